@@ -1,0 +1,1 @@
+//! The keystore (being written).

@@ -1,0 +1,24 @@
+//! The tapsign agent, as a library the `tapsign` binary and the tests drive.
+//!
+//! Layout, from the edges in:
+//! - [`server`]: the accept loop on the Unix socket: peer-uid check, frame cap, connection
+//!   limit, read timeout, shutdown.
+//! - [`agent`]: shared state (session, keystore, audit log) and the handling of each request.
+//! - [`session`]: the pure state machine, Locked / Unlocked with deadlines and budgets; time is
+//!   passed in.
+//! - [`policy`]: refuses fund-moving endpoints.
+//! - [`sign`]: one module per exchange scheme, pure functions of (secret, request, stamp).
+//! - [`token`]: the [`token::Token`] trait and the test-only soft token.
+//! - [`keystore`]: vault key, keyslots, sealed credentials, atomic writes.
+//! - [`audit`]: the append-only, hash-chained log of every decision.
+//! - [`clock`]: the boot-time clock (suspended time counts).
+//! - [`config`], [`paths`]: where things live and the session defaults.
+//! - [`harden`]: the only unsafe code: no core dumps, not dumpable.
+
+pub mod audit;
+pub mod credential;
+pub mod keystore;
+pub mod policy;
+pub mod secret;
+pub mod sign;
+pub mod token;

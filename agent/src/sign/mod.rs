@@ -1,0 +1,104 @@
+//! Signing schemes: pure functions of (credential, request, stamp).
+//!
+//! The agent stamps time and nonces itself ([`Stamp`]) so a bot cannot collect signatures
+//! dated in the future. A scheme never re-serializes what the bot sent: it hashes and signs the
+//! bytes as given and appends its own parameters in the order the exchange signs them.
+
+pub mod binance;
+pub mod upbit;
+
+use tapsign_proto::{SignRequest, SignedRequest};
+
+use crate::credential::{Credential, Exchange};
+
+/// Agent-supplied freshness: the wall-clock time and a random nonce. Tests inject both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// 16 random bytes (Upbit's UUID v4 nonce is made from them).
+    pub nonce: [u8; 16],
+}
+
+impl Stamp {
+    /// Now, with a fresh random nonce.
+    pub fn now() -> Result<Self, SignError> {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| SignError::Clock)?
+            .as_millis() as u64;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|_| SignError::Clock)?;
+        Ok(Stamp { unix_ms, nonce })
+    }
+}
+
+/// Agent-wide signing options (from the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignOptions {
+    /// How far a bot-supplied timestamp may be from the agent's clock.
+    pub max_skew_ms: u64,
+    /// The largest `recvWindow` the agent lets a Binance request carry.
+    pub recv_window_cap_ms: u64,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        SignOptions { max_skew_ms: 5_000, recv_window_cap_ms: 5_000 }
+    }
+}
+
+/// Why a request could not be signed. Messages never contain secret material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignError {
+    /// The request does not make sense for this exchange.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A bot-supplied timestamp is too far from the agent's clock.
+    #[error("the request carries {param}={value}, {skew_ms} ms from the agent's clock (limit {limit_ms} ms); leave {param} out and the agent stamps it")]
+    StaleTimestamp { param: &'static str, value: String, skew_ms: u64, limit_ms: u64 },
+    /// The stored credential cannot be used by this scheme.
+    #[error("the credential cannot sign for this exchange: {0}")]
+    BadCredential(String),
+    /// The system clock or random source failed.
+    #[error("the system clock or random source is unavailable")]
+    Clock,
+}
+
+/// Sign `req` with `cred`, as `cred`'s exchange wants it.
+pub fn sign(
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
+    opts: &SignOptions,
+) -> Result<SignedRequest, SignError> {
+    check_common(req)?;
+    match cred.exchange {
+        Exchange::Upbit => upbit::sign(cred, req, stamp, opts),
+        Exchange::Binance => binance::sign(cred, req, stamp, opts),
+    }
+}
+
+/// Checks every scheme shares: a known method, a path that starts with `/`, no control bytes.
+fn check_common(req: &SignRequest) -> Result<(), SignError> {
+    if !matches!(req.method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
+        return Err(SignError::BadRequest(format!(
+            "method {:?} is not one of GET, POST, PUT, DELETE, PATCH (upper case)",
+            req.method
+        )));
+    }
+    if !req.path.starts_with('/') || req.path.contains(['?', '#']) {
+        return Err(SignError::BadRequest(
+            "path must start with '/' and carry no query or fragment (put the query in \"query\")"
+                .into(),
+        ));
+    }
+    let has_ctl = |s: &str| s.chars().any(|c| c.is_control());
+    if has_ctl(&req.path) || has_ctl(&req.query) {
+        return Err(SignError::BadRequest("path and query must not contain control characters".into()));
+    }
+    if req.query.starts_with('?') {
+        return Err(SignError::BadRequest("query must not start with '?'".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The soft token (being written).

@@ -1,0 +1,74 @@
+//! The same client over tokio, for async bots.
+
+use std::path::Path;
+use tokio::net::UnixStream;
+
+use crate::client::unexpected;
+use crate::frame::{decode_body, read_frame_async, write_frame_async};
+use crate::{
+    PROTOCOL_VERSION, ProtoError, Request, Response, SignRequest, SignedRequest, Status,
+    UnlockRequest,
+};
+
+/// An async connection to the agent.
+#[derive(Debug)]
+pub struct AsyncClient {
+    stream: UnixStream,
+    agent: String,
+}
+
+impl AsyncClient {
+    /// Connect to the agent at `path` and say hello.
+    pub async fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
+        let stream = UnixStream::connect(path).await?;
+        let mut client = AsyncClient { stream, agent: String::new() };
+        let hello = Request::Hello { version: PROTOCOL_VERSION, client: name.to_owned() };
+        match client.call(&hello).await? {
+            Response::Hello { agent, .. } => client.agent = agent,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(client)
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// Send one request and read its answer. An agent error becomes `ProtoError::Agent`.
+    pub async fn call(&mut self, req: &Request) -> Result<Response, ProtoError> {
+        write_frame_async(&mut self.stream, req).await?;
+        let body = read_frame_async(&mut self.stream).await?;
+        match decode_body::<Response>(&body)? {
+            Response::Error { code, message } => Err(ProtoError::Agent { code, message }),
+            resp => Ok(resp),
+        }
+    }
+
+    pub async fn status(&mut self) -> Result<Status, ProtoError> {
+        match self.call(&Request::Status).await? {
+            Response::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn unlock(&mut self, req: UnlockRequest) -> Result<Status, ProtoError> {
+        match self.call(&Request::Unlock(req)).await? {
+            Response::Unlocked(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn lock(&mut self) -> Result<(), ProtoError> {
+        match self.call(&Request::Lock).await? {
+            Response::Locked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
+        match self.call(&Request::Sign(req)).await? {
+            Response::Signed(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! A blocking client: connect, `hello`, then one request at a time.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::frame::{decode_body, read_frame, write_frame};
+use crate::{
+    PROTOCOL_VERSION, ProtoError, Request, Response, SignRequest, SignedRequest, Status,
+    UnlockRequest,
+};
+
+/// A connection to the agent.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    agent: String,
+}
+
+impl Client {
+    /// Connect to the agent at `path` and say hello. `name` identifies the client in the
+    /// agent's log (`"mybot/1.2"`).
+    pub fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
+        let stream = UnixStream::connect(path)?;
+        let mut client = Client { stream, agent: String::new() };
+        match client.call(&Request::Hello { version: PROTOCOL_VERSION, client: name.to_owned() })? {
+            Response::Hello { agent, .. } => client.agent = agent,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(client)
+    }
+
+    /// The agent's self-description from `hello`.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// Bound how long a call may wait for the agent (an unlock waits for a touch: leave it
+    /// unbounded there, or generous).
+    pub fn set_timeout(&self, t: Option<Duration>) -> Result<(), ProtoError> {
+        self.stream.set_read_timeout(t)?;
+        self.stream.set_write_timeout(t)?;
+        Ok(())
+    }
+
+    /// Send one request and read its answer. An agent error becomes `ProtoError::Agent`.
+    pub fn call(&mut self, req: &Request) -> Result<Response, ProtoError> {
+        write_frame(&mut self.stream, req)?;
+        let body = read_frame(&mut self.stream)?;
+        match decode_body::<Response>(&body)? {
+            Response::Error { code, message } => Err(ProtoError::Agent { code, message }),
+            resp => Ok(resp),
+        }
+    }
+
+    pub fn status(&mut self) -> Result<Status, ProtoError> {
+        match self.call(&Request::Status)? {
+            Response::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn unlock(&mut self, req: UnlockRequest) -> Result<Status, ProtoError> {
+        match self.call(&Request::Unlock(req))? {
+            Response::Unlocked(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn lock(&mut self) -> Result<(), ProtoError> {
+        match self.call(&Request::Lock)? {
+            Response::Locked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
+        match self.call(&Request::Sign(req))? {
+            Response::Signed(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+pub(crate) fn unexpected(resp: &Response) -> ProtoError {
+    let kind = serde_json::to_value(resp)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    ProtoError::Unexpected(format!("answer of type {kind}"))
+}

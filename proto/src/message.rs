@@ -1,0 +1,211 @@
+//! The messages: one enum per direction, each tagged by `"type"`.
+//!
+//! Unknown fields are rejected (`deny_unknown_fields`), as OpenSSH's agent rejects an unknown
+//! constraint: a client that thinks it asked for something the agent does not know about must
+//! hear so, not have it silently ignored.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use zeroize::Zeroize;
+
+use crate::ErrorCode;
+
+/// A client's request.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// First message on every connection.
+    Hello { version: u32, client: String },
+    /// What is the agent doing? Served while locked.
+    Status,
+    /// Open a session: asks the token for a touch. Served while locked.
+    Unlock(UnlockRequest),
+    /// End the session now. Served while locked (a no-op then).
+    Lock,
+    /// Sign a request with a credential of the open session.
+    Sign(SignRequest),
+}
+
+/// Parameters of `unlock`. Every bound is optional; the agent's configured defaults fill the
+/// gaps and its configured maximums cap them.
+#[derive(Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// Credentials to open; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Absolute lifetime in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Idle timeout in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_secs: Option<u64>,
+    /// Session-wide signature budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_signatures: Option<u64>,
+    /// The token's PIN, where its policy wants one. Never logged, never echoed back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+}
+
+impl std::fmt::Debug for UnlockRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockRequest")
+            .field("keys", &self.keys)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("idle_secs", &self.idle_secs)
+            .field("max_signatures", &self.max_signatures)
+            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A PIN on its way to the agent. No `Debug`, no `Clone`; zeroized on drop.
+#[derive(Serialize, Deserialize, PartialEq, Eq, Zeroize)]
+#[zeroize(drop)]
+#[serde(transparent)]
+pub struct Pin(String);
+
+impl Pin {
+    pub fn new(pin: String) -> Self {
+        Pin(pin)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the bot is about to send. The agent signs these bytes as they are and never
+/// re-serializes them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The credential's name in the keystore.
+    pub key: String,
+    /// HTTP method, upper case (`GET`, `POST`, `DELETE`, `PUT`).
+    pub method: String,
+    /// Request path, starting with `/` (`/api/v3/order`), without query.
+    pub path: String,
+    /// Query string without the leading `?`, exactly as it will be sent.
+    #[serde(default)]
+    pub query: String,
+    /// Body exactly as it will be sent (empty for none).
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The agent's answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Hello { version: u32, agent: String },
+    Status(Status),
+    Unlocked(Status),
+    Locked,
+    Signed(SignedRequest),
+    Error { code: ErrorCode, message: String },
+}
+
+/// The request to send, with what the scheme added. `query` and `body` are the client's
+/// bytes with the scheme's additions appended in the order the exchange signs them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What `status` reports. No secret material, ever.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    /// `"locked"` or `"unlocked"`.
+    pub state: SessionState,
+    /// Agent version.
+    pub agent: String,
+    /// Why the last session ended, when locked after one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_reason: Option<String>,
+    /// Open session details (absent while locked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionStatus>,
+    /// Enrolled tokens, as the keystore names them.
+    #[serde(default)]
+    pub tokens: Vec<TokenInfo>,
+    /// Warnings the trader should see (an insecure soft token, a damaged keystore file, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Sources that lock the agent (signals, `tapsign lock`, ...), and whether each is live.
+    #[serde(default)]
+    pub lock_sources: Vec<LockSource>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    #[default]
+    Locked,
+    Unlocked,
+}
+
+/// An open session, as `status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionStatus {
+    /// Seconds until the absolute lifetime ends.
+    pub expires_in_secs: u64,
+    /// Seconds of inactivity after which the session ends.
+    pub idle_timeout_secs: u64,
+    /// Seconds until the idle timeout ends the session, if nothing signs.
+    pub idle_expires_in_secs: u64,
+    /// Signatures left in the session-wide budget.
+    pub signatures_left: u64,
+    /// Signatures made so far.
+    pub signatures_made: u64,
+    /// The credentials the session holds, with their own budgets.
+    pub keys: Vec<KeyStatus>,
+    /// Clients that signed in this session.
+    #[serde(default)]
+    pub clients: Vec<ClientInfo>,
+    /// The token that opened the session.
+    pub opened_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyStatus {
+    pub name: String,
+    pub exchange: String,
+    /// Signatures left for this key, when it has its own budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_left: Option<u64>,
+    pub signatures_made: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInfo {
+    pub pid: u32,
+    pub exe: String,
+    pub signatures: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInfo {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LockSource {
+    pub name: String,
+    pub live: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

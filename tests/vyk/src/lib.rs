@@ -1,0 +1,1 @@
+//! The virtual YubiKey (being written).
