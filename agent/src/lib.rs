@@ -16,9 +16,14 @@
 //! - [`harden`]: the only unsafe code: no core dumps, not dumpable.
 
 pub mod audit;
+pub mod clock;
+pub mod config;
 pub mod credential;
+pub mod harden;
 pub mod keystore;
+pub mod paths;
 pub mod policy;
 pub mod secret;
+pub mod session;
 pub mod sign;
 pub mod token;

@@ -1,0 +1,228 @@
+//! The agent's configuration (`config.toml`): session defaults and caps, signing limits,
+//! server limits. Every field is optional; `docs/defaults.md` explains each default.
+
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::clock::parse_duration;
+use crate::session::Bounds;
+use crate::sign::SignOptions;
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub session: SessionConfig,
+    pub signing: SignOptions,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Lifetime when `unlock` does not say.
+    pub ttl: Duration,
+    /// Idle timeout when `unlock` does not say.
+    pub idle: Duration,
+    /// Signature budget when `unlock` does not say.
+    pub max_signatures: u64,
+    /// Per-key budget (none by default).
+    pub per_key_max_signatures: Option<u64>,
+    /// The largest lifetime `unlock` may ask for.
+    pub max_ttl: Duration,
+    /// The largest budget `unlock` may ask for.
+    pub max_signatures_cap: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Connections served at once; more are told `busy`.
+    pub max_connections: usize,
+    /// How long a started frame may take to arrive in full.
+    pub frame_timeout: Duration,
+    /// How long a connection may sit idle between requests.
+    pub idle_connection_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            session: SessionConfig {
+                ttl: Duration::from_secs(8 * 3600),
+                idle: Duration::from_secs(3600),
+                max_signatures: 50_000,
+                per_key_max_signatures: None,
+                max_ttl: Duration::from_secs(24 * 3600),
+                max_signatures_cap: 1_000_000,
+            },
+            signing: SignOptions::default(),
+            server: ServerConfig {
+                max_connections: 64,
+                frame_timeout: Duration::from_secs(5),
+                idle_connection_timeout: Duration::from_secs(600),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    signing: RawSigning,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    ttl: Option<String>,
+    idle: Option<String>,
+    max_signatures: Option<u64>,
+    per_key_max_signatures: Option<u64>,
+    max_ttl: Option<String>,
+    max_signatures_cap: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSigning {
+    max_skew_ms: Option<u64>,
+    recv_window_cap_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_connections: Option<usize>,
+    frame_timeout: Option<String>,
+    idle_connection_timeout: Option<String>,
+}
+
+impl Config {
+    /// Read `path`; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parse and validate the TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: Raw = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut c = Config::default();
+        let dur = |v: &Option<String>, d: Duration| v.as_deref().map_or(Ok(d), parse_duration);
+        let s = &raw.session;
+        c.session.ttl = dur(&s.ttl, c.session.ttl)?;
+        c.session.idle = dur(&s.idle, c.session.idle)?;
+        c.session.max_ttl = dur(&s.max_ttl, c.session.max_ttl)?;
+        c.session.max_signatures = s.max_signatures.unwrap_or(c.session.max_signatures);
+        c.session.max_signatures_cap = s.max_signatures_cap.unwrap_or(c.session.max_signatures_cap);
+        c.session.per_key_max_signatures = s.per_key_max_signatures;
+        c.signing.max_skew_ms = raw.signing.max_skew_ms.unwrap_or(c.signing.max_skew_ms);
+        c.signing.recv_window_cap_ms = raw
+            .signing
+            .recv_window_cap_ms
+            .unwrap_or(c.signing.recv_window_cap_ms);
+        let v = &raw.server;
+        c.server.max_connections = v.max_connections.unwrap_or(c.server.max_connections);
+        c.server.frame_timeout = dur(&v.frame_timeout, c.server.frame_timeout)?;
+        c.server.idle_connection_timeout =
+            dur(&v.idle_connection_timeout, c.server.idle_connection_timeout)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.session;
+        if s.ttl.is_zero() || s.idle.is_zero() || s.max_signatures == 0 {
+            return Err("session ttl, idle and max_signatures must be above zero".into());
+        }
+        if s.ttl > s.max_ttl {
+            return Err("session.ttl is above session.max_ttl".into());
+        }
+        if s.max_signatures > s.max_signatures_cap {
+            return Err("session.max_signatures is above session.max_signatures_cap".into());
+        }
+        if self.server.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The bounds of a new session: what `unlock` asked for, defaults for the rest, capped.
+    /// Asking for more than a cap is an error, not a silent cut: the trader should know.
+    pub fn bounds(
+        &self,
+        ttl: Option<Duration>,
+        idle: Option<Duration>,
+        max_signatures: Option<u64>,
+    ) -> Result<Bounds, String> {
+        let s = &self.session;
+        let ttl = ttl.unwrap_or(s.ttl);
+        if ttl > s.max_ttl {
+            return Err(format!(
+                "a lifetime of {} is above the configured cap session.max_ttl = {}",
+                crate::clock::format_duration(ttl),
+                crate::clock::format_duration(s.max_ttl)
+            ));
+        }
+        let max = max_signatures.unwrap_or(s.max_signatures);
+        if max > s.max_signatures_cap {
+            return Err(format!(
+                "a budget of {max} signatures is above the configured cap session.max_signatures_cap = {}",
+                s.max_signatures_cap
+            ));
+        }
+        if ttl.is_zero() || max == 0 || idle.is_some_and(|d| d.is_zero()) {
+            return Err("lifetime, idle timeout and budget must be above zero".into());
+        }
+        Ok(Bounds {
+            ttl,
+            idle: idle.unwrap_or(s.idle),
+            max_signatures: max,
+            per_key: s.per_key_max_signatures,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn fields_parse_and_unknown_fields_are_rejected() {
+        let c = Config::parse("[session]\nttl = \"2h\"\nmax_signatures = 7\n").unwrap();
+        assert_eq!(c.session.ttl, Duration::from_secs(7200));
+        assert_eq!(c.session.max_signatures, 7);
+        let err = Config::parse("[session]\nttl_typo = \"2h\"\n").unwrap_err();
+        assert!(err.contains("ttl_typo"), "{err}");
+    }
+
+    #[test]
+    fn unlock_above_caps_is_refused() {
+        let c = Config::default();
+        assert!(
+            c.bounds(Some(Duration::from_secs(48 * 3600)), None, None)
+                .is_err()
+        );
+        assert!(c.bounds(None, None, Some(2_000_000)).is_err());
+        let b = c
+            .bounds(Some(Duration::from_secs(60)), None, Some(3))
+            .unwrap();
+        assert_eq!(
+            (b.ttl, b.max_signatures, b.idle),
+            (Duration::from_secs(60), 3, c.session.idle)
+        );
+    }
+}

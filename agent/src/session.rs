@@ -1,0 +1,322 @@
+//! The session: a pure state machine. Time is passed in (boot-time clock), nothing here does
+//! I/O, so every transition is tested with injected time.
+//!
+//! `Locked` holds no secret at all; `Unlocked` owns the decrypted credentials. Locking consumes
+//! the `Unlocked` state, and dropping it drops the credentials, which zeroizes them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use tapsign_proto::{ClientInfo, ErrorCode, KeyStatus, SessionStatus};
+
+use crate::credential::Credential;
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockReason {
+    /// `tapsign lock`.
+    Command,
+    /// The absolute lifetime ran out.
+    Expired,
+    /// Nothing signed for the idle timeout.
+    Idle,
+    /// The session-wide signature budget is spent.
+    BudgetSpent,
+    /// A signal (SIGTERM, SIGINT, SIGHUP).
+    Signal(&'static str),
+    /// Another source (screen lock, suspend, token removed), named.
+    Other(String),
+}
+
+impl LockReason {
+    /// The code a `sign` gets while the agent is locked for this reason.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
+            LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
+            _ => ErrorCode::Locked,
+        }
+    }
+}
+
+impl fmt::Display for LockReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockReason::Command => f.write_str("locked by `tapsign lock`"),
+            LockReason::Expired => f.write_str("session lifetime ran out"),
+            LockReason::Idle => f.write_str("session idle timeout"),
+            LockReason::BudgetSpent => f.write_str("session signature budget spent"),
+            LockReason::Signal(s) => write!(f, "agent received {s}"),
+            LockReason::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The bounds of a session, already capped by the agent's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub ttl: Duration,
+    pub idle: Duration,
+    pub max_signatures: u64,
+    /// Per-key budget, when set.
+    pub per_key: Option<u64>,
+}
+
+/// Who is asking, for `status` and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub pid: u32,
+    pub exe: String,
+}
+
+/// Why a `sign` cannot use the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The agent's session.
+pub enum Session {
+    Locked(Locked),
+    Unlocked(Unlocked),
+}
+
+/// No secrets. Remembers why the last session ended.
+#[derive(Debug, Default)]
+pub struct Locked {
+    pub reason: Option<LockReason>,
+}
+
+struct OpenKey {
+    cred: Credential,
+    made: u64,
+    left: Option<u64>,
+}
+
+/// An open session: credentials, deadlines, budgets.
+pub struct Unlocked {
+    keys: BTreeMap<String, OpenKey>,
+    expires_at: Duration,
+    idle: Duration,
+    last_used: Duration,
+    left: u64,
+    made: u64,
+    opened_by: String,
+    clients: BTreeMap<u32, ClientInfo>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::Locked(Locked::default())
+    }
+}
+
+impl Session {
+    /// Open a session with `creds` (replacing any open one).
+    pub fn unlock(
+        creds: Vec<Credential>,
+        bounds: Bounds,
+        now: Duration,
+        opened_by: String,
+    ) -> Self {
+        let keys = creds
+            .into_iter()
+            .map(|cred| {
+                (
+                    cred.name.clone(),
+                    OpenKey {
+                        cred,
+                        made: 0,
+                        left: bounds.per_key,
+                    },
+                )
+            })
+            .collect();
+        Session::Unlocked(Unlocked {
+            keys,
+            expires_at: now.saturating_add(bounds.ttl),
+            idle: bounds.idle,
+            last_used: now,
+            left: bounds.max_signatures,
+            made: 0,
+            opened_by,
+            clients: BTreeMap::new(),
+        })
+    }
+
+    pub fn is_unlocked(&self) -> bool {
+        matches!(self, Session::Unlocked(_))
+    }
+
+    /// End the session (idempotent). Returns whether a session was open.
+    pub fn lock(&mut self, reason: LockReason) -> bool {
+        let was_open = self.is_unlocked();
+        if was_open {
+            // Replacing the state drops `Unlocked`, and with it every credential (zeroized).
+            *self = Session::Locked(Locked {
+                reason: Some(reason),
+            });
+        } else if let Session::Locked(l) = self
+            && l.reason.is_none()
+        {
+            l.reason = Some(reason);
+        }
+        was_open
+    }
+
+    /// Why the agent is locked, if it is.
+    pub fn lock_reason(&self) -> Option<&LockReason> {
+        match self {
+            Session::Locked(l) => l.reason.as_ref(),
+            Session::Unlocked(_) => None,
+        }
+    }
+
+    /// End the session if a deadline has passed. Returns the reason when it just ended.
+    pub fn tick(&mut self, now: Duration) -> Option<LockReason> {
+        let Session::Unlocked(u) = self else {
+            return None;
+        };
+        let reason = u.due(now)?;
+        self.lock(reason.clone());
+        Some(reason)
+    }
+
+    /// The next moment `tick` could end the session.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        match self {
+            Session::Unlocked(u) => Some(u.expires_at.min(u.last_used.saturating_add(u.idle))),
+            Session::Locked(_) => None,
+        }
+    }
+
+    /// Use credential `key` once: checks deadlines and budgets, runs `f` with the credential,
+    /// and counts the signature only when `f` succeeds. The session ends when the session-wide
+    /// budget reaches zero.
+    pub fn use_key<T, E>(
+        &mut self,
+        key: &str,
+        now: Duration,
+        client: &Client,
+        f: impl FnOnce(&Credential) -> Result<T, E>,
+    ) -> Result<Result<T, E>, Refusal> {
+        if let Some(reason) = self.tick(now) {
+            return Err(refusal_for(&reason));
+        }
+        let u = match self {
+            Session::Locked(l) => {
+                return Err(match &l.reason {
+                    Some(r) if r.code() != ErrorCode::Locked => refusal_for(r),
+                    _ => Refusal::new(
+                        ErrorCode::Locked,
+                        "the agent is locked: run `tapsign unlock`",
+                    ),
+                });
+            }
+            Session::Unlocked(u) => u,
+        };
+        let Some(open) = u.keys.get_mut(key) else {
+            return Err(Refusal::new(
+                ErrorCode::UnknownKey,
+                format!(
+                    "no key named {key:?} in the open session; `tapsign key list` shows the keys, `tapsign unlock` opens them"
+                ),
+            ));
+        };
+        if open.left == Some(0) {
+            return Err(Refusal::new(
+                ErrorCode::BudgetExhausted,
+                format!(
+                    "key {key:?} has used its signature budget for this session; run `tapsign unlock` to start a new one"
+                ),
+            ));
+        }
+        let out = f(&open.cred);
+        if out.is_ok() {
+            open.made += 1;
+            if let Some(left) = open.left.as_mut() {
+                *left -= 1;
+            }
+            u.made += 1;
+            u.left -= 1;
+            u.last_used = now;
+            let entry = u.clients.entry(client.pid).or_insert_with(|| ClientInfo {
+                pid: client.pid,
+                exe: client.exe.clone(),
+                signatures: 0,
+            });
+            entry.signatures += 1;
+            if u.left == 0 {
+                self.lock(LockReason::BudgetSpent);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What `status` shows of the open session.
+    pub fn status(&self, now: Duration) -> Option<SessionStatus> {
+        let Session::Unlocked(u) = self else {
+            return None;
+        };
+        let idle_end = u.last_used.saturating_add(u.idle);
+        Some(SessionStatus {
+            expires_in_secs: u.expires_at.saturating_sub(now).as_secs(),
+            idle_timeout_secs: u.idle.as_secs(),
+            idle_expires_in_secs: idle_end.saturating_sub(now).as_secs(),
+            signatures_left: u.left,
+            signatures_made: u.made,
+            keys: u
+                .keys
+                .values()
+                .map(|k| KeyStatus {
+                    name: k.cred.name.clone(),
+                    exchange: k.cred.exchange.to_string(),
+                    signatures_left: k.left,
+                    signatures_made: k.made,
+                })
+                .collect(),
+            clients: u.clients.values().cloned().collect(),
+            opened_by: u.opened_by.clone(),
+        })
+    }
+
+    /// The exchange of an open key, for the policy check before signing.
+    pub fn exchange_of(&self, key: &str) -> Option<crate::credential::Exchange> {
+        match self {
+            Session::Unlocked(u) => u.keys.get(key).map(|k| k.cred.exchange),
+            Session::Locked(_) => None,
+        }
+    }
+}
+
+impl Unlocked {
+    fn due(&self, now: Duration) -> Option<LockReason> {
+        if now >= self.expires_at {
+            Some(LockReason::Expired)
+        } else if now >= self.last_used.saturating_add(self.idle) {
+            Some(LockReason::Idle)
+        } else {
+            None
+        }
+    }
+}
+
+fn refusal_for(reason: &LockReason) -> Refusal {
+    let hint = "run `tapsign unlock` to open a new session";
+    Refusal::new(reason.code(), format!("{reason}; {hint}"))
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,141 @@
+use super::*;
+use crate::credential::Exchange;
+use crate::secret::{SecretBytes, SecretString};
+
+fn cred(name: &str) -> Credential {
+    Credential {
+        name: name.into(),
+        exchange: Exchange::Binance,
+        api_key: SecretString::new("ak".into()),
+        secret: SecretBytes::from_slice(b"sk"),
+        passphrase: None,
+    }
+}
+
+fn bounds(max: u64) -> Bounds {
+    Bounds {
+        ttl: secs(3600),
+        idle: secs(600),
+        max_signatures: max,
+        per_key: None,
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn bot() -> Client {
+    Client {
+        pid: 42,
+        exe: "/usr/bin/bot".into(),
+    }
+}
+
+fn sign(s: &mut Session, key: &str, now: u64) -> Result<(), ErrorCode> {
+    s.use_key(key, secs(now), &bot(), |c| {
+        Ok::<_, ()>(c.secret.expose().len())
+    })
+    .map(|_| ())
+    .map_err(|r| r.code)
+}
+
+#[test]
+fn locked_session_refuses_with_locked() {
+    let mut s = Session::default();
+    assert_eq!(sign(&mut s, "a", 0), Err(ErrorCode::Locked));
+}
+
+#[test]
+fn budget_of_three_gives_three_then_budget_exhausted() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(3), secs(100), "t".into());
+    for i in 0..3 {
+        assert_eq!(sign(&mut s, "a", 101 + i), Ok(()), "signature {i}");
+    }
+    assert_eq!(sign(&mut s, "a", 105), Err(ErrorCode::BudgetExhausted));
+    assert!(!s.is_unlocked(), "a spent budget ends the session");
+    assert_eq!(s.lock_reason(), Some(&LockReason::BudgetSpent));
+}
+
+#[test]
+fn failed_signature_does_not_spend_budget() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(1), secs(0), "t".into());
+    let r = s.use_key("a", secs(1), &bot(), |_| Err::<(), _>("bad request"));
+    assert_eq!(r, Ok(Err("bad request")));
+    assert_eq!(sign(&mut s, "a", 2), Ok(()));
+}
+
+#[test]
+fn lifetime_expiry_locks_at_the_deadline() {
+    let b = Bounds {
+        ttl: secs(60),
+        idle: secs(1000),
+        max_signatures: 100,
+        per_key: None,
+    };
+    let mut s = Session::unlock(vec![cred("a")], b, secs(1000), "t".into());
+    assert_eq!(s.next_deadline(), Some(secs(1060)));
+    assert_eq!(s.tick(secs(1059)), None);
+    assert_eq!(sign(&mut s, "a", 1059), Ok(()));
+    assert_eq!(s.tick(secs(1060)), Some(LockReason::Expired));
+    assert_eq!(sign(&mut s, "a", 1061), Err(ErrorCode::Expired));
+}
+
+#[test]
+fn idle_timeout_counts_from_last_signature() {
+    let b = Bounds {
+        ttl: secs(10_000),
+        idle: secs(30),
+        max_signatures: 100,
+        per_key: None,
+    };
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(sign(&mut s, "a", 20), Ok(()));
+    assert_eq!(s.next_deadline(), Some(secs(50)));
+    assert_eq!(sign(&mut s, "a", 49), Ok(()));
+    // A sign attempt past the idle deadline finds the session already over.
+    assert_eq!(sign(&mut s, "a", 79), Err(ErrorCode::Expired));
+    assert_eq!(s.lock_reason(), Some(&LockReason::Idle));
+}
+
+#[test]
+fn per_key_budget_leaves_other_keys_usable() {
+    let b = Bounds {
+        per_key: Some(1),
+        ..bounds(10)
+    };
+    let mut s = Session::unlock(vec![cred("a"), cred("b")], b, secs(0), "t".into());
+    assert_eq!(sign(&mut s, "a", 1), Ok(()));
+    assert_eq!(sign(&mut s, "a", 2), Err(ErrorCode::BudgetExhausted));
+    assert_eq!(sign(&mut s, "b", 3), Ok(()));
+    assert!(s.is_unlocked());
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(10), secs(0), "t".into());
+    assert_eq!(sign(&mut s, "zz", 1), Err(ErrorCode::UnknownKey));
+}
+
+#[test]
+fn lock_is_idempotent_and_keeps_first_reason() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(10), secs(0), "t".into());
+    assert!(s.lock(LockReason::Command));
+    assert!(!s.lock(LockReason::Signal("SIGHUP")));
+    assert_eq!(s.lock_reason(), Some(&LockReason::Command));
+    assert_eq!(sign(&mut s, "a", 1), Err(ErrorCode::Locked));
+}
+
+#[test]
+fn status_reports_budgets_and_clients() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(10), secs(0), "soft".into());
+    sign(&mut s, "a", 5).unwrap();
+    let st = s.status(secs(5)).unwrap();
+    assert_eq!(st.signatures_left, 9);
+    assert_eq!(st.signatures_made, 1);
+    assert_eq!(st.expires_in_secs, 3595);
+    assert_eq!(st.idle_expires_in_secs, 600);
+    assert_eq!(st.clients.len(), 1);
+    assert_eq!(st.clients[0].signatures, 1);
+    assert!(Session::default().status(secs(0)).is_none());
+}
