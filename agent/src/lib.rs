@@ -27,3 +27,6 @@ pub mod secret;
 pub mod session;
 pub mod sign;
 pub mod token;
+pub mod agent;
+pub mod server;
+mod unlocker;

@@ -1,1 +1,215 @@
+//! The end-to-end harness: a private agent per test (its own `TAPSIGN_HOME` and socket in a
+//! temp folder), driven through the real `tapsign` binary and the real protocol clients.
+//!
+//! The binary is the one cargo builds for the workspace (`target/<profile>/tapsign`); set
+//! `TAPSIGN_BIN` to test another build.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tapsign_proto::client::Client;
+
+/// The `tapsign` binary under test.
+pub fn tapsign_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAPSIGN_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/tapsign
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let bin = dir.join("tapsign");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo test --workspace` builds it, or set TAPSIGN_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// One test's world: a home folder, a socket path, maybe a running agent.
+pub struct World {
+    pub home: tempfile::TempDir,
+    pub sock: PathBuf,
+    agent: Option<Child>,
+    agent_log: PathBuf,
+}
+
+/// The result of a CLI run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            // A signal death (a panic's abort, a crash) is -1: never a pass.
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Assert success and return stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Assert the exit code and that stderr mentions `needle`.
+    #[track_caller]
+    pub fn fails_with(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "unexpected exit code: {self:?}");
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {self:?}");
+        assert!(!self.stderr.contains("panicked"), "a panic: {self:?}");
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let home = tempfile::Builder::new().prefix("tapsign-test-").tempdir().expect("tempdir");
+        let sock = home.path().join("run").join("agent.sock");
+        let agent_log = home.path().join("agent.log");
+        World { home, sock, agent: None, agent_log }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A `tapsign` command wired to this world (soft token allowed).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(tapsign_bin());
+        c.args(args)
+            .env("TAPSIGN_HOME", self.home())
+            .env("TAPSIGN_SOCK", &self.sock)
+            .env("TAPSIGN_INSECURE_SOFT_TOKEN", "1")
+            .env_remove("XDG_RUNTIME_DIR");
+        c
+    }
+
+    /// Run `tapsign ARGS` with `stdin` fed in.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tapsign");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+        drop(input);
+        Run::from(child.wait_with_output().expect("wait tapsign"))
+    }
+
+    /// Enroll the soft token and store a credential.
+    pub fn setup_key(&self, name: &str, exchange: &str, api_key: &str, secret: &str) {
+        if !self.home().join("soft-token").exists() {
+            self.run(&["token", "add", "--soft"], "").ok();
+        }
+        self.run(&["key", "add", name, "--exchange", exchange], &format!("{api_key}\n{secret}\n")).ok();
+    }
+
+    /// Start the agent and wait until it answers.
+    pub fn start_agent(&mut self) {
+        self.start_agent_with(|_| {});
+    }
+
+    /// Start the agent with extra settings on its command.
+    pub fn start_agent_with(&mut self, f: impl FnOnce(&mut Command)) {
+        let log = std::fs::File::create(&self.agent_log).expect("agent log");
+        let mut cmd = self.cmd(&["agent"]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        f(&mut cmd);
+        let child = cmd.spawn().expect("spawn agent");
+        self.agent = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if Client::connect(&self.sock, "harness").is_ok() {
+                return;
+            }
+            if let Some(status) = self.agent.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the agent exited ({status}): {}", self.agent_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the agent did not answer within 20 s: {}", self.agent_log());
+    }
+
+    /// What the agent printed to stderr so far.
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(&self.agent_log).unwrap_or_default()
+    }
+
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.as_ref().expect("agent running").id()
+    }
+
+    /// Send a signal to the agent and wait for it to exit; returns its exit code.
+    pub fn signal_agent(&mut self, sig: &str) -> Option<i32> {
+        let pid = self.agent_pid().to_string();
+        Command::new("kill").args([&format!("-{sig}"), &pid]).status().expect("kill");
+        let mut child = self.agent.take().expect("agent running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "agent did not stop after {sig}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A protocol client connected to this world's agent.
+    pub fn client(&self) -> Client {
+        Client::connect(&self.sock, "e2e-test").expect("connect to agent")
+    }
+
+    /// Write the config file.
+    pub fn config(&self, toml: &str) {
+        std::fs::write(self.home().join("config.toml"), toml).expect("write config");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Parse the JSON object `tapsign sign` prints.
+pub fn signed(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// HMAC-SHA256 hex, computed independently of the agent.
+pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("hmac key");
+    m.update(msg);
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// Whether this process runs as root (tests that switch users need it).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}

@@ -1,0 +1,259 @@
+//! The agent's shared state and the handling of each request.
+//!
+//! State lives behind `std::sync::Mutex`es that are never held across an `.await` or any token
+//! I/O: the session lock is taken to check and count a signature (microseconds), and an unlock
+//! does its touch on a blocking thread before taking it to install the new session.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tapsign_proto::{
+    ErrorCode, LockSource, Request, Response, SessionState, SignRequest, Status, TokenInfo,
+    UnlockRequest, PROTOCOL_VERSION,
+};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::clock::boot_now;
+use crate::config::Config;
+use crate::keystore::Keystore;
+use crate::paths::Paths;
+use crate::session::{Client, LockReason, Session};
+use crate::sign::{self, Stamp};
+use crate::{policy, unlocker};
+
+/// The agent's name and version, as `hello` and `status` report it.
+pub fn agent_version() -> String {
+    format!("tapsign {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Everything the connections share.
+pub struct Agent {
+    pub(crate) paths: Paths,
+    pub(crate) config: Config,
+    pub(crate) keystore: Keystore,
+    /// `TAPSIGN_INSECURE_SOFT_TOKEN=1` was set when the agent started.
+    pub(crate) soft_allowed: bool,
+    session: Mutex<Session>,
+    audit: Mutex<Option<AuditLog>>,
+    /// Wakes the reaper when the session changes.
+    pub(crate) changed: tokio::sync::Notify,
+    /// One unlock at a time: a second waits instead of asking for a second touch.
+    unlocking: tokio::sync::Mutex<()>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Agent {
+    pub fn new(paths: Paths, config: Config, soft_allowed: bool) -> Arc<Agent> {
+        let keystore = Keystore::new(paths.keystore_dir());
+        let mut warnings = Vec::new();
+        let audit = match AuditLog::open(&paths.audit_log()) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                warnings.push(format!("the audit log cannot be written ({e}); decisions are not being recorded"));
+                None
+            }
+        };
+        Arc::new(Agent {
+            paths,
+            config,
+            keystore,
+            soft_allowed,
+            session: Mutex::new(Session::default()),
+            audit: Mutex::new(audit),
+            changed: tokio::sync::Notify::new(),
+            unlocking: tokio::sync::Mutex::new(()),
+            warnings: Mutex::new(warnings),
+        })
+    }
+
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
+        // A panic while holding the lock must not leave secrets reachable: recover the state
+        // and let the caller go on (the state machine itself never panics midway).
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn warn(&self, msg: String) {
+        eprintln!("tapsign agent: warning: {msg}");
+        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+    }
+
+    /// Record a decision. A failing audit log is reported once and does not stop the agent.
+    pub(crate) fn audit(&self, event: AuditEvent) {
+        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = guard.as_mut()
+            && let Err(e) = log.append(&event)
+        {
+            *guard = None;
+            drop(guard);
+            self.warn(format!("the audit log stopped working ({e}); decisions are no longer recorded"));
+        }
+    }
+
+    /// End the session (idempotent); audited when a session was open.
+    pub fn lock(&self, reason: LockReason) -> bool {
+        let was_open = self.session().lock(reason.clone());
+        if was_open {
+            eprintln!("tapsign agent: locked: {reason}");
+            self.audit(AuditEvent::Lock { reason: reason.to_string() });
+            self.changed.notify_one();
+        }
+        was_open
+    }
+
+    /// Answer one request from `client`.
+    pub async fn handle(self: &Arc<Self>, req: Request, client: &Client) -> Response {
+        match req {
+            Request::Hello { .. } => Response::Hello { version: PROTOCOL_VERSION, agent: agent_version() },
+            Request::Status => Response::Status(self.status()),
+            Request::Lock => {
+                self.lock(LockReason::Command);
+                Response::Locked
+            }
+            Request::Unlock(u) => self.unlock(u, client).await,
+            Request::Sign(s) => self.sign(s, client),
+        }
+    }
+
+    fn sign(&self, req: SignRequest, client: &Client) -> Response {
+        let now = boot_now();
+        let refuse = |code: ErrorCode, message: String| {
+            self.audit(AuditEvent::Refusal {
+                key: req.key.clone(),
+                method: req.method.clone(),
+                path: req.path.clone(),
+                code: code.as_str().to_owned(),
+                reason: message.clone(),
+                pid: client.pid,
+                exe: client.exe.clone(),
+            });
+            Response::Error { code, message }
+        };
+        // The policy needs the key's exchange; a locked or unknown key falls through to
+        // `use_key`, which gives the precise refusal.
+        let exchange = self.session().exchange_of(&req.key);
+        if let Some(exchange) = exchange
+            && let Err(denial) = policy::check(exchange, &req.method, &req.path)
+        {
+            return refuse(ErrorCode::PolicyDenied, denial.to_string());
+        }
+        let stamp = match Stamp::now() {
+            Ok(s) => s,
+            Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
+        };
+        let opts = self.config.signing;
+        let outcome = {
+            let mut session = self.session();
+            let out = session.use_key(&req.key, now, client, |cred| sign::sign(cred, &req, &stamp, &opts));
+            if !session.is_unlocked() {
+                self.changed.notify_one();
+            }
+            out
+        };
+        match outcome {
+            Err(r) => refuse(r.code, r.message),
+            Ok(Err(e)) => refuse(ErrorCode::BadRequest, e.to_string()),
+            Ok(Ok(signed)) => {
+                self.audit(AuditEvent::Sign {
+                    key: req.key.clone(),
+                    method: req.method.clone(),
+                    path: req.path.clone(),
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
+                if self.session().lock_reason() == Some(&LockReason::BudgetSpent) {
+                    self.audit(AuditEvent::Lock { reason: LockReason::BudgetSpent.to_string() });
+                }
+                Response::Signed(signed)
+            }
+        }
+    }
+
+    async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
+        let secs = |s: Option<u64>| s.map(Duration::from_secs);
+        let bounds = match self.config.bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures) {
+            Ok(b) => b,
+            Err(message) => return Response::Error { code: ErrorCode::BadRequest, message },
+        };
+        let _one_at_a_time = self.unlocking.lock().await;
+        let agent = Arc::clone(self);
+        let keys = req.keys.clone();
+        let pin = req.pin;
+        let opened = tokio::task::spawn_blocking(move || unlocker::open(&agent, &keys, pin.as_ref())).await;
+        let opened = match opened {
+            Ok(r) => r,
+            Err(_) => Err((ErrorCode::Internal, "the unlock worker failed; see the agent's log".into())),
+        };
+        match opened {
+            Err((code, message)) => {
+                self.audit(AuditEvent::UnlockRefused { code: code.as_str().to_owned(), reason: message.clone(), pid: client.pid, exe: client.exe.clone() });
+                Response::Error { code, message }
+            }
+            Ok(o) => {
+                for w in o.warnings {
+                    self.warn(w);
+                }
+                let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
+                let session = Session::unlock(o.credentials, bounds, boot_now(), o.opened_by.clone());
+                *self.session() = session;
+                self.changed.notify_one();
+                eprintln!("tapsign agent: unlocked {} key(s) with {}", names.len(), o.opened_by);
+                self.audit(AuditEvent::Unlock {
+                    token: o.opened_by,
+                    keys: names,
+                    ttl_secs: bounds.ttl.as_secs(),
+                    idle_secs: bounds.idle.as_secs(),
+                    max_signatures: bounds.max_signatures,
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
+                Response::Unlocked(self.status())
+            }
+        }
+    }
+
+    /// What `status` reports.
+    pub fn status(&self) -> Status {
+        let (state, lock_reason, session) = {
+            let s = self.session();
+            let state = if s.is_unlocked() { SessionState::Unlocked } else { SessionState::Locked };
+            (state, s.lock_reason().map(|r| r.to_string()), s.status(boot_now()))
+        };
+        let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut tokens = Vec::new();
+        match self.keystore.keyslots() {
+            Ok(slots) => {
+                for slot in slots {
+                    match slot {
+                        Ok(slot) => {
+                            if slot.stub.is_insecure() {
+                                warnings.push(format!("{} is enrolled: it gives no protection", slot.stub.describe()));
+                            }
+                            tokens.push(TokenInfo { id: slot.stub.id(), kind: slot.stub.kind().into(), description: slot.stub.describe() });
+                        }
+                        Err(e) => warnings.push(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => warnings.push(e.to_string()),
+        }
+        warnings.dedup();
+        Status {
+            state,
+            agent: agent_version(),
+            lock_reason,
+            session,
+            tokens,
+            warnings,
+            lock_sources: lock_sources(),
+        }
+    }
+}
+
+fn lock_sources() -> Vec<LockSource> {
+    let live = |name: &str, detail: &str| LockSource { name: name.into(), live: true, detail: Some(detail.into()) };
+    vec![
+        live("command", "`tapsign lock`"),
+        live("deadlines", "lifetime, idle timeout and signature budget"),
+        live("signals", "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent"),
+    ]
+}

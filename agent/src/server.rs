@@ -1,0 +1,199 @@
+//! The accept loop: socket creation, peer-uid check, connection limit, frame cap and read
+//! timeouts, the reaper, and shutdown on signals.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tapsign_proto::frame::{check_len, decode_body, write_frame_async};
+use tapsign_proto::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+
+use crate::agent::Agent;
+use crate::audit::AuditEvent;
+use crate::clock::boot_now;
+use crate::session::{Client, LockReason};
+
+/// Why the agent could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("another tapsign agent is already running on {0}; stop it first (`tapsign lock` does not stop it: send it SIGTERM)")]
+    AlreadyRunning(PathBuf),
+    #[error("the socket folder {path} {problem}; fix it or point TAPSIGN_SOCK elsewhere")]
+    UnsafeFolder { path: PathBuf, problem: String },
+    #[error("cannot create the socket {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
+    move |source| ServerError::Io { path: path.to_path_buf(), source }
+}
+
+/// Bind the agent's socket: the folder is made 0700 (and must be ours and private), a live
+/// agent on the path is left alone, a stale socket file is replaced.
+pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    let meta = std::fs::metadata(dir).map_err(io_err(dir))?;
+    let me = rustix::process::getuid().as_raw();
+    if meta.uid() != me {
+        return Err(ServerError::UnsafeFolder { path: dir.into(), problem: format!("belongs to uid {}, not to you (uid {me})", meta.uid()) });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(ServerError::UnsafeFolder { path: dir.into(), problem: "can be written by other users".into() });
+    }
+    if path.exists() {
+        match UnixStream::connect(path).await {
+            Ok(_) => return Err(ServerError::AlreadyRunning(path.into())),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound => {
+                eprintln!("tapsign agent: replacing the stale socket {}", path.display());
+                std::fs::remove_file(path).map_err(io_err(path))?;
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(io_err(path))?;
+    // The umask (077) already made it 0600; say so explicitly in case the caller's differs.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
+    Ok(listener)
+}
+
+/// Serve until SIGTERM or SIGINT. Locks (wiping the session) before returning.
+pub async fn serve(agent: Arc<Agent>, listener: UnixListener, socket: PathBuf) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
+    let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
+    agent.audit(AuditEvent::AgentStart { pid: std::process::id() });
+    eprintln!("tapsign agent: listening on {}", socket.display());
+    let stop = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let agent = Arc::clone(&agent);
+                    match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(permit) => { tokio::spawn(async move { connection(agent, stream).await; drop(permit); }); }
+                        Err(_) => { tokio::spawn(refuse(stream, ErrorCode::Busy, "the agent is serving its maximum number of connections; try again shortly")); }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tapsign agent: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = hup.recv() => { agent.lock(LockReason::Signal("SIGHUP")); }
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+        }
+    };
+    agent.lock(LockReason::Signal(stop));
+    reaper.abort();
+    agent.audit(AuditEvent::AgentStop { reason: format!("received {stop}") });
+    // Only remove the socket if it is still ours (not replaced by a newer agent).
+    drop(listener);
+    let _ = std::fs::remove_file(&socket);
+    eprintln!("tapsign agent: stopped ({stop})");
+    Ok(())
+}
+
+async fn refuse(mut stream: UnixStream, code: ErrorCode, message: &str) {
+    let resp = Response::Error { code, message: message.into() };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_frame_async(&mut stream, &resp)).await;
+}
+
+fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
+    let cred = stream.peer_cred().ok()?;
+    let pid = cred.pid().map(|p| p as u32).unwrap_or(0);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    Some((cred.uid(), Client { pid, exe }))
+}
+
+/// Serve one connection: peer check, `hello`, then request after request.
+async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
+    let Some((uid, client)) = client_of(&stream) else {
+        return refuse(stream, ErrorCode::Forbidden, "the agent could not identify the connecting process").await;
+    };
+    let me = rustix::process::getuid().as_raw();
+    if uid != me {
+        eprintln!("tapsign agent: refused a connection from uid {uid} (pid {})", client.pid);
+        agent.audit(AuditEvent::PeerRefused { uid, pid: client.pid, exe: client.exe.clone() });
+        return refuse(stream, ErrorCode::Forbidden, "this agent serves only the user who runs it").await;
+    }
+    let limits = agent.config.server;
+    let mut greeted = false;
+    loop {
+        let mut header = [0u8; 4];
+        match tokio::time::timeout(limits.idle_connection_timeout, stream.read_exact(&mut header)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+        let len = match check_len(header) {
+            Ok(len) => len,
+            Err(e) => return refuse(stream, ErrorCode::BadRequest, &e.to_string()).await,
+        };
+        let mut body = vec![0u8; len];
+        match tokio::time::timeout(limits.frame_timeout, stream.read_exact(&mut body)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let msg = format!("the frame did not arrive in full within {} s; closing", limits.frame_timeout.as_secs());
+                return refuse(stream, ErrorCode::BadRequest, &msg).await;
+            }
+        }
+        let resp = match decode_body::<Request>(&body) {
+            Err(e) => Response::Error { code: ErrorCode::BadRequest, message: e.to_string() },
+            Ok(Request::Hello { version, .. }) if version != PROTOCOL_VERSION => {
+                let msg = format!("this agent speaks protocol version {PROTOCOL_VERSION}, the client {version}; upgrade the older side");
+                return refuse(stream, ErrorCode::VersionMismatch, &msg).await;
+            }
+            Ok(req @ Request::Hello { .. }) => {
+                greeted = true;
+                agent.handle(req, &client).await
+            }
+            Ok(_) if !greeted => {
+                return refuse(stream, ErrorCode::BadRequest, "say hello first: the first message must be {\"type\":\"hello\",...}").await;
+            }
+            Ok(req) => agent.handle(req, &client).await,
+        };
+        if write_frame_async(&mut stream, &resp).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Wakes at the session's next deadline and ends it. Every request also checks deadlines, so a
+/// late wake (after a suspend, when tokio's monotonic timers lag the boot clock) never lets a
+/// signature through; the sleep is capped so the wipe still happens soon after resume.
+async fn reaper(agent: Arc<Agent>) {
+    const MAX_NAP: Duration = Duration::from_secs(5);
+    loop {
+        let changed = agent.changed.notified();
+        let deadline = agent.session().next_deadline();
+        match deadline {
+            None => changed.await,
+            Some(d) => {
+                let nap = d.saturating_sub(boot_now()).saturating_add(Duration::from_millis(5)).min(MAX_NAP);
+                tokio::select! {
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = changed => {}
+                }
+            }
+        }
+        let ended = agent.session().tick(boot_now());
+        if let Some(reason) = ended {
+            eprintln!("tapsign agent: locked: {reason}");
+            agent.audit(AuditEvent::Lock { reason: reason.to_string() });
+        }
+    }
+}

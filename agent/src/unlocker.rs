@@ -1,0 +1,122 @@
+//! The blocking half of `unlock`: find an enrolled token, ask it for its one touch, unwrap the
+//! vault key, decrypt the credentials asked for, and drop the vault key at once.
+//!
+//! Runs on a blocking thread: token calls wait for a human.
+
+use tapsign_proto::{ErrorCode, Pin};
+
+use crate::agent::Agent;
+use crate::credential::Credential;
+use crate::keystore::{Keyslot, KeystoreError};
+use crate::token::soft::SoftToken;
+use crate::token::{Token, TokenError, TokenStub};
+
+/// What an unlock produced.
+pub struct Opened {
+    pub credentials: Vec<Credential>,
+    /// The token that opened the session, described for humans.
+    pub opened_by: String,
+    pub warnings: Vec<String>,
+}
+
+type Failure = (ErrorCode, String);
+
+/// Open the session's credentials (`names`, or all when empty).
+pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opened, Failure> {
+    let ks = &agent.keystore;
+    let mut warnings = Vec::new();
+    let slots = ks.keyslots().map_err(keystore_failure)?;
+    let mut good = Vec::new();
+    for slot in slots {
+        match slot {
+            Ok(s) => good.push(s),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    if good.is_empty() {
+        return Err((
+            ErrorCode::TokenAbsent,
+            "no usable token is enrolled: run `tapsign token add` first".into(),
+        ));
+    }
+    let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
+    let opened_by = slot.stub.describe();
+    let vk = ks.unwrap_vault(slot, token.as_mut()).map_err(keystore_failure)?;
+    drop(token);
+
+    let wanted: Vec<String> = if names.is_empty() {
+        let mut all = Vec::new();
+        for info in ks.list_credentials().map_err(keystore_failure)? {
+            match info {
+                Ok(i) => all.push(i.name),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        all
+    } else {
+        names.to_vec()
+    };
+    let mut credentials = Vec::new();
+    for name in &wanted {
+        match ks.open_credential(&vk, name) {
+            Ok(c) => credentials.push(c),
+            // A key asked for by name must open; with "all", a damaged one is a warning.
+            Err(e) if !names.is_empty() => return Err(keystore_failure(e)),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    drop(vk);
+    if credentials.is_empty() {
+        return Err((
+            ErrorCode::UnknownKey,
+            "no key could be opened: add one with `tapsign key add NAME --exchange EXCHANGE`".into(),
+        ));
+    }
+    Ok(Opened { credentials, opened_by, warnings })
+}
+
+/// Find a present token that answers for one of `slots`, without asking for a touch.
+fn locate<'a>(agent: &Agent, slots: &'a [Keyslot]) -> Result<(&'a Keyslot, Box<dyn Token>), TokenError> {
+    let soft_slots: Vec<&Keyslot> = slots.iter().filter(|s| matches!(s.stub, TokenStub::Soft { .. })).collect();
+    if soft_slots.is_empty() {
+        return Err(absent(slots));
+    }
+    if !agent.soft_allowed {
+        return Err(TokenError::SoftRefused);
+    }
+    let token = match SoftToken::open(&agent.paths.soft_token_dir()) {
+        Ok(t) => t,
+        Err(TokenError::Absent { .. }) => return Err(absent(slots)),
+        Err(e) => return Err(e),
+    };
+    match soft_slots.into_iter().find(|s| &s.stub == token.stub()) {
+        Some(slot) => Ok((slot, Box::new(token))),
+        None => Err(TokenError::WrongToken { found: token.stub().describe(), expected: expected(slots) }),
+    }
+}
+
+fn expected(slots: &[Keyslot]) -> String {
+    slots.iter().map(|s| s.stub.describe()).collect::<Vec<_>>().join(" or ")
+}
+
+fn absent(slots: &[Keyslot]) -> TokenError {
+    TokenError::Absent { hint: format!("insert {}", expected(slots)) }
+}
+
+fn token_failure(e: TokenError) -> Failure {
+    let code = match &e {
+        TokenError::Absent { .. } | TokenError::SoftRefused => ErrorCode::TokenAbsent,
+        TokenError::WrongToken { .. } => ErrorCode::WrongToken,
+        TokenError::TouchTimeout { .. } => ErrorCode::TouchTimeout,
+        TokenError::PinInvalid { .. } => ErrorCode::PinInvalid,
+        TokenError::Other(_) => ErrorCode::Internal,
+    };
+    (code, e.to_string())
+}
+
+fn keystore_failure(e: KeystoreError) -> Failure {
+    match e {
+        KeystoreError::Token(t) => token_failure(t),
+        other => (ErrorCode::Keystore, other.to_string()),
+    }
+}

@@ -1,0 +1,134 @@
+//! The command line, as clap parses it.
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Getting started:
+  tapsign agent &                                   # run the agent (foreground; logs to stderr)
+  tapsign token add --piv                           # enroll a token (a YubiKey; more come)
+  tapsign key add upbit-main --exchange upbit       # store a credential (no-echo prompt)
+  tapsign unlock --ttl 8h --max-signatures 5000     # touch the token: a session opens
+  tapsign sign upbit-main --method GET --path /v1/accounts
+  tapsign lock                                      # end the session (wire it to screen lock)
+
+Files: TAPSIGN_HOME puts everything in one folder; otherwise the XDG folders.
+Socket: TAPSIGN_SOCK, else $XDG_RUNTIME_DIR/tapsign/agent.sock.
+Exit codes: 0 ok, 1 error, 2 usage, 3 no agent, 4 locked/expired/budget spent,
+5 refused (policy, bad request, unknown key), 6 token problem, 7 damaged file.";
+
+/// Keep exchange API secrets behind a hardware token and sign requests for trading bots.
+///
+/// The secret is stored only encrypted to a token (a YubiKey). A touch opens a signing
+/// session bounded in time, idle time and number of signatures; bots ask the agent for
+/// signatures and never see the secret. Withdrawal, transfer and key-management endpoints
+/// are never signed.
+#[derive(Debug, Parser)]
+#[command(name = "tapsign", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground (logs to stderr; SIGTERM wipes the session and exits).
+    Agent,
+    /// Enroll, list and remove tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add, list and remove exchange credentials.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Open a signing session: asks the token for a touch.
+    Unlock(UnlockArgs),
+    /// Sign a request and print the request to send, as one JSON object.
+    Sign(SignArgs),
+    /// Show whether a session is open, how long it has and how many signatures are left.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the session now: the secrets are wiped from the agent's memory.
+    Lock,
+    /// Print the audit log, or check its hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Enroll a token. The first token enrolled creates the keystore.
+    Add {
+        /// The software token: NO SECURITY, for tests only. Needs TAPSIGN_INSECURE_SOFT_TOKEN=1.
+        #[arg(long, required = true)]
+        soft: bool,
+    },
+    /// List the enrolled tokens.
+    List,
+    /// Remove a token's keyslot (by the id `token list` shows). The last one cannot be removed.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Store a credential, sealed so only an unlock can read it (no touch needed).
+    ///
+    /// The fields (API key, then secret, then any passphrase) are read from a no-echo prompt,
+    /// or one per line from stdin when stdin is not a terminal. Never from the command line.
+    Add {
+        /// A name for the credential (letters, digits, '-', '_', '.').
+        name: String,
+        /// The exchange it belongs to (upbit, binance).
+        #[arg(long)]
+        exchange: String,
+        /// Replace an existing credential of that name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the stored credentials (names and exchanges only).
+    List,
+    /// Delete a stored credential.
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The credentials to open (default: all).
+    pub names: Vec<String>,
+    /// Absolute lifetime of the session, like 90s, 15m, 8h, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// End the session after this long without a signature.
+    #[arg(long, value_name = "DURATION")]
+    pub idle: Option<String>,
+    /// End the session after this many signatures.
+    #[arg(long, value_name = "N")]
+    pub max_signatures: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The credential to sign with.
+    pub name: String,
+    /// HTTP method (GET, POST, DELETE, PUT).
+    #[arg(long)]
+    pub method: String,
+    /// Request path, like /api/v3/order.
+    #[arg(long)]
+    pub path: String,
+    /// Query string exactly as it will be sent, without '?'.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// Body exactly as it will be sent.
+    #[arg(long, default_value = "")]
+    pub body: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain: finds an edited, inserted or deleted line.
+    Verify,
+}

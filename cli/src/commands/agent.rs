@@ -1,0 +1,31 @@
+//! `tapsign agent`: harden, load the config, bind the socket, serve until SIGTERM.
+
+use tapsign_agent::agent::Agent;
+use tapsign_agent::config::Config;
+use tapsign_agent::paths::Paths;
+use tapsign_agent::{harden, server};
+
+use crate::Failure;
+
+pub fn run(paths: Paths) -> Result<(), Failure> {
+    // Before anything else, and before any secret can exist.
+    for w in harden::harden_process().warnings {
+        eprintln!("tapsign agent: warning: {w}");
+    }
+    let config = Config::load(&paths.config_file()).map_err(|e| Failure::error(format!("bad configuration: {e}")))?;
+    let soft = super::soft_allowed();
+    if soft {
+        eprintln!("tapsign agent: WARNING: TAPSIGN_INSECURE_SOFT_TOKEN=1: the test-only soft token is accepted; it gives NO protection");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::error(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = server::bind(&paths.socket).await.map_err(|e| Failure::error(e.to_string()))?;
+        let socket = paths.socket.clone();
+        let agent = Agent::new(paths, config, soft);
+        server::serve(agent, listener, socket).await.map_err(|e| Failure::error(format!("the agent failed: {e}")))
+    })
+}

@@ -1,0 +1,154 @@
+//! Commands that work on the files directly: tokens, keys, the audit log. None of them needs
+//! the agent; none of them ever prints a secret.
+
+use tapsign_agent::audit;
+use tapsign_agent::credential::{Credential, Exchange, check_name};
+use tapsign_agent::keystore::{Keystore, KeystoreError};
+use tapsign_agent::paths::Paths;
+use tapsign_agent::secret::SecretBytes;
+use tapsign_agent::token::soft::SoftToken;
+use tapsign_agent::token::{Token, TokenError};
+
+use crate::args::{AuditCommand, KeyCommand, TokenCommand};
+use crate::exit::exit_codes;
+use crate::prompt::SecretReader;
+use crate::Failure;
+
+fn ks_failure(e: KeystoreError) -> Failure {
+    let exit = match &e {
+        KeystoreError::Token(_) => exit_codes::TOKEN,
+        KeystoreError::Damaged { .. } | KeystoreError::VaultMismatch { .. } => exit_codes::DAMAGED,
+        _ => exit_codes::ERROR,
+    };
+    Failure::new(exit, e.to_string())
+}
+
+fn token_failure(e: TokenError) -> Failure {
+    Failure::new(exit_codes::TOKEN, e.to_string())
+}
+
+fn keystore(paths: &Paths) -> Keystore {
+    Keystore::new(paths.keystore_dir())
+}
+
+pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
+    let ks = keystore(paths);
+    match cmd {
+        TokenCommand::Add { soft: _ } => {
+            if !super::soft_allowed() {
+                return Err(token_failure(TokenError::SoftRefused));
+            }
+            let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+            let stub = token.stub().clone();
+            if ks.is_initialized().map_err(ks_failure)? {
+                // Enrolling another token needs the vault key, so a touch on one already
+                // enrolled. Only one soft token exists per folder, so for the soft token that
+                // means the keystore was made by a token tapsign can no longer reach.
+                return Err(Failure::new(
+                    exit_codes::TOKEN,
+                    "the keystore already exists and is enrolled to other tokens; adding a soft token to it is not supported",
+                ));
+            }
+            ks.create(&stub).map_err(ks_failure)?;
+            println!("Enrolled {} as {}.", stub.describe(), stub.id());
+            println!("The keystore is at {}.", ks.dir().display());
+            Ok(())
+        }
+        TokenCommand::List => {
+            let mut damaged = false;
+            for slot in ks.keyslots().map_err(ks_failure)? {
+                match slot {
+                    Ok(s) => println!("{:<16} {}", s.stub.id(), s.stub.describe()),
+                    Err(e) => {
+                        damaged = true;
+                        eprintln!("damaged: {e}");
+                    }
+                }
+            }
+            if damaged {
+                return Err(Failure::new(exit_codes::DAMAGED, "some keyslots are damaged (listed above)"));
+            }
+            Ok(())
+        }
+        TokenCommand::Remove { id } => {
+            ks.remove_keyslot(&id).map_err(ks_failure)?;
+            println!("Removed token {id}: it can no longer unlock this keystore.");
+            Ok(())
+        }
+    }
+}
+
+pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
+    let ks = keystore(paths);
+    match cmd {
+        KeyCommand::Add { name, exchange, replace } => {
+            check_name(&name).map_err(|e| Failure::new(exit_codes::USAGE, e))?;
+            let exchange: Exchange = exchange.parse().map_err(|e: String| Failure::new(exit_codes::USAGE, e))?;
+            if !ks.is_initialized().map_err(ks_failure)? {
+                return Err(Failure::error("no token is enrolled yet: run `tapsign token add` first"));
+            }
+            let mut reader = SecretReader::new();
+            let fields = exchange.fields();
+            let api_key = reader.field(fields[0])?;
+            let secret = reader.field(fields[1])?;
+            let passphrase = match fields.get(2) {
+                Some(label) => Some(reader.field(label)?),
+                None => None,
+            };
+            let cred = Credential {
+                name: name.clone(),
+                exchange,
+                api_key,
+                secret: SecretBytes::from_slice(secret.expose().as_bytes()),
+                passphrase,
+            };
+            drop(secret);
+            ks.add_credential(&cred, replace).map_err(ks_failure)?;
+            println!("Stored {name} ({exchange}), sealed to the keystore. `tapsign unlock` opens it.");
+            Ok(())
+        }
+        KeyCommand::List => {
+            let mut damaged = false;
+            for info in ks.list_credentials().map_err(ks_failure)? {
+                match info {
+                    Ok(i) => println!("{:<24} {}", i.name, i.exchange),
+                    Err(e) => {
+                        damaged = true;
+                        eprintln!("damaged: {e}");
+                    }
+                }
+            }
+            if damaged {
+                return Err(Failure::new(exit_codes::DAMAGED, "some credentials are damaged (listed above)"));
+            }
+            Ok(())
+        }
+        KeyCommand::Remove { name } => {
+            ks.remove_credential(&name).map_err(ks_failure)?;
+            println!("Removed {name}. A running session keeps it until it ends; `tapsign lock` ends it now.");
+            Ok(())
+        }
+    }
+}
+
+pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure> {
+    let path = paths.audit_log();
+    match action {
+        None => {
+            let lines = audit::read(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Some(AuditCommand::Verify) => {
+            let report = audit::verify(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            println!("{report}");
+            if report.is_ok() {
+                Ok(())
+            } else {
+                Err(Failure::new(exit_codes::DAMAGED, format!("the audit log {} fails verification", path.display())))
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! One module per command group: `agent` runs the daemon, `local` works on the keystore and
+//! audit log directly (no agent needed), `remote` talks to the running agent.
+
+mod agent;
+mod local;
+mod remote;
+
+use tapsign_agent::paths::Paths;
+
+use crate::Failure;
+use crate::args::{Cli, Command};
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let paths = Paths::from_env().map_err(Failure::error)?;
+    match cli.command {
+        Command::Agent => agent::run(paths),
+        Command::Token(t) => local::token(&paths, t),
+        Command::Key(k) => local::key(&paths, k),
+        Command::Audit { action } => local::audit(&paths, action),
+        Command::Unlock(u) => remote::unlock(&paths, u),
+        Command::Sign(s) => remote::sign(&paths, s),
+        Command::Status { json } => remote::status(&paths, json),
+        Command::Lock => remote::lock(&paths),
+    }
+}
+
+/// `TAPSIGN_INSECURE_SOFT_TOKEN=1`: the explicit opt-in to the test-only soft token.
+pub(crate) fn soft_allowed() -> bool {
+    std::env::var("TAPSIGN_INSECURE_SOFT_TOKEN").is_ok_and(|v| v == "1")
+}

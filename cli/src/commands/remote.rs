@@ -1,0 +1,118 @@
+//! Commands that talk to the running agent.
+
+use std::time::Duration;
+
+use tapsign_agent::clock::{format_duration, parse_duration};
+use tapsign_agent::paths::Paths;
+use tapsign_proto::client::Client;
+use tapsign_proto::{SessionState, SignRequest, Status, UnlockRequest};
+
+use crate::args::{SignArgs, UnlockArgs};
+use crate::exit::exit_codes;
+use crate::Failure;
+
+fn connect(paths: &Paths) -> Result<Client, Failure> {
+    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
+    Client::connect(&paths.socket, &name).map_err(|e| match e {
+        // The agent answered, and said no (another user, busy, other version).
+        e @ tapsign_proto::ProtoError::Agent { .. } => e.into(),
+        e => Failure::new(
+            exit_codes::NO_AGENT,
+            format!(
+                "cannot reach the agent at {} ({e}); start it with `tapsign agent` (or set TAPSIGN_SOCK)",
+                paths.socket.display()
+            ),
+        ),
+    })
+}
+
+fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
+    v.as_deref()
+        .map(|s| parse_duration(s).map(|d| d.as_secs()).map_err(|e| Failure::new(exit_codes::USAGE, format!("--{flag}: {e}"))))
+        .transpose()
+}
+
+pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
+    let req = UnlockRequest {
+        keys: a.names,
+        ttl_secs: duration("ttl", &a.ttl)?,
+        idle_secs: duration("idle", &a.idle)?,
+        max_signatures: a.max_signatures,
+        pin: None,
+    };
+    let mut client = connect(paths)?;
+    eprintln!("Touch your token when it blinks...");
+    let status = client.unlock(req)?;
+    let Some(s) = &status.session else {
+        return Err(Failure::error("the agent answered without an open session"));
+    };
+    let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
+    println!(
+        "Unlocked {} key(s): {}. Ends in {} (idle {}), or after {} signatures.",
+        names.len(),
+        names.join(", "),
+        format_duration(Duration::from_secs(s.expires_in_secs)),
+        format_duration(Duration::from_secs(s.idle_timeout_secs)),
+        s.signatures_left
+    );
+    for w in &status.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
+    let mut client = connect(paths)?;
+    let signed = client.sign(SignRequest { key: a.name, method: a.method, path: a.path, query: a.query, body: a.body })?;
+    let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
+    println!("{json}");
+    Ok(())
+}
+
+pub fn lock(paths: &Paths) -> Result<(), Failure> {
+    connect(paths)?.lock()?;
+    println!("Locked: the session is over and its secrets are wiped.");
+    Ok(())
+}
+
+pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
+    let status = connect(paths)?.status()?;
+    if json {
+        let text = serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print_status(&status);
+    }
+    Ok(())
+}
+
+fn print_status(s: &Status) {
+    let secs = |n: u64| format_duration(Duration::from_secs(n));
+    match (&s.state, &s.session) {
+        (SessionState::Unlocked, Some(sess)) => {
+            println!("Unlocked (opened by {})", sess.opened_by);
+            println!("  ends in        {}", secs(sess.expires_in_secs));
+            println!("  idle ends in   {} (idle timeout {})", secs(sess.idle_expires_in_secs), secs(sess.idle_timeout_secs));
+            println!("  signatures     {} made, {} left", sess.signatures_made, sess.signatures_left);
+            for k in &sess.keys {
+                let left = k.signatures_left.map(|l| format!(", {l} left")).unwrap_or_default();
+                println!("  key {:<20} {:<8} {} signed{left}", k.name, k.exchange, k.signatures_made);
+            }
+            for c in &sess.clients {
+                println!("  client pid {:<8} {} ({} signatures)", c.pid, c.exe, c.signatures);
+            }
+        }
+        _ => {
+            let why = s.lock_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            println!("Locked{why}. Run `tapsign unlock` to open a session.");
+        }
+    }
+    for t in &s.tokens {
+        println!("token {}: {}", t.id, t.description);
+    }
+    let live: Vec<&str> = s.lock_sources.iter().filter(|l| l.live).map(|l| l.name.as_str()).collect();
+    println!("lock sources: {}", live.join(", "));
+    for w in &s.warnings {
+        println!("warning: {w}");
+    }
+}

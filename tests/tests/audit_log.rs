@@ -1,0 +1,58 @@
+//! The audit log records every decision and `audit verify` catches edits and deletions.
+
+use tapsign_tests::World;
+
+fn busy_world() -> World {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").fails_with(4, "locked");
+    w.run(&["unlock", "--max-signatures", "5"], "").ok();
+    for _ in 0..3 {
+        w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").ok();
+    }
+    w.run(&["sign", "b", "--method", "POST", "--path", "/sapi/v1/capital/withdraw/apply", "--query", "coin=BTC"], "").fails_with(5, "policy_denied");
+    w.run(&["lock"], "").ok();
+    w
+}
+
+fn log_path(w: &World) -> std::path::PathBuf {
+    w.home().join("audit.log")
+}
+
+#[test]
+fn every_decision_is_recorded_without_secrets() {
+    let w = busy_world();
+    let text = w.run(&["audit"], "");
+    let out = text.ok();
+    for needle in ["unlock", "sign", "/api/v3/account", "policy_denied", "locked", "lock"] {
+        assert!(out.contains(needle), "audit lacks {needle:?}:\n{out}");
+    }
+    let raw = std::fs::read_to_string(log_path(&w)).unwrap();
+    assert!(!raw.contains("coin=BTC"), "queries are not logged");
+    assert!(!raw.contains("signature="), "signatures are not logged");
+    w.run(&["audit", "verify"], "").ok();
+}
+
+#[test]
+fn audit_verify_catches_an_edited_line() {
+    let w = busy_world();
+    let path = log_path(&w);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("/api/v3/account", "/api/v3/accounX", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    w.run(&["audit", "verify"], "").fails_with(7, "fails verification");
+}
+
+#[test]
+fn audit_verify_catches_a_deleted_line() {
+    let w = busy_world();
+    let path = log_path(&w);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 4);
+    lines.remove(2);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    w.run(&["audit", "verify"], "").fails_with(7, "fails verification");
+}

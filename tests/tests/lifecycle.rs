@@ -1,0 +1,83 @@
+//! Starting, replacing, signalling and stopping the agent.
+
+use std::os::unix::fs::PermissionsExt;
+
+use tapsign_tests::World;
+
+#[test]
+fn a_second_agent_refuses_to_start_while_one_answers() {
+    let mut w = World::new();
+    w.start_agent();
+    let second = w.run(&["agent"], "");
+    second.fails_with(1, "already running");
+    w.client().status().unwrap();
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let mut w = World::new();
+    std::fs::create_dir_all(w.sock.parent().unwrap()).unwrap();
+    std::fs::set_permissions(w.sock.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A listener dropped without unlinking leaves a socket file nobody answers on: a crashed agent.
+    drop(std::os::unix::net::UnixListener::bind(&w.sock).unwrap());
+    assert!(w.sock.exists());
+    w.start_agent();
+    assert!(w.agent_log().contains("stale socket"), "{}", w.agent_log());
+}
+
+#[test]
+fn socket_folder_and_socket_are_private() {
+    let mut w = World::new();
+    w.start_agent();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(w.sock.parent().unwrap()), 0o700);
+    assert_eq!(mode(&w.sock), 0o600);
+}
+
+#[test]
+fn a_socket_folder_others_can_write_is_refused() {
+    let w = World::new();
+    let dir = w.sock.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    w.run(&["agent"], "").fails_with(1, "can be written by other users");
+}
+
+#[test]
+fn sigterm_wipes_the_session_and_exits_cleanly() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    assert!(!w.sock.exists(), "the socket is removed on exit");
+    let log = w.agent_log();
+    assert!(log.contains("locked: agent received SIGTERM"), "{log}");
+    w.run(&["audit"], "").ok().contains("SIGTERM").then_some(()).expect("the lock is audited");
+}
+
+#[test]
+fn sighup_locks_but_keeps_serving() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let pid = w.agent_pid().to_string();
+    std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let st = w.run(&["status", "--json"], "");
+        if st.ok().contains("\"locked\"") {
+            assert!(st.stdout.contains("SIGHUP"), "{st:?}");
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "SIGHUP did not lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cli_without_an_agent_says_how_to_start_one() {
+    let w = World::new();
+    w.run(&["status"], "").fails_with(3, "tapsign agent");
+}
