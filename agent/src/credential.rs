@@ -44,10 +44,17 @@ impl FromStr for Exchange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let lower = s.to_ascii_lowercase();
-        Exchange::ALL.iter().copied().find(|e| e.as_str() == lower).ok_or_else(|| {
-            let names: Vec<_> = Exchange::ALL.iter().map(|e| e.as_str()).collect();
-            format!("unknown exchange {s:?}; tapsign signs for: {}", names.join(", "))
-        })
+        Exchange::ALL
+            .iter()
+            .copied()
+            .find(|e| e.as_str() == lower)
+            .ok_or_else(|| {
+                let names: Vec<_> = Exchange::ALL.iter().map(|e| e.as_str()).collect();
+                format!(
+                    "unknown exchange {s:?}; tapsign signs for: {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -68,7 +75,9 @@ pub struct Credential {
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())

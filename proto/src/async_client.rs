@@ -21,8 +21,14 @@ impl AsyncClient {
     /// Connect to the agent at `path` and say hello.
     pub async fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
         let stream = UnixStream::connect(path).await?;
-        let mut client = AsyncClient { stream, agent: String::new() };
-        let hello = Request::Hello { version: PROTOCOL_VERSION, client: name.to_owned() };
+        let mut client = AsyncClient {
+            stream,
+            agent: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: name.to_owned(),
+        };
         match client.call(&hello).await? {
             Response::Hello { agent, .. } => client.agent = agent,
             other => return Err(unexpected(&other)),

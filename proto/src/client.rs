@@ -22,8 +22,14 @@ impl Client {
     /// agent's log (`"mybot/1.2"`).
     pub fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
         let stream = UnixStream::connect(path)?;
-        let mut client = Client { stream, agent: String::new() };
-        match client.call(&Request::Hello { version: PROTOCOL_VERSION, client: name.to_owned() })? {
+        let mut client = Client {
+            stream,
+            agent: String::new(),
+        };
+        match client.call(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: name.to_owned(),
+        })? {
             Response::Hello { agent, .. } => client.agent = agent,
             other => return Err(unexpected(&other)),
         }

@@ -15,7 +15,10 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub fn check_len(header: [u8; 4]) -> Result<usize, ProtoError> {
     let len = u32::from_be_bytes(header) as usize;
     if len > MAX_FRAME {
-        return Err(ProtoError::FrameTooLarge { len, max: MAX_FRAME });
+        return Err(ProtoError::FrameTooLarge {
+            len,
+            max: MAX_FRAME,
+        });
     }
     Ok(len)
 }
@@ -24,7 +27,10 @@ pub fn check_len(header: [u8; 4]) -> Result<usize, ProtoError> {
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
     let body = serde_json::to_vec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     if body.len() > MAX_FRAME {
-        return Err(ProtoError::FrameTooLarge { len: body.len(), max: MAX_FRAME });
+        return Err(ProtoError::FrameTooLarge {
+            len: body.len(),
+            max: MAX_FRAME,
+        });
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -40,9 +46,13 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
 /// Decode a whole frame held in memory. Returns the message and the bytes it used; `Ok(None)`
 /// when more bytes are needed. The fuzz target drives this.
 pub fn decode<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, ProtoError> {
-    let Some(header) = buf.get(..4) else { return Ok(None) };
+    let Some(header) = buf.get(..4) else {
+        return Ok(None);
+    };
     let len = check_len([header[0], header[1], header[2], header[3]])?;
-    let Some(body) = buf.get(4..4 + len) else { return Ok(None) };
+    let Some(body) = buf.get(4..4 + len) else {
+        return Ok(None);
+    };
     Ok(Some((decode_body(body)?, 4 + len)))
 }
 
@@ -128,7 +138,10 @@ mod tests {
     fn partial_frames_ask_for_more() {
         let frame = encode(&Request::Status).unwrap();
         for cut in 0..frame.len() {
-            assert!(decode::<Request>(&frame[..cut]).unwrap().is_none(), "cut at {cut}");
+            assert!(
+                decode::<Request>(&frame[..cut]).unwrap().is_none(),
+                "cut at {cut}"
+            );
         }
         let (msg, used) = decode::<Request>(&frame).unwrap().unwrap();
         assert_eq!(msg, Request::Status);
@@ -139,6 +152,9 @@ mod tests {
     fn garbage_json_is_malformed() {
         let mut frame = 5u32.to_be_bytes().to_vec();
         frame.extend_from_slice(b"{nope");
-        assert!(matches!(decode::<Request>(&frame), Err(ProtoError::Malformed(_))));
+        assert!(matches!(
+            decode::<Request>(&frame),
+            Err(ProtoError::Malformed(_))
+        ));
     }
 }

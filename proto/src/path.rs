@@ -20,11 +20,15 @@ pub fn default_socket_path() -> PathBuf {
     if run_user.is_dir() {
         return run_user.join("tapsign").join("agent.sock");
     }
-    std::env::temp_dir().join(format!("tapsign-{uid}")).join("agent.sock")
+    std::env::temp_dir()
+        .join(format!("tapsign-{uid}"))
+        .join("agent.sock")
 }
 
 fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     // The owner of /proc/self is our real uid: no libc call needed.
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }

@@ -69,11 +69,15 @@ pub enum TokenError {
     Absent { hint: String },
     #[error("the token present ({found}) is not enrolled in this keystore; insert {expected}")]
     WrongToken { found: String, expected: String },
-    #[error("no touch within {secs} s (or the touch was refused); run the command again and touch the token when it blinks")]
+    #[error(
+        "no touch within {secs} s (or the touch was refused); run the command again and touch the token when it blinks"
+    )]
     TouchTimeout { secs: u64 },
     #[error("the token refused the PIN ({tries_left} tries left)")]
     PinInvalid { tries_left: u32 },
-    #[error("the soft token is for tests only and gives no protection; set TAPSIGN_INSECURE_SOFT_TOKEN=1 to use it anyway")]
+    #[error(
+        "the soft token is for tests only and gives no protection; set TAPSIGN_INSECURE_SOFT_TOKEN=1 to use it anyway"
+    )]
     SoftRefused,
     #[error("token error: {0}")]
     Other(String),
