@@ -45,10 +45,7 @@ pub struct SignOptions {
 
 impl Default for SignOptions {
     fn default() -> Self {
-        SignOptions {
-            max_skew_ms: 5_000,
-            recv_window_cap_ms: 5_000,
-        }
+        SignOptions { max_skew_ms: 5_000, recv_window_cap_ms: 5_000 }
     }
 }
 
@@ -59,15 +56,8 @@ pub enum SignError {
     #[error("{0}")]
     BadRequest(String),
     /// A bot-supplied timestamp is too far from the agent's clock.
-    #[error(
-        "the request carries {param}={value}, {skew_ms} ms from the agent's clock (limit {limit_ms} ms); leave {param} out and the agent stamps it"
-    )]
-    StaleTimestamp {
-        param: &'static str,
-        value: String,
-        skew_ms: u64,
-        limit_ms: u64,
-    },
+    #[error("the request carries {param}={value}, {skew_ms} ms from the agent's clock (limit {limit_ms} ms); leave {param} out and the agent stamps it")]
+    StaleTimestamp { param: &'static str, value: String, skew_ms: u64, limit_ms: u64 },
     /// The stored credential cannot be used by this scheme.
     #[error("the credential cannot sign for this exchange: {0}")]
     BadCredential(String),
@@ -92,10 +82,7 @@ pub fn sign(
 
 /// Checks every scheme shares: a known method, a path that starts with `/`, no control bytes.
 fn check_common(req: &SignRequest) -> Result<(), SignError> {
-    if !matches!(
-        req.method.as_str(),
-        "GET" | "POST" | "PUT" | "DELETE" | "PATCH"
-    ) {
+    if !matches!(req.method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
         return Err(SignError::BadRequest(format!(
             "method {:?} is not one of GET, POST, PUT, DELETE, PATCH (upper case)",
             req.method
@@ -109,14 +96,10 @@ fn check_common(req: &SignRequest) -> Result<(), SignError> {
     }
     let has_ctl = |s: &str| s.chars().any(|c| c.is_control());
     if has_ctl(&req.path) || has_ctl(&req.query) {
-        return Err(SignError::BadRequest(
-            "path and query must not contain control characters".into(),
-        ));
+        return Err(SignError::BadRequest("path and query must not contain control characters".into()));
     }
     if req.query.starts_with('?') {
-        return Err(SignError::BadRequest(
-            "query must not start with '?'".into(),
-        ));
+        return Err(SignError::BadRequest("query must not start with '?'".into()));
     }
     Ok(())
 }
