@@ -416,3 +416,17 @@ proptest! {
         prop_assert_eq!(&signed.headers["X-MBX-APIKEY"], SPOT_KEY);
     }
 }
+
+/// The round trip shown at the top of docs/exchanges.md.
+#[test]
+fn docs_example_round_trip() {
+    let body = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=50000";
+    let signed = spot(&req("POST", "/api/v3/order", "", body), 1_763_890_000_000).expect("signs");
+    assert_eq!(
+        signed.body,
+        format!(
+            "{body}&timestamp=1763890000000&signature=c708f77f507f80dc5f0a61c274ff52ff731a002cfe0f1819d21b55a36b7a4111"
+        )
+    );
+    assert_eq!(signed.query, "");
+}
