@@ -410,3 +410,37 @@ fn order_parameters_pass() {
         Ok(())
     );
 }
+
+mod composed {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Spelling tricks that keep routing to the same endpoint, applied on top of each other.
+    fn trick(s: &str, which: u8) -> String {
+        match which % 9 {
+            0 => s.to_uppercase(),
+            1 => s.replace('/', "//"),
+            2 => format!("{s}/"),
+            3 => s.replace('/', "%2F"),
+            4 => s.replace('%', "%25"),
+            5 => format!("/x/..{s}"),
+            6 => s.replace('/', "/./"),
+            7 => format!("{s};a=b"),
+            _ => format!("{s}?q=1"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn stacked_spellings_of_a_denied_endpoint_stay_denied(
+            i in 0..DENIED.len(),
+            tricks in prop::collection::vec(any::<u8>(), 1..4),
+        ) {
+            let (exchange, method, path) = DENIED[i];
+            let spelled = tricks.iter().fold(path.to_string(), |p, t| trick(&p, *t));
+            let got = policy::check(exchange, method, &spelled);
+            // Four or more layers of encoding is refused as unreadable: also a refusal.
+            prop_assert!(got.is_err(), "{} {} {:?}", exchange, method, spelled);
+        }
+    }
+}
