@@ -430,3 +430,15 @@ fn docs_example_round_trip() {
     );
     assert_eq!(signed.query, "");
 }
+
+#[test]
+fn an_empty_secret_is_a_credential_error() {
+    let c = cred(SPOT_KEY, "");
+    let err = sign::sign(
+        &c,
+        &req("GET", "/api/v3/account", "", ""),
+        &at(1),
+        &SignOptions::default(),
+    );
+    assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
+}

@@ -289,3 +289,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_empty_secret_or_unusable_access_key_is_a_credential_error() {
+    let r = req("GET", "/v1/accounts", "", "");
+    let mut c = cred();
+    c.secret = SecretBytes::new(Vec::new());
+    let err = sign::sign(&c, &r, &vector_stamp(), &SignOptions::default());
+    assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
+    let mut c = cred();
+    c.api_key = SecretString::new("key with space".into());
+    let err = sign::sign(&c, &r, &vector_stamp(), &SignOptions::default());
+    assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
+}

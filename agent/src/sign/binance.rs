@@ -73,6 +73,11 @@ pub fn sign(
                 .into(),
         ));
     }
+    if cred.secret.is_empty() {
+        return Err(SignError::BadCredential(
+            "the Binance secret key is empty; store it again with `tapsign key add`".into(),
+        ));
+    }
     check_shape(req)?;
     let found = Found::scan(req)?;
     if let Some(value) = &found.recv_window {

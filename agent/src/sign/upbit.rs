@@ -84,6 +84,11 @@ pub fn sign(
                 .into(),
         ));
     }
+    if cred.secret.is_empty() {
+        return Err(SignError::BadCredential(
+            "the Upbit secret key is empty; store it again with `tapsign key add`".into(),
+        ));
+    }
     let params = hashed_params(req)?;
     let nonce = uuid_v4(&stamp.nonce);
     let jwt = jwt_hs512(access_key, &nonce, params.as_deref(), cred.secret.expose());
