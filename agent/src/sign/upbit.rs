@@ -244,3 +244,25 @@ impl<'de> serde::Deserialize<'de> for Pairs {
         d.deserialize_map(Visitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HS256 is not used yet; this keeps it correct for when a key needs it. Value computed
+    /// with Python's hmac (the same way shared/vectors/derive.py makes UPBIT_JWT_NOQ).
+    #[test]
+    fn hs256_token_matches_an_independent_implementation() {
+        let jwt = jwt(
+            Alg::Hs256,
+            "a7Xd92LmQW3vBtRzYpMj5CxNKeT1HuVs0fFgJcAw",
+            "b2f1e3f8-2dc1-4d6f-a838-c74c49b0e39a",
+            None,
+            b"test-secret-not-real",
+        );
+        assert_eq!(
+            jwt,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhY2Nlc3Nfa2V5IjoiYTdYZDkyTG1RVzN2QnRSellwTWo1Q3hOS2VUMUh1VnMwZkZnSmNBdyIsIm5vbmNlIjoiYjJmMWUzZjgtMmRjMS00ZDZmLWE4MzgtYzc0YzQ5YjBlMzlhIn0.Q61liDKQEWsybV444Y0JwqFqEBlpg3hQOvnWI4uFJNw"
+        );
+    }
+}
