@@ -444,3 +444,25 @@ mod composed {
         }
     }
 }
+
+/// A bot must not be able to stall the agent with a long path of many segments.
+#[test]
+fn checking_a_long_many_segment_path_is_quick() {
+    let path = "/a".repeat(1023);
+    let allow = rules(&["GET /**"]);
+    let start = std::time::Instant::now();
+    for exchange in [Binance, Upbit] {
+        assert_eq!(
+            policy::check_with_allow(exchange, &allow, "GET", &path),
+            Ok(())
+        );
+    }
+    let denied = format!("{}/sapi/v1/capital/withdraw/apply", "/a".repeat(1000));
+    assert!(policy::check(Binance, "POST", &denied).is_err());
+    // Generous for a debug build on a shared machine; quadratic matching took far longer.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
