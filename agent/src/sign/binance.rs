@@ -1,15 +1,236 @@
-//! binance signing (being written).
+//! Binance REST (spot, SAPI, USDⓈ-M, COIN-M, options share one scheme).
+//!
+//! The signed payload is the query string followed directly by the form body, with no `&`
+//! between them (`symbol=X&side=BUYquantity=1&...`). An HMAC key signs it as lowercase hex
+//! HMAC-SHA256; the result travels as the `signature` parameter, which must come last, and the
+//! API key as the `X-MBX-APIKEY` header.
+//!
+//! The agent stamps `timestamp` itself so a bot cannot collect signatures dated in the future.
+//! It appends `timestamp` (and then `signature`) to the body when there is one, else to the
+//! query. Binance lets a query parameter win over the same one in the body, so a bot-supplied
+//! `timestamp` anywhere is looked at, never shadowed: it is kept when it is within
+//! `max_skew_ms` of the agent's clock and refused otherwise. A `recvWindow` above the
+//! configured cap is refused rather than rewritten (the agent never edits the bot's bytes);
+//! when the cap is below Binance's default of 5000 ms and the bot sends none, the agent appends
+//! `recvWindow=<cap>` so the default cannot widen the window.
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use tapsign_proto::{SignRequest, SignedRequest};
 
+use super::form::{decoded, pairs, push_pair};
 use super::{SignError, SignOptions, Stamp};
 use crate::credential::Credential;
 
+/// Binance's `recvWindow` when a request carries none.
+pub const DEFAULT_RECV_WINDOW_MS: u64 = 5_000;
+
+/// A timestamp at or above this is in microseconds (spot accepts both); ms stay below it until
+/// the year 33658.
+const MICROS_FROM: u64 = 1_000_000_000_000_000;
+
+/// How a key signs. Binance also issues Ed25519 and RSA keys, whose base64 signatures must be
+/// percent-encoded into the request; they become variants here once credentials record a key
+/// type. Everything else in [`sign`] (stamping, checks, placement) is shared by all three.
+enum KeyKind {
+    Hmac,
+}
+
+impl KeyKind {
+    fn of(_cred: &Credential) -> KeyKind {
+        KeyKind::Hmac
+    }
+
+    /// The value of the `signature` parameter, ready to append.
+    fn signature(&self, secret: &[u8], payload: &str) -> String {
+        match self {
+            KeyKind::Hmac => hmac_payload_signature(secret, payload),
+        }
+    }
+}
+
+/// Lowercase hex HMAC-SHA256 of `payload` under `secret` (raw bytes of the secret key string).
+pub fn hmac_payload_signature(secret: &[u8], payload: &str) -> String {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Sign `req` for Binance. The returned query or body is the bot's, with the agent's
+/// parameters appended; `signature` is always the last parameter of the payload.
 pub fn sign(
-    _cred: &Credential,
-    _req: &SignRequest,
-    _stamp: &Stamp,
-    _opts: &SignOptions,
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
+    opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
-    Err(SignError::BadRequest("not implemented yet".into()))
+    let api_key = cred.api_key.expose();
+    if api_key.is_empty() || !api_key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(SignError::BadCredential(
+            "the Binance API key is empty or has characters other than visible ASCII; \
+             store it again with `tapsign key add`"
+                .into(),
+        ));
+    }
+    if cred.secret.is_empty() {
+        return Err(SignError::BadCredential(
+            "the Binance secret key is empty; store it again with `tapsign key add`".into(),
+        ));
+    }
+    check_shape(req)?;
+    let found = Found::scan(req)?;
+    if let Some(value) = &found.recv_window {
+        check_recv_window(value, opts.recv_window_cap_ms)?;
+    }
+    if let Some(value) = &found.timestamp {
+        check_timestamp(value, stamp, opts.max_skew_ms)?;
+    }
+
+    // Binance wants `signature` last, so the agent's parameters go where the payload ends.
+    let (mut query, mut body) = (req.query.clone(), req.body.clone());
+    let into_body = !body.is_empty();
+    let mut additions = String::new();
+    if found.recv_window.is_none() && opts.recv_window_cap_ms < DEFAULT_RECV_WINDOW_MS {
+        push_pair(
+            &mut additions,
+            "recvWindow",
+            &opts.recv_window_cap_ms.to_string(),
+        );
+    }
+    if found.timestamp.is_none() {
+        push_pair(&mut additions, "timestamp", &stamp.unix_ms.to_string());
+    }
+    let target = if into_body { &mut body } else { &mut query };
+    if !additions.is_empty() {
+        if !target.is_empty() {
+            target.push('&');
+        }
+        target.push_str(&additions);
+    }
+    let signature = KeyKind::of(cred).signature(cred.secret.expose(), &format!("{query}{body}"));
+    push_pair(
+        if into_body { &mut body } else { &mut query },
+        "signature",
+        &signature,
+    );
+
+    Ok(SignedRequest {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        query,
+        body,
+        headers: [("X-MBX-APIKEY".to_string(), api_key.to_string())].into(),
+    })
+}
+
+/// Requests Binance would read differently from what gets signed.
+fn check_shape(req: &SignRequest) -> Result<(), SignError> {
+    if req.method == "GET" && !req.body.is_empty() {
+        return Err(SignError::BadRequest(
+            "Binance reads GET parameters from the query only; move the body into \"query\"".into(),
+        ));
+    }
+    // Binance signs the bytes on the wire; an HTTP client would percent-encode these first.
+    for (part, s) in [("query", &req.query), ("body", &req.body)] {
+        if s.chars().any(|c| !c.is_ascii() || c.is_ascii_whitespace()) {
+            return Err(SignError::BadRequest(format!(
+                "the {part} has spaces or non-ASCII characters; percent-encode them (UTF-8) \
+                 before asking for a signature, as Binance requires"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The parameters the agent owns, as the bot sent them (percent-decoded values).
+struct Found {
+    timestamp: Option<String>,
+    recv_window: Option<String>,
+}
+
+impl Found {
+    fn scan(req: &SignRequest) -> Result<Found, SignError> {
+        let mut found = Found {
+            timestamp: None,
+            recv_window: None,
+        };
+        for (name, value) in pairs(&req.query).chain(pairs(&req.body)) {
+            let name = decoded(name);
+            // Compared without case: the agent refuses rather than guess how Binance does.
+            let slot = if name.eq_ignore_ascii_case("timestamp") {
+                &mut found.timestamp
+            } else if name.eq_ignore_ascii_case("recvWindow") {
+                &mut found.recv_window
+            } else if name.eq_ignore_ascii_case("signature") {
+                return Err(SignError::BadRequest(
+                    "the request already has a signature parameter; leave it out, the agent \
+                     adds it"
+                        .into(),
+                ));
+            } else {
+                continue;
+            };
+            if slot.replace(decoded(value)).is_some() {
+                return Err(SignError::BadRequest(format!(
+                    "{name} appears more than once in the query and body; send it once"
+                )));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A bot-supplied `timestamp` must be a plain number close to the agent's clock.
+fn check_timestamp(value: &str, stamp: &Stamp, max_skew_ms: u64) -> Result<(), SignError> {
+    let ts: u64 = parse_digits(value).ok_or_else(|| {
+        SignError::BadRequest(format!(
+            "timestamp={value:?} is not a number of milliseconds; leave it out and the agent \
+             stamps it"
+        ))
+    })?;
+    let ms = if ts >= MICROS_FROM { ts / 1000 } else { ts };
+    let skew_ms = ms.abs_diff(stamp.unix_ms);
+    if skew_ms > max_skew_ms {
+        return Err(SignError::StaleTimestamp {
+            param: "timestamp",
+            value: value.to_string(),
+            skew_ms,
+            limit_ms: max_skew_ms,
+        });
+    }
+    Ok(())
+}
+
+/// `recvWindow` is milliseconds with up to three decimals (Binance); above the cap is refused.
+fn check_recv_window(value: &str, cap_ms: u64) -> Result<(), SignError> {
+    let (int, frac) = match value.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (value, None),
+    };
+    let frac_ok =
+        frac.is_none_or(|f| (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+    let (Some(ms), true) = (parse_digits(int), frac_ok) else {
+        return Err(SignError::BadRequest(format!(
+            "recvWindow={value:?} is not a number of milliseconds (up to 3 decimals); fix it or \
+             leave it out"
+        )));
+    };
+    let frac = frac.unwrap_or("");
+    let above = ms > cap_ms || (ms == cap_ms && frac.bytes().any(|b| b != b'0'));
+    if above {
+        return Err(SignError::BadRequest(format!(
+            "recvWindow={value} is above the agent's cap of {cap_ms} ms (recv_window_cap_ms in \
+             the agent config); send recvWindow={cap_ms} or less, or leave it out"
+        )));
+    }
+    Ok(())
+}
+
+/// 1 to 19 ASCII digits, as a number (no sign, no spaces, nothing else).
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }

@@ -5,6 +5,7 @@
 //! bytes as given and appends its own parameters in the order the exchange signs them.
 
 pub mod binance;
+pub(crate) mod form;
 pub mod upbit;
 
 use tapsign_proto::{SignRequest, SignedRequest};

@@ -1,0 +1,468 @@
+//! The policy as a bot meets it: fund-moving endpoints are refused under every spelling,
+//! ordinary trading passes, allow lists admit only what they name, and fund-moving parameters
+//! are refused wherever they are sent.
+
+use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
+use tapsign_agent::policy::{self, AllowRule, Denial};
+use tapsign_proto::SignRequest;
+
+/// Fund-moving endpoints of shared/notes/exchanges.md §1, §3.3 and §12.
+const DENIED: &[(Exchange, &str, &str)] = &[
+    (Upbit, "POST", "/v1/withdraws/coin"),
+    (Upbit, "POST", "/v1/withdraws/krw"),
+    (Upbit, "DELETE", "/v1/withdraws/coin"),
+    (Upbit, "GET", "/v1/withdraws/coin_addresses"),
+    (Upbit, "POST", "/v1/deposits/krw"),
+    (Upbit, "POST", "/v1/deposits/generate_coin_address"),
+    (Upbit, "POST", "/v1/travel_rule/deposit/uuid"),
+    (Upbit, "POST", "/v1/travel_rule/deposit/txid"),
+    (Upbit, "POST", "/v1/pockets/universal_transfers"),
+    (Upbit, "POST", "/v1/pockets/transfers"),
+    (Upbit, "GET", "/v1/api_keys"),
+    (Upbit, "GET", "/v1/pockets/api_keys"),
+    (Binance, "POST", "/sapi/v1/capital/withdraw/apply"),
+    (Binance, "POST", "/sapi/v1/localentity/withdraw/apply"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/localentity/broker/withdraw/apply",
+    ),
+    (Binance, "POST", "/sapi/v2/fiat/withdraw"),
+    (Binance, "POST", "/sapi/v1/fiat/deposit"),
+    (Binance, "POST", "/sapi/v1/managed-subaccount/withdraw"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/w3w/wallet/prediction/withdraw/apply",
+    ),
+    (Binance, "POST", "/sapi/v1/account/enableFastWithdrawSwitch"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/account/disableFastWithdrawSwitch",
+    ),
+    (Binance, "POST", "/sapi/v1/giftcard/createCode"),
+    (Binance, "POST", "/sapi/v1/giftcard/buyCode"),
+    (Binance, "POST", "/sapi/v1/giftcard/redeemCode"),
+    (Binance, "POST", "/sapi/v1/capital/deposit/credit-apply"),
+    (Binance, "POST", "/sapi/v1/asset/transfer"),
+    (Binance, "POST", "/sapi/v1/sub-account/universalTransfer"),
+    (Binance, "POST", "/sapi/v1/sub-account/transfer/subToMaster"),
+    (Binance, "POST", "/sapi/v1/sub-account/transfer/subToSub"),
+    (Binance, "POST", "/sapi/v1/sub-account/futures/transfer"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/sub-account/futures/internalTransfer",
+    ),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/sub-account/futures/move-position",
+    ),
+    (Binance, "POST", "/sapi/v1/sub-account/margin/transfer"),
+    (Binance, "POST", "/sapi/v1/managed-subaccount/deposit"),
+    (Binance, "POST", "/sapi/v1/portfolio/bnb-transfer"),
+    (Binance, "POST", "/papi/v1/bnb-transfer"),
+    (Binance, "POST", "/sapi/v1/portfolio/earn-asset-transfer"),
+    (Binance, "POST", "/sapi/v1/portfolio/asset-collection"),
+    (Binance, "POST", "/sapi/v1/portfolio/auto-collection"),
+    (Binance, "POST", "/papi/v1/asset-collection"),
+    (Binance, "POST", "/papi/v1/auto-collection"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/w3w/wallet/prediction/transfer/inbound",
+    ),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/w3w/wallet/prediction/transfer/outbound",
+    ),
+    (Binance, "POST", "/sapi/v1/futures/transfer"),
+    (Binance, "POST", "/sapi/v1/margin/transfer"),
+    (Binance, "POST", "/sapi/v1/margin/isolated/transfer"),
+    (Binance, "POST", "/sapi/v1/mining/hash-transfer/config"),
+    (Binance, "POST", "/sapi/v1/sub-account/subAccountApi"),
+    (Binance, "DELETE", "/sapi/v1/sub-account/subAccountApi"),
+    (
+        Binance,
+        "POST",
+        "/sapi/v1/sub-account/subAccountApiPermission",
+    ),
+    (
+        Binance,
+        "POST",
+        "/sapi/v2/sub-account/subAccountApi/ipRestriction",
+    ),
+    (
+        Binance,
+        "DELETE",
+        "/sapi/v1/sub-account/subAccountApi/ipRestriction/ipList",
+    ),
+    (Binance, "POST", "/sapi/v1/margin/apiKey"),
+    (Binance, "DELETE", "/sapi/v1/margin/apiKey"),
+    (Binance, "PUT", "/sapi/v1/margin/apiKey/ip"),
+    (Binance, "POST", "/sapi/v1/sub-account/virtualSubAccount"),
+    (Binance, "POST", "/sapi/v1/sub-account/futures/enable"),
+    (Binance, "POST", "/sapi/v1/sub-account/eoptions/enable"),
+    (Binance, "POST", "/sapi/v1/broker/subAccountApi"),
+    (Binance, "GET", "/sapi/v1/capital/withdraw/history"),
+];
+
+/// Ordinary trading and account reads that must keep working.
+const ALLOWED: &[(Exchange, &str, &str)] = &[
+    (Binance, "POST", "/api/v3/order"),
+    (Binance, "DELETE", "/api/v3/order"),
+    (Binance, "GET", "/api/v3/openOrders"),
+    (Binance, "GET", "/api/v3/account"),
+    (Binance, "POST", "/api/v3/orderList/oco"),
+    (Binance, "POST", "/fapi/v1/order"),
+    (Binance, "POST", "/fapi/v1/leverage"),
+    (Binance, "POST", "/fapi/v1/batchOrders"),
+    (Binance, "POST", "/dapi/v1/order"),
+    (Binance, "POST", "/sapi/v1/margin/order"),
+    (Binance, "GET", "/sapi/v1/capital/config/getall"),
+    (Upbit, "GET", "/v1/accounts"),
+    (Upbit, "GET", "/v1/orders"),
+    (Upbit, "POST", "/v1/orders"),
+    (Upbit, "GET", "/v1/orders/open"),
+    (Upbit, "GET", "/v1/orders/chance"),
+    (Upbit, "DELETE", "/v1/order"),
+    (Upbit, "POST", "/v1/orders/cancel_and_new"),
+];
+
+fn encode_all(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// Every spelling of `path` a server might still route to the same endpoint.
+fn spellings(path: &str) -> Vec<String> {
+    let (head, last) = path.rsplit_once('/').expect("a path");
+    let first_letter = path
+        .find(|c: char| c.is_ascii_alphabetic())
+        .expect("a letter");
+    vec![
+        path.to_string(),
+        path.to_uppercase(),
+        path.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect(),
+        path.replace('/', "//"),
+        format!("{path}/"),
+        format!("{path}///"),
+        format!("/{path}"),
+        path.replace('/', "/./"),
+        format!("{head}/x/../{last}"),
+        format!("/api/v3/order/../../..{path}"),
+        format!("/v1/orders/../..{path}"),
+        path.replace('/', "%2F"),
+        path.replace('/', "%2f"),
+        path.replace('/', "%252F"),
+        path.replace('/', "\\"),
+        encode_all(path),
+        encode_all(&encode_all(path)),
+        format!(
+            "{}%{:02X}{}",
+            &path[..first_letter],
+            path.as_bytes()[first_letter],
+            &path[first_letter + 1..]
+        ),
+        format!("{head}/%2e/{last}"),
+        format!("{head}/%2e%2e/{}", path.trim_start_matches('/')),
+        format!("{path}?timestamp=1"),
+        format!("{path}#frag"),
+        format!("{path}%3Fx=1"),
+        format!("{path};jsessionid=1"),
+        format!("{head};v=1/{last}"),
+        format!("{path}%20"),
+        format!("//api.binance.com{path}"),
+    ]
+}
+
+#[test]
+fn every_fund_moving_endpoint_is_refused_under_every_spelling() {
+    for &(exchange, method, path) in DENIED {
+        for spelled in spellings(path) {
+            for m in [method, "GET", "post"] {
+                let got = policy::check(exchange, m, &spelled);
+                assert!(
+                    matches!(got, Err(Denial::BuiltIn { .. })),
+                    "{exchange} {m} {spelled:?} got {got:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ordinary_trading_endpoints_pass() {
+    for &(exchange, method, path) in ALLOWED {
+        for spelled in [
+            path.to_string(),
+            format!("{path}/"),
+            path.replace('/', "//"),
+        ] {
+            assert_eq!(
+                policy::check(exchange, method, &spelled),
+                Ok(()),
+                "{exchange} {method} {spelled}"
+            );
+        }
+    }
+}
+
+#[test]
+fn denial_names_the_rule_and_what_to_do() {
+    let err =
+        policy::check(Binance, "POST", "/sapi/v1/capital/withdraw/apply").expect_err("denied");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(r#"built-in rule "binance: * /sapi/*/capital/withdraw**" (withdrawal"#),
+        "{msg}"
+    );
+    assert!(msg.contains("website"), "{msg}");
+    let err = policy::check(Upbit, "POST", "/V1//Withdraws/Coin/").expect_err("denied");
+    assert!(
+        err.to_string()
+            .contains(r#""upbit: * /v1/withdraw**" (withdrawal, path read as /v1/withdraws/coin)"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn over_long_or_endlessly_encoded_paths_are_refused() {
+    assert!(matches!(
+        policy::check(Binance, "GET", &"/a".repeat(2000)),
+        Err(Denial::Unreadable(_))
+    ));
+    let mut p = "/api/v3/order".to_string();
+    for _ in 0..6 {
+        p = encode_all(&p);
+    }
+    assert!(matches!(
+        policy::check(Binance, "GET", &p),
+        Err(Denial::Unreadable(_))
+    ));
+}
+
+fn rules(list: &[&str]) -> Vec<AllowRule> {
+    list.iter()
+        .map(|r| r.parse().expect("valid rule"))
+        .collect()
+}
+
+#[test]
+fn allow_rules_parse_strictly_and_errors_name_the_rule() {
+    for ok in [
+        "POST /api/v3/order",
+        "* /api/v3/**",
+        "GET /v1/orders/*",
+        "DELETE /",
+        "GET /api/v3/order*",
+    ] {
+        let rule: AllowRule = ok.parse().expect(ok);
+        assert_eq!(rule.to_string(), ok);
+    }
+    for bad in [
+        "",
+        "POST",
+        "post /api/v3/order",
+        "POST  /api/v3/order",
+        " POST /x",
+        "POST /x ",
+        "FETCH /x",
+        "POST api/v3/order",
+        "POST /api/v3/order?x=1",
+        "POST /api/%2e",
+        "POST /a//b",
+        "POST /a/",
+        "POST /a/../b",
+        "POST /a/***",
+        "POST /a b",
+        "POST\t/a",
+    ] {
+        let err = bad.parse::<AllowRule>().expect_err(bad);
+        assert_eq!(err.rule, bad);
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+    }
+}
+
+#[test]
+fn a_key_with_allow_rules_gets_only_what_they_name() {
+    let allow = rules(&["POST /api/v3/order", "GET /api/v3/*"]);
+    let ok = |m, p| policy::check_with_allow(Binance, &allow, m, p);
+    assert_eq!(ok("POST", "/api/v3/order"), Ok(()));
+    assert_eq!(ok("post", "/API/v3/order/"), Ok(()));
+    assert_eq!(ok("GET", "/api/v3/account"), Ok(()));
+    for (m, p) in [
+        ("DELETE", "/api/v3/order"),
+        ("GET", "/api/v3/order/x"),
+        ("POST", "/fapi/v1/order"),
+        ("POST", "/api/v3/order/../../../fapi/v1/order"),
+        ("GET", "/api/v3/x%2F..%2F..%2F..%2Ffapi%2Fv1%2Forder"),
+    ] {
+        let got = ok(m, p);
+        assert!(
+            matches!(got, Err(Denial::NotAllowed { .. })),
+            "{m} {p}: {got:?}"
+        );
+    }
+    let msg = ok("DELETE", "/api/v3/order")
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        msg.contains("2 allow rule") && msg.contains("\"DELETE /api/v3/order\""),
+        "{msg}"
+    );
+    // No rules: only the deny list applies.
+    assert_eq!(
+        policy::check_with_allow(Binance, &[], "DELETE", "/api/v3/order"),
+        Ok(())
+    );
+}
+
+#[test]
+fn the_deny_list_applies_before_any_allow_rule() {
+    let allow = rules(&["* /**", "POST /sapi/v1/capital/withdraw/apply"]);
+    for &(exchange, method, path) in DENIED {
+        let got = policy::check_with_allow(exchange, &allow, method, path);
+        assert!(
+            matches!(got, Err(Denial::BuiltIn { .. })),
+            "{path}: {got:?}"
+        );
+    }
+}
+
+fn sign_req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
+    SignRequest {
+        key: "k".into(),
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        body: body.into(),
+    }
+}
+
+/// The signature does not cover the path, so withdrawal parameters are refused on any path.
+#[test]
+fn withdrawal_parameters_are_refused_on_an_innocent_path() {
+    let cases = [
+        (Binance, "coin=BTC&address=bc1qxyz&amount=1", ""),
+        (Binance, "", "coin=BTC&%61ddress=bc1qxyz&amount=1"),
+        (Binance, "ADDRESS=x", ""),
+        (Binance, "asset=USDT&amount=1&toEmail=a%40b.c", ""),
+        (Binance, "token=USDT&amount=10", ""),
+        (
+            Upbit,
+            "",
+            r#"{"currency":"BTC","net_type":"BTC","amount":"1","address":"x"}"#,
+        ),
+        (Upbit, "currency=KRW&amount=10000&two_factor_type=kakao", ""),
+        (Upbit, "address[]=x", ""),
+    ];
+    for (exchange, query, body) in cases {
+        let path = if exchange == Binance {
+            "/api/v3/order"
+        } else {
+            "/v1/orders"
+        };
+        let got = policy::check_request(exchange, &[], &sign_req("POST", path, query, body));
+        assert!(
+            matches!(got, Err(Denial::FundParameter { .. })),
+            "{query} {body}: {got:?}"
+        );
+    }
+    let msg = policy::check_params(Binance, "address=x", "")
+        .expect_err("refused")
+        .to_string();
+    assert!(msg.contains("does not sign the path"), "{msg}");
+}
+
+#[test]
+fn order_parameters_pass() {
+    let spot =
+        "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000";
+    assert_eq!(
+        policy::check_request(Binance, &[], &sign_req("POST", "/api/v3/order", spot, "")),
+        Ok(())
+    );
+    assert_eq!(
+        policy::check_request(Binance, &[], &sign_req("POST", "/api/v3/order", "", spot)),
+        Ok(())
+    );
+    let body =
+        r#"{"market":"KRW-BTC","side":"bid","volume":"0.01","price":"100.0","ord_type":"limit"}"#;
+    assert_eq!(
+        policy::check_request(Upbit, &[], &sign_req("POST", "/v1/orders", "", body)),
+        Ok(())
+    );
+    let q = "market=KRW-BTC&states[]=wait&states[]=watch&limit=10";
+    assert_eq!(
+        policy::check_request(Upbit, &[], &sign_req("GET", "/v1/orders/open", q, "")),
+        Ok(())
+    );
+}
+
+mod composed {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Spelling tricks that keep routing to the same endpoint, applied on top of each other.
+    fn trick(s: &str, which: u8) -> String {
+        match which % 9 {
+            0 => s.to_uppercase(),
+            1 => s.replace('/', "//"),
+            2 => format!("{s}/"),
+            3 => s.replace('/', "%2F"),
+            4 => s.replace('%', "%25"),
+            5 => format!("/x/..{s}"),
+            6 => s.replace('/', "/./"),
+            7 => format!("{s};a=b"),
+            _ => format!("{s}?q=1"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn stacked_spellings_of_a_denied_endpoint_stay_denied(
+            i in 0..DENIED.len(),
+            tricks in prop::collection::vec(any::<u8>(), 1..4),
+        ) {
+            let (exchange, method, path) = DENIED[i];
+            let spelled = tricks.iter().fold(path.to_string(), |p, t| trick(&p, *t));
+            let got = policy::check(exchange, method, &spelled);
+            // Four or more layers of encoding is refused as unreadable: also a refusal.
+            prop_assert!(got.is_err(), "{} {} {:?}", exchange, method, spelled);
+        }
+    }
+}
+
+/// A bot must not be able to stall the agent with a long path of many segments.
+#[test]
+fn checking_a_long_many_segment_path_is_quick() {
+    let path = "/a".repeat(1023);
+    let allow = rules(&["GET /**"]);
+    let start = std::time::Instant::now();
+    for exchange in [Binance, Upbit] {
+        assert_eq!(
+            policy::check_with_allow(exchange, &allow, "GET", &path),
+            Ok(())
+        );
+    }
+    let denied = format!("{}/sapi/v1/capital/withdraw/apply", "/a".repeat(1000));
+    assert!(policy::check(Binance, "POST", &denied).is_err());
+    // Generous for a debug build on a shared machine; quadratic matching took far longer.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
