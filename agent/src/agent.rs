@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, LockSource, Request, Response, SessionState, SignRequest, Status, TokenInfo,
-    UnlockRequest, PROTOCOL_VERSION,
+    ErrorCode, LockSource, PROTOCOL_VERSION, Request, Response, SessionState, SignRequest, Status,
+    TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -49,7 +49,9 @@ impl Agent {
         let audit = match AuditLog::open(&paths.audit_log()) {
             Ok(log) => Some(log),
             Err(e) => {
-                warnings.push(format!("the audit log cannot be written ({e}); decisions are not being recorded"));
+                warnings.push(format!(
+                    "the audit log cannot be written ({e}); decisions are not being recorded"
+                ));
                 None
             }
         };
@@ -74,7 +76,10 @@ impl Agent {
 
     pub(crate) fn warn(&self, msg: String) {
         eprintln!("tapsign agent: warning: {msg}");
-        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(msg);
     }
 
     /// Record a decision. A failing audit log is reported once and does not stop the agent.
@@ -85,7 +90,9 @@ impl Agent {
         {
             *guard = None;
             drop(guard);
-            self.warn(format!("the audit log stopped working ({e}); decisions are no longer recorded"));
+            self.warn(format!(
+                "the audit log stopped working ({e}); decisions are no longer recorded"
+            ));
         }
     }
 
@@ -94,7 +101,9 @@ impl Agent {
         let was_open = self.session().lock(reason.clone());
         if was_open {
             eprintln!("tapsign agent: locked: {reason}");
-            self.audit(AuditEvent::Lock { reason: reason.to_string() });
+            self.audit(AuditEvent::Lock {
+                reason: reason.to_string(),
+            });
             self.changed.notify_one();
         }
         was_open
@@ -103,7 +112,10 @@ impl Agent {
     /// Answer one request from `client`.
     pub async fn handle(self: &Arc<Self>, req: Request, client: &Client) -> Response {
         match req {
-            Request::Hello { .. } => Response::Hello { version: PROTOCOL_VERSION, agent: agent_version() },
+            Request::Hello { .. } => Response::Hello {
+                version: PROTOCOL_VERSION,
+                agent: agent_version(),
+            },
             Request::Status => Response::Status(self.status()),
             Request::Lock => {
                 self.lock(LockReason::Command);
@@ -132,7 +144,11 @@ impl Agent {
         // `use_key`, which gives the precise refusal.
         let exchange = self.session().exchange_of(&req.key);
         if let Some(exchange) = exchange
-            && let Err(denial) = policy::check(exchange, &req.method, &req.path)
+            && let Err(denial) = policy::check_request(
+                exchange,
+                self.config.allow.get(&req.key).map_or(&[], Vec::as_slice),
+                &req,
+            )
         {
             return refuse(ErrorCode::PolicyDenied, denial.to_string());
         }
@@ -143,7 +159,9 @@ impl Agent {
         let opts = self.config.signing;
         let outcome = {
             let mut session = self.session();
-            let out = session.use_key(&req.key, now, client, |cred| sign::sign(cred, &req, &stamp, &opts));
+            let out = session.use_key(&req.key, now, client, |cred| {
+                sign::sign(cred, &req, &stamp, &opts)
+            });
             if !session.is_unlocked() {
                 self.changed.notify_one();
             }
@@ -161,7 +179,9 @@ impl Agent {
                     exe: client.exe.clone(),
                 });
                 if self.session().lock_reason() == Some(&LockReason::BudgetSpent) {
-                    self.audit(AuditEvent::Lock { reason: LockReason::BudgetSpent.to_string() });
+                    self.audit(AuditEvent::Lock {
+                        reason: LockReason::BudgetSpent.to_string(),
+                    });
                 }
                 Response::Signed(signed)
             }
@@ -170,22 +190,40 @@ impl Agent {
 
     async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
         let secs = |s: Option<u64>| s.map(Duration::from_secs);
-        let bounds = match self.config.bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures) {
-            Ok(b) => b,
-            Err(message) => return Response::Error { code: ErrorCode::BadRequest, message },
-        };
+        let bounds =
+            match self
+                .config
+                .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
+            {
+                Ok(b) => b,
+                Err(message) => {
+                    return Response::Error {
+                        code: ErrorCode::BadRequest,
+                        message,
+                    };
+                }
+            };
         let _one_at_a_time = self.unlocking.lock().await;
         let agent = Arc::clone(self);
         let keys = req.keys.clone();
         let pin = req.pin;
-        let opened = tokio::task::spawn_blocking(move || unlocker::open(&agent, &keys, pin.as_ref())).await;
+        let opened =
+            tokio::task::spawn_blocking(move || unlocker::open(&agent, &keys, pin.as_ref())).await;
         let opened = match opened {
             Ok(r) => r,
-            Err(_) => Err((ErrorCode::Internal, "the unlock worker failed; see the agent's log".into())),
+            Err(_) => Err((
+                ErrorCode::Internal,
+                "the unlock worker failed; see the agent's log".into(),
+            )),
         };
         match opened {
             Err((code, message)) => {
-                self.audit(AuditEvent::UnlockRefused { code: code.as_str().to_owned(), reason: message.clone(), pid: client.pid, exe: client.exe.clone() });
+                self.audit(AuditEvent::UnlockRefused {
+                    code: code.as_str().to_owned(),
+                    reason: message.clone(),
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
                 Response::Error { code, message }
             }
             Ok(o) => {
@@ -193,10 +231,15 @@ impl Agent {
                     self.warn(w);
                 }
                 let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
-                let session = Session::unlock(o.credentials, bounds, boot_now(), o.opened_by.clone());
+                let session =
+                    Session::unlock(o.credentials, bounds, boot_now(), o.opened_by.clone());
                 *self.session() = session;
                 self.changed.notify_one();
-                eprintln!("tapsign agent: unlocked {} key(s) with {}", names.len(), o.opened_by);
+                eprintln!(
+                    "tapsign agent: unlocked {} key(s) with {}",
+                    names.len(),
+                    o.opened_by
+                );
                 self.audit(AuditEvent::Unlock {
                     token: o.opened_by,
                     keys: names,
@@ -215,10 +258,22 @@ impl Agent {
     pub fn status(&self) -> Status {
         let (state, lock_reason, session) = {
             let s = self.session();
-            let state = if s.is_unlocked() { SessionState::Unlocked } else { SessionState::Locked };
-            (state, s.lock_reason().map(|r| r.to_string()), s.status(boot_now()))
+            let state = if s.is_unlocked() {
+                SessionState::Unlocked
+            } else {
+                SessionState::Locked
+            };
+            (
+                state,
+                s.lock_reason().map(|r| r.to_string()),
+                s.status(boot_now()),
+            )
         };
-        let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut warnings = self
+            .warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut tokens = Vec::new();
         match self.keystore.keyslots() {
             Ok(slots) => {
@@ -226,9 +281,16 @@ impl Agent {
                     match slot {
                         Ok(slot) => {
                             if slot.stub.is_insecure() {
-                                warnings.push(format!("{} is enrolled: it gives no protection", slot.stub.describe()));
+                                warnings.push(format!(
+                                    "{} is enrolled: it gives no protection",
+                                    slot.stub.describe()
+                                ));
                             }
-                            tokens.push(TokenInfo { id: slot.stub.id(), kind: slot.stub.kind().into(), description: slot.stub.describe() });
+                            tokens.push(TokenInfo {
+                                id: slot.stub.id(),
+                                kind: slot.stub.kind().into(),
+                                description: slot.stub.describe(),
+                            });
                         }
                         Err(e) => warnings.push(e.to_string()),
                     }
@@ -250,10 +312,17 @@ impl Agent {
 }
 
 fn lock_sources() -> Vec<LockSource> {
-    let live = |name: &str, detail: &str| LockSource { name: name.into(), live: true, detail: Some(detail.into()) };
+    let live = |name: &str, detail: &str| LockSource {
+        name: name.into(),
+        live: true,
+        detail: Some(detail.into()),
+    };
     vec![
         live("command", "`tapsign lock`"),
         live("deadlines", "lifetime, idle timeout and signature budget"),
-        live("signals", "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent"),
+        live(
+            "signals",
+            "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
+        ),
     ]
 }

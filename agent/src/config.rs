@@ -2,10 +2,12 @@
 //! server limits. Every field is optional; `docs/defaults.md` explains each default.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::clock::parse_duration;
+use crate::policy::AllowRule;
 use crate::session::Bounds;
 use crate::sign::SignOptions;
 
@@ -15,6 +17,9 @@ pub struct Config {
     pub session: SessionConfig,
     pub signing: SignOptions,
     pub server: ServerConfig,
+    /// Per-key allow rules: when a key has any, everything else is refused (the built-in
+    /// deny list applies first, always).
+    pub allow: BTreeMap<String, Vec<AllowRule>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,7 @@ impl Default for Config {
                 frame_timeout: Duration::from_secs(5),
                 idle_connection_timeout: Duration::from_secs(600),
             },
+            allow: BTreeMap::new(),
         }
     }
 }
@@ -73,6 +79,15 @@ struct Raw {
     signing: RawSigning,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    keys: BTreeMap<String, RawKey>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,6 +149,17 @@ impl Config {
         c.server.frame_timeout = dur(&v.frame_timeout, c.server.frame_timeout)?;
         c.server.idle_connection_timeout =
             dur(&v.idle_connection_timeout, c.server.idle_connection_timeout)?;
+        for (name, key) in &raw.keys {
+            let rules = key
+                .allow
+                .iter()
+                .map(|r| {
+                    r.parse::<AllowRule>()
+                        .map_err(|e| format!("keys.{name}.allow: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            c.allow.insert(name.clone(), rules);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -207,6 +233,16 @@ mod tests {
         assert_eq!(c.session.max_signatures, 7);
         let err = Config::parse("[session]\nttl_typo = \"2h\"\n").unwrap_err();
         assert!(err.contains("ttl_typo"), "{err}");
+    }
+
+    #[test]
+    fn allow_rules_parse_strictly() {
+        let c =
+            Config::parse("[keys.bot1]\nallow = [\"POST /api/v3/order\", \"GET /api/v3/**\"]\n")
+                .unwrap();
+        assert_eq!(c.allow["bot1"].len(), 2);
+        let err = Config::parse("[keys.bot1]\nallow = [\"FLY /x\"]\n").unwrap_err();
+        assert!(err.contains("keys.bot1.allow"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`config`], [`paths`]: where things live and the session defaults.
 //! - [`harden`]: the only unsafe code: no core dumps, not dumpable.
 
+pub mod agent;
 pub mod audit;
 pub mod clock;
 pub mod config;
@@ -24,9 +25,8 @@ pub mod keystore;
 pub mod paths;
 pub mod policy;
 pub mod secret;
+pub mod server;
 pub mod session;
 pub mod sign;
 pub mod token;
-pub mod agent;
-pub mod server;
 mod unlocker;

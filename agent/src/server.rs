@@ -22,39 +22,65 @@ use crate::session::{Client, LockReason};
 /// Why the agent could not start serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("another tapsign agent is already running on {0}; stop it first (`tapsign lock` does not stop it: send it SIGTERM)")]
+    #[error(
+        "another tapsign agent is already running on {0}; stop it first (`tapsign lock` does not stop it: send it SIGTERM)"
+    )]
     AlreadyRunning(PathBuf),
     #[error("the socket folder {path} {problem}; fix it or point TAPSIGN_SOCK elsewhere")]
     UnsafeFolder { path: PathBuf, problem: String },
     #[error("cannot create the socket {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
-    move |source| ServerError::Io { path: path.to_path_buf(), source }
+    move |source| ServerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Bind the agent's socket: the folder is made 0700 (and must be ours and private), a live
 /// agent on the path is left alone, a stale socket file is replaced.
 pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) => return Err(io_err(dir)(e)),
     }
     let meta = std::fs::metadata(dir).map_err(io_err(dir))?;
     let me = rustix::process::getuid().as_raw();
     if meta.uid() != me {
-        return Err(ServerError::UnsafeFolder { path: dir.into(), problem: format!("belongs to uid {}, not to you (uid {me})", meta.uid()) });
+        return Err(ServerError::UnsafeFolder {
+            path: dir.into(),
+            problem: format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
+        });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(ServerError::UnsafeFolder { path: dir.into(), problem: "can be written by other users".into() });
+        return Err(ServerError::UnsafeFolder {
+            path: dir.into(),
+            problem: "can be written by other users".into(),
+        });
     }
     if path.exists() {
         match UnixStream::connect(path).await {
             Ok(_) => return Err(ServerError::AlreadyRunning(path.into())),
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound => {
-                eprintln!("tapsign agent: replacing the stale socket {}", path.display());
+            Err(e)
+                if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound =>
+            {
+                eprintln!(
+                    "tapsign agent: replacing the stale socket {}",
+                    path.display()
+                );
                 std::fs::remove_file(path).map_err(io_err(path))?;
             }
             Err(e) => return Err(io_err(path)(e)),
@@ -67,13 +93,19 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 }
 
 /// Serve until SIGTERM or SIGINT. Locks (wiping the session) before returning.
-pub async fn serve(agent: Arc<Agent>, listener: UnixListener, socket: PathBuf) -> std::io::Result<()> {
+pub async fn serve(
+    agent: Arc<Agent>,
+    listener: UnixListener,
+    socket: PathBuf,
+) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
-    agent.audit(AuditEvent::AgentStart { pid: std::process::id() });
+    agent.audit(AuditEvent::AgentStart {
+        pid: std::process::id(),
+    });
     eprintln!("tapsign agent: listening on {}", socket.display());
     let stop = loop {
         tokio::select! {
@@ -97,7 +129,9 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, socket: PathBuf) -
     };
     agent.lock(LockReason::Signal(stop));
     reaper.abort();
-    agent.audit(AuditEvent::AgentStop { reason: format!("received {stop}") });
+    agent.audit(AuditEvent::AgentStop {
+        reason: format!("received {stop}"),
+    });
     // Only remove the socket if it is still ours (not replaced by a newer agent).
     drop(listener);
     let _ = std::fs::remove_file(&socket);
@@ -106,8 +140,15 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, socket: PathBuf) -
 }
 
 async fn refuse(mut stream: UnixStream, code: ErrorCode, message: &str) {
-    let resp = Response::Error { code, message: message.into() };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_frame_async(&mut stream, &resp)).await;
+    let resp = Response::Error {
+        code,
+        message: message.into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        write_frame_async(&mut stream, &resp),
+    )
+    .await;
 }
 
 fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
@@ -122,19 +163,41 @@ fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
 /// Serve one connection: peer check, `hello`, then request after request.
 async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
     let Some((uid, client)) = client_of(&stream) else {
-        return refuse(stream, ErrorCode::Forbidden, "the agent could not identify the connecting process").await;
+        return refuse(
+            stream,
+            ErrorCode::Forbidden,
+            "the agent could not identify the connecting process",
+        )
+        .await;
     };
     let me = rustix::process::getuid().as_raw();
     if uid != me {
-        eprintln!("tapsign agent: refused a connection from uid {uid} (pid {})", client.pid);
-        agent.audit(AuditEvent::PeerRefused { uid, pid: client.pid, exe: client.exe.clone() });
-        return refuse(stream, ErrorCode::Forbidden, "this agent serves only the user who runs it").await;
+        eprintln!(
+            "tapsign agent: refused a connection from uid {uid} (pid {})",
+            client.pid
+        );
+        agent.audit(AuditEvent::PeerRefused {
+            uid,
+            pid: client.pid,
+            exe: client.exe.clone(),
+        });
+        return refuse(
+            stream,
+            ErrorCode::Forbidden,
+            "this agent serves only the user who runs it",
+        )
+        .await;
     }
     let limits = agent.config.server;
     let mut greeted = false;
     loop {
         let mut header = [0u8; 4];
-        match tokio::time::timeout(limits.idle_connection_timeout, stream.read_exact(&mut header)).await {
+        match tokio::time::timeout(
+            limits.idle_connection_timeout,
+            stream.read_exact(&mut header),
+        )
+        .await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return,
         }
@@ -147,14 +210,22 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                let msg = format!("the frame did not arrive in full within {} s; closing", limits.frame_timeout.as_secs());
+                let msg = format!(
+                    "the frame did not arrive in full within {} s; closing",
+                    limits.frame_timeout.as_secs()
+                );
                 return refuse(stream, ErrorCode::BadRequest, &msg).await;
             }
         }
         let resp = match decode_body::<Request>(&body) {
-            Err(e) => Response::Error { code: ErrorCode::BadRequest, message: e.to_string() },
+            Err(e) => Response::Error {
+                code: ErrorCode::BadRequest,
+                message: e.to_string(),
+            },
             Ok(Request::Hello { version, .. }) if version != PROTOCOL_VERSION => {
-                let msg = format!("this agent speaks protocol version {PROTOCOL_VERSION}, the client {version}; upgrade the older side");
+                let msg = format!(
+                    "this agent speaks protocol version {PROTOCOL_VERSION}, the client {version}; upgrade the older side"
+                );
                 return refuse(stream, ErrorCode::VersionMismatch, &msg).await;
             }
             Ok(req @ Request::Hello { .. }) => {
@@ -162,7 +233,12 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
                 agent.handle(req, &client).await
             }
             Ok(_) if !greeted => {
-                return refuse(stream, ErrorCode::BadRequest, "say hello first: the first message must be {\"type\":\"hello\",...}").await;
+                return refuse(
+                    stream,
+                    ErrorCode::BadRequest,
+                    "say hello first: the first message must be {\"type\":\"hello\",...}",
+                )
+                .await;
             }
             Ok(req) => agent.handle(req, &client).await,
         };
@@ -183,7 +259,10 @@ async fn reaper(agent: Arc<Agent>) {
         match deadline {
             None => changed.await,
             Some(d) => {
-                let nap = d.saturating_sub(boot_now()).saturating_add(Duration::from_millis(5)).min(MAX_NAP);
+                let nap = d
+                    .saturating_sub(boot_now())
+                    .saturating_add(Duration::from_millis(5))
+                    .min(MAX_NAP);
                 tokio::select! {
                     _ = tokio::time::sleep(nap) => {}
                     _ = changed => {}
@@ -193,7 +272,9 @@ async fn reaper(agent: Arc<Agent>) {
         let ended = agent.session().tick(boot_now());
         if let Some(reason) = ended {
             eprintln!("tapsign agent: locked: {reason}");
-            agent.audit(AuditEvent::Lock { reason: reason.to_string() });
+            agent.audit(AuditEvent::Lock {
+                reason: reason.to_string(),
+            });
         }
     }
 }

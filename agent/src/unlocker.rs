@@ -41,7 +41,9 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
     }
     let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
-    let vk = ks.unwrap_vault(slot, token.as_mut()).map_err(keystore_failure)?;
+    let vk = ks
+        .unwrap_vault(slot, token.as_mut())
+        .map_err(keystore_failure)?;
     drop(token);
 
     let wanted: Vec<String> = if names.is_empty() {
@@ -69,15 +71,26 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
     if credentials.is_empty() {
         return Err((
             ErrorCode::UnknownKey,
-            "no key could be opened: add one with `tapsign key add NAME --exchange EXCHANGE`".into(),
+            "no key could be opened: add one with `tapsign key add NAME --exchange EXCHANGE`"
+                .into(),
         ));
     }
-    Ok(Opened { credentials, opened_by, warnings })
+    Ok(Opened {
+        credentials,
+        opened_by,
+        warnings,
+    })
 }
 
 /// Find a present token that answers for one of `slots`, without asking for a touch.
-fn locate<'a>(agent: &Agent, slots: &'a [Keyslot]) -> Result<(&'a Keyslot, Box<dyn Token>), TokenError> {
-    let soft_slots: Vec<&Keyslot> = slots.iter().filter(|s| matches!(s.stub, TokenStub::Soft { .. })).collect();
+fn locate<'a>(
+    agent: &Agent,
+    slots: &'a [Keyslot],
+) -> Result<(&'a Keyslot, Box<dyn Token>), TokenError> {
+    let soft_slots: Vec<&Keyslot> = slots
+        .iter()
+        .filter(|s| matches!(s.stub, TokenStub::Soft { .. }))
+        .collect();
     if soft_slots.is_empty() {
         return Err(absent(slots));
     }
@@ -91,16 +104,25 @@ fn locate<'a>(agent: &Agent, slots: &'a [Keyslot]) -> Result<(&'a Keyslot, Box<d
     };
     match soft_slots.into_iter().find(|s| &s.stub == token.stub()) {
         Some(slot) => Ok((slot, Box::new(token))),
-        None => Err(TokenError::WrongToken { found: token.stub().describe(), expected: expected(slots) }),
+        None => Err(TokenError::WrongToken {
+            found: token.stub().describe(),
+            expected: expected(slots),
+        }),
     }
 }
 
 fn expected(slots: &[Keyslot]) -> String {
-    slots.iter().map(|s| s.stub.describe()).collect::<Vec<_>>().join(" or ")
+    slots
+        .iter()
+        .map(|s| s.stub.describe())
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn absent(slots: &[Keyslot]) -> TokenError {
-    TokenError::Absent { hint: format!("insert {}", expected(slots)) }
+    TokenError::Absent {
+        hint: format!("insert {}", expected(slots)),
+    }
 }
 
 fn token_failure(e: TokenError) -> Failure {

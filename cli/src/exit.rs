@@ -29,7 +29,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(exit: u8, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure {
+            exit,
+            message: message.into(),
+        }
     }
     pub fn error(message: impl Into<String>) -> Self {
         Failure::new(exit_codes::ERROR, message)

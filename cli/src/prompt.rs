@@ -16,7 +16,10 @@ pub struct SecretReader {
 
 impl SecretReader {
     pub fn new() -> Self {
-        SecretReader { tty: isatty(std::io::stdin()), lines: std::io::stdin().lock() }
+        SecretReader {
+            tty: isatty(std::io::stdin()),
+            lines: std::io::stdin().lock(),
+        }
     }
 
     /// Read one field: prompts without echo on a terminal, else takes the next line.
@@ -46,7 +49,11 @@ impl SecretReader {
         if value.trim().is_empty() {
             let mut value = value;
             value.zeroize();
-            let how = if self.tty { "type it at the prompt" } else { "give one field per line on stdin" };
+            let how = if self.tty {
+                "type it at the prompt"
+            } else {
+                "give one field per line on stdin"
+            };
             return Err(Failure::error(format!("the {label} is empty: {how}")));
         }
         Ok(SecretString::new(value))

@@ -4,7 +4,11 @@
 use std::process::Command;
 
 fn tapsign(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tapsign")).args(args).env("TAPSIGN_HOME", "/nonexistent-tapsign-home").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_tapsign"))
+        .args(args)
+        .env("TAPSIGN_HOME", "/nonexistent-tapsign-home")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -12,7 +16,17 @@ fn help_lists_every_command_and_the_exit_codes() {
     let out = tapsign(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["agent", "token", "key", "unlock", "sign", "status", "lock", "audit", "Exit codes"] {
+    for cmd in [
+        "agent",
+        "token",
+        "key",
+        "unlock",
+        "sign",
+        "status",
+        "lock",
+        "audit",
+        "Exit codes",
+    ] {
         assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
     }
 }

@@ -65,7 +65,10 @@ impl Run {
     #[track_caller]
     pub fn fails_with(&self, code: i32, needle: &str) {
         assert_eq!(self.code, code, "unexpected exit code: {self:?}");
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {self:?}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {self:?}"
+        );
         assert!(!self.stderr.contains("panicked"), "a panic: {self:?}");
     }
 }
@@ -78,10 +81,18 @@ impl Default for World {
 
 impl World {
     pub fn new() -> World {
-        let home = tempfile::Builder::new().prefix("tapsign-test-").tempdir().expect("tempdir");
+        let home = tempfile::Builder::new()
+            .prefix("tapsign-test-")
+            .tempdir()
+            .expect("tempdir");
         let sock = home.path().join("run").join("agent.sock");
         let agent_log = home.path().join("agent.log");
-        World { home, sock, agent: None, agent_log }
+        World {
+            home,
+            sock,
+            agent: None,
+            agent_log,
+        }
     }
 
     pub fn home(&self) -> &Path {
@@ -119,7 +130,11 @@ impl World {
         if !self.home().join("soft-token").exists() {
             self.run(&["token", "add", "--soft"], "").ok();
         }
-        self.run(&["key", "add", name, "--exchange", exchange], &format!("{api_key}\n{secret}\n")).ok();
+        self.run(
+            &["key", "add", name, "--exchange", exchange],
+            &format!("{api_key}\n{secret}\n"),
+        )
+        .ok();
     }
 
     /// Start the agent and wait until it answers.
@@ -144,7 +159,11 @@ impl World {
             if Client::connect(&self.sock, "harness").is_ok() {
                 return;
             }
-            if let Some(status) = self.agent.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .agent
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("the agent exited ({status}): {}", self.agent_log());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -164,14 +183,20 @@ impl World {
     /// Send a signal to the agent and wait for it to exit; returns its exit code.
     pub fn signal_agent(&mut self, sig: &str) -> Option<i32> {
         let pid = self.agent_pid().to_string();
-        Command::new("kill").args([&format!("-{sig}"), &pid]).status().expect("kill");
+        Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .expect("kill");
         let mut child = self.agent.take().expect("agent running");
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status.code();
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "agent did not stop after {sig}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "agent did not stop after {sig}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -211,5 +236,7 @@ pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
 
 /// Whether this process runs as root (tests that switch users need it).
 pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }

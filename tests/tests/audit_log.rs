@@ -6,12 +6,33 @@ fn busy_world() -> World {
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
     w.start_agent();
-    w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").fails_with(4, "locked");
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .fails_with(4, "locked");
     w.run(&["unlock", "--max-signatures", "5"], "").ok();
     for _ in 0..3 {
-        w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").ok();
+        w.run(
+            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        )
+        .ok();
     }
-    w.run(&["sign", "b", "--method", "POST", "--path", "/sapi/v1/capital/withdraw/apply", "--query", "coin=BTC"], "").fails_with(5, "policy_denied");
+    w.run(
+        &[
+            "sign",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/sapi/v1/capital/withdraw/apply",
+            "--query",
+            "coin=BTC",
+        ],
+        "",
+    )
+    .fails_with(5, "policy_denied");
     w.run(&["lock"], "").ok();
     w
 }
@@ -25,7 +46,14 @@ fn every_decision_is_recorded_without_secrets() {
     let w = busy_world();
     let text = w.run(&["audit"], "");
     let out = text.ok();
-    for needle in ["unlock", "sign", "/api/v3/account", "policy_denied", "locked", "lock"] {
+    for needle in [
+        "unlock",
+        "sign",
+        "/api/v3/account",
+        "policy_denied",
+        "locked",
+        "lock",
+    ] {
         assert!(out.contains(needle), "audit lacks {needle:?}:\n{out}");
     }
     let raw = std::fs::read_to_string(log_path(&w)).unwrap();
@@ -42,7 +70,8 @@ fn audit_verify_catches_an_edited_line() {
     let edited = text.replacen("/api/v3/account", "/api/v3/accounX", 1);
     assert_ne!(edited, text);
     std::fs::write(&path, edited).unwrap();
-    w.run(&["audit", "verify"], "").fails_with(7, "fails verification");
+    w.run(&["audit", "verify"], "")
+        .fails_with(7, "fails verification");
 }
 
 #[test]
@@ -54,5 +83,6 @@ fn audit_verify_catches_a_deleted_line() {
     assert!(lines.len() > 4);
     lines.remove(2);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    w.run(&["audit", "verify"], "").fails_with(7, "fails verification");
+    w.run(&["audit", "verify"], "")
+        .fails_with(7, "fails verification");
 }

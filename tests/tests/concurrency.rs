@@ -45,6 +45,10 @@ fn thirty_two_clients_racing_for_a_budget_of_1000_get_exactly_1000() {
         t.join().expect("client thread");
     }
     assert_eq!(granted.load(Ordering::SeqCst), 1000);
-    let st: serde_json::Value = serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
-    assert_eq!(st["state"], "locked", "a spent budget ends the session: {st}");
+    let st: serde_json::Value =
+        serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+    assert_eq!(
+        st["state"], "locked",
+        "a spent budget ends the session: {st}"
+    );
 }

@@ -13,7 +13,10 @@ fn world() -> World {
 }
 
 fn sign(w: &World) -> tapsign_tests::Run {
-    w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "")
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
 }
 
 #[test]
@@ -23,9 +26,13 @@ fn lifetime_expiry_locks_the_agent() {
     sign(&w).ok();
     std::thread::sleep(Duration::from_millis(2600));
     // The reaper has wiped the session by now: status says so without any sign attempt.
-    let st: serde_json::Value = serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
     assert_eq!(st["state"], "locked", "{st}");
-    assert!(st["lock_reason"].as_str().unwrap().contains("lifetime"), "{st}");
+    assert!(
+        st["lock_reason"].as_str().unwrap().contains("lifetime"),
+        "{st}"
+    );
     sign(&w).fails_with(4, "expired");
 }
 

@@ -31,17 +31,32 @@ fn no_keystore_file_holds_the_secret_or_api_key_in_clear() {
     w.setup_key("k", "binance", API_KEY, SECRET);
     w.start_agent();
     w.run(&["unlock"], "").ok();
-    w.run(&["sign", "k", "--method", "GET", "--path", "/api/v3/account"], "").ok();
+    w.run(
+        &["sign", "k", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
     w.run(&["lock"], "").ok();
     // Everything tapsign wrote: keystore, audit log, config folder (the agent's stderr log is
     // the harness's, not tapsign's, but it must not leak either).
     let files = files_under(w.home());
-    assert!(files.len() >= 4, "expected the keystore files, got {files:?}");
+    assert!(
+        files.len() >= 4,
+        "expected the keystore files, got {files:?}"
+    );
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         for needle in [API_KEY, SECRET] {
-            assert!(!contains(&bytes, needle.as_bytes()), "{} holds {needle} in clear", f.display());
-            assert!(!contains(&bytes, hex::encode(needle).as_bytes()), "{} holds {needle} as hex", f.display());
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{} holds {needle} in clear",
+                f.display()
+            );
+            assert!(
+                !contains(&bytes, hex::encode(needle).as_bytes()),
+                "{} holds {needle} as hex",
+                f.display()
+            );
         }
     }
 }
@@ -57,7 +72,12 @@ fn a_flipped_byte_in_any_keystore_file_is_a_clear_error_naming_it() {
     assert!(files.len() >= 3, "{files:?}");
     for f in &files {
         let pristine = std::fs::read(f).unwrap();
-        for pos in [0, pristine.len() / 3, pristine.len() / 2, pristine.len() - 2] {
+        for pos in [
+            0,
+            pristine.len() / 3,
+            pristine.len() / 2,
+            pristine.len() - 2,
+        ] {
             let mut bad = pristine.clone();
             bad[pos] ^= 0x01;
             std::fs::write(f, &bad).unwrap();
@@ -68,17 +88,27 @@ fn a_flipped_byte_in_any_keystore_file_is_a_clear_error_naming_it() {
                 w.run(&["unlock"], ""),
             ];
             for r in &runs {
-                assert!(!r.stderr.contains("panicked") && r.code != 101 && r.code != -1, "{name}@{pos}: {r:?}");
+                assert!(
+                    !r.stderr.contains("panicked") && r.code != 101 && r.code != -1,
+                    "{name}@{pos}: {r:?}"
+                );
             }
             let named = runs.iter().any(|r| r.code != 0 && r.stderr.contains(name));
-            assert!(named, "no command reported damage in {name} at byte {pos}: {runs:?}");
+            assert!(
+                named,
+                "no command reported damage in {name} at byte {pos}: {runs:?}"
+            );
             std::fs::write(f, &pristine).unwrap();
             w.run(&["lock"], "").ok();
         }
     }
     // Restored: everything works again.
     w.run(&["unlock"], "").ok();
-    w.run(&["sign", "k", "--method", "GET", "--path", "/api/v3/account"], "").ok();
+    w.run(
+        &["sign", "k", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
 }
 
 #[test]
@@ -101,6 +131,28 @@ fn one_damaged_credential_does_not_stop_the_others() {
     assert!(list.stdout.contains("good"), "{list:?}");
     let unlock = w.run(&["unlock"], "");
     assert!(unlock.ok().contains("good"), "{unlock:?}");
-    w.run(&["sign", "good", "--method", "GET", "--path", "/api/v3/account"], "").ok();
-    w.run(&["sign", "bad", "--method", "GET", "--path", "/api/v3/account"], "").fails_with(5, "unknown_key");
+    w.run(
+        &[
+            "sign",
+            "good",
+            "--method",
+            "GET",
+            "--path",
+            "/api/v3/account",
+        ],
+        "",
+    )
+    .ok();
+    w.run(
+        &[
+            "sign",
+            "bad",
+            "--method",
+            "GET",
+            "--path",
+            "/api/v3/account",
+        ],
+        "",
+    )
+    .fails_with(5, "unknown_key");
 }

@@ -17,7 +17,11 @@ fn a_second_agent_refuses_to_start_while_one_answers() {
 fn a_stale_socket_file_is_replaced() {
     let mut w = World::new();
     std::fs::create_dir_all(w.sock.parent().unwrap()).unwrap();
-    std::fs::set_permissions(w.sock.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        w.sock.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
     // A listener dropped without unlinking leaves a socket file nobody answers on: a crashed agent.
     drop(std::os::unix::net::UnixListener::bind(&w.sock).unwrap());
     assert!(w.sock.exists());
@@ -40,7 +44,8 @@ fn a_socket_folder_others_can_write_is_refused() {
     let dir = w.sock.parent().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    w.run(&["agent"], "").fails_with(1, "can be written by other users");
+    w.run(&["agent"], "")
+        .fails_with(1, "can be written by other users");
 }
 
 #[test]
@@ -53,7 +58,11 @@ fn sigterm_wipes_the_session_and_exits_cleanly() {
     assert!(!w.sock.exists(), "the socket is removed on exit");
     let log = w.agent_log();
     assert!(log.contains("locked: agent received SIGTERM"), "{log}");
-    w.run(&["audit"], "").ok().contains("SIGTERM").then_some(()).expect("the lock is audited");
+    w.run(&["audit"], "")
+        .ok()
+        .contains("SIGTERM")
+        .then_some(())
+        .expect("the lock is audited");
 }
 
 #[test]
@@ -63,7 +72,10 @@ fn sighup_locks_but_keeps_serving() {
     w.start_agent();
     w.run(&["unlock"], "").ok();
     let pid = w.agent_pid().to_string();
-    std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
     let start = std::time::Instant::now();
     loop {
         let st = w.run(&["status", "--json"], "");
@@ -71,7 +83,10 @@ fn sighup_locks_but_keeps_serving() {
             assert!(st.stdout.contains("SIGHUP"), "{st:?}");
             break;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "SIGHUP did not lock");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "SIGHUP did not lock"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

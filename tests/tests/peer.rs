@@ -21,7 +21,9 @@ fn a_client_running_as_nobody_is_refused() {
 
     // Open every door on the way so only the agent's own uid check stands between nobody and
     // the session: the folder defences are tested elsewhere, this tests the last line.
-    let open = |p: &std::path::Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
     open(w.home(), 0o755);
     open(w.sock.parent().unwrap(), 0o755);
     open(&w.sock, 0o666);
@@ -41,9 +43,22 @@ fn a_client_running_as_nobody_is_refused() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "nobody got a signature: {stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "nobody got a signature: {stderr}"
+    );
     assert!(stderr.contains("serves only the user"), "{stderr}");
-    assert!(w.agent_log().contains("refused a connection from uid 65534"), "{}", w.agent_log());
+    assert!(
+        w.agent_log()
+            .contains("refused a connection from uid 65534"),
+        "{}",
+        w.agent_log()
+    );
     // The owner is still served.
-    w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").ok();
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
 }

@@ -21,7 +21,14 @@ fn raw(w: &World) -> UnixStream {
 }
 
 fn hello(s: &mut UnixStream) {
-    s.write_all(&encode(&Request::Hello { version: PROTOCOL_VERSION, client: "raw".into() }).unwrap()).unwrap();
+    s.write_all(
+        &encode(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "raw".into(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
     assert!(matches!(answer(s), Response::Hello { .. }));
 }
 
@@ -57,7 +64,10 @@ fn oversized_length_prefix_is_refused_without_allocating_it() {
     }
     // Eight 4 GiB frames were announced; the agent grew by far less than one of them.
     let after = rss_kib(w.agent_pid());
-    assert!(after < before + 64 * 1024, "rss grew from {before} KiB to {after} KiB");
+    assert!(
+        after < before + 64 * 1024,
+        "rss grew from {before} KiB to {after} KiB"
+    );
     w.client().status().unwrap();
 }
 
@@ -66,11 +76,21 @@ fn garbage_json_gets_bad_request_and_the_connection_survives() {
     let w = agent();
     let mut s = raw(&w);
     hello(&mut s);
-    for junk in [&b"{nope"[..], b"[]", b"{\"type\":\"fly\"}", b"{\"type\":\"status\",\"extra\":1}", b"\xff\xfe"] {
+    for junk in [
+        &b"{nope"[..],
+        b"[]",
+        b"{\"type\":\"fly\"}",
+        b"{\"type\":\"status\",\"extra\":1}",
+        b"\xff\xfe",
+    ] {
         let mut frame = (junk.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(junk);
         s.write_all(&frame).unwrap();
-        assert_eq!(error_code(answer(&mut s)), ErrorCode::BadRequest, "for {junk:?}");
+        assert_eq!(
+            error_code(answer(&mut s)),
+            ErrorCode::BadRequest,
+            "for {junk:?}"
+        );
     }
     s.write_all(&encode(&Request::Status).unwrap()).unwrap();
     assert!(matches!(answer(&mut s), Response::Status(_)));
@@ -84,7 +104,14 @@ fn requests_before_hello_and_other_versions_are_refused() {
     assert_eq!(error_code(answer(&mut s)), ErrorCode::BadRequest);
 
     let mut s = raw(&w);
-    s.write_all(&encode(&Request::Hello { version: 99, client: "future".into() }).unwrap()).unwrap();
+    s.write_all(
+        &encode(&Request::Hello {
+            version: 99,
+            client: "future".into(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(error_code(answer(&mut s)), ErrorCode::VersionMismatch);
 }
 
@@ -106,8 +133,12 @@ fn a_stalled_half_frame_does_not_delay_other_clients() {
     // The staller's frame is still pending: the others were served while it stalled.
     staller.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 1];
-    let pending = matches!(staller.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    assert!(pending, "the stalled connection was answered before the other client finished");
+    let pending =
+        matches!(staller.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(
+        pending,
+        "the stalled connection was answered before the other client finished"
+    );
     // And the agent gives up on it after the frame timeout.
     staller.set_nonblocking(false).unwrap();
     assert_eq!(error_code(answer(&mut staller)), ErrorCode::BadRequest);
@@ -124,7 +155,10 @@ fn connections_over_the_limit_are_told_busy() {
         loop {
             match tapsign_proto::client::Client::connect(&w.sock, "t") {
                 Ok(c) => return c,
-                Err(e) if e.code() == Some(ErrorCode::Busy) && start.elapsed() < Duration::from_secs(10) => {
+                Err(e)
+                    if e.code() == Some(ErrorCode::Busy)
+                        && start.elapsed() < Duration::from_secs(10) =>
+                {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Err(e) => panic!("{e}"),
@@ -140,11 +174,21 @@ fn connections_over_the_limit_are_told_busy() {
     let start = std::time::Instant::now();
     loop {
         let mut d = raw(&w);
-        d.write_all(&encode(&Request::Hello { version: PROTOCOL_VERSION, client: "d".into() }).unwrap()).unwrap();
+        d.write_all(
+            &encode(&Request::Hello {
+                version: PROTOCOL_VERSION,
+                client: "d".into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
         if matches!(answer(&mut d), Response::Hello { .. }) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the freed slot never came back");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the freed slot never came back"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

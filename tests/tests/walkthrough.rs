@@ -11,11 +11,28 @@ const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5
 fn verify_binance(out: &serde_json::Value) {
     let query = out["query"].as_str().unwrap();
     let body = out["body"].as_str().unwrap();
-    let (carrier, other) = if body.is_empty() { (query, "") } else { (body, query) };
-    let (signed_part, sig) = carrier.rsplit_once("&signature=").expect("a signature parameter, last");
-    let payload = if body.is_empty() { signed_part.to_owned() } else { format!("{other}{signed_part}") };
-    assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()), "signature over {payload:?}");
-    assert!(payload.contains("timestamp="), "the agent stamps the timestamp: {payload}");
+    let (carrier, other) = if body.is_empty() {
+        (query, "")
+    } else {
+        (body, query)
+    };
+    let (signed_part, sig) = carrier
+        .rsplit_once("&signature=")
+        .expect("a signature parameter, last");
+    let payload = if body.is_empty() {
+        signed_part.to_owned()
+    } else {
+        format!("{other}{signed_part}")
+    };
+    assert_eq!(
+        sig,
+        hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()),
+        "signature over {payload:?}"
+    );
+    assert!(
+        payload.contains("timestamp="),
+        "the agent stamps the timestamp: {payload}"
+    );
     assert_eq!(out["headers"]["X-MBX-APIKEY"], API_KEY);
 }
 
@@ -26,7 +43,19 @@ fn walkthrough_budget_of_three_then_lock() {
     w.start_agent();
 
     let sign = |w: &World| {
-        w.run(&["sign", "binance-main", "--method", "POST", "--path", "/api/v3/order", "--query", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1"], "")
+        w.run(
+            &[
+                "sign",
+                "binance-main",
+                "--method",
+                "POST",
+                "--path",
+                "/api/v3/order",
+                "--query",
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+            ],
+            "",
+        )
     };
     sign(&w).fails_with(4, "locked");
 
@@ -38,7 +67,12 @@ fn walkthrough_budget_of_three_then_lock() {
         let v = signed(out.ok());
         assert_eq!(v["method"], "POST");
         assert_eq!(v["path"], "/api/v3/order");
-        assert!(v["query"].as_str().unwrap().starts_with("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp="));
+        assert!(
+            v["query"]
+                .as_str()
+                .unwrap()
+                .starts_with("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp=")
+        );
         verify_binance(&v);
     }
     sign(&w).fails_with(4, "budget_exhausted");
@@ -49,7 +83,10 @@ fn walkthrough_budget_of_three_then_lock() {
     let status = w.run(&["status", "--json"], "");
     let st: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
     assert_eq!(st["state"], "locked");
-    assert!(st["lock_reason"].as_str().unwrap().contains("tapsign lock"), "{st}");
+    assert!(
+        st["lock_reason"].as_str().unwrap().contains("tapsign lock"),
+        "{st}"
+    );
 }
 
 #[test]
@@ -58,10 +95,32 @@ fn body_requests_carry_the_signature_in_the_body() {
     w.setup_key("b", "binance", API_KEY, SECRET);
     w.start_agent();
     w.run(&["unlock"], "").ok();
-    let out = w.run(&["sign", "b", "--method", "POST", "--path", "/api/v3/order", "--query", "symbol=BTCUSDT", "--body", "side=BUY&quantity=1"], "");
+    let out = w.run(
+        &[
+            "sign",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
+            "--query",
+            "symbol=BTCUSDT",
+            "--body",
+            "side=BUY&quantity=1",
+        ],
+        "",
+    );
     let v = signed(out.ok());
-    assert_eq!(v["query"], "symbol=BTCUSDT", "the bot's query is left as it was");
-    assert!(v["body"].as_str().unwrap().starts_with("side=BUY&quantity=1&timestamp="));
+    assert_eq!(
+        v["query"], "symbol=BTCUSDT",
+        "the bot's query is left as it was"
+    );
+    assert!(
+        v["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("side=BUY&quantity=1&timestamp=")
+    );
     verify_binance(&v);
 }
 
@@ -70,15 +129,26 @@ fn status_shows_the_session_and_the_insecure_token() {
     let mut w = World::new();
     w.setup_key("b", "binance", API_KEY, SECRET);
     w.start_agent();
-    w.run(&["unlock", "--ttl", "1h", "--max-signatures", "10"], "").ok();
-    w.run(&["sign", "b", "--method", "GET", "--path", "/api/v3/account"], "").ok();
-    let st: serde_json::Value = serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+    w.run(&["unlock", "--ttl", "1h", "--max-signatures", "10"], "")
+        .ok();
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
+    let st: serde_json::Value =
+        serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
     assert_eq!(st["state"], "unlocked");
     assert_eq!(st["session"]["signatures_left"], 9);
     assert_eq!(st["session"]["signatures_made"], 1);
     assert!(st["session"]["expires_in_secs"].as_u64().unwrap() <= 3600);
     assert_eq!(st["session"]["clients"][0]["signatures"], 1);
-    assert!(st["tokens"][0]["description"].as_str().unwrap().contains("INSECURE"));
+    assert!(
+        st["tokens"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("INSECURE")
+    );
     assert!(st["warnings"].to_string().contains("no protection"), "{st}");
     let text = w.run(&["status"], "");
     assert!(text.ok().contains("Unlocked"), "{text:?}");
@@ -91,7 +161,8 @@ fn the_agent_refuses_the_soft_token_unless_told() {
     w.start_agent_with(|c| {
         c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
     });
-    w.run(&["unlock"], "").fails_with(6, "TAPSIGN_INSECURE_SOFT_TOKEN=1");
+    w.run(&["unlock"], "")
+        .fails_with(6, "TAPSIGN_INSECURE_SOFT_TOKEN=1");
     let mut add = w.cmd(&["token", "add", "--soft"]);
     add.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
     let out = add.output().unwrap();

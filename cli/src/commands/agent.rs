@@ -12,10 +12,13 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
     for w in harden::harden_process().warnings {
         eprintln!("tapsign agent: warning: {w}");
     }
-    let config = Config::load(&paths.config_file()).map_err(|e| Failure::error(format!("bad configuration: {e}")))?;
+    let config = Config::load(&paths.config_file())
+        .map_err(|e| Failure::error(format!("bad configuration: {e}")))?;
     let soft = super::soft_allowed();
     if soft {
-        eprintln!("tapsign agent: WARNING: TAPSIGN_INSECURE_SOFT_TOKEN=1: the test-only soft token is accepted; it gives NO protection");
+        eprintln!(
+            "tapsign agent: WARNING: TAPSIGN_INSECURE_SOFT_TOKEN=1: the test-only soft token is accepted; it gives NO protection"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -23,9 +26,13 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::error(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
-        let listener = server::bind(&paths.socket).await.map_err(|e| Failure::error(e.to_string()))?;
+        let listener = server::bind(&paths.socket)
+            .await
+            .map_err(|e| Failure::error(e.to_string()))?;
         let socket = paths.socket.clone();
         let agent = Agent::new(paths, config, soft);
-        server::serve(agent, listener, socket).await.map_err(|e| Failure::error(format!("the agent failed: {e}")))
+        server::serve(agent, listener, socket)
+            .await
+            .map_err(|e| Failure::error(format!("the agent failed: {e}")))
     })
 }

@@ -9,10 +9,10 @@ use tapsign_agent::secret::SecretBytes;
 use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Token, TokenError};
 
+use crate::Failure;
 use crate::args::{AuditCommand, KeyCommand, TokenCommand};
 use crate::exit::exit_codes;
 use crate::prompt::SecretReader;
-use crate::Failure;
 
 fn ks_failure(e: KeystoreError) -> Failure {
     let exit = match &e {
@@ -66,7 +66,10 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
                 }
             }
             if damaged {
-                return Err(Failure::new(exit_codes::DAMAGED, "some keyslots are damaged (listed above)"));
+                return Err(Failure::new(
+                    exit_codes::DAMAGED,
+                    "some keyslots are damaged (listed above)",
+                ));
             }
             Ok(())
         }
@@ -81,11 +84,19 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
 pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
     let ks = keystore(paths);
     match cmd {
-        KeyCommand::Add { name, exchange, replace } => {
+        KeyCommand::Add {
+            name,
+            exchange,
+            replace,
+        } => {
             check_name(&name).map_err(|e| Failure::new(exit_codes::USAGE, e))?;
-            let exchange: Exchange = exchange.parse().map_err(|e: String| Failure::new(exit_codes::USAGE, e))?;
+            let exchange: Exchange = exchange
+                .parse()
+                .map_err(|e: String| Failure::new(exit_codes::USAGE, e))?;
             if !ks.is_initialized().map_err(ks_failure)? {
-                return Err(Failure::error("no token is enrolled yet: run `tapsign token add` first"));
+                return Err(Failure::error(
+                    "no token is enrolled yet: run `tapsign token add` first",
+                ));
             }
             let mut reader = SecretReader::new();
             let fields = exchange.fields();
@@ -104,7 +115,9 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             };
             drop(secret);
             ks.add_credential(&cred, replace).map_err(ks_failure)?;
-            println!("Stored {name} ({exchange}), sealed to the keystore. `tapsign unlock` opens it.");
+            println!(
+                "Stored {name} ({exchange}), sealed to the keystore. `tapsign unlock` opens it."
+            );
             Ok(())
         }
         KeyCommand::List => {
@@ -119,13 +132,18 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 }
             }
             if damaged {
-                return Err(Failure::new(exit_codes::DAMAGED, "some credentials are damaged (listed above)"));
+                return Err(Failure::new(
+                    exit_codes::DAMAGED,
+                    "some credentials are damaged (listed above)",
+                ));
             }
             Ok(())
         }
         KeyCommand::Remove { name } => {
             ks.remove_credential(&name).map_err(ks_failure)?;
-            println!("Removed {name}. A running session keeps it until it ends; `tapsign lock` ends it now.");
+            println!(
+                "Removed {name}. A running session keeps it until it ends; `tapsign lock` ends it now."
+            );
             Ok(())
         }
     }
@@ -135,19 +153,24 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
     let path = paths.audit_log();
     match action {
         None => {
-            let lines = audit::read(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            let lines =
+                audit::read(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
             for line in lines {
                 println!("{line}");
             }
             Ok(())
         }
         Some(AuditCommand::Verify) => {
-            let report = audit::verify(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            let report = audit::verify(&path)
+                .map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
             println!("{report}");
             if report.is_ok() {
                 Ok(())
             } else {
-                Err(Failure::new(exit_codes::DAMAGED, format!("the audit log {} fails verification", path.display())))
+                Err(Failure::new(
+                    exit_codes::DAMAGED,
+                    format!("the audit log {} fails verification", path.display()),
+                ))
             }
         }
     }

@@ -7,9 +7,9 @@ use tapsign_agent::paths::Paths;
 use tapsign_proto::client::Client;
 use tapsign_proto::{SessionState, SignRequest, Status, UnlockRequest};
 
+use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
 use crate::exit::exit_codes;
-use crate::Failure;
 
 fn connect(paths: &Paths) -> Result<Client, Failure> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
@@ -28,7 +28,11 @@ fn connect(paths: &Paths) -> Result<Client, Failure> {
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
     v.as_deref()
-        .map(|s| parse_duration(s).map(|d| d.as_secs()).map_err(|e| Failure::new(exit_codes::USAGE, format!("--{flag}: {e}"))))
+        .map(|s| {
+            parse_duration(s)
+                .map(|d| d.as_secs())
+                .map_err(|e| Failure::new(exit_codes::USAGE, format!("--{flag}: {e}")))
+        })
         .transpose()
 }
 
@@ -63,7 +67,13 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
 
 pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
     let mut client = connect(paths)?;
-    let signed = client.sign(SignRequest { key: a.name, method: a.method, path: a.path, query: a.query, body: a.body })?;
+    let signed = client.sign(SignRequest {
+        key: a.name,
+        method: a.method,
+        path: a.path,
+        query: a.query,
+        body: a.body,
+    })?;
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
     println!("{json}");
     Ok(())
@@ -78,7 +88,8 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
     let status = connect(paths)?.status()?;
     if json {
-        let text = serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
         println!("{text}");
     } else {
         print_status(&status);
@@ -92,25 +103,50 @@ fn print_status(s: &Status) {
         (SessionState::Unlocked, Some(sess)) => {
             println!("Unlocked (opened by {})", sess.opened_by);
             println!("  ends in        {}", secs(sess.expires_in_secs));
-            println!("  idle ends in   {} (idle timeout {})", secs(sess.idle_expires_in_secs), secs(sess.idle_timeout_secs));
-            println!("  signatures     {} made, {} left", sess.signatures_made, sess.signatures_left);
+            println!(
+                "  idle ends in   {} (idle timeout {})",
+                secs(sess.idle_expires_in_secs),
+                secs(sess.idle_timeout_secs)
+            );
+            println!(
+                "  signatures     {} made, {} left",
+                sess.signatures_made, sess.signatures_left
+            );
             for k in &sess.keys {
-                let left = k.signatures_left.map(|l| format!(", {l} left")).unwrap_or_default();
-                println!("  key {:<20} {:<8} {} signed{left}", k.name, k.exchange, k.signatures_made);
+                let left = k
+                    .signatures_left
+                    .map(|l| format!(", {l} left"))
+                    .unwrap_or_default();
+                println!(
+                    "  key {:<20} {:<8} {} signed{left}",
+                    k.name, k.exchange, k.signatures_made
+                );
             }
             for c in &sess.clients {
-                println!("  client pid {:<8} {} ({} signatures)", c.pid, c.exe, c.signatures);
+                println!(
+                    "  client pid {:<8} {} ({} signatures)",
+                    c.pid, c.exe, c.signatures
+                );
             }
         }
         _ => {
-            let why = s.lock_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let why = s
+                .lock_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             println!("Locked{why}. Run `tapsign unlock` to open a session.");
         }
     }
     for t in &s.tokens {
         println!("token {}: {}", t.id, t.description);
     }
-    let live: Vec<&str> = s.lock_sources.iter().filter(|l| l.live).map(|l| l.name.as_str()).collect();
+    let live: Vec<&str> = s
+        .lock_sources
+        .iter()
+        .filter(|l| l.live)
+        .map(|l| l.name.as_str())
+        .collect();
     println!("lock sources: {}", live.join(", "));
     for w in &s.warnings {
         println!("warning: {w}");
