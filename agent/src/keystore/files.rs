@@ -285,9 +285,10 @@ fn split(path: &Path) -> Result<(&Path, String), KeystoreError> {
 
 /// The entries of a keystore folder worth looking at, sorted: `(path, stem)` for each
 /// `*.json`, or an error for a file that has no business there. Temp files are skipped.
-pub(crate) fn list_json(
-    dir: &Path,
-) -> Result<Vec<Result<(PathBuf, String), KeystoreError>>, KeystoreError> {
+/// One folder entry: `(path, stem)`, or why it does not belong.
+pub(crate) type Entry = Result<(PathBuf, String), KeystoreError>;
+
+pub(crate) fn list_json(dir: &Path) -> Result<Vec<Entry>, KeystoreError> {
     let entries = fs::read_dir(dir).map_err(|e| KeystoreError::io("list the folder", dir, e))?;
     let mut out = Vec::new();
     for entry in entries {
@@ -309,7 +310,7 @@ pub(crate) fn list_json(
     Ok(out)
 }
 
-fn sort_key(entry: &Result<(PathBuf, String), KeystoreError>) -> Option<&Path> {
+fn sort_key(entry: &Entry) -> Option<&Path> {
     match entry {
         Ok((p, _)) => Some(p),
         Err(e) => e.path(),
