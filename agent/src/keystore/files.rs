@@ -319,18 +319,23 @@ fn sort_key(entry: &Entry) -> Option<&Path> {
 
 #[cfg(test)]
 thread_local! {
-    /// Test hook: make the next writes on this thread fail half way, like a full disk.
-    pub(crate) static FAIL_WRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Test hook: let this many writes on this thread through, then fail each one half way,
+    /// like a full disk. `None`: never fail.
+    pub(crate) static FAIL_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
 fn write_data(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     #[cfg(test)]
-    if FAIL_WRITES.with(|f| f.get()) {
-        file.write_all(&bytes[..bytes.len() / 2])?;
-        return Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            "no space left on device (test)",
-        ));
+    match FAIL_AFTER.with(|f| f.get()) {
+        Some(0) => {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (test)",
+            ));
+        }
+        Some(n) => FAIL_AFTER.with(|f| f.set(Some(n - 1))),
+        None => {}
     }
     file.write_all(bytes)
 }

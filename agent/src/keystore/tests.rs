@@ -371,14 +371,14 @@ fn a_failed_write_leaves_the_old_file_and_no_temp_files() {
     let (mut f, _) = Fixture::populated();
     let path = f.ks.dir().join("credentials/upbit-main.json");
     let before = fs::read(&path).unwrap();
-    files::FAIL_WRITES.with(|w| w.set(true));
+    files::FAIL_AFTER.with(|w| w.set(Some(0)));
     let e =
         f.ks.add_credential(&cred("upbit-main", Exchange::Upbit, None), true)
             .err();
     let e2 =
         f.ks.add_credential(&cred("new-one", Exchange::Upbit, None), false)
             .err();
-    files::FAIL_WRITES.with(|w| w.set(false));
+    files::FAIL_AFTER.with(|w| w.set(None));
     assert!(matches!(e, Some(KeystoreError::Io { .. })), "{e:?}");
     assert!(matches!(e2, Some(KeystoreError::Io { .. })), "{e2:?}");
     assert_eq!(fs::read(&path).unwrap(), before);
@@ -392,12 +392,15 @@ fn a_failed_create_leaves_no_keystore_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("ks"));
     let t = soft(tmp.path(), "t");
-    files::FAIL_WRITES.with(|w| w.set(true));
-    let e = ks.create(t.stub()).err();
-    files::FAIL_WRITES.with(|w| w.set(false));
-    assert!(matches!(e, Some(KeystoreError::Io { .. })), "{e:?}");
-    assert!(!ks.is_initialized().unwrap());
-    assert!(files(ks.dir()).is_empty(), "{:?}", files(ks.dir()));
+    // Fail the keyslot write, then (second round) vault.json after the keyslot went in.
+    for let_through in [0, 1] {
+        files::FAIL_AFTER.with(|w| w.set(Some(let_through)));
+        let e = ks.create(t.stub()).err();
+        files::FAIL_AFTER.with(|w| w.set(None));
+        assert!(matches!(e, Some(KeystoreError::Io { .. })), "{e:?}");
+        assert!(!ks.is_initialized().unwrap());
+        assert!(files(ks.dir()).is_empty(), "{:?}", files(ks.dir()));
+    }
     ks.create(t.stub()).unwrap();
 }
 

@@ -131,6 +131,15 @@ impl SoftToken {
         }
     }
 
+    /// Where the agent keeps the soft token for the keystore in `keystore_dir`: beside it,
+    /// in `soft-token/`, so one `$TAPSIGN_HOME` holds a whole test setup.
+    pub fn dir_beside(keystore_dir: &Path) -> PathBuf {
+        keystore_dir
+            .parent()
+            .unwrap_or(keystore_dir)
+            .join("soft-token")
+    }
+
     /// How many touches this token has approved (the `touches` file; 0 if missing).
     pub fn touches(dir: &Path) -> Result<u64, TokenError> {
         let path = dir.join("touches");
@@ -259,6 +268,12 @@ mod tests {
         assert_eq!(id.len(), 8);
         assert_eq!(public_key.len(), 66);
         assert!(t.stub().describe().contains("INSECURE"));
+    }
+
+    #[test]
+    fn the_soft_token_lives_beside_the_keystore() {
+        let dir = SoftToken::dir_beside(Path::new("/home/t/.tapsign/keystore"));
+        assert_eq!(dir, Path::new("/home/t/.tapsign/soft-token"));
     }
 
     #[test]
