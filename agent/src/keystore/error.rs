@@ -2,7 +2,7 @@
 //! to do; none carries secret material.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::token::TokenError;
 
@@ -17,11 +17,11 @@ pub enum KeystoreError {
     )]
     AlreadyInitialized { dir: PathBuf },
 
-    #[error(
-        "{path} is damaged: {detail}. Restore it from a backup; for a credential, `tapsign key \
-         remove` it and add it again; for a keyslot, remove it and enroll the token again"
-    )]
+    #[error("{path} is damaged: {detail}; {}", repair_hint(path))]
     Damaged { path: PathBuf, detail: String },
+
+    #[error("{path} does not belong in the keystore folder; move it elsewhere")]
+    Stray { path: PathBuf },
 
     #[error(
         "{path} uses keystore format version {found}, but this tapsign reads version {supported}: \
@@ -123,6 +123,7 @@ impl KeystoreError {
         match self {
             NotInitialized { dir: p } | AlreadyInitialized { dir: p } => Some(p),
             Damaged { path, .. } | UnsupportedVersion { path, .. } | Io { path, .. } => Some(path),
+            Stray { path } => Some(path),
             InsecurePermissions { path, .. } | Exists { path, .. } | NotFound { path, .. } => {
                 Some(path)
             }
@@ -132,5 +133,26 @@ impl KeystoreError {
             Internal(_) => None,
             Token(_) => None,
         }
+    }
+}
+
+/// What to do about a damaged file, by what the file is.
+fn repair_hint(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let folder = path.parent().and_then(Path::file_name);
+    match folder.and_then(|f| f.to_str()) {
+        _ if path.file_name().is_some_and(|n| n == "vault.json") => {
+            "restore it from a backup (no keyslot can be trusted without it)".into()
+        }
+        Some("credentials") => format!(
+            "restore it from a backup, or `tapsign key remove {stem}` and add the key again"
+        ),
+        Some("keyslots") => "restore it from a backup, or remove it with `tapsign token remove` \
+                             and enroll that token again"
+            .into(),
+        _ => "restore it from a backup".into(),
     }
 }

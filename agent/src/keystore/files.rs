@@ -300,10 +300,7 @@ pub(crate) fn list_json(dir: &Path) -> Result<Vec<Entry>, KeystoreError> {
         let path = entry.path();
         out.push(match name.strip_suffix(".json") {
             Some(stem) if !stem.is_empty() => Ok((path, stem.to_owned())),
-            _ => Err(KeystoreError::damaged(
-                path,
-                "this file does not belong in the keystore; move it elsewhere",
-            )),
+            _ => Err(KeystoreError::Stray { path }),
         });
     }
     out.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));

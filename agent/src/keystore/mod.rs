@@ -21,6 +21,41 @@
 //! - [`Keystore::add_credential`], [`Keystore::list_credentials`],
 //!   [`Keystore::remove_credential`], [`Keystore::open_credential`] (needs VK).
 //!
+//! A whole life cycle (the soft token stands in for a YubiKey here):
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use tapsign_agent::credential::{Credential, Exchange};
+//! use tapsign_agent::keystore::Keystore;
+//! use tapsign_agent::secret::{SecretBytes, SecretString};
+//! use tapsign_agent::token::{Token, soft::SoftToken};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ks = Keystore::new("/home/me/.tapsign/keystore".into());
+//! let mut token = SoftToken::open(&SoftToken::dir_beside(ks.dir()))?;
+//! if !ks.is_initialized()? {
+//!     ks.create(token.stub())?; // `token add` on a fresh keystore
+//! }
+//! let cred = Credential {
+//!     name: "upbit-main".into(),
+//!     exchange: Exchange::Upbit,
+//!     api_key: SecretString::new("access key".into()),
+//!     secret: SecretBytes::from_slice(b"secret key"),
+//!     passphrase: None,
+//! };
+//! ks.add_credential(&cred, false)?; // `key add`: no touch
+//! // `unlock`: the keyslot of the token present, then one touch.
+//! let slot = ks.keyslots()?.into_iter().flatten().find(|s| &s.stub == token.stub());
+//! let vk = ks.unwrap_vault(&slot.ok_or("this token is not enrolled")?, &mut token)?;
+//! for info in ks.list_credentials()? {
+//!     match info {
+//!         Ok(info) => drop(ks.open_credential(&vk, &info.name)?), // into the session
+//!         Err(e) => eprintln!("skipped: {e}"), // serve what we can
+//!     }
+//! }
+//! drop(vk); // zeroized: the session keeps only the credentials
+//! # Ok(()) }
+//! ```
+//!
 //! Robustness: every write is atomic (see `files::write_atomic`); any changed, missing or
 //! extra byte in a file is a [`KeystoreError`] naming that file, caught by its checksum on
 //! every read and by the AEAD tag at unlock. Listings return one `Result` per file, so one
@@ -396,7 +431,7 @@ impl Keystore {
         if !private_dir_exists(&dir)? {
             return Err(KeystoreError::damaged(
                 dir,
-                "the folder is missing; restore it from a backup (or `mkdir -m 700` it if it was empty)",
+                "the folder is missing (if it was empty, `mkdir -m 700` it)",
             ));
         }
         Ok(dir)

@@ -459,8 +459,14 @@ fn a_bad_credential_does_not_hide_the_others() {
     paths.sort();
     assert_eq!(paths, [bad.clone(), stray]);
     assert!(
-        errs.iter()
-            .all(|e| matches!(e, KeystoreError::Damaged { .. }))
+        matches!(errs[0], KeystoreError::Damaged { .. }),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        matches!(errs[1], KeystoreError::Stray { .. }),
+        "{}",
+        errs[1]
     );
     let vk = f.unlock();
     f.ks.open_credential(&vk, "upbit-main").unwrap();
@@ -473,7 +479,11 @@ fn errors_say_what_to_do() {
     let e = KeystoreError::damaged("/k/credentials/x.json", "its checksum does not match");
     let msg = e.to_string();
     assert!(
-        msg.contains("/k/credentials/x.json") && msg.contains("Restore it"),
+        msg.contains("/k/credentials/x.json") && msg.contains("key remove x"),
         "{msg}"
     );
+    let e = KeystoreError::damaged("/k/keyslots/soft-1.json", "truncated");
+    assert!(e.to_string().contains("enroll that token again"), "{e}");
+    let e = KeystoreError::damaged("/k/vault.json", "truncated");
+    assert!(e.to_string().contains("restore it from a backup"), "{e}");
 }
