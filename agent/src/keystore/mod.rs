@@ -195,8 +195,9 @@ impl Keystore {
         }
         let vk = VaultKey::generate()?;
         let slot = self.write_keyslot(&vk, stub)?;
-        // vault.json last: it is what makes the keystore exist. If it cannot be written,
-        // take the keyslot back so a retry starts clean.
+        // vault.json last: it is what makes the keystore exist. If it was not written, take
+        // the keyslot back so a retry starts clean (but never once vault.json is in place,
+        // e.g. when only the final folder fsync failed: VK would be lost).
         let path = self.vault_path();
         let written = encode(&path, VaultFile::new(&vk.public_key())).and_then(|bytes| {
             let refuse = Overwrite::Refuse {
@@ -205,7 +206,7 @@ impl Keystore {
             };
             write_atomic(&path, &bytes, refuse)
         });
-        if written.is_err() {
+        if written.is_err() && !path.exists() {
             let _ = remove_private(&slot);
         }
         written
