@@ -1,1 +1,0 @@
-//! The keystore (being written).

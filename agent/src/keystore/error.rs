@@ -1,0 +1,158 @@
+//! What can go wrong with the keystore. Every message names the file involved and says what
+//! to do; none carries secret material.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::token::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("no keystore in {dir}: enroll a token first with `tapsign token add`")]
+    NotInitialized { dir: PathBuf },
+
+    #[error(
+        "a keystore already exists in {dir}: enroll further tokens with `tapsign token add` \
+         (it asks for a touch on an enrolled token)"
+    )]
+    AlreadyInitialized { dir: PathBuf },
+
+    #[error("{path} is damaged: {detail}; {}", repair_hint(path))]
+    Damaged { path: PathBuf, detail: String },
+
+    #[error("{path} does not belong in the keystore folder; move it elsewhere")]
+    Stray { path: PathBuf },
+
+    #[error(
+        "{path} uses keystore format version {found}, but this tapsign reads version {supported}: \
+         upgrade tapsign"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error(
+        "{path} is accessible to other users or not owned by you (mode {mode:o}); \
+         run `chmod {want:o} {path}` (and check who else could have changed it)"
+    )]
+    InsecurePermissions { path: PathBuf, mode: u32, want: u32 },
+
+    #[error("{what} {name:?} already exists ({path}); remove it first, or replace it")]
+    Exists {
+        what: &'static str,
+        name: String,
+        path: PathBuf,
+    },
+
+    #[error("no {what} named {name:?} in the keystore (looked for {path})")]
+    NotFound {
+        what: &'static str,
+        name: String,
+        path: PathBuf,
+    },
+
+    #[error(
+        "refusing to remove the keyslot of {token}: it is the only working keyslot, and without \
+         it no credential could ever be read again; enroll another token first"
+    )]
+    LastKeyslot { token: String },
+
+    #[error(
+        "the vault key {from} does not match {vault}: vault.json was replaced, or the keyslot \
+         comes from another keystore; restore vault.json from a backup"
+    )]
+    VaultMismatch { from: String, vault: PathBuf },
+
+    #[error(
+        "{path} could not be opened with the key material from {token}: the token is not the \
+         one this keyslot was made for, or the file was changed; try another enrolled token"
+    )]
+    KeyslotLocked { path: PathBuf, token: String },
+
+    #[error(
+        "{path} could not be decrypted with this vault key: the file was changed or belongs to \
+         another keystore; remove it and add the credential again"
+    )]
+    CredentialLocked { path: PathBuf },
+
+    #[error("{token} cannot hold a keyslot: {detail}")]
+    UnsupportedToken { token: String, detail: String },
+
+    #[error("{0}")]
+    InvalidName(String),
+
+    #[error("the system random number generator failed ({0}); the keystore was not changed")]
+    Random(String),
+
+    #[error("internal error: {0}; this is a tapsign bug, please report it")]
+    Internal(String),
+
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl KeystoreError {
+    pub(crate) fn damaged(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        KeystoreError::Damaged {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        KeystoreError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The file this error is about, if any (the CLI prints it; tests check it).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        use KeystoreError::*;
+        match self {
+            NotInitialized { dir: p } | AlreadyInitialized { dir: p } => Some(p),
+            Damaged { path, .. } | UnsupportedVersion { path, .. } | Io { path, .. } => Some(path),
+            Stray { path } => Some(path),
+            InsecurePermissions { path, .. } | Exists { path, .. } | NotFound { path, .. } => {
+                Some(path)
+            }
+            KeyslotLocked { path, .. } | CredentialLocked { path } => Some(path),
+            VaultMismatch { vault, .. } => Some(vault),
+            LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
+            Internal(_) => None,
+            Token(_) => None,
+        }
+    }
+}
+
+/// What to do about a damaged file, by what the file is.
+fn repair_hint(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let folder = path.parent().and_then(Path::file_name);
+    match folder.and_then(|f| f.to_str()) {
+        _ if path.file_name().is_some_and(|n| n == "vault.json") => {
+            "restore it from a backup (no keyslot can be trusted without it)".into()
+        }
+        Some("credentials") => format!(
+            "restore it from a backup, or `tapsign key remove {stem}` and add the key again"
+        ),
+        Some("keyslots") => "restore it from a backup, or remove it with `tapsign token remove` \
+                             and enroll that token again"
+            .into(),
+        _ => "restore it from a backup".into(),
+    }
+}

@@ -1,0 +1,229 @@
+//! The three file types, as they sit on disk (docs/keystore-format.md has examples), and the
+//! associated data each binds to its ciphertext.
+
+use std::path::Path;
+
+use p256::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use super::KeystoreError;
+use super::files::{Envelope, FORMAT_VERSION, parse_hex};
+use super::seal::{NONCE_LEN, compressed};
+use crate::credential::Exchange;
+use crate::token::TokenStub;
+
+/// `vault.json`: the vault public key, in clear.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VaultFile {
+    pub format: String,
+    pub version: u64,
+    /// SEC1 compressed, lowercase hex.
+    pub public_key: String,
+    pub checksum: String,
+}
+
+impl Envelope for VaultFile {
+    const FORMAT: &'static str = "tapsign-vault";
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+impl VaultFile {
+    pub fn new(public_key: &PublicKey) -> Self {
+        VaultFile {
+            format: Self::FORMAT.into(),
+            version: FORMAT_VERSION,
+            public_key: hex::encode(compressed(public_key)),
+            checksum: String::new(),
+        }
+    }
+
+    pub fn public_key(&self, path: &Path) -> Result<PublicKey, KeystoreError> {
+        point(path, "public_key", &self.public_key)
+    }
+}
+
+/// `keyslots/<token id>.json`: VK sealed to one token's P-256 key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyslotFile {
+    pub format: String,
+    pub version: u64,
+    pub token: TokenStub,
+    pub ephemeral_key: String,
+    pub nonce: String,
+    /// VK (32-byte scalar) + 16-byte tag.
+    pub wrapped_key: String,
+    pub checksum: String,
+}
+
+impl Envelope for KeyslotFile {
+    const FORMAT: &'static str = "tapsign-keyslot";
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+/// The AAD of a keyslot: compact JSON of these fields, in this order.
+#[derive(Serialize)]
+struct KeyslotHeader<'a> {
+    format: &'a str,
+    version: u64,
+    token: &'a TokenStub,
+    ephemeral_key: &'a str,
+}
+
+pub(crate) fn keyslot_aad(
+    token: &TokenStub,
+    ephemeral_key: &str,
+) -> Result<Vec<u8>, KeystoreError> {
+    json(&KeyslotHeader {
+        format: KeyslotFile::FORMAT,
+        version: FORMAT_VERSION,
+        token,
+        ephemeral_key,
+    })
+}
+
+/// A sealed box's parts, decoded and checked.
+pub(crate) struct Boxed {
+    pub ephemeral_key: Vec<u8>,
+    pub ephemeral_point: PublicKey,
+    pub nonce: [u8; NONCE_LEN],
+    pub ciphertext: Vec<u8>,
+}
+
+fn boxed(
+    path: &Path,
+    epk: &str,
+    nonce: &str,
+    ct: &str,
+    ct_field: &str,
+) -> Result<Boxed, KeystoreError> {
+    let ephemeral_point = point(path, "ephemeral_key", epk)?;
+    let nonce: [u8; NONCE_LEN] = parse_hex(path, "nonce", nonce)?.try_into().map_err(|_| {
+        KeystoreError::damaged(path, format!("field \"nonce\" is not {NONCE_LEN} bytes"))
+    })?;
+    Ok(Boxed {
+        ephemeral_key: compressed(&ephemeral_point),
+        ephemeral_point,
+        nonce,
+        ciphertext: parse_hex(path, ct_field, ct)?,
+    })
+}
+
+impl KeyslotFile {
+    pub fn boxed(&self, path: &Path) -> Result<Boxed, KeystoreError> {
+        let b = boxed(
+            path,
+            &self.ephemeral_key,
+            &self.nonce,
+            &self.wrapped_key,
+            "wrapped_key",
+        )?;
+        if b.ciphertext.len() != 32 + 16 {
+            return Err(KeystoreError::damaged(
+                path,
+                "field \"wrapped_key\" has the wrong length",
+            ));
+        }
+        Ok(b)
+    }
+
+    pub fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
+        keyslot_aad(&self.token, &self.ephemeral_key)
+    }
+}
+
+/// `credentials/<name>.json`: one credential sealed to the vault public key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CredentialFile {
+    pub format: String,
+    pub version: u64,
+    pub name: String,
+    pub exchange: Exchange,
+    /// When it was added, seconds since the Unix epoch (UTC).
+    pub created: u64,
+    pub ephemeral_key: String,
+    pub nonce: String,
+    /// The encoded secrets (see `seal::encode_secrets`) + 16-byte tag.
+    pub ciphertext: String,
+    pub checksum: String,
+}
+
+impl Envelope for CredentialFile {
+    const FORMAT: &'static str = "tapsign-credential";
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+/// The AAD of a credential: compact JSON of these fields, in this order.
+#[derive(Serialize)]
+struct CredentialHeader<'a> {
+    format: &'a str,
+    version: u64,
+    name: &'a str,
+    exchange: Exchange,
+    created: u64,
+    ephemeral_key: &'a str,
+}
+
+pub(crate) fn credential_aad(
+    name: &str,
+    exchange: Exchange,
+    created: u64,
+    ephemeral_key: &str,
+) -> Result<Vec<u8>, KeystoreError> {
+    json(&CredentialHeader {
+        format: CredentialFile::FORMAT,
+        version: FORMAT_VERSION,
+        name,
+        exchange,
+        created,
+        ephemeral_key,
+    })
+}
+
+impl CredentialFile {
+    pub fn boxed(&self, path: &Path) -> Result<Boxed, KeystoreError> {
+        let b = boxed(
+            path,
+            &self.ephemeral_key,
+            &self.nonce,
+            &self.ciphertext,
+            "ciphertext",
+        )?;
+        if b.ciphertext.len() < 16 {
+            return Err(KeystoreError::damaged(
+                path,
+                "field \"ciphertext\" is too short",
+            ));
+        }
+        Ok(b)
+    }
+
+    pub fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
+        credential_aad(&self.name, self.exchange, self.created, &self.ephemeral_key)
+    }
+}
+
+/// A P-256 point as tapsign writes it: compressed SEC1, lowercase hex.
+fn point(path: &Path, field: &str, s: &str) -> Result<PublicKey, KeystoreError> {
+    let bytes = parse_hex(path, field, s)?;
+    match PublicKey::from_sec1_bytes(&bytes) {
+        Ok(key) if compressed(&key) == bytes => Ok(key),
+        _ => Err(KeystoreError::damaged(
+            path,
+            format!("field {field:?} is not a compressed P-256 point"),
+        )),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, KeystoreError> {
+    serde_json::to_vec(value)
+        .map_err(|e| KeystoreError::Internal(format!("cannot encode a header ({e})")))
+}
