@@ -24,7 +24,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use event::{AuditEvent, Peer, loggable_path};
+pub use event::{AuditEvent, loggable_path};
 pub use time::{civil_from_days, rfc3339_utc_ms};
 
 use std::fs::{self, File, OpenOptions};
@@ -79,6 +79,8 @@ pub enum Problem {
     Missing { expected: u64, found: u64 },
     #[error("the line differs from the one the checkpoint saw")]
     Checkpoint,
+    #[error("reading stopped: {0}")]
+    Unreadable(String),
 }
 
 /// The outcome of [`verify`].
@@ -88,6 +90,25 @@ pub enum VerifyReport {
     Intact { lines: u64, head: Checkpoint },
     /// `line` (1-based) is the first that breaks the chain.
     Broken { line: u64, problem: Problem },
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, VerifyReport::Intact { .. })
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyReport::Intact { lines, head } => write!(
+                f,
+                "intact: {lines} lines; head seq {} hash {} (keep it elsewhere to catch a cut-off tail)",
+                head.seq, head.hash
+            ),
+            VerifyReport::Broken { line, problem } => write!(f, "broken at line {line}: {problem}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +228,7 @@ impl AuditLog {
             seq: self.next_seq,
             time: rfc3339_utc_ms(time),
             prev: self.prev.clone(),
-            event: event.clone(),
+            event: event.loggable(),
         };
         let json = serde_json::to_vec(&line).map_err(|e| AuditError::Encode(e.to_string()))?;
         let mut buf = Vec::with_capacity(json.len() + 2);
@@ -382,11 +403,31 @@ fn verify_inner(path: &Path, cp: Option<&Checkpoint>) -> Result<VerifyReport, Au
     })
 }
 
-/// Read the log for display (`tapsign audit`): every line in order. A line that does not
-/// parse is yielded as [`AuditError::Damaged`] and reading goes on after it; the chain is not
-/// checked here (that is [`verify`]'s job).
+/// Read the log for display (`tapsign audit`): every line in order. A line that does not parse
+/// is yielded as [`Entry::Damaged`] and reading goes on after it; the chain is not checked here
+/// (that is [`verify`]'s job).
 pub fn read(path: &Path) -> Result<Lines, AuditError> {
     Lines::open(path)
+}
+
+/// One line as [`read`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Line(AuditLine),
+    /// `line` is 1-based.
+    Damaged {
+        line: u64,
+        problem: Problem,
+    },
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Line(l) => l.fmt(f),
+            Entry::Damaged { line, problem } => write!(f, "(line {line} damaged: {problem})"),
+        }
+    }
 }
 
 /// The lines of a log, in order. See [`read`].
@@ -426,25 +467,30 @@ impl Lines {
 }
 
 impl Iterator for Lines {
-    type Item = Result<AuditLine, AuditError>;
+    type Item = Entry;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Entry> {
         if self.failed {
             return None;
         }
         let raw = match self.next_raw() {
             Ok(raw) => raw?,
             Err(e) => {
+                // An I/O error mid-file is shown once, then reading stops.
                 self.failed = true;
-                return Some(Err(e));
+                return Some(Entry::Damaged {
+                    line: self.line + 1,
+                    problem: Problem::Unreadable(e.to_string()),
+                });
             }
         };
         let bytes = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        let damaged = |problem| AuditError::Damaged {
-            path: self.path.clone(),
-            line: self.line,
-            problem,
-        };
-        Some(serde_json::from_slice(bytes).map_err(|e| damaged(Problem::NotALine(e.to_string()))))
+        Some(match serde_json::from_slice(bytes) {
+            Ok(l) => Entry::Line(l),
+            Err(e) => Entry::Damaged {
+                line: self.line,
+                problem: Problem::NotALine(e.to_string()),
+            },
+        })
     }
 }

@@ -3,32 +3,27 @@
 //! The events have no field that could hold secret material: no API key, secret, signature,
 //! JWT or PIN, and not even a sign request's query or body (an order's size and price are the
 //! trader's business, and a careless bot may put a key in them). A sign is recorded as key
-//! name, method and path. Build sign and refusal events with [`AuditEvent::sign`] and
-//! [`AuditEvent::refusal`], which take the request and keep only what may be logged.
+//! name, method and path; [`AuditEvent::sign`] and [`AuditEvent::refusal`] build those events
+//! from the request, and [`AuditEvent::loggable`] (applied by every append) cuts off a query
+//! a bot glued onto the path.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use tapsign_proto::{ErrorCode, SignRequest};
 
-/// The process on the other end of the socket, as the agent learned it from the kernel
-/// (`SO_PEERCRED` pid, `/proc/<pid>/exe`). `exe` is empty when it could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Peer {
-    pub pid: u32,
-    pub exe: String,
-}
-
-/// One decision of the agent.
+/// One decision of the agent. `pid` and `exe` name the client process as the kernel reported
+/// it (`SO_PEERCRED`, `/proc/<pid>/exe`; `exe` is `"?"` or empty when it could not be read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuditEvent {
     /// The agent started (`version` is the agent's, `pid` its own).
     AgentStart { version: String, pid: u32 },
-    /// The agent is stopping (`"signal SIGTERM"`, `"shutdown"`, ...).
+    /// The agent is stopping (`"received SIGTERM"`, ...).
     AgentStop { reason: String },
-    /// A session opened.
+    /// A connection from another user was turned away.
+    PeerRefused { uid: u32, pid: u32, exe: String },
+    /// A session opened, at the request of `pid`.
     Unlock {
         /// The token that was touched, as the keystore names it.
         token: String,
@@ -38,9 +33,16 @@ pub enum AuditEvent {
         idle_secs: u64,
         /// The session-wide signature budget.
         max_signatures: u64,
+        pid: u32,
+        exe: String,
     },
     /// An unlock was refused or failed (`touch_timeout`, `wrong_token`, `pin_invalid`, ...).
-    UnlockRefused { code: ErrorCode, message: String },
+    UnlockRefused {
+        code: ErrorCode,
+        reason: String,
+        pid: u32,
+        exe: String,
+    },
     /// A session ended (`"lock command"`, `"expired"`, `"idle"`, `"budget spent"`,
     /// `"signal SIGTERM"`, `"screen locked"`, `"token removed"`, ...).
     Lock { reason: String },
@@ -49,7 +51,8 @@ pub enum AuditEvent {
         key: String,
         method: String,
         path: String,
-        client: Peer,
+        pid: u32,
+        exe: String,
     },
     /// A sign request was refused (`policy_denied`, `locked`, `budget_exhausted`, ...).
     Refusal {
@@ -58,31 +61,44 @@ pub enum AuditEvent {
         path: String,
         code: ErrorCode,
         reason: String,
-        client: Peer,
+        pid: u32,
+        exe: String,
     },
 }
 
 impl AuditEvent {
     /// The event for a request that was signed: key, method and path only.
-    pub fn sign(req: &SignRequest, client: &Peer) -> Self {
+    pub fn sign(req: &SignRequest, pid: u32, exe: &str) -> Self {
         AuditEvent::Sign {
             key: req.key.clone(),
             method: req.method.clone(),
             path: loggable_path(&req.path).to_owned(),
-            client: client.clone(),
+            pid,
+            exe: exe.to_owned(),
         }
     }
 
     /// The event for a sign request that was refused.
-    pub fn refusal(req: &SignRequest, code: ErrorCode, reason: &str, client: &Peer) -> Self {
+    pub fn refusal(req: &SignRequest, code: ErrorCode, reason: &str, pid: u32, exe: &str) -> Self {
         AuditEvent::Refusal {
             key: req.key.clone(),
             method: req.method.clone(),
             path: loggable_path(&req.path).to_owned(),
             code,
             reason: reason.to_owned(),
-            client: client.clone(),
+            pid,
+            exe: exe.to_owned(),
         }
+    }
+
+    /// The event as it may be written: a path is cut at `?` or `#` however the event was
+    /// built. [`super::AuditLog::append`] applies this to every event.
+    pub fn loggable(&self) -> AuditEvent {
+        let mut e = self.clone();
+        if let AuditEvent::Sign { path, .. } | AuditEvent::Refusal { path, .. } = &mut e {
+            path.truncate(loggable_path(path).len());
+        }
+        e
     }
 }
 
@@ -109,10 +125,13 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-impl fmt::Display for Peer {
+/// `pid 123 (/usr/bin/python3)`.
+struct By<'a>(u32, &'a str);
+
+impl fmt::Display for By<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let exe = if self.exe.is_empty() { "?" } else { &self.exe };
-        write!(f, "pid {} ({})", self.pid, Shown(exe))
+        let exe = if self.1.is_empty() { "?" } else { self.1 };
+        write!(f, "pid {} ({})", self.0, Shown(exe))
     }
 }
 
@@ -123,12 +142,17 @@ impl fmt::Display for AuditEvent {
                 write!(f, "agent start {} pid {pid}", Shown(version))
             }
             AuditEvent::AgentStop { reason } => write!(f, "agent stop ({})", Shown(reason)),
+            AuditEvent::PeerRefused { uid, pid, exe } => {
+                write!(f, "refused a connection from uid {uid}, {}", By(*pid, exe))
+            }
             AuditEvent::Unlock {
                 token,
                 keys,
                 ttl_secs,
                 idle_secs,
                 max_signatures,
+                pid,
+                exe,
             } => {
                 write!(f, "unlock by {}: keys ", Shown(token))?;
                 for (i, k) in keys.iter().enumerate() {
@@ -137,26 +161,33 @@ impl fmt::Display for AuditEvent {
                 }
                 write!(
                     f,
-                    "; ttl {ttl_secs}s idle {idle_secs}s budget {max_signatures}"
+                    "; ttl {ttl_secs}s idle {idle_secs}s budget {max_signatures}; asked by {}",
+                    By(*pid, exe)
                 )
             }
-            AuditEvent::UnlockRefused { code, message } => {
-                write!(f, "unlock refused {code}: {}", Shown(message))
+            AuditEvent::UnlockRefused {
+                code,
+                reason,
+                pid,
+                exe,
+            } => {
+                write!(
+                    f,
+                    "unlock refused {code}: {}; asked by {}",
+                    Shown(reason),
+                    By(*pid, exe)
+                )
             }
             AuditEvent::Lock { reason } => write!(f, "lock ({})", Shown(reason)),
             AuditEvent::Sign {
                 key,
                 method,
                 path,
-                client,
+                pid,
+                exe,
             } => {
-                write!(
-                    f,
-                    "sign {} {} {} by {client}",
-                    Shown(key),
-                    Shown(method),
-                    Shown(path)
-                )
+                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
+                write!(f, "sign {k} {m} {p} by {}", By(*pid, exe))
             }
             AuditEvent::Refusal {
                 key,
@@ -164,15 +195,17 @@ impl fmt::Display for AuditEvent {
                 path,
                 code,
                 reason,
-                client,
-            } => write!(
-                f,
-                "refuse {} {} {} {code}: {} by {client}",
-                Shown(key),
-                Shown(method),
-                Shown(path),
-                Shown(reason)
-            ),
+                pid,
+                exe,
+            } => {
+                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
+                write!(
+                    f,
+                    "refuse {k} {m} {p} {code}: {}; by {}",
+                    Shown(reason),
+                    By(*pid, exe)
+                )
+            }
         }
     }
 }
