@@ -152,10 +152,10 @@ fn cases() -> Vec<(String, Msg)> {
         (
             "request_sign_get_query".into(),
             Msg::Req(Request::Sign(SignRequest {
-                key: "upbit-main".into(),
+                key: "binance-spot".into(),
                 method: "GET".into(),
-                path: "/v1/orders".into(),
-                query: "market=KRW-BTC&state=wait".into(),
+                path: "/api/v3/openOrders".into(),
+                query: "symbol=BTCUSDT".into(),
                 body: String::new(),
             })),
         ),
@@ -537,4 +537,69 @@ mod random {
             prop_assert_eq!(encode(&back).expect("re-encode"), frame);
         }
     }
+}
+
+/// The Python client in docs/protocol.md, run against a fake agent that answers with golden
+/// frames: it must send the golden `hello` and `sign` frames byte for byte. Skipped (with a
+/// note) where `python3` is not installed.
+#[test]
+fn python_example_in_the_docs_sends_the_golden_frames() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/protocol.md");
+    let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
+    let code = &doc[start..start + doc[start..].find("```").expect("block end")];
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 not found: the docs' Python example was not checked");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tapsign-golden-py-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let child = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .env("TAPSIGN_SOCK", &sock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the Python example never connected: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let golden = |name: &str| std::fs::read(golden_dir().join(format!("{name}.frame"))).unwrap();
+    for (want, answer) in [
+        ("request_hello", "response_hello"),
+        ("request_sign_get_query", "response_signed_headers"),
+    ] {
+        let want = golden(want);
+        let mut got = vec![0u8; want.len()];
+        stream.read_exact(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+        stream.write_all(&golden(answer)).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "python exited with {}", out.status);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("X-MBX-APIKEY"), "{printed}");
 }
