@@ -5,4 +5,6 @@
 use libfuzzer_sys::fuzz_target;
 use tapsign_proto::{Request, Response, frame::decode};
 
-fuzz_target!(|data: &[u8]| { let _ = (decode::<Request>(data), decode::<Response>(data)); });
+fuzz_target!(|data: &[u8]| {
+    let _ = (decode::<Request>(data), decode::<Response>(data));
+});
