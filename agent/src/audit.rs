@@ -22,6 +22,8 @@ mod event;
 mod time;
 
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;
 
 pub use event::{AuditEvent, loggable_path};
@@ -128,12 +130,6 @@ pub enum AuditError {
         path: PathBuf,
         wrote: usize,
         len: usize,
-    },
-    #[error("audit log {}: line {line}: {problem}", path.display())]
-    Damaged {
-        path: PathBuf,
-        line: u64,
-        problem: Problem,
     },
     #[error("audit event could not be encoded: {0}")]
     Encode(String),
@@ -258,7 +254,7 @@ impl AuditLog {
             io_err(&self.path)(e)
         })?;
         self.prev = hash_hex(&json);
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         self.torn = false;
         Ok(())
     }
@@ -266,12 +262,14 @@ impl AuditLog {
     /// Where the chain stands now: give this to someone who can later [`verify_against`] it.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
-            seq: self.next_seq - 1,
+            seq: self.next_seq.saturating_sub(1),
             hash: self.prev.clone(),
         }
     }
 
-    /// The file did not end cleanly when it was opened (or after a failed write).
+    /// The file's last line had no newline when the tail was last read (at open, or before
+    /// the first append after a failed write). The next append ends that line; `verify` will
+    /// report it.
     pub fn damaged_tail(&self) -> bool {
         self.torn
     }
@@ -295,7 +293,7 @@ impl AuditLog {
         self.prev = hash_hex(&last);
         // seq is the line number; when the last line is too damaged to say, count lines.
         self.next_seq = match serde_json::from_slice::<SeqOnly>(&last) {
-            Ok(l) => l.seq + 1,
+            Ok(l) => l.seq.saturating_add(1),
             Err(_) => count_lines(&mut self.file).map_err(io_err(&self.path))? + 1,
         };
         self.resync = false;
