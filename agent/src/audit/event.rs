@@ -109,13 +109,14 @@ pub fn loggable_path(path: &str) -> &str {
 }
 
 /// Bot-supplied text written to a terminal by `tapsign audit`: control characters (a newline
-/// forging a line, an escape sequence repainting the screen) are shown escaped.
+/// forging a line, an escape sequence repainting the screen) and bidirectional overrides (text
+/// that reads backwards) are shown escaped.
 struct Shown<'a>(&'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
-            if c.is_control() {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 write!(f, "{c}")?;

@@ -423,6 +423,13 @@ fn display_escapes_control_characters_from_bots() {
         EXE,
     );
     assert!(!e.to_string().contains('\n'), "{e}");
+    let e = AuditEvent::sign(&sign_req("/v1/\u{1b}[2J\u{202e}sredro"), PID, EXE);
+    let shown = e.to_string();
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
+        "{shown}"
+    );
+    assert!(shown.contains(r"\u{1b}[2J\u{202e}sredro"), "{shown}");
 }
 
 #[test]
