@@ -66,6 +66,32 @@ pub struct Checkpoint {
     pub hash: String,
 }
 
+/// `12:9f86d08…` (seq, a colon, the hash): short enough to copy by hand or paste in a chat.
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a checkpoint: expected SEQ:SHA256HEX, as `tapsign audit verify` prints it"
+            )
+        };
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq = seq.parse().map_err(|_| bad())?;
+        let hash = hash.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Checkpoint { seq, hash })
+    }
+}
+
 /// Why a line does not belong in the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
@@ -105,8 +131,7 @@ impl std::fmt::Display for VerifyReport {
         match self {
             VerifyReport::Intact { lines, head } => write!(
                 f,
-                "intact: {lines} lines; head seq {} hash {} (keep it elsewhere to catch a cut-off tail)",
-                head.seq, head.hash
+                "intact: {lines} lines; head {head} (keep it elsewhere to catch a cut-off tail)"
             ),
             VerifyReport::Broken { line, problem } => write!(f, "broken at line {line}: {problem}"),
         }

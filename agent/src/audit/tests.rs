@@ -489,3 +489,16 @@ fn a_forged_huge_seq_on_the_last_line_does_not_panic_the_agent() {
     .unwrap();
     assert_eq!(broken_at(&path).0, 1);
 }
+
+#[test]
+fn checkpoints_print_and_parse_as_seq_colon_hash() {
+    let (_dir, path) = log_with(3);
+    let head = AuditLog::open(&path).unwrap().checkpoint();
+    let shown = head.to_string();
+    assert!(shown.starts_with("3:") && shown.len() == 2 + 64, "{shown}");
+    assert_eq!(shown.parse::<Checkpoint>().unwrap(), head);
+    assert!(verify(&path).unwrap().to_string().contains(&shown));
+    for bad in ["", "3", "x:ab", "3:abc", &format!("3:{}", "g".repeat(64))] {
+        assert!(bad.parse::<Checkpoint>().is_err(), "{bad:?}");
+    }
+}
