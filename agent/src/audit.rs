@@ -19,6 +19,7 @@
 //! documented in `docs/audit.md`.
 
 mod event;
+mod read;
 mod time;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod random_tests;
 mod tests;
 
 pub use event::{AuditEvent, loggable_path};
+pub use read::{Entry, Lines, read};
 pub use time::{civil_from_days, rfc3339_utc_ms};
 
 use std::fs::{self, File, OpenOptions};
@@ -145,11 +147,8 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "audit log folder {} is writable by others (mode {mode:o}): run `chmod 700` on it",
-        path.display()
-    )]
-    InsecureFolder { path: PathBuf, mode: u32 },
+    #[error("audit log folder {} {problem}; fix it or point TAPSIGN_HOME elsewhere", path.display())]
+    InsecureFolder { path: PathBuf, problem: String },
     #[error("audit log {}: wrote {wrote} of {len} bytes; the next append repairs the tail", path.display())]
     ShortWrite {
         path: PathBuf,
@@ -202,13 +201,7 @@ impl AuditLog {
             .mode(0o700)
             .create(dir)
             .map_err(io_err(dir))?;
-        let mode = fs::metadata(dir).map_err(io_err(dir))?.mode();
-        if mode & 0o022 != 0 {
-            return Err(AuditError::InsecureFolder {
-                path: dir.to_owned(),
-                mode: mode & 0o7777,
-            });
-        }
+        check_folder(dir)?;
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -326,6 +319,26 @@ impl AuditLog {
     }
 }
 
+/// Whoever can write the folder can replace the log: it must be ours and closed to others.
+fn check_folder(dir: &Path) -> Result<(), AuditError> {
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    let me = rustix::process::getuid().as_raw();
+    let problem = if meta.uid() != me {
+        format!("belongs to uid {}, not to you (uid {me})", meta.uid())
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "can be written by other users (mode {:o}): run `chmod 700` on it",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(AuditError::InsecureFolder {
+        path: dir.to_owned(),
+        problem,
+    })
+}
+
 #[derive(Deserialize)]
 struct SeqOnly {
     seq: u64,
@@ -424,96 +437,4 @@ fn verify_inner(path: &Path, cp: Option<&Checkpoint>) -> Result<VerifyReport, Au
         lines: n,
         head: Checkpoint { seq: n, hash: prev },
     })
-}
-
-/// Read the log for display (`tapsign audit`): every line in order. A line that does not parse
-/// is yielded as [`Entry::Damaged`] and reading goes on after it; the chain is not checked here
-/// (that is [`verify`]'s job).
-pub fn read(path: &Path) -> Result<Lines, AuditError> {
-    Lines::open(path)
-}
-
-/// One line as [`read`] gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
-    Line(AuditLine),
-    /// `line` is 1-based.
-    Damaged {
-        line: u64,
-        problem: Problem,
-    },
-}
-
-impl std::fmt::Display for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Entry::Line(l) => l.fmt(f),
-            Entry::Damaged { line, problem } => write!(f, "(line {line} damaged: {problem})"),
-        }
-    }
-}
-
-/// The lines of a log, in order. See [`read`].
-#[derive(Debug)]
-pub struct Lines {
-    path: PathBuf,
-    reader: BufReader<File>,
-    line: u64,
-    failed: bool,
-}
-
-impl Lines {
-    fn open(path: &Path) -> Result<Lines, AuditError> {
-        let file = File::open(path).map_err(io_err(path))?;
-        Ok(Lines {
-            path: path.to_owned(),
-            reader: BufReader::new(file),
-            line: 0,
-            failed: false,
-        })
-    }
-
-    /// The next line's bytes, its newline included when it has one.
-    fn next_raw(&mut self) -> Result<Option<Vec<u8>>, AuditError> {
-        let mut buf = Vec::new();
-        if self
-            .reader
-            .read_until(b'\n', &mut buf)
-            .map_err(io_err(&self.path))?
-            == 0
-        {
-            return Ok(None);
-        }
-        self.line += 1;
-        Ok(Some(buf))
-    }
-}
-
-impl Iterator for Lines {
-    type Item = Entry;
-
-    fn next(&mut self) -> Option<Entry> {
-        if self.failed {
-            return None;
-        }
-        let raw = match self.next_raw() {
-            Ok(raw) => raw?,
-            Err(e) => {
-                // An I/O error mid-file is shown once, then reading stops.
-                self.failed = true;
-                return Some(Entry::Damaged {
-                    line: self.line + 1,
-                    problem: Problem::Unreadable(e.to_string()),
-                });
-            }
-        };
-        let bytes = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        Some(match serde_json::from_slice(bytes) {
-            Ok(l) => Entry::Line(l),
-            Err(e) => Entry::Damaged {
-                line: self.line,
-                problem: Problem::NotALine(e.to_string()),
-            },
-        })
-    }
 }

@@ -502,3 +502,17 @@ fn checkpoints_print_and_parse_as_seq_colon_hash() {
         assert!(bad.parse::<Checkpoint>().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn open_refuses_a_folder_of_another_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
+    if std::os::unix::fs::chown(&theirs, Some(4242), None).is_err() {
+        eprintln!("not root: cannot give a folder away, so this case is not checked");
+        return;
+    }
+    let err = AuditLog::open(&theirs.join("audit.log")).unwrap_err();
+    assert!(err.to_string().contains("belongs to uid 4242"), "{err}");
+}
