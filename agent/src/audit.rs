@@ -1,1 +1,440 @@
-//! The audit log (being written).
+//! The audit log: append-only JSON lines, one per decision, hash-chained.
+//!
+//! Each line is one JSON object, written by one `write` call on an `O_APPEND` descriptor and
+//! synced before [`AuditLog::append`] returns:
+//!
+//! ```text
+//! {"seq":1,"time":"2026-11-23T10:00:00.000Z","prev":"000…000","event":{"type":"agent_start",…}}
+//! ```
+//!
+//! - `seq` is the line's 1-based number in the file.
+//! - `time` is RFC 3339 UTC with milliseconds (wall clock; order is carried by `seq`).
+//! - `prev` is the lower-case hex SHA-256 of the previous line's exact bytes, without its
+//!   newline; 64 zeros on the first line.
+//! - `event` is an [`AuditEvent`], tagged by `type`.
+//!
+//! Editing, deleting or inserting a line breaks the chain at the next line, and [`verify`]
+//! names it. Cutting lines off the end leaves a shorter, valid chain: only a [`Checkpoint`]
+//! kept elsewhere (see [`verify_against`]) catches that. The format and its limits are
+//! documented in `docs/audit.md`.
+
+mod event;
+mod read;
+mod time;
+
+#[cfg(test)]
+mod random_tests;
+#[cfg(test)]
+mod tests;
+
+pub use event::{AuditEvent, loggable_path};
+pub use read::{Entry, Lines, read};
+pub use time::{civil_from_days, rfc3339_utc_ms};
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `prev` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One line of the log, fields in the order they are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLine {
+    pub seq: u64,
+    pub time: String,
+    pub prev: String,
+    pub event: AuditEvent,
+}
+
+impl std::fmt::Display for AuditLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.time, self.event)
+    }
+}
+
+/// Where the chain stood: the last line's `seq` and the hex SHA-256 of its bytes. Kept
+/// outside the log's folder (shown by `tapsign status`, shipped off-box), it lets
+/// [`verify_against`] catch lines cut off the end, which the chain alone cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// `12:9f86d08…` (seq, a colon, the hash): short enough to copy by hand or paste in a chat.
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a checkpoint: expected SEQ:SHA256HEX, as `tapsign audit verify` prints it"
+            )
+        };
+        let (seq, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let seq = seq.parse().map_err(|_| bad())?;
+        let hash = hash.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Checkpoint { seq, hash })
+    }
+}
+
+/// Why a line does not belong in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("not an audit line: {0}")]
+    NotALine(String),
+    #[error("seq is {found}, expected {expected} (a line was deleted or inserted before it)")]
+    Seq { expected: u64, found: u64 },
+    #[error("prev does not match the previous line (it was edited, deleted or inserted)")]
+    Prev,
+    #[error("the last line has no newline (a torn or truncated write)")]
+    Truncated,
+    #[error("the log ends at seq {found}, but a checkpoint saw seq {expected}: lines were cut off")]
+    Missing { expected: u64, found: u64 },
+    #[error("the line differs from the one the checkpoint saw")]
+    Checkpoint,
+    #[error("reading stopped: {0}")]
+    Unreadable(String),
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyReport {
+    /// Every line chains to the one before. `head` is where the chain ends.
+    Intact { lines: u64, head: Checkpoint },
+    /// `line` (1-based) is the first that breaks the chain.
+    Broken { line: u64, problem: Problem },
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, VerifyReport::Intact { .. })
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyReport::Intact { lines, head } => write!(
+                f,
+                "intact: {lines} lines; head {head} (keep it elsewhere to catch a cut-off tail)"
+            ),
+            VerifyReport::Broken { line, problem } => write!(f, "broken at line {line}: {problem}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit log folder {} {problem}; fix it or point TAPSIGN_HOME elsewhere", path.display())]
+    InsecureFolder { path: PathBuf, problem: String },
+    #[error("audit log {}: wrote {wrote} of {len} bytes; the next append repairs the tail", path.display())]
+    ShortWrite {
+        path: PathBuf,
+        wrote: usize,
+        len: usize,
+    },
+    #[error("audit event could not be encoded: {0}")]
+    Encode(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn hash_hex(line: &[u8]) -> String {
+    hex::encode(Sha256::digest(line))
+}
+
+/// The open log. One writer per file: the agent holds it behind a `Mutex`.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    /// The `seq` the next line gets.
+    next_seq: u64,
+    /// Hash of the last line's bytes.
+    prev: String,
+    /// The file does not end in a newline: the next write starts with one.
+    torn: bool,
+    /// A write failed part-way: re-read the tail before the next append.
+    resync: bool,
+}
+
+impl AuditLog {
+    /// Open (or create, 0600 in a 0700 folder) the log at `path` and continue its chain.
+    ///
+    /// A damaged tail does not stop the agent from logging: a last line without a newline is
+    /// ended by the next append, and the chain continues from the last line's bytes as they
+    /// are. [`verify`] still reports the damage; [`AuditLog::damaged_tail`] says so at once.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+        check_folder(dir)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            // The folder is ours, but a symlink planted in it must not redirect the log.
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(io_err(path))?;
+        // A file created earlier with a looser mode still says which bots trade what.
+        if file.metadata().map_err(io_err(path))?.mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(io_err(path))?;
+        }
+        let mut log = AuditLog {
+            path: path.to_owned(),
+            file,
+            next_seq: 1,
+            prev: GENESIS.to_owned(),
+            torn: false,
+            resync: false,
+        };
+        log.read_tail()?;
+        Ok(log)
+    }
+
+    /// Append `event`, stamped with the current time.
+    pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.append_at(event, SystemTime::now())
+    }
+
+    /// Append `event` stamped with `time`: the whole line in one write, then `fdatasync`.
+    pub fn append_at(&mut self, event: &AuditEvent, time: SystemTime) -> Result<(), AuditError> {
+        if self.resync {
+            self.read_tail()?;
+        }
+        let line = AuditLine {
+            seq: self.next_seq,
+            time: rfc3339_utc_ms(time),
+            prev: self.prev.clone(),
+            event: event.loggable(),
+        };
+        let json = serde_json::to_vec(&line).map_err(|e| AuditError::Encode(e.to_string()))?;
+        let mut buf = Vec::with_capacity(json.len() + 2);
+        if self.torn {
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(&json);
+        buf.push(b'\n');
+        // One write on an O_APPEND descriptor: the line lands whole and contiguous, or a
+        // short write is reported and the tail is re-read before the next line.
+        let wrote = self.file.write(&buf).map_err(|e| {
+            self.resync = true;
+            io_err(&self.path)(e)
+        })?;
+        if wrote != buf.len() {
+            self.resync = true;
+            return Err(AuditError::ShortWrite {
+                path: self.path.clone(),
+                wrote,
+                len: buf.len(),
+            });
+        }
+        // The line is in the file even if the sync fails: re-read the tail rather than reuse
+        // this line's seq and prev.
+        self.file.sync_data().map_err(|e| {
+            self.resync = true;
+            io_err(&self.path)(e)
+        })?;
+        self.prev = hash_hex(&json);
+        self.next_seq = self.next_seq.saturating_add(1);
+        self.torn = false;
+        Ok(())
+    }
+
+    /// Where the chain stands now: give this to someone who can later [`verify_against`] it.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            seq: self.next_seq.saturating_sub(1),
+            hash: self.prev.clone(),
+        }
+    }
+
+    /// The file's last line had no newline when the tail was last read (at open, or before
+    /// the first append after a failed write). The next append ends that line; `verify` will
+    /// report it.
+    pub fn damaged_tail(&self) -> bool {
+        self.torn
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Set `next_seq`, `prev` and `torn` from the file's last line, reading it backwards from
+    /// the end so opening a long log stays cheap.
+    fn read_tail(&mut self) -> Result<(), AuditError> {
+        let len = self.file.metadata().map_err(io_err(&self.path))?.len();
+        if len == 0 {
+            (self.next_seq, self.prev, self.torn) = (1, GENESIS.to_owned(), false);
+            return Ok(());
+        }
+        let last_byte = read_at(&mut self.file, len - 1, 1).map_err(io_err(&self.path))?;
+        self.torn = last_byte != b"\n";
+        let end = if self.torn { len } else { len - 1 };
+        let last = last_line(&mut self.file, end).map_err(io_err(&self.path))?;
+        self.prev = hash_hex(&last);
+        // seq is the line number; when the last line is too damaged to say, count lines.
+        self.next_seq = match serde_json::from_slice::<SeqOnly>(&last) {
+            Ok(l) => l.seq.saturating_add(1),
+            Err(_) => count_lines(&mut self.file).map_err(io_err(&self.path))? + 1,
+        };
+        self.resync = false;
+        Ok(())
+    }
+}
+
+/// Whoever can write the folder can replace the log: it must be ours and closed to others.
+fn check_folder(dir: &Path) -> Result<(), AuditError> {
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    let me = rustix::process::getuid().as_raw();
+    let problem = if meta.uid() != me {
+        format!("belongs to uid {}, not to you (uid {me})", meta.uid())
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "can be written by other users (mode {:o}): run `chmod 700` on it",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(AuditError::InsecureFolder {
+        path: dir.to_owned(),
+        problem,
+    })
+}
+
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+fn read_at(f: &mut File, at: u64, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; n];
+    f.seek(SeekFrom::Start(at))?;
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// The bytes of the line that ends at `end` (exclusive, newline not included).
+fn last_line(f: &mut File, end: u64) -> std::io::Result<Vec<u8>> {
+    const CHUNK: u64 = 8 * 1024;
+    let mut start = end;
+    let mut line: Vec<u8> = Vec::new();
+    while start > 0 {
+        let from = start.saturating_sub(CHUNK);
+        let chunk = read_at(f, from, (start - from) as usize)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            let mut out = chunk[i + 1..].to_vec();
+            out.extend_from_slice(&line);
+            return Ok(out);
+        }
+        let mut out = chunk;
+        out.extend_from_slice(&line);
+        line = out;
+        start = from;
+    }
+    Ok(line)
+}
+
+/// Lines in the file, a final line without newline included.
+fn count_lines(f: &mut File) -> std::io::Result<u64> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut r = BufReader::new(f);
+    let mut n = 0;
+    let mut buf = Vec::new();
+    while r.read_until(b'\n', &mut buf)? > 0 {
+        n += 1;
+        buf.clear();
+    }
+    Ok(n)
+}
+
+/// Check the whole chain. `Intact` says nothing about lines cut off the end: use
+/// [`verify_against`] with a checkpoint for that.
+pub fn verify(path: &Path) -> Result<VerifyReport, AuditError> {
+    verify_inner(path, None)
+}
+
+/// [`verify`], and also check that the line the checkpoint saw is still there, unchanged.
+pub fn verify_against(path: &Path, checkpoint: &Checkpoint) -> Result<VerifyReport, AuditError> {
+    verify_inner(path, Some(checkpoint))
+}
+
+fn verify_inner(path: &Path, cp: Option<&Checkpoint>) -> Result<VerifyReport, AuditError> {
+    let mut lines = Lines::open(path)?;
+    let mut prev = GENESIS.to_owned();
+    let mut n = 0;
+    while let Some(raw) = lines.next_raw()? {
+        n += 1;
+        let broken = |problem| Ok(VerifyReport::Broken { line: n, problem });
+        let Some(bytes) = raw.strip_suffix(b"\n") else {
+            return broken(Problem::Truncated);
+        };
+        let line = match serde_json::from_slice::<AuditLine>(bytes) {
+            Ok(l) => l,
+            Err(e) => return broken(Problem::NotALine(e.to_string())),
+        };
+        if line.seq != n {
+            return broken(Problem::Seq {
+                expected: n,
+                found: line.seq,
+            });
+        }
+        if line.prev != prev {
+            return broken(Problem::Prev);
+        }
+        prev = hash_hex(bytes);
+        if cp.is_some_and(|cp| cp.seq == n && cp.hash != prev) {
+            return broken(Problem::Checkpoint);
+        }
+    }
+    if let Some(cp) = cp.filter(|cp| cp.seq > n) {
+        return Ok(VerifyReport::Broken {
+            line: n + 1,
+            problem: Problem::Missing {
+                expected: cp.seq,
+                found: n,
+            },
+        });
+    }
+    Ok(VerifyReport::Intact {
+        lines: n,
+        head: Checkpoint { seq: n, hash: prev },
+    })
+}

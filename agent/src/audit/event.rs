@@ -1,0 +1,212 @@
+//! What the audit log records: one [`AuditEvent`] per decision.
+//!
+//! The events have no field that could hold secret material: no API key, secret, signature,
+//! JWT or PIN, and not even a sign request's query or body (an order's size and price are the
+//! trader's business, and a careless bot may put a key in them). A sign is recorded as key
+//! name, method and path; [`AuditEvent::sign`] and [`AuditEvent::refusal`] build those events
+//! from the request, and [`AuditEvent::loggable`] (applied by every append) cuts off a query
+//! a bot glued onto the path.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tapsign_proto::{ErrorCode, SignRequest};
+
+/// One decision of the agent. `pid` and `exe` name the client process as the kernel reported
+/// it (`SO_PEERCRED`, `/proc/<pid>/exe`; `exe` is `"?"` or empty when it could not be read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditEvent {
+    /// The agent started (`version` is the agent's, `pid` its own).
+    AgentStart { version: String, pid: u32 },
+    /// The agent is stopping (`"received SIGTERM"`, ...).
+    AgentStop { reason: String },
+    /// A connection from another user was turned away.
+    PeerRefused { uid: u32, pid: u32, exe: String },
+    /// A session opened, at the request of `pid`.
+    Unlock {
+        /// The token that was touched, as the keystore names it.
+        token: String,
+        /// The credentials the session holds.
+        keys: Vec<String>,
+        ttl_secs: u64,
+        idle_secs: u64,
+        /// The session-wide signature budget.
+        max_signatures: u64,
+        pid: u32,
+        exe: String,
+    },
+    /// An unlock was refused or failed (`touch_timeout`, `wrong_token`, `pin_invalid`, ...).
+    UnlockRefused {
+        code: ErrorCode,
+        reason: String,
+        pid: u32,
+        exe: String,
+    },
+    /// A session ended (`"lock command"`, `"expired"`, `"idle"`, `"budget spent"`,
+    /// `"signal SIGTERM"`, `"screen locked"`, `"token removed"`, ...).
+    Lock { reason: String },
+    /// A request was signed.
+    Sign {
+        key: String,
+        method: String,
+        path: String,
+        pid: u32,
+        exe: String,
+    },
+    /// A sign request was refused (`policy_denied`, `locked`, `budget_exhausted`, ...).
+    Refusal {
+        key: String,
+        method: String,
+        path: String,
+        code: ErrorCode,
+        reason: String,
+        pid: u32,
+        exe: String,
+    },
+}
+
+impl AuditEvent {
+    /// The event for a request that was signed: key, method and path only.
+    pub fn sign(req: &SignRequest, pid: u32, exe: &str) -> Self {
+        AuditEvent::Sign {
+            key: req.key.clone(),
+            method: req.method.clone(),
+            path: loggable_path(&req.path).to_owned(),
+            pid,
+            exe: exe.to_owned(),
+        }
+    }
+
+    /// The event for a sign request that was refused.
+    pub fn refusal(req: &SignRequest, code: ErrorCode, reason: &str, pid: u32, exe: &str) -> Self {
+        AuditEvent::Refusal {
+            key: req.key.clone(),
+            method: req.method.clone(),
+            path: loggable_path(&req.path).to_owned(),
+            code,
+            reason: reason.to_owned(),
+            pid,
+            exe: exe.to_owned(),
+        }
+    }
+
+    /// The event as it may be written: a path is cut at `?` or `#` however the event was
+    /// built. [`super::AuditLog::append`] applies this to every event.
+    pub fn loggable(&self) -> AuditEvent {
+        let mut e = self.clone();
+        if let AuditEvent::Sign { path, .. } | AuditEvent::Refusal { path, .. } = &mut e {
+            path.truncate(loggable_path(path).len());
+        }
+        e
+    }
+}
+
+/// The path up to any `?` or `#`. The protocol says the query goes in its own field, but a bot
+/// that glued it onto the path must not get it logged that way.
+pub fn loggable_path(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// Bot-supplied text written to a terminal by `tapsign audit`: control characters (a newline
+/// forging a line, an escape sequence repainting the screen) and bidirectional overrides (text
+/// that reads backwards) are shown escaped.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `pid 123 (/usr/bin/python3)`.
+struct By<'a>(u32, &'a str);
+
+impl fmt::Display for By<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exe = if self.1.is_empty() { "?" } else { self.1 };
+        write!(f, "pid {} ({})", self.0, Shown(exe))
+    }
+}
+
+impl fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditEvent::AgentStart { version, pid } => {
+                write!(f, "agent start {} pid {pid}", Shown(version))
+            }
+            AuditEvent::AgentStop { reason } => write!(f, "agent stop ({})", Shown(reason)),
+            AuditEvent::PeerRefused { uid, pid, exe } => {
+                write!(f, "refused a connection from uid {uid}, {}", By(*pid, exe))
+            }
+            AuditEvent::Unlock {
+                token,
+                keys,
+                ttl_secs,
+                idle_secs,
+                max_signatures,
+                pid,
+                exe,
+            } => {
+                write!(f, "unlock by {}: keys ", Shown(token))?;
+                for (i, k) in keys.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}", Shown(k))?;
+                }
+                write!(
+                    f,
+                    "; ttl {ttl_secs}s idle {idle_secs}s budget {max_signatures}; asked by {}",
+                    By(*pid, exe)
+                )
+            }
+            AuditEvent::UnlockRefused {
+                code,
+                reason,
+                pid,
+                exe,
+            } => {
+                write!(
+                    f,
+                    "unlock refused {code}: {}; asked by {}",
+                    Shown(reason),
+                    By(*pid, exe)
+                )
+            }
+            AuditEvent::Lock { reason } => write!(f, "lock ({})", Shown(reason)),
+            AuditEvent::Sign {
+                key,
+                method,
+                path,
+                pid,
+                exe,
+            } => {
+                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
+                write!(f, "sign {k} {m} {p} by {}", By(*pid, exe))
+            }
+            AuditEvent::Refusal {
+                key,
+                method,
+                path,
+                code,
+                reason,
+                pid,
+                exe,
+            } => {
+                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
+                write!(
+                    f,
+                    "refuse {k} {m} {p} {code}: {}; by {}",
+                    Shown(reason),
+                    By(*pid, exe)
+                )
+            }
+        }
+    }
+}
