@@ -116,10 +116,10 @@ impl Agent {
                 version: PROTOCOL_VERSION,
                 agent: agent_version(),
             },
-            Request::Status => Response::Status(self.status()),
-            Request::Lock => {
+            Request::Status {} => Response::Status(self.status()),
+            Request::Lock {} => {
                 self.lock(LockReason::Command);
-                Response::Locked
+                Response::Locked {}
             }
             Request::Unlock(u) => self.unlock(u, client).await,
             Request::Sign(s) => self.sign(s, client),
@@ -133,7 +133,7 @@ impl Agent {
                 key: req.key.clone(),
                 method: req.method.clone(),
                 path: req.path.clone(),
-                code: code.as_str().to_owned(),
+                code,
                 reason: message.clone(),
                 pid: client.pid,
                 exe: client.exe.clone(),
@@ -219,7 +219,7 @@ impl Agent {
         match opened {
             Err((code, message)) => {
                 self.audit(AuditEvent::UnlockRefused {
-                    code: code.as_str().to_owned(),
+                    code,
                     reason: message.clone(),
                     pid: client.pid,
                     exe: client.exe.clone(),

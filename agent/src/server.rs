@@ -104,6 +104,7 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
     agent.audit(AuditEvent::AgentStart {
+        version: crate::agent::agent_version(),
         pid: std::process::id(),
     });
     eprintln!("tapsign agent: listening on {}", socket.display());

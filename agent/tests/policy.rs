@@ -1,6 +1,7 @@
 //! The policy as a bot meets it: fund-moving endpoints are refused under every spelling,
 //! ordinary trading passes, allow lists admit only what they name, and fund-moving parameters
 //! are refused wherever they are sent.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
 use tapsign_agent::policy::{self, AllowRule, Denial};

@@ -1,6 +1,7 @@
 //! Binance: every OFFICIAL ✅ REST HMAC vector of shared/notes/exchanges.md §3, the derived
 //! mixed query+body values, the agent's timestamp and recvWindow rules, and a property test
 //! that recomputes every signature from the scheme's definition.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;

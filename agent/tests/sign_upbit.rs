@@ -1,5 +1,6 @@
 //! Upbit: the derived vectors of shared/notes/exchanges.md §1, the request shapes the agent
 //! refuses, and a property test that recomputes every token from the scheme's definition.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use hmac::{Hmac, KeyInit, Mac};

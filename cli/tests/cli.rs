@@ -1,5 +1,6 @@
 //! The command line's own contract: help that teaches, usage errors with exit code 2.
 //! (This test also makes cargo build the `tapsign` binary the end-to-end tests drive.)
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::process::Command;
 

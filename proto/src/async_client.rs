@@ -51,7 +51,7 @@ impl AsyncClient {
     }
 
     pub async fn status(&mut self) -> Result<Status, ProtoError> {
-        match self.call(&Request::Status).await? {
+        match self.call(&Request::Status {}).await? {
             Response::Status(s) => Ok(s),
             other => Err(unexpected(&other)),
         }
@@ -65,8 +65,8 @@ impl AsyncClient {
     }
 
     pub async fn lock(&mut self) -> Result<(), ProtoError> {
-        match self.call(&Request::Lock).await? {
-            Response::Locked => Ok(()),
+        match self.call(&Request::Lock {}).await? {
+            Response::Locked {} => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

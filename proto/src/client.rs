@@ -60,7 +60,7 @@ impl Client {
     }
 
     pub fn status(&mut self) -> Result<Status, ProtoError> {
-        match self.call(&Request::Status)? {
+        match self.call(&Request::Status {})? {
             Response::Status(s) => Ok(s),
             other => Err(unexpected(&other)),
         }
@@ -74,8 +74,8 @@ impl Client {
     }
 
     pub fn lock(&mut self) -> Result<(), ProtoError> {
-        match self.call(&Request::Lock)? {
-            Response::Locked => Ok(()),
+        match self.call(&Request::Lock {})? {
+            Response::Locked {} => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

@@ -40,7 +40,35 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
 
 /// Parse one frame body into a message.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
-    serde_json::from_slice(body).map_err(|e| ProtoError::Malformed(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ProtoError::Malformed(describe(&e)))
+}
+
+/// serde_json's message, without the values it quotes. `invalid type: integer `123456``
+/// would otherwise send a mistyped PIN back in the error (and into any log of it). Field and
+/// variant names are kept: they say what to fix and are the protocol's own words.
+fn describe(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let quotes_value = ["invalid type", "invalid value", "invalid length"]
+        .iter()
+        .any(|p| msg.starts_with(p));
+    if !quotes_value {
+        return msg;
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        match c {
+            '`' => {
+                inside = !inside;
+                if inside {
+                    out.push_str("(value hidden)");
+                }
+            }
+            _ if inside => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Decode a whole frame held in memory. Returns the message and the bytes it used; `Ok(None)`
@@ -136,7 +164,7 @@ mod tests {
 
     #[test]
     fn partial_frames_ask_for_more() {
-        let frame = encode(&Request::Status).unwrap();
+        let frame = encode(&Request::Status {}).unwrap();
         for cut in 0..frame.len() {
             assert!(
                 decode::<Request>(&frame[..cut]).unwrap().is_none(),
@@ -144,7 +172,7 @@ mod tests {
             );
         }
         let (msg, used) = decode::<Request>(&frame).unwrap().unwrap();
-        assert_eq!(msg, Request::Status);
+        assert_eq!(msg, Request::Status {});
         assert_eq!(used, frame.len());
     }
 

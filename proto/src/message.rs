@@ -16,12 +16,13 @@ use crate::ErrorCode;
 pub enum Request {
     /// First message on every connection.
     Hello { version: u32, client: String },
-    /// What is the agent doing? Served while locked.
-    Status,
+    /// What is the agent doing? Served while locked. (An empty struct, not a unit variant:
+    /// serde's `deny_unknown_fields` ignores unit variants, and an unknown field must be refused.)
+    Status {},
     /// Open a session: asks the token for a touch. Served while locked.
     Unlock(UnlockRequest),
     /// End the session now. Served while locked (a no-op then).
-    Lock,
+    Lock {},
     /// Sign a request with a credential of the open session.
     Sign(SignRequest),
 }
@@ -101,7 +102,7 @@ pub enum Response {
     Hello { version: u32, agent: String },
     Status(Status),
     Unlocked(Status),
-    Locked,
+    Locked {},
     Signed(SignedRequest),
     Error { code: ErrorCode, message: String },
 }

@@ -7,6 +7,7 @@
 //! `TAPSIGN_BLESS=1 cargo test -p tapsign-proto --test golden` and review the diff.
 //!
 //! Negative files hold frames the decoder must refuse, with the outcome pinned per file.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -132,8 +133,8 @@ fn cases() -> Vec<(String, Msg)> {
                 client: "mybot/1.2".into(),
             }),
         ),
-        ("request_status".into(), Msg::Req(Request::Status)),
-        ("request_lock".into(), Msg::Req(Request::Lock)),
+        ("request_status".into(), Msg::Req(Request::Status {})),
+        ("request_lock".into(), Msg::Req(Request::Lock {})),
         (
             "request_unlock_defaults".into(),
             Msg::Req(Request::Unlock(UnlockRequest::default())),
@@ -197,7 +198,7 @@ fn cases() -> Vec<(String, Msg)> {
             "response_unlocked".into(),
             Msg::Resp(Response::Unlocked(status_unlocked())),
         ),
-        ("response_locked".into(), Msg::Resp(Response::Locked)),
+        ("response_locked".into(), Msg::Resp(Response::Locked {})),
         (
             "response_signed_headers".into(),
             Msg::Resp(Response::Signed(SignedRequest {

@@ -3,6 +3,7 @@
 //!
 //! The binary is the one cargo builds for the workspace (`target/<profile>/tapsign`); set
 //! `TAPSIGN_BIN` to test another build.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

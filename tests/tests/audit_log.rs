@@ -1,4 +1,5 @@
 //! The audit log records every decision and `audit verify` catches edits and deletions.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use tapsign_tests::World;
 

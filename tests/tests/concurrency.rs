@@ -1,4 +1,5 @@
 //! Many bots racing for one budget get exactly the budget, never more.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

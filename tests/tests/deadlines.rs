@@ -1,5 +1,6 @@
 //! Lifetime and idle timeout, in real time (short). The transitions themselves are unit-tested
 //! with injected time in agent/src/session_tests.rs.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! Starting, replacing, signalling and stopping the agent.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,4 +1,5 @@
 //! Only the agent's own user is served, even when the socket's permissions are opened up.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

@@ -1,5 +1,6 @@
 //! The README walk-through, with the soft token: store a key, sign while locked, unlock with a
 //! budget of three, spend it, lock.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use tapsign_tests::{World, hmac_sha256_hex, signed};
 
