@@ -39,6 +39,35 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
             "no usable token is enrolled: run `tapsign token add` first".into(),
         ));
     }
+    // Settle which credentials to open before asking for a touch: a typo in a name must not
+    // cost the trader a touch, and must say "unknown key", not "damaged keystore".
+    let mut available = Vec::new();
+    for info in ks.list_credentials().map_err(keystore_failure)? {
+        match info {
+            Ok(i) => available.push(i.name),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    let wanted: Vec<String> = if names.is_empty() {
+        available
+    } else {
+        if let Some(missing) = names.iter().find(|n| !available.contains(n)) {
+            return Err((
+                ErrorCode::UnknownKey,
+                format!(
+                    "no usable key named {missing:?} in the keystore; `tapsign key list` shows the keys"
+                ),
+            ));
+        }
+        names.to_vec()
+    };
+    if wanted.is_empty() {
+        return Err((
+            ErrorCode::UnknownKey,
+            "no key to open: add one with `tapsign key add NAME --exchange EXCHANGE`".into(),
+        ));
+    }
+
     let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
     let vk = ks
@@ -46,18 +75,6 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
         .map_err(keystore_failure)?;
     drop(token);
 
-    let wanted: Vec<String> = if names.is_empty() {
-        let mut all = Vec::new();
-        for info in ks.list_credentials().map_err(keystore_failure)? {
-            match info {
-                Ok(i) => all.push(i.name),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        all
-    } else {
-        names.to_vec()
-    };
     let mut credentials = Vec::new();
     for name in &wanted {
         match ks.open_credential(&vk, name) {

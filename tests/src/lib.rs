@@ -2,7 +2,9 @@
 //! temp folder), driven through the real `tapsign` binary and the real protocol clients.
 //!
 //! The binary is the one cargo builds for the workspace (`target/<profile>/tapsign`); set
-//! `TAPSIGN_BIN` to test another build.
+//! `TAPSIGN_BIN` to test another build. `cargo test --workspace` rebuilds it; after changing the
+//! agent or CLI, `cargo test -p tapsign-tests` alone does not: run `cargo build -p tapsign-cli`
+//! first.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::io::Write;
