@@ -298,6 +298,9 @@ impl Agent {
             }
             Err(e) => warnings.push(e.to_string()),
         }
+        if crate::harden::mlock_failed() {
+            warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
+        }
         warnings.dedup();
         Status {
             state,

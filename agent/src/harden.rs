@@ -43,3 +43,129 @@ pub fn is_dumpable() -> bool {
         Ok(DumpableBehavior::NotDumpable)
     )
 }
+
+/// Locked, dump-excluded memory for secrets: the only `unsafe` code in tapsign.
+///
+/// Each buffer gets pages of its own (page-aligned, rounded up to whole pages). Sharing a page
+/// would be wrong: `munlock` does not nest, so dropping one secret would unlock the page under
+/// another still in use. The pages are `mlock`ed (never swapped) and `MADV_DONTDUMP` (never in
+/// a core dump, should one happen despite the above), zeroed before they are freed.
+#[allow(unsafe_code)]
+mod locked {
+    use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use zeroize::Zeroize;
+
+    static LOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+    static MLOCK_FAILED: AtomicBool = AtomicBool::new(false);
+
+    /// Bytes of secret memory currently locked.
+    pub fn locked_bytes() -> usize {
+        LOCKED_BYTES.load(Ordering::Relaxed)
+    }
+
+    /// Whether an `mlock` was ever refused (RLIMIT_MEMLOCK too small): secrets then still
+    /// zeroize, but may be swapped out.
+    pub fn mlock_failed() -> bool {
+        MLOCK_FAILED.load(Ordering::Relaxed)
+    }
+
+    /// A fixed-size secret buffer in pages of its own.
+    pub struct LockedBuf {
+        ptr: NonNull<u8>,
+        len: usize,
+        layout: Layout,
+        locked: bool,
+    }
+
+    // SAFETY: LockedBuf owns its allocation exclusively, like a Box<[u8]>; it has no interior
+    // mutability, so sharing `&LockedBuf` across threads only allows reads.
+    unsafe impl Send for LockedBuf {}
+    unsafe impl Sync for LockedBuf {}
+
+    impl LockedBuf {
+        /// Copy `data` into fresh locked pages.
+        pub fn from_slice(data: &[u8]) -> LockedBuf {
+            let page = rustix::param::page_size();
+            let size = data.len().div_ceil(page).max(1) * page;
+            let Ok(layout) = Layout::from_size_align(size, page) else {
+                // Only reachable for a size near usize::MAX, which no secret is.
+                handle_alloc_error(Layout::new::<u8>());
+            };
+            // SAFETY: layout has a non-zero size.
+            let raw = unsafe { alloc_zeroed(layout) };
+            let Some(ptr) = NonNull::new(raw) else {
+                handle_alloc_error(layout)
+            };
+            // SAFETY: ptr..ptr+size is our own, page-aligned allocation.
+            let locked = unsafe { rustix::mm::mlock(ptr.as_ptr().cast(), size) }.is_ok();
+            if locked {
+                LOCKED_BYTES.fetch_add(size, Ordering::Relaxed);
+            } else if !MLOCK_FAILED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "tapsign: warning: cannot lock secret memory (RLIMIT_MEMLOCK too small?); \
+                     secrets may be swapped to disk. Raise the limit (ulimit -l, or LimitMEMLOCK= in the unit)."
+                );
+            }
+            // SAFETY: as above. Failure only means the pages could appear in a core dump,
+            // which hardening already disables.
+            let _ = unsafe {
+                rustix::mm::madvise(ptr.as_ptr().cast(), size, rustix::mm::Advice::LinuxDontDump)
+            };
+            // SAFETY: data.len() <= size, the regions do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
+            LockedBuf {
+                ptr,
+                len: data.len(),
+                layout,
+                locked,
+            }
+        }
+
+        pub fn as_slice(&self) -> &[u8] {
+            // SAFETY: ptr is valid for len initialised bytes for as long as self lives.
+            unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        }
+    }
+
+    impl Drop for LockedBuf {
+        fn drop(&mut self) {
+            let size = self.layout.size();
+            // SAFETY: we own ptr..ptr+size; zeroize uses volatile writes the compiler keeps.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), size) }.zeroize();
+            if self.locked {
+                // SAFETY: the same range we locked.
+                let _ = unsafe { rustix::mm::munlock(self.ptr.as_ptr().cast(), size) };
+                LOCKED_BYTES.fetch_sub(size, Ordering::Relaxed);
+            }
+            // SAFETY: allocated with this layout in from_slice.
+            unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+        }
+    }
+}
+
+pub use locked::{LockedBuf, locked_bytes, mlock_failed};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_buffers_hold_their_bytes_and_count_pages() {
+        let before = locked_bytes();
+        let a = LockedBuf::from_slice(b"secret-a");
+        let b = LockedBuf::from_slice(&[7u8; 5000]);
+        assert_eq!(a.as_slice(), b"secret-a");
+        assert_eq!(b.as_slice(), &[7u8; 5000][..]);
+        let page = rustix::param::page_size();
+        if !mlock_failed() {
+            assert_eq!(locked_bytes() - before, page + 2 * page);
+        }
+        drop(a);
+        drop(b);
+        assert_eq!(locked_bytes(), before);
+        assert!(LockedBuf::from_slice(b"").as_slice().is_empty());
+    }
+}

@@ -156,11 +156,47 @@ impl World {
         self.wait_ready();
     }
 
+    /// Start the agent as another user (root only): the binary is copied where that user can
+    /// run it and the home folder is handed over to it.
+    pub fn start_agent_as(&mut self, uid: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let bin_dir = self.home().join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("bin folder");
+        let bin = bin_dir.join("tapsign");
+        std::fs::copy(tapsign_bin(), &bin).expect("copy tapsign");
+        for p in [bin_dir.as_path(), bin.as_path()] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let status = Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(self.home())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "chown the home folder");
+        let log = std::fs::File::create(&self.agent_log).expect("agent log");
+        let child = Command::new(&bin)
+            .arg("agent")
+            .env_clear()
+            .env("TAPSIGN_HOME", self.home())
+            .env("TAPSIGN_SOCK", &self.sock)
+            .uid(uid)
+            .gid(uid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn agent");
+        self.agent = Some(child);
+        self.wait_ready();
+    }
+
     fn wait_ready(&mut self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if Client::connect(&self.sock, "harness").is_ok() {
-                return;
+            match Client::connect(&self.sock, "harness") {
+                // An agent that answers, even to refuse us (another uid), is up.
+                Ok(_) | Err(tapsign_proto::ProtoError::Agent { .. }) => return,
+                Err(_) => {}
             }
             if let Some(status) = self
                 .agent

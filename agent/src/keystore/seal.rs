@@ -184,11 +184,7 @@ pub(crate) fn decode_secrets(bytes: &[u8]) -> Option<Secrets> {
     if !rest.is_empty() {
         return None;
     }
-    let text = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .ok()
-            .map(|s| SecretString::new(s.to_owned()))
-    };
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(SecretString::from_str_copy);
     let api_key = text(fields[0])?;
     let secret = SecretBytes::from_slice(fields[1]);
     let passphrase = match fields.get(2) {
