@@ -8,16 +8,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, LockSource, PROTOCOL_VERSION, Request, Response, SessionState, SignRequest, Status,
-    TokenInfo, UnlockRequest,
+    ErrorCode, EventKind, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
+    SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::clock::boot_now;
+use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::keystore::Keystore;
 use crate::paths::Paths;
-use crate::session::{Client, LockReason, Session};
+use crate::session::{Client, LockReason, Session, Warning};
 use crate::sign::{self, Stamp};
 use crate::{policy, unlocker};
 
@@ -40,6 +40,8 @@ pub struct Agent {
     /// One unlock at a time: a second waits instead of asking for a second touch.
     unlocking: tokio::sync::Mutex<()>,
     warnings: Mutex<Vec<String>>,
+    /// Session events for subscribed connections.
+    events: tokio::sync::broadcast::Sender<SessionEvent>,
 }
 
 impl Agent {
@@ -65,6 +67,7 @@ impl Agent {
             changed: tokio::sync::Notify::new(),
             unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
+            events: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -100,13 +103,73 @@ impl Agent {
     pub fn lock(&self, reason: LockReason) -> bool {
         let was_open = self.session().lock(reason.clone());
         if was_open {
-            eprintln!("tapsign agent: locked: {reason}");
-            self.audit(AuditEvent::Lock {
-                reason: reason.to_string(),
-            });
-            self.changed.notify_one();
+            self.ended(&reason);
         }
         was_open
+    }
+
+    /// Everything that follows the end of a session, whatever ended it: log, audit, tell the
+    /// subscribers, wake the reaper.
+    pub(crate) fn ended(&self, reason: &LockReason) {
+        eprintln!("tapsign agent: locked: {reason}");
+        self.audit(AuditEvent::Lock {
+            reason: reason.to_string(),
+        });
+        self.publish(SessionEvent {
+            event: EventKind::Locked,
+            message: format!("locked: {reason}"),
+            reason: Some(reason.to_string()),
+            code: Some(reason.code()),
+            expires_in_secs: None,
+            signatures_left: None,
+        });
+        self.changed.notify_one();
+    }
+
+    /// A receiver of session events, for a subscribed connection.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, event: SessionEvent) {
+        // No subscriber is fine: the send only fails when nobody listens.
+        let _ = self.events.send(event);
+    }
+
+    /// Hand out warnings that have become due.
+    pub(crate) fn publish_warnings(&self) {
+        let due = self.session().take_warnings(boot_now());
+        for w in due {
+            let event = match w {
+                Warning::ExpiringSoon {
+                    in_secs,
+                    signatures_left,
+                } => SessionEvent {
+                    event: EventKind::ExpiringSoon,
+                    message: format!(
+                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch",
+                        format_duration(Duration::from_secs(in_secs))
+                    ),
+                    reason: None,
+                    code: None,
+                    expires_in_secs: Some(in_secs),
+                    signatures_left: Some(signatures_left),
+                },
+                Warning::BudgetLow {
+                    left,
+                    expires_in_secs,
+                } => SessionEvent {
+                    event: EventKind::BudgetLow,
+                    message: format!("{left} signatures left in this session"),
+                    reason: None,
+                    code: None,
+                    expires_in_secs: Some(expires_in_secs),
+                    signatures_left: Some(left),
+                },
+            };
+            eprintln!("tapsign agent: {}", event.message);
+            self.publish(event);
+        }
     }
 
     /// Answer one request from `client`.
@@ -123,11 +186,18 @@ impl Agent {
             }
             Request::Unlock(u) => self.unlock(u, client).await,
             Request::Sign(s) => self.sign(s, client),
+            // The server turns the connection into an event stream; this is its first answer.
+            Request::Subscribe {} => Response::Subscribed {},
         }
     }
 
     fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = boot_now();
+        // A deadline this request is the first to notice ends the session like the reaper's.
+        let expired = self.session().tick(now);
+        if let Some(reason) = expired {
+            self.ended(&reason);
+        }
         let refuse = |code: ErrorCode, message: String| {
             self.audit(AuditEvent::Refusal {
                 key: req.key.clone(),
@@ -157,15 +227,15 @@ impl Agent {
             Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
         };
         let opts = self.config.signing;
-        let outcome = {
+        // Whether this very signature spent the budget is decided under the same lock, so two
+        // racing bots cannot both report the end of the session.
+        let (outcome, spent_now) = {
             let mut session = self.session();
             let out = session.use_key(&req.key, now, client, |cred| {
                 sign::sign(cred, &req, &stamp, &opts)
             });
-            if !session.is_unlocked() {
-                self.changed.notify_one();
-            }
-            out
+            let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
+            (out, spent_now)
         };
         match outcome {
             Err(r) => refuse(r.code, r.message),
@@ -178,10 +248,10 @@ impl Agent {
                     pid: client.pid,
                     exe: client.exe.clone(),
                 });
-                if self.session().lock_reason() == Some(&LockReason::BudgetSpent) {
-                    self.audit(AuditEvent::Lock {
-                        reason: LockReason::BudgetSpent.to_string(),
-                    });
+                if spent_now {
+                    self.ended(&LockReason::BudgetSpent);
+                } else {
+                    self.publish_warnings();
                 }
                 Response::Signed(signed)
             }
@@ -204,11 +274,25 @@ impl Agent {
                 }
             };
         let _one_at_a_time = self.unlocking.lock().await;
+        if req.extend && !self.session().is_unlocked() {
+            let message = "no session is open to extend: run `tapsign unlock`".to_owned();
+            return Response::Error {
+                code: ErrorCode::Locked,
+                message,
+            };
+        }
         let agent = Arc::clone(self);
         let keys = req.keys.clone();
         let pin = req.pin;
-        let opened =
-            tokio::task::spawn_blocking(move || unlocker::open(&agent, &keys, pin.as_ref())).await;
+        let extend = req.extend;
+        let opened = tokio::task::spawn_blocking(move || {
+            if extend {
+                unlocker::touch(&agent, pin.as_ref())
+            } else {
+                unlocker::open(&agent, &keys, pin.as_ref())
+            }
+        })
+        .await;
         let opened = match opened {
             Ok(r) => r,
             Err(_) => Err((
@@ -226,6 +310,40 @@ impl Agent {
                 });
                 Response::Error { code, message }
             }
+            Ok(o) if extend => {
+                if !self.session().extend(bounds, boot_now()) {
+                    // The session ended while the touch was pending.
+                    let message =
+                        "the session ended before the touch; run `tapsign unlock`".to_owned();
+                    return Response::Error {
+                        code: ErrorCode::Locked,
+                        message,
+                    };
+                }
+                eprintln!("tapsign agent: session extended with {}", o.opened_by);
+                self.audit(AuditEvent::Unlock {
+                    token: format!("{} (extend)", o.opened_by),
+                    keys: Vec::new(),
+                    ttl_secs: bounds.ttl.as_secs(),
+                    idle_secs: bounds.idle.as_secs(),
+                    max_signatures: bounds.max_signatures,
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
+                self.publish(SessionEvent {
+                    event: EventKind::Extended,
+                    message: format!(
+                        "the session was extended for {}",
+                        format_duration(bounds.ttl)
+                    ),
+                    reason: None,
+                    code: None,
+                    expires_in_secs: Some(bounds.ttl.as_secs()),
+                    signatures_left: Some(bounds.max_signatures),
+                });
+                self.changed.notify_one();
+                Response::Unlocked(self.status())
+            }
             Ok(o) => {
                 for w in o.warnings {
                     self.warn(w);
@@ -240,6 +358,18 @@ impl Agent {
                     names.len(),
                     o.opened_by
                 );
+                self.publish(SessionEvent {
+                    event: EventKind::Unlocked,
+                    message: format!(
+                        "a session opened with {} key(s) for {}",
+                        names.len(),
+                        format_duration(bounds.ttl)
+                    ),
+                    reason: None,
+                    code: None,
+                    expires_in_secs: Some(bounds.ttl.as_secs()),
+                    signatures_left: Some(bounds.max_signatures),
+                });
                 self.audit(AuditEvent::Unlock {
                     token: o.opened_by,
                     keys: names,

@@ -233,6 +233,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
                 greeted = true;
                 agent.handle(req, &client).await
             }
+            Ok(Request::Subscribe {}) if greeted => return subscribed(&agent, stream).await,
             Ok(_) if !greeted => {
                 return refuse(
                     stream,
@@ -249,6 +250,35 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
     }
 }
 
+/// A subscribed connection: session events until the client goes away. Whatever the client
+/// sends now is ignored; its closing the connection ends the stream.
+async fn subscribed(agent: &Agent, mut stream: UnixStream) {
+    let mut events = agent.subscribe();
+    if write_frame_async(&mut stream, &Response::Subscribed {})
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (mut reader, mut writer) = stream.split();
+    let mut sink = [0u8; 256];
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    if write_frame_async(&mut writer, &Response::Event(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                // A subscriber too slow to keep up misses events rather than holding the agent.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            n = reader.read(&mut sink) => if matches!(n, Ok(0) | Err(_)) { return },
+        }
+    }
+}
+
 /// Wakes at the session's next deadline and ends it. Every request also checks deadlines, so a
 /// late wake (after a suspend, when tokio's monotonic timers lag the boot clock) never lets a
 /// signature through; the sleep is capped so the wipe still happens soon after resume.
@@ -256,7 +286,7 @@ async fn reaper(agent: Arc<Agent>) {
     const MAX_NAP: Duration = Duration::from_secs(5);
     loop {
         let changed = agent.changed.notified();
-        let deadline = agent.session().next_deadline();
+        let deadline = agent.session().next_wakeup();
         match deadline {
             None => changed.await,
             Some(d) => {
@@ -270,12 +300,10 @@ async fn reaper(agent: Arc<Agent>) {
                 }
             }
         }
+        agent.publish_warnings();
         let ended = agent.session().tick(boot_now());
         if let Some(reason) = ended {
-            eprintln!("tapsign agent: locked: {reason}");
-            agent.audit(AuditEvent::Lock {
-                reason: reason.to_string(),
-            });
+            agent.ended(&reason);
         }
     }
 }

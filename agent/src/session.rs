@@ -104,9 +104,22 @@ struct OpenKey {
     left: Option<u64>,
 }
 
+/// A heads-up before the session ends, given once per session (and again after an extend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// The lifetime ends in `in_secs`.
+    ExpiringSoon { in_secs: u64, signatures_left: u64 },
+    /// Only `left` signatures remain in the session-wide budget.
+    BudgetLow { left: u64, expires_in_secs: u64 },
+}
+
 /// An open session: credentials, deadlines, budgets.
 pub struct Unlocked {
     keys: BTreeMap<String, OpenKey>,
+    opened_at: Duration,
+    budget: u64,
+    warned_expiry: bool,
+    warned_budget: bool,
     expires_at: Duration,
     idle: Duration,
     last_used: Duration,
@@ -145,6 +158,10 @@ impl Session {
             .collect();
         Session::Unlocked(Unlocked {
             keys,
+            opened_at: now,
+            budget: bounds.max_signatures,
+            warned_expiry: false,
+            warned_budget: false,
             expires_at: now.saturating_add(bounds.ttl),
             idle: bounds.idle,
             last_used: now,
@@ -199,6 +216,64 @@ impl Session {
             Session::Unlocked(u) => Some(u.expires_at.min(u.last_used.saturating_add(u.idle))),
             Session::Locked(_) => None,
         }
+    }
+
+    /// The next moment something is due: a deadline, or the expiry warning.
+    pub fn next_wakeup(&self) -> Option<Duration> {
+        let Session::Unlocked(u) = self else {
+            return None;
+        };
+        let deadline = self.next_deadline()?;
+        Some(if u.warned_expiry {
+            deadline
+        } else {
+            deadline.min(u.warn_at())
+        })
+    }
+
+    /// Renew an open session after a touch: new lifetime, idle and budget from `now`, same
+    /// keys. Per-key budgets restart too. Returns false when no session is open.
+    pub fn extend(&mut self, bounds: Bounds, now: Duration) -> bool {
+        let Session::Unlocked(u) = self else {
+            return false;
+        };
+        u.expires_at = now.saturating_add(bounds.ttl);
+        u.idle = bounds.idle;
+        u.last_used = now;
+        u.opened_at = now;
+        u.left = bounds.max_signatures;
+        u.budget = bounds.max_signatures;
+        u.warned_expiry = false;
+        u.warned_budget = false;
+        for k in u.keys.values_mut() {
+            k.left = bounds.per_key;
+        }
+        true
+    }
+
+    /// Warnings that have become due; each is given once.
+    pub fn take_warnings(&mut self, now: Duration) -> Vec<Warning> {
+        let mut out = Vec::new();
+        let Session::Unlocked(u) = self else {
+            return out;
+        };
+        // Rounded up: "ends in 0s" while a second remains would be wrong.
+        let expires_in_secs = u.expires_at.saturating_sub(now).as_millis().div_ceil(1000) as u64;
+        if !u.warned_expiry && now >= u.warn_at() && now < u.expires_at {
+            u.warned_expiry = true;
+            out.push(Warning::ExpiringSoon {
+                in_secs: expires_in_secs,
+                signatures_left: u.left,
+            });
+        }
+        if !u.warned_budget && u.left > 0 && u.left <= u.budget_low_mark() {
+            u.warned_budget = true;
+            out.push(Warning::BudgetLow {
+                left: u.left,
+                expires_in_secs,
+            });
+        }
+        out
     }
 
     /// Use credential `key` once: checks deadlines and budgets, runs `f` with the credential,
@@ -301,6 +376,19 @@ impl Session {
 }
 
 impl Unlocked {
+    /// Warn five minutes before the end, or a quarter of the lifetime before it for short
+    /// sessions (a 2-minute session is warned 30 s ahead, not at once).
+    fn warn_at(&self) -> Duration {
+        let ttl = self.expires_at.saturating_sub(self.opened_at);
+        let lead = Duration::from_secs(300).min(ttl / 4);
+        self.expires_at.saturating_sub(lead)
+    }
+
+    /// Warn when a tenth of the budget is left (at least one signature).
+    fn budget_low_mark(&self) -> u64 {
+        (self.budget / 10).max(1)
+    }
+
     fn due(&self, now: Duration) -> Option<LockReason> {
         if now >= self.expires_at {
             Some(LockReason::Expired)

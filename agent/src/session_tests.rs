@@ -139,3 +139,77 @@ fn status_reports_budgets_and_clients() {
     assert_eq!(st.clients[0].signatures, 1);
     assert!(Session::default().status(secs(0)).is_none());
 }
+
+#[test]
+fn expiry_warning_comes_once_five_minutes_ahead() {
+    let b = Bounds {
+        ttl: secs(3600),
+        idle: secs(10_000),
+        max_signatures: 1000,
+        per_key: None,
+    };
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(s.next_wakeup(), Some(secs(3300)));
+    assert!(s.take_warnings(secs(3299)).is_empty());
+    assert_eq!(
+        s.take_warnings(secs(3300)),
+        vec![Warning::ExpiringSoon {
+            in_secs: 300,
+            signatures_left: 1000
+        }]
+    );
+    assert!(s.take_warnings(secs(3400)).is_empty(), "once");
+    assert_eq!(s.next_wakeup(), Some(secs(3600)));
+}
+
+#[test]
+fn short_sessions_are_warned_a_quarter_ahead() {
+    let b = Bounds {
+        ttl: secs(120),
+        idle: secs(10_000),
+        max_signatures: 1000,
+        per_key: None,
+    };
+    let s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(s.next_wakeup(), Some(secs(90)));
+}
+
+#[test]
+fn budget_warning_at_a_tenth_left() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(20), secs(0), "t".into());
+    for i in 0..17 {
+        sign(&mut s, "a", 1 + i).unwrap();
+        assert!(s.take_warnings(secs(1 + i)).is_empty(), "at {i}");
+    }
+    sign(&mut s, "a", 30).unwrap();
+    assert_eq!(
+        s.take_warnings(secs(30)),
+        vec![Warning::BudgetLow {
+            left: 2,
+            expires_in_secs: 3570
+        }]
+    );
+    sign(&mut s, "a", 31).unwrap();
+    assert!(s.take_warnings(secs(31)).is_empty(), "once");
+}
+
+#[test]
+fn extend_renews_deadlines_and_budget_and_keeps_keys() {
+    let b = Bounds {
+        ttl: secs(100),
+        idle: secs(50),
+        max_signatures: 2,
+        per_key: Some(1),
+    };
+    let mut s = Session::unlock(vec![cred("a"), cred("b")], b, secs(0), "t".into());
+    sign(&mut s, "a", 10).unwrap();
+    assert_eq!(sign(&mut s, "a", 11), Err(ErrorCode::BudgetExhausted));
+    assert!(s.extend(b, secs(90)));
+    assert_eq!(s.next_deadline(), Some(secs(140)));
+    assert_eq!(sign(&mut s, "a", 95), Ok(()), "per-key budget renewed");
+    assert_eq!(s.status(secs(95)).unwrap().signatures_left, 1);
+    assert!(
+        !Session::default().extend(b, secs(0)),
+        "nothing to extend while locked"
+    );
+}

@@ -99,6 +99,31 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
     })
 }
 
+/// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at once):
+/// what `unlock --extend` asks before renewing a session.
+pub fn touch(agent: &Agent, _pin: Option<&Pin>) -> Result<Opened, Failure> {
+    let ks = &agent.keystore;
+    let mut warnings = Vec::new();
+    let mut good = Vec::new();
+    for slot in ks.keyslots().map_err(keystore_failure)? {
+        match slot {
+            Ok(s) => good.push(s),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
+    let opened_by = slot.stub.describe();
+    drop(
+        ks.unwrap_vault(slot, token.as_mut())
+            .map_err(keystore_failure)?,
+    );
+    Ok(Opened {
+        credentials: Vec::new(),
+        opened_by,
+        warnings,
+    })
+}
+
 /// Find a present token that answers for one of `slots`, without asking for a touch.
 fn locate<'a>(
     agent: &Agent,

@@ -51,6 +51,8 @@ pub enum Command {
     },
     /// End the session now: the secrets are wiped from the agent's memory.
     Lock,
+    /// Print session events (opened, ending soon, locked) as JSON lines until interrupted.
+    Events,
     /// Print the audit log, or check its hash chain.
     Audit {
         #[command(subcommand)]
@@ -107,6 +109,9 @@ pub struct UnlockArgs {
     /// End the session after this many signatures.
     #[arg(long, value_name = "N")]
     pub max_signatures: Option<u64>,
+    /// Renew the open session with a touch (new lifetime, idle time and budget; same keys).
+    #[arg(long, conflicts_with = "names")]
+    pub extend: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ use tokio::net::UnixStream;
 use crate::client::unexpected;
 use crate::frame::{decode_body, read_frame_async, write_frame_async};
 use crate::{
-    PROTOCOL_VERSION, ProtoError, Request, Response, SignRequest, SignedRequest, Status,
-    UnlockRequest,
+    PROTOCOL_VERSION, ProtoError, Request, Response, SessionEvent, SignRequest, SignedRequest,
+    Status, UnlockRequest,
 };
 
 /// An async connection to the agent.
@@ -74,6 +74,32 @@ impl AsyncClient {
     pub async fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
         match self.call(&Request::Sign(req)).await? {
             Response::Signed(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Turn this connection into a stream of session events.
+    pub async fn subscribe(mut self) -> Result<AsyncSubscription, ProtoError> {
+        match self.call(&Request::Subscribe {}).await? {
+            Response::Subscribed {} => Ok(AsyncSubscription {
+                stream: self.stream,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// A subscribed connection: session events as they happen.
+#[derive(Debug)]
+pub struct AsyncSubscription {
+    stream: UnixStream,
+}
+
+impl AsyncSubscription {
+    /// Wait for the next event.
+    pub async fn next_event(&mut self) -> Result<SessionEvent, ProtoError> {
+        match decode_body::<Response>(&read_frame_async(&mut self.stream).await?)? {
+            Response::Event(e) => Ok(e),
             other => Err(unexpected(&other)),
         }
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::frame::{decode_body, read_frame, write_frame};
 use crate::{
-    PROTOCOL_VERSION, ProtoError, Request, Response, SignRequest, SignedRequest, Status,
-    UnlockRequest,
+    PROTOCOL_VERSION, ProtoError, Request, Response, SessionEvent, SignRequest, SignedRequest,
+    Status, UnlockRequest,
 };
 
 /// A connection to the agent.
@@ -85,6 +85,40 @@ impl Client {
             Response::Signed(s) => Ok(s),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+impl Client {
+    /// Turn this connection into a stream of session events.
+    pub fn subscribe(mut self) -> Result<Subscription, ProtoError> {
+        match self.call(&Request::Subscribe {})? {
+            Response::Subscribed {} => Ok(Subscription {
+                stream: self.stream,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// A subscribed connection: session events as they happen.
+#[derive(Debug)]
+pub struct Subscription {
+    stream: UnixStream,
+}
+
+impl Subscription {
+    /// Wait for the next event (bounded by `set_timeout`).
+    pub fn next_event(&mut self) -> Result<SessionEvent, ProtoError> {
+        match decode_body::<Response>(&read_frame(&mut self.stream)?)? {
+            Response::Event(e) => Ok(e),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Bound how long `next_event` waits.
+    pub fn set_timeout(&self, t: Option<Duration>) -> Result<(), ProtoError> {
+        self.stream.set_read_timeout(t)?;
+        Ok(())
     }
 }
 

@@ -25,6 +25,9 @@ pub enum Request {
     Lock {},
     /// Sign a request with a credential of the open session.
     Sign(SignRequest),
+    /// Turn this connection into a stream of session events (`event` frames), so a bot can wind
+    /// down before the session ends. Served while locked. Sign on another connection.
+    Subscribe {},
 }
 
 /// Parameters of `unlock`. Every bound is optional; the agent's configured defaults fill the
@@ -47,6 +50,10 @@ pub struct UnlockRequest {
     /// The token's PIN, where its policy wants one. Never logged, never echoed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Pin>,
+    /// Extend the open session instead of opening a new one: a touch renews its lifetime,
+    /// idle time and budget and keeps its keys. Refused when no session is open.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extend: bool,
 }
 
 impl std::fmt::Debug for UnlockRequest {
@@ -57,6 +64,7 @@ impl std::fmt::Debug for UnlockRequest {
             .field("idle_secs", &self.idle_secs)
             .field("max_signatures", &self.max_signatures)
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
+            .field("extend", &self.extend)
             .finish()
     }
 }
@@ -99,12 +107,56 @@ pub struct SignRequest {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Response {
-    Hello { version: u32, agent: String },
+    Hello {
+        version: u32,
+        agent: String,
+    },
     Status(Status),
     Unlocked(Status),
     Locked {},
     Signed(SignedRequest),
-    Error { code: ErrorCode, message: String },
+    /// The answer to `subscribe`; `event` frames follow.
+    Subscribed {},
+    /// Something happened to the session (only on a subscribed connection).
+    Event(SessionEvent),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A session event, pushed to subscribed connections.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEvent {
+    pub event: EventKind,
+    /// A sentence for humans ("session ends in 5m", "locked: screen locked").
+    pub message: String,
+    /// Why the session ended (`locked` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The code a `sign` now gets (`locked` only): `locked`, `expired` or `budget_exhausted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_left: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A session opened.
+    Unlocked,
+    /// The open session was extended with a touch.
+    Extended,
+    /// The lifetime ends soon.
+    ExpiringSoon,
+    /// The signature budget is nearly spent.
+    BudgetLow,
+    /// The session ended.
+    Locked,
 }
 
 /// The request to send, with what the scheme added. `query` and `body` are the client's

@@ -135,6 +135,41 @@ fn cases() -> Vec<(String, Msg)> {
         ),
         ("request_status".into(), Msg::Req(Request::Status {})),
         ("request_lock".into(), Msg::Req(Request::Lock {})),
+        ("request_subscribe".into(), Msg::Req(Request::Subscribe {})),
+        (
+            "request_unlock_extend".into(),
+            Msg::Req(Request::Unlock(UnlockRequest {
+                extend: true,
+                ttl_secs: Some(3600),
+                ..Default::default()
+            })),
+        ),
+        (
+            "response_subscribed".into(),
+            Msg::Resp(Response::Subscribed {}),
+        ),
+        (
+            "response_event_expiring".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::ExpiringSoon,
+                message: "the session ends in 5m".into(),
+                reason: None,
+                code: None,
+                expires_in_secs: Some(300),
+                signatures_left: Some(120),
+            })),
+        ),
+        (
+            "response_event_locked".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::Locked,
+                message: "locked: screen locked".into(),
+                reason: Some("screen locked".into()),
+                code: Some(ErrorCode::Locked),
+                expires_in_secs: None,
+                signatures_left: None,
+            })),
+        ),
         (
             "request_unlock_defaults".into(),
             Msg::Req(Request::Unlock(UnlockRequest::default())),
@@ -148,6 +183,7 @@ fn cases() -> Vec<(String, Msg)> {
                 max_signatures: Some(500),
                 // A made-up PIN: the field is on the wire, so its shape is pinned here.
                 pin: Some(Pin::new("123456".into())),
+                extend: false,
             })),
         ),
         (

@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(s) => remote::sign(&paths, s),
         Command::Status { json } => remote::status(&paths, json),
         Command::Lock => remote::lock(&paths),
+        Command::Events => remote::events(&paths),
     }
 }
 

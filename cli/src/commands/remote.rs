@@ -43,6 +43,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         idle_secs: duration("idle", &a.idle)?,
         max_signatures: a.max_signatures,
         pin: None,
+        extend: a.extend,
     };
     let mut client = connect(paths)?;
     eprintln!("Touch your token when it blinks...");
@@ -51,8 +52,9 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         return Err(Failure::error("the agent answered without an open session"));
     };
     let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
+    let verb = if a.extend { "Extended" } else { "Unlocked" };
     println!(
-        "Unlocked {} key(s): {}. Ends in {} (idle {}), or after {} signatures.",
+        "{verb} {} key(s): {}. Ends in {} (idle {}), or after {} signatures.",
         names.len(),
         names.join(", "),
         format_duration(Duration::from_secs(s.expires_in_secs)),
@@ -77,6 +79,15 @@ pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
     println!("{json}");
     Ok(())
+}
+
+pub fn events(paths: &Paths) -> Result<(), Failure> {
+    let mut sub = connect(paths)?.subscribe()?;
+    loop {
+        let event = sub.next_event()?;
+        let json = serde_json::to_string(&event).map_err(|e| Failure::error(e.to_string()))?;
+        println!("{json}");
+    }
 }
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {

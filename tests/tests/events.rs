@@ -1,0 +1,156 @@
+//! Bots can subscribe to session events and wind down before the session ends; a touch
+//! extends an open session.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use tapsign_proto::client::{Client, Subscription};
+use tapsign_proto::{ErrorCode, EventKind, SessionEvent};
+use tapsign_tests::World;
+
+fn world() -> World {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w
+}
+
+fn subscribe(w: &World) -> Subscription {
+    let sub = Client::connect(&w.sock, "events-test")
+        .unwrap()
+        .subscribe()
+        .unwrap();
+    sub.set_timeout(Some(Duration::from_secs(20))).unwrap();
+    sub
+}
+
+fn next(sub: &mut Subscription, kind: EventKind) -> SessionEvent {
+    let e = sub.next_event().unwrap();
+    assert_eq!(e.event, kind, "{e:?}");
+    e
+}
+
+fn sign(w: &World) {
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
+}
+
+#[test]
+fn subscribers_hear_unlock_budget_low_and_the_end() {
+    let w = world();
+    let mut sub = subscribe(&w);
+    w.run(&["unlock", "--max-signatures", "10"], "").ok();
+    let e = next(&mut sub, EventKind::Unlocked);
+    assert_eq!(e.signatures_left, Some(10));
+    for _ in 0..9 {
+        sign(&w);
+    }
+    let e = next(&mut sub, EventKind::BudgetLow);
+    assert_eq!(e.signatures_left, Some(1));
+    sign(&w);
+    let e = next(&mut sub, EventKind::Locked);
+    assert_eq!(e.code, Some(ErrorCode::BudgetExhausted));
+    assert!(e.reason.unwrap().contains("budget"));
+}
+
+#[test]
+fn subscribers_are_warned_before_expiry_then_told_it_expired() {
+    let w = world();
+    let mut sub = subscribe(&w);
+    w.run(&["unlock", "--ttl", "4s"], "").ok();
+    next(&mut sub, EventKind::Unlocked);
+    let e = next(&mut sub, EventKind::ExpiringSoon);
+    assert!(e.expires_in_secs.unwrap() <= 1, "{e:?}");
+    assert!(e.message.contains("--extend"), "{e:?}");
+    let e = next(&mut sub, EventKind::Locked);
+    assert_eq!(e.code, Some(ErrorCode::Expired));
+}
+
+#[test]
+fn lock_is_announced_with_its_reason() {
+    let w = world();
+    w.run(&["unlock"], "").ok();
+    let mut sub = subscribe(&w);
+    w.run(&["lock"], "").ok();
+    let e = next(&mut sub, EventKind::Locked);
+    assert_eq!(e.code, Some(ErrorCode::Locked));
+    assert!(e.reason.unwrap().contains("tapsign lock"));
+}
+
+#[test]
+fn a_touch_extends_an_open_session() {
+    let w = world();
+    w.run(&["unlock", "--ttl", "30s", "--max-signatures", "2"], "")
+        .ok();
+    sign(&w);
+    let mut sub = subscribe(&w);
+    let touches = || std::fs::read_to_string(w.home().join("soft-token/touches")).unwrap();
+    let before = touches();
+    let out = w.run(
+        &[
+            "unlock",
+            "--extend",
+            "--ttl",
+            "1h",
+            "--max-signatures",
+            "50",
+        ],
+        "",
+    );
+    assert!(out.ok().starts_with("Extended 1 key(s): b."), "{out:?}");
+    assert_ne!(before, touches(), "extending asks for a touch");
+    next(&mut sub, EventKind::Extended);
+    let st: serde_json::Value =
+        serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+    assert!(
+        st["session"]["expires_in_secs"].as_u64().unwrap() > 3000,
+        "{st}"
+    );
+    assert_eq!(st["session"]["signatures_left"], 50);
+}
+
+#[test]
+fn extend_without_a_session_is_refused() {
+    let w = world();
+    w.run(&["unlock", "--extend"], "")
+        .fails_with(4, "no session is open to extend");
+}
+
+#[test]
+fn the_events_command_prints_json_lines() {
+    let w = world();
+    let mut child = w
+        .cmd(&["events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    // The subscription may start after our unlock: retry the lock/unlock pair until seen.
+    let start = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.by_ref() {
+            if tx.send(l.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let line = loop {
+        w.run(&["unlock"], "").ok();
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            break l;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no event printed"
+        );
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"], "unlocked");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
