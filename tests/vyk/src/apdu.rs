@@ -161,11 +161,12 @@ impl Chainer {
             }
             return Response::from(Sw::OK).to_bytes();
         }
-        if let Some((ins, p1, p2, mut data)) = self.pending_command.take() {
-            if (ins, p1, p2) == (cmd.ins, cmd.p1, cmd.p2) {
-                data.extend_from_slice(&cmd.data);
-                cmd.data = data;
-            }
+        // The last link of a chain: prepend what came before (a different command drops it).
+        if let Some((ins, p1, p2, mut data)) = self.pending_command.take()
+            && (ins, p1, p2) == (cmd.ins, cmd.p1, cmd.p2)
+        {
+            data.extend_from_slice(&cmd.data);
+            cmd.data = data;
         }
         let response = process(&cmd);
         // An extended Le lets the client take the whole answer at once.

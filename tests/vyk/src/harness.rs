@@ -51,12 +51,24 @@ pub enum CardState {
 /// Call it as the whole body of a `#[test]`; it finds the test's name from the thread name
 /// libtest gives each test.
 pub fn run(keys: &[Config], body: impl FnOnce(&Stack)) {
+    run_with_tools(&[], keys, body);
+}
+
+/// Like [`run`], but skips (with a reason) unless every program in `tools` is installed:
+/// for checks that use independent clients such as `yubico-piv-tool` or `ykman`.
+pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)) {
     assert!((1..=2).contains(&keys.len()), "vpcd has two readers");
     let current = std::thread::current();
     let name = current
         .name()
         .filter(|n| *n != "main")
         .expect("harness::run must be called from a libtest test thread");
+    if let Some(tool) = tools.iter().find(|t| which(t).is_none()) {
+        return skip(
+            name,
+            &format!("`{tool}` not installed (see tests/vyk/ci-packages.txt)"),
+        );
+    }
     match std::env::var(MARKER_ENV) {
         Ok(marker) if marker == name => {
             let stack = Stack::start(keys).unwrap_or_else(|e| panic!("stack setup: {e}"));
@@ -75,7 +87,7 @@ fn skip(name: &str, reason: &str) {
 }
 
 /// Finds an executable in PATH or the sbin directories (absent from a user's PATH).
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])

@@ -1,6 +1,9 @@
 //! The `yubikey` crate (0.9.0-rc.0) against the virtual key on a private pcscd: the code path
 //! tapsign's agent uses, unchanged.
 
+// Helpers outside #[test] fns panic on purpose too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use p256::elliptic_curve::sec1::ToSec1Point;
