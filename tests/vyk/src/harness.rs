@@ -12,6 +12,7 @@
 
 use std::ffi::CString;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,11 +80,20 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
     }
 }
 
+/// Reports that the current test cannot run here and why (call it, then return). With
+/// `TAPSIGN_VYK_REQUIRE=1` it fails the test instead.
+pub fn skip_test(reason: &str) {
+    let current = std::thread::current();
+    skip(current.name().unwrap_or("?"), reason);
+}
+
 fn skip(name: &str, reason: &str) {
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
         panic!("{name}: prerequisites missing and {REQUIRE_ENV}=1: {reason}");
     }
-    eprintln!("SKIPPED: {name}: {reason}");
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
+    // skip must be visible.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
 }
 
 /// Finds an executable in PATH or the sbin directories (absent from a user's PATH).
@@ -167,6 +177,10 @@ fn reexec(name: &str) {
         stdout.contains("1 passed"),
         "{name} did not run in its namespace:\n{report}"
     );
+    // A skip decided inside the namespace must stay visible too.
+    for line in stderr.lines().filter(|l| l.starts_with("SKIPPED: ")) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
     print!("{report}");
 }
 
