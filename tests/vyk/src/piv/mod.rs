@@ -348,8 +348,9 @@ impl Piv {
         let Some(alg) = MgmAlg::from_id(*alg) else {
             return Sw::WRONG_DATA.into();
         };
-        // AES management keys arrived with firmware 5.4.
-        if alg != MgmAlg::Tdes && self.config.version < [5, 4, 0] {
+        // AES management keys arrived with firmware 5.4.2
+        // (firmware-notes/default-management-key.md).
+        if alg != MgmAlg::Tdes && self.config.version < [5, 4, 2] {
             return Sw::WRONG_DATA.into();
         }
         match MgmKey::new(alg, key, touch_required) {
