@@ -9,6 +9,29 @@
 //! own stack and tests can run in parallel; the PID namespace takes `pcscd` down with the
 //! test even if the test process dies. Without the prerequisites the test prints
 //! `SKIPPED: <reason>` to stderr and returns (or fails, if `TAPSIGN_VYK_REQUIRE=1`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tapsign_vyk::{Config, TouchMode, harness};
+//!
+//! #[test]
+//! fn unwrap_needs_a_touch() {
+//!     let key = Config { version: [5, 7, 1], serial: 1234, ..Config::default() };
+//!     harness::run(&[key], |stack| {
+//!         // Code under test talks to the key through PC/SC as usual, e.g.
+//!         // `yubikey::YubiKey::open_by_serial(Serial(1234))`, on reader
+//!         // `stack.reader_name(0)`.
+//!         let touch = stack.key(0).touch();
+//!         touch.set_mode(TouchMode::Hold { timeout: Duration::from_secs(10) });
+//!         // ... start the operation on another thread, then:
+//!         assert!(touch.wait_for_request(Duration::from_secs(5)));
+//!         touch.touch();
+//!         assert_eq!(touch.touches(), 1);
+//!         stack.pull(0).unwrap(); // reader reports EMPTY
+//!         stack.insert(0).unwrap(); // PRESENT again, session state gone
+//!     });
+//! }
+//! ```
 
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -257,6 +280,18 @@ impl Stack {
     /// PC/SC name of reader `i`: "Virtual PCD 00 00" or "Virtual PCD 00 01".
     pub fn reader_name(&self, i: usize) -> String {
         format!("{READER_PREFIX} 00 {i:02}")
+    }
+
+    /// Pulls key `i` and waits until PC/SC reports its reader empty.
+    pub fn pull(&self, i: usize) -> Result<(), String> {
+        self.keys[i].pull();
+        self.wait_card(i, CardState::Empty, READY_TIMEOUT)
+    }
+
+    /// Inserts key `i` again and waits until PC/SC reports the card present.
+    pub fn insert(&self, i: usize) -> Result<(), String> {
+        self.keys[i].insert();
+        self.wait_card(i, CardState::Present, READY_TIMEOUT)
     }
 
     /// What pcscd logged so far (for failure messages).

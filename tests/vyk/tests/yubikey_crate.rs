@@ -293,14 +293,8 @@ fn pull_forgets_pin_but_keeps_keys() {
         let mut yk = open(stack, 0);
         let public = enroll(&mut yk);
         drop(yk);
-        stack.key(0).pull();
-        stack
-            .wait_card(0, tapsign_vyk::CardState::Empty, Duration::from_secs(5))
-            .unwrap();
-        stack.key(0).insert();
-        stack
-            .wait_card(0, tapsign_vyk::CardState::Present, Duration::from_secs(5))
-            .unwrap();
+        stack.pull(0).unwrap();
+        stack.insert(0).unwrap();
         let mut yk = open(stack, 0);
         assert!(matches!(
             yk.verify_pin(&[]),

@@ -387,3 +387,6 @@ impl Piv {
         Sw::OK.into()
     }
 }
+
+#[cfg(test)]
+mod tests;
