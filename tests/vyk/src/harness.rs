@@ -90,7 +90,7 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
     if let Some(tool) = tools.iter().find(|t| which(t).is_none()) {
         return skip(
             name,
-            &format!("`{tool}` not installed (see tests/vyk/ci-packages.txt)"),
+            &format!("`{tool}` not installed (see scripts/packages.txt)"),
         );
     }
     match std::env::var(MARKER_ENV) {
@@ -152,7 +152,7 @@ fn missing_prerequisite() -> Result<PathBuf, String> {
     for tool in ["unshare", "ip", "mount", "pcscd"] {
         if which(tool).is_none() {
             return Err(format!(
-                "`{tool}` not found (install: see tests/vyk/ci-packages.txt)"
+                "`{tool}` not found (install: see scripts/packages.txt)"
             ));
         }
     }
