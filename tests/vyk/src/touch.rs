@@ -200,4 +200,19 @@ mod tests {
         assert_eq!(t.request(), TouchOutcome::TimedOut);
         assert_eq!((t.touches(), t.requests()), (0, 1));
     }
+
+    #[test]
+    fn pulling_the_key_releases_a_held_request() {
+        let t = Arc::new(Touch::new(TouchMode::Hold {
+            timeout: Duration::from_secs(30),
+        }));
+        let card = {
+            let t = Arc::clone(&t);
+            std::thread::spawn(move || t.request())
+        };
+        assert!(t.wait_for_request(Duration::from_secs(5)));
+        t.cancel();
+        assert_eq!(card.join().unwrap(), TouchOutcome::TimedOut);
+        assert_eq!(t.touches(), 0);
+    }
 }
