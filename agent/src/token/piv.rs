@@ -340,6 +340,16 @@ impl Token for PivToken {
             .map_err(|e| match e {
                 // The PIN is verified (or not needed), so 6982 here is the touch timing out.
                 yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
+                // A card pulled mid-operation surfaces as a bare GenericError from the crate:
+                // ask PC/SC whether it is still there before blaming anything else.
+                _ if !present_serials().is_ok_and(|p| p.contains(&self.serial)) => {
+                    TokenError::Absent {
+                        hint: format!(
+                            "YubiKey {} was removed during the unlock: insert it and try again",
+                            self.serial
+                        ),
+                    }
+                }
                 e => card_error(e, self.serial),
             })?;
         let mut out = Zeroizing::new([0u8; 32]);
