@@ -24,6 +24,7 @@ pub mod harden;
 pub mod keystore;
 pub mod paths;
 pub mod policy;
+pub mod removal;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -275,3 +275,85 @@ fn an_occupied_slot_needs_force_and_an_existing_key_can_be_adopted() {
         assert_eq!(a.ok(), b.ok());
     });
 }
+
+fn wait_locked(w: &World) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let st: serde_json::Value =
+            serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+        if st["state"] == "locked" {
+            return st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not locked: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pulling_the_yubikey_locks_and_another_card_unlocks_nothing() {
+    harness::run(
+        &[fw([5, 7, 1], 15_100_013), fw([5, 7, 1], 15_100_014)],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--serial", "15100013"], PIN);
+            add_key(&w);
+            agent(&mut w);
+            stack.pull(1).unwrap();
+            w.run(&["unlock"], PIN).ok();
+            // The watcher picks the new session's reader up within its poll interval.
+            let start = std::time::Instant::now();
+            loop {
+                let st: serde_json::Value =
+                    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+                let sources = st["lock_sources"].as_array().unwrap();
+                let removal = sources
+                    .iter()
+                    .find(|s| s["name"] == "token removal")
+                    .unwrap();
+                if removal["live"] == true {
+                    assert!(
+                        removal["detail"].as_str().unwrap().contains("Virtual PCD"),
+                        "{st}"
+                    );
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "removal watch never went live: {st}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sign_and_verify(&w);
+
+            stack.pull(0).unwrap();
+            let st = wait_locked(&w);
+            assert!(
+                st["lock_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("token removed"),
+                "{st}"
+            );
+            w.run(
+                &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+                "",
+            )
+            .fails_with(4, "locked");
+            assert!(w.run(&["audit"], "").ok().contains("token removed"));
+
+            // Another card arriving, and the enrolled one coming back, open nothing by themselves.
+            stack.insert(1).unwrap();
+            stack.insert(0).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            assert_eq!(wait_locked(&w)["state"], "locked");
+            w.run(
+                &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+                "",
+            )
+            .fails_with(4, "locked");
+        },
+    );
+}
