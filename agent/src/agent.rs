@@ -42,6 +42,9 @@ pub struct Agent {
     warnings: Mutex<Vec<String>>,
     /// Session events for subscribed connections.
     events: tokio::sync::broadcast::Sender<SessionEvent>,
+    /// What the D-Bus lock sources report (written by their tasks, read by `status`).
+    pub(crate) lock_sources: crate::locksource::Sources,
+    notifier: crate::notify::Notifier,
 }
 
 impl Agent {
@@ -57,6 +60,7 @@ impl Agent {
                 None
             }
         };
+        let notifications = config.notifications.enabled;
         Arc::new(Agent {
             paths,
             config,
@@ -68,6 +72,8 @@ impl Agent {
             unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
             events: tokio::sync::broadcast::channel(64).0,
+            lock_sources: crate::locksource::Sources::default(),
+            notifier: crate::notify::Notifier::new(notifications),
         })
     }
 
@@ -123,6 +129,7 @@ impl Agent {
             expires_in_secs: None,
             signatures_left: None,
         });
+        self.notifier.locked(reason);
         self.changed.notify_one();
     }
 
@@ -370,6 +377,7 @@ impl Agent {
                     expires_in_secs: Some(bounds.ttl.as_secs()),
                     signatures_left: Some(bounds.max_signatures),
                 });
+                self.notifier.session_opened(names.len(), bounds.ttl);
                 self.audit(AuditEvent::Unlock {
                     token: o.opened_by,
                     keys: names,
@@ -431,6 +439,9 @@ impl Agent {
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
         }
+        if !self.lock_sources.screen_lock_live() {
+            warnings.push(crate::locksource::NO_SCREEN_LOCK.into());
+        }
         warnings.dedup();
         Status {
             state,
@@ -439,12 +450,12 @@ impl Agent {
             session,
             tokens,
             warnings,
-            lock_sources: lock_sources(),
+            lock_sources: lock_sources(&self.lock_sources),
         }
     }
 }
 
-fn lock_sources() -> Vec<LockSource> {
+fn lock_sources(dbus: &crate::locksource::Sources) -> Vec<LockSource> {
     let live = |name: &str, detail: &str| LockSource {
         name: name.into(),
         live: true,
@@ -458,4 +469,7 @@ fn lock_sources() -> Vec<LockSource> {
             "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
         ),
     ]
+    .into_iter()
+    .chain(dbus.snapshot())
+    .collect()
 }

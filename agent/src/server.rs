@@ -102,6 +102,7 @@ pub async fn serve(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
+    let lock_sources = crate::locksource::spawn(&agent);
     let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
     agent.audit(AuditEvent::AgentStart {
         version: crate::agent::agent_version(),
@@ -130,6 +131,7 @@ pub async fn serve(
     };
     agent.lock(LockReason::Signal(stop));
     reaper.abort();
+    lock_sources.stop();
     agent.audit(AuditEvent::AgentStop {
         reason: format!("received {stop}"),
     });
