@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use tapsign_proto::client::Client;
 
+pub mod dbus;
+
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TAPSIGN_BIN") {
