@@ -17,6 +17,7 @@ use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 /// The session object path the fake logind hands out. Signals come from it, not from
 /// `session/auto`, which is why the agent must resolve its session first.
 pub const SESSION_PATH: &str = "/org/freedesktop/login1/session/_37";
+const USER_PATH: &str = "/org/freedesktop/login1/user/_1000";
 
 /// A private `dbus-daemon`, stopped when dropped.
 pub struct Bus {
@@ -66,13 +67,25 @@ impl Drop for Bus {
 /// The fake logind Manager: hands out [`SESSION_PATH`] and remembers who asked.
 struct Manager {
     pids_asked: Arc<Mutex<Vec<u32>>>,
+    /// Answer GetSessionByPID as logind does for a process outside any session (a systemd
+    /// user unit's).
+    outside: bool,
 }
 
 #[zbus::interface(name = "org.freedesktop.login1.Manager")]
 impl Manager {
-    fn get_session_by_pid(&self, pid: u32) -> OwnedObjectPath {
+    fn get_session_by_pid(&self, pid: u32) -> zbus::fdo::Result<OwnedObjectPath> {
         self.pids_asked.lock().unwrap().push(pid);
-        OwnedObjectPath::try_from(SESSION_PATH).unwrap()
+        if self.outside {
+            return Err(zbus::fdo::Error::Failed(format!(
+                "PID {pid} does not belong to any known session"
+            )));
+        }
+        Ok(OwnedObjectPath::try_from(SESSION_PATH).unwrap())
+    }
+
+    fn get_user(&self, _uid: u32) -> OwnedObjectPath {
+        OwnedObjectPath::try_from(USER_PATH).unwrap()
     }
 
     fn get_session(&self, _id: &str) -> OwnedObjectPath {
@@ -81,6 +94,20 @@ impl Manager {
 
     #[zbus(signal)]
     async fn prepare_for_sleep(emitter: &SignalEmitter<'_>, start: bool) -> zbus::Result<()>;
+}
+
+/// The fake logind User: its graphical session is ours.
+struct User;
+
+#[zbus::interface(name = "org.freedesktop.login1.User")]
+impl User {
+    #[zbus(property)]
+    fn display(&self) -> (String, OwnedObjectPath) {
+        (
+            "37".into(),
+            OwnedObjectPath::try_from(SESSION_PATH).unwrap(),
+        )
+    }
 }
 
 /// The fake logind Session.
@@ -180,6 +207,15 @@ pub struct Lab {
 
 impl Lab {
     pub fn start() -> Lab {
+        Lab::start_with(false)
+    }
+
+    /// A lab whose logind says the agent is outside any session, as for a systemd user unit.
+    pub fn start_outside_session() -> Lab {
+        Lab::start_with(true)
+    }
+
+    fn start_with(outside: bool) -> Lab {
         let system = Bus::start();
         let session = Bus::start();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -196,8 +232,10 @@ impl Lab {
                     "/org/freedesktop/login1",
                     Manager {
                         pids_asked: Arc::clone(&pids_asked),
+                        outside,
                     },
                 )
+                .serve_at(USER_PATH, User)
                 .serve_at(SESSION_PATH, LoginSession { locked_hint: false })
                 .build()
                 .await

@@ -149,6 +149,21 @@ fn status_shows_the_sources_live_and_which_session() {
 }
 
 #[test]
+fn an_agent_outside_any_session_follows_the_users_graphical_session() {
+    // A systemd user unit runs in user@.service: GetSessionByPID fails there.
+    let lab = Lab::start_outside_session();
+    let w = agent_in(&lab);
+    let detail = source(&status(&w), "logind-session")["detail"].to_string();
+    assert!(
+        detail.contains("graphical session") && detail.contains("_37"),
+        "{detail}"
+    );
+    w.run(&["unlock"], "").ok();
+    lab.fire(Trigger::SessionLock);
+    wait_for(&w, "Session.Lock locks", |st| st["state"] == "locked");
+}
+
+#[test]
 fn screensaver_deactivating_does_not_lock() {
     let lab = Lab::start();
     let w = agent_in(&lab);
