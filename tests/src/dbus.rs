@@ -57,6 +57,14 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// Stop the daemon, as a crashed or restarted bus would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Bus {
     fn drop(&mut self) {
         let _ = self.child.kill();

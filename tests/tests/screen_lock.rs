@@ -182,12 +182,8 @@ fn screensaver_deactivating_does_not_lock() {
 fn without_any_bus_the_agent_starts_and_unlock_warns() {
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
-    let nowhere = w.home().join("no-bus");
-    let nowhere = format!("unix:path={}", nowhere.display());
-    w.start_agent_with(|c| {
-        c.env("DBUS_SYSTEM_BUS_ADDRESS", &nowhere)
-            .env("DBUS_SESSION_BUS_ADDRESS", &nowhere);
-    });
+    // The harness points both bus addresses at a socket that does not exist.
+    w.start_agent();
     let st = wait_for(&w, "sources reported down", |st| {
         ["logind-session", "org.freedesktop.ScreenSaver"]
             .iter()
@@ -213,6 +209,26 @@ fn without_any_bus_the_agent_starts_and_unlock_warns() {
     // The agent still works: it signs, and `tapsign lock` still locks.
     sign(&w).ok();
     w.run(&["lock"], "").ok();
+}
+
+#[test]
+fn a_bus_that_goes_away_turns_its_sources_not_live() {
+    let mut lab = Lab::start();
+    let w = agent_in(&lab);
+    lab.system.kill();
+    lab.session.kill();
+    let st = wait_for(&w, "sources not live", |st| {
+        ["logind-session", "logind-sleep", "org.gnome.ScreenSaver"]
+            .iter()
+            .all(|n| source(st, n)["live"] == false)
+    });
+    let detail = source(&st, "logind-session")["detail"].to_string();
+    assert!(detail.contains("restart the agent"), "{detail}");
+    let unlocked = w.run(&["unlock"], "");
+    assert!(
+        unlocked.stderr.contains("no screen-lock source is live"),
+        "{unlocked:?}"
+    );
 }
 
 #[test]

@@ -79,7 +79,7 @@ pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
         }
     };
     let lost = "lost the system bus connection; restart the agent to listen again";
-    loop {
+    while s.lock.is_some() || s.hint.is_some() || s.sleep.is_some() {
         tokio::select! {
             ev = next(&mut s.lock) => match ev {
                 Some(_) => lock(&agent, "screen locked (logind Session.Lock)"),
@@ -97,9 +97,6 @@ pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
                 },
                 None => { s.sleep = None; not_live(&agent, LOGIND_SLEEP, lost.into()) }
             },
-        }
-        if s.lock.is_none() && s.hint.is_none() && s.sleep.is_none() {
-            return;
         }
     }
 }
