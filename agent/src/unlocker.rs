@@ -8,8 +8,8 @@ use tapsign_proto::{ErrorCode, Pin};
 use crate::agent::Agent;
 use crate::credential::Credential;
 use crate::keystore::{Keyslot, KeystoreError};
-use crate::token::soft::SoftToken;
-use crate::token::{Token, TokenError, TokenStub};
+use crate::secret::SecretString;
+use crate::token::{self, Search, Token, TokenError, TokenStub};
 
 /// What an unlock produced.
 pub struct Opened {
@@ -22,7 +22,7 @@ pub struct Opened {
 type Failure = (ErrorCode, String);
 
 /// Open the session's credentials (`names`, or all when empty).
-pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opened, Failure> {
+pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened, Failure> {
     let ks = &agent.keystore;
     let mut warnings = Vec::new();
     let slots = ks.keyslots().map_err(keystore_failure)?;
@@ -68,7 +68,7 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
         ));
     }
 
-    let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
+    let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
     let vk = ks
         .unwrap_vault(slot, token.as_mut())
@@ -101,7 +101,7 @@ pub fn open(agent: &Agent, names: &[String], _pin: Option<&Pin>) -> Result<Opene
 
 /// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at once):
 /// what `unlock --extend` asks before renewing a session.
-pub fn touch(agent: &Agent, _pin: Option<&Pin>) -> Result<Opened, Failure> {
+pub fn touch(agent: &Agent, pin: Option<&Pin>) -> Result<Opened, Failure> {
     let ks = &agent.keystore;
     let mut warnings = Vec::new();
     let mut good = Vec::new();
@@ -111,7 +111,7 @@ pub fn touch(agent: &Agent, _pin: Option<&Pin>) -> Result<Opened, Failure> {
             Err(e) => warnings.push(e.to_string()),
         }
     }
-    let (slot, mut token) = locate(agent, &good).map_err(token_failure)?;
+    let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
     drop(
         ks.unwrap_vault(slot, token.as_mut())
@@ -128,51 +128,30 @@ pub fn touch(agent: &Agent, _pin: Option<&Pin>) -> Result<Opened, Failure> {
 fn locate<'a>(
     agent: &Agent,
     slots: &'a [Keyslot],
+    pin: Option<&Pin>,
 ) -> Result<(&'a Keyslot, Box<dyn Token>), TokenError> {
-    let soft_slots: Vec<&Keyslot> = slots
-        .iter()
-        .filter(|s| matches!(s.stub, TokenStub::Soft { .. }))
-        .collect();
-    if soft_slots.is_empty() {
-        return Err(absent(slots));
-    }
-    if !agent.soft_allowed {
-        return Err(TokenError::SoftRefused);
-    }
-    let token = match SoftToken::open(&agent.paths.soft_token_dir()) {
-        Ok(t) => t,
-        Err(TokenError::Absent { .. }) => return Err(absent(slots)),
-        Err(e) => return Err(e),
+    let pin = pin.map(|p| SecretString::from_str_copy(p.expose()));
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let soft_dir = agent.paths.soft_token_dir();
+    let search = Search {
+        soft_dir: &soft_dir,
+        soft_allowed: agent.soft_allowed,
+        pin: pin.as_ref(),
     };
-    match soft_slots.into_iter().find(|s| &s.stub == token.stub()) {
-        Some(slot) => Ok((slot, Box::new(token))),
-        None => Err(TokenError::WrongToken {
-            found: token.stub().describe(),
-            expected: expected(slots),
-        }),
-    }
-}
-
-fn expected(slots: &[Keyslot]) -> String {
-    slots
-        .iter()
-        .map(|s| s.stub.describe())
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
-fn absent(slots: &[Keyslot]) -> TokenError {
-    TokenError::Absent {
-        hint: format!("insert {}", expected(slots)),
-    }
+    let (i, token) = token::locate(&stubs, &search)?;
+    Ok((&slots[i], token))
 }
 
 fn token_failure(e: TokenError) -> Failure {
     let code = match &e {
-        TokenError::Absent { .. } | TokenError::SoftRefused => ErrorCode::TokenAbsent,
+        TokenError::Absent { .. } | TokenError::SoftRefused | TokenError::Unavailable { .. } => {
+            ErrorCode::TokenAbsent
+        }
         TokenError::WrongToken { .. } => ErrorCode::WrongToken,
         TokenError::TouchTimeout { .. } => ErrorCode::TouchTimeout,
-        TokenError::PinInvalid { .. } => ErrorCode::PinInvalid,
+        TokenError::PinInvalid { .. }
+        | TokenError::PinBlocked { .. }
+        | TokenError::PinNeeded { .. } => ErrorCode::PinInvalid,
         TokenError::Other(_) => ErrorCode::Internal,
     };
     (code, e.to_string())

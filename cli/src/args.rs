@@ -62,16 +62,57 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Enroll a token. The first token enrolled creates the keystore.
-    Add {
-        /// The software token: NO SECURITY, for tests only. Needs TAPSIGN_INSECURE_SOFT_TOKEN=1.
-        #[arg(long, required = true)]
-        soft: bool,
-    },
+    /// Enroll a token. The first token enrolled creates the keystore; enrolling another asks
+    /// for a touch on one already enrolled.
+    ///
+    /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always by
+    /// default) and asks for its PIN (no echo; or the first line of stdin when it is not a
+    /// terminal). With --custom-mgm-key the management key (hex) comes next.
+    Add(TokenAddArgs),
     /// List the enrolled tokens.
     List,
     /// Remove a token's keyslot (by the id `token list` shows). The last one cannot be removed.
     Remove { id: String },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["piv", "soft"])))]
+pub struct TokenAddArgs {
+    /// A YubiKey (PIV, P-256 key on the card).
+    #[arg(long)]
+    pub piv: bool,
+    /// The software token: NO SECURITY, for tests only. Needs TAPSIGN_INSECURE_SOFT_TOKEN=1.
+    #[arg(long)]
+    pub soft: bool,
+    /// Which YubiKey, by serial number (needed when several are plugged in).
+    #[arg(long, requires = "piv")]
+    pub serial: Option<u32>,
+    /// The retired PIV slot to use, R1 to R20.
+    #[arg(long, default_value = "R1", value_parser = parse_slot, requires = "piv")]
+    pub slot: u8,
+    /// When the card asks for the PIN: never, once (per card session), always.
+    #[arg(long, default_value = "once", value_parser = ["never", "once", "always"], requires = "piv")]
+    pub pin_policy: String,
+    /// When the card asks for a touch: always (every unlock), cached (15 s window).
+    #[arg(long, default_value = "always", value_parser = ["always", "cached"], requires = "piv")]
+    pub touch_policy: String,
+    /// Adopt the P-256 key already in the slot instead of generating one.
+    #[arg(long, requires = "piv")]
+    pub use_existing: bool,
+    /// Overwrite a key already in the slot (it is lost for good).
+    #[arg(long, requires = "piv", conflicts_with = "use_existing")]
+    pub force: bool,
+    /// The card's management key is not the factory default: read it (hex) after the PIN.
+    #[arg(long, requires = "piv")]
+    pub custom_mgm_key: bool,
+}
+
+fn parse_slot(s: &str) -> Result<u8, String> {
+    let n = s.strip_prefix(['R', 'r']).unwrap_or(s);
+    match n.parse::<u8>() {
+        Ok(n @ 1..=20) => Ok(n),
+        _ => Err(format!("{s:?} is not a retired slot: use R1 to R20")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,13 @@ use tapsign_agent::credential::{Credential, Exchange, check_name};
 use tapsign_agent::keystore::{Keystore, KeystoreError};
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretBytes;
+use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
-use tapsign_agent::token::{Token, TokenError};
+use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
+use yubikey::{PinPolicy, TouchPolicy};
 
 use crate::Failure;
-use crate::args::{AuditCommand, KeyCommand, TokenCommand};
+use crate::args::{AuditCommand, KeyCommand, TokenAddArgs, TokenCommand};
 use crate::exit::exit_codes;
 use crate::prompt::SecretReader;
 
@@ -34,26 +36,8 @@ fn keystore(paths: &Paths) -> Keystore {
 pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
     let ks = keystore(paths);
     match cmd {
-        TokenCommand::Add { soft: _ } => {
-            if !super::soft_allowed() {
-                return Err(token_failure(TokenError::SoftRefused));
-            }
-            let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
-            let stub = token.stub().clone();
-            if ks.is_initialized().map_err(ks_failure)? {
-                // Enrolling another token needs the vault key, so a touch on one already
-                // enrolled. Only one soft token exists per folder, so for the soft token that
-                // means the keystore was made by a token tapsign can no longer reach.
-                return Err(Failure::new(
-                    exit_codes::TOKEN,
-                    "the keystore already exists and is enrolled to other tokens; adding a soft token to it is not supported",
-                ));
-            }
-            ks.create(&stub).map_err(ks_failure)?;
-            println!("Enrolled {} as {}.", stub.describe(), stub.id());
-            println!("The keystore is at {}.", ks.dir().display());
-            Ok(())
-        }
+        TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
+        TokenCommand::Add(a) => add_piv(paths, &ks, &a),
         TokenCommand::List => {
             let mut damaged = false;
             for slot in ks.keyslots().map_err(ks_failure)? {
@@ -79,6 +63,91 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+    if !super::soft_allowed() {
+        return Err(token_failure(TokenError::SoftRefused));
+    }
+    if ks.is_initialized().map_err(ks_failure)? {
+        // Only one soft token exists per folder, so a keystore that already exists was made
+        // by another token; enrolling the soft token beside real ones is not supported.
+        return Err(Failure::new(
+            exit_codes::TOKEN,
+            "the keystore already exists; the soft token can only create a new one (tests)",
+        ));
+    }
+    let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    ks.create(&stub).map_err(ks_failure)?;
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    println!("The keystore is at {}.", ks.dir().display());
+    Ok(())
+}
+
+fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    let policy = |p: &str| match p {
+        "never" => PinPolicy::Never,
+        "always" => PinPolicy::Always,
+        _ => PinPolicy::Once,
+    };
+    let mut reader = SecretReader::new();
+    let pin = reader.field("YubiKey PIN")?;
+    let mgm_key = if a.custom_mgm_key {
+        Some(reader.field("management key (hex)")?)
+    } else {
+        None
+    };
+    let opts = EnrollOptions {
+        serial: a.serial,
+        slot: a.slot,
+        pin_policy: policy(&a.pin_policy),
+        touch_policy: if a.touch_policy == "cached" {
+            TouchPolicy::Cached
+        } else {
+            TouchPolicy::Always
+        },
+        use_existing: a.use_existing,
+        force: a.force,
+        mgm_key,
+    };
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    // With an existing keystore, first make sure an enrolled token can open it: the new key
+    // is generated only once the vault key is in hand.
+    let vk = if initialized {
+        let slots: Vec<_> = ks
+            .keyslots()
+            .map_err(ks_failure)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+        let soft_dir = paths.soft_token_dir();
+        let search = Search {
+            soft_dir: &soft_dir,
+            soft_allowed: super::soft_allowed(),
+            pin: Some(&pin),
+        };
+        let (i, mut token) =
+            tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
+        eprintln!("Touch {} to open the keystore...", stubs[i].describe());
+        Some(
+            ks.unwrap_vault(&slots[i], token.as_mut())
+                .map_err(ks_failure)?,
+        )
+    } else {
+        None
+    };
+    let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
+    match vk {
+        Some(vk) => ks.add_keyslot(&vk, &stub).map_err(ks_failure)?,
+        None => ks.create(&stub).map_err(ks_failure)?,
+    }
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    Ok(())
 }
 
 pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {

@@ -3,9 +3,13 @@
 use std::time::Duration;
 
 use tapsign_agent::clock::{format_duration, parse_duration};
+use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
+use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-use tapsign_proto::{SessionState, SignRequest, Status, UnlockRequest};
+use tapsign_proto::{Pin, SessionState, SignRequest, Status, UnlockRequest};
+
+use crate::prompt::SecretReader;
 
 use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
@@ -36,17 +40,49 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
         .transpose()
 }
 
+/// The enrolled tokens (from the keystore's keyslots), for prompts: which need a PIN, what
+/// to ask the human to touch.
+fn enrolled(paths: &Paths) -> Vec<TokenStub> {
+    let ks = Keystore::new(paths.keystore_dir());
+    ks.keyslots()
+        .map(|v| {
+            v.into_iter()
+                .filter_map(Result::ok)
+                .map(|s| s.stub)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
+    let tokens = enrolled(paths);
+    let pin_wanted = tokens
+        .iter()
+        .find(|t| matches!(t, TokenStub::Piv { pin_policy, .. } if pin_policy != "never"));
+    let pin = match pin_wanted {
+        Some(t) => {
+            let label = format!("PIN of {}", t.describe());
+            let pin = SecretReader::new().field(&label)?;
+            Some(Pin::new(pin.expose().to_owned()))
+        }
+        None => None,
+    };
     let req = UnlockRequest {
         keys: a.names,
         ttl_secs: duration("ttl", &a.ttl)?,
         idle_secs: duration("idle", &a.idle)?,
         max_signatures: a.max_signatures,
-        pin: None,
+        pin,
         extend: a.extend,
     };
     let mut client = connect(paths)?;
-    eprintln!("Touch your token when it blinks...");
+    let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
+    let which = if names.is_empty() {
+        "your token".to_owned()
+    } else {
+        names.join(" or ")
+    };
+    eprintln!("Touch {which} when it blinks...");
     let status = client.unlock(req)?;
     let Some(s) = &status.session else {
         return Err(Failure::error("the agent answered without an open session"));

@@ -1,0 +1,395 @@
+//! The YubiKey PIV token: a P-256 key generated on the card in a retired slot, used for one
+//! on-card ECDH per unlock (touch policy Always by default).
+//!
+//! Every call opens the card, does its one job and drops it: the `yubikey` crate disconnects
+//! with a card reset, so the PIN-verified state never lingers for other local processes and
+//! other PC/SC clients can use the card right after an unlock.
+//!
+//! Firmware behaviour this relies on is written up in `firmware-notes/`.
+
+use p256::PublicKey;
+use p256::elliptic_curve::sec1::ToSec1Point;
+use sha2::{Digest, Sha256};
+use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotId};
+use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
+use zeroize::Zeroizing;
+
+use super::{Token, TokenError, TokenStub};
+use crate::secret::SecretString;
+
+/// The policies a PIV keyslot was enrolled with, as stored in its stub.
+pub fn policy_name(p: PinPolicy) -> &'static str {
+    match p {
+        PinPolicy::Never => "never",
+        PinPolicy::Once => "once",
+        PinPolicy::Always => "always",
+        PinPolicy::Default => "default",
+    }
+}
+
+pub fn touch_name(t: TouchPolicy) -> &'static str {
+    match t {
+        TouchPolicy::Never => "never",
+        TouchPolicy::Always => "always",
+        TouchPolicy::Cached => "cached",
+        TouchPolicy::Default => "default",
+    }
+}
+
+/// What `token add --piv` asks for.
+pub struct EnrollOptions {
+    pub serial: Option<u32>,
+    /// Retired slot number 1..=20 (R1 = 0x82).
+    pub slot: u8,
+    pub pin_policy: PinPolicy,
+    pub touch_policy: TouchPolicy,
+    pub use_existing: bool,
+    pub force: bool,
+    /// A custom management key (hex), when the card's is not the factory default.
+    pub mgm_key: Option<SecretString>,
+}
+
+/// Retired slot `n` (1..=20) as the card numbers it (0x82..=0x95).
+pub fn retired_slot(n: u8) -> Result<RetiredSlotId, TokenError> {
+    if !(1..=20).contains(&n) {
+        return Err(TokenError::Other(format!(
+            "slot R{n} does not exist: use R1 to R20"
+        )));
+    }
+    RetiredSlotId::try_from(0x81 + n)
+        .map_err(|_| TokenError::Other(format!("slot R{n} is not a retired slot")))
+}
+
+/// Generate (or adopt) the P-256 key on the card and describe it as a keyslot stub.
+pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenStub, TokenError> {
+    let mut yk = open(opts.serial)?;
+    let serial = yk.serial().0;
+    let rslot = retired_slot(opts.slot)?;
+    let slot = SlotId::Retired(rslot);
+    if let Some(pin) = pin {
+        verify_pin(&mut yk, pin)?;
+    }
+    let existing = match piv::metadata(&mut yk, slot) {
+        Ok(m) => Some(m),
+        Err(yubikey::Error::NotFound) => None,
+        Err(yubikey::Error::NotSupported) => {
+            return Err(TokenError::Other(format!(
+                "YubiKey {serial} runs firmware {}, too old to report slot metadata (5.3 or later is needed) — tapsign cannot check what is in the slot",
+                yk.version()
+            )));
+        }
+        Err(e) => return Err(card_error(e, serial)),
+    };
+    let (public, pin_policy, touch_policy) = if opts.use_existing {
+        let Some(meta) = existing else {
+            return Err(TokenError::Other(format!(
+                "slot R{} of YubiKey {serial} is empty: drop --use-existing to generate a key there",
+                opts.slot
+            )));
+        };
+        let spki = meta.public.ok_or_else(|| {
+            TokenError::Other("the card reported no public key for the slot".into())
+        })?;
+        let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(|_| {
+            TokenError::Other(format!("slot R{} does not hold a P-256 key: tapsign needs one (generate it without --use-existing)", opts.slot))
+        })?;
+        let (p, t) = meta
+            .policy
+            .unwrap_or((PinPolicy::Default, TouchPolicy::Default));
+        (public, p, t)
+    } else {
+        if existing.is_some() && !opts.force {
+            return Err(TokenError::Other(format!(
+                "slot R{} of YubiKey {serial} already holds a key; pick another --slot, adopt it with --use-existing, or replace it with --force (the old key is lost for good)",
+                opts.slot
+            )));
+        }
+        authenticate(&mut yk, opts.mgm_key.as_ref(), serial)?;
+        let spki = piv::generate(
+            &mut yk,
+            slot,
+            AlgorithmId::EccP256,
+            opts.pin_policy,
+            opts.touch_policy,
+        )
+        .map_err(|e| card_error(e, serial))?;
+        let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+            .map_err(|_| TokenError::Other("the card returned a malformed public key".into()))?;
+        (public, opts.pin_policy, opts.touch_policy)
+    };
+    drop(yk);
+    Ok(stub(
+        serial,
+        u8::from(rslot),
+        &public,
+        pin_policy,
+        touch_policy,
+    ))
+}
+
+fn stub(
+    serial: u32,
+    slot: u8,
+    public: &PublicKey,
+    pin: PinPolicy,
+    touch: TouchPolicy,
+) -> TokenStub {
+    let compressed = public.to_sec1_point(true).as_bytes().to_vec();
+    let tag = hex::encode(&Sha256::digest(&compressed)[..4]);
+    TokenStub::Piv {
+        serial,
+        slot,
+        tag,
+        public_key: hex::encode(compressed),
+        pin_policy: policy_name(pin).into(),
+        touch_policy: touch_name(touch).into(),
+    }
+}
+
+fn authenticate(
+    yk: &mut YubiKey,
+    custom: Option<&SecretString>,
+    serial: u32,
+) -> Result<(), TokenError> {
+    let key = match custom {
+        Some(hexkey) => {
+            let bytes = Zeroizing::new(hex::decode(hexkey.expose().trim()).map_err(|_| {
+                TokenError::Other(
+                    "the management key must be hex (48 digits for 3DES or AES-192)".into(),
+                )
+            })?);
+            MgmKey::from_bytes(&*bytes, None).map_err(|_| {
+                TokenError::Other("the management key has the wrong length for 3DES or AES".into())
+            })?
+        }
+        // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
+        None => MgmKey::get_default(yk).map_err(|e| card_error(e, serial))?,
+    };
+    yk.authenticate(&key).map_err(|e| match e {
+        yubikey::Error::AuthenticationError if custom.is_none() => TokenError::Other(format!(
+            "YubiKey {serial}'s management key is not the factory default; run again with --custom-mgm-key and enter it"
+        )),
+        yubikey::Error::AuthenticationError => TokenError::Other(format!("YubiKey {serial} refused that management key")),
+        e => card_error(e, serial),
+    })
+}
+
+/// Open the YubiKey with `serial`, or the only one present.
+fn open(serial: Option<u32>) -> Result<YubiKey, TokenError> {
+    let present = present_serials()?;
+    match serial {
+        Some(s) if present.contains(&s) => {
+            YubiKey::open_by_serial(Serial(s)).map_err(|e| card_error(e, s))
+        }
+        Some(s) => Err(TokenError::Absent {
+            hint: format!("insert YubiKey {s}{}", found_note(&present)),
+        }),
+        None => match present.as_slice() {
+            [] => Err(TokenError::Absent {
+                hint: "insert a YubiKey (none found on the PC/SC readers)".into(),
+            }),
+            [s] => YubiKey::open_by_serial(Serial(*s)).map_err(|e| card_error(e, *s)),
+            many => Err(TokenError::Other(format!(
+                "{} YubiKeys are present ({}); say which with --serial",
+                many.len(),
+                many.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+fn found_note(present: &[u32]) -> String {
+    match present {
+        [] => " (no YubiKey found on the PC/SC readers)".into(),
+        p => format!(
+            " (found {})",
+            p.iter()
+                .map(|s| format!("YubiKey {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Serials of the YubiKeys on the PC/SC readers; other cards are skipped.
+pub fn present_serials() -> Result<Vec<u32>, TokenError> {
+    let mut ctx = yubikey::reader::Context::open().map_err(|e| card_error(e, 0))?;
+    let mut out = Vec::new();
+    for reader in ctx.iter().map_err(|e| card_error(e, 0))? {
+        // A foreign card or a card another process holds exclusively is simply not ours.
+        if let Ok(yk) = reader.open() {
+            out.push(yk.serial().0);
+        }
+    }
+    Ok(out)
+}
+
+/// A present, enrolled YubiKey, ready for its one ECDH.
+pub struct PivToken {
+    stub: TokenStub,
+    serial: u32,
+    slot: SlotId,
+    pin: Option<SecretString>,
+}
+
+impl PivToken {
+    /// Find an enrolled YubiKey among `stubs` on the readers; refuses a wrong card before any
+    /// touch. Returns the index of the stub it answers for.
+    pub fn locate(
+        stubs: &[&TokenStub],
+        pin: Option<&SecretString>,
+    ) -> Result<(usize, PivToken), TokenError> {
+        let present = present_serials()?;
+        let found = stubs.iter().enumerate().find_map(|(i, s)| match s {
+            TokenStub::Piv { serial, .. } if present.contains(serial) => Some(i),
+            _ => None,
+        });
+        let expected = stubs
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let Some(i) = found else {
+            return Err(match present.as_slice() {
+                [] => TokenError::Absent {
+                    hint: format!("insert {expected}"),
+                },
+                p => TokenError::WrongToken {
+                    found: p
+                        .iter()
+                        .map(|s| format!("YubiKey {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    expected,
+                },
+            });
+        };
+        let TokenStub::Piv { serial, slot, .. } = stubs[i] else {
+            return Err(TokenError::Other("internal: not a PIV stub".into()));
+        };
+        let slot = SlotId::try_from(*slot)
+            .map_err(|_| TokenError::Other(format!("keyslot names an invalid slot {slot:#x}")))?;
+        let pin = pin.map(|p| SecretString::from_str_copy(p.expose()));
+        let token = PivToken {
+            stub: stubs[i].clone(),
+            serial: *serial,
+            slot,
+            pin,
+        };
+        token.check_key()?;
+        Ok((i, token))
+    }
+
+    /// The slot must still hold the enrolled key (a regenerated slot would fail only after the
+    /// touch otherwise). Metadata needs neither PIN nor touch; old firmware cannot tell.
+    fn check_key(&self) -> Result<(), TokenError> {
+        let mut yk =
+            YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
+        match piv::metadata(&mut yk, self.slot) {
+            Ok(meta) => {
+                let public = meta.public.and_then(|spki| {
+                    PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).ok()
+                });
+                let now = public.map(|p| hex::encode(p.to_sec1_point(true).as_bytes()));
+                if now.as_deref() != self.stub.ecdh_public_key().map(hex::encode).as_deref() {
+                    return Err(TokenError::WrongToken {
+                        found: format!("YubiKey {} with another key in that slot", self.serial),
+                        expected: self.stub.describe(),
+                    });
+                }
+                Ok(())
+            }
+            Err(yubikey::Error::NotFound) => Err(TokenError::WrongToken {
+                found: format!("YubiKey {} with that slot empty", self.serial),
+                expected: self.stub.describe(),
+            }),
+            Err(yubikey::Error::NotSupported) => Ok(()),
+            Err(e) => Err(card_error(e, self.serial)),
+        }
+    }
+
+    fn needs_pin(&self) -> bool {
+        matches!(&self.stub, TokenStub::Piv { pin_policy, .. } if pin_policy != "never")
+    }
+}
+
+impl Token for PivToken {
+    fn stub(&self) -> &TokenStub {
+        &self.stub
+    }
+
+    fn agree(&mut self, challenge: &[u8]) -> Result<Zeroizing<[u8; 32]>, TokenError> {
+        // The card takes the peer point uncompressed (65 bytes); keyslots may store it compressed.
+        let peer = PublicKey::from_sec1_bytes(challenge).map_err(|_| {
+            TokenError::Other("the keyslot's challenge is not a P-256 point".into())
+        })?;
+        let point = peer.to_sec1_point(false);
+        let mut yk =
+            YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
+        if self.needs_pin() {
+            let pin = self.pin.as_ref().ok_or(TokenError::PinNeeded {
+                serial: self.serial,
+            })?;
+            verify_pin(&mut yk, pin)?;
+        }
+        eprintln!("tapsign: touch YubiKey {} now", self.serial);
+        let shared = piv::decrypt_data(&mut yk, point.as_bytes(), AlgorithmId::EccP256, self.slot)
+            .map_err(|e| match e {
+                // The PIN is verified (or not needed), so 6982 here is the touch timing out.
+                yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
+                e => card_error(e, self.serial),
+            })?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if shared.len() != 32 {
+            return Err(TokenError::Other(
+                "the card returned a malformed shared secret".into(),
+            ));
+        }
+        out.copy_from_slice(&shared);
+        // Dropping the card resets it: the verified PIN does not outlive this call.
+        drop(yk);
+        Ok(out)
+    }
+}
+
+fn verify_pin(yk: &mut YubiKey, pin: &SecretString) -> Result<(), TokenError> {
+    let serial = yk.serial().0;
+    yk.verify_pin(pin.expose().as_bytes()).map_err(|e| match e {
+        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
+            TokenError::PinBlocked { serial }
+        }
+        yubikey::Error::WrongPin { tries } => TokenError::PinInvalid {
+            tries_left: u32::from(tries),
+        },
+        e => card_error(e, serial),
+    })
+}
+
+/// A card or PC/SC failure, with a hint at the fix. Never carries the PIN or key material.
+pub fn card_error(e: yubikey::Error, serial: u32) -> TokenError {
+    use pcsc::Error as P;
+    let which = if serial == 0 {
+        "the YubiKey".to_owned()
+    } else {
+        format!("YubiKey {serial}")
+    };
+    match e {
+        yubikey::Error::PcscError { inner: Some(P::NoService | P::ServiceStopped | P::NoReadersAvailable) } => TokenError::Unavailable {
+            hint: "the PC/SC daemon (pcscd) is not running or has no reader: start it (`sudo systemctl start pcscd.socket`) and plug the YubiKey in".into(),
+        },
+        yubikey::Error::PcscError { inner: Some(P::CommError) } => TokenError::Unavailable {
+            hint: "the connection to pcscd broke (was it restarted?): try again".into(),
+        },
+        yubikey::Error::PcscError { inner: Some(P::RemovedCard | P::ResetCard | P::NoSmartcard | P::UnknownReader | P::ReaderUnavailable) } => {
+            TokenError::Absent { hint: format!("{which} was removed: insert it and try again") }
+        }
+        yubikey::Error::PcscError { inner: Some(P::SharingViolation) } => TokenError::Other(format!(
+            "{which} is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again"
+        )),
+        yubikey::Error::NotFound => TokenError::Absent { hint: format!("insert {which}") },
+        other => TokenError::Other(format!("{which}: {other}")),
+    }
+}
