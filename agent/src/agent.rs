@@ -43,8 +43,12 @@ pub struct Agent {
     /// Session events for subscribed connections.
     events: tokio::sync::broadcast::Sender<SessionEvent>,
     /// What the D-Bus lock sources report (written by their tasks, read by `status`).
-    pub(crate) lock_sources: crate::locksource::Sources,
+    pub(crate) dbus_sources: crate::locksource::Sources,
     notifier: crate::notify::Notifier,
+    /// The PC/SC reader of the token that opened the session (watched for removal).
+    reader: Mutex<Option<String>>,
+    /// Whether the removal watcher is following a reader now, and which.
+    removal_live: Mutex<Option<String>>,
 }
 
 impl Agent {
@@ -72,8 +76,10 @@ impl Agent {
             unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
             events: tokio::sync::broadcast::channel(64).0,
-            lock_sources: crate::locksource::Sources::default(),
+            dbus_sources: crate::locksource::Sources::default(),
             notifier: crate::notify::Notifier::new(notifications),
+            reader: Mutex::new(None),
+            removal_live: Mutex::new(None),
         })
     }
 
@@ -112,6 +118,30 @@ impl Agent {
             self.ended(&reason);
         }
         was_open
+    }
+
+    /// The reader to watch for removal: only while a session opened by a PC/SC token is open.
+    pub(crate) fn watched_reader(&self) -> Option<String> {
+        if !self.session().is_unlocked() {
+            return None;
+        }
+        self.reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_removal_live(&self, reader: Option<&str>) {
+        *self.removal_live.lock().unwrap_or_else(|p| p.into_inner()) = reader.map(str::to_owned);
+    }
+
+    /// The session's token left its reader.
+    pub(crate) fn removed(&self, reader: &str, why: &str) {
+        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.set_removal_live(None);
+        self.lock(LockReason::Other(format!(
+            "token removed ({why} in {reader})"
+        )));
     }
 
     /// Everything that follows the end of a session, whatever ended it: log, audit, tell the
@@ -327,6 +357,7 @@ impl Agent {
                         message,
                     };
                 }
+                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
                 eprintln!("tapsign agent: session extended with {}", o.opened_by);
                 self.audit(AuditEvent::Unlock {
                     token: format!("{} (extend)", o.opened_by),
@@ -355,6 +386,7 @@ impl Agent {
                 for w in o.warnings {
                     self.warn(w);
                 }
+                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
                 let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
                 let session =
                     Session::unlock(o.credentials, bounds, boot_now(), o.opened_by.clone());
@@ -439,7 +471,7 @@ impl Agent {
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
         }
-        if !self.lock_sources.screen_lock_live() {
+        if !self.dbus_sources.screen_lock_live() {
             warnings.push(crate::locksource::NO_SCREEN_LOCK.into());
         }
         warnings.dedup();
@@ -450,12 +482,33 @@ impl Agent {
             session,
             tokens,
             warnings,
-            lock_sources: lock_sources(&self.lock_sources),
+            lock_sources: self.lock_sources(),
         }
     }
 }
 
-fn lock_sources(dbus: &crate::locksource::Sources) -> Vec<LockSource> {
+impl Agent {
+    fn lock_sources(&self) -> Vec<LockSource> {
+        let mut sources = lock_sources();
+        let watched = self
+            .removal_live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        sources.push(LockSource {
+            name: "token removal".into(),
+            live: watched.is_some(),
+            detail: Some(match watched {
+                Some(r) => format!("watching PC/SC reader {r}"),
+                None => "watches the PC/SC reader of the token that opened the session".into(),
+            }),
+        });
+        sources.extend(self.dbus_sources.snapshot());
+        sources
+    }
+}
+
+fn lock_sources() -> Vec<LockSource> {
     let live = |name: &str, detail: &str| LockSource {
         name: name.into(),
         live: true,
@@ -469,7 +522,4 @@ fn lock_sources(dbus: &crate::locksource::Sources) -> Vec<LockSource> {
             "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
         ),
     ]
-    .into_iter()
-    .chain(dbus.snapshot())
-    .collect()
 }

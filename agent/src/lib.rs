@@ -28,6 +28,7 @@ pub mod locksource;
 pub mod notify;
 pub mod paths;
 pub mod policy;
+pub mod removal;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -16,6 +16,8 @@ pub struct Opened {
     pub credentials: Vec<Credential>,
     /// The token that opened the session, described for humans.
     pub opened_by: String,
+    /// The PC/SC reader it sat in, to lock when it leaves.
+    pub reader: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -73,6 +75,7 @@ pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened
     let vk = ks
         .unwrap_vault(slot, token.as_mut())
         .map_err(keystore_failure)?;
+    let reader = token.reader();
     drop(token);
 
     let mut credentials = Vec::new();
@@ -95,6 +98,7 @@ pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened
     Ok(Opened {
         credentials,
         opened_by,
+        reader,
         warnings,
     })
 }
@@ -117,9 +121,11 @@ pub fn touch(agent: &Agent, pin: Option<&Pin>) -> Result<Opened, Failure> {
         ks.unwrap_vault(slot, token.as_mut())
             .map_err(keystore_failure)?,
     );
+    let reader = token.reader();
     Ok(Opened {
         credentials: Vec::new(),
         opened_by,
+        reader,
         warnings,
     })
 }

@@ -146,7 +146,7 @@ async fn subscribe(agent: &Agent, cfg: LockConfig) -> Result<Streams, String> {
         match manager.receive_prepare_for_sleep().await {
             Ok(s) => {
                 streams.sleep = Some(s);
-                agent.lock_sources.set(
+                agent.dbus_sources.set(
                     LOGIND_SLEEP,
                     true,
                     "logind PrepareForSleep: suspend and hibernate lock",
@@ -161,7 +161,7 @@ async fn subscribe(agent: &Agent, cfg: LockConfig) -> Result<Streams, String> {
                 streams.lock = Some(lock);
                 streams.hint = Some(hint);
                 streams.hint_proxy = Some(proxy);
-                agent.lock_sources.set(LOGIND_SESSION, true, detail);
+                agent.dbus_sources.set(LOGIND_SESSION, true, detail);
             }
             Err(why) => not_live(agent, LOGIND_SESSION, why),
         }

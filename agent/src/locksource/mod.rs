@@ -106,7 +106,7 @@ impl Running {
 /// says why in `status` and the agent's log.
 pub fn spawn(agent: &Arc<Agent>) -> Running {
     let cfg = agent.config.lock;
-    let sources = &agent.lock_sources;
+    let sources = &agent.dbus_sources;
     let off = |what: &str| format!("turned off in config.toml ([lock] {what} = false)");
     if !cfg.screen {
         for name in std::iter::once(LOGIND_SESSION).chain(SCREENSAVERS) {
@@ -141,12 +141,12 @@ pub(crate) fn all_not_live(agent: &Agent, names: &[&str], why: String) {
         names.join(", ")
     );
     for name in names {
-        agent.lock_sources.set(name, false, why.clone());
+        agent.dbus_sources.set(name, false, why.clone());
     }
 }
 
 /// Log a source that is not live, once, as a warning in the agent's log.
 pub(crate) fn not_live(agent: &Agent, name: &str, why: String) {
     eprintln!("tapsign agent: warning: lock source {name} is not live: {why}");
-    agent.lock_sources.set(name, false, why);
+    agent.dbus_sources.set(name, false, why);
 }

@@ -140,13 +140,13 @@ async fn subscribe(conn: &Connection, locker: &'static Locker) -> zbus::Result<S
 fn report(agent: &Agent, locker: &Locker, present: bool) {
     if present {
         let detail = format!("{} ActiveChanged ({})", locker.name, locker.desktops);
-        agent.lock_sources.set(locker.name, true, detail);
+        agent.dbus_sources.set(locker.name, true, detail);
     } else {
         // Absent is normal (only one desktop runs), so no warning in the log.
         let detail = format!(
             "{} is not on the session bus ({} only); listening in case it starts",
             locker.name, locker.desktops
         );
-        agent.lock_sources.set(locker.name, false, detail);
+        agent.dbus_sources.set(locker.name, false, detail);
     }
 }

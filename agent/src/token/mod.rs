@@ -122,6 +122,12 @@ pub trait Token: Send {
 
     /// Turn a keyslot's challenge into 32 bytes of key material. Asks for a touch.
     fn agree(&mut self, challenge: &[u8]) -> Result<Zeroizing<[u8; 32]>, TokenError>;
+
+    /// The PC/SC reader the token sat in for its last `agree`, so the agent can lock when it
+    /// goes away. `None` for tokens not on PC/SC.
+    fn reader(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where tokens are looked for, and what the human already gave.

@@ -233,6 +233,7 @@ pub struct PivToken {
     serial: u32,
     slot: SlotId,
     pin: Option<SecretString>,
+    reader: Option<String>,
 }
 
 impl PivToken {
@@ -278,6 +279,7 @@ impl PivToken {
             serial: *serial,
             slot,
             pin,
+            reader: None,
         };
         token.check_key()?;
         Ok((i, token))
@@ -321,6 +323,10 @@ impl Token for PivToken {
         &self.stub
     }
 
+    fn reader(&self) -> Option<String> {
+        self.reader.clone()
+    }
+
     fn agree(&mut self, challenge: &[u8]) -> Result<Zeroizing<[u8; 32]>, TokenError> {
         // The card takes the peer point uncompressed (65 bytes); keyslots may store it compressed.
         let peer = PublicKey::from_sec1_bytes(challenge).map_err(|_| {
@@ -329,6 +335,7 @@ impl Token for PivToken {
         let point = peer.to_sec1_point(false);
         let mut yk =
             YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
+        self.reader = Some(yk.name().to_owned());
         if self.needs_pin() {
             let pin = self.pin.as_ref().ok_or(TokenError::PinNeeded {
                 serial: self.serial,
@@ -340,6 +347,16 @@ impl Token for PivToken {
             .map_err(|e| match e {
                 // The PIN is verified (or not needed), so 6982 here is the touch timing out.
                 yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
+                // A card pulled mid-operation surfaces as a bare GenericError from the crate:
+                // ask PC/SC whether it is still there before blaming anything else.
+                _ if !present_serials().is_ok_and(|p| p.contains(&self.serial)) => {
+                    TokenError::Absent {
+                        hint: format!(
+                            "YubiKey {} was removed during the unlock: insert it and try again",
+                            self.serial
+                        ),
+                    }
+                }
                 e => card_error(e, self.serial),
             })?;
         let mut out = Zeroizing::new([0u8; 32]);

@@ -264,7 +264,9 @@ mod tests {
         assert!(again.to_string().contains("already exists"), "{again}");
         let opened = SoftToken::open_ungated(&t.dir).unwrap();
         assert_eq!(opened.stub(), t.stub());
-        let TokenStub::Soft { id, public_key } = t.stub();
+        let TokenStub::Soft { id, public_key } = t.stub() else {
+            panic!("the soft token has a soft stub")
+        };
         assert_eq!(id.len(), 8);
         assert_eq!(public_key.len(), 66);
         assert!(t.stub().describe().contains("INSECURE"));

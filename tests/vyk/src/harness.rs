@@ -294,6 +294,28 @@ impl Stack {
         self.wait_card(i, CardState::Present, READY_TIMEOUT)
     }
 
+    /// Stop this stack's pcscd (SIGTERM to the child the harness started, nothing else) and
+    /// wait until its socket is gone, for tests of a dead PC/SC daemon.
+    pub fn stop_pcscd(&self) -> Result<(), String> {
+        let pid = self.pcscd.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("kill -TERM {pid} failed"));
+        }
+        let socket = Path::new(RUN_DIR).join("pcscd.comm");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while socket.exists() {
+            if Instant::now() > deadline {
+                return Err("pcscd did not stop".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// What pcscd logged so far (for failure messages).
     pub fn pcscd_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

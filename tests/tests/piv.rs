@@ -1,0 +1,359 @@
+//! The YubiKey PIV token end to end: the real `tapsign` agent and CLI, the real `yubikey` and
+//! `pcsc` code, a real private pcscd, and the project's virtual YubiKey (tests/vyk). Needs
+//! root and the PC/SC packages; without them each test prints SKIPPED (and fails in CI, where
+//! TAPSIGN_VYK_REQUIRE=1).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::time::Duration;
+
+use tapsign_tests::{World, hmac_sha256_hex, signed};
+use tapsign_vyk::{Config, Stack, TouchMode, harness};
+
+const PIN: &str = "123456\n";
+const SECRET: &str = "piv-test-secret-0123456789";
+
+fn fw(version: [u8; 3], serial: u32) -> Config {
+    Config {
+        version,
+        serial,
+        ..Config::default()
+    }
+}
+
+/// A world whose agent refuses the soft token: only the YubiKey can open it.
+fn agent(w: &mut World) {
+    w.start_agent_with(|c| {
+        c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+    });
+}
+
+fn enroll(w: &World, extra: &[&str], stdin: &str) {
+    let mut args = vec!["token", "add", "--piv"];
+    args.extend_from_slice(extra);
+    let out = w.run(&args, stdin);
+    assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
+}
+
+fn add_key(w: &World) {
+    w.run(
+        &["key", "add", "b", "--exchange", "binance"],
+        &format!("piv-api-key\n{SECRET}\n"),
+    )
+    .ok();
+}
+
+fn sign_and_verify(w: &World) {
+    let out = w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    );
+    let v = signed(out.ok());
+    let query = v["query"].as_str().unwrap();
+    let (payload, sig) = query.rsplit_once("&signature=").unwrap();
+    assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
+}
+
+fn full_flow(stack: &Stack) {
+    let touch = stack.key(0).touch();
+    let mut w = World::new();
+    enroll(&w, &[], PIN);
+    assert_eq!(touch.touches(), 0, "enrolling asks for no touch");
+    add_key(&w);
+    agent(&mut w);
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .fails_with(4, "locked");
+    let out = w.run(&["unlock"], PIN);
+    assert!(out.ok().contains("Unlocked 1 key(s): b."), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("Touch YubiKey {}", stack.key(0).serial())),
+        "{out:?}"
+    );
+    assert_eq!(touch.touches(), 1, "one unlock, exactly one touch");
+    sign_and_verify(&w);
+    let st = w.run(&["status", "--json"], "");
+    assert!(
+        st.ok()
+            .contains(&format!("YubiKey {}", stack.key(0).serial())),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn piv_unlock_and_sign_on_a_3des_default_firmware() {
+    harness::run(&[fw([5, 4, 3], 15_100_001)], full_flow);
+}
+
+#[test]
+fn piv_unlock_and_sign_on_an_aes_default_firmware() {
+    harness::run(&[fw([5, 7, 1], 15_100_002)], full_flow);
+}
+
+#[test]
+fn a_refused_touch_is_touch_timeout_and_stays_locked() {
+    harness::run(&[fw([5, 7, 1], 15_100_003)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        agent(&mut w);
+        stack.key(0).touch().set_mode(TouchMode::Deny {
+            after: Duration::from_millis(300),
+        });
+        w.run(&["unlock"], PIN).fails_with(6, "touch_timeout");
+        assert!(
+            w.run(&["status", "--json"], "")
+                .ok()
+                .contains("\"state\": \"locked\"")
+        );
+        w.run(
+            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        )
+        .fails_with(4, "locked");
+    });
+}
+
+#[test]
+fn a_wrong_card_is_refused_without_asking_it_for_a_touch() {
+    harness::run(
+        &[fw([5, 7, 1], 15_100_004), fw([5, 7, 1], 15_100_005)],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--serial", "15100004"], PIN);
+            add_key(&w);
+            agent(&mut w);
+            stack.pull(0).unwrap();
+            let out = w.run(&["unlock"], PIN);
+            out.fails_with(6, "wrong_token");
+            assert!(
+                out.stderr.contains("YubiKey 15100004"),
+                "names the enrolled key: {out:?}"
+            );
+            assert_eq!(
+                stack.key(1).touch().requests(),
+                0,
+                "the wrong card was never asked for a touch"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_wrong_pin_says_how_many_tries_are_left() {
+    harness::run(&[fw([5, 7, 1], 15_100_006)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        agent(&mut w);
+        w.run(&["unlock"], "000000\n").fails_with(6, "2 tries left");
+        assert_eq!(stack.key(0).touch().requests(), 0);
+        w.run(&["unlock"], PIN).ok();
+        w.run(&["lock"], "").ok();
+        w.run(&["unlock"], "000000\n").fails_with(6, "2 tries left");
+        w.run(&["unlock"], "000000\n").fails_with(6, "1 tries left");
+        w.run(&["unlock"], "000000\n").fails_with(6, "PUK");
+        // Blocked: even the right PIN is refused, with the way out.
+        w.run(&["unlock"], PIN)
+            .fails_with(6, "unblock it with the PUK");
+    });
+}
+
+#[test]
+fn a_card_pulled_during_unlock_is_a_clear_error() {
+    harness::run(&[fw([5, 7, 1], 15_100_012)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        agent(&mut w);
+        let touch = stack.key(0).touch();
+        touch.set_mode(TouchMode::Hold {
+            timeout: Duration::from_secs(20),
+        });
+        std::thread::scope(|scope| {
+            let unlock = scope.spawn(|| w.run(&["unlock"], PIN));
+            assert!(
+                touch.wait_for_request(Duration::from_secs(10)),
+                "the unlock asked for a touch"
+            );
+            stack.pull(0).unwrap();
+            let out = unlock.join().unwrap();
+            out.fails_with(6, "removed");
+        });
+        assert!(
+            w.run(&["status", "--json"], "")
+                .ok()
+                .contains("\"state\": \"locked\"")
+        );
+    });
+}
+
+#[test]
+fn two_enrolled_keys_each_unlock_alone() {
+    harness::run(
+        &[fw([5, 4, 3], 15_100_007), fw([5, 7, 1], 15_100_008)],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--serial", "15100007"], PIN);
+            add_key(&w);
+            // The second enrollment opens the vault with the first key: one touch on it.
+            enroll(&w, &["--serial", "15100008"], PIN);
+            assert_eq!(stack.key(0).touch().touches(), 1);
+            let list = w.run(&["token", "list"], "");
+            assert_eq!(list.ok().lines().count(), 2, "{list:?}");
+            agent(&mut w);
+
+            stack.pull(1).unwrap();
+            w.run(&["unlock"], PIN).ok();
+            sign_and_verify(&w);
+            w.run(&["lock"], "").ok();
+
+            stack.insert(1).unwrap();
+            stack.pull(0).unwrap();
+            let before = stack.key(1).touch().touches();
+            w.run(&["unlock"], PIN).ok();
+            assert_eq!(stack.key(1).touch().touches(), before + 1);
+            sign_and_verify(&w);
+        },
+    );
+}
+
+#[test]
+fn pcscd_stopped_is_a_clear_error_and_the_agent_keeps_running() {
+    harness::run(&[fw([5, 7, 1], 15_100_009)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        agent(&mut w);
+        stack.stop_pcscd().unwrap();
+        w.run(&["unlock"], PIN).fails_with(6, "pcscd");
+        w.run(&["status"], "").ok();
+    });
+}
+
+#[test]
+fn other_pc_sc_clients_can_use_the_card_right_after_an_unlock() {
+    harness::run_with_tools(
+        &["yubico-piv-tool"],
+        &[fw([5, 4, 3], 15_100_010)],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &[], PIN);
+            add_key(&w);
+            agent(&mut w);
+            w.run(&["unlock"], PIN).ok();
+            let out = std::process::Command::new("yubico-piv-tool")
+                .args(["-r", &stack.reader_name(0), "-a", "status"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("15100010"));
+        },
+    );
+}
+
+#[test]
+fn an_occupied_slot_needs_force_and_an_existing_key_can_be_adopted() {
+    harness::run(&[fw([5, 7, 1], 15_100_011)], |_stack| {
+        let w = World::new();
+        enroll(&w, &[], PIN);
+        let other = World::new();
+        other
+            .run(&["token", "add", "--piv"], PIN)
+            .fails_with(6, "--force");
+        let out = other.run(&["token", "add", "--piv", "--use-existing"], PIN);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        // Same key, same public key: the two keystores name the same token.
+        let a = w.run(&["token", "list"], "");
+        let b = other.run(&["token", "list"], "");
+        assert_eq!(a.ok(), b.ok());
+    });
+}
+
+fn wait_locked(w: &World) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let st: serde_json::Value =
+            serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+        if st["state"] == "locked" {
+            return st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not locked: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pulling_the_yubikey_locks_and_another_card_unlocks_nothing() {
+    harness::run(
+        &[fw([5, 7, 1], 15_100_013), fw([5, 7, 1], 15_100_014)],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--serial", "15100013"], PIN);
+            add_key(&w);
+            agent(&mut w);
+            stack.pull(1).unwrap();
+            w.run(&["unlock"], PIN).ok();
+            // The watcher picks the new session's reader up within its poll interval.
+            let start = std::time::Instant::now();
+            loop {
+                let st: serde_json::Value =
+                    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap();
+                let sources = st["lock_sources"].as_array().unwrap();
+                let removal = sources
+                    .iter()
+                    .find(|s| s["name"] == "token removal")
+                    .unwrap();
+                if removal["live"] == true {
+                    assert!(
+                        removal["detail"].as_str().unwrap().contains("Virtual PCD"),
+                        "{st}"
+                    );
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "removal watch never went live: {st}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sign_and_verify(&w);
+
+            stack.pull(0).unwrap();
+            let st = wait_locked(&w);
+            assert!(
+                st["lock_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("token removed"),
+                "{st}"
+            );
+            w.run(
+                &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+                "",
+            )
+            .fails_with(4, "locked");
+            assert!(w.run(&["audit"], "").ok().contains("token removed"));
+
+            // Another card arriving, and the enrolled one coming back, open nothing by themselves.
+            stack.insert(1).unwrap();
+            stack.insert(0).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            assert_eq!(wait_locked(&w)["state"], "locked");
+            w.run(
+                &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+                "",
+            )
+            .fails_with(4, "locked");
+        },
+    );
+}
