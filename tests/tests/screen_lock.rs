@@ -127,6 +127,24 @@ fn gnome_screensaver_active_locks() {
 }
 
 #[test]
+fn subscribed_bots_hear_that_a_suspend_ended_the_session() {
+    use tapsign_proto::EventKind;
+    let lab = Lab::start();
+    let w = agent_in(&lab);
+    let mut sub = tapsign_proto::client::Client::connect(&w.sock, "bot")
+        .unwrap()
+        .subscribe()
+        .unwrap();
+    sub.set_timeout(Some(WAIT)).unwrap();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(sub.next_event().unwrap().event, EventKind::Unlocked);
+    lab.fire(Trigger::PrepareForSleep);
+    let e = sub.next_event().unwrap();
+    assert_eq!(e.event, EventKind::Locked, "{e:?}");
+    assert!(e.reason.unwrap().contains("suspend"));
+}
+
+#[test]
 fn status_shows_the_sources_live_and_which_session() {
     let lab = Lab::start();
     let mut w = agent_in(&lab);

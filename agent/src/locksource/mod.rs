@@ -150,3 +150,29 @@ pub(crate) fn not_live(agent: &Agent, name: &str, why: String) {
     eprintln!("tapsign agent: warning: lock source {name} is not live: {why}");
     agent.dbus_sources.set(name, false, why);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_live_screen_source_counts_as_screen_lock() {
+        let s = Sources::default();
+        assert!(!s.screen_lock_live(), "nothing reported yet");
+        s.set(LOGIND_SLEEP, true, "suspend only");
+        s.set(GNOME_SCREENSAVER, false, "absent");
+        assert!(
+            !s.screen_lock_live(),
+            "suspend alone does not see a screen lock"
+        );
+        s.set(GNOME_SCREENSAVER, true, "appeared");
+        assert!(s.screen_lock_live());
+        assert_eq!(
+            s.snapshot().len(),
+            2,
+            "a source is updated, not added twice"
+        );
+        s.set(GNOME_SCREENSAVER, false, "bus lost");
+        assert!(!s.screen_lock_live());
+    }
+}
