@@ -190,6 +190,15 @@ impl Notifications {
     fn close_notification(&self, _id: u32) {}
 }
 
+/// A connection that owns a screensaver's name; its signals are sent with `emit_signal`.
+async fn screensaver(address: &str, name: &'static str) -> Connection {
+    zbus::connection::Builder::address(address)
+        .name(name)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// Something a desktop does when the trader walks away.
 #[derive(Debug, Clone, Copy)]
 pub enum Trigger {
@@ -250,12 +259,7 @@ impl Lab {
                 .unwrap();
             let mut screensavers = Vec::new();
             for name in ["org.freedesktop.ScreenSaver", "org.gnome.ScreenSaver"] {
-                let conn = zbus::connection::Builder::address(session.address.as_str())
-                    .name(name)
-                    .build()
-                    .await
-                    .unwrap();
-                screensavers.push((name, conn));
+                screensavers.push((name, screensaver(&session.address, name).await));
             }
             let notifications = zbus::connection::Builder::address(session.address.as_str())
                 .name("org.freedesktop.Notifications")
@@ -348,6 +352,12 @@ impl Lab {
         conn.emit_signal(None::<()>, path.as_str(), name, "ActiveChanged", &(active,))
             .await
             .unwrap();
+    }
+
+    /// Start a screensaver that owns `name`, as a desktop starting after the agent would.
+    pub fn start_screensaver(&mut self, name: &'static str) {
+        let conn = self.rt.block_on(screensaver(&self.session.address, name));
+        self.screensavers.push((name, conn));
     }
 
     /// The pids the agent asked the fake logind about with GetSessionByPID.

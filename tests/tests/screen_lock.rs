@@ -182,6 +182,26 @@ fn an_agent_outside_any_session_follows_the_users_graphical_session() {
 }
 
 #[test]
+fn a_screensaver_that_starts_after_the_agent_is_heard() {
+    let mut lab = Lab::start();
+    let w = agent_in(&lab);
+    let st = status(&w);
+    assert_eq!(source(&st, "org.mate.ScreenSaver")["live"], false);
+    lab.start_screensaver("org.mate.ScreenSaver");
+    wait_live(&w, "org.mate.ScreenSaver");
+    w.run(&["unlock"], "").ok();
+    lab.screensaver_active("org.mate.ScreenSaver", true);
+    let st = wait_for(&w, "MATE locks", |st| st["state"] == "locked");
+    assert!(
+        st["lock_reason"]
+            .as_str()
+            .unwrap()
+            .contains("org.mate.ScreenSaver"),
+        "{st:#}"
+    );
+}
+
+#[test]
 fn screensaver_deactivating_does_not_lock() {
     let lab = Lab::start();
     let w = agent_in(&lab);
