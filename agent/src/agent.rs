@@ -26,6 +26,9 @@ pub fn agent_version() -> String {
     format!("tapsign {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// A source of boot-time "now".
+pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
 /// Everything the connections share.
 pub struct Agent {
     pub(crate) paths: Paths,
@@ -45,6 +48,8 @@ pub struct Agent {
     /// What the D-Bus lock sources report (written by their tasks, read by `status`).
     pub(crate) dbus_sources: crate::locksource::Sources,
     notifier: crate::notify::Notifier,
+    /// The boot-time clock (suspended time counts); tests substitute their own.
+    clock: Clock,
     /// The PC/SC reader of the token that opened the session (watched for removal).
     reader: Mutex<Option<String>>,
     /// Whether the removal watcher is following a reader now, and which.
@@ -78,9 +83,23 @@ impl Agent {
             events: tokio::sync::broadcast::channel(64).0,
             dbus_sources: crate::locksource::Sources::default(),
             notifier: crate::notify::Notifier::new(notifications),
+            clock: Arc::new(boot_now),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
         })
+    }
+
+    /// The same agent reading time from `clock` (tests: a clock that jumps, like a suspend).
+    pub fn with_clock(self: Arc<Self>, clock: Clock) -> Arc<Self> {
+        let mut agent =
+            Arc::try_unwrap(self).unwrap_or_else(|_| panic!("with_clock on a shared agent"));
+        agent.clock = clock;
+        Arc::new(agent)
+    }
+
+    /// Now, on the agent's boot-time clock.
+    pub fn now(&self) -> Duration {
+        (self.clock)()
     }
 
     pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
@@ -175,7 +194,7 @@ impl Agent {
 
     /// Hand out warnings that have become due.
     pub(crate) fn publish_warnings(&self) {
-        let due = self.session().take_warnings(boot_now());
+        let due = self.session().take_warnings(self.now());
         for w in due {
             let event = match w {
                 Warning::ExpiringSoon {
@@ -229,7 +248,7 @@ impl Agent {
     }
 
     fn sign(&self, req: SignRequest, client: &Client) -> Response {
-        let now = boot_now();
+        let now = self.now();
         // A deadline this request is the first to notice ends the session like the reaper's.
         let expired = self.session().tick(now);
         if let Some(reason) = expired {
@@ -348,7 +367,7 @@ impl Agent {
                 Response::Error { code, message }
             }
             Ok(o) if extend => {
-                if !self.session().extend(bounds, boot_now()) {
+                if !self.session().extend(bounds, self.now()) {
                     // The session ended while the touch was pending.
                     let message =
                         "the session ended before the touch; run `tapsign unlock`".to_owned();
@@ -389,7 +408,7 @@ impl Agent {
                 *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
                 let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
                 let session =
-                    Session::unlock(o.credentials, bounds, boot_now(), o.opened_by.clone());
+                    Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
                 *self.session() = session;
                 self.changed.notify_one();
                 eprintln!(
@@ -436,7 +455,7 @@ impl Agent {
             (
                 state,
                 s.lock_reason().map(|r| r.to_string()),
-                s.status(boot_now()),
+                s.status(self.now()),
             )
         };
         let mut warnings = self

@@ -16,7 +16,6 @@ use tokio::sync::Semaphore;
 
 use crate::agent::Agent;
 use crate::audit::AuditEvent;
-use crate::clock::boot_now;
 use crate::session::{Client, LockReason};
 
 /// Why the agent could not start serving.
@@ -286,11 +285,14 @@ async fn subscribed(agent: &Agent, mut stream: UnixStream) {
     }
 }
 
+/// The longest the reaper sleeps: after a suspend, tokio's timers (monotonic clock) lag the
+/// boot clock, so the wipe of a deadline slept through comes at most this late after resume.
+const MAX_NAP: Duration = Duration::from_secs(5);
+
 /// Wakes at the session's next deadline and ends it. Every request also checks deadlines, so a
 /// late wake (after a suspend, when tokio's monotonic timers lag the boot clock) never lets a
 /// signature through; the sleep is capped so the wipe still happens soon after resume.
 async fn reaper(agent: Arc<Agent>) {
-    const MAX_NAP: Duration = Duration::from_secs(5);
     loop {
         let changed = agent.changed.notified();
         let deadline = agent.session().next_wakeup();
@@ -298,7 +300,7 @@ async fn reaper(agent: Arc<Agent>) {
             None => changed.await,
             Some(d) => {
                 let nap = d
-                    .saturating_sub(boot_now())
+                    .saturating_sub(agent.now())
                     .saturating_add(Duration::from_millis(5))
                     .min(MAX_NAP);
                 tokio::select! {
@@ -308,9 +310,13 @@ async fn reaper(agent: Arc<Agent>) {
             }
         }
         agent.publish_warnings();
-        let ended = agent.session().tick(boot_now());
+        let ended = agent.session().tick(agent.now());
         if let Some(reason) = ended {
             agent.ended(&reason);
         }
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
