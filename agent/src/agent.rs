@@ -45,6 +45,9 @@ pub struct Agent {
     warnings: Mutex<Vec<String>>,
     /// Session events for subscribed connections.
     events: tokio::sync::broadcast::Sender<SessionEvent>,
+    /// What the D-Bus lock sources report (written by their tasks, read by `status`).
+    pub(crate) dbus_sources: crate::locksource::Sources,
+    notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
     /// The PC/SC reader of the token that opened the session (watched for removal).
@@ -66,6 +69,7 @@ impl Agent {
                 None
             }
         };
+        let notifications = config.notifications.enabled;
         Arc::new(Agent {
             paths,
             config,
@@ -77,6 +81,8 @@ impl Agent {
             unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
             events: tokio::sync::broadcast::channel(64).0,
+            dbus_sources: crate::locksource::Sources::default(),
+            notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
@@ -172,6 +178,7 @@ impl Agent {
             expires_in_secs: None,
             signatures_left: None,
         });
+        self.notifier.locked(reason);
         self.changed.notify_one();
     }
 
@@ -421,6 +428,7 @@ impl Agent {
                     expires_in_secs: Some(bounds.ttl.as_secs()),
                     signatures_left: Some(bounds.max_signatures),
                 });
+                self.notifier.session_opened(names.len(), bounds.ttl);
                 self.audit(AuditEvent::Unlock {
                     token: o.opened_by,
                     keys: names,
@@ -482,6 +490,9 @@ impl Agent {
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
         }
+        if !self.dbus_sources.screen_lock_live() {
+            warnings.push(crate::locksource::NO_SCREEN_LOCK.into());
+        }
         warnings.dedup();
         Status {
             state,
@@ -511,6 +522,7 @@ impl Agent {
                 None => "watches the PC/SC reader of the token that opened the session".into(),
             }),
         });
+        sources.extend(self.dbus_sources.snapshot());
         sources
     }
 }

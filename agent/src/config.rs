@@ -20,6 +20,23 @@ pub struct Config {
     /// Per-key allow rules: when a key has any, everything else is refused (the built-in
     /// deny list applies first, always).
     pub allow: BTreeMap<String, Vec<AllowRule>>,
+    pub lock: LockConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// `[lock]`: which D-Bus lock sources run (docs/screen-lock.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockConfig {
+    /// Lock on screen lock (logind Session.Lock / LockedHint, screensavers).
+    pub screen: bool,
+    /// Lock before suspend (logind PrepareForSleep).
+    pub suspend: bool,
+}
+
+/// `[notifications]`: desktop notifications when a session opens or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotificationsConfig {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +83,11 @@ impl Default for Config {
                 idle_connection_timeout: Duration::from_secs(600),
             },
             allow: BTreeMap::new(),
+            lock: LockConfig {
+                screen: true,
+                suspend: true,
+            },
+            notifications: NotificationsConfig { enabled: true },
         }
     }
 }
@@ -81,6 +103,23 @@ struct Raw {
     server: RawServer,
     #[serde(default)]
     keys: BTreeMap<String, RawKey>,
+    #[serde(default)]
+    lock: RawLock,
+    #[serde(default)]
+    notifications: RawNotifications,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLock {
+    screen: Option<bool>,
+    suspend: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    enabled: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +188,9 @@ impl Config {
         c.server.frame_timeout = dur(&v.frame_timeout, c.server.frame_timeout)?;
         c.server.idle_connection_timeout =
             dur(&v.idle_connection_timeout, c.server.idle_connection_timeout)?;
+        c.lock.screen = raw.lock.screen.unwrap_or(c.lock.screen);
+        c.lock.suspend = raw.lock.suspend.unwrap_or(c.lock.suspend);
+        c.notifications.enabled = raw.notifications.enabled.unwrap_or(c.notifications.enabled);
         for (name, key) in &raw.keys {
             let rules = key
                 .allow
@@ -233,6 +275,15 @@ mod tests {
         assert_eq!(c.session.max_signatures, 7);
         let err = Config::parse("[session]\nttl_typo = \"2h\"\n").unwrap_err();
         assert!(err.contains("ttl_typo"), "{err}");
+    }
+
+    #[test]
+    fn lock_sources_and_notifications_can_be_switched_off() {
+        let d = Config::default();
+        assert!(d.lock.screen && d.lock.suspend && d.notifications.enabled);
+        let c =
+            Config::parse("[lock]\nscreen = false\n[notifications]\nenabled = false\n").unwrap();
+        assert!(!c.lock.screen && c.lock.suspend && !c.notifications.enabled);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`token`]: the [`token::Token`] trait and the test-only soft token.
 //! - [`keystore`]: vault key, keyslots, sealed credentials, atomic writes.
 //! - [`audit`]: the append-only, hash-chained log of every decision.
+//! - [`locksource`]: screen lock and suspend on D-Bus (logind, screensavers).
+//! - [`notify`]: desktop notifications when a session opens or ends.
 //! - [`clock`]: the boot-time clock (suspended time counts).
 //! - [`config`], [`paths`]: where things live and the session defaults.
 //! - [`harden`]: the only unsafe code: no core dumps, not dumpable.
@@ -22,6 +24,8 @@ pub mod config;
 pub mod credential;
 pub mod harden;
 pub mod keystore;
+pub mod locksource;
+pub mod notify;
 pub mod paths;
 pub mod policy;
 pub mod removal;

@@ -101,6 +101,7 @@ pub async fn serve(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
+    let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;
     let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
@@ -131,6 +132,7 @@ pub async fn serve(
     };
     agent.lock(LockReason::Signal(stop));
     reaper.abort();
+    lock_sources.stop();
     stop_watchers.store(true, std::sync::atomic::Ordering::Relaxed);
     // The watcher wakes every half second; a hung pcscd must not hold the shutdown up.
     drop(removal);

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use tapsign_proto::client::Client;
 
+pub mod dbus;
+
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TAPSIGN_BIN") {
@@ -109,8 +111,17 @@ impl World {
             .env("TAPSIGN_HOME", self.home())
             .env("TAPSIGN_SOCK", &self.sock)
             .env("TAPSIGN_INSECURE_SOFT_TOKEN", "1")
-            .env_remove("XDG_RUNTIME_DIR");
+            .env_remove("XDG_RUNTIME_DIR")
+            // No desktop buses unless a test brings its own (tests/src/dbus.rs): a developer's
+            // real screen lock must not lock test agents, nor tests flood their notifications.
+            .env("DBUS_SYSTEM_BUS_ADDRESS", self.no_bus())
+            .env("DBUS_SESSION_BUS_ADDRESS", self.no_bus())
+            .env_remove("XDG_SESSION_ID");
         c
+    }
+
+    fn no_bus(&self) -> String {
+        format!("unix:path={}", self.home().join("no-bus").display())
     }
 
     /// Run `tapsign ARGS` with `stdin` fed in.
