@@ -47,7 +47,7 @@ pub struct Agent {
     events: tokio::sync::broadcast::Sender<SessionEvent>,
     /// What the D-Bus lock sources report (written by their tasks, read by `status`).
     pub(crate) dbus_sources: crate::locksource::Sources,
-    notifier: crate::notify::Notifier,
+    pub(crate) notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
     /// The PC/SC reader of the token that opened the session (watched for removal).

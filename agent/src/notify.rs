@@ -1,5 +1,4 @@
-//! Desktop notifications: a session opened, a session ended (and why).
-//! (A "touch your token" notification would belong in `unlocker`, just before the touch.)
+//! Desktop notifications: a touch is needed, a session opened, a session ended (and why).
 //!
 //! The trader should see when signing becomes possible and when it stops, without watching a
 //! terminal. Notifications go to `org.freedesktop.Notifications` on the session bus. They never
@@ -46,6 +45,15 @@ impl Notifier {
                 format_duration(ttl)
             ),
             Urgency::Normal,
+        );
+    }
+
+    /// The token is waiting for a touch (an unlock or an extend).
+    pub fn touch_needed(&self, token: &str) {
+        self.show(
+            "tapsign: touch your token".into(),
+            format!("Touch {token} now to open the signing session."),
+            Urgency::Critical,
         );
     }
 

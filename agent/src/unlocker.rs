@@ -72,6 +72,7 @@ pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened
 
     let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
+    agent.notifier.touch_needed(&opened_by);
     let vk = ks
         .unwrap_vault(slot, token.as_mut())
         .map_err(keystore_failure)?;
@@ -117,6 +118,7 @@ pub fn touch(agent: &Agent, pin: Option<&Pin>) -> Result<Opened, Failure> {
     }
     let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
+    agent.notifier.touch_needed(&opened_by);
     drop(
         ks.unwrap_vault(slot, token.as_mut())
             .map_err(keystore_failure)?,

@@ -304,6 +304,15 @@ fn notifications_say_opened_and_locked_and_nothing_secret() {
     let lab = Lab::start();
     let w = agent_in(&lab);
     w.run(&["unlock"], "").ok();
+    let shown = wait_shown(&lab, "touch your token");
+    let touch = shown
+        .iter()
+        .find(|n| n.summary.contains("touch your token"))
+        .unwrap();
+    assert!(
+        touch.body.contains("soft token"),
+        "names the token: {touch:?}"
+    );
     wait_shown(&lab, "session open");
     lab.fire(Trigger::SessionLock);
     let shown = wait_shown(&lab, "locked");

@@ -23,10 +23,22 @@ fn cred(exchange: Exchange) -> Credential {
 
 fn request(exchange: Exchange) -> SignRequest {
     let (path, query) = match exchange {
-        Exchange::Upbit => ("/v1/orders", "market=KRW-BTC&side=bid&volume=0.01&price=100.0&ord_type=limit"),
-        Exchange::Binance => ("/api/v3/order", "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"),
+        Exchange::Upbit => (
+            "/v1/orders",
+            "market=KRW-BTC&side=bid&volume=0.01&price=100.0&ord_type=limit",
+        ),
+        Exchange::Binance => (
+            "/api/v3/order",
+            "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
+        ),
     };
-    SignRequest { key: "bench".into(), method: "GET".into(), path: path.into(), query: query.into(), body: String::new() }
+    SignRequest {
+        key: "bench".into(),
+        method: "GET".into(),
+        path: path.into(),
+        query: query.into(),
+        body: String::new(),
+    }
 }
 
 fn row(what: &str, value: String, unit: &str) {
@@ -39,11 +51,18 @@ fn pure_signing() {
         let n = 20_000;
         let start = Instant::now();
         for i in 0..n {
-            let stamp = Stamp { unix_ms: 1_700_000_000_000 + i, nonce: [7; 16] };
+            let stamp = Stamp {
+                unix_ms: 1_700_000_000_000 + i,
+                nonce: [7; 16],
+            };
             std::hint::black_box(sign::sign(&c, &r, &stamp, &o).unwrap());
         }
         let per = start.elapsed() / n as u32;
-        row(&format!("sign, in process ({exchange})"), format!("{:.1}", per.as_secs_f64() * 1e6), "µs/op");
+        row(
+            &format!("sign, in process ({exchange})"),
+            format!("{:.1}", per.as_secs_f64() * 1e6),
+            "µs/op",
+        );
     }
 }
 
@@ -62,12 +81,24 @@ fn through_agent() {
     w.setup_key("bench", "binance", "bench-api-key", "bench-secret");
     w.start_agent();
     let pid = w.agent_pid();
-    row("agent memory, idle (VmRSS)", rss_kib(pid, "VmRSS:").to_string(), "KiB");
+    row(
+        "agent memory, idle (VmRSS)",
+        rss_kib(pid, "VmRSS:").to_string(),
+        "KiB",
+    );
 
     let start = Instant::now();
     w.run(&["unlock", "--max-signatures", "1000000"], "").ok();
-    row("unlock via the CLI, soft token (process start included)", format!("{:.1}", start.elapsed().as_secs_f64() * 1e3), "ms");
-    row("locked secret memory while unlocked (VmLck)", rss_kib(pid, "VmLck:").to_string(), "KiB");
+    row(
+        "unlock via the CLI, soft token (process start included)",
+        format!("{:.1}", start.elapsed().as_secs_f64() * 1e3),
+        "ms",
+    );
+    row(
+        "locked secret memory while unlocked (VmLck)",
+        rss_kib(pid, "VmLck:").to_string(),
+        "KiB",
+    );
 
     let mut client = w.client();
     let mut lat = Vec::with_capacity(5_000);
@@ -77,8 +108,16 @@ fn through_agent() {
         lat.push(t.elapsed());
     }
     lat.sort();
-    row("sign over the socket, 1 client: p50", format!("{:.0}", percentile(&lat, 0.5).as_secs_f64() * 1e6), "µs");
-    row("sign over the socket, 1 client: p99", format!("{:.0}", percentile(&lat, 0.99).as_secs_f64() * 1e6), "µs");
+    row(
+        "sign over the socket, 1 client: p50",
+        format!("{:.0}", percentile(&lat, 0.5).as_secs_f64() * 1e6),
+        "µs",
+    );
+    row(
+        "sign over the socket, 1 client: p99",
+        format!("{:.0}", percentile(&lat, 0.99).as_secs_f64() * 1e6),
+        "µs",
+    );
 
     let clients = 8;
     let per_client = 2_000;
@@ -99,14 +138,34 @@ fn through_agent() {
         t.join().unwrap();
     }
     let rate = (clients * per_client) as f64 / start.elapsed().as_secs_f64();
-    row(&format!("sign over the socket, {clients} clients: throughput"), format!("{rate:.0}"), "signs/s");
-    row("agent memory after 21 000 signatures (VmRSS)", rss_kib(pid, "VmRSS:").to_string(), "KiB");
+    row(
+        &format!("sign over the socket, {clients} clients: throughput"),
+        format!("{rate:.0}"),
+        "signs/s",
+    );
+    row(
+        "agent memory after 21 000 signatures (VmRSS)",
+        rss_kib(pid, "VmRSS:").to_string(),
+        "KiB",
+    );
     w.run(&["lock"], "").ok();
-    row("locked secret memory after lock (VmLck)", rss_kib(pid, "VmLck:").to_string(), "KiB");
+    row(
+        "locked secret memory after lock (VmLck)",
+        rss_kib(pid, "VmLck:").to_string(),
+        "KiB",
+    );
 }
 
 fn main() {
-    println!("tapsign {} benchmark ({} build); every signature is audited (fsync per line)", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!(
+        "tapsign {} benchmark ({} build); every signature is audited (fsync per line)",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
     println!();
     println!("| {:<52} | {:>12} | {:<10} |", "measure", "value", "unit");
     println!("|{}|{}|{}|", "-".repeat(54), "-".repeat(14), "-".repeat(12));
