@@ -38,31 +38,41 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
     match cmd {
         TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
         TokenCommand::Add(a) => add_piv(paths, &ks, &a),
-        TokenCommand::List => {
-            let mut damaged = false;
-            for slot in ks.keyslots().map_err(ks_failure)? {
-                match slot {
-                    Ok(s) => println!("{:<16} {}", s.stub.id(), s.stub.describe()),
-                    Err(e) => {
-                        damaged = true;
-                        eprintln!("damaged: {e}");
-                    }
-                }
-            }
-            if damaged {
-                return Err(Failure::new(
-                    exit_codes::DAMAGED,
-                    "some keyslots are damaged (listed above)",
-                ));
-            }
-            Ok(())
-        }
+        TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
+            format!("{:<16} {}", s.stub.id(), s.stub.describe())
+        }),
         TokenCommand::Remove { id } => {
             ks.remove_keyslot(&id).map_err(ks_failure)?;
             println!("Removed token {id}: it can no longer unlock this keystore.");
             Ok(())
         }
     }
+}
+
+/// Print what could be read, report each damaged file on stderr, and fail with the damage
+/// exit code if there was any: a listing shows all it can.
+fn print_listing<T>(
+    entries: Vec<Result<T, KeystoreError>>,
+    what: &str,
+    line: impl Fn(&T) -> String,
+) -> Result<(), Failure> {
+    let mut damaged = false;
+    for entry in entries {
+        match entry {
+            Ok(item) => println!("{}", line(&item)),
+            Err(e) => {
+                damaged = true;
+                eprintln!("damaged: {e}");
+            }
+        }
+    }
+    if damaged {
+        return Err(Failure::new(
+            exit_codes::DAMAGED,
+            format!("some {what} are damaged (listed above)"),
+        ));
+    }
+    Ok(())
 }
 
 fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
@@ -189,25 +199,11 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        KeyCommand::List => {
-            let mut damaged = false;
-            for info in ks.list_credentials().map_err(ks_failure)? {
-                match info {
-                    Ok(i) => println!("{:<24} {}", i.name, i.exchange),
-                    Err(e) => {
-                        damaged = true;
-                        eprintln!("damaged: {e}");
-                    }
-                }
-            }
-            if damaged {
-                return Err(Failure::new(
-                    exit_codes::DAMAGED,
-                    "some credentials are damaged (listed above)",
-                ));
-            }
-            Ok(())
-        }
+        KeyCommand::List => print_listing(
+            ks.list_credentials().map_err(ks_failure)?,
+            "credentials",
+            |i| format!("{:<24} {}", i.name, i.exchange),
+        ),
         KeyCommand::Remove { name } => {
             ks.remove_credential(&name).map_err(ks_failure)?;
             println!(
