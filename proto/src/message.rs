@@ -70,10 +70,19 @@ impl std::fmt::Debug for UnlockRequest {
 }
 
 /// A PIN on its way to the agent. No `Debug`, no `Clone`; zeroized on drop.
-#[derive(Serialize, Deserialize, PartialEq, Eq, Zeroize)]
+#[derive(Deserialize, PartialEq, Eq, Zeroize)]
 #[zeroize(drop)]
 #[serde(transparent)]
 pub struct Pin(String);
+
+/// Written by hand, not derived, to mark the one place a PIN is ever serialized: the `unlock`
+/// request on the agent's private socket. Nothing else that serializes (status, audit, logs)
+/// holds a `Pin`.
+impl Serialize for Pin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl Pin {
     pub fn new(pin: String) -> Self {
