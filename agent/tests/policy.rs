@@ -348,6 +348,7 @@ fn sign_req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 

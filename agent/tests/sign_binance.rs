@@ -40,6 +40,7 @@ fn req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 
@@ -47,6 +48,7 @@ fn at(unix_ms: u64) -> Stamp {
     Stamp {
         unix_ms,
         nonce: [7; 16],
+        counter: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn vector_stamp() -> Stamp {
     Stamp {
         unix_ms: 1_700_000_000_000,
         nonce,
+        counter: None,
     }
 }
 
@@ -49,6 +50,7 @@ fn req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 
@@ -151,6 +153,7 @@ fn each_request_gets_its_own_nonce() {
         &Stamp {
             unix_ms: 1,
             nonce: [1; 16],
+            counter: None,
         },
         &SignOptions::default(),
     );
@@ -160,6 +163,7 @@ fn each_request_gets_its_own_nonce() {
         &Stamp {
             unix_ms: 1,
             nonce: [2; 16],
+            counter: None,
         },
         &SignOptions::default(),
     );
@@ -258,7 +262,7 @@ proptest! {
             (joined.clone(), String::new())
         };
         let r = req(method, &path, &query, &body);
-        let stamp = Stamp { unix_ms: 0, nonce };
+        let stamp = Stamp { unix_ms: 0, nonce , counter: None};
         let signed = sign::sign(&cred(), &r, &stamp, &SignOptions::default()).expect("signs");
         prop_assert_eq!((&signed.query, &signed.body, &signed.path), (&query, &body, &path));
 

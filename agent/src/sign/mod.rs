@@ -5,10 +5,20 @@
 //! bytes as given and appends its own parameters in the order the exchange signs them.
 
 pub mod binance;
+pub mod bitget;
+pub mod bithumb;
+pub mod bybit;
+pub mod coinbase;
+pub(crate) mod common;
 pub(crate) mod form;
+pub mod gate;
+pub mod keys;
+pub mod kraken;
+pub mod kucoin;
+pub mod okx;
 pub mod upbit;
 
-use tapsign_proto::{SignRequest, SignedRequest};
+use tapsign_proto::{SignKind, SignRequest, SignedRequest};
 
 use crate::credential::{Credential, Exchange};
 
@@ -19,6 +29,10 @@ pub struct Stamp {
     pub unix_ms: u64,
     /// 16 random bytes (Upbit's UUID v4 nonce is made from them).
     pub nonce: [u8; 16],
+    /// A strictly increasing counter that survives restarts, for exchanges whose nonce must
+    /// grow (Kraken). The agent takes it from [`kraken::NonceStore::next`] for Kraken keys;
+    /// `None` elsewhere. A Kraken request without one is refused, never signed with a guess.
+    pub counter: Option<u64>,
 }
 
 impl Stamp {
@@ -30,7 +44,11 @@ impl Stamp {
             .as_millis() as u64;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|_| SignError::Clock)?;
-        Ok(Stamp { unix_ms, nonce })
+        Ok(Stamp {
+            unix_ms,
+            nonce,
+            counter: None,
+        })
     }
 }
 
@@ -45,7 +63,10 @@ pub struct SignOptions {
 
 impl Default for SignOptions {
     fn default() -> Self {
-        SignOptions { max_skew_ms: 5_000, recv_window_cap_ms: 5_000 }
+        SignOptions {
+            max_skew_ms: 5_000,
+            recv_window_cap_ms: 5_000,
+        }
     }
 }
 
@@ -56,8 +77,15 @@ pub enum SignError {
     #[error("{0}")]
     BadRequest(String),
     /// A bot-supplied timestamp is too far from the agent's clock.
-    #[error("the request carries {param}={value}, {skew_ms} ms from the agent's clock (limit {limit_ms} ms); leave {param} out and the agent stamps it")]
-    StaleTimestamp { param: &'static str, value: String, skew_ms: u64, limit_ms: u64 },
+    #[error(
+        "the request carries {param}={value}, {skew_ms} ms from the agent's clock (limit {limit_ms} ms); leave {param} out and the agent stamps it"
+    )]
+    StaleTimestamp {
+        param: &'static str,
+        value: String,
+        skew_ms: u64,
+        limit_ms: u64,
+    },
     /// The stored credential cannot be used by this scheme.
     #[error("the credential cannot sign for this exchange: {0}")]
     BadCredential(String),
@@ -73,16 +101,72 @@ pub fn sign(
     stamp: &Stamp,
     opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
+    if req.kind == SignKind::WsLogin {
+        return ws_login(cred, req, stamp, opts);
+    }
     check_common(req)?;
     match cred.exchange {
         Exchange::Upbit => upbit::sign(cred, req, stamp, opts),
         Exchange::Binance => binance::sign(cred, req, stamp, opts),
+        Exchange::Bithumb => bithumb::sign(cred, req, stamp, opts),
+        Exchange::Bybit => bybit::sign(cred, req, stamp, opts),
+        Exchange::Okx => okx::sign(cred, req, stamp, opts),
+        Exchange::Coinbase => coinbase::sign(cred, req, stamp, opts),
+        Exchange::Kraken => kraken::sign(cred, req, stamp, opts),
+        Exchange::Gate => gate::sign(cred, req, stamp, opts),
+        Exchange::Kucoin => kucoin::sign(cred, req, stamp, opts),
+        Exchange::Bitget => bitget::sign(cred, req, stamp, opts),
     }
+}
+
+/// A websocket login message. The bot sends `kind: "ws_login"`, method `GET`, the websocket
+/// path, and no query or body; the answer's `body` is the JSON message to send on the socket
+/// (add an `id`/`req_id` of your own if you want one). Only exchanges whose websocket login is
+/// signed with the API secret have one; the others log in with a token from a signed REST call.
+fn ws_login(
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
+    opts: &SignOptions,
+) -> Result<SignedRequest, SignError> {
+    if req.method != "GET"
+        || !req.path.starts_with('/')
+        || !req.query.is_empty()
+        || !req.body.is_empty()
+    {
+        return Err(SignError::BadRequest(
+            "a ws_login request has method \"GET\", the websocket path (e.g. \"/ws-api/v3\") \
+             and no query or body"
+                .into(),
+        ));
+    }
+    let message = match cred.exchange {
+        Exchange::Binance => binance::ws_logon(cred, stamp)?,
+        Exchange::Bybit => bybit::ws_auth(cred, stamp, opts)?,
+        Exchange::Okx => okx::ws_login(cred, stamp)?,
+        Exchange::Coinbase => coinbase::ws_jwt(cred, stamp)?,
+        other => {
+            return Err(SignError::BadRequest(format!(
+                "{other} has no websocket login signed by the agent; {other}'s private \
+                 websocket takes a token from a signed REST call (see docs/exchanges.md)"
+            )));
+        }
+    };
+    Ok(SignedRequest {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        query: String::new(),
+        body: message,
+        headers: Default::default(),
+    })
 }
 
 /// Checks every scheme shares: a known method, a path that starts with `/`, no control bytes.
 fn check_common(req: &SignRequest) -> Result<(), SignError> {
-    if !matches!(req.method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
+    if !matches!(
+        req.method.as_str(),
+        "GET" | "POST" | "PUT" | "DELETE" | "PATCH"
+    ) {
         return Err(SignError::BadRequest(format!(
             "method {:?} is not one of GET, POST, PUT, DELETE, PATCH (upper case)",
             req.method
@@ -96,10 +180,14 @@ fn check_common(req: &SignRequest) -> Result<(), SignError> {
     }
     let has_ctl = |s: &str| s.chars().any(|c| c.is_control());
     if has_ctl(&req.path) || has_ctl(&req.query) {
-        return Err(SignError::BadRequest("path and query must not contain control characters".into()));
+        return Err(SignError::BadRequest(
+            "path and query must not contain control characters".into(),
+        ));
     }
     if req.query.starts_with('?') {
-        return Err(SignError::BadRequest("query must not start with '?'".into()));
+        return Err(SignError::BadRequest(
+            "query must not start with '?'".into(),
+        ));
     }
     Ok(())
 }
