@@ -143,9 +143,14 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/user/**", SubAccount),
     any("**sub-member**", SubAccount),
     any("**submember**", SubAccount),
+    any("**sub-account**", SubAccount),
     any("**apilimit**", ApiKeys),
-    any("**-api**", ApiKeys),
+    any("**apikey**", ApiKeys),
+    any("**api-key**", ApiKeys),
     any("/v5/broker/award/**", Transfer),
+    any("/v5/ins-loan/association-uid**", SubAccount),
+    any("/v5/fiat/**", Fiat),
+    any("**/travel-rule/**", TravelRule),
 ];
 
 /// shared/notes/exchanges.md §5 and §12, checked against okx_ep.txt.
@@ -198,6 +203,9 @@ static GATE_DENY: &[DenyRule] = &[
     any("**transfer**", Transfer),
     any("**sub_account**", SubAccount),
     any("**/wallet/small_balance**", Transfer),
+    // Releasing a P2P order pays the counterparty; OTC orders move fiat to a bank.
+    any("**/p2p/**", Transfer),
+    any("/api/v4/otc/**", Fiat),
 ];
 
 /// shared/notes/exchanges.md §10 and §12, checked against kucoin_ep.txt.
@@ -219,9 +227,12 @@ static BITGET_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
     any("**subaccount**", SubAccount),
-    any("**sub-**", SubAccount),
+    any("**/sub-**", SubAccount),
     any("**apikey**", ApiKeys),
     any("/api/*/user/**", SubAccount),
+    any("/api/*/ins-loan/bind-uid**", SubAccount),
+    // Releasing a P2P order pays the counterparty.
+    any("**/p2p/**", Transfer),
     any("/api/*/broker/**", SubAccount),
     any("**deposit-account**", Transfer),
     any("**/subaccount-address**", Deposit),

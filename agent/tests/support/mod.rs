@@ -61,3 +61,58 @@ pub fn params() -> impl proptest::strategy::Strategy<Value = String> {
     )
     .expect("regex")
 }
+
+pub fn encode_all(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// Every spelling of `path` a server might still route to the same endpoint.
+pub fn spellings(path: &str) -> Vec<String> {
+    let (head, last) = path.rsplit_once('/').expect("a path");
+    let first_letter = path
+        .find(|c: char| c.is_ascii_alphabetic())
+        .expect("a letter");
+    vec![
+        path.to_string(),
+        path.to_uppercase(),
+        path.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect(),
+        path.replace('/', "//"),
+        format!("{path}/"),
+        format!("{path}///"),
+        format!("/{path}"),
+        path.replace('/', "/./"),
+        format!("{head}/x/../{last}"),
+        format!("/api/v3/order/../../..{path}"),
+        format!("/v1/orders/../..{path}"),
+        path.replace('/', "%2F"),
+        path.replace('/', "%2f"),
+        path.replace('/', "%252F"),
+        path.replace('/', "\\"),
+        encode_all(path),
+        encode_all(&encode_all(path)),
+        format!(
+            "{}%{:02X}{}",
+            &path[..first_letter],
+            path.as_bytes()[first_letter],
+            &path[first_letter + 1..]
+        ),
+        format!("{head}/%2e/{last}"),
+        format!("{head}/%2e%2e/{}", path.trim_start_matches('/')),
+        format!("{path}?timestamp=1"),
+        format!("{path}#frag"),
+        format!("{path}%3Fx=1"),
+        format!("{path};jsessionid=1"),
+        format!("{head};v=1/{last}"),
+        format!("{path}%20"),
+        format!("//api.binance.com{path}"),
+    ]
+}
