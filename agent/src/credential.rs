@@ -88,9 +88,11 @@ impl Exchange {
                 continue;
             }
             if first.contains("\\n") {
-                let pem = first.replace("\\n", "\n");
-                let pem = if pem.ends_with('\n') { pem } else { pem + "\n" };
-                out.push(SecretString::new(pem));
+                let mut pem = zeroize::Zeroizing::new(first.replace("\\n", "\n"));
+                if !pem.ends_with('\n') {
+                    pem.push('\n');
+                }
+                out.push(SecretString::new(pem.to_string()));
                 continue;
             }
             let mut pem = zeroize::Zeroizing::new(format!("{first}\n"));

@@ -211,3 +211,21 @@ proptest! {
         prop_assert!(ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().verify(input.as_bytes(), &sig).is_ok());
     }
 }
+
+#[test]
+fn coinbase_app_v2_paths_refuse_ed25519_keys_with_a_fix() {
+    let got = sign_at(
+        &cred(Coinbase, CB_NAME, CB_ED_B64, None),
+        &req("GET", "/v2/accounts", "", ""),
+        1,
+    );
+    assert!(matches!(got, Err(SignError::BadCredential(m)) if m.contains("ECDSA")));
+    assert!(
+        sign_at(
+            &cred(Coinbase, CB_NAME, CB_EC_PEM, None),
+            &req("GET", "/v2/accounts", "", ""),
+            1
+        )
+        .is_ok()
+    );
+}

@@ -306,3 +306,22 @@ fn an_empty_secret_or_unusable_access_key_is_a_credential_error() {
     let err = sign::sign(&c, &r, &vector_stamp(), &SignOptions::default());
     assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
 }
+
+/// The HS256 option signs the same claims under HS256 (value from Python's hmac, as the
+/// unit test in upbit.rs pins it).
+#[test]
+fn hs256_option_signs_the_same_claims() {
+    let r = req("GET", "/v1/accounts", "", "");
+    let signed = upbit::sign_with_alg(
+        &cred(),
+        &r,
+        &vector_stamp(),
+        &SignOptions::default(),
+        upbit::Alg::Hs256,
+    )
+    .expect("signs");
+    assert_eq!(
+        signed.headers["Authorization"],
+        "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhY2Nlc3Nfa2V5IjoiYTdYZDkyTG1RVzN2QnRSellwTWo1Q3hOS2VUMUh1VnMwZkZnSmNBdyIsIm5vbmNlIjoiYjJmMWUzZjgtMmRjMS00ZDZmLWE4MzgtYzc0YzQ5YjBlMzlhIn0.Q61liDKQEWsybV444Y0JwqFqEBlpg3hQOvnWI4uFJNw"
+    );
+}

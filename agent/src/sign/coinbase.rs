@@ -52,6 +52,14 @@ pub fn sign(
     stamp: &Stamp,
     _opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
+    let v2 = req.path == "/v2" || req.path.starts_with("/v2/");
+    if v2 && key_type(Exchange::Coinbase, cred.secret.expose()) == Ok(KeyType::Ed25519) {
+        return Err(SignError::BadCredential(
+            "Coinbase App (/v2) endpoints refuse Ed25519 keys; create an ECDSA (ES256) key in \
+             the CDP portal for them and store it with `tapsign key add`"
+                .into(),
+        ));
+    }
     let uri = format!("{} {HOST}{}", req.method, req.path);
     let token = jwt_for(cred, stamp, Some(&uri))?;
     Ok(SignedRequest {

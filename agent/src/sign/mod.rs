@@ -3,6 +3,13 @@
 //! The agent stamps time and nonces itself ([`Stamp`]) so a bot cannot collect signatures
 //! dated in the future. A scheme never re-serializes what the bot sent: it hashes and signs the
 //! bytes as given and appends its own parameters in the order the exchange signs them.
+//!
+//! One module per scheme (shared/notes/exchanges.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
+//! [`binance`] (HMAC or Ed25519 over query+body), [`bybit`], [`okx`], [`kucoin`], [`bitget`]
+//! and [`gate`] (HMAC over a string with the agent's timestamp, sent in headers), [`kraken`]
+//! (HMAC-SHA512 over a nested hash, with a persistent nonce), [`coinbase`] (ES256/EdDSA JWTs).
+//! [`keys`] reads asymmetric keys and holds the `key add` check. A [`SignKind::WsLogin`]
+//! request makes a websocket login message instead ([`sign`] dispatches both).
 
 pub mod binance;
 pub mod bitget;
