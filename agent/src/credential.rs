@@ -181,3 +181,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The `key add` check and the key kinds it tells apart live with the schemes that use them.
+pub use crate::sign::keys::{KeyType, validate};

@@ -444,3 +444,47 @@ fn an_empty_secret_is_a_credential_error() {
     );
     assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
 }
+
+/// OFFICIAL ✅ websocket API vectors (§3.2): parameters sorted by name, raw UTF-8, not
+/// percent-encoded; and the `session.logon` example, which Binance printed as an HMAC.
+#[test]
+fn ws_api_official_hmac_vectors_sign_the_sorted_raw_params() {
+    let params = [
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01000000"),
+        ("price", "52000.00"),
+        ("recvWindow", "100"),
+        ("timestamp", "1645423376532"),
+        ("apiKey", SPOT_KEY),
+    ];
+    let payload = binance::ws_payload(&params);
+    assert!(payload.starts_with("apiKey=vmPUZE6m"), "{payload}");
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &payload),
+        "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+    );
+    let wide = [
+        ("symbol", "１２３４５６"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "1.00000000"),
+        ("price", "0.10000000"),
+        ("recvWindow", "5000"),
+        ("timestamp", "1645423376532"),
+        ("apiKey", SPOT_KEY),
+        ("signature", "ignored"),
+    ];
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &binance::ws_payload(&wide)),
+        "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
+    );
+    let logon = binance::ws_payload(&[("timestamp", "1649729878532"), ("apiKey", SPOT_KEY)]);
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &logon),
+        "1cf54395b336b0a9727ef27d5d98987962bc47aca6e13fe978612d0adee066ed"
+    );
+}

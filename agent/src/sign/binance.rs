@@ -85,12 +85,25 @@ pub fn ws_logon(cred: &Credential, stamp: &Stamp) -> Result<String, SignError> {
         ));
     };
     let api_key = cred.api_key.expose();
-    let payload = format!("apiKey={api_key}&timestamp={}", stamp.unix_ms);
+    let ts = stamp.unix_ms.to_string();
+    let payload = ws_payload(&[("timestamp", &ts), ("apiKey", api_key)]);
     let msg = serde_json::json!({"method": "session.logon", "params": {
         "apiKey": api_key, "signature": ed25519_signature(&key, &payload),
         "timestamp": stamp.unix_ms,
     }});
     Ok(msg.to_string())
+}
+
+/// The string Binance's websocket API signs: every parameter but `signature`, sorted by name,
+/// `name=value` joined with `&`, raw UTF-8 and **not** percent-encoded (unlike REST).
+pub fn ws_payload(params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<_> = params.iter().filter(|(k, _)| *k != "signature").collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    let mut out = String::new();
+    for (k, v) in sorted {
+        push_pair(&mut out, k, v);
+    }
+    out
 }
 
 fn check_key(cred: &Credential) -> Result<(), SignError> {
