@@ -482,6 +482,13 @@ fn ws_api_official_hmac_vectors_sign_the_sorted_raw_params() {
         binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &binance::ws_payload(&wide)),
         "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
     );
+    // COIN-M examples 1/2 print a value no variant reproduces (doc bug, §13.2); what their
+    // payload really gives (DERIVED) pins the scheme instead.
+    let coinm = "symbol=BTCUSD_200925&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943";
+    assert_eq!(
+        binance::hmac_payload_signature(FUT_SECRET.as_bytes(), coinm),
+        "04c8b9fbd55285a38fd6a3fc40ba3a7d114f22564dab61611bf24f2d2efb890f"
+    );
     let logon = binance::ws_payload(&[("timestamp", "1649729878532"), ("apiKey", SPOT_KEY)]);
     assert_eq!(
         binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &logon),
