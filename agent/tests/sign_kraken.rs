@@ -111,7 +111,8 @@ fn a_secret_that_is_not_base64_is_a_credential_error() {
 #[test]
 fn nonce_store_grows_strictly_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("kraken-main.nonce");
+    let path = NonceStore::path_for(dir.path(), "main");
+    assert_eq!(path, dir.path().join("kraken-main.nonce"));
     let mut store = NonceStore::open(&path).expect("opens");
     assert_eq!(store.last(), 0);
     assert_eq!(store.next(1000).expect("next"), 1000);

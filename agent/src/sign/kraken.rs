@@ -120,6 +120,14 @@ pub struct NonceStore {
 }
 
 impl NonceStore {
+    /// Where the agent keeps the store of credential `key_name` under its state folder
+    /// (`kraken-<name>.nonce`; names are checked by `credential::check_name`, so they are
+    /// safe as file names). A store lost with its folder is harmless while the agent's clock
+    /// is right: nonces start from the clock in ms, above any Kraken has seen from tapsign.
+    pub fn path_for(state_dir: &Path, key_name: &str) -> PathBuf {
+        state_dir.join(format!("kraken-{key_name}.nonce"))
+    }
+
     /// Open the store at `path`; a missing file means no nonce was used yet.
     pub fn open(path: &Path) -> Result<NonceStore, String> {
         let last = match std::fs::read_to_string(path) {
