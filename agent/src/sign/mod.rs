@@ -108,10 +108,10 @@ pub fn sign(
     stamp: &Stamp,
     opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
+    check_common(req)?;
     if req.kind == SignKind::WsLogin {
         return ws_login(cred, req, stamp, opts);
     }
-    check_common(req)?;
     match cred.exchange {
         Exchange::Upbit => upbit::sign(cred, req, stamp, opts),
         Exchange::Binance => binance::sign(cred, req, stamp, opts),
