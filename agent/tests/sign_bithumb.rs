@@ -67,3 +67,16 @@ proptest! {
         prop_assert_eq!(&s.headers["Authorization"], &format!("Bearer {jwt}"));
     }
 }
+
+#[test]
+fn a_body_value_that_url_encoding_would_change_is_refused() {
+    let c = cred(Bithumb, KEY, SECRET, None);
+    let body = r#"{"market":"KRW-BTC","identifier":"my order/1"}"#;
+    let got = sign::sign(
+        &c,
+        &req("POST", "/v1/orders", "", body),
+        &stamp(),
+        &SignOptions::default(),
+    );
+    assert!(matches!(got, Err(sign::SignError::BadRequest(m)) if m.contains("identifier")));
+}

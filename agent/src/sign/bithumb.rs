@@ -43,6 +43,9 @@ pub fn sign(
 ) -> Result<SignedRequest, SignError> {
     check_key(cred, "Bithumb")?;
     let params = hashed_params(req)?;
+    if !req.body.is_empty() {
+        check_body_values(params.as_deref().unwrap_or(""))?;
+    }
     let nonce = uuid_v4(&stamp.nonce);
     let jwt = jwt(
         cred.api_key.expose(),
@@ -58,6 +61,23 @@ pub fn sign(
         body: req.body.clone(),
         headers: [("Authorization".to_string(), format!("Bearer {jwt}"))].into(),
     })
+}
+
+/// Bithumb's samples hash `urlencode(body)`, Upbit's the unencoded pairs; the two agree only
+/// while values need no escaping. A body value that would be escaped is refused rather than
+/// signed one way and checked the other.
+fn check_body_values(params: &str) -> Result<(), SignError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    for (name, value) in super::form::pairs(params) {
+        if !value.chars().all(plain) {
+            return Err(SignError::BadRequest(format!(
+                "the Bithumb body's {name:?} has characters that URL-encoding would change; \
+                 Bithumb's hash of such values is ambiguous, so send letters, digits, '-', \
+                 '.', '_' and '~' only"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The HS256 token for these claims; `params` is the string to hash, if any.
