@@ -15,9 +15,11 @@ use tapsign_proto::{
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
+use crate::credential::Exchange;
 use crate::keystore::Keystore;
 use crate::paths::Paths;
 use crate::session::{Client, LockReason, Session, Warning};
+use crate::sign::kraken::NonceStore;
 use crate::sign::{self, Stamp};
 use crate::{policy, unlocker};
 
@@ -50,6 +52,8 @@ pub struct Agent {
     pub(crate) notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
+    /// Kraken nonce stores, one per key, opened on first use.
+    nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
     /// The PC/SC reader of the token that opened the session (watched for removal).
     reader: Mutex<Option<String>>,
     /// Whether the removal watcher is following a reader now, and which.
@@ -84,6 +88,7 @@ impl Agent {
             dbus_sources: crate::locksource::Sources::default(),
             notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
+            nonces: Mutex::new(std::collections::BTreeMap::new()),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
         })
@@ -95,6 +100,19 @@ impl Agent {
             Arc::try_unwrap(self).unwrap_or_else(|_| panic!("with_clock on a shared agent"));
         agent.clock = clock;
         Arc::new(agent)
+    }
+
+    /// The next Kraken nonce for `key`, already persisted (state folder, one file per key).
+    fn kraken_nonce(&self, key: &str, now_ms: u64) -> Result<u64, String> {
+        let mut stores = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        if !stores.contains_key(key) {
+            let path = NonceStore::path_for(&self.paths.state_dir, key);
+            stores.insert(key.to_owned(), NonceStore::open(&path)?);
+        }
+        match stores.get_mut(key) {
+            Some(store) => store.next(now_ms),
+            None => Err("internal: nonce store missing".into()),
+        }
     }
 
     /// Now, on the agent's boot-time clock.
@@ -278,10 +296,18 @@ impl Agent {
         {
             return refuse(ErrorCode::PolicyDenied, denial.to_string());
         }
-        let stamp = match Stamp::now() {
+        let mut stamp = match Stamp::now() {
             Ok(s) => s,
             Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
         };
+        if exchange == Some(Exchange::Kraken) {
+            // Kraken wants a nonce above every one it has seen for the key, across agent
+            // restarts: the store hands out the next one and has it on disk before we sign.
+            match self.kraken_nonce(&req.key, stamp.unix_ms) {
+                Ok(n) => stamp.counter = Some(n),
+                Err(e) => return refuse(ErrorCode::Internal, e),
+            }
+        }
         let opts = self.config.signing;
         // Whether this very signature spent the budget is decided under the same lock, so two
         // racing bots cannot both report the end of the session.

@@ -12,25 +12,119 @@ use crate::secret::{SecretBytes, SecretString};
 pub enum Exchange {
     Upbit,
     Binance,
+    Bithumb,
+    Bybit,
+    Okx,
+    Coinbase,
+    Kraken,
+    Gate,
+    Kucoin,
+    Bitget,
 }
 
 impl Exchange {
-    pub const ALL: &'static [Exchange] = &[Exchange::Upbit, Exchange::Binance];
+    pub const ALL: &'static [Exchange] = &[
+        Exchange::Upbit,
+        Exchange::Binance,
+        Exchange::Bithumb,
+        Exchange::Bybit,
+        Exchange::Okx,
+        Exchange::Coinbase,
+        Exchange::Kraken,
+        Exchange::Gate,
+        Exchange::Kucoin,
+        Exchange::Bitget,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Exchange::Upbit => "upbit",
             Exchange::Binance => "binance",
+            Exchange::Bithumb => "bithumb",
+            Exchange::Bybit => "bybit",
+            Exchange::Okx => "okx",
+            Exchange::Coinbase => "coinbase",
+            Exchange::Kraken => "kraken",
+            Exchange::Gate => "gate",
+            Exchange::Kucoin => "kucoin",
+            Exchange::Bitget => "bitget",
         }
     }
 
-    /// The fields `key add` asks for, in order (one line each on stdin). The first is the API
-    /// key, the second the secret; any further ones land in [`Credential::passphrase`].
+    /// The fields `key add` asks for, in order. The first is the API key, the second the
+    /// secret; a third lands in [`Credential::passphrase`]. Read them with
+    /// [`Exchange::read_fields`], which knows that a PEM secret spans several lines.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Exchange::Upbit => &["access key", "secret key"],
-            Exchange::Binance => &["API key", "secret key"],
+            Exchange::Upbit | Exchange::Bithumb => &["access key", "secret key"],
+            Exchange::Binance => &["API key", "secret key (HMAC string or Ed25519 PEM)"],
+            Exchange::Bybit | Exchange::Gate => &["API key", "secret key"],
+            Exchange::Kraken => &["API key", "private key (base64)"],
+            Exchange::Okx | Exchange::Kucoin | Exchange::Bitget => {
+                &["API key", "secret key", "passphrase"]
+            }
+            Exchange::Coinbase => &["API key name", "private key (PEM or base64 Ed25519)"],
         }
+    }
+
+    /// Read [`Exchange::fields`] from `input`, one field per line, as `key add` does with
+    /// stdin. A field whose first line starts with `-----BEGIN ` is a PEM block: its lines are
+    /// read up to and including the `-----END ...-----` line and kept with their newlines
+    /// (Coinbase and Binance Ed25519 keys). A one-line PEM with literal `\n` escapes, as in
+    /// Coinbase's downloaded JSON key file, is unescaped. Trailing `\r` and spaces are
+    /// stripped from one-line fields. The caller zeroizes nothing: every field comes back as
+    /// a [`SecretString`].
+    pub fn read_fields(
+        self,
+        input: &mut dyn std::io::BufRead,
+    ) -> Result<Vec<SecretString>, String> {
+        let mut out = Vec::new();
+        for name in self.fields() {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            read_line(input, &mut line, name)?;
+            let first = line.trim_end_matches(['\r', '\n']).trim();
+            if !first.starts_with("-----BEGIN ") {
+                out.push(SecretString::new(first.to_string()));
+                continue;
+            }
+            if first.contains("\\n") {
+                let mut pem = zeroize::Zeroizing::new(first.replace("\\n", "\n"));
+                if !pem.ends_with('\n') {
+                    pem.push('\n');
+                }
+                out.push(SecretString::new(pem.to_string()));
+                continue;
+            }
+            let mut pem = zeroize::Zeroizing::new(format!("{first}\n"));
+            loop {
+                line.clear();
+                read_line(input, &mut line, name)?;
+                let l = line.trim_end_matches(['\r', '\n']).trim();
+                pem.push_str(l);
+                pem.push('\n');
+                if l.starts_with("-----END ") {
+                    break;
+                }
+            }
+            out.push(SecretString::new(pem.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+/// One line of `input` into `line`; the end of input is an error naming the missing field.
+fn read_line(
+    input: &mut dyn std::io::BufRead,
+    line: &mut String,
+    name: &str,
+) -> Result<(), String> {
+    match input.read_line(line) {
+        Ok(0) => Err(format!(
+            "the input ended before the {name} was complete; give each field on its own line \
+             (a PEM key with all its lines, through -----END ...-----)"
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("could not read the {name}: {e}")),
     }
 }
 
@@ -87,3 +181,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The `key add` check and the key kinds it tells apart live with the schemes that use them.
+pub use crate::sign::keys::{KeyType, validate};

@@ -73,89 +73,10 @@ impl fmt::Display for DenyRule {
     }
 }
 
-const fn any(glob: &'static str, category: Category) -> DenyRule {
-    DenyRule {
-        method: "*",
-        glob,
-        category,
-    }
-}
+mod rules;
 
-use Category::*;
-
-/// shared/notes/exchanges.md §1 and §12; keyword rules catch endpoints added later.
-static UPBIT_DENY: &[DenyRule] = &[
-    any("/v1/withdraw**", Withdrawal),
-    any("**withdraw**", Withdrawal),
-    any("**transfer**", Transfer),
-    any("/v1/deposits/krw**", Deposit),
-    any("/v1/deposits/generate_coin_address**", Deposit),
-    any("/v1/travel_rule/**", TravelRule),
-    any("**api_key**", ApiKeys),
-    any("**apikey**", ApiKeys),
-    any("**api-key**", ApiKeys),
-];
-
-/// shared/notes/exchanges.md §3.3 and §12, checked against binance_all_endpoints.txt.
-static BINANCE_DENY: &[DenyRule] = &[
-    any("/sapi/*/capital/withdraw**", Withdrawal),
-    any("**withdraw**", Withdrawal),
-    any("/sapi/*/localentity/**", Withdrawal),
-    any("/sapi/*/fiat/**", Fiat),
-    any("/sapi/*/capital/deposit/credit-apply**", Deposit),
-    any("**transfer**", Transfer),
-    any("**collection**", Transfer),
-    any("**sub-account**", SubAccount),
-    any("**subaccount**", SubAccount),
-    any("/sapi/*/broker/**", SubAccount),
-    any("**apikey**", ApiKeys),
-    any("**api-key**", ApiKeys),
-    any("**api_key**", ApiKeys),
-    any("/sapi/*/account/apirestrictions**", ApiKeys),
-    any("/sapi/*/giftcard/**", GiftCard),
-    any("/sapi/*/w3w/**", Web3Wallet),
-];
-
-/// Parameters only fund-moving endpoints take (lower case, without a trailing `[]`).
-static UPBIT_PARAMS: &[(&str, Category)] = &[
-    ("address", Withdrawal),
-    ("secondary_address", Withdrawal),
-    ("transaction_type", Withdrawal),
-    ("two_factor_type", Withdrawal),
-    ("amount", Withdrawal),
-];
-
-static BINANCE_PARAMS: &[(&str, Category)] = &[
-    ("address", Withdrawal),
-    ("addresstag", Withdrawal),
-    ("withdraworderid", Withdrawal),
-    ("toemail", SubAccount),
-    ("fromemail", SubAccount),
-    ("email", SubAccount),
-    ("token", GiftCard),
-    ("facetoken", GiftCard),
-    ("basetoken", GiftCard),
-    ("subaccountapikey", ApiKeys),
-    ("publickey", ApiKeys),
-    ("apiname", ApiKeys),
-    ("ipaddress", ApiKeys),
-    ("ip", ApiKeys),
-];
-
-/// The built-in deny rules of `exchange`.
-pub fn deny_rules(exchange: Exchange) -> &'static [DenyRule] {
-    match exchange {
-        Exchange::Upbit => UPBIT_DENY,
-        Exchange::Binance => BINANCE_DENY,
-    }
-}
-
-fn fund_params(exchange: Exchange) -> &'static [(&'static str, Category)] {
-    match exchange {
-        Exchange::Upbit => UPBIT_PARAMS,
-        Exchange::Binance => BINANCE_PARAMS,
-    }
-}
+pub use rules::deny_rules;
+use rules::fund_params;
 
 /// Why the policy refused a request. Shown to the bot and written to the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

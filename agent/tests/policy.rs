@@ -3,6 +3,9 @@
 //! are refused wherever they are sent.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod support;
+
+use support::{encode_all, spellings};
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
 use tapsign_agent::policy::{self, AllowRule, Denial};
 use tapsign_proto::SignRequest;
@@ -132,61 +135,6 @@ const ALLOWED: &[(Exchange, &str, &str)] = &[
     (Upbit, "DELETE", "/v1/order"),
     (Upbit, "POST", "/v1/orders/cancel_and_new"),
 ];
-
-fn encode_all(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
-}
-
-/// Every spelling of `path` a server might still route to the same endpoint.
-fn spellings(path: &str) -> Vec<String> {
-    let (head, last) = path.rsplit_once('/').expect("a path");
-    let first_letter = path
-        .find(|c: char| c.is_ascii_alphabetic())
-        .expect("a letter");
-    vec![
-        path.to_string(),
-        path.to_uppercase(),
-        path.chars()
-            .enumerate()
-            .map(|(i, c)| {
-                if i % 2 == 0 {
-                    c.to_ascii_uppercase()
-                } else {
-                    c
-                }
-            })
-            .collect(),
-        path.replace('/', "//"),
-        format!("{path}/"),
-        format!("{path}///"),
-        format!("/{path}"),
-        path.replace('/', "/./"),
-        format!("{head}/x/../{last}"),
-        format!("/api/v3/order/../../..{path}"),
-        format!("/v1/orders/../..{path}"),
-        path.replace('/', "%2F"),
-        path.replace('/', "%2f"),
-        path.replace('/', "%252F"),
-        path.replace('/', "\\"),
-        encode_all(path),
-        encode_all(&encode_all(path)),
-        format!(
-            "{}%{:02X}{}",
-            &path[..first_letter],
-            path.as_bytes()[first_letter],
-            &path[first_letter + 1..]
-        ),
-        format!("{head}/%2e/{last}"),
-        format!("{head}/%2e%2e/{}", path.trim_start_matches('/')),
-        format!("{path}?timestamp=1"),
-        format!("{path}#frag"),
-        format!("{path}%3Fx=1"),
-        format!("{path};jsessionid=1"),
-        format!("{head};v=1/{last}"),
-        format!("{path}%20"),
-        format!("//api.binance.com{path}"),
-    ]
-}
 
 #[test]
 fn every_fund_moving_endpoint_is_refused_under_every_spelling() {
@@ -349,6 +297,7 @@ fn sign_req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 

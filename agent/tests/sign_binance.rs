@@ -41,6 +41,7 @@ fn req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 
@@ -48,6 +49,7 @@ fn at(unix_ms: u64) -> Stamp {
     Stamp {
         unix_ms,
         nonce: [7; 16],
+        counter: None,
     }
 }
 
@@ -442,4 +444,55 @@ fn an_empty_secret_is_a_credential_error() {
         &SignOptions::default(),
     );
     assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
+}
+
+/// OFFICIAL ✅ websocket API vectors (§3.2): parameters sorted by name, raw UTF-8, not
+/// percent-encoded; and the `session.logon` example, which Binance printed as an HMAC.
+#[test]
+fn ws_api_official_hmac_vectors_sign_the_sorted_raw_params() {
+    let params = [
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01000000"),
+        ("price", "52000.00"),
+        ("recvWindow", "100"),
+        ("timestamp", "1645423376532"),
+        ("apiKey", SPOT_KEY),
+    ];
+    let payload = binance::ws_payload(&params);
+    assert!(payload.starts_with("apiKey=vmPUZE6m"), "{payload}");
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &payload),
+        "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+    );
+    let wide = [
+        ("symbol", "１２３４５６"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "1.00000000"),
+        ("price", "0.10000000"),
+        ("recvWindow", "5000"),
+        ("timestamp", "1645423376532"),
+        ("apiKey", SPOT_KEY),
+        ("signature", "ignored"),
+    ];
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &binance::ws_payload(&wide)),
+        "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
+    );
+    // COIN-M examples 1/2 print a value no variant reproduces (doc bug, §13.2); what their
+    // payload really gives (DERIVED) pins the scheme instead.
+    let coinm = "symbol=BTCUSD_200925&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943";
+    assert_eq!(
+        binance::hmac_payload_signature(FUT_SECRET.as_bytes(), coinm),
+        "04c8b9fbd55285a38fd6a3fc40ba3a7d114f22564dab61611bf24f2d2efb890f"
+    );
+    let logon = binance::ws_payload(&[("timestamp", "1649729878532"), ("apiKey", SPOT_KEY)]);
+    assert_eq!(
+        binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &logon),
+        "1cf54395b336b0a9727ef27d5d98987962bc47aca6e13fe978612d0adee066ed"
+    );
 }

@@ -40,6 +40,7 @@ fn vector_stamp() -> Stamp {
     Stamp {
         unix_ms: 1_700_000_000_000,
         nonce,
+        counter: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: body.into(),
+        ..Default::default()
     }
 }
 
@@ -152,6 +154,7 @@ fn each_request_gets_its_own_nonce() {
         &Stamp {
             unix_ms: 1,
             nonce: [1; 16],
+            counter: None,
         },
         &SignOptions::default(),
     );
@@ -161,6 +164,7 @@ fn each_request_gets_its_own_nonce() {
         &Stamp {
             unix_ms: 1,
             nonce: [2; 16],
+            counter: None,
         },
         &SignOptions::default(),
     );
@@ -259,7 +263,7 @@ proptest! {
             (joined.clone(), String::new())
         };
         let r = req(method, &path, &query, &body);
-        let stamp = Stamp { unix_ms: 0, nonce };
+        let stamp = Stamp { unix_ms: 0, nonce , counter: None};
         let signed = sign::sign(&cred(), &r, &stamp, &SignOptions::default()).expect("signs");
         prop_assert_eq!((&signed.query, &signed.body, &signed.path), (&query, &body, &path));
 
@@ -302,4 +306,23 @@ fn an_empty_secret_or_unusable_access_key_is_a_credential_error() {
     c.api_key = SecretString::new("key with space".into());
     let err = sign::sign(&c, &r, &vector_stamp(), &SignOptions::default());
     assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
+}
+
+/// The HS256 option signs the same claims under HS256 (value from Python's hmac, as the
+/// unit test in upbit.rs pins it).
+#[test]
+fn hs256_option_signs_the_same_claims() {
+    let r = req("GET", "/v1/accounts", "", "");
+    let signed = upbit::sign_with_alg(
+        &cred(),
+        &r,
+        &vector_stamp(),
+        &SignOptions::default(),
+        upbit::Alg::Hs256,
+    )
+    .expect("signs");
+    assert_eq!(
+        signed.headers["Authorization"],
+        "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhY2Nlc3Nfa2V5IjoiYTdYZDkyTG1RVzN2QnRSellwTWo1Q3hOS2VUMUh1VnMwZkZnSmNBdyIsIm5vbmNlIjoiYjJmMWUzZjgtMmRjMS00ZDZmLWE4MzgtYzc0YzQ5YjBlMzlhIn0.Q61liDKQEWsybV444Y0JwqFqEBlpg3hQOvnWI4uFJNw"
+    );
 }

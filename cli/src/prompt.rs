@@ -3,6 +3,7 @@
 use std::io::{BufRead, Write};
 
 use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
+use tapsign_agent::credential::Exchange;
 use tapsign_agent::secret::SecretString;
 use zeroize::Zeroize;
 
@@ -58,4 +59,37 @@ impl SecretReader {
         }
         Ok(SecretString::new(value))
     }
+}
+
+/// Read a credential's fields for `exchange` (API key, secret, then any passphrase), one per
+/// line; a PEM key may span lines. On a terminal the input is not echoed.
+pub fn read_credential(exchange: Exchange) -> Result<Vec<SecretString>, Failure> {
+    let stdin = std::io::stdin();
+    let tty = isatty(&stdin);
+    let restore = if tty {
+        eprintln!(
+            "Enter the {exchange} credential, one field per line (nothing is shown): {}.",
+            exchange.fields().join(", then ")
+        );
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(mut t) = saved.clone() {
+            t.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
+        }
+        saved
+    } else {
+        None
+    };
+    let fields = exchange.read_fields(&mut stdin.lock());
+    if let Some(t) = restore {
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
+    }
+    fields.map_err(|e| {
+        let how = if tty {
+            "type each field at the prompt"
+        } else {
+            "give one field per line on stdin"
+        };
+        Failure::error(format!("{e} ({how})"))
+    })
 }

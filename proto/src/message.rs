@@ -110,6 +110,30 @@ pub struct SignRequest {
     /// Body exactly as it will be sent (empty for none).
     #[serde(default)]
     pub body: String,
+    /// What to sign: an HTTP request (the default, omitted from the frame) or a websocket
+    /// login message. Omitting the default keeps frames of older clients byte-identical.
+    #[serde(default, skip_serializing_if = "SignKind::is_rest")]
+    pub kind: SignKind,
+}
+
+/// The kind of signature a [`SignRequest`] asks for.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SignKind {
+    /// Sign the HTTP request described by method, path, query and body.
+    #[default]
+    Rest,
+    /// Make the exchange's websocket login message (Binance `session.logon`, Bybit `auth`,
+    /// OKX `login`). Method is `GET`, path the websocket path, query and body empty; the
+    /// signed message comes back as the body of the answer.
+    WsLogin,
+}
+
+impl SignKind {
+    /// For `skip_serializing_if`: the REST kind is the default and is left out of frames.
+    pub fn is_rest(&self) -> bool {
+        *self == SignKind::Rest
+    }
 }
 
 /// The agent's answer.

@@ -194,6 +194,7 @@ fn cases() -> Vec<(String, Msg)> {
                 path: "/api/v3/openOrders".into(),
                 query: "symbol=BTCUSDT".into(),
                 body: String::new(),
+                kind: Default::default(),
             })),
         ),
         (
@@ -205,6 +206,7 @@ fn cases() -> Vec<(String, Msg)> {
                 query: String::new(),
                 body: r#"{"market":"KRW-BTC","side":"bid","price":"5000","ord_type":"price"}"#
                     .into(),
+                kind: Default::default(),
             })),
         ),
         (
@@ -481,6 +483,7 @@ fn sign_without_query_and_body_decodes_as_empty() {
             path: "/v1/accounts".into(),
             query: String::new(),
             body: String::new(),
+            kind: Default::default()
         })
     );
 }

@@ -82,7 +82,7 @@ proptest! {
 
     #[test]
     fn sign_requests_round_trip(key in text(), method in text(), path in text(), query in text(), body in text()) {
-        let req = Request::Sign(SignRequest { key, method, path, query, body });
+        let req = Request::Sign(SignRequest { key, method, path, query, body, kind: Default::default() });
         let frame = encode(&req).expect("encode");
         let (back, used) = decode::<Request>(&frame).expect("decode").expect("whole");
         prop_assert_eq!(used, frame.len());

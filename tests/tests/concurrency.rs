@@ -28,6 +28,7 @@ fn thirty_two_clients_racing_for_a_budget_of_1000_get_exactly_1000() {
                         path: "/api/v3/openOrders".into(),
                         query: format!("symbol=BTCUSDT&client={i}"),
                         body: String::new(),
+                        kind: Default::default(),
                     };
                     match client.sign(req) {
                         Ok(_) => {

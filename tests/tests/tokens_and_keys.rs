@@ -118,7 +118,13 @@ fn key_add_refuses_an_existing_name_unless_replace() {
         &["key", "add", "c", "--exchange", "binance"],
         "only-one-line\n",
     )
-    .fails_with(1, "empty");
+    .fails_with(1, "input ended before the secret key");
+    let empty = w.run(&["key", "add", "c", "--exchange", "binance"], "ak\n\n");
+    assert_ne!(empty.code, 0, "an empty secret is refused: {empty:?}");
+    assert!(
+        !w.run(&["key", "list"], "").ok().contains("c "),
+        "nothing stored"
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn req_s() -> impl Strategy<Value = SignRequest> {
         path,
         body: query.clone(),
         query,
+        kind: Default::default(),
     })
 }
 

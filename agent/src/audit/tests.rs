@@ -13,6 +13,7 @@ fn sign_req(path: &str) -> SignRequest {
         path: path.into(),
         query: "market=KRW-BTC".into(),
         body: String::new(),
+        kind: Default::default(),
     }
 }
 
@@ -357,6 +358,7 @@ fn no_secret_material_reaches_the_file() {
         path: format!("/v1/orders?access_key={MARKER}#{MARKER}"),
         query: format!("secret={MARKER}"),
         body: format!(r#"{{"api_secret":"{MARKER}"}}"#),
+        kind: Default::default(),
     };
     let exe = "/home/trader/bot/run.py";
     // Built with the constructors, and by hand the way a caller might (the append cuts it).

@@ -29,24 +29,85 @@ pub const DEFAULT_RECV_WINDOW_MS: u64 = 5_000;
 /// the year 33658.
 const MICROS_FROM: u64 = 1_000_000_000_000_000;
 
-/// How a key signs. Binance also issues Ed25519 and RSA keys, whose base64 signatures must be
-/// percent-encoded into the request; they become variants here once credentials record a key
-/// type. Everything else in [`sign`] (stamping, checks, placement) is shared by all three.
+/// How a key signs, read off the secret: a PKCS#8 Ed25519 PEM is an Ed25519 key (Binance
+/// recommends them), anything else an HMAC secret string. Ed25519 signatures are base64 and
+/// are percent-encoded before they go into the query or body (`+`, `/`, `=`). RSA keys are
+/// refused at `key add` (see [`super::keys::validate`]).
 enum KeyKind {
     Hmac,
+    Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
 impl KeyKind {
-    fn of(_cred: &Credential) -> KeyKind {
-        KeyKind::Hmac
+    fn of(cred: &Credential) -> Result<KeyKind, SignError> {
+        if super::keys::is_pem(cred.secret.expose()) {
+            let key = super::keys::ed25519_key(cred.secret.expose(), false)
+                .map_err(SignError::BadCredential)?;
+            return Ok(KeyKind::Ed25519(Box::new(key)));
+        }
+        Ok(KeyKind::Hmac)
     }
 
-    /// The value of the `signature` parameter, ready to append.
+    /// The value of the `signature` parameter, ready to append (percent-encoded).
     fn signature(&self, secret: &[u8], payload: &str) -> String {
         match self {
             KeyKind::Hmac => hmac_payload_signature(secret, payload),
+            KeyKind::Ed25519(key) => percent_encode_b64(&ed25519_signature(key, payload)),
         }
     }
+}
+
+/// Standard base64 of the Ed25519 signature of `payload` (not yet percent-encoded).
+pub fn ed25519_signature(key: &ed25519_dalek::SigningKey, payload: &str) -> String {
+    use ed25519_dalek::Signer;
+    super::common::b64(&key.sign(payload.as_bytes()).to_bytes())
+}
+
+/// Percent-encode the three base64 characters that mean something in a query or form body.
+pub fn percent_encode_b64(b64: &str) -> String {
+    b64.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+/// The websocket API `session.logon` message: `{"method":"session.logon","params":{apiKey,
+/// signature, timestamp}}`. Binance supports logon only for Ed25519 keys; the signed payload is
+/// the params but `signature`, sorted by name and not percent-encoded
+/// (`apiKey=...&timestamp=...`), and the signature goes in raw base64. The agent stamps
+/// `timestamp`. Add your own `"id"` before sending.
+pub fn ws_logon(cred: &Credential, stamp: &Stamp) -> Result<String, SignError> {
+    check_key(cred)?;
+    let KeyKind::Ed25519(key) = KeyKind::of(cred)? else {
+        return Err(SignError::BadRequest(
+            "Binance session.logon works only with Ed25519 keys; sign each websocket request \
+             instead, or create an Ed25519 API key and store it with `tapsign key add`"
+                .into(),
+        ));
+    };
+    let api_key = cred.api_key.expose();
+    let ts = stamp.unix_ms.to_string();
+    let payload = ws_payload(&[("timestamp", &ts), ("apiKey", api_key)]);
+    let msg = serde_json::json!({"method": "session.logon", "params": {
+        "apiKey": api_key, "signature": ed25519_signature(&key, &payload),
+        "timestamp": stamp.unix_ms,
+    }});
+    Ok(msg.to_string())
+}
+
+/// The string Binance's websocket API signs: every parameter but `signature`, sorted by name,
+/// `name=value` joined with `&`, raw UTF-8 and **not** percent-encoded (unlike REST).
+pub fn ws_payload(params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<_> = params.iter().filter(|(k, _)| *k != "signature").collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    let mut out = String::new();
+    for (k, v) in sorted {
+        push_pair(&mut out, k, v);
+    }
+    out
+}
+
+fn check_key(cred: &Credential) -> Result<(), SignError> {
+    super::common::check_key(cred, "Binance")
 }
 
 /// Lowercase hex HMAC-SHA256 of `payload` under `secret` (raw bytes of the secret key string).
@@ -65,19 +126,9 @@ pub fn sign(
     stamp: &Stamp,
     opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
+    check_key(cred)?;
     let api_key = cred.api_key.expose();
-    if api_key.is_empty() || !api_key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(SignError::BadCredential(
-            "the Binance API key is empty or has characters other than visible ASCII; \
-             store it again with `tapsign key add`"
-                .into(),
-        ));
-    }
-    if cred.secret.is_empty() {
-        return Err(SignError::BadCredential(
-            "the Binance secret key is empty; store it again with `tapsign key add`".into(),
-        ));
-    }
+    let kind = KeyKind::of(cred)?;
     check_shape(req)?;
     let found = Found::scan(req)?;
     if let Some(value) = &found.recv_window {
@@ -108,7 +159,7 @@ pub fn sign(
         }
         target.push_str(&additions);
     }
-    let signature = KeyKind::of(cred).signature(cred.secret.expose(), &format!("{query}{body}"));
+    let signature = kind.signature(cred.secret.expose(), &format!("{query}{body}"));
     push_pair(
         if into_body { &mut body } else { &mut query },
         "signature",

@@ -3,12 +3,29 @@
 //! The agent stamps time and nonces itself ([`Stamp`]) so a bot cannot collect signatures
 //! dated in the future. A scheme never re-serializes what the bot sent: it hashes and signs the
 //! bytes as given and appends its own parameters in the order the exchange signs them.
+//!
+//! One module per scheme (shared/notes/exchanges.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
+//! [`binance`] (HMAC or Ed25519 over query+body), [`bybit`], [`okx`], [`kucoin`], [`bitget`]
+//! and [`gate`] (HMAC over a string with the agent's timestamp, sent in headers), [`kraken`]
+//! (HMAC-SHA512 over a nested hash, with a persistent nonce), [`coinbase`] (ES256/EdDSA JWTs).
+//! [`keys`] reads asymmetric keys and holds the `key add` check. A [`SignKind::WsLogin`]
+//! request makes a websocket login message instead ([`sign`] dispatches both).
 
 pub mod binance;
+pub mod bitget;
+pub mod bithumb;
+pub mod bybit;
+pub mod coinbase;
+pub(crate) mod common;
 pub(crate) mod form;
+pub mod gate;
+pub mod keys;
+pub mod kraken;
+pub mod kucoin;
+pub mod okx;
 pub mod upbit;
 
-use tapsign_proto::{SignRequest, SignedRequest};
+use tapsign_proto::{SignKind, SignRequest, SignedRequest};
 
 use crate::credential::{Credential, Exchange};
 
@@ -19,6 +36,10 @@ pub struct Stamp {
     pub unix_ms: u64,
     /// 16 random bytes (Upbit's UUID v4 nonce is made from them).
     pub nonce: [u8; 16],
+    /// A strictly increasing counter that survives restarts, for exchanges whose nonce must
+    /// grow (Kraken). The agent takes it from [`kraken::NonceStore::next`] for Kraken keys;
+    /// `None` elsewhere. A Kraken request without one is refused, never signed with a guess.
+    pub counter: Option<u64>,
 }
 
 impl Stamp {
@@ -30,7 +51,11 @@ impl Stamp {
             .as_millis() as u64;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|_| SignError::Clock)?;
-        Ok(Stamp { unix_ms, nonce })
+        Ok(Stamp {
+            unix_ms,
+            nonce,
+            counter: None,
+        })
     }
 }
 
@@ -84,10 +109,63 @@ pub fn sign(
     opts: &SignOptions,
 ) -> Result<SignedRequest, SignError> {
     check_common(req)?;
+    if req.kind == SignKind::WsLogin {
+        return ws_login(cred, req, stamp, opts);
+    }
     match cred.exchange {
         Exchange::Upbit => upbit::sign(cred, req, stamp, opts),
         Exchange::Binance => binance::sign(cred, req, stamp, opts),
+        Exchange::Bithumb => bithumb::sign(cred, req, stamp, opts),
+        Exchange::Bybit => bybit::sign(cred, req, stamp, opts),
+        Exchange::Okx => okx::sign(cred, req, stamp, opts),
+        Exchange::Coinbase => coinbase::sign(cred, req, stamp, opts),
+        Exchange::Kraken => kraken::sign(cred, req, stamp, opts),
+        Exchange::Gate => gate::sign(cred, req, stamp, opts),
+        Exchange::Kucoin => kucoin::sign(cred, req, stamp, opts),
+        Exchange::Bitget => bitget::sign(cred, req, stamp, opts),
     }
+}
+
+/// A websocket login message. The bot sends `kind: "ws_login"`, method `GET`, the websocket
+/// path, and no query or body; the answer's `body` is the JSON message to send on the socket
+/// (add an `id`/`req_id` of your own if you want one). Only exchanges whose websocket login is
+/// signed with the API secret have one; the others log in with a token from a signed REST call.
+fn ws_login(
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
+    opts: &SignOptions,
+) -> Result<SignedRequest, SignError> {
+    if req.method != "GET"
+        || !req.path.starts_with('/')
+        || !req.query.is_empty()
+        || !req.body.is_empty()
+    {
+        return Err(SignError::BadRequest(
+            "a ws_login request has method \"GET\", the websocket path (e.g. \"/ws-api/v3\") \
+             and no query or body"
+                .into(),
+        ));
+    }
+    let message = match cred.exchange {
+        Exchange::Binance => binance::ws_logon(cred, stamp)?,
+        Exchange::Bybit => bybit::ws_auth(cred, stamp, opts)?,
+        Exchange::Okx => okx::ws_login(cred, stamp)?,
+        Exchange::Coinbase => coinbase::ws_jwt(cred, stamp)?,
+        other => {
+            return Err(SignError::BadRequest(format!(
+                "{other} has no websocket login signed by the agent; {other}'s private \
+                 websocket takes a token from a signed REST call (see docs/exchanges.md)"
+            )));
+        }
+    };
+    Ok(SignedRequest {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        query: String::new(),
+        body: message,
+        headers: Default::default(),
+    })
 }
 
 /// Checks every scheme shares: a known method, a path that starts with `/`, no control bytes.

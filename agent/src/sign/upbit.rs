@@ -23,11 +23,12 @@ use tapsign_proto::{SignRequest, SignedRequest};
 use super::{SignError, SignOptions, Stamp};
 use crate::credential::Credential;
 
-/// The JWT algorithm. Only HS512 is used today; HS256 stays here for keys or regions that
-/// turn out to need it (Upbit's own WebSocket samples and ccxt still sign HS256).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Hs256: kept for a per-key option.
-enum Alg {
+/// The JWT algorithm. [`sign`] uses HS512, which Upbit recommends; HS256 is still accepted
+/// (Upbit's own WebSocket samples and ccxt sign HS256), and [`sign_with_alg`] offers it for a
+/// key or region that turns out to need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Alg {
+    #[default]
     Hs512,
     Hs256,
 }
@@ -74,7 +75,18 @@ pub fn sign(
     cred: &Credential,
     req: &SignRequest,
     stamp: &Stamp,
+    opts: &SignOptions,
+) -> Result<SignedRequest, SignError> {
+    sign_with_alg(cred, req, stamp, opts, Alg::Hs512)
+}
+
+/// [`sign`] with a chosen JWT algorithm (HS512 or HS256).
+pub fn sign_with_alg(
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
     _opts: &SignOptions,
+    alg: Alg,
 ) -> Result<SignedRequest, SignError> {
     let access_key = cred.api_key.expose();
     if access_key.is_empty() || !access_key.chars().all(|c| c.is_ascii_graphic()) {
@@ -91,7 +103,13 @@ pub fn sign(
     }
     let params = hashed_params(req)?;
     let nonce = uuid_v4(&stamp.nonce);
-    let jwt = jwt_hs512(access_key, &nonce, params.as_deref(), cred.secret.expose());
+    let jwt = jwt(
+        alg,
+        access_key,
+        &nonce,
+        params.as_deref(),
+        cred.secret.expose(),
+    );
     Ok(SignedRequest {
         method: req.method.clone(),
         path: req.path.clone(),

@@ -2,7 +2,7 @@
 //! the agent; none of them ever prints a secret.
 
 use tapsign_agent::audit;
-use tapsign_agent::credential::{Credential, Exchange, check_name};
+use tapsign_agent::credential::{Credential, Exchange, KeyType, check_name, validate};
 use tapsign_agent::keystore::{Keystore, KeystoreError};
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretBytes;
@@ -14,7 +14,7 @@ use yubikey::{PinPolicy, TouchPolicy};
 use crate::Failure;
 use crate::args::{AuditCommand, KeyCommand, TokenAddArgs, TokenCommand};
 use crate::exit::exit_codes;
-use crate::prompt::SecretReader;
+use crate::prompt::{SecretReader, read_credential};
 
 fn ks_failure(e: KeystoreError) -> Failure {
     let exit = match &e {
@@ -177,14 +177,18 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                     "no token is enrolled yet: run `tapsign token add` first",
                 ));
             }
-            let mut reader = SecretReader::new();
-            let fields = exchange.fields();
-            let api_key = reader.field(fields[0])?;
-            let secret = reader.field(fields[1])?;
-            let passphrase = match fields.get(2) {
-                Some(label) => Some(reader.field(label)?),
-                None => None,
+            let mut fields = read_credential(exchange)?.into_iter();
+            let (Some(api_key), Some(secret)) = (fields.next(), fields.next()) else {
+                return Err(Failure::error("the API key and the secret are both needed"));
             };
+            let passphrase = fields.next();
+            let kind = validate(
+                exchange,
+                api_key.expose(),
+                secret.expose().as_bytes(),
+                passphrase.as_ref().map(|p| p.expose()),
+            )
+            .map_err(|e| Failure::new(exit_codes::USAGE, format!("{e}; nothing was stored")))?;
             let cred = Credential {
                 name: name.clone(),
                 exchange,
@@ -194,8 +198,13 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             };
             drop(secret);
             ks.add_credential(&cred, replace).map_err(ks_failure)?;
+            let kind = match kind {
+                KeyType::Hmac => "HMAC secret",
+                KeyType::Ed25519 => "Ed25519 key",
+                KeyType::Es256 => "ES256 (P-256) key",
+            };
             println!(
-                "Stored {name} ({exchange}), sealed to the keystore. `tapsign unlock` opens it."
+                "Stored {name} ({exchange}, {kind}), sealed to the keystore. `tapsign unlock` opens it."
             );
             Ok(())
         }

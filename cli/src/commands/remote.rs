@@ -111,6 +111,7 @@ pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
         path: a.path,
         query: a.query,
         body: a.body,
+        kind: Default::default(),
     })?;
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
     println!("{json}");

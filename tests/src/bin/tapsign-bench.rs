@@ -27,7 +27,7 @@ fn request(exchange: Exchange) -> SignRequest {
             "/v1/orders",
             "market=KRW-BTC&side=bid&volume=0.01&price=100.0&ord_type=limit",
         ),
-        Exchange::Binance => (
+        _ => (
             "/api/v3/order",
             "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1",
         ),
@@ -38,6 +38,7 @@ fn request(exchange: Exchange) -> SignRequest {
         path: path.into(),
         query: query.into(),
         body: String::new(),
+        kind: Default::default(),
     }
 }
 
@@ -54,6 +55,7 @@ fn pure_signing() {
             let stamp = Stamp {
                 unix_ms: 1_700_000_000_000 + i,
                 nonce: [7; 16],
+                counter: None,
             };
             std::hint::black_box(sign::sign(&c, &r, &stamp, &o).unwrap());
         }

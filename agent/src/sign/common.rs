@@ -1,0 +1,112 @@
+//! Pieces several schemes share: MACs, encodings, credential checks, time formats.
+
+use base64ct::{Base64, Encoding};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Sha256, Sha512};
+
+use super::SignError;
+use crate::credential::Credential;
+
+/// HMAC-SHA256 of `msg` under `key`, raw bytes.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(msg);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// HMAC-SHA512 of `msg` under `key`, raw bytes.
+pub fn hmac_sha512(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(msg);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Standard base64 with padding (`+/=`), as OKX, KuCoin, Bitget, Kraken and Binance want it.
+pub fn b64(bytes: &[u8]) -> String {
+    Base64::encode_string(bytes)
+}
+
+/// The API key and secret a scheme needs, checked the same way for every exchange: an API key
+/// of visible ASCII (it goes into a header) and a non-empty secret.
+pub fn check_key(cred: &Credential, exchange: &str) -> Result<(), SignError> {
+    let key = cred.api_key.expose();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(SignError::BadCredential(format!(
+            "the {exchange} API key is empty or has characters other than visible ASCII; \
+             store it again with `tapsign key add`"
+        )));
+    }
+    if cred.secret.is_empty() {
+        return Err(SignError::BadCredential(format!(
+            "the {exchange} secret is empty; store it again with `tapsign key add`"
+        )));
+    }
+    Ok(())
+}
+
+/// The passphrase of an exchange that has one (OKX, KuCoin, Bitget).
+pub fn passphrase<'a>(cred: &'a Credential, exchange: &str) -> Result<&'a str, SignError> {
+    match &cred.passphrase {
+        Some(p) if !p.is_empty() => Ok(p.expose()),
+        _ => Err(SignError::BadCredential(format!(
+            "the {exchange} credential has no passphrase; store it again with `tapsign key add` \
+             and give the passphrase you chose when creating the API key"
+        ))),
+    }
+}
+
+/// Refuse a body on methods whose parameters travel in the query: the exchanges below sign
+/// the body only for POST/PUT (and would ignore a GET body the agent had signed).
+pub fn no_body_on_get(req: &tapsign_proto::SignRequest, exchange: &str) -> Result<(), SignError> {
+    if matches!(req.method.as_str(), "GET" | "DELETE") && !req.body.is_empty() {
+        return Err(SignError::BadRequest(format!(
+            "{exchange} {} requests carry their parameters in the query; move the body into \
+             \"query\"",
+            req.method
+        )));
+    }
+    Ok(())
+}
+
+/// `unix_ms` as ISO-8601 UTC with milliseconds (`2020-12-08T09:08:57.715Z`), OKX's format.
+pub fn iso8601_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`), so the agent needs no date crate for one format.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_okx_examples() {
+        assert_eq!(iso8601_ms(1_607_418_537_715), "2020-12-08T09:08:57.715Z");
+        assert_eq!(iso8601_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
+}

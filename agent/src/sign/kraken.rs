@@ -1,0 +1,184 @@
+//! Kraken spot REST (`/0/private/*`): base64 HMAC-SHA512 in `API-Sign`.
+//!
+//! `API-Sign = base64(HMAC-SHA512(base64decode(secret), path ‖ SHA-256(nonce + postData)))`
+//! (shared/notes/exchanges.md §7): the path bytes followed by the *raw* 32-byte digest, with
+//! the only secret here that must be base64-decoded. `postData` is the exact body, which
+//! includes the nonce: the agent puts `nonce=<n>` first in a form body (or `"nonce":"<n>"`
+//! first in a JSON object), the way Kraken's example does.
+//!
+//! The nonce must grow strictly, across agent restarts too, or Kraken refuses the request
+//! (and a lower one would let an older harvested signature through first). The scheme takes it
+//! from [`Stamp::counter`], which the agent fills from a [`NonceStore`]; a bot may not send
+//! one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64ct::{Base64, Encoding};
+use sha2::{Digest, Sha256};
+use tapsign_proto::{SignRequest, SignedRequest};
+use zeroize::Zeroizing;
+
+use super::common::{b64, check_key, hmac_sha512};
+use super::form::{decoded, pairs};
+use super::{SignError, SignOptions, Stamp};
+use crate::credential::Credential;
+
+/// `base64(HMAC-SHA512(key, path ‖ SHA-256(nonce + post_data)))`.
+pub fn signature(key: &[u8], path: &str, nonce: u64, post_data: &str) -> String {
+    let digest = Sha256::digest(format!("{nonce}{post_data}").as_bytes());
+    let mut msg = path.as_bytes().to_vec();
+    msg.extend_from_slice(&digest);
+    b64(&hmac_sha512(key, &msg))
+}
+
+/// Sign `req` for Kraken: the body with the nonce put first, plus `API-Key` and `API-Sign`.
+pub fn sign(
+    cred: &Credential,
+    req: &SignRequest,
+    stamp: &Stamp,
+    _opts: &SignOptions,
+) -> Result<SignedRequest, SignError> {
+    check_key(cred, "Kraken")?;
+    let nonce = stamp.counter.ok_or_else(|| {
+        SignError::BadRequest(
+            "the agent has no Kraken nonce for this request (its nonce store is not wired); \
+             this is an agent bug, please report it"
+                .into(),
+        )
+    })?;
+    if req.method != "POST" || !req.query.is_empty() {
+        return Err(SignError::BadRequest(
+            "Kraken private endpoints are POST with every parameter in the body; move the \
+             query into the body"
+                .into(),
+        ));
+    }
+    let body = with_nonce(&req.body, nonce)?;
+    let key = Zeroizing::new(
+        Base64::decode_vec(
+            std::str::from_utf8(cred.secret.expose())
+                .unwrap_or("!")
+                .trim(),
+        )
+        .map_err(|_| {
+            SignError::BadCredential(
+                "the Kraken private key is not base64; store it again with `tapsign key add`"
+                    .into(),
+            )
+        })?,
+    );
+    let sig = signature(&key, &req.path, nonce, &body);
+    Ok(SignedRequest {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        query: String::new(),
+        body,
+        headers: [
+            ("API-Key".to_string(), cred.api_key.expose().to_string()),
+            ("API-Sign".to_string(), sig),
+        ]
+        .into(),
+    })
+}
+
+/// The body with the agent's nonce first. A JSON object gets `"nonce":"<n>"` as its first
+/// member; anything else is a form body and gets `nonce=<n>` as its first pair.
+fn with_nonce(body: &str, nonce: u64) -> Result<String, SignError> {
+    let taken = || {
+        SignError::BadRequest(
+            "the body already has a nonce; leave it out, the agent adds a strictly increasing \
+             one"
+            .into(),
+        )
+    };
+    if body.trim_start().starts_with('{') {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body)
+            .map_err(|e| SignError::BadRequest(format!("the JSON body is not an object: {e}")))?;
+        if map.keys().any(|k| k.eq_ignore_ascii_case("nonce")) {
+            return Err(taken());
+        }
+        let rest = body.trim_start()[1..].trim_start();
+        let sep = if map.is_empty() { "" } else { "," };
+        return Ok(format!("{{\"nonce\":\"{nonce}\"{sep}{rest}"));
+    }
+    if pairs(body).any(|(n, _)| decoded(n).eq_ignore_ascii_case("nonce")) {
+        return Err(taken());
+    }
+    let sep = if body.is_empty() { "" } else { "&" };
+    Ok(format!("nonce={nonce}{sep}{body}"))
+}
+
+/// The last Kraken nonce of one key, kept in a file so it keeps growing across restarts.
+///
+/// [`NonceStore::next`] returns `max(last + 1, now_ms)` and writes it to disk (temp file in
+/// the same folder, fsync, rename, fsync the folder) *before* returning it, so no nonce is
+/// ever handed out twice, even if the agent dies right after signing.
+pub struct NonceStore {
+    path: PathBuf,
+    last: u64,
+}
+
+impl NonceStore {
+    /// Where the agent keeps the store of credential `key_name` under its state folder
+    /// (`kraken-<name>.nonce`; names are checked by `credential::check_name`, so they are
+    /// safe as file names). A store lost with its folder is harmless while the agent's clock
+    /// is right: nonces start from the clock in ms, above any Kraken has seen from tapsign.
+    pub fn path_for(state_dir: &Path, key_name: &str) -> PathBuf {
+        state_dir.join(format!("kraken-{key_name}.nonce"))
+    }
+
+    /// Open the store at `path`; a missing file means no nonce was used yet.
+    pub fn open(path: &Path) -> Result<NonceStore, String> {
+        let last = match std::fs::read_to_string(path) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| {
+                format!(
+                    "{} does not hold a Kraken nonce (a decimal number); if it is damaged, \
+                     delete it and the next nonce starts from the current time",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        Ok(NonceStore {
+            path: path.to_path_buf(),
+            last,
+        })
+    }
+
+    /// The last nonce handed out (0 when none).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// The next nonce: above every earlier one, and at least `now_ms`. Persisted first.
+    pub fn next(&mut self, now_ms: u64) -> Result<u64, String> {
+        let next = self.last.saturating_add(1).max(now_ms);
+        if next == u64::MAX {
+            return Err("the Kraken nonce is exhausted; create a new API key".into());
+        }
+        write_atomic(&self.path, next.to_string().as_bytes()).map_err(|e| {
+            format!(
+                "cannot save the Kraken nonce to {}: {e}",
+                self.path.display()
+            )
+        })?;
+        self.last = next;
+        Ok(next)
+    }
+}
+
+/// Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,83 @@
+//! Websocket logins (`kind: "ws_login"`): what a bot gets back for each exchange, the derived
+//! vectors of shared/notes/exchanges.md §4 and §5, and refusals for exchanges without one.
+//! Binance `session.logon` and Coinbase's token are in sign_asymmetric.rs.
+
+mod support;
+
+use support::{cred, req, sign_at, ws};
+use tapsign_agent::credential::Exchange::{Bybit, Gate, Kraken, Okx};
+use tapsign_agent::sign::SignError;
+use tapsign_proto::{Request, SignKind};
+
+#[test]
+fn bybit_auth_message_expires_one_recv_window_ahead() {
+    let c = cred(Bybit, "XXXXXXXXXX", "test-secret", None);
+    // expires = now + the 5000 ms cap = the derived vector's 1662350400000.
+    let s = sign_at(&c, &ws("/v5/private"), 1_662_350_395_000).expect("signs");
+    assert_eq!(
+        s.body,
+        r#"{"op":"auth","args":["XXXXXXXXXX",1662350400000,"f072aab6fa18cd774da998325df6cfc87c3ccf10d5722e6b43b570c5feaf6172"]}"#
+    );
+    assert!(s.headers.is_empty() && s.query.is_empty());
+}
+
+#[test]
+fn okx_login_message_uses_seconds_and_the_verify_path() {
+    let c = cred(
+        Okx,
+        "okx-key",
+        "22582BD0CFF14C41EDBF1AB98506286D",
+        Some("pp"),
+    );
+    let s = sign_at(&c, &ws("/ws/v5/private"), 1_538_054_050_123).expect("signs");
+    assert_eq!(
+        s.body,
+        r#"{"op":"login","args":[{"apiKey":"okx-key","passphrase":"pp","timestamp":"1538054050","sign":"+LdIr8lkkvhr5hoA3g9TMC0+uQJ849ftAcocA/ouu4M="}]}"#
+    );
+}
+
+#[test]
+fn exchanges_without_a_signed_login_say_how_they_log_in() {
+    for (ex, pass) in [(Kraken, None), (Gate, None)] {
+        let got = sign_at(&cred(ex, "k", "c2VjcmV0", pass), &ws("/"), 1);
+        assert!(
+            matches!(got, Err(SignError::BadRequest(m)) if m.contains("token") || m.contains("websocket"))
+        );
+    }
+}
+
+#[test]
+fn a_login_request_with_a_body_or_query_is_refused() {
+    let c = cred(Bybit, "k", "s", None);
+    let mut r = ws("/v5/private");
+    r.body = "{}".into();
+    assert!(matches!(sign_at(&c, &r, 1), Err(SignError::BadRequest(_))));
+    let r = tapsign_proto::SignRequest {
+        kind: SignKind::WsLogin,
+        ..req("POST", "/v5/private", "", "")
+    };
+    assert!(matches!(sign_at(&c, &r, 1), Err(SignError::BadRequest(_))));
+}
+
+#[test]
+fn rest_frames_stay_byte_identical_and_ws_login_is_spelled_out() {
+    let rest = Request::Sign(req("GET", "/v1/accounts", "", ""));
+    let text = serde_json::to_string(&rest).expect("encodes");
+    assert_eq!(
+        text,
+        r#"{"type":"sign","key":"k","method":"GET","path":"/v1/accounts","query":"","body":""}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Request>(&text).expect("decodes"),
+        rest
+    );
+    let login = Request::Sign(ws("/ws-api/v3"));
+    let text = serde_json::to_string(&login).expect("encodes");
+    assert!(text.ends_with(r#","kind":"ws_login"}"#), "{text}");
+    assert_eq!(
+        serde_json::from_str::<Request>(&text).expect("decodes"),
+        login
+    );
+    let bad = r#"{"type":"sign","key":"k","method":"GET","path":"/","kind":"login"}"#;
+    assert!(serde_json::from_str::<Request>(bad).is_err());
+}

@@ -1,0 +1,130 @@
+//! The exchange credentials through the real CLI and agent: multi-line PEM keys, validation at
+//! `key add`, Kraken's nonce across agent restarts, a websocket login.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use tapsign_tests::{World, signed};
+
+/// The Coinbase SDK's published Ed25519 test key (shared/vectors/cb_ed.pem).
+const CB_PEM: &str = include_str!("../../agent/tests/vectors/cb_ed.pem");
+/// A base64 Kraken-style secret (64 bytes).
+const KRAKEN_SECRET: &str =
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+#[test]
+fn a_multi_line_pem_key_is_read_from_stdin_and_signs() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    let out = w.run(
+        &["key", "add", "cb", "--exchange", "coinbase"],
+        &format!("organizations/o/apiKeys/k\n{CB_PEM}"),
+    );
+    assert!(out.ok().contains("Ed25519 key"), "{out:?}");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let v = signed(
+        w.run(
+            &[
+                "sign",
+                "cb",
+                "--method",
+                "GET",
+                "--path",
+                "/api/v3/brokerage/accounts",
+            ],
+            "",
+        )
+        .ok(),
+    );
+    let auth = v["headers"]["Authorization"].as_str().unwrap();
+    assert!(auth.starts_with("Bearer ey"), "{v}");
+    assert_eq!(auth.matches('.').count(), 2, "a JWT: {auth}");
+}
+
+#[test]
+fn a_malformed_key_is_refused_at_key_add_and_nothing_is_stored() {
+    let w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    let out = w.run(
+        &["key", "add", "k", "--exchange", "kraken"],
+        "api\nnot base64 at all!\n",
+    );
+    out.fails_with(2, "nothing was stored");
+    assert!(
+        !out.stderr.contains("not base64 at all"),
+        "the secret is never echoed: {out:?}"
+    );
+    assert!(!w.run(&["key", "list"], "").ok().contains("k "));
+    w.run(&["key", "add", "o", "--exchange", "okx"], "api\nsecret\n")
+        .fails_with(1, "passphrase");
+}
+
+fn kraken_nonce(v: &serde_json::Value) -> u64 {
+    let body = v["body"].as_str().unwrap();
+    let first = body.split('&').next().unwrap();
+    first.strip_prefix("nonce=").unwrap().parse().unwrap()
+}
+
+fn sign_kraken(w: &World) -> serde_json::Value {
+    signed(
+        w.run(
+            &[
+                "sign",
+                "kr",
+                "--method",
+                "POST",
+                "--path",
+                "/0/private/Balance",
+                "--body",
+                "asset=XBT",
+            ],
+            "",
+        )
+        .ok(),
+    )
+}
+
+#[test]
+fn kraken_nonces_keep_growing_across_agent_restarts() {
+    let mut w = World::new();
+    w.setup_key("kr", "kraken", "kraken-api-key", KRAKEN_SECRET);
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let first = kraken_nonce(&sign_kraken(&w));
+    let second = kraken_nonce(&sign_kraken(&w));
+    assert!(second > first);
+
+    // The store on disk is what the next agent starts from: push it far ahead of the clock,
+    // as if Kraken had seen a nonce from the future, and restart.
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    let store = w.home().join("kraken-kr.nonce");
+    assert_eq!(
+        std::fs::read_to_string(&store).unwrap().trim(),
+        second.to_string()
+    );
+    let ahead = second + 10_000_000_000;
+    std::fs::write(&store, ahead.to_string()).unwrap();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(kraken_nonce(&sign_kraken(&w)), ahead + 1);
+}
+
+#[test]
+fn a_websocket_login_is_its_own_request_kind() {
+    let mut w = World::new();
+    w.setup_key("by", "bybit", "bybit-api-key", "bybit-secret");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut client = w.client();
+    let signed = client
+        .sign(tapsign_proto::SignRequest {
+            key: "by".into(),
+            method: "GET".into(),
+            path: "/v5/private".into(),
+            kind: tapsign_proto::SignKind::WsLogin,
+            ..Default::default()
+        })
+        .unwrap();
+    let login: serde_json::Value = serde_json::from_str(&signed.body).unwrap();
+    assert_eq!(login["op"], "auth");
+    assert_eq!(login["args"][0], "bybit-api-key");
+}
