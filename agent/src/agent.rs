@@ -242,6 +242,14 @@ impl Agent {
                 },
             };
             eprintln!("tapsign agent: {}", event.message);
+            let short = match event.event {
+                EventKind::ExpiringSoon => format!(
+                    "The session ends in {}",
+                    format_duration(Duration::from_secs(event.expires_in_secs.unwrap_or(0)))
+                ),
+                _ => format!("{} signatures left", event.signatures_left.unwrap_or(0)),
+            };
+            self.notifier.running_out(&short);
             self.publish(event);
         }
     }

@@ -1,4 +1,5 @@
-//! Desktop notifications: a touch is needed, a session opened, a session ended (and why).
+//! Desktop notifications: a touch is needed, a session opened, time or signatures are running
+//! out, a session ended (and why).
 //!
 //! The trader should see when signing becomes possible and when it stops, without watching a
 //! terminal. Notifications go to `org.freedesktop.Notifications` on the session bus. They never
@@ -54,6 +55,15 @@ impl Notifier {
             "tapsign: touch your token".into(),
             format!("Touch {token} now to open the signing session."),
             Urgency::Critical,
+        );
+    }
+
+    /// The session is about to end (`what`: "ends in 5m", "5 signatures left").
+    pub fn running_out(&self, what: &str) {
+        self.show(
+            "tapsign: session ending soon".into(),
+            format!("{what}. `tapsign unlock --extend` renews it with a touch."),
+            Urgency::Normal,
         );
     }
 

@@ -329,6 +329,26 @@ fn notifications_say_opened_and_locked_and_nothing_secret() {
 }
 
 #[test]
+fn a_budget_running_out_is_notified() {
+    let lab = Lab::start();
+    let w = agent_in(&lab);
+    w.run(&["unlock", "--max-signatures", "10"], "").ok();
+    for _ in 0..9 {
+        w.run(
+            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        )
+        .ok();
+    }
+    let shown = wait_shown(&lab, "ending soon");
+    let n = shown
+        .iter()
+        .find(|n| n.summary.contains("ending soon"))
+        .unwrap();
+    assert!(n.body.contains("1 signatures left"), "{n:?}");
+}
+
+#[test]
 fn notifications_switched_off_send_nothing() {
     let lab = Lab::start();
     let mut w = World::new();
