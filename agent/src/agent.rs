@@ -52,6 +52,8 @@ pub struct Agent {
     pub(crate) notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
+    /// The audit log could not be written at the last attempt: signatures are withheld.
+    audit_broken: std::sync::atomic::AtomicBool,
     /// Kraken nonce stores, one per key, opened on first use.
     nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
     /// The PC/SC reader of the token that opened the session (watched for removal).
@@ -63,16 +65,17 @@ pub struct Agent {
 impl Agent {
     pub fn new(paths: Paths, config: Config, soft_allowed: bool) -> Arc<Agent> {
         let keystore = Keystore::new(paths.keystore_dir());
-        let mut warnings = Vec::new();
+        let warnings = Vec::new();
         let audit = match AuditLog::open(&paths.audit_log()) {
             Ok(log) => Some(log),
             Err(e) => {
-                warnings.push(format!(
-                    "the audit log cannot be written ({e}); decisions are not being recorded"
-                ));
+                eprintln!(
+                    "tapsign agent: warning: the audit log cannot be opened ({e}); signing is refused until it can"
+                );
                 None
             }
         };
+        let audit_broken = audit.is_none();
         let notifications = config.notifications.enabled;
         Arc::new(Agent {
             paths,
@@ -89,6 +92,7 @@ impl Agent {
             notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
             nonces: Mutex::new(std::collections::BTreeMap::new()),
+            audit_broken: std::sync::atomic::AtomicBool::new(audit_broken),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
         })
@@ -126,25 +130,45 @@ impl Agent {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Report a warning once: the log and `status` show each distinct one a single time, so a
+    /// problem met on every unlock does not grow the list.
     pub(crate) fn warn(&self, msg: String) {
-        eprintln!("tapsign agent: warning: {msg}");
-        self.warnings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
+        let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if !warnings.contains(&msg) {
+            eprintln!("tapsign agent: warning: {msg}");
+            warnings.push(msg);
+        }
     }
 
-    /// Record a decision. A failing audit log is reported once and does not stop the agent.
-    pub(crate) fn audit(&self, event: AuditEvent) {
+    /// Record a decision; false when it could not be written. A log that failed is reopened
+    /// on the next decision (the disk may have been freed). The failure is logged once when
+    /// it starts and shown by `status` while it lasts.
+    pub(crate) fn audit(&self, event: AuditEvent) -> bool {
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(log) = guard.as_mut()
-            && let Err(e) = log.append(&event)
-        {
+        if guard.is_none() {
+            *guard = AuditLog::open(&self.paths.audit_log()).ok();
+        }
+        let written = match guard.as_mut() {
+            Some(log) => log.append(&event).map_err(|e| e.to_string()),
+            None => Err("it cannot be opened".to_owned()),
+        };
+        if written.is_err() {
             *guard = None;
-            drop(guard);
-            self.warn(format!(
-                "the audit log stopped working ({e}); decisions are no longer recorded"
-            ));
+        }
+        drop(guard);
+        let was_broken = self
+            .audit_broken
+            .swap(written.is_err(), std::sync::atomic::Ordering::Relaxed);
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                if !was_broken {
+                    eprintln!(
+                        "tapsign agent: warning: the audit log cannot be written ({e}); signing is refused until it can"
+                    );
+                }
+                false
+            }
         }
     }
 
@@ -331,13 +355,25 @@ impl Agent {
             Err(r) => refuse(r.code, r.message),
             Ok(Err(e)) => refuse(ErrorCode::BadRequest, e.to_string()),
             Ok(Ok(signed)) => {
-                self.audit(AuditEvent::Sign {
+                // Every signature that leaves the agent is on record: one that cannot be
+                // recorded does not leave (it still counts against the budget).
+                let recorded = self.audit(AuditEvent::Sign {
                     key: req.key.clone(),
                     method: req.method.clone(),
                     path: req.path.clone(),
                     pid: client.pid,
                     exe: client.exe.clone(),
                 });
+                if !recorded {
+                    let message = format!(
+                        "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
+                        self.paths.audit_log().display()
+                    );
+                    return Response::Error {
+                        code: ErrorCode::Internal,
+                        message,
+                    };
+                }
                 if spent_now {
                     self.ended(&LockReason::BudgetSpent);
                 } else {
@@ -520,6 +556,12 @@ impl Agent {
                 }
             }
             Err(e) => warnings.push(e.to_string()),
+        }
+        if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
+            warnings.push(format!(
+                "the audit log {} cannot be written: signatures are withheld until it can (disk full? permissions?)",
+                self.paths.audit_log().display()
+            ));
         }
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());

@@ -87,3 +87,37 @@ fn audit_verify_catches_a_deleted_line() {
     w.run(&["audit", "verify"], "")
         .fails_with(7, "fails verification");
 }
+
+#[test]
+fn a_signature_that_cannot_be_audited_is_withheld() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    // A folder where the log file should be: the agent cannot open it.
+    let log = log_path(&w);
+    std::fs::create_dir(&log).unwrap();
+    w.start_agent();
+    assert!(
+        w.agent_log().contains("audit log cannot be opened"),
+        "{}",
+        w.agent_log()
+    );
+    w.run(&["unlock"], "").ok();
+    let out = w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    );
+    out.fails_with(1, "signature was withheld");
+    assert!(!out.stdout.contains("signature="), "{out:?}");
+    let st = w.run(&["status", "--json"], "");
+    assert!(st.ok().contains("signatures are withheld"), "{st:?}");
+
+    // Fixed: the log reopens on the next decision and signing resumes.
+    std::fs::remove_dir(&log).unwrap();
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
+    assert!(!w.run(&["status", "--json"], "").ok().contains("withheld"));
+    w.run(&["audit", "verify"], "").ok();
+}
