@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tapsign_proto::{
     ErrorCode, EventKind, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
-    SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
+    SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -316,44 +316,48 @@ impl Agent {
             });
             Response::Error { code, message }
         };
-        // The policy needs the key's exchange; a locked or unknown key falls through to
-        // `use_key`, which gives the precise refusal.
-        let exchange = self.session().exchange_of(&req.key);
-        if let Some(exchange) = exchange
-            && let Err(denial) = policy::check_request(
-                exchange,
-                self.config.allow.get(&req.key).map_or(&[], Vec::as_slice),
-                &req,
-            )
-        {
-            return refuse(ErrorCode::PolicyDenied, denial.to_string());
-        }
         let mut stamp = match Stamp::now() {
             Ok(s) => s,
             Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
         };
-        if exchange == Some(Exchange::Kraken) {
-            // Kraken wants a nonce above every one it has seen for the key, across agent
-            // restarts: the store hands out the next one and has it on disk before we sign.
+        // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
+        // the store hands out the next one and has it on disk before we sign. It is fetched
+        // before taking the session lock (an fsync); should the session change in between, the
+        // scheme refuses a Kraken request without a nonce, and a non-Kraken one ignores it.
+        if self.session().exchange_of(&req.key) == Some(Exchange::Kraken) {
             match self.kraken_nonce(&req.key, stamp.unix_ms) {
                 Ok(n) => stamp.counter = Some(n),
                 Err(e) => return refuse(ErrorCode::Internal, e),
             }
         }
         let opts = self.config.signing;
-        // Whether this very signature spent the budget is decided under the same lock, so two
-        // racing bots cannot both report the end of the session.
+        let allow = self.config.allow_rules(&req.key);
+        let ws_login_allowed = self.config.ws_login_allowed(&req.key);
+        // The policy runs under the same lock as the signature, on the credential actually
+        // used: no unlock can slip in between the check and the signing.
         let (outcome, spent_now) = {
             let mut session = self.session();
             let out = session.use_key(&req.key, now, client, |cred| {
-                sign::sign(cred, &req, &stamp, &opts)
+                if req.kind == SignKind::WsLogin && !ws_login_allowed {
+                    return Err((
+                        ErrorCode::PolicyDenied,
+                        format!(
+                            "websocket logins are off for {:?}: a logged-in websocket keeps trading after the session ends. \
+                             Allow it with `ws_login = true` under [keys.{}] in config.toml",
+                            req.key, req.key
+                        ),
+                    ));
+                }
+                policy::check_request(cred.exchange, allow, &req)
+                    .map_err(|d| (ErrorCode::PolicyDenied, d.to_string()))?;
+                sign::sign(cred, &req, &stamp, &opts).map_err(|e| (ErrorCode::BadRequest, e.to_string()))
             });
             let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
             (out, spent_now)
         };
         match outcome {
             Err(r) => refuse(r.code, r.message),
-            Ok(Err(e)) => refuse(ErrorCode::BadRequest, e.to_string()),
+            Ok(Err((code, message))) => refuse(code, message),
             Ok(Ok(signed)) => {
                 // Every signature that leaves the agent is on record: one that cannot be
                 // recorded does not leave (it still counts against the budget).

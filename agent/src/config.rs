@@ -20,6 +20,9 @@ pub struct Config {
     /// Per-key allow rules: when a key has any, everything else is refused (the built-in
     /// deny list applies first, always).
     pub allow: BTreeMap<String, Vec<AllowRule>>,
+    /// Keys allowed to sign websocket logins (off by default: a logged-in websocket keeps
+    /// trading after the session ends).
+    pub ws_login: std::collections::BTreeSet<String>,
     pub lock: LockConfig,
     pub notifications: NotificationsConfig,
 }
@@ -83,6 +86,7 @@ impl Default for Config {
                 idle_connection_timeout: Duration::from_secs(600),
             },
             allow: BTreeMap::new(),
+            ws_login: std::collections::BTreeSet::new(),
             lock: LockConfig {
                 screen: true,
                 suspend: true,
@@ -127,6 +131,8 @@ struct RawNotifications {
 struct RawKey {
     #[serde(default)]
     allow: Vec<String>,
+    #[serde(default)]
+    ws_login: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -201,6 +207,9 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             c.allow.insert(name.clone(), rules);
+            if key.ws_login {
+                c.ws_login.insert(name.clone());
+            }
         }
         c.validate()?;
         Ok(c)
@@ -221,6 +230,16 @@ impl Config {
             return Err("server.max_connections must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// A key's allow rules (empty: no rules, only the built-in deny list applies).
+    pub fn allow_rules(&self, key: &str) -> &[AllowRule] {
+        self.allow.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `key` may sign websocket logins.
+    pub fn ws_login_allowed(&self, key: &str) -> bool {
+        self.ws_login.contains(key)
     }
 
     /// The bounds of a new session: what `unlock` asked for, defaults for the rest, capped.

@@ -112,6 +112,8 @@ pub enum Denial {
     },
     #[error("refused: the path cannot be checked: {0}; send the path as the exchange documents it")]
     Unreadable(&'static str),
+    #[error("refused: the body cannot be checked: {0}; send it as the exchange documents it")]
+    UnreadableBody(&'static str),
 }
 
 /// Paths longer than this are refused unread.
@@ -170,14 +172,29 @@ pub fn check_with_allow(
 /// Names are compared percent-decoded, without case and without a trailing `[]`; an Upbit
 /// JSON body's top-level keys count as parameters.
 pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), Denial> {
-    let json_keys: Vec<String> = match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-        _ => pairs(body).map(|(name, _)| decoded(name)).collect(),
-    };
-    let names = pairs(query).map(|(name, _)| decoded(name)).chain(json_keys);
+    // Read the body every way a server (or a hash that flattens it) might: as a form, and as
+    // JSON, including the `k=v&...` strings a JSON key or value could smuggle in (Upbit and
+    // Bithumb hash a JSON body as `k=v&...` without escaping, so `{"a":"1&address=X"}` hashes
+    // like a body that has an `address`).
+    let mut names: Vec<String> = pairs(query).map(|(name, _)| decoded(name)).collect();
+    names.extend(pairs(body).map(|(name, _)| decoded(name)));
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(value) => json_names(&value, &mut names),
+        // Bybit takes JSON bodies and does not sign the path: a body tapsign cannot read as
+        // one JSON object might still be read as one by a lenient server, parameters and all.
+        Err(_) if exchange == Exchange::Bybit && !body.trim().is_empty() => {
+            return Err(Denial::UnreadableBody(
+                "a Bybit body must be one JSON object",
+            ));
+        }
+        Err(_) => {}
+    }
     for name in names {
         let lower = name.to_lowercase();
-        let bare = lower.strip_suffix("[]").unwrap_or(&lower);
+        let bare = lower
+            .trim()
+            .trim_start_matches(['{', '"'])
+            .trim_end_matches("[]");
         if let Some((_, category)) = fund_params(exchange).iter().find(|(p, _)| *p == bare) {
             return Err(Denial::FundParameter {
                 exchange,
@@ -187,6 +204,28 @@ pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), D
         }
     }
     Ok(())
+}
+
+/// Every key of a JSON value (nested too), and the parameter names inside any key or string
+/// that reads as a `k=v&...` form.
+fn json_names(value: &serde_json::Value, out: &mut Vec<String>) {
+    let from_text = |text: &str, out: &mut Vec<String>| {
+        if text.contains('=') {
+            out.extend(pairs(text).map(|(name, _)| decoded(name)));
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                out.push(key.clone());
+                from_text(key, out);
+                json_names(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_names(v, out)),
+        serde_json::Value::String(text) => from_text(text, out),
+        _ => {}
+    }
 }
 
 /// Everything the policy checks before a request is signed.

@@ -108,22 +108,37 @@ fn kraken_nonces_keep_growing_across_agent_restarts() {
     assert_eq!(kraken_nonce(&sign_kraken(&w)), ahead + 1);
 }
 
+fn ws_login(key: &str) -> tapsign_proto::SignRequest {
+    tapsign_proto::SignRequest {
+        key: key.into(),
+        method: "GET".into(),
+        path: "/v5/private".into(),
+        kind: tapsign_proto::SignKind::WsLogin,
+        ..Default::default()
+    }
+}
+
 #[test]
-fn a_websocket_login_is_its_own_request_kind() {
+fn websocket_logins_are_off_unless_the_key_allows_them() {
+    // A logged-in websocket keeps trading after the session ends: opt-in per key.
     let mut w = World::new();
     w.setup_key("by", "bybit", "bybit-api-key", "bybit-secret");
     w.start_agent();
     w.run(&["unlock"], "").ok();
+    let err = w.client().sign(ws_login("by")).unwrap_err();
+    assert_eq!(err.code(), Some(tapsign_proto::ErrorCode::PolicyDenied));
+    assert!(err.to_string().contains("ws_login = true"), "{err}");
+}
+
+#[test]
+fn a_websocket_login_is_its_own_request_kind() {
+    let mut w = World::new();
+    w.setup_key("by", "bybit", "bybit-api-key", "bybit-secret");
+    w.config("[keys.by]\nws_login = true\n");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
     let mut client = w.client();
-    let signed = client
-        .sign(tapsign_proto::SignRequest {
-            key: "by".into(),
-            method: "GET".into(),
-            path: "/v5/private".into(),
-            kind: tapsign_proto::SignKind::WsLogin,
-            ..Default::default()
-        })
-        .unwrap();
+    let signed = client.sign(ws_login("by")).unwrap();
     let login: serde_json::Value = serde_json::from_str(&signed.body).unwrap();
     assert_eq!(login["op"], "auth");
     assert_eq!(login["args"][0], "bybit-api-key");

@@ -188,6 +188,16 @@ static BYBIT_PARAMS: &[(&str, Category)] = &[
     ("tomemberid", Transfer),
     ("fromaccounttype", Transfer),
     ("toaccounttype", Transfer),
+    // API-key and sub-member management (/v5/user/*): a new key would live outside the agent,
+    // with no session bounds. None of these names is an order parameter.
+    ("subuid", SubAccount),
+    ("username", SubAccount),
+    ("password", SubAccount),
+    ("membertype", SubAccount),
+    ("readonly", ApiKeys),
+    ("permissions", ApiKeys),
+    ("ips", ApiKeys),
+    ("apikey", ApiKeys),
 ];
 
 static BINANCE_PARAMS: &[(&str, Category)] = &[
@@ -205,6 +215,9 @@ static BINANCE_PARAMS: &[(&str, Category)] = &[
     ("apiname", ApiKeys),
     ("ipaddress", ApiKeys),
     ("ip", ApiKeys),
+    // Broker sub-account transfers.
+    ("subaccountid", SubAccount),
+    ("toid", SubAccount),
 ];
 
 /// The built-in deny rules of `exchange`.

@@ -202,6 +202,15 @@ pub fn body_to_query(body: &str) -> Result<String, SignError> {
     let mut out = String::new();
     let mut seen = std::collections::HashSet::new();
     for (key, value) in &pairs {
+        // Upbit hashes `k=v&...` without escaping: a key or value holding `&`, `=`, `#` or
+        // `%` (or brackets other than a key's trailing `[]`) would hash like other
+        // parameters than the ones the body holds.
+        let bare_key = key.strip_suffix("[]").unwrap_or(key);
+        if !plain(bare_key) {
+            return Err(SignError::BadRequest(format!(
+                "the Upbit body's key {key:?} holds a character tapsign refuses in hashed parameters (& = # % [ ])"
+            )));
+        }
         if !seen.insert(key.as_str()) {
             return Err(SignError::BadRequest(format!(
                 "the Upbit body has the key {key:?} twice; send each parameter once"
@@ -224,9 +233,17 @@ pub fn body_to_query(body: &str) -> Result<String, SignError> {
     Ok(out)
 }
 
+/// Free of the characters that would change how `k=v&...` splits.
+pub(crate) fn plain(s: &str) -> bool {
+    !s.contains(['&', '=', '#', '%', '[', ']'])
+}
+
 /// A string or an integer, as text; anything else is refused with the key that holds it.
 fn scalar(key: &str, value: &serde_json::Value) -> Result<String, SignError> {
     match value {
+        serde_json::Value::String(s) if !plain(s) => Err(SignError::BadRequest(format!(
+            "the Upbit body's {key:?} holds a character tapsign refuses in hashed parameters (& = # % [ ])"
+        ))),
         serde_json::Value::String(s) => Ok(s.clone()),
         serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
         _ => Err(SignError::BadRequest(format!(
