@@ -56,7 +56,14 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
         Ok(()) => {}
         Err(e) => return Err(io_err(dir)(e)),
     }
-    let meta = std::fs::metadata(dir).map_err(io_err(dir))?;
+    // Not followed through a symlink: a link could be swapped for another folder later.
+    let meta = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    if !meta.is_dir() {
+        return Err(ServerError::UnsafeFolder {
+            path: dir.into(),
+            problem: "is a symbolic link or not a folder".into(),
+        });
+    }
     let me = rustix::process::getuid().as_raw();
     if meta.uid() != me {
         return Err(ServerError::UnsafeFolder {

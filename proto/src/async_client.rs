@@ -21,6 +21,7 @@ impl AsyncClient {
     /// Connect to the agent at `path` and say hello.
     pub async fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
         let stream = UnixStream::connect(path).await?;
+        crate::client::check_peer(&stream)?;
         let mut client = AsyncClient {
             stream,
             agent: String::new(),

@@ -22,6 +22,7 @@ impl Client {
     /// agent's log (`"mybot/1.2"`).
     pub fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
         let stream = UnixStream::connect(path)?;
+        check_peer(&stream)?;
         let mut client = Client {
             stream,
             agent: String::new(),
@@ -120,6 +121,22 @@ impl Subscription {
         self.stream.set_read_timeout(t)?;
         Ok(())
     }
+}
+
+/// The process at the other end must run as our user: a socket another user planted (a
+/// swapped folder, an odd TAPSIGN_SOCK) must not receive an unlock request and its PIN.
+pub(crate) fn check_peer(stream: &impl std::os::fd::AsFd) -> Result<(), ProtoError> {
+    let cred =
+        rustix::net::sockopt::socket_peercred(stream).map_err(|e| ProtoError::Io(e.into()))?;
+    let me = rustix::process::getuid();
+    if cred.uid != me {
+        return Err(ProtoError::Unexpected(format!(
+            "the socket is served by uid {}, not by you (uid {}): it is not your agent; check TAPSIGN_SOCK and the socket folder",
+            cred.uid.as_raw(),
+            me.as_raw()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn unexpected(resp: &Response) -> ProtoError {

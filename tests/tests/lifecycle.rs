@@ -97,3 +97,13 @@ fn cli_without_an_agent_says_how_to_start_one() {
     let w = World::new();
     w.run(&["status"], "").fails_with(3, "tapsign agent");
 }
+
+#[test]
+fn a_symlinked_socket_folder_is_refused() {
+    let w = World::new();
+    let real = w.home().join("elsewhere");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&real, w.sock.parent().unwrap()).unwrap();
+    w.run(&["agent"], "").fails_with(1, "symbolic link");
+}

@@ -30,36 +30,67 @@ fn a_client_running_as_nobody_is_refused() {
     open(&w.sock, 0o666);
     let bin_dir = tempfile::tempdir().unwrap();
     open(bin_dir.path(), 0o755);
-    let bin = bin_dir.path().join("tapsign");
-    std::fs::copy(tapsign_bin(), &bin).unwrap();
-    open(&bin, 0o755);
+    let copy = |name: &str| {
+        let to = bin_dir.path().join(name);
+        std::fs::copy(tapsign_bin().with_file_name(name), &to).unwrap();
+        open(&to, 0o755);
+        to
+    };
+    let (tapsign, raw) = (copy("tapsign"), copy("tapsign-raw-hello"));
+    let as_nobody = |program: &std::path::Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("TAPSIGN_SOCK", &w.sock)
+            .env("TAPSIGN_HOME", bin_dir.path())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap()
+    };
 
-    let out = Command::new(&bin)
-        .args(["sign", "b", "--method", "GET", "--path", "/api/v3/account"])
-        .env_clear()
-        .env("TAPSIGN_SOCK", &w.sock)
-        .env("TAPSIGN_HOME", bin_dir.path())
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "nobody got a signature: {stderr}"
+    // A client that does not check who it talks to reaches the agent, which refuses it.
+    let out = as_nobody(&raw, &[w.sock.to_str().unwrap()]);
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains("\"code\":\"forbidden\""),
+        "{answer} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stderr.contains("serves only the user"), "{stderr}");
+    assert!(answer.contains("serves only the user"), "{answer}");
     assert!(
         w.agent_log()
             .contains("refused a connection from uid 65534"),
         "{}",
         w.agent_log()
     );
+
+    // The real CLI gets no signature either (it refuses the root agent first).
+    let out = as_nobody(
+        &tapsign,
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+    );
+    assert_ne!(out.status.code(), Some(0), "nobody got a signature");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("signature"));
     // The owner is still served.
     w.run(
         &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
         "",
     )
     .ok();
+}
+
+#[test]
+fn a_client_refuses_an_agent_run_by_another_user() {
+    if !is_root() {
+        eprintln!("SKIPPED: running the agent as nobody needs root (CI runs as root)");
+        return;
+    }
+    // The reverse of the agent's check: a socket another user serves must not receive an
+    // unlock request (and its PIN).
+    let mut w = World::new();
+    w.start_agent_as(NOBODY);
+    let out = w.run(&["unlock"], "");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("not your agent"), "{out:?}");
 }
