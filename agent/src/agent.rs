@@ -415,11 +415,19 @@ impl Agent {
         let keys = req.keys.clone();
         let pin = req.pin;
         let extend = req.extend;
+        let program = client.exe.rsplit('/').next().unwrap_or("?");
+        let asked = format!(
+            "{program} (pid {}) asks to {} a session for {}, {} signatures",
+            client.pid,
+            if extend { "extend" } else { "open" },
+            format_duration(bounds.ttl),
+            bounds.max_signatures
+        );
         let opened = tokio::task::spawn_blocking(move || {
             if extend {
-                unlocker::touch(&agent, pin.as_ref())
+                unlocker::touch(&agent, pin.as_ref(), &asked)
             } else {
-                unlocker::open(&agent, &keys, pin.as_ref())
+                unlocker::open(&agent, &keys, pin.as_ref(), &asked)
             }
         })
         .await;

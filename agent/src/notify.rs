@@ -50,10 +50,13 @@ impl Notifier {
     }
 
     /// The token is waiting for a touch (an unlock or an extend).
-    pub fn touch_needed(&self, token: &str) {
+    /// `asked` says who asked and for what ("python3 (pid 4242) asks for 8h, 50000
+    /// signatures"): any local client of the trader's can start an unlock, and the touch is
+    /// the trader's consent to exactly that.
+    pub fn touch_needed(&self, token: &str, asked: &str) {
         self.show(
             "tapsign: touch your token".into(),
-            format!("Touch {token} now to open the signing session."),
+            format!("{asked}. Touch {token} to allow it; do nothing to refuse."),
             Urgency::Critical,
         );
     }

@@ -107,6 +107,7 @@ pub async fn serve(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let bound_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -148,7 +149,12 @@ pub async fn serve(
     });
     // Only remove the socket if it is still ours (not replaced by a newer agent).
     drop(listener);
-    let _ = std::fs::remove_file(&socket);
+    // Remove the socket only if it is still the one this agent bound: a newer agent that
+    // replaced it (after this one looked stale) keeps its own.
+    let now_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
+    if now_ino.is_some() && now_ino == bound_ino {
+        let _ = std::fs::remove_file(&socket);
+    }
     eprintln!("tapsign agent: stopped ({stop})");
     Ok(())
 }
@@ -219,8 +225,9 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             Ok(len) => len,
             Err(e) => return refuse(stream, ErrorCode::BadRequest, &e.to_string()).await,
         };
-        let mut body = vec![0u8; len];
-        match tokio::time::timeout(limits.frame_timeout, stream.read_exact(&mut body)).await {
+        // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
+        let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
+        match tokio::time::timeout(limits.frame_timeout, stream.read_exact(&mut body[..])).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return,
             Err(_) => {

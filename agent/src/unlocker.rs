@@ -24,7 +24,12 @@ pub struct Opened {
 type Failure = (ErrorCode, String);
 
 /// Open the session's credentials (`names`, or all when empty).
-pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened, Failure> {
+pub fn open(
+    agent: &Agent,
+    names: &[String],
+    pin: Option<&Pin>,
+    asked: &str,
+) -> Result<Opened, Failure> {
     let ks = &agent.keystore;
     let mut warnings = Vec::new();
     let slots = ks.keyslots().map_err(keystore_failure)?;
@@ -72,7 +77,7 @@ pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened
 
     let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
-    agent.notifier.touch_needed(&opened_by);
+    agent.notifier.touch_needed(&opened_by, asked);
     let vk = ks
         .unwrap_vault(slot, token.as_mut())
         .map_err(keystore_failure)?;
@@ -106,7 +111,7 @@ pub fn open(agent: &Agent, names: &[String], pin: Option<&Pin>) -> Result<Opened
 
 /// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at once):
 /// what `unlock --extend` asks before renewing a session.
-pub fn touch(agent: &Agent, pin: Option<&Pin>) -> Result<Opened, Failure> {
+pub fn touch(agent: &Agent, pin: Option<&Pin>, asked: &str) -> Result<Opened, Failure> {
     let ks = &agent.keystore;
     let mut warnings = Vec::new();
     let mut good = Vec::new();
@@ -118,7 +123,7 @@ pub fn touch(agent: &Agent, pin: Option<&Pin>) -> Result<Opened, Failure> {
     }
     let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
-    agent.notifier.touch_needed(&opened_by);
+    agent.notifier.touch_needed(&opened_by, asked);
     drop(
         ks.unwrap_vault(slot, token.as_mut())
             .map_err(keystore_failure)?,
@@ -159,7 +164,8 @@ fn token_failure(e: TokenError) -> Failure {
         TokenError::TouchTimeout { .. } => ErrorCode::TouchTimeout,
         TokenError::PinInvalid { .. }
         | TokenError::PinBlocked { .. }
-        | TokenError::PinNeeded { .. } => ErrorCode::PinInvalid,
+        | TokenError::PinNeeded { .. }
+        | TokenError::PinLastTry { .. } => ErrorCode::PinInvalid,
         TokenError::Other(_) => ErrorCode::Internal,
     };
     (code, e.to_string())

@@ -103,6 +103,10 @@ pub enum TokenError {
         "the PIN of YubiKey {serial} is blocked: unblock it with the PUK (`ykman piv access unblock-pin`), then try again"
     )]
     PinBlocked { serial: u32 },
+    #[error(
+        "YubiKey {serial} has one PIN try left, and tapsign will not spend it (a wrong PIN would block the card): verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again"
+    )]
+    PinLastTry { serial: u32 },
     #[error("YubiKey {serial} needs its PIN for this key: `tapsign unlock` asks for it")]
     PinNeeded { serial: u32 },
     #[error("no token can be reached: {hint}")]

@@ -340,6 +340,17 @@ impl Token for PivToken {
             let pin = self.pin.as_ref().ok_or(TokenError::PinNeeded {
                 serial: self.serial,
             })?;
+            // Any local client can start an unlock: never let one spend the last PIN try and
+            // block the card. (Reading the counter re-selects the applet, before the verify.)
+            if yk
+                .get_pin_retries()
+                .map_err(|e| card_error(e, self.serial))?
+                == 1
+            {
+                return Err(TokenError::PinLastTry {
+                    serial: self.serial,
+                });
+            }
             verify_pin(&mut yk, pin)?;
         }
         eprintln!("tapsign: touch YubiKey {} now", self.serial);
