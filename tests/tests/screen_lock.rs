@@ -313,6 +313,16 @@ fn notifications_say_opened_and_locked_and_nothing_secret() {
         touch.body.contains("soft token"),
         "names the token: {touch:?}"
     );
+    assert!(
+        touch.body.contains("tapsign (pid"),
+        "names who asked: {touch:?}"
+    );
+    assert!(
+        touch
+            .body
+            .contains("asks to open a session for 8h, 50000 signatures"),
+        "names the bounds: {touch:?}"
+    );
     wait_shown(&lab, "session open");
     lab.fire(Trigger::SessionLock);
     let shown = wait_shown(&lab, "locked");
