@@ -107,3 +107,40 @@ fn a_symlinked_socket_folder_is_refused() {
     std::os::unix::fs::symlink(&real, w.sock.parent().unwrap()).unwrap();
     w.run(&["agent"], "").fails_with(1, "symbolic link");
 }
+
+#[test]
+fn lock_works_even_when_every_connection_slot_is_taken() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 1\n");
+    w.start_agent();
+    // The readiness probe may hold the slot for a moment.
+    let start = std::time::Instant::now();
+    while w.run(&["unlock"], "").code != 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "unlock never got a slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let hog = w.client(); // a bot holding the only slot
+    let out = w.run(&["lock"], "");
+    assert!(out.ok().contains("SIGHUP"), "{out:?}");
+    drop(hog);
+    let start = std::time::Instant::now();
+    loop {
+        let st = w.run(&["status", "--json"], "");
+        if st.code == 0 {
+            assert!(
+                st.stdout.contains("\"locked\"") && st.stdout.contains("SIGHUP"),
+                "{st:?}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{st:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -128,9 +128,31 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
 }
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
-    connect(paths)?.lock()?;
-    println!("Locked: the session is over and its secrets are wiped.");
-    Ok(())
+    match connect(paths).and_then(|mut c| c.lock().map_err(Failure::from)) {
+        Ok(()) => {
+            println!("Locked: the session is over and its secrets are wiped.");
+            Ok(())
+        }
+        // Locking must not depend on a free connection slot (a runaway bot can hold them all):
+        // SIGHUP locks too, and the socket tells us the agent's pid.
+        Err(f) if f.exit == exit_codes::ERROR && f.message.contains("[busy]") => {
+            signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
+            println!("Locked: the agent was busy, so it was sent SIGHUP; its session is wiped.");
+            Ok(())
+        }
+        Err(f) => Err(f),
+    }
+}
+
+/// Send SIGHUP to the agent behind the socket, after checking it runs as us.
+fn signal_lock(paths: &Paths) -> Result<(), String> {
+    let stream =
+        std::os::unix::net::UnixStream::connect(&paths.socket).map_err(|e| e.to_string())?;
+    let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
+    if cred.uid != rustix::process::getuid() {
+        return Err("the socket is not served by your user".into());
+    }
+    rustix::process::kill_process(cred.pid, rustix::process::Signal::HUP).map_err(|e| e.to_string())
 }
 
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
