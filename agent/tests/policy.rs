@@ -8,7 +8,6 @@ mod support;
 use support::{encode_all, spellings};
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
 use tapsign_agent::policy::{self, AllowRule, Denial};
-use tapsign_proto::SignRequest;
 
 /// Fund-moving endpoints of shared/notes/exchanges.md §1, §3.3 and §12.
 const DENIED: &[(Exchange, &str, &str)] = &[
@@ -290,17 +289,6 @@ fn the_deny_list_applies_before_any_allow_rule() {
     }
 }
 
-fn sign_req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
-    SignRequest {
-        key: "k".into(),
-        method: method.into(),
-        path: path.into(),
-        query: query.into(),
-        body: body.into(),
-        ..Default::default()
-    }
-}
-
 /// The signature does not cover the path, so withdrawal parameters are refused on any path.
 #[test]
 fn withdrawal_parameters_are_refused_on_an_innocent_path() {
@@ -324,7 +312,7 @@ fn withdrawal_parameters_are_refused_on_an_innocent_path() {
         } else {
             "/v1/orders"
         };
-        let got = policy::check_request(exchange, &[], &sign_req("POST", path, query, body));
+        let got = policy::check_request(exchange, &[], &support::req("POST", path, query, body));
         assert!(
             matches!(got, Err(Denial::FundParameter { .. })),
             "{query} {body}: {got:?}"
@@ -341,22 +329,30 @@ fn order_parameters_pass() {
     let spot =
         "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000";
     assert_eq!(
-        policy::check_request(Binance, &[], &sign_req("POST", "/api/v3/order", spot, "")),
+        policy::check_request(
+            Binance,
+            &[],
+            &support::req("POST", "/api/v3/order", spot, "")
+        ),
         Ok(())
     );
     assert_eq!(
-        policy::check_request(Binance, &[], &sign_req("POST", "/api/v3/order", "", spot)),
+        policy::check_request(
+            Binance,
+            &[],
+            &support::req("POST", "/api/v3/order", "", spot)
+        ),
         Ok(())
     );
     let body =
         r#"{"market":"KRW-BTC","side":"bid","volume":"0.01","price":"100.0","ord_type":"limit"}"#;
     assert_eq!(
-        policy::check_request(Upbit, &[], &sign_req("POST", "/v1/orders", "", body)),
+        policy::check_request(Upbit, &[], &support::req("POST", "/v1/orders", "", body)),
         Ok(())
     );
     let q = "market=KRW-BTC&states[]=wait&states[]=watch&limit=10";
     assert_eq!(
-        policy::check_request(Upbit, &[], &sign_req("GET", "/v1/orders/open", q, "")),
+        policy::check_request(Upbit, &[], &support::req("GET", "/v1/orders/open", q, "")),
         Ok(())
     );
 }

@@ -10,7 +10,6 @@ use tapsign_agent::credential::Exchange::{
     self, Bitget, Bithumb, Bybit, Coinbase, Gate, Kraken, Kucoin, Okx,
 };
 use tapsign_agent::policy::{self, Denial};
-use tapsign_proto::SignRequest;
 
 /// Refused whatever the method.
 const DENIED: &[(Exchange, &str)] = &[
@@ -252,17 +251,6 @@ fn ordinary_trading_endpoints_pass() {
     }
 }
 
-fn sign_req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
-    SignRequest {
-        key: "k".into(),
-        method: method.into(),
-        path: path.into(),
-        query: query.into(),
-        body: body.into(),
-        ..Default::default()
-    }
-}
-
 /// Bybit and Bithumb do not sign the path either, so withdrawal parameters are refused on
 /// an order path, as for Binance and Upbit.
 #[test]
@@ -291,7 +279,7 @@ fn withdrawal_parameters_are_refused_where_the_path_is_not_signed() {
         ),
     ];
     for (exchange, method, path, query, body) in cases {
-        let got = policy::check_request(exchange, &[], &sign_req(method, path, query, body));
+        let got = policy::check_request(exchange, &[], &support::req(method, path, query, body));
         assert!(
             matches!(got, Err(Denial::FundParameter { .. })),
             "{exchange} {body}: {got:?}"
@@ -299,7 +287,11 @@ fn withdrawal_parameters_are_refused_where_the_path_is_not_signed() {
     }
     let order = r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.1","price":"30000"}"#;
     assert_eq!(
-        policy::check_request(Bybit, &[], &sign_req("POST", "/v5/order/create", "", order)),
+        policy::check_request(
+            Bybit,
+            &[],
+            &support::req("POST", "/v5/order/create", "", order)
+        ),
         Ok(())
     );
     // OKX signs the path: an `address` in an order body is not a withdrawal there.
