@@ -7,7 +7,7 @@ use tapsign_proto::{ErrorCode, Pin};
 
 use crate::agent::Agent;
 use crate::credential::Credential;
-use crate::keystore::{Keyslot, KeystoreError};
+use crate::keystore::{Keyslot, KeystoreError, VaultKey};
 use crate::secret::SecretString;
 use crate::token::{self, Search, Token, TokenError, TokenStub};
 
@@ -32,20 +32,7 @@ pub fn open(
 ) -> Result<Opened, Failure> {
     let ks = &agent.keystore;
     let mut warnings = Vec::new();
-    let slots = ks.keyslots().map_err(keystore_failure)?;
-    let mut good = Vec::new();
-    for slot in slots {
-        match slot {
-            Ok(s) => good.push(s),
-            Err(e) => warnings.push(e.to_string()),
-        }
-    }
-    if good.is_empty() {
-        return Err((
-            ErrorCode::TokenAbsent,
-            "no usable token is enrolled: run `tapsign token add` first".into(),
-        ));
-    }
+    let slots = usable_keyslots(agent, &mut warnings)?;
     // Settle which credentials to open before asking for a touch: a typo in a name must not
     // cost the trader a touch, and must say "unknown key", not "damaged keystore".
     let mut available = Vec::new();
@@ -75,15 +62,7 @@ pub fn open(
         ));
     }
 
-    let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
-    let opened_by = slot.stub.describe();
-    agent.notifier.touch_needed(&opened_by, asked);
-    let vk = ks
-        .unwrap_vault(slot, token.as_mut())
-        .map_err(keystore_failure)?;
-    let reader = token.reader();
-    drop(token);
-
+    let (vk, opened_by, reader) = unwrap_with_touch(agent, &slots, pin, asked)?;
     let mut credentials = Vec::new();
     for name in &wanted {
         match ks.open_credential(&vk, name) {
@@ -112,29 +91,52 @@ pub fn open(
 /// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at once):
 /// what `unlock --extend` asks before renewing a session.
 pub fn touch(agent: &Agent, pin: Option<&Pin>, asked: &str) -> Result<Opened, Failure> {
-    let ks = &agent.keystore;
     let mut warnings = Vec::new();
-    let mut good = Vec::new();
-    for slot in ks.keyslots().map_err(keystore_failure)? {
-        match slot {
-            Ok(s) => good.push(s),
-            Err(e) => warnings.push(e.to_string()),
-        }
-    }
-    let (slot, mut token) = locate(agent, &good, pin).map_err(token_failure)?;
-    let opened_by = slot.stub.describe();
-    agent.notifier.touch_needed(&opened_by, asked);
-    drop(
-        ks.unwrap_vault(slot, token.as_mut())
-            .map_err(keystore_failure)?,
-    );
-    let reader = token.reader();
+    let slots = usable_keyslots(agent, &mut warnings)?;
+    let (vk, opened_by, reader) = unwrap_with_touch(agent, &slots, pin, asked)?;
+    drop(vk);
     Ok(Opened {
         credentials: Vec::new(),
         opened_by,
         reader,
         warnings,
     })
+}
+
+/// The keyslots that can be read; damaged ones become warnings. None at all is an error.
+fn usable_keyslots(agent: &Agent, warnings: &mut Vec<String>) -> Result<Vec<Keyslot>, Failure> {
+    let mut good = Vec::new();
+    for slot in agent.keystore.keyslots().map_err(keystore_failure)? {
+        match slot {
+            Ok(s) => good.push(s),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    if good.is_empty() {
+        return Err((
+            ErrorCode::TokenAbsent,
+            "no usable token is enrolled: run `tapsign token add` first".into(),
+        ));
+    }
+    Ok(good)
+}
+
+/// Find an enrolled token, ask it for its touch, and unwrap the vault key. Returns the key, the
+/// token's description and the PC/SC reader it sat in (for the removal watch).
+fn unwrap_with_touch(
+    agent: &Agent,
+    slots: &[Keyslot],
+    pin: Option<&Pin>,
+    asked: &str,
+) -> Result<(VaultKey, String, Option<String>), Failure> {
+    let (slot, mut token) = locate(agent, slots, pin).map_err(token_failure)?;
+    let opened_by = slot.stub.describe();
+    agent.notifier.touch_needed(&opened_by, asked);
+    let vk = agent
+        .keystore
+        .unwrap_vault(slot, token.as_mut())
+        .map_err(keystore_failure)?;
+    Ok((vk, opened_by, token.reader()))
 }
 
 /// Find a present token that answers for one of `slots`, without asking for a touch.
