@@ -36,14 +36,6 @@ pub fn harden_process() -> Report {
     report
 }
 
-/// Whether the process is currently not dumpable (for `status` and tests).
-pub fn is_dumpable() -> bool {
-    !matches!(
-        rustix::process::dumpable_behavior(),
-        Ok(DumpableBehavior::NotDumpable)
-    )
-}
-
 /// Locked, dump-excluded memory for secrets: the only `unsafe` code in tapsign.
 ///
 /// Each buffer gets pages of its own (page-aligned, rounded up to whole pages). Sharing a page

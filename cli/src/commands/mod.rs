@@ -25,7 +25,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// `TAPSIGN_INSECURE_SOFT_TOKEN=1`: the explicit opt-in to the test-only soft token.
+/// `TAPSIGN_INSECURE_SOFT_TOKEN=1`: the explicit opt-in to the test-only soft token (the one
+/// check, shared with the token itself).
 pub(crate) fn soft_allowed() -> bool {
-    std::env::var("TAPSIGN_INSECURE_SOFT_TOKEN").is_ok_and(|v| v == "1")
+    tapsign_agent::token::soft::insecure_allowed()
 }
