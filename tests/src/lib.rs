@@ -256,6 +256,16 @@ impl World {
         Client::connect(&self.sock, "e2e-test").expect("connect to agent")
     }
 
+    /// The credential names `tapsign key list` shows (its first column).
+    pub fn key_names(&self) -> Vec<String> {
+        let out = self.run(&["key", "list"], "");
+        out.stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Write the config file.
     pub fn config(&self, toml: &str) {
         std::fs::write(self.home().join("config.toml"), toml).expect("write config");

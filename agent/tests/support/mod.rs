@@ -116,3 +116,20 @@ pub fn spellings(path: &str) -> Vec<String> {
         format!("//api.binance.com{path}"),
     ]
 }
+
+/// Ordinary trading endpoints pass the policy, also with a trailing or doubled slash.
+pub fn assert_allowed(table: &[(Exchange, &str, &str)]) {
+    for &(exchange, method, path) in table {
+        for spelled in [
+            path.to_string(),
+            format!("{path}/"),
+            path.replace('/', "//"),
+        ] {
+            assert_eq!(
+                tapsign_agent::policy::check(exchange, method, &spelled),
+                Ok(()),
+                "{exchange} {method} {spelled}"
+            );
+        }
+    }
+}
