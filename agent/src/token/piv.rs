@@ -358,16 +358,6 @@ impl Token for PivToken {
             .map_err(|e| match e {
                 // The PIN is verified (or not needed), so 6982 here is the touch timing out.
                 yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
-                // A card pulled mid-operation surfaces as a bare GenericError from the crate:
-                // ask PC/SC whether it is still there before blaming anything else.
-                _ if !present_serials().is_ok_and(|p| p.contains(&self.serial)) => {
-                    TokenError::Absent {
-                        hint: format!(
-                            "YubiKey {} was removed during the unlock: insert it and try again",
-                            self.serial
-                        ),
-                    }
-                }
                 e => card_error(e, self.serial),
             })?;
         let mut out = Zeroizing::new([0u8; 32]);
@@ -418,6 +408,13 @@ pub fn card_error(e: yubikey::Error, serial: u32) -> TokenError {
             "{which} is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again"
         )),
         yubikey::Error::NotFound => TokenError::Absent { hint: format!("insert {which}") },
-        other => TokenError::Other(format!("{which}: {other}")),
+        // A card pulled mid-operation surfaces as a bare GenericError from the crate, whatever
+        // the operation: ask PC/SC whether it is still there before blaming anything else.
+        yubikey::Error::GenericError
+            if serial != 0 && !present_serials().is_ok_and(|p| p.contains(&serial)) =>
+        {
+            TokenError::Absent { hint: format!("{which} was removed during the operation: insert it and try again") }
+        }
+        other => TokenError::Other(format!("{which}: {other} (if this persists, check the card with `ykman piv info`)")),
     }
 }
