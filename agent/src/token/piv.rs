@@ -88,7 +88,7 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
             )));
         };
         let spki = meta.public.ok_or_else(|| {
-            TokenError::Other("the card reported no public key for the slot".into())
+            TokenError::Other("the card reports no public key for that slot, so tapsign cannot adopt it: generate a new key there (drop --use-existing; add --force)".into())
         })?;
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(|_| {
             TokenError::Other(format!("slot R{} does not hold a P-256 key: tapsign needs one (generate it without --use-existing)", opts.slot))
@@ -114,7 +114,7 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         )
         .map_err(|e| card_error(e, serial))?;
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-            .map_err(|_| TokenError::Other("the card returned a malformed public key".into()))?;
+            .map_err(|_| TokenError::Other("the card returned a malformed public key; nothing was enrolled: try again, and check the card with `ykman piv info` if it repeats".into()))?;
         (public, opts.pin_policy, opts.touch_policy)
     };
     drop(yk);
@@ -159,7 +159,7 @@ fn authenticate(
                 )
             })?);
             MgmKey::from_bytes(&*bytes, None).map_err(|_| {
-                TokenError::Other("the management key has the wrong length for 3DES or AES".into())
+                TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into())
             })?
         }
         // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
@@ -169,7 +169,7 @@ fn authenticate(
         yubikey::Error::AuthenticationError if custom.is_none() => TokenError::Other(format!(
             "YubiKey {serial}'s management key is not the factory default; run again with --custom-mgm-key and enter it"
         )),
-        yubikey::Error::AuthenticationError => TokenError::Other(format!("YubiKey {serial} refused that management key")),
+        yubikey::Error::AuthenticationError => TokenError::Other(format!("YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)")),
         e => card_error(e, serial),
     })
 }
@@ -272,7 +272,7 @@ impl PivToken {
             return Err(TokenError::Other("internal: not a PIV stub".into()));
         };
         let slot = SlotId::try_from(*slot)
-            .map_err(|_| TokenError::Other(format!("keyslot names an invalid slot {slot:#x}")))?;
+            .map_err(|_| TokenError::Other(format!("a keyslot names an invalid PIV slot {slot:#x}: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the key again")))?;
         let pin = pin.map(|p| SecretString::from_str_copy(p.expose()));
         let token = PivToken {
             stub: stubs[i].clone(),
@@ -330,7 +330,7 @@ impl Token for PivToken {
     fn agree(&mut self, challenge: &[u8]) -> Result<Zeroizing<[u8; 32]>, TokenError> {
         // The card takes the peer point uncompressed (65 bytes); keyslots may store it compressed.
         let peer = PublicKey::from_sec1_bytes(challenge).map_err(|_| {
-            TokenError::Other("the keyslot's challenge is not a P-256 point".into())
+            TokenError::Other("the keyslot's ephemeral key is not a P-256 point: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the token again".into())
         })?;
         let point = peer.to_sec1_point(false);
         let mut yk =

@@ -208,7 +208,7 @@ impl Token for SoftToken {
 
     fn agree(&mut self, challenge: &[u8]) -> Result<Zeroizing<[u8; 32]>, TokenError> {
         let peer = PublicKey::from_sec1_bytes(challenge).map_err(|_| {
-            TokenError::Other("the keyslot's challenge is not a P-256 point".into())
+            TokenError::Other("the keyslot's ephemeral key is not a P-256 point: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the token again".into())
         })?;
         self.touch()?;
         let shared = self.key.diffie_hellman(&peer);

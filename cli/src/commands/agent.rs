@@ -13,7 +13,7 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
         eprintln!("tapsign agent: warning: {w}");
     }
     let config = Config::load(&paths.config_file())
-        .map_err(|e| Failure::error(format!("bad configuration: {e}")))?;
+        .map_err(|e| Failure::error(format!("bad configuration: {e}; fix config.toml (docs/defaults.md lists every setting) and start again")))?;
     let soft = super::soft_allowed();
     if soft {
         eprintln!(

@@ -179,7 +179,9 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             }
             let mut fields = read_credential(exchange)?.into_iter();
             let (Some(api_key), Some(secret)) = (fields.next(), fields.next()) else {
-                return Err(Failure::error("the API key and the secret are both needed"));
+                return Err(Failure::error(
+                    "the API key and the secret are both needed: give the API key on the first line and the secret on the next",
+                ));
             };
             let passphrase = fields.next();
             let kind = validate(

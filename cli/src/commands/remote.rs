@@ -85,7 +85,9 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     eprintln!("Touch {which} when it blinks...");
     let status = client.unlock(req)?;
     let Some(s) = &status.session else {
-        return Err(Failure::error("the agent answered without an open session"));
+        return Err(Failure::error(
+            "the agent answered the unlock without an open session (a bug: please report it); `tapsign status` shows what it holds",
+        ));
     };
     let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
     let verb = if a.extend { "Extended" } else { "Unlocked" };
