@@ -596,7 +596,7 @@ impl Agent {
 
 impl Agent {
     fn lock_sources(&self) -> Vec<LockSource> {
-        let mut sources = lock_sources();
+        let mut sources = always_live_sources();
         let watched = self
             .removal_live
             .lock()
@@ -615,7 +615,8 @@ impl Agent {
     }
 }
 
-fn lock_sources() -> Vec<LockSource> {
+/// The sources that are live whenever the agent runs.
+fn always_live_sources() -> Vec<LockSource> {
     let live = |name: &str, detail: &str| LockSource {
         name: name.into(),
         live: true,
