@@ -43,8 +43,12 @@ impl AsyncClient {
 
     /// Send one request and read its answer. An agent error becomes `ProtoError::Agent`.
     pub async fn call(&mut self, req: &Request) -> Result<Response, ProtoError> {
-        write_frame_async(&mut self.stream, req).await?;
-        let body = read_frame_async(&mut self.stream).await?;
+        // As in the blocking client: a refusing agent's answer may wait behind a failed write.
+        let written = write_frame_async(&mut self.stream, req).await;
+        let body = match (written, read_frame_async(&mut self.stream).await) {
+            (_, Ok(body)) => body,
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => return Err(e),
+        };
         match decode_body::<Response>(&body)? {
             Response::Error { code, message } => Err(ProtoError::Agent { code, message }),
             resp => Ok(resp),

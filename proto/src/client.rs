@@ -52,8 +52,13 @@ impl Client {
 
     /// Send one request and read its answer. An agent error becomes `ProtoError::Agent`.
     pub fn call(&mut self, req: &Request) -> Result<Response, ProtoError> {
-        write_frame(&mut self.stream, req)?;
-        let body = read_frame(&mut self.stream)?;
+        // An agent that refuses a connection (busy, another user) answers and closes at once;
+        // our write may then fail while its answer waits unread. Read it before giving up.
+        let written = write_frame(&mut self.stream, req);
+        let body = match (written, read_frame(&mut self.stream)) {
+            (_, Ok(body)) => body,
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => return Err(e),
+        };
         match decode_body::<Response>(&body)? {
             Response::Error { code, message } => Err(ProtoError::Agent { code, message }),
             resp => Ok(resp),

@@ -123,7 +123,18 @@ fn lock_works_even_when_every_connection_slot_is_taken() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let hog = w.client(); // a bot holding the only slot
+    // A bot holding the only slot (once the unlock's connection has let go of it).
+    let start = std::time::Instant::now();
+    let hog = loop {
+        match tapsign_proto::client::Client::connect(&w.sock, "hog") {
+            Ok(c) => break c,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                assert_eq!(e.code(), Some(tapsign_proto::ErrorCode::Busy), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the hog never got the slot: {e}"),
+        }
+    };
     let out = w.run(&["lock"], "");
     assert!(out.ok().contains("SIGHUP"), "{out:?}");
     drop(hog);
