@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
-    SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
+    ErrorCode, EventKind, KeyPolicyInfo, LockSource, PROTOCOL_VERSION, Request, Response,
+    SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -331,26 +331,17 @@ impl Agent {
             }
         }
         let opts = self.config.signing;
-        let allow = self.config.allow_rules(&req.key);
-        let ws_login_allowed = self.config.ws_login_allowed(&req.key);
+        let key_policy = self.config.key_policy(&req.key);
         // The policy runs under the same lock as the signature, on the credential actually
-        // used: no unlock can slip in between the check and the signing.
+        // used: no unlock can slip in between the check and the signing. What is signed is the
+        // request the policy parsed, written back (`checked.wire`).
         let (outcome, spent_now) = {
             let mut session = self.session();
             let out = session.use_key(&req.key, now, client, |cred| {
-                if req.kind == SignKind::WsLogin && !ws_login_allowed {
-                    return Err((
-                        ErrorCode::PolicyDenied,
-                        format!(
-                            "websocket logins are off for {:?}: a logged-in websocket keeps trading after the session ends. \
-                             Allow it with `ws_login = true` under [keys.{}] in config.toml",
-                            req.key, req.key
-                        ),
-                    ));
-                }
-                policy::check_request(cred.exchange, allow, &req)
-                    .map_err(|d| (ErrorCode::PolicyDenied, d.to_string()))?;
-                sign::sign(cred, &req, &stamp, &opts).map_err(|e| (ErrorCode::BadRequest, e.to_string()))
+                let checked = policy::check_request(cred.exchange, &req.key, key_policy, &req)
+                    .map_err(|r| (r.code(), r.to_string()))?;
+                sign::sign(cred, &checked.wire, &stamp, &opts)
+                    .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
             });
             let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
             (out, spent_now)
@@ -590,6 +581,16 @@ impl Agent {
             tokens,
             warnings,
             lock_sources: self.lock_sources(),
+            key_policies: self
+                .config
+                .keys
+                .iter()
+                .map(|(key, p)| KeyPolicyInfo {
+                    key: key.clone(),
+                    rules: p.describe(),
+                })
+                .filter(|k| !k.rules.is_empty())
+                .collect(),
         }
     }
 }

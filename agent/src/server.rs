@@ -112,7 +112,11 @@ pub async fn serve(
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;
-    let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
+    // One slot is kept back for `status` and `lock`, so a bot that holds every other one (or
+    // a pile of connections that never say hello) cannot keep the trader from locking.
+    let general = agent.config.server.max_connections.saturating_sub(1).max(1);
+    let slots = Arc::new(Semaphore::new(general));
+    let control = Arc::new(Semaphore::new(1));
     agent.audit(AuditEvent::AgentStart {
         version: crate::agent::agent_version(),
         pid: std::process::id(),
@@ -123,9 +127,12 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let agent = Arc::clone(&agent);
-                    match Arc::clone(&slots).try_acquire_owned() {
-                        Ok(permit) => { tokio::spawn(async move { connection(agent, stream).await; drop(permit); }); }
-                        Err(_) => { tokio::spawn(refuse(stream, ErrorCode::Busy, "the agent is serving its maximum number of connections; try again shortly")); }
+                    if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                        tokio::spawn(async move { connection(agent, stream, Slot::Any).await; drop(permit); });
+                    } else if let Ok(permit) = Arc::clone(&control).try_acquire_owned() {
+                        tokio::spawn(async move { connection(agent, stream, Slot::Control).await; drop(permit); });
+                    } else {
+                        tokio::spawn(refuse(stream, ErrorCode::Busy, BUSY));
                     }
                 }
                 Err(e) => {
@@ -159,6 +166,17 @@ pub async fn serve(
     Ok(())
 }
 
+const BUSY: &str = "the agent is serving its maximum number of connections; try again shortly \
+                    (`tapsign status` and `tapsign lock` still get through)";
+
+/// What a connection may do: anything, or (on the slot kept back when all others are taken)
+/// only `hello` and then one `status` or `lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Any,
+    Control,
+}
+
 async fn refuse(mut stream: UnixStream, code: ErrorCode, message: &str) {
     let resp = Response::Error {
         code,
@@ -180,8 +198,57 @@ fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
     Some((cred.uid(), Client { pid, exe }))
 }
 
+/// Read one frame. Before `hello` the whole frame must arrive within the frame timeout of the
+/// connection opening; after it, the connection may idle between frames, but a frame, once its
+/// first byte is in, must be complete within the frame timeout. `Ok(None)`: the peer left or
+/// idled out.
+async fn read_frame(
+    stream: &mut UnixStream,
+    limits: &crate::config::ServerConfig,
+    may_idle: bool,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+    let greeted = may_idle;
+    let late = || {
+        format!(
+            "the frame did not arrive in full within {} s; closing",
+            limits.frame_timeout.as_secs()
+        )
+    };
+    let started = tokio::time::Instant::now();
+    let idle = if greeted {
+        limits.idle_connection_timeout
+    } else {
+        limits.frame_timeout
+    };
+    let mut header = [0u8; 4];
+    match tokio::time::timeout(idle, stream.read_exact(&mut header[..1])).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Ok(None),
+        Err(_) if greeted => return Ok(None),
+        Err(_) => return Err(late()),
+    }
+    let deadline = if greeted {
+        tokio::time::Instant::now() + limits.frame_timeout
+    } else {
+        started + limits.frame_timeout
+    };
+    match tokio::time::timeout_at(deadline, stream.read_exact(&mut header[1..])).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Ok(None),
+        Err(_) => return Err(late()),
+    }
+    let len = check_len(header).map_err(|e| e.to_string())?;
+    // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
+    let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
+    match tokio::time::timeout_at(deadline, stream.read_exact(&mut body[..])).await {
+        Ok(Ok(_)) => Ok(Some(body)),
+        Ok(Err(_)) => Ok(None),
+        Err(_) => Err(late()),
+    }
+}
+
 /// Serve one connection: peer check, `hello`, then request after request.
-async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
+async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
     let Some((uid, client)) = client_of(&stream) else {
         return refuse(
             stream,
@@ -211,33 +278,14 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
     let limits = agent.config.server;
     let mut greeted = false;
     loop {
-        let mut header = [0u8; 4];
-        match tokio::time::timeout(
-            limits.idle_connection_timeout,
-            stream.read_exact(&mut header),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return,
-        }
-        let len = match check_len(header) {
-            Ok(len) => len,
-            Err(e) => return refuse(stream, ErrorCode::BadRequest, &e.to_string()).await,
+        // Only a full connection may idle between requests; the kept-back slot must finish
+        // its hello and its one request within the frame timeout each.
+        let may_idle = greeted && slot == Slot::Any;
+        let body = match read_frame(&mut stream, &limits, may_idle).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(msg) => return refuse(stream, ErrorCode::BadRequest, &msg).await,
         };
-        // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
-        let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
-        match tokio::time::timeout(limits.frame_timeout, stream.read_exact(&mut body[..])).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                let msg = format!(
-                    "the frame did not arrive in full within {} s; closing",
-                    limits.frame_timeout.as_secs()
-                );
-                return refuse(stream, ErrorCode::BadRequest, &msg).await;
-            }
-        }
         let resp = match decode_body::<Request>(&body) {
             Err(e) => Response::Error {
                 code: ErrorCode::BadRequest,
@@ -252,6 +300,17 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             Ok(req @ Request::Hello { .. }) => {
                 greeted = true;
                 agent.handle(req, &client).await
+            }
+            // The kept-back slot serves one status or lock after hello, then hangs up.
+            Ok(req @ (Request::Status {} | Request::Lock {}))
+                if greeted && slot == Slot::Control =>
+            {
+                let resp = agent.handle(req, &client).await;
+                let _ = write_frame_async(&mut stream, &resp).await;
+                return;
+            }
+            Ok(_) if greeted && slot == Slot::Control => {
+                return refuse(stream, ErrorCode::Busy, BUSY).await;
             }
             Ok(Request::Subscribe {}) if greeted => return subscribed(&agent, stream).await,
             Ok(_) if !greeted => {

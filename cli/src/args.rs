@@ -9,6 +9,7 @@ Getting started:
   tapsign key add upbit-main --exchange upbit       # store a credential (no-echo prompt)
   tapsign unlock --ttl 8h --max-signatures 5000     # touch the token: a session opens
   tapsign sign upbit-main --method GET --path /v1/accounts
+  tapsign policy explain upbit-main --method GET --path /v1/accounts
   tapsign lock                                      # end the session (wire it to screen lock)
 
 Files: TAPSIGN_HOME puts everything in one folder; otherwise the XDG folders.
@@ -53,6 +54,9 @@ pub enum Command {
     Lock,
     /// Print session events (opened, ending soon, locked) as JSON lines until interrupted.
     Events,
+    /// Show how the agent reads a request and which rule allows or refuses it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print the audit log, or check its hash chain.
     Audit {
         #[command(subcommand)]
@@ -159,7 +163,38 @@ pub struct UnlockArgs {
 pub struct SignArgs {
     /// The credential to sign with.
     pub name: String,
-    /// HTTP method (GET, POST, DELETE, PUT).
+    /// HTTP method (GET, POST, PUT, DELETE, PATCH).
+    #[arg(long)]
+    pub method: String,
+    /// Request path, like /api/v3/order.
+    #[arg(long)]
+    pub path: String,
+    /// Query string exactly as it will be sent, without '?'.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// Body exactly as it will be sent.
+    #[arg(long, default_value = "")]
+    pub body: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse a request as the agent would, and print it, the rule that allows or refuses it,
+    /// and, for exchanges that do not sign the path (Binance, Bybit, Upbit, Bithumb), the
+    /// other endpoints the same signature would be valid for. Needs no agent and no token:
+    /// it reads config.toml and the key's exchange from the keystore. Exit code 0 when the
+    /// request would be signed, 5 when it would be refused.
+    ///
+    /// Example: tapsign policy explain binance-main --method POST --path /api/v3/order
+    ///          --query 'symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01'
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The credential (its exchange and its config.toml policy apply).
+    pub name: String,
+    /// HTTP method (GET, POST, PUT, DELETE, PATCH).
     #[arg(long)]
     pub method: String,
     /// Request path, like /api/v3/order.

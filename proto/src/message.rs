@@ -227,6 +227,18 @@ pub struct Status {
     /// Sources that lock the agent (signals, `tapsign lock`, ...), and whether each is live.
     #[serde(default)]
     pub lock_sources: Vec<LockSource>,
+    /// Keys whose policy in config.toml differs from their exchange's trading profile: what
+    /// each widens or narrows (`allow POST /x (a, b)`, `only GET /y`, `ws_login`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_policies: Vec<KeyPolicyInfo>,
+}
+
+/// A key's changes to its trading profile, as `status` shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyInfo {
+    pub key: String,
+    pub rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -12,7 +12,7 @@ use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
 use yubikey::{PinPolicy, TouchPolicy};
 
 use crate::Failure;
-use crate::args::{AuditCommand, KeyCommand, TokenAddArgs, TokenCommand};
+use crate::args::{AuditCommand, KeyCommand, PolicyCommand, TokenAddArgs, TokenCommand};
 use crate::exit::exit_codes;
 use crate::prompt::{SecretReader, read_credential};
 
@@ -249,5 +249,50 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
                 ))
             }
         }
+    }
+}
+
+pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
+    let PolicyCommand::Explain(a) = cmd;
+    let config =
+        tapsign_agent::config::Config::load(&paths.config_file()).map_err(Failure::error)?;
+    let ks = keystore(paths);
+    let info = ks
+        .list_credentials()
+        .map_err(ks_failure)?
+        .into_iter()
+        .flatten()
+        .find(|c| c.name == a.name)
+        .ok_or_else(|| {
+            Failure::new(
+                exit_codes::REFUSED,
+                format!(
+                    "no credential named {:?} in the keystore: `tapsign key list` shows the names",
+                    a.name
+                ),
+            )
+        })?;
+    let req = tapsign_proto::SignRequest {
+        key: a.name.clone(),
+        method: a.method,
+        path: a.path,
+        query: a.query,
+        body: a.body,
+        kind: tapsign_proto::SignKind::Rest,
+    };
+    let report = tapsign_agent::policy::explain::explain(
+        info.exchange,
+        &a.name,
+        config.key_policy(&a.name),
+        &req,
+    );
+    print!("{report}");
+    if report.allowed() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            exit_codes::REFUSED,
+            "the agent would refuse this request (see the verdict above)",
+        ))
     }
 }

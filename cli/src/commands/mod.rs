@@ -17,6 +17,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token(t) => local::token(&paths, t),
         Command::Key(k) => local::key(&paths, k),
         Command::Audit { action } => local::audit(&paths, action),
+        Command::Policy(p) => local::policy(&paths, p),
         Command::Unlock(u) => remote::unlock(&paths, u),
         Command::Sign(s) => remote::sign(&paths, s),
         Command::Status { json } => remote::status(&paths, json),

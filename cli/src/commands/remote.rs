@@ -213,6 +213,13 @@ fn print_status(s: &Status) {
     for t in &s.tokens {
         println!("token {}: {}", t.id, t.description);
     }
+    for k in &s.key_policies {
+        println!(
+            "policy {}: beyond its trading profile: {}",
+            k.key,
+            k.rules.join("; ")
+        );
+    }
     let live: Vec<&str> = s
         .lock_sources
         .iter()
