@@ -133,3 +133,6 @@ pub fn assert_allowed(table: &[(Exchange, &str, &str)]) {
         }
     }
 }
+
+pub mod corpus;
+pub mod oracle;

@@ -1,0 +1,83 @@
+//! The request corpora under agent/tests/corpus/ (format: the comment at the top of each
+//! file): `denied/<exchange>.toml`, fund-moving requests the agent must refuse, and
+//! `trading/<exchange>.toml`, a trading session as ccxt sends it, which the default profile
+//! must allow.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use serde::Deserialize;
+use tapsign_agent::credential::{Credential, Exchange};
+
+use super::oracle::Wire;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Entry {
+    pub what: String,
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub query: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub doc: String,
+}
+
+impl Entry {
+    pub fn wire(&self) -> Wire {
+        Wire::new(&self.method, &self.path, &self.query, &self.body)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct File {
+    #[serde(default, rename = "request")]
+    requests: Vec<Entry>,
+}
+
+/// The entries of `corpus/<kind>/<exchange>.toml` (none when the file does not exist).
+pub fn load(kind: &str, exchange: Exchange) -> Vec<Entry> {
+    let path = format!(
+        "{}/tests/corpus/{kind}/{}.toml",
+        env!("CARGO_MANIFEST_DIR"),
+        exchange.as_str()
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let f: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            f.requests
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// A concrete path for a deny rule's glob (`**withdraw**` → `/api/withdraw`).
+pub fn example_path(glob: &str) -> String {
+    let g = glob.strip_prefix("**").map_or(glob.to_string(), |rest| {
+        if rest.starts_with('/') {
+            format!("/api{rest}")
+        } else {
+            format!("/api/{rest}")
+        }
+    });
+    let g = g.trim_end_matches("**").trim_end_matches('/');
+    g.replace("**", "x").replace('*', "v1")
+}
+
+/// A credential of `exchange` with test secrets that each scheme accepts.
+pub fn test_credential(exchange: Exchange) -> Credential {
+    const CB_EC_PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKwf3Uox30cRWzRBOPoPOH5p0Gpb0Dt8zUKXUEM5fMkGoAoGCCqGSM49\nAwEHoUQDQgAEbAtpLlSZYVOwYICz+uEyxcS29vRIujiES/gQ1DC7FV4zK4JuYE9v\nqDyGZQYjdXHLM7I6f/QnnOITL+dXYWBHRA==\n-----END EC PRIVATE KEY-----\n";
+    const KRAKEN: &str =
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+    let (key, secret, pass) = match exchange {
+        Exchange::Coinbase => (
+            "organizations/test-organization/apiKeys/test-api-key",
+            CB_EC_PEM,
+            None,
+        ),
+        Exchange::Kraken => ("key", KRAKEN, None),
+        Exchange::Okx | Exchange::Kucoin | Exchange::Bitget => ("key", "secret", Some("pass")),
+        _ => ("key", "secret", None),
+    };
+    super::cred(exchange, key, secret, pass)
+}
