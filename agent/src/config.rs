@@ -194,6 +194,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             path: path.into(),
             doc: None,
             params: Vec::new(),
+            required: vec![],
             body: None,
         };
         probe.check().map_err(|e| format!("{at} = {text:?}: {e}"))?;

@@ -195,6 +195,7 @@ fn entry(method: &str, path: &str, params: &[&str]) -> Endpoint {
         path: path.into(),
         doc: None,
         params: params.iter().map(|p| p.to_string()).collect(),
+        required: vec![],
         body: None,
     }
 }

@@ -7,7 +7,8 @@
 
 mod support;
 
-use support::corpus::{self, test_credential};
+use support::corpus;
+use support::keys::test_credential;
 use support::oracle::Wire;
 use tapsign_agent::credential::Exchange;
 use tapsign_agent::policy::{self, KeyPolicy, converse::signs_path, profile};
@@ -113,7 +114,8 @@ fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
             for e in &profile::builtin(exchange).endpoints {
                 let fits = names
                     .iter()
-                    .all(|n| e.takes(n) || profile::agent_owned(exchange, n));
+                    .all(|n| e.takes(n) || profile::agent_owned(exchange, n))
+                    && e.required.iter().all(|r| names.contains(r));
                 if fits {
                     holes.push(format!(
                         "{exchange}: {} {} {} fits {e}",

@@ -14,7 +14,8 @@
 mod support;
 
 use proptest::prelude::*;
-use support::corpus::{self, example_path, test_credential};
+use support::corpus::{self, example_path};
+use support::keys::test_credential;
 use support::oracle::{Wire, distributions, upbit_params};
 use tapsign_agent::credential::Exchange;
 use tapsign_agent::policy::{self, KeyPolicy, converse::signs_path, deny_rules};

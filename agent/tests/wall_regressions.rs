@@ -10,7 +10,7 @@ mod support;
 use support::{cred, req};
 use tapsign_agent::credential::Credential;
 use tapsign_agent::credential::Exchange::{self, Binance, Bitget, Bybit, Kucoin, Okx};
-use tapsign_agent::policy::{self, Denial, Endpoint, KeyPolicy, Refusal};
+use tapsign_agent::policy::{self, Endpoint, KeyPolicy};
 use tapsign_agent::sign::{self, SignOptions};
 use tapsign_proto::{SignRequest, SignedRequest};
 
@@ -67,6 +67,7 @@ fn class1_okx_withdrawal_split_between_path_and_body_is_refused() {
             path: "/api/v5/asset/with".into(),
             doc: None,
             params: vec![],
+            required: vec![],
             body: None,
         }],
         ..KeyPolicy::default()

@@ -129,6 +129,15 @@ pub enum Denial {
         config: String,
     },
     #[error(
+        "refused: {endpoint} needs {names}: {exchange} does not sign the path, so tapsign signs \
+         only requests whose parameters make them this endpoint and no other; send {names}"
+    )]
+    MissingParameter {
+        exchange: Exchange,
+        endpoint: String,
+        names: String,
+    },
+    #[error(
         "refused: the signed bytes would also carry the parameter {name} ({how}), which \
          {exchange} would read as the agent's own; send the request without that split"
     )]
@@ -380,6 +389,15 @@ pub fn check_request(
             endpoint: endpoint.to_string(),
             names: names.join(", "),
             config: wider.config_line(),
+        }
+        .into());
+    }
+    let missing = endpoint.missing(&params);
+    if !missing.is_empty() {
+        return Err(Denial::MissingParameter {
+            exchange,
+            endpoint: endpoint.to_string(),
+            names: missing.join(", "),
         }
         .into());
     }

@@ -39,6 +39,9 @@ pub struct Grammar {
     pub bracket_names: bool,
     /// A parameter name may repeat (`states[]=a&states[]=b`).
     pub repeats: bool,
+    /// Query values are sent unencoded: no `%` escapes (Upbit and Bithumb hash the query as
+    /// it reads unencoded, so an escape would be hashed one way and read another).
+    pub plain_values: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
 }
@@ -67,6 +70,7 @@ impl Grammar {
             body: BodyKind::Json,
             bracket_names: false,
             repeats: true,
+            plain_values: false,
             path_prefix: "/",
         };
         match exchange {
@@ -83,6 +87,7 @@ impl Grammar {
             },
             Exchange::Upbit | Exchange::Bithumb => Grammar {
                 bracket_names: true,
+                plain_values: true,
                 ..json
             },
             Exchange::Kraken => Grammar {
@@ -342,10 +347,13 @@ fn path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
-/// A parameter name: letters, digits and `_`, and with `bracket_names` any number of
+/// A parameter name: letters, digits, `_` and `-`, and with `bracket_names` any number of
 /// `[...]` groups of the same characters (`states[]`, `close[ordertype]`).
 fn name_ok(name: &str, bracket_names: bool) -> bool {
-    let word = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let word = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     let (head, mut rest) = match name.find('[') {
         Some(i) if bracket_names => (&name[..i], &name[i..]),
         _ => (name, ""),
@@ -368,13 +376,13 @@ fn name_ok(name: &str, bracket_names: bool) -> bool {
     true
 }
 
-/// A value: URL-safe characters and `%XX` escapes.
-fn value_ok(value: &str) -> bool {
+/// A value: URL-safe characters and (unless `plain`) `%XX` escapes.
+fn value_ok(value: &str, plain: bool) -> bool {
     let b = value.as_bytes();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' => {
+            b'%' if !plain => {
                 let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
                 if !(hex(i + 1) && hex(i + 2)) {
                     return false;
@@ -417,12 +425,20 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                 }
             ));
         }
-        if !value_ok(value) {
-            return fail(format!(
-                "the {part} value of {name:?} holds a character that must be percent-encoded \
-                 (anything but letters, digits and -._~,:!*'()@$/; — a space is %20, '+' is \
-                 %2B, '=' is %3D, '&' is %26)"
-            ));
+        let plain = g.plain_values && part == "query";
+        if !value_ok(value, plain) {
+            return fail(if plain {
+                format!(
+                    "the query value of {name:?} holds a character other than letters, digits and \
+                     -._~,:!*'()@$/; (send the query unencoded: the exchange hashes it that way)"
+                )
+            } else {
+                format!(
+                    "the {part} value of {name:?} holds a character that must be percent-encoded \
+                     (anything but letters, digits and -._~,:!*'()@$/; — a space is %20, '+' is \
+                     %2B, '=' is %3D, '&' is %26)"
+                )
+            });
         }
         pairs.push(Pair {
             name: name.to_string(),
@@ -442,8 +458,8 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
             Ok(Body::Form(parse_form(text, "body", g)?))
         }
         (BodyKind::Json, false) => fail(
-            "the body must be one JSON object, starting with '{' (no spaces before it); send \
-             it exactly as the bot will",
+            "the body must be one JSON object, starting with '{' (no spaces before it), as the \
+             exchange's current API takes it; send it exactly as the bot will",
         ),
         (BodyKind::Json | BodyKind::FormOrJson, true) => {
             let (v, layout) = Json::parse_canonical(text).map_err(|e| {
@@ -482,11 +498,16 @@ fn check_keys(v: &Json) -> Result<(), ParseError> {
     }
 }
 
+/// A name twice in the query and a form body (servers disagree on which one wins). A JSON
+/// body cannot repeat a key (the reader refuses it); its arrays are not repeats.
 fn check_repeats(p: &Parsed, g: &Grammar) -> Result<(), ParseError> {
     if g.repeats {
         return Ok(());
     }
-    let params = p.params();
+    let params: Vec<&Pair> = match &p.body {
+        Body::Form(pairs) => p.query.iter().chain(pairs).collect(),
+        _ => p.query.iter().collect(),
+    };
     for (i, a) in params.iter().enumerate() {
         if params[..i]
             .iter()
@@ -679,9 +700,11 @@ mod tests {
     fn names_and_values_follow_the_grammar() {
         assert!(name_ok("states[]", true) && name_ok("close[ordertype]", true));
         assert!(!name_ok("states[]", false) && !name_ok("a[b", true) && !name_ok("", true));
-        assert!(!name_ok("a%62", false) && !name_ok("a.b", false));
-        assert!(value_ok("KRW-BTC,ETH%2Fx:1") && value_ok(""));
-        assert!(!value_ok("a b") && !value_ok("a+b") && !value_ok("%4") && !value_ok("é"));
-        assert!(!value_ok("a=b") && !value_ok("{") && !value_ok("a#b"));
+        assert!(!name_ok("a%62", false) && !name_ok("a.b", false) && name_ok("fee-info", false));
+        assert!(value_ok("KRW-BTC,ETH%2Fx:1", false) && value_ok("", false));
+        assert!(!value_ok("ETH%2Fx", true) && value_ok("KRW-BTC,x:1", true));
+        for v in ["a b", "a+b", "%4", "é", "a=b", "{", "a#b"] {
+            assert!(!value_ok(v, false), "{v}");
+        }
     }
 }

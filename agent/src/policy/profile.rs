@@ -26,6 +26,11 @@ pub struct Endpoint {
     pub doc: Option<String>,
     #[serde(default)]
     pub params: Vec<String>,
+    /// Parameters the request must carry. Where the path is not signed, these are what makes a
+    /// signature good only for this endpoint (Bybit's `category`, Binance's `symbol`): without
+    /// them, `{"orderId":"…"}` for a cancel would also verify on a P2P release.
+    #[serde(default)]
+    pub required: Vec<String>,
     /// `"array"` when the JSON body is an array of objects (OKX batch endpoints).
     #[serde(default)]
     pub body: Option<String>,
@@ -124,10 +129,13 @@ impl Endpoint {
         for p in &self.params {
             let ok = !p.is_empty()
                 && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_[].*".contains(c));
+                    .all(|c| c.is_ascii_alphanumeric() || "_-[].*".contains(c));
             if !ok {
                 return Err(format!("the parameter {p:?} is not a plain name"));
             }
+        }
+        if let Some(r) = self.required.iter().find(|r| !self.params.contains(r)) {
+            return Err(format!("the required parameter {r:?} is not in params"));
         }
         match self.body.as_deref() {
             None | Some("array") => Ok(()),
@@ -172,6 +180,15 @@ impl Endpoint {
             self.path,
             params.join(", ")
         )
+    }
+
+    /// The required parameters `params` lacks.
+    pub fn missing<'a>(&'a self, params: &[Param]) -> Vec<&'a str> {
+        self.required
+            .iter()
+            .filter(|r| !params.iter().any(|p| p.name == **r))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -283,6 +300,7 @@ mod tests {
             path: "/api/v3/brokerage/orders/historical/{order_id}".into(),
             doc: None,
             params: vec!["a".into(), "cfg.*".into()],
+            required: vec![],
             body: None,
         };
         let segs = |p: &str| -> Vec<String> { p[1..].split('/').map(String::from).collect() };

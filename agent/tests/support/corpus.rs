@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use serde::Deserialize;
-use tapsign_agent::credential::{Credential, Exchange};
+use tapsign_agent::credential::Exchange;
 
 use super::oracle::Wire;
 
@@ -62,22 +62,4 @@ pub fn example_path(glob: &str) -> String {
     });
     let g = g.trim_end_matches("**").trim_end_matches('/');
     g.replace("**", "x").replace('*', "v1")
-}
-
-/// A credential of `exchange` with test secrets that each scheme accepts.
-pub fn test_credential(exchange: Exchange) -> Credential {
-    const CB_EC_PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKwf3Uox30cRWzRBOPoPOH5p0Gpb0Dt8zUKXUEM5fMkGoAoGCCqGSM49\nAwEHoUQDQgAEbAtpLlSZYVOwYICz+uEyxcS29vRIujiES/gQ1DC7FV4zK4JuYE9v\nqDyGZQYjdXHLM7I6f/QnnOITL+dXYWBHRA==\n-----END EC PRIVATE KEY-----\n";
-    const KRAKEN: &str =
-        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
-    let (key, secret, pass) = match exchange {
-        Exchange::Coinbase => (
-            "organizations/test-organization/apiKeys/test-api-key",
-            CB_EC_PEM,
-            None,
-        ),
-        Exchange::Kraken => ("key", KRAKEN, None),
-        Exchange::Okx | Exchange::Kucoin | Exchange::Bitget => ("key", "secret", Some("pass")),
-        _ => ("key", "secret", None),
-    };
-    super::cred(exchange, key, secret, pass)
 }

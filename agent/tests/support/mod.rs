@@ -135,4 +135,5 @@ pub fn assert_allowed(table: &[(Exchange, &str, &str)]) {
 }
 
 pub mod corpus;
+pub mod keys;
 pub mod oracle;
