@@ -100,6 +100,10 @@ fn names(exchange: Exchange, w: &Wire) -> Option<Vec<String>> {
     Some(parsed.params().into_iter().map(|p| p.name).collect())
 }
 
+/// Overlaps no parameter list can close, each with why it is accepted (and documented in
+/// docs/threat-model.md): (exchange, denied method and path, why).
+const ACCEPTED: &[(&str, &str, &str)] = &[];
+
 #[test]
 fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
     let mut holes = Vec::new();
@@ -110,6 +114,13 @@ fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
             };
             if names.is_empty() {
                 continue; // the documented parameterless case (seams.rs)
+            }
+            let id = format!("{} {}", d.method, d.path);
+            if ACCEPTED
+                .iter()
+                .any(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
+            {
+                continue;
             }
             for e in &profile::builtin(exchange).endpoints {
                 let fits = names

@@ -106,11 +106,12 @@ impl Grammar {
                 path_prefix: "/api/v4/",
                 ..json
             },
-            Exchange::Bybit
-            | Exchange::Okx
-            | Exchange::Coinbase
-            | Exchange::Kucoin
-            | Exchange::Bitget => json,
+            // KuCoin signs the body of any method: its batch cancel is a DELETE with a body.
+            Exchange::Kucoin => Grammar {
+                body_methods: &["POST", "PUT", "PATCH", "DELETE"],
+                ..json
+            },
+            Exchange::Bybit | Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
         }
     }
 }
