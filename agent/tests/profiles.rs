@@ -100,10 +100,6 @@ fn names(exchange: Exchange, w: &Wire) -> Option<Vec<String>> {
     Some(parsed.params().into_iter().map(|p| p.name).collect())
 }
 
-/// Overlaps no parameter list can close, each with why it is accepted (and documented in
-/// docs/threat-model.md): (exchange, denied method and path, why).
-const ACCEPTED: &[(&str, &str, &str)] = &[];
-
 #[test]
 fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
     let mut holes = Vec::new();

@@ -52,6 +52,13 @@ pub enum Category {
     Deposit,
     TravelRule,
     Web3Wallet,
+    Convert,
+    Earn,
+    Loan,
+    Mining,
+    P2p,
+    Positions,
+    Legacy,
 }
 
 impl fmt::Display for Category {
@@ -66,6 +73,13 @@ impl fmt::Display for Category {
             Category::Deposit => "deposit request",
             Category::TravelRule => "travel-rule verification",
             Category::Web3Wallet => "web3 wallet",
+            Category::Convert => "convert or dust conversion",
+            Category::Earn => "earn, staking or savings",
+            Category::Loan => "loan, borrowing or repayment",
+            Category::Mining => "mining hashrate",
+            Category::P2p => "P2P, pay or block trade with a chosen counterparty",
+            Category::Positions => "moving positions to another account",
+            Category::Legacy => "retired API that moved funds",
         })
     }
 }

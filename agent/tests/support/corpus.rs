@@ -63,3 +63,17 @@ pub fn example_path(glob: &str) -> String {
     let g = g.trim_end_matches("**").trim_end_matches('/');
     g.replace("**", "x").replace('*', "v1")
 }
+
+/// Overlaps no parameter list can close, each with why it is accepted (and documented in
+/// docs/threat-model.md): (exchange, denied method and path, why). Where the exchange signs
+/// neither path nor method, these denied requests share their parameters with a profile
+/// entry, so a signature for that entry is good for them too.
+pub const ACCEPTED: &[(&str, &str, &str)] = &[];
+
+/// Whether the denied request `method path` of `exchange` is an accepted overlap.
+pub fn accepted(exchange: Exchange, method: &str, path: &str) -> bool {
+    let id = format!("{method} {path}");
+    ACCEPTED
+        .iter()
+        .any(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
+}

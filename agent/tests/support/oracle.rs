@@ -145,14 +145,17 @@ pub fn distributions(exchange: Exchange, r: &Wire, decoys: &[&str]) -> Vec<Wire>
             }
         }
         Exchange::Binance => {
+            // Every cut of query ‖ body, each on a method and path taken in turn (every cut
+            // on every method and path would be quadratic for nothing: the grammar does not
+            // depend on the path, and only GET refuses a body).
             let signed = format!("{}{}", r.query, r.body);
-            for m in methods {
-                for p in &paths {
-                    for (k, _) in signed.char_indices().chain([(signed.len(), ' ')]) {
-                        let (query, body) = signed.split_at(k);
-                        out.push(Wire::new(m, p, query, body));
-                    }
-                }
+            let cuts = signed.char_indices().map(|(k, _)| k).chain([signed.len()]);
+            for (n, k) in cuts.enumerate() {
+                let (query, body) = signed.split_at(k);
+                let m = methods[n % methods.len()];
+                let p = paths[n % paths.len()];
+                out.push(Wire::new(m, p, query, body));
+                out.push(Wire::new("POST", p, query, body));
             }
         }
         Exchange::Bybit => {
