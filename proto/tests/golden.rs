@@ -120,6 +120,7 @@ fn status_unlocked() -> Status {
         tokens: vec![token()],
         warnings: vec![],
         lock_sources: lock_sources(),
+        key_policies: vec![],
     }
 }
 
@@ -226,6 +227,12 @@ fn cases() -> Vec<(String, Msg)> {
                 tokens: vec![token()],
                 warnings: vec!["soft token enrolled: no security, tests only".into()],
                 lock_sources: lock_sources(),
+                key_policies: vec![KeyPolicyInfo {
+                    key: "binance-spot".into(),
+                    rules: vec![
+                        "allow POST /sapi/v1/margin/order (symbol, side, type, quantity)".into(),
+                    ],
+                }],
             })),
         ),
         (
