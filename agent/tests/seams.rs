@@ -217,3 +217,32 @@ proptest! {
         prop_assert!(!signs(exchange, &policy, &q, SignKind::Rest), "{} {}: {:?}", exchange, name, q);
     }
 }
+
+/// Writes fuzz/seeds/wall/: the spread-out denied requests, in the wall fuzz target's input
+/// format (exchange byte, method byte, then path, query and body separated by '\n'). Run it
+/// after changing the corpus: `cargo test -p tapsign-agent --test seams -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = format!("{}/../fuzz/seeds/wall", env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+    let mut n = 0;
+    for (ex_index, &exchange) in Exchange::ALL.iter().enumerate() {
+        for (_, r) in denied(exchange) {
+            // A handful per denied request: the fuzzer finds the rest.
+            for q in distributions(exchange, &r, decoys(exchange))
+                .into_iter()
+                .step_by(11)
+                .take(2)
+            {
+                let m = methods.iter().position(|m| *m == q.method).unwrap_or(1) as u8;
+                let mut bytes = vec![ex_index as u8, m];
+                bytes.extend_from_slice(format!("{}\n{}\n{}", q.path, q.query, q.body).as_bytes());
+                std::fs::write(format!("{dir}/{n:05}"), bytes).unwrap();
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 100);
+}
