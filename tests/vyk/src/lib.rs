@@ -13,14 +13,18 @@
 //! YubiKey behaviour the card relies on is written up, with sources, in `firmware-notes/`.
 
 pub mod apdu;
+pub mod card;
+pub mod config;
 pub mod device;
+pub mod fido2;
 pub mod harness;
 pub mod piv;
 pub mod tlv;
 pub mod touch;
 pub mod vpcd;
 
+pub use config::Config;
 pub use device::VirtualYubiKey;
+pub use fido2::{Fido2Config, PinProtocol};
 pub use harness::{CardState, Stack};
-pub use piv::Config;
 pub use touch::{Touch, TouchMode};
