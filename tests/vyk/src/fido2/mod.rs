@@ -28,6 +28,8 @@ pub mod pin_uv;
 pub mod status;
 
 #[cfg(test)]
+mod nfc_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_pin;
