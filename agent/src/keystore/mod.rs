@@ -72,6 +72,8 @@ pub mod slot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fido2;
+#[cfg(test)]
 mod tests_tamper;
 
 use std::path::{Path, PathBuf};

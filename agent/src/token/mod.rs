@@ -217,24 +217,13 @@ pub fn locate(
             .filter(|(_, s)| s.kind() == kind)
             .collect()
     };
-    // A present-but-wrong token, or a PIN problem, says more than "absent": keep the first
-    // such error; report "absent" only if every kind was absent.
     let mut first_err: Option<TokenError> = None;
-    let mut keep = |e: TokenError| {
-        if first_err
-            .as_ref()
-            .is_none_or(|f| matches!(f, TokenError::Absent { .. }))
-            && !(first_err.is_some() && matches!(e, TokenError::Absent { .. }))
-        {
-            first_err = Some(e);
-        }
-    };
     let piv = of_kind("piv");
     if !piv.is_empty() {
         let only: Vec<&TokenStub> = piv.iter().map(|(_, s)| *s).collect();
         match piv::PivToken::locate(&only, search.pin) {
             Ok((i, t)) => return Ok((piv[i].0, Box::new(t))),
-            Err(e) => keep(e),
+            Err(e) => keep(&mut first_err, e),
         }
     }
     let fido = of_kind("fido2");
@@ -242,32 +231,96 @@ pub fn locate(
         let only: Vec<&TokenStub> = fido.iter().map(|(_, s)| *s).collect();
         match fido2::Fido2Token::locate(&only, search.pin) {
             Ok((i, t)) => return Ok((fido[i].0, Box::new(t))),
-            Err(e) => keep(e),
+            Err(e) => keep(&mut first_err, e),
         }
     }
     let soft = of_kind("soft");
     if !soft.is_empty() {
         if !search.soft_allowed {
-            drop(keep);
             return Err(first_err.unwrap_or(TokenError::SoftRefused));
         }
         match soft::SoftToken::open(search.soft_dir) {
             Ok(t) => match soft.iter().find(|(_, s)| **s == *t.stub()) {
                 Some(&(i, _)) => return Ok((i, Box::new(t))),
-                None => keep(TokenError::WrongToken {
-                    found: t.stub().describe(),
-                    expected: expected(),
-                }),
+                None => keep(
+                    &mut first_err,
+                    TokenError::WrongToken {
+                        found: t.stub().describe(),
+                        expected: expected(),
+                    },
+                ),
             },
             Err(TokenError::Absent { .. }) => {}
-            Err(e) => keep(e),
+            Err(e) => keep(&mut first_err, e),
         }
     }
-    drop(keep);
     match first_err {
         Some(TokenError::Absent { .. }) | None => Err(TokenError::Absent {
             hint: format!("insert {}", expected()),
         }),
         Some(e) => Err(e),
+    }
+}
+
+/// Keep the more telling of the errors met while locating: a present-but-wrong token or a PIN
+/// problem says more than "absent", so the first such error wins; "absent" stays only if
+/// every kind was absent.
+fn keep(first: &mut Option<TokenError>, e: TokenError) {
+    let absent = |e: &TokenError| matches!(e, TokenError::Absent { .. });
+    match first {
+        None => *first = Some(e),
+        Some(f) if absent(f) && !absent(&e) => *first = Some(e),
+        Some(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fido(label: &str, uv: &str) -> TokenStub {
+        TokenStub::Fido2 {
+            label: label.into(),
+            aaguid: "cb69481e-8ff7-4039-93ec-0a2729a154a8".into(),
+            rp_id: fido2::RP_ID.into(),
+            credential_id: "c0ffee".into(),
+            salt: "00".repeat(32),
+            uv: uv.into(),
+        }
+    }
+
+    #[test]
+    fn a_fido2_stub_names_itself() {
+        let s = fido("desk", "required");
+        // SHA-256 of the credential id's bytes (c0 ff ee), first 4 bytes.
+        assert_eq!(s.id(), "fido2-c47a10dc");
+        assert_eq!(
+            (s.kind(), s.describe()),
+            ("fido2", "FIDO2 key \"desk\"".into())
+        );
+        assert!(
+            s.model()
+                .contains("aaguid cb69481e-8ff7-4039-93ec-0a2729a154a8")
+        );
+        assert!(s.needs_pin() && !fido("desk", "discouraged").needs_pin());
+        assert!(s.ecdh_public_key().is_none() && !s.is_insecure());
+    }
+
+    #[test]
+    fn locating_reports_a_wrong_token_over_an_absent_one() {
+        let absent = || TokenError::Absent { hint: "a".into() };
+        let wrong = || TokenError::WrongToken {
+            found: "x".into(),
+            expected: "y".into(),
+        };
+        let mut first = None;
+        keep(&mut first, absent());
+        keep(&mut first, wrong());
+        keep(&mut first, TokenError::TouchTimeout { secs: 1 });
+        assert!(matches!(first, Some(TokenError::WrongToken { .. })));
+        let mut first = None;
+        keep(&mut first, wrong());
+        keep(&mut first, absent());
+        assert!(matches!(first, Some(TokenError::WrongToken { .. })));
     }
 }

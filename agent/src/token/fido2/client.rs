@@ -89,7 +89,7 @@ fn pin_token(
         .map_err(|e| Fido2Error::malformed(e.to_string()))?;
     // One: 16 or 32 bytes (CTAP 2.0 allowed any multiple of 16); Two: exactly 32.
     let fits = match protocol {
-        Protocol::One => !token.is_empty() && token.len() % 16 == 0,
+        Protocol::One => !token.is_empty() && token.len().is_multiple_of(16),
         Protocol::Two => token.len() == 32,
     };
     if !fits {

@@ -21,6 +21,8 @@ pub mod client;
 pub mod ctap;
 pub mod device;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod hid;
 pub mod pcsc;
 pub mod pin_protocol;
@@ -140,25 +142,42 @@ pub fn check_label(label: &str) -> Result<(), String> {
 /// What `token add --fido2` asks for.
 pub struct EnrollOptions {
     pub place: Where,
-    /// `--name`; by default the USB product name, else "FIDO2 key".
+    /// `--name`; by default the USB product name, else "USB key" or "NFC key".
     pub label: Option<String>,
     /// `--uv`; by default required when the key has a PIN, else discouraged.
     pub uv: Option<UvMode>,
 }
 
-/// Make tapsign's credential on the one FIDO2 key at `opts.place` (one touch). `enrolled`
-/// are the keystore's stubs (a key already enrolled is refused, and labels stay unique).
-/// `pin` is asked for the key's PIN when one is needed, with the prompt's label. The returned
-/// token is ready for the second touch, which derives the keyslot's key.
-pub fn enroll(
+/// A FIDO2 key chosen for enrollment and checked, before any touch.
+pub struct Prepared {
+    dev: Box<dyn device::Authenticator>,
+    name: String,
+    label: String,
+    aaguid: String,
+    uv: UvMode,
+    protocol: pin_protocol::Protocol,
+    /// The key wants its PIN to make the credential.
+    pin_for_make: bool,
+}
+
+/// Find the one FIDO2 key at `opts.place` that is not enrolled yet and check it can serve
+/// (CTAP2, hmac-secret, a PIN if UV is required). No touch. `enrolled` are the keystore's
+/// stubs: their keys are set aside, and labels stay unique.
+pub fn prepare(opts: &EnrollOptions, enrolled: &[&TokenStub]) -> Result<Prepared, TokenError> {
+    prepare_among(device::search(&opts.place), opts, enrolled)
+}
+
+/// [`prepare`] among the authenticators `found`.
+fn prepare_among(
+    found: device::Found,
     opts: &EnrollOptions,
     enrolled: &[&TokenStub],
-    pin: &mut dyn FnMut(&str) -> Result<SecretString, String>,
-) -> Result<Fido2Token, TokenError> {
-    let mut dev = only_device(&opts.place)?;
+) -> Result<Prepared, TokenError> {
+    let mut dev = pick_device(found, enrolled)?;
     let default_label = match dev.location() {
         device::Location::Hid { product, .. } if !product.trim().is_empty() => product.trim(),
-        _ => "FIDO2 key",
+        device::Location::Hid { .. } => "USB key",
+        device::Location::Pcsc { .. } => "NFC key",
     }
     .to_owned();
     let label = pick_label(opts.label.as_deref(), &default_label, enrolled)?;
@@ -175,7 +194,6 @@ pub fn enroll(
         )));
     }
     let protocol = protocol_of(dev.as_mut(), &label)?;
-    refuse_enrolled(dev.as_mut(), enrolled)?;
     let has_pin = info.client_pin() == Some(true);
     let uv = match opts.uv {
         Some(uv) => uv,
@@ -196,58 +214,116 @@ pub fn enroll(
     // makeCredUvNotRqd when they do not).
     let pin_for_make =
         uv == UvMode::Required || (has_pin && info.option("makeCredUvNotRqd") != Some(true));
-    let pin = match pin_for_make {
-        true => Some(pin(&format!("FIDO2 PIN of {name}")).map_err(TokenError::Other)?),
-        false => None,
-    };
-    if pin.is_some() {
-        guard_pin(dev.as_mut(), protocol, &label)?;
-    }
-    eprintln!("Touch {name} to create tapsign's credential...");
-    let reg = dev
-        .make_credential(&Registration {
-            rp_id: RP_ID,
-            display_name: &label,
-            pin: pin.as_ref(),
-            protocol,
-        })
-        .map_err(|e| pin_failure(dev.as_mut(), protocol, &label, e))?;
-    if !reg.hmac_secret {
-        return Err(TokenError::Other(format!(
-            "{name} made the credential without hmac-secret; tapsign cannot use it"
-        )));
-    }
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|_| token_error(Fido2Error::Random, &label))?;
-    let stub = TokenStub::Fido2 {
+    Ok(Prepared {
+        dev,
+        name,
         label,
         aaguid: info.aaguid_string(),
-        rp_id: RP_ID.into(),
-        credential_id: hex::encode(&reg.credential_id),
-        salt: hex::encode(salt),
-        uv: uv.as_str().into(),
-    };
-    let pin = if uv == UvMode::Required { pin } else { None };
-    Ok(Fido2Token::new(stub, dev, protocol, pin))
+        uv,
+        protocol,
+        pin_for_make,
+    })
 }
 
-/// The one FIDO2 key at `place`.
-fn only_device(place: &Where) -> Result<Box<dyn device::Authenticator>, TokenError> {
-    let found = device::search(place);
+impl Prepared {
+    /// Make tapsign's credential (one touch). `pin` is asked for the key's PIN when one is
+    /// needed, with the prompt's label. The returned token is ready for the second touch,
+    /// which derives the keyslot's key.
+    pub fn enroll(
+        mut self,
+        pin: &mut dyn FnMut(&str) -> Result<SecretString, String>,
+    ) -> Result<Fido2Token, TokenError> {
+        let (name, label, protocol) = (&self.name, &self.label, self.protocol);
+        let pin = match self.pin_for_make {
+            true => Some(pin(&format!("FIDO2 PIN of {name}")).map_err(TokenError::Other)?),
+            false => None,
+        };
+        if pin.is_some() {
+            guard_pin(self.dev.as_mut(), protocol, label)?;
+        }
+        eprintln!("Touch {name} to create tapsign's credential...");
+        let reg = self
+            .dev
+            .make_credential(&Registration {
+                rp_id: RP_ID,
+                display_name: label,
+                pin: pin.as_ref(),
+                protocol,
+            })
+            .map_err(|e| pin_failure(self.dev.as_mut(), protocol, label, e))?;
+        if !reg.hmac_secret {
+            return Err(TokenError::Other(format!(
+                "{name} made the credential without hmac-secret; tapsign cannot use it"
+            )));
+        }
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(|_| token_error(Fido2Error::Random, label))?;
+        let stub = TokenStub::Fido2 {
+            label: self.label.clone(),
+            aaguid: self.aaguid.clone(),
+            rp_id: RP_ID.into(),
+            credential_id: hex::encode(&reg.credential_id),
+            salt: hex::encode(salt),
+            uv: self.uv.as_str().into(),
+        };
+        let pin = if self.uv == UvMode::Required {
+            pin
+        } else {
+            None
+        };
+        Ok(Fido2Token::new(stub, self.dev, protocol, pin))
+    }
+}
+
+/// The one FIDO2 key at `place` that is not enrolled yet. Keys that already hold one of the
+/// keystore's credentials (asked without a touch) are set aside, so enrolling a second key
+/// with the first still plugged in needs no option.
+fn pick_device(
+    found: device::Found,
+    enrolled: &[&TokenStub],
+) -> Result<Box<dyn device::Authenticator>, TokenError> {
+    let creds: Vec<Credential> = enrolled
+        .iter()
+        .filter(|s| matches!(s, TokenStub::Fido2 { .. }))
+        .map(|s| Credential::from_stub(s))
+        .collect::<Result<_, _>>()?;
     let notes = found
         .notes
         .iter()
         .map(|n| format!(" ({n})"))
         .collect::<String>();
-    let mut devices = found.devices;
-    match devices.len() {
-        0 => Err(TokenError::Absent {
+    let mut fresh = Vec::new();
+    let mut taken = Vec::new();
+    for mut dev in found.devices {
+        let holds = creds
+            .iter()
+            .zip(
+                enrolled
+                    .iter()
+                    .filter(|s| matches!(s, TokenStub::Fido2 { .. })),
+            )
+            .find(|(c, _)| session::holds(dev.as_mut(), c));
+        match holds {
+            Some((_, stub)) => taken.push(format!(
+                "the key on {} is enrolled already, as {}",
+                dev.location().describe(),
+                stub.describe()
+            )),
+            None => fresh.push(dev),
+        }
+    }
+    match (fresh.len(), taken.is_empty()) {
+        (1, _) => Ok(fresh.remove(0)),
+        (0, false) => Err(TokenError::Other(format!(
+            "{}; insert the key to enroll (`tapsign token list` shows the enrolled tokens)",
+            taken.join("; ")
+        ))),
+        (0, true) => Err(TokenError::Absent {
             hint: format!("insert a FIDO2 key (none found on USB or the PC/SC readers){notes}"),
         }),
-        1 => Ok(devices.remove(0)),
-        n => Err(TokenError::Other(format!(
+        (n, _) => Err(TokenError::Other(format!(
             "{n} FIDO2 keys are present ({}); say which with --device PATH or --reader NAME",
-            devices
+            fresh
                 .iter()
                 .map(|d| d.location().describe())
                 .collect::<Vec<_>>()
@@ -297,24 +373,6 @@ fn pick_label(
         .ok_or_else(|| TokenError::Other("too many FIDO2 keys share that name; give --name".into()))
 }
 
-/// A key that already holds one of the keystore's credentials is enrolled already.
-fn refuse_enrolled(
-    dev: &mut dyn device::Authenticator,
-    enrolled: &[&TokenStub],
-) -> Result<(), TokenError> {
-    let fido: Vec<&TokenStub> = enrolled
-        .iter()
-        .copied()
-        .filter(|s| matches!(s, TokenStub::Fido2 { .. }))
-        .collect();
-    for stub in fido {
-        let cred = Credential::from_stub(stub)?;
-        if session::holds(dev, &cred) {
-            return Err(TokenError::Other(format!(
-                "this key is already enrolled, as {}; `tapsign token list` shows the enrolled tokens",
-                stub.describe()
-            )));
-        }
-    }
-    Ok(())
-}
+#[cfg(test)]
+#[path = "enroll_tests.rs"]
+mod tests;

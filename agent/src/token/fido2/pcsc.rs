@@ -118,11 +118,38 @@ impl Apdus<'_> {
     }
 }
 
+impl Apdus<'_> {
+    /// A failed exchange; a card pulled mid-way shows up as assorted PC/SC errors (pcscd
+    /// reports a transaction that no longer exists, for one), so ask whether it is still there.
+    fn failed(&self, e: Raw) -> Fido2Error {
+        match raw_error(e) {
+            Fido2Error::Transport(_) if card_gone(self.card) => Fido2Error::Removed,
+            other => other,
+        }
+    }
+}
+
+/// Whether the card left. Asked after a failure, so it may look a little while: pcscd notices
+/// a removal on its next poll (~0.4 s), and an answer cut short can come before that.
+fn card_gone(card: &Card) -> bool {
+    for _ in 0..10 {
+        let gone = match card.status2_owned() {
+            Ok(s) => !s.status().contains(pcsc::Status::PRESENT),
+            Err(e) => pcsc_error(e) == Fido2Error::Removed,
+        };
+        if gone {
+            return true;
+        }
+        sleep(POLL);
+    }
+    false
+}
+
 impl Channel for Apdus<'_> {
     fn call(&mut self, request: &[u8]) -> Result<Vec<u8>, Fido2Error> {
         let (mut data, mut sw) = self
             .command(0x80, 0x10, 0x80, 0x00, request)
-            .map_err(raw_error)?;
+            .map_err(|e| self.failed(e))?;
         let start = Instant::now();
         while sw == SW_UPDATE {
             if start.elapsed() > MAX_WAIT {
@@ -131,7 +158,7 @@ impl Channel for Apdus<'_> {
             sleep(POLL);
             (data, sw) = self
                 .command(0x80, 0x11, 0x00, 0x00, &[])
-                .map_err(raw_error)?;
+                .map_err(|e| self.failed(e))?;
         }
         match sw {
             SW_OK => Ok(data),
@@ -186,7 +213,15 @@ impl PcscAuthenticator {
         let mut reconnected = false;
         loop {
             let card = self.card.as_mut().ok_or(Fido2Error::Removed)?;
-            let tx = card.transaction().map_err(pcsc_error)?;
+            let tx = match card.transaction2() {
+                Ok(tx) => tx,
+                Err((card, e)) => {
+                    return Err(match pcsc_error(e) {
+                        Fido2Error::Transport(_) if card_gone(card) => Fido2Error::Removed,
+                        other => other,
+                    });
+                }
+            };
             let mut ch = Apdus { card: &tx };
             match ch.select() {
                 Ok(()) => return f(&mut ch, &self.info),

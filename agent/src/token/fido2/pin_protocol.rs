@@ -210,7 +210,7 @@ fn cbc_decrypt(
     iv: &[u8; BLOCK],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-    if ciphertext.len() % BLOCK != 0 {
+    if !ciphertext.len().is_multiple_of(BLOCK) {
         return Err(ProtocolError::BadCiphertext);
     }
     let cipher = Aes256::new_from_slice(key).map_err(|_| ProtocolError::BadCiphertext)?;

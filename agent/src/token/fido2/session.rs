@@ -49,6 +49,15 @@ impl Fido2Token {
         stubs: &[&TokenStub],
         pin: Option<&SecretString>,
     ) -> Result<(usize, Fido2Token), TokenError> {
+        Fido2Token::locate_among(device::search(&Where::Anywhere), stubs, pin)
+    }
+
+    /// [`Fido2Token::locate`] among the authenticators `found`.
+    pub(super) fn locate_among(
+        found: device::Found,
+        stubs: &[&TokenStub],
+        pin: Option<&SecretString>,
+    ) -> Result<(usize, Fido2Token), TokenError> {
         let creds: Vec<Credential> = stubs
             .iter()
             .map(|s| Credential::from_stub(s))
@@ -58,7 +67,6 @@ impl Fido2Token {
             .map(|s| s.describe())
             .collect::<Vec<_>>()
             .join(" or ");
-        let found = device::search(&Where::Anywhere);
         let mut seen = Vec::new();
         let mut first_err = None;
         // A token that cannot be probed without a touch: used only if no other one is sure.
@@ -349,3 +357,7 @@ pub(super) fn token_error(e: Fido2Error, label: &str) -> TokenError {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
