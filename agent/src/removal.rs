@@ -123,8 +123,12 @@ fn follow_hid(spec: &str, watched: &str, agent: &Agent, stop: &AtomicBool) -> Re
     }
 }
 
-/// The hidraw `node` still leads to the USB device `id`.
+/// The hidraw `node` still leads to the USB device `id` (or, with no identity known, still
+/// exists).
 fn hid_present(sys: &std::path::Path, node: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return std::path::Path::new(node).exists();
+    }
     crate::token::fido2::hid::identity(sys, node).as_deref() == Some(id)
 }
 
@@ -156,5 +160,11 @@ mod tests {
         assert!(!hid_present(sys.path(), "/dev/hidraw3", id));
         std::os::unix::fs::symlink("../../../0003:1050:0407.0043", node.join("device")).unwrap();
         assert!(!hid_present(sys.path(), "/dev/hidraw3", id));
+        // No identity known: the node's existence decides.
+        let dev = sys.path().join("hidraw9");
+        let dev = dev.to_str().unwrap();
+        assert!(!hid_present(sys.path(), dev, ""));
+        std::fs::write(dev, "").unwrap();
+        assert!(hid_present(sys.path(), dev, ""));
     }
 }

@@ -210,7 +210,9 @@ impl Token for Fido2Token {
         match self.device.location() {
             Location::Pcsc { reader } => Some(reader.clone()),
             Location::Hid { path, .. } => {
-                let id = super::hid::identity(std::path::Path::new("/sys"), path)?;
+                // Without sysfs the watch falls back to the node's existence.
+                let id = super::hid::identity(std::path::Path::new("/sys"), path);
+                let id = id.unwrap_or_default();
                 Some(format!("{}{path}#{id}", crate::removal::HID_PREFIX))
             }
         }
