@@ -30,6 +30,8 @@ pub mod status;
 #[cfg(test)]
 mod nfc_tests;
 #[cfg(test)]
+mod test_platform;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_pin;

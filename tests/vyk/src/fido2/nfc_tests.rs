@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::cbor;
-use super::tests::{mc_params, message};
+use super::test_platform::{mc_params, message};
 use super::{CMD_GET_INFO, CMD_MAKE_CREDENTIAL, Fido2Config};
 use crate::apdu::Chainer;
 use crate::card::Applets;

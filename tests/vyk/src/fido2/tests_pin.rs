@@ -3,7 +3,7 @@
 
 use super::cbor::Value;
 use super::pin_uv::Protocol;
-use super::tests::{
+use super::test_platform::{
     Platform, call, call_no_touch, ga_params, hmac_eval, key_agreement, mc_params, register,
 };
 use super::*;
@@ -303,7 +303,12 @@ fn with_a_pin_set_make_credential_follows_make_cred_uv_not_rqd() {
         call_no_touch(&mut strict, CMD_MAKE_CREDENTIAL, &mc_params(vec![])).0,
         0x36
     );
-    let (_, t) = token(&mut strict, Protocol::Two, PIN, Some((1, super::tests::RP)));
+    let (_, t) = token(
+        &mut strict,
+        Protocol::Two,
+        PIN,
+        Some((1, super::test_platform::RP)),
+    );
     let extra = auth_extra(Protocol::Two, &t, &[0xCD; 32], 8);
     let (status, answer) = call(
         &mut strict,
@@ -333,7 +338,12 @@ fn always_uv_needs_a_token_but_not_for_the_preflight() {
         call_no_touch(&mut a, CMD_MAKE_CREDENTIAL, &mc_params(vec![])).0,
         0x36
     );
-    let (_, t) = token(&mut a, Protocol::Two, PIN, Some((3, super::tests::RP)));
+    let (_, t) = token(
+        &mut a,
+        Protocol::Two,
+        PIN,
+        Some((3, super::test_platform::RP)),
+    );
     let extra = auth_extra(Protocol::Two, &t, &[0xCD; 32], 8);
     let (status, answer) = call(
         &mut a,
@@ -359,7 +369,12 @@ fn token_permissions_and_rp_binding_are_enforced() {
     let mut a = with_pin(Some(PIN));
     let cred = register(&mut a, vec![]);
     let cdh = [0xAB; 32];
-    let (_, mc_only) = token(&mut a, Protocol::Two, PIN, Some((1, super::tests::RP)));
+    let (_, mc_only) = token(
+        &mut a,
+        Protocol::Two,
+        PIN,
+        Some((1, super::test_platform::RP)),
+    );
     let extra = auth_extra(Protocol::Two, &mc_only, &cdh, 6);
     assert_eq!(
         call_no_touch(&mut a, CMD_GET_ASSERTION, &ga_params(&cred.id, extra)).0,
@@ -401,7 +416,7 @@ fn hmac_secret_with_uv_differs_from_without_and_is_stable() {
     let cdh = [0xAB; 32];
     let mut with_uv = Vec::new();
     for protocol in [Protocol::Two, Protocol::One] {
-        let (_, t) = token(&mut a, protocol, PIN, Some((2, super::tests::RP)));
+        let (_, t) = token(&mut a, protocol, PIN, Some((2, super::test_platform::RP)));
         let extra = auth_extra(protocol, &t, &cdh, 6);
         let (out, flags) = hmac_eval(&mut a, &cred.id, protocol, &salt, extra);
         assert_eq!(flags & FLAG_UV, FLAG_UV);
