@@ -194,3 +194,24 @@ fn a_damaged_stub_is_a_clear_error() {
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 }
+
+#[test]
+fn a_key_that_hides_the_credential_without_uv_is_refused_at_enrollment() {
+    let key = FakeKey::new("r", Some("1234"));
+    key.state().hide_without_uv = true;
+    let mut asked = Vec::new();
+    let err = prepare_among(found(&[&key]), &opts(Some(UvMode::Discouraged), None), &[])
+        .unwrap()
+        .enroll(&mut pins("1234", &mut asked))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("could not recognise it"), "{err}");
+    // Nor with UV required: the unlock's probe goes without the PIN (a PIN tried on every
+    // key present would spend other keys' tries), so it could not find it either.
+    let err = prepare_among(found(&[&key]), &opts(Some(UvMode::Required), None), &[])
+        .unwrap()
+        .enroll(&mut pins("1234", &mut asked))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("could not recognise it"), "{err}");
+}

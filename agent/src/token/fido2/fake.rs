@@ -44,6 +44,8 @@ pub struct KeyState {
     /// A misbehaving key: report these flags whatever happened.
     pub force_up: Option<bool>,
     pub force_uv: Option<bool>,
+    /// Credentials invisible without UV (credProtect level 3 applied by default).
+    pub hide_without_uv: bool,
     pub touches: u32,
     pub touch_requests: u32,
 }
@@ -81,6 +83,7 @@ impl FakeKey {
                 touch: Touch::Approve,
                 force_up: None,
                 force_uv: None,
+                hide_without_uv: false,
                 touches: 0,
                 touch_requests: 0,
             })),
@@ -181,7 +184,7 @@ impl Authenticator for Device {
     fn get_assertion(&mut self, req: &AssertionRequest<'_>) -> Result<Asserted, Fido2Error> {
         let mut s = self.key.state();
         let uv = s.verify(req.pin)?;
-        let known = s.creds.iter().any(|c| c == req.credential_id);
+        let known = s.creds.iter().any(|c| c == req.credential_id) && (uv || !s.hide_without_uv);
         if !req.up && !s.silent {
             return Err(Fido2Error::Status(status::INVALID_OPTION));
         }

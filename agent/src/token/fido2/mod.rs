@@ -258,6 +258,25 @@ impl Prepared {
         }
         let mut salt = [0u8; 32];
         getrandom::fill(&mut salt).map_err(|_| token_error(Fido2Error::Random, label))?;
+        // Every unlock finds the key with a silent probe: check now that it can (a key that
+        // hides credentials without UV, a credProtect default, could not be told apart).
+        let cred = Credential {
+            label: label.clone(),
+            rp_id: RP_ID.into(),
+            id: reg.credential_id.clone(),
+            salt,
+            uv: self.uv,
+        };
+        let probe_pin = if self.uv == UvMode::Required {
+            pin.as_ref()
+        } else {
+            None
+        };
+        if session::probe(self.dev.as_mut(), &cred, probe_pin)? == session::Probe::Lacks {
+            return Err(TokenError::Other(format!(
+                "{name} does not show the new credential without user verification (a credProtect default?), so tapsign could not recognise it before a touch; nothing was enrolled (firmware-notes/fido2-credprotect.md)"
+            )));
+        }
         let stub = TokenStub::Fido2 {
             label: self.label.clone(),
             aaguid: self.aaguid.clone(),

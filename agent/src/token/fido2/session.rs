@@ -21,7 +21,7 @@ pub struct Fido2Token {
 
 /// Does this authenticator hold the credential? Asked with `up = false`: no touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probe {
+pub(super) enum Probe {
     Holds,
     Lacks,
     /// The authenticator cannot answer without a touch (no silent assertions).
@@ -143,7 +143,7 @@ pub(super) fn protocol_of(
     })
 }
 
-fn probe(
+pub(super) fn probe(
     dev: &mut dyn Authenticator,
     cred: &Credential,
     pin: Option<&SecretString>,
