@@ -191,12 +191,6 @@ impl Keystore {
         self.create_inner(stub, None)
     }
 
-    /// [`Keystore::create`] with the token present: what a FIDO2 token needs (one touch).
-    pub fn create_with(&self, token: &mut dyn Token) -> Result<(), KeystoreError> {
-        let stub = token.stub().clone();
-        self.create_inner(&stub, Some(token))
-    }
-
     fn create_inner(
         &self,
         stub: &TokenStub,
@@ -239,16 +233,6 @@ impl Keystore {
         self.add_keyslot_inner(vk, stub, None)
     }
 
-    /// [`Keystore::add_keyslot`] with the token present: what a FIDO2 token needs (one touch).
-    pub fn add_keyslot_with(
-        &self,
-        vk: &VaultKey,
-        token: &mut dyn Token,
-    ) -> Result<(), KeystoreError> {
-        let stub = token.stub().clone();
-        self.add_keyslot_inner(vk, &stub, Some(token))
-    }
-
     fn add_keyslot_inner(
         &self,
         vk: &VaultKey,
@@ -264,26 +248,6 @@ impl Keystore {
         }
         ensure_private_dir(&self.dir.join(KEYSLOTS))?;
         self.write_keyslot(vk, stub, token, false).map(drop)
-    }
-
-    /// Seal `vk` again for an enrolled token, replacing its keyslot atomically (VK rotation).
-    /// `vk` is not checked against vault.json: the caller installs it. `token` is needed
-    /// when [`slot::seals_offline`] is false for the stub (FIDO2: a touch on that token).
-    pub fn rewrap_keyslot(
-        &self,
-        vk: &VaultKey,
-        stub: &TokenStub,
-        token: Option<&mut dyn Token>,
-    ) -> Result<(), KeystoreError> {
-        let path = self.keyslot_path(&stub.id())?;
-        if !path.exists() {
-            return Err(KeystoreError::NotFound {
-                what: "keyslot for token",
-                name: stub.id(),
-                path,
-            });
-        }
-        self.write_keyslot(vk, stub, token, true).map(drop)
     }
 
     /// Seal VK for `stub` (see [`slot`]); refuses to overwrite an existing keyslot unless

@@ -10,12 +10,52 @@ use std::path::Path;
 use p256::PublicKey;
 use zeroize::Zeroizing;
 
-use super::KeystoreError;
 use super::files::{Envelope, FORMAT_VERSION};
 use super::format::{KeyslotFile, keyslot_aad};
 use super::seal::{self, INFO_KEYSLOT, INFO_KEYSLOT_FIDO2, VaultKey};
+use super::{Keystore, KeystoreError};
 use crate::token::fido2::Credential;
 use crate::token::{Token, TokenError, TokenStub};
+
+/// The keystore operations that take the token itself: what a FIDO2 token needs to be sealed
+/// to, as it has no public key.
+impl Keystore {
+    /// [`Keystore::create`] with the token present: what a FIDO2 token needs (one touch).
+    pub fn create_with(&self, token: &mut dyn Token) -> Result<(), KeystoreError> {
+        let stub = token.stub().clone();
+        self.create_inner(&stub, Some(token))
+    }
+
+    /// [`Keystore::add_keyslot`] with the token present: what a FIDO2 token needs (one touch).
+    pub fn add_keyslot_with(
+        &self,
+        vk: &VaultKey,
+        token: &mut dyn Token,
+    ) -> Result<(), KeystoreError> {
+        let stub = token.stub().clone();
+        self.add_keyslot_inner(vk, &stub, Some(token))
+    }
+
+    /// Seal `vk` again for an enrolled token, replacing its keyslot atomically (VK rotation).
+    /// `vk` is not checked against vault.json: the caller installs it. `token` is needed
+    /// when [`slot::seals_offline`] is false for the stub (FIDO2: a touch on that token).
+    pub fn rewrap_keyslot(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+    ) -> Result<(), KeystoreError> {
+        let path = self.keyslot_path(&stub.id())?;
+        if !path.exists() {
+            return Err(KeystoreError::NotFound {
+                what: "keyslot for token",
+                name: stub.id(),
+                path,
+            });
+        }
+        self.write_keyslot(vk, stub, token, true).map(drop)
+    }
+}
 
 /// Seal `vk` for `stub`. A FIDO2 stub needs `token`, the present token it names (one touch).
 pub(crate) fn seal_vk(
