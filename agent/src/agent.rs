@@ -201,7 +201,8 @@ impl Agent {
         *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.set_removal_live(None);
         self.lock(LockReason::Other(format!(
-            "token removed ({why} in {reader})"
+            "token removed ({why} in {})",
+            crate::removal::describe(reader)
         )));
     }
 
@@ -607,8 +608,9 @@ impl Agent {
             name: "token removal".into(),
             live: watched.is_some(),
             detail: Some(match watched {
-                Some(r) => format!("watching PC/SC reader {r}"),
-                None => "watches the PC/SC reader of the token that opened the session".into(),
+                Some(r) => format!("watching {}", crate::removal::describe(&r)),
+                None => "watches the PC/SC reader or USB key of the token that opened the session"
+                    .into(),
             }),
         });
         sources.extend(self.dbus_sources.snapshot());

@@ -4,7 +4,7 @@
 //! ```text
 //! <dir>/                      0700
 //!   vault.json                vault public key, in clear
-//!   keyslots/<token id>.json  VK sealed to that token's P-256 key (unwrap = one touch)
+//!   keyslots/<token id>.json  VK sealed to that token (unwrap = one touch)
 //!   credentials/<name>.json   API key + secret sealed to the vault PUBLIC key
 //! ```
 //!
@@ -16,7 +16,10 @@
 //! - [`Keystore::new`], [`Keystore::is_initialized`];
 //! - [`Keystore::create`] (first token: makes the vault key pair),
 //!   [`Keystore::add_keyslot`] (further tokens: needs VK), [`Keystore::keyslots`],
-//!   [`Keystore::remove_keyslot`] (refuses the last one);
+//!   [`Keystore::remove_keyslot`] (refuses the last one); a FIDO2 token has no public key to
+//!   seal to, so it is enrolled with the token present: [`Keystore::create_with`],
+//!   [`Keystore::add_keyslot_with`], and re-sealed (VK rotation) with
+//!   [`Keystore::rewrap_keyslot`] (see [`slot`]);
 //! - [`Keystore::unwrap_vault`]: a token's touch turns a [`Keyslot`] into a [`VaultKey`];
 //! - [`Keystore::add_credential`], [`Keystore::list_credentials`],
 //!   [`Keystore::remove_credential`], [`Keystore::open_credential`] (needs VK).
@@ -65,8 +68,11 @@ mod error;
 mod files;
 mod format;
 mod seal;
+pub mod slot;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fido2;
 #[cfg(test)]
 mod tests_tamper;
 
@@ -83,8 +89,8 @@ use crate::credential::{Credential, Exchange, check_name};
 use crate::token::{Token, TokenError, TokenStub};
 use files::{Overwrite, decode, encode, ensure_private_dir, list_json, private_dir_exists};
 use files::{read_private, remove_private, write_atomic};
-use format::{CredentialFile, KeyslotFile, VaultFile, credential_aad, keyslot_aad};
-use seal::{INFO_CREDENTIAL, INFO_KEYSLOT};
+use format::{CredentialFile, KeyslotFile, VaultFile, credential_aad};
+use seal::INFO_CREDENTIAL;
 
 const VAULT_FILE: &str = "vault.json";
 const KEYSLOTS: &str = "keyslots";
@@ -180,7 +186,16 @@ impl Keystore {
     }
 
     /// First token: make the vault key pair, write this token's keyslot, then vault.json.
+    /// For tokens sealed to a public key (PIV, soft); see [`Keystore::create_with`].
     pub fn create(&self, stub: &TokenStub) -> Result<(), KeystoreError> {
+        self.create_inner(stub, None)
+    }
+
+    fn create_inner(
+        &self,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+    ) -> Result<(), KeystoreError> {
         if self.is_initialized()? {
             return Err(KeystoreError::AlreadyInitialized {
                 dir: self.dir.clone(),
@@ -194,7 +209,7 @@ impl Keystore {
             ensure_private_dir(&dir)?;
         }
         let vk = VaultKey::generate()?;
-        let slot = self.write_keyslot(&vk, stub)?;
+        let slot = self.write_keyslot(&vk, stub, token, false)?;
         // vault.json last: it is what makes the keystore exist. If it was not written, take
         // the keyslot back so a retry starts clean (but never once vault.json is in place,
         // e.g. when only the final folder fsync failed: VK would be lost).
@@ -213,8 +228,17 @@ impl Keystore {
     }
 
     /// Enroll a further token. `vk` comes from [`Keystore::unwrap_vault`] with a token
-    /// already enrolled.
+    /// already enrolled. For tokens sealed to a public key; see [`Keystore::add_keyslot_with`].
     pub fn add_keyslot(&self, vk: &VaultKey, stub: &TokenStub) -> Result<(), KeystoreError> {
+        self.add_keyslot_inner(vk, stub, None)
+    }
+
+    fn add_keyslot_inner(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+    ) -> Result<(), KeystoreError> {
         let vault = self.vault_key()?;
         if vk.public_key() != vault {
             return Err(KeystoreError::VaultMismatch {
@@ -223,32 +247,30 @@ impl Keystore {
             });
         }
         ensure_private_dir(&self.dir.join(KEYSLOTS))?;
-        self.write_keyslot(vk, stub).map(drop)
+        self.write_keyslot(vk, stub, token, false).map(drop)
     }
 
-    /// Seal VK to `stub`'s public key; refuses to overwrite an existing keyslot.
-    fn write_keyslot(&self, vk: &VaultKey, stub: &TokenStub) -> Result<PathBuf, KeystoreError> {
+    /// Seal VK for `stub` (see [`slot`]); refuses to overwrite an existing keyslot unless
+    /// `replace`.
+    fn write_keyslot(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+        replace: bool,
+    ) -> Result<PathBuf, KeystoreError> {
         let id = stub.id();
         let path = self.keyslot_path(&id)?;
-        let token_key = token_point(stub)?;
-        let sealed = seal::seal(&token_key, INFO_KEYSLOT, &vk.to_bytes(), |epk| {
-            keyslot_aad(stub, &hex::encode(epk))
-        })?;
-        let file = KeyslotFile {
-            format: <KeyslotFile as files::Envelope>::FORMAT.into(),
-            version: FORMAT_VERSION,
-            token: stub.clone(),
-            ephemeral_key: hex::encode(&sealed.ephemeral_key),
-            nonce: hex::encode(sealed.nonce),
-            wrapped_key: hex::encode(&sealed.ciphertext),
-            checksum: String::new(),
-        };
+        let file = slot::seal_vk(vk, stub, token)?;
         let bytes = encode(&path, file)?;
-        let refuse = Overwrite::Refuse {
-            what: "keyslot",
-            name: &id,
+        let overwrite = match replace {
+            true => Overwrite::Replace,
+            false => Overwrite::Refuse {
+                what: "keyslot",
+                name: &id,
+            },
         };
-        write_atomic(&path, &bytes, refuse)?;
+        write_atomic(&path, &bytes, overwrite)?;
         Ok(path)
     }
 
@@ -298,22 +320,12 @@ impl Keystore {
         }
         // Read vault.json before the touch too: a damaged one would waste it.
         let vault = self.vault_key()?;
-        let token_key = token_point(&slot.stub)?;
-        let b = slot.file.boxed(&slot.path)?;
-        let shared = token.agree(&b.ephemeral_key)?;
-        let aad = slot.file.aad()?;
-        let plain = seal::open(
-            &*shared,
-            &b.ephemeral_key,
-            &token_key,
-            INFO_KEYSLOT,
-            &aad,
-            &b.nonce,
-            &b.ciphertext,
-        )
-        .ok_or_else(|| KeystoreError::KeyslotLocked {
-            path: slot.path.clone(),
-            token: slot.stub.describe(),
+        slot::check(&slot.file, &slot.path)?;
+        let plain = slot::open_vk(&slot.file, &slot.path, token)?.ok_or_else(|| {
+            KeystoreError::KeyslotLocked {
+                path: slot.path.clone(),
+                token: slot.stub.describe(),
+            }
         })?;
         let vk = VaultKey::from_bytes(&plain)
             .ok_or_else(|| KeystoreError::damaged(&slot.path, "it holds no valid vault key"))?;
@@ -439,16 +451,6 @@ impl Keystore {
     }
 }
 
-/// The P-256 key a keyslot for `stub` is sealed to.
-fn token_point(stub: &TokenStub) -> Result<PublicKey, KeystoreError> {
-    stub.ecdh_public_key()
-        .and_then(|bytes| PublicKey::from_sec1_bytes(&bytes).ok())
-        .ok_or_else(|| KeystoreError::UnsupportedToken {
-            token: stub.describe(),
-            detail: "it has no valid P-256 public key to seal the vault key to".into(),
-        })
-}
-
 fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
     let bytes = read_private(&path)?.ok_or_else(|| KeystoreError::NotFound {
         what: "keyslot for token",
@@ -462,8 +464,7 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
             format!("it is for token {}, but is named {stem}", file.token.id()),
         ));
     }
-    file.boxed(&path)?;
-    token_point(&file.token)?;
+    slot::check(&file, &path)?;
     Ok(Keyslot {
         stub: file.token.clone(),
         path,

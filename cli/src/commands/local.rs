@@ -3,9 +3,11 @@
 
 use tapsign_agent::audit;
 use tapsign_agent::credential::{Credential, Exchange, KeyType, check_name, validate};
+use tapsign_agent::keystore::VaultKey;
 use tapsign_agent::keystore::{Keystore, KeystoreError};
 use tapsign_agent::paths::Paths;
-use tapsign_agent::secret::SecretBytes;
+use tapsign_agent::secret::{SecretBytes, SecretString};
+use tapsign_agent::token::fido2::{self, UvMode, Where};
 use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
@@ -37,9 +39,16 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
     let ks = keystore(paths);
     match cmd {
         TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
+        TokenCommand::Add(a) if a.fido2 => add_fido2(paths, &ks, &a),
         TokenCommand::Add(a) => add_piv(paths, &ks, &a),
         TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
-            format!("{:<16} {}", s.stub.id(), s.stub.describe())
+            format!(
+                "{:<24} {:<6} {:<34} {}",
+                s.stub.id(),
+                s.stub.kind(),
+                s.stub.describe(),
+                s.stub.model()
+            )
         }),
         TokenCommand::Remove { id } => {
             ks.remove_keyslot(&id).map_err(ks_failure)?;
@@ -124,29 +133,9 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     let initialized = ks.is_initialized().map_err(ks_failure)?;
     // With an existing keystore, first make sure an enrolled token can open it: the new key
     // is generated only once the vault key is in hand.
-    let vk = if initialized {
-        let slots: Vec<_> = ks
-            .keyslots()
-            .map_err(ks_failure)?
-            .into_iter()
-            .filter_map(Result::ok)
-            .collect();
-        let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
-        let soft_dir = paths.soft_token_dir();
-        let search = Search {
-            soft_dir: &soft_dir,
-            soft_allowed: super::soft_allowed(),
-            pin: Some(&pin),
-        };
-        let (i, mut token) =
-            tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
-        eprintln!("Touch {} to open the keystore...", stubs[i].describe());
-        Some(
-            ks.unwrap_vault(&slots[i], token.as_mut())
-                .map_err(ks_failure)?,
-        )
-    } else {
-        None
+    let vk = match initialized {
+        true => Some(open_vault(paths, ks, Some(&pin))?),
+        false => None,
     };
     let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
     match vk {
@@ -154,6 +143,93 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         None => ks.create(&stub).map_err(ks_failure)?,
     }
     println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    Ok(())
+}
+
+/// The keystore's readable keyslots.
+fn enrolled(ks: &Keystore) -> Result<Vec<tapsign_agent::keystore::Keyslot>, Failure> {
+    Ok(ks
+        .keyslots()
+        .map_err(ks_failure)?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect())
+}
+
+/// Open the vault with an enrolled token (one touch), to enroll another.
+fn open_vault(
+    paths: &Paths,
+    ks: &Keystore,
+    pin: Option<&SecretString>,
+) -> Result<VaultKey, Failure> {
+    let slots = enrolled(ks)?;
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let soft_dir = paths.soft_token_dir();
+    let search = Search {
+        soft_dir: &soft_dir,
+        soft_allowed: super::soft_allowed(),
+        pin,
+    };
+    let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
+    eprintln!("Touch {} to open the keystore...", stubs[i].describe());
+    ks.unwrap_vault(&slots[i], token.as_mut())
+        .map_err(ks_failure)
+}
+
+fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    let mut reader = SecretReader::new();
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    let slots = match initialized {
+        true => enrolled(ks)?,
+        false => Vec::new(),
+    };
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let opts = fido2::EnrollOptions {
+        place: match (&a.device, &a.reader) {
+            (Some(d), _) => Where::Hid(d.clone()),
+            (None, Some(r)) => Where::Reader(r.clone()),
+            (None, None) => Where::Anywhere,
+        },
+        label: a.name.clone(),
+        uv: a.uv.as_deref().and_then(UvMode::parse),
+    };
+    // Every check that needs no touch comes before the touch that opens the keystore.
+    let prepared = fido2::prepare(&opts, &stubs).map_err(token_failure)?;
+    let vk = match initialized {
+        true => {
+            let needing: Vec<String> = stubs
+                .iter()
+                .filter(|s| s.needs_pin())
+                .map(|s| s.describe())
+                .collect();
+            let pin = match needing.is_empty() {
+                true => None,
+                false => Some(reader.field(&format!("PIN of {}", needing.join(" or ")))?),
+            };
+            Some(open_vault(paths, ks, pin.as_ref())?)
+        }
+        false => None,
+    };
+    let mut ask = |label: &str| reader.field(label).map_err(|f| f.message);
+    let mut token = prepared.enroll(&mut ask).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    eprintln!(
+        "Touch {} again, to seal the keystore's key to it...",
+        stub.describe()
+    );
+    match vk {
+        Some(vk) => ks.add_keyslot_with(&vk, &mut token).map_err(ks_failure)?,
+        None => ks.create_with(&mut token).map_err(ks_failure)?,
+    }
+    println!(
+        "Enrolled {} as {} ({}).",
+        stub.describe(),
+        stub.id(),
+        stub.model()
+    );
     if !initialized {
         println!("The keystore is at {}.", ks.dir().display());
     }
