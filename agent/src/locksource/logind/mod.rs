@@ -130,6 +130,9 @@ struct Watch {
     session_removed: Option<SessionRemovedStream>,
     user: Option<UserWatch>,
     followed: Option<Followed>,
+    /// Why no session is followed, as last reported: a new login of someone else (each
+    /// brings a SessionNew) does not log the same line again.
+    waiting: Option<String>,
 }
 
 impl Watch {
@@ -143,6 +146,7 @@ impl Watch {
             session_removed: None,
             user: None,
             followed: None,
+            waiting: None,
         };
         if cfg.suspend {
             match w.manager.receive_prepare_for_sleep().await {
@@ -273,7 +277,10 @@ impl Watch {
                 let why = format!(
                     "no logind session found for the agent yet ({tried}); listening for one to start. Run the agent inside your desktop session, or see docs/screen-lock.md"
                 );
-                not_live(agent, LOGIND_SESSION, why);
+                if self.waiting.as_ref() != Some(&why) {
+                    not_live(agent, LOGIND_SESSION, why.clone());
+                    self.waiting = Some(why);
+                }
             }
         }
     }
