@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 Getting started:
   tapsign agent &                                   # run the agent (foreground; logs to stderr)
   tapsign token add --piv                           # enroll a token (a YubiKey; or --fido2)
@@ -62,6 +62,17 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: Option<AuditCommand>,
+    },
+    /// Print a shell completion script (scripts/install puts it where your shell looks).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page tapsign(1) as roff, or write one page per command into a folder.
+    Man {
+        /// Write tapsign.1 and a tapsign-COMMAND.1 page per command into this folder.
+        #[arg(long, value_name = "FOLDER")]
+        dir: Option<std::path::PathBuf>,
     },
 }
 
