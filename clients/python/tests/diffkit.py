@@ -75,6 +75,7 @@ class Recorder:
 
 
 FIXED_CLIENT_ID = "0123456789abcdef"
+FIXED_UUID = "8f0e1c2a-3b4d-4e5f-8a6b-7c8d9e0f1a2b"
 
 
 def instance(cls: Any, markets: List[Dict[str, Any]], responder: Responder, config: Optional[Dict[str, Any]] = None) -> Tuple[Any, Recorder]:
@@ -86,6 +87,7 @@ def instance(cls: Any, markets: List[Dict[str, Any]], responder: Responder, conf
     ex.fetch = rec.aio() if is_async else rec.sync()
     ex.set_markets(markets)
     ex.uuid16 = lambda *a: FIXED_CLIENT_ID
+    ex.uuid = lambda: FIXED_UUID  # KuCoin's clientOid; Upbit/Bithumb nonces are frozen per request
     ex.uuid22 = lambda *a: FIXED_CLIENT_ID + "ghijkl"
     return ex, rec
 
