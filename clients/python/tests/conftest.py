@@ -8,6 +8,7 @@ import pytest
 
 import creds
 from agentworld import World
+from fakeagent import FakeAgent
 import tapsign
 
 
@@ -42,3 +43,11 @@ def fresh_world() -> Iterator[World]:
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeAgent]:
+    """A scripted fake agent; pick the script with ``@fakeagent.using(script)``."""
+    agent = FakeAgent(request.param)
+    yield agent
+    agent.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple
 
 from . import _wire, errors
@@ -57,25 +58,58 @@ async def _close(conn: _Conn) -> None:
         pass
 
 
+async def _sock_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = await loop.sock_recv(sock, n - len(buf))
+        except (ConnectionError, OSError) as e:
+            raise _Dropped(str(e)) from None
+        if not chunk:
+            raise _Dropped("the agent closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+async def _handshake(loop: asyncio.AbstractEventLoop, sock: socket.socket, name: str) -> str:
+    """`hello` on the raw socket, before streams wrap it: an agent that refuses the connection
+    (busy) answers and closes at once, and a failed write must not lose that answer (a
+    stream's transport would drop what it had read on the write error)."""
+    write_error: Optional[BaseException] = None
+    try:
+        await loop.sock_sendall(sock, _wire.encode(_wire.hello(name)))
+    except (ConnectionError, OSError) as e:
+        write_error = e
+    try:
+        header = await _sock_exact(loop, sock, 4)
+        body = await _sock_exact(loop, sock, _wire.body_len(header))
+    except _Dropped as e:
+        raise errors.ConnectionLost(
+            f"the agent closed the connection during hello: {write_error or e}"
+        ) from None
+    return _wire.check_hello(_wire.decode(body))
+
+
 async def _connect(where: _wire.SocketPath, name: str, timeout: Optional[float]) -> Tuple[_Conn, str]:
     if where.discovered:
         _wire.check_folder(where.path)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
     try:
-        conn = await asyncio.wait_for(asyncio.open_unix_connection(where.path), timeout)
-    except (FileNotFoundError, ConnectionRefusedError) as e:
-        raise _wire.not_running(where.path, e) from None
-    try:
-        sock = conn[1].get_extra_info("socket")
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, where.path), timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise _wire.not_running(where.path, e) from None
         _wire.check_peer_uid(_wire.peer_uid(sock), os.getuid(), where.path)
         try:
-            answer = await asyncio.wait_for(_roundtrip(conn, _wire.encode(_wire.hello(name))), timeout)
-        except _Dropped as e:
-            raise errors.ConnectionLost(f"the agent closed the connection during hello: {e}") from None
+            agent = await asyncio.wait_for(_handshake(loop, sock, name), timeout)
         except asyncio.TimeoutError:
             raise errors.AgentTimeout(f"the agent did not answer hello within {timeout} s") from None
-        return conn, _wire.check_hello(answer)
+        conn = await asyncio.open_unix_connection(sock=sock)
+        return conn, agent
     except BaseException:
-        await _close(conn)
+        sock.close()
         raise
 
 
