@@ -167,7 +167,7 @@ class ProtocolError(TapsignError):
 
 
 BY_CODE: Dict[str, Type[TapsignError]] = {
-    cls.code: cls  # type: ignore[misc]
+    str(cls.code): cls
     for cls in (
         Locked,
         Expired,

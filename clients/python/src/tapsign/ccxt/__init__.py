@@ -155,7 +155,7 @@ class _Adapter:
 
 # The signed call that teaches the adapter a Binance API key before a key-only call: a read
 # of the account, signed but never sent.
-_BINANCE_KEY_PROBE = ("GET", "/api/v3/account", "omitZeroBalances=true")
+_BINANCE_KEY_PROBE = ("GET", "/api/v3/account", "")
 
 
 def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Dict, Tuple, Type
 
-import ccxt
+import ccxt  # type: ignore[import-untyped]  # ccxt ships no type information
 
 from .. import errors as t
 
