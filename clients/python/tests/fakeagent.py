@@ -194,7 +194,7 @@ def slow_first_answer(conn: Conn, n: int) -> None:
         return serve_forever(conn, n)
     conn.hello()
     msg = conn.read()
-    time.sleep(1.0)
+    time.sleep(2.5)
     if msg is not None:
         try:
             conn.send(signed({**msg, "path": "/stale"}))

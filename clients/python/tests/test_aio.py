@@ -101,7 +101,7 @@ def test_a_cancelled_request_never_hands_its_answer_to_the_next(fake: FakeAgent)
     async def go() -> str:
         a = tapsign.aio.Agent(fake.path)
         task = asyncio.ensure_future(a.sign("k", "GET", "/first"))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -113,7 +113,7 @@ def test_a_cancelled_request_never_hands_its_answer_to_the_next(fake: FakeAgent)
 @using(slow_first_answer)
 def test_timeout(fake: FakeAgent) -> None:
     async def go() -> str:
-        a = tapsign.aio.Agent(fake.path, timeout=0.3)
+        a = tapsign.aio.Agent(fake.path, timeout=1.0)
         with pytest.raises(tapsign.AgentTimeout):
             await a.sign("k", "GET", "/first")
         return (await a.sign("k", "GET", "/second")).path

@@ -180,7 +180,7 @@ def test_busy_is_read_even_when_the_write_failed(fake: FakeAgent) -> None:
 
 @using(slow_first_answer)
 def test_a_timeout_never_hands_a_late_answer_to_the_next_request(fake: FakeAgent) -> None:
-    a = tapsign.Agent(fake.path, timeout=0.3)
+    a = tapsign.Agent(fake.path, timeout=1.0)
     with pytest.raises(tapsign.AgentTimeout):
         a.sign("k", "GET", "/first")
     assert isinstance(tapsign.AgentTimeout("x"), TimeoutError)

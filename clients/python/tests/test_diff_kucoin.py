@@ -90,3 +90,20 @@ def test_kucoin_unified_account(call: str, agent: tapsign.Agent) -> None:
 @pytest.mark.parametrize("call", ["create_order", "cancel_order"])
 def test_kucoin_async(call: str, world: Any) -> None:
     diffkit.check(SPEC, CALLS[call], tapsign.aio.Agent(world.sock), use_async=True)
+
+
+FUTURES_MARKETS = [market("BTC/USDT:USDT", "XBTUSDTM", "swap", settle="USDT", settle_id="USDT", linear=True,
+                          contract_size=0.001, amount=1, price=0.1)]
+FUTURES = diffkit.Spec("kucoinfutures", "kucoin-main", CREDS, FUTURES_MARKETS, responder("CLASSIC"), stamps, compare, verify)
+FUTURES_CALLS = {
+    "create_order": lambda ex: ex.create_order("BTC/USDT:USDT", "limit", "buy", 1, 50000, {"leverage": 5}),
+    "cancel_order": lambda ex: ex.cancel_order("5bd6e9286d99522a52e458de", "BTC/USDT:USDT"),
+    "fetch_positions": lambda ex: ex.fetch_positions(["BTC/USDT:USDT"]),
+}
+
+
+@pytest.mark.parametrize("call", sorted(FUTURES_CALLS))
+def test_kucoin_futures(call: str, agent: tapsign.Agent) -> None:
+    """api-futures.kucoin.com, with ccxt's futures broker tag."""
+    sent = diffkit.check(FUTURES, FUTURES_CALLS[call], agent)
+    assert any(s.host == "api-futures.kucoin.com" for s in sent)

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple
 
 from . import _wire, errors
 from ._wire import Event, SignedRequest, Status
-from .client import DEFAULT_NAME
+from .client import DEFAULT_NAME, _closes
 
 __all__ = ["Agent"]
 
@@ -188,7 +188,7 @@ class Agent:
                             f"lost the connection to the agent: {e}; is it still running?"
                         ) from None
                 except errors.TapsignError as e:
-                    if e.code in ("version_mismatch", "busy", "forbidden"):
+                    if _closes(e):
                         await self._drop()
                     raise
                 except BaseException:

@@ -72,6 +72,11 @@ def connect_socket(sock_path: _wire.SocketPath, name: str, timeout: Optional[flo
         raise
 
 
+def _closes(e: errors.TapsignError) -> bool:
+    """After these the agent closes the connection, or the stream may be out of step."""
+    return e.code in ("version_mismatch", "busy", "forbidden") or isinstance(e, errors.ProtocolError)
+
+
 def _is_stale(sock: socket.socket) -> bool:
     """Whether the agent closed this idle connection (it does after its idle timeout, without
     a message): readable with nothing to read. Any unsolicited bytes make it unusable too."""
@@ -167,8 +172,8 @@ class Agent:
                             f"lost the connection to the agent: {e}; is it still running?"
                         ) from None
                 except errors.TapsignError as e:
-                    if e.code in ("version_mismatch", "busy", "forbidden"):
-                        self._drop()  # the agent closes after these
+                    if _closes(e):
+                        self._drop()
                     raise
                 except BaseException:
                     # Interrupted mid-request: the answer would arrive for the next caller.

@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac as _hmac
+import json
 import secrets
 import threading
 from base64 import b64encode
 from typing import Any, Callable, Dict, Optional, Union
+from urllib.parse import parse_qs
 
 from .. import aio, errors
 from .._wire import SignedRequest
@@ -106,7 +108,7 @@ class _Adapter:
         return Unsigned(method, base, path, query, body, rest)
 
     def key_only(self, u: Unsigned) -> bool:
-        return self.rule.scheme == "binance" and u.path.endswith(_rules.BINANCE_KEY_ONLY) and "signature=" not in u.query + (u.body or "")
+        return self.rule.scheme == "binance" and u.path.endswith(_rules.BINANCE_KEY_ONLY)
 
     def signed_request(self, u: Unsigned, signed: SignedRequest) -> Dict[str, Any]:
         """The request to send: the agent's strings as they are, ccxt's other headers."""
@@ -209,19 +211,33 @@ def _kucoin_partner(exchange: Any, u: Unsigned, headers: Dict[str, str]) -> Dict
     public value in ccxt's source, not the user's secret) over the timestamp and the API key.
     Both are the agent's now, so the tag is remade from them, as ccxt makes it."""
     partner = (exchange.options or {}).get("partner") or {}
-    futures = "api-futures" in u.base or u.path.startswith("/api/ua/") and "FUTURES" in (u.body or "") + u.query
-    part = partner.get("future" if futures else "spot", partner) if isinstance(partner, dict) else {}
-    pid = part.get("id") if isinstance(part, dict) else None
-    pkey = (part.get("secret") or part.get("key")) if isinstance(part, dict) else None
-    if not pid or not pkey:
+    part = partner.get("future" if _kucoin_futures(u) else "spot", partner) if isinstance(partner, dict) else None
+    if not isinstance(part, dict) or not part.get("id") or not (part.get("secret") or part.get("key")):
         return headers
+    pid, pkey = str(part["id"]), str(part.get("secret") or part.get("key"))
     ts, api_key = headers.get("KC-API-TIMESTAMP", ""), headers.get("KC-API-KEY", "")
-    mac = _hmac.new(str(pkey).encode(), (ts + str(pid) + api_key).encode(), hashlib.sha256)
+    mac = _hmac.new(pkey.encode(), (ts + pid + api_key).encode(), hashlib.sha256)
     out = dict(headers)
     out["KC-API-PARTNER-SIGN"] = b64encode(mac.digest()).decode()
-    out["KC-API-PARTNER"] = str(pid)
+    out["KC-API-PARTNER"] = pid
     out["KC-API-PARTNER-VERIFY"] = "true"
     return out
+
+
+def _kucoin_futures(u: Unsigned) -> bool:
+    """ccxt picks its futures broker id for the futures host, and for unified-account calls
+    whose ``tradeType`` is ``FUTURES``."""
+    if "api-futures." in u.base:
+        return True
+    if not u.path.startswith("/api/ua/"):
+        return False
+    trade_type = parse_qs(u.query).get("tradeType", [None])[0]
+    if trade_type is None and u.body and u.body.lstrip().startswith("{"):
+        try:
+            trade_type = json.loads(u.body).get("tradeType")
+        except ValueError:
+            trade_type = None
+    return trade_type == "FUTURES"
 
 
 def attach(exchange: Any, key: str, agent: Union[Agent, aio.Agent, None] = None) -> Any:
