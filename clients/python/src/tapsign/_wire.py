@@ -178,6 +178,8 @@ class Status:
     tokens: List[Dict[str, Any]]
     warnings: List[str]
     lock_sources: List[Dict[str, Any]]
+    # Keys whose config.toml policy differs from their exchange's trading profile.
+    key_policies: List[Dict[str, Any]]
     raw: Dict[str, Any] = field(repr=False)
 
     @property
@@ -195,6 +197,7 @@ class Status:
             tokens=list(msg.get("tokens") or []),
             warnings=list(msg.get("warnings") or []),
             lock_sources=list(msg.get("lock_sources") or []),
+            key_policies=list(msg.get("key_policies") or []),
             raw=msg,
         )
 
