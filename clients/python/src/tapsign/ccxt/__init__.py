@@ -127,7 +127,8 @@ class _Adapter:
         return self.checked(signed.url(u.base), signed.method, headers, body)
 
     def key_only_request(self, u: Unsigned) -> Dict[str, Any]:
-        assert self.api_key is not None
+        if self.api_key is None:
+            raise errors.Internal("no Binance API key learnt from the agent yet", "internal")
         headers = dict(u.headers)
         headers["X-MBX-APIKEY"] = self.api_key
         url = u.base + u.path + ("?" + u.query if u.query else "")
