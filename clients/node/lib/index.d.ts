@@ -127,8 +127,17 @@ export function socketPath(
   isDir?: (path: string) => boolean,
 ): string;
 
+/** What checkSocket returns: the socket's lstat, to compare after connecting. */
+export interface SocketStat {
+  dev: number;
+  ino: number;
+  uid: number;
+  mode: number;
+  isSocket(): boolean;
+}
+
 /** Refuse a socket another user could serve; throws AgentUnreachable or UntrustedSocket. */
-export function checkSocket(path: string, uid?: number): Promise<import('node:fs').Stats>;
+export function checkSocket(path: string, uid?: number): Promise<SocketStat>;
 
 export const PROTOCOL_VERSION: number;
 export const MAX_FRAME: number;
