@@ -34,7 +34,7 @@ const PLACEHOLDERS = {
 // tapsign's codes → ccxt's error classes, most fitting first (docs/protocol.md says what a
 // bot should do for each; ccxt bots already act on these classes).
 const CCXT_ERROR = {
-  // A human must touch the token (or fix the keystore) before anything signs again.
+  // A human must act (unlock, touch, insert the right token) before anything signs again.
   locked: ['AuthenticationError'],
   expired: ['AuthenticationError'],
   budget_exhausted: ['AuthenticationError'],
