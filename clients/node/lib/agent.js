@@ -10,11 +10,11 @@
 // Reconnecting: the connection opens on the first call. When the agent drops it (a restart,
 // the idle-connection timeout), the next call opens a new one; a call whose reused connection
 // turns out to be closed before any answer is sent once more on a fresh one. A fresh
-// connection that fails is reported (AgentUnreachable), never retried in a loop.
+// connection that fails is reported (AgentNotRunning, ConnectionLost), never retried in a loop.
 
 const { open, expect } = require('./connection');
 const { socketPath } = require('./socket');
-const { AgentUnreachable } = require('./errors');
+const { ConnectionLost } = require('./errors');
 const { VERSION } = require('./version');
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -58,12 +58,9 @@ class Agent {
     return this._path || socketPath();
   }
 
-  /** Connect if needed; the agent's `hello` answer: `{ version, agent }`. */
+  /** Connect if needed; the agent's self-description from `hello` (`tapsign 0.1.0`). */
   hello() {
-    return this._serial(async () => {
-      const conn = await this._connection();
-      return { version: conn.version, agent: conn.agent };
-    });
+    return this._serial(async () => (await this._connection()).agent);
   }
 
   /** The agent's `status` (docs/protocol.md), without its `type`. Served while locked. */
@@ -121,7 +118,7 @@ class Agent {
 
   /**
    * Session events (`unlocked`, `expiring_soon`, `budget_low`, `extended`, `locked`) as an
-   * async iterator, on a connection of their own. Ends with AgentUnreachable when the agent
+   * async iterator, on a connection of their own. Ends with ConnectionLost when the agent
    * goes away; `break` closes the connection.
    */
   events() {
@@ -169,7 +166,7 @@ class Agent {
         } catch (e) {
           // The agent closed a kept-open connection (restart, idle timeout) before answering:
           // nothing was answered, so send it once more on a new connection.
-          if (e instanceof AgentUnreachable && reused && attempt === 0) continue;
+          if (e instanceof ConnectionLost && reused && attempt === 0) continue;
           throw e;
         }
       }

@@ -5,7 +5,7 @@
 const net = require('node:net');
 
 const { encode, FrameReader } = require('./frame');
-const { AgentUnreachable, ProtocolError, Timeout, fromWire } = require('./errors');
+const { AgentNotRunning, AgentTimeout, ConnectionLost, ProtocolError, fromWire } = require('./errors');
 const { checkSocket, sameSocket } = require('./socket');
 
 const PROTOCOL_VERSION = 1;
@@ -31,7 +31,7 @@ class Connection {
     });
     sock.on('close', () => {
       const why = this.lastError ? `: ${this.lastError.message}` : '';
-      this._fail(new AgentUnreachable(`the agent closed the connection${why}`));
+      this._fail(new ConnectionLost(`the agent closed the connection${why}`));
     });
   }
 
@@ -82,7 +82,7 @@ class Connection {
       if (timeoutMs) {
         timer = setTimeout(() => {
           // The answer may still come; the frame boundary is lost, so the connection goes.
-          this._fail(new Timeout(`the agent did not answer within ${timeoutMs} ms`));
+          this._fail(new AgentTimeout(`the agent did not answer within ${timeoutMs} ms`));
           this.sock.destroy();
         }, timeoutMs);
       }
@@ -101,7 +101,7 @@ class Connection {
   }
 
   close() {
-    this._fail(new AgentUnreachable('the connection was closed by this client'));
+    this._fail(new ConnectionLost('the connection was closed by this client'));
     this.sock.destroy();
   }
 }
@@ -121,7 +121,7 @@ function connectSocket(sockPath, timeoutMs) {
     if (timeoutMs) {
       timer = setTimeout(() => {
         sock.destroy();
-        reject(new Timeout(`connecting to the agent at ${sockPath} took over ${timeoutMs} ms`));
+        reject(new AgentTimeout(`connecting to the agent at ${sockPath} took over ${timeoutMs} ms`));
       }, timeoutMs);
     }
     sock.once('connect', () => {
@@ -135,7 +135,7 @@ function connectSocket(sockPath, timeoutMs) {
         e.code === 'ECONNREFUSED'
           ? ': no agent listens there (a stale socket?); start it with `tapsign agent`'
           : `: ${e.message}`;
-      reject(new AgentUnreachable(`cannot connect to the agent at ${sockPath}${hint}`));
+      reject(new AgentNotRunning(`cannot connect to the agent at ${sockPath}${hint}`));
     });
   });
 }

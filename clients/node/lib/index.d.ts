@@ -1,11 +1,5 @@
 // Types for the tapsign client (CommonJS entry; lib/index.d.mts re-exports them for ESM).
 
-/** The agent's `hello` answer. */
-export interface Hello {
-  version: number;
-  agent: string;
-}
-
 export interface KeyStatus {
   name: string;
   exchange: string;
@@ -111,7 +105,8 @@ export class Agent {
   readonly path: string;
   client: string;
   timeout: number;
-  hello(): Promise<Hello>;
+  /** The agent's self-description from `hello` (`tapsign 0.1.0`). */
+  hello(): Promise<string>;
   status(): Promise<Status>;
   unlock(options?: UnlockOptions): Promise<Status>;
   lock(): Promise<void>;
@@ -136,52 +131,52 @@ export interface SocketStat {
   isSocket(): boolean;
 }
 
-/** Refuse a socket another user could serve; throws AgentUnreachable or UntrustedSocket. */
+/** Refuse a socket another user could serve; throws AgentNotRunning or NotYourAgent. */
 export function checkSocket(path: string, uid?: number): Promise<SocketStat>;
 
 export const PROTOCOL_VERSION: number;
 export const MAX_FRAME: number;
 export const VERSION: string;
 
-/** Every error this package raises. `code` is the agent's wire code or the client's own. */
+/** Every error this package raises. `code` is the agent's wire code, null for an error on this side. */
 export class TapsignError extends Error {
-  constructor(message: string, code?: string);
-  code: string;
+  constructor(message: string, code?: string | null);
+  code: string | null;
 }
-export class Locked extends TapsignError {}
-export class Expired extends TapsignError {}
-export class BudgetExhausted extends TapsignError {}
+/** No usable session (Locked, Expired, BudgetExhausted). */
+export class NoSession extends TapsignError {}
+/** Refused; the same request gets the same answer (PolicyDenied, UnknownKey, BadRequest). */
+export class Refused extends TapsignError {}
+/** A token problem during unlock (TokenAbsent, WrongToken, TouchTimeout, PinInvalid). */
+export class TokenError extends TapsignError {}
+export class Locked extends NoSession {}
+export class Expired extends NoSession {}
+export class BudgetExhausted extends NoSession {}
 /** The same class as BudgetExhausted. */
 export const BudgetSpent: typeof BudgetExhausted;
-export class PolicyDenied extends TapsignError {}
-export class UnknownKey extends TapsignError {}
-export class BadRequest extends TapsignError {}
-export class TokenAbsent extends TapsignError {}
-export class WrongToken extends TapsignError {}
-export class TouchTimeout extends TapsignError {}
-export class PinInvalid extends TapsignError {}
+export class PolicyDenied extends Refused {}
+export class UnknownKey extends Refused {}
+export class BadRequest extends Refused {}
+export class TokenAbsent extends TokenError {}
+export class WrongToken extends TokenError {}
+export class TouchTimeout extends TokenError {}
+export class PinInvalid extends TokenError {}
 export class VersionMismatch extends TapsignError {}
-export class Keystore extends TapsignError {}
+export class KeystoreError extends TapsignError {}
 export class Busy extends TapsignError {}
 export class Forbidden extends TapsignError {}
 /** Also raised for a code this client does not know; `code` keeps the agent's. */
 export class Internal extends TapsignError {}
-/** No agent at the socket, or the connection dropped before the answer (code `unreachable`). */
-export class AgentUnreachable extends TapsignError {
-  constructor(message: string);
-}
-/** The agent sent something that is not a valid answer (code `protocol`). */
-export class ProtocolError extends TapsignError {
-  constructor(message: string);
-}
-/** The socket could be served by another user (code `untrusted_socket`). */
-export class UntrustedSocket extends TapsignError {
-  constructor(message: string);
-}
-/** No answer within the timeout (code `timeout`). */
-export class Timeout extends TapsignError {
-  constructor(message: string);
-}
+/** No agent answers at the socket (code null). */
+export class AgentNotRunning extends TapsignError {}
+/** The connection dropped while a request was in flight, and it was not sent again (code null). */
+export class ConnectionLost extends TapsignError {}
+/** No answer within the timeout (code null). */
+export class AgentTimeout extends TapsignError {}
+/** The socket could be served by another user; nothing was sent (code null). */
+export class NotYourAgent extends TapsignError {}
+/** The agent sent something that is not a valid answer (code null). */
+export class ProtocolError extends TapsignError {}
 
 /** The error class for a wire code (unknown codes: Internal). */
 export function errorForCode(code: string, message: string): TapsignError;

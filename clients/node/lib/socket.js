@@ -23,7 +23,7 @@
 const fsp = require('node:fs/promises');
 const path = require('node:path');
 
-const { AgentUnreachable, UntrustedSocket } = require('./errors');
+const { AgentNotRunning, NotYourAgent } = require('./errors');
 
 const SOCK_ENV = 'TAPSIGN_SOCK';
 
@@ -58,8 +58,8 @@ function defaultIsDir(p) {
 
 /**
  * Check that `sockPath` is a socket only you (or root) could have put there. Returns its
- * lstat, to compare with [`sameSocket`] after connecting. Throws AgentUnreachable when no
- * socket is there, UntrustedSocket when one is there that another user could serve.
+ * lstat, to compare with [`sameSocket`] after connecting. Throws AgentNotRunning when no
+ * socket is there, NotYourAgent when one is there that another user could serve.
  */
 async function checkSocket(sockPath, uid = currentUid()) {
   const abs = path.resolve(sockPath);
@@ -68,22 +68,22 @@ async function checkSocket(sockPath, uid = currentUid()) {
     st = await fsp.lstat(abs);
   } catch (e) {
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') {
-      throw new AgentUnreachable(
+      throw new AgentNotRunning(
         `no agent socket at ${abs}: start the agent (\`tapsign agent\`) or set ${SOCK_ENV} to its socket`,
       );
     }
-    throw new AgentUnreachable(`cannot look at the agent socket ${abs}: ${e.message}`);
+    throw new AgentNotRunning(`cannot look at the agent socket ${abs}: ${e.message}`);
   }
   if (st.isSymbolicLink()) {
-    throw new UntrustedSocket(
+    throw new NotYourAgent(
       `${abs} is a symbolic link, not the agent's socket; set ${SOCK_ENV} to the socket itself`,
     );
   }
   if (!st.isSocket()) {
-    throw new UntrustedSocket(`${abs} is not a socket; check ${SOCK_ENV} and the socket folder`);
+    throw new NotYourAgent(`${abs} is not a socket; check ${SOCK_ENV} and the socket folder`);
   }
   if (st.uid !== uid) {
-    throw new UntrustedSocket(
+    throw new NotYourAgent(
       `the socket ${abs} belongs to uid ${st.uid}, not to you (uid ${uid}): it is not your agent; ` +
         `check ${SOCK_ENV} and the socket folder`,
     );
@@ -91,7 +91,7 @@ async function checkSocket(sockPath, uid = currentUid()) {
   const dir = path.dirname(abs);
   const dirSt = await lstatOrThrow(dir);
   if (dirSt.isSymbolicLink()) {
-    throw new UntrustedSocket(
+    throw new NotYourAgent(
       `the socket folder ${dir} is a symbolic link; point ${SOCK_ENV} at the real folder`,
     );
   }
@@ -106,7 +106,7 @@ async function checkChain(dir, uid) {
   for (let d = dir; ; d = path.dirname(d)) {
     const st = await lstatOrThrow(d);
     if (st.uid !== uid && st.uid !== 0) {
-      throw new UntrustedSocket(
+      throw new NotYourAgent(
         `${d}, above the agent socket, belongs to uid ${st.uid}, not to you (uid ${uid}) or root: ` +
           'that user could swap the socket; run the agent with a socket in a folder of your own',
       );
@@ -116,7 +116,7 @@ async function checkChain(dir, uid) {
       const othersWrite = (st.mode & 0o022) !== 0;
       const sticky = (st.mode & 0o1000) !== 0;
       if (othersWrite && !sticky) {
-        throw new UntrustedSocket(
+        throw new NotYourAgent(
           `${d}, above the agent socket, is writable by other users (mode ${(st.mode & 0o7777).toString(8)}): ` +
             `they could swap the socket; \`chmod go-w ${d}\` or move the socket`,
         );
@@ -130,7 +130,7 @@ async function lstatOrThrow(p) {
   try {
     return await fsp.lstat(p);
   } catch (e) {
-    throw new AgentUnreachable(`cannot look at ${p}, on the way to the agent socket: ${e.message}`);
+    throw new AgentNotRunning(`cannot look at ${p}, on the way to the agent socket: ${e.message}`);
   }
 }
 
@@ -143,7 +143,7 @@ async function sameSocket(sockPath, before) {
     now = undefined;
   }
   if (!now || now.dev !== before.dev || now.ino !== before.ino) {
-    throw new UntrustedSocket(
+    throw new NotYourAgent(
       `the agent socket ${sockPath} was replaced while connecting; check who else writes to its folder`,
     );
   }

@@ -59,7 +59,7 @@ test("the adapter on ccxt's ESM build signs, and raises that build's error class
   verify.binance(sent[0], KEY);
   world.run(['lock']);
   try {
-    await assert.rejects(ex.fetchBalance(), (e) => e instanceof ccxt.AuthenticationError && /tapsign locked/.test(e.message));
+    await assert.rejects(ex.fetchBalance(), (e) => e instanceof ccxt.AuthenticationError && /^binance tapsign: /.test(e.message) && e.code === 'locked');
   } finally {
     world.unlock();
   }

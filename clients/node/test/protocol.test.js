@@ -115,7 +115,7 @@ test('every golden error frame becomes its class, carrying the agent message', a
     touch_timeout: tapsign.TouchTimeout,
     pin_invalid: tapsign.PinInvalid,
     version_mismatch: tapsign.VersionMismatch,
-    keystore: tapsign.Keystore,
+    keystore: tapsign.KeystoreError,
     busy: tapsign.Busy,
     forbidden: tapsign.Forbidden,
     internal: tapsign.Internal,
@@ -141,6 +141,13 @@ test('every golden error frame becomes its class, carrying the agent message', a
     await fake.close();
   }
   assert.equal(tapsign.BudgetSpent, tapsign.BudgetExhausted, 'BudgetSpent names the same class');
+  // The groups a bot can catch at once, as in the Python client.
+  for (const C of [tapsign.Locked, tapsign.Expired, tapsign.BudgetExhausted]) assert.ok(new C('m') instanceof tapsign.NoSession);
+  for (const C of [tapsign.PolicyDenied, tapsign.UnknownKey, tapsign.BadRequest]) assert.ok(new C('m') instanceof tapsign.Refused);
+  for (const C of [tapsign.TokenAbsent, tapsign.WrongToken, tapsign.TouchTimeout, tapsign.PinInvalid]) {
+    assert.ok(new C('m') instanceof tapsign.TokenError);
+  }
+  assert.ok(!(new tapsign.Busy('m') instanceof tapsign.Refused));
 });
 
 test('an error code this client does not know is Internal, keeping the code', async () => {
@@ -264,7 +271,7 @@ test('a fresh connection that drops is reported once, not retried in a loop', as
   });
   const agent = new Agent({ path: fake.path });
   try {
-    await assert.rejects(agent.status(), tapsign.AgentUnreachable);
+    await assert.rejects(agent.status(), tapsign.ConnectionLost);
     assert.equal(fake.peers.length, 1);
   } finally {
     agent.close();
@@ -277,7 +284,7 @@ test('no answer within the timeout is a Timeout, and the next call gets a new co
   const fake = await fakeAgent(serve(() => (++calls === 1 ? undefined : golden('response_status_locked'))));
   const agent = new Agent({ path: fake.path, timeout: 200 });
   try {
-    await assert.rejects(agent.status(), (e) => e instanceof tapsign.Timeout && e.code === 'timeout');
+    await assert.rejects(agent.status(), (e) => e instanceof tapsign.AgentTimeout && e.code === null);
     assert.equal((await agent.status()).state, 'locked');
     assert.equal(fake.peers.length, 2);
   } finally {
@@ -367,7 +374,7 @@ test('events() yields pushed events and closes its connection on break', async (
   }
 });
 
-test('events() ends with AgentUnreachable when the agent goes away', async () => {
+test('events() ends with ConnectionLost when the agent goes away', async () => {
   const fake = await fakeAgent(async (peer) => {
     await peer.greet();
     await peer.next();
@@ -379,7 +386,7 @@ test('events() ends with AgentUnreachable when the agent goes away', async () =>
   try {
     const it = agent.events();
     assert.equal((await it.next()).value.event, 'expiring_soon');
-    await assert.rejects(it.next(), tapsign.AgentUnreachable);
+    await assert.rejects(it.next(), tapsign.ConnectionLost);
   } finally {
     agent.close();
     await fake.close();

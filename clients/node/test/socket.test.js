@@ -14,7 +14,7 @@ const tapsign = require('..');
 const { sameSocket } = require('../lib/socket');
 const { fakeAgent, golden } = require('./helpers/fake-agent');
 
-const { socketPath, checkSocket, UntrustedSocket, AgentUnreachable } = tapsign;
+const { socketPath, checkSocket, NotYourAgent, AgentNotRunning } = tapsign;
 const uid = process.getuid();
 
 test('discovery: TAPSIGN_SOCK first, then XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR/tapsign-UID', () => {
@@ -67,7 +67,7 @@ test('a socket of yours in a folder only you can write is accepted', async (t) =
 test("a socket owned by another uid is refused, naming the owner", async (t) => {
   const { sock } = await listening(t);
   await assert.rejects(checkSocket(sock, uid + 4242), (e) => {
-    assert.ok(e instanceof UntrustedSocket);
+    assert.ok(e instanceof NotYourAgent);
     assert.match(e.message, new RegExp(`belongs to uid ${uid}, not to you \\(uid ${uid + 4242}\\)`));
     return true;
   });
@@ -75,7 +75,7 @@ test("a socket owned by another uid is refused, naming the owner", async (t) => 
 
 test('a socket in a folder other users can write is refused', async (t) => {
   const { sock, dir } = await listening(t, 0o777);
-  await assert.rejects(checkSocket(sock), (e) => e instanceof UntrustedSocket && e.message.includes(`${dir}, above the agent socket, is writable by other users`));
+  await assert.rejects(checkSocket(sock), (e) => e instanceof NotYourAgent && e.message.includes(`${dir}, above the agent socket, is writable by other users`));
 });
 
 test('a world-writable folder with the sticky bit (like /tmp) is accepted', async (t) => {
@@ -87,28 +87,28 @@ test('a socket folder that is a symbolic link is refused', async (t) => {
   const { root, dir } = await listening(t);
   const link = path.join(root, 'link');
   fs.symlinkSync(dir, link);
-  await assert.rejects(checkSocket(path.join(link, 'agent.sock')), (e) => e instanceof UntrustedSocket && /is a symbolic link/.test(e.message));
+  await assert.rejects(checkSocket(path.join(link, 'agent.sock')), (e) => e instanceof NotYourAgent && /is a symbolic link/.test(e.message));
 });
 
 test('a symbolic link in place of the socket is refused', async (t) => {
   const { dir, sock } = await listening(t);
   const link = path.join(dir, 'other.sock');
   fs.symlinkSync(sock, link);
-  await assert.rejects(checkSocket(link), (e) => e instanceof UntrustedSocket && /symbolic link, not the agent's socket/.test(e.message));
+  await assert.rejects(checkSocket(link), (e) => e instanceof NotYourAgent && /symbolic link, not the agent's socket/.test(e.message));
 });
 
 test('a file that is not a socket is refused', async (t) => {
   const { dir } = await listening(t);
   const file = path.join(dir, 'plain');
   fs.writeFileSync(file, '');
-  await assert.rejects(checkSocket(file), (e) => e instanceof UntrustedSocket && /is not a socket/.test(e.message));
+  await assert.rejects(checkSocket(file), (e) => e instanceof NotYourAgent && /is not a socket/.test(e.message));
 });
 
-test('no socket is AgentUnreachable, saying how to start the agent', async () => {
-  await assert.rejects(checkSocket('/nonexistent/tapsign/agent.sock'), (e) => e instanceof AgentUnreachable && /tapsign agent/.test(e.message) && e.code === 'unreachable');
+test('no socket is AgentNotRunning, saying how to start the agent', async () => {
+  await assert.rejects(checkSocket('/nonexistent/tapsign/agent.sock'), (e) => e instanceof AgentNotRunning && /tapsign agent/.test(e.message) && e.code === null);
 });
 
-test('a stale socket file with no agent behind it is AgentUnreachable', async (t) => {
+test('a stale socket file with no agent behind it is AgentNotRunning', async (t) => {
   const { dir } = await listening(t);
   const stale = path.join(dir, 'stale.sock');
   // A process that bound the socket and exited without closing it leaves the file behind.
@@ -116,7 +116,7 @@ test('a stale socket file with no agent behind it is AgentUnreachable', async (t
   assert.equal(r.status, 0, String(r.stderr));
   assert.ok(fs.lstatSync(stale).isSocket());
   const agent = new tapsign.Agent({ path: stale });
-  await assert.rejects(agent.status(), (e) => e instanceof AgentUnreachable && /no agent listens there/.test(e.message));
+  await assert.rejects(agent.status(), (e) => e instanceof AgentNotRunning && /no agent listens there/.test(e.message));
 });
 
 test('a socket swapped after the check is noticed', async (t) => {
@@ -127,7 +127,7 @@ test('a socket swapped after the check is noticed', async (t) => {
   await new Promise((r) => s.listen(other, r));
   t.after(() => new Promise((r) => s.close(r)));
   fs.renameSync(other, sock);
-  await assert.rejects(sameSocket(sock, before), (e) => e instanceof UntrustedSocket && /replaced while connecting/.test(e.message));
+  await assert.rejects(sameSocket(sock, before), (e) => e instanceof NotYourAgent && /replaced while connecting/.test(e.message));
 });
 
 test('the Agent never connects to an untrusted socket', async () => {
@@ -139,7 +139,7 @@ test('the Agent never connects to an untrusted socket', async () => {
   try {
     fs.chmodSync(fake.dir, 0o777);
     const agent = new tapsign.Agent({ path: fake.path });
-    await assert.rejects(agent.status(), UntrustedSocket);
+    await assert.rejects(agent.status(), NotYourAgent);
     assert.equal(fake.peers.length, 0, 'not even a connection was made');
     fs.chmodSync(fake.dir, 0o700);
     assert.equal((await agent.status()).state, 'locked');

@@ -31,5 +31,5 @@ export function toCcxtError(exchange: CcxtExchange, error: unknown): unknown;
 /** The credentials an attached instance holds: placeholders that sign nothing. */
 export const PLACEHOLDERS: { apiKey: string; secret: string; password: string };
 
-/** tapsign codes → ccxt error class names, most fitting first. */
-export const CCXT_ERROR: Record<string, string[]>;
+/** tapsign error classes → ccxt error class names, most fitting first; first match wins. */
+export const CCXT_ERROR: Array<[new (...args: any[]) => Error, string[]]>;

@@ -12,7 +12,9 @@
 // nonce replace ccxt's; the API key comes from the agent's headers.
 
 const { Agent } = require('../agent');
-const { TapsignError } = require('../errors');
+const errors = require('../errors');
+
+const { TapsignError } = errors;
 const { SCHEMES, BY_CCXT_ID, splitUrl } = require('./schemes');
 
 const STATE = Symbol('tapsign.ccxt');
@@ -31,27 +33,24 @@ const PLACEHOLDERS = {
   password: PLACEHOLDER_KEY,
 };
 
-// tapsign's codes → ccxt's error classes, most fitting first (docs/protocol.md says what a
-// bot should do for each; ccxt bots already act on these classes).
-const CCXT_ERROR = {
-  // A human must act (unlock, touch, insert the right token) before anything signs again.
-  locked: ['AuthenticationError'],
-  expired: ['AuthenticationError'],
-  budget_exhausted: ['AuthenticationError'],
-  unknown_key: ['AuthenticationError'],
-  token_absent: ['AuthenticationError'],
-  wrong_token: ['AuthenticationError'],
-  touch_timeout: ['AuthenticationError'],
-  pin_invalid: ['AuthenticationError'],
-  forbidden: ['AuthenticationError'],
-  untrusted_socket: ['AuthenticationError'],
-  policy_denied: ['PermissionDenied', 'AuthenticationError'],
-  bad_request: ['BadRequest'],
-  // Worth a retry after a pause.
-  busy: ['ExchangeNotAvailable', 'NetworkError'],
-  unreachable: ['ExchangeNotAvailable', 'NetworkError'],
-  timeout: ['RequestTimeout', 'NetworkError'],
-};
+// tapsign's errors → ccxt's error classes, first match wins, the most fitting ccxt class
+// first (the Python adapter maps the same way). docs/protocol.md says what a bot should do.
+const CCXT_ERROR = [
+  // No usable session, or a credential or token that cannot be used: a human must act.
+  [errors.NoSession, ['AuthenticationError']],
+  [errors.UnknownKey, ['AuthenticationError']],
+  [errors.TokenError, ['AuthenticationError']],
+  // Refused for good: do not retry.
+  [errors.PolicyDenied, ['PermissionDenied', 'AuthenticationError']],
+  [errors.Forbidden, ['PermissionDenied', 'AuthenticationError']],
+  [errors.NotYourAgent, ['PermissionDenied', 'AuthenticationError']],
+  [errors.BadRequest, ['BadRequest']],
+  // Temporary: ccxt bots back off and retry.
+  [errors.AgentNotRunning, ['ExchangeNotAvailable', 'NetworkError']],
+  [errors.Busy, ['ExchangeNotAvailable', 'NetworkError']],
+  [errors.ConnectionLost, ['NetworkError']],
+  [errors.AgentTimeout, ['RequestTimeout', 'NetworkError']],
+];
 
 /**
  * Make the agent sign `exchange`'s private requests with the credential `options.key`.
@@ -158,10 +157,9 @@ function refusePlaceholders(exchange, url, headers, body) {
   if (containsPlaceholder(url, body, ...Object.values(headers || {}))) {
     throw toCcxtError(
       exchange,
-      new TapsignError(
+      new errors.Internal(
         `a request to ${splitUrl(String(url)).path} carries tapsign's placeholder credentials but did not go ` +
           "through the exchange's sign(); it was not sent",
-        'internal',
       ),
     );
   }
@@ -187,10 +185,12 @@ function ccxtErrorClasses(exchange) {
 function toCcxtError(exchange, e) {
   if (!(e instanceof TapsignError)) return e;
   const classes = ccxtErrorClasses(exchange);
-  const wanted = [...(CCXT_ERROR[e.code] || []), 'ExchangeError', 'BaseError'];
+  const match = CCXT_ERROR.find(([T]) => e instanceof T);
+  const wanted = [...(match ? match[1] : []), 'ExchangeError', 'BaseError'];
   const Cls = wanted.map((n) => classes.get(n)).find(Boolean);
   if (!Cls) return e;
-  const err = new Cls(`${exchange.id} tapsign ${e.code}: ${e.message}`);
+  const err = new Cls(`${exchange.id} tapsign: ${e.message}`);
+  err.code = e.code;
   err.tapsign = e;
   err.cause = e;
   return err;
