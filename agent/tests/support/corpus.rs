@@ -53,8 +53,8 @@ pub fn load(kind: &str, exchange: Exchange) -> Vec<Entry> {
 
 /// Denied requests that some trading-profile entry of an exchange that does not sign the path
 /// admits all the same, and no parameter list can tell apart: (exchange, denied method and
-/// path, why it is accepted). Each is documented in docs/threat-model.md; profiles.rs and
-/// seams.rs list them instead of failing on them.
+/// path, why it is accepted). Each belongs, with its reason, in docs/threat-model.md;
+/// profiles.rs and seams.rs list them instead of failing on them.
 pub const ACCEPTED: &[(&str, &str, &str)] = &[
     (
         "upbit",
