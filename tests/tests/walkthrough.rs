@@ -107,7 +107,7 @@ fn body_requests_carry_the_signature_in_the_body() {
             "--query",
             "symbol=BTCUSDT",
             "--body",
-            "side=BUY&quantity=1",
+            "side=BUY&type=MARKET&quantity=1",
         ],
         "",
     );
@@ -120,7 +120,7 @@ fn body_requests_carry_the_signature_in_the_body() {
         v["body"]
             .as_str()
             .unwrap()
-            .starts_with("side=BUY&quantity=1&timestamp=")
+            .starts_with("side=BUY&type=MARKET&quantity=1&timestamp=")
     );
     verify_binance(&v);
 }

@@ -51,6 +51,67 @@ pub fn load(kind: &str, exchange: Exchange) -> Vec<Entry> {
     }
 }
 
+/// Denied requests that some trading-profile entry of an exchange that does not sign the path
+/// admits all the same, and no parameter list can tell apart: (exchange, denied method and
+/// path, why it is accepted). Each belongs, with its reason, in docs/threat-model.md;
+/// profiles.rs and seams.rs list them instead of failing on them.
+pub const ACCEPTED: &[(&str, &str, &str)] = &[
+    (
+        "upbit",
+        "DELETE /v1/withdraws/coin",
+        "cancelling withdrawal X takes only uuid, as cancelling or reading order X does: it can \
+         only cancel the user's own pending withdrawal, and nothing leaves the account",
+    ),
+    (
+        "upbit",
+        "GET /v1/withdraw",
+        "read only: a withdrawal read by uuid has the parameters of an order read by uuid",
+    ),
+    (
+        "upbit",
+        "GET /v1/deposit",
+        "read only: a deposit read by uuid has the parameters of an order read by uuid",
+    ),
+    (
+        "upbit",
+        "GET /v1/pockets/assets",
+        "read only: a pocket's balance read by uuid has the parameters of an order read by uuid",
+    ),
+    (
+        "bithumb",
+        "DELETE /v1/withdraws/coin",
+        "cancelling withdrawal X takes only uuid, as cancelling or reading order X does: it can \
+         only cancel the user's own pending withdrawal, and nothing leaves the account",
+    ),
+    (
+        "bithumb",
+        "GET /v1/withdraws/krw",
+        "read only: its parameters (state, uuids[], limit, page, order_by) are order-list ones, \
+         and ccxt lists orders without market when it is given no symbol",
+    ),
+    (
+        "binance",
+        "GET /sapi/v1/pay/transactions",
+        "read only: a time window (startTime, endTime, limit) is all that fetch_ledger's income \
+         query carries, and all that many /sapi history reads (Pay, deposits, withdrawals) need",
+    ),
+    (
+        "bybit",
+        "POST /v5/asset/deposit/deposit-to-account",
+        "it only picks which of the user's own accounts receives deposits; its one parameter, \
+         accountType, is the one fetch_balance's wallet-balance query must carry",
+    ),
+];
+
+/// Why the overlap of this denied request with the trading profile is accepted, if it is.
+pub fn accepted(exchange: Exchange, method: &str, path: &str) -> Option<&'static str> {
+    let id = format!("{method} {path}");
+    ACCEPTED
+        .iter()
+        .find(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
+        .map(|(_, _, why)| *why)
+}
+
 /// A concrete path for a deny rule's glob (`**withdraw**` → `/api/withdraw`).
 pub fn example_path(glob: &str) -> String {
     let g = glob.strip_prefix("**").map_or(glob.to_string(), |rest| {
@@ -62,18 +123,4 @@ pub fn example_path(glob: &str) -> String {
     });
     let g = g.trim_end_matches("**").trim_end_matches('/');
     g.replace("**", "x").replace('*', "v1")
-}
-
-/// Overlaps no parameter list can close, each with why it is accepted (and documented in
-/// docs/threat-model.md): (exchange, denied method and path, why). Where the exchange signs
-/// neither path nor method, these denied requests share their parameters with a profile
-/// entry, so a signature for that entry is good for them too.
-pub const ACCEPTED: &[(&str, &str, &str)] = &[];
-
-/// Whether the denied request `method path` of `exchange` is an accepted overlap.
-pub fn accepted(exchange: Exchange, method: &str, path: &str) -> bool {
-    let id = format!("{method} {path}");
-    ACCEPTED
-        .iter()
-        .any(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
 }
