@@ -12,7 +12,9 @@ use serde::Deserialize;
 use tapsign_proto::{SignKind, SignRequest};
 use tapsign_tests::World;
 
-const CB_PEM: &str = include_str!("../../agent/tests/vectors/cb_ed.pem");
+/// The Coinbase SDK's published ECDSA test key: ccxt reads balances from the App's `/v2`
+/// endpoints, which refuse Ed25519 keys.
+const CB_EC_PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKwf3Uox30cRWzRBOPoPOH5p0Gpb0Dt8zUKXUEM5fMkGoAoGCCqGSM49\nAwEHoUQDQgAEbAtpLlSZYVOwYICz+uEyxcS29vRIujiES/gQ1DC7FV4zK4JuYE9v\nqDyGZQYjdXHLM7I6f/QnnOITL+dXYWBHRA==\n-----END EC PRIVATE KEY-----\n";
 const KRAKEN_SECRET: &str =
     "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
 
@@ -46,7 +48,7 @@ fn fields(exchange: &str) -> String {
     match exchange {
         "okx" | "kucoin" | "bitget" => "key\nsecret\npassphrase\n".into(),
         "kraken" => format!("key\n{KRAKEN_SECRET}\n"),
-        "coinbase" => format!("organizations/o/apiKeys/k\n{CB_PEM}"),
+        "coinbase" => format!("organizations/o/apiKeys/k\n{CB_EC_PEM}"),
         _ => "key\nsecret\n".into(),
     }
 }
