@@ -106,7 +106,7 @@ test('many concurrent signs on one Agent each get their own signature', async ()
   try {
     await agent.unlock();
     const signed = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => agent.sign('binance-main', 'GET', '/api/v3/openOrders', { query: `symbol=BTCUSDT&limit=${i + 1}` })),
+      Array.from({ length: 50 }, (_, i) => agent.sign('binance-main', 'GET', '/api/v3/allOrders', { query: `symbol=BTCUSDT&limit=${i + 1}` })),
     );
     signed.forEach((s, i) => assert.ok(s.query.startsWith(`symbol=BTCUSDT&limit=${i + 1}&timestamp=`), s.query));
     assert.equal(new Set(signed.map((s) => s.query)).size, 50);

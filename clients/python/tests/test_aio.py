@@ -23,7 +23,7 @@ def test_status_sign_lock_against_the_agent(fresh_world: World) -> None:
         async with tapsign.aio.Agent(fresh_world.sock) as a:
             assert (await a.hello()).startswith("tapsign")
             assert (await a.status()).unlocked
-            s = await a.sign("binance-main", "POST", "/api/v3/order", body="symbol=BTCUSDT&side=BUY")
+            s = await a.sign("binance-main", "POST", "/api/v3/order", body="symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1")
             payload, sig = s.body.rsplit("&signature=", 1)
             assert sig == diffkit.hmac_hex(creds.BINANCE[1].encode(), payload.encode())
             with pytest.raises(tapsign.PolicyDenied):
