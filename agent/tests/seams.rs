@@ -227,13 +227,18 @@ proptest! {
     }
 }
 
-/// Writes fuzz/seeds/wall/: the spread-out denied requests, in the wall fuzz target's input
-/// format (exchange byte, method byte, then path, query and body separated by '\n'). Run it
-/// after changing the corpus: `cargo test -p tapsign-agent --test seams -- --ignored`.
+/// fuzz/seeds/wall/ holds the spread-out denied requests, in the wall fuzz target's input
+/// format (exchange byte, method byte, then path, query and body separated by '\n'). With
+/// `TAPSIGN_WRITE_FUZZ_SEEDS=1` this test writes them afresh (after changing the corpus);
+/// otherwise it checks they are there.
 #[test]
-#[ignore]
-fn write_fuzz_seeds() {
+fn the_fuzz_seeds_are_the_spread_out_denied_requests() {
     let dir = format!("{}/../fuzz/seeds/wall", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("TAPSIGN_WRITE_FUZZ_SEEDS").is_none() {
+        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert!(n > 100, "{dir} has {n} seeds: run with TAPSIGN_WRITE_FUZZ_SEEDS=1");
+        return;
+    }
     std::fs::create_dir_all(&dir).unwrap();
     let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
     let mut n = 0;

@@ -14,8 +14,6 @@
 //! when the cap is below Binance's default of 5000 ms and the bot sends none, the agent appends
 //! `recvWindow=<cap>` so the default cannot widen the window.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use tapsign_proto::{SignRequest, SignedRequest};
 
 use super::form::{decoded, pairs, push_pair};
@@ -112,10 +110,7 @@ fn check_key(cred: &Credential) -> Result<(), SignError> {
 
 /// Lowercase hex HMAC-SHA256 of `payload` under `secret` (raw bytes of the secret key string).
 pub fn hmac_payload_signature(secret: &[u8], payload: &str) -> String {
-    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(super::common::hmac_sha256(secret, payload.as_bytes()))
 }
 
 /// Sign `req` for Binance. The returned query or body is the bot's, with the agent's

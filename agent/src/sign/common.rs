@@ -7,7 +7,9 @@ use sha2::{Sha256, Sha512};
 use super::SignError;
 use crate::credential::Credential;
 
-/// HMAC-SHA256 of `msg` under `key`, raw bytes.
+/// HMAC-SHA256 of `msg` under `key`, raw bytes. Every scheme's HMAC goes through here or
+/// [`hmac_sha512`]: the keyed state (built from the API secret) wipes itself when dropped (the
+/// `zeroize` features of `hmac` and `sha2`), so no copy of it outlives the signature.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     // HMAC takes keys of any length, so `new_from_slice` cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
@@ -101,6 +103,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pins the `zeroize` features: an HMAC's keyed state is two hash cores (inner and outer,
+    /// each having absorbed the secret), and each must wipe itself on drop.
+    #[test]
+    fn keyed_hmac_states_wipe_themselves_on_drop() {
+        fn wipes<T: zeroize::ZeroizeOnDrop>() {}
+        wipes::<<Sha256 as hmac::EagerHash>::Core>();
+        wipes::<<Sha512 as hmac::EagerHash>::Core>();
+    }
 
     #[test]
     fn iso8601_matches_okx_examples() {

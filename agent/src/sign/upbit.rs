@@ -15,9 +15,8 @@
 //!   hash is not documented, so signing one of them could only produce a rejected request.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha512};
 use tapsign_proto::{SignRequest, SignedRequest};
 
 use super::{SignError, SignOptions, Stamp};
@@ -43,18 +42,9 @@ impl Alg {
     }
 
     fn mac(self, key: &[u8], msg: &[u8]) -> Vec<u8> {
-        // HMAC takes keys of any length, so `new_from_slice` cannot fail here.
         match self {
-            Alg::Hs512 => {
-                let mut mac = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key");
-                mac.update(msg);
-                mac.finalize().into_bytes().to_vec()
-            }
-            Alg::Hs256 => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-                mac.update(msg);
-                mac.finalize().into_bytes().to_vec()
-            }
+            Alg::Hs512 => super::common::hmac_sha512(key, msg),
+            Alg::Hs256 => super::common::hmac_sha256(key, msg),
         }
     }
 }
