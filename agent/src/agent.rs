@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
-    SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
+    AuditHead, ErrorCode, EventKind, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
+    Response, SessionEvent, SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -17,6 +17,7 @@ use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::credential::Exchange;
 use crate::keystore::Keystore;
+use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 use crate::paths::Paths;
 use crate::session::{Client, LockReason, Session, Warning};
 use crate::sign::kraken::NonceStore;
@@ -54,6 +55,11 @@ pub struct Agent {
     clock: Clock,
     /// The audit log could not be written at the last attempt: signatures are withheld.
     audit_broken: std::sync::atomic::AtomicBool,
+    /// The audit log was replaced, cut or edited under the agent, and how: signatures are
+    /// withheld until the agent restarts (reopening would carry on in the tampered file).
+    audit_tampered: Mutex<Option<String>>,
+    /// The keystore manifest this agent last verified or wrote (at an unlock).
+    verified: Mutex<Option<KeystoreState>>,
     /// Kraken nonce stores, one per key, opened on first use.
     nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
     /// The PC/SC reader of the token that opened the session (watched for removal).
@@ -93,6 +99,8 @@ impl Agent {
             clock: Arc::new(boot_now),
             nonces: Mutex::new(std::collections::BTreeMap::new()),
             audit_broken: std::sync::atomic::AtomicBool::new(audit_broken),
+            audit_tampered: Mutex::new(None),
+            verified: Mutex::new(None),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
         })
@@ -142,14 +150,23 @@ impl Agent {
 
     /// Record a decision; false when it could not be written. A log that failed is reopened
     /// on the next decision (the disk may have been freed). The failure is logged once when
-    /// it starts and shown by `status` while it lasts.
+    /// it starts and shown by `status` while it lasts. A log found tampered with is not
+    /// reopened: nothing is recorded (so no signature leaves) until the agent restarts.
     pub(crate) fn audit(&self, event: AuditEvent) -> bool {
+        if self.audit_tampered().is_some() {
+            return false;
+        }
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = AuditLog::open(&self.paths.audit_log()).ok();
         }
         let written = match guard.as_mut() {
-            Some(log) => log.append(&event).map_err(|e| e.to_string()),
+            Some(log) => log.append(&event).map_err(|e| {
+                if e.is_tampering() {
+                    self.set_tampered(&e, log.checkpoint());
+                }
+                e.to_string()
+            }),
             None => Err("it cannot be opened".to_owned()),
         };
         if written.is_err() {
@@ -169,6 +186,78 @@ impl Agent {
                 }
                 false
             }
+        }
+    }
+
+    /// Why the audit log is no longer trusted, if it was tampered with.
+    fn audit_tampered(&self) -> Option<String> {
+        self.audit_tampered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_tampered(&self, e: &crate::audit::AuditError, head: crate::audit::Checkpoint) {
+        let msg = format!(
+            "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy, then restart the agent"
+        );
+        eprintln!("tapsign agent: ALERT: {msg}");
+        *self
+            .audit_tampered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(msg);
+    }
+
+    /// The audit log's head now (after catching up with lines other tapsign processes added).
+    fn audit_head(&self) -> Option<AuditHead> {
+        if self.audit_tampered().is_some() {
+            return None;
+        }
+        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let log = guard.as_mut()?;
+        if let Err(e) = log.refresh() {
+            if e.is_tampering() {
+                self.set_tampered(&e, log.checkpoint());
+                *guard = None;
+            }
+            return None;
+        }
+        let cp = log.checkpoint();
+        Some(AuditHead {
+            seq: cp.seq,
+            hash: cp.hash,
+        })
+    }
+
+    /// Say where the chain stands, in the agent's own log (journald, under systemd): a record
+    /// of the head kept outside the audit log's folder, at every lock and unlock.
+    fn log_head(&self, when: &str) {
+        if let Some(h) = self.audit_head() {
+            eprintln!("tapsign agent: audit head {}:{} ({when})", h.seq, h.hash);
+        }
+    }
+
+    /// The audit log as the keystore's ledger, for the check an unlock runs.
+    pub(crate) fn ledger(&self) -> AgentLedger<'_> {
+        AgentLedger { agent: self }
+    }
+
+    /// The highest keystore generation this agent has verified or written.
+    pub(crate) fn keystore_seen(&self) -> u64 {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |v| v.generation)
+    }
+
+    pub(crate) fn set_verified(&self, generation: u64, vault_key: String) {
+        let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if v.as_ref().is_none_or(|v| v.generation <= generation) {
+            *v = Some(KeystoreState {
+                generation,
+                vault_key,
+            });
         }
     }
 
@@ -212,6 +301,7 @@ impl Agent {
         self.audit(AuditEvent::Lock {
             reason: reason.to_string(),
         });
+        self.log_head("lock");
         self.publish(SessionEvent {
             event: EventKind::Locked,
             message: format!("locked: {reason}"),
@@ -369,10 +459,13 @@ impl Agent {
                     exe: client.exe.clone(),
                 });
                 if !recorded {
-                    let message = format!(
-                        "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
-                        self.paths.audit_log().display()
-                    );
+                    let message = match self.audit_tampered() {
+                        Some(why) => format!("the signature was withheld: {why}"),
+                        None => format!(
+                            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
+                            self.paths.audit_log().display()
+                        ),
+                    };
                     return Response::Error {
                         code: ErrorCode::Internal,
                         message,
@@ -520,6 +613,7 @@ impl Agent {
                     pid: client.pid,
                     exe: client.exe.clone(),
                 });
+                self.log_head("unlock");
                 Response::Unlocked(self.status())
             }
         }
@@ -569,7 +663,10 @@ impl Agent {
             }
             Err(e) => warnings.push(e.to_string()),
         }
-        if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
+        let audit_head = self.audit_head();
+        if let Some(why) = self.audit_tampered() {
+            warnings.push(why);
+        } else if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
             warnings.push(format!(
                 "the audit log {} cannot be written: signatures are withheld until it can (disk full? permissions?)",
                 self.paths.audit_log().display()
@@ -590,6 +687,40 @@ impl Agent {
             tokens,
             warnings,
             lock_sources: self.lock_sources(),
+            audit_head,
+            keystore: self
+                .verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// The agent's audit log as the keystore's [`Ledger`]: records go through [`Agent::audit`],
+/// the anchor is the agent's own head.
+pub(crate) struct AgentLedger<'a> {
+    agent: &'a Agent,
+}
+
+impl Ledger for AgentLedger<'_> {
+    fn head(&mut self) -> Option<Anchor> {
+        self.agent.audit_head()?;
+        let guard = self.agent.audit.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(AuditLog::anchor)
+    }
+
+    fn since(&mut self, anchor: &Anchor) -> Evidence {
+        if let Some(why) = self.agent.audit_tampered() {
+            return Evidence::unavailable(why);
+        }
+        crate::audit::ledger::evidence(&self.agent.paths.audit_log(), anchor)
+    }
+
+    fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
+        match self.agent.audit(crate::audit::ledger::event(entry)) {
+            true => Ok(()),
+            false => Err("the audit log cannot be written".into()),
         }
     }
 }

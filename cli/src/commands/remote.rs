@@ -55,6 +55,7 @@ fn enrolled(paths: &Paths) -> Vec<TokenStub> {
 }
 
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
+    super::harden();
     let tokens = enrolled(paths);
     let pin_wanted = tokens
         .iter()
@@ -212,6 +213,16 @@ fn print_status(s: &Status) {
     }
     for t in &s.tokens {
         println!("token {}: {}", t.id, t.description);
+    }
+    if let Some(k) = &s.keystore {
+        println!(
+            "keystore: manifest generation {}, vault key {}",
+            k.generation, k.vault_key
+        );
+    }
+    match &s.audit_head {
+        Some(h) => println!("audit head: {}:{}", h.seq, h.hash),
+        None => println!("audit head: unknown (the audit log cannot be read)"),
     }
     let live: Vec<&str> = s
         .lock_sources

@@ -1,0 +1,273 @@
+//! `token add|list|remove` and `keystore rotate`: the commands that need the vault key, so a
+//! touch on an enrolled token (except the first enrolment, which makes the key). They work
+//! on the files directly; the agent need not run.
+
+use tapsign_agent::audit::ledger::AuditLedger;
+use tapsign_agent::keystore::{Checked, Keyslot, Keystore, KeystoreError, Rotated, VaultKey};
+use tapsign_agent::paths::Paths;
+use tapsign_agent::secret::SecretString;
+use tapsign_agent::token::piv::{self, EnrollOptions};
+use tapsign_agent::token::soft::SoftToken;
+use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
+use yubikey::{PinPolicy, TouchPolicy};
+
+use super::local::{ks_failure, print_listing, token_failure};
+use super::{harden, soft_allowed};
+use crate::Failure;
+use crate::args::{KeystoreCommand, TokenAddArgs, TokenCommand};
+use crate::exit::exit_codes;
+use crate::prompt::SecretReader;
+
+fn keystore(paths: &Paths) -> Keystore {
+    Keystore::new(paths.keystore_dir())
+}
+
+pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
+    let ks = keystore(paths);
+    match cmd {
+        TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
+        TokenCommand::Add(a) => add_piv(paths, &ks, &a),
+        TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
+            let note = if s.recorded {
+                ""
+            } else {
+                "  (NOT in the keystore's manifest: not used; remove the file)"
+            };
+            format!("{:<16} {}{note}", s.stub.id(), s.stub.describe())
+        }),
+        TokenCommand::Remove { id } => rotate(paths, &ks, Some(&id)),
+    }
+}
+
+pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> {
+    match cmd {
+        KeystoreCommand::Rotate => rotate(paths, &keystore(paths), None),
+    }
+}
+
+fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+    if !soft_allowed() {
+        return Err(token_failure(TokenError::SoftRefused));
+    }
+    if ks.is_initialized().map_err(ks_failure)? {
+        // Only one soft token exists per folder, so a keystore that already exists was made
+        // by another token; enrolling the soft token beside real ones is not supported.
+        return Err(Failure::new(
+            exit_codes::TOKEN,
+            "the keystore already exists; the soft token can only create a new one (tests)",
+        ));
+    }
+    let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    let checked = ks
+        .create(&stub, &mut AuditLedger::new(&paths.audit_log()))
+        .map_err(ks_failure)?;
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    println!("The keystore is at {}.", ks.dir().display());
+    report(&checked);
+    Ok(())
+}
+
+fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    harden();
+    let policy = |p: &str| match p {
+        "never" => PinPolicy::Never,
+        "always" => PinPolicy::Always,
+        _ => PinPolicy::Once,
+    };
+    let mut reader = SecretReader::new();
+    let pin = reader.field("YubiKey PIN")?;
+    let mgm_key = if a.custom_mgm_key {
+        Some(reader.field("management key (hex)")?)
+    } else {
+        None
+    };
+    let opts = EnrollOptions {
+        serial: a.serial,
+        slot: a.slot,
+        pin_policy: policy(&a.pin_policy),
+        touch_policy: if a.touch_policy == "cached" {
+            TouchPolicy::Cached
+        } else {
+            TouchPolicy::Always
+        },
+        use_existing: a.use_existing,
+        allow_no_touch: a.allow_no_touch,
+        force: a.force,
+        mgm_key,
+    };
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    // With an existing keystore, first make sure an enrolled token can open it: the new key
+    // is generated only once the vault key is in hand.
+    let vk = match initialized {
+        true => Some(touch_enrolled(paths, ks, None, Some(&pin))?),
+        false => None,
+    };
+    let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
+    let mut ledger = AuditLedger::new(&paths.audit_log());
+    let checked = match vk {
+        Some(vk) => ks.add_keyslot(&vk, &stub, &mut ledger),
+        None => ks.create(&stub, &mut ledger),
+    }
+    .map_err(ks_failure)?;
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    if let TokenStub::Piv {
+        touch_policy,
+        pin_policy,
+        ..
+    } = &stub
+    {
+        if matches!(touch_policy.as_str(), "never" | "default") {
+            eprintln!(
+                "WARNING: this key's touch policy is {touch_policy}: any program running as you can unlock the keystore while the YubiKey is plugged in, without a touch."
+            );
+        }
+        if pin_policy == "never" {
+            eprintln!("Note: this key's PIN policy is never: a touch alone unlocks.");
+        }
+    }
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    report(&checked);
+    Ok(())
+}
+
+/// Touch a present enrolled token (not `except`) and unwrap the vault key. Asks for the PIN
+/// when `pin` is `None` and a PIV key's policy wants one.
+fn touch_enrolled(
+    paths: &Paths,
+    ks: &Keystore,
+    except: Option<&str>,
+    pin: Option<&SecretString>,
+) -> Result<VaultKey, Failure> {
+    let slots: Vec<Keyslot> = ks
+        .keyslots()
+        .map_err(ks_failure)?
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|s| s.recorded && Some(s.stub.id().as_str()) != except)
+        .collect();
+    if slots.is_empty() {
+        return Err(ks_failure(KeystoreError::LastKeyslot {
+            token: except.unwrap_or("?").into(),
+        }));
+    }
+    let asked;
+    let pin = match pin {
+        Some(p) => Some(p),
+        None if slots.iter().any(|s| wants_pin(&s.stub)) => {
+            asked = SecretReader::new().field("YubiKey PIN")?;
+            Some(&asked)
+        }
+        None => None,
+    };
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let soft_dir = paths.soft_token_dir();
+    let search = Search {
+        soft_dir: &soft_dir,
+        soft_allowed: soft_allowed(),
+        pin,
+    };
+    let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
+    eprintln!("Touch {} to open the keystore...", stubs[i].describe());
+    ks.unwrap_vault(&slots[i], token.as_mut())
+        .map_err(ks_failure)
+}
+
+fn wants_pin(stub: &TokenStub) -> bool {
+    matches!(stub, TokenStub::Piv { pin_policy, .. } if pin_policy != "never")
+}
+
+/// `token remove` (with `remove`) and `keystore rotate`: a new vault key for every token that
+/// stays, after a touch on one of them.
+fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Failure> {
+    harden();
+    if let Some(id) = remove {
+        let known = ks.keyslots().map_err(ks_failure)?;
+        if !known.iter().flatten().any(|s| s.stub.id() == id) {
+            return Err(Failure::error(format!(
+                "no enrolled token {id:?}: `tapsign token list` shows the ids"
+            )));
+        }
+    }
+    let vk = touch_enrolled(paths, ks, remove, None)?;
+    let soft_dir = paths.soft_token_dir();
+    let mut present = |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        eprintln!(
+            "{} must receive the new vault key itself: insert it and touch it when it blinks...",
+            stub.describe()
+        );
+        let search = Search {
+            soft_dir: &soft_dir,
+            soft_allowed: soft_allowed(),
+            pin: None,
+        };
+        let (_, token) = tapsign_agent::token::locate(&[stub], &search)?;
+        Ok(token)
+    };
+    let rotated = ks
+        .rotate(
+            &vk,
+            remove,
+            &mut present,
+            &mut AuditLedger::new(&paths.audit_log()),
+        )
+        .map_err(ks_failure)?;
+    drop(vk);
+    print_rotated(&rotated);
+    Ok(())
+}
+
+fn print_rotated(r: &Rotated) {
+    if let Some(id) = &r.removed {
+        println!("Removed token {id}, and revoked it:");
+    }
+    println!(
+        "The keystore has a new vault key (vault {}, manifest generation {}).",
+        r.vault, r.generation
+    );
+    println!(
+        "Re-sealed to it: {} credential(s){}.",
+        r.carried.len(),
+        list(&r.carried)
+    );
+    println!(
+        "Tokens that received it: {}.",
+        if r.keyslots.is_empty() {
+            "none".into()
+        } else {
+            r.keyslots.join(", ")
+        }
+    );
+    if r.removed.is_some() {
+        println!(
+            "The removed token now opens nothing in this keystore, even with an old copy of its keyslot. \
+             A backup made before now still opens with it and holds the secrets as they were then: \
+             if the token was lost, replace those API keys at the exchange too."
+        );
+    }
+    for d in &r.dropped {
+        eprintln!("NOT carried over: {}: {}", d.name, d.reason);
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        n => format!(" ({})", n.join(", ")),
+    }
+}
+
+/// What a check found that the trader must hear about.
+pub(super) fn report(c: &Checked) {
+    for r in &c.refused {
+        eprintln!("REFUSED: {}", r.reason);
+    }
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+}
