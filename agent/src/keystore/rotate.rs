@@ -10,11 +10,11 @@
 use super::changes::credential_bytes;
 use super::files::encode;
 use super::format::VaultFile;
-use super::layout::{sha256_hex, vault_tag};
+use super::layout::{Stage, sha256_hex, vault_tag};
 use super::ledger::Ledger;
 use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
 use super::seal::VaultKey;
-use super::vault_ops::{keyslot_bytes, next_generation, now_secs};
+use super::vault_ops::{Prepared, keyslot_bytes, next_generation, now_secs};
 use super::{
     CREDENTIALS, KEYSLOTS, Keyslot, Keystore, KeystoreError, VAULT_FILE, credential_path,
     load_credential, open_file,
@@ -132,49 +132,14 @@ impl Keystore {
         let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 
         let stage = self.stage(&lock)?;
-        let vault_bytes = encode(
-            &stage.dir().join(VAULT_FILE),
-            VaultFile::new(&new_vk.public_key()),
-        )?;
-        stage.put(VAULT_FILE, &vault_bytes)?;
-        let mut slot_records = Vec::new();
-        for (id, rel, bytes) in &wrapped {
-            stage.put(rel, bytes)?;
-            slot_records.push(SlotRecord {
-                id: id.clone(),
-                sha256: sha256_hex(bytes),
-            });
-        }
-        let new_pub = new_vk.public_key();
-        let mut records = Vec::new();
-        for name in &p.folded.accepted {
-            let path = credential_path(&p.live, name)?;
-            let opened = load_credential(&path, name).and_then(|(f, _)| open_file(vk, &f, &path));
-            let cred = match opened {
-                Ok(c) => c,
+        let (slot_records, records) =
+            match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
+                Ok(r) => r,
                 Err(e) => {
-                    dropped.push(Refusal {
-                        name: name.clone(),
-                        reason: e.to_string(),
-                    });
-                    continue;
+                    stage.discard();
+                    return Err(e);
                 }
             };
-            let created = p
-                .folded
-                .credentials
-                .iter()
-                .find(|r| &r.name == name)
-                .map_or_else(now_secs, |r| r.created);
-            let rel = format!("{CREDENTIALS}/{name}.json");
-            let bytes = credential_bytes(&stage.dir().join(&rel), &new_pub, &cred, created)?;
-            stage.put(&rel, &bytes)?;
-            records.push(CredRecord {
-                name: name.clone(),
-                created,
-                sha256: sha256_hex(&bytes),
-            });
-        }
         let generation = next_generation(&p, 0);
         // Old files cannot open under the new vault key, so no removal needs remembering.
         let manifest = ManifestFile::new(
@@ -197,7 +162,7 @@ impl Keystore {
         self.note_manifest(ledger, &manifest, &reason, &mut warnings);
         Ok(Rotated {
             generation,
-            vault: vault_tag(&new_pub),
+            vault: vault_tag(&new_vk.public_key()),
             removed: remove.map(str::to_owned),
             keyslots: wrapped.into_iter().map(|(id, _, _)| id).collect(),
             carried: manifest
@@ -209,6 +174,63 @@ impl Keystore {
             warnings,
         })
     }
+}
+
+/// Write the new live folder's files into `stage`: vault.json, the keyslots wrapped already,
+/// and each credential that passed the check, re-sealed to the new vault key (creation times
+/// kept). A credential that does not open goes to `dropped`.
+fn fill_stage(
+    stage: &Stage,
+    new_vk: &VaultKey,
+    wrapped: &[(String, String, Vec<u8>)],
+    p: &Prepared,
+    vk: &VaultKey,
+    dropped: &mut Vec<Refusal>,
+) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
+    let vault_bytes = encode(
+        &stage.dir().join(VAULT_FILE),
+        VaultFile::new(&new_vk.public_key()),
+    )?;
+    stage.put(VAULT_FILE, &vault_bytes)?;
+    let mut slot_records = Vec::new();
+    for (id, rel, bytes) in wrapped {
+        stage.put(rel, bytes)?;
+        slot_records.push(SlotRecord {
+            id: id.clone(),
+            sha256: sha256_hex(bytes),
+        });
+    }
+    let new_pub = new_vk.public_key();
+    let mut records = Vec::new();
+    for name in &p.folded.accepted {
+        let path = credential_path(&p.live, name)?;
+        let opened = load_credential(&path, name).and_then(|(f, _)| open_file(vk, &f, &path));
+        let cred = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                dropped.push(Refusal {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let created = p
+            .folded
+            .credentials
+            .iter()
+            .find(|r| &r.name == name)
+            .map_or_else(now_secs, |r| r.created);
+        let rel = format!("{CREDENTIALS}/{name}.json");
+        let bytes = credential_bytes(&stage.dir().join(&rel), &new_pub, &cred, created)?;
+        stage.put(&rel, &bytes)?;
+        records.push(CredRecord {
+            name: name.clone(),
+            created,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    Ok((slot_records, records))
 }
 
 fn stem(path: &std::path::Path) -> Option<&str> {

@@ -91,7 +91,11 @@ fn every_damaged_byte_of_every_file_is_an_error_naming_it() {
     let (mut f, _) = Fixture::populated();
     let vk = f.unlock();
     let all = files(f.ks.dir());
-    assert_eq!(all.len(), 6, "manifest, vault, 2 keyslots, 2 credentials: {all:?}");
+    assert_eq!(
+        all.len(),
+        6,
+        "manifest, vault, 2 keyslots, 2 credentials: {all:?}"
+    );
     for path in all {
         let orig = fs::read(&path).unwrap();
         assert!(
@@ -181,9 +185,9 @@ fn forged_credentials_fail_the_aead_at_open() {
 #[test]
 fn forged_keyslots_fail_the_aead_at_unlock() {
     let (mut f, _) = Fixture::populated();
-    let path =
-        f.live()
-            .join(format!("keyslots/{}.json", f.token.stub().id()));
+    let path = f
+        .live()
+        .join(format!("keyslots/{}.json", f.token.stub().id()));
     forge::<KeyslotFile>(&path, |k| flip_hex(&mut k.wrapped_key, 3));
     let e = unlock(&f.ks, &mut f.token).err().unwrap();
     assert!(matches!(e, KeystoreError::KeyslotLocked { .. }), "{e}");
@@ -207,9 +211,9 @@ fn a_file_from_a_newer_tapsign_asks_for_an_upgrade() {
 #[test]
 fn a_keyslot_renamed_to_another_token_is_damage() {
     let (f, _) = Fixture::populated();
-    let from =
-        f.live()
-            .join(format!("keyslots/{}.json", f.token.stub().id()));
+    let from = f
+        .live()
+        .join(format!("keyslots/{}.json", f.token.stub().id()));
     let to = f.live().join("keyslots/soft-00000000.json");
     fs::rename(&from, &to).unwrap();
     let slots = f.ks.keyslots().unwrap();
