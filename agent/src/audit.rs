@@ -31,6 +31,8 @@ mod time;
 mod random_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_anchor;
 
 pub use event::{AuditEvent, loggable_path};
 pub use read::{Entry, Lines, read};
