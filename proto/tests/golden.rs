@@ -120,6 +120,8 @@ fn status_unlocked() -> Status {
         tokens: vec![token()],
         warnings: vec![],
         lock_sources: lock_sources(),
+        audit_head: None,
+        keystore: None,
     }
 }
 
@@ -226,6 +228,31 @@ fn cases() -> Vec<(String, Msg)> {
                 tokens: vec![token()],
                 warnings: vec!["soft token enrolled: no security, tests only".into()],
                 lock_sources: lock_sources(),
+                audit_head: None,
+                keystore: None,
+            })),
+        ),
+        (
+            // The audit head and the verified keystore: fields a newer agent adds. Frames
+            // without them (above) stay valid.
+            "response_status_anchored".into(),
+            Msg::Resp(Response::Status(Status {
+                state: SessionState::Locked,
+                agent: "tapsign-agent 0.1.0".into(),
+                lock_reason: None,
+                session: None,
+                tokens: vec![token()],
+                warnings: vec![],
+                lock_sources: lock_sources(),
+                audit_head: Some(AuditHead {
+                    seq: 412,
+                    hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                }),
+                keystore: Some(KeystoreState {
+                    generation: 7,
+                    vault_key: "0394c7c26f4714aade566f2f78ff1c2997da4dc3dd8cd70fcfdfb5edb802660b0f"
+                        .into(),
+                }),
             })),
         ),
         (
