@@ -140,6 +140,12 @@ fn usable_keyslots(agent: &Agent, warnings: &mut Vec<String>) -> Result<Vec<Keys
             Err(e) => warnings.push(e.to_string()),
         }
     }
+    if good.is_empty() && !warnings.is_empty() {
+        return Err((
+            ErrorCode::Keystore,
+            format!("no keyslot can be used: {}", warnings.join("; ")),
+        ));
+    }
     if good.is_empty() {
         return Err((
             ErrorCode::TokenAbsent,
