@@ -7,6 +7,7 @@
 //! dropped. The commands that read secrets harden the process first (`harden`).
 
 use std::io::{self, BufRead, Read};
+use std::os::fd::AsFd;
 
 use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
 use tapsign_agent::credential::Exchange;
@@ -21,8 +22,9 @@ const INPUT_BYTES: usize = 16 * 1024;
 /// The longest one-line field (a PIN, a management key, a passphrase).
 const FIELD_BYTES: usize = 1024;
 
-/// Standard input, read without any buffer but this one.
+/// Standard input (or, in tests, a pipe), read without any buffer but this one.
 pub struct SecretInput {
+    source: Box<dyn AsFd>,
     buf: LockedBuf,
     start: usize,
     end: usize,
@@ -30,7 +32,13 @@ pub struct SecretInput {
 
 impl SecretInput {
     pub fn new() -> Self {
+        // Only its descriptor is used: `Stdin`'s own buffer is never filled.
+        SecretInput::from_fd(Box::new(io::stdin()))
+    }
+
+    fn from_fd(source: Box<dyn AsFd>) -> Self {
         SecretInput {
+            source,
             buf: LockedBuf::zeroed(INPUT_BYTES),
             start: 0,
             end: 0,
@@ -45,7 +53,7 @@ impl BufRead for SecretInput {
             self.end = 0;
             // A terminal in canonical mode hands over one line per read; a pipe what it has.
             let n = loop {
-                match rustix::io::read(rustix::stdio::stdin(), self.buf.as_mut_slice()) {
+                match rustix::io::read(self.source.as_fd(), self.buf.as_mut_slice()) {
                     Ok(n) => break n,
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => return Err(e.into()),
@@ -169,5 +177,57 @@ impl SecretReader {
             };
             Failure::error(format!("{e} ({how})"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A reader over a pipe that holds `input` (the write end closed: end of input).
+    fn reader(input: &[u8]) -> SecretReader {
+        use std::io::Write;
+        let (r, mut w) = std::io::pipe().unwrap();
+        w.write_all(input).unwrap();
+        drop(w);
+        SecretReader {
+            tty: false,
+            input: SecretInput::from_fd(Box::new(r)),
+        }
+    }
+
+    #[test]
+    fn fields_come_through_and_the_buffer_is_wiped_behind_them() {
+        let mut r = reader(b"the-api-key\nthe-secret\n123456\n");
+        let fields = r.credential(Exchange::Binance).unwrap();
+        assert_eq!(fields[0].expose(), "the-api-key");
+        assert_eq!(fields[1].expose(), "the-secret");
+        assert_eq!(r.field("PIN").unwrap().expose(), "123456");
+        // Everything read was handed on, and nothing of it is left in the buffer.
+        assert_eq!(r.input.start, r.input.end);
+        assert!(r.input.buf.as_slice().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_pem_key_spans_lines_in_the_same_buffer() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n";
+        let mut r = reader(format!("key-name\n{pem}").as_bytes());
+        let fields = r.credential(Exchange::Coinbase).unwrap();
+        assert_eq!(fields[1].expose(), pem);
+    }
+
+    #[test]
+    fn an_overlong_or_empty_field_is_refused_with_a_reason() {
+        let long = "9".repeat(FIELD_BYTES + 10) + "\n";
+        let e = reader(long.as_bytes()).field("PIN").err().unwrap();
+        assert!(e.message.contains("longer than"), "{}", e.message);
+        let e = reader(b"\n").field("PIN").err().unwrap();
+        assert!(e.message.contains("is empty"), "{}", e.message);
+        let e = reader(b"only-one\n")
+            .credential(Exchange::Upbit)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("input ended"), "{}", e.message);
     }
 }
