@@ -1,4 +1,5 @@
-//! Process hardening, done before the first secret exists.
+//! Process hardening, done before the first secret exists: by the agent at start, and by the
+//! CLI commands that read a secret or hold the vault key, before their prompt.
 //!
 //! - Not dumpable: blocks same-uid ptrace and reading `/proc/PID/mem`, and makes the kernel
 //!   skip core dumps (systemd-coredump honours it too).
