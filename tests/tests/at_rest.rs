@@ -305,3 +305,21 @@ fn keystore_rotate_gives_a_new_vault_key_and_old_keyslots_open_nothing() {
     let audit = w.run(&["audit"], "").stdout;
     assert!(audit.contains("rotated"), "{audit}");
 }
+
+#[test]
+fn after_a_rotation_key_add_waits_for_the_agent_to_verify_the_new_vault_key() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    w.run(&["keystore", "rotate"], "").ok();
+    // The agent still pins the key it verified: from its point of view this could be a swap.
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "run `tapsign unlock` once");
+    w.run(&["unlock"], "").ok();
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .ok();
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k2").ok();
+}

@@ -194,7 +194,8 @@ fn the_manifest_mac_covers_every_field() {
     let path = std::path::Path::new("/k/manifest.json");
     let m = manifest(&key);
     m.verify(&key, path).unwrap();
-    let edits: Vec<(&str, fn(&mut ManifestFile))> = vec![
+    type Edit = (&'static str, fn(&mut ManifestFile));
+    let edits: Vec<Edit> = vec![
         ("generation", |m| m.generation += 1),
         ("written", |m| m.written -= 1),
         ("credential hash", |m| m.credentials[0].sha256 = "h0".into()),
