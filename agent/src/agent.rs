@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    AuditHead, ErrorCode, EventKind, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
-    Response, SessionEvent, SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
+    ErrorCode, EventKind, KeystoreState, LockSource, PROTOCOL_VERSION, Request, Response,
+    SessionEvent, SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -17,12 +17,13 @@ use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::credential::Exchange;
 use crate::keystore::Keystore;
-use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 use crate::paths::Paths;
 use crate::session::{Client, LockReason, Session, Warning};
 use crate::sign::kraken::NonceStore;
 use crate::sign::{self, Stamp};
 use crate::{policy, unlocker};
+
+mod at_rest;
 
 /// The agent's name and version, as `hello` and `status` report it.
 pub fn agent_version() -> String {
@@ -57,6 +58,7 @@ pub struct Agent {
     audit_broken: std::sync::atomic::AtomicBool,
     /// The audit log was replaced, cut or edited under the agent, and how: signatures are
     /// withheld until the agent restarts (reopening would carry on in the tampered file).
+    /// See `at_rest`.
     audit_tampered: Mutex<Option<String>>,
     /// The keystore manifest this agent last verified or wrote (at an unlock).
     verified: Mutex<Option<KeystoreState>>,
@@ -186,78 +188,6 @@ impl Agent {
                 }
                 false
             }
-        }
-    }
-
-    /// Why the audit log is no longer trusted, if it was tampered with.
-    fn audit_tampered(&self) -> Option<String> {
-        self.audit_tampered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_tampered(&self, e: &crate::audit::AuditError, head: crate::audit::Checkpoint) {
-        let msg = format!(
-            "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy, then restart the agent"
-        );
-        eprintln!("tapsign agent: ALERT: {msg}");
-        *self
-            .audit_tampered
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(msg);
-    }
-
-    /// The audit log's head now (after catching up with lines other tapsign processes added).
-    fn audit_head(&self) -> Option<AuditHead> {
-        if self.audit_tampered().is_some() {
-            return None;
-        }
-        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        let log = guard.as_mut()?;
-        if let Err(e) = log.refresh() {
-            if e.is_tampering() {
-                self.set_tampered(&e, log.checkpoint());
-                *guard = None;
-            }
-            return None;
-        }
-        let cp = log.checkpoint();
-        Some(AuditHead {
-            seq: cp.seq,
-            hash: cp.hash,
-        })
-    }
-
-    /// Say where the chain stands, in the agent's own log (journald, under systemd): a record
-    /// of the head kept outside the audit log's folder, at every lock and unlock.
-    fn log_head(&self, when: &str) {
-        if let Some(h) = self.audit_head() {
-            eprintln!("tapsign agent: audit head {}:{} ({when})", h.seq, h.hash);
-        }
-    }
-
-    /// The audit log as the keystore's ledger, for the check an unlock runs.
-    pub(crate) fn ledger(&self) -> AgentLedger<'_> {
-        AgentLedger { agent: self }
-    }
-
-    /// The highest keystore generation this agent has verified or written.
-    pub(crate) fn keystore_seen(&self) -> u64 {
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |v| v.generation)
-    }
-
-    pub(crate) fn set_verified(&self, generation: u64, vault_key: String) {
-        let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if v.as_ref().is_none_or(|v| v.generation <= generation) {
-            *v = Some(KeystoreState {
-                generation,
-                vault_key,
-            });
         }
     }
 
@@ -693,34 +623,6 @@ impl Agent {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
-        }
-    }
-}
-
-/// The agent's audit log as the keystore's [`Ledger`]: records go through [`Agent::audit`],
-/// the anchor is the agent's own head.
-pub(crate) struct AgentLedger<'a> {
-    agent: &'a Agent,
-}
-
-impl Ledger for AgentLedger<'_> {
-    fn head(&mut self) -> Option<Anchor> {
-        self.agent.audit_head()?;
-        let guard = self.agent.audit.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().map(AuditLog::anchor)
-    }
-
-    fn since(&mut self, anchor: &Anchor) -> Evidence {
-        if let Some(why) = self.agent.audit_tampered() {
-            return Evidence::unavailable(why);
-        }
-        crate::audit::ledger::evidence(&self.agent.paths.audit_log(), anchor)
-    }
-
-    fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
-        match self.agent.audit(crate::audit::ledger::event(entry)) {
-            true => Ok(()),
-            false => Err("the audit log cannot be written".into()),
         }
     }
 }

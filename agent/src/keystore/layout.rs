@@ -255,6 +255,35 @@ impl Keystore {
         Ok(target)
     }
 
+    /// Move a legacy keystore's files into a live folder of their own, plus `extra` keyslots,
+    /// and commit `manifest`.
+    pub(crate) fn migrate(
+        &self,
+        live: &Path,
+        manifest: &ManifestFile,
+        extra: &[(String, Vec<u8>)],
+        lock: &WriteLock,
+    ) -> Result<(), KeystoreError> {
+        let stage = self.stage(lock)?;
+        let built = (|| {
+            copy_file(&stage, live, VAULT_FILE)?;
+            for sub in [KEYSLOTS, CREDENTIALS] {
+                for (_, stem) in list_json(&live.join(sub))?.into_iter().flatten() {
+                    copy_file(&stage, live, &format!("{sub}/{stem}.json"))?;
+                }
+            }
+            for (id, bytes) in extra {
+                stage.put(&format!("{KEYSLOTS}/{id}.json"), bytes)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = built {
+            stage.discard();
+            return Err(e);
+        }
+        self.commit(stage, manifest, live, lock).map(drop)
+    }
+
     pub(crate) fn write_manifest(
         &self,
         manifest: &ManifestFile,
@@ -264,6 +293,12 @@ impl Keystore {
         let bytes = encode(&path, manifest.clone())?;
         write_atomic(&path, &bytes, Overwrite::Replace)
     }
+}
+
+fn copy_file(stage: &Stage, from: &Path, rel: &str) -> Result<(), KeystoreError> {
+    let path = from.join(rel);
+    let bytes = read_private(&path)?.ok_or_else(|| KeystoreError::damaged(&path, "it vanished"))?;
+    stage.put(rel, &bytes)
 }
 
 /// A new live folder being built (`.stage-<hex>/`, with `keyslots/` and `credentials/`).

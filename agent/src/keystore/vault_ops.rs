@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::files::{Overwrite, encode, list_json, read_private, write_atomic};
+use super::files::{Overwrite, encode, list_json, write_atomic};
 use super::format::{KeyslotFile, VaultFile, keyslot_aad};
-use super::layout::{Stage, WriteLock, sha256_hex, vault_tag};
+use super::layout::{WriteLock, sha256_hex, vault_tag};
 use super::ledger::{Evidence, Ledger, LedgerEntry};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
 use super::seal::{self, INFO_KEYSLOT, VaultKey};
@@ -389,35 +389,6 @@ impl Keystore {
             .collect())
     }
 
-    /// Move a legacy keystore's files into a live folder of their own, plus `extra` keyslots,
-    /// and commit `manifest`.
-    fn migrate(
-        &self,
-        live: &Path,
-        manifest: &ManifestFile,
-        extra: &[(String, Vec<u8>)],
-        lock: &WriteLock,
-    ) -> Result<(), KeystoreError> {
-        let stage = self.stage(lock)?;
-        let built = (|| {
-            copy_file(&stage, live, VAULT_FILE)?;
-            for sub in [KEYSLOTS, CREDENTIALS] {
-                for (_, stem) in list_json(&live.join(sub))?.into_iter().flatten() {
-                    copy_file(&stage, live, &format!("{sub}/{stem}.json"))?;
-                }
-            }
-            for (id, bytes) in extra {
-                stage.put(&format!("{KEYSLOTS}/{id}.json"), bytes)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = built {
-            stage.discard();
-            return Err(e);
-        }
-        self.commit(stage, manifest, live, lock).map(drop)
-    }
-
     pub(crate) fn note_manifest(
         &self,
         ledger: &mut dyn Ledger,
@@ -451,12 +422,6 @@ impl Keystore {
             note(ledger, entry, warnings);
         }
     }
-}
-
-fn copy_file(stage: &Stage, from: &Path, rel: &str) -> Result<(), KeystoreError> {
-    let path = from.join(rel);
-    let bytes = read_private(&path)?.ok_or_else(|| KeystoreError::damaged(&path, "it vanished"))?;
-    stage.put(rel, &bytes)
 }
 
 /// A keystore without a manifest: nothing to check against, everything readable is taken.
