@@ -68,7 +68,12 @@ pub enum KeystoreCommand {
     /// Give the keystore a new vault key: every credential is re-sealed to it and every
     /// enrolled token receives it (after a touch on one of them). A copy of the keystore made
     /// before then opens nothing current, with any token.
-    Rotate,
+    Rotate {
+        /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
+        /// credential that opens as it is now (an old file put back among them is accepted).
+        #[arg(long)]
+        rebuild_manifest: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

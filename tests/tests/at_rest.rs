@@ -323,3 +323,24 @@ fn after_a_rotation_key_add_waits_for_the_agent_to_verify_the_new_vault_key() {
     w.run(&["unlock"], "").ok();
     sign(&w, "k2").ok();
 }
+
+#[test]
+fn a_damaged_manifest_is_named_and_can_be_rebuilt() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let manifest = w.home().join("keystore/manifest.json");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[30] ^= 0x01;
+    put_back(&manifest, &bytes);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "manifest.json");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    assert!(
+        out.ok().contains("Rebuilt the keystore's manifest"),
+        "{out:?}"
+    );
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k1").ok();
+}

@@ -87,7 +87,9 @@ pub enum KeystoreError {
 
     #[error(
         "{path} does not verify ({detail}): it was forged or damaged, so nothing in the keystore \
-         can be vouched for; restore it from a backup"
+         can be vouched for; restore it from a backup, or rebuild it from the files as they are \
+         with `tapsign keystore rotate --rebuild-manifest` (a touch; any old file put back among \
+         them is then accepted)"
     )]
     ManifestInvalid { path: PathBuf, detail: String },
 
@@ -199,7 +201,9 @@ fn repair_hint(path: &Path) -> String {
             "restore it from a backup (no keyslot can be trusted without it)".into()
         }
         _ if path.file_name().is_some_and(|n| n == "manifest.json") => {
-            "restore it from a backup (it names the live folder and what the keystore holds)".into()
+            "restore it from a backup (it names the live folder and what the keystore holds), or \
+             rebuild it from the files as they are with `tapsign keystore rotate --rebuild-manifest`"
+                .into()
         }
         Some("credentials") => format!(
             "restore it from a backup, or `tapsign key remove {stem}` and add the key again"

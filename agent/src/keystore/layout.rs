@@ -102,6 +102,49 @@ impl Keystore {
         Err(self.not_initialized())
     }
 
+    /// The live folder when `manifest.json` cannot be trusted or read (rebuilding it): the
+    /// folder it names if it parses, else the legacy files, else the one `vault-*` folder.
+    /// The manifest is left out: nothing is checked against it.
+    pub(crate) fn live_for_rebuild(&self) -> Result<Live, KeystoreError> {
+        let named = match self.read_manifest() {
+            Ok(Some(m)) => m.vault_public_key(&self.manifest_path()).ok(),
+            _ => None,
+        };
+        let dir = match named {
+            Some(key) => self.dir.join(vault_folder(&key)),
+            None if self.dir.join(VAULT_FILE).exists() => self.dir.clone(),
+            None => {
+                let mut found: Vec<PathBuf> = self
+                    .vault_folders()?
+                    .into_iter()
+                    .filter(|f| f.join(VAULT_FILE).exists())
+                    .filter(|f| {
+                        f.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(VAULT_PREFIX))
+                    })
+                    .collect();
+                match found.len() {
+                    0 => return Err(self.not_initialized()),
+                    1 => found.remove(0),
+                    _ => {
+                        return Err(KeystoreError::damaged(
+                            self.manifest_path(),
+                            format!(
+                                "it cannot be read, and {} vault folders are there; move away all but the one to keep",
+                                found.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Live {
+            dir,
+            manifest: None,
+        })
+    }
+
     /// The folder holding `vault.json`, `keyslots/` and `credentials/` now.
     pub fn live_dir(&self) -> Result<PathBuf, KeystoreError> {
         self.live().map(|l| l.dir)
@@ -130,10 +173,7 @@ impl Keystore {
             if private_dir_exists(&creds)? && !list_json(&creds)?.is_empty() {
                 return Err(KeystoreError::damaged(
                     self.manifest_path(),
-                    format!(
-                        "it is missing, but {} holds credentials; restore it from a backup",
-                        folder.display()
-                    ),
+                    format!("it is missing, but {} holds credentials", folder.display()),
                 ));
             }
         }

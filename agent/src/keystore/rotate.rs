@@ -65,7 +65,45 @@ impl Keystore {
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
     ) -> Result<Rotated, KeystoreError> {
-        let slots: Vec<Keyslot> = self.keyslots()?.into_iter().flatten().collect();
+        self.rotate_in(false, vk, remove, present, ledger)
+    }
+
+    /// The keyslots a rebuild would touch: those of the folder [`Keystore::rebuild_manifest`]
+    /// works on, when `manifest.json` is damaged or does not verify.
+    pub fn keyslots_for_rebuild(&self) -> Result<Vec<Keyslot>, KeystoreError> {
+        let live = self.live_for_rebuild()?;
+        let dir = self.existing_subdir(&live.dir, KEYSLOTS)?;
+        Ok(super::files::list_json(&dir)?
+            .into_iter()
+            .flatten()
+            .filter_map(|(path, stem)| super::load_keyslot(path, &stem).ok())
+            .collect())
+    }
+
+    /// A rotation for a keystore whose `manifest.json` is lost, damaged or does not verify:
+    /// every credential that opens with `vk` is carried over as it is now, unchecked (a
+    /// rollback among them goes unnoticed), and a new manifest starts afresh.
+    pub fn rebuild_manifest(
+        &self,
+        vk: &VaultKey,
+        present: &mut Present<'_>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Rotated, KeystoreError> {
+        self.rotate_in(true, vk, None, present, ledger)
+    }
+
+    fn rotate_in(
+        &self,
+        rebuild: bool,
+        vk: &VaultKey,
+        remove: Option<&str>,
+        present: &mut Present<'_>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Rotated, KeystoreError> {
+        let slots: Vec<Keyslot> = match rebuild {
+            true => self.keyslots_for_rebuild()?,
+            false => self.keyslots()?.into_iter().flatten().collect(),
+        };
         let mut warnings = Vec::new();
         if let Some(id) = remove
             && !slots.iter().any(|s| s.stub.id() == id)
@@ -114,7 +152,10 @@ impl Keystore {
         }
 
         let lock = self.lock()?;
-        let mut p = self.prepare(vk, ledger, &lock)?;
+        let mut p = match rebuild {
+            true => self.prepare_in(self.live_for_rebuild()?, vk, ledger, &lock)?,
+            false => self.prepare(vk, ledger, &lock)?,
+        };
         let mut planned: Vec<&str> = slots
             .iter()
             .map(|s| s.path.as_path())
@@ -154,9 +195,10 @@ impl Keystore {
         self.commit(stage, &manifest, &p.live, &lock)?;
         drop(lock);
 
-        let reason = match remove {
-            Some(id) => format!("rotated: token {id} removed"),
-            None => "rotated".into(),
+        let reason = match (remove, rebuild) {
+            (Some(id), _) => format!("rotated: token {id} removed"),
+            (None, true) => "rotated: manifest rebuilt from the files as they were".into(),
+            (None, false) => "rotated".into(),
         };
         self.note_refusals(ledger, &dropped, &mut warnings);
         self.note_manifest(ledger, &manifest, &reason, &mut warnings);

@@ -330,3 +330,53 @@ fn key_changes_are_recorded_and_undone_when_they_cannot_be() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
+    let (mut f, _) = Fixture::populated();
+    let path = f.ks.dir().join("manifest.json");
+    let pristine = fs::read(&path).unwrap();
+    let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        panic!(
+            "no token kind here needs to be present, but {} was asked",
+            s.id()
+        )
+    };
+    // Damaged (one flipped byte): every read names it and says how to get out.
+    let mut bytes = pristine.clone();
+    bytes[40] ^= 0x01;
+    put_back(&path, &bytes);
+    let e = f.ks.keyslots().unwrap_err();
+    assert_eq!(e.path(), Some(path.as_path()));
+    assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
+    let slot =
+        f.ks.keyslots_for_rebuild()
+            .unwrap()
+            .into_iter()
+            .find(|s| &s.stub == f.token.stub())
+            .unwrap();
+    let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
+    let r =
+        f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+            .unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert_eq!(r.keyslots.len(), 2);
+    assert!(f.check().unwrap().refused.is_empty());
+
+    // Forged (it parses, the MAC fails): the same way out.
+    let mut m: super::manifest::ManifestFile =
+        files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.credentials.clear();
+    put_back(&path, &files::encode(&path, m).unwrap());
+    assert!(matches!(
+        f.check().unwrap_err(),
+        KeystoreError::ManifestInvalid { .. }
+    ));
+    let vk = f.unlock();
+    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+        .unwrap();
+    let vk = f.unlock();
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
+    f.ks.open_credential(&vk, "upbit-main").unwrap();
+}

@@ -308,7 +308,17 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
-        let live = self.live()?;
+        self.prepare_in(self.live()?, vk, ledger, lock)
+    }
+
+    /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing).
+    pub(crate) fn prepare_in(
+        &self,
+        live: super::layout::Live,
+        vk: &VaultKey,
+        ledger: &mut dyn Ledger,
+        lock: &WriteLock,
+    ) -> Result<Prepared, KeystoreError> {
         self.collect_garbage(&live.dir, lock)?;
         let vault_path = live.dir.join(VAULT_FILE);
         if self.vault_key_in(&live.dir)? != vk.public_key() {
@@ -344,7 +354,14 @@ impl Keystore {
                 }
                 (folded, evidence)
             }
-            None => (first_fold(&observed), Evidence::default()),
+            None => {
+                let mut folded = first_fold(&observed);
+                if live.dir != self.dir {
+                    // Not a keystore from before manifests: a manifest being rebuilt.
+                    folded.warnings.clear();
+                }
+                (folded, Evidence::default())
+            }
         };
         Ok(Prepared {
             live: live.dir,

@@ -41,7 +41,12 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
 
 pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> {
     match cmd {
-        KeystoreCommand::Rotate => rotate(paths, &keystore(paths), None),
+        KeystoreCommand::Rotate {
+            rebuild_manifest: false,
+        } => rotate(paths, &keystore(paths), None),
+        KeystoreCommand::Rotate {
+            rebuild_manifest: true,
+        } => rebuild(paths, &keystore(paths)),
     }
 }
 
@@ -100,7 +105,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     // With an existing keystore, first make sure an enrolled token can open it: the new key
     // is generated only once the vault key is in hand.
     let vk = match initialized {
-        true => Some(touch_enrolled(paths, ks, None, Some(&pin))?),
+        true => Some(touch_enrolled(paths, ks, recorded(ks)?, Some(&pin))?),
         false => None,
     };
     let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
@@ -133,25 +138,29 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     Ok(())
 }
 
-/// Touch a present enrolled token (not `except`) and unwrap the vault key. Asks for the PIN
-/// when `pin` is `None` and a PIV key's policy wants one.
-fn touch_enrolled(
-    paths: &Paths,
-    ks: &Keystore,
-    except: Option<&str>,
-    pin: Option<&SecretString>,
-) -> Result<VaultKey, Failure> {
-    let slots: Vec<Keyslot> = ks
+/// The keyslots the manifest records (readable ones).
+fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
+    Ok(ks
         .keyslots()
         .map_err(ks_failure)?
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|s| s.recorded && Some(s.stub.id().as_str()) != except)
-        .collect();
+        .filter(|s| s.recorded)
+        .collect())
+}
+
+/// Touch a present token among `slots` and unwrap the vault key. Asks for the PIN when
+/// `pin` is `None` and a PIV key's policy wants one.
+fn touch_enrolled(
+    paths: &Paths,
+    ks: &Keystore,
+    slots: Vec<Keyslot>,
+    pin: Option<&SecretString>,
+) -> Result<VaultKey, Failure> {
     if slots.is_empty() {
-        return Err(ks_failure(KeystoreError::LastKeyslot {
-            token: except.unwrap_or("?").into(),
-        }));
+        return Err(Failure::error(
+            "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
+        ));
     }
     let asked;
     let pin = match pin {
@@ -191,9 +200,53 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
             )));
         }
     }
-    let vk = touch_enrolled(paths, ks, remove, None)?;
+    let mut stay = recorded(ks)?;
+    stay.retain(|s| Some(s.stub.id().as_str()) != remove);
+    if stay.is_empty() {
+        return Err(ks_failure(KeystoreError::LastKeyslot {
+            token: remove.unwrap_or("?").into(),
+        }));
+    }
+    let vk = touch_enrolled(paths, ks, stay, None)?;
+    let rotated = ks
+        .rotate(
+            &vk,
+            remove,
+            &mut present_token(paths),
+            &mut AuditLedger::new(&paths.audit_log()),
+        )
+        .map_err(ks_failure)?;
+    drop(vk);
+    print_rotated(&rotated);
+    Ok(())
+}
+
+/// `keystore rotate --rebuild-manifest`.
+fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+    harden();
+    let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
+    let vk = touch_enrolled(paths, ks, slots, None)?;
+    let rotated = ks
+        .rebuild_manifest(
+            &vk,
+            &mut present_token(paths),
+            &mut AuditLedger::new(&paths.audit_log()),
+        )
+        .map_err(ks_failure)?;
+    drop(vk);
+    println!(
+        "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
+    );
+    print_rotated(&rotated);
+    Ok(())
+}
+
+/// Asks the human for a token that must receive the new vault key itself.
+fn present_token(
+    paths: &Paths,
+) -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + '_ {
     let soft_dir = paths.soft_token_dir();
-    let mut present = |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+    move |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         eprintln!(
             "{} must receive the new vault key itself: insert it and touch it when it blinks...",
             stub.describe()
@@ -205,18 +258,7 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
         };
         let (_, token) = tapsign_agent::token::locate(&[stub], &search)?;
         Ok(token)
-    };
-    let rotated = ks
-        .rotate(
-            &vk,
-            remove,
-            &mut present,
-            &mut AuditLedger::new(&paths.audit_log()),
-        )
-        .map_err(ks_failure)?;
-    drop(vk);
-    print_rotated(&rotated);
-    Ok(())
+    }
 }
 
 fn print_rotated(r: &Rotated) {
