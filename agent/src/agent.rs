@@ -581,6 +581,12 @@ impl Agent {
                                     slot.stub.describe()
                                 ));
                             }
+                            if !slot.recorded {
+                                warnings.push(format!(
+                                    "keyslot {} is not the one the keystore's manifest records: it is never used; remove the file",
+                                    slot.path.display()
+                                ));
+                            }
                             tokens.push(TokenInfo {
                                 id: slot.stub.id(),
                                 kind: slot.stub.kind().into(),

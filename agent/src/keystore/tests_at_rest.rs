@@ -380,3 +380,16 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
     assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
     f.ks.open_credential(&vk, "upbit-main").unwrap();
 }
+
+#[test]
+fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
+    let (mut f, b) = Fixture::populated();
+    make_legacy(&f);
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert!(!f.ks.dir().join("vault.json").exists());
+    assert!(!f.ks.dir().join("keyslots").exists());
+    assert!(f.ks.generation().unwrap().is_some());
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 2, "{c:?}");
+}
