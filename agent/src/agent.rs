@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, KeystoreState, LockSource, PROTOCOL_VERSION, Request, Response,
-    SessionEvent, SessionState, SignKind, SignRequest, Status, TokenInfo, UnlockRequest,
+    ErrorCode, EventKind, KeyPolicyInfo, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
+    Response, SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -220,7 +220,8 @@ impl Agent {
         *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.set_removal_live(None);
         self.lock(LockReason::Other(format!(
-            "token removed ({why} in {reader})"
+            "token removed ({why} in {})",
+            crate::removal::describe(reader)
         )));
     }
 
@@ -351,26 +352,17 @@ impl Agent {
             }
         }
         let opts = self.config.signing;
-        let allow = self.config.allow_rules(&req.key);
-        let ws_login_allowed = self.config.ws_login_allowed(&req.key);
+        let key_policy = self.config.key_policy(&req.key);
         // The policy runs under the same lock as the signature, on the credential actually
-        // used: no unlock can slip in between the check and the signing.
+        // used: no unlock can slip in between the check and the signing. What is signed is the
+        // request the policy parsed, written back (`checked.wire`).
         let (outcome, spent_now) = {
             let mut session = self.session();
             let out = session.use_key(&req.key, now, client, |cred| {
-                if req.kind == SignKind::WsLogin && !ws_login_allowed {
-                    return Err((
-                        ErrorCode::PolicyDenied,
-                        format!(
-                            "websocket logins are off for {:?}: a logged-in websocket keeps trading after the session ends. \
-                             Allow it with `ws_login = true` under [keys.{}] in config.toml",
-                            req.key, req.key
-                        ),
-                    ));
-                }
-                policy::check_request(cred.exchange, allow, &req)
-                    .map_err(|d| (ErrorCode::PolicyDenied, d.to_string()))?;
-                sign::sign(cred, &req, &stamp, &opts).map_err(|e| (ErrorCode::BadRequest, e.to_string()))
+                let checked = policy::check_request(cred.exchange, &req.key, key_policy, &req)
+                    .map_err(|r| (r.code(), r.to_string()))?;
+                sign::sign(cred, &checked.wire, &stamp, &opts)
+                    .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
             });
             let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
             (out, spent_now)
@@ -623,6 +615,16 @@ impl Agent {
             tokens,
             warnings,
             lock_sources: self.lock_sources(),
+            key_policies: self
+                .config
+                .keys
+                .iter()
+                .map(|(key, p)| KeyPolicyInfo {
+                    key: key.clone(),
+                    rules: p.describe(),
+                })
+                .filter(|k| !k.rules.is_empty())
+                .collect(),
             audit_head,
             keystore: self
                 .verified
@@ -645,8 +647,9 @@ impl Agent {
             name: "token removal".into(),
             live: watched.is_some(),
             detail: Some(match watched {
-                Some(r) => format!("watching PC/SC reader {r}"),
-                None => "watches the PC/SC reader of the token that opened the session".into(),
+                Some(r) => format!("watching {}", crate::removal::describe(&r)),
+                None => "watches the PC/SC reader or USB key of the token that opened the session"
+                    .into(),
             }),
         });
         sources.extend(self.dbus_sources.snapshot());

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::clock::parse_duration;
-use crate::policy::AllowRule;
+use crate::policy::{Endpoint, KeyPolicy};
 use crate::session::Bounds;
 use crate::sign::SignOptions;
 
@@ -17,12 +17,10 @@ pub struct Config {
     pub session: SessionConfig,
     pub signing: SignOptions,
     pub server: ServerConfig,
-    /// Per-key allow rules: when a key has any, everything else is refused (the built-in
-    /// deny list applies first, always).
-    pub allow: BTreeMap<String, Vec<AllowRule>>,
-    /// Keys allowed to sign websocket logins (off by default: a logged-in websocket keeps
-    /// trading after the session ends).
-    pub ws_login: std::collections::BTreeSet<String>,
+    /// Per-key policies: what widens or narrows a key's trading profile, and whether it may
+    /// sign websocket logins (off by default: a logged-in websocket keeps trading after the
+    /// session ends). Keys not named here get their exchange's profile as it is.
+    pub keys: BTreeMap<String, KeyPolicy>,
     pub lock: LockConfig,
     pub notifications: NotificationsConfig,
 }
@@ -85,8 +83,7 @@ impl Default for Config {
                 frame_timeout: Duration::from_secs(5),
                 idle_connection_timeout: Duration::from_secs(600),
             },
-            allow: BTreeMap::new(),
-            ws_login: std::collections::BTreeSet::new(),
+            keys: BTreeMap::new(),
             lock: LockConfig {
                 screen: true,
                 suspend: true,
@@ -130,7 +127,9 @@ struct RawNotifications {
 #[serde(deny_unknown_fields)]
 struct RawKey {
     #[serde(default)]
-    allow: Vec<String>,
+    allow: Vec<toml::Value>,
+    #[serde(default)]
+    only: Vec<String>,
     #[serde(default)]
     ws_login: bool,
 }
@@ -161,9 +160,58 @@ struct RawServer {
     idle_connection_timeout: Option<String>,
 }
 
+/// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
+fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
+    let mut policy = KeyPolicy {
+        ws_login: key.ws_login,
+        ..KeyPolicy::default()
+    };
+    for (i, value) in key.allow.into_iter().enumerate() {
+        let at = format!("keys.{name}.allow[{i}]");
+        if let toml::Value::String(old) = &value {
+            return Err(format!(
+                "{at} = {old:?}: allow entries now widen the key's built-in trading profile and \
+                 name their parameters, as tables: {{ method = \"POST\", path = \"/x/y\", \
+                 params = [\"a\", \"b\"] }}. To restrict the key to some endpoints instead, \
+                 write only = [\"METHOD /path\"]"
+            ));
+        }
+        let entry: Endpoint = value.try_into().map_err(|e| {
+            format!("{at}: {e}; write {{ method = \"POST\", path = \"/x/y\", params = [\"a\"] }}")
+        })?;
+        entry.check().map_err(|e| format!("{at}: {e}"))?;
+        policy.allow.push(entry);
+    }
+    for (i, text) in key.only.iter().enumerate() {
+        let at = format!("keys.{name}.only[{i}]");
+        let Some((method, path)) = text.split_once(' ') else {
+            return Err(format!(
+                "{at} = {text:?}: write \"METHOD /path\", e.g. \"POST /api/v3/order\""
+            ));
+        };
+        let probe = Endpoint {
+            method: method.into(),
+            path: path.into(),
+            doc: None,
+            params: Vec::new(),
+            required: vec![],
+            body: None,
+        };
+        probe.check().map_err(|e| format!("{at} = {text:?}: {e}"))?;
+        policy.only.push((method.into(), path.into()));
+    }
+    Ok(policy)
+}
+
 impl Config {
-    /// Read `path`; a missing file means the defaults.
+    /// Read `path`; a missing file means the defaults. The file decides what the agent signs,
+    /// so it (and its folder) must belong to the user (or root) and be writable by no one else.
     pub fn load(path: &Path) -> Result<Config, String> {
+        match check_owned(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e.to_string()),
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
@@ -197,19 +245,8 @@ impl Config {
         c.lock.screen = raw.lock.screen.unwrap_or(c.lock.screen);
         c.lock.suspend = raw.lock.suspend.unwrap_or(c.lock.suspend);
         c.notifications.enabled = raw.notifications.enabled.unwrap_or(c.notifications.enabled);
-        for (name, key) in &raw.keys {
-            let rules = key
-                .allow
-                .iter()
-                .map(|r| {
-                    r.parse::<AllowRule>()
-                        .map_err(|e| format!("keys.{name}.allow: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            c.allow.insert(name.clone(), rules);
-            if key.ws_login {
-                c.ws_login.insert(name.clone());
-            }
+        for (name, key) in raw.keys {
+            c.keys.insert(name.clone(), key_policy(&name, key)?);
         }
         c.validate()?;
         Ok(c)
@@ -232,14 +269,15 @@ impl Config {
         Ok(())
     }
 
-    /// A key's allow rules (empty: no rules, only the built-in deny list applies).
-    pub fn allow_rules(&self, key: &str) -> &[AllowRule] {
-        self.allow.get(key).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether `key` may sign websocket logins.
-    pub fn ws_login_allowed(&self, key: &str) -> bool {
-        self.ws_login.contains(key)
+    /// A key's policy (the default, its exchange's profile as it is, when config.toml does
+    /// not name the key).
+    pub fn key_policy(&self, key: &str) -> &KeyPolicy {
+        static DEFAULT: KeyPolicy = KeyPolicy {
+            allow: Vec::new(),
+            only: Vec::new(),
+            ws_login: false,
+        };
+        self.keys.get(key).unwrap_or(&DEFAULT)
     }
 
     /// The bounds of a new session: what `unlock` asked for, defaults for the rest, capped.
@@ -278,6 +316,44 @@ impl Config {
     }
 }
 
+/// The file at `path` and the folders holding it (the link and its target, when it is a
+/// symbolic link) belong to the user or root, and no one else can write them.
+fn check_owned(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let check = |p: &Path, what: &str| -> std::io::Result<()> {
+        let meta = std::fs::metadata(p)?;
+        let problem = if meta.uid() != me && meta.uid() != 0 {
+            format!("belongs to uid {}, not to you (uid {me})", meta.uid())
+        } else if meta.mode() & 0o022 != 0 {
+            format!(
+                "can be written by other users (mode {:o})",
+                meta.mode() & 0o7777
+            )
+        } else {
+            return Ok(());
+        };
+        Err(std::io::Error::other(format!(
+            "{what} {} {problem}: config.toml decides what the agent signs, so the agent does \
+             not read it; make it yours and private (chown, then chmod go-w)",
+            p.display()
+        )))
+    };
+    let meta = std::fs::symlink_metadata(path)?;
+    let real = if meta.file_type().is_symlink() {
+        std::fs::canonicalize(path)?
+    } else {
+        path.to_path_buf()
+    };
+    check(&real, "the config file")?;
+    for file in [path, real.as_path()] {
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check(dir, "the folder")?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,13 +382,54 @@ mod tests {
     }
 
     #[test]
-    fn allow_rules_parse_strictly() {
-        let c =
-            Config::parse("[keys.bot1]\nallow = [\"POST /api/v3/order\", \"GET /api/v3/**\"]\n")
-                .unwrap();
-        assert_eq!(c.allow["bot1"].len(), 2);
-        let err = Config::parse("[keys.bot1]\nallow = [\"FLY /x\"]\n").unwrap_err();
-        assert!(err.contains("keys.bot1.allow"), "{err}");
+    fn key_policies_widen_with_tables_and_narrow_with_only() {
+        let c = Config::parse(
+            "[keys.bot1]\nallow = [{ method = \"POST\", path = \"/sapi/v1/margin/order\", params = [\"symbol\", \"side\"] }]\nonly = [\"POST /api/v3/order\"]\nws_login = true\n",
+        )
+        .unwrap();
+        let p = c.key_policy("bot1");
+        assert_eq!(p.allow[0].params, ["symbol", "side"]);
+        assert_eq!(p.only, [("POST".to_string(), "/api/v3/order".to_string())]);
+        assert!(p.ws_login && !c.key_policy("other").ws_login);
+        let err = Config::parse("[keys.bot1]\nallow = [\"POST /api/v3/order\"]\n").unwrap_err();
+        assert!(
+            err.contains("keys.bot1.allow[0]") && err.contains("only ="),
+            "{err}"
+        );
+        let err = Config::parse("[keys.bot1]\nallow = [{ method = \"FLY\", path = \"/x\" }]\n")
+            .unwrap_err();
+        assert!(err.contains("keys.bot1.allow[0]"), "{err}");
+        let err = Config::parse(
+            "[keys.bot1]\nallow = [{ method = \"GET\", path = \"/x\", parms = [] }]\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("parms"), "{err}");
+        assert!(Config::parse("[keys.b]\nonly = [\"POST\"]\n").is_err());
+    }
+
+    #[test]
+    fn a_config_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[signing]\nrecv_window_cap_ms = 60000\n").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            Config::load(&file).unwrap().signing.recv_window_cap_ms,
+            60000
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Config::load(&file).unwrap_err();
+        assert!(err.contains("can be written by other users"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Config::load(&file).unwrap_err();
+        assert!(err.contains("the folder"), "{err}");
+        assert_eq!(
+            Config::load(&dir.path().join("none.toml")).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! - [`notify`]: desktop notifications when a session opens or ends.
 //! - [`clock`]: the boot-time clock (suspended time counts).
 //! - [`config`], [`paths`]: where things live and the session defaults.
-//! - [`harden`]: the only unsafe code: no core dumps, not dumpable.
+//! - [`systemd`]: socket activation and readiness notification, without libsystemd.
+//! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
+//!   fd 3, editing the environment at start) hold the only unsafe code.
 
 pub mod agent;
 pub mod audit;
@@ -33,5 +35,6 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod sign;
+pub mod systemd;
 pub mod token;
 mod unlocker;

@@ -1,10 +1,14 @@
-//! Lock when the token that opened the session leaves its PC/SC reader: the card pulled, or
+//! Lock when the token that opened the session leaves: the card pulled from its PC/SC reader,
 //! the whole reader gone (a USB YubiKey is a reader with a built-in card, so pulling it removes
-//! the reader). Another card arriving never unlocks anything.
+//! the reader), or a FIDO2 USB key unplugged. Another token arriving never unlocks anything.
 //!
-//! A blocking thread follows the one reader the session's token sat in, through
-//! `SCardGetStatusChange` with a short timeout, so it notices a new session or shutdown
-//! promptly. It never opens a card: other programs' card sessions are left alone.
+//! A blocking thread follows where the session's token sat:
+//! - a PC/SC reader, through `SCardGetStatusChange` with a short timeout, so it notices a new
+//!   session or shutdown promptly. It never opens a card: other programs' card sessions are
+//!   left alone.
+//! - a USB HID device (`hid:<node>#<identity>`), by polling sysfs: the device is gone when its
+//!   hidraw node no longer leads to the same USB device (a re-plugged key gets a new identity,
+//!   even under the same node name). HID has no change events to wait on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +19,20 @@ use pcsc::{Context, ReaderState, Scope, State};
 use crate::agent::Agent;
 
 const POLL: Duration = Duration::from_millis(500);
+
+/// How a session's token location names a USB HID device instead of a PC/SC reader.
+pub const HID_PREFIX: &str = "hid:";
+
+/// A watched location for humans: "PC/SC reader X" or "USB key /dev/hidrawN".
+pub fn describe(location: &str) -> String {
+    match location.strip_prefix(HID_PREFIX) {
+        Some(spec) => {
+            let node = spec.rsplit_once('#').map_or(spec, |(node, _)| node);
+            format!("USB key {node}")
+        }
+        None => format!("PC/SC reader {location}"),
+    }
+}
 
 /// Start the watcher; it runs until `stop` is set.
 pub fn spawn(
@@ -34,6 +52,13 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
             std::thread::sleep(POLL);
             continue;
         };
+        if let Some(spec) = reader.strip_prefix(HID_PREFIX) {
+            agent.set_removal_live(Some(&reader));
+            if let Err(why) = follow_hid(spec, &reader, agent, stop) {
+                agent.removed(&reader, &why);
+            }
+            continue;
+        }
         if ctx.is_none() {
             match Context::establish(Scope::User) {
                 Ok(c) => ctx = Some(c),
@@ -77,5 +102,69 @@ fn follow(ctx: &Context, reader: &str, agent: &Agent, stop: &AtomicBool) -> Resu
             }
             Err(e) => return Err(format!("PC/SC failed: {e}")),
         }
+    }
+}
+
+/// Follow a USB HID device (`<node>#<identity>`) while it stays the watched one. Err(why) when
+/// it left.
+fn follow_hid(spec: &str, watched: &str, agent: &Agent, stop: &AtomicBool) -> Result<(), String> {
+    let (node, id) = spec
+        .rsplit_once('#')
+        .ok_or_else(|| "bad USB device name".to_owned())?;
+    let sys = std::path::Path::new("/sys");
+    loop {
+        if stop.load(Ordering::Relaxed) || agent.watched_reader().as_deref() != Some(watched) {
+            return Ok(());
+        }
+        if !hid_present(sys, node, id) {
+            return Err("USB key unplugged".into());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The hidraw `node` still leads to the USB device `id` (or, with no identity known, still
+/// exists).
+fn hid_present(sys: &std::path::Path, node: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return std::path::Path::new(node).exists();
+    }
+    crate::token::fido2::hid::identity(sys, node).as_deref() == Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_read_well() {
+        assert_eq!(
+            describe("Virtual PCD 00 00"),
+            "PC/SC reader Virtual PCD 00 00"
+        );
+        assert_eq!(
+            describe("hid:/dev/hidraw3#0003:1050:0407.0042"),
+            "USB key /dev/hidraw3"
+        );
+    }
+
+    #[test]
+    fn an_unplugged_or_replugged_usb_key_is_gone() {
+        let sys = tempfile::tempdir().unwrap();
+        let node = sys.path().join("class/hidraw/hidraw3");
+        std::fs::create_dir_all(&node).unwrap();
+        std::os::unix::fs::symlink("../../../0003:1050:0407.0042", node.join("device")).unwrap();
+        let id = "0003:1050:0407.0042";
+        assert!(hid_present(sys.path(), "/dev/hidraw3", id));
+        std::fs::remove_file(node.join("device")).unwrap();
+        assert!(!hid_present(sys.path(), "/dev/hidraw3", id));
+        std::os::unix::fs::symlink("../../../0003:1050:0407.0043", node.join("device")).unwrap();
+        assert!(!hid_present(sys.path(), "/dev/hidraw3", id));
+        // No identity known: the node's existence decides.
+        let dev = sys.path().join("hidraw9");
+        let dev = dev.to_str().unwrap();
+        assert!(!hid_present(sys.path(), dev, ""));
+        std::fs::write(dev, "").unwrap();
+        assert!(hid_present(sys.path(), dev, ""));
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use crate::agent::Agent;
 use crate::audit::AuditEvent;
 use crate::session::{Client, LockReason};
+use crate::systemd::Notifier;
 
 /// Why the agent could not start serving.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,10 @@ pub enum ServerError {
     AlreadyRunning(PathBuf),
     #[error("the socket folder {path} {problem}; fix it or point TAPSIGN_SOCK elsewhere")]
     UnsafeFolder { path: PathBuf, problem: String },
+    #[error(
+        "the socket {path} that systemd passed {problem}; fix tapsign-agent.socket (SocketMode=0600, DirectoryMode=0700)"
+    )]
+    UnsafeSocket { path: PathBuf, problem: String },
     #[error("cannot create the socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -41,21 +46,24 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
     }
 }
 
-/// Bind the agent's socket: the folder is made 0700 (and must be ours and private), a live
-/// agent on the path is left alone, a stale socket file is replaced.
-pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        Ok(()) => {}
-        Err(e) => return Err(io_err(dir)(e)),
+/// The socket the agent serves, and whether it bound it itself.
+pub struct Listener {
+    inner: UnixListener,
+    path: PathBuf,
+    /// Passed in by systemd (socket activation): systemd owns the file and removes it.
+    inherited: bool,
+}
+
+impl Listener {
+    /// Where clients connect.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
+}
+
+/// The folder that holds the socket must be a real folder, ours, and not writable by others:
+/// whoever can write to it can swap the socket for their own.
+fn check_folder(dir: &Path) -> Result<(), ServerError> {
     // Not followed through a symlink: a link could be swapped for another folder later.
     let meta = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
     if !meta.is_dir() {
@@ -77,6 +85,28 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
             problem: "can be written by other users".into(),
         });
     }
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Bind the agent's socket: the folder is made 0700 (and must be ours and private), a live
+/// agent on the path is left alone, a stale socket file is replaced.
+pub async fn bind(path: &Path) -> Result<Listener, ServerError> {
+    let dir = parent_of(path);
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    check_folder(dir)?;
     if path.exists() {
         match UnixStream::connect(path).await {
             Ok(_) => return Err(ServerError::AlreadyRunning(path.into())),
@@ -95,15 +125,82 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ServerError> {
     let listener = UnixListener::bind(path).map_err(io_err(path))?;
     // The umask (077) already made it 0600; say so explicitly in case the caller's differs.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
-    Ok(listener)
+    Ok(Listener {
+        inner: listener,
+        path: path.into(),
+        inherited: false,
+    })
 }
 
-/// Serve until SIGTERM or SIGINT. Locks (wiping the session) before returning.
+/// Serve a listening socket systemd passed in (socket activation, crate::systemd). The agent
+/// did not create it, so it checks what it can: a socket file (not an abstract name, which
+/// has no permissions at all), ours, 0600 or stricter, in a folder that is ours and not
+/// writable by others. `expected` is where clients look; a socket elsewhere is served, with a
+/// warning.
+pub fn inherit(
+    listener: std::os::unix::net::UnixListener,
+    expected: &Path,
+) -> Result<Listener, ServerError> {
+    let unsafe_socket = |path: &Path, problem: String| ServerError::UnsafeSocket {
+        path: path.into(),
+        problem,
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(io_err(Path::new("(inherited socket)")))?;
+    let Some(path) = addr.as_pathname().map(Path::to_path_buf) else {
+        return Err(unsafe_socket(
+            Path::new("(inherited socket)"),
+            "has no path (an abstract or unnamed socket has no file permissions to keep other users out)".into(),
+        ));
+    };
+    check_folder(parent_of(&path))?;
+    let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+    let me = rustix::process::getuid().as_raw();
+    if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+        return Err(unsafe_socket(&path, "is not a socket file".into()));
+    }
+    if meta.uid() != me {
+        return Err(unsafe_socket(
+            &path,
+            format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(unsafe_socket(
+            &path,
+            format!("has mode {:04o}; set SocketMode=0600", meta.mode() & 0o7777),
+        ));
+    }
+    if path != expected {
+        eprintln!(
+            "tapsign agent: warning: serving {} (from systemd), but clients look for {}; set TAPSIGN_SOCK={} for them, or make ListenStream= match",
+            path.display(),
+            expected.display(),
+            path.display()
+        );
+    }
+    listener.set_nonblocking(true).map_err(io_err(&path))?;
+    let inner = UnixListener::from_std(listener).map_err(io_err(&path))?;
+    Ok(Listener {
+        inner,
+        path,
+        inherited: true,
+    })
+}
+
+/// Serve until SIGTERM or SIGINT. Locks (wiping the session) before returning. `notifier`
+/// tells systemd when the socket is served and when the agent stops (a no-op otherwise).
 pub async fn serve(
     agent: Arc<Agent>,
-    listener: UnixListener,
-    socket: PathBuf,
+    listener: Listener,
+    notifier: &Notifier,
 ) -> std::io::Result<()> {
+    let Listener {
+        inner: listener,
+        path: socket,
+        inherited,
+    } = listener;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -112,20 +209,30 @@ pub async fn serve(
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;
-    let slots = Arc::new(Semaphore::new(agent.config.server.max_connections));
+    // One slot is kept back for `status` and `lock`, so a bot that holds every other one (or
+    // a pile of connections that never say hello) cannot keep the trader from locking.
+    let general = agent.config.server.max_connections.saturating_sub(1).max(1);
+    let slots = Arc::new(Semaphore::new(general));
+    let control = Arc::new(Semaphore::new(1));
     agent.audit(AuditEvent::AgentStart {
         version: crate::agent::agent_version(),
         pid: std::process::id(),
     });
-    eprintln!("tapsign agent: listening on {}", socket.display());
+    let from = if inherited { " (from systemd)" } else { "" };
+    eprintln!("tapsign agent: listening on {}{from}", socket.display());
+    // The listener is accepting from here on: a client that connects after READY=1 is served.
+    notifier.ready(&format!("listening on {}", socket.display()));
     let stop = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let agent = Arc::clone(&agent);
-                    match Arc::clone(&slots).try_acquire_owned() {
-                        Ok(permit) => { tokio::spawn(async move { connection(agent, stream).await; drop(permit); }); }
-                        Err(_) => { tokio::spawn(refuse(stream, ErrorCode::Busy, "the agent is serving its maximum number of connections; try again shortly")); }
+                    if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                        tokio::spawn(async move { connection(agent, stream, Slot::Any).await; drop(permit); });
+                    } else if let Ok(permit) = Arc::clone(&control).try_acquire_owned() {
+                        tokio::spawn(async move { connection(agent, stream, Slot::Control).await; drop(permit); });
+                    } else {
+                        tokio::spawn(refuse(stream, ErrorCode::Busy, BUSY));
                     }
                 }
                 Err(e) => {
@@ -138,6 +245,7 @@ pub async fn serve(
             _ = int.recv() => break "SIGINT",
         }
     };
+    notifier.stopping(&format!("stopping ({stop}); the session is wiped"));
     agent.lock(LockReason::Signal(stop));
     reaper.abort();
     lock_sources.stop();
@@ -147,16 +255,27 @@ pub async fn serve(
     agent.audit(AuditEvent::AgentStop {
         reason: format!("received {stop}"),
     });
-    // Only remove the socket if it is still ours (not replaced by a newer agent).
     drop(listener);
     // Remove the socket only if it is still the one this agent bound: a newer agent that
-    // replaced it (after this one looked stale) keeps its own.
+    // replaced it (after this one looked stale) keeps its own. An inherited socket is
+    // systemd's: it keeps listening on it, to start the agent again on the next connection.
     let now_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
-    if now_ino.is_some() && now_ino == bound_ino {
+    if !inherited && now_ino.is_some() && now_ino == bound_ino {
         let _ = std::fs::remove_file(&socket);
     }
     eprintln!("tapsign agent: stopped ({stop})");
     Ok(())
+}
+
+const BUSY: &str = "the agent is serving its maximum number of connections; try again shortly \
+                    (`tapsign status` and `tapsign lock` still get through)";
+
+/// What a connection may do: anything, or (on the slot kept back when all others are taken)
+/// only `hello` and then one `status` or `lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Any,
+    Control,
 }
 
 async fn refuse(mut stream: UnixStream, code: ErrorCode, message: &str) {
@@ -180,8 +299,57 @@ fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
     Some((cred.uid(), Client { pid, exe }))
 }
 
+/// Read one frame. Before `hello` the whole frame must arrive within the frame timeout of the
+/// connection opening; after it, the connection may idle between frames, but a frame, once its
+/// first byte is in, must be complete within the frame timeout. `Ok(None)`: the peer left or
+/// idled out.
+async fn read_frame(
+    stream: &mut UnixStream,
+    limits: &crate::config::ServerConfig,
+    may_idle: bool,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+    let greeted = may_idle;
+    let late = || {
+        format!(
+            "the frame did not arrive in full within {} s; closing",
+            limits.frame_timeout.as_secs()
+        )
+    };
+    let started = tokio::time::Instant::now();
+    let idle = if greeted {
+        limits.idle_connection_timeout
+    } else {
+        limits.frame_timeout
+    };
+    let mut header = [0u8; 4];
+    match tokio::time::timeout(idle, stream.read_exact(&mut header[..1])).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Ok(None),
+        Err(_) if greeted => return Ok(None),
+        Err(_) => return Err(late()),
+    }
+    let deadline = if greeted {
+        tokio::time::Instant::now() + limits.frame_timeout
+    } else {
+        started + limits.frame_timeout
+    };
+    match tokio::time::timeout_at(deadline, stream.read_exact(&mut header[1..])).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Ok(None),
+        Err(_) => return Err(late()),
+    }
+    let len = check_len(header).map_err(|e| e.to_string())?;
+    // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
+    let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
+    match tokio::time::timeout_at(deadline, stream.read_exact(&mut body[..])).await {
+        Ok(Ok(_)) => Ok(Some(body)),
+        Ok(Err(_)) => Ok(None),
+        Err(_) => Err(late()),
+    }
+}
+
 /// Serve one connection: peer check, `hello`, then request after request.
-async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
+async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
     let Some((uid, client)) = client_of(&stream) else {
         return refuse(
             stream,
@@ -211,33 +379,14 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
     let limits = agent.config.server;
     let mut greeted = false;
     loop {
-        let mut header = [0u8; 4];
-        match tokio::time::timeout(
-            limits.idle_connection_timeout,
-            stream.read_exact(&mut header),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => return,
-        }
-        let len = match check_len(header) {
-            Ok(len) => len,
-            Err(e) => return refuse(stream, ErrorCode::BadRequest, &e.to_string()).await,
+        // Only a full connection may idle between requests; the kept-back slot must finish
+        // its hello and its one request within the frame timeout each.
+        let may_idle = greeted && slot == Slot::Any;
+        let body = match read_frame(&mut stream, &limits, may_idle).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(msg) => return refuse(stream, ErrorCode::BadRequest, &msg).await,
         };
-        // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
-        let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
-        match tokio::time::timeout(limits.frame_timeout, stream.read_exact(&mut body[..])).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                let msg = format!(
-                    "the frame did not arrive in full within {} s; closing",
-                    limits.frame_timeout.as_secs()
-                );
-                return refuse(stream, ErrorCode::BadRequest, &msg).await;
-            }
-        }
         let resp = match decode_body::<Request>(&body) {
             Err(e) => Response::Error {
                 code: ErrorCode::BadRequest,
@@ -252,6 +401,17 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             Ok(req @ Request::Hello { .. }) => {
                 greeted = true;
                 agent.handle(req, &client).await
+            }
+            // The kept-back slot serves one status or lock after hello, then hangs up.
+            Ok(req @ (Request::Status {} | Request::Lock {}))
+                if greeted && slot == Slot::Control =>
+            {
+                let resp = agent.handle(req, &client).await;
+                let _ = write_frame_async(&mut stream, &resp).await;
+                return;
+            }
+            Ok(_) if greeted && slot == Slot::Control => {
+                return refuse(stream, ErrorCode::Busy, BUSY).await;
             }
             Ok(Request::Subscribe {}) if greeted => return subscribed(&agent, stream).await,
             Ok(_) if !greeted => {

@@ -197,11 +197,13 @@ fn token_failure(e: TokenError) -> Failure {
             ErrorCode::TokenAbsent
         }
         TokenError::WrongToken { .. } => ErrorCode::WrongToken,
-        TokenError::TouchTimeout { .. } => ErrorCode::TouchTimeout,
+        // No code of its own on the wire: a refused touch is a touch that did not come.
+        TokenError::TouchTimeout { .. } | TokenError::TouchDenied { .. } => ErrorCode::TouchTimeout,
         TokenError::PinInvalid { .. }
         | TokenError::PinBlocked { .. }
         | TokenError::PinNeeded { .. }
-        | TokenError::PinLastTry { .. } => ErrorCode::PinInvalid,
+        | TokenError::PinLastTry { .. }
+        | TokenError::PinNeedsReplug { .. } => ErrorCode::PinInvalid,
         TokenError::Other(_) => ErrorCode::Internal,
     };
     (code, e.to_string())

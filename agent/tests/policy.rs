@@ -1,13 +1,13 @@
 //! The policy as a bot meets it: fund-moving endpoints are refused under every spelling,
-//! ordinary trading passes, allow lists admit only what they name, and fund-moving parameters
-//! are refused wherever they are sent.
+//! ordinary trading passes, a key's config widens or narrows its profile only as it names, and
+//! fund-moving parameters are refused wherever they are sent.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod support;
 
 use support::{encode_all, spellings};
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
-use tapsign_agent::policy::{self, AllowRule, Denial};
+use tapsign_agent::policy::{self, Denial, Endpoint, KeyPolicy, Refusal};
 
 /// Fund-moving endpoints of shared/notes/exchanges.md §1, §3.3 and §12.
 const DENIED: &[(Exchange, &str, &str)] = &[
@@ -189,89 +189,90 @@ fn over_long_or_endlessly_encoded_paths_are_refused() {
     ));
 }
 
-fn rules(list: &[&str]) -> Vec<AllowRule> {
-    list.iter()
-        .map(|r| r.parse().expect("valid rule"))
-        .collect()
+fn entry(method: &str, path: &str, params: &[&str]) -> Endpoint {
+    Endpoint {
+        method: method.into(),
+        path: path.into(),
+        doc: None,
+        params: params.iter().map(|p| p.to_string()).collect(),
+        required: vec![],
+        body: None,
+    }
+}
+
+fn check_with(
+    exchange: Exchange,
+    policy: &KeyPolicy,
+    r: &tapsign_proto::SignRequest,
+) -> Result<(), Refusal> {
+    policy::check_request(exchange, "k", policy, r).map(|_| ())
 }
 
 #[test]
-fn allow_rules_parse_strictly_and_errors_name_the_rule() {
-    for ok in [
-        "POST /api/v3/order",
-        "* /api/v3/**",
-        "GET /v1/orders/*",
-        "DELETE /",
-        "GET /api/v3/order*",
-    ] {
-        let rule: AllowRule = ok.parse().expect(ok);
-        assert_eq!(rule.to_string(), ok);
-    }
-    for bad in [
-        "",
+fn a_key_policy_widens_the_profile_only_by_what_it_names() {
+    let policy = KeyPolicy {
+        allow: vec![entry(
+            "POST",
+            "/sapi/v1/margin/order",
+            &["symbol", "side", "type", "quantity"],
+        )],
+        ..KeyPolicy::default()
+    };
+    let margin = support::req(
         "POST",
-        "post /api/v3/order",
-        "POST  /api/v3/order",
-        " POST /x",
-        "POST /x ",
-        "FETCH /x",
-        "POST api/v3/order",
-        "POST /api/v3/order?x=1",
-        "POST /api/%2e",
-        "POST /a//b",
-        "POST /a/",
-        "POST /a/../b",
-        "POST /a/***",
-        "POST /a b",
-        "POST\t/a",
-    ] {
-        let err = bad.parse::<AllowRule>().expect_err(bad);
-        assert_eq!(err.rule, bad);
-        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
-    }
-}
-
-#[test]
-fn a_key_with_allow_rules_gets_only_what_they_name() {
-    let allow = rules(&["POST /api/v3/order", "GET /api/v3/*"]);
-    let ok = |m, p| policy::check_with_allow(Binance, &allow, m, p);
-    assert_eq!(ok("POST", "/api/v3/order"), Ok(()));
-    assert_eq!(ok("post", "/API/v3/order/"), Ok(()));
-    assert_eq!(ok("GET", "/api/v3/account"), Ok(()));
-    for (m, p) in [
-        ("DELETE", "/api/v3/order"),
-        ("GET", "/api/v3/order/x"),
-        ("POST", "/fapi/v1/order"),
-        ("POST", "/api/v3/order/../../../fapi/v1/order"),
-        ("GET", "/api/v3/x%2F..%2F..%2F..%2Ffapi%2Fv1%2Forder"),
-    ] {
-        let got = ok(m, p);
-        assert!(
-            matches!(got, Err(Denial::NotAllowed { .. })),
-            "{m} {p}: {got:?}"
-        );
-    }
-    let msg = ok("DELETE", "/api/v3/order")
-        .expect_err("refused")
-        .to_string();
+        "/sapi/v1/margin/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        "",
+    );
+    assert!(matches!(
+        check_with(Binance, &KeyPolicy::default(), &margin),
+        Err(Refusal::Denied(Denial::NotInProfile { .. }))
+    ));
+    check_with(Binance, &policy, &margin).unwrap();
+    let more = support::req(
+        "POST",
+        "/sapi/v1/margin/order",
+        "symbol=BTCUSDT&sideEffectType=AUTO_REPAY",
+        "",
+    );
+    let err = check_with(Binance, &policy, &more).unwrap_err();
     assert!(
-        msg.contains("2 allow rule") && msg.contains("\"DELETE /api/v3/order\""),
+        matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sideEffectType") && msg.contains("[keys.k]") && msg.contains("allow = ["),
         "{msg}"
     );
-    // No rules: only the deny list applies.
-    assert_eq!(
-        policy::check_with_allow(Binance, &[], "DELETE", "/api/v3/order"),
-        Ok(())
-    );
 }
 
 #[test]
-fn the_deny_list_applies_before_any_allow_rule() {
-    let allow = rules(&["* /**", "POST /sapi/v1/capital/withdraw/apply"]);
+fn a_key_policy_narrows_with_only() {
+    let policy = KeyPolicy {
+        only: vec![("GET".into(), "/api/v3/account".into())],
+        ..KeyPolicy::default()
+    };
+    let order = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        "",
+    );
+    let err = check_with(Binance, &policy, &order).unwrap_err();
+    assert!(err.to_string().contains("`only` list"), "{err}");
+}
+
+#[test]
+fn the_deny_list_applies_before_any_allow_entry() {
     for &(exchange, method, path) in DENIED {
-        let got = policy::check_with_allow(exchange, &allow, method, path);
+        let policy = KeyPolicy {
+            allow: vec![entry(method, path, &["coin", "amount"])],
+            ..KeyPolicy::default()
+        };
+        let got = check_with(exchange, &policy, &support::req(method, path, "", ""));
         assert!(
-            matches!(got, Err(Denial::BuiltIn { .. })),
+            matches!(got, Err(Refusal::Denied(Denial::BuiltIn { .. }))),
             "{path}: {got:?}"
         );
     }
@@ -300,15 +301,27 @@ fn withdrawal_parameters_are_refused_on_an_innocent_path() {
         } else {
             "/v1/orders"
         };
-        let got = policy::check_request(exchange, &[], &support::req("POST", path, query, body));
+        let got = check_with(
+            exchange,
+            &KeyPolicy::default(),
+            &support::req("POST", path, query, body),
+        );
+        // A percent-encoded name does not even parse: refused before any table is read.
         assert!(
-            matches!(got, Err(Denial::FundParameter { .. })),
+            matches!(
+                got,
+                Err(Refusal::Denied(Denial::FundParameter { .. }) | Refusal::Malformed(_))
+            ),
             "{query} {body}: {got:?}"
         );
     }
-    let msg = policy::check_params(Binance, "address=x", "")
-        .expect_err("refused")
-        .to_string();
+    let msg = check_with(
+        Binance,
+        &KeyPolicy::default(),
+        &support::req("POST", "/api/v3/order", "address=x", ""),
+    )
+    .expect_err("refused")
+    .to_string();
     assert!(msg.contains("does not sign the path"), "{msg}");
 }
 
@@ -316,33 +329,14 @@ fn withdrawal_parameters_are_refused_on_an_innocent_path() {
 fn order_parameters_pass() {
     let spot =
         "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000";
-    assert_eq!(
-        policy::check_request(
-            Binance,
-            &[],
-            &support::req("POST", "/api/v3/order", spot, "")
-        ),
-        Ok(())
-    );
-    assert_eq!(
-        policy::check_request(
-            Binance,
-            &[],
-            &support::req("POST", "/api/v3/order", "", spot)
-        ),
-        Ok(())
-    );
+    let ok = |ex, r| check_with(ex, &KeyPolicy::default(), &r);
+    ok(Binance, support::req("POST", "/api/v3/order", spot, "")).unwrap();
+    ok(Binance, support::req("POST", "/api/v3/order", "", spot)).unwrap();
     let body =
         r#"{"market":"KRW-BTC","side":"bid","volume":"0.01","price":"100.0","ord_type":"limit"}"#;
-    assert_eq!(
-        policy::check_request(Upbit, &[], &support::req("POST", "/v1/orders", "", body)),
-        Ok(())
-    );
+    ok(Upbit, support::req("POST", "/v1/orders", "", body)).unwrap();
     let q = "market=KRW-BTC&states[]=wait&states[]=watch&limit=10";
-    assert_eq!(
-        policy::check_request(Upbit, &[], &support::req("GET", "/v1/orders/open", q, "")),
-        Ok(())
-    );
+    ok(Upbit, support::req("GET", "/v1/orders/open", q, "")).unwrap();
 }
 
 mod composed {
@@ -383,12 +377,16 @@ mod composed {
 #[test]
 fn checking_a_long_many_segment_path_is_quick() {
     let path = "/a".repeat(1023);
-    let allow = rules(&["GET /**"]);
     let start = std::time::Instant::now();
     for exchange in [Binance, Upbit] {
-        assert_eq!(
-            policy::check_with_allow(exchange, &allow, "GET", &path),
-            Ok(())
+        let got = check_with(
+            exchange,
+            &KeyPolicy::default(),
+            &support::req("GET", &path, "", ""),
+        );
+        assert!(
+            matches!(got, Err(Refusal::Denied(Denial::NotInProfile { .. }))),
+            "{got:?}"
         );
     }
     let denied = format!("{}/sapi/v1/capital/withdraw/apply", "/a".repeat(1000));

@@ -9,7 +9,7 @@ use support::spellings;
 use tapsign_agent::credential::Exchange::{
     self, Bitget, Bithumb, Bybit, Coinbase, Gate, Kraken, Kucoin, Okx,
 };
-use tapsign_agent::policy::{self, Denial};
+use tapsign_agent::policy::{self, Denial, KeyPolicy, Refusal};
 
 /// Refused whatever the method.
 const DENIED: &[(Exchange, &str)] = &[
@@ -267,21 +267,26 @@ fn withdrawal_parameters_are_refused_where_the_path_is_not_signed() {
         ),
     ];
     for (exchange, method, path, query, body) in cases {
-        let got = policy::check_request(exchange, &[], &support::req(method, path, query, body));
+        let got = policy::check_request(
+            exchange,
+            "k",
+            &KeyPolicy::default(),
+            &support::req(method, path, query, body),
+        );
         assert!(
-            matches!(got, Err(Denial::FundParameter { .. })),
+            matches!(got, Err(Refusal::Denied(Denial::FundParameter { .. }))),
             "{exchange} {body}: {got:?}"
         );
     }
     let order = r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.1","price":"30000"}"#;
-    assert_eq!(
-        policy::check_request(
-            Bybit,
-            &[],
-            &support::req("POST", "/v5/order/create", "", order)
-        ),
-        Ok(())
-    );
-    // OKX signs the path: an `address` in an order body is not a withdrawal there.
+    policy::check_request(
+        Bybit,
+        "k",
+        &KeyPolicy::default(),
+        &support::req("POST", "/v5/order/create", "", order),
+    )
+    .unwrap();
+    // OKX signs the path: an `address` in a body is not a withdrawal there (the profile still
+    // refuses parameters its endpoints do not take).
     assert_eq!(policy::check_params(Okx, "", r#"{"address":"x"}"#), Ok(()));
 }

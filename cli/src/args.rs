@@ -2,13 +2,14 @@
 
 use clap::{Args, Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 Getting started:
   tapsign agent &                                   # run the agent (foreground; logs to stderr)
-  tapsign token add --piv                           # enroll a token (a YubiKey; more come)
+  tapsign token add --piv                           # enroll a token (a YubiKey; or --fido2)
   tapsign key add upbit-main --exchange upbit       # store a credential (no-echo prompt)
   tapsign unlock --ttl 8h --max-signatures 5000     # touch the token: a session opens
   tapsign sign upbit-main --method GET --path /v1/accounts
+  tapsign policy explain upbit-main --method GET --path /v1/accounts
   tapsign lock                                      # end the session (wire it to screen lock)
 
 Files: TAPSIGN_HOME puts everything in one folder; otherwise the XDG folders.
@@ -18,7 +19,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 no agent, 4 locked/expired/budget spent,
 
 /// Keep exchange API secrets behind a hardware token and sign requests for trading bots.
 ///
-/// The secret is stored only encrypted to a token (a YubiKey). A touch opens a signing
+/// The secret is stored only encrypted to a token (a YubiKey, or any FIDO2 key with
+/// hmac-secret). A touch opens a signing
 /// session bounded in time, idle time and number of signatures; bots ask the agent for
 /// signatures and never see the secret. Withdrawal, transfer and key-management endpoints
 /// are never signed.
@@ -53,6 +55,9 @@ pub enum Command {
     Lock,
     /// Print session events (opened, ending soon, locked) as JSON lines until interrupted.
     Events,
+    /// Show how the agent reads a request and which rule allows or refuses it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print the audit log, or check its hash chain.
     Audit {
         #[command(subcommand)]
@@ -61,6 +66,17 @@ pub enum Command {
     /// Work on the keystore as a whole.
     #[command(subcommand)]
     Keystore(KeystoreCommand),
+    /// Print a shell completion script (scripts/install puts it where your shell looks).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page tapsign(1) as roff, or write one page per command into a folder.
+    Man {
+        /// Write tapsign.1 and a tapsign-COMMAND.1 page per command into this folder.
+        #[arg(long, value_name = "FOLDER")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +100,11 @@ pub enum TokenCommand {
     /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always by
     /// default) and asks for its PIN (no echo; or the first line of stdin when it is not a
     /// terminal). With --custom-mgm-key the management key (hex) comes next.
+    ///
+    /// --fido2 makes a credential with hmac-secret on a FIDO2 key (USB or NFC reader) and
+    /// asks for two touches on it. PINs are read the same way, in this order: the PIN of an
+    /// enrolled token when opening the keystore needs one, then the new key's FIDO2 PIN when
+    /// it has one and --uv is required (or the key demands it to make a credential).
     Add(TokenAddArgs),
     /// List the enrolled tokens.
     List,
@@ -95,11 +116,32 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["piv", "soft"])))]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["piv", "fido2", "soft"])))]
 pub struct TokenAddArgs {
     /// A YubiKey (PIV, P-256 key on the card).
     #[arg(long)]
     pub piv: bool,
+    /// A FIDO2 key with hmac-secret (USB, or a card on an NFC/PC/SC reader).
+    #[arg(long)]
+    pub fido2: bool,
+    /// Which FIDO2 USB key, by hidraw path (needed when several FIDO2 keys are present).
+    #[arg(
+        long,
+        value_name = "HIDPATH",
+        requires = "fido2",
+        conflicts_with = "reader"
+    )]
+    pub device: Option<String>,
+    /// Which PC/SC reader holds the FIDO2 key (an NFC reader).
+    #[arg(long, value_name = "NAME", requires = "fido2")]
+    pub reader: Option<String>,
+    /// A name for the FIDO2 key, used in prompts (default: its USB product name).
+    #[arg(long, value_name = "LABEL", requires = "fido2")]
+    pub name: Option<String>,
+    /// Ask for the FIDO2 PIN at every unlock (required), or the touch alone (discouraged).
+    /// Default: required when the key has a PIN, else discouraged.
+    #[arg(long, value_parser = ["required", "discouraged"], requires = "fido2")]
+    pub uv: Option<String>,
     /// The software token: NO SECURITY, for tests only. Needs TAPSIGN_INSECURE_SOFT_TOKEN=1.
     #[arg(long)]
     pub soft: bool,
@@ -184,7 +226,38 @@ pub struct UnlockArgs {
 pub struct SignArgs {
     /// The credential to sign with.
     pub name: String,
-    /// HTTP method (GET, POST, DELETE, PUT).
+    /// HTTP method (GET, POST, PUT, DELETE, PATCH).
+    #[arg(long)]
+    pub method: String,
+    /// Request path, like /api/v3/order.
+    #[arg(long)]
+    pub path: String,
+    /// Query string exactly as it will be sent, without '?'.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// Body exactly as it will be sent.
+    #[arg(long, default_value = "")]
+    pub body: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse a request as the agent would, and print it, the rule that allows or refuses it,
+    /// and, for exchanges that do not sign the path (Binance, Bybit, Upbit, Bithumb), the
+    /// other endpoints the same signature would be valid for. Needs no agent and no token:
+    /// it reads config.toml and the key's exchange from the keystore. Exit code 0 when the
+    /// request would be signed, 5 when it would be refused.
+    ///
+    /// Example: tapsign policy explain binance-main --method POST --path /api/v3/order
+    ///          --query 'symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01'
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The credential (its exchange and its config.toml policy apply).
+    pub name: String,
+    /// HTTP method (GET, POST, PUT, DELETE, PATCH).
     #[arg(long)]
     pub method: String,
     /// Request path, like /api/v3/order.

@@ -1,4 +1,5 @@
-//! The same client over tokio, for async bots.
+//! The same client over tokio, for async bots: [`AsyncClient`] has the methods of
+//! [`crate::client::Client`], as `async fn`s.
 
 use std::path::Path;
 use tokio::net::UnixStream;
@@ -37,6 +38,7 @@ impl AsyncClient {
         Ok(client)
     }
 
+    /// The agent's self-description from `hello`.
     pub fn agent(&self) -> &str {
         &self.agent
     }
@@ -55,6 +57,8 @@ impl AsyncClient {
         }
     }
 
+    /// Whether a session is open, what it has left, the lock sources, warnings for the trader.
+    /// Served while locked.
     pub async fn status(&mut self) -> Result<Status, ProtoError> {
         match self.call(&Request::Status {}).await? {
             Response::Status(s) => Ok(s),
@@ -62,6 +66,9 @@ impl AsyncClient {
         }
     }
 
+    /// Open a session: the agent asks the token for a touch (and the PIN in `req`, where the
+    /// token's policy wants one), so this waits for a human. Usually the trader runs
+    /// `tapsign unlock` instead.
     pub async fn unlock(&mut self, req: UnlockRequest) -> Result<Status, ProtoError> {
         match self.call(&Request::Unlock(req)).await? {
             Response::Unlocked(s) => Ok(s),
@@ -69,6 +76,7 @@ impl AsyncClient {
         }
     }
 
+    /// End the session now; its secrets are wiped. A no-op when locked.
     pub async fn lock(&mut self) -> Result<(), ProtoError> {
         match self.call(&Request::Lock {}).await? {
             Response::Locked {} => Ok(()),
@@ -76,6 +84,10 @@ impl AsyncClient {
         }
     }
 
+    /// Sign what the bot is about to send. The answer is the request to send, exactly:
+    /// `query` and `body` with the scheme's additions, and the headers to add. Refusals come
+    /// back as [`ProtoError::Agent`] with a stable [`crate::ErrorCode`] (`locked`,
+    /// `policy_denied`, ...).
     pub async fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
         match self.call(&Request::Sign(req)).await? {
             Response::Signed(s) => Ok(s),

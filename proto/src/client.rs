@@ -1,4 +1,5 @@
-//! A blocking client: connect, `hello`, then one request at a time.
+//! A blocking client: connect, `hello`, then one request at a time (the crate's docs show a
+//! whole bot).
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -65,6 +66,8 @@ impl Client {
         }
     }
 
+    /// Whether a session is open, what it has left, the lock sources, warnings for the trader.
+    /// Served while locked.
     pub fn status(&mut self) -> Result<Status, ProtoError> {
         match self.call(&Request::Status {})? {
             Response::Status(s) => Ok(s),
@@ -72,6 +75,9 @@ impl Client {
         }
     }
 
+    /// Open a session: the agent asks the token for a touch (and the PIN in `req`, where the
+    /// token's policy wants one), so this waits for a human. Usually the trader runs
+    /// `tapsign unlock` instead.
     pub fn unlock(&mut self, req: UnlockRequest) -> Result<Status, ProtoError> {
         match self.call(&Request::Unlock(req))? {
             Response::Unlocked(s) => Ok(s),
@@ -79,6 +85,7 @@ impl Client {
         }
     }
 
+    /// End the session now; its secrets are wiped. A no-op when locked.
     pub fn lock(&mut self) -> Result<(), ProtoError> {
         match self.call(&Request::Lock {})? {
             Response::Locked {} => Ok(()),
@@ -86,6 +93,10 @@ impl Client {
         }
     }
 
+    /// Sign what the bot is about to send. The answer is the request to send, exactly:
+    /// `query` and `body` with the scheme's additions, and the headers to add. Refusals come
+    /// back as [`ProtoError::Agent`] with a stable [`crate::ErrorCode`] (`locked`,
+    /// `policy_denied`, ...).
     pub fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
         match self.call(&Request::Sign(req))? {
             Response::Signed(s) => Ok(s),

@@ -227,6 +227,10 @@ pub struct Status {
     /// Sources that lock the agent (signals, `tapsign lock`, ...), and whether each is live.
     #[serde(default)]
     pub lock_sources: Vec<LockSource>,
+    /// Keys whose policy in config.toml differs from their exchange's trading profile: what
+    /// each widens or narrows (`allow POST /x (a, b)`, `only GET /y`, `ws_login`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_policies: Vec<KeyPolicyInfo>,
     /// Where the audit log's hash chain ends: keep a copy elsewhere and check the log against
     /// it later (`tapsign audit verify --head SEQ:HASH`). Absent while the log cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +238,14 @@ pub struct Status {
     /// The keystore manifest this agent last verified (at an unlock). Absent before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystore: Option<KeystoreState>,
+}
+
+/// A key's changes to its trading profile, as `status` shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyInfo {
+    pub key: String,
+    pub rules: Vec<String>,
 }
 
 /// The head of the audit log's hash chain: the last line's `seq` and the lowercase hex

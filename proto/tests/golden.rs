@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use tapsign_proto::frame::{decode, encode};
 use tapsign_proto::*;
 
-/// A message of either direction; the two enums decode differently.
+/// A message of either direction; the two enums decode differently. (A test's list of
+/// values: the size difference between the variants costs nothing here.)
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Req(Request),
     Resp(Response),
@@ -120,6 +122,7 @@ fn status_unlocked() -> Status {
         tokens: vec![token()],
         warnings: vec![],
         lock_sources: lock_sources(),
+        key_policies: vec![],
         audit_head: None,
         keystore: None,
     }
@@ -228,6 +231,12 @@ fn cases() -> Vec<(String, Msg)> {
                 tokens: vec![token()],
                 warnings: vec!["soft token enrolled: no security, tests only".into()],
                 lock_sources: lock_sources(),
+                key_policies: vec![KeyPolicyInfo {
+                    key: "binance-spot".into(),
+                    rules: vec![
+                        "allow POST /sapi/v1/margin/order (symbol, side, type, quantity)".into(),
+                    ],
+                }],
                 audit_head: None,
                 keystore: None,
             })),
@@ -244,6 +253,7 @@ fn cases() -> Vec<(String, Msg)> {
                 tokens: vec![token()],
                 warnings: vec![],
                 lock_sources: lock_sources(),
+                key_policies: vec![],
                 audit_head: Some(AuditHead {
                     seq: 412,
                     hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),

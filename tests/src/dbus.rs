@@ -2,22 +2,38 @@
 //!
 //! [`Bus`] is a `dbus-daemon` of our own on a socket in a temp folder; [`Lab`] starts two (one
 //! plays the system bus, one the session bus) and serves on them, from a tokio runtime in the
-//! test process, a fake logind, fake screensavers and a fake notification daemon. Each fake owns
-//! the real well-known name: the agent's proxies match signals on `sender=<well-known name>`, so
-//! a signal from an anonymous connection (a bare `dbus-send`) would not reach them.
+//! test process, a fake logind (crate::logind), fake screensavers and a fake notification
+//! daemon. Each fake owns the real well-known name: the agent's proxies match signals on
+//! `sender=<well-known name>`, so a signal from an anonymous connection (a bare `dbus-send`)
+//! would not reach them.
+//!
+//! Run as root (CI), the "system" bus enforces the system bus's default policy and logind's
+//! real policy file, copied from the systemd package: the fake logind may own its name because
+//! it runs as root, and an agent run as another user may call only what logind's policy lets
+//! unprivileged callers call.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use zbus::object_server::SignalEmitter;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus::{Connection, OwnedVariant};
 
-/// The session object path the fake logind hands out. Signals come from it, not from
-/// `session/auto`, which is why the agent must resolve its session first.
+use crate::logind::{FakeLogind, SessionSpec};
+
+/// The login session the default lab puts the agent in ("7", at `session/_37`). Signals come
+/// from this path, not from `session/auto`, which is why the agent must resolve its session
+/// first.
+pub const SESSION_ID: &str = "7";
 pub const SESSION_PATH: &str = "/org/freedesktop/login1/session/_37";
-const USER_PATH: &str = "/org/freedesktop/login1/user/_1000";
+
+/// systemd's bus policy for logind (Debian package `systemd`): who may own
+/// `org.freedesktop.login1` (root) and which of its methods anyone else may call.
+const LOGIN1_POLICY: [&str; 2] = [
+    "/usr/share/dbus-1/system.d/org.freedesktop.login1.conf",
+    "/etc/dbus-1/system.d/org.freedesktop.login1.conf",
+];
 
 /// A private `dbus-daemon`, stopped when dropped.
 pub struct Bus {
@@ -27,15 +43,51 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// A bus with the session bus's permissive policy.
     pub fn start() -> Bus {
+        Bus::spawn(|_| vec!["--session".into()])
+    }
+
+    /// A bus with the system bus's default policy (from dbus's own system.conf: nobody may
+    /// own a name or call a method unless a policy file allows it) plus a copy of logind's
+    /// real policy file, so the fake logind and the agent are held to the rules real ones
+    /// are. Only root may own `org.freedesktop.login1` under that policy.
+    pub fn start_system_with_login1_policy() -> Bus {
+        let policy = LOGIN1_POLICY
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "logind's bus policy file is missing ({LOGIN1_POLICY:?}): install the Debian package systemd (scripts/packages.txt)"
+                )
+            });
+        Bus::spawn(|dir| {
+            let copy = dir.join("org.freedesktop.login1.conf");
+            std::fs::copy(policy, &copy).unwrap();
+            let config = dir.join("system.conf");
+            let sock = dir.join("sock");
+            std::fs::write(&config, system_config(&sock, &copy)).unwrap();
+            vec![format!("--config-file={}", config.display())]
+        })
+    }
+
+    fn spawn(args: impl FnOnce(&Path) -> Vec<String>) -> Bus {
         let dir = tempfile::Builder::new()
             .prefix("tapsign-bus-")
             .tempdir()
             .unwrap();
+        // An agent running as another user (tests of the bus policy) must reach the socket.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let sock = dir.path().join("sock");
+        let mut args = args(dir.path());
+        if args.iter().all(|a| !a.starts_with("--config-file")) {
+            args.push(format!("--address=unix:path={}", sock.display()));
+        }
         let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
-            .arg(format!("--address=unix:path={}", sock.display()))
+            .args(["--nofork", "--nopidfile", "--print-address=1"])
+            .args(&args)
             .stdout(Stdio::piped())
             // It warns "Failed to set fd limit" when not allowed to; nothing to see.
             .stderr(Stdio::null())
@@ -55,9 +107,7 @@ impl Bus {
             _dir: dir,
         }
     }
-}
 
-impl Bus {
     /// Stop the daemon, as a crashed or restarted bus would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -72,71 +122,38 @@ impl Drop for Bus {
     }
 }
 
-/// The fake logind Manager: hands out [`SESSION_PATH`] and remembers who asked.
-struct Manager {
-    pids_asked: Arc<Mutex<Vec<u32>>>,
-    /// Answer GetSessionByPID as logind does for a process outside any session (a systemd
-    /// user unit's).
-    outside: bool,
-}
-
-#[zbus::interface(name = "org.freedesktop.login1.Manager")]
-impl Manager {
-    fn get_session_by_pid(&self, pid: u32) -> zbus::fdo::Result<OwnedObjectPath> {
-        self.pids_asked.lock().unwrap().push(pid);
-        if self.outside {
-            return Err(zbus::fdo::Error::Failed(format!(
-                "PID {pid} does not belong to any known session"
-            )));
-        }
-        Ok(OwnedObjectPath::try_from(SESSION_PATH).unwrap())
-    }
-
-    fn get_user(&self, _uid: u32) -> OwnedObjectPath {
-        OwnedObjectPath::try_from(USER_PATH).unwrap()
-    }
-
-    fn get_session(&self, _id: &str) -> OwnedObjectPath {
-        OwnedObjectPath::try_from(SESSION_PATH).unwrap()
-    }
-
-    #[zbus(signal)]
-    async fn prepare_for_sleep(emitter: &SignalEmitter<'_>, start: bool) -> zbus::Result<()>;
-}
-
-/// The fake logind User: its graphical session is ours.
-struct User;
-
-#[zbus::interface(name = "org.freedesktop.login1.User")]
-impl User {
-    #[zbus(property)]
-    fn display(&self) -> (String, OwnedObjectPath) {
-        (
-            "37".into(),
-            OwnedObjectPath::try_from(SESSION_PATH).unwrap(),
-        )
-    }
-}
-
-/// The fake logind Session.
-struct LoginSession {
-    locked_hint: bool,
-}
-
-#[zbus::interface(name = "org.freedesktop.login1.Session")]
-impl LoginSession {
-    #[zbus(signal)]
-    async fn lock(emitter: &SignalEmitter<'_>) -> zbus::Result<()>;
-
-    #[zbus(property)]
-    fn id(&self) -> String {
-        "37".into()
-    }
-
-    #[zbus(property)]
-    fn locked_hint(&self) -> bool {
-        self.locked_hint
-    }
+/// A system bus configuration: dbus's default system policy, listening on `sock`, with the
+/// policy file `include` (the copy of logind's).
+fn system_config(sock: &Path, include: &Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+  </policy>
+  <include>{include}</include>
+</busconfig>
+"#,
+        sock = sock.display(),
+        include = include.display()
+    )
 }
 
 /// One notification the fake daemon received.
@@ -209,54 +226,78 @@ pub enum Trigger {
     GnomeScreenSaver,
 }
 
+/// What logind knows when a lab starts.
+#[derive(Debug, Clone)]
+pub struct Logins {
+    /// Whether logind is on the bus yet.
+    pub running: bool,
+    /// Users logind knows (with or without sessions).
+    pub users: Vec<u32>,
+    pub sessions: Vec<SessionSpec>,
+}
+
+impl Logins {
+    /// The agent's user with one graphical session, [`SESSION_ID`]. With `leader` the test
+    /// process (an ancestor of every agent a test starts), agents are inside it; with `None`
+    /// they are outside any session, like a systemd user unit's.
+    pub fn one_session(uid: u32, leader: Option<u32>) -> Logins {
+        Logins {
+            running: true,
+            users: vec![uid],
+            sessions: vec![SessionSpec {
+                id: SESSION_ID.into(),
+                uid,
+                leader,
+                kind: "wayland",
+            }],
+        }
+    }
+}
+
 /// Two private buses with the fakes on them. (Fields drop in order: the connections, then
 /// their runtime, then the daemons.)
 pub struct Lab {
-    logind: Connection,
+    logind: Option<FakeLogind>,
     screensavers: Vec<(&'static str, Connection)>,
     _notifications: Connection,
-    pids_asked: Arc<Mutex<Vec<u32>>>,
     shown: Arc<Mutex<Vec<Shown>>>,
+    logins: Logins,
     rt: tokio::runtime::Runtime,
+    /// Whether the system bus enforces logind's real policy (only possible as root).
+    policy: bool,
     pub system: Bus,
     pub session: Bus,
 }
 
 impl Lab {
+    /// An agent of this process's user, inside session [`SESSION_ID`].
     pub fn start() -> Lab {
-        Lab::start_with(false)
+        Lab::start_with(Logins::one_session(current_uid(), Some(std::process::id())))
     }
 
-    /// A lab whose logind says the agent is outside any session, as for a systemd user unit.
+    /// A lab whose logind says the agent is outside any session, as for a systemd user unit;
+    /// the user's graphical session is [`SESSION_ID`].
     pub fn start_outside_session() -> Lab {
-        Lab::start_with(true)
+        Lab::start_with(Logins::one_session(current_uid(), None))
     }
 
-    fn start_with(outside: bool) -> Lab {
-        let system = Bus::start();
+    /// As root, the system bus enforces logind's real bus policy (the fake owns the name as
+    /// root, like logind); otherwise it is permissive, for developers' runs without root.
+    pub fn start_with(logins: Logins) -> Lab {
+        let policy = current_uid() == 0;
+        let system = if policy {
+            Bus::start_system_with_login1_policy()
+        } else {
+            Bus::start()
+        };
         let session = Bus::start();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let pids_asked = Arc::new(Mutex::new(Vec::new()));
         let shown = Arc::new(Mutex::new(Vec::new()));
-        let (logind, screensavers, notifications) = rt.block_on(async {
-            let logind = zbus::connection::Builder::address(system.address.as_str())
-                .name("org.freedesktop.login1")
-                .serve_at(
-                    "/org/freedesktop/login1",
-                    Manager {
-                        pids_asked: Arc::clone(&pids_asked),
-                        outside,
-                    },
-                )
-                .serve_at(USER_PATH, User)
-                .serve_at(SESSION_PATH, LoginSession { locked_hint: false })
-                .build()
-                .await
-                .unwrap();
+        let (screensavers, notifications) = rt.block_on(async {
             let mut screensavers = Vec::new();
             for name in ["org.freedesktop.ScreenSaver", "org.gnome.ScreenSaver"] {
                 screensavers.push((name, screensaver(&session.address, name).await));
@@ -272,18 +313,71 @@ impl Lab {
                 .build()
                 .await
                 .unwrap();
-            (logind, screensavers, notifications)
+            (screensavers, notifications)
         });
-        Lab {
-            system,
-            session,
-            rt,
-            logind,
+        let mut lab = Lab {
+            logind: None,
             screensavers,
             _notifications: notifications,
-            pids_asked,
             shown,
+            logins,
+            rt,
+            policy,
+            system,
+            session,
+        };
+        if lab.logins.running {
+            lab.start_logind();
         }
+        lab
+    }
+
+    /// Whether logind's real bus policy is in force on the system bus.
+    pub fn policy_enforced(&self) -> bool {
+        self.policy
+    }
+
+    /// Start logind (again), with the lab's users and sessions.
+    pub fn start_logind(&mut self) {
+        let logins = self.logins.clone();
+        let fake = self
+            .rt
+            .block_on(FakeLogind::start(
+                &self.system.address,
+                &logins.users,
+                &logins.sessions,
+            ))
+            .unwrap_or_else(|e| panic!("the fake logind cannot start: {e}"));
+        self.logind = Some(fake);
+    }
+
+    /// Stop logind: its name leaves the bus.
+    pub fn stop_logind(&mut self) {
+        if let Some(l) = self.logind.take() {
+            self.rt.block_on(l.stop());
+        }
+    }
+
+    fn logind(&self) -> &FakeLogind {
+        self.logind.as_ref().expect("logind is not running")
+    }
+
+    /// A new login session, announced as logind announces one.
+    pub fn add_session(&mut self, spec: SessionSpec) {
+        self.logins.sessions.push(spec.clone());
+        self.rt.block_on(self.logind().add_session(spec)).unwrap();
+    }
+
+    /// The user's Display becomes session `id`, with no new session announced.
+    pub fn set_display(&self, uid: u32, id: &str) {
+        self.rt
+            .block_on(self.logind().set_display(uid, id))
+            .unwrap();
+    }
+
+    /// `loginctl lock-session ID`.
+    pub fn lock_session(&self, id: &str) {
+        self.rt.block_on(self.logind().lock_session(id)).unwrap();
     }
 
     /// Point an agent's command at the private buses.
@@ -296,36 +390,10 @@ impl Lab {
     /// Do what a desktop does when the screen locks or the machine suspends.
     pub fn fire(&self, trigger: Trigger) {
         self.rt.block_on(async {
-            let server = self.logind.object_server();
             match trigger {
-                Trigger::SessionLock => {
-                    let s = server
-                        .interface::<_, LoginSession>(SESSION_PATH)
-                        .await
-                        .unwrap();
-                    LoginSession::lock(s.signal_emitter()).await.unwrap();
-                }
-                Trigger::LockedHint => {
-                    let s = server
-                        .interface::<_, LoginSession>(SESSION_PATH)
-                        .await
-                        .unwrap();
-                    s.get_mut().await.locked_hint = true;
-                    s.get()
-                        .await
-                        .locked_hint_changed(s.signal_emitter())
-                        .await
-                        .unwrap();
-                }
-                Trigger::PrepareForSleep => {
-                    let m = server
-                        .interface::<_, Manager>("/org/freedesktop/login1")
-                        .await
-                        .unwrap();
-                    Manager::prepare_for_sleep(m.signal_emitter(), true)
-                        .await
-                        .unwrap();
-                }
+                Trigger::SessionLock => self.logind().lock_session(SESSION_ID).await.unwrap(),
+                Trigger::LockedHint => self.logind().set_locked_hint(SESSION_ID).await.unwrap(),
+                Trigger::PrepareForSleep => self.logind().prepare_for_sleep().await.unwrap(),
                 Trigger::FreedesktopScreenSaver => {
                     self.active_changed("org.freedesktop.ScreenSaver", true)
                         .await
@@ -362,11 +430,25 @@ impl Lab {
 
     /// The pids the agent asked the fake logind about with GetSessionByPID.
     pub fn pids_asked(&self) -> Vec<u32> {
-        self.pids_asked.lock().unwrap().clone()
+        self.logind
+            .as_ref()
+            .map(FakeLogind::pids_asked)
+            .unwrap_or_default()
     }
 
     /// The notifications the fake daemon received so far.
     pub fn notifications(&self) -> Vec<Shown> {
         self.shown.lock().unwrap().clone()
     }
+}
+
+/// The real uid of this process (the owner of /proc/self).
+pub fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap()
+}
+
+/// Where a session's leader would be for processes this test starts: the test process.
+pub fn this_process() -> Option<u32> {
+    Some(std::process::id())
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use tapsign_proto::client::Client;
 
 pub mod dbus;
+pub mod logind;
+pub mod sshd;
 
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
@@ -39,6 +41,8 @@ pub struct World {
     pub sock: PathBuf,
     agent: Option<Child>,
     agent_log: PathBuf,
+    /// Set by [`World::become_user`]: every command runs as this uid, from this binary.
+    user: Option<(u32, PathBuf)>,
 }
 
 /// The result of a CLI run.
@@ -97,6 +101,7 @@ impl World {
             sock,
             agent: None,
             agent_log,
+            user: None,
         }
     }
 
@@ -106,7 +111,15 @@ impl World {
 
     /// A `tapsign` command wired to this world (soft token allowed).
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(tapsign_bin());
+        let mut c = match &self.user {
+            None => Command::new(tapsign_bin()),
+            Some((uid, bin)) => {
+                use std::os::unix::process::CommandExt;
+                let mut c = Command::new(bin);
+                c.uid(*uid).gid(*uid);
+                c
+            }
+        };
         c.args(args)
             .env("TAPSIGN_HOME", self.home())
             .env("TAPSIGN_SOCK", &self.sock)
@@ -126,13 +139,11 @@ impl World {
 
     /// Run `tapsign ARGS` with `stdin` fed in.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
+        let mut cmd = self.cmd(args);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tapsign");
+            .stderr(Stdio::piped());
+        let mut child = spawn(&mut cmd).expect("spawn tapsign");
         let mut input = child.stdin.take().expect("stdin");
         input.write_all(stdin.as_bytes()).expect("write stdin");
         drop(input);
@@ -162,16 +173,26 @@ impl World {
         let mut cmd = self.cmd(&["agent"]);
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         f(&mut cmd);
-        let child = cmd.spawn().expect("spawn agent");
+        let child = spawn(&mut cmd).expect("spawn agent");
         self.agent = Some(child);
         self.wait_ready();
     }
 
-    /// Start the agent as another user (root only): the binary is copied where that user can
-    /// run it and the home folder is handed over to it.
-    pub fn start_agent_as(&mut self, uid: u32) {
+    /// From now on run the agent and every command as `uid` (root only): the binary is copied
+    /// where that user can run it and the home folder is handed over to it. Call it before
+    /// anything is created in the world.
+    pub fn become_user(&mut self, uid: u32) {
+        let bin = self.copy_bin_for_others();
+        let status = Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(self.home())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "chown the home folder");
+        self.user = Some((uid, bin));
+    }
+
+    fn copy_bin_for_others(&self) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        use std::os::unix::process::CommandExt;
         let bin_dir = self.home().join("bin");
         std::fs::create_dir_all(&bin_dir).expect("bin folder");
         let bin = bin_dir.join("tapsign");
@@ -179,14 +200,22 @@ impl World {
         for p in [bin_dir.as_path(), bin.as_path()] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
+        bin
+    }
+
+    /// Start the agent as another user (root only): the binary is copied where that user can
+    /// run it and the home folder is handed over to it.
+    pub fn start_agent_as(&mut self, uid: u32) {
+        use std::os::unix::process::CommandExt;
+        let bin = self.copy_bin_for_others();
         let status = Command::new("chown")
             .args(["-R", &format!("{uid}:{uid}")])
             .arg(self.home())
             .status();
         assert!(status.is_ok_and(|s| s.success()), "chown the home folder");
         let log = std::fs::File::create(&self.agent_log).expect("agent log");
-        let child = Command::new(&bin)
-            .arg("agent")
+        let mut cmd = Command::new(&bin);
+        cmd.arg("agent")
             .env_clear()
             .env("TAPSIGN_HOME", self.home())
             .env("TAPSIGN_SOCK", &self.sock)
@@ -194,9 +223,8 @@ impl World {
             .gid(uid)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn agent");
+            .stderr(log);
+        let child = spawn(&mut cmd).expect("spawn agent");
         self.agent = Some(child);
         self.wait_ready();
     }
@@ -277,6 +305,25 @@ impl Drop for World {
         if let Some(mut c) = self.agent.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Spawn `cmd`, retrying while its binary is "busy": a binary copied for another user
+/// (`become_user`) is briefly held open for writing by any child another test thread forked
+/// during the copy, until that child execs (ETXTBSY).
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    const ETXTBSY: i32 = 26;
+    let start = Instant::now();
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(ETXTBSY)
+                    && start.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
 }

@@ -73,9 +73,9 @@ fn sign_kraken(w: &World) -> serde_json::Value {
                 "--method",
                 "POST",
                 "--path",
-                "/0/private/Balance",
+                "/0/private/TradeBalance",
                 "--body",
-                "asset=XBT",
+                "asset=ZUSD",
             ],
             "",
         )

@@ -108,13 +108,31 @@ fn a_symlinked_socket_folder_is_refused() {
     w.run(&["agent"], "").fails_with(1, "symbolic link");
 }
 
-#[test]
-fn lock_works_even_when_every_connection_slot_is_taken() {
-    let mut w = World::new();
-    w.setup_key("b", "binance", "ak", "sk");
-    w.config("[server]\nmax_connections = 1\n");
-    w.start_agent();
-    // The readiness probe may hold the slot for a moment.
+/// Take the agent's one general slot (max_connections = 1 leaves one more, kept back for
+/// `status` and `lock`) with a client that says hello and then sits there.
+fn hog_the_general_slot(w: &World) -> tapsign_proto::client::Client {
+    let start = std::time::Instant::now();
+    loop {
+        match tapsign_proto::client::Client::connect(&w.sock, "hog") {
+            Ok(c) => {
+                // A client that got the kept-back slot is hung up on after one request: make
+                // sure this one holds a full slot.
+                let mut c = c;
+                if c.status().is_ok() && c.status().is_ok() {
+                    return c;
+                }
+            }
+            Err(e) => assert_eq!(e.code(), Some(tapsign_proto::ErrorCode::Busy), "{e}"),
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the hog never got the slot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn unlock_when_free(w: &World) {
     let start = std::time::Instant::now();
     while w.run(&["unlock"], "").code != 0 {
         assert!(
@@ -123,21 +141,36 @@ fn lock_works_even_when_every_connection_slot_is_taken() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // A bot holding the only slot (once the unlock's connection has let go of it).
-    let start = std::time::Instant::now();
-    let hog = loop {
-        match tapsign_proto::client::Client::connect(&w.sock, "hog") {
-            Ok(c) => break c,
-            Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
-                assert_eq!(e.code(), Some(tapsign_proto::ErrorCode::Busy), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("the hog never got the slot: {e}"),
-        }
-    };
+}
+
+#[test]
+fn lock_gets_through_on_the_kept_back_slot_when_every_other_is_taken() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 1\n");
+    w.start_agent();
+    unlock_when_free(&w);
+    let _hog = hog_the_general_slot(&w);
+    let out = w.run(&["lock"], "");
+    assert!(!out.ok().contains("SIGHUP"), "{out:?}");
+    let st = w.run(&["status", "--json"], "");
+    assert!(st.ok().contains("\"locked\""), "{st:?}");
+}
+
+#[test]
+fn lock_falls_back_to_sighup_when_even_the_kept_back_slot_is_taken() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 1\nframe_timeout = \"20s\"\n");
+    w.start_agent();
+    unlock_when_free(&w);
+    let hog = hog_the_general_slot(&w);
+    // A connection that says nothing holds the kept-back slot until the frame timeout.
+    let silent = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let out = w.run(&["lock"], "");
     assert!(out.ok().contains("SIGHUP"), "{out:?}");
-    drop(hog);
+    drop((hog, silent));
     let start = std::time::Instant::now();
     loop {
         let st = w.run(&["status", "--json"], "");

@@ -69,7 +69,7 @@ fn signed_world(secret: &str, unlock: &[&str]) -> World {
                 "--path",
                 "/api/v3/account",
                 "--query",
-                "a=1",
+                "omitZeroBalances=true",
             ],
             "",
         )

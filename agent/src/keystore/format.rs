@@ -45,14 +45,16 @@ impl VaultFile {
     }
 }
 
-/// `keyslots/<token id>.json`: VK sealed to one token's P-256 key.
+/// `keyslots/<token id>.json`: VK sealed to one token (see `super::slot`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyslotFile {
     pub format: String,
     pub version: u64,
     pub token: TokenStub,
-    pub ephemeral_key: String,
+    /// P-256 tokens only; absent for FIDO2, whose keyslot key comes from hmac-secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_key: Option<String>,
     pub nonce: String,
     /// VK (32-byte scalar) + 16-byte tag.
     pub wrapped_key: String,
@@ -66,18 +68,20 @@ impl Envelope for KeyslotFile {
     }
 }
 
-/// The AAD of a keyslot: compact JSON of these fields, in this order.
+/// The AAD of a keyslot: compact JSON of these fields, in this order (no `ephemeral_key` for
+/// FIDO2 keyslots).
 #[derive(Serialize)]
 struct KeyslotHeader<'a> {
     format: &'a str,
     version: u64,
     token: &'a TokenStub,
-    ephemeral_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ephemeral_key: Option<&'a str>,
 }
 
 pub(crate) fn keyslot_aad(
     token: &TokenStub,
-    ephemeral_key: &str,
+    ephemeral_key: Option<&str>,
 ) -> Result<Vec<u8>, KeystoreError> {
     json(&KeyslotHeader {
         format: KeyslotFile::FORMAT,
@@ -115,26 +119,53 @@ fn boxed(
 }
 
 impl KeyslotFile {
+    /// The sealed box of a P-256 keyslot.
     pub fn boxed(&self, path: &Path) -> Result<Boxed, KeystoreError> {
-        let b = boxed(
-            path,
-            &self.ephemeral_key,
-            &self.nonce,
-            &self.wrapped_key,
-            "wrapped_key",
-        )?;
-        if b.ciphertext.len() != 32 + 16 {
-            return Err(KeystoreError::damaged(
-                path,
-                "field \"wrapped_key\" has the wrong length",
-            ));
-        }
+        let epk = self
+            .ephemeral_key
+            .as_deref()
+            .ok_or_else(|| KeystoreError::damaged(path, "field \"ephemeral_key\" is missing"))?;
+        let b = boxed(path, epk, &self.nonce, &self.wrapped_key, "wrapped_key")?;
+        check_wrapped_len(path, &b.ciphertext)?;
         Ok(b)
     }
 
-    pub fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
-        keyslot_aad(&self.token, &self.ephemeral_key)
+    /// The nonce and wrapped key of a FIDO2 keyslot (which has no ephemeral key).
+    pub fn symmetric(&self, path: &Path) -> Result<([u8; NONCE_LEN], Vec<u8>), KeystoreError> {
+        if self.ephemeral_key.is_some() {
+            return Err(KeystoreError::damaged(
+                path,
+                "a FIDO2 keyslot has an \"ephemeral_key\" field",
+            ));
+        }
+        let nonce: [u8; NONCE_LEN] =
+            parse_hex(path, "nonce", &self.nonce)?
+                .try_into()
+                .map_err(|_| {
+                    KeystoreError::damaged(
+                        path,
+                        format!("field \"nonce\" is not {NONCE_LEN} bytes"),
+                    )
+                })?;
+        let wrapped = parse_hex(path, "wrapped_key", &self.wrapped_key)?;
+        check_wrapped_len(path, &wrapped)?;
+        Ok((nonce, wrapped))
     }
+
+    pub fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
+        keyslot_aad(&self.token, self.ephemeral_key.as_deref())
+    }
+}
+
+/// VK (32-byte scalar) + 16-byte tag.
+fn check_wrapped_len(path: &Path, wrapped: &[u8]) -> Result<(), KeystoreError> {
+    if wrapped.len() != 32 + 16 {
+        return Err(KeystoreError::damaged(
+            path,
+            "field \"wrapped_key\" has the wrong length",
+        ));
+    }
+    Ok(())
 }
 
 /// `credentials/<name>.json`: one credential sealed to the vault public key.

@@ -19,10 +19,13 @@
 //!
 //! The API, in the order a user meets it:
 //! - [`Keystore::new`], [`Keystore::is_initialized`];
-//! - [`Keystore::create`] (first token: makes the vault key pair), [`Keystore::keyslots`];
+//! - [`Keystore::create`] (first token: makes the vault key pair), [`Keystore::keyslots`]; a
+//!   FIDO2 token has no public key to seal to, so it is enrolled with the token present:
+//!   [`Keystore::create_with`], [`Keystore::add_keyslot_with`] (see [`slot`]);
 //! - [`Keystore::unwrap_vault`]: a token's touch turns a [`Keyslot`] into a [`VaultKey`];
 //! - with VK: [`Keystore::check`] (an unlock), [`Keystore::add_keyslot`] (further tokens),
-//!   [`Keystore::rotate`] (a new VK, optionally without one token);
+//!   [`Keystore::rotate`] (a new VK, optionally without one token; a FIDO2 token that stays
+//!   must be present to receive it);
 //! - without: [`Keystore::add_credential`], [`Keystore::remove_credential`] (recorded in the
 //!   ledger), [`Keystore::list_credentials`]; [`Keystore::open_credential`] needs VK.
 //!
@@ -76,12 +79,15 @@ pub mod ledger;
 mod manifest;
 mod rotate;
 mod seal;
+pub mod slot;
 mod vault_ops;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_at_rest;
+#[cfg(test)]
+mod tests_fido2;
 #[cfg(test)]
 mod tests_manifest;
 #[cfg(test)]
@@ -332,16 +338,6 @@ fn open_file(
     })
 }
 
-/// The P-256 key a keyslot for `stub` is sealed to, for kinds that wrap with a public key.
-fn token_point(stub: &TokenStub) -> Result<PublicKey, KeystoreError> {
-    stub.ecdh_public_key()
-        .and_then(|bytes| PublicKey::from_sec1_bytes(&bytes).ok())
-        .ok_or_else(|| KeystoreError::UnsupportedToken {
-            token: stub.describe(),
-            detail: "it has no valid P-256 public key to seal the vault key to".into(),
-        })
-}
-
 fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
     let bytes = read_private(&path)?.ok_or_else(|| KeystoreError::NotFound {
         what: "keyslot for token",
@@ -355,8 +351,7 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
             format!("it is for token {}, but is named {stem}", file.token.id()),
         ));
     }
-    file.boxed(&path)?;
-    token_point(&file.token)?;
+    slot::check(&file, &path)?;
     Ok(Keyslot {
         stub: file.token.clone(),
         path,

@@ -45,7 +45,7 @@ pub fn present_tokens_needed(slots: &[Keyslot], remove: Option<&str>) -> Vec<Tok
     slots
         .iter()
         .filter(|s| Some(s.stub.id().as_str()) != remove && s.recorded)
-        .filter(|s| s.stub.ecdh_public_key().is_none())
+        .filter(|s| !super::slot::seals_offline(&s.stub))
         .map(|s| s.stub.clone())
         .collect()
 }
@@ -138,9 +138,9 @@ impl Keystore {
         for s in &keep {
             let id = s.stub.id();
             let rel = format!("{KEYSLOTS}/{id}.json");
-            let mut token = match s.stub.ecdh_public_key() {
-                Some(_) => None,
-                None => Some(present(&s.stub)?),
+            let mut token = match super::slot::seals_offline(&s.stub) {
+                true => None,
+                false => Some(present(&s.stub)?),
             };
             let bytes = keyslot_bytes(
                 std::path::Path::new(&rel),

@@ -23,6 +23,8 @@ use crate::secret::{SecretBytes, SecretString};
 pub const INFO_KEYSLOT: &[u8] = b"tapsign/v1/keyslot/p256";
 /// HKDF info for a credential (secrets sealed to the vault public key).
 pub const INFO_CREDENTIAL: &[u8] = b"tapsign/v1/credential/p256";
+/// HKDF info for a FIDO2 keyslot (VK sealed under a key from the hmac-secret output).
+pub const INFO_KEYSLOT_FIDO2: &[u8] = b"tapsign/v1/keyslot/fido2-hmac-secret";
 
 pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
@@ -89,20 +91,66 @@ pub(crate) fn seal(
     let ephemeral_key = compressed(&eph.public_key());
     let shared = eph.diffie_hellman(recipient);
     let cipher = cipher(shared.raw_secret_bytes(), &ephemeral_key, recipient, info)?;
+    let aad = aad(&ephemeral_key)?;
+    let (nonce, ciphertext) = encrypt(&cipher, plaintext, &aad)?;
+    Ok(Sealed {
+        ephemeral_key,
+        nonce,
+        ciphertext,
+    })
+}
+
+/// Seal `plaintext` under a key derived from secret key material `ikm` (a FIDO2 token's
+/// hmac-secret output): KEK = HKDF-SHA256(salt, ikm, info), then XChaCha20-Poly1305.
+pub(crate) fn seal_with(
+    ikm: &[u8],
+    salt: &[u8],
+    info: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<([u8; NONCE_LEN], Vec<u8>), KeystoreError> {
+    encrypt(&kek_cipher(ikm, salt, info)?, plaintext, aad)
+}
+
+/// Open what [`seal_with`] sealed; `None` if the tag does not verify.
+pub(crate) fn open_with(
+    ikm: &[u8],
+    salt: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    decrypt(&kek_cipher(ikm, salt, info).ok()?, aad, nonce, ciphertext)
+}
+
+fn encrypt(
+    cipher: &XChaCha20Poly1305,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<([u8; NONCE_LEN], Vec<u8>), KeystoreError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|e| KeystoreError::Random(e.to_string()))?;
-    let aad = aad(&ephemeral_key)?;
     // Room for the tag up front: a reallocation would leave a plaintext copy behind.
     let mut buf = Zeroizing::new(Vec::with_capacity(plaintext.len() + TAG_LEN));
     buf.extend_from_slice(plaintext);
     cipher
-        .encrypt_in_place(&XNonce::from(nonce), &aad, &mut *buf)
+        .encrypt_in_place(&XNonce::from(nonce), aad, &mut *buf)
         .map_err(|_| KeystoreError::Internal("encryption failed".into()))?;
-    Ok(Sealed {
-        ephemeral_key,
-        nonce,
-        ciphertext: buf.to_vec(),
-    })
+    Ok((nonce, buf.to_vec()))
+}
+
+fn decrypt(
+    cipher: &XChaCha20Poly1305,
+    aad: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    cipher
+        .decrypt_in_place(&XNonce::from(*nonce), aad, &mut *buf)
+        .ok()?;
+    Some(buf)
 }
 
 /// Open a sealed box given the shared X coordinate (from the token, or from VK). `None` if
@@ -117,11 +165,7 @@ pub(crate) fn open(
     ciphertext: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
     let cipher = cipher(shared_x, ephemeral_key, recipient, info).ok()?;
-    let mut buf = Zeroizing::new(ciphertext.to_vec());
-    cipher
-        .decrypt_in_place(&XNonce::from(*nonce), aad, &mut *buf)
-        .ok()?;
-    Some(buf)
+    decrypt(&cipher, aad, nonce, ciphertext)
 }
 
 fn cipher(
@@ -133,8 +177,12 @@ fn cipher(
     let mut salt = Vec::with_capacity(66);
     salt.extend_from_slice(ephemeral_key);
     salt.extend_from_slice(&compressed(recipient));
+    kek_cipher(shared_x, &salt, info)
+}
+
+fn kek_cipher(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<XChaCha20Poly1305, KeystoreError> {
     let mut kek = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(Some(&salt), shared_x)
+    Hkdf::<Sha256>::new(Some(salt), ikm)
         .expand(info, kek.as_mut())
         .map_err(|_| KeystoreError::Internal("key derivation failed".into()))?;
     Ok(XChaCha20Poly1305::new((&*kek).into()))

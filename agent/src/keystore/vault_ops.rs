@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::files::{Overwrite, encode, list_json, write_atomic};
-use super::format::{KeyslotFile, VaultFile, keyslot_aad};
+use super::format::VaultFile;
 use super::layout::{WriteLock, sha256_hex, vault_tag};
 use super::ledger::{Evidence, Ledger, LedgerEntry};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
-use super::seal::{self, INFO_KEYSLOT, VaultKey};
+use super::seal::VaultKey;
+use super::slot;
 use super::{
     CREDENTIALS, KEYSLOTS, Keyslot, Keystore, KeystoreError, VAULT_FILE, keyslot_path,
-    load_credential, load_keyslot, token_point,
+    load_credential, load_keyslot,
 };
 use crate::token::{Token, TokenStub};
 
@@ -53,59 +54,26 @@ pub(crate) fn unwrap_keyslot(
     slot: &Keyslot,
     token: &mut dyn Token,
 ) -> Result<VaultKey, KeystoreError> {
-    let token_key = token_point(&slot.stub)?;
-    let b = slot.file.boxed(&slot.path)?;
-    let shared = token.agree(&b.ephemeral_key)?;
-    let aad = slot.file.aad()?;
-    let plain = seal::open(
-        &*shared,
-        &b.ephemeral_key,
-        &token_key,
-        INFO_KEYSLOT,
-        &aad,
-        &b.nonce,
-        &b.ciphertext,
-    )
-    .ok_or_else(|| KeystoreError::KeyslotLocked {
-        path: slot.path.clone(),
-        token: slot.stub.describe(),
+    slot::check(&slot.file, &slot.path)?;
+    let plain = slot::open_vk(&slot.file, &slot.path, token)?.ok_or_else(|| {
+        KeystoreError::KeyslotLocked {
+            path: slot.path.clone(),
+            token: slot.stub.describe(),
+        }
     })?;
     VaultKey::from_bytes(&plain)
         .ok_or_else(|| KeystoreError::damaged(&slot.path, "it holds no valid vault key"))
 }
 
-/// The bytes of a keyslot holding `vk` for `stub`. Kinds with a P-256 key wrap with the public
-/// key alone; a kind without one needs its token present (and a touch) to receive a key, and
-/// must be given it as `token`.
+/// The bytes of a keyslot holding `vk` for `stub`. Kinds with a public key wrap with it
+/// alone; a kind without one (FIDO2) needs its token present, given as `token` (a touch).
 pub(crate) fn keyslot_bytes(
     path: &Path,
     vk: &VaultKey,
     stub: &TokenStub,
     token: Option<&mut dyn Token>,
 ) -> Result<Vec<u8>, KeystoreError> {
-    if stub.ecdh_public_key().is_none() {
-        return Err(KeystoreError::UnsupportedToken {
-            token: stub.describe(),
-            detail: match token {
-                Some(_) => "this version of tapsign cannot wrap the vault key for it".into(),
-                None => "it must be present (and touched) to receive the vault key".into(),
-            },
-        });
-    }
-    let token_key = token_point(stub)?;
-    let sealed = seal::seal(&token_key, INFO_KEYSLOT, &vk.to_bytes(), |epk| {
-        keyslot_aad(stub, &hex::encode(epk))
-    })?;
-    let file = KeyslotFile {
-        format: <KeyslotFile as super::files::Envelope>::FORMAT.into(),
-        version: super::FORMAT_VERSION,
-        token: stub.clone(),
-        ephemeral_key: hex::encode(&sealed.ephemeral_key),
-        nonce: hex::encode(sealed.nonce),
-        wrapped_key: hex::encode(&sealed.ciphertext),
-        checksum: String::new(),
-    };
-    encode(path, file)
+    encode(path, slot::seal_vk(vk, stub, token)?)
 }
 
 /// Record `entry`, turning a failure into a warning: the change it describes is made already.
@@ -117,10 +85,20 @@ pub(crate) fn note(ledger: &mut dyn Ledger, entry: LedgerEntry, warnings: &mut V
 
 impl Keystore {
     /// First token: make the vault key pair and a live folder with this token's keyslot, then
-    /// the first manifest (the commit).
+    /// the first manifest (the commit). For tokens sealed to a public key (PIV, soft); see
+    /// [`Keystore::create_with`].
     pub fn create(
         &self,
         stub: &TokenStub,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        self.create_inner(stub, None, ledger)
+    }
+
+    pub(crate) fn create_inner(
+        &self,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
         ledger: &mut dyn Ledger,
     ) -> Result<Checked, KeystoreError> {
         if self.is_initialized()? {
@@ -128,6 +106,11 @@ impl Keystore {
                 dir: self.dir.clone(),
             });
         }
+        let vk = VaultKey::generate()?;
+        let id = stub.id();
+        let rel = format!("{KEYSLOTS}/{id}.json");
+        // Sealed before the lock: a FIDO2 token takes a touch for it.
+        let slot = keyslot_bytes(Path::new(&rel), &vk, stub, token)?;
         let lock = self.lock()?;
         if self.is_initialized()? {
             return Err(KeystoreError::AlreadyInitialized {
@@ -135,7 +118,6 @@ impl Keystore {
             });
         }
         self.collect_garbage(&self.dir, &lock)?;
-        let vk = VaultKey::generate()?;
         let stage = self.stage(&lock)?;
         let built = (|| {
             let vault = encode(
@@ -143,9 +125,6 @@ impl Keystore {
                 VaultFile::new(&vk.public_key()),
             )?;
             stage.put(VAULT_FILE, &vault)?;
-            let id = stub.id();
-            let rel = format!("{KEYSLOTS}/{id}.json");
-            let slot = keyslot_bytes(&stage.dir().join(&rel), &vk, stub, None)?;
             stage.put(&rel, &slot)?;
             let records = vec![SlotRecord {
                 id,
@@ -241,25 +220,43 @@ impl Keystore {
 
     /// Enroll a further token. `vk` comes from [`Keystore::unwrap_vault`] with a token already
     /// enrolled. The manifest naming the new keyslot is written first, then the keyslot: a
-    /// crash between leaves a recorded keyslot that is missing, which is harmless.
+    /// crash between leaves a recorded keyslot that is missing, which is harmless. For tokens
+    /// sealed to a public key; see [`Keystore::add_keyslot_with`].
     pub fn add_keyslot(
         &self,
         vk: &VaultKey,
         stub: &TokenStub,
         ledger: &mut dyn Ledger,
     ) -> Result<Checked, KeystoreError> {
+        self.add_keyslot_inner(vk, stub, None, ledger)
+    }
+
+    pub(crate) fn add_keyslot_inner(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        let id = stub.id();
+        let exists = |live: &Path| -> Result<(), KeystoreError> {
+            let path = keyslot_path(live, &id)?;
+            match path.exists() {
+                true => Err(KeystoreError::Exists {
+                    what: "keyslot",
+                    name: id.clone(),
+                    path,
+                }),
+                false => Ok(()),
+            }
+        };
+        // Refused before a FIDO2 token is asked for the touch its sealing takes.
+        exists(&self.live_dir()?)?;
+        let bytes = keyslot_bytes(Path::new(&format!("{KEYSLOTS}/{id}.json")), vk, stub, token)?;
         let lock = self.lock()?;
         let mut p = self.prepare(vk, ledger, &lock)?;
-        let id = stub.id();
+        exists(&p.live)?;
         let path = keyslot_path(&p.live, &id)?;
-        if path.exists() {
-            return Err(KeystoreError::Exists {
-                what: "keyslot",
-                name: id,
-                path,
-            });
-        }
-        let bytes = keyslot_bytes(&path, vk, stub, None)?;
         let mut slots = match &p.manifest {
             Some(m) => m.keyslots.clone(),
             None => p.keyslots.clone(),

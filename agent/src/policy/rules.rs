@@ -25,6 +25,9 @@ static UPBIT_DENY: &[DenyRule] = &[
     any("**api_key**", ApiKeys),
     any("**apikey**", ApiKeys),
     any("**api-key**", ApiKeys),
+    // Pockets (sub-wallets with their own keys and transfers) and deposit addresses.
+    any("/v1/pockets/**", Transfer),
+    any("/v1/deposit**", Deposit),
 ];
 
 /// shared/notes/exchanges.md §3.3 and §12, checked against binance_all_endpoints.txt.
@@ -45,6 +48,40 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/account/apirestrictions**", ApiKeys),
     any("/sapi/*/giftcard/**", GiftCard),
     any("/sapi/*/w3w/**", Web3Wallet),
+    // Value that leaves the trading wallets: convert, dust, earn and staking, loans and
+    // borrowing, mining hashrate, P2P and Pay, portfolio-margin mint/redeem (binance docs:
+    // core-trading-convert, investment-and-services-*, core-trading-margin-trading).
+    any("/sapi/*/convert/**", Convert),
+    any("/fapi/*/convert/**", Convert),
+    any("/sapi/*/asset/dust**", Convert),
+    any("/sapi/*/simple-earn/**", Earn),
+    any("/sapi/*/eth-staking/**", Earn),
+    any("/sapi/*/sol-staking/**", Earn),
+    any("/sapi/*/staking/**", Earn),
+    any("/sapi/*/onchain-yields/**", Earn),
+    any("/sapi/*/bfusd/**", Earn),
+    any("/sapi/*/rwusd/**", Earn),
+    any("/sapi/*/dci/**", Earn),
+    any("/sapi/*/lending/**", Earn),
+    any("/sapi/*/bswap/**", Earn),
+    any("/sapi/*/blvt/**", Earn),
+    any("/sapi/*/loan/**", Loan),
+    any("/sapi/*/margin/borrow-repay**", Loan),
+    any("/sapi/*/margin/loan**", Loan),
+    any("/sapi/*/margin/repay**", Loan),
+    any("/sapi/*/margin/manual-liquidation**", Loan),
+    any("/sapi/*/margin/exchange-small-liability**", Loan),
+    any("/papi/*/marginloan**", Loan),
+    any("/papi/*/repayloan**", Loan),
+    any("/papi/*/margin/repay-debt**", Loan),
+    any("/papi/*/repay-futures-negative-balance**", Loan),
+    any("/sapi/*/portfolio/mint**", Convert),
+    any("/sapi/*/portfolio/redeem**", Convert),
+    any("/sapi/*/portfolio/repay**", Loan),
+    any("/sapi/*/mining/**", Mining),
+    any("/sapi/*/c2c/**", P2p),
+    any("/sapi/*/pay/**", P2p),
+    any("/wapi/**", Legacy),
 ];
 
 const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
@@ -64,6 +101,8 @@ static BITHUMB_DENY: &[DenyRule] = &[
     any("**api_key**", ApiKeys),
     any("**apikey**", ApiKeys),
     any("**api-key**", ApiKeys),
+    any("/v1/deposit**", Deposit),
+    any("/info/wallet_address**", Deposit),
 ];
 
 /// shared/notes/exchanges.md §4 and §12, checked against bybit_ep2.txt.
@@ -82,6 +121,25 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/ins-loan/association-uid**", SubAccount),
     any("/v5/fiat/**", Fiat),
     any("**/travel-rule/**", TravelRule),
+    // P2P release, moving positions to another UID, convert, earn, loans (bybit docs: p2p,
+    // v5/position/move-position, v5/asset/convert, v5/earn, v5/crypto-loan, v5/account/borrow).
+    any("**/p2p/**", P2p),
+    any("/v5/position/move-positions**", Positions),
+    any("/v5/asset/exchange/**", Convert),
+    any("/v5/asset/covert/**", Convert),
+    any("/v5/earn/**", Earn),
+    any("/v5/lending/**", Earn),
+    any("/v5/spot-lever-token/**", Earn),
+    any("/v5/alpha/**", Convert),
+    any("/v5/crypto-loan**", Loan),
+    any("/v5/ins-loan/**", Loan),
+    any("/v5/account/borrow**", Loan),
+    any("/v5/account/repay**", Loan),
+    any("/v5/account/quick-repayment**", Loan),
+    any("/v5/account/no-convert-repay**", Loan),
+    any("/v5/spot-margin-trade/fixedborrow**", Loan),
+    any("/asset/v1/**", Legacy),
+    any("/asset/v3/**", Legacy),
 ];
 
 /// shared/notes/exchanges.md §5 and §12, checked against okx_ep.txt.
@@ -92,6 +150,19 @@ static OKX_DENY: &[DenyRule] = &[
     any("**subaccount**", SubAccount),
     any("**apikey**", ApiKeys),
     any("/api/v5/broker/nd/**", SubAccount),
+    // okx docs-v5: move-positions, block trading (RFQ), copy trading, financial products,
+    // convert, borrowing and auto-earn.
+    any("/api/v5/account/move-positions**", Positions),
+    any("/api/v5/rfq/**", P2p),
+    on("POST", "/api/v5/copytrading/**", Transfer),
+    any("/api/v5/finance/**", Earn),
+    any("**/convert/**", Convert),
+    any("/api/v5/trade/easy-convert**", Convert),
+    any("/api/v5/trade/one-click-repay**", Loan),
+    on("POST", "/api/v5/account/*borrow*", Loan),
+    any("/api/v5/account/fixed-loan/**", Loan),
+    on("POST", "/api/v5/account/set-auto-earn**", Earn),
+    any("/api/v5/fiat/**", Fiat),
 ];
 
 /// shared/notes/exchanges.md §6 and §12: Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -115,6 +186,7 @@ static COINBASE_DENY: &[DenyRule] = &[
     on("DELETE", "/v2/accounts/**", SubAccount),
     any("**api_key**", ApiKeys),
     any("**apikey**", ApiKeys),
+    any("/api/v3/brokerage/convert/**", Convert),
 ];
 
 /// shared/notes/exchanges.md §7 and §12 (method names under `/0/private/`).
@@ -125,6 +197,10 @@ static KRAKEN_DENY: &[DenyRule] = &[
     any("/0/private/depositaddresses**", Deposit),
     any("/0/private/earn/allocate**", Transfer),
     any("/0/private/earn/deallocate**", Transfer),
+    any("/0/private/stake**", Earn),
+    any("/0/private/unstake**", Earn),
+    any("/0/private/earn/**", Earn),
+    any("/0/private/deposit**", Deposit),
 ];
 
 /// shared/notes/exchanges.md §9 and §12, checked against gate_ep.txt (paths with or
@@ -137,6 +213,17 @@ static GATE_DENY: &[DenyRule] = &[
     // Releasing a P2P order pays the counterparty; OTC orders move fiat to a bank.
     any("**/p2p/**", Transfer),
     any("/api/v4/otc/**", Fiat),
+    // gate apiv4: TradFi fund transfer, flash swap and convert, loans, earn, alpha.
+    any("/api/v4/tradfi/transactions**", Transfer),
+    any("/api/v4/flash_swap/**", Convert),
+    any("/api/v4/crossex/convert/**", Convert),
+    any("/api/v4/unified/loans**", Loan),
+    any("/api/v4/margin/uni/loans**", Loan),
+    any("/api/v4/margin/cross/loans**", Loan),
+    any("/api/v4/loan/**", Loan),
+    any("/api/v4/earn/**", Earn),
+    any("/api/v4/alpha/orders**", Convert),
+    on("GET", "/api/v4/wallet/deposit_address**", Deposit),
 ];
 
 /// shared/notes/exchanges.md §10 and §12, checked against kucoin_ep.txt.
@@ -151,6 +238,18 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("/api/*/broker/nd/**", SubAccount),
     any("/api/*/user/**", SubAccount),
     on("POST", "/api/*/deposit-address**", Deposit),
+    // kucoin docs-new: earn, lending, margin borrowing, convert, copy trading. (Unified-account
+    // sub-accounts and keys, /api/ua/v1/user/*sub*, fall under the sub rules above.)
+    any("/api/*/earn/**", Earn),
+    any("/api/*/struct-earn/**", Earn),
+    any("/api/v3/purchase**", Earn),
+    any("/api/v3/redeem**", Earn),
+    any("/api/v3/lend/**", Earn),
+    any("/api/v3/margin/borrow**", Loan),
+    any("/api/v3/margin/repay**", Loan),
+    any("/api/*/convert/**", Convert),
+    on("POST", "/api/*/copy-trade/**", Transfer),
+    on("DELETE", "/api/*/copy-trade/**", Transfer),
 ];
 
 /// shared/notes/exchanges.md §8 and §12, checked against bitget_ep.txt.
@@ -167,11 +266,34 @@ static BITGET_DENY: &[DenyRule] = &[
     any("/api/*/broker/**", SubAccount),
     any("**deposit-account**", Transfer),
     any("**/subaccount-address**", Deposit),
+    // bitget: v1 user endpoints (virtual sub-accounts and their API keys), moving positions,
+    // convert, earn, loans and margin borrowing, copy trading.
+    any("/api/user/v1/**", SubAccount),
+    any("**/virtual-**", SubAccount),
+    any("/api/v3/account/move-positions**", Positions),
+    any("/api/*/convert/**", Convert),
+    any("/api/spot/v1/convert/**", Convert),
+    any("/api/*/earn/**", Earn),
+    any("/api/*/loan/**", Loan),
+    any("/api/v2/margin/*/account/borrow**", Loan),
+    any("/api/margin/v1/**", Loan),
+    any("/api/v3/account/repay**", Loan),
+    on("POST", "/api/*/copy/**", Transfer),
+    any("/api/v2/mix/account/union-convert**", Convert),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without a trailing `[]`).
 static UPBIT_PARAMS: &[(&str, Category)] = &[
     ("address", Withdrawal),
+    ("net_type", Withdrawal),
+    ("vasp_uuid", TravelRule),
+    ("deposit_uuid", TravelRule),
+    ("exchange_name", TravelRule),
+    ("receiver_type", TravelRule),
+    ("receiver_ko_name", TravelRule),
+    ("receiver_en_name", TravelRule),
+    ("receiver_corp_ko_name", TravelRule),
+    ("receiver_corp_en_name", TravelRule),
     ("secondary_address", Withdrawal),
     ("transaction_type", Withdrawal),
     ("two_factor_type", Withdrawal),
@@ -198,6 +320,15 @@ static BYBIT_PARAMS: &[(&str, Category)] = &[
     ("permissions", ApiKeys),
     ("ips", ApiKeys),
     ("apikey", ApiKeys),
+    ("fromuid", Transfer),
+    ("touid", Transfer),
+    ("quotetxid", Convert),
+    ("submemberids", SubAccount),
+    ("beneficiary", TravelRule),
+    ("vaspentityid", TravelRule),
+    ("loancurrency", Loan),
+    ("collateralcurrency", Loan),
+    ("ltcoin", Earn),
 ];
 
 static BINANCE_PARAMS: &[(&str, Category)] = &[
@@ -218,6 +349,24 @@ static BINANCE_PARAMS: &[(&str, Category)] = &[
     // Broker sub-account transfers.
     ("subaccountid", SubAccount),
     ("toid", SubAccount),
+    // Travel rule, universal transfers, mining resale, convert, loans, Pay.
+    ("questionnaire", TravelRule),
+    ("originatorpii", TravelRule),
+    ("beneficiarypii", TravelRule),
+    ("fromaccounttype", Transfer),
+    ("toaccounttype", Transfer),
+    ("transferside", Transfer),
+    ("subaccountstring", SubAccount),
+    ("fromuseremail", SubAccount),
+    ("touseremail", SubAccount),
+    ("username", Mining),
+    ("topooluser", Mining),
+    ("quoteid", Convert),
+    ("loancoin", Loan),
+    ("collateralcoin", Loan),
+    ("apipaymentmethod", P2p),
+    ("accountinfo", P2p),
+    ("walletaddress", Withdrawal),
 ];
 
 /// The built-in deny rules of `exchange`.

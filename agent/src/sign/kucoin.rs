@@ -9,7 +9,7 @@
 
 use tapsign_proto::{SignRequest, SignedRequest};
 
-use super::common::{check_key, no_body_on_get, passphrase};
+use super::common::{check_key, passphrase};
 use super::okx::{prehash, signature};
 use super::{SignError, SignOptions, Stamp};
 use crate::credential::Credential;
@@ -31,7 +31,14 @@ pub fn sign(
 ) -> Result<SignedRequest, SignError> {
     check_key(cred, "KuCoin")?;
     let pass = passphrase(cred, "KuCoin")?;
-    no_body_on_get(req, "KuCoin")?;
+    // KuCoin signs `timestamp + METHOD + endpoint + body` for every method, so a DELETE body
+    // (its batch cancel) is signed like a POST one; a GET body it would ignore.
+    if req.method == "GET" && !req.body.is_empty() {
+        return Err(SignError::BadRequest(
+            "KuCoin GET requests carry their parameters in the query; move the body into \"query\""
+                .into(),
+        ));
+    }
     let ts = stamp.unix_ms.to_string();
     // Same shape as OKX's string to sign, with a ms timestamp.
     let text = prehash(&ts, &req.method, &req.path, &req.query, &req.body);

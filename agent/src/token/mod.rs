@@ -1,15 +1,19 @@
 //! Hardware tokens (and the test-only soft token) behind one trait.
 //!
 //! A token does exactly one secret operation: [`Token::agree`], which turns a keyslot's
-//! challenge into 32 bytes of key material and asks the human for a touch. For P-256 tokens
-//! (PIV, soft) the challenge is an ephemeral public key and the answer the ECDH shared X
-//! coordinate; wrapping needs only the token's public key. The keystore turns that material
-//! into a key-encryption key (HKDF) and opens the keyslot (AEAD).
+//! challenge into 32 bytes of key material and asks the human for a touch. The keystore turns
+//! that material into a key-encryption key (HKDF) and opens the keyslot (AEAD).
+//! - P-256 tokens (PIV, soft): the challenge is an ephemeral public key and the answer the
+//!   ECDH shared X coordinate; wrapping needs only the token's public key.
+//! - FIDO2 tokens: the challenge is the keyslot's hmac-secret salt and the answer the
+//!   hmac-secret output; wrapping needs the token too (one more touch).
 
+pub mod fido2;
 pub mod piv;
 pub mod soft;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// What a keyslot records about its token: enough to name it and to recognise it before
@@ -38,6 +42,21 @@ pub enum TokenStub {
         /// Touch policy: always, cached, never (or default).
         touch_policy: String,
     },
+    /// A FIDO2 credential with the hmac-secret extension, on any FIDO2 key (USB or NFC).
+    Fido2 {
+        /// The name given at enrollment (`--name`), used in prompts ("insert <label>").
+        label: String,
+        /// The authenticator model's AAGUID, as getInfo gave it (UUID form).
+        aaguid: String,
+        /// The relying-party id the credential is scoped to ([`fido2::RP_ID`]).
+        rp_id: String,
+        /// The credential id, hex: the key needs it back (the credential is not discoverable).
+        credential_id: String,
+        /// The hmac-secret salt, hex (32 bytes).
+        salt: String,
+        /// `required` (the PIN at every unlock) or `discouraged` (touch only).
+        uv: String,
+    },
 }
 
 impl TokenStub {
@@ -48,6 +67,12 @@ impl TokenStub {
             TokenStub::Piv {
                 serial, slot, tag, ..
             } => format!("piv-{serial}-r{}-{tag}", slot.wrapping_sub(0x81)),
+            TokenStub::Fido2 { credential_id, .. } => {
+                // A damaged (non-hex) id still names a file; loading it reports the damage.
+                let raw = hex::decode(credential_id)
+                    .unwrap_or_else(|_| credential_id.as_bytes().to_vec());
+                format!("fido2-{}", hex::encode(&Sha256::digest(&raw)[..4]))
+            }
         }
     }
 
@@ -56,6 +81,7 @@ impl TokenStub {
         match self {
             TokenStub::Soft { .. } => "soft",
             TokenStub::Piv { .. } => "piv",
+            TokenStub::Fido2 { .. } => "fido2",
         }
     }
 
@@ -68,6 +94,25 @@ impl TokenStub {
             TokenStub::Piv { serial, slot, .. } => {
                 format!("YubiKey {serial} (PIV slot R{})", slot.wrapping_sub(0x81))
             }
+            TokenStub::Fido2 { label, .. } => format!("FIDO2 key \"{label}\""),
+        }
+    }
+
+    /// What tells this token apart, for `token list`: a serial or a model (AAGUID).
+    pub fn model(&self) -> String {
+        match self {
+            TokenStub::Soft { id, .. } => format!("key {id}"),
+            TokenStub::Piv { serial, .. } => format!("serial {serial}"),
+            TokenStub::Fido2 { aaguid, uv, .. } => format!("aaguid {aaguid}, uv {uv}"),
+        }
+    }
+
+    /// Whether unlocking with this token takes its PIN.
+    pub fn needs_pin(&self) -> bool {
+        match self {
+            TokenStub::Soft { .. } => false,
+            TokenStub::Piv { pin_policy, .. } => pin_policy != "never",
+            TokenStub::Fido2 { uv, .. } => uv == "required",
         }
     }
 
@@ -82,6 +127,7 @@ impl TokenStub {
             TokenStub::Soft { public_key, .. } | TokenStub::Piv { public_key, .. } => {
                 hex::decode(public_key).ok()
             }
+            TokenStub::Fido2 { .. } => None,
         }
     }
 }
@@ -97,18 +143,24 @@ pub enum TokenError {
         "no touch within {secs} s (or the touch was refused); run the command again and touch the token when it blinks"
     )]
     TouchTimeout { secs: u64 },
+    #[error(
+        "the touch on {token} was refused or cancelled; run the command again and touch the token when it blinks"
+    )]
+    TouchDenied { token: String },
     #[error("the token refused the PIN ({tries_left} tries left before it blocks)")]
     PinInvalid { tries_left: u32 },
+    #[error("the PIN of {token} is blocked: {fix}")]
+    PinBlocked { token: String, fix: String },
     #[error(
-        "the PIN of YubiKey {serial} is blocked: unblock it with the PUK (`ykman piv access unblock-pin`), then try again"
+        "{token} has one PIN try left, and tapsign will not spend it (a wrong PIN would block it): {fix}"
     )]
-    PinBlocked { serial: u32 },
+    PinLastTry { token: String, fix: String },
+    #[error("{token} needs its PIN for this key: `tapsign unlock` asks for it")]
+    PinNeeded { token: String },
     #[error(
-        "YubiKey {serial} has one PIN try left, and tapsign will not spend it (a wrong PIN would block the card): verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again"
+        "{token} takes no more PIN tries until it is unplugged (three wrong PINs in a row): remove it, insert it again, and retry with the right PIN"
     )]
-    PinLastTry { serial: u32 },
-    #[error("YubiKey {serial} needs its PIN for this key: `tapsign unlock` asks for it")]
-    PinNeeded { serial: u32 },
+    PinNeedsReplug { token: String },
     #[error("no token can be reached: {hint}")]
     Unavailable { hint: String },
     #[error(
@@ -157,44 +209,118 @@ pub fn locate(
             .collect::<Vec<_>>()
             .join(" or ")
     };
-    let piv: Vec<(usize, &TokenStub)> = stubs
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, s)| matches!(s, TokenStub::Piv { .. }))
-        .collect();
-    let mut first_err = None;
+    let of_kind = |kind: &str| -> Vec<(usize, &TokenStub)> {
+        stubs
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, s)| s.kind() == kind)
+            .collect()
+    };
+    let mut first_err: Option<TokenError> = None;
+    let piv = of_kind("piv");
     if !piv.is_empty() {
         let only: Vec<&TokenStub> = piv.iter().map(|(_, s)| *s).collect();
         match piv::PivToken::locate(&only, search.pin) {
             Ok((i, t)) => return Ok((piv[i].0, Box::new(t))),
-            Err(e) => first_err = Some(e),
+            Err(e) => keep(&mut first_err, e),
         }
     }
-    let soft: Vec<usize> = (0..stubs.len())
-        .filter(|&i| matches!(stubs[i], TokenStub::Soft { .. }))
-        .collect();
+    let fido = of_kind("fido2");
+    if !fido.is_empty() {
+        let only: Vec<&TokenStub> = fido.iter().map(|(_, s)| *s).collect();
+        match fido2::Fido2Token::locate(&only, search.pin) {
+            Ok((i, t)) => return Ok((fido[i].0, Box::new(t))),
+            Err(e) => keep(&mut first_err, e),
+        }
+    }
+    let soft = of_kind("soft");
     if !soft.is_empty() {
         if !search.soft_allowed {
             return Err(first_err.unwrap_or(TokenError::SoftRefused));
         }
         match soft::SoftToken::open(search.soft_dir) {
-            Ok(t) => match soft.iter().find(|&&i| *stubs[i] == *t.stub()) {
-                Some(&i) => return Ok((i, Box::new(t))),
-                None => {
-                    first_err.get_or_insert(TokenError::WrongToken {
+            Ok(t) => match soft.iter().find(|(_, s)| **s == *t.stub()) {
+                Some(&(i, _)) => return Ok((i, Box::new(t))),
+                None => keep(
+                    &mut first_err,
+                    TokenError::WrongToken {
                         found: t.stub().describe(),
                         expected: expected(),
-                    });
-                }
+                    },
+                ),
             },
             Err(TokenError::Absent { .. }) => {}
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+            Err(e) => keep(&mut first_err, e),
         }
     }
-    Err(first_err.unwrap_or_else(|| TokenError::Absent {
-        hint: format!("insert {}", expected()),
-    }))
+    match first_err {
+        Some(TokenError::Absent { .. }) | None => Err(TokenError::Absent {
+            hint: format!("insert {}", expected()),
+        }),
+        Some(e) => Err(e),
+    }
+}
+
+/// Keep the more telling of the errors met while locating: a present-but-wrong token or a PIN
+/// problem says more than "absent", so the first such error wins; "absent" stays only if
+/// every kind was absent.
+fn keep(first: &mut Option<TokenError>, e: TokenError) {
+    let absent = |e: &TokenError| matches!(e, TokenError::Absent { .. });
+    match first {
+        None => *first = Some(e),
+        Some(f) if absent(f) && !absent(&e) => *first = Some(e),
+        Some(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fido(label: &str, uv: &str) -> TokenStub {
+        TokenStub::Fido2 {
+            label: label.into(),
+            aaguid: "cb69481e-8ff7-4039-93ec-0a2729a154a8".into(),
+            rp_id: fido2::RP_ID.into(),
+            credential_id: "c0ffee".into(),
+            salt: "00".repeat(32),
+            uv: uv.into(),
+        }
+    }
+
+    #[test]
+    fn a_fido2_stub_names_itself() {
+        let s = fido("desk", "required");
+        // SHA-256 of the credential id's bytes (c0 ff ee), first 4 bytes.
+        assert_eq!(s.id(), "fido2-c47a10dc");
+        assert_eq!(
+            (s.kind(), s.describe()),
+            ("fido2", "FIDO2 key \"desk\"".into())
+        );
+        assert!(
+            s.model()
+                .contains("aaguid cb69481e-8ff7-4039-93ec-0a2729a154a8")
+        );
+        assert!(s.needs_pin() && !fido("desk", "discouraged").needs_pin());
+        assert!(s.ecdh_public_key().is_none() && !s.is_insecure());
+    }
+
+    #[test]
+    fn locating_reports_a_wrong_token_over_an_absent_one() {
+        let absent = || TokenError::Absent { hint: "a".into() };
+        let wrong = || TokenError::WrongToken {
+            found: "x".into(),
+            expected: "y".into(),
+        };
+        let mut first = None;
+        keep(&mut first, absent());
+        keep(&mut first, wrong());
+        keep(&mut first, TokenError::TouchTimeout { secs: 1 });
+        assert!(matches!(first, Some(TokenError::WrongToken { .. })));
+        let mut first = None;
+        keep(&mut first, wrong());
+        keep(&mut first, absent());
+        assert!(matches!(first, Some(TokenError::WrongToken { .. })));
+    }
 }

@@ -380,8 +380,8 @@ impl Token for PivToken {
             YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
         self.reader = Some(yk.name().to_owned());
         if self.needs_pin() {
-            let pin = self.pin.as_ref().ok_or(TokenError::PinNeeded {
-                serial: self.serial,
+            let pin = self.pin.as_ref().ok_or_else(|| TokenError::PinNeeded {
+                token: format!("YubiKey {}", self.serial),
             })?;
             // Any local client can start an unlock: never let one spend the last PIN try and
             // block the card. (Reading the counter re-selects the applet, before the verify.)
@@ -391,7 +391,8 @@ impl Token for PivToken {
                 == 1
             {
                 return Err(TokenError::PinLastTry {
-                    serial: self.serial,
+                    token: format!("YubiKey {}", self.serial),
+                    fix: "verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again".into(),
                 });
             }
             verify_pin(&mut yk, pin)?;
@@ -420,7 +421,11 @@ fn verify_pin(yk: &mut YubiKey, pin: &SecretString) -> Result<(), TokenError> {
     let serial = yk.serial().0;
     yk.verify_pin(pin.expose().as_bytes()).map_err(|e| match e {
         yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
-            TokenError::PinBlocked { serial }
+            TokenError::PinBlocked {
+                token: format!("YubiKey {serial}"),
+                fix: "unblock it with the PUK (`ykman piv access unblock-pin`), then try again"
+                    .into(),
+            }
         }
         yubikey::Error::WrongPin { tries } => TokenError::PinInvalid {
             tries_left: u32::from(tries),

@@ -133,3 +133,7 @@ pub fn assert_allowed(table: &[(Exchange, &str, &str)]) {
         }
     }
 }
+
+pub mod corpus;
+pub mod keys;
+pub mod oracle;

@@ -1,13 +1,17 @@
-//! `tapsign agent`: harden, load the config, bind the socket, serve until SIGTERM.
+//! `tapsign agent`: harden, load the config, bind the socket (or take the one systemd passed),
+//! serve until SIGTERM.
 
 use tapsign_agent::agent::Agent;
 use tapsign_agent::config::Config;
 use tapsign_agent::paths::Paths;
+use tapsign_agent::systemd::Handoff;
 use tapsign_agent::{harden, server};
 
 use crate::Failure;
 
 pub fn run(paths: Paths) -> Result<(), Failure> {
+    // First, while the process still has one thread: it edits the environment.
+    let handoff = Handoff::take();
     // Before anything else, and before any secret can exist.
     for w in harden::harden_process().warnings {
         eprintln!("tapsign agent: warning: {w}");
@@ -25,13 +29,21 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::error(format!("cannot start the runtime: {e}")))?;
+    let Handoff { listener, notifier } = handoff;
     runtime.block_on(async move {
-        let listener = server::bind(&paths.socket)
-            .await
-            .map_err(|e| Failure::error(e.to_string()))?;
-        let socket = paths.socket.clone();
+        let listener = match listener {
+            // Socket activation: systemd bound the socket and passed it in.
+            Some(inherited) => inherited
+                .map_err(|e| Failure::error(e.to_string()))
+                .and_then(|l| {
+                    server::inherit(l, &paths.socket).map_err(|e| Failure::error(e.to_string()))
+                })?,
+            None => server::bind(&paths.socket)
+                .await
+                .map_err(|e| Failure::error(e.to_string()))?,
+        };
         let agent = Agent::new(paths, config, soft);
-        server::serve(agent, listener, socket)
+        server::serve(agent, listener, &notifier)
             .await
             .map_err(|e| Failure::error(format!("the agent failed: {e}")))
     })

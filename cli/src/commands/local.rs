@@ -12,7 +12,7 @@ use tapsign_agent::token::TokenError;
 
 use super::harden;
 use crate::Failure;
-use crate::args::{AuditCommand, KeyCommand};
+use crate::args::{AuditCommand, KeyCommand, PolicyCommand};
 use crate::exit::exit_codes;
 use crate::prompt::SecretReader;
 
@@ -181,4 +181,49 @@ fn agent_vault_key(paths: &Paths) -> Option<String> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
     let mut client = tapsign_proto::client::Client::connect(&paths.socket, &name).ok()?;
     client.status().ok()?.keystore.map(|k| k.vault_key)
+}
+
+pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
+    let PolicyCommand::Explain(a) = cmd;
+    let config =
+        tapsign_agent::config::Config::load(&paths.config_file()).map_err(Failure::error)?;
+    let ks = keystore(paths);
+    let info = ks
+        .list_credentials()
+        .map_err(ks_failure)?
+        .into_iter()
+        .flatten()
+        .find(|c| c.name == a.name)
+        .ok_or_else(|| {
+            Failure::new(
+                exit_codes::REFUSED,
+                format!(
+                    "no credential named {:?} in the keystore: `tapsign key list` shows the names",
+                    a.name
+                ),
+            )
+        })?;
+    let req = tapsign_proto::SignRequest {
+        key: a.name.clone(),
+        method: a.method,
+        path: a.path,
+        query: a.query,
+        body: a.body,
+        kind: tapsign_proto::SignKind::Rest,
+    };
+    let report = tapsign_agent::policy::explain::explain(
+        info.exchange,
+        &a.name,
+        config.key_policy(&a.name),
+        &req,
+    );
+    print!("{report}");
+    if report.allowed() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            exit_codes::REFUSED,
+            "the agent would refuse this request (see the verdict above)",
+        ))
+    }
 }

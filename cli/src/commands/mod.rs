@@ -1,7 +1,9 @@
 //! One module per command group: `agent` runs the daemon, `local` works on the keystore and
-//! audit log directly (no agent needed), `remote` talks to the running agent.
+//! audit log directly (no agent needed), `remote` talks to the running agent, `generate`
+//! prints shell completions and the manual page.
 
 mod agent;
+mod generate;
 mod local;
 mod remote;
 mod tokens;
@@ -12,6 +14,12 @@ use crate::Failure;
 use crate::args::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    // Generated from the command line's definition alone: no files, no environment needed.
+    match &cli.command {
+        Command::Completions { shell } => return generate::completions(*shell),
+        Command::Man { dir } => return generate::man(dir.as_deref()),
+        _ => {}
+    }
     let paths = Paths::from_env().map_err(Failure::error)?;
     match cli.command {
         Command::Agent => agent::run(paths),
@@ -19,11 +27,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keystore(k) => tokens::keystore_cmd(&paths, k),
         Command::Key(k) => local::key(&paths, k),
         Command::Audit { action } => local::audit(&paths, action),
+        Command::Policy(p) => local::policy(&paths, p),
         Command::Unlock(u) => remote::unlock(&paths, u),
         Command::Sign(s) => remote::sign(&paths, s),
         Command::Status { json } => remote::status(&paths, json),
         Command::Lock => remote::lock(&paths),
         Command::Events => remote::events(&paths),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }
 

@@ -57,16 +57,19 @@ fn enrolled(paths: &Paths) -> Vec<TokenStub> {
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     super::harden();
     let tokens = enrolled(paths);
-    let pin_wanted = tokens
+    // One PIN, for whichever enrolled token turns out to be present.
+    let pin_wanted: Vec<String> = tokens
         .iter()
-        .find(|t| matches!(t, TokenStub::Piv { pin_policy, .. } if pin_policy != "never"));
-    let pin = match pin_wanted {
-        Some(t) => {
-            let label = format!("PIN of {}", t.describe());
+        .filter(|t| t.needs_pin())
+        .map(TokenStub::describe)
+        .collect();
+    let pin = match pin_wanted.is_empty() {
+        true => None,
+        false => {
+            let label = format!("PIN of {}", pin_wanted.join(" or "));
             let pin = SecretReader::new().field(&label)?;
             Some(Pin::new(pin.expose().to_owned()))
         }
-        None => None,
     };
     let req = UnlockRequest {
         keys: a.names,
@@ -213,6 +216,13 @@ fn print_status(s: &Status) {
     }
     for t in &s.tokens {
         println!("token {}: {}", t.id, t.description);
+    }
+    for k in &s.key_policies {
+        println!(
+            "policy {}: beyond its trading profile: {}",
+            k.key,
+            k.rules.join("; ")
+        );
     }
     if let Some(k) = &s.keystore {
         println!(

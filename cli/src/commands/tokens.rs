@@ -6,6 +6,7 @@ use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::keystore::{Checked, Keyslot, Keystore, KeystoreError, Rotated, VaultKey};
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretString;
+use tapsign_agent::token::fido2::{self, UvMode, Where};
 use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
@@ -26,14 +27,21 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
     let ks = keystore(paths);
     match cmd {
         TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
+        TokenCommand::Add(a) if a.fido2 => add_fido2(paths, &ks, &a),
         TokenCommand::Add(a) => add_piv(paths, &ks, &a),
         TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
             let note = if s.recorded {
                 ""
             } else {
-                "  (NOT in the keystore's manifest: not used; remove the file)"
+                "  (NOT in the keystore's manifest: never used; remove the file)"
             };
-            format!("{:<16} {}{note}", s.stub.id(), s.stub.describe())
+            format!(
+                "{:<24} {:<6} {:<34} {}{note}",
+                s.stub.id(),
+                s.stub.kind(),
+                s.stub.describe(),
+                s.stub.model()
+            )
         }),
         TokenCommand::Remove { id } => rotate(paths, &ks, Some(&id)),
     }
@@ -138,6 +146,74 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     Ok(())
 }
 
+fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    harden();
+    let mut reader = SecretReader::new();
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    let slots = match initialized {
+        true => recorded(ks)?,
+        false => Vec::new(),
+    };
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let opts = fido2::EnrollOptions {
+        place: match (&a.device, &a.reader) {
+            (Some(d), _) => Where::Hid(d.clone()),
+            (None, Some(r)) => Where::Reader(r.clone()),
+            (None, None) => Where::Anywhere,
+        },
+        label: a.name.clone(),
+        uv: a.uv.as_deref().and_then(UvMode::parse),
+    };
+    // Every check that needs no touch comes before the touch that opens the keystore.
+    let prepared = fido2::prepare(&opts, &stubs).map_err(token_failure)?;
+    let vk = match initialized {
+        true => {
+            let pin = pin_for(&mut reader, &slots)?;
+            Some(touch_enrolled(paths, ks, slots.clone(), pin.as_ref())?)
+        }
+        false => None,
+    };
+    let mut ask = |label: &str| reader.field(label).map_err(|f| f.message);
+    let mut token = prepared.enroll(&mut ask).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    eprintln!(
+        "Touch {} again, to seal the keystore's key to it...",
+        stub.describe()
+    );
+    let mut ledger = AuditLedger::new(&paths.audit_log());
+    let checked = match vk {
+        Some(vk) => ks.add_keyslot_with(&vk, &mut token, &mut ledger),
+        None => ks.create_with(&mut token, &mut ledger),
+    }
+    .map_err(ks_failure)?;
+    println!(
+        "Enrolled {} as {} ({}).",
+        stub.describe(),
+        stub.id(),
+        stub.model()
+    );
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    report(&checked);
+    Ok(())
+}
+
+/// The PIN for whichever of `slots` wants one, asked once, naming them.
+fn pin_for(reader: &mut SecretReader, slots: &[Keyslot]) -> Result<Option<SecretString>, Failure> {
+    let needing: Vec<String> = slots
+        .iter()
+        .filter(|s| s.stub.needs_pin())
+        .map(|s| s.stub.describe())
+        .collect();
+    match needing.is_empty() {
+        true => Ok(None),
+        false => reader
+            .field(&format!("PIN of {}", needing.join(" or ")))
+            .map(Some),
+    }
+}
+
 /// The keyslots the manifest records (readable ones).
 fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
     Ok(ks
@@ -165,11 +241,10 @@ fn touch_enrolled(
     let asked;
     let pin = match pin {
         Some(p) => Some(p),
-        None if slots.iter().any(|s| wants_pin(&s.stub)) => {
-            asked = SecretReader::new().field("YubiKey PIN")?;
-            Some(&asked)
+        None => {
+            asked = pin_for(&mut SecretReader::new(), &slots)?;
+            asked.as_ref()
         }
-        None => None,
     };
     let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
     let soft_dir = paths.soft_token_dir();
@@ -182,10 +257,6 @@ fn touch_enrolled(
     eprintln!("Touch {} to open the keystore...", stubs[i].describe());
     ks.unwrap_vault(&slots[i], token.as_mut())
         .map_err(ks_failure)
-}
-
-fn wants_pin(stub: &TokenStub) -> bool {
-    matches!(stub, TokenStub::Piv { pin_policy, .. } if pin_policy != "never")
 }
 
 /// `token remove` (with `remove`) and `keystore rotate`: a new vault key for every token that
@@ -248,13 +319,21 @@ fn present_token(
     let soft_dir = paths.soft_token_dir();
     move |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         eprintln!(
-            "{} must receive the new vault key itself: insert it and touch it when it blinks...",
+            "{} must receive the new vault key itself: insert it, and touch it when it blinks...",
             stub.describe()
         );
+        let pin = match stub.needs_pin() {
+            true => Some(
+                SecretReader::new()
+                    .field(&format!("PIN of {}", stub.describe()))
+                    .map_err(|f| KeystoreError::Token(TokenError::Other(f.message)))?,
+            ),
+            false => None,
+        };
         let search = Search {
             soft_dir: &soft_dir,
             soft_allowed: soft_allowed(),
-            pin: None,
+            pin: pin.as_ref(),
         };
         let (_, token) = tapsign_agent::token::locate(&[stub], &search)?;
         Ok(token)

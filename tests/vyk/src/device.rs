@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::apdu::Chainer;
-use crate::piv::{Config, Piv};
+use crate::card::Applets;
+use crate::config::Config;
 use crate::touch::{Touch, TouchMode};
 use crate::vpcd::{CardOs, Link};
 
@@ -64,12 +65,12 @@ impl VirtualYubiKey {
             }),
             changed: Condvar::new(),
         });
-        let piv = Piv::new(config.clone());
+        let applets = Applets::new(&config);
         let thread = std::thread::Builder::new()
             .name(format!("vyk-{}", config.serial))
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || card_thread(&shared, piv)
+                move || card_thread(&shared, applets)
             })?;
         Ok(VirtualYubiKey {
             config,
@@ -131,9 +132,9 @@ impl Drop for VirtualYubiKey {
     }
 }
 
-/// What vpcd talks to: the applet behind the chaining layer.
+/// What vpcd talks to: the applets behind the chaining layer.
 struct Card<'a> {
-    piv: &'a mut Piv,
+    applets: &'a mut Applets,
     chainer: &'a mut Chainer,
     touch: &'a Touch,
 }
@@ -144,9 +145,10 @@ impl CardOs for Card<'_> {
     }
 
     // pcscd powers the card down when idle and resets it when a client disconnects with
-    // SCARD_RESET_CARD (the `yubikey` crate's drop): both end the PIV session.
+    // SCARD_RESET_CARD (the `yubikey` crate's drop): both end the applets' sessions. Only a
+    // pull is a power cycle for FIDO2 (the key stays on USB power meanwhile).
     fn power_off(&mut self) {
-        self.piv.end_session();
+        self.applets.end_session(self.touch);
         self.chainer.clear();
     }
 
@@ -159,25 +161,26 @@ impl CardOs for Card<'_> {
     }
 
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        let (piv, touch) = (&mut *self.piv, self.touch);
-        self.chainer.handle(apdu, |cmd| piv.process(cmd, touch))
+        let (applets, touch) = (&mut *self.applets, self.touch);
+        self.chainer.handle(apdu, |cmd| applets.process(cmd, touch))
     }
 }
 
-fn card_thread(shared: &Shared, mut piv: Piv) {
+fn card_thread(shared: &Shared, mut applets: Applets) {
     let mut chainer = Chainer::default();
     loop {
         let Some(stream) = connect(shared) else {
             return;
         };
+        applets.plugged(&shared.touch);
         let mut card = Card {
-            piv: &mut piv,
+            applets: &mut applets,
             chainer: &mut chainer,
             touch: &shared.touch,
         };
         // An I/O error means vpcd or a pull cut the connection: both are a removal.
         let _ = Link::new(stream).and_then(|mut link| link.serve(&mut card));
-        piv.unplugged();
+        applets.unplugged(&shared.touch);
         chainer.clear();
         shared.lock().stream = None;
     }

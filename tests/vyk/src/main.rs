@@ -1,10 +1,11 @@
 //! `tapsign-vyk`: plug one virtual YubiKey into a running vpcd reader, for manual poking
-//! with yubico-piv-tool, ykman or OpenSC. Usage:
-//! `tapsign-vyk [--port 35963] [--version 5.7.1] [--serial 12345678]`.
+//! with yubico-piv-tool, ykman, OpenSC or a FIDO2 client. Usage:
+//! `tapsign-vyk [--port 35963] [--version 5.7.1] [--serial 12345678] [--fido2 off|on|only]
+//! [--fido2-pin PIN]`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use tapsign_vyk::{Config, VirtualYubiKey};
+use tapsign_vyk::{Config, Fido2Config, VirtualYubiKey};
 
 fn parse_version(s: &str) -> Result<[u8; 3], String> {
     let parts: Vec<u8> = s
@@ -25,6 +26,21 @@ fn run() -> Result<(), String> {
             "--version" => config.version = parse_version(&value)?,
             "--serial" => {
                 config.serial = value.parse().map_err(|_| format!("bad serial {value:?}"))?
+            }
+            "--fido2" => match value.as_str() {
+                "off" => config.fido2 = None,
+                "on" | "only" => {
+                    let pin = config.fido2.take().and_then(|f| f.pin);
+                    config.fido2 = Some(Fido2Config {
+                        pin,
+                        ..Fido2Config::default()
+                    });
+                    config.piv = value == "on";
+                }
+                _ => return Err(format!("--fido2 takes off, on or only, not {value:?}")),
+            },
+            "--fido2-pin" => {
+                config.fido2.get_or_insert_with(Fido2Config::default).pin = Some(value)
             }
             _ => return Err(format!("unknown flag {flag}")),
         }

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 pub enum TouchMode {
     /// Touch at once.
     Approve,
-    /// Never touch: the card answers `6982` after `after` (a real key waits ~15 s).
+    /// Never touch: after `after` the request fails (a real key waits ~15 s). PIV answers
+    /// `6982`; FIDO2 answers CTAP2_ERR_OPERATION_DENIED.
     Deny { after: Duration },
-    /// Block until the test calls [`Touch::touch`], or answer `6982` after `timeout`.
+    /// Block until the test calls [`Touch::touch`], or fail after `timeout` (PIV `6982`,
+    /// FIDO2 CTAP2_ERR_USER_ACTION_TIMEOUT).
     Hold { timeout: Duration },
 }
 
@@ -20,6 +22,9 @@ pub enum TouchMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TouchOutcome {
     Touched,
+    /// Deny mode: the user declined (PIV answers it like a timeout: `6982`).
+    Denied,
+    /// Hold mode ran out of time, or the key was pulled.
     TimedOut,
 }
 
@@ -122,33 +127,54 @@ impl Touch {
 
     /// Called by the applet when an operation needs a touch; blocks like the real key.
     pub(crate) fn request(&self) -> TouchOutcome {
-        let mut s = self.lock();
-        s.requests += 1;
-        match s.mode {
-            TouchMode::Approve => {
-                s.touches += 1;
-                TouchOutcome::Touched
+        let ticket = self.begin();
+        loop {
+            if let Some(outcome) = self.poll(&ticket, Duration::from_secs(3600)) {
+                return outcome;
             }
-            TouchMode::Deny { after } => {
-                let epoch = s.cancel_epoch;
-                let _ = self
-                    .changed
-                    .wait_timeout_while(s, after, |s| s.cancel_epoch == epoch)
-                    .unwrap_or_else(|e| e.into_inner());
-                TouchOutcome::TimedOut
-            }
-            TouchMode::Hold { timeout } => self.hold(s, timeout),
         }
     }
 
-    fn hold(&self, mut s: MutexGuard<'_, State>, timeout: Duration) -> TouchOutcome {
+    /// Starts a touch request without blocking (the FIDO2 applet answers `91 00` while it
+    /// waits); follow with [`Touch::poll`] until it yields, or [`Touch::abandon`].
+    pub(crate) fn begin(&self) -> Ticket {
+        let mut s = self.lock();
+        s.requests += 1;
         let epoch = s.cancel_epoch;
-        let deadline = Instant::now() + timeout;
-        s.waiting = true;
-        s.touched = false;
+        let ticket = match s.mode {
+            TouchMode::Approve => {
+                s.touches += 1;
+                Ticket::Approved
+            }
+            TouchMode::Deny { after } => Ticket::Deny {
+                epoch,
+                deadline: Instant::now() + after,
+            },
+            TouchMode::Hold { timeout } => {
+                s.waiting = true;
+                s.touched = false;
+                Ticket::Hold {
+                    epoch,
+                    deadline: Instant::now() + timeout,
+                }
+            }
+        };
+        drop(s);
         self.changed.notify_all();
-        while !s.touched && s.cancel_epoch == epoch {
-            let left = deadline.saturating_duration_since(Instant::now());
+        ticket
+    }
+
+    /// Waits at most `wait` for the request's outcome; `None` if it is still open.
+    pub(crate) fn poll(&self, ticket: &Ticket, wait: Duration) -> Option<TouchOutcome> {
+        let (epoch, deadline, hold) = match *ticket {
+            Ticket::Approved => return Some(TouchOutcome::Touched),
+            Ticket::Deny { epoch, deadline } => (epoch, deadline, false),
+            Ticket::Hold { epoch, deadline } => (epoch, deadline, true),
+        };
+        let until = deadline.min(Instant::now() + wait);
+        let mut s = self.lock();
+        while !(hold && s.touched) && s.cancel_epoch == epoch {
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
@@ -158,17 +184,45 @@ impl Touch {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        s.waiting = false;
-        let outcome = if s.touched {
+        let cancelled = s.cancel_epoch != epoch;
+        let expired = Instant::now() >= deadline;
+        let outcome = if hold && s.touched {
             s.touches += 1;
             TouchOutcome::Touched
-        } else {
+        } else if cancelled || (hold && expired) {
             TouchOutcome::TimedOut
+        } else if expired {
+            TouchOutcome::Denied
+        } else {
+            return None;
         };
-        s.touched = false;
+        if hold {
+            s.waiting = false;
+            s.touched = false;
+        }
+        drop(s);
         self.changed.notify_all();
-        outcome
+        Some(outcome)
     }
+
+    /// Gives up on an open request (the client moved on or the card was reset).
+    pub(crate) fn abandon(&self, ticket: Ticket) {
+        if let Ticket::Hold { .. } = ticket {
+            let mut s = self.lock();
+            s.waiting = false;
+            s.touched = false;
+            drop(s);
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// An open touch request (see [`Touch::begin`]).
+#[derive(Debug)]
+pub(crate) enum Ticket {
+    Approved,
+    Deny { epoch: u64, deadline: Instant },
+    Hold { epoch: u64, deadline: Instant },
 }
 
 #[cfg(test)]
@@ -197,7 +251,7 @@ mod tests {
         let t = Touch::new(TouchMode::Deny {
             after: Duration::from_millis(10),
         });
-        assert_eq!(t.request(), TouchOutcome::TimedOut);
+        assert_eq!(t.request(), TouchOutcome::Denied);
         assert_eq!((t.touches(), t.requests()), (0, 1));
     }
 

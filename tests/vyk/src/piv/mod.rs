@@ -10,7 +10,7 @@ pub mod objects;
 pub mod pin;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::apdu::{Command, Response, Sw};
 use crate::touch::{Touch, TouchOutcome};
@@ -30,25 +30,7 @@ const SLOT_MGM: u8 = 0x9B;
 const SLOT_PIN: u8 = 0x80;
 const SLOT_PUK: u8 = 0x81;
 
-/// What kind of YubiKey to be.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Firmware version, e.g. `[5, 4, 3]` (3DES default management key) or `[5, 7, 1]` (AES-192).
-    pub version: [u8; 3],
-    pub serial: u32,
-    /// How long a touch counts for slots with the Cached touch policy (15 s on a real key).
-    pub touch_cache: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            version: [5, 4, 3],
-            serial: 12_345_678,
-            touch_cache: Duration::from_secs(15),
-        }
-    }
-}
+pub use crate::config::Config;
 
 /// Security state that a reset, power-off or SELECT wipes.
 #[derive(Default)]
@@ -216,7 +198,7 @@ impl Piv {
                 r
             }
             Step::Authenticated(r) => {
-                if self.mgm.touch_required && touch.request() == TouchOutcome::TimedOut {
+                if self.mgm.touch_required && touch.request() != TouchOutcome::Touched {
                     return Sw::SECURITY_STATUS.into();
                 }
                 self.session.mgm_authenticated = true;
@@ -259,7 +241,7 @@ impl Piv {
         };
         if needs_touch {
             // Touch timeout is answered like a missing PIN (firmware-notes/touch-timeout.md).
-            if touch.request() == TouchOutcome::TimedOut {
+            if touch.request() != TouchOutcome::Touched {
                 return Sw::SECURITY_STATUS.into();
             }
             self.last_touch = Some(Instant::now());

@@ -1,0 +1,169 @@
+//! The converse question: which requests could the exchange read out of the bytes the agent
+//! signs? The policy checked the request the bot *claimed*; an attacker holding the signature
+//! sends whatever request the exchange will verify it for.
+//!
+//! - Binance signs `query ‖ body` and nothing else. The exchange verifies any request whose
+//!   query and body concatenate to those bytes, on any path and method, so the bytes may be cut
+//!   anywhere into a new query and body. A cut inside `name=value` turns a *suffix* of the name
+//!   into a parameter with the same value (`xaddress=0x…` cut after `x` gives `address=0x…`),
+//!   and a cut at the seam of query and body can join pieces. Every such reading is listed.
+//! - Bybit signs the query of a GET or the body of a POST, not the path or the method: the same
+//!   bytes are a GET query on any path, or a POST body. A JSON body read as a form yields
+//!   whatever `name=` pieces its strings hold.
+//! - Upbit and Bithumb sign a hash of the parameter string (the query, or the JSON body turned
+//!   into `k=v&...`): any path and method with the same parameters verifies.
+//! - The others sign the path. Their strict grammar (no `?`, `{` or `[` in a path, a body that
+//!   is empty or starts with `{` or `[`) leaves one other reading: a shorter path with the rest
+//!   of the path pushed into the body. Each such prefix must not be a denied endpoint.
+//!
+//! [`param_readings`] lists the parameter names each reading yields; the policy refuses when any of
+//! them is a fund-moving parameter or one the agent owns.
+
+use super::parse::{Body, Parsed};
+use crate::credential::Exchange;
+use crate::sign::form::{decoded, pairs};
+
+/// Whether the exchange's signature covers the path.
+pub fn signs_path(exchange: Exchange) -> bool {
+    !matches!(
+        exchange,
+        Exchange::Binance | Exchange::Bybit | Exchange::Upbit | Exchange::Bithumb
+    )
+}
+
+/// A parameter name some reading of the signed bytes yields, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The name, percent-decoded.
+    pub name: String,
+    /// How the exchange would come to read it.
+    pub how: &'static str,
+}
+
+/// Every parameter name the exchange could read out of the signed bytes of `parsed`, beyond
+/// the names the request itself has (those the profile has checked already).
+pub fn param_readings(exchange: Exchange, parsed: &Parsed) -> Vec<Reading> {
+    let mut out = Vec::new();
+    match exchange {
+        Exchange::Binance => {
+            let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
+            cuts(&signed, &mut out);
+        }
+        Exchange::Bybit => {
+            if let Body::Json(..) = parsed.body {
+                for (name, _) in pairs(&parsed.body_text()) {
+                    out.push(Reading {
+                        name: decoded(name),
+                        how: "the JSON body read as a GET query",
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The names a cut of `signed` into query and body can make, other than its own pieces'.
+fn cuts(signed: &str, out: &mut Vec<Reading>) {
+    for piece in signed.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        // A cut inside the name: its suffix becomes a name holding the same value.
+        for (i, _) in name.char_indices().skip(1) {
+            out.push(Reading {
+                name: decoded(&name[i..]),
+                how: "cutting a parameter name between the query and the body",
+            });
+        }
+        // A cut inside the value: its tail becomes a piece of its own; it names something
+        // only when it holds '=' (a value joined with the next piece at the seam).
+        for (i, _) in value.char_indices().skip(1) {
+            if let Some((tail_name, _)) = value[i..].split_once('=') {
+                out.push(Reading {
+                    name: decoded(tail_name),
+                    how: "cutting a value between the query and the body",
+                });
+            }
+        }
+    }
+}
+
+/// Paths a path-signing exchange could read out of the signed bytes instead of `parsed`'s:
+/// every shorter prefix ending at a segment, with the rest of the path pushed into the body.
+pub fn shorter_paths(exchange: Exchange, parsed: &Parsed) -> Vec<String> {
+    if !signs_path(exchange) || exchange == Exchange::Gate || exchange == Exchange::Kraken {
+        // Gate separates the path with '\n', Kraken follows it with a fixed-size digest:
+        // neither can be read with another path.
+        return Vec::new();
+    }
+    (1..parsed.segments.len())
+        .map(|n| format!("/{}", parsed.segments[..n].join("/")))
+        .collect()
+}
+
+/// When signing `parsed` as a REST request would also give a websocket login (which keeps a
+/// connection trading after the session ends), what it amounts to.
+pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static str> {
+    let path = parsed.path();
+    match exchange {
+        // The websocket API signs its params sorted and unencoded: a REST payload holding
+        // `apiKey` (never a REST parameter) is a `session.logon` or websocket request payload.
+        Exchange::Binance => {
+            let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
+            let mut names: Vec<String> = pairs(&signed).map(|(n, _)| decoded(n)).collect();
+            let mut extra = Vec::new();
+            cuts(&signed, &mut extra);
+            names.extend(extra.into_iter().map(|r| r.name));
+            names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case("apikey"))
+                .then_some("a Binance websocket API payload (it carries apiKey, as session.logon signs it)")
+        }
+        // Bitget's websocket login signs `timestamp + "GET" + "/user/verify"`, the same string
+        // as a REST GET of that path.
+        Exchange::Bitget if path.eq_ignore_ascii_case("/user/verify") => {
+            Some("Bitget's websocket login (timestamp + GET + /user/verify)")
+        }
+        // The token from GetWebSocketsToken logs a websocket in for trading.
+        Exchange::Kraken if path.eq_ignore_ascii_case("/0/private/GetWebSocketsToken") => {
+            Some("a Kraken websocket token (GetWebSocketsToken)")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse::parse;
+    use tapsign_proto::SignRequest;
+
+    fn names(ex: Exchange, query: &str, body: &str) -> Vec<String> {
+        let r = SignRequest {
+            method: "POST".into(),
+            path: "/api/v3/order".into(),
+            query: query.into(),
+            body: body.into(),
+            ..Default::default()
+        };
+        let p = parse(ex, &r).unwrap();
+        param_readings(ex, &p).into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn a_cut_inside_a_binance_name_reads_its_suffixes() {
+        let n = names(Exchange::Binance, "symbol=X&xaddress=0xabc", "");
+        assert!(n.contains(&"address".to_string()), "{n:?}");
+        assert!(n.contains(&"ymbol".to_string()));
+        // A value holds no '=' on its own, so its tails name nothing.
+        let n = names(Exchange::Binance, "symbol=addr", "");
+        assert!(!n.iter().any(|n| n == "addr" || n == "dr"), "{n:?}");
+    }
+
+    #[test]
+    fn the_seam_of_binance_query_and_body_is_read_too() {
+        // query "a=1" + body "b=2" signs "a=1b=2": a cut inside "1b" gives the piece "b=2".
+        let n = names(Exchange::Binance, "a=1", "recvWindow=2");
+        assert!(n.contains(&"recvWindow".to_string()), "{n:?}");
+    }
+}

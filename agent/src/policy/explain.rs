@@ -1,0 +1,152 @@
+//! `tapsign policy explain`: what the agent reads out of a request, which rule allows or refuses
+//! it, and, where the exchange does not sign the path, which other endpoints the same
+//! signature would be good for.
+
+use std::fmt::{self, Write as _};
+
+use tapsign_proto::SignRequest;
+
+use super::converse::signs_path;
+use super::parse::{self, Body, Parsed};
+use super::profile::{self, Endpoint, KeyPolicy, Source};
+use super::{Refusal, check_request};
+use crate::credential::Exchange;
+
+/// The report, ready to print.
+#[derive(Debug)]
+pub struct Explanation {
+    pub exchange: Exchange,
+    pub key: String,
+    /// The request as parsed, or why it does not parse.
+    pub parsed: Result<Parsed, parse::ParseError>,
+    /// The verdict: the entry that allows it, or the refusal.
+    pub verdict: Result<Option<(Endpoint, Source)>, Refusal>,
+    /// The key's changes to its profile (config.toml).
+    pub key_rules: Vec<String>,
+    /// For exchanges that do not sign the path: the entries the same signature fits.
+    pub also_valid_for: Option<Vec<Endpoint>>,
+}
+
+impl Explanation {
+    pub fn allowed(&self) -> bool {
+        self.verdict.is_ok()
+    }
+}
+
+/// Explain how the agent treats `req` for key `key` of `exchange` with `policy`.
+pub fn explain(
+    exchange: Exchange,
+    key: &str,
+    policy: &KeyPolicy,
+    req: &SignRequest,
+) -> Explanation {
+    let parsed = parse::parse(exchange, req);
+    let verdict = check_request(exchange, key, policy, req).map(|c| c.rule);
+    let also_valid_for = match (&parsed, signs_path(exchange)) {
+        (Ok(p), false) => Some(same_signature(exchange, policy, p)),
+        _ => None,
+    };
+    Explanation {
+        exchange,
+        key: key.to_string(),
+        parsed,
+        verdict,
+        key_rules: policy.describe(),
+        also_valid_for,
+    }
+}
+
+/// Entries of the profile (and the key's `allow` list) whose method the exchange would accept
+/// these signed bytes on and which take every parameter of `p`.
+fn same_signature(exchange: Exchange, policy: &KeyPolicy, p: &Parsed) -> Vec<Endpoint> {
+    let names: Vec<String> = p
+        .params()
+        .into_iter()
+        .map(|x| x.name)
+        .filter(|n| !profile::agent_owned(exchange, n))
+        .collect();
+    // Bybit reads the same bytes as a GET/DELETE query or a POST/PUT body, never across.
+    let method_ok = |m: &str| match exchange {
+        Exchange::Bybit if matches!(p.body, Body::Json(..)) => matches!(m, "POST" | "PUT"),
+        Exchange::Bybit => matches!(m, "GET" | "DELETE"),
+        _ => true,
+    };
+    profile::builtin(exchange)
+        .endpoints
+        .iter()
+        .chain(policy.allow.iter())
+        .filter(|e| method_ok(&e.method) && names.iter().all(|n| e.takes(n)))
+        .cloned()
+        .collect()
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "key:      {} ({})", self.key, self.exchange)?;
+        match &self.parsed {
+            Ok(p) => {
+                writeln!(f, "request:  {} {}", p.method, p.path())?;
+                for q in &p.query {
+                    writeln!(f, "  query   {} = {}", q.name, q.value)?;
+                }
+                if let Body::Json(..) | Body::Form(_) = p.body {
+                    for b in p.params().into_iter().filter(|x| x.in_body) {
+                        let v = b.value.unwrap_or_else(|| "(empty)".into());
+                        writeln!(f, "  body    {} = {}", b.name, v)?;
+                    }
+                }
+            }
+            Err(e) => writeln!(f, "request:  does not parse: {e}")?,
+        }
+        match &self.verdict {
+            Ok(Some((e, source))) => {
+                let from = match source {
+                    Source::Profile => format!("the {} trading profile", self.exchange),
+                    Source::Config => format!("config.toml [keys.{}] allow", self.key),
+                };
+                writeln!(f, "verdict:  allowed by {from}: {e}")?;
+                if let Some(doc) = &e.doc {
+                    writeln!(f, "          {doc}")?;
+                }
+            }
+            Ok(None) => writeln!(f, "verdict:  allowed: a websocket login (ws_login = true)")?,
+            Err(r) => writeln!(f, "verdict:  refused [{}]: {r}", r.code().as_str())?,
+        }
+        if !self.key_rules.is_empty() {
+            writeln!(f, "config:   this key's policy changes its profile:")?;
+            for r in &self.key_rules {
+                writeln!(f, "          {r}")?;
+            }
+        }
+        if let Some(list) = &self.also_valid_for {
+            let mut s = String::new();
+            writeln!(
+                s,
+                "harvest:  {} signs neither the path nor the method, so this signature is also \
+                 valid for",
+                self.exchange
+            )?;
+            for e in list {
+                writeln!(s, "          {e}")?;
+            }
+            let params = self.parsed.as_ref().map(|p| p.params().len()).unwrap_or(0);
+            if params == 0 {
+                writeln!(
+                    s,
+                    "          and every other parameterless {} endpoint, inside the profile or \
+                     not (no way of signing avoids that)",
+                    self.exchange
+                )?;
+            } else {
+                writeln!(
+                    s,
+                    "          and any {} endpoint outside the profile that takes these same \
+                     parameters",
+                    self.exchange
+                )?;
+            }
+            f.write_str(&s)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,601 @@
+//! The policy: which requests the agent signs, checked on exactly what it signs.
+//!
+//! [`check_request`] runs, in order:
+//! 1. **Parse** ([`parse`]): the bot's method, path, query and body are read strictly with the
+//!    exchange's grammar into a [`Parsed`] request, and written back; the agent signs that
+//!    re-serialization, and refuses a request that does not come back byte for byte.
+//! 2. **The built-in deny list** ([`deny_rules`]): every exchange's withdrawal, transfer,
+//!    sub-account, API-key and gift-card endpoints, under every spelling of the path a server
+//!    might route. It applies to every key and no configuration reaches past it.
+//! 3. **Websocket logins**: a REST request whose signed bytes are also a websocket login
+//!    ([`converse::websocket_login`]) counts as one, and needs the key's `ws_login = true`.
+//! 4. **The trading profile** ([`profile`]): the endpoint must be in the exchange's profile (or
+//!    in the key's `allow` entries in config.toml), and every parameter name must be one that
+//!    endpoint takes.
+//! 5. **The converse check** ([`converse`]): every other request the exchange could read out of
+//!    the signed bytes (another split of Binance's `query ‖ body`, a Bybit body read as a
+//!    query, a shorter path on OKX, KuCoin and Bitget) must not carry a fund-moving parameter
+//!    or a parameter the agent stamps, nor hit the deny list; where the path is not signed
+//!    (Binance, Bybit, Upbit, Bithumb) a request carrying a fund-moving parameter is refused
+//!    on every path.
+//!
+//! Deny rules match paths after normalizing every way a server might read them (case, repeated
+//! and trailing slashes, percent-encoding, `\` for `/`, dot segments, `;params`, a glued
+//! `?query`), and any tail of the path; globs: `*` within a segment, `**` across segments.
+
+pub mod converse;
+pub mod explain;
+pub mod json;
+pub mod parse;
+pub mod profile;
+
+use std::fmt;
+
+use tapsign_proto::{ErrorCode, SignKind, SignRequest};
+
+use parse::Param;
+pub use parse::{ParseError, Parsed};
+pub use profile::{Endpoint, KeyPolicy};
+
+use crate::credential::Exchange;
+use crate::sign::form::{decoded, pairs};
+
+/// Why a family of endpoints is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Withdrawal,
+    Transfer,
+    SubAccount,
+    ApiKeys,
+    GiftCard,
+    Fiat,
+    Deposit,
+    TravelRule,
+    Web3Wallet,
+    Convert,
+    Earn,
+    Loan,
+    Mining,
+    P2p,
+    Positions,
+    Legacy,
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Category::Withdrawal => "withdrawal",
+            Category::Transfer => "transfer",
+            Category::SubAccount => "sub-account management",
+            Category::ApiKeys => "API-key management",
+            Category::GiftCard => "gift card",
+            Category::Fiat => "fiat deposit or withdrawal",
+            Category::Deposit => "deposit request",
+            Category::TravelRule => "travel-rule verification",
+            Category::Web3Wallet => "web3 wallet",
+            Category::Convert => "convert or dust conversion",
+            Category::Earn => "earn, staking or savings",
+            Category::Loan => "loan, borrowing or repayment",
+            Category::Mining => "mining hashrate",
+            Category::P2p => "P2P, pay or block trade with a chosen counterparty",
+            Category::Positions => "moving positions to another account",
+            Category::Legacy => "retired API that moved funds",
+        })
+    }
+}
+
+/// A built-in deny rule: a method (`*` for any) and a lower-case path glob.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DenyRule {
+    pub method: &'static str,
+    pub glob: &'static str,
+    pub category: Category,
+}
+
+impl fmt::Display for DenyRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.glob)
+    }
+}
+
+mod rules;
+
+pub use rules::deny_rules;
+use rules::fund_params;
+
+/// Why the policy refused a request. Shown to the bot and written to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error(
+        "refused by built-in rule \"{exchange}: {rule}\" ({category}, path read as {path}); \
+         tapsign never signs fund-moving requests: do this on the exchange's website",
+        category = rule.category
+    )]
+    BuiltIn {
+        exchange: Exchange,
+        rule: &'static DenyRule,
+        path: String,
+    },
+    #[error(
+        "refused: {method} {path} is not in {exchange}'s trading profile{narrowed}; tapsign \
+         signs only the endpoints trading needs (agent/profiles/{exchange}.toml). If this key \
+         needs it, widen its profile in config.toml under [keys.{key}]: allow = [{{ method = \
+         \"{method}\", path = \"{path}\", params = [\"...\"] }}]",
+        narrowed = if *narrowed { " or not in this key's `only` list" } else { "" }
+    )]
+    NotInProfile {
+        exchange: Exchange,
+        key: String,
+        method: String,
+        path: String,
+        narrowed: bool,
+    },
+    #[error(
+        "refused: {endpoint} in {exchange}'s trading profile takes no parameter named {names}; \
+         if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
+         [{config}]"
+    )]
+    UnknownParameter {
+        exchange: Exchange,
+        key: String,
+        endpoint: String,
+        names: String,
+        config: String,
+    },
+    #[error(
+        "refused: {endpoint} needs {names}: {exchange} does not sign the path, so tapsign signs \
+         only requests whose parameters make them this endpoint and no other; send {names}"
+    )]
+    MissingParameter {
+        exchange: Exchange,
+        endpoint: String,
+        names: String,
+    },
+    #[error(
+        "refused: the signed bytes would also carry the parameter {name} ({how}), which \
+         {exchange} would read as the agent's own; send the request without that split"
+    )]
+    AgentParameter {
+        exchange: Exchange,
+        name: String,
+        how: &'static str,
+    },
+    #[error(
+        "refused: signing this would also make {what}, and a logged-in websocket keeps trading \
+         after the session ends; websocket logins are off for {key:?}: allow them with \
+         `ws_login = true` under [keys.{key}] in config.toml"
+    )]
+    WebsocketLogin { key: String, what: &'static str },
+    #[error(
+        "refused by built-in rule \"{exchange}: parameter {name}\" ({category}): {exchange} does \
+         not sign the path, so a request carrying {name} is refused on every path; do this on \
+         the exchange's website"
+    )]
+    FundParameter {
+        exchange: Exchange,
+        name: String,
+        category: Category,
+    },
+    #[error(
+        "refused by built-in rule \"{exchange}: {rule}\" ({category}): the signed bytes could \
+         also be read as a request to {path}",
+        category = rule.category
+    )]
+    ShorterPath {
+        exchange: Exchange,
+        rule: &'static DenyRule,
+        path: String,
+    },
+    #[error("refused: the path cannot be checked: {0}; send the path as the exchange documents it")]
+    Unreadable(&'static str),
+    #[error("refused: the body cannot be checked: {0}; send it as the exchange documents it")]
+    UnreadableBody(&'static str),
+}
+
+/// Paths longer than this are refused unread.
+pub const MAX_PATH: usize = 2048;
+
+/// How many layers of percent-encoding are peeled off before a path is refused as unreadable.
+const MAX_DECODE: usize = 4;
+
+/// Refuse `method path` when a built-in deny rule matches any reading of the path.
+pub fn check(exchange: Exchange, method: &str, path: &str) -> Result<(), Denial> {
+    let method = method.to_ascii_uppercase();
+    for reading in readings(path)? {
+        // A rule matches any tail of the path that starts at a '/': a leading `**` does that
+        // in one pass, where trying every tail would cost quadratic time on a hostile path.
+        let hit = deny_rules(exchange).iter().find(|r| {
+            (r.method == "*" || r.method == method)
+                && glob_match(&format!("**{}", r.glob), &reading)
+        });
+        if let Some(rule) = hit {
+            return Err(Denial::BuiltIn {
+                exchange,
+                rule,
+                path: reading,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a request whose query or body carries a parameter only fund-moving endpoints take.
+/// Names are compared percent-decoded, without case and without a trailing `[]`; an Upbit
+/// JSON body's top-level keys count as parameters.
+pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), Denial> {
+    // Read the body every way a server (or a hash that flattens it) might: as a form, and as
+    // JSON, including the `k=v&...` strings a JSON key or value could smuggle in (Upbit and
+    // Bithumb hash a JSON body as `k=v&...` without escaping, so `{"a":"1&address=X"}` hashes
+    // like a body that has an `address`).
+    let mut names: Vec<String> = pairs(query).map(|(name, _)| decoded(name)).collect();
+    names.extend(pairs(body).map(|(name, _)| decoded(name)));
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(value) => json_names(&value, &mut names),
+        // Bybit takes JSON bodies and does not sign the path: a body tapsign cannot read as
+        // one JSON object might still be read as one by a lenient server, parameters and all.
+        Err(_) if exchange == Exchange::Bybit && !body.trim().is_empty() => {
+            return Err(Denial::UnreadableBody(
+                "a Bybit body must be one JSON object",
+            ));
+        }
+        Err(_) => {}
+    }
+    for name in names {
+        let lower = name.to_lowercase();
+        let bare = lower
+            .trim()
+            .trim_start_matches(['{', '"'])
+            .trim_end_matches("[]");
+        if let Some((_, category)) = fund_params(exchange).iter().find(|(p, _)| *p == bare) {
+            return Err(Denial::FundParameter {
+                exchange,
+                name,
+                category: *category,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every key of a JSON value (nested too), and the parameter names inside any key or string
+/// that reads as a `k=v&...` form.
+fn json_names(value: &serde_json::Value, out: &mut Vec<String>) {
+    let from_text = |text: &str, out: &mut Vec<String>| {
+        if text.contains('=') {
+            out.extend(pairs(text).map(|(name, _)| decoded(name)));
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                out.push(key.clone());
+                from_text(key, out);
+                json_names(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_names(v, out)),
+        serde_json::Value::String(text) => from_text(text, out),
+        _ => {}
+    }
+}
+
+/// A request that passed the policy: what the agent signs, and why it was allowed.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub parsed: Parsed,
+    /// The request written back from `parsed`: these are the bytes signed.
+    pub wire: SignRequest,
+    /// The entry that allowed it (`None` for a websocket login).
+    pub rule: Option<(Endpoint, profile::Source)>,
+}
+
+/// Why a request is not signed, and the wire code the bot gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request is not one the exchange's grammar reads one way.
+    #[error("{0}")]
+    Malformed(#[from] ParseError),
+    /// The policy refuses it.
+    #[error("{0}")]
+    Denied(#[from] Denial),
+}
+
+impl Refusal {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::Malformed(_) => ErrorCode::BadRequest,
+            Refusal::Denied(_) => ErrorCode::PolicyDenied,
+        }
+    }
+}
+
+/// Everything the policy checks before a request is signed (see the module docs): `key` names
+/// the credential in messages, `policy` is its config.
+pub fn check_request(
+    exchange: Exchange,
+    key: &str,
+    policy: &KeyPolicy,
+    req: &SignRequest,
+) -> Result<Checked, Refusal> {
+    if req.kind == SignKind::WsLogin {
+        if !policy.ws_login {
+            return Err(Denial::WebsocketLogin {
+                key: key.to_string(),
+                what: "a websocket login",
+            }
+            .into());
+        }
+        // The login message is the agent's own (see `sign::sign`), whatever the path says.
+        return Ok(Checked {
+            parsed: Parsed {
+                method: req.method.clone(),
+                segments: Vec::new(),
+                query: Vec::new(),
+                body: parse::Body::Empty,
+            },
+            wire: req.clone(),
+            rule: None,
+        });
+    }
+    // The deny list reads the path as sent, every way a server might, before the grammar
+    // refuses its spelling: a withdrawal is named as one however it was dressed up.
+    check(exchange, &req.method, &req.path)?;
+    let parsed = parse::parse(exchange, req)?;
+    let wire = parsed.wire(req);
+    if (&wire.method, &wire.path, &wire.query, &wire.body)
+        != (&req.method, &req.path, &req.query, &req.body)
+    {
+        return Err(ParseError(
+            "the request does not read back byte for byte; send it exactly as the exchange \
+             documents it"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(what) = converse::websocket_login(exchange, &parsed) {
+        if !policy.ws_login {
+            return Err(Denial::WebsocketLogin {
+                key: key.to_string(),
+                what,
+            }
+            .into());
+        }
+    }
+    let params = parsed.params();
+    // A fund-moving parameter is named as one, before the profile says it is unknown.
+    check_fund_params(exchange, &params)?;
+    let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
+        return Err(Denial::NotInProfile {
+            exchange,
+            key: key.to_string(),
+            method: parsed.method.clone(),
+            path: wire.path.clone(),
+            narrowed: !policy.only.is_empty(),
+        }
+        .into());
+    };
+    if endpoint.body.as_deref() == Some("array") && !parsed.body_is_array()
+        || endpoint.body.is_none() && parsed.body_is_array()
+    {
+        return Err(ParseError(format!(
+            "{endpoint} takes a JSON {} body",
+            if parsed.body_is_array() {
+                "object"
+            } else {
+                "array"
+            }
+        ))
+        .into());
+    }
+    let unknown = profile::unknown_params(exchange, endpoint, &params);
+    if !unknown.is_empty() {
+        let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
+        names.dedup();
+        let mut wider = endpoint.clone();
+        for n in &names {
+            if !wider.params.iter().any(|p| p == n) {
+                wider.params.push((*n).to_string());
+            }
+        }
+        return Err(Denial::UnknownParameter {
+            exchange,
+            key: key.to_string(),
+            endpoint: endpoint.to_string(),
+            names: names.join(", "),
+            config: wider.config_line(),
+        }
+        .into());
+    }
+    let missing = endpoint.missing(&params);
+    if !missing.is_empty() {
+        return Err(Denial::MissingParameter {
+            exchange,
+            endpoint: endpoint.to_string(),
+            names: missing.join(", "),
+        }
+        .into());
+    }
+    check_readings(exchange, &parsed, &params)?;
+    Ok(Checked {
+        parsed,
+        wire,
+        rule: Some((endpoint.clone(), source)),
+    })
+}
+
+/// No parameter of the request is one only fund-moving endpoints take (on any exchange
+/// whose signature does not cover the path, such a parameter is refused on every path).
+fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial> {
+    for p in params {
+        let leaf = p.name.rsplit(['.', ']']).next().unwrap_or(&p.name);
+        for name in [p.name.as_str(), leaf] {
+            if let Some(category) = fund_param(exchange, name) {
+                return Err(Denial::FundParameter {
+                    exchange,
+                    name: p.name.clone(),
+                    category,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: what else the exchange could read out of the signed bytes.
+fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Result<(), Denial> {
+    let own: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    for r in converse::param_readings(exchange, parsed) {
+        if own.contains(&r.name.as_str()) {
+            continue;
+        }
+        if let Some(category) = fund_param(exchange, &r.name) {
+            return Err(Denial::FundParameter {
+                exchange,
+                name: r.name,
+                category,
+            });
+        }
+        let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
+        if exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(&r.name))
+        {
+            return Err(Denial::AgentParameter {
+                exchange,
+                name: r.name,
+                how: r.how,
+            });
+        }
+    }
+    for path in converse::shorter_paths(exchange, parsed) {
+        if let Err(Denial::BuiltIn { rule, .. }) = check(exchange, &parsed.method, &path) {
+            return Err(Denial::ShorterPath {
+                exchange,
+                rule,
+                path,
+            });
+        }
+    }
+    if !converse::signs_path(exchange) {
+        check_params(exchange, &parsed.query_text(), &parsed.body_text())?;
+    }
+    Ok(())
+}
+
+/// The category of a fund-moving parameter name (compared without case or a trailing `[]`).
+fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
+    let lower = name.to_lowercase();
+    let bare = lower.trim_end_matches("[]");
+    fund_params(exchange)
+        .iter()
+        .find(|(p, _)| *p == bare)
+        .map(|(_, c)| *c)
+}
+
+/// Every way a server might read `path`, normalized: lower case, no empty or `.` segments.
+/// Variants: cut at `?`/`#` or not; percent-decoded 0..n times; `;params` kept or stripped;
+/// `..` resolved or kept.
+pub fn readings(path: &str) -> Result<Vec<String>, Denial> {
+    if path.len() > MAX_PATH {
+        return Err(Denial::Unreadable("it is longer than 2048 bytes"));
+    }
+    let cut = |s: &str| s.split(['?', '#']).next().unwrap_or("").to_string();
+    // Decode again until nothing changes (double encoding), up to a bound no server goes near.
+    let mut layers = vec![path.to_string(), cut(path)];
+    let mut current = path.to_string();
+    for depth in 0.. {
+        let next = decoded(&current);
+        if next == current {
+            break;
+        }
+        if depth == MAX_DECODE {
+            return Err(Denial::Unreadable(
+                "it is percent-encoded too many times over",
+            ));
+        }
+        layers.push(cut(&next));
+        layers.push(next.clone());
+        current = next;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for layer in &layers {
+        for strip_params in [false, true] {
+            for resolve_dots in [false, true] {
+                let reading = canonical(layer, strip_params, resolve_dots);
+                if !out.contains(&reading) {
+                    out.push(reading);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn canonical(path: &str, strip_params: bool, resolve_dots: bool) -> String {
+    let lower = path.replace('\\', "/").to_lowercase();
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in lower.split('/') {
+        let seg = if strip_params {
+            seg.split(';').next().unwrap_or("")
+        } else {
+            seg
+        };
+        let seg = seg.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+        match seg {
+            "" | "." => {}
+            ".." if resolve_dots => {
+                segs.pop();
+            }
+            _ => segs.push(seg),
+        }
+    }
+    format!("/{}", segs.join("/"))
+}
+
+/// Does `glob` match all of `text`? `*` matches within a segment, `**` across segments.
+/// Dynamic programming over text positions: no backtracking blow-up on hostile paths.
+fn glob_match(glob: &str, text: &str) -> bool {
+    let text = text.as_bytes();
+    // ok[j]: the glob read so far matches text[..j].
+    let mut ok = vec![false; text.len() + 1];
+    ok[0] = true;
+    let mut g = glob.as_bytes();
+    while let Some((&c, rest)) = g.split_first() {
+        let mut next = vec![false; text.len() + 1];
+        if c == b'*' {
+            let deep = rest.first() == Some(&b'*');
+            g = if deep { &rest[1..] } else { rest };
+            for j in 0..=text.len() {
+                next[j] = ok[j] || (j > 0 && next[j - 1] && (deep || text[j - 1] != b'/'));
+            }
+        } else {
+            g = rest;
+            for j in 0..text.len() {
+                next[j + 1] = ok[j] && text[j] == c;
+            }
+        }
+        ok = next;
+    }
+    ok[text.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn single_star_stays_in_its_segment_and_double_star_does_not() {
+        assert!(glob_match("/v1/*", "/v1/orders"));
+        assert!(!glob_match("/v1/*", "/v1/orders/open"));
+        assert!(glob_match("/v1/**", "/v1/orders/open"));
+        assert!(glob_match(
+            "**withdraw**",
+            "/sapi/v1/capital/withdraw/apply"
+        ));
+        assert!(glob_match(
+            "/sapi/*/capital/withdraw**",
+            "/sapi/v1/capital/withdraw"
+        ));
+        assert!(!glob_match("/api/v3/order", "/api/v3/orders"));
+        assert!(glob_match("/a*b*c", "/axxbyyc"));
+        assert!(!glob_match("/a*b", "/a/b"));
+    }
+}

@@ -1,0 +1,711 @@
+//! Strict parsing of what a bot asks to sign, per exchange, into a [`Parsed`] request.
+//!
+//! The agent signs bytes; the exchange reads a request out of them. The two agree only if
+//! every field has one reading, so each exchange gets a grammar ([`Grammar`]) taken from
+//! how it documents its requests, and anything outside it is refused:
+//! - the path is `/`-separated segments of the characters documented paths use
+//!   (`[A-Za-z0-9_.-]`, no empty, `.` or `..` segment, no trailing `/`), so no `?`, `{`,
+//!   `%` or `/` can move bytes between the path and the query or body;
+//! - a query or form body is `name=value` pairs joined by `&`: names of letters, digits and
+//!   `_` (plus `[...]` suffixes where the exchange uses them), values of URL-safe characters
+//!   and `%XX` escapes (no `+`, whose meaning servers disagree on);
+//! - a JSON body is one strict object (or array, where the exchange takes one), see
+//!   [`super::json`], whose keys are plain names;
+//! - which of query and body a method may carry is the exchange's documented rule.
+//!
+//! [`Parsed::wire`] writes the request back; the agent signs that, after checking it equals
+//! what the bot sent byte for byte (see [`super::check_request`]).
+
+use tapsign_proto::SignRequest;
+
+use super::json::{Json, Layout};
+use crate::credential::Exchange;
+
+/// Longest path the agent reads.
+pub const MAX_PATH: usize = 2048;
+
+/// How an exchange's requests are laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Grammar {
+    /// Methods whose parameters travel in the query.
+    pub query_methods: &'static [&'static str],
+    /// Methods that may carry a body.
+    pub body_methods: &'static [&'static str],
+    /// Whether one request may carry both a query and a body.
+    pub query_and_body: bool,
+    /// The body's encoding.
+    pub body: BodyKind,
+    /// Parameter names may end in `[...]` groups (`states[]`, `close[ordertype]`).
+    pub bracket_names: bool,
+    /// A parameter name may repeat (`states[]=a&states[]=b`).
+    pub repeats: bool,
+    /// Query values are sent unencoded: no `%` escapes (Upbit and Bithumb hash the query as
+    /// it reads unencoded, so an escape would be hashed one way and read another).
+    pub plain_values: bool,
+    /// Every path starts with this.
+    pub path_prefix: &'static str,
+}
+
+/// The encoding of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `name=value&...` (Binance).
+    Form,
+    /// A JSON object, or an array where the profile says so.
+    Json,
+    /// Either (Kraken takes both).
+    FormOrJson,
+}
+
+const ALL: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
+const READS: &[&str] = &["GET", "DELETE"];
+const WRITES: &[&str] = &["POST", "PUT", "PATCH"];
+
+impl Grammar {
+    pub fn of(exchange: Exchange) -> Grammar {
+        let json = Grammar {
+            query_methods: READS,
+            body_methods: WRITES,
+            query_and_body: false,
+            body: BodyKind::Json,
+            bracket_names: false,
+            repeats: true,
+            plain_values: false,
+            path_prefix: "/",
+        };
+        match exchange {
+            // Binance reads parameters from the query and a form body on any method but GET
+            // (docs: "SIGNED endpoints ... parameters may be sent in the query string or the
+            // request body"); a name may appear only once.
+            Exchange::Binance => Grammar {
+                query_methods: ALL,
+                body_methods: &["POST", "PUT", "DELETE"],
+                query_and_body: true,
+                body: BodyKind::Form,
+                repeats: false,
+                ..json
+            },
+            Exchange::Upbit | Exchange::Bithumb => Grammar {
+                bracket_names: true,
+                plain_values: true,
+                ..json
+            },
+            Exchange::Kraken => Grammar {
+                query_methods: &[],
+                body_methods: &["POST"],
+                body: BodyKind::FormOrJson,
+                bracket_names: true,
+                repeats: false,
+                path_prefix: "/0/private/",
+                ..json
+            },
+            // Gate signs the query and the body's hash: a POST may carry both.
+            Exchange::Gate => Grammar {
+                query_methods: ALL,
+                query_and_body: true,
+                path_prefix: "/api/v4/",
+                ..json
+            },
+            // KuCoin signs the body of any method: its batch cancel is a DELETE with a body.
+            Exchange::Kucoin => Grammar {
+                body_methods: &["POST", "PUT", "PATCH", "DELETE"],
+                ..json
+            },
+            Exchange::Bybit | Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
+        }
+    }
+}
+
+/// One `name=value` pair, as on the wire (still percent-encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub name: String,
+    pub value: String,
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Empty,
+    Form(Vec<Pair>),
+    Json(Json, Layout),
+}
+
+/// A request the agent has read strictly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub method: String,
+    /// The path's segments (`["api", "v3", "order"]`).
+    pub segments: Vec<String>,
+    pub query: Vec<Pair>,
+    pub body: Body,
+}
+
+/// One parameter of a parsed request: its name as the profile spells it (`symbol`,
+/// `states[]`, `attachAlgoOrds[].tpTriggerPx`, `[].instId`) and, for scalars, its value
+/// (still percent-encoded in queries and forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: String,
+    pub value: Option<String>,
+    /// Where it sits: the query, or the body.
+    pub in_body: bool,
+}
+
+/// Why a request does not parse. Messages name the part and say what to send instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(msg.into()))
+}
+
+impl Parsed {
+    /// The path as written on the wire.
+    pub fn path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+
+    /// The query as written on the wire.
+    pub fn query_text(&self) -> String {
+        join_pairs(&self.query)
+    }
+
+    /// The body as written on the wire.
+    pub fn body_text(&self) -> String {
+        match &self.body {
+            Body::Empty => String::new(),
+            Body::Form(pairs) => join_pairs(pairs),
+            Body::Json(v, layout) => v.to_text(*layout),
+        }
+    }
+
+    /// The request written back from what was parsed: what the agent signs.
+    pub fn wire(&self, like: &SignRequest) -> SignRequest {
+        SignRequest {
+            key: like.key.clone(),
+            method: self.method.clone(),
+            path: self.path(),
+            query: self.query_text(),
+            body: self.body_text(),
+            kind: like.kind,
+        }
+    }
+
+    /// Every parameter, query first, then body, in order.
+    pub fn params(&self) -> Vec<Param> {
+        let mut out: Vec<Param> = self
+            .query
+            .iter()
+            .map(|p| Param {
+                name: p.name.clone(),
+                value: Some(p.value.clone()),
+                in_body: false,
+            })
+            .collect();
+        match &self.body {
+            Body::Empty => {}
+            Body::Form(pairs) => out.extend(pairs.iter().map(|p| Param {
+                name: p.name.clone(),
+                value: Some(p.value.clone()),
+                in_body: true,
+            })),
+            Body::Json(v, _) => flatten(v, "", &mut out),
+        }
+        out
+    }
+
+    /// Whether the JSON body is an array (OKX batch endpoints).
+    pub fn body_is_array(&self) -> bool {
+        matches!(self.body, Body::Json(Json::Array(_), _))
+    }
+}
+
+fn join_pairs(pairs: &[Pair]) -> String {
+    let mut out = String::new();
+    for (i, p) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(&p.name);
+        out.push('=');
+        out.push_str(&p.value);
+    }
+    out
+}
+
+/// A JSON value's parameters: `a`, `a.b`, `a[]`, `a[].b`; a top-level array's elements
+/// as `[].b`. An empty object or array counts as the parameter that holds it.
+fn flatten(v: &Json, prefix: &str, out: &mut Vec<Param>) {
+    let mut leaf = |name: String, value: Option<String>| {
+        out.push(Param {
+            name,
+            value,
+            in_body: true,
+        })
+    };
+    match v {
+        Json::Object(members) if !members.is_empty() => {
+            for (k, child) in members {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(child, &name, out);
+            }
+        }
+        Json::Array(items) if !items.is_empty() => {
+            let name = format!("{prefix}[]");
+            for item in items {
+                flatten(item, &name, out);
+            }
+        }
+        Json::Object(_) | Json::Array(_) => leaf(prefix.to_string(), None),
+        scalar => leaf(prefix.to_string(), scalar.scalar_text().map(str::to_string)),
+    }
+}
+
+/// Parse `req` with `exchange`'s grammar.
+pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError> {
+    let g = Grammar::of(exchange);
+    if !ALL.contains(&req.method.as_str()) {
+        return fail(format!(
+            "method {:?} is not one of GET, POST, PUT, DELETE, PATCH (upper case)",
+            req.method
+        ));
+    }
+    let segments = parse_path(&req.path, g.path_prefix)?;
+    let method = req.method.as_str();
+    if !req.query.is_empty() && !g.query_methods.contains(&method) {
+        return fail(format!(
+            "{exchange} takes no query on {method} requests: put the parameters in the body"
+        ));
+    }
+    if !req.body.is_empty() && !g.body_methods.contains(&method) {
+        return fail(format!(
+            "{exchange} {method} requests carry no body: put the parameters in \"query\""
+        ));
+    }
+    if !req.query.is_empty() && !req.body.is_empty() && !g.query_and_body {
+        return fail(format!(
+            "{exchange} signs either the query or the body of a request, not both: send \
+             {method} parameters in the {}",
+            if READS.contains(&method) {
+                "query"
+            } else {
+                "body"
+            }
+        ));
+    }
+    let query = parse_form(&req.query, "query", &g)?;
+    let body = parse_body(&req.body, &g)?;
+    let parsed = Parsed {
+        method: req.method.clone(),
+        segments,
+        query,
+        body,
+    };
+    check_repeats(&parsed, &g)?;
+    Ok(parsed)
+}
+
+fn parse_path(path: &str, prefix: &str) -> Result<Vec<String>, ParseError> {
+    const HOW: &str = "send the path exactly as the exchange documents it";
+    if path.len() > MAX_PATH {
+        return fail(format!("the path is longer than {MAX_PATH} bytes; {HOW}"));
+    }
+    if !path.starts_with(prefix) {
+        return fail(format!("the path must start with {prefix:?}; {HOW}"));
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return fail(format!("the path must start with '/'; {HOW}"));
+    };
+    let mut segments = Vec::new();
+    for seg in rest.split('/') {
+        if seg.is_empty() {
+            return fail(format!(
+                "the path has an empty segment (\"//\" or a trailing '/'); {HOW}"
+            ));
+        }
+        if seg == "." || seg == ".." {
+            return fail(format!("the path has a '.' or '..' segment; {HOW}"));
+        }
+        if let Some(c) = seg.chars().find(|c| !path_char(*c)) {
+            return fail(format!(
+                "the path holds {c:?}; paths are letters, digits, '-', '_' and '.' between \
+                 '/' (the query goes in \"query\", the body in \"body\", nothing is \
+                 percent-encoded); {HOW}"
+            ));
+        }
+        segments.push(seg.to_string());
+    }
+    Ok(segments)
+}
+
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// A parameter name: letters, digits, `_` and `-`, and with `bracket_names` any number of
+/// `[...]` groups of the same characters (`states[]`, `close[ordertype]`).
+fn name_ok(name: &str, bracket_names: bool) -> bool {
+    let word = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let (head, mut rest) = match name.find('[') {
+        Some(i) if bracket_names => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    if head.is_empty() || !word(head) {
+        return false;
+    }
+    while !rest.is_empty() {
+        let Some(inner) = rest.strip_prefix('[') else {
+            return false;
+        };
+        let Some(end) = inner.find(']') else {
+            return false;
+        };
+        if !word(&inner[..end]) {
+            return false;
+        }
+        rest = &inner[end + 1..];
+    }
+    true
+}
+
+/// A value: URL-safe characters and (unless `plain`) `%XX` escapes.
+fn value_ok(value: &str, plain: bool) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if !plain => {
+                let hex = |j: usize| b.get(j).is_some_and(|c| c.is_ascii_hexdigit());
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return false;
+                }
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || b"-._~,:!*'()@$/;".contains(&c) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pairs = Vec::new();
+    for piece in text.split('&') {
+        if piece.is_empty() {
+            return fail(format!(
+                "the {part} has an empty parameter (\"&&\", or '&' at an end); remove it"
+            ));
+        }
+        let Some((name, value)) = piece.split_once('=') else {
+            return fail(format!(
+                "the {part} parameter {:?} has no '='; write every parameter as name=value",
+                clip(piece)
+            ));
+        };
+        if !name_ok(name, g.bracket_names) {
+            return fail(format!(
+                "the {part} parameter name {:?} is not a plain name (letters, digits, '_'{}); \
+                 names are never percent-encoded",
+                clip(name),
+                if g.bracket_names {
+                    ", and [...] suffixes"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let plain = g.plain_values && part == "query";
+        if !value_ok(value, plain) {
+            return fail(if plain {
+                format!(
+                    "the query value of {name:?} holds a character other than letters, digits and \
+                     -._~,:!*'()@$/; (send the query unencoded: the exchange hashes it that way)"
+                )
+            } else {
+                format!(
+                    "the {part} value of {name:?} holds a character that must be percent-encoded \
+                     (anything but letters, digits and -._~,:!*'()@$/; — a space is %20, '+' is \
+                     %2B, '=' is %3D, '&' is %26)"
+                )
+            });
+        }
+        pairs.push(Pair {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
+    }
+    Ok(pairs)
+}
+
+fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
+    if text.is_empty() {
+        return Ok(Body::Empty);
+    }
+    let json = text.starts_with(['{', '[']);
+    match (g.body, json) {
+        (BodyKind::Form, _) | (BodyKind::FormOrJson, false) => {
+            Ok(Body::Form(parse_form(text, "body", g)?))
+        }
+        (BodyKind::Json, false) => fail(
+            "the body must be one JSON object, starting with '{' (no spaces before it), as the \
+             exchange's current API takes it; send it exactly as the bot will",
+        ),
+        (BodyKind::Json | BodyKind::FormOrJson, true) => {
+            let (v, layout) = Json::parse_canonical(text).map_err(|e| {
+                ParseError(format!(
+                    "the body is not strict JSON: {e}; send compact JSON (JSON.stringify, or \
+                     json.dumps(body, separators=(',', ':'))) with each key once"
+                ))
+            })?;
+            if g.body == BodyKind::FormOrJson && !matches!(v, Json::Object(_)) {
+                return fail("the body must be a JSON object or a form");
+            }
+            check_keys(&v)?;
+            Ok(Body::Json(v, layout))
+        }
+    }
+}
+
+/// JSON keys are parameter names: plain words, so `a.b` or `a[]` in a key cannot pose as
+/// a nested parameter.
+fn check_keys(v: &Json) -> Result<(), ParseError> {
+    match v {
+        Json::Object(members) => {
+            for (k, child) in members {
+                if !name_ok(k, false) {
+                    return fail(format!(
+                        "the body's key {:?} is not a plain name (letters, digits, '_')",
+                        clip(k)
+                    ));
+                }
+                check_keys(child)?;
+            }
+            Ok(())
+        }
+        Json::Array(items) => items.iter().try_for_each(check_keys),
+        _ => Ok(()),
+    }
+}
+
+/// A name twice in the query and a form body (servers disagree on which one wins). A JSON
+/// body cannot repeat a key (the reader refuses it); its arrays are not repeats.
+fn check_repeats(p: &Parsed, g: &Grammar) -> Result<(), ParseError> {
+    if g.repeats {
+        return Ok(());
+    }
+    let params: Vec<&Pair> = match &p.body {
+        Body::Form(pairs) => p.query.iter().chain(pairs).collect(),
+        _ => p.query.iter().collect(),
+    };
+    for (i, a) in params.iter().enumerate() {
+        if params[..i]
+            .iter()
+            .any(|b| b.name.eq_ignore_ascii_case(&a.name))
+        {
+            return fail(format!(
+                "{:?} appears more than once in the query and body; send each parameter once",
+                a.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// At most 40 characters of bot input in a message.
+pub(crate) fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, path: &str, query: &str, body: &str) -> SignRequest {
+        SignRequest {
+            key: "k".into(),
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_through_the_parser() {
+        for (ex, r) in [
+            (
+                Exchange::Binance,
+                req(
+                    "POST",
+                    "/api/v3/order",
+                    "symbol=BTCUSDT&side=BUY",
+                    "type=LIMIT&price=0.1",
+                ),
+            ),
+            (
+                Exchange::Okx,
+                req(
+                    "POST",
+                    "/api/v5/trade/order",
+                    "",
+                    r#"{"instId":"BTC-USDT","sz":"1"}"#,
+                ),
+            ),
+            (
+                Exchange::Upbit,
+                req(
+                    "GET",
+                    "/v1/orders/open",
+                    "market=KRW-BTC&states[]=wait&states[]=watch",
+                    "",
+                ),
+            ),
+            (
+                Exchange::Kraken,
+                req(
+                    "POST",
+                    "/0/private/AddOrder",
+                    "",
+                    "close[ordertype]=limit&pair=XBTUSD",
+                ),
+            ),
+        ] {
+            let p = parse(ex, &r).unwrap();
+            assert_eq!(p.wire(&r), r);
+        }
+    }
+
+    #[test]
+    fn seams_between_path_query_and_body_do_not_parse() {
+        let bad = [
+            (
+                Exchange::Okx,
+                req("POST", "/api/v5/asset/with", "", r#"drawal{"ccy":"USDT"}"#),
+            ),
+            (
+                Exchange::Okx,
+                req("POST", "/api", "", r#"/v5/users/subaccount/apikey{}"#),
+            ),
+            (
+                Exchange::Okx,
+                req("GET", "/api/v5/account/balance?ccy=BTC", "", ""),
+            ),
+            (
+                Exchange::Okx,
+                req("GET", "/api/v5/account/balance%3Fccy", "", ""),
+            ),
+            (Exchange::Okx, req("GET", "/api/v5/account/", "", "")),
+            (Exchange::Okx, req("GET", "/api/v5//account", "", "")),
+            (
+                Exchange::Okx,
+                req("GET", "/api/v5/account", "", r#"{"a":"b"}"#),
+            ),
+            (
+                Exchange::Kucoin,
+                req("POST", "/api/v1/with", "", r#"drawals{}"#),
+            ),
+            (
+                Exchange::Bitget,
+                req("POST", "/api/v2/spot/wallet/with", "", r#"drawal{}"#),
+            ),
+            (
+                Exchange::Binance,
+                req("POST", "/api/v3/order", "amount=1&addr", "ess=0x"),
+            ),
+            (
+                Exchange::Binance,
+                req("POST", "/api/v3/order", "recv", "Window=60000"),
+            ),
+            (
+                Exchange::Binance,
+                req("POST", "/api/v3/order", "a=1&a=2", ""),
+            ),
+            (
+                Exchange::Binance,
+                req("POST", "/api/v3/order", "a=1", "A=2"),
+            ),
+            (Exchange::Binance, req("POST", "/api/v3/order", "a=b+c", "")),
+            (
+                Exchange::Binance,
+                req("POST", "/api/v3/order", "%61ddress=x", ""),
+            ),
+            (
+                Exchange::Bybit,
+                req("GET", "/v5/order/realtime", r#"{"coin":"USDT"}"#, ""),
+            ),
+            (
+                Exchange::Bybit,
+                req("POST", "/v5/order/create", "", "coin=USDT"),
+            ),
+            (
+                Exchange::Bybit,
+                req("POST", "/v5/order/create", "", r#" {"a":"b"}"#),
+            ),
+            (Exchange::Gate, req("GET", "/spot/orders", "", "")),
+            (
+                Exchange::Upbit,
+                req("POST", "/v1/orders", "", r#"{"a.b":"c"}"#),
+            ),
+        ];
+        for (ex, r) in bad {
+            assert!(parse(ex, &r).is_err(), "{ex} {r:?} parsed");
+        }
+    }
+
+    #[test]
+    fn json_bodies_flatten_into_profile_names() {
+        let r = req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            r#"{"instId":"X","attachAlgoOrds":[{"tpTriggerPx":"1"}],"o":{"p":{"q":true}},"e":[]}"#,
+        );
+        let names: Vec<String> = parse(Exchange::Okx, &r)
+            .unwrap()
+            .params()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["instId", "attachAlgoOrds[].tpTriggerPx", "o.p.q", "e"]
+        );
+        let arr = req(
+            "POST",
+            "/api/v5/trade/batch-orders",
+            "",
+            r#"[{"instId":"X"}]"#,
+        );
+        let p = parse(Exchange::Okx, &arr).unwrap();
+        assert_eq!(p.params()[0].name, "[].instId");
+    }
+
+    #[test]
+    fn names_and_values_follow_the_grammar() {
+        assert!(name_ok("states[]", true) && name_ok("close[ordertype]", true));
+        assert!(!name_ok("states[]", false) && !name_ok("a[b", true) && !name_ok("", true));
+        assert!(!name_ok("a%62", false) && !name_ok("a.b", false) && name_ok("fee-info", false));
+        assert!(value_ok("KRW-BTC,ETH%2Fx:1", false) && value_ok("", false));
+        assert!(!value_ok("ETH%2Fx", true) && value_ok("KRW-BTC,x:1", true));
+        for v in ["a b", "a+b", "%4", "é", "a=b", "{", "a#b"] {
+            assert!(!value_ok(v, false), "{v}");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Trading profiles: per exchange, the endpoints a trading bot needs, each with the parameter
+//! names it takes. They are data, one file per exchange in `agent/profiles/`, each endpoint
+//! with the URL of its documentation; the agent embeds them at build time.
+//!
+//! A key signs, by default, only what its exchange's profile lists. `config.toml` can widen a
+//! key's profile with explicit endpoints (method, path, parameters), which never pass the
+//! built-in deny list, or narrow it to some of its endpoints (`only`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use super::parse::{Param, Parsed};
+use crate::credential::Exchange;
+
+/// One endpoint: method, path template, parameter names, documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub method: String,
+    /// The path; a segment `{name}` stands for any one segment (an order id, a pair).
+    pub path: String,
+    #[serde(default)]
+    pub doc: Option<String>,
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Parameters the request must carry. Where the path is not signed, these are what makes a
+    /// signature good only for this endpoint (Bybit's `category`, Binance's `symbol`): without
+    /// them, `{"orderId":"…"}` for a cancel would also verify on a P2P release.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// `"array"` when the JSON body is an array of objects (OKX batch endpoints).
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// An exchange's profile, as read from its file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub exchange: Exchange,
+    /// The API reference the entries were taken from.
+    pub docs: String,
+    #[serde(rename = "endpoint", default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The profile files, embedded.
+fn source(exchange: Exchange) -> &'static str {
+    match exchange {
+        Exchange::Upbit => include_str!("../../profiles/upbit.toml"),
+        Exchange::Binance => include_str!("../../profiles/binance.toml"),
+        Exchange::Bithumb => include_str!("../../profiles/bithumb.toml"),
+        Exchange::Bybit => include_str!("../../profiles/bybit.toml"),
+        Exchange::Okx => include_str!("../../profiles/okx.toml"),
+        Exchange::Coinbase => include_str!("../../profiles/coinbase.toml"),
+        Exchange::Kraken => include_str!("../../profiles/kraken.toml"),
+        Exchange::Gate => include_str!("../../profiles/gate.toml"),
+        Exchange::Kucoin => include_str!("../../profiles/kucoin.toml"),
+        Exchange::Bitget => include_str!("../../profiles/bitget.toml"),
+    }
+}
+
+/// Read and check one profile file's text.
+pub fn load(exchange: Exchange, text: &str) -> Result<Profile, String> {
+    let p: Profile = toml::from_str(text).map_err(|e| e.to_string())?;
+    if p.exchange != exchange {
+        return Err(format!("the file is for {}, not {exchange}", p.exchange));
+    }
+    for e in &p.endpoints {
+        e.check()
+            .map_err(|why| format!("{} {}: {why}", e.method, e.path))?;
+    }
+    Ok(p)
+}
+
+/// The built-in profile of `exchange`. The files are checked by the test suite, so a file
+/// that does not load is a build defect: the agent then serves an empty profile (refusing
+/// everything) and says why, rather than guess.
+pub fn builtin(exchange: Exchange) -> &'static Profile {
+    static PROFILES: OnceLock<BTreeMap<Exchange, Profile>> = OnceLock::new();
+    let all = PROFILES.get_or_init(|| {
+        Exchange::ALL
+            .iter()
+            .map(|&ex| {
+                let p = load(ex, source(ex)).unwrap_or_else(|e| {
+                    eprintln!("tapsign agent: the built-in {ex} profile is damaged ({e}); {ex} signs nothing");
+                    Profile {
+                        exchange: ex,
+                        docs: String::new(),
+                        endpoints: Vec::new(),
+                    }
+                });
+                (ex, p)
+            })
+            .collect()
+    });
+    &all[&exchange]
+}
+
+impl Endpoint {
+    /// A well-formed entry: a known method, a path of plain segments or `{name}`s, plain
+    /// parameter names.
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(
+            self.method.as_str(),
+            "GET" | "POST" | "PUT" | "DELETE" | "PATCH"
+        ) {
+            return Err("the method must be GET, POST, PUT, DELETE or PATCH".into());
+        }
+        let segs = self
+            .path
+            .strip_prefix('/')
+            .ok_or("the path must start with '/'")?;
+        for seg in segs.split('/') {
+            let inner = seg
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .unwrap_or(seg);
+            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+            if inner.is_empty() || !inner.chars().all(plain) || inner == "." || inner == ".." {
+                return Err(format!(
+                    "the path segment {seg:?} is not a plain name or {{name}}"
+                ));
+            }
+        }
+        for p in &self.params {
+            let ok = !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-[].*".contains(c));
+            if !ok {
+                return Err(format!("the parameter {p:?} is not a plain name"));
+            }
+        }
+        if let Some(r) = self.required.iter().find(|r| !self.params.contains(r)) {
+            return Err(format!("the required parameter {r:?} is not in params"));
+        }
+        match self.body.as_deref() {
+            None | Some("array") => Ok(()),
+            Some(other) => Err(format!("body = {other:?}: only \"array\" is known")),
+        }
+    }
+
+    /// Does this entry's method and path template match the request?
+    pub fn matches(&self, method: &str, segments: &[String]) -> bool {
+        if self.method != method {
+            return false;
+        }
+        let mut tmpl = self.path.trim_start_matches('/').split('/');
+        let mut segs = segments.iter();
+        loop {
+            match (tmpl.next(), segs.next()) {
+                (None, None) => return true,
+                (Some(t), Some(s)) if t.starts_with('{') || t == s => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Does the entry take a parameter of this name? `a.*` admits any one key under `a`.
+    pub fn takes(&self, name: &str) -> bool {
+        self.params.iter().any(|p| {
+            p == name
+                || p.strip_suffix(".*").is_some_and(|head| {
+                    name.strip_prefix(head)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .is_some_and(|leaf| !leaf.is_empty() && !leaf.contains(['.', '[']))
+                })
+        })
+    }
+
+    /// The TOML a trader puts in config.toml to allow this endpoint with these parameters.
+    pub fn config_line(&self) -> String {
+        let params: Vec<String> = self.params.iter().map(|p| format!("{p:?}")).collect();
+        format!(
+            "{{ method = {:?}, path = {:?}, params = [{}] }}",
+            self.method,
+            self.path,
+            params.join(", ")
+        )
+    }
+
+    /// The required parameters `params` lacks.
+    pub fn missing<'a>(&'a self, params: &[Param]) -> Vec<&'a str> {
+        self.required
+            .iter()
+            .filter(|r| !params.iter().any(|p| p.name == **r))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// A key's policy from config.toml: the built-in profile, widened by `allow` entries and
+/// narrowed by `only`, and whether it may sign websocket logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// Endpoints added to the profile.
+    pub allow: Vec<Endpoint>,
+    /// When not empty, only these `METHOD /path` templates are signed.
+    pub only: Vec<(String, String)>,
+    /// Websocket logins (and requests that amount to one) may be signed.
+    pub ws_login: bool,
+}
+
+impl KeyPolicy {
+    /// Rules that change the built-in profile, as `status` and `policy explain` show them.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .allow
+            .iter()
+            .map(|e| format!("allow {e} ({})", e.params.join(", ")))
+            .collect();
+        out.extend(self.only.iter().map(|(m, p)| format!("only {m} {p}")));
+        if self.ws_login {
+            out.push("ws_login".into());
+        }
+        out
+    }
+}
+
+/// Which entry admits a request: the profile's or a config rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Profile,
+    Config,
+}
+
+/// The entry that admits `parsed` for a key of `exchange` with `policy`, if any: the
+/// profile's first, then the config's.
+pub fn find<'a>(
+    exchange: Exchange,
+    policy: &'a KeyPolicy,
+    parsed: &Parsed,
+) -> Option<(&'a Endpoint, Source)>
+where
+    'static: 'a,
+{
+    let hit = |e: &&Endpoint| e.matches(&parsed.method, &parsed.segments);
+    let found = builtin(exchange)
+        .endpoints
+        .iter()
+        .find(hit)
+        .map(|e| (e, Source::Profile))
+        .or_else(|| policy.allow.iter().find(hit).map(|e| (e, Source::Config)))?;
+    let narrowed = !policy.only.is_empty()
+        && !policy
+            .only
+            .iter()
+            .any(|(m, p)| *m == found.0.method && *p == found.0.path);
+    (!narrowed).then_some(found)
+}
+
+/// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
+pub fn unknown_params<'p>(
+    exchange: Exchange,
+    endpoint: &Endpoint,
+    params: &'p [Param],
+) -> Vec<&'p Param> {
+    params
+        .iter()
+        .filter(|p| !endpoint.takes(&p.name) && !agent_owned(exchange, &p.name))
+        .collect()
+}
+
+/// Parameters the agent stamps itself: a bot may send Binance's `timestamp` (checked against
+/// the clock) and `recvWindow` (checked against the cap); everything else is the agent's.
+pub fn agent_owned(exchange: Exchange, name: &str) -> bool {
+    exchange == Exchange::Binance && matches!(name, "timestamp" | "recvWindow")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_loads_and_is_well_formed() {
+        for &ex in Exchange::ALL {
+            let p = load(ex, source(ex)).unwrap_or_else(|e| panic!("{ex}: {e}"));
+            assert!(!p.endpoints.is_empty(), "{ex} has no endpoints");
+            assert!(p.docs.starts_with("https://"), "{ex} docs");
+            for e in &p.endpoints {
+                let doc = e.doc.as_deref().unwrap_or("");
+                assert!(doc.starts_with("https://"), "{ex} {e} has no doc URL");
+            }
+        }
+    }
+
+    #[test]
+    fn templates_match_one_segment_and_wildcards_one_key() {
+        let e = Endpoint {
+            method: "GET".into(),
+            path: "/api/v3/brokerage/orders/historical/{order_id}".into(),
+            doc: None,
+            params: vec!["a".into(), "cfg.*".into()],
+            required: vec![],
+            body: None,
+        };
+        let segs = |p: &str| -> Vec<String> { p[1..].split('/').map(String::from).collect() };
+        assert!(e.matches("GET", &segs("/api/v3/brokerage/orders/historical/abc-1")));
+        assert!(!e.matches("GET", &segs("/api/v3/brokerage/orders/historical/a/b")));
+        assert!(!e.matches("POST", &segs("/api/v3/brokerage/orders/historical/abc")));
+        assert!(!e.matches("GET", &segs("/api/v3/brokerage/orders/historical")));
+        assert!(e.takes("a") && e.takes("cfg.x") && !e.takes("cfg.x.y") && !e.takes("cfg"));
+        assert!(!e.takes("b") && !e.takes("cfg.") && !e.takes("cfgx"));
+    }
+}

@@ -1,0 +1,295 @@
+//! The withdrawal wall's seven broken classes (issue: "the wall checks exactly what is
+//! signed"), each reproduced as the attack was made, each now refused. Every test first shows
+//! that the bytes the bot asked for are exactly what the exchange verifies for the fund-moving
+//! request, recomputed from the exchange's documented string-to-sign, so a signature would be a
+//! working withdrawal; then it shows the agent refuses to make it.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod support;
+
+use support::{cred, req};
+use tapsign_agent::credential::Credential;
+use tapsign_agent::credential::Exchange::{self, Binance, Bitget, Bybit, Kucoin, Okx};
+use tapsign_agent::policy::{self, Endpoint, KeyPolicy};
+use tapsign_agent::sign::{self, SignOptions};
+use tapsign_proto::{SignRequest, SignedRequest};
+
+const ED_PEM: &str = include_str!("vectors/rfc8032.pem");
+
+/// Everything the agent does to a sign request before the signature leaves: the policy on the
+/// credential's exchange, then the scheme on what the policy parsed.
+fn attempt(c: &Credential, policy: &KeyPolicy, r: &SignRequest) -> Result<SignedRequest, String> {
+    let checked =
+        policy::check_request(c.exchange, "k", policy, r).map_err(|e| format!("{e:?}"))?;
+    sign::sign(
+        c,
+        &checked.wire,
+        &support::at(1_700_000_000_000),
+        &SignOptions::default(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn refused(c: &Credential, r: &SignRequest) -> String {
+    match attempt(c, &KeyPolicy::default(), r) {
+        Ok(s) => panic!("signed {r:?}: {s:?}"),
+        Err(e) => e,
+    }
+}
+
+fn passphrase_cred(ex: Exchange) -> Credential {
+    cred(ex, "key", "secret", Some("pass"))
+}
+
+/// OKX, KuCoin and Bitget sign `timestamp + METHOD + path + body`: the string the exchange
+/// verifies for (method, path, body).
+fn path_body_prehash(method: &str, path: &str, body: &str) -> String {
+    format!("1700000000000{method}{path}{body}")
+}
+
+// Class 1: the path/body seam.
+
+#[test]
+fn class1_okx_withdrawal_split_between_path_and_body_is_refused() {
+    let body = r#"{"ccy":"USDT","amt":"1000","dest":"4","toAddr":"0x3f5CE5FBFe3E9af3971dD833D26bA9b5C936f0bE","chain":"USDT-ERC20"}"#;
+    let bot = req("POST", "/api/v5/asset/with", "", &format!("drawal{body}"));
+    assert_eq!(
+        path_body_prehash(&bot.method, &bot.path, &bot.body),
+        path_body_prehash("POST", "/api/v5/asset/withdrawal", body),
+        "the attack's bytes are a withdrawal's"
+    );
+    let e = refused(&passphrase_cred(Okx), &bot);
+    assert!(e.contains("Malformed"), "{e}");
+    // Widening the key to the short path changes nothing: the body is not JSON.
+    let wide = KeyPolicy {
+        allow: vec![Endpoint {
+            method: "POST".into(),
+            path: "/api/v5/asset/with".into(),
+            doc: None,
+            params: vec![],
+            required: vec![],
+            body: None,
+        }],
+        ..KeyPolicy::default()
+    };
+    assert!(attempt(&passphrase_cred(Okx), &wide, &bot).is_err());
+}
+
+#[test]
+fn class1_okx_subaccount_api_key_smuggled_from_a_two_letter_path_is_refused() {
+    let body = r#"{"subAcct":"bot7","label":"x","passphrase":"Pass1234!","perm":"read_only,trade,withdraw","ip":""}"#;
+    let bot = req(
+        "POST",
+        "/api",
+        "",
+        &format!("/v5/users/subaccount/apikey{body}"),
+    );
+    assert_eq!(
+        path_body_prehash(&bot.method, &bot.path, &bot.body),
+        path_body_prehash("POST", "/api/v5/users/subaccount/apikey", body)
+    );
+    refused(&passphrase_cred(Okx), &bot);
+}
+
+#[test]
+fn class1_kucoin_withdrawal_and_inner_transfer_across_the_seam_are_refused() {
+    for (path, cut, body) in [
+        (
+            "/api/v1/withdrawals",
+            11,
+            r#"{"currency":"USDT","address":"TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE","amount":"1000","chain":"trx"}"#,
+        ),
+        (
+            "/api/v2/accounts/inner-transfer",
+            17,
+            r#"{"clientOid":"a1","currency":"USDT","from":"trade","to":"main","amount":"1000"}"#,
+        ),
+    ] {
+        let bot = req("POST", &path[..cut], "", &format!("{}{body}", &path[cut..]));
+        assert_eq!(
+            path_body_prehash(&bot.method, &bot.path, &bot.body),
+            path_body_prehash("POST", path, body)
+        );
+        refused(&passphrase_cred(Kucoin), &bot);
+    }
+}
+
+#[test]
+fn class1_bitget_withdrawal_across_the_seam_is_refused() {
+    let body = r#"{"coin":"USDT","transferType":"on_chain","address":"0x3f5CE5FBFe3E9af3971dD833D26bA9b5C936f0bE","chain":"erc20","size":"1000"}"#;
+    let bot = req(
+        "POST",
+        "/api/v2/spot/wallet/with",
+        "",
+        &format!("drawal{body}"),
+    );
+    refused(&passphrase_cred(Bitget), &bot);
+    // And with the query: path "/api/v2/spot/wallet/withdrawal" cannot be reached through "?".
+    let bot = req("GET", "/api/v2/spot/wallet/withdrawal-records", "", "");
+    refused(&passphrase_cred(Bitget), &bot);
+}
+
+// Class 2: the query/body seam of Binance (it signs query ‖ body with nothing between).
+
+#[test]
+fn class2_binance_address_split_between_query_and_body_is_refused() {
+    let query = "coin=USDT&network=TRX&amount=1000&addr";
+    let body = "ess=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE";
+    let withdrawal = "coin=USDT&network=TRX&amount=1000&address=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE";
+    assert_eq!(format!("{query}{body}"), withdrawal);
+    refused(
+        &cred(Binance, "key", "secret", None),
+        &req("POST", "/api/v3/order", query, body),
+    );
+}
+
+#[test]
+fn class2_binance_recv_window_split_between_query_and_body_is_refused() {
+    let bot = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&recv",
+        "Window=60000",
+    );
+    refused(&cred(Binance, "key", "secret", None), &bot);
+    // A name ending in a stamped one is refused even when each half parses.
+    let bot = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        "xrecvWindow=60000",
+    );
+    refused(&cred(Binance, "key", "secret", None), &bot);
+}
+
+#[test]
+fn class2_a_binance_cut_inside_a_name_cannot_make_a_withdrawal_parameter() {
+    // "xaddress=..." cut after "x" puts address=... in the body.
+    let bot = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&xaddress=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE",
+        "",
+    );
+    let e = refused(&cred(Binance, "key", "secret", None), &bot);
+    assert!(e.contains("Denied"), "{e}");
+}
+
+// Class 3: Bybit JSON in a GET query (the query is signed verbatim and never read as JSON).
+
+#[test]
+fn class3_bybit_withdrawal_json_sent_as_a_get_query_is_refused() {
+    for body in [
+        r#"{"coin":"USDT","chain":"TRX","address":"TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE","amount":"1000","accountType":"FUND"}"#,
+        r#"{"transferId":"42c0cfb0-6bca-c242-bc76-4e6df6cbcb16","coin":"USDT","amount":"1000","fromMemberId":592334,"toMemberId":691355,"fromAccountType":"UNIFIED","toAccountType":"UNIFIED"}"#,
+        r#"{"readOnly":0,"ips":"*","permissions":{"Wallet":["AccountTransfer","Withdraw"]}}"#,
+    ] {
+        for method in ["GET", "DELETE"] {
+            refused(
+                &cred(Bybit, "key", "secret", None),
+                &req(method, "/v5/order/realtime", body, ""),
+            );
+        }
+    }
+}
+
+// Class 4: a websocket login through REST.
+
+#[test]
+fn class4_binance_rest_payload_equal_to_session_logon_is_refused_with_ws_login_off() {
+    let c = cred(
+        Binance,
+        "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        ED_PEM,
+        None,
+    );
+    let bot = req(
+        "GET",
+        "/api/v3/account",
+        "apiKey=vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        "",
+    );
+    // The agent would append timestamp: the payload is exactly session.logon's.
+    let logon = sign::binance::ws_payload(&[
+        (
+            "apiKey",
+            "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        ),
+        ("timestamp", "1700000000000"),
+    ]);
+    assert_eq!(format!("{}&timestamp=1700000000000", bot.query), logon);
+    let e = refused(&c, &bot);
+    assert!(e.contains("WebsocketLogin"), "{e}");
+    // Split across query and body, or spelled in another case, it is the same payload.
+    let e = refused(
+        &c,
+        &req(
+            "POST",
+            "/api/v3/order",
+            "api",
+            "Key=vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        ),
+    );
+    assert!(
+        e.contains("Malformed") || e.contains("WebsocketLogin"),
+        "{e}"
+    );
+}
+
+#[test]
+fn class4_bitget_rest_get_of_the_login_path_counts_as_a_websocket_login() {
+    let e = refused(
+        &passphrase_cred(Bitget),
+        &req("GET", "/user/verify", "", ""),
+    );
+    assert!(e.contains("WebsocketLogin"), "{e}");
+}
+
+#[test]
+fn class4_kraken_websocket_token_counts_as_a_websocket_login() {
+    let c = cred(
+        Exchange::Kraken,
+        "key",
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==",
+        None,
+    );
+    let e = refused(&c, &req("POST", "/0/private/GetWebSocketsToken", "", ""));
+    assert!(e.contains("WebsocketLogin"), "{e}");
+}
+
+// Class 5: endpoints and parameters of families the tables missed.
+
+#[test]
+fn class5_bitget_v1_subaccount_and_virtual_api_key_endpoints_are_refused() {
+    for path in [
+        "/api/user/v1/sub/virtual-create",
+        "/api/user/v1/sub/virtual-api-create",
+        "/api/user/v1/sub/virtual-api-modify",
+        "/api/spot/v1/wallet/withdrawal-v2",
+        "/api/spot/v1/wallet/transfer-v2",
+    ] {
+        refused(
+            &passphrase_cred(Bitget),
+            &req("POST", path, "", r#"{"subName":"x"}"#),
+        );
+    }
+}
+
+#[test]
+fn class5_binance_mining_broker_and_subaccount_parameters_are_refused_on_an_order_path() {
+    for query in [
+        // mining hashrate resale to another pool user
+        "algo=sha256&userName=me&startDate=1&endDate=2&toPoolUser=thief&hashRate=100000000",
+        // broker sub-account transfer
+        "fromId=1&toId=2&clientTranId=x&asset=USDT&amount=1000",
+        // sub-account transfer by email
+        "fromEmail=a%40b.c&toEmail=thief%40x.y&asset=USDT&amount=1000",
+        // universal transfer between the trader's own wallets
+        "type=MAIN_UMFUTURE&asset=USDT&amount=1000",
+    ] {
+        refused(
+            &cred(Binance, "key", "secret", None),
+            &req("POST", "/api/v3/order", query, ""),
+        );
+    }
+}

@@ -1,0 +1,199 @@
+'use strict';
+// The ccxt adapter: `attach(exchange, { key: 'binance-main' })` and the agent signs every
+// private request that ccxt instance makes.
+//
+// ccxt's `sign()` is synchronous and the agent is asked over a socket, so the work is split:
+// - `sign()` (replaced on the instance) lets ccxt build the request as always — with
+//   placeholder credentials that could sign nothing — then takes ccxt's auth off it (scheme
+//   by scheme, see schemes.js) and tags it for the agent;
+// - `fetch()` (wrapped on the instance) asks the agent to sign a tagged request and sends the
+//   agent's method, path, query, body and headers byte for byte.
+// Public requests carry no auth and pass through both untouched. The agent's timestamp and
+// nonce replace ccxt's; the API key comes from the agent's headers.
+
+const { Agent } = require('../agent');
+const errors = require('../errors');
+
+const { TapsignError } = errors;
+const { SCHEMES, BY_CCXT_ID, splitUrl } = require('./schemes');
+
+const STATE = Symbol('tapsign.ccxt');
+const PENDING = Symbol('tapsign.pending');
+
+// Placeholders: ccxt's checkRequiredCredentials wants credentials, and some of its signers
+// want a secret of a certain shape (Kraken's is base64; Coinbase's, 88 base64 characters, is
+// taken as an Ed25519 seed). These are of the right shape and are no one's key.
+const PLACEHOLDER_KEY = 'tapsign-placeholder';
+const PLACEHOLDER_SECRET = Buffer.from(
+  'tapsign placeholder: the agent signs, this instance holds no key.'.padEnd(64, '.'),
+).toString('base64');
+const PLACEHOLDERS = {
+  apiKey: PLACEHOLDER_KEY,
+  secret: PLACEHOLDER_SECRET,
+  password: PLACEHOLDER_KEY,
+};
+
+// tapsign's errors → ccxt's error classes, first match wins, the most fitting ccxt class
+// first (the Python adapter maps the same way). docs/protocol.md says what a bot should do.
+const CCXT_ERROR = [
+  // No usable session, or a credential or token that cannot be used: a human must act.
+  [errors.NoSession, ['AuthenticationError']],
+  [errors.UnknownKey, ['AuthenticationError']],
+  [errors.TokenError, ['AuthenticationError']],
+  // Refused for good: do not retry.
+  [errors.PolicyDenied, ['PermissionDenied', 'AuthenticationError']],
+  [errors.Forbidden, ['PermissionDenied', 'AuthenticationError']],
+  [errors.NotYourAgent, ['PermissionDenied', 'AuthenticationError']],
+  [errors.BadRequest, ['BadRequest']],
+  // Temporary: ccxt bots back off and retry.
+  [errors.AgentNotRunning, ['ExchangeNotAvailable', 'NetworkError']],
+  [errors.Busy, ['ExchangeNotAvailable', 'NetworkError']],
+  [errors.ConnectionLost, ['NetworkError']],
+  [errors.AgentTimeout, ['RequestTimeout', 'NetworkError']],
+];
+
+/**
+ * Make the agent sign `exchange`'s private requests with the credential `options.key`.
+ * Returns `exchange`. Attaching again changes the key (and agent) in place.
+ */
+function attach(exchange, options = {}) {
+  if (!exchange || typeof exchange.sign !== 'function' || typeof exchange.fetch !== 'function') {
+    throw new TypeError('attach: the first argument must be a ccxt exchange instance');
+  }
+  for (const k of Object.keys(options)) {
+    if (!['key', 'agent', 'path', 'client', 'scheme'].includes(k)) {
+      throw new TypeError(`attach: unknown option "${k}" (known: key, agent, path, client, scheme)`);
+    }
+  }
+  const { key } = options;
+  if (typeof key !== 'string' || key === '') {
+    throw new TypeError('attach: options.key must name the credential in the keystore (`tapsign key list`)');
+  }
+  const schemeName = options.scheme || BY_CCXT_ID[exchange.id];
+  const scheme = SCHEMES[schemeName];
+  if (!scheme) {
+    throw new TypeError(
+      `attach: tapsign does not sign for ccxt's "${exchange.id}"; it signs ${Object.keys(SCHEMES).join(', ')} ` +
+        '(pass options.scheme for a ccxt class derived from one of them)',
+    );
+  }
+  const agent =
+    options.agent ||
+    new Agent({ path: options.path, client: options.client || `tapsign-ccxt/${exchange.id}` });
+
+  const already = exchange[STATE];
+  const state = already || { sign: exchange.sign, fetch: exchange.fetch };
+  Object.assign(state, { key, agent, scheme, schemeName });
+  if (already) return exchange;
+  Object.defineProperty(exchange, STATE, { value: state, enumerable: false });
+
+  Object.assign(exchange, PLACEHOLDERS);
+  if (schemeName === 'binance' && exchange.options) {
+    // ccxt sends recvWindow=10000 by default; the agent refuses any above its cap (5000 ms
+    // unless configured) rather than rewrite it. Without one, Binance's default is 5000 ms.
+    // A recvWindow passed in params, or set in options after attach, is still sent.
+    delete exchange.options.recvWindow;
+  }
+
+  exchange.sign = function sign(path, api = 'public', method = 'GET', params = {}, headers = undefined, body = undefined) {
+    const req = state.sign.call(this, path, api, method, params, headers, body);
+    if (!isSigned(state.scheme, req)) return req;
+    let pending;
+    try {
+      pending = state.scheme.unsign(req, this);
+    } catch (e) {
+      throw toCcxtError(this, e);
+    }
+    const query = pending.query ? `?${pending.query}` : '';
+    const out = {
+      url: pending.origin + pending.path + query,
+      method: pending.method,
+      body: pending.hadBody ? pending.body : undefined,
+      headers: { ...pending.headers },
+    };
+    Object.defineProperty(out.headers, PENDING, { value: pending, enumerable: false });
+    return out;
+  };
+
+  exchange.fetch = async function fetch(url, method = 'GET', headers = undefined, body = undefined) {
+    const pending = headers ? headers[PENDING] : undefined;
+    if (!pending) {
+      refusePlaceholders(this, url, headers, body);
+      return state.fetch.call(this, url, method, headers, body);
+    }
+    let signed;
+    try {
+      signed = await state.agent.sign(state.key, pending.method, pending.path, {
+        query: pending.query,
+        body: pending.body,
+      });
+    } catch (e) {
+      throw toCcxtError(this, e);
+    }
+    let out = { ...pending.headers, ...signed.headers };
+    if (state.scheme.finish) out = state.scheme.finish(out, signed, this);
+    const signedBody = signed.body === '' && !pending.hadBody ? undefined : signed.body;
+    return state.fetch.call(this, signed.url(pending.origin), signed.method, out, signedBody);
+  };
+  return exchange;
+}
+
+/** ccxt signed this request: its auth headers are there, or a placeholder went into it. */
+function isSigned(scheme, req) {
+  const headers = req.headers || {};
+  const names = new Set(Object.keys(headers).map((k) => k.toLowerCase()));
+  if (scheme.auth.some((h) => names.has(h.toLowerCase()))) return true;
+  return containsPlaceholder(req.url, req.body);
+}
+
+function containsPlaceholder(...values) {
+  return values.some(
+    (v) => typeof v === 'string' && (v.includes(PLACEHOLDER_KEY) || v.includes(PLACEHOLDER_SECRET)),
+  );
+}
+
+/** A request that carries a placeholder but did not come through `sign()` is never sent. */
+function refusePlaceholders(exchange, url, headers, body) {
+  if (containsPlaceholder(url, body, ...Object.values(headers || {}))) {
+    throw toCcxtError(
+      exchange,
+      new errors.Internal(
+        `a request to ${splitUrl(String(url)).path} carries tapsign's placeholder credentials but did not go ` +
+          "through the exchange's sign(); it was not sent",
+      ),
+    );
+  }
+}
+
+/** ccxt's error classes, as this instance knows them (its `exceptions` map and their bases). */
+function ccxtErrorClasses(exchange) {
+  const found = new Map();
+  const visit = (v, depth) => {
+    if (typeof v === 'function') {
+      for (let c = v; typeof c === 'function' && c !== Error && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+        if (c.name && !found.has(c.name)) found.set(c.name, c);
+      }
+    } else if (v && typeof v === 'object' && depth < 4) {
+      for (const x of Object.values(v)) visit(x, depth + 1);
+    }
+  };
+  visit(exchange.exceptions, 0);
+  return found;
+}
+
+/** A tapsign error as the ccxt error that fits, with tapsign's message; others unchanged. */
+function toCcxtError(exchange, e) {
+  if (!(e instanceof TapsignError)) return e;
+  const classes = ccxtErrorClasses(exchange);
+  const match = CCXT_ERROR.find(([T]) => e instanceof T);
+  const wanted = [...(match ? match[1] : []), 'ExchangeError', 'BaseError'];
+  const Cls = wanted.map((n) => classes.get(n)).find(Boolean);
+  if (!Cls) return e;
+  const err = new Cls(`${exchange.id} tapsign: ${e.message}`);
+  err.code = e.code;
+  err.tapsign = e;
+  err.cause = e;
+  return err;
+}
+
+module.exports = { attach, toCcxtError, PLACEHOLDERS, CCXT_ERROR };

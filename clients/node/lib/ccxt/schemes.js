@@ -1,0 +1,261 @@
+'use strict';
+// What ccxt adds to a private request for each exchange, and how to take it off again.
+//
+// ccxt builds the request (URL, parameters, body, its own broker ids) with placeholder
+// credentials; each scheme here removes what ccxt's signing added — its timestamp or nonce,
+// its signature, its auth headers — and leaves the bytes the agent is to sign. The agent
+// appends its own stamp and signature (docs/exchanges.md says where, per exchange), and the
+// adapter sends its answer byte for byte.
+
+const crypto = require('node:crypto');
+
+const { BadRequest } = require('../errors');
+
+/** `https://host/p/a/t/h?q` → { origin, path, query }, by string, so no byte is re-encoded. */
+function splitUrl(url) {
+  const scheme = url.indexOf('://');
+  const slash = url.indexOf('/', scheme < 0 ? 0 : scheme + 3);
+  const origin = slash < 0 ? url : url.slice(0, slash);
+  const rest = slash < 0 ? '/' : url.slice(slash);
+  const q = rest.indexOf('?');
+  return q < 0
+    ? { origin, path: rest, query: '' }
+    : { origin, path: rest.slice(0, q), query: rest.slice(q + 1) };
+}
+
+function findHeader(headers, name) {
+  const lower = name.toLowerCase();
+  return Object.keys(headers || {}).find((k) => k.toLowerCase() === lower);
+}
+
+function withoutHeaders(headers, names) {
+  const drop = new Set(names.map((n) => n.toLowerCase()));
+  const out = {};
+  for (const [k, v] of Object.entries(headers || {})) {
+    if (!drop.has(k.toLowerCase())) out[k] = v;
+  }
+  return out;
+}
+
+/** `a=1&b=2` without the pairs whose name `drop(name)` picks; `&`-joined as before. */
+function withoutParams(s, drop) {
+  if (!s) return '';
+  return s
+    .split('&')
+    .filter((piece) => !drop(piece.split('=', 1)[0]))
+    .join('&');
+}
+
+/**
+ * Upbit and Bithumb hash the query unencoded and want it sent the same way
+ * (docs/exchanges.md, Upbit); ccxt percent-encodes it. Decode it, unless a value would then
+ * be ambiguous in a query string.
+ */
+function unencodedQuery(query, exchange) {
+  if (!/[%+]/.test(query)) return query;
+  return query
+    .split('&')
+    .map((piece) =>
+      piece
+        .split('=')
+        .map((part) => {
+          let plain;
+          try {
+            plain = decodeURIComponent(part);
+          } catch {
+            plain = undefined;
+          }
+          // ccxt encodes spaces as %20, so a literal '+' was a '+'; decoded '&', '=', '#', '%',
+          // '+' or a space could not be told apart from the query's own syntax.
+          if (plain === undefined || /[&=#%+\s]/.test(plain) || /[^\x21-\x7e]/.test(plain)) {
+            throw new BadRequest(
+              `${exchange} hashes the query unencoded, and ${JSON.stringify(part)} cannot be sent ` +
+                'unencoded; use values of letters, digits and -._~[],: only',
+            );
+          }
+          return plain;
+        })
+        .join('='),
+    )
+    .join('&');
+}
+
+/** The request ccxt built, split; `query`/`body` are edited by the scheme. */
+function base(req) {
+  const { origin, path, query } = splitUrl(req.url);
+  return {
+    origin,
+    method: req.method,
+    path,
+    query,
+    body: req.body === undefined || req.body === null ? '' : String(req.body),
+    hadBody: req.body !== undefined && req.body !== null,
+    headers: req.headers || {},
+  };
+}
+
+// Each scheme: `auth` names ccxt's auth headers (their presence marks a signed request);
+// `unsign(req, exchange)` returns what the agent signs plus the headers ccxt set that stay;
+// `finish(headers, signed, exchange)` adjusts the final headers, where ccxt adds something
+// derived from the signature's own inputs.
+const SCHEMES = {
+  upbit: {
+    auth: ['Authorization'],
+    unsign(req) {
+      const r = base(req);
+      r.query = unencodedQuery(r.query, 'Upbit');
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  bithumb: {
+    // API 2.0 (JWT) and the legacy API's headers; the agent signs only API 2.0 and refuses the
+    // legacy one with a message that says so.
+    auth: ['Authorization', 'Api-Key', 'Api-Sign', 'Api-Nonce'],
+    unsign(req) {
+      const r = base(req);
+      r.query = unencodedQuery(r.query, 'Bithumb');
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  binance: {
+    auth: ['X-MBX-APIKEY'],
+    unsign(req) {
+      // ccxt writes `timestamp=<its clock>&<params>&signature=<hmac>` into the query (GET,
+      // DELETE) or the body; the agent appends its own `timestamp` and `signature`.
+      const r = base(req);
+      const ccxtAuth = (name) => name === 'timestamp' || name === 'signature';
+      r.query = withoutParams(r.query, ccxtAuth);
+      r.body = withoutParams(r.body, ccxtAuth);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  bybit: {
+    auth: ['X-BAPI-API-KEY', 'X-BAPI-TIMESTAMP', 'X-BAPI-RECV-WINDOW', 'X-BAPI-SIGN', 'X-BAPI-SIGN-TYPE'],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  okx: {
+    auth: ['OK-ACCESS-KEY', 'OK-ACCESS-PASSPHRASE', 'OK-ACCESS-TIMESTAMP', 'OK-ACCESS-SIGN'],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  coinbase: {
+    auth: ['Authorization', 'CB-ACCESS-KEY', 'CB-ACCESS-SIGN', 'CB-ACCESS-TIMESTAMP'],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  kraken: {
+    auth: ['API-Key', 'API-Sign'],
+    unsign(req) {
+      // ccxt puts `nonce` first in the body, form or JSON; the agent writes its own there.
+      const r = base(req);
+      if (r.body.startsWith('{')) {
+        r.body = r.body.replace(/^\{"nonce":"?\d+"?,?/, '{');
+      } else {
+        r.body = withoutParams(r.body, (name) => name === 'nonce');
+      }
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  gate: {
+    auth: ['KEY', 'Timestamp', 'SIGN'],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+
+  kucoin: {
+    auth: [
+      'KC-API-KEY',
+      'KC-API-SIGN',
+      'KC-API-TIMESTAMP',
+      'KC-API-PASSPHRASE',
+      'KC-API-KEY-VERSION',
+      'KC-API-PARTNER-SIGN',
+    ],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+    // ccxt's broker attribution: KC-API-PARTNER-SIGN = base64(HMAC-SHA256(partner key,
+    // timestamp + partner id + API key)), keyed with ccxt's public partner key, never the
+    // trader's secret. Recomputed with the agent's timestamp and API key.
+    finish(headers, signed, exchange) {
+      const idName = findHeader(headers, 'KC-API-PARTNER');
+      if (!idName) return headers;
+      const id = headers[idName];
+      const secret = partnerSecret(exchange.options && exchange.options.partner, id);
+      const ts = signed.headers['KC-API-TIMESTAMP'];
+      const apiKey = signed.headers['KC-API-KEY'];
+      if (!secret || ts === undefined || apiKey === undefined) {
+        return withoutHeaders(headers, ['KC-API-PARTNER', 'KC-API-PARTNER-VERIFY', 'KC-BROKER-NAME']);
+      }
+      const sign = crypto.createHmac('sha256', secret).update(ts + id + apiKey).digest('base64');
+      return { ...headers, 'KC-API-PARTNER-SIGN': sign };
+    },
+  },
+
+  bitget: {
+    auth: ['ACCESS-KEY', 'ACCESS-SIGN', 'ACCESS-TIMESTAMP', 'ACCESS-PASSPHRASE'],
+    unsign(req) {
+      const r = base(req);
+      r.headers = withoutHeaders(r.headers, this.auth);
+      return r;
+    },
+  },
+};
+
+function partnerSecret(partner, id) {
+  if (!partner || typeof partner !== 'object') return undefined;
+  for (const p of [partner.spot, partner.future, partner]) {
+    if (p && typeof p === 'object' && p.id === id) return p.secret || p.key;
+  }
+  return undefined;
+}
+
+// ccxt ids (and the ccxt classes derived from them) whose keys the agent signs as one of its
+// ten exchanges.
+const BY_CCXT_ID = {
+  upbit: 'upbit',
+  bithumb: 'bithumb',
+  binance: 'binance',
+  binanceusdm: 'binance',
+  binancecoinm: 'binance',
+  bybit: 'bybit',
+  okx: 'okx',
+  myokx: 'okx',
+  okxus: 'okx',
+  coinbase: 'coinbase',
+  coinbaseadvanced: 'coinbase',
+  kraken: 'kraken',
+  gate: 'gate',
+  gateio: 'gate',
+  kucoin: 'kucoin',
+  kucoinfutures: 'kucoin',
+  bitget: 'bitget',
+};
+
+module.exports = { SCHEMES, BY_CCXT_ID, splitUrl, findHeader, withoutHeaders, withoutParams, unencodedQuery };

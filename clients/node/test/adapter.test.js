@@ -1,0 +1,205 @@
+'use strict';
+// The ccxt adapter's promises beyond the signatures themselves (those are the differential
+// tests): public requests untouched, no secret on the instance, tapsign's refusals as ccxt's
+// error classes with tapsign's message, nothing sent when the agent refuses, concurrency.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+
+const tapsign = require('..');
+const { attach, PLACEHOLDERS } = require('../lib/ccxt');
+const { World } = require('./helpers/world');
+const h = require('./diff/harness');
+const verify = require('./diff/verify');
+
+const ccxt = h.loadCcxt();
+
+const BINANCE = {
+  apiKey: 'vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A',
+  secret: 'NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j',
+};
+
+let world;
+test.before(async () => {
+  world = new World();
+  world.addKey('binance-main', 'binance', [BINANCE.apiKey, BINANCE.secret]);
+  world.addKey('bybit-main', 'bybit', ['XXXXXXXXXX', 'test-secret']);
+  world.addKey('bithumb-main', 'bithumb', ['L7rVaYfBIc2BDsnlQGfkR93d6DoOAJCw7mJr5Eso', 'test-secret-not-real']);
+  await world.start();
+  world.unlock();
+});
+test.after(() => world.close());
+
+/** A ccxt binance instance with one spot market, answering every request from `answer`. */
+function binance(answer = () => ({})) {
+  const ex = new ccxt.binance({ enableRateLimit: false });
+  ex.setMarkets([h.spot(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT', info: { orderTypes: ['LIMIT', 'MARKET'] } })]);
+  const sent = h.record(ex, answer);
+  return { ex, sent };
+}
+
+test('public requests go out untouched, without asking the agent', async () => {
+  const answer = () => ({ symbol: 'BTCUSDT', lastPrice: '50000.00', openTime: 1, closeTime: 2 });
+  const plain = binance(answer);
+  await plain.ex.fetchTicker('BTC/USDT');
+  const attached = binance(answer);
+  // No agent at this path: any question to it would fail the call.
+  attach(attached.ex, { key: 'binance-main', path: '/nonexistent/agent.sock' });
+  const ticker = await attached.ex.fetchTicker('BTC/USDT');
+  assert.equal(ticker.last, 50000);
+  assert.deepEqual(attached.sent, plain.sent);
+  assert.equal(verify.parts(attached.sent[0].url).path, '/api/v3/ticker/24hr');
+});
+
+test('the attached instance holds placeholders, never the real credentials', async () => {
+  const ex = new ccxt.okx({ apiKey: 'real-key', secret: 'real-secret', password: 'real-passphrase' });
+  attach(ex, { key: 'okx-main', path: world.sock });
+  assert.equal(ex.apiKey, PLACEHOLDERS.apiKey);
+  assert.equal(ex.secret, PLACEHOLDERS.secret);
+  assert.equal(ex.password, PLACEHOLDERS.password);
+  const everything = JSON.stringify(Object.entries(ex).filter(([, v]) => typeof v !== 'function'));
+  for (const real of ['real-key', 'real-secret', 'real-passphrase']) assert.ok(!everything.includes(real), real);
+  // And the placeholders sign nothing: they are no one's key, and every private request is
+  // re-signed by the agent (differential tests).
+  assert.notEqual(PLACEHOLDERS.secret, BINANCE.secret);
+});
+
+test('the API key on the wire is the agent’s, not the placeholder', async () => {
+  const { ex, sent } = binance(() => ({ balances: [] }));
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await ex.fetchBalance();
+  assert.equal(sent[0].headers['X-MBX-APIKEY'], BINANCE.apiKey);
+  assert.ok(!JSON.stringify(sent).includes(PLACEHOLDERS.apiKey));
+});
+
+test('locked: ccxt raises AuthenticationError with tapsign’s message, and nothing is sent', async () => {
+  const { ex, sent } = binance();
+  attach(ex, { key: 'binance-main', path: world.sock });
+  world.run(['lock']);
+  try {
+    await assert.rejects(ex.createOrder('BTC/USDT', 'limit', 'buy', 0.01, 50000), (e) => {
+      assert.ok(e instanceof ccxt.AuthenticationError, e.constructor.name);
+      assert.match(e.message, /^binance tapsign: .*tapsign unlock/);
+      assert.equal(e.code, 'locked');
+      assert.ok(e.tapsign instanceof tapsign.Locked);
+      return true;
+    });
+    assert.equal(sent.length, 0);
+  } finally {
+    world.unlock();
+  }
+});
+
+test('a withdrawal through ccxt is PermissionDenied, naming the rule, and nothing is sent', async () => {
+  const { ex, sent } = binance();
+  ex.currencies = { USDT: { id: 'USDT', code: 'USDT', precision: 0.01, networks: {} } };
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await assert.rejects(ex.withdraw('USDT', 100, 'TXyz0000000000000000000000000000ab'), (e) => {
+    assert.ok(e instanceof ccxt.PermissionDenied, e.constructor.name);
+    assert.match(e.message, /refused by built-in rule "binance: \* \/sapi\/\*\/capital\/withdraw\*\*"/);
+    return true;
+  });
+  assert.equal(sent.length, 0);
+});
+
+test('a recvWindow above the agent’s cap is ccxt BadRequest with the agent’s reason', async () => {
+  const { ex, sent } = binance();
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await assert.rejects(ex.fetchOpenOrders('BTC/USDT', undefined, undefined, { recvWindow: 60000 }), (e) => {
+    assert.ok(e instanceof ccxt.BadRequest, e.constructor.name);
+    assert.match(e.message, /recvWindow=60000 is above the agent's cap of 5000 ms/);
+    return true;
+  });
+  assert.equal(sent.length, 0);
+});
+
+test('no agent: ccxt raises ExchangeNotAvailable (a NetworkError) saying how to start it', async () => {
+  const { ex } = binance();
+  attach(ex, { key: 'binance-main', path: '/nonexistent/agent.sock' });
+  await assert.rejects(ex.fetchBalance(), (e) => {
+    assert.ok(e instanceof ccxt.ExchangeNotAvailable, e.constructor.name);
+    assert.ok(e instanceof ccxt.NetworkError);
+    assert.match(e.message, /tapsign agent/);
+    return true;
+  });
+});
+
+test('ccxt’s default recvWindow (10 s) is dropped; one the bot passes is still sent', async () => {
+  const { ex, sent } = binance(() => []);
+  assert.equal(ex.options.recvWindow, 10000);
+  attach(ex, { key: 'binance-main', path: world.sock });
+  assert.equal(ex.options.recvWindow, undefined);
+  await ex.fetchOpenOrders('BTC/USDT');
+  await ex.fetchOpenOrders('BTC/USDT', undefined, undefined, { recvWindow: 3000 });
+  assert.ok(!sent[0].url.includes('recvWindow'));
+  assert.match(sent[1].url, /[?&]recvWindow=3000&timestamp=/);
+});
+
+test('concurrent calls on one attached instance are each signed for their own request', async () => {
+  const { ex, sent } = binance((req) => (req.method === 'POST' ? { orderId: 1, symbol: 'BTCUSDT', status: 'NEW' } : []));
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await Promise.all([
+    ...Array.from({ length: 8 }, (_, i) => ex.createOrder('BTC/USDT', 'limit', 'buy', 0.01, 50000 + i)),
+    ...Array.from({ length: 8 }, () => ex.fetchOpenOrders('BTC/USDT')),
+  ]);
+  assert.equal(sent.length, 16);
+  for (const req of sent) verify.binance(req, BINANCE);
+  const prices = sent.filter((r) => r.method === 'POST').map((r) => /price=(\d+)/.exec(r.body)[1]);
+  assert.deepEqual(prices.sort(), Array.from({ length: 8 }, (_, i) => String(50000 + i)));
+});
+
+test('bybit without account-type options: the agent refuses ccxt’s /v5/user/query-api lookup', async () => {
+  // ccxt's bybit reads the API key's own info to learn the account type before its first
+  // private call; /v5/user/** is the API-key and sub-account family the agent never signs.
+  // A bot sets options.enableUnifiedAccount/enableUnifiedMargin (README); this is what it
+  // sees without them.
+  const ex = new ccxt.bybit({ enableRateLimit: false });
+  ex.setMarkets([h.spot(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT' })]);
+  const sent = h.record(ex, () => ({ retCode: 0, retMsg: 'OK', result: {} }));
+  attach(ex, { key: 'bybit-main', path: world.sock });
+  await assert.rejects(ex.createOrder('BTC/USDT', 'limit', 'buy', 0.01, 50000), (e) => {
+    assert.ok(e instanceof ccxt.PermissionDenied, e.constructor.name);
+    assert.match(e.message, /bybit: \* \/v5\/user\/\*\*.*\/v5\/user\/query-api/);
+    return true;
+  });
+  assert.ok(!sent.some((r) => r.url.includes('/v5/user/')), 'the refused request was not sent');
+});
+
+test('bithumb’s legacy API (ccxt generation 1) is refused by the agent, not sent', async () => {
+  const ex = new ccxt.bithumb({ enableRateLimit: false });
+  ex.setMarkets([h.spot(ex, { id: 'KRW-BTC', base: 'BTC', quote: 'KRW', amountTick: 1e-8, priceTick: 1 })]);
+  const sent = h.record(ex, () => ({ status: '0000', data: {} }));
+  attach(ex, { key: 'bithumb-main', path: world.sock });
+  await assert.rejects(ex.fetchBalance({ generation: 1 }), (e) => {
+    assert.ok(e instanceof ccxt.ExchangeError, e.constructor.name);
+    assert.match(e.message, /^bithumb tapsign: /);
+    assert.ok(['bad_request', 'policy_denied'].includes(e.code), e.code);
+    return true;
+  });
+  assert.equal(sent.length, 0);
+});
+
+test('a request with placeholder credentials that skipped sign() is never sent', async () => {
+  const { ex, sent } = binance();
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await assert.rejects(
+    ex.fetch('https://api.binance.com/api/v3/account', 'GET', { 'X-MBX-APIKEY': PLACEHOLDERS.apiKey }),
+    (e) => e instanceof ccxt.ExchangeError && /placeholder credentials/.test(e.message),
+  );
+  assert.equal(sent.length, 0);
+});
+
+test('attach checks its arguments and can be repeated to change the key', async () => {
+  assert.throws(() => attach({}, { key: 'k' }), /ccxt exchange instance/);
+  assert.throws(() => attach(new ccxt.binance(), {}), /options.key/);
+  assert.throws(() => attach(new ccxt.binance(), { key: 'k', sock: '/x' }), /unknown option "sock"/);
+  assert.throws(() => attach(new ccxt.poloniex(), { key: 'k' }), /does not sign for ccxt's "poloniex"/);
+  const { ex, sent } = binance(() => ({ balances: [] }));
+  attach(ex, { key: 'no-such-key', path: world.sock });
+  attach(ex, { key: 'binance-main', path: world.sock });
+  await ex.fetchBalance();
+  verify.binance(sent[0], BINANCE);
+  // ccxt classes derived from one of the ten map to its scheme.
+  attach(new ccxt.binanceusdm(), { key: 'binance-main', path: world.sock });
+  attach(new ccxt.kucoinfutures(), { key: 'kucoin-main', path: world.sock });
+});

@@ -1,0 +1,133 @@
+'use strict';
+// Binance through ccxt and the agent, against ccxt with the real secret.
+//
+// Difference, by design: ccxt writes `timestamp` as the FIRST parameter
+// (`timestamp=T&symbol=...&signature=...`); the agent never edits the bot's bytes and
+// appends `timestamp=T&signature=...` at the END. Binance signs the bytes as sent, in any
+// order (shared/notes/exchanges.md §3.1), so both are valid requests but their signatures
+// differ. The test checks the same parameters and the same timestamp, and each signature
+// against the scheme (hex HMAC-SHA256 over query ‖ body, `signature` last), ccxt's included.
+// ccxt's default recvWindow (10 s, above the agent's 5 s cap) is dropped by attach(); the
+// reference runs with the same options.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+
+const { World } = require('../helpers/world');
+const h = require('./harness');
+const verify = require('./verify');
+
+const credentials = {
+  apiKey: 'vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A',
+  secret: 'NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j',
+};
+
+const order = (extra) => ({
+  symbol: 'BTCUSDT',
+  orderId: 28,
+  clientOrderId: 'x-TKT5PX2F0123456789abcdefghijkl',
+  transactTime: 1507725176595,
+  price: '50000.00',
+  origQty: '0.01000000',
+  executedQty: '0.00000000',
+  status: 'NEW',
+  timeInForce: 'GTC',
+  type: 'LIMIT',
+  side: 'BUY',
+  ...extra,
+});
+
+const spec = {
+  id: 'binance',
+  scheme: 'binance',
+  key: 'binance-main',
+  credentials,
+  config: { options: { recvWindow: undefined } },
+  markets: (ex) => [
+    h.spot(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT', info: { orderTypes: ['LIMIT', 'MARKET', 'LIMIT_MAKER'] } }),
+    h.linearSwap(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT', info: { orderTypes: ['LIMIT', 'MARKET'] } }),
+  ],
+  respond(req) {
+    const { path } = verify.parts(req.url);
+    if (path === '/api/v3/order') return order(req.method === 'DELETE' ? { status: 'CANCELED' } : {});
+    if (path === '/api/v3/openOrders') return [order({})];
+    if (path === '/api/v3/account') {
+      return { balances: [{ asset: 'BTC', free: '0.50000000', locked: '0.01000000' }], updateTime: 1700000000000 };
+    }
+    if (path === '/fapi/v1/order') return order({ orderId: 4021, side: 'SELL', avgPrice: '0.0', reduceOnly: false });
+    throw new Error(`no canned answer for ${req.method} ${path}`);
+  },
+};
+
+/** `a=1&b=2` → its pairs, and where the query or body carrying the signature is. */
+function carrier(req) {
+  const { query } = verify.parts(req.url);
+  return req.body ? req.body : query;
+}
+
+function compare(agentReq, ccxtReq, stamp) {
+  const a = carrier(agentReq).split('&');
+  const c = carrier(ccxtReq).split('&');
+  const ts = `timestamp=${stamp.ms}`;
+  // ccxt: timestamp first; the agent: timestamp second to last; signature last in both.
+  assert.equal(c[0], ts, 'ccxt puts its timestamp first');
+  assert.equal(a.at(-2), ts, 'the agent appends its timestamp before the signature');
+  assert.match(a.at(-1), /^signature=[0-9a-f]{64}$/);
+  assert.match(c.at(-1), /^signature=[0-9a-f]{64}$/);
+  assert.deepEqual(a.slice(0, -2), c.slice(1, -1), 'the same parameters, in the same order');
+  // ccxt's own request is valid under the scheme too: both sign their bytes at the same time.
+  assert.equal(verify.binance(ccxtReq, credentials).ms, stamp.ms);
+  // Everything outside the signed parameters is identical.
+  assert.equal(verify.parts(agentReq.url).path, verify.parts(ccxtReq.url).path);
+  assert.equal(agentReq.url.split('?')[0], ccxtReq.url.split('?')[0]);
+  assert.deepEqual(agentReq.headers, ccxtReq.headers);
+}
+
+let world;
+test.before(async () => {
+  world = new World();
+  world.addKey(spec.key, 'binance', [credentials.apiKey, credentials.secret]);
+  await world.start();
+  world.unlock();
+});
+test.after(() => world.close());
+
+async function run(op, check) {
+  const r = await h.differential(world, spec, op);
+  r.agent.forEach((req, i) => compare(req, r.ccxt[i], r.stamps[i]));
+  if (check) check(r);
+}
+
+test('binance create_order (spot limit buy)', () =>
+  run((ex) => ex.createOrder('BTC/USDT', 'limit', 'buy', 0.01, 50000), (r) => {
+    assert.equal(r.agent.length, 1);
+    assert.equal(r.agent[0].method, 'POST');
+    assert.match(r.agent[0].body, /^symbol=BTCUSDT&side=BUY&newClientOrderId=x-TKT5PX2F0123456789abcdefghijkl&/);
+    assert.equal(r.result.id, '28');
+  }));
+
+test('binance cancel_order', () =>
+  run((ex) => ex.cancelOrder('28', 'BTC/USDT'), (r) => {
+    assert.equal(r.agent[0].method, 'DELETE');
+    assert.match(r.agent[0].url, /^https:\/\/api\.binance\.com\/api\/v3\/order\?symbol=BTCUSDT&orderId=28&timestamp=\d+&signature=/);
+    assert.equal(r.result.status, 'canceled');
+  }));
+
+test('binance fetch_balance', () =>
+  run((ex) => ex.fetchBalance(), (r) => {
+    assert.match(r.agent[0].url, /\/api\/v3\/account\?timestamp=\d+&signature=[0-9a-f]{64}$/);
+    assert.equal(r.result.BTC.free, 0.5);
+  }));
+
+test('binance fetch_open_orders', () =>
+  run((ex) => ex.fetchOpenOrders('BTC/USDT'), (r) => {
+    assert.match(r.agent[0].url, /\/api\/v3\/openOrders\?symbol=BTCUSDT&timestamp=/);
+    assert.equal(r.result.length, 1);
+  }));
+
+test('binance USDⓈ-M futures create_order (fapi)', () =>
+  run((ex) => ex.createOrder('BTC/USDT:USDT', 'limit', 'sell', 0.002, 90000), (r) => {
+    assert.match(r.agent[0].url, /^https:\/\/fapi\.binance\.com\/fapi\/v1\/order$/);
+    assert.match(r.agent[0].body, /^symbol=BTCUSDT&side=SELL&/);
+    assert.equal(r.result.id, '4021');
+  }));

@@ -1,0 +1,304 @@
+"""The protocol without I/O: frames, messages, answers, socket discovery and the peer check.
+
+Shared by the blocking client (``tapsign.client``) and the asyncio one (``tapsign.aio``), which
+only move bytes. docs/protocol.md is the reference; the frame bytes here match the agent's
+golden frames (compact JSON, fields in the documented order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import errors
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 64 * 1024
+SOCK_ENV = "TAPSIGN_SOCK"
+
+# Linux's SO_PEERCRED; `socket` exposes it on Linux only. The agent runs on Linux.
+SO_PEERCRED = 17
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+# ---------------------------------------------------------------- frames
+
+
+def encode(msg: Mapping[str, Any]) -> bytes:
+    """One whole frame: 4-byte big-endian length, then compact UTF-8 JSON."""
+    body = json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_FRAME:
+        raise errors.BadRequest(
+            f"the request is {len(body)} bytes, over the protocol's {MAX_FRAME}-byte limit: "
+            "send a smaller query or body"
+        )
+    return struct.pack(">I", len(body)) + body
+
+
+def body_len(header: bytes) -> int:
+    """The body length a frame header announces, checked before anything is allocated."""
+    (n,) = struct.unpack(">I", header)
+    if n > MAX_FRAME:
+        raise errors.ProtocolError(
+            f"the agent announced a {n}-byte frame, over the {MAX_FRAME}-byte limit"
+        )
+    return int(n)
+
+
+def decode(body: bytes) -> Dict[str, Any]:
+    """Parse one frame body into a message; an `error` message becomes its exception."""
+    try:
+        msg = json.loads(body.decode())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise errors.ProtocolError(f"the agent sent a frame that is not JSON: {e}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise errors.ProtocolError("the agent sent a message without a type")
+    if msg["type"] == "error":
+        raise errors.from_wire(msg.get("code"), msg.get("message"))
+    return msg
+
+
+def expect(msg: Dict[str, Any], kind: str) -> Dict[str, Any]:
+    if msg["type"] != kind:
+        raise errors.ProtocolError(f"expected a {kind!r} answer, the agent sent {msg['type']!r}")
+    return msg
+
+
+# ---------------------------------------------------------------- requests
+
+
+def hello(client: str) -> Dict[str, Any]:
+    return {"type": "hello", "version": PROTOCOL_VERSION, "client": client}
+
+
+def check_hello(msg: Dict[str, Any]) -> str:
+    """The agent's self-description; refuses an agent of another protocol version."""
+    expect(msg, "hello")
+    if msg.get("version") != PROTOCOL_VERSION:
+        raise errors.VersionMismatch(
+            f"the agent speaks protocol version {msg.get('version')}, this client "
+            f"{PROTOCOL_VERSION}: upgrade the older side",
+            "version_mismatch",
+        )
+    return str(msg.get("agent", ""))
+
+
+def unlock(
+    keys: Optional[Sequence[str]] = None,
+    ttl_secs: Optional[int] = None,
+    idle_secs: Optional[int] = None,
+    max_signatures: Optional[int] = None,
+    pin: Optional[str] = None,
+    extend: bool = False,
+) -> Dict[str, Any]:
+    msg: Dict[str, Any] = {"type": "unlock"}
+    if keys:
+        msg["keys"] = list(keys)
+    for name, value in (
+        ("ttl_secs", ttl_secs),
+        ("idle_secs", idle_secs),
+        ("max_signatures", max_signatures),
+    ):
+        if value is not None:
+            msg[name] = int(value)
+    if pin is not None:
+        msg["pin"] = pin
+    if extend:
+        msg["extend"] = True
+    return msg
+
+
+KINDS = ("rest", "ws_login")
+
+
+def sign(
+    key: str, method: str, path: str, query: str = "", body: str = "", kind: str = "rest"
+) -> Dict[str, Any]:
+    for name, value in (("key", key), ("method", method), ("path", path), ("query", query), ("body", body)):
+        if not isinstance(value, str):
+            raise errors.BadRequest(f"{name} must be a str, not {type(value).__name__}")
+    if kind not in KINDS:
+        raise errors.BadRequest(f"kind must be one of {KINDS}, not {kind!r}")
+    msg: Dict[str, Any] = {
+        "type": "sign",
+        "key": key,
+        "method": method,
+        "path": path,
+        "query": query,
+        "body": body,
+    }
+    if kind != "rest":  # the default is left out, as the agent's own encoder does
+        msg["kind"] = kind
+    return msg
+
+
+# ---------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The request to send, exactly as the agent returned it: send these strings byte for
+    byte (no re-encoding, no re-ordering), promptly (the agent stamped the time)."""
+
+    method: str
+    path: str
+    query: str
+    body: str
+    headers: Dict[str, str]
+
+    def url(self, base: str) -> str:
+        """``base`` (``https://api.binance.com``) + path + ``?query`` (no ``?`` when empty)."""
+        return base.rstrip("/") + self.path + ("?" + self.query if self.query else "")
+
+    @classmethod
+    def from_wire(cls, msg: Dict[str, Any]) -> "SignedRequest":
+        expect(msg, "signed")
+        try:
+            headers = {str(k): str(v) for k, v in dict(msg["headers"]).items()}
+            return cls(
+                str(msg["method"]), str(msg["path"]), str(msg["query"]), str(msg["body"]), headers
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise errors.ProtocolError(f"the agent's signed answer lacks a field: {e}") from None
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `status` (or `unlock`) reports; ``raw`` is the whole message."""
+
+    state: str
+    agent: str
+    session: Optional[Dict[str, Any]]
+    lock_reason: Optional[str]
+    tokens: List[Dict[str, Any]]
+    warnings: List[str]
+    lock_sources: List[Dict[str, Any]]
+    # Keys whose config.toml policy differs from their exchange's trading profile.
+    key_policies: List[Dict[str, Any]]
+    raw: Dict[str, Any] = field(repr=False)
+
+    @property
+    def unlocked(self) -> bool:
+        return self.state == "unlocked"
+
+    @classmethod
+    def from_wire(cls, msg: Dict[str, Any], kind: str = "status") -> "Status":
+        expect(msg, kind)
+        return cls(
+            state=str(msg.get("state", "locked")),
+            agent=str(msg.get("agent", "")),
+            session=msg.get("session"),
+            lock_reason=msg.get("lock_reason"),
+            tokens=list(msg.get("tokens") or []),
+            warnings=list(msg.get("warnings") or []),
+            lock_sources=list(msg.get("lock_sources") or []),
+            key_policies=list(msg.get("key_policies") or []),
+            raw=msg,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A session event: ``event`` is `unlocked`, `expiring_soon`, `budget_low`, `extended` or
+    `locked`. Treat an event name you do not know as informational."""
+
+    event: str
+    message: str
+    reason: Optional[str] = None
+    code: Optional[str] = None
+    expires_in_secs: Optional[int] = None
+    signatures_left: Optional[int] = None
+
+    @classmethod
+    def from_wire(cls, msg: Dict[str, Any]) -> "Event":
+        expect(msg, "event")
+        return cls(
+            event=str(msg.get("event", "")),
+            message=str(msg.get("message", "")),
+            reason=msg.get("reason"),
+            code=msg.get("code"),
+            expires_in_secs=msg.get("expires_in_secs"),
+            signatures_left=msg.get("signatures_left"),
+        )
+
+
+# ---------------------------------------------------------------- where the agent is
+
+
+@dataclass(frozen=True)
+class SocketPath:
+    path: str
+    # True when found by the default rules (not TAPSIGN_SOCK, not given by the caller): the
+    # agent made that folder itself, private, so anything else there is not its work.
+    discovered: bool
+
+
+def discover(env: Optional[Mapping[str, str]] = None, uid: Optional[int] = None) -> SocketPath:
+    """The socket path, first match wins (docs/protocol.md, proto/src/path.rs):
+    ``$TAPSIGN_SOCK``; ``$XDG_RUNTIME_DIR/tapsign/agent.sock``;
+    ``/run/user/$UID/tapsign/agent.sock`` when ``/run/user/$UID`` exists;
+    ``$TMPDIR/tapsign-$UID/agent.sock`` (``/tmp`` without TMPDIR)."""
+    env = os.environ if env is None else env
+    uid = os.getuid() if uid is None else uid
+    if env.get(SOCK_ENV):
+        return SocketPath(env[SOCK_ENV], False)
+    if env.get("XDG_RUNTIME_DIR"):
+        return SocketPath(os.path.join(env["XDG_RUNTIME_DIR"], "tapsign", "agent.sock"), True)
+    run_user = f"/run/user/{uid}"
+    if os.path.isdir(run_user):
+        return SocketPath(os.path.join(run_user, "tapsign", "agent.sock"), True)
+    tmp = env.get("TMPDIR") or "/tmp"  # Rust's std::env::temp_dir(), as the agent uses
+    return SocketPath(os.path.join(tmp, f"tapsign-{uid}", "agent.sock"), True)
+
+
+def check_folder(path: str, uid: Optional[int] = None) -> None:
+    """A discovered socket's folder must be a real folder (not a symlink, which could be swapped
+    later), owned by us and not writable by others: the agent refuses to listen anywhere else,
+    so such a folder is someone else's."""
+    uid = os.getuid() if uid is None else uid
+    folder = os.path.dirname(path) or "."
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return  # nothing there: connecting reports "not running"
+    problem = None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        problem = "is a symbolic link or not a folder"
+    elif st.st_uid != uid:
+        problem = f"belongs to uid {st.st_uid}, not to you (uid {uid})"
+    elif st.st_mode & 0o022:
+        problem = "can be written by other users"
+    if problem:
+        raise errors.NotYourAgent(
+            f"the socket folder {folder} {problem}: the agent never listens there, so it is "
+            "not your agent; remove it and restart `tapsign agent`, or set TAPSIGN_SOCK"
+        )
+
+
+def check_peer_uid(peer_uid: int, my_uid: int, path: str) -> None:
+    """The process serving the socket must run as our user: a socket another user planted (a
+    swapped folder, an odd TAPSIGN_SOCK) must not receive an unlock request and its PIN."""
+    if peer_uid != my_uid:
+        raise errors.NotYourAgent(
+            f"the socket {path} is served by uid {peer_uid}, not by you (uid {my_uid}): it is "
+            "not your agent; check TAPSIGN_SOCK and the socket folder"
+        )
+
+
+def peer_uid(sock: Any) -> int:
+    """The uid of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERCRED, _UCRED.size)
+    _pid, uid, _gid = _UCRED.unpack(raw)
+    return int(uid)
+
+
+def not_running(path: str, e: OSError) -> errors.AgentNotRunning:
+    return errors.AgentNotRunning(
+        f"no tapsign agent at {path} ({e.strerror or e}): start it with `tapsign agent` (or its "
+        "user service), or set TAPSIGN_SOCK to its socket"
+    )

@@ -1,0 +1,297 @@
+"""Plug a ccxt exchange into the tapsign agent:
+
+    import ccxt
+    from tapsign.ccxt import attach
+
+    exchange = attach(ccxt.binance(), key="binance-main")
+    exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 50000)
+
+Works on ccxt's sync classes and on ``ccxt.async_support`` (and so ``ccxt.pro`` REST calls).
+
+How: ccxt builds every request as it always does. On an attached instance its signing
+primitives (``hmac``, ``jwt``, ``rsa``, ``eddsa``, ``ecdsa``) return a marker instead of a
+signature and its credentials are placeholders, so ccxt itself signs nothing. A private
+request is recognised by those markers; its authentication (API-key, signature, timestamp and
+nonce headers or parameters) is taken out (``_rules``) and the rest, ccxt's own bytes, goes to
+the agent, which stamps its time and nonce, signs, and returns the request to send, API key
+included. That request is sent byte for byte. Public requests carry no marker and are sent
+untouched, without asking the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac as _hmac
+import json
+import secrets
+import threading
+from base64 import b64encode
+from typing import Any, Callable, Dict, Optional, Union
+from urllib.parse import parse_qs
+
+from .. import aio, errors
+from .._wire import SignedRequest
+from ..client import Agent
+from . import _rules
+from ._errors import ccxt_class, to_ccxt
+from ._rules import RULES, UNSIGNED, Rule, Unsigned
+
+__all__ = ["attach", "ccxt_class"]
+
+_PENDING = "X-Tapsign-Pending"  # sign() -> fetch(): this request waits for the agent
+_SECRET_FIELDS = ("secret", "password", "privateKey", "token")
+
+
+def _unsigned_hmac(request: Any, secret: Any, algorithm: Any = None, digest: str = "hex") -> Any:
+    """Stands in for ccxt's ``hmac`` on an attached instance: a marker, never a signature."""
+    return UNSIGNED.encode() if digest == "binary" else UNSIGNED
+
+
+def _unsigned_text(*args: Any, **kwargs: Any) -> str:
+    """Stands in for ccxt's ``jwt``, ``rsa`` and ``eddsa`` on an attached instance."""
+    return UNSIGNED
+
+
+def _unsigned_ecdsa(*args: Any, **kwargs: Any) -> Dict[str, Any]:
+    return {"r": UNSIGNED, "s": UNSIGNED, "v": 0}
+
+
+def _rule_for(exchange: Any) -> Rule:
+    names = [str(getattr(exchange, "id", ""))] + [c.__name__ for c in type(exchange).__mro__]
+    for name in names:
+        if name in _rules.IDS:
+            return RULES[_rules.IDS[name]]
+    known = ", ".join(sorted(_rules.IDS))
+    raise ValueError(
+        f"tapsign signs for these ccxt exchanges: {known}; "
+        f"{getattr(exchange, 'id', type(exchange).__name__)} is not one of them"
+    )
+
+
+class _Adapter:
+    """What an attached instance carries: the key name, the agent and the per-exchange rule."""
+
+    def __init__(self, exchange: Any, key: str, rule: Rule, agent: Union[Agent, aio.Agent]):
+        self.exchange = exchange
+        self.key = key
+        self.rule = rule
+        self.agent = agent
+        self.token = secrets.token_hex(8)
+        self.api_key: Optional[str] = None  # learnt from the agent's answers (Binance key-only calls)
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- sign(): strip
+
+    def wrap_sign(self, original: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+        def sign(path: Any, api: Any = "public", method: str = "GET", params: Any = None, *rest: Any, **kw: Any) -> Dict[str, Any]:
+            req = original(path, api, method, {} if params is None else params, *rest, **kw)
+            if not _rules.carries_marker(req.get("url"), req.get("body"), req.get("headers")):
+                return req  # public: untouched
+            unsigned = _rules.strip(self.rule, req)
+            headers = dict(unsigned.headers)
+            headers[_PENDING] = self.token
+            url = unsigned.base + unsigned.path + ("?" + unsigned.query if unsigned.query else "")
+            return {"url": url, "method": unsigned.method, "body": unsigned.body, "headers": headers}
+
+        return sign
+
+    # ---------------------------------------------------------------- fetch(): sign and send
+
+    def pending(self, url: str, method: str, headers: Optional[Dict[str, str]], body: Any) -> Optional[Unsigned]:
+        if not headers or headers.get(_PENDING) is None:
+            return None
+        if headers[_PENDING] != self.token:
+            raise errors.ProtocolError("a request marked for another attached instance")
+        rest = {k: v for k, v in headers.items() if k != _PENDING}
+        base, path, query = _rules.split_url(url)
+        return Unsigned(method, base, path, query, body, rest)
+
+    def key_only(self, u: Unsigned) -> bool:
+        return self.rule.scheme == "binance" and u.path.endswith(_rules.BINANCE_KEY_ONLY)
+
+    def signed_request(self, u: Unsigned, signed: SignedRequest) -> Dict[str, Any]:
+        """The request to send: the agent's strings as they are, ccxt's other headers."""
+        got = {k.lower() for k in signed.headers}
+        if self.rule.expect_header.lower() not in got:
+            raise errors.BadRequest(
+                f"the agent signed with key {self.key!r} in another exchange's scheme (no "
+                f"{self.rule.expect_header} header): attach it to a {self.rule.scheme} exchange",
+                "bad_request",
+            )
+        headers = {**u.headers, **signed.headers}
+        if self.rule.scheme == "kucoin":
+            headers = _kucoin_partner(self.exchange, u, headers)
+        self.remember_key(signed.headers)
+        body: Optional[str] = signed.body if (signed.body or u.body is not None) else None
+        return self.checked(signed.url(u.base), signed.method, headers, body)
+
+    def key_only_request(self, u: Unsigned) -> Dict[str, Any]:
+        if self.api_key is None:
+            raise errors.Internal("no Binance API key learnt from the agent yet", "internal")
+        headers = dict(u.headers)
+        headers["X-MBX-APIKEY"] = self.api_key
+        url = u.base + u.path + ("?" + u.query if u.query else "")
+        return self.checked(url, u.method, headers, u.body)
+
+    def checked(self, url: str, method: str, headers: Dict[str, str], body: Optional[str]) -> Dict[str, Any]:
+        if _rules.carries_marker(url, body, headers):
+            # ccxt put authentication somewhere the rules do not know: never send it.
+            raise errors.Internal(
+                f"tapsign could not take ccxt's own authentication out of {method} "
+                f"{url.split('?')[0]} ({self.exchange.id}); nothing was sent. Please report "
+                "this with your ccxt version",
+                "internal",
+            )
+        return {"url": url, "method": method, "headers": headers, "body": body}
+
+    def remember_key(self, headers: Dict[str, str]) -> None:
+        if self.rule.scheme == "binance":
+            for k, v in headers.items():
+                if k.lower() == "x-mbx-apikey":
+                    with self._lock:
+                        self.api_key = v
+
+    def to_ccxt(self, e: errors.TapsignError) -> Exception:
+        return to_ccxt(e, str(self.exchange.id))
+
+
+# The signed call that teaches the adapter a Binance API key before a key-only call: a read
+# of the account, signed but never sent.
+_BINANCE_KEY_PROBE = ("GET", "/api/v3/account", "")
+
+
+def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
+    agent = ad.agent
+    assert isinstance(agent, Agent)
+
+    def fetch(url: str, method: str = "GET", headers: Optional[Dict[str, str]] = None, body: Any = None) -> Any:
+        u = ad.pending(url, method, headers, body)
+        if u is None:
+            return original(url, method, headers, body)
+        try:
+            if ad.key_only(u):
+                if ad.api_key is None:
+                    ad.remember_key(agent.sign(ad.key, *_BINANCE_KEY_PROBE).headers)
+                req = ad.key_only_request(u)
+            else:
+                signed = agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
+                req = ad.signed_request(u, signed)
+        except errors.TapsignError as e:
+            raise ad.to_ccxt(e) from None
+        return original(req["url"], req["method"], req["headers"], req["body"])
+
+    return fetch
+
+
+def _async_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
+    agent = ad.agent
+    assert isinstance(agent, aio.Agent)
+
+    async def fetch(url: str, method: str = "GET", headers: Optional[Dict[str, str]] = None, body: Any = None) -> Any:
+        u = ad.pending(url, method, headers, body)
+        if u is None:
+            return await original(url, method, headers, body)
+        try:
+            if ad.key_only(u):
+                if ad.api_key is None:
+                    ad.remember_key((await agent.sign(ad.key, *_BINANCE_KEY_PROBE)).headers)
+                req = ad.key_only_request(u)
+            else:
+                signed = await agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
+                req = ad.signed_request(u, signed)
+        except errors.TapsignError as e:
+            raise ad.to_ccxt(e) from None
+        return await original(req["url"], req["method"], req["headers"], req["body"])
+
+    return fetch
+
+
+def _kucoin_partner(exchange: Any, u: Unsigned, headers: Dict[str, str]) -> Dict[str, str]:
+    """ccxt tags KuCoin requests with its broker id, signed with ccxt's own broker key (a
+    public value in ccxt's source, not the user's secret) over the timestamp and the API key.
+    Both are the agent's now, so the tag is remade from them, as ccxt makes it."""
+    partner = (exchange.options or {}).get("partner") or {}
+    part = partner.get("future" if _kucoin_futures(u) else "spot", partner) if isinstance(partner, dict) else None
+    if not isinstance(part, dict) or not part.get("id") or not (part.get("secret") or part.get("key")):
+        return headers
+    pid, pkey = str(part["id"]), str(part.get("secret") or part.get("key"))
+    ts, api_key = headers.get("KC-API-TIMESTAMP", ""), headers.get("KC-API-KEY", "")
+    mac = _hmac.new(pkey.encode(), (ts + pid + api_key).encode(), hashlib.sha256)
+    out = dict(headers)
+    out["KC-API-PARTNER-SIGN"] = b64encode(mac.digest()).decode()
+    out["KC-API-PARTNER"] = pid
+    out["KC-API-PARTNER-VERIFY"] = "true"
+    return out
+
+
+def _kucoin_futures(u: Unsigned) -> bool:
+    """ccxt picks its futures broker id for the futures host, and for unified-account calls
+    whose ``tradeType`` is ``FUTURES``."""
+    if "api-futures." in u.base:
+        return True
+    if not u.path.startswith("/api/ua/"):
+        return False
+    trade_type = parse_qs(u.query).get("tradeType", [None])[0]
+    if trade_type is None and u.body and u.body.lstrip().startswith("{"):
+        try:
+            trade_type = json.loads(u.body).get("tradeType")
+        except ValueError:
+            trade_type = None
+    return trade_type == "FUTURES"
+
+
+def attach(exchange: Any, key: str, agent: Union[Agent, aio.Agent, None] = None) -> Any:
+    """Make ``exchange`` (a ccxt instance, sync or ``async_support``) sign its private requests
+    with the agent's credential ``key``. Returns the same instance.
+
+    The instance must hold no secret: its credentials become placeholders that sign nothing.
+    ``agent`` defaults to a new :class:`tapsign.Agent` (or :class:`tapsign.aio.Agent` for an
+    async instance) found by the usual socket rules.
+    """
+    if getattr(exchange, "_tapsign", None) is not None:
+        raise ValueError(f"{exchange.id} is already attached to tapsign key {exchange._tapsign.key!r}")
+    rule = _rule_for(exchange)
+    for name in _SECRET_FIELDS:
+        if getattr(exchange, name, None):
+            raise ValueError(
+                f"this {exchange.id} instance holds a {name}: with tapsign the agent keeps it. "
+                f"Remove it from the bot's configuration (tapsign key add {key} --exchange "
+                f"{rule.scheme} stores it) and attach again"
+            )
+    is_async = asyncio.iscoroutinefunction(exchange.fetch)
+    if agent is None:
+        agent = aio.Agent() if is_async else Agent()
+    if is_async != isinstance(agent, aio.Agent):
+        raise TypeError("use tapsign.aio.Agent with ccxt.async_support, tapsign.Agent with ccxt")
+    ad = _Adapter(exchange, key, rule, agent)
+
+    for field, required in dict(exchange.requiredCredentials).items():
+        if required:
+            setattr(exchange, field, _placeholder(rule, field))
+    exchange.apiKey = rule.placeholder_key
+    exchange.secret = _rules.PLACEHOLDER_SECRET
+    # Nothing on this instance signs: not a request the rules miss, not a websocket login.
+    exchange.hmac = _unsigned_hmac
+    for name in ("jwt", "rsa", "eddsa"):
+        setattr(exchange, name, _unsigned_text)
+    exchange.ecdsa = _unsigned_ecdsa
+    if rule.scheme == "binance" and exchange.options.get("recvWindow") == 10000:
+        # ccxt's default of 10 s is above the agent's cap (5 s by default) and would be
+        # refused; without it Binance's own default (5 s) applies. A recvWindow the bot sets
+        # per call or in options is kept, and checked by the agent.
+        exchange.options["recvWindow"] = None
+    exchange.sign = ad.wrap_sign(exchange.sign)
+    exchange.fetch = (_async_fetch if is_async else _sync_fetch)(ad, exchange.fetch)
+    exchange._tapsign = ad
+    return exchange
+
+
+def _placeholder(rule: Rule, field: str) -> str:
+    if field == "apiKey":
+        return rule.placeholder_key
+    if field == "secret":
+        return _rules.PLACEHOLDER_SECRET
+    if field == "password":
+        return _rules.PLACEHOLDER_PASSWORD
+    return _rules.PLACEHOLDER + "-" + field

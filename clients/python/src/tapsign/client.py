@@ -1,0 +1,258 @@
+"""The blocking client: one connection, shared safely between threads."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+from typing import Any, Dict, Iterator, Optional, Sequence
+
+from . import _wire, errors
+from ._wire import Event, SignedRequest, Status
+
+__all__ = ["Agent", "connect_socket"]
+
+DEFAULT_NAME = "tapsign-python/0.1.0"
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise _Dropped("the agent closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+class _Dropped(Exception):
+    """The connection is gone (reset, closed, broken pipe); the caller decides on a retry."""
+
+
+def _read_msg(sock: socket.socket) -> Dict[str, Any]:
+    return _wire.decode(_recv_exact(sock, _wire.body_len(_recv_exact(sock, 4))))
+
+
+def _roundtrip(sock: socket.socket, frame: bytes) -> Dict[str, Any]:
+    """Send one request, read its answer. An agent that refuses a connection (busy) answers
+    and closes at once, so our write can fail while its answer waits: read it anyway."""
+    write_error: Optional[BaseException] = None
+    try:
+        sock.sendall(frame)
+    except OSError as e:
+        write_error = e
+    try:
+        return _read_msg(sock)
+    except socket.timeout:
+        raise
+    except (OSError, _Dropped) as e:
+        raise _Dropped(str(write_error or e)) from None
+
+
+def connect_socket(sock_path: _wire.SocketPath, name: str, timeout: Optional[float]) -> "tuple[socket.socket, str]":
+    """Connect, check whose socket it is, say hello. Returns the socket and the agent's name."""
+    if sock_path.discovered:
+        _wire.check_folder(sock_path.path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sock_path.path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise _wire.not_running(sock_path.path, e) from None
+        _wire.check_peer_uid(_wire.peer_uid(sock), os.getuid(), sock_path.path)
+        try:
+            agent = _wire.check_hello(_roundtrip(sock, _wire.encode(_wire.hello(name))))
+        except _Dropped as e:
+            raise errors.ConnectionLost(f"the agent closed the connection during hello: {e}") from None
+        return sock, agent
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _closes(e: errors.TapsignError) -> bool:
+    """After these the agent closes the connection, or the stream may be out of step."""
+    return e.code in ("version_mismatch", "busy", "forbidden") or isinstance(e, errors.ProtocolError)
+
+
+def _is_stale(sock: socket.socket) -> bool:
+    """Whether the agent closed this idle connection (it does after its idle timeout, without
+    a message): readable with nothing to read. Any unsolicited bytes make it unusable too."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class Agent:
+    """A connection to the tapsign agent.
+
+    Thread-safe: one request at a time goes over the shared connection (a lock around each
+    round trip). It connects on first use and reconnects when the agent has closed an idle
+    connection. When the connection drops with a request in flight, these are retried once on
+    a new connection: ``status``, ``lock`` and ``sign`` (a signature whose answer was lost never
+    reached the bot, so it cannot be used; signing again costs one more from the session's
+    budget). ``unlock`` is never retried: it waits for a touch and may carry a PIN, and a
+    repeat could spend a PIN attempt. ``unlock`` and ``events`` use their own connections, so
+    neither blocks signing.
+
+    ``timeout`` bounds each answer (``None``: wait forever); ``unlock`` waits for a human and
+    has no bound unless given one.
+    """
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        *,
+        name: str = DEFAULT_NAME,
+        timeout: Optional[float] = 30.0,
+    ) -> None:
+        self._where = _wire.SocketPath(path, False) if path else _wire.discover()
+        self._name = name
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self.agent: Optional[str] = None  # the agent's self-description, after hello
+
+    @property
+    def path(self) -> str:
+        return self._where.path
+
+    # -------------------------------------------------------- connection
+
+    def connect(self) -> "Agent":
+        """Connect and say hello now (otherwise the first request does)."""
+        with self._lock:
+            self._ensure()
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> "Agent":
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure(self) -> socket.socket:
+        if self._sock is not None and _is_stale(self._sock):
+            self._drop()
+        if self._sock is None:
+            self._sock, self.agent = connect_socket(self._where, self._name, self._timeout)
+        return self._sock
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def _call(self, msg: Dict[str, Any], retry: bool) -> Dict[str, Any]:
+        frame = _wire.encode(msg)
+        with self._lock:
+            for attempt in range(2):
+                sock = self._ensure()
+                try:
+                    return _roundtrip(sock, frame)
+                except socket.timeout:
+                    self._drop()  # an answer may still come: this connection is out of step
+                    raise errors.AgentTimeout(
+                        f"the agent did not answer within {self._timeout} s"
+                    ) from None
+                except _Dropped as e:
+                    self._drop()
+                    if not retry or attempt == 1:
+                        raise errors.ConnectionLost(
+                            f"lost the connection to the agent: {e}; is it still running?"
+                        ) from None
+                except errors.TapsignError as e:
+                    if _closes(e):
+                        self._drop()
+                    raise
+                except BaseException:
+                    # Interrupted mid-request: the answer would arrive for the next caller.
+                    self._drop()
+                    raise
+        raise AssertionError("unreachable")
+
+    # -------------------------------------------------------- requests
+
+    def hello(self) -> str:
+        """Connect if needed; the agent's self-description (``tapsign 0.1.0``)."""
+        self.connect()
+        return self.agent or ""
+
+    def status(self) -> Status:
+        return Status.from_wire(self._call({"type": "status"}, retry=True))
+
+    def lock(self) -> None:
+        """End the session now and wipe its secrets (a no-op when locked)."""
+        _wire.expect(self._call({"type": "lock"}, retry=True), "locked")
+
+    def sign(
+        self,
+        key: str,
+        method: str,
+        path: str,
+        query: str = "",
+        body: str = "",
+        kind: str = "rest",
+    ) -> SignedRequest:
+        """Have the agent sign what you are about to send; send its answer byte for byte."""
+        msg = _wire.sign(key, method, path, query, body, kind)
+        return SignedRequest.from_wire(self._call(msg, retry=True))
+
+    def unlock(
+        self,
+        keys: Optional[Sequence[str]] = None,
+        *,
+        ttl_secs: Optional[int] = None,
+        idle_secs: Optional[int] = None,
+        max_signatures: Optional[int] = None,
+        pin: Optional[str] = None,
+        extend: bool = False,
+        timeout: Optional[float] = None,
+    ) -> Status:
+        """Ask for a touch (and the PIN where the token wants one) and open a session, or with
+        ``extend=True`` renew the open one. Waits for a human: no timeout unless given. The PIN
+        is sent only to a socket served by your own user, and never logged."""
+        frame = _wire.encode(_wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend))
+        del pin
+        sock, _ = connect_socket(self._where, self._name, self._timeout)
+        try:
+            sock.settimeout(timeout)
+            try:
+                return Status.from_wire(_roundtrip(sock, frame), "unlocked")
+            except socket.timeout:
+                raise errors.AgentTimeout(f"no answer to unlock within {timeout} s") from None
+            except _Dropped as e:
+                raise errors.ConnectionLost(f"lost the connection during unlock: {e}") from None
+        finally:
+            sock.close()
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Session events as they happen, on a connection of their own. Ends with
+        :class:`ConnectionLost` when the agent goes away (a restarted agent is locked)."""
+        sock, _ = connect_socket(self._where, self._name, self._timeout)
+        return _events(sock, timeout)
+
+
+def _events(sock: socket.socket, timeout: Optional[float]) -> Iterator[Event]:
+    try:
+        try:
+            _wire.expect(_roundtrip(sock, _wire.encode({"type": "subscribe"})), "subscribed")
+            sock.settimeout(timeout)
+            while True:
+                yield Event.from_wire(_read_msg(sock))
+        except socket.timeout:
+            raise errors.AgentTimeout(f"no event within {timeout} s") from None
+        except _Dropped as e:
+            raise errors.ConnectionLost(f"the event stream ended: {e}") from None
+    finally:
+        sock.close()

@@ -1,0 +1,126 @@
+"""The asyncio client: the same behaviours as the blocking one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, List
+
+import pytest
+
+import creds
+import diffkit
+import fakeagent
+import tapsign
+import tapsign.aio
+from agentworld import World
+from fakeagent import Conn, FakeAgent
+from fakeagent import busy_at_once, drop_first_sign, slow_first_answer, using
+
+
+def test_status_sign_lock_against_the_agent(fresh_world: World) -> None:
+    async def go() -> None:
+        async with tapsign.aio.Agent(fresh_world.sock) as a:
+            assert (await a.hello()).startswith("tapsign")
+            assert (await a.status()).unlocked
+            s = await a.sign("binance-main", "POST", "/api/v3/order", body="symbol=BTCUSDT&side=BUY")
+            payload, sig = s.body.rsplit("&signature=", 1)
+            assert sig == diffkit.hmac_hex(creds.BINANCE[1].encode(), payload.encode())
+            with pytest.raises(tapsign.PolicyDenied):
+                await a.sign("binance-main", "POST", "/sapi/v1/capital/withdraw/apply", body="coin=BTC")
+            await a.lock()
+            with pytest.raises(tapsign.Locked):
+                await a.sign("binance-main", "GET", "/api/v3/account")
+            assert (await a.unlock(timeout=30)).unlocked
+
+    asyncio.run(go())
+
+
+def test_concurrent_tasks_share_one_connection(agent: tapsign.Agent, world: World) -> None:
+    async def go() -> List[str]:
+        a = tapsign.aio.Agent(world.sock)
+        answers = await asyncio.gather(*[
+            a.sign("binance-main", "GET", "/api/v3/openOrders", query=f"symbol=S{i}") for i in range(40)
+        ])
+        await a.close()
+        return [s.query for s in answers]
+
+    for i, q in enumerate(asyncio.run(go())):
+        assert q.startswith(f"symbol=S{i}&timestamp=")
+
+
+def test_events_as_an_async_iterator(fresh_world: World) -> None:
+    async def go() -> List[str]:
+        a = tapsign.aio.Agent(fresh_world.sock)
+        got: List[str] = []
+
+        async def collect() -> None:
+            async for event in a.events(timeout=20):
+                got.append(event.event)
+                if len(got) == 2:
+                    return
+
+        task = asyncio.ensure_future(collect())
+        await asyncio.sleep(0.3)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: fresh_world.run(["lock"]))
+        await a.unlock(timeout=30)
+        await asyncio.wait_for(task, 20)
+        return got
+
+    assert asyncio.run(go()) == ["locked", "unlocked"]
+
+
+@using(drop_first_sign)
+def test_sign_is_retried_once(fake: FakeAgent) -> None:
+    async def go() -> str:
+        a = tapsign.aio.Agent(fake.path)
+        return (await a.sign("k", "GET", "/order")).path
+
+    assert asyncio.run(go()) == "/order"
+    assert len(fake.requests("sign")) == 2
+
+
+@using(drop_first_sign)
+def test_unlock_is_never_retried(fake: FakeAgent) -> None:
+    async def go() -> None:
+        await tapsign.aio.Agent(fake.path).unlock(pin="1234", timeout=5)
+
+    with pytest.raises(tapsign.ConnectionLost):
+        asyncio.run(go())
+    assert len(fake.requests("unlock")) == 1
+
+
+@using(busy_at_once)
+def test_busy(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.Busy):
+        asyncio.run(tapsign.aio.Agent(fake.path).status())
+
+
+@using(slow_first_answer)
+def test_a_cancelled_request_never_hands_its_answer_to_the_next(fake: FakeAgent) -> None:
+    async def go() -> str:
+        a = tapsign.aio.Agent(fake.path)
+        task = asyncio.ensure_future(a.sign("k", "GET", "/first"))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return (await a.sign("k", "GET", "/second")).path
+
+    assert asyncio.run(go()) == "/second"
+
+
+@using(slow_first_answer)
+def test_timeout(fake: FakeAgent) -> None:
+    async def go() -> str:
+        a = tapsign.aio.Agent(fake.path, timeout=1.0)
+        with pytest.raises(tapsign.AgentTimeout):
+            await a.sign("k", "GET", "/first")
+        return (await a.sign("k", "GET", "/second")).path
+
+    assert asyncio.run(go()) == "/second"
+
+
+def test_no_agent(tmp_path: Any) -> None:
+    with pytest.raises(tapsign.AgentNotRunning):
+        asyncio.run(tapsign.aio.Agent(str(tmp_path / "none.sock")).status())

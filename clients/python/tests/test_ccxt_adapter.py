@@ -1,0 +1,197 @@
+"""What ``tapsign.ccxt.attach`` promises a bot, apart from the signatures themselves (those are
+the test_diff_* modules): no secret on the instance and nothing signed with its placeholders,
+public requests untouched, refusals as ccxt exceptions, nothing sent when the agent refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ccxt
+import ccxt.async_support
+import pytest
+
+import creds
+import diffkit
+import tapsign
+import tapsign.aio
+from agentworld import World
+from markets import market
+from tapsign.ccxt import _rules, attach, ccxt_class
+from test_diff_binance import MARKETS, respond, verify
+
+PUBLIC_TICKER = {"symbol": "BTCUSDT", "lastPrice": "50000", "bidPrice": "49999", "askPrice": "50001"}
+
+
+def binance(agent: Any, cls: Any = ccxt.binance) -> Any:
+    ex, rec = diffkit.instance(cls, MARKETS, lambda m, u, b: PUBLIC_TICKER if "ticker" in u else respond(m, u, b))
+    attach(ex, key="binance-main", agent=agent)
+    return ex, rec
+
+
+def test_the_instance_holds_placeholders_that_sign_nothing(agent: tapsign.Agent) -> None:
+    ex, _ = binance(agent)
+    assert ex.secret == _rules.PLACEHOLDER_SECRET and ex.apiKey == _rules.PLACEHOLDER_KEY
+    assert ex.check_required_credentials()
+    # ccxt's signing primitives are gone from the instance: a code path the adapter does not
+    # know (a websocket login, a new endpoint family) gets a marker, not a signature.
+    assert ex.hmac(b"x", ex.encode(ex.secret)) == _rules.UNSIGNED
+    assert ex.jwt({"a": 1}, b"k") == _rules.UNSIGNED
+    assert ex.eddsa(b"x", "k", "ed25519") == _rules.UNSIGNED
+
+
+def test_attach_refuses_an_instance_that_holds_a_secret(agent: tapsign.Agent) -> None:
+    with pytest.raises(ValueError) as refused:
+        attach(ccxt.binance({"apiKey": creds.BINANCE[0], "secret": creds.BINANCE[1]}), key="binance-main", agent=agent)
+    assert "tapsign key add binance-main --exchange binance" in str(refused.value)
+    with pytest.raises(ValueError):
+        attach(ccxt.okx({"password": "passphrase"}), key="okx-main", agent=agent)
+
+
+def test_attach_refuses_an_exchange_tapsign_does_not_sign_for(agent: tapsign.Agent) -> None:
+    with pytest.raises(ValueError) as refused:
+        attach(ccxt.htx(), key="x", agent=agent)
+    assert "htx" in str(refused.value) and "binance" in str(refused.value)
+
+
+def test_attach_twice_is_refused(agent: tapsign.Agent) -> None:
+    ex, _ = binance(agent)
+    with pytest.raises(ValueError):
+        attach(ex, key="binance-main", agent=agent)
+
+
+def test_an_async_instance_needs_the_async_agent(agent: tapsign.Agent) -> None:
+    with pytest.raises(TypeError):
+        attach(ccxt.async_support.binance(), key="binance-main", agent=agent)
+
+
+def test_public_requests_are_untouched_and_need_no_agent(tmp_path: Any) -> None:
+    nowhere = tapsign.Agent(str(tmp_path / "no-agent.sock"))
+    ex, rec = binance(nowhere)
+    plain, rec_plain = diffkit.instance(ccxt.binance, MARKETS, lambda m, u, b: PUBLIC_TICKER)
+    assert ex.fetch_ticker("BTC/USDT")["last"] == 50000
+    plain.fetch_ticker("BTC/USDT")
+    assert [(s.method, s.url, s.headers, s.body) for s in rec.sent] == \
+           [(s.method, s.url, s.headers, s.body) for s in rec_plain.sent]
+    # A private call needs the agent: a ccxt NetworkError a bot already retries on.
+    with pytest.raises(ccxt.ExchangeNotAvailable) as down:
+        ex.fetch_balance()
+    assert isinstance(down.value, tapsign.AgentNotRunning)
+    assert isinstance(down.value, ccxt.NetworkError)
+    assert "tapsign agent" in str(down.value)
+    assert len(rec.sent) == 1, "the private request was not sent"
+
+
+def test_locked_is_an_authentication_error_and_tapsign_locked(fresh_world: World) -> None:
+    a = tapsign.Agent(fresh_world.sock)
+    ex, rec = binance(a)
+    ex.fetch_balance()
+    a.lock()
+    with pytest.raises(ccxt.AuthenticationError) as locked:
+        ex.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    assert isinstance(locked.value, tapsign.Locked) and isinstance(locked.value, tapsign.NoSession)
+    assert locked.value.code == "locked"
+    assert str(locked.value).startswith("binance tapsign: ") and "tapsign unlock" in str(locked.value)
+    assert len(rec.sent) == 1, "nothing sent while locked"
+    fresh_world.unlock()
+    ex.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+    verify(rec.sent[-1])
+
+
+def test_a_withdrawal_is_permission_denied_and_not_sent(agent: tapsign.Agent) -> None:
+    ex, rec = binance(agent)
+    with pytest.raises(ccxt.PermissionDenied) as denied:
+        ex.withdraw("USDT", 100, "TJYeasTPa6gpEEfYqZhuEgvxoQWZ6x8Lvu", params={"network": "TRX"})
+    assert isinstance(denied.value, tapsign.PolicyDenied)
+    assert "withdraw" in str(denied.value)
+    assert rec.sent == []
+
+
+def test_a_key_of_another_exchange_is_refused_before_sending(agent: tapsign.Agent) -> None:
+    ex, rec = diffkit.instance(ccxt.okx, [market("BTC/USDT", "BTC-USDT")], lambda m, u, b: {"code": "0", "data": []})
+    attach(ex, key="binance-main", agent=agent)
+    # The agent's trading profile may refuse the path first (policy_denied); if it signs,
+    # the adapter sees a Binance answer where it expects OKX's headers (bad_request).
+    with pytest.raises((ccxt.BadRequest, ccxt.PermissionDenied)) as refused:
+        ex.fetch_open_orders("BTC/USDT")
+    assert isinstance(refused.value, (tapsign.BadRequest, tapsign.PolicyDenied))
+    assert "okx" in str(refused.value)
+    assert rec.sent == []
+
+
+def test_binance_key_only_endpoints_get_the_real_key_and_no_signature(agent: tapsign.Agent) -> None:
+    ex, rec = diffkit.instance(ccxt.binanceusdm, MARKETS, lambda m, u, b: {"listenKey": "lk"})
+    attach(ex, key="binance-main", agent=agent)
+    ex.fapiPrivatePostListenKey()
+    sent = rec.sent[0]
+    assert sent.path == "/fapi/v1/listenKey"
+    assert sent.header("X-MBX-APIKEY") == creds.BINANCE[0]
+    assert "signature" not in sent.url + (sent.body or "") and "timestamp" not in sent.url + (sent.body or "")
+
+
+def test_nothing_leaves_with_a_placeholder(agent: tapsign.Agent) -> None:
+    ex, rec = binance(agent)
+    adapter = ex._tapsign
+    for url, headers in [
+        ("https://api.binance.com/api/v3/order?signature=" + _rules.UNSIGNED, {}),
+        ("https://api.binance.com/api/v3/order", {"X-MBX-APIKEY": _rules.PLACEHOLDER_KEY}),
+    ]:
+        with pytest.raises(tapsign.Internal) as refused:
+            adapter.checked(url, "GET", headers, None)
+        assert "nothing was sent" in str(refused.value)
+
+
+def test_strip_keeps_the_bots_bytes_in_order() -> None:
+    req = {
+        "url": "https://api.binance.com/api/v3/order?timestamp=1&symbol=BTC%2FX&b=2&signature=" + _rules.UNSIGNED,
+        "method": "DELETE", "body": None,
+        "headers": {"X-MBX-APIKEY": _rules.PLACEHOLDER_KEY, "User-Agent": "bot"},
+    }
+    u = _rules.strip(_rules.RULES["binance"], req)
+    assert (u.method, u.base, u.path, u.query, u.body) == ("DELETE", "https://api.binance.com", "/api/v3/order",
+                                                           "symbol=BTC%2FX&b=2", None)
+    assert u.headers == {"User-Agent": "bot"}
+    kraken = _rules.strip(_rules.RULES["kraken"], {"url": "https://api.kraken.com/0/private/AddOrder", "method": "POST",
+                                                   "body": '{"nonce":"17","pair":"XBTUSD"}', "headers": {}})
+    assert kraken.body == '{"pair":"XBTUSD"}'
+    upbit = _rules.strip(_rules.RULES["upbit"], {"url": "https://api.upbit.com/v1/orders?states%5B%5D=wait&market=KRW-BTC",
+                                                 "method": "GET", "body": None, "headers": {}})
+    assert upbit.query == "states[]=wait&market=KRW-BTC", "Upbit hashes and gets the unencoded query"
+
+
+@pytest.mark.parametrize("cls, base", [
+    (tapsign.Locked, ccxt.AuthenticationError), (tapsign.Expired, ccxt.AuthenticationError),
+    (tapsign.BudgetExhausted, ccxt.AuthenticationError), (tapsign.UnknownKey, ccxt.AuthenticationError),
+    (tapsign.PinInvalid, ccxt.AuthenticationError), (tapsign.PolicyDenied, ccxt.PermissionDenied),
+    (tapsign.Forbidden, ccxt.PermissionDenied), (tapsign.NotYourAgent, ccxt.PermissionDenied),
+    (tapsign.BadRequest, ccxt.BadRequest), (tapsign.AgentNotRunning, ccxt.ExchangeNotAvailable),
+    (tapsign.Busy, ccxt.ExchangeNotAvailable), (tapsign.ConnectionLost, ccxt.NetworkError),
+    (tapsign.AgentTimeout, ccxt.RequestTimeout), (tapsign.Internal, ccxt.ExchangeError),
+    (tapsign.KeystoreError, ccxt.ExchangeError), (tapsign.VersionMismatch, ccxt.ExchangeError),
+])
+def test_each_tapsign_error_is_a_ccxt_error(cls: Any, base: Any) -> None:
+    made = ccxt_class(cls)
+    assert issubclass(made, base) and issubclass(made, cls)
+    e = made("binance tapsign: m", "c")
+    assert e.message == "binance tapsign: m" and e.code == "c"
+
+
+def test_async_instance_end_to_end(fresh_world: World) -> None:
+    async def go() -> None:
+        a = tapsign.aio.Agent(fresh_world.sock)
+        ex, rec = binance(a, ccxt.async_support.binance)
+        try:
+            await ex.create_order("BTC/USDT", "limit", "buy", 0.01, 50000)
+            verify(rec.sent[0])
+            await a.lock()
+            with pytest.raises(ccxt.AuthenticationError) as locked:
+                await ex.fetch_balance()
+            assert isinstance(locked.value, tapsign.Locked)
+            await a.unlock(timeout=30)
+            with pytest.raises(ccxt.PermissionDenied):
+                await ex.withdraw("USDT", 1, "TJYeasTPa6gpEEfYqZhuEgvxoQWZ6x8Lvu")
+            assert len(rec.sent) == 1
+        finally:
+            await ex.close()
+
+    asyncio.run(go())

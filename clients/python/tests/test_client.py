@@ -1,0 +1,257 @@
+"""The blocking client: against a real agent for what a bot sees, and against a scripted fake
+(fakeagent.py) for dropped connections, late answers and refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Any, List
+
+import pytest
+
+import creds
+import diffkit
+import fakeagent
+import tapsign
+from agentworld import World
+from fakeagent import Conn, FakeAgent, always_drop, busy_at_once, close_after_first_request, drop_first_sign, slow_first_answer, using
+
+
+# ---------------------------------------------------------------- against the real agent
+
+
+def test_hello_status_sign_against_the_agent(agent: tapsign.Agent) -> None:
+    assert agent.hello().startswith("tapsign")
+    status = agent.status()
+    assert status.unlocked and status.agent.startswith("tapsign")
+    assert any(k["name"] == "binance-main" for k in status.session["keys"])
+    signed = agent.sign("binance-main", "GET", "/api/v3/openOrders", query="symbol=BTCUSDT")
+    payload, sig = signed.query.rsplit("&signature=", 1)
+    assert payload.startswith("symbol=BTCUSDT&timestamp=")
+    assert sig == diffkit.hmac_hex(creds.BINANCE[1].encode(), payload.encode(), hashlib.sha256)
+    assert signed.headers == {"X-MBX-APIKEY": creds.BINANCE[0]}
+    assert signed.url("https://api.binance.com") == f"https://api.binance.com/api/v3/openOrders?{signed.query}"
+
+
+def test_refusals_are_their_classes(agent: tapsign.Agent) -> None:
+    with pytest.raises(tapsign.PolicyDenied) as denied:
+        agent.sign("binance-main", "POST", "/sapi/v1/capital/withdraw/apply", body="coin=BTC&amount=1")
+    assert "withdraw" in denied.value.message
+    with pytest.raises(tapsign.UnknownKey):
+        agent.sign("no-such-key", "GET", "/api/v3/account")
+    with pytest.raises(tapsign.BadRequest):
+        agent.sign("binance-main", "get", "/api/v3/account")
+    # The connection survives a refusal.
+    assert agent.status().unlocked
+
+
+def test_lock_ends_signing_and_unlock_opens_it_again(fresh_world: World) -> None:
+    a = tapsign.Agent(fresh_world.sock)
+    a.sign("binance-main", "GET", "/api/v3/account")
+    a.lock()
+    status = a.status()
+    assert not status.unlocked and status.session is None
+    with pytest.raises(tapsign.Locked) as locked:
+        a.sign("binance-main", "GET", "/api/v3/account")
+    assert isinstance(locked.value, tapsign.NoSession)
+    a.lock()  # a no-op when locked
+    opened = a.unlock(max_signatures=3, timeout=30)
+    assert opened.unlocked and opened.session["signatures_left"] == 3
+    for _ in range(3):
+        a.sign("binance-main", "GET", "/api/v3/account")
+    with pytest.raises(tapsign.NoSession) as spent:
+        a.sign("binance-main", "GET", "/api/v3/account")
+    assert spent.value.code in ("budget_exhausted", "locked")
+
+
+def test_events_follow_the_session(fresh_world: World) -> None:
+    a = tapsign.Agent(fresh_world.sock)
+    stream = a.events(timeout=20)
+    got: List[tapsign.Event] = []
+
+    def collect() -> None:
+        for event in stream:
+            got.append(event)
+            if len(got) == 2:
+                return
+
+    t = threading.Thread(target=collect)
+    t.start()
+    time.sleep(0.3)  # subscribed before the session changes
+    fresh_world.run(["lock"])
+    fresh_world.unlock()
+    t.join(20)
+    assert [e.event for e in got] == ["locked", "unlocked"]
+    assert got[0].code == "locked" and got[0].message
+    assert got[1].expires_in_secs and got[1].signatures_left
+
+
+def test_a_shared_agent_is_thread_safe(agent: tapsign.Agent) -> None:
+    failures: List[str] = []
+
+    def worker(n: int) -> None:
+        for i in range(20):
+            query = f"symbol=T{n}X{i}"
+            try:
+                s = agent.sign("binance-main", "GET", "/api/v3/openOrders", query=query)
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                failures.append(repr(e))
+                return
+            payload, sig = s.query.rsplit("&signature=", 1)
+            if not payload.startswith(query + "&timestamp="):
+                failures.append(f"thread {n} got another request's answer: {s.query}")
+            if sig != diffkit.hmac_hex(creds.BINANCE[1].encode(), payload.encode()):
+                failures.append(f"bad signature for {payload}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+
+
+def test_no_agent_is_agent_not_running(tmp_path: Any) -> None:
+    with pytest.raises(tapsign.AgentNotRunning) as raised:
+        tapsign.Agent(str(tmp_path / "none.sock")).status()
+    assert "tapsign agent" in str(raised.value)
+    # A socket file nobody listens on (an agent that died) is the same.
+    import socket
+
+    stale = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))
+    s.close()
+    with pytest.raises(tapsign.AgentNotRunning):
+        tapsign.Agent(str(stale)).status()
+
+
+# ---------------------------------------------------------------- against the fake
+
+
+@using(close_after_first_request)
+def test_reconnects_after_the_agent_closed_an_idle_connection(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    a.sign("k", "GET", "/one")
+    time.sleep(0.2)  # the fake has closed connection 0
+    assert a.sign("k", "GET", "/two").path == "/two"
+    assert fake.connections == 2
+    assert [m["path"] for m in fake.requests("sign")] == ["/one", "/two"], "nothing sent twice"
+
+
+@using(drop_first_sign)
+def test_sign_is_retried_once_on_a_new_connection(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    assert a.sign("k", "GET", "/order").path == "/order"
+    assert len(fake.requests("sign")) == 2
+    assert fake.connections == 2
+
+
+@using(drop_first_sign)
+def test_status_and_lock_are_retried_too(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    a.lock()
+    assert len(fake.requests("lock")) == 2
+
+
+@using(drop_first_sign)
+def test_unlock_is_never_retried(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    with pytest.raises(tapsign.ConnectionLost):
+        a.unlock(pin="123456", timeout=5)
+    assert len(fake.requests("unlock")) == 1
+
+
+@using(always_drop)
+def test_a_second_drop_is_connection_lost(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    with pytest.raises(tapsign.ConnectionLost):
+        a.sign("k", "GET", "/x")
+    assert len(fake.requests("sign")) == 2, "one retry, no more"
+
+
+@using(busy_at_once)
+def test_busy_is_read_even_when_the_write_failed(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.Busy) as raised:
+        tapsign.Agent(fake.path).status()
+    assert "64 connections" in raised.value.message
+
+
+@using(slow_first_answer)
+def test_a_timeout_never_hands_a_late_answer_to_the_next_request(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path, timeout=1.0)
+    with pytest.raises(tapsign.AgentTimeout):
+        a.sign("k", "GET", "/first")
+    assert isinstance(tapsign.AgentTimeout("x"), TimeoutError)
+    assert a.sign("k", "GET", "/second").path == "/second"
+
+
+def hello_from_the_future(conn: Conn, n: int) -> None:
+    conn.read()
+    conn.send({"type": "error", "code": "version_mismatch", "message": "this agent speaks version 2"})
+
+
+@using(hello_from_the_future)
+def test_version_mismatch_on_hello(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.VersionMismatch):
+        tapsign.Agent(fake.path).status()
+
+
+def refuse_pin(conn: Conn, n: int) -> None:
+    conn.hello()
+    conn.read()
+    conn.send({"type": "error", "code": "pin_invalid", "message": "the token refused the PIN (2 tries left)"})
+
+
+@using(refuse_pin)
+def test_the_pin_is_sent_once_and_never_shown(fake: FakeAgent, caplog: Any) -> None:
+    pin = "73915562"
+    a = tapsign.Agent(fake.path)
+    with pytest.raises(tapsign.PinInvalid) as raised:
+        a.unlock(pin=pin)
+    assert fake.requests("unlock") == [{"type": "unlock", "pin": pin}]
+    shown = str(raised.value) + repr(raised.value) + repr(a) + repr(vars(a)) + caplog.text
+    assert pin not in shown
+
+
+def sends_a_huge_frame(conn: Conn, n: int) -> None:
+    conn.hello()
+    conn.read()
+    conn.sock.sendall((70_000).to_bytes(4, "big"))
+
+
+@using(sends_a_huge_frame)
+def test_an_oversized_answer_is_a_protocol_error(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.ProtocolError):
+        tapsign.Agent(fake.path).status()
+
+
+@using(fakeagent.serve_forever)
+def test_a_request_over_the_frame_limit_is_not_sent(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    with pytest.raises(tapsign.BadRequest):
+        a.sign("k", "POST", "/", body="x" * 70_000)
+    assert fake.requests("sign") == []
+
+
+@using(fakeagent.serve_forever)
+def test_threads_never_interleave_frames(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    errors: List[str] = []
+
+    def worker(n: int) -> None:
+        for i in range(50):
+            path = f"/t{n}/{i}"
+            got = a.sign(f"key{n}", "POST", path, body="y" * (1000 * (n + 1)))
+            if got.path != path or got.headers != {"X-Fake": f"key{n}"}:
+                errors.append(f"{path}: {got.path}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert fake.connections == 1
+    assert len(fake.requests("sign")) == 300

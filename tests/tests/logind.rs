@@ -1,0 +1,250 @@
+//! Screen lock through logind when the agent runs as a user service: it finds its session with
+//! logind's real method names under logind's real bus policy, adopts a desktop session that
+//! starts after it, and follows logind leaving the bus and coming back.
+//!
+//! As root (CI) the agent runs as the user nobody, so the system bus holds it to the rules
+//! logind's policy file sets for an ordinary desktop user; the fake logind runs as root, as
+//! logind does (tests/src/dbus.rs, tests/src/logind.rs).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tapsign_tests::dbus::{Lab, Logins, Trigger, current_uid, this_process};
+use tapsign_tests::logind::SessionSpec;
+use tapsign_tests::{World, is_root};
+
+const WAIT: Duration = Duration::from_secs(10);
+const NOBODY: u32 = 65534;
+
+/// The agent's uid: another user as root, so logind's policy applies to it.
+fn agent_uid() -> u32 {
+    if is_root() { NOBODY } else { current_uid() }
+}
+
+fn session(id: &str, leader: Option<u32>, kind: &'static str) -> SessionSpec {
+    SessionSpec {
+        id: id.into(),
+        uid: agent_uid(),
+        leader,
+        kind,
+    }
+}
+
+/// An agent with one key on the lab's buses, running as [`agent_uid`].
+fn agent_in(lab: &Lab, extra: impl FnOnce(&mut std::process::Command)) -> World {
+    let mut w = World::new();
+    if is_root() {
+        w.become_user(NOBODY);
+    }
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent_with(|c| {
+        lab.env(c);
+        extra(c);
+    });
+    w
+}
+
+fn status(w: &World) -> Value {
+    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
+}
+
+fn source(st: &Value, name: &str) -> Value {
+    st["lock_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Poll `status --json` until `done` holds (bounded); returns that status.
+fn wait_for(w: &World, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = status(w);
+        if done(&st) {
+            return st;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{what}: not within {WAIT:?}: {st:#}\nagent log:\n{}",
+            w.agent_log()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Wait until `name` is live with a detail containing every one of `needles`.
+fn wait_live(w: &World, name: &str, needles: &[&str]) -> String {
+    let st = wait_for(w, &format!("{name} live with {needles:?}"), |st| {
+        let s = source(st, name);
+        s["live"] == true
+            && needles
+                .iter()
+                .all(|n| s["detail"].as_str().unwrap_or_default().contains(n))
+    });
+    source(&st, name)["detail"].as_str().unwrap().to_owned()
+}
+
+fn wait_not_live(w: &World, name: &str, needle: &str) {
+    wait_for(w, &format!("{name} not live ({needle})"), |st| {
+        let s = source(st, name);
+        s["live"] == false && s["detail"].as_str().unwrap_or_default().contains(needle)
+    });
+}
+
+fn unlock_then_locked_by(w: &World, fire: impl FnOnce(), reason: &str) {
+    w.run(&["unlock"], "").ok();
+    fire();
+    let st = wait_for(w, &format!("locked by {reason}"), |st| {
+        st["state"] == "locked"
+    });
+    let why = st["lock_reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(reason),
+        "lock_reason {why:?}, wanted {reason:?}"
+    );
+}
+
+#[test]
+fn get_session_by_pid_reaches_logind_through_its_bus_policy() {
+    // The bug: the agent called `GetSessionByPid` (zbus's automatic naming); logind's method
+    // is `GetSessionByPID`, and its policy refuses the misspelt call. An agent inside session
+    // 5, while the user's graphical session is 2 and XDG_SESSION_ID is unset, then followed
+    // session 2, and locking session 5 did not lock it.
+    let lab = Lab::start_with(Logins {
+        running: true,
+        users: vec![agent_uid()],
+        sessions: vec![
+            session("2", None, "wayland"),
+            // The test process leads session 5, so the agent it starts is inside it.
+            session("5", this_process(), "tty"),
+        ],
+    });
+    let w = agent_in(&lab, |_| {});
+    let detail = wait_live(&w, "logind-session", &["session 5 "]);
+    assert!(
+        detail.contains("/session/_35") && detail.contains("the agent's own session"),
+        "{detail}"
+    );
+    assert!(
+        lab.pids_asked().contains(&w.agent_pid()),
+        "GetSessionByPID(the agent's pid) reached logind: {:?}",
+        lab.pids_asked()
+    );
+    unlock_then_locked_by(&w, || lab.lock_session("5"), "Session.Lock");
+}
+
+#[test]
+fn the_login1_policy_refuses_a_misspelt_method_to_ordinary_users() {
+    // Pins the test bed: the bus really enforces logind's policy file, so the test above
+    // would fail with the old spelling. An independent client (dbus-send) as nobody.
+    if !is_root() {
+        return tapsign_vyk::harness::skip_test(
+            "logind's bus policy can only be enforced as root (CI runs as root)",
+        );
+    }
+    let lab = Lab::start_with(Logins::one_session(NOBODY, None));
+    assert!(lab.policy_enforced());
+    let call = |method: &str| {
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new("dbus-send")
+            .args(["--system", "--print-reply", "--dest=org.freedesktop.login1"])
+            .args([
+                "/org/freedesktop/login1",
+                &format!("org.freedesktop.login1.Manager.{method}"),
+                "uint32:1",
+            ])
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &lab.system.address)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let misspelt = call("GetSessionByPid");
+    assert!(misspelt.contains("AccessDenied"), "{misspelt}");
+    let right = call("GetSessionByPID");
+    assert!(
+        right.contains("org.freedesktop.login1.NoSessionForPID"),
+        "the real name reaches logind, which answers: {right}"
+    );
+}
+
+#[test]
+fn an_agent_started_before_the_desktop_session_adopts_it_when_it_starts() {
+    // A user unit in default.target can start before the graphical login: no session yet.
+    let mut lab = Lab::start_with(Logins {
+        running: true,
+        users: vec![agent_uid()],
+        sessions: vec![],
+    });
+    let w = agent_in(&lab, |_| {});
+    wait_not_live(&w, "logind-session", "listening for one to start");
+    // logind's order: Display elected, SessionNew, then PropertiesChanged(Display).
+    lab.add_session(session("3", None, "wayland"));
+    let detail = wait_live(&w, "logind-session", &["session 3 "]);
+    assert!(detail.contains("graphical session"), "{detail}");
+    unlock_then_locked_by(&w, || lab.lock_session("3"), "Session.Lock");
+}
+
+#[test]
+fn a_new_display_session_is_followed_without_a_new_login() {
+    // logind re-elects the user's Display (the old one left, or changed class): only a
+    // PropertiesChanged on the user says so.
+    let lab = Lab::start_with(Logins {
+        running: true,
+        users: vec![agent_uid()],
+        sessions: vec![session("2", None, "wayland"), session("4", None, "x11")],
+    });
+    let w = agent_in(&lab, |_| {});
+    wait_live(&w, "logind-session", &["session 2 ", "graphical session"]);
+    lab.set_display(agent_uid(), "4");
+    wait_live(&w, "logind-session", &["session 4 ", "graphical session"]);
+    unlock_then_locked_by(&w, || lab.lock_session("4"), "Session.Lock");
+}
+
+#[test]
+fn a_session_named_by_xdg_session_id_is_adopted_when_it_starts() {
+    // A unit that imported XDG_SESSION_ID before the session existed: SessionNew (alone: a
+    // tty session does not change the Display) brings it.
+    let mut lab = Lab::start_with(Logins {
+        running: true,
+        users: vec![agent_uid()],
+        sessions: vec![],
+    });
+    let w = agent_in(&lab, |c| {
+        c.env("XDG_SESSION_ID", "9");
+    });
+    wait_not_live(&w, "logind-session", "GetSession(9)");
+    lab.add_session(session("9", None, "tty"));
+    wait_live(&w, "logind-session", &["session 9 ", "$XDG_SESSION_ID"]);
+    unlock_then_locked_by(&w, || lab.lock_session("9"), "Session.Lock");
+}
+
+#[test]
+fn logind_sources_are_not_live_while_logind_is_not_on_the_bus() {
+    let mut lab = Lab::start_with(Logins {
+        running: false,
+        ..Logins::one_session(agent_uid(), None)
+    });
+    let w = agent_in(&lab, |_| {});
+    for name in ["logind-session", "logind-sleep"] {
+        wait_not_live(&w, name, "not on the system bus");
+    }
+    lab.start_logind();
+    wait_live(&w, "logind-session", &["session 7 "]);
+    wait_live(&w, "logind-sleep", &["PrepareForSleep"]);
+    unlock_then_locked_by(&w, || lab.fire(Trigger::SessionLock), "Session.Lock");
+    // logind restarts: not live while it is away, subscribed afresh when it is back.
+    lab.stop_logind();
+    for name in ["logind-session", "logind-sleep"] {
+        wait_not_live(&w, name, "not on the system bus");
+    }
+    lab.start_logind();
+    wait_live(&w, "logind-session", &["session 7 "]);
+    wait_live(&w, "logind-sleep", &["PrepareForSleep"]);
+    unlock_then_locked_by(&w, || lab.fire(Trigger::PrepareForSleep), "suspend");
+}

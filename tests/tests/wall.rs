@@ -1,0 +1,268 @@
+//! The withdrawal wall through the real agent and CLI: a trading session on every exchange
+//! with the default profiles, config.toml that others could change (class 6), connections
+//! that hold every slot (class 7), what `status` and `policy explain` show.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tapsign_proto::{SignKind, SignRequest};
+use tapsign_tests::World;
+
+const CB_PEM: &str = include_str!("../../agent/tests/vectors/cb_ed.pem");
+const KRAKEN_SECRET: &str =
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+#[derive(Deserialize)]
+struct Entry {
+    what: String,
+    method: String,
+    path: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct File {
+    request: Vec<Entry>,
+}
+
+fn trading(exchange: &str) -> Vec<Entry> {
+    let path = format!(
+        "{}/../agent/tests/corpus/trading/{exchange}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    toml::from_str::<File>(&text).unwrap().request
+}
+
+/// The fields `key add` reads for each exchange (test secrets).
+fn fields(exchange: &str) -> String {
+    match exchange {
+        "okx" | "kucoin" | "bitget" => "key\nsecret\npassphrase\n".into(),
+        "kraken" => format!("key\n{KRAKEN_SECRET}\n"),
+        "coinbase" => format!("organizations/o/apiKeys/k\n{CB_PEM}"),
+        _ => "key\nsecret\n".into(),
+    }
+}
+
+const EXCHANGES: [&str; 10] = [
+    "upbit", "bithumb", "binance", "bybit", "okx", "coinbase", "kraken", "gate", "kucoin", "bitget",
+];
+
+/// Place, amend, cancel, query and read balances on every exchange, as ccxt sends them
+/// (agent/tests/corpus/trading), over the socket with the default profiles.
+#[test]
+fn a_trading_session_on_every_exchange_signs_with_the_default_profiles() {
+    let mut w = World::new();
+    w.run(&["token", "add", "--soft"], "").ok();
+    for ex in EXCHANGES {
+        w.run(&["key", "add", ex, "--exchange", ex], &fields(ex))
+            .ok();
+    }
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut client = w.client();
+    let mut n = 0;
+    for ex in EXCHANGES {
+        for e in trading(ex) {
+            let r = SignRequest {
+                key: ex.into(),
+                method: e.method.clone(),
+                path: e.path.clone(),
+                query: e.query.clone(),
+                body: e.body.clone(),
+                kind: SignKind::Rest,
+            };
+            let signed = client
+                .sign(r)
+                .unwrap_or_else(|err| panic!("{ex} {} {} {}: {err}", e.what, e.method, e.path));
+            assert_eq!((signed.method, signed.path), (e.method, e.path));
+            n += 1;
+        }
+    }
+    assert!(n > 300, "only {n} requests");
+}
+
+/// Class 6: a config.toml that others can write decides nothing.
+#[test]
+fn class6_a_world_writable_config_raising_the_recv_window_cap_is_refused() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[signing]\nrecv_window_cap_ms = 60000\n");
+    let config = w.home().join("config.toml");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    w.run(&["agent"], "")
+        .fails_with(1, "can be written by other users");
+    w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "GET",
+            "--path",
+            "/api/v3/account",
+        ],
+        "",
+    )
+    .fails_with(1, "can be written by other users");
+    // Made private, the same file is honoured.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let q = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&recvWindow=60000";
+    w.run(
+        &[
+            "sign",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
+            "--query",
+            q,
+        ],
+        "",
+    )
+    .ok();
+}
+
+fn wait_closed(s: &mut UnixStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // the refusal frame, then the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Class 7: connections that send nothing, or two header bytes, hold no slot beyond the frame
+/// timeout, and `status` and `lock` get through while they do.
+#[test]
+fn class7_silent_connections_do_not_hold_the_slots() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 8\nframe_timeout = \"1s\"\n");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut hogs: Vec<UnixStream> = (0..7)
+        .map(|i| {
+            let mut s = UnixStream::connect(&w.sock).unwrap();
+            if i % 2 == 1 {
+                s.write_all(&[0, 0]).unwrap();
+            }
+            s
+        })
+        .collect();
+    // Every general slot is held: status and lock still get through on the kept-back slot.
+    let st = w.run(&["status", "--json"], "");
+    assert!(st.ok().contains("\"unlocked\""), "{st:?}");
+    let out = w.run(&["lock"], "");
+    assert!(
+        !out.ok().contains("SIGHUP"),
+        "lock had to fall back to SIGHUP: {out:?}"
+    );
+    // The silent ones are dropped after the frame timeout, not the 10-minute idle timeout.
+    let start = Instant::now();
+    for s in &mut hogs {
+        assert!(
+            wait_closed(s, Duration::from_secs(5)),
+            "a silent connection was kept"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // And the slots are free again.
+    w.client().status().unwrap();
+}
+
+#[test]
+fn status_and_policy_explain_show_what_widens_a_key() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config(
+        "[keys.b]\nallow = [{ method = \"POST\", path = \"/sapi/v1/margin/order\", params = [\"symbol\", \"side\", \"type\", \"quantity\"] }]\n",
+    );
+    w.start_agent();
+    let st = w.run(&["status"], "");
+    assert!(
+        st.ok()
+            .contains("policy b: beyond its trading profile: allow POST /sapi/v1/margin/order"),
+        "{st:?}"
+    );
+    let ex = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/sapi/v1/margin/order",
+            "--query",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        ],
+        "",
+    );
+    let out = ex.ok();
+    assert!(out.contains("query   symbol = BTCUSDT"), "{out}");
+    assert!(
+        out.contains("allowed by config.toml [keys.b] allow: POST /sapi/v1/margin/order"),
+        "{out}"
+    );
+    assert!(
+        out.contains("signs neither the path nor the method"),
+        "{out}"
+    );
+    // A withdrawal: refused, the rule named, exit code 5; no agent or token needed.
+    let ex = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
+            "--query",
+            "coin=USDT&address=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE&amount=1000",
+        ],
+        "",
+    );
+    assert_eq!(ex.code, 5, "{ex:?}");
+    assert!(
+        ex.stdout.contains("refused [policy_denied]") && ex.stdout.contains("parameter address"),
+        "{ex:?}"
+    );
+    // The seam attack is shown as the parse failure it is.
+    let ex = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
+            "--query",
+            "amount=1000&addr",
+            "--body",
+            "ess=x",
+        ],
+        "",
+    );
+    assert_eq!(ex.code, 5, "{ex:?}");
+    assert!(
+        ex.stdout.contains("does not parse") && ex.stdout.contains("has no '='"),
+        "{ex:?}"
+    );
+}
