@@ -352,14 +352,14 @@ pub fn check_request(
         )
         .into());
     }
-    if let Some(what) = converse::websocket_login(exchange, &parsed) {
-        if !policy.ws_login {
-            return Err(Denial::WebsocketLogin {
-                key: key.to_string(),
-                what,
-            }
-            .into());
+    if let Some(what) = converse::websocket_login(exchange, &parsed)
+        && !policy.ws_login
+    {
+        return Err(Denial::WebsocketLogin {
+            key: key.to_string(),
+            what,
         }
+        .into());
     }
     let params = parsed.params();
     // A fund-moving parameter is named as one, before the profile says it is unknown.
