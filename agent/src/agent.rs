@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, KeyPolicyInfo, LockSource, PROTOCOL_VERSION, Request, Response,
-    SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
+    ErrorCode, EventKind, KeyPolicyInfo, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
+    Response, SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -22,6 +22,8 @@ use crate::session::{Client, LockReason, Session, Warning};
 use crate::sign::kraken::NonceStore;
 use crate::sign::{self, Stamp};
 use crate::{policy, unlocker};
+
+mod at_rest;
 
 /// The agent's name and version, as `hello` and `status` report it.
 pub fn agent_version() -> String {
@@ -54,6 +56,12 @@ pub struct Agent {
     clock: Clock,
     /// The audit log could not be written at the last attempt: signatures are withheld.
     audit_broken: std::sync::atomic::AtomicBool,
+    /// The audit log was replaced, cut or edited under the agent, and how: signatures are
+    /// withheld until the agent restarts (reopening would carry on in the tampered file).
+    /// See `at_rest`.
+    audit_tampered: Mutex<Option<String>>,
+    /// The keystore manifest this agent last verified or wrote (at an unlock).
+    verified: Mutex<Option<KeystoreState>>,
     /// Kraken nonce stores, one per key, opened on first use.
     nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
     /// The PC/SC reader of the token that opened the session (watched for removal).
@@ -93,6 +101,8 @@ impl Agent {
             clock: Arc::new(boot_now),
             nonces: Mutex::new(std::collections::BTreeMap::new()),
             audit_broken: std::sync::atomic::AtomicBool::new(audit_broken),
+            audit_tampered: Mutex::new(None),
+            verified: Mutex::new(None),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
         })
@@ -142,14 +152,23 @@ impl Agent {
 
     /// Record a decision; false when it could not be written. A log that failed is reopened
     /// on the next decision (the disk may have been freed). The failure is logged once when
-    /// it starts and shown by `status` while it lasts.
+    /// it starts and shown by `status` while it lasts. A log found tampered with is not
+    /// reopened: nothing is recorded (so no signature leaves) until the agent restarts.
     pub(crate) fn audit(&self, event: AuditEvent) -> bool {
+        if self.audit_tampered().is_some() {
+            return false;
+        }
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = AuditLog::open(&self.paths.audit_log()).ok();
         }
         let written = match guard.as_mut() {
-            Some(log) => log.append(&event).map_err(|e| e.to_string()),
+            Some(log) => log.append(&event).map_err(|e| {
+                if e.is_tampering() {
+                    self.set_tampered(&e, log.checkpoint());
+                }
+                e.to_string()
+            }),
             None => Err("it cannot be opened".to_owned()),
         };
         if written.is_err() {
@@ -213,6 +232,7 @@ impl Agent {
         self.audit(AuditEvent::Lock {
             reason: reason.to_string(),
         });
+        self.log_head("lock");
         self.publish(SessionEvent {
             event: EventKind::Locked,
             message: format!("locked: {reason}"),
@@ -361,10 +381,13 @@ impl Agent {
                     exe: client.exe.clone(),
                 });
                 if !recorded {
-                    let message = format!(
-                        "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
-                        self.paths.audit_log().display()
-                    );
+                    let message = match self.audit_tampered() {
+                        Some(why) => format!("the signature was withheld: {why}"),
+                        None => format!(
+                            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
+                            self.paths.audit_log().display()
+                        ),
+                    };
                     return Response::Error {
                         code: ErrorCode::Internal,
                         message,
@@ -512,6 +535,7 @@ impl Agent {
                     pid: client.pid,
                     exe: client.exe.clone(),
                 });
+                self.log_head("unlock");
                 Response::Unlocked(self.status())
             }
         }
@@ -549,6 +573,12 @@ impl Agent {
                                     slot.stub.describe()
                                 ));
                             }
+                            if !slot.recorded {
+                                warnings.push(format!(
+                                    "keyslot {} is not the one the keystore's manifest records: it is never used; remove the file",
+                                    slot.path.display()
+                                ));
+                            }
                             tokens.push(TokenInfo {
                                 id: slot.stub.id(),
                                 kind: slot.stub.kind().into(),
@@ -561,7 +591,10 @@ impl Agent {
             }
             Err(e) => warnings.push(e.to_string()),
         }
-        if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
+        let audit_head = self.audit_head();
+        if let Some(why) = self.audit_tampered() {
+            warnings.push(why);
+        } else if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
             warnings.push(format!(
                 "the audit log {} cannot be written: signatures are withheld until it can (disk full? permissions?)",
                 self.paths.audit_log().display()
@@ -592,6 +625,12 @@ impl Agent {
                 })
                 .filter(|k| !k.rules.is_empty())
                 .collect(),
+            audit_head,
+            keystore: self
+                .verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }

@@ -15,20 +15,28 @@
 //!
 //! Editing, deleting or inserting a line breaks the chain at the next line, and [`verify`]
 //! names it. Cutting lines off the end leaves a shorter, valid chain: only a [`Checkpoint`]
-//! kept elsewhere (see [`verify_against`]) catches that. The format and its limits are
+//! kept elsewhere (see [`verify_against`]) catches that. While the agent holds the log open it
+//! also checks, before each line, that the path still names the file it opened and that the
+//! file only grew, by lines that continue the chain (`tail`). The format and its limits are
 //! documented in `docs/audit.md`.
 
 mod event;
+pub mod ledger;
 mod read;
+mod since;
+mod tail;
 mod time;
 
 #[cfg(test)]
 mod random_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_anchor;
 
 pub use event::{AuditEvent, loggable_path};
 pub use read::{Entry, Lines, read};
+pub use since::{Since, since};
 pub use time::{civil_from_days, rfc3339_utc_ms};
 
 use std::fs::{self, File, OpenOptions};
@@ -157,6 +165,17 @@ pub enum AuditError {
     },
     #[error("audit event could not be encoded: {0}")]
     Encode(String),
+    /// The file was replaced, moved, cut or edited under the writer: not a disk problem, and
+    /// not something to recover from by reopening.
+    #[error("audit log {} {detail}", path.display())]
+    Tampered { path: PathBuf, detail: String },
+}
+
+impl AuditError {
+    /// Someone else changed the log: the writer must not carry on as if nothing happened.
+    pub fn is_tampering(&self) -> bool {
+        matches!(self, AuditError::Tampered { .. })
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -183,6 +202,11 @@ pub struct AuditLog {
     torn: bool,
     /// A write failed part-way: re-read the tail before the next append.
     resync: bool,
+    /// Device and inode of the file opened: the path must keep naming this file.
+    dev: u64,
+    ino: u64,
+    /// The file's length as of the last line this writer read or wrote: it may only grow.
+    end: u64,
 }
 
 impl AuditLog {
@@ -212,7 +236,8 @@ impl AuditLog {
             .open(path)
             .map_err(io_err(path))?;
         // A file created earlier with a looser mode still says which bots trade what.
-        if file.metadata().map_err(io_err(path))?.mode() & 0o077 != 0 {
+        let meta = file.metadata().map_err(io_err(path))?;
+        if meta.mode() & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(0o600))
                 .map_err(io_err(path))?;
         }
@@ -223,6 +248,9 @@ impl AuditLog {
             prev: GENESIS.to_owned(),
             torn: false,
             resync: false,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            end: 0,
         };
         log.read_tail()?;
         Ok(log)
@@ -234,10 +262,18 @@ impl AuditLog {
     }
 
     /// Append `event` stamped with `time`: the whole line in one write, then `fdatasync`.
+    /// Under an exclusive `flock`, so another tapsign process appending (a `key add`) never
+    /// interleaves with this one; first the file is checked to be the one opened, grown only
+    /// by lines that continue the chain (see [`AuditError::Tampered`]).
     pub fn append_at(&mut self, event: &AuditEvent, time: SystemTime) -> Result<(), AuditError> {
+        self.locked(|log| log.append_locked(event, time))
+    }
+
+    fn append_locked(&mut self, event: &AuditEvent, time: SystemTime) -> Result<(), AuditError> {
         if self.resync {
             self.read_tail()?;
         }
+        self.check_anchored()?;
         let line = AuditLine {
             seq: self.next_seq,
             time: rfc3339_utc_ms(time),
@@ -265,6 +301,7 @@ impl AuditLog {
                 len: buf.len(),
             });
         }
+        self.end = self.end.saturating_add(buf.len() as u64);
         // The line is in the file even if the sync fails: re-read the tail rather than reuse
         // this line's seq and prev.
         self.file.sync_data().map_err(|e| {
@@ -300,8 +337,10 @@ impl AuditLog {
     /// the end so opening a long log stays cheap.
     fn read_tail(&mut self) -> Result<(), AuditError> {
         let len = self.file.metadata().map_err(io_err(&self.path))?.len();
+        self.end = len;
         if len == 0 {
             (self.next_seq, self.prev, self.torn) = (1, GENESIS.to_owned(), false);
+            self.resync = false;
             return Ok(());
         }
         let last_byte = read_at(&mut self.file, len - 1, 1).map_err(io_err(&self.path))?;

@@ -78,24 +78,35 @@ impl Exchange {
         self,
         input: &mut dyn std::io::BufRead,
     ) -> Result<Vec<SecretString>, String> {
+        // Sized up front and never grown: a reallocation would leave a copy of the secret
+        // in freed memory (fields longer than this still work, at that cost).
+        const LINE: usize = 4096;
+        const PEM: usize = 16 * 1024;
         let mut out = Vec::new();
         for name in self.fields() {
-            let mut line = zeroize::Zeroizing::new(String::new());
+            let mut line = zeroize::Zeroizing::new(String::with_capacity(LINE));
             read_line(input, &mut line, name)?;
             let first = line.trim_end_matches(['\r', '\n']).trim();
             if !first.starts_with("-----BEGIN ") {
-                out.push(SecretString::new(first.to_string()));
+                out.push(SecretString::from_str_copy(first));
                 continue;
             }
+            let mut pem = zeroize::Zeroizing::new(String::with_capacity(PEM));
             if first.contains("\\n") {
-                let mut pem = zeroize::Zeroizing::new(first.replace("\\n", "\n"));
+                for (i, part) in first.split("\\n").enumerate() {
+                    if i > 0 {
+                        pem.push('\n');
+                    }
+                    pem.push_str(part);
+                }
                 if !pem.ends_with('\n') {
                     pem.push('\n');
                 }
-                out.push(SecretString::new(pem.to_string()));
+                out.push(SecretString::from_str_copy(&pem));
                 continue;
             }
-            let mut pem = zeroize::Zeroizing::new(format!("{first}\n"));
+            pem.push_str(first);
+            pem.push('\n');
             loop {
                 line.clear();
                 read_line(input, &mut line, name)?;
@@ -106,7 +117,7 @@ impl Exchange {
                     break;
                 }
             }
-            out.push(SecretString::new(pem.to_string()));
+            out.push(SecretString::from_str_copy(&pem));
         }
         Ok(out)
     }

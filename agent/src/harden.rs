@@ -1,4 +1,5 @@
-//! Process hardening, done before the first secret exists.
+//! Process hardening, done before the first secret exists: by the agent at start, and by the
+//! CLI commands that read a secret or hold the vault key, before their prompt.
 //!
 //! - Not dumpable: blocks same-uid ptrace and reading `/proc/PID/mem`, and makes the kernel
 //!   skip core dumps (systemd-coredump honours it too).
@@ -80,8 +81,17 @@ mod locked {
     impl LockedBuf {
         /// Copy `data` into fresh locked pages.
         pub fn from_slice(data: &[u8]) -> LockedBuf {
+            let buf = LockedBuf::zeroed(data.len());
+            // SAFETY: data.len() <= the allocation's size, the regions do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.ptr.as_ptr(), data.len()) };
+            buf
+        }
+
+        /// `len` zero bytes in fresh locked pages: a buffer to read a secret into in place
+        /// (the prompt's), never grown, so no reallocation leaves a copy behind.
+        pub fn zeroed(len: usize) -> LockedBuf {
             let page = rustix::param::page_size();
-            let size = data.len().div_ceil(page).max(1) * page;
+            let size = len.div_ceil(page).max(1) * page;
             let Ok(layout) = Layout::from_size_align(size, page) else {
                 // Only reachable for a size near usize::MAX, which no secret is.
                 handle_alloc_error(Layout::new::<u8>());
@@ -106,11 +116,9 @@ mod locked {
             let _ = unsafe {
                 rustix::mm::madvise(ptr.as_ptr().cast(), size, rustix::mm::Advice::LinuxDontDump)
             };
-            // SAFETY: data.len() <= size, the regions do not overlap.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
             LockedBuf {
                 ptr,
-                len: data.len(),
+                len,
                 layout,
                 locked,
             }
@@ -119,6 +127,11 @@ mod locked {
         pub fn as_slice(&self) -> &[u8] {
             // SAFETY: ptr is valid for len initialised bytes for as long as self lives.
             unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        }
+
+        pub fn as_mut_slice(&mut self) -> &mut [u8] {
+            // SAFETY: as above; `&mut self` makes this the only view.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
         }
     }
 

@@ -62,9 +62,22 @@ pub fn open(
         ));
     }
 
-    let (vk, opened_by, reader) = unwrap_with_touch(agent, &slots, pin, asked)?;
+    let (vk, opened_by, reader, slot) = unwrap_with_touch(agent, &slots, pin, asked)?;
+    // Nothing goes backwards: check every file against the manifest and the audit log's
+    // record before opening any, and refuse what was put back from an old copy.
+    let checked = ks
+        .check(&vk, slot, agent.keystore_seen(), &mut agent.ledger())
+        .map_err(keystore_failure)?;
+    agent.set_verified(checked.generation, checked.vault_key.clone());
+    warnings.extend(checked.warnings);
+    for r in &checked.refused {
+        if names.contains(&r.name) {
+            return Err((ErrorCode::Keystore, r.reason.clone()));
+        }
+        warnings.push(format!("REFUSED: {}", r.reason));
+    }
     let mut credentials = Vec::new();
-    for name in &wanted {
+    for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {
         match ks.open_credential(&vk, name) {
             Ok(c) => credentials.push(c),
             // A key asked for by name must open; with "all", a damaged one is a warning.
@@ -73,6 +86,16 @@ pub fn open(
         }
     }
     drop(vk);
+    if credentials.is_empty() && !checked.refused.is_empty() {
+        let why: Vec<&str> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
+        return Err((
+            ErrorCode::Keystore,
+            format!(
+                "no key could be opened. REFUSED: {}",
+                why.join("; REFUSED: ")
+            ),
+        ));
+    }
     if credentials.is_empty() {
         return Err((
             ErrorCode::UnknownKey,
@@ -93,7 +116,7 @@ pub fn open(
 pub fn touch(agent: &Agent, pin: Option<&Pin>, asked: &str) -> Result<Opened, Failure> {
     let mut warnings = Vec::new();
     let slots = usable_keyslots(agent, &mut warnings)?;
-    let (vk, opened_by, reader) = unwrap_with_touch(agent, &slots, pin, asked)?;
+    let (vk, opened_by, reader, _) = unwrap_with_touch(agent, &slots, pin, asked)?;
     drop(vk);
     Ok(Opened {
         credentials: Vec::new(),
@@ -108,9 +131,20 @@ fn usable_keyslots(agent: &Agent, warnings: &mut Vec<String>) -> Result<Vec<Keys
     let mut good = Vec::new();
     for slot in agent.keystore.keyslots().map_err(keystore_failure)? {
         match slot {
-            Ok(s) => good.push(s),
+            Ok(s) if s.recorded => good.push(s),
+            // Checked again once VK verifies the manifest; not worth a touch before that.
+            Ok(s) => warnings.push(format!(
+                "keyslot {} is not the one the keystore's manifest records (put there by hand, or an old copy put back): it is not used",
+                s.path.display()
+            )),
             Err(e) => warnings.push(e.to_string()),
         }
+    }
+    if good.is_empty() && !warnings.is_empty() {
+        return Err((
+            ErrorCode::Keystore,
+            format!("no keyslot can be used: {}", warnings.join("; ")),
+        ));
     }
     if good.is_empty() {
         return Err((
@@ -122,13 +156,13 @@ fn usable_keyslots(agent: &Agent, warnings: &mut Vec<String>) -> Result<Vec<Keys
 }
 
 /// Find an enrolled token, ask it for its touch, and unwrap the vault key. Returns the key, the
-/// token's description and the PC/SC reader it sat in (for the removal watch).
-fn unwrap_with_touch(
+/// token's description, the PC/SC reader it sat in (for the removal watch) and the keyslot.
+fn unwrap_with_touch<'a>(
     agent: &Agent,
-    slots: &[Keyslot],
+    slots: &'a [Keyslot],
     pin: Option<&Pin>,
     asked: &str,
-) -> Result<(VaultKey, String, Option<String>), Failure> {
+) -> Result<(VaultKey, String, Option<String>, &'a Keyslot), Failure> {
     let (slot, mut token) = locate(agent, slots, pin).map_err(token_failure)?;
     let opened_by = slot.stub.describe();
     agent.notifier.touch_needed(&opened_by, asked);
@@ -136,7 +170,7 @@ fn unwrap_with_touch(
         .keystore
         .unwrap_vault(slot, token.as_mut())
         .map_err(keystore_failure)?;
-    Ok((vk, opened_by, token.reader()))
+    Ok((vk, opened_by, token.reader(), slot))
 }
 
 /// Find a present token that answers for one of `slots`, without asking for a touch.

@@ -63,6 +63,9 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<AuditCommand>,
     },
+    /// Work on the keystore as a whole.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
     /// Print a shell completion script (scripts/install puts it where your shell looks).
     Completions {
         /// The shell to complete for.
@@ -73,6 +76,19 @@ pub enum Command {
         /// Write tapsign.1 and a tapsign-COMMAND.1 page per command into this folder.
         #[arg(long, value_name = "FOLDER")]
         dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeystoreCommand {
+    /// Give the keystore a new vault key: every credential is re-sealed to it and every
+    /// enrolled token receives it (after a touch on one of them). A copy of the keystore made
+    /// before then opens nothing current, with any token.
+    Rotate {
+        /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
+        /// credential that opens as it is now (an old file put back among them is accepted).
+        #[arg(long)]
+        rebuild_manifest: bool,
     },
 }
 
@@ -92,7 +108,10 @@ pub enum TokenCommand {
     Add(TokenAddArgs),
     /// List the enrolled tokens.
     List,
-    /// Remove a token's keyslot (by the id `token list` shows). The last one cannot be removed.
+    /// Remove a token (by the id `token list` shows) and revoke it: the keystore gets a new
+    /// vault key, re-seals every credential to it and gives it to the tokens that stay (after
+    /// a touch on one of them), so the removed token, even with an old copy of its keyslot,
+    /// opens nothing current. The last token cannot be removed.
     Remove { id: String },
 }
 
@@ -138,9 +157,15 @@ pub struct TokenAddArgs {
     /// When the card asks for a touch: always (every unlock), cached (15 s window).
     #[arg(long, default_value = "always", value_parser = ["always", "cached"], requires = "piv")]
     pub touch_policy: String,
-    /// Adopt the P-256 key already in the slot instead of generating one.
+    /// Adopt the P-256 key already in the slot instead of generating one. The card must
+    /// prove it holds the key (one ECDH: touch it if its policy wants a touch), and a key
+    /// whose touch policy is never is refused unless --allow-no-touch.
     #[arg(long, requires = "piv")]
     pub use_existing: bool,
+    /// With --use-existing: adopt a key whose touch policy is never. Then any program running
+    /// as you can unlock while the card is plugged in, without anyone touching it.
+    #[arg(long, requires = "use_existing")]
+    pub allow_no_touch: bool,
     /// Overwrite a key already in the slot (it is lost for good).
     #[arg(long, requires = "piv", conflicts_with = "use_existing")]
     pub force: bool,
@@ -248,6 +273,12 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain: finds an edited, inserted or deleted line.
-    Verify,
+    /// Check the hash chain: finds an edited, inserted or deleted line. With --head, also
+    /// that the log still holds the line a head saved elsewhere names (catches a cut-off tail
+    /// or a replaced file).
+    Verify {
+        /// A head as `tapsign status` or `audit verify` printed it: SEQ:HASH.
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
+    },
 }

@@ -231,6 +231,13 @@ pub struct Status {
     /// each widens or narrows (`allow POST /x (a, b)`, `only GET /y`, `ws_login`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_policies: Vec<KeyPolicyInfo>,
+    /// Where the audit log's hash chain ends: keep a copy elsewhere and check the log against
+    /// it later (`tapsign audit verify --head SEQ:HASH`). Absent while the log cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHead>,
+    /// The keystore manifest this agent last verified (at an unlock). Absent before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystore: Option<KeystoreState>,
 }
 
 /// A key's changes to its trading profile, as `status` shows them.
@@ -239,6 +246,26 @@ pub struct Status {
 pub struct KeyPolicyInfo {
     pub key: String,
     pub rules: Vec<String>,
+}
+
+/// The head of the audit log's hash chain: the last line's `seq` and the lowercase hex
+/// SHA-256 of its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The keystore as the agent last verified it, with the vault key: `tapsign key add` refuses
+/// to seal to any other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeystoreState {
+    /// The manifest's generation.
+    pub generation: u64,
+    /// The vault public key the manifest pins, SEC1 compressed, hex.
+    pub vault_key: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

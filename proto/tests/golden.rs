@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use tapsign_proto::frame::{decode, encode};
 use tapsign_proto::*;
 
-/// A message of either direction; the two enums decode differently.
+/// A message of either direction; the two enums decode differently. (A test's list of
+/// values: the size difference between the variants costs nothing here.)
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Req(Request),
     Resp(Response),
@@ -121,6 +123,8 @@ fn status_unlocked() -> Status {
         warnings: vec![],
         lock_sources: lock_sources(),
         key_policies: vec![],
+        audit_head: None,
+        keystore: None,
     }
 }
 
@@ -233,6 +237,32 @@ fn cases() -> Vec<(String, Msg)> {
                         "allow POST /sapi/v1/margin/order (symbol, side, type, quantity)".into(),
                     ],
                 }],
+                audit_head: None,
+                keystore: None,
+            })),
+        ),
+        (
+            // The audit head and the verified keystore: fields a newer agent adds. Frames
+            // without them (above) stay valid.
+            "response_status_anchored".into(),
+            Msg::Resp(Response::Status(Status {
+                state: SessionState::Locked,
+                agent: "tapsign-agent 0.1.0".into(),
+                lock_reason: None,
+                session: None,
+                tokens: vec![token()],
+                warnings: vec![],
+                lock_sources: lock_sources(),
+                key_policies: vec![],
+                audit_head: Some(AuditHead {
+                    seq: 412,
+                    hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                }),
+                keystore: Some(KeystoreState {
+                    generation: 7,
+                    vault_key: "0394c7c26f4714aade566f2f78ff1c2997da4dc3dd8cd70fcfdfb5edb802660b0f"
+                        .into(),
+                }),
             })),
         ),
         (

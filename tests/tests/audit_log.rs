@@ -92,8 +92,10 @@ fn audit_verify_catches_a_deleted_line() {
 fn a_signature_that_cannot_be_audited_is_withheld() {
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
-    // A folder where the log file should be: the agent cannot open it.
+    // A folder where the log file should be: the agent cannot open it. (`key add` has
+    // already recorded itself in the log: take that file away first.)
     let log = log_path(&w);
+    std::fs::remove_file(&log).unwrap();
     std::fs::create_dir(&log).unwrap();
     w.start_agent();
     assert!(

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tapsign_proto::{ErrorCode, SignRequest};
 
+use crate::keystore::KeyAction;
+
 /// One decision of the agent. `pid` and `exe` name the client process as the kernel reported
 /// it (`SO_PEERCRED`, `/proc/<pid>/exe`; `exe` is `"?"` or empty when it could not be read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,26 @@ pub enum AuditEvent {
         pid: u32,
         exe: String,
     },
+    /// A credential was added, replaced or removed (`tapsign key add` / `key remove`, by
+    /// `pid`). `created` and `file` (the SHA-256 of the file's bytes) identify the version
+    /// written, or removed: the keystore's next check holds the files to this record.
+    KeyChange {
+        action: KeyAction,
+        name: String,
+        created: u64,
+        file: String,
+        pid: u32,
+        exe: String,
+    },
+    /// The keystore's authenticated manifest was written: an unlock's check, a token enrolled,
+    /// a rotation (`token remove`, `keystore rotate`). `vault` is the vault key's tag.
+    Keystore {
+        generation: u64,
+        vault: String,
+        reason: String,
+    },
+    /// A credential file failed the keystore's rollback check and was refused.
+    KeyRefused { name: String, reason: String },
 }
 
 impl AuditEvent {
@@ -206,6 +228,39 @@ impl fmt::Display for AuditEvent {
                     Shown(reason),
                     By(*pid, exe)
                 )
+            }
+            AuditEvent::KeyChange {
+                action,
+                name,
+                created,
+                file,
+                pid,
+                exe,
+            } => {
+                let added = super::rfc3339_utc_ms(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(*created),
+                );
+                let short = file.get(..16).unwrap_or(file);
+                write!(
+                    f,
+                    "key {action} {} (added {added}, file sha256 {}) by {}",
+                    Shown(name),
+                    Shown(short),
+                    By(*pid, exe)
+                )
+            }
+            AuditEvent::Keystore {
+                generation,
+                vault,
+                reason,
+            } => write!(
+                f,
+                "keystore manifest generation {generation} (vault {}): {}",
+                Shown(vault),
+                Shown(reason)
+            ),
+            AuditEvent::KeyRefused { name, reason } => {
+                write!(f, "REFUSED credential {}: {}", Shown(name), Shown(reason))
             }
         }
     }

@@ -85,6 +85,54 @@ pub enum KeystoreError {
     )]
     CredentialLocked { path: PathBuf },
 
+    #[error(
+        "{path} does not verify ({detail}): it was forged or damaged, so nothing in the keystore \
+         can be vouched for; restore it from a backup, or rebuild it from the files as they are \
+         with `tapsign keystore rotate --rebuild-manifest` (a touch; any old file put back among \
+         them is then accepted)"
+    )]
+    ManifestInvalid { path: PathBuf, detail: String },
+
+    #[error(
+        "refusing to seal to the vault key in {vault}: it is not the one pinned by {pinned_by}. \
+         vault.json was replaced (a credential sealed to it could be read by whoever replaced it); \
+         restore vault.json from a backup. Nothing was stored"
+    )]
+    VaultNotPinned { vault: PathBuf, pinned_by: String },
+
+    #[error(
+        "{path} is generation {found}, but this agent already saw generation {seen}: an older \
+         copy of the keystore was put back, so nothing is opened. If you restored a backup \
+         yourself, restart the agent"
+    )]
+    RolledBack {
+        path: PathBuf,
+        found: u64,
+        seen: u64,
+    },
+
+    #[error(
+        "{path} (for {token}) is not the keyslot the keystore's manifest records: it was put there \
+         by hand or is an old copy (a removed token's?); it is refused. Remove that file and \
+         unlock with another enrolled token"
+    )]
+    KeyslotNotRecorded { path: PathBuf, token: String },
+
+    #[error(
+        "the change to {what} could not be recorded in the audit log ({reason}), so it was undone; \
+         fix the audit log and run the command again"
+    )]
+    NotRecorded { what: String, reason: String },
+
+    #[error("the keystore in {dir} changed while this command waited; run it again")]
+    Changed { dir: PathBuf },
+
+    #[error(
+        "the keystore in {dir} is busy: another tapsign command has been changing it for 30 s; \
+         let it finish, then run this again"
+    )]
+    Busy { dir: PathBuf },
+
     #[error("{token} cannot hold a keyslot: {detail}")]
     UnsupportedToken { token: String, detail: String },
 
@@ -128,7 +176,12 @@ impl KeystoreError {
                 Some(path)
             }
             KeyslotLocked { path, .. } | CredentialLocked { path } => Some(path),
-            VaultMismatch { vault, .. } => Some(vault),
+            VaultMismatch { vault, .. } | VaultNotPinned { vault, .. } => Some(vault),
+            ManifestInvalid { path, .. }
+            | RolledBack { path, .. }
+            | KeyslotNotRecorded { path, .. } => Some(path),
+            Changed { dir } | Busy { dir } => Some(dir),
+            NotRecorded { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,
@@ -146,6 +199,11 @@ fn repair_hint(path: &Path) -> String {
     match folder.and_then(|f| f.to_str()) {
         _ if path.file_name().is_some_and(|n| n == "vault.json") => {
             "restore it from a backup (no keyslot can be trusted without it)".into()
+        }
+        _ if path.file_name().is_some_and(|n| n == "manifest.json") => {
+            "restore it from a backup (it names the live folder and what the keystore holds), or \
+             rebuild it from the files as they are with `tapsign keystore rotate --rebuild-manifest`"
+                .into()
         }
         Some("credentials") => format!(
             "restore it from a backup, or `tapsign key remove {stem}` and add the key again"

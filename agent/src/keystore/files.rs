@@ -240,6 +240,7 @@ fn write_then_place(
     file.sync_all()
         .map_err(|e| KeystoreError::io("flush to disk", tmp, e))?;
     drop(file);
+    crash_point("place a written file");
     match overwrite {
         Overwrite::Replace => {
             fs::rename(tmp, path).map_err(|e| KeystoreError::io("replace", path, e))
@@ -262,12 +263,42 @@ fn write_then_place(
 /// Remove a keystore file durably.
 pub(crate) fn remove_private(path: &Path) -> Result<(), KeystoreError> {
     let (dir, _) = split(path)?;
+    crash_point("remove a file");
     fs::remove_file(path).map_err(|e| KeystoreError::io("remove", path, e))?;
     sync_dir(dir)
 }
 
+/// Move the folder `from` to `to`, which must not exist yet, durably: the parent's entry
+/// changes in one step.
+pub(crate) fn rename_dir(from: &Path, to: &Path) -> Result<(), KeystoreError> {
+    let (parent, _) = split(to)?;
+    if to.exists() {
+        return Err(KeystoreError::damaged(
+            to,
+            "a folder of that name is in the way; move it elsewhere",
+        ));
+    }
+    crash_point("rename a folder");
+    fs::rename(from, to).map_err(|e| KeystoreError::io("rename a folder to", to, e))?;
+    sync_dir(parent)
+}
+
+/// Remove a folder and everything in it, durably. A folder already gone is fine.
+pub(crate) fn remove_tree(dir: &Path) -> Result<(), KeystoreError> {
+    let (parent, _) = split(dir)?;
+    if fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    crash_point("remove a folder");
+    match fs::remove_dir_all(dir) {
+        Ok(()) => sync_dir(parent),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(KeystoreError::io("remove the folder", dir, e)),
+    }
+}
+
 /// The rename is only durable once the folder entry is on disk.
-fn sync_dir(dir: &Path) -> Result<(), KeystoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), KeystoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| KeystoreError::io("flush to disk the folder", dir, e))
@@ -313,6 +344,32 @@ fn sort_key(entry: &Entry) -> Option<&Path> {
         Err(e) => e.path(),
     }
 }
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: let this many steps that change the disk (placing a file, removing one,
+    /// renaming or removing a folder) through, then panic before the next, like a crash: no
+    /// error path and no cleanup runs. `None`: never.
+    pub(crate) static CRASH_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// A place where a crash leaves the disk in a state of its own; tests stop here (see
+/// `CRASH_AFTER`) to check every such state is the old keystore or the new one.
+#[cfg(test)]
+pub(crate) fn crash_point(step: &str) {
+    CRASH_AFTER.with(|c| match c.get() {
+        Some(0) => {
+            c.set(None);
+            panic!("simulated crash before: {step}");
+        }
+        Some(n) => c.set(Some(n - 1)),
+        None => {}
+    });
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) fn crash_point(_step: &str) {}
 
 #[cfg(test)]
 thread_local! {

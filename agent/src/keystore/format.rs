@@ -243,7 +243,7 @@ impl CredentialFile {
 }
 
 /// A P-256 point as tapsign writes it: compressed SEC1, lowercase hex.
-fn point(path: &Path, field: &str, s: &str) -> Result<PublicKey, KeystoreError> {
+pub(crate) fn point(path: &Path, field: &str, s: &str) -> Result<PublicKey, KeystoreError> {
     let bytes = parse_hex(path, field, s)?;
     match PublicKey::from_sec1_bytes(&bytes) {
         Ok(key) if compressed(&key) == bytes => Ok(key),

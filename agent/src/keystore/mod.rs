@@ -1,42 +1,48 @@
-//! The keystore: a folder holding a vault key pair, one keyslot per enrolled token, and one
-//! sealed file per credential. The format is specified in docs/keystore-format.md.
+//! The keystore: a folder holding a vault key pair, one keyslot per enrolled token, one sealed
+//! file per credential, and an authenticated manifest of them all. The format is specified
+//! in docs/keystore-format.md.
 //!
 //! ```text
-//! <dir>/                      0700
-//!   vault.json                vault public key, in clear
-//!   keyslots/<token id>.json  VK sealed to that token (unwrap = one touch)
-//!   credentials/<name>.json   API key + secret sealed to the vault PUBLIC key
+//! <dir>/                                0700
+//!   manifest.json                       what the keystore holds, MACed under a key from VK
+//!   vault-<tag>/                        the live folder (see `layout`)
+//!     vault.json                        vault public key, in clear
+//!     keyslots/<token id>.json          VK sealed to that token's key (unwrap = one touch)
+//!     credentials/<name>.json           API key + secret sealed to the vault PUBLIC key
 //! ```
 //!
 //! Like LUKS keyslots and age recipients: the vault private key (VK) exists on disk only
 //! inside keyslots, so opening anything takes a token; adding a credential needs only the
-//! public key, so it takes no touch.
+//! public key, so it takes no touch. Nothing goes backwards: every operation that holds VK
+//! first checks the files against the manifest and the [`Ledger`]'s record of changes since
+//! (`manifest::fold`), then writes the next manifest; removing a token rotates VK.
 //!
 //! The API, in the order a user meets it:
 //! - [`Keystore::new`], [`Keystore::is_initialized`];
-//! - [`Keystore::create`] (first token: makes the vault key pair),
-//!   [`Keystore::add_keyslot`] (further tokens: needs VK), [`Keystore::keyslots`],
-//!   [`Keystore::remove_keyslot`] (refuses the last one); a FIDO2 token has no public key to
-//!   seal to, so it is enrolled with the token present: [`Keystore::create_with`],
-//!   [`Keystore::add_keyslot_with`], and re-sealed (VK rotation) with
-//!   [`Keystore::rewrap_keyslot`] (see [`slot`]);
+//! - [`Keystore::create`] (first token: makes the vault key pair), [`Keystore::keyslots`]; a
+//!   FIDO2 token has no public key to seal to, so it is enrolled with the token present:
+//!   [`Keystore::create_with`], [`Keystore::add_keyslot_with`] (see [`slot`]);
 //! - [`Keystore::unwrap_vault`]: a token's touch turns a [`Keyslot`] into a [`VaultKey`];
-//! - [`Keystore::add_credential`], [`Keystore::list_credentials`],
-//!   [`Keystore::remove_credential`], [`Keystore::open_credential`] (needs VK).
+//! - with VK: [`Keystore::check`] (an unlock), [`Keystore::add_keyslot`] (further tokens),
+//!   [`Keystore::rotate`] (a new VK, optionally without one token; a FIDO2 token that stays
+//!   must be present to receive it);
+//! - without: [`Keystore::add_credential`], [`Keystore::remove_credential`] (recorded in the
+//!   ledger), [`Keystore::list_credentials`]; [`Keystore::open_credential`] needs VK.
 //!
 //! A whole life cycle (the soft token stands in for a YubiKey here):
 //!
 //! ```no_run
-//! use std::path::Path;
+//! use tapsign_agent::audit::ledger::AuditLedger;
 //! use tapsign_agent::credential::{Credential, Exchange};
 //! use tapsign_agent::keystore::Keystore;
 //! use tapsign_agent::secret::{SecretBytes, SecretString};
 //! use tapsign_agent::token::{Token, soft::SoftToken};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let ks = Keystore::new("/home/me/.tapsign/keystore".into());
+//! let mut ledger = AuditLedger::new("/home/me/.tapsign/audit.log".as_ref());
 //! let mut token = SoftToken::open(&SoftToken::dir_beside(ks.dir()))?;
 //! if !ks.is_initialized()? {
-//!     ks.create(token.stub())?; // `token add` on a fresh keystore
+//!     ks.create(token.stub(), &mut ledger)?; // `token add` on a fresh keystore
 //! }
 //! let cred = Credential {
 //!     name: "upbit-main".into(),
@@ -45,51 +51,68 @@
 //!     secret: SecretBytes::from_slice(b"secret key"),
 //!     passphrase: None,
 //! };
-//! ks.add_credential(&cred, false)?; // `key add`: no touch
+//! ks.add_credential(&cred, false, None, &mut ledger)?; // `key add`: no touch
 //! // `unlock`: the keyslot of the token present, then one touch.
 //! let slot = ks.keyslots()?.into_iter().flatten().find(|s| &s.stub == token.stub());
-//! let vk = ks.unwrap_vault(&slot.ok_or("this token is not enrolled")?, &mut token)?;
-//! for info in ks.list_credentials()? {
-//!     match info {
-//!         Ok(info) => drop(ks.open_credential(&vk, &info.name)?), // into the session
-//!         Err(e) => eprintln!("skipped: {e}"), // serve what we can
-//!     }
+//! let slot = slot.ok_or("this token is not enrolled")?;
+//! let vk = ks.unwrap_vault(&slot, &mut token)?;
+//! let checked = ks.check(&vk, &slot, 0, &mut ledger)?; // rollback check, next manifest
+//! for name in &checked.accepted {
+//!     drop(ks.open_credential(&vk, name)?); // into the session
 //! }
 //! drop(vk); // zeroized: the session keeps only the credentials
 //! # Ok(()) }
 //! ```
 //!
-//! Robustness: every write is atomic (see `files::write_atomic`); any changed, missing or
-//! extra byte in a file is a [`KeystoreError`] naming that file, caught by its checksum on
-//! every read and by the AEAD tag at unlock. Listings return one `Result` per file, so one
-//! damaged credential does not hide the others.
+//! Robustness: every write is atomic (see `files::write_atomic`), and a change of many files
+//! commits with one rename (`layout`); any changed, missing or extra byte in a file is a
+//! [`KeystoreError`] naming that file, caught by its checksum on every read and by the AEAD
+//! tag or the manifest's MAC at unlock. Listings return one `Result` per file, so one damaged
+//! credential does not hide the others.
 
+mod changes;
 mod error;
 mod files;
 mod format;
+mod layout;
+pub mod ledger;
+mod manifest;
+mod rotate;
 mod seal;
 pub mod slot;
+mod vault_ops;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_at_rest;
+#[cfg(test)]
 mod tests_fido2;
+#[cfg(test)]
+mod tests_manifest;
+#[cfg(test)]
+mod tests_rotate;
 #[cfg(test)]
 mod tests_tamper;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use p256::PublicKey;
 
+pub use changes::Added;
 pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
+pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
+pub use manifest::Refusal;
+pub use rotate::{Rotated, present_tokens_needed};
 pub use seal::VaultKey;
+pub use vault_ops::Checked;
 
 use crate::credential::{Credential, Exchange, check_name};
 use crate::token::{Token, TokenError, TokenStub};
-use files::{Overwrite, decode, encode, ensure_private_dir, list_json, private_dir_exists};
-use files::{read_private, remove_private, write_atomic};
-use format::{CredentialFile, KeyslotFile, VaultFile, credential_aad};
+use files::{decode, list_json, private_dir_exists, read_private};
+use format::{CredentialFile, KeyslotFile, VaultFile};
+use layout::sha256_hex;
 use seal::INFO_CREDENTIAL;
 
 const VAULT_FILE: &str = "vault.json";
@@ -109,6 +132,10 @@ pub struct Keyslot {
     pub stub: TokenStub,
     /// Its file.
     pub path: PathBuf,
+    /// The manifest lists this file (or there is no manifest yet). Not authenticated: an
+    /// unlock checks it again once VK has verified the manifest.
+    pub recorded: bool,
+    sha256: String,
     file: KeyslotFile,
 }
 
@@ -131,177 +158,65 @@ impl Keystore {
         &self.dir
     }
 
-    fn vault_path(&self) -> PathBuf {
-        self.dir.join(VAULT_FILE)
-    }
-
-    fn keyslot_path(&self, token_id: &str) -> Result<PathBuf, KeystoreError> {
-        check_name(token_id).map_err(KeystoreError::InvalidName)?;
-        Ok(self.dir.join(KEYSLOTS).join(format!("{token_id}.json")))
-    }
-
-    fn credential_path(&self, name: &str) -> Result<PathBuf, KeystoreError> {
-        check_name(name).map_err(KeystoreError::InvalidName)?;
-        Ok(self.dir.join(CREDENTIALS).join(format!("{name}.json")))
-    }
-
-    /// Has a token been enrolled here? Errs if the folder is open to others, or if
-    /// vault.json is gone while keyslots or credentials remain.
+    /// Has a token been enrolled here? Errs if the folder is open to others, or if the file
+    /// that makes the rest a keystore (vault.json, manifest.json) is gone while others remain.
     pub fn is_initialized(&self) -> Result<bool, KeystoreError> {
-        if !private_dir_exists(&self.dir)? {
-            return Ok(false);
-        }
-        let vault = self.vault_path();
-        let exists = vault
-            .try_exists()
-            .map_err(|e| KeystoreError::io("inspect", &vault, e))?;
-        if exists {
-            return Ok(true);
-        }
-        for sub in [KEYSLOTS, CREDENTIALS] {
-            let dir = self.dir.join(sub);
-            if private_dir_exists(&dir)? && !list_json(&dir)?.is_empty() {
-                return Err(KeystoreError::damaged(
-                    vault,
-                    format!("it is missing, but {} still has files", dir.display()),
-                ));
+        match self.live() {
+            Ok(live) => {
+                let vault = live.dir.join(VAULT_FILE);
+                match vault.try_exists() {
+                    Ok(true) => Ok(true),
+                    Ok(false) => Err(KeystoreError::damaged(
+                        vault,
+                        "it is missing, but the manifest names its folder",
+                    )),
+                    Err(e) => Err(KeystoreError::io("inspect", &vault, e)),
+                }
             }
+            Err(KeystoreError::NotInitialized { .. }) => {
+                if private_dir_exists(&self.dir)? {
+                    self.check_uninitialized()?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
-        Ok(false)
     }
 
-    /// The vault public key, from vault.json.
-    fn vault_key(&self) -> Result<PublicKey, KeystoreError> {
-        let path = self.vault_path();
+    /// The manifest's generation, unauthenticated (`None` for a keystore without one yet).
+    pub fn generation(&self) -> Result<Option<u64>, KeystoreError> {
+        Ok(self.read_manifest()?.map(|m| m.generation))
+    }
+
+    /// The vault public key, from vault.json in `live`.
+    fn vault_key_in(&self, live: &Path) -> Result<PublicKey, KeystoreError> {
+        let path = live.join(VAULT_FILE);
         match read_private(&path)? {
             Some(bytes) => decode::<VaultFile>(&path, &bytes)?.public_key(&path),
             None => match self.is_initialized()? {
-                // Raced with a create, or the folder is unreadable: name the file either way.
+                // Raced with a rotation, or the folder is unreadable: name the file either way.
                 true => Err(KeystoreError::damaged(path, "it could not be read")),
-                false => Err(KeystoreError::NotInitialized {
-                    dir: self.dir.clone(),
-                }),
+                false => Err(self.not_initialized()),
             },
         }
-    }
-
-    /// First token: make the vault key pair, write this token's keyslot, then vault.json.
-    /// For tokens sealed to a public key (PIV, soft); see [`Keystore::create_with`].
-    pub fn create(&self, stub: &TokenStub) -> Result<(), KeystoreError> {
-        self.create_inner(stub, None)
-    }
-
-    fn create_inner(
-        &self,
-        stub: &TokenStub,
-        token: Option<&mut dyn Token>,
-    ) -> Result<(), KeystoreError> {
-        if self.is_initialized()? {
-            return Err(KeystoreError::AlreadyInitialized {
-                dir: self.dir.clone(),
-            });
-        }
-        for dir in [
-            self.dir.clone(),
-            self.dir.join(KEYSLOTS),
-            self.dir.join(CREDENTIALS),
-        ] {
-            ensure_private_dir(&dir)?;
-        }
-        let vk = VaultKey::generate()?;
-        let slot = self.write_keyslot(&vk, stub, token, false)?;
-        // vault.json last: it is what makes the keystore exist. If it was not written, take
-        // the keyslot back so a retry starts clean (but never once vault.json is in place,
-        // e.g. when only the final folder fsync failed: VK would be lost).
-        let path = self.vault_path();
-        let written = encode(&path, VaultFile::new(&vk.public_key())).and_then(|bytes| {
-            let refuse = Overwrite::Refuse {
-                what: "vault",
-                name: VAULT_FILE,
-            };
-            write_atomic(&path, &bytes, refuse)
-        });
-        if written.is_err() && !path.exists() {
-            let _ = remove_private(&slot);
-        }
-        written
-    }
-
-    /// Enroll a further token. `vk` comes from [`Keystore::unwrap_vault`] with a token
-    /// already enrolled. For tokens sealed to a public key; see [`Keystore::add_keyslot_with`].
-    pub fn add_keyslot(&self, vk: &VaultKey, stub: &TokenStub) -> Result<(), KeystoreError> {
-        self.add_keyslot_inner(vk, stub, None)
-    }
-
-    fn add_keyslot_inner(
-        &self,
-        vk: &VaultKey,
-        stub: &TokenStub,
-        token: Option<&mut dyn Token>,
-    ) -> Result<(), KeystoreError> {
-        let vault = self.vault_key()?;
-        if vk.public_key() != vault {
-            return Err(KeystoreError::VaultMismatch {
-                from: "given".into(),
-                vault: self.vault_path(),
-            });
-        }
-        ensure_private_dir(&self.dir.join(KEYSLOTS))?;
-        self.write_keyslot(vk, stub, token, false).map(drop)
-    }
-
-    /// Seal VK for `stub` (see [`slot`]); refuses to overwrite an existing keyslot unless
-    /// `replace`.
-    fn write_keyslot(
-        &self,
-        vk: &VaultKey,
-        stub: &TokenStub,
-        token: Option<&mut dyn Token>,
-        replace: bool,
-    ) -> Result<PathBuf, KeystoreError> {
-        let id = stub.id();
-        let path = self.keyslot_path(&id)?;
-        let file = slot::seal_vk(vk, stub, token)?;
-        let bytes = encode(&path, file)?;
-        let overwrite = match replace {
-            true => Overwrite::Replace,
-            false => Overwrite::Refuse {
-                what: "keyslot",
-                name: &id,
-            },
-        };
-        write_atomic(&path, &bytes, overwrite)?;
-        Ok(path)
     }
 
     /// Every keyslot, one result per file (a damaged one does not hide the others).
     pub fn keyslots(&self) -> Result<Vec<Result<Keyslot, KeystoreError>>, KeystoreError> {
-        let dir = self.existing_subdir(KEYSLOTS)?;
+        let live = self.live()?;
+        let dir = self.existing_subdir(&live.dir, KEYSLOTS)?;
         Ok(list_json(&dir)?
             .into_iter()
-            .map(|entry| entry.and_then(|(path, stem)| load_keyslot(path, &stem)))
+            .map(|entry| {
+                let (path, stem) = entry?;
+                let mut slot = load_keyslot(path, &stem)?;
+                slot.recorded = live
+                    .manifest
+                    .as_ref()
+                    .is_none_or(|m| m.keyslot(&stem).is_some_and(|r| r.sha256 == slot.sha256));
+                Ok(slot)
+            })
             .collect())
-    }
-
-    /// Remove a token's keyslot (`token_id` as [`TokenStub::id`] gives it). Refuses the last
-    /// working keyslot.
-    pub fn remove_keyslot(&self, token_id: &str) -> Result<(), KeystoreError> {
-        let path = self.keyslot_path(token_id)?;
-        let slots = self.keyslots()?;
-        if !path.exists() {
-            return Err(KeystoreError::NotFound {
-                what: "keyslot for token",
-                name: token_id.into(),
-                path,
-            });
-        }
-        let others = slots.iter().flatten().filter(|s| s.path != path).count();
-        if others == 0 {
-            return Err(KeystoreError::LastKeyslot {
-                token: token_id.into(),
-            });
-        }
-        remove_private(&path)
     }
 
     /// Open `slot` with `token` (one touch) and check the result against vault.json.
@@ -319,70 +234,34 @@ impl Keystore {
             .into());
         }
         // Read vault.json before the touch too: a damaged one would waste it.
-        let vault = self.vault_key()?;
-        slot::check(&slot.file, &slot.path)?;
-        let plain = slot::open_vk(&slot.file, &slot.path, token)?.ok_or_else(|| {
-            KeystoreError::KeyslotLocked {
-                path: slot.path.clone(),
-                token: slot.stub.describe(),
-            }
+        let live = slot.path.parent().and_then(Path::parent).ok_or_else(|| {
+            KeystoreError::Internal(format!(
+                "{} is not in a keyslots folder",
+                slot.path.display()
+            ))
         })?;
-        let vk = VaultKey::from_bytes(&plain)
-            .ok_or_else(|| KeystoreError::damaged(&slot.path, "it holds no valid vault key"))?;
+        let vault = self.vault_key_in(live)?;
+        let vk = vault_ops::unwrap_keyslot(slot, token)?;
         if vk.public_key() != vault {
             return Err(KeystoreError::VaultMismatch {
                 from: format!("in {}", slot.path.display()),
-                vault: self.vault_path(),
+                vault: live.join(VAULT_FILE),
             });
         }
         Ok(vk)
-    }
-
-    /// Seal a credential to the vault public key (no token needed). Refuses an existing
-    /// name unless `replace`.
-    pub fn add_credential(&self, cred: &Credential, replace: bool) -> Result<(), KeystoreError> {
-        let path = self.credential_path(&cred.name)?;
-        let vault = self.vault_key()?;
-        ensure_private_dir(&self.dir.join(CREDENTIALS))?;
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let plain = seal::encode_secrets(&cred.api_key, &cred.secret, cred.passphrase.as_ref());
-        let sealed = seal::seal(&vault, INFO_CREDENTIAL, &plain, |epk| {
-            credential_aad(&cred.name, cred.exchange, created, &hex::encode(epk))
-        })?;
-        let file = CredentialFile {
-            format: <CredentialFile as files::Envelope>::FORMAT.into(),
-            version: FORMAT_VERSION,
-            name: cred.name.clone(),
-            exchange: cred.exchange,
-            created,
-            ephemeral_key: hex::encode(&sealed.ephemeral_key),
-            nonce: hex::encode(sealed.nonce),
-            ciphertext: hex::encode(&sealed.ciphertext),
-            checksum: String::new(),
-        };
-        let bytes = encode(&path, file)?;
-        let overwrite = match replace {
-            true => Overwrite::Replace,
-            false => Overwrite::Refuse {
-                what: "credential",
-                name: &cred.name,
-            },
-        };
-        write_atomic(&path, &bytes, overwrite)
     }
 
     /// Every credential's metadata, one result per file.
     pub fn list_credentials(
         &self,
     ) -> Result<Vec<Result<CredentialInfo, KeystoreError>>, KeystoreError> {
-        let dir = self.existing_subdir(CREDENTIALS)?;
+        let live = self.live_dir()?;
+        let dir = self.existing_subdir(&live, CREDENTIALS)?;
         Ok(list_json(&dir)?
             .into_iter()
             .map(|entry| {
                 let (path, stem) = entry?;
-                let file = load_credential(&path, &stem)?;
+                let (file, _) = load_credential(&path, &stem)?;
                 Ok(CredentialInfo {
                     name: file.name,
                     exchange: file.exchange,
@@ -393,54 +272,18 @@ impl Keystore {
             .collect())
     }
 
-    pub fn remove_credential(&self, name: &str) -> Result<(), KeystoreError> {
-        let path = self.credential_path(name)?;
-        self.existing_subdir(CREDENTIALS)?;
-        if !path.exists() {
-            return Err(not_found(name, path));
-        }
-        remove_private(&path)
-    }
-
     /// Decrypt one credential with VK.
     pub fn open_credential(&self, vk: &VaultKey, name: &str) -> Result<Credential, KeystoreError> {
-        let path = self.credential_path(name)?;
-        self.existing_subdir(CREDENTIALS)?;
-        let file = load_credential(&path, name)?;
-        let b = file.boxed(&path)?;
-        let shared = vk.agree(&b.ephemeral_point);
-        let aad = file.aad()?;
-        let vault = vk.public_key();
-        let plain = seal::open(
-            &*shared,
-            &b.ephemeral_key,
-            &vault,
-            INFO_CREDENTIAL,
-            &aad,
-            &b.nonce,
-            &b.ciphertext,
-        )
-        .ok_or_else(|| KeystoreError::CredentialLocked { path: path.clone() })?;
-        let (api_key, secret, passphrase) = seal::decode_secrets(&plain).ok_or_else(|| {
-            KeystoreError::damaged(&path, "it decrypted, but its contents are malformed")
-        })?;
-        Ok(Credential {
-            name: file.name,
-            exchange: file.exchange,
-            api_key,
-            secret,
-            passphrase,
-        })
+        let live = self.live_dir()?;
+        let path = credential_path(&live, name)?;
+        self.existing_subdir(&live, CREDENTIALS)?;
+        let (file, _) = load_credential(&path, name)?;
+        open_file(vk, &file, &path)
     }
 
-    /// A subfolder of an initialized keystore; its absence is damage, not emptiness.
-    fn existing_subdir(&self, sub: &str) -> Result<PathBuf, KeystoreError> {
-        if !self.is_initialized()? {
-            return Err(KeystoreError::NotInitialized {
-                dir: self.dir.clone(),
-            });
-        }
-        let dir = self.dir.join(sub);
+    /// A subfolder of the live folder; its absence is damage, not emptiness.
+    fn existing_subdir(&self, live: &Path, sub: &str) -> Result<PathBuf, KeystoreError> {
+        let dir = live.join(sub);
         if !private_dir_exists(&dir)? {
             return Err(KeystoreError::damaged(
                 dir,
@@ -449,6 +292,50 @@ impl Keystore {
         }
         Ok(dir)
     }
+}
+
+fn keyslot_path(live: &Path, token_id: &str) -> Result<PathBuf, KeystoreError> {
+    check_name(token_id).map_err(KeystoreError::InvalidName)?;
+    Ok(live.join(KEYSLOTS).join(format!("{token_id}.json")))
+}
+
+fn credential_path(live: &Path, name: &str) -> Result<PathBuf, KeystoreError> {
+    check_name(name).map_err(KeystoreError::InvalidName)?;
+    Ok(live.join(CREDENTIALS).join(format!("{name}.json")))
+}
+
+/// Decrypt a parsed credential file with VK.
+fn open_file(
+    vk: &VaultKey,
+    file: &CredentialFile,
+    path: &Path,
+) -> Result<Credential, KeystoreError> {
+    let b = file.boxed(path)?;
+    let shared = vk.agree(&b.ephemeral_point);
+    let aad = file.aad()?;
+    let vault = vk.public_key();
+    let plain = seal::open(
+        &*shared,
+        &b.ephemeral_key,
+        &vault,
+        INFO_CREDENTIAL,
+        &aad,
+        &b.nonce,
+        &b.ciphertext,
+    )
+    .ok_or_else(|| KeystoreError::CredentialLocked {
+        path: path.to_owned(),
+    })?;
+    let (api_key, secret, passphrase) = seal::decode_secrets(&plain).ok_or_else(|| {
+        KeystoreError::damaged(path, "it decrypted, but its contents are malformed")
+    })?;
+    Ok(Credential {
+        name: file.name.clone(),
+        exchange: file.exchange,
+        api_key,
+        secret,
+        passphrase,
+    })
 }
 
 fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
@@ -468,11 +355,14 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
     Ok(Keyslot {
         stub: file.token.clone(),
         path,
+        recorded: true,
+        sha256: sha256_hex(&bytes),
         file,
     })
 }
 
-fn load_credential(path: &Path, stem: &str) -> Result<CredentialFile, KeystoreError> {
+/// A credential file, parsed and checked against its name, with the SHA-256 of its bytes.
+fn load_credential(path: &Path, stem: &str) -> Result<(CredentialFile, String), KeystoreError> {
     let bytes = read_private(path)?.ok_or_else(|| not_found(stem, path.to_owned()))?;
     let file: CredentialFile = decode(path, &bytes)?;
     if file.name != stem {
@@ -482,7 +372,7 @@ fn load_credential(path: &Path, stem: &str) -> Result<CredentialFile, KeystoreEr
         ));
     }
     file.boxed(path)?;
-    Ok(file)
+    Ok((file, sha256_hex(&bytes)))
 }
 
 fn not_found(name: &str, path: PathBuf) -> KeystoreError {

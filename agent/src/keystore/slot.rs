@@ -13,17 +13,22 @@ use zeroize::Zeroizing;
 use super::files::{Envelope, FORMAT_VERSION};
 use super::format::{KeyslotFile, keyslot_aad};
 use super::seal::{self, INFO_KEYSLOT, INFO_KEYSLOT_FIDO2, VaultKey};
-use super::{Keystore, KeystoreError};
+use super::{Checked, Keystore, KeystoreError, Ledger};
 use crate::token::fido2::Credential;
 use crate::token::{Token, TokenError, TokenStub};
 
 /// The keystore operations that take the token itself: what a FIDO2 token needs to be sealed
-/// to, as it has no public key.
+/// to, as it has no public key. (A rotation asks for such tokens through its `present`
+/// callback: [`Keystore::rotate`].)
 impl Keystore {
     /// [`Keystore::create`] with the token present: what a FIDO2 token needs (one touch).
-    pub fn create_with(&self, token: &mut dyn Token) -> Result<(), KeystoreError> {
+    pub fn create_with(
+        &self,
+        token: &mut dyn Token,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
         let stub = token.stub().clone();
-        self.create_inner(&stub, Some(token))
+        self.create_inner(&stub, Some(token), ledger)
     }
 
     /// [`Keystore::add_keyslot`] with the token present: what a FIDO2 token needs (one touch).
@@ -31,29 +36,10 @@ impl Keystore {
         &self,
         vk: &VaultKey,
         token: &mut dyn Token,
-    ) -> Result<(), KeystoreError> {
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
         let stub = token.stub().clone();
-        self.add_keyslot_inner(vk, &stub, Some(token))
-    }
-
-    /// Seal `vk` again for an enrolled token, replacing its keyslot atomically (VK rotation).
-    /// `vk` is not checked against vault.json: the caller installs it. `token` is needed
-    /// when [`slot::seals_offline`] is false for the stub (FIDO2: a touch on that token).
-    pub fn rewrap_keyslot(
-        &self,
-        vk: &VaultKey,
-        stub: &TokenStub,
-        token: Option<&mut dyn Token>,
-    ) -> Result<(), KeystoreError> {
-        let path = self.keyslot_path(&stub.id())?;
-        if !path.exists() {
-            return Err(KeystoreError::NotFound {
-                what: "keyslot for token",
-                name: stub.id(),
-                path,
-            });
-        }
-        self.write_keyslot(vk, stub, token, true).map(drop)
+        self.add_keyslot_inner(vk, &stub, Some(token), ledger)
     }
 }
 

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::ledger::MemoryLedger;
 use super::*;
 use crate::secret::{SecretBytes, SecretString};
 use crate::token::soft::SoftToken;
@@ -13,6 +14,7 @@ pub(super) struct Fixture {
     pub tmp: tempfile::TempDir,
     pub ks: Keystore,
     pub token: SoftToken,
+    pub ledger: MemoryLedger,
 }
 
 impl Fixture {
@@ -21,23 +23,70 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let ks = Keystore::new(tmp.path().join("home/keystore"));
         let token = soft(tmp.path(), "token-a");
-        ks.create(token.stub()).unwrap();
-        Fixture { tmp, ks, token }
+        let mut ledger = MemoryLedger::default();
+        ks.create(token.stub(), &mut ledger).unwrap();
+        Fixture {
+            tmp,
+            ks,
+            token,
+            ledger,
+        }
+    }
+
+    /// `key add` (no agent pin).
+    pub fn add(&mut self, cred: &Credential, replace: bool) -> Result<Added, KeystoreError> {
+        self.ks
+            .add_credential(cred, replace, None, &mut self.ledger)
+    }
+
+    /// `key remove`.
+    pub fn remove(&mut self, name: &str) -> Result<(), KeystoreError> {
+        self.ks.remove_credential(name, &mut self.ledger)
+    }
+
+    /// The live folder (vault.json, keyslots/, credentials/).
+    pub fn live(&self) -> PathBuf {
+        self.ks.live_dir().unwrap()
+    }
+
+    /// Unlock with token A and run the check an unlock runs.
+    pub fn check(&mut self) -> Result<Checked, KeystoreError> {
+        let slot = self
+            .ks
+            .keyslots()?
+            .into_iter()
+            .flatten()
+            .find(|s| &s.stub == self.token.stub())
+            .expect("token has a keyslot");
+        let vk = self.ks.unwrap_vault(&slot, &mut self.token)?;
+        self.ks.check(&vk, &slot, 0, &mut self.ledger)
+    }
+
+    /// Rotate with token A's touch, leaving out `remove`.
+    pub fn rotate(&mut self, remove: Option<&str>) -> Result<Rotated, KeystoreError> {
+        let vk = self.unlock();
+        let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+            panic!(
+                "no token kind here needs to be present, but {} was asked",
+                s.id()
+            )
+        };
+        self.ks.rotate(&vk, remove, &mut none, &mut self.ledger)
     }
 
     /// Plus two credentials (one with a passphrase) and a second token.
     pub fn populated() -> (Fixture, SoftToken) {
         let mut f = Fixture::new();
-        f.ks.add_credential(&cred("upbit-main", Exchange::Upbit, None), false)
+        f.add(&cred("upbit-main", Exchange::Upbit, None), false)
             .unwrap();
-        f.ks.add_credential(
+        f.add(
             &cred("binance-alt", Exchange::Binance, Some("PASS-binance-alt")),
             false,
         )
         .unwrap();
         let b = soft(f.tmp.path(), "token-b");
         let vk = f.unlock();
-        f.ks.add_keyslot(&vk, b.stub()).unwrap();
+        f.ks.add_keyslot(&vk, b.stub(), &mut f.ledger).unwrap();
         (f, b)
     }
 
@@ -132,7 +181,7 @@ fn listing_shows_metadata_sorted() {
     assert_eq!(names, ["binance-alt", "upbit-main"]);
     assert_eq!(list[1].exchange, Exchange::Upbit);
     assert!(list[1].created > 1_700_000_000);
-    assert_eq!(list[1].path, f.ks.dir().join("credentials/upbit-main.json"));
+    assert_eq!(list[1].path, f.live().join("credentials/upbit-main.json"));
 }
 
 #[test]
@@ -144,15 +193,16 @@ fn initialization_is_detected_and_create_runs_once() {
         ks.keyslots(),
         Err(KeystoreError::NotInitialized { .. })
     ));
+    let mut ledger = MemoryLedger::default();
     let e = ks
-        .add_credential(&cred("x", Exchange::Upbit, None), false)
+        .add_credential(&cred("x", Exchange::Upbit, None), false, None, &mut ledger)
         .err()
         .unwrap();
     assert!(matches!(e, KeystoreError::NotInitialized { .. }), "{e}");
     let t = soft(tmp.path(), "t");
-    ks.create(t.stub()).unwrap();
+    ks.create(t.stub(), &mut ledger).unwrap();
     assert!(ks.is_initialized().unwrap());
-    let e = ks.create(t.stub()).err().unwrap();
+    let e = ks.create(t.stub(), &mut ledger).err().unwrap();
     assert!(matches!(e, KeystoreError::AlreadyInitialized { .. }), "{e}");
 }
 
@@ -168,8 +218,9 @@ fn second_keyslot_either_token_alone_unwraps() {
         let c = ks.open_credential(&vk, "upbit-main").unwrap();
         assert_eq!(c.secret.expose(), secret("upbit-main").as_bytes());
     }
-    // Dropping A's keyslot leaves B working.
-    ks.remove_keyslot(&f.token.stub().id()).unwrap();
+    // Removing A (a rotation, with A's own touch) leaves B working.
+    let mut f = f;
+    f.rotate(Some(&f.token.stub().id())).unwrap();
     let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap_or(b);
     unlock(&ks, &mut b).unwrap();
 }
@@ -178,7 +229,10 @@ fn second_keyslot_either_token_alone_unwraps() {
 fn enrolling_the_same_token_twice_is_refused() {
     let mut f = Fixture::new();
     let vk = f.unlock();
-    let e = f.ks.add_keyslot(&vk, f.token.stub()).err().unwrap();
+    let e =
+        f.ks.add_keyslot(&vk, f.token.stub(), &mut f.ledger)
+            .err()
+            .unwrap();
     assert!(
         matches!(
             e,
@@ -261,7 +315,7 @@ fn no_file_holds_a_secret_in_clear() {
         ]);
     }
     let all = files(f.ks.dir());
-    assert_eq!(all.len(), 5, "{all:?}");
+    assert_eq!(all.len(), 6, "{all:?}");
     for path in all {
         let bytes = fs::read(&path).unwrap();
         for needle in &needles {
@@ -274,10 +328,10 @@ fn no_file_holds_a_secret_in_clear() {
 #[test]
 fn an_existing_name_is_refused_unless_replace() {
     let (mut f, _) = Fixture::populated();
-    let e =
-        f.ks.add_credential(&cred("upbit-main", Exchange::Binance, None), false)
-            .err()
-            .unwrap();
+    let e = f
+        .add(&cred("upbit-main", Exchange::Binance, None), false)
+        .err()
+        .unwrap();
     assert!(
         matches!(
             e,
@@ -290,7 +344,7 @@ fn an_existing_name_is_refused_unless_replace() {
     );
     let mut newer = cred("upbit-main", Exchange::Upbit, None);
     newer.secret = SecretBytes::from_slice(b"rotated");
-    f.ks.add_credential(&newer, true).unwrap();
+    f.add(&newer, true).unwrap();
     let vk = f.unlock();
     assert_eq!(
         f.ks.open_credential(&vk, "upbit-main")
@@ -304,11 +358,11 @@ fn an_existing_name_is_refused_unless_replace() {
 #[test]
 fn remove_credential_and_bad_names() {
     let (mut f, _) = Fixture::populated();
-    f.ks.remove_credential("upbit-main").unwrap();
+    f.remove("upbit-main").unwrap();
     let vk = f.unlock();
     let e = f.ks.open_credential(&vk, "upbit-main").err().unwrap();
     assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
-    let e = f.ks.remove_credential("upbit-main").err().unwrap();
+    let e = f.remove("upbit-main").err().unwrap();
     assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
     for bad in ["../vault", ".hidden", "a/b", ""] {
         let e = f.ks.open_credential(&vk, bad).err().unwrap();
@@ -319,11 +373,11 @@ fn remove_credential_and_bad_names() {
 
 #[test]
 fn removing_the_last_keyslot_is_refused() {
-    let (f, b) = Fixture::populated();
-    let e = f.ks.remove_keyslot("soft-00000000").err().unwrap();
+    let (mut f, b) = Fixture::populated();
+    let e = f.rotate(Some("soft-00000000")).err().unwrap();
     assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
-    f.ks.remove_keyslot(&b.stub().id()).unwrap();
-    let e = f.ks.remove_keyslot(&f.token.stub().id()).err().unwrap();
+    f.rotate(Some(&b.stub().id())).unwrap();
+    let e = f.rotate(Some(&f.token.stub().id())).err().unwrap();
     assert!(matches!(e, KeystoreError::LastKeyslot { .. }), "{e}");
     assert!(e.to_string().contains("enroll another token"), "{e}");
     assert_eq!(f.ks.keyslots().unwrap().len(), 1);
@@ -332,8 +386,9 @@ fn removing_the_last_keyslot_is_refused() {
 #[test]
 fn files_are_0600_and_folders_0700() {
     let (f, _) = Fixture::populated();
+    assert_eq!(mode(f.ks.dir()), 0o700);
     for dir in ["", "keyslots", "credentials"] {
-        assert_eq!(mode(&f.ks.dir().join(dir)), 0o700, "{dir}");
+        assert_eq!(mode(&f.live().join(dir)), 0o700, "{dir}");
     }
     // Folders the keystore had to create on the way are private too.
     assert_eq!(mode(f.ks.dir().parent().unwrap()), 0o700);
@@ -354,7 +409,7 @@ fn a_folder_or_file_others_can_use_is_an_error_naming_it() {
     );
     assert!(e.to_string().contains("chmod 700"), "{e}");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-    let file = dir.join("credentials/upbit-main.json");
+    let file = f.live().join("credentials/upbit-main.json");
     fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
     let list = f.ks.list_credentials().unwrap();
     let e = list.iter().find_map(|r| r.as_ref().err()).unwrap();
@@ -369,20 +424,18 @@ fn a_folder_or_file_others_can_use_is_an_error_naming_it() {
 #[test]
 fn a_failed_write_leaves_the_old_file_and_no_temp_files() {
     let (mut f, _) = Fixture::populated();
-    let path = f.ks.dir().join("credentials/upbit-main.json");
+    let path = f.live().join("credentials/upbit-main.json");
     let before = fs::read(&path).unwrap();
     files::FAIL_AFTER.with(|w| w.set(Some(0)));
-    let e =
-        f.ks.add_credential(&cred("upbit-main", Exchange::Upbit, None), true)
-            .err();
-    let e2 =
-        f.ks.add_credential(&cred("new-one", Exchange::Upbit, None), false)
-            .err();
+    let e = f
+        .add(&cred("upbit-main", Exchange::Upbit, None), true)
+        .err();
+    let e2 = f.add(&cred("new-one", Exchange::Upbit, None), false).err();
     files::FAIL_AFTER.with(|w| w.set(None));
     assert!(matches!(e, Some(KeystoreError::Io { .. })), "{e:?}");
     assert!(matches!(e2, Some(KeystoreError::Io { .. })), "{e2:?}");
     assert_eq!(fs::read(&path).unwrap(), before);
-    assert_eq!(files(f.ks.dir()).len(), 5, "{:?}", files(f.ks.dir()));
+    assert_eq!(files(f.ks.dir()).len(), 6, "{:?}", files(f.ks.dir()));
     let vk = f.unlock();
     f.ks.open_credential(&vk, "upbit-main").unwrap();
 }
@@ -392,24 +445,25 @@ fn a_failed_create_leaves_no_keystore_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("ks"));
     let t = soft(tmp.path(), "t");
-    // Fail the keyslot write, then (second round) vault.json after the keyslot went in.
-    for let_through in [0, 1] {
+    let mut ledger = MemoryLedger::default();
+    // Fail vault.json, then the keyslot, then the manifest (the commit).
+    for let_through in [0, 1, 2] {
         files::FAIL_AFTER.with(|w| w.set(Some(let_through)));
-        let e = ks.create(t.stub()).err();
+        let e = ks.create(t.stub(), &mut ledger).err();
         files::FAIL_AFTER.with(|w| w.set(None));
         assert!(matches!(e, Some(KeystoreError::Io { .. })), "{e:?}");
         assert!(!ks.is_initialized().unwrap());
         assert!(files(ks.dir()).is_empty(), "{:?}", files(ks.dir()));
     }
-    ks.create(t.stub()).unwrap();
+    ks.create(t.stub(), &mut ledger).unwrap();
 }
 
 #[test]
 fn a_swapped_vault_json_is_caught_at_unlock() {
     let (mut f, _) = Fixture::populated();
     let other = Fixture::new();
-    let vault = f.ks.dir().join("vault.json");
-    fs::copy(other.ks.dir().join("vault.json"), &vault).unwrap();
+    let vault = f.live().join("vault.json");
+    fs::copy(other.live().join("vault.json"), &vault).unwrap();
     let e = unlock(&f.ks, &mut f.token).err().unwrap();
     assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
     assert_eq!(e.path(), Some(vault.as_path()));
@@ -420,8 +474,9 @@ fn a_vault_key_from_another_keystore_cannot_enroll_or_open() {
     let (f, _) = Fixture::populated();
     let mut other = Fixture::new();
     let foreign = other.unlock();
+    let mut ledger = MemoryLedger::default();
     let e =
-        f.ks.add_keyslot(&foreign, other.token.stub())
+        f.ks.add_keyslot(&foreign, other.token.stub(), &mut ledger)
             .err()
             .unwrap();
     assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
@@ -431,24 +486,24 @@ fn a_vault_key_from_another_keystore_cannot_enroll_or_open() {
 
 #[test]
 fn a_missing_vault_json_is_damage_not_a_fresh_keystore() {
-    let (f, _) = Fixture::populated();
-    let vault = f.ks.dir().join("vault.json");
+    let (mut f, _) = Fixture::populated();
+    let vault = f.live().join("vault.json");
     fs::remove_file(&vault).unwrap();
     let e = f.ks.is_initialized().err().unwrap();
     assert_eq!(e.path(), Some(vault.as_path()), "{e}");
-    let e = f.ks.create(f.token.stub()).err().unwrap();
+    let e = f.ks.create(f.token.stub(), &mut f.ledger).err().unwrap();
     assert_eq!(e.path(), Some(vault.as_path()), "{e}");
 }
 
 #[test]
 fn a_bad_credential_does_not_hide_the_others() {
     let (mut f, _) = Fixture::populated();
-    let bad = f.ks.dir().join("credentials/binance-alt.json");
+    let bad = f.live().join("credentials/binance-alt.json");
     fs::write(&bad, b"{ nonsense").unwrap();
-    let stray = f.ks.dir().join("credentials/notes.txt");
+    let stray = f.live().join("credentials/notes.txt");
     fs::write(&stray, b"hello").unwrap();
     fs::write(
-        f.ks.dir().join("credentials/.upbit-main.json.0a1b.tmp"),
+        f.live().join("credentials/.upbit-main.json.0a1b.tmp"),
         b"crash leftover",
     )
     .unwrap();

@@ -6,6 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use super::ledger::MemoryLedger;
 use super::tests::{Fixture, cred};
 use super::*;
 use crate::token::{Token, TokenError, TokenStub};
@@ -71,10 +72,16 @@ fn a_fido2_keyslot_is_sealed_and_opened_with_one_touch_each() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("keystore"));
     let mut token = fake("desk", "c0ffee01", 7);
-    ks.create_with(&mut token).unwrap();
+    let mut ledger = MemoryLedger::default();
+    ks.create_with(&mut token, &mut ledger).unwrap();
     assert_eq!(token.touches, 1, "sealing asks the token");
-    ks.add_credential(&cred("upbit-main", Exchange::Upbit, None), false)
-        .unwrap();
+    ks.add_credential(
+        &cred("upbit-main", Exchange::Upbit, None),
+        false,
+        None,
+        &mut ledger,
+    )
+    .unwrap();
     let slot = slot_of(&ks, &token.stub);
     let vk = ks.unwrap_vault(&slot, &mut token).unwrap();
     assert_eq!(token.touches, 2, "opening asks it once more");
@@ -91,7 +98,11 @@ fn another_credential_with_the_same_stub_cannot_open_it() {
     // without, gives. The AEAD tag refuses it; no garbage vault key comes out.
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("keystore"));
-    ks.create_with(&mut fake("desk", "c0ffee01", 7)).unwrap();
+    ks.create_with(
+        &mut fake("desk", "c0ffee01", 7),
+        &mut MemoryLedger::default(),
+    )
+    .unwrap();
     let mut impostor = fake("desk", "c0ffee01", 8);
     let slot = slot_of(&ks, &impostor.stub);
     let err = ks.unwrap_vault(&slot, &mut impostor).err().unwrap();
@@ -99,66 +110,96 @@ fn another_credential_with_the_same_stub_cannot_open_it() {
 }
 
 #[test]
-fn a_fido2_token_joins_and_is_rewrapped_for_a_new_vault_key() {
+fn a_fido2_token_joins_and_receives_a_new_vault_key_with_a_touch() {
     let (mut f, _b) = Fixture::populated();
     let vk = f.unlock();
     let mut fido = fake("travel", "0a0b0c0d", 3);
     assert!(!slot::seals_offline(&fido.stub));
-    let err = f.ks.add_keyslot(&vk, &fido.stub).err().unwrap();
+    let err =
+        f.ks.add_keyslot(&vk, &fido.stub, &mut f.ledger)
+            .err()
+            .unwrap();
     assert!(
         matches!(err, KeystoreError::UnsupportedToken { .. }),
         "{err}"
     );
-    f.ks.add_keyslot_with(&vk, &mut fido).unwrap();
-    let again = f.ks.add_keyslot_with(&vk, &mut fido).err().unwrap();
+    f.ks.add_keyslot_with(&vk, &mut fido, &mut f.ledger)
+        .unwrap();
+    let before = fido.touches;
+    let again =
+        f.ks.add_keyslot_with(&vk, &mut fido, &mut f.ledger)
+            .err()
+            .unwrap();
     assert!(matches!(again, KeystoreError::Exists { .. }), "{again}");
+    assert_eq!(fido.touches, before, "refused before the touch");
     let opened =
         f.ks.unwrap_vault(&slot_of(&f.ks, &fido.stub), &mut fido)
             .unwrap();
     assert!(f.ks.open_credential(&opened, "upbit-main").is_ok());
+    f.check().unwrap();
 
-    // Rotation: the keyslot is sealed again, for another vault key, with a touch.
-    let other = VaultKey::generate().unwrap();
-    let before = fido.touches;
-    let err =
-        f.ks.rewrap_keyslot(&other, &fido.stub.clone(), None)
-            .err()
-            .unwrap();
-    assert!(
-        matches!(err, KeystoreError::UnsupportedToken { .. }),
-        "{err}"
+    // A rotation asks for the FIDO2 token by name (it has no public key to wrap to); the
+    // P-256 tokens receive the new key without theirs.
+    let mut asked = Vec::new();
+    let mut present = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        asked.push(s.id());
+        Ok(Box::new(fake("travel", "0a0b0c0d", 3)))
+    };
+    assert_eq!(
+        present_tokens_needed(
+            &f.ks
+                .keyslots()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            None
+        ),
+        [fido.stub.clone()]
     );
-    let stub = fido.stub.clone();
-    f.ks.rewrap_keyslot(&other, &stub, Some(&mut fido)).unwrap();
-    assert_eq!(fido.touches, before + 1);
-    // It now holds the new key, which vault.json does not name yet: refused as a mismatch.
-    let err =
-        f.ks.unwrap_vault(&slot_of(&f.ks, &stub), &mut fido)
-            .err()
+    let r = f.ks.rotate(&vk, None, &mut present, &mut f.ledger).unwrap();
+    assert_eq!(asked, [fido.stub.id()]);
+    assert_eq!(r.keyslots.len(), 3);
+    let new_vk =
+        f.ks.unwrap_vault(&slot_of(&f.ks, &fido.stub), &mut fido)
             .unwrap();
-    assert!(matches!(err, KeystoreError::VaultMismatch { .. }), "{err}");
-    // P-256 tokens re-wrap without the token.
-    let soft = f.token.stub().clone();
-    f.ks.rewrap_keyslot(&vk, &soft, None).unwrap();
-    assert!(f.unlock().public_key() == vk.public_key());
+    assert_ne!(new_vk.public_key(), vk.public_key());
+    assert!(f.ks.open_credential(&new_vk, "upbit-main").is_ok());
+    assert_eq!(f.unlock().public_key(), new_vk.public_key());
+
+    // Without it, nothing changes.
+    let mut absent = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        Err(TokenError::Absent {
+            hint: format!("insert {}", s.describe()),
+        }
+        .into())
+    };
+    let live = f.live();
+    f.ks.rotate(&new_vk, None, &mut absent, &mut f.ledger)
+        .err()
+        .unwrap();
+    assert_eq!(f.live(), live);
 }
 
 #[test]
 fn sealing_for_a_fido2_stub_needs_that_token() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("keystore"));
-    let err = ks.create(&stub("desk", "c0ffee01")).err().unwrap();
+    let mut ledger = MemoryLedger::default();
+    let err = ks
+        .create(&stub("desk", "c0ffee01"), &mut ledger)
+        .err()
+        .unwrap();
     assert!(
         matches!(err, KeystoreError::UnsupportedToken { .. }),
         "{err}"
     );
     let mut a = fake("a", "01", 1);
-    ks.create_with(&mut a).unwrap();
+    ks.create_with(&mut a, &mut ledger).unwrap();
     let mut b = fake("b", "02", 2);
     let vk = ks.unwrap_vault(&slot_of(&ks, &a.stub), &mut a).unwrap();
     // A token asked to seal for another stub is refused before its touch.
-    let err = ks
-        .rewrap_keyslot(&vk, &a.stub.clone(), Some(&mut b))
+    let err = slot::seal_vk(&vk, &a.stub.clone(), Some(&mut b))
         .err()
         .unwrap();
     assert!(
@@ -173,7 +214,8 @@ fn a_refused_touch_on_a_fido2_token_passes_through() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("keystore"));
     let mut token = fake("desk", "c0ffee01", 7);
-    ks.create_with(&mut token).unwrap();
+    ks.create_with(&mut token, &mut MemoryLedger::default())
+        .unwrap();
     token.refuse = true;
     let err = ks
         .unwrap_vault(&slot_of(&ks, &token.stub), &mut token)
@@ -190,7 +232,8 @@ fn a_changed_fido2_stub_or_a_stray_ephemeral_key_is_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let ks = Keystore::new(tmp.path().join("keystore"));
     let mut token = fake("desk", "c0ffee01", 7);
-    ks.create_with(&mut token).unwrap();
+    ks.create_with(&mut token, &mut MemoryLedger::default())
+        .unwrap();
     let path = slot_of(&ks, &token.stub).path;
     let original = std::fs::read(&path).unwrap();
     let text = String::from_utf8(original.clone()).unwrap();

@@ -91,7 +91,11 @@ fn every_damaged_byte_of_every_file_is_an_error_naming_it() {
     let (mut f, _) = Fixture::populated();
     let vk = f.unlock();
     let all = files(f.ks.dir());
-    assert_eq!(all.len(), 5);
+    assert_eq!(
+        all.len(),
+        6,
+        "manifest, vault, 2 keyslots, 2 credentials: {all:?}"
+    );
     for path in all {
         let orig = fs::read(&path).unwrap();
         assert!(
@@ -117,7 +121,7 @@ fn every_damaged_byte_of_every_file_is_an_error_naming_it() {
 fn garbage_of_any_shape_is_an_error_not_a_panic() {
     let (mut f, _) = Fixture::populated();
     let vk = f.unlock();
-    let path = f.ks.dir().join("credentials/upbit-main.json");
+    let path = f.live().join("credentials/upbit-main.json");
     let garbage: [&[u8]; 8] = [
         b"",
         b"null",
@@ -155,7 +159,7 @@ fn flip_hex(s: &mut String, at: usize) {
 fn forged_credentials_fail_the_aead_at_open() {
     let (mut f, _) = Fixture::populated();
     let vk = f.unlock();
-    let path = f.ks.dir().join("credentials/upbit-main.json");
+    let path = f.live().join("credentials/upbit-main.json");
     let orig = fs::read(&path).unwrap();
     let edits: [fn(&mut CredentialFile); 4] = [
         |c| flip_hex(&mut c.ciphertext, 10),
@@ -171,7 +175,7 @@ fn forged_credentials_fail_the_aead_at_open() {
         fs::write(&path, &orig).unwrap();
     }
     // Renaming a credential (file and name field) breaks the AAD too.
-    let renamed = f.ks.dir().join("credentials/upbit-evil.json");
+    let renamed = f.live().join("credentials/upbit-evil.json");
     fs::rename(&path, &renamed).unwrap();
     forge::<CredentialFile>(&renamed, |c| c.name = "upbit-evil".into());
     let e = f.ks.open_credential(&vk, "upbit-evil").err().unwrap();
@@ -181,9 +185,9 @@ fn forged_credentials_fail_the_aead_at_open() {
 #[test]
 fn forged_keyslots_fail_the_aead_at_unlock() {
     let (mut f, _) = Fixture::populated();
-    let path =
-        f.ks.dir()
-            .join(format!("keyslots/{}.json", f.token.stub().id()));
+    let path = f
+        .live()
+        .join(format!("keyslots/{}.json", f.token.stub().id()));
     forge::<KeyslotFile>(&path, |k| flip_hex(&mut k.wrapped_key, 3));
     let e = unlock(&f.ks, &mut f.token).err().unwrap();
     assert!(matches!(e, KeystoreError::KeyslotLocked { .. }), "{e}");
@@ -193,7 +197,7 @@ fn forged_keyslots_fail_the_aead_at_unlock() {
 #[test]
 fn a_file_from_a_newer_tapsign_asks_for_an_upgrade() {
     let (f, _) = Fixture::populated();
-    let path = f.ks.dir().join("credentials/upbit-main.json");
+    let path = f.live().join("credentials/upbit-main.json");
     forge::<CredentialFile>(&path, |c| c.version = FORMAT_VERSION + 1);
     let list = f.ks.list_credentials().unwrap();
     let e = list.into_iter().find_map(|r| r.err()).unwrap();
@@ -207,10 +211,10 @@ fn a_file_from_a_newer_tapsign_asks_for_an_upgrade() {
 #[test]
 fn a_keyslot_renamed_to_another_token_is_damage() {
     let (f, _) = Fixture::populated();
-    let from =
-        f.ks.dir()
-            .join(format!("keyslots/{}.json", f.token.stub().id()));
-    let to = f.ks.dir().join("keyslots/soft-00000000.json");
+    let from = f
+        .live()
+        .join(format!("keyslots/{}.json", f.token.stub().id()));
+    let to = f.live().join("keyslots/soft-00000000.json");
     fs::rename(&from, &to).unwrap();
     let slots = f.ks.keyslots().unwrap();
     let e = slots.into_iter().find_map(|r| r.err()).unwrap();

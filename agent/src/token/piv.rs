@@ -8,6 +8,7 @@
 //! Firmware behaviour this relies on is written up in `firmware-notes/`.
 
 use p256::PublicKey;
+use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
 use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotId};
@@ -44,6 +45,8 @@ pub struct EnrollOptions {
     pub pin_policy: PinPolicy,
     pub touch_policy: TouchPolicy,
     pub use_existing: bool,
+    /// With `use_existing`: adopt a key whose touch policy is never (or unknown).
+    pub allow_no_touch: bool,
     pub force: bool,
     /// A custom management key (hex), when the card's is not the factory default.
     pub mgm_key: Option<SecretString>,
@@ -96,6 +99,15 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         let (p, t) = meta
             .policy
             .unwrap_or((PinPolicy::Default, TouchPolicy::Default));
+        // A YubiKey's default touch policy is never: an unknown one is no better.
+        if matches!(t, TouchPolicy::Never | TouchPolicy::Default) && !opts.allow_no_touch {
+            return Err(TokenError::Other(format!(
+                "the key in slot R{} of YubiKey {serial} has touch policy {}: any program running as you could unlock the keystore while the card is plugged in, without anyone touching it. Generate a key that asks for a touch instead (drop --use-existing; add --force to replace the key in that slot, or pick another --slot), or adopt this one anyway with --allow-no-touch",
+                opts.slot,
+                touch_name(t)
+            )));
+        }
+        prove_key(&mut yk, slot, &public, serial)?;
         (public, p, t)
     } else {
         if existing.is_some() && !opts.force {
@@ -125,6 +137,37 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         pin_policy,
         touch_policy,
     ))
+}
+
+/// One test ECDH with the slot: the card must compute what the public key it reported
+/// implies, or it does not hold that key. Needs the PIN verified where the key's policy wants
+/// it (done by the caller), and a touch where it wants one.
+fn prove_key(
+    yk: &mut YubiKey,
+    slot: SlotId,
+    public: &PublicKey,
+    serial: u32,
+) -> Result<(), TokenError> {
+    let eph = p256::ecdh::EphemeralSecret::try_generate()
+        .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
+    let expected = Zeroizing::new(eph.diffie_hellman(public).raw_secret_bytes().to_vec());
+    let point = eph.public_key().to_sec1_point(false);
+    eprintln!(
+        "tapsign: checking that YubiKey {serial} holds the key (one ECDH): touch it now if it blinks"
+    );
+    let got = piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot).map_err(|e| {
+        match e {
+            // The PIN is verified (or not needed), so 6982 here is the touch timing out.
+            yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
+            e => card_error(e, serial),
+        }
+    })?;
+    if got.as_slice() != expected.as_slice() {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} answered the test ECDH with something the slot's public key does not imply: it does not hold that key (or misbehaves); nothing was enrolled"
+        )));
+    }
+    Ok(())
 }
 
 fn stub(

@@ -6,6 +6,7 @@ mod agent;
 mod generate;
 mod local;
 mod remote;
+mod tokens;
 
 use tapsign_agent::paths::Paths;
 
@@ -22,7 +23,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     let paths = Paths::from_env().map_err(Failure::error)?;
     match cli.command {
         Command::Agent => agent::run(paths),
-        Command::Token(t) => local::token(&paths, t),
+        Command::Token(t) => tokens::token(&paths, t),
+        Command::Keystore(k) => tokens::keystore_cmd(&paths, k),
         Command::Key(k) => local::key(&paths, k),
         Command::Audit { action } => local::audit(&paths, action),
         Command::Policy(p) => local::policy(&paths, p),
@@ -39,4 +41,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 /// check, shared with the token itself).
 pub(crate) fn soft_allowed() -> bool {
     tapsign_agent::token::soft::insecure_allowed()
+}
+
+/// Harden this process before it reads a secret or holds the vault key, as the agent does:
+/// not dumpable (no ptrace by other processes of the user, no core dump), core size 0.
+/// Failures are warnings: the command still runs.
+pub(crate) fn harden() {
+    for w in tapsign_agent::harden::harden_process().warnings {
+        eprintln!("tapsign: warning: {w}");
+    }
 }

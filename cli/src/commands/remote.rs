@@ -55,6 +55,7 @@ fn enrolled(paths: &Paths) -> Vec<TokenStub> {
 }
 
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
+    super::harden();
     let tokens = enrolled(paths);
     // One PIN, for whichever enrolled token turns out to be present.
     let pin_wanted: Vec<String> = tokens
@@ -222,6 +223,16 @@ fn print_status(s: &Status) {
             k.key,
             k.rules.join("; ")
         );
+    }
+    if let Some(k) = &s.keystore {
+        println!(
+            "keystore: manifest generation {}, vault key {}",
+            k.generation, k.vault_key
+        );
+    }
+    match &s.audit_head {
+        Some(h) => println!("audit head: {}:{}", h.seq, h.hash),
+        None => println!("audit head: unknown (the audit log cannot be read)"),
     }
     let live: Vec<&str> = s
         .lock_sources

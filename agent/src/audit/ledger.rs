@@ -1,0 +1,117 @@
+//! The audit log as the keystore's [`Ledger`]: credential changes made without the vault key
+//! (`key add`, `key remove`) are recorded here, hash-chained with every other decision, and
+//! read back from the manifest's anchor by the next check. A change the keystore records is
+//! thus anchored as well as the log is: checked by the agent while it holds the log open,
+//! and by any head kept off the machine (docs/audit.md).
+//!
+//! [`AuditLedger`] is the command line's: it opens the log for each command, appends under
+//! the same `flock` as the agent, and the agent takes those lines into its chain.
+
+use std::path::{Path, PathBuf};
+
+use super::{AuditEvent, AuditLog, since};
+use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
+
+/// The audit log at a path, opened on first use.
+#[derive(Debug)]
+pub struct AuditLedger {
+    path: PathBuf,
+    log: Option<AuditLog>,
+}
+
+impl AuditLedger {
+    pub fn new(path: &Path) -> AuditLedger {
+        AuditLedger {
+            path: path.to_owned(),
+            log: None,
+        }
+    }
+
+    fn log(&mut self) -> Result<&mut AuditLog, String> {
+        if self.log.is_none() {
+            self.log = Some(AuditLog::open(&self.path).map_err(|e| e.to_string())?);
+        }
+        self.log
+            .as_mut()
+            .ok_or_else(|| "the audit log is not open".to_owned())
+    }
+}
+
+impl Ledger for AuditLedger {
+    fn head(&mut self) -> Option<Anchor> {
+        let log = self.log().ok()?;
+        log.refresh().ok()?;
+        Some(log.anchor())
+    }
+
+    fn since(&mut self, anchor: &Anchor) -> Evidence {
+        evidence(&self.path, anchor)
+    }
+
+    fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
+        let event = event(entry);
+        self.log()?.append(&event).map_err(|e| e.to_string())
+    }
+}
+
+/// The keystore's evidence from the log at `path`, after `anchor`.
+pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
+    let read = match since(path, anchor) {
+        Ok(s) => s,
+        Err(e) => return Evidence::unavailable(e.to_string()),
+    };
+    let mut out = Evidence {
+        gap: read.gap,
+        ..Evidence::default()
+    };
+    for line in read.lines {
+        match line.event {
+            AuditEvent::KeyChange {
+                action,
+                name,
+                created,
+                file,
+                ..
+            } => out.changes.push(crate::keystore::KeyChange {
+                action,
+                name,
+                created,
+                sha256: file,
+            }),
+            AuditEvent::Keystore { generation, .. } => {
+                out.latest_generation = out.latest_generation.max(Some(generation));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The audit event for a ledger entry, written by this process.
+pub fn event(entry: &LedgerEntry) -> AuditEvent {
+    match entry {
+        LedgerEntry::Key(k) => AuditEvent::KeyChange {
+            action: k.action,
+            name: k.name.clone(),
+            created: k.created,
+            file: k.sha256.clone(),
+            pid: std::process::id(),
+            exe: std::fs::read_link("/proc/self/exe")
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        },
+        LedgerEntry::Manifest {
+            generation,
+            vault,
+            reason,
+        } => AuditEvent::Keystore {
+            generation: *generation,
+            vault: vault.clone(),
+            reason: reason.clone(),
+        },
+        LedgerEntry::Refused { name, reason } => AuditEvent::KeyRefused {
+            name: name.clone(),
+            reason: reason.clone(),
+        },
+    }
+}

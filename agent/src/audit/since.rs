@@ -1,0 +1,92 @@
+//! Reading the log back from an [`Anchor`]: the keystore's check at unlock wants the credential
+//! changes recorded since its manifest was written, and only those (a log of a year's
+//! signatures is not read at every unlock).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use super::{AuditError, AuditLine, GENESIS, hash_hex, io_err, last_line, read_at};
+use crate::keystore::Anchor;
+
+/// The lines after an anchor, as far as they chain.
+#[derive(Debug, Default)]
+pub struct Since {
+    pub lines: Vec<AuditLine>,
+    /// Why reading stopped early or could not start: the anchor's line is gone or changed,
+    /// or the chain breaks after it. `lines` holds what chained before that.
+    pub gap: Option<String>,
+}
+
+/// The lines of the log at `path` after `anchor`, checking that the anchor's line is still
+/// there, unchanged, and that each line after it continues the chain.
+pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let gone = |what: &str| {
+        Ok(Since {
+            lines: Vec::new(),
+            gap: Some(format!(
+                "{} no longer holds line {} as it was when the keystore was last checked ({what}): the log was replaced, cut, edited or started afresh",
+                path.display(),
+                anchor.seq
+            )),
+        })
+    };
+    if anchor.offset > len {
+        return gone("the file is shorter now");
+    }
+    if anchor.offset == 0 {
+        if anchor.seq != 0 || anchor.hash != GENESIS {
+            return gone("the anchor is malformed");
+        }
+    } else {
+        let last = read_at(&mut file, anchor.offset - 1, 1).map_err(io_err(path))?;
+        let end = if last == b"\n" {
+            anchor.offset - 1
+        } else {
+            anchor.offset
+        };
+        let line = last_line(&mut file, end).map_err(io_err(path))?;
+        if hash_hex(&line) != anchor.hash {
+            return gone("that line differs");
+        }
+    }
+    file.seek(SeekFrom::Start(anchor.offset))
+        .map_err(io_err(path))?;
+    let mut reader = BufReader::new(file);
+    let mut out = Since::default();
+    let (mut seq, mut prev) = (anchor.seq, anchor.hash.clone());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(io_err(path))? == 0 {
+            break;
+        }
+        let Some(bytes) = buf.strip_suffix(b"\n") else {
+            // A torn last line: nothing after it to check.
+            break;
+        };
+        if bytes.is_empty() && seq == anchor.seq {
+            // The anchor's line was torn, and the next writer ended it.
+            continue;
+        }
+        let broken = |why: String| Some(format!("line {} {why}", seq + 1));
+        match serde_json::from_slice::<AuditLine>(bytes) {
+            Ok(l) if l.seq == seq + 1 && l.prev == prev => {
+                seq = l.seq;
+                prev = hash_hex(bytes);
+                out.lines.push(l);
+            }
+            Ok(_) => {
+                out.gap = broken("does not continue the chain".into());
+                break;
+            }
+            Err(e) => {
+                out.gap = broken(format!("is not an audit line ({e})"));
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

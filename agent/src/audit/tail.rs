@@ -1,0 +1,142 @@
+//! Keeping the open log anchored: before each append the writer checks that the path still
+//! names the file it opened (device and inode), that the file did not shrink, that the last
+//! line it knows is still there unchanged, and that whatever was appended since (by another
+//! tapsign process: `key add` records its changes here) continues the chain. Anything else is
+//! [`AuditError::Tampered`]: the agent then withholds signatures and says why, rather than
+//! go on writing into a file nobody will read, or one that lost lines.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use serde::Deserialize;
+
+use super::{AuditError, AuditLog, hash_hex, io_err, last_line, read_at};
+use crate::keystore::Anchor;
+
+/// More than this appended by someone else since our last line is not another tapsign
+/// process recording a change.
+const MAX_FOREIGN_BYTES: u64 = 1024 * 1024;
+
+/// The two fields that make the chain; other fields are not this check's business.
+#[derive(Deserialize)]
+struct Link {
+    seq: u64,
+    prev: String,
+}
+
+impl AuditLog {
+    /// Run `f` holding an exclusive `flock` on the file (other tapsign processes append under
+    /// the same lock).
+    pub(super) fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut AuditLog) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        use rustix::fs::{FlockOperation, flock};
+        flock(&self.file, FlockOperation::LockExclusive)
+            .map_err(|e| io_err(&self.path)(e.into()))?;
+        let out = f(self);
+        let _ = flock(&self.file, FlockOperation::Unlock);
+        out
+    }
+
+    /// Catch up with lines other tapsign processes appended, after the same checks as an
+    /// append. `status` calls this so the head it shows is the file's.
+    pub fn refresh(&mut self) -> Result<(), AuditError> {
+        self.locked(|log| {
+            if log.resync {
+                log.read_tail()?;
+            }
+            log.check_anchored()
+        })
+    }
+
+    /// Where the chain stands, with the byte offset just past the head line: what the
+    /// keystore's manifest records, so that its next check reads only what came after.
+    pub fn anchor(&self) -> Anchor {
+        Anchor {
+            seq: self.next_seq.saturating_sub(1),
+            hash: self.prev.clone(),
+            offset: self.end,
+        }
+    }
+
+    fn tampered(&self, detail: impl Into<String>) -> AuditError {
+        AuditError::Tampered {
+            path: self.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The checks described in the module doc; adopts lines others appended.
+    pub(super) fn check_anchored(&mut self) -> Result<(), AuditError> {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => {}
+            Ok(_) => return Err(self.tampered("was replaced by another file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.tampered("was deleted or moved away"));
+            }
+            Err(e) => return Err(io_err(&self.path)(e)),
+        }
+        let len = self.file.metadata().map_err(io_err(&self.path))?.len();
+        if len < self.end {
+            return Err(self.tampered(format!(
+                "is {len} bytes long, but {} bytes were already written: lines were cut off",
+                self.end
+            )));
+        }
+        if self.end > 0 {
+            let ends_line = read_at(&mut self.file, self.end - 1, 1).map_err(io_err(&self.path))?;
+            let line_end = if self.torn { self.end } else { self.end - 1 };
+            let last = last_line(&mut self.file, line_end).map_err(io_err(&self.path))?;
+            if (ends_line == b"\n") == self.torn || hash_hex(&last) != self.prev {
+                return Err(self.tampered("had its last line changed"));
+            }
+        }
+        if len > self.end {
+            self.adopt(len)?;
+        }
+        Ok(())
+    }
+
+    /// Take the lines between our end and `len` into the chain, if they continue it.
+    fn adopt(&mut self, len: u64) -> Result<(), AuditError> {
+        let grown = len - self.end;
+        if grown > MAX_FOREIGN_BYTES {
+            return Err(self.tampered(format!(
+                "grew by {grown} bytes that this agent did not write"
+            )));
+        }
+        let bytes =
+            read_at(&mut self.file, self.end, grown as usize).map_err(io_err(&self.path))?;
+        let mut rest: &[u8] = &bytes;
+        if self.torn {
+            // A writer that found the torn line ended it first, as this one would have.
+            match rest.split_first() {
+                Some((b'\n', tail)) => rest = tail,
+                _ => return Err(self.tampered("had its torn last line extended")),
+            }
+            self.torn = false;
+        }
+        while !rest.is_empty() {
+            let (line, tail, whole) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], &rest[i + 1..], true),
+                None => (rest, &[][..], false),
+            };
+            let link: Option<Link> = serde_json::from_slice(line).ok();
+            let fits = link.is_some_and(|l| l.seq == self.next_seq && l.prev == self.prev);
+            if !fits && whole {
+                return Err(self.tampered(format!(
+                    "has a line {} that does not continue the chain (it was written by something other than tapsign)",
+                    self.next_seq
+                )));
+            }
+            // A torn line from another writer's crash is taken as it is, like at open.
+            self.prev = hash_hex(line);
+            self.next_seq = self.next_seq.saturating_add(1);
+            self.torn = !whole;
+            rest = tail;
+        }
+        self.end = len;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The open log stays anchored to its file, other tapsign processes can append to it, and
+//! the keystore reads back what came after an anchor.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::ledger::{AuditLedger, evidence};
+use super::*;
+use crate::keystore::{KeyAction, KeyChange, Ledger, LedgerEntry};
+
+fn lock(reason: &str) -> AuditEvent {
+    AuditEvent::Lock {
+        reason: reason.into(),
+    }
+}
+
+fn fresh() -> (tempfile::TempDir, PathBuf, AuditLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut log = AuditLog::open(&path).unwrap();
+    for i in 0..3 {
+        log.append(&lock(&format!("line {i}"))).unwrap();
+    }
+    (dir, path, log)
+}
+
+fn tampered(r: Result<(), AuditError>) -> String {
+    match r {
+        Err(e) if e.is_tampering() => e.to_string(),
+        other => panic!("expected tampering, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_log_replaced_under_the_writer_is_refused_and_left_alone() {
+    let (dir, path, mut log) = fresh();
+    let truncated: String = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // The attack from the review: a copy missing its last line, renamed over the log.
+    let copy = dir.path().join("copy");
+    fs::write(&copy, &truncated).unwrap();
+    fs::rename(&copy, &path).unwrap();
+    let e = tampered(log.append(&lock("after")));
+    assert!(e.contains("replaced"), "{e}");
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        truncated,
+        "not written to"
+    );
+    // Deleted outright: also refused.
+    fs::remove_file(&path).unwrap();
+    assert!(tampered(log.append(&lock("x"))).contains("deleted"));
+}
+
+#[test]
+fn a_log_cut_or_edited_in_place_is_refused() {
+    let (_dir, path, mut log) = fresh();
+    let len = fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    assert!(tampered(log.append(&lock("x"))).contains("cut off"));
+
+    let (_dir, path, mut log) = fresh();
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("line 2", "line 9")).unwrap();
+    assert!(tampered(log.refresh()).contains("last line changed"));
+}
+
+#[test]
+fn lines_another_tapsign_process_appends_join_the_chain() {
+    let (_dir, path, mut agent) = fresh();
+    // `tapsign key add` opens the same log, appends under the same lock, and goes.
+    let mut cli = AuditLog::open(&path).unwrap();
+    cli.append(&lock("from the cli")).unwrap();
+    drop(cli);
+    agent.append(&lock("from the agent")).unwrap();
+    assert_eq!(agent.checkpoint().seq, 5);
+    match verify(&path).unwrap() {
+        VerifyReport::Intact { lines, head } => {
+            assert_eq!(lines, 5);
+            assert_eq!(head, agent.checkpoint());
+        }
+        broken => panic!("{broken}"),
+    }
+}
+
+#[test]
+fn a_line_appended_by_something_else_is_refused() {
+    let (_dir, path, mut log) = fresh();
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    let forged = format!(
+        r#"{{"seq":4,"time":"x","prev":"{GENESIS}","event":{{"type":"lock","reason":"x"}}}}"#
+    );
+    writeln!(f, "{forged}").unwrap();
+    assert!(tampered(log.append(&lock("x"))).contains("does not continue the chain"));
+}
+
+#[test]
+fn reading_back_starts_at_the_anchor_and_stops_where_the_chain_breaks() {
+    let (_dir, path, mut log) = fresh();
+    let anchor = log.anchor();
+    log.append(&lock("after 1")).unwrap();
+    log.append(&lock("after 2")).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(got.gap.is_none(), "{got:?}");
+    let reasons: Vec<String> = got.lines.iter().map(|l| l.event.to_string()).collect();
+    assert_eq!(reasons, ["lock (after 1)", "lock (after 2)"]);
+    // From an empty log's anchor: everything.
+    let start = crate::keystore::Anchor {
+        seq: 0,
+        hash: GENESIS.into(),
+        offset: 0,
+    };
+    assert_eq!(since(&path, &start).unwrap().lines.len(), 5);
+
+    // The anchored line edited (or the log replaced by a new chain): a gap, nothing read.
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen("line 2", "line 7", 1)).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(got.lines.is_empty());
+    assert!(got.gap.unwrap().contains("no longer holds line 3"));
+    // Shorter than the anchor: a gap.
+    fs::write(&path, "").unwrap();
+    assert!(since(&path, &anchor).unwrap().gap.is_some());
+}
+
+#[test]
+fn the_ledger_reads_back_the_key_changes_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut ledger = AuditLedger::new(&path);
+    let anchor = ledger.head().unwrap();
+    let change = KeyChange {
+        action: KeyAction::Replace,
+        name: "k1".into(),
+        created: 1_800_000_000,
+        sha256: "ab".repeat(32),
+    };
+    ledger.record(&LedgerEntry::Key(change.clone())).unwrap();
+    ledger
+        .record(&LedgerEntry::Manifest {
+            generation: 9,
+            vault: "0011223344556677".into(),
+            reason: "unlock".into(),
+        })
+        .unwrap();
+    let ev = evidence(&path, &anchor);
+    assert_eq!(ev.changes, [change]);
+    assert_eq!(ev.latest_generation, Some(9));
+    assert!(ev.gap.is_none());
+    let text = read(&path)
+        .unwrap()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains(
+            "key replace k1 (added 2027-01-15T08:00:00.000Z, file sha256 abababababababab) by pid"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("keystore manifest generation 9 (vault 0011223344556677): unlock"));
+    // A log that cannot be read gives no evidence, and says why.
+    let ev = evidence(Path::new("/nonexistent/audit.log"), &anchor);
+    assert!(ev.gap.is_some() && ev.changes.is_empty());
+}

@@ -1,0 +1,184 @@
+//! Credential changes made without VK: `key add` (also `--replace`) and `key remove`.
+//!
+//! They cannot update the authenticated manifest, so each is recorded in the [`Ledger`] under
+//! the writer lock, right after the file changed; if the record cannot be written the change
+//! is undone, so no credential changes off the record. A crash between the two leaves a newer
+//! file without a record, which the next check accepts with a warning (see `manifest::fold`).
+
+use super::files::{Overwrite, encode, read_private, remove_private, write_atomic};
+use super::format::{CredentialFile, credential_aad};
+use super::layout::{sha256_hex, vault_tag};
+use super::ledger::{KeyAction, KeyChange, Ledger, LedgerEntry};
+use super::seal::{self, INFO_CREDENTIAL, compressed};
+use super::vault_ops::now_secs;
+use super::{
+    CREDENTIALS, Keystore, KeystoreError, VAULT_FILE, credential_path, load_credential, not_found,
+};
+use crate::credential::Credential;
+
+/// What `add_credential` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The creation time sealed into the file.
+    pub created: u64,
+    /// An existing credential was replaced.
+    pub replaced: bool,
+    /// The vault key it was sealed to, as a short tag (`vault-<tag>` is the live folder).
+    pub vault: String,
+    pub warnings: Vec<String>,
+}
+
+/// A credential file sealed to `vault`, as written to `path`.
+pub(crate) fn credential_bytes(
+    path: &std::path::Path,
+    vault: &p256::PublicKey,
+    cred: &Credential,
+    created: u64,
+) -> Result<Vec<u8>, KeystoreError> {
+    let plain = seal::encode_secrets(&cred.api_key, &cred.secret, cred.passphrase.as_ref());
+    let sealed = seal::seal(vault, INFO_CREDENTIAL, &plain, |epk| {
+        credential_aad(&cred.name, cred.exchange, created, &hex::encode(epk))
+    })?;
+    let file = CredentialFile {
+        format: <CredentialFile as super::files::Envelope>::FORMAT.into(),
+        version: super::FORMAT_VERSION,
+        name: cred.name.clone(),
+        exchange: cred.exchange,
+        created,
+        ephemeral_key: hex::encode(&sealed.ephemeral_key),
+        nonce: hex::encode(sealed.nonce),
+        ciphertext: hex::encode(&sealed.ciphertext),
+        checksum: String::new(),
+    };
+    encode(path, file)
+}
+
+impl Keystore {
+    /// Seal a credential to the vault public key (no token needed) and record it. Refuses an
+    /// existing name unless `replace`. Refuses a vault.json whose key is not the one the
+    /// manifest pins, or not `pinned` (the key a running agent verified at its last unlock).
+    pub fn add_credential(
+        &self,
+        cred: &Credential,
+        replace: bool,
+        pinned: Option<&str>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Added, KeystoreError> {
+        let lock = self.lock()?;
+        let live = self.live()?;
+        let path = credential_path(&live.dir, &cred.name)?;
+        let vault_path = live.dir.join(VAULT_FILE);
+        let vault = self.vault_key_in(&live.dir)?;
+        let vault_hex = hex::encode(compressed(&vault));
+        let mut warnings = Vec::new();
+        match &live.manifest {
+            Some(m) if m.vault_key != vault_hex => {
+                return Err(KeystoreError::VaultNotPinned {
+                    vault: vault_path,
+                    pinned_by: "the keystore's manifest".into(),
+                });
+            }
+            Some(_) => {}
+            None => warnings.push(
+                "this keystore has no manifest yet (it was made by an older tapsign), so the vault key could not be checked; the next unlock writes one".into(),
+            ),
+        }
+        if pinned.is_some_and(|p| p != vault_hex) {
+            return Err(KeystoreError::VaultNotPinned {
+                vault: vault_path,
+                pinned_by: "the running agent, which verified it at its last unlock (if you rotated the keystore since, run `tapsign unlock` once so the agent verifies the new key, then try again)".into(),
+            });
+        }
+        self.existing_subdir(&live.dir, CREDENTIALS)?;
+        let old = read_private(&path)?;
+        if old.is_some() && !replace {
+            return Err(KeystoreError::Exists {
+                what: "credential",
+                name: cred.name.clone(),
+                path,
+            });
+        }
+        let created = now_secs();
+        let bytes = credential_bytes(&path, &vault, cred, created)?;
+        let overwrite = match replace {
+            true => Overwrite::Replace,
+            false => Overwrite::Refuse {
+                what: "credential",
+                name: &cred.name,
+            },
+        };
+        write_atomic(&path, &bytes, overwrite)?;
+        let change = KeyChange {
+            action: if old.is_some() {
+                KeyAction::Replace
+            } else {
+                KeyAction::Add
+            },
+            name: cred.name.clone(),
+            created,
+            sha256: sha256_hex(&bytes),
+        };
+        if let Err(reason) = ledger.record(&LedgerEntry::Key(change)) {
+            // Off the record, the change does not stand: put the old file back.
+            match &old {
+                Some(before) => write_atomic(&path, before, Overwrite::Replace)?,
+                None => remove_private(&path)?,
+            }
+            return Err(KeystoreError::NotRecorded {
+                what: format!("credential {:?}", cred.name),
+                reason,
+            });
+        }
+        drop(lock);
+        Ok(Added {
+            created,
+            replaced: old.is_some(),
+            vault: vault_tag(&vault),
+            warnings,
+        })
+    }
+
+    /// Delete a credential's file and record it.
+    pub fn remove_credential(
+        &self,
+        name: &str,
+        ledger: &mut dyn Ledger,
+    ) -> Result<(), KeystoreError> {
+        let lock = self.lock()?;
+        let live = self.live()?;
+        let path = credential_path(&live.dir, name)?;
+        self.existing_subdir(&live.dir, CREDENTIALS)?;
+        let Some(bytes) = read_private(&path)? else {
+            return Err(not_found(name, path));
+        };
+        // A damaged file can be removed too; its creation time then comes from the manifest.
+        let created = match load_credential(&path, name) {
+            Ok((file, _)) => file.created,
+            Err(_) => live
+                .manifest
+                .as_ref()
+                .and_then(|m| m.credentials.iter().find(|c| c.name == name))
+                .map_or(0, |c| c.created),
+        };
+        remove_private(&path)?;
+        let change = KeyChange {
+            action: KeyAction::Remove,
+            name: name.to_owned(),
+            created,
+            sha256: sha256_hex(&bytes),
+        };
+        if let Err(reason) = ledger.record(&LedgerEntry::Key(change)) {
+            let refuse = Overwrite::Refuse {
+                what: "credential",
+                name,
+            };
+            write_atomic(&path, &bytes, refuse)?;
+            return Err(KeystoreError::NotRecorded {
+                what: format!("credential {name:?}"),
+                reason,
+            });
+        }
+        drop(lock);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! The keystore's record of its own changes, kept outside the keystore folder: the audit log
+//! (`crate::audit::ledger` implements [`Ledger`] over it).
+//!
+//! Adding, replacing or removing a credential needs no token, so it cannot update the
+//! authenticated manifest. Each such change is recorded instead (name, creation time and file
+//! hash), and the next operation that holds the vault key (an unlock) reads back what was
+//! recorded since the manifest's [`Anchor`] and checks the files against it. A file put back
+//! to what the manifest saw, after a recorded change, is caught that way. The record is no
+//! stronger than the audit log it lives in: docs/keystore-format.md says what that leaves.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the record stood when a manifest was written: the last line's `seq` and hash, and the
+/// byte offset just past it, so reading back starts there instead of at the top of a long log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anchor {
+    pub seq: u64,
+    /// Lowercase hex SHA-256 of the line's bytes (64 zeros for an empty log).
+    pub hash: String,
+    pub offset: u64,
+}
+
+/// What was done to a credential without the vault key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAction {
+    Add,
+    Replace,
+    Remove,
+}
+
+impl std::fmt::Display for KeyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyAction::Add => "add",
+            KeyAction::Replace => "replace",
+            KeyAction::Remove => "remove",
+        })
+    }
+}
+
+/// One recorded credential change. For a removal, `created` and `sha256` are those of the
+/// file that was removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    pub action: KeyAction,
+    pub name: String,
+    pub created: u64,
+    pub sha256: String,
+}
+
+/// Something the keystore asks its ledger to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerEntry {
+    /// A credential was added, replaced or removed.
+    Key(KeyChange),
+    /// An authenticated manifest was written (`vault` is the vault folder's tag).
+    Manifest {
+        generation: u64,
+        vault: String,
+        reason: String,
+    },
+    /// A credential file failed the rollback check and was refused.
+    Refused { name: String, reason: String },
+}
+
+/// What the ledger holds after an anchor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Credential changes, oldest first.
+    pub changes: Vec<KeyChange>,
+    /// The highest manifest generation recorded, if any.
+    pub latest_generation: Option<u64>,
+    /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
+    /// after it, the log cannot be read). Changes since the last check then go unchecked.
+    pub gap: Option<String>,
+}
+
+impl Evidence {
+    /// No record at all, and why.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Evidence {
+            gap: Some(why.into()),
+            ..Evidence::default()
+        }
+    }
+}
+
+/// Where the keystore records its changes and reads them back.
+pub trait Ledger {
+    /// Where the record stands now; `None` when it cannot be read.
+    fn head(&mut self) -> Option<Anchor>;
+    /// What was recorded after `anchor`. Never fails: problems become [`Evidence::gap`].
+    fn since(&mut self, anchor: &Anchor) -> Evidence;
+    /// Record `entry`; `Err` says why it could not be written.
+    fn record(&mut self, entry: &LedgerEntry) -> Result<(), String>;
+}
+
+/// A ledger in memory, for tests: the anchor's `seq` is the number of entries before it.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct MemoryLedger {
+    pub entries: Vec<LedgerEntry>,
+    /// Make every `record` fail with this reason.
+    pub broken: Option<String>,
+}
+
+#[cfg(test)]
+impl Ledger for MemoryLedger {
+    fn head(&mut self) -> Option<Anchor> {
+        let n = self.entries.len() as u64;
+        Some(Anchor {
+            seq: n,
+            hash: format!("{n:064x}"),
+            offset: n,
+        })
+    }
+
+    fn since(&mut self, anchor: &Anchor) -> Evidence {
+        let Some(after) = self.entries.get(anchor.seq as usize..) else {
+            return Evidence::unavailable("the ledger is shorter than the anchor");
+        };
+        let mut ev = Evidence::default();
+        for e in after {
+            match e {
+                LedgerEntry::Key(k) => ev.changes.push(k.clone()),
+                LedgerEntry::Manifest { generation, .. } => {
+                    ev.latest_generation = ev.latest_generation.max(Some(*generation));
+                }
+                LedgerEntry::Refused { .. } => {}
+            }
+        }
+        ev
+    }
+
+    fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        self.entries.push(entry.clone());
+        Ok(())
+    }
+}

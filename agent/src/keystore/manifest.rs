@@ -1,0 +1,350 @@
+//! `manifest.json`: what the keystore holds, authenticated with a key derived from VK, and the
+//! pure check of the files against it (docs/keystore-format.md, "The manifest").
+//!
+//! The manifest records every credential (name, creation time, file hash), the names removed
+//! (with the creation time of the last version), every keyslot (token id, file hash), the
+//! vault public key (which also names the live folder) and a generation counter, plus where
+//! the ledger stood when it was written. Only a holder of VK can write one that verifies, so
+//! it is rewritten by the operations that have VK: an unlock, enrolling or removing a token,
+//! a rotation. [`fold`] is the check those operations run first: it replays the ledger's
+//! record on top of the manifest and decides, file by file, what may be opened.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hkdf::Hkdf;
+use hmac::{KeyInit, Mac};
+use p256::PublicKey;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::KeystoreError;
+use super::files::{Envelope, FORMAT_VERSION};
+use super::ledger::{Anchor, Evidence, KeyAction};
+use super::seal::{VaultKey, compressed};
+
+/// HKDF info of the manifest's MAC key (salt: the vault public key, compressed).
+pub const INFO_MANIFEST: &[u8] = b"tapsign/v1/manifest/hmac-sha256";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRecord {
+    /// The token id (the keyslot's file name without `.json`).
+    pub id: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredRecord {
+    pub name: String,
+    pub created: u64,
+    pub sha256: String,
+}
+
+/// A name whose removal was recorded, and the creation time of the version removed: a copy
+/// of that version (or an older one) coming back is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemovedRecord {
+    pub name: String,
+    pub created: u64,
+}
+
+/// `manifest.json`, fields in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManifestFile {
+    pub format: String,
+    pub version: u64,
+    /// Counts manifests written: each one is the previous one's plus one.
+    pub generation: u64,
+    /// When it was written, seconds since the Unix epoch (UTC).
+    pub written: u64,
+    /// The vault public key, compressed, hex. The live folder is named after it.
+    pub vault_key: String,
+    pub keyslots: Vec<SlotRecord>,
+    pub credentials: Vec<CredRecord>,
+    pub removed: Vec<RemovedRecord>,
+    /// Where the ledger stood when this was written; `null` if it could not be read.
+    pub audit: Option<Anchor>,
+    /// HMAC-SHA256, hex, under the key derived from VK (see [`mac_key`]).
+    pub mac: String,
+    pub checksum: String,
+}
+
+impl Envelope for ManifestFile {
+    const FORMAT: &'static str = "tapsign-manifest";
+    fn checksum_mut(&mut self) -> &mut String {
+        &mut self.checksum
+    }
+}
+
+/// The manifest's MAC key: HKDF-SHA256(salt = vault public key, ikm = VK, INFO_MANIFEST).
+/// Distinct from every sealing key: those come from ECDH outputs and other info strings.
+fn mac_key(vk: &VaultKey) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(&compressed(&vk.public_key())), &vk.to_bytes())
+        .expand(INFO_MANIFEST, key.as_mut())
+        .map_err(|_| KeystoreError::Internal("manifest key derivation failed".into()))?;
+    Ok(key)
+}
+
+impl ManifestFile {
+    /// A manifest for these records, MACed under `vk`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        vk: &VaultKey,
+        generation: u64,
+        written: u64,
+        mut keyslots: Vec<SlotRecord>,
+        mut credentials: Vec<CredRecord>,
+        mut removed: Vec<RemovedRecord>,
+        audit: Option<Anchor>,
+    ) -> Result<ManifestFile, KeystoreError> {
+        keyslots.sort_by(|a, b| a.id.cmp(&b.id));
+        credentials.sort_by(|a, b| a.name.cmp(&b.name));
+        removed.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut m = ManifestFile {
+            format: Self::FORMAT.into(),
+            version: FORMAT_VERSION,
+            generation,
+            written,
+            vault_key: hex::encode(compressed(&vk.public_key())),
+            keyslots,
+            credentials,
+            removed,
+            audit,
+            mac: String::new(),
+            checksum: String::new(),
+        };
+        m.mac = m.compute_mac(vk)?;
+        Ok(m)
+    }
+
+    fn compute_mac(&self, vk: &VaultKey) -> Result<String, KeystoreError> {
+        let mut body = self.clone();
+        body.mac.clear();
+        body.checksum.clear();
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| KeystoreError::Internal(format!("cannot encode the manifest ({e})")))?;
+        let key = mac_key(vk)?;
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&*key)
+            .map_err(|_| KeystoreError::Internal("bad manifest key length".into()))?;
+        mac.update(&bytes);
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Check the MAC (VK must be the vault key it names) and that records are unique.
+    pub fn verify(&self, vk: &VaultKey, path: &Path) -> Result<(), KeystoreError> {
+        let forged = |detail: &str| KeystoreError::ManifestInvalid {
+            path: path.to_owned(),
+            detail: detail.into(),
+        };
+        if self.vault_key != hex::encode(compressed(&vk.public_key())) {
+            return Err(forged(
+                "it names another vault key than the one this token opened",
+            ));
+        }
+        let want = self.compute_mac(vk)?;
+        // Not secret-dependent timing that matters: the MAC is over public data, and a
+        // forger learns nothing from how many hex digits matched.
+        if want != self.mac {
+            return Err(forged("its MAC does not verify"));
+        }
+        let unique = |mut v: Vec<&str>| {
+            let n = v.len();
+            v.sort_unstable();
+            v.dedup();
+            v.len() == n
+        };
+        if !unique(self.keyslots.iter().map(|s| s.id.as_str()).collect())
+            || !unique(self.credentials.iter().map(|c| c.name.as_str()).collect())
+        {
+            return Err(forged("it lists a name twice"));
+        }
+        Ok(())
+    }
+
+    pub fn vault_public_key(&self, path: &Path) -> Result<PublicKey, KeystoreError> {
+        super::format::point(path, "vault_key", &self.vault_key)
+    }
+
+    pub fn keyslot(&self, id: &str) -> Option<&SlotRecord> {
+        self.keyslots.iter().find(|s| s.id == id)
+    }
+}
+
+/// A credential file as found on disk (parsed, checksum good; not yet opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub name: String,
+    pub created: u64,
+    pub sha256: String,
+}
+
+/// A credential file that failed the check, and why (a sentence for the trader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The outcome of [`fold`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Folded {
+    /// Names whose file may be opened.
+    pub accepted: Vec<String>,
+    pub refused: Vec<Refusal>,
+    pub warnings: Vec<String>,
+    /// The records of the next manifest.
+    pub credentials: Vec<CredRecord>,
+    pub removed: Vec<RemovedRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect<'a> {
+    Present { created: u64, sha256: &'a str },
+    Removed { created: u64 },
+}
+
+/// Check the credential files against the manifest and the ledger's record since it.
+///
+/// - A file whose hash is the expected one is accepted.
+/// - A file that differs is accepted only if it is newer (`created` later) than the expected
+///   version, or than the recorded removal; an older or equally old one is a copy put back,
+///   and refused. `created` sits in the AEAD's associated data: nobody without the secret can
+///   make an old ciphertext look newer.
+/// - A name the manifest never saw must be no older than the manifest itself.
+/// - A recorded file that is missing or unreadable keeps its record (so putting the right
+///   file back works), with a warning for a missing one.
+///
+/// `unreadable` names the credential files that exist but could not be parsed.
+pub(crate) fn fold(
+    manifest: &ManifestFile,
+    observed: &[Observed],
+    unreadable: &[String],
+    evidence: &Evidence,
+) -> Folded {
+    let mut expect: BTreeMap<&str, Expect<'_>> = BTreeMap::new();
+    for c in &manifest.credentials {
+        let e = Expect::Present {
+            created: c.created,
+            sha256: &c.sha256,
+        };
+        expect.insert(&c.name, e);
+    }
+    for r in &manifest.removed {
+        expect
+            .entry(&r.name)
+            .or_insert(Expect::Removed { created: r.created });
+    }
+    let mut recorded: Vec<&str> = Vec::new();
+    for ch in &evidence.changes {
+        let e = match ch.action {
+            KeyAction::Add | KeyAction::Replace => Expect::Present {
+                created: ch.created,
+                sha256: &ch.sha256,
+            },
+            KeyAction::Remove => Expect::Removed {
+                created: match expect.get(ch.name.as_str()) {
+                    Some(Expect::Present { created, .. } | Expect::Removed { created }) => {
+                        ch.created.max(*created)
+                    }
+                    None => ch.created,
+                },
+            },
+        };
+        expect.insert(&ch.name, e);
+        recorded.push(&ch.name);
+    }
+
+    let mut out = Folded::default();
+    let complete = evidence.gap.is_none();
+    let unrecorded = |name: &str| complete && !recorded.contains(&name);
+    let mut next: BTreeMap<&str, Expect<'_>> = expect.clone();
+    for f in observed {
+        let verdict = judge(f, expect.get(f.name.as_str()).copied(), manifest.written);
+        match verdict {
+            Ok(changed) => {
+                if changed && unrecorded(&f.name) {
+                    out.warnings.push(format!(
+                        "credential {:?} changed since the keystore was last checked, with no record of it in the audit log (a `key add` that crashed, or a file written by hand); it is accepted as a newer version",
+                        f.name
+                    ));
+                }
+                out.accepted.push(f.name.clone());
+                next.insert(
+                    &f.name,
+                    Expect::Present {
+                        created: f.created,
+                        sha256: &f.sha256,
+                    },
+                );
+            }
+            Err(reason) => out.refused.push(Refusal {
+                name: f.name.clone(),
+                reason,
+            }),
+        }
+    }
+    for (name, e) in &next {
+        let seen = observed.iter().any(|f| f.name == *name);
+        let damaged = unreadable.iter().any(|u| u == name);
+        if let Expect::Present { .. } = e
+            && !seen
+            && !damaged
+        {
+            out.warnings.push(format!(
+                "credential {name:?} is recorded in the keystore, but its file is missing: put it back from a backup, or run `tapsign keystore rotate` to forget it"
+            ));
+        }
+        match e {
+            Expect::Present { created, sha256 } => out.credentials.push(CredRecord {
+                name: (*name).to_owned(),
+                created: *created,
+                sha256: (*sha256).to_owned(),
+            }),
+            Expect::Removed { created } => out.removed.push(RemovedRecord {
+                name: (*name).to_owned(),
+                created: *created,
+            }),
+        }
+    }
+    out
+}
+
+/// One file against what is expected of its name: `Ok(changed)` to accept it, or why not.
+fn judge(f: &Observed, expect: Option<Expect<'_>>, manifest_written: u64) -> Result<bool, String> {
+    let when = |t: u64| {
+        crate::audit::rfc3339_utc_ms(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+    };
+    let redo = format!(
+        "if you meant to go back to it, store it again with `tapsign key add {} --replace`",
+        f.name
+    );
+    match expect {
+        Some(Expect::Present { sha256, .. }) if sha256 == f.sha256 => Ok(false),
+        Some(Expect::Present { created, .. }) if f.created > created => Ok(true),
+        Some(Expect::Present { created, .. }) => Err(format!(
+            "the file of credential {:?} is an older version than the one recorded (this file was added {}, the recorded one {}): an old copy was put back, so it is refused; {redo}",
+            f.name,
+            when(f.created),
+            when(created)
+        )),
+        Some(Expect::Removed { created }) if f.created > created => Ok(true),
+        Some(Expect::Removed { .. }) => Err(format!(
+            "credential {:?} was removed, and this file is a copy from before the removal (added {}): a deleted credential was put back, so it is refused; {redo}",
+            f.name,
+            when(f.created)
+        )),
+        None if f.created >= manifest_written => Ok(true),
+        None => Err(format!(
+            "credential {:?} is not in the keystore's manifest, yet its file is older than the manifest (added {}, manifest written {}): a deleted credential was put back from a backup, so it is refused; {redo}",
+            f.name,
+            when(f.created),
+            when(manifest_written)
+        )),
+    }
+}

@@ -1,0 +1,280 @@
+//! Rotation: a new vault key pair, every credential re-sealed to it, a new keyslot for each
+//! token kept, committed in one step (`layout`). `token remove` is a rotation without that
+//! token's keyslot: the removed token, with any old copy of its keyslot, then opens only the
+//! old vault key, which opens none of the current files.
+//!
+//! Kinds that wrap with a public key (PIV, soft) need nothing but their stub. A kind whose
+//! wrap needs the token itself (FIDO2 hmac-secret: no public key, a touch per wrap) is asked
+//! for through `present` before the writer lock is taken, so no lock is held across a touch.
+
+use super::changes::credential_bytes;
+use super::files::encode;
+use super::format::VaultFile;
+use super::layout::{Stage, sha256_hex, vault_tag};
+use super::ledger::Ledger;
+use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
+use super::seal::VaultKey;
+use super::vault_ops::{Prepared, keyslot_bytes, next_generation, now_secs};
+use super::{
+    CREDENTIALS, KEYSLOTS, Keyslot, Keystore, KeystoreError, VAULT_FILE, credential_path,
+    load_credential, open_file,
+};
+use crate::token::{Token, TokenStub};
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// The generation of the new manifest.
+    pub generation: u64,
+    /// The new vault key's tag (the live folder is `vault-<tag>`).
+    pub vault: String,
+    /// The token whose keyslot was left out, by id.
+    pub removed: Option<String>,
+    /// The tokens that received the new vault key, by id.
+    pub keyslots: Vec<String>,
+    /// The credentials re-sealed to the new vault key.
+    pub carried: Vec<String>,
+    /// Credentials not carried over (refused by the rollback check, or not decryptable).
+    pub dropped: Vec<Refusal>,
+    pub warnings: Vec<String>,
+}
+
+/// Among the keyslots a rotation keeps (all but `remove`), the tokens that must be present,
+/// and touched, to receive the new vault key: kinds without a public key to wrap to.
+pub fn present_tokens_needed(slots: &[Keyslot], remove: Option<&str>) -> Vec<TokenStub> {
+    slots
+        .iter()
+        .filter(|s| Some(s.stub.id().as_str()) != remove && s.recorded)
+        .filter(|s| !super::slot::seals_offline(&s.stub))
+        .map(|s| s.stub.clone())
+        .collect()
+}
+
+/// Hands out the tokens [`present_tokens_needed`] names (asking the human to insert each).
+pub type Present<'a> = dyn FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + 'a;
+
+impl Keystore {
+    /// Replace the vault key. `vk` is the current one (from a touch on a token that stays);
+    /// `remove` leaves that token's keyslot out. Credentials that fail the rollback check,
+    /// or do not decrypt, are not carried over (they could never open again): `dropped` says
+    /// which and why.
+    pub fn rotate(
+        &self,
+        vk: &VaultKey,
+        remove: Option<&str>,
+        present: &mut Present<'_>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Rotated, KeystoreError> {
+        self.rotate_in(false, vk, remove, present, ledger)
+    }
+
+    /// The keyslots a rebuild would touch: those of the folder [`Keystore::rebuild_manifest`]
+    /// works on, when `manifest.json` is damaged or does not verify.
+    pub fn keyslots_for_rebuild(&self) -> Result<Vec<Keyslot>, KeystoreError> {
+        let live = self.live_for_rebuild()?;
+        let dir = self.existing_subdir(&live.dir, KEYSLOTS)?;
+        Ok(super::files::list_json(&dir)?
+            .into_iter()
+            .flatten()
+            .filter_map(|(path, stem)| super::load_keyslot(path, &stem).ok())
+            .collect())
+    }
+
+    /// A rotation for a keystore whose `manifest.json` is lost, damaged or does not verify:
+    /// every credential that opens with `vk` is carried over as it is now, unchecked (a
+    /// rollback among them goes unnoticed), and a new manifest starts afresh.
+    pub fn rebuild_manifest(
+        &self,
+        vk: &VaultKey,
+        present: &mut Present<'_>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Rotated, KeystoreError> {
+        self.rotate_in(true, vk, None, present, ledger)
+    }
+
+    fn rotate_in(
+        &self,
+        rebuild: bool,
+        vk: &VaultKey,
+        remove: Option<&str>,
+        present: &mut Present<'_>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Rotated, KeystoreError> {
+        let slots: Vec<Keyslot> = match rebuild {
+            true => self.keyslots_for_rebuild()?,
+            false => self.keyslots()?.into_iter().flatten().collect(),
+        };
+        let mut warnings = Vec::new();
+        if let Some(id) = remove
+            && !slots.iter().any(|s| s.stub.id() == id)
+        {
+            return Err(KeystoreError::NotFound {
+                what: "keyslot for token",
+                name: id.into(),
+                path: super::keyslot_path(&self.live_dir()?, id)?,
+            });
+        }
+        let keep: Vec<&Keyslot> = slots
+            .iter()
+            .filter(|s| Some(s.stub.id().as_str()) != remove)
+            .filter(|s| {
+                if !s.recorded {
+                    warnings.push(format!(
+                        "keyslot {} is not the one the manifest records, so it is not carried over",
+                        s.stub.id()
+                    ));
+                }
+                s.recorded
+            })
+            .collect();
+        if keep.is_empty() {
+            return Err(KeystoreError::LastKeyslot {
+                token: remove.unwrap_or("?").into(),
+            });
+        }
+        let new_vk = VaultKey::generate()?;
+        // Every new keyslot before the lock: some kinds need a touch to receive the key.
+        let mut wrapped = Vec::new();
+        for s in &keep {
+            let id = s.stub.id();
+            let rel = format!("{KEYSLOTS}/{id}.json");
+            let mut token = match super::slot::seals_offline(&s.stub) {
+                true => None,
+                false => Some(present(&s.stub)?),
+            };
+            let bytes = keyslot_bytes(
+                std::path::Path::new(&rel),
+                &new_vk,
+                &s.stub,
+                token.as_mut().map(|t| &mut **t as &mut dyn Token),
+            )?;
+            wrapped.push((id, rel, bytes));
+        }
+
+        let lock = self.lock()?;
+        let mut p = match rebuild {
+            true => self.prepare_in(self.live_for_rebuild()?, vk, ledger, &lock)?,
+            false => self.prepare(vk, ledger, &lock)?,
+        };
+        let mut planned: Vec<&str> = slots
+            .iter()
+            .map(|s| s.path.as_path())
+            .filter_map(stem)
+            .collect();
+        let mut found: Vec<&str> = p.keyslots.iter().map(|s| s.id.as_str()).collect();
+        planned.sort_unstable();
+        found.sort_unstable();
+        if planned != found {
+            return Err(KeystoreError::Changed {
+                dir: self.dir.clone(),
+            });
+        }
+        warnings.append(&mut p.folded.warnings);
+        let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
+
+        let stage = self.stage(&lock)?;
+        let (slot_records, records) =
+            match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
+                Ok(r) => r,
+                Err(e) => {
+                    stage.discard();
+                    return Err(e);
+                }
+            };
+        let generation = next_generation(&p, 0);
+        // Old files cannot open under the new vault key, so no removal needs remembering.
+        let manifest = ManifestFile::new(
+            &new_vk,
+            generation,
+            now_secs(),
+            slot_records,
+            records,
+            vec![],
+            ledger.head(),
+        )?;
+        self.commit(stage, &manifest, &p.live, &lock)?;
+        drop(lock);
+
+        let reason = match (remove, rebuild) {
+            (Some(id), _) => format!("rotated: token {id} removed"),
+            (None, true) => "rotated: manifest rebuilt from the files as they were".into(),
+            (None, false) => "rotated".into(),
+        };
+        self.note_refusals(ledger, &dropped, &mut warnings);
+        self.note_manifest(ledger, &manifest, &reason, &mut warnings);
+        Ok(Rotated {
+            generation,
+            vault: vault_tag(&new_vk.public_key()),
+            removed: remove.map(str::to_owned),
+            keyslots: wrapped.into_iter().map(|(id, _, _)| id).collect(),
+            carried: manifest
+                .credentials
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            dropped,
+            warnings,
+        })
+    }
+}
+
+/// Write the new live folder's files into `stage`: vault.json, the keyslots wrapped already,
+/// and each credential that passed the check, re-sealed to the new vault key (creation times
+/// kept). A credential that does not open goes to `dropped`.
+fn fill_stage(
+    stage: &Stage,
+    new_vk: &VaultKey,
+    wrapped: &[(String, String, Vec<u8>)],
+    p: &Prepared,
+    vk: &VaultKey,
+    dropped: &mut Vec<Refusal>,
+) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
+    let vault_bytes = encode(
+        &stage.dir().join(VAULT_FILE),
+        VaultFile::new(&new_vk.public_key()),
+    )?;
+    stage.put(VAULT_FILE, &vault_bytes)?;
+    let mut slot_records = Vec::new();
+    for (id, rel, bytes) in wrapped {
+        stage.put(rel, bytes)?;
+        slot_records.push(SlotRecord {
+            id: id.clone(),
+            sha256: sha256_hex(bytes),
+        });
+    }
+    let new_pub = new_vk.public_key();
+    let mut records = Vec::new();
+    for name in &p.folded.accepted {
+        let path = credential_path(&p.live, name)?;
+        let opened = load_credential(&path, name).and_then(|(f, _)| open_file(vk, &f, &path));
+        let cred = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                dropped.push(Refusal {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let created = p
+            .folded
+            .credentials
+            .iter()
+            .find(|r| &r.name == name)
+            .map_or_else(now_secs, |r| r.created);
+        let rel = format!("{CREDENTIALS}/{name}.json");
+        let bytes = credential_bytes(&stage.dir().join(&rel), &new_pub, &cred, created)?;
+        stage.put(&rel, &bytes)?;
+        records.push(CredRecord {
+            name: name.clone(),
+            created,
+            sha256: sha256_hex(&bytes),
+        });
+    }
+    Ok((slot_records, records))
+}
+
+fn stem(path: &std::path::Path) -> Option<&str> {
+    path.file_stem().and_then(|s| s.to_str())
+}

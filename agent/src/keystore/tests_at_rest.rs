@@ -1,0 +1,395 @@
+//! Nothing goes backwards: each attack from the at-rest review (an attacker who can write the
+//! user's files, or restore a backup) reproduced against the keystore, and caught.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+
+use super::ledger::{KeyAction, LedgerEntry};
+use super::tests::{Fixture, cred, files, unlock};
+use super::*;
+use crate::secret::SecretBytes;
+use crate::token::soft::SoftToken;
+
+fn rotated_secret(name: &str) -> Credential {
+    let mut c = cred(name, Exchange::Upbit, None);
+    c.secret = SecretBytes::from_slice(b"ROTATED-secret");
+    c
+}
+
+/// Put a file back as a backup tool or an attacker would: private, like the rest.
+fn put_back(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Turn a fixture's keystore into one written before manifests: files at the top, no
+/// manifest.json.
+fn make_legacy(f: &Fixture) {
+    let live = f.live();
+    for name in ["vault.json", "keyslots", "credentials"] {
+        fs::rename(live.join(name), f.ks.dir().join(name)).unwrap();
+    }
+    fs::remove_dir(&live).unwrap();
+    fs::remove_file(f.ks.dir().join("manifest.json")).unwrap();
+}
+
+#[test]
+fn a_restored_old_credential_file_is_refused_at_unlock() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&rotated_secret("upbit-main"), true).unwrap();
+    f.check().unwrap();
+    put_back(&path, &old);
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt"]);
+    assert_eq!(c.refused.len(), 1, "{c:?}");
+    assert_eq!(c.refused[0].name, "upbit-main");
+    assert!(
+        c.refused[0].reason.contains("old copy was put back"),
+        "{c:?}"
+    );
+    // Refused again at every unlock, and recorded each time.
+    assert_eq!(f.check().unwrap().refused.len(), 1);
+    let refusals = f
+        .ledger
+        .entries
+        .iter()
+        .filter(|e| matches!(e, LedgerEntry::Refused { name, .. } if name == "upbit-main"))
+        .count();
+    assert_eq!(refusals, 2);
+}
+
+#[test]
+fn a_rotated_key_put_back_before_the_next_unlock_is_caught_by_the_record() {
+    // The attack: replace k1, copy the old k1.json back, unlock. No unlock came
+    // between, so the old file is the very one the manifest recorded.
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&rotated_secret("upbit-main"), true).unwrap();
+    put_back(&path, &old);
+    let c = f.check().unwrap();
+    assert!(c.refused.iter().any(|r| r.name == "upbit-main"), "{c:?}");
+    // Storing it again (a deliberate go-back) is accepted.
+    f.add(&cred("upbit-main", Exchange::Upbit, None), true)
+        .unwrap();
+    let c = f.check().unwrap();
+    assert!(c.accepted.contains(&"upbit-main".to_owned()), "{c:?}");
+}
+
+#[test]
+fn without_the_record_the_put_back_goes_unnoticed_but_not_unannounced() {
+    // The documented window: the record of the replace is lost (the log was cut before the
+    // next unlock). The old file matches the manifest and is accepted, with a warning.
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&rotated_secret("upbit-main"), true).unwrap();
+    put_back(&path, &old);
+    f.ledger.entries.clear();
+    let c = f.check().unwrap();
+    assert!(c.accepted.contains(&"upbit-main".to_owned()));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("could not be read back")),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_resurrected_deleted_credential_is_refused() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/binance-alt.json");
+    let old = fs::read(&path).unwrap();
+    // Removed, then put back before any unlock (caught by the record) ...
+    f.remove("binance-alt").unwrap();
+    put_back(&path, &old);
+    let c = f.check().unwrap();
+    assert_eq!(c.refused[0].name, "binance-alt", "{c:?}");
+    assert!(c.refused[0].reason.contains("was removed"), "{c:?}");
+    // ... and put back after one (caught by the manifest's memory of the removal).
+    fs::remove_file(&path).unwrap();
+    f.remove("upbit-main").unwrap();
+    f.check().unwrap();
+    put_back(&path, &old);
+    f.ledger.entries.clear();
+    let c = f.check().unwrap();
+    assert_eq!(c.refused.len(), 1, "{c:?}");
+    assert!(c.accepted.is_empty());
+}
+
+#[test]
+fn a_swapped_in_keyslot_is_refused_after_the_touch_and_skipped_before() {
+    // A keystore from before manifests, whose `token remove` only deleted B's keyslot: B's
+    // old keyslot still wraps the current VK. The first unlock records the keyslots; B's
+    // file put back afterwards is not among them.
+    let (mut f, b) = Fixture::populated();
+    let b_rel = format!("keyslots/{}.json", b.stub().id());
+    let b_bytes = fs::read(f.live().join(&b_rel)).unwrap();
+    make_legacy(&f);
+    fs::remove_file(f.ks.dir().join(&b_rel)).unwrap();
+    let c = f.check().unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("had no manifest")),
+        "{c:?}"
+    );
+    put_back(&f.live().join(&b_rel), &b_bytes);
+
+    let slot =
+        f.ks.keyslots()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .find(|s| &s.stub == b.stub())
+            .unwrap();
+    assert!(
+        !slot.recorded,
+        "an unlock skips it before asking for a touch"
+    );
+    let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap();
+    let vk = f.ks.unwrap_vault(&slot, &mut b).unwrap();
+    let e = f.ks.check(&vk, &slot, 0, &mut f.ledger).unwrap_err();
+    assert!(matches!(e, KeystoreError::KeyslotNotRecorded { .. }), "{e}");
+    assert_eq!(e.path(), Some(slot.path.as_path()));
+    // Token A still unlocks, with a warning about the stray keyslot.
+    let c = f.check().unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains(&b.stub().id())),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_replaced_vault_json_is_refused_by_key_add_and_caught_at_unlock() {
+    let (mut f, _) = Fixture::populated();
+    let other = Fixture::new();
+    let vault = f.live().join("vault.json");
+    fs::copy(other.live().join("vault.json"), &vault).unwrap();
+    let e = f
+        .add(&cred("new-key", Exchange::Upbit, None), false)
+        .unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultNotPinned { .. }), "{e}");
+    assert!(e.to_string().contains("Nothing was stored"), "{e}");
+    assert!(!f.live().join("credentials/new-key.json").exists());
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
+}
+
+#[test]
+fn a_replaced_vault_json_and_manifest_are_refused_by_the_agents_pin() {
+    // The attacker replaces both, consistently (their own keystore's manifest and folder):
+    // the files alone cannot tell, the key the agent verified at its last unlock can.
+    let (mut f, _) = Fixture::populated();
+    let pinned = f.check().unwrap().vault_key;
+    let other = Fixture::new();
+    let their_live = other.live();
+    let theirs = f.ks.dir().join(their_live.file_name().unwrap());
+    for sub in ["credentials", "keyslots"] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(theirs.join(sub))
+            .unwrap();
+    }
+    fs::copy(their_live.join("vault.json"), theirs.join("vault.json")).unwrap();
+    fs::copy(
+        other.ks.dir().join("manifest.json"),
+        f.ks.dir().join("manifest.json"),
+    )
+    .unwrap();
+    let c = cred("new-key", Exchange::Upbit, None);
+    let e =
+        f.ks.add_credential(&c, false, Some(&pinned), &mut f.ledger)
+            .unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultNotPinned { .. }), "{e}");
+    assert!(e.to_string().contains("running agent"), "{e}");
+}
+
+#[test]
+fn a_forged_manifest_does_not_verify() {
+    let (mut f, _) = Fixture::populated();
+    let path = f.ks.dir().join("manifest.json");
+    let mut m: super::manifest::ManifestFile =
+        files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.credentials.clear();
+    fs::write(&path, files::encode(&path, m).unwrap()).unwrap();
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::ManifestInvalid { .. }), "{e}");
+    assert_eq!(e.path(), Some(path.as_path()));
+}
+
+#[test]
+fn a_manifest_put_back_is_refused_by_the_agent_that_saw_a_newer_one() {
+    let (mut f, _) = Fixture::populated();
+    let path = f.ks.dir().join("manifest.json");
+    let old = fs::read(&path).unwrap();
+    let seen = f.check().unwrap().generation;
+    put_back(&path, &old);
+    let slot = f.ks.keyslots().unwrap().remove(0).unwrap();
+    let vk = unlock(&f.ks, &mut f.token).unwrap();
+    let e = f.ks.check(&vk, &slot, seen, &mut f.ledger).unwrap_err();
+    assert!(matches!(e, KeystoreError::RolledBack { .. }), "{e}");
+    // A fresh agent has no memory: the record in the log still says so.
+    let c = f.check().unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("older manifest was put back")),
+        "{c:?}"
+    );
+    assert!(c.generation > seen, "generations never repeat");
+}
+
+#[test]
+fn a_keystore_without_a_manifest_gets_one_at_its_first_unlock() {
+    let (mut f, _) = Fixture::populated();
+    make_legacy(&f);
+    assert!(f.ks.is_initialized().unwrap());
+    assert_eq!(f.ks.generation().unwrap(), None);
+    // Key changes still work before it (without the vault pin), and say so.
+    let added = f.add(&cred("late", Exchange::Upbit, None), false).unwrap();
+    assert!(added.warnings[0].contains("no manifest yet"), "{added:?}");
+    let c = f.check().unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("had no manifest")),
+        "{c:?}"
+    );
+    assert_eq!(c.accepted.len(), 3);
+    assert!(!f.ks.dir().join("vault.json").exists());
+    let live = f.live();
+    assert!(
+        live.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("vault-")
+    );
+    let vk = f.unlock();
+    for name in ["upbit-main", "binance-alt", "late"] {
+        f.ks.open_credential(&vk, name).unwrap();
+    }
+    assert_eq!(files(f.ks.dir()).len(), 7, "{:?}", files(f.ks.dir()));
+}
+
+#[test]
+fn key_changes_are_recorded_and_undone_when_they_cannot_be() {
+    let (mut f, _) = Fixture::populated();
+    let keys: Vec<_> = f
+        .ledger
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LedgerEntry::Key(k) => Some((k.action, k.name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (KeyAction::Add, "upbit-main".into()),
+            (KeyAction::Add, "binance-alt".into())
+        ]
+    );
+    let path = f.live().join("credentials/upbit-main.json");
+    let before = fs::read(&path).unwrap();
+    f.ledger.broken = Some("disk full (test)".into());
+    let e = f.add(&rotated_secret("upbit-main"), true).unwrap_err();
+    assert!(matches!(e, KeystoreError::NotRecorded { .. }), "{e}");
+    assert!(e.to_string().contains("undone"), "{e}");
+    assert_eq!(fs::read(&path).unwrap(), before, "the old file is back");
+    f.add(&cred("new-key", Exchange::Upbit, None), false)
+        .unwrap_err();
+    assert!(!f.live().join("credentials/new-key.json").exists());
+    f.remove("upbit-main").unwrap_err();
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        before,
+        "not removed off the record"
+    );
+    f.ledger.broken = None;
+    f.remove("upbit-main").unwrap();
+    match f.ledger.entries.last() {
+        Some(LedgerEntry::Key(k)) => {
+            assert_eq!(k.action, KeyAction::Remove);
+            assert_eq!(k.sha256, super::layout::sha256_hex(&before));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
+    let (mut f, _) = Fixture::populated();
+    let path = f.ks.dir().join("manifest.json");
+    let pristine = fs::read(&path).unwrap();
+    let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        panic!(
+            "no token kind here needs to be present, but {} was asked",
+            s.id()
+        )
+    };
+    // Damaged (one flipped byte): every read names it and says how to get out.
+    let mut bytes = pristine.clone();
+    bytes[40] ^= 0x01;
+    put_back(&path, &bytes);
+    let e = f.ks.keyslots().unwrap_err();
+    assert_eq!(e.path(), Some(path.as_path()));
+    assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
+    let slot =
+        f.ks.keyslots_for_rebuild()
+            .unwrap()
+            .into_iter()
+            .find(|s| &s.stub == f.token.stub())
+            .unwrap();
+    let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
+    let r =
+        f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+            .unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert_eq!(r.keyslots.len(), 2);
+    assert!(f.check().unwrap().refused.is_empty());
+
+    // Forged (it parses, the MAC fails): the same way out.
+    let mut m: super::manifest::ManifestFile =
+        files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.credentials.clear();
+    put_back(&path, &files::encode(&path, m).unwrap());
+    assert!(matches!(
+        f.check().unwrap_err(),
+        KeystoreError::ManifestInvalid { .. }
+    ));
+    let vk = f.unlock();
+    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+        .unwrap();
+    let vk = f.unlock();
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
+    f.ks.open_credential(&vk, "upbit-main").unwrap();
+}
+
+#[test]
+fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
+    let (mut f, b) = Fixture::populated();
+    make_legacy(&f);
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert!(!f.ks.dir().join("vault.json").exists());
+    assert!(!f.ks.dir().join("keyslots").exists());
+    assert!(f.ks.generation().unwrap().is_some());
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 2, "{c:?}");
+}

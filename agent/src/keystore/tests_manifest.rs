@@ -1,0 +1,230 @@
+//! The manifest's MAC and the pure rollback check (`manifest::fold`), case by case.
+
+use super::ledger::{Evidence, KeyAction, KeyChange};
+use super::manifest::{CredRecord, ManifestFile, Observed, RemovedRecord, fold};
+use super::*;
+
+const T0: u64 = 1_800_000_000;
+
+fn vk() -> VaultKey {
+    VaultKey::generate().unwrap()
+}
+
+/// A manifest written at `T0 + 100` holding `k1` (created T0, hash "h1") and the removal of
+/// `gone` (created T0 + 10).
+fn manifest(vk: &VaultKey) -> ManifestFile {
+    ManifestFile::new(
+        vk,
+        7,
+        T0 + 100,
+        vec![],
+        vec![CredRecord {
+            name: "k1".into(),
+            created: T0,
+            sha256: "h1".into(),
+        }],
+        vec![RemovedRecord {
+            name: "gone".into(),
+            created: T0 + 10,
+        }],
+        None,
+    )
+    .unwrap()
+}
+
+fn obs(name: &str, created: u64, sha: &str) -> Observed {
+    Observed {
+        name: name.into(),
+        created,
+        sha256: sha.into(),
+    }
+}
+
+fn change(action: KeyAction, name: &str, created: u64, sha: &str) -> KeyChange {
+    KeyChange {
+        action,
+        name: name.into(),
+        created,
+        sha256: sha.into(),
+    }
+}
+
+fn complete(changes: Vec<KeyChange>) -> Evidence {
+    Evidence {
+        changes,
+        ..Evidence::default()
+    }
+}
+
+#[test]
+fn the_file_the_manifest_recorded_is_accepted_without_a_word() {
+    let m = manifest(&vk());
+    let out = fold(&m, &[obs("k1", T0, "h1")], &[], &complete(vec![]));
+    assert_eq!(out.accepted, ["k1"]);
+    assert!(out.refused.is_empty() && out.warnings.is_empty(), "{out:?}");
+    assert_eq!(out.credentials, m.credentials);
+    assert_eq!(out.removed, m.removed);
+}
+
+#[test]
+fn an_older_version_than_the_recorded_one_is_refused() {
+    let m = manifest(&vk());
+    for created in [T0 - 1, T0] {
+        let out = fold(&m, &[obs("k1", created, "h0")], &[], &complete(vec![]));
+        assert!(out.accepted.is_empty(), "created {created}: {out:?}");
+        assert_eq!(out.refused.len(), 1);
+        let reason = &out.refused[0].reason;
+        assert!(
+            reason.contains("older version") && reason.contains("key add k1 --replace"),
+            "{reason}"
+        );
+        // The record stays: the refusal repeats until the trader fixes it.
+        assert_eq!(out.credentials, m.credentials);
+    }
+}
+
+#[test]
+fn the_checked_version_put_back_after_a_recorded_replace_is_refused() {
+    // k1 was replaced after the manifest (recorded in the ledger); the file on disk is the
+    // version the manifest saw. Only the record can tell.
+    let m = manifest(&vk());
+    let ev = complete(vec![change(KeyAction::Replace, "k1", T0 + 200, "h2")]);
+    let out = fold(&m, &[obs("k1", T0, "h1")], &[], &ev);
+    assert!(out.accepted.is_empty(), "{out:?}");
+    assert_eq!(
+        out.credentials[0].sha256, "h2",
+        "the recorded version stays expected"
+    );
+    // Without the record (the log lost it), the same file passes: that is the window.
+    let out = fold(
+        &m,
+        &[obs("k1", T0, "h1")],
+        &[],
+        &Evidence::unavailable("gone"),
+    );
+    assert_eq!(out.accepted, ["k1"]);
+    assert!(
+        out.warnings.is_empty(),
+        "fold leaves the gap warning to its caller"
+    );
+}
+
+#[test]
+fn a_removed_credential_put_back_is_refused_and_a_new_one_of_that_name_is_not() {
+    let m = manifest(&vk());
+    let k1 = obs("k1", T0, "h1");
+    let out = fold(
+        &m,
+        &[obs("gone", T0 + 10, "hg"), k1.clone()],
+        &[],
+        &complete(vec![]),
+    );
+    assert!(out.refused[0].reason.contains("was removed"), "{out:?}");
+    let out = fold(
+        &m,
+        &[obs("gone", T0 + 300, "hn"), k1],
+        &[],
+        &complete(vec![]),
+    );
+    assert_eq!(out.accepted, ["gone", "k1"]);
+    assert_eq!(out.warnings.len(), 1, "not recorded: {out:?}");
+    assert!(out.removed.is_empty() && out.credentials.len() == 2);
+    // A removal recorded after the manifest counts the same.
+    let ev = complete(vec![change(KeyAction::Remove, "k1", T0, "h1")]);
+    let out = fold(&m, &[obs("k1", T0, "h1")], &[], &ev);
+    assert!(out.refused[0].reason.contains("was removed"), "{out:?}");
+    assert!(out.removed.iter().any(|r| r.name == "k1"));
+}
+
+#[test]
+fn a_name_the_manifest_never_saw_must_not_be_older_than_the_manifest() {
+    let m = manifest(&vk());
+    let out = fold(&m, &[obs("old", T0 + 99, "ho")], &[], &complete(vec![]));
+    assert!(
+        out.refused[0]
+            .reason
+            .contains("not in the keystore's manifest"),
+        "{out:?}"
+    );
+    let ev = complete(vec![change(KeyAction::Add, "new", T0 + 100, "hn")]);
+    let out = fold(
+        &m,
+        &[obs("new", T0 + 100, "hn"), obs("k1", T0, "h1")],
+        &[],
+        &ev,
+    );
+    assert_eq!(out.accepted, ["new", "k1"]);
+    assert!(out.warnings.is_empty(), "recorded: no warning: {out:?}");
+}
+
+#[test]
+fn a_newer_unrecorded_version_is_accepted_with_a_warning() {
+    let m = manifest(&vk());
+    let out = fold(&m, &[obs("k1", T0 + 1, "h9")], &[], &complete(vec![]));
+    assert_eq!(out.accepted, ["k1"]);
+    assert!(out.warnings[0].contains("no record"), "{out:?}");
+    assert_eq!(out.credentials[0].sha256, "h9");
+    // With the log unreadable, the missing record is no news: the caller warns once.
+    let out = fold(
+        &m,
+        &[obs("k1", T0 + 1, "h9")],
+        &[],
+        &Evidence::unavailable("x"),
+    );
+    assert!(out.warnings.is_empty(), "{out:?}");
+}
+
+#[test]
+fn missing_and_unreadable_files_keep_their_records() {
+    let m = manifest(&vk());
+    let out = fold(&m, &[], &[], &complete(vec![]));
+    assert_eq!(out.credentials, m.credentials);
+    assert!(out.warnings[0].contains("missing"), "{out:?}");
+    let out = fold(&m, &[], &["k1".into()], &complete(vec![]));
+    assert_eq!(out.credentials, m.credentials);
+    assert!(
+        out.warnings.is_empty(),
+        "damage is reported elsewhere: {out:?}"
+    );
+}
+
+#[test]
+fn the_manifest_mac_covers_every_field() {
+    let key = vk();
+    let path = std::path::Path::new("/k/manifest.json");
+    let m = manifest(&key);
+    m.verify(&key, path).unwrap();
+    type Edit = (&'static str, fn(&mut ManifestFile));
+    let edits: Vec<Edit> = vec![
+        ("generation", |m| m.generation += 1),
+        ("written", |m| m.written -= 1),
+        ("credential hash", |m| m.credentials[0].sha256 = "h0".into()),
+        ("credential created", |m| m.credentials[0].created += 1),
+        ("removed", |m| m.removed.clear()),
+        ("keyslots", |m| {
+            m.keyslots.push(super::manifest::SlotRecord {
+                id: "soft-1".into(),
+                sha256: "x".into(),
+            })
+        }),
+        ("audit", |m| {
+            m.audit = Some(Anchor {
+                seq: 1,
+                hash: "0".repeat(64),
+                offset: 9,
+            })
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut forged = m.clone();
+        edit(&mut forged);
+        let e = forged.verify(&key, path).unwrap_err();
+        assert!(
+            matches!(e, KeystoreError::ManifestInvalid { .. }),
+            "{what}: {e}"
+        );
+    }
+    // Another vault key: refused before the MAC is even looked at.
+    let e = m.verify(&vk(), path).unwrap_err();
+    assert!(e.to_string().contains("another vault key"), "{e}");
+}

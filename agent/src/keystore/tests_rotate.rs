@@ -1,0 +1,352 @@
+//! Rotation and token removal: revocation, and atomicity under a crash at every step (the
+//! `CRASH_AFTER` hook panics before a chosen step that changes the disk, and nothing after
+//! it runs, as in a crash).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use super::files::CRASH_AFTER;
+use super::layout::sha256_hex;
+use super::tests::{Fixture, cred, files, secret, soft, unlock};
+use super::vault_ops::unwrap_keyslot;
+use super::*;
+use crate::token::soft::SoftToken;
+
+/// Copy a folder tree as a backup tool would (modes kept).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::DirBuilder::new().mode(0o700).create(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_removed_token_with_an_old_copy_of_its_keyslot_opens_nothing_current() {
+    let (mut f, b) = Fixture::populated();
+    let backup = f.tmp.path().join("backup");
+    copy_tree(f.ks.dir(), &backup);
+    let old_live = backup.join(f.live().file_name().unwrap());
+    let old_pub = f.unlock().public_key();
+
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
+    assert_eq!(r.removed.as_deref(), Some(b.stub().id().as_str()));
+    assert_eq!(r.keyslots, [f.token.stub().id()]);
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    f.add(&cred("after-removal", Exchange::Upbit, None), false)
+        .unwrap();
+
+    // The attacker holds token B and the backup's copy of its keyslot.
+    let stem = b.stub().id();
+    let old_slot = load_keyslot(old_live.join(format!("keyslots/{stem}.json")), &stem).unwrap();
+    let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap();
+    let old_vk = unwrap_keyslot(&old_slot, &mut b).unwrap();
+    assert_eq!(
+        old_vk.public_key(),
+        old_pub,
+        "it still opens the old vault key"
+    );
+    // The backup itself still opens with it (what the CLI warns about) ...
+    let (file, _) =
+        load_credential(&old_live.join("credentials/upbit-main.json"), "upbit-main").unwrap();
+    let c = open_file(
+        &old_vk,
+        &file,
+        &old_live.join("credentials/upbit-main.json"),
+    )
+    .unwrap();
+    assert_eq!(c.secret.expose(), secret("upbit-main").as_bytes());
+    // ... but nothing current: no credential, not even one added after the removal.
+    let live = f.live();
+    let current = files(&live.join("credentials"));
+    assert_eq!(current.len(), 3);
+    for path in current {
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let (file, _) = load_credential(&path, &name).unwrap();
+        let e = open_file(&old_vk, &file, &path).err().unwrap();
+        assert!(
+            matches!(e, KeystoreError::CredentialLocked { .. }),
+            "{name}: {e}"
+        );
+    }
+    assert!(!live.join(format!("keyslots/{stem}.json")).exists());
+    // The old keyslot put back into the live folder gets the vault mismatch, before any use.
+    fs::copy(
+        old_live.join(format!("keyslots/{stem}.json")),
+        live.join(format!("keyslots/{stem}.json")),
+    )
+    .unwrap();
+    let e = unlock(&f.ks, &mut b).err().unwrap();
+    assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
+    // The old folder is gone from the keystore.
+    assert!(!f.ks.dir().join(old_live.file_name().unwrap()).exists());
+}
+
+#[test]
+fn a_rotation_keeps_every_token_and_credential_working() {
+    let (mut f, b) = Fixture::populated();
+    let before = f.ks.list_credentials().unwrap();
+    let old_pub = f.unlock().public_key();
+    let r = f.rotate(None).unwrap();
+    assert!(r.removed.is_none() && r.dropped.is_empty(), "{r:?}");
+    assert_eq!(r.keyslots.len(), 2);
+    for dir in ["token-a", "token-b"] {
+        let mut t = SoftToken::open_ungated(&f.token_dir(dir)).unwrap();
+        let vk = unlock(&f.ks, &mut t).unwrap();
+        assert_ne!(vk.public_key(), old_pub);
+        for name in ["upbit-main", "binance-alt"] {
+            let c = f.ks.open_credential(&vk, name).unwrap();
+            assert_eq!(c.secret.expose(), secret(name).as_bytes());
+        }
+    }
+    // The creation times survive (they are what `key list` shows and what rollback checks).
+    let after = f.ks.list_credentials().unwrap();
+    let created = |l: &Vec<Result<CredentialInfo, KeystoreError>>| -> Vec<u64> {
+        l.iter().map(|c| c.as_ref().unwrap().created).collect()
+    };
+    assert_eq!(created(&before), created(&after));
+    assert_eq!(f.check().unwrap().refused, []);
+    drop(b);
+}
+
+#[test]
+fn a_rotation_drops_credentials_that_fail_the_rollback_check() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&cred("upbit-main", Exchange::Upbit, None), true)
+        .unwrap();
+    fs::write(&path, &old).unwrap();
+    let r = f.rotate(None).unwrap();
+    assert_eq!(r.carried, ["binance-alt"]);
+    assert_eq!(r.dropped.len(), 1, "{r:?}");
+    assert!(r.dropped[0].reason.contains("old copy"), "{r:?}");
+    assert!(!f.live().join("credentials/upbit-main.json").exists());
+}
+
+/// What a user can observe of the fixture's keystore: the vault key A unlocks, which
+/// credentials pass the check and their secrets, and whether B still unlocks.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    vault: Vec<u8>,
+    credentials: BTreeMap<String, Vec<u8>>,
+    b_unlocks: bool,
+}
+
+fn observe(f: &mut Fixture) -> Observed {
+    assert!(f.ks.is_initialized().unwrap());
+    let vk = f.unlock();
+    let checked = f.check().unwrap();
+    assert!(checked.refused.is_empty(), "{checked:?}");
+    let credentials = checked
+        .accepted
+        .iter()
+        .map(|n| {
+            let c = f.ks.open_credential(&vk, n).unwrap();
+            (n.clone(), c.secret.expose().to_vec())
+        })
+        .collect();
+    let b_unlocks = match SoftToken::open_ungated(&f.token_dir("token-b")) {
+        Ok(mut b) => {
+            f.ks.keyslots()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .find(|s| &s.stub == b.stub())
+                .is_some_and(|s| f.ks.unwrap_vault(&s, &mut b).is_ok())
+        }
+        Err(_) => false,
+    };
+    Observed {
+        vault: seal::compressed(&vk.public_key()),
+        credentials,
+        b_unlocks,
+    }
+}
+
+/// Run `op` with a crash before its `n`th step; `true` if it ran to the end instead.
+fn crash_at<T>(n: u32, op: impl FnOnce() -> T) -> bool {
+    CRASH_AFTER.with(|c| c.set(Some(n)));
+    let finished = catch_unwind(AssertUnwindSafe(op)).is_ok();
+    CRASH_AFTER.with(|c| c.set(None));
+    finished
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vault-") || n.starts_with(".stage-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_token_removal_leaves_the_old_keystore_or_the_new() {
+    let mut steps = 0;
+    loop {
+        let (mut f, b) = Fixture::populated();
+        let before = observe(&mut f);
+        assert!(before.b_unlocks);
+        let finished = crash_at(steps, || f.rotate(Some(&b.stub().id())).unwrap());
+        let after = observe(&mut f);
+        assert_eq!(after.credentials, before.credentials, "step {steps}");
+        if after.vault == before.vault {
+            assert!(after.b_unlocks, "old vault key, old keyslots: step {steps}");
+            assert!(!finished);
+            // The retry completes the removal.
+            f.rotate(Some(&b.stub().id())).unwrap();
+            let retried = observe(&mut f);
+            assert!(!retried.b_unlocks && retried.vault != before.vault);
+        } else {
+            assert!(!after.b_unlocks, "new vault key, B left out: step {steps}");
+        }
+        // Whatever the crash left, the next writer cleans up: one live folder, no stage.
+        f.rotate(None).unwrap();
+        assert_eq!(
+            leftovers(f.ks.dir()).len(),
+            1,
+            "step {steps}: {:?}",
+            leftovers(f.ks.dir())
+        );
+        if finished {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(steps >= 7, "a rotation has many steps; saw {steps}");
+}
+
+#[test]
+fn a_crash_at_any_step_of_enrolling_a_token_leaves_a_working_keystore() {
+    let mut steps = 0;
+    loop {
+        let (mut f, _) = Fixture::populated();
+        let before = observe(&mut f);
+        let c = soft(f.tmp.path(), "token-c");
+        let vk = f.unlock();
+        let finished = crash_at(steps, || {
+            f.ks.add_keyslot(&vk, c.stub(), &mut f.ledger).unwrap()
+        });
+        let after = observe(&mut f);
+        assert_eq!(after, before, "step {steps}");
+        // Whether C made it or not, enrolling it (again) ends with C unlocking.
+        let mut c = SoftToken::open_ungated(&f.token_dir("token-c")).unwrap();
+        let enrolled =
+            f.ks.keyslots()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .any(|s| &s.stub == c.stub());
+        assert_eq!(enrolled, finished, "step {steps}");
+        if !enrolled {
+            f.ks.add_keyslot(&vk, c.stub(), &mut f.ledger).unwrap();
+        }
+        let vk_c = unlock(&f.ks, &mut c).unwrap();
+        let slot =
+            f.ks.keyslots()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .find(|s| &s.stub == c.stub())
+                .unwrap();
+        f.ks.check(&vk_c, &slot, 0, &mut f.ledger).unwrap();
+        if finished {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(steps >= 2, "saw {steps} steps");
+}
+
+#[test]
+fn a_crash_at_any_step_of_the_first_manifest_leaves_the_old_layout_or_the_new() {
+    let mut steps = 0;
+    loop {
+        let (mut f, _) = Fixture::populated();
+        let before = observe(&mut f);
+        // Back to a keystore from before manifests.
+        let live = f.live();
+        for name in ["vault.json", "keyslots", "credentials"] {
+            fs::rename(live.join(name), f.ks.dir().join(name)).unwrap();
+        }
+        fs::remove_dir(&live).unwrap();
+        fs::remove_file(f.ks.dir().join("manifest.json")).unwrap();
+        let finished = crash_at(steps, || f.check().unwrap());
+        // Either still the old layout (no manifest, files at the top) or the new one.
+        let legacy = f.ks.generation().unwrap().is_none();
+        assert!(
+            !legacy || f.ks.dir().join("vault.json").exists(),
+            "step {steps}"
+        );
+        assert!(!legacy || !finished);
+        let after = observe(&mut f);
+        assert_eq!(after, before, "step {steps}");
+        assert!(f.ks.generation().unwrap().is_some(), "migrated by now");
+        if finished {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(steps >= 6, "saw {steps} steps");
+}
+
+#[test]
+fn a_crash_at_any_step_of_creating_a_keystore_leaves_none_or_a_whole_one() {
+    let mut steps = 0;
+    loop {
+        let tmp = tempfile::tempdir().unwrap();
+        let ks = Keystore::new(tmp.path().join("ks"));
+        let mut t = soft(tmp.path(), "t");
+        let mut ledger = super::ledger::MemoryLedger::default();
+        let finished = crash_at(steps, || ks.create(t.stub(), &mut ledger).unwrap());
+        if ks.is_initialized().unwrap() {
+            let vk = unlock(&ks, &mut t).unwrap();
+            let manifest = fs::read(ks.dir().join("manifest.json")).unwrap();
+            assert!(!manifest.is_empty());
+            drop(vk);
+        } else {
+            assert!(!finished);
+            ks.create(t.stub(), &mut ledger).unwrap();
+            unlock(&ks, &mut t).unwrap();
+        }
+        assert_eq!(
+            leftovers(ks.dir()).len(),
+            1,
+            "step {steps}: {:?}",
+            leftovers(ks.dir())
+        );
+        if finished {
+            break;
+        }
+        steps += 1;
+    }
+    assert!(steps >= 3, "saw {steps} steps");
+}
+
+#[test]
+fn the_manifest_records_the_files_a_rotation_wrote() {
+    let (mut f, _) = Fixture::populated();
+    f.rotate(None).unwrap();
+    let m = f.ks.read_manifest().unwrap().unwrap();
+    let live = f.live();
+    for c in &m.credentials {
+        let bytes = fs::read(live.join(format!("credentials/{}.json", c.name))).unwrap();
+        assert_eq!(sha256_hex(&bytes), c.sha256);
+    }
+    for s in &m.keyslots {
+        let bytes = fs::read(live.join(format!("keyslots/{}.json", s.id))).unwrap();
+        assert_eq!(sha256_hex(&bytes), s.sha256);
+    }
+    assert!(m.removed.is_empty());
+}

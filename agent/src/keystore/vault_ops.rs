@@ -1,0 +1,496 @@
+//! The operations that hold VK: `create`, `check` (run by every unlock), `add_keyslot`. Each
+//! takes the writer lock, checks the files against the manifest and the ledger
+//! (`manifest::fold`), and writes the next manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::files::{Overwrite, encode, list_json, write_atomic};
+use super::format::VaultFile;
+use super::layout::{WriteLock, sha256_hex, vault_tag};
+use super::ledger::{Evidence, Ledger, LedgerEntry};
+use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
+use super::seal::VaultKey;
+use super::slot;
+use super::{
+    CREDENTIALS, KEYSLOTS, Keyslot, Keystore, KeystoreError, VAULT_FILE, keyslot_path,
+    load_credential, load_keyslot,
+};
+use crate::token::{Token, TokenStub};
+
+/// What a check found, and the manifest it wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Credentials that passed the check: these may be opened.
+    pub accepted: Vec<String>,
+    /// Credentials that did not, and why: say so loudly.
+    pub refused: Vec<Refusal>,
+    pub warnings: Vec<String>,
+    /// The generation of the manifest now on disk.
+    pub generation: u64,
+    /// The vault public key the manifest pins (compressed, hex).
+    pub vault_key: String,
+}
+
+/// The keystore as an operation holding VK finds it, checked.
+pub(crate) struct Prepared {
+    pub live: PathBuf,
+    /// The verified manifest (`None`: a legacy keystore, which has none yet).
+    pub manifest: Option<ManifestFile>,
+    pub folded: Folded,
+    /// Readable keyslot files: token id and SHA-256.
+    pub keyslots: Vec<SlotRecord>,
+    pub evidence: Evidence,
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Unwrap VK from a keyslot with its token (one touch); no check against vault.json.
+pub(crate) fn unwrap_keyslot(
+    slot: &Keyslot,
+    token: &mut dyn Token,
+) -> Result<VaultKey, KeystoreError> {
+    slot::check(&slot.file, &slot.path)?;
+    let plain = slot::open_vk(&slot.file, &slot.path, token)?.ok_or_else(|| {
+        KeystoreError::KeyslotLocked {
+            path: slot.path.clone(),
+            token: slot.stub.describe(),
+        }
+    })?;
+    VaultKey::from_bytes(&plain)
+        .ok_or_else(|| KeystoreError::damaged(&slot.path, "it holds no valid vault key"))
+}
+
+/// The bytes of a keyslot holding `vk` for `stub`. Kinds with a public key wrap with it
+/// alone; a kind without one (FIDO2) needs its token present, given as `token` (a touch).
+pub(crate) fn keyslot_bytes(
+    path: &Path,
+    vk: &VaultKey,
+    stub: &TokenStub,
+    token: Option<&mut dyn Token>,
+) -> Result<Vec<u8>, KeystoreError> {
+    encode(path, slot::seal_vk(vk, stub, token)?)
+}
+
+/// Record `entry`, turning a failure into a warning: the change it describes is made already.
+pub(crate) fn note(ledger: &mut dyn Ledger, entry: LedgerEntry, warnings: &mut Vec<String>) {
+    if let Err(e) = ledger.record(&entry) {
+        warnings.push(format!("the audit log could not record it ({e})"));
+    }
+}
+
+impl Keystore {
+    /// First token: make the vault key pair and a live folder with this token's keyslot, then
+    /// the first manifest (the commit). For tokens sealed to a public key (PIV, soft); see
+    /// [`Keystore::create_with`].
+    pub fn create(
+        &self,
+        stub: &TokenStub,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        self.create_inner(stub, None, ledger)
+    }
+
+    pub(crate) fn create_inner(
+        &self,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        if self.is_initialized()? {
+            return Err(KeystoreError::AlreadyInitialized {
+                dir: self.dir.clone(),
+            });
+        }
+        let vk = VaultKey::generate()?;
+        let id = stub.id();
+        let rel = format!("{KEYSLOTS}/{id}.json");
+        // Sealed before the lock: a FIDO2 token takes a touch for it.
+        let slot = keyslot_bytes(Path::new(&rel), &vk, stub, token)?;
+        let lock = self.lock()?;
+        if self.is_initialized()? {
+            return Err(KeystoreError::AlreadyInitialized {
+                dir: self.dir.clone(),
+            });
+        }
+        self.collect_garbage(&self.dir, &lock)?;
+        let stage = self.stage(&lock)?;
+        let built = (|| {
+            let vault = encode(
+                &stage.dir().join(VAULT_FILE),
+                VaultFile::new(&vk.public_key()),
+            )?;
+            stage.put(VAULT_FILE, &vault)?;
+            stage.put(&rel, &slot)?;
+            let records = vec![SlotRecord {
+                id,
+                sha256: sha256_hex(&slot),
+            }];
+            ManifestFile::new(&vk, 1, now_secs(), records, vec![], vec![], ledger.head())
+        })();
+        let manifest = match built {
+            Ok(m) => m,
+            Err(e) => {
+                stage.discard();
+                return Err(e);
+            }
+        };
+        self.commit(stage, &manifest, &self.dir, &lock)?;
+        let mut checked = checked(&manifest, Folded::default());
+        self.note_manifest(ledger, &manifest, "keystore created", &mut checked.warnings);
+        Ok(checked)
+    }
+
+    /// After an unlock with `used`: check every file, refuse rolled-back credentials, and write
+    /// the next manifest (a keystore from before manifests gets its first one, and moves into
+    /// a folder of its own). `not_below` is the highest generation this process has seen: a
+    /// manifest older than that was put back, and nothing is opened.
+    pub fn check(
+        &self,
+        vk: &VaultKey,
+        used: &Keyslot,
+        not_below: u64,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        let lock = self.lock()?;
+        let mut p = self.prepare(vk, ledger, &lock)?;
+        let mut warnings = std::mem::take(&mut p.folded.warnings);
+        let old_gen = p.manifest.as_ref().map_or(0, |m| m.generation);
+        if old_gen < not_below {
+            return Err(KeystoreError::RolledBack {
+                path: self.manifest_path(),
+                found: old_gen,
+                seen: not_below,
+            });
+        }
+        let slots = match &p.manifest {
+            Some(m) => {
+                let id = used.stub.id();
+                if m.keyslot(&id).is_none_or(|r| r.sha256 != used.sha256) {
+                    return Err(KeystoreError::KeyslotNotRecorded {
+                        path: used.path.clone(),
+                        token: used.stub.describe(),
+                    });
+                }
+                warn_unrecorded_slots(m, &p.keyslots, &mut warnings);
+                m.keyslots.clone()
+            }
+            None => p.keyslots.clone(),
+        };
+        let generation = next_generation(&p, not_below);
+        let manifest = ManifestFile::new(
+            vk,
+            generation,
+            now_secs(),
+            slots,
+            p.folded.credentials.clone(),
+            p.folded.removed.clone(),
+            ledger.head(),
+        )?;
+        let written = match &p.manifest {
+            Some(_) => self.write_manifest(&manifest, &lock),
+            None => self.migrate(&p.live, &manifest, &[], &lock),
+        };
+        let refused = std::mem::take(&mut p.folded.refused);
+        let mut out = Checked {
+            accepted: std::mem::take(&mut p.folded.accepted),
+            refused,
+            warnings,
+            generation: old_gen,
+            vault_key: manifest.vault_key.clone(),
+        };
+        match written {
+            Ok(()) => {
+                out.generation = generation;
+                self.note_refusals(ledger, &out.refused, &mut out.warnings);
+                self.note_manifest(ledger, &manifest, "unlock", &mut out.warnings);
+            }
+            // The check itself is done: the session may open. The next unlock checks against
+            // the previous manifest again.
+            Err(e) => out.warnings.push(format!(
+                "the keystore's manifest could not be updated ({e}); the next unlock checks against the previous one"
+            )),
+        }
+        Ok(out)
+    }
+
+    /// Enroll a further token. `vk` comes from [`Keystore::unwrap_vault`] with a token already
+    /// enrolled. The manifest naming the new keyslot is written first, then the keyslot: a
+    /// crash between leaves a recorded keyslot that is missing, which is harmless. For tokens
+    /// sealed to a public key; see [`Keystore::add_keyslot_with`].
+    pub fn add_keyslot(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        self.add_keyslot_inner(vk, stub, None, ledger)
+    }
+
+    pub(crate) fn add_keyslot_inner(
+        &self,
+        vk: &VaultKey,
+        stub: &TokenStub,
+        token: Option<&mut dyn Token>,
+        ledger: &mut dyn Ledger,
+    ) -> Result<Checked, KeystoreError> {
+        let id = stub.id();
+        let exists = |live: &Path| -> Result<(), KeystoreError> {
+            let path = keyslot_path(live, &id)?;
+            match path.exists() {
+                true => Err(KeystoreError::Exists {
+                    what: "keyslot",
+                    name: id.clone(),
+                    path,
+                }),
+                false => Ok(()),
+            }
+        };
+        // Refused before a FIDO2 token is asked for the touch its sealing takes.
+        exists(&self.live_dir()?)?;
+        let bytes = keyslot_bytes(Path::new(&format!("{KEYSLOTS}/{id}.json")), vk, stub, token)?;
+        let lock = self.lock()?;
+        let mut p = self.prepare(vk, ledger, &lock)?;
+        exists(&p.live)?;
+        let path = keyslot_path(&p.live, &id)?;
+        let mut slots = match &p.manifest {
+            Some(m) => m.keyslots.clone(),
+            None => p.keyslots.clone(),
+        };
+        slots.retain(|s| s.id != id);
+        slots.push(SlotRecord {
+            id: id.clone(),
+            sha256: sha256_hex(&bytes),
+        });
+        let generation = next_generation(&p, 0);
+        let manifest = ManifestFile::new(
+            vk,
+            generation,
+            now_secs(),
+            slots,
+            p.folded.credentials.clone(),
+            p.folded.removed.clone(),
+            ledger.head(),
+        )?;
+        match &p.manifest {
+            Some(_) => {
+                self.write_manifest(&manifest, &lock)?;
+                let refuse = Overwrite::Refuse {
+                    what: "keyslot",
+                    name: &id,
+                };
+                write_atomic(&path, &bytes, refuse)?;
+            }
+            None => self.migrate(&p.live, &manifest, &[(id.clone(), bytes)], &lock)?,
+        }
+        let mut out = checked(&manifest, std::mem::take(&mut p.folded));
+        self.note_refusals(ledger, &out.refused, &mut out.warnings);
+        self.note_manifest(
+            ledger,
+            &manifest,
+            &format!("token {id} added"),
+            &mut out.warnings,
+        );
+        Ok(out)
+    }
+
+    /// Read and check everything an operation holding VK needs, under the writer lock.
+    pub(crate) fn prepare(
+        &self,
+        vk: &VaultKey,
+        ledger: &mut dyn Ledger,
+        lock: &WriteLock,
+    ) -> Result<Prepared, KeystoreError> {
+        self.prepare_in(self.live()?, vk, ledger, lock)
+    }
+
+    /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing).
+    pub(crate) fn prepare_in(
+        &self,
+        live: super::layout::Live,
+        vk: &VaultKey,
+        ledger: &mut dyn Ledger,
+        lock: &WriteLock,
+    ) -> Result<Prepared, KeystoreError> {
+        self.collect_garbage(&live.dir, lock)?;
+        let vault_path = live.dir.join(VAULT_FILE);
+        if self.vault_key_in(&live.dir)? != vk.public_key() {
+            return Err(KeystoreError::VaultMismatch {
+                from: "opened by the token".into(),
+                vault: vault_path,
+            });
+        }
+        if let Some(m) = &live.manifest {
+            m.verify(vk, &self.manifest_path())?;
+        }
+        let (observed, unreadable) = self.observe_credentials(&live.dir)?;
+        let keyslots = self.observe_keyslots(&live.dir)?;
+        let (folded, evidence) = match &live.manifest {
+            Some(m) => {
+                let evidence = match &m.audit {
+                    Some(anchor) => ledger.since(anchor),
+                    None => Evidence::unavailable(
+                        "the manifest was written while the audit log could not be read",
+                    ),
+                };
+                let mut folded = fold(m, &observed, &unreadable, &evidence);
+                if let Some(gap) = &evidence.gap {
+                    folded.warnings.push(format!(
+                        "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed"
+                    ));
+                }
+                if let Some(g) = evidence.latest_generation.filter(|g| *g > m.generation) {
+                    folded.warnings.push(format!(
+                        "manifest.json is generation {}, but the audit log recorded generation {g}: an older manifest was put back",
+                        m.generation
+                    ));
+                }
+                (folded, evidence)
+            }
+            None => {
+                let mut folded = first_fold(&observed);
+                if live.dir != self.dir {
+                    // Not a keystore from before manifests: a manifest being rebuilt.
+                    folded.warnings.clear();
+                }
+                (folded, Evidence::default())
+            }
+        };
+        Ok(Prepared {
+            live: live.dir,
+            manifest: live.manifest,
+            folded,
+            keyslots,
+            evidence,
+        })
+    }
+
+    /// Every readable credential file, and the names of unreadable ones.
+    pub(crate) fn observe_credentials(
+        &self,
+        live: &Path,
+    ) -> Result<(Vec<Observed>, Vec<String>), KeystoreError> {
+        let dir = self.existing_subdir(live, CREDENTIALS)?;
+        let mut observed = Vec::new();
+        let mut unreadable = Vec::new();
+        for (path, stem) in list_json(&dir)?.into_iter().flatten() {
+            match load_credential(&path, &stem) {
+                Ok((file, sha256)) => observed.push(Observed {
+                    name: file.name,
+                    created: file.created,
+                    sha256,
+                }),
+                Err(_) => unreadable.push(stem),
+            }
+        }
+        Ok((observed, unreadable))
+    }
+
+    fn observe_keyslots(&self, live: &Path) -> Result<Vec<SlotRecord>, KeystoreError> {
+        let dir = self.existing_subdir(live, KEYSLOTS)?;
+        Ok(list_json(&dir)?
+            .into_iter()
+            .flatten()
+            .filter_map(|(path, stem)| load_keyslot(path, &stem).ok())
+            .map(|s| SlotRecord {
+                id: s.stub.id(),
+                sha256: s.sha256,
+            })
+            .collect())
+    }
+
+    pub(crate) fn note_manifest(
+        &self,
+        ledger: &mut dyn Ledger,
+        manifest: &ManifestFile,
+        reason: &str,
+        warnings: &mut Vec<String>,
+    ) {
+        let vault = manifest
+            .vault_public_key(&self.manifest_path())
+            .map(|k| vault_tag(&k))
+            .unwrap_or_default();
+        let entry = LedgerEntry::Manifest {
+            generation: manifest.generation,
+            vault,
+            reason: reason.into(),
+        };
+        note(ledger, entry, warnings);
+    }
+
+    pub(crate) fn note_refusals(
+        &self,
+        ledger: &mut dyn Ledger,
+        refused: &[Refusal],
+        warnings: &mut Vec<String>,
+    ) {
+        for r in refused {
+            let entry = LedgerEntry::Refused {
+                name: r.name.clone(),
+                reason: r.reason.clone(),
+            };
+            note(ledger, entry, warnings);
+        }
+    }
+}
+
+/// A keystore without a manifest: nothing to check against, everything readable is taken.
+fn first_fold(observed: &[Observed]) -> Folded {
+    Folded {
+        accepted: observed.iter().map(|o| o.name.clone()).collect(),
+        warnings: vec![
+            "the keystore had no manifest (it was made by an older tapsign): one is written now; from here on, a credential or keyslot put back from an old copy is refused".into(),
+        ],
+        credentials: observed
+            .iter()
+            .map(|o| super::manifest::CredRecord {
+                name: o.name.clone(),
+                created: o.created,
+                sha256: o.sha256.clone(),
+            })
+            .collect(),
+        ..Folded::default()
+    }
+}
+
+/// The next generation: above the manifest's, above any the ledger recorded (a manifest put
+/// back must not make generations repeat), and above what this process saw.
+pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> u64 {
+    let old = p.manifest.as_ref().map_or(0, |m| m.generation);
+    old.max(p.evidence.latest_generation.unwrap_or(0))
+        .max(not_below)
+        .saturating_add(1)
+}
+
+fn warn_unrecorded_slots(m: &ManifestFile, found: &[SlotRecord], warnings: &mut Vec<String>) {
+    for s in found {
+        if m.keyslot(&s.id).is_none_or(|r| r.sha256 != s.sha256) {
+            warnings.push(format!(
+                "keyslot {} is not the one the keystore's manifest records (put there by hand, or an old copy put back): it is not used; remove the file",
+                s.id
+            ));
+        }
+    }
+    for r in &m.keyslots {
+        if !found.iter().any(|s| s.id == r.id) {
+            warnings.push(format!(
+                "keyslot {} is recorded in the manifest, but its file is missing or damaged",
+                r.id
+            ));
+        }
+    }
+}
+
+fn checked(manifest: &ManifestFile, folded: Folded) -> Checked {
+    Checked {
+        accepted: folded.accepted,
+        refused: folded.refused,
+        warnings: folded.warnings,
+        generation: manifest.generation,
+        vault_key: manifest.vault_key.clone(),
+    }
+}

@@ -1,0 +1,394 @@
+//! `token add|list|remove` and `keystore rotate`: the commands that need the vault key, so a
+//! touch on an enrolled token (except the first enrolment, which makes the key). They work
+//! on the files directly; the agent need not run.
+
+use tapsign_agent::audit::ledger::AuditLedger;
+use tapsign_agent::keystore::{Checked, Keyslot, Keystore, KeystoreError, Rotated, VaultKey};
+use tapsign_agent::paths::Paths;
+use tapsign_agent::secret::SecretString;
+use tapsign_agent::token::fido2::{self, UvMode, Where};
+use tapsign_agent::token::piv::{self, EnrollOptions};
+use tapsign_agent::token::soft::SoftToken;
+use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
+use yubikey::{PinPolicy, TouchPolicy};
+
+use super::local::{ks_failure, print_listing, token_failure};
+use super::{harden, soft_allowed};
+use crate::Failure;
+use crate::args::{KeystoreCommand, TokenAddArgs, TokenCommand};
+use crate::exit::exit_codes;
+use crate::prompt::SecretReader;
+
+fn keystore(paths: &Paths) -> Keystore {
+    Keystore::new(paths.keystore_dir())
+}
+
+pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
+    let ks = keystore(paths);
+    match cmd {
+        TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
+        TokenCommand::Add(a) if a.fido2 => add_fido2(paths, &ks, &a),
+        TokenCommand::Add(a) => add_piv(paths, &ks, &a),
+        TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
+            let note = if s.recorded {
+                ""
+            } else {
+                "  (NOT in the keystore's manifest: never used; remove the file)"
+            };
+            format!(
+                "{:<24} {:<6} {:<34} {}{note}",
+                s.stub.id(),
+                s.stub.kind(),
+                s.stub.describe(),
+                s.stub.model()
+            )
+        }),
+        TokenCommand::Remove { id } => rotate(paths, &ks, Some(&id)),
+    }
+}
+
+pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> {
+    match cmd {
+        KeystoreCommand::Rotate {
+            rebuild_manifest: false,
+        } => rotate(paths, &keystore(paths), None),
+        KeystoreCommand::Rotate {
+            rebuild_manifest: true,
+        } => rebuild(paths, &keystore(paths)),
+    }
+}
+
+fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+    if !soft_allowed() {
+        return Err(token_failure(TokenError::SoftRefused));
+    }
+    if ks.is_initialized().map_err(ks_failure)? {
+        // Only one soft token exists per folder, so a keystore that already exists was made
+        // by another token; enrolling the soft token beside real ones is not supported.
+        return Err(Failure::new(
+            exit_codes::TOKEN,
+            "the keystore already exists; the soft token can only create a new one (tests)",
+        ));
+    }
+    let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    let checked = ks
+        .create(&stub, &mut AuditLedger::new(&paths.audit_log()))
+        .map_err(ks_failure)?;
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    println!("The keystore is at {}.", ks.dir().display());
+    report(&checked);
+    Ok(())
+}
+
+fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    harden();
+    let policy = |p: &str| match p {
+        "never" => PinPolicy::Never,
+        "always" => PinPolicy::Always,
+        _ => PinPolicy::Once,
+    };
+    let mut reader = SecretReader::new();
+    let pin = reader.field("YubiKey PIN")?;
+    let mgm_key = if a.custom_mgm_key {
+        Some(reader.field("management key (hex)")?)
+    } else {
+        None
+    };
+    let opts = EnrollOptions {
+        serial: a.serial,
+        slot: a.slot,
+        pin_policy: policy(&a.pin_policy),
+        touch_policy: if a.touch_policy == "cached" {
+            TouchPolicy::Cached
+        } else {
+            TouchPolicy::Always
+        },
+        use_existing: a.use_existing,
+        allow_no_touch: a.allow_no_touch,
+        force: a.force,
+        mgm_key,
+    };
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    // With an existing keystore, first make sure an enrolled token can open it: the new key
+    // is generated only once the vault key is in hand.
+    let vk = match initialized {
+        true => Some(touch_enrolled(paths, ks, recorded(ks)?, Some(&pin))?),
+        false => None,
+    };
+    let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
+    let mut ledger = AuditLedger::new(&paths.audit_log());
+    let checked = match vk {
+        Some(vk) => ks.add_keyslot(&vk, &stub, &mut ledger),
+        None => ks.create(&stub, &mut ledger),
+    }
+    .map_err(ks_failure)?;
+    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    if let TokenStub::Piv {
+        touch_policy,
+        pin_policy,
+        ..
+    } = &stub
+    {
+        if matches!(touch_policy.as_str(), "never" | "default") {
+            eprintln!(
+                "WARNING: this key's touch policy is {touch_policy}: any program running as you can unlock the keystore while the YubiKey is plugged in, without a touch."
+            );
+        }
+        if pin_policy == "never" {
+            eprintln!("Note: this key's PIN policy is never: a touch alone unlocks.");
+        }
+    }
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    report(&checked);
+    Ok(())
+}
+
+fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {
+    harden();
+    let mut reader = SecretReader::new();
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    let slots = match initialized {
+        true => recorded(ks)?,
+        false => Vec::new(),
+    };
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let opts = fido2::EnrollOptions {
+        place: match (&a.device, &a.reader) {
+            (Some(d), _) => Where::Hid(d.clone()),
+            (None, Some(r)) => Where::Reader(r.clone()),
+            (None, None) => Where::Anywhere,
+        },
+        label: a.name.clone(),
+        uv: a.uv.as_deref().and_then(UvMode::parse),
+    };
+    // Every check that needs no touch comes before the touch that opens the keystore.
+    let prepared = fido2::prepare(&opts, &stubs).map_err(token_failure)?;
+    let vk = match initialized {
+        true => {
+            let pin = pin_for(&mut reader, &slots)?;
+            Some(touch_enrolled(paths, ks, slots.clone(), pin.as_ref())?)
+        }
+        false => None,
+    };
+    let mut ask = |label: &str| reader.field(label).map_err(|f| f.message);
+    let mut token = prepared.enroll(&mut ask).map_err(token_failure)?;
+    let stub = token.stub().clone();
+    eprintln!(
+        "Touch {} again, to seal the keystore's key to it...",
+        stub.describe()
+    );
+    let mut ledger = AuditLedger::new(&paths.audit_log());
+    let checked = match vk {
+        Some(vk) => ks.add_keyslot_with(&vk, &mut token, &mut ledger),
+        None => ks.create_with(&mut token, &mut ledger),
+    }
+    .map_err(ks_failure)?;
+    println!(
+        "Enrolled {} as {} ({}).",
+        stub.describe(),
+        stub.id(),
+        stub.model()
+    );
+    if !initialized {
+        println!("The keystore is at {}.", ks.dir().display());
+    }
+    report(&checked);
+    Ok(())
+}
+
+/// The PIN for whichever of `slots` wants one, asked once, naming them.
+fn pin_for(reader: &mut SecretReader, slots: &[Keyslot]) -> Result<Option<SecretString>, Failure> {
+    let needing: Vec<String> = slots
+        .iter()
+        .filter(|s| s.stub.needs_pin())
+        .map(|s| s.stub.describe())
+        .collect();
+    match needing.is_empty() {
+        true => Ok(None),
+        false => reader
+            .field(&format!("PIN of {}", needing.join(" or ")))
+            .map(Some),
+    }
+}
+
+/// The keyslots the manifest records (readable ones).
+fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
+    Ok(ks
+        .keyslots()
+        .map_err(ks_failure)?
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|s| s.recorded)
+        .collect())
+}
+
+/// Touch a present token among `slots` and unwrap the vault key. Asks for the PIN when
+/// `pin` is `None` and a PIV key's policy wants one.
+fn touch_enrolled(
+    paths: &Paths,
+    ks: &Keystore,
+    slots: Vec<Keyslot>,
+    pin: Option<&SecretString>,
+) -> Result<VaultKey, Failure> {
+    if slots.is_empty() {
+        return Err(Failure::error(
+            "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
+        ));
+    }
+    let asked;
+    let pin = match pin {
+        Some(p) => Some(p),
+        None => {
+            asked = pin_for(&mut SecretReader::new(), &slots)?;
+            asked.as_ref()
+        }
+    };
+    let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+    let soft_dir = paths.soft_token_dir();
+    let search = Search {
+        soft_dir: &soft_dir,
+        soft_allowed: soft_allowed(),
+        pin,
+    };
+    let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
+    eprintln!("Touch {} to open the keystore...", stubs[i].describe());
+    ks.unwrap_vault(&slots[i], token.as_mut())
+        .map_err(ks_failure)
+}
+
+/// `token remove` (with `remove`) and `keystore rotate`: a new vault key for every token that
+/// stays, after a touch on one of them.
+fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Failure> {
+    harden();
+    if let Some(id) = remove {
+        let known = ks.keyslots().map_err(ks_failure)?;
+        if !known.iter().flatten().any(|s| s.stub.id() == id) {
+            return Err(Failure::error(format!(
+                "no enrolled token {id:?}: `tapsign token list` shows the ids"
+            )));
+        }
+    }
+    let mut stay = recorded(ks)?;
+    stay.retain(|s| Some(s.stub.id().as_str()) != remove);
+    if stay.is_empty() {
+        return Err(ks_failure(KeystoreError::LastKeyslot {
+            token: remove.unwrap_or("?").into(),
+        }));
+    }
+    let vk = touch_enrolled(paths, ks, stay, None)?;
+    let rotated = ks
+        .rotate(
+            &vk,
+            remove,
+            &mut present_token(paths),
+            &mut AuditLedger::new(&paths.audit_log()),
+        )
+        .map_err(ks_failure)?;
+    drop(vk);
+    print_rotated(&rotated);
+    Ok(())
+}
+
+/// `keystore rotate --rebuild-manifest`.
+fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+    harden();
+    let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
+    let vk = touch_enrolled(paths, ks, slots, None)?;
+    let rotated = ks
+        .rebuild_manifest(
+            &vk,
+            &mut present_token(paths),
+            &mut AuditLedger::new(&paths.audit_log()),
+        )
+        .map_err(ks_failure)?;
+    drop(vk);
+    println!(
+        "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
+    );
+    print_rotated(&rotated);
+    Ok(())
+}
+
+/// Asks the human for a token that must receive the new vault key itself.
+fn present_token(
+    paths: &Paths,
+) -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + '_ {
+    let soft_dir = paths.soft_token_dir();
+    move |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        eprintln!(
+            "{} must receive the new vault key itself: insert it, and touch it when it blinks...",
+            stub.describe()
+        );
+        let pin = match stub.needs_pin() {
+            true => Some(
+                SecretReader::new()
+                    .field(&format!("PIN of {}", stub.describe()))
+                    .map_err(|f| KeystoreError::Token(TokenError::Other(f.message)))?,
+            ),
+            false => None,
+        };
+        let search = Search {
+            soft_dir: &soft_dir,
+            soft_allowed: soft_allowed(),
+            pin: pin.as_ref(),
+        };
+        let (_, token) = tapsign_agent::token::locate(&[stub], &search)?;
+        Ok(token)
+    }
+}
+
+fn print_rotated(r: &Rotated) {
+    if let Some(id) = &r.removed {
+        println!("Removed token {id}, and revoked it:");
+    }
+    println!(
+        "The keystore has a new vault key (vault {}, manifest generation {}).",
+        r.vault, r.generation
+    );
+    println!(
+        "Re-sealed to it: {} credential(s){}.",
+        r.carried.len(),
+        list(&r.carried)
+    );
+    println!(
+        "Tokens that received it: {}.",
+        if r.keyslots.is_empty() {
+            "none".into()
+        } else {
+            r.keyslots.join(", ")
+        }
+    );
+    if r.removed.is_some() {
+        println!(
+            "The removed token now opens nothing in this keystore, even with an old copy of its keyslot. \
+             A backup made before now still opens with it and holds the secrets as they were then: \
+             if the token was lost, replace those API keys at the exchange too."
+        );
+    }
+    for d in &r.dropped {
+        eprintln!("NOT carried over: {}: {}", d.name, d.reason);
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        n => format!(" ({})", n.join(", ")),
+    }
+}
+
+/// What a check found that the trader must hear about.
+pub(super) fn report(c: &Checked) {
+    for r in &c.refused {
+        eprintln!("REFUSED: {}", r.reason);
+    }
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+}

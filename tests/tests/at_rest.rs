@@ -1,0 +1,346 @@
+//! At rest, nothing goes backwards: the attacks of the at-rest review, made through the real
+//! CLI and agent by someone who can write the trader's files, and each one caught.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use tapsign_tests::World;
+
+fn sign(w: &World, key: &str) -> tapsign_tests::Run {
+    w.run(
+        &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+}
+
+/// The live keystore folder (`keystore/vault-<tag>/`).
+fn live(w: &World) -> PathBuf {
+    let ks = w.home().join("keystore");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&ks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("vault-")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+fn cred_file(w: &World, name: &str) -> PathBuf {
+    live(w).join("credentials").join(format!("{name}.json"))
+}
+
+/// Write a file back the way a backup restore would: private, like the original.
+fn put_back(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn status_json(w: &World) -> serde_json::Value {
+    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
+}
+
+#[test]
+fn an_old_credential_copied_back_after_a_rotation_is_refused_at_unlock() {
+    // The review's attack: rotate k1 (`--replace` with a new secret), copy the old k1.json
+    // back, unlock. Before, the agent signed with the pre-rotation secret.
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak-old", "secret-before-rotation");
+    let old = std::fs::read(cred_file(&w, "k1")).unwrap();
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak-new\nsecret-after-rotation\n",
+    )
+    .ok();
+    put_back(&cred_file(&w, "k1"), &old);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "REFUSED");
+    assert!(out.stderr.contains("old copy was put back"), "{out:?}");
+    assert!(
+        out.stderr.contains("key add k1 --replace"),
+        "says what to do: {out:?}"
+    );
+    sign(&w, "k1").fails_with(4, "locked");
+    let audit = w.run(&["audit"], "");
+    assert!(audit.ok().contains("REFUSED credential k1"), "{audit:?}");
+    assert!(audit.stdout.contains("key replace k1"), "{audit:?}");
+}
+
+#[test]
+fn with_other_keys_the_session_opens_and_the_refusal_is_shown() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let old = std::fs::read(cred_file(&w, "k1")).unwrap();
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nrotated\n",
+    )
+    .ok();
+    put_back(&cred_file(&w, "k1"), &old);
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k2."), "{out:?}");
+    assert!(out.stderr.contains("REFUSED"), "{out:?}");
+    sign(&w, "k1").fails_with(5, "unknown_key");
+    sign(&w, "k2").ok();
+    let st = status_json(&w);
+    assert!(st["warnings"].to_string().contains("REFUSED"), "{st}");
+}
+
+#[test]
+fn a_deleted_credential_put_back_is_refused() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    let old = std::fs::read(cred_file(&w, "k2")).unwrap();
+    let out = w.run(&["key", "remove", "k2"], "");
+    assert!(out.ok().contains("recorded in the audit log"), "{out:?}");
+    put_back(&cred_file(&w, "k2"), &old);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    assert!(
+        out.stderr.contains("deleted credential was put back"),
+        "{out:?}"
+    );
+    sign(&w, "k2").fails_with(5, "unknown_key");
+    let audit = w.run(&["audit"], "").stdout;
+    assert!(audit.contains("key remove k2"), "{audit}");
+    assert!(audit.contains("REFUSED credential k2"), "{audit}");
+}
+
+#[test]
+fn a_replaced_vault_json_is_refused_by_key_add_and_detected_at_unlock() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let attacker = World::new();
+    attacker.setup_key("x", "binance", "ak", "sk");
+    let vault = live(&w).join("vault.json");
+    std::fs::copy(live(&attacker).join("vault.json"), &vault).unwrap();
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "refusing to seal");
+    assert!(out.stderr.contains("vault.json was replaced"), "{out:?}");
+    assert_eq!(w.key_names(), ["k1"], "nothing stored");
+    w.start_agent();
+    w.run(&["unlock"], "").fails_with(7, "does not match");
+}
+
+#[test]
+fn a_consistently_replaced_keystore_is_refused_by_key_add_while_the_agent_remembers() {
+    // Replacing vault.json and manifest.json together (the attacker's own keystore) fools
+    // the files, but not the agent that verified the real vault key at its last unlock.
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let real = status_json(&w)["keystore"]["vault_key"].clone();
+    assert!(real.is_string(), "{real}");
+    let attacker = World::new();
+    attacker.setup_key("x", "binance", "ak", "sk");
+    let theirs = live(&attacker);
+    let ks = w.home().join("keystore");
+    let dest = ks.join(theirs.file_name().unwrap());
+    std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&theirs)
+        .arg(&dest)
+        .status()
+        .unwrap();
+    std::fs::remove_file(dest.join("credentials/x.json")).unwrap();
+    std::fs::copy(
+        attacker.home().join("keystore/manifest.json"),
+        ks.join("manifest.json"),
+    )
+    .unwrap();
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "running agent");
+    assert!(!dest.join("credentials/k2.json").exists());
+}
+
+#[test]
+fn key_replace_and_remove_are_audited() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nnew\n",
+    )
+    .ok();
+    w.run(&["key", "remove", "k2"], "").ok();
+    let audit = w.run(&["audit"], "");
+    let text = audit.ok();
+    for needle in [
+        "key add k1",
+        "key add k2",
+        "key replace k1",
+        "key remove k2",
+    ] {
+        assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+    }
+    assert!(text.contains("tapsign)"), "names the program: {text}");
+    w.run(&["audit", "verify"], "").ok();
+    // A change that cannot be recorded does not happen.
+    let log = w.home().join("audit.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    w.run(&["key", "remove", "k1"], "")
+        .fails_with(1, "could not be recorded");
+    assert_eq!(w.key_names(), ["k1"]);
+}
+
+#[test]
+fn a_swapped_audit_log_withholds_signatures() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k1").ok();
+    // The attack: a copy missing its last lines, renamed over the log.
+    let log = w.home().join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let shorter = lines[..lines.len() - 2].join("\n") + "\n";
+    let copy = w.home().join("audit.copy");
+    std::fs::write(&copy, &shorter).unwrap();
+    std::fs::rename(&copy, &log).unwrap();
+    let out = sign(&w, "k1");
+    out.fails_with(1, "withheld");
+    assert!(out.stderr.contains("replaced"), "{out:?}");
+    assert!(!out.stdout.contains("signature"), "{out:?}");
+    let st = status_json(&w);
+    assert!(st["warnings"].to_string().contains("replaced"), "{st}");
+    assert!(st["audit_head"].is_null(), "{st}");
+    assert!(w.agent_log().contains("ALERT"), "{}", w.agent_log());
+    // It stays that way: the agent does not carry on in the swapped file.
+    sign(&w, "k1").fails_with(1, "withheld");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), shorter);
+}
+
+#[test]
+fn status_shows_the_head_and_verify_checks_a_log_against_it() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k1").ok();
+    let st = status_json(&w);
+    let head = format!(
+        "{}:{}",
+        st["audit_head"]["seq"],
+        st["audit_head"]["hash"].as_str().unwrap()
+    );
+    let text = w.run(&["status"], "");
+    assert!(
+        text.ok().contains(&format!("audit head: {head}")),
+        "{text:?}"
+    );
+    w.run(&["audit", "verify", "--head", &head], "").ok();
+    // The agent's own log records the head at unlock and lock (journald, under systemd).
+    w.run(&["lock"], "").ok();
+    let agent = w.agent_log();
+    assert!(
+        agent.contains("audit head ") && agent.contains("(unlock)"),
+        "{agent}"
+    );
+    assert!(agent.contains("(lock)"), "{agent}");
+    w.signal_agent("TERM");
+    // Cut the last lines: the chain alone still verifies, the head does not.
+    let log = w.home().join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, lines[..lines.len() - 4].join("\n") + "\n").unwrap();
+    w.run(&["audit", "verify"], "").ok();
+    let out = w.run(&["audit", "verify", "--head", &head], "");
+    out.fails_with(7, "fails verification");
+    assert!(out.stdout.contains("cut off"), "{out:?}");
+    w.run(&["audit", "verify", "--head", "12:zz"], "")
+        .fails_with(2, "not a checkpoint");
+}
+
+#[test]
+fn keystore_rotate_gives_a_new_vault_key_and_old_keyslots_open_nothing() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let before = live(&w);
+    let old_slot: Vec<PathBuf> = std::fs::read_dir(before.join("keyslots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let old_bytes = std::fs::read(&old_slot[0]).unwrap();
+    let out = w.run(&["keystore", "rotate"], "");
+    assert!(out.ok().contains("new vault key"), "{out:?}");
+    assert!(out.stdout.contains("1 credential(s) (k1)"), "{out:?}");
+    let after = live(&w);
+    assert_ne!(before, after);
+    assert!(!before.exists(), "the old folder is gone");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k1").ok();
+    w.run(&["lock"], "").ok();
+    // A copy of the old keyslot (it opens the old vault key, which opens nothing current) is
+    // not the keyslot the manifest records: not even worth a touch.
+    let slot = after
+        .join("keyslots")
+        .join(old_slot[0].file_name().unwrap());
+    put_back(&slot, &old_bytes);
+    w.run(&["unlock"], "").fails_with(7, "manifest");
+    let audit = w.run(&["audit"], "").stdout;
+    assert!(audit.contains("rotated"), "{audit}");
+}
+
+#[test]
+fn after_a_rotation_key_add_waits_for_the_agent_to_verify_the_new_vault_key() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    w.run(&["keystore", "rotate"], "").ok();
+    // The agent still pins the key it verified: from its point of view this could be a swap.
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "run `tapsign unlock` once");
+    w.run(&["unlock"], "").ok();
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .ok();
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k2").ok();
+}
+
+#[test]
+fn a_damaged_manifest_is_named_and_can_be_rebuilt() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let manifest = w.home().join("keystore/manifest.json");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[30] ^= 0x01;
+    put_back(&manifest, &bytes);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "manifest.json");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    assert!(
+        out.ok().contains("Rebuilt the keystore's manifest"),
+        "{out:?}"
+    );
+    w.run(&["unlock"], "").ok();
+    sign(&w, "k1").ok();
+}
