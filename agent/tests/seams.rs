@@ -236,7 +236,10 @@ fn the_fuzz_seeds_are_the_spread_out_denied_requests() {
     let dir = format!("{}/../fuzz/seeds/wall", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("TAPSIGN_WRITE_FUZZ_SEEDS").is_none() {
         let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        assert!(n > 100, "{dir} has {n} seeds: run with TAPSIGN_WRITE_FUZZ_SEEDS=1");
+        assert!(
+            n > 100,
+            "{dir} has {n} seeds: run with TAPSIGN_WRITE_FUZZ_SEEDS=1"
+        );
         return;
     }
     std::fs::create_dir_all(&dir).unwrap();
