@@ -2,7 +2,10 @@
 //!
 //! State lives behind `std::sync::Mutex`es that are never held across an `.await` or any token
 //! I/O: the session lock is taken to check and count a signature (microseconds), and an unlock
-//! does its touch on a blocking thread before taking it to install the new session.
+//! does its touch on a blocking thread before taking it to install the new session. Nothing
+//! here waits on the disk on an async worker: the audit log has its own writer thread
+//! ([`AuditSink`]), Kraken nonces are reserved on blocking threads ([`KrakenNonces`]), and
+//! `status`, which reads the keystore's folder, runs on a blocking thread.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -12,14 +15,14 @@ use tapsign_proto::{
     Response, SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
 };
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditSink, Unrecorded};
 use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::credential::Exchange;
 use crate::keystore::Keystore;
+use crate::nonces::KrakenNonces;
 use crate::paths::Paths;
 use crate::session::{Client, LockReason, Session, Warning};
-use crate::sign::kraken::NonceStore;
 use crate::sign::{self, Stamp};
 use crate::{policy, unlocker};
 
@@ -41,7 +44,8 @@ pub struct Agent {
     /// `TAPSIGN_INSECURE_SOFT_TOKEN=1` was set when the agent started.
     pub(crate) soft_allowed: bool,
     session: Mutex<Session>,
-    audit: Mutex<Option<AuditLog>>,
+    /// The audit log, owned by its writer thread.
+    pub(crate) audit: AuditSink,
     /// Wakes the reaper when the session changes.
     pub(crate) changed: tokio::sync::Notify,
     /// One unlock at a time: a second waits instead of asking for a second touch.
@@ -54,16 +58,10 @@ pub struct Agent {
     pub(crate) notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
-    /// The audit log could not be written at the last attempt: signatures are withheld.
-    audit_broken: std::sync::atomic::AtomicBool,
-    /// The audit log was replaced, cut or edited under the agent, and how: signatures are
-    /// withheld until the agent restarts (reopening would carry on in the tampered file).
-    /// See `at_rest`.
-    audit_tampered: Mutex<Option<String>>,
     /// The keystore manifest this agent last verified or wrote (at an unlock).
     verified: Mutex<Option<KeystoreState>>,
-    /// Kraken nonce stores, one per key, opened on first use.
-    nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
+    /// Kraken nonces, reserved on disk in blocks, one store per key.
+    nonces: KrakenNonces,
     /// The PC/SC reader of the token that opened the session (watched for removal).
     reader: Mutex<Option<String>>,
     /// Whether the removal watcher is following a reader now, and which.
@@ -72,18 +70,20 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(paths: Paths, config: Config, soft_allowed: bool) -> Arc<Agent> {
+        let audit = AuditSink::open(&paths.audit_log(), config.audit);
+        Agent::with_audit(paths, config, soft_allowed, audit)
+    }
+
+    /// An agent recording into `audit` (tests: a sink whose disk fails or stalls).
+    pub fn with_audit(
+        paths: Paths,
+        config: Config,
+        soft_allowed: bool,
+        audit: AuditSink,
+    ) -> Arc<Agent> {
         let keystore = Keystore::new(paths.keystore_dir());
         let warnings = Vec::new();
-        let audit = match AuditLog::open(&paths.audit_log()) {
-            Ok(log) => Some(log),
-            Err(e) => {
-                eprintln!(
-                    "tapsign agent: warning: the audit log cannot be opened ({e}); signing is refused until it can"
-                );
-                None
-            }
-        };
-        let audit_broken = audit.is_none();
+        let nonces = KrakenNonces::new(&paths.state_dir);
         let notifications = config.notifications.enabled;
         Arc::new(Agent {
             paths,
@@ -91,7 +91,7 @@ impl Agent {
             keystore,
             soft_allowed,
             session: Mutex::new(Session::default()),
-            audit: Mutex::new(audit),
+            audit,
             changed: tokio::sync::Notify::new(),
             unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
@@ -99,9 +99,7 @@ impl Agent {
             dbus_sources: crate::locksource::Sources::default(),
             notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
-            nonces: Mutex::new(std::collections::BTreeMap::new()),
-            audit_broken: std::sync::atomic::AtomicBool::new(audit_broken),
-            audit_tampered: Mutex::new(None),
+            nonces,
             verified: Mutex::new(None),
             reader: Mutex::new(None),
             removal_live: Mutex::new(None),
@@ -114,19 +112,6 @@ impl Agent {
             Arc::try_unwrap(self).unwrap_or_else(|_| panic!("with_clock on a shared agent"));
         agent.clock = clock;
         Arc::new(agent)
-    }
-
-    /// The next Kraken nonce for `key`, already persisted (state folder, one file per key).
-    fn kraken_nonce(&self, key: &str, now_ms: u64) -> Result<u64, String> {
-        let mut stores = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-        if !stores.contains_key(key) {
-            let path = NonceStore::path_for(&self.paths.state_dir, key);
-            stores.insert(key.to_owned(), NonceStore::open(&path)?);
-        }
-        match stores.get_mut(key) {
-            Some(store) => store.next(now_ms),
-            None => Err("internal: nonce store missing".into()),
-        }
     }
 
     /// Now, on the agent's boot-time clock.
@@ -147,47 +132,6 @@ impl Agent {
         if !warnings.contains(&msg) {
             eprintln!("tapsign agent: warning: {msg}");
             warnings.push(msg);
-        }
-    }
-
-    /// Record a decision; false when it could not be written. A log that failed is reopened
-    /// on the next decision (the disk may have been freed). The failure is logged once when
-    /// it starts and shown by `status` while it lasts. A log found tampered with is not
-    /// reopened: nothing is recorded (so no signature leaves) until the agent restarts.
-    pub(crate) fn audit(&self, event: AuditEvent) -> bool {
-        if self.audit_tampered().is_some() {
-            return false;
-        }
-        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = AuditLog::open(&self.paths.audit_log()).ok();
-        }
-        let written = match guard.as_mut() {
-            Some(log) => log.append(&event).map_err(|e| {
-                if e.is_tampering() {
-                    self.set_tampered(&e, log.checkpoint());
-                }
-                e.to_string()
-            }),
-            None => Err("it cannot be opened".to_owned()),
-        };
-        if written.is_err() {
-            *guard = None;
-        }
-        drop(guard);
-        let was_broken = self
-            .audit_broken
-            .swap(written.is_err(), std::sync::atomic::Ordering::Relaxed);
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                if !was_broken {
-                    eprintln!(
-                        "tapsign agent: warning: the audit log cannot be written ({e}); signing is refused until it can"
-                    );
-                }
-                false
-            }
         }
     }
 
@@ -229,10 +173,11 @@ impl Agent {
     /// subscribers, wake the reaper.
     pub(crate) fn ended(&self, reason: &LockReason) {
         eprintln!("tapsign agent: locked: {reason}");
-        self.audit(AuditEvent::Lock {
+        // Not waited for: a lock happens whatever the disk does. The writer logs the head
+        // after this line and has it synced at once.
+        self.audit.submit(AuditEvent::Lock {
             reason: reason.to_string(),
         });
-        self.log_head("lock");
         self.publish(SessionEvent {
             event: EventKind::Locked,
             message: format!("locked: {reason}"),
@@ -306,100 +251,108 @@ impl Agent {
                 version: PROTOCOL_VERSION,
                 agent: agent_version(),
             },
-            Request::Status {} => Response::Status(self.status()),
+            Request::Status {} => Response::Status(self.status_now().await),
             Request::Lock {} => {
                 self.lock(LockReason::Command);
+                // The answer waits (briefly, never for a sync) for the lock's line.
+                self.audit.refresh(AUDIT_WAIT).await;
                 Response::Locked {}
             }
             Request::Unlock(u) => self.unlock(u, client).await,
-            Request::Sign(s) => self.sign(s, client),
+            Request::Sign(s) => self.sign(s, client).await,
             // The server turns the connection into an event stream; this is its first answer.
             Request::Subscribe {} => Response::Subscribed {},
         }
     }
 
-    fn sign(&self, req: SignRequest, client: &Client) -> Response {
+    async fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = self.now();
         // A deadline this request is the first to notice ends the session like the reaper's.
         let expired = self.session().tick(now);
         if let Some(reason) = expired {
             self.ended(&reason);
         }
-        let refuse = |code: ErrorCode, message: String| {
-            self.audit(AuditEvent::Refusal {
+        let (signed, spent_now) = match self.stamp_and_sign(&req, client, now).await {
+            Ok(done) => done,
+            Err((code, message)) => {
+                // Recorded when the log can take it; the refusal stands either way.
+                let _ = self
+                    .audit
+                    .record(AuditEvent::Refusal {
+                        key: req.key.clone(),
+                        method: req.method.clone(),
+                        path: req.path.clone(),
+                        code,
+                        reason: message.clone(),
+                        pid: client.pid,
+                        exe: client.exe.clone(),
+                    })
+                    .await;
+                return Response::Error { code, message };
+            }
+        };
+        // Every signature that leaves the agent is on record: one that cannot be recorded
+        // does not leave (it still counts against the budget).
+        let recorded = self
+            .audit
+            .record(AuditEvent::Sign {
                 key: req.key.clone(),
                 method: req.method.clone(),
                 path: req.path.clone(),
-                code,
-                reason: message.clone(),
                 pid: client.pid,
                 exe: client.exe.clone(),
-            });
-            Response::Error { code, message }
-        };
-        let mut stamp = match Stamp::now() {
-            Ok(s) => s,
-            Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
-        };
+            })
+            .await;
+        if let Err(why) = recorded {
+            return Response::Error {
+                code: ErrorCode::Internal,
+                message: withheld(&why, self.audit.path()),
+            };
+        }
+        if spent_now {
+            self.ended(&LockReason::BudgetSpent);
+        } else {
+            self.publish_warnings();
+        }
+        Response::Signed(signed)
+    }
+
+    /// Stamp the request, check it against the policy and sign it; also whether that spent
+    /// the session's budget.
+    async fn stamp_and_sign(
+        &self,
+        req: &SignRequest,
+        client: &Client,
+        now: Duration,
+    ) -> Result<(tapsign_proto::SignedRequest, bool), (ErrorCode, String)> {
+        let mut stamp = Stamp::now().map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
-        // the store hands out the next one and has it on disk before we sign. It is fetched
-        // before taking the session lock (an fsync); should the session change in between, the
-        // scheme refuses a Kraken request without a nonce, and a non-Kraken one ignores it.
-        if self.session().exchange_of(&req.key) == Some(Exchange::Kraken) {
-            match self.kraken_nonce(&req.key, stamp.unix_ms) {
-                Ok(n) => stamp.counter = Some(n),
-                Err(e) => return refuse(ErrorCode::Internal, e),
-            }
+        // the nonces come from a block already reserved on disk. It is fetched before taking
+        // the session lock; should the session change in between, the scheme refuses a Kraken
+        // request without a nonce, and a non-Kraken one ignores it.
+        let kraken = self.session().exchange_of(&req.key) == Some(Exchange::Kraken);
+        if kraken {
+            let nonce = self.nonces.next(&req.key, stamp.unix_ms).await;
+            stamp.counter = Some(nonce.map_err(|e| (ErrorCode::Internal, e.to_string()))?);
         }
         let opts = self.config.signing;
         let key_policy = self.config.key_policy(&req.key);
         // The policy runs under the same lock as the signature, on the credential actually
         // used: no unlock can slip in between the check and the signing. What is signed is the
         // request the policy parsed, written back (`checked.wire`).
-        let (outcome, spent_now) = {
-            let mut session = self.session();
-            let out = session.use_key(&req.key, now, client, |cred| {
-                let checked = policy::check_request(cred.exchange, &req.key, key_policy, &req)
-                    .map_err(|r| (r.code(), r.to_string()))?;
-                sign::sign(cred, &checked.wire, &stamp, &opts)
-                    .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
-            });
-            let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
-            (out, spent_now)
-        };
-        match outcome {
-            Err(r) => refuse(r.code, r.message),
-            Ok(Err((code, message))) => refuse(code, message),
-            Ok(Ok(signed)) => {
-                // Every signature that leaves the agent is on record: one that cannot be
-                // recorded does not leave (it still counts against the budget).
-                let recorded = self.audit(AuditEvent::Sign {
-                    key: req.key.clone(),
-                    method: req.method.clone(),
-                    path: req.path.clone(),
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                if !recorded {
-                    let message = match self.audit_tampered() {
-                        Some(why) => format!("the signature was withheld: {why}"),
-                        None => format!(
-                            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
-                            self.paths.audit_log().display()
-                        ),
-                    };
-                    return Response::Error {
-                        code: ErrorCode::Internal,
-                        message,
-                    };
-                }
-                if spent_now {
-                    self.ended(&LockReason::BudgetSpent);
-                } else {
-                    self.publish_warnings();
-                }
-                Response::Signed(signed)
-            }
+        let mut session = self.session();
+        let out = session.use_key(&req.key, now, client, |cred| {
+            let checked = policy::check_request(cred.exchange, &req.key, key_policy, req)
+                .map_err(|r| (r.code(), r.to_string()))?;
+            sign::sign(cred, &checked.wire, &stamp, &opts)
+                .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
+        });
+        let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
+        drop(session);
+        match out {
+            Err(r) => Err((r.code, r.message)),
+            Ok(Err(refused)) => Err(refused),
+            Ok(Ok(signed)) => Ok((signed, spent_now)),
         }
     }
 
@@ -455,12 +408,15 @@ impl Agent {
         };
         match opened {
             Err((code, message)) => {
-                self.audit(AuditEvent::UnlockRefused {
-                    code,
-                    reason: message.clone(),
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
+                let _ = self
+                    .audit
+                    .record(AuditEvent::UnlockRefused {
+                        code,
+                        reason: message.clone(),
+                        pid: client.pid,
+                        exe: client.exe.clone(),
+                    })
+                    .await;
                 Response::Error { code, message }
             }
             Ok(o) if extend => {
@@ -475,15 +431,18 @@ impl Agent {
                 }
                 *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
                 eprintln!("tapsign agent: session extended with {}", o.opened_by);
-                self.audit(AuditEvent::Unlock {
-                    token: format!("{} (extend)", o.opened_by),
-                    keys: Vec::new(),
-                    ttl_secs: bounds.ttl.as_secs(),
-                    idle_secs: bounds.idle.as_secs(),
-                    max_signatures: bounds.max_signatures,
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
+                let _ = self
+                    .audit
+                    .record(AuditEvent::Unlock {
+                        token: format!("{} (extend)", o.opened_by),
+                        keys: Vec::new(),
+                        ttl_secs: bounds.ttl.as_secs(),
+                        idle_secs: bounds.idle.as_secs(),
+                        max_signatures: bounds.max_signatures,
+                        pid: client.pid,
+                        exe: client.exe.clone(),
+                    })
+                    .await;
                 self.publish(SessionEvent {
                     event: EventKind::Extended,
                     message: format!(
@@ -496,7 +455,7 @@ impl Agent {
                     signatures_left: Some(bounds.max_signatures),
                 });
                 self.changed.notify_one();
-                Response::Unlocked(self.status())
+                Response::Unlocked(self.status_now().await)
             }
             Ok(o) => {
                 for w in o.warnings {
@@ -526,18 +485,32 @@ impl Agent {
                     signatures_left: Some(bounds.max_signatures),
                 });
                 self.notifier.session_opened(names.len(), bounds.ttl);
-                self.audit(AuditEvent::Unlock {
-                    token: o.opened_by,
-                    keys: names,
-                    ttl_secs: bounds.ttl.as_secs(),
-                    idle_secs: bounds.idle.as_secs(),
-                    max_signatures: bounds.max_signatures,
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                self.log_head("unlock");
-                Response::Unlocked(self.status())
+                let _ = self
+                    .audit
+                    .record(AuditEvent::Unlock {
+                        token: o.opened_by,
+                        keys: names,
+                        ttl_secs: bounds.ttl.as_secs(),
+                        idle_secs: bounds.idle.as_secs(),
+                        max_signatures: bounds.max_signatures,
+                        pid: client.pid,
+                        exe: client.exe.clone(),
+                    })
+                    .await;
+                Response::Unlocked(self.status_now().await)
             }
+        }
+    }
+
+    /// What `status` reports, with the audit log's head caught up with the file; computed on
+    /// a blocking thread (it reads the keystore's folder).
+    pub async fn status_now(self: &Arc<Self>) -> Status {
+        self.audit.refresh(AUDIT_WAIT).await;
+        let agent = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || agent.status()).await {
+            Ok(status) => status,
+            // Only a panic gets here; answer from this thread rather than not at all.
+            Err(_) => self.status(),
         }
     }
 
@@ -592,14 +565,7 @@ impl Agent {
             Err(e) => warnings.push(e.to_string()),
         }
         let audit_head = self.audit_head();
-        if let Some(why) = self.audit_tampered() {
-            warnings.push(why);
-        } else if self.audit_broken.load(std::sync::atomic::Ordering::Relaxed) {
-            warnings.push(format!(
-                "the audit log {} cannot be written: signatures are withheld until it can (disk full? permissions?)",
-                self.paths.audit_log().display()
-            ));
-        }
+        warnings.extend(self.audit.warnings());
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
         }
@@ -654,6 +620,25 @@ impl Agent {
         });
         sources.extend(self.dbus_sources.snapshot());
         sources
+    }
+}
+
+/// How long `lock` and `status` wait for the audit writer (to have the lock's line written, to
+/// show the file's head) before answering anyway: a stalled disk delays them this much at most.
+const AUDIT_WAIT: Duration = Duration::from_millis(500);
+
+/// What a bot is told when its signature cannot be put on record.
+fn withheld(why: &Unrecorded, log: &std::path::Path) -> String {
+    match why {
+        Unrecorded::Tampered(why) => format!("the signature was withheld: {why}"),
+        Unrecorded::Unsynced(e) => format!(
+            "the audit log {} could not be synced to disk ({e}), so the signature was withheld; check the disk (dmesg) and retry",
+            log.display()
+        ),
+        Unrecorded::Unwritable(_) | Unrecorded::Stopped => format!(
+            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
+            log.display()
+        ),
     }
 }
 

@@ -1,7 +1,6 @@
 //! The audit log: append-only JSON lines, one per decision, hash-chained.
 //!
-//! Each line is one JSON object, written by one `write` call on an `O_APPEND` descriptor and
-//! synced before [`AuditLog::append`] returns:
+//! Each line is one JSON object, written by one `write` call on an `O_APPEND` descriptor:
 //!
 //! ```text
 //! {"seq":1,"time":"2026-11-23T10:00:00.000Z","prev":"000…000","event":{"type":"agent_start",…}}
@@ -16,14 +15,18 @@
 //! Editing, deleting or inserting a line breaks the chain at the next line, and [`verify`]
 //! names it. Cutting lines off the end leaves a shorter, valid chain: only a [`Checkpoint`]
 //! kept elsewhere (see [`verify_against`]) catches that. While the agent holds the log open it
-//! also checks, before each line, that the path still names the file it opened and that the
-//! file only grew, by lines that continue the chain (`tail`). The format and its limits are
-//! documented in `docs/audit.md`.
+//! also checks, before each write, that the path still names the file it opened and that the
+//! file only grew, by lines that continue the chain (`tail`). [`AuditLog`] writes and syncs
+//! (`append`); in the agent, [`AuditSink`] owns it on a thread of its own and decides when to
+//! sync (`sink`). The format and its limits are documented in `docs/audit.md`.
 
+mod append;
 mod event;
 pub mod ledger;
 mod read;
 mod since;
+mod sink;
+mod sync;
 mod tail;
 mod time;
 
@@ -33,17 +36,19 @@ mod random_tests;
 mod tests;
 #[cfg(test)]
 mod tests_anchor;
+#[cfg(test)]
+mod tests_sink;
 
 pub use event::{AuditEvent, loggable_path};
 pub use read::{Entry, Lines, read};
 pub use since::{Since, since};
+pub use sink::{AuditSink, SyncFn, Unrecorded};
 pub use time::{civil_from_days, rfc3339_utc_ms};
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -157,7 +162,7 @@ pub enum AuditError {
     },
     #[error("audit log folder {} {problem}; fix it or point TAPSIGN_HOME elsewhere", path.display())]
     InsecureFolder { path: PathBuf, problem: String },
-    #[error("audit log {}: wrote {wrote} of {len} bytes; the next append repairs the tail", path.display())]
+    #[error("audit log {}: only {wrote} of {len} bytes could be written (disk full?); they were cut off again", path.display())]
     ShortWrite {
         path: PathBuf,
         wrote: usize,
@@ -189,7 +194,7 @@ fn hash_hex(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))
 }
 
-/// The open log. One writer per file: the agent holds it behind a `Mutex`.
+/// The open log. One writer per process: in the agent, the sink's writer thread.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
@@ -198,6 +203,8 @@ pub struct AuditLog {
     next_seq: u64,
     /// Hash of the last line's bytes.
     prev: String,
+    /// The last line's bytes (no newline): the anchoring check compares the file's end to them.
+    last: Vec<u8>,
     /// The file does not end in a newline: the next write starts with one.
     torn: bool,
     /// A write failed part-way: re-read the tail before the next append.
@@ -246,6 +253,7 @@ impl AuditLog {
             file,
             next_seq: 1,
             prev: GENESIS.to_owned(),
+            last: Vec::new(),
             torn: false,
             resync: false,
             dev: meta.dev(),
@@ -254,64 +262,6 @@ impl AuditLog {
         };
         log.read_tail()?;
         Ok(log)
-    }
-
-    /// Append `event`, stamped with the current time.
-    pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.append_at(event, SystemTime::now())
-    }
-
-    /// Append `event` stamped with `time`: the whole line in one write, then `fdatasync`.
-    /// Under an exclusive `flock`, so another tapsign process appending (a `key add`) never
-    /// interleaves with this one; first the file is checked to be the one opened, grown only
-    /// by lines that continue the chain (see [`AuditError::Tampered`]).
-    pub fn append_at(&mut self, event: &AuditEvent, time: SystemTime) -> Result<(), AuditError> {
-        self.locked(|log| log.append_locked(event, time))
-    }
-
-    fn append_locked(&mut self, event: &AuditEvent, time: SystemTime) -> Result<(), AuditError> {
-        if self.resync {
-            self.read_tail()?;
-        }
-        self.check_anchored()?;
-        let line = AuditLine {
-            seq: self.next_seq,
-            time: rfc3339_utc_ms(time),
-            prev: self.prev.clone(),
-            event: event.loggable(),
-        };
-        let json = serde_json::to_vec(&line).map_err(|e| AuditError::Encode(e.to_string()))?;
-        let mut buf = Vec::with_capacity(json.len() + 2);
-        if self.torn {
-            buf.push(b'\n');
-        }
-        buf.extend_from_slice(&json);
-        buf.push(b'\n');
-        // One write on an O_APPEND descriptor: the line lands whole and contiguous, or a
-        // short write is reported and the tail is re-read before the next line.
-        let wrote = self.file.write(&buf).map_err(|e| {
-            self.resync = true;
-            io_err(&self.path)(e)
-        })?;
-        if wrote != buf.len() {
-            self.resync = true;
-            return Err(AuditError::ShortWrite {
-                path: self.path.clone(),
-                wrote,
-                len: buf.len(),
-            });
-        }
-        self.end = self.end.saturating_add(buf.len() as u64);
-        // The line is in the file even if the sync fails: re-read the tail rather than reuse
-        // this line's seq and prev.
-        self.file.sync_data().map_err(|e| {
-            self.resync = true;
-            io_err(&self.path)(e)
-        })?;
-        self.prev = hash_hex(&json);
-        self.next_seq = self.next_seq.saturating_add(1);
-        self.torn = false;
-        Ok(())
     }
 
     /// Where the chain stands now: give this to someone who can later [`verify_against`] it.
@@ -340,6 +290,7 @@ impl AuditLog {
         self.end = len;
         if len == 0 {
             (self.next_seq, self.prev, self.torn) = (1, GENESIS.to_owned(), false);
+            self.last.clear();
             self.resync = false;
             return Ok(());
         }
@@ -353,6 +304,7 @@ impl AuditLog {
             Ok(l) => l.seq.saturating_add(1),
             Err(_) => count_lines(&mut self.file).map_err(io_err(&self.path))? + 1,
         };
+        self.last = last;
         self.resync = false;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The agent's configuration (`config.toml`): session defaults and caps, signing limits,
-//! server limits. Every field is optional; `docs/defaults.md` explains each default.
+//! server limits, how the audit log reaches the disk. Every field is optional;
+//! `docs/defaults.md` explains each default.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -23,7 +24,33 @@ pub struct Config {
     pub keys: BTreeMap<String, KeyPolicy>,
     pub lock: LockConfig,
     pub notifications: NotificationsConfig,
+    pub audit: AuditConfig,
 }
+
+/// `[audit]`: how the audit log reaches the disk (docs/audit.md, "Durability").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub flush: Flush,
+    /// In `incremental_async`, the longest a written line waits for its `fdatasync`.
+    pub sync_interval: Duration,
+}
+
+/// When a line is synced to disk. Either way it is written (`write(2)`) before the answer
+/// leaves, so a crash of the agent loses nothing; the modes differ on a crash of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flush {
+    /// Synced in the background, at most `sync_interval` after it was written (auditd's
+    /// `flush = incremental_async`).
+    IncrementalAsync,
+    /// A signature waits for its line's `fdatasync`; signers waiting together share one.
+    Sync,
+}
+
+/// The bounds of `audit.sync_interval`: whole seconds (config durations have no finer unit);
+/// past a minute the kernel's own writeback would have written the lines anyway, without the
+/// agent knowing whether it worked.
+const SYNC_INTERVAL_MAX: Duration = Duration::from_secs(60);
 
 /// `[lock]`: which D-Bus lock sources run (docs/screen-lock.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +116,10 @@ impl Default for Config {
                 suspend: true,
             },
             notifications: NotificationsConfig { enabled: true },
+            audit: AuditConfig {
+                flush: Flush::IncrementalAsync,
+                sync_interval: Duration::from_secs(1),
+            },
         }
     }
 }
@@ -108,6 +139,15 @@ struct Raw {
     lock: RawLock,
     #[serde(default)]
     notifications: RawNotifications,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    flush: Option<Flush>,
+    sync_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +285,8 @@ impl Config {
         c.lock.screen = raw.lock.screen.unwrap_or(c.lock.screen);
         c.lock.suspend = raw.lock.suspend.unwrap_or(c.lock.suspend);
         c.notifications.enabled = raw.notifications.enabled.unwrap_or(c.notifications.enabled);
+        c.audit.flush = raw.audit.flush.unwrap_or(c.audit.flush);
+        c.audit.sync_interval = dur(&raw.audit.sync_interval, c.audit.sync_interval)?;
         for (name, key) in raw.keys {
             c.keys.insert(name.clone(), key_policy(&name, key)?);
         }
@@ -265,6 +307,14 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err("server.max_connections must be at least 1".into());
+        }
+        let every = self.audit.sync_interval;
+        if every.is_zero() || every > SYNC_INTERVAL_MAX {
+            return Err(format!(
+                "audit.sync_interval must be between 1s and {}s; to sync every signature's line, \
+                 set audit.flush = \"sync\"",
+                SYNC_INTERVAL_MAX.as_secs()
+            ));
         }
         Ok(())
     }
@@ -405,6 +455,25 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("parms"), "{err}");
         assert!(Config::parse("[keys.b]\nonly = [\"POST\"]\n").is_err());
+    }
+
+    #[test]
+    fn audit_flush_modes_parse_and_a_bad_interval_is_refused() {
+        let d = Config::default().audit;
+        assert_eq!(d.flush, Flush::IncrementalAsync);
+        assert_eq!(d.sync_interval, Duration::from_secs(1));
+        let c = Config::parse("[audit]\nflush = \"sync\"\nsync_interval = \"5s\"\n").unwrap();
+        assert_eq!(c.audit.flush, Flush::Sync);
+        assert_eq!(c.audit.sync_interval, Duration::from_secs(5));
+        let c = Config::parse("[audit]\nflush = \"incremental_async\"\n").unwrap();
+        assert_eq!(c.audit.flush, Flush::IncrementalAsync);
+        let err = Config::parse("[audit]\nflush = \"never\"\n").unwrap_err();
+        assert!(err.contains("incremental_async"), "{err}");
+        for bad in ["0s", "2m"] {
+            let err = Config::parse(&format!("[audit]\nsync_interval = \"{bad}\"\n")).unwrap_err();
+            assert!(err.contains("audit.sync_interval"), "{bad}: {err}");
+        }
+        assert!(Config::parse("[audit]\nsync = true\n").is_err());
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`sign`]: one module per exchange scheme, pure functions of (secret, request, stamp).
 //! - [`token`]: the [`token::Token`] trait and the test-only soft token.
 //! - [`keystore`]: vault key, keyslots, sealed credentials, atomic writes.
-//! - [`audit`]: the append-only, hash-chained log of every decision.
+//! - [`audit`]: the append-only, hash-chained log of every decision, and the sink that owns
+//!   it in the agent (a writer thread; syncs in the background or per signature).
+//! - [`nonces`]: Kraken's ever-increasing nonces, reserved on disk in blocks.
 //! - [`locksource`]: screen lock and suspend on D-Bus (logind, screensavers).
 //! - [`notify`]: desktop notifications when a session opens or ends.
 //! - [`clock`]: the boot-time clock (suspended time counts).
@@ -27,6 +29,7 @@ pub mod credential;
 pub mod harden;
 pub mod keystore;
 pub mod locksource;
+pub mod nonces;
 pub mod notify;
 pub mod paths;
 pub mod policy;

@@ -214,10 +214,14 @@ pub async fn serve(
     let general = agent.config.server.max_connections.saturating_sub(1).max(1);
     let slots = Arc::new(Semaphore::new(general));
     let control = Arc::new(Semaphore::new(1));
-    agent.audit(AuditEvent::AgentStart {
-        version: crate::agent::agent_version(),
-        pid: std::process::id(),
-    });
+    // A log that cannot take it is said by the sink and shown by `status`; the agent serves.
+    let _ = agent
+        .audit
+        .record(AuditEvent::AgentStart {
+            version: crate::agent::agent_version(),
+            pid: std::process::id(),
+        })
+        .await;
     let from = if inherited { " (from systemd)" } else { "" };
     eprintln!("tapsign agent: listening on {}{from}", socket.display());
     // The listener is accepting from here on: a client that connects after READY=1 is served.
@@ -252,9 +256,14 @@ pub async fn serve(
     stop_watchers.store(true, std::sync::atomic::Ordering::Relaxed);
     // The watcher wakes every half second; a hung pcscd must not hold the shutdown up.
     drop(removal);
-    agent.audit(AuditEvent::AgentStop {
-        reason: format!("received {stop}"),
-    });
+    let _ = agent
+        .audit
+        .record(AuditEvent::AgentStop {
+            reason: format!("received {stop}"),
+        })
+        .await;
+    // The last sync: what was written reaches the disk before the agent exits.
+    agent.audit.close().await;
     drop(listener);
     // Remove the socket only if it is still the one this agent bound: a newer agent that
     // replaced it (after this one looked stale) keeps its own. An inherited socket is
@@ -364,11 +373,14 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
             "tapsign agent: refused a connection from uid {uid} (pid {})",
             client.pid
         );
-        agent.audit(AuditEvent::PeerRefused {
-            uid,
-            pid: client.pid,
-            exe: client.exe.clone(),
-        });
+        let _ = agent
+            .audit
+            .record(AuditEvent::PeerRefused {
+                uid,
+                pid: client.pid,
+                exe: client.exe.clone(),
+            })
+            .await;
         return refuse(
             stream,
             ErrorCode::Forbidden,

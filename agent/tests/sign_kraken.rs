@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256, Sha512};
 use support::{cred, req};
 use tapsign_agent::credential::Exchange::Kraken;
-use tapsign_agent::sign::{self, SignError, SignOptions, Stamp, kraken::NonceStore};
+use tapsign_agent::sign::{self, SignError, SignOptions, Stamp};
 use tapsign_proto::SignedRequest;
 
 const SECRET: &str =
@@ -106,33 +106,6 @@ fn a_secret_that_is_not_base64_is_a_credential_error() {
         &SignOptions::default(),
     );
     assert!(matches!(got, Err(SignError::BadCredential(m)) if m.contains("base64")));
-}
-
-#[test]
-fn nonce_store_grows_strictly_and_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = NonceStore::path_for(dir.path(), "main");
-    assert_eq!(path, dir.path().join("kraken-main.nonce"));
-    let mut store = NonceStore::open(&path).expect("opens");
-    assert_eq!(store.last(), 0);
-    assert_eq!(store.next(1000).expect("next"), 1000);
-    assert_eq!(store.next(1000).expect("next"), 1001); // same millisecond
-    assert_eq!(store.next(900).expect("next"), 1002); // the clock stepped back
-    drop(store);
-    let mut again = NonceStore::open(&path).expect("reopens");
-    assert_eq!(again.last(), 1002);
-    assert_eq!(again.next(0).expect("next"), 1003);
-    assert_eq!(again.next(5000).expect("next"), 5000);
-    assert!(!dir.path().join("kraken-main.nonce.tmp").exists());
-}
-
-#[test]
-fn a_damaged_nonce_file_is_an_error_that_says_what_to_do() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("n");
-    std::fs::write(&path, "garbage").expect("write");
-    let err = NonceStore::open(&path).err().expect("refused");
-    assert!(err.contains("delete it"), "{err}");
 }
 
 proptest! {

@@ -6,11 +6,11 @@
 //! go on writing into a file nobody will read, or one that lost lines.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 use serde::Deserialize;
 
-use super::{AuditError, AuditLog, hash_hex, io_err, last_line, read_at};
+use super::{AuditError, AuditLog, hash_hex, io_err, read_at};
 use crate::keystore::Anchor;
 
 /// More than this appended by someone else since our last line is not another tapsign
@@ -84,18 +84,38 @@ impl AuditLog {
                 self.end
             )));
         }
-        if self.end > 0 {
-            let ends_line = read_at(&mut self.file, self.end - 1, 1).map_err(io_err(&self.path))?;
-            let line_end = if self.torn { self.end } else { self.end - 1 };
-            let last = last_line(&mut self.file, line_end).map_err(io_err(&self.path))?;
-            if (ends_line == b"\n") == self.torn || hash_hex(&last) != self.prev {
-                return Err(self.tampered("had its last line changed"));
-            }
+        if self.end > 0 && !self.tail_unchanged()? {
+            return Err(self.tampered("had its last line changed"));
         }
         if len > self.end {
             self.adopt(len)?;
         }
         Ok(())
+    }
+
+    /// The file still ends, at `end`, with the last line this writer knows (whole, or torn as
+    /// it was), preceded by a newline or the start of the file. One `pread`: this runs before
+    /// every write.
+    fn tail_unchanged(&mut self) -> Result<bool, AuditError> {
+        let newline = u64::from(!self.torn);
+        let Some(start) = self.end.checked_sub(self.last.len() as u64 + newline) else {
+            return Ok(false);
+        };
+        let from = start.saturating_sub(1);
+        let mut buf = vec![0; (self.end - from) as usize];
+        self.file
+            .read_exact_at(&mut buf, from)
+            .map_err(io_err(&self.path))?;
+        let rest = match start {
+            0 => &buf[..],
+            _ => match buf.split_first() {
+                Some((b'\n', rest)) => rest,
+                _ => return Ok(false),
+            },
+        };
+        let (line, after) = rest.split_at(self.last.len().min(rest.len()));
+        let ending: &[u8] = if self.torn { b"" } else { b"\n" };
+        Ok(line == self.last.as_slice() && after == ending)
     }
 
     /// Take the lines between our end and `len` into the chain, if they continue it.
@@ -132,6 +152,7 @@ impl AuditLog {
             }
             // A torn line from another writer's crash is taken as it is, like at open.
             self.prev = hash_hex(line);
+            self.last = line.to_vec();
             self.next_seq = self.next_seq.saturating_add(1);
             self.torn = !whole;
             rest = tail;

@@ -102,6 +102,9 @@ use p256::PublicKey;
 pub use changes::Added;
 pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
+#[cfg(test)]
+pub(crate) use files::{CRASH_AFTER, FAIL_AFTER};
+pub(crate) use files::{Overwrite, write_atomic};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 pub use manifest::Refusal;
 pub use rotate::{Rotated, present_tokens_needed};

@@ -8,11 +8,8 @@
 //!
 //! The nonce must grow strictly, across agent restarts too, or Kraken refuses the request
 //! (and a lower one would let an older harvested signature through first). The scheme takes it
-//! from [`Stamp::counter`], which the agent fills from a [`NonceStore`]; a bot may not send
-//! one.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! from [`Stamp::counter`], which the agent fills from its [`crate::nonces::KrakenNonces`]
+//! (reserved on disk in blocks); a bot may not send one.
 
 use base64ct::{Base64, Encoding};
 use sha2::{Digest, Sha256};
@@ -107,78 +104,4 @@ fn with_nonce(body: &str, nonce: u64) -> Result<String, SignError> {
     }
     let sep = if body.is_empty() { "" } else { "&" };
     Ok(format!("nonce={nonce}{sep}{body}"))
-}
-
-/// The last Kraken nonce of one key, kept in a file so it keeps growing across restarts.
-///
-/// [`NonceStore::next`] returns `max(last + 1, now_ms)` and writes it to disk (temp file in
-/// the same folder, fsync, rename, fsync the folder) *before* returning it, so no nonce is
-/// ever handed out twice, even if the agent dies right after signing.
-pub struct NonceStore {
-    path: PathBuf,
-    last: u64,
-}
-
-impl NonceStore {
-    /// Where the agent keeps the store of credential `key_name` under its state folder
-    /// (`kraken-<name>.nonce`; names are checked by `credential::check_name`, so they are
-    /// safe as file names). A store lost with its folder is harmless while the agent's clock
-    /// is right: nonces start from the clock in ms, above any Kraken has seen from tapsign.
-    pub fn path_for(state_dir: &Path, key_name: &str) -> PathBuf {
-        state_dir.join(format!("kraken-{key_name}.nonce"))
-    }
-
-    /// Open the store at `path`; a missing file means no nonce was used yet.
-    pub fn open(path: &Path) -> Result<NonceStore, String> {
-        let last = match std::fs::read_to_string(path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| {
-                format!(
-                    "{} does not hold a Kraken nonce (a decimal number); if it is damaged, \
-                     delete it and the next nonce starts from the current time",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        Ok(NonceStore {
-            path: path.to_path_buf(),
-            last,
-        })
-    }
-
-    /// The last nonce handed out (0 when none).
-    pub fn last(&self) -> u64 {
-        self.last
-    }
-
-    /// The next nonce: above every earlier one, and at least `now_ms`. Persisted first.
-    pub fn next(&mut self, now_ms: u64) -> Result<u64, String> {
-        let next = self.last.saturating_add(1).max(now_ms);
-        if next == u64::MAX {
-            return Err("the Kraken nonce is exhausted; create a new API key".into());
-        }
-        write_atomic(&self.path, next.to_string().as_bytes()).map_err(|e| {
-            format!(
-                "cannot save the Kraken nonce to {}: {e}",
-                self.path.display()
-            )
-        })?;
-        self.last = next;
-        Ok(next)
-    }
-}
-
-/// Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync folder.
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = dir.join(name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }

@@ -37,7 +37,7 @@ pub struct Stamp {
     /// 16 random bytes (Upbit's UUID v4 nonce is made from them).
     pub nonce: [u8; 16],
     /// A strictly increasing counter that survives restarts, for exchanges whose nonce must
-    /// grow (Kraken). The agent takes it from [`kraken::NonceStore::next`] for Kraken keys;
+    /// grow (Kraken). The agent takes it from [`crate::nonces::KrakenNonces`] for Kraken keys;
     /// `None` elsewhere. A Kraken request without one is refused, never signed with a guess.
     pub counter: Option<u64>,
 }

@@ -1,0 +1,481 @@
+//! The agent's audit sink: the one owner of the open log while the agent runs.
+//!
+//! A writer thread owns the [`AuditLog`]; the syncer (`sync`) owns a second descriptor on it
+//! and only syncs. Connections hand the writer their events over a channel and await a tokio
+//! oneshot, so no async worker ever waits on the disk or holds a lock around it.
+//!
+//! - Every line is written (`write(2)`) before the answer it belongs to leaves the agent, in
+//!   both modes: a crash of the agent loses nothing.
+//! - `flush = "incremental_async"`: the syncer syncs in the background, at most every
+//!   `sync_interval`, and at once after a lock and at shutdown.
+//! - `flush = "sync"`: a signature's answer also waits for its line's sync; signatures
+//!   written while a sync runs share the next one (group commit).
+//! - A line that cannot be written withholds its signature; a log found tampered with
+//!   withholds every signature until the agent restarts (`tail`).
+//! - A failed sync is never silent: the agent's log and `status` say so, and until a sync
+//!   succeeds again each signature waits for the sync of its own line, withheld if that fails.
+//! - Events queued together are written together: one `flock`, one anchoring check, one
+//!   `write(2)`.
+//!
+//! docs/audit.md ("Durability") is the user's side of this.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+
+use super::sync::{Synced, Syncer};
+use super::{AuditEvent, AuditLog, Checkpoint, rfc3339_utc_ms};
+use crate::config::{AuditConfig, Flush};
+use crate::keystore::Anchor;
+
+/// How the syncer flushes the file to disk: `File::sync_data` (`fdatasync`), or, in tests, a
+/// sync that fails or hangs.
+pub type SyncFn = Arc<dyn Fn(&File) -> std::io::Result<()> + Send + Sync>;
+
+/// Why a decision is not on record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrecorded {
+    /// The log was replaced, cut or edited under the agent (the message says how, and what
+    /// to do).
+    #[error("{0}")]
+    Tampered(String),
+    #[error("the audit log cannot be written ({0})")]
+    Unwritable(String),
+    #[error("the audit log could not be synced to disk ({0})")]
+    Unsynced(String),
+    #[error("the audit log's writer has stopped (the agent is shutting down)")]
+    Stopped,
+}
+
+/// Answers a caller waiting for its line.
+pub(super) type Ack = oneshot::Sender<Result<(), Unrecorded>>;
+
+/// Most events written in one batch (one `write(2)`).
+const MAX_BATCH: usize = 64;
+
+enum Job {
+    Record {
+        event: AuditEvent,
+        time: SystemTime,
+        ack: Option<Ack>,
+    },
+    /// Take in lines other tapsign processes appended (and catch tampering); answered once
+    /// everything queued before it is written.
+    Refresh(oneshot::Sender<Option<Anchor>>),
+    /// Write what is queued, sync, stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// What `status` shows of the log, kept up to date by the writer and the syncer.
+#[derive(Default)]
+pub(super) struct View {
+    state: Mutex<ViewState>,
+}
+
+#[derive(Default)]
+struct ViewState {
+    head: Option<Anchor>,
+    tampered: Option<String>,
+    unwritable: Option<String>,
+    unsynced: Option<String>,
+    /// Past trouble that still matters (a sync that failed once).
+    notes: Vec<String>,
+    /// `status` found the writer busy for longer than it waits.
+    stalled: bool,
+}
+
+impl View {
+    fn lock(&self) -> MutexGuard<'_, ViewState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A sync's outcome: logged when it starts failing and when it recovers.
+    pub(super) fn synced(&self, outcome: Synced) {
+        let mut v = self.lock();
+        match outcome {
+            Synced::Ok { recovered: None } => {}
+            Synced::Ok {
+                recovered: Some(why),
+            } => {
+                v.unsynced = None;
+                let note = format!(
+                    "syncing the audit log to disk failed at {} ({why}): lines written before then may not survive a power failure; check the disk (dmesg)",
+                    rfc3339_utc_ms(SystemTime::now())
+                );
+                eprintln!("tapsign agent: the audit log syncs again; {note}");
+                v.notes.push(note);
+            }
+            Synced::Failed { why, first } => {
+                if first {
+                    eprintln!(
+                        "tapsign agent: ALERT: the audit log cannot be synced to disk ({why}); each signature now waits for its own line's sync and is withheld if that fails"
+                    );
+                }
+                v.unsynced = Some(why);
+            }
+        }
+    }
+}
+
+/// The open audit log, owned by a writer thread. See the module doc.
+pub struct AuditSink {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    view: Arc<View>,
+}
+
+impl AuditSink {
+    /// Open the log at `path` and start its writer. A log that cannot be opened does not stop
+    /// the agent: it is said once, shown by `status`, retried at every decision, and every
+    /// signature is withheld until it opens.
+    pub fn open(path: &Path, config: AuditConfig) -> AuditSink {
+        AuditSink::open_with(path, config, Arc::new(|f: &File| f.sync_data()))
+    }
+
+    /// [`AuditSink::open`] with another way to sync (tests: a disk that fails or stalls).
+    pub fn open_with(path: &Path, config: AuditConfig, sync: SyncFn) -> AuditSink {
+        let (jobs, queue) = mpsc::channel();
+        let view = Arc::new(View::default());
+        let syncer = Syncer::new();
+        let mut writer = Writer {
+            path: path.to_owned(),
+            flush: config.flush,
+            log: None,
+            view: Arc::clone(&view),
+            syncer: Arc::clone(&syncer),
+            batches: 0,
+        };
+        writer.open();
+        let (every, v) = (config.sync_interval, Arc::clone(&view));
+        let syncing = std::thread::Builder::new()
+            .name("tapsign-audit-sync".into())
+            .spawn(move || syncer.run(every, sync, v));
+        let started = syncing.and_then(|syncing| {
+            std::thread::Builder::new()
+                .name("tapsign-audit".into())
+                .spawn(move || writer.run(&queue, syncing))
+        });
+        if let Err(e) = started {
+            let why = format!("its writer thread could not start: {e}");
+            eprintln!(
+                "tapsign agent: warning: the audit log cannot be written ({why}); signing is refused"
+            );
+            view.lock().unwritable = Some(why);
+        }
+        AuditSink {
+            path: path.to_owned(),
+            jobs,
+            view,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, event: AuditEvent, ack: Option<Ack>) {
+        let time = SystemTime::now();
+        // A writer that is gone drops the ack: the waiter then hears `Stopped`.
+        let _ = self.jobs.send(Job::Record { event, time, ack });
+    }
+
+    /// Record a decision, and return once its line is written; a signature's line, in `sync`
+    /// mode or while syncs fail, once it is synced.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), Unrecorded> {
+        let (ack, done) = oneshot::channel();
+        self.send(event, Some(ack));
+        done.await.unwrap_or(Err(Unrecorded::Stopped))
+    }
+
+    /// [`AuditSink::record`] from a blocking thread (never from an async worker).
+    pub fn record_blocking(&self, event: AuditEvent) -> Result<(), Unrecorded> {
+        let (ack, done) = oneshot::channel();
+        self.send(event, Some(ack));
+        done.blocking_recv().unwrap_or(Err(Unrecorded::Stopped))
+    }
+
+    /// Record a decision without waiting: locks, which happen whatever the disk does. The
+    /// writer logs the head after a lock's line and has it synced at once.
+    pub fn submit(&self, event: AuditEvent) {
+        self.send(event, None);
+    }
+
+    /// Wait, at most `wait`, until everything queued so far is written and lines other tapsign
+    /// processes appended are taken in: then [`AuditSink::head`] is the file's. False when the
+    /// writer did not answer in time (a stalled disk): `status` then says so.
+    pub async fn refresh(&self, wait: Duration) -> bool {
+        let (ack, done) = oneshot::channel();
+        if self.jobs.send(Job::Refresh(ack)).is_err() {
+            return false;
+        }
+        let answered = tokio::time::timeout(wait, done).await.is_ok();
+        if !answered {
+            self.view.lock().stalled = true;
+        }
+        answered
+    }
+
+    /// The anchor the keystore records, after a refresh: from a blocking thread only.
+    pub fn anchor_blocking(&self) -> Option<Anchor> {
+        let (ack, done) = oneshot::channel();
+        self.jobs.send(Job::Refresh(ack)).ok()?;
+        done.blocking_recv().ok().flatten()
+    }
+
+    /// Where the chain stands, as of the last write or refresh; none while the log is not open
+    /// or not trusted.
+    pub fn head(&self) -> Option<Checkpoint> {
+        let v = self.view.lock();
+        v.head.as_ref().map(|a| Checkpoint {
+            seq: a.seq,
+            hash: a.hash.clone(),
+        })
+    }
+
+    /// Why the log is no longer trusted, if it was tampered with.
+    pub fn tampered(&self) -> Option<String> {
+        self.view.lock().tampered.clone()
+    }
+
+    /// What `status` should warn about the log.
+    pub fn warnings(&self) -> Vec<String> {
+        let v = self.view.lock();
+        let path = self.path.display();
+        let mut out = Vec::new();
+        if let Some(why) = &v.tampered {
+            out.push(why.clone());
+        } else if let Some(why) = &v.unwritable {
+            out.push(format!(
+                "the audit log {path} cannot be written ({why}): signatures are withheld until it can (disk full? permissions?)"
+            ));
+        }
+        if let Some(why) = &v.unsynced {
+            out.push(format!(
+                "the audit log {path} cannot be synced to disk ({why}): each signature waits for its own line's sync and is withheld if that fails; check the disk (dmesg)"
+            ));
+        }
+        if v.stalled {
+            out.push(format!(
+                "the audit log {path} is slow to write (a stalled disk?): signatures wait for it, and the head shown may be behind"
+            ));
+        }
+        out.extend(v.notes.iter().cloned());
+        out
+    }
+
+    /// Write what is queued, sync it, and stop the writer. Later records fail (`Stopped`).
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.jobs.send(Job::Close(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// The writer thread's state: the log and what it reports.
+struct Writer {
+    path: PathBuf,
+    flush: Flush,
+    log: Option<AuditLog>,
+    view: Arc<View>,
+    syncer: Arc<Syncer>,
+    /// Batches written so far: the syncer's measure of how far it got.
+    batches: u64,
+}
+
+/// One queued decision.
+struct Record {
+    event: AuditEvent,
+    time: SystemTime,
+    ack: Option<Ack>,
+}
+
+impl Writer {
+    fn run(mut self, queue: &mpsc::Receiver<Job>, syncing: std::thread::JoinHandle<()>) {
+        let mut closed = None;
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            if let Some(ack) = self.handle(jobs) {
+                closed = Some(ack);
+                break;
+            }
+        }
+        // Closed, or every sender is gone: one last sync before the thread ends.
+        self.syncer.close();
+        let _ = syncing.join();
+        if let Some(ack) = closed {
+            let _ = ack.send(());
+        }
+    }
+
+    /// Handle jobs in order; consecutive records are written together. Returns the ack of a
+    /// `Close` (jobs after it are dropped: their waiters hear `Stopped`).
+    fn handle(&mut self, jobs: Vec<Job>) -> Option<oneshot::Sender<()>> {
+        let mut records = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Record { event, time, ack } => records.push(Record { event, time, ack }),
+                Job::Refresh(ack) => {
+                    self.write(std::mem::take(&mut records));
+                    self.refresh();
+                    let _ = ack.send(self.view.lock().head.clone());
+                }
+                Job::Close(ack) => {
+                    self.write(records);
+                    return Some(ack);
+                }
+            }
+        }
+        self.write(records);
+        None
+    }
+
+    fn open(&mut self) -> bool {
+        match AuditLog::open(&self.path) {
+            Ok(log) => {
+                match log.sync_handle() {
+                    Ok(f) => self.syncer.set_file(f),
+                    Err(e) => eprintln!("tapsign agent: warning: {e}"),
+                }
+                self.view.lock().head = Some(log.anchor());
+                self.log = Some(log);
+                true
+            }
+            Err(e) => {
+                self.unwritable(&e.to_string(), "opened");
+                false
+            }
+        }
+    }
+
+    /// Say once, when it starts, that the log cannot be written; `status` shows it meanwhile.
+    fn unwritable(&self, why: &str, verb: &str) {
+        let mut v = self.view.lock();
+        if v.unwritable.is_none() {
+            eprintln!(
+                "tapsign agent: warning: the audit log cannot be {verb} ({why}); signing is refused until it can"
+            );
+        }
+        v.unwritable = Some(why.to_owned());
+    }
+
+    fn write(&mut self, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        match self.write_lines(&records) {
+            Err(e) => {
+                for ack in records.into_iter().filter_map(|r| r.ack) {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+            Ok(()) => self.written(records),
+        }
+    }
+
+    fn write_lines(&mut self, records: &[Record]) -> Result<(), Unrecorded> {
+        if let Some(why) = self.view.lock().tampered.clone() {
+            return Err(Unrecorded::Tampered(why));
+        }
+        if self.log.is_none() && !self.open() {
+            let why = self.view.lock().unwritable.clone().unwrap_or_default();
+            return Err(Unrecorded::Unwritable(why));
+        }
+        let Some(log) = self.log.as_mut() else {
+            return Err(Unrecorded::Unwritable("it is not open".into()));
+        };
+        let events: Vec<_> = records.iter().map(|r| (&r.event, r.time)).collect();
+        match log.write_lines(&events) {
+            Ok(_) => {
+                let anchor = log.anchor();
+                let mut v = self.view.lock();
+                if v.unwritable.take().is_some() {
+                    eprintln!("tapsign agent: the audit log can be written again");
+                }
+                v.head = Some(anchor);
+                v.stalled = false;
+                Ok(())
+            }
+            Err(e) if e.is_tampering() => Err(Unrecorded::Tampered(self.tampered(&e))),
+            Err(e) => {
+                let why = e.to_string();
+                self.unwritable(&why, "written");
+                Err(Unrecorded::Unwritable(why))
+            }
+        }
+    }
+
+    /// The log was tampered with: stop writing to it for good, say so loudly.
+    fn tampered(&mut self, e: &super::AuditError) -> String {
+        let head = self.log.as_ref().map(AuditLog::checkpoint);
+        let head = head.map_or_else(|| "?".to_owned(), |h| h.to_string());
+        let msg = format!(
+            "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy, then restart the agent"
+        );
+        eprintln!("tapsign agent: ALERT: {msg}");
+        self.log = None;
+        let mut v = self.view.lock();
+        v.tampered = Some(msg.clone());
+        v.head = None;
+        msg
+    }
+
+    /// The lines are in the file: answer who waits only for that, hand the rest to the
+    /// syncer, and log the head after a lock or an unlock.
+    fn written(&mut self, records: Vec<Record>) {
+        self.batches += 1;
+        let must_sync = self.flush == Flush::Sync || self.syncer.failing();
+        let (mut waiters, mut urgent, mut milestone) = (Vec::new(), false, None);
+        for r in records {
+            match &r.event {
+                AuditEvent::Lock { .. } => (urgent, milestone) = (true, Some("lock")),
+                AuditEvent::Unlock { .. } => milestone = Some("unlock"),
+                _ => {}
+            }
+            let signature = matches!(r.event, AuditEvent::Sign { .. });
+            match r.ack {
+                Some(ack) if signature && must_sync => waiters.push(ack),
+                Some(ack) => {
+                    let _ = ack.send(Ok(()));
+                }
+                None => {}
+            }
+        }
+        if let (Some(when), Some(log)) = (milestone, &self.log) {
+            // The journal keeps this head where a process running as the user cannot rewrite
+            // it (docs/audit.md, "Heads").
+            eprintln!("tapsign agent: audit head {} ({when})", log.checkpoint());
+        }
+        self.syncer.written(self.batches, waiters, urgent);
+    }
+
+    /// Catch up with the file: lines other tapsign processes appended, or tampering.
+    fn refresh(&mut self) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        match log.refresh() {
+            Ok(()) => {
+                let anchor = log.anchor();
+                let mut v = self.view.lock();
+                v.head = Some(anchor);
+                v.stalled = false;
+            }
+            Err(e) if e.is_tampering() => {
+                self.tampered(&e);
+            }
+            // A read that failed changes nothing the next write would not find out.
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Kraken nonces: strictly increasing for each key, across restarts and crashes, without a
+//! sync of their own.
+//!
+//! Kraken refuses a nonce that is not above every one it has seen for the key (and a lower one
+//! would let an older harvested signature through first). Each key has a file in the state
+//! folder holding a high-water mark: no nonce above it was ever handed out. Nonces are
+//! reserved in blocks: before handing out any nonce up to a new mark, the agent writes that
+//! mark (temp file, fsync, rename, fsync the folder), then hands nonces out from memory. After
+//! a restart, a crash or a SIGKILL it starts above the mark on file, so no nonce repeats;
+//! what a crash costs is the unused rest of a block.
+//!
+//! A nonce is `max(last + 1, now in ms)`, and a block reaches [`RESERVE_MS`] past the nonce
+//! that asked for it: a key signing less than once a millisecond stays close to the clock and
+//! reserves about twice a minute. The next block is reserved in the background once half of
+//! the current one is used, so a signature waits for a reservation only when a key's first
+//! signature after the agent starts, or when the disk failed the background one. Reservations
+//! run on blocking threads, never on an async worker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::keystore::{Overwrite, write_atomic};
+
+/// How far past the nonce that asked for it a block reaches, in nonce units (milliseconds
+/// while the clock leads). A restart may skip this far ahead of the clock; nothing at Kraken
+/// minds a nonce ahead of the time.
+pub const RESERVE_MS: u64 = 60_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NonceError {
+    #[error(
+        "{0} does not hold a Kraken nonce (a decimal number); if it is damaged, delete it: nonces then start from the current time"
+    )]
+    Damaged(PathBuf),
+    #[error("cannot read the Kraken nonce file {path}: {why}")]
+    Unreadable { path: PathBuf, why: String },
+    #[error(
+        "cannot reserve Kraken nonces ({why}); the request was not signed: free some disk space or fix the state folder's permissions, then retry"
+    )]
+    Unsaved { why: String },
+    #[error("this key's Kraken nonces are exhausted; create a new API key")]
+    Exhausted,
+    #[error("the Kraken nonce reservation did not finish; retry")]
+    Interrupted,
+}
+
+/// One key's high-water mark on disk.
+pub struct NonceStore {
+    path: PathBuf,
+    mark: u64,
+}
+
+impl NonceStore {
+    /// Where the agent keeps the store of credential `key_name` under its state folder
+    /// (`kraken-<name>.nonce`; names are checked by `credential::check_name`, so they are safe
+    /// as file names). A store lost with its folder is harmless while the agent's clock is
+    /// right: nonces start from the clock in ms, above any Kraken has seen from tapsign.
+    pub fn path_for(state_dir: &Path, key_name: &str) -> PathBuf {
+        state_dir.join(format!("kraken-{key_name}.nonce"))
+    }
+
+    /// Open the store at `path`; a missing file means no nonce was handed out yet. Temp files
+    /// a crash left behind in the middle of a reservation are removed: the mark on file is the
+    /// last one that was complete.
+    pub fn open(path: &Path) -> Result<NonceStore, NonceError> {
+        remove_leftovers(path);
+        let mark = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| NonceError::Damaged(path.to_owned()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                return Err(NonceError::Unreadable {
+                    path: path.to_owned(),
+                    why: e.to_string(),
+                });
+            }
+        };
+        Ok(NonceStore {
+            path: path.to_owned(),
+            mark,
+        })
+    }
+
+    /// No nonce above this was handed out (0: none yet).
+    pub fn mark(&self) -> u64 {
+        self.mark
+    }
+
+    /// Raise the mark to `mark` on disk (a lower one changes nothing). Written atomically:
+    /// after a crash or a full disk the file holds the old mark or the new one, never a mix.
+    pub fn reserve(&mut self, mark: u64) -> Result<(), NonceError> {
+        if mark <= self.mark {
+            return Ok(());
+        }
+        write_atomic(&self.path, mark.to_string().as_bytes(), Overwrite::Replace)
+            .map_err(|e| NonceError::Unsaved { why: e.to_string() })?;
+        self.mark = mark;
+        Ok(())
+    }
+}
+
+/// Remove `.kraken-<name>.nonce.*.tmp` (and the older `kraken-<name>.nonce.tmp`) next to `path`.
+fn remove_leftovers(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let ours = |f: &str| {
+        f == format!("{name}.tmp")
+            || f.strip_prefix(&format!(".{name}."))
+                .is_some_and(|rest| rest.ends_with(".tmp"))
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if ours(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The agent's Kraken nonces: one [`KeyNonces`] per key, made on first use.
+pub struct KrakenNonces {
+    state_dir: PathBuf,
+    keys: Mutex<BTreeMap<String, Arc<KeyNonces>>>,
+}
+
+/// One key's nonces: what is handed out from memory, and the file behind it.
+struct KeyNonces {
+    path: PathBuf,
+    /// Held for microseconds, never across a wait.
+    handout: Mutex<Handout>,
+    /// The file; locked only on blocking threads, one reservation at a time.
+    store: Arc<Mutex<Option<NonceStore>>>,
+    /// One signer at a time waits for a reservation; the others then find it done.
+    gate: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Handout {
+    /// The last nonce handed out (or the mark found on file at start).
+    last: u64,
+    /// The mark on disk: nonces up to it may be handed out.
+    reserved: u64,
+    /// A background reservation is under way.
+    refilling: bool,
+}
+
+enum Take {
+    Nonce {
+        nonce: u64,
+        refill: Option<u64>,
+    },
+    /// The block is used up: reserve up to this mark first.
+    Reserve(u64),
+}
+
+impl KeyNonces {
+    fn handout(&self) -> MutexGuard<'_, Handout> {
+        self.handout.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, now_ms: u64) -> Result<Take, NonceError> {
+        let mut h = self.handout();
+        let nonce = h.last.saturating_add(1).max(now_ms);
+        if nonce == u64::MAX {
+            return Err(NonceError::Exhausted);
+        }
+        let mark = nonce.saturating_add(RESERVE_MS);
+        if nonce > h.reserved {
+            return Ok(Take::Reserve(mark));
+        }
+        h.last = nonce;
+        let refill = (h.reserved - nonce < RESERVE_MS / 2 && !h.refilling).then(|| {
+            h.refilling = true;
+            mark
+        });
+        Ok(Take::Nonce { nonce, refill })
+    }
+
+    /// Whether a nonce could be handed out now without a reservation.
+    fn fits(&self, now_ms: u64) -> bool {
+        let h = self.handout();
+        h.last.saturating_add(1).max(now_ms) <= h.reserved
+    }
+
+    /// Write `mark` (opening the file first if need be) on a blocking thread, then let nonces
+    /// up to it out.
+    async fn reserve(&self, mark: u64) -> Result<(), NonceError> {
+        let (store, path) = (Arc::clone(&self.store), self.path.clone());
+        let done = tokio::task::spawn_blocking(move || persist(&store, &path, mark))
+            .await
+            .map_err(|_| NonceError::Interrupted)?;
+        let (found, mark) = done?;
+        let mut h = self.handout();
+        if let Some(found) = found {
+            h.last = h.last.max(found);
+        }
+        h.reserved = h.reserved.max(mark);
+        Ok(())
+    }
+}
+
+/// Open the store if it is not open yet (returning the mark found there), and raise it to at
+/// least `mark`; past a mark found on file, a whole block. Returns the mark now on disk.
+fn persist(
+    store: &Mutex<Option<NonceStore>>,
+    path: &Path,
+    mark: u64,
+) -> Result<(Option<u64>, u64), NonceError> {
+    let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+    let found = match guard.as_ref() {
+        Some(_) => None,
+        None => {
+            let opened = NonceStore::open(path)?;
+            let found = opened.mark();
+            *guard = Some(opened);
+            Some(found)
+        }
+    };
+    let floor = found.map_or(0, |f| f.saturating_add(RESERVE_MS));
+    let s = guard.as_mut().ok_or(NonceError::Interrupted)?;
+    s.reserve(mark.max(floor))?;
+    Ok((found, s.mark()))
+}
+
+impl KrakenNonces {
+    pub fn new(state_dir: &Path) -> KrakenNonces {
+        KrakenNonces {
+            state_dir: state_dir.to_owned(),
+            keys: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn key(&self, name: &str) -> Arc<KeyNonces> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = keys.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(KeyNonces {
+                path: NonceStore::path_for(&self.state_dir, name),
+                handout: Mutex::new(Handout::default()),
+                store: Arc::new(Mutex::new(None)),
+                gate: tokio::sync::Mutex::new(()),
+            })
+        });
+        Arc::clone(entry)
+    }
+
+    /// The next nonce for `key`: above every one handed out before, at least `now_ms`, and at
+    /// or below a mark already on disk. Call it from the runtime (reservations are spawned).
+    pub async fn next(&self, key: &str, now_ms: u64) -> Result<u64, NonceError> {
+        let k = self.key(key);
+        loop {
+            match k.take(now_ms)? {
+                Take::Nonce { nonce, refill } => {
+                    if let Some(mark) = refill {
+                        let k = Arc::clone(&k);
+                        tokio::spawn(async move {
+                            if let Err(e) = k.reserve(mark).await {
+                                eprintln!("tapsign agent: warning: {e}");
+                            }
+                            k.handout().refilling = false;
+                        });
+                    }
+                    return Ok(nonce);
+                }
+                Take::Reserve(mark) => {
+                    let _one = k.gate.lock().await;
+                    // Another signer may have reserved while this one waited at the gate.
+                    if k.fits(now_ms) {
+                        continue;
+                    }
+                    k.reserve(mark).await?;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "nonces_tests.rs"]
+mod tests;

@@ -1,0 +1,143 @@
+//! Kraken nonces: strictly increasing, reserved in blocks, never repeated after a restart, a
+//! crash in the middle of a reservation, or a full disk.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::keystore::{CRASH_AFTER, FAIL_AFTER};
+
+fn mark_on_disk(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}
+
+#[tokio::test]
+async fn nonces_grow_strictly_and_a_restart_starts_above_the_mark_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "main");
+    assert_eq!(path, dir.path().join("kraken-main.nonce"));
+    let nonces = KrakenNonces::new(dir.path());
+    assert_eq!(nonces.next("main", 1000).await, Ok(1000));
+    assert_eq!(nonces.next("main", 1000).await, Ok(1001)); // same millisecond
+    assert_eq!(nonces.next("main", 900).await, Ok(1002)); // the clock stepped back
+    assert_eq!(nonces.next("other", 5).await, Ok(5)); // keys are apart
+    let mark = mark_on_disk(&path);
+    assert_eq!(mark, 1000 + RESERVE_MS, "one block reserved ahead");
+    drop(nonces); // as a SIGKILL would: what is in memory is gone
+    let again = KrakenNonces::new(dir.path());
+    assert_eq!(again.next("main", 0).await, Ok(mark + 1));
+    assert_eq!(again.next("main", mark + 10).await, Ok(mark + 10));
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_block_is_written_once_and_then_nonces_come_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "k");
+    let nonces = KrakenNonces::new(dir.path());
+    assert_eq!(nonces.next("k", 1).await, Ok(1));
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    // Less than half a block: no reservation at all (each would rename a new file in).
+    for want in 2..(RESERVE_MS / 2) {
+        assert_eq!(nonces.next("k", 0).await, Ok(want));
+    }
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta), ino);
+    assert_eq!(meta.modified().unwrap(), written);
+    assert_eq!(mark_on_disk(&path), 1 + RESERVE_MS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_block_is_reserved_in_the_background_before_this_one_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "k");
+    let nonces = KrakenNonces::new(dir.path());
+    let mut last = 0;
+    // Well past one block at a steady clock: every nonce is handed out, strictly growing, and
+    // the mark on disk stays ahead of each one.
+    for _ in 0..(RESERVE_MS * 2) {
+        let n = nonces.next("k", 10).await.unwrap();
+        assert!(n > last);
+        assert!(n <= mark_on_disk(&path), "{n} handed out above the mark");
+        last = n;
+    }
+    let start = Instant::now();
+    while mark_on_disk(&path) < last + RESERVE_MS / 2 {
+        assert!(start.elapsed() < Duration::from_secs(5), "no refill");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_reservation_leaves_the_old_mark_or_the_new_one() {
+    for step in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = NonceStore::path_for(dir.path(), "k");
+        let mut store = NonceStore::open(&path).unwrap();
+        store.reserve(1000).unwrap();
+        CRASH_AFTER.with(|c| c.set(Some(step)));
+        let crashed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.reserve(2000)));
+        CRASH_AFTER.with(|c| c.set(None));
+        // Whatever step it stopped at, the file holds a whole mark: 1000 (nothing above it
+        // was handed out, since the handout waits for the reservation) or 2000.
+        let mark = mark_on_disk(&path);
+        assert!(mark == 1000 || mark == 2000, "step {step}: {mark}");
+        if crashed.is_err() {
+            assert_eq!(mark, 1000, "step {step}");
+            // The crash left its temp file; the next start clears it and goes on above 1000.
+            assert_eq!(leftovers(dir.path()).len(), 1, "step {step}");
+        }
+        let reopened = NonceStore::open(&path).unwrap();
+        assert_eq!(reopened.mark(), mark);
+        assert!(leftovers(dir.path()).is_empty(), "step {step}");
+    }
+}
+
+#[test]
+fn a_full_disk_during_a_reservation_is_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "k");
+    let mut store = NonceStore::open(&path).unwrap();
+    store.reserve(1000).unwrap();
+    FAIL_AFTER.with(|f| f.set(Some(0)));
+    let err = store.reserve(2000);
+    FAIL_AFTER.with(|f| f.set(None));
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.contains("no space left") && err.contains("free some disk space"),
+        "{err}"
+    );
+    assert_eq!(store.mark(), 1000);
+    assert_eq!(mark_on_disk(&path), 1000);
+    assert!(leftovers(dir.path()).is_empty());
+    // Space again: the reservation goes through.
+    store.reserve(2000).unwrap();
+    assert_eq!(mark_on_disk(&path), 2000);
+}
+
+#[tokio::test]
+async fn a_damaged_nonce_file_is_an_error_that_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "k");
+    std::fs::write(&path, "garbage").unwrap();
+    let err = KrakenNonces::new(dir.path())
+        .next("k", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("delete it"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "garbage");
+}
