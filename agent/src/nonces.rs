@@ -192,40 +192,46 @@ impl KeyNonces {
     /// up to it out.
     async fn reserve(&self, mark: u64) -> Result<(), NonceError> {
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        let done = tokio::task::spawn_blocking(move || persist(&store, &path, mark))
+        let (found, saved) = tokio::task::spawn_blocking(move || persist(&store, &path, mark))
             .await
             .map_err(|_| NonceError::Interrupted)?;
-        let (found, mark) = done?;
         let mut h = self.handout();
+        // What an earlier run may have handed out counts as used, even when the reservation
+        // that read it failed: the next try must not start below it.
         if let Some(found) = found {
             h.last = h.last.max(found);
         }
-        h.reserved = h.reserved.max(mark);
+        h.reserved = h.reserved.max(saved?);
         Ok(())
     }
 }
 
-/// Open the store if it is not open yet (returning the mark found there), and raise it to at
-/// least `mark`; past a mark found on file, a whole block. Returns the mark now on disk.
+/// Open the store if it is not open yet, and raise its mark to at least `mark` (past a mark
+/// found on file, by a whole block). Returns the mark found when it opened the store (even if
+/// the reservation then failed), and the mark now on disk.
 fn persist(
     store: &Mutex<Option<NonceStore>>,
     path: &Path,
     mark: u64,
-) -> Result<(Option<u64>, u64), NonceError> {
+) -> (Option<u64>, Result<u64, NonceError>) {
     let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
     let found = match guard.as_ref() {
         Some(_) => None,
-        None => {
-            let opened = NonceStore::open(path)?;
-            let found = opened.mark();
-            *guard = Some(opened);
-            Some(found)
-        }
+        None => match NonceStore::open(path) {
+            Ok(opened) => {
+                let found = opened.mark();
+                *guard = Some(opened);
+                Some(found)
+            }
+            Err(e) => return (None, Err(e)),
+        },
     };
     let floor = found.map_or(0, |f| f.saturating_add(RESERVE_MS));
-    let s = guard.as_mut().ok_or(NonceError::Interrupted)?;
-    s.reserve(mark.max(floor))?;
-    Ok((found, s.mark()))
+    let saved = match guard.as_mut() {
+        Some(s) => s.reserve(mark.max(floor)).map(|()| s.mark()),
+        None => Err(NonceError::Interrupted),
+    };
+    (found, saved)
 }
 
 impl KrakenNonces {

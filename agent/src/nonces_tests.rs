@@ -141,3 +141,26 @@ async fn a_damaged_nonce_file_is_an_error_that_says_what_to_do() {
     assert!(err.contains("delete it"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "garbage");
 }
+
+#[test]
+fn a_reservation_that_fails_after_reading_the_file_still_reports_the_mark_found() {
+    // The bug: the first reservation after a restart read the old mark, failed on a full disk,
+    // and the retry then handed out nonces from the clock, below that mark.
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "k");
+    std::fs::write(&path, "5000000").unwrap();
+    let store = Mutex::new(None);
+    FAIL_AFTER.with(|f| f.set(Some(0)));
+    let (found, saved) = persist(&store, &path, 1000);
+    FAIL_AFTER.with(|f| f.set(None));
+    assert_eq!(found, Some(5_000_000));
+    assert!(
+        matches!(saved, Err(NonceError::Unsaved { .. })),
+        "{saved:?}"
+    );
+    assert_eq!(mark_on_disk(&path), 5_000_000);
+    // The caller raised its last nonce to the mark found; a retry asking for less leaves it.
+    let (found, saved) = persist(&store, &path, 1000);
+    assert_eq!(found, None);
+    assert_eq!(saved, Ok(5_000_000));
+}

@@ -16,6 +16,7 @@ use tapsign_proto::client::Client;
 
 pub mod dbus;
 pub mod logind;
+pub mod mounts;
 pub mod sshd;
 
 /// The `tapsign` binary under test.
