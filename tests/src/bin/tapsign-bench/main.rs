@@ -1,0 +1,294 @@
+//! `scripts/bench`: how fast tapsign signs and how much memory the agent holds, as tables.
+//!
+//! One run, one client (`frames`) for every target: a bare frame echo server (the transport
+//! limit), the agent with `audit.flush = "incremental_async"` and with `"sync"`, and OpenSSH's
+//! ssh-agent signing with Ed25519. Targets are measured in interleaved rounds, so a machine
+//! that gets busier halfway slows them all alike. Times vary with the machine; compare runs on
+//! the same one. Not a test: nothing here asserts a speed (docs/benchmarks.md).
+#![allow(clippy::unwrap_used)] // a benchmark fails loudly by design
+
+mod frames;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use frames::{Conn, Target};
+use tapsign_agent::credential::{Credential, Exchange};
+use tapsign_agent::secret::{SecretBytes, SecretString};
+use tapsign_agent::sign::{self, SignOptions, Stamp};
+use tapsign_proto::{PROTOCOL_VERSION, Request, SignRequest};
+use tapsign_tests::World;
+
+const ROUNDS: usize = 3;
+const SAMPLES: usize = 3000;
+const CLIENTS: usize = 8;
+const BUSY_FOR: Duration = Duration::from_millis(1500);
+
+fn request(key: &str) -> SignRequest {
+    SignRequest {
+        key: key.into(),
+        method: "POST".into(),
+        path: "/api/v3/order".into(),
+        query: "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1".into(),
+        ..SignRequest::default()
+    }
+}
+
+fn encoded(req: &Request) -> Vec<u8> {
+    tapsign_proto::frame::encode(req).unwrap()
+}
+
+/// The agent as a target: hello first, then sign requests for `key`.
+fn agent_target(name: &str, w: &World, key: &str) -> Target {
+    Target {
+        name: name.into(),
+        sock: w.sock.clone(),
+        hello: Some(encoded(&Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: "bench".into(),
+        })),
+        request: encoded(&Request::Sign(request(key))),
+        check: |_, got| got.starts_with(b"{\"type\":\"signed\""),
+    }
+}
+
+/// An agent with `keys` Binance keys (`k0`, `k1`, ...), unlocked, `flush` as configured.
+fn agent(flush: &str, keys: usize) -> World {
+    let mut w = World::new();
+    w.config(&format!(
+        "[server]\nmax_connections = 300\n[audit]\nflush = \"{flush}\"\n"
+    ));
+    w.run(&["token", "add", "--soft"], "").ok();
+    for i in 0..keys {
+        let name = format!("k{i}");
+        w.run(
+            &["key", "add", &name, "--exchange", "binance"],
+            "bench-api-key\nbench-secret\n",
+        )
+        .ok();
+    }
+    w.start_agent();
+    w
+}
+
+fn unlock(w: &World) {
+    w.run(&["unlock", "--max-signatures", "1000000"], "").ok();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Latency samples and throughputs of each target, over interleaved rounds.
+struct Measured {
+    latencies: Vec<Duration>,
+    rates: Vec<f64>,
+}
+
+fn measure(targets: &[&Target]) -> Vec<Measured> {
+    let mut out: Vec<Measured> = targets
+        .iter()
+        .map(|_| Measured {
+            latencies: Vec::new(),
+            rates: Vec::new(),
+        })
+        .collect();
+    for _ in 0..ROUNDS {
+        for (t, m) in targets.iter().zip(&mut out) {
+            m.latencies.extend(frames::latencies(t, SAMPLES));
+            m.rates.push(frames::throughput(t, CLIENTS, BUSY_FOR));
+        }
+    }
+    for m in &mut out {
+        m.latencies.sort();
+    }
+    out
+}
+
+fn pure_signing() -> f64 {
+    let cred = Credential {
+        name: "k0".into(),
+        exchange: Exchange::Binance,
+        api_key: SecretString::new("bench-api-key".into()),
+        secret: SecretBytes::from_slice(b"bench-secret"),
+        passphrase: None,
+    };
+    let (req, opts, n) = (request("k0"), SignOptions::default(), 20_000u32);
+    let start = Instant::now();
+    for i in 0..n {
+        let stamp = Stamp {
+            unix_ms: 1_700_000_000_000 + u64::from(i),
+            nonce: [7; 16],
+            counter: None,
+        };
+        std::hint::black_box(sign::sign(&cred, &req, &stamp, &opts).unwrap());
+    }
+    us(start.elapsed() / n)
+}
+
+fn speed_table(targets: &[&Target], m: &[Measured]) {
+    let echo = &m[0];
+    let (e50, e99) = (
+        us(percentile(&echo.latencies, 0.5)),
+        us(percentile(&echo.latencies, 0.99)),
+    );
+    let erate = median(echo.rates.clone());
+    println!(
+        "| target | p50 µs | p50 / echo | p99 µs | p99 / echo | {CLIENTS} clients, req/s | / echo |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (t, m) in targets.iter().zip(m) {
+        let (p50, p99) = (
+            us(percentile(&m.latencies, 0.5)),
+            us(percentile(&m.latencies, 0.99)),
+        );
+        let rate = median(m.rates.clone());
+        println!(
+            "| {} | {p50:.1} | {:.2}× | {p99:.1} | {:.2}× | {rate:.0} | {:.1}% |",
+            t.name,
+            p50 / e50,
+            p99 / e99,
+            100.0 * rate / erate
+        );
+    }
+}
+
+/// VmRSS of the agent idle, after the load, and holding 256 greeted connections.
+fn memory(w: &World, target: &Target, idle: u64) {
+    let pid = w.agent_pid();
+    let loaded = rss_kib(pid);
+    let conns: Vec<Conn> = (0..256).map(|_| Conn::open(target)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let held = rss_kib(pid);
+    drop(conns);
+    println!(
+        "| agent memory (VmRSS), idle after start | {:.1} MiB |",
+        idle as f64 / 1024.0
+    );
+    println!(
+        "| agent memory (VmRSS), after the signing runs | {:.1} MiB |",
+        loaded as f64 / 1024.0
+    );
+    println!(
+        "| agent memory (VmRSS), with 256 open connections | {:.1} MiB |",
+        held as f64 / 1024.0
+    );
+}
+
+/// Sign p50 with 1 key in the session and with 1,000, interleaved like the speed rounds.
+fn many_keys(one: &Target) {
+    let thousand = agent("incremental_async", 1000);
+    unlock(&thousand);
+    let last = agent_target("1,000 keys", &thousand, "k999");
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        samples[0].extend(frames::latencies(one, SAMPLES));
+        samples[1].extend(frames::latencies(&last, SAMPLES));
+    }
+    let p50: Vec<f64> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort();
+            us(percentile(s, 0.5))
+        })
+        .collect();
+    println!("| sign p50, 1 key in the session | {:.1} µs |", p50[0]);
+    println!(
+        "| sign p50, 1,000 keys in the session (signing the last) | {:.1} µs ({:+.1}%) |",
+        p50[1],
+        100.0 * (p50[1] / p50[0] - 1.0)
+    );
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    format!(
+        "{cpu}, {cores} cores, Linux {}, load average {load} at the start",
+        kernel.trim()
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, cmd, sock] = args.as_slice()
+        && cmd == "echo-server"
+    {
+        return frames::echo_server(Path::new(sock));
+    }
+    println!(
+        "tapsign {} benchmark ({} build)\nmachine: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        machine()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let async_agent = agent("incremental_async", 1);
+    let idle = rss_kib(async_agent.agent_pid());
+    unlock(&async_agent);
+    let sync_agent = agent("sync", 1);
+    unlock(&sync_agent);
+    let a = agent_target("agent, flush = incremental_async", &async_agent, "k0");
+    let s = agent_target("agent, flush = sync", &sync_agent, "k0");
+    let (_echo_server, echo_sock) = frames::spawn_echo(scratch.path());
+    let echo = frames::echo_target(echo_sock, &a.request);
+    // What a bot would have signed: the same bytes the agent is sent.
+    let ssh = frames::ssh_agent(scratch.path(), &a.request[4..]);
+    let mut targets = vec![&echo, &a, &s];
+    match &ssh {
+        Ok(agent) => targets.push(&agent.target),
+        Err(e) => eprintln!("ssh-agent row skipped: {e}"),
+    }
+    let m = measure(&targets);
+    println!(
+        "Round trips over a Unix socket, one client ({ROUNDS}×{SAMPLES} samples), and {CLIENTS} \
+         clients for {ROUNDS}×{:.1} s (median):\n",
+        BUSY_FOR.as_secs_f64()
+    );
+    speed_table(&targets, &m);
+    println!("\n| measure | value |\n|---|---:|");
+    println!(
+        "| sign, in process (Binance, HMAC-SHA256) | {:.1} µs |",
+        pure_signing()
+    );
+    memory(&async_agent, &a, idle);
+    many_keys(&a);
+    match std::env::var("TAPSIGN_BENCH_UNLOCK") {
+        Ok(line) if !line.is_empty() => println!("| unlock on the virtual YubiKey | {line} |"),
+        _ => println!(
+            "| unlock on the virtual YubiKey | skipped: {} |",
+            std::env::var("TAPSIGN_BENCH_UNLOCK_SKIPPED")
+                .unwrap_or_else(|_| "run through scripts/bench (needs root and pcscd)".into())
+        ),
+    }
+}
