@@ -36,6 +36,9 @@ struct State {
     /// The last sync failed (and why); cleared by the next that succeeds.
     failed: Option<String>,
     last_attempt: Option<Instant>,
+    /// The syncer waits for something to be written (not for the interval): a write must
+    /// wake it. While it waits for the interval, writes need not: it syncs them when it wakes.
+    idle: bool,
 }
 
 impl Syncer {
@@ -64,10 +67,14 @@ impl Syncer {
     pub(super) fn written(&self, ticket: u64, waiters: Vec<Ack>, urgent: bool) {
         let mut st = self.lock();
         st.written = st.written.max(ticket);
+        // A wake-up costs a context switch per signature: only when the syncer must act.
+        let wake = st.idle || urgent || !waiters.is_empty();
         st.waiters.extend(waiters.into_iter().map(|a| (ticket, a)));
         st.urgent |= urgent;
         drop(st);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Ask for the last sync and the thread's end (it returns once that sync was tried).
@@ -84,7 +91,9 @@ impl Syncer {
                 if st.closing {
                     break;
                 }
+                st.idle = true;
                 st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle = false;
                 continue;
             }
             let due = match st.last_attempt {

@@ -206,6 +206,7 @@ pub fn check(exchange: Exchange, method: &str, path: &str) -> Result<(), Denial>
         // in one pass, where trying every tail would cost quadratic time on a hostile path.
         let hit = deny_rules(exchange).iter().find(|r| {
             (r.method == "*" || r.method == method)
+                && could_match(r.glob, &reading)
                 && glob_match(&format!("**{}", r.glob), &reading)
         });
         if let Some(rule) = hit {
@@ -552,14 +553,23 @@ fn canonical(path: &str, strip_params: bool, resolve_dots: bool) -> String {
 
 /// Does `glob` match all of `text`? `*` matches within a segment, `**` across segments.
 /// Dynamic programming over text positions: no backtracking blow-up on hostile paths.
+/// False only when `glob` cannot match any part of `text`: some literal run of the glob (the
+/// text between its `*`s) is nowhere in `text`, and every match contains each of them. The
+/// deny list runs on every request; this spares the full match for the rules whose words the
+/// path does not contain (most of them), which is most of what a signature used to cost.
+fn could_match(glob: &str, text: &str) -> bool {
+    glob.split('*').all(|literal| text.contains(literal))
+}
+
 fn glob_match(glob: &str, text: &str) -> bool {
     let text = text.as_bytes();
-    // ok[j]: the glob read so far matches text[..j].
+    // ok[j]: the glob read so far matches text[..j]. Two rows, reused: this runs for every
+    // deny rule on every request, and a fresh row per glob byte made it the agent's main cost.
     let mut ok = vec![false; text.len() + 1];
+    let mut next = vec![false; text.len() + 1];
     ok[0] = true;
     let mut g = glob.as_bytes();
     while let Some((&c, rest)) = g.split_first() {
-        let mut next = vec![false; text.len() + 1];
         if c == b'*' {
             let deep = rest.first() == Some(&b'*');
             g = if deep { &rest[1..] } else { rest };
@@ -568,18 +578,60 @@ fn glob_match(glob: &str, text: &str) -> bool {
             }
         } else {
             g = rest;
+            next[0] = false;
             for j in 0..text.len() {
                 next[j + 1] = ok[j] && text[j] == c;
             }
         }
-        ok = next;
+        std::mem::swap(&mut ok, &mut next);
     }
     ok[text.len()]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{could_match, glob_match};
+
+    #[test]
+    fn the_cheap_test_never_skips_a_rule_that_matches() {
+        use crate::credential::Exchange;
+        let exchanges = [
+            Exchange::Upbit,
+            Exchange::Binance,
+            Exchange::Bithumb,
+            Exchange::Bybit,
+            Exchange::Okx,
+            Exchange::Coinbase,
+            Exchange::Kraken,
+            Exchange::Gate,
+            Exchange::Kucoin,
+            Exchange::Bitget,
+        ];
+        let rules: Vec<&str> = exchanges
+            .iter()
+            .flat_map(|e| super::deny_rules(*e).iter().map(|r| r.glob))
+            .collect();
+        // Paths made from every rule (stars filled in different ways), and everyday paths.
+        let mut paths: Vec<String> = ["/api/v3/order", "/v1/orders", "/", "", "/a/b/c"]
+            .map(String::from)
+            .to_vec();
+        for g in &rules {
+            for fill in ["", "x", "v1/x", "/"] {
+                paths.push(g.replace('*', fill));
+                paths.push(format!("/pre{}", g.replace('*', fill)));
+            }
+        }
+        let mut matched = 0;
+        for g in &rules {
+            let glob = format!("**{g}");
+            for p in &paths {
+                let full = glob_match(&glob, p);
+                assert!(!full || could_match(g, p), "{g} matches {p} but was skipped");
+                matched += usize::from(full);
+            }
+        }
+        assert!(matched > rules.len(), "the paths never matched: the test checks nothing");
+    }
 
     #[test]
     fn single_star_stays_in_its_segment_and_double_star_does_not() {
