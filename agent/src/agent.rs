@@ -2,26 +2,31 @@
 //!
 //! State lives behind `std::sync::Mutex`es that are never held across an `.await` or any token
 //! I/O: the session lock is taken to check and count a signature (microseconds), and an unlock
-//! does its touch on a blocking thread before taking it to install the new session.
+//! does its touch on a blocking thread before taking it to install the new session. What has
+//! an owner of its own lives there: the keystore and tokens in [`Unlocker`], where the
+//! session's token sits in [`Removal`]. Every error a request gets is an
+//! [`AgentError`], whose one mapping gives the wire code.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, KeyPolicyInfo, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
-    Response, SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
+    EventKind, KeyPolicyInfo, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
+    SessionState, SignRequest, SignedRequest, Status, TokenInfo, UnlockRequest,
 };
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::credential::Exchange;
-use crate::keystore::Keystore;
+use crate::error::{AgentError, lock_code};
 use crate::paths::Paths;
-use crate::session::{Client, LockReason, Session, Warning};
+use crate::policy;
+use crate::removal::Removal;
+use crate::session::{Bounds, Client, LockReason, Session, Warning};
 use crate::sign::kraken::NonceStore;
 use crate::sign::{self, Stamp};
-use crate::{policy, unlocker};
+use crate::unlocker::{Opened, Unlocker};
 
 mod at_rest;
 
@@ -37,15 +42,14 @@ pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub struct Agent {
     pub(crate) paths: Paths,
     pub(crate) config: Config,
-    pub(crate) keystore: Keystore,
-    /// `TAPSIGN_INSECURE_SOFT_TOKEN=1` was set when the agent started.
-    pub(crate) soft_allowed: bool,
+    /// The keystore and tokens, as an unlock uses them.
+    unlocker: Unlocker,
+    /// Where the session's token sits, for the removal watch.
+    pub(crate) removal: Removal,
     session: Mutex<Session>,
     audit: Mutex<Option<AuditLog>>,
     /// Wakes the reaper when the session changes.
     pub(crate) changed: tokio::sync::Notify,
-    /// One unlock at a time: a second waits instead of asking for a second touch.
-    unlocking: tokio::sync::Mutex<()>,
     warnings: Mutex<Vec<String>>,
     /// Session events for subscribed connections.
     events: tokio::sync::broadcast::Sender<SessionEvent>,
@@ -60,19 +64,13 @@ pub struct Agent {
     /// withheld until the agent restarts (reopening would carry on in the tampered file).
     /// See `at_rest`.
     audit_tampered: Mutex<Option<String>>,
-    /// The keystore manifest this agent last verified or wrote (at an unlock).
-    verified: Mutex<Option<KeystoreState>>,
     /// Kraken nonce stores, one per key, opened on first use.
     nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
-    /// The PC/SC reader of the token that opened the session (watched for removal).
-    reader: Mutex<Option<String>>,
-    /// Whether the removal watcher is following a reader now, and which.
-    removal_live: Mutex<Option<String>>,
 }
 
 impl Agent {
     pub fn new(paths: Paths, config: Config, soft_allowed: bool) -> Arc<Agent> {
-        let keystore = Keystore::new(paths.keystore_dir());
+        let unlocker = Unlocker::new(&paths, soft_allowed);
         let warnings = Vec::new();
         let audit = match AuditLog::open(&paths.audit_log()) {
             Ok(log) => Some(log),
@@ -88,12 +86,11 @@ impl Agent {
         Arc::new(Agent {
             paths,
             config,
-            keystore,
-            soft_allowed,
+            unlocker,
+            removal: Removal::default(),
             session: Mutex::new(Session::default()),
             audit: Mutex::new(audit),
             changed: tokio::sync::Notify::new(),
-            unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
             events: tokio::sync::broadcast::channel(64).0,
             dbus_sources: crate::locksource::Sources::default(),
@@ -102,9 +99,6 @@ impl Agent {
             nonces: Mutex::new(std::collections::BTreeMap::new()),
             audit_broken: std::sync::atomic::AtomicBool::new(audit_broken),
             audit_tampered: Mutex::new(None),
-            verified: Mutex::new(None),
-            reader: Mutex::new(None),
-            removal_live: Mutex::new(None),
         })
     }
 
@@ -200,31 +194,6 @@ impl Agent {
         was_open
     }
 
-    /// The reader to watch for removal: only while a session opened by a PC/SC token is open.
-    pub(crate) fn watched_reader(&self) -> Option<String> {
-        if !self.session().is_unlocked() {
-            return None;
-        }
-        self.reader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn set_removal_live(&self, reader: Option<&str>) {
-        *self.removal_live.lock().unwrap_or_else(|p| p.into_inner()) = reader.map(str::to_owned);
-    }
-
-    /// The session's token left its reader.
-    pub(crate) fn removed(&self, reader: &str, why: &str) {
-        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.set_removal_live(None);
-        self.lock(LockReason::Other(format!(
-            "token removed ({why} in {})",
-            crate::removal::describe(reader)
-        )));
-    }
-
     /// Everything that follows the end of a session, whatever ended it: log, audit, tell the
     /// subscribers, wake the reaper.
     pub(crate) fn ended(&self, reason: &LockReason) {
@@ -237,7 +206,7 @@ impl Agent {
             event: EventKind::Locked,
             message: format!("locked: {reason}"),
             reason: Some(reason.to_string()),
-            code: Some(reason.code()),
+            code: Some(lock_code(reason)),
             expires_in_secs: None,
             signatures_left: None,
         });
@@ -325,220 +294,224 @@ impl Agent {
         if let Some(reason) = expired {
             self.ended(&reason);
         }
-        let refuse = |code: ErrorCode, message: String| {
-            self.audit(AuditEvent::Refusal {
-                key: req.key.clone(),
-                method: req.method.clone(),
-                path: req.path.clone(),
-                code,
-                reason: message.clone(),
-                pid: client.pid,
-                exe: client.exe.clone(),
-            });
-            Response::Error { code, message }
-        };
-        let mut stamp = match Stamp::now() {
+        let (signed, spent_now) = match self.sign_now(&req, now, client) {
             Ok(s) => s,
-            Err(e) => return refuse(ErrorCode::Internal, e.to_string()),
+            Err(e) => {
+                self.audit(AuditEvent::Refusal {
+                    key: req.key.clone(),
+                    method: req.method.clone(),
+                    path: req.path.clone(),
+                    code: e.code(),
+                    reason: e.to_string(),
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
+                return e.response();
+            }
         };
+        // Every signature that leaves the agent is on record: one that cannot be recorded does
+        // not leave (it still counts against the budget).
+        if let Err(e) = self.record_signature(&req, client) {
+            return e.response();
+        }
+        if spent_now {
+            self.ended(&LockReason::BudgetSpent);
+        } else {
+            self.publish_warnings();
+        }
+        Response::Signed(signed)
+    }
+
+    /// Check `req` against the session and the policy and sign it. Also says whether this
+    /// signature spent the session's budget.
+    fn sign_now(
+        &self,
+        req: &SignRequest,
+        now: Duration,
+        client: &Client,
+    ) -> Result<(SignedRequest, bool), AgentError> {
+        let mut stamp = Stamp::now()?;
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
         // the store hands out the next one and has it on disk before we sign. It is fetched
         // before taking the session lock (an fsync); should the session change in between, the
         // scheme refuses a Kraken request without a nonce, and a non-Kraken one ignores it.
         if self.session().exchange_of(&req.key) == Some(Exchange::Kraken) {
-            match self.kraken_nonce(&req.key, stamp.unix_ms) {
-                Ok(n) => stamp.counter = Some(n),
-                Err(e) => return refuse(ErrorCode::Internal, e),
-            }
+            let nonce = self.kraken_nonce(&req.key, stamp.unix_ms);
+            stamp.counter = Some(nonce.map_err(AgentError::Nonce)?);
         }
         let opts = self.config.signing;
         let key_policy = self.config.key_policy(&req.key);
         // The policy runs under the same lock as the signature, on the credential actually
         // used: no unlock can slip in between the check and the signing. What is signed is the
         // request the policy parsed, written back (`checked.wire`).
-        let (outcome, spent_now) = {
-            let mut session = self.session();
-            let out = session.use_key(&req.key, now, client, |cred| {
-                let checked = policy::check_request(cred.exchange, &req.key, key_policy, &req)
-                    .map_err(|r| (r.code(), r.to_string()))?;
-                sign::sign(cred, &checked.wire, &stamp, &opts)
-                    .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
-            });
-            let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
-            (out, spent_now)
-        };
-        match outcome {
-            Err(r) => refuse(r.code, r.message),
-            Ok(Err((code, message))) => refuse(code, message),
-            Ok(Ok(signed)) => {
-                // Every signature that leaves the agent is on record: one that cannot be
-                // recorded does not leave (it still counts against the budget).
-                let recorded = self.audit(AuditEvent::Sign {
-                    key: req.key.clone(),
-                    method: req.method.clone(),
-                    path: req.path.clone(),
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                if !recorded {
-                    let message = match self.audit_tampered() {
-                        Some(why) => format!("the signature was withheld: {why}"),
-                        None => format!(
-                            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
-                            self.paths.audit_log().display()
-                        ),
-                    };
-                    return Response::Error {
-                        code: ErrorCode::Internal,
-                        message,
-                    };
-                }
-                if spent_now {
-                    self.ended(&LockReason::BudgetSpent);
-                } else {
-                    self.publish_warnings();
-                }
-                Response::Signed(signed)
-            }
+        let mut session = self.session();
+        let signed = session.use_key(&req.key, now, client, |cred| {
+            let checked = policy::check_request(cred.exchange, &req.key, key_policy, req)?;
+            sign::sign(cred, &checked.wire, &stamp, &opts).map_err(AgentError::from)
+        })??;
+        Ok((signed, !session.is_unlocked()))
+    }
+
+    /// Put a signature on record; the error to answer with when it cannot be.
+    fn record_signature(&self, req: &SignRequest, client: &Client) -> Result<(), AgentError> {
+        let recorded = self.audit(AuditEvent::Sign {
+            key: req.key.clone(),
+            method: req.method.clone(),
+            path: req.path.clone(),
+            pid: client.pid,
+            exe: client.exe.clone(),
+        });
+        match (recorded, self.audit_tampered()) {
+            (true, _) => Ok(()),
+            (false, Some(why)) => Err(AgentError::AuditTampered(why)),
+            (false, None) => Err(AgentError::AuditUnwritable(self.paths.audit_log())),
         }
     }
 
     async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
-        let secs = |s: Option<u64>| s.map(Duration::from_secs);
-        let bounds =
-            match self
-                .config
-                .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
-            {
-                Ok(b) => b,
-                Err(message) => {
-                    return Response::Error {
-                        code: ErrorCode::BadRequest,
-                        message,
-                    };
-                }
-            };
-        let _one_at_a_time = self.unlocking.lock().await;
-        if req.extend && !self.session().is_unlocked() {
-            let message = "no session is open to extend: run `tapsign unlock`".to_owned();
-            return Response::Error {
-                code: ErrorCode::Locked,
-                message,
-            };
+        match self.open_session(req, client).await {
+            Ok(()) => Response::Unlocked(self.status()),
+            Err(e) => e.response(),
         }
-        let agent = Arc::clone(self);
-        let keys = req.keys.clone();
-        let pin = req.pin;
-        let extend = req.extend;
+    }
+
+    /// Open a session (or, with `extend`, renew the open one) after a touch.
+    async fn open_session(
+        self: &Arc<Self>,
+        req: UnlockRequest,
+        client: &Client,
+    ) -> Result<(), AgentError> {
+        let secs = |s: Option<u64>| s.map(Duration::from_secs);
+        let bounds = self
+            .config
+            .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
+            .map_err(AgentError::Bounds)?;
+        let _turn = self.unlocker.turn().await;
+        if req.extend && !self.session().is_unlocked() {
+            return Err(AgentError::NothingToExtend);
+        }
         let program = client.exe.rsplit('/').next().unwrap_or("?");
         let asked = format!(
             "{program} (pid {}) asks to {} a session for {}, {} signatures",
             client.pid,
-            if extend { "extend" } else { "open" },
+            if req.extend { "extend" } else { "open" },
             format_duration(bounds.ttl),
             bounds.max_signatures
         );
-        let opened = tokio::task::spawn_blocking(move || {
-            if extend {
-                unlocker::touch(&agent, pin.as_ref(), &asked)
+        let extend = req.extend;
+        let opened = match self.touch(req, asked).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.audit(AuditEvent::UnlockRefused {
+                    code: e.code(),
+                    reason: e.to_string(),
+                    pid: client.pid,
+                    exe: client.exe.clone(),
+                });
+                return Err(e);
+            }
+        };
+        if extend {
+            self.extended(opened, bounds, client)
+        } else {
+            self.opened(opened, bounds, client);
+            Ok(())
+        }
+    }
+
+    /// The unlocker's touch (and, unless extending, the opening of the keys), on a blocking
+    /// thread: it waits for a human.
+    async fn touch(
+        self: &Arc<Self>,
+        req: UnlockRequest,
+        asked: String,
+    ) -> Result<Opened, AgentError> {
+        let agent = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let touch_needed = |token: &str| agent.notifier.touch_needed(token, &asked);
+            if req.extend {
+                agent.unlocker.touch(req.pin.as_ref(), &touch_needed)
             } else {
-                unlocker::open(&agent, &keys, pin.as_ref(), &asked)
+                let mut ledger = agent.ledger();
+                agent
+                    .unlocker
+                    .open(&req.keys, req.pin.as_ref(), &mut ledger, &touch_needed)
             }
         })
-        .await;
-        let opened = match opened {
-            Ok(r) => r,
-            Err(_) => Err((
-                ErrorCode::Internal,
-                "the unlock worker failed; see the agent's log".into(),
-            )),
-        };
-        match opened {
-            Err((code, message)) => {
-                self.audit(AuditEvent::UnlockRefused {
-                    code,
-                    reason: message.clone(),
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                Response::Error { code, message }
-            }
-            Ok(o) if extend => {
-                if !self.session().extend(bounds, self.now()) {
-                    // The session ended while the touch was pending.
-                    let message =
-                        "the session ended before the touch; run `tapsign unlock`".to_owned();
-                    return Response::Error {
-                        code: ErrorCode::Locked,
-                        message,
-                    };
-                }
-                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
-                eprintln!("tapsign agent: session extended with {}", o.opened_by);
-                self.audit(AuditEvent::Unlock {
-                    token: format!("{} (extend)", o.opened_by),
-                    keys: Vec::new(),
-                    ttl_secs: bounds.ttl.as_secs(),
-                    idle_secs: bounds.idle.as_secs(),
-                    max_signatures: bounds.max_signatures,
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                self.publish(SessionEvent {
-                    event: EventKind::Extended,
-                    message: format!(
-                        "the session was extended for {}",
-                        format_duration(bounds.ttl)
-                    ),
-                    reason: None,
-                    code: None,
-                    expires_in_secs: Some(bounds.ttl.as_secs()),
-                    signatures_left: Some(bounds.max_signatures),
-                });
-                self.changed.notify_one();
-                Response::Unlocked(self.status())
-            }
-            Ok(o) => {
-                for w in o.warnings {
-                    self.warn(w);
-                }
-                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
-                let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
-                let session =
-                    Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
-                *self.session() = session;
-                self.changed.notify_one();
-                eprintln!(
-                    "tapsign agent: unlocked {} key(s) with {}",
-                    names.len(),
-                    o.opened_by
-                );
-                self.publish(SessionEvent {
-                    event: EventKind::Unlocked,
-                    message: format!(
-                        "a session opened with {} key(s) for {}",
-                        names.len(),
-                        format_duration(bounds.ttl)
-                    ),
-                    reason: None,
-                    code: None,
-                    expires_in_secs: Some(bounds.ttl.as_secs()),
-                    signatures_left: Some(bounds.max_signatures),
-                });
-                self.notifier.session_opened(names.len(), bounds.ttl);
-                self.audit(AuditEvent::Unlock {
-                    token: o.opened_by,
-                    keys: names,
-                    ttl_secs: bounds.ttl.as_secs(),
-                    idle_secs: bounds.idle.as_secs(),
-                    max_signatures: bounds.max_signatures,
-                    pid: client.pid,
-                    exe: client.exe.clone(),
-                });
-                self.log_head("unlock");
-                Response::Unlocked(self.status())
-            }
+        .await
+        .unwrap_or(Err(AgentError::Worker))
+    }
+
+    /// Renew the open session after the touch of `unlock --extend`.
+    fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
+        if !self.session().extend(bounds, self.now()) {
+            // The session ended while the touch was pending.
+            return Err(AgentError::EndedDuringTouch);
         }
+        self.removal.opened_at(o.reader.clone());
+        eprintln!("tapsign agent: session extended with {}", o.opened_by);
+        self.audit(AuditEvent::Unlock {
+            token: format!("{} (extend)", o.opened_by),
+            keys: Vec::new(),
+            ttl_secs: bounds.ttl.as_secs(),
+            idle_secs: bounds.idle.as_secs(),
+            max_signatures: bounds.max_signatures,
+            pid: client.pid,
+            exe: client.exe.clone(),
+        });
+        self.publish(SessionEvent {
+            event: EventKind::Extended,
+            message: format!(
+                "the session was extended for {}",
+                format_duration(bounds.ttl)
+            ),
+            reason: None,
+            code: None,
+            expires_in_secs: Some(bounds.ttl.as_secs()),
+            signatures_left: Some(bounds.max_signatures),
+        });
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Install the session an unlock opened.
+    fn opened(&self, o: Opened, bounds: Bounds, client: &Client) {
+        for w in o.warnings {
+            self.warn(w);
+        }
+        self.removal.opened_at(o.reader.clone());
+        let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
+        let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
+        *self.session() = session;
+        self.changed.notify_one();
+        eprintln!(
+            "tapsign agent: unlocked {} key(s) with {}",
+            names.len(),
+            o.opened_by
+        );
+        self.publish(SessionEvent {
+            event: EventKind::Unlocked,
+            message: format!(
+                "a session opened with {} key(s) for {}",
+                names.len(),
+                format_duration(bounds.ttl)
+            ),
+            reason: None,
+            code: None,
+            expires_in_secs: Some(bounds.ttl.as_secs()),
+            signatures_left: Some(bounds.max_signatures),
+        });
+        self.notifier.session_opened(names.len(), bounds.ttl);
+        self.audit(AuditEvent::Unlock {
+            token: o.opened_by,
+            keys: names,
+            ttl_secs: bounds.ttl.as_secs(),
+            idle_secs: bounds.idle.as_secs(),
+            max_signatures: bounds.max_signatures,
+            pid: client.pid,
+            exe: client.exe.clone(),
+        });
+        self.log_head("unlock");
     }
 
     /// What `status` reports.
@@ -562,7 +535,7 @@ impl Agent {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut tokens = Vec::new();
-        match self.keystore.keyslots() {
+        match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
                 for slot in slots {
                     match slot {
@@ -626,11 +599,7 @@ impl Agent {
                 .filter(|k| !k.rules.is_empty())
                 .collect(),
             audit_head,
-            keystore: self
-                .verified
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            keystore: self.unlocker.verified(),
         }
     }
 }
@@ -638,20 +607,7 @@ impl Agent {
 impl Agent {
     fn lock_sources(&self) -> Vec<LockSource> {
         let mut sources = always_live_sources();
-        let watched = self
-            .removal_live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        sources.push(LockSource {
-            name: "token removal".into(),
-            live: watched.is_some(),
-            detail: Some(match watched {
-                Some(r) => format!("watching {}", crate::removal::describe(&r)),
-                None => "watches the PC/SC reader or USB key of the token that opened the session"
-                    .into(),
-            }),
-        });
+        sources.push(self.removal.lock_source());
         sources.extend(self.dbus_sources.snapshot());
         sources
     }

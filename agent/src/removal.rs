@@ -10,15 +10,74 @@
 //!   hidraw node no longer leads to the same USB device (a re-plugged key gets a new identity,
 //!   even under the same node name). HID has no change events to wait on.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pcsc::{Context, ReaderState, Scope, State};
+use tapsign_proto::LockSource;
 
 use crate::agent::Agent;
+use crate::session::LockReason;
 
 const POLL: Duration = Duration::from_millis(500);
+
+/// Where the session's token sits, and whether the watcher follows it now.
+#[derive(Debug, Default)]
+pub struct Removal {
+    /// The PC/SC reader (or `hid:` location) of the token that opened the session.
+    location: Mutex<Option<String>>,
+    /// The location the watcher is following now, if any.
+    live: Mutex<Option<String>>,
+}
+
+impl Removal {
+    /// The token that opened (or renewed) the session sits at `location` (`None`: not on
+    /// PC/SC or HID, nothing to watch).
+    pub fn opened_at(&self, location: Option<String>) {
+        *lock(&self.location) = location;
+    }
+
+    /// The location to watch: only while a session is open.
+    fn watched(&self, agent: &Agent) -> Option<String> {
+        if !agent.session().is_unlocked() {
+            return None;
+        }
+        lock(&self.location).clone()
+    }
+
+    fn set_live(&self, location: Option<&str>) {
+        *lock(&self.live) = location.map(str::to_owned);
+    }
+
+    /// The session's token left `location`: forget it and end the session.
+    fn removed(&self, agent: &Agent, location: &str, why: &str) {
+        *lock(&self.location) = None;
+        self.set_live(None);
+        agent.lock(LockReason::Other(format!(
+            "token removed ({why} in {})",
+            describe(location)
+        )));
+    }
+
+    /// This lock source, as `status` shows it.
+    pub fn lock_source(&self) -> LockSource {
+        let watched = lock(&self.live).clone();
+        LockSource {
+            name: "token removal".into(),
+            live: watched.is_some(),
+            detail: Some(match watched {
+                Some(r) => format!("watching {}", describe(&r)),
+                None => "watches the PC/SC reader or USB key of the token that opened the session"
+                    .into(),
+            }),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// How a session's token location names a USB HID device instead of a PC/SC reader.
 pub const HID_PREFIX: &str = "hid:";
@@ -45,17 +104,18 @@ pub fn spawn(
 }
 
 fn watch(agent: &Agent, stop: &AtomicBool) {
+    let removal = &agent.removal;
     let mut ctx: Option<Context> = None;
     while !stop.load(Ordering::Relaxed) {
-        let Some(reader) = agent.watched_reader() else {
-            agent.set_removal_live(None);
+        let Some(reader) = removal.watched(agent) else {
+            removal.set_live(None);
             std::thread::sleep(POLL);
             continue;
         };
         if let Some(spec) = reader.strip_prefix(HID_PREFIX) {
-            agent.set_removal_live(Some(&reader));
+            removal.set_live(Some(&reader));
             if let Err(why) = follow_hid(spec, &reader, agent, stop) {
-                agent.removed(&reader, &why);
+                removal.removed(agent, &reader, &why);
             }
             continue;
         }
@@ -65,15 +125,15 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
                 Err(e) => {
                     // pcscd is gone: the token can no longer be seen, so it cannot be known
                     // to be there. End the session rather than trust it.
-                    agent.removed(&reader, &format!("PC/SC unavailable: {e}"));
+                    removal.removed(agent, &reader, &format!("PC/SC unavailable: {e}"));
                     continue;
                 }
             }
         }
         let Some(c) = ctx.as_ref() else { continue };
-        agent.set_removal_live(Some(&reader));
+        removal.set_live(Some(&reader));
         if let Err(why) = follow(c, &reader, agent, stop) {
-            agent.removed(&reader, &why);
+            removal.removed(agent, &reader, &why);
             ctx = None;
         }
     }
@@ -84,7 +144,7 @@ fn follow(ctx: &Context, reader: &str, agent: &Agent, stop: &AtomicBool) -> Resu
     let name = std::ffi::CString::new(reader).map_err(|_| "bad reader name".to_owned())?;
     let mut states = vec![ReaderState::new(name, State::UNAWARE)];
     loop {
-        if stop.load(Ordering::Relaxed) || agent.watched_reader().as_deref() != Some(reader) {
+        if stop.load(Ordering::Relaxed) || agent.removal.watched(agent).as_deref() != Some(reader) {
             return Ok(());
         }
         match ctx.get_status_change(POLL, &mut states) {
@@ -113,7 +173,8 @@ fn follow_hid(spec: &str, watched: &str, agent: &Agent, stop: &AtomicBool) -> Re
         .ok_or_else(|| "bad USB device name".to_owned())?;
     let sys = std::path::Path::new("/sys");
     loop {
-        if stop.load(Ordering::Relaxed) || agent.watched_reader().as_deref() != Some(watched) {
+        if stop.load(Ordering::Relaxed) || agent.removal.watched(agent).as_deref() != Some(watched)
+        {
             return Ok(());
         }
         if !hid_present(sys, node, id) {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use tapsign_proto::{ClientInfo, ErrorCode, KeyStatus, SessionStatus};
+use tapsign_proto::{ClientInfo, KeyStatus, SessionStatus};
 
 use crate::credential::Credential;
 
@@ -30,13 +30,13 @@ pub enum LockReason {
 }
 
 impl LockReason {
-    /// The code a `sign` gets while the agent is locked for this reason.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
-            LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
-            _ => ErrorCode::Locked,
-        }
+    /// Whether a `sign` after this end says so (with its own code: `expired`,
+    /// `budget_exhausted`) rather than just "locked".
+    fn tells_a_sign(&self) -> bool {
+        matches!(
+            self,
+            LockReason::Expired | LockReason::Idle | LockReason::BudgetSpent
+        )
     }
 }
 
@@ -70,20 +70,22 @@ pub struct Client {
     pub exe: String,
 }
 
-/// Why a `sign` cannot use the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
+/// Why a `sign` cannot use the session (its wire code: `crate::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the agent is locked: run `tapsign unlock`")]
+    Locked,
+    /// The session ended for this reason (a deadline or the budget).
+    #[error("{0}; run `tapsign unlock` to open a new session")]
+    Ended(LockReason),
+    #[error(
+        "no key named {0:?} in the open session; `tapsign key list` shows the keys, `tapsign unlock` opens them"
+    )]
+    UnknownKey(String),
+    #[error(
+        "key {0:?} has used its signature budget for this session; run `tapsign unlock` to start a new one"
+    )]
+    KeyBudgetSpent(String),
 }
 
 /// The agent's session.
@@ -287,35 +289,22 @@ impl Session {
         f: impl FnOnce(&Credential) -> Result<T, E>,
     ) -> Result<Result<T, E>, Refusal> {
         if let Some(reason) = self.tick(now) {
-            return Err(refusal_for(&reason));
+            return Err(Refusal::Ended(reason));
         }
         let u = match self {
             Session::Locked(l) => {
                 return Err(match &l.reason {
-                    Some(r) if r.code() != ErrorCode::Locked => refusal_for(r),
-                    _ => Refusal::new(
-                        ErrorCode::Locked,
-                        "the agent is locked: run `tapsign unlock`",
-                    ),
+                    Some(r) if r.tells_a_sign() => Refusal::Ended(r.clone()),
+                    _ => Refusal::Locked,
                 });
             }
             Session::Unlocked(u) => u,
         };
         let Some(open) = u.keys.get_mut(key) else {
-            return Err(Refusal::new(
-                ErrorCode::UnknownKey,
-                format!(
-                    "no key named {key:?} in the open session; `tapsign key list` shows the keys, `tapsign unlock` opens them"
-                ),
-            ));
+            return Err(Refusal::UnknownKey(key.to_owned()));
         };
         if open.left == Some(0) {
-            return Err(Refusal::new(
-                ErrorCode::BudgetExhausted,
-                format!(
-                    "key {key:?} has used its signature budget for this session; run `tapsign unlock` to start a new one"
-                ),
-            ));
+            return Err(Refusal::KeyBudgetSpent(key.to_owned()));
         }
         let out = f(&open.cred);
         if out.is_ok() {
@@ -398,11 +387,6 @@ impl Unlocked {
             None
         }
     }
-}
-
-fn refusal_for(reason: &LockReason) -> Refusal {
-    let hint = "run `tapsign unlock` to open a new session";
-    Refusal::new(reason.code(), format!("{reason}; {hint}"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::credential::Exchange;
 use crate::secret::{SecretBytes, SecretString};
+use tapsign_proto::ErrorCode;
 
 fn cred(name: &str) -> Credential {
     Credential {
@@ -37,7 +38,7 @@ fn sign(s: &mut Session, key: &str, now: u64) -> Result<(), ErrorCode> {
         Ok::<_, ()>(c.secret.expose().len())
     })
     .map(|_| ())
-    .map_err(|r| r.code)
+    .map_err(|r| crate::error::AgentError::from(r).code())
 }
 
 #[test]

@@ -41,11 +41,13 @@ pub enum KeystoreError {
         source: io::Error,
     },
 
-    #[error(
-        "{path} is accessible to other users or not owned by you (mode {mode:o}); \
-         run `chmod {want:o} {path}` (and check who else could have changed it)"
-    )]
-    InsecurePermissions { path: PathBuf, mode: u32, want: u32 },
+    /// Too open, or not ours (the one check: `crate::disk::exposure`).
+    #[error("{path} {problem}; {fix}")]
+    InsecurePermissions {
+        path: PathBuf,
+        problem: crate::disk::Exposure,
+        fix: String,
+    },
 
     #[error("{what} {name:?} already exists ({path}); remove it first, or replace it")]
     Exists {

@@ -31,7 +31,7 @@ pub mod profile;
 
 use std::fmt;
 
-use tapsign_proto::{ErrorCode, SignKind, SignRequest};
+use tapsign_proto::{SignKind, SignRequest};
 
 use parse::Param;
 pub use parse::{ParseError, Parsed};
@@ -289,7 +289,7 @@ pub struct Checked {
     pub rule: Option<(Endpoint, profile::Source)>,
 }
 
-/// Why a request is not signed, and the wire code the bot gets.
+/// Why a request is not signed (its wire code: `crate::error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The request is not one the exchange's grammar reads one way.
@@ -298,15 +298,6 @@ pub enum Refusal {
     /// The policy refuses it.
     #[error("{0}")]
     Denied(#[from] Denial),
-}
-
-impl Refusal {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Refusal::Malformed(_) => ErrorCode::BadRequest,
-            Refusal::Denied(_) => ErrorCode::PolicyDenied,
-        }
-    }
 }
 
 /// Everything the policy checks before a request is signed (see the module docs): `key` names

@@ -12,8 +12,9 @@
 
 use tapsign_proto::{SignRequest, SignedRequest};
 
-use super::common::{b64, check_key, hmac_sha256, iso8601_ms, no_body_on_get, passphrase};
+use super::common::{b64, check_key, hmac_sha256, no_body_on_get, passphrase};
 use super::{SignError, SignOptions, Stamp};
+use crate::clock::utc_ms;
 use crate::credential::Credential;
 
 /// `base64(HMAC-SHA256(secret, prehash))`, the signature of every OKX (and Bitget) request.
@@ -37,7 +38,7 @@ pub fn sign(
     check_key(cred, "OKX")?;
     let pass = passphrase(cred, "OKX")?;
     no_body_on_get(req, "OKX")?;
-    let ts = iso8601_ms(stamp.unix_ms);
+    let ts = utc_ms(stamp.unix_ms);
     let text = prehash(&ts, &req.method, &req.path, &req.query, &req.body);
     Ok(SignedRequest {
         method: req.method.clone(),

@@ -193,11 +193,10 @@ impl SoftToken {
     /// Add one to `touches`, atomically (a test may read it at any moment).
     fn count_touch(&self) -> Result<(), TokenError> {
         let n = Self::touches(&self.dir)? + 1;
-        let tmp = self.dir.join(".touches.tmp");
         let path = self.dir.join("touches");
-        fs::write(&tmp, format!("{n}\n"))
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|e| fail("update", &path, e))
+        let count = format!("{n}\n");
+        crate::disk::write_atomic(&path, count.as_bytes(), crate::disk::Place::Replace)
+            .map_err(|e| fail("update", &path, e.source))
     }
 }
 
