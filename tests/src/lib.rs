@@ -18,6 +18,10 @@ pub mod dbus;
 pub mod logind;
 pub mod sshd;
 
+/// Every test that cannot run on this machine (no root, a program missing) says so through
+/// this one helper, which fails the test under `TAPSIGN_VYK_REQUIRE=1` (CI).
+pub use tapsign_skip as skip;
+
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TAPSIGN_BIN") {
@@ -341,9 +345,4 @@ pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
-/// Whether this process runs as root (tests that switch users need it).
-pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
+pub use tapsign_skip::is_root;

@@ -5,17 +5,15 @@
 //! just this test under `unshare --net --mount`, and reports that child's result. In the child
 //! the loopback is brought up (nothing else is reachable, and nothing outside can reach this
 //! sshd) and a tmpfs is mounted on `/run/sshd`, the privilege-separation folder sshd insists
-//! on. Without the prerequisites the test prints `SKIPPED: <reason>` (or fails when
-//! `TAPSIGN_VYK_REQUIRE=1`, as in CI).
+//! on. Without the prerequisites the test skips through `tapsign_skip` (and fails instead
+//! when `TAPSIGN_VYK_REQUIRE=1`, as in CI).
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MARKER_ENV: &str = "TAPSIGN_SSHD_NETNS";
-const REQUIRE_ENV: &str = "TAPSIGN_VYK_REQUIRE";
 const SSHD: &str = "/usr/sbin/sshd";
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -36,7 +34,7 @@ pub fn private_network() -> bool {
         Ok(marker) => panic!("inside the namespace for {marker:?}, but {name:?} ran"),
         Err(_) => {
             match missing_prerequisite() {
-                Some(reason) => skip(&name, &reason),
+                Some(reason) => tapsign_skip::skip(&reason),
                 None => reexec(&name),
             }
             false
@@ -44,24 +42,12 @@ pub fn private_network() -> bool {
     }
 }
 
-fn skip(name: &str, reason: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{name}: prerequisites missing and {REQUIRE_ENV}=1: {reason}");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
-}
-
 fn missing_prerequisite() -> Option<String> {
-    if !crate::is_root() {
+    if !tapsign_skip::is_root() {
         return Some("needs root for network and mount namespaces (CI runs as root)".into());
     }
     for tool in ["unshare", "ip", "mount", "ssh", "ssh-keygen"] {
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
-            .any(|d| Path::new(d).join(tool).is_file());
-        if !found {
+        if tapsign_skip::which(tool).is_none() {
             return Some(format!("`{tool}` not found (see scripts/packages.txt)"));
         }
     }

@@ -7,8 +7,8 @@
 //! In that child, [`run`] mounts a tmpfs on `/run/pcscd`, starts `pcscd`, plugs the keys in,
 //! waits until PC/SC reports each card present, and runs the body. Each test thus gets its
 //! own stack and tests can run in parallel; the PID namespace takes `pcscd` down with the
-//! test even if the test process dies. Without the prerequisites the test prints
-//! `SKIPPED: <reason>` to stderr and returns (or fails, if `TAPSIGN_VYK_REQUIRE=1`).
+//! test even if the test process dies. Without the prerequisites the test skips through
+//! `tapsign_skip` (and fails instead, if `TAPSIGN_VYK_REQUIRE=1`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -46,8 +46,6 @@ use crate::piv::Config;
 
 /// Set in the re-executed child to the name of the test it runs.
 pub const MARKER_ENV: &str = "TAPSIGN_VYK_STACK";
-/// Set to `1` to turn a skip into a failure (CI).
-pub const REQUIRE_ENV: &str = "TAPSIGN_VYK_REQUIRE";
 /// Passes the vpcd driver path from the parent's checks to the child.
 const VPCD_ENV: &str = "TAPSIGN_VYK_VPCD";
 /// vpcd's first reader port (0x8C7B); the second reader is the next port.
@@ -88,10 +86,9 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
         .filter(|n| *n != "main")
         .expect("harness::run must be called from a libtest test thread");
     if let Some(tool) = tools.iter().find(|t| which(t).is_none()) {
-        return skip(
-            name,
-            &format!("`{tool}` not installed (see scripts/packages.txt)"),
-        );
+        return tapsign_skip::skip(&format!(
+            "`{tool}` not installed (see scripts/packages.txt)"
+        ));
     }
     match std::env::var(MARKER_ENV) {
         Ok(marker) if marker == name => {
@@ -103,30 +100,7 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
     }
 }
 
-/// Reports that the current test cannot run here and why (call it, then return). With
-/// `TAPSIGN_VYK_REQUIRE=1` it fails the test instead.
-pub fn skip_test(reason: &str) {
-    let current = std::thread::current();
-    skip(current.name().unwrap_or("?"), reason);
-}
-
-fn skip(name: &str, reason: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{name}: prerequisites missing and {REQUIRE_ENV}=1: {reason}");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
-    // skip must be visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
-}
-
-/// Finds an executable in PATH or the sbin directories (absent from a user's PATH).
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
+pub use tapsign_skip::which;
 
 /// The vpcd driver: the usual path, else wherever `dpkg -L vsmartcard-vpcd` says.
 fn vpcd_driver() -> Option<PathBuf> {
@@ -174,7 +148,7 @@ fn missing_prerequisite() -> Result<PathBuf, String> {
 fn reexec(name: &str) {
     let driver = match missing_prerequisite() {
         Ok(d) => d,
-        Err(reason) => return skip(name, &reason),
+        Err(reason) => return tapsign_skip::skip(&reason),
     };
     let exe = std::env::current_exe().expect("current test executable");
     let out = Command::new("unshare")
