@@ -9,7 +9,7 @@ use support::{encode_all, spellings};
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
 use tapsign_agent::policy::{self, Denial, Endpoint, KeyPolicy, Refusal};
 
-/// Fund-moving endpoints of shared/notes/exchanges.md §1, §3.3 and §12.
+/// Fund-moving endpoints of Upbit and Binance (docs/exchanges.md, "The built-in deny list").
 const DENIED: &[(Exchange, &str, &str)] = &[
     (Upbit, "POST", "/v1/withdraws/coin"),
     (Upbit, "POST", "/v1/withdraws/krw"),

@@ -1,5 +1,5 @@
-//! Websocket logins (`kind: "ws_login"`): what a bot gets back for each exchange, the derived
-//! vectors of shared/notes/exchanges.md §4 and §5, and refusals for exchanges without one.
+//! Websocket logins (`kind: "ws_login"`): what a bot gets back for each exchange, the DERIVED
+//! vectors of Bybit and OKX (docs/sources.md), and refusals for exchanges without one.
 //! Binance `session.logon` and Coinbase's token are in sign_asymmetric.rs.
 
 mod support;

@@ -4,7 +4,7 @@
 //! dated in the future. A scheme never re-serializes what the bot sent: it hashes and signs the
 //! bytes as given and appends its own parameters in the order the exchange signs them.
 //!
-//! One module per scheme (shared/notes/exchanges.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
+//! One module per scheme (docs/exchanges.md; sources: docs/sources.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
 //! [`binance`] (HMAC or Ed25519 over query+body), [`bybit`], [`okx`], [`kucoin`], [`bitget`]
 //! and [`gate`] (HMAC over a string with the agent's timestamp, sent in headers), [`kraken`]
 //! (HMAC-SHA512 over a nested hash, with a persistent nonce), [`coinbase`] (ES256/EdDSA JWTs).

@@ -1,6 +1,6 @@
 //! OKX v5: base64 HMAC-SHA256 in `OK-ACCESS-SIGN`, with the passphrase header.
 //!
-//! String to sign (shared/notes/exchanges.md §5): `timestamp + METHOD + requestPath + body`,
+//! String to sign (docs/exchanges.md, "OKX"): `timestamp + METHOD + requestPath + body`,
 //! where `timestamp` is ISO-8601 UTC with milliseconds (`2020-12-08T09:08:57.715Z`), identical
 //! to the `OK-ACCESS-TIMESTAMP` header; `requestPath` includes `?query` when there is one; the
 //! body is the exact JSON string (empty for GET). The agent stamps the timestamp. OKX signs the
