@@ -221,6 +221,25 @@ pub(crate) fn remove_private(path: &Path) -> Result<(), KeystoreError> {
     sync_dir(dir)
 }
 
+/// Remove the temp files [`write_atomic`] leaves when its process dies before the rename
+/// (`.<name>.<hex>.tmp`). Only under the writer lock: otherwise one could be another writer's
+/// file in the making.
+pub(crate) fn remove_temp_files(dir: &Path) -> Result<(), KeystoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(KeystoreError::io("list the folder", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| KeystoreError::io("list the folder", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            remove_private(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Move the folder `from` to `to`, which must not exist yet, durably: the parent's entry
 /// changes in one step.
 pub(crate) fn rename_dir(from: &Path, to: &Path) -> Result<(), KeystoreError> {

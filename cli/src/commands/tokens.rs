@@ -70,7 +70,14 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
             "the keystore already exists; the soft token can only create a new one (tests)",
         ));
     }
-    let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+    // A soft token without a keystore was made by a `token add --soft` that stopped before
+    // the keystore (killed, or the disk filled up): enroll that one.
+    let dir = paths.soft_token_dir();
+    let token = match SoftToken::open(&dir) {
+        Ok(t) => t,
+        Err(TokenError::Absent { .. }) => SoftToken::create(&dir).map_err(token_failure)?,
+        Err(e) => return Err(token_failure(e)),
+    };
     let stub = token.stub().clone();
     let checked = ks
         .create(&stub, &mut AuditLedger::new(&paths.audit_log()))
