@@ -58,7 +58,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A running stack: pcscd and the virtual keys. Dropping it stops both.
 pub struct Stack {
     keys: Vec<VirtualYubiKey>,
-    pcscd: Child,
+    /// The running pcscd (replaced when a test starts it again).
+    pcscd: std::sync::Mutex<Child>,
+    conf: PathBuf,
     log: PathBuf,
 }
 
@@ -216,20 +218,11 @@ impl Stack {
         );
         std::fs::write(&conf, conf_text).map_err(|e| e.to_string())?;
         let log = dir.join("pcscd.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
-        let pcscd = Command::new(which("pcscd").ok_or("pcscd vanished")?)
-            .arg("--foreground")
-            .arg("--config")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("start pcscd: {e}"))?;
+        let pcscd = spawn_pcscd(&conf, &log)?;
         let mut stack = Stack {
             keys: Vec::new(),
-            pcscd,
+            pcscd: std::sync::Mutex::new(pcscd),
+            conf,
             log,
         };
         for (i, config) in keys.iter().enumerate() {
@@ -271,7 +264,7 @@ impl Stack {
     /// Stop this stack's pcscd (SIGTERM to the child the harness started, nothing else) and
     /// wait until its socket is gone, for tests of a dead PC/SC daemon.
     pub fn stop_pcscd(&self) -> Result<(), String> {
-        let pid = self.pcscd.id().to_string();
+        let pid = self.pcscd().id().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
@@ -288,6 +281,37 @@ impl Stack {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
+    }
+
+    /// Kill this stack's pcscd with SIGKILL, as a crash or the OOM killer would: no cleanup
+    /// runs, its clients' calls fail where they are.
+    pub fn kill_pcscd(&self) -> Result<(), String> {
+        let mut pcscd = self.pcscd();
+        pcscd.kill().map_err(|e| format!("kill pcscd: {e}"))?;
+        pcscd.wait().map_err(|e| format!("wait for pcscd: {e}"))?;
+        Ok(())
+    }
+
+    /// Start pcscd again after [`Stack::stop_pcscd`] or [`Stack::kill_pcscd`], and wait until
+    /// every key is back in its reader (the keys reconnect by themselves).
+    pub fn start_pcscd(&self) -> Result<(), String> {
+        {
+            let mut pcscd = self.pcscd();
+            // What a killed pcscd left: its socket and pid file would stop the new one.
+            for stale in ["pcscd.comm", "pcscd.pid"] {
+                let _ = std::fs::remove_file(Path::new(RUN_DIR).join(stale));
+            }
+            *pcscd = spawn_pcscd(&self.conf, &self.log)?;
+        }
+        for i in 0..self.keys.len() {
+            self.wait_card(i, CardState::Present, READY_TIMEOUT)
+                .map_err(|e| format!("{e}\n--- pcscd log ---\n{}", self.pcscd_log()))?;
+        }
+        Ok(())
+    }
+
+    fn pcscd(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.pcscd.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What pcscd logged so far (for failure messages).
@@ -318,6 +342,25 @@ impl Stack {
     }
 }
 
+/// Start pcscd on `conf`, appending to `log`.
+fn spawn_pcscd(conf: &Path, log: &Path) -> Result<Child, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| e.to_string())?;
+    let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
+    Command::new(which("pcscd").ok_or("pcscd vanished")?)
+        .arg("--foreground")
+        .arg("--config")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("start pcscd: {e}"))
+}
+
 /// One look at a reader's state through PC/SC.
 fn card_state(reader: &CString) -> Result<CardState, String> {
     let ctx = pcsc::Context::establish(pcsc::Scope::System).map_err(|e| e.to_string())?;
@@ -338,7 +381,8 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // Keys first, so their threads stop reconnecting; then pcscd.
         self.keys.clear();
-        let _ = self.pcscd.kill();
-        let _ = self.pcscd.wait();
+        let mut pcscd = self.pcscd();
+        let _ = pcscd.kill();
+        let _ = pcscd.wait();
     }
 }
