@@ -66,8 +66,8 @@ pub struct Agent {
     nonces: Mutex<std::collections::BTreeMap<String, NonceStore>>,
     /// The PC/SC reader of the token that opened the session (watched for removal).
     reader: Mutex<Option<String>>,
-    /// Whether the removal watcher is following a reader now, and which.
-    removal_live: Mutex<Option<String>>,
+    /// What the removal watcher is doing, for `status`.
+    removal: Mutex<crate::removal::WatchState>,
 }
 
 impl Agent {
@@ -104,7 +104,7 @@ impl Agent {
             audit_tampered: Mutex::new(None),
             verified: Mutex::new(None),
             reader: Mutex::new(None),
-            removal_live: Mutex::new(None),
+            removal: Mutex::new(crate::removal::WatchState::default()),
         })
     }
 
@@ -211,14 +211,14 @@ impl Agent {
             .clone()
     }
 
-    pub(crate) fn set_removal_live(&self, reader: Option<&str>) {
-        *self.removal_live.lock().unwrap_or_else(|p| p.into_inner()) = reader.map(str::to_owned);
+    pub(crate) fn set_removal(&self, state: crate::removal::WatchState) {
+        *self.removal.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     /// The session's token left its reader.
     pub(crate) fn removed(&self, reader: &str, why: &str) {
         *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.set_removal_live(None);
+        self.set_removal(crate::removal::WatchState::Waiting);
         self.lock(LockReason::Other(format!(
             "token removed ({why} in {})",
             crate::removal::describe(reader)
@@ -263,11 +263,15 @@ impl Agent {
                 Warning::ExpiringSoon {
                     in_secs,
                     signatures_left,
+                    renew,
                 } => SessionEvent {
                     event: EventKind::ExpiringSoon,
                     message: format!(
-                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch",
-                        format_duration(Duration::from_secs(in_secs))
+                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch for {} (idle {}, {} signatures)",
+                        format_duration(Duration::from_secs(in_secs)),
+                        format_duration(renew.ttl),
+                        format_duration(renew.idle),
+                        renew.max_signatures
                     ),
                     reason: None,
                     code: None,
@@ -404,28 +408,35 @@ impl Agent {
     }
 
     async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
-        let secs = |s: Option<u64>| s.map(Duration::from_secs);
-        let bounds =
-            match self
-                .config
-                .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
-            {
-                Ok(b) => b,
-                Err(message) => {
-                    return Response::Error {
-                        code: ErrorCode::BadRequest,
-                        message,
-                    };
-                }
-            };
         let _one_at_a_time = self.unlocking.lock().await;
-        if req.extend && !self.session().is_unlocked() {
-            let message = "no session is open to extend: run `tapsign unlock`".to_owned();
-            return Response::Error {
-                code: ErrorCode::Locked,
-                message,
-            };
-        }
+        // An extend renews what the session was opened with; the request's values replace
+        // only the bounds it names. (The configured defaults may be far wider than what the
+        // trader chose at unlock.)
+        let opened_with = match (req.extend, self.session().bounds()) {
+            (false, _) => None,
+            (true, Some(b)) => Some(b),
+            (true, None) => {
+                let message = "no session is open to extend: run `tapsign unlock`".to_owned();
+                return Response::Error {
+                    code: ErrorCode::Locked,
+                    message,
+                };
+            }
+        };
+        let secs = |s: Option<u64>| s.map(Duration::from_secs);
+        let bounds = match self.config.bounds(
+            secs(req.ttl_secs).or(opened_with.map(|b| b.ttl)),
+            secs(req.idle_secs).or(opened_with.map(|b| b.idle)),
+            req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
+        ) {
+            Ok(b) => b,
+            Err(message) => {
+                return Response::Error {
+                    code: ErrorCode::BadRequest,
+                    message,
+                };
+            }
+        };
         let agent = Arc::clone(self);
         let keys = req.keys.clone();
         let pin = req.pin;
@@ -638,20 +649,21 @@ impl Agent {
 impl Agent {
     fn lock_sources(&self) -> Vec<LockSource> {
         let mut sources = always_live_sources();
-        let watched = self
-            .removal_live
+        let state = self
+            .removal
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        sources.push(LockSource {
-            name: "token removal".into(),
-            live: watched.is_some(),
-            detail: Some(match watched {
-                Some(r) => format!("watching {}", crate::removal::describe(&r)),
-                None => "watches the PC/SC reader or USB key of the token that opened the session"
-                    .into(),
-            }),
+        let session = self.session().is_unlocked().then(|| {
+            self.reader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
         });
+        sources.push(crate::removal::lock_source(
+            &state,
+            session.as_ref().map(|r| r.as_deref()),
+        ));
         sources.extend(self.dbus_sources.snapshot());
         sources
     }

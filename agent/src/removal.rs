@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pcsc::{Context, ReaderState, Scope, State};
+use tapsign_proto::LockSource;
 
 use crate::agent::Agent;
 
@@ -34,6 +35,47 @@ pub fn describe(location: &str) -> String {
     }
 }
 
+/// What the watcher is doing, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WatchState {
+    /// Not running (an agent used in-process, without its server).
+    #[default]
+    Stopped,
+    /// Running, with no token location to follow yet.
+    Waiting,
+    /// Following this location (a PC/SC reader, or `hid:...`).
+    Following(String),
+}
+
+/// The `token removal` lock source as `status` shows it. Live whenever pulling the token
+/// would lock: the watcher runs and the session (if one is open) was opened by a token that
+/// sits somewhere it can watch. `session` is `Some(location)` while a session is open, the
+/// location being where its token sat (`None` for a token that sits nowhere: the soft token).
+/// A location the watcher has not picked up yet (it looks every [`POLL`]) counts as watched.
+pub fn lock_source(state: &WatchState, session: Option<Option<&str>>) -> LockSource {
+    let (live, detail) = match (state, session) {
+        (WatchState::Stopped, _) => (
+            false,
+            "the watcher is not running: pulling the token does not lock".to_owned(),
+        ),
+        (_, Some(Some(at))) => (true, format!("watching {}", describe(at))),
+        (WatchState::Following(at), _) => (true, format!("watching {}", describe(at))),
+        (WatchState::Waiting, None) => (
+            true,
+            "no session is open; the next one is ended when its token leaves its PC/SC reader or USB port".to_owned(),
+        ),
+        (WatchState::Waiting, Some(None)) => (
+            false,
+            "the session's token sits in no reader or USB port (the soft token): nothing to watch".to_owned(),
+        ),
+    };
+    LockSource {
+        name: "token removal".into(),
+        live,
+        detail: Some(detail),
+    }
+}
+
 /// Start the watcher; it runs until `stop` is set.
 pub fn spawn(
     agent: Arc<Agent>,
@@ -48,12 +90,12 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
     let mut ctx: Option<Context> = None;
     while !stop.load(Ordering::Relaxed) {
         let Some(reader) = agent.watched_reader() else {
-            agent.set_removal_live(None);
+            agent.set_removal(WatchState::Waiting);
             std::thread::sleep(POLL);
             continue;
         };
         if let Some(spec) = reader.strip_prefix(HID_PREFIX) {
-            agent.set_removal_live(Some(&reader));
+            agent.set_removal(WatchState::Following(reader.clone()));
             if let Err(why) = follow_hid(spec, &reader, agent, stop) {
                 agent.removed(&reader, &why);
             }
@@ -71,12 +113,13 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
             }
         }
         let Some(c) = ctx.as_ref() else { continue };
-        agent.set_removal_live(Some(&reader));
+        agent.set_removal(WatchState::Following(reader.clone()));
         if let Err(why) = follow(c, &reader, agent, stop) {
             agent.removed(&reader, &why);
             ctx = None;
         }
     }
+    agent.set_removal(WatchState::Stopped);
 }
 
 /// Follow `reader` while it stays the watched one. Err(why) when the token left.
@@ -146,6 +189,36 @@ mod tests {
             describe("hid:/dev/hidraw3#0003:1050:0407.0042"),
             "USB key /dev/hidraw3"
         );
+    }
+
+    /// `status` said `live: false` for token removal while pulling the card did lock: it
+    /// reported only the moment the watcher followed a reader, not that it would.
+    #[test]
+    fn token_removal_is_live_whenever_pulling_the_token_would_lock() {
+        let reader = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+        let live = |state: &WatchState, session| lock_source(state, session).live;
+        assert!(
+            live(&WatchState::Waiting, None),
+            "locked, the watcher waits"
+        );
+        assert!(
+            live(&WatchState::Waiting, Some(Some(reader))),
+            "a session its watcher has not picked up yet"
+        );
+        let src = lock_source(&WatchState::Following(reader.into()), Some(Some(reader)));
+        assert!(src.live);
+        assert_eq!(src.name, "token removal");
+        assert_eq!(
+            src.detail.as_deref(),
+            Some("watching PC/SC reader Yubico YubiKey OTP+FIDO+CCID 00 00")
+        );
+        let soft = lock_source(&WatchState::Waiting, Some(None));
+        assert!(!soft.live && soft.detail.unwrap().contains("soft token"));
+        assert!(
+            !live(&WatchState::Stopped, None),
+            "no watcher, nothing locks"
+        );
+        assert!(!live(&WatchState::Stopped, Some(Some(reader))));
     }
 
     #[test]
