@@ -61,8 +61,9 @@ impl Listener {
     }
 }
 
-/// The folder that holds the socket must be a real folder, ours, and not writable by others:
-/// whoever can write to it can swap the socket for their own.
+/// The folder that holds the socket must be a real folder, ours, and private (no access for
+/// others at all, as docs/protocol.md says): whoever can write to it can swap the socket for
+/// their own, and one others can list or enter invites them to try the socket.
 fn check_folder(dir: &Path) -> Result<(), ServerError> {
     // Not followed through a symlink: a link could be swapped for another folder later.
     let meta = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
@@ -83,6 +84,15 @@ fn check_folder(dir: &Path) -> Result<(), ServerError> {
         return Err(ServerError::UnsafeFolder {
             path: dir.into(),
             problem: "can be written by other users".into(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(ServerError::UnsafeFolder {
+            path: dir.into(),
+            problem: format!(
+                "has mode {:04o}: other users can enter it; `chmod 700` it",
+                meta.mode() & 0o7777
+            ),
         });
     }
     Ok(())
