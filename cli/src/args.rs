@@ -191,7 +191,8 @@ pub enum KeyCommand {
     Add {
         /// A name for the credential (letters, digits, '-', '_', '.').
         name: String,
-        /// The exchange it belongs to (upbit, binance).
+        /// The exchange it belongs to: upbit, bithumb, binance, bybit, okx, coinbase, kraken,
+        /// gate, kucoin or bitget.
         #[arg(long)]
         exchange: String,
         /// Replace an existing credential of that name.
