@@ -141,9 +141,14 @@ fn usable_keyslots(agent: &Agent, warnings: &mut Vec<String>) -> Result<Vec<Keys
         }
     }
     if good.is_empty() && !warnings.is_empty() {
+        // Enrolling or rotating needs a touch on a token that can open the keystore, so the
+        // only way back is the keyslot file itself.
         return Err((
             ErrorCode::Keystore,
-            format!("no keyslot can be used: {}", warnings.join("; ")),
+            format!(
+                "no keyslot can be used: {}. No enrolled token can open the keystore, so neither `tapsign token add` nor `tapsign keystore rotate` can help: restore the keyslot from a backup (without one the stored keys cannot be read again: move the keystore folder away, enroll a token and add the keys again)",
+                warnings.join("; ")
+            ),
         ));
     }
     if good.is_empty() {
