@@ -247,6 +247,34 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     );
 }
 
+/// The refusal's suggested line works: an allow entry for an endpoint the profile has
+/// replaces the profile's entry, so a parameter can be added to it.
+#[test]
+fn the_config_line_a_refusal_suggests_allows_the_request() {
+    let order = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=NO_SIDE_EFFECT",
+        "",
+    );
+    let Err(Refusal::Denied(Denial::UnknownParameter { config, .. })) =
+        check_with(Binance, &KeyPolicy::default(), &order)
+    else {
+        panic!("not refused for the parameter")
+    };
+    assert!(
+        config.contains("\"sideEffectType\"") && config.contains("required = ["),
+        "{config}"
+    );
+    let parsed: toml::Value = toml::from_str(&format!("e = {config}")).unwrap();
+    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
+    let widened = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    check_with(Binance, &widened, &order).unwrap();
+}
+
 #[test]
 fn a_key_policy_narrows_with_only() {
     let policy = KeyPolicy {
