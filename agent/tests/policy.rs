@@ -426,3 +426,28 @@ fn checking_a_long_many_segment_path_is_quick() {
         start.elapsed()
     );
 }
+
+/// Reading every cut of a Binance payload must stay linear: a frame-sized value or name is
+/// checked in a blink, not in quadratic time.
+#[test]
+fn a_frame_sized_parameter_is_checked_quickly() {
+    let big = "a".repeat(60_000);
+    let start = std::time::Instant::now();
+    for (q, b) in [
+        (
+            format!("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&newClientOrderId={big}"),
+            String::new(),
+        ),
+        ("symbol=BTCUSDT".to_string(), format!("x={big}=y")),
+        (format!("{big}=1"), String::new()),
+    ] {
+        let r = support::req("POST", "/api/v3/order", &q, &b);
+        let _ = check_with(Binance, &KeyPolicy::default(), &r);
+    }
+    // Generous for a debug build on a shared machine; the quadratic reading took minutes.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
