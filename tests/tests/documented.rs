@@ -155,7 +155,10 @@ fn a_socket_folder_others_can_enter_is_refused() {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = w.run(&["agent"], "");
     out.fails_with(1, "0755");
-    assert!(out.stderr.contains("chmod 700"), "says how to fix it: {out:?}");
+    assert!(
+        out.stderr.contains("chmod 700"),
+        "says how to fix it: {out:?}"
+    );
     assert!(!w.sock.exists(), "nothing was bound");
 }
 
