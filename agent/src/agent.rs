@@ -232,11 +232,15 @@ impl Agent {
                 Warning::ExpiringSoon {
                     in_secs,
                     signatures_left,
+                    renew,
                 } => SessionEvent {
                     event: EventKind::ExpiringSoon,
                     message: format!(
-                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch",
-                        format_duration(Duration::from_secs(in_secs))
+                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch for {} (idle {}, {} signatures)",
+                        format_duration(Duration::from_secs(in_secs)),
+                        format_duration(renew.ttl),
+                        format_duration(renew.idle),
+                        renew.max_signatures
                     ),
                     reason: None,
                     code: None,
@@ -381,15 +385,24 @@ impl Agent {
         req: UnlockRequest,
         client: &Client,
     ) -> Result<(), AgentError> {
+        let _turn = self.unlocker.turn().await;
+        // An extend renews what the session was opened with; the request's values replace
+        // only the bounds it names. (The configured defaults may be far wider than what the
+        // trader chose at unlock.)
+        let opened_with = match (req.extend, self.session().bounds()) {
+            (false, _) => None,
+            (true, Some(b)) => Some(b),
+            (true, None) => return Err(AgentError::NothingToExtend),
+        };
         let secs = |s: Option<u64>| s.map(Duration::from_secs);
         let bounds = self
             .config
-            .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
+            .bounds(
+                secs(req.ttl_secs).or(opened_with.map(|b| b.ttl)),
+                secs(req.idle_secs).or(opened_with.map(|b| b.idle)),
+                req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
+            )
             .map_err(AgentError::Bounds)?;
-        let _turn = self.unlocker.turn().await;
-        if req.extend && !self.session().is_unlocked() {
-            return Err(AgentError::NothingToExtend);
-        }
         let program = client.exe.rsplit('/').next().unwrap_or("?");
         let asked = format!(
             "{program} (pid {}) asks to {} a session for {}, {} signatures",
@@ -607,7 +620,8 @@ impl Agent {
 impl Agent {
     fn lock_sources(&self) -> Vec<LockSource> {
         let mut sources = always_live_sources();
-        sources.push(self.removal.lock_source());
+        let session_open = self.session().is_unlocked();
+        sources.push(self.removal.lock_source(session_open));
         sources.extend(self.dbus_sources.snapshot());
         sources
     }

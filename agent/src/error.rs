@@ -53,8 +53,11 @@ pub enum AgentError {
     /// No token is enrolled at all.
     #[error("no usable token is enrolled: run `tapsign token add` first")]
     NoTokenEnrolled,
-    /// Every keyslot is damaged or not recorded in the manifest.
-    #[error("no keyslot can be used: {0}")]
+    /// Every keyslot is damaged or not recorded in the manifest. Enrolling or rotating needs a
+    /// touch on a token that can open the keystore, so the only way back is the keyslot file.
+    #[error(
+        "no keyslot can be used: {0}. No enrolled token can open the keystore, so neither `tapsign token add` nor `tapsign keystore rotate` can help: restore the keyslot from a backup (without one the stored keys cannot be read again: move the keystore folder away, enroll a token and add the keys again)"
+    )]
     NoUsableKeyslot(String),
     /// The keystore's check refused credentials an unlock needs (put back from an old copy,
     /// changed): the reasons, as the check gave them.

@@ -22,13 +22,13 @@ use crate::session::LockReason;
 
 const POLL: Duration = Duration::from_millis(500);
 
-/// Where the session's token sits, and whether the watcher follows it now.
+/// Where the session's token sits, and what the watcher is doing.
 #[derive(Debug, Default)]
 pub struct Removal {
     /// The PC/SC reader (or `hid:` location) of the token that opened the session.
     location: Mutex<Option<String>>,
-    /// The location the watcher is following now, if any.
-    live: Mutex<Option<String>>,
+    /// What the watcher is doing, for `status`.
+    state: Mutex<WatchState>,
 }
 
 impl Removal {
@@ -46,32 +46,25 @@ impl Removal {
         lock(&self.location).clone()
     }
 
-    fn set_live(&self, location: Option<&str>) {
-        *lock(&self.live) = location.map(str::to_owned);
+    fn set_state(&self, state: WatchState) {
+        *lock(&self.state) = state;
     }
 
     /// The session's token left `location`: forget it and end the session.
     fn removed(&self, agent: &Agent, location: &str, why: &str) {
         *lock(&self.location) = None;
-        self.set_live(None);
+        self.set_state(WatchState::Waiting);
         agent.lock(LockReason::Other(format!(
             "token removed ({why} in {})",
             describe(location)
         )));
     }
 
-    /// This lock source, as `status` shows it.
-    pub fn lock_source(&self) -> LockSource {
-        let watched = lock(&self.live).clone();
-        LockSource {
-            name: "token removal".into(),
-            live: watched.is_some(),
-            detail: Some(match watched {
-                Some(r) => format!("watching {}", describe(&r)),
-                None => "watches the PC/SC reader or USB key of the token that opened the session"
-                    .into(),
-            }),
-        }
+    /// This lock source, as `status` shows it; `session_open` says whether a session is.
+    pub fn lock_source(&self, session_open: bool) -> LockSource {
+        let state = lock(&self.state).clone();
+        let session = session_open.then(|| lock(&self.location).clone());
+        lock_source(&state, session.as_ref().map(|at| at.as_deref()))
     }
 }
 
@@ -93,6 +86,47 @@ pub fn describe(location: &str) -> String {
     }
 }
 
+/// What the watcher is doing, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WatchState {
+    /// Not running (an agent used in-process, without its server).
+    #[default]
+    Stopped,
+    /// Running, with no token location to follow yet.
+    Waiting,
+    /// Following this location (a PC/SC reader, or `hid:...`).
+    Following(String),
+}
+
+/// The `token removal` lock source as `status` shows it. Live whenever pulling the token
+/// would lock: the watcher runs and the session (if one is open) was opened by a token that
+/// sits somewhere it can watch. `session` is `Some(location)` while a session is open, the
+/// location being where its token sat (`None` for a token that sits nowhere: the soft token).
+/// A location the watcher has not picked up yet (it looks every [`POLL`]) counts as watched.
+pub fn lock_source(state: &WatchState, session: Option<Option<&str>>) -> LockSource {
+    let (live, detail) = match (state, session) {
+        (WatchState::Stopped, _) => (
+            false,
+            "the watcher is not running: pulling the token does not lock".to_owned(),
+        ),
+        (_, Some(Some(at))) => (true, format!("watching {}", describe(at))),
+        (WatchState::Following(at), _) => (true, format!("watching {}", describe(at))),
+        (WatchState::Waiting, None) => (
+            true,
+            "no session is open; the next one is ended when its token leaves its PC/SC reader or USB port".to_owned(),
+        ),
+        (WatchState::Waiting, Some(None)) => (
+            false,
+            "the session's token sits in no reader or USB port (the soft token): nothing to watch".to_owned(),
+        ),
+    };
+    LockSource {
+        name: "token removal".into(),
+        live,
+        detail: Some(detail),
+    }
+}
+
 /// Start the watcher; it runs until `stop` is set.
 pub fn spawn(
     agent: Arc<Agent>,
@@ -108,12 +142,12 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
     let mut ctx: Option<Context> = None;
     while !stop.load(Ordering::Relaxed) {
         let Some(reader) = removal.watched(agent) else {
-            removal.set_live(None);
+            removal.set_state(WatchState::Waiting);
             std::thread::sleep(POLL);
             continue;
         };
         if let Some(spec) = reader.strip_prefix(HID_PREFIX) {
-            removal.set_live(Some(&reader));
+            removal.set_state(WatchState::Following(reader.clone()));
             if let Err(why) = follow_hid(spec, &reader, agent, stop) {
                 removal.removed(agent, &reader, &why);
             }
@@ -131,12 +165,13 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
             }
         }
         let Some(c) = ctx.as_ref() else { continue };
-        removal.set_live(Some(&reader));
+        removal.set_state(WatchState::Following(reader.clone()));
         if let Err(why) = follow(c, &reader, agent, stop) {
             removal.removed(agent, &reader, &why);
             ctx = None;
         }
     }
+    removal.set_state(WatchState::Stopped);
 }
 
 /// Follow `reader` while it stays the watched one. Err(why) when the token left.
@@ -207,6 +242,36 @@ mod tests {
             describe("hid:/dev/hidraw3#0003:1050:0407.0042"),
             "USB key /dev/hidraw3"
         );
+    }
+
+    /// `status` said `live: false` for token removal while pulling the card did lock: it
+    /// reported only the moment the watcher followed a reader, not that it would.
+    #[test]
+    fn token_removal_is_live_whenever_pulling_the_token_would_lock() {
+        let reader = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+        let live = |state: &WatchState, session| lock_source(state, session).live;
+        assert!(
+            live(&WatchState::Waiting, None),
+            "locked, the watcher waits"
+        );
+        assert!(
+            live(&WatchState::Waiting, Some(Some(reader))),
+            "a session its watcher has not picked up yet"
+        );
+        let src = lock_source(&WatchState::Following(reader.into()), Some(Some(reader)));
+        assert!(src.live);
+        assert_eq!(src.name, "token removal");
+        assert_eq!(
+            src.detail.as_deref(),
+            Some("watching PC/SC reader Yubico YubiKey OTP+FIDO+CCID 00 00")
+        );
+        let soft = lock_source(&WatchState::Waiting, Some(None));
+        assert!(!soft.live && soft.detail.unwrap().contains("soft token"));
+        assert!(
+            !live(&WatchState::Stopped, None),
+            "no watcher, nothing locks"
+        );
+        assert!(!live(&WatchState::Stopped, Some(Some(reader))));
     }
 
     #[test]

@@ -67,8 +67,9 @@ impl Listener {
     }
 }
 
-/// The folder that holds the socket must be a real folder, ours alone: whoever can write to
-/// it can swap the socket for their own, and whoever can read it learns where to connect.
+/// The folder that holds the socket must be a real folder, ours alone (no access for others
+/// at all, as docs/protocol.md says): whoever can write to it can swap the socket for their
+/// own, and one others can list or enter invites them to try the socket.
 fn check_folder(dir: &Path) -> Result<(), ServerError> {
     match crate::disk::check_dir(dir, Need::Private) {
         Ok(true) => Ok(()),

@@ -109,8 +109,13 @@ struct OpenKey {
 /// A heads-up before the session ends, given once per session (and again after an extend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    /// The lifetime ends in `in_secs`.
-    ExpiringSoon { in_secs: u64, signatures_left: u64 },
+    /// The lifetime ends in `in_secs`; `unlock --extend` without bounds would renew it with
+    /// `renew`.
+    ExpiringSoon {
+        in_secs: u64,
+        signatures_left: u64,
+        renew: Bounds,
+    },
     /// Only `left` signatures remain in the session-wide budget.
     BudgetLow { left: u64, expires_in_secs: u64 },
 }
@@ -119,11 +124,12 @@ pub enum Warning {
 pub struct Unlocked {
     keys: BTreeMap<String, OpenKey>,
     opened_at: Duration,
-    budget: u64,
+    /// What the session was opened (or last extended) with: an extend that names no bounds
+    /// renews these, never the configured defaults, which may be wider.
+    bounds: Bounds,
     warned_expiry: bool,
     warned_budget: bool,
     expires_at: Duration,
-    idle: Duration,
     last_used: Duration,
     left: u64,
     made: u64,
@@ -161,11 +167,10 @@ impl Session {
         Session::Unlocked(Unlocked {
             keys,
             opened_at: now,
-            budget: bounds.max_signatures,
+            bounds,
             warned_expiry: false,
             warned_budget: false,
             expires_at: now.saturating_add(bounds.ttl),
-            idle: bounds.idle,
             last_used: now,
             left: bounds.max_signatures,
             made: 0,
@@ -215,7 +220,9 @@ impl Session {
     /// The next moment `tick` could end the session.
     pub fn next_deadline(&self) -> Option<Duration> {
         match self {
-            Session::Unlocked(u) => Some(u.expires_at.min(u.last_used.saturating_add(u.idle))),
+            Session::Unlocked(u) => {
+                Some(u.expires_at.min(u.last_used.saturating_add(u.bounds.idle)))
+            }
             Session::Locked(_) => None,
         }
     }
@@ -233,6 +240,14 @@ impl Session {
         })
     }
 
+    /// The bounds the open session was opened (or last extended) with.
+    pub fn bounds(&self) -> Option<Bounds> {
+        match self {
+            Session::Unlocked(u) => Some(u.bounds),
+            Session::Locked(_) => None,
+        }
+    }
+
     /// Renew an open session after a touch: new lifetime, idle and budget from `now`, same
     /// keys. Per-key budgets restart too. Returns false when no session is open.
     pub fn extend(&mut self, bounds: Bounds, now: Duration) -> bool {
@@ -240,11 +255,10 @@ impl Session {
             return false;
         };
         u.expires_at = now.saturating_add(bounds.ttl);
-        u.idle = bounds.idle;
         u.last_used = now;
         u.opened_at = now;
         u.left = bounds.max_signatures;
-        u.budget = bounds.max_signatures;
+        u.bounds = bounds;
         u.warned_expiry = false;
         u.warned_budget = false;
         for k in u.keys.values_mut() {
@@ -266,6 +280,7 @@ impl Session {
             out.push(Warning::ExpiringSoon {
                 in_secs: expires_in_secs,
                 signatures_left: u.left,
+                renew: u.bounds,
             });
         }
         if !u.warned_budget && u.left > 0 && u.left <= u.budget_low_mark() {
@@ -333,10 +348,10 @@ impl Session {
         let Session::Unlocked(u) = self else {
             return None;
         };
-        let idle_end = u.last_used.saturating_add(u.idle);
+        let idle_end = u.last_used.saturating_add(u.bounds.idle);
         Some(SessionStatus {
             expires_in_secs: u.expires_at.saturating_sub(now).as_secs(),
-            idle_timeout_secs: u.idle.as_secs(),
+            idle_timeout_secs: u.bounds.idle.as_secs(),
             idle_expires_in_secs: idle_end.saturating_sub(now).as_secs(),
             signatures_left: u.left,
             signatures_made: u.made,
@@ -375,13 +390,13 @@ impl Unlocked {
 
     /// Warn when a tenth of the budget is left (at least one signature).
     fn budget_low_mark(&self) -> u64 {
-        (self.budget / 10).max(1)
+        (self.bounds.max_signatures / 10).max(1)
     }
 
     fn due(&self, now: Duration) -> Option<LockReason> {
         if now >= self.expires_at {
             Some(LockReason::Expired)
-        } else if now >= self.last_used.saturating_add(self.idle) {
+        } else if now >= self.last_used.saturating_add(self.bounds.idle) {
             Some(LockReason::Idle)
         } else {
             None

@@ -67,7 +67,9 @@ fn to_a_closed_pipe(w: &World, args: &[&str]) -> tapsign_tests::Run {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let mut cmd = w.cmd(args);
-    cmd.stdin(Stdio::null()).stdout(writer).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
     let out = spawn(&mut cmd).unwrap().wait_with_output().unwrap();
     tapsign_tests::Run {
         code: out.status.code().unwrap_or(-1),
@@ -98,7 +100,10 @@ fn tapsign_status_into_a_closed_pipe_does_not_panic() {
         let out = to_a_closed_pipe(&w, args);
         assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
         assert_eq!(out.code, 0, "{args:?}: {out:?}");
-        assert!(out.stderr.is_empty(), "{args:?} said more than nothing: {out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} said more than nothing: {out:?}"
+        );
     }
 }
 
@@ -111,7 +116,9 @@ fn tapsign_events_ends_quietly_when_its_reader_leaves() {
     w.start_agent();
     let (reader, writer) = std::io::pipe().unwrap();
     let mut cmd = w.cmd(&["events"]);
-    cmd.stdin(Stdio::null()).stdout(writer).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).unwrap();
     drop((cmd, reader));
     // Events until it notices (it subscribes shortly after starting).

@@ -210,8 +210,10 @@ fn repair_hint(path: &Path) -> String {
         Some("credentials") => format!(
             "restore it from a backup, or `tapsign key remove {stem}` and add the key again"
         ),
-        Some("keyslots") => "restore it from a backup, or remove it with `tapsign token remove` \
-                             and enroll that token again"
+        // `token remove` cannot name a keyslot it cannot read; a rotation leaves it behind.
+        Some("keyslots") => "restore it from a backup; or, with another enrolled token, run \
+                             `tapsign keystore rotate` (it leaves this keyslot behind) and enroll \
+                             that token again"
             .into(),
         _ => "restore it from a backup".into(),
     }

@@ -203,6 +203,12 @@ impl Keystore {
         }
     }
 
+    /// Whether the live vault.json can be read: `key list` reports it, as it reports a
+    /// damaged credential (nothing can be added or opened without it).
+    pub fn check_vault_file(&self) -> Result<(), KeystoreError> {
+        self.vault_key_in(&self.live_dir()?).map(|_| ())
+    }
+
     /// Every keyslot, one result per file (a damaged one does not hide the others).
     pub fn keyslots(&self) -> Result<Vec<Result<Keyslot, KeystoreError>>, KeystoreError> {
         let live = self.live()?;

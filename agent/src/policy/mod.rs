@@ -435,7 +435,12 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 /// Step 5: what else the exchange could read out of the signed bytes.
 fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Result<(), Denial> {
     let own: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    for r in converse::param_readings(exchange, parsed) {
+    let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
+    let is_stamped = |n: &str| {
+        exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(n))
+    };
+    let keep = |n: &str| fund_param(exchange, n).is_some() || is_stamped(n);
+    for r in converse::param_readings(exchange, parsed, keep) {
         if own.contains(&r.name.as_str()) {
             continue;
         }
@@ -446,9 +451,7 @@ fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Resu
                 category,
             });
         }
-        let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
-        if exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(&r.name))
-        {
+        if is_stamped(&r.name) {
             return Err(Denial::AgentParameter {
                 exchange,
                 name: r.name,

@@ -124,11 +124,23 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        KeyCommand::List => print_listing(
-            ks.list_credentials().map_err(ks_failure)?,
-            "credentials",
-            |i| format!("{:<24} {}", i.name, i.exchange),
-        ),
+        KeyCommand::List => {
+            let listed = print_listing(
+                ks.list_credentials().map_err(ks_failure)?,
+                "credentials",
+                |i| format!("{:<24} {}", i.name, i.exchange),
+            );
+            // The credentials are listed either way; a damaged vault.json fails the listing
+            // too, since no key can be added or opened without it.
+            ks.check_vault_file().map_err(|e| {
+                eprintln!("damaged: {e}");
+                Failure::new(
+                    exit_codes::DAMAGED,
+                    "the keystore's vault.json is damaged (above): no key can be added or opened until it is restored",
+                )
+            })?;
+            listed
+        }
         KeyCommand::Remove { name } => {
             ks.remove_credential(&name, &mut AuditLedger::new(&paths.audit_log()))
                 .map_err(ks_failure)?;

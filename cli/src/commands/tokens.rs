@@ -280,10 +280,17 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
     }
     let mut stay = recorded(ks)?;
     stay.retain(|s| Some(s.stub.id().as_str()) != remove);
-    if stay.is_empty() {
-        return Err(ks_failure(KeystoreError::LastKeyslot {
-            token: remove.unwrap_or("?").into(),
-        }));
+    match (stay.is_empty(), remove) {
+        (true, Some(id)) => {
+            return Err(ks_failure(KeystoreError::LastKeyslot { token: id.into() }));
+        }
+        (true, None) => {
+            return Err(Failure::new(
+                exit_codes::DAMAGED,
+                "no keyslot can open the keystore (`tapsign token list` says what is wrong with each): restore them from a backup",
+            ));
+        }
+        (false, _) => {}
     }
     let vk = touch_enrolled(paths, ks, stay, None)?;
     let rotated = ks
