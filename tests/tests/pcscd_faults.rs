@@ -80,3 +80,38 @@ fn pcscd_killed_mid_unlock_fails_the_unlock_at_once_and_a_restarted_pcscd_unlock
         assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
     });
 }
+
+/// Another program (gpg's scdaemon, say) holds the card exclusively: the unlock says so and
+/// answers `token_absent` (the token cannot be reached), not `internal`, and works once the
+/// card is free again.
+#[test]
+fn a_card_held_by_another_program_is_token_absent_and_says_so() {
+    let key = Config {
+        version: [5, 7, 1],
+        serial: 15_100_061,
+        ..Config::default()
+    };
+    harness::run(&[key], |stack| {
+        let mut w = World::new();
+        w.run(&["token", "add", "--piv"], PIN).ok();
+        w.run(
+            &["key", "add", "b", "--exchange", "binance"],
+            &format!("ak\n{SECRET}\n"),
+        )
+        .ok();
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        });
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+        let reader = std::ffi::CString::new(stack.reader_name(0)).unwrap();
+        let held = ctx
+            .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+            .unwrap();
+        let out = w.run(&["unlock"], PIN);
+        out.fails_with(6, "held exclusively by another program");
+        assert!(out.stderr.contains("[token_absent]"), "{out:?}");
+        drop(held);
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+    });
+}

@@ -141,13 +141,18 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
         }
         // Locking must not depend on a free connection slot (a runaway bot can hold them all):
         // SIGHUP locks too, and the socket tells us the agent's pid.
-        Err(f) if f.code == Some(ErrorCode::Busy) => {
+        Err(f) if busy(&f) => {
             signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
             outln!("Locked: the agent was busy, so it was sent SIGHUP; its session is wiped.");
             Ok(())
         }
         Err(f) => Err(f),
     }
+}
+
+/// The agent answered `busy` (chosen by its code: a message may say anything).
+fn busy(f: &Failure) -> bool {
+    f.code == Some(ErrorCode::Busy)
 }
 
 /// Send SIGHUP to the agent behind the socket, after checking it runs as us.
@@ -251,4 +256,30 @@ fn print_status(s: &Status) -> Result<(), Failure> {
         outln!("warning: {w}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapsign_proto::ProtoError;
+
+    fn answered(code: ErrorCode, message: &str) -> Failure {
+        Failure::from(ProtoError::Agent {
+            code,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn the_busy_fallback_of_lock_is_chosen_by_the_code_not_the_message() {
+        assert!(busy(&answered(
+            ErrorCode::Busy,
+            "the agent is serving its maximum"
+        )));
+        assert!(!busy(&answered(
+            ErrorCode::Internal,
+            "it said [busy] somewhere"
+        )));
+        assert!(!busy(&Failure::error("cannot reach the agent [busy]")));
+    }
 }
