@@ -2,7 +2,7 @@
 //! `key add` and `token add` write) and a SIGKILL (before every system call of theirs that
 //! changes the disk). After each: no half-written file, nothing that was stored is lost, the
 //! audit log verifies, and running the command again works. docs/keystore-format.md
-//! ("Writes") says how each write is made atomic.
+//! ("Atomic writes") says how each write is made atomic.
 //!
 //! Needs root (a private mount namespace for the tmpfs; strace, from scripts/packages.txt,
 //! to stop the CLI at each system call); skips otherwise, and fails in CI
