@@ -181,14 +181,14 @@ impl Unlocker {
         let mut good = Vec::new();
         for slot in self.keystore.keyslots()? {
             match slot {
-            Ok(s) if s.recorded => good.push(s),
-            // Checked again once VK verifies the manifest; not worth a touch before that.
-            Ok(s) => warnings.push(format!(
-                "keyslot {} is not the one the keystore's manifest records (put there by hand, or an old copy put back): it is not used",
-                s.path.display()
-            )),
-            Err(e) => warnings.push(e.to_string()),
-        }
+                Ok(s) if s.recorded => good.push(s),
+                // Checked again once VK verifies the manifest; not worth a touch before that.
+                Ok(s) => warnings.push(format!(
+                    "keyslot {} is not the one the keystore's manifest records (put there by hand, or an old copy put back): it is not used",
+                    s.path.display()
+                )),
+                Err(e) => warnings.push(e.to_string()),
+            }
         }
         if good.is_empty() && !warnings.is_empty() {
             return Err(AgentError::NoUsableKeyslot(warnings.join("; ")));
