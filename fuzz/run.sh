@@ -2,14 +2,14 @@
 # Build tapsign's fuzz targets with libFuzzer on the stable toolchain (the coverage flags
 # cargo-fuzz passes, for the target triple only so build scripts are not instrumented) and run
 # each for a bounded time, starting from its committed seeds (fuzz/seeds/<target>/). CI runs
-# `./fuzz/run.sh 60`. A crash fails the run and leaves its input in fuzz/artifacts/<target>/.
+# `./fuzz/run.sh 40`. A crash fails the run and leaves its input in fuzz/artifacts/<target>/.
 #
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]   (default: 60 seconds, every target)
 set -eu
 cd "$(dirname "$0")"
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
-targets="${*:-decode wall}"
+targets="${*:-decode wall keystore config request}"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -5,28 +5,35 @@
 //! does its touch on a blocking thread before taking it to install the new session. Nothing
 //! here waits on the disk on an async worker: the audit log has its own writer thread
 //! ([`AuditSink`]), Kraken nonces are reserved on blocking threads ([`KrakenNonces`]), and
-//! `status`, which reads the keystore's folder, runs on a blocking thread.
+//! `status`, which reads the keystore's folder, runs on a blocking thread. What has an owner
+//! of its own lives there: the keystore and tokens in `unlocker::Unlocker`, where the
+//! session's token sits in [`Removal`]. `unlock` (the async half of an unlock) and `at_rest`
+//! (the audit log as anchor and ledger) are submodules. Every error a request gets is an
+//! [`AgentError`], whose one mapping gives the wire code.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tapsign_proto::{
-    ErrorCode, EventKind, KeyPolicyInfo, KeystoreState, LockSource, PROTOCOL_VERSION, Request,
-    Response, SessionEvent, SessionState, SignRequest, Status, TokenInfo, UnlockRequest,
+    EventKind, KeyPolicyInfo, LockSource, PROTOCOL_VERSION, Request, Response, SessionEvent,
+    SessionState, SignRequest, SignedRequest, Status, TokenInfo,
 };
 
-use crate::audit::{AuditEvent, AuditSink, Unrecorded};
+use crate::audit::{AuditEvent, AuditSink};
 use crate::clock::{boot_now, format_duration};
 use crate::config::Config;
 use crate::credential::Exchange;
-use crate::keystore::Keystore;
+use crate::error::{AgentError, lock_code};
 use crate::nonces::KrakenNonces;
 use crate::paths::Paths;
+use crate::policy;
+use crate::removal::Removal;
 use crate::session::{Client, LockReason, Session, Warning};
 use crate::sign::{self, Stamp};
-use crate::{policy, unlocker};
+use crate::unlocker::Unlocker;
 
 mod at_rest;
+mod unlock;
 
 /// The agent's name and version, as `hello` and `status` report it.
 pub fn agent_version() -> String {
@@ -40,16 +47,15 @@ pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 pub struct Agent {
     pub(crate) paths: Paths,
     pub(crate) config: Config,
-    pub(crate) keystore: Keystore,
-    /// `TAPSIGN_INSECURE_SOFT_TOKEN=1` was set when the agent started.
-    pub(crate) soft_allowed: bool,
+    /// The keystore and tokens, as an unlock uses them.
+    unlocker: Unlocker,
+    /// Where the session's token sits, for the removal watch.
+    pub(crate) removal: Removal,
     session: Mutex<Session>,
     /// The audit log, owned by its writer thread.
     pub(crate) audit: AuditSink,
     /// Wakes the reaper when the session changes.
     pub(crate) changed: tokio::sync::Notify,
-    /// One unlock at a time: a second waits instead of asking for a second touch.
-    unlocking: tokio::sync::Mutex<()>,
     warnings: Mutex<Vec<String>>,
     /// Session events for subscribed connections.
     events: tokio::sync::broadcast::Sender<SessionEvent>,
@@ -58,14 +64,8 @@ pub struct Agent {
     pub(crate) notifier: crate::notify::Notifier,
     /// The boot-time clock (suspended time counts); tests substitute their own.
     clock: Clock,
-    /// The keystore manifest this agent last verified or wrote (at an unlock).
-    verified: Mutex<Option<KeystoreState>>,
     /// Kraken nonces, reserved on disk in blocks, one store per key.
     nonces: KrakenNonces,
-    /// The PC/SC reader of the token that opened the session (watched for removal).
-    reader: Mutex<Option<String>>,
-    /// Whether the removal watcher is following a reader now, and which.
-    removal_live: Mutex<Option<String>>,
 }
 
 impl Agent {
@@ -81,28 +81,24 @@ impl Agent {
         soft_allowed: bool,
         audit: AuditSink,
     ) -> Arc<Agent> {
-        let keystore = Keystore::new(paths.keystore_dir());
+        let unlocker = Unlocker::new(&paths, soft_allowed);
         let warnings = Vec::new();
         let nonces = KrakenNonces::new(&paths.state_dir);
         let notifications = config.notifications.enabled;
         Arc::new(Agent {
             paths,
             config,
-            keystore,
-            soft_allowed,
+            unlocker,
+            removal: Removal::default(),
             session: Mutex::new(Session::default()),
             audit,
             changed: tokio::sync::Notify::new(),
-            unlocking: tokio::sync::Mutex::new(()),
             warnings: Mutex::new(warnings),
             events: tokio::sync::broadcast::channel(64).0,
             dbus_sources: crate::locksource::Sources::default(),
             notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
             nonces,
-            verified: Mutex::new(None),
-            reader: Mutex::new(None),
-            removal_live: Mutex::new(None),
         })
     }
 
@@ -144,31 +140,6 @@ impl Agent {
         was_open
     }
 
-    /// The reader to watch for removal: only while a session opened by a PC/SC token is open.
-    pub(crate) fn watched_reader(&self) -> Option<String> {
-        if !self.session().is_unlocked() {
-            return None;
-        }
-        self.reader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn set_removal_live(&self, reader: Option<&str>) {
-        *self.removal_live.lock().unwrap_or_else(|p| p.into_inner()) = reader.map(str::to_owned);
-    }
-
-    /// The session's token left its reader.
-    pub(crate) fn removed(&self, reader: &str, why: &str) {
-        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.set_removal_live(None);
-        self.lock(LockReason::Other(format!(
-            "token removed ({why} in {})",
-            crate::removal::describe(reader)
-        )));
-    }
-
     /// Everything that follows the end of a session, whatever ended it: log, audit, tell the
     /// subscribers, wake the reaper.
     pub(crate) fn ended(&self, reason: &LockReason) {
@@ -182,7 +153,7 @@ impl Agent {
             event: EventKind::Locked,
             message: format!("locked: {reason}"),
             reason: Some(reason.to_string()),
-            code: Some(reason.code()),
+            code: Some(lock_code(reason)),
             expires_in_secs: None,
             signatures_left: None,
         });
@@ -208,11 +179,15 @@ impl Agent {
                 Warning::ExpiringSoon {
                     in_secs,
                     signatures_left,
+                    renew,
                 } => SessionEvent {
                     event: EventKind::ExpiringSoon,
                     message: format!(
-                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch",
-                        format_duration(Duration::from_secs(in_secs))
+                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch for {} (idle {}, {} signatures)",
+                        format_duration(Duration::from_secs(in_secs)),
+                        format_duration(renew.ttl),
+                        format_duration(renew.idle),
+                        renew.max_signatures
                     ),
                     reason: None,
                     code: None,
@@ -272,9 +247,9 @@ impl Agent {
         if let Some(reason) = expired {
             self.ended(&reason);
         }
-        let (signed, spent_now) = match self.stamp_and_sign(&req, client, now).await {
-            Ok(done) => done,
-            Err((code, message)) => {
+        let (signed, spent_now) = match self.sign_now(&req, now, client).await {
+            Ok(s) => s,
+            Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
                 let _ = self
                     .audit
@@ -282,32 +257,19 @@ impl Agent {
                         key: req.key.clone(),
                         method: req.method.clone(),
                         path: req.path.clone(),
-                        code,
-                        reason: message.clone(),
+                        code: e.code(),
+                        reason: e.to_string(),
                         pid: client.pid,
                         exe: client.exe.clone(),
                     })
                     .await;
-                return Response::Error { code, message };
+                return e.response();
             }
         };
-        // Every signature that leaves the agent is on record: one that cannot be recorded
-        // does not leave (it still counts against the budget).
-        let recorded = self
-            .audit
-            .record(AuditEvent::Sign {
-                key: req.key.clone(),
-                method: req.method.clone(),
-                path: req.path.clone(),
-                pid: client.pid,
-                exe: client.exe.clone(),
-            })
-            .await;
-        if let Err(why) = recorded {
-            return Response::Error {
-                code: ErrorCode::Internal,
-                message: withheld(&why, self.audit.path()),
-            };
+        // Every signature that leaves the agent is on record: one that cannot be recorded does
+        // not leave (it still counts against the budget).
+        if let Err(e) = self.record_signature(&req, client).await {
+            return e.response();
         }
         if spent_now {
             self.ended(&LockReason::BudgetSpent);
@@ -317,23 +279,22 @@ impl Agent {
         Response::Signed(signed)
     }
 
-    /// Stamp the request, check it against the policy and sign it; also whether that spent
-    /// the session's budget.
-    async fn stamp_and_sign(
+    /// Check `req` against the session and the policy and sign it. Also says whether this
+    /// signature spent the session's budget.
+    async fn sign_now(
         &self,
         req: &SignRequest,
-        client: &Client,
         now: Duration,
-    ) -> Result<(tapsign_proto::SignedRequest, bool), (ErrorCode, String)> {
-        let mut stamp = Stamp::now().map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        client: &Client,
+    ) -> Result<(SignedRequest, bool), AgentError> {
+        let mut stamp = Stamp::now()?;
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
         // the nonces come from a block already reserved on disk. It is fetched before taking
         // the session lock; should the session change in between, the scheme refuses a Kraken
         // request without a nonce, and a non-Kraken one ignores it.
-        let kraken = self.session().exchange_of(&req.key) == Some(Exchange::Kraken);
-        if kraken {
+        if self.session().exchange_of(&req.key) == Some(Exchange::Kraken) {
             let nonce = self.nonces.next(&req.key, stamp.unix_ms).await;
-            stamp.counter = Some(nonce.map_err(|e| (ErrorCode::Internal, e.to_string()))?);
+            stamp.counter = Some(nonce.map_err(AgentError::Nonce)?);
         }
         let opts = self.config.signing;
         let key_policy = self.config.key_policy(&req.key);
@@ -341,165 +302,28 @@ impl Agent {
         // used: no unlock can slip in between the check and the signing. What is signed is the
         // request the policy parsed, written back (`checked.wire`).
         let mut session = self.session();
-        let out = session.use_key(&req.key, now, client, |cred| {
-            let checked = policy::check_request(cred.exchange, &req.key, key_policy, req)
-                .map_err(|r| (r.code(), r.to_string()))?;
-            sign::sign(cred, &checked.wire, &stamp, &opts)
-                .map_err(|e| (ErrorCode::BadRequest, e.to_string()))
-        });
-        let spent_now = matches!(out, Ok(Ok(_))) && !session.is_unlocked();
-        drop(session);
-        match out {
-            Err(r) => Err((r.code, r.message)),
-            Ok(Err(refused)) => Err(refused),
-            Ok(Ok(signed)) => Ok((signed, spent_now)),
-        }
+        let signed = session.use_key(&req.key, now, client, |cred| {
+            let checked = policy::check_request(cred.exchange, &req.key, key_policy, req)?;
+            sign::sign(cred, &checked.wire, &stamp, &opts).map_err(AgentError::from)
+        })??;
+        Ok((signed, !session.is_unlocked()))
     }
 
-    async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
-        let secs = |s: Option<u64>| s.map(Duration::from_secs);
-        let bounds =
-            match self
-                .config
-                .bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures)
-            {
-                Ok(b) => b,
-                Err(message) => {
-                    return Response::Error {
-                        code: ErrorCode::BadRequest,
-                        message,
-                    };
-                }
-            };
-        let _one_at_a_time = self.unlocking.lock().await;
-        if req.extend && !self.session().is_unlocked() {
-            let message = "no session is open to extend: run `tapsign unlock`".to_owned();
-            return Response::Error {
-                code: ErrorCode::Locked,
-                message,
-            };
-        }
-        let agent = Arc::clone(self);
-        let keys = req.keys.clone();
-        let pin = req.pin;
-        let extend = req.extend;
-        let program = client.exe.rsplit('/').next().unwrap_or("?");
-        let asked = format!(
-            "{program} (pid {}) asks to {} a session for {}, {} signatures",
-            client.pid,
-            if extend { "extend" } else { "open" },
-            format_duration(bounds.ttl),
-            bounds.max_signatures
-        );
-        let opened = tokio::task::spawn_blocking(move || {
-            if extend {
-                unlocker::touch(&agent, pin.as_ref(), &asked)
-            } else {
-                unlocker::open(&agent, &keys, pin.as_ref(), &asked)
-            }
-        })
-        .await;
-        let opened = match opened {
-            Ok(r) => r,
-            Err(_) => Err((
-                ErrorCode::Internal,
-                "the unlock worker failed; see the agent's log".into(),
-            )),
-        };
-        match opened {
-            Err((code, message)) => {
-                let _ = self
-                    .audit
-                    .record(AuditEvent::UnlockRefused {
-                        code,
-                        reason: message.clone(),
-                        pid: client.pid,
-                        exe: client.exe.clone(),
-                    })
-                    .await;
-                Response::Error { code, message }
-            }
-            Ok(o) if extend => {
-                if !self.session().extend(bounds, self.now()) {
-                    // The session ended while the touch was pending.
-                    let message =
-                        "the session ended before the touch; run `tapsign unlock`".to_owned();
-                    return Response::Error {
-                        code: ErrorCode::Locked,
-                        message,
-                    };
-                }
-                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
-                eprintln!("tapsign agent: session extended with {}", o.opened_by);
-                let _ = self
-                    .audit
-                    .record(AuditEvent::Unlock {
-                        token: format!("{} (extend)", o.opened_by),
-                        keys: Vec::new(),
-                        ttl_secs: bounds.ttl.as_secs(),
-                        idle_secs: bounds.idle.as_secs(),
-                        max_signatures: bounds.max_signatures,
-                        pid: client.pid,
-                        exe: client.exe.clone(),
-                    })
-                    .await;
-                self.publish(SessionEvent {
-                    event: EventKind::Extended,
-                    message: format!(
-                        "the session was extended for {}",
-                        format_duration(bounds.ttl)
-                    ),
-                    reason: None,
-                    code: None,
-                    expires_in_secs: Some(bounds.ttl.as_secs()),
-                    signatures_left: Some(bounds.max_signatures),
-                });
-                self.changed.notify_one();
-                Response::Unlocked(self.status_now().await)
-            }
-            Ok(o) => {
-                for w in o.warnings {
-                    self.warn(w);
-                }
-                *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = o.reader.clone();
-                let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
-                let session =
-                    Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
-                *self.session() = session;
-                self.changed.notify_one();
-                eprintln!(
-                    "tapsign agent: unlocked {} key(s) with {}",
-                    names.len(),
-                    o.opened_by
-                );
-                self.publish(SessionEvent {
-                    event: EventKind::Unlocked,
-                    message: format!(
-                        "a session opened with {} key(s) for {}",
-                        names.len(),
-                        format_duration(bounds.ttl)
-                    ),
-                    reason: None,
-                    code: None,
-                    expires_in_secs: Some(bounds.ttl.as_secs()),
-                    signatures_left: Some(bounds.max_signatures),
-                });
-                self.notifier.session_opened(names.len(), bounds.ttl);
-                let _ = self
-                    .audit
-                    .record(AuditEvent::Unlock {
-                        token: o.opened_by,
-                        keys: names,
-                        ttl_secs: bounds.ttl.as_secs(),
-                        idle_secs: bounds.idle.as_secs(),
-                        max_signatures: bounds.max_signatures,
-                        pid: client.pid,
-                        exe: client.exe.clone(),
-                    })
-                    .await;
-                Response::Unlocked(self.status_now().await)
-            }
-        }
+    /// Put a signature on record; the error to answer with when it cannot be.
+    async fn record_signature(&self, req: &SignRequest, client: &Client) -> Result<(), AgentError> {
+        self.audit
+            .record(AuditEvent::Sign {
+                key: req.key.clone(),
+                method: req.method.clone(),
+                path: req.path.clone(),
+                pid: client.pid,
+                exe: client.exe.clone(),
+            })
+            .await
+            .map_err(|why| AgentError::Unrecorded {
+                why,
+                log: self.paths.audit_log(),
+            })
     }
 
     /// What `status` reports, with the audit log's head caught up with the file; computed on
@@ -535,7 +359,7 @@ impl Agent {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut tokens = Vec::new();
-        match self.keystore.keyslots() {
+        match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
                 for slot in slots {
                     match slot {
@@ -592,11 +416,7 @@ impl Agent {
                 .filter(|k| !k.rules.is_empty())
                 .collect(),
             audit_head,
-            keystore: self
-                .verified
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            keystore: self.unlocker.verified(),
         }
     }
 }
@@ -604,20 +424,8 @@ impl Agent {
 impl Agent {
     fn lock_sources(&self) -> Vec<LockSource> {
         let mut sources = always_live_sources();
-        let watched = self
-            .removal_live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        sources.push(LockSource {
-            name: "token removal".into(),
-            live: watched.is_some(),
-            detail: Some(match watched {
-                Some(r) => format!("watching {}", crate::removal::describe(&r)),
-                None => "watches the PC/SC reader or USB key of the token that opened the session"
-                    .into(),
-            }),
-        });
+        let session_open = self.session().is_unlocked();
+        sources.push(self.removal.lock_source(session_open));
         sources.extend(self.dbus_sources.snapshot());
         sources
     }
@@ -626,21 +434,6 @@ impl Agent {
 /// How long `lock` and `status` wait for the audit writer (to have the lock's line written, to
 /// show the file's head) before answering anyway: a stalled disk delays them this much at most.
 const AUDIT_WAIT: Duration = Duration::from_millis(500);
-
-/// What a bot is told when its signature cannot be put on record.
-fn withheld(why: &Unrecorded, log: &std::path::Path) -> String {
-    match why {
-        Unrecorded::Tampered(why) => format!("the signature was withheld: {why}"),
-        Unrecorded::Unsynced(e) => format!(
-            "the audit log {} could not be synced to disk ({e}), so the signature was withheld; check the disk (dmesg) and retry",
-            log.display()
-        ),
-        Unrecorded::Unwritable(_) | Unrecorded::Stopped => format!(
-            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
-            log.display()
-        ),
-    }
-}
 
 /// The sources that are live whenever the agent runs.
 fn always_live_sources() -> Vec<LockSource> {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::clock::parse_duration;
+use crate::disk::{self, Kind, Need};
 use crate::policy::{Endpoint, KeyPolicy};
 use crate::session::Bounds;
 use crate::sign::SignOptions;
@@ -367,25 +368,22 @@ impl Config {
 }
 
 /// The file at `path` and the folders holding it (the link and its target, when it is a
-/// symbolic link) belong to the user or root, and no one else can write them.
+/// symbolic link) belong to the user or root, and no one else can write them
+/// ([`Need::Unwritable`]: others may read it, it holds no secret). Links are followed here:
+/// config files are often links into a dotfiles folder, and what counts is where they lead.
 fn check_owned(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let me = rustix::process::geteuid().as_raw();
-    let check = |p: &Path, what: &str| -> std::io::Result<()> {
+    let check = |p: &Path, kind: Kind| -> std::io::Result<()> {
         let meta = std::fs::metadata(p)?;
-        let problem = if meta.uid() != me && meta.uid() != 0 {
-            format!("belongs to uid {}, not to you (uid {me})", meta.uid())
-        } else if meta.mode() & 0o022 != 0 {
-            format!(
-                "can be written by other users (mode {:o})",
-                meta.mode() & 0o7777
-            )
-        } else {
+        let Some(problem) = disk::exposure(&meta, kind, Need::Unwritable) else {
             return Ok(());
+        };
+        let what = match kind {
+            Kind::File => "the config file",
+            Kind::Folder => "the folder",
         };
         Err(std::io::Error::other(format!(
             "{what} {} {problem}: config.toml decides what the agent signs, so the agent does \
-             not read it; make it yours and private (chown, then chmod go-w)",
+             not read it; make it yours and closed to writes by others (chown, then chmod go-w)",
             p.display()
         )))
     };
@@ -395,10 +393,10 @@ fn check_owned(path: &Path) -> std::io::Result<()> {
     } else {
         path.to_path_buf()
     };
-    check(&real, "the config file")?;
+    check(&real, Kind::File)?;
     for file in [path, real.as_path()] {
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            check(dir, "the folder")?;
+            check(dir, Kind::Folder)?;
         }
     }
     Ok(())

@@ -16,7 +16,10 @@
 //! - [`locksource`]: screen lock and suspend on D-Bus (logind, screensavers).
 //! - [`notify`]: desktop notifications when a session opens or ends.
 //! - [`clock`]: the boot-time clock (suspended time counts).
-//! - [`config`], [`paths`]: where things live and the session defaults.
+//! - [`config`], [`paths`]: where things live and the session defaults; [`disk`]: the one
+//!   check of who else can reach a file or folder, and the one atomic write.
+//! - [`error`]: [`error::AgentError`], everything a request can fail with, and its one
+//!   mapping to the wire's error codes.
 //! - [`systemd`]: socket activation and readiness notification, without libsystemd.
 //! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
 //!   fd 3, editing the environment at start) hold the only unsafe code.
@@ -26,6 +29,8 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod disk;
+pub mod error;
 pub mod harden;
 pub mod keystore;
 pub mod locksource;

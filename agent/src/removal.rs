@@ -10,15 +10,67 @@
 //!   hidraw node no longer leads to the same USB device (a re-plugged key gets a new identity,
 //!   even under the same node name). HID has no change events to wait on.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pcsc::{Context, ReaderState, Scope, State};
+use tapsign_proto::LockSource;
 
 use crate::agent::Agent;
+use crate::session::LockReason;
 
 const POLL: Duration = Duration::from_millis(500);
+
+/// Where the session's token sits, and what the watcher is doing.
+#[derive(Debug, Default)]
+pub struct Removal {
+    /// The PC/SC reader (or `hid:` location) of the token that opened the session.
+    location: Mutex<Option<String>>,
+    /// What the watcher is doing, for `status`.
+    state: Mutex<WatchState>,
+}
+
+impl Removal {
+    /// The token that opened (or renewed) the session sits at `location` (`None`: not on
+    /// PC/SC or HID, nothing to watch).
+    pub fn opened_at(&self, location: Option<String>) {
+        *lock(&self.location) = location;
+    }
+
+    /// The location to watch: only while a session is open.
+    fn watched(&self, agent: &Agent) -> Option<String> {
+        if !agent.session().is_unlocked() {
+            return None;
+        }
+        lock(&self.location).clone()
+    }
+
+    fn set_state(&self, state: WatchState) {
+        *lock(&self.state) = state;
+    }
+
+    /// The session's token left `location`: forget it and end the session.
+    fn removed(&self, agent: &Agent, location: &str, why: &str) {
+        *lock(&self.location) = None;
+        self.set_state(WatchState::Waiting);
+        agent.lock(LockReason::Other(format!(
+            "token removed ({why} in {})",
+            describe(location)
+        )));
+    }
+
+    /// This lock source, as `status` shows it; `session_open` says whether a session is.
+    pub fn lock_source(&self, session_open: bool) -> LockSource {
+        let state = lock(&self.state).clone();
+        let session = session_open.then(|| lock(&self.location).clone());
+        lock_source(&state, session.as_ref().map(|at| at.as_deref()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// How a session's token location names a USB HID device instead of a PC/SC reader.
 pub const HID_PREFIX: &str = "hid:";
@@ -34,6 +86,47 @@ pub fn describe(location: &str) -> String {
     }
 }
 
+/// What the watcher is doing, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WatchState {
+    /// Not running (an agent used in-process, without its server).
+    #[default]
+    Stopped,
+    /// Running, with no token location to follow yet.
+    Waiting,
+    /// Following this location (a PC/SC reader, or `hid:...`).
+    Following(String),
+}
+
+/// The `token removal` lock source as `status` shows it. Live whenever pulling the token
+/// would lock: the watcher runs and the session (if one is open) was opened by a token that
+/// sits somewhere it can watch. `session` is `Some(location)` while a session is open, the
+/// location being where its token sat (`None` for a token that sits nowhere: the soft token).
+/// A location the watcher has not picked up yet (it looks every [`POLL`]) counts as watched.
+pub fn lock_source(state: &WatchState, session: Option<Option<&str>>) -> LockSource {
+    let (live, detail) = match (state, session) {
+        (WatchState::Stopped, _) => (
+            false,
+            "the watcher is not running: pulling the token does not lock".to_owned(),
+        ),
+        (_, Some(Some(at))) => (true, format!("watching {}", describe(at))),
+        (WatchState::Following(at), _) => (true, format!("watching {}", describe(at))),
+        (WatchState::Waiting, None) => (
+            true,
+            "no session is open; the next one is ended when its token leaves its PC/SC reader or USB port".to_owned(),
+        ),
+        (WatchState::Waiting, Some(None)) => (
+            false,
+            "the session's token sits in no reader or USB port (the soft token): nothing to watch".to_owned(),
+        ),
+    };
+    LockSource {
+        name: "token removal".into(),
+        live,
+        detail: Some(detail),
+    }
+}
+
 /// Start the watcher; it runs until `stop` is set.
 pub fn spawn(
     agent: Arc<Agent>,
@@ -45,17 +138,18 @@ pub fn spawn(
 }
 
 fn watch(agent: &Agent, stop: &AtomicBool) {
+    let removal = &agent.removal;
     let mut ctx: Option<Context> = None;
     while !stop.load(Ordering::Relaxed) {
-        let Some(reader) = agent.watched_reader() else {
-            agent.set_removal_live(None);
+        let Some(reader) = removal.watched(agent) else {
+            removal.set_state(WatchState::Waiting);
             std::thread::sleep(POLL);
             continue;
         };
         if let Some(spec) = reader.strip_prefix(HID_PREFIX) {
-            agent.set_removal_live(Some(&reader));
+            removal.set_state(WatchState::Following(reader.clone()));
             if let Err(why) = follow_hid(spec, &reader, agent, stop) {
-                agent.removed(&reader, &why);
+                removal.removed(agent, &reader, &why);
             }
             continue;
         }
@@ -65,18 +159,19 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
                 Err(e) => {
                     // pcscd is gone: the token can no longer be seen, so it cannot be known
                     // to be there. End the session rather than trust it.
-                    agent.removed(&reader, &format!("PC/SC unavailable: {e}"));
+                    removal.removed(agent, &reader, &format!("PC/SC unavailable: {e}"));
                     continue;
                 }
             }
         }
         let Some(c) = ctx.as_ref() else { continue };
-        agent.set_removal_live(Some(&reader));
+        removal.set_state(WatchState::Following(reader.clone()));
         if let Err(why) = follow(c, &reader, agent, stop) {
-            agent.removed(&reader, &why);
+            removal.removed(agent, &reader, &why);
             ctx = None;
         }
     }
+    removal.set_state(WatchState::Stopped);
 }
 
 /// Follow `reader` while it stays the watched one. Err(why) when the token left.
@@ -84,7 +179,7 @@ fn follow(ctx: &Context, reader: &str, agent: &Agent, stop: &AtomicBool) -> Resu
     let name = std::ffi::CString::new(reader).map_err(|_| "bad reader name".to_owned())?;
     let mut states = vec![ReaderState::new(name, State::UNAWARE)];
     loop {
-        if stop.load(Ordering::Relaxed) || agent.watched_reader().as_deref() != Some(reader) {
+        if stop.load(Ordering::Relaxed) || agent.removal.watched(agent).as_deref() != Some(reader) {
             return Ok(());
         }
         match ctx.get_status_change(POLL, &mut states) {
@@ -113,7 +208,8 @@ fn follow_hid(spec: &str, watched: &str, agent: &Agent, stop: &AtomicBool) -> Re
         .ok_or_else(|| "bad USB device name".to_owned())?;
     let sys = std::path::Path::new("/sys");
     loop {
-        if stop.load(Ordering::Relaxed) || agent.watched_reader().as_deref() != Some(watched) {
+        if stop.load(Ordering::Relaxed) || agent.removal.watched(agent).as_deref() != Some(watched)
+        {
             return Ok(());
         }
         if !hid_present(sys, node, id) {
@@ -146,6 +242,36 @@ mod tests {
             describe("hid:/dev/hidraw3#0003:1050:0407.0042"),
             "USB key /dev/hidraw3"
         );
+    }
+
+    /// `status` said `live: false` for token removal while pulling the card did lock: it
+    /// reported only the moment the watcher followed a reader, not that it would.
+    #[test]
+    fn token_removal_is_live_whenever_pulling_the_token_would_lock() {
+        let reader = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+        let live = |state: &WatchState, session| lock_source(state, session).live;
+        assert!(
+            live(&WatchState::Waiting, None),
+            "locked, the watcher waits"
+        );
+        assert!(
+            live(&WatchState::Waiting, Some(Some(reader))),
+            "a session its watcher has not picked up yet"
+        );
+        let src = lock_source(&WatchState::Following(reader.into()), Some(Some(reader)));
+        assert!(src.live);
+        assert_eq!(src.name, "token removal");
+        assert_eq!(
+            src.detail.as_deref(),
+            Some("watching PC/SC reader Yubico YubiKey OTP+FIDO+CCID 00 00")
+        );
+        let soft = lock_source(&WatchState::Waiting, Some(None));
+        assert!(!soft.live && soft.detail.unwrap().contains("soft token"));
+        assert!(
+            !live(&WatchState::Stopped, None),
+            "no watcher, nothing locks"
+        );
+        assert!(!live(&WatchState::Stopped, Some(Some(reader))));
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! timeouts, the reaper, and shutdown on signals.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tapsign_proto::frame::{check_len, decode_body, write_frame_async};
-use tapsign_proto::{ErrorCode, PROTOCOL_VERSION, Request, Response};
+use tapsign_proto::{PROTOCOL_VERSION, Request, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -16,6 +16,8 @@ use tokio::sync::Semaphore;
 
 use crate::agent::Agent;
 use crate::audit::AuditEvent;
+use crate::disk::{DirError, Exposure, Kind, Need};
+use crate::error::AgentError;
 use crate::session::{Client, LockReason};
 use crate::systemd::Notifier;
 
@@ -26,8 +28,12 @@ pub enum ServerError {
         "another tapsign agent is already running on {0}; stop it first (`tapsign lock` does not stop it: send it SIGTERM)"
     )]
     AlreadyRunning(PathBuf),
-    #[error("the socket folder {path} {problem}; fix it or point TAPSIGN_SOCK elsewhere")]
-    UnsafeFolder { path: PathBuf, problem: String },
+    #[error("the socket folder {path} {problem}: {fix}, or point TAPSIGN_SOCK elsewhere")]
+    UnsafeFolder {
+        path: PathBuf,
+        problem: Exposure,
+        fix: String,
+    },
     #[error(
         "the socket {path} that systemd passed {problem}; fix tapsign-agent.socket (SocketMode=0600, DirectoryMode=0700)"
     )]
@@ -61,31 +67,26 @@ impl Listener {
     }
 }
 
-/// The folder that holds the socket must be a real folder, ours, and not writable by others:
-/// whoever can write to it can swap the socket for their own.
+/// The folder that holds the socket must be a real folder, ours alone (no access for others
+/// at all, as docs/protocol.md says): whoever can write to it can swap the socket for their
+/// own, and one others can list or enter invites them to try the socket.
 fn check_folder(dir: &Path) -> Result<(), ServerError> {
-    // Not followed through a symlink: a link could be swapped for another folder later.
-    let meta = std::fs::symlink_metadata(dir).map_err(io_err(dir))?;
-    if !meta.is_dir() {
-        return Err(ServerError::UnsafeFolder {
-            path: dir.into(),
-            problem: "is a symbolic link or not a folder".into(),
-        });
+    match crate::disk::check_dir(dir, Need::Private) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(io_err(dir)(std::io::ErrorKind::NotFound.into())),
+        Err(e) => Err(folder_error(e)),
     }
-    let me = rustix::process::getuid().as_raw();
-    if meta.uid() != me {
-        return Err(ServerError::UnsafeFolder {
-            path: dir.into(),
-            problem: format!("belongs to uid {}, not to you (uid {me})", meta.uid()),
-        });
+}
+
+fn folder_error(e: DirError) -> ServerError {
+    match e {
+        DirError::Exposed { path, problem } => ServerError::UnsafeFolder {
+            fix: problem.fix(&path, Kind::Folder),
+            path,
+            problem,
+        },
+        DirError::Io { path, source, .. } => ServerError::Io { path, source },
     }
-    if meta.mode() & 0o022 != 0 {
-        return Err(ServerError::UnsafeFolder {
-            path: dir.into(),
-            problem: "can be written by other users".into(),
-        });
-    }
-    Ok(())
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -98,15 +99,7 @@ fn parent_of(path: &Path) -> &Path {
 /// agent on the path is left alone, a stale socket file is replaced.
 pub async fn bind(path: &Path) -> Result<Listener, ServerError> {
     let dir = parent_of(path);
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        Ok(()) => {}
-        Err(e) => return Err(io_err(dir)(e)),
-    }
-    check_folder(dir)?;
+    crate::disk::ensure_private_dir(dir).map_err(folder_error)?;
     if path.exists() {
         match UnixStream::connect(path).await {
             Ok(_) => return Err(ServerError::AlreadyRunning(path.into())),
@@ -236,7 +229,7 @@ pub async fn serve(
                     } else if let Ok(permit) = Arc::clone(&control).try_acquire_owned() {
                         tokio::spawn(async move { connection(agent, stream, Slot::Control).await; drop(permit); });
                     } else {
-                        tokio::spawn(refuse(stream, ErrorCode::Busy, BUSY));
+                        tokio::spawn(refuse(stream, AgentError::Busy));
                     }
                 }
                 Err(e) => {
@@ -276,9 +269,6 @@ pub async fn serve(
     Ok(())
 }
 
-const BUSY: &str = "the agent is serving its maximum number of connections; try again shortly \
-                    (`tapsign status` and `tapsign lock` still get through)";
-
 /// What a connection may do: anything, or (on the slot kept back when all others are taken)
 /// only `hello` and then one `status` or `lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,11 +277,9 @@ enum Slot {
     Control,
 }
 
-async fn refuse(mut stream: UnixStream, code: ErrorCode, message: &str) {
-    let resp = Response::Error {
-        code,
-        message: message.into(),
-    };
+/// Answer with `e` and hang up.
+async fn refuse(mut stream: UnixStream, e: AgentError) {
+    let resp = e.response();
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         write_frame_async(&mut stream, &resp),
@@ -316,13 +304,13 @@ async fn read_frame(
     stream: &mut UnixStream,
     limits: &crate::config::ServerConfig,
     may_idle: bool,
-) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AgentError> {
     let greeted = may_idle;
     let late = || {
-        format!(
+        AgentError::Malformed(format!(
             "the frame did not arrive in full within {} s; closing",
             limits.frame_timeout.as_secs()
-        )
+        ))
     };
     let started = tokio::time::Instant::now();
     let idle = if greeted {
@@ -347,7 +335,7 @@ async fn read_frame(
         Ok(Err(_)) => return Ok(None),
         Err(_) => return Err(late()),
     }
-    let len = check_len(header).map_err(|e| e.to_string())?;
+    let len = check_len(header).map_err(|e| AgentError::Malformed(e.to_string()))?;
     // An unlock frame carries the PIN: the buffer is wiped when it is dropped.
     let mut body = zeroize::Zeroizing::new(vec![0u8; len]);
     match tokio::time::timeout_at(deadline, stream.read_exact(&mut body[..])).await {
@@ -360,12 +348,8 @@ async fn read_frame(
 /// Serve one connection: peer check, `hello`, then request after request.
 async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
     let Some((uid, client)) = client_of(&stream) else {
-        return refuse(
-            stream,
-            ErrorCode::Forbidden,
-            "the agent could not identify the connecting process",
-        )
-        .await;
+        let who = "the agent could not identify the connecting process";
+        return refuse(stream, AgentError::Forbidden(who)).await;
     };
     let me = rustix::process::getuid().as_raw();
     if uid != me {
@@ -381,12 +365,8 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
                 exe: client.exe.clone(),
             })
             .await;
-        return refuse(
-            stream,
-            ErrorCode::Forbidden,
-            "this agent serves only the user who runs it",
-        )
-        .await;
+        let whose = "this agent serves only the user who runs it";
+        return refuse(stream, AgentError::Forbidden(whose)).await;
     }
     let limits = agent.config.server;
     let mut greeted = false;
@@ -397,18 +377,16 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
         let body = match read_frame(&mut stream, &limits, may_idle).await {
             Ok(Some(body)) => body,
             Ok(None) => return,
-            Err(msg) => return refuse(stream, ErrorCode::BadRequest, &msg).await,
+            Err(e) => return refuse(stream, e).await,
         };
         let resp = match decode_body::<Request>(&body) {
-            Err(e) => Response::Error {
-                code: ErrorCode::BadRequest,
-                message: e.to_string(),
-            },
+            Err(e) => AgentError::Malformed(e.to_string()).response(),
             Ok(Request::Hello { version, .. }) if version != PROTOCOL_VERSION => {
-                let msg = format!(
-                    "this agent speaks protocol version {PROTOCOL_VERSION}, the client {version}; upgrade the older side"
-                );
-                return refuse(stream, ErrorCode::VersionMismatch, &msg).await;
+                let e = AgentError::VersionMismatch {
+                    agent: PROTOCOL_VERSION,
+                    client: version,
+                };
+                return refuse(stream, e).await;
             }
             Ok(req @ Request::Hello { .. }) => {
                 greeted = true;
@@ -423,17 +401,10 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
                 return;
             }
             Ok(_) if greeted && slot == Slot::Control => {
-                return refuse(stream, ErrorCode::Busy, BUSY).await;
+                return refuse(stream, AgentError::Busy).await;
             }
             Ok(Request::Subscribe {}) if greeted => return subscribed(&agent, stream).await,
-            Ok(_) if !greeted => {
-                return refuse(
-                    stream,
-                    ErrorCode::BadRequest,
-                    "say hello first: the first message must be {\"type\":\"hello\",...}",
-                )
-                .await;
-            }
+            Ok(_) if !greeted => return refuse(stream, AgentError::HelloFirst).await,
             Ok(req) => agent.handle(req, &client).await,
         };
         if write_frame_async(&mut stream, &resp).await.is_err() {

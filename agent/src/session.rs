@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use tapsign_proto::{ClientInfo, ErrorCode, KeyStatus, SessionStatus};
+use tapsign_proto::{ClientInfo, KeyStatus, SessionStatus};
 
 use crate::credential::Credential;
 
@@ -30,13 +30,13 @@ pub enum LockReason {
 }
 
 impl LockReason {
-    /// The code a `sign` gets while the agent is locked for this reason.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
-            LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
-            _ => ErrorCode::Locked,
-        }
+    /// Whether a `sign` after this end says so (with its own code: `expired`,
+    /// `budget_exhausted`) rather than just "locked".
+    fn tells_a_sign(&self) -> bool {
+        matches!(
+            self,
+            LockReason::Expired | LockReason::Idle | LockReason::BudgetSpent
+        )
     }
 }
 
@@ -70,20 +70,22 @@ pub struct Client {
     pub exe: String,
 }
 
-/// Why a `sign` cannot use the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
+/// Why a `sign` cannot use the session (its wire code: `crate::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the agent is locked: run `tapsign unlock`")]
+    Locked,
+    /// The session ended for this reason (a deadline or the budget).
+    #[error("{0}; run `tapsign unlock` to open a new session")]
+    Ended(LockReason),
+    #[error(
+        "no key named {0:?} in the open session; `tapsign key list` shows the keys, `tapsign unlock` opens them"
+    )]
+    UnknownKey(String),
+    #[error(
+        "key {0:?} has used its signature budget for this session; run `tapsign unlock` to start a new one"
+    )]
+    KeyBudgetSpent(String),
 }
 
 /// The agent's session.
@@ -107,8 +109,13 @@ struct OpenKey {
 /// A heads-up before the session ends, given once per session (and again after an extend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    /// The lifetime ends in `in_secs`.
-    ExpiringSoon { in_secs: u64, signatures_left: u64 },
+    /// The lifetime ends in `in_secs`; `unlock --extend` without bounds would renew it with
+    /// `renew`.
+    ExpiringSoon {
+        in_secs: u64,
+        signatures_left: u64,
+        renew: Bounds,
+    },
     /// Only `left` signatures remain in the session-wide budget.
     BudgetLow { left: u64, expires_in_secs: u64 },
 }
@@ -117,11 +124,12 @@ pub enum Warning {
 pub struct Unlocked {
     keys: BTreeMap<String, OpenKey>,
     opened_at: Duration,
-    budget: u64,
+    /// What the session was opened (or last extended) with: an extend that names no bounds
+    /// renews these, never the configured defaults, which may be wider.
+    bounds: Bounds,
     warned_expiry: bool,
     warned_budget: bool,
     expires_at: Duration,
-    idle: Duration,
     last_used: Duration,
     left: u64,
     made: u64,
@@ -159,11 +167,10 @@ impl Session {
         Session::Unlocked(Unlocked {
             keys,
             opened_at: now,
-            budget: bounds.max_signatures,
+            bounds,
             warned_expiry: false,
             warned_budget: false,
             expires_at: now.saturating_add(bounds.ttl),
-            idle: bounds.idle,
             last_used: now,
             left: bounds.max_signatures,
             made: 0,
@@ -213,7 +220,9 @@ impl Session {
     /// The next moment `tick` could end the session.
     pub fn next_deadline(&self) -> Option<Duration> {
         match self {
-            Session::Unlocked(u) => Some(u.expires_at.min(u.last_used.saturating_add(u.idle))),
+            Session::Unlocked(u) => {
+                Some(u.expires_at.min(u.last_used.saturating_add(u.bounds.idle)))
+            }
             Session::Locked(_) => None,
         }
     }
@@ -231,6 +240,14 @@ impl Session {
         })
     }
 
+    /// The bounds the open session was opened (or last extended) with.
+    pub fn bounds(&self) -> Option<Bounds> {
+        match self {
+            Session::Unlocked(u) => Some(u.bounds),
+            Session::Locked(_) => None,
+        }
+    }
+
     /// Renew an open session after a touch: new lifetime, idle and budget from `now`, same
     /// keys. Per-key budgets restart too. Returns false when no session is open.
     pub fn extend(&mut self, bounds: Bounds, now: Duration) -> bool {
@@ -238,11 +255,10 @@ impl Session {
             return false;
         };
         u.expires_at = now.saturating_add(bounds.ttl);
-        u.idle = bounds.idle;
         u.last_used = now;
         u.opened_at = now;
         u.left = bounds.max_signatures;
-        u.budget = bounds.max_signatures;
+        u.bounds = bounds;
         u.warned_expiry = false;
         u.warned_budget = false;
         for k in u.keys.values_mut() {
@@ -264,6 +280,7 @@ impl Session {
             out.push(Warning::ExpiringSoon {
                 in_secs: expires_in_secs,
                 signatures_left: u.left,
+                renew: u.bounds,
             });
         }
         if !u.warned_budget && u.left > 0 && u.left <= u.budget_low_mark() {
@@ -287,35 +304,22 @@ impl Session {
         f: impl FnOnce(&Credential) -> Result<T, E>,
     ) -> Result<Result<T, E>, Refusal> {
         if let Some(reason) = self.tick(now) {
-            return Err(refusal_for(&reason));
+            return Err(Refusal::Ended(reason));
         }
         let u = match self {
             Session::Locked(l) => {
                 return Err(match &l.reason {
-                    Some(r) if r.code() != ErrorCode::Locked => refusal_for(r),
-                    _ => Refusal::new(
-                        ErrorCode::Locked,
-                        "the agent is locked: run `tapsign unlock`",
-                    ),
+                    Some(r) if r.tells_a_sign() => Refusal::Ended(r.clone()),
+                    _ => Refusal::Locked,
                 });
             }
             Session::Unlocked(u) => u,
         };
         let Some(open) = u.keys.get_mut(key) else {
-            return Err(Refusal::new(
-                ErrorCode::UnknownKey,
-                format!(
-                    "no key named {key:?} in the open session; `tapsign key list` shows the keys, `tapsign unlock` opens them"
-                ),
-            ));
+            return Err(Refusal::UnknownKey(key.to_owned()));
         };
         if open.left == Some(0) {
-            return Err(Refusal::new(
-                ErrorCode::BudgetExhausted,
-                format!(
-                    "key {key:?} has used its signature budget for this session; run `tapsign unlock` to start a new one"
-                ),
-            ));
+            return Err(Refusal::KeyBudgetSpent(key.to_owned()));
         }
         let out = f(&open.cred);
         if out.is_ok() {
@@ -344,10 +348,10 @@ impl Session {
         let Session::Unlocked(u) = self else {
             return None;
         };
-        let idle_end = u.last_used.saturating_add(u.idle);
+        let idle_end = u.last_used.saturating_add(u.bounds.idle);
         Some(SessionStatus {
             expires_in_secs: u.expires_at.saturating_sub(now).as_secs(),
-            idle_timeout_secs: u.idle.as_secs(),
+            idle_timeout_secs: u.bounds.idle.as_secs(),
             idle_expires_in_secs: idle_end.saturating_sub(now).as_secs(),
             signatures_left: u.left,
             signatures_made: u.made,
@@ -386,23 +390,18 @@ impl Unlocked {
 
     /// Warn when a tenth of the budget is left (at least one signature).
     fn budget_low_mark(&self) -> u64 {
-        (self.budget / 10).max(1)
+        (self.bounds.max_signatures / 10).max(1)
     }
 
     fn due(&self, now: Duration) -> Option<LockReason> {
         if now >= self.expires_at {
             Some(LockReason::Expired)
-        } else if now >= self.last_used.saturating_add(self.idle) {
+        } else if now >= self.last_used.saturating_add(self.bounds.idle) {
             Some(LockReason::Idle)
         } else {
             None
         }
     }
-}
-
-fn refusal_for(reason: &LockReason) -> Refusal {
-    let hint = "run `tapsign unlock` to open a new session";
-    Refusal::new(reason.code(), format!("{reason}; {hint}"))
 }
 
 #[cfg(test)]

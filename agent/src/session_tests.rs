@@ -1,6 +1,7 @@
 use super::*;
 use crate::credential::Exchange;
 use crate::secret::{SecretBytes, SecretString};
+use tapsign_proto::ErrorCode;
 
 fn cred(name: &str) -> Credential {
     Credential {
@@ -37,7 +38,7 @@ fn sign(s: &mut Session, key: &str, now: u64) -> Result<(), ErrorCode> {
         Ok::<_, ()>(c.secret.expose().len())
     })
     .map(|_| ())
-    .map_err(|r| r.code)
+    .map_err(|r| crate::error::AgentError::from(r).code())
 }
 
 #[test]
@@ -155,7 +156,8 @@ fn expiry_warning_comes_once_five_minutes_ahead() {
         s.take_warnings(secs(3300)),
         vec![Warning::ExpiringSoon {
             in_secs: 300,
-            signatures_left: 1000
+            signatures_left: 1000,
+            renew: b,
         }]
     );
     assert!(s.take_warnings(secs(3400)).is_empty(), "once");
@@ -212,4 +214,27 @@ fn extend_renews_deadlines_and_budget_and_keeps_keys() {
         !Session::default().extend(b, secs(0)),
         "nothing to extend while locked"
     );
+}
+
+/// `unlock --extend` without bounds renews these: what the session was opened with, then
+/// what the last extend gave, never the configured defaults.
+#[test]
+fn the_session_remembers_the_bounds_it_was_opened_and_extended_with() {
+    let opened = Bounds {
+        ttl: secs(3600),
+        idle: secs(600),
+        max_signatures: 500,
+        per_key: None,
+    };
+    let mut s = Session::unlock(vec![cred("a")], opened, secs(0), "t".into());
+    assert_eq!(s.bounds(), Some(opened));
+    let wider = Bounds {
+        ttl: secs(7200),
+        ..opened
+    };
+    assert!(s.extend(wider, secs(10)));
+    assert_eq!(s.bounds(), Some(wider));
+    assert_eq!(s.status(secs(10)).unwrap().idle_timeout_secs, 600);
+    s.lock(LockReason::Command);
+    assert_eq!(s.bounds(), None, "a locked agent has no bounds to renew");
 }

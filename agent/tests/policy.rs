@@ -9,7 +9,7 @@ use support::{encode_all, spellings};
 use tapsign_agent::credential::Exchange::{self, Binance, Upbit};
 use tapsign_agent::policy::{self, Denial, Endpoint, KeyPolicy, Refusal};
 
-/// Fund-moving endpoints of shared/notes/exchanges.md §1, §3.3 and §12.
+/// Fund-moving endpoints of Upbit and Binance (docs/exchanges.md, "The built-in deny list").
 const DENIED: &[(Exchange, &str, &str)] = &[
     (Upbit, "POST", "/v1/withdraws/coin"),
     (Upbit, "POST", "/v1/withdraws/krw"),
@@ -247,6 +247,34 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     );
 }
 
+/// The refusal's suggested line works: an allow entry for an endpoint the profile has
+/// replaces the profile's entry, so a parameter can be added to it.
+#[test]
+fn the_config_line_a_refusal_suggests_allows_the_request() {
+    let order = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=NO_SIDE_EFFECT",
+        "",
+    );
+    let Err(Refusal::Denied(Denial::UnknownParameter { config, .. })) =
+        check_with(Binance, &KeyPolicy::default(), &order)
+    else {
+        panic!("not refused for the parameter")
+    };
+    assert!(
+        config.contains("\"sideEffectType\"") && config.contains("required = ["),
+        "{config}"
+    );
+    let parsed: toml::Value = toml::from_str(&format!("e = {config}")).unwrap();
+    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
+    let widened = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    check_with(Binance, &widened, &order).unwrap();
+}
+
 #[test]
 fn a_key_policy_narrows_with_only() {
     let policy = KeyPolicy {
@@ -392,6 +420,31 @@ fn checking_a_long_many_segment_path_is_quick() {
     let denied = format!("{}/sapi/v1/capital/withdraw/apply", "/a".repeat(1000));
     assert!(policy::check(Binance, "POST", &denied).is_err());
     // Generous for a debug build on a shared machine; quadratic matching took far longer.
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Reading every cut of a Binance payload must stay linear: a frame-sized value or name is
+/// checked in a blink, not in quadratic time.
+#[test]
+fn a_frame_sized_parameter_is_checked_quickly() {
+    let big = "a".repeat(60_000);
+    let start = std::time::Instant::now();
+    for (q, b) in [
+        (
+            format!("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&newClientOrderId={big}"),
+            String::new(),
+        ),
+        ("symbol=BTCUSDT".to_string(), format!("x={big}=y")),
+        (format!("{big}=1"), String::new()),
+    ] {
+        let r = support::req("POST", "/api/v3/order", &q, &b);
+        let _ = check_with(Binance, &KeyPolicy::default(), &r);
+    }
+    // Generous for a debug build on a shared machine; the quadratic reading took minutes.
     assert!(
         start.elapsed() < std::time::Duration::from_secs(2),
         "{:?}",

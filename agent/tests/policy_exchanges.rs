@@ -1,6 +1,6 @@
 //! The deny lists of Bithumb, Bybit, OKX, Coinbase, Kraken, Gate, KuCoin and Bitget
-//! (shared/notes/exchanges.md §2, §4–§10 and §12, checked against the *_ep.txt endpoint
-//! dumps): every fund-moving endpoint is refused under every spelling, and the endpoints a
+//! (docs/sources.md, "Deny lists": checked against each exchange's documented
+//! endpoints): every fund-moving endpoint is refused under every spelling, and the endpoints a
 //! trading bot uses pass.
 
 mod support;

@@ -1,8 +1,8 @@
-//! Ed25519 and ES256: Binance Ed25519 keys and Coinbase CDP JWTs. The DERIVED vectors of
-//! shared/notes/exchanges.md §3 (RFC 8032 TEST 1 key) and §6 (the Coinbase SDK's published
+//! Ed25519 and ES256: Binance Ed25519 keys and Coinbase CDP JWTs. The DERIVED vectors
+//! (docs/sources.md: RFC 8032 TEST 1 key for Binance, the Coinbase SDK's published
 //! test keys) pass byte for byte; ES256 is randomized, so its tokens are verified with the
 //! public key, as Coinbase's SDK tests do. The doc-bug Binance "Ed25519" example (an RSA
-//! signature, §13.1) is not used.
+//! signature: docs/sources.md, mistake 1) is not used.
 
 mod support;
 

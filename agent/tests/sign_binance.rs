@@ -1,4 +1,4 @@
-//! Binance: every OFFICIAL ✅ REST HMAC vector of shared/notes/exchanges.md §3, the derived
+//! Binance: every OFFICIAL REST HMAC vector (docs/sources.md), the DERIVED
 //! mixed query+body values, the agent's timestamp and recvWindow rules, and a property test
 //! that recomputes every signature from the scheme's definition.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
@@ -446,7 +446,7 @@ fn an_empty_secret_is_a_credential_error() {
     assert!(matches!(err, Err(SignError::BadCredential(_))), "{err:?}");
 }
 
-/// OFFICIAL ✅ websocket API vectors (§3.2): parameters sorted by name, raw UTF-8, not
+/// OFFICIAL websocket API vectors (docs/sources.md): parameters sorted by name, raw UTF-8, not
 /// percent-encoded; and the `session.logon` example, which Binance printed as an HMAC.
 #[test]
 fn ws_api_official_hmac_vectors_sign_the_sorted_raw_params() {
@@ -483,7 +483,7 @@ fn ws_api_official_hmac_vectors_sign_the_sorted_raw_params() {
         binance::hmac_payload_signature(SPOT_SECRET.as_bytes(), &binance::ws_payload(&wide)),
         "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
     );
-    // COIN-M examples 1/2 print a value no variant reproduces (doc bug, §13.2); what their
+    // COIN-M examples 1/2 print a value no variant reproduces (docs/sources.md, mistake 2); what their
     // payload really gives (DERIVED) pins the scheme instead.
     let coinm = "symbol=BTCUSD_200925&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943";
     assert_eq!(

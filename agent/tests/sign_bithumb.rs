@@ -1,4 +1,4 @@
-//! Bithumb: the DERIVED JWT of shared/notes/exchanges.md §2 (no official secret is
+//! Bithumb: the DERIVED JWT of docs/sources.md (no official secret is
 //! published), the agent's timestamp claim, and a property test recomputing the token.
 
 mod support;

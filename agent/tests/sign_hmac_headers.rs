@@ -1,5 +1,5 @@
-//! Bybit, OKX, Gate, KuCoin and Bitget: every OFFICIAL ✅ and DERIVED vector of
-//! shared/notes/exchanges.md §4, §5, §8, §9 and §10, the agent's own stamping, and property
+//! Bybit, OKX, Gate, KuCoin and Bitget: every OFFICIAL and DERIVED vector
+//! (docs/sources.md), the agent's own stamping, and property
 //! tests recomputing each signature from the exchange's definition with independent code.
 
 mod support;
@@ -24,7 +24,7 @@ fn mac512(key: &str, msg: &str) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
-// ---- Bybit (§4, DERIVED; the printed official values have no secret) ----
+// ---- Bybit (DERIVED; the printed official values have no secret) ----
 
 #[test]
 fn bybit_derived_get_and_post_vectors() {
@@ -68,7 +68,7 @@ fn bybit_refuses_a_query_and_a_body_together() {
     assert!(matches!(got, Err(SignError::BadRequest(_))), "{got:?}");
 }
 
-// ---- OKX (§5, DERIVED with the docs' sample secret) ----
+// ---- OKX (DERIVED with the docs' sample secret) ----
 
 const OKX_SECRET: &str = "22582BD0CFF14C41EDBF1AB98506286D";
 const OKX_TS: u64 = 1_607_418_537_715; // 2020-12-08T09:08:57.715Z
@@ -106,7 +106,7 @@ fn okx_without_passphrase_is_a_credential_error() {
     assert!(matches!(got, Err(SignError::BadCredential(m)) if m.contains("passphrase")));
 }
 
-// ---- Gate (§9, OFFICIAL ✅) ----
+// ---- Gate (OFFICIAL) ----
 
 #[test]
 fn gate_official_get_and_post_vectors() {
@@ -149,7 +149,7 @@ fn gate_wants_the_api_v4_prefix() {
     assert!(matches!(got, Err(SignError::BadRequest(m)) if m.contains("/api/v4")));
 }
 
-// ---- KuCoin (§10: KC-API-SIGN OFFICIAL ✅; GET and passphrase DERIVED) ----
+// ---- KuCoin (KC-API-SIGN OFFICIAL; GET and passphrase DERIVED) ----
 
 const KC_SECRET: &str = "f03a5284-5c39-4aaa-9b20-dea10bdcf8e3";
 
@@ -176,7 +176,7 @@ fn kucoin_official_sign_and_derived_get_and_passphrase() {
     assert_eq!(s.headers["KC-API-TIMESTAMP"], "1547015186532");
     assert_eq!(s.headers["KC-API-KEY-VERSION"], "2");
     assert_eq!(s.headers["KC-API-KEY"], "5c2db93503aa674c74a31734");
-    // The official example's passphrase is plain base64 (a doc bug, §13.4); v2 signs it.
+    // The official example's passphrase is plain base64 (docs/sources.md, mistake 4); v2 signs it.
     assert_eq!(
         s.headers["KC-API-PASSPHRASE"],
         "F2p2bNS1bBehHvC/Z4YkB7l1Wd0Pq2iV/oLHM/DyE+I="
@@ -193,7 +193,7 @@ fn kucoin_official_sign_and_derived_get_and_passphrase() {
     );
 }
 
-// ---- Bitget (§8, DERIVED; official examples carry no signature) ----
+// ---- Bitget (DERIVED; official examples carry no signature) ----
 
 #[test]
 fn bitget_derived_vectors() {

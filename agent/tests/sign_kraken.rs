@@ -1,4 +1,4 @@
-//! Kraken: the OFFICIAL ✅ vector and the DERIVED ones of shared/notes/exchanges.md §7, the
+//! Kraken: the OFFICIAL vector and the DERIVED ones (docs/sources.md), the
 //! nonce the agent puts first in the body, the persistent nonce store, and a property test
 //! recomputing API-Sign from Kraken's definition.
 

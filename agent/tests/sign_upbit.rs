@@ -1,4 +1,4 @@
-//! Upbit: the derived vectors of shared/notes/exchanges.md §1, the request shapes the agent
+//! Upbit: the DERIVED vectors (docs/sources.md), the request shapes the agent
 //! refuses, and a property test that recomputes every token from the scheme's definition.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 

@@ -1,11 +1,13 @@
-//! Websocket logins (`kind: "ws_login"`): what a bot gets back for each exchange, the derived
-//! vectors of shared/notes/exchanges.md §4 and §5, and refusals for exchanges without one.
+//! Websocket logins (`kind: "ws_login"`): what a bot gets back for each exchange, the DERIVED
+//! vectors of Bybit and OKX (docs/sources.md), and refusals for exchanges without one.
 //! Binance `session.logon` and Coinbase's token are in sign_asymmetric.rs.
 
 mod support;
 
 use support::{cred, req, sign_at, ws};
-use tapsign_agent::credential::Exchange::{Bybit, Gate, Kraken, Okx};
+use tapsign_agent::credential::Exchange::{
+    Bitget, Bithumb, Bybit, Gate, Kraken, Kucoin, Okx, Upbit,
+};
 use tapsign_agent::sign::SignError;
 use tapsign_proto::{Request, SignKind};
 
@@ -36,12 +38,22 @@ fn okx_login_message_uses_seconds_and_the_verify_path() {
     );
 }
 
+/// Gate's refusal said its websocket "takes a token from a signed REST call": Gate signs each
+/// private subscription instead. Each exchange's refusal says how its own websocket logs in.
 #[test]
 fn exchanges_without_a_signed_login_say_how_they_log_in() {
-    for (ex, pass) in [(Kraken, None), (Gate, None)] {
+    for (ex, pass, says) in [
+        (Kraken, None, "GetWebSocketsToken"),
+        (Gate, None, "signs each private channel subscription"),
+        (Kucoin, Some("pp"), "bullet-private"),
+        (Bitget, Some("pp"), "not offered yet"),
+        (Upbit, None, "parameterless REST request"),
+        (Bithumb, None, "parameterless REST request"),
+    ] {
         let got = sign_at(&cred(ex, "k", "c2VjcmV0", pass), &ws("/"), 1);
         assert!(
-            matches!(got, Err(SignError::BadRequest(m)) if m.contains("token") || m.contains("websocket"))
+            matches!(&got, Err(SignError::BadRequest(m)) if m.contains(says)),
+            "{ex}: {got:?}"
         );
     }
 }

@@ -41,7 +41,8 @@ pub enum Command {
     /// Add, list and remove exchange credentials.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Open a signing session: asks the token for a touch.
+    /// Open a signing session: asks the token for a touch. An open session is replaced (keys
+    /// not named drop out); --extend renews it instead.
     Unlock(UnlockArgs),
     /// Sign a request and print the request to send, as one JSON object.
     Sign(SignArgs),
@@ -51,7 +52,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// End the session now: the secrets are wiped from the agent's memory.
+    /// End the session now: the secrets are wiped from the agent's memory. Exits 3 when no
+    /// agent runs.
     Lock,
     /// Print session events (opened, ending soon, locked) as JSON lines until interrupted.
     Events,
@@ -191,7 +193,8 @@ pub enum KeyCommand {
     Add {
         /// A name for the credential (letters, digits, '-', '_', '.').
         name: String,
-        /// The exchange it belongs to (upbit, binance).
+        /// The exchange it belongs to: upbit, bithumb, binance, bybit, okx, coinbase, kraken,
+        /// gate, kucoin or bitget.
         #[arg(long)]
         exchange: String,
         /// Replace an existing credential of that name.
@@ -217,7 +220,8 @@ pub struct UnlockArgs {
     /// End the session after this many signatures.
     #[arg(long, value_name = "N")]
     pub max_signatures: Option<u64>,
-    /// Renew the open session with a touch (new lifetime, idle time and budget; same keys).
+    /// Renew the open session with a touch: its lifetime, idle time and budget start again,
+    /// as it was opened with unless --ttl, --idle or --max-signatures say otherwise; same keys.
     #[arg(long, conflicts_with = "names")]
     pub extend: bool,
 }

@@ -25,6 +25,10 @@ pub mod exit_codes {
 pub struct Failure {
     pub exit: u8,
     pub message: String,
+    /// The agent's error code, when the agent answered with an error.
+    pub code: Option<ErrorCode>,
+    /// Nobody reads stdout any more (`tapsign status | head -1`): stop, say nothing, exit 0.
+    pub reader_gone: bool,
 }
 
 impl Failure {
@@ -32,10 +36,19 @@ impl Failure {
         Failure {
             exit,
             message: message.into(),
+            code: None,
+            reader_gone: false,
         }
     }
     pub fn error(message: impl Into<String>) -> Self {
         Failure::new(exit_codes::ERROR, message)
+    }
+    /// The reader of stdout has gone.
+    pub fn reader_gone() -> Self {
+        Failure {
+            reader_gone: true,
+            ..Failure::new(0, "")
+        }
     }
 }
 
@@ -60,9 +73,10 @@ pub fn exit_for(code: ErrorCode) -> u8 {
 impl From<ProtoError> for Failure {
     fn from(e: ProtoError) -> Self {
         match e {
-            ProtoError::Agent { code, message } => {
-                Failure::new(exit_for(code), format!("{message} [{code}]"))
-            }
+            ProtoError::Agent { code, message } => Failure {
+                code: Some(code),
+                ..Failure::new(exit_for(code), format!("{message} [{code}]"))
+            },
             ProtoError::Io(io) => Failure::new(
                 exit_codes::NO_AGENT,
                 format!("lost the connection to the agent: {io}"),

@@ -2,6 +2,8 @@
 //! one module per command group, and every failure becomes a [`Failure`] with a documented
 //! exit code (docs/cli.md).
 
+#[macro_use]
+mod out;
 pub mod args;
 mod commands;
 mod exit;
@@ -17,8 +19,9 @@ pub fn main() -> ExitCode {
     let cli = args::Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.reader_gone => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("tapsign: {}", f.message);
+            errln!("tapsign: {}", f.message);
             ExitCode::from(f.exit)
         }
     }

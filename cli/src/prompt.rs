@@ -127,13 +127,13 @@ impl SecretReader {
         let read = {
             let _echo = NoEcho::new(self.tty);
             if self.tty {
-                eprint!("{label}: ");
+                err!("{label}: ");
             }
             let r = (&mut self.input)
                 .take(FIELD_BYTES as u64)
                 .read_line(&mut line);
             if self.tty {
-                eprintln!();
+                errln!();
             }
             r
         };
@@ -160,7 +160,7 @@ impl SecretReader {
     /// per line; a PEM key may span lines. On a terminal the input is not echoed.
     pub fn credential(&mut self, exchange: Exchange) -> Result<Vec<SecretString>, Failure> {
         if self.tty {
-            eprintln!(
+            errln!(
                 "Enter the {exchange} credential, one field per line (nothing is shown): {}.",
                 exchange.fields().join(", then ")
             );

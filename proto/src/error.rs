@@ -20,7 +20,8 @@ pub enum ErrorCode {
     UnknownKey,
     /// The request is malformed (bad frame, bad JSON, missing field, bad value).
     BadRequest,
-    /// No enrolled token is present.
+    /// No enrolled token can be reached: none is present, pcscd is down, or another program
+    /// holds the card.
     TokenAbsent,
     /// A token is present but it is not one enrolled in this keystore.
     WrongToken,
@@ -30,9 +31,11 @@ pub enum ErrorCode {
     PinInvalid,
     /// The client spoke another protocol version.
     VersionMismatch,
-    /// The keystore could not be read or a file in it is damaged.
+    /// The keystore could not be read, a file in it is damaged, or a stored credential cannot
+    /// sign.
     Keystore,
-    /// The agent is busy (connection limit reached); try again.
+    /// The agent is busy (connection limit reached, or another command holds the keystore);
+    /// try again.
     Busy,
     /// The peer is not allowed to talk to this agent (another user).
     Forbidden,

@@ -100,7 +100,7 @@ impl Pin {
 pub struct SignRequest {
     /// The credential's name in the keystore.
     pub key: String,
-    /// HTTP method, upper case (`GET`, `POST`, `DELETE`, `PUT`).
+    /// HTTP method, upper case (`GET`, `POST`, `PUT`, `DELETE`, `PATCH`).
     pub method: String,
     /// Request path, starting with `/` (`/api/v3/order`), without query.
     pub path: String,

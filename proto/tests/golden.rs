@@ -64,33 +64,79 @@ fn every_code() -> Vec<ErrorCode> {
     all
 }
 
+/// What the agent calls itself (`tapsign_agent::agent::agent_version`; tests/tests/docs.rs
+/// checks the two agree).
+const AGENT: &str = "tapsign 0.1.0";
+
+/// A YubiKey as the agent names it (`TokenStub::id` and `describe`).
+const YUBIKEY: &str = "YubiKey 12345678 (PIV slot R1)";
+
 fn token() -> TokenInfo {
     TokenInfo {
-        id: "piv:12345678:9a:1a2b3c4d".into(),
+        id: "piv-12345678-r1-1a2b3c4d".into(),
         kind: "piv".into(),
-        description: "YubiKey 12345678 slot 82".into(),
+        description: YUBIKEY.into(),
     }
 }
 
-fn lock_sources() -> Vec<LockSource> {
+/// The agent's lock sources, as on a desktop where logind follows the session (open) or on
+/// one without logind (locked). The agent lists the screensavers after these.
+fn lock_sources(open: bool) -> Vec<LockSource> {
+    let source = |name: &str, live: bool, detail: &str| LockSource {
+        name: name.into(),
+        live,
+        detail: Some(detail.into()),
+    };
+    let (removal, logind) = match open {
+        true => (
+            source(
+                "token removal",
+                true,
+                "watching PC/SC reader Yubico YubiKey OTP+FIDO+CCID 00 00",
+            ),
+            source(
+                "logind-session",
+                true,
+                "logind session 2 (/org/freedesktop/login1/session/_32, the agent's own session): Session.Lock and LockedHint",
+            ),
+        ),
+        false => (
+            source(
+                "token removal",
+                true,
+                "no session is open; the next one is ended when its token leaves its PC/SC reader or USB port",
+            ),
+            source(
+                "logind-session",
+                false,
+                "logind (org.freedesktop.login1) is not on the system bus; listening for it to start",
+            ),
+        ),
+    };
     vec![
-        LockSource {
-            name: "signal".into(),
-            live: true,
-            detail: None,
-        },
-        LockSource {
-            name: "logind".into(),
-            live: false,
-            detail: Some("no system bus".into()),
-        },
+        source("command", true, "`tapsign lock`"),
+        source(
+            "deadlines",
+            true,
+            "lifetime, idle timeout and signature budget",
+        ),
+        source(
+            "signals",
+            true,
+            "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
+        ),
+        removal,
+        logind,
     ]
 }
+
+/// The warning `status` gives while no source would notice a screen lock.
+const NO_SCREEN_LOCK: &str = "no screen-lock source is live: the session will not end when you lock your screen; see docs/screen-lock.md";
 
 fn status_unlocked() -> Status {
     Status {
         state: SessionState::Unlocked,
-        agent: "tapsign-agent 0.1.0".into(),
+        agent: AGENT.into(),
         lock_reason: None,
         session: Some(SessionStatus {
             expires_in_secs: 3540,
@@ -117,11 +163,11 @@ fn status_unlocked() -> Status {
                 exe: "/usr/bin/python3".into(),
                 signatures: 3,
             }],
-            opened_by: "YubiKey 12345678 slot 82".into(),
+            opened_by: YUBIKEY.into(),
         }),
         tokens: vec![token()],
         warnings: vec![],
-        lock_sources: lock_sources(),
+        lock_sources: lock_sources(true),
         key_policies: vec![],
         audit_head: None,
         keystore: None,
@@ -157,7 +203,7 @@ fn cases() -> Vec<(String, Msg)> {
             "response_event_expiring".into(),
             Msg::Resp(Response::Event(SessionEvent {
                 event: EventKind::ExpiringSoon,
-                message: "the session ends in 5m".into(),
+                message: "the session ends in 5m; `tapsign unlock --extend` renews it with a touch for 1h (idle 10m, 500 signatures)".into(),
                 reason: None,
                 code: None,
                 expires_in_secs: Some(300),
@@ -165,11 +211,44 @@ fn cases() -> Vec<(String, Msg)> {
             })),
         ),
         (
+            "response_event_unlocked".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::Unlocked,
+                message: "a session opened with 2 key(s) for 1h".into(),
+                reason: None,
+                code: None,
+                expires_in_secs: Some(3600),
+                signatures_left: Some(500),
+            })),
+        ),
+        (
+            "response_event_budget_low".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::BudgetLow,
+                message: "50 signatures left in this session".into(),
+                reason: None,
+                code: None,
+                expires_in_secs: Some(2400),
+                signatures_left: Some(50),
+            })),
+        ),
+        (
+            "response_event_extended".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::Extended,
+                message: "the session was extended for 1h".into(),
+                reason: None,
+                code: None,
+                expires_in_secs: Some(3600),
+                signatures_left: Some(500),
+            })),
+        ),
+        (
             "response_event_locked".into(),
             Msg::Resp(Response::Event(SessionEvent {
                 event: EventKind::Locked,
-                message: "locked: screen locked".into(),
-                reason: Some("screen locked".into()),
+                message: "locked: screen locked (logind Session.Lock)".into(),
+                reason: Some("screen locked (logind Session.Lock)".into()),
                 code: Some(ErrorCode::Locked),
                 expires_in_secs: None,
                 signatures_left: None,
@@ -215,22 +294,33 @@ fn cases() -> Vec<(String, Msg)> {
             })),
         ),
         (
+            "request_sign_ws_login".into(),
+            Msg::Req(Request::Sign(SignRequest {
+                key: "bybit-main".into(),
+                method: "GET".into(),
+                path: "/v5/private".into(),
+                query: String::new(),
+                body: String::new(),
+                kind: SignKind::WsLogin,
+            })),
+        ),
+        (
             "response_hello".into(),
             Msg::Resp(Response::Hello {
                 version: 1,
-                agent: "tapsign-agent 0.1.0".into(),
+                agent: AGENT.into(),
             }),
         ),
         (
             "response_status_locked".into(),
             Msg::Resp(Response::Status(Status {
                 state: SessionState::Locked,
-                agent: "tapsign-agent 0.1.0".into(),
-                lock_reason: Some("idle".into()),
+                agent: AGENT.into(),
+                lock_reason: Some("session idle timeout".into()),
                 session: None,
                 tokens: vec![token()],
-                warnings: vec!["soft token enrolled: no security, tests only".into()],
-                lock_sources: lock_sources(),
+                warnings: vec![NO_SCREEN_LOCK.into()],
+                lock_sources: lock_sources(false),
                 key_policies: vec![KeyPolicyInfo {
                     key: "binance-spot".into(),
                     rules: vec![
@@ -247,12 +337,12 @@ fn cases() -> Vec<(String, Msg)> {
             "response_status_anchored".into(),
             Msg::Resp(Response::Status(Status {
                 state: SessionState::Locked,
-                agent: "tapsign-agent 0.1.0".into(),
+                agent: AGENT.into(),
                 lock_reason: None,
                 session: None,
                 tokens: vec![token()],
                 warnings: vec![],
-                lock_sources: lock_sources(),
+                lock_sources: lock_sources(false),
                 key_policies: vec![],
                 audit_head: Some(AuditHead {
                     seq: 412,
@@ -275,18 +365,29 @@ fn cases() -> Vec<(String, Msg)> {
         ),
         ("response_locked".into(), Msg::Resp(Response::Locked {})),
         (
+            // What the agent answers `request_sign_get_query` with, for the API key
+            // "test-access-key" and the secret "test-secret-key" at 1795600000000 ms (the
+            // agent appends only `timestamp` and `signature`; tests/tests/docs.rs signs it).
             "response_signed_headers".into(),
             Msg::Resp(Response::Signed(SignedRequest {
                 method: "GET".into(),
                 path: "/api/v3/openOrders".into(),
-                query: "symbol=BTCUSDT&timestamp=1795600000000&recvWindow=5000&signature=\
-                        0000000000000000000000000000000000000000000000000000000000000000"
+                query: "symbol=BTCUSDT&timestamp=1795600000000&signature=\
+                        ab49a552077a94d691d8775442963d0c6f390bdc72854cbb2aed02feff5a1c7b"
                     .into(),
                 body: String::new(),
                 headers: BTreeMap::from([("X-MBX-APIKEY".into(), "test-access-key".into())]),
             })),
         ),
     ];
+    // What the agent answers a `sign` with before any unlock (tests/tests/docs.rs asks it).
+    v.push((
+        "response_error_sign_while_locked".into(),
+        Msg::Resp(Response::Error {
+            code: ErrorCode::Locked,
+            message: "the agent is locked: run `tapsign unlock`".into(),
+        }),
+    ));
     for code in every_code() {
         v.push((
             format!("response_error_{code}"),
@@ -386,6 +487,13 @@ fn negative_cases() -> Vec<(&'static str, &'static str, Vec<u8>, Refusal)> {
             "reject_unlock_unknown_field",
             "request",
             framed(r#"{"type":"unlock","ttl_secs":60,"forever":true}"#),
+            Refusal::Malformed,
+        ),
+        // Field-less messages refuse extra fields too (serde alone would ignore them).
+        (
+            "reject_status_unknown_field",
+            "request",
+            framed(r#"{"type":"status","verbose":true}"#),
             Refusal::Malformed,
         ),
         (
@@ -526,8 +634,8 @@ fn sign_without_query_and_body_decodes_as_empty() {
 }
 
 /// The Python client in docs/protocol.md, run against a fake agent that answers with golden
-/// frames: it must send the golden `hello` and `sign` frames byte for byte. Skipped (with a
-/// note) where `python3` is not installed.
+/// frames: it must send the golden `hello` and `sign` frames byte for byte. Skipped where
+/// `python3` is not installed (a failure in CI, which installs it).
 #[test]
 fn python_example_in_the_docs_sends_the_golden_frames() {
     use std::io::{Read, Write};
@@ -539,17 +647,16 @@ fn python_example_in_the_docs_sends_the_golden_frames() {
     let doc = std::fs::read_to_string(&doc_path).expect("docs/protocol.md");
     let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
     let code = &doc[start..start + doc[start..].find("```").expect("block end")];
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("python3 not found: the docs' Python example was not checked");
+    let Some(python3) = tapsign_skip::needs_program("python3", "python3") else {
         return;
-    }
+    };
     let dir = std::env::temp_dir().join(format!("tapsign-golden-py-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("agent.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let child = Command::new("python3")
+    let child = Command::new(python3)
         .arg("-c")
         .arg(code)
         .env("TAPSIGN_SOCK", &sock)

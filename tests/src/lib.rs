@@ -16,8 +16,12 @@ use tapsign_proto::client::Client;
 
 pub mod dbus;
 pub mod logind;
-pub mod mounts;
+pub mod ns;
 pub mod sshd;
+
+/// Every test that cannot run on this machine (no root, a program missing) says so through
+/// this one helper, which fails the test under `TAPSIGN_VYK_REQUIRE=1` (CI).
+pub use tapsign_skip as skip;
 
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
@@ -112,7 +116,17 @@ impl World {
 
     /// A `tapsign` command wired to this world (soft token allowed).
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_under(&[], args)
+    }
+
+    /// [`World::cmd`], run by `wrapper` (`["strace", "-f", ...]`): `wrapper... tapsign ARGS`.
+    pub fn cmd_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
         let mut c = match &self.user {
+            None if !wrapper.is_empty() => {
+                let mut c = Command::new(wrapper[0]);
+                c.args(&wrapper[1..]).arg(tapsign_bin());
+                c
+            }
             None => Command::new(tapsign_bin()),
             Some((uid, bin)) => {
                 use std::os::unix::process::CommandExt;
@@ -140,13 +154,20 @@ impl World {
 
     /// Run `tapsign ARGS` with `stdin` fed in.
     pub fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut cmd = self.cmd(args);
+        self.run_cmd(self.cmd(args), stdin)
+    }
+
+    /// Run `cmd` (from [`World::cmd`] or [`World::cmd_under`]) with `stdin` fed in.
+    pub fn run_cmd(&self, mut cmd: Command, stdin: &str) -> Run {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(&mut cmd).expect("spawn tapsign");
         let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin.as_bytes()).expect("write stdin");
+        // A command that ends (or is killed) before reading its input closes the pipe.
+        if let Err(e) = input.write_all(stdin.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
         drop(input);
         Run::from(child.wait_with_output().expect("wait tapsign"))
     }
@@ -342,9 +363,4 @@ pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
-/// Whether this process runs as root (tests that switch users need it).
-pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
+pub use tapsign_skip::is_root;

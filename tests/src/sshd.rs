@@ -5,97 +5,32 @@
 //! just this test under `unshare --net --mount`, and reports that child's result. In the child
 //! the loopback is brought up (nothing else is reachable, and nothing outside can reach this
 //! sshd) and a tmpfs is mounted on `/run/sshd`, the privilege-separation folder sshd insists
-//! on. Without the prerequisites the test prints `SKIPPED: <reason>` (or fails when
-//! `TAPSIGN_VYK_REQUIRE=1`, as in CI).
+//! on. Without the prerequisites the test skips through `tapsign_skip` (and fails instead
+//! when `TAPSIGN_VYK_REQUIRE=1`, as in CI).
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MARKER_ENV: &str = "TAPSIGN_SSHD_NETNS";
-const REQUIRE_ENV: &str = "TAPSIGN_VYK_REQUIRE";
 const SSHD: &str = "/usr/sbin/sshd";
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Whether the caller is inside its private network and should run its body. `false`: the
 /// test already ran in a child (or was skipped); return.
 pub fn private_network() -> bool {
-    let current = std::thread::current();
-    let name = current
-        .name()
-        .filter(|n| *n != "main")
-        .expect("call private_network from a libtest test thread")
-        .to_owned();
-    match std::env::var(MARKER_ENV) {
-        Ok(marker) if marker == name => {
-            setup_inside().unwrap_or_else(|e| panic!("namespace setup: {e}"));
-            true
-        }
-        Ok(marker) => panic!("inside the namespace for {marker:?}, but {name:?} ran"),
-        Err(_) => {
-            match missing_prerequisite() {
-                Some(reason) => skip(&name, &reason),
-                None => reexec(&name),
-            }
-            false
-        }
+    let inside = std::env::var_os(MARKER_ENV).is_some();
+    if !inside && !Path::new(SSHD).is_file() {
+        tapsign_skip::skip(&format!("{SSHD} not found: install openssh-server"));
+        return false;
     }
-}
-
-fn skip(name: &str, reason: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{name}: prerequisites missing and {REQUIRE_ENV}=1: {reason}");
+    let tools = ["unshare", "ip", "mount", "ssh", "ssh-keygen"];
+    if !crate::ns::isolated(MARKER_ENV, &["--net", "--mount"], &tools) {
+        return false;
     }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
-}
-
-fn missing_prerequisite() -> Option<String> {
-    if !crate::is_root() {
-        return Some("needs root for network and mount namespaces (CI runs as root)".into());
-    }
-    for tool in ["unshare", "ip", "mount", "ssh", "ssh-keygen"] {
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
-            .any(|d| Path::new(d).join(tool).is_file());
-        if !found {
-            return Some(format!("`{tool}` not found (see scripts/packages.txt)"));
-        }
-    }
-    if !Path::new(SSHD).is_file() {
-        return Some(format!("{SSHD} not found: install openssh-server"));
-    }
-    None
-}
-
-fn reexec(name: &str) {
-    let exe = std::env::current_exe().expect("current test executable");
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--fork", "--kill-child"])
-        .args(["--propagation", "private", "--"])
-        .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(MARKER_ENV, name)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{name} failed in its namespace ({}):\n{report}",
-        out.status
-    );
-    // Never pass without having run: the filter must have matched exactly this test.
-    assert!(
-        stdout.contains("1 passed"),
-        "{name} did not run in its namespace:\n{report}"
-    );
-    print!("{report}");
+    setup_inside().unwrap_or_else(|e| panic!("namespace setup: {e}"));
+    true
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

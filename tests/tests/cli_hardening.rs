@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tapsign_tests::{World, is_root, tapsign_bin};
+use tapsign_tests::{World, is_root, skip, tapsign_bin};
 
 const NOBODY: u32 = 65534;
 
@@ -100,8 +100,7 @@ fn proc_owner(pid: u32) -> u32 {
 }
 
 fn assert_not_dumpable(child: &Child) {
-    if !is_root() {
-        eprintln!("not root: the CLI runs as this user, so dumpability cannot be seen in /proc");
+    if !skip::needs_root("seeing dumpability in /proc (the CLI must run as another user)") {
         return;
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
@@ -152,8 +151,7 @@ fn token_add_is_hardened_while_it_waits_for_the_pin() {
 fn a_process_that_did_not_harden_shows_its_own_uid() {
     // The control for the check above: an ordinary process of that user owns its /proc
     // files, so a root owner means something.
-    if !is_root() {
-        eprintln!("not root: nothing to compare");
+    if !skip::needs_root("running a control process as another user") {
         return;
     }
     let mut child = Command::new("sleep")

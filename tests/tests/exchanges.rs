@@ -4,7 +4,7 @@
 
 use tapsign_tests::{World, signed};
 
-/// The Coinbase SDK's published Ed25519 test key (shared/vectors/cb_ed.pem).
+/// The Coinbase SDK's published Ed25519 test key (agent/tests/vectors/cb_ed.pem).
 const CB_PEM: &str = include_str!("../../agent/tests/vectors/cb_ed.pem");
 /// A base64 Kraken-style secret (64 bytes).
 const KRAKEN_SECRET: &str =

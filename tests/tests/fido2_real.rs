@@ -30,10 +30,10 @@ fn sign(w: &World) {
 
 #[test]
 fn a_real_fido2_key_enrolls_unlocks_signs_and_locks_when_pulled() {
-    let Ok(device) = std::env::var("TAPSIGN_TEST_FIDO2_DEVICE") else {
-        eprintln!(
-            "SKIPPED: set TAPSIGN_TEST_FIDO2_DEVICE to a hidraw path or a PC/SC reader name to run on a real FIDO2 key (see firmware-notes/real-hardware-checklist.md)"
-        );
+    let Some(device) = tapsign_tests::skip::opted_in(
+        "TAPSIGN_TEST_FIDO2_DEVICE",
+        "a hidraw path or a PC/SC reader name to run on a real FIDO2 key (see firmware-notes/real-hardware-checklist.md)",
+    ) else {
         return;
     };
     let pin = std::env::var("TAPSIGN_TEST_FIDO2_PIN").ok();

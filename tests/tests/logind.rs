@@ -141,10 +141,8 @@ fn get_session_by_pid_reaches_logind_through_its_bus_policy() {
 fn the_login1_policy_refuses_a_misspelt_method_to_ordinary_users() {
     // Pins the test bed: the bus really enforces logind's policy file, so the test above
     // would fail with the old spelling. An independent client (dbus-send) as nobody.
-    if !is_root() {
-        return tapsign_vyk::harness::skip_test(
-            "logind's bus policy can only be enforced as root (CI runs as root)",
-        );
+    if !tapsign_tests::skip::needs_root("enforcing logind's bus policy") {
+        return;
     }
     let lab = Lab::start_with(Logins::one_session(NOBODY, None));
     assert!(lab.policy_enforced());

@@ -6,7 +6,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
-use tapsign_tests::{World, is_root};
+use tapsign_tests::{World, skip};
 
 /// Every readable mapping of `pid`, concatenated per region; returns whether `needle` occurs.
 fn memory_contains(pid: u32, needle: &[u8]) -> (bool, usize) {
@@ -80,8 +80,7 @@ fn signed_world(secret: &str, unlock: &[&str]) -> World {
 
 #[test]
 fn the_secret_is_nowhere_in_memory_after_lock() {
-    if !is_root() {
-        eprintln!("SKIPPED: reading a not-dumpable process's memory needs root (CI runs as root)");
+    if !skip::needs_root("reading a not-dumpable process's memory") {
         return;
     }
     let secret = marker();
@@ -113,8 +112,7 @@ fn the_secret_is_nowhere_in_memory_after_lock() {
 
 #[test]
 fn the_secret_is_nowhere_in_memory_after_expiry() {
-    if !is_root() {
-        eprintln!("SKIPPED: reading a not-dumpable process's memory needs root (CI runs as root)");
+    if !skip::needs_root("reading a not-dumpable process's memory") {
         return;
     }
     let secret = marker();
@@ -147,8 +145,7 @@ fn proc_status_owner(pid: u32) -> u32 {
 
 #[test]
 fn the_running_agent_is_not_dumpable() {
-    if !is_root() {
-        eprintln!("SKIPPED: running the agent as another user needs root (CI runs as root)");
+    if !skip::needs_root("running the agent as another user") {
         return;
     }
     const NOBODY: u32 = 65534;

@@ -5,14 +5,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use tapsign_tests::{World, is_root, tapsign_bin};
+use tapsign_tests::{World, skip, tapsign_bin};
 
 const NOBODY: u32 = 65534;
 
 #[test]
 fn a_client_running_as_nobody_is_refused() {
-    if !is_root() {
-        eprintln!("SKIPPED: switching to the user nobody needs root (CI runs as root)");
+    if !skip::needs_root("switching to the user nobody") {
         return;
     }
     let mut w = World::new();
@@ -82,8 +81,7 @@ fn a_client_running_as_nobody_is_refused() {
 
 #[test]
 fn a_client_refuses_an_agent_run_by_another_user() {
-    if !is_root() {
-        eprintln!("SKIPPED: running the agent as nobody needs root (CI runs as root)");
+    if !skip::needs_root("running the agent as nobody") {
         return;
     }
     // The reverse of the agent's check: a socket another user serves must not receive an

@@ -9,10 +9,10 @@ use tapsign_tests::{World, hmac_sha256_hex, signed};
 
 #[test]
 fn a_real_yubikey_enrolls_unlocks_and_signs() {
-    let Ok(serial) = std::env::var("TAPSIGN_TEST_YUBIKEY_SERIAL") else {
-        eprintln!(
-            "SKIPPED: set TAPSIGN_TEST_YUBIKEY_SERIAL to run on a real YubiKey (it writes a slot; see firmware-notes/real-hardware-checklist.md)"
-        );
+    let Some(serial) = tapsign_tests::skip::opted_in(
+        "TAPSIGN_TEST_YUBIKEY_SERIAL",
+        "run on a real YubiKey (it writes a slot; see firmware-notes/real-hardware-checklist.md)",
+    ) else {
         return;
     };
     let slot = std::env::var("TAPSIGN_TEST_YUBIKEY_SLOT").unwrap_or_else(|_| "R20".into());

@@ -268,3 +268,129 @@ fn status_and_policy_explain_show_what_widens_a_key() {
         "{ex:?}"
     );
 }
+
+/// Bad input of every kind gets its stable code and a message that says what to send instead,
+/// and neither the agent nor the session goes down.
+#[test]
+fn malformed_requests_are_refused_with_their_code_and_the_session_stays_open() {
+    use tapsign_proto::ErrorCode;
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.run(&["key", "add", "o", "--exchange", "okx"], "ak\nsk\npp\n")
+        .ok();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut client = w.client();
+    let cases: &[(&str, &str, &str, &str, &str, ErrorCode)] = &[
+        (
+            "b",
+            "POST",
+            "/api/v3/order",
+            "symbol=BTCUSDT&&side=BUY",
+            "",
+            ErrorCode::BadRequest,
+        ),
+        (
+            "b",
+            "POST",
+            "/api/v3/order",
+            "symbol=BTC USDT",
+            "",
+            ErrorCode::BadRequest,
+        ),
+        ("b", "POST", "/api//v3/order", "", "", ErrorCode::BadRequest),
+        ("b", "post", "/api/v3/order", "", "", ErrorCode::BadRequest),
+        (
+            "b",
+            "POST",
+            "/api/v3/order",
+            "symbol=BTCUSDT&symbol=ETHUSDT",
+            "",
+            ErrorCode::BadRequest,
+        ),
+        (
+            "b",
+            "GET",
+            "/sapi/v1/capital/deposit/address",
+            "coin=BTC",
+            "",
+            ErrorCode::PolicyDenied,
+        ),
+        (
+            "o",
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            "{\"instId\":\"BTC-USDT\",\"instId\":\"X\"}",
+            ErrorCode::BadRequest,
+        ),
+        (
+            "o",
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            "{\"instId\":\"\\ud800\"}",
+            ErrorCode::BadRequest,
+        ),
+        (
+            "o",
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            "[[[[[[[[[[1]]]]]]]]]]",
+            ErrorCode::BadRequest,
+        ),
+        (
+            "o",
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &"{".repeat(5000),
+            ErrorCode::BadRequest,
+        ),
+        (
+            "o",
+            "GET",
+            "/api/v5/asset/balances",
+            "",
+            "",
+            ErrorCode::PolicyDenied,
+        ),
+    ];
+    for (key, method, path, query, body, code) in cases {
+        let r = SignRequest {
+            key: (*key).into(),
+            method: (*method).into(),
+            path: (*path).into(),
+            query: (*query).into(),
+            body: (*body).into(),
+            kind: SignKind::Rest,
+        };
+        let err = client.sign(r).expect_err("refused");
+        let msg = err.to_string();
+        assert_eq!(
+            err.code(),
+            Some(*code),
+            "{method} {path} {query} {body}: {msg}"
+        );
+        assert!(msg.len() < 600, "an over-long message: {msg}");
+        assert!(
+            !msg.contains("sk") || msg.contains("ask"),
+            "the secret in a message: {msg}"
+        );
+    }
+    // The session is still open and still signs.
+    let st = client.status().unwrap();
+    assert_eq!(st.state, tapsign_proto::SessionState::Unlocked);
+    let q = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1";
+    client
+        .sign(SignRequest {
+            key: "b".into(),
+            method: "POST".into(),
+            path: "/api/v3/order".into(),
+            query: q.into(),
+            body: String::new(),
+            kind: SignKind::Rest,
+        })
+        .unwrap();
+}

@@ -3,7 +3,7 @@
 //! logged), and the audit log as the keystore's ledger for the check an unlock runs
 //! (docs/audit.md, docs/keystore-format.md).
 
-use tapsign_proto::{AuditHead, KeystoreState};
+use tapsign_proto::AuditHead;
 
 use super::Agent;
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
@@ -21,25 +21,6 @@ impl Agent {
     /// The audit log as the keystore's ledger, for the check an unlock runs.
     pub(crate) fn ledger(&self) -> AgentLedger<'_> {
         AgentLedger { agent: self }
-    }
-
-    /// The highest keystore generation this agent has verified or written.
-    pub(crate) fn keystore_seen(&self) -> u64 {
-        self.verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |v| v.generation)
-    }
-
-    pub(crate) fn set_verified(&self, generation: u64, vault_key: String) {
-        let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if v.as_ref().is_none_or(|v| v.generation <= generation) {
-            *v = Some(KeystoreState {
-                generation,
-                vault_key,
-            });
-        }
     }
 }
 

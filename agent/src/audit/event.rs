@@ -45,8 +45,8 @@ pub enum AuditEvent {
         pid: u32,
         exe: String,
     },
-    /// A session ended (`"lock command"`, `"expired"`, `"idle"`, `"budget spent"`,
-    /// `"signal SIGTERM"`, `"screen locked"`, `"token removed"`, ...).
+    /// A session ended: the reason as `LockReason` displays it (`"session lifetime ran out"`,
+    /// `"session idle timeout"`, `"agent received SIGTERM"`, what a lock source says, ...).
     Lock { reason: String },
     /// A request was signed.
     Sign {

@@ -41,11 +41,13 @@ pub enum KeystoreError {
         source: io::Error,
     },
 
-    #[error(
-        "{path} is accessible to other users or not owned by you (mode {mode:o}); \
-         run `chmod {want:o} {path}` (and check who else could have changed it)"
-    )]
-    InsecurePermissions { path: PathBuf, mode: u32, want: u32 },
+    /// Too open, or not ours (the one check: `crate::disk::exposure`).
+    #[error("{path} {problem}; {fix}")]
+    InsecurePermissions {
+        path: PathBuf,
+        problem: crate::disk::Exposure,
+        fix: String,
+    },
 
     #[error("{what} {name:?} already exists ({path}); remove it first, or replace it")]
     Exists {
@@ -208,8 +210,10 @@ fn repair_hint(path: &Path) -> String {
         Some("credentials") => format!(
             "restore it from a backup, or `tapsign key remove {stem}` and add the key again"
         ),
-        Some("keyslots") => "restore it from a backup, or remove it with `tapsign token remove` \
-                             and enroll that token again"
+        // `token remove` cannot name a keyslot it cannot read; a rotation leaves it behind.
+        Some("keyslots") => "restore it from a backup; or, with another enrolled token, run \
+                             `tapsign keystore rotate` (it leaves this keyslot behind) and enroll \
+                             that token again"
             .into(),
         _ => "restore it from a backup".into(),
     }

@@ -7,9 +7,8 @@
 //! trailing bytes are caught too. The checksum is not a MAC (anyone can recompute it); the
 //! AEAD tags and the vault key check at unlock are what stop deliberate tampering.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -18,6 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::KeystoreError;
+use crate::disk::{self, DirError, Exposure, Kind, Need, Place, crash_point};
 
 /// The format version this code writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -124,53 +124,31 @@ pub(crate) fn parse_hex(path: &Path, field: &str, s: &str) -> Result<Vec<u8>, Ke
 
 /// Make sure `path` is a folder only we can use, creating it (and missing parents) 0700.
 pub(crate) fn ensure_private_dir(path: &Path) -> Result<(), KeystoreError> {
-    match fs::metadata(path) {
-        Ok(meta) => check_private(path, &meta, true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Created with the mode, not chmod-ed afterwards: no window where it is open.
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .map_err(|e| KeystoreError::io("create the folder", path, e))?;
-            let meta =
-                fs::metadata(path).map_err(|e| KeystoreError::io("inspect the folder", path, e))?;
-            check_private(path, &meta, true)
-        }
-        Err(e) => Err(KeystoreError::io("inspect the folder", path, e)),
-    }
+    disk::ensure_private_dir(path).map_err(dir_error)
 }
 
 /// Does the private folder `path` exist? Errs if it exists but others can use it.
 pub(crate) fn private_dir_exists(path: &Path) -> Result<bool, KeystoreError> {
-    match fs::metadata(path) {
-        Ok(meta) => check_private(path, &meta, true).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(KeystoreError::io("inspect the folder", path, e)),
+    disk::check_dir(path, Need::Private).map_err(dir_error)
+}
+
+fn dir_error(e: DirError) -> KeystoreError {
+    match e {
+        DirError::Io {
+            action,
+            path,
+            source,
+        } => KeystoreError::io(action, path, source),
+        DirError::Exposed { path, problem } => KeystoreError::InsecurePermissions {
+            fix: problem.fix(&path, Kind::Folder),
+            path,
+            problem,
+        },
     }
 }
 
-/// Refuse what other users could read or write: they could swap files under us. We report
-/// rather than chmod: a widened mode means something else touched the keystore, and the
-/// user should know.
-fn check_private(path: &Path, meta: &fs::Metadata, dir: bool) -> Result<(), KeystoreError> {
-    if meta.is_dir() != dir {
-        let what = if dir { "a folder" } else { "a regular file" };
-        return Err(KeystoreError::damaged(path, format!("it is not {what}")));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 || meta.uid() != rustix::process::geteuid().as_raw() {
-        let want = if dir { 0o700 } else { 0o600 };
-        return Err(KeystoreError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-            want,
-        });
-    }
-    Ok(())
-}
-
-/// Read a whole keystore file; `None` if it does not exist.
+/// Read a whole keystore file; `None` if it does not exist. The file must be ours alone
+/// (checked on the open file: no race with a swap): others could have changed it.
 pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>, KeystoreError> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -180,7 +158,19 @@ pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>, KeystoreError
     let meta = file
         .metadata()
         .map_err(|e| KeystoreError::io("inspect", path, e))?;
-    check_private(path, &meta, false)?;
+    match disk::exposure(&meta, Kind::File, Need::Private) {
+        None => {}
+        Some(Exposure::NotAFile) => {
+            return Err(KeystoreError::damaged(path, "it is not a regular file"));
+        }
+        Some(problem) => {
+            return Err(KeystoreError::InsecurePermissions {
+                fix: problem.fix(path, Kind::File),
+                path: path.to_owned(),
+                problem,
+            });
+        }
+    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(KeystoreError::damaged(
             path,
@@ -204,62 +194,25 @@ pub(crate) enum Overwrite<'a> {
     },
 }
 
-/// Write `bytes` to `path` so that a reader sees the old file or the new one, never a mix,
-/// even across a crash or a full disk: temp file in the same folder (created 0600), write,
-/// fsync, rename (or link, to refuse an existing file without a race), fsync the folder.
-/// On failure the temp file is removed and the old file is untouched.
+/// Write `bytes` to `path` atomically ([`disk::write_atomic`]: the old file or the new one,
+/// never a mix, even across a crash or a full disk).
 pub(crate) fn write_atomic(
     path: &Path,
     bytes: &[u8],
     overwrite: Overwrite<'_>,
 ) -> Result<(), KeystoreError> {
-    let (dir, name) = split(path)?;
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|e| KeystoreError::Random(e.to_string()))?;
-    // Leading dot: listings skip it, so a crash's leftover never reads as a damaged entry.
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
-    let result = write_then_place(&tmp, path, bytes, overwrite);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(dir)
-}
-
-fn write_then_place(
-    tmp: &Path,
-    path: &Path,
-    bytes: &[u8],
-    overwrite: Overwrite<'_>,
-) -> Result<(), KeystoreError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(|e| KeystoreError::io("create", tmp, e))?;
-    write_data(&mut file, bytes).map_err(|e| KeystoreError::io("write", tmp, e))?;
-    file.sync_all()
-        .map_err(|e| KeystoreError::io("flush to disk", tmp, e))?;
-    drop(file);
-    crash_point("place a written file");
-    match overwrite {
-        Overwrite::Replace => {
-            fs::rename(tmp, path).map_err(|e| KeystoreError::io("replace", path, e))
-        }
-        Overwrite::Refuse { what, name } => {
-            // link() fails if the name exists, atomically: no check-then-rename race.
-            fs::hard_link(tmp, path).map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => KeystoreError::Exists {
-                    what,
-                    name: name.to_owned(),
-                    path: path.to_owned(),
-                },
-                _ => KeystoreError::io("create", path, e),
-            })?;
-            fs::remove_file(tmp).map_err(|e| KeystoreError::io("remove", tmp, e))
-        }
-    }
+    let place = match overwrite {
+        Overwrite::Replace => Place::Replace,
+        Overwrite::Refuse { .. } => Place::NewOnly,
+    };
+    disk::write_atomic(path, bytes, place).map_err(|e| match overwrite {
+        Overwrite::Refuse { what, name } if e.exists() => KeystoreError::Exists {
+            what,
+            name: name.to_owned(),
+            path: path.to_owned(),
+        },
+        _ => KeystoreError::io(e.step, e.path, e.source),
+    })
 }
 
 /// Remove a keystore file durably.
@@ -268,6 +221,25 @@ pub(crate) fn remove_private(path: &Path) -> Result<(), KeystoreError> {
     crash_point("remove a file");
     fs::remove_file(path).map_err(|e| KeystoreError::io("remove", path, e))?;
     sync_dir(dir)
+}
+
+/// Remove the temp files [`write_atomic`] leaves when its process dies before the rename
+/// (`.<name>.<hex>.tmp`). Only under the writer lock: otherwise one could be another writer's
+/// file in the making.
+pub(crate) fn remove_temp_files(dir: &Path) -> Result<(), KeystoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(KeystoreError::io("list the folder", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| KeystoreError::io("list the folder", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            remove_private(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Move the folder `from` to `to`, which must not exist yet, durably: the parent's entry
@@ -301,9 +273,7 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<(), KeystoreError> {
 
 /// The rename is only durable once the folder entry is on disk.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), KeystoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| KeystoreError::io("flush to disk the folder", dir, e))
+    disk::sync_dir(dir).map_err(|e| KeystoreError::io("flush to disk the folder", dir, e))
 }
 
 fn split(path: &Path) -> Result<(&Path, String), KeystoreError> {
@@ -348,50 +318,4 @@ fn sort_key(entry: &Entry) -> Option<&Path> {
 }
 
 #[cfg(test)]
-thread_local! {
-    /// Test hook: let this many steps that change the disk (placing a file, removing one,
-    /// renaming or removing a folder) through, then panic before the next, like a crash: no
-    /// error path and no cleanup runs. `None`: never.
-    pub(crate) static CRASH_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
-}
-
-/// A place where a crash leaves the disk in a state of its own; tests stop here (see
-/// `CRASH_AFTER`) to check every such state is the old keystore or the new one.
-#[cfg(test)]
-pub(crate) fn crash_point(step: &str) {
-    CRASH_AFTER.with(|c| match c.get() {
-        Some(0) => {
-            c.set(None);
-            panic!("simulated crash before: {step}");
-        }
-        Some(n) => c.set(Some(n - 1)),
-        None => {}
-    });
-}
-
-#[cfg(not(test))]
-#[inline(always)]
-pub(crate) fn crash_point(_step: &str) {}
-
-#[cfg(test)]
-thread_local! {
-    /// Test hook: let this many writes on this thread through, then fail each one half way,
-    /// like a full disk. `None`: never fail.
-    pub(crate) static FAIL_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
-}
-
-fn write_data(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    #[cfg(test)]
-    match FAIL_AFTER.with(|f| f.get()) {
-        Some(0) => {
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device (test)",
-            ));
-        }
-        Some(n) => FAIL_AFTER.with(|f| f.set(Some(n - 1))),
-        None => {}
-    }
-    file.write_all(bytes)
-}
+pub(crate) use crate::disk::{CRASH_AFTER, FAIL_AFTER};

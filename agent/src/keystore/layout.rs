@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::files::{
     Overwrite, decode, encode, ensure_private_dir, list_json, private_dir_exists, read_private,
-    remove_private, remove_tree, rename_dir, write_atomic,
+    remove_private, remove_temp_files, remove_tree, rename_dir, write_atomic,
 };
 use super::manifest::ManifestFile;
 use super::seal::compressed;
@@ -219,7 +219,9 @@ impl Keystore {
         }
     }
 
-    /// Remove what a crash left: stages, and vault folders that are not `live`.
+    /// Remove what a crash left: stages, vault folders that are not `live`, and the temp
+    /// files of writes that never reached their rename (no writer is mid-write: we hold the
+    /// lock).
     pub(crate) fn collect_garbage(
         &self,
         live: &Path,
@@ -229,6 +231,14 @@ impl Keystore {
             if folder != live {
                 remove_tree(&folder)?;
             }
+        }
+        for dir in [
+            &self.dir,
+            live,
+            &live.join(KEYSLOTS),
+            &live.join(CREDENTIALS),
+        ] {
+            remove_temp_files(dir)?;
         }
         if live != self.dir {
             // A migration that stopped after its commit: the legacy files are stale copies.
@@ -256,10 +266,15 @@ impl Keystore {
             .dir
             .join(format!("{STAGE_PREFIX}{}", hex::encode(suffix)));
         ensure_private_dir(&dir)?;
+        let stage = Stage { dir };
         for sub in [KEYSLOTS, CREDENTIALS] {
-            ensure_private_dir(&dir.join(sub))?;
+            // A stage that could not be built (a full disk) is removed again at once.
+            if let Err(e) = ensure_private_dir(&stage.dir.join(sub)) {
+                stage.discard();
+                return Err(e);
+            }
         }
-        Ok(Stage { dir })
+        Ok(stage)
     }
 
     /// Make `stage` the live folder: rename it after its vault key, write `manifest` (the

@@ -74,6 +74,7 @@ mod changes;
 mod error;
 mod files;
 mod format;
+mod inspect;
 mod layout;
 pub mod ledger;
 mod manifest;
@@ -105,6 +106,7 @@ pub use files::FORMAT_VERSION;
 #[cfg(test)]
 pub(crate) use files::{CRASH_AFTER, FAIL_AFTER};
 pub(crate) use files::{Overwrite, write_atomic};
+pub use inspect::{FileKind, check_file};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 pub use manifest::Refusal;
 pub use rotate::{Rotated, present_tokens_needed};
@@ -202,6 +204,12 @@ impl Keystore {
                 false => Err(self.not_initialized()),
             },
         }
+    }
+
+    /// Whether the live vault.json can be read: `key list` reports it, as it reports a
+    /// damaged credential (nothing can be added or opened without it).
+    pub fn check_vault_file(&self) -> Result<(), KeystoreError> {
+        self.vault_key_in(&self.live_dir()?).map(|_| ())
     }
 
     /// Every keyslot, one result per file (a damaged one does not hide the others).
@@ -347,7 +355,12 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
         name: stem.into(),
         path: path.clone(),
     })?;
-    let file: KeyslotFile = decode(&path, &bytes)?;
+    keyslot_from(path, stem, &bytes)
+}
+
+/// A keyslot file's bytes, parsed and checked against its name (`stem`, the token's id).
+fn keyslot_from(path: PathBuf, stem: &str, bytes: &[u8]) -> Result<Keyslot, KeystoreError> {
+    let file: KeyslotFile = decode(&path, bytes)?;
     if file.token.id() != stem {
         return Err(KeystoreError::damaged(
             &path,
@@ -359,7 +372,7 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
         stub: file.token.clone(),
         path,
         recorded: true,
-        sha256: sha256_hex(&bytes),
+        sha256: sha256_hex(bytes),
         file,
     })
 }
@@ -367,7 +380,16 @@ fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
 /// A credential file, parsed and checked against its name, with the SHA-256 of its bytes.
 fn load_credential(path: &Path, stem: &str) -> Result<(CredentialFile, String), KeystoreError> {
     let bytes = read_private(path)?.ok_or_else(|| not_found(stem, path.to_owned()))?;
-    let file: CredentialFile = decode(path, &bytes)?;
+    credential_from(path, stem, &bytes)
+}
+
+/// A credential file's bytes, parsed and checked against its name.
+fn credential_from(
+    path: &Path,
+    stem: &str,
+    bytes: &[u8],
+) -> Result<(CredentialFile, String), KeystoreError> {
+    let file: CredentialFile = decode(path, bytes)?;
     if file.name != stem {
         return Err(KeystoreError::damaged(
             path,
@@ -375,7 +397,7 @@ fn load_credential(path: &Path, stem: &str) -> Result<(CredentialFile, String), 
         ));
     }
     file.boxed(path)?;
-    Ok((file, sha256_hex(&bytes)))
+    Ok((file, sha256_hex(bytes)))
 }
 
 fn not_found(name: &str, path: PathBuf) -> KeystoreError {

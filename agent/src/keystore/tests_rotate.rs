@@ -350,3 +350,28 @@ fn the_manifest_records_the_files_a_rotation_wrote() {
     }
     assert!(m.removed.is_empty());
 }
+
+/// What a damaged keyslot's error advises must work: `token remove` cannot name a keyslot it
+/// cannot read, but a rotation with another token leaves the damaged one behind.
+#[test]
+fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
+    let (mut f, b) = Fixture::populated();
+    let damaged = f
+        .live()
+        .join("keyslots")
+        .join(format!("{}.json", b.stub().id()));
+    std::fs::write(&damaged, "not json").unwrap();
+    let err =
+        f.ks.keyslots()
+            .unwrap()
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap();
+    assert!(err.to_string().contains("tapsign keystore rotate"), "{err}");
+    let r = f.rotate(None).unwrap();
+    assert_eq!(r.keyslots.len(), 1, "{r:?}");
+    assert!(f.ks.keyslots().unwrap().iter().all(Result::is_ok));
+    let mut a = SoftToken::open_ungated(&f.token_dir("token-a")).unwrap();
+    let vk = unlock(&f.ks, &mut a).unwrap();
+    f.ks.open_credential(&vk, "upbit-main").unwrap();
+}

@@ -40,22 +40,35 @@ pub struct Reading {
     pub how: &'static str,
 }
 
+/// The longest name a reading is checked for: every fund-moving or stamped parameter name is
+/// far shorter, and keeping to this bound keeps the work linear in the request's size.
+const LONGEST_NAME: usize = 64;
+
 /// Every parameter name the exchange could read out of the signed bytes of `parsed`, beyond
-/// the names the request itself has (those the profile has checked already).
-pub fn param_readings(exchange: Exchange, parsed: &Parsed) -> Vec<Reading> {
+/// the names the request itself has (those the profile has checked already), that `keep`
+/// selects (the policy keeps the fund-moving and stamped ones; names longer than
+/// [`LONGEST_NAME`] are never kept).
+pub fn param_readings(
+    exchange: Exchange,
+    parsed: &Parsed,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<Reading> {
     let mut out = Vec::new();
+    let mut push = |name: &str, how: &'static str| {
+        let name = decoded(name);
+        if keep(&name) {
+            out.push(Reading { name, how });
+        }
+    };
     match exchange {
         Exchange::Binance => {
             let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            cuts(&signed, &mut out);
+            cuts(&signed, &mut push);
         }
         Exchange::Bybit => {
             if let Body::Json(..) = parsed.body {
                 for (name, _) in pairs(&parsed.body_text()) {
-                    out.push(Reading {
-                        name: decoded(name),
-                        how: "the JSON body read as a GET query",
-                    });
+                    push(name, "the JSON body read as a GET query");
                 }
             }
         }
@@ -64,25 +77,33 @@ pub fn param_readings(exchange: Exchange, parsed: &Parsed) -> Vec<Reading> {
     out
 }
 
-/// The names a cut of `signed` into query and body can make, other than its own pieces'.
-fn cuts(signed: &str, out: &mut Vec<Reading>) {
+/// The names a cut of `signed` into query and body can make, other than its own pieces'
+/// (only those up to [`LONGEST_NAME`] bytes, so this stays linear in the length of `signed`).
+fn cuts(signed: &str, push: &mut impl FnMut(&str, &'static str)) {
     for piece in signed.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
         // A cut inside the name: its suffix becomes a name holding the same value.
-        for (i, _) in name.char_indices().skip(1) {
-            out.push(Reading {
-                name: decoded(&name[i..]),
-                how: "cutting a parameter name between the query and the body",
-            });
+        let from = name.len().saturating_sub(LONGEST_NAME);
+        for (i, _) in name.char_indices().skip(1).filter(|(i, _)| *i >= from) {
+            push(
+                &name[i..],
+                "cutting a parameter name between the query and the body",
+            );
         }
         // A cut inside the value: its tail becomes a piece of its own; it names something
-        // only when it holds '=' (a value joined with the next piece at the seam).
-        for (i, _) in value.char_indices().skip(1) {
-            if let Some((tail_name, _)) = value[i..].split_once('=') {
-                out.push(Reading {
-                    name: decoded(tail_name),
-                    how: "cutting a value between the query and the body",
-                });
+        // only when it holds '=' (a value joined with the next piece at the seam), and the
+        // name is a suffix of the text before that '='.
+        let mut segments: Vec<&str> = value.split('=').collect();
+        segments.pop(); // the text after the last '=' names nothing
+        for (n, seg) in segments.iter().enumerate() {
+            // The first segment starts the value: only its proper suffixes are new names.
+            let skip_whole = n == 0;
+            let from = seg.len().saturating_sub(LONGEST_NAME);
+            for (i, _) in seg.char_indices().filter(|(i, _)| *i >= from) {
+                if i == 0 && skip_whole {
+                    continue;
+                }
+                push(&seg[i..], "cutting a value between the query and the body");
             }
         }
     }
@@ -110,14 +131,12 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static s
         // `apiKey` (never a REST parameter) is a `session.logon` or websocket request payload.
         Exchange::Binance => {
             let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            let mut names: Vec<String> = pairs(&signed).map(|(n, _)| decoded(n)).collect();
-            let mut extra = Vec::new();
-            cuts(&signed, &mut extra);
-            names.extend(extra.into_iter().map(|r| r.name));
-            names
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case("apikey"))
-                .then_some("a Binance websocket API payload (it carries apiKey, as session.logon signs it)")
+            let apikey = |n: &str| decoded(n).eq_ignore_ascii_case("apikey");
+            let mut found = pairs(&signed).any(|(n, _)| apikey(n));
+            cuts(&signed, &mut |n, _| found |= apikey(n));
+            found.then_some(
+                "a Binance websocket API payload (it carries apiKey, as session.logon signs it)",
+            )
         }
         // Bitget's websocket login signs `timestamp + "GET" + "/user/verify"`, the same string
         // as a REST GET of that path.
@@ -147,7 +166,10 @@ mod tests {
             ..Default::default()
         };
         let p = parse(ex, &r).unwrap();
-        param_readings(ex, &p).into_iter().map(|r| r.name).collect()
+        param_readings(ex, &p, |_| true)
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl fmt::Display for Explanation {
                 }
             }
             Ok(None) => writeln!(f, "verdict:  allowed: a websocket login (ws_login = true)")?,
-            Err(r) => writeln!(f, "verdict:  refused [{}]: {r}", r.code().as_str())?,
+            Err(r) => {
+                let code = crate::error::AgentError::from(r.clone()).code();
+                writeln!(f, "verdict:  refused [{code}]: {r}")?
+            }
         }
         if !self.key_rules.is_empty() {
             writeln!(f, "config:   this key's policy changes its profile:")?;

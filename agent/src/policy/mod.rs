@@ -31,7 +31,7 @@ pub mod profile;
 
 use std::fmt;
 
-use tapsign_proto::{ErrorCode, SignKind, SignRequest};
+use tapsign_proto::{SignKind, SignRequest};
 
 use parse::Param;
 pub use parse::{ParseError, Parsed};
@@ -290,7 +290,7 @@ pub struct Checked {
     pub rule: Option<(Endpoint, profile::Source)>,
 }
 
-/// Why a request is not signed, and the wire code the bot gets.
+/// Why a request is not signed (its wire code: `crate::error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The request is not one the exchange's grammar reads one way.
@@ -299,15 +299,6 @@ pub enum Refusal {
     /// The policy refuses it.
     #[error("{0}")]
     Denied(#[from] Denial),
-}
-
-impl Refusal {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Refusal::Malformed(_) => ErrorCode::BadRequest,
-            Refusal::Denied(_) => ErrorCode::PolicyDenied,
-        }
-    }
 }
 
 /// Everything the policy checks before a request is signed (see the module docs): `key` names
@@ -445,7 +436,12 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 /// Step 5: what else the exchange could read out of the signed bytes.
 fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Result<(), Denial> {
     let own: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    for r in converse::param_readings(exchange, parsed) {
+    let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
+    let is_stamped = |n: &str| {
+        exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(n))
+    };
+    let keep = |n: &str| fund_param(exchange, n).is_some() || is_stamped(n);
+    for r in converse::param_readings(exchange, parsed, keep) {
         if own.contains(&r.name.as_str()) {
             continue;
         }
@@ -456,9 +452,7 @@ fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Resu
                 category,
             });
         }
-        let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
-        if exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(&r.name))
-        {
+        if is_stamped(&r.name) {
             return Err(Denial::AgentParameter {
                 exchange,
                 name: r.name,
@@ -626,11 +620,17 @@ mod tests {
             let glob = format!("**{g}");
             for p in &paths {
                 let full = glob_match(&glob, p);
-                assert!(!full || could_match(g, p), "{g} matches {p} but was skipped");
+                assert!(
+                    !full || could_match(g, p),
+                    "{g} matches {p} but was skipped"
+                );
                 matched += usize::from(full);
             }
         }
-        assert!(matched > rules.len(), "the paths never matched: the test checks nothing");
+        assert!(
+            matched > rules.len(),
+            "the paths never matched: the test checks nothing"
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::credential::Exchange;
 /// Longest path the agent reads.
 pub const MAX_PATH: usize = 2048;
 
+/// Longest parameter name (no exchange documents one near it).
+pub const MAX_NAME: usize = 128;
+
 /// How an exchange's requests are laid out.
 #[derive(Debug, Clone, Copy)]
 pub struct Grammar {
@@ -414,6 +417,11 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                 clip(piece)
             ));
         };
+        if name.len() > MAX_NAME {
+            return fail(format!(
+                "the {part} has a parameter name longer than {MAX_NAME} characters"
+            ));
+        }
         if !name_ok(name, g.bracket_names) {
             return fail(format!(
                 "the {part} parameter name {:?} is not a plain name (letters, digits, '_'{}); \
@@ -484,7 +492,7 @@ fn check_keys(v: &Json) -> Result<(), ParseError> {
     match v {
         Json::Object(members) => {
             for (k, child) in members {
-                if !name_ok(k, false) {
+                if k.len() > MAX_NAME || !name_ok(k, false) {
                     return fail(format!(
                         "the body's key {:?} is not a plain name (letters, digits, '_')",
                         clip(k)

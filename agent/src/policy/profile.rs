@@ -173,12 +173,17 @@ impl Endpoint {
 
     /// The TOML a trader puts in config.toml to allow this endpoint with these parameters.
     pub fn config_line(&self) -> String {
-        let params: Vec<String> = self.params.iter().map(|p| format!("{p:?}")).collect();
+        let list = |v: &[String]| v.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>();
+        let required = if self.required.is_empty() {
+            String::new()
+        } else {
+            format!(", required = [{}]", list(&self.required).join(", "))
+        };
         format!(
-            "{{ method = {:?}, path = {:?}, params = [{}] }}",
+            "{{ method = {:?}, path = {:?}, params = [{}]{required} }}",
             self.method,
             self.path,
-            params.join(", ")
+            list(&self.params).join(", ")
         )
     }
 
@@ -233,23 +238,27 @@ pub enum Source {
     Config,
 }
 
-/// The entry that admits `parsed` for a key of `exchange` with `policy`, if any: the
-/// profile's first, then the config's.
+/// The entry that admits `parsed` for a key of `exchange` with `policy`, if any: the config's
+/// first (an `allow` entry for an endpoint the profile has replaces the profile's entry, so a
+/// trader can add a parameter to it), then the profile's.
 pub fn find<'a>(
     exchange: Exchange,
     policy: &'a KeyPolicy,
     parsed: &Parsed,
-) -> Option<(&'a Endpoint, Source)>
-where
-    'static: 'a,
-{
+) -> Option<(&'a Endpoint, Source)> {
     let hit = |e: &&Endpoint| e.matches(&parsed.method, &parsed.segments);
-    let found = builtin(exchange)
-        .endpoints
+    let found = policy
+        .allow
         .iter()
         .find(hit)
-        .map(|e| (e, Source::Profile))
-        .or_else(|| policy.allow.iter().find(hit).map(|e| (e, Source::Config)))?;
+        .map(|e| (e, Source::Config))
+        .or_else(|| {
+            builtin(exchange)
+                .endpoints
+                .iter()
+                .find(hit)
+                .map(|e| (e, Source::Profile))
+        })?;
     let narrowed = !policy.only.is_empty()
         && !policy
             .only

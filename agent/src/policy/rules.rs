@@ -14,7 +14,7 @@ const fn any(glob: &'static str, category: Category) -> DenyRule {
     }
 }
 
-/// shared/notes/exchanges.md §1 and §12; keyword rules catch endpoints added later.
+/// Upbit (docs/sources.md, "Deny lists"); keyword rules catch endpoints added later.
 static UPBIT_DENY: &[DenyRule] = &[
     any("/v1/withdraw**", Withdrawal),
     any("**withdraw**", Withdrawal),
@@ -30,7 +30,7 @@ static UPBIT_DENY: &[DenyRule] = &[
     any("/v1/deposit**", Deposit),
 ];
 
-/// shared/notes/exchanges.md §3.3 and §12, checked against binance_all_endpoints.txt.
+/// Binance, checked against its 763 documented endpoints (docs/sources.md, "Deny lists").
 static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/capital/withdraw**", Withdrawal),
     any("**withdraw**", Withdrawal),
@@ -92,7 +92,7 @@ const fn on(method: &'static str, glob: &'static str, category: Category) -> Den
     }
 }
 
-/// shared/notes/exchanges.md §2 and §12 (v2 and legacy endpoints).
+/// Bithumb (docs/sources.md, "Deny lists"): v2 and legacy endpoints.
 static BITHUMB_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
@@ -105,7 +105,7 @@ static BITHUMB_DENY: &[DenyRule] = &[
     any("/info/wallet_address**", Deposit),
 ];
 
-/// shared/notes/exchanges.md §4 and §12, checked against bybit_ep2.txt.
+/// Bybit, checked against its 415 documented endpoints (docs/sources.md, "Deny lists").
 static BYBIT_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
@@ -142,7 +142,7 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/asset/v3/**", Legacy),
 ];
 
-/// shared/notes/exchanges.md §5 and §12, checked against okx_ep.txt.
+/// OKX, checked against its 361 documented endpoints (docs/sources.md, "Deny lists").
 static OKX_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
@@ -165,7 +165,7 @@ static OKX_DENY: &[DenyRule] = &[
     any("/api/v5/fiat/**", Fiat),
 ];
 
-/// shared/notes/exchanges.md §6 and §12: Advanced Trade v3 and the Coinbase App v2 endpoints
+/// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
 /// the same CDP key reaches.
 static COINBASE_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
@@ -189,7 +189,7 @@ static COINBASE_DENY: &[DenyRule] = &[
     any("/api/v3/brokerage/convert/**", Convert),
 ];
 
-/// shared/notes/exchanges.md §7 and §12 (method names under `/0/private/`).
+/// Kraken (docs/sources.md, "Deny lists"): method names under `/0/private/`.
 static KRAKEN_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
@@ -203,7 +203,7 @@ static KRAKEN_DENY: &[DenyRule] = &[
     any("/0/private/deposit**", Deposit),
 ];
 
-/// shared/notes/exchanges.md §9 and §12, checked against gate_ep.txt (paths with or
+/// Gate, checked against its 412 documented endpoints (docs/sources.md, "Deny lists"; paths with or
 /// without `/api/v4`: deny rules match any tail).
 static GATE_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
@@ -226,7 +226,7 @@ static GATE_DENY: &[DenyRule] = &[
     on("GET", "/api/v4/wallet/deposit_address**", Deposit),
 ];
 
-/// shared/notes/exchanges.md §10 and §12, checked against kucoin_ep.txt.
+/// KuCoin, checked against its 324 documented endpoints (docs/sources.md, "Deny lists").
 static KUCOIN_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
@@ -252,7 +252,7 @@ static KUCOIN_DENY: &[DenyRule] = &[
     on("DELETE", "/api/*/copy-trade/**", Transfer),
 ];
 
-/// shared/notes/exchanges.md §8 and §12, checked against bitget_ep.txt.
+/// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
 static BITGET_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),

@@ -1,6 +1,6 @@
 //! Bitget (v2 classic, v3 UTA): base64 HMAC-SHA256 in `ACCESS-SIGN`, with the passphrase.
 //!
-//! String to sign (shared/notes/exchanges.md §8): `timestamp + METHOD + requestPath +
+//! String to sign (docs/exchanges.md, "Bitget"): `timestamp + METHOD + requestPath +
 //! ("?" + queryString) + body`, timestamp in ms (stamped by the agent). Bitget wants the query
 //! sorted by key in ascending order; the agent refuses an unsorted query rather than sign
 //! something Bitget would reject, and never reorders it itself (it signs the bytes as sent).

@@ -1,7 +1,7 @@
 //! Bithumb API 2.0 (`api.bithumb.com/v1/...`): a fresh JWT per request,
 //! `Authorization: Bearer <jwt>`.
 //!
-//! The model is Upbit's (shared/notes/exchanges.md §2), with two differences: the token is
+//! The model is Upbit's (docs/exchanges.md, "Bithumb"), with two differences: the token is
 //! HS256 (Bithumb: "서명 방식은 HS256 을 권장") and it carries a `timestamp` claim in
 //! milliseconds, which the agent stamps. Claims, in this order: `access_key`, `nonce` (UUID v4
 //! from the stamp), `timestamp`, and, when the request has parameters, `query_hash` (hex

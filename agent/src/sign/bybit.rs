@@ -1,6 +1,6 @@
 //! Bybit v5: lowercase hex HMAC-SHA256 in `X-BAPI-SIGN`.
 //!
-//! String to sign (shared/notes/exchanges.md §4): `timestamp + apiKey + recvWindow +
+//! String to sign (docs/exchanges.md, "Bybit"): `timestamp + apiKey + recvWindow +
 //! payload`, where the payload is the query string as sent (GET/DELETE) or the exact JSON body
 //! (POST). The agent stamps `X-BAPI-TIMESTAMP` (ms) and sets `X-BAPI-RECV-WINDOW` to the
 //! agent's cap (`recv_window_cap_ms`, Bybit's default 5000), so a bot can neither date a

@@ -1,7 +1,7 @@
 //! Coinbase Advanced Trade / CDP keys: a JWT per request, `Authorization: Bearer <jwt>`.
 //!
 //! Header `{"alg","kid","nonce","typ":"JWT"}`, claims `{"sub","iss":"cdp","nbf","exp","uri"}`
-//! (shared/notes/exchanges.md §6), compact JSON in that order, as coinbase-advanced-py writes
+//! (docs/exchanges.md, "Coinbase"), compact JSON in that order, as coinbase-advanced-py writes
 //! them. `kid` and `sub` are the key name; `nonce` is 64 hex characters from the stamp (the SDK
 //! uses `secrets.token_hex()`); `nbf` is the agent's clock in seconds and `exp` = `nbf` + 120
 //! (Coinbase: "Your JWT expires after 2 minutes"). `uri` is `"METHOD host/path"`, with the

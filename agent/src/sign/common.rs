@@ -1,4 +1,5 @@
-//! Pieces several schemes share: MACs, encodings, credential checks, time formats.
+//! Pieces several schemes share: MACs, encodings, credential checks. (Time formats are in
+//! `crate::clock`.)
 
 use base64ct::{Base64, Encoding};
 use hmac::{Hmac, KeyInit, Mac};
@@ -71,35 +72,6 @@ pub fn no_body_on_get(req: &tapsign_proto::SignRequest, exchange: &str) -> Resul
     Ok(())
 }
 
-/// `unix_ms` as ISO-8601 UTC with milliseconds (`2020-12-08T09:08:57.715Z`), OKX's format.
-pub fn iso8601_ms(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`), so the agent needs no date crate for one format.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,13 +83,5 @@ mod tests {
         fn wipes<T: zeroize::ZeroizeOnDrop>() {}
         wipes::<<Sha256 as hmac::EagerHash>::Core>();
         wipes::<<Sha512 as hmac::EagerHash>::Core>();
-    }
-
-    #[test]
-    fn iso8601_matches_okx_examples() {
-        assert_eq!(iso8601_ms(1_607_418_537_715), "2020-12-08T09:08:57.715Z");
-        assert_eq!(iso8601_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(iso8601_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
     }
 }

@@ -1,6 +1,6 @@
 //! Gate.io APIv4: hex HMAC-SHA512 in `SIGN`.
 //!
-//! String to sign (shared/notes/exchanges.md §9):
+//! String to sign (docs/exchanges.md, "Gate"):
 //! `METHOD\npath\nquery\nhex(SHA-512(body))\ntimestamp`, where the path includes the
 //! `/api/v4` prefix, the query is as sent (Gate signs it without URL-encoding, in URL order;
 //! empty when none) and the timestamp is Unix seconds, stamped by the agent and sent in the

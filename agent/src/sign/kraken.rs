@@ -1,7 +1,7 @@
 //! Kraken spot REST (`/0/private/*`): base64 HMAC-SHA512 in `API-Sign`.
 //!
 //! `API-Sign = base64(HMAC-SHA512(base64decode(secret), path ‖ SHA-256(nonce + postData)))`
-//! (shared/notes/exchanges.md §7): the path bytes followed by the *raw* 32-byte digest, with
+//! (docs/exchanges.md, "Kraken"): the path bytes followed by the *raw* 32-byte digest, with
 //! the only secret here that must be base64-decoded. `postData` is the exact body, which
 //! includes the nonce: the agent puts `nonce=<n>` first in a form body (or `"nonce":"<n>"`
 //! first in a JSON object), the way Kraken's example does.

@@ -1,6 +1,6 @@
 //! KuCoin: base64 HMAC-SHA256 in `KC-API-SIGN`, with a signed passphrase (key version 2).
 //!
-//! String to sign (shared/notes/exchanges.md §10): `timestamp + METHOD + endpoint + body`,
+//! String to sign (docs/exchanges.md, "KuCoin"): `timestamp + METHOD + endpoint + body`,
 //! where the endpoint includes `?query` for GET/DELETE and the body is the exact JSON string.
 //! The timestamp is ms, stamped by the agent (KuCoin allows ±5 s). For v2 (and v3) keys the
 //! passphrase header is `base64(HMAC-SHA256(secret, passphrase))`, so it is secret-derived

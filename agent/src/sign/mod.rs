@@ -4,7 +4,7 @@
 //! dated in the future. A scheme never re-serializes what the bot sent: it hashes and signs the
 //! bytes as given and appends its own parameters in the order the exchange signs them.
 //!
-//! One module per scheme (shared/notes/exchanges.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
+//! One module per scheme (docs/exchanges.md; sources: docs/sources.md): [`upbit`] and [`bithumb`] (HMAC JWTs),
 //! [`binance`] (HMAC or Ed25519 over query+body), [`bybit`], [`okx`], [`kucoin`], [`bitget`]
 //! and [`gate`] (HMAC over a string with the agent's timestamp, sent in headers), [`kraken`]
 //! (HMAC-SHA512 over a nested hash, with a persistent nonce), [`coinbase`] (ES256/EdDSA JWTs).
@@ -154,8 +154,8 @@ fn ws_login(
         Exchange::Coinbase => coinbase::ws_jwt(cred, stamp)?,
         other => {
             return Err(SignError::BadRequest(format!(
-                "{other} has no websocket login signed by the agent; {other}'s private \
-                 websocket takes a token from a signed REST call (see docs/exchanges.md)"
+                "{other} has no websocket login the agent signs: {} (docs/exchanges.md)",
+                how_websocket_logs_in(other)
             )));
         }
     };
@@ -166,6 +166,37 @@ fn ws_login(
         body: message,
         headers: Default::default(),
     })
+}
+
+/// How the private websocket of an exchange without a signed login message authenticates,
+/// for the refusal of a `ws_login` request (docs/exchanges.md says the same per exchange).
+fn how_websocket_logs_in(exchange: Exchange) -> &'static str {
+    match exchange {
+        Exchange::Upbit | Exchange::Bithumb => {
+            "its private websocket takes the JWT of a parameterless REST request in the \
+             handshake: sign GET of the websocket path as an ordinary request"
+        }
+        Exchange::Kraken => {
+            "its private websocket takes a token from POST /0/private/GetWebSocketsToken, a \
+             REST call the agent signs (it counts as a websocket login: ws_login = true)"
+        }
+        Exchange::Kucoin => {
+            "its private websocket takes a token from POST /api/v1/bullet-private, an ordinary \
+             signed REST call"
+        }
+        Exchange::Gate => {
+            "Gate signs each private channel subscription (channel, event and time) with the \
+             API secret, which the agent does not offer yet"
+        }
+        Exchange::Bitget => {
+            "Bitget's websocket login is not offered yet (its SDKs disagree on the timestamp \
+             unit)"
+        }
+        Exchange::Binance | Exchange::Bybit | Exchange::Okx | Exchange::Coinbase => {
+            // Not reached: these sign a login message above.
+            "see its section"
+        }
+    }
 }
 
 /// Checks every scheme shares: a known method, a path that starts with `/`, no control bytes.

@@ -1,6 +1,6 @@
 //! OKX v5: base64 HMAC-SHA256 in `OK-ACCESS-SIGN`, with the passphrase header.
 //!
-//! String to sign (shared/notes/exchanges.md §5): `timestamp + METHOD + requestPath + body`,
+//! String to sign (docs/exchanges.md, "OKX"): `timestamp + METHOD + requestPath + body`,
 //! where `timestamp` is ISO-8601 UTC with milliseconds (`2020-12-08T09:08:57.715Z`), identical
 //! to the `OK-ACCESS-TIMESTAMP` header; `requestPath` includes `?query` when there is one; the
 //! body is the exact JSON string (empty for GET). The agent stamps the timestamp. OKX signs the
@@ -12,8 +12,9 @@
 
 use tapsign_proto::{SignRequest, SignedRequest};
 
-use super::common::{b64, check_key, hmac_sha256, iso8601_ms, no_body_on_get, passphrase};
+use super::common::{b64, check_key, hmac_sha256, no_body_on_get, passphrase};
 use super::{SignError, SignOptions, Stamp};
+use crate::clock::utc_ms;
 use crate::credential::Credential;
 
 /// `base64(HMAC-SHA256(secret, prehash))`, the signature of every OKX (and Bitget) request.
@@ -37,7 +38,7 @@ pub fn sign(
     check_key(cred, "OKX")?;
     let pass = passphrase(cred, "OKX")?;
     no_body_on_get(req, "OKX")?;
-    let ts = iso8601_ms(stamp.unix_ms);
+    let ts = utc_ms(stamp.unix_ms);
     let text = prehash(&ts, &req.method, &req.path, &req.query, &req.body);
     Ok(SignedRequest {
         method: req.method.clone(),

@@ -6,7 +6,7 @@
 //! nonce is the only replay protection), and, when the request has parameters, `query_hash` =
 //! hex SHA-512 of the parameter string and `query_hash_alg` = `"SHA512"`.
 //!
-//! Which string is hashed (shared/notes/exchanges.md §1):
+//! Which string is hashed (docs/exchanges.md, "Upbit"):
 //! - GET / DELETE: the query exactly as sent. Upbit hashes the *unencoded* query
 //!   (`states[]=wait`, not `states%5B%5D=wait`), so the bot must send it unencoded too.
 //! - POST / PUT / PATCH with a JSON body: the top-level object turned into `k=v&...` in body
@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     /// HS256 is not used yet; this keeps it correct for when a key needs it. Value computed
-    /// with Python's hmac (the same way shared/vectors/derive.py makes UPBIT_JWT_NOQ).
+    /// with Python's hmac, like the DERIVED vectors (docs/sources.md).
     #[test]
     fn hs256_token_matches_an_independent_implementation() {
         let jwt = jwt(

@@ -164,6 +164,10 @@ pub enum TokenError {
     #[error("no token can be reached: {hint}")]
     Unavailable { hint: String },
     #[error(
+        "{token} is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again"
+    )]
+    InUse { token: String },
+    #[error(
         "the soft token is for tests only and gives no protection; set TAPSIGN_INSECURE_SOFT_TOKEN=1 to use it anyway"
     )]
     SoftRefused,

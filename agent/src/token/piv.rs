@@ -219,18 +219,24 @@ fn authenticate(
 
 /// Open the YubiKey with `serial`, or the only one present.
 fn open(serial: Option<u32>) -> Result<YubiKey, TokenError> {
-    let present = present_serials()?;
+    let (present, held) = scan()?;
     match serial {
         Some(s) if present.contains(&s) => {
             YubiKey::open_by_serial(Serial(s)).map_err(|e| card_error(e, s))
         }
-        Some(s) => Err(TokenError::Absent {
-            hint: format!("insert YubiKey {s}{}", found_note(&present)),
-        }),
+        Some(s) => Err(held_or(
+            &held,
+            TokenError::Absent {
+                hint: format!("insert YubiKey {s}{}", found_note(&present)),
+            },
+        )),
         None => match present.as_slice() {
-            [] => Err(TokenError::Absent {
-                hint: "insert a YubiKey (none found on the PC/SC readers)".into(),
-            }),
+            [] => Err(held_or(
+                &held,
+                TokenError::Absent {
+                    hint: "insert a YubiKey (none found on the PC/SC readers)".into(),
+                },
+            )),
             [s] => YubiKey::open_by_serial(Serial(*s)).map_err(|e| card_error(e, *s)),
             many => Err(TokenError::Other(format!(
                 "{} YubiKeys are present ({}); say which with --serial",
@@ -259,15 +265,36 @@ fn found_note(present: &[u32]) -> String {
 
 /// Serials of the YubiKeys on the PC/SC readers; other cards are skipped.
 pub fn present_serials() -> Result<Vec<u32>, TokenError> {
+    scan().map(|(serials, _)| serials)
+}
+
+/// The YubiKeys on the PC/SC readers, and the readers whose card another program holds
+/// exclusively (it may be the YubiKey asked for: no one can tell until it is freed).
+fn scan() -> Result<(Vec<u32>, Vec<String>), TokenError> {
+    use pcsc::Error as P;
     let mut ctx = yubikey::reader::Context::open().map_err(|e| card_error(e, 0))?;
-    let mut out = Vec::new();
+    let (mut serials, mut held) = (Vec::new(), Vec::new());
     for reader in ctx.iter().map_err(|e| card_error(e, 0))? {
-        // A foreign card or a card another process holds exclusively is simply not ours.
-        if let Ok(yk) = reader.open() {
-            out.push(yk.serial().0);
+        match reader.open() {
+            Ok(yk) => serials.push(yk.serial().0),
+            Err(yubikey::Error::PcscError {
+                inner: Some(P::SharingViolation),
+            }) => held.push(reader.name().to_string()),
+            // A foreign card is simply not ours.
+            Err(_) => {}
         }
     }
-    Ok(out)
+    Ok((serials, held))
+}
+
+/// Not found, but a card is held by another program: say so rather than "insert it".
+fn held_or(held: &[String], otherwise: TokenError) -> TokenError {
+    match held {
+        [] => otherwise,
+        readers => TokenError::InUse {
+            token: format!("the card in PC/SC reader {}", readers.join(", ")),
+        },
+    }
 }
 
 /// A present, enrolled YubiKey, ready for its one ECDH.
@@ -286,7 +313,7 @@ impl PivToken {
         stubs: &[&TokenStub],
         pin: Option<&SecretString>,
     ) -> Result<(usize, PivToken), TokenError> {
-        let present = present_serials()?;
+        let (present, held) = scan()?;
         let found = stubs.iter().enumerate().find_map(|(i, s)| match s {
             TokenStub::Piv { serial, .. } if present.contains(serial) => Some(i),
             _ => None,
@@ -298,9 +325,12 @@ impl PivToken {
             .join(" or ");
         let Some(i) = found else {
             return Err(match present.as_slice() {
-                [] => TokenError::Absent {
-                    hint: format!("insert {expected}"),
-                },
+                [] => held_or(
+                    &held,
+                    TokenError::Absent {
+                        hint: format!("insert {expected}"),
+                    },
+                ),
                 p => TokenError::WrongToken {
                     found: p
                         .iter()
@@ -452,9 +482,7 @@ pub fn card_error(e: yubikey::Error, serial: u32) -> TokenError {
         yubikey::Error::PcscError { inner: Some(P::RemovedCard | P::ResetCard | P::NoSmartcard | P::UnknownReader | P::ReaderUnavailable) } => {
             TokenError::Absent { hint: format!("{which} was removed: insert it and try again") }
         }
-        yubikey::Error::PcscError { inner: Some(P::SharingViolation) } => TokenError::Other(format!(
-            "{which} is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again"
-        )),
+        yubikey::Error::PcscError { inner: Some(P::SharingViolation) } => TokenError::InUse { token: which },
         yubikey::Error::NotFound => TokenError::Absent { hint: format!("insert {which}") },
         // A card pulled mid-operation surfaces as a bare GenericError from the crate, whatever
         // the operation: ask PC/SC whether it is still there before blaming anything else.

@@ -15,9 +15,9 @@
 //!   `timeout <ms>` → refuse after `ms`;
 //! - `touches`: how many touches were approved, decimal (tests read it).
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,25 +75,21 @@ impl SoftToken {
         let key = SecretKey::try_generate()
             .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
         let path = dir.join("key");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => TokenError::Other(format!(
+        let mut field = key.to_bytes();
+        let hex = Zeroizing::new(hex::encode(field));
+        field.zeroize();
+        // Whole or not at all: a key file cut short by a full disk would be "a soft token
+        // that exists" which nothing can open.
+        crate::disk::write_atomic(&path, hex.as_bytes(), crate::disk::Place::NewOnly).map_err(
+            |e| match e.exists() {
+                true => TokenError::Other(format!(
                     "a soft token already exists in {}; open it, or delete {} first",
                     dir.display(),
                     path.display()
                 )),
-                _ => fail("create", &path, e),
-            })?;
-        let mut field = key.to_bytes();
-        let hex = Zeroizing::new(hex::encode(field));
-        field.zeroize();
-        file.write_all(hex.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| fail("write", &path, e))?;
+                false => fail(e.step, &e.path, e.source),
+            },
+        )?;
         Ok(Self::from_key(dir, key))
     }
 
@@ -193,11 +189,10 @@ impl SoftToken {
     /// Add one to `touches`, atomically (a test may read it at any moment).
     fn count_touch(&self) -> Result<(), TokenError> {
         let n = Self::touches(&self.dir)? + 1;
-        let tmp = self.dir.join(".touches.tmp");
         let path = self.dir.join("touches");
-        fs::write(&tmp, format!("{n}\n"))
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|e| fail("update", &path, e))
+        let count = format!("{n}\n");
+        crate::disk::write_atomic(&path, count.as_bytes(), crate::disk::Place::Replace)
+            .map_err(|e| fail("update", &path, e.source))
     }
 }
 

@@ -1,5 +1,5 @@
 //! What each exchange verifies a signature over, written from its documentation
-//! (shared/notes/exchanges.md, docs/exchanges.md), independently of the agent's code: two
+//! (docs/exchanges.md; sources: docs/sources.md), independently of the agent's code: two
 //! requests with the same [`verified`] bytes are interchangeable to the exchange. The agent's
 //! own stamps (timestamps, nonces) are left out: they are the same for both.
 #![allow(dead_code)] // Each test binary uses a different subset.

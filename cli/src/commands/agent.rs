@@ -14,13 +14,13 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
     let handoff = Handoff::take();
     // Before anything else, and before any secret can exist.
     for w in harden::harden_process().warnings {
-        eprintln!("tapsign agent: warning: {w}");
+        errln!("tapsign agent: warning: {w}");
     }
     let config = Config::load(&paths.config_file())
         .map_err(|e| Failure::error(format!("bad configuration: {e}; fix config.toml (docs/defaults.md lists every setting) and start again")))?;
     let soft = super::soft_allowed();
     if soft {
-        eprintln!(
+        errln!(
             "tapsign agent: WARNING: TAPSIGN_INSECURE_SOFT_TOKEN=1: the test-only soft token is accepted; it gives NO protection"
         );
     }

@@ -14,7 +14,7 @@ const BIN: &str = "tapsign";
 pub fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), BIN, &mut out);
-    write_stdout(&out)
+    crate::out::stdout_bytes(&out)
 }
 
 pub fn man(dir: Option<&Path>) -> Result<(), Failure> {
@@ -23,7 +23,7 @@ pub fn man(dir: Option<&Path>) -> Result<(), Failure> {
         None => {
             let out = main_page(cmd)
                 .map_err(|e| Failure::error(format!("cannot render the manual page: {e}")))?;
-            write_stdout(&out)
+            crate::out::stdout_bytes(&out)
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -88,12 +88,4 @@ fn roff_line(line: &str) -> String {
     } else {
         escaped
     }
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::error(format!("cannot write to stdout: {e}")))
 }

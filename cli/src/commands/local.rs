@@ -48,10 +48,10 @@ pub(super) fn print_listing<T>(
     let mut damaged = false;
     for entry in entries {
         match entry {
-            Ok(item) => println!("{}", line(&item)),
+            Ok(item) => outln!("{}", line(&item)),
             Err(e) => {
                 damaged = true;
-                eprintln!("damaged: {e}");
+                errln!("damaged: {e}");
             }
         }
     }
@@ -110,7 +110,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 .add_credential(&cred, replace, pinned.as_deref(), &mut ledger)
                 .map_err(ks_failure)?;
             for w in &added.warnings {
-                eprintln!("warning: {w}");
+                errln!("warning: {w}");
             }
             let kind = match kind {
                 KeyType::Hmac => "HMAC secret",
@@ -118,21 +118,33 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 KeyType::Es256 => "ES256 (P-256) key",
             };
             let verb = if added.replaced { "Replaced" } else { "Stored" };
-            println!(
+            outln!(
                 "{verb} {name} ({exchange}, {kind}), sealed to the keystore's vault key {} and recorded in the audit log. `tapsign unlock` opens it.",
                 added.vault
             );
             Ok(())
         }
-        KeyCommand::List => print_listing(
-            ks.list_credentials().map_err(ks_failure)?,
-            "credentials",
-            |i| format!("{:<24} {}", i.name, i.exchange),
-        ),
+        KeyCommand::List => {
+            let listed = print_listing(
+                ks.list_credentials().map_err(ks_failure)?,
+                "credentials",
+                |i| format!("{:<24} {}", i.name, i.exchange),
+            );
+            // The credentials are listed either way; a damaged vault.json fails the listing
+            // too, since no key can be added or opened without it.
+            ks.check_vault_file().map_err(|e| {
+                eprintln!("damaged: {e}");
+                Failure::new(
+                    exit_codes::DAMAGED,
+                    "the keystore's vault.json is damaged (above): no key can be added or opened until it is restored",
+                )
+            })?;
+            listed
+        }
         KeyCommand::Remove { name } => {
             ks.remove_credential(&name, &mut AuditLedger::new(&paths.audit_log()))
                 .map_err(ks_failure)?;
-            println!(
+            outln!(
                 "Removed {name} (recorded in the audit log: a copy put back is refused at unlock). A running session keeps it until it ends; `tapsign lock` ends it now."
             );
             Ok(())
@@ -147,7 +159,7 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
             let lines =
                 audit::read(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
             for line in lines {
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(())
         }
@@ -162,7 +174,7 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
                 None => audit::verify(&path),
             }
             .map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
-            println!("{report}");
+            outln!("{report}");
             if report.is_ok() {
                 Ok(())
             } else {
@@ -217,7 +229,7 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
         config.key_policy(&a.name),
         &req,
     );
-    print!("{report}");
+    out!("{report}");
     if report.allowed() {
         Ok(())
     } else {

@@ -7,7 +7,7 @@ use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-use tapsign_proto::{Pin, SessionState, SignRequest, Status, UnlockRequest};
+use tapsign_proto::{ErrorCode, Pin, SessionState, SignRequest, Status, UnlockRequest};
 
 use crate::prompt::SecretReader;
 
@@ -86,7 +86,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     } else {
         names.join(" or ")
     };
-    eprintln!("Touch {which} when it blinks...");
+    errln!("Touch {which} when it blinks...");
     let status = client.unlock(req)?;
     let Some(s) = &status.session else {
         return Err(Failure::error(
@@ -95,7 +95,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     };
     let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
     let verb = if a.extend { "Extended" } else { "Unlocked" };
-    println!(
+    outln!(
         "{verb} {} key(s): {}. Ends in {} (idle {}), or after {} signatures.",
         names.len(),
         names.join(", "),
@@ -104,7 +104,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         s.signatures_left
     );
     for w in &status.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     Ok(())
 }
@@ -120,7 +120,7 @@ pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
         kind: Default::default(),
     })?;
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
-    println!("{json}");
+    outln!("{json}");
     Ok(())
 }
 
@@ -129,25 +129,30 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
     loop {
         let event = sub.next_event()?;
         let json = serde_json::to_string(&event).map_err(|e| Failure::error(e.to_string()))?;
-        println!("{json}");
+        outln!("{json}");
     }
 }
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
     match connect(paths).and_then(|mut c| c.lock().map_err(Failure::from)) {
         Ok(()) => {
-            println!("Locked: the session is over and its secrets are wiped.");
+            outln!("Locked: the session is over and its secrets are wiped.");
             Ok(())
         }
         // Locking must not depend on a free connection slot (a runaway bot can hold them all):
         // SIGHUP locks too, and the socket tells us the agent's pid.
-        Err(f) if f.exit == exit_codes::ERROR && f.message.contains("[busy]") => {
+        Err(f) if busy(&f) => {
             signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
-            println!("Locked: the agent was busy, so it was sent SIGHUP; its session is wiped.");
+            outln!("Locked: the agent was busy, so it was sent SIGHUP; its session is wiped.");
             Ok(())
         }
         Err(f) => Err(f),
     }
+}
+
+/// The agent answered `busy` (chosen by its code: a message may say anything).
+fn busy(f: &Failure) -> bool {
+    f.code == Some(ErrorCode::Busy)
 }
 
 /// Send SIGHUP to the agent behind the socket, after checking it runs as us.
@@ -166,42 +171,47 @@ pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
     if json {
         let text =
             serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print_status(&status);
+        print_status(&status)?;
     }
     Ok(())
 }
 
-fn print_status(s: &Status) {
+fn print_status(s: &Status) -> Result<(), Failure> {
     let secs = |n: u64| format_duration(Duration::from_secs(n));
     match (&s.state, &s.session) {
         (SessionState::Unlocked, Some(sess)) => {
-            println!("Unlocked (opened by {})", sess.opened_by);
-            println!("  ends in        {}", secs(sess.expires_in_secs));
-            println!(
+            outln!("Unlocked (opened by {})", sess.opened_by);
+            outln!("  ends in        {}", secs(sess.expires_in_secs));
+            outln!(
                 "  idle ends in   {} (idle timeout {})",
                 secs(sess.idle_expires_in_secs),
                 secs(sess.idle_timeout_secs)
             );
-            println!(
+            outln!(
                 "  signatures     {} made, {} left",
-                sess.signatures_made, sess.signatures_left
+                sess.signatures_made,
+                sess.signatures_left
             );
             for k in &sess.keys {
                 let left = k
                     .signatures_left
                     .map(|l| format!(", {l} left"))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "  key {:<20} {:<8} {} signed{left}",
-                    k.name, k.exchange, k.signatures_made
+                    k.name,
+                    k.exchange,
+                    k.signatures_made
                 );
             }
             for c in &sess.clients {
-                println!(
+                outln!(
                     "  client pid {:<8} {} ({} signatures)",
-                    c.pid, c.exe, c.signatures
+                    c.pid,
+                    c.exe,
+                    c.signatures
                 );
             }
         }
@@ -211,28 +221,29 @@ fn print_status(s: &Status) {
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            println!("Locked{why}. Run `tapsign unlock` to open a session.");
+            outln!("Locked{why}. Run `tapsign unlock` to open a session.");
         }
     }
     for t in &s.tokens {
-        println!("token {}: {}", t.id, t.description);
+        outln!("token {}: {}", t.id, t.description);
     }
     for k in &s.key_policies {
-        println!(
+        outln!(
             "policy {}: beyond its trading profile: {}",
             k.key,
             k.rules.join("; ")
         );
     }
     if let Some(k) = &s.keystore {
-        println!(
+        outln!(
             "keystore: manifest generation {}, vault key {}",
-            k.generation, k.vault_key
+            k.generation,
+            k.vault_key
         );
     }
     match &s.audit_head {
-        Some(h) => println!("audit head: {}:{}", h.seq, h.hash),
-        None => println!("audit head: unknown (the audit log cannot be read)"),
+        Some(h) => outln!("audit head: {}:{}", h.seq, h.hash),
+        None => outln!("audit head: unknown (the audit log cannot be read)"),
     }
     let live: Vec<&str> = s
         .lock_sources
@@ -240,8 +251,35 @@ fn print_status(s: &Status) {
         .filter(|l| l.live)
         .map(|l| l.name.as_str())
         .collect();
-    println!("lock sources: {}", live.join(", "));
+    outln!("lock sources: {}", live.join(", "));
     for w in &s.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapsign_proto::ProtoError;
+
+    fn answered(code: ErrorCode, message: &str) -> Failure {
+        Failure::from(ProtoError::Agent {
+            code,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn the_busy_fallback_of_lock_is_chosen_by_the_code_not_the_message() {
+        assert!(busy(&answered(
+            ErrorCode::Busy,
+            "the agent is serving its maximum"
+        )));
+        assert!(!busy(&answered(
+            ErrorCode::Internal,
+            "it said [busy] somewhere"
+        )));
+        assert!(!busy(&Failure::error("cannot reach the agent [busy]")));
     }
 }

@@ -70,13 +70,20 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
             "the keystore already exists; the soft token can only create a new one (tests)",
         ));
     }
-    let token = SoftToken::create(&paths.soft_token_dir()).map_err(token_failure)?;
+    // A soft token without a keystore was made by a `token add --soft` that stopped before
+    // the keystore (killed, or the disk filled up): enroll that one.
+    let dir = paths.soft_token_dir();
+    let token = match SoftToken::open(&dir) {
+        Ok(t) => t,
+        Err(TokenError::Absent { .. }) => SoftToken::create(&dir).map_err(token_failure)?,
+        Err(e) => return Err(token_failure(e)),
+    };
     let stub = token.stub().clone();
     let checked = ks
         .create(&stub, &mut AuditLedger::new(&paths.audit_log()))
         .map_err(ks_failure)?;
-    println!("Enrolled {} as {}.", stub.describe(), stub.id());
-    println!("The keystore is at {}.", ks.dir().display());
+    outln!("Enrolled {} as {}.", stub.describe(), stub.id());
+    outln!("The keystore is at {}.", ks.dir().display());
     report(&checked);
     Ok(())
 }
@@ -123,7 +130,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         None => ks.create(&stub, &mut ledger),
     }
     .map_err(ks_failure)?;
-    println!("Enrolled {} as {}.", stub.describe(), stub.id());
+    outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     if let TokenStub::Piv {
         touch_policy,
         pin_policy,
@@ -131,16 +138,16 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     } = &stub
     {
         if matches!(touch_policy.as_str(), "never" | "default") {
-            eprintln!(
+            errln!(
                 "WARNING: this key's touch policy is {touch_policy}: any program running as you can unlock the keystore while the YubiKey is plugged in, without a touch."
             );
         }
         if pin_policy == "never" {
-            eprintln!("Note: this key's PIN policy is never: a touch alone unlocks.");
+            errln!("Note: this key's PIN policy is never: a touch alone unlocks.");
         }
     }
     if !initialized {
-        println!("The keystore is at {}.", ks.dir().display());
+        outln!("The keystore is at {}.", ks.dir().display());
     }
     report(&checked);
     Ok(())
@@ -176,7 +183,7 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     let mut ask = |label: &str| reader.field(label).map_err(|f| f.message);
     let mut token = prepared.enroll(&mut ask).map_err(token_failure)?;
     let stub = token.stub().clone();
-    eprintln!(
+    errln!(
         "Touch {} again, to seal the keystore's key to it...",
         stub.describe()
     );
@@ -186,14 +193,14 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         None => ks.create_with(&mut token, &mut ledger),
     }
     .map_err(ks_failure)?;
-    println!(
+    outln!(
         "Enrolled {} as {} ({}).",
         stub.describe(),
         stub.id(),
         stub.model()
     );
     if !initialized {
-        println!("The keystore is at {}.", ks.dir().display());
+        outln!("The keystore is at {}.", ks.dir().display());
     }
     report(&checked);
     Ok(())
@@ -254,7 +261,7 @@ fn touch_enrolled(
         pin,
     };
     let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
-    eprintln!("Touch {} to open the keystore...", stubs[i].describe());
+    errln!("Touch {} to open the keystore...", stubs[i].describe());
     ks.unwrap_vault(&slots[i], token.as_mut())
         .map_err(ks_failure)
 }
@@ -273,10 +280,17 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
     }
     let mut stay = recorded(ks)?;
     stay.retain(|s| Some(s.stub.id().as_str()) != remove);
-    if stay.is_empty() {
-        return Err(ks_failure(KeystoreError::LastKeyslot {
-            token: remove.unwrap_or("?").into(),
-        }));
+    match (stay.is_empty(), remove) {
+        (true, Some(id)) => {
+            return Err(ks_failure(KeystoreError::LastKeyslot { token: id.into() }));
+        }
+        (true, None) => {
+            return Err(Failure::new(
+                exit_codes::DAMAGED,
+                "no keyslot can open the keystore (`tapsign token list` says what is wrong with each): restore them from a backup",
+            ));
+        }
+        (false, _) => {}
     }
     let vk = touch_enrolled(paths, ks, stay, None)?;
     let rotated = ks
@@ -288,8 +302,7 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
         )
         .map_err(ks_failure)?;
     drop(vk);
-    print_rotated(&rotated);
-    Ok(())
+    print_rotated(&rotated)
 }
 
 /// `keystore rotate --rebuild-manifest`.
@@ -305,11 +318,10 @@ fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
         )
         .map_err(ks_failure)?;
     drop(vk);
-    println!(
+    outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
-    print_rotated(&rotated);
-    Ok(())
+    print_rotated(&rotated)
 }
 
 /// Asks the human for a token that must receive the new vault key itself.
@@ -318,7 +330,7 @@ fn present_token(
 ) -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + '_ {
     let soft_dir = paths.soft_token_dir();
     move |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        eprintln!(
+        errln!(
             "{} must receive the new vault key itself: insert it, and touch it when it blinks...",
             stub.describe()
         );
@@ -340,20 +352,21 @@ fn present_token(
     }
 }
 
-fn print_rotated(r: &Rotated) {
+fn print_rotated(r: &Rotated) -> Result<(), Failure> {
     if let Some(id) = &r.removed {
-        println!("Removed token {id}, and revoked it:");
+        outln!("Removed token {id}, and revoked it:");
     }
-    println!(
+    outln!(
         "The keystore has a new vault key (vault {}, manifest generation {}).",
-        r.vault, r.generation
+        r.vault,
+        r.generation
     );
-    println!(
+    outln!(
         "Re-sealed to it: {} credential(s){}.",
         r.carried.len(),
         list(&r.carried)
     );
-    println!(
+    outln!(
         "Tokens that received it: {}.",
         if r.keyslots.is_empty() {
             "none".into()
@@ -362,18 +375,19 @@ fn print_rotated(r: &Rotated) {
         }
     );
     if r.removed.is_some() {
-        println!(
+        outln!(
             "The removed token now opens nothing in this keystore, even with an old copy of its keyslot. \
              A backup made before now still opens with it and holds the secrets as they were then: \
              if the token was lost, replace those API keys at the exchange too."
         );
     }
     for d in &r.dropped {
-        eprintln!("NOT carried over: {}: {}", d.name, d.reason);
+        errln!("NOT carried over: {}: {}", d.name, d.reason);
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
+    Ok(())
 }
 
 fn list(names: &[String]) -> String {
@@ -386,9 +400,9 @@ fn list(names: &[String]) -> String {
 /// What a check found that the trader must hear about.
 pub(super) fn report(c: &Checked) {
     for r in &c.refused {
-        eprintln!("REFUSED: {}", r.reason);
+        errln!("REFUSED: {}", r.reason);
     }
     for w in &c.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
 }

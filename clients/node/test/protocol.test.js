@@ -363,7 +363,12 @@ test('events() yields pushed events and closes its connection on break', async (
       got.push(ev);
       if (got.length === 2) break;
     }
-    assert.deepEqual(got[1], { event: 'locked', message: 'locked: screen locked', reason: 'screen locked', code: 'locked' });
+    assert.deepEqual(got[1], {
+      event: 'locked',
+      message: 'locked: screen locked (logind Session.Lock)',
+      reason: 'screen locked (logind Session.Lock)',
+      code: 'locked',
+    });
     assert.equal(got[0].signatures_left, 120);
     // The client closed the subscription.
     await new Promise((r) => setTimeout(r, 50));

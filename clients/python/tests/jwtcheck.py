@@ -1,6 +1,6 @@
 """Upbit and Bithumb: a JWT per request, keyed with the secret as raw bytes, whose
-``query_hash`` is the hex SHA-512 of the parameter string (shared/notes/exchanges.md,
-docs/exchanges.md): for GET/DELETE the query as sent, unencoded; for POST the JSON body's
+``query_hash`` is the hex SHA-512 of the parameter string (docs/exchanges.md,
+"Upbit" and "Bithumb"): for GET/DELETE the query as sent, unencoded; for POST the JSON body's
 top-level pairs as ``k=v&...`` in body order, arrays as ``key[]=v``."""
 
 from __future__ import annotations

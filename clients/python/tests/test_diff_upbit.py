@@ -2,7 +2,7 @@
 Upbit's documented scheme.
 
 Known difference, by design: ccxt signs Upbit's JWT with HS256; the agent signs HS512, which
-Upbit now recommends (both are accepted; shared/notes/exchanges.md, "Surprises" 5). The JWT
+Upbit now recommends (both are accepted; docs/sources.md, mistake 5). The JWT
 header therefore differs in ``alg``, and with it the signature. Everything else is compared
 byte for byte: URL, body, other headers, and the claims (same nonce); and ccxt's own JWT
 builder, given the real secret and HS512, makes exactly the agent's token.

@@ -91,7 +91,7 @@ def test_groups_let_a_bot_catch_no_session_at_once() -> None:
 
 
 def test_answers_decode_from_golden_frames() -> None:
-    assert _wire.check_hello(decode_frame(golden("response_hello"))) == "tapsign-agent 0.1.0"
+    assert _wire.check_hello(decode_frame(golden("response_hello"))) == "tapsign 0.1.0"
     locked = tapsign.Status.from_wire(decode_frame(golden("response_status_locked")))
     assert not locked.unlocked and locked.session is None
     unlocked = tapsign.Status.from_wire(decode_frame(golden("response_status_unlocked")))
@@ -100,7 +100,7 @@ def test_answers_decode_from_golden_frames() -> None:
     signed = tapsign.SignedRequest.from_wire(decode_frame(golden("response_signed_headers")))
     assert signed.headers and signed.url("https://h/") == "https://h" + signed.path + ("?" + signed.query if signed.query else "")
     event = tapsign.Event.from_wire(decode_frame(golden("response_event_locked")))
-    assert (event.event, event.code, event.reason) == ("locked", "locked", "screen locked")
+    assert (event.event, event.code, event.reason) == ("locked", "locked", "screen locked (logind Session.Lock)")
     expiring = tapsign.Event.from_wire(decode_frame(golden("response_event_expiring")))
     assert expiring.expires_in_secs == 300 and expiring.signatures_left == 120
     assert decode_frame(golden("response_locked")) == {"type": "locked"}

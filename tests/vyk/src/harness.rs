@@ -7,8 +7,8 @@
 //! In that child, [`run`] mounts a tmpfs on `/run/pcscd`, starts `pcscd`, plugs the keys in,
 //! waits until PC/SC reports each card present, and runs the body. Each test thus gets its
 //! own stack and tests can run in parallel; the PID namespace takes `pcscd` down with the
-//! test even if the test process dies. Without the prerequisites the test prints
-//! `SKIPPED: <reason>` to stderr and returns (or fails, if `TAPSIGN_VYK_REQUIRE=1`).
+//! test even if the test process dies. Without the prerequisites the test skips through
+//! `tapsign_skip` (and fails instead, if `TAPSIGN_VYK_REQUIRE=1`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -46,8 +46,6 @@ use crate::piv::Config;
 
 /// Set in the re-executed child to the name of the test it runs.
 pub const MARKER_ENV: &str = "TAPSIGN_VYK_STACK";
-/// Set to `1` to turn a skip into a failure (CI).
-pub const REQUIRE_ENV: &str = "TAPSIGN_VYK_REQUIRE";
 /// Passes the vpcd driver path from the parent's checks to the child.
 const VPCD_ENV: &str = "TAPSIGN_VYK_VPCD";
 /// vpcd's first reader port (0x8C7B); the second reader is the next port.
@@ -60,7 +58,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A running stack: pcscd and the virtual keys. Dropping it stops both.
 pub struct Stack {
     keys: Vec<VirtualYubiKey>,
-    pcscd: Child,
+    /// The running pcscd (replaced when a test starts it again).
+    pcscd: std::sync::Mutex<Child>,
+    conf: PathBuf,
     log: PathBuf,
 }
 
@@ -88,10 +88,9 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
         .filter(|n| *n != "main")
         .expect("harness::run must be called from a libtest test thread");
     if let Some(tool) = tools.iter().find(|t| which(t).is_none()) {
-        return skip(
-            name,
-            &format!("`{tool}` not installed (see scripts/packages.txt)"),
-        );
+        return tapsign_skip::skip(&format!(
+            "`{tool}` not installed (see scripts/packages.txt)"
+        ));
     }
     match std::env::var(MARKER_ENV) {
         Ok(marker) if marker == name => {
@@ -103,30 +102,7 @@ pub fn run_with_tools(tools: &[&str], keys: &[Config], body: impl FnOnce(&Stack)
     }
 }
 
-/// Reports that the current test cannot run here and why (call it, then return). With
-/// `TAPSIGN_VYK_REQUIRE=1` it fails the test instead.
-pub fn skip_test(reason: &str) {
-    let current = std::thread::current();
-    skip(current.name().unwrap_or("?"), reason);
-}
-
-fn skip(name: &str, reason: &str) {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{name}: prerequisites missing and {REQUIRE_ENV}=1: {reason}");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
-    // skip must be visible.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
-}
-
-/// Finds an executable in PATH or the sbin directories (absent from a user's PATH).
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
+pub use tapsign_skip::which;
 
 /// The vpcd driver: the usual path, else wherever `dpkg -L vsmartcard-vpcd` says.
 fn vpcd_driver() -> Option<PathBuf> {
@@ -174,7 +150,7 @@ fn missing_prerequisite() -> Result<PathBuf, String> {
 fn reexec(name: &str) {
     let driver = match missing_prerequisite() {
         Ok(d) => d,
-        Err(reason) => return skip(name, &reason),
+        Err(reason) => return tapsign_skip::skip(&reason),
     };
     let exe = std::env::current_exe().expect("current test executable");
     let out = Command::new("unshare")
@@ -242,20 +218,11 @@ impl Stack {
         );
         std::fs::write(&conf, conf_text).map_err(|e| e.to_string())?;
         let log = dir.join("pcscd.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
-        let pcscd = Command::new(which("pcscd").ok_or("pcscd vanished")?)
-            .arg("--foreground")
-            .arg("--config")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("start pcscd: {e}"))?;
+        let pcscd = spawn_pcscd(&conf, &log)?;
         let mut stack = Stack {
             keys: Vec::new(),
-            pcscd,
+            pcscd: std::sync::Mutex::new(pcscd),
+            conf,
             log,
         };
         for (i, config) in keys.iter().enumerate() {
@@ -297,7 +264,7 @@ impl Stack {
     /// Stop this stack's pcscd (SIGTERM to the child the harness started, nothing else) and
     /// wait until its socket is gone, for tests of a dead PC/SC daemon.
     pub fn stop_pcscd(&self) -> Result<(), String> {
-        let pid = self.pcscd.id().to_string();
+        let pid = self.pcscd().id().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
@@ -314,6 +281,37 @@ impl Stack {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
+    }
+
+    /// Kill this stack's pcscd with SIGKILL, as a crash or the OOM killer would: no cleanup
+    /// runs, its clients' calls fail where they are.
+    pub fn kill_pcscd(&self) -> Result<(), String> {
+        let mut pcscd = self.pcscd();
+        pcscd.kill().map_err(|e| format!("kill pcscd: {e}"))?;
+        pcscd.wait().map_err(|e| format!("wait for pcscd: {e}"))?;
+        Ok(())
+    }
+
+    /// Start pcscd again after [`Stack::stop_pcscd`] or [`Stack::kill_pcscd`], and wait until
+    /// every key is back in its reader (the keys reconnect by themselves).
+    pub fn start_pcscd(&self) -> Result<(), String> {
+        {
+            let mut pcscd = self.pcscd();
+            // What a killed pcscd left: its socket and pid file would stop the new one.
+            for stale in ["pcscd.comm", "pcscd.pid"] {
+                let _ = std::fs::remove_file(Path::new(RUN_DIR).join(stale));
+            }
+            *pcscd = spawn_pcscd(&self.conf, &self.log)?;
+        }
+        for i in 0..self.keys.len() {
+            self.wait_card(i, CardState::Present, READY_TIMEOUT)
+                .map_err(|e| format!("{e}\n--- pcscd log ---\n{}", self.pcscd_log()))?;
+        }
+        Ok(())
+    }
+
+    fn pcscd(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.pcscd.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What pcscd logged so far (for failure messages).
@@ -344,6 +342,25 @@ impl Stack {
     }
 }
 
+/// Start pcscd on `conf`, appending to `log`.
+fn spawn_pcscd(conf: &Path, log: &Path) -> Result<Child, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| e.to_string())?;
+    let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
+    Command::new(which("pcscd").ok_or("pcscd vanished")?)
+        .arg("--foreground")
+        .arg("--config")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("start pcscd: {e}"))
+}
+
 /// One look at a reader's state through PC/SC.
 fn card_state(reader: &CString) -> Result<CardState, String> {
     let ctx = pcsc::Context::establish(pcsc::Scope::System).map_err(|e| e.to_string())?;
@@ -364,7 +381,8 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // Keys first, so their threads stop reconnecting; then pcscd.
         self.keys.clear();
-        let _ = self.pcscd.kill();
-        let _ = self.pcscd.wait();
+        let mut pcscd = self.pcscd();
+        let _ = pcscd.kill();
+        let _ = pcscd.wait();
     }
 }

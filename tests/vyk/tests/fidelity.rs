@@ -105,7 +105,7 @@ fn yubico_piv_tool_2_2_cannot_authenticate_to_aes_firmware() {
             .unwrap();
         let version = String::from_utf8_lossy(&version.stdout).into_owned();
         if !version.contains(" 2.2.") {
-            harness::skip_test(&format!("pinned to yubico-piv-tool 2.2 (have {version})"));
+            tapsign_skip::skip(&format!("pinned to yubico-piv-tool 2.2 (have {version})"));
             return;
         }
         let out = Command::new("yubico-piv-tool")
@@ -171,7 +171,7 @@ fn opensc_ecdh_derive_equals_openssl() {
     let tools = ["yubico-piv-tool", "pkcs11-tool", "openssl"];
     harness::run_with_tools(&tools, &[config([5, 4, 3])], |stack| {
         let Some(module) = opensc_module() else {
-            harness::skip_test("opensc-pkcs11.so not found (install opensc-pkcs11)");
+            tapsign_skip::skip("opensc-pkcs11.so not found (install opensc-pkcs11)");
             return;
         };
         let module = module.to_str().unwrap();

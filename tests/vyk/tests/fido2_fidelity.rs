@@ -36,11 +36,11 @@ fn python() -> Option<PathBuf> {
                 }
                 Ok(o) => {
                     let err = String::from_utf8_lossy(&o.stderr);
-                    harness::skip_test(&format!("scripts/python-env failed: {err}"));
+                    tapsign_skip::skip(&format!("scripts/python-env failed: {err}"));
                     return None;
                 }
                 Err(e) => {
-                    harness::skip_test(&format!("cannot run scripts/python-env: {e}"));
+                    tapsign_skip::skip(&format!("cannot run scripts/python-env: {e}"));
                     return None;
                 }
             }
@@ -51,7 +51,7 @@ fn python() -> Option<PathBuf> {
         .args(["-c", "import fido2.pcsc, smartcard"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        harness::skip_test(&format!(
+        tapsign_skip::skip(&format!(
             "{} lacks fido2/pyscard (scripts/python-env installs them)",
             python.display()
         ));

@@ -156,7 +156,7 @@ fn objects_round_trip_through_command_and_response_chaining() {
 }
 
 /// The crate's `get_pin_retries` re-SELECTs the applet, and SELECT drops the PIN: probe
-/// with `verify_pin(&[])` instead (crates.md 1.8).
+/// with `verify_pin(&[])` instead (yubikey 0.9.0-rc.0 `YubiKey::get_pin_retries`).
 #[test]
 fn get_pin_retries_unverifies_the_pin() {
     harness::run(&[config([5, 4, 3])], |stack| {

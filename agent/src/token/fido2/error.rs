@@ -36,6 +36,9 @@ pub enum Fido2Error {
     /// The transport itself is down (pcscd not running, hidapi unusable): what to do.
     #[error("{0}")]
     Unavailable(String),
+    /// Another program holds the card exclusively.
+    #[error("the card is held exclusively by another program")]
+    InUse,
     /// The transport failed (PC/SC, HID) for another reason.
     #[error("{0}")]
     Transport(String),

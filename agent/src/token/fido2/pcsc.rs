@@ -180,16 +180,18 @@ fn raw_error(e: Raw) -> Fido2Error {
 pub fn pcsc_error(e: pcsc::Error) -> Fido2Error {
     use pcsc::Error as P;
     match e {
-        P::RemovedCard | P::ResetCard | P::NoSmartcard | P::UnknownReader
-        | P::ReaderUnavailable | P::UnpoweredCard => Fido2Error::Removed,
+        P::RemovedCard
+        | P::ResetCard
+        | P::NoSmartcard
+        | P::UnknownReader
+        | P::ReaderUnavailable
+        | P::UnpoweredCard => Fido2Error::Removed,
         P::NoService | P::ServiceStopped | P::NoReadersAvailable | P::CommError => {
             Fido2Error::Unavailable(format!(
                 "the PC/SC daemon (pcscd) is not running or stopped ({e}): start it (`sudo systemctl start pcscd.socket`) and try again"
             ))
         }
-        P::SharingViolation => Fido2Error::Transport(
-            "the card is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again".into(),
-        ),
+        P::SharingViolation => Fido2Error::InUse,
         e => Fido2Error::Transport(format!("PC/SC failed: {e}")),
     }
 }

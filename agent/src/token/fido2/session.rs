@@ -350,6 +350,7 @@ pub(super) fn token_error(e: Fido2Error, label: &str) -> TokenError {
             hint: format!("{token} was removed during the operation: insert it and try again"),
         },
         Fido2Error::Unavailable(hint) => TokenError::Unavailable { hint },
+        Fido2Error::InUse => TokenError::InUse { token },
         Fido2Error::Transport(m) => TokenError::Other(format!("{token}: {m}")),
         Fido2Error::Malformed(m) => TokenError::Other(format!(
             "{token} gave an answer tapsign cannot use ({m}); if this persists, check it with its vendor's tool"

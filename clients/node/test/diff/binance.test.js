@@ -4,7 +4,7 @@
 // Difference, by design: ccxt writes `timestamp` as the FIRST parameter
 // (`timestamp=T&symbol=...&signature=...`); the agent never edits the bot's bytes and
 // appends `timestamp=T&signature=...` at the END. Binance signs the bytes as sent, in any
-// order (shared/notes/exchanges.md §3.1), so both are valid requests but their signatures
+// order (docs/exchanges.md, "Binance"), so both are valid requests but their signatures
 // differ. The test checks the same parameters and the same timestamp, and each signature
 // against the scheme (hex HMAC-SHA256 over query ‖ body, `signature` last), ccxt's included.
 // ccxt's default recvWindow (10 s, above the agent's 5 s cap) is dropped by attach(); the

@@ -7,7 +7,7 @@
 //   ccxt:  header {alg,typ,kid,nonce: 32 hex}, claims {aud:["retail_rest_api_proxy"],
 //          iss:"coinbase-cloud", nbf, exp, sub, iat, uri}
 //   agent: header {alg,kid,nonce: 64 hex,typ}, claims {sub, iss:"cdp", nbf, exp, uri}
-// The agent follows Coinbase's CDP documentation and SDK (shared/notes/exchanges.md §6): the
+// The agent follows Coinbase's CDP documentation and SDK (docs/sources.md, "Coinbase"): the
 // test checks its token against that layout and its ES256 signature with the key's public
 // half, and the claims that carry meaning — sub, uri, nbf, exp — equal ccxt's at the same
 // time. ccxt's token is checked to verify under the same key. Everything outside the

@@ -14,7 +14,7 @@ const { World } = require('../helpers/world');
 const h = require('./harness');
 const verify = require('./verify');
 
-// Gate's documentation example credentials (shared/notes/exchanges.md §9).
+// Gate's documentation example credentials (docs/sources.md, "Gate").
 const credentials = { apiKey: 'key', secret: 'secret' };
 const ORDER_ID = '12332324';
 

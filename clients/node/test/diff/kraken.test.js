@@ -12,7 +12,7 @@ const { World } = require('../helpers/world');
 const h = require('./harness');
 const verify = require('./verify');
 
-// Kraken's published example private key (shared/notes/exchanges.md §7); the API key is made up.
+// Kraken's published example private key (docs/sources.md, "Kraken"); the API key is made up.
 const credentials = {
   apiKey: 'kraken-api-key-for-tests',
   secret: 'kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==',

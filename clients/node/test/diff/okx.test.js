@@ -12,7 +12,7 @@ const { World } = require('../helpers/world');
 const h = require('./harness');
 const verify = require('./verify');
 
-// The docs' sample secret (shared/notes/exchanges.md §5); key and passphrase are made up.
+// The docs' sample secret (docs/sources.md, "OKX"); key and passphrase are made up.
 const credentials = { apiKey: 'okx-api-key-for-tests', secret: '22582BD0CFF14C41EDBF1AB98506286D', password: 'okx-test-passphrase' };
 const ok = (data) => ({ code: '0', msg: '', data });
 const ORDER_ID = '590908157585625111';

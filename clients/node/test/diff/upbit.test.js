@@ -2,8 +2,8 @@
 // Upbit through ccxt and the agent, against ccxt with the real secret.
 //
 // Difference, by design: ccxt signs Upbit's JWT with HS256; the agent signs HS512, which
-// Upbit's docs recommend ("HS512 is recommended"; both are accepted, shared/notes/exchanges.md
-// §1). So the JWT's header and signature differ. The test checks the claims segment byte for
+// Upbit's docs recommend ("HS512 is recommended"; both are accepted: docs/sources.md,
+// mistake 5). So the JWT's header and signature differ. The test checks the claims segment byte for
 // byte against ccxt's (same access_key, the agent's nonce, the same query_hash), ccxt's
 // signature as HS256 over its own token, and the agent's token against the documented
 // scheme (HS512, claims in the documented order). Everything else in the request is equal.

@@ -1,6 +1,6 @@
 'use strict';
 // Independent checks of each exchange's signing scheme, written from the schemes' definitions
-// in shared/notes/exchanges.md (and docs/exchanges.md) with node:crypto only: nothing here
+// in docs/exchanges.md (sources: docs/sources.md) with node:crypto only: nothing here
 // comes from the agent, the adapter or ccxt. verify.test.js checks these functions against
 // the exchanges' published vectors before they are trusted with the agent's output.
 

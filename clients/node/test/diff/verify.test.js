@@ -1,6 +1,6 @@
 'use strict';
 // The independent scheme checks (verify.js) against the exchanges' published vectors and the
-// DERIVED vectors of shared/notes/exchanges.md, before they are trusted to judge the agent.
+// DERIVED vectors of docs/sources.md, before they are trusted to judge the agent.
 // Each also refuses the vector with one byte changed.
 
 const test = require('node:test');

@@ -1,0 +1,182 @@
+//! The async half of `unlock` (the blocking half, the touch, is `crate::unlocker`): the
+//! bounds of the new session, one unlock at a time, and installing (or renewing) the session
+//! once the touch came.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tapsign_proto::{EventKind, Response, SessionEvent, UnlockRequest};
+
+use super::Agent;
+use crate::audit::AuditEvent;
+use crate::clock::format_duration;
+use crate::error::AgentError;
+use crate::session::{Bounds, Client, Session};
+use crate::unlocker::Opened;
+
+impl Agent {
+    pub(super) async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
+        match self.open_session(req, client).await {
+            Ok(()) => Response::Unlocked(self.status_now().await),
+            Err(e) => e.response(),
+        }
+    }
+
+    /// Open a session (or, with `extend`, renew the open one) after a touch.
+    async fn open_session(
+        self: &Arc<Self>,
+        req: UnlockRequest,
+        client: &Client,
+    ) -> Result<(), AgentError> {
+        let _turn = self.unlocker.turn().await;
+        // An extend renews what the session was opened with; the request's values replace
+        // only the bounds it names. (The configured defaults may be far wider than what the
+        // trader chose at unlock.)
+        let opened_with = match (req.extend, self.session().bounds()) {
+            (false, _) => None,
+            (true, Some(b)) => Some(b),
+            (true, None) => return Err(AgentError::NothingToExtend),
+        };
+        let secs = |s: Option<u64>| s.map(Duration::from_secs);
+        let bounds = self
+            .config
+            .bounds(
+                secs(req.ttl_secs).or(opened_with.map(|b| b.ttl)),
+                secs(req.idle_secs).or(opened_with.map(|b| b.idle)),
+                req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
+            )
+            .map_err(AgentError::Bounds)?;
+        let program = client.exe.rsplit('/').next().unwrap_or("?");
+        let asked = format!(
+            "{program} (pid {}) asks to {} a session for {}, {} signatures",
+            client.pid,
+            if req.extend { "extend" } else { "open" },
+            format_duration(bounds.ttl),
+            bounds.max_signatures
+        );
+        let extend = req.extend;
+        let opened = match self.touch(req, asked).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Recorded when the log can take it; the refusal stands either way.
+                let _ = self
+                    .audit
+                    .record(AuditEvent::UnlockRefused {
+                        code: e.code(),
+                        reason: e.to_string(),
+                        pid: client.pid,
+                        exe: client.exe.clone(),
+                    })
+                    .await;
+                return Err(e);
+            }
+        };
+        if extend {
+            self.extended(opened, bounds, client).await
+        } else {
+            self.opened(opened, bounds, client).await;
+            Ok(())
+        }
+    }
+
+    /// The unlocker's touch (and, unless extending, the opening of the keys), on a blocking
+    /// thread: it waits for a human.
+    async fn touch(
+        self: &Arc<Self>,
+        req: UnlockRequest,
+        asked: String,
+    ) -> Result<Opened, AgentError> {
+        let agent = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let touch_needed = |token: &str| agent.notifier.touch_needed(token, &asked);
+            if req.extend {
+                agent.unlocker.touch(req.pin.as_ref(), &touch_needed)
+            } else {
+                let mut ledger = agent.ledger();
+                agent
+                    .unlocker
+                    .open(&req.keys, req.pin.as_ref(), &mut ledger, &touch_needed)
+            }
+        })
+        .await
+        .unwrap_or(Err(AgentError::Worker))
+    }
+
+    /// Renew the open session after the touch of `unlock --extend`.
+    async fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
+        if !self.session().extend(bounds, self.now()) {
+            // The session ended while the touch was pending.
+            return Err(AgentError::EndedDuringTouch);
+        }
+        self.removal.opened_at(o.reader.clone());
+        eprintln!("tapsign agent: session extended with {}", o.opened_by);
+        let _ = self
+            .audit
+            .record(AuditEvent::Unlock {
+                token: format!("{} (extend)", o.opened_by),
+                keys: Vec::new(),
+                ttl_secs: bounds.ttl.as_secs(),
+                idle_secs: bounds.idle.as_secs(),
+                max_signatures: bounds.max_signatures,
+                pid: client.pid,
+                exe: client.exe.clone(),
+            })
+            .await;
+        self.publish(SessionEvent {
+            event: EventKind::Extended,
+            message: format!(
+                "the session was extended for {}",
+                format_duration(bounds.ttl)
+            ),
+            reason: None,
+            code: None,
+            expires_in_secs: Some(bounds.ttl.as_secs()),
+            signatures_left: Some(bounds.max_signatures),
+        });
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Install the session an unlock opened.
+    async fn opened(&self, o: Opened, bounds: Bounds, client: &Client) {
+        for w in o.warnings {
+            self.warn(w);
+        }
+        self.removal.opened_at(o.reader.clone());
+        let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
+        let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
+        *self.session() = session;
+        self.changed.notify_one();
+        eprintln!(
+            "tapsign agent: unlocked {} key(s) with {}",
+            names.len(),
+            o.opened_by
+        );
+        self.publish(SessionEvent {
+            event: EventKind::Unlocked,
+            message: format!(
+                "a session opened with {} key(s) for {}",
+                names.len(),
+                format_duration(bounds.ttl)
+            ),
+            reason: None,
+            code: None,
+            expires_in_secs: Some(bounds.ttl.as_secs()),
+            signatures_left: Some(bounds.max_signatures),
+        });
+        self.notifier.session_opened(names.len(), bounds.ttl);
+        // The writer logs the head after this line.
+        let _ = self
+            .audit
+            .record(AuditEvent::Unlock {
+                token: o.opened_by,
+                keys: names,
+                ttl_secs: bounds.ttl.as_secs(),
+                idle_secs: bounds.idle.as_secs(),
+                max_signatures: bounds.max_signatures,
+                pid: client.pid,
+                exe: client.exe.clone(),
+            })
+            .await;
+    }
+}

@@ -1,0 +1,294 @@
+//! Everything a request to the agent can fail with, and the one mapping from it to the wire's
+//! stable error codes ([`AgentError::code`]; the codes and what a bot should do about each
+//! are in docs/protocol.md "Error codes").
+//!
+//! The errors of the layers below (session, policy, signing, tokens, keystore) come in whole,
+//! so the code is chosen from what actually went wrong, never from a message's wording. The
+//! message a client sees is the error's `Display`: it says what happened and what to do, and
+//! never carries secret material.
+
+use std::path::PathBuf;
+
+use tapsign_proto::ErrorCode;
+
+use crate::keystore::KeystoreError;
+use crate::session::{self, LockReason};
+use crate::sign::SignError;
+use crate::token::TokenError;
+
+/// Why the agent answers a request with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The session cannot sign: locked, ended, no such key in it, a key's budget spent.
+    #[error(transparent)]
+    Session(#[from] session::Refusal),
+    /// The policy refuses the request, or cannot read it one way.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::Refusal),
+    /// The signing scheme refuses the request or the stored credential.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// A token could not be found, reached or used.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The keystore could not be read, or refused what it found.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+
+    /// `unlock` asked for more (or less) than the configuration allows.
+    #[error("{0}")]
+    Bounds(String),
+    /// `unlock --extend` with no session open.
+    #[error("no session is open to extend: run `tapsign unlock`")]
+    NothingToExtend,
+    /// The session ended while `unlock --extend` waited for the touch.
+    #[error("the session ended before the touch; run `tapsign unlock`")]
+    EndedDuringTouch,
+    /// `unlock` named a key the keystore does not hold (or holds damaged).
+    #[error("no usable key named {0:?} in the keystore; `tapsign key list` shows the keys")]
+    NoSuchKey(String),
+    /// The keystore holds no key that could be opened.
+    #[error("no key {0}: add one with `tapsign key add NAME --exchange EXCHANGE`")]
+    NoKeys(&'static str),
+    /// No token is enrolled at all.
+    #[error("no usable token is enrolled: run `tapsign token add` first")]
+    NoTokenEnrolled,
+    /// Every keyslot is damaged or not recorded in the manifest. Enrolling or rotating needs a
+    /// touch on a token that can open the keystore, so the only way back is the keyslot file.
+    #[error(
+        "no keyslot can be used: {0}. No enrolled token can open the keystore, so neither `tapsign token add` nor `tapsign keystore rotate` can help: restore the keyslot from a backup (without one the stored keys cannot be read again: move the keystore folder away, enroll a token and add the keys again)"
+    )]
+    NoUsableKeyslot(String),
+    /// The keystore's check refused credentials an unlock needs (put back from an old copy,
+    /// changed): the reasons, as the check gave them.
+    #[error("{0}")]
+    KeysRefused(String),
+    /// The unlock's blocking worker died (a bug).
+    #[error("the unlock worker failed; see the agent's log")]
+    Worker,
+
+    /// The signature's audit line could not be put on record (not written, not synced, or the
+    /// log was tampered with): the signature is withheld.
+    #[error("{}", withheld(why, log))]
+    Unrecorded {
+        why: crate::audit::Unrecorded,
+        log: PathBuf,
+    },
+    /// A Kraken nonce could not be reserved on disk, so none is handed out.
+    #[error("{0}")]
+    Nonce(crate::nonces::NonceError),
+
+    /// A frame or message that does not parse, or came too slowly.
+    #[error("{0}")]
+    Malformed(String),
+    /// The first message was not `hello`.
+    #[error("say hello first: the first message must be {{\"type\":\"hello\",...}}")]
+    HelloFirst,
+    /// The client speaks another protocol version.
+    #[error(
+        "this agent speaks protocol version {agent}, the client {client}; upgrade the older side"
+    )]
+    VersionMismatch { agent: u32, client: u32 },
+    /// Every connection slot is taken (or the slot kept for `status` and `lock` was asked for
+    /// something else).
+    #[error(
+        "the agent is serving its maximum number of connections; try again shortly (`tapsign status` and `tapsign lock` still get through)"
+    )]
+    Busy,
+    /// The peer is another user, or cannot be identified.
+    #[error("{0}")]
+    Forbidden(&'static str),
+}
+
+impl AgentError {
+    /// The wire code: the one place an error becomes a code.
+    pub fn code(&self) -> ErrorCode {
+        use AgentError::*;
+        match self {
+            Session(r) => session_code(r),
+            Policy(crate::policy::Refusal::Malformed(_)) => ErrorCode::BadRequest,
+            Policy(crate::policy::Refusal::Denied(_)) => ErrorCode::PolicyDenied,
+            Sign(e) => sign_code(e),
+            Token(e) => token_code(e),
+            Keystore(e) => keystore_code(e),
+            Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
+            NothingToExtend | EndedDuringTouch => ErrorCode::Locked,
+            NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
+            NoTokenEnrolled => ErrorCode::TokenAbsent,
+            NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
+            Worker | Unrecorded { .. } | Nonce(_) => ErrorCode::Internal,
+            VersionMismatch { .. } => ErrorCode::VersionMismatch,
+            Busy => ErrorCode::Busy,
+            Forbidden(_) => ErrorCode::Forbidden,
+        }
+    }
+
+    /// The error as the wire carries it.
+    pub fn response(&self) -> tapsign_proto::Response {
+        tapsign_proto::Response::Error {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// The code of a `sign` refused because the session ended for `reason` (also the code a
+/// `locked` event carries).
+pub fn lock_code(reason: &LockReason) -> ErrorCode {
+    match reason {
+        LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
+        LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
+        LockReason::Command | LockReason::Signal(_) | LockReason::Other(_) => ErrorCode::Locked,
+    }
+}
+
+fn session_code(r: &session::Refusal) -> ErrorCode {
+    match r {
+        session::Refusal::Locked => ErrorCode::Locked,
+        session::Refusal::Ended(reason) => lock_code(reason),
+        session::Refusal::UnknownKey(_) => ErrorCode::UnknownKey,
+        session::Refusal::KeyBudgetSpent(_) => ErrorCode::BudgetExhausted,
+    }
+}
+
+fn sign_code(e: &SignError) -> ErrorCode {
+    match e {
+        SignError::BadRequest(_) | SignError::StaleTimestamp { .. } => ErrorCode::BadRequest,
+        // The request is fine; what is stored for the key is not (`key add --replace` fixes it).
+        SignError::BadCredential(_) => ErrorCode::Keystore,
+        SignError::Clock => ErrorCode::Internal,
+    }
+}
+
+fn token_code(e: &TokenError) -> ErrorCode {
+    match e {
+        TokenError::Absent { .. }
+        | TokenError::Unavailable { .. }
+        | TokenError::InUse { .. }
+        | TokenError::SoftRefused => ErrorCode::TokenAbsent,
+        TokenError::WrongToken { .. } => ErrorCode::WrongToken,
+        // No code of its own on the wire: a refused touch is a touch that did not come.
+        TokenError::TouchTimeout { .. } | TokenError::TouchDenied { .. } => ErrorCode::TouchTimeout,
+        TokenError::PinInvalid { .. }
+        | TokenError::PinBlocked { .. }
+        | TokenError::PinNeeded { .. }
+        | TokenError::PinLastTry { .. }
+        | TokenError::PinNeedsReplug { .. } => ErrorCode::PinInvalid,
+        TokenError::Other(_) => ErrorCode::Internal,
+    }
+}
+
+fn keystore_code(e: &KeystoreError) -> ErrorCode {
+    match e {
+        KeystoreError::Token(t) => token_code(t),
+        // Another tapsign command holds the keystore: it frees it, try again.
+        KeystoreError::Busy { .. } => ErrorCode::Busy,
+        KeystoreError::Random(_) | KeystoreError::Internal(_) => ErrorCode::Internal,
+        _ => ErrorCode::Keystore,
+    }
+}
+
+/// What a bot is told when its signature cannot be put on record.
+fn withheld(why: &crate::audit::Unrecorded, log: &std::path::Path) -> String {
+    use crate::audit::Unrecorded;
+    match why {
+        Unrecorded::Tampered(why) => format!("the signature was withheld: {why}"),
+        Unrecorded::Unsynced(e) => format!(
+            "the audit log {} could not be synced to disk ({e}), so the signature was withheld; check the disk (dmesg) and retry",
+            log.display()
+        ),
+        Unrecorded::Unwritable(_) | Unrecorded::Stopped => format!(
+            "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
+            log.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Denial, ParseError};
+
+    fn code(e: impl Into<AgentError>) -> ErrorCode {
+        e.into().code()
+    }
+
+    #[test]
+    fn a_bad_stored_credential_is_a_keystore_problem_not_a_bad_request() {
+        let e = SignError::BadCredential("the OKX credential has no passphrase".into());
+        assert_eq!(code(e), ErrorCode::Keystore);
+        assert_eq!(
+            code(SignError::BadRequest("x".into())),
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn a_clock_failure_is_internal_not_a_bad_request() {
+        assert_eq!(code(SignError::Clock), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn a_card_held_by_another_program_is_a_token_problem_not_internal() {
+        let e = TokenError::InUse {
+            token: "YubiKey 123".into(),
+        };
+        assert_eq!(code(e), ErrorCode::TokenAbsent);
+        let wrapped = KeystoreError::Token(TokenError::InUse {
+            token: "YubiKey 123".into(),
+        });
+        assert_eq!(code(wrapped), ErrorCode::TokenAbsent);
+    }
+
+    #[test]
+    fn a_keystore_another_command_holds_is_busy() {
+        let e = KeystoreError::Busy { dir: "/k".into() };
+        assert_eq!(code(e), ErrorCode::Busy);
+    }
+
+    #[test]
+    fn session_refusals_keep_their_codes() {
+        use session::Refusal;
+        assert_eq!(code(Refusal::Locked), ErrorCode::Locked);
+        assert_eq!(code(Refusal::Ended(LockReason::Idle)), ErrorCode::Expired);
+        assert_eq!(
+            code(Refusal::Ended(LockReason::BudgetSpent)),
+            ErrorCode::BudgetExhausted
+        );
+        assert_eq!(
+            code(Refusal::KeyBudgetSpent("k".into())),
+            ErrorCode::BudgetExhausted
+        );
+        assert_eq!(code(Refusal::UnknownKey("k".into())), ErrorCode::UnknownKey);
+        assert_eq!(
+            lock_code(&LockReason::Other("screen locked".into())),
+            ErrorCode::Locked
+        );
+    }
+
+    #[test]
+    fn policy_refusals_say_malformed_or_denied() {
+        let malformed = crate::policy::Refusal::Malformed(ParseError("bad".into()));
+        assert_eq!(code(malformed), ErrorCode::BadRequest);
+        let denied = crate::policy::Refusal::Denied(Denial::WebsocketLogin {
+            key: "k".into(),
+            what: "a websocket login",
+        });
+        assert_eq!(code(denied), ErrorCode::PolicyDenied);
+    }
+
+    #[test]
+    fn the_message_is_the_display_and_the_code_is_the_mapping() {
+        let e = AgentError::VersionMismatch {
+            agent: 1,
+            client: 2,
+        };
+        match e.response() {
+            tapsign_proto::Response::Error { code, message } => {
+                assert_eq!(code, ErrorCode::VersionMismatch);
+                assert!(message.contains("upgrade the older side"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
