@@ -45,7 +45,13 @@ pub(crate) fn isolated(marker: &str, unshare: &[&str], tools: &[&str]) -> bool {
         .args(unshare)
         .args(["--fork", "--kill-child", "--propagation", "private", "--"])
         .arg(exe)
-        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            &name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(marker, &name)
         .stdin(Stdio::null())
         .output()
