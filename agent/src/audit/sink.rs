@@ -23,7 +23,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
@@ -126,6 +126,8 @@ pub struct AuditSink {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     view: Arc<View>,
+    /// How long [`AuditSink::record`] looks for its answer before it waits ([`LOOK_FOR`]).
+    look: Duration,
 }
 
 impl AuditSink {
@@ -170,6 +172,10 @@ impl AuditSink {
             path: path.to_owned(),
             jobs,
             view,
+            look: match config.flush {
+                Flush::IncrementalAsync => LOOK_FOR,
+                Flush::Sync => Duration::ZERO,
+            },
         }
     }
 
@@ -186,8 +192,18 @@ impl AuditSink {
     /// Record a decision, and return once its line is written; a signature's line, in `sync`
     /// mode or while syncs fail, once it is synced.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Unrecorded> {
-        let (ack, done) = oneshot::channel();
+        let (ack, mut done) = oneshot::channel();
         self.send(event, Some(ack));
+        // Look for the answer for a moment, yielding to the worker's other tasks in between
+        // (nothing is blocked), before the worker may sleep on it ([`LOOK_FOR`]).
+        let until = Instant::now() + self.look;
+        while Instant::now() < until {
+            match done.try_recv() {
+                Ok(r) => return r,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(Unrecorded::Stopped),
+                Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
+            }
+        }
         done.await.unwrap_or(Err(Unrecorded::Stopped))
     }
 
@@ -276,6 +292,29 @@ impl AuditSink {
     }
 }
 
+/// How long the writer looks for the next job before it sleeps, and a signer for its line
+/// before it lets its worker sleep, when lines are answered once written
+/// (`incremental_async`). Waking a sleeping thread costs tens of microseconds on a virtual
+/// machine (the sleeping CPU must be woken too), more than writing the line: two such wakes
+/// per signature doubled its round trip (docs/benchmarks.md). Bots sign in bursts, so the next
+/// line usually comes within this; an idle agent sleeps after it. In `sync` mode a line waits
+/// for a sync of hundreds of microseconds, and looking out for it only takes the CPU from the
+/// signers, so neither looks.
+const LOOK_FOR: Duration = Duration::from_micros(100);
+
+/// The next job: looked for during `look` (the writer's CPU only), then waited for.
+fn next_job(queue: &mpsc::Receiver<Job>, look: Duration) -> Result<Job, mpsc::RecvError> {
+    let until = Instant::now() + look;
+    loop {
+        match queue.try_recv() {
+            Ok(job) => return Ok(job),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
+            Err(mpsc::TryRecvError::Empty) => return queue.recv(),
+        }
+    }
+}
+
 /// The writer thread's state: the log and what it reports.
 struct Writer {
     path: PathBuf,
@@ -297,7 +336,11 @@ struct Record {
 impl Writer {
     fn run(mut self, queue: &mpsc::Receiver<Job>, syncing: std::thread::JoinHandle<()>) {
         let mut closed = None;
-        while let Ok(first) = queue.recv() {
+        let look = match self.flush {
+            Flush::IncrementalAsync => LOOK_FOR,
+            Flush::Sync => Duration::ZERO,
+        };
+        while let Ok(first) = next_job(queue, look) {
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
                 match queue.try_recv() {
