@@ -21,7 +21,7 @@
 
 use super::parse::{Body, Parsed};
 use crate::credential::Exchange;
-use crate::sign::form::{decoded, pairs};
+use crate::sign::form::{decoded_cow, pairs};
 
 /// Whether the exchange's signature covers the path.
 pub fn signs_path(exchange: Exchange) -> bool {
@@ -55,9 +55,12 @@ pub fn param_readings(
 ) -> Vec<Reading> {
     let mut out = Vec::new();
     let mut push = |name: &str, how: &'static str| {
-        let name = decoded(name);
+        let name = decoded_cow(name);
         if keep(&name) {
-            out.push(Reading { name, how });
+            out.push(Reading {
+                name: name.into_owned(),
+                how,
+            });
         }
     };
     match exchange {
@@ -131,7 +134,7 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static s
         // `apiKey` (never a REST parameter) is a `session.logon` or websocket request payload.
         Exchange::Binance => {
             let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            let apikey = |n: &str| decoded(n).eq_ignore_ascii_case("apikey");
+            let apikey = |n: &str| decoded_cow(n).eq_ignore_ascii_case("apikey");
             let mut found = pairs(&signed).any(|(n, _)| apikey(n));
             cuts(&signed, &mut |n, _| found |= apikey(n));
             found.then_some(

@@ -477,12 +477,23 @@ fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Resu
 
 /// The category of a fund-moving parameter name (compared without case or a trailing `[]`).
 fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
+    let table = fund_params(exchange);
+    // Runs for every suffix of every name in a Binance payload (the converse readings): an
+    // ASCII name, the usual case, is compared without a lower-cased copy. The table's names
+    // are lower case, so this finds what the Unicode path below finds.
+    if name.is_ascii() {
+        let mut bare = name;
+        while let Some(b) = bare.strip_suffix("[]") {
+            bare = b;
+        }
+        return table
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(bare))
+            .map(|(_, c)| *c);
+    }
     let lower = name.to_lowercase();
     let bare = lower.trim_end_matches("[]");
-    fund_params(exchange)
-        .iter()
-        .find(|(p, _)| *p == bare)
-        .map(|(_, c)| *c)
+    table.iter().find(|(p, _)| *p == bare).map(|(_, c)| *c)
 }
 
 /// Every way a server might read `path`, normalized: lower case, no empty or `.` segments.
@@ -511,9 +522,24 @@ pub fn readings(path: &str) -> Result<Vec<String>, Denial> {
         current = next;
     }
     let mut out: Vec<String> = Vec::new();
-    for layer in &layers {
-        for strip_params in [false, true] {
-            for resolve_dots in [false, true] {
+    for (n, layer) in layers.iter().enumerate() {
+        if layers[..n].contains(layer) {
+            continue;
+        }
+        // Without a ';' there are no params to strip, and without ".." no dots to resolve:
+        // those variants would read the same (they are most of the work on a plain path).
+        let strips: &[bool] = if layer.contains(';') {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let resolves: &[bool] = if layer.contains("..") {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &strip_params in strips {
+            for &resolve_dots in resolves {
                 let reading = canonical(layer, strip_params, resolve_dots);
                 if !out.contains(&reading) {
                     out.push(reading);
@@ -585,6 +611,85 @@ fn glob_match(glob: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{could_match, glob_match};
+
+    /// `readings` as it was before it skipped variants that cannot differ: every layer, every
+    /// variant, deduplicated.
+    fn every_reading(path: &str) -> Vec<String> {
+        let cut = |s: &str| s.split(['?', '#']).next().unwrap_or("").to_string();
+        let mut layers = vec![path.to_string(), cut(path)];
+        let mut current = path.to_string();
+        loop {
+            let next = crate::sign::form::decoded(&current);
+            if next == current {
+                break;
+            }
+            layers.push(cut(&next));
+            layers.push(next.clone());
+            current = next;
+        }
+        let mut out: Vec<String> = Vec::new();
+        for layer in &layers {
+            for strip in [false, true] {
+                for dots in [false, true] {
+                    let r = super::canonical(layer, strip, dots);
+                    if !out.contains(&r) {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn readings_skip_only_variants_that_read_the_same() {
+        let mut paths: Vec<String> = [
+            "/api/v3/order",
+            "/sapi/v1/capital/withdraw/apply",
+            "/a/../sapi/v1/capital/withdraw/apply",
+            "/a/%2e%2e/sapi/v1/capital/withdraw/apply",
+            "/a/%252e%252e/b",
+            "/sapi/v1/capital;x=1/withdraw/apply",
+            "/sapi/v1/capital%3Bx/withdraw/apply",
+            "/sapi\\v1\\capital/withdraw/apply?x=1#f",
+            "/a/ .. /b",
+            "/a/..;/b",
+            "/A/B/./C/",
+            "/a%3F/b?c/../d",
+            "//x//y/..",
+            "",
+            "/",
+        ]
+        .map(String::from)
+        .to_vec();
+        for r in super::deny_rules(crate::credential::Exchange::Binance) {
+            paths.push(r.glob.replace('*', "x"));
+            paths.push(format!("/q/..{}", r.glob.replace('*', ";p")));
+        }
+        for p in &paths {
+            assert_eq!(super::readings(p).unwrap(), every_reading(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn fund_parameter_tables_are_lower_case_so_both_lookups_agree() {
+        use crate::credential::Exchange;
+        for &ex in Exchange::ALL {
+            for (p, _) in super::fund_params(ex) {
+                assert_eq!(*p, p.to_lowercase(), "{ex:?}");
+                // The ASCII path and the Unicode path find the same entry.
+                let upper = p.to_uppercase();
+                assert!(super::fund_param(ex, &upper).is_some(), "{upper}");
+                assert!(super::fund_param(ex, &format!("{upper}[]")).is_some());
+            }
+            // A Kelvin sign lower-cases to an ASCII 'k': the Unicode path still sees it.
+            let with_k = super::fund_params(ex).iter().find(|(p, _)| p.contains('k'));
+            if let Some((p, _)) = with_k {
+                let kelvin = p.replacen('k', "\u{212A}", 1);
+                assert!(super::fund_param(ex, &kelvin).is_some(), "{kelvin}");
+            }
+        }
+    }
 
     #[test]
     fn the_cheap_test_never_skips_a_rule_that_matches() {

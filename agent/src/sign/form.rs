@@ -39,6 +39,16 @@ pub(crate) fn decoded(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode(s)).into_owned()
 }
 
+/// [`decoded`], without a copy when there is nothing to decode (no `%`): the policy reads
+/// every suffix of every name this way, once per request.
+pub(crate) fn decoded_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('%') {
+        std::borrow::Cow::Owned(decoded(s))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Append `name=value` to `s`, with a `&` only when `s` already holds something.
 pub(crate) fn push_pair(s: &mut String, name: &str, value: &str) {
     if !s.is_empty() {
@@ -52,6 +62,27 @@ pub(crate) fn push_pair(s: &mut String, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_cow_is_decoded() {
+        for s in [
+            "",
+            "plain",
+            "%74imestamp",
+            "a%",
+            "%zz",
+            "%E2%82%AC",
+            "%ff",
+            "a+b",
+            "%2541",
+        ] {
+            assert_eq!(decoded_cow(s), decoded(s), "{s}");
+        }
+        assert!(matches!(
+            decoded_cow("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn pairs_keep_order_and_encoding() {
