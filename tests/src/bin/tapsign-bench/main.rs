@@ -195,10 +195,12 @@ fn many_keys(one: &Target) {
     let thousand = agent("incremental_async", 1000);
     unlock(&thousand);
     let last = agent_target("1,000 keys", &thousand, "k999");
+    // Short rounds, many of them: the two agents differ by a few percent at most, less than
+    // a virtual machine drifts over a few seconds, so each round must be brief.
     let mut samples = [Vec::new(), Vec::new()];
-    for _ in 0..ROUNDS {
-        samples[0].extend(frames::latencies(one, SAMPLES));
-        samples[1].extend(frames::latencies(&last, SAMPLES));
+    for _ in 0..ROUNDS * 6 {
+        samples[0].extend(frames::latencies(one, SAMPLES / 6));
+        samples[1].extend(frames::latencies(&last, SAMPLES / 6));
     }
     let p50: Vec<f64> = samples
         .iter_mut()
