@@ -230,6 +230,13 @@ pub struct UnlockArgs {
 pub struct SignArgs {
     /// The credential to sign with.
     pub name: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+/// The request to sign (or explain), exactly as the bot will send it.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
     /// HTTP method (GET, POST, PUT, DELETE, PATCH).
     #[arg(long)]
     pub method: String,
@@ -242,6 +249,20 @@ pub struct SignArgs {
     /// Body exactly as it will be sent.
     #[arg(long, default_value = "")]
     pub body: String,
+}
+
+impl RequestArgs {
+    /// The protocol's sign request for `key`.
+    pub fn into_request(self, key: String) -> tapsign_proto::SignRequest {
+        tapsign_proto::SignRequest {
+            key,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            body: self.body,
+            kind: tapsign_proto::SignKind::Rest,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,18 +282,8 @@ pub enum PolicyCommand {
 pub struct ExplainArgs {
     /// The credential (its exchange and its config.toml policy apply).
     pub name: String,
-    /// HTTP method (GET, POST, PUT, DELETE, PATCH).
-    #[arg(long)]
-    pub method: String,
-    /// Request path, like /api/v3/order.
-    #[arg(long)]
-    pub path: String,
-    /// Query string exactly as it will be sent, without '?'.
-    #[arg(long, default_value = "")]
-    pub query: String,
-    /// Body exactly as it will be sent.
-    #[arg(long, default_value = "")]
-    pub body: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -215,14 +215,7 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
                 ),
             )
         })?;
-    let req = tapsign_proto::SignRequest {
-        key: a.name.clone(),
-        method: a.method,
-        path: a.path,
-        query: a.query,
-        body: a.body,
-        kind: tapsign_proto::SignKind::Rest,
-    };
+    let req = a.request.into_request(a.name.clone());
     let report = tapsign_agent::policy::explain::explain(
         info.exchange,
         &a.name,

@@ -7,7 +7,7 @@ use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-use tapsign_proto::{ErrorCode, Pin, SessionState, SignRequest, Status, UnlockRequest};
+use tapsign_proto::{ErrorCode, Pin, SessionState, Status, UnlockRequest};
 
 use crate::prompt::SecretReader;
 
@@ -111,14 +111,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
 
 pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
     let mut client = connect(paths)?;
-    let signed = client.sign(SignRequest {
-        key: a.name,
-        method: a.method,
-        path: a.path,
-        query: a.query,
-        body: a.body,
-        kind: Default::default(),
-    })?;
+    let signed = client.sign(a.request.into_request(a.name))?;
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
     outln!("{json}");
     Ok(())
