@@ -126,7 +126,7 @@ impl Agent {
     pub(crate) fn warn(&self, msg: String) {
         let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
         if !warnings.contains(&msg) {
-            eprintln!("tapsign agent: warning: {msg}");
+            say!("tapsign agent: warning: {msg}");
             warnings.push(msg);
         }
     }
@@ -143,7 +143,7 @@ impl Agent {
     /// Everything that follows the end of a session, whatever ended it: log, audit, tell the
     /// subscribers, wake the reaper.
     pub(crate) fn ended(&self, reason: &LockReason) {
-        eprintln!("tapsign agent: locked: {reason}");
+        say!("tapsign agent: locked: {reason}");
         // Not waited for: a lock happens whatever the disk does. The writer logs the head
         // after this line and has it synced at once.
         self.audit.submit(AuditEvent::Lock {
@@ -206,7 +206,7 @@ impl Agent {
                     signatures_left: Some(left),
                 },
             };
-            eprintln!("tapsign agent: {}", event.message);
+            say!("tapsign agent: {}", event.message);
             let short = match event.event {
                 EventKind::ExpiringSoon => format!(
                     "The session ends in {}",

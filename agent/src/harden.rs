@@ -106,7 +106,7 @@ mod locked {
             if locked {
                 LOCKED_BYTES.fetch_add(size, Ordering::Relaxed);
             } else if !MLOCK_FAILED.swap(true, Ordering::Relaxed) {
-                eprintln!(
+                say!(
                     "tapsign: warning: cannot lock secret memory (RLIMIT_MEMLOCK too small?); \
                      secrets may be swapped to disk. Raise the limit (ulimit -l, or LimitMEMLOCK= in the unit)."
                 );

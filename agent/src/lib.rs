@@ -24,6 +24,9 @@
 //! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
 //!   fd 3, editing the environment at start) hold the only unsafe code.
 
+#[macro_use]
+mod say;
+
 pub mod agent;
 pub mod audit;
 pub mod clock;

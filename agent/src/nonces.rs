@@ -266,7 +266,7 @@ impl KrakenNonces {
                         let k = Arc::clone(&k);
                         tokio::spawn(async move {
                             if let Err(e) = k.reserve(mark).await {
-                                eprintln!("tapsign agent: warning: {e}");
+                                say!("tapsign agent: warning: {e}");
                             }
                             k.handout().refilling = false;
                         });

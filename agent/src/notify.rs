@@ -102,7 +102,7 @@ impl Notifier {
                 Err(_) => "the notification daemon did not answer".into(),
             };
             if !failed.swap(true, Ordering::Relaxed) {
-                eprintln!(
+                say!(
                     "tapsign agent: desktop notifications are not shown ({why}); set [notifications] enabled = false to stop trying"
                 );
             }

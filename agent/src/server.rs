@@ -106,7 +106,7 @@ pub async fn bind(path: &Path) -> Result<Listener, ServerError> {
             Err(e)
                 if e.kind() == ErrorKind::ConnectionRefused || e.kind() == ErrorKind::NotFound =>
             {
-                eprintln!(
+                say!(
                     "tapsign agent: replacing the stale socket {}",
                     path.display()
                 );
@@ -166,7 +166,7 @@ pub fn inherit(
         ));
     }
     if path != expected {
-        eprintln!(
+        say!(
             "tapsign agent: warning: serving {} (from systemd), but clients look for {}; set TAPSIGN_SOCK={} for them, or make ListenStream= match",
             path.display(),
             expected.display(),
@@ -216,7 +216,7 @@ pub async fn serve(
         })
         .await;
     let from = if inherited { " (from systemd)" } else { "" };
-    eprintln!("tapsign agent: listening on {}{from}", socket.display());
+    say!("tapsign agent: listening on {}{from}", socket.display());
     // The listener is accepting from here on: a client that connects after READY=1 is served.
     notifier.ready(&format!("listening on {}", socket.display()));
     let stop = loop {
@@ -233,7 +233,7 @@ pub async fn serve(
                     }
                 }
                 Err(e) => {
-                    eprintln!("tapsign agent: accept failed: {e}");
+                    say!("tapsign agent: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -265,7 +265,7 @@ pub async fn serve(
     if !inherited && now_ino.is_some() && now_ino == bound_ino {
         let _ = std::fs::remove_file(&socket);
     }
-    eprintln!("tapsign agent: stopped ({stop})");
+    say!("tapsign agent: stopped ({stop})");
     Ok(())
 }
 
@@ -353,7 +353,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
     };
     let me = rustix::process::getuid().as_raw();
     if uid != me {
-        eprintln!(
+        say!(
             "tapsign agent: refused a connection from uid {uid} (pid {})",
             client.pid
         );

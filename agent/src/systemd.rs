@@ -131,7 +131,7 @@ fn adopt_first_fd() -> Result<UnixListener, ActivationError> {
     let fd = take_fd(FIRST_FD);
     // systemd passes it without close-on-exec; nothing the agent starts should get it.
     if let Err(e) = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC) {
-        eprintln!("tapsign agent: warning: cannot set close-on-exec on the inherited socket: {e}");
+        say!("tapsign agent: warning: cannot set close-on-exec on the inherited socket: {e}");
     }
     let wrong = |what: String| ActivationError::WrongKind(what);
     let family = rustix::net::sockopt::socket_domain(&fd).map_err(|e| wrong(e.to_string()))?;
@@ -211,7 +211,7 @@ impl Notifier {
         if let Err(e) = sent
             && !self.warned.swap(true, Ordering::Relaxed)
         {
-            eprintln!("tapsign agent: warning: cannot notify systemd (NOTIFY_SOCKET): {e}");
+            say!("tapsign agent: warning: cannot notify systemd (NOTIFY_SOCKET): {e}");
         }
     }
 }

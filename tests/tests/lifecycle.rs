@@ -188,3 +188,29 @@ fn lock_falls_back_to_sighup_when_even_the_kept_back_slot_is_taken() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_agent_whose_stderr_reader_has_gone_keeps_unlocking_signing_and_locking() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    // stderr is a pipe nobody reads any more (a journal that went away): every line the agent
+    // writes now fails with EPIPE, which must cost the line and nothing else.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    w.start_agent_with(|c| {
+        c.stderr(writer);
+    });
+    let sign = ["sign", "b", "--method", "GET", "--path", "/api/v3/account"];
+    for _ in 0..2 {
+        w.run(&["unlock"], "").ok();
+        let v = tapsign_tests::signed(w.run(&sign, "").ok());
+        assert!(v["query"].as_str().unwrap().contains("signature="), "{v}");
+        w.run(&["lock"], "").ok();
+        w.run(&sign, "").fails_with(4, "locked");
+    }
+    assert_eq!(
+        w.signal_agent("TERM"),
+        Some(0),
+        "the agent did not stop cleanly"
+    );
+}

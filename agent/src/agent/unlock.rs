@@ -109,7 +109,7 @@ impl Agent {
             return Err(AgentError::EndedDuringTouch);
         }
         self.removal.opened_at(o.reader.clone());
-        eprintln!("tapsign agent: session extended with {}", o.opened_by);
+        say!("tapsign agent: session extended with {}", o.opened_by);
         let _ = self
             .audit
             .record(AuditEvent::Unlock {
@@ -147,7 +147,7 @@ impl Agent {
         let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
         *self.session() = session;
         self.changed.notify_one();
-        eprintln!(
+        say!(
             "tapsign agent: unlocked {} key(s) with {}",
             names.len(),
             o.opened_by

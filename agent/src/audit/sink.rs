@@ -106,12 +106,12 @@ impl View {
                     "syncing the audit log to disk failed at {} ({why}): lines written before then may not survive a power failure; check the disk (dmesg)",
                     rfc3339_utc_ms(SystemTime::now())
                 );
-                eprintln!("tapsign agent: the audit log syncs again; {note}");
+                say!("tapsign agent: the audit log syncs again; {note}");
                 v.notes.push(note);
             }
             Synced::Failed { why, first } => {
                 if first {
-                    eprintln!(
+                    say!(
                         "tapsign agent: ALERT: the audit log cannot be synced to disk ({why}); each signature now waits for its own line's sync and is withheld if that fails"
                     );
                 }
@@ -163,7 +163,7 @@ impl AuditSink {
         });
         if let Err(e) = started {
             let why = format!("its writer thread could not start: {e}");
-            eprintln!(
+            say!(
                 "tapsign agent: warning: the audit log cannot be written ({why}); signing is refused"
             );
             view.lock().unwritable = Some(why);
@@ -388,7 +388,7 @@ impl Writer {
             Ok(log) => {
                 match log.sync_handle() {
                     Ok(f) => self.syncer.set_file(f),
-                    Err(e) => eprintln!("tapsign agent: warning: {e}"),
+                    Err(e) => say!("tapsign agent: warning: {e}"),
                 }
                 self.view.lock().head = Some(log.anchor());
                 self.log = Some(log);
@@ -405,7 +405,7 @@ impl Writer {
     fn unwritable(&self, why: &str, verb: &str) {
         let mut v = self.view.lock();
         if v.unwritable.is_none() {
-            eprintln!(
+            say!(
                 "tapsign agent: warning: the audit log cannot be {verb} ({why}); signing is refused until it can"
             );
         }
@@ -443,7 +443,7 @@ impl Writer {
                 let anchor = log.anchor();
                 let mut v = self.view.lock();
                 if v.unwritable.take().is_some() {
-                    eprintln!("tapsign agent: the audit log can be written again");
+                    say!("tapsign agent: the audit log can be written again");
                 }
                 v.head = Some(anchor);
                 v.stalled = false;
@@ -465,7 +465,7 @@ impl Writer {
         let msg = format!(
             "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy, then restart the agent"
         );
-        eprintln!("tapsign agent: ALERT: {msg}");
+        say!("tapsign agent: ALERT: {msg}");
         self.log = None;
         let mut v = self.view.lock();
         v.tampered = Some(msg.clone());
@@ -497,7 +497,7 @@ impl Writer {
         if let (Some(when), Some(log)) = (milestone, &self.log) {
             // The journal keeps this head where a process running as the user cannot rewrite
             // it (docs/audit.md, "Heads").
-            eprintln!("tapsign agent: audit head {} ({when})", log.checkpoint());
+            say!("tapsign agent: audit head {} ({when})", log.checkpoint());
         }
         self.syncer.written(self.batches, waiters, urgent);
     }

@@ -513,7 +513,7 @@ fn open_refuses_a_folder_of_another_user() {
     fs::create_dir(&theirs).unwrap();
     fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
     if std::os::unix::fs::chown(&theirs, Some(4242), None).is_err() {
-        eprintln!("not root: cannot give a folder away, so this case is not checked");
+        say!("not root: cannot give a folder away, so this case is not checked");
         return;
     }
     let err = AuditLog::open(&theirs.join("audit.log")).unwrap_err();

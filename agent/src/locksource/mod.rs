@@ -136,7 +136,7 @@ pub fn spawn(agent: &Arc<Agent>) -> Running {
 
 /// Several sources down for one reason (no bus): one line in the log, each in `status`.
 pub(crate) fn all_not_live(agent: &Agent, names: &[&str], why: String) {
-    eprintln!(
+    say!(
         "tapsign agent: warning: lock sources {} are not live: {why}",
         names.join(", ")
     );
@@ -147,7 +147,7 @@ pub(crate) fn all_not_live(agent: &Agent, names: &[&str], why: String) {
 
 /// Log a source that is not live, once, as a warning in the agent's log.
 pub(crate) fn not_live(agent: &Agent, name: &str, why: String) {
-    eprintln!("tapsign agent: warning: lock source {name} is not live: {why}");
+    say!("tapsign agent: warning: lock source {name} is not live: {why}");
     agent.dbus_sources.set(name, false, why);
 }
 

@@ -86,7 +86,7 @@ pub fn builtin(exchange: Exchange) -> &'static Profile {
             .iter()
             .map(|&ex| {
                 let p = load(ex, source(ex)).unwrap_or_else(|e| {
-                    eprintln!("tapsign agent: the built-in {ex} profile is damaged ({e}); {ex} signs nothing");
+                    say!("tapsign agent: the built-in {ex} profile is damaged ({e}); {ex} signs nothing");
                     Profile {
                         exchange: ex,
                         docs: String::new(),

@@ -152,7 +152,7 @@ fn prove_key(
         .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
     let expected = Zeroizing::new(eph.diffie_hellman(public).raw_secret_bytes().to_vec());
     let point = eph.public_key().to_sec1_point(false);
-    eprintln!(
+    say!(
         "tapsign: checking that YubiKey {serial} holds the key (one ECDH): touch it now if it blinks"
     );
     let got = piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot).map_err(|e| {
@@ -427,7 +427,7 @@ impl Token for PivToken {
             }
             verify_pin(&mut yk, pin)?;
         }
-        eprintln!("tapsign: touch YubiKey {} now", self.serial);
+        say!("tapsign: touch YubiKey {} now", self.serial);
         let shared = piv::decrypt_data(&mut yk, point.as_bytes(), AlgorithmId::EccP256, self.slot)
             .map_err(|e| match e {
                 // The PIN is verified (or not needed), so 6982 here is the touch timing out.

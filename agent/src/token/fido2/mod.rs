@@ -241,7 +241,7 @@ impl Prepared {
         if pin.is_some() {
             guard_pin(self.dev.as_mut(), protocol, label)?;
         }
-        eprintln!("Touch {name} to create tapsign's credential...");
+        say!("Touch {name} to create tapsign's credential...");
         let reg = self
             .dev
             .make_credential(&Registration {

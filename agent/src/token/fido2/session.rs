@@ -232,7 +232,7 @@ impl Token for Fido2Token {
                 Some(pin)
             }
         };
-        eprintln!("tapsign: touch FIDO2 key \"{}\" now", cred.label);
+        say!("tapsign: touch FIDO2 key \"{}\" now", cred.label);
         let req = AssertionRequest {
             rp_id: &cred.rp_id,
             credential_id: &cred.id,
