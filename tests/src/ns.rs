@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const MARKER_ENV: &str = "TAPSIGN_MOUNT_NS";
 
@@ -18,9 +18,10 @@ pub fn private_mounts() -> bool {
     isolated(MARKER_ENV, &["--mount"], &["unshare", "mount"])
 }
 
-/// Run the calling test again under `unshare UNSHARE --fork --propagation private`, marked
-/// with `marker`. `true` in that child; `false` in the parent once the child passed, or after
-/// a skip when a prerequisite (root, one of `tools`) is missing.
+/// Run the calling test again in new namespaces (`unshare UNSHARE`, through
+/// [`tapsign_skip::rerun_in_namespaces`]), marked with `marker`. `true` in that child; `false`
+/// in the parent once the child passed, or after a skip when a prerequisite (root, one of
+/// `tools`) is missing.
 pub(crate) fn isolated(marker: &str, unshare: &[&str], tools: &[&str]) -> bool {
     let current = std::thread::current();
     let name = current
@@ -40,39 +41,7 @@ pub(crate) fn isolated(marker: &str, unshare: &[&str], tools: &[&str]) -> bool {
         tapsign_skip::skip(&format!("`{tool}` not found (see scripts/packages.txt)"));
         return false;
     }
-    let exe = std::env::current_exe().expect("current test executable");
-    let out = Command::new("unshare")
-        .args(unshare)
-        .args(["--fork", "--kill-child", "--propagation", "private", "--"])
-        .arg(exe)
-        .args([
-            "--exact",
-            &name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(marker, &name)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{name} failed in its namespace ({}):\n{report}",
-        out.status
-    );
-    // Never pass without having run: the filter must have matched exactly this test.
-    assert!(
-        stdout.contains("1 passed"),
-        "{name} did not run in its namespace:\n{report}"
-    );
-    for line in stderr.lines().filter(|l| l.starts_with("SKIPPED: ")) {
-        let _ = writeln!(std::io::stderr(), "{line}");
-    }
-    print!("{report}");
+    tapsign_skip::rerun_in_namespaces(&name, unshare, &[(marker, name.as_ref())]);
     false
 }
 

@@ -9,6 +9,9 @@
 //! there a skip is a failure, so a test cannot pass in CI without having run. The one
 //! exception is [`opted_in`]: tests on a real token run only when a person names one, and
 //! never fail for lack of it.
+//!
+//! Tests that need private namespaces (a pcscd of their own, a small disk, a loopback sshd)
+//! run again inside them through [`rerun_in_namespaces`], once their prerequisites are here.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,47 @@ fn test_name() -> String {
         .filter(|n| *n != "main")
         .unwrap_or("?")
         .to_owned()
+}
+
+/// Run the test `name` again, alone, in new namespaces: `unshare UNSHARE --fork --kill-child
+/// --propagation private` on this test binary, with `env` set (a marker by which the child
+/// knows it is inside). Panics unless it passed there, having run (a filter that matched
+/// nothing must not pass). Its output is passed on, `SKIPPED:` lines to stderr.
+pub fn rerun_in_namespaces(name: &str, unshare: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
+    let exe = std::env::current_exe().expect("current test executable");
+    let out = std::process::Command::new("unshare")
+        .args(unshare)
+        .args(["--fork", "--kill-child", "--propagation", "private", "--"])
+        .arg(exe)
+        // An ignored test (a measurement) got here only because it was asked for by name.
+        .args([
+            "--exact",
+            name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its namespace ({}):\n{report}",
+        out.status
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{name} did not run in its namespace:\n{report}"
+    );
+    // A skip decided inside the namespace must stay visible too.
+    for line in stderr.lines().filter(|l| l.starts_with("SKIPPED: ")) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+    print!("{report}");
 }
 
 #[cfg(test)]

@@ -35,7 +35,6 @@
 
 use std::ffi::CString;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -152,42 +151,11 @@ fn reexec(name: &str) {
         Ok(d) => d,
         Err(reason) => return tapsign_skip::skip(&reason),
     };
-    let exe = std::env::current_exe().expect("current test executable");
-    let out = Command::new("unshare")
-        .args(["--mount", "--net", "--pid", "--fork", "--kill-child"])
-        .args(["--propagation", "private", "--"])
-        .arg(exe)
-        // An ignored test (a measurement) got here only because it was asked for by name.
-        .args([
-            "--exact",
-            name,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(MARKER_ENV, name)
-        .env(VPCD_ENV, driver)
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
-    assert!(
-        out.status.success(),
-        "{name} failed in its namespace ({}):\n{report}",
-        out.status
+    tapsign_skip::rerun_in_namespaces(
+        name,
+        &["--mount", "--net", "--pid"],
+        &[(MARKER_ENV, name.as_ref()), (VPCD_ENV, driver.as_os_str())],
     );
-    // Never pass without having run: the filter must have matched exactly this test.
-    assert!(
-        stdout.contains("1 passed"),
-        "{name} did not run in its namespace:\n{report}"
-    );
-    // A skip decided inside the namespace must stay visible too.
-    for line in stderr.lines().filter(|l| l.starts_with("SKIPPED: ")) {
-        let _ = writeln!(std::io::stderr(), "{line}");
-    }
-    print!("{report}");
 }
 
 fn sh(program: &str, args: &[&str]) -> Result<(), String> {
