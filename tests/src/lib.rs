@@ -23,6 +23,15 @@ pub mod sshd;
 /// this one helper, which fails the test under `TAPSIGN_VYK_REQUIRE=1` (CI).
 pub use tapsign_skip as skip;
 
+/// The lock source `name` in a `status --json` (null when there is none).
+pub fn lock_source(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["lock_sources"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == name))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// The `tapsign` binary under test.
 pub fn tapsign_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TAPSIGN_BIN") {
@@ -269,6 +278,34 @@ impl World {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("the agent did not answer within 20 s: {}", self.agent_log());
+    }
+
+    /// `tapsign status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(self.run(&["status", "--json"], "").ok()).expect("status --json")
+    }
+
+    /// Poll [`World::status`] until `done` holds, for at most `within`; that status. Fails
+    /// naming `what`, with the last status and the agent's log.
+    pub fn wait_for_status(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let st = self.status();
+            if done(&st) {
+                return st;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{what}: not within {within:?}: {st:#}\nagent log:\n{}",
+                self.agent_log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// What the agent printed to stderr so far.

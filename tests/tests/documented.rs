@@ -16,12 +16,8 @@ fn world() -> World {
     w
 }
 
-fn status(w: &World) -> serde_json::Value {
-    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
-}
-
 fn session_bounds(w: &World) -> (u64, u64, u64) {
-    let st = status(w);
+    let st = w.status();
     let s = &st["session"];
     (
         s["expires_in_secs"].as_u64().unwrap(),
@@ -109,7 +105,7 @@ fn expiring_soon_says_what_extending_will_do() {
 }
 
 fn removal_source(w: &World) -> serde_json::Value {
-    status(w)["lock_sources"]
+    w.status()["lock_sources"]
         .as_array()
         .unwrap()
         .iter()

@@ -7,12 +7,12 @@
 //! logind does (tests/src/dbus.rs, tests/src/logind.rs).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tapsign_tests::dbus::{Lab, Logins, Trigger, current_uid, this_process};
 use tapsign_tests::logind::SessionSpec;
-use tapsign_tests::{World, is_root};
+use tapsign_tests::{World, is_root, lock_source};
 
 const WAIT: Duration = Duration::from_secs(10);
 const NOBODY: u32 = 65534;
@@ -45,52 +45,29 @@ fn agent_in(lab: &Lab, extra: impl FnOnce(&mut std::process::Command)) -> World 
     w
 }
 
-fn status(w: &World) -> Value {
-    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
-}
-
-fn source(st: &Value, name: &str) -> Value {
-    st["lock_sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// Poll `status --json` until `done` holds (bounded); returns that status.
 fn wait_for(w: &World, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let st = status(w);
-        if done(&st) {
-            return st;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{what}: not within {WAIT:?}: {st:#}\nagent log:\n{}",
-            w.agent_log()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    w.wait_for_status(what, WAIT, done)
 }
 
 /// Wait until `name` is live with a detail containing every one of `needles`.
 fn wait_live(w: &World, name: &str, needles: &[&str]) -> String {
     let st = wait_for(w, &format!("{name} live with {needles:?}"), |st| {
-        let s = source(st, name);
+        let s = lock_source(st, name);
         s["live"] == true
             && needles
                 .iter()
                 .all(|n| s["detail"].as_str().unwrap_or_default().contains(n))
     });
-    source(&st, name)["detail"].as_str().unwrap().to_owned()
+    lock_source(&st, name)["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn wait_not_live(w: &World, name: &str, needle: &str) {
     wait_for(w, &format!("{name} not live ({needle})"), |st| {
-        let s = source(st, name);
+        let s = lock_source(st, name);
         s["live"] == false && s["detail"].as_str().unwrap_or_default().contains(needle)
     });
 }

@@ -6,47 +6,21 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tapsign_tests::World;
 use tapsign_tests::dbus::{Lab, Trigger};
+use tapsign_tests::{World, lock_source};
 
 const WAIT: Duration = Duration::from_secs(10);
 const API_KEY: &str = "ak-PUBLIC-4711";
 const SECRET: &str = "sk-SECRET-0815";
 
-fn status(w: &World) -> Value {
-    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
-}
-
-fn source(st: &Value, name: &str) -> Value {
-    st["lock_sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// Poll `status --json` until `done` holds (bounded); returns that status.
 fn wait_for(w: &World, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let st = status(w);
-        if done(&st) {
-            return st;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{what}: not within {WAIT:?}: {st:#}\nagent log:\n{}",
-            w.agent_log()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    w.wait_for_status(what, WAIT, done)
 }
 
 fn wait_live(w: &World, name: &str) -> Value {
     wait_for(w, &format!("{name} live"), |st| {
-        source(st, name)["live"] == true
+        lock_source(st, name)["live"] == true
     })
 }
 
@@ -148,8 +122,8 @@ fn subscribed_bots_hear_that_a_suspend_ended_the_session() {
 fn status_shows_the_sources_live_and_which_session() {
     let lab = Lab::start();
     let mut w = agent_in(&lab);
-    let st = status(&w);
-    let session = source(&st, "logind-session");
+    let st = w.status();
+    let session = lock_source(&st, "logind-session");
     let detail = session["detail"].as_str().unwrap();
     assert!(detail.contains("session/_37"), "{detail}");
     assert!(
@@ -157,7 +131,7 @@ fn status_shows_the_sources_live_and_which_session() {
         "GetSessionByPID(own pid)"
     );
     // Screensavers no fake plays are listed, not live.
-    assert_eq!(source(&st, "org.mate.ScreenSaver")["live"], false);
+    assert_eq!(lock_source(&st, "org.mate.ScreenSaver")["live"], false);
     let warnings = st["warnings"].to_string();
     assert!(!warnings.contains("no screen-lock source"), "{warnings}");
     let text = w.run(&["status"], "");
@@ -171,7 +145,7 @@ fn an_agent_outside_any_session_follows_the_users_graphical_session() {
     // A systemd user unit runs in user@.service: GetSessionByPID fails there.
     let lab = Lab::start_outside_session();
     let w = agent_in(&lab);
-    let detail = source(&status(&w), "logind-session")["detail"].to_string();
+    let detail = lock_source(&w.status(), "logind-session")["detail"].to_string();
     assert!(
         detail.contains("graphical session") && detail.contains("_37"),
         "{detail}"
@@ -185,8 +159,8 @@ fn an_agent_outside_any_session_follows_the_users_graphical_session() {
 fn a_screensaver_that_starts_after_the_agent_is_heard() {
     let mut lab = Lab::start();
     let w = agent_in(&lab);
-    let st = status(&w);
-    assert_eq!(source(&st, "org.mate.ScreenSaver")["live"], false);
+    let st = w.status();
+    assert_eq!(lock_source(&st, "org.mate.ScreenSaver")["live"], false);
     lab.start_screensaver("org.mate.ScreenSaver");
     wait_live(&w, "org.mate.ScreenSaver");
     w.run(&["unlock"], "").ok();
@@ -226,7 +200,7 @@ fn without_any_bus_the_agent_starts_and_unlock_warns() {
         ["logind-session", "org.freedesktop.ScreenSaver"]
             .iter()
             .all(|n| {
-                source(st, n)["detail"]
+                lock_source(st, n)["detail"]
                     .as_str()
                     .is_some_and(|d| d.contains("no "))
             })
@@ -258,9 +232,9 @@ fn a_bus_that_goes_away_turns_its_sources_not_live() {
     let st = wait_for(&w, "sources not live", |st| {
         ["logind-session", "logind-sleep", "org.gnome.ScreenSaver"]
             .iter()
-            .all(|n| source(st, n)["live"] == false)
+            .all(|n| lock_source(st, n)["live"] == false)
     });
-    let detail = source(&st, "logind-session")["detail"].to_string();
+    let detail = lock_source(&st, "logind-session")["detail"].to_string();
     assert!(detail.contains("restart the agent"), "{detail}");
     let unlocked = w.run(&["unlock"], "");
     assert!(
@@ -275,9 +249,9 @@ fn lock_sources_switched_off_in_the_config_are_not_live() {
     let mut w = World::new();
     w.config("[lock]\nscreen = false\nsuspend = false\n");
     w.start_agent_with(|c| lab.env(c));
-    let st = status(&w);
+    let st = w.status();
     for name in ["logind-session", "logind-sleep", "org.gnome.ScreenSaver"] {
-        let s = source(&st, name);
+        let s = lock_source(&st, name);
         assert_eq!(s["live"], false, "{s}");
         assert!(s["detail"].as_str().unwrap().contains("config.toml"), "{s}");
     }

@@ -69,13 +69,9 @@ pub fn sign_and_verify(w: &World) {
     assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
 }
 
-fn status(w: &World) -> serde_json::Value {
-    serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
-}
-
 /// The agent is locked now, and signs nothing.
 pub fn locked(w: &World) {
-    assert_eq!(status(w)["state"], "locked");
+    assert_eq!(w.status()["state"], "locked");
     w.run(&["sign", "b", "--method", "GET", "--path", "/x"], "")
         .fails_with(4, "locked");
 }
@@ -84,7 +80,7 @@ pub fn locked(w: &World) {
 pub fn wait_locked(w: &World) -> serde_json::Value {
     let start = Instant::now();
     loop {
-        let st = status(w);
+        let st = w.status();
         if st["state"] == "locked" {
             return st;
         }
@@ -100,7 +96,7 @@ pub fn wait_locked(w: &World) -> serde_json::Value {
 pub fn wait_removal_watch(w: &World, reader: &str) {
     let start = Instant::now();
     loop {
-        let st = status(w);
+        let st = w.status();
         let sources = st["lock_sources"].as_array().unwrap();
         let removal = sources
             .iter()
