@@ -89,6 +89,23 @@ class Connection {
     });
   }
 
+  /** A frame the agent sends before being asked, within `ms`; null when none came. */
+  unasked(ms) {
+    if (this.inbox.length > 0) return Promise.resolve(this.inbox.shift());
+    if (this.closed) return Promise.reject(this.closeError);
+    return new Promise((resolve, reject) => {
+      const settle = (fn) => (v) => {
+        clearTimeout(timer);
+        this.waiter = null;
+        this.sock.unref();
+        fn(v);
+      };
+      const timer = setTimeout(settle(resolve), ms, null);
+      this.waiter = { resolve: settle(resolve), reject: settle(reject) };
+      this.sock.ref();
+    });
+  }
+
   /** Send `msg` and return its answer; an `error` frame becomes its TapsignError. */
   async request(msg, timeoutMs) {
     if (this.closed) throw this.closeError;
@@ -140,13 +157,40 @@ function connectSocket(sockPath, timeoutMs) {
   });
 }
 
-/** A checked, greeted connection to the agent at `sockPath`. */
+/** How long a second connection listens before its hello (see `open`). */
+const LISTEN_FIRST_MS = 100;
+
+/**
+ * A checked, greeted connection to the agent at `sockPath`.
+ *
+ * An agent that refuses a connection (busy) answers at once and closes. When that answer
+ * comes before our hello is written, the write fails and Node drops the socket with the
+ * answer unread: a refusal would look like a dropped connection. So when the hello finds the
+ * connection gone without an answer, a second connection first listens for a moment, to hear
+ * the agent's reason, before it says hello.
+ */
 async function open(sockPath, client, timeoutMs) {
+  try {
+    return await greet(sockPath, client, timeoutMs, 0);
+  } catch (e) {
+    if (!(e instanceof ConnectionLost)) throw e;
+    return greet(sockPath, client, timeoutMs, LISTEN_FIRST_MS);
+  }
+}
+
+async function greet(sockPath, client, timeoutMs, listenFirstMs) {
   const before = await checkSocket(sockPath);
   const sock = await connectSocket(sockPath, timeoutMs);
   const conn = new Connection(sock);
   try {
     await sameSocket(sockPath, before);
+    const early = listenFirstMs ? await conn.unasked(listenFirstMs) : null;
+    if (early && early.type === 'error') {
+      throw fromWire(early.code, typeof early.message === 'string' ? early.message : '');
+    }
+    if (early) {
+      throw new ProtocolError(`the agent spoke first with a "${early.type}" message`);
+    }
     const hello = expect(
       await conn.request({ type: 'hello', version: PROTOCOL_VERSION, client }, timeoutMs),
       'hello',

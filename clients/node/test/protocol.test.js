@@ -412,6 +412,27 @@ test('an agent that answers busy at once and closes is heard as Busy, not as a d
   }
 });
 
+test('a refusal whose answer a failed hello lost is heard on a second connection that listens first', async () => {
+  // The first connection closes unanswered, as Node reports one whose busy answer arrived
+  // before the hello was written; the second answers busy at once.
+  const fake = await fakeAgent((peer, i) => {
+    if (i === 0) {
+      peer.destroy();
+      return;
+    }
+    peer.send(golden('response_error_busy'));
+    peer.close();
+  });
+  const agent = new Agent({ path: fake.path });
+  try {
+    await assert.rejects(agent.status(), (e) => e instanceof tapsign.Busy && e.message === 'example busy message');
+    assert.equal(fake.peers.length, 2);
+  } finally {
+    agent.close();
+    await fake.close();
+  }
+});
+
 test('a request over 64 KiB is refused before sending, and the connection stays usable', async () => {
   const fake = await fakeAgent(serve(() => golden('response_status_locked')));
   const agent = new Agent({ path: fake.path });
