@@ -128,6 +128,8 @@ pub struct AuditSink {
     view: Arc<View>,
     /// How long [`AuditSink::record`] looks for its answer before it waits ([`LOOK_FOR`]).
     look: Duration,
+    /// Records waiting for their answer now.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl AuditSink {
@@ -172,6 +174,7 @@ impl AuditSink {
             path: path.to_owned(),
             jobs,
             view,
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             look: match config.flush {
                 Flush::IncrementalAsync => LOOK_FOR,
                 Flush::Sync => Duration::ZERO,
@@ -192,19 +195,32 @@ impl AuditSink {
     /// Record a decision, and return once its line is written; a signature's line, in `sync`
     /// mode or while syncs fail, once it is synced.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Unrecorded> {
+        use std::sync::atomic::Ordering;
         let (ack, mut done) = oneshot::channel();
         self.send(event, Some(ack));
         // Look for the answer for a moment, yielding to the worker's other tasks in between
-        // (nothing is blocked), before the worker may sleep on it ([`LOOK_FOR`]).
-        let until = Instant::now() + self.look;
+        // (nothing is blocked), before the worker may sleep on it ([`LOOK_FOR`]); but only
+        // when no other record waits: then the writer has a queue, the workers have other
+        // signers to serve, and looking would take the CPU the writer needs.
+        let alone = self.waiting.fetch_add(1, Ordering::Relaxed) == 0;
+        // Counted out however this ends, a dropped future included.
+        let _counted = Waiting(&self.waiting);
+        let until = Instant::now() + if alone { self.look } else { Duration::ZERO };
+        let mut answer = None;
         while Instant::now() < until {
             match done.try_recv() {
-                Ok(r) => return r,
-                Err(oneshot::error::TryRecvError::Closed) => return Err(Unrecorded::Stopped),
+                Ok(r) => {
+                    answer = Some(r);
+                    break;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => break,
                 Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
             }
         }
-        done.await.unwrap_or(Err(Unrecorded::Stopped))
+        match answer {
+            Some(r) => r,
+            None => done.await.unwrap_or(Err(Unrecorded::Stopped)),
+        }
     }
 
     /// [`AuditSink::record`] from a blocking thread (never from an async worker).
@@ -312,6 +328,15 @@ fn next_job(queue: &mpsc::Receiver<Job>, look: Duration) -> Result<Job, mpsc::Re
             Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
             Err(mpsc::TryRecvError::Empty) => return queue.recv(),
         }
+    }
+}
+
+/// One record waiting for its answer, counted in [`AuditSink`]'s `waiting` while it lives.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
