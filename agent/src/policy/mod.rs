@@ -694,19 +694,7 @@ mod tests {
     #[test]
     fn the_cheap_test_never_skips_a_rule_that_matches() {
         use crate::credential::Exchange;
-        let exchanges = [
-            Exchange::Upbit,
-            Exchange::Binance,
-            Exchange::Bithumb,
-            Exchange::Bybit,
-            Exchange::Okx,
-            Exchange::Coinbase,
-            Exchange::Kraken,
-            Exchange::Gate,
-            Exchange::Kucoin,
-            Exchange::Bitget,
-        ];
-        let rules: Vec<&str> = exchanges
+        let rules: Vec<&str> = Exchange::ALL
             .iter()
             .flat_map(|e| super::deny_rules(*e).iter().map(|r| r.glob))
             .collect();
