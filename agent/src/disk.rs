@@ -197,14 +197,6 @@ impl WriteError {
 /// for [`Place::NewOnly`]), fsync the folder. On failure the temp file is removed and the old
 /// file is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), WriteError> {
-    let fail = |step: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| WriteError {
-            step,
-            path: p,
-            source,
-        }
-    };
     let (dir, name) = match (path.parent(), path.file_name()) {
         (Some(dir), Some(name)) => (dir, name.to_string_lossy()),
         _ => {
@@ -218,10 +210,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), Write
     } else {
         dir
     };
-    let mut suffix = [0u8; 6];
+    let mut suffix = [0u8; TEMP_SUFFIX];
     getrandom::fill(&mut suffix)
         .map_err(|e| fail("name a temp file for", path)(io::Error::other(e)))?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
+    let tmp = dir.join(temp_name(&name, &suffix));
     let result = write_then_place(&tmp, path, bytes, place);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -230,15 +222,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), Write
     sync_dir(dir).map_err(fail("flush to disk the folder", dir))
 }
 
+/// The [`WriteError`] of `step` on `path`, for `map_err`.
+fn fail(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WriteError {
+    let path = path.to_owned();
+    move |source| WriteError { step, path, source }
+}
+
+/// The temp file [`write_atomic`] writes before it places `name`: `.<name>.<hex>.tmp`.
+fn temp_name(name: &str, suffix: &[u8; TEMP_SUFFIX]) -> String {
+    format!(".{name}.{}.tmp", hex::encode(suffix))
+}
+
+/// Random bytes in a temp file's name.
+const TEMP_SUFFIX: usize = 6;
+
+/// Whether `file` is a temp file [`write_atomic`] made for a file named `name` (left behind
+/// when its process died before the rename). Exact: with names that hold dots, another file's
+/// temp file (`.a.nonce.x.nonce.<hex>.tmp` for `a.nonce.x.nonce`) is not `a.nonce`'s.
+pub fn is_temp_for(file: &str, name: &str) -> bool {
+    file.strip_prefix('.')
+        .and_then(|r| r.strip_prefix(name))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(".tmp"))
+        .is_some_and(|hex| {
+            hex.len() == 2 * TEMP_SUFFIX && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 fn write_then_place(tmp: &Path, path: &Path, bytes: &[u8], place: Place) -> Result<(), WriteError> {
-    let fail = |step: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| WriteError {
-            step,
-            path: p,
-            source,
-        }
-    };
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -390,6 +401,21 @@ mod tests {
             "a temp file is left"
         );
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn temp_files_are_told_apart_by_their_exact_name() {
+        let suffix = [0xab; TEMP_SUFFIX];
+        let ours = temp_name("a.nonce", &suffix);
+        assert!(is_temp_for(&ours, "a.nonce"));
+        // Another file's, whose name starts the same way, is not ours.
+        assert!(!is_temp_for(
+            &temp_name("a.nonce.x.nonce", &suffix),
+            "a.nonce"
+        ));
+        assert!(!is_temp_for("a.nonce", "a.nonce"));
+        assert!(!is_temp_for(".a.nonce.tmp", "a.nonce"));
+        assert!(!is_temp_for(".a.nonce.zzzzzzzzzzzz.tmp", "a.nonce"));
     }
 
     #[test]

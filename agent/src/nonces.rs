@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::keystore::{Overwrite, write_atomic};
+use crate::disk::{Place, write_atomic};
 
 /// How far past the nonce that asked for it a block reaches, in nonce units (milliseconds
 /// while the clock leads). A restart may skip this far ahead of the clock; nothing at Kraken
@@ -95,29 +95,28 @@ impl NonceStore {
         if mark <= self.mark {
             return Ok(());
         }
-        write_atomic(&self.path, mark.to_string().as_bytes(), Overwrite::Replace)
+        write_atomic(&self.path, mark.to_string().as_bytes(), Place::Replace)
             .map_err(|e| NonceError::Unsaved { why: e.to_string() })?;
         self.mark = mark;
         Ok(())
     }
 }
 
-/// Remove `.kraken-<name>.nonce.*.tmp` (and the older `kraken-<name>.nonce.tmp`) next to `path`.
+/// Remove the temp files a reservation killed before its rename left next to `path` (and the
+/// `kraken-<name>.nonce.tmp` of older versions).
 fn remove_leftovers(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
     };
     let name = name.to_string_lossy();
-    let ours = |f: &str| {
-        f == format!("{name}.tmp")
-            || f.strip_prefix(&format!(".{name}."))
-                .is_some_and(|rest| rest.ends_with(".tmp"))
-    };
+    let legacy = format!("{name}.tmp");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if ours(&entry.file_name().to_string_lossy()) {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file == legacy || crate::disk::is_temp_for(&file, &name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::keystore::{CRASH_AFTER, FAIL_AFTER};
+use crate::disk::{CRASH_AFTER, FAIL_AFTER};
 
 fn mark_on_disk(path: &Path) -> u64 {
     std::fs::read_to_string(path)

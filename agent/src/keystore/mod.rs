@@ -103,9 +103,6 @@ use p256::PublicKey;
 pub use changes::Added;
 pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
-#[cfg(test)]
-pub(crate) use files::{CRASH_AFTER, FAIL_AFTER};
-pub(crate) use files::{Overwrite, write_atomic};
 pub use inspect::{FileKind, check_file};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 pub use manifest::Refusal;
