@@ -110,18 +110,8 @@ impl Agent {
         }
         self.removal.opened_at(o.reader.clone());
         say!("tapsign agent: session extended with {}", o.opened_by);
-        let _ = self
-            .audit
-            .record(AuditEvent::Unlock {
-                token: format!("{} (extend)", o.opened_by),
-                keys: Vec::new(),
-                ttl_secs: bounds.ttl.as_secs(),
-                idle_secs: bounds.idle.as_secs(),
-                max_signatures: bounds.max_signatures,
-                pid: client.pid,
-                exe: client.exe.clone(),
-            })
-            .await;
+        let token = format!("{} (extend)", o.opened_by);
+        self.record_unlock(token, Vec::new(), bounds, client).await;
         self.publish(SessionEvent {
             event: EventKind::Extended,
             message: format!(
@@ -165,12 +155,23 @@ impl Agent {
             signatures_left: Some(bounds.max_signatures),
         });
         self.notifier.session_opened(names.len(), bounds.ttl);
-        // The writer logs the head after this line.
+        self.record_unlock(o.opened_by, names, bounds, client).await;
+    }
+
+    /// Put an unlock (or extend) on record when the log can take it: the session stands
+    /// either way. The writer logs the chain's head after this line.
+    async fn record_unlock(
+        &self,
+        token: String,
+        keys: Vec<String>,
+        bounds: Bounds,
+        client: &Client,
+    ) {
         let _ = self
             .audit
             .record(AuditEvent::Unlock {
-                token: o.opened_by,
-                keys: names,
+                token,
+                keys,
                 ttl_secs: bounds.ttl.as_secs(),
                 idle_secs: bounds.idle.as_secs(),
                 max_signatures: bounds.max_signatures,
