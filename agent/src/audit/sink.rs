@@ -213,7 +213,11 @@ impl AuditSink {
                     answer = Some(r);
                     break;
                 }
-                Err(oneshot::error::TryRecvError::Closed) => break,
+                // The writer is gone. (Awaiting a receiver that said so would panic.)
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    answer = Some(Err(Unrecorded::Stopped));
+                    break;
+                }
                 Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
             }
         }

@@ -262,6 +262,10 @@ async fn close_syncs_what_was_written_and_later_records_are_refused() {
     sink.close().await;
     assert_eq!(disk.syncs.load(Ordering::SeqCst), 2, "no sync at close");
     assert_eq!(sink.record(sign()).await, Err(Unrecorded::Stopped));
+    // Once the writer thread has gone, the answer is known at once, while the signer still
+    // looks for it: `Stopped` again, not a panic on a finished receiver.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sink.record(sign()).await, Err(Unrecorded::Stopped));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
