@@ -288,22 +288,32 @@ impl Agent {
         client: &Client,
     ) -> Result<(SignedRequest, bool), AgentError> {
         let mut stamp = Stamp::now()?;
+        let exchange = self.session().exchange_of(&req.key);
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
         // the nonces come from a block already reserved on disk. It is fetched before taking
         // the session lock; should the session change in between, the scheme refuses a Kraken
         // request without a nonce, and a non-Kraken one ignores it.
-        if self.session().exchange_of(&req.key) == Some(Exchange::Kraken) {
+        if exchange == Some(Exchange::Kraken) {
             let nonce = self.nonces.next(&req.key, stamp.unix_ms).await;
             stamp.counter = Some(nonce.map_err(AgentError::Nonce)?);
         }
         let opts = self.config.signing;
         let key_policy = self.config.key_policy(&req.key);
-        // The policy runs under the same lock as the signature, on the credential actually
-        // used: no unlock can slip in between the check and the signing. What is signed is the
-        // request the policy parsed, written back (`checked.wire`).
+        // The wall's verdict depends only on the request, the key's name and its exchange
+        // (config.toml is read once, at start), so it is reached before the session lock:
+        // signers do not queue behind each other's checks. Under the lock it is used only for
+        // the exchange of the credential actually used; should an unlock have given the name
+        // to a key of another exchange in between, the check runs again there. The session's
+        // own refusals (locked, unknown key, budget) come first, as if it all ran under the
+        // lock. What is signed is the request the policy parsed, written back (`checked.wire`).
+        let mut verdict =
+            exchange.map(|ex| (ex, policy::check_request(ex, &req.key, key_policy, req)));
         let mut session = self.session();
         let signed = session.use_key(&req.key, now, client, |cred| {
-            let checked = policy::check_request(cred.exchange, &req.key, key_policy, req)?;
+            let checked = match verdict.take() {
+                Some((ex, checked)) if ex == cred.exchange => checked?,
+                _ => policy::check_request(cred.exchange, &req.key, key_policy, req)?,
+            };
             sign::sign(cred, &checked.wire, &stamp, &opts).map_err(AgentError::from)
         })??;
         Ok((signed, !session.is_unlocked()))
