@@ -23,6 +23,8 @@ const DENIED: &[(Exchange, &str, &str)] = &[
     (Upbit, "POST", "/v1/pockets/transfers"),
     (Upbit, "GET", "/v1/api_keys"),
     (Upbit, "GET", "/v1/pockets/api_keys"),
+    (Upbit, "POST", "/v1/lendings/repay_with_collateral"),
+    (Upbit, "GET", "/v1/lendings"),
     (Binance, "POST", "/sapi/v1/capital/withdraw/apply"),
     (Binance, "POST", "/sapi/v1/localentity/withdraw/apply"),
     (

@@ -97,6 +97,8 @@ const DENIED: &[(Exchange, &str)] = &[
     (Gate, "/api/v4/sub_accounts/10001/lock"),
     (Gate, "/api/v4/sub_accounts/10001/unlock"),
     (Gate, "/api/v4/wallet/small_balance"),
+    (Gate, "/api/v4/wallet/push"),
+    (Gate, "/api/v4/account/main_keys"),
     (Gate, "/api/v4/p2p/merchant/transaction/confirm-receipt"),
     (Gate, "/api/v4/otc/order/create"),
     (Kucoin, "/api/v1/withdrawals"),
@@ -173,6 +175,16 @@ const DENIED_FOR: &[(Exchange, &str, &str)] = &[
     (Coinbase, "DELETE", "/v2/accounts/1f2e"),
     (Kucoin, "POST", "/api/v1/deposit-addresses"),
     (Kucoin, "POST", "/api/v3/deposit-address/create"),
+    (
+        Bitget,
+        "POST",
+        "/api/mix/v1/trace/followerSetBatchTraceConfig",
+    ),
+    (
+        Bitget,
+        "POST",
+        "/api/spot/v1/trace/order/closeTrackingOrder",
+    ),
 ];
 
 /// What a trading bot calls.

@@ -28,6 +28,9 @@ static UPBIT_DENY: &[DenyRule] = &[
     // Pockets (sub-wallets with their own keys and transfers) and deposit addresses.
     any("/v1/pockets/**", Transfer),
     any("/v1/deposit**", Deposit),
+    // Lending (borrowing against collateral, repaying with it): not trading, and a repayment
+    // names its position by `uuid` alone, as an order cancel does.
+    any("/v1/lending**", Loan),
 ];
 
 /// Binance, checked against its 763 documented endpoints (docs/sources.md, "Deny lists").
@@ -224,6 +227,10 @@ static GATE_DENY: &[DenyRule] = &[
     any("/api/v4/earn/**", Earn),
     any("/api/v4/alpha/orders**", Convert),
     on("GET", "/api/v4/wallet/deposit_address**", Deposit),
+    // The history of UID pushes (transfers to another Gate user), and the main account's keys
+    // with their permissions.
+    any("/api/v4/wallet/push**", Transfer),
+    any("**/main_keys**", ApiKeys),
 ];
 
 /// KuCoin, checked against its 324 documented endpoints (docs/sources.md, "Deny lists").
@@ -279,6 +286,8 @@ static BITGET_DENY: &[DenyRule] = &[
     any("/api/margin/v1/**", Loan),
     any("/api/v3/account/repay**", Loan),
     on("POST", "/api/*/copy/**", Transfer),
+    // Copy trading before v2 (`/api/mix/v1/trace/...`, `/api/spot/v1/trace/...`).
+    on("POST", "/api/*/v1/trace/**", Transfer),
     any("/api/v2/mix/account/union-convert**", Convert),
 ];
 
