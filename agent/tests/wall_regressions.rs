@@ -293,3 +293,34 @@ fn class5_binance_mining_broker_and_subaccount_parameters_are_refused_on_an_orde
         );
     }
 }
+
+// Found by a review after the seven classes: a profile placeholder took any segment.
+
+#[test]
+fn a_profile_placeholder_takes_only_the_values_the_exchange_documents() {
+    // KuCoin's unified-account paths carry the account mode, Gate's futures paths the settle
+    // currency. Any other word there is an endpoint nobody reviewed: `/api/ua/v1/user/...`
+    // shaped like a balance read, or a settle currency Gate may add with other rules.
+    let kucoin = passphrase_cred(Kucoin);
+    let ok = req("GET", "/api/ua/v1/unified/account/balance", "", "");
+    attempt(&kucoin, &KeyPolicy::default(), &ok).unwrap();
+    for mode in ["user", "sub", "Unified", "classic2"] {
+        let path = format!("/api/ua/v1/{mode}/account/balance");
+        let e = refused(&kucoin, &req("GET", &path, "", ""));
+        assert!(
+            e.contains("Profile") || e.contains("BuiltIn"),
+            "{path}: {e}"
+        );
+    }
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let ok = req("GET", "/api/v4/futures/usdt/accounts", "", "");
+    attempt(&gate, &KeyPolicy::default(), &ok).unwrap();
+    for settle in ["usd", "eth", "Usdt", "user"] {
+        let path = format!("/api/v4/futures/{settle}/accounts");
+        let e = refused(&gate, &req("GET", &path, "", ""));
+        assert!(
+            e.contains("Profile") || e.contains("BuiltIn"),
+            "{path}: {e}"
+        );
+    }
+}

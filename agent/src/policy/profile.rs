@@ -20,7 +20,8 @@ use crate::credential::Exchange;
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     pub method: String,
-    /// The path; a segment `{name}` stands for any one segment (an order id, a pair).
+    /// The path; a segment `{name}` stands for any one segment (an order id, a pair), and
+    /// `{name:a|b}` for one of the values listed.
     pub path: String,
     #[serde(default)]
     pub doc: Option<String>,
@@ -100,9 +101,27 @@ pub fn builtin(exchange: Exchange) -> &'static Profile {
     &all[&exchange]
 }
 
+/// A template segment `{name}` or `{name:a|b}`: its name, and the values it is limited to.
+fn placeholder(seg: &str) -> Option<(&str, Option<&str>)> {
+    let inner = seg.strip_prefix('{')?.strip_suffix('}')?;
+    Some(match inner.split_once(':') {
+        Some((name, values)) => (name, Some(values)),
+        None => (inner, None),
+    })
+}
+
+/// Does a request's path segment fit the template's segment?
+fn segment_matches(template: &str, seg: &str) -> bool {
+    match placeholder(template) {
+        None => template == seg,
+        Some((_, None)) => true,
+        Some((_, Some(values))) => values.split('|').any(|v| v == seg),
+    }
+}
+
 impl Endpoint {
-    /// A well-formed entry: a known method, a path of plain segments or `{name}`s, plain
-    /// parameter names.
+    /// A well-formed entry: a known method, a path of plain segments, `{name}`s or
+    /// `{name:a|b}`s, plain parameter names.
     pub fn check(&self) -> Result<(), String> {
         if !matches!(
             self.method.as_str(),
@@ -115,14 +134,21 @@ impl Endpoint {
             .strip_prefix('/')
             .ok_or("the path must start with '/'")?;
         for seg in segs.split('/') {
-            let inner = seg
-                .strip_prefix('{')
-                .and_then(|s| s.strip_suffix('}'))
-                .unwrap_or(seg);
-            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-            if inner.is_empty() || !inner.chars().all(plain) || inner == "." || inner == ".." {
+            let plain = |w: &str| {
+                !w.is_empty()
+                    && w != "."
+                    && w != ".."
+                    && w.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
+            let ok = match placeholder(seg) {
+                None => plain(seg),
+                Some((name, None)) => plain(name),
+                Some((name, Some(values))) => plain(name) && values.split('|').all(plain),
+            };
+            if !ok {
                 return Err(format!(
-                    "the path segment {seg:?} is not a plain name or {{name}}"
+                    "the path segment {seg:?} is not a plain name, {{name}} or {{name:a|b}}"
                 ));
             }
         }
@@ -153,7 +179,7 @@ impl Endpoint {
         loop {
             match (tmpl.next(), segs.next()) {
                 (None, None) => return true,
-                (Some(t), Some(s)) if t.starts_with('{') || t == s => {}
+                (Some(t), Some(s)) if segment_matches(t, s) => {}
                 _ => return false,
             }
         }
@@ -318,6 +344,30 @@ mod tests {
         assert!(!e.matches("POST", &segs("/api/v3/brokerage/orders/historical/abc")));
         assert!(!e.matches("GET", &segs("/api/v3/brokerage/orders/historical")));
         assert!(e.takes("a") && e.takes("cfg.x") && !e.takes("cfg.x.y") && !e.takes("cfg"));
+        let listed = Endpoint {
+            path: "/api/v4/futures/{settle:usdt|btc}/orders".into(),
+            ..e.clone()
+        };
+        assert_eq!(listed.check(), Ok(()));
+        assert!(listed.matches("GET", &segs("/api/v4/futures/usdt/orders")));
+        assert!(listed.matches("GET", &segs("/api/v4/futures/btc/orders")));
+        for other in ["usd", "USDT", "usdt|btc", "{settle:usdt|btc}", "x"] {
+            let path = format!("/api/v4/futures/{other}/orders");
+            assert!(!listed.matches("GET", &segs(&path)), "{path}");
+        }
+        for bad in [
+            "{settle:}",
+            "{settle:usdt|}",
+            "{:usdt}",
+            "{settle:us/dt}",
+            "{settle:..}",
+        ] {
+            let e = Endpoint {
+                path: format!("/api/v4/futures/{bad}/orders"),
+                ..e.clone()
+            };
+            assert!(e.check().is_err(), "{bad}");
+        }
         assert!(!e.takes("b") && !e.takes("cfg.") && !e.takes("cfgx"));
     }
 }
