@@ -269,9 +269,11 @@ impl RequestArgs {
 pub enum PolicyCommand {
     /// Parse a request as the agent would, and print it, the rule that allows or refuses it,
     /// and, for exchanges that do not sign the path (Binance, Bybit, Upbit, Bithumb), the
-    /// other endpoints the same signature would be valid for. Needs no agent and no token:
-    /// it reads config.toml and the key's exchange from the keystore. Exit code 0 when the
-    /// request would be signed, 5 when it would be refused.
+    /// other endpoints the same signature would be valid for. A request the policy allows is
+    /// also signed with a made-up stand-in key, to show what the exchange's signing refuses
+    /// (not for Coinbase, whose refusals depend on the kind of key). Needs no agent and no
+    /// token: it reads config.toml and the key's exchange from the keystore. Exit code 0 when
+    /// the request would be signed, 5 when it would be refused.
     ///
     /// Example: tapsign policy explain binance-main --method POST --path /api/v3/order
     ///          --query 'symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01'

@@ -394,3 +394,64 @@ fn malformed_requests_are_refused_with_their_code_and_the_session_stays_open() {
         })
         .unwrap();
 }
+
+/// `policy explain` says "refused" for what the exchange's signing refuses after the policy
+/// passed it (a value Upbit's query hash cannot carry, a bot's stale timestamp), as the agent
+/// answers: before, it said "allowed" and exited 0.
+#[test]
+fn policy_explain_refuses_what_the_signing_scheme_refuses_as_the_agent_does() {
+    use tapsign_proto::ErrorCode;
+    let mut w = World::new();
+    w.setup_key("u", "upbit", "ak", "sk");
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let order = r#"{"market":"KRW-BTC","side":"bid","ord_type":"limit","price":"100","volume":"1","identifier":"a%26address%3Dx"}"#;
+    let cases = [
+        ("u", "POST", "/v1/orders", "", order),
+        ("b", "GET", "/api/v3/account", "timestamp=1", ""),
+    ];
+    let mut client = w.client();
+    for (key, method, path, query, body) in cases {
+        let err = client
+            .sign(SignRequest {
+                key: key.into(),
+                method: method.into(),
+                path: path.into(),
+                query: query.into(),
+                body: body.into(),
+                kind: SignKind::Rest,
+            })
+            .expect_err("the agent refuses it");
+        assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{err}");
+        let ex = w.run(
+            &[
+                "policy", "explain", key, "--method", method, "--path", path, "--query", query,
+                "--body", body,
+            ],
+            "",
+        );
+        assert_eq!(ex.code, 5, "{ex:?}");
+        assert!(
+            ex.stdout.contains("signing:  refused [bad_request]"),
+            "{ex:?}"
+        );
+    }
+    // What the agent signs, explain still allows.
+    let ex = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
+            "--query",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        ],
+        "",
+    );
+    assert_eq!(ex.code, 0, "{ex:?}");
+    assert!(!ex.stdout.contains("signing:"), "{ex:?}");
+}

@@ -10,7 +10,9 @@ use super::converse::signs_path;
 use super::parse::{self, Body, Parsed};
 use super::profile::{self, Endpoint, KeyPolicy, Source};
 use super::{Refusal, check_request};
-use crate::credential::Exchange;
+use crate::credential::{Credential, Exchange};
+use crate::secret::{SecretBytes, SecretString};
+use crate::sign::{self, SignError, SignOptions, Stamp};
 
 /// The report, ready to print.
 #[derive(Debug)]
@@ -25,11 +27,15 @@ pub struct Explanation {
     pub key_rules: Vec<String>,
     /// For exchanges that do not sign the path: the entries the same signature fits.
     pub also_valid_for: Option<Vec<Endpoint>>,
+    /// What the exchange's signing scheme refuses in a request the policy allows (a value
+    /// Upbit's query hash cannot carry, a bot's timestamp too far off), found by signing it
+    /// with a stand-in credential.
+    pub scheme: Option<SignError>,
 }
 
 impl Explanation {
     pub fn allowed(&self) -> bool {
-        self.verdict.is_ok()
+        self.verdict.is_ok() && self.scheme.is_none()
     }
 }
 
@@ -38,10 +44,16 @@ pub fn explain(
     exchange: Exchange,
     key: &str,
     policy: &KeyPolicy,
+    opts: &SignOptions,
     req: &SignRequest,
 ) -> Explanation {
     let parsed = parse::parse(exchange, req);
-    let verdict = check_request(exchange, key, policy, req).map(|c| c.rule);
+    let checked = check_request(exchange, key, policy, req);
+    let scheme = checked
+        .as_ref()
+        .ok()
+        .and_then(|c| scheme_refusal(exchange, &c.wire, opts));
+    let verdict = checked.map(|c| c.rule);
     let also_valid_for = match (&parsed, signs_path(exchange)) {
         (Ok(p), false) => Some(same_signature(exchange, policy, p)),
         _ => None,
@@ -53,6 +65,35 @@ pub fn explain(
         verdict,
         key_rules: policy.describe(),
         also_valid_for,
+        scheme,
+    }
+}
+
+/// Sign what the policy passed with a stand-in credential of `exchange` (made-up secrets, never
+/// a stored one): the scheme's refusal of the request, if any. Coinbase is not tried: what its
+/// scheme refuses depends on the kind of key, which is sealed in the keystore.
+fn scheme_refusal(exchange: Exchange, wire: &SignRequest, opts: &SignOptions) -> Option<SignError> {
+    let secret: &[u8] = match exchange {
+        Exchange::Coinbase => return None,
+        // Kraken's secret is base64.
+        Exchange::Kraken => b"c3RhbmQtaW4tc2VjcmV0",
+        _ => b"stand-in-secret",
+    };
+    let stand_in = Credential {
+        name: "stand-in".into(),
+        exchange,
+        api_key: SecretString::new("stand-in-key".into()),
+        secret: SecretBytes::from_slice(secret),
+        passphrase: Some(SecretString::new("stand-in-passphrase".into())),
+    };
+    let mut stamp = Stamp::now().ok()?;
+    if exchange == Exchange::Kraken {
+        stamp.counter = Some(stamp.unix_ms);
+    }
+    match sign::sign(&stand_in, wire, &stamp, opts) {
+        Err(e @ (SignError::BadRequest(_) | SignError::StaleTimestamp { .. })) => Some(e),
+        // A stand-in the scheme does not take, or no clock: nothing learned.
+        Err(SignError::BadCredential(_) | SignError::Clock) | Ok(_) => None,
     }
 }
 
@@ -114,6 +155,14 @@ impl fmt::Display for Explanation {
                 let code = crate::error::AgentError::from(r.clone()).code();
                 writeln!(f, "verdict:  refused [{code}]: {r}")?
             }
+        }
+        if let Some(e) = &self.scheme {
+            let code = crate::error::AgentError::from(e.clone()).code();
+            writeln!(
+                f,
+                "signing:  refused [{code}]: {e} (the policy allows it, {}'s signing does not)",
+                self.exchange
+            )?;
         }
         if !self.key_rules.is_empty() {
             writeln!(f, "config:   this key's policy changes its profile:")?;

@@ -78,7 +78,7 @@ impl Default for SignOptions {
 }
 
 /// Why a request could not be signed. Messages never contain secret material.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
     /// The request does not make sense for this exchange.
     #[error("{0}")]

@@ -220,6 +220,7 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
         info.exchange,
         &a.name,
         config.key_policy(&a.name),
+        &config.signing,
         &req,
     );
     out!("{report}");
