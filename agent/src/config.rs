@@ -236,6 +236,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             doc: None,
             params: Vec::new(),
             required: vec![],
+            values: Default::default(),
             body: None,
         };
         probe.check().map_err(|e| format!("{at} = {text:?}: {e}"))?;

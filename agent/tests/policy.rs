@@ -198,6 +198,7 @@ fn entry(method: &str, path: &str, params: &[&str]) -> Endpoint {
         doc: None,
         params: params.iter().map(|p| p.to_string()).collect(),
         required: vec![],
+        values: Default::default(),
         body: None,
     }
 }

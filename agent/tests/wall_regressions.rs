@@ -68,6 +68,7 @@ fn class1_okx_withdrawal_split_between_path_and_body_is_refused() {
             doc: None,
             params: vec![],
             required: vec![],
+            values: Default::default(),
             body: None,
         }],
         ..KeyPolicy::default()
@@ -322,5 +323,41 @@ fn a_profile_placeholder_takes_only_the_values_the_exchange_documents() {
             e.contains("Profile") || e.contains("BuiltIn"),
             "{path}: {e}"
         );
+    }
+}
+
+#[test]
+fn a_binance_order_type_is_one_an_order_takes() {
+    // `POST /sapi/v1/margin/manual-liquidation` takes `type` (MARGIN or ISOLATED) and `symbol`;
+    // Binance does not sign the path, so an order carrying `type=MARGIN` is, byte for byte, a
+    // manual liquidation with an extra `side` (if /sapi does not refuse what it does not read).
+    let c = cred(Binance, "key", "secret", None);
+    for ty in ["MARGIN", "ISOLATED", "MAR%47IN", "limit", ""] {
+        let q = format!("symbol=BTCUSDT&side=BUY&type={ty}&quantity=1");
+        let e = refused(&c, &req("POST", "/api/v3/order", &q, ""));
+        assert!(
+            e.contains("UnlistedValue") || e.contains("Malformed"),
+            "{q}: {e}"
+        );
+    }
+    // In the body too, and on the futures order endpoint.
+    let e = refused(
+        &c,
+        &req(
+            "POST",
+            "/fapi/v1/order",
+            "",
+            "symbol=BTCUSDT&side=BUY&type=ISOLATED&quantity=1",
+        ),
+    );
+    assert!(e.contains("UnlistedValue"), "{e}");
+    for ok in ["LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "L%49MIT"] {
+        let q = format!("symbol=BTCUSDT&side=BUY&type={ok}&quantity=1&price=1&timeInForce=GTC");
+        attempt(
+            &c,
+            &KeyPolicy::default(),
+            &req("POST", "/api/v3/order", &q, ""),
+        )
+        .unwrap();
     }
 }

@@ -152,6 +152,17 @@ pub enum Denial {
         names: String,
     },
     #[error(
+        "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {exchange} does not \
+         sign the path, and another value can make the signature good for another endpoint"
+    )]
+    UnlistedValue {
+        exchange: Exchange,
+        endpoint: String,
+        name: String,
+        value: String,
+        listed: String,
+    },
+    #[error(
         "refused: the signed bytes would also carry the parameter {name} ({how}), which \
          {exchange} would read as the agent's own; send the request without that split"
     )]
@@ -404,6 +415,16 @@ pub fn check_request(
             exchange,
             endpoint: endpoint.to_string(),
             names: missing.join(", "),
+        }
+        .into());
+    }
+    if let Some((name, value)) = endpoint.unlisted(&params) {
+        return Err(Denial::UnlistedValue {
+            exchange,
+            endpoint: endpoint.to_string(),
+            name: name.to_owned(),
+            value: value.to_owned(),
+            listed: endpoint.values[name].join(" | "),
         }
         .into());
     }

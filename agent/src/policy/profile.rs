@@ -32,6 +32,11 @@ pub struct Endpoint {
     /// them, `{"orderId":"…"}` for a cancel would also verify on a P2P release.
     #[serde(default)]
     pub required: Vec<String>,
+    /// Parameters that take only the values listed (Binance's order `type`): where the path
+    /// is not signed, a value no order takes (`type=MARGIN`) can make an order's signature
+    /// another endpoint's.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, Vec<String>>,
     /// `"array"` when the JSON body is an array of objects (OKX batch endpoints).
     #[serde(default)]
     pub body: Option<String>,
@@ -163,6 +168,16 @@ impl Endpoint {
         if let Some(r) = self.required.iter().find(|r| !self.params.contains(r)) {
             return Err(format!("the required parameter {r:?} is not in params"));
         }
+        for (name, values) in &self.values {
+            if !self.params.contains(name) {
+                return Err(format!("values lists {name:?}, which is not in params"));
+            }
+            if values.is_empty() || values.iter().any(String::is_empty) {
+                return Err(format!(
+                    "values for {name:?} must be a list of non-empty values"
+                ));
+            }
+        }
         match self.body.as_deref() {
             None | Some("array") => Ok(()),
             Some(other) => Err(format!("body = {other:?}: only \"array\" is known")),
@@ -205,12 +220,32 @@ impl Endpoint {
         } else {
             format!(", required = [{}]", list(&self.required).join(", "))
         };
+        let values = if self.values.is_empty() {
+            String::new()
+        } else {
+            let each = self
+                .values
+                .iter()
+                .map(|(name, vs)| format!("{name} = [{}]", list(vs).join(", ")));
+            format!(", values = {{ {} }}", each.collect::<Vec<_>>().join(", "))
+        };
         format!(
-            "{{ method = {:?}, path = {:?}, params = [{}]{required} }}",
+            "{{ method = {:?}, path = {:?}, params = [{}]{required}{values} }}",
             self.method,
             self.path,
             list(&self.params).join(", ")
         )
+    }
+
+    /// A parameter whose value, as the exchange decodes it, is not one this entry lists for
+    /// it: its name and value (as sent).
+    pub fn unlisted<'a>(&self, params: &'a [Param]) -> Option<(&'a str, &'a str)> {
+        params.iter().find_map(|p| {
+            let listed = self.values.get(&p.name)?;
+            let sent = p.value.as_deref().unwrap_or("");
+            let value = crate::sign::form::decoded_cow(sent);
+            (!listed.iter().any(|v| *v == value)).then_some((p.name.as_str(), sent))
+        })
     }
 
     /// The required parameters `params` lacks.
@@ -336,6 +371,7 @@ mod tests {
             doc: None,
             params: vec!["a".into(), "cfg.*".into()],
             required: vec![],
+            values: Default::default(),
             body: None,
         };
         let segs = |p: &str| -> Vec<String> { p[1..].split('/').map(String::from).collect() };
