@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tapsign_proto::{SignKind, SignRequest};
-use tapsign_tests::World;
+use tapsign_tests::{Run, World};
 
 /// The Coinbase SDK's published ECDSA test key: ccxt reads balances from the App's `/v2`
 /// endpoints, which refuse Ed25519 keys.
@@ -101,19 +101,8 @@ fn class6_a_world_writable_config_raising_the_recv_window_cap_is_refused() {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
     w.run(&["agent"], "")
         .fails_with(1, "can be written by other users");
-    w.run(
-        &[
-            "policy",
-            "explain",
-            "b",
-            "--method",
-            "GET",
-            "--path",
-            "/api/v3/account",
-        ],
-        "",
-    )
-    .fails_with(1, "can be written by other users");
+    explain(&w, "b", "GET", "/api/v3/account", "", "")
+        .fails_with(1, "can be written by other users");
     // Made private, the same file is honoured.
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     w.start_agent();
@@ -133,6 +122,17 @@ fn class6_a_world_writable_config_raising_the_recv_window_cap_is_refused() {
         "",
     )
     .ok();
+}
+
+/// `tapsign policy explain KEY --method M --path P --query Q --body B`.
+fn explain(w: &World, key: &str, method: &str, path: &str, query: &str, body: &str) -> Run {
+    w.run(
+        &[
+            "policy", "explain", key, "--method", method, "--path", path, "--query", query,
+            "--body", body,
+        ],
+        "",
+    )
 }
 
 fn wait_closed(s: &mut UnixStream, within: Duration) -> bool {
@@ -201,18 +201,12 @@ fn status_and_policy_explain_show_what_widens_a_key() {
             .contains("policy b: beyond its trading profile: allow POST /sapi/v1/margin/order"),
         "{st:?}"
     );
-    let ex = w.run(
-        &[
-            "policy",
-            "explain",
-            "b",
-            "--method",
-            "POST",
-            "--path",
-            "/sapi/v1/margin/order",
-            "--query",
-            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
-        ],
+    let ex = explain(
+        &w,
+        "b",
+        "POST",
+        "/sapi/v1/margin/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
         "",
     );
     let out = ex.ok();
@@ -226,18 +220,12 @@ fn status_and_policy_explain_show_what_widens_a_key() {
         "{out}"
     );
     // A withdrawal: refused, the rule named, exit code 5; no agent or token needed.
-    let ex = w.run(
-        &[
-            "policy",
-            "explain",
-            "b",
-            "--method",
-            "POST",
-            "--path",
-            "/api/v3/order",
-            "--query",
-            "coin=USDT&address=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE&amount=1000",
-        ],
+    let ex = explain(
+        &w,
+        "b",
+        "POST",
+        "/api/v3/order",
+        "coin=USDT&address=TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE&amount=1000",
         "",
     );
     assert_eq!(ex.code, 5, "{ex:?}");
@@ -246,21 +234,13 @@ fn status_and_policy_explain_show_what_widens_a_key() {
         "{ex:?}"
     );
     // The seam attack is shown as the parse failure it is.
-    let ex = w.run(
-        &[
-            "policy",
-            "explain",
-            "b",
-            "--method",
-            "POST",
-            "--path",
-            "/api/v3/order",
-            "--query",
-            "amount=1000&addr",
-            "--body",
-            "ess=x",
-        ],
-        "",
+    let ex = explain(
+        &w,
+        "b",
+        "POST",
+        "/api/v3/order",
+        "amount=1000&addr",
+        "ess=x",
     );
     assert_eq!(ex.code, 5, "{ex:?}");
     assert!(
@@ -424,13 +404,7 @@ fn policy_explain_refuses_what_the_signing_scheme_refuses_as_the_agent_does() {
             })
             .expect_err("the agent refuses it");
         assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{err}");
-        let ex = w.run(
-            &[
-                "policy", "explain", key, "--method", method, "--path", path, "--query", query,
-                "--body", body,
-            ],
-            "",
-        );
+        let ex = explain(&w, key, method, path, query, body);
         assert_eq!(ex.code, 5, "{ex:?}");
         assert!(
             ex.stdout.contains("signing:  refused [bad_request]"),
@@ -438,18 +412,12 @@ fn policy_explain_refuses_what_the_signing_scheme_refuses_as_the_agent_does() {
         );
     }
     // What the agent signs, explain still allows.
-    let ex = w.run(
-        &[
-            "policy",
-            "explain",
-            "b",
-            "--method",
-            "POST",
-            "--path",
-            "/api/v3/order",
-            "--query",
-            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
-        ],
+    let ex = explain(
+        &w,
+        "b",
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
         "",
     );
     assert_eq!(ex.code, 0, "{ex:?}");
