@@ -96,6 +96,14 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
          query carries, and all that many /sapi history reads (Pay, deposits, withdrawals) need",
     ),
     (
+        "binance",
+        "DELETE /sapi/v1/margin/apiKey",
+        "deleting margin special keys takes only optional parameters, and symbol=X alone is what \
+         every symbol read (open orders, trades, commission) signs: at most it deletes the \
+         isolated-margin special keys of X, which exist only for accounts that made them; \
+         nothing leaves the account and no key is created or widened",
+    ),
+    (
         "bybit",
         "POST /v5/asset/deposit/deposit-to-account",
         "it only picks which of the user's own accounts receives deposits; its one parameter, \
