@@ -361,3 +361,29 @@ fn a_binance_order_type_is_one_an_order_takes() {
         .unwrap();
     }
 }
+
+#[test]
+fn a_kraken_json_value_cannot_hold_a_form_separator() {
+    // Kraken reads a form or JSON body by the Content-Type the bot chooses: as a form, this
+    // JSON body carries `trading_agreement` and a `nonce`, parameters the profile never saw.
+    let c = cred(
+        Exchange::Kraken,
+        "key",
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==",
+        None,
+    );
+    let body = r#"{"ordertype":"limit","type":"buy","volume":"1","pair":"XBTUSD&trading_agreement=agree&nonce=1","price":"1"}"#;
+    let e = refused(&c, &req("POST", "/0/private/AddOrder", "", body));
+    assert!(e.contains("Malformed") && e.contains("'&'"), "{e}");
+    // Nested too.
+    let body = r#"{"ordertype":"limit","type":"buy","volume":"1","pair":"XBTUSD","price":"1","close":{"ordertype":"limit&x=1"}}"#;
+    let e = refused(&c, &req("POST", "/0/private/AddOrder", "", body));
+    assert!(e.contains("Malformed"), "{e}");
+    // The same order without it passes, as JSON and as a form.
+    let ok = r#"{"ordertype":"limit","type":"buy","volume":"1","pair":"XBTUSD","price":"1"}"#;
+    let form = "ordertype=limit&type=buy&volume=1&pair=XBTUSD&price=1";
+    for body in [ok, form] {
+        let r = req("POST", "/0/private/AddOrder", "", body);
+        policy::check_request(c.exchange, "k", &KeyPolicy::default(), &r).unwrap();
+    }
+}

@@ -481,8 +481,29 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
                 return fail("the body must be a JSON object or a form");
             }
             check_keys(&v)?;
+            if g.body == BodyKind::FormOrJson {
+                check_no_form_separator(&v)?;
+            }
             Ok(Body::Json(v, layout))
         }
+    }
+}
+
+/// Where a body may be a form or JSON (Kraken), the server picks by the Content-Type the bot
+/// sends: a JSON string holding `&` would read as more `name=value` pairs in a form
+/// (`"pair":"XBTUSD&trading_agreement=agree"`), parameters the profile never saw.
+fn check_no_form_separator(v: &Json) -> Result<(), ParseError> {
+    match v {
+        Json::String(s) if s.contains('&') => fail(format!(
+            "the body's value {:?} holds '&': this exchange also reads a body as a form, where \
+             that starts another parameter; send the value without '&'",
+            clip(s)
+        )),
+        Json::Object(members) => members
+            .iter()
+            .try_for_each(|(_, child)| check_no_form_separator(child)),
+        Json::Array(items) => items.iter().try_for_each(check_no_form_separator),
+        _ => Ok(()),
     }
 }
 
