@@ -418,7 +418,8 @@ pub fn check_request(
         }
         .into());
     }
-    if let Some((name, value)) = endpoint.unlisted(&params) {
+    let json_body = matches!(parsed.body, parse::Body::Json(..));
+    if let Some((name, value)) = endpoint.unlisted(&params, json_body) {
         return Err(Denial::UnlistedValue {
             exchange,
             endpoint: endpoint.to_string(),

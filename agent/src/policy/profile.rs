@@ -237,13 +237,18 @@ impl Endpoint {
         )
     }
 
-    /// A parameter whose value, as the exchange decodes it, is not one this entry lists for
-    /// it: its name and value (as sent).
-    pub fn unlisted<'a>(&self, params: &'a [Param]) -> Option<(&'a str, &'a str)> {
+    /// A parameter whose value, as the exchange reads it, is not one this entry lists for it:
+    /// its name and value (as sent). Query and form values are read percent-decoded; with
+    /// `json_body`, the body's values are read as they are.
+    pub fn unlisted<'a>(&self, params: &'a [Param], json_body: bool) -> Option<(&'a str, &'a str)> {
         params.iter().find_map(|p| {
             let listed = self.values.get(&p.name)?;
             let sent = p.value.as_deref().unwrap_or("");
-            let value = crate::sign::form::decoded_cow(sent);
+            let value = if json_body && p.in_body {
+                std::borrow::Cow::Borrowed(sent)
+            } else {
+                crate::sign::form::decoded_cow(sent)
+            };
             (!listed.iter().any(|v| *v == value)).then_some((p.name.as_str(), sent))
         })
     }
@@ -391,6 +396,41 @@ mod tests {
             let path = format!("/api/v4/futures/{other}/orders");
             assert!(!listed.matches("GET", &segs(&path)), "{path}");
         }
+        // Listed values: read as the exchange reads them, and kept in the config line a refusal
+        // prints.
+        let mut typed = e.clone();
+        typed
+            .values
+            .insert("a".into(), vec!["LIMIT".into(), "MARKET".into()]);
+        assert_eq!(typed.check(), Ok(()));
+        let param = |v: &str, in_body: bool| Param {
+            name: "a".into(),
+            value: Some(v.into()),
+            in_body,
+        };
+        assert_eq!(typed.unlisted(&[param("LIMIT", false)], false), None);
+        assert_eq!(typed.unlisted(&[param("L%49MIT", false)], false), None);
+        assert_eq!(typed.unlisted(&[param("L%49MIT", true)], false), None);
+        let margin = [param("MARGIN", false)];
+        assert_eq!(typed.unlisted(&margin, false), Some(("a", "MARGIN")));
+        let lower = [param("limit", false)];
+        assert_eq!(typed.unlisted(&lower, false), Some(("a", "limit")));
+        // A JSON body's value has no escapes: `L%49MIT` there is read as it is.
+        let escaped = [param("L%49MIT", true)];
+        assert_eq!(typed.unlisted(&escaped, true), Some(("a", "L%49MIT")));
+        assert!(
+            typed
+                .config_line()
+                .ends_with(r#"values = { a = ["LIMIT", "MARKET"] } }"#),
+            "{}",
+            typed.config_line()
+        );
+        let mut stray = e.clone();
+        stray.values.insert("b".into(), vec!["x".into()]);
+        assert!(stray.check().is_err());
+        let mut empty = e.clone();
+        empty.values.insert("a".into(), vec![]);
+        assert!(empty.check().is_err());
         for bad in [
             "{settle:}",
             "{settle:usdt|}",
