@@ -73,28 +73,41 @@ pub fn explain(
 /// a stored one): the scheme's refusal of the request, if any. Coinbase is not tried: what its
 /// scheme refuses depends on the kind of key, which is sealed in the keystore.
 fn scheme_refusal(exchange: Exchange, wire: &SignRequest, opts: &SignOptions) -> Option<SignError> {
+    let stand_in = stand_in(exchange)?;
+    let stamp = stand_in_stamp(exchange)?;
+    match sign::sign(&stand_in, wire, &stamp, opts) {
+        Err(e @ (SignError::BadRequest(_) | SignError::StaleTimestamp { .. })) => Some(e),
+        // A stand-in the scheme does not take, or no clock: nothing learned.
+        Err(SignError::BadCredential(_) | SignError::Clock) | Ok(_) => None,
+    }
+}
+
+/// A made-up HMAC credential of `exchange`, shaped as the exchange issues them; none for
+/// Coinbase (see [`scheme_refusal`]).
+fn stand_in(exchange: Exchange) -> Option<Credential> {
     let secret: &[u8] = match exchange {
         Exchange::Coinbase => return None,
         // Kraken's secret is base64.
         Exchange::Kraken => b"c3RhbmQtaW4tc2VjcmV0",
         _ => b"stand-in-secret",
     };
-    let stand_in = Credential {
+    Some(Credential {
         name: "stand-in".into(),
         exchange,
         api_key: SecretString::new("stand-in-key".into()),
         secret: SecretBytes::from_slice(secret),
-        passphrase: Some(SecretString::new("stand-in-passphrase".into())),
-    };
+        passphrase: (exchange.fields().len() > 2)
+            .then(|| SecretString::new("stand-in-passphrase".into())),
+    })
+}
+
+/// Now, with a Kraken nonce (the agent's comes from its nonce store).
+fn stand_in_stamp(exchange: Exchange) -> Option<Stamp> {
     let mut stamp = Stamp::now().ok()?;
     if exchange == Exchange::Kraken {
         stamp.counter = Some(stamp.unix_ms);
     }
-    match sign::sign(&stand_in, wire, &stamp, opts) {
-        Err(e @ (SignError::BadRequest(_) | SignError::StaleTimestamp { .. })) => Some(e),
-        // A stand-in the scheme does not take, or no clock: nothing learned.
-        Err(SignError::BadCredential(_) | SignError::Clock) | Ok(_) => None,
-    }
+    Some(stamp)
 }
 
 /// Entries of the profile (and the key's `allow` list) whose method the exchange would accept
@@ -200,5 +213,36 @@ impl fmt::Display for Explanation {
             f.write_str(&s)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stand-in is a credential each scheme takes: were it refused, explain would learn
+    /// nothing from signing and could say "allowed" for what the agent refuses.
+    #[test]
+    fn every_scheme_but_coinbase_takes_the_stand_in() {
+        for &exchange in Exchange::ALL {
+            let Some(cred) = stand_in(exchange) else {
+                assert_eq!(exchange, Exchange::Coinbase);
+                continue;
+            };
+            let (method, path) = match exchange {
+                Exchange::Kraken => ("POST", "/0/private/Balance"),
+                Exchange::Gate => ("GET", "/api/v4/spot/accounts"),
+                _ => ("GET", "/v1/accounts"),
+            };
+            let req = SignRequest {
+                key: "k".into(),
+                method: method.into(),
+                path: path.into(),
+                ..SignRequest::default()
+            };
+            let stamp = stand_in_stamp(exchange).unwrap();
+            let got = sign::sign(&cred, &req, &stamp, &SignOptions::default());
+            assert!(got.is_ok(), "{exchange}: {:?}", got.err());
+        }
     }
 }
