@@ -103,6 +103,18 @@ impl Default for World {
 }
 
 impl World {
+    /// `tapsign sign KEY --method GET --path /api/v3/account` through the running agent: a
+    /// Binance signature made with `secret` ([`assert_hmac_signed`]).
+    pub fn signs_with(&self, key: &str, secret: &[u8]) {
+        let out = self.run(
+            &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        );
+        let v = signed(out.ok());
+        let query = v["query"].as_str().expect("a query in the answer");
+        assert_hmac_signed(query, secret);
+    }
+
     pub fn new() -> World {
         let home = tempfile::Builder::new()
             .prefix("tapsign-test-")
@@ -390,6 +402,16 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
 /// Parse the JSON object `tapsign sign` prints.
 pub fn signed(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// `query` ends in `&signature=HEX`, the HMAC-SHA256 of what precedes it under `secret`
+/// (Binance's scheme), computed here independently of the agent.
+pub fn assert_hmac_signed(query: &str, secret: &[u8]) {
+    let (payload, sig) = query
+        .rsplit_once("&signature=")
+        .unwrap_or_else(|| panic!("no signature last in {query:?}"));
+    let want = hmac_sha256_hex(secret, payload.as_bytes());
+    assert_eq!(sig, want, "{query:?} is not signed with this secret");
 }
 
 /// HMAC-SHA256 hex, computed independently of the agent.

@@ -8,25 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use tapsign_tests::{World, hmac_sha256_hex, signed};
+use tapsign_tests::World;
 
 const SECRET: &str = "real-fido2-secret";
-
-fn sign(w: &World) {
-    let v = signed(
-        w.run(
-            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
-            "",
-        )
-        .ok(),
-    );
-    let (payload, sig) = v["query"]
-        .as_str()
-        .unwrap()
-        .rsplit_once("&signature=")
-        .unwrap();
-    assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
-}
 
 #[test]
 fn a_real_fido2_key_enrolls_unlocks_signs_and_locks_when_pulled() {
@@ -67,7 +51,7 @@ fn a_real_fido2_key_enrolls_unlocks_signs_and_locks_when_pulled() {
     });
     eprintln!(">>> touch the key when it blinks (unlock 1 of 2)");
     w.run(&["unlock", "--ttl", "5m"], &stdin).ok();
-    sign(&w);
+    w.signs_with("b", SECRET.as_bytes());
     w.run(&["lock"], "").ok();
     // Over NFC the tap itself is the user's presence: there is no touch to withhold.
     if place == "--device" {
@@ -78,7 +62,7 @@ fn a_real_fido2_key_enrolls_unlocks_signs_and_locks_when_pulled() {
         ">>> touch the key when it blinks (unlock 2 of 2), then unplug it or take it off the reader"
     );
     w.run(&["unlock", "--ttl", "5m"], &stdin).ok();
-    sign(&w);
+    w.signs_with("b", SECRET.as_bytes());
     let start = Instant::now();
     loop {
         let st: serde_json::Value =

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tapsign_tests::{World, hmac_sha256_hex, signed};
+use tapsign_tests::World;
 use tapsign_vyk::{Config, Stack, TouchMode, harness};
 
 const PIN: &str = "123456\n";
@@ -42,17 +42,6 @@ fn add_key(w: &World) {
     .ok();
 }
 
-fn sign_and_verify(w: &World) {
-    let out = w.run(
-        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
-        "",
-    );
-    let v = signed(out.ok());
-    let query = v["query"].as_str().unwrap();
-    let (payload, sig) = query.rsplit_once("&signature=").unwrap();
-    assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
-}
-
 fn full_flow(stack: &Stack) {
     let touch = stack.key(0).touch();
     let mut w = World::new();
@@ -73,7 +62,7 @@ fn full_flow(stack: &Stack) {
         "{out:?}"
     );
     assert_eq!(touch.touches(), 1, "one unlock, exactly one touch");
-    sign_and_verify(&w);
+    w.signs_with("b", SECRET.as_bytes());
     let st = w.run(&["status", "--json"], "");
     assert!(
         st.ok()
@@ -214,7 +203,7 @@ fn two_enrolled_keys_each_unlock_alone() {
 
             stack.pull(1).unwrap();
             w.run(&["unlock"], PIN).ok();
-            sign_and_verify(&w);
+            w.signs_with("b", SECRET.as_bytes());
             w.run(&["lock"], "").ok();
 
             stack.insert(1).unwrap();
@@ -222,7 +211,7 @@ fn two_enrolled_keys_each_unlock_alone() {
             let before = stack.key(1).touch().touches();
             w.run(&["unlock"], PIN).ok();
             assert_eq!(stack.key(1).touch().touches(), before + 1);
-            sign_and_verify(&w);
+            w.signs_with("b", SECRET.as_bytes());
         },
     );
 }
@@ -333,7 +322,7 @@ fn pulling_the_yubikey_locks_and_another_card_unlocks_nothing() {
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
-            sign_and_verify(&w);
+            w.signs_with("b", SECRET.as_bytes());
 
             stack.pull(0).unwrap();
             let st = wait_locked(&w);

@@ -5,7 +5,7 @@
 //! and needs a human to touch the key twice.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use tapsign_tests::{World, hmac_sha256_hex, signed};
+use tapsign_tests::World;
 
 #[test]
 fn a_real_yubikey_enrolls_unlocks_and_signs() {
@@ -35,22 +35,7 @@ fn a_real_yubikey_enrolls_unlocks_and_signs() {
     });
     eprintln!(">>> touch YubiKey {serial} when it blinks (1 of 2)");
     w.run(&["unlock", "--ttl", "5m"], &format!("{pin}\n")).ok();
-    let v = signed(
-        w.run(
-            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
-            "",
-        )
-        .ok(),
-    );
-    let (payload, sig) = v["query"]
-        .as_str()
-        .unwrap()
-        .rsplit_once("&signature=")
-        .unwrap();
-    assert_eq!(
-        sig,
-        hmac_sha256_hex(b"real-test-secret", payload.as_bytes())
-    );
+    w.signs_with("b", b"real-test-secret");
     w.run(&["lock"], "").ok();
     eprintln!(">>> do NOT touch YubiKey {serial} this time: the unlock must time out");
     w.run(&["unlock"], &format!("{pin}\n"))

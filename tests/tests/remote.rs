@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tapsign_proto::client::Client;
 use tapsign_proto::{ErrorCode, EventKind, ProtoError, SignRequest};
 use tapsign_tests::sshd::{Forward, Sshd, keygen, private_network};
-use tapsign_tests::{World, hmac_sha256_hex};
+use tapsign_tests::{World, assert_hmac_signed};
 
 const NOBODY: u32 = 65534;
 const SECRET: &str = "remote-bot-secret-0815";
@@ -33,8 +33,7 @@ fn order() -> SignRequest {
 /// here independently of the agent.
 fn signs_correctly(client: &mut Client) {
     let signed = client.sign(order()).unwrap();
-    let (payload, sig) = signed.query.rsplit_once("&signature=").unwrap();
-    assert_eq!(sig, hmac_sha256_hex(SECRET.as_bytes(), payload.as_bytes()));
+    assert_hmac_signed(&signed.query, SECRET.as_bytes());
     assert_eq!(signed.headers["X-MBX-APIKEY"], "ak-remote");
 }
 
