@@ -40,9 +40,10 @@ pub struct Reading {
     pub how: &'static str,
 }
 
-/// The longest name a reading is checked for: every fund-moving or stamped parameter name is
-/// far shorter, and keeping to this bound keeps the work linear in the request's size.
-const LONGEST_NAME: usize = 64;
+/// The longest name a reading is checked for: every fund-moving or stamped parameter name,
+/// even with each byte percent-encoded and a `[]` added (a test pins it), is shorter, and
+/// keeping to this bound keeps the work linear in the request's size.
+const LONGEST_NAME: usize = 96;
 
 /// Every parameter name the exchange could read out of the signed bytes of `parsed`, beyond
 /// the names the request itself has (those the profile has checked already), that `keep`
@@ -159,6 +160,27 @@ mod tests {
     use super::*;
     use crate::policy::parse::parse;
     use tapsign_proto::SignRequest;
+
+    /// The bound on the names a cut is checked for must cover every name the policy looks
+    /// for, written the longest way a value may carry it: each byte percent-encoded, with a
+    /// `[]` the guard also strips.
+    #[test]
+    fn the_longest_name_checked_covers_every_fund_name_fully_encoded() {
+        for &ex in Exchange::ALL {
+            for (name, _) in crate::policy::rules::fund_params(ex) {
+                let longest = 3 * (name.len() + "[]".len());
+                assert!(
+                    longest <= LONGEST_NAME,
+                    "{ex}: {name} ({longest} bytes encoded)"
+                );
+            }
+        }
+        // And a value carrying one, encoded, is read where the body's first name ends it.
+        let encoded: String = "addres".bytes().map(|b| format!("%{b:02X}")).collect();
+        let query = format!("symbol=x&newClientOrderId=a{encoded}");
+        let got = names(Exchange::Binance, &query, "s=1");
+        assert!(got.iter().any(|n| n == "address"), "{got:?}");
+    }
 
     fn names(ex: Exchange, query: &str, body: &str) -> Vec<String> {
         let r = SignRequest {
