@@ -5,39 +5,32 @@
 //! ever passes a request whose written-back form is byte for byte what the bot sent. Never a
 //! panic.
 //!
-//! Input: byte 0 picks the exchange, byte 1 the method; the rest is path, query and body
-//! separated by '\n' (the wall target's format).
+//! Input: as `input.rs` says (the wall target's format).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapsign_agent::credential::Exchange;
 use tapsign_agent::policy::{self, KeyPolicy};
-use tapsign_proto::{SignKind, SignRequest};
 
-const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "PATCH", "post"];
+mod input;
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 2 {
+    let Some((exchange, req)) = input::request(data) else {
         return;
-    }
-    let exchange = Exchange::ALL[data[0] as usize % Exchange::ALL.len()];
-    let method = METHODS[(data[1] & 7) as usize % METHODS.len()];
-    let text = String::from_utf8_lossy(&data[2..]);
-    let mut fields = text.splitn(3, '\n');
-    let req = SignRequest {
-        key: "k".into(),
-        method: method.into(),
-        path: fields.next().unwrap_or("").into(),
-        query: fields.next().unwrap_or("").into(),
-        body: fields.next().unwrap_or("").into(),
-        kind: SignKind::Rest,
     };
     if let Ok(parsed) = policy::parse::parse(exchange, &req) {
         let wire = parsed.wire(&req);
-        let again = policy::parse::parse(exchange, &wire)
-            .unwrap_or_else(|e| panic!("{exchange}: the written-back request is refused ({e}): {wire:?}"));
-        assert_eq!(again, parsed, "{exchange}: the written-back request parses otherwise");
-        assert_eq!(again.wire(&wire), wire, "{exchange}: writing back is not stable");
+        let again = policy::parse::parse(exchange, &wire).unwrap_or_else(|e| {
+            panic!("{exchange}: the written-back request is refused ({e}): {wire:?}")
+        });
+        assert_eq!(
+            again, parsed,
+            "{exchange}: the written-back request parses otherwise"
+        );
+        assert_eq!(
+            again.wire(&wire),
+            wire,
+            "{exchange}: writing back is not stable"
+        );
     }
     if let Ok(checked) = policy::check_request(exchange, "k", &KeyPolicy::default(), &req) {
         let w = &checked.wire;

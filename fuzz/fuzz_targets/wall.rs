@@ -3,8 +3,8 @@
 //! exchanges' docs (agent/tests/support/oracle.rs), not from the agent's code; the denied
 //! requests are agent/tests/corpus/denied/. Also: never a panic.
 //!
-//! Input: byte 0 picks the exchange, byte 1 the method, the kind and whether the key may sign
-//! websocket logins; the rest is path, query and body separated by '\n'.
+//! Input: as `input.rs` says (byte 1 also picks the kind and whether the key may sign websocket
+//! logins).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,14 +13,15 @@ use libfuzzer_sys::fuzz_target;
 use tapsign_agent::credential::Exchange;
 use tapsign_agent::policy::{self, KeyPolicy, converse::signs_path};
 use tapsign_agent::sign::{self, SignOptions, Stamp};
-use tapsign_proto::{SignKind, SignRequest};
+use tapsign_proto::SignKind;
 
-#[path = "../../agent/tests/support/oracle.rs"]
-mod oracle;
-#[path = "../../agent/tests/support/keys.rs"]
-mod keys;
 #[path = "../../agent/tests/support/corpus.rs"]
 mod corpus;
+mod input;
+#[path = "../../agent/tests/support/keys.rs"]
+mod keys;
+#[path = "../../agent/tests/support/oracle.rs"]
+mod oracle;
 
 use oracle::{Wire, upbit_params, verified};
 
@@ -63,7 +64,8 @@ fn denied() -> &'static Vec<(Exchange, Vec<u8>)> {
                 };
                 // Documented: without the path signed, a parameterless signature fits every
                 // parameterless endpoint; and the accepted overlaps (corpus::ACCEPTED).
-                if (signs_path(ex) || !parameterless) && corpus::accepted(ex, &e.method, &e.path).is_none()
+                if (signs_path(ex) || !parameterless)
+                    && corpus::accepted(ex, &e.method, &e.path).is_none()
                 {
                     out.push((ex, verified(ex, &w)));
                 }
@@ -73,37 +75,16 @@ fn denied() -> &'static Vec<(Exchange, Vec<u8>)> {
     })
 }
 
-const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "PATCH", "post"];
-
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 2 {
+    let Some((exchange, mut req)) = input::request(data) else {
         return;
-    }
-    let exchange = Exchange::ALL[data[0] as usize % Exchange::ALL.len()];
-    let method = METHODS[(data[1] & 7) as usize % METHODS.len()];
-    let kind = if data[1] & 8 != 0 {
-        SignKind::WsLogin
-    } else {
-        SignKind::Rest
     };
+    if data[1] & 8 != 0 {
+        req.kind = SignKind::WsLogin;
+    }
     let policy = KeyPolicy {
         ws_login: data[1] & 16 != 0,
         ..KeyPolicy::default()
-    };
-    let text = String::from_utf8_lossy(&data[2..]);
-    let mut fields = text.splitn(3, '\n');
-    let (path, query, body) = (
-        fields.next().unwrap_or(""),
-        fields.next().unwrap_or(""),
-        fields.next().unwrap_or(""),
-    );
-    let req = SignRequest {
-        key: "k".into(),
-        method: method.into(),
-        path: path.into(),
-        query: query.into(),
-        body: body.into(),
-        kind,
     };
     let Ok(checked) = policy::check_request(exchange, "k", &policy, &req) else {
         return;
@@ -117,10 +98,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(signed) = sign::sign(&cred, &checked.wire, &stamp, &SignOptions::default()) else {
         return;
     };
-    if kind == SignKind::WsLogin {
+    if req.kind == SignKind::WsLogin {
         return; // the agent's own login message: nothing of the bot's is signed
     }
-    let mine = verified(exchange, &Wire::new(method, path, query, body));
+    let mine = verified(
+        exchange,
+        &Wire::new(&req.method, &req.path, &req.query, &req.body),
+    );
     for (ex, bytes) in denied() {
         assert!(
             !(*ex == exchange && *bytes == mine),
