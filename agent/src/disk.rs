@@ -240,13 +240,22 @@ const TEMP_SUFFIX: usize = 6;
 /// when its process died before the rename). Exact: with names that hold dots, another file's
 /// temp file (`.a.nonce.x.nonce.<hex>.tmp` for `a.nonce.x.nonce`) is not `a.nonce`'s.
 pub fn is_temp_for(file: &str, name: &str) -> bool {
-    file.strip_prefix('.')
-        .and_then(|r| r.strip_prefix(name))
-        .and_then(|r| r.strip_prefix('.'))
-        .and_then(|r| r.strip_suffix(".tmp"))
-        .is_some_and(|hex| {
-            hex.len() == 2 * TEMP_SUFFIX && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+    temp_target(file) == Some(name)
+}
+
+/// Whether `file` is a temp file [`write_atomic`] made, for any file.
+pub fn is_temp(file: &str) -> bool {
+    temp_target(file).is_some()
+}
+
+/// The name of the file a temp file `.<name>.<hex>.tmp` was made for.
+fn temp_target(file: &str) -> Option<&str> {
+    let (name, hex) = file
+        .strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .rsplit_once('.')?;
+    let hex_ok = hex.len() == 2 * TEMP_SUFFIX && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex_ok && !name.is_empty()).then_some(name)
 }
 
 fn write_then_place(tmp: &Path, path: &Path, bytes: &[u8], place: Place) -> Result<(), WriteError> {
@@ -416,6 +425,16 @@ mod tests {
         assert!(!is_temp_for("a.nonce", "a.nonce"));
         assert!(!is_temp_for(".a.nonce.tmp", "a.nonce"));
         assert!(!is_temp_for(".a.nonce.zzzzzzzzzzzz.tmp", "a.nonce"));
+        // Any file's temp file is one; a user's own dot file is not.
+        assert!(is_temp(&ours) && is_temp(&temp_name("x", &suffix)));
+        for other in [
+            ".notes.tmp",
+            ".vimrc",
+            "..abababababab.tmp",
+            "a.abababababab.tmp",
+        ] {
+            assert!(!is_temp(other), "{other}");
+        }
     }
 
     #[test]

@@ -235,7 +235,7 @@ pub(crate) fn remove_temp_files(dir: &Path) -> Result<(), KeystoreError> {
     for entry in entries {
         let entry = entry.map_err(|e| KeystoreError::io("list the folder", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".tmp") {
+        if disk::is_temp(&name) {
             remove_private(&entry.path())?;
         }
     }
