@@ -276,6 +276,27 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
         ..KeyPolicy::default()
     };
     check_with(Binance, &widened, &order).unwrap();
+    // The same for a value the profile does not list (an order type added since, say).
+    let order = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1",
+        "",
+    );
+    let Err(Refusal::Denied(Denial::UnlistedValue(unlisted))) =
+        check_with(Binance, &KeyPolicy::default(), &order)
+    else {
+        panic!("not refused for the value")
+    };
+    let config = unlisted.config;
+    assert!(config.contains("\"LIMIT_MAKER\", \"TWAP\"]"), "{config}");
+    let parsed: toml::Value = toml::from_str(&format!("e = {config}")).unwrap();
+    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
+    let widened = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    check_with(Binance, &widened, &order).unwrap();
 }
 
 #[test]

@@ -151,17 +151,9 @@ pub enum Denial {
         endpoint: String,
         names: String,
     },
-    #[error(
-        "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {exchange} does not \
-         sign the path, and another value can make the signature good for another endpoint"
-    )]
-    UnlistedValue {
-        exchange: Exchange,
-        endpoint: String,
-        name: String,
-        value: String,
-        listed: String,
-    },
+    /// A value the profile entry does not list for its parameter (see [`Unlisted`]).
+    #[error("{0}")]
+    UnlistedValue(Box<Unlisted>),
     #[error(
         "refused: the signed bytes would also carry the parameter {name} ({how}), which \
          {exchange} would read as the agent's own; send the request without that split"
@@ -201,6 +193,24 @@ pub enum Denial {
     Unreadable(&'static str),
     #[error("refused: the body cannot be checked: {0}; send it as the exchange documents it")]
     UnreadableBody(&'static str),
+}
+
+/// A parameter's value that the entry for its endpoint does not list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {exchange} does not sign \
+     the path, and another value can make the signature good for another endpoint; send one of \
+     those values, or, if this key needs this one (a value the exchange added since), widen its \
+     profile in config.toml under [keys.{key}]: allow = [{config}]"
+)]
+pub struct Unlisted {
+    pub exchange: Exchange,
+    pub key: String,
+    pub endpoint: String,
+    pub name: String,
+    pub value: String,
+    pub listed: String,
+    pub config: String,
 }
 
 /// Paths longer than this are refused unread.
@@ -420,13 +430,21 @@ pub fn check_request(
     }
     let json_body = matches!(parsed.body, parse::Body::Json(..));
     if let Some((name, value)) = endpoint.unlisted(&params, json_body) {
-        return Err(Denial::UnlistedValue {
+        let mut wider = endpoint.clone();
+        wider
+            .values
+            .entry(name.to_owned())
+            .or_default()
+            .push(value.to_owned());
+        return Err(Denial::UnlistedValue(Box::new(Unlisted {
             exchange,
+            key: key.to_string(),
             endpoint: endpoint.to_string(),
             name: name.to_owned(),
             value: value.to_owned(),
             listed: endpoint.values[name].join(" | "),
-        }
+            config: wider.config_line(),
+        }))
         .into());
     }
     check_readings(exchange, &parsed, &params)?;
