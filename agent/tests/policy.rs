@@ -299,6 +299,20 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     check_with(Binance, &widened, &order).unwrap();
 }
 
+/// `only` names an endpoint by its template; a placeholder written without the values the
+/// profile lists (`{settle}`, as before profiles listed them) still names it.
+#[test]
+fn only_names_a_template_endpoint_by_its_placeholder_name() {
+    let policy = KeyPolicy {
+        only: vec![("GET".into(), "/api/v4/futures/{settle}/accounts".into())],
+        ..KeyPolicy::default()
+    };
+    let read = support::req("GET", "/api/v4/futures/usdt/accounts", "", "");
+    check_with(Exchange::Gate, &policy, &read).unwrap();
+    let other = support::req("GET", "/api/v4/spot/accounts", "", "");
+    assert!(check_with(Exchange::Gate, &policy, &other).is_err());
+}
+
 #[test]
 fn a_key_policy_narrows_with_only() {
     let policy = KeyPolicy {

@@ -115,6 +115,23 @@ fn placeholder(seg: &str) -> Option<(&str, Option<&str>)> {
     })
 }
 
+/// Do two path templates name the same endpoint? Placeholders compare by name, so `only`'s
+/// `/futures/{settle}/orders` names the profile's `/futures/{settle:usdt|btc}/orders`.
+fn same_template(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('/'), b.split('/'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => match (placeholder(x), placeholder(y)) {
+                (Some((x, _)), Some((y, _))) if x == y => {}
+                (None, None) if x == y => {}
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+}
+
 /// Does a request's path segment fit the template's segment?
 fn segment_matches(template: &str, seg: &str) -> bool {
     match placeholder(template) {
@@ -329,7 +346,7 @@ pub fn find<'a>(
         && !policy
             .only
             .iter()
-            .any(|(m, p)| *m == found.0.method && *p == found.0.path);
+            .any(|(m, p)| *m == found.0.method && same_template(p, &found.0.path));
     (!narrowed).then_some(found)
 }
 
@@ -425,6 +442,15 @@ mod tests {
             "{}",
             typed.config_line()
         );
+        // `only` names an entry by its template, placeholders by name.
+        assert!(same_template("/f/{settle}/o", "/f/{settle:usdt|btc}/o"));
+        assert!(same_template(
+            "/f/{settle:usdt}/o",
+            "/f/{settle:usdt|btc}/o"
+        ));
+        assert!(!same_template("/f/{s}/o", "/f/{settle:usdt|btc}/o"));
+        assert!(!same_template("/f/usdt/o", "/f/{settle:usdt|btc}/o"));
+        assert!(!same_template("/f/{settle}", "/f/{settle}/o"));
         let mut stray = e.clone();
         stray.values.insert("b".into(), vec!["x".into()]);
         assert!(stray.check().is_err());
