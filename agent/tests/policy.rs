@@ -299,6 +299,45 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     check_with(Binance, &widened, &order).unwrap();
 }
 
+/// A config entry that replaces a profile endpoint keeps the profile's listed values unless
+/// it lists its own: a line written before profiles listed values (a refusal's suggestion of
+/// the last release) must not reopen `type=MARGIN`, which manual liquidation takes.
+#[test]
+fn an_allow_entry_without_values_keeps_the_profile_values() {
+    let margin = "symbol=BTCUSDT&side=BUY&type=MARGIN&quantity=1&sideEffectType=NO_SIDE_EFFECT";
+    let order = support::req("POST", "/api/v3/order", margin, "");
+    let entry = |values: &str| -> Endpoint {
+        let line = format!(
+            r#"e = {{ method = "POST", path = "/api/v3/order", params = ["symbol", "side", "type", "quantity", "sideEffectType"], required = ["symbol", "side", "type"]{values} }}"#
+        );
+        let parsed: toml::Value = toml::from_str(&line).unwrap();
+        parsed["e"].clone().try_into().unwrap()
+    };
+    let old_line = KeyPolicy {
+        allow: vec![entry("")],
+        ..KeyPolicy::default()
+    };
+    let got = check_with(Binance, &old_line, &order);
+    assert!(
+        matches!(got, Err(Refusal::Denied(Denial::UnlistedValue(_)))),
+        "{got:?}"
+    );
+    // The new parameter the entry added is taken, with an order type.
+    let market = margin.replace("MARGIN", "MARKET");
+    check_with(
+        Binance,
+        &old_line,
+        &support::req("POST", "/api/v3/order", &market, ""),
+    )
+    .unwrap();
+    // Listing values is the way to choose others.
+    let listed = KeyPolicy {
+        allow: vec![entry(r#", values = { type = ["MARGIN"] }"#)],
+        ..KeyPolicy::default()
+    };
+    check_with(Binance, &listed, &order).unwrap();
+}
+
 /// `only` names an endpoint by its template; a placeholder written without the values the
 /// profile lists (`{settle}`, as before profiles listed them) still names it.
 #[test]

@@ -429,8 +429,10 @@ pub fn check_request(
         .into());
     }
     let json_body = matches!(parsed.body, parse::Body::Json(..));
-    if let Some((name, value)) = endpoint.unlisted(&params, json_body) {
+    let listing = profile::values_for(exchange, endpoint);
+    if let Some((name, value)) = listing.unlisted(&params, json_body) {
         let mut wider = endpoint.clone();
+        wider.values = listing.values.clone();
         wider
             .values
             .entry(name.to_owned())
@@ -442,7 +444,7 @@ pub fn check_request(
             endpoint: endpoint.to_string(),
             name: name.to_owned(),
             value: value.to_owned(),
-            listed: endpoint.values[name].join(" | "),
+            listed: listing.values[name].join(" | "),
             config: wider.config_line(),
         }))
         .into());

@@ -350,6 +350,21 @@ pub fn find<'a>(
     (!narrowed).then_some(found)
 }
 
+/// The values `entry` holds its parameters to: its own, or, for a config entry that replaces
+/// a profile endpoint and lists none, the profile's. A line written before the profile listed
+/// values (or without them) must not drop them: they are what keeps an order's signature from
+/// being another endpoint's (Binance `type=MARGIN`).
+pub fn values_for(exchange: Exchange, entry: &Endpoint) -> &Endpoint {
+    if !entry.values.is_empty() {
+        return entry;
+    }
+    builtin(exchange)
+        .endpoints
+        .iter()
+        .find(|e| e.method == entry.method && same_template(&e.path, &entry.path))
+        .unwrap_or(entry)
+}
+
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
 pub fn unknown_params<'p>(
     exchange: Exchange,
