@@ -278,11 +278,12 @@ fn withdrawal_parameters_are_refused_where_the_path_is_not_signed() {
             r#"{"currency":"BTC","net_type":"BTC","amount":"1","address":"x"}"#,
         ),
     ];
+    let policy = KeyPolicy::default();
     for (exchange, method, path, query, body) in cases {
         let got = policy::check_request(
             exchange,
             "k",
-            &KeyPolicy::default(),
+            &policy,
             &support::req(method, path, query, body),
         );
         assert!(

@@ -53,7 +53,7 @@ pub fn explain(
         .as_ref()
         .ok()
         .and_then(|c| scheme_refusal(exchange, &c.wire, opts));
-    let verdict = checked.map(|c| c.rule);
+    let verdict = checked.map(|c| c.rule.map(|(entry, source)| (entry.clone(), source)));
     let also_valid_for = match (&parsed, signs_path(exchange)) {
         (Ok(p), false) => Some(same_signature(exchange, policy, p)),
         _ => None,

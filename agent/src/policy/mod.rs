@@ -301,14 +301,15 @@ fn json_names(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// A request that passed the policy: what the agent signs, and why it was allowed.
+/// A request that passed the policy: what the agent signs, and why it was allowed (an entry
+/// of the key's policy or of the built-in profile, borrowed: signing does not copy it).
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct Checked<'p> {
     pub parsed: Parsed,
     /// The request written back from `parsed`: these are the bytes signed.
     pub wire: SignRequest,
     /// The entry that allowed it (`None` for a websocket login).
-    pub rule: Option<(Endpoint, profile::Source)>,
+    pub rule: Option<(&'p Endpoint, profile::Source)>,
 }
 
 /// Why a request is not signed (its wire code: `crate::error`).
@@ -324,12 +325,12 @@ pub enum Refusal {
 
 /// Everything the policy checks before a request is signed (see the module docs): `key` names
 /// the credential in messages, `policy` is its config.
-pub fn check_request(
+pub fn check_request<'p>(
     exchange: Exchange,
     key: &str,
-    policy: &KeyPolicy,
+    policy: &'p KeyPolicy,
     req: &SignRequest,
-) -> Result<Checked, Refusal> {
+) -> Result<Checked<'p>, Refusal> {
     if req.kind == SignKind::WsLogin {
         if !policy.ws_login {
             return Err(Denial::WebsocketLogin {
@@ -453,7 +454,7 @@ pub fn check_request(
     Ok(Checked {
         parsed,
         wire,
-        rule: Some((endpoint.clone(), source)),
+        rule: Some((endpoint, source)),
     })
 }
 
