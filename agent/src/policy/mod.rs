@@ -223,22 +223,67 @@ const MAX_DECODE: usize = 4;
 pub fn check(exchange: Exchange, method: &str, path: &str) -> Result<(), Denial> {
     let method = method.to_ascii_uppercase();
     for reading in readings(path)? {
-        // A rule matches any tail of the path that starts at a '/': a leading `**` does that
-        // in one pass, where trying every tail would cost quadratic time on a hostile path.
-        let hit = deny_rules(exchange).iter().find(|r| {
-            (r.method == "*" || r.method == method)
-                && could_match(r.glob, &reading)
-                && glob_match(&format!("**{}", r.glob), &reading)
+        let hit = ready_rules(exchange).iter().find(|r| {
+            (r.rule.method == "*" || r.rule.method == method)
+                && r.could_match(&reading)
+                && glob_match(&r.floating, &reading)
         });
-        if let Some(rule) = hit {
+        if let Some(r) = hit {
             return Err(Denial::BuiltIn {
                 exchange,
-                rule,
+                rule: r.rule,
                 path: reading,
             });
         }
     }
     Ok(())
+}
+
+/// A deny rule made ready to match, once: what [`Ready::could_match`] and the full match need
+/// of its glob (they were computed again for every rule on every request).
+struct Ready {
+    rule: &'static DenyRule,
+    /// The glob's literal runs (the text between its `*`s) that are not empty, longest first:
+    /// a path the rule matches contains each, and the longest is the likeliest to be absent.
+    literals: Vec<&'static str>,
+    /// The glob behind a leading `**`: a rule matches any tail of the path that starts at a
+    /// '/', and `**` does that in one pass, where trying every tail would cost quadratic time
+    /// on a hostile path.
+    floating: String,
+}
+
+impl Ready {
+    fn new(rule: &'static DenyRule) -> Ready {
+        let mut literals: Vec<&'static str> =
+            rule.glob.split('*').filter(|l| !l.is_empty()).collect();
+        literals.sort_by_key(|l| std::cmp::Reverse(l.len()));
+        Ready {
+            rule,
+            literals,
+            floating: format!("**{}", rule.glob),
+        }
+    }
+
+    /// False only when the glob cannot match any part of `text`: one of its literal runs is
+    /// nowhere in `text`, and every match contains each of them. This spares the full match
+    /// for the rules whose words the path does not contain (most of them).
+    fn could_match(&self, text: &str) -> bool {
+        self.literals.iter().all(|l| text.contains(l))
+    }
+}
+
+/// The deny rules of `exchange`, made ready the first time they are needed.
+fn ready_rules(exchange: Exchange) -> &'static [Ready] {
+    static READY: std::sync::OnceLock<Vec<(Exchange, Vec<Ready>)>> = std::sync::OnceLock::new();
+    let all = READY.get_or_init(|| {
+        Exchange::ALL
+            .iter()
+            .map(|&ex| (ex, deny_rules(ex).iter().map(Ready::new).collect()))
+            .collect()
+    });
+    all.iter()
+        .find(|(ex, _)| *ex == exchange)
+        .map_or(&[], |(_, rules)| rules.as_slice())
 }
 
 /// Refuse a request whose query or body carries a parameter only fund-moving endpoints take.
@@ -529,6 +574,9 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
         while let Some(b) = bare.strip_suffix("[]") {
             bare = b;
         }
+        if !fund_name_shapes(exchange).may_hold(bare) {
+            return None;
+        }
         return table
             .iter()
             .find(|(p, _)| p.eq_ignore_ascii_case(bare))
@@ -537,6 +585,63 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
     let lower = name.to_lowercase();
     let bare = lower.trim_end_matches("[]");
     table.iter().find(|(p, _)| *p == bare).map(|(_, c)| *c)
+}
+
+/// The first letters and lengths of an exchange's fund-moving parameter names: most names
+/// [`fund_param`] is asked about (every suffix of every name of a Binance payload) share
+/// neither with any of them, and are answered without reading the table.
+struct Shapes {
+    /// Bit `n` of `lengths[b]`: a name of `n` bytes starts with `b` (lower case); names of
+    /// 64 bytes or more are in `long`.
+    lengths: [u64; 256],
+    long: bool,
+}
+
+impl Shapes {
+    fn new(table: &[(&str, Category)]) -> Shapes {
+        let mut shapes = Shapes {
+            lengths: [0; 256],
+            long: false,
+        };
+        for (name, _) in table {
+            match name.as_bytes().first() {
+                Some(_) if name.len() >= 64 => shapes.long = true,
+                Some(first) => {
+                    shapes.lengths[usize::from(first.to_ascii_lowercase())] |= 1 << name.len();
+                }
+                None => {}
+            }
+        }
+        shapes
+    }
+
+    /// False only when no name of the table equals `name` without ASCII case.
+    fn may_hold(&self, name: &str) -> bool {
+        match name.as_bytes().first() {
+            None => false,
+            Some(_) if name.len() >= 64 => self.long,
+            Some(first) => {
+                self.lengths[usize::from(first.to_ascii_lowercase())] & (1 << name.len()) != 0
+            }
+        }
+    }
+}
+
+fn fund_name_shapes(exchange: Exchange) -> &'static Shapes {
+    static SHAPES: std::sync::OnceLock<Vec<(Exchange, Shapes)>> = std::sync::OnceLock::new();
+    let all = SHAPES.get_or_init(|| {
+        Exchange::ALL
+            .iter()
+            .map(|&ex| (ex, Shapes::new(fund_params(ex))))
+            .collect()
+    });
+    let found = all.iter().find(|(ex, _)| *ex == exchange);
+    // Every exchange is in `Exchange::ALL`; should one not be, nothing is skipped.
+    static NONE_SKIPPED: Shapes = Shapes {
+        lengths: [u64::MAX; 256],
+        long: true,
+    };
+    found.map_or(&NONE_SKIPPED, |(_, shapes)| shapes)
 }
 
 /// Every way a server might read `path`, normalized: lower case, no empty or `.` segments.
@@ -616,14 +721,6 @@ fn canonical(path: &str, strip_params: bool, resolve_dots: bool) -> String {
 
 /// Does `glob` match all of `text`? `*` matches within a segment, `**` across segments.
 /// Dynamic programming over text positions: no backtracking blow-up on hostile paths.
-/// False only when `glob` cannot match any part of `text`: some literal run of the glob (the
-/// text between its `*`s) is nowhere in `text`, and every match contains each of them. The
-/// deny list runs on every request; this spares the full match for the rules whose words the
-/// path does not contain (most of them), which is most of what a signature used to cost.
-fn could_match(glob: &str, text: &str) -> bool {
-    glob.split('*').all(|literal| text.contains(literal))
-}
-
 fn glob_match(glob: &str, text: &str) -> bool {
     let text = text.as_bytes();
     // ok[j]: the glob read so far matches text[..j]. Two rows, reused: this runs for every
@@ -653,7 +750,7 @@ fn glob_match(glob: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{could_match, glob_match};
+    use super::glob_match;
 
     /// `readings` as it was before it skipped variants that cannot differ: every layer, every
     /// variant, deduplicated.
@@ -734,13 +831,63 @@ mod tests {
         }
     }
 
+    /// The shapes filter only skips reading the table: every name gets the answer the whole
+    /// table gives, including names of any length and names with `[]`.
+    #[test]
+    fn fund_param_answers_as_the_whole_table_does() {
+        use crate::credential::Exchange;
+        let every: Vec<&str> = Exchange::ALL
+            .iter()
+            .flat_map(|e| super::fund_params(*e).iter().map(|(p, _)| *p))
+            .collect();
+        let mut names: Vec<String> = vec![String::new(), "[]".into(), "x".repeat(70)];
+        for p in &every {
+            for (i, _) in p.char_indices() {
+                names.push(p[i..].to_string());
+                names.push(p[..i].to_string());
+            }
+            names.push(format!("{p}s"));
+            names.push(p.to_uppercase());
+            names.push(format!("{}[][]", p.to_uppercase()));
+            names.push(format!("{p}{}", "x".repeat(64)));
+        }
+        let mut found = 0;
+        for &ex in Exchange::ALL {
+            for n in &names {
+                let mut bare = n.as_str();
+                while let Some(b) = bare.strip_suffix("[]") {
+                    bare = b;
+                }
+                let whole = super::fund_params(ex)
+                    .iter()
+                    .find(|(p, _)| p.eq_ignore_ascii_case(bare))
+                    .map(|(_, c)| *c);
+                assert_eq!(super::fund_param(ex, n), whole, "{ex}: {n:?}");
+                found += usize::from(whole.is_some());
+            }
+        }
+        assert!(
+            found > every.len(),
+            "no name was found: the test checks nothing"
+        );
+    }
+
     #[test]
     fn the_cheap_test_never_skips_a_rule_that_matches() {
         use crate::credential::Exchange;
-        let rules: Vec<&str> = Exchange::ALL
+        let ready: Vec<&super::Ready> = Exchange::ALL
             .iter()
-            .flat_map(|e| super::deny_rules(*e).iter().map(|r| r.glob))
+            .flat_map(|e| super::ready_rules(*e))
             .collect();
+        let rules: Vec<&str> = ready.iter().map(|r| r.rule.glob).collect();
+        assert_eq!(
+            rules,
+            Exchange::ALL
+                .iter()
+                .flat_map(|e| super::deny_rules(*e).iter().map(|r| r.glob))
+                .collect::<Vec<_>>(),
+            "every rule is made ready, in its order"
+        );
         // Paths made from every rule (stars filled in different ways), and everyday paths.
         let mut paths: Vec<String> = ["/api/v3/order", "/v1/orders", "/", "", "/a/b/c"]
             .map(String::from)
@@ -752,14 +899,12 @@ mod tests {
             }
         }
         let mut matched = 0;
-        for g in &rules {
-            let glob = format!("**{g}");
+        for r in &ready {
+            let (g, glob) = (r.rule.glob, format!("**{}", r.rule.glob));
+            assert_eq!(r.floating, glob);
             for p in &paths {
                 let full = glob_match(&glob, p);
-                assert!(
-                    !full || could_match(g, p),
-                    "{g} matches {p} but was skipped"
-                );
+                assert!(!full || r.could_match(p), "{g} matches {p} but was skipped");
                 matched += usize::from(full);
             }
         }
