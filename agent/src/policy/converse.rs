@@ -135,10 +135,7 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static s
         // `apiKey` (never a REST parameter) is a `session.logon` or websocket request payload.
         Exchange::Binance => {
             let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            let apikey = |n: &str| decoded_cow(n).eq_ignore_ascii_case("apikey");
-            let mut found = pairs(&signed).any(|(n, _)| apikey(n));
-            cuts(&signed, &mut |n, _| found |= apikey(n));
-            found.then_some(
+            (may_spell_apikey(&signed) && names_apikey(&signed)).then_some(
                 "a Binance websocket API payload (it carries apiKey, as session.logon signs it)",
             )
         }
@@ -153,6 +150,26 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static s
         }
         _ => None,
     }
+}
+
+/// Whether a piece of `signed`, or a name a cut makes of it, reads `apiKey` (percent-decoded,
+/// without ASCII case).
+fn names_apikey(signed: &str) -> bool {
+    let apikey = |n: &str| decoded_cow(n).eq_ignore_ascii_case("apikey");
+    let mut found = pairs(signed).any(|(n, _)| apikey(n));
+    cuts(signed, &mut |n, _| found |= apikey(n));
+    found
+}
+
+/// False only when [`names_apikey`] is false, found in one pass: every name it reads is a
+/// piece of `signed`, and decoding changes only a `%`; without one, a name reading `apiKey`
+/// is spelled out in `signed`. Most payloads are answered here, without reading every cut.
+fn may_spell_apikey(signed: &str) -> bool {
+    signed.contains('%')
+        || signed
+            .as_bytes()
+            .windows("apikey".len())
+            .any(|w| w.eq_ignore_ascii_case(b"apikey"))
 }
 
 #[cfg(test)]
@@ -195,6 +212,39 @@ mod tests {
             .into_iter()
             .map(|r| r.name)
             .collect()
+    }
+
+    /// The one-pass test never answers for a payload the full reading finds `apiKey` in.
+    #[test]
+    fn the_apikey_shortcut_never_skips_a_payload_that_names_it() {
+        let mut payloads = vec![String::new(), "symbol=X".into(), "apikey".into()];
+        for spelling in [
+            "apiKey", "APIKEY", "xapikey", "%61piKey", "api%4Bey", "apike%79",
+        ] {
+            for (before, after) in [("", "=1"), ("symbol=X&", "=1"), ("a=1", "=2&b=3")] {
+                let p = format!("{before}{spelling}{after}");
+                for cut in 0..=p.len() {
+                    if p.is_char_boundary(cut) {
+                        payloads.push(p[cut..].to_string());
+                        payloads.push(p[..cut].to_string());
+                    }
+                }
+            }
+        }
+        let mut named = 0;
+        for p in &payloads {
+            let full = names_apikey(p);
+            assert!(
+                !full || may_spell_apikey(p),
+                "{p:?} names apiKey but was skipped"
+            );
+            named += usize::from(full);
+        }
+        assert!(
+            named > 20,
+            "few payloads named apiKey: the test checks little"
+        );
+        assert!(!may_spell_apikey("symbol=BTCUSDT&side=BUY&type=LIMIT"));
     }
 
     #[test]
