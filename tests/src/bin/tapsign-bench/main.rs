@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use frames::{Conn, Target};
 use tapsign_agent::credential::{Credential, Exchange};
+use tapsign_agent::policy::{self, profile::KeyPolicy};
 use tapsign_agent::secret::{SecretBytes, SecretString};
 use tapsign_agent::sign::{self, SignOptions, Stamp};
 use tapsign_proto::{PROTOCOL_VERSION, Request, SignRequest};
@@ -137,6 +138,18 @@ fn pure_signing() -> f64 {
             counter: None,
         };
         std::hint::black_box(sign::sign(&cred, &req, &stamp, &opts).unwrap());
+    }
+    us(start.elapsed() / n)
+}
+
+/// The wall's check of the benchmark's order (parse, deny list, profile, the readings of the
+/// signed bytes), in process: the largest share of the agent's own time on a signature.
+fn pure_policy() -> f64 {
+    let (req, policy, n) = (request("k0"), KeyPolicy::default(), 20_000u32);
+    let start = Instant::now();
+    for _ in 0..n {
+        let checked = policy::check_request(Exchange::Binance, "k0", &policy, &req);
+        std::hint::black_box(checked.unwrap());
     }
     us(start.elapsed() / n)
 }
@@ -282,6 +295,10 @@ fn main() {
     println!(
         "| sign, in process (Binance, HMAC-SHA256) | {:.1} µs |",
         pure_signing()
+    );
+    println!(
+        "| policy check, in process (the same order) | {:.1} µs |",
+        pure_policy()
     );
     memory(&async_agent, &a, idle);
     many_keys(&a);
