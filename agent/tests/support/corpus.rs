@@ -78,6 +78,15 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
         "read only: a pocket's balance read by uuid has the parameters of an order read by uuid",
     ),
     (
+        "upbit",
+        "POST /v1/lendings/repay_with_collateral",
+        "repaying a lending position in full with its collateral takes only the position's \
+         uuid (and a request identifier), as reading or cancelling order X does: it sells \
+         collateral or buys the borrowed asset at market and charges the repayment fees, but \
+         nothing leaves the account; it needs the key's lending permission, which trading \
+         keys must not have (docs/exchanges.md)",
+    ),
+    (
         "bithumb",
         "DELETE /v1/withdraws/coin",
         "cancelling withdrawal X takes only uuid, as cancelling or reading order X does: it can \
@@ -102,6 +111,18 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
          every symbol read (open orders, trades, commission) signs: at most it deletes the \
          isolated-margin special keys of X, which exist only for accounts that made them; \
          nothing leaves the account and no key is created or widened",
+    ),
+    (
+        "binance",
+        "POST /sapi/v1/margin/isolated/account",
+        "enabling the isolated margin account of X takes symbol=X alone, as every symbol read \
+         does: an account setting, with nothing borrowed, moved or opened to another party",
+    ),
+    (
+        "binance",
+        "DELETE /sapi/v1/margin/isolated/account",
+        "disabling the isolated margin account of X takes symbol=X alone, as every symbol read \
+         does: an account setting (Binance allows it once a day per pair), and nothing moves",
     ),
     (
         "bybit",
