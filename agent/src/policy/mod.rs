@@ -29,6 +29,7 @@ pub mod json;
 pub mod parse;
 pub mod profile;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use tapsign_proto::{SignKind, SignRequest};
@@ -38,7 +39,7 @@ pub use parse::{ParseError, Parsed};
 pub use profile::{Endpoint, KeyPolicy};
 
 use crate::credential::Exchange;
-use crate::sign::form::{decoded, pairs};
+use crate::sign::form::{decoded, decoded_cow, pairs};
 
 /// Why a family of endpoints is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,10 +295,11 @@ pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), D
     // JSON, including the `k=v&...` strings a JSON key or value could smuggle in (Upbit and
     // Bithumb hash a JSON body as `k=v&...` without escaping, so `{"a":"1&address=X"}` hashes
     // like a body that has an `address`).
-    let mut names: Vec<String> = pairs(query).map(|(name, _)| decoded(name)).collect();
-    names.extend(pairs(body).map(|(name, _)| decoded(name)));
-    match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(value) => json_names(&value, &mut names),
+    let mut names: Vec<Cow<'_, str>> = pairs(query).map(|(name, _)| decoded_cow(name)).collect();
+    names.extend(pairs(body).map(|(name, _)| decoded_cow(name)));
+    let json = serde_json::from_str::<serde_json::Value>(body);
+    match &json {
+        Ok(value) => json_names(value, &mut names),
         // Bybit takes JSON bodies and does not sign the path: a body tapsign cannot read as
         // one JSON object might still be read as one by a lenient server, parameters and all.
         Err(_) if exchange == Exchange::Bybit && !body.trim().is_empty() => {
@@ -308,34 +310,53 @@ pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), D
         Err(_) => {}
     }
     for name in names {
-        let lower = name.to_lowercase();
-        let bare = lower
-            .trim()
-            .trim_start_matches(['{', '"'])
-            .trim_end_matches("[]");
-        if let Some((_, category)) = fund_params(exchange).iter().find(|(p, _)| *p == bare) {
+        if let Some(category) = guarded_name(exchange, &name) {
             return Err(Denial::FundParameter {
                 exchange,
-                name,
-                category: *category,
+                name: name.into_owned(),
+                category,
             });
         }
     }
     Ok(())
 }
 
+/// The category of a name [`check_params`] refuses: compared without case, surrounding
+/// whitespace, a leading `{` or `"` (a JSON key read as a form) or trailing `[]`s. An ASCII
+/// name, the usual case, is compared without a lower-cased copy; the tables are lower case,
+/// so this finds what the Unicode path finds.
+fn guarded_name(exchange: Exchange, name: &str) -> Option<Category> {
+    let table = fund_params(exchange);
+    if name.is_ascii() {
+        let bare = name
+            .trim()
+            .trim_start_matches(['{', '"'])
+            .trim_end_matches("[]");
+        return table
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(bare))
+            .map(|(_, c)| *c);
+    }
+    let lower = name.to_lowercase();
+    let bare = lower
+        .trim()
+        .trim_start_matches(['{', '"'])
+        .trim_end_matches("[]");
+    table.iter().find(|(p, _)| *p == bare).map(|(_, c)| *c)
+}
+
 /// Every key of a JSON value (nested too), and the parameter names inside any key or string
 /// that reads as a `k=v&...` form.
-fn json_names(value: &serde_json::Value, out: &mut Vec<String>) {
-    let from_text = |text: &str, out: &mut Vec<String>| {
+fn json_names<'a>(value: &'a serde_json::Value, out: &mut Vec<Cow<'a, str>>) {
+    let from_text = |text: &'a str, out: &mut Vec<Cow<'a, str>>| {
         if text.contains('=') {
-            out.extend(pairs(text).map(|(name, _)| decoded(name)));
+            out.extend(pairs(text).map(|(name, _)| decoded_cow(name)));
         }
     };
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map {
-                out.push(key.clone());
+                out.push(Cow::Borrowed(key));
                 from_text(key, out);
                 json_names(v, out);
             }
@@ -829,6 +850,60 @@ mod tests {
                 assert!(super::fund_param(ex, &kelvin).is_some(), "{kelvin}");
             }
         }
+    }
+
+    /// [`super::guarded_name`]'s ASCII path answers as lower-casing every name did (the
+    /// Unicode path is that code): names from every table, dressed every way the guard
+    /// undresses them, and some it must not.
+    #[test]
+    fn guarded_name_answers_as_lower_casing_did() {
+        use crate::credential::Exchange;
+        let reference = |ex: Exchange, name: &str| {
+            let lower = name.to_lowercase();
+            let bare = lower
+                .trim()
+                .trim_start_matches(['{', '"'])
+                .trim_end_matches("[]");
+            super::fund_params(ex)
+                .iter()
+                .find(|(p, _)| *p == bare)
+                .map(|(_, c)| *c)
+        };
+        let mut names: Vec<String> = vec![String::new(), " ".into(), "{\"".into(), "[]".into()];
+        for &ex in Exchange::ALL {
+            for (p, _) in super::fund_params(ex) {
+                let upper = p.to_uppercase();
+                for n in [
+                    p.to_string(),
+                    upper.clone(),
+                    format!("{}{}", &upper[..1], &p[1..]),
+                ] {
+                    for dressed in [
+                        n.clone(),
+                        format!(" {n}\t"),
+                        format!("{{\"{n}"),
+                        format!("\"{{{n}[][]"),
+                        format!("{n}[] "),
+                        format!("x{n}"),
+                        format!("{n}]"),
+                        format!("[]{n}"),
+                        format!("{n}\u{A0}"),
+                        n.replacen('k', "\u{212A}", 1),
+                    ] {
+                        names.push(dressed);
+                    }
+                }
+            }
+        }
+        let mut found = 0;
+        for &ex in Exchange::ALL {
+            for n in &names {
+                let want = reference(ex, n);
+                assert_eq!(super::guarded_name(ex, n), want, "{ex}: {n:?}");
+                found += usize::from(want.is_some());
+            }
+        }
+        assert!(found > 100, "few names were found: the test checks little");
     }
 
     /// The shapes filter only skips reading the table: every name gets the answer the whole

@@ -226,7 +226,9 @@ impl Parsed {
 }
 
 fn join_pairs(pairs: &[Pair]) -> String {
-    let mut out = String::new();
+    // Sized once: the wall writes the query back several times per request.
+    let len = pairs.iter().map(|p| p.name.len() + p.value.len() + 2).sum();
+    let mut out = String::with_capacity(len);
     for (i, p) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
