@@ -44,21 +44,32 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtoError> {
 }
 
 /// serde_json's message, without the values it quotes. `invalid type: integer `123456``
-/// would otherwise send a mistyped PIN back in the error (and into any log of it). Field and
-/// variant names are kept: they say what to fix and are the protocol's own words.
+/// or `invalid type: string "123456"` would otherwise send a mistyped PIN back in the error
+/// (and into any log of it). The kind of value (string, integer, ...), field and variant
+/// names are kept: they say what to fix and are the protocol's own words.
 fn describe(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    let quotes_value = ["invalid type", "invalid value", "invalid length"]
-        .iter()
-        .any(|p| msg.starts_with(p));
-    if !quotes_value {
-        return msg;
+    for prefix in ["invalid type: ", "invalid value: "] {
+        // `{prefix}{what was found}, expected {what was wanted}[ at line L column C]`: what was
+        // found may hold anything the client sent, ", expected " included; what was wanted is
+        // the protocol's, so the last ", expected " starts it.
+        let Some(rest) = msg.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(at) = rest.rfind(", expected ") else {
+            return format!("{}(value hidden)", prefix);
+        };
+        let found = &rest[..at];
+        let kind = found.split(['"', '`', '\'']).next().unwrap_or("").trim();
+        return format!("{prefix}{kind} (value hidden){}", &rest[at..]);
     }
+    // Others quote at most names (`unknown field `x``) or a length, in backticks; a value in
+    // backticks is hidden all the same.
     let mut out = String::with_capacity(msg.len());
     let mut inside = false;
     for c in msg.chars() {
         match c {
-            '`' => {
+            '`' if msg.starts_with("invalid length") => {
                 inside = !inside;
                 if inside {
                     out.push_str("(value hidden)");
@@ -174,6 +185,47 @@ mod tests {
         let (msg, used) = decode::<Request>(&frame).unwrap().unwrap();
         assert_eq!(msg, Request::Status {});
         assert_eq!(used, frame.len());
+    }
+
+    /// A value sent where another type belongs is never quoted back, whatever its type and
+    /// whatever it holds; the field's expected type and the position are.
+    #[test]
+    fn a_mistyped_value_is_not_quoted_back() {
+        for (field, value, expected) in [
+            ("ttl_secs", "\"SECRETPIN77\"", "expected u64"),
+            ("ttl_secs", "-123456", "expected u64"),
+            ("ttl_secs", "1234.5", "expected u64"),
+            ("ttl_secs", "true", "expected u64"),
+            (
+                "ttl_secs",
+                "\"a, expected u64 SECRETPIN77\"",
+                "expected u64",
+            ),
+            ("ttl_secs", "\"SECRET`PIN`77\"", "expected u64"),
+            ("ttl_secs", "\"SECRET\\\"PIN77\"", "expected u64"),
+            ("keys", "\"SECRETPIN77\"", "expected a sequence"),
+            ("extend", "123456", "expected a boolean"),
+        ] {
+            let body = format!(r#"{{"type":"unlock","{field}":{value}}}"#);
+            let Err(ProtoError::Malformed(msg)) = decode_body::<Request>(body.as_bytes()) else {
+                panic!("{body} decoded");
+            };
+            for secret in ["SECRET", "PIN", "123456", "1234.5", "true"] {
+                assert!(!msg.contains(secret), "{body}: {msg}");
+            }
+            assert!(msg.contains("(value hidden)"), "{body}: {msg}");
+            assert!(msg.contains(expected), "{body}: {msg}");
+        }
+        // A PIN of the wrong type, and an unknown variant value.
+        let Err(ProtoError::Malformed(msg)) =
+            decode_body::<Request>(br#"{"type":"unlock","pin":123456}"#)
+        else {
+            panic!("decoded");
+        };
+        assert!(
+            !msg.contains("123456") && msg.contains("integer (value hidden)"),
+            "{msg}"
+        );
     }
 
     #[test]
