@@ -314,7 +314,9 @@ impl Agent {
                 Some((ex, checked)) if ex == cred.exchange => checked?,
                 _ => policy::check_request(cred.exchange, &req.key, key_policy, req)?,
             };
-            sign::sign(cred, &checked.wire, &stamp, &opts).map_err(AgentError::from)
+            let signed = sign::sign(cred, &checked.wire, &stamp, &opts)?;
+            deliverable(&signed)?;
+            Ok::<_, AgentError>(signed)
         })??;
         Ok((signed, !session.is_unlocked()))
     }
@@ -439,6 +441,29 @@ impl Agent {
         sources.extend(self.dbus_sources.snapshot());
         sources
     }
+}
+
+/// Refuse a signature whose answer would not fit in one frame: it would be counted and put on
+/// record, then never sent. Only a request near the frame limit comes close; a bound that
+/// holds however the answer's JSON escapes its text spares the exact count for the others.
+fn deliverable(signed: &SignedRequest) -> Result<(), AgentError> {
+    let text = signed.method.len() + signed.path.len() + signed.query.len() + signed.body.len();
+    let headers: usize = signed.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // An escape takes at most six bytes (`\u001f`); the answer's names and punctuation, 1 KiB.
+    if 6 * (text + headers) + 1024 <= tapsign_proto::frame::MAX_FRAME {
+        return Ok(());
+    }
+    let answer = serde_json::to_vec(&Response::Signed(signed.clone()))
+        .map_err(|e| AgentError::Malformed(e.to_string()))?;
+    if answer.len() <= tapsign_proto::frame::MAX_FRAME {
+        return Ok(());
+    }
+    Err(AgentError::Malformed(format!(
+        "the request is too large to sign: its signed form ({} bytes) would not fit in one \
+         {} KiB answer; send a smaller request",
+        answer.len(),
+        tapsign_proto::frame::MAX_FRAME / 1024
+    )))
 }
 
 /// How long `lock` and `status` wait for the audit writer (to have the lock's line written, to

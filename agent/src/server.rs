@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tapsign_proto::frame::{check_len, decode_body, write_frame_async};
-use tapsign_proto::{PROTOCOL_VERSION, Request, Response};
+use tapsign_proto::{PROTOCOL_VERSION, ProtoError, Request, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -280,11 +280,25 @@ enum Slot {
 /// Answer with `e` and hang up.
 async fn refuse(mut stream: UnixStream, e: AgentError) {
     let resp = e.response();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        write_frame_async(&mut stream, &resp),
-    )
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer(&mut stream, &resp)).await;
+}
+
+/// Send `resp`. An answer too large for one frame (an error quoting back a name of tens of
+/// kilobytes) is replaced by one that says so: every request gets its one answer, and the
+/// connection stays in step.
+async fn answer(stream: &mut UnixStream, resp: &Response) -> Result<(), ProtoError> {
+    match write_frame_async(stream, resp).await {
+        // Refused before a byte was written.
+        Err(ProtoError::FrameTooLarge { len, max }) => {
+            let e = AgentError::Malformed(format!(
+                "the answer to this request ({len} bytes) would not fit in one {} KiB frame; \
+                 send a smaller request",
+                max / 1024
+            ));
+            write_frame_async(stream, &e.response()).await
+        }
+        other => other,
+    }
 }
 
 fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
@@ -380,6 +394,12 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
             Err(e) => return refuse(stream, e).await,
         };
         let resp = match decode_body::<Request>(&body) {
+            // Before `hello`, and on the kept-back slot, a frame that is not a message closes
+            // the connection like any other wrong first message: answered and kept open, a
+            // frame of junk every few seconds would hold the slot for ever.
+            Err(e) if !greeted || slot == Slot::Control => {
+                return refuse(stream, AgentError::Malformed(e.to_string())).await;
+            }
             Err(e) => AgentError::Malformed(e.to_string()).response(),
             Ok(Request::Hello { version, .. }) if version != PROTOCOL_VERSION => {
                 let e = AgentError::VersionMismatch {
@@ -397,7 +417,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
                 if greeted && slot == Slot::Control =>
             {
                 let resp = agent.handle(req, &client).await;
-                let _ = write_frame_async(&mut stream, &resp).await;
+                let _ = answer(&mut stream, &resp).await;
                 return;
             }
             Ok(_) if greeted && slot == Slot::Control => {
@@ -407,7 +427,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
             Ok(_) if !greeted => return refuse(stream, AgentError::HelloFirst).await,
             Ok(req) => agent.handle(req, &client).await,
         };
-        if write_frame_async(&mut stream, &resp).await.is_err() {
+        if answer(&mut stream, &resp).await.is_err() {
             return;
         }
     }

@@ -193,3 +193,100 @@ fn connections_over_the_limit_are_told_busy() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A frame that is not a message, sent before `hello` or on the slot kept back for `status`
+/// and `lock`, closes the connection: answered and kept open, a frame of junk every few
+/// seconds held a slot for ever, and the kept-back slot with it (so `lock` had to fall back
+/// to a signal).
+#[test]
+fn junk_before_hello_or_on_the_kept_back_slot_closes_the_connection() {
+    let mut w = World::new();
+    w.config("[server]\nmax_connections = 2\n");
+    w.start_agent();
+    let junk = |s: &mut UnixStream| {
+        s.write_all(&[0, 0, 0, 1, b'x']).unwrap();
+        assert_eq!(error_code(answer(s)), ErrorCode::BadRequest);
+        let mut buf = [0u8; 1];
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "the connection stayed open");
+    };
+    // Before hello, on an ordinary slot.
+    junk(&mut raw(&w));
+    // Hold the one ordinary slot (retrying while the harness's readiness probe holds it).
+    let start = std::time::Instant::now();
+    let _held = loop {
+        match tapsign_proto::client::Client::connect(&w.sock, "holder") {
+            Ok(c) => break c,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The kept-back slot, after its hello.
+    let mut control = raw(&w);
+    hello(&mut control);
+    junk(&mut control);
+    // It is free again at once: `status` gets through on it.
+    let mut s = raw(&w);
+    hello(&mut s);
+    s.write_all(&encode(&Request::Status {}).unwrap()).unwrap();
+    assert!(matches!(answer(&mut s), Response::Status(_)));
+}
+
+/// Every request gets one answer, and no answer exceeds a frame. A request whose signed form
+/// would not fit is refused before it is signed: not counted, not on record as a signature
+/// (it was both, then never sent). An error quoting back a huge name is replaced by one that
+/// says the answer would not fit.
+#[test]
+fn every_request_gets_one_answer_that_fits_in_a_frame() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock", "--max-signatures", "5"], "").ok();
+    let mut s = raw(&w);
+    hello(&mut s);
+    let order = |pad: usize| {
+        Request::Sign(tapsign_proto::SignRequest {
+            key: "b".into(),
+            method: "POST".into(),
+            path: "/api/v3/order".into(),
+            query: format!(
+                "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&newClientOrderId={}",
+                "a".repeat(pad)
+            ),
+            ..Default::default()
+        })
+    };
+    // The largest order a request frame can carry.
+    let pad = tapsign_proto::frame::MAX_FRAME + 4 - encode(&order(0)).unwrap().len();
+    s.write_all(&encode(&order(pad)).unwrap()).unwrap();
+    match answer(&mut s) {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(message.contains("too large to sign"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A name of tens of kilobytes that its error would quote back, escaped threefold.
+    let mut huge = order(0);
+    if let Request::Sign(r) = &mut huge {
+        r.key = "\u{200b}".repeat(20_000);
+    }
+    s.write_all(&encode(&huge).unwrap()).unwrap();
+    match answer(&mut s) {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(message.contains("would not fit"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The connection is still in step, and nothing was counted or recorded as signed.
+    s.write_all(&encode(&order(10)).unwrap()).unwrap();
+    assert!(matches!(answer(&mut s), Response::Signed(_)));
+    let status = w.status();
+    assert_eq!(status["session"]["signatures_made"], 1, "{status}");
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let signed = log.matches("\"type\":\"sign\"").count();
+    assert_eq!(signed, 1, "{log}");
+}
