@@ -267,16 +267,17 @@ impl Agent {
             }
         };
         // Every signature that leaves the agent is on record: one that cannot be recorded does
-        // not leave (it still counts against the budget).
-        if let Err(e) = self.record_signature(&req, client).await {
-            return e.response();
-        }
+        // not leave (it still counts against the budget, and may have spent it).
+        let recorded = self.record_signature(&req, client).await;
         if spent_now {
             self.ended(&LockReason::BudgetSpent);
         } else {
             self.publish_warnings();
         }
-        Response::Signed(signed)
+        match recorded {
+            Ok(()) => Response::Signed(signed),
+            Err(e) => e.response(),
+        }
     }
 
     /// Check `req` against the session and the policy and sign it. Also says whether this

@@ -154,3 +154,29 @@ fn the_events_command_prints_json_lines() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The last signature of the budget ends the session even when its line cannot be written
+/// (the signature is withheld, the budget spent): subscribers hear `locked` as for any end.
+#[test]
+fn a_budget_spent_by_an_unrecorded_signature_is_announced() {
+    let w = world();
+    let mut sub = subscribe(&w);
+    w.run(&["unlock", "--max-signatures", "2"], "").ok();
+    next(&mut sub, EventKind::Unlocked);
+    sign(&w);
+    next(&mut sub, EventKind::BudgetLow);
+    // The log replaced under the agent: it withholds every signature from here on.
+    let log = w.home().join("audit.log");
+    std::fs::rename(&log, w.home().join("audit.log.moved")).unwrap();
+    let run = w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    );
+    assert_ne!(
+        run.code, 0,
+        "signed with the log moved away: {}",
+        run.stdout
+    );
+    let e = next(&mut sub, EventKind::Locked);
+    assert_eq!(e.code, Some(ErrorCode::BudgetExhausted), "{e:?}");
+}
