@@ -217,6 +217,7 @@ pub async fn serve(
         .await;
     let from = if inherited { " (from systemd)" } else { "" };
     say!("tapsign agent: listening on {}{from}", socket.display());
+    let pid_file = PidFile::write(&socket);
     // The listener is accepting from here on: a client that connects after READY=1 is served.
     notifier.ready(&format!("listening on {}", socket.display()));
     let stop = loop {
@@ -265,8 +266,57 @@ pub async fn serve(
     if !inherited && now_ino.is_some() && now_ino == bound_ino {
         let _ = std::fs::remove_file(&socket);
     }
+    drop(pid_file);
     say!("tapsign agent: stopped ({stop})");
     Ok(())
+}
+
+/// The agent's pid, next to the socket, under an exclusive `flock` held while the agent runs
+/// ([`tapsign_proto::path::pid_file`]): a reader that finds the lock held knows the pid is a
+/// live agent's, written by that agent. Removed when the agent stops. Without it (the folder
+/// cannot take it) `tapsign lock` still finds an agent that bound its own socket.
+struct PidFile {
+    path: PathBuf,
+    _held: std::fs::File,
+}
+
+impl PidFile {
+    fn write(socket: &Path) -> Option<PidFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = tapsign_proto::path::pid_file(socket);
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+            f.set_len(0)?;
+            writeln!(f, "{}", std::process::id())?;
+            Ok::<_, std::io::Error>(f)
+        })();
+        match written {
+            Ok(f) => Some(PidFile { path, _held: f }),
+            Err(e) => {
+                say!(
+                    "tapsign agent: warning: could not write {} ({e}): while every connection slot is taken, `tapsign lock` may not find this agent",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Still locked by this agent: no other agent can have written it since.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// What a connection may do: anything, or (on the slot kept back when all others are taken)

@@ -1,6 +1,6 @@
 //! Where the agent's socket lives.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The environment variable that overrides the socket path.
 pub const SOCK_ENV: &str = "TAPSIGN_SOCK";
@@ -31,4 +31,17 @@ fn current_uid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(0)
+}
+
+/// The file next to the socket where the agent serving it keeps its pid, locked (`flock`)
+/// while it runs: `tapsign lock` signals the agent through it when every connection slot is
+/// taken. The socket's peer credentials cannot say which process that is: they name whoever
+/// called `listen`, which is systemd when it passes the socket.
+pub fn pid_file(socket: &Path) -> PathBuf {
+    let mut name = socket
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".pid");
+    socket.with_file_name(name)
 }

@@ -277,3 +277,60 @@ fn readiness_reaches_an_abstract_notify_socket_with_socket_activation() {
     assert_eq!(code, Some(0), "{log}");
     notified(&notify, "STOPPING=1");
 }
+
+/// Under socket activation the process that listens on the socket is systemd, so the socket's
+/// peer credentials name systemd, not the agent. When every slot is taken, `tapsign lock`
+/// must still signal the agent (through the pid file the agent holds locked), and never the
+/// listener: systemd reads SIGHUP as "reload", and the session stayed open while `lock` said
+/// it was wiped. Here this test process is the listener; it ignores SIGHUP, so a signal sent
+/// to it shows up as a session left open.
+#[test]
+fn lock_signals_the_agent_not_the_listener_when_every_slot_is_taken() {
+    #[allow(unsafe_code)]
+    // SAFETY: setting a signal's disposition to SIG_IGN has no handler to race with.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 1\nframe_timeout = \"20s\"\n");
+    let listener = listen_at(&w.sock, 0o600);
+    let mut agent = activated(&w, listener.as_raw_fd(), &[]);
+    drop(listener);
+    wait_served(&w, &mut agent);
+    let retry = |what: &str, f: &mut dyn FnMut() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < WAIT, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    retry("unlock never got a slot", &mut || {
+        w.run(&["unlock"], "").code == 0
+    });
+    // The one general slot, held by a client that said hello; the kept-back one, by a
+    // connection that says nothing.
+    let mut hog = None;
+    retry("the hog never got the general slot", &mut || {
+        hog = tapsign_proto::client::Client::connect(&w.sock, "hog").ok();
+        hog.as_mut()
+            .is_some_and(|c| c.status().is_ok() && c.status().is_ok())
+    });
+    let silent = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = w.run(&["lock"], "");
+    assert!(
+        out.ok().contains(&format!("agent (pid {})", agent.pid())),
+        "{out:?}"
+    );
+    drop((hog, silent));
+    retry("the session was not locked by SIGHUP", &mut || {
+        let st = w.run(&["status", "--json"], "");
+        st.code == 0 && st.stdout.contains("\"locked\"") && st.stdout.contains("SIGHUP")
+    });
+    let pid_file = tapsign_proto::path::pid_file(&w.sock);
+    assert!(pid_file.exists(), "the running agent keeps its pid file");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!pid_file.exists(), "the pid file outlived the agent");
+}

@@ -135,8 +135,11 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
         // Locking must not depend on a free connection slot (a runaway bot can hold them all):
         // SIGHUP locks too, and the socket tells us the agent's pid.
         Err(f) if busy(&f) => {
-            signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
-            outln!("Locked: the agent was busy, so it was sent SIGHUP; its session is wiped.");
+            let pid =
+                signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
+            outln!(
+                "Locked: the agent (pid {pid}) was busy, so it was sent SIGHUP; its session is wiped."
+            );
             Ok(())
         }
         Err(f) => Err(f),
@@ -148,15 +151,66 @@ fn busy(f: &Failure) -> bool {
     f.code == Some(ErrorCode::Busy)
 }
 
-/// Send SIGHUP to the agent behind the socket, after checking it runs as us.
-fn signal_lock(paths: &Paths) -> Result<(), String> {
+/// Send SIGHUP to the agent serving the socket; its pid. The process found must be a
+/// `tapsign agent` of ours: the one that listens on the socket (an agent that bound it
+/// itself), or the one whose pid file, next to the socket, it holds locked (an agent systemd
+/// passed the socket to, which systemd listens on). A signal to anything else would lock
+/// nothing, or stop a process that has nothing to do with tapsign.
+fn signal_lock(paths: &Paths) -> Result<u32, String> {
     let stream =
         std::os::unix::net::UnixStream::connect(&paths.socket).map_err(|e| e.to_string())?;
     let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
-    if cred.uid != rustix::process::getuid() {
+    let me = rustix::process::getuid();
+    if cred.uid != me {
         return Err("the socket is not served by your user".into());
     }
-    rustix::process::kill_process(cred.pid, rustix::process::Signal::HUP).map_err(|e| e.to_string())
+    let listener = cred.pid.as_raw_nonzero().get().unsigned_abs();
+    let pid_file = tapsign_proto::path::pid_file(&paths.socket);
+    let agent = [Some(listener), live_agent_pid(&pid_file)]
+        .into_iter()
+        .flatten()
+        .find(|&pid| is_agent(pid, me.as_raw()))
+        .ok_or_else(|| {
+            format!(
+                "no tapsign agent to send SIGHUP to: the socket's listener (pid {listener}) is not one, and no running agent holds {}",
+                pid_file.display()
+            )
+        })?;
+    let pid = rustix::process::Pid::from_raw(agent as i32).ok_or("pid 0")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .map_err(|e| format!("sending SIGHUP to the agent (pid {agent}): {e}"))?;
+    Ok(agent)
+}
+
+/// The pid in the agent's pid file, if an agent holds the file locked (a file left by an agent
+/// that died is not: its lock went with it).
+fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
+    let f = std::fs::File::open(pid_file).ok()?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        // Nobody holds it: stale.
+        Ok(()) => None,
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let text = std::fs::read_to_string(pid_file).ok()?;
+            text.trim().parse().ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
+/// user may read, even of an agent that made itself not dumpable: `status` (its uid),
+/// `comm` (its name) and `cmdline` (its subcommand).
+fn is_agent(pid: u32, uid: u32) -> bool {
+    let proc = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
+    let real_uid = proc("status").and_then(|s| {
+        let s = String::from_utf8_lossy(&s).into_owned();
+        let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+        line.split_whitespace().nth(1)?.parse::<u32>().ok()
+    });
+    let named = proc("comm").is_some_and(|c| c.trim_ascii_end() == b"tapsign");
+    let agent =
+        proc("cmdline").is_some_and(|c| c.split(|b| *b == 0).skip(1).any(|a| a == b"agent"));
+    real_uid == Some(uid) && named && agent
 }
 
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
