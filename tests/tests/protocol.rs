@@ -227,9 +227,29 @@ fn junk_before_hello_or_on_the_kept_back_slot_closes_the_connection() {
     let mut control = raw(&w);
     hello(&mut control);
     junk(&mut control);
-    // It is free again at once: `status` gets through on it.
-    let mut s = raw(&w);
-    hello(&mut s);
+    // It is free again (once the closed connection's task has let it go): `status` gets
+    // through on it.
+    let start = std::time::Instant::now();
+    let mut s = loop {
+        let mut s = raw(&w);
+        s.write_all(
+            &encode(&Request::Hello {
+                version: PROTOCOL_VERSION,
+                client: "after".into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        match answer(&mut s) {
+            Response::Hello { .. } => break s,
+            r => assert_eq!(error_code(r), ErrorCode::Busy),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the kept-back slot never came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     s.write_all(&encode(&Request::Status {}).unwrap()).unwrap();
     assert!(matches!(answer(&mut s), Response::Status(_)));
 }
