@@ -133,7 +133,7 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
             Ok(())
         }
         // Locking must not depend on a free connection slot (a runaway bot can hold them all):
-        // SIGHUP locks too, and the socket tells us the agent's pid.
+        // SIGHUP locks too, sent to the agent `signal_lock` finds.
         Err(f) if busy(&f) => {
             let pid =
                 signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
