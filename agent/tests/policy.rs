@@ -250,6 +250,16 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     );
 }
 
+/// A key policy with the one `allow` entry a refusal printed (`{ method = …, … }`).
+fn allowing(config_line: &str) -> KeyPolicy {
+    let parsed: toml::Value = toml::from_str(&format!("e = {config_line}")).unwrap();
+    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
+    KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    }
+}
+
 /// The refusal's suggested line works: an allow entry for an endpoint the profile has
 /// replaces the profile's entry, so a parameter can be added to it.
 #[test]
@@ -269,13 +279,7 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
         config.contains("\"sideEffectType\"") && config.contains("required = ["),
         "{config}"
     );
-    let parsed: toml::Value = toml::from_str(&format!("e = {config}")).unwrap();
-    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
-    let widened = KeyPolicy {
-        allow: vec![entry],
-        ..KeyPolicy::default()
-    };
-    check_with(Binance, &widened, &order).unwrap();
+    check_with(Binance, &allowing(&config), &order).unwrap();
     // The same for a value the profile does not list (an order type added since, say).
     let order = support::req(
         "POST",
@@ -290,13 +294,7 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     };
     let config = unlisted.config;
     assert!(config.contains("\"LIMIT_MAKER\", \"TWAP\"]"), "{config}");
-    let parsed: toml::Value = toml::from_str(&format!("e = {config}")).unwrap();
-    let entry: Endpoint = parsed["e"].clone().try_into().unwrap();
-    let widened = KeyPolicy {
-        allow: vec![entry],
-        ..KeyPolicy::default()
-    };
-    check_with(Binance, &widened, &order).unwrap();
+    check_with(Binance, &allowing(&config), &order).unwrap();
 }
 
 /// A config entry that replaces a profile endpoint keeps the profile's listed values unless
