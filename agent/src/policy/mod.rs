@@ -321,28 +321,10 @@ pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), D
     Ok(())
 }
 
-/// The category of a name [`check_params`] refuses: compared without case, surrounding
-/// whitespace, a leading `{` or `"` (a JSON key read as a form) or trailing `[]`s. An ASCII
-/// name, the usual case, is compared without a lower-cased copy; the tables are lower case,
-/// so this finds what the Unicode path finds.
+/// The category of a name [`check_params`] refuses: [`fund_param`]'s comparison, after
+/// surrounding whitespace and a leading `{` or `"` (a JSON key read as a form) are dropped.
 fn guarded_name(exchange: Exchange, name: &str) -> Option<Category> {
-    let table = fund_params(exchange);
-    if name.is_ascii() {
-        let bare = name
-            .trim()
-            .trim_start_matches(['{', '"'])
-            .trim_end_matches("[]");
-        return table
-            .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(bare))
-            .map(|(_, c)| *c);
-    }
-    let lower = name.to_lowercase();
-    let bare = lower
-        .trim()
-        .trim_start_matches(['{', '"'])
-        .trim_end_matches("[]");
-    table.iter().find(|(p, _)| *p == bare).map(|(_, c)| *c)
+    fund_param(exchange, name.trim().trim_start_matches(['{', '"']))
 }
 
 /// Every key of a JSON value (nested too), and the parameter names inside any key or string
@@ -852,9 +834,9 @@ mod tests {
         }
     }
 
-    /// [`super::guarded_name`]'s ASCII path answers as lower-casing every name did (the
-    /// Unicode path is that code): names from every table, dressed every way the guard
-    /// undresses them, and some it must not.
+    /// [`super::guarded_name`] answers as lower-casing every name, then undressing it, did:
+    /// names from every table, dressed every way the guard undresses them, and some it must
+    /// not (Unicode ones included).
     #[test]
     fn guarded_name_answers_as_lower_casing_did() {
         use crate::credential::Exchange;
@@ -888,6 +870,9 @@ mod tests {
                         format!("{n}]"),
                         format!("[]{n}"),
                         format!("{n}\u{A0}"),
+                        format!("\u{2003}{{{n}"),
+                        format!("\"{n}\u{3000}[]"),
+                        format!("\u{130}{n}"),
                         n.replacen('k', "\u{212A}", 1),
                     ] {
                         names.push(dressed);
