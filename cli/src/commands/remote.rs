@@ -172,7 +172,7 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
         .find(|&pid| is_agent(pid, me.as_raw()))
         .ok_or_else(|| {
             format!(
-                "no tapsign agent to send SIGHUP to: the socket's listener (pid {listener}) is not one, and no running agent holds {}",
+                "no tapsign agent to send SIGHUP to: the socket's listener (pid {listener}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
                 pid_file.display()
             )
         })?;
