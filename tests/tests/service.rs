@@ -318,6 +318,14 @@ fn lock_signals_the_agent_not_the_listener_when_every_slot_is_taken() {
     });
     let silent = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    // Without the pid file there is no agent to find: lock signals nothing, says so and what
+    // to do, and fails.
+    let pid_file = tapsign_proto::path::pid_file(&w.sock);
+    let aside = pid_file.with_extension("aside");
+    std::fs::rename(&pid_file, &aside).unwrap();
+    w.run(&["lock"], "")
+        .fails_with(1, "no tapsign agent to send SIGHUP to");
+    std::fs::rename(&aside, &pid_file).unwrap();
     let out = w.run(&["lock"], "");
     assert!(
         out.ok().contains(&format!("agent (pid {})", agent.pid())),
@@ -328,7 +336,6 @@ fn lock_signals_the_agent_not_the_listener_when_every_slot_is_taken() {
         let st = w.run(&["status", "--json"], "");
         st.code == 0 && st.stdout.contains("\"locked\"") && st.stdout.contains("SIGHUP")
     });
-    let pid_file = tapsign_proto::path::pid_file(&w.sock);
     assert!(pid_file.exists(), "the running agent keeps its pid file");
     let (code, log) = agent.stop();
     assert_eq!(code, Some(0), "{log}");
