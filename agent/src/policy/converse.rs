@@ -96,17 +96,14 @@ fn cuts(signed: &str, push: &mut impl FnMut(&str, &'static str)) {
         }
         // A cut inside the value: its tail becomes a piece of its own; it names something
         // only when it holds '=' (a value joined with the next piece at the seam), and the
-        // name is a suffix of the text before that '='.
+        // name is a suffix of the text before that '='. The whole first segment counts too:
+        // a cut right after the piece's own '=' leaves the query's last value empty and
+        // makes the bot's value and the body's first name one name ("withdraw" + "orderId").
         let mut segments: Vec<&str> = value.split('=').collect();
         segments.pop(); // the text after the last '=' names nothing
-        for (n, seg) in segments.iter().enumerate() {
-            // The first segment starts the value: only its proper suffixes are new names.
-            let skip_whole = n == 0;
+        for seg in segments {
             let from = seg.len().saturating_sub(LONGEST_NAME);
             for (i, _) in seg.char_indices().filter(|(i, _)| *i >= from) {
-                if i == 0 && skip_whole {
-                    continue;
-                }
                 push(&seg[i..], "cutting a value between the query and the body");
             }
         }
@@ -262,5 +259,15 @@ mod tests {
         // query "a=1" + body "b=2" signs "a=1b=2": a cut inside "1b" gives the piece "b=2".
         let n = names(Exchange::Binance, "a=1", "recvWindow=2");
         assert!(n.contains(&"recvWindow".to_string()), "{n:?}");
+    }
+
+    #[test]
+    fn a_cut_right_after_the_last_query_values_equals_sign_is_read_too() {
+        // query "a=withdraw" + body "orderId=1" signs "a=withdraworderId=1": sent as query
+        // "a=" and body "withdraworderId=1", the exchange reads a name the bot spelled.
+        let n = names(Exchange::Binance, "a=withdraw", "orderId=1");
+        assert!(n.contains(&"withdraworderId".to_string()), "{n:?}");
+        let n = names(Exchange::Binance, "a=1&b=transfer", "side=BUY");
+        assert!(n.contains(&"transferside".to_string()), "{n:?}");
     }
 }
