@@ -387,3 +387,88 @@ fn a_kraken_json_value_cannot_hold_a_form_separator() {
         policy::check_request(c.exchange, "k", &KeyPolicy::default(), &r).unwrap();
     }
 }
+
+// Found by the third red-team round (2026-12-02).
+
+#[test]
+fn a_binance_cut_right_after_the_last_query_equals_sign_is_read() {
+    // Query "…&newClientOrderId=withdraw" and body "orderId=1" sign
+    // "…&newClientOrderId=withdraworderId=1": sent as query "…&newClientOrderId=" and body
+    // "withdraworderId=1", the exchange reads a parameter the bot spelled. Cuts inside the
+    // value were read; the cut right after its '=' was not.
+    let c = cred(Binance, "key", "secret", None);
+    for (query, body) in [
+        ("symbol=BTCUSDT&newClientOrderId=withdraw", "orderId=1"),
+        ("symbol=BTCUSDT&newClientOrderId=transfer", "side=BUY&type=MARKET"),
+        ("symbol=BTCUSDT&side=BUY&newClientOrderId=fromAccount", "type=MARKET"),
+    ] {
+        let method = if body == "orderId=1" { "DELETE" } else { "POST" };
+        let e = refused(&c, &req(method, "/api/v3/order", query, body));
+        assert!(e.contains("Denied"), "{query} | {body}: {e}");
+    }
+    // The same order with an id that makes no such name is signed.
+    let ok = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&newClientOrderId=bot1",
+        "side=BUY&type=MARKET&quantity=1",
+    );
+    attempt(&c, &KeyPolicy::default(), &ok).unwrap();
+}
+
+#[test]
+fn an_order_cannot_ask_to_borrow() {
+    // Gate: `auto_borrow` on a margin or unified order borrows what the balance lacks; the
+    // profile leaves margin borrowing out, so the flag is not a parameter an order may carry.
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let order = r#"{"currency_pair":"BTC_USDT","type":"market","account":"cross_margin","side":"buy","amount":"100000","auto_borrow":true,"time_in_force":"ioc"}"#;
+    for (path, body) in [
+        ("/api/v4/spot/orders", order.to_owned()),
+        ("/api/v4/spot/batch_orders", format!("[{order}]")),
+        (
+            "/api/v4/spot/price_orders",
+            r#"{"market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":86400},"put":{"type":"market","side":"buy","price":"0","amount":"1","account":"margin","auto_borrow":true,"time_in_force":"ioc"}}"#.to_owned(),
+        ),
+    ] {
+        let e = refused(&gate, &req("POST", path, "", &body));
+        assert!(e.contains("UnknownParam"), "{path}: {e}");
+    }
+    let e = refused(
+        &gate,
+        &req(
+            "POST",
+            "/api/v4/spot/orders",
+            "auto_borrow=true",
+            r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1","account":"cross_margin"}"#,
+        ),
+    );
+    assert!(e.contains("UnknownParam"), "{e}");
+    // KuCoin's unified account: a MARGIN order borrows by itself; Bitget's unified account:
+    // a MARGIN order is a spot margin order.
+    let kucoin = passphrase_cred(Kucoin);
+    let bitget = passphrase_cred(Bitget);
+    for (c, path, margin, spot) in [
+        (
+            &kucoin,
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"MARGIN","clientOid":"x1","symbol":"BTC-USDT","side":"SELL","orderType":"MARKET","sizeUnit":"BASECCY","size":"10"}"#,
+            r#"{"tradeType":"SPOT","clientOid":"x1","symbol":"BTC-USDT","side":"SELL","orderType":"MARKET","sizeUnit":"BASECCY","size":"10"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-order",
+            r#"{"category":"MARGIN","symbol":"BTCUSDT","qty":"5","side":"sell","orderType":"market"}"#,
+            r#"{"category":"SPOT","symbol":"BTCUSDT","qty":"5","side":"sell","orderType":"market"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-batch",
+            r#"[{"category":"MARGIN","symbol":"BTCUSDT","qty":"5","side":"sell","orderType":"market"}]"#,
+            r#"[{"category":"USDT-FUTURES","symbol":"BTCUSDT","qty":"5","side":"sell","orderType":"market"}]"#,
+        ),
+    ] {
+        let e = refused(c, &req("POST", path, "", margin));
+        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        attempt(c, &KeyPolicy::default(), &req("POST", path, "", spot)).unwrap();
+    }
+}

@@ -199,13 +199,14 @@ pub enum Denial {
 /// A parameter's value that the entry for its endpoint does not list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {exchange} does not sign \
-     the path, and another value can make the signature good for another endpoint; send one of \
+    "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {why}; send one of \
      those values, or, if this key needs this one (a value the exchange added since), widen its \
      profile in config.toml under [keys.{key}]: allow = [{config}]"
 )]
 pub struct Unlisted {
     pub exchange: Exchange,
+    /// Why the profile holds the parameter to these values, as it applies to the exchange.
+    pub why: String,
     pub key: String,
     pub endpoint: String,
     pub name: String,
@@ -487,8 +488,19 @@ pub fn check_request<'p>(
             .entry(name.to_owned())
             .or_default()
             .push(value.to_owned());
+        let why = if converse::signs_path(exchange) {
+            "other values make it a request the trading profile leaves out, such as a margin \
+             order that borrows what the balance lacks"
+                .to_owned()
+        } else {
+            format!(
+                "{exchange} does not sign the path, and another value can make the signature \
+                 good for another endpoint"
+            )
+        };
         return Err(Denial::UnlistedValue(Box::new(Unlisted {
             exchange,
+            why,
             key: key.to_string(),
             endpoint: endpoint.to_string(),
             name: name.to_owned(),
