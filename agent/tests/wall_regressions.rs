@@ -399,10 +399,20 @@ fn a_binance_cut_right_after_the_last_query_equals_sign_is_read() {
     let c = cred(Binance, "key", "secret", None);
     for (query, body) in [
         ("symbol=BTCUSDT&newClientOrderId=withdraw", "orderId=1"),
-        ("symbol=BTCUSDT&newClientOrderId=transfer", "side=BUY&type=MARKET"),
-        ("symbol=BTCUSDT&side=BUY&newClientOrderId=fromAccount", "type=MARKET"),
+        (
+            "symbol=BTCUSDT&newClientOrderId=transfer",
+            "side=BUY&type=MARKET",
+        ),
+        (
+            "symbol=BTCUSDT&side=BUY&newClientOrderId=fromAccount",
+            "type=MARKET",
+        ),
     ] {
-        let method = if body == "orderId=1" { "DELETE" } else { "POST" };
+        let method = if body == "orderId=1" {
+            "DELETE"
+        } else {
+            "POST"
+        };
         let e = refused(&c, &req(method, "/api/v3/order", query, body));
         assert!(e.contains("Denied"), "{query} | {body}: {e}");
     }

@@ -93,6 +93,30 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
          only cancel the user's own pending withdrawal, and nothing leaves the account",
     ),
     (
+        "upbit",
+        "GET /v1/withdraws",
+        "read only: listing withdrawals takes only optional filters, and limit, page and \
+         order_by are what an order list pages with; it needs the withdrawal-read permission",
+    ),
+    (
+        "upbit",
+        "GET /v1/deposits",
+        "read only: listing deposits takes only optional filters, and limit, page and order_by \
+         are what an order list pages with; it needs the deposit-read permission",
+    ),
+    (
+        "bithumb",
+        "GET /v1/withdraws",
+        "read only: listing withdrawals takes only optional filters, and limit, page and \
+         order_by are what an order list pages with",
+    ),
+    (
+        "bithumb",
+        "GET /v1/deposits",
+        "read only: listing deposits takes only optional filters, and limit, page and order_by \
+         are what an order list pages with",
+    ),
+    (
         "bithumb",
         "GET /v1/withdraws/krw",
         "read only: its parameters (state, uuids[], limit, page, order_by) are order-list ones, \
@@ -131,6 +155,41 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
          accountType, is the one fetch_balance's wallet-balance query must carry",
     ),
 ];
+
+/// Denied requests an allowed request makes only if the exchange ignores the parameters the
+/// denied endpoint does not take (the allowed request carries them and more): (exchange,
+/// denied method and path, why it is accepted). docs/threat-model.md has the reasoning;
+/// profiles.rs lists every such case in the corpora and fails on one not here or in
+/// [`ACCEPTED`].
+pub const LENIENT: &[(&str, &str, &str)] = &[
+    (
+        "binance",
+        "POST /sapi/v1/convert/limit/cancelOrder",
+        "an order read, cancel or amend carries orderId; as a convert request it can only cancel \
+         the user's own pending limit convert order: nothing is converted or moved",
+    ),
+    (
+        "bybit",
+        "POST /v5/p2p/order/finish",
+        "a cancel or amend of order X carries orderId=X (with category and symbol), the whole of \
+         a P2P release of order X; the ids are alike, so no parameter rule tells them apart. It \
+         needs a key that can use Bybit's P2P API: a trading key must not be one",
+    ),
+    (
+        "bybit",
+        "GET /v5/asset/withdraw/withdrawable-amount",
+        "read only: how much of a coin can be withdrawn, the coin a wallet-balance read names",
+    ),
+];
+
+/// Why this denied request is accepted where the exchange ignores extra parameters, if it is.
+pub fn lenient(exchange: Exchange, method: &str, path: &str) -> Option<&'static str> {
+    let id = format!("{method} {path}");
+    LENIENT
+        .iter()
+        .find(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
+        .map(|(_, _, why)| *why)
+}
 
 /// Why the overlap of this denied request with the trading profile is accepted, if it is.
 pub fn accepted(exchange: Exchange, method: &str, path: &str) -> Option<&'static str> {
