@@ -80,6 +80,8 @@ pub struct SessionConfig {
     pub per_key_max_signatures: Option<u64>,
     /// The largest lifetime `unlock` may ask for.
     pub max_ttl: Duration,
+    /// The longest idle timeout `unlock` may ask for.
+    pub max_idle: Duration,
     /// The largest budget `unlock` may ask for.
     pub max_signatures_cap: u64,
 }
@@ -103,6 +105,7 @@ impl Default for Config {
                 max_signatures: 50_000,
                 per_key_max_signatures: None,
                 max_ttl: Duration::from_secs(24 * 3600),
+                max_idle: Duration::from_secs(8 * 3600),
                 max_signatures_cap: 1_000_000,
             },
             signing: SignOptions::default(),
@@ -183,6 +186,7 @@ struct RawSession {
     max_signatures: Option<u64>,
     per_key_max_signatures: Option<u64>,
     max_ttl: Option<String>,
+    max_idle: Option<String>,
     max_signatures_cap: Option<u64>,
 }
 
@@ -271,6 +275,7 @@ impl Config {
         c.session.ttl = dur(&s.ttl, c.session.ttl)?;
         c.session.idle = dur(&s.idle, c.session.idle)?;
         c.session.max_ttl = dur(&s.max_ttl, c.session.max_ttl)?;
+        c.session.max_idle = dur(&s.max_idle, c.session.max_idle)?;
         c.session.max_signatures = s.max_signatures.unwrap_or(c.session.max_signatures);
         c.session.max_signatures_cap = s.max_signatures_cap.unwrap_or(c.session.max_signatures_cap);
         c.session.per_key_max_signatures = s.per_key_max_signatures;
@@ -303,6 +308,9 @@ impl Config {
         }
         if s.ttl > s.max_ttl {
             return Err("session.ttl is above session.max_ttl".into());
+        }
+        if s.idle > s.max_idle {
+            return Err("session.idle is above session.max_idle".into());
         }
         if s.max_signatures > s.max_signatures_cap {
             return Err("session.max_signatures is above session.max_signatures_cap".into());
@@ -349,6 +357,14 @@ impl Config {
                 crate::clock::format_duration(s.max_ttl)
             ));
         }
+        let idle = idle.unwrap_or(s.idle);
+        if idle > s.max_idle {
+            return Err(format!(
+                "an idle timeout of {} is above the configured cap session.max_idle = {}",
+                crate::clock::format_duration(idle),
+                crate::clock::format_duration(s.max_idle)
+            ));
+        }
         let max = max_signatures.unwrap_or(s.max_signatures);
         if max > s.max_signatures_cap {
             return Err(format!(
@@ -356,12 +372,12 @@ impl Config {
                 s.max_signatures_cap
             ));
         }
-        if ttl.is_zero() || max == 0 || idle.is_some_and(|d| d.is_zero()) {
+        if ttl.is_zero() || max == 0 || idle.is_zero() {
             return Err("lifetime, idle timeout and budget must be above zero".into());
         }
         Ok(Bounds {
             ttl,
-            idle: idle.unwrap_or(s.idle),
+            idle,
             max_signatures: max,
             per_key: s.per_key_max_signatures,
         })
@@ -515,5 +531,26 @@ mod tests {
             (b.ttl, b.max_signatures, b.idle),
             (Duration::from_secs(60), 3, c.session.idle)
         );
+    }
+
+    #[test]
+    fn an_idle_timeout_above_its_cap_is_refused() {
+        // A bot's `unlock --extend` with a huge idle_secs once turned the idle bound off.
+        let c = Config::default();
+        let err = c
+            .bounds(None, Some(Duration::from_secs(999_999_999)), None)
+            .unwrap_err();
+        assert!(err.contains("session.max_idle = 8h"), "{err}");
+        let b = c
+            .bounds(None, Some(Duration::from_secs(8 * 3600)), None)
+            .unwrap();
+        assert_eq!(b.idle, Duration::from_secs(8 * 3600));
+        let c = Config::parse("[session]\nmax_idle = \"2d\"\n").unwrap();
+        assert!(
+            c.bounds(None, Some(Duration::from_secs(86_400)), None)
+                .is_ok()
+        );
+        let err = Config::parse("[session]\nidle = \"9h\"\n").unwrap_err();
+        assert!(err.contains("session.max_idle"), "{err}");
     }
 }

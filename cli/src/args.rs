@@ -217,13 +217,17 @@ pub enum KeyCommand {
 pub struct UnlockArgs {
     /// The credentials to open (default: all).
     pub names: Vec<String>,
-    /// Absolute lifetime of the session, like 90s, 15m, 8h, 1d.
+    /// Absolute lifetime of the session, like 90s, 15m, 8h, 1d (default: config.toml's
+    /// session.ttl, 8h unless set; at most session.max_ttl, 24h unless set).
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
-    /// End the session after this long without a signature.
+    /// End the session after this long without a signature (default:
+    /// session.idle, 1h unless set; at most session.max_idle, 8h unless set).
     #[arg(long, value_name = "DURATION")]
     pub idle: Option<String>,
-    /// End the session after this many signatures.
+    /// End the session after this many signatures (default:
+    /// session.max_signatures, 50000 unless set; at most session.max_signatures_cap, 1000000
+    /// unless set).
     #[arg(long, value_name = "N")]
     pub max_signatures: Option<u64>,
     /// Renew the open session with a touch: its lifetime, idle time and budget start again,

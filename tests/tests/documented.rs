@@ -66,6 +66,14 @@ fn unlock_extend_keeps_the_bounds_the_session_was_opened_with() {
         "the 2h of the last extend: {ttl}"
     );
     assert_eq!((idle, left), (600, 20));
+
+    // An extend that asks for an idle timeout above session.max_idle is refused, as a new
+    // session's is: a bot once turned the idle bound off this way behind a routine touch.
+    let out = w.run(&["unlock", "--extend", "--idle", "9h"], "");
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(out.stderr.contains("session.max_idle = 8h"), "{out:?}");
+    let (_, idle, _) = session_bounds(&w);
+    assert_eq!(idle, 600, "the session keeps its idle timeout");
 }
 
 /// The warning said "`tapsign unlock --extend` renews it" without saying for how long.

@@ -294,7 +294,7 @@ fn notifications_say_opened_and_locked_and_nothing_secret() {
     assert!(
         touch
             .body
-            .contains("asks to open a session for 8h, 50000 signatures"),
+            .contains("asks to open a session for 8h, 50000 signatures (idle 1h), every key"),
         "names the bounds: {touch:?}"
     );
     wait_shown(&lab, "session open");
