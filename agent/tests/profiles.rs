@@ -93,11 +93,52 @@ fn no_profile_entry_is_on_the_deny_list_or_takes_a_fund_moving_parameter() {
     }
 }
 
-/// The names of a denied request's parameters, as the profile spells them.
-fn names(exchange: Exchange, w: &Wire) -> Option<Vec<String>> {
-    let r = request(w);
-    let parsed = policy::parse::parse(exchange, &r).ok()?;
-    Some(parsed.params().into_iter().map(|p| p.name).collect())
+/// A denied request of an exchange that does not sign the path, with its parameters as the
+/// profile spells them and whether its body is JSON.
+struct Unsigned {
+    exchange: Exchange,
+    denied: corpus::Entry,
+    params: Vec<policy::parse::Param>,
+    json: bool,
+}
+
+impl Unsigned {
+    fn id(&self) -> String {
+        let d = &self.denied;
+        format!("{} {} {}", self.exchange.as_str(), d.method, d.path)
+    }
+
+    fn takes_all(&self, e: &profile::Endpoint) -> bool {
+        let owned = |n: &str| profile::agent_owned(self.exchange, n);
+        self.params
+            .iter()
+            .all(|p| e.takes(&p.name) || owned(&p.name))
+    }
+}
+
+/// The denied requests, with parameters, of the exchanges that do not sign the path; those
+/// that do not parse are refused before any profile is read, and the parameterless ones are
+/// the documented case (seams.rs).
+fn unsigned_denied() -> Vec<Unsigned> {
+    let mut out = Vec::new();
+    for &exchange in Exchange::ALL.iter().filter(|e| !signs_path(**e)) {
+        for denied in corpus::load("denied", exchange) {
+            let Ok(parsed) = policy::parse::parse(exchange, &request(&denied.wire())) else {
+                continue;
+            };
+            let json = matches!(parsed.body, policy::parse::Body::Json(..));
+            let params = parsed.params();
+            if !params.is_empty() {
+                out.push(Unsigned {
+                    exchange,
+                    denied,
+                    params,
+                    json,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Whether a signature for `entry`'s method can be sent as `denied`'s: Bybit signs a GET's
@@ -116,33 +157,22 @@ fn same_payload_kind(exchange: Exchange, denied: &str, entry: &str) -> bool {
 fn where_the_path_is_unsigned_every_denied_request_a_larger_one_makes_is_listed() {
     let mut unlisted = Vec::new();
     let mut live = Vec::new();
-    for &exchange in Exchange::ALL.iter().filter(|e| !signs_path(**e)) {
-        for d in corpus::load("denied", exchange) {
-            let r = request(&d.wire());
-            let Ok(parsed) = policy::parse::parse(exchange, &r) else {
-                continue;
-            };
-            let params = parsed.params();
-            if params.is_empty() {
-                continue; // the documented parameterless case (seams.rs)
-            }
-            let json = matches!(parsed.body, policy::parse::Body::Json(..));
-            let known = corpus::accepted(exchange, &d.method, &d.path).is_some()
-                || corpus::lenient(exchange, &d.method, &d.path).is_some();
-            for e in &profile::builtin(exchange).endpoints {
-                let carries = params
-                    .iter()
-                    .all(|p| e.takes(&p.name) || profile::agent_owned(exchange, &p.name))
-                    && e.unlisted(&params, json).is_none()
-                    && same_payload_kind(exchange, &d.method, &e.method);
-                if carries && known {
-                    live.push(format!("{} {} {}", exchange.as_str(), d.method, d.path));
-                } else if carries {
-                    unlisted.push(format!(
-                        "{exchange}: {} {} {} is made by {e} with more parameters",
-                        d.what, d.method, d.path
-                    ));
-                }
+    for u in unsigned_denied() {
+        let d = &u.denied;
+        let known = corpus::accepted(u.exchange, &d.method, &d.path).is_some()
+            || corpus::lenient(u.exchange, &d.method, &d.path).is_some();
+        for e in &profile::builtin(u.exchange).endpoints {
+            let carries = u.takes_all(e)
+                && e.unlisted(&u.params, u.json).is_none()
+                && same_payload_kind(u.exchange, &d.method, &e.method);
+            if carries && known {
+                live.push(u.id());
+            } else if carries {
+                unlisted.push(format!(
+                    "{}: {} is made by {e} with more parameters",
+                    d.what,
+                    u.id()
+                ));
             }
         }
     }
@@ -162,28 +192,18 @@ fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
     let mut holes = Vec::new();
     // The accepted overlaps that are still overlaps: one that no longer is comes off the list.
     let mut live = Vec::new();
-    for &exchange in Exchange::ALL.iter().filter(|e| !signs_path(**e)) {
-        for d in corpus::load("denied", exchange) {
-            let Some(names) = names(exchange, &d.wire()) else {
-                continue; // does not even parse: refused before any profile is read
-            };
-            if names.is_empty() {
-                continue; // the documented parameterless case (seams.rs)
-            }
-            let accepted = corpus::accepted(exchange, &d.method, &d.path).is_some();
-            for e in &profile::builtin(exchange).endpoints {
-                let fits = names
+    for u in unsigned_denied() {
+        let d = &u.denied;
+        let accepted = corpus::accepted(u.exchange, &d.method, &d.path).is_some();
+        for e in &profile::builtin(u.exchange).endpoints {
+            let fits = u.takes_all(e)
+                && e.required
                     .iter()
-                    .all(|n| e.takes(n) || profile::agent_owned(exchange, n))
-                    && e.required.iter().all(|r| names.contains(r));
-                if fits && accepted {
-                    live.push(format!("{} {} {}", exchange.as_str(), d.method, d.path));
-                } else if fits {
-                    holes.push(format!(
-                        "{exchange}: {} {} {} fits {e}",
-                        d.what, d.method, d.path
-                    ));
-                }
+                    .all(|r| u.params.iter().any(|p| p.name == *r));
+            if fits && accepted {
+                live.push(u.id());
+            } else if fits {
+                holes.push(format!("{}: {} fits {e}", d.what, u.id()));
             }
         }
     }

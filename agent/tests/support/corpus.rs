@@ -184,18 +184,22 @@ pub const LENIENT: &[(&str, &str, &str)] = &[
 
 /// Why this denied request is accepted where the exchange ignores extra parameters, if it is.
 pub fn lenient(exchange: Exchange, method: &str, path: &str) -> Option<&'static str> {
-    let id = format!("{method} {path}");
-    LENIENT
-        .iter()
-        .find(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
-        .map(|(_, _, why)| *why)
+    reason(LENIENT, exchange, method, path)
 }
 
 /// Why the overlap of this denied request with the trading profile is accepted, if it is.
 pub fn accepted(exchange: Exchange, method: &str, path: &str) -> Option<&'static str> {
+    reason(ACCEPTED, exchange, method, path)
+}
+
+fn reason(
+    list: &[(&str, &str, &'static str)],
+    exchange: Exchange,
+    method: &str,
+    path: &str,
+) -> Option<&'static str> {
     let id = format!("{method} {path}");
-    ACCEPTED
-        .iter()
+    list.iter()
         .find(|(ex, what, _)| *ex == exchange.as_str() && *what == id)
         .map(|(_, _, why)| *why)
 }
