@@ -192,7 +192,7 @@ pub enum KeyCommand {
     /// or one per line from stdin when stdin is not a terminal. Never from the command line.
     ///
     /// Create the key on the exchange with trading and read permissions only (no withdrawal,
-    /// transfer, sub-account, lending or key management) and an IP whitelist. tapsign never
+    /// transfer, sub-account, lending, P2P or key management) and an IP whitelist. tapsign never
     /// signs a fund-moving request, but on exchanges that do not sign the path a signature
     /// a bot collected can reach any endpoint that takes the same parameters, and only the
     /// key's own permissions stop that (docs/threat-model.md).
