@@ -332,6 +332,47 @@ fn a_budget_running_out_is_notified() {
     assert!(n.body.contains("1 signatures left"), "{n:?}");
 }
 
+/// The touch prompt names the keys a bot asked for, so a "name" that is not a stored key's
+/// (text or markup dressed as one) must be refused before any prompt is shown: the
+/// unlocker looks the names up before it asks for the touch, and this keeps it so.
+#[test]
+fn a_key_name_no_key_could_have_never_reaches_the_touch_prompt() {
+    use tapsign_proto::{ErrorCode, UnlockRequest, client::Client, error::ProtoError};
+    let lab = Lab::start();
+    let w = agent_in(&lab);
+    let mut c = Client::connect(&w.sock, "bot").unwrap();
+    let req = UnlockRequest {
+        keys: vec!["b</b> routine renewal, nothing new<b>".into()],
+        ..UnlockRequest::default()
+    };
+    match c.unlock(req) {
+        Err(ProtoError::Agent { code, message }) => {
+            assert_eq!(code, ErrorCode::UnknownKey, "{message}");
+        }
+        other => panic!("unlocked with a markup name: {other:?}"),
+    }
+    // Nothing to wait for when nothing comes: give a stray prompt a moment to arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    let shown = lab.notifications();
+    assert!(
+        !shown.iter().any(|n| n.summary.contains("touch")),
+        "a prompt was shown: {shown:?}"
+    );
+    // A real name is prompted for, by name.
+    let req = UnlockRequest {
+        keys: vec!["b".into()],
+        ..UnlockRequest::default()
+    };
+    c.unlock(req).unwrap();
+    let shown = wait_shown(&lab, "touch your token");
+    assert!(
+        shown
+            .iter()
+            .any(|n| n.body.contains("signatures (idle 1h), keys b.")),
+        "{shown:?}"
+    );
+}
+
 #[test]
 fn notifications_switched_off_send_nothing() {
     let lab = Lab::start();
