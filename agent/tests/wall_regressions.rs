@@ -479,6 +479,20 @@ fn an_order_cannot_ask_to_borrow() {
     ] {
         let e = refused(c, &req("POST", path, "", margin));
         assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        // The reason given fits an exchange that signs the path.
+        let shown = policy::check_request(
+            c.exchange,
+            "k",
+            &KeyPolicy::default(),
+            &req("POST", path, "", margin),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            shown.contains("margin order") && !shown.contains("does not sign the path"),
+            "{shown}"
+        );
         attempt(c, &KeyPolicy::default(), &req("POST", path, "", spot)).unwrap();
     }
 }

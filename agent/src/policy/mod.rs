@@ -199,20 +199,33 @@ pub enum Denial {
 /// A parameter's value that the entry for its endpoint does not list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {why}; send one of \
-     those values, or, if this key needs this one (a value the exchange added since), widen its \
-     profile in config.toml under [keys.{key}]: allow = [{config}]"
+    "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {}; send one of those \
+     values, or, if this key needs this one (a value the exchange added since), widen its \
+     profile in config.toml under [keys.{key}]: allow = [{config}]",
+    values_reason(*.exchange)
 )]
 pub struct Unlisted {
     pub exchange: Exchange,
-    /// Why the profile holds the parameter to these values, as it applies to the exchange.
-    pub why: String,
     pub key: String,
     pub endpoint: String,
     pub name: String,
     pub value: String,
     pub listed: String,
     pub config: String,
+}
+
+/// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
+fn values_reason(exchange: Exchange) -> String {
+    if converse::signs_path(exchange) {
+        "other values make it a request the trading profile leaves out, such as a margin order \
+         that borrows what the balance lacks"
+            .to_owned()
+    } else {
+        format!(
+            "{exchange} does not sign the path, and another value can make the signature good \
+             for another endpoint"
+        )
+    }
 }
 
 /// Paths longer than this are refused unread.
@@ -488,19 +501,8 @@ pub fn check_request<'p>(
             .entry(name.to_owned())
             .or_default()
             .push(value.to_owned());
-        let why = if converse::signs_path(exchange) {
-            "other values make it a request the trading profile leaves out, such as a margin \
-             order that borrows what the balance lacks"
-                .to_owned()
-        } else {
-            format!(
-                "{exchange} does not sign the path, and another value can make the signature \
-                 good for another endpoint"
-            )
-        };
         return Err(Denial::UnlistedValue(Box::new(Unlisted {
             exchange,
-            why,
             key: key.to_string(),
             endpoint: endpoint.to_string(),
             name: name.to_owned(),
