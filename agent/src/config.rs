@@ -349,22 +349,24 @@ impl Config {
         max_signatures: Option<u64>,
     ) -> Result<Bounds, String> {
         let s = &self.session;
-        let ttl = ttl.unwrap_or(s.ttl);
-        if ttl > s.max_ttl {
-            return Err(format!(
-                "a lifetime of {} is above the configured cap session.max_ttl = {}",
-                crate::clock::format_duration(ttl),
-                crate::clock::format_duration(s.max_ttl)
-            ));
-        }
-        let idle = idle.unwrap_or(s.idle);
-        if idle > s.max_idle {
-            return Err(format!(
-                "an idle timeout of {} is above the configured cap session.max_idle = {}",
-                crate::clock::format_duration(idle),
-                crate::clock::format_duration(s.max_idle)
-            ));
-        }
+        let capped = |asked: Duration, what: &str, cap: Duration, setting: &str| {
+            if asked <= cap {
+                return Ok(asked);
+            }
+            let show = crate::clock::format_duration;
+            Err(format!(
+                "{what} of {} is above the configured cap session.{setting} = {}",
+                show(asked),
+                show(cap)
+            ))
+        };
+        let ttl = capped(ttl.unwrap_or(s.ttl), "a lifetime", s.max_ttl, "max_ttl")?;
+        let idle = capped(
+            idle.unwrap_or(s.idle),
+            "an idle timeout",
+            s.max_idle,
+            "max_idle",
+        )?;
         let max = max_signatures.unwrap_or(s.max_signatures);
         if max > s.max_signatures_cap {
             return Err(format!(
