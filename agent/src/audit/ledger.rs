@@ -78,8 +78,11 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
                 created,
                 sha256: file,
             }),
-            AuditEvent::Keystore { generation, .. } => {
+            AuditEvent::Keystore {
+                generation, vault, ..
+            } => {
                 out.latest_generation = out.latest_generation.max(Some(generation));
+                out.latest_vault = Some(vault).filter(|v| !v.is_empty());
             }
             _ => {}
         }

@@ -7,8 +7,9 @@
 
 use super::files::{Overwrite, encode, read_private, remove_private, write_atomic};
 use super::format::{CredentialFile, credential_aad};
+use super::layout::Live;
 use super::layout::{sha256_hex, vault_tag};
-use super::ledger::{KeyAction, KeyChange, Ledger, LedgerEntry};
+use super::ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 use super::seal::{self, INFO_CREDENTIAL, compressed};
 use super::vault_ops::now_secs;
 use super::{
@@ -89,6 +90,30 @@ impl Keystore {
                 pinned_by: "the running agent, which verified it at its last unlock (if you rotated the keystore since, run `tapsign unlock` once so the agent verifies the new key, then try again)".into(),
             });
         }
+        // The audit log's record of the manifests since the one on disk: a keystore put back
+        // to an older state (its manifest, vault.json and keyslots restored together) is
+        // refused here too, before anything is sealed to a vault key that a token removed since
+        // may open. The record is read from the manifest's anchor, which a forger of the
+        // manifest also chooses: this catches a restored copy; a forgery, the agent's pin.
+        let evidence = match &live.manifest {
+            Some(m) => m
+                .audit
+                .as_ref()
+                .map(|a| ledger.since(a))
+                .unwrap_or_default(),
+            None => ledger.since(&Anchor::genesis()),
+        };
+        self.against_log(live.manifest.as_ref(), &evidence)?;
+        if let Some(tag) = evidence.latest_vault.as_ref()
+            && *tag != vault_tag(&vault)
+        {
+            return Err(KeystoreError::VaultNotPinned {
+                vault: vault_path,
+                pinned_by: format!(
+                    "the audit log, whose last record of the keystore names vault-{tag}"
+                ),
+            });
+        }
         self.existing_subdir(&live.dir, CREDENTIALS)?;
         let old = read_private(&path)?;
         if old.is_some() && !replace {
@@ -98,7 +123,7 @@ impl Keystore {
                 path,
             });
         }
-        let created = now_secs();
+        let created = next_created(&live, &cred.name, old.as_deref(), &path, &evidence);
         let bytes = credential_bytes(&path, &vault, cred, created)?;
         let overwrite = match replace {
             true => Overwrite::Replace,
@@ -180,5 +205,40 @@ impl Keystore {
         }
         drop(lock);
         Ok(())
+    }
+}
+
+/// The `created` to seal a new version of `name` with: now, but always later than every version
+/// of the name the keystore knows of (the file replaced, the manifest's record, the changes
+/// recorded since), and never older than the manifest. The check at unlock accepts a version
+/// only if it is later than the one expected (`manifest::fold`), so two versions made within
+/// the same second, or under a clock set back, would otherwise refuse the newer one.
+fn next_created(
+    live: &Live,
+    name: &str,
+    old: Option<&[u8]>,
+    path: &std::path::Path,
+    evidence: &Evidence,
+) -> u64 {
+    let mut floor: Option<u64> = None;
+    let mut seen = |t: u64| floor = Some(floor.map_or(t, |f| f.max(t)));
+    if old.is_some()
+        && let Ok((file, _)) = load_credential(path, name)
+    {
+        seen(file.created);
+    }
+    if let Some(m) = &live.manifest {
+        let recorded = m.credentials.iter().filter(|c| c.name == name);
+        recorded.for_each(|c| seen(c.created));
+        let removed = m.removed.iter().filter(|r| r.name == name);
+        removed.for_each(|r| seen(r.created));
+    }
+    let changes = evidence.changes.iter().filter(|c| c.name == name);
+    changes.for_each(|c| seen(c.created));
+    let not_before = live.manifest.as_ref().map_or(0, |m| m.written);
+    let now = now_secs().max(not_before);
+    match floor {
+        Some(f) if f >= now => f.saturating_add(1),
+        _ => now,
     }
 }

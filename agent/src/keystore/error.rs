@@ -114,6 +114,35 @@ pub enum KeystoreError {
     },
 
     #[error(
+        "{path} is generation {found}, but the audit log records generation {recorded}: an older \
+         copy of the keystore was put back (it may hold a token removed since, or credentials \
+         replaced since), so nothing is opened. If you restored a backup yourself and trust its \
+         files, run `tapsign keystore rotate --rebuild-manifest`, then check `tapsign token list` \
+         and remove again any token you had removed"
+    )]
+    OlderThanLog {
+        path: PathBuf,
+        found: u64,
+        recorded: u64,
+    },
+
+    #[error(
+        "{path} is missing, but the audit log records that this keystore had one (generation \
+         {recorded}): its files were put back from before tapsign kept a manifest, or the \
+         manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
+         folder from a backup, or, if you trust the files as they are, run \
+         `tapsign keystore rotate --rebuild-manifest`"
+    )]
+    ManifestGone { path: PathBuf, recorded: u64 },
+
+    #[error(
+        "the audit log records keystore generation {generation}, which no keystore reaches by \
+         counting (a line added by hand): no later generation can be written. Move the audit \
+         log aside (keep it) so a new one starts, then run the command again"
+    )]
+    GenerationExhausted { generation: u64 },
+
+    #[error(
         "{path} (for {token}) is not the keyslot the keystore's manifest records: it was put there \
          by hand or is an old copy (a removed token's?); it is refused. Remove that file and \
          unlock with another enrolled token"
@@ -181,9 +210,11 @@ impl KeystoreError {
             VaultMismatch { vault, .. } | VaultNotPinned { vault, .. } => Some(vault),
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }
+            | OlderThanLog { path, .. }
+            | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } => Some(dir),
-            NotRecorded { .. } => None,
+            NotRecorded { .. } | GenerationExhausted { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,

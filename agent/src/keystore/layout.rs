@@ -84,6 +84,9 @@ impl Keystore {
         if let Some(manifest) = self.read_manifest()? {
             let key = manifest.vault_public_key(&self.manifest_path())?;
             let dir = self.dir.join(vault_folder(&key));
+            // Held to the same rule as the keystore's other folders: ours alone, and not a
+            // symbolic link to somewhere else (a missing one is reported where it is read).
+            private_dir_exists(&dir)?;
             return Ok(Live {
                 dir,
                 manifest: Some(manifest),

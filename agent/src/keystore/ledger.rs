@@ -21,6 +21,17 @@ pub struct Anchor {
     pub offset: u64,
 }
 
+impl Anchor {
+    /// Before the first line: reading from here reads the whole record.
+    pub fn genesis() -> Anchor {
+        Anchor {
+            seq: 0,
+            hash: "0".repeat(64),
+            offset: 0,
+        }
+    }
+}
+
 /// What was done to a credential without the vault key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,6 +83,8 @@ pub struct Evidence {
     pub changes: Vec<KeyChange>,
     /// The highest manifest generation recorded, if any.
     pub latest_generation: Option<u64>,
+    /// The vault tag of the last manifest recorded, if any (`vault-<tag>` is its live folder).
+    pub latest_vault: Option<String>,
     /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
     /// after it, the log cannot be read). Changes since the last check then go unchecked.
     pub gap: Option<String>,
@@ -125,8 +138,11 @@ impl Ledger for MemoryLedger {
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
-                LedgerEntry::Manifest { generation, .. } => {
+                LedgerEntry::Manifest {
+                    generation, vault, ..
+                } => {
                     ev.latest_generation = ev.latest_generation.max(Some(*generation));
+                    ev.latest_vault = Some(vault.clone()).filter(|v| !v.is_empty());
                 }
                 LedgerEntry::Refused { .. } => {}
             }

@@ -241,12 +241,30 @@ pub(crate) fn fold(
             .or_insert(Expect::Removed { created: r.created });
     }
     let mut recorded: Vec<&str> = Vec::new();
+    let mut backwards = Vec::new();
     for ch in &evidence.changes {
         let e = match ch.action {
-            KeyAction::Add | KeyAction::Replace => Expect::Present {
-                created: ch.created,
-                sha256: &ch.sha256,
-            },
+            // A line only moves a name forward: to a version later than the one expected (or
+            // than its removal), or, for a name never recorded, no older than the manifest.
+            // `key add` seals a `created` later than every version it knows of, so a line that
+            // points back is not one it wrote: anyone who can write the log can append a line
+            // that continues the chain, and such a line must not vouch for an old file.
+            KeyAction::Add | KeyAction::Replace => {
+                let later = match expect.get(ch.name.as_str()) {
+                    Some(Expect::Present { created, .. } | Expect::Removed { created }) => {
+                        ch.created > *created
+                    }
+                    None => ch.created >= manifest.written,
+                };
+                if !later {
+                    backwards.push(ch);
+                    continue;
+                }
+                Expect::Present {
+                    created: ch.created,
+                    sha256: &ch.sha256,
+                }
+            }
             KeyAction::Remove => Expect::Removed {
                 created: match expect.get(ch.name.as_str()) {
                     Some(Expect::Present { created, .. } | Expect::Removed { created }) => {
@@ -261,6 +279,12 @@ pub(crate) fn fold(
     }
 
     let mut out = Folded::default();
+    for ch in backwards {
+        out.warnings.push(format!(
+            "the audit log has a line that takes credential {:?} back to a version that is not later than the one already recorded ({} {}): tapsign never writes such a line, so it was added by hand and is ignored",
+            ch.name, ch.action, ch.sha256
+        ));
+    }
     let complete = evidence.gap.is_none();
     let unrecorded = |name: &str| complete && !recorded.contains(&name);
     let mut next: BTreeMap<&str, Expect<'_>> = expect.clone();

@@ -153,7 +153,7 @@ impl Keystore {
 
         let lock = self.lock()?;
         let mut p = match rebuild {
-            true => self.prepare_in(self.live_for_rebuild()?, vk, ledger, &lock)?,
+            true => self.prepare_in(self.live_for_rebuild()?, true, vk, ledger, &lock)?,
             false => self.prepare(vk, ledger, &lock)?,
         };
         let mut planned: Vec<&str> = slots
@@ -181,7 +181,7 @@ impl Keystore {
                     return Err(e);
                 }
             };
-        let generation = next_generation(&p, 0);
+        let generation = next_generation(&p, 0)?;
         // Old files cannot open under the new vault key, so no removal needs remembering.
         let manifest = ManifestFile::new(
             &new_vk,

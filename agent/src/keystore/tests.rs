@@ -45,6 +45,20 @@ impl Fixture {
     }
 
     /// The live folder (vault.json, keyslots/, credentials/).
+    /// Turn the keystore into one written before manifests: files at the top, no
+    /// manifest.json, and no `keystore` line in the record (that tapsign wrote none).
+    pub fn make_legacy(&mut self) {
+        let live = self.live();
+        for name in ["vault.json", "keyslots", "credentials"] {
+            fs::rename(live.join(name), self.ks.dir().join(name)).unwrap();
+        }
+        fs::remove_dir(&live).unwrap();
+        fs::remove_file(self.ks.dir().join("manifest.json")).unwrap();
+        self.ledger
+            .entries
+            .retain(|e| !matches!(e, super::ledger::LedgerEntry::Manifest { .. }));
+    }
+
     pub fn live(&self) -> PathBuf {
         self.ks.live_dir().unwrap()
     }
@@ -419,6 +433,30 @@ fn a_folder_or_file_others_can_use_is_an_error_naming_it() {
     );
     assert_eq!(e.path(), Some(file.as_path()));
     assert_eq!(list.iter().filter(|r| r.is_ok()).count(), 1);
+}
+
+#[test]
+fn a_live_folder_that_is_a_symbolic_link_is_refused() {
+    // Its files could then sit in a folder others can write; the keystore's other folders
+    // were held to this already, the live one was not.
+    let (mut f, _) = Fixture::populated();
+    let live = f.live();
+    let elsewhere = f.ks.dir().parent().unwrap().join("elsewhere");
+    fs::rename(&live, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &live).unwrap();
+    let e = f.check().unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::InsecurePermissions { .. }),
+        "{e}"
+    );
+    assert_eq!(e.path(), Some(live.as_path()));
+    let e = f
+        .add(&cred("new-one", Exchange::Upbit, None), false)
+        .unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::InsecurePermissions { .. }),
+        "{e}"
+    );
 }
 
 #[test]

@@ -30,17 +30,6 @@ fn put_back(path: &std::path::Path, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
-/// Turn a fixture's keystore into one written before manifests: files at the top, no
-/// manifest.json.
-fn make_legacy(f: &Fixture) {
-    let live = f.live();
-    for name in ["vault.json", "keyslots", "credentials"] {
-        fs::rename(live.join(name), f.ks.dir().join(name)).unwrap();
-    }
-    fs::remove_dir(&live).unwrap();
-    fs::remove_file(f.ks.dir().join("manifest.json")).unwrap();
-}
-
 #[test]
 fn a_restored_old_credential_file_is_refused_at_unlock() {
     let (mut f, _) = Fixture::populated();
@@ -140,7 +129,7 @@ fn a_swapped_in_keyslot_is_refused_after_the_touch_and_skipped_before() {
     let (mut f, b) = Fixture::populated();
     let b_rel = format!("keyslots/{}.json", b.stub().id());
     let b_bytes = fs::read(f.live().join(&b_rel)).unwrap();
-    make_legacy(&f);
+    f.make_legacy();
     fs::remove_file(f.ks.dir().join(&b_rel)).unwrap();
     let c = f.check().unwrap();
     assert!(
@@ -241,23 +230,42 @@ fn a_manifest_put_back_is_refused_by_the_agent_that_saw_a_newer_one() {
     put_back(&path, &old);
     let slot = f.ks.keyslots().unwrap().remove(0).unwrap();
     let vk = unlock(&f.ks, &mut f.token).unwrap();
-    let e = f.ks.check(&vk, &slot, seen, &mut f.ledger).unwrap_err();
+    // The agent's memory alone catches it, even where the log's record of it was cut.
+    let mut cut = super::ledger::MemoryLedger {
+        entries: f.ledger.entries.clone(),
+        ..Default::default()
+    };
+    cut.entries
+        .retain(|e| !matches!(e, LedgerEntry::Manifest { generation, .. } if *generation == seen));
+    let e = f.ks.check(&vk, &slot, seen, &mut cut).unwrap_err();
     assert!(matches!(e, KeystoreError::RolledBack { .. }), "{e}");
-    // A fresh agent has no memory: the record in the log still says so.
-    let c = f.check().unwrap();
+    // A fresh agent has no memory: the record in the log refuses it too.
+    let e = f.check().unwrap_err();
     assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("older manifest was put back")),
-        "{c:?}"
+        matches!(e, KeystoreError::OlderThanLog { recorded, .. } if recorded == seen),
+        "{e}"
     );
-    assert!(c.generation > seen, "generations never repeat");
+    assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
+    // So does `key add`: a credential sealed now could be opened by a token removed since.
+    let e = f
+        .add(&cred("late", Exchange::Upbit, None), false)
+        .unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+    // The trader who restored it on purpose rebuilds; generations never repeat.
+    let vk = f.unlock();
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+        .unwrap();
+    let c = f.check().unwrap();
+    assert!(c.generation > seen + 1, "{} after {seen}", c.generation);
 }
 
 #[test]
 fn a_keystore_without_a_manifest_gets_one_at_its_first_unlock() {
     let (mut f, _) = Fixture::populated();
-    make_legacy(&f);
+    f.make_legacy();
     assert!(f.ks.is_initialized().unwrap());
     assert_eq!(f.ks.generation().unwrap(), None);
     // Key changes still work before it (without the vault pin), and say so.
@@ -384,7 +392,7 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
 #[test]
 fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
     let (mut f, b) = Fixture::populated();
-    make_legacy(&f);
+    f.make_legacy();
     let r = f.rotate(Some(&b.stub().id())).unwrap();
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
     assert!(!f.ks.dir().join("vault.json").exists());
@@ -392,4 +400,137 @@ fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
     assert!(f.ks.generation().unwrap().is_some());
     let c = f.check().unwrap();
     assert_eq!(c.accepted.len(), 2, "{c:?}");
+}
+
+/// A `key_change` line as anyone who can write the log can append one (it continues the
+/// chain: nothing in it is secret), recording the file at `path` as `name`'s current version.
+fn forged_line(path: &std::path::Path, name: &str, action: KeyAction) -> LedgerEntry {
+    let (file, sha256) = load_credential(path, name).unwrap();
+    LedgerEntry::Key(super::ledger::KeyChange {
+        action,
+        name: name.into(),
+        created: file.created,
+        sha256,
+    })
+}
+
+#[test]
+fn a_line_added_to_the_log_cannot_take_a_credential_back() {
+    // The at-rest review's attack: a rotated credential's old file put back, and a line
+    // appended that records it as the current version.
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    let line = forged_line(&path, "upbit-main", KeyAction::Replace);
+    f.add(&rotated_secret("upbit-main"), true).unwrap();
+    f.check().unwrap();
+    put_back(&path, &old);
+    f.ledger.entries.push(line);
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt"], "{c:?}");
+    assert_eq!(c.refused[0].name, "upbit-main", "{c:?}");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("added by hand")),
+        "{c:?}"
+    );
+
+    // A removed credential, brought back with a line that says it was added again.
+    let path = f.live().join("credentials/binance-alt.json");
+    let old = fs::read(&path).unwrap();
+    let line = forged_line(&path, "binance-alt", KeyAction::Add);
+    f.remove("binance-alt").unwrap();
+    f.check().unwrap();
+    put_back(&path, &old);
+    f.ledger.entries.push(line);
+    let c = f.check().unwrap();
+    assert!(c.accepted.is_empty(), "{c:?}");
+    assert!(c.refused.iter().any(|r| r.name == "binance-alt"), "{c:?}");
+}
+
+#[test]
+fn versions_stored_within_one_second_each_pass_the_check() {
+    // The check takes a line only if it moves a name forward, so `key add` seals each
+    // version later than every one it knows of, however fast they come.
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        created.push(f.add(&rotated_secret("upbit-main"), true).unwrap().created);
+    }
+    f.remove("upbit-main").unwrap();
+    created.push(f.add(&rotated_secret("upbit-main"), false).unwrap().created);
+    assert!(created.windows(2).all(|w| w[0] < w[1]), "{created:?}");
+    let c = f.check().unwrap();
+    assert!(c.refused.is_empty(), "{c:?}");
+    assert!(c.warnings.is_empty(), "{c:?}");
+}
+
+#[test]
+fn files_from_before_manifests_put_back_where_the_log_records_one_are_refused() {
+    // Moving the files back to the layout before manifests, and deleting manifest.json, must
+    // not turn the checks off: the log records that this keystore had a manifest.
+    let (mut f, _) = Fixture::populated();
+    let recorded = f.check().unwrap().generation;
+    let record = f.ledger.entries.clone();
+    f.make_legacy();
+    f.ledger.entries = record;
+    let e = f.check().unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::ManifestGone { recorded: r, .. } if r == recorded),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
+    let e = f
+        .add(&cred("late", Exchange::Upbit, None), false)
+        .unwrap_err();
+    assert!(matches!(e, KeystoreError::ManifestGone { .. }), "{e}");
+    // A rebuild (the trader trusts the files) goes on above the recorded generation.
+    let vk = f.unlock();
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+        .unwrap();
+    assert!(f.ks.generation().unwrap().unwrap() > recorded);
+    assert!(f.check().unwrap().refused.is_empty());
+}
+
+#[test]
+fn a_generation_no_keystore_reaches_is_refused_not_saturated() {
+    // A line recording generation u64::MAX would make every later manifest that generation
+    // too, and a manifest put back then would never look older. It is refused instead.
+    let (mut f, _) = Fixture::populated();
+    let before = f.check().unwrap().generation;
+    f.ledger.entries.push(LedgerEntry::Manifest {
+        generation: u64::MAX,
+        vault: "0000000000000000".into(),
+        reason: "added by hand".into(),
+    });
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+    let vk = f.unlock();
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    let e =
+        f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+            .unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::GenerationExhausted { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("Move the audit log aside"), "{e}");
+    assert_eq!(f.ks.generation().unwrap(), Some(before));
+}
+
+#[test]
+fn a_keystore_made_afresh_next_to_an_old_log_starts_above_its_generations() {
+    let (mut f, _) = Fixture::populated();
+    let old = f.check().unwrap().generation;
+    fs::remove_dir_all(f.ks.dir()).unwrap();
+    let stub = f.token.stub();
+    f.ks.create(stub, &mut f.ledger).unwrap();
+    assert!(f.ks.generation().unwrap().unwrap() > old);
+    assert!(f.check().is_ok());
 }

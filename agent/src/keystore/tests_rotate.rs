@@ -275,13 +275,7 @@ fn a_crash_at_any_step_of_the_first_manifest_leaves_the_old_layout_or_the_new() 
     loop {
         let (mut f, _) = Fixture::populated();
         let before = observe(&mut f);
-        // Back to a keystore from before manifests.
-        let live = f.live();
-        for name in ["vault.json", "keyslots", "credentials"] {
-            fs::rename(live.join(name), f.ks.dir().join(name)).unwrap();
-        }
-        fs::remove_dir(&live).unwrap();
-        fs::remove_file(f.ks.dir().join("manifest.json")).unwrap();
+        f.make_legacy();
         let finished = crash_at(steps, || f.check().unwrap());
         // Either still the old layout (no manifest, files at the top) or the new one.
         let legacy = f.ks.generation().unwrap().is_none();

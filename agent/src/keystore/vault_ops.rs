@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::files::{Overwrite, encode, list_json, write_atomic};
 use super::format::VaultFile;
 use super::layout::{WriteLock, sha256_hex, vault_tag};
-use super::ledger::{Evidence, Ledger, LedgerEntry};
+use super::ledger::{Anchor, Evidence, Ledger, LedgerEntry};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
 use super::seal::VaultKey;
 use super::slot;
@@ -118,6 +118,14 @@ impl Keystore {
             });
         }
         self.collect_garbage(&self.dir, &lock)?;
+        // Above every generation the log records: a keystore made afresh next to an old log
+        // must not look like an older copy of the one before it.
+        let before = ledger.since(&Anchor::genesis()).latest_generation;
+        let generation = before.map_or(Some(1), |g| g.checked_add(1)).ok_or(
+            KeystoreError::GenerationExhausted {
+                generation: u64::MAX,
+            },
+        )?;
         let stage = self.stage(&lock)?;
         let built = (|| {
             let vault = encode(
@@ -130,7 +138,15 @@ impl Keystore {
                 id,
                 sha256: sha256_hex(&slot),
             }];
-            ManifestFile::new(&vk, 1, now_secs(), records, vec![], vec![], ledger.head())
+            ManifestFile::new(
+                &vk,
+                generation,
+                now_secs(),
+                records,
+                vec![],
+                vec![],
+                ledger.head(),
+            )
         })();
         let manifest = match built {
             Ok(m) => m,
@@ -181,7 +197,7 @@ impl Keystore {
             }
             None => p.keyslots.clone(),
         };
-        let generation = next_generation(&p, not_below);
+        let generation = next_generation(&p, not_below)?;
         let manifest = ManifestFile::new(
             vk,
             generation,
@@ -266,7 +282,7 @@ impl Keystore {
             id: id.clone(),
             sha256: sha256_hex(&bytes),
         });
-        let generation = next_generation(&p, 0);
+        let generation = next_generation(&p, 0)?;
         let manifest = ManifestFile::new(
             vk,
             generation,
@@ -305,13 +321,16 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
-        self.prepare_in(self.live()?, vk, ledger, lock)
+        self.prepare_in(self.live()?, false, vk, ledger, lock)
     }
 
-    /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing).
+    /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing). A
+    /// `rebuild` takes the files as they are; otherwise a manifest older than the audit log's
+    /// record of it, or none where the log records one, is refused ([`Keystore::against_log`]).
     pub(crate) fn prepare_in(
         &self,
         live: super::layout::Live,
+        rebuild: bool,
         vk: &VaultKey,
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
@@ -337,27 +356,32 @@ impl Keystore {
                         "the manifest was written while the audit log could not be read",
                     ),
                 };
+                self.against_log(Some(m), &evidence)?;
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
                 if let Some(gap) = &evidence.gap {
                     folded.warnings.push(format!(
                         "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed"
                     ));
                 }
-                if let Some(g) = evidence.latest_generation.filter(|g| *g > m.generation) {
-                    folded.warnings.push(format!(
-                        "manifest.json is generation {}, but the audit log recorded generation {g}: an older manifest was put back",
-                        m.generation
-                    ));
-                }
                 (folded, evidence)
             }
             None => {
+                // The whole log: a keystore from before manifests has no `keystore` line in
+                // it, and a rebuilt manifest's generation must go above every one recorded.
+                let whole = ledger.since(&Anchor::genesis());
+                if !rebuild {
+                    self.against_log(None, &whole)?;
+                }
                 let mut folded = first_fold(&observed);
                 if live.dir != self.dir {
                     // Not a keystore from before manifests: a manifest being rebuilt.
                     folded.warnings.clear();
                 }
-                (folded, Evidence::default())
+                let evidence = Evidence {
+                    latest_generation: whole.latest_generation,
+                    ..Evidence::default()
+                };
+                (folded, evidence)
             }
         };
         Ok(Prepared {
@@ -458,12 +482,45 @@ fn first_fold(observed: &[Observed]) -> Folded {
 }
 
 /// The next generation: above the manifest's, above any the ledger recorded (a manifest put
-/// back must not make generations repeat), and above what this process saw.
-pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> u64 {
+/// back must not make generations repeat), and above what this process saw. Generations never
+/// repeat, so there is no next one after the last: a log line claiming it (which no keystore
+/// reaches by counting) is refused rather than pinning every later manifest to one value.
+pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> Result<u64, KeystoreError> {
     let old = p.manifest.as_ref().map_or(0, |m| m.generation);
-    old.max(p.evidence.latest_generation.unwrap_or(0))
-        .max(not_below)
-        .saturating_add(1)
+    let highest = old
+        .max(p.evidence.latest_generation.unwrap_or(0))
+        .max(not_below);
+    highest
+        .checked_add(1)
+        .ok_or(KeystoreError::GenerationExhausted {
+            generation: highest,
+        })
+}
+
+impl Keystore {
+    /// The manifest on disk (`None`: none, a keystore from before manifests) against the audit
+    /// log's `keystore` lines: every manifest written is recorded there with its generation,
+    /// so a lower generation on disk, or no manifest where one was recorded, is a keystore put
+    /// back to an older state. It may hold a token removed since, or credentials replaced
+    /// since, so nothing is opened (docs/keystore-format.md, "What is caught, and the window").
+    pub(crate) fn against_log(
+        &self,
+        manifest: Option<&ManifestFile>,
+        evidence: &Evidence,
+    ) -> Result<(), KeystoreError> {
+        let path = self.manifest_path();
+        match (manifest, evidence.latest_generation) {
+            (Some(m), Some(recorded)) if recorded > m.generation => {
+                Err(KeystoreError::OlderThanLog {
+                    path,
+                    found: m.generation,
+                    recorded,
+                })
+            }
+            (None, Some(recorded)) => Err(KeystoreError::ManifestGone { path, recorded }),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn warn_unrecorded_slots(m: &ManifestFile, found: &[SlotRecord], warnings: &mut Vec<String>) {

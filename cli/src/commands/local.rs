@@ -24,6 +24,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::VaultNotPinned { .. }
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
+        | KeystoreError::OlderThanLog { .. }
+        | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
