@@ -345,22 +345,20 @@ fn read_at(f: &mut File, at: u64, n: usize) -> std::io::Result<Vec<u8>> {
 /// The bytes of the line that ends at `end` (exclusive, newline not included).
 fn last_line(f: &mut File, end: u64) -> std::io::Result<Vec<u8>> {
     const CHUNK: u64 = 8 * 1024;
+    // Find where the line starts, then read it once: copying what was read at every step
+    // made a long torn tail (megabytes without a newline) cost time in its square.
     let mut start = end;
-    let mut line: Vec<u8> = Vec::new();
+    let mut line_start = 0;
     while start > 0 {
         let from = start.saturating_sub(CHUNK);
         let chunk = read_at(f, from, (start - from) as usize)?;
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            let mut out = chunk[i + 1..].to_vec();
-            out.extend_from_slice(&line);
-            return Ok(out);
+            line_start = from + i as u64 + 1;
+            break;
         }
-        let mut out = chunk;
-        out.extend_from_slice(&line);
-        line = out;
         start = from;
     }
-    Ok(line)
+    read_at(f, line_start, (end - line_start) as usize)
 }
 
 /// Lines in the file, a final line without newline included.

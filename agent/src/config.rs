@@ -302,6 +302,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        /// The widest a timestamp window may be set.
+        const SIGNING_WINDOW_MAX_MS: u64 = 60_000;
         let s = &self.session;
         if s.ttl.is_zero() || s.idle.is_zero() || s.max_signatures == 0 {
             return Err("session ttl, idle and max_signatures must be above zero".into());
@@ -317,6 +319,23 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             return Err("server.max_connections must be at least 1".into());
+        }
+        if self.server.frame_timeout.is_zero() || self.server.idle_connection_timeout.is_zero() {
+            return Err(
+                "server.frame_timeout and server.idle_connection_timeout must be above zero (with zero, every connection is closed at once)"
+                    .into(),
+            );
+        }
+        let g = &self.signing;
+        for (name, value) in [
+            ("max_skew_ms", g.max_skew_ms),
+            ("recv_window_cap_ms", g.recv_window_cap_ms),
+        ] {
+            if value == 0 || value > SIGNING_WINDOW_MAX_MS {
+                return Err(format!(
+                    "signing.{name} must be between 1 and {SIGNING_WINDOW_MAX_MS} ms (a minute: Binance's own ceiling for recvWindow); more would let an old or future request be signed"
+                ));
+            }
         }
         let every = self.audit.sync_interval;
         if every.is_zero() || every > SYNC_INTERVAL_MAX {
@@ -533,6 +552,32 @@ mod tests {
             (b.ttl, b.max_signatures, b.idle),
             (Duration::from_secs(60), 3, c.session.idle)
         );
+    }
+
+    #[test]
+    fn settings_that_would_turn_a_bound_off_or_close_every_connection_are_refused() {
+        // Accepted once: a zero timeout closed each connection right after hello, and a
+        // skew of u64::MAX let `timestamp=1` be signed.
+        for (toml, says) in [
+            ("[server]\nframe_timeout = \"0s\"\n", "above zero"),
+            ("[server]\nidle_connection_timeout = \"0s\"\n", "above zero"),
+            (
+                "[signing]\nmax_skew_ms = 18446744073709551615\n",
+                "signing.max_skew_ms",
+            ),
+            ("[signing]\nmax_skew_ms = 0\n", "signing.max_skew_ms"),
+            (
+                "[signing]\nrecv_window_cap_ms = 60001\n",
+                "signing.recv_window_cap_ms",
+            ),
+        ] {
+            let err = Config::parse(toml)
+                .err()
+                .unwrap_or_else(|| panic!("{toml}"));
+            assert!(err.to_string().contains(says), "{toml}: {err}");
+        }
+        let c = Config::parse("[signing]\nmax_skew_ms = 60000\nrecv_window_cap_ms = 60000\n");
+        assert_eq!(c.unwrap().signing.max_skew_ms, 60_000);
     }
 
     #[test]

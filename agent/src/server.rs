@@ -38,6 +38,10 @@ pub enum ServerError {
         "the socket {path} that systemd passed {problem}; fix tapsign-agent.socket (SocketMode=0600, DirectoryMode=0700)"
     )]
     UnsafeSocket { path: PathBuf, problem: String },
+    #[error(
+        "cannot listen on {0}: something other than a socket is there, and the agent replaces only a stale socket; check TAPSIGN_SOCK, or move that file away"
+    )]
+    NotASocket(PathBuf),
     #[error("cannot create the socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -100,7 +104,13 @@ fn parent_of(path: &Path) -> &Path {
 pub async fn bind(path: &Path) -> Result<Listener, ServerError> {
     let dir = parent_of(path);
     crate::disk::ensure_private_dir(dir).map_err(folder_error)?;
-    if path.exists() {
+    // Only a socket is ever replaced: whatever else sits at the path (a mistyped
+    // TAPSIGN_SOCK naming a file of the user's) is theirs, and is left alone.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ServerError::NotASocket(path.into()));
+        }
         match UnixStream::connect(path).await {
             Ok(_) => return Err(ServerError::AlreadyRunning(path.into())),
             Err(e)

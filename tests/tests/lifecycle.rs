@@ -31,6 +31,21 @@ fn a_stale_socket_file_is_replaced() {
 }
 
 #[test]
+fn a_file_that_is_not_a_socket_at_the_socket_path_is_left_alone() {
+    // A mistyped TAPSIGN_SOCK naming one of the user's files: connecting to it is refused as
+    // to a stale socket, and it used to be deleted as one.
+    let w = World::new();
+    let dir = w.sock.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&w.sock, "Host prod\n  HostName 10.0.0.1\n").unwrap();
+    w.run(&["agent"], "")
+        .fails_with(1, "something other than a socket is there");
+    let kept = std::fs::read_to_string(&w.sock).unwrap();
+    assert_eq!(kept, "Host prod\n  HostName 10.0.0.1\n");
+}
+
+#[test]
 fn socket_folder_and_socket_are_private() {
     let mut w = World::new();
     w.start_agent();
