@@ -79,13 +79,14 @@ impl Exchange {
         input: &mut dyn std::io::BufRead,
     ) -> Result<Vec<SecretString>, String> {
         // Sized up front and never grown: a reallocation would leave a copy of the secret
-        // in freed memory (fields longer than this still work, at that cost).
+        // in freed memory. No exchange issues a key or secret near these sizes; longer input
+        // is refused rather than read without end.
         const LINE: usize = 4096;
         const PEM: usize = 16 * 1024;
         let mut out = Vec::new();
         for name in self.fields() {
-            let mut line = zeroize::Zeroizing::new(String::with_capacity(LINE));
-            read_line(input, &mut line, name)?;
+            let mut line = zeroize::Zeroizing::new(String::with_capacity(LINE + 1));
+            read_line(input, &mut line, name, LINE)?;
             let first = line.trim_end_matches(['\r', '\n']).trim();
             if !first.starts_with("-----BEGIN ") {
                 out.push(SecretString::from_str_copy(first));
@@ -109,8 +110,13 @@ impl Exchange {
             pem.push('\n');
             loop {
                 line.clear();
-                read_line(input, &mut line, name)?;
+                read_line(input, &mut line, name, LINE)?;
                 let l = line.trim_end_matches(['\r', '\n']).trim();
+                if pem.len() + l.len() + 1 > PEM {
+                    return Err(format!(
+                        "the {name} is longer than {PEM} bytes, or its -----END ...----- line is missing"
+                    ));
+                }
                 pem.push_str(l);
                 pem.push('\n');
                 if l.starts_with("-----END ") {
@@ -123,13 +129,22 @@ impl Exchange {
     }
 }
 
-/// One line of `input` into `line`; the end of input is an error naming the missing field.
+/// One line of `input`, at most `max` bytes, into `line`; the end of input, and a longer
+/// line, are errors naming the field.
 fn read_line(
     input: &mut dyn std::io::BufRead,
     line: &mut String,
     name: &str,
+    max: usize,
 ) -> Result<(), String> {
-    match input.read_line(line) {
+    use std::io::{BufRead, Read};
+    let read = input.take(max as u64 + 1).read_line(line);
+    if line.len() > max && !line.ends_with('\n') {
+        return Err(format!(
+            "a line of the {name} is longer than {max} bytes; no exchange issues one that long"
+        ));
+    }
+    match read {
         Ok(0) => Err(format!(
             "the input ended before the {name} was complete; give each field on its own line \
              (a PEM key with all its lines, through -----END ...-----)"

@@ -101,6 +101,28 @@ fn a_pem_secret_is_read_through_its_end_line() {
 }
 
 #[test]
+fn a_field_longer_than_any_exchange_issues_is_refused_not_read_without_end() {
+    // A megabyte secret was once stored (and then could never sign), and a PEM without its
+    // end line was read to the end of the input.
+    let long = "a".repeat(1_000_000);
+    let e = read(Binance, &format!("key\n{long}\n")).unwrap_err();
+    assert!(e.contains("longer than 4096 bytes"), "{e}");
+    assert!(!e.contains("aaaa"), "nothing typed is quoted back: {e}");
+    let endless = format!(
+        "k\n-----BEGIN EC PRIVATE KEY-----\n{}",
+        "QUJD\n".repeat(10_000)
+    );
+    let e = read(Coinbase, &endless).unwrap_err();
+    assert!(e.contains("-----END"), "{e}");
+    // The longest that is read still is.
+    let edge = "b".repeat(4096);
+    assert_eq!(
+        read(Binance, &format!("key\n{edge}\n")).unwrap(),
+        ["key", edge.as_str()]
+    );
+}
+
+#[test]
 fn input_that_ends_early_names_the_missing_field() {
     let err = read(Okx, "key\nsecret\n").expect_err("short");
     assert!(err.contains("passphrase"), "{err}");
