@@ -121,14 +121,15 @@ impl Agent {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Report a warning once: the log and `status` show each distinct one a single time, so a
-    /// problem met on every unlock does not grow the list.
-    pub(crate) fn warn(&self, msg: String) {
+    /// The keystore's warnings from the last unlock's check, which describe the files as they
+    /// are now: they replace the previous unlock's (a problem fixed since is no longer shown),
+    /// and each one is logged when it first appears, not again at every unlock that meets it.
+    pub(crate) fn keystore_warnings(&self, now: Vec<String>) {
         let mut warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
-        if !warnings.contains(&msg) {
+        for msg in now.iter().filter(|m| !warnings.contains(m)) {
             say!("tapsign agent: warning: {msg}");
-            warnings.push(msg);
         }
+        *warnings = now;
     }
 
     /// End the session (idempotent); audited when a session was open.

@@ -102,6 +102,53 @@ fn with_other_keys_the_session_opens_and_the_refusal_is_shown() {
     sign(&w, "k2").ok();
     let st = status_json(&w);
     assert!(st["warnings"].to_string().contains("REFUSED"), "{st}");
+    // Fixed (stored again), the next unlock's check replaces the warnings: a refusal that no
+    // longer holds is not shown for the agent's lifetime.
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nrotated-again\n",
+    )
+    .ok();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 2 key(s)"), "{out:?}");
+    let st = status_json(&w);
+    assert!(!st["warnings"].to_string().contains("REFUSED"), "{st}");
+}
+
+#[test]
+fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add() {
+    // The at-rest review's attack: a copy of the whole keystore, taken before a change the
+    // next unlock recorded (here a rotated secret; as well a `token remove`), put back while
+    // no agent runs. The audit log records the newer manifest's generation.
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "secret-before");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let ks = w.home().join("keystore");
+    let copy = w.home().join("keystore-copy");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ks)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nsecret-after\n",
+    )
+    .ok();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::rename(&copy, &ks).unwrap();
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "older copy of the keystore was put back");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    sign(&w, "k1").fails_with(4, "locked");
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .fails_with(7, "older copy of the keystore was put back");
 }
 
 #[test]

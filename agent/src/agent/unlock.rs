@@ -137,9 +137,7 @@ impl Agent {
 
     /// Install the session an unlock opened.
     async fn opened(&self, o: Opened, bounds: Bounds, client: &Client) {
-        for w in o.warnings {
-            self.warn(w);
-        }
+        self.keystore_warnings(o.warnings);
         self.removal.opened_at(o.reader.clone());
         let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
         let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
