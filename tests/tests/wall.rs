@@ -423,3 +423,22 @@ fn policy_explain_refuses_what_the_signing_scheme_refuses_as_the_agent_does() {
     assert_eq!(ex.code, 0, "{ex:?}");
     assert!(!ex.stdout.contains("signing:"), "{ex:?}");
 }
+
+#[test]
+fn policy_explain_says_a_credential_file_is_damaged_not_missing() {
+    let w = World::new();
+    w.setup_key("bn", "binance", "ak", "sk");
+    let ks = w.home().join("keystore");
+    let live = std::fs::read_dir(&ks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("vault-"))
+        .unwrap();
+    let file = live.join("credentials/bn.json");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = explain(&w, "bn", "GET", "/api/v3/account", "", "");
+    out.fails_with(1, "bn.json can be read by other users");
+    assert!(!out.stderr.contains("no credential named"), "{out:?}");
+    explain(&w, "other", "GET", "/api/v3/account", "", "")
+        .fails_with(5, "no credential named");
+}

@@ -202,21 +202,28 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
     let config =
         tapsign_agent::config::Config::load(&paths.config_file()).map_err(Failure::error)?;
     let ks = keystore(paths);
-    let info = ks
-        .list_credentials()
-        .map_err(ks_failure)?
-        .into_iter()
-        .flatten()
-        .find(|c| c.name == a.name)
-        .ok_or_else(|| {
-            Failure::new(
-                exit_codes::REFUSED,
-                format!(
-                    "no credential named {:?} in the keystore: `tapsign key list` shows the names",
-                    a.name
-                ),
-            )
-        })?;
+    let mut found = None;
+    for entry in ks.list_credentials().map_err(ks_failure)? {
+        match entry {
+            Ok(c) if c.name == a.name => found = Some(c),
+            Ok(_) => {}
+            // Its file is there but cannot be read (damaged, or open to others): say that,
+            // not that there is no such key.
+            Err(e) if e.path().and_then(|p| p.file_stem()) == Some(a.name.as_ref()) => {
+                return Err(ks_failure(e));
+            }
+            Err(_) => {}
+        }
+    }
+    let info = found.ok_or_else(|| {
+        Failure::new(
+            exit_codes::REFUSED,
+            format!(
+                "no credential named {:?} in the keystore: `tapsign key list` shows the names",
+                a.name
+            ),
+        )
+    })?;
     let req = a.request.into_request(a.name.clone());
     let report = tapsign_agent::policy::explain::explain(
         info.exchange,
