@@ -496,3 +496,17 @@ fn an_order_cannot_ask_to_borrow() {
         attempt(c, &KeyPolicy::default(), &req("POST", path, "", spot)).unwrap();
     }
 }
+
+#[test]
+fn an_empty_json_object_body_is_refused_with_a_reason_that_says_so() {
+    // What some clients send for a POST without parameters. It was refused as a parameter
+    // with an empty name, with a config line to allow `""`.
+    for (ex, path) in [
+        (Bybit, "/v5/order/cancel"),
+        (Bitget, "/api/v2/spot/trade/cancel-order"),
+    ] {
+        let e = refused(&passphrase_cred(ex), &req("POST", path, "", "{}"));
+        assert!(e.contains("empty JSON object"), "{ex}: {e}");
+        assert!(!e.contains("params ="), "no config line to allow it: {e}");
+    }
+}

@@ -463,6 +463,14 @@ pub fn check_request<'p>(
         ))
         .into());
     }
+    if params.iter().any(|p| p.name.is_empty()) {
+        // `{}`: what some clients send for a POST without parameters. Its signature would be
+        // one over no parameters at all, valid on every endpoint that takes none.
+        return Err(ParseError(format!(
+            "{endpoint} got an empty JSON object (`{{}}`) as its body; send its parameters in the body, or no body"
+        ))
+        .into());
+    }
     let unknown = profile::unknown_params(exchange, endpoint, &params);
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
