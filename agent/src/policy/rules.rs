@@ -143,6 +143,18 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/spot-margin-trade/fixedborrow**", Loan),
     any("/asset/v1/**", Legacy),
     any("/asset/v3/**", Legacy),
+    // Missed by the rules above (ccxt's bybit endpoint table, docs/sources.md "Deny lists"):
+    // classic spot cross-margin borrowing and the spot-margin switch, legacy v3 loans and
+    // leveraged tokens, legacy v3 API-key changes, deposit addresses. Keywords catch the
+    // loan and repayment endpoints of any version.
+    any("/v5/spot-cross-margin-trade/**", Loan),
+    any("/v5/spot-margin-trade/switch-mode**", Loan),
+    any("/spot/v3/private/purchase**", Earn),
+    any("/spot/v3/private/redeem**", Earn),
+    any("/user/v3/**", ApiKeys),
+    any("/v5/asset/deposit/**", Deposit),
+    any("**loan**", Loan),
+    any("**repay**", Loan),
 ];
 
 /// OKX, checked against its 361 documented endpoints (docs/sources.md, "Deny lists").
@@ -166,6 +178,14 @@ static OKX_DENY: &[DenyRule] = &[
     any("/api/v5/account/fixed-loan/**", Loan),
     on("POST", "/api/v5/account/set-auto-earn**", Earn),
     any("/api/v5/fiat/**", Fiat),
+    // Missed by the rules above (ccxt's okx endpoint table, docs/sources.md "Deny lists"): dust
+    // conversion, auto-loan, trading bots (grid, DCA, recurring buy: creating one moves funds
+    // into the bot's account), deposit addresses.
+    any("**convert**", Convert),
+    any("**loan**", Loan),
+    any("**repay**", Loan),
+    on("POST", "/api/v5/tradingbot/**", Transfer),
+    any("/api/v5/asset/deposit**", Deposit),
 ];
 
 /// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -190,6 +210,11 @@ static COINBASE_DENY: &[DenyRule] = &[
     any("**api_key**", ApiKeys),
     any("**apikey**", ApiKeys),
     any("/api/v3/brokerage/convert/**", Convert),
+    // Missed by the rules above (ccxt's coinbase endpoint table, docs/sources.md "Deny lists"):
+    // the key's own permissions, and creating or changing App (v2) accounts and wallets.
+    any("**key_permissions**", ApiKeys),
+    on("POST", "/v2/accounts**", SubAccount),
+    on("PUT", "/v2/accounts**", SubAccount),
 ];
 
 /// Kraken (docs/sources.md, "Deny lists"): method names under `/0/private/`.
@@ -204,6 +229,10 @@ static KRAKEN_DENY: &[DenyRule] = &[
     any("/0/private/unstake**", Earn),
     any("/0/private/earn/**", Earn),
     any("/0/private/deposit**", Deposit),
+    // Missed by the rules above (ccxt's kraken endpoint table, docs/sources.md "Deny lists"):
+    // `GetApiKeyInfo`. Paths are matched lower-cased, so `/0/private/GetApiKeyInfo` is read as
+    // `/0/private/getapikeyinfo`.
+    any("**apikey**", ApiKeys),
 ];
 
 /// Gate, checked against its 412 documented endpoints (docs/sources.md, "Deny lists"; paths with or
@@ -231,6 +260,14 @@ static GATE_DENY: &[DenyRule] = &[
     // with their permissions.
     any("/api/v4/wallet/push**", Transfer),
     any("**/main_keys**", ApiKeys),
+    // Missed by the rules above (ccxt's gate endpoint table, docs/sources.md "Deny lists"):
+    // margin loans (`/margin/loans`, `/margin/merged_loans`), repayments (`/margin/cross/
+    // repayments`, `/unified/quick_repayment`, `/margin/auto_repay`), the withdrawal address
+    // book. Keywords catch every loan, borrow and repay path.
+    any("**loan**", Loan),
+    any("**borrow**", Loan),
+    any("**repay**", Loan),
+    any("/api/v4/wallet/saved_address**", Withdrawal),
 ];
 
 /// KuCoin, checked against its 324 documented endpoints (docs/sources.md, "Deny lists").
@@ -245,6 +282,10 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("/api/*/broker/nd/**", SubAccount),
     any("/api/*/user/**", SubAccount),
     on("POST", "/api/*/deposit-address**", Deposit),
+    // Missed by the rule above (ccxt's kucoin endpoint table, docs/sources.md "Deny lists"): the
+    // unified account's deposit addresses, `/api/ua/v1/{asset,account}/deposit/address`. (GET
+    // `/api/v1/deposit-addresses` stays an ordinary read: tests/policy_exchanges.rs.)
+    any("**/deposit/address**", Deposit),
     // kucoin docs-new: earn, lending, margin borrowing, convert, copy trading. (Unified-account
     // sub-accounts and keys, /api/ua/v1/user/*sub*, fall under the sub rules above.)
     any("/api/*/earn/**", Earn),
@@ -254,6 +295,10 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("/api/v3/lend/**", Earn),
     any("/api/v3/margin/borrow**", Loan),
     any("/api/v3/margin/repay**", Loan),
+    // Missed by the two rules above: v1 margin borrowing (`/api/v1/margin/borrow`) and
+    // repayment (ccxt's kucoin endpoint table, docs/sources.md "Deny lists"), and any later one.
+    any("**borrow**", Loan),
+    any("**repay**", Loan),
     any("/api/*/convert/**", Convert),
     on("POST", "/api/*/copy-trade/**", Transfer),
     on("DELETE", "/api/*/copy-trade/**", Transfer),
@@ -289,6 +334,15 @@ static BITGET_DENY: &[DenyRule] = &[
     // Copy trading before v2 (`/api/mix/v1/trace/...`, `/api/spot/v1/trace/...`).
     on("POST", "/api/*/v1/trace/**", Transfer),
     any("/api/v2/mix/account/union-convert**", Convert),
+    // Missed by the rules above (ccxt's bitget endpoint table, docs/sources.md "Deny lists"):
+    // v1 spot loans and their pledges (`/api/spot/v1/loan/...`: `/api/*/loan/**` matches one
+    // segment before `loan`), cross-margin repayment and borrowing limits, grid bots (creating
+    // one or adding to it moves funds into the bot), deposit addresses.
+    any("**loan**", Loan),
+    any("**borrow**", Loan),
+    any("**repay**", Loan),
+    any("**/grid/**", Transfer),
+    any("**deposit-address**", Deposit),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without a trailing `[]`).
