@@ -230,6 +230,19 @@ fn pcscd_stopped_is_a_clear_error_and_the_agent_keeps_running() {
 }
 
 #[test]
+fn enrolling_with_pcscd_stopped_fails_before_the_touch_that_opens_the_keystore() {
+    // It used to ask for a touch of an enrolled token first, then fail on pcscd.
+    harness::run(&[fw([5, 7, 1], 15_100_019)], |stack| {
+        let w = World::new();
+        w.run(&["token", "add", "--soft"], "").ok();
+        stack.stop_pcscd().unwrap();
+        let out = w.run(&["token", "add", "--piv"], PIN);
+        out.fails_with(6, "pcscd");
+        assert!(!out.stderr.contains("Touch"), "{out:?}");
+    });
+}
+
+#[test]
 fn other_pc_sc_clients_can_use_the_card_right_after_an_unlock() {
     harness::run_with_tools(
         &["yubico-piv-tool"],

@@ -64,6 +64,12 @@ pub fn retired_slot(n: u8) -> Result<RetiredSlotId, TokenError> {
 }
 
 /// Generate (or adopt) the P-256 key on the card and describe it as a keyslot stub.
+/// Whether the YubiKey `enroll` would use is there (pcscd running, the card on a reader): the
+/// check that needs no touch, made before a touch opens the keystore to enroll it.
+pub fn check_present(serial: Option<u32>) -> Result<(), TokenError> {
+    open(serial).map(drop)
+}
+
 pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenStub, TokenError> {
     let mut yk = open(opts.serial)?;
     let serial = yk.serial().0;

@@ -118,7 +118,11 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     };
     let initialized = ks.is_initialized().map_err(ks_failure)?;
     // With an existing keystore, first make sure an enrolled token can open it: the new key
-    // is generated only once the vault key is in hand.
+    // is generated only once the vault key is in hand. Before that touch, the checks that
+    // need none: pcscd runs and the YubiKey to enroll is there.
+    if initialized {
+        piv::check_present(opts.serial).map_err(token_failure)?;
+    }
     let vk = match initialized {
         true => Some(touch_enrolled(paths, ks, recorded(ks)?, Some(&pin))?),
         false => None,
