@@ -14,7 +14,7 @@
 
 const { open, expect } = require('./connection');
 const { socketPath } = require('./socket');
-const { ConnectionLost } = require('./errors');
+const { ConnectionLost, ProtocolError } = require('./errors');
 const { VERSION } = require('./version');
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -113,7 +113,7 @@ class Agent {
     const msg = { type: 'sign', key, method, path, query, body };
     // "rest" is the default and left out, as the Rust client does.
     if (kind !== 'rest') msg.kind = kind;
-    return new SignedRequest(await this._call(msg, 'signed'));
+    return new SignedRequest(checkSigned(await this._call(msg, 'signed')));
   }
 
   /**
@@ -150,7 +150,9 @@ class Agent {
   }
 
   async _connection() {
-    if (this._conn && !this._conn.closed) return this._conn;
+    if (this._conn && this._conn.usable) return this._conn;
+    // Closed by the agent, or out of step (bytes nobody asked for): a new connection.
+    if (this._conn) this._conn.close();
     this._conn = null;
     this._conn = await open(this.path, this.client, this.timeout);
     return this._conn;
@@ -159,7 +161,7 @@ class Agent {
   _call(msg, want) {
     return this._serial(async () => {
       for (let attempt = 0; ; attempt++) {
-        const reused = this._conn !== null && !this._conn.closed;
+        const reused = this._conn !== null && this._conn.usable;
         const conn = await this._connection();
         try {
           return expect(await conn.request(msg, this.timeout), want);
@@ -172,6 +174,35 @@ class Agent {
       }
     });
   }
+}
+
+/**
+ * A `signed` answer the bot may send as it is: every field a string (never `undefined` or
+ * `null` turned into text), and a path from the host's root (`@evil.example/x` appended to a
+ * base URL would name another host).
+ */
+function checkSigned(reply) {
+  for (const name of ['method', 'path', 'query', 'body']) {
+    if (typeof reply[name] !== 'string') {
+      const got = reply[name] === null ? 'null' : typeof reply[name];
+      throw new ProtocolError(`the agent's signed answer has no string "${name}" (${got})`);
+    }
+  }
+  const { headers } = reply;
+  if (
+    headers === null ||
+    typeof headers !== 'object' ||
+    Array.isArray(headers) ||
+    !Object.values(headers).every((v) => typeof v === 'string')
+  ) {
+    throw new ProtocolError("the agent's signed answer has headers that are not strings");
+  }
+  if (!reply.path.startsWith('/')) {
+    throw new ProtocolError(
+      `the agent's signed answer has a path that does not start with "/": ${JSON.stringify(reply.path.slice(0, 80))}`,
+    );
+  }
+  return reply;
 }
 
 function stripType(msg) {

@@ -5,7 +5,7 @@
 const net = require('node:net');
 
 const { encode, FrameReader } = require('./frame');
-const { AgentNotRunning, AgentTimeout, ConnectionLost, ProtocolError, fromWire } = require('./errors');
+const { AgentNotRunning, AgentTimeout, ConnectionLost, ProtocolError, VersionMismatch, fromWire } = require('./errors');
 const { checkSocket, sameSocket } = require('./socket');
 
 const PROTOCOL_VERSION = 1;
@@ -106,6 +106,14 @@ class Connection {
     });
   }
 
+  /**
+   * Whether this kept connection may carry the next request: not closed, and holding no bytes
+   * nobody asked for (an unasked frame, whole or in part, would be read as the next answer).
+   */
+  get usable() {
+    return !this.closed && this.inbox.length === 0 && this.reader.pending === 0;
+  }
+
   /** Send `msg` and return its answer; an `error` frame becomes its TapsignError. */
   async request(msg, timeoutMs) {
     if (this.closed) throw this.closeError;
@@ -195,6 +203,12 @@ async function greet(sockPath, client, timeoutMs, listenFirstMs) {
       await conn.request({ type: 'hello', version: PROTOCOL_VERSION, client }, timeoutMs),
       'hello',
     );
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new VersionMismatch(
+        `the agent speaks protocol version ${hello.version}, this client ${PROTOCOL_VERSION}: ` +
+          'upgrade the older side',
+      );
+    }
     conn.agent = String(hello.agent);
     conn.version = hello.version;
   } catch (e) {

@@ -203,3 +203,24 @@ test('attach checks its arguments and can be repeated to change the key', async 
   attach(new ccxt.binanceusdm(), { key: 'binance-main', path: world.sock });
   attach(new ccxt.kucoinfutures(), { key: 'kucoin-main', path: world.sock });
 });
+
+test('an apostrophe in a query is refused before the agent is asked: fetch would send it as %27', async () => {
+  // Upbit and Bithumb hash the query unencoded, Bybit signs it as sent: in each a %27 on the
+  // wire is not what the agent signed. Nothing is sent, the agent is not asked.
+  const cases = [
+    ['bybit', 'bybit-main', (ex) => ex.privateGetV5OrderRealtime({ category: 'linear', orderLinkId: "o'1" })],
+    ['upbit', 'upbit-main', (ex) => ex.privateDeleteOrder({ identifier: "o'1" })],
+    ['bithumb', 'bithumb-main', (ex) => ex.privateGetV1Order({ identifier: "o'1" })],
+  ];
+  for (const [id, key, call] of cases) {
+    const ex = new ccxt[id]({ enableRateLimit: false, options: { enableUnifiedAccount: true, enableUnifiedMargin: false } });
+    const sent = h.record(ex, () => ({}));
+    attach(ex, { key, path: '/nonexistent/agent.sock' });
+    await assert.rejects(call(ex), (e) => {
+      assert.ok(e instanceof ccxt.BadRequest && e.tapsign instanceof tapsign.BadRequest, `${id}: ${e.constructor.name} ${e.message}`);
+      assert.match(e.message, /'/);
+      return true;
+    });
+    assert.equal(sent.length, 0, id);
+  }
+});

@@ -486,3 +486,85 @@ test('ws_login is sent as kind "ws_login"; rest is left out of the frame', async
     await fake.close();
   }
 });
+
+test('a hello of another protocol version is VersionMismatch, and the connection is closed', async () => {
+  const fake = await fakeAgent(async (peer) => {
+    await peer.next();
+    peer.send({ type: 'hello', version: 2, agent: 'tapsign 9.0.0' });
+    await peer.next().catch(() => {});
+  });
+  const agent = new Agent({ path: fake.path });
+  try {
+    await assert.rejects(agent.status(), (e) => e instanceof tapsign.VersionMismatch && /version 2/.test(e.message));
+    await assert.rejects(agent.sign('k', 'GET', '/x'), tapsign.VersionMismatch);
+    assert.equal(fake.peers.length, 2, 'a new connection each time; nothing sent after hello');
+    assert.ok(fake.peers[0].ended);
+  } finally {
+    agent.close();
+    await fake.close();
+  }
+});
+
+test('a signed answer that cannot be sent as it is is a ProtocolError', async () => {
+  const good = { type: 'signed', method: 'GET', path: '/api/v3/order', query: 'a=1', body: '', headers: { 'X-Fake': 'k' } };
+  const bad = [
+    { path: '@evil.example/x' },
+    { path: 'api/v3/order' },
+    { path: '' },
+    { query: null },
+    { body: undefined },
+    { method: 1 },
+    { headers: { 'X-Fake': null } },
+    { headers: { 'X-Fake': 5 } },
+    { headers: ['X-Fake'] },
+    { headers: null },
+  ];
+  for (const change of bad) {
+    const fake = await fakeAgent(serve(() => ({ ...good, ...change })));
+    const agent = new Agent({ path: fake.path });
+    try {
+      await assert.rejects(agent.sign('k', 'GET', '/api/v3/order'), tapsign.ProtocolError, JSON.stringify(change));
+    } finally {
+      agent.close();
+      await fake.close();
+    }
+  }
+  const fake = await fakeAgent(serve(() => good));
+  const agent = new Agent({ path: fake.path });
+  try {
+    const s = await agent.sign('k', 'GET', '/api/v3/order');
+    assert.deepEqual([s.method, s.path, s.query, s.body, s.headers], ['GET', '/api/v3/order', 'a=1', '', { 'X-Fake': 'k' }]);
+  } finally {
+    agent.close();
+    await fake.close();
+  }
+});
+
+test('a frame nobody asked for makes the next call reconnect instead of reading it as the answer', async () => {
+  const signed = (msg, path) => ({ type: 'signed', method: msg.method, path, query: '', body: '', headers: {} });
+  const fake = await fakeAgent(async (peer, index) => {
+    await peer.greet();
+    let first = index === 0;
+    for (;;) {
+      let msg;
+      try {
+        msg = await peer.next();
+      } catch {
+        return;
+      }
+      peer.send(signed(msg, msg.path));
+      if (first) peer.send(signed(msg, '/extra')); // unasked, after the answer
+      first = false;
+    }
+  });
+  const agent = new Agent({ path: fake.path });
+  try {
+    assert.equal((await agent.sign('k', 'GET', '/first')).path, '/first');
+    await new Promise((r) => setTimeout(r, 200)); // the unasked frame has arrived
+    assert.equal((await agent.sign('k', 'GET', '/second')).path, '/second');
+    assert.equal(fake.peers.length, 2);
+  } finally {
+    agent.close();
+    await fake.close();
+  }
+});

@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 
-const { SCHEMES, splitUrl, withoutParams, unencodedQuery } = require('../lib/ccxt/schemes');
+const { SCHEMES, splitUrl, withoutParams, unencodedQuery, REFUSED_UNENCODED } = require('../lib/ccxt/schemes');
 const { BadRequest } = require('../lib/errors');
 
 test('splitUrl cuts by string, leaving every byte of path and query as it was', () => {
@@ -54,6 +54,20 @@ test('upbit and bithumb: the query is sent unencoded, as they hash it', () => {
   for (const ambiguous of ['a=x%26y', 'a=x%3Dy', 'a=x%20y', 'a=x%2By', 'a=%E2%82%A9', 'a=%zz']) {
     assert.throws(() => unencodedQuery(ambiguous, 'Upbit'), BadRequest, ambiguous);
   }
+});
+
+test('upbit and bithumb: an apostrophe, which fetch would send as %27, is refused too', () => {
+  // ccxt leaves an apostrophe unencoded (encodeURIComponent), and fetch encodes it.
+  for (const q of ["identifier=o'1", 'identifier=o%271', 'identifier=x%23y', 'identifier=x+y', 'identifier=x%09y']) {
+    assert.throws(
+      () => unencodedQuery(q, 'Upbit'),
+      (e) => e instanceof BadRequest && e.message.includes(`may not contain ${REFUSED_UNENCODED}`),
+      q,
+    );
+  }
+  // Every other printable ASCII character goes out as it is.
+  assert.equal(unencodedQuery('a=x!*()~-._[],:;@$/?"<>{}|^`\\y', 'Upbit'), 'a=x!*()~-._[],:;@$/?"<>{}|^`\\y');
+  assert.equal(unencodedQuery('', 'Upbit'), '');
 });
 
 test('header schemes drop exactly their auth headers, in any case', () => {

@@ -81,6 +81,10 @@ def serve_forever(conn: Conn, n: int) -> None:
     """hello, then answer status/lock/sign until the client closes."""
     if not conn.hello():
         return
+    serve_forever_after_hello(conn)
+
+
+def serve_forever_after_hello(conn: Conn) -> None:
     while True:
         msg = conn.read()
         if msg is None:
@@ -200,3 +204,29 @@ def slow_first_answer(conn: Conn, n: int) -> None:
             conn.send(signed({**msg, "path": "/stale"}))
         except OSError:
             pass
+
+
+def answers_with(answer: Dict[str, Any]) -> Script:
+    """hello, then answer every request with a `signed` message whose fields ``answer`` sets."""
+
+    def script(conn: Conn, n: int) -> None:
+        conn.hello()
+        while conn.read() is not None:
+            conn.send({"type": "signed", "method": "GET", "path": "/api/v3/order", "query": "a=1", "body": "",
+                       "headers": {"X-Fake": "k"}, **answer})
+
+    return script
+
+
+def extra_frame_after_first_answer(conn: Conn, n: int) -> None:
+    """Connection 0 sends an unasked frame after its first answer, then keeps serving: a client
+    that reads it as the next answer gets the wrong request back."""
+    if n > 0:
+        return serve_forever(conn, n)
+    conn.hello()
+    msg = conn.read()
+    if msg is None:
+        return
+    conn.send(signed(msg))
+    conn.send(signed({**msg, "path": "/extra"}))
+    serve_forever_after_hello(conn)

@@ -124,3 +124,30 @@ def test_timeout(fake: FakeAgent) -> None:
 def test_no_agent(tmp_path: Any) -> None:
     with pytest.raises(tapsign.AgentNotRunning):
         asyncio.run(tapsign.aio.Agent(str(tmp_path / "none.sock")).status())
+
+
+@using(fakeagent.extra_frame_after_first_answer)
+def test_bytes_nobody_asked_for_make_the_next_request_reconnect(fake: FakeAgent) -> None:
+    async def go() -> List[str]:
+        a = tapsign.aio.Agent(fake.path)
+        try:
+            first = (await a.sign("k", "GET", "/first")).path
+            await asyncio.sleep(0.2)  # the unasked frame has arrived
+            return [first, (await a.sign("k", "GET", "/second")).path]
+        finally:
+            await a.close()
+
+    assert asyncio.run(go()) == ["/first", "/second"]
+    assert fake.connections == 2
+
+
+@using(fakeagent.answers_with({"path": "@evil.example/x"}))
+def test_a_signed_answer_with_a_path_off_the_root_is_a_protocol_error(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.ProtocolError):
+        asyncio.run(tapsign.aio.Agent(fake.path).sign("k", "GET", "/api/v3/order"))
+
+
+@using(fakeagent.answers_with({"query": None}))
+def test_a_signed_answer_without_a_string_query_is_a_protocol_error(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.ProtocolError):
+        asyncio.run(tapsign.aio.Agent(fake.path).sign("k", "GET", "/api/v3/order"))

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 import threading
 import time
 from typing import Any, List
@@ -125,6 +127,30 @@ def test_no_agent_is_agent_not_running(tmp_path: Any) -> None:
     s.close()
     with pytest.raises(tapsign.AgentNotRunning):
         tapsign.Agent(str(stale)).status()
+
+
+def test_connect_failures_are_tapsign_errors(tmp_path: Any, monkeypatch: Any) -> None:
+    # A path too long for a Unix socket, a file where a folder should be: no agent there, and
+    # the reason is in the message (not a bare OSError).
+    too_long = str(tmp_path / ("x" * 200) / "agent.sock")
+    with pytest.raises(tapsign.AgentNotRunning) as raised:
+        tapsign.Agent(too_long).status()
+    assert "too long" in str(raised.value) and "tapsign agent" in str(raised.value)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(tapsign.AgentNotRunning) as raised:
+        tapsign.Agent(str(afile / "agent.sock")).sign("k", "GET", "/x")
+    assert "Not a directory" in str(raised.value)
+    # A connect that times out is AgentTimeout.
+    import socket
+
+    def slow_connect(self: Any, address: Any) -> None:
+        raise socket.timeout("timed out")
+
+    monkeypatch.setattr(socket.socket, "connect", slow_connect)
+    with pytest.raises(tapsign.AgentTimeout) as timed_out:
+        tapsign.Agent(str(tmp_path / "agent.sock"), timeout=0.5).status()
+    assert "0.5 s" in str(timed_out.value)
 
 
 # ---------------------------------------------------------------- against the fake
@@ -255,3 +281,75 @@ def test_threads_never_interleave_frames(fake: FakeAgent) -> None:
     assert errors == []
     assert fake.connections == 1
     assert len(fake.requests("sign")) == 300
+
+
+def mute_after_hello_read(conn: Conn, n: int) -> None:
+    """Reads hello and never answers."""
+    conn.read()
+    time.sleep(3)
+
+
+@using(mute_after_hello_read)
+def test_an_unanswered_hello_is_agent_timeout(fake: FakeAgent) -> None:
+    started = time.monotonic()
+    with pytest.raises(tapsign.AgentTimeout):
+        tapsign.Agent(fake.path, timeout=0.5).status()
+    assert time.monotonic() - started < 2
+
+
+def trickle(conn: Conn, n: int) -> None:
+    """Answers status one byte every 0.25 s: each read gets a byte well within any timeout."""
+    conn.hello()
+    if conn.read() is None:
+        return
+    body = json.dumps({"type": "status", "state": "locked", "agent": "fake 0", "tokens": []}).encode()
+    for b in struct.pack(">I", len(body)) + body:
+        try:
+            conn.sock.sendall(bytes([b]))
+        except OSError:
+            return
+        time.sleep(0.25)
+
+
+@using(trickle)
+def test_the_timeout_bounds_the_whole_answer_not_each_read(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(tapsign.AgentTimeout):
+        a.status()
+    assert time.monotonic() - started < 2.5, "one deadline for the whole answer"
+
+
+BAD_SIGNED = [
+    {"path": "@evil.example/x"},
+    {"path": "api/v3/order"},
+    {"path": ""},
+    {"query": None},
+    {"body": None},
+    {"method": 1},
+    {"headers": {"X-Fake": None}},
+    {"headers": {"X-Fake": 5}},
+    {"headers": []},
+]
+
+
+@pytest.mark.parametrize("fake", [fakeagent.answers_with(bad) for bad in BAD_SIGNED], indirect=True,
+                         ids=[json.dumps(bad) for bad in BAD_SIGNED])
+def test_a_signed_answer_that_cannot_be_sent_as_it_is_is_a_protocol_error(fake: FakeAgent) -> None:
+    with pytest.raises(tapsign.ProtocolError):
+        tapsign.Agent(fake.path).sign("k", "GET", "/api/v3/order", "a=1")
+
+
+@using(fakeagent.answers_with({}))
+def test_a_well_formed_signed_answer_is_taken_as_it_is(fake: FakeAgent) -> None:
+    s = tapsign.Agent(fake.path).sign("k", "GET", "/api/v3/order", "a=1")
+    assert (s.method, s.path, s.query, s.body, s.headers) == ("GET", "/api/v3/order", "a=1", "", {"X-Fake": "k"})
+
+
+@using(fakeagent.extra_frame_after_first_answer)
+def test_bytes_nobody_asked_for_make_the_next_request_reconnect(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    assert a.sign("k", "GET", "/first").path == "/first"
+    time.sleep(0.2)
+    assert a.sign("k", "GET", "/second").path == "/second"
+    assert fake.connections == 2

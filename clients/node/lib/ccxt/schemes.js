@@ -46,13 +46,19 @@ function withoutParams(s, drop) {
     .join('&');
 }
 
+// What a decoded value may not hold: '&', '=', '#', '%', '+' and whitespace could not be told
+// apart from the query's own syntax (ccxt encodes a space as %20, so a literal '+' was a '+'),
+// and fetch (WHATWG URL) encodes an apostrophe, a control or a non-ASCII character again on the
+// way out, so the exchange would hash other bytes than the agent signed.
+const NOT_UNENCODED = /[&=#%+'\s]|[^\x21-\x7e]/;
+const REFUSED_UNENCODED = "& = # % + ' or a space, control or non-ASCII character";
+
 /**
  * Upbit and Bithumb hash the query unencoded and want it sent the same way
  * (docs/exchanges.md, Upbit); ccxt percent-encodes it. Decode it, unless a value would then
- * be ambiguous in a query string.
+ * be ambiguous in a query string or changed by fetch on the way out.
  */
 function unencodedQuery(query, exchange) {
-  if (!/[%+]/.test(query)) return query;
   return query
     .split('&')
     .map((piece) =>
@@ -65,12 +71,10 @@ function unencodedQuery(query, exchange) {
           } catch {
             plain = undefined;
           }
-          // ccxt encodes spaces as %20, so a literal '+' was a '+'; decoded '&', '=', '#', '%',
-          // '+' or a space could not be told apart from the query's own syntax.
-          if (plain === undefined || /[&=#%+\s]/.test(plain) || /[^\x21-\x7e]/.test(plain)) {
+          if (plain === undefined || NOT_UNENCODED.test(plain)) {
             throw new BadRequest(
               `${exchange} hashes the query unencoded, and ${JSON.stringify(part)} cannot be sent ` +
-                'unencoded; use values of letters, digits and -._~[],: only',
+                `unencoded: a value there may not contain ${REFUSED_UNENCODED}`,
             );
           }
           return plain;
@@ -258,4 +262,13 @@ const BY_CCXT_ID = {
   bitget: 'bitget',
 };
 
-module.exports = { SCHEMES, BY_CCXT_ID, splitUrl, findHeader, withoutHeaders, withoutParams, unencodedQuery };
+module.exports = {
+  SCHEMES,
+  BY_CCXT_ID,
+  splitUrl,
+  findHeader,
+  withoutHeaders,
+  withoutParams,
+  unencodedQuery,
+  REFUSED_UNENCODED,
+};

@@ -157,14 +157,28 @@ class SignedRequest:
 
     @classmethod
     def from_wire(cls, msg: Dict[str, Any]) -> "SignedRequest":
+        """Checks the answer is what the bot may send as it is: every field a string (never
+        ``None`` made into ``'None'``), and a path from the host's root (``@evil.example/x``
+        appended to a base URL would name another host)."""
         expect(msg, "signed")
-        try:
-            headers = {str(k): str(v) for k, v in dict(msg["headers"]).items()}
-            return cls(
-                str(msg["method"]), str(msg["path"]), str(msg["query"]), str(msg["body"]), headers
+        fields = []
+        for name in ("method", "path", "query", "body"):
+            value = msg.get(name)
+            if not isinstance(value, str):
+                raise errors.ProtocolError(
+                    f"the agent's signed answer has no string {name!r} ({type(value).__name__})"
+                )
+            fields.append(value)
+        headers = msg.get("headers")
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise errors.ProtocolError("the agent's signed answer has headers that are not strings")
+        if not fields[1].startswith("/"):
+            raise errors.ProtocolError(
+                f"the agent's signed answer has a path that does not start with '/': {fields[1][:80]!r}"
             )
-        except (KeyError, TypeError, ValueError) as e:
-            raise errors.ProtocolError(f"the agent's signed answer lacks a field: {e}") from None
+        return cls(*fields, dict(headers))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple
 
@@ -113,6 +114,23 @@ async def _connect(where: _wire.SocketPath, name: str, timeout: Optional[float])
         raise
 
 
+def _stale(conn: _Conn) -> bool:
+    """Whether a kept connection may not carry the next request: the agent closed it (its idle
+    timeout), or it holds bytes nobody asked for, which would be read as the next answer. Like
+    the blocking client's check, it looks at what the stream has buffered and at the socket."""
+    reader, writer = conn
+    if reader.at_eof() or writer.is_closing() or len(getattr(reader, "_buffer", b"")) > 0:
+        return True
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class Agent:
     """An asyncio connection to the tapsign agent; see :class:`tapsign.Agent` for what is
     retried after a dropped connection (``status``, ``lock``, ``sign``) and what never is
@@ -158,8 +176,8 @@ class Agent:
         await self.close()
 
     async def _ensure(self) -> _Conn:
-        if self._conn is not None and (self._conn[0].at_eof() or self._conn[1].is_closing()):
-            await self._drop()  # the agent closed it while idle
+        if self._conn is not None and _stale(self._conn):
+            await self._drop()  # closed by the agent while idle, or out of step
         if self._conn is None:
             self._conn, self.agent = await _connect(self._where, self._name, self._timeout)
         return self._conn

@@ -6,6 +6,7 @@ import os
 import select
 import socket
 import threading
+import time
 from typing import Any, Dict, Iterator, Optional, Sequence
 
 from . import _wire, errors
@@ -16,9 +17,16 @@ __all__ = ["Agent", "connect_socket"]
 DEFAULT_NAME = "tapsign-python/0.1.0"
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: Optional[float]) -> bytes:
+    """``n`` bytes, all of them before ``deadline`` (``time.monotonic()``; None: no limit): an
+    agent that trickles its answer a byte at a time times out like one that says nothing."""
     buf = bytearray()
     while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")
+            sock.settimeout(left)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             raise _Dropped("the agent closed the connection")
@@ -30,20 +38,37 @@ class _Dropped(Exception):
     """The connection is gone (reset, closed, broken pipe); the caller decides on a retry."""
 
 
-def _read_msg(sock: socket.socket) -> Dict[str, Any]:
-    return _wire.decode(_recv_exact(sock, _wire.body_len(_recv_exact(sock, 4))))
+def _deadline(sock: socket.socket) -> Optional[float]:
+    timeout = sock.gettimeout()
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _read_msg(sock: socket.socket, deadline: Optional[float] = None) -> Dict[str, Any]:
+    """One whole message before ``deadline`` (by default the socket's timeout from now)."""
+    timeout = sock.gettimeout()
+    if deadline is None:
+        deadline = _deadline(sock)
+    try:
+        header = _recv_exact(sock, 4, deadline)
+        return _wire.decode(_recv_exact(sock, _wire.body_len(header), deadline))
+    finally:
+        sock.settimeout(timeout)
 
 
 def _roundtrip(sock: socket.socket, frame: bytes) -> Dict[str, Any]:
-    """Send one request, read its answer. An agent that refuses a connection (busy) answers
-    and closes at once, so our write can fail while its answer waits: read it anyway."""
+    """Send one request, read its answer, both within the socket's timeout. An agent that
+    refuses a connection (busy) answers and closes at once, so our write can fail while its
+    answer waits: read it anyway."""
+    deadline = _deadline(sock)
     write_error: Optional[BaseException] = None
     try:
         sock.sendall(frame)
+    except socket.timeout:
+        raise
     except OSError as e:
         write_error = e
     try:
-        return _read_msg(sock)
+        return _read_msg(sock, deadline)
     except socket.timeout:
         raise
     except (OSError, _Dropped) as e:
@@ -59,11 +84,19 @@ def connect_socket(sock_path: _wire.SocketPath, name: str, timeout: Optional[flo
         sock.settimeout(timeout)
         try:
             sock.connect(sock_path.path)
-        except (FileNotFoundError, ConnectionRefusedError) as e:
+        except socket.timeout:
+            raise errors.AgentTimeout(
+                f"connecting to the agent at {sock_path.path} took over {timeout} s"
+            ) from None
+        except OSError as e:
+            # Nobody listens, no such file, a path too long for a socket, a file where a
+            # folder should be: no agent there either way; the reason is in the message.
             raise _wire.not_running(sock_path.path, e) from None
         _wire.check_peer_uid(_wire.peer_uid(sock), os.getuid(), sock_path.path)
         try:
             agent = _wire.check_hello(_roundtrip(sock, _wire.encode(_wire.hello(name))))
+        except socket.timeout:
+            raise errors.AgentTimeout(f"the agent did not answer hello within {timeout} s") from None
         except _Dropped as e:
             raise errors.ConnectionLost(f"the agent closed the connection during hello: {e}") from None
         return sock, agent
@@ -99,7 +132,8 @@ class Agent:
     repeat could spend a PIN attempt. ``unlock`` and ``events`` use their own connections, so
     neither blocks signing.
 
-    ``timeout`` bounds each answer (``None``: wait forever); ``unlock`` waits for a human and
+    ``timeout`` bounds each answer, from sending the request to its last byte (``None``: wait
+    forever); ``unlock`` waits for a human and
     has no bound unless given one.
     """
 

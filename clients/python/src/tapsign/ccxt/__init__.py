@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 from .. import aio, errors
 from .._wire import SignedRequest
 from ..client import Agent
-from . import _rules
+from . import _exact, _rules
 from ._errors import ccxt_class, to_ccxt
 from ._rules import RULES, UNSIGNED, Rule, Unsigned
 
@@ -88,7 +88,10 @@ class _Adapter:
             req = original(path, api, method, {} if params is None else params, *rest, **kw)
             if not _rules.carries_marker(req.get("url"), req.get("body"), req.get("headers")):
                 return req  # public: untouched
-            unsigned = _rules.strip(self.rule, req)
+            try:
+                unsigned = _rules.strip(self.rule, req)
+            except errors.TapsignError as e:
+                raise self.to_ccxt(e) from None
             headers = dict(unsigned.headers)
             headers[_PENDING] = self.token
             url = unsigned.base + unsigned.path + ("?" + unsigned.query if unsigned.query else "")
@@ -179,7 +182,10 @@ def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any
                 req = ad.signed_request(u, signed)
         except errors.TapsignError as e:
             raise ad.to_ccxt(e) from None
-        return original(req["url"], req["method"], req["headers"], req["body"])
+        # requests and urllib3 would re-encode the URL (`states[]` to `states%5B%5D`, `%41` to
+        # `A`): the exchange must get the bytes the agent signed.
+        with _exact.sending(ad.exchange, req["url"]):
+            return original(req["url"], req["method"], req["headers"], req["body"])
 
     return fetch
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from .. import errors
+
 # What ccxt's hmac/jwt/rsa/eddsa/ecdsa return on an attached instance.
 UNSIGNED = "tapsign-unsigned"
 # Credentials an attached instance holds: they pass ccxt's check_required_credentials and
@@ -57,6 +59,38 @@ def drop_params(s: str, names: Tuple[str, ...]) -> str:
 def drop_headers(headers: Optional[Dict[str, str]], names: Tuple[str, ...]) -> Dict[str, str]:
     lower = {n.lower() for n in names}
     return {k: v for k, v in (headers or {}).items() if k.lower() not in lower}
+
+
+# What a value of a raw-query exchange may not hold once decoded: '&', '=', '#', '%', '+' and
+# whitespace would read as the query's own syntax (ccxt encodes a space as %20, so a decoded
+# '+' was a '+'), and HTTP clients encode an apostrophe, a control or a non-ASCII character
+# again on the way out, so the exchange would hash other bytes than the agent signed.
+_NOT_UNENCODED = re.compile(r"[&=#%+'\s]|[^\x21-\x7e]")
+REFUSED_UNENCODED = "& = # % + ' or a space, control or non-ASCII character"
+
+
+def unencoded_query(query: str, exchange: str) -> str:
+    """Upbit and Bithumb hash the query unencoded and want it sent the same way; ccxt
+    percent-encodes it. Decode it, unless a value would then be ambiguous in a query string
+    (``identifier=grid%231`` would be signed and sent as ``identifier=grid``) or be re-encoded
+    on the way out: refused with :class:`tapsign.BadRequest` before the agent is asked."""
+    pieces = []
+    for piece in query.split("&"):
+        parts = []
+        for part in piece.split("="):
+            try:
+                plain: Optional[str] = unquote(part, errors="strict")
+            except UnicodeDecodeError:
+                plain = None
+            if plain is None or _NOT_UNENCODED.search(plain):
+                raise errors.BadRequest(
+                    f"{exchange} hashes the query unencoded, and {part!r} cannot be sent "
+                    f"unencoded: a value there may not contain {REFUSED_UNENCODED}",
+                    "bad_request",
+                )
+            parts.append(plain)
+        pieces.append("=".join(parts))
+    return "&".join(pieces)
 
 
 def carries_marker(*parts: object) -> bool:
@@ -105,7 +139,7 @@ def strip(rule: Rule, req: Dict[str, object]) -> Unsigned:
         else:
             body = drop_params(body, _KRAKEN_FORM_NONCE)
     if rule.raw_query:
-        query = unquote(query)
+        query = unencoded_query(query, rule.scheme.capitalize())
     headers = drop_headers(req.get("headers"), rule.auth_headers)  # type: ignore[arg-type]
     return Unsigned(str(req["method"]), base, path, query, body, headers)
 
@@ -116,6 +150,7 @@ RULES: Dict[str, Rule] = {
         "bithumb",
         ("Authorization", "Api-Key", "Api-Sign", "Api-Nonce"),
         "Authorization",
+        raw_query=True,
     ),
     "binance": Rule(
         "binance", ("X-MBX-APIKEY",), "X-MBX-APIKEY", params=("timestamp", "signature")
