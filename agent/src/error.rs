@@ -95,6 +95,12 @@ pub enum AgentError {
         "the agent is serving its maximum number of connections; try again shortly (`tapsign status` and `tapsign lock` still get through)"
     )]
     Busy,
+    /// Every slot is taken, the one kept for `status` and `lock` too (it frees within the
+    /// frame timeout: it serves one request and hangs up).
+    #[error(
+        "the agent is serving its maximum number of connections, the one kept for `tapsign status` and `tapsign lock` too; try again in a few seconds (`tapsign lock` signals the agent instead)"
+    )]
+    BusyAll,
     /// The peer is another user, or cannot be identified.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -118,7 +124,7 @@ impl AgentError {
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
             Worker | Unrecorded { .. } | Nonce(_) => ErrorCode::Internal,
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
-            Busy => ErrorCode::Busy,
+            Busy | BusyAll => ErrorCode::Busy,
             Forbidden(_) => ErrorCode::Forbidden,
         }
     }

@@ -240,7 +240,7 @@ pub async fn serve(
                     } else if let Ok(permit) = Arc::clone(&control).try_acquire_owned() {
                         tokio::spawn(async move { connection(agent, stream, Slot::Control).await; drop(permit); });
                     } else {
-                        tokio::spawn(refuse(stream, AgentError::Busy));
+                        tokio::spawn(refuse(stream, AgentError::BusyAll));
                     }
                 }
                 Err(e) => {

@@ -188,6 +188,26 @@ fn class7_silent_connections_do_not_hold_the_slots() {
 }
 
 #[test]
+fn with_every_slot_held_the_busy_answer_says_so_and_lock_signals_instead() {
+    // The kept-back slot taken too: the answer once claimed status and lock still got through.
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[server]\nmax_connections = 4\nframe_timeout = \"5s\"\n");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let _hogs: Vec<UnixStream> = (0..4)
+        .map(|_| UnixStream::connect(&w.sock).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    w.run(&["status"], "").fails_with(
+        1,
+        "the one kept for `tapsign status` and `tapsign lock` too",
+    );
+    let out = w.run(&["lock"], "");
+    assert!(out.ok().contains("SIGHUP"), "{out:?}");
+}
+
+#[test]
 fn status_and_policy_explain_show_what_widens_a_key() {
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
