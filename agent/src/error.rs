@@ -179,7 +179,8 @@ fn token_code(e: &TokenError) -> ErrorCode {
         | TokenError::PinBlocked { .. }
         | TokenError::PinNeeded { .. }
         | TokenError::PinLastTry { .. }
-        | TokenError::PinNeedsReplug { .. } => ErrorCode::PinInvalid,
+        | TokenError::PinNeedsReplug { .. }
+        | TokenError::PinImpossible { .. } => ErrorCode::PinInvalid,
         TokenError::Other(_) => ErrorCode::Internal,
     }
 }

@@ -147,8 +147,8 @@ pub enum TokenError {
         "the touch on {token} was refused or cancelled; run the command again and touch the token when it blinks"
     )]
     TouchDenied { token: String },
-    #[error("the token refused the PIN ({tries_left} tries left before it blocks)")]
-    PinInvalid { tries_left: u32 },
+    #[error("{token} refused the PIN ({tries_left} tries left before it blocks)")]
+    PinInvalid { token: String, tries_left: u32 },
     #[error("the PIN of {token} is blocked: {fix}")]
     PinBlocked { token: String, fix: String },
     #[error(
@@ -161,6 +161,10 @@ pub enum TokenError {
         "{token} takes no more PIN tries until it is unplugged (three wrong PINs in a row): remove it, insert it again, and retry with the right PIN"
     )]
     PinNeedsReplug { token: String },
+    #[error(
+        "the PIN given for {token} cannot be its PIN (a FIDO2 PIN is 4 to 63 bytes), so it was not sent: a wrong PIN costs one of the key's tries"
+    )]
+    PinImpossible { token: String },
     #[error("no token can be reached: {hint}")]
     Unavailable { hint: String },
     #[error(

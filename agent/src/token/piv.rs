@@ -464,6 +464,7 @@ fn verify_pin(yk: &mut YubiKey, pin: &SecretString) -> Result<(), TokenError> {
             }
         }
         yubikey::Error::WrongPin { tries } => TokenError::PinInvalid {
+            token: format!("YubiKey {serial}"),
             tries_left: u32::from(tries),
         },
         e => card_error(e, serial),

@@ -99,6 +99,14 @@ impl Credential {
         else {
             return Err(TokenError::Other("internal: not a FIDO2 stub".into()));
         };
+        // The name is shown in prompts and listings: a file edited to carry control
+        // characters must not reach a terminal. The credential is tapsign's own; a keyslot
+        // pointed at another site's would ask a touch for that site's credential.
+        if check_label(label).is_err() {
+            return Err(TokenError::Other(
+                "the keyslot of a FIDO2 key has a bad name (control characters, quotes or more than 64 characters): the keyslot file is damaged; restore it from a backup, or remove it with `tapsign token remove` and enroll the key again".into(),
+            ));
+        }
         let damaged = |what: &str| {
             TokenError::Other(format!(
                 "the keyslot of FIDO2 key \"{label}\" has a bad {what}: the keyslot file is damaged; restore it from a backup, or remove it with `tapsign token remove` and enroll the key again"
@@ -113,6 +121,9 @@ impl Credential {
             .and_then(|s| <[u8; 32]>::try_from(s).ok())
             .ok_or_else(|| damaged("salt"))?;
         let uv = UvMode::parse(uv).ok_or_else(|| damaged("uv mode"))?;
+        if rp_id != RP_ID {
+            return Err(damaged("relying party (not tapsign's)"));
+        }
         Ok(Credential {
             label: label.clone(),
             rp_id: rp_id.clone(),
@@ -272,7 +283,12 @@ impl Prepared {
         } else {
             None
         };
-        if session::probe(self.dev.as_mut(), &cred, probe_pin)? == session::Probe::Lacks {
+        let mut seen = session::probe(self.dev.as_mut(), &cred)?;
+        if seen == session::Probe::NeedsPin {
+            // The key being enrolled, chosen already: its PIN goes to it anyway.
+            seen = session::confirm_with_pin(self.dev.as_mut(), &cred, probe_pin)?;
+        }
+        if seen == session::Probe::Lacks {
             return Err(TokenError::Other(format!(
                 "{name} does not show the new credential without user verification (a credProtect default?), so tapsign could not recognise it before a touch; nothing was enrolled (firmware-notes/fido2-credprotect.md)"
             )));

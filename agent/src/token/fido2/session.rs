@@ -26,6 +26,8 @@ pub(super) enum Probe {
     Lacks,
     /// The authenticator cannot answer without a touch (no silent assertions).
     Unsure,
+    /// The authenticator answers only with the PIN (alwaysUv), and the keyslot takes one.
+    NeedsPin,
 }
 
 impl Fido2Token {
@@ -69,19 +71,22 @@ impl Fido2Token {
             .join(" or ");
         let mut seen = Vec::new();
         let mut first_err = None;
-        // A token that cannot be probed without a touch: used only if no other one is sure.
-        let mut fallback: Option<(Box<dyn Authenticator>, usize)> = None;
+        // Tokens that cannot be probed without a touch or the PIN: one of them is used only
+        // if no token is sure. The PIN goes to no token before one is known to hold the
+        // credential, or is the only one that might: a key that is not enrolled would
+        // otherwise receive it (and spend its own PIN tries on it).
+        let mut fallback: Vec<(Box<dyn Authenticator>, usize, Probe)> = Vec::new();
         for mut dev in found.devices {
             seen.push(format!("a FIDO2 key on {}", dev.location().describe()));
             let mut unsure = None;
             for (i, cred) in creds.iter().enumerate() {
-                match probe(dev.as_mut(), cred, pin) {
+                match probe(dev.as_mut(), cred) {
                     Ok(Probe::Holds) => {
                         let token = Fido2Token::ready(stubs[i], dev, cred, pin)?;
                         return Ok((i, token));
                     }
-                    Ok(Probe::Unsure) => {
-                        unsure.get_or_insert(i);
+                    Ok(p @ (Probe::Unsure | Probe::NeedsPin)) => {
+                        unsure.get_or_insert((i, p));
                     }
                     Ok(Probe::Lacks) => {}
                     Err(e) => {
@@ -89,11 +94,32 @@ impl Fido2Token {
                     }
                 }
             }
-            if let (Some(i), None) = (unsure, &fallback) {
-                fallback = Some((dev, i));
+            if let Some((i, p)) = unsure {
+                fallback.push((dev, i, p));
             }
         }
-        if let Some((dev, i)) = fallback {
+        let pin_goes_out = |(_, i, p): &(Box<dyn Authenticator>, usize, Probe)| {
+            *p == Probe::NeedsPin || (creds[*i].uv == UvMode::Required && pin.is_some())
+        };
+        if fallback.len() > 1 && fallback.iter().any(pin_goes_out) {
+            return Err(TokenError::Other(format!(
+                "{} FIDO2 keys are present that tapsign cannot tell apart without the PIN, and the PIN must go only to {expected}: leave only that key on the USB ports and readers, then try again",
+                fallback.len()
+            )));
+        }
+        if let Some((mut dev, i, p)) = fallback.into_iter().next() {
+            if p == Probe::NeedsPin {
+                // The only key present that might be it: the PIN tells, still without a touch.
+                match confirm_with_pin(dev.as_mut(), &creds[i], pin)? {
+                    Probe::Holds => {}
+                    _ => {
+                        return Err(TokenError::WrongToken {
+                            found: seen.join(", "),
+                            expected,
+                        });
+                    }
+                }
+            }
             // Only the touch can tell; the assertion itself refuses a wrong token.
             let token = Fido2Token::ready(stubs[i], dev, &creds[i], pin)?;
             return Ok((i, token));
@@ -122,7 +148,7 @@ impl Fido2Token {
     ) -> Result<Fido2Token, TokenError> {
         let protocol = protocol_of(device.as_mut(), &cred.label)?;
         let pin = match cred.uv {
-            UvMode::Required => pin.map(|p| SecretString::from_str_copy(p.expose())),
+            UvMode::Required => pin.map(|p| possible(p, &cred.label)).transpose()?,
             UvMode::Discouraged => None,
         };
         Ok(Fido2Token::new(stub.clone(), device, protocol, pin))
@@ -143,13 +169,10 @@ pub(super) fn protocol_of(
     })
 }
 
-pub(super) fn probe(
-    dev: &mut dyn Authenticator,
-    cred: &Credential,
-    pin: Option<&SecretString>,
-) -> Result<Probe, TokenError> {
+/// Whether `dev` holds `cred`, asked without a touch and without the PIN.
+pub(super) fn probe(dev: &mut dyn Authenticator, cred: &Credential) -> Result<Probe, TokenError> {
     let protocol = protocol_of(dev, &cred.label)?;
-    let mut req = AssertionRequest {
+    let req = AssertionRequest {
         rp_id: &cred.rp_id,
         credential_id: &cred.id,
         up: false,
@@ -168,30 +191,63 @@ pub(super) fn probe(
             Ok(Probe::Unsure)
         }
         // The token insists on user verification (alwaysUv): with the PIN it can answer,
-        // still without a touch. Without one it cannot be this keyslot's token in discouraged
-        // mode (its secret would differ), so say why.
-        Err(Fido2Error::Status(status::PIN_REQUIRED)) => match (cred.uv, pin) {
-            (UvMode::Required, Some(pin)) => {
-                guard_pin(dev, protocol, &cred.label)?;
-                req.pin = Some(pin);
-                match dev.get_assertion(&req) {
-                    Ok(_) => Ok(Probe::Holds),
-                    Err(Fido2Error::Status(status::NO_CREDENTIALS)) => Ok(Probe::Lacks),
-                    Err(e) => Err(pin_failure(dev, protocol, &cred.label, e)),
-                }
-            }
-            (UvMode::Required, None) => Err(TokenError::PinNeeded {
-                token: format!("FIDO2 key \"{}\"", cred.label),
-            }),
-            (UvMode::Discouraged, _) => Err(demands_uv(&cred.label)),
+        // still without a touch ([`confirm_with_pin`]). Without one it cannot be this
+        // keyslot's token in discouraged mode (its secret would differ), so say why.
+        Err(Fido2Error::Status(status::PIN_REQUIRED)) => match cred.uv {
+            UvMode::Required => Ok(Probe::NeedsPin),
+            UvMode::Discouraged => Err(demands_uv(&cred.label)),
         },
         Err(e) => Err(token_error(e, &cred.label)),
     }
 }
 
+/// A copy of `pin` if it can be a FIDO2 PIN at all (CTAP 2.1: at least 4 code points, at most
+/// 63 bytes): one that cannot is never sent, since the key would spend a try on it.
+fn possible(pin: &SecretString, label: &str) -> Result<SecretString, TokenError> {
+    let p = pin.expose();
+    if p.chars().count() < 4 || p.len() > 63 {
+        return Err(TokenError::PinImpossible {
+            token: format!("FIDO2 key \"{label}\""),
+        });
+    }
+    Ok(SecretString::from_str_copy(p))
+}
+
+/// Ask a token that answers only with the PIN whether it holds `cred`, still without a
+/// touch: only for the one token present that might be the keyslot's.
+pub(super) fn confirm_with_pin(
+    dev: &mut dyn Authenticator,
+    cred: &Credential,
+    pin: Option<&SecretString>,
+) -> Result<Probe, TokenError> {
+    let Some(pin) = pin else {
+        return Err(TokenError::PinNeeded {
+            token: format!("FIDO2 key \"{}\"", cred.label),
+        });
+    };
+    let pin = possible(pin, &cred.label)?;
+    let protocol = protocol_of(dev, &cred.label)?;
+    guard_pin(dev, protocol, &cred.label)?;
+    let req = AssertionRequest {
+        rp_id: &cred.rp_id,
+        credential_id: &cred.id,
+        up: false,
+        salt: None,
+        pin: Some(&pin),
+        protocol,
+    };
+    match dev.get_assertion(&req) {
+        Ok(_) => Ok(Probe::Holds),
+        Err(Fido2Error::Status(status::NO_CREDENTIALS | status::INVALID_PARAMETER)) => {
+            Ok(Probe::Lacks)
+        }
+        Err(e) => Err(pin_failure(dev, protocol, &cred.label, e)),
+    }
+}
+
 /// Whether `dev` holds `cred`, as far as a probe without PIN or touch can tell.
 pub(super) fn holds(dev: &mut dyn Authenticator, cred: &Credential) -> bool {
-    matches!(probe(dev, cred, None), Ok(Probe::Holds))
+    matches!(probe(dev, cred), Ok(Probe::Holds))
 }
 
 fn demands_uv(label: &str) -> TokenError {
@@ -318,7 +374,10 @@ pub(super) fn pin_failure(
     match e {
         Fido2Error::Status(status::PIN_INVALID) => match dev.pin_retries(protocol) {
             Ok(0) => blocked(format!("FIDO2 key \"{label}\"")),
-            Ok(n) => TokenError::PinInvalid { tries_left: n },
+            Ok(n) => TokenError::PinInvalid {
+                token: format!("FIDO2 key \"{label}\""),
+                tries_left: n,
+            },
             Err(e) => token_error(e, label),
         },
         e => token_error(e, label),

@@ -134,7 +134,7 @@ fn the_last_pin_try_is_never_spent_and_a_wrong_pin_says_how_many_are_left() {
     let (_, mut token) = Fido2Token::locate_among(found(&[&key]), &[&stub], Some(&wrong)).unwrap();
     let err = token.agree(&SALT).err().unwrap();
     assert!(
-        matches!(err, TokenError::PinInvalid { tries_left: 7 }),
+        matches!(err, TokenError::PinInvalid { tries_left: 7, .. }),
         "{err}"
     );
     key.state().retries = 1;
@@ -171,6 +171,46 @@ fn a_refused_or_missed_touch_is_reported_as_such() {
     key.state().touch = Touch::Ignore;
     let err = token.agree(&SALT).err().unwrap();
     assert!(matches!(err, TokenError::TouchTimeout { .. }), "{err}");
+}
+
+#[test]
+fn the_pin_goes_to_no_key_before_one_is_known_to_be_the_enrolled_one() {
+    // A key that is not enrolled and answers a silent probe only with the PIN (alwaysUv, a
+    // rogue card on the reader) once received the PIN (and spent its own tries on it), even
+    // with the enrolled key present and answering silently.
+    let stranger = FakeKey::new("reader 0", Some("271828"));
+    stranger
+        .state()
+        .info
+        .options
+        .push(("alwaysUv".into(), true));
+    let (holder, stub) = enrolled("reader 1", "mine", Some("314159"), UvMode::Required);
+    let retries = stranger.state().retries;
+    let p = pin("314159");
+    let (_, token) =
+        Fido2Token::locate_among(found(&[&stranger, &holder]), &[&stub], Some(&p)).unwrap();
+    assert_eq!(token.reader().as_deref(), Some("reader 1"));
+    assert_eq!(
+        stranger.state().retries,
+        retries,
+        "the stranger got the PIN"
+    );
+    // Two keys neither of which can be told apart without the PIN: it goes to neither.
+    let (other, _) = enrolled("reader 2", "other", Some("314159"), UvMode::Required);
+    other.state().info.options.push(("alwaysUv".into(), true));
+    let (strict, strict_stub) = enrolled("reader 3", "strict", Some("314159"), UvMode::Required);
+    strict.state().info.options.push(("alwaysUv".into(), true));
+    let err = Fido2Token::locate_among(found(&[&stranger, &strict]), &[&strict_stub], Some(&p))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("leave only that key"), "{err}");
+    assert_eq!(stranger.state().retries, retries);
+    // Alone, the key that might be it is asked with the PIN, and a stranger is refused.
+    let err = Fido2Token::locate_among(found(&[&other]), &[&strict_stub], Some(&p))
+        .err()
+        .unwrap();
+    assert!(matches!(err, TokenError::WrongToken { .. }), "{err}");
+    Fido2Token::locate_among(found(&[&strict]), &[&strict_stub], Some(&p)).unwrap();
 }
 
 #[test]
@@ -231,4 +271,61 @@ fn ctap_failures_read_as_what_the_user_should_do() {
         let text = token_error(e.clone(), "desk").to_string();
         assert!(text.contains(want), "{e:?}: {text}");
     }
+}
+
+#[test]
+fn a_keyslot_edited_to_another_relying_party_or_a_name_with_control_characters_is_damaged() {
+    // Before, a keyslot pointed at another site's credential asked a touch for that site,
+    // and a name carrying terminal escapes reached `token list` and the touch prompt.
+    let (_, stub) = enrolled("r", "desk", None, UvMode::Discouraged);
+    let TokenStub::Fido2 {
+        label,
+        aaguid,
+        credential_id,
+        salt,
+        uv,
+        ..
+    } = stub.clone()
+    else {
+        unreachable!()
+    };
+    let with = |label: &str, rp_id: &str| TokenStub::Fido2 {
+        label: label.into(),
+        aaguid: aaguid.clone(),
+        rp_id: rp_id.into(),
+        credential_id: credential_id.clone(),
+        salt: salt.clone(),
+        uv: uv.clone(),
+    };
+    assert!(Credential::from_stub(&with(&label, super::super::RP_ID)).is_ok());
+    let err = Credential::from_stub(&with(&label, "github.com"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("relying party"), "{err}");
+    let err = Credential::from_stub(&with("desk\u{1b}]0;owned\u{7}", super::super::RP_ID))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("bad name"), "{err}");
+    assert!(!err.to_string().contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn a_pin_that_cannot_be_a_fido2_pin_is_not_sent() {
+    // "1", "12" and a 64-byte PIN each cost the key a try before.
+    let (key, stub) = enrolled("r", "pinned", Some("1234"), UvMode::Required);
+    key.state().info.options.push(("alwaysUv".into(), true));
+    let retries = key.state().retries;
+    for bad in ["1", "12", &"9".repeat(64)] {
+        let err = Fido2Token::locate_among(found(&[&key]), &[&stub], Some(&pin(bad)))
+            .err()
+            .unwrap();
+        assert!(matches!(err, TokenError::PinImpossible { .. }), "{err}");
+    }
+    let (plain, plain_stub) = enrolled("r", "plain", Some("1234"), UvMode::Required);
+    let err = Fido2Token::locate_among(found(&[&plain]), &[&plain_stub], Some(&pin("12")))
+        .err()
+        .unwrap();
+    assert!(matches!(err, TokenError::PinImpossible { .. }), "{err}");
+    assert_eq!(key.state().retries, retries);
+    assert_eq!(plain.state().retries, retries);
 }
