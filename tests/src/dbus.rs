@@ -428,6 +428,34 @@ impl Lab {
         self.screensavers.push((name, conn));
     }
 
+    /// The screensaver owning `name` goes away, as a locker that exits.
+    pub fn stop_screensaver(&mut self, name: &'static str) {
+        let i = self
+            .screensavers
+            .iter()
+            .position(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no fake {name}"));
+        let (_, conn) = self.screensavers.remove(i);
+        self.rt.block_on(async move {
+            conn.release_name(name).await.unwrap();
+            drop(conn);
+        });
+    }
+
+    /// Take `name` and drop it again, `times` times, as any program on the session bus may.
+    pub fn churn_name(&self, name: &'static str, times: usize) {
+        self.rt.block_on(async {
+            let conn = zbus::connection::Builder::address(self.session.address.as_str())
+                .build()
+                .await
+                .unwrap();
+            for _ in 0..times {
+                conn.request_name(name).await.unwrap();
+                conn.release_name(name).await.unwrap();
+            }
+        });
+    }
+
     /// The pids the agent asked the fake logind about with GetSessionByPID.
     pub fn pids_asked(&self) -> Vec<u32> {
         self.logind

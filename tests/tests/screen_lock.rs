@@ -176,6 +176,27 @@ fn a_screensaver_that_starts_after_the_agent_is_heard() {
 }
 
 #[test]
+fn a_name_taken_and_dropped_many_times_does_not_silence_the_screensavers() {
+    // A listener that never read its owner-change stream let zbus's small queue fill, and
+    // the whole session-bus connection stopped: no ActiveChanged was heard again, while
+    // `status` still said live.
+    let mut lab = Lab::start();
+    let w = agent_in(&lab);
+    w.run(&["unlock"], "").ok();
+    lab.stop_screensaver("org.freedesktop.ScreenSaver");
+    lab.churn_name("org.freedesktop.ScreenSaver", 20);
+    lab.screensaver_active("org.gnome.ScreenSaver", true);
+    let st = wait_for(&w, "GNOME locks", |st| st["state"] == "locked");
+    assert!(
+        st["lock_reason"]
+            .as_str()
+            .unwrap()
+            .contains("org.gnome.ScreenSaver"),
+        "{st:#}"
+    );
+}
+
+#[test]
 fn screensaver_deactivating_does_not_lock() {
     let lab = Lab::start();
     let w = agent_in(&lab);

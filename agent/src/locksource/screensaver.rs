@@ -102,8 +102,12 @@ async fn listen(agent: Arc<Agent>, conn: Connection, locker: &'static Locker) {
                 },
                 None => break,
             },
-            new_owner = owner.next(), if reports => match new_owner {
-                Some(o) => report(&agent, locker, o.is_some()),
+            // Read by every listener, reported by one: a stream left unread fills zbus's
+            // small queue of owner changes, and then the reader of the whole connection
+            // stops (a bot that took and dropped the name a few times silenced every
+            // screensaver this way, while `status` still said live).
+            new_owner = owner.next() => match new_owner {
+                Some(o) => if reports { report(&agent, locker, o.is_some()) },
                 None => break,
             },
         }
