@@ -484,7 +484,7 @@ fn always_live_sources() -> Vec<LockSource> {
         live("deadlines", "lifetime, idle timeout and signature budget"),
         live(
             "signals",
-            "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
+            "SIGHUP locks, and so does SIGCONT after a stop; SIGTERM and SIGINT lock and stop the agent",
         ),
     ]
 }

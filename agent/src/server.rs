@@ -207,6 +207,10 @@ pub async fn serve(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // An agent that was stopped (SIGSTOP, which any process of the user may send) cannot know
+    // what it missed: a screen lock or suspend signal may have been refused by the bus while
+    // it did not read. It locks when it runs again.
+    let mut cont = signal(SignalKind::from_raw(rustix::process::Signal::CONT.as_raw()))?;
     let bound_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
@@ -249,6 +253,7 @@ pub async fn serve(
                 }
             },
             _ = hup.recv() => { agent.lock(LockReason::Signal("SIGHUP")); }
+            _ = cont.recv() => { agent.lock(LockReason::Signal("SIGCONT: the agent was stopped")); }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }

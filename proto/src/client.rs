@@ -22,7 +22,19 @@ impl Client {
     /// Connect to the agent at `path` and say hello. `name` identifies the client in the
     /// agent's log (`"mybot/1.2"`).
     pub fn connect(path: &Path, name: &str) -> Result<Self, ProtoError> {
+        Client::connect_within(path, name, None)
+    }
+
+    /// [`Client::connect`], each read and write waiting at most `wait` (`hello` included), and
+    /// the rest of the calls too until [`Client::set_timeout`] changes it.
+    pub fn connect_within(
+        path: &Path,
+        name: &str,
+        wait: Option<Duration>,
+    ) -> Result<Self, ProtoError> {
         let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(wait)?;
+        stream.set_write_timeout(wait)?;
         check_peer(&stream)?;
         let mut client = Client {
             stream,

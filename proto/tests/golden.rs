@@ -123,7 +123,7 @@ fn lock_sources(open: bool) -> Vec<LockSource> {
         source(
             "signals",
             true,
-            "SIGHUP locks; SIGTERM and SIGINT lock and stop the agent",
+            "SIGHUP locks, and so does SIGCONT after a stop; SIGTERM and SIGINT lock and stop the agent",
         ),
         removal,
         logind,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use tapsign_tests::World;
 
@@ -228,4 +229,48 @@ fn an_agent_whose_stderr_reader_has_gone_keeps_unlocking_signing_and_locking() {
         Some(0),
         "the agent did not stop cleanly"
     );
+}
+
+fn kill(w: &World, sig: &str) {
+    let pid = w.agent_pid().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn a_stopped_agent_locks_when_it_runs_again() {
+    // Stopped, it cannot read the bus: a screen lock or suspend signal can be lost (a bot of
+    // the same user can stop it, and flood its bus connection meanwhile).
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    kill(&w, "STOP");
+    kill(&w, "CONT");
+    let st = w.wait_for_status("locked after SIGCONT", Duration::from_secs(5), |s| {
+        s["state"] == "locked"
+    });
+    assert!(st.to_string().contains("SIGCONT"), "{st}");
+}
+
+#[test]
+fn lock_does_not_wait_on_a_stopped_agent_and_its_signal_locks_it() {
+    // `tapsign lock; swaylock`: a stopped or wedged agent once held the screen locker back
+    // for as long as it stayed so.
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    kill(&w, "STOP");
+    let started = std::time::Instant::now();
+    let out = w.run(&["lock"], "");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.ok().contains("did not answer within 2 s"), "{out:?}");
+    kill(&w, "CONT");
+    w.wait_for_status("locked once running", Duration::from_secs(5), |s| {
+        s["state"] == "locked"
+    });
 }

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use std::io::ErrorKind;
 use tapsign_agent::clock::{format_duration, parse_duration};
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-use tapsign_proto::{ErrorCode, Pin, SessionState, Status, UnlockRequest};
+
+use tapsign_proto::{ErrorCode, Pin, ProtoError, SessionState, Status, UnlockRequest};
 
 use crate::prompt::SecretReader;
 
@@ -126,29 +128,50 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
     }
 }
 
+/// How long `lock` waits for the agent to answer before it signals it instead: screen-lock
+/// hooks run the locker after it (`tapsign lock; swaylock`).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
-    match connect(paths).and_then(|mut c| c.lock().map_err(Failure::from)) {
+    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
+    let attempt =
+        Client::connect_within(&paths.socket, &name, Some(LOCK_WAIT)).and_then(|mut c| c.lock());
+    let why = match attempt {
         Ok(()) => {
             outln!("Locked: the session is over and its secrets are wiped.");
-            Ok(())
+            return Ok(());
         }
-        // Locking must not depend on a free connection slot (a runaway bot can hold them all):
-        // SIGHUP locks too, sent to the agent `signal_lock` finds.
-        Err(f) if busy(&f) => {
-            let pid =
-                signal_lock(paths).map_err(|e| Failure::error(format!("{} ({e})", f.message)))?;
-            outln!(
-                "Locked: the agent (pid {pid}) was busy, so it was sent SIGHUP; its session is wiped."
-            );
-            Ok(())
+        Err(e) if signal_instead(&e).is_some() => signal_instead(&e).unwrap_or_default(),
+        Err(e @ ProtoError::Agent { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(Failure::new(
+                exit_codes::NO_AGENT,
+                format!(
+                    "cannot reach the agent at {} ({e}); start it with `tapsign agent` (or set TAPSIGN_SOCK)",
+                    paths.socket.display()
+                ),
+            ));
         }
-        Err(f) => Err(f),
-    }
+    };
+    let pid = signal_lock(paths)
+        .map_err(|e| Failure::error(format!("the agent {why}, and signalling it failed: {e}")))?;
+    outln!("Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP; its session is wiped.");
+    Ok(())
 }
 
-/// The agent answered `busy` (chosen by its code: a message may say anything).
-fn busy(f: &Failure) -> bool {
-    f.code == Some(ErrorCode::Busy)
+/// Why `lock` signals the agent instead of asking, if it must. Locking must not depend on a
+/// free connection slot (a runaway bot can hold them all) nor on an agent that answers (a
+/// stopped or wedged one): SIGHUP locks too, sent to the agent `signal_lock` finds, and a
+/// stopped agent takes it when it runs again. Busy is told by the code: a message may say
+/// anything.
+fn signal_instead(e: &ProtoError) -> Option<&'static str> {
+    match e {
+        e if e.code() == Some(ErrorCode::Busy) => Some("was busy"),
+        ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Some("did not answer within 2 s")
+        }
+        _ => None,
+    }
 }
 
 /// Send SIGHUP to the agent serving the socket; its pid. The process found must be a
@@ -310,23 +333,22 @@ mod tests {
     use super::*;
     use tapsign_proto::ProtoError;
 
-    fn answered(code: ErrorCode, message: &str) -> Failure {
-        Failure::from(ProtoError::Agent {
+    fn answered(code: ErrorCode, message: &str) -> ProtoError {
+        ProtoError::Agent {
             code,
             message: message.into(),
-        })
+        }
     }
 
     #[test]
-    fn the_busy_fallback_of_lock_is_chosen_by_the_code_not_the_message() {
-        assert!(busy(&answered(
-            ErrorCode::Busy,
-            "the agent is serving its maximum"
-        )));
-        assert!(!busy(&answered(
-            ErrorCode::Internal,
-            "it said [busy] somewhere"
-        )));
-        assert!(!busy(&Failure::error("cannot reach the agent [busy]")));
+    fn the_fallback_of_lock_is_chosen_by_the_code_not_the_message() {
+        let busy = answered(ErrorCode::Busy, "the agent is serving its maximum");
+        assert!(signal_instead(&busy).is_some());
+        let said = answered(ErrorCode::Internal, "it said [busy] somewhere");
+        assert!(signal_instead(&said).is_none());
+        let late = ProtoError::Io(std::io::ErrorKind::WouldBlock.into());
+        assert_eq!(signal_instead(&late), Some("did not answer within 2 s"));
+        let gone = ProtoError::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(signal_instead(&gone).is_none());
     }
 }
