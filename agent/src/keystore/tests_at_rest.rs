@@ -252,12 +252,7 @@ fn a_manifest_put_back_is_refused_by_the_agent_that_saw_a_newer_one() {
         .unwrap_err();
     assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
     // The trader who restored it on purpose rebuilds; generations never repeat.
-    let vk = f.unlock();
-    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        unreachable!("soft keyslots wrap offline")
-    };
-    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
-        .unwrap();
+    rebuild(&mut f).unwrap();
     let c = f.check().unwrap();
     assert!(c.generation > seen + 1, "{} after {seen}", c.generation);
 }
@@ -402,6 +397,15 @@ fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
     assert_eq!(c.accepted.len(), 2, "{c:?}");
 }
 
+/// `keystore rotate --rebuild-manifest` with the fixture's token (a soft keyslot wraps offline).
+fn rebuild(f: &mut Fixture) -> Result<Rotated, KeystoreError> {
+    let vk = f.unlock();
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+}
+
 /// A `key_change` line as anyone who can write the log can append one (it continues the
 /// chain: nothing in it is secret), recording the file at `path` as `name`'s current version.
 fn forged_line(path: &std::path::Path, name: &str, action: KeyAction) -> LedgerEntry {
@@ -486,12 +490,7 @@ fn files_from_before_manifests_put_back_where_the_log_records_one_are_refused() 
         .unwrap_err();
     assert!(matches!(e, KeystoreError::ManifestGone { .. }), "{e}");
     // A rebuild (the trader trusts the files) goes on above the recorded generation.
-    let vk = f.unlock();
-    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        unreachable!("soft keyslots wrap offline")
-    };
-    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
-        .unwrap();
+    rebuild(&mut f).unwrap();
     assert!(f.ks.generation().unwrap().unwrap() > recorded);
     assert!(f.check().unwrap().refused.is_empty());
 }
@@ -509,13 +508,7 @@ fn a_generation_no_keystore_reaches_is_refused_not_saturated() {
     });
     let e = f.check().unwrap_err();
     assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
-    let vk = f.unlock();
-    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        unreachable!("soft keyslots wrap offline")
-    };
-    let e =
-        f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
-            .unwrap_err();
+    let e = rebuild(&mut f).unwrap_err();
     assert!(
         matches!(e, KeystoreError::GenerationExhausted { .. }),
         "{e}"
