@@ -1,14 +1,13 @@
 //! Commands that talk to the running agent.
 
+use std::io::ErrorKind;
 use std::time::Duration;
 
-use std::io::ErrorKind;
 use tapsign_agent::clock::{format_duration, parse_duration};
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-
 use tapsign_proto::{ErrorCode, Pin, ProtoError, SessionState, Status, UnlockRequest};
 
 use crate::prompt::SecretReader;
@@ -19,9 +18,13 @@ use crate::exit::exit_codes;
 
 fn connect(paths: &Paths) -> Result<Client, Failure> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    Client::connect(&paths.socket, &name).map_err(|e| match e {
-        // The agent answered, and said no (another user, busy, other version).
-        e @ tapsign_proto::ProtoError::Agent { .. } => e.into(),
+    Client::connect(&paths.socket, &name).map_err(|e| not_connected(paths, e))
+}
+
+/// A failed connection: the agent's own answer (another user, busy, other version), or none.
+fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
+    match e {
+        e @ ProtoError::Agent { .. } => e.into(),
         e => Failure::new(
             exit_codes::NO_AGENT,
             format!(
@@ -29,7 +32,7 @@ fn connect(paths: &Paths) -> Result<Client, Failure> {
                 paths.socket.display()
             ),
         ),
-    })
+    }
 }
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
@@ -141,17 +144,10 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
             outln!("Locked: the session is over and its secrets are wiped.");
             return Ok(());
         }
-        Err(e) if signal_instead(&e).is_some() => signal_instead(&e).unwrap_or_default(),
-        Err(e @ ProtoError::Agent { .. }) => return Err(e.into()),
-        Err(e) => {
-            return Err(Failure::new(
-                exit_codes::NO_AGENT,
-                format!(
-                    "cannot reach the agent at {} ({e}); start it with `tapsign agent` (or set TAPSIGN_SOCK)",
-                    paths.socket.display()
-                ),
-            ));
-        }
+        Err(e) => match signal_instead(&e) {
+            Some(why) => why,
+            None => return Err(not_connected(paths, e)),
+        },
     };
     let pid = signal_lock(paths)
         .map_err(|e| Failure::error(format!("the agent {why}, and signalling it failed: {e}")))?;
