@@ -160,11 +160,11 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
 /// stopped or wedged one): SIGHUP locks too, sent to the agent `signal_lock` finds, and a
 /// stopped agent takes it when it runs again. Busy is told by the code: a message may say
 /// anything.
-fn signal_instead(e: &ProtoError) -> Option<&'static str> {
+fn signal_instead(e: &ProtoError) -> Option<String> {
     match e {
-        e if e.code() == Some(ErrorCode::Busy) => Some("was busy"),
+        e if e.code() == Some(ErrorCode::Busy) => Some("was busy".into()),
         ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            Some("did not answer within 2 s")
+            Some(format!("did not answer within {} s", LOCK_WAIT.as_secs()))
         }
         _ => None,
     }
@@ -343,7 +343,10 @@ mod tests {
         let said = answered(ErrorCode::Internal, "it said [busy] somewhere");
         assert!(signal_instead(&said).is_none());
         let late = ProtoError::Io(std::io::ErrorKind::WouldBlock.into());
-        assert_eq!(signal_instead(&late), Some("did not answer within 2 s"));
+        assert_eq!(
+            signal_instead(&late).as_deref(),
+            Some("did not answer within 2 s")
+        );
         let gone = ProtoError::Io(std::io::ErrorKind::ConnectionRefused.into());
         assert!(signal_instead(&gone).is_none());
     }
