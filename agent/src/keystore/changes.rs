@@ -5,15 +5,17 @@
 //! is undone, so no credential changes off the record. A crash between the two leaves a newer
 //! file without a record, which the next check accepts with a warning (see `manifest::fold`).
 
+use std::path::Path;
+
 use super::files::{Overwrite, encode, read_private, remove_private, write_atomic};
 use super::format::{CredentialFile, credential_aad};
-use super::layout::Live;
-use super::layout::{sha256_hex, vault_tag};
+use super::layout::{Live, sha256_hex, vault_tag};
 use super::ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 use super::seal::{self, INFO_CREDENTIAL, compressed};
 use super::vault_ops::now_secs;
 use super::{
-    CREDENTIALS, Keystore, KeystoreError, VAULT_FILE, credential_path, load_credential, not_found,
+    CREDENTIALS, Keystore, KeystoreError, VAULT_FILE, credential_from, credential_path,
+    load_credential, not_found,
 };
 use crate::credential::Credential;
 
@@ -217,26 +219,22 @@ fn next_created(
     live: &Live,
     name: &str,
     old: Option<&[u8]>,
-    path: &std::path::Path,
+    path: &Path,
     evidence: &Evidence,
 ) -> u64 {
-    let mut floor: Option<u64> = None;
-    let mut seen = |t: u64| floor = Some(floor.map_or(t, |f| f.max(t)));
-    if old.is_some()
-        && let Ok((file, _)) = load_credential(path, name)
-    {
-        seen(file.created);
-    }
-    if let Some(m) = &live.manifest {
-        let recorded = m.credentials.iter().filter(|c| c.name == name);
-        recorded.for_each(|c| seen(c.created));
+    let replaced = old.and_then(|bytes| credential_from(path, name, bytes).ok());
+    let manifest = live.manifest.as_ref();
+    let recorded = manifest.into_iter().flat_map(|m| {
+        let present = m.credentials.iter().filter(|c| c.name == name);
         let removed = m.removed.iter().filter(|r| r.name == name);
-        removed.for_each(|r| seen(r.created));
-    }
-    let changes = evidence.changes.iter().filter(|c| c.name == name);
-    changes.for_each(|c| seen(c.created));
-    let not_before = live.manifest.as_ref().map_or(0, |m| m.written);
-    let now = now_secs().max(not_before);
+        present.map(|c| c.created).chain(removed.map(|r| r.created))
+    });
+    let changed = evidence.changes.iter().filter(|c| c.name == name);
+    let floor = (replaced.map(|(file, _)| file.created).into_iter())
+        .chain(recorded)
+        .chain(changed.map(|c| c.created))
+        .max();
+    let now = now_secs().max(manifest.map_or(0, |m| m.written));
     match floor {
         Some(f) if f >= now => f.saturating_add(1),
         _ => now,
