@@ -12,7 +12,7 @@ use tapsign_proto::{PROTOCOL_VERSION, ProtoError, Request, Response};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::agent::Agent;
 use crate::audit::AuditEvent;
@@ -240,11 +240,11 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let agent = Arc::clone(&agent);
                     if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-                        tokio::spawn(async move { connection(agent, stream, Slot::Any).await; drop(permit); });
+                        tokio::spawn(serve_on_slot(agent, stream, Slot::Any, permit));
                     } else if let Ok(permit) = Arc::clone(&control).try_acquire_owned() {
-                        tokio::spawn(async move { connection(agent, stream, Slot::Control).await; drop(permit); });
+                        tokio::spawn(serve_on_slot(agent, stream, Slot::Control, permit));
                     } else {
-                        tokio::spawn(refuse(stream, AgentError::BusyAll));
+                        tokio::spawn(async move { let mut stream = stream; refuse(&mut stream, AgentError::BusyAll).await });
                     }
                 }
                 Err(e) => {
@@ -343,9 +343,9 @@ enum Slot {
 }
 
 /// Answer with `e` and hang up.
-async fn refuse(mut stream: UnixStream, e: AgentError) {
+async fn refuse(stream: &mut UnixStream, e: AgentError) {
     let resp = e.response();
-    let _ = tokio::time::timeout(Duration::from_secs(1), answer(&mut stream, &resp)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer(stream, &resp)).await;
 }
 
 /// Send `resp`. An answer too large for one frame (an error quoting back a name of tens of
@@ -424,9 +424,22 @@ async fn read_frame(
     }
 }
 
+/// Serve one connection on its slot. The slot is let go before the connection closes, so a
+/// client that sees the agent hang up and connects again at once finds the slot free.
+async fn serve_on_slot(
+    agent: Arc<Agent>,
+    mut stream: UnixStream,
+    slot: Slot,
+    permit: OwnedSemaphorePermit,
+) {
+    connection(agent, &mut stream, slot).await;
+    drop(permit);
+    drop(stream);
+}
+
 /// Serve one connection: peer check, `hello`, then request after request.
-async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
-    let Some((uid, client)) = client_of(&stream) else {
+async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
+    let Some((uid, client)) = client_of(stream) else {
         let who = "the agent could not identify the connecting process";
         return refuse(stream, AgentError::Forbidden(who)).await;
     };
@@ -453,7 +466,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
         // Only a full connection may idle between requests; the kept-back slot must finish
         // its hello and its one request within the frame timeout each.
         let may_idle = greeted && slot == Slot::Any;
-        let body = match read_frame(&mut stream, &limits, may_idle).await {
+        let body = match read_frame(stream, &limits, may_idle).await {
             Ok(Some(body)) => body,
             Ok(None) => return,
             Err(e) => return refuse(stream, e).await,
@@ -482,7 +495,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
                 if greeted && slot == Slot::Control =>
             {
                 let resp = agent.handle(req, &client).await;
-                let _ = answer(&mut stream, &resp).await;
+                let _ = answer(stream, &resp).await;
                 return;
             }
             Ok(_) if greeted && slot == Slot::Control => {
@@ -492,7 +505,7 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
             Ok(_) if !greeted => return refuse(stream, AgentError::HelloFirst).await,
             Ok(req) => agent.handle(req, &client).await,
         };
-        if answer(&mut stream, &resp).await.is_err() {
+        if answer(stream, &resp).await.is_err() {
             return;
         }
     }
@@ -500,9 +513,9 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream, slot: Slot) {
 
 /// A subscribed connection: session events until the client goes away. Whatever the client
 /// sends now is ignored; its closing the connection ends the stream.
-async fn subscribed(agent: &Agent, mut stream: UnixStream) {
+async fn subscribed(agent: &Agent, stream: &mut UnixStream) {
     let mut events = agent.subscribe();
-    if write_frame_async(&mut stream, &Response::Subscribed {})
+    if write_frame_async(stream, &Response::Subscribed {})
         .await
         .is_err()
     {

@@ -198,6 +198,70 @@ fn greeted_when_free(w: &World, never: &str) -> UnixStream {
     }
 }
 
+/// A connection on the one ordinary slot of an agent with `max_connections = 2`. The
+/// harness's readiness probe may still hold that slot for a moment, and then a new connection
+/// lands on the kept-back slot, which serves one `status` and hangs up: retry until a second
+/// `status` gets through.
+fn hold_ordinary_slot(w: &World) -> tapsign_proto::client::Client {
+    let start = std::time::Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the ordinary slot was never free"
+        );
+        match tapsign_proto::client::Client::connect(&w.sock, "holder") {
+            Ok(mut c) => {
+                if c.status().is_ok() && c.status().is_ok() {
+                    return c;
+                }
+            }
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The agent lets a connection's slot go before it hangs up, so a client that has seen the
+/// connection close finds the slot free when it connects again at once. Before, the slot was
+/// let go just after the close: on a busy machine a `lock` right after a `status` on the
+/// kept-back slot could be told busy.
+#[test]
+fn a_slot_is_free_once_its_connection_is_seen_closed() {
+    let mut w = World::new();
+    w.config("[server]\nmax_connections = 2\n");
+    w.start_agent();
+    let _held = hold_ordinary_slot(&w);
+    // One `status` on the kept-back slot, then the agent hangs up. (A client that hangs up
+    // first frees the slot only once the agent has seen it go.)
+    let status_then_closed = |mut s: UnixStream| {
+        s.write_all(&encode(&Request::Status {}).unwrap()).unwrap();
+        assert!(matches!(answer(&mut s), Response::Status(_)));
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            s.read(&mut buf).unwrap(),
+            0,
+            "the kept-back slot stayed open"
+        );
+    };
+    status_then_closed(greeted_when_free(&w, "the kept-back slot was never free"));
+    for round in 0..300 {
+        let mut s = raw(&w);
+        s.write_all(
+            &encode(&Request::Hello {
+                version: PROTOCOL_VERSION,
+                client: "again".into(),
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        match answer(&mut s) {
+            Response::Hello { .. } => {}
+            r => panic!("round {round}: the kept-back slot was still taken: {r:?}"),
+        }
+        status_then_closed(s);
+    }
+}
+
 /// A frame that is not a message, sent before `hello` or on the slot kept back for `status`
 /// and `lock`, closes the connection: answered and kept open, a frame of junk every few
 /// seconds held a slot for ever, and the kept-back slot with it (so `lock` had to fall back
@@ -215,18 +279,7 @@ fn junk_before_hello_or_on_the_kept_back_slot_closes_the_connection() {
     };
     // Before hello, on an ordinary slot.
     junk(&mut raw(&w));
-    // Hold the one ordinary slot (retrying while the harness's readiness probe holds it).
-    let start = std::time::Instant::now();
-    let _held = loop {
-        match tapsign_proto::client::Client::connect(&w.sock, "holder") {
-            Ok(c) => break c,
-            Err(e) if start.elapsed() < Duration::from_secs(10) => {
-                assert_eq!(e.code(), Some(ErrorCode::Busy), "{e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let _held = hold_ordinary_slot(&w);
     // The kept-back slot, after its hello (once the first junk connection's task, or the
     // harness's probe, has let it go: seen busy once in a full run).
     let mut control = greeted_when_free(&w, "the kept-back slot was never free");
