@@ -276,8 +276,14 @@ impl World {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             // Accepting connections is up, whoever the agent runs as (a protocol client would
-            // refuse an agent of another user).
-            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+            // refuse an agent of another user). The probe sends a frame that is not a message
+            // and reads until the agent hangs up, which it does only once the probe's slot is
+            // free again: a test that connects next never finds it taken.
+            if let Ok(mut probe) = std::os::unix::net::UnixStream::connect(&self.sock) {
+                use std::io::{Read, Write};
+                let _ = probe.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = probe.write_all(&[0, 0, 0, 1, b'x']);
+                let _ = probe.read_to_end(&mut Vec::new());
                 return;
             }
             if let Some(status) = self

@@ -150,7 +150,7 @@ fn connections_over_the_limit_are_told_busy() {
     let mut w = World::new();
     w.config("[server]\nmax_connections = 2\n");
     w.start_agent();
-    // The harness's readiness probe may still hold a slot for a moment: retry while busy.
+    // Retry while busy: a slot is let go only once the agent has seen its client leave.
     let connect = || {
         let start = std::time::Instant::now();
         loop {
@@ -175,8 +175,8 @@ fn connections_over_the_limit_are_told_busy() {
     greeted_when_free(&w, "the freed slot never came back");
 }
 
-/// A connection that got past `hello`, retried while the agent answers `busy` (a closed
-/// connection's slot is let go a moment after the client sees it close).
+/// A connection that got past `hello`, retried while the agent answers `busy` (a connection
+/// the client closed holds its slot until the agent sees it go).
 fn greeted_when_free(w: &World, never: &str) -> UnixStream {
     let start = std::time::Instant::now();
     loop {
@@ -198,10 +198,10 @@ fn greeted_when_free(w: &World, never: &str) -> UnixStream {
     }
 }
 
-/// A connection on the one ordinary slot of an agent with `max_connections = 2`. The
-/// harness's readiness probe may still hold that slot for a moment, and then a new connection
-/// lands on the kept-back slot, which serves one `status` and hangs up: retry until a second
-/// `status` gets through.
+/// A connection on the one ordinary slot of an agent with `max_connections = 2`. A client that
+/// left just before may still hold that slot until the agent sees it go, and then a new
+/// connection lands on the kept-back slot, which serves one `status` and hangs up: retry until
+/// a second `status` gets through.
 fn hold_ordinary_slot(w: &World) -> tapsign_proto::client::Client {
     let start = std::time::Instant::now();
     loop {
@@ -280,12 +280,10 @@ fn junk_before_hello_or_on_the_kept_back_slot_closes_the_connection() {
     // Before hello, on an ordinary slot.
     junk(&mut raw(&w));
     let _held = hold_ordinary_slot(&w);
-    // The kept-back slot, after its hello (once the first junk connection's task, or the
-    // harness's probe, has let it go: seen busy once in a full run).
+    // The kept-back slot, after its hello.
     let mut control = greeted_when_free(&w, "the kept-back slot was never free");
     junk(&mut control);
-    // It is free again (once the closed connection's task has let it go): `status` gets
-    // through on it.
+    // It is free again: `status` gets through on it.
     let mut s = greeted_when_free(&w, "the kept-back slot never came back");
     s.write_all(&encode(&Request::Status {}).unwrap()).unwrap();
     assert!(matches!(answer(&mut s), Response::Status(_)));
