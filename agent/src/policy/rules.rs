@@ -155,6 +155,17 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/asset/deposit/**", Deposit),
     any("**loan**", Loan),
     any("**repay**", Loan),
+    // Trading bots and strategies (bybit docs v5/bot: spot grid, futures grid, combo,
+    // martingale, DCA; v5/strategy, whose `leverageType` borrows): creating one moves funds
+    // into the bot's account. Block trades (v5/rfq) settle with a counterparty the caller
+    // chooses. OKX's rules refuse the same kinds.
+    any("/v5/grid/**", Transfer),
+    any("/v5/fgridbot/**", Transfer),
+    any("/v5/fcombobot/**", Transfer),
+    any("/v5/fmartingalebot/**", Transfer),
+    any("/v5/dca/**", Transfer),
+    any("/v5/strategy/**", Loan),
+    any("/v5/rfq/**", P2p),
 ];
 
 /// OKX, checked against its 361 documented endpoints (docs/sources.md, "Deny lists").
@@ -345,7 +356,7 @@ static BITGET_DENY: &[DenyRule] = &[
     any("**deposit-address**", Deposit),
 ];
 
-/// Parameters only fund-moving endpoints take (lower case, without a trailing `[]`).
+/// Parameters only fund-moving endpoints take (lower case, without `[...]` groups).
 static UPBIT_PARAMS: &[(&str, Category)] = &[
     ("address", Withdrawal),
     ("net_type", Withdrawal),
