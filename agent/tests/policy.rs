@@ -336,6 +336,65 @@ fn an_allow_entry_without_values_keeps_the_profile_values() {
     check_with(Binance, &listed, &order).unwrap();
 }
 
+/// A config entry that replaces a profile endpoint keeps the profile's required parameters:
+/// written by hand without `required`, a cancel line let `orderId=123` alone be signed, the
+/// whole of `POST /sapi/v1/convert/limit/cancelOrder` (Binance does not sign the path).
+#[test]
+fn an_allow_entry_without_required_keeps_the_profile_required() {
+    let policy = KeyPolicy {
+        allow: vec![entry(
+            "DELETE",
+            "/api/v3/order",
+            &[
+                "symbol",
+                "orderId",
+                "origClientOrderId",
+                "cancelRestrictions",
+            ],
+        )],
+        ..KeyPolicy::default()
+    };
+    let bare = support::req("DELETE", "/api/v3/order", "orderId=123", "");
+    let got = check_with(Binance, &policy, &bare);
+    assert!(
+        matches!(&got, Err(Refusal::Denied(Denial::MissingParameter { names, .. })) if names == "symbol"),
+        "{got:?}"
+    );
+    let full = support::req("DELETE", "/api/v3/order", "symbol=BTCUSDT&orderId=123", "");
+    check_with(Binance, &policy, &full).unwrap();
+    // An entry for an endpoint the profile does not have requires only what it lists.
+    let own = KeyPolicy {
+        allow: vec![entry("GET", "/sapi/v1/margin/openOrders", &["symbol"])],
+        ..KeyPolicy::default()
+    };
+    let read = support::req("GET", "/sapi/v1/margin/openOrders", "", "");
+    check_with(Binance, &own, &read).unwrap();
+}
+
+/// A fund-moving name with any `[...]` group is still that name: a server that reads
+/// `amount[0]` or `address[x]` as a list or a map reads an amount or an address. An `allow`
+/// entry listing such a name does not get it past the built-in rule.
+#[test]
+fn a_fund_moving_name_with_a_bracket_group_is_refused_even_when_allowed() {
+    for name in ["amount[0]", "address[x]", "net_type[0][]", "ADDRESS[1]"] {
+        let policy = KeyPolicy {
+            allow: vec![entry("GET", "/v1/orders/open", &["market", name])],
+            ..KeyPolicy::default()
+        };
+        let r = support::req(
+            "GET",
+            "/v1/orders/open",
+            &format!("market=KRW-BTC&{name}=1"),
+            "",
+        );
+        let got = check_with(Upbit, &policy, &r);
+        assert!(
+            matches!(got, Err(Refusal::Denied(Denial::FundParameter { .. }))),
+            "{name}: {got:?}"
+        );
+    }
+}
+
 /// `only` names an endpoint by its template; a placeholder written without the values the
 /// profile lists (`{settle}`, as before profiles listed them) still names it.
 #[test]

@@ -302,7 +302,7 @@ fn ready_rules(exchange: Exchange) -> &'static [Ready] {
 }
 
 /// Refuse a request whose query or body carries a parameter only fund-moving endpoints take.
-/// Names are compared percent-decoded, without case and without a trailing `[]`; an Upbit
+/// Names are compared percent-decoded, without case and without `[...]` groups; an Upbit
 /// JSON body's top-level keys count as parameters.
 pub fn check_params(exchange: Exchange, query: &str, body: &str) -> Result<(), Denial> {
     // Read the body every way a server (or a hash that flattens it) might: as a form, and as
@@ -490,7 +490,18 @@ pub fn check_request<'p>(
         }
         .into());
     }
-    let missing = endpoint.missing(&params);
+    // A config entry that replaces a profile endpoint keeps the profile's required parameters
+    // as well as its own: where the path is not signed they narrow what else the signature is
+    // good for (Binance's `symbol` on a cancel, Bybit's `category`), and a line written by
+    // hand without them must not drop that.
+    let mut missing = endpoint.missing(&params);
+    if let Some(profiled) = profile::replaced(exchange, endpoint) {
+        for name in profiled.missing(&params) {
+            if !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
+    }
     if !missing.is_empty() {
         return Err(Denial::MissingParameter {
             exchange,
@@ -588,17 +599,17 @@ fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Resu
     Ok(())
 }
 
-/// The category of a fund-moving parameter name (compared without case or a trailing `[]`).
+/// The category of a fund-moving parameter name (compared without case or its `[...]` groups:
+/// `address[]`, `amount[0]` and `address[x]` are all `address` to a server that reads them as a
+/// list or a map).
 fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
     let table = fund_params(exchange);
+    let name = name.split('[').next().unwrap_or(name);
     // Runs for every suffix of every name in a Binance payload (the converse readings): an
     // ASCII name, the usual case, is compared without a lower-cased copy. The table's names
     // are lower case, so this finds what the Unicode path below finds.
     if name.is_ascii() {
-        let mut bare = name;
-        while let Some(b) = bare.strip_suffix("[]") {
-            bare = b;
-        }
+        let bare = name;
         if !fund_name_shapes(exchange).may_hold(bare) {
             return None;
         }
@@ -608,8 +619,7 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
             .map(|(_, c)| *c);
     }
     let lower = name.to_lowercase();
-    let bare = lower.trim_end_matches("[]");
-    table.iter().find(|(p, _)| *p == bare).map(|(_, c)| *c)
+    table.iter().find(|(p, _)| *p == lower).map(|(_, c)| *c)
 }
 
 /// The first letters and lengths of an exchange's fund-moving parameter names: most names
@@ -864,10 +874,8 @@ mod tests {
         use crate::credential::Exchange;
         let reference = |ex: Exchange, name: &str| {
             let lower = name.to_lowercase();
-            let bare = lower
-                .trim()
-                .trim_start_matches(['{', '"'])
-                .trim_end_matches("[]");
+            let trimmed = lower.trim().trim_start_matches(['{', '"']);
+            let bare = trimmed.split('[').next().unwrap_or(trimmed);
             super::fund_params(ex)
                 .iter()
                 .find(|(p, _)| *p == bare)
@@ -888,6 +896,8 @@ mod tests {
                         format!("{{\"{n}"),
                         format!("\"{{{n}[][]"),
                         format!("{n}[] "),
+                        format!("{n}[0]"),
+                        format!("{n}[x][]"),
                         format!("x{n}"),
                         format!("{n}]"),
                         format!("[]{n}"),

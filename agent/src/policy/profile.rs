@@ -358,11 +358,16 @@ pub fn values_for(exchange: Exchange, entry: &Endpoint) -> &Endpoint {
     if !entry.values.is_empty() {
         return entry;
     }
+    replaced(exchange, entry).unwrap_or(entry)
+}
+
+/// The profile endpoint `entry` stands for (itself, for a profile entry; for a config entry,
+/// the one it replaces), if any.
+pub fn replaced(exchange: Exchange, entry: &Endpoint) -> Option<&'static Endpoint> {
     builtin(exchange)
         .endpoints
         .iter()
         .find(|e| e.method == entry.method && same_template(&e.path, &entry.path))
-        .unwrap_or(entry)
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
