@@ -16,6 +16,8 @@
 //! [`Parsed::wire`] writes the request back; the agent signs that, after checking it equals
 //! what the bot sent byte for byte (see [`super::check_request`]).
 
+use std::borrow::Cow;
+
 use tapsign_proto::SignRequest;
 
 use super::json::{Json, Layout};
@@ -45,6 +47,10 @@ pub struct Grammar {
     /// Query values are sent unencoded: no `%` escapes (Upbit and Bithumb hash the query as
     /// it reads unencoded, so an escape would be hashed one way and read another).
     pub plain_values: bool,
+    /// The JSON body is signed as the `k=v&...` query it flattens to (Upbit and Bithumb hash
+    /// it so): an empty list or object would flatten to nothing, a parameter the policy read
+    /// and the signature leaves out.
+    pub flat_hash: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
 }
@@ -74,6 +80,7 @@ impl Grammar {
             bracket_names: false,
             repeats: true,
             plain_values: false,
+            flat_hash: false,
             path_prefix: "/",
         };
         match exchange {
@@ -91,6 +98,7 @@ impl Grammar {
             Exchange::Upbit | Exchange::Bithumb => Grammar {
                 bracket_names: true,
                 plain_values: true,
+                flat_hash: true,
                 ..json
             },
             Exchange::Kraken => Grammar {
@@ -210,7 +218,7 @@ impl Parsed {
         match &self.body {
             Body::Empty => {}
             Body::Form(pairs) => out.extend(pairs.iter().map(|p| Param {
-                name: p.name.clone(),
+                name: read_name(&p.name).into_owned(),
                 value: Some(p.value.clone()),
                 in_body: true,
             })),
@@ -402,6 +410,30 @@ fn value_ok(value: &str, plain: bool) -> bool {
     true
 }
 
+/// A form name as the server reads it: `close%5Bordertype%5D` is `close[ordertype]`. Only the
+/// brackets may be escaped in a name, and only where the grammar takes escapes and `[...]`
+/// groups (Kraken, whose form bodies ccxt writes that way); every other `%` in a name is
+/// refused when it is parsed, so elsewhere this returns the name as it is.
+pub fn read_name(name: &str) -> Cow<'_, str> {
+    if !name.contains('%') {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        match escape {
+            "%5B" | "%5b" => out.push('['),
+            "%5D" | "%5d" => out.push(']'),
+            other => out.push_str(other),
+        }
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseError> {
     if text.is_empty() {
         return Ok(Vec::new());
@@ -424,7 +456,12 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                 "the {part} has a parameter name longer than {MAX_NAME} characters"
             ));
         }
-        if !name_ok(name, g.bracket_names) {
+        let read = if g.bracket_names && !g.plain_values {
+            read_name(name)
+        } else {
+            Cow::Borrowed(name)
+        };
+        if !name_ok(&read, g.bracket_names) {
             return fail(format!(
                 "the {part} parameter name {:?} is not a plain name (letters, digits, '_'{}); \
                  names are never percent-encoded",
@@ -483,6 +520,9 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
                 return fail("the body must be a JSON object or a form");
             }
             check_keys(&v)?;
+            if g.flat_hash {
+                check_no_empty(&v, true)?;
+            }
             if g.body == BodyKind::FormOrJson {
                 check_no_form_separator(&v)?;
             }
@@ -505,6 +545,26 @@ fn check_no_form_separator(v: &Json) -> Result<(), ParseError> {
             .iter()
             .try_for_each(|(_, child)| check_no_form_separator(child)),
         Json::Array(items) => items.iter().try_for_each(check_no_form_separator),
+        _ => Ok(()),
+    }
+}
+
+/// Where the body is hashed as the `k=v&...` query it flattens to, an empty list or object
+/// flattens to nothing: `{"market":[]}` would be signed as a request without parameters.
+fn check_no_empty(v: &Json, top: bool) -> Result<(), ParseError> {
+    match v {
+        Json::Object(m) if m.is_empty() && !top => fail(
+            "the body holds an empty object, which the signed hash leaves out; leave its key out \
+             instead",
+        ),
+        Json::Array(items) if items.is_empty() && !top => fail(
+            "the body holds an empty list, which the signed hash leaves out; leave its key out \
+             instead",
+        ),
+        Json::Object(members) => members
+            .iter()
+            .try_for_each(|(_, child)| check_no_empty(child, false)),
+        Json::Array(items) => items.iter().try_for_each(|i| check_no_empty(i, false)),
         _ => Ok(()),
     }
 }
@@ -543,7 +603,7 @@ fn check_repeats(p: &Parsed, g: &Grammar) -> Result<(), ParseError> {
     for (i, a) in params.iter().enumerate() {
         if params[..i]
             .iter()
-            .any(|b| b.name.eq_ignore_ascii_case(&a.name))
+            .any(|b| read_name(&b.name).eq_ignore_ascii_case(&read_name(&a.name)))
         {
             return fail(format!(
                 "{:?} appears more than once in the query and body; send each parameter once",
@@ -726,6 +786,64 @@ mod tests {
         );
         let p = parse(Exchange::Okx, &arr).unwrap();
         assert_eq!(p.params()[0].name, "[].instId");
+    }
+
+    /// ccxt writes Kraken's conditional close as `close%5Bordertype%5D=...` in a form body;
+    /// Kraken decodes the brackets. Only the brackets may be escaped, and only there.
+    #[test]
+    fn kraken_form_names_may_escape_their_brackets_and_nothing_else() {
+        let body = "pair=XBTUSD&close%5Bordertype%5D=stop-loss&close%5bprice%5d=0.5";
+        let r = req("POST", "/0/private/AddOrder", "", body);
+        let p = parse(Exchange::Kraken, &r).unwrap();
+        let names: Vec<String> = p.params().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["pair", "close[ordertype]", "close[price]"]);
+        for bad in [
+            "pair=XBTUSD&%70air=ETHUSD",
+            "close%5Bordertype%5D%26pair=x",
+            "close%5B=x",
+            "close%5Bordertype%5D=a&close[ordertype]=b",
+            "close%5Bordertype%5D=a&CLOSE%5bORDERTYPE%5d=b",
+        ] {
+            assert!(
+                parse(
+                    Exchange::Kraken,
+                    &req("POST", "/0/private/AddOrder", "", bad)
+                )
+                .is_err(),
+                "{bad}"
+            );
+        }
+        // Upbit hashes names unencoded: an escaped bracket there is refused.
+        let upbit = req("GET", "/v1/orders/open", "states%5B%5D=wait", "");
+        assert!(parse(Exchange::Upbit, &upbit).is_err());
+        // Binance names take no brackets at all.
+        let binance = req("GET", "/api/v3/order", "symbol%5B%5D=x", "");
+        assert!(parse(Exchange::Binance, &binance).is_err());
+    }
+
+    /// Upbit and Bithumb sign the body as the `k=v&...` query it flattens to, where an empty
+    /// list or object is nothing: `{"market":[]}` was read as a request with `market` and
+    /// signed as one without parameters, the token every parameterless endpoint takes.
+    #[test]
+    fn an_empty_list_or_object_is_refused_where_the_body_is_hashed_flat() {
+        for ex in [Exchange::Upbit, Exchange::Bithumb] {
+            for body in [
+                r#"{"market":[]}"#,
+                r#"{"side":"bid","market":[]}"#,
+                r#"{"market":{}}"#,
+                r#"{"states":["wait",[]]}"#,
+            ] {
+                let err = parse(ex, &req("POST", "/v1/orders", "", body)).unwrap_err();
+                assert!(err.0.contains("leaves out"), "{ex} {body}: {err:?}");
+            }
+            parse(ex, &req("POST", "/v1/orders", "", r#"{"states":["wait"]}"#)).unwrap();
+        }
+        // Where the body is signed as sent, an empty list is what it is.
+        parse(
+            Exchange::Okx,
+            &req("POST", "/api/v5/trade/order", "", r#"{"e":[]}"#),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -207,6 +207,12 @@ pub fn body_to_query(body: &str) -> Result<String, SignError> {
             )));
         }
         match value {
+            // An empty list would be hashed as nothing at all (the policy refuses it first).
+            serde_json::Value::Array(items) if items.is_empty() => {
+                return Err(SignError::BadRequest(format!(
+                    "the Upbit body's key {key:?} holds an empty list, which the hash leaves out; leave the key out"
+                )));
+            }
             serde_json::Value::Array(items) => {
                 let name = if key.ends_with("[]") {
                     key.clone()
