@@ -212,6 +212,14 @@ impl fmt::Display for Explanation {
             }
             f.write_str(&s)?;
         }
+        if self.exchange == Exchange::Coinbase && matches!(self.verdict, Ok(Some(_))) {
+            writeln!(
+                f,
+                "harvest:  coinbase's token covers the method and path only: for its 120 s it is \
+                 also valid for this endpoint with any query or body, so the parameters and \
+                 values config.toml allows here do not bind what it is used for"
+            )?;
+        }
         Ok(())
     }
 }
@@ -244,5 +252,42 @@ mod tests {
             let got = sign::sign(&cred, &req, &stamp, &SignOptions::default());
             assert!(got.is_ok(), "{exchange}: {:?}", got.err());
         }
+    }
+
+    /// A Coinbase token does not cover the body: explain says so for a request it allows,
+    /// since a config.toml restriction of its parameters cannot bind what the token is used
+    /// for, and says nothing of it for a refused one.
+    #[test]
+    fn a_coinbase_order_is_explained_as_good_for_any_body() {
+        let req = |path: &str, body: &str| SignRequest {
+            key: "k".into(),
+            method: "POST".into(),
+            path: path.into(),
+            body: body.into(),
+            ..SignRequest::default()
+        };
+        let run = |r: &SignRequest| {
+            explain(
+                Exchange::Coinbase,
+                "k",
+                &KeyPolicy::default(),
+                &SignOptions::default(),
+                r,
+            )
+            .to_string()
+        };
+        let order = req(
+            "/api/v3/brokerage/orders",
+            r#"{"client_order_id":"a","product_id":"BTC-USD","side":"BUY","order_configuration":{"market_market_ioc":{"quote_size":"10"}}}"#,
+        );
+        let text = run(&order);
+        assert!(text.contains("verdict:  allowed"), "{text}");
+        assert!(text.contains("with any query or body"), "{text}");
+        let refused = run(&req(
+            "/api/v3/brokerage/portfolios/move_funds",
+            "{\"a\":\"1\"}",
+        ));
+        assert!(refused.contains("verdict:  refused"), "{refused}");
+        assert!(!refused.contains("with any query or body"), "{refused}");
     }
 }
