@@ -291,7 +291,10 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     }
     let segments = parse_path(&req.path, g.path_prefix)?;
     let method = req.method.as_str();
-    if !req.query.is_empty() && !g.query_methods.contains(&method) {
+    let echoed = kucoin_echoed_trade_type(exchange, req);
+    if echoed.is_some() {
+        // Checked against the body once it is parsed, below.
+    } else if !req.query.is_empty() && !g.query_methods.contains(&method) {
         return fail(format!(
             "{exchange} takes no query on {method} requests: put the parameters in the body"
         ));
@@ -301,7 +304,7 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
             "{exchange} {method} requests carry no body: put the parameters in \"query\""
         ));
     }
-    if !req.query.is_empty() && !req.body.is_empty() && !g.query_and_body {
+    if !req.query.is_empty() && !req.body.is_empty() && !g.query_and_body && echoed.is_none() {
         return fail(format!(
             "{exchange} signs either the query or the body of a request, not both: send \
              {method} parameters in the {}",
@@ -314,6 +317,21 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     }
     let query = parse_form(&req.query, "query", &g)?;
     let body = parse_body(&req.body, &g)?;
+    if let Some(trade_type) = echoed {
+        let in_body = match &body {
+            Body::Json(Json::Object(members), _) => members
+                .iter()
+                .find(|(k, _)| k == "tradeType")
+                .map(|(_, v)| v),
+            _ => None,
+        };
+        if !matches!(in_body, Some(Json::String(v)) if v == trade_type) {
+            return fail(format!(
+                "the query's tradeType={trade_type} on a KuCoin classic-account order must repeat \
+                 the body's \"tradeType\" exactly"
+            ));
+        }
+    }
     let parsed = Parsed {
         method: req.method.clone(),
         segments,
@@ -322,6 +340,24 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     };
     check_repeats(&parsed, &g)?;
     Ok(parsed)
+}
+
+/// The one query a KuCoin POST may carry: ccxt repeats the body's `tradeType` in the URL of
+/// a classic-account order's place and cancel (`/api/ua/v1/classic/order/place?tradeType=SPOT`),
+/// as KuCoin reads it there. Its value, when this is such a request: upper-case letters and
+/// `_` only, and [`parse`] holds it to the body's `tradeType`, which the profile's values
+/// check (so the query cannot say `MARGIN` while the body says `SPOT`).
+fn kucoin_echoed_trade_type(exchange: Exchange, req: &SignRequest) -> Option<&str> {
+    const PATHS: [&str; 2] = [
+        "/api/ua/v1/classic/order/place",
+        "/api/ua/v1/classic/order/cancel",
+    ];
+    if exchange != Exchange::Kucoin || req.method != "POST" || !PATHS.contains(&req.path.as_str()) {
+        return None;
+    }
+    let value = req.query.strip_prefix("tradeType=")?;
+    (!value.is_empty() && value.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .then_some(value)
 }
 
 fn parse_path(path: &str, prefix: &str) -> Result<Vec<String>, ParseError> {
@@ -819,6 +855,38 @@ mod tests {
         // Binance names take no brackets at all.
         let binance = req("GET", "/api/v3/order", "symbol%5B%5D=x", "");
         assert!(parse(Exchange::Binance, &binance).is_err());
+    }
+
+    /// ccxt puts a KuCoin classic-account order's `tradeType` in the URL as well as the body:
+    /// that one query is taken on those two paths, and only as the body's own value.
+    #[test]
+    fn a_kucoin_classic_order_may_repeat_its_trade_type_in_the_query() {
+        let body = r#"{"tradeType":"SPOT","symbol":"BTC-USDT","orderId":"1"}"#;
+        let place = "/api/ua/v1/classic/order/place";
+        let cancel = "/api/ua/v1/classic/order/cancel";
+        for path in [place, cancel] {
+            let p = parse(Exchange::Kucoin, &req("POST", path, "tradeType=SPOT", body)).unwrap();
+            let names: Vec<String> = p.params().into_iter().map(|p| p.name).collect();
+            assert_eq!(names, ["tradeType", "tradeType", "symbol", "orderId"]);
+        }
+        for (path, query, body) in [
+            (place, "tradeType=MARGIN", body),
+            (place, "tradeType=SPOT&symbol=ETH-USDT", body),
+            (place, "tradeType=spot", r#"{"tradeType":"spot"}"#),
+            (place, "tradeType=SPOT", r#"{"symbol":"BTC-USDT"}"#),
+            (place, "tradeType=SPOT", r#"{"tradeType":["SPOT"]}"#),
+            (place, "tradeType=SPOT", ""),
+            (place, "symbol=BTC-USDT", body),
+            ("/api/ua/v1/unified/order/place", "tradeType=SPOT", body),
+            ("/api/v1/orders", "tradeType=SPOT", body),
+        ] {
+            assert!(
+                parse(Exchange::Kucoin, &req("POST", path, query, body)).is_err(),
+                "{path}?{query} {body}"
+            );
+        }
+        let okx = req("POST", place, "tradeType=SPOT", body);
+        assert!(parse(Exchange::Okx, &okx).is_err());
     }
 
     /// Upbit and Bithumb sign the body as the `k=v&...` query it flattens to, where an empty
