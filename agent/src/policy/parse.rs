@@ -448,8 +448,8 @@ fn value_ok(value: &str, plain: bool) -> bool {
 
 /// A form name as the server reads it: `close%5Bordertype%5D` is `close[ordertype]`. Only the
 /// brackets may be escaped in a name, and only where the grammar takes escapes and `[...]`
-/// groups (Kraken, whose form bodies ccxt writes that way); every other `%` in a name is
-/// refused when it is parsed, so elsewhere this returns the name as it is.
+/// groups (Kraken, whose form bodies Python ccxt 4.4 and older write that way); every other
+/// `%` in a name is refused when it is parsed, so elsewhere this returns the name as it is.
 pub fn read_name(name: &str) -> Cow<'_, str> {
     if !name.contains('%') {
         return Cow::Borrowed(name);
@@ -824,8 +824,8 @@ mod tests {
         assert_eq!(p.params()[0].name, "[].instId");
     }
 
-    /// ccxt writes Kraken's conditional close as `close%5Bordertype%5D=...` in a form body;
-    /// Kraken decodes the brackets. Only the brackets may be escaped, and only there.
+    /// Python ccxt 4.4 writes Kraken's conditional close as `close%5Bordertype%5D=...` in a
+    /// form body; Kraken decodes the brackets. Only the brackets may be escaped, and only there.
     #[test]
     fn kraken_form_names_may_escape_their_brackets_and_nothing_else() {
         let body = "pair=XBTUSD&close%5Bordertype%5D=stop-loss&close%5bprice%5d=0.5";

@@ -73,6 +73,9 @@ SPEC = diffkit.Spec("kraken", "kraken-main", {"apiKey": creds.KRAKEN[0], "secret
                     MARKETS, respond, stamps, compare, verify)
 CALLS = {
     "create_order": lambda ex: ex.create_order("BTC/USD", "limit", "buy", 0.01, 50000),
+    # A conditional close: close[ordertype]=...&close[price]=... in the form body.
+    "create_order_with_close": lambda ex: ex.create_order(
+        "BTC/USD", "limit", "buy", 0.01, 50000, {"close": {"ordertype": "stop-loss", "price": 45000}}),
     "cancel_order": lambda ex: ex.cancel_order("OYVGEW-VYV5B-UUEXSK", "BTC/USD"),
     "fetch_balance": lambda ex: ex.fetch_balance(),
     "fetch_open_orders": lambda ex: ex.fetch_open_orders("BTC/USD"),

@@ -70,6 +70,9 @@ SPEC = diffkit.Spec("kucoin", "kucoin-main", CREDS, MARKETS, responder("CLASSIC"
 UNIFIED = diffkit.Spec("kucoin", "kucoin-main", CREDS, MARKETS, responder("UNIFIED"), stamps, compare, verify)
 CALLS = {
     "create_order": lambda ex: ex.create_order("BTC/USDT", "limit", "buy", 0.01, 50000),
+    # A unified-account order on a classic account: ccxt repeats tradeType in the URL.
+    "create_order_classic_account": lambda ex: ex.create_order(
+        "BTC/USDT", "limit", "buy", 0.01, 50000, {"uta": True, "accountMode": "classic"}),
     "cancel_order": lambda ex: ex.cancel_order("5bd6e9286d99522a52e458de", "BTC/USDT"),
     "fetch_balance": lambda ex: ex.fetch_balance(),
     "fetch_open_orders": lambda ex: ex.fetch_open_orders("BTC/USDT"),
