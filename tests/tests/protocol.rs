@@ -22,6 +22,11 @@ fn raw(w: &World) -> UnixStream {
 }
 
 fn hello(s: &mut UnixStream) {
+    assert!(matches!(say_hello(s), Response::Hello { .. }));
+}
+
+/// Send `hello` on `s`; the agent's answer.
+fn say_hello(s: &mut UnixStream) -> Response {
     s.write_all(
         &encode(&Request::Hello {
             version: PROTOCOL_VERSION,
@@ -30,7 +35,7 @@ fn hello(s: &mut UnixStream) {
         .unwrap(),
     )
     .unwrap();
-    assert!(matches!(answer(s), Response::Hello { .. }));
+    answer(s)
 }
 
 fn answer(s: &mut UnixStream) -> Response {
@@ -181,15 +186,7 @@ fn greeted_when_free(w: &World, never: &str) -> UnixStream {
     let start = std::time::Instant::now();
     loop {
         let mut s = raw(w);
-        s.write_all(
-            &encode(&Request::Hello {
-                version: PROTOCOL_VERSION,
-                client: "retry".into(),
-            })
-            .unwrap(),
-        )
-        .unwrap();
-        match answer(&mut s) {
+        match say_hello(&mut s) {
             Response::Hello { .. } => return s,
             r => assert_eq!(error_code(r), ErrorCode::Busy),
         }
@@ -246,15 +243,7 @@ fn a_slot_is_free_once_its_connection_is_seen_closed() {
     status_then_closed(greeted_when_free(&w, "the kept-back slot was never free"));
     for round in 0..300 {
         let mut s = raw(&w);
-        s.write_all(
-            &encode(&Request::Hello {
-                version: PROTOCOL_VERSION,
-                client: "again".into(),
-            })
-            .unwrap(),
-        )
-        .unwrap();
-        match answer(&mut s) {
+        match say_hello(&mut s) {
             Response::Hello { .. } => {}
             r => panic!("round {round}: the kept-back slot was still taken: {r:?}"),
         }
