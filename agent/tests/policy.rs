@@ -371,6 +371,80 @@ fn an_allow_entry_without_required_keeps_the_profile_required() {
     check_with(Binance, &own, &read).unwrap();
 }
 
+/// The profile's `required` and `values` hold for every request the profile endpoint
+/// admits, however an `allow` entry spells its path: a placeholder where the profile has a
+/// literal, another placeholder name, or a literal where the profile has a placeholder each
+/// dropped them (a Bybit cancel of `{"orderId":"123"}` alone is the whole body of a P2P
+/// release; a KuCoin unified order with `tradeType` `MARGIN` borrows).
+#[test]
+fn an_allow_entry_keeps_the_profile_rules_however_it_spells_the_path() {
+    let with = |path: &str, params: &[&str], values: &str| -> KeyPolicy {
+        let list: Vec<String> = params.iter().map(|p| format!("{p:?}")).collect();
+        let line = format!(
+            r#"e = {{ method = "POST", path = "{path}", params = [{}]{values} }}"#,
+            list.join(", ")
+        );
+        let parsed: toml::Value = toml::from_str(&line).unwrap();
+        KeyPolicy {
+            allow: vec![parsed["e"].clone().try_into().unwrap()],
+            ..KeyPolicy::default()
+        }
+    };
+    let bybit = with("/v5/order/{op:cancel|amend}", &["orderId"], "");
+    let got = check_with(
+        Exchange::Bybit,
+        &bybit,
+        &support::req("POST", "/v5/order/cancel", "", r#"{"orderId":"123"}"#),
+    );
+    assert!(
+        matches!(got, Err(Refusal::Denied(Denial::MissingParameter { .. }))),
+        "{got:?}"
+    );
+    let mut binance = with("/api/v3/{what}", &["orderId"], "");
+    binance.allow[0].method = "DELETE".into();
+    let got = check_with(
+        Binance,
+        &binance,
+        &support::req("DELETE", "/api/v3/order", "orderId=1", ""),
+    );
+    assert!(
+        matches!(got, Err(Refusal::Denied(Denial::MissingParameter { .. }))),
+        "{got:?}"
+    );
+    let order = r#"{"tradeType":"MARGIN","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#;
+    let names = ["tradeType", "symbol", "side", "orderType", "size"];
+    for path in [
+        "/api/ua/v1/{mode}/order/place",
+        "/api/ua/v1/unified/order/place",
+    ] {
+        // Values listed for another parameter keep the profile's for tradeType.
+        for values in ["", r#", values = { side = ["BUY"] }"#] {
+            let kucoin = with(path, &names, values);
+            let got = check_with(
+                Exchange::Kucoin,
+                &kucoin,
+                &support::req("POST", "/api/ua/v1/unified/order/place", "", order),
+            );
+            assert!(
+                matches!(got, Err(Refusal::Denied(Denial::UnlistedValue(_)))),
+                "{path}{values}: {got:?}"
+            );
+        }
+    }
+    // Listing tradeType's values is the way to choose others.
+    let chosen = with(
+        "/api/ua/v1/{mode}/order/place",
+        &names,
+        r#", values = { tradeType = ["MARGIN"] }"#,
+    );
+    check_with(
+        Exchange::Kucoin,
+        &chosen,
+        &support::req("POST", "/api/ua/v1/unified/order/place", "", order),
+    )
+    .unwrap();
+}
+
 /// A fund-moving name with any `[...]` group is still that name: a server that reads
 /// `amount[0]` or `address[x]` as a list or a map reads an amount or an address. An `allow`
 /// entry listing such a name does not get it past the built-in rule.

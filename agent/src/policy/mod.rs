@@ -490,12 +490,12 @@ pub fn check_request<'p>(
         }
         .into());
     }
-    // A config entry that replaces a profile endpoint keeps the profile's required parameters
-    // as well as its own: where the path is not signed they narrow what else the signature is
-    // good for (Binance's `symbol` on a cancel, Bybit's `category`), and a line written by
-    // hand without them must not drop that.
+    // A config entry that admits what a profile endpoint admits keeps that endpoint's required
+    // parameters as well as its own, however it spells the path: where the path is not signed
+    // they narrow what else the signature is good for (Binance's `symbol` on a cancel, Bybit's
+    // `category`), and a line written by hand without them must not drop that.
     let mut missing = endpoint.missing(&params);
-    if let Some(profiled) = profile::replaced(exchange, endpoint) {
+    if let Some(profiled) = profile::profiled(exchange, &parsed) {
         for name in profiled.missing(&params) {
             if !missing.contains(&name) {
                 missing.push(name);
@@ -511,7 +511,7 @@ pub fn check_request<'p>(
         .into());
     }
     let json_body = matches!(parsed.body, parse::Body::Json(..));
-    let listing = profile::values_for(exchange, endpoint);
+    let listing = profile::values_for(exchange, endpoint, &parsed);
     if let Some((name, value)) = listing.unlisted(&params, json_body) {
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();

@@ -6,6 +6,7 @@
 //! key's profile with explicit endpoints (method, path, parameters), which never pass the
 //! built-in deny list, or narrow it to some of its endpoints (`only`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -350,24 +351,39 @@ pub fn find<'a>(
     (!narrowed).then_some(found)
 }
 
-/// The values `entry` holds its parameters to: its own, or, for a config entry that replaces
-/// a profile endpoint and lists none, the profile's. A line written before the profile listed
-/// values (or without them) must not drop them: they are what keeps an order's signature from
-/// being another endpoint's (Binance `type=MARGIN`).
-pub fn values_for(exchange: Exchange, entry: &Endpoint) -> &Endpoint {
-    if !entry.values.is_empty() {
-        return entry;
+/// The values `entry` holds its parameters to: its own, and, for each parameter it lists none
+/// for, those of the profile endpoint the request falls under. A config line written before
+/// the profile listed values (or without them, or with a path spelled another way than the
+/// profile's) must not drop them: they are what keeps an order's signature from being
+/// another endpoint's (Binance `type=MARGIN`).
+pub fn values_for<'a>(
+    exchange: Exchange,
+    entry: &'a Endpoint,
+    parsed: &Parsed,
+) -> Cow<'a, Endpoint> {
+    let Some(profiled) = profiled(exchange, parsed) else {
+        return Cow::Borrowed(entry);
+    };
+    if profiled.values.keys().all(|k| entry.values.contains_key(k)) {
+        return Cow::Borrowed(entry);
     }
-    replaced(exchange, entry).unwrap_or(entry)
+    let mut merged = entry.clone();
+    for (name, listed) in &profiled.values {
+        merged
+            .values
+            .entry(name.clone())
+            .or_insert_with(|| listed.clone());
+    }
+    Cow::Owned(merged)
 }
 
-/// The profile endpoint `entry` stands for (itself, for a profile entry; for a config entry,
-/// the one it replaces), if any.
-pub fn replaced(exchange: Exchange, entry: &Endpoint) -> Option<&'static Endpoint> {
+/// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
+/// config entry that also admits it replaces, however that entry spells its path.
+pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
     builtin(exchange)
         .endpoints
         .iter()
-        .find(|e| e.method == entry.method && same_template(&e.path, &entry.path))
+        .find(|e| e.matches(&parsed.method, &parsed.segments))
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
