@@ -85,6 +85,23 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/c2c/**", P2p),
     any("/sapi/*/pay/**", P2p),
     any("/wapi/**", Legacy),
+    // Missed by the rules above (ccxt's binance endpoint table, docs/sources.md "Deny lists"):
+    // the liquidation-loan repayment, retired cross-collateral loans and the portfolio-margin
+    // repay switch (keywords, as on the other exchanges: no profile path holds them), soft
+    // staking (a GET turns it on), the accumulator (a structured product like dual
+    // investment), margin dust, tokenized equity mint and redeem, the deposit auto-convert
+    // switch, options block trades (settled with a counterparty the maker chooses) and
+    // deposit addresses.
+    any("**loan**", Loan),
+    any("**repay**", Loan),
+    any("**borrow**", Loan),
+    any("**staking**", Earn),
+    any("/sapi/*/accumulator/**", Earn),
+    any("/sapi/*/margin/dust**", Convert),
+    any("/sapi/*/equity/tokenized/**", Convert),
+    any("/sapi/*/capital/contract/**", Convert),
+    any("/eapi/*/block/**", P2p),
+    any("/sapi/*/capital/deposit/address**", Deposit),
 ];
 
 const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
