@@ -123,6 +123,8 @@ static BITHUMB_DENY: &[DenyRule] = &[
     any("**api-key**", ApiKeys),
     any("/v1/deposit**", Deposit),
     any("/info/wallet_address**", Deposit),
+    // The legacy KRW deposit request (ccxt's bithumb table, private POST trade/krw_deposit).
+    any("/trade/krw_deposit**", Deposit),
 ];
 
 /// Bybit, checked against its 415 documented endpoints (docs/sources.md, "Deny lists").
