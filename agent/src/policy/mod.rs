@@ -494,8 +494,13 @@ pub fn check_request<'p>(
     // parameters as well as its own, however it spells the path: where the path is not signed
     // they narrow what else the signature is good for (Binance's `symbol` on a cancel, Bybit's
     // `category`), and a line written by hand without them must not drop that.
+    // (An entry from the profile is that endpoint: no second scan of the profile.)
+    let profiled = match source {
+        profile::Source::Profile => None,
+        profile::Source::Config => profile::profiled(exchange, &parsed),
+    };
     let mut missing = endpoint.missing(&params);
-    if let Some(profiled) = profile::profiled(exchange, &parsed) {
+    if let Some(profiled) = profiled {
         for name in profiled.missing(&params) {
             if !missing.contains(&name) {
                 missing.push(name);
@@ -511,7 +516,7 @@ pub fn check_request<'p>(
         .into());
     }
     let json_body = matches!(parsed.body, parse::Body::Json(..));
-    let listing = profile::values_for(exchange, endpoint, &parsed);
+    let listing = profile::values_for(endpoint, profiled);
     if let Some((name, value)) = listing.unlisted(&params, json_body) {
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();
@@ -609,13 +614,12 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
     // ASCII name, the usual case, is compared without a lower-cased copy. The table's names
     // are lower case, so this finds what the Unicode path below finds.
     if name.is_ascii() {
-        let bare = name;
-        if !fund_name_shapes(exchange).may_hold(bare) {
+        if !fund_name_shapes(exchange).may_hold(name) {
             return None;
         }
         return table
             .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(bare))
+            .find(|(p, _)| p.eq_ignore_ascii_case(name))
             .map(|(_, c)| *c);
     }
     let lower = name.to_lowercase();

@@ -352,16 +352,12 @@ pub fn find<'a>(
 }
 
 /// The values `entry` holds its parameters to: its own, and, for each parameter it lists none
-/// for, those of the profile endpoint the request falls under. A config line written before
-/// the profile listed values (or without them, or with a path spelled another way than the
-/// profile's) must not drop them: they are what keeps an order's signature from being
-/// another endpoint's (Binance `type=MARGIN`).
-pub fn values_for<'a>(
-    exchange: Exchange,
-    entry: &'a Endpoint,
-    parsed: &Parsed,
-) -> Cow<'a, Endpoint> {
-    let Some(profiled) = profiled(exchange, parsed) else {
+/// for, those of `profiled`, the profile endpoint a config entry stands in for (see
+/// [`profiled`]). A config line written before the profile listed values (or without them,
+/// or with a path spelled another way than the profile's) must not drop them: they are what
+/// keeps an order's signature from being another endpoint's (Binance `type=MARGIN`).
+pub fn values_for<'a>(entry: &'a Endpoint, profiled: Option<&Endpoint>) -> Cow<'a, Endpoint> {
+    let Some(profiled) = profiled else {
         return Cow::Borrowed(entry);
     };
     if profiled.values.keys().all(|k| entry.values.contains_key(k)) {
