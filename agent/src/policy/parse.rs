@@ -51,8 +51,19 @@ pub struct Grammar {
     /// it so): an empty list or object would flatten to nothing, a parameter the policy read
     /// and the signature leaves out.
     pub flat_hash: bool,
+    /// A POST on one of these paths may repeat this one body parameter, and nothing else, as
+    /// its query (KuCoin: ccxt puts a classic-account order's `tradeType` in the URL of place
+    /// and cancel, where KuCoin reads it). Held to the body's value in [`parse`].
+    pub echo: Option<Echo>,
     /// Every path starts with this.
     pub path_prefix: &'static str,
+}
+
+/// A body parameter a POST may repeat as its query: see [`Grammar::echo`].
+#[derive(Debug, Clone, Copy)]
+pub struct Echo {
+    pub name: &'static str,
+    pub paths: &'static [&'static str],
 }
 
 /// The encoding of a request body.
@@ -81,6 +92,7 @@ impl Grammar {
             repeats: true,
             plain_values: false,
             flat_hash: false,
+            echo: None,
             path_prefix: "/",
         };
         match exchange {
@@ -120,6 +132,13 @@ impl Grammar {
             // KuCoin signs the body of any method: its batch cancel is a DELETE with a body.
             Exchange::Kucoin => Grammar {
                 body_methods: &["POST", "PUT", "PATCH", "DELETE"],
+                echo: Some(Echo {
+                    name: "tradeType",
+                    paths: &[
+                        "/api/ua/v1/classic/order/place",
+                        "/api/ua/v1/classic/order/cancel",
+                    ],
+                }),
                 ..json
             },
             Exchange::Bybit | Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
@@ -291,7 +310,7 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     }
     let segments = parse_path(&req.path, g.path_prefix)?;
     let method = req.method.as_str();
-    let echoed = kucoin_echoed_trade_type(exchange, req);
+    let echoed = echoed(&g, req);
     if echoed.is_some() {
         // Checked against the body once it is parsed, below.
     } else if !req.query.is_empty() && !g.query_methods.contains(&method) {
@@ -317,18 +336,18 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     }
     let query = parse_form(&req.query, "query", &g)?;
     let body = parse_body(&req.body, &g)?;
-    if let Some(trade_type) = echoed {
+    if let Some((name, value)) = echoed {
         let in_body = match &body {
-            Body::Json(Json::Object(members), _) => members
-                .iter()
-                .find(|(k, _)| k == "tradeType")
-                .map(|(_, v)| v),
+            Body::Json(Json::Object(members), _) => {
+                members.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+            }
             _ => None,
         };
-        if !matches!(in_body, Some(Json::String(v)) if v == trade_type) {
+        if !matches!(in_body, Some(Json::String(v)) if v == value) {
             return fail(format!(
-                "the query's tradeType={trade_type} on a KuCoin classic-account order must repeat \
-                 the body's \"tradeType\" exactly"
+                "the query's {name}={value} on {exchange} {method} {} must repeat the body's \
+                 {name:?} exactly (the only query this request may carry)",
+                req.path
             ));
         }
     }
@@ -342,22 +361,16 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     Ok(parsed)
 }
 
-/// The one query a KuCoin POST may carry: ccxt repeats the body's `tradeType` in the URL of
-/// a classic-account order's place and cancel (`/api/ua/v1/classic/order/place?tradeType=SPOT`),
-/// as KuCoin reads it there. Its value, when this is such a request: upper-case letters and
-/// `_` only, and [`parse`] holds it to the body's `tradeType`, which the profile's values
-/// check (so the query cannot say `MARGIN` while the body says `SPOT`).
-fn kucoin_echoed_trade_type(exchange: Exchange, req: &SignRequest) -> Option<&str> {
-    const PATHS: [&str; 2] = [
-        "/api/ua/v1/classic/order/place",
-        "/api/ua/v1/classic/order/cancel",
-    ];
-    if exchange != Exchange::Kucoin || req.method != "POST" || !PATHS.contains(&req.path.as_str()) {
+/// The parameter a request repeats as its whole query, if the grammar lets it (see
+/// [`Grammar::echo`]): its name and value, a value of upper-case letters and `_` only.
+fn echoed<'r>(g: &Grammar, req: &'r SignRequest) -> Option<(&'static str, &'r str)> {
+    let echo = g.echo?;
+    if req.method != "POST" || !echo.paths.contains(&req.path.as_str()) {
         return None;
     }
-    let value = req.query.strip_prefix("tradeType=")?;
+    let value = req.query.strip_prefix(echo.name)?.strip_prefix('=')?;
     (!value.is_empty() && value.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-        .then_some(value)
+        .then_some((echo.name, value))
 }
 
 fn parse_path(path: &str, prefix: &str) -> Result<Vec<String>, ParseError> {
