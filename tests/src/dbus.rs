@@ -375,6 +375,19 @@ impl Lab {
             .unwrap();
     }
 
+    /// `systemctl suspend`: logind's whole suspend, waiting for the delay locks at most
+    /// `InhibitDelayMaxSec` (FakeLogind::suspend).
+    pub fn suspend(&self) -> crate::logind::Suspended {
+        self.rt
+            .block_on(self.logind().suspend(crate::logind::INHIBIT_DELAY_MAX))
+            .unwrap()
+    }
+
+    /// The inhibitor locks logind holds now.
+    pub fn inhibitors(&self) -> Vec<crate::logind::InhibitorSpec> {
+        self.logind().inhibitors()
+    }
+
     /// `loginctl lock-session ID`.
     pub fn lock_session(&self, id: &str) {
         self.rt.block_on(self.logind().lock_session(id)).unwrap();

@@ -6,7 +6,15 @@
 //!   (pid 0 means the caller), `GetUser(u) -> o`, `ListSessions() -> a(susso)`; the signals
 //!   `SessionNew(so)`, `SessionRemoved(so)`, `UserNew(uo)`, `UserRemoved(uo)`,
 //!   `PrepareForSleep(b)`. Failures use logind's error names (`NoSuchSession`,
-//!   `NoSessionForPID`, `NoSuchUser`).
+//!   `NoSessionForPID`, `NoSuchUser`, `OperationInProgress`).
+//! - Inhibitor locks: `Inhibit(what, who, why, mode) -> h` hands the caller the write end of
+//!   a pipe, and the lock is held until every copy of it is closed (logind uses a FIFO the
+//!   same way). As logind's `method_inhibit` does, it refuses an unknown `what` or `mode`, a
+//!   `delay` lock on anything but `shutdown` and `sleep`, and a lock on an operation that is
+//!   running (`OperationInProgress`: a sleep lock asked for between `PrepareForSleep(true)`
+//!   and the wake). [`FakeLogind::suspend`] then does what logind does for a suspend:
+//!   `PrepareForSleep(true)`, wait for the `sleep` delay locks to be released, at most
+//!   `InhibitDelayMaxSec` (5 s by default), sleep, `PrepareForSleep(false)`.
 //! - `Session` at `/org/freedesktop/login1/session/<escaped id>`: `Id`, `User`, `Name`,
 //!   `Leader`, `Type`, `Class`, `Active`, `State`, `Remote`, `LockedHint` (changes announced
 //!   with PropertiesChanged); the signals `Lock` and `Unlock`.
@@ -38,6 +46,39 @@ pub enum LoginError {
     #[zbus(name = "NoSessionForPID")]
     NoSessionForPid(String),
     NoSuchUser(String),
+    OperationInProgress(String),
+}
+
+/// logind's `InhibitDelayMaxSec` default (logind.conf(5)): how long a suspend waits for the
+/// delay locks.
+pub const INHIBIT_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An inhibitor lock as logind lists it (`ListInhibitors`: what, who, why, mode, uid, pid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InhibitorSpec {
+    pub what: String,
+    pub who: String,
+    pub why: String,
+    pub mode: String,
+    pub uid: u32,
+    pub pid: u32,
+}
+
+/// One lock: its description, and whether the holder has closed every copy of its fd (a
+/// thread blocked reading the pipe sees the end of file then).
+struct Inhibitor {
+    spec: InhibitorSpec,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a suspend found: the `sleep` delay locks held when it began, and how long it waited
+/// for them.
+#[derive(Debug, Clone)]
+pub struct Suspended {
+    pub delay_locks: Vec<InhibitorSpec>,
+    pub waited: std::time::Duration,
+    /// Whether every one of them was released before `InhibitDelayMaxSec` ran out.
+    pub released_in_time: bool,
 }
 
 /// One session, as a test describes it.
@@ -58,7 +99,23 @@ struct State {
     users: BTreeMap<u32, Option<String>>,
     pids_asked: Vec<u32>,
     locked_hints: BTreeMap<String, bool>,
+    inhibitors: Vec<Inhibitor>,
+    /// The `what` of the operation running (logind's `action_what`): set from
+    /// `PrepareForSleep(true)` to the wake.
+    action_what: Vec<&'static str>,
 }
+
+/// `inhibit_what_from_string`: a colon-separated list of known operations.
+const WHATS: [&str; 8] = [
+    "shutdown",
+    "sleep",
+    "idle",
+    "handle-power-key",
+    "handle-suspend-key",
+    "handle-hibernate-key",
+    "handle-lid-switch",
+    "handle-reboot-key",
+];
 
 /// `bus_label_escape`: how sd-bus turns an id into an object path element.
 pub fn escape(label: &str) -> String {
@@ -129,6 +186,17 @@ impl State {
 
 struct Manager {
     state: Arc<Mutex<State>>,
+}
+
+/// The real uid of `pid`, from /proc (the first field of its `Uid:` line).
+fn uid_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(u32::MAX)
 }
 
 /// The caller's pid, as logind gets it from the bus (GetConnectionUnixProcessID).
@@ -207,6 +275,63 @@ impl Manager {
                 )
             })
             .collect()
+    }
+
+    /// `Inhibit(what, who, why, mode) -> h`, checked as logind's `method_inhibit` checks it.
+    #[zbus(name = "Inhibit")]
+    async fn inhibit(
+        &self,
+        what: &str,
+        who: &str,
+        why: &str,
+        mode: &str,
+        #[zbus(connection)] conn: &Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<zbus::OwnedFd, LoginError> {
+        let invalid = |m: String| LoginError::ZBus(zbus::fdo::Error::InvalidArgs(m).into());
+        let whats: Vec<&str> = what.split(':').collect();
+        if what.is_empty() || whats.iter().any(|w| !WHATS.contains(w)) {
+            return Err(invalid(format!("Invalid what specification {what}")));
+        }
+        if !matches!(mode, "block" | "block-weak" | "delay") {
+            return Err(invalid(format!("Unknown mode {mode}")));
+        }
+        if mode == "delay" && whats.iter().any(|w| !matches!(*w, "shutdown" | "sleep")) {
+            return Err(invalid(
+                "Delay inhibitors only supported for shutdown and sleep".into(),
+            ));
+        }
+        let pid = caller_pid(conn, &header).await?;
+        let uid = uid_of(pid);
+        let (reader, writer) = std::io::pipe().map_err(|e| LoginError::ZBus(e.into()))?;
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let mut state = self.state.lock().unwrap();
+            if whats.iter().any(|w| state.action_what.contains(w)) {
+                return Err(LoginError::OperationInProgress(
+                    "The operation inhibition has been requested for is already running".into(),
+                ));
+            }
+            state.inhibitors.push(Inhibitor {
+                spec: InhibitorSpec {
+                    what: what.into(),
+                    who: who.into(),
+                    why: why.into(),
+                    mode: mode.into(),
+                    uid,
+                    pid,
+                },
+                released: Arc::clone(&released),
+            });
+        }
+        std::thread::spawn(move || {
+            let mut reader = reader;
+            let mut buf = [0u8; 64];
+            // Nothing is ever written: the read returns 0 once every write end is closed.
+            while matches!(std::io::Read::read(&mut reader, &mut buf), Ok(n) if n > 0) {}
+            released.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        Ok(std::os::fd::OwnedFd::from(writer).into())
     }
 
     #[zbus(signal, name = "SessionNew")]
@@ -491,6 +616,55 @@ impl FakeLogind {
     pub async fn prepare_for_sleep(&self) -> zbus::Result<()> {
         let emitter = SignalEmitter::new(&self.conn, MANAGER_PATH)?;
         Manager::prepare_for_sleep(&emitter, true).await
+    }
+
+    /// A suspend, as logind runs one (`execute_shutdown_or_sleep` after
+    /// `delay_shutdown_or_sleep`): `PrepareForSleep(true)`, then wait until the `sleep` delay
+    /// locks held at that moment are released or `max_delay` has passed, then (the machine
+    /// sleeps and wakes) `PrepareForSleep(false)`. Released locks are forgotten, as logind
+    /// forgets an inhibitor whose FIFO is closed.
+    pub async fn suspend(&self, max_delay: std::time::Duration) -> zbus::Result<Suspended> {
+        use std::sync::atomic::Ordering;
+        let held: Vec<(InhibitorSpec, Arc<std::sync::atomic::AtomicBool>)> = {
+            let mut st = self.state.lock().unwrap();
+            st.action_what = vec!["sleep"];
+            st.inhibitors
+                .iter()
+                .filter(|i| i.spec.mode == "delay" && i.spec.what.split(':').any(|w| w == "sleep"))
+                .filter(|i| !i.released.load(Ordering::SeqCst))
+                .map(|i| (i.spec.clone(), Arc::clone(&i.released)))
+                .collect()
+        };
+        let emitter = SignalEmitter::new(&self.conn, MANAGER_PATH)?;
+        let started = std::time::Instant::now();
+        Manager::prepare_for_sleep(&emitter, true).await?;
+        let all_released = || held.iter().all(|(_, r)| r.load(Ordering::SeqCst));
+        while !all_released() && started.elapsed() < max_delay {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let released_in_time = all_released();
+        let waited = started.elapsed();
+        {
+            let mut st = self.state.lock().unwrap();
+            st.inhibitors.retain(|i| !i.released.load(Ordering::SeqCst));
+            st.action_what.clear();
+        }
+        Manager::prepare_for_sleep(&emitter, false).await?;
+        Ok(Suspended {
+            delay_locks: held.into_iter().map(|(spec, _)| spec).collect(),
+            waited,
+            released_in_time,
+        })
+    }
+
+    /// The inhibitor locks held now (`ListInhibitors`), released ones left out.
+    pub fn inhibitors(&self) -> Vec<InhibitorSpec> {
+        let st = self.state.lock().unwrap();
+        st.inhibitors
+            .iter()
+            .filter(|i| !i.released.load(std::sync::atomic::Ordering::SeqCst))
+            .map(|i| i.spec.clone())
+            .collect()
     }
 
     /// The pids GetSessionByPID was asked about (pid 0 resolved to the caller's).

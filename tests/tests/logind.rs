@@ -223,3 +223,56 @@ fn logind_sources_are_not_live_while_logind_is_not_on_the_bus() {
     wait_live(&w, "logind-sleep", &["PrepareForSleep"]);
     unlock_then_locked_by(&w, || lab.fire(Trigger::PrepareForSleep), "suspend");
 }
+
+#[test]
+fn a_suspend_waits_for_the_agent_to_lock_and_the_next_one_does_too() {
+    // Without an inhibitor lock, logind sends PrepareForSleep(true) and suspends at once: the
+    // agent locked whenever it next ran, which could be after the wake (and, for hibernate,
+    // after the session's memory went to disk). With a delay lock, logind waits for the agent
+    // to let go of it, which it does once the session is locked.
+    let lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    let w = agent_in(&lab, |_| {});
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["sleeps only once the session is locked"],
+    );
+    let held = lab.inhibitors();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let lock = &held[0];
+    assert_eq!(
+        (lock.what.as_str(), lock.mode.as_str(), lock.who.as_str()),
+        ("sleep", "delay", "tapsign"),
+        "{lock:?}"
+    );
+    assert_eq!(
+        lock.pid,
+        w.agent_pid(),
+        "taken by the agent itself: {lock:?}"
+    );
+    for round in 1..=2 {
+        w.run(&["unlock"], "").ok();
+        assert_eq!(w.status()["state"], "unlocked", "round {round}");
+        let slept = lab.suspend();
+        assert_eq!(slept.delay_locks.len(), 1, "round {round}: {slept:?}");
+        assert!(
+            slept.released_in_time,
+            "round {round}: logind waited {:?} for the agent's lock",
+            slept.waited
+        );
+        // Released only after the lock, so the session is locked when logind lets go.
+        let st = w.status();
+        assert_eq!(st["state"], "locked", "round {round}: {st}");
+        let why = st["lock_reason"].as_str().unwrap_or_default();
+        assert!(why.contains("suspend"), "round {round}: {why:?}");
+        // After the wake (PrepareForSleep(false)) the agent takes the lock again.
+        let deadline = std::time::Instant::now() + WAIT;
+        while lab.inhibitors().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no inhibitor lock taken again after the wake"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

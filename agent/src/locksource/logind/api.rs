@@ -26,6 +26,11 @@ pub(super) trait Manager {
     fn get_session(&self, session_id: &str) -> zbus::Result<OwnedObjectPath>;
     #[zbus(name = "GetUser")]
     fn get_user(&self, uid: u32) -> zbus::Result<OwnedObjectPath>;
+    /// Take an inhibitor lock: held until every copy of the returned fd is closed. A `delay`
+    /// lock on `sleep` makes logind wait (at most `InhibitDelayMaxSec`, 5 s by default) after
+    /// `PrepareForSleep(true)` for its release before the machine sleeps.
+    #[zbus(name = "Inhibit")]
+    fn inhibit(&self, what: &str, who: &str, why: &str, mode: &str) -> zbus::Result<zbus::OwnedFd>;
     /// Suspend or hibernate is about to happen (`start` true) or has ended.
     #[zbus(signal, name = "PrepareForSleep")]
     fn prepare_for_sleep(&self, start: bool) -> zbus::Result<()>;

@@ -1,6 +1,12 @@
 //! logind on the system bus: our login session's `Lock` signal and `LockedHint` property, and
 //! `PrepareForSleep(true)` before a suspend.
 //!
+//! For suspend, the agent holds a logind `delay` inhibitor lock on `sleep` (org.freedesktop.
+//! login1(5), "Inhibitor locks"): logind then waits for the agent to lock and let go of it
+//! before the machine sleeps, instead of the agent locking whenever it next runs, which can be
+//! after the wake (and, for hibernate, after the session's memory was written to disk). The
+//! lock is let go right after the session is locked and taken again on `PrepareForSleep(false)`.
+//!
 //! The task follows logind itself as well as the session:
 //! - while `org.freedesktop.login1` has no owner (logind not started yet, or restarting),
 //!   both sources are not live and the task waits for the name to appear (NameOwnerChanged);
@@ -25,6 +31,8 @@ use api::{LOGIN1, ManagerProxy, PrepareForSleepStream, SessionNewStream, Session
 use session::{Followed, UserWatch};
 
 const LOST: &str = "lost the system bus connection; restart the agent to listen again";
+const SLEEP_INHIBITED: &str = "logind PrepareForSleep: suspend and hibernate lock; the machine sleeps only once the session is locked (a logind delay inhibitor lock)";
+const SLEEP_LATE: &str = "logind PrepareForSleep: suspend and hibernate lock, maybe only after the wake: logind refused a delay inhibitor lock: ";
 const ABSENT: &str =
     "logind (org.freedesktop.login1) is not on the system bus; listening for it to start";
 
@@ -126,6 +134,8 @@ struct Watch {
     conn: Connection,
     manager: ManagerProxy<'static>,
     sleep: Option<PrepareForSleepStream>,
+    /// The delay inhibitor lock on sleep, while held (dropping it closes the fd: released).
+    inhibitor: Option<zbus::OwnedFd>,
     session_new: Option<SessionNewStream>,
     session_removed: Option<SessionRemovedStream>,
     user: Option<UserWatch>,
@@ -142,6 +152,7 @@ impl Watch {
             conn: conn.clone(),
             manager,
             sleep: None,
+            inhibitor: None,
             session_new: None,
             session_removed: None,
             user: None,
@@ -149,11 +160,12 @@ impl Watch {
             waiting: None,
         };
         if cfg.suspend {
+            // Subscribed before the inhibitor is taken: a suspend that starts in between is
+            // heard, not waited on for InhibitDelayMaxSec.
             match w.manager.receive_prepare_for_sleep().await {
                 Ok(s) => {
                     w.sleep = Some(s);
-                    let detail = "logind PrepareForSleep: suspend and hibernate lock";
-                    agent.dbus_sources.set(LOGIND_SLEEP, true, detail);
+                    w.take_inhibitor(agent).await;
                 }
                 Err(e) => not_live(agent, LOGIND_SLEEP, format!("cannot subscribe: {e}")),
             }
@@ -194,8 +206,14 @@ impl Watch {
                     None => Ended::BusLost,
                 },
                 ev = next(self.sleep.as_mut()) => match ev {
-                    Some(sig) => if sig.args().is_ok_and(|a| *a.start()) {
-                        lock_now(agent, "suspend (logind PrepareForSleep)")
+                    Some(sig) => match sig.args().map(|a| *a.start()) {
+                        Ok(true) => {
+                            lock_now(agent, "suspend (logind PrepareForSleep)");
+                            // Locked: let the machine sleep.
+                            self.inhibitor = None;
+                        }
+                        Ok(false) => self.take_inhibitor(agent).await,
+                        Err(_) => {}
                     },
                     None => return Ended::BusLost,
                 },
@@ -236,6 +254,23 @@ impl Watch {
                 },
             }
         }
+    }
+
+    /// Take the delay inhibitor lock on sleep (bounded: a wedged logind must not hold the
+    /// other signals), and say in `status` whether the lock comes before the sleep. Without
+    /// the inhibitor the source still locks on `PrepareForSleep(true)`, only maybe late.
+    async fn take_inhibitor(&mut self, agent: &Agent) {
+        let why = "lock the trading keys' signing session before the machine sleeps";
+        let call = self.manager.inhibit("sleep", "tapsign", why, "delay");
+        let detail = match tokio::time::timeout(SETUP_TIMEOUT, call).await {
+            Ok(Ok(fd)) => {
+                self.inhibitor = Some(fd);
+                SLEEP_INHIBITED.to_owned()
+            }
+            Ok(Err(e)) => format!("{SLEEP_LATE}{e}"),
+            Err(_) => format!("{SLEEP_LATE}{}", timed_out()),
+        };
+        agent.dbus_sources.set(LOGIND_SLEEP, true, detail);
     }
 
     /// [`Watch::look_again`], bounded: a wedged logind must not stop the suspend and lock
