@@ -336,7 +336,7 @@ fn a_binance_order_type_is_one_an_order_takes() {
         let q = format!("symbol=BTCUSDT&side=BUY&type={ty}&quantity=1");
         let e = refused(&c, &req("POST", "/api/v3/order", &q, ""));
         assert!(
-            e.contains("UnlistedValue") || e.contains("Malformed"),
+            e.contains("UnlistedValue") || e.contains("Malformed") || e.contains("Missing"),
             "{q}: {e}"
         );
     }
@@ -509,4 +509,114 @@ fn an_empty_json_object_body_is_refused_with_a_reason_that_says_so() {
         assert!(e.contains("empty JSON object"), "{ex}: {e}");
         assert!(!e.contains("params ="), "no config line to allow it: {e}");
     }
+}
+
+/// A key policy with config.toml's `allow` entries (`{ method = …, … }` each).
+fn config_allow(lines: &[&str]) -> KeyPolicy {
+    let allow = lines
+        .iter()
+        .map(|l| {
+            let v: toml::Value = toml::from_str(&format!("e = {l}")).unwrap();
+            v["e"].clone().try_into().unwrap()
+        })
+        .collect();
+    KeyPolicy {
+        allow,
+        ..KeyPolicy::default()
+    }
+}
+
+#[test]
+fn a_config_entry_cannot_shed_the_profile_rules_where_the_path_is_not_signed() {
+    // Red-team round 6: the profile's `required` and `values` were inherited only when the
+    // path the bot named was a profile endpoint's. Where the exchange does not sign the path,
+    // the bot names any path a placeholder admits, so the rules went with it.
+    let bybit = cred(Bybit, "key", "secret", None);
+    let ops = config_allow(&[
+        r#"{ method = "POST", path = "/v5/order/{op}", params = ["category", "symbol", "side", "orderType", "qty", "price", "orderId", "orderLinkId"] }"#,
+    ]);
+    // `{"orderId":X}` is the whole body of `POST /v5/p2p/order/finish` (a P2P release), and
+    // Bybit signs only the body: the same bytes, the same signature.
+    let release = r#"{"orderId":"1898988806425264128"}"#;
+    let bot = req("POST", "/v5/order/cancelz", "", release);
+    let e = attempt(&bybit, &ops, &bot).unwrap_err();
+    assert!(e.contains("ProfileShape"), "{e}");
+    // What the profile signs anyway stays signed through the entry.
+    let cancel = r#"{"category":"linear","symbol":"BTCUSDT","orderId":"1898988806425264128"}"#;
+    attempt(&bybit, &ops, &req("POST", "/v5/order/cancelz", "", cancel)).unwrap();
+
+    let binance = cred(Binance, "key", "secret", None);
+    let ops = config_allow(&[
+        r#"{ method = "POST", path = "/api/v3/{op}", params = ["symbol", "side", "type", "quantity", "price", "timeInForce"], required = ["symbol", "side", "type"] }"#,
+    ]);
+    let bot = req(
+        "POST",
+        "/api/v3/orderz",
+        "symbol=BTCUSDT&side=BUY&type=ISOLATED",
+        "",
+    );
+    let e = attempt(&binance, &ops, &bot).unwrap_err();
+    assert!(e.contains("ProfileShape"), "{e}");
+    // The margin-order entry policy.md shows: `type=MARGIN` alone is the whole of
+    // `POST /sapi/v1/margin/manual-liquidation`.
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "newClientOrderId"] }"#,
+    ]);
+    for body in [
+        "type=MARGIN",
+        "symbol=BTCUSDT&side=BUY&type=ISOLATED&quantity=1",
+    ] {
+        let e = attempt(
+            &binance,
+            &margin,
+            &req("POST", "/sapi/v1/margin/order", "", body),
+        )
+        .unwrap_err();
+        assert!(e.contains("ProfileShape"), "{body}: {e}");
+    }
+    let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC";
+    attempt(
+        &binance,
+        &margin,
+        &req("POST", "/sapi/v1/margin/order", "", order),
+    )
+    .unwrap();
+    // A value the trader lists in the entry is the trader's choice, and stands.
+    let twap = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity"], values = { type = ["TWAP"] } }"#,
+    ]);
+    let q = "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1";
+    attempt(
+        &binance,
+        &twap,
+        &req("POST", "/sapi/v1/margin/order", q, ""),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_required_parameter_sent_empty_or_null_counts_as_missing() {
+    // Red-team round 6: `required` is what keeps a cancel's bytes from being another
+    // endpoint's, and many servers read `symbol=` or JSON `null` as not sent.
+    let bybit = cred(Bybit, "key", "secret", None);
+    for body in [
+        r#"{"category":null,"symbol":null,"orderId":"123"}"#,
+        r#"{"category":"","symbol":"","orderId":"123"}"#,
+        r#"{"category":"linear","symbol":null,"orderId":"123"}"#,
+    ] {
+        let e = refused(&bybit, &req("POST", "/v5/order/cancel", "", body));
+        assert!(e.contains("MissingParameter"), "{body}: {e}");
+    }
+    let binance = cred(Binance, "key", "secret", None);
+    let e = refused(
+        &binance,
+        &req("DELETE", "/api/v3/order", "symbol=&orderId=123", ""),
+    );
+    assert!(e.contains("MissingParameter"), "{e}");
+    attempt(
+        &binance,
+        &KeyPolicy::default(),
+        &req("DELETE", "/api/v3/order", "symbol=BTCUSDT&orderId=123", ""),
+    )
+    .unwrap();
 }

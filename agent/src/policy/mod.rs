@@ -144,13 +144,26 @@ pub enum Denial {
         config: String,
     },
     #[error(
-        "refused: {endpoint} needs {names}: {exchange} does not sign the path, so tapsign signs \
-         only requests whose parameters make them this endpoint and no other; send {names}"
+        "refused: {endpoint} needs {names}, each with a value (not empty, not null): {exchange} \
+         does not sign the path, so tapsign signs only requests whose parameters make them this \
+         endpoint and no other; send {names}"
     )]
     MissingParameter {
         exchange: Exchange,
         endpoint: String,
         names: String,
+    },
+    #[error(
+        "refused: {exchange} does not sign the path, and these parameters are those of the \
+         profile's {endpoint}, which signs them only with {rules}; a config.toml entry ({entry}) \
+         cannot sign them without that, on any path: the signature would be valid on {endpoint} \
+         and on whatever else reads the same bytes. Send them as {endpoint} allows"
+    )]
+    ProfileShape {
+        exchange: Exchange,
+        entry: String,
+        endpoint: String,
+        rules: String,
     },
     /// A value the profile entry does not list for its parameter (see [`Unlisted`]).
     #[error("{0}")]
@@ -535,6 +548,24 @@ pub fn check_request<'p>(
             config: wider.config_line(),
         }))
         .into());
+    }
+    if source == profile::Source::Config && !converse::signs_path(exchange) {
+        let shape = profile::broken_profile_shape(
+            exchange,
+            endpoint,
+            &params,
+            parsed.body_is_array(),
+            json_body,
+        );
+        if let Some(profile_endpoint) = shape {
+            return Err(Denial::ProfileShape {
+                exchange,
+                entry: endpoint.to_string(),
+                endpoint: profile_endpoint.to_string(),
+                rules: profile_endpoint.rules_text(),
+            }
+            .into());
+        }
     }
     check_readings(exchange, &parsed, &params)?;
     Ok(Checked {

@@ -244,11 +244,15 @@ impl Endpoint {
             let each = self
                 .values
                 .iter()
-                .map(|(name, vs)| format!("{name} = [{}]", list(vs).join(", ")));
+                .map(|(name, vs)| format!("{} = [{}]", toml_key(name), list(vs).join(", ")));
             format!(", values = {{ {} }}", each.collect::<Vec<_>>().join(", "))
         };
+        let body = match &self.body {
+            Some(kind) => format!(", body = {kind:?}"),
+            None => String::new(),
+        };
         format!(
-            "{{ method = {:?}, path = {:?}, params = [{}]{required}{values} }}",
+            "{{ method = {:?}, path = {:?}, params = [{}]{required}{values}{body} }}",
             self.method,
             self.path,
             list(&self.params).join(", ")
@@ -271,14 +275,48 @@ impl Endpoint {
         })
     }
 
-    /// The required parameters `params` lacks.
+    /// Its `required` and `values`, in words, for a refusal that cites them.
+    pub fn rules_text(&self) -> String {
+        let mut out = Vec::new();
+        if !self.required.is_empty() {
+            out.push(format!("{} set", self.required.join(", ")));
+        }
+        for (name, listed) in &self.values {
+            out.push(format!("{name} one of {}", listed.join(" | ")));
+        }
+        out.join(" and ")
+    }
+
+    /// The required parameters `params` lacks. A parameter sent empty (`symbol=`, `""`) or
+    /// as JSON `null` counts as missing: many servers read those as not sent, and a required
+    /// parameter is there to make the signed bytes this endpoint's and no other's.
     pub fn missing<'a>(&'a self, params: &[Param]) -> Vec<&'a str> {
         self.required
             .iter()
-            .filter(|r| !params.iter().any(|p| p.name == **r))
+            .filter(|r| !params.iter().any(|p| p.name == **r && has_value(p)))
             .map(String::as_str)
             .collect()
     }
+}
+
+/// A TOML key: bare when it can be (`tdMode`), quoted otherwise (`"[].tdMode"`).
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+/// Whether `p` carries a value a server cannot read as "not sent".
+fn has_value(p: &Param) -> bool {
+    p.value
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "null")
 }
 
 impl fmt::Display for Endpoint {
@@ -331,6 +369,13 @@ pub fn find<'a>(
     parsed: &Parsed,
 ) -> Option<(&'a Endpoint, Source)> {
     let hit = |e: &&Endpoint| e.matches(&parsed.method, &parsed.segments);
+    if policy.ws_login
+        && let Some(token) = ws_token(exchange).filter(hit)
+    {
+        // The key's websocket login: `ws_login = true` is the trader's choice of it, as it is
+        // for the exchanges whose login is a `ws_login` message (which `only` does not narrow).
+        return Some((token, Source::Config));
+    }
     let found = policy
         .allow
         .iter()
@@ -349,6 +394,24 @@ pub fn find<'a>(
             .iter()
             .any(|(m, p)| *m == found.0.method && same_template(p, &found.0.path));
     (!narrowed).then_some(found)
+}
+
+/// The REST call that is `exchange`'s websocket login, when it has one: Kraken's
+/// `GetWebSocketsToken` (its token logs the private websocket in for trading). Out of the
+/// profile, and admitted by `ws_login = true` alone.
+fn ws_token(exchange: Exchange) -> Option<&'static Endpoint> {
+    static KRAKEN: OnceLock<Endpoint> = OnceLock::new();
+    (exchange == Exchange::Kraken).then(|| {
+        KRAKEN.get_or_init(|| Endpoint {
+            method: "POST".into(),
+            path: "/0/private/GetWebSocketsToken".into(),
+            doc: Some("https://docs.kraken.com/api/docs/rest-api/get-websockets-token".into()),
+            params: Vec::new(),
+            required: Vec::new(),
+            values: BTreeMap::new(),
+            body: None,
+        })
+    })
 }
 
 /// The values `entry` holds its parameters to: its own, and, for each parameter it lists none
@@ -380,6 +443,45 @@ pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint
         .endpoints
         .iter()
         .find(|e| e.matches(&parsed.method, &parsed.segments))
+}
+
+/// Where the path is not signed, a profile endpoint whose parameters a request admitted by the
+/// config entry `entry` fits, but whose `required` or `values` it breaks: such bytes are what
+/// the profile refuses to sign, whatever path the bot names (it names it, and the exchange does
+/// not read it from the signature). Values the entry lists for a parameter stand in for the
+/// profile's (the trader chose them); required parameters stay. `None` when the request's
+/// parameters fit no profile endpoint (a shape the profile never signs: the config entry's
+/// own), or fit one whose every rule they keep (bytes the profile signs anyway), or are none
+/// at all (the parameterless case, docs/policy.md "What a signature can still be used for").
+pub fn broken_profile_shape(
+    exchange: Exchange,
+    entry: &Endpoint,
+    params: &[Param],
+    body_is_array: bool,
+    json_body: bool,
+) -> Option<&'static Endpoint> {
+    if params.iter().all(|p| agent_owned(exchange, &p.name)) {
+        return None;
+    }
+    let mut fits = builtin(exchange).endpoints.iter().filter(|e| {
+        (e.body.as_deref() == Some("array")) == body_is_array
+            && params
+                .iter()
+                .all(|p| e.takes(&p.name) || agent_owned(exchange, &p.name))
+    });
+    let first = fits.clone().next()?;
+    let kept = |e: &Endpoint| {
+        if !e.missing(params).is_empty() {
+            return false;
+        }
+        if entry.values.is_empty() {
+            return e.unlisted(params, json_body).is_none();
+        }
+        let mut chosen = e.clone();
+        chosen.values.extend(entry.values.clone());
+        chosen.unlisted(params, json_body).is_none()
+    };
+    if fits.any(kept) { None } else { Some(first) }
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
