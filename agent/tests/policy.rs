@@ -295,6 +295,25 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     let config = unlisted.config;
     assert!(config.contains("\"LIMIT_MAKER\", \"TWAP\"]"), "{config}");
     check_with(Binance, &allowing(&config), &order).unwrap();
+    // A batch endpoint: its values are keyed by `[].name` (quoted, or the line is not TOML)
+    // and its body is an array (left out, the copied entry refused every batch).
+    let batch = support::req(
+        "POST",
+        "/api/v3/trade/place-batch",
+        "",
+        r#"[{"category":"MARGIN","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}]"#,
+    );
+    let Err(Refusal::Denied(Denial::UnlistedValue(unlisted))) =
+        check_with(Exchange::Bitget, &KeyPolicy::default(), &batch)
+    else {
+        panic!("not refused for the value")
+    };
+    let config = unlisted.config;
+    assert!(
+        config.contains(r#""[].category" = ["#) && config.contains(r#"body = "array""#),
+        "{config}"
+    );
+    check_with(Exchange::Bitget, &allowing(&config), &batch).unwrap();
 }
 
 /// A config entry that replaces a profile endpoint keeps the profile's listed values unless

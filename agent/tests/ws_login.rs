@@ -93,3 +93,32 @@ fn rest_frames_stay_byte_identical_and_ws_login_is_spelled_out() {
     let bad = r#"{"type":"sign","key":"k","method":"GET","path":"/","kind":"login"}"#;
     assert!(serde_json::from_str::<Request>(bad).is_err());
 }
+
+/// Kraken's websocket login is the REST call `GetWebSocketsToken`. The refusal and the docs
+/// said `ws_login = true` was enough, but the key also needed a hand-written `allow` entry:
+/// now `ws_login = true` admits it, with no parameters, and nothing else does.
+#[test]
+fn kraken_ws_login_admits_the_websocket_token_call() {
+    use tapsign_agent::policy::{self, KeyPolicy};
+    let token = req("POST", "/0/private/GetWebSocketsToken", "", "");
+    let default = KeyPolicy::default();
+    let off = policy::check_request(Kraken, "k", &default, &token).is_err();
+    assert!(off, "signed without ws_login");
+    let on = KeyPolicy {
+        ws_login: true,
+        ..KeyPolicy::default()
+    };
+    policy::check_request(Kraken, "k", &on, &token).unwrap();
+    // Narrowing the key with `only` leaves its websocket login, as it does on other exchanges.
+    let narrowed = KeyPolicy {
+        only: vec![("POST".into(), "/0/private/AddOrder".into())],
+        ..on.clone()
+    };
+    policy::check_request(Kraken, "k", &narrowed, &token).unwrap();
+    // Still the call alone: no parameters ride on it.
+    let extra = req("POST", "/0/private/GetWebSocketsToken", "", "asset=XBT");
+    assert!(policy::check_request(Kraken, "k", &on, &extra).is_err());
+    // And only that call.
+    let other = req("POST", "/0/private/GetWebSocketsTokens", "", "");
+    assert!(policy::check_request(Kraken, "k", &on, &other).is_err());
+}

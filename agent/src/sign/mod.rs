@@ -174,11 +174,13 @@ fn how_websocket_logs_in(exchange: Exchange) -> &'static str {
     match exchange {
         Exchange::Upbit | Exchange::Bithumb => {
             "its private websocket takes the JWT of a parameterless REST request in the \
-             handshake: sign GET of the websocket path as an ordinary request"
+             handshake: sign a parameterless GET of the profile, such as GET /v1/accounts, as an \
+             ordinary request and send its token"
         }
         Exchange::Kraken => {
-            "its private websocket takes a token from POST /0/private/GetWebSocketsToken, a \
-             REST call the agent signs (it counts as a websocket login: ws_login = true)"
+            "its private websocket takes a token from POST /0/private/GetWebSocketsToken, an \
+             ordinary REST request the agent signs for a key with ws_login = true (it counts as \
+             a websocket login)"
         }
         Exchange::Kucoin => {
             "its private websocket takes a token from POST /api/v1/bullet-private, an ordinary \
