@@ -620,3 +620,21 @@ fn a_required_parameter_sent_empty_or_null_counts_as_missing() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_bybit_json_value_cannot_hold_a_query_separator() {
+    // Red-team round 6: Bybit signs a POST's JSON body as it signs a GET's query, and the
+    // query reading of this order carries `coin` and `amount`, the whole of
+    // `POST /v5/account/borrow`.
+    let c = cred(Bybit, "key", "secret", None);
+    let body = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x&coin=USDT&amount=1000&z="}"#;
+    let e = refused(&c, &req("POST", "/v5/order/create", "", body));
+    assert!(e.contains("Malformed") && e.contains("'&'"), "{e}");
+    let ok = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x-coin_1"}"#;
+    attempt(
+        &c,
+        &KeyPolicy::default(),
+        &req("POST", "/v5/order/create", "", ok),
+    )
+    .unwrap();
+}

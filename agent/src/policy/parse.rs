@@ -51,6 +51,10 @@ pub struct Grammar {
     /// it so): an empty list or object would flatten to nothing, a parameter the policy read
     /// and the signature leaves out.
     pub flat_hash: bool,
+    /// No JSON string value may hold `&`: the exchange's signed bytes also read as a form or
+    /// a query (Kraken takes either body by the Content-Type the bot picks; Bybit signs a POST
+    /// body and a GET query the same way), where `&` starts another parameter.
+    pub json_no_amp: bool,
     /// A POST on one of these paths may repeat this one body parameter, and nothing else, as
     /// its query (KuCoin: ccxt puts a classic-account order's `tradeType` in the URL of place
     /// and cancel, where KuCoin reads it). Held to the body's value in [`parse`].
@@ -92,6 +96,7 @@ impl Grammar {
             repeats: true,
             plain_values: false,
             flat_hash: false,
+            json_no_amp: false,
             echo: None,
             path_prefix: "/",
         };
@@ -119,7 +124,12 @@ impl Grammar {
                 body: BodyKind::FormOrJson,
                 bracket_names: true,
                 repeats: false,
+                json_no_amp: true,
                 path_prefix: "/0/private/",
+                ..json
+            },
+            Exchange::Bybit => Grammar {
+                json_no_amp: true,
                 ..json
             },
             // Gate signs the query and the body's hash: a POST may carry both.
@@ -141,7 +151,7 @@ impl Grammar {
                 }),
                 ..json
             },
-            Exchange::Bybit | Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
+            Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
         }
     }
 }
@@ -572,7 +582,7 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
             if g.flat_hash {
                 check_no_empty(&v, true)?;
             }
-            if g.body == BodyKind::FormOrJson {
+            if g.json_no_amp {
                 check_no_form_separator(&v)?;
             }
             Ok(Body::Json(v, layout))
@@ -582,12 +592,15 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
 
 /// Where a body may be a form or JSON (Kraken), the server picks by the Content-Type the bot
 /// sends: a JSON string holding `&` would read as more `name=value` pairs in a form
-/// (`"pair":"XBTUSD&trading_agreement=agree"`), parameters the profile never saw.
+/// (`"pair":"XBTUSD&trading_agreement=agree"`), parameters the profile never saw. Where a
+/// body's bytes are signed as a query's would be (Bybit), the same string makes more
+/// parameters of the query reading (`"orderLinkId":"x&coin=USDT&amount=1000"`).
 fn check_no_form_separator(v: &Json) -> Result<(), ParseError> {
     match v {
         Json::String(s) if s.contains('&') => fail(format!(
-            "the body's value {:?} holds '&': this exchange also reads a body as a form, where \
-             that starts another parameter; send the value without '&'",
+            "the body's value {:?} holds '&': the same signed bytes also read as a form or a \
+             query on this exchange, where that starts another parameter; send the value \
+             without '&'",
             clip(s)
         )),
         Json::Object(members) => members
