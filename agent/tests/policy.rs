@@ -321,7 +321,7 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
 /// the last release) must not reopen `type=MARGIN`, which manual liquidation takes.
 #[test]
 fn an_allow_entry_without_values_keeps_the_profile_values() {
-    let margin = "symbol=BTCUSDT&side=BUY&type=MARGIN&quantity=1&sideEffectType=NO_SIDE_EFFECT";
+    let margin = "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1&sideEffectType=NO_SIDE_EFFECT";
     let order = support::req("POST", "/api/v3/order", margin, "");
     let entry = |values: &str| -> Endpoint {
         let line = format!(
@@ -340,7 +340,7 @@ fn an_allow_entry_without_values_keeps_the_profile_values() {
         "{got:?}"
     );
     // The new parameter the entry added is taken, with an order type.
-    let market = margin.replace("MARGIN", "MARKET");
+    let market = margin.replace("TWAP", "MARKET");
     check_with(
         Binance,
         &old_line,
@@ -349,10 +349,25 @@ fn an_allow_entry_without_values_keeps_the_profile_values() {
     .unwrap();
     // Listing values is the way to choose others.
     let listed = KeyPolicy {
-        allow: vec![entry(r#", values = { type = ["MARGIN"] }"#)],
+        allow: vec![entry(r#", values = { type = ["TWAP"] }"#)],
         ..KeyPolicy::default()
     };
     check_with(Binance, &listed, &order).unwrap();
+    // But not `MARGIN`: that value makes any request a manual liquidation (FundValue).
+    let liquidation = margin.replace("TWAP", "MARGIN");
+    let margin_listed = KeyPolicy {
+        allow: vec![entry(r#", values = { type = ["MARGIN"] }"#)],
+        ..KeyPolicy::default()
+    };
+    let got = check_with(
+        Binance,
+        &margin_listed,
+        &support::req("POST", "/api/v3/order", &liquidation, ""),
+    );
+    assert!(
+        matches!(got, Err(Refusal::Denied(Denial::FundValue { .. }))),
+        "{got:?}"
+    );
 }
 
 /// A config entry that replaces a profile endpoint keeps the profile's required parameters:

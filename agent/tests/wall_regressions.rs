@@ -336,7 +336,10 @@ fn a_binance_order_type_is_one_an_order_takes() {
         let q = format!("symbol=BTCUSDT&side=BUY&type={ty}&quantity=1");
         let e = refused(&c, &req("POST", "/api/v3/order", &q, ""));
         assert!(
-            e.contains("UnlistedValue") || e.contains("Malformed") || e.contains("Missing"),
+            e.contains("UnlistedValue")
+                || e.contains("Malformed")
+                || e.contains("Missing")
+                || e.contains("FundValue"),
             "{q}: {e}"
         );
     }
@@ -350,7 +353,7 @@ fn a_binance_order_type_is_one_an_order_takes() {
             "symbol=BTCUSDT&side=BUY&type=ISOLATED&quantity=1",
         ),
     );
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("FundValue"), "{e}");
     for ok in ["LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "L%49MIT"] {
         let q = format!("symbol=BTCUSDT&side=BUY&type={ok}&quantity=1&price=1&timeInForce=GTC");
         attempt(
@@ -533,52 +536,99 @@ fn a_config_entry_cannot_shed_the_profile_rules_where_the_path_is_not_signed() {
     // the bot names any path a placeholder admits, so the rules went with it.
     let bybit = cred(Bybit, "key", "secret", None);
     let ops = config_allow(&[
-        r#"{ method = "POST", path = "/v5/order/{op}", params = ["category", "symbol", "side", "orderType", "qty", "price", "orderId", "orderLinkId"] }"#,
+        r#"{ method = "POST", path = "/v5/order/{op}", params = ["category", "symbol", "side", "orderType", "qty", "price", "orderId", "orderLinkId", "isLeverage"] }"#,
     ]);
     // `{"orderId":X}` is the whole body of `POST /v5/p2p/order/finish` (a P2P release), and
-    // Bybit signs only the body: the same bytes, the same signature.
-    let release = r#"{"orderId":"1898988806425264128"}"#;
-    let bot = req("POST", "/v5/order/cancelz", "", release);
-    let e = attempt(&bybit, &ops, &bot).unwrap_err();
-    assert!(e.contains("ProfileShape"), "{e}");
+    // Bybit signs only the body: the same bytes, the same signature. A parameter no profile
+    // endpoint takes (`isLeverage`) does not hide it: an endpoint that ignores what it does
+    // not take reads the same release.
+    for release in [
+        r#"{"orderId":"1898988806425264128"}"#,
+        r#"{"orderId":"1898988806425264128","isLeverage":0}"#,
+    ] {
+        let e = attempt(&bybit, &ops, &req("POST", "/v5/order/cancelz", "", release)).unwrap_err();
+        assert!(e.contains("ProfileShape"), "{release}: {e}");
+    }
     // What the profile signs anyway stays signed through the entry.
     let cancel = r#"{"category":"linear","symbol":"BTCUSDT","orderId":"1898988806425264128"}"#;
     attempt(&bybit, &ops, &req("POST", "/v5/order/cancelz", "", cancel)).unwrap();
+    // Bybit signs a GET's query and a POST's body apart: a GET entry is held to GET shapes.
+    let check = config_allow(&[
+        r#"{ method = "GET", path = "/v5/order/spot-borrow-check", params = ["category", "symbol", "side"] }"#,
+    ]);
+    let q = "category=spot&symbol=BTCUSDT&side=Buy";
+    attempt(
+        &bybit,
+        &check,
+        &req("GET", "/v5/order/spot-borrow-check", q, ""),
+    )
+    .unwrap();
 
+    // `type=MARGIN` (or `ISOLATED`) is the whole of `POST /sapi/v1/margin/manual-liquidation`:
+    // refused on every path and under every entry, with or without parameters beside it.
     let binance = cred(Binance, "key", "secret", None);
     let ops = config_allow(&[
         r#"{ method = "POST", path = "/api/v3/{op}", params = ["symbol", "side", "type", "quantity", "price", "timeInForce"], required = ["symbol", "side", "type"] }"#,
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "newClientOrderId", "isIsolated"] }"#,
+        r#"{ method = "GET", path = "/fapi/v1/positionMargin/history", params = ["symbol", "type", "startTime", "endTime", "limit"], required = ["symbol"] }"#,
     ]);
-    let bot = req(
-        "POST",
-        "/api/v3/orderz",
-        "symbol=BTCUSDT&side=BUY&type=ISOLATED",
-        "",
-    );
-    let e = attempt(&binance, &ops, &bot).unwrap_err();
-    assert!(e.contains("ProfileShape"), "{e}");
-    // The margin-order entry policy.md shows: `type=MARGIN` alone is the whole of
-    // `POST /sapi/v1/margin/manual-liquidation`.
-    let margin = config_allow(&[
-        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "newClientOrderId"] }"#,
-    ]);
-    for body in [
-        "type=MARGIN",
-        "symbol=BTCUSDT&side=BUY&type=ISOLATED&quantity=1",
+    for (method, path, q) in [
+        (
+            "POST",
+            "/api/v3/orderz",
+            "symbol=BTCUSDT&side=BUY&type=ISOLATED",
+        ),
+        ("POST", "/sapi/v1/margin/order", "type=MARGIN"),
+        (
+            "POST",
+            "/sapi/v1/margin/order",
+            "symbol=BTCUSDT&side=BUY&type=MARGIN&isIsolated=FALSE",
+        ),
+        (
+            "POST",
+            "/sapi/v1/margin/order",
+            "symbol=BTCUSDT&side=BUY&type=margin&quantity=1",
+        ),
+        (
+            "GET",
+            "/fapi/v1/positionMargin/history",
+            "symbol=BTCUSDT&type=ISOLATED&limit=1",
+        ),
     ] {
-        let e = attempt(
-            &binance,
-            &margin,
-            &req("POST", "/sapi/v1/margin/order", "", body),
-        )
-        .unwrap_err();
-        assert!(e.contains("ProfileShape"), "{body}: {e}");
+        let e = attempt(&binance, &ops, &req(method, path, q, "")).unwrap_err();
+        assert!(e.contains("FundValue"), "{path}?{q}: {e}");
     }
+    // A name that ends in `type` makes it too, by a cut (`x|type=MARGIN`), even on a default key.
+    let cut = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC&newClientOrderId=xtype=MARGIN";
+    assert!(
+        attempt(
+            &binance,
+            &ops,
+            &req("POST", "/sapi/v1/margin/order", cut, "")
+        )
+        .is_err()
+    );
+    // Ordinary requests through the same entries sign.
     let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC";
     attempt(
         &binance,
-        &margin,
+        &ops,
         &req("POST", "/sapi/v1/margin/order", "", order),
+    )
+    .unwrap();
+    let history = "symbol=BTCUSDT&type=1";
+    attempt(
+        &binance,
+        &ops,
+        &req("GET", "/fapi/v1/positionMargin/history", history, ""),
+    )
+    .unwrap();
+    // `marginType=ISOLATED` is another name (a futures setting), not `type`.
+    let setting = "symbol=BTCUSD_PERP&marginType=ISOLATED";
+    attempt(
+        &binance,
+        &KeyPolicy::default(),
+        &req("POST", "/dapi/v1/marginType", setting, ""),
     )
     .unwrap();
     // A value the trader lists in the entry is the trader's choice, and stands.

@@ -59,6 +59,7 @@ pub enum Category {
     Mining,
     P2p,
     Positions,
+    Liquidation,
     Legacy,
 }
 
@@ -80,6 +81,7 @@ impl fmt::Display for Category {
             Category::Mining => "mining hashrate",
             Category::P2p => "P2P, pay or block trade with a chosen counterparty",
             Category::Positions => "moving positions to another account",
+            Category::Liquidation => "liquidating a margin account",
             Category::Legacy => "retired API that moved funds",
         })
     }
@@ -154,16 +156,17 @@ pub enum Denial {
         names: String,
     },
     #[error(
-        "refused: {exchange} does not sign the path, and these parameters are those of the \
-         profile's {endpoint}, which signs them only with {rules}; a config.toml entry ({entry}) \
-         cannot sign them without that, on any path: the signature would be valid on {endpoint} \
-         and on whatever else reads the same bytes. Send them as {endpoint} allows"
+        "refused: {exchange} does not sign the path, and these parameters are the profile's \
+         {endpoint} without {missing}: bytes the profile never signs, since without {missing} \
+         they can be another endpoint's whole request, whatever path the bot names. Send \
+         {missing} with them; the config.toml entry that admits this request ({entry}) cannot \
+         waive it"
     )]
     ProfileShape {
         exchange: Exchange,
         entry: String,
         endpoint: String,
-        rules: String,
+        missing: String,
     },
     /// A value the profile entry does not list for its parameter (see [`Unlisted`]).
     #[error("{0}")]
@@ -191,6 +194,19 @@ pub enum Denial {
     FundParameter {
         exchange: Exchange,
         name: String,
+        category: Category,
+    },
+    #[error(
+        "refused by built-in rule \"{exchange}: {name}={value}\" ({category}): {exchange} does \
+         not sign the path, and {name}={value} is what makes a request {endpoint}, so the signed \
+         bytes may not carry it on any path (nor may a cut of them), whatever config.toml allows; \
+         do this on the exchange's website"
+    )]
+    FundValue {
+        exchange: Exchange,
+        name: &'static str,
+        value: String,
+        endpoint: &'static str,
         category: Category,
     },
     #[error(
@@ -453,6 +469,7 @@ pub fn check_request<'p>(
     let params = parsed.params();
     // A fund-moving parameter is named as one, before the profile says it is unknown.
     check_fund_params(exchange, &params)?;
+    check_fund_values(exchange, &parsed)?;
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
         return Err(Denial::NotInProfile {
             exchange,
@@ -550,19 +567,19 @@ pub fn check_request<'p>(
         .into());
     }
     if source == profile::Source::Config && !converse::signs_path(exchange) {
-        let shape = profile::broken_profile_shape(
+        let shape = profile::missing_for_profile_shape(
             exchange,
-            endpoint,
+            &parsed.method,
             &params,
             parsed.body_is_array(),
             json_body,
         );
-        if let Some(profile_endpoint) = shape {
+        if let Some((profile_endpoint, missing)) = shape {
             return Err(Denial::ProfileShape {
                 exchange,
                 entry: endpoint.to_string(),
                 endpoint: profile_endpoint.to_string(),
-                rules: profile_endpoint.rules_text(),
+                missing: missing.join(", "),
             }
             .into());
         }
@@ -588,6 +605,38 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
                     category,
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// No `name=value` that picks a fund-moving endpoint (rules::FUND_VALUES) is in the signed
+/// bytes, as a parameter or where any cut of them would make one: the bytes are read
+/// percent-decoded, and every `name=` in them counts, so `xtype=MARGIN` (a cut makes
+/// `type=MARGIN`) is refused as `type=MARGIN` is.
+fn check_fund_values(exchange: Exchange, parsed: &Parsed) -> Result<(), Denial> {
+    let values = rules::fund_values(exchange);
+    if values.is_empty() {
+        return Ok(());
+    }
+    let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
+    let signed = crate::sign::form::decoded_cow(&signed);
+    for v in values {
+        let needle = format!("{}=", v.name);
+        let mut from = 0;
+        while let Some(at) = signed[from..].find(&needle) {
+            let start = from + at + needle.len();
+            let value = signed[start..].split('&').next().unwrap_or_default();
+            if v.values.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+                return Err(Denial::FundValue {
+                    exchange,
+                    name: v.name,
+                    value: value.to_owned(),
+                    endpoint: v.endpoint,
+                    category: v.category,
+                });
+            }
+            from = start;
         }
     }
     Ok(())

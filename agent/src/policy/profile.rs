@@ -275,18 +275,6 @@ impl Endpoint {
         })
     }
 
-    /// Its `required` and `values`, in words, for a refusal that cites them.
-    pub fn rules_text(&self) -> String {
-        let mut out = Vec::new();
-        if !self.required.is_empty() {
-            out.push(format!("{} set", self.required.join(", ")));
-        }
-        for (name, listed) in &self.values {
-            out.push(format!("{name} one of {}", listed.join(" | ")));
-        }
-        out.join(" and ")
-    }
-
     /// The required parameters `params` lacks. A parameter sent empty (`symbol=`, `""`) or
     /// as JSON `null` counts as missing: many servers read those as not sent, and a required
     /// parameter is there to make the signed bytes this endpoint's and no other's.
@@ -343,7 +331,16 @@ impl KeyPolicy {
         let mut out: Vec<String> = self
             .allow
             .iter()
-            .map(|e| format!("allow {e} ({})", e.params.join(", ")))
+            .map(|e| {
+                let mut rule = format!("allow {e} ({})", e.params.join(", "));
+                if !e.required.is_empty() {
+                    rule.push_str(&format!("; required: {}", e.required.join(", ")));
+                }
+                for (name, listed) in &e.values {
+                    rule.push_str(&format!("; {name}: {}", listed.join(" | ")));
+                }
+                rule
+            })
             .collect();
         out.extend(self.only.iter().map(|(m, p)| format!("only {m} {p}")));
         if self.ws_login {
@@ -445,43 +442,49 @@ pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint
         .find(|e| e.matches(&parsed.method, &parsed.segments))
 }
 
-/// Where the path is not signed, a profile endpoint whose parameters a request admitted by the
-/// config entry `entry` fits, but whose `required` or `values` it breaks: such bytes are what
-/// the profile refuses to sign, whatever path the bot names (it names it, and the exchange does
-/// not read it from the signature). Values the entry lists for a parameter stand in for the
-/// profile's (the trader chose them); required parameters stay. `None` when the request's
-/// parameters fit no profile endpoint (a shape the profile never signs: the config entry's
-/// own), or fit one whose every rule they keep (bytes the profile signs anyway), or are none
-/// at all (the parameterless case, docs/policy.md "What a signature can still be used for").
-pub fn broken_profile_shape(
+/// Where the path is not signed, a profile endpoint whose request a request admitted by a
+/// config entry is, but for a required parameter: its profile-known parameters are all the
+/// endpoint's, its values are ones the endpoint takes, and a `required` one is missing. The
+/// profile never signs such bytes (its `required` parameters keep them from being another
+/// endpoint's whole request, such as a Bybit P2P release's `{"orderId":…}`), and the bot, not
+/// the signature, names the path. Parameters no profile endpoint takes are left out of the
+/// comparison, as an exchange that ignores what an endpoint does not take leaves them out.
+/// Bybit signs a GET's query and a POST's body differently, so only endpoints whose parameters
+/// travel the same way count there. Returns the endpoint and what is missing.
+pub fn missing_for_profile_shape(
     exchange: Exchange,
-    entry: &Endpoint,
+    method: &str,
     params: &[Param],
     body_is_array: bool,
     json_body: bool,
-) -> Option<&'static Endpoint> {
-    if params.iter().all(|p| agent_owned(exchange, &p.name)) {
+) -> Option<(&'static Endpoint, Vec<&'static str>)> {
+    let profile = &builtin(exchange).endpoints;
+    let known: Vec<&Param> = params
+        .iter()
+        .filter(|p| !agent_owned(exchange, &p.name))
+        .filter(|p| profile.iter().any(|e| e.takes(&p.name)))
+        .collect();
+    if known.is_empty() {
         return None;
     }
-    let mut fits = builtin(exchange).endpoints.iter().filter(|e| {
-        (e.body.as_deref() == Some("array")) == body_is_array
-            && params
-                .iter()
-                .all(|p| e.takes(&p.name) || agent_owned(exchange, &p.name))
+    let reads = |m: &str| matches!(m, "GET" | "DELETE");
+    let mut shaped = profile.iter().filter(|e| {
+        let carried = exchange != Exchange::Bybit || reads(&e.method) == reads(method);
+        carried
+            && (e.body.as_deref() == Some("array")) == body_is_array
+            && known.iter().all(|p| e.takes(&p.name))
+            && e.unlisted(params, json_body).is_none()
     });
-    let first = fits.clone().next()?;
-    let kept = |e: &Endpoint| {
-        if !e.missing(params).is_empty() {
-            return false;
+    let mut short = None;
+    for e in shaped.by_ref() {
+        let missing = e.missing(params);
+        if missing.is_empty() {
+            // Bytes the profile signs anyway, as this endpoint's request.
+            return None;
         }
-        if entry.values.is_empty() {
-            return e.unlisted(params, json_body).is_none();
-        }
-        let mut chosen = e.clone();
-        chosen.values.extend(entry.values.clone());
-        chosen.unlisted(params, json_body).is_none()
-    };
-    if fits.any(kept) { None } else { Some(first) }
+        short.get_or_insert((e, missing));
+    }
+    short
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).

@@ -478,6 +478,36 @@ pub fn deny_rules(exchange: Exchange) -> &'static [DenyRule] {
     }
 }
 
+/// A parameter value that makes a request a fund-moving endpoint's, whatever else it carries.
+pub(super) struct FundValue {
+    /// The name, exactly as the exchange reads it (Binance names are case-sensitive).
+    pub name: &'static str,
+    /// The values, compared without case.
+    pub values: &'static [&'static str],
+    pub endpoint: &'static str,
+    pub category: Category,
+}
+
+/// Binance's `POST /sapi/v1/margin/manual-liquidation` takes `type` (`MARGIN`, or `ISOLATED`
+/// with `symbol`) and nothing else: an order or a read whose signed bytes carry
+/// `type=MARGIN` is, to an endpoint that ignores what it does not take, a liquidation of the
+/// margin account. No trading endpoint takes those values for `type` (the order types are
+/// LIMIT, MARKET, ...; `marginType=ISOLATED` is another name).
+static BINANCE_VALUES: &[FundValue] = &[FundValue {
+    name: "type",
+    values: &["MARGIN", "ISOLATED"],
+    endpoint: "POST /sapi/v1/margin/manual-liquidation",
+    category: Liquidation,
+}];
+
+/// The values refused on every path of `exchange` (where the path is not signed).
+pub(super) fn fund_values(exchange: Exchange) -> &'static [FundValue] {
+    match exchange {
+        Exchange::Binance => BINANCE_VALUES,
+        _ => &[],
+    }
+}
+
 pub(super) fn fund_params(exchange: Exchange) -> &'static [(&'static str, Category)] {
     match exchange {
         Exchange::Upbit | Exchange::Bithumb => UPBIT_PARAMS,
