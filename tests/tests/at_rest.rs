@@ -151,6 +151,55 @@ fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add
         .fails_with(7, "older copy of the keystore was put back");
 }
 
+/// Red-team round 6: the check of the previous test read the log from the manifest's anchor
+/// on, and gave up at the first broken line: one byte changed before the record of the newer
+/// generation (here `x` and a newline in front of the log, which moves every line) hid it, and
+/// `key add` sealed to the put-back vault key. A log moved aside entirely hid it too.
+#[test]
+fn a_keystore_put_back_is_refused_even_when_the_log_is_damaged_or_gone() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "secret-before");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let ks = w.home().join("keystore");
+    let copy = w.home().join("keystore-copy");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ks)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nsecret-after\n",
+    )
+    .ok();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::rename(&copy, &ks).unwrap();
+    let log = w.home().join("audit.log");
+    let lines = std::fs::read(&log).unwrap();
+    let mut damaged = b"x\n".to_vec();
+    damaged.extend_from_slice(&lines);
+    put_back(&log, &damaged);
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .fails_with(7, "older copy of the keystore was put back");
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "older copy of the keystore was put back");
+    sign(&w, "k1").fails_with(4, "locked");
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    // No log at all: nothing vouches for the keystore, so nothing is sealed to it before an
+    // unlock has checked it (whose warning then says what could have happened).
+    std::fs::rename(&log, w.home().join("audit.log.aside")).unwrap();
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "cannot vouch");
+    assert!(out.stderr.contains("tapsign unlock"), "{out:?}");
+    assert!(!cred_file(&w, "k2").exists());
+}
+
 #[test]
 fn a_deleted_credential_put_back_is_refused() {
     let mut w = World::new();

@@ -54,7 +54,11 @@ impl Ledger for AuditLedger {
     }
 }
 
-/// The keystore's evidence from the log at `path`, after `anchor`.
+/// The keystore's evidence from the log at `path`, after `anchor`. Where the chain cannot be
+/// followed from the anchor (its line changed, a line after it broken), the highest manifest
+/// generation any `keystore` line of the file records still counts, chained or not: one
+/// damaged byte must not hide the record of a rotation from the rollback check (a forged line
+/// can only make the check refuse more).
 pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
     let read = match since(path, anchor) {
         Ok(s) => s,
@@ -64,6 +68,9 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         gap: read.gap,
         ..Evidence::default()
     };
+    if out.gap.is_some() {
+        out.latest_generation = any_generation(path);
+    }
     for line in read.lines {
         match line.event {
             AuditEvent::KeyChange {
@@ -88,6 +95,29 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         }
     }
     out
+}
+
+/// The highest generation of any `keystore` line in the log at `path`, read line by line
+/// without following the chain; `None` when there is none or the file cannot be read.
+fn any_generation(path: &Path) -> Option<u64> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    let mut highest = None;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { break };
+        // Most lines are signatures: only one naming a generation is parsed.
+        if !line.windows(12).any(|w| w == b"\"generation\"") {
+            continue;
+        }
+        if let Ok(super::AuditLine {
+            event: AuditEvent::Keystore { generation, .. },
+            ..
+        }) = serde_json::from_slice(&line)
+        {
+            highest = highest.max(Some(generation));
+        }
+    }
+    highest
 }
 
 /// The audit event for a ledger entry, written by this process.

@@ -106,6 +106,15 @@ impl Keystore {
             None => ledger.since(&Anchor::genesis()),
         };
         self.against_log(live.manifest.as_ref(), &evidence)?;
+        // A gap in the record (the anchor's line changed, the log cut or gone) hides any
+        // rotation after the manifest on disk, unless its generation is still in the file.
+        // Sealing then waits for an unlock's check, or the running agent's pin from one.
+        if let (Some(_), Some(why), None) = (&live.manifest, &evidence.gap, pinned) {
+            return Err(KeystoreError::Unvouched {
+                path: self.manifest_path(),
+                why: why.clone(),
+            });
+        }
         if let Some(tag) = evidence.latest_vault.as_ref()
             && *tag != vault_tag(&vault)
         {

@@ -127,6 +127,14 @@ pub enum KeystoreError {
     },
 
     #[error(
+        "the audit log cannot vouch that {path} is the newest copy of the keystore ({why}), \
+         and no running agent has checked it since: nothing is sealed to its vault key until an \
+         unlock has (an old copy put back would bring back tokens removed since). Run `tapsign \
+         unlock`, read its warnings, then add the key again"
+    )]
+    Unvouched { path: PathBuf, why: String },
+
+    #[error(
         "{path} is missing, but the audit log records that this keystore had one (generation \
          {recorded}): its files were put back from before tapsign kept a manifest, or the \
          manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
@@ -211,6 +219,7 @@ impl KeystoreError {
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }
+            | Unvouched { path, .. }
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } => Some(dir),

@@ -360,7 +360,7 @@ impl Keystore {
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
                 if let Some(gap) = &evidence.gap {
                     folded.warnings.push(format!(
-                        "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed"
+                        "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed, and so would an older copy of the whole keystore whose newer generation the log no longer names; if you removed a token or rotated the keystore since, check `tapsign token list` and remove again any token that is back"
                     ));
                 }
                 (folded, evidence)

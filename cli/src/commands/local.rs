@@ -25,6 +25,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }
+        | KeystoreError::Unvouched { .. }
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
