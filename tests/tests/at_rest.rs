@@ -440,3 +440,22 @@ fn a_damaged_manifest_is_named_and_can_be_rebuilt() {
     w.run(&["unlock"], "").ok();
     sign(&w, "k1").ok();
 }
+
+/// Red-team round 6: `key add` sealed a real secret where a soft token opens the vault (its
+/// key is a plain file) without a word, though the agent refuses to unlock with one. Someone
+/// who can write the trader's files could make such a keystore with tapsign itself and wait.
+#[test]
+fn key_add_refuses_a_keystore_a_soft_token_opens_unless_told_it_is_a_test() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let mut cmd = w.cmd(&["key", "add", "k2", "--exchange", "binance"]);
+    cmd.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+    let out = w.run_cmd(cmd, "ak2\nsk2\n");
+    out.fails_with(6, "soft token");
+    assert!(out.stderr.contains("nothing was read or stored"), "{out:?}");
+    assert!(!cred_file(&w, "k2").exists());
+    // Told it is a test, it stores.
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .ok();
+    assert!(cred_file(&w, "k2").exists());
+}

@@ -33,6 +33,34 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
     Failure::new(exit, e.to_string())
 }
 
+/// Sealing a real secret where a soft token (whose key is a plain file) opens the vault would
+/// give it no protection: refused unless `TAPSIGN_INSECURE_SOFT_TOKEN=1` says this is a test,
+/// as the agent refuses to unlock with one. Someone who can write the trader's files could
+/// otherwise make such a keystore with this binary and wait for the next `key add`.
+fn refuse_soft_keyslots(ks: &Keystore) -> Result<(), Failure> {
+    if super::soft_allowed() {
+        return Ok(());
+    }
+    let soft: Vec<String> = ks
+        .keyslots()
+        .map_err(ks_failure)?
+        .into_iter()
+        .flatten()
+        .filter(|k| matches!(k.stub, tapsign_agent::token::TokenStub::Soft { .. }))
+        .map(|k| k.stub.id())
+        .collect();
+    if soft.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit_codes::TOKEN,
+        format!(
+            "this keystore can be opened by the soft token {} (its key is a plain file, for tests only): a secret stored now would be readable by anyone who can read your files, so nothing was read or stored. If you did not enroll it, someone who can write your files did: check `tapsign token list`. For a test keystore, set TAPSIGN_INSECURE_SOFT_TOKEN=1",
+            soft.join(", ")
+        ),
+    ))
+}
+
 pub(super) fn token_failure(e: TokenError) -> Failure {
     Failure::new(exit_codes::TOKEN, e.to_string())
 }
@@ -84,6 +112,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                     "no token is enrolled yet: run `tapsign token add` first",
                 ));
             }
+            refuse_soft_keyslots(&ks)?;
             harden();
             let mut fields = SecretReader::new().credential(exchange)?.into_iter();
             let (Some(api_key), Some(secret)) = (fields.next(), fields.next()) else {
