@@ -7,8 +7,9 @@
 //! trailing bytes are caught too. The checksum is not a MAC (anyone can recompute it); the
 //! AEAD tags and the vault key check at unlock are what stop deliberate tampering.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -150,7 +151,14 @@ fn dir_error(e: DirError) -> KeystoreError {
 /// Read a whole keystore file; `None` if it does not exist. The file must be ours alone
 /// (checked on the open file: no race with a swap): others could have changed it.
 pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>, KeystoreError> {
-    let file = match File::open(path) {
+    // Non-blocking: opening a FIFO left where a keystore file belongs would otherwise wait
+    // for a writer, wedging `key list` and the agent's unlock; the type check below then
+    // refuses it. (Reads of a regular file do not block either way.)
+    let open = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let file = match open {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(KeystoreError::io("open", path, e)),

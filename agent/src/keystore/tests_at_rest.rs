@@ -527,3 +527,29 @@ fn a_keystore_made_afresh_next_to_an_old_log_starts_above_its_generations() {
     assert!(f.ks.generation().unwrap().unwrap() > old);
     assert!(f.check().is_ok());
 }
+
+#[test]
+fn a_fifo_where_a_credential_belongs_is_reported_not_waited_on() {
+    // Red-team round 6: opening a FIFO blocks until a writer comes, so a pipe left as
+    // credentials/k9.json wedged `key list`, the unlock, and the agent's shutdown behind it.
+    let (mut f, _) = Fixture::populated();
+    let pipe = f.live().join("credentials/k9.json");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &pipe,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let listed = f.ks.list_credentials().unwrap();
+    let damaged: Vec<String> = listed
+        .iter()
+        .filter_map(|c| c.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    assert!(damaged[0].contains("not a regular file"), "{damaged:?}");
+    // The unlock's check goes on with the others.
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt", "upbit-main"], "{c:?}");
+}
