@@ -486,6 +486,11 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
                 };
                 return refuse(stream, e).await;
             }
+            // On the kept-back slot, `hello` comes once: a repeated one answered would restart
+            // the frame timeout, and a hello every few seconds would hold the slot for ever.
+            Ok(Request::Hello { .. }) if greeted && slot == Slot::Control => {
+                return refuse(stream, AgentError::Busy).await;
+            }
             Ok(req @ Request::Hello { .. }) => {
                 greeted = true;
                 agent.handle(req, &client).await

@@ -278,6 +278,30 @@ fn junk_before_hello_or_on_the_kept_back_slot_closes_the_connection() {
     assert!(matches!(answer(&mut s), Response::Status(_)));
 }
 
+/// On the kept-back slot a second `hello` closes the connection: answered, it restarted the
+/// frame timeout, and a bot sending `hello` every few seconds kept `tapsign status` out for as
+/// long as it liked (red-team round 6).
+#[test]
+fn a_repeated_hello_on_the_kept_back_slot_closes_the_connection() {
+    let mut w = World::new();
+    w.config("[server]\nmax_connections = 2\n");
+    w.start_agent();
+    let _held = hold_ordinary_slot(&w);
+    let mut control = greeted_when_free(&w, "the kept-back slot was never free");
+    let again = encode(&Request::Hello {
+        version: PROTOCOL_VERSION,
+        client: "hog".into(),
+    })
+    .unwrap();
+    control.write_all(&again).unwrap();
+    assert_eq!(error_code(answer(&mut control)), ErrorCode::Busy);
+    let mut buf = [0u8; 1];
+    assert_eq!(control.read(&mut buf).unwrap(), 0, "the slot stayed held");
+    let mut s = greeted_when_free(&w, "the kept-back slot never came back");
+    s.write_all(&encode(&Request::Status {}).unwrap()).unwrap();
+    assert!(matches!(answer(&mut s), Response::Status(_)));
+}
+
 /// Every request gets one answer, and no answer exceeds a frame. A request whose signed form
 /// would not fit is refused before it is signed: not counted, not on record as a signature
 /// (it was both, then never sent). An error quoting back a huge name is replaced by one that
