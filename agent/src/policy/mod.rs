@@ -467,6 +467,15 @@ pub fn check_request<'p>(
         .into());
     }
     let params = parsed.params();
+    if params.len() > MAX_PARAMS {
+        // No exchange's request needs more (the largest, a batch of 50 Bitget orders, has
+        // about 750), and every later check reads each one.
+        return Err(ParseError(format!(
+            "the request has {} parameters; tapsign signs at most {MAX_PARAMS}",
+            params.len()
+        ))
+        .into());
+    }
     // A fund-moving parameter is named as one, before the profile says it is unknown.
     check_fund_params(exchange, &params)?;
     check_fund_values(exchange, &parsed)?;
@@ -591,6 +600,9 @@ pub fn check_request<'p>(
         rule: Some((endpoint, source)),
     })
 }
+
+/// The most parameters (query, form or JSON leaves) one request may carry.
+pub const MAX_PARAMS: usize = 1024;
 
 /// No parameter of the request is one only fund-moving endpoints take (on any exchange
 /// whose signature does not cover the path, such a parameter is refused on every path).
