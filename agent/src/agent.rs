@@ -66,6 +66,8 @@ pub struct Agent {
     clock: Clock,
     /// Kraken nonces, reserved on disk in blocks, one store per key.
     nonces: KrakenNonces,
+    /// The watchdog's last beat: a request that finds it stale locks first (crate::watchdog).
+    pub(crate) beat: crate::watchdog::Beat,
 }
 
 impl Agent {
@@ -99,6 +101,7 @@ impl Agent {
             notifier: crate::notify::Notifier::new(notifications),
             clock: Arc::new(boot_now),
             nonces,
+            beat: crate::watchdog::Beat::default(),
         })
     }
 
@@ -242,6 +245,11 @@ impl Agent {
     }
 
     async fn sign(&self, req: SignRequest, client: &Client) -> Response {
+        // Served after the agent did not run (stopped, the machine asleep): lock first, since a
+        // lock it should have seen may be behind this request (crate::watchdog).
+        if let Some(gap) = self.beat.stalled() {
+            self.lock(crate::watchdog::stalled_reason(gap));
+        }
         let now = self.now();
         // A deadline this request is the first to notice ends the session like the reaper's.
         let expired = self.session().tick(now);

@@ -49,3 +49,4 @@ pub mod sign;
 pub mod systemd;
 pub mod token;
 mod unlocker;
+pub mod watchdog;

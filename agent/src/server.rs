@@ -212,6 +212,7 @@ pub async fn serve(
     // it did not read. It locks when it runs again.
     let mut cont = signal(SignalKind::from_raw(rustix::process::Signal::CONT.as_raw()))?;
     let bound_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
+    crate::watchdog::spawn(&agent, socket.clone(), bound_ino);
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -274,3 +274,97 @@ fn lock_does_not_wait_on_a_stopped_agent_and_its_signal_locks_it() {
         s["state"] == "locked"
     });
 }
+
+/// Red-team round 6: requests a bot queued on its connections while the agent was stopped
+/// were served after SIGCONT, before the SIGCONT handler on the accept loop locked (8 to 293
+/// signatures of 2,400 in four runs, after `tapsign lock` had said "wiped"). The watchdog
+/// now notices the gap, and a request that finds it locks first.
+#[test]
+fn requests_queued_while_the_agent_was_stopped_are_not_signed() {
+    use std::io::Write;
+    use tapsign_proto::frame::{decode_body, encode, read_frame};
+    use tapsign_proto::{PROTOCOL_VERSION, Request, Response, SignRequest};
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let answer = |s: &mut std::os::unix::net::UnixStream| -> Response {
+        decode_body(&read_frame(s).unwrap()).unwrap()
+    };
+    let mut conns: Vec<_> = (0..24)
+        .map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let hello = Request::Hello {
+                version: PROTOCOL_VERSION,
+                client: "queued".into(),
+            };
+            s.write_all(&encode(&hello).unwrap()).unwrap();
+            assert!(matches!(answer(&mut s), Response::Hello { .. }));
+            s
+        })
+        .collect();
+    let sign = encode(&Request::Sign(SignRequest {
+        key: "b".into(),
+        method: "GET".into(),
+        path: "/api/v3/account".into(),
+        query: String::new(),
+        body: String::new(),
+        kind: Default::default(),
+    }))
+    .unwrap();
+    kill(&w, "STOP");
+    for s in &mut conns {
+        for _ in 0..40 {
+            s.write_all(&sign).unwrap();
+        }
+    }
+    std::thread::sleep(tapsign_agent::watchdog::STALL + Duration::from_millis(500));
+    kill(&w, "CONT");
+    let mut signed = 0;
+    for s in &mut conns {
+        for _ in 0..40 {
+            if matches!(answer(s), Response::Signed(_)) {
+                signed += 1;
+            }
+        }
+    }
+    assert_eq!(signed, 0, "requests queued during the stop were signed");
+    let st = w.status();
+    assert_eq!(st["state"], "locked", "{st}");
+    let why = st["lock_reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("did not run") || why.contains("SIGCONT"),
+        "{why}"
+    );
+}
+
+/// Red-team round 6: the socket's folder is the user's, so a bot could move the agent's
+/// socket aside and answer `tapsign lock` from a program of its own at the same path, while the
+/// real agent kept signing on the bot's connection. The agent now locks as soon as its path no
+/// longer names its socket.
+#[test]
+fn an_agent_whose_socket_is_moved_aside_locks() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut held = w.client();
+    let aside = w.sock.with_file_name("hidden.sock");
+    std::fs::rename(&w.sock, &aside).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = held.status().unwrap();
+        if st.state == tapsign_proto::SessionState::Locked {
+            let why = st.lock_reason.unwrap_or_default();
+            assert!(why.contains("moved or replaced"), "{why}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still unlocked with its socket moved aside"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::rename(&aside, &w.sock).unwrap();
+}

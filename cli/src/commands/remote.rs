@@ -151,7 +151,9 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
     };
     let pid = signal_lock(paths)
         .map_err(|e| Failure::error(format!("the agent {why}, and signalling it failed: {e}")))?;
-    outln!("Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP; its session is wiped.");
+    outln!(
+        "Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again, before it serves anything)."
+    );
     Ok(())
 }
 
