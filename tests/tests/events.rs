@@ -180,3 +180,21 @@ fn a_budget_spent_by_an_unrecorded_signature_is_announced() {
     let e = next(&mut sub, EventKind::Locked);
     assert_eq!(e.code, Some(ErrorCode::BudgetExhausted), "{e:?}");
 }
+
+/// Red-team round 6: an extend that named keys was answered `unlocked` and its keys ignored;
+/// a request asking for something the agent will not do is told so.
+#[test]
+fn an_extend_that_names_keys_is_refused() {
+    let w = world();
+    w.run(&["unlock"], "").ok();
+    let mut c = w.client();
+    let e = c
+        .unlock(tapsign_proto::UnlockRequest {
+            keys: vec!["b".into()],
+            extend: true,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(e.code(), Some(tapsign_proto::ErrorCode::BadRequest), "{e}");
+    assert!(e.to_string().contains("keeps the session's keys"), "{e}");
+}

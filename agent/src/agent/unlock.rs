@@ -28,6 +28,12 @@ impl Agent {
         req: UnlockRequest,
         client: &Client,
     ) -> Result<(), AgentError> {
+        if req.extend && !req.keys.is_empty() {
+            // Told, not ignored: an extend keeps the session's keys.
+            return Err(AgentError::Malformed(
+                "an extend keeps the session's keys: leave out \"keys\" (an unlock without \"extend\" opens a new session with the keys it names)".into(),
+            ));
+        }
         let _turn = self.unlocker.turn().await;
         // An extend renews what the session was opened with; the request's values replace
         // only the bounds it names. (The configured defaults may be far wider than what the
