@@ -553,3 +553,34 @@ fn a_fifo_where_a_credential_belongs_is_reported_not_waited_on() {
     let c = f.check().unwrap();
     assert_eq!(c.accepted, ["binance-alt", "upbit-main"], "{c:?}");
 }
+
+#[test]
+fn a_manifest_that_does_not_verify_gets_no_vault_folder_removed() {
+    // Red-team round 6: a manifest.json with a good checksum (anyone can compute it) naming
+    // another vault folder, filled with copies, made the unlock's check remove the real vault
+    // folder as a crash's leftover before the manifest's MAC was checked; then it refused.
+    let (mut f, _) = Fixture::populated();
+    let real = f.live();
+    let other = p256::SecretKey::from_slice(&[7u8; 32])
+        .unwrap()
+        .public_key();
+    let path = f.ks.dir().join("manifest.json");
+    let mut m: super::manifest::ManifestFile =
+        files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.vault_key = hex::encode(super::seal::compressed(&other));
+    fs::write(&path, files::encode(&path, m).unwrap()).unwrap();
+    let decoy = f.ks.dir().join(super::layout::vault_folder(&other));
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&real)
+        .arg(&decoy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::ManifestInvalid { .. }), "{e}");
+    assert!(
+        real.join("credentials/upbit-main.json").exists(),
+        "the real vault folder was removed"
+    );
+}

@@ -335,7 +335,6 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
-        self.collect_garbage(&live.dir, lock)?;
         let vault_path = live.dir.join(VAULT_FILE);
         if self.vault_key_in(&live.dir)? != vk.public_key() {
             return Err(KeystoreError::VaultMismatch {
@@ -346,6 +345,10 @@ impl Keystore {
         if let Some(m) = &live.manifest {
             m.verify(vk, &self.manifest_path())?;
         }
+        // Only a manifest the vault key verified decides which vault folder is live: one with a
+        // good checksum but no good MAC that names a copy elsewhere must not get the real
+        // folder removed as a crash's leftover.
+        self.collect_garbage(&live.dir, lock)?;
         let (observed, unreadable) = self.observe_credentials(&live.dir)?;
         let keyslots = self.observe_keyslots(&live.dir)?;
         let (folded, evidence) = match &live.manifest {
