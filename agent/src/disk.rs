@@ -47,7 +47,7 @@ pub enum Exposure {
     Owner { owner: u32, me: u32 },
     #[error("can be written by other users (mode {mode:04o})")]
     Writable { mode: u32 },
-    #[error("can be read by other users (mode {mode:04o})")]
+    #[error("can be read or entered by other users (mode {mode:04o})")]
     Readable { mode: u32 },
 }
 

@@ -20,7 +20,7 @@ fn a_0755_socket_folder_is_refused() {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     // Bounded: an agent that accepted the folder would serve until stopped.
     let out = w.run_cmd(w.cmd_under(&["timeout", "10"], &["agent"]), "");
-    out.fails_with(1, "can be read by other users (mode 0755)");
+    out.fails_with(1, "can be read or entered by other users (mode 0755)");
     assert!(out.stderr.contains("chmod 700"), "{out:?}");
     assert!(!w.sock.exists(), "the agent listened anyway");
     // Closed to others, the same folder is used.

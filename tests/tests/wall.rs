@@ -463,7 +463,7 @@ fn policy_explain_says_a_credential_file_is_damaged_not_missing() {
     let file = live.join("credentials/bn.json");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = explain(&w, "bn", "GET", "/api/v3/account", "", "");
-    out.fails_with(1, "bn.json can be read by other users");
+    out.fails_with(1, "bn.json can be read or entered by other users");
     assert!(!out.stderr.contains("no credential named"), "{out:?}");
     explain(&w, "other", "GET", "/api/v3/account", "", "").fails_with(5, "no credential named");
 }
