@@ -176,6 +176,33 @@ pub enum AuditError {
     Tampered { path: PathBuf, detail: String },
 }
 
+/// The log at `path` is not a regular file (a FIFO, a device, a folder).
+fn not_a_file(path: &Path) -> AuditError {
+    AuditError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; move it away so a new log starts",
+        ),
+    }
+}
+
+/// Open the log at `path` for reading without waiting on it: a FIFO put in its place would
+/// block an open until a writer came (wedging `key add`, `audit`, a rotation), so it is opened
+/// non-blocking and refused unless it is a regular file.
+pub(crate) fn open_regular(path: &Path) -> Result<fs::File, AuditError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(not_a_file(path));
+    }
+    Ok(file)
+}
+
 impl AuditError {
     /// Someone else changed the log: the writer must not carry on as if nothing happened.
     pub fn is_tampering(&self) -> bool {
@@ -239,11 +266,16 @@ impl AuditLog {
             .create(true)
             .mode(0o600)
             // The folder is ours, but a symlink planted in it must not redirect the log.
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
             .open(path)
             .map_err(io_err(path))?;
         // A file created earlier with a looser mode still says which bots trade what.
         let meta = file.metadata().map_err(io_err(path))?;
+        if !meta.is_file() {
+            return Err(not_a_file(path));
+        }
         if meta.mode() & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(0o600))
                 .map_err(io_err(path))?;

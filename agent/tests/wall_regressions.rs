@@ -598,6 +598,21 @@ fn a_config_entry_cannot_shed_the_profile_rules_where_the_path_is_not_signed() {
         let e = attempt(&binance, &ops, &req(method, path, q, "")).unwrap_err();
         assert!(e.contains("FundValue"), "{path}?{q}: {e}");
     }
+    // Second look: the query ends where the body begins with no `&` in the signed bytes, and
+    // Binance reads the two apart: `type=MARGIN` ending the query is `type=MARGIN`. And any
+    // cut can end a value, so one that starts with MARGIN is MARGIN too.
+    for (q, b) in [
+        ("symbol=BTCUSDT&side=BUY&type=MARGIN", "quantity=1"),
+        (
+            "symbol=BTCUSDT&side=BUY&type=ISOLATED",
+            "timestamp=1700000000000",
+        ),
+        ("symbol=BTCUSDT&side=BUY&type=MARGINx&quantity=1", ""),
+        ("symbol=BTCUSDT&side=BUY&type=%20MARGIN&quantity=1", ""),
+    ] {
+        let e = attempt(&binance, &ops, &req("POST", "/sapi/v1/margin/order", q, b)).unwrap_err();
+        assert!(e.contains("FundValue"), "{q} | {b}: {e}");
+    }
     // A name that ends in `type` makes it too, by a cut (`x|type=MARGIN`), even on a default key.
     let cut = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC&newClientOrderId=xtype=MARGIN";
     assert!(
@@ -653,16 +668,19 @@ fn a_required_parameter_sent_empty_or_null_counts_as_missing() {
         r#"{"category":null,"symbol":null,"orderId":"123"}"#,
         r#"{"category":"","symbol":"","orderId":"123"}"#,
         r#"{"category":"linear","symbol":null,"orderId":"123"}"#,
+        // Second look: blanks and a variable never set read as not sent as well.
+        r#"{"category":"linear","symbol":" ","orderId":"123"}"#,
+        r#"{"category":"linear","symbol":"\t","orderId":"123"}"#,
+        r#"{"category":"undefined","symbol":"BTCUSDT","orderId":"123"}"#,
     ] {
         let e = refused(&bybit, &req("POST", "/v5/order/cancel", "", body));
         assert!(e.contains("MissingParameter"), "{body}: {e}");
     }
     let binance = cred(Binance, "key", "secret", None);
-    let e = refused(
-        &binance,
-        &req("DELETE", "/api/v3/order", "symbol=&orderId=123", ""),
-    );
-    assert!(e.contains("MissingParameter"), "{e}");
+    for q in ["symbol=&orderId=123", "symbol=%20&orderId=123"] {
+        let e = refused(&binance, &req("DELETE", "/api/v3/order", q, ""));
+        assert!(e.contains("MissingParameter"), "{q}: {e}");
+    }
     attempt(
         &binance,
         &KeyPolicy::default(),

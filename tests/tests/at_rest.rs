@@ -459,3 +459,108 @@ fn key_add_refuses_a_keystore_a_soft_token_opens_unless_told_it_is_a_test() {
         .ok();
     assert!(cred_file(&w, "k2").exists());
 }
+
+/// Copy the keystore folder aside (`cp -a`); the copy's path.
+fn copy_keystore(w: &World, name: &str) -> PathBuf {
+    let ks = w.home().join("keystore");
+    let copy = w.home().join(name);
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ks)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    copy
+}
+
+/// Put a copy made by [`copy_keystore`] back in place of the keystore.
+fn restore_keystore(w: &World, copy: &Path) {
+    let ks = w.home().join("keystore");
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::rename(copy, &ks).unwrap();
+}
+
+/// Red-team round 6, second look: a manifest written while the log could not be read carries
+/// no anchor, and the check then read nothing at all, so an old copy with such a manifest took
+/// `key add` and unlock without a word, though the intact log recorded a newer generation. It
+/// is now read for the highest generation it records. (Making the log a folder during a
+/// rotation is one way anyone who can write the files gets such a manifest written.)
+#[test]
+fn an_old_copy_whose_manifest_has_no_anchor_is_refused() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let log = w.home().join("audit.log");
+    let aside = w.home().join("audit.log.aside");
+    std::fs::rename(&log, &aside).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    w.run(&["keystore", "rotate"], "").ok();
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    let copy = copy_keystore(&w, "keystore-unanchored");
+    w.run(&["keystore", "rotate"], "").ok();
+    restore_keystore(&w, &copy);
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .fails_with(7, "older copy of the keystore was put back");
+    let mut w = w;
+    w.start_agent();
+    w.run(&["unlock"], "")
+        .fails_with(7, "older copy of the keystore was put back");
+}
+
+/// Red-team round 6, second look: damaging the newer generation's own record (one byte in
+/// its `keystore` line) hid it, since only lines that still parse were counted. A record that
+/// cannot be read now stops `key add` and unlock, as a newer generation would.
+#[test]
+fn a_damaged_record_of_a_newer_generation_is_refused_not_skipped() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let copy = copy_keystore(&w, "keystore-old");
+    w.run(&["keystore", "rotate"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    restore_keystore(&w, &copy);
+    let log = w.home().join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text
+        .lines()
+        .filter(|l| l.contains("\"generation\""))
+        .last()
+        .unwrap()
+        .to_owned();
+    let damaged = last.replacen("\"generation\":", "\"generation\":x", 1);
+    put_back(&log, text.replace(&last, &damaged).as_bytes());
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    out.fails_with(7, "record of the keystore it cannot read");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    w.start_agent();
+    w.run(&["unlock"], "")
+        .fails_with(7, "record of the keystore it cannot read");
+}
+
+/// Red-team round 6, second look: a FIFO put where the audit log belongs made `key add` (and
+/// `audit`) wait for a writer for ever. Now it is opened without waiting and refused.
+#[test]
+fn a_fifo_in_place_of_the_audit_log_is_refused_not_waited_on() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let log = w.home().join("audit.log");
+    std::fs::remove_file(&log).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [
+        &["key", "add", "k2", "--exchange", "binance"][..],
+        &["audit"][..],
+        &["audit", "verify"][..],
+    ] {
+        let out = w.run_cmd(w.cmd_under(&["timeout", "20"], args), "ak2\nsk2\n");
+        assert_ne!(out.code, 124, "{args:?} waited on the FIFO: {out:?}");
+        assert_ne!(out.code, 0, "{args:?}: {out:?}");
+    }
+    assert!(!cred_file(&w, "k2").exists());
+}

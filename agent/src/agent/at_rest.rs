@@ -38,9 +38,14 @@ impl Ledger for AgentLedger<'_> {
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
         if let Some(why) = self.agent.audit.tampered() {
-            return Evidence::unavailable(why);
+            // Not to be followed, but still read for the highest generation it records.
+            return crate::audit::ledger::unanchored(self.agent.audit.path(), &why);
         }
         crate::audit::ledger::evidence(self.agent.audit.path(), anchor)
+    }
+
+    fn unanchored(&mut self, why: &str) -> Evidence {
+        crate::audit::ledger::unanchored(self.agent.audit.path(), why)
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {

@@ -48,6 +48,10 @@ impl Ledger for AuditLedger {
         evidence(&self.path, anchor)
     }
 
+    fn unanchored(&mut self, why: &str) -> Evidence {
+        unanchored(&self.path, why)
+    }
+
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
         let event = event(entry);
         self.log()?.append(&event).map_err(|e| e.to_string())
@@ -69,7 +73,15 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         ..Evidence::default()
     };
     if out.gap.is_some() {
-        out.latest_generation = any_generation(path);
+        let scan = scan(path);
+        out.unreadable = scan.unreadable;
+        // Lines read in the chain count as well; the scan reads them too.
+        out.latest_generation = scan.highest;
+        for line in &read.lines {
+            if let AuditEvent::Keystore { generation, .. } = &line.event {
+                out.latest_generation = out.latest_generation.max(Some(*generation));
+            }
+        }
     }
     for line in read.lines {
         match line.event {
@@ -97,27 +109,60 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
     out
 }
 
-/// The highest generation of any `keystore` line in the log at `path`, read line by line
-/// without following the chain; `None` when there is none or the file cannot be read.
-fn any_generation(path: &Path) -> Option<u64> {
+/// Evidence with no anchor to follow: the gap `why`, and what a [`scan`] of the whole file
+/// finds (a manifest written while the log could not be read has no anchor; the log may be
+/// readable again now, and it may record a newer generation).
+pub fn unanchored(path: &Path, why: &str) -> Evidence {
+    let scan = scan(path);
+    Evidence {
+        gap: Some(why.to_owned()),
+        latest_generation: scan.highest,
+        unreadable: scan.unreadable,
+        ..Evidence::default()
+    }
+}
+
+/// What the `keystore` lines of a log say, read line by line without following the chain.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The highest generation a readable `keystore` line records.
+    pub highest: Option<u64>,
+    /// The first line that names a generation but cannot be read as a `keystore` record.
+    pub unreadable: Option<String>,
+}
+
+/// Read every line of the log at `path` that names a generation (only a `keystore` record
+/// has that key: every other string in a line is JSON-escaped, so `"generation"` with its
+/// quotes appears nowhere else). A file that cannot be read gives an empty scan.
+pub fn scan(path: &Path) -> Scan {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).ok()?;
-    let mut highest = None;
-    for line in std::io::BufReader::new(file).split(b'\n') {
+    let mut out = Scan::default();
+    let Ok(file) = super::open_regular(path) else {
+        return out;
+    };
+    for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
         let Ok(line) = line else { break };
         // Most lines are signatures: only one naming a generation is parsed.
         if !line.windows(12).any(|w| w == b"\"generation\"") {
             continue;
         }
-        if let Ok(super::AuditLine {
-            event: AuditEvent::Keystore { generation, .. },
-            ..
-        }) = serde_json::from_slice(&line)
-        {
-            highest = highest.max(Some(generation));
+        match serde_json::from_slice::<super::AuditLine>(&line) {
+            Ok(super::AuditLine {
+                event: AuditEvent::Keystore { generation, .. },
+                ..
+            }) => out.highest = out.highest.max(Some(generation)),
+            _ => {
+                out.unreadable.get_or_insert_with(|| {
+                    format!(
+                        "line {} of {} records a keystore manifest but cannot be read",
+                        i + 1,
+                        path.display()
+                    )
+                });
+            }
         }
     }
-    highest
+    out
 }
 
 /// The audit event for a ledger entry, written by this process.

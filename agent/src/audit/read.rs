@@ -44,7 +44,7 @@ pub struct Lines {
 
 impl Lines {
     pub(super) fn open(path: &Path) -> Result<Lines, AuditError> {
-        let file = File::open(path).map_err(io_err(path))?;
+        let file = super::open_regular(path)?;
         Ok(Lines {
             path: path.to_owned(),
             reader: BufReader::new(file),

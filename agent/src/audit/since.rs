@@ -2,7 +2,6 @@
 //! changes recorded since its manifest was written, and only those (a log of a year's
 //! signatures is not read at every unlock).
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
@@ -21,7 +20,7 @@ pub struct Since {
 /// The lines of the log at `path` after `anchor`, checking that the anchor's line is still
 /// there, unchanged, and that each line after it continues the chain.
 pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
-    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut file = super::open_regular(path)?;
     let len = file.metadata().map_err(io_err(path))?.len();
     let gone = |what: &str| {
         Ok(Since {

@@ -98,11 +98,11 @@ impl Keystore {
         // may open. The record is read from the manifest's anchor, which a forger of the
         // manifest also chooses: this catches a restored copy; a forgery, the agent's pin.
         let evidence = match &live.manifest {
-            Some(m) => m
-                .audit
-                .as_ref()
-                .map(|a| ledger.since(a))
-                .unwrap_or_default(),
+            Some(m) => match &m.audit {
+                Some(a) => ledger.since(a),
+                None => ledger
+                    .unanchored("the manifest was written while the audit log could not be read"),
+            },
             None => ledger.since(&Anchor::genesis()),
         };
         self.against_log(live.manifest.as_ref(), &evidence)?;

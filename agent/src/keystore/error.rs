@@ -135,6 +135,15 @@ pub enum KeystoreError {
     Unvouched { path: PathBuf, why: String },
 
     #[error(
+        "the audit log holds a record of the keystore it cannot read ({why}): it may record a \
+         newer generation than {path}, so nothing is opened or sealed. If you repaired the log \
+         yourself and trust the keystore's files, run `tapsign keystore rotate \
+         --rebuild-manifest`, then check `tapsign token list` and remove again any token you \
+         had removed"
+    )]
+    RecordUnreadable { path: PathBuf, why: String },
+
+    #[error(
         "{path} is missing, but the audit log records that this keystore had one (generation \
          {recorded}): its files were put back from before tapsign kept a manifest, or the \
          manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
@@ -220,6 +229,7 @@ impl KeystoreError {
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }
             | Unvouched { path, .. }
+            | RecordUnreadable { path, .. }
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } => Some(dir),

@@ -88,6 +88,9 @@ pub struct Evidence {
     /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
     /// after it, the log cannot be read). Changes since the last check then go unchecked.
     pub gap: Option<String>,
+    /// A record of a manifest the ledger holds but cannot read (a damaged `keystore` line): it
+    /// may name a newer generation than any readable one, so nothing is opened on its word.
+    pub unreadable: Option<String>,
 }
 
 impl Evidence {
@@ -106,6 +109,11 @@ pub trait Ledger {
     fn head(&mut self) -> Option<Anchor>;
     /// What was recorded after `anchor`. Never fails: problems become [`Evidence::gap`].
     fn since(&mut self, anchor: &Anchor) -> Evidence;
+    /// What can be known with no anchor to read from (a manifest written while the record could
+    /// not be read): a gap saying `why`, and the highest generation recorded anywhere.
+    fn unanchored(&mut self, why: &str) -> Evidence {
+        Evidence::unavailable(why)
+    }
     /// Record `entry`; `Err` says why it could not be written.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String>;
 }

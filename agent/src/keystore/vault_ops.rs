@@ -355,11 +355,23 @@ impl Keystore {
             Some(m) => {
                 let evidence = match &m.audit {
                     Some(anchor) => ledger.since(anchor),
-                    None => Evidence::unavailable(
+                    None => ledger.unanchored(
                         "the manifest was written while the audit log could not be read",
                     ),
                 };
                 self.against_log(Some(m), &evidence)?;
+                // A later manifest recorded for another vault: the one on disk is not the
+                // newest, whatever its generation says (a record's number edited down).
+                if let Some(tag) = evidence.latest_vault.as_ref()
+                    && *tag != vault_tag(&vk.public_key())
+                {
+                    return Err(KeystoreError::VaultNotPinned {
+                        vault: vault_path,
+                        pinned_by: format!(
+                            "the audit log, whose last record of the keystore names vault-{tag}"
+                        ),
+                    });
+                }
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
                 if let Some(gap) = &evidence.gap {
                     folded.warnings.push(format!(
@@ -512,6 +524,12 @@ impl Keystore {
         evidence: &Evidence,
     ) -> Result<(), KeystoreError> {
         let path = self.manifest_path();
+        if let Some(why) = &evidence.unreadable {
+            return Err(KeystoreError::RecordUnreadable {
+                path,
+                why: why.clone(),
+            });
+        }
         match (manifest, evidence.latest_generation) {
             (Some(m), Some(recorded)) if recorded > m.generation => {
                 Err(KeystoreError::OlderThanLog {

@@ -624,8 +624,10 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 
 /// No `name=value` that picks a fund-moving endpoint (rules::FUND_VALUES) is in the signed
 /// bytes, as a parameter or where any cut of them would make one: the bytes are read
-/// percent-decoded, and every `name=` in them counts, so `xtype=MARGIN` (a cut makes
-/// `type=MARGIN`) is refused as `type=MARGIN` is.
+/// percent-decoded, every `name=` in them counts, and so does every value that starts with a
+/// picking one, so `xtype=MARGIN` (a cut makes `type=MARGIN`), `type=MARGINx` (a cut after
+/// `MARGIN`) and `type=MARGIN` at the end of a query that a body follows (the signed bytes
+/// run on with no `&`) are refused as `type=MARGIN` is.
 fn check_fund_values(exchange: Exchange, parsed: &Parsed) -> Result<(), Denial> {
     let values = rules::fund_values(exchange);
     if values.is_empty() {
@@ -639,7 +641,16 @@ fn check_fund_values(exchange: Exchange, parsed: &Parsed) -> Result<(), Denial> 
         while let Some(at) = signed[from..].find(&needle) {
             let start = from + at + needle.len();
             let value = signed[start..].split('&').next().unwrap_or_default();
-            if v.values.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+            // Any cut of the bytes can end the value (the query ends where the body begins,
+            // with no `&`), so a value that starts with one of these is one; leading blanks
+            // are not trusted to be kept either.
+            let head =
+                value.trim_start_matches(|c: char| c.is_ascii_whitespace() || c.is_ascii_control());
+            let picks = |w: &&str| {
+                head.get(..w.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(w))
+            };
+            if v.values.iter().any(picks) {
                 return Err(Denial::FundValue {
                     exchange,
                     name: v.name,

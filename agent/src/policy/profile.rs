@@ -300,11 +300,15 @@ fn toml_key(name: &str) -> String {
     }
 }
 
-/// Whether `p` carries a value a server cannot read as "not sent".
+/// Whether `p` carries a value a server cannot read as "not sent": not empty or blank (also
+/// once percent-decoded), not JSON `null`, not the text `null` or `undefined` (what a client
+/// writes for a variable it never set).
 fn has_value(p: &Param) -> bool {
-    p.value
-        .as_deref()
-        .is_some_and(|v| !v.is_empty() && v != "null")
+    p.value.as_deref().is_some_and(|raw| {
+        let v = crate::sign::form::decoded_cow(raw);
+        let v = v.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+        !v.is_empty() && v != "null" && v != "undefined"
+    })
 }
 
 impl fmt::Display for Endpoint {

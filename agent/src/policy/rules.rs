@@ -492,7 +492,9 @@ pub(super) struct FundValue {
 /// with `symbol`) and nothing else: an order or a read whose signed bytes carry
 /// `type=MARGIN` is, to an endpoint that ignores what it does not take, a liquidation of the
 /// margin account. No trading endpoint takes those values for `type` (the order types are
-/// LIMIT, MARKET, ...; `marginType=ISOLATED` is another name).
+/// LIMIT, MARKET, ...; `marginType=ISOLATED` is another name); the one read that does,
+/// `GET /sapi/v1/margin/available-inventory`, is refused with it: its bytes are a
+/// liquidation's.
 static BINANCE_VALUES: &[FundValue] = &[FundValue {
     name: "type",
     values: &["MARGIN", "ISOLATED"],

@@ -26,6 +26,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }
         | KeystoreError::Unvouched { .. }
+        | KeystoreError::RecordUnreadable { .. }
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
