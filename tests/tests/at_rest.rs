@@ -525,8 +525,7 @@ fn a_damaged_record_of_a_newer_generation_is_refused_not_skipped() {
     let text = std::fs::read_to_string(&log).unwrap();
     let last = text
         .lines()
-        .filter(|l| l.contains("\"generation\""))
-        .last()
+        .rfind(|l| l.contains("\"generation\""))
         .unwrap()
         .to_owned();
     let damaged = last.replacen("\"generation\":", "\"generation\":x", 1);
