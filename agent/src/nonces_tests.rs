@@ -164,3 +164,24 @@ fn a_reservation_that_fails_after_reading_the_file_still_reports_the_mark_found(
     assert_eq!(found, None);
     assert_eq!(saved, Ok(5_000_000));
 }
+
+#[test]
+fn a_fifo_in_place_of_a_store_is_refused_not_waited_on() {
+    // Red-team round 6: a FIFO at kraken-<name>.nonce held the signing thread (and the
+    // agent's exit after SIGTERM) until something wrote to it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "kr");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    match NonceStore::open(&path) {
+        Err(NonceError::Unreadable { why, .. }) => assert!(why.contains("regular"), "{why}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a FIFO was taken as a nonce store"),
+    }
+}

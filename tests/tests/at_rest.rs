@@ -563,3 +563,39 @@ fn a_fifo_in_place_of_the_audit_log_is_refused_not_waited_on() {
     }
     assert!(!cred_file(&w, "k2").exists());
 }
+
+/// Red-team round 6, second look: the soft-token refusal of `key add` read only the keyslot
+/// files that load, so moving the soft keyslot aside (or damaging it) for the moment got a
+/// secret sealed where the soft token, put back, opens it.
+#[test]
+fn key_add_still_refuses_a_soft_keystore_whose_soft_keyslot_is_hidden() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let slots = live(&w).join("keyslots");
+    let slot = std::fs::read_dir(&slots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("soft-")
+        })
+        .unwrap();
+    let aside = w.home().join("slot-aside.json");
+    let add = |w: &World| {
+        let mut cmd = w.cmd(&["key", "add", "k2", "--exchange", "binance"]);
+        cmd.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        w.run_cmd(cmd, "ak2\nsk2\n")
+    };
+    std::fs::rename(&slot, &aside).unwrap();
+    add(&w).fails_with(6, "soft token");
+    std::fs::rename(&aside, &slot).unwrap();
+    let bytes = std::fs::read(&slot).unwrap();
+    let mut damaged = bytes.clone();
+    damaged.push(b'x');
+    put_back(&slot, &damaged);
+    add(&w).fails_with(6, "soft token");
+    assert!(!cred_file(&w, "k2").exists());
+}

@@ -76,6 +76,15 @@ impl Keystore {
             .transpose()
     }
 
+    /// The keyslot ids the manifest on disk records, unverified (no vault key is needed to read
+    /// them); empty without a manifest. For checks that must not trust the keyslot files alone.
+    pub fn recorded_keyslot_ids(&self) -> Result<Vec<String>, KeystoreError> {
+        Ok(self
+            .read_manifest()?
+            .map(|m| m.keyslots.into_iter().map(|s| s.id).collect())
+            .unwrap_or_default())
+    }
+
     /// Find the live folder. Errs with `NotInitialized` when there is no keystore.
     pub(crate) fn live(&self) -> Result<Live, KeystoreError> {
         if !private_dir_exists(&self.dir)? {

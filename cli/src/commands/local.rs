@@ -42,14 +42,35 @@ fn refuse_soft_keyslots(ks: &Keystore) -> Result<(), Failure> {
     if super::soft_allowed() {
         return Ok(());
     }
-    let soft: Vec<String> = ks
-        .keyslots()
-        .map_err(ks_failure)?
+    let slots = ks.keyslots().map_err(ks_failure)?;
+    let no_slot = slots.is_empty();
+    let unreadable = slots.iter().filter(|k| k.is_err()).count();
+    let mut soft: Vec<String> = slots
         .into_iter()
         .flatten()
         .filter(|k| matches!(k.stub, tapsign_agent::token::TokenStub::Soft { .. }))
         .map(|k| k.stub.id())
         .collect();
+    // A soft keyslot moved aside or damaged for the moment is still named by the manifest.
+    for id in ks.recorded_keyslot_ids().map_err(ks_failure)? {
+        if id.starts_with("soft-") && !soft.contains(&id) {
+            soft.push(id);
+        }
+    }
+    if soft.is_empty() && no_slot {
+        return Err(Failure::new(
+            exit_codes::TOKEN,
+            "this keystore has no keyslot, so no token can open it: nothing was read or stored. Check `tapsign token list`",
+        ));
+    }
+    if soft.is_empty() && unreadable > 0 {
+        return Err(Failure::new(
+            exit_codes::TOKEN,
+            format!(
+                "{unreadable} keyslot file(s) of this keystore cannot be read, so which tokens open it cannot be told: nothing was read or stored. Check `tapsign token list`; for a test keystore, set TAPSIGN_INSECURE_SOFT_TOKEN=1"
+            ),
+        ));
+    }
     if soft.is_empty() {
         return Ok(());
     }
