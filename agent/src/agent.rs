@@ -68,6 +68,8 @@ pub struct Agent {
     nonces: KrakenNonces,
     /// The watchdog's last beat: a request that finds it stale locks first (crate::watchdog).
     pub(crate) beat: crate::watchdog::Beat,
+    /// SIGHUP and SIGCONT counts acted on: a request that finds one newer locks first.
+    pub(crate) signals: crate::watchdog::Signals,
 }
 
 impl Agent {
@@ -102,6 +104,7 @@ impl Agent {
             clock: Arc::new(boot_now),
             nonces,
             beat: crate::watchdog::Beat::default(),
+            signals: crate::watchdog::Signals::default(),
         })
     }
 
@@ -249,6 +252,10 @@ impl Agent {
         // lock it should have seen may be behind this request (crate::watchdog).
         if let Some(gap) = self.beat.stalled() {
             self.lock(crate::watchdog::stalled_reason(gap));
+        }
+        // A SIGHUP or SIGCONT the accept loop has not got to (its threads starved): lock.
+        if let Some(why) = self.signals.take() {
+            self.lock(why);
         }
         let now = self.now();
         // A deadline this request is the first to notice ends the session like the reaper's.

@@ -212,7 +212,15 @@ pub async fn serve(
     // it did not read. It locks when it runs again.
     let mut cont = signal(SignalKind::from_raw(rustix::process::Signal::CONT.as_raw()))?;
     let bound_ino = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
-    crate::watchdog::spawn(&agent, socket.clone(), bound_ino);
+    let bound_id = std::fs::symlink_metadata(&socket)
+        .map(|m| (m.dev(), m.ino()))
+        .ok();
+    crate::watchdog::spawn(&agent, socket.clone(), bound_id);
+    if let Err(e) = crate::watchdog::count_signals() {
+        say!(
+            "tapsign agent: warning: SIGHUP and SIGCONT are not counted as they arrive ({e}): they lock from the accept loop only"
+        );
+    }
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -253,8 +261,9 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = hup.recv() => { agent.lock(LockReason::Signal("SIGHUP")); }
-            _ = cont.recv() => { agent.lock(LockReason::Signal("SIGCONT: the agent was stopped")); }
+            // A request may have acted on the signal first (watchdog::Signals): locked once.
+            _ = hup.recv() => { if let Some(why) = agent.signals.take() { agent.lock(why); } }
+            _ = cont.recv() => { if let Some(why) = agent.signals.take() { agent.lock(why); } }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }

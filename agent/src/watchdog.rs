@@ -1,4 +1,4 @@
-//! The watchdog: a thread of its own that notices what no signal reports.
+//! The watchdog: threads of their own that notice what no signal reports.
 //!
 //! - **The agent did not run.** A process of the user can stop the agent (SIGSTOP) while the
 //!   trader locks the screen, so that it misses the lock (docs/screen-lock.md). SIGCONT locks
@@ -11,11 +11,18 @@
 //! - **The socket was swapped.** The socket's path is in a folder the user owns, so a bot can
 //!   move the agent's socket aside and put something else there, which then answers
 //!   `tapsign lock` with "locked" while the real agent keeps signing on the bot's connection.
-//!   The watchdog checks every beat that the path still names the socket the agent serves; when
-//!   it does not, it locks, and keeps the session locked while it stays so.
+//!   A thread of its own waits on inotify for any change to that name in the folder (created,
+//!   deleted, moved from or to) and locks at once: a swap put back before any check could see
+//!   it still makes an event. The watchdog also checks every beat that the path names the
+//!   socket the agent serves (device and inode), and keeps the session locked while it does
+//!   not, should inotify be missing.
+//! - **A signal the accept loop has not read yet.** SIGHUP and SIGCONT are counted by a handler
+//!   of their own when they arrive ([`Signals`]); a request that finds a count the agent has
+//!   not acted on locks first. So a bot that starves the accept loop's threads cannot have
+//!   requests served after `tapsign lock` said it sent SIGHUP.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -61,11 +68,87 @@ pub fn stalled_reason(gap: Duration) -> LockReason {
     ))
 }
 
-/// Start the watchdog for `agent`, whose socket is `socket` with inode `ino` (`None`: not
-/// checked). It ends when the agent is dropped.
-pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, ino: Option<u64>) {
-    agent.beat.stamp();
+/// Why a swapped socket locks.
+fn swapped_reason(socket: &Path) -> LockReason {
+    LockReason::Other(format!(
+        "the agent's socket {} was moved or replaced",
+        socket.display()
+    ))
+}
+
+/// SIGHUP and SIGCONT as they arrive, counted by a signal handler (async-signal-safe: an
+/// atomic add), beside the accept loop's handling of the same signals.
+static HUPS: AtomicU64 = AtomicU64::new(0);
+static CONTS: AtomicU64 = AtomicU64::new(0);
+
+/// The counts the agent has acted on.
+#[derive(Debug, Default)]
+pub struct Signals {
+    hups: AtomicU64,
+    conts: AtomicU64,
+}
+
+impl Signals {
+    /// The lock a signal that arrived since the last call asks for, if any; it counts as acted
+    /// on from here (whoever calls first, the accept loop or a request, locks once).
+    pub fn take(&self) -> Option<LockReason> {
+        let hup = HUPS.load(Ordering::SeqCst)
+            != self
+                .hups
+                .swap(HUPS.load(Ordering::SeqCst), Ordering::SeqCst);
+        let cont = CONTS.load(Ordering::SeqCst)
+            != self
+                .conts
+                .swap(CONTS.load(Ordering::SeqCst), Ordering::SeqCst);
+        if cont {
+            Some(LockReason::Signal("SIGCONT: the agent was stopped"))
+        } else if hup {
+            Some(LockReason::Signal("SIGHUP"))
+        } else {
+            None
+        }
+    }
+}
+
+/// Count SIGHUP and SIGCONT from now on. Registered once per process, next to tokio's own
+/// handler for the same signals.
+#[allow(unsafe_code)]
+pub fn count_signals() -> std::io::Result<()> {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        for (sig, counter) in [
+            (rustix::process::Signal::HUP, &HUPS),
+            (rustix::process::Signal::CONT, &CONTS),
+        ] {
+            // SAFETY: the action only adds to an atomic, which is async-signal-safe.
+            let registered = unsafe {
+                signal_hook_registry::register(sig.as_raw(), move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+            };
+            if let Err(e) = registered {
+                result = Err(e);
+            }
+        }
+    });
+    result
+}
+
+/// Start the watchdog for `agent`, whose socket is `socket`, bound as (device, inode) `id`
+/// (`None`: not checked). It ends when the agent is dropped.
+pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, id: Option<(u64, u64)>) {
     let weak: Weak<Agent> = std::sync::Arc::downgrade(agent);
+    if id.is_some()
+        && let Err(e) = watch_folder(weak.clone(), socket.clone())
+    {
+        say!(
+            "tapsign agent: warning: cannot watch {} for changes ({e}); the socket is checked every {} ms instead",
+            socket.display(),
+            BEAT.as_millis()
+        );
+    }
+    agent.beat.stamp();
     let spawned = std::thread::Builder::new()
         .name("tapsign-watchdog".into())
         .spawn(move || {
@@ -77,8 +160,10 @@ pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, ino: Option<u64>) {
                     agent.lock(stalled_reason(gap));
                 }
                 agent.beat.stamp();
-                let now = std::fs::symlink_metadata(&socket).map(|m| m.ino()).ok();
-                if ino.is_some() && now != ino {
+                let now = std::fs::symlink_metadata(&socket)
+                    .map(|m| (m.dev(), m.ino()))
+                    .ok();
+                if id.is_some() && now != id {
                     if !swapped {
                         say!(
                             "tapsign agent: warning: {} is no longer the agent's socket (moved, removed or replaced): the session is locked, and stays locked while it is so; restart the agent",
@@ -86,18 +171,66 @@ pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, ino: Option<u64>) {
                         );
                         swapped = true;
                     }
-                    agent.lock(LockReason::Other(format!(
-                        "the agent's socket {} was moved or replaced",
-                        socket.display()
-                    )));
+                    agent.lock(swapped_reason(&socket));
                 }
             }
         });
     if let Err(e) = spawned {
+        // Never stamped again: left at 0, so requests are not all judged stalled.
+        agent.beat.0.store(0, Ordering::SeqCst);
         say!(
-            "tapsign agent: warning: the watchdog thread did not start ({e}): a stop (SIGSTOP) or a swapped socket locks only through SIGCONT"
+            "tapsign agent: warning: the watchdog thread did not start ({e}): a stop (SIGSTOP) locks only through SIGCONT"
         );
     }
+}
+
+/// Lock `agent` on any inotify event for the socket's name in its folder, or for the folder
+/// itself (moved, deleted), or a lost event (queue overflow). The thread blocks on inotify.
+fn watch_folder(weak: Weak<Agent>, socket: PathBuf) -> std::io::Result<()> {
+    use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(std::io::Error::other("the socket path has no folder"));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let name = name.as_encoded_bytes().to_vec();
+    let fd = inotify::init(CreateFlags::CLOEXEC)?;
+    let what = WatchFlags::CREATE
+        | WatchFlags::DELETE
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::DELETE_SELF
+        | WatchFlags::MOVE_SELF;
+    inotify::add_watch(&fd, dir, what)?;
+    std::thread::Builder::new()
+        .name("tapsign-sockwatch".into())
+        .spawn(move || {
+            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+            let mut reader = inotify::Reader::new(&fd, &mut buf);
+            loop {
+                let hit = match reader.next() {
+                    Ok(ev) => {
+                        ev.events().intersects(
+                            ReadFlags::QUEUE_OVERFLOW
+                                | ReadFlags::DELETE_SELF
+                                | ReadFlags::MOVE_SELF
+                                | ReadFlags::IGNORED,
+                        ) || ev.file_name().is_some_and(|n| n.to_bytes() == name)
+                    }
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => return,
+                };
+                if !hit {
+                    continue;
+                }
+                let Some(agent) = weak.upgrade() else { return };
+                agent.lock(swapped_reason(&socket));
+            }
+        })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -182,5 +315,28 @@ mod tests {
                 .contains("did not run"),
             "{reason:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_after_a_signal_the_accept_loop_has_not_read_locks_first() {
+        // Red-team round 6: with the accept loop's threads starved, requests were served after
+        // `tapsign lock` had sent SIGHUP. The handler's count is what a request checks.
+        let dir = tempfile::tempdir().unwrap();
+        let agent = unlocked(dir.path());
+        let client = Client {
+            pid: 1,
+            exe: "bot".into(),
+        };
+        assert!(matches!(
+            agent.handle(account(), &client).await,
+            Response::Signed(_)
+        ));
+        HUPS.fetch_add(1, Ordering::SeqCst); // as the signal handler does
+        match agent.handle(account(), &client).await {
+            Response::Error { code, .. } => assert_eq!(code, ErrorCode::Locked),
+            other => panic!("served after a SIGHUP: {other:?}"),
+        }
+        // Acted on once: the accept loop, getting to it late, does not lock again.
+        assert!(agent.signals.take().is_none());
     }
 }

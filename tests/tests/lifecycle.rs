@@ -368,3 +368,39 @@ fn an_agent_whose_socket_is_moved_aside_locks() {
     }
     std::fs::rename(&aside, &w.sock).unwrap();
 }
+
+/// Red-team round 6, second look: the socket check ran once every 100 ms, and a bot that
+/// timed its swaps to the beat (visible in /proc) kept a decoy at the path 93% of the time
+/// unseen. inotify sees every change to the name: a swap put back at once still locks.
+#[test]
+fn a_socket_swapped_and_put_back_at_once_still_locks() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut held = w.client();
+    let aside = w.sock.with_file_name("hidden.sock");
+    std::fs::rename(&w.sock, &aside).unwrap();
+    std::fs::rename(&aside, &w.sock).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = held.status().unwrap();
+        if st.state == tapsign_proto::SessionState::Locked {
+            let why = st.lock_reason.unwrap_or_default();
+            assert!(why.contains("moved or replaced"), "{why}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a swap put back at once went unseen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Put back, the socket serves again, and a new session is not locked by it.
+    w.run(&["unlock"], "").ok();
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .ok();
+}
