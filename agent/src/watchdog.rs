@@ -269,6 +269,26 @@ mod tests {
         agent
     }
 
+    fn bot() -> Client {
+        Client {
+            pid: 1,
+            exe: "bot".into(),
+        }
+    }
+
+    /// Whether `agent` signs an account read for `bot`.
+    async fn signs(agent: &Arc<Agent>) -> bool {
+        matches!(agent.handle(account(), &bot()).await, Response::Signed(_))
+    }
+
+    /// What `agent` answers an account read, which must be a refusal; its code.
+    async fn refusal(agent: &Arc<Agent>) -> ErrorCode {
+        match agent.handle(account(), &bot()).await {
+            Response::Error { code, .. } => code,
+            other => panic!("served: {other:?}"),
+        }
+    }
+
     fn account() -> Request {
         Request::Sign(SignRequest {
             key: "k".into(),
@@ -284,29 +304,16 @@ mod tests {
     async fn a_request_that_finds_the_beat_stale_locks_before_it_is_served() {
         let dir = tempfile::tempdir().unwrap();
         let agent = unlocked(dir.path());
-        let client = Client {
-            pid: 1,
-            exe: "bot".into(),
-        };
         // No watchdog (a beat of 0): nothing is judged stalled, the request is signed.
-        assert!(matches!(
-            agent.handle(account(), &client).await,
-            Response::Signed(_)
-        ));
+        assert!(signs(&agent).await);
         // A fresh beat: signed.
         agent.beat.stamp();
-        assert!(matches!(
-            agent.handle(account(), &client).await,
-            Response::Signed(_)
-        ));
+        assert!(signs(&agent).await);
         // The beat stopped longer than STALL ago (the agent was stopped, then continued, and
         // this request was queued meanwhile): locked first, then refused.
         let old = boot_now().saturating_sub(STALL * 3).as_millis() as u64;
         agent.beat.0.store(old.max(1), Ordering::SeqCst);
-        match agent.handle(account(), &client).await {
-            Response::Error { code, .. } => assert_eq!(code, ErrorCode::Locked),
-            other => panic!("served after a stall: {other:?}"),
-        }
+        assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         let reason = agent.session().lock_reason().map(ToString::to_string);
         assert!(
             reason
@@ -323,19 +330,9 @@ mod tests {
         // `tapsign lock` had sent SIGHUP. The handler's count is what a request checks.
         let dir = tempfile::tempdir().unwrap();
         let agent = unlocked(dir.path());
-        let client = Client {
-            pid: 1,
-            exe: "bot".into(),
-        };
-        assert!(matches!(
-            agent.handle(account(), &client).await,
-            Response::Signed(_)
-        ));
+        assert!(signs(&agent).await);
         HUPS.fetch_add(1, Ordering::SeqCst); // as the signal handler does
-        match agent.handle(account(), &client).await {
-            Response::Error { code, .. } => assert_eq!(code, ErrorCode::Locked),
-            other => panic!("served after a SIGHUP: {other:?}"),
-        }
+        assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         // Acted on once: the accept loop, getting to it late, does not lock again.
         assert!(agent.signals.take().is_none());
     }

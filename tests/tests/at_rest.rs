@@ -115,24 +115,14 @@ fn with_other_keys_the_session_opens_and_the_refusal_is_shown() {
     assert!(!st["warnings"].to_string().contains("REFUSED"), "{st}");
 }
 
-#[test]
-fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add() {
-    // The at-rest review's attack: a copy of the whole keystore, taken before a change the
-    // next unlock recorded (here a rotated secret; as well a `token remove`), put back while
-    // no agent runs. The audit log records the newer manifest's generation.
-    let mut w = World::new();
+/// The at-rest review's attack: a copy of the whole keystore, taken before a change the next
+/// unlock recorded (here a rotated secret; as well a `token remove`), put back while no agent
+/// runs. The audit log records the newer manifest's generation.
+fn put_back_from_before_a_change(w: &mut World) {
     w.setup_key("k1", "binance", "ak1", "secret-before");
     w.start_agent();
     w.run(&["unlock"], "").ok();
-    let ks = w.home().join("keystore");
-    let copy = w.home().join("keystore-copy");
-    let cp = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&ks)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(cp.success());
+    let copy = copy_keystore(w, "keystore-copy");
     w.run(
         &["key", "add", "k1", "--exchange", "binance", "--replace"],
         "ak1\nsecret-after\n",
@@ -140,8 +130,13 @@ fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add
     .ok();
     w.run(&["unlock"], "").ok();
     assert_eq!(w.signal_agent("TERM"), Some(0));
-    std::fs::remove_dir_all(&ks).unwrap();
-    std::fs::rename(&copy, &ks).unwrap();
+    restore_keystore(w, &copy);
+}
+
+#[test]
+fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add() {
+    let mut w = World::new();
+    put_back_from_before_a_change(&mut w);
     w.start_agent();
     let out = w.run(&["unlock"], "");
     out.fails_with(7, "older copy of the keystore was put back");
@@ -158,27 +153,7 @@ fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add
 #[test]
 fn a_keystore_put_back_is_refused_even_when_the_log_is_damaged_or_gone() {
     let mut w = World::new();
-    w.setup_key("k1", "binance", "ak1", "secret-before");
-    w.start_agent();
-    w.run(&["unlock"], "").ok();
-    let ks = w.home().join("keystore");
-    let copy = w.home().join("keystore-copy");
-    let cp = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&ks)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(cp.success());
-    w.run(
-        &["key", "add", "k1", "--exchange", "binance", "--replace"],
-        "ak1\nsecret-after\n",
-    )
-    .ok();
-    w.run(&["unlock"], "").ok();
-    assert_eq!(w.signal_agent("TERM"), Some(0));
-    std::fs::remove_dir_all(&ks).unwrap();
-    std::fs::rename(&copy, &ks).unwrap();
+    put_back_from_before_a_change(&mut w);
     let log = w.home().join("audit.log");
     let lines = std::fs::read(&log).unwrap();
     let mut damaged = b"x\n".to_vec();

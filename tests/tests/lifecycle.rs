@@ -339,6 +339,21 @@ fn requests_queued_while_the_agent_was_stopped_are_not_signed() {
     );
 }
 
+/// Wait (bounded) until the session `held` sees is locked because its socket moved.
+fn locked_for_a_moved_socket(held: &mut tapsign_proto::client::Client, never: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = held.status().unwrap();
+        if st.state == tapsign_proto::SessionState::Locked {
+            let why = st.lock_reason.unwrap_or_default();
+            assert!(why.contains("moved or replaced"), "{why}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Red-team round 6: the socket's folder is the user's, so a bot could move the agent's
 /// socket aside and answer `tapsign lock` from a program of its own at the same path, while the
 /// real agent kept signing on the bot's connection. The agent now locks as soon as its path no
@@ -352,20 +367,7 @@ fn an_agent_whose_socket_is_moved_aside_locks() {
     let mut held = w.client();
     let aside = w.sock.with_file_name("hidden.sock");
     std::fs::rename(&w.sock, &aside).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let st = held.status().unwrap();
-        if st.state == tapsign_proto::SessionState::Locked {
-            let why = st.lock_reason.unwrap_or_default();
-            assert!(why.contains("moved or replaced"), "{why}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still unlocked with its socket moved aside"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    locked_for_a_moved_socket(&mut held, "still unlocked with its socket moved aside");
     std::fs::rename(&aside, &w.sock).unwrap();
 }
 
@@ -382,20 +384,7 @@ fn a_socket_swapped_and_put_back_at_once_still_locks() {
     let aside = w.sock.with_file_name("hidden.sock");
     std::fs::rename(&w.sock, &aside).unwrap();
     std::fs::rename(&aside, &w.sock).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let st = held.status().unwrap();
-        if st.state == tapsign_proto::SessionState::Locked {
-            let why = st.lock_reason.unwrap_or_default();
-            assert!(why.contains("moved or replaced"), "{why}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a swap put back at once went unseen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    locked_for_a_moved_socket(&mut held, "a swap put back at once went unseen");
     // Put back, the socket serves again, and a new session is not locked by it.
     w.run(&["unlock"], "").ok();
     w.run(
