@@ -357,39 +357,37 @@ fn locked_for_a_moved_socket(held: &mut tapsign_proto::client::Client, never: &s
 /// Red-team round 6: the socket's folder is the user's, so a bot could move the agent's
 /// socket aside and answer `tapsign lock` from a program of its own at the same path, while the
 /// real agent kept signing on the bot's connection. The agent now locks as soon as its path no
-/// longer names its socket.
+/// longer names its socket. Second look: the check ran once every 100 ms, and a bot that timed
+/// its swaps to the beat (visible in /proc) kept a decoy at the path 93% of the time unseen;
+/// inotify sees every change to the name, so a swap put back at once still locks.
 #[test]
-fn an_agent_whose_socket_is_moved_aside_locks() {
+fn an_agent_whose_socket_is_moved_aside_locks_even_if_it_is_put_back_at_once() {
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
     w.start_agent();
-    w.run(&["unlock"], "").ok();
-    let mut held = w.client();
     let aside = w.sock.with_file_name("hidden.sock");
-    std::fs::rename(&w.sock, &aside).unwrap();
-    locked_for_a_moved_socket(&mut held, "still unlocked with its socket moved aside");
-    std::fs::rename(&aside, &w.sock).unwrap();
-}
-
-/// Red-team round 6, second look: the socket check ran once every 100 ms, and a bot that
-/// timed its swaps to the beat (visible in /proc) kept a decoy at the path 93% of the time
-/// unseen. inotify sees every change to the name: a swap put back at once still locks.
-#[test]
-fn a_socket_swapped_and_put_back_at_once_still_locks() {
-    let mut w = World::new();
-    w.setup_key("b", "binance", "ak", "sk");
-    w.start_agent();
-    w.run(&["unlock"], "").ok();
-    let mut held = w.client();
-    let aside = w.sock.with_file_name("hidden.sock");
-    std::fs::rename(&w.sock, &aside).unwrap();
-    std::fs::rename(&aside, &w.sock).unwrap();
-    locked_for_a_moved_socket(&mut held, "a swap put back at once went unseen");
+    let sign = ["sign", "b", "--method", "GET", "--path", "/api/v3/account"];
+    for put_back_at_once in [false, true] {
+        w.run(&["unlock"], "").ok();
+        w.run(&sign, "").ok();
+        let mut held = w.client();
+        std::fs::rename(&w.sock, &aside).unwrap();
+        if put_back_at_once {
+            std::fs::rename(&aside, &w.sock).unwrap();
+        }
+        locked_for_a_moved_socket(
+            &mut held,
+            &format!("unseen (put back at once: {put_back_at_once})"),
+        );
+        if !put_back_at_once {
+            std::fs::rename(&aside, &w.sock).unwrap();
+        }
+        // Putting it back is a change too, and locks when its event is read: let that happen
+        // before the next session opens (a trader's unlock, which waits for a touch, comes
+        // long after it).
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // Put back, the socket serves again, and a new session is not locked by it.
     w.run(&["unlock"], "").ok();
-    w.run(
-        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
-        "",
-    )
-    .ok();
+    w.run(&sign, "").ok();
 }
