@@ -37,7 +37,8 @@ pub fn harden_process() -> Report {
     report
 }
 
-/// Locked, dump-excluded memory for secrets: the only `unsafe` code in tapsign.
+/// Locked, dump-excluded memory for secrets: the only `unsafe` code that touches a secret (the
+/// rest: systemd.rs takes the sockets systemd passes, watchdog.rs counts signals).
 ///
 /// Each buffer gets pages of its own (page-aligned, rounded up to whole pages). Sharing a page
 /// would be wrong: `munlock` does not nest, so dropping one secret would unlock the page under
