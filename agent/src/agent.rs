@@ -116,6 +116,17 @@ impl Agent {
         Arc::new(agent)
     }
 
+    /// The same agent acting on signals counted in `counts` (tests: a count of their own).
+    pub fn with_signal_counts(
+        self: Arc<Self>,
+        counts: &'static crate::watchdog::Counts,
+    ) -> Arc<Self> {
+        let mut agent = Arc::try_unwrap(self)
+            .unwrap_or_else(|_| panic!("with_signal_counts on a shared agent"));
+        agent.signals = crate::watchdog::Signals::on(counts);
+        Arc::new(agent)
+    }
+
     /// Now, on the agent's boot-time clock.
     pub fn now(&self) -> Duration {
         (self.clock)()

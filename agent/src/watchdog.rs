@@ -78,28 +78,71 @@ fn swapped_reason(socket: &Path) -> LockReason {
 
 /// SIGHUP and SIGCONT as they arrive, counted by a signal handler (async-signal-safe: an
 /// atomic add), beside the accept loop's handling of the same signals.
-static HUPS: AtomicU64 = AtomicU64::new(0);
-static CONTS: AtomicU64 = AtomicU64::new(0);
-
-/// The counts the agent has acted on.
-#[derive(Debug, Default)]
-pub struct Signals {
+#[derive(Debug)]
+pub struct Counts {
     hups: AtomicU64,
     conts: AtomicU64,
 }
 
+impl Counts {
+    pub const fn new() -> Counts {
+        Counts {
+            hups: AtomicU64::new(0),
+            conts: AtomicU64::new(0),
+        }
+    }
+
+    /// Count one SIGHUP (what the handler does; tests too).
+    pub fn hup(&self) {
+        self.hups.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn cont(&self) {
+        self.conts.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts::new()
+    }
+}
+
+/// The process's counts, which the handlers add to.
+static ARRIVED: Counts = Counts::new();
+
+/// The counts the agent has acted on, against the counts that arrived (the process's; a test's
+/// own, so that what it counts reaches no other test's agent).
+#[derive(Debug)]
+pub struct Signals {
+    arrived: &'static Counts,
+    hups: AtomicU64,
+    conts: AtomicU64,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals::on(&ARRIVED)
+    }
+}
+
 impl Signals {
+    /// Acting on `arrived` from now on: what arrived before is not this agent's to act on.
+    pub fn on(arrived: &'static Counts) -> Signals {
+        Signals {
+            arrived,
+            hups: AtomicU64::new(arrived.hups.load(Ordering::SeqCst)),
+            conts: AtomicU64::new(arrived.conts.load(Ordering::SeqCst)),
+        }
+    }
+
     /// The lock a signal that arrived since the last call asks for, if any; it counts as acted
     /// on from here (whoever calls first, the accept loop or a request, locks once).
     pub fn take(&self) -> Option<LockReason> {
-        let hup = HUPS.load(Ordering::SeqCst)
-            != self
-                .hups
-                .swap(HUPS.load(Ordering::SeqCst), Ordering::SeqCst);
-        let cont = CONTS.load(Ordering::SeqCst)
-            != self
-                .conts
-                .swap(CONTS.load(Ordering::SeqCst), Ordering::SeqCst);
+        let hups = self.arrived.hups.load(Ordering::SeqCst);
+        let conts = self.arrived.conts.load(Ordering::SeqCst);
+        let hup = self.hups.swap(hups, Ordering::SeqCst) != hups;
+        let cont = self.conts.swap(conts, Ordering::SeqCst) != conts;
         if cont {
             Some(LockReason::Signal("SIGCONT: the agent was stopped"))
         } else if hup {
@@ -117,16 +160,14 @@ pub fn count_signals() -> std::io::Result<()> {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        for (sig, counter) in [
-            (rustix::process::Signal::HUP, &HUPS),
-            (rustix::process::Signal::CONT, &CONTS),
-        ] {
+        let count: [(_, fn(&Counts)); 2] = [
+            (rustix::process::Signal::HUP, Counts::hup),
+            (rustix::process::Signal::CONT, Counts::cont),
+        ];
+        for (sig, add) in count {
             // SAFETY: the action only adds to an atomic, which is async-signal-safe.
-            let registered = unsafe {
-                signal_hook_registry::register(sig.as_raw(), move || {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                })
-            };
+            let registered =
+                unsafe { signal_hook_registry::register(sig.as_raw(), move || add(&ARRIVED)) };
             if let Err(e) = registered {
                 result = Err(e);
             }
@@ -328,10 +369,11 @@ mod tests {
     async fn a_request_after_a_signal_the_accept_loop_has_not_read_locks_first() {
         // Red-team round 6: with the accept loop's threads starved, requests were served after
         // `tapsign lock` had sent SIGHUP. The handler's count is what a request checks.
+        static COUNTS: Counts = Counts::new();
         let dir = tempfile::tempdir().unwrap();
-        let agent = unlocked(dir.path());
+        let agent = unlocked(dir.path()).with_signal_counts(&COUNTS);
         assert!(signs(&agent).await);
-        HUPS.fetch_add(1, Ordering::SeqCst); // as the signal handler does
+        COUNTS.hup(); // as the signal handler does
         assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         // Acted on once: the accept loop, getting to it late, does not lock again.
         assert!(agent.signals.take().is_none());
