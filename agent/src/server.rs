@@ -204,6 +204,13 @@ pub async fn serve(
         path: socket,
         inherited,
     } = listener;
+    // Counted first, so that the count is up before tokio's own action for the same signal
+    // wakes the accept loop (actions run in the order they were registered).
+    if let Err(e) = crate::watchdog::count_signals() {
+        say!(
+            "tapsign agent: warning: SIGHUP and SIGCONT are not counted as they arrive ({e}): they lock from the accept loop only"
+        );
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -216,11 +223,6 @@ pub async fn serve(
         .map(|m| (m.dev(), m.ino()))
         .ok();
     crate::watchdog::spawn(&agent, socket.clone(), bound_id);
-    if let Err(e) = crate::watchdog::count_signals() {
-        say!(
-            "tapsign agent: warning: SIGHUP and SIGCONT are not counted as they arrive ({e}): they lock from the accept loop only"
-        );
-    }
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -261,9 +263,16 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            // A request may have acted on the signal first (watchdog::Signals): locked once.
-            _ = hup.recv() => { if let Some(why) = agent.signals.take() { agent.lock(why); } }
-            _ = cont.recv() => { if let Some(why) = agent.signals.take() { agent.lock(why); } }
+            // Marked as acted on (watchdog::Signals), so a request does not lock for it again;
+            // locking twice for one signal is harmless, not locking is not.
+            _ = hup.recv() => {
+                agent.signals.take();
+                agent.lock(LockReason::Signal("SIGHUP"));
+            }
+            _ = cont.recv() => {
+                agent.signals.take();
+                agent.lock(LockReason::Signal("SIGCONT: the agent was stopped"));
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }
