@@ -262,7 +262,14 @@ fn watch_folder(weak: Weak<Agent>, socket: PathBuf) -> std::io::Result<()> {
                         ) || ev.file_name().is_some_and(|n| n.to_bytes() == name)
                     }
                     Err(rustix::io::Errno::INTR) => continue,
-                    Err(_) => return,
+                    Err(e) => {
+                        say!(
+                            "tapsign agent: warning: watching {} stopped ({e}); the socket is checked every {} ms instead",
+                            socket.display(),
+                            BEAT.as_millis()
+                        );
+                        return;
+                    }
                 };
                 if !hit {
                     continue;

@@ -108,7 +108,12 @@ fn kraken_ws_login_admits_the_websocket_token_call() {
         ws_login: true,
         ..KeyPolicy::default()
     };
-    policy::check_request(Kraken, "k", &on, &token).unwrap();
+    let checked = policy::check_request(Kraken, "k", &on, &token).unwrap();
+    // Said as what admitted it (`policy explain`): ws_login, not an allow entry.
+    assert_eq!(
+        checked.rule.map(|(_, source)| source),
+        Some(policy::profile::Source::WsLogin)
+    );
     // Narrowing the key with `only` leaves its websocket login, as it does on other exchanges.
     let narrowed = KeyPolicy {
         only: vec![("POST".into(), "/0/private/AddOrder".into())],

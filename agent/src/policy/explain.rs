@@ -157,6 +157,9 @@ impl fmt::Display for Explanation {
                 let from = match source {
                     Source::Profile => format!("the {} trading profile", self.exchange),
                     Source::Config => format!("config.toml [keys.{}] allow", self.key),
+                    Source::WsLogin => {
+                        format!("config.toml [keys.{}] ws_login = true", self.key)
+                    }
                 };
                 writeln!(f, "verdict:  allowed by {from}: {e}")?;
                 if let Some(doc) = &e.doc {

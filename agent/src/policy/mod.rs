@@ -535,7 +535,7 @@ pub fn check_request<'p>(
     // `category`), and a line written by hand without them must not drop that.
     // (An entry from the profile is that endpoint: no second scan of the profile.)
     let profiled = match source {
-        profile::Source::Profile => None,
+        profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
     let mut missing = endpoint.missing(&params);

@@ -359,6 +359,8 @@ impl KeyPolicy {
 pub enum Source {
     Profile,
     Config,
+    /// `ws_login = true`, for the REST call that is the exchange's websocket login.
+    WsLogin,
 }
 
 /// The entry that admits `parsed` for a key of `exchange` with `policy`, if any: the config's
@@ -375,7 +377,7 @@ pub fn find<'a>(
     {
         // The key's websocket login: `ws_login = true` is the trader's choice of it, as it is
         // for the exchanges whose login is a `ws_login` message (which `only` does not narrow).
-        return Some((token, Source::Config));
+        return Some((token, Source::WsLogin));
     }
     let found = policy
         .allow
@@ -472,7 +474,7 @@ pub fn missing_for_profile_shape(
         return None;
     }
     let reads = |m: &str| matches!(m, "GET" | "DELETE");
-    let mut shaped = profile.iter().filter(|e| {
+    let shaped = profile.iter().filter(|e| {
         let carried = exchange != Exchange::Bybit || reads(&e.method) == reads(method);
         carried
             && (e.body.as_deref() == Some("array")) == body_is_array
@@ -480,7 +482,7 @@ pub fn missing_for_profile_shape(
             && e.unlisted(params, json_body).is_none()
     });
     let mut short = None;
-    for e in shaped.by_ref() {
+    for e in shaped {
         let missing = e.missing(params);
         if missing.is_empty() {
             // Bytes the profile signs anyway, as this endpoint's request.
