@@ -73,15 +73,10 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         ..Evidence::default()
     };
     if out.gap.is_some() {
+        // The chained lines are in the scan too (and counted again below).
         let scan = scan(path);
         out.unreadable = scan.unreadable;
-        // Lines read in the chain count as well; the scan reads them too.
         out.latest_generation = scan.highest;
-        for line in &read.lines {
-            if let AuditEvent::Keystore { generation, .. } = &line.event {
-                out.latest_generation = out.latest_generation.max(Some(*generation));
-            }
-        }
     }
     for line in read.lines {
         match line.event {
@@ -133,20 +128,30 @@ pub struct Scan {
 
 /// Read every line of the log at `path` that names a generation (only a `keystore` record
 /// has that key: every other string in a line is JSON-escaped, so `"generation"` with its
-/// quotes appears nowhere else). A file that cannot be read gives an empty scan.
+/// quotes appears nowhere else). A last line with no newline is a write a crash tore, as
+/// docs/audit.md has it, and is left out. A file that cannot be read gives an empty scan.
 pub fn scan(path: &Path) -> Scan {
     use std::io::BufRead;
     let mut out = Scan::default();
     let Ok(file) = super::open_regular(path) else {
         return out;
     };
-    for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
-        let Ok(line) = line else { break };
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = Vec::new();
+    for i in 0.. {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            break;
+        };
         // Most lines are signatures: only one naming a generation is parsed.
         if !line.windows(12).any(|w| w == b"\"generation\"") {
             continue;
         }
-        match serde_json::from_slice::<super::AuditLine>(&line) {
+        match serde_json::from_slice::<super::AuditLine>(line) {
             Ok(super::AuditLine {
                 event: AuditEvent::Keystore { generation, .. },
                 ..

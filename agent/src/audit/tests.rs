@@ -537,3 +537,51 @@ fn the_last_line_is_read_whole_wherever_it_starts() {
         }
     }
 }
+
+#[test]
+fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_last_line() {
+    // The rollback check's fallback when the chain cannot be followed (ledger::scan).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut log = AuditLog::open(&path).unwrap();
+    for generation in [3, 7, 5] {
+        log.append(&AuditEvent::Keystore {
+            generation,
+            vault: "00".into(),
+            reason: "test".into(),
+        })
+        .unwrap();
+        log.append(&AuditEvent::sign(&sign_req("/api/v3/order"), 1, "bot"))
+            .unwrap();
+    }
+    drop(log);
+    let scan = ledger::scan(&path);
+    assert_eq!(scan.highest, Some(7));
+    assert!(scan.unreadable.is_none(), "{:?}", scan.unreadable);
+    // A torn record at the end (a crash mid-write) is not a damaged one.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(br#"{"seq":7,"type":"keystore","generation":9"#)
+        .unwrap();
+    drop(f);
+    let scan = ledger::scan(&path);
+    assert_eq!(scan.highest, Some(7));
+    assert!(scan.unreadable.is_none(), "{:?}", scan.unreadable);
+    // Ended by a newline, it is a record that cannot be read: it may name a newer generation.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"\n").unwrap();
+    drop(f);
+    let scan = ledger::scan(&path);
+    assert!(
+        scan.unreadable
+            .as_deref()
+            .is_some_and(|u| u.contains("line 7")),
+        "{:?}",
+        scan.unreadable
+    );
+}
