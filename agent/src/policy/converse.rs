@@ -48,10 +48,12 @@ const LONGEST_NAME: usize = 96;
 /// Every parameter name the exchange could read out of the signed bytes of `parsed`, beyond
 /// the names the request itself has (those the profile has checked already), that `keep`
 /// selects (the policy keeps the fund-moving and stamped ones; names longer than
-/// [`LONGEST_NAME`] are never kept).
+/// [`LONGEST_NAME`] are never kept). `payload` is `parsed.signed_payload()` for Binance (and
+/// unused for the others).
 pub fn param_readings(
     exchange: Exchange,
     parsed: &Parsed,
+    payload: &str,
     keep: impl Fn(&str) -> bool,
 ) -> Vec<Reading> {
     let mut out = Vec::new();
@@ -65,10 +67,7 @@ pub fn param_readings(
         }
     };
     match exchange {
-        Exchange::Binance => {
-            let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            cuts(&signed, &mut push);
-        }
+        Exchange::Binance => cuts(payload, &mut push),
         Exchange::Bybit => {
             if let Body::Json(..) = parsed.body {
                 for (name, _) in pairs(&parsed.body_text()) {
@@ -125,17 +124,14 @@ pub fn shorter_paths(exchange: Exchange, parsed: &Parsed) -> Vec<String> {
 
 /// When signing `parsed` as a REST request would also give a websocket login (which keeps a
 /// connection trading after the session ends), what it amounts to.
-pub fn websocket_login(exchange: Exchange, parsed: &Parsed) -> Option<&'static str> {
+pub fn websocket_login(exchange: Exchange, parsed: &Parsed, payload: &str) -> Option<&'static str> {
     let path = parsed.path();
     match exchange {
         // The websocket API signs its params sorted and unencoded: a REST payload holding
         // `apiKey` (never a REST parameter) is a `session.logon` or websocket request payload.
-        Exchange::Binance => {
-            let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-            (may_spell_apikey(&signed) && names_apikey(&signed)).then_some(
-                "a Binance websocket API payload (it carries apiKey, as session.logon signs it)",
-            )
-        }
+        Exchange::Binance => (may_spell_apikey(payload) && names_apikey(payload)).then_some(
+            "a Binance websocket API payload (it carries apiKey, as session.logon signs it)",
+        ),
         // Bitget's websocket login signs `timestamp + "GET" + "/user/verify"`, the same string
         // as a REST GET of that path.
         Exchange::Bitget if path.eq_ignore_ascii_case("/user/verify") => {
@@ -205,7 +201,7 @@ mod tests {
             ..Default::default()
         };
         let p = parse(ex, &r).unwrap();
-        param_readings(ex, &p, |_| true)
+        param_readings(ex, &p, &p.signed_payload(), |_| true)
             .into_iter()
             .map(|r| r.name)
             .collect()

@@ -457,7 +457,12 @@ pub fn check_request<'p>(
         )
         .into());
     }
-    if let Some(what) = converse::websocket_login(exchange, &parsed)
+    // Binance signs the query and the body run together; every reading of it reads that.
+    let payload = match exchange {
+        Exchange::Binance => parsed.signed_payload(),
+        _ => String::new(),
+    };
+    if let Some(what) = converse::websocket_login(exchange, &parsed, &payload)
         && !policy.ws_login
     {
         return Err(Denial::WebsocketLogin {
@@ -478,7 +483,7 @@ pub fn check_request<'p>(
     }
     // A fund-moving parameter is named as one, before the profile says it is unknown.
     check_fund_params(exchange, &params)?;
-    check_fund_values(exchange, &parsed)?;
+    check_fund_values(exchange, &payload)?;
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
         return Err(Denial::NotInProfile {
             exchange,
@@ -593,7 +598,7 @@ pub fn check_request<'p>(
             .into());
         }
     }
-    check_readings(exchange, &parsed, &params)?;
+    check_readings(exchange, &parsed, &payload, &params)?;
     Ok(Checked {
         parsed,
         wire,
@@ -628,13 +633,12 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 /// picking one, so `xtype=MARGIN` (a cut makes `type=MARGIN`), `type=MARGINx` (a cut after
 /// `MARGIN`) and `type=MARGIN` at the end of a query that a body follows (the signed bytes
 /// run on with no `&`) are refused as `type=MARGIN` is.
-fn check_fund_values(exchange: Exchange, parsed: &Parsed) -> Result<(), Denial> {
+fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
     let values = rules::fund_values(exchange);
     if values.is_empty() {
         return Ok(());
     }
-    let signed = format!("{}{}", parsed.query_text(), parsed.body_text());
-    let signed = crate::sign::form::decoded_cow(&signed);
+    let signed = crate::sign::form::decoded_cow(payload);
     for v in values {
         let needle = format!("{}=", v.name);
         let mut from = 0;
@@ -666,14 +670,19 @@ fn check_fund_values(exchange: Exchange, parsed: &Parsed) -> Result<(), Denial> 
 }
 
 /// Step 5: what else the exchange could read out of the signed bytes.
-fn check_readings(exchange: Exchange, parsed: &Parsed, params: &[Param]) -> Result<(), Denial> {
+fn check_readings(
+    exchange: Exchange,
+    parsed: &Parsed,
+    payload: &str,
+    params: &[Param],
+) -> Result<(), Denial> {
     let own: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     let stamped = ["timestamp", "recvWindow", "signature", "apiKey"];
     let is_stamped = |n: &str| {
         exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(n))
     };
     let keep = |n: &str| fund_param(exchange, n).is_some() || is_stamped(n);
-    for r in converse::param_readings(exchange, parsed, keep) {
+    for r in converse::param_readings(exchange, parsed, payload, keep) {
         if own.contains(&r.name.as_str()) {
             continue;
         }

@@ -212,6 +212,14 @@ impl Parsed {
         join_pairs(&self.query)
     }
 
+    /// The query then the body with nothing between them: what Binance signs, and what every
+    /// reading of its signed bytes reads (converse.rs). Built once per request by the policy.
+    pub fn signed_payload(&self) -> String {
+        let mut out = self.query_text();
+        out.push_str(&self.body_text());
+        out
+    }
+
     /// The body as written on the wire.
     pub fn body_text(&self) -> String {
         match &self.body {
