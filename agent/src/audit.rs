@@ -187,20 +187,10 @@ fn not_a_file(path: &Path) -> AuditError {
     }
 }
 
-/// Open the log at `path` for reading without waiting on it: a FIFO put in its place would
-/// block an open until a writer came (wedging `key add`, `audit`, a rotation), so it is opened
-/// non-blocking and refused unless it is a regular file.
+/// Open the log at `path` for reading (disk::open_regular: a FIFO in its place would wedge
+/// `key add`, `audit` and a rotation).
 pub(crate) fn open_regular(path: &Path) -> Result<fs::File, AuditError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(io_err(path))?;
-    let meta = file.metadata().map_err(io_err(path))?;
-    if !meta.is_file() {
-        return Err(not_a_file(path));
-    }
-    Ok(file)
+    crate::disk::open_regular(path).map_err(io_err(path))
 }
 
 impl AuditError {

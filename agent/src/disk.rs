@@ -279,6 +279,31 @@ fn write_then_place(tmp: &Path, path: &Path, bytes: &[u8], place: Place) -> Resu
 }
 
 /// A rename or removal is only durable once the folder's entry is on disk.
+/// Open `path` for reading without waiting on it: a FIFO put where a file of ours belongs
+/// would block an ordinary open until a writer came (wedging `key list`, `audit`, an unlock,
+/// a signature), so it is opened non-blocking, and anything but a regular file is refused
+/// (`InvalidInput`, "not a regular file"). Reads of a regular file never block either way.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    let file = open_nonblocking(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Open `path` for reading, non-blocking, whatever it is; the caller checks its type (see
+/// [`open_regular`]).
+pub fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
 }

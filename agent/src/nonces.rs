@@ -289,23 +289,11 @@ impl KrakenNonces {
 #[path = "nonces_tests.rs"]
 mod tests;
 
-/// The text of the store at `path`, opened without waiting and only if it is a regular file:
-/// a FIFO put in its place would otherwise hold the signing thread (and the agent's exit)
-/// until something wrote to it.
+/// The text of the store at `path` (disk::open_regular: a FIFO in its place would otherwise
+/// hold the signing thread, and the agent's exit, until something wrote to it).
 fn read_regular(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
     let mut text = String::new();
-    file.read_to_string(&mut text)?;
+    crate::disk::open_regular(path)?.read_to_string(&mut text)?;
     Ok(text)
 }

@@ -9,7 +9,6 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -151,14 +150,9 @@ fn dir_error(e: DirError) -> KeystoreError {
 /// Read a whole keystore file; `None` if it does not exist. The file must be ours alone
 /// (checked on the open file: no race with a swap): others could have changed it.
 pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>, KeystoreError> {
-    // Non-blocking: opening a FIFO left where a keystore file belongs would otherwise wait
-    // for a writer, wedging `key list` and the agent's unlock; the type check below then
-    // refuses it. (Reads of a regular file do not block either way.)
-    let open = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path);
-    let file = match open {
+    // Non-blocking (a FIFO left where a keystore file belongs would wedge `key list` and the
+    // unlock); the type check below then refuses it.
+    let file = match disk::open_nonblocking(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(KeystoreError::io("open", path, e)),
