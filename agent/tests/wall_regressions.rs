@@ -727,3 +727,108 @@ fn a_request_with_thousands_of_parameters_is_refused_at_once() {
     let e = refused(&c, &req("GET", "/api/v3/account", "a=1&b=2&A=3", ""));
     assert!(e.contains("more than once"), "{e}");
 }
+
+#[test]
+fn binance_reads_the_liquidation_type_without_case_and_a_cut_name_only_with_its_whole_value() {
+    // Binance matches parameter names without case (ccxt's `orderidlist` is `orderIdList`), so
+    // `TYPE=MARGIN` is `type=MARGIN`: the whole of `POST /sapi/v1/margin/manual-liquidation`.
+    let binance = cred(Binance, "key", "secret", None);
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "TYPE", "quantity", "sideEffectType"] }"#,
+    ]);
+    for q in [
+        "symbol=BTCUSDT&side=BUY&TYPE=MARGIN&quantity=1",
+        "symbol=BTCUSDT&side=BUY&TYPE=isolated&quantity=1",
+        // A cut inside the name (`sideEffect|Type=MARGIN`): the value runs to the next `&`.
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&sideEffectType=MARGIN&quantity=1",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&sideEffectType=ISOLATED",
+    ] {
+        let e = attempt(
+            &binance,
+            &margin,
+            &req("POST", "/sapi/v1/margin/order", q, ""),
+        )
+        .unwrap_err();
+        assert!(e.contains("FundValue"), "{q}: {e}");
+    }
+    // A margin order's side effect is no liquidation: from the cut, its value is
+    // `MARGIN_BUY`, and no cut can also end it there.
+    for q in [
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&sideEffectType=MARGIN_BUY",
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&sideEffectType=AUTO_BORROW_REPAY&quantity=1",
+    ] {
+        attempt(
+            &binance,
+            &margin,
+            &req("POST", "/sapi/v1/margin/order", q, ""),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn binance_takes_a_batch_as_raw_compact_json_and_nothing_looser() {
+    // ccxt writes `batchOrders` raw (`[{"symbol":...}]`) in the form body; Binance reads the
+    // same bytes as the percent-encoded value, so the two are one request.
+    let c = cred(Binance, "key", "secret", None);
+    let batch = r#"[{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":"0.01","price":"50000","timeInForce":"GTC"}]"#;
+    let body = format!("batchOrders={batch}");
+    let signed = attempt(
+        &c,
+        &KeyPolicy::default(),
+        &req("POST", "/fapi/v1/batchOrders", "", &body),
+    )
+    .unwrap();
+    assert!(signed.body.starts_with(&body), "{signed:?}");
+    for (q, b) in [
+        // Spaces, a '+' (a space to a form reader), an escape, a repeated key, a '=' or '&'
+        // inside, or the query: each reads one way here and another at the exchange.
+        ("", r#"batchOrders=[{"symbol": "BTCUSDT"}]"#),
+        ("", r#"batchOrders=[{"symbol":"BTC+USDT"}]"#),
+        ("", r#"batchOrders=[{"symbol":"BTC\u0026USDT"}]"#),
+        (
+            "",
+            r#"batchOrders=[{"symbol":"BTCUSDT","symbol":"ETHUSDT"}]"#,
+        ),
+        ("", r#"batchOrders=[{"symbol":"BTCUSDT","x":"a=b"}]"#),
+        ("", r#"batchOrders=[{"symbol":"BTC%26USDT"}]"#),
+        ("", r#"batchOrders=[{"symbol":"BTCUSDT"}"#),
+        (r#"batchOrders=[{"symbol":"BTCUSDT"}]"#, ""),
+    ] {
+        let e = refused(&c, &req("POST", "/fapi/v1/batchOrders", q, b));
+        assert!(e.contains("Malformed"), "{q} | {b}: {e}");
+    }
+}
+
+#[test]
+fn binance_futures_isolated_margin_setting_is_spared_only_as_documented() {
+    // `marginType=ISOLATED` reads as `Type=ISOLATED` after a cut (`margin|Type`): spared, the
+    // setting bots make at start (docs/policy.md). Spelled so that the cut reads `type` as
+    // sent, it is refused.
+    let binance = cred(Binance, "key", "secret", None);
+    let q = "symbol=BTCUSDT&marginType=ISOLATED";
+    attempt(
+        &binance,
+        &KeyPolicy::default(),
+        &req("POST", "/fapi/v1/marginType", q, ""),
+    )
+    .unwrap();
+    let lower = config_allow(&[
+        r#"{ method = "POST", path = "/fapi/v1/marginType", params = ["symbol", "margintype"] }"#,
+    ]);
+    let q = "symbol=BTCUSDT&margintype=ISOLATED";
+    let e = attempt(&binance, &lower, &req("POST", "/fapi/v1/marginType", q, "")).unwrap_err();
+    assert!(e.contains("FundValue"), "{e}");
+    // A trader who never sets isolated margin can hold the setting to cross margin.
+    let crossed = config_allow(&[
+        r#"{ method = "POST", path = "/fapi/v1/marginType", params = ["symbol", "marginType"], required = ["symbol", "marginType"], values = { marginType = ["CROSSED"] } }"#,
+    ]);
+    let q = "symbol=BTCUSDT&marginType=ISOLATED";
+    let e = attempt(
+        &binance,
+        &crossed,
+        &req("POST", "/fapi/v1/marginType", q, ""),
+    )
+    .unwrap_err();
+    assert!(e.contains("marginType"), "{e}");
+}

@@ -628,33 +628,54 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 }
 
 /// No `name=value` that picks a fund-moving endpoint (rules::FUND_VALUES) is in the signed
-/// bytes, as a parameter or where any cut of them would make one: the bytes are read
-/// percent-decoded, every `name=` in them counts, and so does every value that starts with a
-/// picking one, so `xtype=MARGIN` (a cut makes `type=MARGIN`), `type=MARGINx` (a cut after
-/// `MARGIN`) and `type=MARGIN` at the end of a query that a body follows (the signed bytes
-/// run on with no `&`) are refused as `type=MARGIN` is.
+/// bytes, as a parameter or where any cut of them would make one. The bytes are read
+/// percent-decoded and names without case. A whole name (at the start or after `&`) counts
+/// with any value that starts with a picking one: `type=MARGINx` (a cut after `MARGIN`) and
+/// `type=MARGIN` at the end of a query that a body follows (the signed bytes run on with no
+/// `&`). A name that ends another (`xtype=MARGIN`: a cut makes `type=MARGIN`) counts with a
+/// picking value up to the next `&`, which a cut there cannot also move: so
+/// `sideEffectType=MARGIN_BUY` is an order's, and `sideEffectType=MARGIN` is refused. A
+/// spared name ([`rules::FundValue::spared`]) is left signed when its cut reading needs the
+/// case changed (`marginType=ISOLATED`; `margintype=ISOLATED` is refused).
 fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
     let values = rules::fund_values(exchange);
     if values.is_empty() {
         return Ok(());
     }
     let signed = crate::sign::form::decoded_cow(payload);
+    let bytes = signed.as_bytes();
     for v in values {
-        let needle = format!("{}=", v.name);
-        let mut from = 0;
-        while let Some(at) = signed[from..].find(&needle) {
-            let start = from + at + needle.len();
-            let value = signed[start..].split('&').next().unwrap_or_default();
-            // Any cut of the bytes can end the value (the query ends where the body begins,
-            // with no `&`), so a value that starts with one of these is one; leading blanks
-            // are not trusted to be kept either.
-            let head =
-                value.trim_start_matches(|c: char| c.is_ascii_whitespace() || c.is_ascii_control());
-            let picks = |w: &&str| {
-                head.get(..w.len())
-                    .is_some_and(|h| h.eq_ignore_ascii_case(w))
+        let name = v.name.as_bytes();
+        for (eq, _) in signed.match_indices('=') {
+            // The name, read without case: Binance matches names without case (ccxt's
+            // `orderidlist` is its `orderIdList`), as [`fund_param`] reads them.
+            let Some(start) = eq.checked_sub(name.len()) else {
+                continue;
             };
-            if v.values.iter().any(picks) {
+            if !bytes[start..eq].eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let value = signed[eq + 1..].split('&').next().unwrap_or_default();
+            let blank = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
+            let head = value.trim_start_matches(blank);
+            let refused = if start == 0 || bytes[start - 1] == b'&' {
+                // A whole name. Any cut of the bytes can end its value (the query ends where
+                // the body begins, with no `&`), so a value that starts with one of these is
+                // one; leading blanks are not trusted to be kept either.
+                v.values.iter().any(|w| {
+                    head.get(..w.len())
+                        .is_some_and(|h| h.eq_ignore_ascii_case(w))
+                })
+            } else {
+                // The name's start is a cut (the body begins inside another name:
+                // `sideEffect|Type=MARGIN`), so the value runs to the next `&` or the end,
+                // which no cut can move: only the whole value counts.
+                let whole = head.trim_end_matches(blank);
+                let from = signed[..start].rfind('&').map_or(0, |a| a + 1);
+                let spared = v.spared.contains(&&signed[from..eq]) && &signed[start..eq] != v.name;
+                !spared && v.values.iter().any(|w| whole.eq_ignore_ascii_case(w))
+            };
+            if refused {
                 return Err(Denial::FundValue {
                     exchange,
                     name: v.name,
@@ -663,7 +684,6 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
                     category: v.category,
                 });
             }
-            from = start;
         }
     }
     Ok(())

@@ -59,6 +59,9 @@ pub struct Grammar {
     /// its query (KuCoin: ccxt puts a classic-account order's `tradeType` in the URL of place
     /// and cancel, where KuCoin reads it). Held to the body's value in [`parse`].
     pub echo: Option<Echo>,
+    /// A form body's value may be compact JSON sent raw (Binance's `batchOrders`, as ccxt
+    /// writes it): see [`raw_json_value`].
+    pub json_form_values: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
 }
@@ -98,6 +101,7 @@ impl Grammar {
             flat_hash: false,
             json_no_amp: false,
             echo: None,
+            json_form_values: false,
             path_prefix: "/",
         };
         match exchange {
@@ -110,6 +114,7 @@ impl Grammar {
                 query_and_body: true,
                 body: BodyKind::Form,
                 repeats: false,
+                json_form_values: true,
                 ..json
             },
             Exchange::Upbit | Exchange::Bithumb => Grammar {
@@ -477,6 +482,19 @@ fn value_ok(value: &str, plain: bool) -> bool {
     true
 }
 
+/// A form body's value that is compact JSON sent without escapes, as Binance's `batchOrders`
+/// is written by ccxt (`batchOrders=[{"symbol":"BTCUSDT",...}]`). Only `"`, `{`, `}`, `[` and
+/// `]` are added to the value characters, and only when the whole value is strict compact JSON
+/// (an array or object, plain keys): with no `%`, `+`, `&`, `=`, space or `\`, the server's
+/// form reading and the policy's are the same bytes, and no `name=value` can hide in it.
+fn raw_json_value(value: &str) -> bool {
+    value.starts_with(['[', '{'])
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._~,:!*'()@$/;\"{}[]".contains(&c))
+        && matches!(Json::parse_canonical(value), Ok((v, Layout::Compact)) if check_keys(&v).is_ok())
+}
+
 /// A form name as the server reads it: `close%5Bordertype%5D` is `close[ordertype]`. Only the
 /// brackets may be escaped in a name, and only where the grammar takes escapes and `[...]`
 /// groups (Kraken, whose form bodies Python ccxt 4.4 and older write that way); every other
@@ -541,19 +559,29 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
             ));
         }
         let plain = g.plain_values && part == "query";
-        if !value_ok(value, plain) {
-            return fail(if plain {
-                format!(
-                    "the query value of {name:?} holds a character other than letters, digits and \
+        let json_value = || g.json_form_values && part == "body" && raw_json_value(value);
+        if !value_ok(value, plain) && !json_value() {
+            return fail(
+                if g.json_form_values && part == "body" && value.starts_with(['[', '{']) {
+                    format!(
+                        "the body value of {name:?} is not compact JSON the agent can read as the \
+                     exchange will: send it raw and compact (json.dumps(v, separators=(',', \
+                     ':')), JSON.stringify), each key once, with no space, '\\', '+', '%', '&', \
+                     '=' or '#', or percent-encode the whole value"
+                    )
+                } else if plain {
+                    format!(
+                        "the query value of {name:?} holds a character other than letters, digits and \
                      -._~,:!*'()@$/; (send the query unencoded: the exchange hashes it that way)"
-                )
-            } else {
-                format!(
-                    "the {part} value of {name:?} holds a character that must be percent-encoded \
+                    )
+                } else {
+                    format!(
+                        "the {part} value of {name:?} holds a character that must be percent-encoded \
                      (anything but letters, digits and -._~,:!*'()@$/; — a space is %20, '+' is \
                      %2B, '=' is %3D, '&' is %26)"
-                )
-            });
+                    )
+                },
+            );
         }
         pairs.push(Pair {
             name: name.to_string(),

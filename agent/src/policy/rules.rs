@@ -480,10 +480,14 @@ pub fn deny_rules(exchange: Exchange) -> &'static [DenyRule] {
 
 /// A parameter value that makes a request a fund-moving endpoint's, whatever else it carries.
 pub(super) struct FundValue {
-    /// The name, exactly as the exchange reads it (Binance names are case-sensitive).
+    /// The name, read without case (Binance takes ccxt's `orderidlist` for `orderIdList`).
     pub name: &'static str,
     /// The values, compared without case.
     pub values: &'static [&'static str],
+    /// Whole names, exactly as sent, that end in `name` with another case and are left
+    /// signed with a picking value: a setting trading needs, whose cut reading is a
+    /// documented residual (docs/policy.md, "What a signature can still be used for").
+    pub spared: &'static [&'static str],
     pub endpoint: &'static str,
     pub category: Category,
 }
@@ -492,12 +496,14 @@ pub(super) struct FundValue {
 /// with `symbol`) and nothing else: an order or a read whose signed bytes carry
 /// `type=MARGIN` is, to an endpoint that ignores what it does not take, a liquidation of the
 /// margin account. No trading endpoint takes those values for `type` (the order types are
-/// LIMIT, MARKET, ...; `marginType=ISOLATED` is another name); the one read that does,
-/// `GET /sapi/v1/margin/available-inventory`, is refused with it: its bytes are a
-/// liquidation's.
+/// LIMIT, MARKET, ...); the one read that does, `GET /sapi/v1/margin/available-inventory`,
+/// is refused with it: its bytes are a liquidation's. `marginType=ISOLATED` (the futures
+/// setting bots make at start) reads as `Type=ISOLATED` after a cut; it is spared, and
+/// documented.
 static BINANCE_VALUES: &[FundValue] = &[FundValue {
     name: "type",
     values: &["MARGIN", "ISOLATED"],
+    spared: &["marginType"],
     endpoint: "POST /sapi/v1/margin/manual-liquidation",
     category: Liquidation,
 }];

@@ -52,6 +52,12 @@ def respond(method: str, url: str, body: Any) -> Any:
         return {"balances": [{"asset": "BTC", "free": "1.0", "locked": "0.5"}], "updateTime": 1}
     if path.endswith(("/openOrders", "/myTrades", "/positionRisk", "/leverageBracket")):
         return []
+    if path.endswith("/batchOrders"):
+        return [{"symbol": "BTCUSDT", "orderId": 28 + i, "clientOrderId": "x-1", "price": "50000", "origQty": "0.01",
+                 "executedQty": "0", "status": "NEW" if method == "POST" else "CANCELED", "timeInForce": "GTC",
+                 "type": "LIMIT", "side": "BUY", "updateTime": 1507725176595} for i in range(2)]
+    if path.endswith("/marginType"):
+        return {"code": 200, "msg": "success"}
     if path.endswith("/leverage"):
         return {"leverage": 5, "maxNotionalValue": "1000000", "symbol": "BTCUSDT"}
     return {}
@@ -136,6 +142,14 @@ CALLS = {
     "usdm_fetch_positions": lambda ex: ex.fetch_positions(["BTC/USDT:USDT"]),
     "coinm_create_order": lambda ex: ex.create_order("BTC/USD:BTC", "limit", "buy", 1, 50000),
     "coinm_cancel_order": lambda ex: ex.cancel_order("77", "BTC/USD:BTC"),
+    # ccxt writes the batch raw (`batchOrders=[{...}]`) and the batch cancel's list as
+    # `orderidlist` (lower case, which Binance takes).
+    "usdm_create_orders": lambda ex: ex.create_orders([
+        {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 0.01, "price": 50000},
+        {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "sell", "amount": 0.01, "price": 60000},
+    ]),
+    "usdm_cancel_orders": lambda ex: ex.cancel_orders(["1", "2"], "BTC/USDT:USDT"),
+    "usdm_set_margin_mode": lambda ex: ex.set_margin_mode("isolated", "BTC/USDT:USDT"),
 }
 
 
