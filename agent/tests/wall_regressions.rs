@@ -9,7 +9,7 @@ mod support;
 
 use support::{cred, req};
 use tapsign_agent::credential::Credential;
-use tapsign_agent::credential::Exchange::{self, Binance, Bitget, Bybit, Kucoin, Okx};
+use tapsign_agent::credential::Exchange::{self, Binance, Bitget, Bybit, Kraken, Kucoin, Okx};
 use tapsign_agent::policy::{self, Endpoint, KeyPolicy};
 use tapsign_agent::sign::{self, SignOptions};
 use tapsign_proto::{SignRequest, SignedRequest};
@@ -698,6 +698,20 @@ fn a_bybit_json_value_cannot_hold_a_query_separator() {
     let body = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x&coin=USDT&amount=1000&z="}"#;
     let e = refused(&c, &req("POST", "/v5/order/create", "", body));
     assert!(e.contains("Malformed") && e.contains("'&'"), "{e}");
+    // Red-team round 7: many query parsers split on `;` too (Netty's by default), and a form
+    // reading of a path-signed exchange's body would still carry what a `values` line
+    // narrows (OKX `tdMode = ["cash"]`).
+    let body = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x;coin=USDT;amount=1000;z="}"#;
+    let e = refused(&c, &req("POST", "/v5/order/create", "", body));
+    assert!(e.contains("Malformed") && e.contains("';'"), "{e}");
+    let okx = cred(Okx, "key", "secret", Some("pass"));
+    let body = r#"{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"1","px":"1","clOrdId":"x&tdMode=cross"}"#;
+    let e = refused(&okx, &req("POST", "/api/v5/trade/order", "", body));
+    assert!(e.contains("Malformed"), "{e}");
+    let kraken = cred(Kraken, "key", "c2VjcmV0", None);
+    let body = r#"{"ordertype":"limit","type":"buy","volume":"1","pair":"XBTUSD","price":"1","cl_ord_id":"x;leverage=5"}"#;
+    let e = refused(&kraken, &req("POST", "/0/private/AddOrder", "", body));
+    assert!(e.contains("Malformed"), "{e}");
     let ok = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x-coin_1"}"#;
     attempt(
         &c,

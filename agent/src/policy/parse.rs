@@ -51,10 +51,13 @@ pub struct Grammar {
     /// it so): an empty list or object would flatten to nothing, a parameter the policy read
     /// and the signature leaves out.
     pub flat_hash: bool,
-    /// No JSON string value may hold `&`: the exchange's signed bytes also read as a form or
-    /// a query (Kraken takes either body by the Content-Type the bot picks; Bybit signs a POST
-    /// body and a GET query the same way), where `&` starts another parameter.
-    pub json_no_amp: bool,
+    /// No JSON string value may hold `&` or `;`: the exchange's signed bytes also read as a
+    /// form or a query (Kraken takes either body by the Content-Type the bot picks; Bybit signs
+    /// a POST body and a GET query the same way), where `&` starts another parameter, and so
+    /// does `;` for many query parsers (Netty's by default, Go's before 1.17, Python's before
+    /// 3.9.2). Every JSON exchange has it: where the path is signed, a form reading of the
+    /// body would still carry parameters a `values` line narrows (OKX `tdMode`).
+    pub json_no_separator: bool,
     /// A POST on one of these paths may repeat this one body parameter, and nothing else, as
     /// its query (KuCoin: ccxt puts a classic-account order's `tradeType` in the URL of place
     /// and cancel, where KuCoin reads it). Held to the body's value in [`parse`].
@@ -99,7 +102,7 @@ impl Grammar {
             repeats: true,
             plain_values: false,
             flat_hash: false,
-            json_no_amp: false,
+            json_no_separator: true,
             echo: None,
             json_form_values: false,
             path_prefix: "/",
@@ -129,14 +132,10 @@ impl Grammar {
                 body: BodyKind::FormOrJson,
                 bracket_names: true,
                 repeats: false,
-                json_no_amp: true,
                 path_prefix: "/0/private/",
                 ..json
             },
-            Exchange::Bybit => Grammar {
-                json_no_amp: true,
-                ..json
-            },
+            Exchange::Bybit => json,
             // Gate signs the query and the body's hash: a POST may carry both.
             Exchange::Gate => Grammar {
                 query_methods: ALL,
@@ -618,7 +617,7 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
             if g.flat_hash {
                 check_no_empty(&v, true)?;
             }
-            if g.json_no_amp {
+            if g.json_no_separator {
                 check_no_form_separator(&v)?;
             }
             Ok(Body::Json(v, layout))
@@ -630,13 +629,14 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
 /// sends: a JSON string holding `&` would read as more `name=value` pairs in a form
 /// (`"pair":"XBTUSD&trading_agreement=agree"`), parameters the profile never saw. Where a
 /// body's bytes are signed as a query's would be (Bybit), the same string makes more
-/// parameters of the query reading (`"orderLinkId":"x&coin=USDT&amount=1000"`).
+/// parameters of the query reading (`"orderLinkId":"x&coin=USDT&amount=1000"`). Many query
+/// parsers split on `;` as well (Netty's by default): `"x;coin=USDT;amount=1000"`.
 fn check_no_form_separator(v: &Json) -> Result<(), ParseError> {
     match v {
-        Json::String(s) if s.contains('&') => fail(format!(
-            "the body's value {:?} holds '&': the same signed bytes also read as a form or a \
-             query on this exchange, where that starts another parameter; send the value \
-             without '&'",
+        Json::String(s) if s.contains(['&', ';']) => fail(format!(
+            "the body's value {:?} holds '&' or ';': the same signed bytes could also be read \
+             as a form or a query, where either starts another parameter; send the value \
+             without them",
             clip(s)
         )),
         Json::Object(members) => members
