@@ -222,7 +222,10 @@ pub async fn serve(
     let bound_id = std::fs::symlink_metadata(&socket)
         .map(|m| (m.dev(), m.ino()))
         .ok();
-    crate::watchdog::spawn(&agent, socket.clone(), bound_id);
+    // Written before the watchdog starts, which then keeps it the agent's (a bot that puts
+    // its own file there, naming another process, would have `tapsign lock` signal that one).
+    let pid_file = Arc::new(std::sync::Mutex::new(PidFile::write(&socket)));
+    crate::watchdog::spawn(&agent, socket.clone(), bound_id, Arc::clone(&pid_file));
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -242,7 +245,6 @@ pub async fn serve(
         .await;
     let from = if inherited { " (from systemd)" } else { "" };
     say!("tapsign agent: listening on {}{from}", socket.display());
-    let pid_file = PidFile::write(&socket);
     // The listener is accepting from here on: a client that connects after READY=1 is served.
     notifier.ready(&format!("listening on {}", socket.display()));
     let stop = loop {
@@ -300,7 +302,7 @@ pub async fn serve(
     if !inherited && now_ino.is_some() && now_ino == bound_ino {
         let _ = std::fs::remove_file(&socket);
     }
-    drop(pid_file);
+    drop(pid_file.lock().unwrap_or_else(|e| e.into_inner()).take());
     say!("tapsign agent: stopped ({stop})");
     Ok(())
 }
@@ -309,32 +311,16 @@ pub async fn serve(
 /// ([`tapsign_proto::path::pid_file`]): a reader that finds the lock held knows the pid is a
 /// live agent's, written by that agent. Removed when the agent stops. Without it (the folder
 /// cannot take it) `tapsign lock` still finds an agent that bound its own socket.
-struct PidFile {
+pub(crate) struct PidFile {
     path: PathBuf,
-    _held: std::fs::File,
+    held: std::fs::File,
 }
 
 impl PidFile {
     fn write(socket: &Path) -> Option<PidFile> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = tapsign_proto::path::pid_file(socket);
-        let written = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .open(&path)?;
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
-            f.set_len(0)?;
-            writeln!(f, "{}", std::process::id())?;
-            Ok::<_, std::io::Error>(f)
-        })();
-        match written {
-            Ok(f) => Some(PidFile { path, _held: f }),
+        match Self::create(&path, &path) {
+            Ok(held) => Some(PidFile { path, held }),
             Err(e) => {
                 say!(
                     "tapsign agent: warning: could not write {} ({e}): while every connection slot is taken, `tapsign lock` may not find this agent",
@@ -344,12 +330,63 @@ impl PidFile {
             }
         }
     }
+
+    /// Open `at` (no symlink), lock it, write the pid; then, if `at` is not `path`, rename it
+    /// over `path` (a whole file appears at once, already locked).
+    fn create(at: &Path, path: &Path) -> std::io::Result<std::fs::File> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(at)?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        f.set_len(0)?;
+        writeln!(f, "{}", std::process::id())?;
+        if at != path {
+            std::fs::rename(at, path)?;
+        }
+        Ok(f)
+    }
+
+    /// Whether the path still names the file this agent holds (device and inode).
+    pub(crate) fn in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(now), Ok(held)) = (std::fs::symlink_metadata(&self.path), self.held.metadata())
+        else {
+            return false;
+        };
+        (now.dev(), now.ino()) == (held.dev(), held.ino())
+    }
+
+    /// Put this agent's pid file back where something else was put.
+    pub(crate) fn restore(&mut self) -> std::io::Result<()> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{}.tmp", std::process::id()));
+        let at = PathBuf::from(name);
+        let _ = std::fs::remove_file(&at);
+        let held = Self::create(&at, &self.path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&at);
+        })?;
+        self.held = held;
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        // Still locked by this agent: no other agent can have written it since.
-        let _ = std::fs::remove_file(&self.path);
+        // Still this agent's file, locked by it: no other agent can have written it since.
+        if self.in_place() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -178,10 +178,20 @@ pub fn count_signals() -> std::io::Result<()> {
 
 /// Start the watchdog for `agent`, whose socket is `socket`, bound as (device, inode) `id`
 /// (`None`: not checked). It ends when the agent is dropped.
-pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, id: Option<(u64, u64)>) {
+pub(crate) fn spawn(
+    agent: &std::sync::Arc<Agent>,
+    socket: PathBuf,
+    id: Option<(u64, u64)>,
+    pid_file: PidFileSlot,
+) {
     let weak: Weak<Agent> = std::sync::Arc::downgrade(agent);
-    if id.is_some()
-        && let Err(e) = watch_folder(weak.clone(), socket.clone())
+    let pid_name = pid_file
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|p| p.path().file_name().map(|n| n.as_encoded_bytes().to_vec()));
+    if (id.is_some() || pid_name.is_some())
+        && let Err(e) = watch_folder(weak.clone(), socket.clone(), id.is_some(), pid_name)
     {
         say!(
             "tapsign agent: warning: cannot watch {} for changes ({e}); the socket is checked every {} ms instead",
@@ -214,6 +224,7 @@ pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, id: Option<(u64, u6
                     }
                     agent.lock(swapped_reason(&socket));
                 }
+                keep_pid_file(&agent, &pid_file);
             }
         });
     if let Err(e) = spawned {
@@ -225,9 +236,54 @@ pub fn spawn(agent: &std::sync::Arc<Agent>, socket: PathBuf, id: Option<(u64, u6
     }
 }
 
-/// Lock `agent` on any inotify event for the socket's name in its folder, or for the folder
-/// itself (moved, deleted), or a lost event (queue overflow). The thread blocks on inotify.
-fn watch_folder(weak: Weak<Agent>, socket: PathBuf) -> std::io::Result<()> {
+/// The agent's pid file ([`crate::server::PidFile`]), shared by the accept loop (which
+/// removes it at shutdown) and the watchdog (which keeps it the agent's).
+pub(crate) type PidFileSlot = std::sync::Arc<std::sync::Mutex<Option<crate::server::PidFile>>>;
+
+/// If the pid file's path no longer names the file the agent holds, lock, and put the
+/// agent's back. `tapsign lock` signals the pid in that file when every connection slot is
+/// taken; a bot's file there, naming another process, would have it signal that one.
+fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
+    let mut held = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(pid_file) = held.as_mut() else {
+        return;
+    };
+    if pid_file.in_place() {
+        return;
+    }
+    agent.lock(pid_file_reason(pid_file.path()));
+    match pid_file.restore() {
+        Ok(()) => say!(
+            "tapsign agent: warning: {} was moved or replaced: the session is locked, and the agent's pid file is back",
+            pid_file.path().display()
+        ),
+        Err(e) => {
+            say!(
+                "tapsign agent: warning: {} was moved or replaced and cannot be put back ({e}): the session is locked; `tapsign lock` may not find this agent while every connection slot is taken",
+                pid_file.path().display()
+            );
+            // Not tried again: the session stays locked only for this event.
+            *held = None;
+        }
+    }
+}
+
+fn pid_file_reason(path: &Path) -> LockReason {
+    LockReason::Other(format!(
+        "the agent's pid file {} was moved or replaced",
+        path.display()
+    ))
+}
+
+/// Lock `agent` on any inotify event for the socket's name in its folder (when `socket_too`),
+/// for the pid file's name, or for the folder itself (moved, deleted), or a lost event (queue
+/// overflow). The thread blocks on inotify.
+fn watch_folder(
+    weak: Weak<Agent>,
+    socket: PathBuf,
+    socket_too: bool,
+    pid_name: Option<Vec<u8>>,
+) -> std::io::Result<()> {
     use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
     let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
         return Err(std::io::Error::other("the socket path has no folder"));
@@ -259,7 +315,10 @@ fn watch_folder(weak: Weak<Agent>, socket: PathBuf) -> std::io::Result<()> {
                                 | ReadFlags::DELETE_SELF
                                 | ReadFlags::MOVE_SELF
                                 | ReadFlags::IGNORED,
-                        ) || ev.file_name().is_some_and(|n| n.to_bytes() == name)
+                        ) || ev.file_name().is_some_and(|n| {
+                            (socket_too && n.to_bytes() == name)
+                                || pid_name.as_deref() == Some(n.to_bytes())
+                        })
                     }
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => {

@@ -32,7 +32,10 @@ impl Client {
         name: &str,
         wait: Option<Duration>,
     ) -> Result<Self, ProtoError> {
-        let stream = UnixStream::connect(path)?;
+        let stream = match wait {
+            Some(wait) => connect_waiting(path, wait)?,
+            None => UnixStream::connect(path)?,
+        };
         stream.set_read_timeout(wait)?;
         stream.set_write_timeout(wait)?;
         check_peer(&stream)?;
@@ -153,6 +156,40 @@ impl Subscription {
 
 /// The process at the other end must run as our user: a socket another user planted (a
 /// swapped folder, an odd TAPSIGN_SOCK) must not receive an unlock request and its PIN.
+/// Connect to `path`, waiting at most `wait` for the agent to take the connection. A blocking
+/// connect waits as long as the listen backlog is full (an agent that is stopped, or that a
+/// bot floods): tried without blocking, that is `WouldBlock`, retried until `wait` is over.
+pub fn connect_waiting(path: &Path, wait: Duration) -> std::io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => {
+                let stream = UnixStream::from(fd);
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        "the agent's listen backlog is full: it does not take connections",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 pub(crate) fn check_peer(stream: &impl std::os::fd::AsFd) -> Result<(), ProtoError> {
     let cred =
         rustix::net::sockopt::socket_peercred(stream).map_err(|e| ProtoError::Io(e.into()))?;
@@ -173,4 +210,39 @@ pub(crate) fn unexpected(resp: &Response) -> ProtoError {
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
         .unwrap_or_else(|| "?".into());
     ProtoError::Unexpected(format!("answer of type {kind}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Red-team round 7: `tapsign lock` connected with a blocking connect, which waits for as
+    /// long as the agent's listen backlog is full (a stopped agent, a bot flooding it): the
+    /// locker after it (`tapsign lock; swaylock`) never ran. A waiting connect gives up.
+    #[test]
+    fn a_connect_to_a_full_backlog_gives_up_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Backlog 0: one pending connection, never accepted.
+        rustix::net::listen(&listener, 0).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let end = loop {
+                match super::connect_waiting(&p, Duration::from_millis(100)) {
+                    Ok(s) if held.len() < 64 => held.push(s),
+                    other => break other.map(|_| ()),
+                }
+            };
+            let _ = tx.send(end);
+        });
+        let end = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("connect_waiting hung on a full backlog");
+        let e = end.expect_err("64 pending connections on a backlog of 0");
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        drop(listener);
+    }
 }

@@ -391,3 +391,37 @@ fn an_agent_whose_socket_is_moved_aside_locks_even_if_it_is_put_back_at_once() {
     w.run(&["unlock"], "").ok();
     w.run(&sign, "").ok();
 }
+
+/// Red-team round 7: while every connection slot is taken, `tapsign lock` sends SIGHUP to the
+/// pid in the pid file next to the socket (socket activation: systemd is the listener). A bot
+/// renamed a file of its own over it, naming another `tapsign agent`, and `tapsign lock` then
+/// said "Locked" having signalled that one. The agent now locks on any change to that name
+/// and puts its own file back.
+#[test]
+fn an_agent_whose_pid_file_is_replaced_locks_and_puts_its_own_back() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    let pid_file = tapsign_proto::path::pid_file(&w.sock);
+    let agent_pid = std::fs::read_to_string(&pid_file).unwrap();
+    w.run(&["unlock"], "").ok();
+    let mut held = w.client();
+    let decoy = w.sock.with_file_name("decoy.pid");
+    std::fs::write(&decoy, "1\n").unwrap();
+    std::fs::rename(&decoy, &pid_file).unwrap();
+    locked_for_a_moved_socket(&mut held, "a replaced pid file was not seen");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&pid_file).unwrap_or_default() != agent_pid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pid file was not put back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Put back: a new session stays open, and the agent still signs.
+    std::thread::sleep(Duration::from_millis(500));
+    w.run(&["unlock"], "").ok();
+    let sign = ["sign", "b", "--method", "GET", "--path", "/api/v3/account"];
+    w.run(&sign, "").ok();
+    assert_eq!(w.status()["state"], "unlocked");
+}

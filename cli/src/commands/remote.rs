@@ -178,22 +178,30 @@ fn signal_instead(e: &ProtoError) -> Option<String> {
 /// passed the socket to, which systemd listens on). A signal to anything else would lock
 /// nothing, or stop a process that has nothing to do with tapsign.
 fn signal_lock(paths: &Paths) -> Result<u32, String> {
-    let stream =
-        std::os::unix::net::UnixStream::connect(&paths.socket).map_err(|e| e.to_string())?;
-    let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
     let me = rustix::process::getuid();
-    if cred.uid != me {
-        return Err("the socket is not served by your user".into());
-    }
-    let listener = cred.pid.as_raw_nonzero().get().unsigned_abs();
+    // The listener, if it takes a connection (a full backlog does not: then the pid file).
+    let listener =
+        match tapsign_proto::client::connect_waiting(&paths.socket, Duration::from_millis(200)) {
+            Ok(stream) => {
+                let cred =
+                    rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
+                if cred.uid != me {
+                    return Err("the socket is not served by your user".into());
+                }
+                Some(cred.pid.as_raw_nonzero().get().unsigned_abs())
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+            Err(e) => return Err(e.to_string()),
+        };
     let pid_file = tapsign_proto::path::pid_file(&paths.socket);
-    let agent = [Some(listener), live_agent_pid(&pid_file)]
+    let agent = [listener, live_agent_pid(&pid_file)]
         .into_iter()
         .flatten()
         .find(|&pid| is_agent(pid, me.as_raw()))
         .ok_or_else(|| {
             format!(
-                "no tapsign agent to send SIGHUP to: the socket's listener (pid {listener}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
+                "no tapsign agent to send SIGHUP to: the socket's listener ({}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
+                listener.map_or("which takes no connection".into(), |p| format!("pid {p}")),
                 pid_file.display()
             )
         })?;
