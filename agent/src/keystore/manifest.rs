@@ -349,7 +349,12 @@ fn judge(f: &Observed, expect: Option<Expect<'_>>, manifest_written: u64) -> Res
         f.name
     );
     match expect {
-        Some(Expect::Present { sha256, .. }) if sha256 == f.sha256 => Ok(false),
+        // The hash and the `created` sealed in the file: a line can name any hash with a later
+        // `created` (anyone who can write the log can append one), and an old file's hash with
+        // a `created` that is not the file's own is not a version tapsign wrote.
+        Some(Expect::Present { sha256, created }) if sha256 == f.sha256 && created == f.created => {
+            Ok(false)
+        }
         Some(Expect::Present { created, .. }) if f.created > created => Ok(true),
         Some(Expect::Present { created, .. }) => Err(format!(
             "the file of credential {:?} is an older version than the one recorded (this file was added {}, the recorded one {}): an old copy was put back, so it is refused; {redo}",

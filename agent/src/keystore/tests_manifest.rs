@@ -228,3 +228,31 @@ fn the_manifest_mac_covers_every_field() {
     let e = m.verify(&vk(), path).unwrap_err();
     assert!(e.to_string().contains("another vault key"), "{e}");
 }
+
+#[test]
+fn a_forged_line_naming_an_old_file_with_a_later_time_does_not_vouch_for_it() {
+    // Red-team round 7: anyone who can write the log can append a chained line. One that named
+    // the old file's hash with a later `created` made the old file "the recorded version", so
+    // a replaced (or removed) credential came back silently. A line vouches for a file only
+    // with the `created` sealed in that file.
+    let m = manifest(&vk());
+    let ev = complete(vec![
+        change(KeyAction::Replace, "k1", T0 + 200, "h2"),
+        change(KeyAction::Replace, "k1", T0 + 300, "h1"),
+    ]);
+    let out = fold(&m, &[obs("k1", T0, "h1")], &[], &ev);
+    assert!(out.accepted.is_empty(), "{out:?}");
+    assert!(out.refused[0].reason.contains("older version"), "{out:?}");
+    // Removed, then a forged `add` of the removed file: refused the same way.
+    let ev = complete(vec![
+        change(KeyAction::Remove, "k1", T0, "h1"),
+        change(KeyAction::Add, "k1", T0 + 300, "h1"),
+    ]);
+    let out = fold(&m, &[obs("k1", T0, "h1")], &[], &ev);
+    assert!(out.accepted.is_empty(), "{out:?}");
+    assert_eq!(out.refused.len(), 1, "{out:?}");
+    // The version a real line records (its own `created`) is accepted, as before.
+    let ev = complete(vec![change(KeyAction::Replace, "k1", T0 + 200, "h2")]);
+    let out = fold(&m, &[obs("k1", T0 + 200, "h2")], &[], &ev);
+    assert_eq!(out.accepted, ["k1"], "{out:?}");
+}
