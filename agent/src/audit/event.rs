@@ -130,10 +130,10 @@ pub fn loggable_path(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or_default()
 }
 
-/// Bot-supplied text written to a terminal by `tapsign audit`: control characters (a newline
+/// Bot-supplied text written to a terminal by `tapsign audit` and `tapsign status`: control characters (a newline
 /// forging a line, an escape sequence repainting the screen) and bidirectional overrides (text
 /// that reads backwards) are shown escaped.
-struct Shown<'a>(&'a str);
+pub struct Shown<'a>(pub &'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -255,17 +255,33 @@ pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
 }
 
 fn print_status(s: &Status) -> Result<(), Failure> {
+    out!("{}", status_text(s));
+    Ok(())
+}
+
+/// What `tapsign status` prints. Every line is escaped: a client's program path, a key's or
+/// token's name and the agent's reasons can hold what a bot chose, and a control character
+/// there (an escape sequence) could repaint the trader's terminal with "Locked".
+fn status_text(s: &Status) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    macro_rules! shown {
+        ($($arg:tt)*) => {{
+            // Writing to a String cannot fail.
+            let _ = writeln!(text, "{}", tapsign_agent::audit::Shown(&format!($($arg)*)));
+        }};
+    }
     let secs = |n: u64| format_duration(Duration::from_secs(n));
     match (&s.state, &s.session) {
         (SessionState::Unlocked, Some(sess)) => {
-            outln!("Unlocked (opened by {})", sess.opened_by);
-            outln!("  ends in        {}", secs(sess.expires_in_secs));
-            outln!(
+            shown!("Unlocked (opened by {})", sess.opened_by);
+            shown!("  ends in        {}", secs(sess.expires_in_secs));
+            shown!(
                 "  idle ends in   {} (idle timeout {})",
                 secs(sess.idle_expires_in_secs),
                 secs(sess.idle_timeout_secs)
             );
-            outln!(
+            shown!(
                 "  signatures     {} made, {} left",
                 sess.signatures_made,
                 sess.signatures_left
@@ -275,7 +291,7 @@ fn print_status(s: &Status) -> Result<(), Failure> {
                     .signatures_left
                     .map(|l| format!(", {l} left"))
                     .unwrap_or_default();
-                outln!(
+                shown!(
                     "  key {:<20} {:<8} {} signed{left}",
                     k.name,
                     k.exchange,
@@ -283,7 +299,7 @@ fn print_status(s: &Status) -> Result<(), Failure> {
                 );
             }
             for c in &sess.clients {
-                outln!(
+                shown!(
                     "  client pid {:<8} {} ({} signatures)",
                     c.pid,
                     c.exe,
@@ -297,29 +313,29 @@ fn print_status(s: &Status) -> Result<(), Failure> {
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            outln!("Locked{why}. Run `tapsign unlock` to open a session.");
+            shown!("Locked{why}. Run `tapsign unlock` to open a session.");
         }
     }
     for t in &s.tokens {
-        outln!("token {}: {}", t.id, t.description);
+        shown!("token {}: {}", t.id, t.description);
     }
     for k in &s.key_policies {
-        outln!(
+        shown!(
             "policy {}: beyond its trading profile: {}",
             k.key,
             k.rules.join("; ")
         );
     }
     if let Some(k) = &s.keystore {
-        outln!(
+        shown!(
             "keystore: manifest generation {}, vault key {}",
             k.generation,
             k.vault_key
         );
     }
     match &s.audit_head {
-        Some(h) => outln!("audit head: {}:{}", h.seq, h.hash),
-        None => outln!("audit head: unknown (the audit log cannot be read)"),
+        Some(h) => shown!("audit head: {}:{}", h.seq, h.hash),
+        None => shown!("audit head: unknown (the audit log cannot be read)"),
     }
     let live: Vec<&str> = s
         .lock_sources
@@ -327,16 +343,50 @@ fn print_status(s: &Status) -> Result<(), Failure> {
         .filter(|l| l.live)
         .map(|l| l.name.as_str())
         .collect();
-    outln!("lock sources: {}", live.join(", "));
+    shown!("lock sources: {}", live.join(", "));
     for w in &s.warnings {
-        outln!("warning: {w}");
+        shown!("warning: {w}");
     }
-    Ok(())
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Red-team round 7: a bot run from a folder named with an escape sequence had `status`
+    /// clear the trader's screen and print a forged "Locked" line.
+    #[test]
+    fn status_shows_control_characters_escaped() {
+        use tapsign_proto::{ClientInfo, SessionStatus};
+        let forged = "/tmp/\u{1b}[2J\u{1b}[HLocked (locked by `tapsign lock`)\u{1b}[8m/bot";
+        let s = Status {
+            state: SessionState::Unlocked,
+            session: Some(SessionStatus {
+                clients: vec![ClientInfo {
+                    pid: 7,
+                    exe: forged.into(),
+                    signatures: 1,
+                }],
+                opened_by: "tapsign-cli\n\u{202e}evil".into(),
+                ..Default::default()
+            }),
+            lock_reason: Some("x\u{1b}[2J".into()),
+            warnings: vec!["w\r".into()],
+            ..Default::default()
+        };
+        let text = status_text(&s);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(!text.contains('\u{202e}'), "{text:?}");
+        assert!(
+            text.starts_with("Unlocked (opened by tapsign-cli\\n"),
+            "{text}"
+        );
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
+    }
     use tapsign_proto::ProtoError;
 
     fn answered(code: ErrorCode, message: &str) -> ProtoError {
