@@ -846,3 +846,24 @@ fn binance_futures_isolated_margin_setting_is_spared_only_as_documented() {
     .unwrap_err();
     assert!(e.contains("marginType"), "{e}");
 }
+
+#[test]
+fn kucoin_earn_convert_loans_and_copy_trading_are_denied_under_any_prefix() {
+    // Red-team round 7: the deny rules named `/api/*/earn/**` and the like, one segment after
+    // `/api`, so the unified account's `/api/ua/v1/...` and OTC loans fell to the profile
+    // alone, which an `allow` entry widens. The deny list holds whatever config.toml says.
+    let c = cred(Kucoin, "key", "secret", Some("pass"));
+    for path in [
+        "/api/ua/v1/earn/orders",
+        "/api/ua/v1/struct-earn/orders",
+        "/api/ua/v1/convert/order",
+        "/api/v3/otc-loan/loan",
+        "/api/ua/v1/copy-trade/futures/orders",
+    ] {
+        let allow = config_allow(&[&format!(
+            r#"{{ method = "POST", path = "{path}", params = ["a"] }}"#
+        )]);
+        let e = attempt(&c, &allow, &req("POST", path, "", r#"{"a":"1"}"#)).unwrap_err();
+        assert!(e.contains("BuiltIn"), "{path}: {e}");
+    }
+}

@@ -318,8 +318,10 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("**/deposit/address**", Deposit),
     // kucoin docs-new: earn, lending, margin borrowing, convert, copy trading. (Unified-account
     // sub-accounts and keys, /api/ua/v1/user/*sub*, fall under the sub rules above.)
-    any("/api/*/earn/**", Earn),
-    any("/api/*/struct-earn/**", Earn),
+    // Red-team round 7: under any prefix, the unified account's `/api/ua/v1/...` included.
+    any("**/earn/**", Earn),
+    any("**/struct-earn/**", Earn),
+    any("**loan**", Loan),
     any("/api/v3/purchase**", Earn),
     any("/api/v3/redeem**", Earn),
     any("/api/v3/lend/**", Earn),
@@ -329,9 +331,9 @@ static KUCOIN_DENY: &[DenyRule] = &[
     // repayment (ccxt's kucoin endpoint table, docs/sources.md "Deny lists"), and any later one.
     any("**borrow**", Loan),
     any("**repay**", Loan),
-    any("/api/*/convert/**", Convert),
-    on("POST", "/api/*/copy-trade/**", Transfer),
-    on("DELETE", "/api/*/copy-trade/**", Transfer),
+    any("**/convert/**", Convert),
+    on("POST", "**/copy-trade/**", Transfer),
+    on("DELETE", "**/copy-trade/**", Transfer),
 ];
 
 /// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
