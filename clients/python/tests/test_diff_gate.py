@@ -38,6 +38,9 @@ def respond(method: str, url: str, body: Any) -> Any:
         return [{"currency": "USDT", "available": "100", "locked": "0"}]
     if path.endswith(("/spot/open_orders", "/spot/my_trades")):
         return []
+    if path.endswith("/batch_orders"):
+        return [{"id": 15675394 + i, "contract": "BTC_USDT", "size": 1, "price": "50000", "status": "open",
+                 "create_time": 1700000000.1, "left": 1, "succeeded": True} for i in range(2)]
     if "/futures/" in path:
         return {"id": 15675394, "contract": "BTC_USDT", "size": 1, "price": "50000", "status": "open",
                 "create_time": 1700000000.1, "left": 1}
@@ -72,6 +75,13 @@ CALLS = {
     "fetch_balance": lambda ex: ex.fetch_balance(),
     "fetch_open_orders": lambda ex: ex.fetch_open_orders("BTC/USDT"),
     "fetch_my_trades": lambda ex: ex.fetch_my_trades("BTC/USDT"),
+    # ccxt 4.5 writes `settle` and `textIsRequired` into each order of a batch, and the spot
+    # amend's `currency_pair` and `account` into a futures amend.
+    "create_swap_orders": lambda ex: ex.create_orders([
+        {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 1, "price": 50000},
+        {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "sell", "amount": 1, "price": 60000},
+    ]),
+    "edit_swap_order": lambda ex: ex.edit_order("123", "BTC/USDT:USDT", "limit", "buy", 1, 51000),
 }
 
 

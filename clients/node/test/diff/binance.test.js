@@ -55,6 +55,8 @@ const spec = {
       return { balances: [{ asset: 'BTC', free: '0.50000000', locked: '0.01000000' }], updateTime: 1700000000000 };
     }
     if (path === '/fapi/v1/order') return order({ orderId: 4021, side: 'SELL', avgPrice: '0.0', reduceOnly: false });
+    if (path === '/fapi/v1/batchOrders') return [order({ orderId: 4022 }), order({ orderId: 4023, side: 'SELL' })];
+    if (path === '/fapi/v1/marginType') return { code: 200, msg: 'success' };
     throw new Error(`no canned answer for ${req.method} ${path}`);
   },
 };
@@ -130,4 +132,26 @@ test('binance USDⓈ-M futures create_order (fapi)', () =>
     assert.match(r.agent[0].url, /^https:\/\/fapi\.binance\.com\/fapi\/v1\/order$/);
     assert.match(r.agent[0].body, /^symbol=BTCUSDT&side=SELL&/);
     assert.equal(r.result.id, '4021');
+  }));
+
+// ccxt writes a batch raw (`batchOrders=[{...}]`) and the batch cancel's list as lower-case
+// `orderidlist`, which Binance takes; `set_margin_mode` sends `marginType=ISOLATED`.
+test('binance USDⓈ-M futures create_orders (raw JSON batch)', () =>
+  run((ex) => ex.createOrders([
+    { symbol: 'BTC/USDT:USDT', type: 'limit', side: 'buy', amount: 0.002, price: 50000 },
+    { symbol: 'BTC/USDT:USDT', type: 'limit', side: 'sell', amount: 0.002, price: 90000 },
+  ]), (r) => {
+    assert.match(r.agent[0].body, /^batchOrders=\[\{"symbol":"BTCUSDT"/);
+    assert.equal(r.result.length, 2);
+  }));
+
+test('binance USDⓈ-M futures cancel_orders (orderidlist)', () =>
+  run((ex) => ex.cancelOrders(['1', '2'], 'BTC/USDT:USDT'), (r) => {
+    assert.equal(r.agent[0].method, 'DELETE');
+    assert.match(r.agent[0].url, /orderidlist=%5B1%2C2%5D/);
+  }));
+
+test('binance USDⓈ-M futures set_margin_mode isolated', () =>
+  run((ex) => ex.setMarginMode('isolated', 'BTC/USDT:USDT'), (r) => {
+    assert.match(r.agent[0].body || r.agent[0].url, /marginType=ISOLATED/);
   }));

@@ -58,9 +58,10 @@ const spec = {
     if (path === `/api/v4/spot/orders/${ORDER_ID}`) return spotOrder({ status: 'cancelled' });
     if (path === '/api/v4/spot/open_orders') return [{ currency_pair: 'BTC_USDT', total: 1, orders: [spotOrder({})] }];
     if (path === '/api/v4/spot/accounts') return [{ currency: 'USDT', available: '1000', locked: '0' }];
-    if (path === '/api/v4/futures/usdt/orders') {
-      return { id: 15675394, contract: 'BTC_USDT', size: -2, left: -2, price: '90000', tif: 'gtc', status: 'open', create_time: 1546569968, is_reduce_only: false, text: 'api' };
-    }
+    const swapOrder = { id: 15675394, contract: 'BTC_USDT', size: -2, left: -2, price: '90000', tif: 'gtc', status: 'open', create_time: 1546569968, is_reduce_only: false, text: 'api' };
+    if (path === '/api/v4/futures/usdt/orders') return swapOrder;
+    if (path === '/api/v4/futures/usdt/batch_orders') return [{ ...swapOrder, succeeded: true }, { ...swapOrder, id: 15675395, succeeded: true }];
+    if (path === '/api/v4/futures/usdt/orders/15675394') return { ...swapOrder, price: '91000' };
     throw new Error(`no canned answer for ${req.method} ${path}`);
   },
 };
@@ -114,4 +115,21 @@ test('gate USDT perpetual create_order (futures)', () =>
     assert.equal(last(r).url, 'https://api.gateio.ws/api/v4/futures/usdt/orders');
     assert.match(last(r).body, /"contract":"BTC_USDT","size":-2/);
     assert.equal(r.result.id, '15675394');
+  }));
+
+// ccxt writes `settle` and `textIsRequired` into each order of a batch, and the spot amend's
+// `currency_pair` and `account` into a futures amend.
+test('gate USDT perpetual create_orders (batch)', () =>
+  run((ex) => ex.createOrders([
+    { symbol: 'BTC/USDT:USDT', type: 'limit', side: 'buy', amount: 2, price: 50000 },
+    { symbol: 'BTC/USDT:USDT', type: 'limit', side: 'sell', amount: 2, price: 90000 },
+  ]), (r) => {
+    assert.equal(last(r).url, 'https://api.gateio.ws/api/v4/futures/usdt/batch_orders');
+    assert.equal(r.result.length, 2);
+  }));
+
+test('gate USDT perpetual edit_order (amend)', () =>
+  run((ex) => ex.editOrder('15675394', 'BTC/USDT:USDT', 'limit', 'sell', 2, 91000), (r) => {
+    assert.equal(last(r).method, 'PUT');
+    assert.equal(last(r).url, 'https://api.gateio.ws/api/v4/futures/usdt/orders/15675394');
   }));
