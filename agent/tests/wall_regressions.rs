@@ -867,3 +867,90 @@ fn kucoin_earn_convert_loans_and_copy_trading_are_denied_under_any_prefix() {
         assert!(e.contains("BuiltIn"), "{path}: {e}");
     }
 }
+
+#[test]
+fn binance_liquidation_values_are_read_as_a_server_folds_them() {
+    // Red-team round 7, second wave. Letters that only fold to ASCII (`ı` is `I` to Java's
+    // `toUpperCase`, `ſ` is `S`), a value ended by `;`, and `marginType=MARGIN` (never a
+    // futures margin type) each carried `type=MARGIN` or `type=ISOLATED` past the check.
+    let binance = cred(Binance, "key", "secret", None);
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity"] }"#,
+    ]);
+    for q in [
+        "symbol=BTCUSDT&side=BUY&type=%C4%B1SOLATED&quantity=1",
+        "symbol=BTCUSDT&side=BUY&type=MARG%C4%B1N&quantity=1",
+        "symbol=BTCUSDT&side=BUY&type=%C4%B1%C5%BFOLATED&quantity=1",
+        "symbol=BTCUSDT&side=BUY&type=%C2%A0MARGIN&quantity=1",
+    ] {
+        let e = attempt(
+            &binance,
+            &margin,
+            &req("POST", "/sapi/v1/margin/order", q, ""),
+        )
+        .unwrap_err();
+        assert!(e.contains("FundValue"), "{q}: {e}");
+    }
+    let default = KeyPolicy::default();
+    for (method, path, q) in [
+        (
+            "GET",
+            "/fapi/v1/income",
+            "symbol=BTCUSDT&incomeType=MARG%C4%B1N",
+        ),
+        (
+            "GET",
+            "/fapi/v1/income",
+            "symbol=BTCUSDT&incomeType=MARGIN;x",
+        ),
+        (
+            "POST",
+            "/fapi/v1/marginType",
+            "symbol=BTCUSDT&marginType=MARGIN",
+        ),
+        (
+            "POST",
+            "/dapi/v1/marginType",
+            "symbol=BTCUSD_PERP&marginType=margin",
+        ),
+    ] {
+        let e = attempt(&binance, &default, &req(method, path, q, "")).unwrap_err();
+        assert!(
+            e.contains("FundValue") || e.contains("marginType"),
+            "{path}?{q}: {e}"
+        );
+    }
+    // Fund-moving names spelled with letters that fold to ASCII are read as such too: the
+    // query's last value and the body's first name join (`wıthdraw` + `orderId`).
+    for (method, path, q, b) in [
+        (
+            "DELETE",
+            "/api/v3/order",
+            "symbol=BTCUSDT&newClientOrderId=w%C4%B1thdraw",
+            "orderId=1",
+        ),
+        (
+            "POST",
+            "/api/v3/order",
+            "symbol=BTCUSDT&type=MARKET&quantity=1&newClientOrderId=tran%C5%BFfer",
+            "side=BUY",
+        ),
+    ] {
+        let e = attempt(&binance, &default, &req(method, path, q, b)).unwrap_err();
+        assert!(
+            e.contains("BuiltIn") || e.contains("FundParameter"),
+            "{q}: {e}"
+        );
+    }
+    // Raw JSON is ccxt's `batchOrders` list, and nothing else.
+    for (q, b) in [
+        (
+            "",
+            r#"symbol=BTCUSDT&newClientOrderId={"symbol":"BTCUSDT","type":"MARGIN"}"#,
+        ),
+        ("", r#"batchOrders={"symbol":"BTCUSDT","type":"ISOLATED"}"#),
+    ] {
+        let e = refused(&binance, &req("POST", "/fapi/v1/batchOrders", q, b));
+        assert!(e.contains("Malformed"), "{b}: {e}");
+    }
+}

@@ -656,23 +656,34 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
                 continue;
             }
             let value = signed[eq + 1..].split('&').next().unwrap_or_default();
-            let blank = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
-            let head = value.trim_start_matches(blank);
+            // Blanks are not trusted to be kept, nor letters that only fold to ASCII (`ı` is
+            // `I` to Java's `toUpperCase`, `ſ` is `S`): the value is read folded.
+            let blank = |c: char| c.is_whitespace() || c.is_control();
+            let folded = fold_case(value);
+            let head = folded.trim_start_matches(blank);
             let refused = if start == 0 || bytes[start - 1] == b'&' {
                 // A whole name. Any cut of the bytes can end its value (the query ends where
                 // the body begins, with no `&`), so a value that starts with one of these is
-                // one; leading blanks are not trusted to be kept either.
+                // one.
                 v.values.iter().any(|w| {
                     head.get(..w.len())
                         .is_some_and(|h| h.eq_ignore_ascii_case(w))
                 })
             } else {
                 // The name's start is a cut (the body begins inside another name:
-                // `sideEffect|Type=MARGIN`), so the value runs to the next `&` or the end,
-                // which no cut can move: only the whole value counts.
-                let whole = head.trim_end_matches(blank);
+                // `sideEffect|Type=MARGIN`), so the value runs to the next `&` (or `;`, where
+                // a parser splits on it), which no cut can move: only the whole value counts.
+                let whole = head
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(blank);
                 let from = signed[..start].rfind('&').map_or(0, |a| a + 1);
-                let spared = v.spared.contains(&&signed[from..eq]) && &signed[start..eq] != v.name;
+                let spared = v.spared.iter().any(|(name, values)| {
+                    *name == &signed[from..eq]
+                        && &signed[start..eq] != v.name
+                        && values.iter().any(|w| whole.eq_ignore_ascii_case(w))
+                });
                 !spared && v.values.iter().any(|w| whole.eq_ignore_ascii_case(w))
             };
             if refused {
@@ -754,8 +765,33 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
             .find(|(p, _)| p.eq_ignore_ascii_case(name))
             .map(|(_, c)| *c);
     }
-    let lower = name.to_lowercase();
-    table.iter().find(|(p, _)| *p == lower).map(|(_, c)| *c)
+    let folded = fold_case(name);
+    table
+        .iter()
+        .find(|(p, _)| p.eq_ignore_ascii_case(&folded))
+        .map(|(_, c)| *c)
+}
+
+/// `text` with every letter that folds to ASCII written as its ASCII capital, for comparing
+/// without case as a server might: Java's `toUpperCase` makes `ı` an `I`, `ſ` an `S` and `ﬆ`
+/// `ST`, and its `equalsIgnoreCase` also takes a letter whose lower case is ASCII (`İ`, the
+/// Kelvin sign). Other characters are kept. ASCII text comes back as it is.
+pub(crate) fn fold_case(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let upper: String = c.to_uppercase().collect();
+        if upper.is_ascii() {
+            out.push_str(&upper);
+        } else if let Some(l) = c.to_lowercase().next().filter(char::is_ascii) {
+            out.push(l.to_ascii_uppercase());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The first letters and lengths of an exchange's fund-moving parameter names: most names

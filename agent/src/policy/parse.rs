@@ -481,13 +481,15 @@ fn value_ok(value: &str, plain: bool) -> bool {
     true
 }
 
-/// A form body's value that is compact JSON sent without escapes, as Binance's `batchOrders`
-/// is written by ccxt (`batchOrders=[{"symbol":"BTCUSDT",...}]`). Only `"`, `{`, `}`, `[` and
-/// `]` are added to the value characters, and only when the whole value is strict compact JSON
-/// (an array or object, plain keys): with no `%`, `+`, `&`, `=`, space or `\`, the server's
-/// form reading and the policy's are the same bytes, and no `name=value` can hide in it.
-fn raw_json_value(value: &str) -> bool {
-    value.starts_with(['[', '{'])
+/// A form body's value that is compact JSON sent without escapes: Binance's `batchOrders`, as
+/// ccxt writes it (`batchOrders=[{"symbol":"BTCUSDT",...}]`), and nothing else. Only `"`, `{`,
+/// `}`, `[` and `]` are added to the value characters, and only when the whole value is a
+/// strict compact JSON array (plain keys): with no `%`, `+`, `&`, `=`, space or `\`, the
+/// server's form reading and the policy's are the same bytes, and no `name=value` can hide in
+/// it. An array, so that no cut of the signed bytes is a lone JSON object.
+fn raw_json_value(name: &str, value: &str) -> bool {
+    name == "batchOrders"
+        && value.starts_with('[')
         && value
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-._~,:!*'()@$/;\"{}[]".contains(&c))
@@ -558,13 +560,13 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
             ));
         }
         let plain = g.plain_values && part == "query";
-        let json_value = || g.json_form_values && part == "body" && raw_json_value(value);
+        let json_value = || g.json_form_values && part == "body" && raw_json_value(name, value);
         if !value_ok(value, plain) && !json_value() {
             return fail(
                 if g.json_form_values && part == "body" && value.starts_with(['[', '{']) {
                     format!(
-                        "the body value of {name:?} is not compact JSON the agent can read as the \
-                     exchange will: send it raw and compact (json.dumps(v, separators=(',', \
+                        "the body value of {name:?} is not a compact JSON list the agent can read as \
+                     the exchange will: send it raw and compact (json.dumps(v, separators=(',', \
                      ':')), JSON.stringify), each key once, with no space, '\\', '+', '%', '&', \
                      '=' or '#', or percent-encode the whole value"
                     )

@@ -486,10 +486,10 @@ pub(super) struct FundValue {
     pub name: &'static str,
     /// The values, compared without case.
     pub values: &'static [&'static str],
-    /// Whole names, exactly as sent, that end in `name` with another case and are left
-    /// signed with a picking value: a setting trading needs, whose cut reading is a
+    /// Whole names, exactly as sent, that end in `name` with another case, and the picking
+    /// values they are left signed with: a setting trading needs, whose cut reading is a
     /// documented residual (docs/policy.md, "What a signature can still be used for").
-    pub spared: &'static [&'static str],
+    pub spared: &'static [(&'static str, &'static [&'static str])],
     pub endpoint: &'static str,
     pub category: Category,
 }
@@ -505,7 +505,7 @@ pub(super) struct FundValue {
 static BINANCE_VALUES: &[FundValue] = &[FundValue {
     name: "type",
     values: &["MARGIN", "ISOLATED"],
-    spared: &["marginType"],
+    spared: &[("marginType", &["ISOLATED"])],
     endpoint: "POST /sapi/v1/margin/manual-liquidation",
     category: Liquidation,
 }];
