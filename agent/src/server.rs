@@ -224,7 +224,7 @@ pub async fn serve(
         .ok();
     // Written before the watchdog starts, which then keeps it the agent's (a bot that puts
     // its own file there, naming another process, would have `tapsign lock` signal that one).
-    let pid_file = Arc::new(std::sync::Mutex::new(PidFile::write(&socket)));
+    let pid_file = Arc::new(std::sync::Mutex::new(Some(PidFile::write(&socket))));
     crate::watchdog::spawn(&agent, socket.clone(), bound_id, Arc::clone(&pid_file));
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     let lock_sources = crate::locksource::spawn(&agent);
@@ -313,71 +313,96 @@ pub async fn serve(
 /// cannot take it) `tapsign lock` still finds an agent that bound its own socket.
 pub(crate) struct PidFile {
     path: PathBuf,
-    held: std::fs::File,
+    /// The file this agent wrote and holds locked; `None` until it could write one.
+    held: Option<std::fs::File>,
+    /// The last attempt to write it failed (said once, not every beat).
+    failing: bool,
 }
 
 impl PidFile {
-    fn write(socket: &Path) -> Option<PidFile> {
-        let path = tapsign_proto::path::pid_file(socket);
-        match Self::create(&path, &path) {
-            Ok(held) => Some(PidFile { path, held }),
-            Err(e) => {
-                say!(
-                    "tapsign agent: warning: could not write {} ({e}): while every connection slot is taken, `tapsign lock` may not find this agent",
-                    path.display()
-                );
-                None
-            }
+    /// Write the pid file, replacing whatever is at its path (a file a bot put there before the
+    /// agent started, naming another process, included). A failure is said; the watchdog tries
+    /// again every beat ([`crate::watchdog`]).
+    fn write(socket: &Path) -> PidFile {
+        let mut pid_file = PidFile {
+            path: tapsign_proto::path::pid_file(socket),
+            held: None,
+            failing: false,
+        };
+        if let Err(e) = pid_file.restore() {
+            say!(
+                "tapsign agent: warning: could not write {} ({e}): the session stays locked until it can; while every connection slot is taken, `tapsign lock` may not find this agent",
+                pid_file.path.display()
+            );
+            pid_file.failing = true;
         }
+        pid_file
     }
 
-    /// Open `at` (no symlink), lock it, write the pid; then, if `at` is not `path`, rename it
-    /// over `path` (a whole file appears at once, already locked).
+    /// Create `at` (a new name, no symlink followed), lock it, write the pid, and rename it over
+    /// `path`: a whole file appears at once, already locked.
     fn create(at: &Path, path: &Path) -> std::io::Result<std::fs::File> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(at)?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
-        f.set_len(0)?;
-        writeln!(f, "{}", std::process::id())?;
-        if at != path {
-            std::fs::rename(at, path)?;
+        let written = (|| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+            writeln!(f, "{}", std::process::id())?;
+            std::fs::rename(at, path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(at);
+            return Err(e);
         }
         Ok(f)
     }
 
-    /// Whether the path still names the file this agent holds (device and inode).
+    /// Whether the path names the file this agent holds (device and inode), and the file still
+    /// says this agent's pid (a bot of the user can write into it: the lock is advisory).
     pub(crate) fn in_place(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let (Ok(now), Ok(held)) = (std::fs::symlink_metadata(&self.path), self.held.metadata())
-        else {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let Some(held) = &self.held else {
             return false;
         };
-        (now.dev(), now.ino()) == (held.dev(), held.ino())
+        let (Ok(now), Ok(ours)) = (std::fs::symlink_metadata(&self.path), held.metadata()) else {
+            return false;
+        };
+        if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) {
+            return false;
+        }
+        let want = format!("{}\n", std::process::id());
+        let mut buf = [0u8; 32];
+        matches!(held.read_at(&mut buf, 0), Ok(n) if buf[..n] == *want.as_bytes())
     }
 
-    /// Put this agent's pid file back where something else was put.
+    /// Write this agent's pid file anew where it is missing, moved, replaced or rewritten.
     pub(crate) fn restore(&mut self) -> std::io::Result<()> {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".{}.tmp", std::process::id()));
-        let at = PathBuf::from(name);
-        let _ = std::fs::remove_file(&at);
-        let held = Self::create(&at, &self.path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&at);
-        })?;
-        self.held = held;
+        name.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            hex::encode(random)
+        ));
+        self.held = Some(Self::create(Path::new(&name), &self.path)?);
         Ok(())
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Record whether the last [`PidFile::restore`] failed; true when that is news.
+    pub(crate) fn failed(&mut self, failed: bool) -> bool {
+        let news = failed && !self.failing;
+        self.failing = failed;
+        news
     }
 }
 

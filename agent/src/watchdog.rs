@@ -253,24 +253,27 @@ fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
     }
     agent.lock(pid_file_reason(pid_file.path()));
     match pid_file.restore() {
-        Ok(()) => say!(
-            "tapsign agent: warning: {} was moved or replaced: the session is locked, and the agent's pid file is back",
-            pid_file.path().display()
-        ),
-        Err(e) => {
+        Ok(()) => {
+            pid_file.failed(false);
             say!(
-                "tapsign agent: warning: {} was moved or replaced and cannot be put back ({e}): the session is locked; `tapsign lock` may not find this agent while every connection slot is taken",
+                "tapsign agent: warning: {} was moved, replaced or rewritten: the session is locked, and the agent's pid file is back",
                 pid_file.path().display()
             );
-            // Not tried again: the session stays locked only for this event.
-            *held = None;
+        }
+        Err(e) => {
+            if pid_file.failed(true) {
+                say!(
+                    "tapsign agent: warning: {} was moved, replaced or rewritten and cannot be put back ({e}): the session stays locked until it can",
+                    pid_file.path().display()
+                );
+            }
         }
     }
 }
 
 fn pid_file_reason(path: &Path) -> LockReason {
     LockReason::Other(format!(
-        "the agent's pid file {} was moved or replaced",
+        "the agent's pid file {} was moved, replaced or rewritten",
         path.display()
     ))
 }
@@ -295,10 +298,13 @@ fn watch_folder(
     };
     let name = name.as_encoded_bytes().to_vec();
     let fd = inotify::init(CreateFlags::CLOEXEC)?;
+    // A write into the pid file counts too: the lock on it is advisory.
     let what = WatchFlags::CREATE
         | WatchFlags::DELETE
         | WatchFlags::MOVED_FROM
         | WatchFlags::MOVED_TO
+        | WatchFlags::MODIFY
+        | WatchFlags::CLOSE_WRITE
         | WatchFlags::DELETE_SELF
         | WatchFlags::MOVE_SELF;
     inotify::add_watch(&fd, dir, what)?;
@@ -308,17 +314,26 @@ fn watch_folder(
             let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
             let mut reader = inotify::Reader::new(&fd, &mut buf);
             loop {
+                // Which name changed: the socket (or the folder, or lost events) or the pid file.
                 let hit = match reader.next() {
                     Ok(ev) => {
-                        ev.events().intersects(
+                        let folder = ev.events().intersects(
                             ReadFlags::QUEUE_OVERFLOW
                                 | ReadFlags::DELETE_SELF
                                 | ReadFlags::MOVE_SELF
                                 | ReadFlags::IGNORED,
-                        ) || ev.file_name().is_some_and(|n| {
-                            (socket_too && n.to_bytes() == name)
-                                || pid_name.as_deref() == Some(n.to_bytes())
-                        })
+                        );
+                        let named = |n: &[u8]| ev.file_name().is_some_and(|f| f.to_bytes() == n);
+                        let written = ev
+                            .events()
+                            .intersects(ReadFlags::MODIFY | ReadFlags::CLOSE_WRITE);
+                        if pid_name.as_deref().is_some_and(named) {
+                            Some(true)
+                        } else if folder || (socket_too && named(&name) && !written) {
+                            Some(false)
+                        } else {
+                            None
+                        }
                     }
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => {
@@ -330,10 +345,14 @@ fn watch_folder(
                         return;
                     }
                 };
-                if !hit {
+                let Some(pid) = hit else {
+                    continue;
+                };
+                let Some(agent) = weak.upgrade() else { return };
+                if pid {
+                    agent.lock(pid_file_reason(&tapsign_proto::path::pid_file(&socket)));
                     continue;
                 }
-                let Some(agent) = weak.upgrade() else { return };
                 agent.lock(swapped_reason(&socket));
             }
         })?;

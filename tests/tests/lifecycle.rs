@@ -346,7 +346,7 @@ fn locked_for_a_moved_socket(held: &mut tapsign_proto::client::Client, never: &s
         let st = held.status().unwrap();
         if st.state == tapsign_proto::SessionState::Locked {
             let why = st.lock_reason.unwrap_or_default();
-            assert!(why.contains("moved or replaced"), "{why}");
+            assert!(why.contains("was moved"), "{why}");
             return;
         }
         assert!(std::time::Instant::now() < deadline, "{never}");
@@ -418,10 +418,55 @@ fn an_agent_whose_pid_file_is_replaced_locks_and_puts_its_own_back() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Second wave: the lock on the file is advisory, so a bot can write another pid into the
+    // agent's own file, without a rename. That locks too, and the agent writes its file anew.
+    std::thread::sleep(Duration::from_millis(500));
+    w.run(&["unlock"], "").ok();
+    let mut held = w.client();
+    std::fs::write(&pid_file, "1\n").unwrap();
+    locked_for_a_moved_socket(&mut held, "a rewritten pid file was not seen");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&pid_file).unwrap_or_default() != agent_pid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pid file was not written anew"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Put back: a new session stays open, and the agent still signs.
     std::thread::sleep(Duration::from_millis(500));
     w.run(&["unlock"], "").ok();
     let sign = ["sign", "b", "--method", "GET", "--path", "/api/v3/account"];
     w.run(&sign, "").ok();
     assert_eq!(w.status()["state"], "unlocked");
+}
+
+/// Red-team round 7, second wave: a pid file a bot put there before the agent started, and
+/// held locked, kept the agent from writing its own; `tapsign lock` then signalled the pid
+/// in the bot's file. The agent now writes its file under a new name and renames it over.
+#[test]
+fn an_agent_replaces_a_pid_file_planted_before_it_started() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    let pid_file = tapsign_proto::path::pid_file(&w.sock);
+    let mut folder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(folder.recursive(true), 0o700);
+    folder.create(pid_file.parent().unwrap()).unwrap();
+    std::fs::write(&pid_file, "1\n").unwrap();
+    let planted = std::fs::File::open(&pid_file).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    #[allow(unsafe_code)]
+    let locked = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&planted),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    assert_eq!(locked, 0);
+    w.start_agent();
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        format!("{}\n", w.agent_pid())
+    );
+    drop(planted);
 }

@@ -118,7 +118,7 @@ pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
     let mut client = connect(paths)?;
     let signed = client.sign(a.request.into_request(a.name))?;
     let json = serde_json::to_string(&signed).map_err(|e| Failure::error(e.to_string()))?;
-    outln!("{json}");
+    jsonln!(json);
     Ok(())
 }
 
@@ -127,7 +127,7 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
     loop {
         let event = sub.next_event()?;
         let json = serde_json::to_string(&event).map_err(|e| Failure::error(e.to_string()))?;
-        outln!("{json}");
+        jsonln!(json);
     }
 }
 
@@ -137,8 +137,22 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    let attempt =
-        Client::connect_within(&paths.socket, &name, Some(LOCK_WAIT)).and_then(|mut c| c.lock());
+    // Each read and write waits at most LOCK_WAIT, and so does the whole exchange: something
+    // that answers a byte at a time must not hold the locker back either. The thread is left
+    // behind if it does not finish; the command ends without it.
+    let socket = paths.socket.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let attempt =
+            Client::connect_within(&socket, &name, Some(LOCK_WAIT)).and_then(|mut c| c.lock());
+        let _ = tx.send(attempt);
+    });
+    let attempt = rx.recv_timeout(LOCK_WAIT).unwrap_or_else(|_| {
+        Err(ProtoError::Io(std::io::Error::new(
+            ErrorKind::TimedOut,
+            "no answer in time",
+        )))
+    });
     let why = match attempt {
         Ok(()) => {
             outln!("Locked: the session is over and its secrets are wiped.");
@@ -194,10 +208,11 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
             Err(e) => return Err(e.to_string()),
         };
     let pid_file = tapsign_proto::path::pid_file(&paths.socket);
-    let agent = [listener, live_agent_pid(&pid_file)]
-        .into_iter()
-        .flatten()
-        .find(|&pid| is_agent(pid, me.as_raw()))
+    // The listener first: the pid file is read only when it is not an agent (socket
+    // activation: systemd listens).
+    let agent = listener
+        .filter(|&pid| is_agent(pid, me.as_raw()))
+        .or_else(|| live_agent_pid(&pid_file).filter(|&pid| is_agent(pid, me.as_raw())))
         .ok_or_else(|| {
             format!(
                 "no tapsign agent to send SIGHUP to: the socket's listener ({}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
@@ -211,19 +226,52 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
     Ok(agent)
 }
 
-/// The pid in the agent's pid file, if an agent holds the file locked (a file left by an agent
-/// that died is not: its lock went with it).
+/// The pid of the agent holding its pid file locked: the process the kernel names as holding
+/// the file's lock (`/proc/locks`), which must be the pid the file says. The file itself is
+/// the user's, so a bot can write any pid into it; the lock's holder it cannot fake. A file
+/// left by an agent that died is not locked. Opened without blocking or following a symlink,
+/// and only a regular file (a FIFO there would hang `tapsign lock`).
 fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
-    let f = std::fs::File::open(pid_file).ok()?;
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
-        // Nobody holds it: stale.
-        Ok(()) => None,
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-            let text = std::fs::read_to_string(pid_file).ok()?;
-            text.trim().parse().ok()
-        }
-        Err(_) => None,
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
+        .open(pid_file)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.file_type().is_file() {
+        return None;
     }
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
+        // Nobody holds it (stale), or it cannot be told.
+        _ => return None,
+    }
+    let mut text = String::new();
+    f.by_ref().take(32).read_to_string(&mut text).ok()?;
+    let said: u32 = text.trim().parse().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let holder = lock_holder(&locks, meta.dev(), meta.ino())?;
+    (holder == said).then_some(said)
+}
+
+/// The pid holding an exclusive `flock` on (`dev`, `ino`), from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF`; the device in hex `major:minor`).
+fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // A blocked waiter's line starts with "->" and shifts the fields; only holders count.
+        let [_, "FLOCK", _, "WRITE", pid, id, ..] = f.as_slice() else {
+            return None;
+        };
+        let mut parts = id.split(':');
+        let ma = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let mi = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let i: u64 = parts.next()?.parse().ok()?;
+        ((ma, mi, i) == (major, minor, ino)).then(|| pid.parse().ok())?
+    })
 }
 
 /// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
@@ -247,7 +295,7 @@ pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
     if json {
         let text =
             serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
-        outln!("{text}");
+        jsonln!(text);
     } else {
         print_status(&status)?;
     }
@@ -353,6 +401,59 @@ fn status_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_holder_is_read_from_proc_locks() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 307 fe:00:10010667 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 999 fe:00:10010667 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 400 fe:00:77 0 EOF\n";
+        let dev = rustix::fs::makedev(0xfe, 0);
+        assert_eq!(lock_holder(locks, dev, 10010667), Some(307));
+        assert_eq!(
+            lock_holder(locks, dev, 77),
+            None,
+            "a POSIX lock is not the agent's"
+        );
+        assert_eq!(lock_holder(locks, dev, 5), None);
+    }
+
+    /// Red-team round 7, second wave: the pid in the file is the user's to write, and a FIFO
+    /// there hung `tapsign lock`. Only the lock's holder counts, and only a regular file.
+    #[test]
+    fn a_pid_file_is_believed_only_for_its_locks_holder_and_a_fifo_is_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock.pid");
+        let me = std::process::id();
+        std::fs::write(&path, format!("{me}\n")).unwrap();
+        // Not locked: a file left by an agent that died.
+        assert_eq!(live_agent_pid(&path), None);
+        // Locked by this process (another descriptor, so a shared probe sees it held).
+        let held = std::fs::File::open(&path).unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert_eq!(live_agent_pid(&path), Some(me));
+        // The holder is this process; a file that names another pid is not believed.
+        std::fs::write(&path, "1\n").unwrap();
+        assert_eq!(live_agent_pid(&path), None);
+        drop(held);
+        // A FIFO: refused at once, not waited on for a writer.
+        let fifo = dir.path().join("fifo.pid");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(live_agent_pid(&fifo));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("reading a FIFO pid file hung");
+        assert_eq!(got, None);
+    }
 
     /// Red-team round 7: a bot run from a folder named with an escape sequence had `status`
     /// clear the trader's screen and print a forged "Locked" line.
