@@ -28,6 +28,13 @@ fn a_stale_socket_file_is_replaced() {
     drop(std::os::unix::net::UnixListener::bind(&w.sock).unwrap());
     assert!(w.sock.exists());
     w.start_agent();
+    // The probe that waits for the agent can find the stale socket answering for a moment: a
+    // process another test thread forks holds the dropped listener until it execs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w.agent_log().contains("listening on") {
+        assert!(std::time::Instant::now() < deadline, "{}", w.agent_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(w.agent_log().contains("stale socket"), "{}", w.agent_log());
 }
 
@@ -238,6 +245,33 @@ fn kill(w: &World, sig: &str) {
         .status()
         .unwrap();
     assert!(ok.success());
+    if sig == "STOP" {
+        wait_stopped(w.agent_pid());
+    }
+}
+
+/// Wait (bounded) until every thread of `pid` is stopped. kill(2) returns once the stop is
+/// sent, not once it took effect: a thread running on another CPU stops when that CPU takes
+/// the interrupt, which on a loaded virtual machine can come after the test's next writes.
+fn wait_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let all_stopped = tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // `pid (comm) S ...`: the state follows the last ')'.
+            let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+            state.starts_with('T') || state.starts_with('t')
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -329,7 +363,12 @@ fn requests_queued_while_the_agent_was_stopped_are_not_signed() {
             }
         }
     }
-    assert_eq!(signed, 0, "requests queued during the stop were signed");
+    assert_eq!(
+        signed,
+        0,
+        "requests queued during the stop were signed; agent log:\n{}",
+        w.agent_log()
+    );
     let st = w.status();
     assert_eq!(st["state"], "locked", "{st}");
     let why = st["lock_reason"].as_str().unwrap_or_default();
