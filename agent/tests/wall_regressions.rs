@@ -889,7 +889,12 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
             &req("POST", "/sapi/v1/margin/order", q, ""),
         )
         .unwrap_err();
-        assert!(e.contains("FundValue"), "{q}: {e}");
+        // Third wave: Binance values are printable ASCII once decoded, so these are refused
+        // as malformed before the fold is needed.
+        assert!(
+            e.contains("FundValue") || e.contains("printable ASCII"),
+            "{q}: {e}"
+        );
     }
     let default = KeyPolicy::default();
     for (method, path, q) in [
@@ -916,7 +921,7 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
     ] {
         let e = attempt(&binance, &default, &req(method, path, q, "")).unwrap_err();
         assert!(
-            e.contains("FundValue") || e.contains("marginType"),
+            e.contains("FundValue") || e.contains("marginType") || e.contains("printable ASCII"),
             "{path}?{q}: {e}"
         );
     }
@@ -938,7 +943,7 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
     ] {
         let e = attempt(&binance, &default, &req(method, path, q, b)).unwrap_err();
         assert!(
-            e.contains("BuiltIn") || e.contains("FundParameter"),
+            e.contains("BuiltIn") || e.contains("FundParameter") || e.contains("printable ASCII"),
             "{q}: {e}"
         );
     }
@@ -953,4 +958,51 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
         let e = refused(&binance, &req("POST", "/fapi/v1/batchOrders", q, b));
         assert!(e.contains("Malformed"), "{b}: {e}");
     }
+}
+
+#[test]
+fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
+    // Red-team round 7, third wave: a server that normalises (NFKC, accents stripped, Java 8's
+    // old whitespace, a combining dot after I) reads these as MARGIN; and a `;` where query
+    // and body meet starts a whole `type` name for a parser that splits on it, whose value a
+    // cut can shorten (`quantity=1;` | `type=ISOLATEDx`).
+    let binance = cred(Binance, "key", "secret", None);
+    for q in [
+        "symbol=BTCUSDT&incomeType=%E1%A0%8EMARGIN",
+        "symbol=BTCUSDT&incomeType=MARGI%CC%87N",
+        "symbol=BTCUSDT&incomeType=%EF%BC%AD%EF%BC%A1%EF%BC%B2%EF%BC%A7%EF%BC%A9%EF%BC%AE",
+        "symbol=BTCUSDT&incomeType=M%C3%81RGIN",
+        "symbol=BTCUSDT&incomeType=MARGIN%00x",
+        "symbol=BTCUSDT&incomeType=%FF",
+    ] {
+        let e = refused(&binance, &req("GET", "/fapi/v1/income", q, ""));
+        assert!(e.contains("printable ASCII"), "{q}: {e}");
+    }
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity"] }"#,
+    ]);
+    for (q, b) in [
+        ("symbol=BTCUSDT&side=BUY&quantity=1;", "type=ISOLATEDx"),
+        ("side=BUY&quantity=1;", "type=MARGIN_&symbol=BTCUSDT"),
+    ] {
+        let e = attempt(
+            &binance,
+            &margin,
+            &req("POST", "/sapi/v1/margin/order", q, b),
+        )
+        .unwrap_err();
+        assert!(e.contains("FundValue"), "{q} | {b}: {e}");
+    }
+    // Ordinary values sign.
+    attempt(
+        &binance,
+        &KeyPolicy::default(),
+        &req(
+            "GET",
+            "/fapi/v1/income",
+            "symbol=BTCUSDT&incomeType=REALIZED_PNL",
+            "",
+        ),
+    )
+    .unwrap();
 }

@@ -661,7 +661,8 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
             let blank = |c: char| c.is_whitespace() || c.is_control();
             let folded = fold_case(value);
             let head = folded.trim_start_matches(blank);
-            let refused = if start == 0 || bytes[start - 1] == b'&' {
+            // A whole name starts the bytes or follows `&`, or `;` for a parser that splits on it.
+            let refused = if start == 0 || matches!(bytes[start - 1], b'&' | b';') {
                 // A whole name. Any cut of the bytes can end its value (the query ends where
                 // the body begins, with no `&`), so a value that starts with one of these is
                 // one.

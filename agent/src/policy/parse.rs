@@ -65,6 +65,10 @@ pub struct Grammar {
     /// A form body's value may be compact JSON sent raw (Binance's `batchOrders`, as ccxt
     /// writes it): see [`raw_json_value`].
     pub json_form_values: bool,
+    /// Query and form values, percent-decoded, are printable ASCII (Binance: every parameter
+    /// it documents is; a letter that only looks like an ASCII one, `ı`, `ＭＡＲＧＩＮ`, `I` and a
+    /// combining dot, may be read as one by a server that folds case or normalises).
+    pub ascii_values: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
 }
@@ -105,6 +109,7 @@ impl Grammar {
             json_no_separator: true,
             echo: None,
             json_form_values: false,
+            ascii_values: false,
             path_prefix: "/",
         };
         match exchange {
@@ -118,6 +123,7 @@ impl Grammar {
                 body: BodyKind::Form,
                 repeats: false,
                 json_form_values: true,
+                ascii_values: true,
                 ..json
             },
             Exchange::Upbit | Exchange::Bithumb => Grammar {
@@ -583,6 +589,17 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                     )
                 },
             );
+        }
+        if g.ascii_values
+            && crate::sign::form::decoded_cow(value)
+                .chars()
+                .any(|c| !(' '..='~').contains(&c))
+        {
+            return fail(format!(
+                "the {part} value of {name:?} holds, percent-decoded, a character other than \
+                 printable ASCII: this exchange's parameters are ASCII, and a letter that only \
+                 looks like one (or a control character) may be read as another by its server"
+            ));
         }
         pairs.push(Pair {
             name: name.to_string(),
