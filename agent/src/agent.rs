@@ -70,6 +70,8 @@ pub struct Agent {
     pub(crate) beat: crate::watchdog::Beat,
     /// SIGHUP and SIGCONT counts acted on: a request that finds one newer locks first.
     pub(crate) signals: crate::watchdog::Signals,
+    /// What keeps the watchdog from guarding a session now: unlock is refused while any.
+    pub(crate) guard: crate::watchdog::Guard,
 }
 
 impl Agent {
@@ -105,6 +107,7 @@ impl Agent {
             nonces,
             beat: crate::watchdog::Beat::default(),
             signals: crate::watchdog::Signals::default(),
+            guard: crate::watchdog::Guard::default(),
         })
     }
 
@@ -430,6 +433,9 @@ impl Agent {
         }
         let audit_head = self.audit_head();
         warnings.extend(self.audit.warnings());
+        if let Some(why) = self.guard.why() {
+            warnings.push(format!("unlock is refused: {why}"));
+        }
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
         }

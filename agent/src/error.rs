@@ -41,6 +41,9 @@ pub enum AgentError {
     /// `unlock --extend` with no session open.
     #[error("no session is open to extend: run `tapsign unlock`")]
     NothingToExtend,
+    /// The watchdog cannot guard a session now (crate::watchdog::Guard).
+    #[error("the agent will not open a session: {0}")]
+    Unguarded(String),
     /// The session ended while `unlock --extend` waited for the touch.
     #[error("the session ended before the touch; run `tapsign unlock`")]
     EndedDuringTouch,
@@ -122,7 +125,7 @@ impl AgentError {
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
-            Worker | Unrecorded { .. } | Nonce(_) => ErrorCode::Internal,
+            Worker | Unrecorded { .. } | Nonce(_) | Unguarded(_) => ErrorCode::Internal,
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
             Busy | BusyAll => ErrorCode::Busy,
             Forbidden(_) => ErrorCode::Forbidden,

@@ -313,8 +313,9 @@ pub async fn serve(
 /// cannot take it) `tapsign lock` still finds an agent that bound its own socket.
 pub(crate) struct PidFile {
     path: PathBuf,
-    /// The file this agent wrote and holds locked; `None` until it could write one.
-    held: Option<std::fs::File>,
+    /// The file this agent wrote and holds locked, and its size and change times as written;
+    /// `None` until it could write one.
+    held: Option<(std::fs::File, FileStamp)>,
     /// The last attempt to write it failed (said once, not every beat).
     failing: bool,
 }
@@ -362,19 +363,26 @@ impl PidFile {
         Ok(f)
     }
 
-    /// Whether the path names the file this agent holds (device and inode), and the file still
-    /// says this agent's pid (a bot of the user can write into it: the lock is advisory).
+    /// Whether the path names the file this agent holds (device and inode), and the file was
+    /// not written since (a bot of the user can write into it: the lock is advisory). Only
+    /// `lstat` and `fstat`: reading the file would show a watching bot when the check runs.
     pub(crate) fn in_place(&self) -> bool {
-        use std::os::unix::fs::{FileExt, MetadataExt};
-        let Some(held) = &self.held else {
+        use std::os::unix::fs::MetadataExt;
+        let Some((held, stamp)) = &self.held else {
             return false;
         };
         let (Ok(now), Ok(ours)) = (std::fs::symlink_metadata(&self.path), held.metadata()) else {
             return false;
         };
-        if (now.dev(), now.ino()) != (ours.dev(), ours.ino()) {
+        (now.dev(), now.ino()) == (ours.dev(), ours.ino()) && FileStamp::of(&ours) == *stamp
+    }
+
+    /// Whether the held file says this agent's pid.
+    pub(crate) fn says_ours(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some((held, _)) = &self.held else {
             return false;
-        }
+        };
         let want = format!("{}\n", std::process::id());
         let mut buf = [0u8; 32];
         matches!(held.read_at(&mut buf, 0), Ok(n) if buf[..n] == *want.as_bytes())
@@ -390,7 +398,9 @@ impl PidFile {
             std::process::id(),
             hex::encode(random)
         ));
-        self.held = Some(Self::create(Path::new(&name), &self.path)?);
+        let file = Self::create(Path::new(&name), &self.path)?;
+        let stamp = FileStamp::of(&file.metadata()?);
+        self.held = Some((file, stamp));
         Ok(())
     }
 
@@ -403,6 +413,26 @@ impl PidFile {
         let news = failed && !self.failing;
         self.failing = failed;
         news
+    }
+}
+
+/// A file's size and modification and change times: a write through any descriptor moves
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(m: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
     }
 }
 

@@ -60,6 +60,39 @@ impl Beat {
     }
 }
 
+/// What keeps the agent from noticing a socket or pid file swapped under it, while it lasts
+/// (no inotify watch, a pid file it cannot write, its socket path not its socket). While
+/// anything is here, `unlock` is refused and `status` says why: a session the agent cannot
+/// guard is not opened.
+#[derive(Debug, Default)]
+pub struct Guard(
+    std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
+    /// The pid file's name had an event since the beat last looked: read what it says.
+    std::sync::atomic::AtomicBool,
+);
+
+impl Guard {
+    pub(crate) fn set(&self, what: &'static str, why: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what, why);
+    }
+
+    pub(crate) fn clear(&self, what: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(what);
+    }
+
+    /// Why the agent cannot guard a session now, if it cannot.
+    pub fn why(&self) -> Option<String> {
+        let problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
+    }
+}
+
 /// Why a stall locks, as the audit log and `status` say it.
 pub fn stalled_reason(gap: Duration) -> LockReason {
     LockReason::Other(format!(
@@ -193,6 +226,13 @@ pub(crate) fn spawn(
     if (id.is_some() || pid_name.is_some())
         && let Err(e) = watch_folder(weak.clone(), socket.clone(), id.is_some(), pid_name)
     {
+        // Fail closed: a 100 ms check alone can be dodged by swaps timed to it.
+        agent.guard.set(
+            "watch",
+            format!(
+                "the agent cannot watch its socket folder for changes ({e}): a swapped socket or pid file could go unseen; free inotify instances (another program of yours holds them all) and restart the agent"
+            ),
+        );
         say!(
             "tapsign agent: warning: cannot watch {} for changes ({e}); the socket is checked every {} ms instead",
             socket.display(),
@@ -215,6 +255,13 @@ pub(crate) fn spawn(
                     .map(|m| (m.dev(), m.ino()))
                     .ok();
                 if id.is_some() && now != id {
+                    agent.guard.set(
+                        "socket",
+                        format!(
+                            "{} is no longer the agent's socket (moved, removed or replaced): restart the agent",
+                            socket.display()
+                        ),
+                    );
                     if !swapped {
                         say!(
                             "tapsign agent: warning: {} is no longer the agent's socket (moved, removed or replaced): the session is locked, and stays locked while it is so; restart the agent",
@@ -223,6 +270,8 @@ pub(crate) fn spawn(
                         swapped = true;
                     }
                     agent.lock(swapped_reason(&socket));
+                } else if id.is_some() {
+                    agent.guard.clear("socket");
                 }
                 keep_pid_file(&agent, &pid_file);
             }
@@ -248,12 +297,18 @@ fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
     let Some(pid_file) = held.as_mut() else {
         return;
     };
-    if pid_file.in_place() {
+    // After an event on its name, the file is also read (the bot that wrote it knows anyway):
+    // a write within the file system's clock tick of the agent's own leaves the times as they
+    // were.
+    let event = agent.guard.1.swap(false, Ordering::SeqCst);
+    if pid_file.in_place() && (!event || pid_file.says_ours()) {
+        agent.guard.clear("pid_file");
         return;
     }
     agent.lock(pid_file_reason(pid_file.path()));
     match pid_file.restore() {
         Ok(()) => {
+            agent.guard.clear("pid_file");
             pid_file.failed(false);
             say!(
                 "tapsign agent: warning: {} was moved, replaced or rewritten: the session is locked, and the agent's pid file is back",
@@ -261,6 +316,13 @@ fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
             );
         }
         Err(e) => {
+            agent.guard.set(
+                "pid_file",
+                format!(
+                    "the agent cannot write its pid file {} ({e}), which `tapsign lock` needs when every connection slot is taken",
+                    pid_file.path().display()
+                ),
+            );
             if pid_file.failed(true) {
                 say!(
                     "tapsign agent: warning: {} was moved, replaced or rewritten and cannot be put back ({e}): the session stays locked until it can",
@@ -307,7 +369,34 @@ fn watch_folder(
         | WatchFlags::CLOSE_WRITE
         | WatchFlags::DELETE_SELF
         | WatchFlags::MOVE_SELF;
-    inotify::add_watch(&fd, dir, what)?;
+    let own = inotify::add_watch(&fd, dir, what)?;
+    // Every folder above it too, for the name of the next one down: exchanging a folder higher
+    // up (`renameat2(RENAME_EXCHANGE)`) makes no event in the socket's own folder, and a bot
+    // can rename any folder whose parent it can write. A parent it cannot write needs no
+    // watch; one it can write but not watch fails closed.
+    let dir_abs = std::fs::canonicalize(dir)?;
+    let mut above: Vec<(i32, Vec<u8>)> = Vec::new();
+    let mut here = dir_abs.as_path();
+    while let (Some(parent), Some(child)) = (here.parent(), here.file_name()) {
+        let moves = WatchFlags::CREATE
+            | WatchFlags::DELETE
+            | WatchFlags::MOVED_FROM
+            | WatchFlags::MOVED_TO
+            | WatchFlags::ONLYDIR;
+        match inotify::add_watch(&fd, parent, moves) {
+            Ok(wd) => above.push((wd, child.as_encoded_bytes().to_vec())),
+            Err(e) => {
+                let writable = rustix::fs::access(parent, rustix::fs::Access::WRITE_OK).is_ok();
+                if writable {
+                    return Err(std::io::Error::other(format!(
+                        "cannot watch {} ({e}), which a program of yours could change",
+                        parent.display()
+                    )));
+                }
+            }
+        }
+        here = parent;
+    }
     std::thread::Builder::new()
         .name("tapsign-sockwatch".into())
         .spawn(move || {
@@ -317,19 +406,29 @@ fn watch_folder(
                 // Which name changed: the socket (or the folder, or lost events) or the pid file.
                 let hit = match reader.next() {
                     Ok(ev) => {
-                        let folder = ev.events().intersects(
-                            ReadFlags::QUEUE_OVERFLOW
-                                | ReadFlags::DELETE_SELF
-                                | ReadFlags::MOVE_SELF
-                                | ReadFlags::IGNORED,
-                        );
+                        let lost = ev
+                            .events()
+                            .intersects(ReadFlags::QUEUE_OVERFLOW | ReadFlags::IGNORED);
                         let named = |n: &[u8]| ev.file_name().is_some_and(|f| f.to_bytes() == n);
                         let written = ev
                             .events()
                             .intersects(ReadFlags::MODIFY | ReadFlags::CLOSE_WRITE);
-                        if pid_name.as_deref().is_some_and(named) {
+                        if lost {
+                            Some(false)
+                        } else if ev.wd() != own {
+                            // A watch above: the folder on the socket's path it names changed.
+                            above
+                                .iter()
+                                .any(|(wd, child)| *wd == ev.wd() && named(child))
+                                .then_some(false)
+                        } else if ev
+                            .events()
+                            .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF)
+                        {
+                            Some(false)
+                        } else if pid_name.as_deref().is_some_and(named) {
                             Some(true)
-                        } else if folder || (socket_too && named(&name) && !written) {
+                        } else if socket_too && named(&name) && !written {
                             Some(false)
                         } else {
                             None
@@ -338,10 +437,16 @@ fn watch_folder(
                     Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => {
                         say!(
-                            "tapsign agent: warning: watching {} stopped ({e}); the socket is checked every {} ms instead",
+                            "tapsign agent: warning: watching {} stopped ({e}): the session is locked, and unlock is refused until the agent restarts",
                             socket.display(),
-                            BEAT.as_millis()
                         );
+                        if let Some(agent) = weak.upgrade() {
+                            agent.guard.set(
+                                "watch",
+                                format!("the agent's watch on its socket folder stopped ({e}): restart the agent"),
+                            );
+                            agent.lock(swapped_reason(&socket));
+                        }
                         return;
                     }
                 };
@@ -350,6 +455,7 @@ fn watch_folder(
                 };
                 let Some(agent) = weak.upgrade() else { return };
                 if pid {
+                    agent.guard.1.store(true, Ordering::SeqCst);
                     agent.lock(pid_file_reason(&tapsign_proto::path::pid_file(&socket)));
                     continue;
                 }
@@ -424,6 +530,46 @@ mod tests {
             body: String::new(),
             kind: Default::default(),
         })
+    }
+
+    /// Red-team round 7, third wave: with no inotify watch (a bot held every instance when the
+    /// agent started), a 100 ms check alone was dodged by swaps timed to it; and unlock opened
+    /// a session while the pid file could not be written. The agent now refuses to open a
+    /// session it cannot guard, and says why in `status`, until that is over.
+    #[tokio::test]
+    async fn unlock_is_refused_while_the_agent_cannot_guard_a_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = unlocked(dir.path());
+        agent.lock(LockReason::Command);
+        agent.guard.set("watch", "no watch (test)".into());
+        let unlock = || Request::Unlock(tapsign_proto::UnlockRequest::default());
+        match agent.handle(unlock(), &bot()).await {
+            Response::Error { code, message } => {
+                assert_eq!(code, ErrorCode::Internal);
+                assert!(
+                    message.contains("will not open a session: no watch (test)"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let status = agent.status_now().await;
+        assert!(
+            status
+                .warnings
+                .iter()
+                .any(|w| w.contains("unlock is refused: no watch (test)")),
+            "{:?}",
+            status.warnings
+        );
+        // Over: unlock goes on to the keystore (none here, so it fails there instead).
+        agent.guard.clear("watch");
+        match agent.handle(unlock(), &bot()).await {
+            Response::Error { message, .. } => {
+                assert!(!message.contains("will not open a session"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

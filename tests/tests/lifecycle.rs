@@ -509,3 +509,20 @@ fn an_agent_replaces_a_pid_file_planted_before_it_started() {
     );
     drop(planted);
 }
+
+/// Red-team round 7, third wave: moving a folder above the socket's folder (or exchanging it
+/// with a copy) makes no event in the socket's own folder, and put back before the next beat
+/// it went unseen. The agent watches every folder on the socket's path.
+#[test]
+fn an_agent_locks_when_a_folder_above_its_socket_is_moved_even_if_put_back_at_once() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut held = w.client();
+    let root = w.sock.parent().unwrap().parent().unwrap().to_path_buf();
+    let aside = root.with_extension("aside");
+    std::fs::rename(&root, &aside).unwrap();
+    std::fs::rename(&aside, &root).unwrap();
+    locked_for_a_moved_socket(&mut held, "a folder above the socket moved unseen");
+}

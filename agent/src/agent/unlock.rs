@@ -34,6 +34,9 @@ impl Agent {
                 "an extend keeps the session's keys: leave out \"keys\" (an unlock without \"extend\" opens a new session with the keys it names)".into(),
             ));
         }
+        if let Some(why) = self.guard.why() {
+            return Err(AgentError::Unguarded(why));
+        }
         let _turn = self.unlocker.turn().await;
         // An extend renews what the session was opened with; the request's values replace
         // only the bounds it names. (The configured defaults may be far wider than what the
@@ -85,6 +88,10 @@ impl Agent {
                 return Err(e);
             }
         };
+        // Checked again after the touch: what the watchdog saw meanwhile locked no session.
+        if let Some(why) = self.guard.why() {
+            return Err(AgentError::Unguarded(why));
+        }
         if extend {
             self.extended(opened, bounds, client).await
         } else {
