@@ -148,7 +148,10 @@ impl std::fmt::Display for VerifyReport {
                 f,
                 "intact: {lines} lines; head {head} (keep it elsewhere to catch a cut-off tail)"
             ),
-            VerifyReport::Broken { line, problem } => write!(f, "broken at line {line}: {problem}"),
+            // The problem can quote the line (serde names an unknown event type): one line.
+            VerifyReport::Broken { line, problem } => {
+                write!(f, "broken at line {line}: {}", Shown(&problem.to_string()))
+            }
         }
     }
 }

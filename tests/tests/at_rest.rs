@@ -574,3 +574,20 @@ fn key_add_still_refuses_a_soft_keystore_whose_soft_keyslot_is_hidden() {
     add(&w).fails_with(6, "soft token");
     assert!(!cred_file(&w, "k2").exists());
 }
+
+/// Red-team round 7: a file named with a newline or an escape sequence in the keystore folder
+/// reached the terminal raw through `key list` (a forged line, a repainted screen).
+#[test]
+fn a_stray_file_name_is_listed_escaped() {
+    let w = World::new();
+    w.setup_key("k", "binance", "ak", "sk");
+    let stray = live(&w).join("credentials").join("n\nFAKE LINE\u{1b}[2J");
+    put_back(&stray, b"x");
+    let out = w.run(&["key", "list"], "");
+    assert!(out.stderr.contains("n\\nFAKE LINE\\u{1b}[2J"), "{out:?}");
+    assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+    assert!(
+        !out.stderr.lines().any(|l| l.starts_with("FAKE LINE")),
+        "{out:?}"
+    );
+}

@@ -3,6 +3,7 @@
 //! in the audit log (the keystore's ledger) and refused if they cannot be.
 
 use tapsign_agent::audit;
+use tapsign_agent::audit::Shown;
 use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::credential::{Credential, Exchange, KeyType, check_name, validate};
 use tapsign_agent::keystore::{Keystore, KeystoreError};
@@ -101,10 +102,10 @@ pub(super) fn print_listing<T>(
     let mut damaged = false;
     for entry in entries {
         match entry {
-            Ok(item) => outln!("{}", line(&item)),
+            Ok(item) => outln!("{}", Shown(&line(&item))),
             Err(e) => {
                 damaged = true;
-                errln!("damaged: {e}");
+                errln!("damaged: {}", Shown(&e.to_string()));
             }
         }
     }
@@ -164,7 +165,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 .add_credential(&cred, replace, pinned.as_deref(), &mut ledger)
                 .map_err(ks_failure)?;
             for w in &added.warnings {
-                errln!("warning: {w}");
+                errln!("warning: {}", Shown(w));
             }
             let kind = match kind {
                 KeyType::Hmac => "HMAC secret",

@@ -48,6 +48,6 @@ pub(crate) fn soft_allowed() -> bool {
 /// Failures are warnings: the command still runs.
 pub(crate) fn harden() {
     for w in tapsign_agent::harden::harden_process().warnings {
-        errln!("tapsign: warning: {w}");
+        errln!("tapsign: warning: {}", tapsign_agent::audit::Shown(&w));
     }
 }

@@ -109,7 +109,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         s.signatures_left
     );
     for w in &status.warnings {
-        errln!("warning: {w}");
+        errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
 }

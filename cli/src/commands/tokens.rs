@@ -389,7 +389,7 @@ fn print_rotated(r: &Rotated) -> Result<(), Failure> {
         errln!("NOT carried over: {}: {}", d.name, d.reason);
     }
     for w in &r.warnings {
-        errln!("warning: {w}");
+        errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
 }
@@ -407,6 +407,6 @@ pub(super) fn report(c: &Checked) {
         errln!("REFUSED: {}", r.reason);
     }
     for w in &c.warnings {
-        errln!("warning: {w}");
+        errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
 }
