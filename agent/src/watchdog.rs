@@ -234,9 +234,8 @@ pub(crate) fn spawn(
             ),
         );
         say!(
-            "tapsign agent: warning: cannot watch {} for changes ({e}); the socket is checked every {} ms instead",
+            "tapsign agent: warning: cannot watch {} for changes ({e}): unlock is refused until the agent restarts with a watch",
             socket.display(),
-            BEAT.as_millis()
         );
     }
     agent.beat.stamp();
