@@ -13,9 +13,12 @@
 //!   `tapsign lock` with "locked" while the real agent keeps signing on the bot's connection.
 //!   A thread of its own waits on inotify for any change to that name in the folder (created,
 //!   deleted, moved from or to) and locks at once: a swap put back before any check could see
-//!   it still makes an event. The watchdog also checks every beat that the path names the
-//!   socket the agent serves (device and inode), and keeps the session locked while it does
-//!   not, should inotify be missing.
+//!   it still makes an event; so does a change to any folder above it on the path, and to the
+//!   pid file next to it (which `tapsign lock` reads when every slot is taken), which the
+//!   agent then writes anew. The watchdog also checks every beat that the path names the
+//!   socket the agent serves (device and inode) and that the pid file is its own. While it
+//!   cannot guard a session so (no inotify watch, a pid file it cannot write, a socket path
+//!   that is not its socket) unlock is refused ([`Guard`]).
 //! - **A signal the accept loop has not read yet.** SIGHUP and SIGCONT are counted by a handler
 //!   of their own when they arrive ([`Signals`]); a request that finds a count the agent has
 //!   not acted on locks first. So a bot that starves the accept loop's threads cannot have
