@@ -278,6 +278,19 @@ fn readiness_reaches_an_abstract_notify_socket_with_socket_activation() {
     notified(&notify, "STOPPING=1");
 }
 
+/// A listener that takes connections and never answers, with no agent behind it (no pid file):
+/// lock signals nothing, says so and what to do, and fails, within its 2 s.
+#[test]
+fn lock_with_no_agent_behind_the_listener_signals_nothing() {
+    let w = World::new();
+    let listener = listen_at(&w.sock, 0o600);
+    let start = Instant::now();
+    w.run(&["lock"], "")
+        .fails_with(1, "no tapsign agent to send SIGHUP to");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    drop(listener);
+}
+
 /// Under socket activation the process that listens on the socket is systemd, so the socket's
 /// peer credentials name systemd, not the agent. When every slot is taken, `tapsign lock`
 /// must still signal the agent (through the pid file the agent holds locked), and never the
@@ -318,14 +331,9 @@ fn lock_signals_the_agent_not_the_listener_when_every_slot_is_taken() {
     });
     let silent = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    // Without the pid file there is no agent to find: lock signals nothing, says so and what
-    // to do, and fails.
+    // (Moving the pid file aside now locks the session and the agent writes it anew: see
+    // lifecycle.rs. A listener with no agent behind it is the next test.)
     let pid_file = tapsign_proto::path::pid_file(&w.sock);
-    let aside = pid_file.with_extension("aside");
-    std::fs::rename(&pid_file, &aside).unwrap();
-    w.run(&["lock"], "")
-        .fails_with(1, "no tapsign agent to send SIGHUP to");
-    std::fs::rename(&aside, &pid_file).unwrap();
     let out = w.run(&["lock"], "");
     assert!(
         out.ok().contains(&format!("agent (pid {})", agent.pid())),
