@@ -92,11 +92,10 @@ fn json_shown(json: &str) -> String {
     text
 }
 
-/// A character a terminal would act on or draw out of order: a control character other than
-/// newline and tab, or a bidirectional override.
+/// What [`tapsign_agent::audit::Shown`] escapes, but newline and tab, which the CLI's own
+/// multi-line messages use (values quoted into them are escaped whole, by `Shown`).
 fn hidden(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c != '\n' && c != '\t' && tapsign_agent::audit::hidden(c)
 }
 
 /// `text` with [`hidden`] characters written as Rust escapes (`\u{1b}`).

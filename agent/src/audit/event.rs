@@ -130,15 +130,21 @@ pub fn loggable_path(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or_default()
 }
 
-/// Bot-supplied text written to a terminal by `tapsign audit` and `tapsign status`: control characters (a newline
-/// forging a line, an escape sequence repainting the screen) and bidirectional overrides (text
-/// that reads backwards) are shown escaped.
+/// Bot-supplied text written to a terminal (`tapsign audit`, `status`, whatever the CLI
+/// quotes): control characters (a newline forging a line, an escape sequence repainting the
+/// screen) and bidirectional overrides (text that reads backwards) are shown escaped.
 pub struct Shown<'a>(pub &'a str);
+
+/// A character a terminal would act on or draw out of order: a control character or a
+/// bidirectional override.
+pub fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            if hidden(c) {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 write!(f, "{c}")?;
