@@ -68,22 +68,22 @@ impl Beat {
 /// anything is here, `unlock` is refused and `status` says why: a session the agent cannot
 /// guard is not opened.
 #[derive(Debug, Default)]
-pub struct Guard(
-    std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
+pub struct Guard {
+    problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// The pid file's name had an event since the beat last looked: read what it says.
-    std::sync::atomic::AtomicBool,
-);
+    pid_event: std::sync::atomic::AtomicBool,
+}
 
 impl Guard {
     pub(crate) fn set(&self, what: &'static str, why: String) {
-        self.0
+        self.problems
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(what, why);
     }
 
     pub(crate) fn clear(&self, what: &'static str) {
-        self.0
+        self.problems
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(what);
@@ -91,7 +91,7 @@ impl Guard {
 
     /// Why the agent cannot guard a session now, if it cannot.
     pub fn why(&self) -> Option<String> {
-        let problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
         (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
     }
 }
@@ -302,7 +302,7 @@ fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
     // After an event on its name, the file is also read (the bot that wrote it knows anyway):
     // a write within the file system's clock tick of the agent's own leaves the times as they
     // were.
-    let event = agent.guard.1.swap(false, Ordering::SeqCst);
+    let event = agent.guard.pid_event.swap(false, Ordering::SeqCst);
     if pid_file.in_place() && (!event || pid_file.says_ours()) {
         agent.guard.clear("pid_file");
         return;
@@ -457,7 +457,7 @@ fn watch_folder(
                 };
                 let Some(agent) = weak.upgrade() else { return };
                 if pid {
-                    agent.guard.1.store(true, Ordering::SeqCst);
+                    agent.guard.pid_event.store(true, Ordering::SeqCst);
                     agent.lock(pid_file_reason(&tapsign_proto::path::pid_file(&socket)));
                     continue;
                 }

@@ -431,6 +431,15 @@ fn an_agent_whose_socket_is_moved_aside_locks_even_if_it_is_put_back_at_once() {
     w.run(&sign, "").ok();
 }
 
+/// Wait (bounded) until `pid_file` holds `text`.
+fn pid_file_says(pid_file: &std::path::Path, text: &str, never: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(pid_file).unwrap_or_default() != text {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Red-team round 7: while every connection slot is taken, `tapsign lock` sends SIGHUP to the
 /// pid in the pid file next to the socket (socket activation: systemd is the listener). A bot
 /// renamed a file of its own over it, naming another `tapsign agent`, and `tapsign lock` then
@@ -449,14 +458,7 @@ fn an_agent_whose_pid_file_is_replaced_locks_and_puts_its_own_back() {
     std::fs::write(&decoy, "1\n").unwrap();
     std::fs::rename(&decoy, &pid_file).unwrap();
     locked_for_a_moved_socket(&mut held, "a replaced pid file was not seen");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&pid_file).unwrap_or_default() != agent_pid {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pid file was not put back"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    pid_file_says(&pid_file, &agent_pid, "the pid file was not put back");
     // Second wave: the lock on the file is advisory, so a bot can write another pid into the
     // agent's own file, without a rename. That locks too, and the agent writes its file anew.
     std::thread::sleep(Duration::from_millis(500));
@@ -464,14 +466,7 @@ fn an_agent_whose_pid_file_is_replaced_locks_and_puts_its_own_back() {
     let mut held = w.client();
     std::fs::write(&pid_file, "1\n").unwrap();
     locked_for_a_moved_socket(&mut held, "a rewritten pid file was not seen");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&pid_file).unwrap_or_default() != agent_pid {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pid file was not written anew"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    pid_file_says(&pid_file, &agent_pid, "the pid file was not written anew");
     // Put back: a new session stays open, and the agent still signs.
     std::thread::sleep(Duration::from_millis(500));
     w.run(&["unlock"], "").ok();
