@@ -1006,3 +1006,77 @@ fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
     )
     .unwrap();
 }
+
+/// `batchOrders` percent-encoded, as a form writer sends it.
+fn form_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
+    // Red-team round 8: the orders inside `batchOrders` were never read. The raw form was
+    // checked for shape only, and the percent-encoded form not at all: `type=MARGIN`, names no
+    // order takes, repeated keys and `notjson` were all signed. Binance reads each as an order
+    // of its own, so each is now held to the names, required names and values of the single
+    // order's entry.
+    let c = cred(Binance, "key", "secret", None);
+    // ccxt 4.5's `create_orders` on USDⓈ-M futures, as it writes the body.
+    let ccxt = r#"[{"symbol":"BTCUSDT","side":"BUY","newClientOrderId":"abc","newOrderRespType":"RESULT","type":"LIMIT","quantity":"0.01","price":"50000","timeInForce":"GTC","reduceOnly":true},{"symbol":"BTCUSDT","side":"SELL","newClientOrderId":"x-1","newOrderRespType":"RESULT","type":"MARKET","quantity":"0.01","positionSide":"LONG"}]"#;
+    for body in [
+        format!("batchOrders={ccxt}"),
+        format!("batchOrders={}", form_encoded(ccxt)),
+    ] {
+        let signed = attempt(
+            &c,
+            &KeyPolicy::default(),
+            &req("POST", "/fapi/v1/batchOrders", "", &body),
+        )
+        .unwrap();
+        assert!(signed.body.starts_with(&body), "{signed:?}");
+    }
+    let edit =
+        r#"[{"symbol":"BTCUSDT","side":"BUY","orderId":"1","quantity":"0.01","price":"50000"}]"#;
+    let body = format!("batchOrders={edit}");
+    attempt(
+        &c,
+        &KeyPolicy::default(),
+        &req("PUT", "/fapi/v1/batchOrders", "", &body),
+    )
+    .unwrap();
+    let order =
+        |extra: &str| format!(r#"[{{"symbol":"BTCUSD_PERP","side":"BUY","quantity":"1"{extra}}}]"#);
+    for (batch, why) in [
+        (order(r#","type":"MARGIN""#), "UnlistedValue"),
+        (
+            order(r#","type":"LIMIT","sideEffectType":"MARGIN_BUY""#),
+            "UnknownParameter",
+        ),
+        (order(r#","type":"LIMIT","address":"x""#), "FundParameter"),
+        (order(r#","type":"LIMIT","type":"MARKET""#), "Malformed"),
+        (order(r#","type":"LIMIT","price":"1&a=b""#), "Malformed"),
+        (order(r#","type":"LIMIT","price":["1"]"#), "Malformed"),
+        ("notjson".to_string(), "Malformed"),
+        ("{}".to_string(), "Malformed"),
+        ("[]".to_string(), "Malformed"),
+    ] {
+        for body in [
+            format!("batchOrders={batch}"),
+            format!("batchOrders={}", form_encoded(&batch)),
+        ] {
+            let e = refused(&c, &req("POST", "/dapi/v1/batchOrders", "", &body));
+            assert!(e.contains(why), "{body}: {e}");
+        }
+    }
+    // In the query too (Binance reads both).
+    let q = format!(
+        "batchOrders={}",
+        form_encoded(&order(r#","type":"MARGIN""#))
+    );
+    let e = refused(&c, &req("POST", "/dapi/v1/batchOrders", &q, ""));
+    assert!(e.contains("UnlistedValue"), "{e}");
+}

@@ -437,6 +437,7 @@ pub fn check_request<'p>(
                 segments: Vec::new(),
                 query: Vec::new(),
                 body: parse::Body::Empty,
+                items: Vec::new(),
             },
             wire: req.clone(),
             rule: None,

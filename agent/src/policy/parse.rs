@@ -189,6 +189,9 @@ pub struct Parsed {
     pub segments: Vec<String>,
     pub query: Vec<Pair>,
     pub body: Body,
+    /// The members of the orders inside a form value that holds a JSON list (Binance's
+    /// `batchOrders`), as `batchOrders[].symbol`, ...: see [`list_items`].
+    pub items: Vec<Param>,
 }
 
 /// One parameter of a parsed request: its name as the profile spells it (`symbol`,
@@ -271,6 +274,7 @@ impl Parsed {
             })),
             Body::Json(v, _) => flatten(v, "", &mut out),
         }
+        out.extend(self.items.iter().cloned());
         out
     }
 
@@ -379,11 +383,28 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
             ));
         }
     }
+    let mut items = Vec::new();
+    if g.json_form_values {
+        let body_pairs = match &body {
+            Body::Form(pairs) => pairs.as_slice(),
+            _ => &[],
+        };
+        for (pair, in_body) in query
+            .iter()
+            .map(|p| (p, false))
+            .chain(body_pairs.iter().map(|p| (p, true)))
+        {
+            if pair.name == JSON_LIST {
+                list_items(&pair.value, in_body, &mut items)?;
+            }
+        }
+    }
     let parsed = Parsed {
         method: req.method.clone(),
         segments,
         query,
         body,
+        items,
     };
     check_repeats(&parsed, &g)?;
     Ok(parsed)
@@ -487,6 +508,76 @@ fn value_ok(value: &str, plain: bool) -> bool {
     true
 }
 
+/// The one form parameter whose value is a JSON list of orders (Binance's futures and options
+/// batches).
+pub const JSON_LIST: &str = "batchOrders";
+
+/// The most orders one list may hold (Binance takes five on its futures batches, ten on its
+/// options batch).
+const MAX_LIST_ITEMS: usize = 10;
+
+/// The orders of a [`JSON_LIST`] value, read as the exchange reads them: the value
+/// percent-decoded once (a raw value has nothing to decode), then strict JSON laid out as
+/// `JSON.stringify` or `json.dumps` write it, a list of one to [`MAX_LIST_ITEMS`] objects
+/// whose members are plain names holding strings, numbers or booleans. Each member becomes a
+/// parameter `batchOrders[].name`, so the profile holds every order to the names, required
+/// names and values its entry lists, as it holds a single order. No member may hold `&`, `=`,
+/// `;` or `%`: no order parameter takes them, and a server that decoded twice or split the
+/// list as a form would find parameters in them.
+fn list_items(value: &str, in_body: bool, out: &mut Vec<Param>) -> Result<(), ParseError> {
+    let how = "send batchOrders as a JSON list of orders, each a flat object of plain names \
+               and string, number or true/false values";
+    let text = crate::sign::form::decoded_cow(value);
+    let items = match Json::parse_canonical(&text) {
+        Ok((Json::Array(items), _)) => items,
+        Ok(_) => return fail(format!("batchOrders is not a JSON list; {how}")),
+        Err(e) => return fail(format!("batchOrders is not strict JSON ({e}); {how}")),
+    };
+    if items.is_empty() || items.len() > MAX_LIST_ITEMS {
+        return fail(format!(
+            "batchOrders holds {} orders; the exchange takes 1 to {MAX_LIST_ITEMS}",
+            items.len()
+        ));
+    }
+    for item in &items {
+        let Json::Object(members) = item else {
+            return fail(format!(
+                "batchOrders holds something other than an order; {how}"
+            ));
+        };
+        for (name, v) in members {
+            let text = match v {
+                Json::String(_) | Json::Number(_) | Json::Bool(_) => v.scalar_text(),
+                _ => None,
+            };
+            let plain = |t: &str| {
+                !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            let Some(text) = text.filter(|_| plain(name)) else {
+                return fail(format!(
+                    "a batchOrders order's member {:?} is not a plain name holding a string, \
+                     number or true/false; {how}",
+                    clip(name)
+                ));
+            };
+            if text.contains(['&', '=', ';', '%']) {
+                return fail(format!(
+                    "a batchOrders order's {name:?} holds '&', '=', ';' or '%', which no order \
+                     parameter takes"
+                ));
+            }
+            out.push(Param {
+                name: format!("{JSON_LIST}[].{name}"),
+                value: Some(text.to_owned()),
+                in_body,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A form body's value that is compact JSON sent without escapes: Binance's `batchOrders`, as
 /// ccxt writes it (`batchOrders=[{"symbol":"BTCUSDT",...}]`), and nothing else. Only `"`, `{`,
 /// `}`, `[` and `]` are added to the value characters, and only when the whole value is a
@@ -494,7 +585,7 @@ fn value_ok(value: &str, plain: bool) -> bool {
 /// server's form reading and the policy's are the same bytes, and no `name=value` can hide in
 /// it. An array, so that no cut of the signed bytes is a lone JSON object.
 fn raw_json_value(name: &str, value: &str) -> bool {
-    name == "batchOrders"
+    name == JSON_LIST
         && value.starts_with('[')
         && value
             .bytes()

@@ -148,6 +148,20 @@ CALLS = {
         {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 0.01, "price": 50000},
         {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "sell", "amount": 0.01, "price": 60000},
     ]),
+    # Each order of a batch is held to the single order's names and values: ccxt's own
+    # extras (a boolean reduceOnly, a client id, positionSide), coin-M, and a batch edit.
+    "usdm_create_orders_params": lambda ex: ex.create_orders([
+        {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 0.01, "price": 50000,
+         "params": {"reduceOnly": True, "clientOrderId": "abc"}},
+        {"symbol": "BTC/USDT:USDT", "type": "market", "side": "sell", "amount": 0.01,
+         "params": {"positionSide": "LONG"}},
+    ]),
+    "coinm_create_orders": lambda ex: ex.create_orders([
+        {"symbol": "BTC/USD:BTC", "type": "limit", "side": "buy", "amount": 1, "price": 50000},
+    ]),
+    "usdm_edit_orders": lambda ex: ex.edit_orders([
+        {"id": "1", "symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 0.01, "price": 50000},
+    ]),
     "usdm_cancel_orders": lambda ex: ex.cancel_orders(["1", "2"], "BTC/USDT:USDT"),
     "usdm_set_margin_mode": lambda ex: ex.set_margin_mode("isolated", "BTC/USDT:USDT"),
 }

@@ -145,6 +145,23 @@ test('binance USDⓈ-M futures create_orders (raw JSON batch)', () =>
     assert.equal(r.result.length, 2);
   }));
 
+// Each order of a batch is held to the single order's names and values (ccxt's boolean
+// reduceOnly, a client id, positionSide; a batch edit).
+test('binance USDⓈ-M futures create_orders with order params', () =>
+  run((ex) => ex.createOrders([
+    { symbol: 'BTC/USDT:USDT', type: 'limit', side: 'buy', amount: 0.002, price: 50000, params: { reduceOnly: true, clientOrderId: 'abc' } },
+    { symbol: 'BTC/USDT:USDT', type: 'market', side: 'sell', amount: 0.002, params: { positionSide: 'LONG' } },
+  ]), (r) => {
+    assert.match(r.agent[0].body, /"reduceOnly":true/);
+  }));
+
+test('binance USDⓈ-M futures edit_orders', () =>
+  run((ex) => ex.editOrders([
+    { id: '1', symbol: 'BTC/USDT:USDT', type: 'limit', side: 'buy', amount: 0.002, price: 50000 },
+  ]), (r) => {
+    assert.equal(r.agent[0].method, 'PUT');
+  }));
+
 test('binance USDⓈ-M futures cancel_orders (orderidlist)', () =>
   run((ex) => ex.cancelOrders(['1', '2'], 'BTC/USDT:USDT'), (r) => {
     assert.equal(r.agent[0].method, 'DELETE');
