@@ -217,6 +217,82 @@ fn where_the_path_is_unsigned_no_denied_request_fits_a_profile_entry() {
     }
 }
 
+/// Binance: a cut of the signed bytes makes a name out of the end of another (`margin|Asset`)
+/// or out of a query value's tail and the body's first name (`symbol=X|MAX` ‖ `leverage`),
+/// under Binance's reading of names without case. A denied request whose one parameter such a
+/// name is would be made by the profile's bytes, so each is listed with what holds it.
+const MADE_BY_A_CUT: &[(&str, &str)] = &[
+    (
+        "type",
+        "the values that make it a liquidation, MARGIN and ISOLATED, are refused wherever a cut \
+         makes them (FundValue)",
+    ),
+    (
+        "orderId",
+        "alone, a convert limit order's cancel (LENIENT): it cancels, and moves nothing",
+    ),
+    (
+        "accountType",
+        "POST /sapi/v1/asset/dust-btc lists what could be converted to BNB, and converts \
+         nothing",
+    ),
+    (
+        "maxLeverage",
+        "no cut may make it (MadeName): alone it raises what cross margin may borrow",
+    ),
+];
+
+#[test]
+fn where_binance_cuts_make_a_denied_request_whole_the_name_is_listed() {
+    let profile_names: Vec<&str> = profile::builtin(Exchange::Binance)
+        .endpoints
+        .iter()
+        .flat_map(|e| e.params.iter().map(String::as_str))
+        .filter(|p| !p.contains('['))
+        .collect();
+    let mut unlisted = Vec::new();
+    let mut live = Vec::new();
+    for u in unsigned_denied()
+        .into_iter()
+        .filter(|u| u.exchange == Exchange::Binance)
+    {
+        let mut names: Vec<&str> = u
+            .params
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|n| !profile::agent_owned(Exchange::Binance, n))
+            .collect();
+        names.dedup();
+        let [name] = names[..] else { continue };
+        let n = name.to_ascii_lowercase();
+        for p in &profile_names {
+            let p_low = p.to_ascii_lowercase();
+            let cut = p_low.len() > n.len() && p_low.ends_with(&n);
+            let seam = n.len() > p_low.len() && n.ends_with(&p_low);
+            if !(cut || seam) {
+                continue;
+            }
+            if MADE_BY_A_CUT.iter().any(|(m, _)| *m == name) {
+                live.push(name.to_string());
+            } else {
+                unlisted.push(format!(
+                    "{} {} ({name} alone) is made by a cut of {p}",
+                    u.denied.method, u.denied.path
+                ));
+            }
+        }
+    }
+    unlisted.sort();
+    unlisted.dedup();
+    assert!(unlisted.is_empty(), "{}", unlisted.join("\n"));
+    for (name, _) in MADE_BY_A_CUT {
+        assert!(
+            live.iter().any(|l| l == name),
+            "{name} is in MADE_BY_A_CUT but no cut of a profile name makes it: take it off"
+        );
+    }
+}
+
 #[test]
 fn the_corpora_are_there_for_every_exchange() {
     for &exchange in Exchange::ALL {

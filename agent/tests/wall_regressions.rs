@@ -1080,3 +1080,42 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
     let e = refused(&c, &req("POST", "/dapi/v1/batchOrders", &q, ""));
     assert!(e.contains("UnlistedValue"), "{e}");
 }
+
+#[test]
+fn binance_no_cut_makes_a_name_that_alone_is_a_fund_moving_request() {
+    // Red-team round 8: the coin-M position read took `marginAsset`. Cut after `margin`, the
+    // signed bytes `marginAsset=ADA&timestamp=…` are the query `margin` and the body
+    // `Asset=ADA&timestamp=…`: to Binance, which reads names without case, `asset=ADA` alone,
+    // the whole of `POST /sapi/v1/asset/dust` (the balance converted to BNB) and of the
+    // portfolio-margin asset collection. The profile no longer takes the name, and no cut may
+    // make it, whatever config.toml allows.
+    let c = cred(Binance, "key", "secret", None);
+    let asked = "marginAsset=ADA";
+    assert_eq!(format!("{}{}", "margin", "Asset=ADA"), asked);
+    let e = refused(&c, &req("GET", "/dapi/v1/positionRisk", asked, ""));
+    assert!(e.contains("UnknownParameter"), "{e}");
+    let wide = config_allow(&[
+        r#"{ method = "GET", path = "/dapi/v1/positionRisk", params = ["marginAsset", "MARGINASSET", "pair"] }"#,
+    ]);
+    for q in [
+        asked,
+        "pair=BTCUSD&marginAsset=ADA",
+        "pair=BTCUSD&MARGINASSET=ADA",
+    ] {
+        let e = attempt(&c, &wide, &req("GET", "/dapi/v1/positionRisk", q, "")).unwrap_err();
+        assert!(e.contains("MadeName"), "{q}: {e}");
+    }
+    // Where a query value meets the body's first name: `symbol=XMAX` ‖ `leverage=3` is, cut
+    // after `X`, `maxLeverage=3` alone (`POST /sapi/v1/margin/max-leverage`).
+    let e = refused(
+        &c,
+        &req("POST", "/fapi/v1/leverage", "symbol=xmax", "leverage=3"),
+    );
+    assert!(e.contains("MadeName"), "{e}");
+    attempt(
+        &c,
+        &KeyPolicy::default(),
+        &req("POST", "/fapi/v1/leverage", "symbol=BTCUSDT", "leverage=3"),
+    )
+    .unwrap();
+}

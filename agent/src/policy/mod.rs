@@ -181,6 +181,21 @@ pub enum Denial {
         how: &'static str,
     },
     #[error(
+        "refused by built-in rule \"{exchange}: no cut may make {rule}\" ({category}): \
+         {exchange} does not sign the path, and {how} makes the parameter {name}, which alone \
+         is the whole of {endpoint}, so the signature would be good for that too; leave out \
+         the parameter whose name ends in it, or, where a query value meets the body's first \
+         name, send every parameter in one of them"
+    )]
+    MadeName {
+        exchange: Exchange,
+        rule: &'static str,
+        name: String,
+        how: &'static str,
+        endpoint: &'static str,
+        category: Category,
+    },
+    #[error(
         "refused: signing this would also make {what}, and a logged-in websocket keeps trading \
          after the session ends; websocket logins are off for {key:?}: allow them with \
          `ws_login = true` under [keys.{key}] in config.toml"
@@ -714,7 +729,13 @@ fn check_readings(
     let is_stamped = |n: &str| {
         exchange == Exchange::Binance && stamped.iter().any(|o| o.eq_ignore_ascii_case(n))
     };
-    let keep = |n: &str| fund_param(exchange, n).is_some() || is_stamped(n);
+    let made = |n: &str| {
+        let folded = fold_case(n);
+        rules::made_names(exchange)
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(&folded))
+    };
+    let keep = |n: &str| fund_param(exchange, n).is_some() || is_stamped(n) || made(n).is_some();
     for r in converse::param_readings(exchange, parsed, payload, keep) {
         if own.contains(&r.name.as_str()) {
             continue;
@@ -731,6 +752,16 @@ fn check_readings(
                 exchange,
                 name: r.name,
                 how: r.how,
+            });
+        }
+        if let Some(m) = made(&r.name) {
+            return Err(Denial::MadeName {
+                exchange,
+                rule: m.name,
+                name: r.name,
+                how: r.how,
+                endpoint: m.endpoint,
+                category: m.category,
             });
         }
     }

@@ -510,6 +510,42 @@ static BINANCE_VALUES: &[FundValue] = &[FundValue {
     category: Liquidation,
 }];
 
+/// A name a cut of the signed bytes must not make: alone, it is a fund-moving request's whole
+/// parameter list. Names the request itself carries are the profile's business; these are
+/// names made out of the end of another (`margin|Asset=ADA`) or at the seam of query and body
+/// (`symbol=XMAX` ‖ `leverage=3`), which Binance, reading names without case, would take
+/// as `asset` and `maxLeverage`.
+pub(super) struct MadeName {
+    /// Lower case; compared without case.
+    pub name: &'static str,
+    pub endpoint: &'static str,
+    pub category: Category,
+}
+
+/// `asset` alone is `POST /sapi/v1/asset/dust` (the asset's balance converted to BNB) and the
+/// portfolio-margin `asset-collection` (swept into the margin wallet); `maxLeverage` alone is
+/// `POST /sapi/v1/margin/max-leverage`, which raises what cross margin may borrow.
+static BINANCE_MADE: &[MadeName] = &[
+    MadeName {
+        name: "asset",
+        endpoint: "POST /sapi/v1/asset/dust",
+        category: Convert,
+    },
+    MadeName {
+        name: "maxleverage",
+        endpoint: "POST /sapi/v1/margin/max-leverage",
+        category: Loan,
+    },
+];
+
+/// The names a cut of `exchange`'s signed bytes must not make (where the path is not signed).
+pub(super) fn made_names(exchange: Exchange) -> &'static [MadeName] {
+    match exchange {
+        Exchange::Binance => BINANCE_MADE,
+        _ => &[],
+    }
+}
+
 /// The values refused on every path of `exchange` (where the path is not signed).
 pub(super) fn fund_values(exchange: Exchange) -> &'static [FundValue] {
     match exchange {
