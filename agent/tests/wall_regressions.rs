@@ -1119,3 +1119,28 @@ fn binance_no_cut_makes_a_name_that_alone_is_a_fund_moving_request() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_config_batch_entry_keeps_the_profile_body_shape() {
+    // Red-team round 8: policy.md's recipe for a cash-only OKX key, an `allow` line for the
+    // batch endpoint with `values = { "[].tdMode" = ["cash"] }`, was written without
+    // `body = "array"`, and refused every batch ("takes a JSON object body"): ccxt sends every
+    // order there. An entry standing in for a profile endpoint keeps its body shape.
+    let c = passphrase_cred(Okx);
+    let cash = config_allow(&[
+        r#"{ method = "POST", path = "/api/v5/trade/batch-orders", params = ["[].instId", "[].tdMode", "[].side", "[].ordType", "[].sz", "[].px"], values = { "[].tdMode" = ["cash"] } }"#,
+    ]);
+    let order = |td: &str| {
+        format!(
+            r#"[{{"instId":"BTC-USDT","tdMode":"{td}","side":"buy","ordType":"limit","sz":"1","px":"1"}}]"#
+        )
+    };
+    let path = "/api/v5/trade/batch-orders";
+    attempt(&c, &cash, &req("POST", path, "", &order("cash"))).unwrap();
+    let e = attempt(&c, &cash, &req("POST", path, "", &order("cross"))).unwrap_err();
+    assert!(e.contains("UnlistedValue"), "{e}");
+    let object =
+        r#"{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"1","px":"1"}"#;
+    let e = attempt(&c, &cash, &req("POST", path, "", object)).unwrap_err();
+    assert!(e.contains("Malformed"), "{e}");
+}

@@ -510,9 +510,20 @@ pub fn check_request<'p>(
         }
         .into());
     };
-    if endpoint.body.as_deref() == Some("array") && !parsed.body_is_array()
-        || endpoint.body.is_none() && parsed.body_is_array()
-    {
+    // A config entry that admits what a profile endpoint admits stands in for it: it keeps
+    // that endpoint's required parameters, values and body shape as well as its own, however
+    // it spells the path. Where the path is not signed the required parameters and values
+    // narrow what else the signature is good for (Binance's `symbol` on a cancel, Bybit's
+    // `category`), and a line written by hand without them must not drop that; a batch line
+    // written without `body = "array"` must not turn every batch away.
+    // (An entry from the profile is that endpoint: no second scan of the profile.)
+    let profiled = match source {
+        profile::Source::Profile | profile::Source::WsLogin => None,
+        profile::Source::Config => profile::profiled(exchange, &parsed),
+    };
+    let array_body = endpoint.body.as_deref() == Some("array")
+        || endpoint.body.is_none() && profiled.is_some_and(|p| p.body.as_deref() == Some("array"));
+    if array_body != parsed.body_is_array() {
         return Err(ParseError(format!(
             "{endpoint} takes a JSON {} body",
             if parsed.body_is_array() {
@@ -550,15 +561,6 @@ pub fn check_request<'p>(
         }
         .into());
     }
-    // A config entry that admits what a profile endpoint admits keeps that endpoint's required
-    // parameters as well as its own, however it spells the path: where the path is not signed
-    // they narrow what else the signature is good for (Binance's `symbol` on a cancel, Bybit's
-    // `category`), and a line written by hand without them must not drop that.
-    // (An entry from the profile is that endpoint: no second scan of the profile.)
-    let profiled = match source {
-        profile::Source::Profile | profile::Source::WsLogin => None,
-        profile::Source::Config => profile::profiled(exchange, &parsed),
-    };
     let mut missing = endpoint.missing(&params);
     if let Some(profiled) = profiled {
         for name in profiled.missing(&params) {
