@@ -1144,3 +1144,43 @@ fn a_config_batch_entry_keeps_the_profile_body_shape() {
     let e = attempt(&c, &cash, &req("POST", path, "", object)).unwrap_err();
     assert!(e.contains("Malformed"), "{e}");
 }
+
+#[test]
+fn unified_account_orders_must_name_the_account_type_their_values_narrow() {
+    // Red-team round 8: Bitget's `category` and KuCoin's `tradeType` are what their `values`
+    // hold away from MARGIN, and a request that left them out was signed. Both exchanges
+    // document them as mandatory; a server that defaulted or inferred them would have escaped
+    // the values list.
+    let bitget = passphrase_cred(Bitget);
+    for (path, body) in [
+        (
+            "/api/v3/trade/place-order",
+            r#"{"symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}"#,
+        ),
+        (
+            "/api/v3/trade/place-batch",
+            r#"[{"symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}]"#,
+        ),
+        (
+            "/api/v3/trade/place-strategy-order",
+            r#"{"symbol":"BTCUSDT","qty":"1","side":"buy","tpslMode":"full"}"#,
+        ),
+    ] {
+        let e = refused(&bitget, &req("POST", path, "", body));
+        assert!(e.contains("MissingParameter"), "{path}: {e}");
+    }
+    let kucoin = passphrase_cred(Kucoin);
+    let body = r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","orderType":"limit","size":"1","price":"1"}"#;
+    let e = refused(
+        &kucoin,
+        &req("POST", "/api/ua/v1/unified/order/place", "", body),
+    );
+    assert!(e.contains("MissingParameter"), "{e}");
+    let body = r#"{"tradeType":"SPOT","clientOid":"a","symbol":"BTC-USDT","side":"buy","orderType":"limit","size":"1","price":"1"}"#;
+    attempt(
+        &kucoin,
+        &KeyPolicy::default(),
+        &req("POST", "/api/ua/v1/unified/order/place", "", body),
+    )
+    .unwrap();
+}
