@@ -306,3 +306,77 @@ fn the_corpora_are_there_for_every_exchange() {
         );
     }
 }
+
+/// Denied requests that the profile, not the deny list, keeps out where the path is signed: a
+/// trader may widen a key to them in config.toml. (exchange, method and path, why.)
+const PROFILE_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "gate",
+        "POST /api/v4/spot/orders",
+        "an order with auto_borrow: margin trading, which a trader may allow on purpose",
+    ),
+    (
+        "gate",
+        "POST /api/v4/spot/batch_orders",
+        "orders with auto_borrow: margin trading, which a trader may allow on purpose",
+    ),
+    (
+        "gate",
+        "POST /api/v4/futures/usdt/positions/BTC_USDT/margin",
+        "moves margin between a position and the futures account it belongs to",
+    ),
+    (
+        "bitget",
+        "POST /api/mix/v1/account/setMargin",
+        "moves margin between a position and the futures account it belongs to",
+    ),
+];
+
+/// Where the path is signed, the deny list, not the profile, refuses every denied request's
+/// path: an `allow` entry for exactly that request must not reach it (docs/policy.md: "nothing
+/// in config.toml reaches past it"), but for the few in [`PROFILE_ONLY`].
+#[test]
+fn where_the_path_is_signed_no_allow_entry_reaches_a_denied_request() {
+    let mut reached = Vec::new();
+    let mut live = Vec::new();
+    for &exchange in Exchange::ALL.iter().filter(|e| signs_path(**e)) {
+        for denied in corpus::load("denied", exchange) {
+            let wire = denied.wire();
+            let Ok(parsed) = policy::parse::parse(exchange, &request(&wire)) else {
+                continue;
+            };
+            let names: Vec<String> = parsed.params().into_iter().map(|p| p.name).collect();
+            let allow = profile::Endpoint {
+                method: wire.method.clone(),
+                path: wire.path.clone(),
+                doc: None,
+                params: names,
+                required: Vec::new(),
+                values: Default::default(),
+                body: parsed.body_is_array().then(|| "array".to_string()),
+            };
+            let policy = KeyPolicy {
+                allow: vec![allow],
+                ..KeyPolicy::default()
+            };
+            let what = format!("{} {}", wire.method, wire.path);
+            let listed = PROFILE_ONLY
+                .iter()
+                .any(|(e, w, _)| *e == exchange.as_str() && *w == what);
+            let ok = policy::check_request(exchange, "k", &policy, &request(&wire)).is_ok();
+            if ok && listed {
+                live.push(format!("{exchange} {what}"));
+            } else if ok {
+                reached.push(format!("{exchange} {}: {what}", denied.what));
+            }
+        }
+    }
+    assert!(reached.is_empty(), "{}", reached.join("\n"));
+    for (exchange, what, _) in PROFILE_ONLY {
+        assert!(
+            live.contains(&format!("{exchange} {what}")),
+            "{exchange} {what} is in PROFILE_ONLY but an allow entry no longer reaches it: take \
+             it off"
+        );
+    }
+}

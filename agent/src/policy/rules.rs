@@ -216,6 +216,11 @@ static OKX_DENY: &[DenyRule] = &[
     any("**repay**", Loan),
     on("POST", "/api/v5/tradingbot/**", Transfer),
     any("/api/v5/asset/deposit**", Deposit),
+    // Red-team round 8: the retired savings and lending endpoints, which SDKs still call
+    // (`/api/v5/asset/purchase_redempt`, `/api/v5/asset/set-lending-rate`); their current
+    // forms are under /api/v5/finance.
+    any("/api/v5/asset/purchase_redempt**", Earn),
+    any("**lending**", Earn),
 ];
 
 /// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -334,6 +339,9 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("**/convert/**", Convert),
     on("POST", "**/copy-trade/**", Transfer),
     on("DELETE", "**/copy-trade/**", Transfer),
+    // Red-team round 8: the v1 lending API (`/api/v1/margin/lend`, `toggle-auto-lend`), which
+    // SDKs still call; the rule above named only v3's `/api/v3/lend/**`.
+    any("**lend**", Earn),
 ];
 
 /// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
