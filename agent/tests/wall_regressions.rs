@@ -1184,3 +1184,27 @@ fn unified_account_orders_must_name_the_account_type_their_values_narrow() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_name_in_both_the_query_and_a_json_body_must_say_the_same_in_both() {
+    // Red-team round 8: Gate signs the query and the body, and a spot amend carried
+    // `account=spot` in the query and `"account":"unified"` in the body: which copy Gate reads
+    // is not documented, so the agent could not know what it signed.
+    let c = passphrase_cred(Exchange::Gate);
+    let path = "/api/v4/spot/orders/123";
+    let body = r#"{"currency_pair":"ETH_USDT","account":"unified","amount":"1"}"#;
+    for query in [
+        "currency_pair=BTC_USDT&account=spot",
+        "ACCOUNT=spot",
+        "currency_pair=BTC_USDT",
+    ] {
+        let e = refused(&c, &req("PATCH", path, query, body));
+        assert!(e.contains("both the query and the body"), "{query}: {e}");
+    }
+    attempt(
+        &c,
+        &KeyPolicy::default(),
+        &req("PATCH", path, "currency_pair=ETH_USDT", body),
+    )
+    .unwrap();
+}

@@ -801,6 +801,25 @@ fn check_keys(v: &Json) -> Result<(), ParseError> {
 /// A name twice in the query and a form body (servers disagree on which one wins). A JSON
 /// body cannot repeat a key (the reader refuses it); its arrays are not repeats.
 fn check_repeats(p: &Parsed, g: &Grammar) -> Result<(), ParseError> {
+    // A name in both the query and a JSON body (Gate signs both): which copy the exchange
+    // reads is not documented, so the two must say the same.
+    if let Body::Json(Json::Object(members), _) = &p.body {
+        for q in &p.query {
+            let Some((key, v)) = members
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&q.name))
+            else {
+                continue;
+            };
+            let query_value = crate::sign::form::decoded_cow(&q.value);
+            if v.scalar_text() != Some(query_value.as_ref()) {
+                return fail(format!(
+                    "{key:?} is in both the query and the body, with different values; send it \
+                     once (which copy the exchange reads is not documented)"
+                ));
+            }
+        }
+    }
     if g.repeats {
         return Ok(());
     }
