@@ -74,6 +74,13 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
     ),
     (
         "upbit",
+        "GET /v1/pockets/api_keys",
+        "read only: listing pocket X's API keys (access keys, permissions and allowed IPs, never \
+         a secret) takes uuids[]=X, as reading orders by their uuids does; it needs the main \
+         pocket's pocket-management permission",
+    ),
+    (
+        "upbit",
         "GET /v1/pockets/assets",
         "read only: a pocket's balance read by uuid has the parameters of an order read by uuid",
     ),
