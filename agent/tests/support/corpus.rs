@@ -74,6 +74,24 @@ pub const ACCEPTED: &[(&str, &str, &str)] = &[
     ),
     (
         "upbit",
+        "GET /v1/lending",
+        "read only: lending position X read by its uuid has the parameters of an order read by \
+         uuid; it needs the key's lending permission",
+    ),
+    (
+        "upbit",
+        "GET /v1/lendings/request",
+        "read only: a lending request read by its identifier has the parameters of an order \
+         read by identifier; it needs the key's lending permission",
+    ),
+    (
+        "upbit",
+        "GET /v1/lendings/closed",
+        "read only: start_time, end_time and limit are what a closed-order list takes; it needs \
+         the key's lending permission",
+    ),
+    (
+        "upbit",
         "GET /v1/pockets/api_keys",
         "read only: listing pocket X's API keys (access keys, permissions and allowed IPs, never \
          a secret) takes uuids[]=X, as reading orders by their uuids does; it needs the main \
