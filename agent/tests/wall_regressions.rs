@@ -1079,6 +1079,14 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
     );
     let e = refused(&c, &req("POST", "/dapi/v1/batchOrders", &q, ""));
     assert!(e.contains("UnlistedValue"), "{e}");
+    // Under any case of the name (Binance reads names without case): a config entry for the
+    // options batch that takes the list but names none of an order's members signs no order.
+    let upper = config_allow(&[
+        r#"{ method = "POST", path = "/eapi/v1/batchOrders", params = ["BATCHORDERS"] }"#,
+    ]);
+    let body = format!("BATCHORDERS={}", form_encoded(&order(r#","type":"LIMIT""#)));
+    let e = attempt(&c, &upper, &req("POST", "/eapi/v1/batchOrders", "", &body)).unwrap_err();
+    assert!(e.contains("UnknownParameter"), "{e}");
 }
 
 #[test]

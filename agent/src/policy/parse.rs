@@ -394,7 +394,8 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
             .map(|p| (p, false))
             .chain(body_pairs.iter().map(|p| (p, true)))
         {
-            if pair.name == JSON_LIST {
+            // Binance reads names without case: `BATCHORDERS` is the same list.
+            if pair.name.eq_ignore_ascii_case(JSON_LIST) {
                 list_items(&pair.value, in_body, &mut items)?;
             }
         }
