@@ -315,6 +315,14 @@ impl Reader<'_> {
         }
         // The grammar above admits only ASCII, so this slice is valid UTF-8.
         let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        // Parsers that read numbers as doubles (serde_json, JavaScript, most servers) refuse
+        // or turn into infinity what a double cannot hold (`1e400`): no order needs one.
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(JsonError {
+                what: "a number too large for a double",
+                at: start,
+            });
+        }
         Ok(Json::Number(text))
     }
 
@@ -454,6 +462,10 @@ mod tests {
             "",
             r#"{"a":"\x"}"#,
             "[[[[[[[[[1]]]]]]]]]",
+            // Beyond a double: serde_json refuses it, JavaScript reads Infinity (red-team
+            // round 8: a Kraken order passed the policy with it and failed at signing).
+            "{\"a\":1e400}",
+            "{\"a\":-1e309}",
         ] {
             assert!(Json::parse(bad).is_err(), "{bad:?} was accepted");
         }
