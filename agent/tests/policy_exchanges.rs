@@ -32,6 +32,8 @@ const DENIED: &[(Exchange, &str)] = &[
     (Bybit, "/v5/user/update-api"),
     (Bybit, "/v5/user/update-sub-api"),
     (Bybit, "/v5/user/delete-api"),
+    // Red-team round 8: moves the classic wallets into the unified account, for good.
+    (Bybit, "/v5/account/upgrade-to-uta"),
     (Bybit, "/v5/user/delete-sub-api"),
     (Bybit, "/v5/user/create-sub-member"),
     (Bybit, "/v5/user/del-submember"),

@@ -159,6 +159,10 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/account/repay**", Loan),
     any("/v5/account/quick-repayment**", Loan),
     any("/v5/account/no-convert-repay**", Loan),
+    // Red-team round 8: the one-way upgrade to the unified account moves the classic wallets'
+    // funds into it. Parameterless, so a signature over nothing is still good for it (policy.md,
+    // "Parameterless requests"), but no allow entry may add it.
+    any("/v5/account/upgrade-to-uta**", Transfer),
     any("/v5/spot-margin-trade/fixedborrow**", Loan),
     any("/asset/v1/**", Legacy),
     any("/asset/v3/**", Legacy),
