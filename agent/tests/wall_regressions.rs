@@ -1216,3 +1216,53 @@ fn a_name_in_both_the_query_and_a_json_body_must_say_the_same_in_both() {
     )
     .unwrap();
 }
+
+#[test]
+fn every_order_of_a_batch_carries_the_required_names() {
+    // Red-team round 8, second wave: a required `[].name` was met by any one order of a
+    // batch, so a Bitget batch whose first order named `category` signed a second without it,
+    // which the `[].category` values never saw. Each order must carry it.
+    let bitget = passphrase_cred(Bitget);
+    let order = |category: &str| {
+        format!(r#"{{{category}"symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}}"#)
+    };
+    let path = "/api/v3/trade/place-batch";
+    let both = format!(r#"[{},{}]"#, order(r#""category":"SPOT","#), order(""));
+    let e = refused(&bitget, &req("POST", path, "", &both));
+    assert!(e.contains("MissingParameter"), "{e}");
+    let good = format!(
+        r#"[{},{}]"#,
+        order(r#""category":"SPOT","#),
+        order(r#""category":"USDT-FUTURES","#)
+    );
+    attempt(
+        &bitget,
+        &KeyPolicy::default(),
+        &req("POST", path, "", &good),
+    )
+    .unwrap();
+    // Binance's batchOrders, and Bybit's `request` list, the same way.
+    let binance = cred(Binance, "key", "secret", None);
+    let body = r#"batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":"1","price":"1"},{"quantity":"1","reduceOnly":"true"}]"#;
+    let e = refused(&binance, &req("POST", "/fapi/v1/batchOrders", "", body));
+    assert!(e.contains("MissingParameter"), "{e}");
+    let bybit = cred(Bybit, "key", "secret", None);
+    let body = r#"{"category":"linear","request":[{"symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1"},{"side":"Buy","orderType":"Limit","qty":"1","price":"1"}]}"#;
+    let e = refused(&bybit, &req("POST", "/v5/order/create-batch", "", body));
+    assert!(e.contains("MissingParameter"), "{e}");
+}
+
+#[test]
+fn binance_batch_members_are_printable_ascii_once_unescaped() {
+    // Red-team round 8, second wave: Binance values must be printable ASCII once decoded; a
+    // JSON escape inside a batch order (`\u0000`, `\t`) got a control character past that.
+    let c = cred(Binance, "key", "secret", None);
+    for member in [r#""BUY\u0000""#, r#""BUY\t""#, r#""BUY\u001f""#] {
+        let batch = format!(
+            r#"[{{"symbol":"BTCUSDT","side":{member},"type":"LIMIT","quantity":"1","price":"1"}}]"#
+        );
+        let body = format!("batchOrders={}", form_encoded(&batch));
+        let e = refused(&c, &req("POST", "/fapi/v1/batchOrders", "", &body));
+        assert!(e.contains("Malformed"), "{member}: {e}");
+    }
+}

@@ -146,9 +146,9 @@ pub enum Denial {
         config: String,
     },
     #[error(
-        "refused: {endpoint} needs {names}, each with a value (not empty, not null): {exchange} \
-         does not sign the path, so tapsign signs only requests whose parameters make them this \
-         endpoint and no other; send {names}"
+        "refused: {endpoint} needs {names}, each with a value (not empty, not null; in a list, \
+         in every element): {}; send {names}",
+        missing_reason(*.exchange)
     )]
     MissingParameter {
         exchange: Exchange,
@@ -259,6 +259,19 @@ pub struct Unlisted {
 }
 
 /// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
+fn missing_reason(exchange: Exchange) -> String {
+    if converse::signs_path(exchange) {
+        "they say what the request acts on (an order's account or market), and the values the \
+         profile holds them to apply only where they are sent"
+            .to_owned()
+    } else {
+        format!(
+            "{exchange} does not sign the path, so tapsign signs only requests whose parameters \
+             make them this endpoint and no other"
+        )
+    }
+}
+
 fn values_reason(exchange: Exchange) -> String {
     if converse::signs_path(exchange) {
         "other values make it a request the trading profile leaves out, such as a margin order \
@@ -562,11 +575,18 @@ pub fn check_request<'p>(
         .into());
     }
     let mut missing = endpoint.missing(&params);
+    let mut each = endpoint.missing_in_elements(&parsed);
     if let Some(profiled) = profiled {
+        each.extend(profiled.missing_in_elements(&parsed));
         for name in profiled.missing(&params) {
             if !missing.contains(&name) {
                 missing.push(name);
             }
+        }
+    }
+    for name in each {
+        if !missing.contains(&name) {
+            missing.push(name);
         }
     }
     if !missing.is_empty() {

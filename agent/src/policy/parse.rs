@@ -189,9 +189,9 @@ pub struct Parsed {
     pub segments: Vec<String>,
     pub query: Vec<Pair>,
     pub body: Body,
-    /// The members of the orders inside a form value that holds a JSON list (Binance's
-    /// `batchOrders`), as `batchOrders[].symbol`, ...: see [`list_items`].
-    pub items: Vec<Param>,
+    /// The orders inside a form value that holds a JSON list (Binance's `batchOrders`), each
+    /// as its members `batchOrders[].symbol`, ...: see [`list_items`].
+    pub items: Vec<Vec<Param>>,
 }
 
 /// One parameter of a parsed request: its name as the profile spells it (`symbol`,
@@ -274,8 +274,45 @@ impl Parsed {
             })),
             Body::Json(v, _) => flatten(v, "", &mut out),
         }
-        out.extend(self.items.iter().cloned());
+        out.extend(self.items.iter().flatten().cloned());
         out
+    }
+
+    /// The elements of the list a parameter name `list[].name` is in, each as its own
+    /// parameters (named as [`Parsed::params`] names them): Binance's `batchOrders` orders,
+    /// the elements of a JSON array body (`list` empty) or of a JSON array the body holds
+    /// (`request`, Bybit's batches). Empty when there is no such list.
+    pub fn elements(&self, list: &str) -> Vec<Vec<Param>> {
+        if list.eq_ignore_ascii_case(JSON_LIST) && !self.items.is_empty() {
+            return self.items.clone();
+        }
+        let Body::Json(body, _) = &self.body else {
+            return Vec::new();
+        };
+        let mut at = body;
+        if !list.is_empty() {
+            for key in list.split('.') {
+                let Json::Object(members) = at else {
+                    return Vec::new();
+                };
+                let Some((_, v)) = members.iter().find(|(k, _)| k == key) else {
+                    return Vec::new();
+                };
+                at = v;
+            }
+        }
+        let Json::Array(elements) = at else {
+            return Vec::new();
+        };
+        let prefix = format!("{list}[]");
+        elements
+            .iter()
+            .map(|e| {
+                let mut out = Vec::new();
+                flatten(e, &prefix, &mut out);
+                out
+            })
+            .collect()
     }
 
     /// Whether the JSON body is an array (OKX batch endpoints).
@@ -525,7 +562,7 @@ const MAX_LIST_ITEMS: usize = 10;
 /// names and values its entry lists, as it holds a single order. No member may hold `&`, `=`,
 /// `;` or `%`: no order parameter takes them, and a server that decoded twice or split the
 /// list as a form would find parameters in them.
-fn list_items(value: &str, in_body: bool, out: &mut Vec<Param>) -> Result<(), ParseError> {
+fn list_items(value: &str, in_body: bool, out: &mut Vec<Vec<Param>>) -> Result<(), ParseError> {
     let how = "send batchOrders as a JSON list of orders, each a flat object of plain names \
                and string, number or true/false values";
     let text = crate::sign::form::decoded_cow(value);
@@ -541,6 +578,7 @@ fn list_items(value: &str, in_body: bool, out: &mut Vec<Param>) -> Result<(), Pa
         ));
     }
     for item in &items {
+        let mut order = Vec::new();
         let Json::Object(members) = item else {
             return fail(format!(
                 "batchOrders holds something other than an order; {how}"
@@ -569,12 +607,21 @@ fn list_items(value: &str, in_body: bool, out: &mut Vec<Param>) -> Result<(), Pa
                      parameter takes"
                 ));
             }
-            out.push(Param {
+            // As every Binance value: printable ASCII once decoded, here once the JSON
+            // escapes are (`\u0000`, `\t` would otherwise pass).
+            if text.chars().any(|c| !(' '..='~').contains(&c)) {
+                return fail(format!(
+                    "a batchOrders order's {name:?} holds a character other than printable \
+                     ASCII"
+                ));
+            }
+            order.push(Param {
                 name: format!("{JSON_LIST}[].{name}"),
                 value: Some(text.to_owned()),
                 in_body,
             });
         }
+        out.push(order);
     }
     Ok(())
 }

@@ -285,6 +285,26 @@ impl Endpoint {
             .map(String::as_str)
             .collect()
     }
+
+    /// The required names of list elements (`[].category`, `batchOrders[].symbol`,
+    /// `request[].symbol`) that some element of `parsed`'s list lacks: each order of a batch
+    /// must carry them, not just one of them (a `category` in the first order says nothing of
+    /// the second's).
+    pub fn missing_in_elements<'a>(&'a self, parsed: &Parsed) -> Vec<&'a str> {
+        self.required
+            .iter()
+            .filter(|r| {
+                let Some((list, _)) = r.rsplit_once("[].") else {
+                    return false;
+                };
+                parsed
+                    .elements(list)
+                    .iter()
+                    .any(|e| !e.iter().any(|p| p.name == **r && has_value(p)))
+            })
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// A TOML key: bare when it can be (`tdMode`), quoted otherwise (`"[].tdMode"`).
