@@ -30,6 +30,11 @@ fn attempt(c: &Credential, policy: &KeyPolicy, r: &SignRequest) -> Result<Signed
     .map_err(|e| e.to_string())
 }
 
+/// What the default policy signs for `r` (the test fails if it refuses).
+fn signs(c: &Credential, r: &SignRequest) -> SignedRequest {
+    attempt(c, &KeyPolicy::default(), r).unwrap_or_else(|e| panic!("refused {r:?}: {e}"))
+}
+
 fn refused(c: &Credential, r: &SignRequest) -> String {
     match attempt(c, &KeyPolicy::default(), r) {
         Ok(s) => panic!("signed {r:?}: {s:?}"),
@@ -356,12 +361,7 @@ fn a_binance_order_type_is_one_an_order_takes() {
     assert!(e.contains("FundValue"), "{e}");
     for ok in ["LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "L%49MIT"] {
         let q = format!("symbol=BTCUSDT&side=BUY&type={ok}&quantity=1&price=1&timeInForce=GTC");
-        attempt(
-            &c,
-            &KeyPolicy::default(),
-            &req("POST", "/api/v3/order", &q, ""),
-        )
-        .unwrap();
+        signs(&c, &req("POST", "/api/v3/order", &q, ""));
     }
 }
 
@@ -640,12 +640,7 @@ fn a_config_entry_cannot_shed_the_profile_rules_where_the_path_is_not_signed() {
     .unwrap();
     // `marginType=ISOLATED` is another name (a futures setting), not `type`.
     let setting = "symbol=BTCUSD_PERP&marginType=ISOLATED";
-    attempt(
-        &binance,
-        &KeyPolicy::default(),
-        &req("POST", "/dapi/v1/marginType", setting, ""),
-    )
-    .unwrap();
+    signs(&binance, &req("POST", "/dapi/v1/marginType", setting, ""));
     // A value the trader lists in the entry is the trader's choice, and stands.
     let twap = config_allow(&[
         r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity"], values = { type = ["TWAP"] } }"#,
@@ -681,12 +676,10 @@ fn a_required_parameter_sent_empty_or_null_counts_as_missing() {
         let e = refused(&binance, &req("DELETE", "/api/v3/order", q, ""));
         assert!(e.contains("MissingParameter"), "{q}: {e}");
     }
-    attempt(
+    signs(
         &binance,
-        &KeyPolicy::default(),
         &req("DELETE", "/api/v3/order", "symbol=BTCUSDT&orderId=123", ""),
-    )
-    .unwrap();
+    );
 }
 
 #[test]
@@ -713,12 +706,7 @@ fn a_bybit_json_value_cannot_hold_a_query_separator() {
     let e = refused(&kraken, &req("POST", "/0/private/AddOrder", "", body));
     assert!(e.contains("Malformed"), "{e}");
     let ok = r#"{"category":"linear","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","orderLinkId":"x-coin_1"}"#;
-    attempt(
-        &c,
-        &KeyPolicy::default(),
-        &req("POST", "/v5/order/create", "", ok),
-    )
-    .unwrap();
+    signs(&c, &req("POST", "/v5/order/create", "", ok));
 }
 
 #[test]
@@ -787,12 +775,7 @@ fn binance_takes_a_batch_as_raw_compact_json_and_nothing_looser() {
     let c = cred(Binance, "key", "secret", None);
     let batch = r#"[{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":"0.01","price":"50000","timeInForce":"GTC"}]"#;
     let body = format!("batchOrders={batch}");
-    let signed = attempt(
-        &c,
-        &KeyPolicy::default(),
-        &req("POST", "/fapi/v1/batchOrders", "", &body),
-    )
-    .unwrap();
+    let signed = signs(&c, &req("POST", "/fapi/v1/batchOrders", "", &body));
     assert!(signed.body.starts_with(&body), "{signed:?}");
     for (q, b) in [
         // Spaces, a '+' (a space to a form reader), an escape, a repeated key, a '=' or '&'
@@ -821,12 +804,7 @@ fn binance_futures_isolated_margin_setting_is_spared_only_as_documented() {
     // sent, it is refused.
     let binance = cred(Binance, "key", "secret", None);
     let q = "symbol=BTCUSDT&marginType=ISOLATED";
-    attempt(
-        &binance,
-        &KeyPolicy::default(),
-        &req("POST", "/fapi/v1/marginType", q, ""),
-    )
-    .unwrap();
+    signs(&binance, &req("POST", "/fapi/v1/marginType", q, ""));
     let lower = config_allow(&[
         r#"{ method = "POST", path = "/fapi/v1/marginType", params = ["symbol", "margintype"] }"#,
     ]);
@@ -994,17 +972,15 @@ fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
         assert!(e.contains("FundValue"), "{q} | {b}: {e}");
     }
     // Ordinary values sign.
-    attempt(
+    signs(
         &binance,
-        &KeyPolicy::default(),
         &req(
             "GET",
             "/fapi/v1/income",
             "symbol=BTCUSDT&incomeType=REALIZED_PNL",
             "",
         ),
-    )
-    .unwrap();
+    );
 }
 
 /// `batchOrders` percent-encoded, as a form writer sends it.
@@ -1031,23 +1007,13 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
         format!("batchOrders={ccxt}"),
         format!("batchOrders={}", form_encoded(ccxt)),
     ] {
-        let signed = attempt(
-            &c,
-            &KeyPolicy::default(),
-            &req("POST", "/fapi/v1/batchOrders", "", &body),
-        )
-        .unwrap();
+        let signed = signs(&c, &req("POST", "/fapi/v1/batchOrders", "", &body));
         assert!(signed.body.starts_with(&body), "{signed:?}");
     }
     let edit =
         r#"[{"symbol":"BTCUSDT","side":"BUY","orderId":"1","quantity":"0.01","price":"50000"}]"#;
     let body = format!("batchOrders={edit}");
-    attempt(
-        &c,
-        &KeyPolicy::default(),
-        &req("PUT", "/fapi/v1/batchOrders", "", &body),
-    )
-    .unwrap();
+    signs(&c, &req("PUT", "/fapi/v1/batchOrders", "", &body));
     let order =
         |extra: &str| format!(r#"[{{"symbol":"BTCUSD_PERP","side":"BUY","quantity":"1"{extra}}}]"#);
     for (batch, why) in [
@@ -1120,12 +1086,10 @@ fn binance_no_cut_makes_a_name_that_alone_is_a_fund_moving_request() {
         &req("POST", "/fapi/v1/leverage", "symbol=xmax", "leverage=3"),
     );
     assert!(e.contains("MadeName"), "{e}");
-    attempt(
+    signs(
         &c,
-        &KeyPolicy::default(),
         &req("POST", "/fapi/v1/leverage", "symbol=BTCUSDT", "leverage=3"),
-    )
-    .unwrap();
+    );
 }
 
 #[test]
@@ -1185,12 +1149,10 @@ fn unified_account_orders_must_name_the_account_type_their_values_narrow() {
     );
     assert!(e.contains("MissingParameter"), "{e}");
     let body = r#"{"tradeType":"SPOT","clientOid":"a","symbol":"BTC-USDT","side":"buy","orderType":"limit","size":"1","price":"1"}"#;
-    attempt(
+    signs(
         &kucoin,
-        &KeyPolicy::default(),
         &req("POST", "/api/ua/v1/unified/order/place", "", body),
-    )
-    .unwrap();
+    );
 }
 
 #[test]
@@ -1209,12 +1171,7 @@ fn a_name_in_both_the_query_and_a_json_body_must_say_the_same_in_both() {
         let e = refused(&c, &req("PATCH", path, query, body));
         assert!(e.contains("both the query and the body"), "{query}: {e}");
     }
-    attempt(
-        &c,
-        &KeyPolicy::default(),
-        &req("PATCH", path, "currency_pair=ETH_USDT", body),
-    )
-    .unwrap();
+    signs(&c, &req("PATCH", path, "currency_pair=ETH_USDT", body));
 }
 
 #[test]
@@ -1235,12 +1192,7 @@ fn every_order_of_a_batch_carries_the_required_names() {
         order(r#""category":"SPOT","#),
         order(r#""category":"USDT-FUTURES","#)
     );
-    attempt(
-        &bitget,
-        &KeyPolicy::default(),
-        &req("POST", path, "", &good),
-    )
-    .unwrap();
+    signs(&bitget, &req("POST", path, "", &good));
     // Binance's batchOrders, and Bybit's `request` list, the same way.
     let binance = cred(Binance, "key", "secret", None);
     let body = r#"batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":"1","price":"1"},{"quantity":"1","reduceOnly":"true"}]"#;
