@@ -1218,3 +1218,29 @@ fn binance_batch_members_are_printable_ascii_once_unescaped() {
         assert!(e.contains("Malformed"), "{member}: {e}");
     }
 }
+
+#[test]
+fn the_profile_shape_check_reads_every_element_of_a_list() {
+    // Red-team round 8, third wave: a config entry under another Bybit path signed a batch
+    // amend whose second element had no `symbol`, bytes the profile's `amend-batch` never
+    // signs (it requires `request[].symbol` of every element), because the shape check asked
+    // only whether some element had it.
+    let c = cred(Bybit, "key", "secret", None);
+    let amendz = config_allow(&[
+        r#"{ method = "POST", path = "/v5/order/amendz", params = ["category", "request[].symbol", "request[].orderId", "request[].qty", "request[].price"], required = ["category"] }"#,
+    ]);
+    let body = r#"{"category":"linear","request":[{"symbol":"BTCUSDT","orderId":"1","qty":"2"},{"orderId":"2","qty":"3"}]}"#;
+    let e = attempt(&c, &amendz, &req("POST", "/v5/order/amendz", "", body)).unwrap_err();
+    assert!(e.contains("ProfileShape"), "{e}");
+    // A required name in a list inside a list's elements cannot be held to every element: an
+    // entry that asks for one is not taken.
+    let nested: Endpoint = toml::from_str(
+        r#"method = "POST"
+path = "/api/v5/trade/amend-batch-orders"
+params = ["[].instId", "[].attachAlgoOrds[].newTpTriggerPx"]
+required = ["[].attachAlgoOrds[].newTpTriggerPx"]"#,
+    )
+    .unwrap();
+    let e = nested.check().unwrap_err();
+    assert!(e.contains("a list inside a list"), "{e}");
+}

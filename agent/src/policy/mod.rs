@@ -619,13 +619,7 @@ pub fn check_request<'p>(
         .into());
     }
     if source == profile::Source::Config && !converse::signs_path(exchange) {
-        let shape = profile::missing_for_profile_shape(
-            exchange,
-            &parsed.method,
-            &params,
-            parsed.body_is_array(),
-            json_body,
-        );
+        let shape = profile::missing_for_profile_shape(exchange, &parsed, &params);
         if let Some((profile_endpoint, missing)) = shape {
             return Err(Denial::ProfileShape {
                 exchange,

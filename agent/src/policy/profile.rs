@@ -186,6 +186,14 @@ impl Endpoint {
         if let Some(r) = self.required.iter().find(|r| !self.params.contains(r)) {
             return Err(format!("the required parameter {r:?} is not in params"));
         }
+        // A required name is checked in every element of its list (`[].category`); in a list
+        // inside a list's elements it could not be, so it is not taken.
+        if let Some(r) = self.required.iter().find(|r| r.matches("[]").count() > 1) {
+            return Err(format!(
+                "the required parameter {r:?} is in a list inside a list, which tapsign cannot \
+                 require of every element; require the outer list's name instead"
+            ));
+        }
         for (name, values) in &self.values {
             if !self.params.contains(name) {
                 return Err(format!("values lists {name:?}, which is not in params"));
@@ -476,14 +484,16 @@ pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint
 /// the signature, names the path. Parameters no profile endpoint takes are left out of the
 /// comparison, as an exchange that ignores what an endpoint does not take leaves them out.
 /// Bybit signs a GET's query and a POST's body differently, so only endpoints whose parameters
-/// travel the same way count there. Returns the endpoint and what is missing.
+/// travel the same way count there. Returns the endpoint and what is missing (a required name
+/// of a list's elements counts as missing when any element lacks it).
 pub fn missing_for_profile_shape(
     exchange: Exchange,
-    method: &str,
+    parsed: &Parsed,
     params: &[Param],
-    body_is_array: bool,
-    json_body: bool,
 ) -> Option<(&'static Endpoint, Vec<&'static str>)> {
+    let method = parsed.method.as_str();
+    let body_is_array = parsed.body_is_array();
+    let json_body = matches!(parsed.body, super::parse::Body::Json(..));
     let profile = &builtin(exchange).endpoints;
     let known: Vec<&Param> = params
         .iter()
@@ -503,7 +513,12 @@ pub fn missing_for_profile_shape(
     });
     let mut short = None;
     for e in shaped {
-        let missing = e.missing(params);
+        let mut missing = e.missing(params);
+        for name in e.missing_in_elements(parsed) {
+            if !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
         if missing.is_empty() {
             // Bytes the profile signs anyway, as this endpoint's request.
             return None;

@@ -82,6 +82,12 @@ CALLS = {
         {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "sell", "amount": 1, "price": 60000},
     ]),
     "edit_swap_order": lambda ex: ex.edit_order("123", "BTC/USDT:USDT", "limit", "buy", 1, 51000),
+    # A spot batch: ccxt adds `textIsRequired` to an order without a client id there too.
+    "create_spot_orders": lambda ex: ex.create_orders([
+        {"symbol": "BTC/USDT", "type": "limit", "side": "buy", "amount": 1, "price": 50000},
+        {"symbol": "BTC/USDT", "type": "limit", "side": "sell", "amount": 1, "price": 60000,
+         "params": {"clientOrderId": "t-abc"}},
+    ]),
 }
 
 
