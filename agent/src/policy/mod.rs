@@ -258,7 +258,7 @@ pub struct Unlisted {
     pub config: String,
 }
 
-/// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
+/// Why an entry requires the parameters it requires, as it applies to `exchange`.
 fn missing_reason(exchange: Exchange) -> String {
     if converse::signs_path(exchange) {
         "they say what the request acts on (an order's account or market), and the values the \
@@ -272,6 +272,7 @@ fn missing_reason(exchange: Exchange) -> String {
     }
 }
 
+/// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
 fn values_reason(exchange: Exchange) -> String {
     if converse::signs_path(exchange) {
         "other values make it a request the trading profile leaves out, such as a margin order \
@@ -574,19 +575,12 @@ pub fn check_request<'p>(
         }
         .into());
     }
-    let mut missing = endpoint.missing(&params);
-    let mut each = endpoint.missing_in_elements(&parsed);
+    let mut missing = endpoint.missing(&parsed, &params);
     if let Some(profiled) = profiled {
-        each.extend(profiled.missing_in_elements(&parsed));
-        for name in profiled.missing(&params) {
+        for name in profiled.missing(&parsed, &params) {
             if !missing.contains(&name) {
                 missing.push(name);
             }
-        }
-    }
-    for name in each {
-        if !missing.contains(&name) {
-            missing.push(name);
         }
     }
     if !missing.is_empty() {

@@ -283,32 +283,20 @@ impl Endpoint {
         })
     }
 
-    /// The required parameters `params` lacks. A parameter sent empty (`symbol=`, `""`) or
-    /// as JSON `null` counts as missing: many servers read those as not sent, and a required
-    /// parameter is there to make the signed bytes this endpoint's and no other's.
-    pub fn missing<'a>(&'a self, params: &[Param]) -> Vec<&'a str> {
-        self.required
-            .iter()
-            .filter(|r| !params.iter().any(|p| p.name == **r && has_value(p)))
-            .map(String::as_str)
-            .collect()
-    }
-
-    /// The required names of list elements (`[].category`, `batchOrders[].symbol`,
-    /// `request[].symbol`) that some element of `parsed`'s list lacks: each order of a batch
-    /// must carry them, not just one of them (a `category` in the first order says nothing of
-    /// the second's).
-    pub fn missing_in_elements<'a>(&'a self, parsed: &Parsed) -> Vec<&'a str> {
+    /// The required parameters `parsed` lacks (`params` is `parsed.params()`). A parameter
+    /// sent empty (`symbol=`, `""`) or as JSON `null` counts as missing: many servers read
+    /// those as not sent, and a required parameter is there to make the signed bytes this
+    /// endpoint's and no other's. A required name of a list's elements (`[].category`,
+    /// `batchOrders[].symbol`, `request[].symbol`) is missing when any element lacks it: a
+    /// `category` in a batch's first order says nothing of the second's.
+    pub fn missing<'a>(&'a self, parsed: &Parsed, params: &[Param]) -> Vec<&'a str> {
+        let lacks = |r: &str, ps: &[Param]| !ps.iter().any(|p| p.name == r && has_value(p));
         self.required
             .iter()
             .filter(|r| {
-                let Some((list, _)) = r.rsplit_once("[].") else {
-                    return false;
-                };
-                parsed
-                    .elements(list)
-                    .iter()
-                    .any(|e| !e.iter().any(|p| p.name == **r && has_value(p)))
+                lacks(r, params)
+                    || r.rsplit_once("[].")
+                        .is_some_and(|(list, _)| parsed.elements(list).iter().any(|e| lacks(r, e)))
             })
             .map(String::as_str)
             .collect()
@@ -513,12 +501,7 @@ pub fn missing_for_profile_shape(
     });
     let mut short = None;
     for e in shaped {
-        let mut missing = e.missing(params);
-        for name in e.missing_in_elements(parsed) {
-            if !missing.contains(&name) {
-                missing.push(name);
-            }
-        }
+        let missing = e.missing(parsed, params);
         if missing.is_empty() {
             // Bytes the profile signs anyway, as this endpoint's request.
             return None;
