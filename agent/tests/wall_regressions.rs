@@ -1244,3 +1244,69 @@ required = ["[].attachAlgoOrds[].newTpTriggerPx"]"#,
     let e = nested.check().unwrap_err();
     assert!(e.contains("a list inside a list"), "{e}");
 }
+
+#[test]
+fn binance_signs_no_self_trade_transfer_and_no_switch_into_multi_assets_mode() {
+    // Red-team round 8, fourth wave: every spot order entry took `selfTradePreventionMode`
+    // freely, and TRANSFER moves a prevented trade's value to another account of the trade
+    // group (Binance's STP FAQ); and `multiAssetsMargin=true` switches USDⓈ-M futures into a
+    // mode where an asset goes negative against other collateral, which Binance converts.
+    let c = cred(Binance, "key", "secret", None);
+    for (path, q) in [
+        (
+            "/api/v3/order",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=1000",
+        ),
+        (
+            "/api/v3/sor/order",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        ),
+    ] {
+        let transfer = format!("{q}&selfTradePreventionMode=TRANSFER");
+        let e = refused(&c, &req("POST", path, &transfer, ""));
+        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        signs(
+            &c,
+            &req(
+                "POST",
+                path,
+                &format!("{q}&selfTradePreventionMode=EXPIRE_MAKER"),
+                "",
+            ),
+        );
+    }
+    let e = refused(
+        &c,
+        &req(
+            "POST",
+            "/fapi/v1/multiAssetsMargin",
+            "",
+            "multiAssetsMargin=true",
+        ),
+    );
+    assert!(e.contains("UnlistedValue"), "{e}");
+    signs(
+        &c,
+        &req(
+            "POST",
+            "/fapi/v1/multiAssetsMargin",
+            "",
+            "multiAssetsMargin=false",
+        ),
+    );
+    // A trader who wants the mode says so in config.toml.
+    let on = config_allow(&[
+        r#"{ method = "POST", path = "/fapi/v1/multiAssetsMargin", params = ["multiAssetsMargin"], required = ["multiAssetsMargin"], values = { multiAssetsMargin = ["true", "false"] } }"#,
+    ]);
+    attempt(
+        &c,
+        &on,
+        &req(
+            "POST",
+            "/fapi/v1/multiAssetsMargin",
+            "",
+            "multiAssetsMargin=true",
+        ),
+    )
+    .unwrap();
+}
