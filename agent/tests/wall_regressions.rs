@@ -1310,3 +1310,37 @@ fn binance_signs_no_self_trade_transfer_and_no_switch_into_multi_assets_mode() {
     )
     .unwrap();
 }
+
+#[test]
+fn okx_and_bitget_order_modes_are_the_listed_ones_in_the_cases_the_exchanges_write() {
+    // Red-team round 8, fourth wave: OKX's `tdMode` took any value, `spot_isolated` (spot lead
+    // trading, which the profile leaves out with copy trading) included; Bitget's own examples
+    // write `category` in lower case, which the values list refused.
+    let okx = passphrase_cred(Okx);
+    let order = |td: &str| {
+        format!(
+            r#"{{"instId":"BTC-USDT","tdMode":"{td}","side":"buy","ordType":"market","sz":"1"}}"#
+        )
+    };
+    let e = refused(
+        &okx,
+        &req("POST", "/api/v5/trade/order", "", &order("spot_isolated")),
+    );
+    assert!(e.contains("UnlistedValue"), "{e}");
+    for td in ["cash", "cross", "isolated"] {
+        signs(&okx, &req("POST", "/api/v5/trade/order", "", &order(td)));
+    }
+    let bitget = passphrase_cred(Bitget);
+    let body = r#"{"category":"usdt-futures","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}"#;
+    signs(&bitget, &req("POST", "/api/v3/trade/place-order", "", body));
+    for margin in ["margin", "Margin", "MARGIN"] {
+        let body = format!(
+            r#"{{"category":"{margin}","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}}"#
+        );
+        let e = refused(
+            &bitget,
+            &req("POST", "/api/v3/trade/place-order", "", &body),
+        );
+        assert!(e.contains("UnlistedValue"), "{margin}: {e}");
+    }
+}
