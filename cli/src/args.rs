@@ -277,8 +277,9 @@ impl RequestArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Parse a request as the agent would, and print it, the rule that allows or refuses it,
-    /// and, for exchanges that do not sign the path (Binance, Bybit, Upbit, Bithumb), the
+    /// Parse a request as the agent would, and print it, the rule that allows or refuses it
+    /// (an allowing entry also as the config.toml line to copy under the key's `allow` and
+    /// edit), and, for exchanges that do not sign the path (Binance, Bybit, Upbit, Bithumb), the
     /// other endpoints the same signature would be valid for. A request the policy allows is
     /// also signed with a made-up stand-in key, to show what the exchange's signing refuses
     /// (not for Coinbase, whose refusals depend on the kind of key). Needs no agent and no

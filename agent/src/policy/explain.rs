@@ -165,6 +165,17 @@ impl fmt::Display for Explanation {
                 if let Some(doc) = &e.doc {
                     writeln!(f, "          {doc}")?;
                 }
+                // The entry as config.toml writes it: the line to copy under the key's `allow`
+                // and edit, to narrow it (`values`) or widen it.
+                writeln!(f, "entry:    {}", e.config_line())?;
+                if *source == Source::Profile {
+                    writeln!(
+                        f,
+                        "          (to narrow or widen it for this key: put it in config.toml \
+                         under [keys.{}] allow = [...] and edit it)",
+                        self.key
+                    )?;
+                }
             }
             Ok(None) => writeln!(f, "verdict:  allowed: a websocket login (ws_login = true)")?,
             Err(r) => {
