@@ -244,8 +244,9 @@ pub enum Denial {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {}; send one of those \
-     values, or, if this key needs this one (a value the exchange added since), widen its \
-     profile in config.toml under [keys.{key}]: allow = [{config}]",
+     values, or, if this key needs this one (a value the exchange added since, or one the \
+     profile leaves out on purpose and you want), widen its profile in config.toml under \
+     [keys.{key}]: allow = [{config}]",
     values_reason(*.exchange)
 )]
 pub struct Unlisted {
@@ -281,7 +282,8 @@ fn values_reason(exchange: Exchange) -> String {
     } else {
         format!(
             "{exchange} does not sign the path, and another value can make the signature good \
-             for another endpoint"
+             for another endpoint, or the request one the trading profile leaves out (one that \
+             borrows or moves value)"
         )
     }
 }
