@@ -18,8 +18,15 @@ fn main() -> std::process::ExitCode {
             version: PROTOCOL_VERSION,
             client: "raw-hello".into(),
         };
-        write_frame(&mut s, &hello).map_err(|e| e.to_string())?;
-        decode_body(&read_frame(&mut s).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+        // The agent refuses another user as soon as the connection opens, and hangs up: on a
+        // loaded machine that can come before this write, which then fails (EPIPE) while the
+        // answer waits unread. Read it before giving up, as the tapsign client does.
+        let written = write_frame(&mut s, &hello);
+        let body = match (written, read_frame(&mut s)) {
+            (_, Ok(body)) => body,
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => return Err(e.to_string()),
+        };
+        decode_body(&body).map_err(|e| e.to_string())
     };
     match run() {
         Ok(resp) => {
