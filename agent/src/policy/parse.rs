@@ -281,38 +281,41 @@ impl Parsed {
     /// The elements of the list a parameter name `list[].name` is in, each as its own
     /// parameters (named as [`Parsed::params`] names them): Binance's `batchOrders` orders,
     /// the elements of a JSON array body (`list` empty) or of a JSON array the body holds
-    /// (`request`, Bybit's batches). Empty when there is no such list.
-    pub fn elements(&self, list: &str) -> Vec<Vec<Param>> {
+    /// (`request`, Bybit's batches). Empty when there is no such list. Binance's orders are
+    /// borrowed: this runs once for each required name of a list's elements.
+    pub fn elements(&self, list: &str) -> Cow<'_, [Vec<Param>]> {
         if list.eq_ignore_ascii_case(JSON_LIST) && !self.items.is_empty() {
-            return self.items.clone();
+            return Cow::Borrowed(&self.items);
         }
         let Body::Json(body, _) = &self.body else {
-            return Vec::new();
+            return Cow::Owned(Vec::new());
         };
         let mut at = body;
         if !list.is_empty() {
             for key in list.split('.') {
                 let Json::Object(members) = at else {
-                    return Vec::new();
+                    return Cow::Owned(Vec::new());
                 };
                 let Some((_, v)) = members.iter().find(|(k, _)| k == key) else {
-                    return Vec::new();
+                    return Cow::Owned(Vec::new());
                 };
                 at = v;
             }
         }
         let Json::Array(elements) = at else {
-            return Vec::new();
+            return Cow::Owned(Vec::new());
         };
         let prefix = format!("{list}[]");
-        elements
-            .iter()
-            .map(|e| {
-                let mut out = Vec::new();
-                flatten(e, &prefix, &mut out);
-                out
-            })
-            .collect()
+        Cow::Owned(
+            elements
+                .iter()
+                .map(|e| {
+                    let mut out = Vec::new();
+                    flatten(e, &prefix, &mut out);
+                    out
+                })
+                .collect(),
+        )
     }
 
     /// Whether the JSON body is an array (OKX batch endpoints).
