@@ -234,6 +234,9 @@ pub struct AuditLog {
     ino: u64,
     /// The file's length as of the last line this writer read or wrote: it may only grow.
     end: u64,
+    /// The keystore's records (`key_change`, `keystore`) this writer wrote or took into its
+    /// chain since [`AuditLog::take_witnessed`] last took them, with their `seq`.
+    witnessed: Vec<(u64, AuditEvent)>,
 }
 
 impl AuditLog {
@@ -284,6 +287,7 @@ impl AuditLog {
             dev: meta.dev(),
             ino: meta.ino(),
             end: 0,
+            witnessed: Vec::new(),
         };
         log.read_tail()?;
         Ok(log)
@@ -306,6 +310,12 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The keystore's records written or taken in since the last call, oldest first: what a
+    /// running agent saw, which an edit of the file cannot change (`keystore::ledger::Witness`).
+    pub fn take_witnessed(&mut self) -> Vec<(u64, AuditEvent)> {
+        std::mem::take(&mut self.witnessed)
     }
 
     /// Set `next_seq`, `prev` and `torn` from the file's last line, reading it backwards from

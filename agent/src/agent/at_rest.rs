@@ -37,15 +37,23 @@ impl Ledger for AgentLedger<'_> {
     }
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
-        if let Some(why) = self.agent.audit.tampered() {
+        // Take in what other tapsign commands appended first (checked to continue the chain),
+        // so that what this agent saw is as new as the file.
+        let _ = self.agent.audit.anchor_blocking();
+        let mut out = match self.agent.audit.tampered() {
             // Not to be followed, but still read for the highest generation it records.
-            return crate::audit::ledger::unanchored(self.agent.audit.path(), &why);
-        }
-        crate::audit::ledger::evidence(self.agent.audit.path(), anchor)
+            Some(why) => crate::audit::ledger::unanchored(self.agent.audit.path(), &why),
+            None => crate::audit::ledger::evidence(self.agent.audit.path(), anchor),
+        };
+        out.witnessed = self.agent.audit.witnessed();
+        out
     }
 
     fn unanchored(&mut self, why: &str) -> Evidence {
-        crate::audit::ledger::unanchored(self.agent.audit.path(), why)
+        let _ = self.agent.audit.anchor_blocking();
+        let mut out = crate::audit::ledger::unanchored(self.agent.audit.path(), why);
+        out.witnessed = self.agent.audit.witnessed();
+        out
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {

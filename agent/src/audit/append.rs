@@ -74,6 +74,15 @@ impl AuditLog {
             seq = seq.saturating_add(1);
         }
         self.write_whole(&buf)?;
+        for (i, (event, _)) in events.iter().enumerate() {
+            if matches!(
+                event,
+                AuditEvent::KeyChange { .. } | AuditEvent::Keystore { .. }
+            ) {
+                let seq = self.next_seq.saturating_add(i as u64);
+                self.witnessed.push((seq, (*event).clone()));
+            }
+        }
         self.last = buf[last_start..buf.len() - 1].to_vec();
         self.end = self.end.saturating_add(buf.len() as u64);
         self.prev = prev;

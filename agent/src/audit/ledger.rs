@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since};
+use crate::keystore::ledger::Witness;
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -69,6 +70,7 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         Err(e) => return Evidence::unavailable(e.to_string()),
     };
     let mut out = Evidence {
+        broken: read.gap.clone().filter(|_| read.broken),
         gap: read.gap,
         ..Evidence::default()
     };
@@ -168,6 +170,34 @@ pub fn scan(path: &Path) -> Scan {
         }
     }
     out
+}
+
+/// Take a line's event into what a running agent saw recorded (lines of other kinds are not
+/// the keystore's business).
+pub fn witness(w: &mut Witness, seq: u64, event: &AuditEvent) {
+    match event {
+        AuditEvent::KeyChange {
+            action,
+            name,
+            created,
+            file,
+            ..
+        } => w.saw_change(
+            seq,
+            crate::keystore::KeyChange {
+                action: *action,
+                name: name.clone(),
+                created: *created,
+                sha256: file.clone(),
+            },
+        ),
+        AuditEvent::Keystore {
+            generation,
+            vault,
+            reason,
+        } => w.saw_manifest(seq, *generation, vault, reason),
+        _ => {}
+    }
 }
 
 /// The audit event for a ledger entry, written by this process.

@@ -15,6 +15,9 @@ pub struct Since {
     /// Why reading stopped early or could not start: the anchor's line is gone or changed,
     /// or the chain breaks after it. `lines` holds what chained before that.
     pub gap: Option<String>,
+    /// The gap is a break in the chain after the anchor's line, which is still there: a line
+    /// edited, inserted or deleted, not a log started afresh.
+    pub broken: bool,
 }
 
 /// The lines of the log at `path` after `anchor`, checking that the anchor's line is still
@@ -30,6 +33,7 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
                 path.display(),
                 anchor.seq
             )),
+            broken: false,
         })
     };
     if anchor.offset > len {
@@ -57,6 +61,9 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
     let mut out = Since::default();
     let (mut seq, mut prev) = (anchor.seq, anchor.hash.clone());
     let mut buf = Vec::new();
+    // A line that is not an audit line, taken provisionally as a write a crash tore: it
+    // stands only if the next line continues the chain from its bytes.
+    let mut torn: Option<String> = None;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf).map_err(io_err(path))? == 0 {
@@ -76,16 +83,41 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
                 seq = l.seq;
                 prev = hash_hex(bytes);
                 out.lines.push(l);
+                torn = None;
             }
             Ok(_) => {
-                out.gap = broken("does not continue the chain".into());
+                out.gap = torn
+                    .take()
+                    .or_else(|| broken("does not continue the chain".into()));
+                out.broken = true;
                 break;
             }
+            Err(e) if torn.is_none() && !names_generation(bytes) => {
+                // A crash tore this write; the next writer ended it with a newline and
+                // chained on from its bytes as they are (docs/audit.md, "Damage and recovery").
+                torn = broken(format!("is not an audit line ({e})"));
+                seq += 1;
+                prev = hash_hex(bytes);
+            }
             Err(e) => {
-                out.gap = broken(format!("is not an audit line ({e})"));
+                out.gap = torn
+                    .take()
+                    .or_else(|| broken(format!("is not an audit line ({e})")));
+                out.broken = true;
                 break;
             }
         }
     }
+    if let Some(why) = torn {
+        // Nothing after it chains from it: not a torn write that the log went on from.
+        out.gap = Some(why);
+        out.broken = true;
+    }
     Ok(out)
+}
+
+/// The line names a manifest generation: a record the keystore's check must not lose to a
+/// torn write (`ledger::scan` reads it the same way).
+fn names_generation(line: &[u8]) -> bool {
+    line.windows(12).any(|w| w == b"\"generation\"")
 }

@@ -31,6 +31,7 @@ use super::sync::{Synced, Syncer};
 use super::{AuditEvent, AuditLog, Checkpoint, rfc3339_utc_ms};
 use crate::config::{AuditConfig, Flush};
 use crate::keystore::Anchor;
+use crate::keystore::ledger::Witness;
 
 /// How the syncer flushes the file to disk: `File::sync_data` (`fdatasync`), or, in tests, a
 /// sync that fails or hangs.
@@ -86,6 +87,9 @@ struct ViewState {
     notes: Vec<String>,
     /// `status` found the writer busy for longer than it waits.
     stalled: bool,
+    /// The keystore's records this agent wrote or took in: kept when the log is found
+    /// tampered with, since they are what it saw before that.
+    witness: Witness,
 }
 
 impl View {
@@ -270,6 +274,12 @@ impl AuditSink {
             seq: a.seq,
             hash: a.hash.clone(),
         })
+    }
+
+    /// The keystore's records this agent saw written to the log (by itself, or by other
+    /// tapsign commands, checked to continue the chain), as of the last write or refresh.
+    pub fn witnessed(&self) -> Witness {
+        self.view.lock().witness.clone()
     }
 
     /// Why the log is no longer trusted, if it was tampered with.
@@ -467,8 +477,13 @@ impl Writer {
             return Err(Unrecorded::Unwritable("it is not open".into()));
         };
         let events: Vec<_> = records.iter().map(|r| (&r.event, r.time)).collect();
-        match log.write_lines(&events) {
+        let written = log.write_lines(&events);
+        self.take_witnessed();
+        match written {
             Ok(_) => {
+                let Some(log) = self.log.as_ref() else {
+                    return Err(Unrecorded::Unwritable("it is not open".into()));
+                };
                 let anchor = log.anchor();
                 let mut v = self.view.lock();
                 if v.unwritable.take().is_some() {
@@ -484,6 +499,21 @@ impl Writer {
                 self.unwritable(&why, "written");
                 Err(Unrecorded::Unwritable(why))
             }
+        }
+    }
+
+    /// Keep what the log's writer saw of the keystore's records.
+    fn take_witnessed(&mut self) {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let seen = log.take_witnessed();
+        if seen.is_empty() {
+            return;
+        }
+        let mut v = self.view.lock();
+        for (seq, event) in &seen {
+            super::ledger::witness(&mut v.witness, *seq, event);
         }
     }
 
@@ -536,7 +566,12 @@ impl Writer {
         let Some(log) = self.log.as_mut() else {
             return;
         };
-        match log.refresh() {
+        let refreshed = log.refresh();
+        self.take_witnessed();
+        let Some(log) = self.log.as_ref() else {
+            return;
+        };
+        match refreshed {
             Ok(()) => {
                 let anchor = log.anchor();
                 let mut v = self.view.lock();

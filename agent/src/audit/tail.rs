@@ -150,6 +150,13 @@ impl AuditLog {
                     self.next_seq
                 )));
             }
+            if whole && keystore_record(line) {
+                // Checked to continue the chain: what it records is kept, so that an edit of
+                // the file later cannot change what this agent saw (`keystore::ledger::Witness`).
+                if let Ok(l) = serde_json::from_slice::<super::AuditLine>(line) {
+                    self.witnessed.push((l.seq, l.event));
+                }
+            }
             // A torn line from another writer's crash is taken as it is, like at open.
             self.prev = hash_hex(line);
             self.last = line.to_vec();
@@ -160,4 +167,11 @@ impl AuditLog {
         self.end = len;
         Ok(())
     }
+}
+
+/// The line may be a `key_change` or `keystore` record (other strings in a line are JSON
+/// strings, whose quotes are escaped: these quoted words appear only as the event's type).
+fn keystore_record(line: &[u8]) -> bool {
+    let has = |word: &[u8]| line.windows(word.len()).any(|w| w == word);
+    has(b"\"key_change\"") || has(b"\"keystore\"")
 }

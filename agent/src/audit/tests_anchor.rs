@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::ledger::{AuditLedger, evidence};
+use super::ledger::{self, AuditLedger, evidence};
 use super::*;
 use crate::keystore::{KeyAction, KeyChange, Ledger, LedgerEntry};
 
@@ -172,4 +172,57 @@ fn the_ledger_reads_back_the_key_changes_it_recorded() {
     // A log that cannot be read gives no evidence, and says why.
     let ev = evidence(Path::new("/nonexistent/audit.log"), &anchor);
     assert!(ev.gap.is_some() && ev.changes.is_empty());
+}
+
+/// An in-place, same-length edit of a line in the middle (here a recorded removal renamed)
+/// breaks the chain at the next line: reading back says so as a broken record, which the
+/// keystore refuses, rather than as a gap it only warns about.
+#[test]
+fn a_middle_line_edited_in_place_is_a_broken_record_not_a_gap() {
+    let (_dir, path, mut log) = fresh();
+    let anchor = log.anchor();
+    let change = KeyChange {
+        action: KeyAction::Remove,
+        name: "kb3".into(),
+        created: 1_800_000_000,
+        sha256: "ab".repeat(32),
+    };
+    log.append(&ledger::event(&LedgerEntry::Key(change)))
+        .unwrap();
+    log.append(&lock("after")).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        text.replacen("\"name\":\"kb3\"", "\"name\":\"kb9\"", 1),
+    )
+    .unwrap();
+    let ev = evidence(&path, &anchor);
+    let why = ev.broken.expect("a broken record");
+    assert!(why.contains("does not continue the chain"), "{why}");
+    // The same file read from before the edit's anchor, intact: neither gap nor break.
+    fs::write(&path, text).unwrap();
+    let ev = evidence(&path, &anchor);
+    assert!(ev.broken.is_none() && ev.gap.is_none(), "{ev:?}");
+}
+
+/// A write a crash tore, ended by the next writer, which chained on from its bytes, is not a
+/// broken record: the lines after it are read back, and nothing is refused for it.
+#[test]
+fn a_torn_line_the_log_went_on_from_is_read_past() {
+    let (_dir, path, log) = fresh();
+    let anchor = log.anchor();
+    drop(log);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"seq\":4,\"time\":\"2026-").unwrap();
+    drop(f);
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(&lock("after the crash")).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(got.gap.is_none() && !got.broken, "{got:?}");
+    let reasons: Vec<String> = got.lines.iter().map(|l| l.event.to_string()).collect();
+    assert_eq!(reasons, ["lock (after the crash)"]);
+    // A line of garbage that nothing chains from is not a torn write.
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, format!("{text}garbage\n")).unwrap();
+    assert!(since(&path, &anchor).unwrap().broken);
 }

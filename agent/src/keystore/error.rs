@@ -144,6 +144,24 @@ pub enum KeystoreError {
     RecordUnreadable { path: PathBuf, why: String },
 
     #[error(
+        "the audit log's record of the keystore since {path} was last checked is broken ({why}): \
+         a line was edited, inserted or deleted, and it may have hidden a credential or token \
+         removed since, or a newer copy of the keystore, so nothing is opened or sealed. See \
+         where with `tapsign audit verify`; keep a copy of the log. If you trust the keystore's \
+         files as they are, run `tapsign keystore rotate --rebuild-manifest`, then check \
+         `tapsign token list` and `tapsign key list` and remove again anything you had removed"
+    )]
+    RecordBroken { path: PathBuf, why: String },
+
+    #[error(
+        "the audit log no longer says what this agent saw recorded in it ({why}): the log was \
+         edited while the agent ran, so nothing is opened or sealed. See where with `tapsign \
+         audit verify`; keep a copy of the log. If you trust the keystore's files as they are, \
+         run `tapsign keystore rotate --rebuild-manifest`, then restart the agent"
+    )]
+    Contradicted { why: String },
+
+    #[error(
         "{path} is missing, but the audit log records that this keystore had one (generation \
          {recorded}): its files were put back from before tapsign kept a manifest, or the \
          manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
@@ -230,10 +248,11 @@ impl KeystoreError {
             | OlderThanLog { path, .. }
             | Unvouched { path, .. }
             | RecordUnreadable { path, .. }
+            | RecordBroken { path, .. }
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } => Some(dir),
-            NotRecorded { .. } | GenerationExhausted { .. } => None,
+            NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,

@@ -91,6 +91,93 @@ pub struct Evidence {
     /// A record of a manifest the ledger holds but cannot read (a damaged `keystore` line): it
     /// may name a newer generation than any readable one, so nothing is opened on its word.
     pub unreadable: Option<String>,
+    /// Why the record after the anchor cannot be trusted: the anchor's line is there, but a
+    /// later line does not continue the chain (edited in place, inserted, deleted). Unlike a
+    /// [`Evidence::gap`] from a log started afresh, nothing is opened or sealed on such a record.
+    pub broken: Option<String>,
+    /// What a running agent saw recorded while it held the ledger open; the record read back
+    /// must agree with it ([`Witness`]).
+    pub witnessed: Witness,
+}
+
+impl Evidence {
+    /// The highest manifest generation recorded, in the file or as a running agent saw it.
+    pub fn highest_generation(&self) -> Option<u64> {
+        let seen = self.witnessed.manifest.as_ref().map(|m| m.generation);
+        self.latest_generation.max(seen)
+    }
+}
+
+/// A manifest's record, as a running agent saw it written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenManifest {
+    /// The line's `seq`.
+    pub seq: u64,
+    pub generation: u64,
+    /// The vault tag (empty when the writer could not tell).
+    pub vault: String,
+}
+
+/// What a running agent saw recorded in the ledger while it held it open: the lines it wrote,
+/// and the lines other tapsign commands appended, which it took in only after checking that
+/// they continue the chain. Kept in memory, it cannot be edited in the file: a record read
+/// back at unlock that differs (a line edited in place in the middle of the log, whose
+/// successors no longer chain) is refused, whatever the file now says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Witness {
+    /// The last change of each credential since the last manifest was recorded, with the
+    /// line's `seq`. A manifest's check folds every change before it in, so only these must
+    /// still be read back after its anchor.
+    pub changes: std::collections::BTreeMap<String, (u64, KeyChange)>,
+    /// The last (highest) manifest recorded.
+    pub manifest: Option<SeenManifest>,
+    /// Tokens whose removal was recorded and that were not enrolled again since, with the
+    /// `seq` of the removal.
+    pub removed_tokens: std::collections::BTreeMap<String, u64>,
+}
+
+/// The `reason` of a manifest written by `token add`.
+pub fn token_added(id: &str) -> String {
+    format!("token {id} added")
+}
+
+/// The `reason` of a manifest written by `token remove`.
+pub fn token_removed(id: &str) -> String {
+    format!("rotated: token {id} removed")
+}
+
+impl Witness {
+    /// A credential change recorded at line `seq`.
+    pub fn saw_change(&mut self, seq: u64, change: KeyChange) {
+        self.changes.insert(change.name.clone(), (seq, change));
+    }
+
+    /// A manifest recorded at line `seq`: the changes before it are folded into it.
+    pub fn saw_manifest(&mut self, seq: u64, generation: u64, vault: &str, reason: &str) {
+        self.changes.clear();
+        if self
+            .manifest
+            .as_ref()
+            .is_none_or(|m| generation >= m.generation)
+        {
+            self.manifest = Some(SeenManifest {
+                seq,
+                generation,
+                vault: vault.to_owned(),
+            });
+        }
+        let id = |prefix: &str, suffix: &str| {
+            reason
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+                .map(str::to_owned)
+        };
+        if let Some(token) = id("rotated: token ", " removed") {
+            self.removed_tokens.insert(token, seq);
+        } else if let Some(token) = id("token ", " added") {
+            self.removed_tokens.remove(&token);
+        }
+    }
 }
 
 impl Evidence {
@@ -125,6 +212,9 @@ pub(crate) struct MemoryLedger {
     pub entries: Vec<LedgerEntry>,
     /// Make every `record` fail with this reason.
     pub broken: Option<String>,
+    /// Play a running agent: keep what is recorded in memory as well, and hand it out with
+    /// what is read back (tests then edit `entries` as one would edit the log).
+    pub witness: Option<Witness>,
 }
 
 #[cfg(test)]
@@ -155,6 +245,7 @@ impl Ledger for MemoryLedger {
                 LedgerEntry::Refused { .. } => {}
             }
         }
+        ev.witnessed = self.witness.clone().unwrap_or_default();
         ev
     }
 
@@ -163,6 +254,19 @@ impl Ledger for MemoryLedger {
             return Err(why.clone());
         }
         self.entries.push(entry.clone());
+        let seq = self.entries.len() as u64;
+        match (&mut self.witness, entry) {
+            (Some(w), LedgerEntry::Key(k)) => w.saw_change(seq, k.clone()),
+            (
+                Some(w),
+                LedgerEntry::Manifest {
+                    generation,
+                    vault,
+                    reason,
+                },
+            ) => w.saw_manifest(seq, *generation, vault, reason),
+            _ => {}
+        }
         Ok(())
     }
 }

@@ -95,6 +95,8 @@ mod tests_manifest;
 mod tests_rotate;
 #[cfg(test)]
 mod tests_tamper;
+#[cfg(test)]
+mod tests_witness;
 
 use std::path::{Path, PathBuf};
 

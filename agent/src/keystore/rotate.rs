@@ -196,7 +196,7 @@ impl Keystore {
         drop(lock);
 
         let reason = match (remove, rebuild) {
-            (Some(id), _) => format!("rotated: token {id} removed"),
+            (Some(id), _) => super::ledger::token_removed(id),
             (None, true) => "rotated: manifest rebuilt from the files as they were".into(),
             (None, false) => "rotated".into(),
         };

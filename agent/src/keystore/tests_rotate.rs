@@ -16,7 +16,7 @@ use super::*;
 use crate::token::soft::SoftToken;
 
 /// Copy a folder tree as a backup tool would (modes kept).
-fn copy_tree(from: &Path, to: &Path) {
+pub(super) fn copy_tree(from: &Path, to: &Path) {
     fs::DirBuilder::new().mode(0o700).create(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();

@@ -120,7 +120,7 @@ impl Keystore {
         self.collect_garbage(&self.dir, &lock)?;
         // Above every generation the log records: a keystore made afresh next to an old log
         // must not look like an older copy of the one before it.
-        let before = ledger.since(&Anchor::genesis()).latest_generation;
+        let before = ledger.since(&Anchor::genesis()).highest_generation();
         let generation = before.map_or(Some(1), |g| g.checked_add(1)).ok_or(
             KeystoreError::GenerationExhausted {
                 generation: u64::MAX,
@@ -181,6 +181,14 @@ impl Keystore {
                 path: self.manifest_path(),
                 found: old_gen,
                 seen: not_below,
+            });
+        }
+        if let Some(seq) = p.evidence.witnessed.removed_tokens.get(&used.stub.id()) {
+            return Err(KeystoreError::Contradicted {
+                why: format!(
+                    "line {seq} recorded that {} was removed, and it was not enrolled again since, yet its keyslot is back",
+                    used.stub.describe()
+                ),
             });
         }
         let slots = match &p.manifest {
@@ -308,7 +316,7 @@ impl Keystore {
         self.note_manifest(
             ledger,
             &manifest,
-            &format!("token {id} added"),
+            &super::ledger::token_added(&id),
             &mut out.warnings,
         );
         Ok(out)
@@ -394,6 +402,7 @@ impl Keystore {
                 }
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
+                    witnessed: whole.witnessed,
                     ..Evidence::default()
                 };
                 (folded, evidence)
@@ -503,7 +512,7 @@ fn first_fold(observed: &[Observed]) -> Folded {
 pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> Result<u64, KeystoreError> {
     let old = p.manifest.as_ref().map_or(0, |m| m.generation);
     let highest = old
-        .max(p.evidence.latest_generation.unwrap_or(0))
+        .max(p.evidence.highest_generation().unwrap_or(0))
         .max(not_below);
     highest
         .checked_add(1)
@@ -530,7 +539,16 @@ impl Keystore {
                 why: why.clone(),
             });
         }
-        match (manifest, evidence.latest_generation) {
+        if let Some(why) = &evidence.broken {
+            return Err(KeystoreError::RecordBroken {
+                path,
+                why: why.clone(),
+            });
+        }
+        if let Some(why) = contradiction(manifest, evidence) {
+            return Err(KeystoreError::Contradicted { why });
+        }
+        match (manifest, evidence.highest_generation()) {
             (Some(m), Some(recorded)) if recorded > m.generation => {
                 Err(KeystoreError::OlderThanLog {
                     path,
@@ -540,6 +558,62 @@ impl Keystore {
             }
             (None, Some(recorded)) => Err(KeystoreError::ManifestGone { path, recorded }),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Where the record read back from the file disagrees with what the running agent saw
+/// recorded ([`super::ledger::Witness`]): a change it saw since the last manifest that the
+/// file no longer holds after the anchor (and the manifest does not account for), or holds
+/// otherwise; a manifest generation it saw for another vault than the one recorded now.
+fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option<String> {
+    let seen = &evidence.witnessed;
+    for (name, (seq, saw)) in &seen.changes {
+        let read = evidence.changes.iter().rev().find(|c| &c.name == name);
+        let agrees = match read {
+            Some(c) => c == saw,
+            None => manifest.is_some_and(|m| accounts_for(m, saw)),
+        };
+        if !agrees {
+            return Some(format!(
+                "line {seq} recorded `{} {name:?}` (file {}), and the log now says {}",
+                saw.action,
+                saw.sha256,
+                match read {
+                    Some(c) => format!("`{} {:?}` (file {})", c.action, c.name, c.sha256),
+                    None => "nothing of it after the keystore's last check".into(),
+                }
+            ));
+        }
+    }
+    let (Some(m), Some(saw)) = (manifest, &seen.manifest) else {
+        return None;
+    };
+    let tag = m
+        .vault_public_key(Path::new(""))
+        .ok()
+        .map(|k| vault_tag(&k));
+    if saw.generation == m.generation && !saw.vault.is_empty() && tag.as_ref() != Some(&saw.vault) {
+        return Some(format!(
+            "line {} recorded generation {} for vault-{}, and the manifest of that generation names another vault",
+            saw.seq, saw.generation, saw.vault
+        ));
+    }
+    None
+}
+
+/// The manifest already holds `change` (a later check folded it in).
+fn accounts_for(m: &ManifestFile, change: &super::KeyChange) -> bool {
+    let present = m.credentials.iter().find(|c| c.name == change.name);
+    let removed = m.removed.iter().find(|r| r.name == change.name);
+    match change.action {
+        super::KeyAction::Add | super::KeyAction::Replace => {
+            present.is_some_and(|c| c.created >= change.created)
+                || removed.is_some_and(|r| r.created >= change.created)
+        }
+        super::KeyAction::Remove => {
+            removed.is_some_and(|r| r.created >= change.created)
+                || present.is_some_and(|c| c.created > change.created)
         }
     }
 }

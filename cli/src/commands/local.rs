@@ -28,6 +28,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::OlderThanLog { .. }
         | KeystoreError::Unvouched { .. }
         | KeystoreError::RecordUnreadable { .. }
+        | KeystoreError::RecordBroken { .. }
+        | KeystoreError::Contradicted { .. }
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,

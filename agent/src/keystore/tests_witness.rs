@@ -1,0 +1,145 @@
+//! What a running agent saw recorded ([`Witness`]) against a record edited afterwards: the
+//! ledger here plays the agent, keeping in memory what it records, while the test edits the
+//! entries as one would edit the log in place.
+
+use std::fs;
+
+use super::ledger::{LedgerEntry, Witness, token_removed};
+use super::tests::{Fixture, cred, unlock};
+use super::tests_rotate::copy_tree;
+use super::*;
+
+fn watched() -> Fixture {
+    let mut f = Fixture::new();
+    f.ledger.witness = Some(Witness::default());
+    f
+}
+
+/// Rename the recorded change of `from` to `to`, as an in-place edit of its line would.
+fn rename_change(f: &mut Fixture, from: &str, to: &str) {
+    for e in &mut f.ledger.entries {
+        if let LedgerEntry::Key(k) = e
+            && k.name == from
+        {
+            k.name = to.into();
+        }
+    }
+}
+
+/// Write a file back as a backup restore would: private, like the original.
+fn put_back(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn a_removal_edited_in_the_log_while_the_agent_runs_does_not_bring_the_key_back() {
+    for agent_saw_it in [false, true] {
+        let mut f = Fixture::new();
+        if agent_saw_it {
+            f.ledger.witness = Some(Witness::default());
+        }
+        f.add(&cred("kb", Exchange::Binance, None), false).unwrap();
+        f.add(&cred("kb3", Exchange::Binance, None), false).unwrap();
+        f.check().unwrap();
+        let path = f.live().join("credentials/kb3.json");
+        let old = fs::read(&path).unwrap();
+        f.remove("kb3").unwrap();
+        rename_change(&mut f, "kb3", "kb9");
+        put_back(&path, &old);
+        match (agent_saw_it, f.check()) {
+            // Only the edited record to go by: the old file looks like the recorded one.
+            (false, Ok(c)) => assert!(c.accepted.contains(&"kb3".to_owned()), "{c:?}"),
+            (true, Err(e @ KeystoreError::Contradicted { .. })) => {
+                let msg = e.to_string();
+                assert!(msg.contains("remove \"kb3\""), "{msg}");
+                assert!(msg.contains("tapsign audit verify"), "{msg}");
+            }
+            (saw, other) => panic!("agent saw it: {saw}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_rotation_edited_down_in_the_log_does_not_reopen_the_copy_before_it() {
+    let (mut f, mut b) = Fixture::populated();
+    f.ledger.witness = Some(Witness::default());
+    f.check().unwrap();
+    let backup = f.tmp.path().join("backup");
+    copy_tree(f.ks.dir(), &backup);
+    let (old_gen, old_vault) = match f.ledger.entries.last() {
+        Some(LedgerEntry::Manifest {
+            generation, vault, ..
+        }) => (*generation, vault.clone()),
+        other => panic!("{other:?}"),
+    };
+    f.rotate(Some(&b.stub().id())).unwrap();
+    fs::remove_dir_all(f.ks.dir()).unwrap();
+    copy_tree(&backup, f.ks.dir());
+    // The rotation's record, edited to name a generation below the copy's and its vault.
+    for e in &mut f.ledger.entries {
+        if let LedgerEntry::Manifest {
+            generation, vault, ..
+        } = e
+            && *generation > old_gen
+        {
+            (*generation, *vault) = (old_gen - 1, old_vault.clone());
+        }
+    }
+    // The removed token, with its keyslot in the copy.
+    let vk = unlock(&f.ks, &mut b).unwrap();
+    let slot =
+        f.ks.keyslots()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .find(|s| &s.stub == b.stub())
+            .unwrap();
+    let e = f.ks.check(&vk, &slot, 0, &mut f.ledger).unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+}
+
+#[test]
+fn a_token_the_agent_saw_removed_opens_nothing() {
+    let mut f = watched();
+    let id = f.token.stub().id();
+    if let Some(w) = f.ledger.witness.as_mut() {
+        w.saw_manifest(99, 1, "", &token_removed(&id));
+    }
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::Contradicted { .. }), "{e}");
+    assert!(e.to_string().contains("was removed"), "{e}");
+}
+
+#[test]
+fn what_the_agent_saw_agrees_with_an_untouched_log() {
+    let (mut f, _b) = Fixture::populated();
+    f.ledger.witness = Some(Witness::default());
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+    f.remove("k1").unwrap();
+    f.check().unwrap();
+    f.remove("k2").unwrap();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.refused.is_empty(), "{c:?}");
+    assert!(c.accepted.contains(&"k1".to_owned()), "{c:?}");
+    f.remove("k1").unwrap();
+    f.rotate(None).unwrap();
+    f.add(&cred("k3", Exchange::Binance, None), true).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.refused.is_empty(), "{c:?}");
+    // A record cut off before the anchor (a log moved aside and started afresh) is a gap,
+    // and what the agent saw since the last manifest is all still in the manifest's reach.
+    f.check().unwrap();
+    f.ledger.entries.clear();
+    f.check().unwrap();
+}

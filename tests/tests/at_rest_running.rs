@@ -1,0 +1,217 @@
+//! At rest, while the agent runs: the audit log edited in place under a running agent, where
+//! the agent's checks of its last line and of what was appended do not look, must not bring
+//! back what the log recorded as gone. What the agent saw recorded is kept in memory, and a
+//! record whose chain breaks after the keystore's anchor is refused, not warned about.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tapsign_tests::World;
+
+fn sign(w: &World, key: &str) -> tapsign_tests::Run {
+    w.run(
+        &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+}
+
+fn live(w: &World) -> PathBuf {
+    let ks = w.home().join("keystore");
+    let found: Vec<PathBuf> = std::fs::read_dir(&ks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("vault-")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+fn cred_file(w: &World, name: &str) -> PathBuf {
+    live(w).join("credentials").join(format!("{name}.json"))
+}
+
+fn put_back(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn log_path(w: &World) -> PathBuf {
+    w.home().join("audit.log")
+}
+
+/// Overwrite line `n` (1-based) of the log in place with `edit(line)`, which must keep its
+/// length: the file keeps its inode, its length and its last line, as `python r+b` would.
+fn edit_line_in_place(w: &World, n: usize, edit: impl FnOnce(&str) -> String) {
+    let path = log_path(w);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let offset: usize = text.split_inclusive('\n').take(n - 1).map(str::len).sum();
+    let line = text.lines().nth(n - 1).unwrap();
+    let edited = edit(line);
+    assert_eq!(edited.len(), line.len(), "same length");
+    assert_ne!(edited, line);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(edited.as_bytes(), offset as u64).unwrap();
+}
+
+/// The 1-based number of the last log line for which `pick` holds.
+fn last_line_where(w: &World, pick: impl Fn(&serde_json::Value) -> bool) -> usize {
+    let text = std::fs::read_to_string(log_path(w)).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines.iter().rposition(pick).unwrap() + 1
+}
+
+fn three_keys_unlocked() -> World {
+    let mut w = World::new();
+    for k in ["kb", "kb3", "kb4"] {
+        w.setup_key(k, "binance", "ak", "sk");
+    }
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w
+}
+
+#[test]
+fn a_middle_audit_line_edited_while_the_agent_runs_does_not_bring_back_a_removed_key() {
+    let w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    sign(&w, "kb").ok();
+    let n = last_line_where(&w, |l| l["event"]["type"] == "key_change");
+    edit_line_in_place(&w, n, |l| l.replace("\"name\":\"kb3\"", "\"name\":\"kb9\""));
+    sign(&w, "kb").ok();
+    put_back(&cred_file(&w, "kb3"), &backup);
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "tapsign audit verify");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+}
+
+/// The same, with the line the keystore's manifest is anchored at edited instead: the record
+/// after it then cannot be read back at all (as for a log started afresh), and only what the
+/// agent saw recorded still says that kb3 was removed.
+#[test]
+fn the_anchored_line_edited_instead_is_caught_by_what_the_agent_saw() {
+    let w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    let anchored = manifest["audit"]["seq"].as_u64().unwrap() as usize;
+    edit_line_in_place(&w, anchored, |l| {
+        let at = l.find("Z\"").unwrap() - 1;
+        let digit = if &l[at..=at] == "7" { "8" } else { "7" };
+        format!("{}{digit}{}", &l[..at], &l[at + 1..])
+    });
+    put_back(&cred_file(&w, "kb3"), &backup);
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "no longer says what this agent saw");
+    assert!(out.stderr.contains("kb3"), "{out:?}");
+}
+
+#[test]
+fn a_rotation_record_edited_down_while_the_agent_runs_does_not_reopen_an_old_copy() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let ks = w.home().join("keystore");
+    let copy = w.home().join("keystore-copy");
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&ks)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    w.run(&["keystore", "rotate"], "").ok();
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::rename(&copy, &ks).unwrap();
+    w.run(&["unlock"], "")
+        .fails_with(7, "older copy of the keystore was put back");
+    sign(&w, "nope").fails_with(5, "unknown_key");
+    let text = std::fs::read_to_string(log_path(&w)).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rotated = last_line_where(&w, |l| {
+        l["event"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("rotated"))
+    });
+    let before = lines[..rotated - 1]
+        .iter()
+        .rfind(|l| l["event"]["type"] == "keystore")
+        .unwrap();
+    let (old_gen, old_vault) = (
+        before["event"]["generation"].as_u64().unwrap(),
+        before["event"]["vault"].as_str().unwrap().to_owned(),
+    );
+    let new = &lines[rotated - 1]["event"];
+    let (new_gen, new_vault) = (
+        new["generation"].as_u64().unwrap(),
+        new["vault"].as_str().unwrap().to_owned(),
+    );
+    let forged_gen = old_gen - 1;
+    assert_eq!(forged_gen.to_string().len(), new_gen.to_string().len());
+    edit_line_in_place(&w, rotated, |l| {
+        l.replace(
+            &format!("\"generation\":{new_gen},\"vault\":\"{new_vault}\""),
+            &format!("\"generation\":{forged_gen},\"vault\":\"{old_vault}\""),
+        )
+    });
+    let manifest_before = std::fs::read(ks.join("manifest.json")).unwrap();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+    assert_eq!(
+        std::fs::read(ks.join("manifest.json")).unwrap(),
+        manifest_before,
+        "no manifest written under the old vault"
+    );
+}
+
+/// A crash that tore a line, which the next writer ended and chained on from, is damage the
+/// log already accounts for: the keystore's check reads past it and opens the keys.
+#[test]
+fn a_torn_line_after_a_crash_does_not_stop_unlock() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    // What a crash mid-write leaves: the start of a line, no newline.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path(&w))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":99,\"time\":\"20").unwrap();
+    w.start_agent();
+    w.run(&["key", "remove", "k1"], "").ok();
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k2."), "{out:?}");
+    assert!(!out.stderr.contains("could not be read back"), "{out:?}");
+    let verify = w.run(&["audit", "verify"], "");
+    let said = format!("{}{}", verify.stdout, verify.stderr);
+    assert!(said.contains("not an audit line"), "{verify:?}");
+}
