@@ -357,7 +357,10 @@ impl Keystore {
         // good checksum but no good MAC that names a copy elsewhere must not get the real
         // folder removed as a crash's leftover.
         self.collect_garbage(&live.dir, lock)?;
-        let (observed, unreadable) = self.observe_credentials(&live.dir)?;
+        let (observed, mut unreadable, undecryptable) = self.observe_credentials(&live.dir, vk)?;
+        // A file that does not open under VK keeps the name's record as it was, like a
+        // damaged one: a manifest must never vouch for a file that cannot be this keystore's.
+        unreadable.extend(undecryptable.iter().map(|r| r.name.clone()));
         let keyslots = self.observe_keyslots(&live.dir)?;
         let (folded, evidence) = match &live.manifest {
             Some(m) => {
@@ -408,6 +411,8 @@ impl Keystore {
                 (folded, evidence)
             }
         };
+        let mut folded = folded;
+        folded.refused.extend(undecryptable);
         Ok(Prepared {
             live: live.dir,
             manifest: live.manifest,
@@ -417,25 +422,41 @@ impl Keystore {
         })
     }
 
-    /// Every readable credential file, and the names of unreadable ones.
+    /// Every credential file that reads and decrypts (and authenticates) under `vk`, the
+    /// names of unreadable ones, and the refusal of each that reads but does not decrypt.
     pub(crate) fn observe_credentials(
         &self,
         live: &Path,
-    ) -> Result<(Vec<Observed>, Vec<String>), KeystoreError> {
+        vk: &VaultKey,
+    ) -> Result<Observation, KeystoreError> {
         let dir = self.existing_subdir(live, CREDENTIALS)?;
         let mut observed = Vec::new();
         let mut unreadable = Vec::new();
+        let mut undecryptable = Vec::new();
         for (path, stem) in list_json(&dir)?.into_iter().flatten() {
-            match load_credential(&path, &stem) {
-                Ok((file, sha256)) => observed.push(Observed {
-                    name: file.name,
-                    created: file.created,
-                    sha256,
-                }),
-                Err(_) => unreadable.push(stem),
+            let (file, sha256) = match load_credential(&path, &stem) {
+                Ok(f) => f,
+                Err(_) => {
+                    unreadable.push(stem);
+                    continue;
+                }
+            };
+            if let Err(e) = super::open_file(vk, &file, &path) {
+                undecryptable.push(Refusal {
+                    reason: format!(
+                        "the file of credential {stem:?} does not open with this keystore's vault key ({e}): it comes from another keystore or was changed, so it is refused and the keystore keeps its record of the file it had; put that file back from a backup, or store the key again with `tapsign key add {stem} --replace`"
+                    ),
+                    name: stem,
+                });
+                continue;
             }
+            observed.push(Observed {
+                name: file.name,
+                created: file.created,
+                sha256,
+            });
         }
-        Ok((observed, unreadable))
+        Ok((observed, unreadable, undecryptable))
     }
 
     fn observe_keyslots(&self, live: &Path) -> Result<Vec<SlotRecord>, KeystoreError> {
@@ -485,6 +506,10 @@ impl Keystore {
         }
     }
 }
+
+/// The credential files as found: those that open, the names of unreadable ones, and the
+/// refusals of those that read but do not open under the vault key.
+pub(crate) type Observation = (Vec<Observed>, Vec<String>, Vec<Refusal>);
 
 /// A keystore without a manifest: nothing to check against, everything readable is taken.
 fn first_fold(observed: &[Observed]) -> Folded {

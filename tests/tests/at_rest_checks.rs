@@ -1,0 +1,74 @@
+//! What the keystore's check records and reports: a manifest vouches only for files that open
+//! under the vault key, and `key list` says which files the last check refused.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use tapsign_tests::World;
+
+fn live(w: &World) -> PathBuf {
+    let ks = w.home().join("keystore");
+    let found: Vec<PathBuf> = std::fs::read_dir(&ks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("vault-")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+fn cred_file(w: &World, name: &str) -> PathBuf {
+    live(w).join("credentials").join(format!("{name}.json"))
+}
+
+fn put_back(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// A credential file copied in from another keystore, made later than the genuine one, was
+/// accepted "as a newer version" and recorded in the manifest though it could not be
+/// decrypted; the genuine file put back was then refused as "an old copy".
+#[test]
+fn a_file_from_another_keystore_is_not_recorded_and_the_genuine_one_still_opens() {
+    let mut w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk-genuine");
+    w.setup_key("kc", "binance", "akc", "skc");
+    let genuine = std::fs::read(cred_file(&w, "kb")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let other = World::new();
+    other.setup_key("kb", "binance", "ak", "sk-other");
+    put_back(
+        &cred_file(&w, "kb"),
+        &std::fs::read(cred_file(&other, "kb")).unwrap(),
+    );
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): kc."), "{out:?}");
+    assert!(out.stderr.contains("REFUSED"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("does not open with this keystore's vault key"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("newer version"), "{out:?}");
+    put_back(&cred_file(&w, "kb"), &genuine);
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 2 key(s)"), "{out:?}");
+    assert!(!out.stderr.contains("REFUSED"), "{out:?}");
+    w.signs_with("kb", b"sk-genuine");
+}
