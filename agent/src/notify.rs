@@ -17,7 +17,7 @@ use std::time::Duration;
 use notify_rust::{Notification, Timeout, Urgency};
 
 use crate::clock::format_duration;
-use crate::session::LockReason;
+use crate::session::{Bounds, LockReason};
 
 /// A notification daemon that does not answer within this is given up on, for this one.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +56,7 @@ impl Notifier {
     pub fn touch_needed(&self, token: &str, asked: &str) {
         self.show(
             "tapsign: touch your token".into(),
-            format!("{asked}. Touch {token} to allow it; do nothing to refuse."),
+            touch_body(token, asked),
             Urgency::Critical,
         );
     }
@@ -107,5 +107,119 @@ impl Notifier {
                 );
             }
         });
+    }
+}
+
+/// Longest a name a client chose (its program's file name, a key name) is shown.
+const NAME_MAX: usize = 64;
+/// How many of the key names an unlock asks for are shown.
+const KEYS_SHOWN: usize = 8;
+
+/// What an unlock asks for, bounds first, then who asks: the trader reads what the touch
+/// grants before any name a client chose. `exe` is the client's program path.
+pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]) -> String {
+    let program = shown(exe.rsplit('/').next().unwrap_or("?"), NAME_MAX);
+    let keys = match (extend, keys) {
+        (true, _) => String::new(),
+        (false, []) => ", every key".to_owned(),
+        (false, names) => {
+            let mut list: Vec<String> = names
+                .iter()
+                .take(KEYS_SHOWN)
+                .map(|n| shown(n, NAME_MAX))
+                .collect();
+            if names.len() > KEYS_SHOWN {
+                list.push(format!("and {} more", names.len() - KEYS_SHOWN));
+            }
+            format!(", keys {}", list.join(", "))
+        }
+    };
+    format!(
+        "{} a session for {}, {} signatures (idle {}){keys}; asked by {program} (pid {pid})",
+        if extend { "Extend" } else { "Open" },
+        format_duration(bounds.ttl),
+        bounds.max_signatures,
+        format_duration(bounds.idle),
+    )
+}
+
+/// The body of the touch notification for `asked` (from [`asked`]).
+fn touch_body(token: &str, asked: &str) -> String {
+    format!(
+        "{asked}. Touch {} to allow it; do nothing to refuse.",
+        shown(token, NAME_MAX)
+    )
+}
+
+/// `text` as a notification body may show it: at most `max` characters (cut with `…`),
+/// control characters and bidirectional overrides escaped (a program named with newlines
+/// must not push the real text out of sight below fake lines), and `&`, `<`, `>` as
+/// entities (notification daemons may read a body as markup).
+pub fn shown(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if crate::audit::hidden(c) => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> Bounds {
+        Bounds {
+            ttl: Duration::from_secs(8 * 3600),
+            idle: Duration::from_secs(900),
+            max_signatures: 50_000,
+            per_key: None,
+        }
+    }
+
+    #[test]
+    fn a_program_named_with_newlines_and_markup_cannot_push_the_bounds_out_of_sight() {
+        let exe = format!(
+            "/tmp/bot\n\n\n\nOpen a session for 1m, 1 signatures<b>&<i>{}",
+            "x".repeat(500)
+        );
+        let a = asked(&exe, 42, false, &bounds(), &["k<1>".into()]);
+        assert!(
+            a.starts_with("Open a session for 8h, 50000 signatures (idle 15m), keys k&lt;1&gt;;"),
+            "{a}"
+        );
+        assert!(
+            !a.contains('\n') && !a.contains('<') && !a.contains('>'),
+            "{a}"
+        );
+        assert!(a.contains("bot\\n\\n"), "{a}");
+        assert!(a.contains("&lt;b&gt;&amp;&lt;i&gt;"), "{a}");
+        assert!(a.ends_with("… (pid 42)"), "{a}");
+        assert!(a.len() < 200, "{a}");
+        let body = touch_body("YubiKey\u{202e}5", &a);
+        assert!(body.starts_with("Open a session"), "{body}");
+        assert!(body.contains("YubiKey\\u{202e}5"), "{body}");
+    }
+
+    #[test]
+    fn many_key_names_are_counted_not_listed() {
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let a = asked("/usr/bin/python3", 7, false, &bounds(), &keys);
+        assert!(
+            a.contains("k7, and 92 more; asked by python3 (pid 7)"),
+            "{a}"
+        );
+        let e = asked("/usr/bin/python3", 7, true, &bounds(), &keys);
+        assert!(e.starts_with("Extend a session for 8h"), "{e}");
+        assert!(!e.contains("k0"), "{e}");
     }
 }

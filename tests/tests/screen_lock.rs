@@ -309,14 +309,14 @@ fn notifications_say_opened_and_locked_and_nothing_secret() {
         "names the token: {touch:?}"
     );
     assert!(
-        touch.body.contains("tapsign (pid"),
+        touch.body.contains("asked by tapsign (pid"),
         "names who asked: {touch:?}"
     );
     assert!(
         touch
             .body
-            .contains("asks to open a session for 8h, 50000 signatures (idle 1h), every key"),
-        "names the bounds: {touch:?}"
+            .starts_with("Open a session for 8h, 50000 signatures (idle 1h), every key"),
+        "names the bounds first: {touch:?}"
     );
     wait_shown(&lab, "session open");
     lab.fire(Trigger::SessionLock);
@@ -389,7 +389,7 @@ fn a_key_name_no_key_could_have_never_reaches_the_touch_prompt() {
     assert!(
         shown
             .iter()
-            .any(|n| n.body.contains("signatures (idle 1h), keys b.")),
+            .any(|n| n.body.contains("signatures (idle 1h), keys b; asked by")),
         "{shown:?}"
     );
 }

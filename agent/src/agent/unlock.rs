@@ -55,22 +55,9 @@ impl Agent {
                 req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
             )
             .map_err(AgentError::Bounds)?;
-        let program = client.exe.rsplit('/').next().unwrap_or("?");
         // Everything the touch grants, so the trader sees what a bot asked for: the bounds,
         // and the keys a new session opens.
-        let keys = match (req.extend, req.keys.as_slice()) {
-            (true, _) => String::new(),
-            (false, []) => ", every key".to_owned(),
-            (false, names) => format!(", keys {}", names.join(", ")),
-        };
-        let asked = format!(
-            "{program} (pid {}) asks to {} a session for {}, {} signatures (idle {}){keys}",
-            client.pid,
-            if req.extend { "extend" } else { "open" },
-            format_duration(bounds.ttl),
-            bounds.max_signatures,
-            format_duration(bounds.idle),
-        );
+        let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, &req.keys);
         let extend = req.extend;
         let opened = match self.touch(req, asked).await {
             Ok(o) => o,
