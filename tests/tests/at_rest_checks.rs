@@ -72,3 +72,47 @@ fn a_file_from_another_keystore_is_not_recorded_and_the_genuine_one_still_opens(
     assert!(!out.stderr.contains("REFUSED"), "{out:?}");
     w.signs_with("kb", b"sk-genuine");
 }
+
+/// `key list` listed a removed credential put back, and an old copy put back, as ordinary
+/// keys, though the next unlock refuses both.
+#[test]
+fn key_list_marks_what_the_next_unlock_refuses() {
+    let w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    w.setup_key("kb3", "binance", "ak3", "sk3");
+    w.setup_key("kb4", "binance", "ak4", "sk4");
+    let removed = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    let old = std::fs::read(cred_file(&w, "kb4")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    w.run(
+        &["key", "add", "kb4", "--exchange", "binance", "--replace"],
+        "ak4\nsk4-rotated\n",
+    )
+    .ok();
+    put_back(&cred_file(&w, "kb3"), &removed);
+    put_back(&cred_file(&w, "kb4"), &old);
+    let out = w.run(&["key", "list"], "");
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["kb", "binance"]
+    );
+    assert!(
+        lines[1].starts_with("kb3") && lines[1].ends_with("refused: a removed credential put back"),
+        "{out:?}"
+    );
+    assert!(
+        lines[2].starts_with("kb4") && lines[2].ends_with("refused: an old copy put back"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("refused at unlock: credential \"kb3\" was removed"),
+        "{out:?}"
+    );
+    // The unlock agrees.
+    let mut w = w;
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): kb."), "{out:?}");
+}

@@ -188,6 +188,8 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub name: String,
+    /// The verdict in a few words, for a listing (`key list`).
+    pub verdict: &'static str,
     pub reason: String,
 }
 
@@ -307,8 +309,9 @@ pub(crate) fn fold(
                     },
                 );
             }
-            Err(reason) => out.refused.push(Refusal {
+            Err((verdict, reason)) => out.refused.push(Refusal {
                 name: f.name.clone(),
+                verdict,
                 reason,
             }),
         }
@@ -339,8 +342,18 @@ pub(crate) fn fold(
     out
 }
 
+/// [`Refusal::verdict`]s.
+pub const OLD_COPY: &str = "an old copy put back";
+pub const REMOVED: &str = "a removed credential put back";
+pub const FOREIGN: &str = "does not open with this keystore's vault key";
+pub const UNOPENED: &str = "does not open";
+
 /// One file against what is expected of its name: `Ok(changed)` to accept it, or why not.
-fn judge(f: &Observed, expect: Option<Expect<'_>>, manifest_written: u64) -> Result<bool, String> {
+fn judge(
+    f: &Observed,
+    expect: Option<Expect<'_>>,
+    manifest_written: u64,
+) -> Result<bool, (&'static str, String)> {
     let when = |t: u64| {
         crate::audit::rfc3339_utc_ms(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
     };
@@ -356,24 +369,33 @@ fn judge(f: &Observed, expect: Option<Expect<'_>>, manifest_written: u64) -> Res
             Ok(false)
         }
         Some(Expect::Present { created, .. }) if f.created > created => Ok(true),
-        Some(Expect::Present { created, .. }) => Err(format!(
-            "the file of credential {:?} is an older version than the one recorded (this file was added {}, the recorded one {}): an old copy was put back, so it is refused; {redo}",
-            f.name,
-            when(f.created),
-            when(created)
+        Some(Expect::Present { created, .. }) => Err((
+            OLD_COPY,
+            format!(
+                "the file of credential {:?} is an older version than the one recorded (this file was added {}, the recorded one {}): an old copy was put back, so it is refused; {redo}",
+                f.name,
+                when(f.created),
+                when(created)
+            ),
         )),
         Some(Expect::Removed { created }) if f.created > created => Ok(true),
-        Some(Expect::Removed { .. }) => Err(format!(
-            "credential {:?} was removed, and this file is a copy from before the removal (added {}): a deleted credential was put back, so it is refused; {redo}",
-            f.name,
-            when(f.created)
+        Some(Expect::Removed { .. }) => Err((
+            REMOVED,
+            format!(
+                "credential {:?} was removed, and this file is a copy from before the removal (added {}): a deleted credential was put back, so it is refused; {redo}",
+                f.name,
+                when(f.created)
+            ),
         )),
         None if f.created >= manifest_written => Ok(true),
-        None => Err(format!(
-            "credential {:?} is not in the keystore's manifest, yet its file is older than the manifest (added {}, manifest written {}): a deleted credential was put back from a backup, so it is refused; {redo}",
-            f.name,
-            when(f.created),
-            when(manifest_written)
+        None => Err((
+            REMOVED,
+            format!(
+                "credential {:?} is not in the keystore's manifest, yet its file is older than the manifest (added {}, manifest written {}): a deleted credential was put back from a backup, so it is refused; {redo}",
+                f.name,
+                when(f.created),
+                when(manifest_written)
+            ),
         )),
     }
 }

@@ -251,6 +251,7 @@ fn fill_stage(
             Ok(c) => c,
             Err(e) => {
                 dropped.push(Refusal {
+                    verdict: super::manifest::UNOPENED,
                     name: name.clone(),
                     reason: e.to_string(),
                 });

@@ -357,7 +357,8 @@ impl Keystore {
         // good checksum but no good MAC that names a copy elsewhere must not get the real
         // folder removed as a crash's leftover.
         self.collect_garbage(&live.dir, lock)?;
-        let (observed, mut unreadable, undecryptable) = self.observe_credentials(&live.dir, vk)?;
+        let (observed, mut unreadable, undecryptable) =
+            self.observe_credentials(&live.dir, Some(vk))?;
         // A file that does not open under VK keeps the name's record as it was, like a
         // damaged one: a manifest must never vouch for a file that cannot be this keystore's.
         unreadable.extend(undecryptable.iter().map(|r| r.name.clone()));
@@ -424,10 +425,11 @@ impl Keystore {
 
     /// Every credential file that reads and decrypts (and authenticates) under `vk`, the
     /// names of unreadable ones, and the refusal of each that reads but does not decrypt.
+    /// Without `vk`, every file that reads.
     pub(crate) fn observe_credentials(
         &self,
         live: &Path,
-        vk: &VaultKey,
+        vk: Option<&VaultKey>,
     ) -> Result<Observation, KeystoreError> {
         let dir = self.existing_subdir(live, CREDENTIALS)?;
         let mut observed = Vec::new();
@@ -441,8 +443,9 @@ impl Keystore {
                     continue;
                 }
             };
-            if let Err(e) = super::open_file(vk, &file, &path) {
+            if let Some(Err(e)) = vk.map(|vk| super::open_file(vk, &file, &path)) {
                 undecryptable.push(Refusal {
+                    verdict: super::manifest::FOREIGN,
                     reason: format!(
                         "the file of credential {stem:?} does not open with this keystore's vault key ({e}): it comes from another keystore or was changed, so it is refused and the keystore keeps its record of the file it had; put that file back from a backup, or store the key again with `tapsign key add {stem} --replace`"
                     ),

@@ -182,11 +182,28 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             Ok(())
         }
         KeyCommand::List => {
+            // What the next unlock would refuse: a file put back must not look like a key.
+            let preview = ks
+                .preview(&mut AuditLedger::new(&paths.audit_log()))
+                .unwrap_or_default();
+            let verdict = |name: &str| preview.refused.iter().find(|r| r.name == name);
             let listed = print_listing(
                 ks.list_credentials().map_err(ks_failure)?,
                 "credentials",
-                |i| format!("{:<24} {}", i.name, i.exchange),
+                |i| match verdict(&i.name) {
+                    Some(r) => format!("{:<24} {:<10} refused: {}", i.name, i.exchange, r.verdict),
+                    None => format!("{:<24} {}", i.name, i.exchange),
+                },
             );
+            for r in &preview.refused {
+                errln!("refused at unlock: {}", Shown(&r.reason));
+            }
+            if let Some(why) = &preview.whole {
+                errln!(
+                    "warning: the next unlock opens none of these: {}",
+                    Shown(why)
+                );
+            }
             // The credentials are listed either way; a damaged vault.json fails the listing
             // too, since no key can be added or opened without it.
             ks.check_vault_file().map_err(|e| {

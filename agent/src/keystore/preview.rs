@@ -1,0 +1,41 @@
+//! What the next unlock's check would say, as far as can be told without a token: `key list`
+//! marks the credentials it would refuse, so a file put back does not look like a key.
+
+use super::ledger::Ledger;
+use super::manifest::{Refusal, fold};
+use super::{Keystore, KeystoreError};
+
+/// The verdicts of [`Keystore::preview`].
+#[derive(Debug, Default)]
+pub struct Preview {
+    /// The credential files the check would refuse, and why.
+    pub refused: Vec<Refusal>,
+    /// Why the check would open nothing at all (an older copy of the keystore, a broken
+    /// record), if it would not.
+    pub whole: Option<String>,
+}
+
+impl Keystore {
+    /// The check an unlock runs (`vault_ops::prepare_in`), on what can be read without the
+    /// vault key: the credential files against the manifest as it is (its MAC, which needs
+    /// the vault key, unchecked) and the audit log's record since its anchor. A file that does
+    /// not decrypt is found only by the unlock.
+    pub fn preview(&self, ledger: &mut dyn Ledger) -> Result<Preview, KeystoreError> {
+        let live = self.live()?;
+        let Some(m) = &live.manifest else {
+            return Ok(Preview::default());
+        };
+        let (observed, unreadable, _) = self.observe_credentials(&live.dir, None)?;
+        let evidence = match &m.audit {
+            Some(anchor) => ledger.since(anchor),
+            None => {
+                ledger.unanchored("the manifest was written while the audit log could not be read")
+            }
+        };
+        let whole = self.against_log(Some(m), &evidence).err();
+        Ok(Preview {
+            refused: fold(m, &observed, &unreadable, &evidence).refused,
+            whole: whole.map(|e| e.to_string()),
+        })
+    }
+}
