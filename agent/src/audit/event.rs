@@ -120,8 +120,61 @@ impl AuditEvent {
         if let AuditEvent::Sign { path, .. } | AuditEvent::Refusal { path, .. } = &mut e {
             path.truncate(loggable_path(path).len());
         }
+        // What a client chose is cut to a bound: refusals are not rate-limited, and a bot must
+        // not write a 64 KiB key name into the log with every request. A reason is the agent's
+        // own sentence, which may quote such a name, so it gets more room.
+        match &mut e {
+            AuditEvent::Sign {
+                key,
+                method,
+                path,
+                exe,
+                ..
+            } => [key, method, path, exe].into_iter().for_each(cap_quoted),
+            AuditEvent::Refusal {
+                key,
+                method,
+                path,
+                reason,
+                exe,
+                ..
+            } => {
+                [key, method, path, exe].into_iter().for_each(cap_quoted);
+                cap(reason, REASON_MAX);
+            }
+            AuditEvent::UnlockRefused { reason, exe, .. } => {
+                cap_quoted(exe);
+                cap(reason, REASON_MAX);
+            }
+            AuditEvent::PeerRefused { exe, .. } | AuditEvent::Unlock { exe, .. } => cap_quoted(exe),
+            _ => {}
+        }
         e
     }
+}
+
+/// The most bytes of a string a client chose (key name, method, path, program) a line holds.
+pub const QUOTED_MAX: usize = 256;
+/// The most bytes of a reason (the agent's sentence, which may quote a client's string).
+pub const REASON_MAX: usize = 1024;
+
+fn cap_quoted(s: &mut String) {
+    cap(s, QUOTED_MAX);
+}
+
+/// Cut `s` to at most `max` bytes, on a character boundary, and say how much was cut:
+/// `…[cut 64744 bytes]`.
+pub fn cap(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!("…[cut {cut} bytes]"));
 }
 
 /// The path up to any `?` or `#`. The protocol says the query goes in its own field, but a bot
@@ -269,5 +322,48 @@ impl fmt::Display for AuditEvent {
                 write!(f, "REFUSED credential {}: {}", Shown(name), Shown(reason))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_unknown_key_name_is_cut_in_the_log_not_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = super::super::AuditLog::open(&path).unwrap();
+        let req = SignRequest {
+            key: "k".repeat(65_000),
+            method: "GET".into(),
+            path: "/api/v3/account".into(),
+            query: String::new(),
+            body: String::new(),
+            kind: Default::default(),
+        };
+        let reason = format!("no key named {:?}", req.key);
+        let e = AuditEvent::refusal(&req, ErrorCode::UnknownKey, &reason, 9, "/usr/bin/bot");
+        log.append(&e).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() < 2048, "{} bytes", text.len());
+        let line: super::super::AuditLine = serde_json::from_str(text.trim_end()).unwrap();
+        let AuditEvent::Refusal { key, reason, .. } = line.event else {
+            panic!("{line}");
+        };
+        assert_eq!(key, format!("{}…[cut 64744 bytes]", "k".repeat(256)));
+        assert!(reason.starts_with("no key named \"kkk"), "{reason}");
+        assert!(reason.ends_with("bytes]"), "{reason}");
+        assert!(super::super::verify(&path).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_cut_falls_on_a_character_boundary() {
+        let mut s = "€".repeat(100);
+        cap(&mut s, QUOTED_MAX);
+        assert_eq!(s, format!("{}…[cut 45 bytes]", "€".repeat(85)));
+        let mut short = "upbit-main".to_owned();
+        cap(&mut short, QUOTED_MAX);
+        assert_eq!(short, "upbit-main");
     }
 }
