@@ -167,3 +167,92 @@ fn removing_a_yubikey_revokes_it() {
         assert!(!ids.contains(&b_id), "{ids:?}");
     });
 }
+
+/// With the agent running: the keystore copied before `token remove` put back, and the
+/// removal's `keystore` line then edited in place (same length) to a lower generation and the
+/// old vault, so that the agent's checks of the log's end see nothing. The removed YubiKey's
+/// keyslot is back in the copy; the unlock still opens nothing, and writes no manifest.
+#[test]
+fn a_removed_yubikey_put_back_with_its_record_edited_opens_nothing_while_the_agent_runs() {
+    harness::run(&[fw(15_200_005), fw(15_200_006)], |_stack| {
+        let mut w = World::new();
+        for serial in ["15200005", "15200006"] {
+            w.run(&["token", "add", "--piv", "--serial", serial], PIN)
+                .ok();
+        }
+        w.run(&["key", "add", "k1", "--exchange", "binance"], "ak1\nsk1\n")
+            .ok();
+        let list = w.run(&["token", "list"], "");
+        let b_id = list
+            .ok()
+            .lines()
+            .find(|l| l.contains("15200006"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        w.start_agent();
+        w.run(&["unlock"], PIN).ok();
+        let ks = w.home().join("keystore");
+        let backup = w.home().join("backup");
+        let cp = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&ks)
+            .arg(&backup)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        w.run(&["token", "remove", &b_id], PIN).ok();
+        std::fs::remove_dir_all(&ks).unwrap();
+        std::fs::rename(&backup, &ks).unwrap();
+        w.run(&["unlock"], PIN)
+            .fails_with(7, "older copy of the keystore was put back");
+        w.run(
+            &["sign", "k1", "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        );
+        // The removal's line, edited in place to below the copy's generation, naming its vault.
+        let log = w.home().join("audit.log");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+            .collect();
+        let removal = events
+            .iter()
+            .rposition(|e| {
+                e["type"] == "keystore"
+                    && e["reason"].as_str().is_some_and(|r| r.contains("removed"))
+            })
+            .unwrap();
+        let before = events[..removal]
+            .iter()
+            .rfind(|e| e["type"] == "keystore")
+            .unwrap();
+        let (new, old) = (&events[removal], before);
+        let from = format!(
+            "\"generation\":{},\"vault\":\"{}\"",
+            new["generation"],
+            new["vault"].as_str().unwrap()
+        );
+        let to = format!(
+            "\"generation\":{},\"vault\":\"{}\"",
+            old["generation"].as_u64().unwrap() - 1,
+            old["vault"].as_str().unwrap()
+        );
+        assert_eq!(from.len(), to.len());
+        let line = text.lines().nth(removal).unwrap();
+        let offset: usize = text.split_inclusive('\n').take(removal).map(str::len).sum();
+        let edited = line.replace(&from, &to);
+        assert_ne!(edited, line);
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+        f.write_all_at(edited.as_bytes(), offset as u64).unwrap();
+        let manifest = std::fs::read(ks.join("manifest.json")).unwrap();
+        let out = w.run(&["unlock"], PIN);
+        out.fails_with(7, "");
+        assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+        assert_eq!(std::fs::read(ks.join("manifest.json")).unwrap(), manifest);
+    });
+}
