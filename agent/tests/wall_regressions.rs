@@ -419,14 +419,25 @@ fn a_binance_cut_right_after_the_last_query_equals_sign_is_read() {
         let e = refused(&c, &req(method, "/api/v3/order", query, body));
         assert!(e.contains("Denied"), "{query} | {body}: {e}");
     }
-    // The same order with an id that makes no such name is signed.
-    let ok = req(
+    // The same order with an id that makes no such name is signed, with every parameter on
+    // one side; split between query and body it is refused whatever the id (SplitPayload).
+    let split = req(
         "POST",
         "/api/v3/order",
         "symbol=BTCUSDT&newClientOrderId=bot1",
         "side=BUY&type=MARKET&quantity=1",
     );
-    attempt(&c, &KeyPolicy::default(), &ok).unwrap();
+    let e = attempt(&c, &KeyPolicy::default(), &split).unwrap_err();
+    assert!(e.contains("SplitPayload"), "{e}");
+    let all = "symbol=BTCUSDT&newClientOrderId=bot1&side=BUY&type=MARKET&quantity=1";
+    for (query, body) in [(all, ""), ("", all)] {
+        attempt(
+            &c,
+            &KeyPolicy::default(),
+            &req("POST", "/api/v3/order", query, body),
+        )
+        .unwrap();
+    }
 }
 
 #[test]
@@ -1088,8 +1099,52 @@ fn binance_no_cut_makes_a_name_that_alone_is_a_fund_moving_request() {
     assert!(e.contains("MadeName"), "{e}");
     signs(
         &c,
-        &req("POST", "/fapi/v1/leverage", "symbol=BTCUSDT", "leverage=3"),
+        &req("POST", "/fapi/v1/leverage", "", "symbol=BTCUSDT&leverage=3"),
     );
+}
+
+#[test]
+fn binance_refuses_a_request_split_between_query_and_body() {
+    // Red-team round 9: a query value ending in `order` met a body starting with
+    // `type=MARKET`, and the signed bytes `symbol=TSLA&side=SELL&quantity=10&
+    // newClientOrderId=ordertype=MARKET&timestamp=…`, cut after `newClientOrderId=`, are the
+    // query `…&newClientOrderId=` and the body `ordertype=MARKET&…`: to Binance, reading names
+    // without case, a market sale of stock (`POST /sapi/v1/equity/order/place`), settled to
+    // the Card wallet. Where the query meets the body a cut makes names neither holds, so a
+    // request with parameters on both sides is refused; and `orderType` is a name no cut may
+    // make, should a split request ever be signed.
+    let c = cred(Binance, "key", "secret", None);
+    let query = "symbol=TSLA&side=SELL&quantity=10&newClientOrderId=order";
+    for path in ["/api/v3/order/test", "/api/v3/order", "/fapi/v1/order"] {
+        let e = refused(&c, &req("POST", path, query, "type=MARKET"));
+        assert!(e.contains("MadeName"), "{path}: {e}");
+        assert!(e.contains("ordertype"), "{path}: {e}");
+        // Any split is refused, whatever it makes; sent on one side, the order signs.
+        let e = refused(
+            &c,
+            &req(
+                "POST",
+                path,
+                "symbol=TSLA&side=SELL",
+                "type=MARKET&quantity=10",
+            ),
+        );
+        assert!(e.contains("SplitPayload"), "{path}: {e}");
+        let one = "symbol=TSLA&side=SELL&type=MARKET&quantity=10";
+        signs(&c, &req("POST", path, one, ""));
+        signs(&c, &req("POST", path, "", one));
+    }
+    // The stock order itself is denied by path.
+    let e = refused(
+        &c,
+        &req(
+            "POST",
+            "/sapi/v1/equity/order/place",
+            "symbol=TSLA&side=SELL&orderType=MARKET&quantity=10",
+            "",
+        ),
+    );
+    assert!(e.contains("BuiltIn"), "{e}");
 }
 
 #[test]

@@ -104,25 +104,38 @@ fn body_requests_carry_the_signature_in_the_body() {
             "POST",
             "--path",
             "/api/v3/order",
+            "--body",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        ],
+        "",
+    );
+    let v = signed(out.ok());
+    assert_eq!(v["query"], "", "nothing is added to an empty query");
+    assert!(
+        v["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp=")
+    );
+    verify_binance(&v);
+    // Split between query and body, the same order is refused: a cut where they meet could
+    // make names neither holds (docs/policy.md, "Query or body, not both").
+    w.run(
+        &[
+            "sign",
+            "b",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/order",
             "--query",
             "symbol=BTCUSDT",
             "--body",
             "side=BUY&type=MARKET&quantity=1",
         ],
         "",
-    );
-    let v = signed(out.ok());
-    assert_eq!(
-        v["query"], "symbol=BTCUSDT",
-        "the bot's query is left as it was"
-    );
-    assert!(
-        v["body"]
-            .as_str()
-            .unwrap()
-            .starts_with("side=BUY&type=MARKET&quantity=1&timestamp=")
-    );
-    verify_binance(&v);
+    )
+    .fails_with(5, "in the query or every one in the body");
 }
 
 #[test]

@@ -196,6 +196,14 @@ pub enum Denial {
         category: Category,
     },
     #[error(
+        "refused: {exchange} signs the query and the body run together, with nothing between \
+         them, so a request with parameters in both can be cut into names that neither holds (a \
+         query value ending in `order` meets a body starting with `type=`: `ordertype`); send \
+         every parameter in the query or every one in the body, as ccxt and {exchange}'s own \
+         connectors do"
+    )]
+    SplitPayload { exchange: Exchange },
+    #[error(
         "refused: signing this would also make {what}, and a logged-in websocket keeps trading \
          after the session ends; websocket logins are off for {key:?}: allow them with \
          `ws_login = true` under [keys.{key}] in config.toml"
@@ -627,6 +635,17 @@ pub fn check_request<'p>(
         }
     }
     check_readings(exchange, &parsed, &payload, &params)?;
+    // Last, so that a cut the readings above name is refused with its own reason. Where the
+    // query meets the body a cut makes names neither holds (a query value's end and the
+    // body's first name), and the names a cut may not make are only the ones known
+    // (`rules::made_names`); with every parameter on one side, a cut makes only the ends of
+    // names the request holds, which `agent/tests/profiles.rs` checks for every profile name.
+    if exchange == Exchange::Binance
+        && !parsed.query.is_empty()
+        && !matches!(parsed.body, parse::Body::Empty)
+    {
+        return Err(Denial::SplitPayload { exchange }.into());
+    }
     Ok(Checked {
         parsed,
         wire,

@@ -102,6 +102,9 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/capital/contract/**", Convert),
     any("/eapi/*/block/**", P2p),
     any("/sapi/*/capital/deposit/address**", Deposit),
+    // Stock (equity) orders: a sale always settles to the Binance Card wallet, a purchase is
+    // paid from it by default, outside the trading wallets.
+    any("/sapi/*/equity/order/place**", Transfer),
 ];
 
 const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
@@ -536,7 +539,9 @@ pub(super) struct MadeName {
 
 /// `asset` alone is `POST /sapi/v1/asset/dust` (the asset's balance converted to BNB) and the
 /// portfolio-margin `asset-collection` (swept into the margin wallet); `maxLeverage` alone is
-/// `POST /sapi/v1/margin/max-leverage`, which raises what cross margin may borrow.
+/// `POST /sapi/v1/margin/max-leverage`, which raises what cross margin may borrow; `orderType`
+/// with a spot order's `symbol`, `side` and `quantity` is a stock sale
+/// (`POST /sapi/v1/equity/order/place`), settled to the Binance Card wallet.
 static BINANCE_MADE: &[MadeName] = &[
     MadeName {
         name: "asset",
@@ -547,6 +552,11 @@ static BINANCE_MADE: &[MadeName] = &[
         name: "maxleverage",
         endpoint: "POST /sapi/v1/margin/max-leverage",
         category: Loan,
+    },
+    MadeName {
+        name: "ordertype",
+        endpoint: "POST /sapi/v1/equity/order/place",
+        category: Transfer,
     },
 ];
 
