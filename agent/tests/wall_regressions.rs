@@ -910,7 +910,10 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
     ] {
         let e = attempt(&binance, &default, &req(method, path, q, "")).unwrap_err();
         assert!(
-            e.contains("FundValue") || e.contains("marginType") || e.contains("printable ASCII"),
+            e.contains("FundValue")
+                || e.contains("marginType")
+                || e.contains("printable ASCII")
+                || e.contains("';' is %3B"),
             "{path}?{q}: {e}"
         );
     }
@@ -980,7 +983,8 @@ fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
             &req("POST", "/sapi/v1/margin/order", q, b),
         )
         .unwrap_err();
-        assert!(e.contains("FundValue"), "{q} | {b}: {e}");
+        // Round 9: a raw `;` is no longer a value character at all.
+        assert!(e.contains("';' is %3B"), "{q} | {b}: {e}");
     }
     // Ordinary values sign.
     signs(
@@ -1398,4 +1402,70 @@ fn okx_and_bitget_order_modes_are_the_listed_ones_in_the_cases_the_exchanges_wri
         );
         assert!(e.contains("UnlistedValue"), "{margin}: {e}");
     }
+}
+
+#[test]
+fn a_semicolon_cannot_smuggle_a_name_into_a_value() {
+    // Red-team round 9: `;` was a value character on every exchange, and only Binance read the
+    // names after it. To a server that splits parameters on `;` (Python before 3.9.2, Go
+    // before 1.17, Netty by default), Upbit's `uuid=X;net_type` carries `net_type`, refused on
+    // every path, and Kraken's `userref=1;leverage` a `leverage` a key's `only` may have left
+    // out. A raw `;` is refused in every query and form value; `%3B`, decoded after the split,
+    // stays part of its value where escapes are taken.
+    let upbit = cred(Exchange::Upbit, "key", "secret", None);
+    let bithumb = cred(Exchange::Bithumb, "key", "secret", None);
+    let kraken = cred(
+        Exchange::Kraken,
+        "key",
+        "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+        None,
+    );
+    let binance = cred(Binance, "key", "secret", None);
+    let uuid = "9f432943-54e0-40b7-825f-b6fec8b42b79";
+    let order = "ordertype=limit&type=buy&volume=1&pair=XBTUSD&price=1&userref=1";
+    let cases: [(&Credential, SignRequest); 5] = [
+        (
+            &upbit,
+            req("DELETE", "/v1/order", &format!("uuid={uuid};net_type"), ""),
+        ),
+        (
+            &bithumb,
+            req("GET", "/v1/orders", "market=KRW-BTC;address", ""),
+        ),
+        (
+            &kraken,
+            req(
+                "POST",
+                "/0/private/AddOrder",
+                "",
+                &format!("{order};leverage"),
+            ),
+        ),
+        (
+            &kraken,
+            req("POST", "/0/private/CancelOrder", "", "txid=O1;asset"),
+        ),
+        (
+            &binance,
+            req("GET", "/api/v3/openOrders", "symbol=BTCUSDT;address", ""),
+        ),
+    ];
+    for (c, r) in cases {
+        let e = attempt(c, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(e.contains("Malformed") && e.contains("';'"), "{r:?}: {e}");
+    }
+    // The same requests without the smuggled name sign.
+    signs(
+        &upbit,
+        &req("DELETE", "/v1/order", &format!("uuid={uuid}"), ""),
+    );
+    signs(&bithumb, &req("GET", "/v1/orders", "market=KRW-BTC", ""));
+    // (Kraken's signing needs the agent's nonce store: its policy check stands for it.)
+    let kraken_order = req("POST", "/0/private/AddOrder", "", order);
+    policy::check_request(Exchange::Kraken, "k", &KeyPolicy::default(), &kraken_order).unwrap();
+    // Escaped, it is part of the value to every server.
+    signs(
+        &binance,
+        &req("GET", "/api/v3/openOrders", "symbol=BTC%3BUSDT", ""),
+    );
 }

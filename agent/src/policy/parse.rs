@@ -529,7 +529,9 @@ fn name_ok(name: &str, bracket_names: bool) -> bool {
     true
 }
 
-/// A value: URL-safe characters and (unless `plain`) `%XX` escapes.
+/// A value: URL-safe characters and (unless `plain`) `%XX` escapes. Not `;`: some servers
+/// split parameters on it (Python before 3.9.2, Go before 1.17, Netty), so `uuid=X;address`
+/// would carry a parameter the agent read as part of a value.
 fn value_ok(value: &str, plain: bool) -> bool {
     let b = value.as_bytes();
     let mut i = 0;
@@ -542,7 +544,7 @@ fn value_ok(value: &str, plain: bool) -> bool {
                 }
                 i += 3;
             }
-            c if c.is_ascii_alphanumeric() || b"-._~,:!*'()@$/;".contains(&c) => i += 1,
+            c if c.is_ascii_alphanumeric() || b"-._~,:!*'()@$/".contains(&c) => i += 1,
             _ => return false,
         }
     }
@@ -721,13 +723,15 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                 } else if plain {
                     format!(
                         "the query value of {name:?} holds a character other than letters, digits and \
-                     -._~,:!*'()@$/; (send the query unencoded: the exchange hashes it that way)"
+                     -._~,:!*'()@$/ (send the query unencoded: the exchange hashes it that way; a \
+                     ';' is refused, since some servers split parameters on it)"
                     )
                 } else {
                     format!(
                         "the {part} value of {name:?} holds a character that must be percent-encoded \
-                     (anything but letters, digits and -._~,:!*'()@$/; — a space is %20, '+' is \
-                     %2B, '=' is %3D, '&' is %26)"
+                     (anything but letters, digits and -._~,:!*'()@$/ — a space is %20, '+' is \
+                     %2B, '=' is %3D, '&' is %26, ';' is %3B: some servers split parameters on a \
+                     raw ';')"
                     )
                 },
             );
