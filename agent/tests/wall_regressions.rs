@@ -1469,3 +1469,23 @@ fn a_semicolon_cannot_smuggle_a_name_into_a_value() {
         &req("GET", "/api/v3/openOrders", "symbol=BTC%3BUSDT", ""),
     );
 }
+
+#[test]
+fn bitget_batch_modify_takes_category_held_off_margin_and_okx_algo_orders_take_no_grid_fields() {
+    // Red-team round 9: Bitget's unified-account batch modify will require `symbol` and
+    // `category` (as its single modify does) and refused both; now it takes them, with
+    // `category` held off MARGIN as on the single modify. OKX's algo-order entry listed the
+    // grid bot's `triggerParams`, which the algo order does not take.
+    let bitget = passphrase_cred(Exchange::Bitget);
+    let path = "/api/v3/trade/batch-modify-order";
+    let edit = |category: &str| {
+        format!(r#"[{{"orderId":"1","qty":"2","symbol":"BTCUSDT","category":"{category}"}}]"#)
+    };
+    signs(&bitget, &req("POST", path, "", &edit("SPOT")));
+    let e = refused(&bitget, &req("POST", path, "", &edit("MARGIN")));
+    assert!(e.contains("UnlistedValue"), "{e}");
+    let okx = passphrase_cred(Okx);
+    let algo = r#"{"instId":"BTC-USDT","side":"buy","tdMode":"cash","ordType":"conditional","sz":"1","triggerParams":[{"triggerAction":"start"}]}"#;
+    let e = refused(&okx, &req("POST", "/api/v5/trade/order-algo", "", algo));
+    assert!(e.contains("UnknownParameter"), "{e}");
+}
