@@ -1489,3 +1489,52 @@ fn bitget_batch_modify_takes_category_held_off_margin_and_okx_algo_orders_take_n
     let e = refused(&okx, &req("POST", "/api/v5/trade/order-algo", "", algo));
     assert!(e.contains("UnknownParameter"), "{e}");
 }
+
+#[test]
+fn kucoin_reads_a_delete_from_its_query_but_for_the_batch_cancel() {
+    // Red-team round 9: KuCoin signs a DELETE's body but reads a cancel's parameters from the
+    // query (ccxt sends them there). A cancel-all with `symbol` in the body was checked by the
+    // agent, a key's `values` on `symbol` included, and read by KuCoin with no symbol: every
+    // symbol's orders cancelled.
+    let c = passphrase_cred(Exchange::Kucoin);
+    for path in [
+        "/api/v1/orders",
+        "/api/v1/stop-order/cancel",
+        "/api/v1/stopOrders",
+        "/api/v3/orders",
+        "/api/v3/oco/orders",
+    ] {
+        let e = refused(
+            &c,
+            &req(
+                "DELETE",
+                path,
+                "",
+                r#"{"symbol":"BTC-USDT","tradeType":"TRADE"}"#,
+            ),
+        );
+        assert!(
+            e.contains("Malformed") && e.contains("from the query"),
+            "{path}: {e}"
+        );
+    }
+    signs(
+        &c,
+        &req(
+            "DELETE",
+            "/api/v1/orders",
+            "symbol=BTC-USDT&tradeType=TRADE",
+            "",
+        ),
+    );
+    // The batch cancel is the one DELETE KuCoin reads a body for.
+    signs(
+        &c,
+        &req(
+            "DELETE",
+            "/api/v1/orders/multi-cancel",
+            "",
+            r#"{"orderIdsList":["1","2"]}"#,
+        ),
+    );
+}

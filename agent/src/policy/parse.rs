@@ -71,6 +71,9 @@ pub struct Grammar {
     pub ascii_values: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
+    /// Where set, a `DELETE` may carry a body only on these paths (KuCoin signs the body of
+    /// any method but reads a `DELETE`'s parameters from the query, but for its batch cancel).
+    pub delete_body_paths: Option<&'static [&'static str]>,
 }
 
 /// A body parameter a POST may repeat as its query: see [`Grammar::echo`].
@@ -111,6 +114,7 @@ impl Grammar {
             json_form_values: false,
             ascii_values: false,
             path_prefix: "/",
+            delete_body_paths: None,
         };
         match exchange {
             // Binance reads parameters from the query and a form body on any method but GET
@@ -150,8 +154,12 @@ impl Grammar {
                 ..json
             },
             // KuCoin signs the body of any method: its batch cancel is a DELETE with a body.
+            // Every other DELETE is read from the query (KuCoin's docs; ccxt sends them so): a
+            // body there is signed but unread, so a cancel-all's `symbol` sent in it would be
+            // checked by the agent and ignored by KuCoin, which then cancels every symbol.
             Exchange::Kucoin => Grammar {
                 body_methods: &["POST", "PUT", "PATCH", "DELETE"],
+                delete_body_paths: Some(&["/api/v1/orders/multi-cancel"]),
                 echo: Some(Echo {
                     name: "tradeType",
                     paths: &[
@@ -393,6 +401,17 @@ pub fn parse(exchange: Exchange, req: &SignRequest) -> Result<Parsed, ParseError
     if !req.body.is_empty() && !g.body_methods.contains(&method) {
         return fail(format!(
             "{exchange} {method} requests carry no body: put the parameters in \"query\""
+        ));
+    }
+    if let Some(paths) = g.delete_body_paths
+        && method == "DELETE"
+        && !req.body.is_empty()
+        && !paths.contains(&req.path.as_str())
+    {
+        return fail(format!(
+            "{exchange} reads a DELETE's parameters from the query (a body is read only on {}): \
+             put them in \"query\"",
+            paths.join(", ")
         ));
     }
     if !req.query.is_empty() && !req.body.is_empty() && !g.query_and_body && echoed.is_none() {
