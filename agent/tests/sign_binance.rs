@@ -259,6 +259,34 @@ fn malformed_or_repeated_timestamps_are_refused() {
     }
 }
 
+/// Binance signs query ‖ body whatever the body's type, and reads a body only as a form: a
+/// bot's timestamp put first made every prefix of the signed bytes a signed request
+/// (`timestamp=…&orderId=5` of a cancel is also a convert order's cancel). A bot's timestamp
+/// comes last, or before recvWindow only.
+#[test]
+fn a_bots_timestamp_is_the_last_parameter() {
+    let opts = SignOptions::default();
+    let ts = "timestamp=1499827319559";
+    for (q, b) in [
+        (format!("{ts}&orderId=5&symbol=BTCUSDT"), String::new()),
+        (String::new(), format!("{ts}&symbol=BTCUSDT&side=BUY")),
+        (
+            format!("{ts}&recvWindow=5000&symbol=BTCUSDT"),
+            String::new(),
+        ),
+    ] {
+        let msg = bad_request(&req("DELETE", "/api/v3/order", &q, &b), SPOT_TS, &opts);
+        assert!(msg.contains("follows timestamp"), "{q} | {b}: {msg}");
+    }
+    for q in [
+        format!("orderId=5&symbol=BTCUSDT&{ts}"),
+        format!("orderId=5&symbol=BTCUSDT&{ts}&recvWindow=5000"),
+    ] {
+        let signed = spot(&req("DELETE", "/api/v3/order", &q, ""), SPOT_TS);
+        assert!(signed.is_ok(), "{q}: {signed:?}");
+    }
+}
+
 /// A `Timestamp` Binance might read as `timestamp` must not escape the skew check.
 #[test]
 fn encoded_or_cased_timestamp_names_are_still_checked() {

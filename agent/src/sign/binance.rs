@@ -215,6 +215,18 @@ impl Found {
                         .into(),
                 ));
             } else {
+                if found.timestamp.is_some() {
+                    // Binance's signature covers query ‖ body whatever the body's Content-Type,
+                    // and reads the body's parameters only from a form: the signed bytes cut
+                    // after the timestamp, the rest sent as a body of another type, are a
+                    // request without what follows. So a bot's timestamp comes last (or before
+                    // recvWindow only, as in Binance's own examples), where the agent puts its
+                    // own: every part that holds it then holds the whole request.
+                    return Err(SignError::BadRequest(format!(
+                        "{name} follows timestamp; send timestamp as the last parameter (only \
+                         recvWindow may follow it), or leave it out and the agent stamps it there"
+                    )));
+                }
                 continue;
             };
             if slot.replace(decoded(value)).is_some() {
