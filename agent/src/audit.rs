@@ -235,8 +235,19 @@ pub struct AuditLog {
     /// The file's length as of the last line this writer read or wrote: it may only grow.
     end: u64,
     /// The keystore's records (`key_change`, `keystore`) this writer wrote or took into its
-    /// chain since [`AuditLog::take_witnessed`] last took them, with their `seq`.
-    witnessed: Vec<(u64, AuditEvent)>,
+    /// chain since [`AuditLog::take_witnessed`] last took them.
+    witnessed: Vec<Witnessed>,
+}
+
+/// One of the keystore's records as the writer saw it: its line's `seq`, the event, and
+/// whether this writer wrote it (`own`) or took it in from another tapsign process. A line
+/// taken in was checked to continue the chain, nothing more: anyone who can write the file can
+/// append such a line, so it may add to what was seen but never make the agent forget.
+#[derive(Debug, Clone)]
+pub struct Witnessed {
+    pub seq: u64,
+    pub event: AuditEvent,
+    pub own: bool,
 }
 
 impl AuditLog {
@@ -314,7 +325,7 @@ impl AuditLog {
 
     /// The keystore's records written or taken in since the last call, oldest first: what a
     /// running agent saw, which an edit of the file cannot change (`keystore::ledger::Witness`).
-    pub fn take_witnessed(&mut self) -> Vec<(u64, AuditEvent)> {
+    pub fn take_witnessed(&mut self) -> Vec<Witnessed> {
         std::mem::take(&mut self.witnessed)
     }
 

@@ -215,3 +215,69 @@ fn a_torn_line_after_a_crash_does_not_stop_unlock() {
     let said = format!("{}{}", verify.stdout, verify.stderr);
     assert!(said.contains("not an audit line"), "{verify:?}");
 }
+
+/// Append `event` as a line that continues the chain, as anyone who can write the log can.
+fn append_chained(w: &World, event: serde_json::Value) {
+    use sha2::Digest;
+    let path = log_path(w);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = text.lines().last().unwrap();
+    let seq = serde_json::from_str::<serde_json::Value>(last).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let line = serde_json::json!({
+        "seq": seq + 1,
+        "time": "2026-01-01T00:00:00.000Z",
+        "prev": hex::encode(sha2::Sha256::digest(last.as_bytes())),
+        "event": event,
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// The vault tag the log's last `keystore` line names.
+fn vault_tag(w: &World) -> String {
+    let text = std::fs::read_to_string(log_path(w)).unwrap();
+    let last = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|l| l["event"]["type"] == "keystore")
+        .unwrap();
+    last["event"]["vault"].as_str().unwrap().to_owned()
+}
+
+/// A `keystore` line with a low generation, appended while the agent runs and taken in by
+/// it, must not make the agent forget the credential changes it saw; nor must the log then
+/// found tampered with (so that unlock cannot follow it).
+#[test]
+fn a_forged_low_generation_line_does_not_make_the_agent_forget_a_removal() {
+    let mut w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    sign(&w, "kb").ok();
+    let vault = vault_tag(&w);
+    append_chained(
+        &w,
+        serde_json::json!({"type": "keystore", "generation": 1, "vault": vault, "reason": "unlock"}),
+    );
+    w.run(&["status"], "").ok();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path(&w))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"x\n").unwrap();
+    put_back(&cred_file(&w, "kb3"), &backup);
+    w.run(&["unlock"], "");
+    let out = sign(&w, "kb3");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("signature"), "{out:?}");
+    // Nor after a restart, whatever the unlock above recorded.
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    w.start_agent();
+    w.run(&["unlock"], "");
+    let out = sign(&w, "kb3");
+    assert_ne!(out.code, 0, "{out:?}");
+}

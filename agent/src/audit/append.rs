@@ -80,7 +80,11 @@ impl AuditLog {
                 AuditEvent::KeyChange { .. } | AuditEvent::Keystore { .. }
             ) {
                 let seq = self.next_seq.saturating_add(i as u64);
-                self.witnessed.push((seq, (*event).clone()));
+                self.witnessed.push(super::Witnessed {
+                    seq,
+                    event: (*event).clone(),
+                    own: true,
+                });
             }
         }
         self.last = buf[last_start..buf.len() - 1].to_vec();

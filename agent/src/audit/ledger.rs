@@ -174,8 +174,9 @@ pub fn scan(path: &Path) -> Scan {
 
 /// Take a line's event into what a running agent saw recorded (lines of other kinds are not
 /// the keystore's business).
-pub fn witness(w: &mut Witness, seq: u64, event: &AuditEvent) {
-    match event {
+pub fn witness(w: &mut Witness, seen: &super::Witnessed) {
+    let seq = seen.seq;
+    match &seen.event {
         AuditEvent::KeyChange {
             action,
             name,
@@ -195,7 +196,7 @@ pub fn witness(w: &mut Witness, seq: u64, event: &AuditEvent) {
             generation,
             vault,
             reason,
-        } => w.saw_manifest(seq, *generation, vault, reason),
+        } => w.saw_manifest(seq, *generation, vault, reason, seen.own),
         _ => {}
     }
 }

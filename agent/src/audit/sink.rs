@@ -512,8 +512,8 @@ impl Writer {
             return;
         }
         let mut v = self.view.lock();
-        for (seq, event) in &seen {
-            super::ledger::witness(&mut v.witness, *seq, event);
+        for w in &seen {
+            super::ledger::witness(&mut v.witness, w);
         }
     }
 

@@ -154,7 +154,11 @@ impl AuditLog {
                 // Checked to continue the chain: what it records is kept, so that an edit of
                 // the file later cannot change what this agent saw (`keystore::ledger::Witness`).
                 if let Ok(l) = serde_json::from_slice::<super::AuditLine>(line) {
-                    self.witnessed.push((l.seq, l.event));
+                    self.witnessed.push(super::Witnessed {
+                        seq: l.seq,
+                        event: l.event,
+                        own: false,
+                    });
                 }
             }
             // A torn line from another writer's crash is taken as it is, like at open.

@@ -152,13 +152,34 @@ impl Witness {
         self.changes.insert(change.name.clone(), (seq, change));
     }
 
-    /// A manifest recorded at line `seq`: the changes before it are folded into it.
-    pub fn saw_manifest(&mut self, seq: u64, generation: u64, vault: &str, reason: &str) {
-        self.changes.clear();
-        if self
+    /// A manifest recorded at line `seq`. One this agent wrote (`own`) was written by a check
+    /// that folded every change before it in, so they need not be read back any more. One it
+    /// only took in (another tapsign command's, or a line anyone who can write the file
+    /// appended, chained correctly) changes nothing it saw: the check compares the changes
+    /// with the manifest on disk, which accounts for those a genuine command folded in. For
+    /// the same reason a token enrolled again ends its recorded removal only with a
+    /// generation above every one seen: a lower one cannot be the next manifest, and a higher
+    /// one forged makes the manifest on disk older than the record, which opens nothing.
+    pub fn saw_manifest(
+        &mut self,
+        seq: u64,
+        generation: u64,
+        vault: &str,
+        reason: &str,
+        own: bool,
+    ) {
+        if own {
+            self.changes.clear();
+        }
+        let newest = self
             .manifest
             .as_ref()
-            .is_none_or(|m| generation >= m.generation)
+            .is_none_or(|m| generation > m.generation);
+        if newest
+            || self
+                .manifest
+                .as_ref()
+                .is_some_and(|m| m.generation == generation)
         {
             self.manifest = Some(SeenManifest {
                 seq,
@@ -174,7 +195,9 @@ impl Witness {
         };
         if let Some(token) = id("rotated: token ", " removed") {
             self.removed_tokens.insert(token, seq);
-        } else if let Some(token) = id("token ", " added") {
+        } else if let Some(token) = id("token ", " added")
+            && newest
+        {
             self.removed_tokens.remove(&token);
         }
     }
@@ -264,7 +287,7 @@ impl Ledger for MemoryLedger {
                     vault,
                     reason,
                 },
-            ) => w.saw_manifest(seq, *generation, vault, reason),
+            ) => w.saw_manifest(seq, *generation, vault, reason, true),
             _ => {}
         }
         Ok(())

@@ -112,7 +112,7 @@ fn a_token_the_agent_saw_removed_opens_nothing() {
     let mut f = watched();
     let id = f.token.stub().id();
     if let Some(w) = f.ledger.witness.as_mut() {
-        w.saw_manifest(99, 1, "", &token_removed(&id));
+        w.saw_manifest(99, 1, "", &token_removed(&id), true);
     }
     let e = f.check().unwrap_err();
     assert!(matches!(e, KeystoreError::Contradicted { .. }), "{e}");
@@ -142,4 +142,25 @@ fn what_the_agent_saw_agrees_with_an_untouched_log() {
     f.check().unwrap();
     f.ledger.entries.clear();
     f.check().unwrap();
+}
+
+#[test]
+fn a_manifest_line_the_agent_only_took_in_makes_it_forget_nothing() {
+    let mut w = Witness::default();
+    w.saw_manifest(5, 7, "v", &token_removed("t"), true);
+    let removal = KeyChange {
+        action: KeyAction::Remove,
+        name: "kb3".into(),
+        created: 1,
+        sha256: "aa".into(),
+    };
+    w.saw_change(6, removal.clone());
+    // A low generation, appended by anyone who can write the log.
+    w.saw_manifest(7, 1, "v", &super::ledger::token_added("t"), false);
+    assert_eq!(w.changes.get("kb3"), Some(&(6, removal)));
+    assert!(w.removed_tokens.contains_key("t"));
+    assert_eq!(w.manifest.as_ref().map(|m| m.generation), Some(7));
+    // A manifest the agent wrote itself folded the change in.
+    w.saw_manifest(8, 8, "v", "unlock", true);
+    assert!(w.changes.is_empty());
 }
