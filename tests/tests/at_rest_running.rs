@@ -102,9 +102,8 @@ fn a_middle_audit_line_edited_while_the_agent_runs_does_not_bring_back_a_removed
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
 }
 
-/// The same, with the line the keystore's manifest is anchored at edited instead: the record
-/// after it then cannot be read back at all (as for a log started afresh), and only what the
-/// agent saw recorded still says that kb3 was removed.
+/// The same, with the line the keystore's manifest is anchored at edited instead: the log
+/// still goes on from it, so the record is broken, not a log started afresh.
 #[test]
 fn the_anchored_line_edited_instead_is_caught_by_what_the_agent_saw() {
     let w = three_keys_unlocked();
@@ -121,8 +120,45 @@ fn the_anchored_line_edited_instead_is_caught_by_what_the_agent_saw() {
     });
     put_back(&cred_file(&w, "kb3"), &backup);
     let out = w.run(&["unlock"], "");
-    out.fails_with(7, "no longer says what this agent saw");
-    assert!(out.stderr.contains("kb3"), "{out:?}");
+    out.fails_with(7, "was edited");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+}
+
+/// Edit one digit of the anchored line's time, with the agent stopped: the line is still in
+/// its place and the log goes on from it, so this is a broken record (nothing opens), not a
+/// log started afresh (which only warns). `key list` says so too.
+#[test]
+fn the_anchored_line_edited_with_the_agent_stopped_is_a_broken_record() {
+    let mut w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    let anchored = manifest["audit"]["seq"].as_u64().unwrap() as usize;
+    edit_line_in_place(&w, anchored, |l| {
+        let at = l.find("Z\"").unwrap() - 1;
+        let digit = if &l[at..=at] == "7" { "8" } else { "7" };
+        format!("{}{digit}{}", &l[..at], &l[at + 1..])
+    });
+    put_back(&cred_file(&w, "kb3"), &backup);
+    let list = w.run(&["key", "list"], "");
+    assert!(list.stderr.contains("is broken"), "{list:?}");
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "is broken");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+}
+
+/// A log moved aside and started afresh is a gap: unlock opens with a warning, and `key list`
+/// prints the same warning.
+#[test]
+fn key_list_warns_when_the_record_cannot_be_read_back() {
+    let w = three_keys_unlocked();
+    std::fs::rename(log_path(&w), w.home().join("audit.log.old")).unwrap();
+    let list = w.run(&["key", "list"], "");
+    assert!(list.stderr.contains("could not be read back"), "{list:?}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! changes recorded since its manifest was written, and only those (a log of a year's
 //! signatures is not read at every unlock).
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::{AuditError, AuditLine, GENESIS, hash_hex, io_err, last_line, read_at};
@@ -52,6 +52,17 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
         };
         let line = last_line(&mut file, end).map_err(io_err(path))?;
         if hash_hex(&line) != anchor.hash {
+            if anchor_edited(&mut file, &line, anchor) {
+                return Ok(Since {
+                    lines: Vec::new(),
+                    gap: Some(format!(
+                        "line {} of {}, where the keystore was last checked, was edited: it is still in its place and the log goes on from it",
+                        anchor.seq,
+                        path.display()
+                    )),
+                    broken: true,
+                });
+            }
             return gone("that line differs");
         }
     }
@@ -114,6 +125,30 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
         out.broken = true;
     }
     Ok(out)
+}
+
+/// The anchor's line differs, but the log around it is the same log: the line still has the
+/// anchor's `seq`, or the line after it still chains from the anchor's recorded hash. A line
+/// edited in place, not a log started afresh (whose lines are other lines, from seq 1).
+fn anchor_edited(file: &mut std::fs::File, line: &[u8], anchor: &Anchor) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        seq: u64,
+        #[serde(default)]
+        prev: String,
+    }
+    let seq_kept = serde_json::from_slice::<Link>(line).is_ok_and(|l| l.seq == anchor.seq);
+    let mut next_chains = || -> Option<bool> {
+        file.seek(SeekFrom::Start(anchor.offset)).ok()?;
+        let mut next = Vec::new();
+        BufReader::new(file.take(64 * 1024))
+            .read_until(b'\n', &mut next)
+            .ok()?;
+        let next = next.strip_suffix(b"\n").unwrap_or(&next);
+        let l = serde_json::from_slice::<Link>(next).ok()?;
+        Some(l.seq == anchor.seq + 1 && l.prev == anchor.hash)
+    };
+    seq_kept || next_chains().unwrap_or(false)
 }
 
 /// The line names a manifest generation: a record the keystore's check must not lose to a

@@ -122,11 +122,25 @@ fn reading_back_starts_at_the_anchor_and_stops_where_the_chain_breaks() {
     };
     assert_eq!(since(&path, &start).unwrap().lines.len(), 5);
 
-    // The anchored line edited (or the log replaced by a new chain): a gap, nothing read.
+    // The anchored line edited in place: still the same log (the line keeps its seq, the next
+    // one chains from the recorded hash), so a broken record, not a gap.
     let text = fs::read_to_string(&path).unwrap();
     fs::write(&path, text.replacen("line 2", "line 7", 1)).unwrap();
     let got = since(&path, &anchor).unwrap();
     assert!(got.lines.is_empty());
+    assert!(got.broken, "{got:?}");
+    assert!(got.gap.unwrap().contains("was edited"));
+    // Its seq edited too: the next line still chains from the recorded hash.
+    fs::write(&path, text.replacen("\"seq\":3", "\"seq\":8", 1)).unwrap();
+    assert!(since(&path, &anchor).unwrap().broken);
+    // A log started afresh, longer than the anchor's offset: a gap.
+    let fresh_log: String = text
+        .lines()
+        .map(|l| format!("{}\n", l.replace("line", "a new log's line")))
+        .collect();
+    fs::write(&path, fresh_log).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(!got.broken, "{got:?}");
     assert!(got.gap.unwrap().contains("no longer holds line 3"));
     // Shorter than the anchor: a gap.
     fs::write(&path, "").unwrap();

@@ -13,6 +13,9 @@ pub struct Preview {
     /// Why the check would open nothing at all (an older copy of the keystore, a broken
     /// record), if it would not.
     pub whole: Option<String>,
+    /// What the check would warn about without refusing (the record since the last check
+    /// could not be read back).
+    pub warnings: Vec<String>,
 }
 
 impl Keystore {
@@ -33,9 +36,14 @@ impl Keystore {
             }
         };
         let whole = self.against_log(Some(m), &evidence).err();
+        let warnings = match (&whole, &evidence.gap) {
+            (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
+            _ => Vec::new(),
+        };
         Ok(Preview {
             refused: fold(m, &observed, &unreadable, &evidence).refused,
             whole: whole.map(|e| e.to_string()),
+            warnings,
         })
     }
 }

@@ -386,9 +386,7 @@ impl Keystore {
                 }
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
                 if let Some(gap) = &evidence.gap {
-                    folded.warnings.push(format!(
-                        "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed, and so would an older copy of the whole keystore whose newer generation the log no longer names; if you removed a token or rotated the keystore since, check `tapsign token list` and remove again any token that is back"
-                    ));
+                    folded.warnings.push(gap_warning(gap));
                 }
                 (folded, evidence)
             }
@@ -508,6 +506,13 @@ impl Keystore {
             note(ledger, entry, warnings);
         }
     }
+}
+
+/// What an unlock (and `key list`) says when the record since the last check cannot be read.
+pub(crate) fn gap_warning(gap: &str) -> String {
+    format!(
+        "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed, and so would an older copy of the whole keystore whose newer generation the log no longer names; if you removed a token or rotated the keystore since, check `tapsign token list` and remove again any token that is back"
+    )
 }
 
 /// The credential files as found: those that open, the names of unreadable ones, and the

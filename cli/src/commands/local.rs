@@ -198,6 +198,9 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             for r in &preview.refused {
                 errln!("refused at unlock: {}", Shown(&r.reason));
             }
+            for w in &preview.warnings {
+                errln!("warning: {}", Shown(w));
+            }
             if let Some(why) = &preview.whole {
                 errln!(
                     "warning: the next unlock opens none of these: {}",
