@@ -317,3 +317,49 @@ fn a_forged_low_generation_line_does_not_make_the_agent_forget_a_removal() {
     let out = sign(&w, "kb3");
     assert_ne!(out.code, 0, "{out:?}");
 }
+
+/// Cut the log back to `len` bytes.
+fn truncate_log(w: &World, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(log_path(w))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// A command's line cut off right after the command, back to the length the agent knew
+/// before it: the command had the agent take the line in before it returned, so the agent
+/// remembers the removal and finds the log cut.
+#[test]
+fn a_removal_cut_off_the_log_right_after_the_command_does_not_bring_the_key_back() {
+    let w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["status"], "").ok();
+    let known = std::fs::metadata(log_path(&w)).unwrap().len();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    truncate_log(&w, known);
+    put_back(&cred_file(&w, "kb3"), &backup);
+    w.run(&["unlock"], "");
+    let out = sign(&w, "kb3");
+    assert_ne!(out.code, 0, "{out:?}");
+}
+
+/// The same with a replaced credential and the old file put back.
+#[test]
+fn a_replacement_cut_off_the_log_right_after_the_command_does_not_reopen_the_old_file() {
+    let w = three_keys_unlocked();
+    let old = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["status"], "").ok();
+    let known = std::fs::metadata(log_path(&w)).unwrap().len();
+    w.run(
+        &["key", "add", "kb3", "--exchange", "binance", "--replace"],
+        "ak\nnew\n",
+    )
+    .ok();
+    truncate_log(&w, known);
+    put_back(&cred_file(&w, "kb3"), &old);
+    w.run(&["unlock"], "");
+    let out = sign(&w, "kb3");
+    assert_ne!(out.code, 0, "{out:?}");
+}

@@ -18,6 +18,8 @@ use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 pub struct AuditLedger {
     path: PathBuf,
     log: Option<AuditLog>,
+    /// The head just after the last line this ledger wrote.
+    written: Option<super::Checkpoint>,
 }
 
 impl AuditLedger {
@@ -25,7 +27,14 @@ impl AuditLedger {
         AuditLedger {
             path: path.to_owned(),
             log: None,
+            written: None,
         }
+    }
+
+    /// The last line this ledger wrote (its `seq` and hash), if it wrote any: a command that
+    /// changed the keystore has a running agent take the log in up to there.
+    pub fn written(&self) -> Option<&super::Checkpoint> {
+        self.written.as_ref()
     }
 
     fn log(&mut self) -> Result<&mut AuditLog, String> {
@@ -55,7 +64,10 @@ impl Ledger for AuditLedger {
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
         let event = event(entry);
-        self.log()?.append(&event).map_err(|e| e.to_string())
+        let log = self.log()?;
+        log.append(&event).map_err(|e| e.to_string())?;
+        self.written = Some(log.checkpoint());
+        Ok(())
     }
 }
 

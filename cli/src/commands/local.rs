@@ -169,6 +169,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             for w in &added.warnings {
                 errln!("warning: {}", Shown(w));
             }
+            super::agent_takes_in(paths, &ledger)?;
             let kind = match kind {
                 KeyType::Hmac => "HMAC secret",
                 KeyType::Ed25519 => "Ed25519 key",
@@ -219,8 +220,10 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             listed
         }
         KeyCommand::Remove { name } => {
-            ks.remove_credential(&name, &mut AuditLedger::new(&paths.audit_log()))
+            let mut ledger = AuditLedger::new(&paths.audit_log());
+            ks.remove_credential(&name, &mut ledger)
                 .map_err(ks_failure)?;
+            super::agent_takes_in(paths, &ledger)?;
             outln!(
                 "Removed {name} (recorded in the audit log: a copy put back is refused at unlock). A running session keeps it until it ends; `tapsign lock` ends it now."
             );

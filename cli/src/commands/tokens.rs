@@ -79,9 +79,9 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
         Err(e) => return Err(token_failure(e)),
     };
     let stub = token.stub().clone();
-    let checked = ks
-        .create(&stub, &mut AuditLedger::new(&paths.audit_log()))
-        .map_err(ks_failure)?;
+    let mut ledger = AuditLedger::new(&paths.audit_log());
+    let checked = ks.create(&stub, &mut ledger).map_err(ks_failure)?;
+    super::agent_takes_in(paths, &ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     outln!("The keystore is at {}.", ks.dir().display());
     report(&checked);
@@ -134,6 +134,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         None => ks.create(&stub, &mut ledger),
     }
     .map_err(ks_failure)?;
+    super::agent_takes_in(paths, &ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     if let TokenStub::Piv {
         touch_policy,
@@ -197,6 +198,7 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         None => ks.create_with(&mut token, &mut ledger),
     }
     .map_err(ks_failure)?;
+    super::agent_takes_in(paths, &ledger)?;
     outln!(
         "Enrolled {} as {} ({}).",
         stub.describe(),
@@ -297,15 +299,12 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
         (false, _) => {}
     }
     let vk = touch_enrolled(paths, ks, stay, None)?;
+    let mut ledger = AuditLedger::new(&paths.audit_log());
     let rotated = ks
-        .rotate(
-            &vk,
-            remove,
-            &mut present_token(paths),
-            &mut AuditLedger::new(&paths.audit_log()),
-        )
+        .rotate(&vk, remove, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
     drop(vk);
+    super::agent_takes_in(paths, &ledger)?;
     print_rotated(&rotated)
 }
 
@@ -314,14 +313,12 @@ fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let vk = touch_enrolled(paths, ks, slots, None)?;
+    let mut ledger = AuditLedger::new(&paths.audit_log());
     let rotated = ks
-        .rebuild_manifest(
-            &vk,
-            &mut present_token(paths),
-            &mut AuditLedger::new(&paths.audit_log()),
-        )
+        .rebuild_manifest(&vk, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
     drop(vk);
+    super::agent_takes_in(paths, &ledger)?;
     outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
