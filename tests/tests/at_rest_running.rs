@@ -310,12 +310,18 @@ fn a_forged_low_generation_line_does_not_make_the_agent_forget_a_removal() {
     let out = sign(&w, "kb3");
     assert_ne!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("signature"), "{out:?}");
-    // Nor after a restart, whatever the unlock above recorded.
+    // Nor after a restart: the unlock above recorded the removal in the manifest.
     assert_eq!(w.signal_agent("TERM"), Some(0));
     w.start_agent();
-    w.run(&["unlock"], "");
+    let out = w.run(&["unlock"], "");
+    assert!(!out.ok().contains("kb3"), "{out:?}");
+    assert!(
+        out.stderr.contains("REFUSED: credential \"kb3\""),
+        "{out:?}"
+    );
     let out = sign(&w, "kb3");
     assert_ne!(out.code, 0, "{out:?}");
+    sign(&w, "kb").ok();
 }
 
 /// Cut the log back to `len` bytes.

@@ -522,7 +522,7 @@ impl Writer {
         let head = self.log.as_ref().map(AuditLog::checkpoint);
         let head = head.map_or_else(|| "?".to_owned(), |h| h.to_string());
         let msg = format!(
-            "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy, then restart the agent"
+            "{e}. Signatures are withheld: the log this agent wrote ends at {head}; check what is there now with `tapsign audit verify --head {head}`, keep a copy; run `tapsign unlock` once before restarting the agent (its check records in the keystore's manifest the key changes this agent saw, which a restart forgets)"
         );
         say!("tapsign agent: ALERT: {msg}");
         self.log = None;

@@ -156,10 +156,10 @@ pub enum KeystoreError {
     #[error(
         "the audit log no longer says what this agent saw recorded in it ({why}): the log was \
          edited while the agent ran, so nothing is opened or sealed. See where with `tapsign \
-         audit verify`; keep a copy of the log. If you trust the keystore's files as they are, \
-         run `tapsign keystore rotate --rebuild-manifest`, then restart the agent"
+         audit verify`; keep a copy of the log. {fix}. Do not restart the agent before that: \
+         it keeps what it saw in memory only"
     )]
-    Contradicted { why: String },
+    Contradicted { why: String, fix: String },
 
     #[error(
         "{path} is missing, but the audit log records that this keystore had one (generation \

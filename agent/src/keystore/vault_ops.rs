@@ -189,6 +189,10 @@ impl Keystore {
                     "line {seq} recorded that {} was removed, and it was not enrolled again since, yet its keyslot is back",
                     used.stub.describe()
                 ),
+                fix: format!(
+                    "Delete {} (a copy put back), and unlock with a token that stays enrolled",
+                    used.path.display()
+                ),
             });
         }
         let slots = match &p.manifest {
@@ -371,6 +375,8 @@ impl Keystore {
                         "the manifest was written while the audit log could not be read",
                     ),
                 };
+                let mut evidence = evidence;
+                held_to_witness(m, &mut evidence);
                 self.against_log(Some(m), &evidence)?;
                 // A later manifest recorded for another vault: the one on disk is not the
                 // newest, whatever its generation says (a record's number edited down).
@@ -578,8 +584,8 @@ impl Keystore {
                 why: why.clone(),
             });
         }
-        if let Some(why) = contradiction(manifest, evidence) {
-            return Err(KeystoreError::Contradicted { why });
+        if let Some((why, fix)) = contradiction(manifest, evidence) {
+            return Err(KeystoreError::Contradicted { why, fix });
         }
         match (manifest, evidence.highest_generation()) {
             (Some(m), Some(recorded)) if recorded > m.generation => {
@@ -595,11 +601,35 @@ impl Keystore {
     }
 }
 
+/// What the running agent saw recorded ([`super::ledger::Witness`]) counts as evidence where
+/// the file no longer holds it after the anchor (cut, started afresh, found tampered with):
+/// each change it saw that the manifest on disk does not hold is checked as if read back,
+/// so a credential removed or replaced since is refused by name, and the manifest this check
+/// writes records that, beyond a restart. A record in the file that says otherwise for the
+/// same name is a contradiction ([`contradiction`]).
+fn held_to_witness(m: &ManifestFile, evidence: &mut Evidence) {
+    let missing: Vec<_> = evidence
+        .witnessed
+        .changes
+        .iter()
+        .filter(|(name, (_, saw))| {
+            !evidence.changes.iter().any(|c| &c.name == *name) && !accounts_for(m, saw)
+        })
+        .map(|(_, (seq, saw))| (*seq, saw.clone()))
+        .collect();
+    let mut missing = missing;
+    missing.sort_by_key(|(seq, _)| *seq);
+    evidence
+        .changes
+        .extend(missing.into_iter().map(|(_, change)| change));
+}
+
 /// Where the record read back from the file disagrees with what the running agent saw
-/// recorded ([`super::ledger::Witness`]): a change it saw since the last manifest that the
-/// file no longer holds after the anchor (and the manifest does not account for), or holds
-/// otherwise; a manifest generation it saw for another vault than the one recorded now.
-fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option<String> {
+/// recorded ([`super::ledger::Witness`]): a change it saw since the last manifest for which
+/// the file holds another record after the anchor (a chain rewritten), or nothing where there
+/// is no manifest to settle it; a manifest generation it saw for another vault than the one
+/// recorded now. Returns why, and what to do.
+fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option<(String, String)> {
     let seen = &evidence.witnessed;
     for (name, (seq, saw)) in &seen.changes {
         let read = evidence.changes.iter().rev().find(|c| &c.name == name);
@@ -608,7 +638,7 @@ fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option
             None => manifest.is_some_and(|m| accounts_for(m, saw)),
         };
         if !agrees {
-            return Some(format!(
+            let why = format!(
                 "line {seq} recorded `{} {name:?}` (file {}), and the log now says {}",
                 saw.action,
                 saw.sha256,
@@ -616,7 +646,11 @@ fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option
                     Some(c) => format!("`{} {:?}` (file {})", c.action, c.name, c.sha256),
                     None => "nothing of it after the keystore's last check".into(),
                 }
-            ));
+            );
+            let fix = format!(
+                "The file of credential {name:?} may be a copy put back: delete it, run `tapsign keystore rotate --rebuild-manifest` (which seals the files as they are then), and store {name:?} again with `tapsign key add {name} --exchange ...` if you still need it"
+            );
+            return Some((why, fix));
         }
     }
     let (Some(m), Some(saw)) = (manifest, &seen.manifest) else {
@@ -627,10 +661,15 @@ fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option
         .ok()
         .map(|k| vault_tag(&k));
     if saw.generation == m.generation && !saw.vault.is_empty() && tag.as_ref() != Some(&saw.vault) {
-        return Some(format!(
+        let why = format!(
             "line {} recorded generation {} for vault-{}, and the manifest of that generation names another vault",
             saw.seq, saw.generation, saw.vault
-        ));
+        );
+        let fix = format!(
+            "The keystore's manifest and vault folder are not the ones the agent saw written: put back the keystore with vault-{} from a backup",
+            saw.vault
+        );
+        return Some((why, fix));
     }
     None
 }
