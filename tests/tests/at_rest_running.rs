@@ -235,12 +235,16 @@ fn a_torn_line_after_a_crash_does_not_stop_unlock() {
     w.start_agent();
     w.run(&["unlock"], "").ok();
     assert_eq!(w.signal_agent("TERM"), Some(0));
-    // What a crash mid-write leaves: the start of a line, no newline.
+    // What a crash mid-write leaves: the start of the next line, no newline.
+    let text = std::fs::read_to_string(log_path(&w)).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let next = last["seq"].as_u64().unwrap() + 1;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(log_path(&w))
         .unwrap();
-    std::io::Write::write_all(&mut f, b"{\"seq\":99,\"time\":\"20").unwrap();
+    std::io::Write::write_all(&mut f, format!("{{\"seq\":{next},\"time\":\"20").as_bytes())
+        .unwrap();
     w.start_agent();
     w.run(&["key", "remove", "k1"], "").ok();
     w.setup_key("k2", "binance", "ak2", "sk2");
@@ -368,4 +372,32 @@ fn a_replacement_cut_off_the_log_right_after_the_command_does_not_reopen_the_old
     w.run(&["unlock"], "");
     let out = sign(&w, "kb3");
     assert_ne!(out.code, 0, "{out:?}");
+}
+
+/// A line that is not the start of the one a writer would have put there, or that names a
+/// credential change, is not a write a crash tore: unlock refuses the record as broken.
+#[test]
+fn a_torn_key_change_line_is_a_broken_record() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let backup = std::fs::read(cred_file(&w, "k2")).unwrap();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    w.run(&["key", "remove", "k2"], "").ok();
+    // The removal's line cut to look like a write a crash tore.
+    let text = std::fs::read_to_string(log_path(&w)).unwrap();
+    let cut = text.trim_end_matches('\n').len() - 10;
+    truncate_log(&w, cut as u64);
+    assert!(
+        std::fs::read_to_string(log_path(&w))
+            .unwrap()
+            .contains("\"key_change\"")
+    );
+    put_back(&cred_file(&w, "k2"), &backup);
+    w.start_agent();
+    sign(&w, "k1");
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "is broken");
 }

@@ -103,7 +103,9 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
                 out.broken = true;
                 break;
             }
-            Err(e) if torn.is_none() && !names_generation(bytes) => {
+            Err(e)
+                if torn.is_none() && !names_keystore(bytes) && torn_fits(bytes, seq + 1, &prev) =>
+            {
                 // A crash tore this write; the next writer ended it with a newline and
                 // chained on from its bytes as they are (docs/audit.md, "Damage and recovery").
                 torn = broken(format!("is not an audit line ({e})"));
@@ -151,8 +153,30 @@ fn anchor_edited(file: &mut std::fs::File, line: &[u8], anchor: &Anchor) -> bool
     seq_kept || next_chains().unwrap_or(false)
 }
 
-/// The line names a manifest generation: a record the keystore's check must not lose to a
-/// torn write (`ledger::scan` reads it the same way).
-fn names_generation(line: &[u8]) -> bool {
-    line.windows(12).any(|w| w == b"\"generation\"")
+/// The line names a manifest generation or a credential change: a record the keystore's
+/// check must not lose to a torn write (`ledger::scan` reads generations the same way).
+fn names_keystore(line: &[u8]) -> bool {
+    let has = |word: &[u8]| line.windows(word.len()).any(|w| w == word);
+    has(b"\"generation\"") || has(b"\"key_change\"")
+}
+
+/// `bytes` can be the start of the line a writer would have put there: `seq`, a time, and the
+/// `prev` that continues the chain, as far as they go. A crash tears a line this writer was
+/// writing; anything else (a line edited into garbage, or one forged) is a break.
+fn torn_fits(bytes: &[u8], seq: u64, prev: &str) -> bool {
+    let prefix_of = |got: &[u8], want: &[u8]| {
+        let n = got.len().min(want.len());
+        got[..n] == want[..n]
+    };
+    let head = format!("{{\"seq\":{seq},\"time\":\"");
+    if !prefix_of(bytes, head.as_bytes()) {
+        return false;
+    }
+    let rest = bytes.get(head.len()..).unwrap_or_default();
+    // The time runs to the next quote (if the tear left one).
+    let Some(end) = rest.iter().position(|&b| b == b'"') else {
+        return true;
+    };
+    let tail = format!("\",\"prev\":\"{prev}\",\"event\":");
+    prefix_of(&rest[end..], tail.as_bytes())
 }

@@ -240,3 +240,31 @@ fn a_torn_line_the_log_went_on_from_is_read_past() {
     fs::write(&path, format!("{text}garbage\n")).unwrap();
     assert!(since(&path, &anchor).unwrap().broken);
 }
+
+/// Only the start of the line a writer would have put there is a torn write: a line of other
+/// bytes, or one that names a credential change, the next writer chained on from is a break.
+#[test]
+fn a_torn_line_that_is_not_the_start_of_the_next_line_is_a_break() {
+    let cases: [&[u8]; 4] = [
+        b"{\"seq\":9,\"time\":\"2026-",
+        b"{\"seq\":4,\"time\":\"2026-01-01T00:00:00.000Z\",\"prev\":\"00",
+        b"{\"seq\":4,\"time\":\"2026-01-01T00:00:00.000Z\",\"prev\":\"",
+        b"x\"key_change\"",
+    ];
+    for (i, torn) in cases.into_iter().enumerate() {
+        let (_dir, path, log) = fresh();
+        let anchor = log.anchor();
+        let fits = log.checkpoint().hash;
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(torn).unwrap();
+        drop(f);
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(&lock("after the crash")).unwrap();
+        let got = since(&path, &anchor).unwrap();
+        // Case 2 starts a prev other than the chain's (unless the hash starts with 00);
+        // case 3 stops before the prev: a torn write.
+        let torn_write = i == 2 || (i == 1 && fits.starts_with("00"));
+        assert_eq!(got.broken, !torn_write, "case {i}: {got:?}");
+    }
+}
