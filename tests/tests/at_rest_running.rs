@@ -401,3 +401,31 @@ fn a_torn_key_change_line_is_a_broken_record() {
     let out = w.run(&["unlock"], "");
     out.fails_with(7, "is broken");
 }
+
+/// The same for a rotation: the whole keystore from before it, put back with the rotation's
+/// line cut off right after the command, opens nothing while the agent runs.
+#[test]
+fn a_rotation_cut_off_the_log_right_after_the_command_does_not_reopen_the_copy_before_it() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let ks = w.home().join("keystore");
+    let copy = w.home().join("keystore-copy");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&ks)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    w.run(&["status"], "").ok();
+    let known = std::fs::metadata(log_path(&w)).unwrap().len();
+    w.run(&["keystore", "rotate"], "").ok();
+    truncate_log(&w, known);
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::rename(&copy, &ks).unwrap();
+    let out = w.run(&["unlock"], "");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+}
