@@ -18,8 +18,8 @@ use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 pub struct AuditLedger {
     path: PathBuf,
     log: Option<AuditLog>,
-    /// The head just after the last line this ledger wrote.
-    written: Option<super::Checkpoint>,
+    /// The anchor just past the last line this ledger wrote.
+    written: Option<Anchor>,
 }
 
 impl AuditLedger {
@@ -31,9 +31,9 @@ impl AuditLedger {
         }
     }
 
-    /// The last line this ledger wrote (its `seq` and hash), if it wrote any: a command that
-    /// changed the keystore has a running agent take the log in up to there.
-    pub fn written(&self) -> Option<&super::Checkpoint> {
+    /// The last line this ledger wrote (its `seq`, hash and end), if it wrote any: a command
+    /// that changed the keystore has a running agent take the log in up to there.
+    pub fn written(&self) -> Option<&Anchor> {
         self.written.as_ref()
     }
 
@@ -66,7 +66,7 @@ impl Ledger for AuditLedger {
         let event = event(entry);
         let log = self.log()?;
         log.append(&event).map_err(|e| e.to_string())?;
-        self.written = Some(log.checkpoint());
+        self.written = Some(log.anchor());
         Ok(())
     }
 }

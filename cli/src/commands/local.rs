@@ -169,7 +169,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             for w in &added.warnings {
                 errln!("warning: {}", Shown(w));
             }
-            super::agent_takes_in(paths, &ledger)?;
+            super::agent_takes_in(paths, &mut ledger)?;
             let kind = match kind {
                 KeyType::Hmac => "HMAC secret",
                 KeyType::Ed25519 => "Ed25519 key",
@@ -223,7 +223,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             let mut ledger = AuditLedger::new(&paths.audit_log());
             ks.remove_credential(&name, &mut ledger)
                 .map_err(ks_failure)?;
-            super::agent_takes_in(paths, &ledger)?;
+            super::agent_takes_in(paths, &mut ledger)?;
             outln!(
                 "Removed {name} (recorded in the audit log: a copy put back is refused at unlock). A running session keeps it until it ends; `tapsign lock` ends it now."
             );

@@ -10,6 +10,7 @@ mod tokens;
 
 use tapsign_agent::audit::Checkpoint;
 use tapsign_agent::audit::ledger::AuditLedger;
+use tapsign_agent::keystore::Ledger;
 use tapsign_agent::paths::Paths;
 use tapsign_proto::AuditHead;
 
@@ -60,40 +61,79 @@ pub(crate) fn harden() {
 /// before that would leave no trace in its memory. So the command has the agent take the log
 /// in now (`status` refreshes it) and checks that the agent's head includes the line it wrote,
 /// before it returns. No agent running: nothing to do.
-pub(crate) fn agent_takes_in(paths: &Paths, ledger: &AuditLedger) -> Result<(), Failure> {
-    let Some(line) = ledger.written() else {
+pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<(), Failure> {
+    let Some(written) = ledger.written().cloned() else {
         return Ok(());
     };
+    let line = Checkpoint {
+        seq: written.seq,
+        hash: written.hash.clone(),
+    };
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    let Ok(mut client) = tapsign_proto::client::Client::connect(&paths.socket, &name) else {
-        return Ok(());
+    let mut client = match tapsign_proto::client::Client::connect(&paths.socket, &name) {
+        Ok(c) => c,
+        // An agent that answers but turns the command away (busy, another version) may hold
+        // the log open all the same.
+        Err(e @ tapsign_proto::ProtoError::Agent { .. }) => {
+            return Err(lost(
+                &line,
+                &format!("the running agent could not be asked to read it ({e})"),
+            ));
+        }
+        // No agent listening: nobody holds the log in memory.
+        Err(_) => return Ok(()),
     };
     let status = client.status().map_err(|e| {
         lost(
-            line,
+            &line,
             &format!("the running agent did not answer a status request ({e})"),
         )
     })?;
-    match status.audit_head {
-        Some(head) if includes(&head, line) => Ok(()),
-        Some(head) => Err(lost(
-            line,
+    let Some(head) = status.audit_head else {
+        return Err(lost(
+            &line,
+            "the running agent no longer takes the log in (`tapsign status` says why)",
+        ));
+    };
+    // The file as it is now, read from the command's line: the line still where it was
+    // written, what follows chained on from it. The agent's head must be on that chain.
+    let file = ledger.head().map(|a| Checkpoint {
+        seq: a.seq,
+        hash: a.hash,
+    });
+    let next_prev = tapsign_agent::audit::since(&paths.audit_log(), &written)
+        .ok()
+        .filter(|r| r.gap.is_none())
+        .and_then(|r| r.lines.into_iter().find(|l| l.seq == head.seq + 1))
+        .map(|l| l.prev);
+    if includes(&head, &line, file.as_ref(), next_prev.as_deref()) {
+        Ok(())
+    } else {
+        Err(lost(
+            &line,
             &format!(
-                "the running agent's record of the log ends at {}:{} without it",
+                "the running agent's record of the log ends at {}:{}, which is not the chain the file holds from it",
                 head.seq, head.hash
             ),
-        )),
-        None => Err(lost(
-            line,
-            "the running agent no longer takes the log in (`tapsign status` says why)",
-        )),
+        ))
     }
 }
 
-/// The agent's head is at or past the line. Past it, the agent took in lines that continue
-/// its chain from where it stood, which is all it can check of a line written since.
-fn includes(head: &AuditHead, line: &Checkpoint) -> bool {
-    head.seq > line.seq || (head.seq == line.seq && head.hash == line.hash)
+/// The agent's head is the command's line, or a line after it on the chain the file holds
+/// from it: the file's head (`file`), or the line before the one whose `prev` is `next_prev`.
+/// A line replaced by several that the agent took in, then put back, is not.
+fn includes(
+    head: &AuditHead,
+    line: &Checkpoint,
+    file: Option<&Checkpoint>,
+    next_prev: Option<&str>,
+) -> bool {
+    if head.seq == line.seq {
+        return head.hash == line.hash;
+    }
+    head.seq > line.seq
+        && (file.is_some_and(|f| f.seq == head.seq && f.hash == head.hash)
+            || next_prev == Some(head.hash.as_str()))
 }
 
 fn lost(line: &Checkpoint, why: &str) -> Failure {
@@ -112,17 +152,33 @@ mod tests {
 
     #[test]
     fn a_head_before_or_beside_the_line_written_does_not_include_it() {
-        let line = Checkpoint {
-            seq: 7,
-            hash: "ab".into(),
+        let cp = |seq, hash: &str| Checkpoint {
+            seq,
+            hash: hash.into(),
         };
         let head = |seq, hash: &str| AuditHead {
             seq,
             hash: hash.into(),
         };
-        assert!(includes(&head(7, "ab"), &line));
-        assert!(includes(&head(8, "cd"), &line));
-        assert!(!includes(&head(6, "ab"), &line));
-        assert!(!includes(&head(7, "cd"), &line));
+        let line = cp(7, "ab");
+        assert!(includes(&head(7, "ab"), &line, Some(&line), None));
+        assert!(includes(&head(8, "cd"), &line, Some(&cp(8, "cd")), None));
+        assert!(includes(
+            &head(8, "cd"),
+            &line,
+            Some(&cp(9, "ef")),
+            Some("cd")
+        ));
+        assert!(!includes(&head(6, "ab"), &line, Some(&line), None));
+        assert!(!includes(&head(7, "cd"), &line, Some(&line), None));
+        // Past the line, but not on the chain the file holds from it.
+        assert!(!includes(&head(8, "cd"), &line, Some(&cp(8, "ef")), None));
+        assert!(!includes(
+            &head(8, "cd"),
+            &line,
+            Some(&cp(9, "ef")),
+            Some("xx")
+        ));
+        assert!(!includes(&head(8, "cd"), &line, None, None));
     }
 }

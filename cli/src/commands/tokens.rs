@@ -81,7 +81,7 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
     let stub = token.stub().clone();
     let mut ledger = AuditLedger::new(&paths.audit_log());
     let checked = ks.create(&stub, &mut ledger).map_err(ks_failure)?;
-    super::agent_takes_in(paths, &ledger)?;
+    super::agent_takes_in(paths, &mut ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     outln!("The keystore is at {}.", ks.dir().display());
     report(&checked);
@@ -134,7 +134,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         None => ks.create(&stub, &mut ledger),
     }
     .map_err(ks_failure)?;
-    super::agent_takes_in(paths, &ledger)?;
+    super::agent_takes_in(paths, &mut ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     if let TokenStub::Piv {
         touch_policy,
@@ -198,7 +198,7 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         None => ks.create_with(&mut token, &mut ledger),
     }
     .map_err(ks_failure)?;
-    super::agent_takes_in(paths, &ledger)?;
+    super::agent_takes_in(paths, &mut ledger)?;
     outln!(
         "Enrolled {} as {} ({}).",
         stub.describe(),
@@ -304,7 +304,7 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
         .rotate(&vk, remove, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
     drop(vk);
-    super::agent_takes_in(paths, &ledger)?;
+    super::agent_takes_in(paths, &mut ledger)?;
     print_rotated(&rotated)
 }
 
@@ -318,7 +318,7 @@ fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
         .rebuild_manifest(&vk, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
     drop(vk);
-    super::agent_takes_in(paths, &ledger)?;
+    super::agent_takes_in(paths, &mut ledger)?;
     outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
