@@ -429,3 +429,53 @@ pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
 }
 
 pub use tapsign_skip::is_root;
+
+/// What the at-rest tests do to the keystore's files, as someone who can write them would.
+pub mod at_rest {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+
+    use super::{Run, World};
+
+    /// `tapsign sign KEY` for a Binance account read, through the running agent.
+    pub fn sign(w: &World, key: &str) -> Run {
+        w.run(
+            &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        )
+    }
+
+    /// The live keystore folder (`keystore/vault-<tag>/`).
+    pub fn live(w: &World) -> PathBuf {
+        let ks = w.home().join("keystore");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&ks)
+            .expect("the keystore folder")
+            .map(|e| e.expect("a keystore entry").path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("vault-"))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    /// A credential's file in the live keystore.
+    pub fn cred_file(w: &World, name: &str) -> PathBuf {
+        live(w).join("credentials").join(format!("{name}.json"))
+    }
+
+    /// Write a file back the way a backup restore would: private, like the original.
+    pub fn put_back(path: &Path, bytes: &[u8]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .expect("the file to put back");
+        f.write_all(bytes).expect("the bytes put back");
+    }
+}

@@ -2,52 +2,10 @@
 //! CLI and agent by someone who can write the trader's files, and each one caught.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use tapsign_tests::World;
-
-fn sign(w: &World, key: &str) -> tapsign_tests::Run {
-    w.run(
-        &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
-        "",
-    )
-}
-
-/// The live keystore folder (`keystore/vault-<tag>/`).
-fn live(w: &World) -> PathBuf {
-    let ks = w.home().join("keystore");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&ks)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("vault-")
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.remove(0)
-}
-
-fn cred_file(w: &World, name: &str) -> PathBuf {
-    live(w).join("credentials").join(format!("{name}.json"))
-}
-
-/// Write a file back the way a backup restore would: private, like the original.
-fn put_back(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
+use tapsign_tests::at_rest::{cred_file, live, put_back, sign};
 
 fn status_json(w: &World) -> serde_json::Value {
     serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()

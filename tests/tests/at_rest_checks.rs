@@ -2,43 +2,8 @@
 //! under the vault key, and `key list` says which files the last check refused.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-
 use tapsign_tests::World;
-
-fn live(w: &World) -> PathBuf {
-    let ks = w.home().join("keystore");
-    let found: Vec<PathBuf> = std::fs::read_dir(&ks)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("vault-")
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found[0].clone()
-}
-
-fn cred_file(w: &World, name: &str) -> PathBuf {
-    live(w).join("credentials").join(format!("{name}.json"))
-}
-
-fn put_back(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
+use tapsign_tests::at_rest::{cred_file, put_back};
 
 /// A credential file copied in from another keystore, made later than the genuine one, was
 /// accepted "as a newer version" and recorded in the manifest though it could not be

@@ -4,50 +4,11 @@
 //! record whose chain breaks after the keystore's anchor is refused, not warned about.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use tapsign_tests::World;
-
-fn sign(w: &World, key: &str) -> tapsign_tests::Run {
-    w.run(
-        &["sign", key, "--method", "GET", "--path", "/api/v3/account"],
-        "",
-    )
-}
-
-fn live(w: &World) -> PathBuf {
-    let ks = w.home().join("keystore");
-    let found: Vec<PathBuf> = std::fs::read_dir(&ks)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("vault-")
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found[0].clone()
-}
-
-fn cred_file(w: &World, name: &str) -> PathBuf {
-    live(w).join("credentials").join(format!("{name}.json"))
-}
-
-fn put_back(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
-}
+use tapsign_tests::at_rest::{cred_file, put_back, sign};
 
 fn log_path(w: &World) -> PathBuf {
     w.home().join("audit.log")
