@@ -17,7 +17,7 @@ fn rotated_secret(name: &str) -> Credential {
 }
 
 /// Put a file back as a backup tool or an attacker would: private, like the rest.
-fn put_back(path: &std::path::Path, bytes: &[u8]) {
+pub(super) fn put_back(path: &std::path::Path, bytes: &[u8]) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()

@@ -6,6 +6,7 @@ use std::fs;
 
 use super::ledger::{LedgerEntry, Witness, token_removed};
 use super::tests::{Fixture, cred, unlock};
+use super::tests_at_rest::put_back;
 use super::tests_rotate::copy_tree;
 use super::*;
 
@@ -24,20 +25,6 @@ fn rename_change(f: &mut Fixture, from: &str, to: &str) {
             k.name = to.into();
         }
     }
-}
-
-/// Write a file back as a backup restore would: private, like the original.
-fn put_back(path: &std::path::Path, bytes: &[u8]) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(bytes).unwrap();
 }
 
 #[test]
