@@ -74,21 +74,11 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
         Ok(c) => c,
         // An agent that answers but turns the command away (busy, another version) may hold
         // the log open all the same.
-        Err(e @ tapsign_proto::ProtoError::Agent { .. }) => {
-            return Err(lost(
-                &line,
-                &format!("the running agent could not be asked to read it ({e})"),
-            ));
-        }
+        Err(e @ tapsign_proto::ProtoError::Agent { .. }) => return Err(unasked(&line, &e)),
         // No agent listening: nobody holds the log in memory.
         Err(_) => return Ok(()),
     };
-    let status = client.status().map_err(|e| {
-        lost(
-            &line,
-            &format!("the running agent did not answer a status request ({e})"),
-        )
-    })?;
+    let status = client.status().map_err(|e| unasked(&line, &e))?;
     let Some(head) = status.audit_head else {
         return Err(lost(
             &line,
@@ -136,6 +126,18 @@ fn includes(
             || next_prev == Some(head.hash.as_str()))
 }
 
+/// The agent could not be asked (busy, another version, no answer): nothing says the line
+/// was lost, only that the agent has not read it yet.
+fn unasked(line: &Checkpoint, e: &dyn std::fmt::Display) -> Failure {
+    Failure::new(
+        crate::exit::exit_codes::DAMAGED,
+        format!(
+            "the change was made and recorded (audit log line {}), but the running agent could not be asked to read that line ({e}). Until it has, cutting the line off the log could hide the change from it: run `tapsign status` once the agent answers (it reads the log then), and `tapsign audit verify`",
+            line.seq
+        ),
+    )
+}
+
 fn lost(line: &Checkpoint, why: &str) -> Failure {
     Failure::new(
         crate::exit::exit_codes::DAMAGED,
@@ -149,6 +151,22 @@ fn lost(line: &Checkpoint, why: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_that_cannot_be_asked_is_not_said_to_have_lost_the_line() {
+        let line = Checkpoint {
+            seq: 7,
+            hash: "ab".into(),
+        };
+        let busy = unasked(&line, &"the agent is busy: every connection slot is taken");
+        let text = busy.message;
+        assert!(
+            text.contains("could not be asked") && text.contains("line 7"),
+            "{text}"
+        );
+        assert!(!text.contains("lost"), "{text}");
+        assert!(lost(&line, "cut").message.contains("lost the line"));
+    }
 
     #[test]
     fn a_head_before_or_beside_the_line_written_does_not_include_it() {
