@@ -390,3 +390,57 @@ fn a_rotation_cut_off_the_log_right_after_the_command_does_not_reopen_the_copy_b
     assert_ne!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
 }
+
+/// A chained line that takes a replaced credential back to its old version (its `created` and
+/// file hash), appended while the agent runs and taken in by it, must not replace the
+/// replacement the agent saw; with the log then cut back to the manifest's anchor, the old
+/// file put back stays refused.
+#[test]
+fn a_forged_line_taking_a_replacement_back_does_not_make_the_agent_forget_it() {
+    use sha2::Digest;
+    let w = three_keys_unlocked();
+    let old = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    let created = serde_json::from_slice::<serde_json::Value>(&old).unwrap()["created"]
+        .as_u64()
+        .unwrap();
+    w.run(
+        &["key", "add", "kb3", "--exchange", "binance", "--replace"],
+        "ak\nnew\n",
+    )
+    .ok();
+    append_chained(
+        &w,
+        serde_json::json!({
+            "type": "key_change",
+            "action": "replace",
+            "name": "kb3",
+            "created": created,
+            "file": hex::encode(sha2::Sha256::digest(&old)),
+            "pid": 1,
+            "exe": "/usr/bin/tapsign",
+        }),
+    );
+    w.run(&["status"], "").ok();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    truncate_log(&w, manifest["audit"]["offset"].as_u64().unwrap());
+    put_back(&cred_file(&w, "kb3"), &old);
+    // The agent found the log cut and withholds signatures; the unlock it asks for first
+    // refuses the old file by name, and records that beyond a restart.
+    let out = w.run(&["unlock"], "");
+    assert!(
+        out.stderr
+            .contains("REFUSED: the file of credential \"kb3\""),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("kb3"), "{out:?}");
+    let mut w = w;
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(!out.stdout.contains("kb3"), "{out:?}");
+    let out = sign(&w, "kb3");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("signature"), "{out:?}");
+}

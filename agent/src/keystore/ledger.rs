@@ -147,9 +147,22 @@ pub fn token_removed(id: &str) -> String {
 }
 
 impl Witness {
-    /// A credential change recorded at line `seq`.
+    /// A credential change recorded at line `seq`. It replaces the one remembered for its name
+    /// only if it moves the name forward: to a later version, or, for the same version, from
+    /// present to removed. tapsign's commands only ever write such lines (`key add` seals a
+    /// `created` later than every version it knows of; a removal records the version it
+    /// removed), but anyone who can write the log can append a line that continues the chain,
+    /// and one that points back (an `add` of an old version after its replacement or removal)
+    /// must not make the agent forget the change it saw: the check ignores such a line
+    /// (`manifest::fold`), and the change it would have hidden is still held to.
     pub fn saw_change(&mut self, seq: u64, change: KeyChange) {
-        self.changes.insert(change.name.clone(), (seq, change));
+        let rank = |c: &KeyChange| (c.created, matches!(c.action, KeyAction::Remove));
+        match self.changes.get(&change.name) {
+            Some((_, seen)) if rank(&change) <= rank(seen) => {}
+            _ => {
+                self.changes.insert(change.name.clone(), (seq, change));
+            }
+        }
     }
 
     /// A manifest recorded at line `seq`. One this agent wrote (`own`) was written by a check

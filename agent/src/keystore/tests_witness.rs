@@ -153,6 +153,34 @@ fn a_manifest_line_the_agent_only_took_in_makes_it_forget_nothing() {
     assert!(w.changes.is_empty());
 }
 
+/// A line that takes a name back (an `add` of the version a replacement or a removal ended,
+/// appended by anyone who can write the log) does not replace the change the agent saw;
+/// tapsign's own lines, which only move a name forward, do.
+#[test]
+fn a_change_line_that_points_back_does_not_make_the_agent_forget() {
+    let change = |action, created: u64, sha: &str| KeyChange {
+        action,
+        name: "k1".into(),
+        created,
+        sha256: sha.into(),
+    };
+    let mut w = Witness::default();
+    let replaced = change(KeyAction::Replace, 20, "new");
+    w.saw_change(4, change(KeyAction::Add, 10, "old"));
+    w.saw_change(5, replaced.clone());
+    w.saw_change(6, change(KeyAction::Replace, 10, "old"));
+    assert_eq!(w.changes.get("k1"), Some(&(5, replaced)));
+    // Removed: an `add` of the removed version is not later than its removal.
+    let removed = change(KeyAction::Remove, 20, "new");
+    w.saw_change(7, removed.clone());
+    w.saw_change(8, change(KeyAction::Add, 20, "new"));
+    assert_eq!(w.changes.get("k1"), Some(&(7, removed)));
+    // Stored again, as `key add` does: a later version.
+    let again = change(KeyAction::Add, 30, "third");
+    w.saw_change(9, again.clone());
+    assert_eq!(w.changes.get("k1"), Some(&(9, again)));
+}
+
 #[test]
 fn a_record_rewritten_for_a_name_the_agent_saw_changed_opens_nothing_and_names_it() {
     let mut f = watched();

@@ -182,8 +182,9 @@ pub enum Denial {
     },
     #[error(
         "refused by built-in rule \"{exchange}: no cut may make {rule}\" ({category}): \
-         {exchange} does not sign the path, and {how} makes the parameter {name}, which alone \
-         is the whole of {endpoint}, so the signature would be good for that too; leave out \
+         {exchange} does not sign the path, and {how} makes the parameter {name}, which (alone, \
+         or with the request's other names) makes it {endpoint}, so the signature would be good \
+         for that too; leave out \
          the parameter whose name ends in it, or, where a query value meets the body's first \
          name, send every parameter in one of them"
     )]

@@ -70,13 +70,24 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
         hash: written.hash.clone(),
     };
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    let mut client = match tapsign_proto::client::Client::connect(&paths.socket, &name) {
+    // Bounded: an agent that takes the connection and never answers (stopped) must not keep
+    // the command waiting for good after its change was made.
+    let wait = Some(std::time::Duration::from_secs(10));
+    let mut client = match tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait)
+    {
         Ok(c) => c,
-        // An agent that answers but turns the command away (busy, another version) may hold
-        // the log open all the same.
-        Err(e @ tapsign_proto::ProtoError::Agent { .. }) => return Err(unasked(&line, &e)),
-        // No agent listening: nobody holds the log in memory.
-        Err(_) => return Ok(()),
+        // No agent listening (no socket, or nobody behind it): nobody holds the log in memory.
+        Err(tapsign_proto::ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(());
+        }
+        // An agent that answers but turns the command away (busy, another version), drops the
+        // connection or does not answer in time may hold the log open all the same.
+        Err(e) => return Err(unasked(&line, &e)),
     };
     let status = client.status().map_err(|e| unasked(&line, &e))?;
     let Some(head) = status.audit_head else {
