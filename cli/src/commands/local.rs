@@ -271,7 +271,10 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
 /// unlocked since it started. `key add` refuses to seal to any other.
 fn agent_vault_key(paths: &Paths) -> Option<String> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    let mut client = tapsign_proto::client::Client::connect(&paths.socket, &name).ok()?;
+    // Bounded: a stopped agent must not keep `key add` waiting for good.
+    let wait = Some(std::time::Duration::from_secs(10));
+    let mut client =
+        tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait).ok()?;
     client.status().ok()?.keystore.map(|k| k.vault_key)
 }
 
