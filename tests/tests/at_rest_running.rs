@@ -444,3 +444,23 @@ fn a_forged_line_taking_a_replacement_back_does_not_make_the_agent_forget_it() {
     assert_ne!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("signature"), "{out:?}");
 }
+
+/// A stopped agent takes `key add`'s connection and never answers: the command neither waits
+/// for good nor seals without the vault-key check the agent would have made.
+#[test]
+fn key_add_stops_before_sealing_when_the_agent_does_not_answer() {
+    let w = three_keys_unlocked();
+    let pid = w.agent_pid().to_string();
+    let kill = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    kill("-STOP");
+    let out = w.run(&["key", "add", "k9", "--exchange", "binance"], "ak\nsk\n");
+    kill("-CONT");
+    out.fails_with(1, "did not answer");
+    assert!(!cred_file(&w, "k9").exists());
+}

@@ -161,7 +161,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 passphrase,
             };
             drop(secret);
-            let pinned = agent_vault_key(paths);
+            let pinned = agent_vault_key(paths)?;
             let mut ledger = AuditLedger::new(&paths.audit_log());
             let added = ks
                 .add_credential(&cred, replace, pinned.as_deref(), &mut ledger)
@@ -267,15 +267,33 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
     }
 }
 
-/// The vault key the running agent verified at its last unlock, if an agent answers and has
-/// unlocked since it started. `key add` refuses to seal to any other.
-fn agent_vault_key(paths: &Paths) -> Option<String> {
+/// The vault key the running agent verified at its last unlock, if an agent runs and has
+/// unlocked since it started. `key add` refuses to seal to any other. No agent (no socket, or
+/// nobody behind it): none. An agent that takes the connection but turns the command away or
+/// does not answer within 10 s (stopped): `key add` stops before sealing anything, rather
+/// than wait for good or seal without the check the agent would have made.
+fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
     let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    // Bounded: a stopped agent must not keep `key add` waiting for good.
     let wait = Some(std::time::Duration::from_secs(10));
-    let mut client =
-        tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait).ok()?;
-    client.status().ok()?.keystore.map(|k| k.vault_key)
+    let status = tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait)
+        .and_then(|mut client| client.status());
+    match status {
+        Ok(status) => Ok(status.keystore.map(|k| k.vault_key)),
+        Err(tapsign_proto::ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Failure::new(
+            exit_codes::ERROR,
+            format!(
+                "the running agent did not answer `key add`'s check of the vault key ({e}); nothing was stored. Try again once `tapsign status` answers"
+            ),
+        )),
+    }
 }
 
 pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
