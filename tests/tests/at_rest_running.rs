@@ -63,6 +63,20 @@ fn a_middle_audit_line_edited_while_the_agent_runs_does_not_bring_back_a_removed
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
 }
 
+/// Changes the last digit of the time on the audit line the keystore's manifest is anchored
+/// at, in place: the line keeps its place and its length, and the next line no longer chains.
+fn change_a_digit_of_the_anchored_line(w: &World) {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    let anchored = manifest["audit"]["seq"].as_u64().unwrap() as usize;
+    edit_line_in_place(w, anchored, |l| {
+        let at = l.find("Z\"").unwrap() - 1;
+        let digit = if &l[at..=at] == "7" { "8" } else { "7" };
+        format!("{}{digit}{}", &l[..at], &l[at + 1..])
+    });
+}
+
 /// The same, with the line the keystore's manifest is anchored at edited instead: the log
 /// still goes on from it, so the record is broken, not a log started afresh.
 #[test]
@@ -70,15 +84,7 @@ fn the_anchored_line_edited_instead_is_caught_by_what_the_agent_saw() {
     let w = three_keys_unlocked();
     let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
     w.run(&["key", "remove", "kb3"], "").ok();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
-            .unwrap();
-    let anchored = manifest["audit"]["seq"].as_u64().unwrap() as usize;
-    edit_line_in_place(&w, anchored, |l| {
-        let at = l.find("Z\"").unwrap() - 1;
-        let digit = if &l[at..=at] == "7" { "8" } else { "7" };
-        format!("{}{digit}{}", &l[..at], &l[at + 1..])
-    });
+    change_a_digit_of_the_anchored_line(&w);
     put_back(&cred_file(&w, "kb3"), &backup);
     let out = w.run(&["unlock"], "");
     out.fails_with(7, "was edited");
@@ -94,15 +100,7 @@ fn the_anchored_line_edited_with_the_agent_stopped_is_a_broken_record() {
     let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
     w.run(&["key", "remove", "kb3"], "").ok();
     assert_eq!(w.signal_agent("TERM"), Some(0));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
-            .unwrap();
-    let anchored = manifest["audit"]["seq"].as_u64().unwrap() as usize;
-    edit_line_in_place(&w, anchored, |l| {
-        let at = l.find("Z\"").unwrap() - 1;
-        let digit = if &l[at..=at] == "7" { "8" } else { "7" };
-        format!("{}{digit}{}", &l[..at], &l[at + 1..])
-    });
+    change_a_digit_of_the_anchored_line(&w);
     put_back(&cred_file(&w, "kb3"), &backup);
     let list = w.run(&["key", "list"], "");
     assert!(list.stderr.contains("is broken"), "{list:?}");
