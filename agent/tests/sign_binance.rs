@@ -287,6 +287,31 @@ fn a_bots_timestamp_is_the_last_parameter() {
     }
 }
 
+/// A recvWindow after the bot's timestamp can be cut off with everything after the timestamp
+/// (sent as a body of another type), leaving Binance's default of 5000 ms: under a lower
+/// `recv_window_cap_ms` it is refused, and before the timestamp it is signed (red-team
+/// round 10).
+#[test]
+fn under_a_low_cap_recv_window_comes_before_the_bots_timestamp() {
+    let opts = SignOptions {
+        recv_window_cap_ms: 1_000,
+        ..SignOptions::default()
+    };
+    let c = cred(SPOT_KEY, SPOT_SECRET);
+    let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC";
+    let after = format!("{order}&timestamp=1499827319559&recvWindow=1000");
+    for (q, b) in [(after.as_str(), ""), ("", after.as_str())] {
+        let msg = bad_request(&req("POST", "/api/v3/order", q, b), SPOT_TS, &opts);
+        assert!(
+            msg.contains("recvWindow follows timestamp") && msg.contains("recv_window_cap_ms"),
+            "{msg}"
+        );
+    }
+    let before = format!("{order}&recvWindow=1000&timestamp=1499827319559");
+    let signed = sign::sign(&c, &req("POST", "/api/v3/order", "", &before), &at(SPOT_TS), &opts);
+    assert!(signed.is_ok(), "{signed:?}");
+}
+
 /// A `Timestamp` Binance might read as `timestamp` must not escape the skew check.
 #[test]
 fn encoded_or_cased_timestamp_names_are_still_checked() {

@@ -275,6 +275,12 @@ static KRAKEN_DENY: &[DenyRule] = &[
     // `GetApiKeyInfo`. Paths are matched lower-cased, so `/0/private/GetApiKeyInfo` is read as
     // `/0/private/getapikeyinfo`.
     any("**apikey**", ApiKeys),
+    // Red-team round 10: NFT trading (accepting or placing an offer, auctions) and OTC quotes
+    // (a quote accepted with Kraken's desk) trade with a counterparty the caller picks, as
+    // Bybit's and OKX's RFQ block trades do; both need only an order permission. Matched
+    // lower-cased: `/0/private/NftAcceptOffer`, `/0/private/UpdateOtcQuote`.
+    any("/0/private/nft**", P2p),
+    any("**otc**", Convert),
 ];
 
 /// Gate, checked against its 412 documented endpoints (docs/sources.md, "Deny lists"; paths with or
@@ -349,6 +355,10 @@ static KUCOIN_DENY: &[DenyRule] = &[
     // Red-team round 8: the v1 lending API (`/api/v1/margin/lend`, `toggle-auto-lend`), which
     // SDKs still call; the rule above named only v3's `/api/v3/lend/**`.
     any("**lend**", Earn),
+    // Red-team round 10: setting the account mode to the unified account moves every classic
+    // wallet's balance into it (Bybit's `upgrade-to-uta` is denied for the same reason). The
+    // GET of the same path, which ccxt reads before its first private request, stays signed.
+    on("POST", "/api/ua/v1/account/mode**", Transfer),
 ];
 
 /// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
@@ -390,6 +400,12 @@ static BITGET_DENY: &[DenyRule] = &[
     any("**repay**", Loan),
     any("**/grid/**", Transfer),
     any("**deposit-address**", Deposit),
+    // Red-team round 10: the upgrade to the unified account and the switch back to a classic
+    // one move every wallet's balance between the two (Bybit's `upgrade-to-uta` is denied for
+    // the same reason). Their status reads (`GET .../upgrade-status`, `.../switch-status`) are
+    // not fund-moving.
+    on("POST", "/api/v2/spot/account/upgrade**", Transfer),
+    on("POST", "/api/v3/account/switch**", Transfer),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without `[...]` groups).

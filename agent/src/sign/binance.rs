@@ -125,7 +125,7 @@ pub fn sign(
     let api_key = cred.api_key.expose();
     let kind = KeyKind::of(cred)?;
     check_shape(req)?;
-    let found = Found::scan(req)?;
+    let found = Found::scan(req, opts.recv_window_cap_ms)?;
     if let Some(value) = &found.recv_window {
         check_recv_window(value, opts.recv_window_cap_ms)?;
     }
@@ -196,7 +196,9 @@ struct Found {
 }
 
 impl Found {
-    fn scan(req: &SignRequest) -> Result<Found, SignError> {
+    /// `cap_ms` is `recv_window_cap_ms`: below Binance's default, a `recvWindow` after the
+    /// bot's `timestamp` is refused, for the reason below.
+    fn scan(req: &SignRequest, cap_ms: u64) -> Result<Found, SignError> {
         let mut found = Found {
             timestamp: None,
             recv_window: None,
@@ -207,6 +209,17 @@ impl Found {
             let slot = if name.eq_ignore_ascii_case("timestamp") {
                 &mut found.timestamp
             } else if name.eq_ignore_ascii_case("recvWindow") {
+                // Cut off as below, a recvWindow after the timestamp leaves Binance's default
+                // of 5000 ms: harmless under a cap at or above it, a widened window under one
+                // below it (red-team round 10).
+                if found.timestamp.is_some() && cap_ms < DEFAULT_RECV_WINDOW_MS {
+                    return Err(SignError::BadRequest(format!(
+                        "{name} follows timestamp; with recv_window_cap_ms below Binance's \
+                         default of {DEFAULT_RECV_WINDOW_MS} ms, send recvWindow before \
+                         timestamp (timestamp last), or leave timestamp out and the agent stamps \
+                         it there"
+                    )));
+                }
                 &mut found.recv_window
             } else if name.eq_ignore_ascii_case("signature") {
                 return Err(SignError::BadRequest(
