@@ -966,9 +966,23 @@ fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
         "symbol=BTCUSDT&incomeType=M%C3%81RGIN",
         "symbol=BTCUSDT&incomeType=MARGIN%00x",
         "symbol=BTCUSDT&incomeType=%FF",
+        // Round 10: letters with case mappings or NFKC forms into ASCII (dotless i, long s,
+        // the Kelvin sign, a full-width letter) next to CJK ones stay refused.
+        "symbol=%E5%B8%81BTCUSDT&incomeType=MARG%C4%B1N",
+        "symbol=%E5%B8%81USDT&incomeType=%C5%BFPOT",
+        "symbol=%E5%B8%81USDT&incomeType=MAR%E2%84%AAIN",
+        "symbol=%E5%B8%81USDT%EF%BC%AD",
     ] {
         let e = refused(&binance, &req("GET", "/fapi/v1/income", q, ""));
         assert!(e.contains("printable ASCII"), "{q}: {e}");
+    }
+    // Round 10: Binance lists symbols in CJK letters (币安人生USDT), percent-encoded as UTF-8
+    // as its signing example shows; they have no case and no ASCII form, and are signed.
+    for q in [
+        "symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT",
+        "symbol=%E3%81%82%E3%82%A2%EA%B0%80USDT",
+    ] {
+        signs(&binance, &req("GET", "/fapi/v1/income", q, ""));
     }
     let margin = config_allow(&[
         r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity"] }"#,

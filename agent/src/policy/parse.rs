@@ -67,7 +67,8 @@ pub struct Grammar {
     pub json_form_values: bool,
     /// Query and form values, percent-decoded, are printable ASCII (Binance: every parameter
     /// it documents is; a letter that only looks like an ASCII one, `ı`, `ＭＡＲＧＩＮ`, `I` and a
-    /// combining dot, may be read as one by a server that folds case or normalises).
+    /// combining dot, may be read as one by a server that folds case or normalises), or
+    /// letters of scripts without case that Binance lists symbols in ([`caseless_letter`]).
     pub ascii_values: bool,
     /// Every path starts with this.
     pub path_prefix: &'static str,
@@ -633,10 +634,13 @@ fn list_items(value: &str, in_body: bool, out: &mut Vec<Vec<Param>>) -> Result<(
             }
             // As every Binance value: printable ASCII once decoded, here once the JSON
             // escapes are (`\u0000`, `\t` would otherwise pass).
-            if text.chars().any(|c| !(' '..='~').contains(&c)) {
+            if text
+                .chars()
+                .any(|c| !(' '..='~').contains(&c) && !caseless_letter(c))
+            {
                 return fail(format!(
                     "a batchOrders order's {name:?} holds a character other than printable \
-                     ASCII"
+                     ASCII or a CJK, kana or Hangul letter"
                 ));
             }
             order.push(Param {
@@ -758,12 +762,13 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
         if g.ascii_values
             && crate::sign::form::decoded_cow(value)
                 .chars()
-                .any(|c| !(' '..='~').contains(&c))
+                .any(|c| !(' '..='~').contains(&c) && !caseless_letter(c))
         {
             return fail(format!(
                 "the {part} value of {name:?} holds, percent-decoded, a character other than \
-                 printable ASCII: this exchange's parameters are ASCII, and a letter that only \
-                 looks like one (or a control character) may be read as another by its server"
+                 printable ASCII or a CJK, kana or Hangul letter: a letter that only looks like \
+                 an ASCII one (or a control character) may be read as another by the \
+                 exchange's server"
             ));
         }
         pairs.push(Pair {
@@ -772,6 +777,21 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
         });
     }
     Ok(pairs)
+}
+
+/// A letter of a script without case whose every form, folded or normalized, stays in it: CJK
+/// ideographs, kana and Hangul syllables. Binance lists symbols written in them
+/// (`币安人生USDT`), percent-encoded as UTF-8 on the wire as its docs' signing example shows;
+/// none can turn into an ASCII letter under case mapping or NFKC, as `ı`, `ſ`, `K` (Kelvin)
+/// and full-width letters can, so they cannot spell `MARGIN` to a lenient server.
+fn caseless_letter(c: char) -> bool {
+    matches!(c,
+        '\u{3041}'..='\u{3096}'      // Hiragana
+        | '\u{30A1}'..='\u{30FA}'    // Katakana
+        | '\u{3400}'..='\u{4DBF}'    // CJK Unified Ideographs Extension A
+        | '\u{4E00}'..='\u{9FFF}'    // CJK Unified Ideographs
+        | '\u{AC00}'..='\u{D7A3}'    // Hangul syllables
+    )
 }
 
 fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
