@@ -68,6 +68,7 @@ const DENIED: &[(Exchange, &str, &str)] = &[
     (Binance, "POST", "/sapi/v1/sub-account/margin/transfer"),
     (Binance, "POST", "/sapi/v1/managed-subaccount/deposit"),
     (Binance, "POST", "/sapi/v1/portfolio/bnb-transfer"),
+    (Binance, "POST", "/sapi/v1/margin/max-leverage"),
     (Binance, "POST", "/papi/v1/bnb-transfer"),
     (Binance, "POST", "/sapi/v1/portfolio/earn-asset-transfer"),
     (Binance, "POST", "/sapi/v1/portfolio/asset-collection"),

@@ -251,6 +251,33 @@ fn class4_bitget_rest_get_of_the_login_path_counts_as_a_websocket_login() {
     assert!(e.contains("WebsocketLogin"), "{e}");
 }
 
+/// Red-team round 10: Bitget's and OKX's logins sign `timestamp + "GET" + verify path`, with
+/// the timestamp a string from the client: a REST prehash that merely ends that way is one
+/// too, its timestamp the rest, for a server that reads a number off the front.
+#[test]
+fn class4_a_rest_prehash_ending_in_the_login_string_counts_as_a_websocket_login() {
+    for (ex, path, query) in [
+        (Bitget, "/api/v3/trade/order-info", "orderId=GET/user/verify"),
+        (Bitget, "/api/v2/spot/trade/orderInfo", "orderId=get/USER/verify"),
+        (
+            Okx,
+            "/api/v5/trade/order",
+            "instId=BTC-USDT&ordId=GET/users/self/verify",
+        ),
+    ] {
+        let e = refused(&passphrase_cred(ex), &req("GET", path, query, ""));
+        assert!(e.contains("WebsocketLogin"), "{ex} {path}?{query}: {e}");
+    }
+    // The same reads with an ordinary id, or the login string not at the end, are signed.
+    for (ex, path, query) in [
+        (Bitget, "/api/v3/trade/order-info", "orderId=123"),
+        (Bitget, "/api/v3/trade/order-info", "orderId=GET/user/verifyx"),
+        (Okx, "/api/v5/trade/order", "instId=BTC-USDT&ordId=123"),
+    ] {
+        signs(&passphrase_cred(ex), &req("GET", path, query, ""));
+    }
+}
+
 #[test]
 fn class4_kraken_websocket_token_counts_as_a_websocket_login() {
     let c = cred(

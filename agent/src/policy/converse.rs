@@ -22,6 +22,7 @@
 use super::parse::{Body, Parsed};
 use crate::credential::Exchange;
 use crate::sign::form::{decoded_cow, pairs};
+use tapsign_proto::SignRequest;
 
 /// Whether the exchange's signature covers the path.
 pub fn signs_path(exchange: Exchange) -> bool {
@@ -122,9 +123,14 @@ pub fn shorter_paths(exchange: Exchange, parsed: &Parsed) -> Vec<String> {
         .collect()
 }
 
-/// When signing `parsed` as a REST request would also give a websocket login (which keeps a
-/// connection trading after the session ends), what it amounts to.
-pub fn websocket_login(exchange: Exchange, parsed: &Parsed, payload: &str) -> Option<&'static str> {
+/// When signing `parsed` (sent as `wire`) as a REST request would also give a websocket login
+/// (which keeps a connection trading after the session ends), what it amounts to.
+pub fn websocket_login(
+    exchange: Exchange,
+    parsed: &Parsed,
+    wire: &SignRequest,
+    payload: &str,
+) -> Option<&'static str> {
     let path = parsed.path();
     match exchange {
         // The websocket API signs its params sorted and unencoded: a REST payload holding
@@ -133,9 +139,15 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed, payload: &str) -> Op
             "a Binance websocket API payload (it carries apiKey, as session.logon signs it)",
         ),
         // Bitget's websocket login signs `timestamp + "GET" + "/user/verify"`, the same string
-        // as a REST GET of that path.
-        Exchange::Bitget if path.eq_ignore_ascii_case("/user/verify") => {
+        // as a REST GET of that path; and the timestamp is the client's string, so any REST
+        // prehash that ends that way (`…?orderId=GET/user/verify`) is a login whose timestamp
+        // is the rest, should Bitget read a number off its front (red-team round 10). OKX's
+        // login signs `timestamp + "GET" + "/users/self/verify"` the same way.
+        Exchange::Bitget if prehash_ends_with(wire, "GET/user/verify") => {
             Some("Bitget's websocket login (timestamp + GET + /user/verify)")
+        }
+        Exchange::Okx if prehash_ends_with(wire, "GET/users/self/verify") => {
+            Some("OKX's websocket login (timestamp + GET + /users/self/verify)")
         }
         // The token from GetWebSocketsToken logs a websocket in for trading.
         Exchange::Kraken if path.eq_ignore_ascii_case("/0/private/GetWebSocketsToken") => {
@@ -143,6 +155,31 @@ pub fn websocket_login(exchange: Exchange, parsed: &Parsed, payload: &str) -> Op
         }
         _ => None,
     }
+}
+
+/// Whether `METHOD + path + ?query + body`, the end of what OKX and Bitget sign after the
+/// timestamp, ends in `suffix` (without ASCII case).
+fn prehash_ends_with(wire: &SignRequest, suffix: &str) -> bool {
+    let query = if wire.query.is_empty() { "" } else { "?" };
+    let pieces = [
+        wire.method.as_str(),
+        wire.path.as_str(),
+        query,
+        wire.query.as_str(),
+        wire.body.as_str(),
+    ];
+    // Walk back from the end over the pieces, comparing byte by byte.
+    let mut want = suffix.as_bytes().iter().rev();
+    for piece in pieces.iter().rev() {
+        for b in piece.as_bytes().iter().rev() {
+            match want.next() {
+                None => return true,
+                Some(w) if w.eq_ignore_ascii_case(b) => {}
+                Some(_) => return false,
+            }
+        }
+    }
+    want.next().is_none()
 }
 
 /// Whether a piece of `signed`, or a name a cut makes of it, reads `apiKey` (percent-decoded,

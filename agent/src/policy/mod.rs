@@ -503,7 +503,7 @@ pub fn check_request<'p>(
         Exchange::Binance => parsed.signed_payload(),
         _ => String::new(),
     };
-    if let Some(what) = converse::websocket_login(exchange, &parsed, &payload)
+    if let Some(what) = converse::websocket_login(exchange, &parsed, &wire, &payload)
         && !policy.ws_login
     {
         return Err(Denial::WebsocketLogin {

@@ -105,6 +105,9 @@ static BINANCE_DENY: &[DenyRule] = &[
     // Stock (equity) orders: a sale always settles to the Binance Card wallet, a purchase is
     // paid from it by default, outside the trading wallets.
     any("/sapi/*/equity/order/place**", Transfer),
+    // Red-team round 10: the cross-margin account's maximum leverage sets how much it may
+    // borrow; its one parameter, `maxLeverage`, was refused only where a cut makes it.
+    on("POST", "/sapi/*/margin/max-leverage**", Loan),
 ];
 
 const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
