@@ -107,7 +107,7 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/equity/order/place**", Transfer),
     // Red-team round 10: the cross-margin account's maximum leverage sets how much it may
     // borrow; its one parameter, `maxLeverage`, was refused only where a cut makes it.
-    on("POST", "/sapi/*/margin/max-leverage**", Loan),
+    any("/sapi/*/margin/max-leverage**", Loan),
 ];
 
 const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
