@@ -979,6 +979,24 @@ fn binance_liquidation_values_are_read_as_a_server_folds_them() {
     }
 }
 
+/// Red-team round 10: Gate verifies the query percent-decoded (its SDK and ccxt sign it
+/// unquoted), so an escape in a value would be signed as sent and verified decoded: refused,
+/// and the unencoded value signed as it is.
+#[test]
+fn gate_queries_are_signed_unencoded_as_gate_verifies_them() {
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    for q in [
+        "currency_pair=BTC%5FUSDT&status=open",
+        "currency_pair=BTC_USDT%26side%3Dbuy&status=open",
+    ] {
+        let e = refused(&gate, &req("GET", "/api/v4/spot/orders", q, ""));
+        assert!(e.contains("send the query unencoded"), "{q}: {e}");
+    }
+    let q = "currency_pair=BTC_USDT&status=open";
+    let signed = signs(&gate, &req("GET", "/api/v4/spot/orders", q, ""));
+    assert_eq!(signed.query, q);
+}
+
 #[test]
 fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
     // Red-team round 7, third wave: a server that normalises (NFKC, accents stripped, Java 8's

@@ -45,7 +45,8 @@ pub struct Grammar {
     /// A parameter name may repeat (`states[]=a&states[]=b`).
     pub repeats: bool,
     /// Query values are sent unencoded: no `%` escapes (Upbit and Bithumb hash the query as
-    /// it reads unencoded, so an escape would be hashed one way and read another).
+    /// it reads unencoded, and Gate verifies it decoded, so an escape would be signed one way
+    /// and read another).
     pub plain_values: bool,
     /// The JSON body is signed as the `k=v&...` query it flattens to (Upbit and Bithumb hash
     /// it so): an empty list or object would flatten to nothing, a parameter the policy read
@@ -148,9 +149,12 @@ impl Grammar {
             },
             Exchange::Bybit => json,
             // Gate signs the query and the body's hash: a POST may carry both.
+            // Gate verifies the query percent-decoded (its SDK and ccxt sign it unquoted and
+            // send it encoded): an escape would be signed one way and verified another.
             Exchange::Gate => Grammar {
                 query_methods: ALL,
                 query_and_body: true,
+                plain_values: true,
                 path_prefix: "/api/v4/",
                 ..json
             },
@@ -746,7 +750,7 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
                 } else if plain {
                     format!(
                         "the query value of {name:?} holds a character other than letters, digits and \
-                     -._~,:!*'()@$/ (send the query unencoded: the exchange hashes it that way; a \
+                     -._~,:!*'()@$/ (send the query unencoded: the exchange signs it that way; a \
                      ';' is refused, since some servers split parameters on it)"
                     )
                 } else {
