@@ -1597,3 +1597,42 @@ fn kucoin_reads_a_delete_from_its_query_but_for_the_batch_cancel() {
         ),
     );
 }
+
+/// Red-team round 10: Upbit's and Bithumb's tokens cover the parameters only, so an order
+/// request must carry what makes it an order (market, side and type, as their references
+/// require): `{"identifier":"X"}` alone was signed as an order and is also a cancel of order
+/// X, which a key narrowed with `only` to placing orders must not get.
+#[test]
+fn upbit_and_bithumb_orders_require_what_makes_them_orders() {
+    let upbit = cred(Exchange::Upbit, "key", "secret", None);
+    let bithumb = cred(Exchange::Bithumb, "key", "secret", None);
+    for (c, path, body) in [
+        (&upbit, "/v1/orders", r#"{"identifier":"X"}"#),
+        (&upbit, "/v1/orders", r#"{"market":"KRW-BTC"}"#),
+        (&upbit, "/v1/orders/test", r#"{"identifier":"X"}"#),
+        (&upbit, "/v1/orders/cancel_and_new", r#"{"prev_order_uuid":"X"}"#),
+        (&bithumb, "/v2/orders", r#"{"client_order_id":"X"}"#),
+        (&bithumb, "/v1/orders", r#"{"market":"KRW-BTC","side":"bid"}"#),
+    ] {
+        let e = refused(c, &req("POST", path, "", body));
+        assert!(e.contains("Missing") || e.contains("required"), "{path} {body}: {e}");
+    }
+    signs(
+        &upbit,
+        &req(
+            "POST",
+            "/v1/orders",
+            "",
+            r#"{"market":"KRW-BTC","side":"bid","ord_type":"limit","price":"100","volume":"1","identifier":"X"}"#,
+        ),
+    );
+    signs(
+        &bithumb,
+        &req(
+            "POST",
+            "/v2/orders",
+            "",
+            r#"{"market":"KRW-BTC","side":"bid","order_type":"limit","price":"100","volume":"1"}"#,
+        ),
+    );
+}
