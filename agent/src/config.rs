@@ -176,6 +176,8 @@ struct RawKey {
     only: Vec<String>,
     #[serde(default)]
     ws_login: bool,
+    #[serde(default)]
+    parameterless: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -209,6 +211,7 @@ struct RawServer {
 fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
     let mut policy = KeyPolicy {
         ws_login: key.ws_login,
+        parameterless: key.parameterless,
         ..KeyPolicy::default()
     };
     for (i, value) in key.allow.into_iter().enumerate() {
@@ -355,6 +358,7 @@ impl Config {
             allow: Vec::new(),
             only: Vec::new(),
             ws_login: false,
+            parameterless: false,
         };
         self.keys.get(key).unwrap_or(&DEFAULT)
     }
@@ -470,10 +474,11 @@ mod tests {
     #[test]
     fn key_policies_widen_with_tables_and_narrow_with_only() {
         let c = Config::parse(
-            "[keys.bot1]\nallow = [{ method = \"POST\", path = \"/sapi/v1/margin/order\", params = [\"symbol\", \"side\"] }]\nonly = [\"POST /api/v3/order\"]\nws_login = true\n",
+            "[keys.bot1]\nallow = [{ method = \"POST\", path = \"/sapi/v1/margin/order\", params = [\"symbol\", \"side\"] }]\nonly = [\"POST /api/v3/order\"]\nws_login = true\nparameterless = true\n",
         )
         .unwrap();
         let p = c.key_policy("bot1");
+        assert!(p.parameterless && !c.key_policy("other").parameterless);
         assert_eq!(p.allow[0].params, ["symbol", "side"]);
         assert_eq!(p.only, [("POST".to_string(), "/api/v3/order".to_string())]);
         assert!(p.ws_login && !c.key_policy("other").ws_login);

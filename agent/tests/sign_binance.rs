@@ -308,7 +308,12 @@ fn under_a_low_cap_recv_window_comes_before_the_bots_timestamp() {
         );
     }
     let before = format!("{order}&recvWindow=1000&timestamp=1499827319559");
-    let signed = sign::sign(&c, &req("POST", "/api/v3/order", "", &before), &at(SPOT_TS), &opts);
+    let signed = sign::sign(
+        &c,
+        &req("POST", "/api/v3/order", "", &before),
+        &at(SPOT_TS),
+        &opts,
+    );
     assert!(signed.is_ok(), "{signed:?}");
 }
 

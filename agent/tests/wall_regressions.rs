@@ -257,8 +257,16 @@ fn class4_bitget_rest_get_of_the_login_path_counts_as_a_websocket_login() {
 #[test]
 fn class4_a_rest_prehash_ending_in_the_login_string_counts_as_a_websocket_login() {
     for (ex, path, query) in [
-        (Bitget, "/api/v3/trade/order-info", "orderId=GET/user/verify"),
-        (Bitget, "/api/v2/spot/trade/orderInfo", "orderId=get/USER/verify"),
+        (
+            Bitget,
+            "/api/v3/trade/order-info",
+            "orderId=GET/user/verify",
+        ),
+        (
+            Bitget,
+            "/api/v2/spot/trade/orderInfo",
+            "orderId=get/USER/verify",
+        ),
         (
             Okx,
             "/api/v5/trade/order",
@@ -271,7 +279,11 @@ fn class4_a_rest_prehash_ending_in_the_login_string_counts_as_a_websocket_login(
     // The same reads with an ordinary id, or the login string not at the end, are signed.
     for (ex, path, query) in [
         (Bitget, "/api/v3/trade/order-info", "orderId=123"),
-        (Bitget, "/api/v3/trade/order-info", "orderId=GET/user/verifyx"),
+        (
+            Bitget,
+            "/api/v3/trade/order-info",
+            "orderId=GET/user/verifyx",
+        ),
         (Okx, "/api/v5/trade/order", "instId=BTC-USDT&ordId=123"),
     ] {
         signs(&passphrase_cred(ex), &req("GET", path, query, ""));
@@ -1610,12 +1622,23 @@ fn upbit_and_bithumb_orders_require_what_makes_them_orders() {
         (&upbit, "/v1/orders", r#"{"identifier":"X"}"#),
         (&upbit, "/v1/orders", r#"{"market":"KRW-BTC"}"#),
         (&upbit, "/v1/orders/test", r#"{"identifier":"X"}"#),
-        (&upbit, "/v1/orders/cancel_and_new", r#"{"prev_order_uuid":"X"}"#),
+        (
+            &upbit,
+            "/v1/orders/cancel_and_new",
+            r#"{"prev_order_uuid":"X"}"#,
+        ),
         (&bithumb, "/v2/orders", r#"{"client_order_id":"X"}"#),
-        (&bithumb, "/v1/orders", r#"{"market":"KRW-BTC","side":"bid"}"#),
+        (
+            &bithumb,
+            "/v1/orders",
+            r#"{"market":"KRW-BTC","side":"bid"}"#,
+        ),
     ] {
         let e = refused(c, &req("POST", path, "", body));
-        assert!(e.contains("Missing") || e.contains("required"), "{path} {body}: {e}");
+        assert!(
+            e.contains("Missing") || e.contains("required"),
+            "{path} {body}: {e}"
+        );
     }
     signs(
         &upbit,
@@ -1633,6 +1656,51 @@ fn upbit_and_bithumb_orders_require_what_makes_them_orders() {
             "/v2/orders",
             "",
             r#"{"market":"KRW-BTC","side":"bid","order_type":"limit","price":"100","volume":"1"}"#,
+        ),
+    );
+}
+
+/// Red-team round 10: Bybit signs a GET's query and a POST's body alike, so a request
+/// without parameters signs an empty payload that is also `POST /v5/account/repay` with an
+/// empty body (every liability repaid, other assets sold), `delete-api` and
+/// `upgrade-to-uta`. Refused unless the key's config says `parameterless = true`.
+#[test]
+fn bybit_requests_without_parameters_need_the_keys_parameterless() {
+    let bybit = cred(Bybit, "key", "secret", None);
+    let accepting = KeyPolicy {
+        parameterless: true,
+        ..KeyPolicy::default()
+    };
+    for path in [
+        "/v5/account/info",
+        "/v5/asset/coin/query-info",
+        "/v5/account/transaction-log",
+    ] {
+        let r = req("GET", path, "", "");
+        let e = refused(&bybit, &r);
+        assert!(e.contains("Parameterless"), "{path}: {e}");
+        let said = policy::check_request(Bybit, "k", &KeyPolicy::default(), &r)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            said.contains("`parameterless = true` under [keys.k]"),
+            "{said}"
+        );
+        let signed = attempt(&bybit, &accepting, &r).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            signed.query.is_empty() && signed.body.is_empty(),
+            "{signed:?}"
+        );
+    }
+    // With a parameter, the payload is not empty, and no POST's JSON body is a query.
+    signs(
+        &bybit,
+        &req(
+            "GET",
+            "/v5/account/transaction-log",
+            "currency=USDT&limit=50",
+            "",
         ),
     );
 }

@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let policy = KeyPolicy {
         ws_login: data[1] & 16 != 0,
+        parameterless: data[1] & 32 != 0,
         ..KeyPolicy::default()
     };
     let Ok(checked) = policy::check_request(exchange, "k", &policy, &req) else {

@@ -211,6 +211,16 @@ pub enum Denial {
     )]
     WebsocketLogin { key: String, what: &'static str },
     #[error(
+        "refused: a bybit request without parameters signs an empty payload, and Bybit takes \
+         that signature for a POST with an empty body as well: POST /v5/account/repay (repays \
+         every liability, selling other assets), /v5/user/delete-api, \
+         /v5/account/upgrade-to-uta; send a parameter the endpoint takes, or accept this with \
+         `parameterless = true` under [keys.{key}] in config.toml (ccxt reads GET \
+         /v5/asset/coin/query-info as it loads markets: create it with has = {{ \
+         fetchCurrencies: false }})"
+    )]
+    Parameterless { key: String },
+    #[error(
         "refused by built-in rule \"{exchange}: parameter {name}\" ({category}): {exchange} does \
          not sign the path, so a request carrying {name} is refused on every path; do this on \
          the exchange's website"
@@ -509,6 +519,18 @@ pub fn check_request<'p>(
         return Err(Denial::WebsocketLogin {
             key: key.to_string(),
             what,
+        }
+        .into());
+    }
+    // Bybit signs the query of a GET and the body of a POST alike: only an empty one is both
+    // (a JSON body starts with `{`, which no query does).
+    if exchange == Exchange::Bybit
+        && wire.query.is_empty()
+        && wire.body.is_empty()
+        && !policy.parameterless
+    {
+        return Err(Denial::Parameterless {
+            key: key.to_string(),
         }
         .into());
     }

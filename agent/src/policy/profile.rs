@@ -343,6 +343,9 @@ pub struct KeyPolicy {
     pub only: Vec<(String, String)>,
     /// Websocket logins (and requests that amount to one) may be signed.
     pub ws_login: bool,
+    /// Bybit requests without parameters may be signed (their empty payload is also an empty
+    /// POST's: docs/policy.md, "Parameterless requests").
+    pub parameterless: bool,
 }
 
 impl KeyPolicy {
@@ -365,6 +368,9 @@ impl KeyPolicy {
         out.extend(self.only.iter().map(|(m, p)| format!("only {m} {p}")));
         if self.ws_login {
             out.push("ws_login".into());
+        }
+        if self.parameterless {
+            out.push("parameterless".into());
         }
         out
     }
