@@ -338,6 +338,34 @@ pub(crate) fn crash_point(step: &str) {
 #[inline(always)]
 pub(crate) fn crash_point(_step: &str) {}
 
+/// What another program does to the files while an operation runs: tests register it for a
+/// named point with `INTERLEAVE`, and it runs once, when the operation passes that point.
+#[cfg(test)]
+pub(crate) fn interleave(point: &str) {
+    let due = INTERLEAVE.with(|i| {
+        let mut i = i.borrow_mut();
+        let at = i.iter().position(|(p, _)| *p == point)?;
+        Some(i.remove(at).1)
+    });
+    if let Some(act) = due {
+        act();
+    }
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) fn interleave(_point: &str) {}
+
+#[cfg(test)]
+type Act = Box<dyn FnOnce()>;
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook for [`interleave`]: a point's name and what happens there.
+    pub(crate) static INTERLEAVE: std::cell::RefCell<Vec<(&'static str, Act)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn write_data(file: &mut File, bytes: &[u8]) -> io::Result<()> {
     #[cfg(test)]
     match FAIL_AFTER.with(|f| f.get()) {

@@ -13,7 +13,7 @@ use tapsign_proto::{KeystoreState, Pin};
 
 use crate::credential::Credential;
 use crate::error::AgentError;
-use crate::keystore::{Keyslot, Keystore, Ledger, VaultKey};
+use crate::keystore::{Keyslot, Keystore, KeystoreError, Ledger, VaultKey};
 use crate::paths::Paths;
 use crate::secret::SecretString;
 use crate::token::{self, Search, Token, TokenError, TokenStub};
@@ -118,27 +118,51 @@ impl Unlocker {
         }
 
         let (vk, opened_by, reader, slot) = self.unwrap_with_touch(&slots, pin, touch_needed)?;
-        // Nothing goes backwards: check every file against the manifest and the audit log's
-        // record before opening any, and refuse what was put back from an old copy.
-        let checked = ks.check(&vk, slot, self.seen(), ledger)?;
+        let credentials = self.check_and_open(&vk, slot, names, &wanted, ledger, &mut warnings);
+        drop(vk);
+        let credentials = credentials?;
+        Ok(Opened {
+            credentials,
+            opened_by,
+            reader,
+            warnings,
+        })
+    }
+
+    /// With the vault key `slot` gave: check every file against the manifest and the audit
+    /// log's record (nothing goes backwards), then open the `wanted` credentials that passed,
+    /// as the check judged them. `names` is what the unlock asked for (empty: all).
+    pub(crate) fn check_and_open(
+        &self,
+        vk: &VaultKey,
+        slot: &Keyslot,
+        names: &[String],
+        wanted: &[String],
+        ledger: &mut dyn Ledger,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Credential>, AgentError> {
+        let ks = &self.keystore;
+        let mut checked = ks.check(vk, slot, self.seen(), ledger)?;
         self.set_verified(checked.generation, checked.vault_key.clone());
-        warnings.extend(checked.warnings);
+        warnings.extend(std::mem::take(&mut checked.warnings));
         for r in &checked.refused {
             if names.contains(&r.name) {
                 return Err(AgentError::KeysRefused(r.reason.clone()));
             }
             warnings.push(format!("REFUSED: {}", r.reason));
         }
+        crate::disk::interleave("unlock: checked, before opening");
         let mut credentials = Vec::new();
         for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {
-            match ks.open_credential(&vk, name) {
+            match ks.open_checked(vk, name, &checked) {
                 Ok(c) => credentials.push(c),
+                // A file swapped since the check is tampering: nothing opens.
+                Err(e @ KeystoreError::Swapped { .. }) => return Err(e.into()),
                 // A key asked for by name must open; with "all", a damaged one is a warning.
                 Err(e) if !names.is_empty() => return Err(e.into()),
                 Err(e) => warnings.push(e.to_string()),
             }
         }
-        drop(vk);
         if credentials.is_empty() && !checked.refused.is_empty() {
             let why: Vec<&str> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
             return Err(AgentError::KeysRefused(format!(
@@ -149,12 +173,7 @@ impl Unlocker {
         if credentials.is_empty() {
             return Err(AgentError::NoKeys("could be opened"));
         }
-        Ok(Opened {
-            credentials,
-            opened_by,
-            reader,
-            warnings,
-        })
+        Ok(credentials)
     }
 
     /// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at

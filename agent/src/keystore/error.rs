@@ -193,6 +193,16 @@ pub enum KeystoreError {
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
+    /// A file read before the writer lock, or judged under it, is not the file used: no
+    /// tapsign command writes the keystore without the lock, so another program put it there.
+    #[error(
+        "{path} changed while this command checked the keystore, under the lock every tapsign \
+         command takes to write it: another program put a file in its place ({why}), so \
+         nothing is opened or written. Run the command again; if this repeats, find what \
+         writes to the keystore's folder"
+    )]
+    Swapped { path: PathBuf, why: &'static str },
+
     #[error(
         "the keystore in {dir} is busy: another tapsign command has been changing it for 30 s; \
          let it finish, then run this again"
@@ -252,6 +262,7 @@ impl KeystoreError {
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } => Some(dir),
+            Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,

@@ -58,7 +58,7 @@
 //! let vk = ks.unwrap_vault(&slot, &mut token)?;
 //! let checked = ks.check(&vk, &slot, 0, &mut ledger)?; // rollback check, next manifest
 //! for name in &checked.accepted {
-//!     drop(ks.open_credential(&vk, name)?); // into the session
+//!     drop(ks.open_checked(&vk, name, &checked)?); // into the session: the file judged
 //! }
 //! drop(vk); // zeroized: the session keeps only the credentials
 //! # Ok(()) }
@@ -290,6 +290,29 @@ impl Keystore {
         let path = credential_path(&live, name)?;
         self.existing_subdir(&live, CREDENTIALS)?;
         let (file, _) = load_credential(&path, name)?;
+        open_file(vk, &file, &path)
+    }
+
+    /// Open credential `name` as [`Keystore::check`] accepted it: the file read now must be
+    /// the one the check judged (`checked.judged`), byte for byte. Between the check, which
+    /// lets the writer lock go, and this read, another program could put an older copy sealed
+    /// to the same vault key in its place, which its AEAD tag alone would let through.
+    pub fn open_checked(
+        &self,
+        vk: &VaultKey,
+        name: &str,
+        checked: &Checked,
+    ) -> Result<Credential, KeystoreError> {
+        let live = self.live_dir()?;
+        let path = credential_path(&live, name)?;
+        self.existing_subdir(&live, CREDENTIALS)?;
+        let (file, sha256) = load_credential(&path, name)?;
+        if checked.judged.get(name) != Some(&sha256) {
+            return Err(KeystoreError::Swapped {
+                path,
+                why: "the credential file opened is not the one the check accepted",
+            });
+        }
         open_file(vk, &file, &path)
     }
 

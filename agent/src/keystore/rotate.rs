@@ -151,6 +151,7 @@ impl Keystore {
             wrapped.push((id, rel, bytes));
         }
 
+        crate::disk::interleave("rotate: keyslots wrapped, before the lock");
         let lock = self.lock()?;
         let mut p = match rebuild {
             true => self.prepare_in(self.live_for_rebuild()?, true, vk, ledger, &lock)?,
@@ -169,9 +170,35 @@ impl Keystore {
                 dir: self.dir.clone(),
             });
         }
+        // The keyslots wrapped above were read, and judged recorded against a manifest not
+        // yet verified, before the lock. Each must be the file found under the lock, and
+        // recorded by the manifest verified under it: else a keyslot planted with a forged
+        // manifest, the genuine one put back in time, would receive the new vault key.
+        for s in &keep {
+            let id = s.stub.id();
+            let unchanged = p
+                .keyslots
+                .iter()
+                .any(|r| r.id == id && r.sha256 == s.sha256);
+            let recorded = p
+                .manifest
+                .as_ref()
+                .is_none_or(|m| m.keyslot(&id).is_some_and(|r| r.sha256 == s.sha256));
+            if !unchanged || !recorded {
+                return Err(KeystoreError::Swapped {
+                    path: s.path.clone(),
+                    why: if unchanged {
+                        "the keyslot read before the lock is not one the verified manifest records"
+                    } else {
+                        "the keyslot file is not the one read before the lock"
+                    },
+                });
+            }
+        }
         warnings.append(&mut p.folded.warnings);
         let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 
+        crate::disk::interleave("rotate: checked under the lock, before the stage");
         let stage = self.stage(&lock)?;
         let (slot_records, records) =
             match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
@@ -246,8 +273,20 @@ fn fill_stage(
     let mut records = Vec::new();
     for name in &p.folded.accepted {
         let path = credential_path(&p.live, name)?;
-        let opened = load_credential(&path, name).and_then(|(f, _)| open_file(vk, &f, &path));
+        let record = p.folded.credentials.iter().find(|r| &r.name == name);
+        // Re-read under the same lock, the file must be the one the check judged: another
+        // program could have put an older copy, sealed to the same vault key, in its place.
+        let opened = load_credential(&path, name).and_then(|(f, sha256)| {
+            if record.is_none_or(|r| r.sha256 != sha256) {
+                return Err(KeystoreError::Swapped {
+                    path: path.clone(),
+                    why: "the credential file re-read is not the one the check accepted",
+                });
+            }
+            open_file(vk, &f, &path)
+        });
         let cred = match opened {
+            Err(e @ KeystoreError::Swapped { .. }) => return Err(e),
             Ok(c) => c,
             Err(e) => {
                 dropped.push(Refusal {
@@ -258,12 +297,7 @@ fn fill_stage(
                 continue;
             }
         };
-        let created = p
-            .folded
-            .credentials
-            .iter()
-            .find(|r| &r.name == name)
-            .map_or_else(now_secs, |r| r.created);
+        let created = record.map_or_else(now_secs, |r| r.created);
         let rel = format!("{CREDENTIALS}/{name}.json");
         let bytes = credential_bytes(&stage.dir().join(&rel), &new_pub, &cred, created)?;
         stage.put(&rel, &bytes)?;

@@ -584,3 +584,66 @@ fn a_manifest_that_does_not_verify_gets_no_vault_folder_removed() {
         "the real vault folder was removed"
     );
 }
+
+/// Red-team round 10: an unlock checked the files, let the lock go, then read each accepted
+/// credential again and opened whatever its AEAD tag let through: an older copy sealed to the
+/// same vault key, put in place between the two, opened into the session unrefused.
+#[test]
+fn an_older_copy_put_in_place_after_the_check_is_not_opened() {
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let path = f.live().join("credentials/k1.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
+    let current = fs::read(&path).unwrap();
+    let checked = f.check().unwrap();
+    assert!(checked.accepted.contains(&"k1".to_string()), "{checked:?}");
+    let vk = f.unlock();
+    fs::write(&path, &old).unwrap();
+    let e = f.ks.open_checked(&vk, "k1", &checked).err().unwrap();
+    assert!(matches!(e, KeystoreError::Swapped { .. }), "{e}");
+    fs::write(&path, &current).unwrap();
+    f.ks.open_checked(&vk, "k1", &checked).unwrap();
+}
+
+/// The same through the agent's unlock: a file put in place between the check and the
+/// opening (`unlock: checked, before opening`) stops the unlock; nothing is opened.
+#[test]
+fn an_unlock_opens_nothing_when_a_file_is_swapped_after_its_check() {
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let path = f.live().join("credentials/k1.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
+    let home = f.ks.dir().parent().unwrap().to_path_buf();
+    let unlocker =
+        crate::unlocker::Unlocker::new(&crate::paths::Paths::under(&home, home.join("s")), false);
+    let vk = f.unlock();
+    let slot =
+        f.ks.keyslots()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .find(|s| &s.stub == f.token.stub())
+            .unwrap();
+    let swap = path.clone();
+    crate::disk::INTERLEAVE.with(|i| {
+        i.borrow_mut().push((
+            "unlock: checked, before opening",
+            Box::new(move || fs::write(&swap, &old).unwrap()),
+        ))
+    });
+    let all = ["k1".to_string(), "k2".to_string()];
+    let mut warnings = Vec::new();
+    let e = unlocker
+        .check_and_open(&vk, &slot, &[], &all, &mut f.ledger, &mut warnings)
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("changed while this command checked"),
+        "{e}"
+    );
+}

@@ -369,3 +369,109 @@ fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
     let vk = unlock(&f.ks, &mut a).unwrap();
     f.ks.open_credential(&vk, "upbit-main").unwrap();
 }
+
+fn write_private(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// Run `act` when the operation on this thread passes `point` (see `disk::interleave`).
+fn at(point: &'static str, act: impl FnOnce() + 'static) {
+    crate::disk::INTERLEAVE.with(|i| i.borrow_mut().push((point, Box::new(act))));
+}
+
+/// Red-team round 10: the keyslots a rotation wraps the new vault key to were judged recorded
+/// against the manifest as it was before the lock, unverified. A keyslot planted with a
+/// forged manifest that records it, the genuine manifest put back before the lock, got the
+/// new vault key, and so every credential.
+#[test]
+fn a_keyslot_recorded_only_by_a_manifest_swapped_back_before_the_lock_gets_nothing() {
+    let (mut f, _b) = Fixture::populated();
+    let c = soft(f.tmp.path(), "token-c");
+    let id = c.stub().id();
+    let rel = format!("{KEYSLOTS}/{id}.json");
+    let planted = super::vault_ops::keyslot_bytes(
+        Path::new(&rel),
+        &VaultKey::generate().unwrap(),
+        c.stub(),
+        None,
+    )
+    .unwrap();
+    write_private(&f.live().join(&rel), &planted);
+    let manifest = f.ks.dir().join("manifest.json");
+    let genuine = fs::read(&manifest).unwrap();
+    let mut forged: super::manifest::ManifestFile =
+        super::files::decode(&manifest, &genuine).unwrap();
+    forged.keyslots.push(super::manifest::SlotRecord {
+        id: id.clone(),
+        sha256: sha256_hex(&planted),
+    });
+    fs::write(&manifest, super::files::encode(&manifest, forged).unwrap()).unwrap();
+    let back = manifest.clone();
+    at("rotate: keyslots wrapped, before the lock", move || {
+        fs::write(&back, &genuine).unwrap()
+    });
+    let e = match f.rotate(None) {
+        Ok(r) => panic!("rotated: {r:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&e, KeystoreError::Swapped { path, .. } if path.ends_with(&rel)),
+        "{e}"
+    );
+    // Nothing changed: token A still opens the same keystore, and C opens nothing.
+    let mut c = SoftToken::open_ungated(&f.token_dir("token-c")).unwrap();
+    assert!(unlock(&f.ks, &mut c).is_err());
+    assert_eq!(f.check().unwrap().refused, []);
+    assert_eq!(
+        leftovers(f.ks.dir()).len(),
+        1,
+        "{:?}",
+        leftovers(f.ks.dir())
+    );
+}
+
+/// Red-team round 10: a rotation re-read each accepted credential to re-seal it; an older
+/// copy (sealed to the same vault key) put in place after the check was re-sealed under the
+/// new vault key and recorded as current.
+#[test]
+fn a_credential_swapped_after_the_rotations_check_is_not_resealed() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.add(&cred("upbit-main", Exchange::Upbit, None), true)
+        .unwrap();
+    let current = fs::read(&path).unwrap();
+    let swap = path.clone();
+    at(
+        "rotate: checked under the lock, before the stage",
+        move || fs::write(&swap, &old).unwrap(),
+    );
+    let e = f.rotate(None).err().unwrap();
+    assert!(
+        matches!(&e, KeystoreError::Swapped { path: p, .. } if *p == path),
+        "{e}"
+    );
+    assert_eq!(
+        leftovers(f.ks.dir()).len(),
+        1,
+        "{:?}",
+        leftovers(f.ks.dir())
+    );
+    // The old copy is still refused as what it is; the current file put back passes.
+    let refused = f.check().unwrap().refused;
+    assert!(
+        refused.iter().any(|r| r.reason.contains("old copy")),
+        "{refused:?}"
+    );
+    fs::write(&path, &current).unwrap();
+    assert_eq!(f.check().unwrap().refused, []);
+}

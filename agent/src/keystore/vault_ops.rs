@@ -2,6 +2,7 @@
 //! takes the writer lock, checks the files against the manifest and the ledger
 //! (`manifest::fold`), and writes the next manifest.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,9 @@ use crate::token::{Token, TokenStub};
 pub struct Checked {
     /// Credentials that passed the check: these may be opened.
     pub accepted: Vec<String>,
+    /// The SHA-256 of each accepted credential's file as the check judged it:
+    /// [`Keystore::open_checked`] opens that file and no other.
+    pub judged: BTreeMap<String, String>,
     /// Credentials that did not, and why: say so loudly.
     pub refused: Vec<Refusal>,
     pub warnings: Vec<String>,
@@ -225,6 +229,7 @@ impl Keystore {
         };
         let refused = std::mem::take(&mut p.folded.refused);
         let mut out = Checked {
+            judged: judged(&p.folded),
             accepted: std::mem::take(&mut p.folded.accepted),
             refused,
             warnings,
@@ -709,8 +714,19 @@ fn warn_unrecorded_slots(m: &ManifestFile, found: &[SlotRecord], warnings: &mut 
     }
 }
 
+/// The hash each accepted credential was judged by (its record in the next manifest).
+fn judged(folded: &Folded) -> BTreeMap<String, String> {
+    folded
+        .credentials
+        .iter()
+        .filter(|r| folded.accepted.contains(&r.name))
+        .map(|r| (r.name.clone(), r.sha256.clone()))
+        .collect()
+}
+
 fn checked(manifest: &ManifestFile, folded: Folded) -> Checked {
     Checked {
+        judged: judged(&folded),
         accepted: folded.accepted,
         refused: folded.refused,
         warnings: folded.warnings,

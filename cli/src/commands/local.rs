@@ -30,6 +30,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::RecordUnreadable { .. }
         | KeystoreError::RecordBroken { .. }
         | KeystoreError::Contradicted { .. }
+        | KeystoreError::Swapped { .. }
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
