@@ -131,6 +131,17 @@ pub fn sign(
     }
     if let Some(value) = &found.timestamp {
         check_timestamp(value, stamp, opts.max_skew_ms)?;
+        // The agent's own recvWindow would go after the bot's timestamp, where a cut drops
+        // it (see `Found::scan`): the bot must send one before it (red-team round 10).
+        if found.recv_window.is_none() && opts.recv_window_cap_ms < DEFAULT_RECV_WINDOW_MS {
+            return Err(SignError::BadRequest(format!(
+                "the request carries its own timestamp but no recvWindow; with \
+                 recv_window_cap_ms below Binance's default of {DEFAULT_RECV_WINDOW_MS} ms, send \
+                 recvWindow={} (or less) before timestamp, or leave timestamp out and the agent \
+                 stamps both",
+                opts.recv_window_cap_ms
+            )));
+        }
     }
 
     // Binance wants `signature` last, so the agent's parameters go where the payload ends.
