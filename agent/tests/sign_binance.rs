@@ -311,7 +311,10 @@ fn under_a_low_cap_recv_window_comes_before_the_bots_timestamp() {
     let none = format!("{order}&timestamp=1499827319559");
     for (q, b) in [(none.as_str(), ""), ("", none.as_str())] {
         let msg = bad_request(&req("POST", "/api/v3/order", q, b), SPOT_TS, &opts);
-        assert!(msg.contains("recvWindow=1000 (or less) before timestamp"), "{msg}");
+        assert!(
+            msg.contains("recvWindow=1000 (or less) before timestamp"),
+            "{msg}"
+        );
     }
     let before = format!("{order}&recvWindow=1000&timestamp=1499827319559");
     let signed = sign::sign(

@@ -135,6 +135,12 @@ pub(crate) fn check(file: &KeyslotFile, path: &Path) -> Result<(), KeystoreError
         }
         _ => {
             file.boxed(path)?;
+            if !file.token.id_matches_key() {
+                return Err(KeystoreError::damaged(
+                    path,
+                    "its token id is not the one its public key gives (a key named as another token)",
+                ));
+            }
             token_point(&file.token).map(drop)
         }
     }

@@ -221,3 +221,26 @@ fn a_keyslot_renamed_to_another_token_is_damage() {
     assert!(matches!(e, KeystoreError::Damaged { .. }), "{e}");
     assert_eq!(e.path(), Some(to.as_path()));
 }
+
+/// Red-team round 10: a keyslot's token id was never held to its public key, so a removed
+/// token's key could come back under a new id (file renamed to match, checksum recomputed)
+/// and pass for another token. The id is the hash of the key: such a keyslot is damage.
+#[test]
+fn a_keyslot_naming_a_key_under_another_id_is_damage() {
+    let (f, b) = Fixture::populated();
+    let from = f.live().join(format!("keyslots/{}.json", b.stub().id()));
+    let to = f.live().join("keyslots/soft-0badc0de.json");
+    fs::rename(&from, &to).unwrap();
+    forge::<KeyslotFile>(&to, |k| {
+        if let TokenStub::Soft { id, .. } = &mut k.token {
+            *id = "0badc0de".into();
+        }
+    });
+    let slots = f.ks.keyslots().unwrap();
+    let e = slots.into_iter().find_map(|r| r.err()).unwrap();
+    assert!(
+        matches!(&e, KeystoreError::Damaged { .. }) && e.to_string().contains("token id"),
+        "{e}"
+    );
+    assert_eq!(e.path(), Some(to.as_path()));
+}

@@ -122,6 +122,18 @@ impl TokenStub {
     }
 
     /// The P-256 public key (SEC1 bytes) wrapping encrypts to, for ECDH tokens.
+    /// Whether a soft token's id, or a PIV key's tag, is the hash of its public key as
+    /// enrollment derives it: a keyslot naming one token's key under another's id (a
+    /// removed token's key back under a new id) does not pass for that other token.
+    pub fn id_matches_key(&self) -> bool {
+        match self {
+            TokenStub::Soft { id: tag, .. } | TokenStub::Piv { tag, .. } => self
+                .ecdh_public_key()
+                .is_some_and(|k| hex::encode(&Sha256::digest(&k)[..4]) == *tag),
+            TokenStub::Fido2 { .. } => true,
+        }
+    }
+
     pub fn ecdh_public_key(&self) -> Option<Vec<u8>> {
         match self {
             TokenStub::Soft { public_key, .. } | TokenStub::Piv { public_key, .. } => {
