@@ -299,38 +299,29 @@ fn truncate_log(w: &World, len: u64) {
 
 /// A command's line cut off right after the command, back to the length the agent knew
 /// before it: the command had the agent take the line in before it returned, so the agent
-/// remembers the removal and finds the log cut.
+/// remembers the change and finds the log cut. For a removal, and for a replacement with the
+/// old file put back.
 #[test]
-fn a_removal_cut_off_the_log_right_after_the_command_does_not_bring_the_key_back() {
-    let w = three_keys_unlocked();
-    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
-    w.run(&["status"], "").ok();
-    let known = std::fs::metadata(log_path(&w)).unwrap().len();
-    w.run(&["key", "remove", "kb3"], "").ok();
-    truncate_log(&w, known);
-    put_back(&cred_file(&w, "kb3"), &backup);
-    w.run(&["unlock"], "");
-    let out = sign(&w, "kb3");
-    assert_ne!(out.code, 0, "{out:?}");
-}
-
-/// The same with a replaced credential and the old file put back.
-#[test]
-fn a_replacement_cut_off_the_log_right_after_the_command_does_not_reopen_the_old_file() {
-    let w = three_keys_unlocked();
-    let old = std::fs::read(cred_file(&w, "kb3")).unwrap();
-    w.run(&["status"], "").ok();
-    let known = std::fs::metadata(log_path(&w)).unwrap().len();
-    w.run(
-        &["key", "add", "kb3", "--exchange", "binance", "--replace"],
-        "ak\nnew\n",
-    )
-    .ok();
-    truncate_log(&w, known);
-    put_back(&cred_file(&w, "kb3"), &old);
-    w.run(&["unlock"], "");
-    let out = sign(&w, "kb3");
-    assert_ne!(out.code, 0, "{out:?}");
+fn a_change_cut_off_the_log_right_after_the_command_does_not_bring_the_old_file_back() {
+    let commands: [(&[&str], &str); 2] = [
+        (&["key", "remove", "kb3"], ""),
+        (
+            &["key", "add", "kb3", "--exchange", "binance", "--replace"],
+            "ak\nnew\n",
+        ),
+    ];
+    for (command, input) in commands {
+        let w = three_keys_unlocked();
+        let old = std::fs::read(cred_file(&w, "kb3")).unwrap();
+        w.run(&["status"], "").ok();
+        let known = std::fs::metadata(log_path(&w)).unwrap().len();
+        w.run(command, input).ok();
+        truncate_log(&w, known);
+        put_back(&cred_file(&w, "kb3"), &old);
+        w.run(&["unlock"], "");
+        let out = sign(&w, "kb3");
+        assert_ne!(out.code, 0, "{command:?}: {out:?}");
+    }
 }
 
 /// A line that is not the start of the one a writer would have put there, or that names a
