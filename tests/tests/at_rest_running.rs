@@ -453,3 +453,21 @@ fn key_add_stops_before_sealing_when_the_agent_does_not_answer() {
     out.fails_with(1, "did not answer");
     assert!(!cred_file(&w, "k9").exists());
 }
+
+/// Red-team round 10: with the agent's socket moved aside, `key add` took "no answer" for "no
+/// agent" and skipped the running agent's pin of the vault key, so a vault.json and manifest
+/// replaced together had the new secret sealed to another key. The agent still holds its pid
+/// file locked: `key add` stores nothing, and `key remove` says it could not ask the agent.
+#[test]
+fn a_socket_moved_aside_does_not_hide_the_running_agent_from_keystore_commands() {
+    let w = three_keys_unlocked();
+    let aside = w.sock.with_extension("aside");
+    std::fs::rename(&w.sock, &aside).unwrap();
+    let out = w.run(&["key", "add", "k9", "--exchange", "binance"], "ak\nsk\n");
+    out.fails_with(7, "cannot be reached");
+    assert!(!cred_file(&w, "k9").exists());
+    let out = w.run(&["key", "remove", "kb4"], "");
+    out.fails_with(7, "could not be asked");
+    assert!(out.stderr.contains("cannot be reached"), "{out:?}");
+    std::fs::rename(&aside, &w.sock).unwrap();
+}

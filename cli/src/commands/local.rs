@@ -286,7 +286,18 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            Ok(None)
+            // No socket to reach, but an agent running: its socket was moved aside, which
+            // would skip the pin of the vault key it checked.
+            match super::remote::unreachable_agent(&paths.socket) {
+                Some(pid) => Err(Failure::new(
+                    exit_codes::DAMAGED,
+                    format!(
+                        "the agent (pid {pid}) is running, but its socket {} cannot be reached (moved, removed or replaced: {e}), so it cannot check the vault key `key add` seals to; nothing was stored. Restart the agent (`systemctl --user restart tapsign-agent`), then add the key",
+                        paths.socket.display()
+                    ),
+                )),
+                None => Ok(None),
+            }
         }
         Err(e) => Err(Failure::new(
             exit_codes::ERROR,

@@ -76,14 +76,24 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
     let mut client = match tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait)
     {
         Ok(c) => c,
-        // No agent listening (no socket, or nobody behind it): nobody holds the log in memory.
+        // No agent listening (no socket, or nobody behind it): nobody holds the log in memory,
+        // unless an agent runs whose socket was moved aside.
         Err(tapsign_proto::ProtoError::Io(e))
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
             ) =>
         {
-            return Ok(());
+            return match remote::unreachable_agent(&paths.socket) {
+                Some(pid) => Err(unasked(
+                    &line,
+                    &format!(
+                        "the agent, pid {pid}, runs, but its socket {} cannot be reached: {e}",
+                        paths.socket.display()
+                    ),
+                )),
+                None => Ok(()),
+            };
         }
         // An agent that answers but turns the command away (busy, another version), drops the
         // connection or does not answer in time may hold the log open all the same.

@@ -226,6 +226,15 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
     Ok(agent)
 }
 
+/// An agent that runs for `socket` (it holds the pid file beside it locked) although the
+/// socket cannot be reached: moved aside, removed or replaced. A command that would take "no
+/// answer" for "no agent" asks this first: someone who can write the user's files could
+/// otherwise hide the running agent from it for a moment.
+pub(crate) fn unreachable_agent(socket: &std::path::Path) -> Option<u32> {
+    let me = rustix::process::getuid().as_raw();
+    live_agent_pid(&tapsign_proto::path::pid_file(socket)).filter(|&pid| is_agent(pid, me))
+}
+
 /// The pid of the agent holding its pid file locked: the process the kernel names as holding
 /// the file's lock (`/proc/locks`), which must be the pid the file says. The file itself is
 /// the user's, so a bot can write any pid into it; the lock's holder it cannot fake. A file
