@@ -27,6 +27,18 @@ fn rename_change(f: &mut Fixture, from: &str, to: &str) {
     }
 }
 
+/// Credentials kb and kb3, a check (the manifest records both), then `key remove kb3`:
+/// kb3's file as it was, to put back, and where.
+fn kb3_removed_after_a_check(f: &mut Fixture) -> (std::path::PathBuf, Vec<u8>) {
+    f.add(&cred("kb", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("kb3", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let path = f.live().join("credentials/kb3.json");
+    let old = fs::read(&path).unwrap();
+    f.remove("kb3").unwrap();
+    (path, old)
+}
+
 #[test]
 fn a_removal_edited_in_the_log_while_the_agent_runs_does_not_bring_the_key_back() {
     for agent_saw_it in [false, true] {
@@ -34,12 +46,7 @@ fn a_removal_edited_in_the_log_while_the_agent_runs_does_not_bring_the_key_back(
         if agent_saw_it {
             f.ledger.witness = Some(Witness::default());
         }
-        f.add(&cred("kb", Exchange::Binance, None), false).unwrap();
-        f.add(&cred("kb3", Exchange::Binance, None), false).unwrap();
-        f.check().unwrap();
-        let path = f.live().join("credentials/kb3.json");
-        let old = fs::read(&path).unwrap();
-        f.remove("kb3").unwrap();
+        let (path, old) = kb3_removed_after_a_check(&mut f);
         rename_change(&mut f, "kb3", "kb9");
         put_back(&path, &old);
         match (agent_saw_it, f.check()) {
@@ -184,10 +191,7 @@ fn a_change_line_that_points_back_does_not_make_the_agent_forget() {
 #[test]
 fn a_record_rewritten_for_a_name_the_agent_saw_changed_opens_nothing_and_names_it() {
     let mut f = watched();
-    f.add(&cred("kb", Exchange::Binance, None), false).unwrap();
-    f.add(&cred("kb3", Exchange::Binance, None), false).unwrap();
-    f.check().unwrap();
-    f.remove("kb3").unwrap();
+    kb3_removed_after_a_check(&mut f);
     for e in &mut f.ledger.entries {
         if let LedgerEntry::Key(k) = e
             && k.name == "kb3"
@@ -207,12 +211,7 @@ fn a_record_rewritten_for_a_name_the_agent_saw_changed_opens_nothing_and_names_i
 #[test]
 fn a_removal_the_agent_saw_is_recorded_by_its_check_when_the_log_lost_it() {
     let mut f = watched();
-    f.add(&cred("kb", Exchange::Binance, None), false).unwrap();
-    f.add(&cred("kb3", Exchange::Binance, None), false).unwrap();
-    f.check().unwrap();
-    let path = f.live().join("credentials/kb3.json");
-    let old = fs::read(&path).unwrap();
-    f.remove("kb3").unwrap();
+    let (path, old) = kb3_removed_after_a_check(&mut f);
     // The log loses the line (cut, started afresh): only the agent's memory has it.
     f.ledger
         .entries
