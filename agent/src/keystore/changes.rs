@@ -196,7 +196,10 @@ impl Keystore {
                 .and_then(|m| m.credentials.iter().find(|c| c.name == name))
                 .map_or(0, |c| c.created),
         };
-        remove_private(&path)?;
+        // The line first, then the file: a removal stopped between the two (a kill, a power
+        // cut) leaves the file with its removal on record, which the next unlock refuses and
+        // `key remove` finishes; the other order left the file gone and nothing on record, so
+        // the retry found nothing to remove and a copy put back opened unrefused.
         let change = KeyChange {
             action: KeyAction::Remove,
             name: name.to_owned(),
@@ -204,16 +207,13 @@ impl Keystore {
             sha256: sha256_hex(&bytes),
         };
         if let Err(reason) = ledger.record(&LedgerEntry::Key(change)) {
-            let refuse = Overwrite::Refuse {
-                what: "credential",
-                name,
-            };
-            write_atomic(&path, &bytes, refuse)?;
             return Err(KeystoreError::NotRecorded {
                 what: format!("credential {name:?}"),
                 reason,
             });
         }
+        crate::disk::crash_point("key remove: recorded, before the file goes");
+        remove_private(&path)?;
         drop(lock);
         Ok(())
     }

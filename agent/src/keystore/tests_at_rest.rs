@@ -647,3 +647,30 @@ fn an_unlock_opens_nothing_when_a_file_is_swapped_after_its_check() {
         "{e}"
     );
 }
+
+/// Red-team round 10: `key remove` took the file away before it recorded the removal, so a
+/// removal stopped between the two (killed, a power cut) left nothing on record: the retry
+/// found no file to remove, and a copy put back later opened unrefused. Now the line comes
+/// first: stopped there, the file is still present and refused as removed, and a retry
+/// finishes the removal.
+#[test]
+fn a_removal_stopped_after_its_line_leaves_the_file_refused_and_the_retry_finishes_it() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let path = f.live().join("credentials/k2.json");
+    super::files::CRASH_AFTER.with(|c| c.set(Some(0)));
+    let crashed = catch_unwind(AssertUnwindSafe(|| f.remove("k2"))).is_err();
+    super::files::CRASH_AFTER.with(|c| c.set(None));
+    assert!(crashed, "the removal ran past its crash point");
+    assert!(path.exists(), "the file goes only after its line");
+    let c = f.check().unwrap();
+    assert!(c.refused.iter().any(|r| r.name == "k2"), "{c:?}");
+    f.remove("k2").unwrap();
+    assert!(!path.exists());
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["k1"]);
+    assert_eq!(c.refused, []);
+}
