@@ -36,14 +36,32 @@ impl Keystore {
             }
         };
         let whole = self.against_log(Some(m), &evidence).err();
-        let warnings = match (&whole, &evidence.gap) {
+        let mut warnings = match (&whole, &evidence.gap) {
             (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
             _ => Vec::new(),
         };
+        // Every manifest's own `keystore` line follows its anchor. None there: the command
+        // that wrote it stopped before its line (killed, a power cut, a full disk).
+        if whole.is_none()
+            && evidence.gap.is_none()
+            && evidence.unreadable.is_none()
+            && evidence
+                .highest_generation()
+                .is_none_or(|g| g < m.generation)
+        {
+            warnings.push(unrecorded_warning(m.generation));
+        }
         Ok(Preview {
             refused: fold(m, &observed, &unreadable, &evidence).refused,
             whole: whole.map(|e| e.to_string()),
             warnings,
         })
     }
+}
+
+/// The keystore's manifest is not on record: what that leaves open, and how to close it.
+pub(crate) fn unrecorded_warning(generation: u64) -> String {
+    format!(
+        "the audit log has no record of the keystore's manifest (generation {generation}): the command that wrote it stopped before it could record it (killed, a power cut, a full disk). Until a later one is recorded, a copy of the keystore from before it (a removed token's keyslot back, say) is not caught: run `tapsign unlock`, whose check records the next one"
+    )
 }

@@ -674,3 +674,29 @@ fn a_removal_stopped_after_its_line_leaves_the_file_refused_and_the_retry_finish
     assert_eq!(c.accepted, ["k1"]);
     assert_eq!(c.refused, []);
 }
+
+/// Red-team round 10: a `token remove` stopped after its commit, before its `keystore`
+/// line, left a manifest the log does not know; a copy from before it then passed for
+/// current. `key list` (the preview) says so, and the next unlock's check records one again.
+#[test]
+fn a_manifest_the_log_does_not_record_is_warned_about_until_a_check_records_one() {
+    let (mut f, b) = Fixture::populated();
+    assert_eq!(
+        f.ks.preview(&mut f.ledger).unwrap().warnings,
+        Vec::<String>::new()
+    );
+    f.ledger.broken = Some("killed before its line".into());
+    f.rotate(Some(&b.stub().id())).unwrap();
+    f.ledger.broken = None;
+    let w = f.ks.preview(&mut f.ledger).unwrap().warnings;
+    assert!(
+        w.iter()
+            .any(|w| w.contains("no record of the keystore's manifest")),
+        "{w:?}"
+    );
+    f.check().unwrap();
+    assert_eq!(
+        f.ks.preview(&mut f.ledger).unwrap().warnings,
+        Vec::<String>::new()
+    );
+}
