@@ -88,6 +88,12 @@ test('header schemes drop exactly their auth headers, in any case', () => {
   }
 });
 
+test('gate: the query ccxt encoded is decoded, as Gate verifies it', () => {
+  const r = SCHEMES.gate.unsign({ url: 'https://api.gateio.ws/api/v4/spot/orders?currency_pair=BTC_USDT&text=t-a%3Ab', method: 'GET', headers: {} });
+  assert.equal(r.query, 'currency_pair=BTC_USDT&text=t-a:b');
+  assert.throws(() => SCHEMES.gate.unsign({ url: 'https://h/p?a=x%26b%3D1', method: 'GET', headers: {} }), BadRequest);
+});
+
 test('kucoin: without a partner header or partner key, no partner signature is made up', () => {
   const signed = { headers: { 'KC-API-TIMESTAMP': '1', 'KC-API-KEY': 'k' } };
   assert.deepEqual(SCHEMES.kucoin.finish({ A: '1' }, signed, { options: {} }), { A: '1' });

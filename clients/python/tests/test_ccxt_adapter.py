@@ -157,6 +157,9 @@ def test_strip_keeps_the_bots_bytes_in_order() -> None:
     upbit = _rules.strip(_rules.RULES["upbit"], {"url": "https://api.upbit.com/v1/orders?states%5B%5D=wait&market=KRW-BTC",
                                                  "method": "GET", "body": None, "headers": {}})
     assert upbit.query == "states[]=wait&market=KRW-BTC", "Upbit hashes and gets the unencoded query"
+    gate = _rules.strip(_rules.RULES["gate"], {"url": "https://api.gateio.ws/api/v4/spot/orders?currency_pair=BTC_USDT&text=t-a%3Ab",
+                                               "method": "GET", "body": None, "headers": {}})
+    assert gate.query == "currency_pair=BTC_USDT&text=t-a:b", "Gate verifies the query decoded"
 
 
 @pytest.mark.parametrize("cls, base", [

@@ -54,8 +54,8 @@ const NOT_UNENCODED = /[&=#%+'\s]|[^\x21-\x7e]/;
 const REFUSED_UNENCODED = "& = # % + ' or a space, control or non-ASCII character";
 
 /**
- * Upbit and Bithumb hash the query unencoded and want it sent the same way
- * (docs/exchanges.md, Upbit); ccxt percent-encodes it. Decode it, unless a value would then
+ * Upbit and Bithumb hash the query unencoded and want it sent the same way, and Gate verifies
+ * it decoded (docs/exchanges.md, Upbit, Gate); ccxt percent-encodes it. Decode it, unless a value would then
  * be ambiguous in a query string or changed by fetch on the way out.
  */
 function unencodedQuery(query, exchange) {
@@ -73,7 +73,7 @@ function unencodedQuery(query, exchange) {
           }
           if (plain === undefined || NOT_UNENCODED.test(plain)) {
             throw new BadRequest(
-              `${exchange} hashes the query unencoded, and ${JSON.stringify(part)} cannot be sent ` +
+              `${exchange} signs the query unencoded, and ${JSON.stringify(part)} cannot be sent ` +
                 `unencoded: a value there may not contain ${REFUSED_UNENCODED}`,
             );
           }
@@ -182,9 +182,12 @@ const SCHEMES = {
   },
 
   gate: {
+    // Gate verifies the query decoded (docs/exchanges.md, Gate), and the agent takes it
+    // unencoded: as for Upbit, the query ccxt encoded is decoded, and sent as signed.
     auth: ['KEY', 'Timestamp', 'SIGN'],
     unsign(req) {
       const r = base(req);
+      r.query = unencodedQuery(r.query, 'Gate');
       r.headers = withoutHeaders(r.headers, this.auth);
       return r;
     },

@@ -3,8 +3,8 @@
 //
 // Same scheme, same layout: with ccxt's clock at the agent's Timestamp (whole seconds), every
 // field is equal byte for byte, SIGN included. (ccxt sends the query percent-encoded and signs
-// it unencoded; the agent signs the query as sent. For the values here the two are the same
-// string; a value that needs escaping would differ, and Gate documents the unencoded form.)
+// it unencoded, as Gate verifies it; the adapter decodes it, and the agent signs and the bot
+// sends it unencoded.)
 // ccxt's first private call reads GET /api/v4/account/detail to learn the account mode.
 
 const test = require('node:test');

@@ -70,8 +70,8 @@ REFUSED_UNENCODED = "& = # % + ' or a space, control or non-ASCII character"
 
 
 def unencoded_query(query: str, exchange: str) -> str:
-    """Upbit and Bithumb hash the query unencoded and want it sent the same way; ccxt
-    percent-encodes it. Decode it, unless a value would then be ambiguous in a query string
+    """Upbit and Bithumb hash the query unencoded and want it sent the same way, and Gate
+    verifies it decoded; ccxt percent-encodes it. Decode it, unless a value would then be ambiguous in a query string
     (``identifier=grid%231`` would be signed and sent as ``identifier=grid``) or be re-encoded
     on the way out: refused with :class:`tapsign.BadRequest` before the agent is asked."""
     pieces = []
@@ -84,7 +84,7 @@ def unencoded_query(query: str, exchange: str) -> str:
                 plain = None
             if plain is None or _NOT_UNENCODED.search(plain):
                 raise errors.BadRequest(
-                    f"{exchange} hashes the query unencoded, and {part!r} cannot be sent "
+                    f"{exchange} signs the query unencoded, and {part!r} cannot be sent "
                     f"unencoded: a value there may not contain {REFUSED_UNENCODED}",
                     "bad_request",
                 )
@@ -173,7 +173,8 @@ RULES: Dict[str, Rule] = {
         placeholder_key="organizations/" + PLACEHOLDER + "/apiKeys/" + PLACEHOLDER,
     ),
     "kraken": Rule("kraken", ("API-Key", "API-Sign"), "API-Sign", body_nonce=True),
-    "gate": Rule("gate", ("KEY", "Timestamp", "SIGN"), "SIGN"),
+    # Gate verifies the query decoded (docs/exchanges.md, Gate): taken unencoded, as Upbit's.
+    "gate": Rule("gate", ("KEY", "Timestamp", "SIGN"), "SIGN", raw_query=True),
     "kucoin": Rule(
         "kucoin",
         (
