@@ -121,7 +121,6 @@ impl TokenStub {
         matches!(self, TokenStub::Soft { .. })
     }
 
-    /// The P-256 public key (SEC1 bytes) wrapping encrypts to, for ECDH tokens.
     /// Whether a soft token's id, or a PIV key's tag, is the hash of its public key as
     /// enrollment derives it: a keyslot naming one token's key under another's id (a
     /// removed token's key back under a new id) does not pass for that other token.
@@ -134,6 +133,7 @@ impl TokenStub {
         }
     }
 
+    /// The P-256 public key (SEC1 bytes) wrapping encrypts to, for ECDH tokens.
     pub fn ecdh_public_key(&self) -> Option<Vec<u8>> {
         match self {
             TokenStub::Soft { public_key, .. } | TokenStub::Piv { public_key, .. } => {
