@@ -1704,3 +1704,30 @@ fn bybit_requests_without_parameters_need_the_keys_parameterless() {
         ),
     );
 }
+
+/// Red-team round 10, third wave: Bitget's unified-account leverage with the MARGIN category
+/// (and a coin) sets how much cross margin may borrow; Binance's max-leverage is denied for
+/// the same reason. Only the futures categories are signed.
+#[test]
+fn bitget_unified_leverage_is_futures_only() {
+    let bitget = passphrase_cred(Bitget);
+    for body in [
+        r#"{"category":"MARGIN","symbol":"BTCUSDT","leverage":"10","coin":"USDT","marginMode":"crossed"}"#,
+        r#"{"category":"margin","leverage":"10","coin":"USDT"}"#,
+        r#"{"leverage":"10","coin":"USDT"}"#,
+    ] {
+        refused(
+            &bitget,
+            &req("POST", "/api/v3/account/set-leverage", "", body),
+        );
+    }
+    signs(
+        &bitget,
+        &req(
+            "POST",
+            "/api/v3/account/set-leverage",
+            "",
+            r#"{"category":"USDT-FUTURES","symbol":"BTCUSDT","leverage":"10"}"#,
+        ),
+    );
+}
