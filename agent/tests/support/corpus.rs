@@ -195,6 +195,20 @@ pub const LENIENT: &[(&str, &str, &str)] = &[
     ),
     (
         "bybit",
+        "POST /v5/crypto-loan-fixed/supply-order-cancel",
+        "a cancel or amend of order X carries orderId=X, the whole of a cancel of fixed-rate \
+         lending offer X, which Bybit grants with the Spot trade permission: it withdraws the \
+         account's own pending offer, and nothing leaves the account",
+    ),
+    (
+        "bybit",
+        "POST /v5/crypto-loan-fixed/borrow-order-cancel",
+        "a cancel or amend of order X carries orderId=X, the whole of a cancel of fixed-rate \
+         borrow request X (Spot trade permission): it withdraws the account's own pending \
+         request, and nothing is borrowed or moved",
+    ),
+    (
+        "bybit",
         "POST /v5/p2p/order/finish",
         "a cancel or amend of order X carries orderId=X (with category and symbol), the whole of \
          a P2P release of order X; the ids are alike, so no parameter rule tells them apart. It \
