@@ -72,6 +72,9 @@ pub struct Agent {
     pub(crate) signals: crate::watchdog::Signals,
     /// What keeps the watchdog from guarding a session now: unlock is refused while any.
     pub(crate) guard: crate::watchdog::Guard,
+    /// Locks asked for, from any source, a session open or not: an unlock whose touch was
+    /// pending when one came opens nothing (the trader locked the screen meanwhile).
+    pub(crate) locks: std::sync::atomic::AtomicU64,
 }
 
 impl Agent {
@@ -108,6 +111,7 @@ impl Agent {
             beat: crate::watchdog::Beat::default(),
             signals: crate::watchdog::Signals::default(),
             guard: crate::watchdog::Guard::default(),
+            locks: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -154,6 +158,7 @@ impl Agent {
 
     /// End the session (idempotent); audited when a session was open.
     pub fn lock(&self, reason: LockReason) -> bool {
+        self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let was_open = self.session().lock(reason.clone());
         if was_open {
             self.ended(&reason);

@@ -47,6 +47,12 @@ pub enum AgentError {
     /// The session ended while `unlock --extend` waited for the touch.
     #[error("the session ended before the touch; run `tapsign unlock`")]
     EndedDuringTouch,
+    /// A lock (`tapsign lock`, the screen locked, suspend, the token pulled) came while an
+    /// unlock waited for its touch.
+    #[error(
+        "a lock came while the unlock waited for the touch (the screen locked, `tapsign lock`, suspend, the token pulled): nothing was opened; run `tapsign unlock` again"
+    )]
+    LockedDuringTouch,
     /// `unlock` named a key the keystore does not hold (or holds damaged).
     #[error("no usable key named {0:?} in the keystore; `tapsign key list` shows the keys")]
     NoSuchKey(String),
@@ -121,7 +127,7 @@ impl AgentError {
             Token(e) => token_code(e),
             Keystore(e) => keystore_code(e),
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
-            NothingToExtend | EndedDuringTouch => ErrorCode::Locked,
+            NothingToExtend | EndedDuringTouch | LockedDuringTouch => ErrorCode::Locked,
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,

@@ -1,6 +1,7 @@
 //! Touch behaviour through the agent, and removing keys and tokens.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use std::time::Duration;
 use tapsign_tests::World;
 
 fn touch(w: &World, script: &str) {
@@ -157,4 +158,41 @@ fn the_async_client_signs_too() {
         assert_eq!(err.code(), Some(tapsign_proto::ErrorCode::BudgetExhausted));
         c.lock().await.unwrap();
     });
+}
+
+/// Red-team round 10: a lock that came while an unlock waited for its touch (the trader
+/// locked the screen, or ran `tapsign lock`) did not stop it: the session opened after the
+/// lock, on a locked workstation, and nothing would lock it again. Now nothing opens.
+#[test]
+fn a_lock_while_the_touch_is_pending_opens_nothing() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    touch(&w, "delay 1500");
+    let mut unlock = w.cmd(&["unlock"]);
+    unlock
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let pending = unlock.spawn().unwrap();
+    // The touch is pending once the agent has asked for it.
+    let asked = std::time::Instant::now();
+    while !w.agent_log().contains("waiting for a touch")
+        && asked.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.run(&["lock"], "").ok();
+    let out = pending.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("a lock came while the unlock waited"),
+        "{stderr}"
+    );
+    w.run(
+        &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],
+        "",
+    )
+    .fails_with(4, "locked");
 }

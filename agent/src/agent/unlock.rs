@@ -3,6 +3,7 @@
 //! once the touch came.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tapsign_proto::{EventKind, Response, SessionEvent, UnlockRequest};
@@ -59,7 +60,24 @@ impl Agent {
         // and the keys a new session opens.
         let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, &req.keys);
         let extend = req.extend;
-        let opened = match self.touch(req, asked).await {
+        // A lock while the touch is pending must win over it: counted from here.
+        let locks_before = self.locks.load(Ordering::SeqCst);
+        let touched = self.touch(req, asked).await.and_then(|o| {
+            // A SIGHUP or a stop the accept loop has not acted on yet counts too.
+            if let Some(gap) = self.beat.stalled() {
+                self.lock(crate::watchdog::stalled_reason(gap));
+            }
+            if let Some(why) = self.signals.take() {
+                self.lock(why);
+            }
+            match self.locks.load(Ordering::SeqCst) == locks_before {
+                true => Ok(o),
+                // Dropped: the credentials opened are wiped.
+                false if extend => Err(AgentError::EndedDuringTouch),
+                false => Err(AgentError::LockedDuringTouch),
+            }
+        });
+        let opened = match touched {
             Ok(o) => o,
             Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
@@ -96,7 +114,10 @@ impl Agent {
     ) -> Result<Opened, AgentError> {
         let agent = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let touch_needed = |token: &str| agent.notifier.touch_needed(token, &asked);
+            let touch_needed = |token: &str| {
+                say!("tapsign agent: waiting for a touch on {token}");
+                agent.notifier.touch_needed(token, &asked)
+            };
             if req.extend {
                 agent.unlocker.touch(req.pin.as_ref(), &touch_needed)
             } else {
@@ -112,7 +133,14 @@ impl Agent {
 
     /// Renew the open session after the touch of `unlock --extend`.
     async fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
-        if !self.session().extend(bounds, self.now()) {
+        // A deadline passed that the reaper has not acted on yet (it naps up to 5 s) ends the
+        // session here, rather than being renewed away.
+        let now = self.now();
+        let ended = self.session().tick(now);
+        if let Some(reason) = ended {
+            self.ended(&reason);
+        }
+        if !self.session().extend(bounds, now) {
             // The session ended while the touch was pending.
             return Err(AgentError::EndedDuringTouch);
         }
