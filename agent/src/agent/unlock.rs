@@ -215,3 +215,51 @@ impl Agent {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::paths::Paths;
+    use crate::session::LockReason;
+
+    /// Red-team round 10: an extend renewed a session whose deadline had passed but that the
+    /// reaper (napping up to 5 s, longer after a suspend) had not wiped yet. It ends now.
+    #[tokio::test]
+    async fn an_extend_does_not_renew_a_session_past_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let boot = Arc::new(AtomicU64::new(1_000));
+        let clock = Arc::clone(&boot);
+        let agent = Agent::new(
+            Paths::under(dir.path(), dir.path().join("agent.sock")),
+            Config::default(),
+            false,
+        )
+        .with_clock(Arc::new(move || {
+            Duration::from_secs(clock.load(Ordering::SeqCst))
+        }));
+        let bounds = Bounds {
+            ttl: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            max_signatures: 10,
+            per_key: None,
+        };
+        *agent.session() = Session::unlock(Vec::new(), bounds, agent.now(), "test".into());
+        boot.fetch_add(120, Ordering::SeqCst); // past the lifetime, not yet reaped
+        let opened = Opened {
+            credentials: Vec::new(),
+            opened_by: "test".into(),
+            reader: None,
+            warnings: Vec::new(),
+        };
+        let client = Client {
+            pid: 1,
+            exe: "bot".into(),
+        };
+        let e = agent.extended(opened, bounds, &client).await.unwrap_err();
+        assert!(matches!(e, AgentError::EndedDuringTouch), "{e}");
+        assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
+    }
+}
