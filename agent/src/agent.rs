@@ -123,6 +123,25 @@ impl Agent {
         Arc::new(agent)
     }
 
+    /// An agent under `dir` (default config) whose boot-time clock reads the returned
+    /// seconds, starting at 1,000: a test moves time (a suspend) by adding to it.
+    #[cfg(test)]
+    pub(crate) fn with_test_clock(
+        dir: &std::path::Path,
+    ) -> (Arc<Agent>, Arc<std::sync::atomic::AtomicU64>) {
+        let boot = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
+        let clock = Arc::clone(&boot);
+        let agent = Agent::new(
+            Paths::under(dir, dir.join("agent.sock")),
+            Config::default(),
+            false,
+        )
+        .with_clock(Arc::new(move || {
+            Duration::from_secs(clock.load(std::sync::atomic::Ordering::SeqCst))
+        }));
+        (agent, boot)
+    }
+
     /// The same agent acting on signals counted in `counts` (tests: a count of their own).
     pub fn with_signal_counts(
         self: Arc<Self>,
@@ -266,7 +285,9 @@ impl Agent {
         }
     }
 
-    async fn sign(&self, req: SignRequest, client: &Client) -> Response {
+    /// What ends the session before anything is granted at `now`, though the task that acts
+    /// on it has not yet: a sign, and an unlock once its touch came, call this first.
+    pub(crate) fn catch_up(&self, now: Duration) {
         // Served after the agent did not run (stopped, the machine asleep): lock first, since a
         // lock it should have seen may be behind this request (crate::watchdog).
         if let Some(gap) = self.beat.stalled() {
@@ -276,12 +297,17 @@ impl Agent {
         if let Some(why) = self.signals.take() {
             self.lock(why);
         }
-        let now = self.now();
-        // A deadline this request is the first to notice ends the session like the reaper's.
+        // A deadline noticed here first (the reaper naps up to 5 s) ends the session like the
+        // reaper's.
         let expired = self.session().tick(now);
         if let Some(reason) = expired {
             self.ended(&reason);
         }
+    }
+
+    async fn sign(&self, req: SignRequest, client: &Client) -> Response {
+        let now = self.now();
+        self.catch_up(now);
         let (signed, spent_now) = match self.sign_now(&req, now, client).await {
             Ok(s) => s,
             Err(e) => {

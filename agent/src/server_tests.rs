@@ -1,9 +1,7 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::config::Config;
 use crate::credential::{Credential, Exchange};
-use crate::paths::Paths;
 use crate::secret::{SecretBytes, SecretString};
 use crate::session::{Bounds, Session};
 
@@ -22,16 +20,7 @@ fn cred() -> Credential {
 #[tokio::test(start_paused = true)]
 async fn a_deadline_slept_through_is_wiped_soon_after_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let boot = Arc::new(AtomicU64::new(1_000));
-    let clock = Arc::clone(&boot);
-    let agent = Agent::new(
-        Paths::under(dir.path(), dir.path().join("agent.sock")),
-        Config::default(),
-        false,
-    )
-    .with_clock(Arc::new(move || {
-        Duration::from_secs(clock.load(Ordering::SeqCst))
-    }));
+    let (agent, boot) = Agent::with_test_clock(dir.path());
     let bounds = Bounds {
         ttl: Duration::from_secs(1800),
         idle: Duration::from_secs(3600),

@@ -62,22 +62,8 @@ impl Agent {
         let extend = req.extend;
         // A lock while the touch is pending must win over it: counted from here.
         let locks_before = self.locks.load(Ordering::SeqCst);
-        let touched = self.touch(req, asked).await.and_then(|o| {
-            // A SIGHUP or a stop the accept loop has not acted on yet counts too.
-            if let Some(gap) = self.beat.stalled() {
-                self.lock(crate::watchdog::stalled_reason(gap));
-            }
-            if let Some(why) = self.signals.take() {
-                self.lock(why);
-            }
-            match self.locks.load(Ordering::SeqCst) == locks_before {
-                true => Ok(o),
-                // Dropped: the credentials opened are wiped.
-                false if extend => Err(AgentError::EndedDuringTouch),
-                false => Err(AgentError::LockedDuringTouch),
-            }
-        });
-        let opened = match touched {
+        let touched = self.touch(req, asked).await;
+        let opened = match self.after_touch(touched, extend, locks_before) {
             Ok(o) => o,
             Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
@@ -102,6 +88,25 @@ impl Agent {
         } else {
             self.opened(opened, bounds, client).await;
             Ok(())
+        }
+    }
+
+    /// What the touch gave, unless something ended the session meanwhile: a lock counted
+    /// since `locks_before` (a SIGHUP or a stop the accept loop has not acted on yet counts
+    /// too) refuses it; a deadline passed ends the session an extend would renew. Refused,
+    /// the credentials opened are dropped, and so wiped.
+    fn after_touch(
+        &self,
+        touched: Result<Opened, AgentError>,
+        extend: bool,
+        locks_before: u64,
+    ) -> Result<Opened, AgentError> {
+        let opened = touched?;
+        self.catch_up(self.now());
+        match self.locks.load(Ordering::SeqCst) == locks_before {
+            true => Ok(opened),
+            false if extend => Err(AgentError::EndedDuringTouch),
+            false => Err(AgentError::LockedDuringTouch),
         }
     }
 
@@ -133,14 +138,8 @@ impl Agent {
 
     /// Renew the open session after the touch of `unlock --extend`.
     async fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
-        // A deadline passed that the reaper has not acted on yet (it naps up to 5 s) ends the
-        // session here, rather than being renewed away.
-        let now = self.now();
-        let ended = self.session().tick(now);
-        if let Some(reason) = ended {
-            self.ended(&reason);
-        }
-        if !self.session().extend(bounds, now) {
+        // `after_touch` ended a session past its deadline, rather than let it be renewed.
+        if !self.session().extend(bounds, self.now()) {
             // The session ended while the touch was pending.
             return Err(AgentError::EndedDuringTouch);
         }
@@ -218,11 +217,7 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
-
     use super::*;
-    use crate::config::Config;
-    use crate::paths::Paths;
     use crate::session::LockReason;
 
     /// Red-team round 10: an extend renewed a session whose deadline had passed but that the
@@ -230,16 +225,7 @@ mod tests {
     #[tokio::test]
     async fn an_extend_does_not_renew_a_session_past_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let boot = Arc::new(AtomicU64::new(1_000));
-        let clock = Arc::clone(&boot);
-        let agent = Agent::new(
-            Paths::under(dir.path(), dir.path().join("agent.sock")),
-            Config::default(),
-            false,
-        )
-        .with_clock(Arc::new(move || {
-            Duration::from_secs(clock.load(Ordering::SeqCst))
-        }));
+        let (agent, boot) = Agent::with_test_clock(dir.path());
         let bounds = Bounds {
             ttl: Duration::from_secs(60),
             idle: Duration::from_secs(60),
@@ -258,6 +244,8 @@ mod tests {
             pid: 1,
             exe: "bot".into(),
         };
+        let locks = agent.locks.load(Ordering::SeqCst);
+        let opened = agent.after_touch(Ok(opened), true, locks).unwrap();
         let e = agent.extended(opened, bounds, &client).await.unwrap_err();
         assert!(matches!(e, AgentError::EndedDuringTouch), "{e}");
         assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
