@@ -125,20 +125,22 @@ pub fn sign(
     let api_key = cred.api_key.expose();
     let kind = KeyKind::of(cred)?;
     check_shape(req)?;
-    let found = Found::scan(req, opts.recv_window_cap_ms)?;
+    let found = Found::scan(req)?;
     if let Some(value) = &found.recv_window {
         check_recv_window(value, opts.recv_window_cap_ms)?;
     }
     if let Some(value) = &found.timestamp {
         check_timestamp(value, stamp, opts.max_skew_ms)?;
-        // The agent's own recvWindow would go after the bot's timestamp, where a cut drops
-        // it (see `Found::scan`): the bot must send one before it (red-team round 10).
-        if found.recv_window.is_none() && opts.recv_window_cap_ms < DEFAULT_RECV_WINDOW_MS {
+        // A recvWindow after the bot's timestamp, the bot's or the one the agent would append,
+        // is cut off with everything after it (see `Found::scan`), which leaves Binance's
+        // default of 5000 ms: harmless under a cap at or above it, a widened window under one
+        // below it (red-team round 10).
+        let before = found.recv_window.is_some() && !found.recv_window_last;
+        if opts.recv_window_cap_ms < DEFAULT_RECV_WINDOW_MS && !before {
             return Err(SignError::BadRequest(format!(
-                "the request carries its own timestamp but no recvWindow; with \
-                 recv_window_cap_ms below Binance's default of {DEFAULT_RECV_WINDOW_MS} ms, send \
-                 recvWindow={} (or less) before timestamp, or leave timestamp out and the agent \
-                 stamps both",
+                "with recv_window_cap_ms below Binance's default of {DEFAULT_RECV_WINDOW_MS} ms, \
+                 a request that carries its own timestamp sends recvWindow={} (or less) before \
+                 it, timestamp last; or leave timestamp out and the agent stamps both",
                 opts.recv_window_cap_ms
             )));
         }
@@ -204,15 +206,16 @@ fn check_shape(req: &SignRequest) -> Result<(), SignError> {
 struct Found {
     timestamp: Option<String>,
     recv_window: Option<String>,
+    /// `recvWindow` came after `timestamp`.
+    recv_window_last: bool,
 }
 
 impl Found {
-    /// `cap_ms` is `recv_window_cap_ms`: below Binance's default, a `recvWindow` after the
-    /// bot's `timestamp` is refused, for the reason below.
-    fn scan(req: &SignRequest, cap_ms: u64) -> Result<Found, SignError> {
+    fn scan(req: &SignRequest) -> Result<Found, SignError> {
         let mut found = Found {
             timestamp: None,
             recv_window: None,
+            recv_window_last: false,
         };
         for (name, value) in pairs(&req.query).chain(pairs(&req.body)) {
             let name = decoded(name);
@@ -220,17 +223,7 @@ impl Found {
             let slot = if name.eq_ignore_ascii_case("timestamp") {
                 &mut found.timestamp
             } else if name.eq_ignore_ascii_case("recvWindow") {
-                // Cut off as below, a recvWindow after the timestamp leaves Binance's default
-                // of 5000 ms: harmless under a cap at or above it, a widened window under one
-                // below it (red-team round 10).
-                if found.timestamp.is_some() && cap_ms < DEFAULT_RECV_WINDOW_MS {
-                    return Err(SignError::BadRequest(format!(
-                        "{name} follows timestamp; with recv_window_cap_ms below Binance's \
-                         default of {DEFAULT_RECV_WINDOW_MS} ms, send recvWindow before \
-                         timestamp (timestamp last), or leave timestamp out and the agent stamps \
-                         it there"
-                    )));
-                }
+                found.recv_window_last = found.timestamp.is_some();
                 &mut found.recv_window
             } else if name.eq_ignore_ascii_case("signature") {
                 return Err(SignError::BadRequest(
