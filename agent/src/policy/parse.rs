@@ -636,12 +636,9 @@ fn list_items(value: &str, in_body: bool, out: &mut Vec<Vec<Param>>) -> Result<(
                      parameter takes"
                 ));
             }
-            // As every Binance value: printable ASCII once decoded, here once the JSON
+            // As every Binance value ([`binance_char`]) once decoded, here once the JSON
             // escapes are (`\u0000`, `\t` would otherwise pass).
-            if text
-                .chars()
-                .any(|c| !(' '..='~').contains(&c) && !caseless_letter(c))
-            {
+            if !text.chars().all(binance_char) {
                 return fail(format!(
                     "a batchOrders order's {name:?} holds a character other than printable \
                      ASCII or a CJK, kana or Hangul letter"
@@ -764,9 +761,9 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
             );
         }
         if g.ascii_values
-            && crate::sign::form::decoded_cow(value)
+            && !crate::sign::form::decoded_cow(value)
                 .chars()
-                .any(|c| !(' '..='~').contains(&c) && !caseless_letter(c))
+                .all(binance_char)
         {
             return fail(format!(
                 "the {part} value of {name:?} holds, percent-decoded, a character other than \
@@ -781,6 +778,12 @@ fn parse_form(text: &str, part: &str, g: &Grammar) -> Result<Vec<Pair>, ParseErr
         });
     }
     Ok(pairs)
+}
+
+/// A character a Binance value may hold once decoded: printable ASCII, or a letter of a script
+/// without case ([`caseless_letter`]).
+fn binance_char(c: char) -> bool {
+    (' '..='~').contains(&c) || caseless_letter(c)
 }
 
 /// A letter of a script without case whose every form, folded or normalized, stays in it: CJK
