@@ -284,7 +284,9 @@ impl Keystore {
             .collect())
     }
 
-    /// Decrypt one credential with VK.
+    /// Decrypt one credential with VK, whatever file is there: only its AEAD tag is checked,
+    /// so an older copy sealed to the same vault key opens too. Tests and inspection only; an
+    /// unlock opens what its check judged, with [`Keystore::open_checked`].
     pub fn open_credential(&self, vk: &VaultKey, name: &str) -> Result<Credential, KeystoreError> {
         let live = self.live_dir()?;
         let path = credential_path(&live, name)?;
