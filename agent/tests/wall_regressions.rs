@@ -1124,6 +1124,30 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
             assert!(e.contains(why), "{body}: {e}");
         }
     }
+    // A member holds what a single order's value may hold: CJK letters (the listed 币安人生USDT)
+    // sign, in the JSON as such or as `\u` escapes; letters that fold into ASCII (dotless i,
+    // the Kelvin sign) are refused however they are written.
+    for symbol in [
+        "\u{5e01}\u{5b89}\u{4eba}\u{751f}USDT",
+        r"\u5e01\u5b89\u4eba\u751fUSDT",
+    ] {
+        let batch =
+            format!(r#"[{{"symbol":"{symbol}","side":"BUY","type":"MARKET","quantity":"1"}}]"#);
+        let body = format!("batchOrders={}", form_encoded(&batch));
+        signs(&c, &req("POST", "/fapi/v1/batchOrders", "", &body));
+    }
+    for symbol in [
+        "BTCUSD\u{131}",
+        r"BTCUSD\u0131",
+        r"BTC\u212aUSDT",
+        "BTC\u{212a}USDT",
+    ] {
+        let batch =
+            format!(r#"[{{"symbol":"{symbol}","side":"BUY","type":"MARKET","quantity":"1"}}]"#);
+        let body = format!("batchOrders={}", form_encoded(&batch));
+        let e = refused(&c, &req("POST", "/fapi/v1/batchOrders", "", &body));
+        assert!(e.contains("CJK, kana or Hangul"), "{symbol}: {e}");
+    }
     // In the query too (Binance reads both).
     let q = format!(
         "batchOrders={}",

@@ -9,8 +9,10 @@
 //!
 //! [`Json::write`] writes a value back in one of the two layouts bots send
 //! ([`Layout::Compact`], as `JSON.stringify` and `json.dumps(separators=(',', ':'))` do, and
-//! [`Layout::Spaced`], Python's default `json.dumps`). A body is accepted only when one of
-//! them gives back its bytes exactly, so the bytes signed are the re-serialized request.
+//! [`Layout::Spaced`], Python's default `json.dumps`), and in the same two with every
+//! character beyond ASCII written as a `\u` escape, as `json.dumps` does by default
+//! (`ensure_ascii`). A body is accepted only when one of them gives back its bytes exactly, so
+//! the bytes signed are the re-serialized request.
 
 use std::fmt;
 
@@ -36,6 +38,17 @@ pub enum Layout {
     Compact,
     /// `{"a": 1, "b": [1, 2]}`
     Spaced,
+    /// `{"s":"\u5e01"}`: compact, with every character beyond ASCII escaped (lower-case hex,
+    /// UTF-16 pairs beyond the BMP), as `json.dumps(separators=(',', ':'))` writes it.
+    CompactAscii,
+    /// `{"s": "\u5e01"}`: Python's default `json.dumps`.
+    SpacedAscii,
+}
+
+impl Layout {
+    fn ascii(self) -> bool {
+        matches!(self, Layout::CompactAscii | Layout::SpacedAscii)
+    }
 }
 
 /// Why a body is not strict JSON. Never echoes the body (it may hold anything).
@@ -60,13 +73,22 @@ impl Json {
         Ok(v)
     }
 
-    /// Parse `text` and accept it only if it is written exactly as [`Layout::Compact`] or
-    /// [`Layout::Spaced`] would write the value back.
+    /// Parse `text` and accept it only if it is written exactly as one of the [`Layout`]s
+    /// would write the value back.
     pub fn parse_canonical(text: &str) -> Result<(Json, Layout), JsonError> {
         let v = Json::parse(text)?;
         for layout in [Layout::Compact, Layout::Spaced] {
             if v.to_text(layout) == text {
                 return Ok((v, layout));
+            }
+        }
+        // The escaped layouts differ from those only where a string holds a character beyond
+        // ASCII, which the text then holds as an escape.
+        if text.is_ascii() && text.contains("\\u") {
+            for layout in [Layout::CompactAscii, Layout::SpacedAscii] {
+                if v.to_text(layout) == text {
+                    return Ok((v, layout));
+                }
             }
         }
         Err(JsonError {
@@ -76,7 +98,8 @@ impl Json {
         })
     }
 
-    /// The value as text in `layout`. Strings escape only `"`, `\` and control characters.
+    /// The value as text in `layout`. Strings escape only `"`, `\` and control characters,
+    /// and in the escaped layouts every character beyond ASCII.
     pub fn to_text(&self, layout: Layout) -> String {
         let mut out = String::new();
         self.write(&mut out, layout);
@@ -85,14 +108,14 @@ impl Json {
 
     pub fn write(&self, out: &mut String, layout: Layout) {
         let (comma, colon) = match layout {
-            Layout::Compact => (",", ":"),
-            Layout::Spaced => (", ", ": "),
+            Layout::Compact | Layout::CompactAscii => (",", ":"),
+            Layout::Spaced | Layout::SpacedAscii => (", ", ": "),
         };
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Number(n) => out.push_str(n),
-            Json::String(s) => write_string(out, s),
+            Json::String(s) => write_string(out, s, layout.ascii()),
             Json::Array(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
@@ -109,7 +132,7 @@ impl Json {
                     if i > 0 {
                         out.push_str(comma);
                     }
-                    write_string(out, k);
+                    write_string(out, k, layout.ascii());
                     out.push_str(colon);
                     v.write(out, layout);
                 }
@@ -137,7 +160,7 @@ impl fmt::Display for Json {
     }
 }
 
-fn write_string(out: &mut String, s: &str) {
+fn write_string(out: &mut String, s: &str, ascii: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -149,6 +172,11 @@ fn write_string(out: &mut String, s: &str) {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if ascii && !c.is_ascii() => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
             c => out.push(c),
         }
     }
@@ -480,12 +508,35 @@ mod tests {
             "{}",
             r#"{"s":"a\"b\\c/é"}"#,
         ] {
-            let (v, _) = Json::parse_canonical(ok).unwrap();
-            assert!(v.to_text(Layout::Compact) == ok || v.to_text(Layout::Spaced) == ok);
+            let (v, layout) = Json::parse_canonical(ok).unwrap();
+            assert_eq!(v.to_text(layout), ok);
+            assert!(matches!(layout, Layout::Compact | Layout::Spaced), "{ok}");
+        }
+        // Python's json.dumps escapes every character beyond ASCII by default: the same value,
+        // read back from its escapes and written back in the same escaped layout.
+        for (escaped, plain) in [
+            (
+                r#"{"s":"\u5e01USDT","n":1}"#,
+                "{\"s\":\"\u{5e01}USDT\",\"n\":1}",
+            ),
+            (
+                r#"{"s": "\u00e9", "l": [1, 2]}"#,
+                "{\"s\": \"\u{e9}\", \"l\": [1, 2]}",
+            ),
+            (r#"["\ud83d\ude00"]"#, "[\"\u{1f600}\"]"),
+        ] {
+            let (v, layout) = Json::parse_canonical(escaped).unwrap();
+            assert_eq!(v.to_text(layout), escaped);
+            assert!(matches!(layout, Layout::CompactAscii | Layout::SpacedAscii));
+            assert_eq!(v, Json::parse_canonical(plain).unwrap().0);
         }
         for odd in [
             r#"{"a":"\/"}"#,
             r#"{"a":"\u0041"}"#,
+            // Escapes are all or nothing, in lower-case hex as json.dumps writes them.
+            r#"{"a":"\u5E01"}"#,
+            "{\"a\":\"\\u5e01\",\"b\":\"\u{e9}\"}",
+            r#"{"a":"\u0041\u5e01"}"#,
             r#"{"a" : 1}"#,
             r#"{"a":1, "b":2}"#,
             r#"{  "a":1}"#,
