@@ -231,6 +231,10 @@ static OKX_DENY: &[DenyRule] = &[
     // forms are under /api/v5/finance.
     any("/api/v5/asset/purchase_redempt**", Earn),
     any("**lending**", Earn),
+    // Red-team round 11: the switch of account level into multi-currency or portfolio margin,
+    // where a cash order may borrow (docs/policy.md, "Borrowing"). Its read, `GET
+    // /api/v5/account/config`, is another path.
+    on("POST", "/api/v5/account/set-account-level**", Loan),
 ];
 
 /// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -319,6 +323,16 @@ static GATE_DENY: &[DenyRule] = &[
     any("**borrow**", Loan),
     any("**repay**", Loan),
     any("/api/v4/wallet/saved_address**", Withdrawal),
+    // Red-team round 11: what sets up borrowing without a loan's name. The unified account's
+    // mode (multi-currency and portfolio modes borrow for spot orders and count futures losses
+    // as liabilities), the borrowing leverage of a currency or of an isolated-margin market,
+    // CrossEx margin leverage, and the close-out order that buys to repay cross-margin
+    // liabilities. Their GETs are reads and stay out of the rules.
+    on("PUT", "/api/v4/unified/unified_mode**", Loan),
+    on("POST", "/api/v4/unified/leverage/user_currency_setting**", Loan),
+    on("POST", "/api/v4/margin/leverage/user_market_setting**", Loan),
+    on("POST", "/api/v4/crossex/margin_positions/leverage**", Loan),
+    on("POST", "/api/v4/spot/cross_liquidate_orders**", Loan),
 ];
 
 /// KuCoin, checked against its 324 documented endpoints (docs/sources.md, "Deny lists").
@@ -362,6 +376,11 @@ static KUCOIN_DENY: &[DenyRule] = &[
     // wallet's balance into it (Bybit's `upgrade-to-uta` is denied for the same reason). The
     // GET of the same path, which ccxt reads before its first private request, stays signed.
     on("POST", "/api/ua/v1/account/mode**", Transfer),
+    // Red-team round 11: the leverage that sets how much margin may borrow (Binance's max
+    // leverage is denied for the same reason): the unified account's cross margin, and the
+    // classic margin account's.
+    any("**/modify-leverage-margin-cross**", Loan),
+    on("POST", "/api/v3/position/update-user-leverage**", Loan),
 ];
 
 /// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
@@ -409,6 +428,9 @@ static BITGET_DENY: &[DenyRule] = &[
     // not fund-moving.
     on("POST", "/api/v2/spot/account/upgrade**", Transfer),
     on("POST", "/api/v3/account/switch**", Transfer),
+    // Red-team round 11: the unified account's mode, whose margin modes borrow for trading
+    // (OKX's account level is denied for the same reason).
+    on("POST", "/api/v3/account/adjust-account-mode**", Loan),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without `[...]` groups).
