@@ -333,7 +333,7 @@ fn encoded_or_cased_timestamp_names_are_still_checked() {
 }
 
 #[test]
-fn recv_window_above_the_cap_is_refused_naming_the_cap() {
+fn recv_window_of_zero_or_above_the_cap_is_refused_naming_the_cap() {
     let opts = SignOptions::default();
     for ok in [
         "recvWindow=5000",
@@ -363,6 +363,13 @@ fn recv_window_above_the_cap_is_refused_naming_the_cap() {
         let msg = bad_request(&req("GET", "/api/v3/account", bad, ""), 1, &opts);
         assert!(msg.contains("not a number"), "{bad}: {msg}");
     }
+    // Red-team round 11: a window of nothing, however written, which a service reading 0 as
+    // unset would widen to its default.
+    for zero in ["recvWindow=0", "recvWindow=0.000", "recvWindow=0000000000000000000"] {
+        let msg = bad_request(&req("GET", "/api/v3/account", zero, ""), 1, &opts);
+        assert!(msg.contains("no window at all"), "{zero}: {msg}");
+    }
+    assert!(spot(&req("GET", "/api/v3/account", "recvWindow=0.001", ""), 1).is_ok());
     let twice = bad_request(
         &req("POST", "/api/v3/order", "recvWindow=1", "recvWindow=1"),
         1,
