@@ -1755,3 +1755,57 @@ fn bitget_unified_leverage_is_futures_only() {
         ),
     );
 }
+
+#[test]
+fn bybit_orders_are_spot_linear_or_inverse_never_options() {
+    // Red-team round 11: `category` had no values on the order entries, so an option order,
+    // a naked short call included, was signed by a profile that trades spot and futures.
+    let bybit = cred(Bybit, "key", "secret", None);
+    let option = r#"{"category":"option","symbol":"BTC-27DEC24-80000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100","orderLinkId":"a"}"#;
+    for path in ["/v5/order/create", "/v5/order/pre-check"] {
+        let e = refused(&bybit, &req("POST", path, "", option));
+        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+    }
+    let batch = r#"{"category":"option","request":[{"symbol":"BTC-27DEC24-80000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100"}]}"#;
+    let e = refused(&bybit, &req("POST", "/v5/order/create-batch", "", batch));
+    assert!(e.contains("UnlistedValue"), "{e}");
+    for category in ["spot", "linear", "inverse"] {
+        let body = format!(
+            r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#
+        );
+        signs(&bybit, &req("POST", "/v5/order/create", "", &body));
+    }
+}
+
+#[test]
+fn kucoin_unified_orders_take_self_trade_prevention_and_good_till_time() {
+    // Red-team round 11: ccxt documents `stp`, `cancelAfter` (with GTT) and `tags` for the
+    // unified account's orders, which the entry refused; `stp` takes the cancel modes only.
+    let kucoin = passphrase_cred(Kucoin);
+    for (path, body) in [
+        (
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"SPOT","clientOid":"a","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"1","stp":"CN"}"#,
+        ),
+        (
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"SPOT","clientOid":"a","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"1","timeInForce":"GTT","cancelAfter":60,"tags":"t"}"#,
+        ),
+        (
+            "/api/ua/v1/classic/order/place",
+            r#"{"tradeType":"FUTURES","clientOid":"a","symbol":"XBTUSDTM","side":"BUY","orderType":"LIMIT","size":"1","price":"1","stp":"CO"}"#,
+        ),
+    ] {
+        signs(&kucoin, &req("POST", path, "", body));
+    }
+    let e = refused(
+        &kucoin,
+        &req(
+            "POST",
+            "/api/ua/v1/unified/order/place",
+            "",
+            r#"{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"1","stp":"TRANSFER"}"#,
+        ),
+    );
+    assert!(e.contains("UnlistedValue"), "{e}");
+}
