@@ -195,7 +195,8 @@ pub enum KeyCommand {
     /// transfer, sub-account, lending, P2P or key management) and an IP whitelist. tapsign never
     /// signs a fund-moving request, but on exchanges that do not sign the path a signature
     /// a bot collected can reach any endpoint that takes the same parameters, and only the
-    /// key's own permissions stop that (docs/threat-model.md).
+    /// key's own permissions stop that (docs/threat-model.md). On Kraken, also keep the key's
+    /// nonce window at 0, so that Kraken takes each signature once and in order.
     Add {
         /// A name for the credential (letters, digits, '-', '_', '.').
         name: String,
