@@ -329,8 +329,16 @@ static GATE_DENY: &[DenyRule] = &[
     // CrossEx margin leverage, and the close-out order that buys to repay cross-margin
     // liabilities. Their GETs are reads and stay out of the rules.
     on("PUT", "/api/v4/unified/unified_mode**", Loan),
-    on("POST", "/api/v4/unified/leverage/user_currency_setting**", Loan),
-    on("POST", "/api/v4/margin/leverage/user_market_setting**", Loan),
+    on(
+        "POST",
+        "/api/v4/unified/leverage/user_currency_setting**",
+        Loan,
+    ),
+    on(
+        "POST",
+        "/api/v4/margin/leverage/user_market_setting**",
+        Loan,
+    ),
     on("POST", "/api/v4/crossex/margin_positions/leverage**", Loan),
     on("POST", "/api/v4/spot/cross_liquidate_orders**", Loan),
 ];
@@ -375,7 +383,8 @@ static KUCOIN_DENY: &[DenyRule] = &[
     // Red-team round 10: setting the account mode to the unified account moves every classic
     // wallet's balance into it (Bybit's `upgrade-to-uta` is denied for the same reason). The
     // GET of the same path, which ccxt reads before its first private request, stays signed.
-    on("POST", "/api/ua/v1/account/mode**", Transfer),
+    // Round 11: under any version (KuCoin's SDK sets it at `/api/ua/v2/account/mode`).
+    on("POST", "/api/ua/*/account/mode**", Transfer),
     // Red-team round 11: the leverage that sets how much margin may borrow (Binance's max
     // leverage is denied for the same reason): the unified account's cross margin, and the
     // classic margin account's.
