@@ -277,8 +277,8 @@ fn check_timestamp(value: &str, stamp: &Stamp, max_skew_ms: u64) -> Result<(), S
     Ok(())
 }
 
-/// `recvWindow` is milliseconds with up to three decimals (Binance); zero, or above the cap, is
-/// refused.
+/// `recvWindow` is milliseconds with up to three decimals (Binance); below 1 ms, or above the
+/// cap, is refused.
 fn check_recv_window(value: &str, cap_ms: u64) -> Result<(), SignError> {
     let (int, frac) = match value.split_once('.') {
         Some((int, frac)) => (int, Some(frac)),
@@ -294,11 +294,12 @@ fn check_recv_window(value: &str, cap_ms: u64) -> Result<(), SignError> {
     };
     let frac = frac.unwrap_or("");
     // Red-team round 11: Binance documents no meaning for a window of nothing; a service that
-    // took 0 for "unset" would use its default of 5000 ms, past a lower cap.
-    if ms == 0 && frac.bytes().all(|b| b == b'0') {
+    // took 0 for "unset" would use its default of 5000 ms, past a lower cap. Below 1 ms too:
+    // outside spot, recvWindow is a whole number, which a service may read `0.5` as.
+    if ms == 0 {
         return Err(SignError::BadRequest(format!(
-            "recvWindow={value} is no window at all (Binance documents no meaning for 0); send \
-             a positive number of milliseconds, or leave it out"
+            "recvWindow={value} is less than 1 ms (Binance documents no meaning for 0, and \
+             outside spot takes whole milliseconds); send at least 1, or leave it out"
         )));
     }
     let above = ms > cap_ms || (ms == cap_ms && frac.bytes().any(|b| b != b'0'));
