@@ -10,7 +10,7 @@
 //! [`Json::write`] writes a value back in one of the two layouts bots send
 //! ([`Layout::Compact`], as `JSON.stringify` and `json.dumps(separators=(',', ':'))` do, and
 //! [`Layout::Spaced`], Python's default `json.dumps`), and in the same two with every
-//! character beyond ASCII written as a `\u` escape, as `json.dumps` does by default
+//! character beyond ASCII (and DEL) written as a `\u` escape, as `json.dumps` does by default
 //! (`ensure_ascii`). A body is accepted only when one of them gives back its bytes exactly, so
 //! the bytes signed are the re-serialized request.
 
@@ -38,8 +38,9 @@ pub enum Layout {
     Compact,
     /// `{"a": 1, "b": [1, 2]}`
     Spaced,
-    /// `{"s":"\u5e01"}`: compact, with every character beyond ASCII escaped (lower-case hex,
-    /// UTF-16 pairs beyond the BMP), as `json.dumps(separators=(',', ':'))` writes it.
+    /// `{"s":"\u5e01"}`: compact, with every character beyond ASCII (and DEL) escaped
+    /// (lower-case hex, UTF-16 pairs beyond the BMP), as `json.dumps(separators=(',', ':'))`
+    /// writes it.
     CompactAscii,
     /// `{"s": "\u5e01"}`: Python's default `json.dumps`.
     SpacedAscii,
@@ -172,7 +173,8 @@ fn write_string(out: &mut String, s: &str, ascii: bool) {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if ascii && !c.is_ascii() => {
+            // Python escapes everything outside ' '..='~' (DEL too).
+            c if ascii && (c as u32) >= 0x7f => {
                 for unit in c.encode_utf16(&mut [0; 2]) {
                     out.push_str(&format!("\\u{unit:04x}"));
                 }
@@ -524,6 +526,7 @@ mod tests {
                 "{\"s\": \"\u{e9}\", \"l\": [1, 2]}",
             ),
             (r#"["\ud83d\ude00"]"#, "[\"\u{1f600}\"]"),
+            (r#"{"s":"\u007f\u00e9"}"#, "{\"s\":\"\u{7f}\u{e9}\"}"),
         ] {
             let (v, layout) = Json::parse_canonical(escaped).unwrap();
             assert_eq!(v.to_text(layout), escaped);
