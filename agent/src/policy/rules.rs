@@ -178,6 +178,13 @@ static BYBIT_DENY: &[DenyRule] = &[
     // loan and repayment endpoints of any version.
     any("/v5/spot-cross-margin-trade/**", Loan),
     any("/v5/spot-margin-trade/switch-mode**", Loan),
+    // Red-team round 11: every write of spot margin trading (its maximum leverage, Binance's
+    // max leverage's twin, too), the collateral switches (a coin switched on backs borrowing
+    // and may be sold to repay it; Coinbase's are denied alike), and the v3 form of the upgrade
+    // to the unified account.
+    on("POST", "/v5/spot-margin-trade/**", Loan),
+    any("/v5/account/set-collateral-switch**", Loan),
+    any("**upgrade-unified-account**", Transfer),
     any("/spot/v3/private/purchase**", Earn),
     any("/spot/v3/private/redeem**", Earn),
     any("/user/v3/**", ApiKeys),
@@ -235,6 +242,9 @@ static OKX_DENY: &[DenyRule] = &[
     // where a cash order may borrow (docs/policy.md, "Borrowing"). Its read, `GET
     // /api/v5/account/config`, is another path.
     on("POST", "/api/v5/account/set-account-level**", Loan),
+    // Which assets back borrowing in those modes (Bybit's collateral switches and Coinbase's
+    // are denied alike).
+    on("POST", "/api/v5/account/set-collateral-assets**", Loan),
 ];
 
 /// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -325,15 +335,14 @@ static GATE_DENY: &[DenyRule] = &[
     any("/api/v4/wallet/saved_address**", Withdrawal),
     // Red-team round 11: what sets up borrowing without a loan's name. The unified account's
     // mode (multi-currency and portfolio modes borrow for spot orders and count futures losses
-    // as liabilities), the borrowing leverage of a currency or of an isolated-margin market,
-    // CrossEx margin leverage, and the close-out order that buys to repay cross-margin
-    // liabilities. Their GETs are reads and stay out of the rules.
+    // as liabilities) and its older form, the unified account's borrowing leverages (each
+    // currency's and all at once) and its collateral currencies, the borrowing leverage of an
+    // isolated-margin market, CrossEx margin leverage, and the close-out order that buys to
+    // repay cross-margin liabilities. Their GETs are reads and stay out of the rules.
     on("PUT", "/api/v4/unified/unified_mode**", Loan),
-    on(
-        "POST",
-        "/api/v4/unified/leverage/user_currency_setting**",
-        Loan,
-    ),
+    on("POST", "/api/v4/unified/account_mode**", Loan),
+    on("POST", "/api/v4/unified/leverage/**", Loan),
+    on("POST", "/api/v4/unified/collateral_currencies**", Loan),
     on(
         "POST",
         "/api/v4/margin/leverage/user_market_setting**",
@@ -440,6 +449,8 @@ static BITGET_DENY: &[DenyRule] = &[
     // Red-team round 11: the unified account's mode, whose margin modes borrow for trading
     // (OKX's account level is denied for the same reason).
     on("POST", "/api/v3/account/adjust-account-mode**", Loan),
+    // Which assets are collateral (Bybit's and OKX's switches are denied alike).
+    on("POST", "/api/v3/account/set-collateral-type**", Loan),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without `[...]` groups).
