@@ -1757,7 +1757,7 @@ fn bitget_unified_leverage_is_futures_only() {
 }
 
 #[test]
-fn bybit_orders_are_spot_linear_or_inverse_never_options() {
+fn bybit_orders_are_spot_linear_or_inverse_and_margin_never_portfolio() {
     // Red-team round 11: `category` had no values on the order entries, so an option order,
     // a naked short call included, was signed by a profile that trades spot and futures.
     let bybit = cred(Bybit, "key", "secret", None);
@@ -1774,6 +1774,21 @@ fn bybit_orders_are_spot_linear_or_inverse_never_options() {
             r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#
         );
         signs(&bybit, &req("POST", "/v5/order/create", "", &body));
+    }
+    // Second wave: portfolio margin counts option premiums and futures losses against every
+    // collateral coin and borrows what goes negative; isolated and cross (ccxt's) sign.
+    let mode = |m: &str| {
+        req(
+            "POST",
+            "/v5/account/set-margin-mode",
+            "",
+            &format!(r#"{{"setMarginMode":"{m}"}}"#),
+        )
+    };
+    let e = refused(&bybit, &mode("PORTFOLIO_MARGIN"));
+    assert!(e.contains("UnlistedValue"), "{e}");
+    for m in ["ISOLATED_MARGIN", "REGULAR_MARGIN"] {
+        signs(&bybit, &mode(m));
     }
 }
 
