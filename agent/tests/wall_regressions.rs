@@ -1824,3 +1824,71 @@ fn kucoin_unified_orders_take_self_trade_prevention_and_good_till_time() {
     );
     assert!(e.contains("UnlistedValue"), "{e}");
 }
+
+#[test]
+fn an_entry_for_a_path_outside_the_profile_is_held_to_the_profiles_values() {
+    // Red-team round 11, third wave: where the path is not signed, the profile's `values` held
+    // only on the profile's own path. An entry for a sibling path (a legacy Bybit v3 endpoint,
+    // a Binance margin order; the line a refusal suggests lists no values) signed the value
+    // the profile leaves out, and the bytes were the profile endpoint's request with it.
+    let bybit = cred(Bybit, "key", "secret", None);
+    let binance = cred(Binance, "key", "secret", None);
+    let legacy = config_allow(&[
+        r#"{ method = "POST", path = "/unified/v3/private/account/setMarginMode", params = ["setMarginMode"] }"#,
+        r#"{ method = "POST", path = "/unified/v3/private/order/create", params = ["category", "symbol", "side", "orderType", "qty", "price", "timeInForce", "orderLinkId"] }"#,
+    ]);
+    let portfolio = r#"{"setMarginMode":"PORTFOLIO_MARGIN"}"#;
+    let option = r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5"}"#;
+    for (path, body) in [
+        ("/unified/v3/private/account/setMarginMode", portfolio),
+        ("/unified/v3/private/order/create", option),
+    ] {
+        let e = attempt(&bybit, &legacy, &req("POST", path, "", body)).unwrap_err();
+        assert!(e.contains("ProfileValue"), "{path}: {e}");
+    }
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "selfTradePreventionMode"] }"#,
+    ]);
+    let transfer = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC&selfTradePreventionMode=TRANSFER";
+    let e = attempt(
+        &binance,
+        &margin,
+        &req("POST", "/sapi/v1/margin/order", "", transfer),
+    )
+    .unwrap_err();
+    assert!(e.contains("ProfileValue"), "{e}");
+    // What the profile takes still signs through those entries, and a value the entry lists
+    // itself is the trader's choice.
+    let expire = transfer.replace("TRANSFER", "EXPIRE_TAKER");
+    attempt(
+        &binance,
+        &margin,
+        &req("POST", "/sapi/v1/margin/order", "", &expire),
+    )
+    .unwrap();
+    attempt(
+        &bybit,
+        &legacy,
+        &req(
+            "POST",
+            "/unified/v3/private/account/setMarginMode",
+            "",
+            r#"{"setMarginMode":"ISOLATED_MARGIN"}"#,
+        ),
+    )
+    .unwrap();
+    let chosen = config_allow(&[
+        r#"{ method = "POST", path = "/unified/v3/private/account/setMarginMode", params = ["setMarginMode"], values = { setMarginMode = ["PORTFOLIO_MARGIN"] } }"#,
+    ]);
+    attempt(
+        &bybit,
+        &chosen,
+        &req(
+            "POST",
+            "/unified/v3/private/account/setMarginMode",
+            "",
+            portfolio,
+        ),
+    )
+    .unwrap();
+}

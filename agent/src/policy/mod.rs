@@ -168,6 +168,21 @@ pub enum Denial {
         endpoint: String,
         missing: String,
     },
+    #[error(
+        "refused: {exchange} does not sign the path, and these parameters are the profile's \
+         {endpoint} with {name}={value:?}, a value it leaves out (it takes {listed}): the \
+         signature would be good for {endpoint} with that value too, whatever path the bot \
+         names. Send one of the values it takes; the config.toml entry that admits this \
+         request ({entry}) cannot waive it"
+    )]
+    ProfileValue {
+        exchange: Exchange,
+        entry: String,
+        endpoint: String,
+        name: String,
+        value: String,
+        listed: String,
+    },
     /// A value the profile entry does not list for its parameter (see [`Unlisted`]).
     #[error("{0}")]
     UnlistedValue(Box<Unlisted>),
@@ -646,15 +661,28 @@ pub fn check_request<'p>(
         .into());
     }
     if source == profile::Source::Config && !converse::signs_path(exchange) {
-        let shape = profile::missing_for_profile_shape(exchange, &parsed, &params);
-        if let Some((profile_endpoint, missing)) = shape {
-            return Err(Denial::ProfileShape {
-                exchange,
-                entry: endpoint.to_string(),
-                endpoint: profile_endpoint.to_string(),
-                missing: missing.join(", "),
+        match profile::missing_for_profile_shape(exchange, &parsed, &params, endpoint) {
+            Some(profile::Shape::Missing(profile_endpoint, missing)) => {
+                return Err(Denial::ProfileShape {
+                    exchange,
+                    entry: endpoint.to_string(),
+                    endpoint: profile_endpoint.to_string(),
+                    missing: missing.join(", "),
+                }
+                .into());
             }
-            .into());
+            Some(profile::Shape::Value(profile_endpoint, name, value)) => {
+                return Err(Denial::ProfileValue {
+                    exchange,
+                    entry: endpoint.to_string(),
+                    endpoint: profile_endpoint.to_string(),
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                    listed: profile_endpoint.values[name].join(" | "),
+                }
+                .into());
+            }
+            None => {}
         }
     }
     check_readings(exchange, &parsed, &payload, &params)?;

@@ -470,21 +470,39 @@ pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint
         .find(|e| e.matches(&parsed.method, &parsed.segments))
 }
 
+/// How a request admitted by a config entry is a profile endpoint's request that the profile
+/// itself never signs (see [`missing_for_profile_shape`]).
+#[derive(Debug)]
+pub enum Shape<'p> {
+    /// All of the endpoint's but for these required parameters.
+    Missing(&'static Endpoint, Vec<&'static str>),
+    /// All of the endpoint's, required ones included, but for a value it leaves out.
+    Value(&'static Endpoint, &'p str, &'p str),
+}
+
 /// Where the path is not signed, a profile endpoint whose request a request admitted by a
-/// config entry is, but for a required parameter: its profile-known parameters are all the
-/// endpoint's, its values are ones the endpoint takes, and a `required` one is missing. The
-/// profile never signs such bytes (its `required` parameters keep them from being another
-/// endpoint's whole request, such as a Bybit P2P release's `{"orderId":…}`), and the bot, not
-/// the signature, names the path. Parameters no profile endpoint takes are left out of the
-/// comparison, as an exchange that ignores what an endpoint does not take leaves them out.
-/// Bybit signs a GET's query and a POST's body differently, so only endpoints whose parameters
-/// travel the same way count there. Returns the endpoint and what is missing (a required name
-/// of a list's elements counts as missing when any element lacks it).
-pub fn missing_for_profile_shape(
+/// config entry is, but for a required parameter or a listed value: its profile-known
+/// parameters are all the endpoint's, and either its values are ones the endpoint takes and a
+/// `required` one is missing, or its required ones are there and a value is one the endpoint
+/// leaves out. The profile never signs such bytes (its `required` parameters keep them from
+/// being another endpoint's whole request, such as a Bybit P2P release's `{"orderId":…}`; its
+/// `values` keep an order from being one it leaves out, such as Bybit's option order or
+/// Binance's self-trade prevention `TRANSFER`), and the bot, not the signature, names the
+/// path: an entry for a sibling path (a margin or legacy order endpoint) must not sign them
+/// for the profile's. Unless some profile endpoint takes the request whole. Parameters no
+/// profile endpoint takes are left out of the comparison, as an exchange that ignores what an
+/// endpoint does not take leaves them out. Bybit signs a GET's query and a POST's body
+/// differently, so only endpoints whose parameters travel the same way count there. A
+/// required name of a list's elements counts as missing when any element lacks it.
+/// A value the admitting entry lists itself (`chosen.values`) is the trader's choice and
+/// stands; what an entry without a `values` line for the name admits is held to the
+/// profile's (a line a refusal suggested, a legacy path's entry).
+pub fn missing_for_profile_shape<'p>(
     exchange: Exchange,
     parsed: &Parsed,
-    params: &[Param],
-) -> Option<(&'static Endpoint, Vec<&'static str>)> {
+    params: &'p [Param],
+    chosen: &Endpoint,
+) -> Option<Shape<'p>> {
     let method = parsed.method.as_str();
     let body_is_array = parsed.body_is_array();
     let json_body = matches!(parsed.body, super::parse::Body::Json(..));
@@ -503,18 +521,27 @@ pub fn missing_for_profile_shape(
         carried
             && (e.body.as_deref() == Some("array")) == body_is_array
             && known.iter().all(|p| e.takes(&p.name))
-            && e.unlisted(params, json_body).is_none()
     });
     let mut short = None;
+    let mut value = None;
     for e in shaped {
         let missing = e.missing(parsed, params);
-        if missing.is_empty() {
+        match (e.unlisted(params, json_body), missing.is_empty()) {
             // Bytes the profile signs anyway, as this endpoint's request.
-            return None;
+            (None, true) => return None,
+            (None, false) => {
+                short.get_or_insert(Shape::Missing(e, missing));
+            }
+            (Some((name, sent)), true) => {
+                if !chosen.values.contains_key(name) {
+                    value.get_or_insert(Shape::Value(e, name, sent));
+                }
+            }
+            // Neither the endpoint's values nor its required parameters: not its request.
+            (Some(_), false) => {}
         }
-        short.get_or_insert((e, missing));
     }
-    short
+    short.or(value)
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
