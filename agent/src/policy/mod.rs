@@ -168,21 +168,9 @@ pub enum Denial {
         endpoint: String,
         missing: String,
     },
-    #[error(
-        "refused: {exchange} does not sign the path, and these parameters are the profile's \
-         {endpoint} with {name}={value:?}, a value it leaves out (it takes {listed}): the \
-         signature would be good for {endpoint} with that value too, whatever path the bot \
-         names. Send one of the values it takes; the config.toml entry that admits this \
-         request ({entry}) cannot waive it"
-    )]
-    ProfileValue {
-        exchange: Exchange,
-        entry: String,
-        endpoint: String,
-        name: String,
-        value: String,
-        listed: String,
-    },
+    /// A profile endpoint's request with a value it leaves out (see [`OffProfileValue`]).
+    #[error("{0}")]
+    ProfileValue(Box<OffProfileValue>),
     /// A value the profile entry does not list for its parameter (see [`Unlisted`]).
     #[error("{0}")]
     UnlistedValue(Box<Unlisted>),
@@ -272,6 +260,25 @@ pub enum Denial {
     Unreadable(&'static str),
     #[error("refused: the body cannot be checked: {0}; send it as the exchange documents it")]
     UnreadableBody(&'static str),
+}
+
+/// Where the path is not signed, a request an entry for another path admits that is a profile
+/// endpoint's request with a value that endpoint leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refused: {exchange} does not sign the path, and these parameters are the profile's \
+     {endpoint} with {name}={value:?}, a value it leaves out (it takes {listed}): the \
+     signature would be good for {endpoint} with that value too, whatever path the bot names. \
+     Send one of the values it takes, or list this one in the `values` of the config.toml \
+     entry that admits this request ({entry}) if this key needs it"
+)]
+pub struct OffProfileValue {
+    pub exchange: Exchange,
+    pub entry: String,
+    pub endpoint: String,
+    pub name: String,
+    pub value: String,
+    pub listed: String,
 }
 
 /// A parameter's value that the entry for its endpoint does not list.
@@ -672,14 +679,14 @@ pub fn check_request<'p>(
                 .into());
             }
             Some(profile::Shape::Value(profile_endpoint, name, value)) => {
-                return Err(Denial::ProfileValue {
+                return Err(Denial::ProfileValue(Box::new(OffProfileValue {
                     exchange,
                     entry: endpoint.to_string(),
                     endpoint: profile_endpoint.to_string(),
                     name: name.to_owned(),
                     value: value.to_owned(),
                     listed: profile_endpoint.values[name].join(" | "),
-                }
+                }))
                 .into());
             }
             None => {}
