@@ -236,7 +236,7 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     let more = support::req(
         "POST",
         "/sapi/v1/margin/order",
-        "symbol=BTCUSDT&sideEffectType=AUTO_REPAY",
+        "symbol=BTCUSDT&newOrderRespType=FULL",
         "",
     );
     let err = check_with(Binance, &policy, &more).unwrap_err();
@@ -246,7 +246,7 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("sideEffectType") && msg.contains("[keys.k]") && msg.contains("allow = ["),
+        msg.contains("newOrderRespType") && msg.contains("[keys.k]") && msg.contains("allow = ["),
         "{msg}"
     );
 }
@@ -268,7 +268,7 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     let order = support::req(
         "POST",
         "/api/v3/order",
-        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=NO_SIDE_EFFECT",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&orderTag=x",
         "",
     );
     let Err(Refusal::Denied(Denial::UnknownParameter { config, .. })) =
@@ -277,7 +277,7 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
         panic!("not refused for the parameter")
     };
     assert!(
-        config.contains("\"sideEffectType\"") && config.contains("required = ["),
+        config.contains("\"orderTag\"") && config.contains("required = ["),
         "{config}"
     );
     check_with(Binance, &allowing(&config), &order).unwrap();
@@ -296,13 +296,28 @@ fn the_config_line_a_refusal_suggests_allows_the_request() {
     let config = unlisted.config;
     assert!(config.contains("\"LIMIT_MAKER\", \"TWAP\"]"), "{config}");
     check_with(Binance, &allowing(&config), &order).unwrap();
+    // Red-team round 11: percent-encoded, the value is listed as the check reads it, so the
+    // line takes the request it came from (and not a double-encoded one).
+    let encoded = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=TW%41P&quantity=1",
+        "",
+    );
+    let Err(Refusal::Denied(Denial::UnlistedValue(unlisted))) =
+        check_with(Binance, &KeyPolicy::default(), &encoded)
+    else {
+        panic!("not refused for the value")
+    };
+    assert!(unlisted.config.contains("\"TWAP\"]"), "{}", unlisted.config);
+    check_with(Binance, &allowing(&unlisted.config), &encoded).unwrap();
     // A batch endpoint: its values are keyed by `[].name` (quoted, or the line is not TOML)
     // and its body is an array (left out, the copied entry refused every batch).
     let batch = support::req(
         "POST",
         "/api/v3/trade/place-batch",
         "",
-        r#"[{"category":"MARGIN","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}]"#,
+        r#"[{"category":"NEW-CATEGORY","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}]"#,
     );
     let Err(Refusal::Denied(Denial::UnlistedValue(unlisted))) =
         check_with(Exchange::Bitget, &KeyPolicy::default(), &batch)
@@ -460,8 +475,9 @@ fn an_allow_entry_keeps_the_profile_rules_however_it_spells_the_path() {
                 &kucoin,
                 &support::req("POST", "/api/ua/v1/unified/order/place", "", order),
             );
+            // A margin order borrows: refused without a line to paste.
             assert!(
-                matches!(got, Err(Refusal::Denied(Denial::UnlistedValue(_)))),
+                matches!(got, Err(Refusal::Denied(Denial::Withheld { .. }))),
                 "{path}{values}: {got:?}"
             );
         }
@@ -693,4 +709,74 @@ fn a_frame_sized_parameter_is_checked_quickly() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// Red-team round 11: a bot sent a borrowing flag, or a value left out because it moves value,
+/// to have the agent hand the trader a config.toml line that takes it for every later request.
+/// Those refusals say why and suggest no line.
+#[test]
+fn a_refusal_suggests_no_line_for_what_the_profile_leaves_out_on_purpose() {
+    for (exchange, r, says) in [
+        (
+            Binance,
+            support::req(
+                "POST",
+                "/api/v3/order",
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=NO_SIDE_EFFECT",
+                "",
+            ),
+            "the parameter sideEffectType",
+        ),
+        (
+            Binance,
+            support::req(
+                "POST",
+                "/api/v3/order",
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&selfTradePreventionMode=TRANSF%45R",
+                "",
+            ),
+            "selfTradePreventionMode=\"TRANSFER\"",
+        ),
+        (
+            Exchange::Bybit,
+            support::req(
+                "POST",
+                "/v5/order/create",
+                "",
+                r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1","isLeverage":0}"#,
+            ),
+            "the parameter isLeverage",
+        ),
+        (
+            Exchange::Bybit,
+            support::req(
+                "POST",
+                "/v5/account/set-margin-mode",
+                "",
+                r#"{"setMarginMode":"PORTFOLIO_MARGIN"}"#,
+            ),
+            "setMarginMode=\"PORTFOLIO_MARGIN\"",
+        ),
+        (
+            Exchange::Gate,
+            support::req(
+                "POST",
+                "/api/v4/spot/orders",
+                "",
+                r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1","price":"1","account":"spot","auto_borrow":false}"#,
+            ),
+            "the parameter auto_borrow",
+        ),
+    ] {
+        let err = check_with(exchange, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. })),
+            "{r:?}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(says) && msg.contains("on purpose") && !msg.contains("allow = ["),
+            "{msg}"
+        );
+    }
 }

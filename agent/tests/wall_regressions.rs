@@ -494,7 +494,7 @@ fn an_order_cannot_ask_to_borrow() {
         ),
     ] {
         let e = refused(&gate, &req("POST", path, "", &body));
-        assert!(e.contains("UnknownParam"), "{path}: {e}");
+        assert!(e.contains("Withheld"), "{path}: {e}");
     }
     let e = refused(
         &gate,
@@ -505,7 +505,7 @@ fn an_order_cannot_ask_to_borrow() {
             r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1","account":"cross_margin"}"#,
         ),
     );
-    assert!(e.contains("UnknownParam"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     // KuCoin's unified account: a MARGIN order borrows by itself; Bitget's unified account:
     // a MARGIN order is a spot margin order.
     let kucoin = passphrase_cred(Kucoin);
@@ -531,7 +531,7 @@ fn an_order_cannot_ask_to_borrow() {
         ),
     ] {
         let e = refused(c, &req("POST", path, "", margin));
-        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        assert!(e.contains("Withheld"), "{path}: {e}");
         // The reason given fits an exchange that signs the path.
         let shown = policy::check_request(
             c.exchange,
@@ -543,7 +543,7 @@ fn an_order_cannot_ask_to_borrow() {
         .unwrap()
         .to_string();
         assert!(
-            shown.contains("margin order") && !shown.contains("does not sign the path"),
+            shown.contains("borrows") && !shown.contains("does not sign the path"),
             "{shown}"
         );
         attempt(c, &KeyPolicy::default(), &req("POST", path, "", spot)).unwrap();
@@ -1106,7 +1106,7 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
         (order(r#","type":"MARGIN""#), "UnlistedValue"),
         (
             order(r#","type":"LIMIT","sideEffectType":"MARGIN_BUY""#),
-            "UnknownParameter",
+            "Withheld",
         ),
         (order(r#","type":"LIMIT","address":"x""#), "FundParameter"),
         (order(r#","type":"LIMIT","type":"MARKET""#), "Malformed"),
@@ -1418,7 +1418,7 @@ fn binance_signs_no_self_trade_transfer_and_no_switch_into_multi_assets_mode() {
     ] {
         let transfer = format!("{q}&selfTradePreventionMode=TRANSFER");
         let e = refused(&c, &req("POST", path, &transfer, ""));
-        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        assert!(e.contains("Withheld"), "{path}: {e}");
         signs(
             &c,
             &req(
@@ -1438,7 +1438,7 @@ fn binance_signs_no_self_trade_transfer_and_no_switch_into_multi_assets_mode() {
             "multiAssetsMargin=true",
         ),
     );
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     signs(
         &c,
         &req(
@@ -1495,7 +1495,7 @@ fn okx_and_bitget_order_modes_are_the_listed_ones_in_the_cases_the_exchanges_wri
             &bitget,
             &req("POST", "/api/v3/trade/place-order", "", &body),
         );
-        assert!(e.contains("UnlistedValue"), "{margin}: {e}");
+        assert!(e.contains("Withheld"), "{margin}: {e}");
     }
 }
 
@@ -1578,7 +1578,7 @@ fn bitget_batch_modify_takes_category_held_off_margin_and_okx_algo_orders_take_n
     };
     signs(&bitget, &req("POST", path, "", &edit("SPOT")));
     let e = refused(&bitget, &req("POST", path, "", &edit("MARGIN")));
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     let okx = passphrase_cred(Okx);
     let algo = r#"{"instId":"BTC-USDT","side":"buy","tdMode":"cash","ordType":"conditional","sz":"1","triggerParams":[{"triggerAction":"start"}]}"#;
     let e = refused(&okx, &req("POST", "/api/v5/trade/order-algo", "", algo));
@@ -1786,7 +1786,7 @@ fn bybit_orders_are_spot_linear_or_inverse_and_margin_never_portfolio() {
         )
     };
     let e = refused(&bybit, &mode("PORTFOLIO_MARGIN"));
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     for m in ["ISOLATED_MARGIN", "REGULAR_MARGIN"] {
         signs(&bybit, &mode(m));
     }

@@ -134,6 +134,17 @@ pub enum Denial {
         narrowed: bool,
     },
     #[error(
+        "refused: {endpoint} in {exchange}'s trading profile leaves {what} out on purpose: it \
+         {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
+         allow entry written by hand (docs/policy.md, \"Borrowing\"), best on a key of its own"
+    )]
+    Withheld {
+        exchange: Exchange,
+        endpoint: String,
+        what: String,
+        why: &'static str,
+    },
+    #[error(
         "refused: {endpoint} in {exchange}'s trading profile takes no parameter named {names}; \
          if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
          [{config}]"
@@ -615,6 +626,18 @@ pub fn check_request<'p>(
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         names.dedup();
+        if let Some((name, why)) = names
+            .iter()
+            .find_map(|n| rules::withheld_reason(exchange, n, None).map(|why| (n, why)))
+        {
+            return Err(Denial::Withheld {
+                exchange,
+                endpoint: endpoint.to_string(),
+                what: format!("the parameter {name}"),
+                why,
+            }
+            .into());
+        }
         let mut wider = endpoint.clone();
         for n in &names {
             if !wider.params.iter().any(|p| p == n) {
@@ -649,13 +672,28 @@ pub fn check_request<'p>(
     let json_body = matches!(parsed.body, parse::Body::Json(..));
     let listing = profile::values_for(endpoint, profiled);
     if let Some((name, value)) = listing.unlisted(&params, json_body) {
+        // The value as the check reads it (percent-decoded, but in a JSON body), which is what
+        // a `values` line must list to take it.
+        let read = params
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(Cow::Borrowed(value), |p| profile::read_value(p, json_body));
+        if let Some(why) = rules::withheld_reason(exchange, name, Some(&read)) {
+            return Err(Denial::Withheld {
+                exchange,
+                endpoint: endpoint.to_string(),
+                what: format!("{name}={:?}", read.as_ref()),
+                why,
+            }
+            .into());
+        }
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();
         wider
             .values
             .entry(name.to_owned())
             .or_default()
-            .push(value.to_owned());
+            .push(read.into_owned());
         return Err(Denial::UnlistedValue(Box::new(Unlisted {
             exchange,
             key: key.to_string(),

@@ -273,12 +273,8 @@ impl Endpoint {
     pub fn unlisted<'a>(&self, params: &'a [Param], json_body: bool) -> Option<(&'a str, &'a str)> {
         params.iter().find_map(|p| {
             let listed = self.values.get(&p.name)?;
+            let value = read_value(p, json_body);
             let sent = p.value.as_deref().unwrap_or("");
-            let value = if json_body && p.in_body {
-                std::borrow::Cow::Borrowed(sent)
-            } else {
-                crate::sign::form::decoded_cow(sent)
-            };
             (!listed.iter().any(|v| *v == value)).then_some((p.name.as_str(), sent))
         })
     }
@@ -300,6 +296,17 @@ impl Endpoint {
             })
             .map(String::as_str)
             .collect()
+    }
+}
+
+/// A parameter's value as `values` lines are compared with it: as sent in a JSON body,
+/// percent-decoded in a query or form.
+pub fn read_value(p: &Param, json_body: bool) -> Cow<'_, str> {
+    let sent = p.value.as_deref().unwrap_or("");
+    if json_body && p.in_body {
+        Cow::Borrowed(sent)
+    } else {
+        crate::sign::form::decoded_cow(sent)
     }
 }
 

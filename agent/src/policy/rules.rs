@@ -652,3 +652,89 @@ pub(super) fn fund_params(exchange: Exchange) -> &'static [(&'static str, Catego
         | Exchange::Bitget => &[],
     }
 }
+
+/// A parameter, or one value of it, that a trading profile leaves out on purpose because it
+/// borrows or moves value: a refusal says why and suggests no config.toml line that would
+/// take it (a bot could otherwise send it to have the agent hand the trader a line to paste).
+/// A trader who wants it writes the entry by hand (docs/policy.md, "Borrowing").
+pub(super) struct Withheld {
+    pub exchange: Exchange,
+    /// The parameter's name (the last part of a list member's, `[].autoBorrow`).
+    pub name: &'static str,
+    /// One value of it (compared without case), or `None` for the parameter itself.
+    pub value: Option<&'static str>,
+    pub why: &'static str,
+}
+
+const fn withheld(
+    exchange: Exchange,
+    name: &'static str,
+    value: Option<&'static str>,
+    why: &'static str,
+) -> Withheld {
+    Withheld {
+        exchange,
+        name,
+        value,
+        why,
+    }
+}
+
+const BORROWS: &str = "borrows what the balance lacks (margin trading)";
+
+static WITHHELD: &[Withheld] = &[
+    withheld(Exchange::Binance, "sideEffectType", None, BORROWS),
+    withheld(
+        Exchange::Binance,
+        "selfTradePreventionMode",
+        Some("TRANSFER"),
+        "moves a prevented trade's value to another account of the trade group",
+    ),
+    withheld(
+        Exchange::Binance,
+        "multiAssetsMargin",
+        Some("true"),
+        "lets an asset go negative against the other collateral, which Binance then converts",
+    ),
+    withheld(Exchange::Bybit, "isLeverage", None, BORROWS),
+    withheld(
+        Exchange::Bybit,
+        "setMarginMode",
+        Some("PORTFOLIO_MARGIN"),
+        "borrows whatever option premiums and futures losses push below zero",
+    ),
+    withheld(Exchange::Gate, "auto_borrow", None, BORROWS),
+    withheld(Exchange::Gate, "auto_repay", None, BORROWS),
+    withheld(Exchange::Kucoin, "autoBorrow", None, BORROWS),
+    withheld(Exchange::Kucoin, "autoRepay", None, BORROWS),
+    withheld(Exchange::Kucoin, "tradeType", Some("MARGIN_TRADE"), BORROWS),
+    withheld(
+        Exchange::Kucoin,
+        "tradeType",
+        Some("MARGIN_ISOLATED_TRADE"),
+        BORROWS,
+    ),
+    withheld(Exchange::Kucoin, "tradeType", Some("MARGIN"), BORROWS),
+    withheld(Exchange::Bitget, "category", Some("MARGIN"), BORROWS),
+];
+
+/// Why `name` (or its `value`) is left out of `exchange`'s profile on purpose, if it is.
+pub(super) fn withheld_reason(
+    exchange: Exchange,
+    name: &str,
+    value: Option<&str>,
+) -> Option<&'static str> {
+    let base = name.rsplit(['.', ']']).next().unwrap_or(name);
+    WITHHELD
+        .iter()
+        .find(|w| {
+            w.exchange == exchange
+                && w.name.eq_ignore_ascii_case(base)
+                && match (w.value, value) {
+                    (None, _) => true,
+                    (Some(v), Some(sent)) => v.eq_ignore_ascii_case(sent),
+                    (Some(_), None) => false,
+                }
+        })
+        .map(|w| w.why)
+}
