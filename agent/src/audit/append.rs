@@ -69,6 +69,7 @@ impl AuditLog {
             last_start = buf.len();
             serde_json::to_writer(&mut buf, &line)
                 .map_err(|e| AuditError::Encode(e.to_string()))?;
+            super::event::escape_hidden(&mut buf, last_start);
             prev = hash_hex(&buf[last_start..]);
             buf.push(b'\n');
             seq = seq.saturating_add(1);

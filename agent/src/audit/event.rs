@@ -185,13 +185,48 @@ pub fn loggable_path(path: &str) -> &str {
 
 /// Bot-supplied text written to a terminal (`tapsign audit`, `status`, whatever the CLI
 /// quotes): control characters (a newline forging a line, an escape sequence repainting the
-/// screen) and bidirectional overrides (text that reads backwards) are shown escaped.
+/// screen), bidirectional overrides (text that reads backwards) and invisible characters or
+/// separators (text that hides or breaks a line) are shown escaped.
 pub struct Shown<'a>(pub &'a str);
 
-/// A character a terminal would act on or draw out of order: a control character or a
-/// bidirectional override.
+/// A character a terminal would act on, draw out of order or not draw: a control character
+/// (C0, DEL, C1), a bidirectional override or mark, a zero-width character, a line or
+/// paragraph separator, or a byte-order mark.
 pub fn hidden(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// A serialized JSON line with every [`hidden`] character written as a `\u` escape: the
+/// same JSON to any reader, and nothing a terminal showing the raw file (`tail -f`, a log
+/// shipped to syslog) would act on. serde_json escapes only C0 controls; C1 controls
+/// (which some terminals take as escape sequences) and bidi overrides would go through.
+pub fn escape_hidden(line: &mut Vec<u8>, from: usize) {
+    if line[from..].is_ascii() && !line[from..].contains(&0x7f) {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(&line[from..]) else {
+        return;
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    line.truncate(from);
+    line.extend_from_slice(out.as_bytes());
 }
 
 impl fmt::Display for Shown<'_> {

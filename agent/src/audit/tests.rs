@@ -435,6 +435,38 @@ fn display_escapes_control_characters_from_bots() {
     assert!(shown.contains(r"\u{1b}[2J\u{202e}sredro"), "{shown}");
 }
 
+/// Red-team round 11: serde_json escapes only C0 controls, so C1 controls (which some
+/// terminals act on), DEL and bidi overrides from a bot's path or program name reached the
+/// raw file, and any terminal a `tail -f` of it (or its syslog copy) shows.
+#[test]
+fn the_raw_file_holds_no_character_a_terminal_would_act_on() {
+    let (_dir, path) = log_with(0);
+    let mut log = AuditLog::open(&path).unwrap();
+    let forged = "/api/v3/order\u{9b}3A\u{9b}J\u{85}\u{7f}\u{202e}\u{200b}\u{2028}\u{feff}é";
+    log.append(&AuditEvent::sign(&sign_req(forged), PID, "/tmp/\u{9b}2J"))
+        .unwrap();
+    let raw = std::fs::read(&path).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    for c in text.trim_end_matches('\n').chars() {
+        assert!(!event::hidden(c), "{:?} in {text:?}", c);
+    }
+    assert!(
+        text.contains(r"\u009b3A\u009bJ\u0085\u007f\u202e\u200b\u2028\ufeff"),
+        "{text}"
+    );
+    // The same JSON, and the chain holds.
+    assert!(matches!(
+        verify(&path).unwrap(),
+        VerifyReport::Intact { .. }
+    ));
+    let got: Vec<_> = read(&path).unwrap().collect();
+    let Entry::Line(line) = &got[got.len() - 1] else {
+        panic!("{got:?}")
+    };
+    let json = serde_json::to_value(&line.event).unwrap();
+    assert_eq!(json["path"], forged, "{json}");
+}
+
 #[test]
 fn read_goes_on_past_a_damaged_line() {
     let (_dir, path) = log_with(3);
