@@ -39,7 +39,7 @@ mod tests_anchor;
 #[cfg(test)]
 mod tests_sink;
 
-pub use event::{AuditEvent, Shown, hidden, loggable_path};
+pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
 pub use since::{Since, since};
 pub use sink::{AuditSink, SyncFn, Unrecorded};

@@ -330,10 +330,16 @@ impl Session {
             u.made += 1;
             u.left -= 1;
             u.last_used = now;
-            let entry = u.clients.entry(client.pid).or_insert_with(|| ClientInfo {
-                pid: client.pid,
-                exe: client.exe.clone(),
-                signatures: 0,
+            let entry = u.clients.entry(client.pid).or_insert_with(|| {
+                // The program's path is the bot's to choose: `status` shows it cut as the
+                // audit log does, so it cannot push the session's own lines off the screen.
+                let mut exe = client.exe.clone();
+                crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+                ClientInfo {
+                    pid: client.pid,
+                    exe,
+                    signatures: 0,
+                }
             });
             entry.signatures += 1;
             if u.left == 0 {

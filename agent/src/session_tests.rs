@@ -139,6 +139,24 @@ fn status_reports_budgets_and_clients() {
     assert_eq!(st.clients.len(), 1);
     assert_eq!(st.clients[0].signatures, 1);
     assert!(Session::default().status(secs(0)).is_none());
+    // Red-team round 11: a program path padded to push the session's lines off the screen is
+    // shown cut, as the audit log cuts it.
+    let padded = Client {
+        pid: 43,
+        exe: format!(
+            "/tmp/{}/Locked (locked by `tapsign lock`)",
+            " ".repeat(4000)
+        ),
+    };
+    s.use_key("a", secs(6), &padded, |c| {
+        Ok::<_, ()>(c.secret.expose().len())
+    })
+    .map_err(|_| ())
+    .unwrap()
+    .unwrap();
+    let st = s.status(secs(6)).unwrap();
+    let shown = &st.clients.iter().find(|c| c.pid == 43).unwrap().exe;
+    assert!(shown.len() < 300 && shown.ends_with("bytes]"), "{shown}");
 }
 
 #[test]
