@@ -1769,6 +1769,10 @@ fn bybit_orders_are_spot_linear_or_inverse_and_margin_never_portfolio() {
     let batch = r#"{"category":"option","request":[{"symbol":"BTC-27DEC24-80000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100"}]}"#;
     let e = refused(&bybit, &req("POST", "/v5/order/create-batch", "", batch));
     assert!(e.contains("UnlistedValue"), "{e}");
+    // Nor an amend of one (placed elsewhere), which could enlarge it.
+    let amend = r#"{"category":"option","symbol":"BTC-27DEC24-80000-C","orderId":"1","qty":"5"}"#;
+    let e = refused(&bybit, &req("POST", "/v5/order/amend", "", amend));
+    assert!(e.contains("UnlistedValue"), "{e}");
     for category in ["spot", "linear", "inverse"] {
         let body = format!(
             r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#

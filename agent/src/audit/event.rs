@@ -190,17 +190,22 @@ pub fn loggable_path(path: &str) -> &str {
 pub struct Shown<'a>(pub &'a str);
 
 /// A character a terminal would act on, draw out of order or not draw: a control character
-/// (C0, DEL, C1), a bidirectional override or mark, a zero-width character, a line or
-/// paragraph separator, or a byte-order mark.
+/// (C0, DEL, C1), a bidirectional override, isolate or mark, a zero-width or other invisible
+/// format character (soft hyphen, byte-order mark, interlinear annotation, tag characters),
+/// or a line or paragraph separator.
 pub fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061c}'
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
                 | '\u{200b}'..='\u{200f}'
                 | '\u{2028}'..='\u{202e}'
                 | '\u{2060}'..='\u{2069}'
                 | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
         )
 }
 

@@ -442,7 +442,8 @@ fn display_escapes_control_characters_from_bots() {
 fn the_raw_file_holds_no_character_a_terminal_would_act_on() {
     let (_dir, path) = log_with(0);
     let mut log = AuditLog::open(&path).unwrap();
-    let forged = "/api/v3/order\u{9b}3A\u{9b}J\u{85}\u{7f}\u{202e}\u{200b}\u{2028}\u{feff}é";
+    let forged =
+        "/api/v3/order\u{9b}3A\u{9b}J\u{85}\u{7f}\u{202e}\u{200b}\u{2028}\u{feff}\u{ad}\u{e0041}é";
     log.append(&AuditEvent::sign(&sign_req(forged), PID, "/tmp/\u{9b}2J"))
         .unwrap();
     let raw = std::fs::read(&path).unwrap();
@@ -451,7 +452,7 @@ fn the_raw_file_holds_no_character_a_terminal_would_act_on() {
         assert!(!event::hidden(c), "{:?} in {text:?}", c);
     }
     assert!(
-        text.contains(r"\u009b3A\u009bJ\u0085\u007f\u202e\u200b\u2028\ufeff"),
+        text.contains(r"\u009b3A\u009bJ\u0085\u007f\u202e\u200b\u2028\ufeff\u00ad\udb40\udc41"),
         "{text}"
     );
     // The same JSON, and the chain holds.
