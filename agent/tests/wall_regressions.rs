@@ -1162,7 +1162,7 @@ fn binance_batch_orders_are_each_held_to_the_single_order_rules() {
     ]);
     let body = format!("BATCHORDERS={}", form_encoded(&order(r#","type":"LIMIT""#)));
     let e = attempt(&c, &upper, &req("POST", "/eapi/v1/batchOrders", "", &body)).unwrap_err();
-    assert!(e.contains("UnknownParameter"), "{e}");
+    assert!(e.contains("CaseVariant"), "{e}");
 }
 
 #[test]
@@ -1480,7 +1480,7 @@ fn okx_and_bitget_order_modes_are_the_listed_ones_in_the_cases_the_exchanges_wri
         &okx,
         &req("POST", "/api/v5/trade/order", "", &order("spot_isolated")),
     );
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     for td in ["cash", "cross", "isolated"] {
         signs(&okx, &req("POST", "/api/v5/trade/order", "", &order(td)));
     }
@@ -1764,15 +1764,15 @@ fn bybit_orders_are_spot_linear_or_inverse_and_margin_never_portfolio() {
     let option = r#"{"category":"option","symbol":"BTC-27DEC24-80000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100","orderLinkId":"a"}"#;
     for path in ["/v5/order/create", "/v5/order/pre-check"] {
         let e = refused(&bybit, &req("POST", path, "", option));
-        assert!(e.contains("UnlistedValue"), "{path}: {e}");
+        assert!(e.contains("Withheld"), "{path}: {e}");
     }
     let batch = r#"{"category":"option","request":[{"symbol":"BTC-27DEC24-80000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100"}]}"#;
     let e = refused(&bybit, &req("POST", "/v5/order/create-batch", "", batch));
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     // Nor an amend of one (placed elsewhere), which could enlarge it.
     let amend = r#"{"category":"option","symbol":"BTC-27DEC24-80000-C","orderId":"1","qty":"5"}"#;
     let e = refused(&bybit, &req("POST", "/v5/order/amend", "", amend));
-    assert!(e.contains("UnlistedValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     for category in ["spot", "linear", "inverse"] {
         let body = format!(
             r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#
@@ -1895,4 +1895,121 @@ fn an_entry_for_a_path_outside_the_profile_is_held_to_the_profiles_values() {
         ),
     )
     .unwrap();
+}
+
+#[test]
+fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
+    // Red-team round 11, fourth wave. Each chain used only lines the agent suggested.
+    let binance = cred(Binance, "key", "secret", None);
+    let bybit = cred(Bybit, "key", "secret", None);
+    let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC";
+    // A case variant of a profile name (Binance reads names without case) was unknown, so
+    // the suggested line took it without the profile's values: refused as such, by the
+    // profile and through any entry that lists it.
+    let variant = format!("{order}&SelfTradePreventionMode=NONE");
+    let e = refused(&binance, &req("POST", "/api/v3/order", "", &variant));
+    assert!(e.contains("CaseVariant"), "{e}");
+    let pasted = config_allow(&[
+        r#"{ method = "POST", path = "/api/v3/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "SelfTradePreventionMode"], required = ["symbol", "side", "type"] }"#,
+    ]);
+    let transfer = format!("{order}&SelfTradePreventionMode=TRANSFER");
+    let e = attempt(
+        &binance,
+        &pasted,
+        &req("POST", "/api/v3/order", "", &transfer),
+    )
+    .unwrap_err();
+    assert!(e.contains("CaseVariant"), "{e}");
+    let e = refused(
+        &bybit,
+        &req(
+            "POST",
+            "/v5/order/create",
+            "",
+            r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1","Category":"option"}"#,
+        ),
+    );
+    assert!(e.contains("CaseVariant"), "{e}");
+    // A name with a withheld value, unknown to the endpoint and sent with a harmless value,
+    // got a line that took it without values; it gets none.
+    let amend = "symbol=BTCUSDT&newQty=1&selfTradePreventionMode=NONE";
+    let e = refused(
+        &binance,
+        &req("PUT", "/api/v3/order/amend/keepPriority", "", amend),
+    );
+    assert!(e.contains("Withheld"), "{e}");
+    // Withheld however the name is wrapped.
+    let e = refused(
+        &bybit,
+        &req(
+            "POST",
+            "/v5/order/create",
+            "",
+            r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1","isLeverage":[1]}"#,
+        ),
+    );
+    assert!(e.contains("Withheld"), "{e}");
+    // A name another profile endpoint takes hid a profile endpoint's shape from the values
+    // check of an entry for a sibling path.
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "selfTradePreventionMode", "omitZeroBalances"] }"#,
+    ]);
+    let hidden = format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false");
+    let e = attempt(
+        &binance,
+        &margin,
+        &req("POST", "/sapi/v1/margin/order", "", &hidden),
+    )
+    .unwrap_err();
+    assert!(e.contains("ProfileValue"), "{e}");
+    let legacy = config_allow(&[
+        r#"{ method = "POST", path = "/unified/v3/private/order/create", params = ["category", "symbol", "side", "orderType", "qty", "price", "mode"] }"#,
+    ]);
+    let e = attempt(
+        &bybit,
+        &legacy,
+        &req(
+            "POST",
+            "/unified/v3/private/order/create",
+            "",
+            r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#,
+        ),
+    )
+    .unwrap_err();
+    assert!(e.contains("ProfileValue"), "{e}");
+    // What the profile takes still signs through the margin entry.
+    attempt(
+        &binance,
+        &margin,
+        &req(
+            "POST",
+            "/sapi/v1/margin/order",
+            "",
+            &format!("{order}&selfTradePreventionMode=NONE&omitZeroBalances=false"),
+        ),
+    )
+    .unwrap();
+    // Withheld since: OKX's quickMgnType and spot lead trading, KuCoin's unified CROSS.
+    let okx = passphrase_cred(Okx);
+    let kucoin = passphrase_cred(Kucoin);
+    for (c, path, body) in [
+        (
+            &okx,
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","tdMode":"cross","side":"buy","ordType":"market","sz":"1","quickMgnType":"auto_borrow"}"#,
+        ),
+        (
+            &okx,
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","tdMode":"spot_isolated","side":"buy","ordType":"market","sz":"1"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/ua/v1/classic/order/place",
+            r#"{"tradeType":"CROSS","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#,
+        ),
+    ] {
+        let e = refused(c, &req("POST", path, "", body));
+        assert!(e.contains("Withheld"), "{path} {body}: {e}");
+    }
 }

@@ -145,6 +145,16 @@ pub enum Denial {
         why: &'static str,
     },
     #[error(
+        "refused: the parameter {name} is the profile's {spelled} in another case, which \
+         {exchange} may read as {spelled}, while the profile's rules for it compare names \
+         exactly; send it as {spelled}"
+    )]
+    CaseVariant {
+        exchange: Exchange,
+        name: String,
+        spelled: &'static str,
+    },
+    #[error(
         "refused: {endpoint} in {exchange}'s trading profile takes no parameter named {names}; \
          if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
          [{config}]"
@@ -622,13 +632,29 @@ pub fn check_request<'p>(
         ))
         .into());
     }
+    // A name the profile spells otherwise, but in case: where the entry is the profile's,
+    // every name it takes is spelled as the profile does, so only what it does not take and
+    // what a config entry takes need the look.
+    for p in params
+        .iter()
+        .filter(|p| source == profile::Source::Config || !endpoint.takes(&p.name))
+    {
+        if let Some(spelled) = profile::case_variant(exchange, &p.name) {
+            return Err(Denial::CaseVariant {
+                exchange,
+                name: p.name.clone(),
+                spelled,
+            }
+            .into());
+        }
+    }
     let unknown = profile::unknown_params(exchange, endpoint, &params);
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         names.dedup();
         if let Some((name, why)) = names
             .iter()
-            .find_map(|n| rules::withheld_reason(exchange, n, None).map(|why| (n, why)))
+            .find_map(|n| rules::withheld_name(exchange, n).map(|why| (n, why)))
         {
             return Err(Denial::Withheld {
                 exchange,
@@ -678,7 +704,7 @@ pub fn check_request<'p>(
             .iter()
             .find(|p| p.name == name)
             .map_or(Cow::Borrowed(value), |p| profile::read_value(p, json_body));
-        if let Some(why) = rules::withheld_reason(exchange, name, Some(&read)) {
+        if let Some(why) = rules::withheld_reason(exchange, name, &read) {
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),

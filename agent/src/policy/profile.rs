@@ -523,15 +523,37 @@ pub fn missing_for_profile_shape<'p>(
         return None;
     }
     let reads = |m: &str| matches!(m, "GET" | "DELETE");
-    let shaped = profile.iter().filter(|e| {
-        let carried = exchange != Exchange::Bybit || reads(&e.method) == reads(method);
-        carried
+    let carried = profile.iter().filter(|e| {
+        (exchange != Exchange::Bybit || reads(&e.method) == reads(method))
             && (e.body.as_deref() == Some("array")) == body_is_array
-            && known.iter().all(|p| e.takes(&p.name))
     });
     let mut short = None;
     let mut value = None;
-    for e in shaped {
+    for e in carried {
+        if !known.iter().all(|p| e.takes(&p.name)) {
+            // Read as this endpoint's by a server that ignores what it does not take: its
+            // required parameters there and a value it leaves out (red-team round 11, fourth
+            // wave: a name another endpoint takes hid the shape, `omitZeroBalances`).
+            let read: Vec<Param> = params
+                .iter()
+                .filter(|p| e.takes(&p.name))
+                .cloned()
+                .collect();
+            if value.is_none()
+                && !read.is_empty()
+                && e.missing(parsed, &read).is_empty()
+                && let Some((name, _)) = e.unlisted(&read, json_body)
+                && !chosen.values.contains_key(name)
+                && let Some(p) = params.iter().find(|p| p.name == name)
+            {
+                value = Some(Shape::Value(
+                    e,
+                    p.name.as_str(),
+                    p.value.as_deref().unwrap_or(""),
+                ));
+            }
+            continue;
+        }
         let missing = e.missing(parsed, params);
         match (e.unlisted(params, json_body), missing.is_empty()) {
             // Bytes the profile signs anyway, as this endpoint's request.
@@ -549,6 +571,23 @@ pub fn missing_for_profile_shape<'p>(
         }
     }
     short.or(value)
+}
+
+/// The profile's spelling of `name` when the profile takes no parameter spelled exactly so but
+/// one that differs only in case (`SelfTradePreventionMode`, `Category`). Exchanges that read
+/// names without case (Binance) or match JSON keys so (as Go's decoder does) read it as the
+/// profile's parameter, while `values` and `required` compare names exactly: a line that took
+/// the other spelling would take every value of the parameter.
+pub fn case_variant(exchange: Exchange, name: &str) -> Option<&'static str> {
+    let endpoints = &builtin(exchange).endpoints;
+    if endpoints.iter().any(|e| e.takes(name)) {
+        return None;
+    }
+    endpoints
+        .iter()
+        .flat_map(|e| e.params.iter())
+        .find(|p| p.eq_ignore_ascii_case(name))
+        .map(String::as_str)
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).

@@ -661,7 +661,8 @@ pub(super) struct Withheld {
     pub exchange: Exchange,
     /// The parameter's name (the last part of a list member's, `[].autoBorrow`).
     pub name: &'static str,
-    /// One value of it (compared without case), or `None` for the parameter itself.
+    /// One value of it (compared without case), or `None` for the parameter itself (every
+    /// value the profile does not list).
     pub value: Option<&'static str>,
     pub why: &'static str,
 }
@@ -684,57 +685,81 @@ const BORROWS: &str = "borrows what the balance lacks (margin trading)";
 
 static WITHHELD: &[Withheld] = &[
     withheld(Exchange::Binance, "sideEffectType", None, BORROWS),
+    withheld(Exchange::Binance, "isIsolated", None, BORROWS),
+    withheld(Exchange::Binance, "autoRepayAtCancel", None, BORROWS),
     withheld(
         Exchange::Binance,
         "selfTradePreventionMode",
-        Some("TRANSFER"),
-        "moves a prevented trade's value to another account of the trade group",
+        None,
+        "moves a prevented trade's value to another account of the trade group (TRANSFER)",
     ),
     withheld(
         Exchange::Binance,
         "multiAssetsMargin",
-        Some("true"),
-        "lets an asset go negative against the other collateral, which Binance then converts",
+        None,
+        "lets an asset go negative against the other collateral (true), which Binance then \
+         converts",
     ),
     withheld(Exchange::Bybit, "isLeverage", None, BORROWS),
     withheld(
         Exchange::Bybit,
         "setMarginMode",
-        Some("PORTFOLIO_MARGIN"),
-        "borrows whatever option premiums and futures losses push below zero",
+        None,
+        "borrows whatever option premiums and futures losses push below zero \
+         (PORTFOLIO_MARGIN)",
+    ),
+    withheld(
+        Exchange::Bybit,
+        "category",
+        Some("option"),
+        "trades options, naked short calls included, whose premiums a unified account \
+         borrows when they push a coin below zero",
+    ),
+    withheld(Exchange::Okx, "quickMgnType", None, BORROWS),
+    withheld(
+        Exchange::Okx,
+        "tdMode",
+        Some("spot_isolated"),
+        "is spot lead trading, whose orders are copied into followers' accounts",
     ),
     withheld(Exchange::Gate, "auto_borrow", None, BORROWS),
     withheld(Exchange::Gate, "auto_repay", None, BORROWS),
     withheld(Exchange::Kucoin, "autoBorrow", None, BORROWS),
     withheld(Exchange::Kucoin, "autoRepay", None, BORROWS),
-    withheld(Exchange::Kucoin, "tradeType", Some("MARGIN_TRADE"), BORROWS),
-    withheld(
-        Exchange::Kucoin,
-        "tradeType",
-        Some("MARGIN_ISOLATED_TRADE"),
-        BORROWS,
-    ),
-    withheld(Exchange::Kucoin, "tradeType", Some("MARGIN"), BORROWS),
+    // Every trade type the profile leaves out is a margin one (MARGIN_TRADE,
+    // MARGIN_ISOLATED_TRADE; the unified account's MARGIN, CROSS, ISOLATED).
+    withheld(Exchange::Kucoin, "tradeType", None, BORROWS),
     withheld(Exchange::Bitget, "category", Some("MARGIN"), BORROWS),
+    withheld(
+        Exchange::Coinbase,
+        "retail_portfolio_id",
+        None,
+        "places the order in another portfolio",
+    ),
 ];
 
-/// Why `name` (or its `value`) is left out of `exchange`'s profile on purpose, if it is.
-pub(super) fn withheld_reason(
-    exchange: Exchange,
-    name: &str,
-    value: Option<&str>,
-) -> Option<&'static str> {
-    let base = name.rsplit(['.', ']']).next().unwrap_or(name);
-    WITHHELD
-        .iter()
-        .find(|w| {
-            w.exchange == exchange
-                && w.name.eq_ignore_ascii_case(base)
-                && match (w.value, value) {
-                    (None, _) => true,
-                    (Some(v), Some(sent)) => v.eq_ignore_ascii_case(sent),
-                    (Some(_), None) => false,
-                }
-        })
+/// The withheld entries for a parameter named `name`: its own name, or any segment of a
+/// list's or object's (`[].isLeverage`, `batchOrders[].sideEffectType`, `isLeverage[]`),
+/// without case.
+fn withheld_for(exchange: Exchange, name: &str) -> impl Iterator<Item = &'static Withheld> + '_ {
+    WITHHELD.iter().filter(move |w| {
+        w.exchange == exchange
+            && name
+                .split(['.', '[', ']'])
+                .any(|seg| seg.eq_ignore_ascii_case(w.name))
+    })
+}
+
+/// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is.
+pub(super) fn withheld_reason(exchange: Exchange, name: &str, value: &str) -> Option<&'static str> {
+    withheld_for(exchange, name)
+        .find(|w| w.value.is_none_or(|v| v.eq_ignore_ascii_case(value)))
         .map(|w| w.why)
+}
+
+/// Why a parameter named `name` is not one to add to an entry by a suggested line: some
+/// value of it, or all, is left out on purpose (a line taking the name without `values`
+/// would take those too).
+pub(super) fn withheld_name(exchange: Exchange, name: &str) -> Option<&'static str> {
+    withheld_for(exchange, name).map(|w| w.why).next()
 }
