@@ -1903,80 +1903,48 @@ fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
     let binance = cred(Binance, "key", "secret", None);
     let bybit = cred(Bybit, "key", "secret", None);
     let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC";
-    // A case variant of a profile name (Binance reads names without case) was unknown, so
-    // the suggested line took it without the profile's values: refused as such, by the
-    // profile and through any entry that lists it.
-    let variant = format!("{order}&SelfTradePreventionMode=NONE");
-    let e = refused(&binance, &req("POST", "/api/v3/order", "", &variant));
-    assert!(e.contains("CaseVariant"), "{e}");
+    let none = KeyPolicy::default();
+    // A case variant of a profile name (Binance reads names without case) was unknown, so the
+    // suggested line took it without the profile's values.
     let pasted = config_allow(&[
         r#"{ method = "POST", path = "/api/v3/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "SelfTradePreventionMode"], required = ["symbol", "side", "type"] }"#,
     ]);
-    let transfer = format!("{order}&SelfTradePreventionMode=TRANSFER");
-    let e = attempt(
-        &binance,
-        &pasted,
-        &req("POST", "/api/v3/order", "", &transfer),
-    )
-    .unwrap_err();
-    assert!(e.contains("CaseVariant"), "{e}");
-    let e = refused(
-        &bybit,
-        &req(
-            "POST",
-            "/v5/order/create",
-            "",
-            r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1","Category":"option"}"#,
-        ),
-    );
-    assert!(e.contains("CaseVariant"), "{e}");
-    // A name with a withheld value, unknown to the endpoint and sent with a harmless value,
-    // got a line that took it without values; it gets none.
-    let amend = "symbol=BTCUSDT&newQty=1&selfTradePreventionMode=NONE";
-    let e = refused(
-        &binance,
-        &req("PUT", "/api/v3/order/amend/keepPriority", "", amend),
-    );
-    assert!(e.contains("Withheld"), "{e}");
-    // Withheld however the name is wrapped.
-    let e = refused(
-        &bybit,
-        &req(
-            "POST",
-            "/v5/order/create",
-            "",
-            r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1","isLeverage":[1]}"#,
-        ),
-    );
-    assert!(e.contains("Withheld"), "{e}");
     // A name another profile endpoint takes hid a profile endpoint's shape from the values
     // check of an entry for a sibling path.
     let margin = config_allow(&[
         r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "selfTradePreventionMode", "omitZeroBalances"] }"#,
     ]);
-    let hidden = format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false");
-    let e = attempt(
-        &binance,
-        &margin,
-        &req("POST", "/sapi/v1/margin/order", "", &hidden),
-    )
-    .unwrap_err();
-    assert!(e.contains("ProfileValue"), "{e}");
     let legacy = config_allow(&[
         r#"{ method = "POST", path = "/unified/v3/private/order/create", params = ["category", "symbol", "side", "orderType", "qty", "price", "mode"] }"#,
     ]);
-    let e = attempt(
-        &bybit,
-        &legacy,
-        &req(
-            "POST",
-            "/unified/v3/private/order/create",
-            "",
-            r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#,
-        ),
-    )
-    .unwrap_err();
-    assert!(e.contains("ProfileValue"), "{e}");
+    let spot = r#""category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1""#;
+    let cases = [
+        // Refused as such, by the profile and through any entry that lists it.
+        (&binance, &none, "POST", "/api/v3/order", format!("{order}&SelfTradePreventionMode=NONE"), "CaseVariant"),
+        (&binance, &pasted, "POST", "/api/v3/order", format!("{order}&SelfTradePreventionMode=TRANSFER"), "CaseVariant"),
+        (&bybit, &none, "POST", "/v5/order/create", format!(r#"{{{spot},"Category":"option"}}"#), "CaseVariant"),
+        // A name with a withheld value, unknown to the endpoint and sent with a harmless
+        // value, got a line that took it without values; it gets none.
+        (&binance, &none, "PUT", "/api/v3/order/amend/keepPriority", "symbol=BTCUSDT&newQty=1&selfTradePreventionMode=NONE".to_owned(), "Withheld"),
+        // Withheld however the name is wrapped.
+        (&bybit, &none, "POST", "/v5/order/create", format!(r#"{{{spot},"isLeverage":[1]}}"#), "Withheld"),
+        (&binance, &margin, "POST", "/sapi/v1/margin/order", format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false"), "ProfileValue"),
+        (&bybit, &legacy, "POST", "/unified/v3/private/order/create", r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#.to_owned(), "ProfileValue"),
+    ];
+    for (c, policy, method, path, payload, why) in cases {
+        let body = if payload.starts_with('{') {
+            payload.clone()
+        } else {
+            String::new()
+        };
+        let query = if body.is_empty() {
+            payload.clone()
+        } else {
+            String::new()
+        };
+        let e = attempt(c, policy, &req(method, path, &query, &body)).unwrap_err();
+        assert!(e.contains(why), "{path} {payload}: {e}");
+    }
     // What the profile takes still signs through the margin entry.
     attempt(
         &binance,
