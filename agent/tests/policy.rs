@@ -244,9 +244,35 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
         matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
         "{err:?}"
     );
+    // Red-team round 11, fifth wave: Binance does not sign the path, and a line adding names
+    // (`asset`, `amount`) made the signature a loan's or a transfer's: the bot asked for it and
+    // the trader pasted it. No line where the path is not signed; the line where it is.
     let msg = err.to_string();
     assert!(
-        msg.contains("newOrderRespType") && msg.contains("[keys.k]") && msg.contains("allow = ["),
+        msg.contains("newOrderRespType")
+            && msg.contains("suggests no line")
+            && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    let chain = support::req("GET", "/api/v3/account", "asset=USDT&amount=1000", "");
+    let msg = check_with(Binance, &KeyPolicy::default(), &chain)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("suggests no line") && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    let okx = support::req(
+        "POST",
+        "/api/v5/trade/order",
+        "",
+        r#"{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"market","sz":"1","newField":"x"}"#,
+    );
+    let msg = check_with(Exchange::Okx, &KeyPolicy::default(), &okx)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("[keys.k]") && msg.contains("allow = ["),
         "{msg}"
     );
 }
@@ -779,4 +805,36 @@ fn a_refusal_suggests_no_line_for_what_the_profile_leaves_out_on_purpose() {
             "{msg}"
         );
     }
+}
+
+/// Red-team round 11, fifth wave: a JSON value may hold any character, and a server that
+/// trims or folds case with Unicode's rules reads `MARGıN` (dotless i) or `MARGIN ` as
+/// `MARGIN`: withheld all the same, and no line is suggested for a value that is not plain
+/// ASCII.
+#[test]
+fn a_withheld_value_is_known_however_a_server_would_fold_it() {
+    for category in ["MARG\u{131}N", "MARGIN ", "margin"] {
+        let body = format!(
+            r#"{{"category":"{category}","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}}"#
+        );
+        let r = support::req("POST", "/api/v3/trade/place-order", "", &body);
+        let got = check_with(Exchange::Bitget, &KeyPolicy::default(), &r);
+        assert!(
+            matches!(got, Err(Refusal::Denied(Denial::Withheld { .. }))),
+            "{category:?}: {got:?}"
+        );
+    }
+    let r = support::req(
+        "POST",
+        "/api/v3/trade/place-order",
+        "",
+        r#"{"category":"SP\u00d3T","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}"#,
+    );
+    let msg = check_with(Exchange::Bitget, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("suggests no line") && !msg.contains("allow = ["),
+        "{msg}"
+    );
 }

@@ -156,8 +156,8 @@ pub enum Denial {
     },
     #[error(
         "refused: {endpoint} in {exchange}'s trading profile takes no parameter named {names}; \
-         if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
-         [{config}]"
+         {}",
+        widen_advice(*.exchange, key, config)
     )]
     UnknownParameter {
         exchange: Exchange,
@@ -306,10 +306,9 @@ pub struct OffProfileValue {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {}; send one of those \
-     values, or, if this key needs this one (a value the exchange added since, or one the \
-     profile leaves out on purpose and you want), widen its profile in config.toml under \
-     [keys.{key}]: allow = [{config}]",
-    values_reason(*.exchange)
+     values{}",
+    values_reason(*.exchange),
+    value_advice(key, config)
 )]
 pub struct Unlisted {
     pub exchange: Exchange,
@@ -331,6 +330,45 @@ fn missing_reason(exchange: Exchange) -> String {
         format!(
             "{exchange} does not sign the path, so tapsign signs only requests whose parameters \
              make them this endpoint and no other"
+        )
+    }
+}
+
+/// What a refusal for an unknown parameter tells the trader to do. Where the path is signed,
+/// the line to paste. Where it is not, no line (red-team round 11, fifth wave): the bot sees
+/// the refusal too, and names it adds to an entry (`asset`, `amount`, `productId`) make the
+/// signature good for any endpoint of the exchange that takes the same parameters, a loan, a
+/// transfer or an Earn subscription among them.
+fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
+    if converse::signs_path(exchange) {
+        format!(
+            "if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
+             [{config}]"
+        )
+    } else {
+        format!(
+            "{exchange} does not sign the path, so a parameter added to an entry makes its \
+             signatures good for every {exchange} endpoint that takes the same parameters, \
+             which tapsign cannot check: it suggests no line. If this key needs it, write the \
+             entry under [keys.{key}] by hand, knowing that (docs/policy.md, \"Changing a \
+             key's profile\")"
+        )
+    }
+}
+
+/// What a refusal for an unlisted value adds: the line to paste, or, for a value no line
+/// should take (`config` empty: not plain ASCII, which a server folding case or trimming
+/// could read as another, `MARGıN` as `MARGIN`), why there is none.
+fn value_advice(key: &str, config: &str) -> String {
+    if config.is_empty() {
+        " (tapsign suggests no line for a value that is not plain printable ASCII: a server \
+         that folds case or trims could read it as another)"
+            .to_owned()
+    } else {
+        format!(
+            ", or, if this key needs this one (a value the exchange added since, or one the \
+             profile leaves out on purpose and you want), widen its profile in config.toml \
+             under [keys.{key}]: allow = [{config}]"
         )
     }
 }
@@ -713,6 +751,7 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        let plain = !read.is_empty() && read.bytes().all(|b| b.is_ascii_graphic());
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();
         wider
@@ -727,7 +766,11 @@ pub fn check_request<'p>(
             name: name.to_owned(),
             value: value.to_owned(),
             listed: listing.values[name].join(" | "),
-            config: wider.config_line(),
+            config: if plain {
+                wider.config_line()
+            } else {
+                String::new()
+            },
         }))
         .into());
     }

@@ -750,10 +750,13 @@ fn withheld_for(exchange: Exchange, name: &str) -> impl Iterator<Item = &'static
     })
 }
 
-/// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is.
+/// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is. Compared
+/// as a server that trims and folds case with Unicode's rules would (`MARGıN` and `ſpot` are
+/// `MARGIN` and `spot` to Java's `toUpperCase`, Go's `ToUpper`, Python's `upper`).
 pub(super) fn withheld_reason(exchange: Exchange, name: &str, value: &str) -> Option<&'static str> {
+    let folded = value.trim().to_uppercase();
     withheld_for(exchange, name)
-        .find(|w| w.value.is_none_or(|v| v.eq_ignore_ascii_case(value)))
+        .find(|w| w.value.is_none_or(|v| v.to_uppercase() == folded))
         .map(|w| w.why)
 }
 
