@@ -1917,6 +1917,11 @@ fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
     let legacy = config_allow(&[
         r#"{ method = "POST", path = "/unified/v3/private/order/create", params = ["category", "symbol", "side", "orderType", "qty", "price", "mode"] }"#,
     ]);
+    // Fifth wave: an entry that lists the first value the profile endpoint leaves out hid a
+    // second one.
+    let twap = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "selfTradePreventionMode"], values = { type = ["TWAP"] } }"#,
+    ]);
     let spot = r#""category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1","price":"1""#;
     let cases = [
         // Refused as such, by the profile and through any entry that lists it.
@@ -1929,6 +1934,7 @@ fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
         // Withheld however the name is wrapped.
         (&bybit, &none, "POST", "/v5/order/create", format!(r#"{{{spot},"isLeverage":[1]}}"#), "Withheld"),
         (&binance, &margin, "POST", "/sapi/v1/margin/order", format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false"), "ProfileValue"),
+        (&binance, &twap, "POST", "/sapi/v1/margin/order", "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1&selfTradePreventionMode=TRANSFER".to_owned(), "ProfileValue"),
         (&bybit, &legacy, "POST", "/unified/v3/private/order/create", r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#.to_owned(), "ProfileValue"),
     ];
     for (c, policy, method, path, payload, why) in cases {

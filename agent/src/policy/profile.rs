@@ -271,7 +271,20 @@ impl Endpoint {
     /// its name and value (as sent). Query and form values are read percent-decoded; with
     /// `json_body`, the body's values are read as they are.
     pub fn unlisted<'a>(&self, params: &'a [Param], json_body: bool) -> Option<(&'a str, &'a str)> {
+        self.unlisted_but(params, json_body, None)
+    }
+
+    /// [`Endpoint::unlisted`], passing over the names `chosen` lists values for itself.
+    pub fn unlisted_but<'a>(
+        &self,
+        params: &'a [Param],
+        json_body: bool,
+        chosen: Option<&Endpoint>,
+    ) -> Option<(&'a str, &'a str)> {
         params.iter().find_map(|p| {
+            if chosen.is_some_and(|c| c.values.contains_key(&p.name)) {
+                return None;
+            }
             let listed = self.values.get(&p.name)?;
             let value = read_value(p, json_body);
             let sent = p.value.as_deref().unwrap_or("");
@@ -542,8 +555,7 @@ pub fn missing_for_profile_shape<'p>(
             if value.is_none()
                 && !read.is_empty()
                 && e.missing(parsed, &read).is_empty()
-                && let Some((name, _)) = e.unlisted(&read, json_body)
-                && !chosen.values.contains_key(name)
+                && let Some((name, _)) = e.unlisted_but(&read, json_body, Some(chosen))
                 && let Some(p) = params.iter().find(|p| p.name == name)
             {
                 value = Some(Shape::Value(
@@ -561,8 +573,10 @@ pub fn missing_for_profile_shape<'p>(
             (None, false) => {
                 short.get_or_insert(Shape::Missing(e, missing));
             }
-            (Some((name, sent)), true) => {
-                if !chosen.values.contains_key(name) {
+            // Every value it leaves out but those the admitting entry chose (fifth wave: the
+            // first one alone was looked at, so an entry listing it hid a second).
+            (Some(_), true) => {
+                if let Some((name, sent)) = e.unlisted_but(params, json_body, Some(chosen)) {
                     value.get_or_insert(Shape::Value(e, name, sent));
                 }
             }
