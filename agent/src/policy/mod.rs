@@ -670,13 +670,16 @@ pub fn check_request<'p>(
         ))
         .into());
     }
+    let unknown = profile::unknown_params(exchange, endpoint, &params);
     // A name the profile spells otherwise, but in case: where the entry is the profile's,
     // every name it takes is spelled as the profile does, so only what it does not take and
-    // what a config entry takes need the look.
-    for p in params
-        .iter()
-        .filter(|p| source == profile::Source::Config || !endpoint.takes(&p.name))
-    {
+    // what a config entry takes need the look (none on the path of an ordinary signature).
+    let looked: Vec<&Param> = if source == profile::Source::Config {
+        params.iter().collect()
+    } else {
+        unknown.clone()
+    };
+    for p in looked {
         if let Some(spelled) = profile::case_variant(exchange, &p.name) {
             return Err(Denial::CaseVariant {
                 exchange,
@@ -686,7 +689,6 @@ pub fn check_request<'p>(
             .into());
         }
     }
-    let unknown = profile::unknown_params(exchange, endpoint, &params);
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         names.dedup();
