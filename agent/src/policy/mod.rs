@@ -737,13 +737,11 @@ pub fn check_request<'p>(
     }
     let json_body = matches!(parsed.body, parse::Body::Json(..));
     let listing = profile::values_for(endpoint, profiled);
-    if let Some((name, value)) = listing.unlisted(&params, json_body) {
+    if let Some(p) = listing.unlisted(&params, json_body) {
+        let (name, value) = (p.name.as_str(), p.value.as_deref().unwrap_or(""));
         // The value as the check reads it (percent-decoded, but in a JSON body), which is what
         // a `values` line must list to take it.
-        let read = params
-            .iter()
-            .find(|p| p.name == name)
-            .map_or(Cow::Borrowed(value), |p| profile::read_value(p, json_body));
+        let read = profile::read_value(p, json_body);
         if let Some(why) = rules::withheld_reason(exchange, name, &read) {
             return Err(Denial::Withheld {
                 exchange,

@@ -267,10 +267,10 @@ impl Endpoint {
         )
     }
 
-    /// A parameter whose value, as the exchange reads it, is not one this entry lists for it:
-    /// its name and value (as sent). Query and form values are read percent-decoded; with
-    /// `json_body`, the body's values are read as they are.
-    pub fn unlisted<'a>(&self, params: &'a [Param], json_body: bool) -> Option<(&'a str, &'a str)> {
+    /// A parameter whose value, as the exchange reads it ([`read_value`]), is not one this
+    /// entry lists for it. Query and form values are read percent-decoded; with `json_body`,
+    /// the body's values are read as they are.
+    pub fn unlisted<'a>(&self, params: &'a [Param], json_body: bool) -> Option<&'a Param> {
         self.unlisted_but(params, json_body, None)
     }
 
@@ -280,15 +280,16 @@ impl Endpoint {
         params: &'a [Param],
         json_body: bool,
         chosen: Option<&Endpoint>,
-    ) -> Option<(&'a str, &'a str)> {
-        params.iter().find_map(|p| {
+    ) -> Option<&'a Param> {
+        params.iter().find(|p| {
             if chosen.is_some_and(|c| c.values.contains_key(&p.name)) {
-                return None;
+                return false;
             }
-            let listed = self.values.get(&p.name)?;
+            let Some(listed) = self.values.get(&p.name) else {
+                return false;
+            };
             let value = read_value(p, json_body);
-            let sent = p.value.as_deref().unwrap_or("");
-            (!listed.iter().any(|v| *v == value)).then_some((p.name.as_str(), sent))
+            !listed.iter().any(|v| *v == value)
         })
     }
 
@@ -543,45 +544,35 @@ pub fn missing_for_profile_shape<'p>(
     let mut short = None;
     let mut value = None;
     for e in carried {
-        if !known.iter().all(|p| e.takes(&p.name)) {
-            // Read as this endpoint's by a server that ignores what it does not take: its
-            // required parameters there and a value it leaves out (red-team round 11, fourth
-            // wave: a name another endpoint takes hid the shape, `omitZeroBalances`).
-            let read: Vec<Param> = params
-                .iter()
-                .filter(|p| e.takes(&p.name))
-                .cloned()
-                .collect();
-            if value.is_none()
-                && !read.is_empty()
-                && e.missing(parsed, &read).is_empty()
-                && let Some((name, _)) = e.unlisted_but(&read, json_body, Some(chosen))
-                && let Some(p) = params.iter().find(|p| p.name == name)
-            {
-                value = Some(Shape::Value(
-                    e,
-                    p.name.as_str(),
-                    p.value.as_deref().unwrap_or(""),
-                ));
-            }
-            continue;
-        }
+        // `required` and `values` name only parameters the endpoint takes, so both read the
+        // request as a server that ignores the rest would.
         let missing = e.missing(parsed, params);
-        match (e.unlisted(params, json_body), missing.is_empty()) {
-            // Bytes the profile signs anyway, as this endpoint's request.
-            (None, true) => return None,
-            (None, false) => {
-                short.get_or_insert(Shape::Missing(e, missing));
-            }
-            // Every value it leaves out but those the admitting entry chose (fifth wave: the
-            // first one alone was looked at, so an entry listing it hid a second).
-            (Some(_), true) => {
-                if let Some((name, sent)) = e.unlisted_but(params, json_body, Some(chosen)) {
-                    value.get_or_insert(Shape::Value(e, name, sent));
+        let unlisted = e.unlisted(params, json_body);
+        if known.iter().all(|p| e.takes(&p.name)) {
+            match (unlisted, missing.is_empty()) {
+                // Bytes the profile signs anyway, as this endpoint's request.
+                (None, true) => return None,
+                (None, false) => {
+                    short.get_or_insert(Shape::Missing(e, missing));
+                    continue;
                 }
+                _ => {}
             }
-            // Neither the endpoint's values nor its required parameters: not its request.
-            (Some(_), false) => {}
+        }
+        // The endpoint's required parameters are there and it leaves out a value, one the
+        // admitting entry did not choose: even with names it does not take (red-team round
+        // 11: another endpoint's `omitZeroBalances` hid the shape), and past a first value
+        // the entry chose (an entry listing `type=TWAP` hid STP `TRANSFER`).
+        if value.is_none()
+            && missing.is_empty()
+            && unlisted.is_some()
+            && let Some(p) = e.unlisted_but(params, json_body, Some(chosen))
+        {
+            value = Some(Shape::Value(
+                e,
+                p.name.as_str(),
+                p.value.as_deref().unwrap_or(""),
+            ));
         }
     }
     short.or(value)
@@ -683,12 +674,12 @@ mod tests {
         assert_eq!(typed.unlisted(&[param("L%49MIT", false)], false), None);
         assert_eq!(typed.unlisted(&[param("L%49MIT", true)], false), None);
         let margin = [param("MARGIN", false)];
-        assert_eq!(typed.unlisted(&margin, false), Some(("a", "MARGIN")));
+        assert_eq!(typed.unlisted(&margin, false), Some(&margin[0]));
         let lower = [param("limit", false)];
-        assert_eq!(typed.unlisted(&lower, false), Some(("a", "limit")));
+        assert_eq!(typed.unlisted(&lower, false), Some(&lower[0]));
         // A JSON body's value has no escapes: `L%49MIT` there is read as it is.
         let escaped = [param("L%49MIT", true)];
-        assert_eq!(typed.unlisted(&escaped, true), Some(("a", "L%49MIT")));
+        assert_eq!(typed.unlisted(&escaped, true), Some(&escaped[0]));
         assert!(
             typed
                 .config_line()
