@@ -1987,3 +1987,24 @@ fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
         assert!(e.contains("Withheld"), "{path} {body}: {e}");
     }
 }
+
+#[test]
+fn okx_event_contract_orders_are_withheld() {
+    // Red-team round 12: OKX's order entries listed `outcome`, the field that makes an order an
+    // event-contract bet (a share paying 1 or 0 on an event, bought at 0.01 to 0.99), and took
+    // `tdMode=isolated`, all such an order needs. Neither spot nor the profile's derivatives.
+    let okx = passphrase_cred(Okx);
+    let single = r#"{"instId":"BTC-ABOVE-DAILY-260224-1600-120000","tdMode":"isolated","side":"buy","outcome":"yes","ordType":"market","sz":"1000","speedBump":"1"}"#;
+    let batch = r#"[{"instId":"BTC-UPDOWN-15MIN-260224-1600-1615","tdMode":"isolated","side":"buy","outcome":"no","ordType":"limit","px":"0.99","sz":"1000","speedBump":"1"}]"#;
+    for (path, body) in [
+        ("/api/v5/trade/order", single),
+        ("/api/v5/trade/batch-orders", batch),
+    ] {
+        let e = refused(&okx, &req("POST", path, "", body));
+        assert!(e.contains("Withheld"), "{path}: {e}");
+        assert!(e.contains("event contracts"), "{path}: {e}");
+    }
+    // The same orders without `outcome` are ordinary ones.
+    let plain = r#"{"instId":"BTC-USDT-SWAP","tdMode":"isolated","side":"buy","ordType":"market","sz":"1","speedBump":"1"}"#;
+    signs(&okx, &req("POST", "/api/v5/trade/order", "", plain));
+}

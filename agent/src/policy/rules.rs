@@ -722,6 +722,13 @@ static WITHHELD: &[Withheld] = &[
         Some("spot_isolated"),
         "is spot lead trading, whose orders are copied into followers' accounts",
     ),
+    withheld(
+        Exchange::Okx,
+        "outcome",
+        None,
+        "trades event contracts (a share that pays 1 or 0 on an event's outcome, bought at 0.01 \
+         to 0.99), which are neither spot nor the profile's derivatives",
+    ),
     withheld(Exchange::Gate, "auto_borrow", None, BORROWS),
     withheld(Exchange::Gate, "auto_repay", None, BORROWS),
     withheld(Exchange::Kucoin, "autoBorrow", None, BORROWS),
