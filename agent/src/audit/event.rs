@@ -82,6 +82,10 @@ pub enum AuditEvent {
     Keystore {
         generation: u64,
         vault: String,
+        /// The vault public key itself (SEC1 compressed, hex), which the vault lineage is
+        /// checked against; absent from lines written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vault_key: Option<String>,
         reason: String,
     },
     /// A credential file failed the keystore's rollback check and was refused.
@@ -352,6 +356,7 @@ impl fmt::Display for AuditEvent {
                 generation,
                 vault,
                 reason,
+                ..
             } => write!(
                 f,
                 "keystore manifest generation {generation} (vault {}): {}",

@@ -86,9 +86,13 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         gap: read.gap,
         ..Evidence::default()
     };
+    // The whole file, whatever the anchor: the vaults every manifest's record names (the
+    // anchor is chosen by whoever writes the manifest), and, where the chain cannot be
+    // followed, the highest generation (the chained lines are in the scan too, and counted
+    // again below).
+    let scan = scan(path);
+    out.recorded_vaults = scan.vaults;
     if out.gap.is_some() {
-        // The chained lines are in the scan too (and counted again below).
-        let scan = scan(path);
         out.unreadable = scan.unreadable;
         out.latest_generation = scan.highest;
     }
@@ -127,6 +131,7 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
         gap: Some(why.to_owned()),
         latest_generation: scan.highest,
         unreadable: scan.unreadable,
+        recorded_vaults: scan.vaults,
         ..Evidence::default()
     }
 }
@@ -138,6 +143,8 @@ pub struct Scan {
     pub highest: Option<u64>,
     /// The first line that names a generation but cannot be read as a `keystore` record.
     pub unreadable: Option<String>,
+    /// The vault public keys readable `keystore` lines name, in order, each once.
+    pub vaults: Vec<String>,
 }
 
 /// Read every line of the log at `path` that names a generation (only a `keystore` record
@@ -150,8 +157,9 @@ pub fn scan(path: &Path) -> Scan {
     let Ok(file) = super::open_regular(path) else {
         return out;
     };
-    let mut reader = std::io::BufReader::new(file);
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let mut buf = Vec::new();
+    let generation = memchr::memmem::Finder::new(b"\"generation\"");
     for i in 0.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
@@ -162,14 +170,24 @@ pub fn scan(path: &Path) -> Scan {
             break;
         };
         // Most lines are signatures: only one naming a generation is parsed.
-        if !line.windows(12).any(|w| w == b"\"generation\"") {
+        if generation.find(line).is_none() {
             continue;
         }
         match serde_json::from_slice::<super::AuditLine>(line) {
             Ok(super::AuditLine {
-                event: AuditEvent::Keystore { generation, .. },
+                event:
+                    AuditEvent::Keystore {
+                        generation,
+                        vault_key,
+                        ..
+                    },
                 ..
-            }) => out.highest = out.highest.max(Some(generation)),
+            }) => {
+                out.highest = out.highest.max(Some(generation));
+                if let Some(key) = vault_key {
+                    crate::keystore::ledger::note_vault(&mut out.vaults, &key);
+                }
+            }
             _ => {
                 out.unreadable.get_or_insert_with(|| {
                     format!(
@@ -207,8 +225,12 @@ pub fn witness(w: &mut Witness, seen: &super::Witnessed) {
         AuditEvent::Keystore {
             generation,
             vault,
+            vault_key,
             reason,
-        } => w.saw_manifest(seq, *generation, vault, reason, seen.own),
+        } => {
+            w.saw_manifest(seq, *generation, vault, reason, seen.own);
+            w.saw_vault(vault_key.as_deref().unwrap_or_default());
+        }
         _ => {}
     }
 }
@@ -229,10 +251,12 @@ pub fn event(entry: &LedgerEntry) -> AuditEvent {
         LedgerEntry::Manifest {
             generation,
             vault,
+            vault_key,
             reason,
         } => AuditEvent::Keystore {
             generation: *generation,
             vault: vault.clone(),
+            vault_key: Some(vault_key.clone()).filter(|k| !k.is_empty()),
             reason: reason.clone(),
         },
         LedgerEntry::Refused { name, reason } => AuditEvent::KeyRefused {

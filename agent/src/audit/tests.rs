@@ -577,10 +577,12 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let mut log = AuditLog::open(&path).unwrap();
-    for generation in [3, 7, 5] {
+    for generation in [3, 7, 5, 3] {
         log.append(&AuditEvent::Keystore {
             generation,
             vault: "00".into(),
+            // Lines from before vault keys were recorded name none.
+            vault_key: (generation != 5).then(|| format!("02{generation:064x}")),
             reason: "test".into(),
         })
         .unwrap();
@@ -591,6 +593,11 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
     let scan = ledger::scan(&path);
     assert_eq!(scan.highest, Some(7));
     assert!(scan.unreadable.is_none(), "{:?}", scan.unreadable);
+    // Every vault key named, in order, each once.
+    assert_eq!(
+        scan.vaults,
+        [format!("02{:064x}", 3), format!("02{:064x}", 7)]
+    );
     // A torn record at the end (a crash mid-write) is not a damaged one.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -613,7 +620,7 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
     assert!(
         scan.unreadable
             .as_deref()
-            .is_some_and(|u| u.contains("line 7")),
+            .is_some_and(|u| u.contains("line 9")),
         "{:?}",
         scan.unreadable
     );

@@ -164,6 +164,7 @@ fn the_ledger_reads_back_the_key_changes_it_recorded() {
         .record(&LedgerEntry::Manifest {
             generation: 9,
             vault: "0011223344556677".into(),
+            vault_key: String::new(),
             reason: "unlock".into(),
         })
         .unwrap();

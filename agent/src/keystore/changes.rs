@@ -106,6 +106,10 @@ impl Keystore {
             None => ledger.since(&Anchor::genesis()),
         };
         self.against_log(live.manifest.as_ref(), &evidence)?;
+        // A vault of someone else's making (vault.json, keyslots wrapped to the trader's tokens
+        // and a manifest it verifies, all replaced together) is refused before anything is
+        // sealed to it: it descends from none of the vaults the record names.
+        self.chained(&live.dir, &evidence)?;
         // A gap in the record (the anchor's line changed, the log cut or gone) hides any
         // rotation after the manifest on disk, unless its generation is still in the file.
         // Sealing then waits for an unlock's check, or the running agent's pin from one.

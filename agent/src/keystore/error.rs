@@ -162,6 +162,30 @@ pub enum KeystoreError {
     Contradicted { why: String, fix: String },
 
     #[error(
+        "{vault} holds vault-{found}, which is not vault-{recorded}, recorded by {by}, nor made \
+         from it by a rotation (each rotation signs its new vault key with the one it replaces). \
+         vault.json, its keyslots and the manifest were replaced together by someone who can \
+         write your files: nothing is opened or sealed, since a credential sealed to this vault \
+         could be read by whoever made it. Keep a copy of the keystore folder as found; then put \
+         back manifest.json from a backup (the genuine vault-{recorded} folder may still be \
+         beside the forged one; if not, it too)"
+    )]
+    VaultNotChained {
+        vault: PathBuf,
+        found: String,
+        recorded: String,
+        by: &'static str,
+    },
+
+    #[error(
+        "the audit log records another keystore (vault-{recorded}): a new keystore next to it \
+         would be refused at its first unlock, since nothing shows it was made from that one. \
+         If you are starting over on purpose, move the audit log aside first (keep it: it is \
+         the old keystore's record), then run this again"
+    )]
+    LogHasKeystore { recorded: String },
+
+    #[error(
         "{path} is missing, but the audit log records that this keystore had one (generation \
          {recorded}): its files were put back from before tapsign kept a manifest, or the \
          manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
@@ -252,7 +276,9 @@ impl KeystoreError {
                 Some(path)
             }
             KeyslotLocked { path, .. } | CredentialLocked { path } => Some(path),
-            VaultMismatch { vault, .. } | VaultNotPinned { vault, .. } => Some(vault),
+            VaultMismatch { vault, .. }
+            | VaultNotPinned { vault, .. }
+            | VaultNotChained { vault, .. } => Some(vault),
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }
@@ -264,6 +290,7 @@ impl KeystoreError {
             Changed { dir } | Busy { dir } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
+            LogHasKeystore { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,

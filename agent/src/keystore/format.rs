@@ -12,7 +12,7 @@ use super::seal::{NONCE_LEN, compressed};
 use crate::credential::Exchange;
 use crate::token::TokenStub;
 
-/// `vault.json`: the vault public key, in clear.
+/// `vault.json`: the vault public key, in clear, and the rotations that led to it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VaultFile {
@@ -20,7 +20,23 @@ pub(crate) struct VaultFile {
     pub version: u64,
     /// SEC1 compressed, lowercase hex.
     pub public_key: String,
+    /// Every rotation since the keystore was made, oldest first: each signed by the vault key
+    /// it replaced (`super::lineage`). Absent for a keystore never rotated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<Succession>,
     pub checksum: String,
+}
+
+/// One rotation: vault key `from` made way for `to`, signed by `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Succession {
+    /// The replaced vault public key, SEC1 compressed, lowercase hex.
+    pub from: String,
+    /// The vault public key that replaced it.
+    pub to: String,
+    /// ECDSA P-256 with SHA-256 under `from`, of `super::lineage::statement`; r || s, hex.
+    pub signature: String,
 }
 
 impl Envelope for VaultFile {
@@ -36,6 +52,7 @@ impl VaultFile {
             format: Self::FORMAT.into(),
             version: FORMAT_VERSION,
             public_key: hex::encode(compressed(public_key)),
+            lineage: Vec::new(),
             checksum: String::new(),
         }
     }

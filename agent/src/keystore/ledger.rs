@@ -66,10 +66,12 @@ pub struct KeyChange {
 pub enum LedgerEntry {
     /// A credential was added, replaced or removed.
     Key(KeyChange),
-    /// An authenticated manifest was written (`vault` is the vault folder's tag).
+    /// An authenticated manifest was written (`vault` is the vault folder's tag, `vault_key`
+    /// the vault public key, compressed, hex).
     Manifest {
         generation: u64,
         vault: String,
+        vault_key: String,
         reason: String,
     },
     /// A credential file failed the rollback check and was refused.
@@ -85,6 +87,10 @@ pub struct Evidence {
     pub latest_generation: Option<u64>,
     /// The vault tag of the last manifest recorded, if any (`vault-<tag>` is its live folder).
     pub latest_vault: Option<String>,
+    /// Every vault public key a manifest's record names, anywhere in the ledger (not only
+    /// after the anchor, which a forger of the manifest chooses), in order: the vault on disk
+    /// must be each of them or descend from it (`super::lineage`).
+    pub recorded_vaults: Vec<String>,
     /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
     /// after it, the log cannot be read). Changes since the last check then go unchecked.
     pub gap: Option<String>,
@@ -134,6 +140,8 @@ pub struct Witness {
     /// Tokens whose removal was recorded and that were not enrolled again since, with the
     /// `seq` of the removal.
     pub removed_tokens: std::collections::BTreeMap<String, u64>,
+    /// Every vault public key a manifest's record named, in order.
+    pub vaults: Vec<String>,
 }
 
 /// The `reason` of a manifest written by `token add`.
@@ -214,6 +222,20 @@ impl Witness {
             self.removed_tokens.remove(&token);
         }
     }
+
+    /// A manifest's record named vault public key `key` (empty: a line that does not say).
+    /// Only added to: a line anyone appended can name a vault, and the vault on disk must then
+    /// descend from it as well, which refuses more, never less.
+    pub fn saw_vault(&mut self, key: &str) {
+        note_vault(&mut self.vaults, key);
+    }
+}
+
+/// Add `key` to `vaults` unless it is empty or there already.
+pub fn note_vault(vaults: &mut Vec<String>, key: &str) {
+    if !key.is_empty() && !vaults.iter().any(|v| v == key) {
+        vaults.push(key.to_owned());
+    }
 }
 
 impl Evidence {
@@ -269,6 +291,11 @@ impl Ledger for MemoryLedger {
             return Evidence::unavailable("the ledger is shorter than the anchor");
         };
         let mut ev = Evidence::default();
+        for e in &self.entries {
+            if let LedgerEntry::Manifest { vault_key, .. } = e {
+                note_vault(&mut ev.recorded_vaults, vault_key);
+            }
+        }
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
@@ -298,9 +325,13 @@ impl Ledger for MemoryLedger {
                 LedgerEntry::Manifest {
                     generation,
                     vault,
+                    vault_key,
                     reason,
                 },
-            ) => w.saw_manifest(seq, *generation, vault, reason, true),
+            ) => {
+                w.saw_manifest(seq, *generation, vault, reason, true);
+                w.saw_vault(vault_key);
+            }
             _ => {}
         }
         Ok(())

@@ -77,6 +77,7 @@ mod format;
 mod inspect;
 mod layout;
 pub mod ledger;
+mod lineage;
 mod manifest;
 mod preview;
 mod rotate;
@@ -90,6 +91,8 @@ mod tests;
 mod tests_at_rest;
 #[cfg(test)]
 mod tests_fido2;
+#[cfg(test)]
+mod tests_lineage;
 #[cfg(test)]
 mod tests_manifest;
 #[cfg(test)]

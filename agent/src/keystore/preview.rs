@@ -35,7 +35,10 @@ impl Keystore {
                 ledger.unanchored("the manifest was written while the audit log could not be read")
             }
         };
-        let whole = self.against_log(Some(m), &evidence).err();
+        let whole = self
+            .against_log(Some(m), &evidence)
+            .and_then(|()| self.chained(&live.dir, &evidence))
+            .err();
         let mut warnings = match (&whole, &evidence.gap) {
             (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
             _ => Vec::new(),

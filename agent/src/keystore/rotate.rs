@@ -201,7 +201,7 @@ impl Keystore {
         crate::disk::interleave("rotate: checked under the lock, before the stage");
         let stage = self.stage(&lock)?;
         let (slot_records, records) =
-            match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
+            match fill_stage(self, &stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
                 Ok(r) => r,
                 Err(e) => {
                     stage.discard();
@@ -249,6 +249,7 @@ impl Keystore {
 /// and each credential that passed the check, re-sealed to the new vault key (creation times
 /// kept). A credential that does not open goes to `dropped`.
 fn fill_stage(
+    ks: &Keystore,
     stage: &Stage,
     new_vk: &VaultKey,
     wrapped: &[(String, String, Vec<u8>)],
@@ -256,9 +257,12 @@ fn fill_stage(
     vk: &VaultKey,
     dropped: &mut Vec<Refusal>,
 ) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
+    // The new vault key, signed by the one it replaces: the lineage every later check of
+    // the record follows (`super::lineage`).
+    let old_file: VaultFile = ks.vault_file_in(&p.live)?;
     let vault_bytes = encode(
         &stage.dir().join(VAULT_FILE),
-        VaultFile::new(&new_vk.public_key()),
+        super::lineage::succeeding(&old_file, vk, &new_vk.public_key()),
     )?;
     stage.put(VAULT_FILE, &vault_bytes)?;
     let mut slot_records = Vec::new();

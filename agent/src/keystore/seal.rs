@@ -59,6 +59,17 @@ impl VaultKey {
         self.secret.public_key()
     }
 
+    /// Sign `statement` (ECDSA P-256, SHA-256, deterministic nonce): only the vault lineage's
+    /// statements, which start with their own context string (`super::lineage`), are signed.
+    pub(crate) fn sign_statement(&self, statement: &[u8]) -> [u8; 64] {
+        use p256::ecdsa::signature::Signer;
+        let key = p256::ecdsa::SigningKey::from(&self.secret);
+        let sig: p256::ecdsa::Signature = key.sign(statement);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        out
+    }
+
     /// ECDH with an ephemeral public key (the host side of a credential's seal).
     pub(crate) fn agree(&self, epk: &PublicKey) -> Zeroizing<[u8; 32]> {
         let shared = self.secret.diffie_hellman(epk);

@@ -504,6 +504,7 @@ fn a_generation_no_keystore_reaches_is_refused_not_saturated() {
     f.ledger.entries.push(LedgerEntry::Manifest {
         generation: u64::MAX,
         vault: "0000000000000000".into(),
+        vault_key: String::new(),
         reason: "added by hand".into(),
     });
     let e = f.check().unwrap_err();
@@ -518,12 +519,25 @@ fn a_generation_no_keystore_reaches_is_refused_not_saturated() {
 }
 
 #[test]
-fn a_keystore_made_afresh_next_to_an_old_log_starts_above_its_generations() {
+fn a_keystore_made_afresh_next_to_an_old_log_is_refused_until_the_log_is_moved_aside() {
+    // The log names the old keystore's vault keys, and a new vault descends from none of them:
+    // its first unlock would be refused, so `create` says so first.
     let (mut f, _) = Fixture::populated();
     let old = f.check().unwrap().generation;
     fs::remove_dir_all(f.ks.dir()).unwrap();
-    let stub = f.token.stub();
-    f.ks.create(stub, &mut f.ledger).unwrap();
+    let stub = f.token.stub().clone();
+    let e = f.ks.create(&stub, &mut f.ledger).unwrap_err();
+    assert!(matches!(e, KeystoreError::LogHasKeystore { .. }), "{e}");
+    assert!(e.to_string().contains("move the audit log aside"), "{e}");
+    assert!(!f.ks.is_initialized().unwrap());
+    // A log from before vault keys were recorded names generations only: the new keystore
+    // starts above them, so it does not look like an older copy of the one before it.
+    for e in &mut f.ledger.entries {
+        if let LedgerEntry::Manifest { vault_key, .. } = e {
+            vault_key.clear();
+        }
+    }
+    f.ks.create(&stub, &mut f.ledger).unwrap();
     assert!(f.ks.generation().unwrap().unwrap() > old);
     assert!(f.check().is_ok());
 }

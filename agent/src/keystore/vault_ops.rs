@@ -123,8 +123,20 @@ impl Keystore {
         }
         self.collect_garbage(&self.dir, &lock)?;
         // Above every generation the log records: a keystore made afresh next to an old log
-        // must not look like an older copy of the one before it.
-        let before = ledger.since(&Anchor::genesis()).highest_generation();
+        // must not look like an older copy of the one before it. A log that names a vault key
+        // would refuse this one, which descends from none: it must be moved aside first.
+        let whole = ledger.since(&Anchor::genesis());
+        if let Some(key) = whole
+            .recorded_vaults
+            .first()
+            .or(whole.witnessed.vaults.first())
+        {
+            let recorded = super::format::point(Path::new(""), "vault_key", key)
+                .map(|k| vault_tag(&k))
+                .unwrap_or_else(|_| key.clone());
+            return Err(KeystoreError::LogHasKeystore { recorded });
+        }
+        let before = whole.highest_generation();
         let generation = before.map_or(Some(1), |g| g.checked_add(1)).ok_or(
             KeystoreError::GenerationExhausted {
                 generation: u64::MAX,
@@ -362,10 +374,6 @@ impl Keystore {
         if let Some(m) = &live.manifest {
             m.verify(vk, &self.manifest_path())?;
         }
-        // Only a manifest the vault key verified decides which vault folder is live: one with a
-        // good checksum but no good MAC that names a copy elsewhere must not get the real
-        // folder removed as a crash's leftover.
-        self.collect_garbage(&live.dir, lock)?;
         let (observed, mut unreadable, undecryptable) =
             self.observe_credentials(&live.dir, Some(vk))?;
         // A file that does not open under VK keeps the name's record as it was, like a
@@ -415,12 +423,25 @@ impl Keystore {
                 }
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
+                    recorded_vaults: whole.recorded_vaults,
                     witnessed: whole.witnessed,
                     ..Evidence::default()
                 };
                 (folded, evidence)
             }
         };
+        // The vault on disk must be, or descend from, every vault the record names: a vault of
+        // someone else's making, wrapped to the trader's tokens, verifies in every other way.
+        // A rebuild takes the files as they are, but carries the lineage on (it must verify).
+        match rebuild {
+            false => self.chained(&live.dir, &evidence)?,
+            true => drop(self.ancestry_in(&live.dir)?),
+        }
+        // Only a manifest the vault key verified, and whose vault the record vouches for,
+        // decides which vault folder is live: one that names a copy elsewhere (with no good
+        // MAC, or a good one under a vault of someone else's making) must not get the real
+        // folder removed as a crash's leftover.
+        self.collect_garbage(&live.dir, lock)?;
         let mut folded = folded;
         folded.refused.extend(undecryptable);
         Ok(Prepared {
@@ -498,6 +519,7 @@ impl Keystore {
         let entry = LedgerEntry::Manifest {
             generation: manifest.generation,
             vault,
+            vault_key: manifest.vault_key.clone(),
             reason: reason.into(),
         };
         note(ledger, entry, warnings);
@@ -571,6 +593,64 @@ impl Keystore {
     /// so a lower generation on disk, or no manifest where one was recorded, is a keystore put
     /// back to an older state. It may hold a token removed since, or credentials replaced
     /// since, so nothing is opened (docs/keystore-format.md, "What is caught, and the window").
+    /// The vault keys `vault.json` in `live` descends from, its own last, each link verified
+    /// (`super::lineage`).
+    pub(crate) fn ancestry_in(&self, live: &Path) -> Result<Vec<String>, KeystoreError> {
+        let file = self.vault_file_in(live)?;
+        super::lineage::ancestry(&file, &live.join(VAULT_FILE))
+    }
+
+    /// `vault.json` in `live`, its key checked to be a point.
+    pub(crate) fn vault_file_in(&self, live: &Path) -> Result<VaultFile, KeystoreError> {
+        let path = live.join(VAULT_FILE);
+        let file = match super::files::read_private(&path)? {
+            Some(bytes) => super::files::decode::<VaultFile>(&path, &bytes)?,
+            None => return Err(KeystoreError::damaged(path, "it could not be read")),
+        };
+        file.public_key(&path)?;
+        Ok(file)
+    }
+
+    /// Refuse a vault in `live` that is not, and does not descend from, every vault the record
+    /// names (the ledger's whole file, and what a running agent saw recorded). The refusal
+    /// names the latest such vault: the one to put back.
+    pub(crate) fn chained(&self, live: &Path, evidence: &Evidence) -> Result<(), KeystoreError> {
+        let recorded = evidence
+            .recorded_vaults
+            .iter()
+            .rev()
+            .map(|k| (k, "the audit log"))
+            .chain(
+                evidence
+                    .witnessed
+                    .vaults
+                    .iter()
+                    .rev()
+                    .map(|k| (k, "the running agent, which saw it recorded")),
+            );
+        let mut ancestry: Option<Vec<String>> = None;
+        for (key, by) in recorded {
+            let known = match &ancestry {
+                Some(a) => a,
+                None => ancestry.insert(self.ancestry_in(live)?),
+            };
+            if !known.contains(key) {
+                let tag = |hex_key: &str| {
+                    super::format::point(Path::new(""), "vault_key", hex_key)
+                        .map(|k| vault_tag(&k))
+                        .unwrap_or_else(|_| hex_key.to_owned())
+                };
+                return Err(KeystoreError::VaultNotChained {
+                    vault: live.join(VAULT_FILE),
+                    found: tag(known.last().map_or("", String::as_str)),
+                    recorded: tag(key),
+                    by,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn against_log(
         &self,
         manifest: Option<&ManifestFile>,

@@ -23,6 +23,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         KeystoreError::Damaged { .. }
         | KeystoreError::VaultMismatch { .. }
         | KeystoreError::VaultNotPinned { .. }
+        | KeystoreError::VaultNotChained { .. }
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }
