@@ -196,3 +196,22 @@ fn a_lock_while_the_touch_is_pending_opens_nothing() {
     )
     .fails_with(4, "locked");
 }
+
+#[test]
+fn a_new_keystore_next_to_a_log_of_another_is_refused_until_the_log_is_moved_aside() {
+    // The log names the first keystore's vault: a new vault descends from none of it and would
+    // be refused at its first unlock (docs/keystore-format.md, "The lineage"), so `token add`
+    // says so at once, with the log's path, and makes nothing.
+    let w = World::new();
+    w.run(&["token", "add", "--soft"], "").ok();
+    std::fs::remove_dir_all(w.home().join("keystore")).unwrap();
+    let log = w.home().join("audit.log");
+    w.run(&["token", "add", "--soft"], "")
+        .fails_with(1, "move the audit log aside");
+    w.run(&["token", "add", "--soft"], "")
+        .fails_with(1, &log.display().to_string());
+    assert!(!w.home().join("keystore/manifest.json").exists());
+    std::fs::rename(&log, w.home().join("audit.log.old")).unwrap();
+    w.run(&["token", "add", "--soft"], "").ok();
+    w.setup_key("b", "binance", "ak", "sk");
+}

@@ -123,19 +123,9 @@ impl Keystore {
         }
         self.collect_garbage(&self.dir, &lock)?;
         // Above every generation the log records: a keystore made afresh next to an old log
-        // must not look like an older copy of the one before it. A log that names a vault key
-        // would refuse this one, which descends from none: it must be moved aside first.
+        // must not look like an older copy of the one before it.
         let whole = ledger.since(&Anchor::genesis());
-        if let Some(key) = whole
-            .recorded_vaults
-            .first()
-            .or(whole.witnessed.vaults.first())
-        {
-            let recorded = super::format::point(Path::new(""), "vault_key", key)
-                .map(|k| vault_tag(&k))
-                .unwrap_or_else(|_| key.clone());
-            return Err(KeystoreError::LogHasKeystore { recorded });
-        }
+        refuse_recorded_vault(&whole)?;
         let before = whole.highest_generation();
         let generation = before.map_or(Some(1), |g| g.checked_add(1)).ok_or(
             KeystoreError::GenerationExhausted {
@@ -593,6 +583,13 @@ impl Keystore {
     /// so a lower generation on disk, or no manifest where one was recorded, is a keystore put
     /// back to an older state. It may hold a token removed since, or credentials replaced
     /// since, so nothing is opened (docs/keystore-format.md, "What is caught, and the window").
+    /// Whether a new keystore can be made next to the ledger: not where it names a vault
+    /// key, which the new vault would descend from none of ([`KeystoreError::LogHasKeystore`]).
+    /// `create` checks it too; commands call it first, before a token is enrolled for it.
+    pub fn creatable(&self, ledger: &mut dyn Ledger) -> Result<(), KeystoreError> {
+        refuse_recorded_vault(&ledger.since(&Anchor::genesis()))
+    }
+
     /// The vault keys `vault.json` in `live` descends from, its own last, each link verified
     /// (`super::lineage`).
     pub(crate) fn ancestry_in(&self, live: &Path) -> Result<Vec<String>, KeystoreError> {
@@ -683,6 +680,22 @@ impl Keystore {
             (None, Some(recorded)) => Err(KeystoreError::ManifestGone { path, recorded }),
             _ => Ok(()),
         }
+    }
+}
+
+/// A record that names a vault key refuses a new keystore: the new vault descends from none.
+fn refuse_recorded_vault(whole: &Evidence) -> Result<(), KeystoreError> {
+    let first = whole
+        .recorded_vaults
+        .first()
+        .or(whole.witnessed.vaults.first());
+    match first {
+        Some(key) => Err(KeystoreError::LogHasKeystore {
+            recorded: super::format::point(Path::new(""), "vault_key", key)
+                .map(|k| vault_tag(&k))
+                .unwrap_or_else(|_| key.clone()),
+        }),
+        None => Ok(()),
     }
 }
 

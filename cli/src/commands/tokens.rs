@@ -80,6 +80,7 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
     };
     let stub = token.stub().clone();
     let mut ledger = AuditLedger::new(&paths.audit_log());
+    creatable(paths, ks, &mut ledger)?;
     let checked = ks.create(&stub, &mut ledger).map_err(ks_failure)?;
     super::agent_takes_in(paths, &mut ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
@@ -119,9 +120,12 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     let initialized = ks.is_initialized().map_err(ks_failure)?;
     // With an existing keystore, first make sure an enrolled token can open it: the new key
     // is generated only once the vault key is in hand. Before that touch, the checks that
-    // need none: pcscd runs and the YubiKey to enroll is there.
+    // need none: pcscd runs and the YubiKey to enroll is there. Without one, that a keystore
+    // can be made here at all, before a key is generated on the card.
     if initialized {
         piv::check_present(opts.serial).map_err(token_failure)?;
+    } else {
+        creatable(paths, ks, &mut AuditLedger::new(&paths.audit_log()))?;
     }
     let vk = match initialized {
         true => Some(touch_enrolled(paths, ks, recorded(ks)?, Some(&pin))?),
@@ -164,7 +168,10 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     let initialized = ks.is_initialized().map_err(ks_failure)?;
     let slots = match initialized {
         true => recorded(ks)?,
-        false => Vec::new(),
+        false => {
+            creatable(paths, ks, &mut AuditLedger::new(&paths.audit_log()))?;
+            Vec::new()
+        }
     };
     let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
     let opts = fido2::EnrollOptions {
@@ -406,4 +413,18 @@ pub(super) fn report(c: &Checked) {
     for w in &c.warnings {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
+}
+
+/// A new keystore cannot be made next to an audit log that names another keystore's vault:
+/// say so, with the log's path, before any token is touched or written to.
+fn creatable(paths: &Paths, ks: &Keystore, ledger: &mut AuditLedger) -> Result<(), Failure> {
+    ks.creatable(ledger).map_err(|e| {
+        let mut f = ks_failure(e);
+        f.message = format!(
+            "{} (the audit log: {})",
+            f.message,
+            paths.audit_log().display()
+        );
+        f
+    })
 }
