@@ -41,7 +41,7 @@ mod tests_sink;
 
 pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
-pub use since::{Since, since};
+pub use since::{Since, since, since_keeping};
 pub use sink::{AuditSink, SyncFn, Unrecorded};
 pub use time::{civil_from_days, rfc3339_utc_ms};
 

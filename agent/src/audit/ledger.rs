@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AuditEvent, AuditLog, since};
+use super::{AuditEvent, AuditLog, since_keeping};
 use crate::keystore::ledger::Witness;
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
@@ -77,7 +77,13 @@ impl Ledger for AuditLedger {
 /// damaged byte must not hide the record of a rotation from the rollback check (a forged line
 /// can only make the check refuse more).
 pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
-    let read = match since(path, anchor) {
+    let keystore_line = |e: &AuditEvent| {
+        matches!(
+            e,
+            AuditEvent::KeyChange { .. } | AuditEvent::Keystore { .. }
+        )
+    };
+    let read = match since_keeping(path, anchor, keystore_line) {
         Ok(s) => s,
         Err(e) => return Evidence::unavailable(e.to_string()),
     };

@@ -23,6 +23,17 @@ pub struct Since {
 /// The lines of the log at `path` after `anchor`, checking that the anchor's line is still
 /// there, unchanged, and that each line after it continues the chain.
 pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
+    since_keeping(path, anchor, |_| true)
+}
+
+/// [`since`], keeping in `lines` only those whose event `keep` wants: every line is still
+/// read and its chain checked, but a log of a year's signatures is not held in memory for the
+/// few lines the keystore's check reads.
+pub fn since_keeping(
+    path: &Path,
+    anchor: &Anchor,
+    keep: impl Fn(&super::AuditEvent) -> bool,
+) -> Result<Since, AuditError> {
     let mut file = super::open_regular(path)?;
     let len = file.metadata().map_err(io_err(path))?.len();
     let gone = |what: &str| {
@@ -93,7 +104,9 @@ pub fn since(path: &Path, anchor: &Anchor) -> Result<Since, AuditError> {
             Ok(l) if l.seq == seq + 1 && l.prev == prev => {
                 seq = l.seq;
                 prev = hash_hex(bytes);
-                out.lines.push(l);
+                if keep(&l.event) {
+                    out.lines.push(l);
+                }
                 torn = None;
             }
             Ok(_) => {

@@ -269,3 +269,31 @@ fn a_torn_line_that_is_not_the_start_of_the_next_line_is_a_break() {
         assert_eq!(got.broken, !torn_write, "case {i}: {got:?}");
     }
 }
+
+#[test]
+fn reading_back_for_the_keystore_keeps_only_its_lines_but_checks_every_link() {
+    // The keystore's check read every line after the anchor into memory (a busy day's
+    // signatures: hundreds of megabytes, at every unlock and `key add`). It keeps only the
+    // lines it reads now, and a line it does not keep still breaks the chain.
+    let (_dir, path, mut log) = fresh();
+    let anchor = log.anchor();
+    log.append(&lock("signature-like line")).unwrap();
+    log.append(&AuditEvent::Keystore {
+        generation: 4,
+        vault: "00".into(),
+        vault_key: None,
+        reason: "unlock".into(),
+    })
+    .unwrap();
+    log.append(&lock("another")).unwrap();
+    drop(log);
+    let is_keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
+    let got = since_keeping(&path, &anchor, is_keystore).unwrap();
+    assert!(got.gap.is_none(), "{got:?}");
+    assert_eq!(got.lines.len(), 1);
+    assert_eq!(evidence(&path, &anchor).latest_generation, Some(4));
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen("signature-like", "edited", 1)).unwrap();
+    let got = since_keeping(&path, &anchor, is_keystore).unwrap();
+    assert!(got.broken && got.lines.is_empty(), "{got:?}");
+}
