@@ -578,11 +578,6 @@ pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> Result<u64, Keyst
 }
 
 impl Keystore {
-    /// The manifest on disk (`None`: none, a keystore from before manifests) against the audit
-    /// log's `keystore` lines: every manifest written is recorded there with its generation,
-    /// so a lower generation on disk, or no manifest where one was recorded, is a keystore put
-    /// back to an older state. It may hold a token removed since, or credentials replaced
-    /// since, so nothing is opened (docs/keystore-format.md, "What is caught, and the window").
     /// Whether a new keystore can be made next to the ledger: not where it names a vault
     /// key, which the new vault would descend from none of ([`KeystoreError::LogHasKeystore`]).
     /// `create` checks it too; commands call it first, before a token is enrolled for it.
@@ -632,15 +627,10 @@ impl Keystore {
                 None => ancestry.insert(self.ancestry_in(live)?),
             };
             if !known.contains(key) {
-                let tag = |hex_key: &str| {
-                    super::format::point(Path::new(""), "vault_key", hex_key)
-                        .map(|k| vault_tag(&k))
-                        .unwrap_or_else(|_| hex_key.to_owned())
-                };
                 return Err(KeystoreError::VaultNotChained {
                     vault: live.join(VAULT_FILE),
-                    found: tag(known.last().map_or("", String::as_str)),
-                    recorded: tag(key),
+                    found: tag_of(known.last().map_or("", String::as_str)),
+                    recorded: tag_of(key),
                     by,
                 });
             }
@@ -648,6 +638,11 @@ impl Keystore {
         Ok(())
     }
 
+    /// The manifest on disk (`None`: none, a keystore from before manifests) against the audit
+    /// log's `keystore` lines: every manifest written is recorded there with its generation,
+    /// so a lower generation on disk, or no manifest where one was recorded, is a keystore put
+    /// back to an older state. It may hold a token removed since, or credentials replaced
+    /// since, so nothing is opened (docs/keystore-format.md, "What is caught, and the window").
     pub(crate) fn against_log(
         &self,
         manifest: Option<&ManifestFile>,
@@ -691,12 +686,18 @@ fn refuse_recorded_vault(whole: &Evidence) -> Result<(), KeystoreError> {
         .or(whole.witnessed.vaults.first());
     match first {
         Some(key) => Err(KeystoreError::LogHasKeystore {
-            recorded: super::format::point(Path::new(""), "vault_key", key)
-                .map(|k| vault_tag(&k))
-                .unwrap_or_else(|_| key.clone()),
+            recorded: tag_of(key),
         }),
         None => Ok(()),
     }
+}
+
+/// The tag of a vault public key given in hex (`vault-<tag>` is its folder); the hex itself
+/// if it is not a key.
+fn tag_of(hex_key: &str) -> String {
+    super::format::point(Path::new(""), "vault_key", hex_key)
+        .map(|k| vault_tag(&k))
+        .unwrap_or_else(|_| hex_key.to_owned())
 }
 
 /// What the running agent saw recorded ([`super::ledger::Witness`]) counts as evidence where
