@@ -308,28 +308,19 @@ impl Agent {
     async fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = self.now();
         self.catch_up(now);
-        let (signed, spent_now) = match self.sign_now(&req, now, client).await {
+        let (signed, exchange, spent_now) = match self.sign_now(&req, now, client).await {
             Ok(s) => s,
             Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
-                let _ = self
-                    .audit
-                    .record(AuditEvent::Refusal {
-                        key: req.key.clone(),
-                        method: req.method.clone(),
-                        path: req.path.clone(),
-                        code: e.code(),
-                        reason: e.to_string(),
-                        pid: client.pid,
-                        exe: client.exe.clone(),
-                    })
-                    .await;
+                let refusal =
+                    AuditEvent::refusal(&req, e.code(), &e.to_string(), client.pid, &client.exe);
+                let _ = self.audit.record(refusal).await;
                 return e.response();
             }
         };
         // Every signature that leaves the agent is on record: one that cannot be recorded does
         // not leave (it still counts against the budget, and may have spent it).
-        let recorded = self.record_signature(&req, client).await;
+        let recorded = self.record_signature(&req, exchange, client).await;
         if spent_now {
             self.ended(&LockReason::BudgetSpent);
         } else {
@@ -341,14 +332,14 @@ impl Agent {
         }
     }
 
-    /// Check `req` against the session and the policy and sign it. Also says whether this
-    /// signature spent the session's budget.
+    /// Check `req` against the session and the policy and sign it. Also says the exchange of
+    /// the credential that signed, and whether this signature spent the session's budget.
     async fn sign_now(
         &self,
         req: &SignRequest,
         now: Duration,
         client: &Client,
-    ) -> Result<(SignedRequest, bool), AgentError> {
+    ) -> Result<(SignedRequest, Exchange, bool), AgentError> {
         let mut stamp = Stamp::now()?;
         let exchange = self.session().exchange_of(&req.key);
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
@@ -378,21 +369,21 @@ impl Agent {
             };
             let signed = sign::sign(cred, &checked.wire, &stamp, &opts)?;
             deliverable(&signed)?;
-            Ok::<_, AgentError>(signed)
+            Ok::<_, AgentError>((signed, cred.exchange))
         })??;
-        Ok((signed, !session.is_unlocked()))
+        Ok((signed.0, signed.1, !session.is_unlocked()))
     }
 
-    /// Put a signature on record; the error to answer with when it cannot be.
-    async fn record_signature(&self, req: &SignRequest, client: &Client) -> Result<(), AgentError> {
+    /// Put a signature by a key of `exchange` on record; the error to answer with when it
+    /// cannot be. A websocket login is recorded as one, with what it signs (not the bot's path).
+    async fn record_signature(
+        &self,
+        req: &SignRequest,
+        exchange: Exchange,
+        client: &Client,
+    ) -> Result<(), AgentError> {
         self.audit
-            .record(AuditEvent::Sign {
-                key: req.key.clone(),
-                method: req.method.clone(),
-                path: req.path.clone(),
-                pid: client.pid,
-                exe: client.exe.clone(),
-            })
+            .record(AuditEvent::sign(req, exchange, client.pid, &client.exe))
             .await
             .map_err(|why| AgentError::Unrecorded {
                 why,

@@ -147,3 +147,37 @@ fn a_websocket_login_is_its_own_request_kind() {
     assert_eq!(login["op"], "auth");
     assert_eq!(login["args"][0], "bybit-api-key");
 }
+
+/// The audit log wrote a websocket login as `sign by GET /v5/private`: an ordinary REST
+/// signature of whatever path the bot named (a withdrawal's, say), though no login signs a
+/// path of the bot's. It says it is a websocket login, and what the login signs.
+#[test]
+fn a_websocket_login_is_logged_as_one_not_as_the_bots_path() {
+    let mut w = World::new();
+    w.setup_key("by", "bybit", "bybit-api-key", "bybit-secret");
+    w.config("[keys.by]\nws_login = true\n");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let mut login = ws_login("by");
+    login.path = "/v5/asset/withdraw/create".into();
+    w.client().sign(login).unwrap();
+
+    // The line is written before the answer leaves.
+    let raw = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let line = raw
+        .lines()
+        .find(|l| l.contains(r#""type":"sign""#))
+        .unwrap();
+    assert!(
+        line.contains(r#""key":"by","kind":"ws_login","method":"GET","path":"/realtime""#),
+        "{line}"
+    );
+    let audit = w.run(&["audit"], "");
+    let shown = audit.ok();
+    assert!(
+        shown.contains("sign by ws_login GET /realtime by pid"),
+        "{shown}"
+    );
+    assert!(!shown.contains("withdraw"), "{shown}");
+    w.run(&["audit", "verify"], "").ok();
+}

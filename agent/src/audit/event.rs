@@ -5,13 +5,15 @@
 //! trader's business, and a careless bot may put a key in them). A sign is recorded as key
 //! name, method and path; [`AuditEvent::sign`] and [`AuditEvent::refusal`] build those events
 //! from the request, and [`AuditEvent::loggable`] (applied by every append) cuts off a query
-//! a bot glued onto the path.
+//! a bot glued onto the path. A websocket login is marked as one (`kind`), and its line names
+//! what the login signs, not the path the bot sent (no login signs that).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use tapsign_proto::{ErrorCode, SignRequest};
+use tapsign_proto::{ErrorCode, SignKind, SignRequest};
 
+use crate::credential::Exchange;
 use crate::keystore::KeyAction;
 
 /// One decision of the agent. `pid` and `exe` name the client process as the kernel reported
@@ -51,6 +53,11 @@ pub enum AuditEvent {
     /// A request was signed.
     Sign {
         key: String,
+        /// Left out for an HTTP request (lines written before the field existed read the
+        /// same); `ws_login` for a websocket login, whose `method` and `path` are then what the
+        /// login signs ([`crate::sign::ws_login_signs`]), never the path the bot sent.
+        #[serde(default, skip_serializing_if = "SignKind::is_rest")]
+        kind: SignKind,
         method: String,
         path: String,
         pid: u32,
@@ -59,6 +66,9 @@ pub enum AuditEvent {
     /// A sign request was refused (`policy_denied`, `locked`, `budget_exhausted`, ...).
     Refusal {
         key: String,
+        /// As for `Sign`; a refused websocket login keeps the method and path the bot sent.
+        #[serde(default, skip_serializing_if = "SignKind::is_rest")]
+        kind: SignKind,
         method: String,
         path: String,
         code: ErrorCode,
@@ -93,12 +103,18 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// The event for a request that was signed: key, method and path only.
-    pub fn sign(req: &SignRequest, pid: u32, exe: &str) -> Self {
+    /// The event for a request that was signed with a key of `exchange`: key, method and
+    /// path only. A websocket login is recorded as one, with what its login signs.
+    pub fn sign(req: &SignRequest, exchange: Exchange, pid: u32, exe: &str) -> Self {
+        let (method, path) = match req.kind {
+            SignKind::Rest => (req.method.as_str(), loggable_path(&req.path)),
+            SignKind::WsLogin => crate::sign::ws_login_signs(exchange),
+        };
         AuditEvent::Sign {
             key: req.key.clone(),
-            method: req.method.clone(),
-            path: loggable_path(&req.path).to_owned(),
+            kind: req.kind,
+            method: method.to_owned(),
+            path: path.to_owned(),
             pid,
             exe: exe.to_owned(),
         }
@@ -108,6 +124,7 @@ impl AuditEvent {
     pub fn refusal(req: &SignRequest, code: ErrorCode, reason: &str, pid: u32, exe: &str) -> Self {
         AuditEvent::Refusal {
             key: req.key.clone(),
+            kind: req.kind,
             method: req.method.clone(),
             path: loggable_path(&req.path).to_owned(),
             code,
@@ -261,6 +278,22 @@ impl fmt::Display for By<'_> {
     }
 }
 
+/// What a sign line is about: `GET /v1/orders`, or `ws_login GET /realtime` (a login that
+/// signs a method and path) and `ws_login session.logon` (one that signs none).
+struct What<'a>(SignKind, &'a str, &'a str);
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == SignKind::WsLogin {
+            f.write_str("ws_login ")?;
+        }
+        match self.1.is_empty() {
+            true => write!(f, "{}", Shown(self.2)),
+            false => write!(f, "{} {}", Shown(self.1), Shown(self.2)),
+        }
+    }
+}
+
 impl fmt::Display for AuditEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -307,16 +340,18 @@ impl fmt::Display for AuditEvent {
             AuditEvent::Lock { reason } => write!(f, "lock ({})", Shown(reason)),
             AuditEvent::Sign {
                 key,
+                kind,
                 method,
                 path,
                 pid,
                 exe,
             } => {
-                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
-                write!(f, "sign {k} {m} {p} by {}", By(*pid, exe))
+                let (k, w) = (Shown(key), What(*kind, method, path));
+                write!(f, "sign {k} {w} by {}", By(*pid, exe))
             }
             AuditEvent::Refusal {
                 key,
+                kind,
                 method,
                 path,
                 code,
@@ -324,10 +359,10 @@ impl fmt::Display for AuditEvent {
                 pid,
                 exe,
             } => {
-                let (k, m, p) = (Shown(key), Shown(method), Shown(path));
+                let (k, w) = (Shown(key), What(*kind, method, path));
                 write!(
                     f,
-                    "refuse {k} {m} {p} {code}: {}; by {}",
+                    "refuse {k} {w} {code}: {}; by {}",
                     Shown(reason),
                     By(*pid, exe)
                 )
@@ -400,6 +435,53 @@ mod tests {
         assert!(reason.starts_with("no key named \"kkk"), "{reason}");
         assert!(reason.ends_with("bytes]"), "{reason}");
         assert!(super::super::verify(&path).unwrap().is_ok());
+    }
+
+    /// A websocket login was logged as a REST signature of the path the bot named. It says
+    /// `ws_login` and what the login signs; a REST line is written as before (no `kind`).
+    #[test]
+    fn a_websocket_login_line_says_so_and_never_shows_the_bots_path() {
+        let mut req = SignRequest {
+            key: "k".into(),
+            method: "GET".into(),
+            path: "/api/v3/withdraw".into(),
+            kind: SignKind::WsLogin,
+            ..Default::default()
+        };
+        let shown = |req: &SignRequest, ex| {
+            let e = AuditEvent::sign(req, ex, 9, "/usr/bin/bot");
+            (serde_json::to_string(&e).unwrap(), e.to_string())
+        };
+        let (json, text) = shown(&req, Exchange::Binance);
+        assert_eq!(
+            json,
+            r#"{"type":"sign","key":"k","kind":"ws_login","method":"","path":"session.logon","pid":9,"exe":"/usr/bin/bot"}"#
+        );
+        assert_eq!(
+            text,
+            "sign k ws_login session.logon by pid 9 (/usr/bin/bot)"
+        );
+        assert_eq!(
+            shown(&req, Exchange::Okx).1,
+            "sign k ws_login GET /users/self/verify by pid 9 (/usr/bin/bot)"
+        );
+        assert_eq!(
+            shown(&req, Exchange::Coinbase).1,
+            "sign k ws_login jwt without uri by pid 9 (/usr/bin/bot)"
+        );
+
+        req.kind = SignKind::Rest;
+        let (json, text) = shown(&req, Exchange::Binance);
+        assert!(!json.contains("kind"), "{json}");
+        assert_eq!(text, "sign k GET /api/v3/withdraw by pid 9 (/usr/bin/bot)");
+
+        req.kind = SignKind::WsLogin;
+        let e = AuditEvent::refusal(&req, ErrorCode::PolicyDenied, "no", 9, "bot");
+        assert!(
+            e.to_string()
+                .starts_with("refuse k ws_login GET /api/v3/withdraw policy_denied"),
+            "{e}"
+        );
     }
 
     #[test]

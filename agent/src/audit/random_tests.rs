@@ -3,7 +3,9 @@
 
 use super::*;
 use proptest::prelude::*;
-use tapsign_proto::{ErrorCode, SignRequest};
+use tapsign_proto::{ErrorCode, SignKind, SignRequest};
+
+const BYBIT: crate::credential::Exchange = crate::credential::Exchange::Bybit;
 
 fn text() -> impl Strategy<Value = String> {
     any::<String>()
@@ -15,13 +17,16 @@ fn peer_s() -> impl Strategy<Value = (u32, String)> {
 
 fn req_s() -> impl Strategy<Value = SignRequest> {
     // Query and body are filled too: they must not reach the log.
-    (text(), text(), text(), text()).prop_map(|(key, method, path, query)| SignRequest {
-        key,
-        method,
-        path,
-        body: query.clone(),
-        query,
-        kind: Default::default(),
+    let kind = prop_oneof![Just(SignKind::Rest), Just(SignKind::WsLogin)];
+    (text(), text(), text(), text(), kind).prop_map(|(key, method, path, query, kind)| {
+        SignRequest {
+            key,
+            method,
+            path,
+            body: query.clone(),
+            query,
+            kind,
+        }
     })
 }
 
@@ -57,7 +62,7 @@ fn event() -> impl Strategy<Value = AuditEvent> {
             pid,
             exe
         }),
-        (req_s(), peer_s()).prop_map(|(r, (pid, exe))| AuditEvent::sign(&r, pid, &exe)),
+        (req_s(), peer_s()).prop_map(|(r, (pid, exe))| AuditEvent::sign(&r, BYBIT, pid, &exe)),
         (req_s(), peer_s(), text()).prop_map(|(r, (pid, exe), why)| AuditEvent::refusal(
             &r,
             ErrorCode::Locked,

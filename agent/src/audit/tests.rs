@@ -6,6 +6,7 @@ use tapsign_proto::{ErrorCode, SignRequest};
 
 const PID: u32 = 123;
 const EXE: &str = "/usr/bin/python3";
+const UPBIT: crate::credential::Exchange = crate::credential::Exchange::Upbit;
 
 fn sign_req(path: &str) -> SignRequest {
     SignRequest {
@@ -45,7 +46,7 @@ fn every_event() -> Vec<AuditEvent> {
             pid: PID,
             exe: EXE.into(),
         },
-        AuditEvent::sign(&sign_req("/v1/orders"), PID, EXE),
+        AuditEvent::sign(&sign_req("/v1/orders"), UPBIT, PID, EXE),
         AuditEvent::refusal(
             &sign_req("/v1/withdraws/coin"),
             ErrorCode::PolicyDenied,
@@ -131,8 +132,11 @@ fn line_format_is_exactly_as_documented() {
     let path = dir.path().join("audit.log");
     let mut log = AuditLog::open(&path).unwrap();
     let t = UNIX_EPOCH + Duration::from_millis(1_795_428_000_007);
-    log.append_at(&AuditEvent::sign(&sign_req("/v1/orders"), PID, EXE), t)
-        .unwrap();
+    log.append_at(
+        &AuditEvent::sign(&sign_req("/v1/orders"), UPBIT, PID, EXE),
+        t,
+    )
+    .unwrap();
     log.append_at(
         &AuditEvent::Lock {
             reason: "idle".into(),
@@ -364,10 +368,11 @@ fn no_secret_material_reaches_the_file() {
     let exe = "/home/trader/bot/run.py";
     // Built with the constructors, and by hand the way a caller might (the append cuts it).
     let events = [
-        AuditEvent::sign(&req, 9, exe),
+        AuditEvent::sign(&req, UPBIT, 9, exe),
         AuditEvent::refusal(&req, ErrorCode::BudgetExhausted, "budget spent", 9, exe),
         AuditEvent::Sign {
             key: req.key.clone(),
+            kind: Default::default(),
             method: req.method.clone(),
             path: req.path.clone(),
             pid: 9,
@@ -410,7 +415,7 @@ fn events_read_like_sentences() {
         seq: 1,
         time: "2026-11-23T10:00:00.000Z".into(),
         prev: GENESIS.into(),
-        event: AuditEvent::sign(&sign_req("/v1/orders"), PID, EXE),
+        event: AuditEvent::sign(&sign_req("/v1/orders"), UPBIT, PID, EXE),
     };
     assert_eq!(
         line.to_string(),
@@ -422,11 +427,12 @@ fn events_read_like_sentences() {
 fn display_escapes_control_characters_from_bots() {
     let e = AuditEvent::sign(
         &sign_req("/v1/orders\n2026-11-23T10:00:00.000Z lock (idle)"),
+        UPBIT,
         PID,
         EXE,
     );
     assert!(!e.to_string().contains('\n'), "{e}");
-    let e = AuditEvent::sign(&sign_req("/v1/\u{1b}[2J\u{202e}sredro"), PID, EXE);
+    let e = AuditEvent::sign(&sign_req("/v1/\u{1b}[2J\u{202e}sredro"), UPBIT, PID, EXE);
     let shown = e.to_string();
     assert!(
         !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
@@ -435,7 +441,7 @@ fn display_escapes_control_characters_from_bots() {
     assert!(shown.contains(r"\u{1b}[2J\u{202e}sredro"), "{shown}");
 }
 
-/// Red-team round 11: serde_json escapes only C0 controls, so C1 controls (which some
+/// Red-team round 11: serde_json escapes only C0 controls, UPBIT, so C1 controls (which some
 /// terminals act on), DEL and bidi overrides from a bot's path or program name reached the
 /// raw file, and any terminal a `tail -f` of it (or its syslog copy) shows.
 #[test]
@@ -444,8 +450,13 @@ fn the_raw_file_holds_no_character_a_terminal_would_act_on() {
     let mut log = AuditLog::open(&path).unwrap();
     let forged =
         "/api/v3/order\u{9b}3A\u{9b}J\u{85}\u{7f}\u{202e}\u{200b}\u{2028}\u{feff}\u{ad}\u{e0041}é";
-    log.append(&AuditEvent::sign(&sign_req(forged), PID, "/tmp/\u{9b}2J"))
-        .unwrap();
+    log.append(&AuditEvent::sign(
+        &sign_req(forged),
+        UPBIT,
+        PID,
+        "/tmp/\u{9b}2J",
+    ))
+    .unwrap();
     let raw = std::fs::read(&path).unwrap();
     let text = String::from_utf8(raw).unwrap();
     for c in text.trim_end_matches('\n').chars() {
@@ -491,6 +502,7 @@ fn reopen_finds_a_last_line_longer_than_one_read_chunk() {
     let mut log = AuditLog::open(&path).unwrap();
     log.append(&AuditEvent::sign(
         &sign_req(&format!("/{}", "p".repeat(20_000))),
+        UPBIT,
         PID,
         EXE,
     ))
@@ -586,8 +598,13 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
             reason: "test".into(),
         })
         .unwrap();
-        log.append(&AuditEvent::sign(&sign_req("/api/v3/order"), 1, "bot"))
-            .unwrap();
+        log.append(&AuditEvent::sign(
+            &sign_req("/api/v3/order"),
+            UPBIT,
+            1,
+            "bot",
+        ))
+        .unwrap();
     }
     drop(log);
     let scan = ledger::scan(&path);

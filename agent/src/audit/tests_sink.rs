@@ -21,6 +21,7 @@ fn config(flush: Flush) -> AuditConfig {
 fn sign() -> AuditEvent {
     AuditEvent::Sign {
         key: "k".into(),
+        kind: Default::default(),
         method: "GET".into(),
         path: "/api/v3/account".into(),
         pid: 1,

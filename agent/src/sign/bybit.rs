@@ -62,11 +62,15 @@ pub fn sign(
     })
 }
 
+/// The method and path a websocket `auth` signs, whatever websocket path the bot connects to.
+pub const WS_SIGNED: (&str, &str) = ("GET", "/realtime");
+
 /// Hex HMAC-SHA256 of `"GET/realtime" + expires`: the websocket auth signature.
 pub fn ws_signature(secret: &[u8], expires_ms: u64) -> String {
+    let (method, path) = WS_SIGNED;
     hex::encode(hmac_sha256(
         secret,
-        format!("GET/realtime{expires_ms}").as_bytes(),
+        format!("{method}{path}{expires_ms}").as_bytes(),
     ))
 }
 

@@ -168,6 +168,23 @@ fn ws_login(
     })
 }
 
+/// What a websocket login of `exchange` signs, as the audit log records it in place of the
+/// request's method and path: the method and path the login's signature covers where it covers
+/// one (Bybit's `GET/realtime`, OKX's `GET/users/self/verify`, fixed by the agent), else, with
+/// no method, the login's own name (Binance's `session.logon` signs the API key and a
+/// timestamp; Coinbase's JWT has no `uri` claim). Never the path the bot sent: no login signs
+/// it, so it tells nothing about what the signature can do.
+pub fn ws_login_signs(exchange: Exchange) -> (&'static str, &'static str) {
+    match exchange {
+        Exchange::Bybit => bybit::WS_SIGNED,
+        Exchange::Okx => okx::WS_SIGNED,
+        Exchange::Binance => ("", "session.logon"),
+        Exchange::Coinbase => ("", "jwt without uri"),
+        // Refused by `ws_login`: never signed, never logged as signed.
+        _ => ("", "?"),
+    }
+}
+
 /// How the private websocket of an exchange without a signed login message authenticates,
 /// for the refusal of a `ws_login` request (docs/exchanges.md says the same per exchange).
 fn how_websocket_logs_in(exchange: Exchange) -> &'static str {

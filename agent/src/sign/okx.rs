@@ -61,12 +61,16 @@ pub fn sign(
     })
 }
 
+/// The method and path a websocket `login` signs, whatever websocket path the bot connects to.
+pub const WS_SIGNED: (&str, &str) = ("GET", "/users/self/verify");
+
 /// The websocket `login` message, stamped with the agent's clock in seconds.
 pub fn ws_login(cred: &Credential, stamp: &Stamp) -> Result<String, SignError> {
     check_key(cred, "OKX")?;
     let pass = passphrase(cred, "OKX")?;
     let ts = (stamp.unix_ms / 1000).to_string();
-    let sign = signature(cred.secret.expose(), &format!("{ts}GET/users/self/verify"));
+    let (method, path) = WS_SIGNED;
+    let sign = signature(cred.secret.expose(), &format!("{ts}{method}{path}"));
     let msg = serde_json::json!({"op": "login", "args": [{
         "apiKey": cred.api_key.expose(), "passphrase": pass, "timestamp": ts, "sign": sign,
     }]});
