@@ -53,6 +53,14 @@ pub enum AgentError {
         "a lock came while the unlock waited for the touch (the screen locked, `tapsign lock`, suspend, the token pulled): nothing was opened; run `tapsign unlock` again"
     )]
     LockedDuringTouch,
+    /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
+    /// touch opens only what its own asker showed.
+    #[error(
+        "another {} is waiting for a touch, asked by pid {pid} ({}): a touch now would go to it, so this one is refused; retry once it is done (touched, or its touch timeout passed)",
+        if *extend { "extend" } else { "unlock" },
+        crate::audit::Shown(exe)
+    )]
+    UnlockPending { extend: bool, pid: u32, exe: String },
     /// `unlock` named a key the keystore does not hold (or holds damaged).
     #[error("no usable key named {0:?} in the keystore; `tapsign key list` shows the keys")]
     NoSuchKey(String),
@@ -133,7 +141,7 @@ impl AgentError {
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
             Worker | Unrecorded { .. } | Nonce(_) | Unguarded(_) => ErrorCode::Internal,
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
-            Busy | BusyAll => ErrorCode::Busy,
+            Busy | BusyAll | UnlockPending { .. } => ErrorCode::Busy,
             Forbidden(_) => ErrorCode::Forbidden,
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! [`Unlocker`] owns what that needs, apart from the session: the keystore, where tokens are
 //! looked for, the keystore state the last check verified (nothing older is accepted after
-//! it), and the turn that lets one unlock run at a time. Its calls run on a blocking thread:
-//! token calls wait for a human.
+//! it), and the turn that lets one unlock run at a time (a second is refused, not queued). Its
+//! calls run on a blocking thread: token calls wait for a human.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -16,6 +16,7 @@ use crate::error::AgentError;
 use crate::keystore::{Keyslot, Keystore, KeystoreError, Ledger, VaultKey};
 use crate::paths::Paths;
 use crate::secret::SecretString;
+use crate::session::Client;
 use crate::token::{self, Search, Token, TokenError, TokenStub};
 
 /// What an unlock produced.
@@ -36,8 +37,24 @@ pub struct Unlocker {
     soft_allowed: bool,
     /// The keystore manifest this agent last verified or wrote (at an unlock).
     verified: Mutex<Option<KeystoreState>>,
-    /// One unlock at a time: a second waits instead of asking for a second touch.
-    turn: tokio::sync::Mutex<()>,
+    /// The one unlock (or extend) that may run at a time, if one runs.
+    turn: Mutex<Option<Pending>>,
+}
+
+/// An unlock or extend under way: who asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub client: Client,
+    pub extend: bool,
+}
+
+/// The turn of the unlock that holds it; the next can start once it is dropped.
+pub struct Turn<'a>(&'a Mutex<Option<Pending>>);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 impl Unlocker {
@@ -47,7 +64,7 @@ impl Unlocker {
             soft_dir: paths.soft_token_dir(),
             soft_allowed,
             verified: Mutex::new(None),
-            turn: tokio::sync::Mutex::new(()),
+            turn: Mutex::new(None),
         }
     }
 
@@ -55,9 +72,17 @@ impl Unlocker {
         &self.keystore
     }
 
-    /// Wait for this unlock's turn; hold the guard for the whole unlock.
-    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.turn.lock().await
+    /// This unlock's turn; hold it for the whole unlock. While another holds
+    /// it, that one's asker is the error: a second unlock is refused, never queued, since a
+    /// queued one would take the next touch, which its human was asked for by another (a bot's
+    /// unlock sent just before the trader's would be opened by the trader's touch).
+    pub fn turn(&self, asked: Pending) -> Result<Turn<'_>, Pending> {
+        let mut holder = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = holder.as_ref() {
+            return Err(h.clone());
+        }
+        *holder = Some(asked);
+        Ok(Turn(&self.turn))
     }
 
     /// The keystore generation and vault key the last check verified (or wrote).
@@ -249,5 +274,37 @@ impl Unlocker {
         };
         let (i, token) = token::locate(&stubs, &search)?;
         Ok((&slots[i], token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(pid: u32, extend: bool) -> Pending {
+        Pending {
+            client: Client {
+                pid,
+                exe: "/usr/bin/bot".into(),
+            },
+            extend,
+        }
+    }
+
+    /// A queued unlock or extend took the next touch, whoever the touch was asked for: the
+    /// second is refused with the first's asker, and the turn frees when the first ends.
+    #[test]
+    fn a_second_unlock_or_extend_is_refused_while_one_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let first = unlocker.turn(asked(7, false)).unwrap();
+        assert_eq!(unlocker.turn(asked(8, false)).err(), Some(asked(7, false)));
+        assert_eq!(unlocker.turn(asked(8, true)).err(), Some(asked(7, false)));
+        drop(first);
+        let extend = unlocker.turn(asked(8, true)).unwrap();
+        assert_eq!(unlocker.turn(asked(9, false)).err(), Some(asked(8, true)));
+        drop(extend);
+        assert!(unlocker.turn(asked(9, false)).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! The async half of `unlock` (the blocking half, the touch, is `crate::unlocker`): the
-//! bounds of the new session, one unlock at a time, and installing (or renewing) the session
+//! bounds of the new session, one unlock at a time (another is refused while one waits for
+//! its touch), and installing (or renewing) the session
 //! once the touch came.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::audit::AuditEvent;
 use crate::clock::format_duration;
 use crate::error::AgentError;
 use crate::session::{Bounds, Client, Session};
-use crate::unlocker::Opened;
+use crate::unlocker::{Opened, Pending};
 
 impl Agent {
     pub(super) async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
@@ -38,7 +39,18 @@ impl Agent {
         if let Some(why) = self.guard.why() {
             return Err(AgentError::Unguarded(why));
         }
-        let _turn = self.unlocker.turn().await;
+        let asked = Pending {
+            client: client.clone(),
+            extend: req.extend,
+        };
+        let _turn = self
+            .unlocker
+            .turn(asked)
+            .map_err(|p| AgentError::UnlockPending {
+                extend: p.extend,
+                pid: p.client.pid,
+                exe: p.client.exe,
+            })?;
         // An extend renews what the session was opened with; the request's values replace
         // only the bounds it names. (The configured defaults may be far wider than what the
         // trader chose at unlock.)

@@ -4,6 +4,7 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use tapsign_agent::clock::{format_duration, parse_duration};
+use tapsign_agent::config::Config;
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
@@ -91,8 +92,18 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     } else {
         names.join(" or ")
     };
-    errln!("Touch {which} when it blinks...");
-    let status = client.unlock(req)?;
+    errln!(
+        "Touch {which} when it blinks, to {}...",
+        what_the_touch_opens(paths, &req)
+    );
+    let status = client.unlock(req).map_err(|e| match e.code() {
+        // Another unlock holds the touch: the prompt above must not be followed.
+        Some(ErrorCode::Busy) => {
+            errln!("Do not touch {which} for this command: it was refused.");
+            Failure::from(e)
+        }
+        _ => Failure::from(e),
+    })?;
     let Some(s) = &status.session else {
         return Err(Failure::error(
             "the agent answered the unlock without an open session (a bug: please report it); `tapsign status` shows what it holds",
@@ -112,6 +123,46 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
+}
+
+/// What the touch an unlock asks for grants, so the trader knows what they approve: the
+/// bounds (the request's, else config.toml's defaults, as the agent fills them) and the keys.
+/// An extend renews the open session's keys, with the bounds it was opened with unless the
+/// request names others.
+fn what_the_touch_opens(paths: &Paths, req: &UnlockRequest) -> String {
+    let show = |secs: u64| format_duration(Duration::from_secs(secs));
+    if req.extend {
+        let named: Vec<String> = [
+            req.ttl_secs.map(|s| format!("lifetime {}", show(s))),
+            req.idle_secs.map(|s| format!("idle {}", show(s))),
+            req.max_signatures.map(|n| format!("{n} signatures")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let bounds = match named.is_empty() {
+            true => "the bounds it was opened with".to_owned(),
+            false => format!("{}, the rest as it was opened with", named.join(", ")),
+        };
+        return format!("extend the open session (same keys): {bounds}");
+    }
+    let keys = match req.keys.as_slice() {
+        [] => "every key".to_owned(),
+        names => format!("key(s) {}", names.join(", ")),
+    };
+    let secs = |s: Option<u64>| s.map(Duration::from_secs);
+    let bounds = Config::load(&paths.config_file())
+        .and_then(|c| c.bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures));
+    match bounds {
+        Ok(b) => format!(
+            "open a session with {keys} for {} (idle {}, {} signatures)",
+            format_duration(b.ttl),
+            format_duration(b.idle),
+            b.max_signatures
+        ),
+        // The agent says what is wrong with the bounds; the prompt still names the keys.
+        Err(_) => format!("open a session with {keys}"),
+    }
 }
 
 pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
