@@ -161,7 +161,10 @@ pub fn lock_code(reason: &LockReason) -> ErrorCode {
     match reason {
         LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
         LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
-        LockReason::Command | LockReason::Signal(_) | LockReason::Other(_) => ErrorCode::Locked,
+        LockReason::Command
+        | LockReason::Signal(_)
+        | LockReason::Replaced
+        | LockReason::Other(_) => ErrorCode::Locked,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum LockReason {
     BudgetSpent,
     /// A signal (SIGTERM, SIGINT, SIGHUP).
     Signal(&'static str),
+    /// An unlock opened a new session in its place (not an extend, which renews it).
+    Replaced,
     /// Another source (screen lock, suspend, token removed), named.
     Other(String),
 }
@@ -48,6 +50,7 @@ impl fmt::Display for LockReason {
             LockReason::Idle => f.write_str("session idle timeout"),
             LockReason::BudgetSpent => f.write_str("session signature budget spent"),
             LockReason::Signal(s) => write!(f, "agent received {s}"),
+            LockReason::Replaced => f.write_str("session replaced by a new unlock"),
             LockReason::Other(s) => f.write_str(s),
         }
     }

@@ -255,6 +255,17 @@ fn cases() -> Vec<(String, Msg)> {
             })),
         ),
         (
+            "response_event_locked_replaced".into(),
+            Msg::Resp(Response::Event(SessionEvent {
+                event: EventKind::Locked,
+                message: "locked: session replaced by a new unlock".into(),
+                reason: Some("session replaced by a new unlock".into()),
+                code: Some(ErrorCode::Locked),
+                expires_in_secs: None,
+                signatures_left: None,
+            })),
+        ),
+        (
             "request_unlock_defaults".into(),
             Msg::Req(Request::Unlock(UnlockRequest::default())),
         ),

@@ -198,3 +198,38 @@ fn an_extend_that_names_keys_is_refused() {
     assert_eq!(e.code(), Some(tapsign_proto::ErrorCode::BadRequest), "{e}");
     assert!(e.to_string().contains("keeps the session's keys"), "{e}");
 }
+
+/// An unlock during an open session replaced it with only a second `unlocked`: no `locked`
+/// for bots to close their websocket logins on, and no audit line ending the first session.
+/// The old session now ends as a lock ends it; an extend is no replacement.
+#[test]
+fn a_replaced_session_ends_with_a_locked_event_and_a_lock_line() {
+    let w = world();
+    let mut sub = subscribe(&w);
+    w.run(&["unlock"], "").ok();
+    next(&mut sub, EventKind::Unlocked);
+    w.run(&["unlock", "--extend"], "").ok();
+    next(&mut sub, EventKind::Extended);
+    w.run(&["unlock", "--ttl", "1h"], "").ok();
+    let e = next(&mut sub, EventKind::Locked);
+    assert_eq!(e.code, Some(ErrorCode::Locked));
+    assert_eq!(
+        e.reason.as_deref(),
+        Some("session replaced by a new unlock")
+    );
+    let e = next(&mut sub, EventKind::Unlocked);
+    assert_eq!(e.expires_in_secs, Some(3600));
+
+    let audit = w.run(&["audit"], "");
+    let events: Vec<&str> = audit
+        .ok()
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, e)| e))
+        .filter(|e| e.starts_with("unlock") || e.starts_with("lock"))
+        .collect();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events[1].contains("(extend)"), "{events:?}");
+    assert_eq!(events[2], "lock (session replaced by a new unlock)");
+    assert!(events[3].contains("ttl 3600s"), "{events:?}");
+    w.run(&["audit", "verify"], "").ok();
+}

@@ -13,7 +13,7 @@ use super::Agent;
 use crate::audit::AuditEvent;
 use crate::clock::format_duration;
 use crate::error::AgentError;
-use crate::session::{Bounds, Client, Session};
+use crate::session::{Bounds, Client, LockReason, Session};
 use crate::unlocker::{Opened, Pending};
 
 impl Agent {
@@ -174,13 +174,20 @@ impl Agent {
         Ok(())
     }
 
-    /// Install the session an unlock opened.
+    /// Install the session an unlock opened. A session it replaces ends as a lock ends it
+    /// (its `locked` event and `lock` line come first): bots close their websocket logins on
+    /// `locked`, and the log shows where the first session ended.
     async fn opened(&self, o: Opened, bounds: Bounds, client: &Client) {
         self.keystore_warnings(o.warnings);
         self.removal.opened_at(o.reader.clone());
         let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
         let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
-        *self.session() = session;
+        // One swap: no signature falls between the two sessions. The old one is dropped, so
+        // its credentials are wiped, before anything is told of its end.
+        let replaced = std::mem::replace(&mut *self.session(), session).is_unlocked();
+        if replaced {
+            self.ended(&LockReason::Replaced);
+        }
         self.changed.notify_one();
         say!(
             "tapsign agent: unlocked {} key(s) with {}",
@@ -230,7 +237,6 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::LockReason;
 
     /// Red-team round 10: an extend renewed a session whose deadline had passed but that the
     /// reaper (napping up to 5 s, longer after a suspend) had not wiped yet. It ends now.
@@ -261,5 +267,39 @@ mod tests {
         let e = agent.extended(opened, bounds, &client).await.unwrap_err();
         assert!(matches!(e, AgentError::EndedDuringTouch), "{e}");
         assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
+    }
+
+    /// An unlock replacing an open session told subscribers only `unlocked`: the old session
+    /// ends with `locked` (reason `Replaced`, code `locked`) before the new one's `unlocked`.
+    #[tokio::test]
+    async fn an_unlock_replacing_a_session_ends_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let bounds = Bounds {
+            ttl: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            max_signatures: 10,
+            per_key: None,
+        };
+        let opened = || Opened {
+            credentials: Vec::new(),
+            opened_by: "test".into(),
+            reader: None,
+            warnings: Vec::new(),
+        };
+        let client = Client {
+            pid: 1,
+            exe: "bot".into(),
+        };
+        let mut events = agent.subscribe();
+        agent.opened(opened(), bounds, &client).await;
+        assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
+        agent.opened(opened(), bounds, &client).await;
+        let e = events.recv().await.unwrap();
+        assert_eq!(e.event, EventKind::Locked, "{e:?}");
+        assert_eq!(e.reason, Some(LockReason::Replaced.to_string()));
+        assert_eq!(e.code, Some(tapsign_proto::ErrorCode::Locked));
+        assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
+        assert!(agent.session().is_unlocked());
     }
 }
