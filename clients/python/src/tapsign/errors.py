@@ -121,7 +121,10 @@ class KeystoreError(TapsignError):
 
 
 class Busy(TapsignError):
-    """The agent serves its maximum number of connections: reconnect after a growing delay."""
+    """The agent serves its maximum number of connections: reconnect after a growing delay.
+
+    To an unlock: another unlock waits for its touch (the message names who asked for it);
+    retry once that one is done."""
 
     code = "busy"
 
