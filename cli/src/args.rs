@@ -41,8 +41,10 @@ pub enum Command {
     /// Add, list and remove exchange credentials.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Open a signing session: asks the token for a touch. An open session is replaced (keys
-    /// not named drop out); --extend renews it instead.
+    /// Open a signing session: asks the token for a touch, and says what that touch opens. An
+    /// open session is replaced (it ends as a lock ends it: bots get `locked`; keys not named
+    /// drop out); --extend renews it instead. Refused (busy) while another unlock waits for its
+    /// touch: do not touch for it then.
     Unlock(UnlockArgs),
     /// Sign a request and print the request to send, as one JSON object.
     Sign(SignArgs),
@@ -89,6 +91,7 @@ pub enum KeystoreCommand {
     Rotate {
         /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
         /// credential that opens as it is now (an old file put back among them is accepted).
+        /// Only the token touched receives the new vault key: enroll the others again.
         #[arg(long)]
         rebuild_manifest: bool,
     },

@@ -92,13 +92,12 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
         gap: read.gap,
         ..Evidence::default()
     };
-    // The whole file, whatever the anchor: the vaults every manifest's record names (the
-    // anchor is chosen by whoever writes the manifest), and, where the chain cannot be
-    // followed, the highest generation (the chained lines are in the scan too, and counted
-    // again below).
-    let scan = scan(path);
-    out.recorded_vaults = scan.vaults;
+    // The whole file, whatever the anchor (which whoever writes the manifest chooses): the
+    // vaults every manifest's record names, along the chain.
+    (out.recorded_vaults, out.vaults_broken) = recorded_vaults(path);
     if out.gap.is_some() {
+        // The chained lines are in the scan too (and counted again below).
+        let scan = scan(path);
         out.unreadable = scan.unreadable;
         out.latest_generation = scan.highest;
     }
@@ -133,13 +132,40 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
 /// readable again now, and it may record a newer generation).
 pub fn unanchored(path: &Path, why: &str) -> Evidence {
     let scan = scan(path);
+    let (recorded_vaults, vaults_broken) = recorded_vaults(path);
     Evidence {
         gap: Some(why.to_owned()),
         latest_generation: scan.highest,
         unreadable: scan.unreadable,
-        recorded_vaults: scan.vaults,
+        recorded_vaults,
+        vaults_broken,
         ..Evidence::default()
     }
+}
+
+/// The vault public key each manifest's record names, from the log's first line to its last,
+/// in order, each once; or why that record cannot be trusted. Read along the chain, as from an
+/// anchor: a `keystore` line made unreadable, its field names escaped, or taken out, breaks
+/// the chain from there on (a crash's torn write the log went on from does not). A log that
+/// cannot be opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
+fn recorded_vaults(path: &Path) -> (Vec<String>, Option<String>) {
+    let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
+    let read = match since_keeping(path, &Anchor::genesis(), keystore) {
+        Ok(r) => r,
+        Err(_) => return (Vec::new(), None),
+    };
+    let mut vaults = Vec::new();
+    for line in read.lines {
+        if let AuditEvent::Keystore {
+            vault_key: Some(key),
+            ..
+        } = line.event
+        {
+            crate::keystore::ledger::note_vault(&mut vaults, &key);
+        }
+    }
+    let broken = read.gap.filter(|_| read.broken);
+    (vaults, broken)
 }
 
 /// What the `keystore` lines of a log say, read line by line without following the chain.
@@ -149,8 +175,6 @@ pub struct Scan {
     pub highest: Option<u64>,
     /// The first line that names a generation but cannot be read as a `keystore` record.
     pub unreadable: Option<String>,
-    /// The vault public keys readable `keystore` lines name, in order, each once.
-    pub vaults: Vec<String>,
 }
 
 /// Read every line of the log at `path` that names a generation (only a `keystore` record
@@ -163,9 +187,8 @@ pub fn scan(path: &Path) -> Scan {
     let Ok(file) = super::open_regular(path) else {
         return out;
     };
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut reader = std::io::BufReader::new(file);
     let mut buf = Vec::new();
-    let generation = memchr::memmem::Finder::new(b"\"generation\"");
     for i in 0.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
@@ -176,24 +199,14 @@ pub fn scan(path: &Path) -> Scan {
             break;
         };
         // Most lines are signatures: only one naming a generation is parsed.
-        if generation.find(line).is_none() {
+        if !line.windows(12).any(|w| w == b"\"generation\"") {
             continue;
         }
         match serde_json::from_slice::<super::AuditLine>(line) {
             Ok(super::AuditLine {
-                event:
-                    AuditEvent::Keystore {
-                        generation,
-                        vault_key,
-                        ..
-                    },
+                event: AuditEvent::Keystore { generation, .. },
                 ..
-            }) => {
-                out.highest = out.highest.max(Some(generation));
-                if let Some(key) = vault_key {
-                    crate::keystore::ledger::note_vault(&mut out.vaults, &key);
-                }
-            }
+            }) => out.highest = out.highest.max(Some(generation)),
             _ => {
                 out.unreadable.get_or_insert_with(|| {
                     format!(

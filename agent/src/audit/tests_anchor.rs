@@ -297,3 +297,38 @@ fn reading_back_for_the_keystore_keeps_only_its_lines_but_checks_every_link() {
     let got = since_keeping(&path, &anchor, is_keystore).unwrap();
     assert!(got.broken && got.lines.is_empty(), "{got:?}");
 }
+
+#[test]
+fn the_record_of_vaults_is_read_along_the_chain_so_a_hidden_line_breaks_it() {
+    // The keystore's vault check reads every `keystore` line of the file, anchor or not. A
+    // line whose field names were escaped past a substring search, whose generation was made
+    // unreadable, or that was taken out, must not drop its vault silently: the chain breaks.
+    let (_dir, path, mut log) = fresh();
+    let key = format!("02{:064x}", 7);
+    log.append(&AuditEvent::Keystore {
+        generation: 4,
+        vault: "00".into(),
+        vault_key: Some(key.clone()),
+        reason: "unlock".into(),
+    })
+    .unwrap();
+    log.append(&lock("after")).unwrap();
+    let anchor = log.anchor();
+    drop(log);
+    let ev = evidence(&path, &anchor);
+    assert_eq!(ev.recorded_vaults, std::slice::from_ref(&key));
+    assert!(ev.vaults_broken.is_none(), "{ev:?}");
+    let text = fs::read_to_string(&path).unwrap();
+    let keystore_line = text.lines().find(|l| l.contains("\"keystore\"")).unwrap();
+    for edited in [
+        text.replace("\"generation\":4", "\"gener\\u0061tion\":4"),
+        text.replace("\"generation\":4", "\"generation\":\"4\""),
+        text.replace("\"generation\":4", "\"gener\\u0061tion\":\"4\""),
+        text.replace(&format!("{keystore_line}\n"), ""),
+    ] {
+        assert_ne!(edited, text);
+        fs::write(&path, &edited).unwrap();
+        let ev = evidence(&path, &anchor);
+        assert!(ev.vaults_broken.is_some(), "{edited}\n{ev:?}");
+    }
+}

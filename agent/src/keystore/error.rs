@@ -168,7 +168,8 @@ pub enum KeystoreError {
          write your files: nothing is opened or sealed, since a credential sealed to this vault \
          could be read by whoever made it. Keep a copy of the keystore folder as found; then put \
          back manifest.json from a backup (the genuine vault-{recorded} folder may still be \
-         beside the forged one; if not, it too)"
+         beside the forged one; if not, it too). Only if you put this keystore back from an \
+         older backup yourself: move the audit log aside (keep it), then unlock"
     )]
     VaultNotChained {
         vault: PathBuf,
@@ -176,6 +177,15 @@ pub enum KeystoreError {
         recorded: String,
         by: &'static str,
     },
+
+    #[error(
+        "the audit log's chain breaks ({why}): its record of the keystore's vaults cannot be \
+         trusted, since a line edited, made unreadable or taken out may have hidden a vault this \
+         keystore must descend from, so nothing is opened or sealed. See where with `tapsign \
+         audit verify`, and keep a copy of the log. Only if you edited or repaired the log \
+         yourself: move it aside (keep it) and run this again"
+    )]
+    VaultRecordBroken { why: String },
 
     #[error(
         "the audit log records another keystore (vault-{recorded}): a new keystore next to it \
@@ -290,7 +300,7 @@ impl KeystoreError {
             Changed { dir } | Busy { dir } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
-            LogHasKeystore { .. } => None,
+            LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,

@@ -31,7 +31,14 @@ const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 pub(crate) trait Envelope: Serialize + DeserializeOwned {
     /// The value of the file's `format` field (`tapsign-vault`, ...).
     const FORMAT: &'static str;
+    /// The highest `version` of this file this tapsign reads (from 1 up).
+    const MAX_VERSION: u64 = FORMAT_VERSION;
     fn checksum_mut(&mut self) -> &mut String;
+    /// Whether the fields are those of the file's `version` (a field a version brought is
+    /// not in a file of an earlier one).
+    fn fits_version(&self) -> bool {
+        true
+    }
 }
 
 /// Serialize `value` the one way tapsign writes it, with its checksum filled in.
@@ -79,12 +86,12 @@ pub(crate) fn decode<T: Envelope + Clone>(path: &Path, bytes: &[u8]) -> Result<T
         ));
     }
     let version = value.get("version").and_then(Value::as_u64);
-    if version != Some(FORMAT_VERSION) {
+    if !version.is_some_and(|v| (1..=T::MAX_VERSION).contains(&v)) {
         return match version {
-            Some(found) if found > FORMAT_VERSION => Err(KeystoreError::UnsupportedVersion {
+            Some(found) if found > T::MAX_VERSION => Err(KeystoreError::UnsupportedVersion {
                 path: path.to_owned(),
                 found,
-                supported: FORMAT_VERSION,
+                supported: T::MAX_VERSION,
             }),
             _ => Err(KeystoreError::damaged(
                 path,
@@ -94,6 +101,12 @@ pub(crate) fn decode<T: Envelope + Clone>(path: &Path, bytes: &[u8]) -> Result<T
     }
     let parsed: T = serde_json::from_value(value)
         .map_err(|e| KeystoreError::damaged(path, format!("unexpected contents ({e})")))?;
+    if !parsed.fits_version() {
+        return Err(KeystoreError::damaged(
+            path,
+            "its fields are not those of its \"version\"",
+        ));
+    }
     if encode(path, parsed.clone())? != bytes {
         return Err(KeystoreError::damaged(
             path,

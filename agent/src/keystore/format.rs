@@ -39,10 +39,21 @@ pub(crate) struct Succession {
     pub signature: String,
 }
 
+/// The `version` of a `vault.json` with a `lineage` (one without stays version 1, so an older
+/// tapsign reads it, and one with says "upgrade tapsign" there instead of "damaged").
+pub(crate) const VAULT_LINEAGE_VERSION: u64 = 2;
+
 impl Envelope for VaultFile {
     const FORMAT: &'static str = "tapsign-vault";
+    const MAX_VERSION: u64 = VAULT_LINEAGE_VERSION;
     fn checksum_mut(&mut self) -> &mut String {
         &mut self.checksum
+    }
+    fn fits_version(&self) -> bool {
+        match self.version {
+            VAULT_LINEAGE_VERSION => !self.lineage.is_empty(),
+            _ => self.lineage.is_empty(),
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) fn succeeding(old_file: &VaultFile, old: &VaultKey, next: &PublicKey)
     let to = compressed(next);
     let signature = old.sign_statement(&statement(&from, &to));
     let mut file = VaultFile::new(next);
+    file.version = super::format::VAULT_LINEAGE_VERSION;
     file.lineage = old_file.lineage.clone();
     file.lineage.push(Succession {
         from: hex::encode(&from),

@@ -65,7 +65,7 @@ impl Keystore {
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
     ) -> Result<Rotated, KeystoreError> {
-        self.rotate_in(false, vk, remove, present, ledger)
+        self.rotate_in(None, vk, remove, present, ledger)
     }
 
     /// The keyslots a rebuild would touch: those of the folder [`Keystore::rebuild_manifest`]
@@ -82,27 +82,33 @@ impl Keystore {
 
     /// A rotation for a keystore whose `manifest.json` is lost, damaged or does not verify:
     /// every credential that opens with `vk` is carried over as it is now, unchecked (a
-    /// rollback among them goes unnoticed), and a new manifest starts afresh.
+    /// rollback among them goes unnoticed), and a new manifest starts afresh. Only `touched`,
+    /// the token whose touch gave `vk`, receives the new vault key: with no manifest to say
+    /// which keyslots are the trader's, one planted beside them (sealed to anyone's public
+    /// key, or a removed token's put back) would receive it too. The others are named, to be
+    /// enrolled again.
     pub fn rebuild_manifest(
         &self,
         vk: &VaultKey,
+        touched: &TokenStub,
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
     ) -> Result<Rotated, KeystoreError> {
-        self.rotate_in(true, vk, None, present, ledger)
+        self.rotate_in(Some(touched), vk, None, present, ledger)
     }
 
+    /// `rebuild`: the token touched for a rebuild, the only one to receive the new key.
     fn rotate_in(
         &self,
-        rebuild: bool,
+        rebuild: Option<&TokenStub>,
         vk: &VaultKey,
         remove: Option<&str>,
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
     ) -> Result<Rotated, KeystoreError> {
         let slots: Vec<Keyslot> = match rebuild {
-            true => self.keyslots_for_rebuild()?,
-            false => self.keyslots()?.into_iter().flatten().collect(),
+            Some(_) => self.keyslots_for_rebuild()?,
+            None => self.keyslots()?.into_iter().flatten().collect(),
         };
         let mut warnings = Vec::new();
         if let Some(id) = remove
@@ -123,6 +129,15 @@ impl Keystore {
                         "keyslot {} is not the one the manifest records, so it is not carried over",
                         s.stub.id()
                     ));
+                }
+                if let Some(touched) = rebuild
+                    && s.stub != *touched
+                {
+                    warnings.push(format!(
+                        "{} did not receive the new vault key: with no manifest to vouch for its keyslot, a rebuild cannot tell it from one put there by someone else (sealing to a token needs only its public key); if it is yours, enroll it again with `tapsign token add`",
+                        s.stub.describe()
+                    ));
+                    return false;
                 }
                 s.recorded
             })
@@ -154,8 +169,8 @@ impl Keystore {
         crate::disk::interleave("rotate: keyslots wrapped, before the lock");
         let lock = self.lock()?;
         let mut p = match rebuild {
-            true => self.prepare_in(self.live_for_rebuild()?, true, vk, ledger, &lock)?,
-            false => self.prepare(vk, ledger, &lock)?,
+            Some(_) => self.prepare_in(self.live_for_rebuild()?, true, vk, ledger, &lock)?,
+            None => self.prepare(vk, ledger, &lock)?,
         };
         let mut planned: Vec<&str> = slots
             .iter()
@@ -224,8 +239,8 @@ impl Keystore {
 
         let reason = match (remove, rebuild) {
             (Some(id), _) => super::ledger::token_removed(id),
-            (None, true) => "rotated: manifest rebuilt from the files as they were".into(),
-            (None, false) => "rotated".into(),
+            (None, Some(_)) => "rotated: manifest rebuilt from the files as they were".into(),
+            (None, None) => "rotated".into(),
         };
         self.note_refusals(ledger, &dropped, &mut warnings);
         self.note_manifest(ledger, &manifest, &reason, &mut warnings);

@@ -360,10 +360,15 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
             .unwrap();
     let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
     let r =
-        f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+        f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
             .unwrap();
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
-    assert_eq!(r.keyslots.len(), 2);
+    // Only the token touched: nothing vouches for the other keyslot any more.
+    assert_eq!(r.keyslots, [f.token.stub().id()]);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("enroll it again")),
+        "{r:?}"
+    );
     assert!(f.check().unwrap().refused.is_empty());
 
     // Forged (it parses, the MAC fails): the same way out.
@@ -376,7 +381,7 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
         KeystoreError::ManifestInvalid { .. }
     ));
     let vk = f.unlock();
-    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+    f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
         .unwrap();
     let vk = f.unlock();
     let c = f.check().unwrap();
@@ -403,7 +408,7 @@ fn rebuild(f: &mut Fixture) -> Result<Rotated, KeystoreError> {
     let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         unreachable!("soft keyslots wrap offline")
     };
-    f.ks.rebuild_manifest(&vk, &mut none, &mut f.ledger)
+    f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
 }
 
 /// A `key_change` line as anyone who can write the log can append one (it continues the

@@ -157,6 +157,22 @@ fn rotations_sign_their_lineage_and_a_changed_link_is_damage() {
     let path = f.live().join(VAULT_FILE);
     let file: VaultFile = files::decode(&path, &fs::read(&path).unwrap()).unwrap();
     assert_eq!(file.lineage.len(), 2);
+    // A vault.json with a lineage is version 2, so an older tapsign says "upgrade tapsign";
+    // the version and the fields must agree.
+    assert_eq!(file.version, 2);
+    for (version, lineage) in [(1, file.lineage.clone()), (2, vec![])] {
+        let mut v = file.clone();
+        v.version = version;
+        v.lineage = lineage;
+        let bytes = files::encode(&path, v).unwrap();
+        let e = files::decode::<VaultFile>(&path, &bytes).unwrap_err();
+        assert!(matches!(e, KeystoreError::Damaged { .. }), "{e}");
+    }
+    let mut v3 = file.clone();
+    v3.version = 3;
+    let bytes = files::encode(&path, v3).unwrap();
+    let e = files::decode::<VaultFile>(&path, &bytes).unwrap_err();
+    assert!(matches!(e, KeystoreError::UnsupportedVersion { .. }), "{e}");
     assert_eq!(
         file.lineage[0].from,
         hex::encode(super::seal::compressed(&first))
@@ -179,4 +195,86 @@ fn rotations_sign_their_lineage_and_a_changed_link_is_damage() {
     put_back(&path, &files::encode(&path, bad).unwrap());
     let e = f.check().unwrap_err();
     assert!(matches!(e, KeystoreError::Damaged { .. }), "{e}");
+}
+
+#[test]
+fn a_rebuild_gives_the_new_vault_key_only_to_the_token_touched() {
+    // With the manifest broken, nothing vouches for a keyslot: one planted beside the
+    // trader's (sealed to anyone's public key: here a token the planter holds) received the
+    // rebuilt vault key, and with it every credential.
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let planted = super::tests::soft(f.tmp.path(), "token-planted");
+    let rel = format!("{KEYSLOTS}/{}.json", planted.stub().id());
+    let vk = f.unlock();
+    let bytes =
+        super::vault_ops::keyslot_bytes(Path::new(&rel), &vk, planted.stub(), None).unwrap();
+    put_back(&f.live().join(&rel), &bytes);
+    let path = f.ks.dir().join("manifest.json");
+    let mut m: ManifestFile = files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.mac = "00".repeat(32);
+    put_back(&path, &files::encode(&path, m).unwrap());
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    let touched = f.token.stub().clone();
+    let r =
+        f.ks.rebuild_manifest(&vk, &touched, &mut none, &mut f.ledger)
+            .unwrap();
+    assert_eq!(r.keyslots, [touched.id()]);
+    let planted_line = r
+        .warnings
+        .iter()
+        .find(|w| w.contains(&planted.stub().describe()));
+    assert!(planted_line.is_some(), "{r:?}");
+    // The planted token has no keyslot in the new vault.
+    assert!(
+        f.ks.keyslots()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .all(|s| &s.stub != planted.stub())
+    );
+    assert!(f.check().unwrap().refused.is_empty());
+}
+
+#[test]
+fn a_rebuild_keeps_to_the_recorded_vaults_and_says_how_to_restore_an_own_backup() {
+    // The trader's own backup from before a rotation, put back: the log names the newer vault,
+    // which the backup's does not descend from. A rebuild must not take it (it would take a
+    // forged one the same way); the refusal says what to do if the backup is the trader's.
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let backup = f.tmp.path().join("backup");
+    copy_dir(f.ks.dir(), &backup);
+    f.rotate(None).unwrap();
+    fs::remove_dir_all(f.ks.dir()).unwrap();
+    copy_dir(&backup, f.ks.dir());
+    let vk = f.unlock();
+    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    let touched = f.token.stub().clone();
+    let e =
+        f.ks.rebuild_manifest(&vk, &touched, &mut none, &mut f.ledger)
+            .unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultNotChained { .. }), "{e}");
+    assert!(e.to_string().contains("move the audit log aside"), "{e}");
+    // With the log moved aside, it opens.
+    f.ledger.entries.clear();
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 2, "{c:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::DirBuilder::new().mode(0o700).create(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            put_back(&dest, &fs::read(e.path()).unwrap());
+        }
+    }
 }

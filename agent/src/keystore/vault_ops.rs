@@ -414,6 +414,7 @@ impl Keystore {
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
                     recorded_vaults: whole.recorded_vaults,
+                    vaults_broken: whole.vaults_broken,
                     witnessed: whole.witnessed,
                     ..Evidence::default()
                 };
@@ -422,11 +423,8 @@ impl Keystore {
         };
         // The vault on disk must be, or descend from, every vault the record names: a vault of
         // someone else's making, wrapped to the trader's tokens, verifies in every other way.
-        // A rebuild takes the files as they are, but carries the lineage on (it must verify).
-        match rebuild {
-            false => self.chained(&live.dir, &evidence)?,
-            true => drop(self.ancestry_in(&live.dir)?),
-        }
+        // A rebuild too: it takes the credentials as they are, never another vault.
+        self.chained(&live.dir, &evidence)?;
         // Only a manifest the vault key verified, and whose vault the record vouches for,
         // decides which vault folder is live: one that names a copy elsewhere (with no good
         // MAC, or a good one under a vault of someone else's making) must not get the real
@@ -607,6 +605,9 @@ impl Keystore {
     /// names (the ledger's whole file, and what a running agent saw recorded). The refusal
     /// names the latest such vault: the one to put back.
     pub(crate) fn chained(&self, live: &Path, evidence: &Evidence) -> Result<(), KeystoreError> {
+        if let Some(why) = &evidence.vaults_broken {
+            return Err(KeystoreError::VaultRecordBroken { why: why.clone() });
+        }
         let recorded = evidence
             .recorded_vaults
             .iter()
@@ -680,6 +681,9 @@ impl Keystore {
 
 /// A record that names a vault key refuses a new keystore: the new vault descends from none.
 fn refuse_recorded_vault(whole: &Evidence) -> Result<(), KeystoreError> {
+    if let Some(why) = &whole.vaults_broken {
+        return Err(KeystoreError::VaultRecordBroken { why: why.clone() });
+    }
     let first = whole
         .recorded_vaults
         .first()

@@ -24,6 +24,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::VaultMismatch { .. }
         | KeystoreError::VaultNotPinned { .. }
         | KeystoreError::VaultNotChained { .. }
+        | KeystoreError::VaultRecordBroken { .. }
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }

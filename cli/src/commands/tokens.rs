@@ -253,6 +253,16 @@ fn touch_enrolled(
     slots: Vec<Keyslot>,
     pin: Option<&SecretString>,
 ) -> Result<VaultKey, Failure> {
+    touch_one(paths, ks, slots, pin).map(|(vk, _)| vk)
+}
+
+/// [`touch_enrolled`], also saying which token was touched.
+fn touch_one(
+    paths: &Paths,
+    ks: &Keystore,
+    slots: Vec<Keyslot>,
+    pin: Option<&SecretString>,
+) -> Result<(VaultKey, TokenStub), Failure> {
     if slots.is_empty() {
         return Err(Failure::error(
             "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
@@ -276,6 +286,7 @@ fn touch_enrolled(
     let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
     errln!("Touch {} to open the keystore...", stubs[i].describe());
     ks.unwrap_vault(&slots[i], token.as_mut())
+        .map(|vk| (vk, slots[i].stub.clone()))
         .map_err(ks_failure)
 }
 
@@ -319,10 +330,10 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
 fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
-    let vk = touch_enrolled(paths, ks, slots, None)?;
+    let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
     let rotated = ks
-        .rebuild_manifest(&vk, &mut present_token(paths), &mut ledger)
+        .rebuild_manifest(&vk, &touched, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
