@@ -144,10 +144,15 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
 }
 
 /// The vault public key each manifest's record names, from the log's first line to its last,
-/// in order, each once; or why that record cannot be trusted. Read along the chain, as from an
-/// anchor: a `keystore` line made unreadable, its field names escaped, or taken out, breaks
-/// the chain from there on (a crash's torn write the log went on from does not). A log that
-/// cannot be opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
+/// in order, each once; or why that record cannot be trusted. Read along the chain from the
+/// first line (a crash's torn write the log went on from is read past). Where the chain
+/// breaks, what came before the break stands, and every line of the file that is a `keystore`
+/// event naming a `vault_key`, read as JSON whatever else in it does not parse (a field name
+/// escaped, a number made a string), still counts: such a line can only add a vault the
+/// keystore must descend from. What a break can hide is a line taken out or made into
+/// something else; so a break with no vault recorded before it (where the first record of
+/// the keystore may have been) is a record that cannot be trusted. A log that cannot be
+/// opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
 fn recorded_vaults(path: &Path) -> (Vec<String>, Option<String>) {
     let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
     let read = match since_keeping(path, &Anchor::genesis(), keystore) {
@@ -164,8 +169,46 @@ fn recorded_vaults(path: &Path) -> (Vec<String>, Option<String>) {
             crate::keystore::ledger::note_vault(&mut vaults, &key);
         }
     }
-    let broken = read.gap.filter(|_| read.broken);
-    (vaults, broken)
+    let Some(why) = read.gap.filter(|_| read.broken) else {
+        return (vaults, None);
+    };
+    let before_the_break = !vaults.is_empty();
+    for key in vault_keys_anywhere(path) {
+        crate::keystore::ledger::note_vault(&mut vaults, &key);
+    }
+    match before_the_break {
+        true => (vaults, None),
+        false => (vaults, Some(why)),
+    }
+}
+
+/// Every `vault_key` of a line that reads as a JSON object whose `event` is of type
+/// `keystore`, however the rest of it reads, in file order.
+fn vault_keys_anywhere(path: &Path) -> Vec<String> {
+    use std::io::BufRead;
+    let mut out = Vec::new();
+    let Ok(file) = super::open_regular(path) else {
+        return out;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Ok(line) = serde_json::from_slice::<serde_json::Value>(&buf) else {
+            continue;
+        };
+        let event = &line["event"];
+        if event["type"] == "keystore"
+            && let Some(key) = event["vault_key"].as_str()
+        {
+            out.push(key.to_owned());
+        }
+    }
+    out
 }
 
 /// What the `keystore` lines of a log say, read line by line without following the chain.

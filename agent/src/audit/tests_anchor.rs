@@ -299,10 +299,11 @@ fn reading_back_for_the_keystore_keeps_only_its_lines_but_checks_every_link() {
 }
 
 #[test]
-fn the_record_of_vaults_is_read_along_the_chain_so_a_hidden_line_breaks_it() {
+fn the_record_of_vaults_is_read_along_the_chain_and_a_hidden_line_is_not_lost() {
     // The keystore's vault check reads every `keystore` line of the file, anchor or not. A
-    // line whose field names were escaped past a substring search, whose generation was made
-    // unreadable, or that was taken out, must not drop its vault silently: the chain breaks.
+    // line whose field names were escaped past a substring search, or whose generation was
+    // made unreadable, still names its vault; one taken out, with no vault recorded before the
+    // break, leaves a record that cannot be trusted.
     let (_dir, path, mut log) = fresh();
     let key = format!("02{:064x}", 7);
     log.append(&AuditEvent::Keystore {
@@ -320,15 +321,39 @@ fn the_record_of_vaults_is_read_along_the_chain_so_a_hidden_line_breaks_it() {
     assert!(ev.vaults_broken.is_none(), "{ev:?}");
     let text = fs::read_to_string(&path).unwrap();
     let keystore_line = text.lines().find(|l| l.contains("\"keystore\"")).unwrap();
-    for edited in [
-        text.replace("\"generation\":4", "\"gener\\u0061tion\":4"),
-        text.replace("\"generation\":4", "\"generation\":\"4\""),
-        text.replace("\"generation\":4", "\"gener\\u0061tion\":\"4\""),
-        text.replace(&format!("{keystore_line}\n"), ""),
+    for (edited, trusted) in [
+        // Parses as it is: the break comes after it.
+        (
+            text.replace("\"generation\":4", "\"gener\\u0061tion\":4"),
+            true,
+        ),
+        // Does not parse as a line: the break is the line itself, with no vault before it.
+        (
+            text.replace("\"generation\":4", "\"generation\":\"4\""),
+            false,
+        ),
+        (
+            text.replace("\"generation\":4", "\"gener\\u0061tion\":\"4\""),
+            false,
+        ),
     ] {
-        assert_ne!(edited, text);
         fs::write(&path, &edited).unwrap();
         let ev = evidence(&path, &anchor);
-        assert!(ev.vaults_broken.is_some(), "{edited}\n{ev:?}");
+        assert_eq!(ev.recorded_vaults, std::slice::from_ref(&key), "{edited}");
+        assert_eq!(ev.vaults_broken.is_none(), trusted, "{edited}\n{ev:?}");
     }
+    fs::write(&path, text.replace(&format!("{keystore_line}\n"), "")).unwrap();
+    let ev = evidence(&path, &anchor);
+    assert!(ev.recorded_vaults.is_empty());
+    assert!(ev.vaults_broken.is_some(), "{ev:?}");
+    // A vault recorded before a break stands, and one named after it counts too: a line of
+    // garbage appended does not make the record untrustworthy.
+    let other = format!("03{:064x}", 9);
+    let garbage = format!(
+        "{text}x\n{{\"seq\":99,\"event\":{{\"type\":\"keystore\",\"vault_key\":\"{other}\"}}}}\n"
+    );
+    fs::write(&path, garbage).unwrap();
+    let ev = evidence(&path, &anchor);
+    assert_eq!(ev.recorded_vaults, [key, other]);
+    assert!(ev.vaults_broken.is_none(), "{ev:?}");
 }

@@ -179,11 +179,11 @@ pub enum KeystoreError {
     },
 
     #[error(
-        "the audit log's chain breaks ({why}): its record of the keystore's vaults cannot be \
-         trusted, since a line edited, made unreadable or taken out may have hidden a vault this \
-         keystore must descend from, so nothing is opened or sealed. See where with `tapsign \
-         audit verify`, and keep a copy of the log. Only if you edited or repaired the log \
-         yourself: move it aside (keep it) and run this again"
+        "the audit log's chain breaks ({why}) before any record of the keystore's vault: a line \
+         taken out or made into something else there may have been that record, so the vault \
+         cannot be checked and nothing is opened or sealed. See where with `tapsign audit \
+         verify`, and keep a copy of the log. Only if you edited or repaired the log yourself: \
+         move it aside (keep it) and run this again"
     )]
     VaultRecordBroken { why: String },
 

@@ -91,8 +91,8 @@ pub struct Evidence {
     /// after the anchor, which a forger of the manifest chooses), in order: the vault on disk
     /// must be each of them or descend from it (`super::lineage`).
     pub recorded_vaults: Vec<String>,
-    /// Why that record of the vaults cannot be trusted: the log's chain breaks somewhere
-    /// before its end (a `keystore` line edited, made unreadable or taken out would hide a
+    /// Why that record of the vaults cannot be trusted: the log's chain breaks before any
+    /// vault is recorded (a `keystore` line taken out there would hide the keystore's first
     /// vault), so nothing is opened or sealed on it.
     pub vaults_broken: Option<String>,
     /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
