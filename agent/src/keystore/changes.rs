@@ -71,7 +71,11 @@ impl Keystore {
         let live = self.live()?;
         let path = credential_path(&live.dir, &cred.name)?;
         let vault_path = live.dir.join(VAULT_FILE);
-        let vault = self.vault_key_in(&live.dir)?;
+        // Read once: what is sealed to is what the checks below judged (the manifest's key,
+        // the agent's pin, the lineage), never a file swapped in between two reads.
+        let vault_file = self.vault_file_in(&live.dir)?;
+        let vault = vault_file.public_key(&vault_path)?;
+        crate::disk::interleave("key add: vault.json read, before the record");
         let vault_hex = hex::encode(compressed(&vault));
         let mut warnings = Vec::new();
         match &live.manifest {
@@ -109,7 +113,7 @@ impl Keystore {
         // A vault of someone else's making (vault.json, keyslots wrapped to the trader's tokens
         // and a manifest it verifies, all replaced together) is refused before anything is
         // sealed to it: it descends from none of the vaults the record names.
-        self.chained(&live.dir, &evidence)?;
+        self.chained(&vault_file, &vault_path, &evidence)?;
         // A gap in the record (the anchor's line changed, the log cut or gone) hides any
         // rotation after the manifest on disk, unless its generation is still in the file.
         // Sealing then waits for an unlock's check, or the running agent's pin from one.

@@ -37,7 +37,10 @@ impl Keystore {
         };
         let whole = self
             .against_log(Some(m), &evidence)
-            .and_then(|()| self.chained(&live.dir, &evidence))
+            .and_then(|()| {
+                let path = live.dir.join(super::VAULT_FILE);
+                self.chained(&self.vault_file_in(&live.dir)?, &path, &evidence)
+            })
             .err();
         let mut warnings = match (&whole, &evidence.gap) {
             (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],

@@ -9,7 +9,6 @@
 
 use super::changes::credential_bytes;
 use super::files::encode;
-use super::format::VaultFile;
 use super::layout::{Stage, sha256_hex, vault_tag};
 use super::ledger::Ledger;
 use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
@@ -216,7 +215,7 @@ impl Keystore {
         crate::disk::interleave("rotate: checked under the lock, before the stage");
         let stage = self.stage(&lock)?;
         let (slot_records, records) =
-            match fill_stage(self, &stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
+            match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
                 Ok(r) => r,
                 Err(e) => {
                     stage.discard();
@@ -264,7 +263,6 @@ impl Keystore {
 /// and each credential that passed the check, re-sealed to the new vault key (creation times
 /// kept). A credential that does not open goes to `dropped`.
 fn fill_stage(
-    ks: &Keystore,
     stage: &Stage,
     new_vk: &VaultKey,
     wrapped: &[(String, String, Vec<u8>)],
@@ -272,12 +270,11 @@ fn fill_stage(
     vk: &VaultKey,
     dropped: &mut Vec<Refusal>,
 ) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
-    // The new vault key, signed by the one it replaces: the lineage every later check of
-    // the record follows (`super::lineage`).
-    let old_file: VaultFile = ks.vault_file_in(&p.live)?;
+    // The new vault key, signed by the one it replaces, after the lineage the check judged
+    // (read once, under the lock): the lineage every later check of the record follows.
     let vault_bytes = encode(
         &stage.dir().join(VAULT_FILE),
-        super::lineage::succeeding(&old_file, vk, &new_vk.public_key()),
+        super::lineage::succeeding(&p.vault, vk, &new_vk.public_key()),
     )?;
     stage.put(VAULT_FILE, &vault_bytes)?;
     let mut slot_records = Vec::new();

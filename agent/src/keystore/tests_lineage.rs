@@ -278,3 +278,49 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Run `act` when the operation on this thread passes `point` (see `disk::interleave`).
+fn at(point: &'static str, act: impl FnOnce() + 'static) {
+    crate::disk::INTERLEAVE.with(|i| i.borrow_mut().push((point, Box::new(act))));
+}
+
+#[test]
+fn a_vault_json_swapped_after_it_was_read_changes_nothing() {
+    // vault.json was read twice: once for the key to seal to (and to compare with VK), once
+    // for the lineage. A forged file for the first read and a copy of the genuine one for the
+    // second passed both: key add sealed to the forged key, and unlock opened the forged vault
+    // and removed the genuine folder. Each now reads it once.
+    let (mut f, _b) = Fixture::populated();
+    f.rotate(None).unwrap();
+    f.check().unwrap();
+    let genuine = f.live();
+    let genuine_vault = fs::read(genuine.join(VAULT_FILE)).unwrap();
+    let forged = forge(&mut f, fresh_vault);
+    let forged_path = f.live().join(VAULT_FILE);
+    assert_ne!(f.live(), genuine);
+    for point in [
+        "key add: vault.json read, before the record",
+        "check: vault.json read, before the record",
+    ] {
+        let (path, bytes) = (forged_path.clone(), genuine_vault.clone());
+        at(point, move || put_back(&path, &bytes));
+        let e = match point.starts_with("key add") {
+            true => f
+                .add(&cred("new-key", Exchange::Binance, None), false)
+                .unwrap_err(),
+            false => f.check().unwrap_err(),
+        };
+        assert!(
+            matches!(
+                e,
+                KeystoreError::VaultNotChained { .. } | KeystoreError::VaultMismatch { .. }
+            ),
+            "{point}: {e}"
+        );
+        assert!(genuine.join(VAULT_FILE).exists(), "{point}");
+        crate::disk::INTERLEAVE.with(|i| i.borrow_mut().clear());
+        // Put the forged file back for the next round.
+        let fresh = files::encode(&forged_path, fresh_vault(&forged)).unwrap();
+        put_back(&forged_path, &fresh);
+    }
+}

@@ -45,6 +45,8 @@ pub(crate) struct Prepared {
     /// Readable keyslot files: token id and SHA-256.
     pub keyslots: Vec<SlotRecord>,
     pub evidence: Evidence,
+    /// `vault.json` as read once and checked: its key is VK's, its lineage vouched for.
+    pub vault: VaultFile,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -355,7 +357,12 @@ impl Keystore {
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
         let vault_path = live.dir.join(VAULT_FILE);
-        if self.vault_key_in(&live.dir)? != vk.public_key() {
+        // Read once: the key compared with VK and the lineage the record is checked against
+        // come from the same bytes (a file swapped between two reads would pass each check
+        // with a different file).
+        let vault = self.vault_file_in(&live.dir)?;
+        crate::disk::interleave("check: vault.json read, before the record");
+        if vault.public_key(&vault_path)? != vk.public_key() {
             return Err(KeystoreError::VaultMismatch {
                 from: "opened by the token".into(),
                 vault: vault_path,
@@ -424,7 +431,7 @@ impl Keystore {
         // The vault on disk must be, or descend from, every vault the record names: a vault of
         // someone else's making, wrapped to the trader's tokens, verifies in every other way.
         // A rebuild too: it takes the credentials as they are, never another vault.
-        self.chained(&live.dir, &evidence)?;
+        self.chained(&vault, &vault_path, &evidence)?;
         // Only a manifest the vault key verified, and whose vault the record vouches for,
         // decides which vault folder is live: one that names a copy elsewhere (with no good
         // MAC, or a good one under a vault of someone else's making) must not get the real
@@ -438,6 +445,7 @@ impl Keystore {
             folded,
             keyslots,
             evidence,
+            vault,
         })
     }
 
@@ -583,13 +591,6 @@ impl Keystore {
         refuse_recorded_vault(&ledger.since(&Anchor::genesis()))
     }
 
-    /// The vault keys `vault.json` in `live` descends from, its own last, each link verified
-    /// (`super::lineage`).
-    pub(crate) fn ancestry_in(&self, live: &Path) -> Result<Vec<String>, KeystoreError> {
-        let file = self.vault_file_in(live)?;
-        super::lineage::ancestry(&file, &live.join(VAULT_FILE))
-    }
-
     /// `vault.json` in `live`, its key checked to be a point.
     pub(crate) fn vault_file_in(&self, live: &Path) -> Result<VaultFile, KeystoreError> {
         let path = live.join(VAULT_FILE);
@@ -601,10 +602,16 @@ impl Keystore {
         Ok(file)
     }
 
-    /// Refuse a vault in `live` that is not, and does not descend from, every vault the record
-    /// names (the ledger's whole file, and what a running agent saw recorded). The refusal
-    /// names the latest such vault: the one to put back.
-    pub(crate) fn chained(&self, live: &Path, evidence: &Evidence) -> Result<(), KeystoreError> {
+    /// Refuse a `vault.json` (`vault`, read from `path`) that is not, and does not descend
+    /// from, every vault the record names (the ledger's whole file, and what a running agent
+    /// saw recorded). The refusal names the latest such vault: the one to put back. The caller
+    /// uses this same parse of the file, never a second read.
+    pub(crate) fn chained(
+        &self,
+        vault: &VaultFile,
+        path: &Path,
+        evidence: &Evidence,
+    ) -> Result<(), KeystoreError> {
         if let Some(why) = &evidence.vaults_broken {
             return Err(KeystoreError::VaultRecordBroken { why: why.clone() });
         }
@@ -625,11 +632,11 @@ impl Keystore {
         for (key, by) in recorded {
             let known = match &ancestry {
                 Some(a) => a,
-                None => ancestry.insert(self.ancestry_in(live)?),
+                None => ancestry.insert(super::lineage::ancestry(vault, path)?),
             };
             if !known.contains(key) {
                 return Err(KeystoreError::VaultNotChained {
-                    vault: live.join(VAULT_FILE),
+                    vault: path.to_owned(),
                     found: tag_of(known.last().map_or("", String::as_str)),
                     recorded: tag_of(key),
                     by,
