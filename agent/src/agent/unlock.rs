@@ -238,33 +238,46 @@ impl Agent {
 mod tests {
     use super::*;
 
+    fn bounds() -> Bounds {
+        Bounds {
+            ttl: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            max_signatures: 10,
+            per_key: None,
+        }
+    }
+
+    /// What a touch that opened nothing returns.
+    fn opened() -> Opened {
+        Opened {
+            credentials: Vec::new(),
+            opened_by: "test".into(),
+            reader: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn client() -> Client {
+        Client {
+            pid: 1,
+            exe: "bot".into(),
+        }
+    }
+
     /// Red-team round 10: an extend renewed a session whose deadline had passed but that the
     /// reaper (napping up to 5 s, longer after a suspend) had not wiped yet. It ends now.
     #[tokio::test]
     async fn an_extend_does_not_renew_a_session_past_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, boot) = Agent::with_test_clock(dir.path());
-        let bounds = Bounds {
-            ttl: Duration::from_secs(60),
-            idle: Duration::from_secs(60),
-            max_signatures: 10,
-            per_key: None,
-        };
-        *agent.session() = Session::unlock(Vec::new(), bounds, agent.now(), "test".into());
+        *agent.session() = Session::unlock(Vec::new(), bounds(), agent.now(), "test".into());
         boot.fetch_add(120, Ordering::SeqCst); // past the lifetime, not yet reaped
-        let opened = Opened {
-            credentials: Vec::new(),
-            opened_by: "test".into(),
-            reader: None,
-            warnings: Vec::new(),
-        };
-        let client = Client {
-            pid: 1,
-            exe: "bot".into(),
-        };
         let locks = agent.locks.load(Ordering::SeqCst);
-        let opened = agent.after_touch(Ok(opened), true, locks).unwrap();
-        let e = agent.extended(opened, bounds, &client).await.unwrap_err();
+        let opened = agent.after_touch(Ok(opened()), true, locks).unwrap();
+        let e = agent
+            .extended(opened, bounds(), &client())
+            .await
+            .unwrap_err();
         assert!(matches!(e, AgentError::EndedDuringTouch), "{e}");
         assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
     }
@@ -275,26 +288,10 @@ mod tests {
     async fn an_unlock_replacing_a_session_ends_it_first() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, _boot) = Agent::with_test_clock(dir.path());
-        let bounds = Bounds {
-            ttl: Duration::from_secs(60),
-            idle: Duration::from_secs(60),
-            max_signatures: 10,
-            per_key: None,
-        };
-        let opened = || Opened {
-            credentials: Vec::new(),
-            opened_by: "test".into(),
-            reader: None,
-            warnings: Vec::new(),
-        };
-        let client = Client {
-            pid: 1,
-            exe: "bot".into(),
-        };
         let mut events = agent.subscribe();
-        agent.opened(opened(), bounds, &client).await;
+        agent.opened(opened(), bounds(), &client()).await;
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
-        agent.opened(opened(), bounds, &client).await;
+        agent.opened(opened(), bounds(), &client()).await;
         let e = events.recv().await.unwrap();
         assert_eq!(e.event, EventKind::Locked, "{e:?}");
         assert_eq!(e.reason, Some(LockReason::Replaced.to_string()));

@@ -60,6 +60,11 @@ fn forge(f: &mut Fixture, vault: impl FnOnce(&VaultKey) -> VaultFile) -> VaultKe
     vk
 }
 
+/// The tokens a rebuild asks to be present: none here (soft keyslots wrap offline).
+fn offline() -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> {
+    |_| unreachable!("soft keyslots wrap offline")
+}
+
 fn fresh_vault(vk: &VaultKey) -> VaultFile {
     VaultFile::new(&vk.public_key())
 }
@@ -214,12 +219,9 @@ fn a_rebuild_gives_the_new_vault_key_only_to_the_token_touched() {
     let mut m: ManifestFile = files::decode(&path, &fs::read(&path).unwrap()).unwrap();
     m.mac = "00".repeat(32);
     put_back(&path, &files::encode(&path, m).unwrap());
-    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        unreachable!("soft keyslots wrap offline")
-    };
     let touched = f.token.stub().clone();
     let r =
-        f.ks.rebuild_manifest(&vk, &touched, &mut none, &mut f.ledger)
+        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger)
             .unwrap();
     assert_eq!(r.keyslots, [touched.id()]);
     let planted_line = r
@@ -251,12 +253,9 @@ fn a_rebuild_keeps_to_the_recorded_vaults_and_says_how_to_restore_an_own_backup(
     fs::remove_dir_all(f.ks.dir()).unwrap();
     copy_dir(&backup, f.ks.dir());
     let vk = f.unlock();
-    let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        unreachable!("soft keyslots wrap offline")
-    };
     let touched = f.token.stub().clone();
     let e =
-        f.ks.rebuild_manifest(&vk, &touched, &mut none, &mut f.ledger)
+        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger)
             .unwrap_err();
     assert!(matches!(e, KeystoreError::VaultNotChained { .. }), "{e}");
     assert!(e.to_string().contains("move the audit log aside"), "{e}");
