@@ -308,7 +308,7 @@ impl Agent {
     async fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = self.now();
         self.catch_up(now);
-        let (signed, exchange, spent_now) = match self.sign_now(&req, now, client).await {
+        let (signed, exchange, login, spent_now) = match self.sign_now(&req, now, client).await {
             Ok(s) => s,
             Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
@@ -320,7 +320,7 @@ impl Agent {
         };
         // Every signature that leaves the agent is on record: one that cannot be recorded does
         // not leave (it still counts against the budget, and may have spent it).
-        let recorded = self.record_signature(&req, exchange, client).await;
+        let recorded = self.record_signature(&req, exchange, login, client).await;
         if spent_now {
             self.ended(&LockReason::BudgetSpent);
         } else {
@@ -339,7 +339,7 @@ impl Agent {
         req: &SignRequest,
         now: Duration,
         client: &Client,
-    ) -> Result<(SignedRequest, Exchange, bool), AgentError> {
+    ) -> Result<(SignedRequest, Exchange, bool, bool), AgentError> {
         let mut stamp = Stamp::now()?;
         let exchange = self.session().exchange_of(&req.key);
         // Kraken wants a nonce above every one it has seen for the key, across agent restarts:
@@ -369,21 +369,24 @@ impl Agent {
             };
             let signed = sign::sign(cred, &checked.wire, &stamp, &opts)?;
             deliverable(&signed)?;
-            Ok::<_, AgentError>((signed, cred.exchange))
+            Ok::<_, AgentError>((signed, cred.exchange, checked.login))
         })??;
-        Ok((signed.0, signed.1, !session.is_unlocked()))
+        Ok((signed.0, signed.1, signed.2, !session.is_unlocked()))
     }
 
     /// Put a signature by a key of `exchange` on record; the error to answer with when it
-    /// cannot be. A websocket login is recorded as one, with what it signs (not the bot's path).
+    /// cannot be. A websocket login (`login`: as the policy found it, whatever the request's
+    /// kind) is recorded as one, with what it signs (not the bot's path).
     async fn record_signature(
         &self,
         req: &SignRequest,
         exchange: Exchange,
+        login: bool,
         client: &Client,
     ) -> Result<(), AgentError> {
+        let event = AuditEvent::signed(req, exchange, login, client.pid, &client.exe);
         self.audit
-            .record(AuditEvent::sign(req, exchange, client.pid, &client.exe))
+            .record(event)
             .await
             .map_err(|why| AgentError::Unrecorded {
                 why,

@@ -181,3 +181,37 @@ fn a_websocket_login_is_logged_as_one_not_as_the_bots_path() {
     assert!(!shown.contains("withdraw"), "{shown}");
     w.run(&["audit", "verify"], "").ok();
 }
+
+#[test]
+fn a_rest_request_whose_signed_bytes_are_the_login_is_logged_as_a_login() {
+    // OKX signs timestamp + method + path + query: an order read whose query ends in
+    // `GET/users/self/verify` signs what its websocket login signs. The policy takes it for
+    // one (and signs it only with `ws_login = true`); the audit line said an order read.
+    let mut w = World::new();
+    w.run(&["token", "add", "--soft"], "").ok();
+    w.run(
+        &["key", "add", "o", "--exchange", "okx"],
+        "api\nsecret\npass\n",
+    )
+    .ok();
+    w.config("[keys.o]\nws_login = true\n");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let req = tapsign_proto::SignRequest {
+        key: "o".into(),
+        method: "GET".into(),
+        path: "/api/v5/trade/order".into(),
+        query: "instId=BTC-USDT&ordId=GET/users/self/verify".into(),
+        ..Default::default()
+    };
+    w.client().sign(req).unwrap();
+    let raw = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let line = raw
+        .lines()
+        .find(|l| l.contains(r#""type":"sign""#))
+        .unwrap();
+    assert!(
+        line.contains(r#""key":"o","kind":"ws_login","method":"GET","path":"/api/v5/trade/order""#),
+        "{line}"
+    );
+}

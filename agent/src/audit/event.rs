@@ -106,13 +106,24 @@ impl AuditEvent {
     /// The event for a request that was signed with a key of `exchange`: key, method and
     /// path only. A websocket login is recorded as one, with what its login signs.
     pub fn sign(req: &SignRequest, exchange: Exchange, pid: u32, exe: &str) -> Self {
+        Self::signed(req, exchange, false, pid, exe)
+    }
+
+    /// [`AuditEvent::sign`], for a request the policy found to be the exchange's websocket
+    /// login (`login`) whatever its `kind` says: a REST request whose signed bytes are the
+    /// login's is recorded as a login too.
+    pub fn signed(req: &SignRequest, exchange: Exchange, login: bool, pid: u32, exe: &str) -> Self {
         let (method, path) = match req.kind {
             SignKind::Rest => (req.method.as_str(), loggable_path(&req.path)),
             SignKind::WsLogin => crate::sign::ws_login_signs(exchange),
         };
         AuditEvent::Sign {
             key: req.key.clone(),
-            kind: req.kind,
+            // A REST request whose signed bytes are the exchange's websocket login is one.
+            kind: match login {
+                true => SignKind::WsLogin,
+                false => req.kind,
+            },
             method: method.to_owned(),
             path: path.to_owned(),
             pid,

@@ -530,8 +530,12 @@ pub struct Checked<'p> {
     pub parsed: Parsed,
     /// The request written back from `parsed`: these are the bytes signed.
     pub wire: SignRequest,
-    /// The entry that allowed it (`None` for a websocket login).
+    /// The entry that allowed it (`None` for a websocket login message).
     pub rule: Option<(&'p Endpoint, profile::Source)>,
+    /// What is signed is the exchange's websocket login: a `ws_login` message, or a REST
+    /// request whose signed bytes are the login's ([`converse::websocket_login`]). The audit
+    /// log says so, whatever the bot called it.
+    pub login: bool,
 }
 
 /// Why a request is not signed (its wire code: `crate::error`).
@@ -572,6 +576,7 @@ pub fn check_request<'p>(
             },
             wire: req.clone(),
             rule: None,
+            login: true,
         });
     }
     // The deny list reads the path as sent, every way a server might, before the grammar
@@ -594,7 +599,8 @@ pub fn check_request<'p>(
         Exchange::Binance => parsed.signed_payload(),
         _ => String::new(),
     };
-    if let Some(what) = converse::websocket_login(exchange, &parsed, &wire, &payload)
+    let login = converse::websocket_login(exchange, &parsed, &wire, &payload);
+    if let Some(what) = login
         && !policy.ws_login
     {
         return Err(Denial::WebsocketLogin {
@@ -815,6 +821,7 @@ pub fn check_request<'p>(
         parsed,
         wire,
         rule: Some((endpoint, source)),
+        login: login.is_some(),
     })
 }
 
