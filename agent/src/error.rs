@@ -56,7 +56,7 @@ pub enum AgentError {
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
     /// touch opens only what its own asker showed.
     #[error(
-        "another {} is waiting for a touch, asked by pid {pid} ({}): a touch now would go to it, so this one is refused; retry once it is done (touched, or its touch timeout passed)",
+        "another {} is waiting for a touch, asked by pid {pid} ({}): a touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out",
         if *extend { "extend" } else { "unlock" },
         crate::audit::Shown(exe)
     )]

@@ -94,7 +94,7 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
         assert!(trader.stderr.contains(&pid), "{trader:?}");
         assert!(trader.stderr.contains("Do not touch"), "{trader:?}");
         assert!(
-            trader.stderr.contains("retry once it is done"),
+            trader.stderr.contains("do not touch your token: run `tapsign lock`"),
             "{trader:?}"
         );
         // The pending unlock is the bot's, and still gets its touch.
