@@ -94,7 +94,9 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
         assert!(trader.stderr.contains(&pid), "{trader:?}");
         assert!(trader.stderr.contains("Do not touch"), "{trader:?}");
         assert!(
-            trader.stderr.contains("do not touch your token: run `tapsign lock`"),
+            trader
+                .stderr
+                .contains("do not touch your token: run `tapsign lock`"),
             "{trader:?}"
         );
         // The pending unlock is the bot's, and still gets its touch.
@@ -106,7 +108,7 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
     out.ok();
     assert!(
         out.stderr
-            .contains("to open a session with every key for 1h (idle 1h, 500 signatures)"),
+            .contains("to open a session with every key: lifetime 1h, 500 signatures, the agent's defaults for the rest"),
         "{out:?}"
     );
 }

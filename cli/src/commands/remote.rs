@@ -4,7 +4,6 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use tapsign_agent::clock::{format_duration, parse_duration};
-use tapsign_agent::config::Config;
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
@@ -94,7 +93,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     };
     errln!(
         "Touch {which} when it blinks, to {}...",
-        what_the_touch_opens(paths, &req)
+        what_the_touch_opens(&req)
     );
     let status = client.unlock(req).map_err(|e| match e.code() {
         // Another unlock holds the touch: the prompt above must not be followed.
@@ -125,21 +124,23 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What the touch an unlock asks for grants, so the trader knows what they approve: the
-/// bounds (the request's, else config.toml's defaults, as the agent fills them) and the keys.
+/// What the touch an unlock asks for grants, so the trader knows what they approve: the keys,
+/// and the bounds the request names; the others are the agent's defaults, from config.toml as
+/// the agent read it when it started (this command cannot know them: the file may have
+/// changed since, and a bot can change it), and the answer after the touch says what opened.
 /// An extend renews the open session's keys, with the bounds it was opened with unless the
 /// request names others.
-fn what_the_touch_opens(paths: &Paths, req: &UnlockRequest) -> String {
+fn what_the_touch_opens(req: &UnlockRequest) -> String {
     let show = |secs: u64| format_duration(Duration::from_secs(secs));
+    let named: Vec<String> = [
+        req.ttl_secs.map(|s| format!("lifetime {}", show(s))),
+        req.idle_secs.map(|s| format!("idle {}", show(s))),
+        req.max_signatures.map(|n| format!("{n} signatures")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if req.extend {
-        let named: Vec<String> = [
-            req.ttl_secs.map(|s| format!("lifetime {}", show(s))),
-            req.idle_secs.map(|s| format!("idle {}", show(s))),
-            req.max_signatures.map(|n| format!("{n} signatures")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
         let bounds = match named.is_empty() {
             true => "the bounds it was opened with".to_owned(),
             false => format!("{}, the rest as it was opened with", named.join(", ")),
@@ -150,19 +151,12 @@ fn what_the_touch_opens(paths: &Paths, req: &UnlockRequest) -> String {
         [] => "every key".to_owned(),
         names => format!("key(s) {}", names.join(", ")),
     };
-    let secs = |s: Option<u64>| s.map(Duration::from_secs);
-    let bounds = Config::load(&paths.config_file())
-        .and_then(|c| c.bounds(secs(req.ttl_secs), secs(req.idle_secs), req.max_signatures));
-    match bounds {
-        Ok(b) => format!(
-            "open a session with {keys} for {} (idle {}, {} signatures)",
-            format_duration(b.ttl),
-            format_duration(b.idle),
-            b.max_signatures
-        ),
-        // The agent says what is wrong with the bounds; the prompt still names the keys.
-        Err(_) => format!("open a session with {keys}"),
-    }
+    let bounds = match (named.is_empty(), named.len() == 3) {
+        (true, _) => "the agent's default bounds".to_owned(),
+        (false, true) => named.join(", "),
+        (false, false) => format!("{}, the agent's defaults for the rest", named.join(", ")),
+    };
+    format!("open a session with {keys}: {bounds}")
 }
 
 pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
