@@ -75,6 +75,10 @@ pub struct Agent {
     /// Locks asked for, from any source, a session open or not: an unlock whose touch was
     /// pending when one came opens nothing (the trader locked the screen meanwhile).
     pub(crate) locks: std::sync::atomic::AtomicU64,
+    /// A signature spent the session's budget, and the end is not announced yet: that waits
+    /// for the signature's line (so the log has it before the lock), unless an unlock replaces
+    /// the session first, which then announces it (before its own `unlocked`).
+    pub(crate) budget_end: std::sync::atomic::AtomicBool,
 }
 
 impl Agent {
@@ -112,6 +116,7 @@ impl Agent {
             signals: crate::watchdog::Signals::default(),
             guard: crate::watchdog::Guard::default(),
             locks: std::sync::atomic::AtomicU64::new(0),
+            budget_end: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -322,7 +327,7 @@ impl Agent {
         // not leave (it still counts against the budget, and may have spent it).
         let recorded = self.record_signature(&req, exchange, login, client).await;
         if spent_now {
-            self.ended(&LockReason::BudgetSpent);
+            self.announce_budget_end();
         } else {
             self.publish_warnings();
         }
@@ -371,7 +376,26 @@ impl Agent {
             deliverable(&signed)?;
             Ok::<_, AgentError>((signed, cred.exchange, checked.login))
         })??;
-        Ok((signed.0, signed.1, signed.2, !session.is_unlocked()))
+        let spent = !session.is_unlocked();
+        if spent {
+            self.budget_end
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok((signed.0, signed.1, signed.2, spent))
+    }
+
+    /// Announce the end of a session whose budget a signature spent, once its line is on
+    /// record, unless an unlock that replaced the session meanwhile announced it already: a
+    /// stale end told after the new session's `unlocked` would report the new one locked.
+    /// The session's lock is held, so such an unlock waits, and its `unlocked` follows.
+    pub(crate) fn announce_budget_end(&self) {
+        let _session = self.session();
+        if self
+            .budget_end
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.ended(&LockReason::BudgetSpent);
+        }
     }
 
     /// Put a signature by a key of `exchange` on record; the error to answer with when it

@@ -183,10 +183,19 @@ impl Agent {
         let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
         let session = Session::unlock(o.credentials, bounds, self.now(), o.opened_by.clone());
         // One swap: no signature falls between the two sessions. The old one is dropped, so
-        // its credentials are wiped, before anything is told of its end.
-        let replaced = std::mem::replace(&mut *self.session(), session).is_unlocked();
-        if replaced {
-            self.ended(&LockReason::Replaced);
+        // its credentials are wiped, before anything is told of its end. Its end is told under
+        // the session's lock: a signature that spent its budget and waits to announce that
+        // has it announced here, before the new session's `unlocked`, not after it.
+        {
+            let mut current = self.session();
+            let old = std::mem::replace(&mut *current, session);
+            let replaced = old.is_unlocked();
+            drop(old);
+            if replaced {
+                self.ended(&LockReason::Replaced);
+            } else if self.budget_end.swap(false, Ordering::SeqCst) {
+                self.ended(&LockReason::BudgetSpent);
+            }
         }
         self.changed.notify_one();
         say!(
@@ -298,5 +307,34 @@ mod tests {
         assert_eq!(e.code, Some(tapsign_proto::ErrorCode::Locked));
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
         assert!(agent.session().is_unlocked());
+    }
+
+    /// A signature that spent the budget announced the end after its line was written; an
+    /// unlock replacing the session in between was told `unlocked`, and then the stale
+    /// `locked` came, reporting the new session locked. The unlock announces it now, first.
+    #[tokio::test]
+    async fn a_budget_end_pending_when_an_unlock_replaces_the_session_is_told_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let mut events = agent.subscribe();
+        agent.opened(opened(), bounds(), &client()).await;
+        assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
+        // As a signature that spent the budget leaves it: locked, the end not told yet.
+        agent.session().lock(LockReason::BudgetSpent);
+        agent.budget_end.store(true, Ordering::SeqCst);
+        agent.opened(opened(), bounds(), &client()).await;
+        let e = events.recv().await.unwrap();
+        assert_eq!(e.event, EventKind::Locked, "{e:?}");
+        assert_eq!(e.reason, Some(LockReason::BudgetSpent.to_string()));
+        assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
+        // The signature's own announcement then finds it told: nothing more.
+        agent.announce_budget_end();
+        assert!(events.try_recv().is_err());
+        assert!(agent.session().is_unlocked());
+        // Without a replacement, the signature tells it.
+        agent.session().lock(LockReason::BudgetSpent);
+        agent.budget_end.store(true, Ordering::SeqCst);
+        agent.announce_budget_end();
+        assert_eq!(events.recv().await.unwrap().event, EventKind::Locked);
     }
 }
