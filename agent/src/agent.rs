@@ -283,7 +283,12 @@ impl Agent {
                 self.audit.refresh(AUDIT_WAIT).await;
                 Response::Locked {}
             }
-            Request::Unlock(u) => self.unlock(u, client).await,
+            // The server watches the asker's connection itself (`Agent::unlock`); here no one
+            // does.
+            Request::Unlock(u) => {
+                self.unlock(u, client, &std::sync::atomic::AtomicBool::new(false))
+                    .await
+            }
             Request::Sign(s) => self.sign(s, client).await,
             // The server turns the connection into an event stream; this is its first answer.
             Request::Subscribe {} => Response::Subscribed {},
@@ -484,6 +489,14 @@ impl Agent {
         warnings.extend(self.audit.warnings());
         if let Some(why) = self.guard.why() {
             warnings.push(format!("unlock is refused: {why}"));
+        }
+        if let Some(p) = self.unlocker.pending() {
+            warnings.push(format!(
+                "an {} asked by pid {} ({}) is under way (it asks for a touch on your token): unless you asked for it yourself, do not touch your token, and run `tapsign lock` (it then opens nothing, even if touched)",
+                if p.extend { "extend" } else { "unlock" },
+                p.client.pid,
+                crate::audit::Shown(&p.client.exe)
+            ));
         }
         if crate::harden::mlock_failed() {
             warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());

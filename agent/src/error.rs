@@ -53,6 +53,13 @@ pub enum AgentError {
         "a lock came while the unlock waited for the touch (the screen locked, `tapsign lock`, suspend, the token pulled): nothing was opened; run `tapsign unlock` again"
     )]
     LockedDuringTouch,
+    /// The client that asked for the unlock hung up before the touch came: a touch then opens
+    /// nothing, since nobody who asked for it is there (an unlock given up with Ctrl-C stays
+    /// given up, whatever touches the token later).
+    #[error(
+        "the client that asked for this unlock hung up before the touch came: nothing was opened"
+    )]
+    AskerGone,
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
     /// touch opens only what its own asker showed.
     #[error(
@@ -135,7 +142,7 @@ impl AgentError {
             Token(e) => token_code(e),
             Keystore(e) => keystore_code(e),
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
-            NothingToExtend | EndedDuringTouch | LockedDuringTouch => ErrorCode::Locked,
+            NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone => ErrorCode::Locked,
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,

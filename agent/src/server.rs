@@ -5,11 +5,12 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tapsign_proto::frame::{check_len, decode_body, write_frame_async};
 use tapsign_proto::{PROTOCOL_VERSION, ProtoError, Request, Response};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -619,10 +620,61 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
             }
             Ok(Request::Subscribe {}) if greeted => return subscribed(&agent, stream).await,
             Ok(_) if !greeted => return refuse(stream, AgentError::HelloFirst).await,
+            Ok(Request::Unlock(u)) => {
+                // The touch may take a while: if the asker hangs up meanwhile (Ctrl-C on
+                // `tapsign unlock`), the touch opens nothing, and there is no one to answer.
+                let gone = AtomicBool::new(false);
+                let unlock = agent.unlock(u, &client, &gone);
+                tokio::pin!(unlock);
+                tokio::select! {
+                    resp = &mut unlock => resp,
+                    () = hung_up(stream) => {
+                        gone.store(true, Ordering::SeqCst);
+                        // Waits out the touch: the token stays asked until then, and no other
+                        // unlock may start while it is.
+                        unlock.await;
+                        return;
+                    }
+                }
+            }
             Ok(req) => agent.handle(req, &client).await,
         };
         if answer(stream, &resp).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Returns once the peer has closed its end of the connection. Only a whole close counts: a
+/// client may shut down its writing half after its request and still read the answer. Bytes
+/// sent ahead (a next request) are left to be read: then no hang-up is seen.
+async fn hung_up(stream: &UnixStream) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use rustix::net::{RecvFlags, recv};
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        let peeked = stream.try_io(Interest::READABLE, || {
+            let mut byte = [0u8; 1];
+            let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+            Ok(recv(stream, &mut byte[..], flags)?.0)
+        });
+        match peeked {
+            // Readiness without bytes: cleared now; wait again.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+            Ok(0) => {
+                let mut fds = [PollFd::new(stream, PollFlags::IN)];
+                let closed = poll(&mut fds, Some(&rustix::time::Timespec::default())).is_ok()
+                    && fds[0].revents().contains(PollFlags::HUP);
+                if closed {
+                    return;
+                }
+                // Only the writing half is shut: the client still reads.
+                return std::future::pending().await;
+            }
+            Ok(_) => return std::future::pending().await,
         }
     }
 }

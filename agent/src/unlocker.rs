@@ -85,6 +85,11 @@ impl Unlocker {
         Ok(Turn(&self.turn))
     }
 
+    /// The unlock (or extend) waiting for its touch now, if one is.
+    pub fn pending(&self) -> Option<Pending> {
+        self.turn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The keystore generation and vault key the last check verified (or wrote).
     pub fn verified(&self) -> Option<KeystoreState> {
         self.verified

@@ -103,6 +103,14 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
         let st = bot.join().unwrap().unwrap();
         assert!(st.session.unwrap().expires_in_secs > 3600);
     });
+    // The refusal is on record, with who was refused.
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"unlock_refused\"")
+            && l.contains("\"code\":\"busy\"")
+            && l.contains("another unlock is waiting for a touch")),
+        "{log}"
+    );
     // Once it is done, the trader's unlock goes through, saying what the touch opens.
     let out = w.run(&["unlock", "--ttl", "1h", "--max-signatures", "500"], "");
     out.ok();
@@ -111,4 +119,85 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
             .contains("to open a session with every key: lifetime 1h, 500 signatures, the agent's defaults for the rest"),
         "{out:?}"
     );
+}
+
+/// Waits until the agent's log says `needle`, at most 10 s.
+fn await_log(w: &World, needle: &str) {
+    let asked = Instant::now();
+    while !w.agent_log().contains(needle) && asked.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(w.agent_log().contains(needle), "{}", w.agent_log());
+}
+
+fn warnings(w: &World) -> Vec<String> {
+    w.status()["warnings"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// An unlock given up (Ctrl-C on `tapsign unlock`, a bot that died) went on waiting for its
+/// touch, and a touch meant for something else opened the session nobody was there for. Now
+/// the touch opens nothing once the asker has hung up; `status` shows the pending unlock
+/// meanwhile, and the log has the refusal.
+#[test]
+fn an_unlock_whose_asker_hangs_up_before_the_touch_opens_nothing() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    std::fs::write(w.home().join("soft-token/touch"), "delay 1500").unwrap();
+    let mut unlock = w.cmd(&["unlock"]);
+    unlock
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut asker = unlock.spawn().unwrap();
+    await_log(&w, "waiting for a touch");
+    let pending = format!("an unlock asked by pid {} ", asker.id());
+    assert!(
+        warnings(&w).iter().any(|m| m.contains(&pending)),
+        "{:?}",
+        warnings(&w)
+    );
+    asker.kill().unwrap();
+    asker.wait().unwrap();
+    await_log(&w, "which has hung up: nothing was opened");
+    let st = w.status();
+    assert_eq!(st["state"], "locked", "{st}");
+    assert!(
+        !warnings(&w).iter().any(|m| m.contains("is under way")),
+        "{st}"
+    );
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"unlock_refused\"") && l.contains("hung up before the touch")),
+        "{log}"
+    );
+    // The turn is free again.
+    std::fs::write(w.home().join("soft-token/touch"), "").unwrap();
+    w.run(&["unlock"], "").ok();
+}
+
+/// Only a whole close is a hang-up: a client that shuts down its writing half after sending
+/// `unlock` still reads the answer, and its session opens.
+#[test]
+fn an_unlock_from_a_client_that_shuts_down_writing_still_opens() {
+    use std::io::Write;
+    use tapsign_proto::frame::{read_frame, write_frame};
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    std::fs::write(w.home().join("soft-token/touch"), "delay 500").unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+    let hello = serde_json::json!({"type": "hello", "version": tapsign_proto::PROTOCOL_VERSION, "client": "half-close"});
+    write_frame(&mut s, &hello).unwrap();
+    read_frame(&mut s).unwrap();
+    write_frame(&mut s, &serde_json::json!({"type": "unlock"})).unwrap();
+    s.flush().unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&read_frame(&mut s).unwrap()).unwrap();
+    assert_eq!(answer["type"], "unlocked", "{answer}");
+    assert_eq!(w.status()["state"], "unlocked");
 }

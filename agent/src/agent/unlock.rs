@@ -4,7 +4,7 @@
 //! once the touch came.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tapsign_proto::{EventKind, Response, SessionEvent, UnlockRequest};
@@ -17,8 +17,15 @@ use crate::session::{Bounds, Client, LockReason, Session};
 use crate::unlocker::{Opened, Pending};
 
 impl Agent {
-    pub(super) async fn unlock(self: &Arc<Self>, req: UnlockRequest, client: &Client) -> Response {
-        match self.open_session(req, client).await {
+    /// Answer `unlock`. `gone` is set once the client that asked hangs up (the server watches
+    /// its connection while the touch is pending): a touch after that opens nothing.
+    pub async fn unlock(
+        self: &Arc<Self>,
+        req: UnlockRequest,
+        client: &Client,
+        gone: &AtomicBool,
+    ) -> Response {
+        match self.open_session(req, client, gone).await {
             Ok(()) => Response::Unlocked(self.status_now().await),
             Err(e) => e.response(),
         }
@@ -29,6 +36,7 @@ impl Agent {
         self: &Arc<Self>,
         req: UnlockRequest,
         client: &Client,
+        gone: &AtomicBool,
     ) -> Result<(), AgentError> {
         if req.extend && !req.keys.is_empty() {
             // Told, not ignored: an extend keeps the session's keys.
@@ -43,14 +51,23 @@ impl Agent {
             client: client.clone(),
             extend: req.extend,
         };
-        let _turn = self
+        let turn = self
             .unlocker
             .turn(asked)
             .map_err(|p| AgentError::UnlockPending {
                 extend: p.extend,
                 pid: p.client.pid,
                 exe: p.client.exe,
-            })?;
+            });
+        let _turn = match turn {
+            Ok(turn) => turn,
+            Err(e) => {
+                // On record: a bot asking while the trader's unlock waits (or the other way
+                // round) shows in the log, with who asked.
+                self.unlock_refused(&e, client).await;
+                return Err(e);
+            }
+        };
         // An extend renews what the session was opened with; the request's values replace
         // only the bounds it names. (The configured defaults may be far wider than what the
         // trader chose at unlock.)
@@ -75,19 +92,17 @@ impl Agent {
         // A lock while the touch is pending must win over it: counted from here.
         let locks_before = self.locks.load(Ordering::SeqCst);
         let touched = self.touch(req, asked).await;
-        let opened = match self.after_touch(touched, extend, locks_before) {
+        let opened = match self.after_touch(touched, extend, locks_before, gone) {
             Ok(o) => o,
             Err(e) => {
-                // Recorded when the log can take it; the refusal stands either way.
-                let _ = self
-                    .audit
-                    .record(AuditEvent::UnlockRefused {
-                        code: e.code(),
-                        reason: e.to_string(),
-                        pid: client.pid,
-                        exe: client.exe.clone(),
-                    })
-                    .await;
+                if matches!(e, AgentError::AskerGone) {
+                    say!(
+                        "tapsign agent: a touch came for the unlock pid {} ({}) asked for, which has hung up: nothing was opened",
+                        client.pid,
+                        crate::audit::Shown(&client.exe)
+                    );
+                }
+                self.unlock_refused(&e, client).await;
                 return Err(e);
             }
         };
@@ -103,23 +118,43 @@ impl Agent {
         }
     }
 
+    /// Put a refused unlock on record when the log can take it; the refusal stands either way.
+    async fn unlock_refused(&self, e: &AgentError, client: &Client) {
+        let _ = self
+            .audit
+            .record(AuditEvent::UnlockRefused {
+                code: e.code(),
+                reason: e.to_string(),
+                pid: client.pid,
+                exe: client.exe.clone(),
+            })
+            .await;
+    }
+
     /// What the touch gave, unless something ended the session meanwhile: a lock counted
     /// since `locks_before` (a SIGHUP or a stop the accept loop has not acted on yet counts
-    /// too) refuses it; a deadline passed ends the session an extend would renew. Refused,
-    /// the credentials opened are dropped, and so wiped.
+    /// too) refuses it; a deadline passed ends the session an extend would renew; the asker
+    /// having hung up (`gone`) refuses it too. Refused, the credentials opened are dropped, and
+    /// so wiped.
     fn after_touch(
         &self,
         touched: Result<Opened, AgentError>,
         extend: bool,
         locks_before: u64,
+        gone: &AtomicBool,
     ) -> Result<Opened, AgentError> {
         let opened = touched?;
         self.catch_up(self.now());
-        match self.locks.load(Ordering::SeqCst) == locks_before {
-            true => Ok(opened),
-            false if extend => Err(AgentError::EndedDuringTouch),
-            false => Err(AgentError::LockedDuringTouch),
+        if self.locks.load(Ordering::SeqCst) != locks_before {
+            return Err(match extend {
+                true => AgentError::EndedDuringTouch,
+                false => AgentError::LockedDuringTouch,
+            });
         }
+        if gone.load(Ordering::SeqCst) {
+            return Err(AgentError::AskerGone);
+        }
+        Ok(opened)
     }
 
     /// The unlocker's touch (and, unless extending, the opening of the keys), on a blocking
@@ -282,7 +317,9 @@ mod tests {
         *agent.session() = Session::unlock(Vec::new(), bounds(), agent.now(), "test".into());
         boot.fetch_add(120, Ordering::SeqCst); // past the lifetime, not yet reaped
         let locks = agent.locks.load(Ordering::SeqCst);
-        let opened = agent.after_touch(Ok(opened()), true, locks).unwrap();
+        let opened = agent
+            .after_touch(Ok(opened()), true, locks, &AtomicBool::new(false))
+            .unwrap();
         let e = agent
             .extended(opened, bounds(), &client())
             .await
