@@ -318,6 +318,9 @@ impl Agent {
     async fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = self.now();
         self.catch_up(now);
+        // A lock counted from here on withholds the signature, even once it is checked and on
+        // record: after `tapsign lock` has answered, no signature leaves (see below).
+        let locks_before = self.locks.load(std::sync::atomic::Ordering::SeqCst);
         let (signed, exchange, login, spent_now) = match self.sign_now(&req, now, client).await {
             Ok(s) => s,
             Err(e) => {
@@ -336,10 +339,24 @@ impl Agent {
         } else {
             self.publish_warnings();
         }
-        match recorded {
-            Ok(()) => Response::Signed(signed),
-            Err(e) => e.response(),
+        if let Err(e) = recorded {
+            return e.response();
         }
+        // A lock that came while the line was written (the screen locked, `tapsign lock`)
+        // answers only once this line is written (it waits for the writer): the signature is
+        // withheld, and the log says so after its `sign` line.
+        if self.locks.load(std::sync::atomic::Ordering::SeqCst) != locks_before {
+            let e = AgentError::LockedBeforeAnswer;
+            self.audit.submit(AuditEvent::refusal(
+                &req,
+                e.code(),
+                &e.to_string(),
+                client.pid,
+                &client.exe,
+            ));
+            return e.response();
+        }
+        Response::Signed(signed)
     }
 
     /// Check `req` against the session and the policy and sign it. Also says the exchange of

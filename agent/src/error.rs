@@ -60,6 +60,12 @@ pub enum AgentError {
         "the client that asked for this unlock hung up before the touch came: nothing was opened"
     )]
     AskerGone,
+    /// A lock came after a signature was checked, while its line was written: the signature
+    /// is withheld, so nothing is signed after the lock has answered.
+    #[error(
+        "a lock came before this signature left the agent (the screen locked, `tapsign lock`, suspend, the token pulled): it was withheld; run `tapsign unlock`"
+    )]
+    LockedBeforeAnswer,
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
     /// touch opens only what its own asker showed.
     #[error(
@@ -142,7 +148,8 @@ impl AgentError {
             Token(e) => token_code(e),
             Keystore(e) => keystore_code(e),
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
-            NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone => ErrorCode::Locked,
+            NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone
+            | LockedBeforeAnswer => ErrorCode::Locked,
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,

@@ -45,3 +45,105 @@ async fn a_deadline_slept_through_is_wiped_soon_after_resume() {
     assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
     task.abort();
 }
+
+/// A lock that came after a signature was checked, while its line was being written (here, in
+/// `sync` mode, while its sync hangs), let the signature leave after `tapsign lock` had been
+/// answered: the screen was locked and the bot still got one. It is withheld now, and the log
+/// says so after its `sign` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_while_a_signature_is_recorded_withholds_it() {
+    use crate::audit::AuditSink;
+    use crate::config::{AuditConfig, Config, Flush};
+    use crate::paths::Paths;
+    use std::sync::{Condvar, Mutex};
+    use tapsign_proto::{ErrorCode, SignRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+    // A disk whose syncs wait while `held`, counting those that started.
+    let gate = Arc::new((Mutex::new((false, 0u32)), Condvar::new()));
+    let sync_gate = Arc::clone(&gate);
+    let sync: crate::audit::SyncFn = Arc::new(move |f: &std::fs::File| {
+        let (m, cv) = &*sync_gate;
+        let mut g = m.lock().unwrap();
+        g.1 += 1;
+        cv.notify_all();
+        while g.0 {
+            g = cv.wait(g).unwrap();
+        }
+        f.sync_data()
+    });
+    let audit_config = AuditConfig {
+        flush: Flush::Sync,
+        sync_interval: Duration::from_secs(1),
+    };
+    let audit = AuditSink::open_with(&paths.audit_log(), audit_config, sync);
+    let mut config = Config::default();
+    config.audit = audit_config;
+    let agent = Agent::with_audit(paths.clone(), config, false, audit);
+    let bounds = Bounds {
+        ttl: Duration::from_secs(1800),
+        idle: Duration::from_secs(1800),
+        max_signatures: 10,
+        per_key: None,
+    };
+    *agent.session() = Session::unlock(vec![cred()], bounds, agent.now(), "test".into());
+    let client = Client {
+        pid: 7,
+        exe: "bot".into(),
+    };
+    let req = || {
+        Request::Sign(SignRequest {
+            key: "k".into(),
+            method: "GET".into(),
+            path: "/api/v3/openOrders".into(),
+            query: "symbol=BTCUSDT".into(),
+            body: String::new(),
+            kind: Default::default(),
+        })
+    };
+    // Unhindered, it signs.
+    let resp = agent.handle(req(), &client).await;
+    assert!(matches!(resp, Response::Signed(_)), "{resp:?}");
+
+    let syncs_before = gate.0.lock().unwrap().1;
+    gate.0.lock().unwrap().0 = true;
+    let signer = tokio::spawn({
+        let (agent, client) = (Arc::clone(&agent), client.clone());
+        async move { agent.handle(req(), &client).await }
+    });
+    // Its line is written and its sync hangs: the signature is checked, not yet answered.
+    let started = std::time::Instant::now();
+    while gate.0.lock().unwrap().1 == syncs_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no sync started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(agent.lock(LockReason::Command));
+    {
+        let (m, cv) = &*gate;
+        m.lock().unwrap().0 = false;
+        cv.notify_all();
+    }
+    match signer.await.unwrap() {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::Locked, "{message}");
+            assert!(message.contains("it was withheld"), "{message}");
+        }
+        other => panic!("signed after the lock: {other:?}"),
+    }
+    agent.audit.close().await;
+    let log = std::fs::read_to_string(paths.audit_log()).unwrap();
+    let kinds: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            ["\"sign\"", "\"refusal\""]
+                .into_iter()
+                .find(|k| l.contains(k))
+        })
+        .collect();
+    assert_eq!(kinds, ["\"sign\"", "\"sign\"", "\"refusal\""], "{log}");
+    assert!(log.contains("it was withheld"), "{log}");
+}
