@@ -78,8 +78,10 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
         sync_interval: Duration::from_secs(1),
     };
     let audit = AuditSink::open_with(&paths.audit_log(), audit_config, sync);
-    let mut config = Config::default();
-    config.audit = audit_config;
+    let config = Config {
+        audit: audit_config,
+        ..Config::default()
+    };
     let agent = Agent::with_audit(paths.clone(), config, false, audit);
     let bounds = Bounds {
         ttl: Duration::from_secs(1800),
