@@ -89,12 +89,16 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
     };
     let mut out = Evidence {
         broken: read.gap.clone().filter(|_| read.broken),
-        gap: read.gap,
+        gap: read.gap.clone(),
         ..Evidence::default()
     };
     // The whole file, whatever the anchor (which whoever writes the manifest chooses): the
-    // vaults every manifest's record names, along the chain.
-    (out.recorded_vaults, out.vaults_broken) = recorded_vaults(path);
+    // vaults every manifest's record names, along the chain. Read from the top already, the
+    // file is not read again: those lines are kept in `read`.
+    (out.recorded_vaults, out.vaults_broken) = match *anchor == Anchor::genesis() {
+        true => vaults_read(path, &read),
+        false => recorded_vaults(path),
+    };
     if out.gap.is_some() {
         // The chained lines are in the scan too (and counted again below).
         let scan = scan(path);
@@ -155,21 +159,26 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
 /// opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
 fn recorded_vaults(path: &Path) -> (Vec<String>, Option<String>) {
     let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
-    let read = match since_keeping(path, &Anchor::genesis(), keystore) {
-        Ok(r) => r,
-        Err(_) => return (Vec::new(), None),
-    };
+    match since_keeping(path, &Anchor::genesis(), keystore) {
+        Ok(read) => vaults_read(path, &read),
+        Err(_) => (Vec::new(), None),
+    }
+}
+
+/// [`recorded_vaults`] from the log at `path` read from its first line (`read`, which keeps at
+/// least its `keystore` lines).
+fn vaults_read(path: &Path, read: &super::Since) -> (Vec<String>, Option<String>) {
     let mut vaults = Vec::new();
-    for line in read.lines {
+    for line in &read.lines {
         if let AuditEvent::Keystore {
             vault_key: Some(key),
             ..
-        } = line.event
+        } = &line.event
         {
-            crate::keystore::ledger::note_vault(&mut vaults, &key);
+            crate::keystore::ledger::note_vault(&mut vaults, key);
         }
     }
-    let Some(why) = read.gap.filter(|_| read.broken) else {
+    let Some(why) = read.gap.clone().filter(|_| read.broken) else {
         return (vaults, None);
     };
     let before_the_break = !vaults.is_empty();
