@@ -8,9 +8,9 @@ mod support;
 
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use proptest::prelude::*;
-use support::{assert_unchanged, cred, req, sign_at};
+use support::{assert_unchanged, at, cred, req, sign_at};
 use tapsign_agent::credential::Exchange::{Binance, Coinbase};
-use tapsign_agent::sign::{SignError, binance, coinbase};
+use tapsign_agent::sign::{self, SignError, SignOptions, binance, coinbase};
 
 const RFC8032_PEM: &str = include_str!("vectors/rfc8032.pem");
 const CB_ED_PEM: &str = include_str!("vectors/cb_ed.pem");
@@ -67,6 +67,32 @@ fn binance_ed25519_ws_payload_and_session_logon_vectors() {
         s.body,
         format!(
             r#"{{"method":"session.logon","params":{{"apiKey":"{WS_KEY}","signature":"NBJq5sX1RkU7ta3XDctruMgnrhyBcouMvvPIxxQSCUbVWxhp3ai6W7a0Iip/3nOwmJxkVIv6n20cekYCOa5qAg==","timestamp":1649729878532}}}}"#
+        )
+    );
+}
+
+/// Under a `recv_window_cap_ms` below Binance's default of 5000 ms the logon carries
+/// `recvWindow=<cap>`, signed, as a REST request does: without it a logon a bot keeps back
+/// opens a trading socket for 5000 ms, past the cap and past a lock in that time.
+#[test]
+fn binance_session_logon_carries_a_cap_below_the_default() {
+    let opts = SignOptions {
+        recv_window_cap_ms: 1_000,
+        ..SignOptions::default()
+    };
+    let s = sign::sign(
+        &cred(Binance, WS_KEY, RFC8032_PEM, None),
+        &support::ws("/ws-api/v3"),
+        &at(1_649_729_878_532),
+        &opts,
+    )
+    .expect("logon");
+    let payload = format!("apiKey={WS_KEY}&recvWindow=1000&timestamp=1649729878532");
+    assert_eq!(
+        s.body,
+        format!(
+            r#"{{"method":"session.logon","params":{{"apiKey":"{WS_KEY}","signature":"{}","timestamp":1649729878532,"recvWindow":1000}}}}"#,
+            binance::ed25519_signature(&rfc_key(), &payload)
         )
     );
 }

@@ -72,8 +72,11 @@ pub fn percent_encode_b64(b64: &str) -> String {
 /// signature, timestamp}}`. Binance supports logon only for Ed25519 keys; the signed payload is
 /// the params but `signature`, sorted by name and not percent-encoded
 /// (`apiKey=...&timestamp=...`), and the signature goes in raw base64. The agent stamps
-/// `timestamp`. Add your own `"id"` before sending.
-pub fn ws_logon(cred: &Credential, stamp: &Stamp) -> Result<String, SignError> {
+/// `timestamp`, and under a `recv_window_cap_ms` below Binance's default of 5000 ms also
+/// `recvWindow=<cap>`, as it does for REST: without it a logon kept back by a bot opens a
+/// trading socket for 5000 ms, past the cap (and past a lock in that time). Add your own
+/// `"id"` before sending.
+pub fn ws_logon(cred: &Credential, stamp: &Stamp, opts: &SignOptions) -> Result<String, SignError> {
     check_key(cred)?;
     let KeyKind::Ed25519(key) = KeyKind::of(cred)? else {
         return Err(SignError::BadRequest(
@@ -84,11 +87,20 @@ pub fn ws_logon(cred: &Credential, stamp: &Stamp) -> Result<String, SignError> {
     };
     let api_key = cred.api_key.expose();
     let ts = stamp.unix_ms.to_string();
-    let payload = ws_payload(&[("timestamp", &ts), ("apiKey", api_key)]);
-    let msg = serde_json::json!({"method": "session.logon", "params": {
+    let window = opts.recv_window_cap_ms.to_string();
+    let mut signed = vec![("timestamp", ts.as_str()), ("apiKey", api_key)];
+    let capped = opts.recv_window_cap_ms < DEFAULT_RECV_WINDOW_MS;
+    if capped {
+        signed.push(("recvWindow", &window));
+    }
+    let payload = ws_payload(&signed);
+    let mut msg = serde_json::json!({"method": "session.logon", "params": {
         "apiKey": api_key, "signature": ed25519_signature(&key, &payload),
         "timestamp": stamp.unix_ms,
     }});
+    if capped {
+        msg["params"]["recvWindow"] = opts.recv_window_cap_ms.into();
+    }
     Ok(msg.to_string())
 }
 

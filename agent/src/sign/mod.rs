@@ -148,7 +148,7 @@ fn ws_login(
         ));
     }
     let message = match cred.exchange {
-        Exchange::Binance => binance::ws_logon(cred, stamp)?,
+        Exchange::Binance => binance::ws_logon(cred, stamp, opts)?,
         Exchange::Bybit => bybit::ws_auth(cred, stamp, opts)?,
         Exchange::Okx => okx::ws_login(cred, stamp)?,
         Exchange::Coinbase => coinbase::ws_jwt(cred, stamp)?,
