@@ -32,6 +32,9 @@ pub struct Explanation {
     /// Upbit's query hash cannot carry, a bot's timestamp too far off), found by signing it
     /// with a stand-in credential.
     pub scheme: Option<SignError>,
+    /// A REST request whose signed bytes are also the exchange's websocket login: signed only
+    /// under `ws_login = true`, and logged as a login.
+    pub login: bool,
 }
 
 impl Explanation {
@@ -54,6 +57,7 @@ pub fn explain(
         .as_ref()
         .ok()
         .and_then(|c| scheme_refusal(exchange, &c.wire, opts));
+    let login = checked.as_ref().is_ok_and(|c| c.login && c.rule.is_some());
     let verdict = checked.map(|c| c.rule.map(|(entry, source)| (entry.clone(), source)));
     let also_valid_for = match (&parsed, signs_path(exchange)) {
         (Ok(p), false) => Some(same_signature(exchange, policy, p)),
@@ -67,6 +71,7 @@ pub fn explain(
         key_rules: policy.describe(),
         also_valid_for,
         scheme,
+        login,
     }
 }
 
@@ -186,6 +191,15 @@ impl fmt::Display for Explanation {
                 let code = crate::error::AgentError::from(r.clone()).code();
                 writeln!(f, "verdict:  refused [{code}]: {r}")?
             }
+        }
+        if self.login {
+            writeln!(
+                f,
+                "login:    these signed bytes are also {}'s websocket login: signed only because \
+                 [keys.{}] ws_login = true, and the audit log records the signature as a \
+                 ws_login",
+                self.exchange, self.key
+            )?;
         }
         if let Some(e) = &self.scheme {
             let code = crate::error::AgentError::from(e.clone()).code();
@@ -307,6 +321,52 @@ mod tests {
         ));
         assert!(refused.contains("verdict:  refused"), "{refused}");
         assert!(!refused.contains("with any query or body"), "{refused}");
+    }
+
+    /// An OKX order read whose query ends in the login's verify path signs what the websocket
+    /// login signs: the agent signs it only under `ws_login = true` and logs it as a login;
+    /// explain said only "allowed by the okx trading profile".
+    #[test]
+    fn a_rest_request_that_is_also_the_login_is_explained_as_one() {
+        let req = SignRequest {
+            key: "k".into(),
+            method: "GET".into(),
+            path: "/api/v5/trade/order".into(),
+            query: "instId=BTC-USDT&ordId=GET/users/self/verify".into(),
+            ..SignRequest::default()
+        };
+        let run = |ws_login: bool| {
+            let policy = KeyPolicy {
+                ws_login,
+                ..KeyPolicy::default()
+            };
+            explain(Exchange::Okx, "k", &policy, &SignOptions::default(), &req).to_string()
+        };
+        let text = run(true);
+        assert!(text.contains("verdict:  allowed"), "{text}");
+        assert!(
+            text.contains("login:    these signed bytes are also okx's"),
+            "{text}"
+        );
+        let refused = run(false);
+        assert!(refused.contains("verdict:  refused"), "{refused}");
+        assert!(!refused.contains("login:"), "{refused}");
+        let plain = SignRequest {
+            query: "instId=BTC-USDT&ordId=1".into(),
+            ..req.clone()
+        };
+        let text = explain(
+            Exchange::Okx,
+            "k",
+            &KeyPolicy {
+                ws_login: true,
+                ..KeyPolicy::default()
+            },
+            &SignOptions::default(),
+            &plain,
+        )
+        .to_string();
+        assert!(!text.contains("login:"), "{text}");
     }
 
     #[test]
