@@ -2008,3 +2008,48 @@ fn okx_event_contract_orders_are_withheld() {
     let plain = r#"{"instId":"BTC-USDT-SWAP","tdMode":"isolated","side":"buy","ordType":"market","sz":"1","speedBump":"1"}"#;
     signs(&okx, &req("POST", "/api/v5/trade/order", "", plain));
 }
+
+#[test]
+fn bitget_margin_orders_auto_borrow_gets_no_suggested_line() {
+    // Bitget's margin orders (`/api/v2/margin/{crossed,isolated}/place-order` and their
+    // batches) borrow by `loanType` (autoLoan, autoLoanAndRepay), as KuCoin's by `autoBorrow`.
+    // The endpoint is the trader's to allow; the line the refusal suggested for it (params
+    // "...") was followed by one that took `loanType` with any value, so an order sent with
+    // `normal` had the trader paste the line that then signed `autoLoan`.
+    let bitget = passphrase_cred(Bitget);
+    let path = "/api/v2/margin/crossed/place-order";
+    let order = |loan: &str| {
+        format!(
+            r#"{{"symbol":"BTCUSDT","side":"buy","orderType":"limit","force":"gtc","price":"60000","baseSize":"10","loanType":"{loan}"}}"#
+        )
+    };
+    let suggested = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["..."] }}"#
+    )]);
+    let e = attempt(
+        &bitget,
+        &suggested,
+        &req("POST", path, "", &order("normal")),
+    )
+    .unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    assert!(!e.contains("params ="), "no line that takes loanType: {e}");
+    let batch = format!(
+        r#"{{"symbol":"BTCUSDT","orderList":[{}]}}"#,
+        order("autoLoanAndRepay")
+    );
+    let e = attempt(
+        &bitget,
+        &config_allow(&[
+            r#"{ method = "POST", path = "/api/v2/margin/isolated/batch-place-order", params = ["..."] }"#,
+        ]),
+        &req("POST", "/api/v2/margin/isolated/batch-place-order", "", &batch),
+    )
+    .unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    // A line written by hand that lists it is the trader's choice.
+    let by_hand = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["symbol", "side", "orderType", "force", "price", "baseSize", "loanType"], values = {{ loanType = ["normal"] }} }}"#
+    )]);
+    attempt(&bitget, &by_hand, &req("POST", path, "", &order("normal"))).unwrap();
+}

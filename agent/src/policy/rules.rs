@@ -737,6 +737,9 @@ static WITHHELD: &[Withheld] = &[
     // MARGIN_ISOLATED_TRADE; the unified account's MARGIN, CROSS, ISOLATED).
     withheld(Exchange::Kucoin, "tradeType", None, BORROWS),
     withheld(Exchange::Bitget, "category", Some("MARGIN"), BORROWS),
+    // The margin orders' borrow flag (`/api/v2/margin/{crossed,isolated}/place-order` and
+    // their batches: `autoLoan`, `autoLoanAndRepay`), as KuCoin's `autoBorrow`.
+    withheld(Exchange::Bitget, "loanType", None, BORROWS),
     withheld(
         Exchange::Coinbase,
         "retail_portfolio_id",
