@@ -24,7 +24,7 @@ use tapsign_agent::paths::Paths;
 use tapsign_agent::server;
 use tapsign_agent::systemd::Notifier;
 use tapsign_proto::client::Client;
-use tapsign_proto::{SessionState, SignRequest, UnlockRequest};
+use tapsign_proto::{ErrorCode, SessionState, SignRequest, UnlockRequest};
 use tapsign_tests::World;
 
 /// Whether this is the child that runs the test's body; in the parent, run it and check it
@@ -198,10 +198,13 @@ fn with_the_sync_stuck_status_lock_and_sighup_answer_and_only_sync_mode_signatur
         Client::connect(&w.sock, "t").unwrap().lock().unwrap()
     });
     assert_eq!(agent.agent.status().state, SessionState::Locked);
-    // The disk comes back: the waiting signatures (made before the lock) are answered.
+    // The disk comes back: the waiting signatures, checked before the lock, are withheld
+    // (`locked`): none leaves after the lock has answered.
     disk.release();
     for s in signers {
-        s.join().unwrap().unwrap();
+        let e = s.join().unwrap().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::Locked), "{e}");
+        assert!(e.to_string().contains("it was withheld"), "{e}");
     }
     drop(agent.runtime);
 }
@@ -289,10 +292,12 @@ fn with_the_writer_stuck_status_and_lock_still_answer_and_say_so() {
         Client::connect(&w.sock, "t").unwrap().lock().unwrap()
     });
     assert_eq!(agent.agent.status().state, SessionState::Locked);
-    // The lock lets go: the signature made before the lock is recorded, then answered, and
-    // the log's chain is whole.
+    // The lock lets go: the signature checked before the lock is recorded, then withheld
+    // (the lock has answered meanwhile), and the log's chain is whole.
     drop(held);
-    signer.join().unwrap().unwrap();
+    let e = signer.join().unwrap().unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Locked), "{e}");
+    assert!(e.to_string().contains("it was withheld"), "{e}");
     let start = Instant::now();
     while !std::fs::read_to_string(w.home().join("audit.log"))
         .unwrap()
