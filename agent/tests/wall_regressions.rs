@@ -2053,3 +2053,28 @@ fn bitget_margin_orders_auto_borrow_gets_no_suggested_line() {
     )]);
     attempt(&bitget, &by_hand, &req("POST", path, "", &order("normal"))).unwrap();
 }
+
+#[test]
+fn okx_margin_balance_borrow_flags_get_no_suggested_line() {
+    // `POST /api/v5/account/position/margin-balance` changes a position's margin; it is the
+    // trader's to allow. Its `auto` transfers borrowed coins out of an isolated margin
+    // position, and `loanTrans` lets borrowed coins be transferred out: a refusal suggested a
+    // line that took either with any value.
+    let okx = passphrase_cred(Okx);
+    let path = "/api/v5/account/position/margin-balance";
+    let suggested = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["..."] }}"#
+    )]);
+    for flag in ["auto", "loanTrans"] {
+        let body = format!(
+            r#"{{"instId":"BTC-USDT","posSide":"net","type":"reduce","amt":"1","{flag}":false}}"#
+        );
+        let e = attempt(&okx, &suggested, &req("POST", path, "", &body)).unwrap_err();
+        assert!(e.contains("Withheld"), "{flag}: {e}");
+        assert!(!e.contains("params ="), "no line that takes {flag}: {e}");
+    }
+    // Without them, the line for the endpoint's own parameters is suggested as before.
+    let plain = r#"{"instId":"BTC-USDT","posSide":"net","type":"add","amt":"1"}"#;
+    let e = attempt(&okx, &suggested, &req("POST", path, "", plain)).unwrap_err();
+    assert!(e.contains("params ="), "{e}");
+}

@@ -716,6 +716,21 @@ static WITHHELD: &[Withheld] = &[
          borrows when they push a coin below zero",
     ),
     withheld(Exchange::Okx, "quickMgnType", None, BORROWS),
+    // `POST /api/v5/account/position/margin-balance` (a position's margin, the trader's to
+    // allow): `auto` transfers borrowed coins out of an isolated margin position, `loanTrans`
+    // lets borrowed coins be transferred out under multi-currency and portfolio margin.
+    withheld(
+        Exchange::Okx,
+        "auto",
+        None,
+        "transfers borrowed coins out of an isolated margin position",
+    ),
+    withheld(
+        Exchange::Okx,
+        "loanTrans",
+        None,
+        "lets borrowed coins be transferred out of a position",
+    ),
     withheld(
         Exchange::Okx,
         "tdMode",
