@@ -74,12 +74,7 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
                 ..Default::default()
             })
         });
-        let asked = Instant::now();
-        while !w.agent_log().contains("waiting for a touch")
-            && asked.elapsed() < Duration::from_secs(10)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        await_log(&w, "waiting for a touch");
         let started = Instant::now();
         let trader = w.run(&["unlock", "--ttl", "1h"], "");
         assert!(

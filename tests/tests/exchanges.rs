@@ -163,11 +163,7 @@ fn a_websocket_login_is_logged_as_one_not_as_the_bots_path() {
     w.client().sign(login).unwrap();
 
     // The line is written before the answer leaves.
-    let raw = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
-    let line = raw
-        .lines()
-        .find(|l| l.contains(r#""type":"sign""#))
-        .unwrap();
+    let line = first_sign_line(&w);
     assert!(
         line.contains(r#""key":"by","kind":"ws_login","method":"GET","path":"/realtime""#),
         "{line}"
@@ -205,13 +201,18 @@ fn a_rest_request_whose_signed_bytes_are_the_login_is_logged_as_a_login() {
         ..Default::default()
     };
     w.client().sign(req).unwrap();
-    let raw = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
-    let line = raw
-        .lines()
-        .find(|l| l.contains(r#""type":"sign""#))
-        .unwrap();
+    let line = first_sign_line(&w);
     assert!(
         line.contains(r#""key":"o","kind":"ws_login","method":"GET","path":"/api/v5/trade/order""#),
         "{line}"
     );
+}
+
+/// The audit log's first `sign` line.
+fn first_sign_line(w: &World) -> String {
+    let raw = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    raw.lines()
+        .find(|l| l.contains(r#""type":"sign""#))
+        .unwrap()
+        .to_owned()
 }
