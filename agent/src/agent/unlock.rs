@@ -113,8 +113,11 @@ impl Agent {
         if extend {
             self.extended(opened, bounds, client).await
         } else {
-            self.opened(opened, bounds, client).await;
-            Ok(())
+            let opened = self.opened(opened, bounds, client, locks_before).await;
+            if let Err(e) = &opened {
+                self.unlock_refused(e, client).await;
+            }
+            opened
         }
     }
 
@@ -211,8 +214,18 @@ impl Agent {
 
     /// Install the session an unlock opened. A session it replaces ends as a lock ends it
     /// (its `locked` event and `lock` line come first): bots close their websocket logins on
-    /// `locked`, and the log shows where the first session ended.
-    async fn opened(&self, o: Opened, bounds: Bounds, client: &Client) {
+    /// `locked`, and the log shows where the first session ended. A lock counted since
+    /// `locks_before` refuses it here too, under the session's lock: one that came after
+    /// `after_touch` looked, while this ran (its agent log lines can wait on a stalled
+    /// stderr), found no session to end and was answered "locked", so the session must not
+    /// open after it.
+    async fn opened(
+        &self,
+        o: Opened,
+        bounds: Bounds,
+        client: &Client,
+        locks_before: u64,
+    ) -> Result<(), AgentError> {
         self.keystore_warnings(o.warnings);
         self.removal.opened_at(o.reader.clone());
         let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
@@ -223,6 +236,11 @@ impl Agent {
         // has it announced here, before the new session's `unlocked`, not after it.
         {
             let mut current = self.session();
+            // `Agent::lock` counts before it takes the session's lock: a lock not counted yet
+            // waits for this one, and then ends the new session.
+            if self.locks.load(Ordering::SeqCst) != locks_before {
+                return Err(AgentError::LockedDuringTouch);
+            }
             let old = std::mem::replace(&mut *current, session);
             let replaced = old.is_unlocked();
             drop(old);
@@ -252,6 +270,7 @@ impl Agent {
         });
         self.notifier.session_opened(names.len(), bounds.ttl);
         self.record_unlock(o.opened_by, names, bounds, client).await;
+        Ok(())
     }
 
     /// Put an unlock (or extend) on record when the log can take it: the session stands
@@ -328,6 +347,37 @@ mod tests {
         assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
     }
 
+    /// A lock that came after the touch was checked for one, but before the session was
+    /// installed (the agent stalled writing its own log to a stopped terminal), found no
+    /// session, and `tapsign lock` answered that the session was over; the session then
+    /// opened. The lock wins there too: nothing opens, and the unlock says why.
+    #[tokio::test]
+    async fn a_lock_after_the_touch_before_the_session_is_installed_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let locks = agent.locks.load(Ordering::SeqCst);
+        let touched = agent
+            .after_touch(Ok(opened()), false, locks, &AtomicBool::new(false))
+            .unwrap();
+        assert!(!agent.lock(LockReason::Command), "no session to end yet");
+        let e = agent
+            .opened(touched, bounds(), &client(), locks)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AgentError::LockedDuringTouch), "{e}");
+        assert!(!agent.session().is_unlocked());
+        // Without a lock in between, the same unlock opens.
+        let locks = agent.locks.load(Ordering::SeqCst);
+        let touched = agent
+            .after_touch(Ok(opened()), false, locks, &AtomicBool::new(false))
+            .unwrap();
+        agent
+            .opened(touched, bounds(), &client(), locks)
+            .await
+            .unwrap();
+        assert!(agent.session().is_unlocked());
+    }
+
     /// An unlock replacing an open session told subscribers only `unlocked`: the old session
     /// ends with `locked` (reason `Replaced`, code `locked`) before the new one's `unlocked`.
     #[tokio::test]
@@ -335,9 +385,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, _boot) = Agent::with_test_clock(dir.path());
         let mut events = agent.subscribe();
-        agent.opened(opened(), bounds(), &client()).await;
+        agent
+            .opened(opened(), bounds(), &client(), 0)
+            .await
+            .unwrap();
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
-        agent.opened(opened(), bounds(), &client()).await;
+        agent
+            .opened(opened(), bounds(), &client(), 0)
+            .await
+            .unwrap();
         let e = events.recv().await.unwrap();
         assert_eq!(e.event, EventKind::Locked, "{e:?}");
         assert_eq!(e.reason, Some(LockReason::Replaced.to_string()));
@@ -354,12 +410,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, _boot) = Agent::with_test_clock(dir.path());
         let mut events = agent.subscribe();
-        agent.opened(opened(), bounds(), &client()).await;
+        agent
+            .opened(opened(), bounds(), &client(), 0)
+            .await
+            .unwrap();
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
         // As a signature that spent the budget leaves it: locked, the end not told yet.
         agent.session().lock(LockReason::BudgetSpent);
         agent.budget_end.store(true, Ordering::SeqCst);
-        agent.opened(opened(), bounds(), &client()).await;
+        agent
+            .opened(opened(), bounds(), &client(), 0)
+            .await
+            .unwrap();
         let e = events.recv().await.unwrap();
         assert_eq!(e.event, EventKind::Locked, "{e:?}");
         assert_eq!(e.reason, Some(LockReason::BudgetSpent.to_string()));
