@@ -43,7 +43,7 @@ pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
 pub use since::{Since, since, since_keeping};
 pub use sink::{AuditSink, SyncFn, Unrecorded};
-pub use time::{civil_from_days, rfc3339_utc_ms};
+pub use time::{civil_from_days, rfc3339_utc_ms, utc_secs};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};

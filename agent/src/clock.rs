@@ -83,6 +83,14 @@ pub fn utc_ms(unix_ms: u64) -> String {
     )
 }
 
+/// `secs` (seconds since the Unix epoch) as [`utc_ms`] writes it, for a time read from a
+/// file or a log line (a credential's `created`): any value is written, even one past what
+/// `SystemTime` holds. Anyone who can write the log can append a line with `u64::MAX` there,
+/// and the keystore's check and `tapsign audit` must say so, not panic.
+pub fn utc_secs(secs: u64) -> String {
+    utc_ms(secs.saturating_mul(1000))
+}
+
 /// `t` as [`utc_ms`] writes it. A time before 1970 (a badly set clock) is written as the
 /// epoch: the audit log's order is carried by `seq`, not by the time.
 pub fn rfc3339_utc_ms(t: SystemTime) -> String {
@@ -122,6 +130,12 @@ mod tests {
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(1_795_428_000, 7), "2026-11-23T10:00:00.007Z");
         assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn any_number_of_seconds_is_written() {
+        assert_eq!(utc_secs(1_795_428_000), "2026-11-23T10:00:00.000Z");
+        assert!(utc_secs(u64::MAX).ends_with('Z'));
     }
 
     #[test]

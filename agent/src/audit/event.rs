@@ -386,9 +386,7 @@ impl fmt::Display for AuditEvent {
                 pid,
                 exe,
             } => {
-                let added = super::rfc3339_utc_ms(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(*created),
-                );
+                let added = super::utc_secs(*created);
                 let short = file.get(..16).unwrap_or(file);
                 write!(
                     f,

@@ -637,3 +637,21 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
         scan.unreadable
     );
 }
+
+/// A `key_change` line with `created` past what `SystemTime` holds (anyone who can write the
+/// log can append one, chained) made `tapsign audit` panic at it, so no line after it was
+/// shown. It is printed, as a date far ahead.
+#[test]
+fn a_key_change_created_past_the_end_of_time_is_printed() {
+    let event = AuditEvent::KeyChange {
+        action: crate::keystore::KeyAction::Add,
+        name: "k1".into(),
+        created: u64::MAX,
+        file: "ab".repeat(32),
+        pid: 1,
+        exe: "/usr/bin/tapsign".into(),
+    };
+    let text = event.to_string();
+    assert!(text.starts_with("key add k1 (added "), "{text}");
+    assert!(text.contains("Z, file sha256 abababababababab)"), "{text}");
+}

@@ -354,9 +354,7 @@ fn judge(
     expect: Option<Expect<'_>>,
     manifest_written: u64,
 ) -> Result<bool, (&'static str, String)> {
-    let when = |t: u64| {
-        crate::audit::rfc3339_utc_ms(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
-    };
+    let when = crate::audit::utc_secs;
     let redo = format!(
         "if you meant to go back to it, store it again with `tapsign key add {} --replace`",
         f.name

@@ -83,6 +83,25 @@ fn an_older_version_than_the_recorded_one_is_refused() {
     }
 }
 
+/// A `key_change` line anyone can append (chained) named `created` = `u64::MAX`: the check
+/// panicked formatting that time in its refusal of the file on disk, so every unlock failed
+/// ("the unlock worker failed"), for every key, and `key list` crashed. The file is refused by
+/// name, as any older copy is, and the other keys open.
+#[test]
+fn a_recorded_version_past_the_end_of_time_refuses_the_file_without_a_panic() {
+    let m = manifest(&vk());
+    let ev = complete(vec![change(KeyAction::Add, "k1", u64::MAX, "h9")]);
+    let out = fold(
+        &m,
+        &[obs("k1", T0, "h1"), obs("k2", T0 + 200, "h2")],
+        &[],
+        &ev,
+    );
+    assert_eq!(out.accepted, ["k2"]);
+    assert_eq!(out.refused.len(), 1, "{out:?}");
+    assert!(out.refused[0].reason.contains("older version"), "{out:?}");
+}
+
 #[test]
 fn the_checked_version_put_back_after_a_recorded_replace_is_refused() {
     // k1 was replaced after the manifest (recorded in the ledger); the file on disk is the
