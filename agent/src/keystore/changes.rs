@@ -142,7 +142,7 @@ impl Keystore {
                 path,
             });
         }
-        let created = next_created(&live, &cred.name, old.as_deref(), &path, &evidence);
+        let created = next_created(&live, &cred.name, old.as_deref(), &path, &evidence)?;
         let bytes = credential_bytes(&path, &vault, cred, created)?;
         let overwrite = match replace {
             true => Overwrite::Replace,
@@ -231,14 +231,16 @@ impl Keystore {
 /// of the name the keystore knows of (the file replaced, the manifest's record, the changes
 /// recorded since), and never older than the manifest. The check at unlock accepts a version
 /// only if it is later than the one expected (`manifest::fold`), so two versions made within
-/// the same second, or under a clock set back, would otherwise refuse the newer one.
+/// the same second, or under a clock set back, would otherwise refuse the newer one. After a
+/// version at `u64::MAX` (a line anyone can append, or a file sealed by hand) none is later:
+/// refused, rather than stored for the unlock to refuse as an old copy.
 fn next_created(
     live: &Live,
     name: &str,
     old: Option<&[u8]>,
     path: &Path,
     evidence: &Evidence,
-) -> u64 {
+) -> Result<u64, KeystoreError> {
     let replaced = old.and_then(|bytes| credential_from(path, name, bytes).ok());
     let manifest = live.manifest.as_ref();
     let recorded = manifest.into_iter().flat_map(|m| {
@@ -253,7 +255,9 @@ fn next_created(
         .max();
     let now = now_secs().max(manifest.map_or(0, |m| m.written));
     match floor {
-        Some(f) if f >= now => f.saturating_add(1),
-        _ => now,
+        Some(f) if f >= now => f.checked_add(1).ok_or(KeystoreError::NoLaterVersion {
+            name: name.to_owned(),
+        }),
+        _ => Ok(now),
     }
 }

@@ -212,6 +212,14 @@ pub enum KeystoreError {
     GenerationExhausted { generation: u64 },
 
     #[error(
+        "credential {name:?} has a version on record added at the last second a time can name \
+         (a line or a file made by hand): no later version can follow it, and the next unlock \
+         would refuse one stored now, so nothing was stored. Run `tapsign key remove {name}`, \
+         then `tapsign keystore rotate` (which forgets that record), then add the key again"
+    )]
+    NoLaterVersion { name: String },
+
+    #[error(
         "{path} (for {token}) is not the keyslot the keystore's manifest records: it was put there \
          by hand or is an old copy (a removed token's?); it is refused. Remove that file and \
          unlock with another enrolled token"
@@ -300,6 +308,7 @@ impl KeystoreError {
             Changed { dir } | Busy { dir } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
+            NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,

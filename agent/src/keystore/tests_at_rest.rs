@@ -475,6 +475,35 @@ fn versions_stored_within_one_second_each_pass_the_check() {
     assert!(c.warnings.is_empty(), "{c:?}");
 }
 
+/// A `key_change` line anyone can append named a version at `u64::MAX`: `key add --replace`
+/// sealed the new secret at `u64::MAX` too (saturated), said it was stored, and every unlock
+/// refused it as an old copy, its advice (`key add --replace`) doing the same again. It is
+/// refused up front, and the way out it names works.
+#[test]
+fn no_version_is_stored_after_one_recorded_at_the_end_of_time() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    f.ledger
+        .entries
+        .push(LedgerEntry::Key(super::ledger::KeyChange {
+            action: KeyAction::Replace,
+            name: "upbit-main".into(),
+            created: u64::MAX,
+            sha256: "00".repeat(32),
+        }));
+    let e = f.add(&rotated_secret("upbit-main"), true).unwrap_err();
+    assert!(matches!(e, KeystoreError::NoLaterVersion { .. }), "{e}");
+    let c = f.check().unwrap();
+    assert!(c.refused.iter().any(|r| r.name == "upbit-main"), "{c:?}");
+    // The way out the error names.
+    f.remove("upbit-main").unwrap();
+    f.rotate(None).unwrap();
+    f.add(&rotated_secret("upbit-main"), false).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.accepted.iter().any(|n| n == "upbit-main"), "{c:?}");
+    assert!(c.refused.is_empty(), "{c:?}");
+}
+
 #[test]
 fn files_from_before_manifests_put_back_where_the_log_records_one_are_refused() {
     // Moving the files back to the layout before manifests, and deleting manifest.json, must
