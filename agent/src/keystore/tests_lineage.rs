@@ -100,6 +100,27 @@ fn a_vault_of_someone_elses_making_opens_nothing_and_receives_nothing() {
     assert!(genuine.join(VAULT_FILE).exists());
 }
 
+/// A log started afresh (docs/audit.md) records no vault key: a vault of someone else's
+/// making, with a manifest anchored in the new file, passed every check without a word (and
+/// the genuine folder went as a leftover). Nothing in the files can tell it; the check says
+/// that the record holds no vault, with the key to compare, until one records it.
+#[test]
+fn a_log_started_afresh_is_said_to_hold_the_keystore_to_no_vault() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    f.ledger.entries.clear();
+    forge(&mut f, fresh_vault);
+    let c = f.check().unwrap();
+    let said = |c: &Checked| {
+        c.warnings
+            .iter()
+            .any(|w| w.contains("records no vault key") && w.contains(&c.vault_key))
+    };
+    assert!(said(&c), "{c:?}");
+    let c = f.check().unwrap();
+    assert!(!said(&c), "recorded now: {c:?}");
+}
+
 #[test]
 fn a_running_agent_refuses_a_forged_vault_even_where_the_file_lost_the_record() {
     // A running agent saw the vault recorded: cutting every record out of the file does not

@@ -404,6 +404,9 @@ impl Keystore {
                 if let Some(gap) = &evidence.gap {
                     folded.warnings.push(gap_warning(gap));
                 }
+                if evidence.recorded_vaults.is_empty() && evidence.witnessed.vaults.is_empty() {
+                    folded.warnings.push(unrecorded_vault_warning(&m.vault_key));
+                }
                 (folded, evidence)
             }
             None => {
@@ -541,6 +544,16 @@ impl Keystore {
 pub(crate) fn gap_warning(gap: &str) -> String {
     format!(
         "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed, and so would an older copy of the whole keystore whose newer generation the log no longer names; if you removed a token or rotated the keystore since, check `tapsign token list` and remove again any token that is back"
+    )
+}
+
+/// What a check says when no record names a vault key (a log started afresh, or written
+/// before vault keys were recorded): nothing holds the keystore to its lineage, so a vault of
+/// someone else's making, with a manifest anchored in the new log, would pass every check.
+/// The check that says so records this one, and the next is held to it.
+pub(crate) fn unrecorded_vault_warning(vault_key: &str) -> String {
+    format!(
+        "the audit log records no vault key of this keystore (a log started afresh?), so nothing tells its vault from one someone else made and wrapped to your tokens: check that its key, {vault_key}, is the one `tapsign status` showed before the log was started afresh; from now on the log holds the keystore to it"
     )
 }
 
