@@ -320,6 +320,14 @@ mod tests {
         }
     }
 
+    /// Install a session as an unlock with no lock since its touch does.
+    async fn open_one(agent: &Agent) {
+        agent
+            .opened(opened(), bounds(), &client(), 0)
+            .await
+            .unwrap();
+    }
+
     fn client() -> Client {
         Client {
             pid: 1,
@@ -385,15 +393,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, _boot) = Agent::with_test_clock(dir.path());
         let mut events = agent.subscribe();
-        agent
-            .opened(opened(), bounds(), &client(), 0)
-            .await
-            .unwrap();
+        open_one(&agent).await;
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
-        agent
-            .opened(opened(), bounds(), &client(), 0)
-            .await
-            .unwrap();
+        open_one(&agent).await;
         let e = events.recv().await.unwrap();
         assert_eq!(e.event, EventKind::Locked, "{e:?}");
         assert_eq!(e.reason, Some(LockReason::Replaced.to_string()));
@@ -410,18 +412,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (agent, _boot) = Agent::with_test_clock(dir.path());
         let mut events = agent.subscribe();
-        agent
-            .opened(opened(), bounds(), &client(), 0)
-            .await
-            .unwrap();
+        open_one(&agent).await;
         assert_eq!(events.recv().await.unwrap().event, EventKind::Unlocked);
         // As a signature that spent the budget leaves it: locked, the end not told yet.
         agent.session().lock(LockReason::BudgetSpent);
         agent.budget_end.store(true, Ordering::SeqCst);
-        agent
-            .opened(opened(), bounds(), &client(), 0)
-            .await
-            .unwrap();
+        open_one(&agent).await;
         let e = events.recv().await.unwrap();
         assert_eq!(e.event, EventKind::Locked, "{e:?}");
         assert_eq!(e.reason, Some(LockReason::BudgetSpent.to_string()));
