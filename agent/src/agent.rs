@@ -319,7 +319,7 @@ impl Agent {
         let now = self.now();
         self.catch_up(now);
         // A lock counted from here on withholds the signature, even once it is checked and on
-        // record: after `tapsign lock` has answered, no signature leaves (see below).
+        // record (see below): only one already past that last look can leave after a lock.
         let locks_before = self.locks.load(std::sync::atomic::Ordering::SeqCst);
         let (signed, exchange, login, spent_now) = match self.sign_now(&req, now, client).await {
             Ok(s) => s,
