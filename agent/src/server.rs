@@ -647,9 +647,10 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
 
 /// Returns once the peer has closed its end of the connection. Only a whole close counts: a
 /// client may shut down its writing half after its request and still read the answer. Bytes
-/// sent ahead (a next request) are left to be read: then no hang-up is seen.
+/// sent ahead (a next request) are left to be read. In either case the socket stays readable,
+/// so readiness says nothing more: the close is looked for every [`HANG_UP_POLL`] instead, or a
+/// client that shut its writing half, or sent ahead, and then hung up would not be seen to.
 async fn hung_up(stream: &UnixStream) {
-    use rustix::event::{PollFd, PollFlags, poll};
     use rustix::net::{RecvFlags, recv};
     loop {
         if stream.readable().await.is_err() {
@@ -664,19 +665,24 @@ async fn hung_up(stream: &UnixStream) {
             // Readiness without bytes: cleared now; wait again.
             Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
             Err(_) => return,
-            Ok(0) => {
-                let mut fds = [PollFd::new(stream, PollFlags::IN)];
-                let closed = poll(&mut fds, Some(&rustix::time::Timespec::default())).is_ok()
-                    && fds[0].revents().contains(PollFlags::HUP);
-                if closed {
-                    return;
-                }
-                // Only the writing half is shut: the client still reads.
-                return std::future::pending().await;
-            }
-            Ok(_) => return std::future::pending().await,
+            // End of input (the writing half shut, or a whole close) or bytes ahead.
+            Ok(_) => break,
         }
     }
+    while !closed(stream) {
+        tokio::time::sleep(HANG_UP_POLL).await;
+    }
+}
+
+/// How often [`hung_up`] looks for a close once the socket stays readable.
+const HANG_UP_POLL: Duration = Duration::from_millis(100);
+
+/// Whether the peer has closed both halves (`POLLHUP`), whatever is still unread.
+fn closed(stream: &UnixStream) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(stream, PollFlags::IN)];
+    poll(&mut fds, Some(&rustix::time::Timespec::default())).is_ok()
+        && fds[0].revents().contains(PollFlags::HUP)
 }
 
 /// A subscribed connection: session events until the client goes away. Whatever the client

@@ -125,6 +125,14 @@ fn await_log(w: &World, needle: &str) {
     assert!(w.agent_log().contains(needle), "{}", w.agent_log());
 }
 
+/// Waits until the agent's log says `needle` `n` times, at most 10 s.
+fn await_count(w: &World, needle: &str, n: usize) {
+    let asked = Instant::now();
+    while w.agent_log().matches(needle).count() < n && asked.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn warnings(w: &World) -> Vec<String> {
     w.status()["warnings"]
         .as_array()
@@ -195,4 +203,44 @@ fn an_unlock_from_a_client_that_shuts_down_writing_still_opens() {
     let answer: serde_json::Value = serde_json::from_slice(&read_frame(&mut s).unwrap()).unwrap();
     assert_eq!(answer["type"], "unlocked", "{answer}");
     assert_eq!(w.status()["state"], "unlocked");
+}
+
+/// A client that shut down its writing half after `unlock` (as `socat` does at the end of its
+/// input), or that sent its next request ahead, and then hung up (Ctrl-C) was not seen to: its
+/// socket stays readable, and the agent looked no further, so the touch opened the session
+/// nobody was there for. The close is seen in both cases.
+#[test]
+fn an_unlock_whose_asker_shut_writing_or_sent_ahead_and_then_hung_up_opens_nothing() {
+    use std::io::Write;
+    use tapsign_proto::frame::{read_frame, write_frame};
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    std::fs::write(w.home().join("soft-token/touch"), "delay 1500").unwrap();
+    let hello = serde_json::json!({"type": "hello", "version": tapsign_proto::PROTOCOL_VERSION, "client": "gone"});
+    for (n, sent_ahead) in [(1, false), (2, true)] {
+        let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+        write_frame(&mut s, &hello).unwrap();
+        read_frame(&mut s).unwrap();
+        write_frame(&mut s, &serde_json::json!({"type": "unlock"})).unwrap();
+        if sent_ahead {
+            write_frame(&mut s, &serde_json::json!({"type": "status"})).unwrap();
+        } else {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        s.flush().unwrap();
+        await_count(&w, "waiting for a touch", n);
+        drop(s);
+        await_count(&w, "which has hung up: nothing was opened", n);
+        let st = w.status();
+        assert_eq!(st["state"], "locked", "sent ahead: {sent_ahead}: {st}");
+        assert_eq!(
+            w.agent_log()
+                .matches("which has hung up: nothing was opened")
+                .count(),
+            n,
+            "{}",
+            w.agent_log()
+        );
+    }
 }
