@@ -183,7 +183,19 @@ impl Agent {
     /// End the session (idempotent); audited when a session was open.
     pub fn lock(&self, reason: LockReason) -> bool {
         self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let was_open = self.session().lock(reason.clone());
+        self.lock_counted(reason)
+    }
+
+    /// The rest of [`Agent::lock`], once counted. The session may be held meanwhile (a
+    /// signature computed under it), and a signature that looks at the count after it may take
+    /// the session first: the lock counts again as it ends the session, so that one, whose line
+    /// is then still being written, is withheld too (`Agent::sign`).
+    pub(crate) fn lock_counted(&self, reason: LockReason) -> bool {
+        let was_open = {
+            let mut session = self.session();
+            self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            session.lock(reason.clone())
+        };
         if was_open {
             self.ended(&reason);
         }
