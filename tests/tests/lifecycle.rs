@@ -309,6 +309,26 @@ fn lock_does_not_wait_on_a_stopped_agent_and_its_signal_locks_it() {
     });
 }
 
+/// `tapsign status` waited for ever on an agent a bot had stopped (SIGSTOP): it waits 5 s for
+/// each answer now, and says what to do.
+#[test]
+fn status_does_not_wait_for_ever_on_a_stopped_agent() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    kill(&w, "STOP");
+    let started = std::time::Instant::now();
+    let out = w.run(&["status"], "");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    out.fails_with(1, "did not answer within 5 s");
+    assert!(
+        out.stderr.contains("`tapsign lock` still locks it"),
+        "{out:?}"
+    );
+    kill(&w, "CONT");
+    w.run(&["status"], "").ok();
+}
+
 /// Red-team round 6: requests a bot queued on its connections while the agent was stopped
 /// were served after SIGCONT, before the SIGCONT handler on the accept loop locked (8 to 293
 /// signatures of 2,400 in four runs, after `tapsign lock` had said "wiped"). The watchdog

@@ -344,8 +344,33 @@ fn is_agent(pid: u32, uid: u32) -> bool {
     real_uid == Some(uid) && named && agent
 }
 
+/// How long `status` waits for each read and write: an agent stopped (SIGSTOP, by anyone
+/// running as you) or wedged must not hang the command that is asked what it is doing.
+const STATUS_WAIT: Duration = Duration::from_secs(5);
+
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
-    let status = connect(paths)?.status()?;
+    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
+    let late = |e: ProtoError| match e {
+        ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Failure::error(format!(
+                "the agent at {} did not answer within {} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)",
+                paths.socket.display(),
+                STATUS_WAIT.as_secs()
+            ))
+        }
+        e => e.into(),
+    };
+    let status = Client::connect_within(&paths.socket, &name, Some(STATUS_WAIT))
+        .map_err(|e| match e {
+            ProtoError::Io(ref io)
+                if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                late(e)
+            }
+            e => not_connected(paths, e),
+        })?
+        .status()
+        .map_err(late)?;
     if json {
         let text =
             serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
