@@ -174,7 +174,11 @@ fn class7_silent_connections_do_not_hold_the_slots() {
         let st = w.run(&["status", "--json"], "");
         let out = w.run(&["lock"], "");
         let through = st.code == 0 && out.code == 0 && !out.stdout.contains("SIGHUP");
-        if !through && hogs.iter().any(turned_away) && tries < 5 {
+        // The `unlock` connection's slot still held, the last hog took the kept-back slot
+        // (it may wait there for its `hello` until the frame timeout): `status` was then
+        // answered busy without any hog being turned away. That run proves nothing either.
+        let setup_lost = hogs.iter().any(turned_away) || st.stderr.contains("[busy]");
+        if !through && setup_lost && tries < 5 {
             tries += 1;
             drop(hogs);
             std::thread::sleep(Duration::from_millis(1500));
