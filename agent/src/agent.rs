@@ -180,17 +180,13 @@ impl Agent {
         *warnings = now;
     }
 
-    /// End the session (idempotent); audited when a session was open.
+    /// End the session (idempotent); audited when a session was open. The lock is counted
+    /// under the session's own lock, as it ends the session: whatever held the session before
+    /// (a signature, an unlock installing its session) sees the count change after, and
+    /// whatever takes it after finds it locked. A signature whose line is still being written
+    /// is then withheld, and an unlock refused (`Agent::sign`, `crate::agent::unlock`). Counted
+    /// before taking it, a signature that took the session in between signed unseen.
     pub fn lock(&self, reason: LockReason) -> bool {
-        self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.lock_counted(reason)
-    }
-
-    /// The rest of [`Agent::lock`], once counted. The session may be held meanwhile (a
-    /// signature computed under it), and a signature that looks at the count after it may take
-    /// the session first: the lock counts again as it ends the session, so that one, whose line
-    /// is then still being written, is withheld too (`Agent::sign`).
-    pub(crate) fn lock_counted(&self, reason: LockReason) -> bool {
         let was_open = {
             let mut session = self.session();
             self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

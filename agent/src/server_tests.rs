@@ -52,30 +52,6 @@ async fn a_deadline_slept_through_is_wiped_soon_after_resume() {
 /// says so after its `sign` line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_while_a_signature_is_recorded_withholds_it() {
-    a_lock_during_the_record_withholds(|_| {}, |agent| assert!(agent.lock(LockReason::Command)))
-        .await;
-}
-
-/// A lock counted while another signature held the session waits for it; a signature that
-/// looked at the count after that, and took the session before the lock did, was not withheld:
-/// its line was written while the session ended, and it left after `tapsign lock` had been
-/// answered. Counted again as it ends the session, the lock withholds it too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lock_counted_before_a_signature_took_the_session_withholds_it() {
-    a_lock_during_the_record_withholds(
-        // `Agent::lock`'s count, before it has the session (another signature holds it).
-        |agent| {
-            agent.locks.fetch_add(1, Ordering::SeqCst);
-        },
-        // The rest of it, once that signature let the session go to this one.
-        |agent| assert!(agent.lock_counted(LockReason::Command)),
-    )
-    .await;
-}
-
-/// A signature checked after `before_sign` ran, while its line's sync hangs and `during` runs,
-/// is withheld, and the log says so after its `sign` line.
-async fn a_lock_during_the_record_withholds(before_sign: fn(&Agent), during: fn(&Agent)) {
     use crate::audit::AuditSink;
     use crate::config::{AuditConfig, Config, Flush};
     use crate::paths::Paths;
@@ -134,7 +110,6 @@ async fn a_lock_during_the_record_withholds(before_sign: fn(&Agent), during: fn(
 
     let syncs_before = gate.0.lock().unwrap().1;
     gate.0.lock().unwrap().0 = true;
-    before_sign(&agent);
     let signer = tokio::spawn({
         let (agent, client) = (Arc::clone(&agent), client.clone());
         async move { agent.handle(req(), &client).await }
@@ -148,7 +123,7 @@ async fn a_lock_during_the_record_withholds(before_sign: fn(&Agent), during: fn(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    during(&agent);
+    assert!(agent.lock(LockReason::Command));
     {
         let (m, cv) = &*gate;
         m.lock().unwrap().0 = false;
@@ -173,4 +148,29 @@ async fn a_lock_during_the_record_withholds(before_sign: fn(&Agent), during: fn(
         .collect();
     assert_eq!(kinds, ["\"sign\"", "\"sign\"", "\"refusal\""], "{log}");
     assert!(log.contains("it was withheld"), "{log}");
+}
+
+/// A lock was counted before it took the session: a signature that looked at the count in
+/// between, and took the session before the lock did, was signed and recorded while the
+/// session ended, and left after `tapsign lock` had been answered. The count changes only
+/// once the lock holds the session.
+#[test]
+fn a_lock_is_counted_only_once_it_holds_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, _boot) = Agent::with_test_clock(dir.path());
+    let before = agent.locks.load(Ordering::SeqCst);
+    let held = agent.session();
+    let locker = std::thread::spawn({
+        let agent = Arc::clone(&agent);
+        move || agent.lock(LockReason::Command)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        agent.locks.load(Ordering::SeqCst),
+        before,
+        "counted while the session was held by another"
+    );
+    drop(held);
+    locker.join().unwrap();
+    assert_eq!(agent.locks.load(Ordering::SeqCst), before + 1);
 }

@@ -236,7 +236,7 @@ impl Agent {
         // has it announced here, before the new session's `unlocked`, not after it.
         {
             let mut current = self.session();
-            // `Agent::lock` counts before it takes the session's lock: a lock not counted yet
+            // `Agent::lock` counts under the session's lock: a lock not counted yet
             // waits for this one, and then ends the new session.
             if self.locks.load(Ordering::SeqCst) != locks_before {
                 return Err(AgentError::LockedDuringTouch);
