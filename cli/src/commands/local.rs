@@ -276,10 +276,10 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
 /// does not answer within 10 s (stopped): `key add` stops before sealing anything, rather
 /// than wait for good or seal without the check the agent would have made.
 fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
-    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
     let wait = Some(std::time::Duration::from_secs(10));
-    let status = tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait)
-        .and_then(|mut client| client.status());
+    let status =
+        tapsign_proto::client::Client::connect_within(&paths.socket, super::CLIENT_NAME, wait)
+            .and_then(|mut client| client.status());
     match status {
         Ok(status) => Ok(status.keystore.map(|k| k.vault_key)),
         Err(tapsign_proto::ProtoError::Io(e))

@@ -14,6 +14,9 @@ use tapsign_agent::keystore::Ledger;
 use tapsign_agent::paths::Paths;
 use tapsign_proto::AuditHead;
 
+/// How the command line names itself to the agent (`hello`), as the agent's log shows it.
+pub(crate) const CLIENT_NAME: &str = concat!("tapsign-cli/", env!("CARGO_PKG_VERSION"));
+
 use crate::Failure;
 use crate::args::{Cli, Command};
 
@@ -69,36 +72,35 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
         seq: written.seq,
         hash: written.hash.clone(),
     };
-    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
     // Bounded: an agent that takes the connection and never answers (stopped) must not keep
     // the command waiting for good after its change was made.
     let wait = Some(std::time::Duration::from_secs(10));
-    let mut client = match tapsign_proto::client::Client::connect_within(&paths.socket, &name, wait)
-    {
-        Ok(c) => c,
-        // No agent listening (no socket, or nobody behind it): nobody holds the log in memory,
-        // unless an agent runs whose socket was moved aside.
-        Err(tapsign_proto::ProtoError::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return match remote::unreachable_agent(&paths.socket) {
-                Some(pid) => Err(unasked(
-                    &line,
-                    &format!(
-                        "the agent, pid {pid}, runs, but its socket {} cannot be reached: {e}",
-                        paths.socket.display()
-                    ),
-                )),
-                None => Ok(()),
-            };
-        }
-        // An agent that answers but turns the command away (busy, another version), drops the
-        // connection or does not answer in time may hold the log open all the same.
-        Err(e) => return Err(unasked(&line, &e)),
-    };
+    let mut client =
+        match tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait) {
+            Ok(c) => c,
+            // No agent listening (no socket, or nobody behind it): nobody holds the log in memory,
+            // unless an agent runs whose socket was moved aside.
+            Err(tapsign_proto::ProtoError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return match remote::unreachable_agent(&paths.socket) {
+                    Some(pid) => Err(unasked(
+                        &line,
+                        &format!(
+                            "the agent, pid {pid}, runs, but its socket {} cannot be reached: {e}",
+                            paths.socket.display()
+                        ),
+                    )),
+                    None => Ok(()),
+                };
+            }
+            // An agent that answers but turns the command away (busy, another version), drops the
+            // connection or does not answer in time may hold the log open all the same.
+            Err(e) => return Err(unasked(&line, &e)),
+        };
     let status = client.status().map_err(|e| unasked(&line, &e))?;
     let Some(head) = status.audit_head else {
         return Err(lost(

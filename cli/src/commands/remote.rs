@@ -12,13 +12,13 @@ use tapsign_proto::{ErrorCode, Pin, ProtoError, SessionState, Status, UnlockRequ
 
 use crate::prompt::SecretReader;
 
+use super::CLIENT_NAME;
 use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
 use crate::exit::exit_codes;
 
 fn connect(paths: &Paths) -> Result<Client, Failure> {
-    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    Client::connect(&paths.socket, &name).map_err(|e| not_connected(paths, e))
+    Client::connect(&paths.socket, CLIENT_NAME).map_err(|e| not_connected(paths, e))
 }
 
 /// A failed connection: the agent's own answer (another user, busy, other version), or none.
@@ -181,15 +181,14 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
-    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
     // Each read and write waits at most LOCK_WAIT, and so does the whole exchange: something
     // that answers a byte at a time must not hold the locker back either. The thread is left
     // behind if it does not finish; the command ends without it.
     let socket = paths.socket.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let attempt =
-            Client::connect_within(&socket, &name, Some(LOCK_WAIT)).and_then(|mut c| c.lock());
+        let attempt = Client::connect_within(&socket, CLIENT_NAME, Some(LOCK_WAIT))
+            .and_then(|mut c| c.lock());
         let _ = tx.send(attempt);
     });
     let attempt = rx.recv_timeout(LOCK_WAIT).unwrap_or_else(|_| {
@@ -224,11 +223,14 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
 fn signal_instead(e: &ProtoError) -> Option<String> {
     match e {
         e if e.code() == Some(ErrorCode::Busy) => Some("was busy".into()),
-        ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            Some(format!("did not answer within {} s", LOCK_WAIT.as_secs()))
-        }
+        e if timed_out(e) => Some(format!("did not answer within {} s", LOCK_WAIT.as_secs())),
         _ => None,
     }
+}
+
+/// The agent did not answer (or take the connection) within the time the command gave it.
+fn timed_out(e: &ProtoError) -> bool {
+    matches!(e, ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
 }
 
 /// Send SIGHUP to the agent serving the socket; its pid. The process found must be a
@@ -349,28 +351,22 @@ fn is_agent(pid: u32, uid: u32) -> bool {
 const STATUS_WAIT: Duration = Duration::from_secs(5);
 
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
-    let name = format!("tapsign-cli/{}", env!("CARGO_PKG_VERSION"));
-    let late = |e: ProtoError| match e {
-        ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            Failure::error(format!(
-                "the agent at {} did not answer within {} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)",
-                paths.socket.display(),
-                STATUS_WAIT.as_secs()
-            ))
-        }
-        e => e.into(),
+    let late = || {
+        Failure::error(format!(
+            "the agent at {} did not answer within {} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)",
+            paths.socket.display(),
+            STATUS_WAIT.as_secs()
+        ))
     };
-    let status = Client::connect_within(&paths.socket, &name, Some(STATUS_WAIT))
-        .map_err(|e| match e {
-            ProtoError::Io(ref io)
-                if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
-                late(e)
-            }
-            e => not_connected(paths, e),
-        })?
-        .status()
-        .map_err(late)?;
+    let mut client = Client::connect_within(&paths.socket, CLIENT_NAME, Some(STATUS_WAIT))
+        .map_err(|e| match timed_out(&e) {
+            true => late(),
+            false => not_connected(paths, e),
+        })?;
+    let status = client.status().map_err(|e| match timed_out(&e) {
+        true => late(),
+        false => e.into(),
+    })?;
     if json {
         let text =
             serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
