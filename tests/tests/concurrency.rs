@@ -187,18 +187,12 @@ fn an_unlock_whose_asker_hangs_up_before_the_touch_opens_nothing() {
 /// `unlock` still reads the answer, and its session opens.
 #[test]
 fn an_unlock_from_a_client_that_shuts_down_writing_still_opens() {
-    use std::io::Write;
-    use tapsign_proto::frame::{read_frame, write_frame};
+    use tapsign_proto::frame::read_frame;
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
     w.start_agent();
     std::fs::write(w.home().join("soft-token/touch"), "delay 500").unwrap();
-    let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
-    let hello = serde_json::json!({"type": "hello", "version": tapsign_proto::PROTOCOL_VERSION, "client": "half-close"});
-    write_frame(&mut s, &hello).unwrap();
-    read_frame(&mut s).unwrap();
-    write_frame(&mut s, &serde_json::json!({"type": "unlock"})).unwrap();
-    s.flush().unwrap();
+    let mut s = unlock_asked(&w);
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&read_frame(&mut s).unwrap()).unwrap();
     assert_eq!(answer["type"], "unlocked", "{answer}");
@@ -212,17 +206,13 @@ fn an_unlock_from_a_client_that_shuts_down_writing_still_opens() {
 #[test]
 fn an_unlock_whose_asker_shut_writing_or_sent_ahead_and_then_hung_up_opens_nothing() {
     use std::io::Write;
-    use tapsign_proto::frame::{read_frame, write_frame};
+    use tapsign_proto::frame::write_frame;
     let mut w = World::new();
     w.setup_key("b", "binance", "ak", "sk");
     w.start_agent();
     std::fs::write(w.home().join("soft-token/touch"), "delay 1500").unwrap();
-    let hello = serde_json::json!({"type": "hello", "version": tapsign_proto::PROTOCOL_VERSION, "client": "gone"});
     for (n, sent_ahead) in [(1, false), (2, true)] {
-        let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
-        write_frame(&mut s, &hello).unwrap();
-        read_frame(&mut s).unwrap();
-        write_frame(&mut s, &serde_json::json!({"type": "unlock"})).unwrap();
+        let mut s = unlock_asked(&w);
         if sent_ahead {
             write_frame(&mut s, &serde_json::json!({"type": "status"})).unwrap();
         } else {
@@ -243,4 +233,17 @@ fn an_unlock_whose_asker_shut_writing_or_sent_ahead_and_then_hung_up_opens_nothi
             w.agent_log()
         );
     }
+}
+
+/// A raw connection that has said hello and sent `unlock` (all bounds the agent's defaults).
+fn unlock_asked(w: &World) -> std::os::unix::net::UnixStream {
+    use std::io::Write;
+    use tapsign_proto::frame::{read_frame, write_frame};
+    let mut s = std::os::unix::net::UnixStream::connect(&w.sock).unwrap();
+    let hello = serde_json::json!({"type": "hello", "version": tapsign_proto::PROTOCOL_VERSION, "client": "raw"});
+    write_frame(&mut s, &hello).unwrap();
+    read_frame(&mut s).unwrap();
+    write_frame(&mut s, &serde_json::json!({"type": "unlock"})).unwrap();
+    s.flush().unwrap();
+    s
 }
