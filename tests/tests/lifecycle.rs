@@ -317,14 +317,28 @@ fn status_does_not_wait_for_ever_on_a_stopped_agent() {
     w.setup_key("b", "binance", "ak", "sk");
     w.start_agent();
     kill(&w, "STOP");
+    // Run with a deadline of its own: a `status` that waits for ever fails the test, rather
+    // than hang it.
+    let mut status = w.cmd(&["status"]);
+    status
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = status.spawn().unwrap();
     let started = std::time::Instant::now();
-    let out = w.run(&["status"], "");
-    assert!(started.elapsed() < Duration::from_secs(30));
-    out.fails_with(1, "did not answer within 5 s");
-    assert!(
-        out.stderr.contains("`tapsign lock` still locks it"),
-        "{out:?}"
-    );
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            kill(&w, "CONT");
+            panic!("status still waits on the stopped agent after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not answer within 5 s"), "{stderr}");
+    assert!(stderr.contains("`tapsign lock` still locks it"), "{stderr}");
     kill(&w, "CONT");
     w.run(&["status"], "").ok();
 }
