@@ -341,7 +341,8 @@ impl Agent {
         };
         // Every signature that leaves the agent is on record: one that cannot be recorded does
         // not leave (it still counts against the budget, and may have spent it).
-        let recorded = self.record_signature(&req, exchange, login, client).await;
+        let line = |req| AuditEvent::signed(req, exchange, login, client.pid, &client.exe);
+        let recorded = self.record_signature(line(&req)).await;
         if spent_now {
             self.announce_budget_end();
         } else {
@@ -355,13 +356,9 @@ impl Agent {
         // withheld, and the log says so after its `sign` line.
         if self.locks.load(std::sync::atomic::Ordering::SeqCst) != locks_before {
             let e = AgentError::LockedBeforeAnswer;
-            self.audit.submit(AuditEvent::refusal(
-                &req,
-                e.code(),
-                &e.to_string(),
-                client.pid,
-                &client.exe,
-            ));
+            if let Some(refusal) = line(&req).withheld(e.code(), &e.to_string()) {
+                self.audit.submit(refusal);
+            }
             return e.response();
         }
         Response::Signed(signed)
@@ -428,17 +425,8 @@ impl Agent {
         }
     }
 
-    /// Put a signature by a key of `exchange` on record; the error to answer with when it
-    /// cannot be. A websocket login (`login`: as the policy found it, whatever the request's
-    /// kind) is recorded as one, with what it signs (not the bot's path).
-    async fn record_signature(
-        &self,
-        req: &SignRequest,
-        exchange: Exchange,
-        login: bool,
-        client: &Client,
-    ) -> Result<(), AgentError> {
-        let event = AuditEvent::signed(req, exchange, login, client.pid, &client.exe);
+    /// Put a signature's line on record; the error to answer with when it cannot be.
+    async fn record_signature(&self, event: AuditEvent) -> Result<(), AgentError> {
         self.audit
             .record(event)
             .await

@@ -49,7 +49,9 @@ async fn a_deadline_slept_through_is_wiped_soon_after_resume() {
 /// A lock that came after a signature was checked, while its line was being written (here, in
 /// `sync` mode, while its sync hangs), let the signature leave after `tapsign lock` had been
 /// answered: the screen was locked and the bot still got one. It is withheld now, and the log
-/// says so after its `sign` line.
+/// says so after its `sign` line, naming the request as that line does: the held request is a
+/// websocket login, whose `sign` line names what the login signs, and whose refusal named the
+/// path the bot sent (none) as if it were another request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_while_a_signature_is_recorded_withholds_it() {
     use crate::audit::AuditSink;
@@ -80,7 +82,7 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
     let audit = AuditSink::open_with(&paths.audit_log(), audit_config, sync);
     let config = Config {
         audit: audit_config,
-        ..Config::default()
+        ..Config::parse("[keys.b]\nws_login = true\n").unwrap()
     };
     let agent = Agent::with_audit(paths.clone(), config, false, audit);
     let bounds = Bounds {
@@ -89,7 +91,12 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
         max_signatures: 10,
         per_key: None,
     };
-    *agent.session() = Session::unlock(vec![cred()], bounds, agent.now(), "test".into());
+    let bybit = Credential {
+        name: "b".into(),
+        exchange: Exchange::Bybit,
+        ..cred()
+    };
+    *agent.session() = Session::unlock(vec![cred(), bybit], bounds, agent.now(), "test".into());
     let client = Client {
         pid: 7,
         exe: "bot".into(),
@@ -104,6 +111,15 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
             kind: Default::default(),
         })
     };
+    let login = || {
+        Request::Sign(SignRequest {
+            key: "b".into(),
+            method: "GET".into(),
+            path: "/v5/private".into(),
+            kind: tapsign_proto::SignKind::WsLogin,
+            ..SignRequest::default()
+        })
+    };
     // Unhindered, it signs.
     let resp = agent.handle(req(), &client).await;
     assert!(matches!(resp, Response::Signed(_)), "{resp:?}");
@@ -112,7 +128,7 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
     gate.0.lock().unwrap().0 = true;
     let signer = tokio::spawn({
         let (agent, client) = (Arc::clone(&agent), client.clone());
-        async move { agent.handle(req(), &client).await }
+        async move { agent.handle(login(), &client).await }
     });
     // Its line is written and its sync hangs: the signature is checked, not yet answered.
     let started = std::time::Instant::now();
@@ -148,6 +164,18 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
         .collect();
     assert_eq!(kinds, ["\"sign\"", "\"sign\"", "\"refusal\""], "{log}");
     assert!(log.contains("it was withheld"), "{log}");
+    // The refusal names the login as its `sign` line does.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"ws_login\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].take())
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines[1]["type"], "refusal", "{log}");
+    for field in ["key", "kind", "method", "path", "pid", "exe"] {
+        assert_eq!(lines[0][field], lines[1][field], "{field}: {log}");
+    }
+    assert_eq!(lines[1]["path"], "/realtime", "{log}");
 }
 
 /// A lock was counted before it took the session: a signature that looked at the count in

@@ -66,7 +66,8 @@ pub enum AuditEvent {
     /// A sign request was refused (`policy_denied`, `locked`, `budget_exhausted`, ...).
     Refusal {
         key: String,
-        /// As for `Sign`; a refused websocket login keeps the method and path the bot sent.
+        /// As for `Sign`; a refused websocket login keeps the method and path the bot sent,
+        /// but one withheld after its `sign` line names what it signs ([`AuditEvent::withheld`]).
         #[serde(default, skip_serializing_if = "SignKind::is_rest")]
         kind: SignKind,
         method: String,
@@ -143,6 +144,34 @@ impl AuditEvent {
             pid,
             exe: exe.to_owned(),
         }
+    }
+
+    /// The refusal of a signature already on record as `self` (a `Sign` event) but withheld
+    /// before it left the agent: it names the request as its `sign` line does (a websocket
+    /// login, even one sent as a REST request, with what the login signs), so the two lines
+    /// read as one request's. `None` for any other event.
+    pub fn withheld(&self, code: ErrorCode, reason: &str) -> Option<Self> {
+        let AuditEvent::Sign {
+            key,
+            kind,
+            method,
+            path,
+            pid,
+            exe,
+        } = self
+        else {
+            return None;
+        };
+        Some(AuditEvent::Refusal {
+            key: key.clone(),
+            kind: *kind,
+            method: method.clone(),
+            path: path.clone(),
+            code,
+            reason: reason.to_owned(),
+            pid: *pid,
+            exe: exe.clone(),
+        })
     }
 
     /// The event as it may be written: a path is cut at `?` or `#` however the event was
