@@ -228,6 +228,13 @@ pub async fn serve(
     let pid_file = Arc::new(std::sync::Mutex::new(Some(PidFile::write(&socket))));
     crate::watchdog::spawn(&agent, socket.clone(), bound_id, Arc::clone(&pid_file));
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
+    // The record of the vaults every unlock's check holds the keystore to is read whole now,
+    // while nobody waits: the first unlock then reads on from here, not a long log from its
+    // first line (audit::ledger::VaultsRead). A thread that cannot start leaves that to it.
+    let reading = Arc::clone(&agent);
+    let _ = std::thread::Builder::new()
+        .name("tapsign-vaults".into())
+        .spawn(move || reading.audit.read_vaults());
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;

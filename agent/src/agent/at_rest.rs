@@ -40,10 +40,14 @@ impl Ledger for AgentLedger<'_> {
         // Take in what other tapsign commands appended first (checked to continue the chain),
         // so that what this agent saw is as new as the file.
         let _ = self.agent.audit.anchor_blocking();
+        let (path, last) = (
+            self.agent.audit.path(),
+            Some(self.agent.audit.vaults_read()),
+        );
         let mut out = match self.agent.audit.tampered() {
             // Not to be followed, but still read for the highest generation it records.
-            Some(why) => crate::audit::ledger::unanchored(self.agent.audit.path(), &why),
-            None => crate::audit::ledger::evidence(self.agent.audit.path(), anchor),
+            Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
+            None => crate::audit::ledger::evidence_after(path, anchor, last),
         };
         out.witnessed = self.agent.audit.witnessed();
         out
@@ -51,7 +55,11 @@ impl Ledger for AgentLedger<'_> {
 
     fn unanchored(&mut self, why: &str) -> Evidence {
         let _ = self.agent.audit.anchor_blocking();
-        let mut out = crate::audit::ledger::unanchored(self.agent.audit.path(), why);
+        let (path, last) = (
+            self.agent.audit.path(),
+            Some(self.agent.audit.vaults_read()),
+        );
+        let mut out = crate::audit::ledger::unanchored_after(path, why, last);
         out.witnessed = self.agent.audit.witnessed();
         out
     }

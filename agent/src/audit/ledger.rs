@@ -77,6 +77,12 @@ impl Ledger for AuditLedger {
 /// damaged byte must not hide the record of a rotation from the rollback check (a forged line
 /// can only make the check refuse more).
 pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
+    evidence_after(path, anchor, None)
+}
+
+/// [`evidence`], reading the record of the vaults on from where `last` read it before
+/// ([`VaultsRead`]): the running agent's.
+pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -> Evidence {
     let keystore_line = |e: &AuditEvent| {
         matches!(
             e,
@@ -97,7 +103,7 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
     // file is not read again: those lines are kept in `read`.
     (out.recorded_vaults, out.vaults_broken) = match *anchor == Anchor::genesis() {
         true => vaults_read(path, &read),
-        false => recorded_vaults(path),
+        false => recorded_vaults(path, last),
     };
     if out.gap.is_some() {
         // The chained lines are in the scan too (and counted again below).
@@ -135,8 +141,13 @@ pub fn evidence(path: &Path, anchor: &Anchor) -> Evidence {
 /// finds (a manifest written while the log could not be read has no anchor; the log may be
 /// readable again now, and it may record a newer generation).
 pub fn unanchored(path: &Path, why: &str) -> Evidence {
+    unanchored_after(path, why, None)
+}
+
+/// [`unanchored`], reading the record of the vaults as [`evidence_after`] does.
+pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Evidence {
     let scan = scan(path);
-    let (recorded_vaults, vaults_broken) = recorded_vaults(path);
+    let (recorded_vaults, vaults_broken) = recorded_vaults(path, last);
     Evidence {
         gap: Some(why.to_owned()),
         latest_generation: scan.highest,
@@ -157,11 +168,115 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
 /// something else; so a break with no vault recorded before it (where the first record of
 /// the keystore may have been) is a record that cannot be trusted. A log that cannot be
 /// opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
-fn recorded_vaults(path: &Path) -> (Vec<String>, Option<String>) {
+///
+/// With `last`, a read whole that found vaults with the chain intact is remembered, and the
+/// next read takes up from where it ended ([`VaultsRead`]).
+fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vec<String>, Option<String>) {
+    if let Some(known) = last.and_then(|l| l.read_on(path)) {
+        return known;
+    }
     let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
     match since_keeping(path, &Anchor::genesis(), keystore) {
-        Ok(read) => vaults_read(path, &read),
+        Ok(read) => {
+            let (vaults, broken) = vaults_read(path, &read);
+            if let Some(last) = last
+                && read.gap.is_none()
+                && !vaults.is_empty()
+            {
+                last.remember(path, read.end, &vaults);
+            }
+            (vaults, broken)
+        }
         Err(_) => (Vec::new(), None),
+    }
+}
+
+/// The vaults the running agent last read recorded in its audit log, and where that read
+/// ended. The agent checks the keystore at every unlock, and a log of a year's signatures is
+/// not read whole each time: the next read starts where the last one ended, whose line is
+/// checked as a manifest's anchor is (still there, unchanged), and follows the chain from it.
+///
+/// This can only hold the keystore to more than a whole read would, never to less: the
+/// vaults remembered were on record, chained from the first line, when they were read, and
+/// what a whole read would now see differently before that line is a line edited or taken
+/// out since (which could hide a recorded vault, or make the record before the first one
+/// look broken) or one put in (which could only add a vault to descend from). A log whose
+/// line there is gone or changed (replaced, cut, started afresh) is read whole again.
+#[derive(Default)]
+pub struct VaultsRead(std::sync::Mutex<Option<LastRead>>);
+
+/// Read the record of the vaults in the log at `path` into `last` ahead of the check that
+/// will want it: the agent does at start, while nobody waits, so its first unlock reads on.
+pub fn read_vaults(path: &Path, last: &VaultsRead) {
+    let _ = recorded_vaults(path, Some(last));
+}
+
+struct LastRead {
+    path: PathBuf,
+    /// The file's device and inode when it was read.
+    file: (u64, u64),
+    end: Anchor,
+    vaults: Vec<String>,
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+impl VaultsRead {
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<LastRead>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, path: &Path, end: Anchor, vaults: &[String]) {
+        let Some(file) = identity(path) else {
+            return;
+        };
+        *self.last() = Some(LastRead {
+            path: path.to_owned(),
+            file,
+            end,
+            vaults: vaults.to_vec(),
+        });
+    }
+
+    /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;
+    /// `None` when it must be read whole.
+    fn read_on(&self, path: &Path) -> Option<(Vec<String>, Option<String>)> {
+        let (end, mut vaults) = {
+            let last = self.last();
+            let last = last.as_ref()?;
+            if last.path != path || Some(last.file) != identity(path) {
+                return None;
+            }
+            (last.end.clone(), last.vaults.clone())
+        };
+        let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
+        let read = since_keeping(path, &end, keystore).ok()?;
+        if read.gap.is_some() && !read.broken {
+            return None;
+        }
+        for line in &read.lines {
+            if let AuditEvent::Keystore {
+                vault_key: Some(key),
+                ..
+            } = &line.event
+            {
+                crate::keystore::ledger::note_vault(&mut vaults, key);
+            }
+        }
+        if read.broken {
+            // A break after vaults were recorded: those stand, and so does every line that
+            // names one anywhere in the file, as in a whole read ([`vaults_read`]).
+            for key in vault_keys_anywhere(path) {
+                crate::keystore::ledger::note_vault(&mut vaults, &key);
+            }
+            return Some((vaults, None));
+        }
+        self.remember(path, read.end, &vaults);
+        Some((vaults, None))
     }
 }
 

@@ -9,7 +9,7 @@ use super::{AuditError, AuditLine, GENESIS, hash_hex, io_err, last_line, read_at
 use crate::keystore::Anchor;
 
 /// The lines after an anchor, as far as they chain.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Since {
     pub lines: Vec<AuditLine>,
     /// Why reading stopped early or could not start: the anchor's line is gone or changed,
@@ -18,6 +18,9 @@ pub struct Since {
     /// The gap is a break in the chain after the anchor's line, which is still there: a line
     /// edited, inserted or deleted, not a log started afresh.
     pub broken: bool,
+    /// Just past the last line that continued the chain (the anchor itself when none did):
+    /// where a later read can take up from (its line is checked then as an anchor's is).
+    pub end: Anchor,
 }
 
 /// The lines of the log at `path` after `anchor`, checking that the anchor's line is still
@@ -45,6 +48,7 @@ pub fn since_keeping(
                 anchor.seq
             )),
             broken: false,
+            end: anchor.clone(),
         })
     };
     if anchor.offset > len {
@@ -72,6 +76,7 @@ pub fn since_keeping(
                         path.display()
                     )),
                     broken: true,
+                    end: anchor.clone(),
                 });
             }
             return gone("that line differs");
@@ -80,17 +85,26 @@ pub fn since_keeping(
     file.seek(SeekFrom::Start(anchor.offset))
         .map_err(io_err(path))?;
     let mut reader = BufReader::new(file);
-    let mut out = Since::default();
+    let mut out = Since {
+        lines: Vec::new(),
+        gap: None,
+        broken: false,
+        end: anchor.clone(),
+    };
     let (mut seq, mut prev) = (anchor.seq, anchor.hash.clone());
+    // Where the line in `buf` ends.
+    let mut offset = anchor.offset;
     let mut buf = Vec::new();
     // A line that is not an audit line, taken provisionally as a write a crash tore: it
     // stands only if the next line continues the chain from its bytes.
     let mut torn: Option<String> = None;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(io_err(path))? == 0 {
+        let n = reader.read_until(b'\n', &mut buf).map_err(io_err(path))?;
+        if n == 0 {
             break;
         }
+        offset += n as u64;
         let Some(bytes) = buf.strip_suffix(b"\n") else {
             // A torn last line: nothing after it to check.
             break;
@@ -108,6 +122,11 @@ pub fn since_keeping(
                     out.lines.push(l);
                 }
                 torn = None;
+                out.end = Anchor {
+                    seq,
+                    hash: prev.clone(),
+                    offset,
+                };
             }
             Ok(_) => {
                 out.gap = torn

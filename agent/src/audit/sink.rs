@@ -134,6 +134,8 @@ pub struct AuditSink {
     look: Duration,
     /// Records waiting for their answer now.
     waiting: std::sync::atomic::AtomicUsize,
+    /// The record of the vaults as the keystore's last check read it from this log.
+    vaults_read: super::ledger::VaultsRead,
 }
 
 impl AuditSink {
@@ -179,6 +181,7 @@ impl AuditSink {
             jobs,
             view,
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            vaults_read: super::ledger::VaultsRead::default(),
             look: match config.flush {
                 Flush::IncrementalAsync => LOOK_FOR,
                 Flush::Sync => Duration::ZERO,
@@ -188,6 +191,18 @@ impl AuditSink {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the keystore's last check read the record of the vaults up to: the next one reads
+    /// on from there (`ledger::VaultsRead`).
+    pub fn vaults_read(&self) -> &super::ledger::VaultsRead {
+        &self.vaults_read
+    }
+
+    /// Read the record of the vaults ahead of the first unlock (reads the whole log: from a
+    /// thread of its own).
+    pub fn read_vaults(&self) {
+        super::ledger::read_vaults(&self.path, &self.vaults_read);
     }
 
     fn send(&self, event: AuditEvent, ack: Option<Ack>) {

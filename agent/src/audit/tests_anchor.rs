@@ -357,3 +357,61 @@ fn the_record_of_vaults_is_read_along_the_chain_and_a_hidden_line_is_not_lost() 
     assert_eq!(ev.recorded_vaults, [key, other]);
     assert!(ev.vaults_broken.is_none(), "{ev:?}");
 }
+
+#[test]
+fn the_agent_reads_the_record_of_vaults_on_from_where_it_last_read_it() {
+    // An unlock's check holds the vault to every vault the log records, from its first line.
+    // The agent reads that record whole once, then on from where the last read ended, so a
+    // long log of signatures is not read again at every unlock. What it read stands against
+    // the file edited behind it (the check can only hold to more than a whole read would);
+    // a log replaced or cut is read whole again.
+    let (_dir, path, mut log) = fresh();
+    let key = |n: u64| format!("02{n:064x}");
+    let keystore = |n: u64| AuditEvent::Keystore {
+        generation: n,
+        vault: "00".into(),
+        vault_key: Some(key(n)),
+        reason: "unlock".into(),
+    };
+    let last = ledger::VaultsRead::default();
+    let read = |anchor: &crate::keystore::Anchor| {
+        let ev = ledger::evidence_after(&path, anchor, Some(&last));
+        (ev.recorded_vaults, ev.vaults_broken.is_none())
+    };
+    log.append(&keystore(1)).unwrap();
+    log.append(&lock("after")).unwrap();
+    assert_eq!(read(&log.anchor()), (vec![key(1)], true));
+    log.append(&keystore(2)).unwrap();
+    log.append(&lock("after")).unwrap();
+    let anchor = log.anchor();
+    drop(log);
+    assert_eq!(read(&anchor), (vec![key(1), key(2)], true));
+
+    // The first line edited in place: read whole, the chain breaks before any vault, and the
+    // record is not to be trusted; read on, the vaults read before stand.
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen("line 0", "line X", 1)).unwrap();
+    let whole = evidence(&path, &anchor);
+    assert!(whole.vaults_broken.is_some(), "{whole:?}");
+    assert_eq!(read(&anchor), (vec![key(1), key(2)], true));
+
+    // Replaced (another file at the path) without the vaults: read whole.
+    let replaced = path.with_extension("new");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("\"keystore\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&replaced, &without).unwrap();
+    fs::rename(&replaced, &path).unwrap();
+    let (vaults, _) = read(&anchor);
+    assert!(vaults.is_empty(), "{vaults:?}");
+
+    // Read whole again and remembered; then cut in place before where that read ended: read
+    // whole again.
+    fs::write(&path, &text).unwrap();
+    assert_eq!(read(&anchor), (vec![key(1), key(2)], true));
+    let cut: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    fs::write(&path, cut).unwrap();
+    assert_eq!(read(&anchor), (vec![key(1)], true));
+}
