@@ -2078,3 +2078,32 @@ fn okx_margin_balance_borrow_flags_get_no_suggested_line() {
     let e = attempt(&okx, &suggested, &req("POST", path, "", plain)).unwrap_err();
     assert!(e.contains("params ="), "{e}");
 }
+
+#[test]
+fn okx_auto_borrow_leverage_is_withheld() {
+    // `POST /api/v5/account/set-leverage` with `ccy` sets that currency's leverage "in auto
+    // borrow" (OKX: cross MARGIN of spot, multi-currency and portfolio margin modes), how much
+    // margin may borrow: Binance's max leverage and KuCoin's cross-margin leverage, its twins,
+    // are denied. The profile signed it; ccxt's setLeverage and setMarginMode never send it.
+    let okx = passphrase_cred(Okx);
+    let path = "/api/v5/account/set-leverage";
+    let borrow = r#"{"ccy":"USDT","lever":"10","mgnMode":"cross"}"#;
+    let e = refused(&okx, &req("POST", path, "", borrow));
+    assert!(e.contains("Withheld"), "{e}");
+    assert!(!e.contains("params ="), "no line that takes ccy: {e}");
+    // An order's `ccy` (its margin currency) is the profile's still.
+    let order = r#"{"instId":"BTC-USDT","tdMode":"cross","ccy":"USDT","side":"buy","ordType":"limit","px":"1","sz":"1"}"#;
+    signs(&okx, &req("POST", "/api/v5/trade/order", "", order));
+    // What ccxt sends: an instrument's leverage, which is also its margin mode.
+    for body in [
+        r#"{"lever":5,"mgnMode":"cross","instId":"BTC-USDT-SWAP"}"#,
+        r#"{"lever":5,"mgnMode":"isolated","instId":"BTC-USDT-SWAP","posSide":"net"}"#,
+    ] {
+        signs(&okx, &req("POST", path, "", body));
+    }
+    // A line written by hand that lists it is the trader's choice.
+    let by_hand = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["instId", "ccy", "lever", "mgnMode", "posSide"] }}"#
+    )]);
+    attempt(&okx, &by_hand, &req("POST", path, "", borrow)).unwrap();
+}

@@ -700,7 +700,7 @@ pub fn check_request<'p>(
         names.dedup();
         if let Some((name, why)) = names
             .iter()
-            .find_map(|n| rules::withheld_name(exchange, n).map(|why| (n, why)))
+            .find_map(|n| rules::withheld_name(exchange, &wire.path, n).map(|why| (n, why)))
         {
             return Err(Denial::Withheld {
                 exchange,
@@ -748,7 +748,7 @@ pub fn check_request<'p>(
         // The value as the check reads it (percent-decoded, but in a JSON body), which is what
         // a `values` line must list to take it.
         let read = profile::read_value(p, json_body);
-        if let Some(why) = rules::withheld_reason(exchange, name, &read) {
+        if let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),

@@ -664,6 +664,9 @@ pub(super) struct Withheld {
     /// One value of it (compared without case), or `None` for the parameter itself (every
     /// value the profile does not list).
     pub value: Option<&'static str>,
+    /// The one path it is withheld on (compared without case), where the name is ordinary
+    /// elsewhere (OKX's `ccy`); `None` for every path.
+    pub path: Option<&'static str>,
     pub why: &'static str,
 }
 
@@ -677,6 +680,22 @@ const fn withheld(
         exchange,
         name,
         value,
+        path: None,
+        why,
+    }
+}
+
+const fn withheld_on(
+    exchange: Exchange,
+    path: &'static str,
+    name: &'static str,
+    why: &'static str,
+) -> Withheld {
+    Withheld {
+        exchange,
+        name,
+        value: None,
+        path: Some(path),
         why,
     }
 }
@@ -731,6 +750,15 @@ static WITHHELD: &[Withheld] = &[
         None,
         "lets borrowed coins be transferred out of a position",
     ),
+    // `ccy` on set-leverage sets a currency's leverage for auto-borrowing (cross MARGIN in
+    // spot, multi-currency and portfolio margin modes: Binance's max leverage's twin, which is
+    // denied); ccxt's setLeverage and setMarginMode never send it.
+    withheld_on(
+        Exchange::Okx,
+        "/api/v5/account/set-leverage",
+        "ccy",
+        "sets how much OKX may borrow of that currency for margin (auto-borrow's leverage)",
+    ),
     withheld(
         Exchange::Okx,
         "tdMode",
@@ -763,12 +791,17 @@ static WITHHELD: &[Withheld] = &[
     ),
 ];
 
-/// The withheld entries for a parameter named `name`: its own name, or any segment of a
-/// list's or object's (`[].isLeverage`, `batchOrders[].sideEffectType`, `isLeverage[]`),
-/// without case.
-fn withheld_for(exchange: Exchange, name: &str) -> impl Iterator<Item = &'static Withheld> + '_ {
+/// The withheld entries for a parameter named `name` on `path` (the request's): its own
+/// name, or any segment of a list's or object's (`[].isLeverage`,
+/// `batchOrders[].sideEffectType`, `isLeverage[]`), without case.
+fn withheld_for<'a>(
+    exchange: Exchange,
+    path: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = &'static Withheld> + 'a {
     WITHHELD.iter().filter(move |w| {
         w.exchange == exchange
+            && w.path.is_none_or(|p| p.eq_ignore_ascii_case(path))
             && name
                 .split(['.', '[', ']'])
                 .any(|seg| seg.eq_ignore_ascii_case(w.name))
@@ -778,9 +811,14 @@ fn withheld_for(exchange: Exchange, name: &str) -> impl Iterator<Item = &'static
 /// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is. Compared
 /// as a server that trims and folds case with Unicode's rules would (`MARGıN` and `ſpot` are
 /// `MARGIN` and `spot` to Java's `toUpperCase`, Go's `ToUpper`, Python's `upper`).
-pub(super) fn withheld_reason(exchange: Exchange, name: &str, value: &str) -> Option<&'static str> {
+pub(super) fn withheld_reason(
+    exchange: Exchange,
+    path: &str,
+    name: &str,
+    value: &str,
+) -> Option<&'static str> {
     let folded = value.trim().to_uppercase();
-    withheld_for(exchange, name)
+    withheld_for(exchange, path, name)
         .find(|w| w.value.is_none_or(|v| v.to_uppercase() == folded))
         .map(|w| w.why)
 }
@@ -788,6 +826,6 @@ pub(super) fn withheld_reason(exchange: Exchange, name: &str, value: &str) -> Op
 /// Why a parameter named `name` is not one to add to an entry by a suggested line: some
 /// value of it, or all, is left out on purpose (a line taking the name without `values`
 /// would take those too).
-pub(super) fn withheld_name(exchange: Exchange, name: &str) -> Option<&'static str> {
-    withheld_for(exchange, name).map(|w| w.why).next()
+pub(super) fn withheld_name(exchange: Exchange, path: &str, name: &str) -> Option<&'static str> {
+    withheld_for(exchange, path, name).map(|w| w.why).next()
 }
