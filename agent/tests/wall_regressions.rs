@@ -2107,3 +2107,34 @@ fn okx_auto_borrow_leverage_is_withheld() {
     )]);
     attempt(&okx, &by_hand, &req("POST", path, "", borrow)).unwrap();
 }
+
+#[test]
+fn bitget_multi_asset_mode_gets_no_suggested_line() {
+    // `POST /api/v2/mix/account/set-asset-mode` with `union` puts USDT-M futures in
+    // multi-asset mode: USDT that profits, fees and funding push below zero is a debt that
+    // bears interest, backed by the other coins (Binance's multi-assets mode, whose `true` the
+    // profile withholds). The endpoint is the trader's to allow; a bot that sent `single`
+    // had the agent suggest a line (params "..."), then one taking `assetMode` with any value,
+    // which signed `union`.
+    let bitget = passphrase_cred(Bitget);
+    let path = "/api/v2/mix/account/set-asset-mode";
+    let mode = |m: &str| format!(r#"{{"productType":"USDT-FUTURES","assetMode":"{m}"}}"#);
+    let suggested = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["..."] }}"#
+    )]);
+    let e = attempt(&bitget, &suggested, &req("POST", path, "", &mode("single"))).unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    assert!(!e.contains("params ="), "no line that takes assetMode: {e}");
+    // An entry written by hand that lists `single` only still gets no line for `union`.
+    let single = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["productType", "assetMode"], values = {{ assetMode = ["single"] }} }}"#
+    )]);
+    attempt(&bitget, &single, &req("POST", path, "", &mode("single"))).unwrap();
+    let e = attempt(&bitget, &single, &req("POST", path, "", &mode("union"))).unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    // A line written by hand that takes it is the trader's choice.
+    let by_hand = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["productType", "assetMode"] }}"#
+    )]);
+    attempt(&bitget, &by_hand, &req("POST", path, "", &mode("union"))).unwrap();
+}

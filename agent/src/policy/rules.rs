@@ -689,12 +689,13 @@ const fn withheld_on(
     exchange: Exchange,
     path: &'static str,
     name: &'static str,
+    value: Option<&'static str>,
     why: &'static str,
 ) -> Withheld {
     Withheld {
         exchange,
         name,
-        value: None,
+        value,
         path: Some(path),
         why,
     }
@@ -757,6 +758,7 @@ static WITHHELD: &[Withheld] = &[
         Exchange::Okx,
         "/api/v5/account/set-leverage",
         "ccy",
+        None,
         "sets how much OKX may borrow of that currency for margin (auto-borrow's leverage)",
     ),
     withheld(
@@ -780,6 +782,16 @@ static WITHHELD: &[Withheld] = &[
     // MARGIN_ISOLATED_TRADE; the unified account's MARGIN, CROSS, ISOLATED).
     withheld(Exchange::Kucoin, "tradeType", None, BORROWS),
     withheld(Exchange::Bitget, "category", Some("MARGIN"), BORROWS),
+    // USDT-M futures' multi-asset mode (`POST /api/v2/mix/account/set-asset-mode`, the trader's
+    // to allow), Binance's multi-assets mode's twin: USDT that profits, fees and funding push
+    // below zero is a debt that bears interest, backed by the other coins.
+    withheld_on(
+        Exchange::Bitget,
+        "/api/v2/mix/account/set-asset-mode",
+        "assetMode",
+        Some("union"),
+        "lets USDT go negative against the other coins (union), a debt that bears interest",
+    ),
     // The margin orders' borrow flag (`/api/v2/margin/{crossed,isolated}/place-order` and
     // their batches: `autoLoan`, `autoLoanAndRepay`), as KuCoin's `autoBorrow`.
     withheld(Exchange::Bitget, "loanType", None, BORROWS),
