@@ -2138,3 +2138,22 @@ fn bitget_multi_asset_mode_gets_no_suggested_line() {
     )]);
     attempt(&bitget, &by_hand, &req("POST", path, "", &mode("union"))).unwrap();
 }
+
+#[test]
+fn bybit_risk_settings_ccxt_never_calls_are_not_signed_by_default() {
+    // Auto-add-margin has Bybit move balance into an isolated position about to be liquidated
+    // (it can then lose more than its margin); spot hedging lowers portfolio margin's
+    // requirements, so the account may carry more. Trading needs neither, and ccxt's unified
+    // methods call neither: the default profile signed both.
+    let bybit = cred(Bybit, "key", "secret", None);
+    for (path, body) in [
+        (
+            "/v5/position/set-auto-add-margin",
+            r#"{"category":"linear","symbol":"BTCUSDT","autoAddMargin":1}"#,
+        ),
+        ("/v5/account/set-hedging-mode", r#"{"setHedgingMode":"ON"}"#),
+    ] {
+        let e = attempt(&bybit, &KeyPolicy::default(), &req("POST", path, "", body)).unwrap_err();
+        assert!(e.contains("NotInProfile"), "{path}: {e}");
+    }
+}
