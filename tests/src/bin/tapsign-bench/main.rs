@@ -230,6 +230,50 @@ fn many_keys(one: &Target) {
     );
 }
 
+/// Unlock with a long audit log (the soft token, so the keystore's check is most of it): the
+/// first unlock after `LONG_LOG_LINES` signatures were logged since the last one reads them
+/// back for credential changes; the next ones, with nothing new, read on from where the last
+/// read of the vault record ended (docs/keystore-format.md, "The lineage").
+fn long_log() {
+    use tapsign_agent::audit::{AuditEvent, AuditLog};
+    const LONG_LOG_LINES: usize = 400_000;
+    let w = agent("incremental_async", 1);
+    let timed_unlock = || {
+        let start = Instant::now();
+        unlock(&w);
+        let took = start.elapsed();
+        w.run(&["lock"], "").ok();
+        took
+    };
+    timed_unlock();
+    let path = w.home().join("audit.log");
+    let mut log = AuditLog::open(&path).unwrap();
+    let line = AuditEvent::Sign {
+        key: "k0".into(),
+        kind: Default::default(),
+        method: "POST".into(),
+        path: "/api/v3/order".into(),
+        pid: 4242,
+        exe: "/usr/bin/python3.13".into(),
+    };
+    let batch = vec![(&line, std::time::SystemTime::now()); 1000];
+    for _ in 0..LONG_LOG_LINES / batch.len() {
+        log.write_lines(&batch).unwrap();
+    }
+    drop(log);
+    let size = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let first = timed_unlock();
+    let again: Vec<f64> = (0..5).map(|_| us(timed_unlock()) / 1e3).collect();
+    println!(
+        "| unlock (soft token), {size:.0} MB of audit log ({LONG_LOG_LINES} signatures) since the last | {:.0} ms |",
+        us(first) / 1e3
+    );
+    println!(
+        "| unlock (soft token) again, in that {size:.0} MB log (median of 5) | {:.0} ms |",
+        median(again)
+    );
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -302,6 +346,7 @@ fn main() {
     );
     memory(&async_agent, &a, idle);
     many_keys(&a);
+    long_log();
     match std::env::var("TAPSIGN_BENCH_UNLOCK") {
         Ok(line) if !line.is_empty() => println!("| unlock on the virtual YubiKey | {line} |"),
         _ => println!(
