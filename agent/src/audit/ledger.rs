@@ -196,12 +196,13 @@ fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vec<String>, Opti
 /// not read whole each time: the next read starts where the last one ended, whose line is
 /// checked as a manifest's anchor is (still there, unchanged), and follows the chain from it.
 ///
-/// This can only hold the keystore to more than a whole read would, never to less: the
-/// vaults remembered were on record, chained from the first line, when they were read, and
-/// what a whole read would now see differently before that line is a line edited or taken
-/// out since (which could hide a recorded vault, or make the record before the first one
-/// look broken) or one put in (which could only add a vault to descend from). A log whose
-/// line there is gone or changed (replaced, cut, started afresh) is read whole again.
+/// This can only hold the keystore to more than a whole read would, never to less. Only a
+/// read that followed the chain intact from the first line to its end is remembered, and the
+/// hash of its last line covers every line before it: a file holding that same line at that
+/// same place holds the chain that was read, but for lines edited or taken out since (which
+/// could hide a recorded vault, or make the record before the first one look broken, from a
+/// whole read) or put in (which could only add a vault to descend from). A log whose line
+/// there is gone or changed (replaced, cut, started afresh) is read whole again.
 #[derive(Default)]
 pub struct VaultsRead(std::sync::Mutex<Option<LastRead>>);
 
