@@ -693,11 +693,8 @@ const fn withheld_on(
     why: &'static str,
 ) -> Withheld {
     Withheld {
-        exchange,
-        name,
-        value,
         path: Some(path),
-        why,
+        ..withheld(exchange, name, value, why)
     }
 }
 
