@@ -196,13 +196,18 @@ fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vec<String>, Opti
 /// not read whole each time: the next read starts where the last one ended, whose line is
 /// checked as a manifest's anchor is (still there, unchanged), and follows the chain from it.
 ///
-/// This can only hold the keystore to more than a whole read would, never to less. Only a
-/// read that followed the chain intact from the first line to its end is remembered, and the
-/// hash of its last line covers every line before it: a file holding that same line at that
-/// same place holds the chain that was read, but for lines edited or taken out since (which
-/// could hide a recorded vault, or make the record before the first one look broken, from a
-/// whole read) or put in (which could only add a vault to descend from). A log whose line
-/// there is gone or changed (replaced, cut, started afresh) is read whole again.
+/// This holds the keystore to every vault the log recorded when it was read, and to every
+/// vault recorded after. Only a read that followed the chain intact from the first line to
+/// its end is remembered, and the hash of its last line covers every line before it: a file
+/// holding that same line at that same place holds the chain that was read, but for lines
+/// edited or taken out since (which could hide a recorded vault, or make the record before
+/// the first one look broken, from a whole read) or put in. A line put in there is not read:
+/// where the log read was someone else's, put in place while no agent ran, and the real log's
+/// lines are written back over it up to that line, a whole read would hold the keystore to
+/// the real log's vaults and this does not. That is the window of a log replaced while no
+/// agent runs (docs/keystore-format.md, "The lineage"), and the chain breaks where the two
+/// logs meet, which `tapsign audit verify` shows. A log whose line there is gone or changed
+/// (replaced, cut, started afresh) is read whole again.
 #[derive(Default)]
 pub struct VaultsRead(std::sync::Mutex<Option<LastRead>>);
 

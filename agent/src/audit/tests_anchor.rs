@@ -415,3 +415,59 @@ fn the_agent_reads_the_record_of_vaults_on_from_where_it_last_read_it() {
     fs::write(&path, cut).unwrap();
     assert_eq!(read(&anchor), (vec![key(1)], true));
 }
+
+#[test]
+fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
+    // What a read on holds the keystore to is what it read: a log of someone else's making
+    // (naming only their vault), put in place while no agent ran and read whole at the
+    // agent's start, then the real log's lines written over it in place, the last line read
+    // kept where it was. The read on finds that line unchanged and does not read the lines
+    // before it again; a whole read (every command's, `audit verify`) holds the keystore to
+    // the real log's vault, and finds the chain broken where the two logs meet.
+    let dir = tempfile::tempdir().unwrap();
+    let key = |n: u64| format!("02{n:064x}");
+    let keystore = |n: u64| AuditEvent::Keystore {
+        generation: n,
+        vault: "00".into(),
+        vault_key: Some(key(n)),
+        reason: "unlock".into(),
+    };
+    let real = dir.path().join("real.log");
+    let mut log = AuditLog::open(&real).unwrap();
+    log.append(&keystore(1)).unwrap();
+    log.append(&lock("after")).unwrap();
+    drop(log);
+    let real = fs::read(&real).unwrap();
+
+    let path = dir.path().join("audit.log");
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(&keystore(9)).unwrap();
+    log.append(&lock(&"x".repeat(real.len() + 100))).unwrap();
+    log.append(&lock("last")).unwrap();
+    let end = log.anchor();
+    drop(log);
+    let last = ledger::VaultsRead::default();
+    ledger::read_vaults(&path, &last);
+
+    // The real lines, blanks up to the last line read, and that line: the same length.
+    let forged = fs::read(&path).unwrap();
+    let body = &forged[..forged.len() - 1];
+    let line = &forged[body.iter().rposition(|&b| b == b'\n').unwrap() + 1..];
+    let mut over = real.clone();
+    over.resize(forged.len() - line.len() - 1, b' ');
+    over.push(b'\n');
+    over.extend_from_slice(line);
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&over)
+        .unwrap();
+
+    let on = ledger::evidence_after(&path, &end, Some(&last));
+    assert_eq!(on.recorded_vaults, [key(9)]);
+    let whole = evidence(&path, &end);
+    assert_eq!(whole.recorded_vaults, [key(1)]);
+    let read = since(&path, &crate::keystore::Anchor::genesis()).unwrap();
+    assert!(read.broken, "{read:?}");
+}
