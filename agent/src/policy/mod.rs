@@ -865,6 +865,10 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
     let bytes = signed.as_bytes();
     for v in values {
         let name = v.name.as_bytes();
+        // No value is read further than the longest picking one, past its blanks: a payload
+        // can hold thousands of `=` before its next `&` (`type%3Dtype%3D...`), and reading each
+        // one's value to its end cost time quadratic in the request (seconds for 64 KiB).
+        let longest = v.values.iter().map(|w| w.len()).max().unwrap_or(0);
         for (eq, _) in signed.match_indices('=') {
             // The name, read without case: Binance matches names without case (ccxt's
             // `orderidlist` is its `orderIdList`), as [`fund_param`] reads them.
@@ -874,17 +878,13 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
             if !bytes[start..eq].eq_ignore_ascii_case(name) {
                 continue;
             }
-            let value = signed[eq + 1..].split('&').next().unwrap_or_default();
-            // Blanks are not trusted to be kept, nor letters that only fold to ASCII (`ı` is
-            // `I` to Java's `toUpperCase`, `ſ` is `S`): the value is read folded.
-            let blank = |c: char| c.is_whitespace() || c.is_control();
-            let folded = fold_case(value);
-            let head = folded.trim_start_matches(blank);
+            let after = &signed[eq + 1..];
             // A whole name starts the bytes or follows `&`, or `;` for a parser that splits on it.
             let refused = if start == 0 || matches!(bytes[start - 1], b'&' | b';') {
                 // A whole name. Any cut of the bytes can end its value (the query ends where
                 // the body begins, with no `&`), so a value that starts with one of these is
                 // one.
+                let (head, _) = value_head(after, longest, false);
                 v.values.iter().any(|w| {
                     head.get(..w.len())
                         .is_some_and(|h| h.eq_ignore_ascii_case(w))
@@ -893,20 +893,21 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
                 // The name's start is a cut (the body begins inside another name:
                 // `sideEffect|Type=MARGIN`), so the value runs to the next `&` (or `;`, where
                 // a parser splits on it), which no cut can move: only the whole value counts.
-                let whole = head
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_end_matches(blank);
-                let from = signed[..start].rfind('&').map_or(0, |a| a + 1);
+                let (head, more) = value_head(after, longest, true);
+                let whole = head.trim_end_matches(blank);
+                // The parameter's own name (from the `&` before it) is a spared one.
+                let named = |n: &str| {
+                    signed[..eq].ends_with(n) && (eq == n.len() || bytes[eq - n.len() - 1] == b'&')
+                };
                 let spared = v.spared.iter().any(|(name, values)| {
-                    *name == &signed[from..eq]
+                    named(name)
                         && &signed[start..eq] != v.name
                         && values.iter().any(|w| whole.eq_ignore_ascii_case(w))
                 });
-                !spared && v.values.iter().any(|w| whole.eq_ignore_ascii_case(w))
+                !more && !spared && v.values.iter().any(|w| whole.eq_ignore_ascii_case(w))
             };
             if refused {
+                let value = after.split('&').next().unwrap_or_default();
                 return Err(Denial::FundValue {
                     exchange,
                     name: v.name,
@@ -918,6 +919,49 @@ fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
         }
     }
     Ok(())
+}
+
+/// Blanks are not trusted to be kept by a server reading a value.
+fn blank(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// The start of the value that `after` (the signed bytes past a `=`) begins, as
+/// [`check_fund_values`] compares it: folded ([`fold_case`]: letters that only fold to ASCII,
+/// `ı` being `I` to Java's `toUpperCase`, are read as those), past its leading blanks, until it
+/// is longer than `longest` bytes; and whether anything but blanks follows that in the value.
+/// The value ends at the next `&` (and, with `semicolon`, at a `;`). Nothing past what decides
+/// that is read, so the work for all the `=` of a payload stays linear in its length: a run
+/// of blanks is read again only by the few `=` within `longest` characters before it.
+fn value_head(after: &str, longest: usize, semicolon: bool) -> (String, bool) {
+    let ends = |c: char| c == '&' || (semicolon && c == ';');
+    let mut head = String::new();
+    let mut rest = after.chars();
+    while head.len() <= longest {
+        let Some(c) = rest.next().filter(|&c| !ends(c)) else {
+            return (head, false);
+        };
+        #[cfg(test)]
+        VALUE_CHARS_READ.with(|n| n.set(n.get() + 1));
+        let mut buf = [0u8; 4];
+        for f in fold_case(c.encode_utf8(&mut buf)).chars() {
+            if !(head.is_empty() && blank(f)) {
+                head.push(f);
+            }
+        }
+    }
+    let more = rest.take_while(|&c| !ends(c)).any(|c| {
+        #[cfg(test)]
+        VALUE_CHARS_READ.with(|n| n.set(n.get() + 1));
+        !blank(c)
+    });
+    (head, more)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: the characters [`value_head`] has read on this thread.
+    static VALUE_CHARS_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Step 5: what else the exchange could read out of the signed bytes.
@@ -1430,5 +1474,54 @@ mod tests {
         assert!(!glob_match("/api/v3/order", "/api/v3/orders"));
         assert!(glob_match("/a*b*c", "/axxbyyc"));
         assert!(!glob_match("/a*b", "/a/b"));
+    }
+
+    /// A Binance payload of thousands of `type=` before its next `&` (sent as `type%3D`), one
+    /// letter beyond ASCII at its end: the check of picking values read each one's value,
+    /// folded, to the end of the payload, seconds of an agent worker for one 64 KiB request,
+    /// while `tapsign lock` waited (and then signalled, while the signature went out after).
+    #[test]
+    fn fund_values_read_no_value_past_what_a_picking_value_needs() {
+        use super::{Denial, VALUE_CHARS_READ, check_fund_values};
+        use crate::credential::Exchange::Binance;
+        let blanks = "%20".repeat(3000);
+        let payloads = [
+            format!("type={}%E5%B8%81", "type%3D".repeat(9000)),
+            format!("symbol={}%E5%B8%81", "type%3Dx".repeat(8000)),
+            format!("symbol={}", format!("type%3Dx{blanks}").repeat(20)),
+            format!("symbol={}", format!("xtype%3DMARGIN{blanks}x").repeat(20)),
+        ];
+        for payload in &payloads {
+            VALUE_CHARS_READ.with(|n| n.set(0));
+            assert!(
+                check_fund_values(Binance, payload).is_ok(),
+                "{}",
+                &payload[..40]
+            );
+            let read = VALUE_CHARS_READ.with(|n| n.get());
+            assert!(
+                read <= 2 * payload.len(),
+                "{read} characters read for a payload of {}",
+                payload.len()
+            );
+        }
+        // What is read still finds a picking value behind blanks, and not one that more follows.
+        for (payload, refused) in [
+            (format!("symbol=X&type={blanks}margin{blanks}"), true),
+            ("symbol=X&type=%09MARGINx".to_owned(), true),
+            (format!("symbol=X&xtype=MARGIN{blanks}"), true),
+            (format!("symbol=X&xtype=MARGIN{blanks};a"), true),
+            (format!("symbol=X&xtype=MARGIN{blanks}x"), false),
+            ("symbol=X&marginType=ISOLATED".to_owned(), false),
+            ("symbol=X&margintype=ISOLATED".to_owned(), true),
+            ("symbol=X&xmarginType=ISOLATED".to_owned(), true),
+        ] {
+            let got = check_fund_values(Binance, &payload);
+            assert_eq!(
+                matches!(got, Err(Denial::FundValue { .. })),
+                refused,
+                "{payload}"
+            );
+        }
     }
 }
