@@ -20,9 +20,10 @@
 //!   cannot guard a session so (no inotify watch, a pid file it cannot write, a socket path
 //!   that is not its socket) unlock is refused ([`Guard`]).
 //! - **A signal the accept loop has not read yet.** SIGHUP and SIGCONT are counted by a handler
-//!   of their own when they arrive ([`Signals`]); a request that finds a count the agent has
-//!   not acted on locks first. So a bot that starves the accept loop's threads cannot have
-//!   requests served after `tapsign lock` said it sent SIGHUP.
+//!   of their own when they arrive ([`Signals`]); the watchdog locks for one at its next
+//!   beat, and a request that finds a count the agent has not acted on locks first. So a bot
+//!   that starves the accept loop's threads cannot have requests served after `tapsign lock`
+//!   said it sent SIGHUP, nor one checked meanwhile (the lock withholds it).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -251,6 +252,12 @@ pub(crate) fn spawn(
                 let Some(agent) = weak.upgrade() else { return };
                 if let Some(gap) = agent.beat.stalled() {
                     agent.lock(stalled_reason(gap));
+                }
+                // A SIGHUP (or SIGCONT) the accept loop has not got to: with both workers
+                // held by long requests, `tapsign lock` gives up waiting and signals, and says
+                // the session is wiped; a request then finds it locked only when one is served.
+                if let Some(why) = agent.signals.take() {
+                    agent.lock(why);
                 }
                 agent.beat.stamp();
                 let now = std::fs::symlink_metadata(&socket)
@@ -609,6 +616,30 @@ mod tests {
         COUNTS.hup(); // as the signal handler does
         assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         // Acted on once: the accept loop, getting to it late, does not lock again.
+        assert!(agent.signals.take().is_none());
+    }
+
+    /// A bot's requests that each held an agent worker for seconds (a check whose work grew
+    /// with the square of the request) kept both workers from the accept loop: `tapsign lock`
+    /// gave up waiting, sent SIGHUP and said the session was wiped, and a signature checked
+    /// meanwhile left seconds later. The watchdog's own thread now locks for the signal.
+    #[test]
+    fn a_signal_locks_from_the_watchdog_with_no_worker_free() {
+        static COUNTS: Counts = Counts::new();
+        let dir = tempfile::tempdir().unwrap();
+        let agent = unlocked(dir.path()).with_signal_counts(&COUNTS);
+        let no_pid_file = std::sync::Arc::new(std::sync::Mutex::new(None));
+        // No runtime at all here: neither the accept loop nor a request runs.
+        spawn(&agent, dir.path().join("agent.sock"), None, no_pid_file);
+        COUNTS.hup();
+        let given_up = std::time::Instant::now() + Duration::from_secs(30);
+        while agent.session().is_unlocked() && std::time::Instant::now() < given_up {
+            std::thread::sleep(BEAT);
+        }
+        assert_eq!(
+            agent.session().lock_reason(),
+            Some(&LockReason::Signal("SIGHUP"))
+        );
         assert!(agent.signals.take().is_none());
     }
 }
