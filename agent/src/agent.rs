@@ -329,7 +329,7 @@ impl Agent {
         // A lock counted from here on withholds the signature, even once it is checked and on
         // record (see below): only one already past that last look can leave after a lock.
         let locks_before = self.locks.load(std::sync::atomic::Ordering::SeqCst);
-        let (signed, exchange, login, spent_now) = match self.sign_now(&req, now, client).await {
+        let (signed, exchange, login, spent_now) = match self.sign_now(&req, client).await {
             Ok(s) => s,
             Err(e) => {
                 // Recorded when the log can take it; the refusal stands either way.
@@ -369,7 +369,6 @@ impl Agent {
     async fn sign_now(
         &self,
         req: &SignRequest,
-        now: Duration,
         client: &Client,
     ) -> Result<(SignedRequest, Exchange, bool, bool), AgentError> {
         let mut stamp = Stamp::now()?;
@@ -393,6 +392,11 @@ impl Agent {
         // lock. What is signed is the request the policy parsed, written back (`checked.wire`).
         let mut verdict =
             exchange.map(|ex| (ex, policy::check_request(ex, &req.key, key_policy, req)));
+        // The session is used as it is now, not as it was when the request came: the check
+        // (and a Kraken nonce, from the disk) takes time, and a request that came just before
+        // the lifetime or idle timeout ran out was signed after it, by as long as that took.
+        let now = self.now();
+        self.catch_up(now);
         let mut session = self.session();
         let signed = session.use_key(&req.key, now, client, |cred| {
             let checked = match verdict.take() {

@@ -202,3 +202,51 @@ fn a_lock_is_counted_only_once_it_holds_the_session() {
     locker.join().unwrap();
     assert_eq!(agent.locks.load(Ordering::SeqCst), before + 1);
 }
+
+/// A request that came a second before the session's lifetime ran out was signed after it, by
+/// as long as its check took (seconds, for the requests whose check grew with the square of
+/// their size): the session was used as the request found it. Here each reading of the clock
+/// comes two seconds after the one before, as if the check took that long.
+#[tokio::test]
+async fn a_signature_whose_check_ends_past_the_lifetime_is_refused() {
+    use crate::config::Config;
+    use crate::paths::Paths;
+    use tapsign_proto::{ErrorCode, Request, Response, SignRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let readings = Arc::new(std::sync::atomic::AtomicU64::new(1_059));
+    let clock = Arc::clone(&readings);
+    let agent = Agent::new(
+        Paths::under(dir.path(), dir.path().join("agent.sock")),
+        Config::default(),
+        false,
+    )
+    .with_clock(Arc::new(move || {
+        Duration::from_secs(clock.fetch_add(2, Ordering::SeqCst))
+    }));
+    let bounds = Bounds {
+        ttl: Duration::from_secs(60),
+        idle: Duration::from_secs(3600),
+        max_signatures: 10,
+        per_key: None,
+    };
+    let opened = Duration::from_secs(1_000);
+    *agent.session() = Session::unlock(vec![cred()], bounds, opened, "test".into());
+    let account = Request::Sign(SignRequest {
+        key: "k".into(),
+        method: "GET".into(),
+        path: "/api/v3/account".into(),
+        query: String::new(),
+        body: String::new(),
+        kind: Default::default(),
+    });
+    let bot = Client {
+        pid: 1,
+        exe: "bot".into(),
+    };
+    match agent.handle(account, &bot).await {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::Expired),
+        other => panic!("signed past the lifetime: {other:?}"),
+    }
+    assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
+}
