@@ -19,6 +19,9 @@
 //!   socket the agent serves (device and inode) and that the pid file is its own. While it
 //!   cannot guard a session so (no inotify watch, a pid file it cannot write, a socket path
 //!   that is not its socket) unlock is refused ([`Guard`]).
+//! - **A deadline the reaper has not got to.** The reaper is a task on the agent's two
+//!   workers; the watchdog ends a session whose lifetime or idle timeout has run out at its
+//!   next beat, whatever those workers are doing.
 //! - **A signal the accept loop has not read yet.** SIGHUP and SIGCONT are counted by a handler
 //!   of their own when they arrive ([`Signals`]); the watchdog locks for one at its next
 //!   beat, and a request that finds a count the agent has not acted on locks first. So a bot
@@ -258,6 +261,12 @@ pub(crate) fn spawn(
                 // the session is wiped; a request then finds it locked only when one is served.
                 if let Some(why) = agent.signals.take() {
                     agent.lock(why);
+                }
+                // A deadline, likewise: the reaper is a task on those workers, and came 5 s
+                // late behind one request that held a worker for 10 s.
+                let expired = agent.session().tick(agent.now());
+                if let Some(reason) = expired {
+                    agent.ended(&reason);
                 }
                 agent.beat.stamp();
                 let now = std::fs::symlink_metadata(&socket)
@@ -617,6 +626,38 @@ mod tests {
         assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         // Acted on once: the accept loop, getting to it late, does not lock again.
         assert!(agent.signals.take().is_none());
+    }
+
+    /// A request that held an agent worker for 10 s kept the reaper (a task on the workers)
+    /// from ending the session at its lifetime: the secrets stayed in memory 5 s past it. The
+    /// watchdog's own thread ends it too.
+    #[test]
+    fn a_deadline_ends_the_session_from_the_watchdog_with_no_worker_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, boot) = Agent::with_test_clock(dir.path());
+        let cred = Credential {
+            name: "k".into(),
+            exchange: Exchange::Binance,
+            api_key: SecretString::new("ak".into()),
+            secret: SecretBytes::from_slice(b"sk"),
+            passphrase: None,
+        };
+        let bounds = Bounds {
+            ttl: Duration::from_secs(60),
+            idle: Duration::from_secs(600),
+            max_signatures: 10,
+            per_key: None,
+        };
+        *agent.session() = Session::unlock(vec![cred], bounds, agent.now(), "test".into());
+        let no_pid_file = std::sync::Arc::new(std::sync::Mutex::new(None));
+        // No runtime at all here: neither the reaper nor a request runs.
+        spawn(&agent, dir.path().join("agent.sock"), None, no_pid_file);
+        boot.fetch_add(61, Ordering::SeqCst);
+        let given_up = std::time::Instant::now() + Duration::from_secs(30);
+        while agent.session().is_unlocked() && std::time::Instant::now() < given_up {
+            std::thread::sleep(BEAT);
+        }
+        assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
     }
 
     /// A bot's requests that each held an agent worker for seconds (a check whose work grew
