@@ -246,9 +246,13 @@ pub(crate) fn spawn(
         );
     }
     agent.beat.stamp();
+    // The locks this thread makes are told as any other (a desktop notification is sent from
+    // the agent's runtime), even while its workers are held.
+    let runtime = tokio::runtime::Handle::try_current().ok();
     let spawned = std::thread::Builder::new()
         .name("tapsign-watchdog".into())
         .spawn(move || {
+            let _in_runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
             let mut swapped = false;
             loop {
                 std::thread::sleep(BEAT);
