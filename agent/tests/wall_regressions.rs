@@ -2157,3 +2157,21 @@ fn bybit_risk_settings_ccxt_never_calls_are_not_signed_by_default() {
         assert!(e.contains("NotInProfile"), "{path}: {e}");
     }
 }
+
+#[test]
+fn gate_stock_account_transfer_is_denied() {
+    // `POST /api/v4/stock/transactions` moves USDT into the stock account (`type` `deposit`)
+    // or out of it (`withdraw`), as `/api/v4/tradfi/transactions` does for TradFi, which is
+    // denied. It was on no deny rule: a refusal suggested an `allow` line for it, and the line
+    // filled in signed the transfer.
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let path = "/api/v4/stock/transactions";
+    let body = r#"{"asset":"USDT","change":"25000","type":"withdraw","ref_id":"r20261205a"}"#;
+    let e = attempt(&gate, &KeyPolicy::default(), &req("POST", path, "", body)).unwrap_err();
+    assert!(e.contains("BuiltIn"), "{e}");
+    let filled_in = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["asset", "change", "type", "ref_id"] }}"#
+    )]);
+    let e = attempt(&gate, &filled_in, &req("POST", path, "", body)).unwrap_err();
+    assert!(e.contains("BuiltIn"), "{e}");
+}

@@ -312,6 +312,10 @@ static GATE_DENY: &[DenyRule] = &[
     any("/api/v4/otc/**", Fiat),
     // gate apiv4: TradFi fund transfer, flash swap and convert, loans, earn, alpha.
     any("/api/v4/tradfi/transactions**", Transfer),
+    // The stock account's fund transfer, TradFi's twin: USDT moved into the stock account
+    // (`type` `deposit`) or out of it (`withdraw`). Missing from the endpoint list above, so a
+    // refusal suggested an `allow` line for it.
+    any("/api/v4/stock/transactions**", Transfer),
     any("/api/v4/flash_swap/**", Convert),
     any("/api/v4/crossex/convert/**", Convert),
     any("/api/v4/unified/loans**", Loan),
