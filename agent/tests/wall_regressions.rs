@@ -2175,3 +2175,21 @@ fn gate_stock_account_transfer_is_denied() {
     let e = attempt(&gate, &filled_in, &req("POST", path, "", body)).unwrap_err();
     assert!(e.contains("BuiltIn"), "{e}");
 }
+
+#[test]
+fn binance_leaving_margin_special_key_mode_is_denied() {
+    // `POST /sapi/v1/margin/exit-special-key-mode` deletes every margin special key and bars new
+    // ones for 24 hours. It was on no rule: a refusal suggested an `allow` line for it. (Its
+    // bytes, `timestamp` alone, remain what any parameterless Binance signature is: see
+    // "Parameterless requests" in docs/policy.md.)
+    let binance = cred(Binance, "key", "secret", None);
+    let path = "/sapi/v1/margin/exit-special-key-mode";
+    let q = "recvWindow=5000&timestamp=1700000000000";
+    let e = attempt(&binance, &KeyPolicy::default(), &req("POST", path, q, "")).unwrap_err();
+    assert!(e.contains("BuiltIn"), "{e}");
+    let filled_in = config_allow(&[&format!(
+        r#"{{ method = "POST", path = "{path}", params = ["recvWindow"] }}"#
+    )]);
+    let e = attempt(&binance, &filled_in, &req("POST", path, q, "")).unwrap_err();
+    assert!(e.contains("BuiltIn"), "{e}");
+}

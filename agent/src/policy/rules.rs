@@ -49,6 +49,9 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("**api-key**", ApiKeys),
     any("**api_key**", ApiKeys),
     any("/sapi/*/account/apirestrictions**", ApiKeys),
+    // Leaving margin's special-key mode deletes every margin special key (their creation and
+    // changes are `apiKey` paths) and bars new ones for a day.
+    any("/sapi/*/margin/exit-special-key-mode**", ApiKeys),
     any("/sapi/*/giftcard/**", GiftCard),
     any("/sapi/*/w3w/**", Web3Wallet),
     // Value that leaves the trading wallets: convert, dust, earn and staking, loans and
