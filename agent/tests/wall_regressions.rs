@@ -1847,8 +1847,9 @@ fn an_entry_for_a_path_outside_the_profile_is_held_to_the_profiles_values() {
         ("/unified/v3/private/account/setMarginMode", portfolio),
         ("/unified/v3/private/order/create", option),
     ] {
+        // Values the profile withholds: the refusal says why, and asks for no `values` line.
         let e = attempt(&bybit, &legacy, &req("POST", path, "", body)).unwrap_err();
-        assert!(e.contains("ProfileValue"), "{path}: {e}");
+        assert!(e.contains("Withheld"), "{path}: {e}");
     }
     let margin = config_allow(&[
         r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "selfTradePreventionMode"] }"#,
@@ -1860,7 +1861,7 @@ fn an_entry_for_a_path_outside_the_profile_is_held_to_the_profiles_values() {
         &req("POST", "/sapi/v1/margin/order", "", transfer),
     )
     .unwrap_err();
-    assert!(e.contains("ProfileValue"), "{e}");
+    assert!(e.contains("Withheld"), "{e}");
     // What the profile takes still signs through those entries, and a value the entry lists
     // itself is the trader's choice.
     let expire = transfer.replace("TRANSFER", "EXPIRE_TAKER");
@@ -1933,9 +1934,9 @@ fn suggested_lines_cannot_be_chained_into_what_the_profile_leaves_out() {
         (&binance, &none, "PUT", "/api/v3/order/amend/keepPriority", "symbol=BTCUSDT&newQty=1&selfTradePreventionMode=NONE".to_owned(), "Withheld"),
         // Withheld however the name is wrapped.
         (&bybit, &none, "POST", "/v5/order/create", format!(r#"{{{spot},"isLeverage":[1]}}"#), "Withheld"),
-        (&binance, &margin, "POST", "/sapi/v1/margin/order", format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false"), "ProfileValue"),
-        (&binance, &twap, "POST", "/sapi/v1/margin/order", "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1&selfTradePreventionMode=TRANSFER".to_owned(), "ProfileValue"),
-        (&bybit, &legacy, "POST", "/unified/v3/private/order/create", r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#.to_owned(), "ProfileValue"),
+        (&binance, &margin, "POST", "/sapi/v1/margin/order", format!("{order}&selfTradePreventionMode=TRANSFER&omitZeroBalances=false"), "Withheld"),
+        (&binance, &twap, "POST", "/sapi/v1/margin/order", "symbol=BTCUSDT&side=BUY&type=TWAP&quantity=1&selfTradePreventionMode=TRANSFER".to_owned(), "Withheld"),
+        (&bybit, &legacy, "POST", "/unified/v3/private/order/create", r#"{"category":"option","symbol":"BTC-27MAR26-150000-C","side":"Sell","orderType":"Limit","qty":"5","price":"5","mode":0}"#.to_owned(), "Withheld"),
     ];
     for (c, policy, method, path, payload, why) in cases {
         let body = if payload.starts_with('{') {
@@ -2192,4 +2193,47 @@ fn binance_leaving_margin_special_key_mode_is_denied() {
     )]);
     let e = attempt(&binance, &filled_in, &req("POST", path, q, "")).unwrap_err();
     assert!(e.contains("BuiltIn"), "{e}");
+}
+
+#[test]
+fn a_profile_shape_refusal_does_not_ask_for_a_withheld_value() {
+    // Where the path is not signed, an entry written for another path that admits a profile
+    // endpoint's request with a value the profile leaves out is refused, and the refusal said
+    // to list the value in that entry's `values`. For a value the profile withholds (STP
+    // `TRANSFER`, which moves a prevented trade's value to another account; Bybit's `option`
+    // category) that is the line a refusal must not suggest: the bot picks the value, and the
+    // entry then signs the profile endpoint's request with it, whatever path the bot names.
+    let binance = cred(Binance, "key", "secret", None);
+    let margin = config_allow(&[
+        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "quantity", "price", "timeInForce", "selfTradePreventionMode"] }"#,
+    ]);
+    let q = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=1&timeInForce=GTC\
+             &selfTradePreventionMode=TRANSFER";
+    let e = attempt(
+        &binance,
+        &margin,
+        &req("POST", "/sapi/v1/margin/order", q, ""),
+    )
+    .unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    assert!(
+        !e.contains("ProfileValue"),
+        "no advice to list TRANSFER: {e}"
+    );
+    let bybit = cred(Bybit, "key", "secret", None);
+    let other = config_allow(&[
+        r#"{ method = "POST", path = "/v5/order/create-x", params = ["category", "symbol", "side", "orderType", "qty", "price"] }"#,
+    ]);
+    let body = r#"{"category":"option","symbol":"BTC-30DEC26-100000-C","side":"Sell","orderType":"Limit","qty":"1","price":"100"}"#;
+    let e = attempt(&bybit, &other, &req("POST", "/v5/order/create-x", "", body)).unwrap_err();
+    assert!(e.contains("Withheld"), "{e}");
+    // A value withheld from no one still gets the advice.
+    let body = body.replace("option", "spot_x");
+    let e = attempt(
+        &bybit,
+        &other,
+        &req("POST", "/v5/order/create-x", "", &body),
+    )
+    .unwrap_err();
+    assert!(e.contains("ProfileValue"), "{e}");
 }

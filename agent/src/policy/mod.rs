@@ -791,7 +791,21 @@ pub fn check_request<'p>(
                 }
                 .into());
             }
-            Some(profile::Shape::Value(profile_endpoint, name, value)) => {
+            Some(profile::Shape::Value(profile_endpoint, p)) => {
+                let (name, value) = (p.name.as_str(), p.value.as_deref().unwrap_or(""));
+                // A value the profile leaves out on purpose is not one to list either: the
+                // refusal would have the trader add it to the entry, as a suggested line
+                // would.
+                let read = profile::read_value(p, json_body);
+                if let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
+                    return Err(Denial::Withheld {
+                        exchange,
+                        endpoint: profile_endpoint.to_string(),
+                        what: format!("{name}={:?}", read.as_ref()),
+                        why,
+                    }
+                    .into());
+                }
                 return Err(Denial::ProfileValue(Box::new(OffProfileValue {
                     exchange,
                     entry: endpoint.to_string(),

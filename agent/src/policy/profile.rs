@@ -497,8 +497,9 @@ pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint
 pub enum Shape<'p> {
     /// All of the endpoint's but for these required parameters.
     Missing(&'static Endpoint, Vec<&'static str>),
-    /// All of the endpoint's, required ones included, but for a value it leaves out.
-    Value(&'static Endpoint, &'p str, &'p str),
+    /// All of the endpoint's, required ones included, but for a value it leaves out (the
+    /// parameter carrying it).
+    Value(&'static Endpoint, &'p Param),
 }
 
 /// Where the path is not signed, a profile endpoint whose request a request admitted by a
@@ -568,11 +569,7 @@ pub fn missing_for_profile_shape<'p>(
             && unlisted.is_some()
             && let Some(p) = e.unlisted_but(params, json_body, Some(chosen))
         {
-            value = Some(Shape::Value(
-                e,
-                p.name.as_str(),
-                p.value.as_deref().unwrap_or(""),
-            ));
+            value = Some(Shape::Value(e, p));
         }
     }
     short.or(value)
