@@ -2237,3 +2237,19 @@ fn a_profile_shape_refusal_does_not_ask_for_a_withheld_value() {
     .unwrap_err();
     assert!(e.contains("ProfileValue"), "{e}");
 }
+
+#[test]
+fn bybit_copy_trading_writes_get_no_suggested_line() {
+    // OKX's, Bitget's and KuCoin's copy-trading writes are denied; Bybit's legacy v3 ones were
+    // on no rule (only their wallet transfer was), so a refusal suggested an allow line.
+    let bybit = cred(Bybit, "key", "secret", None);
+    for path in [
+        "/contract/v3/private/copytrading/order/create",
+        "/contract/v3/private/copytrading/position/close",
+    ] {
+        let body = r#"{"symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}"#;
+        let e = attempt(&bybit, &KeyPolicy::default(), &req("POST", path, "", body)).unwrap_err();
+        assert!(e.contains("copytrading"), "{path}: {e}");
+        assert!(!e.contains("NotInProfile"), "{path}: {e}");
+    }
+}

@@ -205,6 +205,9 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/dca/**", Transfer),
     any("/v5/strategy/**", Loan),
     any("/v5/rfq/**", P2p),
+    // Copy trading (the legacy v3 copy-trading account's orders and positions: its wallet
+    // transfer is a transfer above), refused as OKX's, Bitget's and KuCoin's are.
+    on("POST", "/contract/v3/private/copytrading/**", Transfer),
 ];
 
 /// OKX, checked against its 361 documented endpoints (docs/sources.md, "Deny lists").
