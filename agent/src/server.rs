@@ -230,11 +230,10 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     // The record of the vaults every unlock's check holds the keystore to is read whole now,
     // while nobody waits: the first unlock then reads on from here, not a long log from its
-    // first line (audit::ledger::VaultsRead). A thread that cannot start leaves that to it.
+    // first line (audit::ledger::VaultsRead). On the blocking pool, whose thread `status` and
+    // unlocks use anyway: a thread of its own cost the idle agent 0.3 MiB.
     let reading = Arc::clone(&agent);
-    let _ = std::thread::Builder::new()
-        .name("tapsign-vaults".into())
-        .spawn(move || reading.audit.read_vaults());
+    tokio::task::spawn_blocking(move || reading.audit.read_vaults());
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;
