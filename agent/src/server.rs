@@ -231,9 +231,13 @@ pub async fn serve(
     // The record of the vaults every unlock's check holds the keystore to is read whole now,
     // while nobody waits: the first unlock then reads on from here, not a long log from its
     // first line (audit::ledger::VaultsRead). On the blocking pool, whose thread `status` and
-    // unlocks use anyway: a thread of its own cost the idle agent 0.3 MiB.
-    let reading = Arc::clone(&agent);
-    tokio::task::spawn_blocking(move || reading.audit.read_vaults());
+    // unlocks use anyway (a thread of its own cost the idle agent 0.3 MiB), and only for a log
+    // long enough for the first unlock to notice (a few MB read in some tens of ms).
+    let long_log = std::fs::metadata(agent.audit.path()).is_ok_and(|m| m.len() > 4 << 20);
+    if long_log {
+        let reading = Arc::clone(&agent);
+        tokio::task::spawn_blocking(move || reading.audit.read_vaults());
+    }
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;
