@@ -506,6 +506,12 @@ mod tests {
             Config::default(),
             false,
         );
+        open_session(&agent, Duration::from_secs(1800));
+        agent
+    }
+
+    /// A session of one Binance key on `agent`, its lifetime `ttl`, idle for 10 minutes.
+    fn open_session(agent: &Agent, ttl: Duration) {
         let cred = Credential {
             name: "k".into(),
             exchange: Exchange::Binance,
@@ -514,13 +520,12 @@ mod tests {
             passphrase: None,
         };
         let bounds = Bounds {
-            ttl: Duration::from_secs(1800),
+            ttl,
             idle: Duration::from_secs(600),
             max_signatures: 10,
             per_key: None,
         };
         *agent.session() = Session::unlock(vec![cred], bounds, agent.now(), "test".into());
-        agent
     }
 
     fn bot() -> Client {
@@ -639,20 +644,7 @@ mod tests {
     fn a_deadline_ends_the_session_from_the_watchdog_with_no_worker_free() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, boot) = Agent::with_test_clock(dir.path());
-        let cred = Credential {
-            name: "k".into(),
-            exchange: Exchange::Binance,
-            api_key: SecretString::new("ak".into()),
-            secret: SecretBytes::from_slice(b"sk"),
-            passphrase: None,
-        };
-        let bounds = Bounds {
-            ttl: Duration::from_secs(60),
-            idle: Duration::from_secs(600),
-            max_signatures: 10,
-            per_key: None,
-        };
-        *agent.session() = Session::unlock(vec![cred], bounds, agent.now(), "test".into());
+        open_session(&agent, Duration::from_secs(60));
         let no_pid_file = std::sync::Arc::new(std::sync::Mutex::new(None));
         // No runtime at all here: neither the reaper nor a request runs.
         spawn(&agent, dir.path().join("agent.sock"), None, no_pid_file);

@@ -363,16 +363,9 @@ fn the_agent_reads_the_record_of_vaults_on_from_where_it_last_read_it() {
     // An unlock's check holds the vault to every vault the log records, from its first line.
     // The agent reads that record whole once, then on from where the last read ended, so a
     // long log of signatures is not read again at every unlock. What it read stands against
-    // the file edited behind it (the check can only hold to more than a whole read would);
-    // a log replaced or cut is read whole again.
+    // the file edited behind it; a log replaced or cut is read whole again.
     let (_dir, path, mut log) = fresh();
-    let key = |n: u64| format!("02{n:064x}");
-    let keystore = |n: u64| AuditEvent::Keystore {
-        generation: n,
-        vault: "00".into(),
-        vault_key: Some(key(n)),
-        reason: "unlock".into(),
-    };
+    let (key, keystore) = (vault_key, vault_line);
     let last = ledger::VaultsRead::default();
     let read = |anchor: &crate::keystore::Anchor| {
         let ev = ledger::evidence_after(&path, anchor, Some(&last));
@@ -425,13 +418,7 @@ fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
     // before it again; a whole read (every command's, `audit verify`) holds the keystore to
     // the real log's vault, and finds the chain broken where the two logs meet.
     let dir = tempfile::tempdir().unwrap();
-    let key = |n: u64| format!("02{n:064x}");
-    let keystore = |n: u64| AuditEvent::Keystore {
-        generation: n,
-        vault: "00".into(),
-        vault_key: Some(key(n)),
-        reason: "unlock".into(),
-    };
+    let (key, keystore) = (vault_key, vault_line);
     let real = dir.path().join("real.log");
     let mut log = AuditLog::open(&real).unwrap();
     log.append(&keystore(1)).unwrap();
@@ -470,4 +457,19 @@ fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
     assert_eq!(whole.recorded_vaults, [key(1)]);
     let read = since(&path, &crate::keystore::Anchor::genesis()).unwrap();
     assert!(read.broken, "{read:?}");
+}
+
+/// A vault public key, made up: `02` and `n` in hex.
+fn vault_key(n: u64) -> String {
+    format!("02{n:064x}")
+}
+
+/// The `keystore` line of a manifest of generation `n`, recording [`vault_key`] `n`.
+fn vault_line(n: u64) -> AuditEvent {
+    AuditEvent::Keystore {
+        generation: n,
+        vault: "00".into(),
+        vault_key: Some(vault_key(n)),
+        reason: "unlock".into(),
+    }
 }
