@@ -200,7 +200,7 @@ impl AuditSink {
     }
 
     /// Read the record of the vaults ahead of the first unlock (reads the whole log: from a
-    /// thread of its own).
+    /// blocking thread, never from an async worker).
     pub fn read_vaults(&self) {
         super::ledger::read_vaults(&self.path, &self.vaults_read);
     }
