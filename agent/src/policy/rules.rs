@@ -675,7 +675,9 @@ pub(super) struct Withheld {
     /// value the profile does not list).
     pub value: Option<&'static str>,
     /// The one path it is withheld on (compared without case), where the name is ordinary
-    /// elsewhere (OKX's `ccy`); `None` for every path.
+    /// elsewhere (OKX's `ccy`); `None` for every path. Only on an exchange that signs the path:
+    /// elsewhere the same signature is good on every path, and the request's path (which the
+    /// check compares) need not be the one the exchange serves it on.
     pub path: Option<&'static str>,
     pub why: &'static str,
 }
@@ -847,4 +849,22 @@ pub(super) fn withheld_reason(
 /// would take those too).
 pub(super) fn withheld_name(exchange: Exchange, path: &str, name: &str) -> Option<&'static str> {
     withheld_for(exchange, path, name).map(|w| w.why).next()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A value withheld on one path only is withheld where the signature names that path: on
+    /// an exchange that does not sign it, an entry for another path would sign the same bytes.
+    #[test]
+    fn withholds_limited_to_a_path_are_on_exchanges_that_sign_it() {
+        for w in super::WITHHELD.iter().filter(|w| w.path.is_some()) {
+            assert!(
+                super::super::converse::signs_path(w.exchange),
+                "{:?} {} on {:?}",
+                w.exchange,
+                w.name,
+                w.path
+            );
+        }
+    }
 }
