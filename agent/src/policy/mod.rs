@@ -395,7 +395,52 @@ pub const MAX_PATH: usize = 2048;
 const MAX_DECODE: usize = 4;
 
 /// Refuse `method path` when a built-in deny rule matches any reading of the path.
+///
+/// The answer depends on nothing but its three arguments (the deny rules are built in), and a
+/// bot signs the same few endpoints over and over: the last [`PASSED_KEPT`] requests that
+/// passed are remembered on each thread, byte for byte, and answered without reading the rules
+/// again (docs/benchmarks.md). A refusal is never remembered: it is worked out every time.
 pub fn check(exchange: Exchange, method: &str, path: &str) -> Result<(), Denial> {
+    if passed_before(exchange, method, path) {
+        return Ok(());
+    }
+    check_rules(exchange, method, path)?;
+    remember_passed(exchange, method, path);
+    Ok(())
+}
+
+/// How many passed requests [`check`] remembers per thread, and the longest path it keeps
+/// (longer ones are checked every time): at most 16 × 256 bytes of paths a thread.
+const PASSED_KEPT: usize = 16;
+const PASSED_PATH_MAX: usize = 256;
+
+thread_local! {
+    /// `(exchange, method, path)` of requests that passed the deny rules, oldest first.
+    static PASSED: std::cell::RefCell<Vec<(Exchange, String, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn passed_before(exchange: Exchange, method: &str, path: &str) -> bool {
+    PASSED.with_borrow(|kept| {
+        kept.iter()
+            .any(|(ex, m, p)| *ex == exchange && p == path && m == method)
+    })
+}
+
+fn remember_passed(exchange: Exchange, method: &str, path: &str) {
+    if path.len() > PASSED_PATH_MAX || method.len() > PASSED_PATH_MAX {
+        return;
+    }
+    PASSED.with_borrow_mut(|kept| {
+        if kept.len() >= PASSED_KEPT {
+            kept.remove(0);
+        }
+        kept.push((exchange, method.to_owned(), path.to_owned()));
+    });
+}
+
+/// [`check`] without the memory of what passed: every rule against every reading.
+fn check_rules(exchange: Exchange, method: &str, path: &str) -> Result<(), Denial> {
     let method = method.to_ascii_uppercase();
     for reading in readings(path)? {
         let hit = ready_rules(exchange).iter().find(|r| {
@@ -1048,22 +1093,49 @@ fn fund_param(exchange: Exchange, name: &str) -> Option<Category> {
     let table = fund_params(exchange);
     let name = name.split('[').next().unwrap_or(name);
     // Runs for every suffix of every name in a Binance payload (the converse readings): an
-    // ASCII name, the usual case, is compared without a lower-cased copy. The table's names
-    // are lower case, so this finds what the Unicode path below finds.
-    if name.is_ascii() {
-        if !fund_name_shapes(exchange).may_hold(name) {
-            return None;
-        }
+    // ASCII name, the usual case, whose first letter and length no entry has is answered at
+    // once, and one that may be there is looked up as it is (`fold_case` lends it back).
+    if name.is_ascii() && !fund_name_shapes(exchange).may_hold(name) {
+        return None;
+    }
+    let name = fold_case(name);
+    let Some(sorted) = sorted_fund_params(exchange) else {
+        // Every exchange is in `Exchange::ALL`; should one not be, its table is read whole.
         return table
             .iter()
-            .find(|(p, _)| p.eq_ignore_ascii_case(name))
+            .find(|(p, _)| p.eq_ignore_ascii_case(&name))
             .map(|(_, c)| *c);
-    }
-    let folded = fold_case(name);
-    table
-        .iter()
-        .find(|(p, _)| p.eq_ignore_ascii_case(&folded))
+    };
+    // The first entry not below `name` in ASCII lower case: the table's names are lower case,
+    // so it is the one `name` equals without case if any does (the first of the table's order,
+    // the sort being stable).
+    let lower = |p: &str| p.bytes().cmp(name.bytes().map(|b| b.to_ascii_lowercase()));
+    let at = sorted.partition_point(|(p, _)| lower(p).is_lt());
+    sorted
+        .get(at)
+        .filter(|(p, _)| lower(p).is_eq())
         .map(|(_, c)| *c)
+}
+
+/// The exchange's fund-moving names sorted by name, made once: [`fund_param`] looks
+/// a name up in it by halves where it read the whole table, for every suffix of every name of
+/// a Binance payload.
+fn sorted_fund_params(exchange: Exchange) -> Option<&'static [(&'static str, Category)]> {
+    type Sorted = Vec<(Exchange, Vec<(&'static str, Category)>)>;
+    static SORTED: std::sync::OnceLock<Sorted> = std::sync::OnceLock::new();
+    let all = SORTED.get_or_init(|| {
+        Exchange::ALL
+            .iter()
+            .map(|&ex| {
+                let mut sorted = fund_params(ex).to_vec();
+                sorted.sort_by_key(|(p, _)| *p);
+                (ex, sorted)
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|(ex, _)| *ex == exchange)
+        .map(|(_, sorted)| sorted.as_slice())
 }
 
 /// `text` with every letter that folds to ASCII written as its ASCII capital, for comparing
@@ -1428,6 +1500,58 @@ mod tests {
             found > every.len(),
             "no name was found: the test checks nothing"
         );
+    }
+
+    /// What [`super::check`] remembers of the requests that passed never changes an answer:
+    /// asked in any order, for every exchange, method and path made from every rule (each
+    /// denied for some and passed for others), it answers as the rules alone do. The same path
+    /// is asked for by a method the rule leaves alone first, and on an exchange that does not
+    /// deny it: a memory keyed on less than all three would let the denied one pass.
+    #[test]
+    fn remembering_what_passed_the_deny_rules_never_changes_an_answer() {
+        use crate::credential::Exchange;
+        let mut paths: Vec<String> = vec!["/api/v3/order".into(), "/v5/order/create".into()];
+        for &ex in Exchange::ALL {
+            for r in super::deny_rules(ex) {
+                paths.push(r.glob.replace('*', "x"));
+            }
+        }
+        let (mut denied, mut passed) = (0, 0);
+        for round in 0..3 {
+            for p in &paths {
+                for &ex in Exchange::ALL {
+                    for m in ["GET", "PUT", "POST", "post", "DELETE"] {
+                        let expected = super::check_rules(ex, m, p).is_ok();
+                        // Asked twice: the second answer may come from the memory.
+                        for _ in 0..2 {
+                            assert_eq!(super::check(ex, m, p).is_ok(), expected, "{ex} {m} {p}");
+                        }
+                        if round == 0 {
+                            denied += usize::from(!expected);
+                            passed += usize::from(expected);
+                        }
+                    }
+                }
+            }
+        }
+        // Method-bound rules (`POST` only) and exchange-bound ones were among them.
+        let bound = |ex: Exchange, m: &str, p: &str| super::check_rules(ex, m, p).is_ok();
+        assert!(bound(Exchange::Bybit, "GET", "/v5/spot-margin-trade/x"));
+        assert!(!bound(Exchange::Bybit, "POST", "/v5/spot-margin-trade/x"));
+        assert!(
+            denied > 1000 && passed > 1000,
+            "{denied} denied, {passed} passed"
+        );
+        // The memory stays bounded, and keeps no path longer than it says.
+        let long = format!("/api/v3/order/{}", "x".repeat(super::PASSED_PATH_MAX));
+        assert!(super::check(Exchange::Binance, "GET", &long).is_ok());
+        super::PASSED.with_borrow(|kept| {
+            assert!(kept.len() <= super::PASSED_KEPT);
+            assert!(
+                kept.iter()
+                    .all(|(_, _, p)| p.len() <= super::PASSED_PATH_MAX)
+            );
+        });
     }
 
     #[test]
