@@ -129,3 +129,13 @@ impl SmallDisk {
         &self.dir
     }
 }
+
+/// Unmounted when dropped (lazily: the agent may still hold files on it). The folder it was
+/// mounted on is then the host's again, and the temporary home that holds it can be removed;
+/// left mounted until the namespace ended, the home's removal failed on the mount point and
+/// every run left an empty folder in the host's temporary directory.
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}

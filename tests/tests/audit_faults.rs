@@ -41,8 +41,9 @@ fn kraken_nonce(v: &serde_json::Value) -> u64 {
 /// A world whose home is a 2 MiB tmpfs, with its agent's own log kept outside it (a full disk
 /// must not swallow what the agent says about it).
 struct Small {
-    w: World,
+    // Dropped in this order: the disk is unmounted before the world's home is removed.
     disk: SmallDisk,
+    w: World,
     agent_log: tempfile::NamedTempFile,
 }
 
@@ -51,8 +52,8 @@ impl Small {
         let w = World::new();
         let disk = SmallDisk::mount(w.home(), 2048, 4096);
         Small {
-            w,
             disk,
+            w,
             agent_log: tempfile::NamedTempFile::new().unwrap(),
         }
     }
