@@ -756,8 +756,11 @@ pub fn check_request<'p>(
             .into());
         }
         let mut wider = endpoint.clone();
+        // A set, not a scan of the list: a request may carry a thousand unknown names.
+        let mut listed: std::collections::HashSet<&str> =
+            endpoint.params.iter().map(String::as_str).collect();
         for n in &names {
-            if !wider.params.iter().any(|p| p == n) {
+            if listed.insert(n) {
                 wider.params.push((*n).to_string());
             }
         }

@@ -581,15 +581,63 @@ pub fn missing_for_profile_shape<'p>(
 /// profile's parameter, while `values` and `required` compare names exactly: a line that took
 /// the other spelling would take every value of the parameter.
 pub fn case_variant(exchange: Exchange, name: &str) -> Option<&'static str> {
-    let endpoints = &builtin(exchange).endpoints;
-    if endpoints.iter().any(|e| e.takes(name)) {
-        return None;
+    profile_names(exchange).case_variant(name)
+}
+
+/// The parameter names of an exchange's built-in profile, indexed once: [`case_variant`] is
+/// asked about every name a request carries that its entry does not take, up to
+/// [`super::MAX_PARAMS`] of them, and reading every endpoint's every name for each cost a
+/// request of a thousand unknown names about 10 ms.
+struct ProfileNames {
+    /// Every name an endpoint lists, as spelled.
+    exact: std::collections::HashSet<&'static str>,
+    /// The endpoints that take a family of names (`head.*`), which `exact` cannot answer for.
+    wild: Vec<&'static Endpoint>,
+    /// ASCII lower case to the first spelling met, endpoint by endpoint in the profile's
+    /// order (what reading them all in turn found first).
+    folded: std::collections::HashMap<String, &'static str>,
+}
+
+impl ProfileNames {
+    fn new(endpoints: &'static [Endpoint]) -> ProfileNames {
+        let mut names = ProfileNames {
+            exact: Default::default(),
+            wild: Vec::new(),
+            folded: Default::default(),
+        };
+        for e in endpoints {
+            if e.params.iter().any(|p| p.ends_with(".*")) {
+                names.wild.push(e);
+            }
+            for p in &e.params {
+                names.exact.insert(p.as_str());
+                names
+                    .folded
+                    .entry(p.to_ascii_lowercase())
+                    .or_insert(p.as_str());
+            }
+        }
+        names
     }
-    endpoints
-        .iter()
-        .flat_map(|e| e.params.iter())
-        .find(|p| p.eq_ignore_ascii_case(name))
-        .map(String::as_str)
+
+    fn case_variant(&self, name: &str) -> Option<&'static str> {
+        // Taken as it is spelled by some endpoint: not a variant.
+        if self.exact.contains(name) || self.wild.iter().any(|w| w.takes(name)) {
+            return None;
+        }
+        self.folded.get(&name.to_ascii_lowercase()).copied()
+    }
+}
+
+fn profile_names(exchange: Exchange) -> &'static ProfileNames {
+    static NAMES: OnceLock<BTreeMap<Exchange, ProfileNames>> = OnceLock::new();
+    let all = NAMES.get_or_init(|| {
+        Exchange::ALL
+            .iter()
+            .map(|&ex| (ex, ProfileNames::new(&builtin(ex).endpoints)))
+            .collect()
+    });
+    &all[&exchange]
 }
 
 /// The parameters of `params` that `endpoint` does not take (besides the ones the agent owns).
@@ -613,6 +661,96 @@ pub fn agent_owned(exchange: Exchange, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`case_variant`] answers from its index as reading every endpoint's every name in turn
+    /// did: for every name of every profile, in other cases, as members of a `head.*` family,
+    /// and names no profile has; and, for the families no built-in profile has yet, over a
+    /// profile's endpoints with one added that takes `attachAlgoOrds.*` (and one that spells a
+    /// member of it otherwise).
+    #[test]
+    fn case_variant_answers_as_reading_every_endpoint_did() {
+        let reference = |endpoints: &[Endpoint], name: &str| -> Option<String> {
+            if endpoints.iter().any(|e| e.takes(name)) {
+                return None;
+            }
+            endpoints
+                .iter()
+                .flat_map(|e| e.params.iter())
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .cloned()
+        };
+        let family: &'static [Endpoint] = Box::leak(
+            builtin(Exchange::Okx)
+                .endpoints
+                .iter()
+                .cloned()
+                .chain([Endpoint {
+                    method: "POST".into(),
+                    path: "/api/v5/trade/order-algo".into(),
+                    doc: None,
+                    params: vec!["instId".into(), "attachAlgoOrds.*".into()],
+                    required: Vec::new(),
+                    values: Default::default(),
+                    body: None,
+                }])
+                // A member spelled otherwise by another entry: the family's spelling is
+                // taken as it is, not a variant of this one.
+                .chain([Endpoint {
+                    method: "POST".into(),
+                    path: "/api/v5/trade/amend-algos".into(),
+                    doc: None,
+                    params: vec!["attachAlgoOrds.TPTRIGGERPX".into()],
+                    required: Vec::new(),
+                    values: Default::default(),
+                    body: None,
+                }])
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let with_family = ProfileNames::new(family);
+        assert_eq!(with_family.wild.len(), 1);
+        let mut names: Vec<String> = vec![String::new(), "zzz".into(), "ORDERID".into()];
+        for e in Exchange::ALL
+            .iter()
+            .flat_map(|&ex| &builtin(ex).endpoints)
+            .chain(family)
+        {
+            for p in &e.params {
+                let head = p.strip_suffix(".*").unwrap_or(p);
+                names.extend([
+                    p.clone(),
+                    p.to_uppercase(),
+                    p.to_lowercase(),
+                    format!("{head}.leaf"),
+                    format!("{}.LEAF", head.to_uppercase()),
+                    format!("{head}.a.b"),
+                    format!("{p}x"),
+                ]);
+            }
+        }
+        let mut variants = 0;
+        let mut check = |endpoints: &[Endpoint], got: &dyn Fn(&str) -> Option<&'static str>| {
+            for n in &names {
+                let got = got(n);
+                assert_eq!(got.map(str::to_owned), reference(endpoints, n), "{n:?}");
+                variants += usize::from(got.is_some());
+            }
+        };
+        for &ex in Exchange::ALL {
+            check(&builtin(ex).endpoints, &|n| case_variant(ex, n));
+        }
+        check(family, &|n| with_family.case_variant(n));
+        assert!(
+            variants > 100,
+            "no case variant was found: the test checks nothing"
+        );
+        // The family takes its members as they are, and a member in other case is a variant.
+        assert_eq!(with_family.case_variant("attachAlgoOrds.tpTriggerPx"), None);
+        assert_eq!(
+            with_family.case_variant("ATTACHALGOORDS.*"),
+            Some("attachAlgoOrds.*")
+        );
+    }
 
     #[test]
     fn every_builtin_profile_loads_and_is_well_formed() {
