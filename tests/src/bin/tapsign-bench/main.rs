@@ -154,6 +154,23 @@ fn pure_policy() -> f64 {
     us(start.elapsed() / n)
 }
 
+/// The check of a request at the parameter cap whose every name is unknown (refused): the
+/// most a request can make the check read, sent by a bot to keep the workers busy.
+fn policy_at_cap() -> f64 {
+    let mut req = request("k0");
+    req.query = (0..1020)
+        .map(|i| format!("unknown{i:04}=1"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (policy, n) = (KeyPolicy::default(), 200u32);
+    let start = Instant::now();
+    for _ in 0..n {
+        let refused = policy::check_request(Exchange::Binance, "k0", &policy, &req);
+        std::hint::black_box(refused.unwrap_err());
+    }
+    us(start.elapsed() / n)
+}
+
 fn speed_table(targets: &[&Target], m: &[Measured]) {
     let echo = &m[0];
     let (e50, e99) = (
@@ -349,6 +366,10 @@ fn main() {
     println!(
         "| policy check, in process (the same order) | {:.1} µs |",
         pure_policy()
+    );
+    println!(
+        "| policy check, in process, 1,020 unknown parameters (refused) | {:.0} µs |",
+        policy_at_cap()
     );
     memory(&async_agent, &a, idle);
     many_keys(&a);
