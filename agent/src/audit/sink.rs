@@ -347,9 +347,9 @@ impl AuditSink {
 
 /// How long the writer looks for the next job before it sleeps (after a lone signer's line:
 /// [`one_signer`]), and a signer for its line before it lets its worker sleep, when lines are
-/// answered once written (`incremental_async`). Waking a sleeping thread costs tens of microseconds on a virtual
-/// machine (the sleeping CPU must be woken too), more than writing the line: two such wakes
-/// per signature doubled its round trip (docs/benchmarks.md). Bots sign in bursts, so the next
+/// answered once written (`incremental_async`). Waking a sleeping thread costs tens of
+/// microseconds on a virtual machine (the sleeping CPU must be woken too), more than writing
+/// the line: two such wakes per signature doubled its round trip (docs/benchmarks.md). Bots sign in bursts, so the next
 /// line usually comes within this; an idle agent sleeps after it. In `sync` mode a line waits
 /// for a sync of hundreds of microseconds, and looking out for it only takes the CPU from the
 /// signers, so neither looks.
@@ -369,8 +369,9 @@ fn next_job(queue: &mpsc::Receiver<Job>, look: Duration) -> Result<Job, mpsc::Re
 }
 
 /// Whether the writer looks out for the next job after `jobs` (when it looks at all): only
-/// after a batch of one signature's line sent while no other line was awaited, a bot signing
-/// alone, whose next line comes within [`LOOK_FOR`] and is answered sooner for it. Lines that
+/// after a batch of one line whose sender awaits it and found no other line awaited (a bot
+/// signing alone: [`AuditSink::record`]), whose next line comes within [`LOOK_FOR`] and is
+/// answered sooner for it. Lines that
 /// queued together, or a signer that found others waiting, mean several signers: the workers
 /// have their requests to check, the next line comes soon anyway, and looking would take the
 /// CPU they need (on two cores, 8 signers made 25 to 27% of the bare echo's round trips a
@@ -637,8 +638,13 @@ mod tests {
 
     fn line(alone: bool) -> Job {
         Job::Record {
-            event: AuditEvent::Lock {
-                reason: "command".into(),
+            event: AuditEvent::Sign {
+                key: "k".into(),
+                kind: Default::default(),
+                method: "POST".into(),
+                path: "/api/v3/order".into(),
+                pid: 1,
+                exe: "/usr/bin/bot".into(),
             },
             time: SystemTime::now(),
             ack: None,
