@@ -827,3 +827,92 @@ fn a_withheld_value_is_known_however_a_server_would_fold_it() {
         "{msg}"
     );
 }
+
+/// The profile's entry for `method path` on `exchange`, as config.toml would copy it.
+fn builtin_entry(exchange: Exchange, method: &str, path: &str) -> Endpoint {
+    policy::profile::builtin(exchange)
+        .endpoints
+        .iter()
+        .find(|e| e.method == method && e.path == path)
+        .unwrap_or_else(|| panic!("{exchange} has no {method} {path}"))
+        .clone()
+}
+
+/// Red-team round 16: a key narrowed as docs/policy.md advises ("Borrowing": Kraken's
+/// `AddOrder` without `leverage`, OKX's orders held to `tdMode = ["cash"]`) was handed the
+/// line that puts the borrowing back by a bot sending it once. What the key's own entry left
+/// out of the profile's is refused without a line; what neither takes still gets one.
+#[test]
+fn a_refusal_never_suggests_putting_back_what_the_key_narrowed() {
+    let mut add_order = builtin_entry(Exchange::Kraken, "POST", "/0/private/AddOrder");
+    add_order.params.retain(|p| p != "leverage");
+    let kraken = KeyPolicy {
+        allow: vec![add_order],
+        ..KeyPolicy::default()
+    };
+    let order = "ordertype=limit&type=buy&volume=0.01&pair=XBTUSD&price=1";
+    let req = |body: String| support::req("POST", "/0/private/AddOrder", "", &body);
+    check_with(Exchange::Kraken, &kraken, &req(order.to_owned())).unwrap();
+    let err = check_with(
+        Exchange::Kraken,
+        &kraken,
+        &req(format!("{order}&leverage=2")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("leverage") && msg.contains("[keys.k]") && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    // The profile itself takes `leverage`; a name neither takes still gets its line.
+    check_with(
+        Exchange::Kraken,
+        &KeyPolicy::default(),
+        &req(format!("{order}&leverage=2")),
+    )
+    .unwrap();
+    let err = check_with(
+        Exchange::Kraken,
+        &kraken,
+        &req(format!("{order}&newname=1")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
+        "{err:?}"
+    );
+
+    let okx_path = "/api/v5/trade/order";
+    let mut cash = builtin_entry(Exchange::Okx, "POST", okx_path);
+    cash.values.insert("tdMode".into(), vec!["cash".into()]);
+    let okx = KeyPolicy {
+        allow: vec![cash],
+        ..KeyPolicy::default()
+    };
+    let body = |mode: &str| {
+        format!(
+            r#"{{"instId":"BTC-USDT","tdMode":"{mode}","side":"buy","ordType":"market","sz":"100","tgtCcy":"quote_ccy"}}"#
+        )
+    };
+    let req = |mode: &str| support::req("POST", okx_path, "", &body(mode));
+    check_with(Exchange::Okx, &okx, &req("cash")).unwrap();
+    for mode in ["cross", "isolated"] {
+        let err = check_with(Exchange::Okx, &okx, &req(mode)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+            "{mode}: {err:?}"
+        );
+        assert!(!err.to_string().contains("allow = ["), "{err}");
+        check_with(Exchange::Okx, &KeyPolicy::default(), &req(mode)).unwrap();
+    }
+    // A value the profile does not take either is the ordinary refusal, with its line.
+    let err = check_with(Exchange::Okx, &okx, &req("newmode")).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::UnlistedValue(_))),
+        "{err:?}"
+    );
+}

@@ -145,6 +145,19 @@ pub enum Denial {
         why: &'static str,
     },
     #[error(
+        "refused: this key's entry for {endpoint} in config.toml leaves out {what}, which \
+         {exchange}'s trading profile takes there: the entry narrows the profile on purpose \
+         (docs/policy.md, \"Borrowing\"), so tapsign suggests no line that would put it back; \
+         send the request without it, or, if this key needs it after all, edit that entry \
+         under [keys.{key}] by hand"
+    )]
+    Narrowed {
+        exchange: Exchange,
+        key: String,
+        endpoint: String,
+        what: String,
+    },
+    #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
          {exchange} may read as {spelled}, while the profile's rules for it compare names \
          exactly; send it as {spelled}"
@@ -755,6 +768,18 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        // What the key's own entry left out of the profile's: the bot sees the refusal too,
+        // and a line handing back what the trader took away (Kraken's `leverage`) would undo
+        // the narrowing at the bot's request (red-team round 16).
+        if let Some(name) = names.iter().find(|n| profiled.is_some_and(|p| p.takes(n))) {
+            return Err(Denial::Narrowed {
+                exchange,
+                key: key.to_string(),
+                endpoint: endpoint.to_string(),
+                what: format!("the parameter {name}"),
+            }
+            .into());
+        }
         let mut wider = endpoint.clone();
         // A set, not a scan of the list: a request may carry a thousand unknown names.
         let mut listed: std::collections::HashSet<&str> =
@@ -802,6 +827,23 @@ pub fn check_request<'p>(
                 endpoint: endpoint.to_string(),
                 what: format!("{name}={:?}", read.as_ref()),
                 why,
+            }
+            .into());
+        }
+        // A value the profile takes there, which the key's own entry no longer lists (OKX's
+        // `tdMode` held to `cash`): no line hands it back either.
+        let profile_takes = |p: &Endpoint| {
+            p.takes(name)
+                && p.values
+                    .get(name)
+                    .is_none_or(|listed| listed.iter().any(|v| *v == read))
+        };
+        if source == profile::Source::Config && profiled.is_some_and(profile_takes) {
+            return Err(Denial::Narrowed {
+                exchange,
+                key: key.to_string(),
+                endpoint: endpoint.to_string(),
+                what: format!("{name}={:?}", read.as_ref()),
             }
             .into());
         }
