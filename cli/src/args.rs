@@ -102,14 +102,17 @@ pub enum TokenCommand {
     /// Enroll a token. The first token enrolled creates the keystore; enrolling another asks
     /// for a touch on one already enrolled.
     ///
+    /// PINs are read with no echo, or one per line from stdin when it is not a terminal, in
+    /// this order: the PIN of an enrolled token when opening the keystore needs one, then
+    /// the new token's.
+    ///
     /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always by
-    /// default) and asks for its PIN (no echo; or the first line of stdin when it is not a
-    /// terminal). With --custom-mgm-key the management key (hex) comes next.
+    /// default) and asks for its PIN. With --custom-mgm-key the management key (hex) comes
+    /// next.
     ///
     /// --fido2 makes a credential with hmac-secret on a FIDO2 key (USB or NFC reader) and
-    /// asks for two touches on it. PINs are read the same way, in this order: the PIN of an
-    /// enrolled token when opening the keystore needs one, then the new key's FIDO2 PIN when
-    /// it has one and --uv is required (or the key demands it to make a credential).
+    /// asks for two touches on it, and for its FIDO2 PIN when it has one and --uv is required
+    /// (or the key demands it to make a credential).
     Add(TokenAddArgs),
     /// List the enrolled tokens.
     List,

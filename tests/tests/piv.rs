@@ -194,8 +194,9 @@ fn two_enrolled_keys_each_unlock_alone() {
             let mut w = World::new();
             enroll(&w, &["--serial", "15100007"], PIN);
             add_key(&w);
-            // The second enrollment opens the vault with the first key: one touch on it.
-            enroll(&w, &["--serial", "15100008"], PIN);
+            // The second enrollment opens the vault with the first key: one touch on it, with
+            // its PIN; then the new card's PIN.
+            enroll(&w, &["--serial", "15100008"], &format!("{PIN}{PIN}"));
             assert_eq!(stack.key(0).touch().touches(), 1);
             let list = w.run(&["token", "list"], "");
             assert_eq!(list.ok().lines().count(), 2, "{list:?}");

@@ -85,8 +85,12 @@ fn use_existing_proves_the_key_is_on_the_card_with_a_touch() {
 fn removing_a_yubikey_revokes_it() {
     harness::run(&[fw(15_200_003), fw(15_200_004)], |stack| {
         let w = World::new();
+        // The second enrollment reads the enrolled card's PIN, then the new card's.
         let enroll = |serial: &str| {
-            let out = w.run(&["token", "add", "--piv", "--serial", serial], PIN);
+            let out = w.run(
+                &["token", "add", "--piv", "--serial", serial],
+                &format!("{PIN}{PIN}"),
+            );
             assert!(out.ok().contains("Enrolled"), "{out:?}");
         };
         enroll("15200003");
@@ -177,8 +181,11 @@ fn a_removed_yubikey_put_back_with_its_record_edited_opens_nothing_while_the_age
     harness::run(&[fw(15_200_005), fw(15_200_006)], |_stack| {
         let mut w = World::new();
         for serial in ["15200005", "15200006"] {
-            w.run(&["token", "add", "--piv", "--serial", serial], PIN)
-                .ok();
+            w.run(
+                &["token", "add", "--piv", "--serial", serial],
+                &format!("{PIN}{PIN}"),
+            )
+            .ok();
         }
         w.run(&["key", "add", "k1", "--exchange", "binance"], "ak1\nsk1\n")
             .ok();
@@ -254,5 +261,30 @@ fn a_removed_yubikey_put_back_with_its_record_edited_opens_nothing_while_the_age
         out.fails_with(7, "");
         assert!(!out.stdout.contains("Unlocked"), "{out:?}");
         assert_eq!(std::fs::read(ks.join("manifest.json")).unwrap(), manifest);
+    });
+}
+
+/// A second YubiKey with a PIN of its own: the enrolled card is asked for its PIN, the new one
+/// for its own. `token add --piv` used to read one PIN, the new card's, and send it to the
+/// enrolled card as well, spending one of that card's three tries (docs audit, 2026-12-05).
+#[test]
+fn enrolling_a_second_yubikey_asks_each_card_for_its_own_pin() {
+    harness::run(&[fw(15_200_007), fw(15_200_008)], |stack| {
+        let w = World::new();
+        w.run(&["token", "add", "--piv", "--serial", "15200007"], PIN)
+            .ok();
+        let mut second = YubiKey::open_by_serial(Serial(stack.key(1).serial())).unwrap();
+        second.change_pin(b"123456", b"24681357").unwrap();
+        drop(second);
+        let out = w.run(
+            &["token", "add", "--piv", "--serial", "15200008"],
+            &format!("{PIN}24681357\n"),
+        );
+        assert!(out.ok().contains("Enrolled YubiKey 15200008"), "{out:?}");
+        assert_eq!(w.run(&["token", "list"], "").ok().lines().count(), 2);
+        for i in [0, 1] {
+            let mut yk = YubiKey::open_by_serial(Serial(stack.key(i).serial())).unwrap();
+            assert_eq!(yk.get_pin_retries().unwrap(), 3, "card {i} lost a PIN try");
+        }
     });
 }

@@ -96,8 +96,33 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         "always" => PinPolicy::Always,
         _ => PinPolicy::Once,
     };
+    let initialized = ks.is_initialized().map_err(ks_failure)?;
+    // With an existing keystore, first make sure an enrolled token can open it: the new key
+    // is generated only once the vault key is in hand. Before that touch, the checks that
+    // need none: pcscd runs and the YubiKey to enroll is there. Without one, that a keystore
+    // can be made here at all, before a key is generated on the card.
+    if initialized {
+        piv::check_present(a.serial).map_err(token_failure)?;
+    } else {
+        creatable(paths, ks, &mut AuditLedger::new(&paths.audit_log()))?;
+    }
+    // The PINs in the order the steps need them, as `--fido2` reads them: the enrolled
+    // token's (only when it wants one) for the touch that opens the keystore, then the new
+    // card's. Each token gets its own PIN: a wrong one spends one of that token's tries.
     let mut reader = SecretReader::new();
-    let pin = reader.field("YubiKey PIN")?;
+    let vk = match initialized {
+        true => {
+            let slots = recorded(ks)?;
+            let pin = pin_for(&mut reader, &slots)?;
+            Some(touch_enrolled(paths, ks, slots, pin.as_ref())?)
+        }
+        false => None,
+    };
+    let label = match initialized {
+        true => "PIN of the YubiKey to enroll",
+        false => "YubiKey PIN",
+    };
+    let pin = reader.field(label)?;
     let mgm_key = if a.custom_mgm_key {
         Some(reader.field("management key (hex)")?)
     } else {
@@ -116,20 +141,6 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         allow_no_touch: a.allow_no_touch,
         force: a.force,
         mgm_key,
-    };
-    let initialized = ks.is_initialized().map_err(ks_failure)?;
-    // With an existing keystore, first make sure an enrolled token can open it: the new key
-    // is generated only once the vault key is in hand. Before that touch, the checks that
-    // need none: pcscd runs and the YubiKey to enroll is there. Without one, that a keystore
-    // can be made here at all, before a key is generated on the card.
-    if initialized {
-        piv::check_present(opts.serial).map_err(token_failure)?;
-    } else {
-        creatable(paths, ks, &mut AuditLedger::new(&paths.audit_log()))?;
-    }
-    let vk = match initialized {
-        true => Some(touch_enrolled(paths, ks, recorded(ks)?, Some(&pin))?),
-        false => None,
     };
     let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
