@@ -320,6 +320,12 @@ impl Config {
         if s.max_signatures > s.max_signatures_cap {
             return Err("session.max_signatures is above session.max_signatures_cap".into());
         }
+        if s.per_key_max_signatures == Some(0) {
+            return Err(
+                "session.per_key_max_signatures must be above zero (with zero, every signature is refused); leave it out for no budget per key"
+                    .into(),
+            );
+        }
         if self.server.max_connections == 0 {
             return Err("server.max_connections must be at least 1".into());
         }
@@ -496,6 +502,19 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("parms"), "{err}");
         assert!(Config::parse("[keys.b]\nonly = [\"POST\"]\n").is_err());
+    }
+
+    /// A budget of zero per key was accepted: the unlock then said it opened a session, and
+    /// every signature was refused as over budget (docs audit, 2026-12-05).
+    #[test]
+    fn a_per_key_budget_of_zero_is_refused() {
+        let err = Config::parse("[session]\nper_key_max_signatures = 0\n").unwrap_err();
+        assert!(
+            err.contains("per_key_max_signatures must be above zero"),
+            "{err}"
+        );
+        let c = Config::parse("[session]\nper_key_max_signatures = 1\n").unwrap();
+        assert_eq!(c.session.per_key_max_signatures, Some(1));
     }
 
     #[test]
