@@ -13,9 +13,10 @@ Getting started:
   tapsign lock                                      # end the session (wire it to screen lock)
 
 Files: TAPSIGN_HOME puts everything in one folder; otherwise the XDG folders.
-Socket: TAPSIGN_SOCK, else $XDG_RUNTIME_DIR/tapsign/agent.sock.
+Socket: TAPSIGN_SOCK, else $XDG_RUNTIME_DIR/tapsign/agent.sock (docs/cli.md: fallbacks).
 Exit codes: 0 ok, 1 error, 2 usage, 3 no agent, 4 locked/expired/budget spent,
-5 refused (policy, bad request, unknown key), 6 token problem, 7 damaged file.";
+5 refused (policy, bad request, unknown key), 6 token problem, 7 keystore or audit
+log problem (damaged, missing, or refused by its checks: docs/cli.md).";
 
 /// Keep exchange API secrets behind a hardware token and sign requests for trading bots.
 ///
@@ -57,7 +58,8 @@ pub enum Command {
     /// End the session now: the secrets are wiped from the agent's memory. Exits 3 when no
     /// agent runs.
     Lock,
-    /// Print session events (opened, ending soon, locked) as JSON lines until interrupted.
+    /// Print session events (opened, extended, ending soon, budget low, locked) as JSON
+    /// lines until interrupted.
     Events,
     /// Show how the agent reads a request and which rule allows or refuses it.
     #[command(subcommand)]
@@ -204,7 +206,8 @@ pub enum KeyCommand {
     /// key's own permissions stop that (docs/threat-model.md). On Kraken, also keep the key's
     /// nonce window at 0, so that Kraken takes each signature once and in order.
     Add {
-        /// A name for the credential (letters, digits, '-', '_', '.').
+        /// A name for the credential: 1 to 64 letters, digits, '-', '_', '.', not starting
+        /// with '.'.
         name: String,
         /// The exchange it belongs to: upbit, bithumb, binance, bybit, okx, coinbase, kraken,
         /// gate, kucoin or bitget.
