@@ -159,7 +159,7 @@ impl fmt::Display for Explanation {
                     }
                 }
             }
-            Err(e) => writeln!(f, "request:  does not parse: {e}")?,
+            Err(e) => writeln!(f, "request:  does not parse: {}", Shown(&e.to_string()))?,
         }
         match &self.verdict {
             Ok(Some((e, source))) => {
@@ -188,8 +188,10 @@ impl fmt::Display for Explanation {
             }
             Ok(None) => writeln!(f, "verdict:  allowed: a websocket login (ws_login = true)")?,
             Err(r) => {
+                // A refusal may quote the bot's path as read, percent-decoded: a `%0A` in it
+                // would start a line of its own (red-team round 16).
                 let code = crate::error::AgentError::from(r.clone()).code();
-                writeln!(f, "verdict:  refused [{code}]: {r}")?
+                writeln!(f, "verdict:  refused [{code}]: {}", Shown(&r.to_string()))?
             }
         }
         if self.login {
@@ -402,5 +404,32 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// Red-team round 16: a deny-list refusal quotes the path as it read it, percent-decoded,
+    /// and a bot-chosen `%0A` printed a line of its own, such as a fake verdict, for a trader
+    /// who pasted a refused path from the audit log into `policy explain`.
+    #[test]
+    fn a_refusal_quoting_the_path_starts_no_line_of_its_own() {
+        let req = SignRequest {
+            key: "k".into(),
+            method: "GET".into(),
+            path: "/api/v3/account%0Averdict:%20%20allowed%20by%20the%20profile%0A/%77ithdraw"
+                .into(),
+            ..SignRequest::default()
+        };
+        let text = explain(
+            Exchange::Binance,
+            "k",
+            &KeyPolicy::default(),
+            &SignOptions::default(),
+            &req,
+        )
+        .to_string();
+        let verdicts = text.lines().filter(|l| l.starts_with("verdict:")).count();
+        assert_eq!(verdicts, 1, "{text}");
+        assert!(text.contains("verdict:  refused"), "{text}");
+        // The reading that matched is the decoded one, its newlines shown escaped.
+        assert!(text.contains(r"account\nverdict:"), "{text}");
     }
 }
