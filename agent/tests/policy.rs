@@ -916,3 +916,93 @@ fn a_refusal_never_suggests_putting_back_what_the_key_narrowed() {
         "{err:?}"
     );
 }
+
+/// Red-team round 16, second wave: the narrowing held only for the exact spelling. A value in
+/// another case (`isolated` on an entry holding Binance's `marginType` to `CROSSED`, OKX's
+/// `CROSS`) and a narrowed-out name sent as a list or an object (`leverage[]`, `leverage[0]`)
+/// still got a line, as did a list spelling of a name the entry holds to values (OKX's
+/// `instId`). None does now.
+#[test]
+fn a_narrowing_holds_for_every_spelling_a_server_could_read_as_it() {
+    let mut crossed = builtin_entry(Binance, "POST", "/fapi/v1/marginType");
+    crossed
+        .values
+        .insert("marginType".into(), vec!["CROSSED".into()]);
+    let binance = KeyPolicy {
+        allow: vec![crossed],
+        ..KeyPolicy::default()
+    };
+    for value in ["ISOLATED", "isolated", "Isolated", "ISOLATED%20"] {
+        let r = support::req(
+            "POST",
+            "/fapi/v1/marginType",
+            &format!("symbol=BTCUSDT&marginType={value}"),
+            "",
+        );
+        let err = check_with(Binance, &binance, &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+            "{value}: {err:?}"
+        );
+    }
+
+    let mut cash = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+    cash.values.insert("tdMode".into(), vec!["cash".into()]);
+    cash.values
+        .insert("instId".into(), vec!["BTC-USDT".into(), "ETH-USDT".into()]);
+    let okx = KeyPolicy {
+        allow: vec![cash],
+        ..KeyPolicy::default()
+    };
+    let okx_order = |inst: &str, mode: &str| {
+        support::req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &format!(
+                r#"{{"instId":{inst},"tdMode":"{mode}","side":"buy","ordType":"market","sz":"1"}}"#
+            ),
+        )
+    };
+    check_with(Exchange::Okx, &okx, &okx_order(r#""BTC-USDT""#, "cash")).unwrap();
+    let err = check_with(Exchange::Okx, &okx, &okx_order(r#""BTC-USDT""#, "CROSS")).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+        "{err:?}"
+    );
+    for inst in [r#"["BTC-USD-260327-100000-C"]"#, r#"{"x":"BTC-USDT"}"#] {
+        let err = check_with(Exchange::Okx, &okx, &okx_order(inst, "cash")).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Wrapped { .. })),
+            "{inst}: {err:?}"
+        );
+        assert!(!err.to_string().contains("allow = ["), "{err}");
+    }
+
+    let mut add_order = builtin_entry(Exchange::Kraken, "POST", "/0/private/AddOrder");
+    add_order.params.retain(|p| p != "leverage");
+    let kraken = KeyPolicy {
+        allow: vec![add_order],
+        ..KeyPolicy::default()
+    };
+    let order = "ordertype=limit&type=buy&volume=0.01&pair=XBTUSD&price=1";
+    for wrapped in ["leverage[]=2", "leverage[0]=2", "leverage[x]=2"] {
+        let r = support::req(
+            "POST",
+            "/0/private/AddOrder",
+            "",
+            &format!("{order}&{wrapped}"),
+        );
+        let err = check_with(Exchange::Kraken, &kraken, &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+            "{wrapped}: {err:?}"
+        );
+        // With the profile's own entry: the name is taken, its wrapped spelling is not.
+        let err = check_with(Exchange::Kraken, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Wrapped { .. })),
+            "{wrapped}: {err:?}"
+        );
+    }
+}

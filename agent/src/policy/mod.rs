@@ -158,6 +158,16 @@ pub enum Denial {
         what: String,
     },
     #[error(
+        "refused: the parameter {name} is {base} sent as a list or an object, which {exchange} \
+         may read as {base} itself, while the entry's rules for {base} (its values, whether it \
+         is required) hold only for that name as it is spelled; send {base} as a plain value"
+    )]
+    Wrapped {
+        exchange: Exchange,
+        name: String,
+        base: String,
+    },
+    #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
          {exchange} may read as {spelled}, while the profile's rules for it compare names \
          exactly; send it as {spelled}"
@@ -367,6 +377,14 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
              key's profile\")"
         )
     }
+}
+
+/// The name a list or object spelling wraps: `leverage` for `leverage[]`, `leverage[0]` or
+/// `leverage.x`, `[].tdMode` for `[].tdMode[]` (a batch's element); `None` for a plain name.
+fn wrapped_base(name: &str) -> Option<&str> {
+    let start = if name.starts_with("[].") { 3 } else { 0 };
+    let cut = name[start..].find(['[', '.'])?;
+    (cut > 0).then(|| &name[..start + cut])
 }
 
 /// What a refusal for an unlisted value adds: the line to paste, or, for a value no line
@@ -768,6 +786,32 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        // A name the entry (or the profile's) takes, sent as a list or an object
+        // (`leverage[]`, `instId.x`): a line taking that spelling would escape what the entry
+        // holds the name itself to (red-team round 16).
+        for n in &names {
+            let Some(base) = wrapped_base(n) else {
+                continue;
+            };
+            let takes = |e: &Endpoint| e.params.iter().any(|p| p.eq_ignore_ascii_case(base));
+            if takes(endpoint) {
+                return Err(Denial::Wrapped {
+                    exchange,
+                    name: (*n).to_owned(),
+                    base: base.to_owned(),
+                }
+                .into());
+            }
+            if profiled.is_some_and(takes) {
+                return Err(Denial::Narrowed {
+                    exchange,
+                    key: key.to_string(),
+                    endpoint: endpoint.to_string(),
+                    what: format!("the parameter {base} (sent as {n})"),
+                }
+                .into());
+            }
+        }
         // What the key's own entry left out of the profile's: the bot sees the refusal too,
         // and a line handing back what the trader took away (Kraken's `leverage`) would undo
         // the narrowing at the bot's request (red-team round 16).
@@ -832,11 +876,14 @@ pub fn check_request<'p>(
         }
         // A value the profile takes there, which the key's own entry no longer lists (OKX's
         // `tdMode` held to `cash`): no line hands it back either.
+        // Compared as a server that trims and folds case would read it (`isolated` for a
+        // narrowed-out `ISOLATED`), as the withheld values are.
+        let folded = read.trim().to_uppercase();
         let profile_takes = |p: &Endpoint| {
             p.takes(name)
                 && p.values
                     .get(name)
-                    .is_none_or(|listed| listed.iter().any(|v| *v == read))
+                    .is_none_or(|listed| listed.iter().any(|v| v.trim().to_uppercase() == folded))
         };
         if source == profile::Source::Config && profiled.is_some_and(profile_takes) {
             return Err(Denial::Narrowed {
