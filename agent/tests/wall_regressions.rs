@@ -248,7 +248,7 @@ fn class4_bitget_rest_get_of_the_login_path_counts_as_a_websocket_login() {
         &passphrase_cred(Bitget),
         &req("GET", "/user/verify", "", ""),
     );
-    assert!(e.contains("WebsocketLogin"), "{e}");
+    assert!(e.contains("LoginBait"), "{e}");
 }
 
 /// Red-team round 10: Bitget's and OKX's logins sign `timestamp + "GET" + verify path`, with
@@ -273,8 +273,19 @@ fn class4_a_rest_prehash_ending_in_the_login_string_counts_as_a_websocket_login(
             "instId=BTC-USDT&ordId=GET/users/self/verify",
         ),
     ] {
+        // Red-team round 16: refused as bait, without the advice to switch logins on that a
+        // bot could otherwise have the trader read.
         let e = refused(&passphrase_cred(ex), &req("GET", path, query, ""));
-        assert!(e.contains("WebsocketLogin"), "{ex} {path}?{query}: {e}");
+        assert!(e.contains("LoginBait"), "{ex} {path}?{query}: {e}");
+        let said =
+            policy::check_request(ex, "k", &KeyPolicy::default(), &req("GET", path, query, ""))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(
+            said.contains("send it without that value") && !said.contains("ws_login"),
+            "{said}"
+        );
     }
     // The same reads with an ordinary id, or the login string not at the end, are signed.
     for (ex, path, query) in [

@@ -143,16 +143,26 @@ pub fn websocket_login(
         // prehash that ends that way (`…?orderId=GET/user/verify`) is a login whose timestamp
         // is the rest, should Bitget read a number off its front (red-team round 10). OKX's
         // login signs `timestamp + "GET" + "/users/self/verify"` the same way.
-        Exchange::Bitget if prehash_ends_with(wire, "GET/user/verify") => {
+        Exchange::Bitget if prehash_ends_with(wire, login_suffix(exchange)?) => {
             Some("Bitget's websocket login (timestamp + GET + /user/verify)")
         }
-        Exchange::Okx if prehash_ends_with(wire, "GET/users/self/verify") => {
+        Exchange::Okx if prehash_ends_with(wire, login_suffix(exchange)?) => {
             Some("OKX's websocket login (timestamp + GET + /users/self/verify)")
         }
         // The token from GetWebSocketsToken logs a websocket in for trading.
         Exchange::Kraken if path.eq_ignore_ascii_case("/0/private/GetWebSocketsToken") => {
             Some("a Kraken websocket token (GetWebSocketsToken)")
         }
+        _ => None,
+    }
+}
+
+/// Where a REST request is a websocket login only by how its signed bytes end: the string
+/// that ends them (OKX's and Bitget's login prehash).
+pub fn login_suffix(exchange: Exchange) -> Option<&'static str> {
+    match exchange {
+        Exchange::Bitget => Some("GET/user/verify"),
+        Exchange::Okx => Some("GET/users/self/verify"),
         _ => None,
     }
 }

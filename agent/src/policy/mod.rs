@@ -253,10 +253,22 @@ pub enum Denial {
     SplitPayload { exchange: Exchange },
     #[error(
         "refused: signing this would also make {what}, and a logged-in websocket keeps trading \
-         after the session ends; websocket logins are off for {key:?}: allow them with \
-         `ws_login = true` under [keys.{key}] in config.toml"
+         after the session ends, as broadly as the exchange lets the API key: this key's \
+         `only` and `values`, and what the trading profile leaves out (borrowing among it), do \
+         not hold there (docs/policy.md, \"Websocket logins\"). Websocket logins are off for \
+         {key:?}; if its bots must log in, allow them with `ws_login = true` under \
+         [keys.{key}] in config.toml"
     )]
     WebsocketLogin { key: String, what: &'static str },
+    #[error(
+        "refused: the signed bytes end in {suffix}, so signing this would also make {what}, \
+         which keeps trading after the session ends; no REST request needs to end so (a \
+         value ending in {suffix}): send it without that value"
+    )]
+    LoginBait {
+        what: &'static str,
+        suffix: &'static str,
+    },
     #[error(
         "refused: a bybit request without parameters signs an empty payload, and Bybit takes \
          that signature for a POST with an empty body as well: POST /v5/account/repay (repays \
@@ -679,6 +691,12 @@ pub fn check_request<'p>(
     if let Some(what) = login
         && !policy.ws_login
     {
+        // Bytes that are a login only because a value ends in the login's own string: no
+        // bot needs those, so the refusal does not invite `ws_login = true` (red-team round
+        // 16: a bot could send one to have the trader switch logins on).
+        if let Some(suffix) = converse::login_suffix(exchange) {
+            return Err(Denial::LoginBait { what, suffix }.into());
+        }
         return Err(Denial::WebsocketLogin {
             key: key.to_string(),
             what,
