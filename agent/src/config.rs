@@ -208,6 +208,25 @@ struct RawServer {
 }
 
 /// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
+/// Whether two entries name the same endpoint: the same method, and paths that differ at
+/// most in the names of their placeholders (`{id}` and `{orderId}`).
+fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
+    let template = |path: &str| -> Vec<String> {
+        path.split('/')
+            .map(
+                |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(inner) => format!(
+                        "{{:{}}}",
+                        inner.split_once(':').map_or("", |(_, alts)| alts)
+                    ),
+                    None => seg.to_owned(),
+                },
+            )
+            .collect()
+    };
+    a.method.eq_ignore_ascii_case(&b.method) && template(&a.path) == template(&b.path)
+}
+
 fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
     let mut policy = KeyPolicy {
         ws_login: key.ws_login,
@@ -228,6 +247,15 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             format!("{at}: {e}; write {{ method = \"POST\", path = \"/x/y\", params = [\"a\"] }}")
         })?;
         entry.check().map_err(|e| format!("{at}: {e}"))?;
+        // The first entry that matches a request is the one used: a second for the same
+        // endpoint (a suggested line pasted, then a narrowed copy after it) would never count.
+        if let Some(j) = policy.allow.iter().position(|e| same_endpoint(e, &entry)) {
+            return Err(format!(
+                "{at}: keys.{name}.allow[{j}] is already an entry for {} {}, and only the \
+                 first entry for an endpoint is used; merge the two into one",
+                entry.method, entry.path
+            ));
+        }
         policy.allow.push(entry);
     }
     for (i, text) in key.only.iter().enumerate() {
@@ -502,6 +530,31 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("parms"), "{err}");
         assert!(Config::parse("[keys.b]\nonly = [\"POST\"]\n").is_err());
+    }
+
+    /// Two entries for one endpoint: only the first was used, silently, so a narrowed copy
+    /// pasted after a suggested line never took effect (red-team round 16).
+    #[test]
+    fn two_allow_entries_for_one_endpoint_are_refused() {
+        let entry = |path: &str, values: &str| {
+            format!("{{ method = \"POST\", path = \"{path}\", params = [\"a\"]{values} }}")
+        };
+        let config = |a: &str, b: &str| format!("[keys.k]\nallow = [{a}, {b}]\n");
+        let err = Config::parse(&config(
+            &entry("/api/v5/trade/order", ""),
+            &entry("/api/v5/trade/order", ", values = { a = [\"x\"] }"),
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("keys.k.allow[1]") && err.contains("allow[0]"),
+            "{err}"
+        );
+        let err =
+            Config::parse(&config(&entry("/x/{id}", ""), &entry("/x/{orderId}", ""))).unwrap_err();
+        assert!(err.contains("merge"), "{err}");
+        // Other endpoints, and placeholders held to other values, are other entries.
+        Config::parse(&config(&entry("/x/{id}", ""), &entry("/x/cancelAll", ""))).unwrap();
+        Config::parse(&config(&entry("/x/{m:a|b}", ""), &entry("/x/{m:c}", ""))).unwrap();
     }
 
     /// A budget of zero per key was accepted: the unlock then said it opened a session, and
