@@ -1034,3 +1034,60 @@ fn a_websocket_login_refusal_says_what_switching_logins_on_gives_away() {
         );
     }
 }
+
+/// Red-team round 16: a profile path in another case (`/0/private/addOrder`) was "not in the
+/// profile", and its refusal printed a line for it: pasted, that entry took the endpoint
+/// without the profile's rules or the key's narrowing, so the next refusal handed back what
+/// the key had narrowed out. Such a path is refused with no line, whoever's entry admits it.
+#[test]
+fn a_profile_path_in_another_case_is_refused_without_a_line() {
+    let order = "ordertype=limit&type=buy&volume=0.01&pair=XBTUSD&price=1";
+    for path in [
+        "/0/private/addOrder",
+        "/0/private/Addorder",
+        "/0/private/ADDORDER",
+    ] {
+        let r = support::req("POST", path, "", order);
+        let err = check_with(Exchange::Kraken, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::PathCase { .. })),
+            "{path}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("POST /0/private/AddOrder") && !msg.contains("allow = ["),
+            "{msg}"
+        );
+        // An entry written for that spelling admits nothing.
+        let entry = Endpoint {
+            path: path.into(),
+            ..builtin_entry(Exchange::Kraken, "POST", "/0/private/AddOrder")
+        };
+        let written = KeyPolicy {
+            allow: vec![entry],
+            ..KeyPolicy::default()
+        };
+        let err = check_with(Exchange::Kraken, &written, &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::PathCase { .. })),
+            "{path}: {err:?}"
+        );
+    }
+    // As spelled, it signs; a path the profile has in no case is refused with its line.
+    check_with(
+        Exchange::Kraken,
+        &KeyPolicy::default(),
+        &support::req("POST", "/0/private/AddOrder", "", order),
+    )
+    .unwrap();
+    let err = check_with(
+        Exchange::Kraken,
+        &KeyPolicy::default(),
+        &support::req("POST", "/0/private/NewMethod", "", order),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NotInProfile { .. })),
+        "{err:?}"
+    );
+}

@@ -168,6 +168,17 @@ pub enum Denial {
         base: String,
     },
     #[error(
+        "refused: {method} {path} is {exchange}'s {spelled} in another case, which a server \
+         routing paths without case would take for it, while the trading profile's rules for \
+         it (and this key's) name only the path as spelled; send it as {spelled}"
+    )]
+    PathCase {
+        exchange: Exchange,
+        method: String,
+        path: String,
+        spelled: String,
+    },
+    #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
          {exchange} may read as {spelled}, while the profile's rules for it compare names \
          exactly; send it as {spelled}"
@@ -728,7 +739,20 @@ pub fn check_request<'p>(
     // A fund-moving parameter is named as one, before the profile says it is unknown.
     check_fund_params(exchange, &params)?;
     check_fund_values(exchange, &payload)?;
+    // A profile path in another case: refused with no line, so that no entry is ever written
+    // for it (one would take the endpoint without the profile's rules: red-team round 16).
+    let path_case = || {
+        profile::spelled_otherwise(exchange, &parsed).map(|spelled| Denial::PathCase {
+            exchange,
+            method: parsed.method.clone(),
+            path: wire.path.clone(),
+            spelled: spelled.to_string(),
+        })
+    };
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
+        if let Some(denial) = path_case() {
+            return Err(denial.into());
+        }
         return Err(Denial::NotInProfile {
             exchange,
             key: key.to_string(),
@@ -749,6 +773,12 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
+    if source == profile::Source::Config
+        && profiled.is_none()
+        && let Some(denial) = path_case()
+    {
+        return Err(denial.into());
+    }
     let array_body = endpoint.body.as_deref() == Some("array")
         || endpoint.body.is_none() && profiled.is_some_and(|p| p.body.as_deref() == Some("array"));
     if array_body != parsed.body_is_array() {

@@ -142,6 +142,15 @@ fn segment_matches(template: &str, seg: &str) -> bool {
     }
 }
 
+/// [`segment_matches`] without ASCII case.
+fn segment_matches_folded(template: &str, seg: &str) -> bool {
+    match placeholder(template) {
+        None => template.eq_ignore_ascii_case(seg),
+        Some((_, None)) => true,
+        Some((_, Some(values))) => values.split('|').any(|v| v.eq_ignore_ascii_case(seg)),
+    }
+}
+
 impl Endpoint {
     /// A well-formed entry: a known method, a path of plain segments, `{name}`s or
     /// `{name:a|b}`s, plain parameter names.
@@ -221,6 +230,22 @@ impl Endpoint {
             match (tmpl.next(), segs.next()) {
                 (None, None) => return true,
                 (Some(t), Some(s)) if segment_matches(t, s) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// [`Endpoint::matches`] without ASCII case, in the method and every segment.
+    pub fn matches_folded(&self, method: &str, segments: &[String]) -> bool {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return false;
+        }
+        let mut tmpl = self.path.trim_start_matches('/').split('/');
+        let mut segs = segments.iter();
+        loop {
+            match (tmpl.next(), segs.next()) {
+                (None, None) => return true,
+                (Some(t), Some(s)) if segment_matches_folded(t, s) => {}
                 _ => return false,
             }
         }
@@ -480,6 +505,23 @@ pub fn values_for<'a>(entry: &'a Endpoint, profiled: Option<&Endpoint>) -> Cow<'
             .or_insert_with(|| listed.clone());
     }
     Cow::Owned(merged)
+}
+
+/// The profile endpoint whose path `parsed` spells in another ASCII case (`/0/private/addOrder`
+/// for `AddOrder`), when none takes it as spelled: a server routing paths without case would
+/// take it for that endpoint, which the profile's rules (and a key's narrowing) name only as
+/// spelled.
+pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
+    let endpoints = &builtin(exchange).endpoints;
+    if endpoints
+        .iter()
+        .any(|e| e.matches(&parsed.method, &parsed.segments))
+    {
+        return None;
+    }
+    endpoints
+        .iter()
+        .find(|e| e.matches_folded(&parsed.method, &parsed.segments))
 }
 
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
