@@ -1091,3 +1091,78 @@ fn a_profile_path_in_another_case_is_refused_without_a_line() {
         "{err:?}"
     );
 }
+
+/// Red-team round 16: where the path is not signed, a narrowing held only for the path the
+/// bot named. A Bybit key whose `/v5/order/create` entry is held to spot signed a linear order
+/// named `/v5/order/pre-check` (the profile's, same parameters), and that signature is good
+/// for `create`. The key's narrowing now holds for the bytes, whatever the path; requests that
+/// are not that endpoint's stay as they were.
+#[test]
+fn a_narrowing_holds_for_the_bytes_where_the_path_is_not_signed() {
+    let mut spot = builtin_entry(Exchange::Bybit, "POST", "/v5/order/create");
+    spot.values.insert("category".into(), vec!["spot".into()]);
+    let bybit = KeyPolicy {
+        allow: vec![spot],
+        ..KeyPolicy::default()
+    };
+    let body = |category: &str| {
+        format!(
+            r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#
+        )
+    };
+    for path in ["/v5/order/create", "/v5/order/pre-check"] {
+        let r = |c: &str| support::req("POST", path, "", &body(c));
+        check_with(Exchange::Bybit, &bybit, &r("spot")).unwrap();
+        let err = check_with(Exchange::Bybit, &bybit, &r("linear")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Refusal::Denied(Denial::Narrowed { .. } | Denial::NarrowedElsewhere { .. })
+            ),
+            "{path}: {err:?}"
+        );
+        // The profile alone signs it on either path.
+        check_with(Exchange::Bybit, &KeyPolicy::default(), &r("linear")).unwrap();
+    }
+    let err = check_with(
+        Exchange::Bybit,
+        &bybit,
+        &support::req("POST", "/v5/order/pre-check", "", &body("linear")),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("POST /v5/order/create") && msg.contains("category=\"linear\""),
+        "{msg}"
+    );
+    // A name the key's entry dropped, on the sibling path: the same.
+    let mut no_tp = builtin_entry(Exchange::Bybit, "POST", "/v5/order/create");
+    no_tp.params.retain(|p| p != "takeProfit");
+    let no_tp = KeyPolicy {
+        allow: vec![no_tp],
+        ..KeyPolicy::default()
+    };
+    let with_tp = body("spot").replace("\"qty\"", "\"takeProfit\":\"2\",\"qty\"");
+    let err = check_with(
+        Exchange::Bybit,
+        &no_tp,
+        &support::req("POST", "/v5/order/pre-check", "", &with_tp),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NarrowedElsewhere { .. })),
+        "{err:?}"
+    );
+    // Not that endpoint's request (no `side`, `orderType`, `qty`): a read goes through.
+    check_with(
+        Exchange::Bybit,
+        &bybit,
+        &support::req(
+            "GET",
+            "/v5/order/realtime",
+            "category=linear&symbol=BTCUSDT",
+            "",
+        ),
+    )
+    .unwrap();
+}

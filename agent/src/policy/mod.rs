@@ -179,6 +179,18 @@ pub enum Denial {
         spelled: String,
     },
     #[error(
+        "refused: {exchange} does not sign the path, and these parameters are also the request \
+         of {entry}, whose entry in config.toml under [keys.{key}] leaves out {what}: the \
+         signature would be good there too, so the narrowing holds for these bytes whatever \
+         path the bot names; send what that entry takes"
+    )]
+    NarrowedElsewhere {
+        exchange: Exchange,
+        key: String,
+        entry: String,
+        what: String,
+    },
+    #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
          {exchange} may read as {spelled}, while the profile's rules for it compare names \
          exactly; send it as {spelled}"
@@ -1003,6 +1015,19 @@ pub fn check_request<'p>(
             }
             None => {}
         }
+    }
+    if !policy.allow.is_empty()
+        && !converse::signs_path(exchange)
+        && let Some((entry, what)) =
+            profile::narrowed_elsewhere(exchange, policy, endpoint, &parsed, &params)
+    {
+        return Err(Denial::NarrowedElsewhere {
+            exchange,
+            key: key.to_string(),
+            entry: entry.to_string(),
+            what,
+        }
+        .into());
     }
     check_readings(exchange, &parsed, &payload, &params)?;
     // Last, so that a cut the readings above name is refused with its own reason. Where the

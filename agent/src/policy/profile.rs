@@ -617,6 +617,60 @@ pub fn missing_for_profile_shape<'p>(
     short.or(value)
 }
 
+/// Where the path is not signed, a key's entry that narrows a profile endpoint whose request
+/// `parsed` also is, though another entry admits it: the narrowing would not hold for the
+/// bytes (red-team round 16: a Bybit key narrowed to spot orders on `/v5/order/create` signed
+/// a linear order named `/v5/order/pre-check`, good for `create` too). `parsed` is that
+/// endpoint's request when the endpoint's required parameters are there, the body has its
+/// shape and, on Bybit, the method its class (a read signs the query, a write the body). The
+/// entry then refuses it for a name the endpoint takes and the entry does not, for a value
+/// outside the entry's `values` (merged with the endpoint's, as for the entry itself), or for
+/// a parameter the entry requires. Says which entry, and what it leaves out.
+pub fn narrowed_elsewhere<'a>(
+    exchange: Exchange,
+    policy: &'a KeyPolicy,
+    admitting: &Endpoint,
+    parsed: &Parsed,
+    params: &[Param],
+) -> Option<(&'a Endpoint, String)> {
+    let json_body = matches!(parsed.body, super::parse::Body::Json(..));
+    let reads = |m: &str| matches!(m, "GET" | "DELETE");
+    for entry in &policy.allow {
+        if std::ptr::eq(entry, admitting) {
+            continue;
+        }
+        let Some(e) = builtin(exchange)
+            .endpoints
+            .iter()
+            .find(|e| e.method == entry.method && e.path == entry.path)
+        else {
+            continue;
+        };
+        if (exchange == Exchange::Bybit && reads(&e.method) != reads(&parsed.method))
+            || (e.body.as_deref() == Some("array")) != parsed.body_is_array()
+            || !e.missing(parsed, params).is_empty()
+        {
+            continue;
+        }
+        let known = params.iter().filter(|p| !agent_owned(exchange, &p.name));
+        if let Some(p) = known
+            .filter(|p| e.takes(&p.name))
+            .find(|p| !entry.takes(&p.name))
+        {
+            return Some((entry, format!("the parameter {}", p.name)));
+        }
+        if let Some(p) = values_for(entry, Some(e)).unlisted(params, json_body) {
+            let read = read_value(p, json_body);
+            return Some((entry, format!("{}={:?}", p.name, read.as_ref())));
+        }
+        let missing = entry.missing(parsed, params);
+        if !missing.is_empty() {
+            return Some((entry, format!("a request without {}", missing.join(", "))));
+        }
+    }
+    None
+}
+
 /// The profile's spelling of `name` when the profile takes no parameter spelled exactly so but
 /// one that differs only in case (`SelfTradePreventionMode`, `Category`). Exchanges that read
 /// names without case (Binance) or match JSON keys so (as Go's decoder does) read it as the
