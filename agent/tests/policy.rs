@@ -1166,3 +1166,55 @@ fn a_narrowing_holds_for_the_bytes_where_the_path_is_not_signed() {
     )
     .unwrap();
 }
+
+/// Red-team round 16: a line suggested for a placeholder endpoint (KuCoin's
+/// `DELETE /api/v1/hf/orders/{orderId}`, with a parameter added) took over its literal
+/// siblings once pasted: `cancelAll`, which takes no parameter, then signed what the line
+/// took. An entry stands in only for the endpoint whose template it shares.
+#[test]
+fn a_placeholder_entry_does_not_take_over_the_profile_s_literal_siblings() {
+    let mut by_id = builtin_entry(Exchange::Kucoin, "DELETE", "/api/v1/hf/orders/{orderId}");
+    by_id.params.push("foo".into());
+    let kucoin = KeyPolicy {
+        allow: vec![by_id],
+        ..KeyPolicy::default()
+    };
+    let del = |path: &str, query: &str| support::req("DELETE", path, query, "");
+    check_with(
+        Exchange::Kucoin,
+        &kucoin,
+        &del("/api/v1/hf/orders/abc123", "symbol=BTC-USDT&foo=1"),
+    )
+    .unwrap();
+    let err = check_with(
+        Exchange::Kucoin,
+        &kucoin,
+        &del("/api/v1/hf/orders/cancelAll", "symbol=BTC-USDT&foo=1"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
+        "{err:?}"
+    );
+    // cancelAll as the profile signs it.
+    check_with(
+        Exchange::Kucoin,
+        &kucoin,
+        &del("/api/v1/hf/orders/cancelAll", ""),
+    )
+    .unwrap();
+    // A placeholder renamed in the entry still stands in for its own endpoint.
+    let mut renamed = builtin_entry(Exchange::Kucoin, "DELETE", "/api/v1/hf/orders/{orderId}");
+    renamed.path = "/api/v1/hf/orders/{id}".into();
+    renamed.params.push("foo".into());
+    let renamed = KeyPolicy {
+        allow: vec![renamed],
+        ..KeyPolicy::default()
+    };
+    check_with(
+        Exchange::Kucoin,
+        &renamed,
+        &del("/api/v1/hf/orders/abc123", "symbol=BTC-USDT&foo=1"),
+    )
+    .unwrap();
+}

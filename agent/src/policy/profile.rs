@@ -133,6 +133,23 @@ fn same_template(a: &str, b: &str) -> bool {
     }
 }
 
+/// Do two path templates have the same literal segments, and placeholders in the same places
+/// (whatever their names and values)?
+fn placeholders_align(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('/'), b.split('/'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => match (placeholder(x), placeholder(y)) {
+                (Some(_), Some(_)) => {}
+                (None, None) if x == y => {}
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+}
+
 /// Does a request's path segment fit the template's segment?
 fn segment_matches(template: &str, seg: &str) -> bool {
     match placeholder(template) {
@@ -447,10 +464,19 @@ pub fn find<'a>(
         // for the exchanges whose login is a `ws_login` message (which `only` does not narrow).
         return Some((token, Source::WsLogin));
     }
+    // A config entry stands in for the profile endpoint whose template it shares, and for no
+    // other: a `{orderId}` line must not take over a literal sibling the profile has
+    // (`cancelAll`), which keeps its own entry (red-team round 16).
+    let stands_in = |e: &&Endpoint| {
+        !e.path.contains('{')
+            || profiled(exchange, parsed)
+                .is_none_or(|p| p.method == e.method && placeholders_align(&p.path, &e.path))
+    };
     let found = policy
         .allow
         .iter()
-        .find(hit)
+        .filter(hit)
+        .find(stands_in)
         .map(|e| (e, Source::Config))
         .or_else(|| {
             builtin(exchange)
