@@ -885,6 +885,12 @@ fn a_refusal_never_suggests_putting_back_what_the_key_narrowed() {
         matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
         "{err:?}"
     );
+    // It names the entry that refused: the key's own, not the profile's.
+    let msg = err.to_string();
+    assert!(
+        msg.contains("in this key's entry in config.toml takes no parameter named newname"),
+        "{msg}"
+    );
 
     let okx_path = "/api/v5/trade/order";
     let mut cash = builtin_entry(Exchange::Okx, "POST", okx_path);
@@ -1217,4 +1223,43 @@ fn a_placeholder_entry_does_not_take_over_the_profile_s_literal_siblings() {
         &del("/api/v1/hf/orders/abc123", "symbol=BTC-USDT&foo=1"),
     )
     .unwrap();
+}
+
+/// Red-team round 16: under `only`, a profile endpoint left out was refused with a suggested
+/// `allow` line that could never take effect (`only` filters `allow` entries too). The
+/// refusal now names the `only` line to add; an endpoint in no entry names both.
+#[test]
+fn a_refusal_under_only_says_what_only_leaves_out() {
+    let policy = KeyPolicy {
+        only: vec![("POST".into(), "/api/v3/order".into())],
+        ..KeyPolicy::default()
+    };
+    let err = check_with(
+        Binance,
+        &policy,
+        &support::req("DELETE", "/api/v3/order", "symbol=BTCUSDT&orderId=1", ""),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NotInOnly { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("add \"DELETE /api/v3/order\" to `only`") && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    let err = check_with(
+        Binance,
+        &policy,
+        &support::req("GET", "/api/v3/newThing", "symbol=BTCUSDT", ""),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NotInProfile { .. }))
+            && msg.contains("allow = [")
+            && msg.contains("to its `only` list"),
+        "{msg}"
+    );
 }

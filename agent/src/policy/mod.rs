@@ -120,11 +120,25 @@ pub enum Denial {
         path: String,
     },
     #[error(
-        "refused: {method} {path} is not in {exchange}'s trading profile{narrowed}; tapsign \
-         signs only the endpoints trading needs (agent/profiles/{exchange}.toml). If this key \
-         needs it, widen its profile in config.toml under [keys.{key}]: allow = [{{ method = \
-         \"{method}\", path = \"{path}\", params = [\"...\"] }}]",
-        narrowed = if *narrowed { " or not in this key's `only` list" } else { "" }
+        "refused: {entry} is left out by this key's `only` list in config.toml; if this key \
+         needs it, add \"{method} {template}\" to `only` under [keys.{key}]"
+    )]
+    NotInOnly {
+        key: String,
+        entry: String,
+        method: String,
+        template: String,
+    },
+    #[error(
+        "refused: {method} {path} is not in {exchange}'s trading profile; tapsign signs only \
+         the endpoints trading needs (agent/profiles/{exchange}.toml). If this key needs it, \
+         widen its profile in config.toml under [keys.{key}]: allow = [{{ method = \
+         \"{method}\", path = \"{path}\", params = [\"...\"] }}]{narrowed}",
+        narrowed = if *narrowed {
+            format!(", and add \"{method} {path}\" to its `only` list")
+        } else {
+            String::new()
+        }
     )]
     NotInProfile {
         exchange: Exchange,
@@ -201,8 +215,12 @@ pub enum Denial {
         spelled: &'static str,
     },
     #[error(
-        "refused: {endpoint} in {exchange}'s trading profile takes no parameter named {names}; \
-         {}",
+        "refused: {endpoint} in {} takes no parameter named {names}; {}",
+        if *from_config {
+            "this key's entry in config.toml".to_owned()
+        } else {
+            format!("{exchange}'s trading profile")
+        },
         widen_advice(*.exchange, key, config)
     )]
     UnknownParameter {
@@ -211,6 +229,8 @@ pub enum Denial {
         endpoint: String,
         names: String,
         config: String,
+        /// The entry is the key's own, from config.toml, not the profile's.
+        from_config: bool,
     },
     #[error(
         "refused: {endpoint} needs {names}, each with a value (not empty, not null; in a list, \
@@ -765,6 +785,15 @@ pub fn check_request<'p>(
         if let Some(denial) = path_case() {
             return Err(denial.into());
         }
+        if let Some(entry) = profile::only_leaves_out(exchange, policy, &parsed) {
+            return Err(Denial::NotInOnly {
+                key: key.to_string(),
+                entry: entry.to_string(),
+                method: entry.method.clone(),
+                template: entry.path.clone(),
+            }
+            .into());
+        }
         return Err(Denial::NotInProfile {
             exchange,
             key: key.to_string(),
@@ -899,6 +928,7 @@ pub fn check_request<'p>(
             endpoint: endpoint.to_string(),
             names: names.join(", "),
             config: wider.config_line(),
+            from_config: source == profile::Source::Config,
         }
         .into());
     }

@@ -485,12 +485,38 @@ pub fn find<'a>(
                 .find(hit)
                 .map(|e| (e, Source::Profile))
         })?;
-    let narrowed = !policy.only.is_empty()
+    (!left_out_by_only(policy, found.0)).then_some(found)
+}
+
+/// Whether the key's `only` list leaves out `entry`, which would admit the request otherwise.
+fn left_out_by_only(policy: &KeyPolicy, entry: &Endpoint) -> bool {
+    !policy.only.is_empty()
         && !policy
             .only
             .iter()
-            .any(|(m, p)| *m == found.0.method && same_template(p, &found.0.path));
-    (!narrowed).then_some(found)
+            .any(|(m, p)| *m == entry.method && same_template(p, &entry.path))
+}
+
+/// The entry, profile's or config's, that would admit `parsed` but for the key's `only` list.
+pub fn only_leaves_out<'a>(
+    exchange: Exchange,
+    policy: &'a KeyPolicy,
+    parsed: &Parsed,
+) -> Option<&'a Endpoint> {
+    if policy.only.is_empty() {
+        return None;
+    }
+    let widest = KeyPolicy {
+        allow: policy.allow.clone(),
+        ..KeyPolicy::default()
+    };
+    let (entry, _) = find(exchange, &widest, parsed)?;
+    let entry = policy
+        .allow
+        .iter()
+        .chain(&builtin(exchange).endpoints)
+        .find(|e| e.method == entry.method && e.path == entry.path)?;
+    left_out_by_only(policy, entry).then_some(entry)
 }
 
 /// The REST call that is `exchange`'s websocket login, when it has one: Kraken's
