@@ -397,3 +397,40 @@ fn where_the_path_is_signed_no_allow_entry_reaches_a_denied_request() {
         );
     }
 }
+
+/// A key's config that widens one profile endpoint changes nothing else: with a copy of each
+/// profile entry that takes one more parameter, every trading request of the corpus still
+/// passes (red-team round 16: a widened Binance futures order entry refused spot post-only
+/// orders, the futures entry's `type` list read as the key's narrowing of the spot bytes).
+#[test]
+fn widening_one_endpoint_refuses_no_trading_request() {
+    let mut failures = Vec::new();
+    for &exchange in Exchange::ALL {
+        let requests: Vec<SignRequest> = corpus::load("trading", exchange)
+            .iter()
+            .map(|e| request(&e.wire()))
+            .collect();
+        for e in &profile::builtin(exchange).endpoints {
+            let mut wider = e.clone();
+            wider.params.push("tapsignWiderTest".into());
+            let policy = KeyPolicy {
+                allow: vec![wider],
+                ..KeyPolicy::default()
+            };
+            for r in &requests {
+                if let Err(err) = policy::check_request(exchange, "k", &policy, r) {
+                    failures.push(format!(
+                        "{exchange} with {e} widened: {} {} ?{} {}: {err}",
+                        r.method, r.path, r.query, r.body
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -698,9 +698,12 @@ pub fn narrowed_elsewhere<'a>(
         else {
             continue;
         };
+        // Bytes the profile's entry for that endpoint would not take (a value it leaves out,
+        // `LIMIT_MAKER` on a futures order) are no request of it to narrow.
         if (exchange == Exchange::Bybit && reads(&e.method) != reads(&parsed.method))
             || (e.body.as_deref() == Some("array")) != parsed.body_is_array()
             || !e.missing(parsed, params).is_empty()
+            || e.unlisted(params, json_body).is_some()
         {
             continue;
         }
@@ -711,7 +714,8 @@ pub fn narrowed_elsewhere<'a>(
         {
             return Some((entry, format!("the parameter {}", p.name)));
         }
-        if let Some(p) = values_for(entry, Some(e)).unlisted(params, json_body) {
+        // Only what the entry's own `values` narrow: the profile's lists were met above.
+        if let Some(p) = entry.unlisted(params, json_body) {
             let read = read_value(p, json_body);
             return Some((entry, format!("{}={:?}", p.name, read.as_ref())));
         }
