@@ -1011,6 +1011,55 @@ fn a_narrowing_holds_for_every_spelling_a_server_could_read_as_it() {
             "{wrapped}: {err:?}"
         );
     }
+    // Recheck: a name under a list or an object is wrapped too (the longest head the entry
+    // takes): Kraken's conditional close, Bitget's batch members.
+    for wrapped in [
+        "close[ordertype][]=stop-loss",
+        "close[ordertype][x]=stop-loss",
+    ] {
+        let r = support::req(
+            "POST",
+            "/0/private/AddOrder",
+            "",
+            &format!("{order}&{wrapped}"),
+        );
+        let err = check_with(Exchange::Kraken, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(&err, Refusal::Denied(Denial::Wrapped { base, .. }) if base == "close[ordertype]"),
+            "{wrapped}: {err:?}"
+        );
+    }
+    let member = |side: &str| {
+        support::req(
+            "POST",
+            "/api/v2/mix/order/batch-place-order",
+            "",
+            &format!(
+                r#"{{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginMode":"isolated","marginCoin":"USDT","orderList":[{{"size":"1","side":{side},"orderType":"market"}}]}}"#
+            ),
+        )
+    };
+    check_with(Exchange::Bitget, &KeyPolicy::default(), &member(r#""buy""#)).unwrap();
+    for side in [r#"["buy"]"#, r#"{"x":"buy"}"#] {
+        let err = check_with(Exchange::Bitget, &KeyPolicy::default(), &member(side)).unwrap_err();
+        assert!(
+            matches!(&err, Refusal::Denied(Denial::Wrapped { base, .. }) if base == "orderList[].side"),
+            "{side}: {err:?}"
+        );
+    }
+    // A batch is a list by design: a member the profile does not take is an unknown name,
+    // not Binance's `batchOrders` wrapped.
+    let batch = support::req(
+        "POST",
+        "/fapi/v1/batchOrders",
+        r#"batchOrders=%5B%7B%22symbol%22%3A%22BTCUSDT%22%2C%22side%22%3A%22BUY%22%2C%22type%22%3A%22STOP_MARKET%22%2C%22quantity%22%3A%220.01%22%2C%22stopPrice%22%3A%221%22%7D%5D"#,
+        "",
+    );
+    let err = check_with(Binance, &KeyPolicy::default(), &batch).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
+        "{err:?}"
+    );
 }
 
 /// Red-team round 16: the refusal of a real websocket login (a Binance websocket API payload,

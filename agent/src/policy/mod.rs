@@ -434,12 +434,26 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
     }
 }
 
-/// The name a list or object spelling wraps: `leverage` for `leverage[]`, `leverage[0]` or
-/// `leverage.x`, `[].tdMode` for `[].tdMode[]` (a batch's element); `None` for a plain name.
-fn wrapped_base(name: &str) -> Option<&str> {
-    let start = if name.starts_with("[].") { 3 } else { 0 };
-    let cut = name[start..].find(['[', '.'])?;
-    (cut > 0).then(|| &name[..start + cut])
+/// The name of `entry`'s that `name` is a list or object spelling of: the longest head of
+/// `name`, cut before a `[` or a `.`, that the entry takes as a name of its own (`leverage`
+/// for `leverage[]`, `leverage[0]` or `leverage.x`; `orderList[].side` for
+/// `orderList[].side[]`; `close[ordertype]` for `close[ordertype][]`), compared without ASCII
+/// case. A head whose members the entry takes (Binance's `batchOrders`, a JSON list in a
+/// form) is a list by design, not a wrapping.
+fn wrapped_in<'n>(entry: &Endpoint, name: &'n str) -> Option<&'n str> {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let heads: Vec<&str> = name
+        .char_indices()
+        .filter(|&(i, c)| i > 0 && matches!(c, '[' | '.'))
+        .map(|(i, _)| &name[..i])
+        .collect();
+    heads.into_iter().rev().find(|head| {
+        let members = |p: &String| {
+            p.get(..head.len()).is_some_and(|h| same(h, head))
+                && matches!(p.as_bytes().get(head.len()), Some(b'[' | b'.'))
+        };
+        entry.params.iter().any(|p| same(p, head)) && !entry.params.iter().any(members)
+    })
 }
 
 /// What a refusal for an unlisted value adds: the line to paste, or, for a value no line
@@ -879,11 +893,7 @@ pub fn check_request<'p>(
         // (`leverage[]`, `instId.x`): a line taking that spelling would escape what the entry
         // holds the name itself to (red-team round 16).
         for n in &names {
-            let Some(base) = wrapped_base(n) else {
-                continue;
-            };
-            let takes = |e: &Endpoint| e.params.iter().any(|p| p.eq_ignore_ascii_case(base));
-            if takes(endpoint) {
+            if let Some(base) = wrapped_in(endpoint, n) {
                 return Err(Denial::Wrapped {
                     exchange,
                     name: (*n).to_owned(),
@@ -891,7 +901,7 @@ pub fn check_request<'p>(
                 }
                 .into());
             }
-            if profiled.is_some_and(takes) {
+            if let Some(base) = profiled.and_then(|p| wrapped_in(p, n)) {
                 return Err(Denial::Narrowed {
                     exchange,
                     key: key.to_string(),
