@@ -1276,7 +1276,9 @@ fn a_placeholder_entry_does_not_take_over_the_profile_s_literal_siblings() {
 
 /// Red-team round 16: under `only`, a profile endpoint left out was refused with a suggested
 /// `allow` line that could never take effect (`only` filters `allow` entries too). The
-/// refusal now names the `only` line to add; an endpoint in no entry names both.
+/// refusal now says `only` leaves it out, with no line: `only` is the key's own narrowing,
+/// and a line to paste would undo it at a bot's request. An endpoint in no entry keeps its
+/// `allow` line, and is told to go in `only` too.
 #[test]
 fn a_refusal_under_only_says_what_only_leaves_out() {
     let policy = KeyPolicy {
@@ -1295,7 +1297,7 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("add \"DELETE /api/v3/order\" to `only`") && !msg.contains("allow = ["),
+        msg.contains("`only` list") && !msg.contains("allow = [") && !msg.contains("only = ["),
         "{msg}"
     );
     let err = check_with(

@@ -120,15 +120,11 @@ pub enum Denial {
         path: String,
     },
     #[error(
-        "refused: {entry} is left out by this key's `only` list in config.toml; if this key \
-         needs it, add \"{method} {template}\" to `only` under [keys.{key}]"
+        "refused: {entry} is left out by this key's `only` list in config.toml, on purpose: \
+         tapsign suggests no line that would put it back; if this key needs it after all, edit \
+         `only` under [keys.{key}] by hand"
     )]
-    NotInOnly {
-        key: String,
-        entry: String,
-        method: String,
-        template: String,
-    },
+    NotInOnly { key: String, entry: String },
     #[error(
         "refused: {method} {path} is not in {exchange}'s trading profile; tapsign signs only \
          the endpoints trading needs (agent/profiles/{exchange}.toml). If this key needs it, \
@@ -803,8 +799,6 @@ pub fn check_request<'p>(
             return Err(Denial::NotInOnly {
                 key: key.to_string(),
                 entry: entry.to_string(),
-                method: entry.method.clone(),
-                template: entry.path.clone(),
             }
             .into());
         }
