@@ -1314,3 +1314,57 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
         "{msg}"
     );
 }
+
+/// Recheck of round 16: a literal profile path in another case escaped the path-case refusal
+/// when a placeholder sibling took it (KuCoin's `{orderId}` reads `CancelAll` as an id); and
+/// an entry narrowing Gate's `{settle:usdt}` did not hold for `USDT`, which the profile's
+/// template takes.
+#[test]
+fn a_path_case_hides_behind_no_placeholder_and_escapes_no_narrowing() {
+    for path in ["/api/v1/hf/orders/CancelAll", "/api/v1/hf/orders/CANCELALL"] {
+        let r = support::req("DELETE", path, "symbol=BTC-USDT", "");
+        let err = check_with(Exchange::Kucoin, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::PathCase { .. })),
+            "{path}: {err:?}"
+        );
+    }
+    check_with(
+        Exchange::Kucoin,
+        &KeyPolicy::default(),
+        &support::req(
+            "DELETE",
+            "/api/v1/hf/orders/65a1b2c3d4e5f6",
+            "symbol=BTC-USDT",
+            "",
+        ),
+    )
+    .unwrap();
+
+    let mut narrowed = builtin_entry(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/futures/{settle:usdt|btc|USDT|BTC}/orders",
+    );
+    narrowed.path = "/api/v4/futures/{settle:usdt}/orders".into();
+    narrowed.params.retain(|p| p != "pos_margin_mode");
+    let gate = KeyPolicy {
+        allow: vec![narrowed],
+        ..KeyPolicy::default()
+    };
+    let body = r#"{"contract":"BTC_USDT","size":100,"price":"0","tif":"ioc","text":"t-1","pos_margin_mode":"cross"}"#;
+    for settle in ["usdt", "USDT"] {
+        let r = support::req(
+            "POST",
+            &format!("/api/v4/futures/{settle}/orders"),
+            "",
+            body,
+        );
+        let err = check_with(Exchange::Gate, &gate, &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+            "{settle}: {err:?}"
+        );
+        check_with(Exchange::Gate, &KeyPolicy::default(), &r).unwrap();
+    }
+}

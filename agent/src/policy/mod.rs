@@ -822,8 +822,8 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
-    if source == profile::Source::Config
-        && profiled.is_none()
+    // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
+    if (source == profile::Source::Config && profiled.is_none() || endpoint.path.contains('{'))
         && let Some(denial) = path_case()
     {
         return Err(denial.into());

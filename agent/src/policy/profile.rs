@@ -254,15 +254,28 @@ impl Endpoint {
 
     /// [`Endpoint::matches`] without ASCII case, in the method and every segment.
     pub fn matches_folded(&self, method: &str, segments: &[String]) -> bool {
-        if !self.method.eq_ignore_ascii_case(method) {
-            return false;
-        }
+        self.method.eq_ignore_ascii_case(method)
+            && self.segments_match(segments, segment_matches_folded)
+    }
+
+    /// [`Endpoint::matches`] for a key's entry: a placeholder's values without ASCII case, so
+    /// that an entry narrowing Gate's `{settle:usdt}` holds for `USDT` too, which the
+    /// profile's template takes (red-team round 16); literal segments as spelled.
+    fn matches_as_entry(&self, method: &str, segments: &[String]) -> bool {
+        let fit = |t: &str, s: &str| match placeholder(t) {
+            Some(_) => segment_matches_folded(t, s),
+            None => t == s,
+        };
+        self.method == method && self.segments_match(segments, fit)
+    }
+
+    fn segments_match(&self, segments: &[String], fit: impl Fn(&str, &str) -> bool) -> bool {
         let mut tmpl = self.path.trim_start_matches('/').split('/');
         let mut segs = segments.iter();
         loop {
             match (tmpl.next(), segs.next()) {
                 (None, None) => return true,
-                (Some(t), Some(s)) if segment_matches_folded(t, s) => {}
+                (Some(t), Some(s)) if fit(t, s) => {}
                 _ => return false,
             }
         }
@@ -475,7 +488,7 @@ pub fn find<'a>(
     let found = policy
         .allow
         .iter()
-        .filter(hit)
+        .filter(|e| e.matches_as_entry(&parsed.method, &parsed.segments))
         .find(stands_in)
         .map(|e| (e, Source::Config))
         .or_else(|| {
@@ -560,20 +573,27 @@ pub fn values_for<'a>(entry: &'a Endpoint, profiled: Option<&Endpoint>) -> Cow<'
 }
 
 /// The profile endpoint whose path `parsed` spells in another ASCII case (`/0/private/addOrder`
-/// for `AddOrder`), when none takes it as spelled: a server routing paths without case would
-/// take it for that endpoint, which the profile's rules (and a key's narrowing) name only as
-/// spelled.
+/// for `AddOrder`): a server routing paths without case would take it for that endpoint,
+/// which the profile's rules (and a key's narrowing) name only as spelled. When a template
+/// takes the path as spelled, only an endpoint with a literal segment in another case counts
+/// (KuCoin's `hf/orders/CancelAll`, which its `{orderId}` sibling takes as an id).
 pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
     let endpoints = &builtin(exchange).endpoints;
-    if endpoints
+    let exact = endpoints
         .iter()
-        .any(|e| e.matches(&parsed.method, &parsed.segments))
-    {
-        return None;
-    }
-    endpoints
-        .iter()
-        .find(|e| e.matches_folded(&parsed.method, &parsed.segments))
+        .any(|e| e.matches(&parsed.method, &parsed.segments));
+    let literal_in_other_case = |e: &Endpoint| {
+        e.path
+            .trim_start_matches('/')
+            .split('/')
+            .zip(&parsed.segments)
+            .any(|(t, s)| placeholder(t).is_none() && t != s && t.eq_ignore_ascii_case(s))
+    };
+    endpoints.iter().find(|e| {
+        e.matches_folded(&parsed.method, &parsed.segments)
+            && !e.matches(&parsed.method, &parsed.segments)
+            && (!exact || literal_in_other_case(e))
+    })
 }
 
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
