@@ -1127,6 +1127,14 @@ fn a_profile_path_in_another_case_is_refused_without_a_line() {
             matches!(err, Refusal::Denied(Denial::PathCase { .. })),
             "{path}: {err:?}"
         );
+        // Recheck: nor does the profile sign the endpoint as spelled for that key, as if the
+        // entry were not there (it may narrow): refused, naming the entry.
+        let spelled = support::req("POST", "/0/private/AddOrder", "", order);
+        let err = check_with(Exchange::Kraken, &written, &spelled).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::EntryCase { .. })),
+            "{path}: {err:?}"
+        );
     }
     // As spelled, it signs; a path the profile has in no case is refused with its line.
     check_with(

@@ -201,6 +201,17 @@ pub enum Denial {
         what: String,
     },
     #[error(
+        "refused: this key's entry {entry} in config.toml spells the path of {endpoint} in \
+         another case, so it admits nothing, and what it narrows would not hold; spell its \
+         path as the profile does, under [keys.{key}] (until then this endpoint is refused \
+         for this key)"
+    )]
+    EntryCase {
+        key: String,
+        entry: String,
+        endpoint: String,
+    },
+    #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
          {exchange} may read as {spelled}, while the profile's rules for it compare names \
          exactly; send it as {spelled}"
@@ -822,6 +833,22 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
+    // An entry of the key's for this endpoint, spelled in another case, admits nothing: had
+    // it narrowed the endpoint, the profile would now sign what it left out (recheck of
+    // red-team round 16). Fail closed, and say which entry.
+    if source == profile::Source::Profile
+        && let Some(entry) = policy.allow.iter().find(|e| {
+            e.matches_folded(&parsed.method, &parsed.segments)
+                && !profile::admits_as_entry(e, &parsed)
+        })
+    {
+        return Err(Denial::EntryCase {
+            key: key.to_string(),
+            entry: entry.to_string(),
+            endpoint: endpoint.to_string(),
+        }
+        .into());
+    }
     // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
     if (source == profile::Source::Config && profiled.is_none() || endpoint.path.contains('{'))
         && let Some(denial) = path_case()

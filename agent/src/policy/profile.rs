@@ -596,6 +596,11 @@ pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static
     })
 }
 
+/// Whether a key's `entry` takes `parsed`'s method and path (as [`find`] reads entries).
+pub fn admits_as_entry(entry: &Endpoint, parsed: &Parsed) -> bool {
+    entry.matches_as_entry(&parsed.method, &parsed.segments)
+}
+
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
 /// config entry that also admits it replaces, however that entry spells its path.
 pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
