@@ -208,23 +208,30 @@ struct RawServer {
 }
 
 /// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
-/// Whether two entries name the same endpoint: the same method, and paths that differ at
-/// most in the names of their placeholders (`{id}` and `{orderId}`).
+/// Whether two entries can take the same request: the same method, and paths alike segment by
+/// segment, where two placeholders are alike unless each lists values and none is in both
+/// (compared without ASCII case, as entries read them: `{settle:usdt|btc}` and
+/// `{settle:BTC}`; `{id}` and `{orderId}`).
 fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
-    let template = |path: &str| -> Vec<String> {
-        path.split('/')
-            .map(
-                |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(inner) => format!(
-                        "{{:{}}}",
-                        inner.split_once(':').map_or("", |(_, alts)| alts)
-                    ),
-                    None => seg.to_owned(),
-                },
-            )
-            .collect()
+    let values = |seg: &str| -> Option<Option<Vec<String>>> {
+        let inner = seg.strip_prefix('{')?.strip_suffix('}')?;
+        Some(
+            inner
+                .split_once(':')
+                .map(|(_, alts)| alts.split('|').map(str::to_ascii_lowercase).collect()),
+        )
     };
-    a.method.eq_ignore_ascii_case(&b.method) && template(&a.path) == template(&b.path)
+    let alike = |x: &str, y: &str| match (values(x), values(y)) {
+        (None, None) => x == y,
+        (Some(Some(xs)), Some(Some(ys))) => xs.iter().any(|v| ys.contains(v)),
+        (Some(_), Some(_)) => true,
+        _ => false,
+    };
+    let (sa, sb): (Vec<&str>, Vec<&str>) =
+        (a.path.split('/').collect(), b.path.split('/').collect());
+    a.method.eq_ignore_ascii_case(&b.method)
+        && sa.len() == sb.len()
+        && sa.iter().zip(&sb).all(|(x, y)| alike(x, y))
 }
 
 fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
@@ -552,6 +559,17 @@ mod tests {
         let err =
             Config::parse(&config(&entry("/x/{id}", ""), &entry("/x/{orderId}", ""))).unwrap_err();
         assert!(err.contains("merge"), "{err}");
+        // Placeholders that can take one value (recheck of round 16): reordered, overlapping
+        // or in another case, only the first entry would be used.
+        for (a, b) in [
+            ("/f/{settle:usdt|btc}/o", "/f/{settle:btc|usdt}/o"),
+            ("/f/{settle:usdt|btc|USDT|BTC}/o", "/f/{settle:usdt}/o"),
+            ("/f/{settle:usdt}/o", "/f/{settle:USDT}/o"),
+            ("/f/{settle}/o", "/f/{s:usdt}/o"),
+        ] {
+            let err = Config::parse(&config(&entry(a, ""), &entry(b, ""))).unwrap_err();
+            assert!(err.contains("merge"), "{a} {b}: {err}");
+        }
         // Other endpoints, and placeholders held to other values, are other entries.
         Config::parse(&config(&entry("/x/{id}", ""), &entry("/x/cancelAll", ""))).unwrap();
         Config::parse(&config(&entry("/x/{m:a|b}", ""), &entry("/x/{m:c}", ""))).unwrap();
