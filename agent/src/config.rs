@@ -209,9 +209,9 @@ struct RawServer {
 
 /// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
 /// Whether two entries can take the same request: the same method, and paths alike segment by
-/// segment, where two placeholders are alike unless each lists values and none is in both
-/// (compared without ASCII case, as entries read them: `{settle:usdt|btc}` and
-/// `{settle:BTC}`; `{id}` and `{orderId}`).
+/// segment, without ASCII case as entries read them: two placeholders unless each lists values
+/// and none is in both (`{settle:usdt|btc}` and `{settle:BTC}`; `{id}` and `{orderId}`), and a
+/// literal and a placeholder listing it (`usdt` and `{settle:usdt|btc}`).
 fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
     let values = |seg: &str| -> Option<Option<Vec<String>>> {
         let inner = seg.strip_prefix('{')?.strip_suffix('}')?;
@@ -222,9 +222,13 @@ fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
         )
     };
     let alike = |x: &str, y: &str| match (values(x), values(y)) {
-        (None, None) => x == y,
+        (None, None) => x.eq_ignore_ascii_case(y),
         (Some(Some(xs)), Some(Some(ys))) => xs.iter().any(|v| ys.contains(v)),
         (Some(_), Some(_)) => true,
+        // A literal one of a placeholder's listed values (`usdt` and `{settle:usdt|btc}`);
+        // a placeholder listing none (`{orderId}`) stands apart from a literal sibling.
+        (None, Some(Some(vs))) => vs.contains(&x.to_ascii_lowercase()),
+        (Some(Some(vs)), None) => vs.contains(&y.to_ascii_lowercase()),
         _ => false,
     };
     let (sa, sb): (Vec<&str>, Vec<&str>) =
@@ -256,11 +260,16 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
         entry.check().map_err(|e| format!("{at}: {e}"))?;
         // The first entry that matches a request is the one used: a second for the same
         // endpoint (a suggested line pasted, then a narrowed copy after it) would never count.
-        if let Some(j) = policy.allow.iter().position(|e| same_endpoint(e, &entry)) {
+        if let Some((j, first)) = policy
+            .allow
+            .iter()
+            .enumerate()
+            .find(|(_, e)| same_endpoint(e, &entry))
+        {
             return Err(format!(
-                "{at}: keys.{name}.allow[{j}] is already an entry for {} {}, and only the \
-                 first entry for an endpoint is used; merge the two into one",
-                entry.method, entry.path
+                "{at} ({} {}): keys.{name}.allow[{j}] ({} {}) already takes its requests, and \
+                 only the first entry that takes a request is used; merge the two into one",
+                entry.method, entry.path, first.method, first.path
             ));
         }
         policy.allow.push(entry);
@@ -566,6 +575,9 @@ mod tests {
             ("/f/{settle:usdt|btc|USDT|BTC}/o", "/f/{settle:usdt}/o"),
             ("/f/{settle:usdt}/o", "/f/{settle:USDT}/o"),
             ("/f/{settle}/o", "/f/{s:usdt}/o"),
+            ("/f/usdt/o", "/f/{settle:usdt|btc|USDT|BTC}/o"),
+            ("/f/{settle:btc|usdt}/o", "/f/USDT/o"),
+            ("/f/usdt/o", "/F/USDT/o"),
         ] {
             let err = Config::parse(&config(&entry(a, ""), &entry(b, ""))).unwrap_err();
             assert!(err.contains("merge"), "{a} {b}: {err}");

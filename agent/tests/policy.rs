@@ -1113,11 +1113,10 @@ fn a_profile_path_in_another_case_is_refused_without_a_line() {
             msg.contains("POST /0/private/AddOrder") && !msg.contains("allow = ["),
             "{msg}"
         );
-        // An entry written for that spelling admits nothing.
-        let entry = Endpoint {
-            path: path.into(),
-            ..builtin_entry(Exchange::Kraken, "POST", "/0/private/AddOrder")
-        };
+        // An entry written for that spelling takes no request in it either.
+        let mut entry = builtin_entry(Exchange::Kraken, "POST", "/0/private/AddOrder");
+        entry.path = path.into();
+        entry.params.retain(|p| p != "leverage");
         let written = KeyPolicy {
             allow: vec![entry],
             ..KeyPolicy::default()
@@ -1127,12 +1126,20 @@ fn a_profile_path_in_another_case_is_refused_without_a_line() {
             matches!(err, Refusal::Denied(Denial::PathCase { .. })),
             "{path}: {err:?}"
         );
-        // Recheck: nor does the profile sign the endpoint as spelled for that key, as if the
-        // entry were not there (it may narrow): refused, naming the entry.
-        let spelled = support::req("POST", "/0/private/AddOrder", "", order);
-        let err = check_with(Exchange::Kraken, &written, &spelled).unwrap_err();
+        // Recheck: but it is the key's entry for the endpoint as spelled, and its narrowing
+        // holds there (it admitted nothing, and the profile signed the leverage it left out).
+        let spelled = |extra: &str| {
+            support::req(
+                "POST",
+                "/0/private/AddOrder",
+                "",
+                &format!("{order}{extra}"),
+            )
+        };
+        check_with(Exchange::Kraken, &written, &spelled("")).unwrap();
+        let err = check_with(Exchange::Kraken, &written, &spelled("&leverage=2")).unwrap_err();
         assert!(
-            matches!(err, Refusal::Denied(Denial::EntryCase { .. })),
+            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
             "{path}: {err:?}"
         );
     }
@@ -1361,6 +1368,13 @@ fn a_path_case_hides_behind_no_placeholder_and_escapes_no_narrowing() {
         ..KeyPolicy::default()
     };
     let body = r#"{"contract":"BTC_USDT","size":100,"price":"0","tif":"ioc","text":"t-1","pos_margin_mode":"cross"}"#;
+    // The same narrowing written with the literal path ccxt sends (second recheck).
+    let mut literal = gate.allow[0].clone();
+    literal.path = "/api/v4/futures/usdt/orders".into();
+    let literal = KeyPolicy {
+        allow: vec![literal],
+        ..KeyPolicy::default()
+    };
     for settle in ["usdt", "USDT"] {
         let r = support::req(
             "POST",
@@ -1368,11 +1382,54 @@ fn a_path_case_hides_behind_no_placeholder_and_escapes_no_narrowing() {
             "",
             body,
         );
-        let err = check_with(Exchange::Gate, &gate, &r).unwrap_err();
-        assert!(
-            matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
-            "{settle}: {err:?}"
-        );
+        for policy in [&gate, &literal] {
+            let err = check_with(Exchange::Gate, policy, &r).unwrap_err();
+            assert!(
+                matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+                "{settle}: {err:?}"
+            );
+        }
         check_with(Exchange::Gate, &KeyPolicy::default(), &r).unwrap();
     }
+}
+
+/// Second recheck of round 16: a listed value in another case (`Linear` for Bybit's `linear`)
+/// got a line adding that spelling; pasted on `/v5/order/pre-check`, it signed linear orders
+/// a narrowed `create` entry refused, the narrowing's check reading `Linear` as no value of
+/// `create`'s. Such a value now gets no line, and the check folds case.
+#[test]
+fn a_listed_value_in_another_case_gets_no_line_and_escapes_no_narrowing() {
+    let order = |category: &str| {
+        format!(
+            r#"{{"category":"{category}","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}}"#
+        )
+    };
+    let pre_check =
+        |category: &str| support::req("POST", "/v5/order/pre-check", "", &order(category));
+    for category in ["Linear", "LINEAR", " linear"] {
+        let err =
+            check_with(Exchange::Bybit, &KeyPolicy::default(), &pre_check(category)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::ValueCase { .. })),
+            "{category}: {err:?}"
+        );
+        assert!(!err.to_string().contains("allow = ["), "{err}");
+    }
+    // A pre-check entry taking `Linear` (written by hand) next to a create entry held to spot.
+    let mut spot = builtin_entry(Exchange::Bybit, "POST", "/v5/order/create");
+    spot.values.insert("category".into(), vec!["spot".into()]);
+    let mut linear = builtin_entry(Exchange::Bybit, "POST", "/v5/order/pre-check");
+    linear
+        .values
+        .insert("category".into(), vec!["spot".into(), "Linear".into()]);
+    let policy = KeyPolicy {
+        allow: vec![spot, linear],
+        ..KeyPolicy::default()
+    };
+    check_with(Exchange::Bybit, &policy, &pre_check("spot")).unwrap();
+    let err = check_with(Exchange::Bybit, &policy, &pre_check("Linear")).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NarrowedElsewhere { .. })),
+        "{err:?}"
+    );
 }

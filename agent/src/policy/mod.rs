@@ -201,15 +201,16 @@ pub enum Denial {
         what: String,
     },
     #[error(
-        "refused: this key's entry {entry} in config.toml spells the path of {endpoint} in \
-         another case, so it admits nothing, and what it narrows would not hold; spell its \
-         path as the profile does, under [keys.{key}] (until then this endpoint is refused \
-         for this key)"
+        "refused: on {endpoint}, {name}={value:?} is {spelled:?} in another case or with \
+         blanks, which {exchange} may read as {spelled:?}, while the entry's values compare \
+         exactly; send it as {spelled:?}"
     )]
-    EntryCase {
-        key: String,
-        entry: String,
+    ValueCase {
+        exchange: Exchange,
         endpoint: String,
+        name: String,
+        value: String,
+        spelled: String,
     },
     #[error(
         "refused: the parameter {name} is the profile's {spelled} in another case, which \
@@ -833,22 +834,6 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
-    // An entry of the key's for this endpoint, spelled in another case, admits nothing: had
-    // it narrowed the endpoint, the profile would now sign what it left out (recheck of
-    // red-team round 16). Fail closed, and say which entry.
-    if source == profile::Source::Profile
-        && let Some(entry) = policy.allow.iter().find(|e| {
-            e.matches_folded(&parsed.method, &parsed.segments)
-                && !profile::admits_as_entry(e, &parsed)
-        })
-    {
-        return Err(Denial::EntryCase {
-            key: key.to_string(),
-            entry: entry.to_string(),
-            endpoint: endpoint.to_string(),
-        }
-        .into());
-    }
     // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
     if (source == profile::Source::Config && profiled.is_none() || endpoint.path.contains('{'))
         && let Some(denial) = path_case()
@@ -1006,6 +991,23 @@ pub fn check_request<'p>(
                     .get(name)
                     .is_none_or(|listed| listed.iter().any(|v| v.trim().to_uppercase() == folded))
         };
+        // A listed value in another case or with blanks: no line for that spelling, which a
+        // folding server reads as the listed one, and which would get past checks that
+        // compare values as listed (second recheck of round 16: `Linear` on Bybit's
+        // pre-check, then a linear order the narrowed `create` entry refused).
+        if let Some(spelled) = listing.values[name]
+            .iter()
+            .find(|v| v.trim().to_uppercase() == folded)
+        {
+            return Err(Denial::ValueCase {
+                exchange,
+                endpoint: endpoint.to_string(),
+                name: name.to_owned(),
+                value: read.into_owned(),
+                spelled: spelled.clone(),
+            }
+            .into());
+        }
         if source == profile::Source::Config && profiled.is_some_and(profile_takes) {
             return Err(Denial::Narrowed {
                 exchange,

@@ -133,8 +133,8 @@ fn same_template(a: &str, b: &str) -> bool {
     }
 }
 
-/// Do two path templates have the same literal segments, and placeholders in the same places
-/// (whatever their names and values)?
+/// Do two path templates have the same literal segments (without ASCII case, as entries are
+/// read), and placeholders in the same places (whatever their names and values)?
 fn placeholders_align(a: &str, b: &str) -> bool {
     let (mut a, mut b) = (a.split('/'), b.split('/'));
     loop {
@@ -142,7 +142,7 @@ fn placeholders_align(a: &str, b: &str) -> bool {
             (None, None) => return true,
             (Some(x), Some(y)) => match (placeholder(x), placeholder(y)) {
                 (Some(_), Some(_)) => {}
-                (None, None) if x == y => {}
+                (None, None) if x.eq_ignore_ascii_case(y) => {}
                 _ => return false,
             },
             _ => return false,
@@ -258,15 +258,13 @@ impl Endpoint {
             && self.segments_match(segments, segment_matches_folded)
     }
 
-    /// [`Endpoint::matches`] for a key's entry: a placeholder's values without ASCII case, so
-    /// that an entry narrowing Gate's `{settle:usdt}` holds for `USDT` too, which the
-    /// profile's template takes (red-team round 16); literal segments as spelled.
+    /// [`Endpoint::matches`] for a key's entry: its path without ASCII case, so that an entry
+    /// narrowing Gate's `{settle:usdt}` (or `/futures/usdt/orders`) holds for `USDT` too,
+    /// which the profile's template takes, and one spelling Kraken's `AddOrder` otherwise
+    /// still narrows it (red-team round 16). A request whose path is a profile path in
+    /// another case is refused all the same (`PathCase`).
     fn matches_as_entry(&self, method: &str, segments: &[String]) -> bool {
-        let fit = |t: &str, s: &str| match placeholder(t) {
-            Some(_) => segment_matches_folded(t, s),
-            None => t == s,
-        };
-        self.method == method && self.segments_match(segments, fit)
+        self.method == method && self.segments_match(segments, segment_matches_folded)
     }
 
     fn segments_match(&self, segments: &[String], fit: impl Fn(&str, &str) -> bool) -> bool {
@@ -596,11 +594,6 @@ pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static
     })
 }
 
-/// Whether a key's `entry` takes `parsed`'s method and path (as [`find`] reads entries).
-pub fn admits_as_entry(entry: &Endpoint, parsed: &Parsed) -> bool {
-    entry.matches_as_entry(&parsed.method, &parsed.segments)
-}
-
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
 /// config entry that also admits it replaces, however that entry spells its path.
 pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
@@ -698,11 +691,11 @@ pub fn missing_for_profile_shape<'p>(
 /// `parsed` also is, though another entry admits it: the narrowing would not hold for the
 /// bytes (red-team round 16: a Bybit key narrowed to spot orders on `/v5/order/create` signed
 /// a linear order named `/v5/order/pre-check`, good for `create` too). `parsed` is that
-/// endpoint's request when the endpoint's required parameters are there, the body has its
-/// shape and, on Bybit, the method its class (a read signs the query, a write the body). The
-/// entry then refuses it for a name the endpoint takes and the entry does not, for a value
-/// outside the entry's `values` (merged with the endpoint's, as for the entry itself), or for
-/// a parameter the entry requires. Says which entry, and what it leaves out.
+/// endpoint's request when the endpoint's profile entry takes it whole (every name, the
+/// required ones, the listed values), the body has its shape and, on Bybit, the method its
+/// class (a read signs the query, a write the body); the endpoint is not a read. The entry
+/// then refuses it for a name the entry does not take, a value outside the entry's own
+/// `values`, or a parameter the entry requires. Says which entry, and what it leaves out.
 pub fn narrowed_elsewhere<'a>(
     exchange: Exchange,
     policy: &'a KeyPolicy,
@@ -719,22 +712,27 @@ pub fn narrowed_elsewhere<'a>(
         let Some(e) = builtin(exchange)
             .endpoints
             .iter()
-            .find(|e| e.method == entry.method && e.path == entry.path)
+            .find(|e| e.method == entry.method && e.path.eq_ignore_ascii_case(&entry.path))
         else {
             continue;
         };
-        // Bytes the profile's entry for that endpoint would not take (a value it leaves out,
-        // `LIMIT_MAKER` on a futures order) are no request of it to narrow.
-        if (exchange == Exchange::Bybit && reads(&e.method) != reads(&parsed.method))
+        // Only bytes the profile's entry for that endpoint takes whole are its request: every
+        // name, its required ones, its values (`LIMIT_MAKER` is no futures order, and an
+        // order's `side` no cancel's). A read moves nothing, so narrowing one narrows only
+        // its own requests.
+        let mut known = params.iter().filter(|p| !agent_owned(exchange, &p.name));
+        if e.method == "GET"
+            || (exchange == Exchange::Bybit && reads(&e.method) != reads(&parsed.method))
             || (e.body.as_deref() == Some("array")) != parsed.body_is_array()
+            || !known.all(|p| e.takes(&p.name))
             || !e.missing(parsed, params).is_empty()
-            || e.unlisted(params, json_body).is_some()
+            || unlisted_folded(e, params, json_body)
         {
             continue;
         }
-        let known = params.iter().filter(|p| !agent_owned(exchange, &p.name));
-        if let Some(p) = known
-            .filter(|p| e.takes(&p.name))
+        if let Some(p) = params
+            .iter()
+            .filter(|p| !agent_owned(exchange, &p.name))
             .find(|p| !entry.takes(&p.name))
         {
             return Some((entry, format!("the parameter {}", p.name)));
@@ -750,6 +748,17 @@ pub fn narrowed_elsewhere<'a>(
         }
     }
     None
+}
+
+/// Whether a value of `params` is not among those `e` lists for its name, even trimmed and
+/// with case folded (as a server folding case would read `Linear` for `linear`).
+fn unlisted_folded(e: &Endpoint, params: &[Param], json_body: bool) -> bool {
+    params.iter().any(|p| {
+        e.values.get(&p.name).is_some_and(|listed| {
+            let read = read_value(p, json_body).trim().to_uppercase();
+            !listed.iter().any(|v| v.trim().to_uppercase() == read)
+        })
+    })
 }
 
 /// The profile's spelling of `name` when the profile takes no parameter spelled exactly so but
