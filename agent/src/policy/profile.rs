@@ -238,18 +238,7 @@ impl Endpoint {
 
     /// Does this entry's method and path template match the request?
     pub fn matches(&self, method: &str, segments: &[String]) -> bool {
-        if self.method != method {
-            return false;
-        }
-        let mut tmpl = self.path.trim_start_matches('/').split('/');
-        let mut segs = segments.iter();
-        loop {
-            match (tmpl.next(), segs.next()) {
-                (None, None) => return true,
-                (Some(t), Some(s)) if segment_matches(t, s) => {}
-                _ => return false,
-            }
-        }
+        self.method == method && self.segments_match(segments, segment_matches)
     }
 
     /// [`Endpoint::matches`] without ASCII case, in the method and every segment.
