@@ -795,14 +795,13 @@ pub fn check_request<'p>(
     check_fund_values(exchange, &payload)?;
     // A profile path in another case: refused with no line, so that no entry is ever written
     // for it (one would take the endpoint without the profile's rules: red-team round 16).
-    let path_case = || {
-        profile::spelled_otherwise(exchange, &parsed).map(|spelled| Denial::PathCase {
-            exchange,
-            method: parsed.method.clone(),
-            path: wire.path.clone(),
-            spelled: spelled.to_string(),
-        })
+    let case_of = |spelled: &Endpoint| Denial::PathCase {
+        exchange,
+        method: parsed.method.clone(),
+        path: wire.path.clone(),
+        spelled: spelled.to_string(),
     };
+    let path_case = || profile::spelled_otherwise(exchange, &parsed).map(case_of);
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
         if let Some(denial) = path_case() {
             return Err(denial.into());
@@ -834,11 +833,17 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
-    // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
-    if (source == profile::Source::Config && profiled.is_none() || endpoint.path.contains('{'))
+    if source == profile::Source::Config
+        && profiled.is_none()
         && let Some(denial) = path_case()
     {
         return Err(denial.into());
+    }
+    // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
+    if endpoint.path.contains('{')
+        && let Some(spelled) = profile::literal_behind_placeholder(exchange, &parsed, endpoint)
+    {
+        return Err(case_of(spelled).into());
     }
     let array_body = endpoint.body.as_deref() == Some("array")
         || endpoint.body.is_none() && profiled.is_some_and(|p| p.body.as_deref() == Some("array"));

@@ -583,6 +583,26 @@ pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static
     })
 }
 
+/// [`spelled_otherwise`] for a request `matched` takes by a placeholder, asked only when a
+/// segment the placeholder takes is some endpoint's literal segment in any case (an order id
+/// never is): `{orderId}` taking `CancelAll`. The look costs nothing on an ordinary request.
+pub fn literal_behind_placeholder(
+    exchange: Exchange,
+    parsed: &Parsed,
+    matched: &Endpoint,
+) -> Option<&'static Endpoint> {
+    let literals = &profile_names(exchange).literals;
+    let hidden = matched
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .zip(&parsed.segments)
+        .any(|(t, s)| placeholder(t).is_some() && literals.contains(&s.to_ascii_lowercase()));
+    hidden
+        .then(|| spelled_otherwise(exchange, parsed))
+        .flatten()
+}
+
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
 /// config entry that also admits it replaces, however that entry spells its path.
 pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
@@ -771,6 +791,8 @@ struct ProfileNames {
     /// ASCII lower case to the first spelling met, endpoint by endpoint in the profile's
     /// order (what reading them all in turn found first).
     folded: std::collections::HashMap<String, &'static str>,
+    /// The literal segments of the endpoints' paths, in ASCII lower case.
+    literals: std::collections::HashSet<String>,
 }
 
 impl ProfileNames {
@@ -779,8 +801,12 @@ impl ProfileNames {
             exact: Default::default(),
             wild: Vec::new(),
             folded: Default::default(),
+            literals: Default::default(),
         };
         for e in endpoints {
+            for seg in e.path.split('/').filter(|seg| placeholder(seg).is_none()) {
+                names.literals.insert(seg.to_ascii_lowercase());
+            }
             if e.params.iter().any(|p| p.ends_with(".*")) {
                 names.wild.push(e);
             }
