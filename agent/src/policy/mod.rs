@@ -912,25 +912,23 @@ pub fn check_request<'p>(
                 }
                 .into());
             }
-            if let Some(base) = profiled.and_then(|p| wrapped_in(p, n)) {
-                return Err(Denial::Narrowed {
-                    exchange,
-                    key: key.to_string(),
-                    endpoint: endpoint.to_string(),
-                    what: format!("the parameter {base} (sent as {n})"),
-                }
-                .into());
-            }
         }
-        // What the key's own entry left out of the profile's: the bot sees the refusal too,
-        // and a line handing back what the trader took away (Kraken's `leverage`) would undo
-        // the narrowing at the bot's request (red-team round 16).
-        if let Some(name) = names.iter().find(|n| profiled.is_some_and(|p| p.takes(n))) {
+        // What the key's own entry left out of the profile's, as spelled or wrapped: the bot
+        // sees the refusal too, and a line handing back what the trader took away (Kraken's
+        // `leverage`) would undo the narrowing at the bot's request (red-team round 16).
+        let narrowed_out = |n: &&str| -> Option<String> {
+            let p = profiled?;
+            if p.takes(n) {
+                return Some(format!("the parameter {n}"));
+            }
+            wrapped_in(p, n).map(|base| format!("the parameter {base} (sent as {n})"))
+        };
+        if let Some(what) = names.iter().find_map(narrowed_out) {
             return Err(Denial::Narrowed {
                 exchange,
                 key: key.to_string(),
                 endpoint: endpoint.to_string(),
-                what: format!("the parameter {name}"),
+                what,
             }
             .into());
         }

@@ -456,6 +456,16 @@ pub fn find<'a>(
     policy: &'a KeyPolicy,
     parsed: &Parsed,
 ) -> Option<(&'a Endpoint, Source)> {
+    let found = find_unnarrowed(exchange, policy, parsed)?;
+    (found.1 == Source::WsLogin || !left_out_by_only(policy, found.0)).then_some(found)
+}
+
+/// [`find`] without the key's `only` list.
+fn find_unnarrowed<'a>(
+    exchange: Exchange,
+    policy: &'a KeyPolicy,
+    parsed: &Parsed,
+) -> Option<(&'a Endpoint, Source)> {
     let hit = |e: &&Endpoint| e.matches(&parsed.method, &parsed.segments);
     if policy.ws_login
         && let Some(token) = ws_token(exchange).filter(hit)
@@ -472,7 +482,7 @@ pub fn find<'a>(
             || profiled(exchange, parsed)
                 .is_none_or(|p| p.method == e.method && placeholders_align(&p.path, &e.path))
     };
-    let found = policy
+    policy
         .allow
         .iter()
         .filter(|e| e.matches_as_entry(&parsed.method, &parsed.segments))
@@ -484,8 +494,7 @@ pub fn find<'a>(
                 .iter()
                 .find(hit)
                 .map(|e| (e, Source::Profile))
-        })?;
-    (!left_out_by_only(policy, found.0)).then_some(found)
+        })
 }
 
 /// Whether the key's `only` list leaves out `entry`, which would admit the request otherwise.
@@ -503,20 +512,8 @@ pub fn only_leaves_out<'a>(
     policy: &'a KeyPolicy,
     parsed: &Parsed,
 ) -> Option<&'a Endpoint> {
-    if policy.only.is_empty() {
-        return None;
-    }
-    let widest = KeyPolicy {
-        allow: policy.allow.clone(),
-        ..KeyPolicy::default()
-    };
-    let (entry, _) = find(exchange, &widest, parsed)?;
-    let entry = policy
-        .allow
-        .iter()
-        .chain(&builtin(exchange).endpoints)
-        .find(|e| e.method == entry.method && e.path == entry.path)?;
-    left_out_by_only(policy, entry).then_some(entry)
+    let (entry, source) = find_unnarrowed(exchange, policy, parsed)?;
+    (source != Source::WsLogin && left_out_by_only(policy, entry)).then_some(entry)
 }
 
 /// The REST call that is `exchange`'s websocket login, when it has one: Kraken's
