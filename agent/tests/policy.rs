@@ -1162,6 +1162,87 @@ fn a_profile_path_in_another_case_is_refused_without_a_line() {
     );
 }
 
+/// Red-team round 17: a server that matches paths with any file extension (Spring's suffix
+/// pattern matching) reads `cancelAll.json` as `cancelAll`. KuCoin's `{orderId}` template took
+/// it as an order id (signed, though `only` or the key's entry may leave cancel-all out), a
+/// profile path with an extension got a line to paste that skipped the profile's rules, and
+/// an exactly-named deny rule missed the path with an extension.
+#[test]
+fn a_path_with_a_file_extension_is_read_as_the_path_without_it() {
+    let cancel = |path: &str| support::req("DELETE", path, "symbol=BTC-USDT", "");
+    for path in [
+        "/api/v1/hf/orders/cancelAll.json",
+        "/api/v1/hf/orders/CANCELALL.json",
+        "/api/v1/hf/orders/cancelAll.json.xml",
+        "/api/v1/hf/orders/cancelAll.",
+    ] {
+        let err = check_with(Exchange::Kucoin, &KeyPolicy::default(), &cancel(path)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::PathSuffix { .. })),
+            "{path}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("DELETE /api/v1/hf/orders/cancelAll") && !msg.contains("allow = ["),
+            "{msg}"
+        );
+    }
+    // An order id is still an order id, with or without a dot in it.
+    for id in ["5f3113a1c9b6d539dc614dc6", "my.order.1", "orders2.json"] {
+        let path = format!("/api/v1/hf/orders/{id}");
+        check_with(Exchange::Kucoin, &KeyPolicy::default(), &cancel(&path)).unwrap();
+    }
+    // A profile path with an extension gets no line that would skip the profile's rules, and
+    // an entry written for it takes nothing.
+    let order = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1";
+    let dotted = support::req("POST", "/api/v3/order.json", order, "");
+    let err = check_with(Binance, &KeyPolicy::default(), &dotted).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::PathSuffix { .. }))
+            && !err.to_string().contains("allow = ["),
+        "{err:?}"
+    );
+    let mut entry = builtin_entry(Binance, "POST", "/api/v3/order");
+    entry.path = "/api/v3/order.json".into();
+    let written = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    let err = check_with(Binance, &written, &dotted).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::PathSuffix { .. })),
+        "{err:?}"
+    );
+    // Every deny rule holds for its path with an extension: those written as one exact path
+    // (Coinbase's portfolio creation) missed it.
+    let mut exact = 0;
+    for &ex in Exchange::ALL {
+        for rule in policy::deny_rules(ex) {
+            let path = rule.glob.replace('*', "x");
+            let method = if rule.method == "*" {
+                "POST"
+            } else {
+                rule.method
+            };
+            exact += usize::from(!rule.glob.ends_with('*'));
+            for ext in [".json", ".json.xml", ".htm"] {
+                let dotted = format!("{path}{ext}");
+                assert!(
+                    matches!(
+                        policy::check(ex, method, &dotted),
+                        Err(Denial::BuiltIn { .. })
+                    ),
+                    "{ex} {method} {dotted}"
+                );
+            }
+        }
+    }
+    assert!(
+        exact > 0,
+        "no deny rule names an exact path: the last check tests little"
+    );
+}
+
 /// Red-team round 16: where the path is not signed, a narrowing held only for the path the
 /// bot named. A Bybit key whose `/v5/order/create` entry is held to spot signed a linear order
 /// named `/v5/order/pre-check` (the profile's, same parameters), and that signature is good

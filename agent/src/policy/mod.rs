@@ -189,6 +189,18 @@ pub enum Denial {
         spelled: String,
     },
     #[error(
+        "refused: {method} {path} ends in a file extension; without it the path is \
+         {exchange}'s {spelled}, which a server matching paths with any extension would take it \
+         for, while the trading profile's rules for it (and this key's) name only the path as \
+         spelled; send it without the extension"
+    )]
+    PathSuffix {
+        exchange: Exchange,
+        method: String,
+        path: String,
+        spelled: String,
+    },
+    #[error(
         "refused: {exchange} does not sign the path, and these parameters are also the request \
          of {entry}, whose entry in config.toml under [keys.{key}] leaves out {what}: the \
          signature would be good there too, so the narrowing holds for these bytes whatever \
@@ -801,7 +813,17 @@ pub fn check_request<'p>(
         path: wire.path.clone(),
         spelled: spelled.to_string(),
     };
-    let path_case = || profile::spelled_otherwise(exchange, &parsed).map(case_of);
+    let suffix_of = |spelled: &Endpoint| Denial::PathSuffix {
+        exchange,
+        method: parsed.method.clone(),
+        path: wire.path.clone(),
+        spelled: spelled.to_string(),
+    };
+    let path_case = || {
+        profile::spelled_otherwise(exchange, &parsed)
+            .map(case_of)
+            .or_else(|| profile::extension_hides(exchange, &parsed).map(suffix_of))
+    };
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
         if let Some(denial) = path_case() {
             return Err(denial.into());
@@ -840,10 +862,14 @@ pub fn check_request<'p>(
         return Err(denial.into());
     }
     // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
-    if endpoint.path.contains('{')
-        && let Some(spelled) = profile::literal_behind_placeholder(exchange, &parsed, endpoint)
-    {
-        return Err(case_of(spelled).into());
+    if endpoint.path.contains('{') {
+        if let Some(spelled) = profile::literal_behind_placeholder(exchange, &parsed, endpoint) {
+            return Err(case_of(spelled).into());
+        }
+        // `{orderId}` reads `cancelAll.json` as an id, a server matching extensions as cancel-all.
+        if let Some(spelled) = profile::extension_hides(exchange, &parsed) {
+            return Err(suffix_of(spelled).into());
+        }
     }
     let array_body = endpoint.body.as_deref() == Some("array")
         || endpoint.body.is_none() && profiled.is_some_and(|p| p.body.as_deref() == Some("array"));
@@ -1499,7 +1525,29 @@ pub fn readings(path: &str) -> Result<Vec<String>, Denial> {
             }
         }
     }
+    with_extensions_dropped(&mut out);
     Ok(out)
+}
+
+/// Add to `readings` each one's path without the file extension of its last segment: a server
+/// that matches paths with any extension (Spring's suffix pattern matching) reads
+/// `/portfolios.json` and `/portfolios.json.x` as `/portfolios` (red-team round 17).
+fn with_extensions_dropped(readings: &mut Vec<String>) {
+    for i in 0..readings.len() {
+        let Some((head, last)) = readings[i].rsplit_once('/') else {
+            continue;
+        };
+        let Some((stem, _)) = last.split_once('.') else {
+            continue;
+        };
+        if stem.is_empty() {
+            continue;
+        }
+        let dropped = format!("{head}/{stem}");
+        if !readings.contains(&dropped) {
+            readings.push(dropped);
+        }
+    }
 }
 
 fn canonical(path: &str, strip_params: bool, resolve_dots: bool) -> String {
@@ -1582,6 +1630,7 @@ mod tests {
                 }
             }
         }
+        super::with_extensions_dropped(&mut out);
         out
     }
 

@@ -580,6 +580,32 @@ pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static
     })
 }
 
+/// The profile endpoint `parsed` names once the file extension of its last segment is
+/// dropped, when that endpoint ends in a literal segment: a server that matches paths with any
+/// extension (Spring's suffix pattern matching) reads KuCoin's
+/// `DELETE /api/v1/hf/orders/cancelAll.json` as cancel-all, where the profile's `{orderId}`
+/// template would take `cancelAll.json` as an order id, and Binance's `/api/v3/order.json` as
+/// the order endpoint, where an entry a refusal suggested for that spelling would leave the
+/// profile's rules behind (red-team round 17). Asked only of a path whose last segment holds a
+/// '.', which no profile path has.
+pub fn extension_hides(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
+    let (last, head) = parsed.segments.split_last()?;
+    let (stem, _) = last.split_once('.')?;
+    if stem.is_empty() {
+        return None;
+    }
+    let mut segments = head.to_vec();
+    segments.push(stem.to_string());
+    builtin(exchange).endpoints.iter().find(|e| {
+        let ends_literal = e
+            .path
+            .rsplit('/')
+            .next()
+            .is_some_and(|t| placeholder(t).is_none());
+        ends_literal && e.matches_folded(&parsed.method, &segments)
+    })
+}
+
 /// [`spelled_otherwise`] for a request `matched` takes by a placeholder, asked only when a
 /// segment the placeholder takes is some endpoint's literal segment in any case (an order id
 /// never is): `{orderId}` taking `CancelAll`. The look costs nothing on an ordinary request.
