@@ -335,6 +335,38 @@ fn keystore_rotate_gives_a_new_vault_key_and_old_keyslots_open_nothing() {
     assert!(audit.contains("rotated"), "{audit}");
 }
 
+/// Red-team round 17: a rotation the audit log could not take was reported done (a warning
+/// only), and a copy of the keystore from before it could then be put back unnoticed. It is
+/// refused before any touch, and the keystore stays as it was.
+#[test]
+fn keystore_rotate_is_refused_when_the_audit_log_cannot_take_its_record() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let before = live(&w);
+    let manifest = std::fs::read(w.home().join("keystore/manifest.json")).unwrap();
+    // A log that cannot be opened for appending, even by root: a folder in its place.
+    let log = w.home().join("audit.log");
+    let kept = w.home().join("audit.log.kept");
+    std::fs::rename(&log, &kept).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let out = w.run(&["keystore", "rotate"], "");
+    out.fails_with(1, "The rotation must be recorded in the audit log");
+    assert!(out.stderr.contains("Nothing was changed"), "{out:?}");
+    assert!(
+        !out.stderr.contains("touch"),
+        "refused before any touch: {out:?}"
+    );
+    assert_eq!(live(&w), before);
+    assert_eq!(
+        std::fs::read(w.home().join("keystore/manifest.json")).unwrap(),
+        manifest
+    );
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&kept, &log).unwrap();
+    let out = w.run(&["keystore", "rotate"], "");
+    assert!(out.ok().contains("new vault key"), "{out:?}");
+}
+
 #[test]
 fn after_a_rotation_key_add_waits_for_the_agent_to_verify_the_new_vault_key() {
     let mut w = World::new();
@@ -417,8 +449,9 @@ fn restore_keystore(w: &World, copy: &Path) {
 /// Red-team round 6, second look: a manifest written while the log could not be read carries
 /// no anchor, and the check then read nothing at all, so an old copy with such a manifest took
 /// `key add` and unlock without a word, though the intact log recorded a newer generation. It
-/// is now read for the highest generation it records. (Making the log a folder during a
-/// rotation is one way anyone who can write the files gets such a manifest written.)
+/// is now read for the highest generation it records. (Making the log a folder while an
+/// unlock's check writes the manifest is one way anyone who can write the files gets such a
+/// manifest written.)
 #[test]
 fn an_old_copy_whose_manifest_has_no_anchor_is_refused() {
     let w = World::new();
@@ -427,7 +460,14 @@ fn an_old_copy_whose_manifest_has_no_anchor_is_refused() {
     let aside = w.home().join("audit.log.aside");
     std::fs::rename(&log, &aside).unwrap();
     std::fs::create_dir(&log).unwrap();
-    w.run(&["keystore", "rotate"], "").ok();
+    // (A rotation is refused in that state now: red-team round 17.)
+    w.run(&["keystore", "rotate"], "")
+        .fails_with(1, "must be recorded in the audit log");
+    let mut w = w;
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    w.signal_agent("TERM");
     std::fs::remove_dir(&log).unwrap();
     std::fs::rename(&aside, &log).unwrap();
     let copy = copy_keystore(&w, "keystore-unanchored");

@@ -62,6 +62,12 @@ impl Ledger for AuditLedger {
         unanchored(&self.path, why)
     }
 
+    /// Opens the log for appending, once: what is written later goes through that descriptor,
+    /// so a log whose mode changes meanwhile still takes it.
+    fn ready(&mut self) -> Result<(), String> {
+        self.log().map(|_| ())
+    }
+
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
         let event = event(entry);
         let log = self.log()?;

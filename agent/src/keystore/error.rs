@@ -232,6 +232,14 @@ pub enum KeystoreError {
     )]
     NotRecorded { what: String, reason: String },
 
+    #[error(
+        "{what} must be recorded in the audit log, which cannot be written now ({reason}): \
+         without that record, a copy of the keystore from before it could be put back unnoticed \
+         (and a removed token would open it). Nothing was changed; fix the audit log (its \
+         permissions, the disk) and run the command again"
+    )]
+    CannotRecord { what: String, reason: String },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -308,6 +316,7 @@ impl KeystoreError {
             Changed { dir } | Busy { dir } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
+            CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,

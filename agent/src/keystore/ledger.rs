@@ -265,6 +265,12 @@ pub trait Ledger {
     }
     /// Record `entry`; `Err` says why it could not be written.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String>;
+    /// Whether records can be written now, asked before a change that must not stand without
+    /// its record (a rotation: a token removal off the record is undone by putting back a copy
+    /// of the keystore from before it). `Err` says why not.
+    fn ready(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A ledger in memory, for tests: the anchor's `seq` is the number of entries before it.
@@ -272,8 +278,11 @@ pub trait Ledger {
 #[derive(Debug, Default)]
 pub(crate) struct MemoryLedger {
     pub entries: Vec<LedgerEntry>,
-    /// Make every `record` fail with this reason.
+    /// Make every `record` fail with this reason, and `ready` say so.
     pub broken: Option<String>,
+    /// Make every `record` fail with this reason while `ready` says it can write (a log that
+    /// opened, then filled the disk).
+    pub fills: Option<String>,
     /// Play a running agent: keep what is recorded in memory as well, and hand it out with
     /// what is read back (tests then edit `entries` as one would edit the log).
     pub witness: Option<Witness>,
@@ -316,8 +325,15 @@ impl Ledger for MemoryLedger {
         ev
     }
 
+    fn ready(&mut self) -> Result<(), String> {
+        match &self.broken {
+            Some(why) => Err(why.clone()),
+            None => Ok(()),
+        }
+    }
+
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
-        if let Some(why) = &self.broken {
+        if let Some(why) = self.broken.as_ref().or(self.fills.as_ref()) {
             return Err(why.clone());
         }
         self.entries.push(entry.clone());

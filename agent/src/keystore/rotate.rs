@@ -36,6 +36,10 @@ pub struct Rotated {
     /// Credentials not carried over (refused by the rollback check, or not decryptable).
     pub dropped: Vec<Refusal>,
     pub warnings: Vec<String>,
+    /// Why the audit log could not record the new manifest, though it took records when the
+    /// rotation began (a full disk since, the file replaced): until a later manifest is
+    /// recorded, a copy of the keystore from before the rotation put back is not caught.
+    pub unrecorded: Option<String>,
 }
 
 /// Among the keyslots a rotation keeps (all but `remove`), the tokens that must be present,
@@ -105,6 +109,21 @@ impl Keystore {
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
     ) -> Result<Rotated, KeystoreError> {
+        // A rotation off the record does not hold: a copy of the keystore from before it, put
+        // back, opens with the token it removed, and nothing refuses it (red-team round 17: a
+        // `chmod 400` on the log during `token remove` left it reported done). The ledger opens
+        // the log for appending now, before any touch, and writes the record through that
+        // descriptor.
+        if let Err(reason) = ledger.ready() {
+            return Err(KeystoreError::CannotRecord {
+                what: match (remove, rebuild) {
+                    (Some(id), _) => format!("The removal of token {id}"),
+                    (None, Some(_)) => "The rebuilt manifest".into(),
+                    (None, None) => "The rotation".into(),
+                },
+                reason,
+            });
+        }
         let slots: Vec<Keyslot> = match rebuild {
             Some(_) => self.keyslots_for_rebuild()?,
             None => self.keyslots()?.into_iter().flatten().collect(),
@@ -242,7 +261,7 @@ impl Keystore {
             (None, None) => "rotated".into(),
         };
         self.note_refusals(ledger, &dropped, &mut warnings);
-        self.note_manifest(ledger, &manifest, &reason, &mut warnings);
+        let unrecorded = self.record_manifest(ledger, &manifest, &reason).err();
         Ok(Rotated {
             generation,
             vault: vault_tag(&new_vk.public_key()),
@@ -255,6 +274,7 @@ impl Keystore {
                 .collect(),
             dropped,
             warnings,
+            unrecorded,
         })
     }
 }

@@ -733,9 +733,9 @@ fn a_manifest_the_log_does_not_record_is_warned_about_until_a_check_records_one(
         f.ks.preview(&mut f.ledger).unwrap().warnings,
         Vec::<String>::new()
     );
-    f.ledger.broken = Some("killed before its line".into());
+    f.ledger.fills = Some("killed before its line".into());
     f.rotate(Some(&b.stub().id())).unwrap();
-    f.ledger.broken = None;
+    f.ledger.fills = None;
     let w = f.ks.preview(&mut f.ledger).unwrap().warnings;
     assert!(
         w.iter()

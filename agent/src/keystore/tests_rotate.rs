@@ -90,6 +90,56 @@ fn a_removed_token_with_an_old_copy_of_its_keyslot_opens_nothing_current() {
     assert!(!f.ks.dir().join(old_live.file_name().unwrap()).exists());
 }
 
+/// Red-team round 17: `token remove` whose record the audit log could not take (a `chmod 400`
+/// on the log while it ran) said the token was revoked, and a copy of the keystore from before
+/// it, put back, then opened with that token with nothing to refuse it. A rotation the log
+/// cannot take is now refused before anything changes; one whose record fails after the log
+/// opened (a disk filled meanwhile) says it is off the record, and the next unlock records it.
+#[test]
+fn a_rotation_the_audit_log_cannot_record_changes_nothing_or_says_so() {
+    let (mut f, b) = Fixture::populated();
+    let manifest = f.ks.dir().join("manifest.json");
+    let before = fs::read(&manifest).unwrap();
+    let recorded = f.ledger.entries.len();
+    let id = b.stub().id();
+    f.ledger.broken = Some("Permission denied (test)".into());
+    let e = f.rotate(Some(&id)).unwrap_err();
+    assert!(matches!(e, KeystoreError::CannotRecord { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("removal of token {id}")) && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(
+        fs::read(&manifest).unwrap(),
+        before,
+        "the manifest is the old one"
+    );
+    assert!(f.live().join(format!("keyslots/{id}.json")).exists());
+    assert_eq!(f.ledger.entries.len(), recorded);
+    f.ledger.broken = None;
+
+    f.ledger.fills = Some("No space left on device (test)".into());
+    let r = f.rotate(Some(&id)).unwrap();
+    assert!(
+        r.unrecorded
+            .as_deref()
+            .is_some_and(|w| w.contains("No space")),
+        "{r:?}"
+    );
+    assert!(!f.live().join(format!("keyslots/{id}.json")).exists());
+    f.ledger.fills = None;
+    // The unlock's check records the manifest, past the rotation's generation.
+    f.check().unwrap();
+    let last = f.ledger.entries.iter().rev().find_map(|e| match e {
+        LedgerEntry::Manifest { generation, .. } => Some(*generation),
+        _ => None,
+    });
+    assert!(last.is_some_and(|g| g > r.generation), "{last:?}");
+    // A rotation the log takes is on the record.
+    assert_eq!(f.rotate(None).unwrap().unrecorded, None);
+}
+
 #[test]
 fn a_rotation_keeps_every_token_and_credential_working() {
     let (mut f, b) = Fixture::populated();

@@ -511,17 +511,28 @@ impl Keystore {
         reason: &str,
         warnings: &mut Vec<String>,
     ) {
+        if let Err(e) = self.record_manifest(ledger, manifest, reason) {
+            warnings.push(format!("the audit log could not record it ({e})"));
+        }
+    }
+
+    /// Record `manifest` in the ledger; `Err` says why it could not be.
+    pub(crate) fn record_manifest(
+        &self,
+        ledger: &mut dyn Ledger,
+        manifest: &ManifestFile,
+        reason: &str,
+    ) -> Result<(), String> {
         let vault = manifest
             .vault_public_key(&self.manifest_path())
             .map(|k| vault_tag(&k))
             .unwrap_or_default();
-        let entry = LedgerEntry::Manifest {
+        ledger.record(&LedgerEntry::Manifest {
             generation: manifest.generation,
             vault,
             vault_key: manifest.vault_key.clone(),
             reason: reason.into(),
-        };
-        note(ledger, entry, warnings);
+        })
     }
 
     pub(crate) fn note_refusals(

@@ -327,8 +327,13 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
         }
         (false, _) => {}
     }
-    let vk = touch_enrolled(paths, ks, stay, None)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
+    let what = match remove {
+        Some(id) => format!("The removal of token {id}"),
+        None => "The rotation".into(),
+    };
+    ready_to_record(&mut ledger, what)?;
+    let vk = touch_enrolled(paths, ks, stay, None)?;
     let rotated = ks
         .rotate(&vk, remove, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
@@ -337,12 +342,22 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
     print_rotated(&rotated)
 }
 
+/// A rotation must be recorded to hold: refuse it before any PIN or touch is asked for when
+/// the audit log cannot be written (the ledger keeps the log open for the record).
+fn ready_to_record(ledger: &mut AuditLedger, what: String) -> Result<(), Failure> {
+    use tapsign_agent::keystore::Ledger;
+    ledger
+        .ready()
+        .map_err(|reason| ks_failure(KeystoreError::CannotRecord { what, reason }))
+}
+
 /// `keystore rotate --rebuild-manifest`.
 fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
-    let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
+    ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
+    let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let rotated = ks
         .rebuild_manifest(&vk, &touched, &mut present_token(paths), &mut ledger)
         .map_err(ks_failure)?;
@@ -404,7 +419,7 @@ fn print_rotated(r: &Rotated) -> Result<(), Failure> {
             r.keyslots.join(", ")
         }
     );
-    if r.removed.is_some() {
+    if r.removed.is_some() && r.unrecorded.is_none() {
         outln!(
             "The removed token now opens nothing in this keystore, even with an old copy of its keyslot. \
              A backup made before now still opens with it and holds the secrets as they were then: \
@@ -416,6 +431,19 @@ fn print_rotated(r: &Rotated) -> Result<(), Failure> {
     }
     for w in &r.warnings {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
+    }
+    if let Some(why) = &r.unrecorded {
+        let undone = match &r.removed {
+            Some(id) => format!(" (and token {id} opens it)"),
+            None => String::new(),
+        };
+        return Err(Failure::new(
+            exit_codes::ERROR,
+            format!(
+                "the audit log could not record the new manifest ({}): until a later one is recorded, a copy of the keystore from before this rotation put back is not caught{undone}. Fix the audit log (its permissions, the disk), then run `tapsign unlock`, whose check records the manifest",
+                tapsign_agent::audit::Shown(why)
+            ),
+        ));
     }
     Ok(())
 }
