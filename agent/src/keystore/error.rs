@@ -240,6 +240,15 @@ pub enum KeystoreError {
     )]
     CannotRecord { what: String, reason: String },
 
+    #[error(
+        "credential file(s) in {dir} cannot be read: {names}. A rotation re-seals every \
+         credential to the new vault key and removes the old folder, so it would lose these; \
+         `tapsign key list` says what is wrong with each. Fix each file (`chmod 600` it, or \
+         put it back from a backup), or remove it (`tapsign key remove NAME`, or move it out of \
+         the keystore), then run the command again"
+    )]
+    CredentialsUnreadable { dir: PathBuf, names: String },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -313,7 +322,7 @@ impl KeystoreError {
             | RecordBroken { path, .. }
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
-            Changed { dir } | Busy { dir } => Some(dir),
+            Changed { dir } | Busy { dir } | CredentialsUnreadable { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             CannotRecord { .. } => None,

@@ -228,6 +228,15 @@ impl Keystore {
                 });
             }
         }
+        // A file that cannot be read would be neither carried over nor named, and go with the
+        // old folder (red-team round 17: one `chmod 644` during a `token remove` lost a
+        // credential without a word).
+        if !p.damaged.is_empty() {
+            return Err(KeystoreError::CredentialsUnreadable {
+                dir: p.live.join(CREDENTIALS),
+                names: p.damaged.join(", "),
+            });
+        }
         warnings.append(&mut p.folded.warnings);
         let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 

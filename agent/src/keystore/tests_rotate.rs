@@ -140,6 +140,46 @@ fn a_rotation_the_audit_log_cannot_record_changes_nothing_or_says_so() {
     assert_eq!(f.rotate(None).unwrap().unrecorded, None);
 }
 
+/// Red-team round 17: a credential file the rotation could not read (mode 0644 after a `cp`
+/// from a backup, or one `chmod` by another program) was neither carried over nor named, and
+/// went with the old folder. The rotation is refused, naming it, and nothing changes.
+#[test]
+fn a_rotation_that_cannot_read_a_credential_is_refused_and_loses_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut f, b) = Fixture::populated();
+    let path = f.live().join("credentials/upbit-main.json");
+    let bytes = fs::read(&path).unwrap();
+    let manifest = fs::read(f.ks.dir().join("manifest.json")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    for remove in [Some(b.stub().id()), None] {
+        let e = f.rotate(remove.as_deref()).unwrap_err();
+        assert!(
+            matches!(e, KeystoreError::CredentialsUnreadable { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("upbit-main"), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+        assert_eq!(
+            fs::read(f.ks.dir().join("manifest.json")).unwrap(),
+            manifest
+        );
+    }
+    // A damaged byte is the same.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cut = bytes.clone();
+    cut.truncate(bytes.len() / 2);
+    fs::write(&path, &cut).unwrap();
+    let e = f.rotate(None).unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::CredentialsUnreadable { .. }),
+        "{e}"
+    );
+    // Mended, it is carried over.
+    fs::write(&path, &bytes).unwrap();
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+}
+
 #[test]
 fn a_rotation_keeps_every_token_and_credential_working() {
     let (mut f, b) = Fixture::populated();

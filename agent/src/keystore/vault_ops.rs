@@ -47,6 +47,9 @@ pub(crate) struct Prepared {
     pub evidence: Evidence,
     /// `vault.json` as read once and checked: its key is VK's, its lineage vouched for.
     pub vault: VaultFile,
+    /// Credential files that exist but cannot be read (a mode others may use, a damaged byte):
+    /// names, as their file stems.
+    pub damaged: Vec<String>,
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -373,6 +376,7 @@ impl Keystore {
         }
         let (observed, mut unreadable, undecryptable) =
             self.observe_credentials(&live.dir, Some(vk))?;
+        let damaged = unreadable.clone();
         // A file that does not open under VK keeps the name's record as it was, like a
         // damaged one: a manifest must never vouch for a file that cannot be this keystore's.
         unreadable.extend(undecryptable.iter().map(|r| r.name.clone()));
@@ -449,6 +453,7 @@ impl Keystore {
             keyslots,
             evidence,
             vault,
+            damaged,
         })
     }
 

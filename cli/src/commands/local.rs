@@ -34,7 +34,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::Contradicted { .. }
         | KeystoreError::Swapped { .. }
         | KeystoreError::ManifestGone { .. }
-        | KeystoreError::KeyslotNotRecorded { .. } => exit_codes::DAMAGED,
+        | KeystoreError::KeyslotNotRecorded { .. }
+        | KeystoreError::CredentialsUnreadable { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
     Failure::new(exit, e.to_string())
