@@ -90,8 +90,9 @@ pub enum KeystoreError {
     #[error(
         "{path} does not verify ({detail}): it was forged or damaged, so nothing in the keystore \
          can be vouched for; restore it from a backup, or rebuild it from the files as they are \
-         with `tapsign keystore rotate --rebuild-manifest` (a touch; any old file put back among \
-         them is then accepted)"
+         with `tapsign keystore rotate --rebuild-manifest` (a touch; it checks the files against \
+         the audit log's record of key changes, and refuses a copy put back that the record \
+         shows)"
     )]
     ManifestInvalid { path: PathBuf, detail: String },
 
@@ -249,6 +250,15 @@ pub enum KeystoreError {
     )]
     CredentialsUnreadable { dir: PathBuf, names: String },
 
+    #[error(
+        "the audit log's record says these credential files in {dir} are copies put back: \
+         {files}. A rebuild would seal them again, so nothing was changed. Move each out of the \
+         keystore folder (keep it if unsure) and run the rebuild again, then store the key \
+         again with `tapsign key add NAME --replace` if you still need it; or restore \
+         manifest.json from a backup"
+    )]
+    RebuildPutBack { dir: PathBuf, files: String },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -323,6 +333,7 @@ impl KeystoreError {
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } | CredentialsUnreadable { dir, .. } => Some(dir),
+            RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             CannotRecord { .. } => None,

@@ -457,6 +457,70 @@ fn a_line_added_to_the_log_cannot_take_a_credential_back() {
     assert!(c.refused.iter().any(|r| r.name == "binance-alt"), "{c:?}");
 }
 
+/// Red-team round 17: one changed byte of `manifest.json` makes every command advise the
+/// rebuild, and the rebuild took every file that opened: an old copy of a replaced secret (or
+/// a removed credential) put back before it signed again, with the log intact. The rebuild now
+/// checks the files against the log's record of key changes, and is refused, naming each file
+/// the record shows put back; the rest (and a file moved aside) rebuild as before.
+#[test]
+fn a_rebuild_refuses_a_copy_the_audit_log_shows_put_back() {
+    let (mut f, _) = Fixture::populated();
+    // A rotation re-seals every file (same `created`, a new hash): `binance-alt`'s file no
+    // longer has the hash its line records, and must still pass.
+    f.rotate(None).unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    let removed = f.live().join("credentials/gone.json");
+    f.add(&cred("gone", Exchange::Upbit, None), false).unwrap();
+    let removed_bytes = fs::read(&removed).unwrap();
+    f.remove("gone").unwrap();
+    f.add(&rotated_secret("upbit-main"), true).unwrap();
+    let current = fs::read(&path).unwrap();
+    f.check().unwrap();
+
+    let manifest = f.ks.dir().join("manifest.json");
+    let mut damaged = fs::read(&manifest).unwrap();
+    damaged[40] ^= 0x01;
+    put_back(&manifest, &damaged);
+    let rebuild = |f: &mut Fixture| {
+        let slot =
+            f.ks.keyslots_for_rebuild()
+                .unwrap()
+                .into_iter()
+                .find(|s| &s.stub == f.token.stub())
+                .unwrap();
+        let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
+        let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+            unreachable!("soft keyslots wrap offline")
+        };
+        f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
+    };
+    for (file, bytes, name) in [
+        (&path, &old, "upbit-main"),
+        (&removed, &removed_bytes, "gone"),
+    ] {
+        put_back(file, bytes);
+        let e = rebuild(&mut f).unwrap_err();
+        assert!(matches!(e, KeystoreError::RebuildPutBack { .. }), "{e}");
+        assert!(e.to_string().contains(name), "{e}");
+        assert_eq!(fs::read(&manifest).unwrap(), damaged, "nothing changed");
+        if name == "upbit-main" {
+            put_back(file, &current);
+        } else {
+            fs::remove_file(file).unwrap();
+        }
+    }
+    // The current file (re-sealed by the rotation) passes, and rebuilds.
+    let r = rebuild(&mut f).unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert_eq!(r.dropped, []);
+    let vk = f.unlock();
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
+    let opened = f.ks.open_credential(&vk, "upbit-main").unwrap();
+    assert_eq!(opened.secret.expose(), b"ROTATED-secret");
+}
+
 #[test]
 fn versions_stored_within_one_second_each_pass_the_check() {
     // The check takes a line only if it moves a name forward, so `key add` seals each

@@ -420,11 +420,10 @@ impl Keystore {
                 if !rebuild {
                     self.against_log(None, &whole)?;
                 }
-                let mut folded = first_fold(&observed);
-                if live.dir != self.dir {
-                    // Not a keystore from before manifests: a manifest being rebuilt.
-                    folded.warnings.clear();
-                }
+                let folded = match rebuild {
+                    true => rebuild_fold(&observed, &whole, &live.dir.join(CREDENTIALS))?,
+                    false => first_fold(&observed),
+                };
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
                     recorded_vaults: whole.recorded_vaults,
@@ -594,6 +593,76 @@ fn first_fold(observed: &[Observed]) -> Folded {
             .collect(),
         ..Folded::default()
     }
+}
+
+/// A rebuild's check of the credential files against the audit log's whole record of
+/// credential changes (`key add`, `key remove`), with no manifest to check them against: a
+/// file older than its name's last recorded version, or from before its name's recorded
+/// removal, is a copy put back, and the rebuild is refused, naming each (red-team round 17: it
+/// took every file that opened, so an old copy of a replaced secret, put back before the
+/// trader ran the rebuild that a damaged manifest advises, signed again). Versions compare by
+/// `created` alone: a rotation re-seals a file (a new hash) and keeps its `created`. A line
+/// anyone can append only moves a name forward, so a forged one can stop a rebuild, never
+/// vouch for an old file. Where the record cannot be followed, nothing is checked, and the
+/// rebuild says so.
+fn rebuild_fold(
+    observed: &[Observed],
+    whole: &Evidence,
+    dir: &std::path::Path,
+) -> Result<Folded, KeystoreError> {
+    use super::ledger::KeyAction;
+    let mut folded = first_fold(observed);
+    folded.warnings.clear();
+    if let Some(gap) = &whole.gap {
+        folded.warnings.push(format!(
+            "the audit log's record of credential changes cannot be followed ({gap}), so the files were not checked against it: a credential put back from an old copy would go unnoticed"
+        ));
+        return Ok(folded);
+    }
+    // Each name's last recorded state: present since `created`, or removed (a later version
+    // may come back).
+    let mut last: BTreeMap<&str, (bool, u64)> = BTreeMap::new();
+    for ch in &whole.changes {
+        let was = last.get(ch.name.as_str()).map_or(0, |(_, c)| *c);
+        match ch.action {
+            KeyAction::Add | KeyAction::Replace if ch.created > was || was == 0 => {
+                last.insert(&ch.name, (true, ch.created));
+            }
+            KeyAction::Add | KeyAction::Replace => {}
+            KeyAction::Remove => {
+                last.insert(&ch.name, (false, ch.created.max(was)));
+            }
+        }
+    }
+    let when = crate::audit::utc_secs;
+    let mut old = Vec::new();
+    for f in observed {
+        match last.get(f.name.as_str()) {
+            Some((true, created)) if f.created < *created => old.push(format!(
+                "{:?} is an older version than the audit log's last record of it (this file was added {}, the recorded one {})",
+                f.name,
+                when(f.created),
+                when(*created)
+            )),
+            Some((false, removed)) if f.created <= *removed => old.push(format!(
+                "{:?} was removed, and this file is from before the removal (added {})",
+                f.name,
+                when(f.created)
+            )),
+            Some(_) => {}
+            None => folded.warnings.push(format!(
+                "the audit log has no record of credential {:?}: it is taken as it is",
+                f.name
+            )),
+        }
+    }
+    if !old.is_empty() {
+        return Err(KeystoreError::RebuildPutBack {
+            dir: dir.to_owned(),
+            files: old.join("; "),
+        });
+    }
+    Ok(folded)
 }
 
 /// The next generation: above the manifest's, above any the ledger recorded (a manifest put

@@ -35,7 +35,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::Swapped { .. }
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
-        | KeystoreError::CredentialsUnreadable { .. } => exit_codes::DAMAGED,
+        | KeystoreError::CredentialsUnreadable { .. }
+        | KeystoreError::RebuildPutBack { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
     Failure::new(exit, e.to_string())
