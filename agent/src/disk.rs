@@ -219,6 +219,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), Write
         let _ = fs::remove_file(&tmp);
     }
     result?;
+    #[cfg(test)]
+    if FAIL_FLUSH_AFTER.with(|f| f.get()) == Some(&*name) {
+        FAIL_FLUSH_AFTER.with(|f| f.set(None));
+        let e = io::Error::other("input/output error (test)");
+        return Err(fail("flush to disk the folder", dir)(e));
+    }
     sync_dir(dir).map_err(fail("flush to disk the folder", dir))
 }
 
@@ -318,6 +324,10 @@ thread_local! {
     /// Test hook: let this many writes on this thread through, then fail each one half way,
     /// like a full disk. `None`: never fail.
     pub(crate) static FAIL_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+
+    /// Test hook: make the folder's flush fail right after a file of this name is placed, once
+    /// (an I/O error after the rename already put the new file in place).
+    pub(crate) static FAIL_FLUSH_AFTER: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
 /// A place where a crash leaves the disk in a state of its own; tests stop here (see

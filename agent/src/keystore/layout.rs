@@ -305,9 +305,16 @@ impl Keystore {
             return Err(e);
         }
         if let Err(e) = self.write_manifest(manifest, lock) {
-            // Not committed: the old manifest still names the old folder.
-            let _ = remove_tree(&target);
-            return Err(e);
+            // The new manifest may be in place already, with only the folder's flush after its
+            // rename failed: then it is committed, and names the new folder, which must stay
+            // (red-team round 17: removing it left a manifest that named a missing folder, and
+            // every command failed, the rebuild too).
+            if !self.manifest_is(manifest) {
+                // Not committed: the old manifest still names the old folder.
+                let _ = remove_tree(&target);
+                return Err(e);
+            }
+            let _ = crate::disk::sync_dir(&self.dir);
         }
         // Committed. What is left of the old folder is garbage; if it cannot go now, the next
         // writer removes it (`collect_garbage`).
@@ -349,6 +356,15 @@ impl Keystore {
             return Err(e);
         }
         self.commit(stage, manifest, live, lock).map(drop)
+    }
+
+    /// Whether `manifest.json` holds `manifest`, byte for byte.
+    fn manifest_is(&self, manifest: &ManifestFile) -> bool {
+        let path = self.manifest_path();
+        match (encode(&path, manifest.clone()), std::fs::read(&path)) {
+            (Ok(want), Ok(have)) => want == have,
+            _ => false,
+        }
     }
 
     pub(crate) fn write_manifest(

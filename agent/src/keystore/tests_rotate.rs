@@ -180,6 +180,26 @@ fn a_rotation_that_cannot_read_a_credential_is_refused_and_loses_nothing() {
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
 }
 
+/// Red-team round 17: an I/O error flushing the keystore folder after `manifest.json` was
+/// renamed into place made the commit remove the new folder the new manifest names: every
+/// command failed after, the rebuild too. The rotation is committed; the new folder stays.
+#[test]
+fn a_failed_flush_after_the_manifest_is_in_place_keeps_the_new_folder() {
+    let (mut f, b) = Fixture::populated();
+    let old = f.live();
+    crate::disk::FAIL_FLUSH_AFTER.with(|h| h.set(Some("manifest.json")));
+    let r = f.rotate(Some(&b.stub().id()));
+    crate::disk::FAIL_FLUSH_AFTER.with(|h| h.set(None));
+    let r = r.unwrap();
+    let live = f.live();
+    assert_ne!(live, old);
+    assert!(live.ends_with(format!("vault-{}", r.vault)), "{live:?}");
+    assert!(live.is_dir(), "the folder the manifest names is there");
+    assert!(!old.exists());
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
+}
+
 #[test]
 fn a_rotation_keeps_every_token_and_credential_working() {
     let (mut f, b) = Fixture::populated();
