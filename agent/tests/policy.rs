@@ -1396,10 +1396,14 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
         msg.contains("`only` list") && !msg.contains("allow = [") && !msg.contains("only = ["),
         "{msg}"
     );
+    let okx = KeyPolicy {
+        only: vec![("POST".into(), "/api/v5/trade/order".into())],
+        ..KeyPolicy::default()
+    };
     let err = check_with(
-        Binance,
-        &policy,
-        &support::req("GET", "/api/v3/newThing", "symbol=BTCUSDT", ""),
+        Exchange::Okx,
+        &okx,
+        &support::req("GET", "/api/v5/newThing", "instId=BTC-USDT", ""),
     )
     .unwrap_err();
     let msg = err.to_string();
@@ -1409,6 +1413,198 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
             && msg.contains("to its `only` list"),
         "{msg}"
     );
+}
+
+/// Red-team round 17: a refusal printed an `allow` line for any endpoint outside the profile,
+/// those it leaves out on purpose included (Binance's `positionMargin`: its entry signs
+/// `amount`, all that Binance's staking endpoints take, and Binance does not sign the path).
+/// A bot could send one to have the trader handed that line. Such endpoints are refused with
+/// why and no line; where the path is not signed, no endpoint outside the profile gets one.
+#[test]
+fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
+    let left_out = [
+        (
+            Binance,
+            "POST",
+            "/fapi/v1/positionMargin",
+            "symbol=BTCUSDT&amount=100&type=1",
+            "",
+        ),
+        (
+            Binance,
+            "POST",
+            "/dapi/v1/positionmargin",
+            "symbol=BTCUSD_PERP&amount=1&type=1",
+            "",
+        ),
+        (
+            Exchange::Bybit,
+            "POST",
+            "/v5/position/add-margin",
+            "",
+            r#"{"category":"linear","symbol":"BTCUSDT","margin":"10"}"#,
+        ),
+        (
+            Exchange::Bybit,
+            "POST",
+            "/v5/position/set-auto-add-margin",
+            "",
+            r#"{"category":"linear","symbol":"BTCUSDT","autoAddMargin":1}"#,
+        ),
+        (
+            Exchange::Bybit,
+            "POST",
+            "/v5/account/set-hedging-mode",
+            "",
+            r#"{"setHedgingMode":"ON"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/position/margin-balance",
+            "",
+            r#"{"instId":"BTC-USDT-SWAP","posSide":"net","type":"add","amt":"10"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/futures/usdt/positions/BTC_USDT/margin",
+            "change=10",
+            "",
+        ),
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/futures/usdt/dual_comp/positions/BTC_USDT/margin",
+            "change=10&dual_side=dual_long",
+            "",
+        ),
+        (
+            Exchange::Kucoin,
+            "POST",
+            "/api/v1/position/margin/deposit-margin",
+            "",
+            r#"{"symbol":"XBTUSDTM","margin":10,"bizNo":"x"}"#,
+        ),
+        (
+            Exchange::Kucoin,
+            "POST",
+            "/api/v1/position/margin/auto-deposit-status",
+            "",
+            r#"{"symbol":"XBTUSDTM","status":true}"#,
+        ),
+        (
+            Exchange::Kucoin,
+            "POST",
+            "/api/ua/v1/unified/position/modify-margin",
+            "",
+            r#"{"symbol":"XBTUSDTM","margin":"10"}"#,
+        ),
+        (
+            Exchange::Bitget,
+            "POST",
+            "/api/v2/mix/account/set-margin",
+            "",
+            r#"{"symbol":"BTCUSDT","productType":"USDT-FUTURES","marginCoin":"USDT","amount":"10"}"#,
+        ),
+        (
+            Exchange::Bitget,
+            "POST",
+            "/api/v2/mix/account/set-auto-margin",
+            "",
+            r#"{"symbol":"BTCUSDT","autoMargin":"on","marginCoin":"USDT"}"#,
+        ),
+        (
+            Exchange::Bitget,
+            "POST",
+            "/api/v2/mix/account/set-asset-mode",
+            "",
+            r#"{"productType":"USDT-FUTURES","assetMode":"union"}"#,
+        ),
+        (
+            Exchange::Coinbase,
+            "POST",
+            "/api/v3/brokerage/cfm/intraday/margin_setting",
+            "",
+            r#"{"setting":"INTRADAY_MARGIN_SETTING_INTRADAY"}"#,
+        ),
+        (
+            Exchange::Kraken,
+            "POST",
+            "/0/private/AddOrderBatch",
+            "",
+            "pair=XBTUSD&orders%5B0%5D%5Bordertype%5D=limit",
+        ),
+    ];
+    for (ex, method, path, query, body) in left_out {
+        let err = check_with(
+            ex,
+            &KeyPolicy::default(),
+            &support::req(method, path, query, body),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::WithheldEndpoint { .. }))
+                && msg.contains("on purpose")
+                && !msg.contains("allow = ["),
+            "{ex} {method} {path}: {msg}"
+        );
+    }
+    // Elsewhere, where the path is not signed, no line either; where it is, the line stays.
+    for (ex, path) in [
+        (Binance, "/sapi/v1/margin/order"),
+        (Exchange::Bybit, "/v5/new/thing"),
+        (Upbit, "/v1/new/thing"),
+        (Exchange::Bithumb, "/v1/new/thing"),
+    ] {
+        let err = check_with(
+            ex,
+            &KeyPolicy::default(),
+            &support::req("GET", path, "symbol=BTCUSDT", ""),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::NotInProfile { .. }))
+                && msg.contains("does not sign the path")
+                && !msg.contains("allow = ["),
+            "{ex} {path}: {msg}"
+        );
+    }
+    let err = check_with(
+        Exchange::Okx,
+        &KeyPolicy::default(),
+        &support::req("POST", "/api/v5/new/thing", "", r#"{"instId":"BTC-USDT"}"#),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("allow = ["), "{err}");
+    // A trader may still allow one by hand: the entry written for it signs.
+    let mut entry = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+    entry.path = "/api/v5/account/position/margin-balance".into();
+    entry.params = vec![
+        "instId".into(),
+        "posSide".into(),
+        "type".into(),
+        "amt".into(),
+    ];
+    entry.required = vec![];
+    entry.values.clear();
+    let by_hand = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    check_with(
+        Exchange::Okx,
+        &by_hand,
+        &support::req(
+            "POST",
+            "/api/v5/account/position/margin-balance",
+            "",
+            r#"{"instId":"BTC-USDT-SWAP","posSide":"net","type":"add","amt":"10"}"#,
+        ),
+    )
+    .unwrap();
 }
 
 /// Recheck of round 16: a literal profile path in another case escaped the path-case refusal

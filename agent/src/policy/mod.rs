@@ -127,13 +127,25 @@ pub enum Denial {
     NotInOnly { key: String, entry: String },
     #[error(
         "refused: {method} {path} is not in {exchange}'s trading profile; tapsign signs only \
-         the endpoints trading needs (agent/profiles/{exchange}.toml). If this key needs it, \
-         widen its profile in config.toml under [keys.{key}]: allow = [{{ method = \
-         \"{method}\", path = \"{path}\", params = [\"...\"] }}]{narrowed}",
-        narrowed = if *narrowed {
-            format!(", and add \"{method} {path}\" to its `only` list")
+         the endpoints trading needs (agent/profiles/{exchange}.toml). {how}",
+        how = if !*signs_path {
+            format!(
+                "{exchange} does not sign the path, so an entry for it would make its \
+                 signatures good on every {exchange} endpoint that takes the same parameters, \
+                 which tapsign cannot check: it suggests no line. If this key needs it, write \
+                 its entry under [keys.{key}] in config.toml by hand, with the parameters it must \
+                 carry as `required` (docs/policy.md, \"Changing a key's profile\")"
+            )
         } else {
-            String::new()
+            format!(
+                "If this key needs it, widen its profile in config.toml under [keys.{key}]: \
+                 allow = [{{ method = \"{method}\", path = \"{path}\", params = [\"...\"] }}]{}",
+                if *narrowed {
+                    format!(", and add \"{method} {path}\" to its `only` list")
+                } else {
+                    String::new()
+                }
+            )
         }
     )]
     NotInProfile {
@@ -142,6 +154,20 @@ pub enum Denial {
         method: String,
         path: String,
         narrowed: bool,
+        /// The exchange signs the path: a line for this endpoint signs only for it.
+        signs_path: bool,
+    },
+    #[error(
+        "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
+         {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
+         allow entry written by hand (docs/policy.md, \"Changing a key's profile\"), best on a \
+         key of its own"
+    )]
+    WithheldEndpoint {
+        exchange: Exchange,
+        method: String,
+        path: String,
+        why: &'static str,
     },
     #[error(
         "refused: {endpoint} in {exchange}'s trading profile leaves {what} out on purpose: it \
@@ -835,12 +861,22 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        if let Some(w) = rules::withheld_endpoint(exchange, &parsed.method, &parsed.segments) {
+            return Err(Denial::WithheldEndpoint {
+                exchange,
+                method: parsed.method.clone(),
+                path: wire.path.clone(),
+                why: w.why,
+            }
+            .into());
+        }
         return Err(Denial::NotInProfile {
             exchange,
             key: key.to_string(),
             method: parsed.method.clone(),
             path: wire.path.clone(),
             narrowed: !policy.only.is_empty(),
+            signs_path: converse::signs_path(exchange),
         }
         .into());
     };

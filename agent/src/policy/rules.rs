@@ -812,6 +812,175 @@ static WITHHELD: &[Withheld] = &[
     ),
 ];
 
+/// An endpoint a trading profile leaves out on purpose because it moves value into or out of a
+/// position, or lets the account carry more than it holds, or signs what the profile's rules
+/// cannot reach: its refusal says why and suggests no config.toml line (a bot could otherwise
+/// send it to have the agent hand the trader one: red-team round 17). The trader may still
+/// write an entry by hand. Paths compare without case; `*` is one segment.
+pub(super) struct WithheldEndpoint {
+    pub exchange: Exchange,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub why: &'static str,
+}
+
+const fn withheld_endpoint_(
+    exchange: Exchange,
+    method: &'static str,
+    path: &'static str,
+    why: &'static str,
+) -> WithheldEndpoint {
+    WithheldEndpoint {
+        exchange,
+        method,
+        path,
+        why,
+    }
+}
+
+const MOVES_MARGIN: &str = "moves margin into or out of a position (margin added to an isolated \
+                            position is lost with it when it is liquidated)";
+const AUTO_MARGIN: &str = "has the exchange move balance into an isolated position about to be \
+                           liquidated, so it can lose more than its margin";
+const BINANCE_MARGIN: &str = "moves margin into or out of an isolated position; and Binance does \
+                              not sign the path, so an entry for it signs `amount` alone, all \
+                              that its staking and wrap endpoints take";
+
+static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
+    withheld_endpoint_(
+        Exchange::Binance,
+        "POST",
+        "/fapi/v1/positionMargin",
+        BINANCE_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Binance,
+        "POST",
+        "/dapi/v1/positionMargin",
+        BINANCE_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bybit,
+        "POST",
+        "/v5/position/add-margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bybit,
+        "POST",
+        "/v5/position/set-auto-add-margin",
+        AUTO_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bybit,
+        "POST",
+        "/v5/account/set-hedging-mode",
+        "switches on portfolio margin's spot hedging, which lowers the margin asked and so lets \
+         the account carry more",
+    ),
+    withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/position/margin-balance",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/futures/*/positions/*/margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/futures/*/dual_comp/positions/*/margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/delivery/*/positions/*/margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Kucoin,
+        "POST",
+        "/api/ua/v1/unified/position/modify-margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Kucoin,
+        "POST",
+        "/api/v1/position/margin/deposit-margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Kucoin,
+        "POST",
+        "/api/v1/position/margin/auto-deposit-status",
+        AUTO_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/v2/mix/account/set-margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/v2/mix/account/set-auto-margin",
+        AUTO_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/v2/mix/account/set-asset-mode",
+        "lets USDT go negative against the other coins (union), a debt that bears interest",
+    ),
+    withheld_endpoint_(
+        Exchange::Coinbase,
+        "POST",
+        "/api/v3/brokerage/cfm/intraday/margin_setting",
+        "switches futures to intraday margin, which lets positions carry more on less margin",
+    ),
+    withheld_endpoint_(
+        Exchange::Kraken,
+        "POST",
+        "/0/private/AddOrderBatch",
+        "carries its orders' fields under indexed names (`orders[0][leverage]`), which the \
+         profile's rules for AddOrder, and a key's narrowing of them, do not reach",
+    ),
+    withheld_endpoint_(
+        Exchange::Bithumb,
+        "POST",
+        "/v2/orders/batch",
+        "nests its orders in the hashed body, which Bithumb hashes in a way it does not \
+         document, so tapsign cannot know it signs what Bithumb verifies",
+    ),
+];
+
+/// The endpoint left out on purpose that `method` and `segments` name, if any.
+pub(super) fn withheld_endpoint(
+    exchange: Exchange,
+    method: &str,
+    segments: &[String],
+) -> Option<&'static WithheldEndpoint> {
+    WITHHELD_ENDPOINTS.iter().find(|w| {
+        let mut tmpl = w.path.trim_start_matches('/').split('/');
+        let mut segs = segments.iter();
+        w.exchange == exchange
+            && w.method.eq_ignore_ascii_case(method)
+            && loop {
+                match (tmpl.next(), segs.next()) {
+                    (None, None) => break true,
+                    (Some(t), Some(s)) if t == "*" || t.eq_ignore_ascii_case(s) => {}
+                    _ => break false,
+                }
+            }
+    })
+}
+
 /// The withheld entries for a parameter named `name` on `path` (the request's): its own
 /// name, or any segment of a list's or object's (`[].isLeverage`,
 /// `batchOrders[].sideEffectType`, `isLeverage[]`), without case.
