@@ -1415,6 +1415,36 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
     );
 }
 
+/// Red-team round 17: Bitget's v2 spot orders took a bot's `requestTime` and `receiveWindow`
+/// unbounded, where Binance's `recvWindow` is capped: Bitget does not say that a window of the
+/// bot's choosing can only narrow its 30-second rule for the time the agent signs. They are
+/// withheld, with no line; the order without them signs.
+#[test]
+fn bitget_s_request_time_and_window_are_withheld() {
+    let order = r#"{"symbol":"BTCUSDT","side":"buy","orderType":"limit","force":"gtc","price":"1","size":"1""#;
+    for extra in [
+        r#","requestTime":"4102444800000""#,
+        r#","receiveWindow":"9999999999999""#,
+        r#","receiveWindow":"5000""#,
+    ] {
+        let body = format!("{order}{extra}}}");
+        let r = support::req("POST", "/api/v2/spot/trade/place-order", "", &body);
+        let err = check_with(Exchange::Bitget, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+                && !err.to_string().contains("allow = ["),
+            "{body}: {err}"
+        );
+    }
+    let r = support::req(
+        "POST",
+        "/api/v2/spot/trade/place-order",
+        "",
+        &format!("{order}}}"),
+    );
+    check_with(Exchange::Bitget, &KeyPolicy::default(), &r).unwrap();
+}
+
 /// Red-team round 17: a refusal printed an `allow` line for any endpoint outside the profile,
 /// those it leaves out on purpose included (Binance's `positionMargin`: its entry signs
 /// `amount`, all that Binance's staking endpoints take, and Binance does not sign the path).

@@ -804,6 +804,24 @@ static WITHHELD: &[Withheld] = &[
     // The margin orders' borrow flag (`/api/v2/margin/{crossed,isolated}/place-order` and
     // their batches: `autoLoan`, `autoLoanAndRepay`), as KuCoin's `autoBorrow`.
     withheld(Exchange::Bitget, "loanType", None, BORROWS),
+    // A request's own time and validity window (v2 spot orders): the agent stamps and signs
+    // the time itself (ACCESS-TIMESTAMP, 30 s at Bitget), and Bitget does not say whether a
+    // window of the bot's choosing can only narrow that rule (red-team round 17); ccxt and the
+    // SDKs send neither unless asked. Binance's `recvWindow` is capped for the same reason.
+    withheld(
+        Exchange::Bitget,
+        "receiveWindow",
+        None,
+        "sets the request's own validity window, which could let its signature be sent later \
+         than the exchange's 30-second rule for the time the agent signs",
+    ),
+    withheld(
+        Exchange::Bitget,
+        "requestTime",
+        None,
+        "sets the request's own time, which could let its signature be sent later than the \
+         exchange's 30-second rule for the time the agent signs",
+    ),
     withheld(
         Exchange::Coinbase,
         "retail_portfolio_id",
