@@ -2170,7 +2170,8 @@ fn bybit_risk_settings_ccxt_never_calls_are_not_signed_by_default() {
         ("/v5/account/set-hedging-mode", r#"{"setHedgingMode":"ON"}"#),
     ] {
         let e = attempt(&bybit, &KeyPolicy::default(), &req("POST", path, "", body)).unwrap_err();
-        assert!(e.contains("NotInProfile"), "{path}: {e}");
+        // Left out on purpose: refused with why, and no line (red-team round 17).
+        assert!(e.contains("WithheldEndpoint"), "{path}: {e}");
     }
 }
 
