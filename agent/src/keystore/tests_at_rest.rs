@@ -352,13 +352,7 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
     let e = f.ks.keyslots().unwrap_err();
     assert_eq!(e.path(), Some(path.as_path()));
     assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
-    let slot =
-        f.ks.keyslots_for_rebuild()
-            .unwrap()
-            .into_iter()
-            .find(|s| &s.stub == f.token.stub())
-            .unwrap();
-    let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
+    let vk = touch_for_rebuild(&mut f);
     let r =
         f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
             .unwrap();
@@ -400,6 +394,18 @@ fn a_keystore_without_a_manifest_can_remove_a_token_at_once() {
     assert!(f.ks.generation().unwrap().is_some());
     let c = f.check().unwrap();
     assert_eq!(c.accepted.len(), 2, "{c:?}");
+}
+
+/// The vault key from a touch on the fixture's token, through the keyslots a rebuild reads
+/// (the manifest being damaged).
+fn touch_for_rebuild(f: &mut Fixture) -> VaultKey {
+    let slot =
+        f.ks.keyslots_for_rebuild()
+            .unwrap()
+            .into_iter()
+            .find(|s| &s.stub == f.token.stub())
+            .unwrap();
+    f.ks.unwrap_vault(&slot, &mut f.token).unwrap()
 }
 
 /// `keystore rotate --rebuild-manifest` with the fixture's token (a soft keyslot wraps offline).
@@ -483,13 +489,7 @@ fn a_rebuild_refuses_a_copy_the_audit_log_shows_put_back() {
     damaged[40] ^= 0x01;
     put_back(&manifest, &damaged);
     let rebuild = |f: &mut Fixture| {
-        let slot =
-            f.ks.keyslots_for_rebuild()
-                .unwrap()
-                .into_iter()
-                .find(|s| &s.stub == f.token.stub())
-                .unwrap();
-        let vk = f.ks.unwrap_vault(&slot, &mut f.token).unwrap();
+        let vk = touch_for_rebuild(f);
         let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
             unreachable!("soft keyslots wrap offline")
         };
