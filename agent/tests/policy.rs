@@ -1565,22 +1565,87 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
             "",
             "pair=XBTUSD&orders%5B0%5D%5Bordertype%5D=limit",
         ),
+        // Recheck: the unified account's twins, other API versions, Gate's cross-exchange one.
+        (
+            Exchange::Bitget,
+            "POST",
+            "/api/v3/account/set-margin",
+            "",
+            r#"{"symbol":"BTCUSDT","category":"USDT-FUTURES","marginCoin":"USDT","amount":"10"}"#,
+        ),
+        (
+            Exchange::Bitget,
+            "POST",
+            "/api/mix/v1/account/setMargin",
+            "",
+            r#"{"symbol":"BTCUSDT_UMCBL","marginCoin":"USDT","amount":"10"}"#,
+        ),
+        (
+            Exchange::Kucoin,
+            "POST",
+            "/api/ua/v2/unified/position/modify-margin",
+            "",
+            r#"{"symbol":"XBTUSDTM","margin":"10"}"#,
+        ),
+        (
+            Exchange::Kucoin,
+            "POST",
+            "/api/ua/v1/classic/position/modify-margin",
+            "",
+            r#"{"symbol":"XBTUSDTM","margin":"10"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/crossex/positions/margin",
+            "",
+            r#"{"symbol":"BTC_USDT","change":"10"}"#,
+        ),
     ];
     for (ex, method, path, query, body) in left_out {
-        let err = check_with(
-            ex,
-            &KeyPolicy::default(),
-            &support::req(method, path, query, body),
-        )
-        .unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            matches!(err, Refusal::Denied(Denial::WithheldEndpoint { .. }))
-                && msg.contains("on purpose")
-                && !msg.contains("allow = ["),
-            "{ex} {method} {path}: {msg}"
-        );
+        // As spelled, and with a file extension a server may drop.
+        for path in [path.to_string(), format!("{path}.json")] {
+            let r = support::req(method, &path, query, body);
+            let err = check_with(ex, &KeyPolicy::default(), &r).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Refusal::Denied(Denial::WithheldEndpoint { .. }))
+                    && msg.contains("on purpose")
+                    && !msg.contains("allow = ["),
+                "{ex} {method} {path}: {msg}"
+            );
+        }
     }
+    // Any path outside the profile whose last segment holds a '.': no line.
+    let err = check_with(
+        Exchange::Okx,
+        &KeyPolicy::default(),
+        &support::req(
+            "POST",
+            "/api/v5/new/thing.json",
+            "",
+            r#"{"instId":"BTC-USDT"}"#,
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Refusal::Denied(Denial::NotInProfile { dotted: true, .. })
+        ) && !err.to_string().contains("allow = ["),
+        "{err}"
+    );
+    // Kraken's websocket token with an extension is still the token.
+    let err = check_with(
+        Exchange::Kraken,
+        &KeyPolicy::default(),
+        &support::req("POST", "/0/private/GetWebSocketsToken.json", "", ""),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::WebsocketLogin { .. })),
+        "{err}"
+    );
     // Elsewhere, where the path is not signed, no line either; where it is, the line stays.
     for (ex, path) in [
         (Binance, "/sapi/v1/margin/order"),

@@ -128,7 +128,13 @@ pub enum Denial {
     #[error(
         "refused: {method} {path} is not in {exchange}'s trading profile; tapsign signs only \
          the endpoints trading needs (agent/profiles/{exchange}.toml). {how}",
-        how = if !*signs_path {
+        how = if *dotted {
+            "Its last segment holds a '.', which no path of the profile's does and which a \
+             server matching paths with any file extension may read as one, dropping what \
+             follows it: tapsign suggests no line for it; send the path as the exchange \
+             documents it"
+                .to_string()
+        } else if !*signs_path {
             format!(
                 "{exchange} does not sign the path, so an entry for it would make its \
                  signatures good on every {exchange} endpoint that takes the same parameters, \
@@ -156,6 +162,8 @@ pub enum Denial {
         narrowed: bool,
         /// The exchange signs the path: a line for this endpoint signs only for it.
         signs_path: bool,
+        /// The path's last segment holds a '.' (no line: it may be read without its extension).
+        dotted: bool,
     },
     #[error(
         "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
@@ -870,6 +878,10 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        // No profile path holds a '.' in its last segment, and a server matching paths with any
+        // extension may drop what follows it: a line for such a path could stand for another
+        // endpoint (red-team round 17, recheck).
+        let dotted = parsed.segments.last().is_some_and(|s| s.contains('.'));
         return Err(Denial::NotInProfile {
             exchange,
             key: key.to_string(),
@@ -877,6 +889,7 @@ pub fn check_request<'p>(
             path: wire.path.clone(),
             narrowed: !policy.only.is_empty(),
             signs_path: converse::signs_path(exchange),
+            dotted,
         }
         .into());
     };

@@ -921,9 +921,17 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/crossex/positions/margin",
+        MOVES_MARGIN,
+    ),
+    // The unified account's, under either account mode and API version (KuCoin's own SDK
+    // calls the v2 path).
+    withheld_endpoint_(
         Exchange::Kucoin,
         "POST",
-        "/api/ua/v1/unified/position/modify-margin",
+        "/api/ua/*/*/position/modify-margin",
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
@@ -948,6 +956,24 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         Exchange::Bitget,
         "POST",
         "/api/v2/mix/account/set-auto-margin",
+        AUTO_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/v3/account/set-margin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/mix/v1/account/setMargin",
+        MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Bitget,
+        "POST",
+        "/api/mix/v1/account/setAutoMargin",
         AUTO_MARGIN,
     ),
     withheld_endpoint_(
@@ -978,8 +1004,25 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     ),
 ];
 
-/// The endpoint left out on purpose that `method` and `segments` name, if any.
+/// The endpoint left out on purpose that `method` and `segments` name, if any, also once the
+/// file extension of the last segment is dropped (`set-margin.json`), as a server matching
+/// paths with any extension would.
 pub(super) fn withheld_endpoint(
+    exchange: Exchange,
+    method: &str,
+    segments: &[String],
+) -> Option<&'static WithheldEndpoint> {
+    let stem = segments.split_last().and_then(|(last, head)| {
+        let (stem, _) = last.split_once('.')?;
+        let mut s = head.to_vec();
+        s.push(stem.to_string());
+        Some(s)
+    });
+    withheld_endpoint_as_spelled(exchange, method, segments)
+        .or_else(|| withheld_endpoint_as_spelled(exchange, method, stem.as_deref()?))
+}
+
+fn withheld_endpoint_as_spelled(
     exchange: Exchange,
     method: &str,
     segments: &[String],
