@@ -1567,6 +1567,20 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
         ),
         // Recheck: the unified account's twins, other API versions, Gate's cross-exchange one.
         (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/set-isolated-mode",
+            "",
+            r#"{"isoMode":"automatic","type":"MARGIN"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/unified/delta_neutral",
+            "",
+            r#"{"mode":true}"#,
+        ),
+        (
             Exchange::Bitget,
             "POST",
             "/api/v3/account/set-margin",

@@ -903,6 +903,20 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/set-isolated-mode",
+        "sets how margin goes into isolated positions (`automatic` has OKX transfer it as it \
+         likes)",
+    ),
+    withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/set-riskOffset-amt",
+        "sets how much spot balance offsets derivatives risk under portfolio margin, which \
+         lowers the margin asked and so lets the account carry more",
+    ),
+    withheld_endpoint_(
         Exchange::Gate,
         "POST",
         "/api/v4/futures/*/positions/*/margin",
@@ -925,6 +939,13 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         "POST",
         "/api/v4/crossex/positions/margin",
         MOVES_MARGIN,
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/unified/delta_neutral",
+        "switches the unified account's delta-neutral mode, which changes the margin asked \
+         across currencies",
     ),
     // The unified account's, under either account mode and API version (KuCoin's own SDK
     // calls the v2 path).
