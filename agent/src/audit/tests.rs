@@ -655,3 +655,29 @@ fn a_key_change_created_past_the_end_of_time_is_printed() {
     assert!(text.starts_with("key add k1 (added "), "{text}");
     assert!(text.contains("Z, file sha256 abababababababab)"), "{text}");
 }
+
+/// Red-team round 17, recheck: a process holding the log's lock held an append (a rotation's
+/// record after its commit) forever. The append waits a bounded time, then fails, saying why;
+/// once the lock is free it goes through.
+#[test]
+fn an_append_waits_a_bounded_time_for_a_lock_held_elsewhere() {
+    use rustix::fs::{FlockOperation, flock};
+    let (_dir, path) = log_with(2);
+    let mut log = AuditLog::open(&path).unwrap();
+    let holder = std::fs::File::open(&path).unwrap();
+    flock(&holder, FlockOperation::LockExclusive).unwrap();
+    let started = std::time::Instant::now();
+    let e = log.append(&AuditEvent::Lock {
+        reason: "test".into(),
+    });
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("held it locked"), "{e}");
+    assert!(started.elapsed() >= super::tail::LOCK_WAIT, "it waited");
+    assert_eq!(lines_of(&path).len(), 2, "nothing written");
+    flock(&holder, FlockOperation::Unlock).unwrap();
+    log.append(&AuditEvent::Lock {
+        reason: "test".into(),
+    })
+    .unwrap();
+    assert_eq!(lines_of(&path).len(), 3);
+}

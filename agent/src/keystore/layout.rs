@@ -298,8 +298,26 @@ impl Keystore {
         old: &Path,
         lock: &WriteLock,
     ) -> Result<PathBuf, KeystoreError> {
+        self.commit_recorded(stage, manifest, old, lock, || Ok(()))
+    }
+
+    /// [`Keystore::commit`], with `record` run once the new manifest is in place and before the
+    /// old folder goes: if it fails, the commit is undone (the previous manifest put back, the
+    /// new folder removed) and its error returned. A change that must not stand off the record
+    /// (a token removal: a copy from before it put back would open with the removed token)
+    /// is thus never left in place unrecorded by a record that failed (red-team round 17,
+    /// recheck: a line appended to break the chain, or a lock held on the log, made it fail).
+    pub(crate) fn commit_recorded(
+        &self,
+        stage: Stage,
+        manifest: &ManifestFile,
+        old: &Path,
+        lock: &WriteLock,
+        record: impl FnOnce() -> Result<(), KeystoreError>,
+    ) -> Result<PathBuf, KeystoreError> {
         let key = manifest.vault_public_key(&self.manifest_path())?;
         let target = self.dir.join(vault_folder(&key));
+        let previous = read_private(&self.manifest_path())?;
         if let Err(e) = rename_dir(&stage.dir, &target) {
             stage.discard();
             return Err(e);
@@ -315,6 +333,22 @@ impl Keystore {
                 return Err(e);
             }
             let _ = crate::disk::sync_dir(&self.dir);
+        }
+        crate::disk::crash_point("commit: the manifest in place, before its record");
+        if let Err(e) = record() {
+            let undone = match &previous {
+                Some(bytes) => write_atomic(&self.manifest_path(), bytes, Overwrite::Replace),
+                None => remove_private(&self.manifest_path()),
+            };
+            return Err(match undone {
+                Ok(()) => {
+                    let _ = remove_tree(&target);
+                    e
+                }
+                Err(u) => KeystoreError::Internal(format!(
+                    "{e}; and putting the previous manifest back failed ({u}): the keystore is at the new one, off the record; run `tapsign unlock`, whose check records it"
+                )),
+            });
         }
         // Committed. What is left of the old folder is garbage; if it cannot go now, the next
         // writer removes it (`collect_garbage`).

@@ -280,9 +280,9 @@ pub(crate) struct MemoryLedger {
     pub entries: Vec<LedgerEntry>,
     /// Make every `record` fail with this reason, and `ready` say so.
     pub broken: Option<String>,
-    /// Make every `record` fail with this reason while `ready` says it can write (a log that
-    /// opened, then filled the disk).
-    pub fills: Option<String>,
+    /// Let this many more `record`s through, then fail every one with this reason, while
+    /// `ready` says it can write (a log that opened, then filled the disk).
+    pub fills: Option<(usize, String)>,
     /// Play a running agent: keep what is recorded in memory as well, and hand it out with
     /// what is read back (tests then edit `entries` as one would edit the log).
     pub witness: Option<Witness>,
@@ -333,8 +333,14 @@ impl Ledger for MemoryLedger {
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
-        if let Some(why) = self.broken.as_ref().or(self.fills.as_ref()) {
+        if let Some(why) = &self.broken {
             return Err(why.clone());
+        }
+        if let Some((left, why)) = &mut self.fills {
+            if *left == 0 {
+                return Err(why.clone());
+            }
+            *left -= 1;
         }
         self.entries.push(entry.clone());
         let seq = self.entries.len() as u64;

@@ -36,10 +36,6 @@ pub struct Rotated {
     /// Credentials not carried over (refused by the rollback check, or not decryptable).
     pub dropped: Vec<Refusal>,
     pub warnings: Vec<String>,
-    /// Why the audit log could not record the new manifest, though it took records when the
-    /// rotation began (a full disk since, the file replaced): until a later manifest is
-    /// recorded, a copy of the keystore from before the rotation put back is not caught.
-    pub unrecorded: Option<String>,
 }
 
 /// Among the keyslots a rotation keeps (all but `remove`), the tokens that must be present,
@@ -116,11 +112,7 @@ impl Keystore {
         // descriptor.
         if let Err(reason) = ledger.ready() {
             return Err(KeystoreError::CannotRecord {
-                what: match (remove, rebuild) {
-                    (Some(id), _) => format!("The removal of token {id}"),
-                    (None, Some(_)) => "The rebuilt manifest".into(),
-                    (None, None) => "The rotation".into(),
-                },
+                what: what_rotates(remove, rebuild.is_some()),
                 reason,
             });
         }
@@ -261,16 +253,26 @@ impl Keystore {
             vec![],
             ledger.head(),
         )?;
-        self.commit(stage, &manifest, &p.live, &lock)?;
-        drop(lock);
-
         let reason = match (remove, rebuild) {
             (Some(id), _) => super::ledger::token_removed(id),
             (None, Some(_)) => "rotated: manifest rebuilt from the files as they were".into(),
             (None, None) => "rotated".into(),
         };
+        // Recorded before the old folder goes, or undone: off the record, a copy of the
+        // keystore from before it put back opens with the token it removed, and nothing
+        // refuses it (red-team round 17).
+        self.commit_recorded(stage, &manifest, &p.live, &lock, || {
+            self.record_manifest(ledger, &manifest, &reason)
+                .map_err(|reason| KeystoreError::NotRecorded {
+                    what: match remove {
+                        Some(id) => format!("the keystore (removing token {id})"),
+                        None => "the keystore (a new vault key)".into(),
+                    },
+                    reason,
+                })
+        })?;
+        drop(lock);
         self.note_refusals(ledger, &dropped, &mut warnings);
-        let unrecorded = self.record_manifest(ledger, &manifest, &reason).err();
         Ok(Rotated {
             generation,
             vault: vault_tag(&new_vk.public_key()),
@@ -283,7 +285,6 @@ impl Keystore {
                 .collect(),
             dropped,
             warnings,
-            unrecorded,
         })
     }
 }
@@ -353,6 +354,15 @@ fn fill_stage(
         });
     }
     Ok((slot_records, records))
+}
+
+/// What a rotation's refusal calls it.
+fn what_rotates(remove: Option<&str>, rebuild: bool) -> String {
+    match (remove, rebuild) {
+        (Some(id), _) => format!("The removal of token {id}"),
+        (None, true) => "The rebuilt manifest".into(),
+        (None, false) => "The rotation".into(),
+    }
 }
 
 fn stem(path: &std::path::Path) -> Option<&str> {

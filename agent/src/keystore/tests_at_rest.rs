@@ -797,9 +797,25 @@ fn a_manifest_the_log_does_not_record_is_warned_about_until_a_check_records_one(
         f.ks.preview(&mut f.ledger).unwrap().warnings,
         Vec::<String>::new()
     );
-    f.ledger.fills = Some("killed before its line".into());
-    f.rotate(Some(&b.stub().id())).unwrap();
-    f.ledger.fills = None;
+    // Killed right after the commit (a record that fails undoes the commit instead).
+    let id = b.stub().id();
+    let mut killed = false;
+    for n in 0..64 {
+        let snapshot = f.ledger.entries.len();
+        super::files::CRASH_AFTER.with(|c| c.set(Some(n)));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.rotate(Some(&id))));
+        super::files::CRASH_AFTER.with(|c| c.set(None));
+        let Err(panic) = run else {
+            panic!("the rotation ran to its end before its record");
+        };
+        let said = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        if said.contains("the manifest in place, before its record") {
+            killed = true;
+            break;
+        }
+        assert_eq!(f.ledger.entries.len(), snapshot, "step {n}: {said}");
+    }
+    assert!(killed);
     let w = f.ks.preview(&mut f.ledger).unwrap().warnings;
     assert!(
         w.iter()
