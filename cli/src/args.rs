@@ -92,10 +92,16 @@ pub enum KeystoreCommand {
     /// before then opens nothing current, with any token.
     Rotate {
         /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
-        /// credential that opens as it is now (an old file put back among them is accepted).
-        /// Only the token touched receives the new vault key: enroll the others again.
+        /// credential that opens as it is now, but for a file the audit log's record of key
+        /// changes shows to be an old copy or a removed credential put back (the rebuild then
+        /// stops and names it). Only the token touched receives the new vault key: enroll the
+        /// others again.
         #[arg(long)]
         rebuild_manifest: bool,
+        /// With --rebuild-manifest, where the audit log cannot be read at all (lost for good):
+        /// take the credential files unchecked. Use it only on files you trust.
+        #[arg(long, requires = "rebuild_manifest")]
+        unchecked: bool,
     },
 }
 

@@ -589,3 +589,51 @@ fn a_stray_file_name_is_listed_escaped() {
         "{out:?}"
     );
 }
+
+/// Red-team round 17: one changed byte of `manifest.json` steers the trader to
+/// `--rebuild-manifest`, which took every file that opened, so an old copy of a replaced
+/// secret signed again. The rebuild checks the files against the log's record of key changes:
+/// also where one byte of the log breaks its chain (every key change line counts, chained or
+/// not), and it stops where the log cannot vouch at all (moved aside) unless told `--unchecked`.
+#[test]
+fn a_rebuild_stops_at_a_copy_put_back_even_with_the_log_damaged() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "secret-before");
+    let old = std::fs::read(cred_file(&w, "k1")).unwrap();
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nsecret-after\n",
+    )
+    .ok();
+    let current = std::fs::read(cred_file(&w, "k1")).unwrap();
+    // One byte of the log's first line changed: the chain breaks before every key change.
+    let log = w.home().join("audit.log");
+    let mut text = std::fs::read(&log).unwrap();
+    let at = text.iter().position(|&b| b == b'T').unwrap();
+    text[at] = b'X';
+    std::fs::write(&log, &text).unwrap();
+    put_back(&cred_file(&w, "k1"), &old);
+    let manifest = w.home().join("keystore/manifest.json");
+    let mut m = std::fs::read(&manifest).unwrap();
+    m[40] ^= 1;
+    put_back(&manifest, &m);
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    out.fails_with(7, "copies put back");
+    assert!(out.stderr.contains("\"k1\""), "{out:?}");
+    assert_eq!(std::fs::read(&manifest).unwrap(), m, "nothing changed");
+    // The log moved aside: nothing vouches for the files.
+    std::fs::rename(&log, w.home().join("audit.log.aside")).unwrap();
+    put_back(&cred_file(&w, "k1"), &current);
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    out.fails_with(7, "--unchecked");
+    assert_eq!(std::fs::read(&manifest).unwrap(), m, "nothing changed");
+    let out = w.run(
+        &["keystore", "rotate", "--rebuild-manifest", "--unchecked"],
+        "",
+    );
+    assert!(
+        out.ok().contains("Re-sealed to it: 1 credential(s) (k1)"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("unchecked"), "{out:?}");
+}

@@ -116,6 +116,8 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
         let scan = scan(path);
         out.unreadable = scan.unreadable;
         out.latest_generation = scan.highest;
+        out.all_changes = scan.read.then_some(scan.changes);
+        out.changes_unreadable = scan.changes_unreadable;
     }
     for line in read.lines {
         match line.event {
@@ -354,6 +356,12 @@ pub struct Scan {
     pub highest: Option<u64>,
     /// The first line that names a generation but cannot be read as a `keystore` record.
     pub unreadable: Option<String>,
+    /// Whether the file could be opened at all.
+    pub read: bool,
+    /// Every readable `key_change` line's change, chained or not, oldest first.
+    pub changes: Vec<crate::keystore::KeyChange>,
+    /// The first line that is a `key_change` but cannot be read as one.
+    pub changes_unreadable: Option<String>,
 }
 
 /// Read every line of the log at `path` that names a generation (only a `keystore` record
@@ -366,6 +374,7 @@ pub fn scan(path: &Path) -> Scan {
     let Ok(file) = super::open_regular(path) else {
         return out;
     };
+    out.read = true;
     let mut reader = std::io::BufReader::new(file);
     let mut buf = Vec::new();
     for i in 0.. {
@@ -377,7 +386,39 @@ pub fn scan(path: &Path) -> Scan {
         let Some(line) = buf.strip_suffix(b"\n") else {
             break;
         };
-        // Most lines are signatures: only one naming a generation is parsed.
+        // Most lines are signatures: only one naming a generation, or a key change, is parsed
+        // (tapsign writes both keys unescaped; inside a string value a quote is escaped, so no
+        // bot's text holds them).
+        if line.windows(19).any(|w| w == b"\"type\":\"key_change\"") {
+            match serde_json::from_slice::<super::AuditLine>(line) {
+                Ok(super::AuditLine {
+                    event:
+                        AuditEvent::KeyChange {
+                            action,
+                            name,
+                            created,
+                            file,
+                            ..
+                        },
+                    ..
+                }) => out.changes.push(crate::keystore::KeyChange {
+                    action,
+                    name,
+                    created,
+                    sha256: file,
+                }),
+                _ => {
+                    out.changes_unreadable.get_or_insert_with(|| {
+                        format!(
+                            "line {} of {} records a key change but cannot be read",
+                            i + 1,
+                            path.display()
+                        )
+                    });
+                }
+            }
+            continue;
+        }
         if !line.windows(12).any(|w| w == b"\"generation\"") {
             continue;
         }

@@ -259,6 +259,14 @@ pub enum KeystoreError {
     )]
     RebuildPutBack { dir: PathBuf, files: String },
 
+    #[error(
+        "the audit log's record of key changes cannot be read ({why}), so a rebuild cannot check \
+         the credential files against it, and would seal again a copy put back; nothing was \
+         changed. Put the audit log back (or mend it), or, if it is lost for good and you trust \
+         the files, run `tapsign keystore rotate --rebuild-manifest --unchecked`"
+    )]
+    RebuildUnchecked { why: String },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -336,6 +344,7 @@ impl KeystoreError {
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
+            RebuildUnchecked { .. } => None,
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,

@@ -108,6 +108,13 @@ pub struct Evidence {
     /// What a running agent saw recorded while it held the ledger open; the record read back
     /// must agree with it ([`Witness`]).
     pub witnessed: Witness,
+    /// Where the record cannot be followed ([`Evidence::gap`]) but the ledger can be read:
+    /// every credential change it holds, chained or not (a line anyone appended can only move
+    /// a name forward, so these can only refuse more). `None`: nothing could be read.
+    pub all_changes: Option<Vec<KeyChange>>,
+    /// A line that is a credential change but cannot be read, where [`Evidence::all_changes`]
+    /// was read.
+    pub changes_unreadable: Option<String>,
 }
 
 impl Evidence {

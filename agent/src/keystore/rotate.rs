@@ -86,20 +86,26 @@ impl Keystore {
     /// which keyslots are the trader's, one planted beside them (sealed to anyone's public
     /// key, or a removed token's put back) would receive it too. The others are named, to be
     /// enrolled again.
+    ///
+    /// The files are checked against the ledger's record of credential changes, and a copy it
+    /// shows put back stops the rebuild; where the record cannot be read at all, the rebuild
+    /// is refused unless `unchecked` (the log lost for good, the files trusted).
     pub fn rebuild_manifest(
         &self,
         vk: &VaultKey,
         touched: &TokenStub,
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
+        unchecked: bool,
     ) -> Result<Rotated, KeystoreError> {
-        self.rotate_in(Some(touched), vk, None, present, ledger)
+        self.rotate_in(Some((touched, unchecked)), vk, None, present, ledger)
     }
 
-    /// `rebuild`: the token touched for a rebuild, the only one to receive the new key.
+    /// `rebuild`: the token touched for a rebuild, the only one to receive the new key, and
+    /// whether the files may go unchecked where the ledger cannot be read.
     fn rotate_in(
         &self,
-        rebuild: Option<&TokenStub>,
+        rebuild: Option<(&TokenStub, bool)>,
         vk: &VaultKey,
         remove: Option<&str>,
         present: &mut Present<'_>,
@@ -140,7 +146,7 @@ impl Keystore {
                         s.stub.id()
                     ));
                 }
-                if let Some(touched) = rebuild
+                if let Some((touched, _)) = rebuild
                     && s.stub != *touched
                 {
                     warnings.push(format!(
@@ -179,7 +185,10 @@ impl Keystore {
         crate::disk::interleave("rotate: keyslots wrapped, before the lock");
         let lock = self.lock()?;
         let mut p = match rebuild {
-            Some(_) => self.prepare_in(self.live_for_rebuild()?, true, vk, ledger, &lock)?,
+            Some((_, unchecked)) => {
+                let live = self.live_for_rebuild()?;
+                self.prepare_in(live, Some(unchecked), vk, ledger, &lock)?
+            }
             None => self.prepare(vk, ledger, &lock)?,
         };
         let mut planned: Vec<&str> = slots

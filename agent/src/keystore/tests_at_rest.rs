@@ -354,8 +354,14 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
     assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
     let vk = touch_for_rebuild(&mut f);
     let r =
-        f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
-            .unwrap();
+        f.ks.rebuild_manifest(
+            &vk,
+            &f.token.stub().clone(),
+            &mut none,
+            &mut f.ledger,
+            false,
+        )
+        .unwrap();
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
     // Only the token touched: nothing vouches for the other keyslot any more.
     assert_eq!(r.keyslots, [f.token.stub().id()]);
@@ -375,8 +381,14 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
         KeystoreError::ManifestInvalid { .. }
     ));
     let vk = f.unlock();
-    f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
-        .unwrap();
+    f.ks.rebuild_manifest(
+        &vk,
+        &f.token.stub().clone(),
+        &mut none,
+        &mut f.ledger,
+        false,
+    )
+    .unwrap();
     let vk = f.unlock();
     let c = f.check().unwrap();
     assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
@@ -414,7 +426,13 @@ fn rebuild(f: &mut Fixture) -> Result<Rotated, KeystoreError> {
     let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         unreachable!("soft keyslots wrap offline")
     };
-    f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
+    f.ks.rebuild_manifest(
+        &vk,
+        &f.token.stub().clone(),
+        &mut none,
+        &mut f.ledger,
+        false,
+    )
 }
 
 /// A `key_change` line as anyone who can write the log can append one (it continues the
@@ -493,7 +511,13 @@ fn a_rebuild_refuses_a_copy_the_audit_log_shows_put_back() {
         let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
             unreachable!("soft keyslots wrap offline")
         };
-        f.ks.rebuild_manifest(&vk, &f.token.stub().clone(), &mut none, &mut f.ledger)
+        f.ks.rebuild_manifest(
+            &vk,
+            &f.token.stub().clone(),
+            &mut none,
+            &mut f.ledger,
+            false,
+        )
     };
     for (file, bytes, name) in [
         (&path, &old, "upbit-main"),
@@ -505,6 +529,15 @@ fn a_rebuild_refuses_a_copy_the_audit_log_shows_put_back() {
         assert!(e.to_string().contains(name), "{e}");
         assert_eq!(fs::read(&manifest).unwrap(), damaged, "nothing changed");
         if name == "upbit-main" {
+            // Recheck: a log that is not this keystore's history (moved aside, a new one
+            // started) vouches for nothing: the rebuild stops, unless told to take the files
+            // unchecked.
+            let kept = std::mem::take(&mut f.ledger.entries);
+            let e = rebuild(&mut f).unwrap_err();
+            assert!(matches!(e, KeystoreError::RebuildUnchecked { .. }), "{e}");
+            assert!(e.to_string().contains("--unchecked"), "{e}");
+            assert_eq!(fs::read(&manifest).unwrap(), damaged, "nothing changed");
+            f.ledger.entries = kept;
             put_back(file, &current);
         } else {
             fs::remove_file(file).unwrap();

@@ -242,7 +242,7 @@ fn a_rebuild_gives_the_new_vault_key_only_to_the_token_touched() {
     put_back(&path, &files::encode(&path, m).unwrap());
     let touched = f.token.stub().clone();
     let r =
-        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger)
+        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger, false)
             .unwrap();
     assert_eq!(r.keyslots, [touched.id()]);
     let planted_line = r
@@ -276,7 +276,7 @@ fn a_rebuild_keeps_to_the_recorded_vaults_and_says_how_to_restore_an_own_backup(
     let vk = f.unlock();
     let touched = f.token.stub().clone();
     let e =
-        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger)
+        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger, false)
             .unwrap_err();
     assert!(matches!(e, KeystoreError::VaultNotChained { .. }), "{e}");
     assert!(e.to_string().contains("move the audit log aside"), "{e}");

@@ -345,16 +345,17 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
-        self.prepare_in(self.live()?, false, vk, ledger, lock)
+        self.prepare_in(self.live()?, None, vk, ledger, lock)
     }
 
     /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing). A
-    /// `rebuild` takes the files as they are; otherwise a manifest older than the audit log's
+    /// `rebuild` (`Some(unchecked)`) takes the files as they are but for copies the ledger
+    /// shows put back ([`rebuild_fold`]); otherwise a manifest older than the audit log's
     /// record of it, or none where the log records one, is refused ([`Keystore::against_log`]).
     pub(crate) fn prepare_in(
         &self,
         live: super::layout::Live,
-        rebuild: bool,
+        rebuild: Option<bool>,
         vk: &VaultKey,
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
@@ -417,12 +418,14 @@ impl Keystore {
                 // The whole log: a keystore from before manifests has no `keystore` line in
                 // it, and a rebuilt manifest's generation must go above every one recorded.
                 let whole = ledger.since(&Anchor::genesis());
-                if !rebuild {
+                if rebuild.is_none() {
                     self.against_log(None, &whole)?;
                 }
                 let folded = match rebuild {
-                    true => rebuild_fold(&observed, &whole, &live.dir.join(CREDENTIALS))?,
-                    false => first_fold(&observed),
+                    Some(unchecked) => {
+                        rebuild_fold(&observed, &whole, &live.dir.join(CREDENTIALS), unchecked)?
+                    }
+                    None => first_fold(&observed),
                 };
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
@@ -609,20 +612,46 @@ fn rebuild_fold(
     observed: &[Observed],
     whole: &Evidence,
     dir: &std::path::Path,
+    unchecked: bool,
 ) -> Result<Folded, KeystoreError> {
     use super::ledger::KeyAction;
     let mut folded = first_fold(observed);
     folded.warnings.clear();
-    if let Some(gap) = &whole.gap {
-        folded.warnings.push(format!(
-            "the audit log's record of credential changes cannot be followed ({gap}), so the files were not checked against it: a credential put back from an old copy would go unnoticed"
-        ));
-        return Ok(folded);
-    }
+    // Where the chain cannot be followed, every change line the file holds, chained or not
+    // (red-team round 17, recheck: one changed byte anywhere in the log skipped the check).
+    // A log that records no vault of this keystore is not its history (moved aside, and a new
+    // one started by this very command): it vouches for nothing, and refuses nothing.
+    let foreign =
+        (whole.recorded_vaults.is_empty() && whole.witnessed.vaults.is_empty()).then(|| {
+            "it records no vault key of this keystore: it was started afresh or replaced"
+                .to_string()
+        });
+    let gap = whole.gap.clone().or(foreign);
+    let changes = match (&gap, &whole.all_changes, &whole.changes_unreadable) {
+        (None, _, _) => &whole.changes,
+        (Some(gap), Some(all), None) => {
+            folded.warnings.push(format!(
+                "the audit log's chain cannot be followed ({gap}): the files were checked against every key change line it holds, chained or not"
+            ));
+            all
+        }
+        (Some(gap), _, why) if !unchecked => {
+            return Err(KeystoreError::RebuildUnchecked {
+                why: why.clone().unwrap_or_else(|| gap.clone()),
+            });
+        }
+        (Some(gap), _, why) => {
+            folded.warnings.push(format!(
+                "the audit log's record of credential changes cannot be read ({}), and the files were taken unchecked (--unchecked): a credential put back from an old copy would go unnoticed",
+                why.as_ref().unwrap_or(gap)
+            ));
+            return Ok(folded);
+        }
+    };
     // Each name's last recorded state: present since `created`, or removed (a later version
     // may come back).
     let mut last: BTreeMap<&str, (bool, u64)> = BTreeMap::new();
-    for ch in &whole.changes {
+    for ch in changes {
         let was = last.get(ch.name.as_str()).map_or(0, |(_, c)| *c);
         match ch.action {
             KeyAction::Add | KeyAction::Replace if ch.created > was || was == 0 => {

@@ -36,7 +36,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
         | KeystoreError::CredentialsUnreadable { .. }
-        | KeystoreError::RebuildPutBack { .. } => exit_codes::DAMAGED,
+        | KeystoreError::RebuildPutBack { .. }
+        | KeystoreError::RebuildUnchecked { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
     Failure::new(exit, e.to_string())

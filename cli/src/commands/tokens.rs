@@ -51,10 +51,12 @@ pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> 
     match cmd {
         KeystoreCommand::Rotate {
             rebuild_manifest: false,
+            ..
         } => rotate(paths, &keystore(paths), None),
         KeystoreCommand::Rotate {
             rebuild_manifest: true,
-        } => rebuild(paths, &keystore(paths)),
+            unchecked,
+        } => rebuild(paths, &keystore(paths), unchecked),
     }
 }
 
@@ -352,14 +354,20 @@ fn ready_to_record(ledger: &mut AuditLedger, what: String) -> Result<(), Failure
 }
 
 /// `keystore rotate --rebuild-manifest`.
-fn rebuild(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
+fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
     ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
     let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let rotated = ks
-        .rebuild_manifest(&vk, &touched, &mut present_token(paths), &mut ledger)
+        .rebuild_manifest(
+            &vk,
+            &touched,
+            &mut present_token(paths),
+            &mut ledger,
+            unchecked,
+        )
         .map_err(ks_failure)?;
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
