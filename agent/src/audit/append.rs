@@ -36,6 +36,12 @@ impl AuditLog {
 
     /// `fdatasync` the file: the lines written so far survive a crash of the machine.
     pub fn sync(&self) -> Result<(), AuditError> {
+        #[cfg(test)]
+        if FAIL_SYNC.with(|f| f.replace(false)) {
+            return Err(io_err(&self.path)(std::io::Error::other(
+                "input/output error (test)",
+            )));
+        }
         self.file.sync_data().map_err(io_err(&self.path))
     }
 
@@ -116,4 +122,10 @@ impl AuditLog {
         }
         Err(failed)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: make the next [`AuditLog::sync`] on this thread fail (an I/O error).
+    pub(crate) static FAIL_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

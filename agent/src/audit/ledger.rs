@@ -62,17 +62,32 @@ impl Ledger for AuditLedger {
         unanchored(&self.path, why)
     }
 
-    /// Opens the log for appending, once: what is written later goes through that descriptor,
-    /// so a log whose mode changes meanwhile still takes it.
+    /// Whether the log opens for appending now. Not kept open: a command asks this before a
+    /// PIN and a touch, and a running agent may append more in that time than a descriptor
+    /// opened now would take in as others' lines (red-team round 17, recheck); a record that
+    /// fails later is undone by its caller.
     fn ready(&mut self) -> Result<(), String> {
-        self.log().map(|_| ())
+        AuditLog::open(&self.path)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
+    /// The line written counts as recorded even when its sync fails (an I/O error): it is in
+    /// the file, which the next check reads, and undoing what it records would leave the
+    /// log naming a change the keystore no longer has (red-team round 17, recheck). The
+    /// failed sync is said.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
         let event = event(entry);
         let log = self.log()?;
-        log.append(&event).map_err(|e| e.to_string())?;
-        self.written = Some(log.anchor());
+        log.write_lines(&[(&event, std::time::SystemTime::now())])
+            .map_err(|e| e.to_string())?;
+        let (anchor, synced) = (log.anchor(), log.sync());
+        self.written = Some(anchor);
+        if let Err(e) = synced {
+            say!(
+                "tapsign: warning: the audit log's record of this change was written but could not be synced to disk ({e}): it may not survive a power failure; check the disk (dmesg)"
+            );
+        }
         Ok(())
     }
 }

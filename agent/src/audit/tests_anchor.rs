@@ -473,3 +473,55 @@ fn vault_line(n: u64) -> AuditEvent {
         reason: "unlock".into(),
     }
 }
+
+fn manifest_entry(generation: u64) -> LedgerEntry {
+    LedgerEntry::Manifest {
+        generation,
+        vault: "0011223344556677".into(),
+        vault_key: String::new(),
+        reason: "rotated".into(),
+    }
+}
+
+/// Red-team round 17, second recheck: a command asks whether the log takes records before a
+/// PIN and a touch, and kept the log open from then on; lines a running agent appended in that
+/// time (a bot's refused requests) beyond what an open descriptor takes in as others' lines
+/// made the record fail as tampering, and the rotation was undone. The check no longer keeps
+/// the log open.
+#[test]
+fn a_record_after_ready_takes_lines_others_appended_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut ledger = AuditLedger::new(&path);
+    ledger.ready().unwrap();
+    let mut agent = AuditLog::open(&path).unwrap();
+    let refused = AuditEvent::Lock {
+        reason: "x".repeat(200),
+    };
+    let many: Vec<_> = (0..8_000)
+        .map(|_| (&refused, std::time::SystemTime::now()))
+        .collect();
+    agent.write_lines(&many).unwrap();
+    assert!(fs::metadata(&path).unwrap().len() > 2 * 1024 * 1024);
+    ledger.record(&manifest_entry(3)).unwrap();
+    let ev = evidence(&path, &crate::keystore::Anchor::genesis());
+    assert_eq!(ev.latest_generation, Some(3), "{:?}", ev.gap);
+}
+
+/// Red-team round 17, second recheck: a record whose line was written but whose sync failed
+/// was reported failed, and the rotation it recorded was undone, leaving the log naming a
+/// vault the keystore no longer had (every later command refused). It counts as written.
+#[test]
+fn a_record_written_whose_sync_fails_counts_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut ledger = AuditLedger::new(&path);
+    ledger.head().unwrap();
+    super::append::FAIL_SYNC.with(|f| f.set(true));
+    let recorded = ledger.record(&manifest_entry(5));
+    super::append::FAIL_SYNC.with(|f| f.set(false));
+    recorded.unwrap();
+    assert!(ledger.written().is_some());
+    let ev = evidence(&path, &crate::keystore::Anchor::genesis());
+    assert_eq!(ev.latest_generation, Some(5));
+}

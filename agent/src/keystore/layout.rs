@@ -345,8 +345,10 @@ impl Keystore {
                     let _ = remove_tree(&target);
                     e
                 }
+                // Not `unlock`: it would record whatever manifest is there by then, a copy from
+                // before put back included (red-team round 17, second recheck).
                 Err(u) => KeystoreError::Internal(format!(
-                    "{e}; and putting the previous manifest back failed ({u}): the keystore is at the new one, off the record; run `tapsign unlock`, whose check records it"
+                    "{e}; and putting the previous manifest back failed ({u}): the keystore may be at the new one, off the record. Do not unlock with it yet: mend the audit log, check that `tapsign token list` shows only the tokens you keep (remove again, with `tapsign token remove`, any you meant to remove), then run `tapsign keystore rotate`, which records a new vault key"
                 )),
             });
         }

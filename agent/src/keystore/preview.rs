@@ -68,6 +68,6 @@ impl Keystore {
 /// The keystore's manifest is not on record: what that leaves open, and how to close it.
 pub(crate) fn unrecorded_warning(generation: u64) -> String {
     format!(
-        "the audit log has no record of the keystore's manifest (generation {generation}): the command that wrote it stopped before it could record it (killed, a power cut, a full disk). Until a later one is recorded, a copy of the keystore from before it (a removed token's keyslot back, say) is not caught: run `tapsign unlock`, whose check records the next one"
+        "the audit log has no record of the keystore's manifest (generation {generation}): the command that wrote it stopped before it could record it (killed, a power cut, a full disk). Until a later one is recorded, a copy of the keystore from before it (a removed token's keyslot back, say) is not caught: check that `tapsign token list` shows only the tokens you keep (remove again, with `tapsign token remove`, any you had removed), then run `tapsign keystore rotate`, which records a new one"
     )
 }
