@@ -1415,6 +1415,49 @@ fn a_refusal_under_only_says_what_only_leaves_out() {
     );
 }
 
+/// Red-team round 17 (a sweep of what unsigned paths carry): only Bybit's order create,
+/// pre-check and amend entries held `category` to the trading ones; a cancel, cancel-all,
+/// leverage or position setting signed any other value (`FundPool`), which a server reading
+/// past fields could take for another product's request. Every Bybit write entry holds it.
+#[test]
+fn every_bybit_write_holds_category_to_the_trading_ones() {
+    for (path, body) in [
+        (
+            "/v5/order/cancel",
+            r#"{"category":"FundPool","symbol":"BTCUSDT","orderId":"1"}"#,
+        ),
+        ("/v5/order/cancel-all", r#"{"category":"FundPool"}"#),
+        (
+            "/v5/position/set-leverage",
+            r#"{"category":"spot","symbol":"BTCUSDT","buyLeverage":"1","sellLeverage":"1"}"#,
+        ),
+        (
+            "/v5/position/trading-stop",
+            r#"{"category":"FundPool","symbol":"BTCUSDT"}"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        check_with(Exchange::Bybit, &KeyPolicy::default(), &r).unwrap_err();
+    }
+    for (path, body) in [
+        (
+            "/v5/order/cancel",
+            r#"{"category":"spot","symbol":"BTCUSDT","orderId":"1"}"#,
+        ),
+        (
+            "/v5/order/cancel-all",
+            r#"{"category":"linear","symbol":"BTCUSDT"}"#,
+        ),
+        (
+            "/v5/position/set-leverage",
+            r#"{"category":"linear","symbol":"BTCUSDT","buyLeverage":"1","sellLeverage":"1"}"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        check_with(Exchange::Bybit, &KeyPolicy::default(), &r).unwrap();
+    }
+}
+
 /// Red-team round 17: Bitget's v2 spot orders took a bot's `requestTime` and `receiveWindow`
 /// unbounded, where Binance's `recvWindow` is capped: Bitget does not say that a window of the
 /// bot's choosing can only narrow its 30-second rule for the time the agent signs. They are
