@@ -304,6 +304,11 @@ impl AuditLog {
         Ok(log)
     }
 
+    /// The device and inode of the file this log was opened on.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Where the chain stands now: give this to someone who can later [`verify_against`] it.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {

@@ -18,6 +18,9 @@ use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 pub struct AuditLedger {
     path: PathBuf,
     log: Option<AuditLog>,
+    /// The file [`Ledger::ready`] found (device, inode): the record must go to that file, not
+    /// to another put at the path meanwhile.
+    ready_file: Option<(u64, u64)>,
     /// The anchor just past the last line this ledger wrote.
     written: Option<Anchor>,
 }
@@ -27,6 +30,7 @@ impl AuditLedger {
         AuditLedger {
             path: path.to_owned(),
             log: None,
+            ready_file: None,
             written: None,
         }
     }
@@ -39,7 +43,18 @@ impl AuditLedger {
 
     fn log(&mut self) -> Result<&mut AuditLog, String> {
         if self.log.is_none() {
-            self.log = Some(AuditLog::open(&self.path).map_err(|e| e.to_string())?);
+            let log = AuditLog::open(&self.path).map_err(|e| e.to_string())?;
+            // Moved aside (and a new one started at the path) since `ready`: a record there
+            // would leave the real log without it (red-team round 17, third recheck).
+            if let Some(was) = self.ready_file
+                && log.identity() != was
+            {
+                return Err(format!(
+                    "{} is not the file it was when this command began (moved aside or replaced meanwhile)",
+                    self.path.display()
+                ));
+            }
+            self.log = Some(log);
         }
         self.log
             .as_mut()
@@ -67,9 +82,9 @@ impl Ledger for AuditLedger {
     /// opened now would take in as others' lines (red-team round 17, recheck); a record that
     /// fails later is undone by its caller.
     fn ready(&mut self) -> Result<(), String> {
-        AuditLog::open(&self.path)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        let log = AuditLog::open(&self.path).map_err(|e| e.to_string())?;
+        self.ready_file = Some(log.identity());
+        Ok(())
     }
 
     /// The line written counts as recorded even when its sync fails (an I/O error): it is in

@@ -525,3 +525,24 @@ fn a_record_written_whose_sync_fails_counts_as_written() {
     let ev = evidence(&path, &crate::keystore::Anchor::genesis());
     assert_eq!(ev.latest_generation, Some(5));
 }
+
+/// Red-team round 17, third recheck: the record reopened the log by its path, so a log moved
+/// aside during the touch (and a new one started there) took the record, and the real log went
+/// without it. The record goes only to the file the check found.
+#[test]
+fn a_record_after_ready_goes_only_to_the_file_ready_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    AuditLog::open(&path).unwrap();
+    let mut ledger = AuditLedger::new(&path);
+    ledger.ready().unwrap();
+    fs::rename(&path, dir.path().join("audit.log.aside")).unwrap();
+    let e = ledger.record(&manifest_entry(4)).unwrap_err();
+    assert!(e.contains("not the file it was"), "{e}");
+    assert!(ledger.written().is_none());
+    // Put back, it takes the record.
+    let mut ledger = AuditLedger::new(&path);
+    fs::rename(dir.path().join("audit.log.aside"), &path).unwrap();
+    ledger.ready().unwrap();
+    ledger.record(&manifest_entry(4)).unwrap();
+}

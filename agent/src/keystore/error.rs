@@ -267,6 +267,15 @@ pub enum KeystoreError {
     )]
     RebuildUnchecked { why: String },
 
+    #[error(
+        "the audit log could not record this change ({reason}), and putting the previous \
+         manifest back failed too ({undo}): the keystore may be at the new manifest, off the \
+         record. Do not unlock with it yet: mend the audit log, check that `tapsign token list` \
+         shows only the tokens you keep (remove again, with `tapsign token remove`, any you \
+         meant to remove), then run `tapsign keystore rotate`, which records a new vault key"
+    )]
+    NotUndone { reason: String, undo: String },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -344,7 +353,7 @@ impl KeystoreError {
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
-            RebuildUnchecked { .. } => None,
+            RebuildUnchecked { .. } | NotUndone { .. } => None,
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,

@@ -347,9 +347,13 @@ impl Keystore {
                 }
                 // Not `unlock`: it would record whatever manifest is there by then, a copy from
                 // before put back included (red-team round 17, second recheck).
-                Err(u) => KeystoreError::Internal(format!(
-                    "{e}; and putting the previous manifest back failed ({u}): the keystore may be at the new one, off the record. Do not unlock with it yet: mend the audit log, check that `tapsign token list` shows only the tokens you keep (remove again, with `tapsign token remove`, any you meant to remove), then run `tapsign keystore rotate`, which records a new vault key"
-                )),
+                Err(u) => KeystoreError::NotUndone {
+                    reason: match e {
+                        KeystoreError::NotRecorded { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
+                    undo: u.to_string(),
+                },
             });
         }
         // Committed. What is left of the old folder is garbage; if it cannot go now, the next

@@ -152,6 +152,41 @@ fn a_rotation_the_audit_log_cannot_record_changes_nothing() {
     assert_eq!(last, Some(r.generation));
 }
 
+/// Red-team round 17, second and third rechecks: where the record failed and putting the
+/// previous manifest back failed too, the message said both "undone" and "run `tapsign
+/// unlock`", which would record whatever manifest is there, a copy put back included. It says
+/// not to unlock, and how to finish the removal instead.
+#[test]
+fn a_failed_undo_says_not_to_unlock() {
+    let mut said = None;
+    for n in 0..40 {
+        let (mut f, b) = Fixture::populated();
+        f.ledger.fills = Some((0, "a line appended that breaks the chain (test)".into()));
+        let vk = f.unlock();
+        let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+            unreachable!("soft keyslots wrap offline")
+        };
+        crate::disk::FAIL_AFTER.with(|h| h.set(Some(n)));
+        let r =
+            f.ks.rotate(&vk, Some(&b.stub().id()), &mut none, &mut f.ledger);
+        crate::disk::FAIL_AFTER.with(|h| h.set(None));
+        if let Err(e @ KeystoreError::NotUndone { .. }) = r {
+            said = Some(e.to_string());
+            break;
+        }
+    }
+    let said = said.expect("some write failure hit the undo");
+    assert!(said.contains("Do not unlock"), "{said}");
+    assert!(
+        said.contains("tapsign token list") && said.contains("keystore rotate"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("run `tapsign unlock`") && !said.contains("tapsign bug"),
+        "{said}"
+    );
+}
+
 /// Red-team round 17: a credential file the rotation could not read (mode 0644 after a `cp`
 /// from a backup, or one `chmod` by another program) was neither carried over nor named, and
 /// went with the old folder. The rotation is refused, naming it, and nothing changes.

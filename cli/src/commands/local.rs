@@ -37,7 +37,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::KeyslotNotRecorded { .. }
         | KeystoreError::CredentialsUnreadable { .. }
         | KeystoreError::RebuildPutBack { .. }
-        | KeystoreError::RebuildUnchecked { .. } => exit_codes::DAMAGED,
+        | KeystoreError::RebuildUnchecked { .. }
+        | KeystoreError::NotUndone { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
     Failure::new(exit, e.to_string())
