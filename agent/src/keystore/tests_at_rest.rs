@@ -339,12 +339,6 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
     let (mut f, _) = Fixture::populated();
     let path = f.ks.dir().join("manifest.json");
     let pristine = fs::read(&path).unwrap();
-    let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-        panic!(
-            "no token kind here needs to be present, but {} was asked",
-            s.id()
-        )
-    };
     // Damaged (one flipped byte): every read names it and says how to get out.
     let mut bytes = pristine.clone();
     bytes[40] ^= 0x01;
@@ -353,15 +347,7 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
     assert_eq!(e.path(), Some(path.as_path()));
     assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
     let vk = touch_for_rebuild(&mut f);
-    let r =
-        f.ks.rebuild_manifest(
-            &vk,
-            &f.token.stub().clone(),
-            &mut none,
-            &mut f.ledger,
-            false,
-        )
-        .unwrap();
+    let r = rebuild_with(&mut f, &vk).unwrap();
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
     // Only the token touched: nothing vouches for the other keyslot any more.
     assert_eq!(r.keyslots, [f.token.stub().id()]);
@@ -381,14 +367,7 @@ fn a_damaged_or_forged_manifest_can_be_rebuilt_with_a_touch() {
         KeystoreError::ManifestInvalid { .. }
     ));
     let vk = f.unlock();
-    f.ks.rebuild_manifest(
-        &vk,
-        &f.token.stub().clone(),
-        &mut none,
-        &mut f.ledger,
-        false,
-    )
-    .unwrap();
+    rebuild_with(&mut f, &vk).unwrap();
     let vk = f.unlock();
     let c = f.check().unwrap();
     assert_eq!(c.accepted, ["binance-alt", "upbit-main"]);
@@ -423,16 +402,15 @@ fn touch_for_rebuild(f: &mut Fixture) -> VaultKey {
 /// `keystore rotate --rebuild-manifest` with the fixture's token (a soft keyslot wraps offline).
 fn rebuild(f: &mut Fixture) -> Result<Rotated, KeystoreError> {
     let vk = f.unlock();
+    rebuild_with(f, &vk)
+}
+
+/// [`rebuild`] with the vault key `vk` from a touch already made.
+fn rebuild_with(f: &mut Fixture, vk: &VaultKey) -> Result<Rotated, KeystoreError> {
     let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         unreachable!("soft keyslots wrap offline")
     };
-    f.ks.rebuild_manifest(
-        &vk,
-        &f.token.stub().clone(),
-        &mut none,
-        &mut f.ledger,
-        false,
-    )
+    f.ks.rebuild_manifest(vk, &f.token.stub().clone(), &mut none, &mut f.ledger, false)
 }
 
 /// A `key_change` line as anyone who can write the log can append one (it continues the
@@ -508,16 +486,7 @@ fn a_rebuild_refuses_a_copy_the_audit_log_shows_put_back() {
     put_back(&manifest, &damaged);
     let rebuild = |f: &mut Fixture| {
         let vk = touch_for_rebuild(f);
-        let mut none = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-            unreachable!("soft keyslots wrap offline")
-        };
-        f.ks.rebuild_manifest(
-            &vk,
-            &f.token.stub().clone(),
-            &mut none,
-            &mut f.ledger,
-            false,
-        )
+        rebuild_with(f, &vk)
     };
     for (file, bytes, name) in [
         (&path, &old, "upbit-main"),
