@@ -41,18 +41,21 @@ impl AuditLedger {
         self.written.as_ref()
     }
 
+    /// Why a record is refused: the log at the path is another file than the one checked.
+    fn replaced(&self) -> String {
+        format!(
+            "{} is not the file it was when this command began (moved aside or replaced meanwhile)",
+            self.path.display()
+        )
+    }
+
     fn log(&mut self) -> Result<&mut AuditLog, String> {
         if self.log.is_none() {
             let log = AuditLog::open(&self.path).map_err(|e| e.to_string())?;
             // Moved aside (and a new one started at the path) since `ready`: a record there
             // would leave the real log without it (red-team round 17, third recheck).
-            if let Some(was) = self.ready_file
-                && log.identity() != was
-            {
-                return Err(format!(
-                    "{} is not the file it was when this command began (moved aside or replaced meanwhile)",
-                    self.path.display()
-                ));
+            if self.ready_file.is_some_and(|was| log.identity() != was) {
+                return Err(self.replaced());
             }
             self.log = Some(log);
         }
@@ -77,14 +80,21 @@ impl Ledger for AuditLedger {
         unanchored(&self.path, why)
     }
 
-    /// Whether the log opens for appending now. Not kept open: a command asks this before a
-    /// PIN and a touch, and a running agent may append more in that time than a descriptor
-    /// opened now would take in as others' lines (red-team round 17, recheck); a record that
-    /// fails later is undone by its caller.
+    /// Whether the log opens for appending now, and is the file the first such check found
+    /// (asked before a PIN and a touch, and again under the keystore's lock: a log moved aside
+    /// in between must not pass the second). Not kept open: a running agent may append more
+    /// in that time than a descriptor opened now would take in as others' lines (red-team
+    /// round 17, recheck); a record that fails later is undone by its caller.
     fn ready(&mut self) -> Result<(), String> {
         let log = AuditLog::open(&self.path).map_err(|e| e.to_string())?;
-        self.ready_file = Some(log.identity());
-        Ok(())
+        let found = log.identity();
+        match self.ready_file {
+            Some(was) if was != found => Err(self.replaced()),
+            _ => {
+                self.ready_file = Some(found);
+                Ok(())
+            }
+        }
     }
 
     /// The line written counts as recorded even when its sync fails (an I/O error): it is in

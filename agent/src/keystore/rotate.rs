@@ -113,9 +113,10 @@ impl Keystore {
     ) -> Result<Rotated, KeystoreError> {
         // A rotation off the record does not hold: a copy of the keystore from before it, put
         // back, opens with the token it removed, and nothing refuses it (red-team round 17: a
-        // `chmod 400` on the log during `token remove` left it reported done). The ledger opens
-        // the log for appending now, before any touch, and writes the record through that
-        // descriptor.
+        // `chmod 400` on the log during `token remove` left it reported done). The log must open
+        // for appending now, before the touches this rotation asks for, and be the file the
+        // command checked before its first one; the record goes to that file, or the commit
+        // is undone (`commit_recorded`).
         if let Err(reason) = ledger.ready() {
             return Err(KeystoreError::CannotRecord {
                 what: what_rotates(remove, rebuild.is_some()),
