@@ -214,12 +214,8 @@ struct RawServer {
 /// literal and a placeholder listing it (`usdt` and `{settle:usdt|btc}`).
 fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
     let values = |seg: &str| -> Option<Option<Vec<String>>> {
-        let inner = seg.strip_prefix('{')?.strip_suffix('}')?;
-        Some(
-            inner
-                .split_once(':')
-                .map(|(_, alts)| alts.split('|').map(str::to_ascii_lowercase).collect()),
-        )
+        let (_, listed) = crate::policy::profile::placeholder(seg)?;
+        Some(listed.map(|alts| alts.split('|').map(str::to_ascii_lowercase).collect()))
     };
     let alike = |x: &str, y: &str| match (values(x), values(y)) {
         (None, None) => x.eq_ignore_ascii_case(y),

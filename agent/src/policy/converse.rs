@@ -152,20 +152,13 @@ pub fn websocket_login(
         // The token from GetWebSocketsToken logs a websocket in for trading.
         // With a file extension too, which a server matching paths with any extension drops.
         Exchange::Kraken
-            if without_extension(&path).eq_ignore_ascii_case("/0/private/GetWebSocketsToken") =>
+            if super::without_extension(&path)
+                .unwrap_or(&path)
+                .eq_ignore_ascii_case("/0/private/GetWebSocketsToken") =>
         {
             Some("a Kraken websocket token (GetWebSocketsToken)")
         }
         _ => None,
-    }
-}
-
-/// `path` without the file extension of its last segment (`/a/b.json` is `/a/b`).
-fn without_extension(path: &str) -> &str {
-    let last = path.rfind('/').map_or(0, |i| i + 1);
-    match path[last..].find('.') {
-        Some(dot) if dot > 0 => &path[..last + dot],
-        _ => path,
     }
 }
 

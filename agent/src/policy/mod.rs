@@ -1578,25 +1578,44 @@ pub fn readings(path: &str) -> Result<Vec<String>, Denial> {
     Ok(out)
 }
 
-/// Add to `readings` each one's path without the file extension of its last segment: a server
-/// that matches paths with any extension (Spring's suffix pattern matching) reads
-/// `/portfolios.json` and `/portfolios.json.x` as `/portfolios` (red-team round 17).
+/// Add to `readings` each one's path without the file extension of its last segment
+/// ([`without_extension`]): `/portfolios.json` and `/portfolios.json.x` are `/portfolios` to a
+/// server matching paths with any extension (red-team round 17).
 fn with_extensions_dropped(readings: &mut Vec<String>) {
     for i in 0..readings.len() {
-        let Some((head, last)) = readings[i].rsplit_once('/') else {
+        let Some(dropped) = without_extension(&readings[i]).map(str::to_owned) else {
             continue;
         };
-        let Some((stem, _)) = last.split_once('.') else {
-            continue;
-        };
-        if stem.is_empty() {
-            continue;
-        }
-        let dropped = format!("{head}/{stem}");
         if !readings.contains(&dropped) {
             readings.push(dropped);
         }
     }
+}
+
+/// What precedes the file extension of a path segment (`cancelAll` for `cancelAll.json` or
+/// `cancelAll.json.x`), when something does: what a server matching paths with any extension
+/// (Spring's suffix pattern matching) reads the segment as, at the end of a path.
+pub(crate) fn extension_stem(segment: &str) -> Option<&str> {
+    segment
+        .split_once('.')
+        .map(|(stem, _)| stem)
+        .filter(|stem| !stem.is_empty())
+}
+
+/// `path` without the file extension of its last segment, when it has one (`/a/b.json` is
+/// `/a/b`).
+pub(crate) fn without_extension(path: &str) -> Option<&str> {
+    let last = path.rfind('/').map_or(0, |i| i + 1);
+    extension_stem(&path[last..]).map(|stem| &path[..last + stem.len()])
+}
+
+/// `segments` with the last one's file extension dropped, when it has one.
+pub(crate) fn segments_without_extension(segments: &[String]) -> Option<Vec<String>> {
+    let (last, head) = segments.split_last()?;
+    let stem = extension_stem(last)?;
+    let mut out = head.to_vec();
+    out.push(stem.to_owned());
+    Some(out)
 }
 
 fn canonical(path: &str, strip_params: bool, resolve_dots: bool) -> String {

@@ -108,7 +108,7 @@ pub fn builtin(exchange: Exchange) -> &'static Profile {
 }
 
 /// A template segment `{name}` or `{name:a|b}`: its name, and the values it is limited to.
-fn placeholder(seg: &str) -> Option<(&str, Option<&str>)> {
+pub(crate) fn placeholder(seg: &str) -> Option<(&str, Option<&str>)> {
     let inner = seg.strip_prefix('{')?.strip_suffix('}')?;
     Some(match inner.split_once(':') {
         Some((name, values)) => (name, Some(values)),
@@ -157,6 +157,24 @@ fn segment_matches(template: &str, seg: &str) -> bool {
         Some((_, None)) => true,
         Some((_, Some(values))) => values.split('|').any(|v| v == seg),
     }
+}
+
+/// Whether the path template `template` takes `segments`, segment by segment as `fit` says.
+fn template_fits(template: &str, segments: &[String], fit: impl Fn(&str, &str) -> bool) -> bool {
+    let mut tmpl = template.trim_start_matches('/').split('/');
+    let mut segs = segments.iter();
+    loop {
+        match (tmpl.next(), segs.next()) {
+            (None, None) => return true,
+            (Some(t), Some(s)) if fit(t, s) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether the path template `template` takes `segments`, without ASCII case.
+pub(crate) fn template_matches_folded(template: &str, segments: &[String]) -> bool {
+    template_fits(template, segments, segment_matches_folded)
 }
 
 /// [`segment_matches`] without ASCII case.
@@ -257,15 +275,7 @@ impl Endpoint {
     }
 
     fn segments_match(&self, segments: &[String], fit: impl Fn(&str, &str) -> bool) -> bool {
-        let mut tmpl = self.path.trim_start_matches('/').split('/');
-        let mut segs = segments.iter();
-        loop {
-            match (tmpl.next(), segs.next()) {
-                (None, None) => return true,
-                (Some(t), Some(s)) if fit(t, s) => {}
-                _ => return false,
-            }
-        }
+        template_fits(&self.path, segments, fit)
     }
 
     /// Does the entry take a parameter of this name? `a.*` admits any one key under `a`.
@@ -589,13 +599,7 @@ pub fn spelled_otherwise(exchange: Exchange, parsed: &Parsed) -> Option<&'static
 /// profile's rules behind (red-team round 17). Asked only of a path whose last segment holds a
 /// '.', which no profile path has.
 pub fn extension_hides(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {
-    let (last, head) = parsed.segments.split_last()?;
-    let (stem, _) = last.split_once('.')?;
-    if stem.is_empty() {
-        return None;
-    }
-    let mut segments = head.to_vec();
-    segments.push(stem.to_string());
+    let segments = super::segments_without_extension(&parsed.segments)?;
     builtin(exchange).endpoints.iter().find(|e| {
         let ends_literal = e
             .path

@@ -834,7 +834,8 @@ static WITHHELD: &[Withheld] = &[
 /// position, or lets the account carry more than it holds, or signs what the profile's rules
 /// cannot reach: its refusal says why and suggests no config.toml line (a bot could otherwise
 /// send it to have the agent hand the trader one: red-team round 17). The trader may still
-/// write an entry by hand. Paths compare without case; `*` is one segment.
+/// write an entry by hand. Paths are templates (`{settle}` takes any segment), compared
+/// without case.
 pub(super) struct WithheldEndpoint {
     pub exchange: Exchange,
     pub method: &'static str,
@@ -919,19 +920,19 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Gate,
         "POST",
-        "/api/v4/futures/*/positions/*/margin",
+        "/api/v4/futures/{settle}/positions/{contract}/margin",
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
         Exchange::Gate,
         "POST",
-        "/api/v4/futures/*/dual_comp/positions/*/margin",
+        "/api/v4/futures/{settle}/dual_comp/positions/{contract}/margin",
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
         Exchange::Gate,
         "POST",
-        "/api/v4/delivery/*/positions/*/margin",
+        "/api/v4/delivery/{settle}/positions/{contract}/margin",
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
@@ -952,7 +953,7 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Kucoin,
         "POST",
-        "/api/ua/*/*/position/modify-margin",
+        "/api/ua/{version}/{accountMode}/position/modify-margin",
         MOVES_MARGIN,
     ),
     withheld_endpoint_(
@@ -1033,34 +1034,14 @@ pub(super) fn withheld_endpoint(
     method: &str,
     segments: &[String],
 ) -> Option<&'static WithheldEndpoint> {
-    let stem = segments.split_last().and_then(|(last, head)| {
-        let (stem, _) = last.split_once('.')?;
-        let mut s = head.to_vec();
-        s.push(stem.to_string());
-        Some(s)
-    });
-    withheld_endpoint_as_spelled(exchange, method, segments)
-        .or_else(|| withheld_endpoint_as_spelled(exchange, method, stem.as_deref()?))
-}
-
-fn withheld_endpoint_as_spelled(
-    exchange: Exchange,
-    method: &str,
-    segments: &[String],
-) -> Option<&'static WithheldEndpoint> {
-    WITHHELD_ENDPOINTS.iter().find(|w| {
-        let mut tmpl = w.path.trim_start_matches('/').split('/');
-        let mut segs = segments.iter();
-        w.exchange == exchange
-            && w.method.eq_ignore_ascii_case(method)
-            && loop {
-                match (tmpl.next(), segs.next()) {
-                    (None, None) => break true,
-                    (Some(t), Some(s)) if t == "*" || t.eq_ignore_ascii_case(s) => {}
-                    _ => break false,
-                }
-            }
-    })
+    let named = |segments: &[String]| {
+        WITHHELD_ENDPOINTS.iter().find(|w| {
+            w.exchange == exchange
+                && w.method.eq_ignore_ascii_case(method)
+                && super::profile::template_matches_folded(w.path, segments)
+        })
+    };
+    named(segments).or_else(|| named(&super::segments_without_extension(segments)?))
 }
 
 /// The withheld entries for a parameter named `name` on `path` (the request's): its own
