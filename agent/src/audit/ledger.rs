@@ -81,8 +81,8 @@ impl Ledger for AuditLedger {
     }
 
     /// Whether the log opens for appending now, and is the file the first such check found
-    /// (asked before a PIN and a touch, and again under the keystore's lock: a log moved aside
-    /// in between must not pass the second). Not kept open: a running agent may append more
+    /// (asked by the command before a PIN and a touch, and again when the rotation starts,
+    /// after them: a log moved aside in between must not pass the second). Not kept open: a running agent may append more
     /// in that time than a descriptor opened now would take in as others' lines (red-team
     /// round 17, recheck); a record that fails later is undone by its caller.
     fn ready(&mut self) -> Result<(), String> {

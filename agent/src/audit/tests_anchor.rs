@@ -537,8 +537,8 @@ fn a_record_after_ready_goes_only_to_the_file_ready_found() {
     let mut ledger = AuditLedger::new(&path);
     ledger.ready().unwrap();
     fs::rename(&path, dir.path().join("audit.log.aside")).unwrap();
-    // The rotation asks again under the keystore's lock, after the touch: that must not take
-    // the new file for the one first checked.
+    // The rotation asks again when it starts, after the touch: that must not take the new
+    // file for the one first checked.
     let e = ledger.ready().unwrap_err();
     assert!(e.contains("not the file it was"), "{e}");
     let e = ledger.record(&manifest_entry(4)).unwrap_err();
