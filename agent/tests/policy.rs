@@ -1657,6 +1657,20 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
             "/api/v4/crossex/positions/margin",
             "",
             r#"{"symbol":"BTC_USDT","change":"10"}"#,
+        ), // Stop 26's leftovers: OKX's strategy type and account-mode preset.
+        (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/set-trading-config",
+            "",
+            r#"{"type":"stgyType","stgyType":"1"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/account-level-switch-preset",
+            "",
+            r#"{"acctLv":"3","lever":"10"}"#,
         ),
     ];
     for (ex, method, path, query, body) in left_out {

@@ -918,6 +918,20 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
          lowers the margin asked and so lets the account carry more",
     ),
     withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/set-trading-config",
+        "sets the account's strategy type (`stgyType` 1: delta neutral), which changes the \
+         margin asked across currencies",
+    ),
+    withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/account-level-switch-preset",
+        "presets the leverage and risk offset of a switch of account mode, a switch to the \
+         borrowing modes tapsign never signs (`set-account-level`)",
+    ),
+    withheld_endpoint_(
         Exchange::Gate,
         "POST",
         "/api/v4/futures/{settle}/positions/{contract}/margin",
