@@ -203,6 +203,15 @@ pub(crate) struct Folded {
     /// The records of the next manifest.
     pub credentials: Vec<CredRecord>,
     pub removed: Vec<RemovedRecord>,
+    /// Recorded names whose file is missing (each also has its [`missing_warning`]).
+    pub missing: Vec<String>,
+}
+
+/// What a check says of a recorded credential whose file is missing: the record stays.
+pub(crate) fn missing_warning(name: &str) -> String {
+    format!(
+        "credential {name:?} is recorded in the keystore, but its file is missing: put it back from a backup, or run `tapsign keystore rotate` to forget it"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,9 +332,8 @@ pub(crate) fn fold(
             && !seen
             && !damaged
         {
-            out.warnings.push(format!(
-                "credential {name:?} is recorded in the keystore, but its file is missing: put it back from a backup, or run `tapsign keystore rotate` to forget it"
-            ));
+            out.warnings.push(missing_warning(name));
+            out.missing.push((*name).to_owned());
         }
         match e {
             Expect::Present { created, sha256 } => out.credentials.push(CredRecord {

@@ -239,6 +239,15 @@ impl Keystore {
                 names: p.damaged.join(", "),
             });
         }
+        // A recorded credential whose file is missing is forgotten by the new vault: the check's
+        // advice (a backup, or a rotation) no longer holds once it is done, since a backup of
+        // the file is sealed to the old vault key and will not open.
+        let missing = std::mem::take(&mut p.folded.missing);
+        p.folded.warnings.retain(|w| {
+            !missing
+                .iter()
+                .any(|n| *w == super::manifest::missing_warning(n))
+        });
         warnings.append(&mut p.folded.warnings);
         let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 
@@ -283,6 +292,11 @@ impl Keystore {
         })?;
         drop(lock);
         self.note_refusals(ledger, &dropped, &mut warnings);
+        warnings.extend(missing.iter().map(|name| {
+            format!(
+                "credential {name:?} was recorded, but its file was missing, so the new vault key does not carry it: a backup of that file was sealed to the old vault key and no longer opens; store the key again with `tapsign key add {name}`"
+            )
+        }));
         Ok(Rotated {
             generation,
             vault: vault_tag(&new_vk.public_key()),

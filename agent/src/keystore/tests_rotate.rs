@@ -227,6 +227,33 @@ fn a_rotation_that_cannot_read_a_credential_is_refused_and_loses_nothing() {
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
 }
 
+/// A rotation forgets a recorded credential whose file is missing (keystore-format.md). Its
+/// warning said what a check says (put the file back from a backup, or rotate), advice that no
+/// longer holds once the rotation is done: a backup of the file is sealed to the old vault key.
+/// It says the key must be stored again.
+#[test]
+fn a_rotation_that_forgets_a_missing_credential_says_to_store_it_again() {
+    let (mut f, _) = Fixture::populated();
+    let path = f.live().join("credentials/upbit-main.json");
+    let backup = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    let before = f.check().unwrap();
+    assert!(
+        before.warnings.iter().any(|w| w.contains("from a backup")),
+        "{:?}",
+        before.warnings
+    );
+    let r = f.rotate(None).unwrap();
+    assert_eq!(r.carried, ["binance-alt"]);
+    let said = r.warnings.join("\n");
+    assert!(!said.contains("from a backup"), "{said}");
+    assert!(said.contains("tapsign key add upbit-main"), "{said}");
+    // What it says holds: the backup put back does not open under the new vault key.
+    fs::write(f.live().join("credentials/upbit-main.json"), &backup).unwrap();
+    let c = f.check().unwrap();
+    assert!(!c.accepted.contains(&"upbit-main".to_string()), "{c:?}");
+}
+
 /// Red-team round 17: an I/O error flushing the keystore folder after `manifest.json` was
 /// renamed into place made the commit remove the new folder the new manifest names: every
 /// command failed after, the rebuild too. The rotation is committed; the new folder stays.
