@@ -220,8 +220,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), Write
     }
     result?;
     #[cfg(test)]
-    if FAIL_FLUSH_AFTER.with(|f| f.get()) == Some(&*name) {
+    if let Some((hooked, again)) = FAIL_FLUSH_AFTER.with(|f| f.get())
+        && hooked == &*name
+    {
         FAIL_FLUSH_AFTER.with(|f| f.set(None));
+        SYNC_DIR_FAILS.with(|f| f.set(again));
         let e = io::Error::other("input/output error (test)");
         return Err(fail("flush to disk the folder", dir)(e));
     }
@@ -311,6 +314,10 @@ pub fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if SYNC_DIR_FAILS.with(|f| f.replace(f.get().saturating_sub(1))) > 0 {
+        return Err(io::Error::other("input/output error (test)"));
+    }
     File::open(dir).and_then(|d| d.sync_all())
 }
 
@@ -326,8 +333,12 @@ thread_local! {
     pub(crate) static FAIL_AFTER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 
     /// Test hook: make the folder's flush fail right after a file of this name is placed, once
-    /// (an I/O error after the rename already put the new file in place).
-    pub(crate) static FAIL_FLUSH_AFTER: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    /// (an I/O error after the rename already put the new file in place), and the given
+    /// number of [`sync_dir`] calls after it too.
+    pub(crate) static FAIL_FLUSH_AFTER: std::cell::Cell<Option<(&'static str, u32)>> = const { std::cell::Cell::new(None) };
+
+    /// How many of the next [`sync_dir`] calls fail (set by [`FAIL_FLUSH_AFTER`]).
+    static SYNC_DIR_FAILS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// A place where a crash leaves the disk in a state of its own; tests stop here (see

@@ -297,8 +297,9 @@ impl Keystore {
         manifest: &ManifestFile,
         old: &Path,
         lock: &WriteLock,
+        warnings: &mut Vec<String>,
     ) -> Result<PathBuf, KeystoreError> {
-        self.commit_recorded(stage, manifest, old, lock, || Ok(()))
+        self.commit_recorded(stage, manifest, old, lock, warnings, || Ok(()))
     }
 
     /// [`Keystore::commit`], with `record` run once the new manifest is in place and before the
@@ -313,6 +314,7 @@ impl Keystore {
         manifest: &ManifestFile,
         old: &Path,
         lock: &WriteLock,
+        warnings: &mut Vec<String>,
         record: impl FnOnce() -> Result<(), KeystoreError>,
     ) -> Result<PathBuf, KeystoreError> {
         let key = manifest.vault_public_key(&self.manifest_path())?;
@@ -322,17 +324,16 @@ impl Keystore {
             stage.discard();
             return Err(e);
         }
-        if let Err(e) = self.write_manifest(manifest, lock) {
-            // The new manifest may be in place already, with only the folder's flush after its
-            // rename failed: then it is committed, and names the new folder, which must stay
-            // (red-team round 17: removing it left a manifest that named a missing folder, and
-            // every command failed, the rebuild too).
-            if !self.manifest_is(manifest) {
+        // A manifest in place whose folder's flush failed is committed, and names the new
+        // folder, which must stay (red-team round 17: removing it left a manifest that named a
+        // missing folder, and every command failed, the rebuild too).
+        match self.write_manifest(manifest, lock) {
+            Ok(unflushed) => warnings.extend(unflushed),
+            Err(e) => {
                 // Not committed: the old manifest still names the old folder.
                 let _ = remove_tree(&target);
                 return Err(e);
             }
-            let _ = crate::disk::sync_dir(&self.dir);
         }
         crate::disk::crash_point("commit: the manifest in place, before its record");
         if let Err(e) = record() {
@@ -377,6 +378,7 @@ impl Keystore {
         manifest: &ManifestFile,
         extra: &[(String, Vec<u8>)],
         lock: &WriteLock,
+        warnings: &mut Vec<String>,
     ) -> Result<(), KeystoreError> {
         let stage = self.stage(lock)?;
         let built = (|| {
@@ -395,26 +397,32 @@ impl Keystore {
             stage.discard();
             return Err(e);
         }
-        self.commit(stage, manifest, live, lock).map(drop)
+        self.commit(stage, manifest, live, lock, warnings).map(drop)
     }
 
-    /// Whether `manifest.json` holds `manifest`, byte for byte.
-    fn manifest_is(&self, manifest: &ManifestFile) -> bool {
-        let path = self.manifest_path();
-        match (encode(&path, manifest.clone()), std::fs::read(&path)) {
-            (Ok(want), Ok(have)) => want == have,
-            _ => false,
-        }
-    }
-
+    /// Write `manifest.json`. A manifest in place whose folder could not be flushed after its
+    /// rename (an I/O error) is written, not failed: the change is made, and reporting it
+    /// failed would have callers act on the previous one. What to say of it comes back: a power
+    /// failure before the next flush could still bring the previous manifest back.
     pub(crate) fn write_manifest(
         &self,
         manifest: &ManifestFile,
         _lock: &WriteLock,
-    ) -> Result<(), KeystoreError> {
+    ) -> Result<Option<String>, KeystoreError> {
         let path = self.manifest_path();
         let bytes = encode(&path, manifest.clone())?;
-        write_atomic(&path, &bytes, Overwrite::Replace)
+        let Err(e) = write_atomic(&path, &bytes, Overwrite::Replace) else {
+            return Ok(None);
+        };
+        if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+            return Err(e);
+        }
+        match crate::disk::sync_dir(&self.dir) {
+            Ok(()) => Ok(None),
+            Err(_) => Ok(Some(format!(
+                "the keystore's new manifest is in place, but its folder could not be flushed to disk ({e}): the change is made, yet a power failure before the next flush could bring back the previous manifest; check the disk (dmesg)"
+            ))),
+        }
     }
 }
 

@@ -280,7 +280,7 @@ impl Keystore {
         // Recorded before the old folder goes, or undone: off the record, a copy of the
         // keystore from before it put back opens with the token it removed, and nothing
         // refuses it (red-team round 17).
-        self.commit_recorded(stage, &manifest, &p.live, &lock, || {
+        self.commit_recorded(stage, &manifest, &p.live, &lock, &mut warnings, || {
             self.record_manifest(ledger, &manifest, &reason)
                 .map_err(|reason| KeystoreError::NotRecorded {
                     what: match remove {

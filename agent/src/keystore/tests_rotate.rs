@@ -261,10 +261,19 @@ fn a_rotation_that_forgets_a_missing_credential_says_to_store_it_again() {
 fn a_failed_flush_after_the_manifest_is_in_place_keeps_the_new_folder() {
     let (mut f, b) = Fixture::populated();
     let old = f.live();
-    crate::disk::FAIL_FLUSH_AFTER.with(|h| h.set(Some("manifest.json")));
+    // The flush fails, and so does the commit's second try.
+    crate::disk::FAIL_FLUSH_AFTER.with(|h| h.set(Some(("manifest.json", 1))));
     let r = f.rotate(Some(&b.stub().id()));
     crate::disk::FAIL_FLUSH_AFTER.with(|h| h.set(None));
     let r = r.unwrap();
+    // Committed, and not in silence (stop 26's leftover).
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("could not be flushed")),
+        "{:?}",
+        r.warnings
+    );
     let live = f.live();
     assert_ne!(live, old);
     assert!(live.ends_with(format!("vault-{}", r.vault)), "{live:?}");

@@ -166,8 +166,10 @@ impl Keystore {
                 return Err(e);
             }
         };
-        self.commit(stage, &manifest, &self.dir, &lock)?;
+        let mut unflushed = Vec::new();
+        self.commit(stage, &manifest, &self.dir, &lock, &mut unflushed)?;
         let mut checked = checked(&manifest, Folded::default());
+        checked.warnings.append(&mut unflushed);
         self.note_manifest(ledger, &manifest, "keystore created", &mut checked.warnings);
         Ok(checked)
     }
@@ -231,8 +233,10 @@ impl Keystore {
             ledger.head(),
         )?;
         let written = match &p.manifest {
-            Some(_) => self.write_manifest(&manifest, &lock),
-            None => self.migrate(&p.live, &manifest, &[], &lock),
+            Some(_) => self
+                .write_manifest(&manifest, &lock)
+                .map(|unflushed| warnings.extend(unflushed)),
+            None => self.migrate(&p.live, &manifest, &[], &lock, &mut warnings),
         };
         let refused = std::mem::take(&mut p.folded.refused);
         let mut out = Checked {
@@ -316,18 +320,26 @@ impl Keystore {
             p.folded.removed.clone(),
             ledger.head(),
         )?;
+        let mut unflushed = Vec::new();
         match &p.manifest {
             Some(_) => {
-                self.write_manifest(&manifest, &lock)?;
+                unflushed.extend(self.write_manifest(&manifest, &lock)?);
                 let refuse = Overwrite::Refuse {
                     what: "keyslot",
                     name: &id,
                 };
                 write_atomic(&path, &bytes, refuse)?;
             }
-            None => self.migrate(&p.live, &manifest, &[(id.clone(), bytes)], &lock)?,
+            None => self.migrate(
+                &p.live,
+                &manifest,
+                &[(id.clone(), bytes)],
+                &lock,
+                &mut unflushed,
+            )?,
         }
         let mut out = checked(&manifest, std::mem::take(&mut p.folded));
+        out.warnings.append(&mut unflushed);
         self.note_refusals(ledger, &out.refused, &mut out.warnings);
         self.note_manifest(
             ledger,
