@@ -1836,6 +1836,103 @@ fn a_path_case_hides_behind_no_placeholder_and_escapes_no_narrowing() {
     }
 }
 
+/// Red-team round 18: an entry narrowing KuCoin's unified-account orders to spot, written with
+/// the literal `unified` path, did not hold on `classic`, the other alternative of the
+/// profile's `{accountMode:unified|classic}`: that request took the profile's entry and was
+/// signed for futures. Another alternative of an endpoint a key's entry stands for is refused,
+/// with what to do; the entry's own spelling keeps its rules, and a key without entries is as
+/// before.
+#[test]
+fn an_entry_for_one_alternative_of_a_template_holds_the_others_back() {
+    let template = "/api/ua/v1/{accountMode:unified|classic}/order/place";
+    let mut spot = builtin_entry(Exchange::Kucoin, "POST", template);
+    spot.path = "/api/ua/v1/unified/order/place".into();
+    spot.values
+        .insert("tradeType".into(), vec!["SPOT".to_string()]);
+    let narrowed = KeyPolicy {
+        allow: vec![spot],
+        ..KeyPolicy::default()
+    };
+    let order = |trade_type: &str| {
+        format!(
+            r#"{{"tradeType":"{trade_type}","symbol":"XBTUSDTM","side":"buy","orderType":"market","size":"1","clientOid":"a"}}"#
+        )
+    };
+    let classic = support::req(
+        "POST",
+        "/api/ua/v1/classic/order/place",
+        "",
+        &order("FUTURES"),
+    );
+    let err = check_with(Exchange::Kucoin, &narrowed, &classic).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::OtherAlternative { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/api/ua/v1/unified/order/place") && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    // The entry's own spelling: its rules.
+    let unified = |t: &str| support::req("POST", "/api/ua/v1/unified/order/place", "", &order(t));
+    check_with(Exchange::Kucoin, &narrowed, &unified("SPOT")).unwrap();
+    // Refused as narrowed by the entry, not as margin trading (which futures are not).
+    let err = check_with(Exchange::Kucoin, &narrowed, &unified("FUTURES")).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Narrowed { .. })),
+        "{err:?}"
+    );
+    // A margin trade type is still the profile's own refusal.
+    let err = check_with(Exchange::Kucoin, &narrowed, &unified("MARGIN_TRADE")).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Withheld { .. })),
+        "{err:?}"
+    );
+    // Without the entry, the profile's.
+    check_with(Exchange::Kucoin, &KeyPolicy::default(), &classic).unwrap();
+    // Gate's settle currencies alike: an entry for `usdt` holds `btc` back.
+    let mut usdt = builtin_entry(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/futures/{settle:usdt|btc|USDT|BTC}/orders",
+    );
+    usdt.path = "/api/v4/futures/usdt/orders".into();
+    let gate = KeyPolicy {
+        allow: vec![usdt],
+        ..KeyPolicy::default()
+    };
+    let body = r#"{"contract":"BTC_USD","size":1,"price":"0","tif":"ioc","text":"t-1"}"#;
+    let btc = support::req("POST", "/api/v4/futures/btc/orders", "", body);
+    let err = check_with(Exchange::Gate, &gate, &btc).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::OtherAlternative { .. })),
+        "{err:?}"
+    );
+    check_with(Exchange::Gate, &KeyPolicy::default(), &btc).unwrap();
+}
+
+/// Red-team round 18: a name withheld for one value only (OKX's `tdMode=spot_isolated`),
+/// sent where the endpoint does not take it, was refused with that value's reason, as if the
+/// request had sent it. The refusal names the value it is for.
+#[test]
+fn a_name_withheld_for_one_value_says_which() {
+    let r = support::req(
+        "POST",
+        "/api/v5/trade/order",
+        "",
+        r#"{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"market","sz":"1","attachAlgoOrds":[{"tdMode":"cross"}]}"#,
+    );
+    let err = check_with(Exchange::Okx, &KeyPolicy::default(), &r).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+            && msg.contains("for its value \"spot_isolated\"")
+            && !msg.contains("allow = ["),
+        "{msg}"
+    );
+}
+
 /// Second recheck of round 16: a listed value in another case (`Linear` for Bybit's `linear`)
 /// got a line adding that spelling; pasted on `/v5/order/pre-check`, it signed linear orders
 /// a narrowed `create` entry refused, the narrowing's check reading `Linear` as no value of

@@ -235,6 +235,21 @@ pub enum Denial {
         spelled: String,
     },
     #[error(
+        "refused: {method} {path} is {exchange}'s {endpoint}, which this key's entry for \
+         {entry} in config.toml stands for under another spelling of the path: the entry's \
+         rules hold only for its own spelling, and the profile's, which it replaces, are not \
+         used for another; if this key needs {path} too, add an entry for it under \
+         [keys.{key}] by hand (with the same narrowing, if that is what the entry is for)"
+    )]
+    OtherAlternative {
+        exchange: Exchange,
+        key: String,
+        method: String,
+        path: String,
+        endpoint: String,
+        entry: String,
+    },
+    #[error(
         "refused: {exchange} does not sign the path, and these parameters are also the request \
          of {entry}, whose entry in config.toml under [keys.{key}] leaves out {what}: the \
          signature would be good there too, so the narrowing holds for these bytes whatever \
@@ -904,6 +919,21 @@ pub fn check_request<'p>(
         profile::Source::Profile | profile::Source::WsLogin => None,
         profile::Source::Config => profile::profiled(exchange, &parsed),
     };
+    // A key's entry for one alternative of a `{name:a|b}` placeholder narrows that endpoint;
+    // another alternative must not take the profile's rules instead (red-team round 18).
+    if source == profile::Source::Profile
+        && let Some(entry) = profile::entry_under_other_alternative(policy, endpoint)
+    {
+        return Err(Denial::OtherAlternative {
+            exchange,
+            key: key.to_string(),
+            method: parsed.method.clone(),
+            path: wire.path.clone(),
+            endpoint: endpoint.to_string(),
+            entry: entry.to_string(),
+        }
+        .into());
+    }
     if source == profile::Source::Config
         && profiled.is_none()
         && let Some(denial) = path_case()
@@ -963,14 +993,20 @@ pub fn check_request<'p>(
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         names.dedup();
-        if let Some((name, why)) = names
+        if let Some((name, (value, why))) = names
             .iter()
-            .find_map(|n| rules::withheld_name(exchange, &wire.path, n).map(|why| (n, why)))
+            .find_map(|n| rules::withheld_name(exchange, &wire.path, n).map(|w| (n, w)))
         {
+            let what = match value {
+                None => format!("the parameter {name}"),
+                Some(v) => format!(
+                    "the parameter {name} (for its value {v:?}, which a line taking the name would take too)"
+                ),
+            };
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),
-                what: format!("the parameter {name}"),
+                what,
                 why,
             }
             .into());
@@ -1049,15 +1085,6 @@ pub fn check_request<'p>(
         // The value as the check reads it (percent-decoded, but in a JSON body), which is what
         // a `values` line must list to take it.
         let read = profile::read_value(p, json_body);
-        if let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
-            return Err(Denial::Withheld {
-                exchange,
-                endpoint: endpoint.to_string(),
-                what: format!("{name}={:?}", read.as_ref()),
-                why,
-            }
-            .into());
-        }
         // A value the profile takes there, which the key's own entry no longer lists (OKX's
         // `tdMode` held to `cash`): no line hands it back either.
         // Compared as a server that trims and folds case would read it (`isolated` for a
@@ -1069,6 +1096,19 @@ pub fn check_request<'p>(
                     .get(name)
                     .is_none_or(|listed| listed.iter().any(|v| v.trim().to_uppercase() == folded))
         };
+        // Said as narrowed, not as left out of the profile: KuCoin's `tradeType` is withheld
+        // beyond the listed ones, and a `FUTURES` the key's entry took out was refused as
+        // margin trading (red-team round 18).
+        let narrowed = source == profile::Source::Config && profiled.is_some_and(profile_takes);
+        if !narrowed && let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
+            return Err(Denial::Withheld {
+                exchange,
+                endpoint: endpoint.to_string(),
+                what: format!("{name}={:?}", read.as_ref()),
+                why,
+            }
+            .into());
+        }
         // A listed value in another case or with blanks: no line for that spelling, which a
         // folding server reads as the listed one, and which would get past checks that
         // compare values as listed (second recheck of round 16: `Linear` on Bybit's
@@ -1086,7 +1126,7 @@ pub fn check_request<'p>(
             }
             .into());
         }
-        if source == profile::Source::Config && profiled.is_some_and(profile_takes) {
+        if narrowed {
             return Err(Denial::Narrowed {
                 exchange,
                 key: key.to_string(),

@@ -630,6 +630,44 @@ pub fn literal_behind_placeholder(
         .flatten()
 }
 
+/// The key's entry that stands for `endpoint`, a profile endpoint with a `{name:a|b}`
+/// placeholder, under another of its alternatives than the request's. An entry for KuCoin's
+/// `/api/ua/v1/unified/order/place` narrows the profile's
+/// `/api/ua/v1/{accountMode:unified|classic}/order/place`; the request for `classic`, which the
+/// entry does not match, would otherwise take the profile's entry, without the narrowing
+/// (red-team round 18). Nothing to look for where the key has no entries.
+pub fn entry_under_other_alternative<'a>(
+    policy: &'a KeyPolicy,
+    endpoint: &Endpoint,
+) -> Option<&'a Endpoint> {
+    let alternatives = |t: &str| matches!(placeholder(t), Some((_, Some(_))));
+    if policy.allow.is_empty() || !endpoint.path.split('/').any(alternatives) {
+        return None;
+    }
+    let stands_for = |entry: &Endpoint| {
+        let (mut t, mut e) = (endpoint.path.split('/'), entry.path.split('/'));
+        loop {
+            match (t.next(), e.next()) {
+                (None, None) => return true,
+                (Some(t), Some(e)) => {
+                    let fits = match placeholder(e) {
+                        Some(_) => placeholder(t).is_some(),
+                        None => segment_matches_folded(t, e),
+                    };
+                    if !fits {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    };
+    policy
+        .allow
+        .iter()
+        .find(|e| e.method == endpoint.method && stands_for(e))
+}
+
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
 /// config entry that also admits it replaces, however that entry spells its path.
 pub fn profiled(exchange: Exchange, parsed: &Parsed) -> Option<&'static Endpoint> {

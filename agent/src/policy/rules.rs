@@ -1093,8 +1093,22 @@ pub(super) fn withheld_reason(
 /// Why a parameter named `name` is not one to add to an entry by a suggested line: some
 /// value of it, or all, is left out on purpose (a line taking the name without `values`
 /// would take those too).
-pub(super) fn withheld_name(exchange: Exchange, path: &str, name: &str) -> Option<&'static str> {
-    withheld_for(exchange, path, name).map(|w| w.why).next()
+/// Withheld for every value first; else one value, which comes back with its reason (a line
+/// for the name would take it too, whatever value the request sent: round 18 found the reason
+/// of OKX's `tdMode=spot_isolated` given for `attachAlgoOrds[].tdMode` as if it named the
+/// request).
+pub(super) fn withheld_name(
+    exchange: Exchange,
+    path: &str,
+    name: &str,
+) -> Option<(Option<&'static str>, &'static str)> {
+    let mut found = withheld_for(exchange, path, name);
+    let first = found.next()?;
+    let whole = std::iter::once(first)
+        .chain(found)
+        .find(|w| w.value.is_none())
+        .unwrap_or(first);
+    Some((whole.value, whole.why))
 }
 
 #[cfg(test)]
