@@ -188,7 +188,12 @@ impl Keystore {
         let mut p = match rebuild {
             Some((_, unchecked)) => {
                 let live = self.live_for_rebuild()?;
-                self.prepare_in(live, Some(unchecked), vk, ledger, &lock)?
+                let reading = if unchecked {
+                    super::vault_ops::Reading::RebuildUnchecked
+                } else {
+                    super::vault_ops::Reading::Rebuild
+                };
+                self.prepare_in(live, reading, vk, ledger, &lock)?
             }
             None => self.prepare(vk, ledger, &lock)?,
         };

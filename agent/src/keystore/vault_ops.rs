@@ -357,17 +357,17 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
     ) -> Result<Prepared, KeystoreError> {
-        self.prepare_in(self.live()?, None, vk, ledger, lock)
+        self.prepare_in(self.live()?, Reading::Check, vk, ledger, lock)
     }
 
     /// [`Keystore::prepare`] on a given live folder (`manifest: None` checks nothing). A
-    /// `rebuild` (`Some(unchecked)`) takes the files as they are but for copies the ledger
-    /// shows put back ([`rebuild_fold`]); otherwise a manifest older than the audit log's
-    /// record of it, or none where the log records one, is refused ([`Keystore::against_log`]).
+    /// rebuild takes the files as they are but for copies the ledger shows put back
+    /// ([`rebuild_fold`]); a check refuses a manifest older than the audit log's record of it,
+    /// or none where the log records one ([`Keystore::against_log`]).
     pub(crate) fn prepare_in(
         &self,
         live: super::layout::Live,
-        rebuild: Option<bool>,
+        reading: Reading,
         vk: &VaultKey,
         ledger: &mut dyn Ledger,
         lock: &WriteLock,
@@ -430,14 +430,16 @@ impl Keystore {
                 // The whole log: a keystore from before manifests has no `keystore` line in
                 // it, and a rebuilt manifest's generation must go above every one recorded.
                 let whole = ledger.since(&Anchor::genesis());
-                if rebuild.is_none() {
-                    self.against_log(None, &whole)?;
-                }
-                let folded = match rebuild {
-                    Some(unchecked) => {
-                        rebuild_fold(&observed, &whole, &live.dir.join(CREDENTIALS), unchecked)?
+                let credentials = live.dir.join(CREDENTIALS);
+                let folded = match reading {
+                    Reading::Check => {
+                        self.against_log(None, &whole)?;
+                        first_fold(&observed)
                     }
-                    None => first_fold(&observed),
+                    Reading::Rebuild => rebuild_fold(&observed, &whole, &credentials, false)?,
+                    Reading::RebuildUnchecked => {
+                        rebuild_fold(&observed, &whole, &credentials, true)?
+                    }
                 };
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
@@ -608,6 +610,18 @@ fn first_fold(observed: &[Observed]) -> Folded {
             .collect(),
         ..Folded::default()
     }
+}
+
+/// What [`Keystore::prepare_in`] reads the files for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// A check: the files are held to the manifest and to the audit log's record since it.
+    Check,
+    /// A rebuild of a missing or damaged manifest from the files, each held to the audit log's
+    /// record of key changes ([`rebuild_fold`]); stopped where the log cannot vouch.
+    Rebuild,
+    /// A rebuild that goes on where the log cannot vouch (`--unchecked`), saying so.
+    RebuildUnchecked,
 }
 
 /// A rebuild's check of the credential files against the audit log's whole record of
