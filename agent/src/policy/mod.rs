@@ -235,17 +235,17 @@ pub enum Denial {
         spelled: String,
     },
     #[error(
-        "refused: {method} {path} is {exchange}'s {endpoint}, which this key's entry for \
-         {entry} in config.toml stands for under another spelling of the path: the entry's \
-         rules hold only for its own spelling, and the profile's, which it replaces, are not \
-         used for another; if this key needs {path} too, add an entry for it under \
-         [keys.{key}] by hand (with the same narrowing, if that is what the entry is for)"
+        "refused: {request} is {exchange}'s {endpoint}, which this key's entry for {entry} \
+         in config.toml stands for under another spelling of the path: the entry's rules hold \
+         only for its own spelling, and the profile's, which it replaces, are not used for \
+         another; if this key needs this path too, add an entry for it under [keys.{key}] by \
+         hand (with the same narrowing, if that is what the entry is for)"
     )]
     OtherAlternative {
         exchange: Exchange,
         key: String,
-        method: String,
-        path: String,
+        /// The request's method and path.
+        request: String,
         endpoint: String,
         entry: String,
     },
@@ -927,8 +927,7 @@ pub fn check_request<'p>(
         return Err(Denial::OtherAlternative {
             exchange,
             key: key.to_string(),
-            method: parsed.method.clone(),
-            path: wire.path.clone(),
+            request: format!("{} {}", parsed.method, wire.path),
             endpoint: endpoint.to_string(),
             entry: entry.to_string(),
         }
