@@ -21,11 +21,12 @@
 //! - [`error`]: [`error::AgentError`], everything a request can fail with, and its one
 //!   mapping to the wire's error codes.
 //! - [`systemd`]: socket activation and readiness notification, without libsystemd.
+//! - [`say`]: the agent's own log lines, to stderr, never waiting on a reader that stopped.
 //! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
 //!   fd 3, editing the environment at start) hold the only unsafe code.
 
 #[macro_use]
-mod say;
+pub mod say;
 
 pub mod agent;
 pub mod audit;

@@ -238,6 +238,51 @@ fn an_agent_whose_stderr_reader_has_gone_keeps_unlocking_signing_and_locking() {
     );
 }
 
+/// Red-team round 18: with its stderr a pipe whose reader stopped (a terminal's window
+/// stopped, `tapsign agent 2>&1 | tee` with `tee` sent SIGSTOP, by any process of the user),
+/// the agent's next line waited for room in the pipe, holding the session's lock when an
+/// unlock replaced a session: `tapsign lock` said it had locked (by SIGHUP) while the secrets
+/// stayed in memory for as long as the pipe stayed full. Lines now go through a queue that
+/// drops what does not fit: unlocks, replacing unlocks and the lock go through at once.
+#[test]
+fn an_agent_whose_stderr_is_full_keeps_unlocking_and_locking() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.setup_key("c", "binance", "ak2", "sk2");
+    let (reader, writer) = std::io::pipe().unwrap();
+    w.start_agent_with(|c| {
+        c.stderr(writer);
+    });
+    // Fill the pipe through a description of its own (non-blocking for this test only: the
+    // agent's stays blocking), to the last byte.
+    let mut filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", reader.as_raw_fd()))
+        .unwrap();
+    for chunk in [4096, 1] {
+        while filler.write(&vec![b'.'; chunk]).is_ok() {}
+    }
+    w.run(&["unlock", "b"], "").ok();
+    // Replaces the session: the old one's end is told under the session's lock.
+    w.run(&["unlock", "b", "c"], "").ok();
+    let lock = w.run(&["lock"], "");
+    lock.ok();
+    assert!(
+        !lock.stdout.contains("SIGHUP") && !lock.stderr.contains("SIGHUP"),
+        "the agent did not answer `tapsign lock`: {lock:?}"
+    );
+    let status = w.run(&["status", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+    assert_eq!(v["state"], "locked", "{v}");
+    assert_eq!(v["lock_reason"], "locked by `tapsign lock`", "{v}");
+    drop(reader);
+    assert_eq!(w.signal_agent("TERM"), Some(0), "the agent did not stop");
+}
+
 fn kill(w: &World, sig: &str) {
     let pid = w.agent_pid().to_string();
     let ok = std::process::Command::new("kill")

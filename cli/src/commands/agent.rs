@@ -30,7 +30,10 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::error(format!("cannot start the runtime: {e}")))?;
     let Handoff { listener, notifier } = handoff;
-    runtime.block_on(async move {
+    // From here on the agent's lines never wait on its stderr (a reader that stops reading
+    // would hold whoever writes, and the lock it holds: the session's).
+    tapsign_agent::say::to_thread();
+    let served = runtime.block_on(async move {
         let listener = match listener {
             // Socket activation: systemd bound the socket and passed it in.
             Some(inherited) => inherited
@@ -46,5 +49,8 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
         server::serve(agent, listener, &notifier)
             .await
             .map_err(|e| Failure::error(format!("the agent failed: {e}")))
-    })
+    });
+    // Its last lines, before the process ends (not for ever: stderr may not be read).
+    tapsign_agent::say::flush(std::time::Duration::from_secs(2));
+    served
 }
