@@ -354,7 +354,6 @@ pub(crate) fn fold(
 pub const OLD_COPY: &str = "an old copy put back";
 pub const REMOVED: &str = "a removed credential put back";
 pub const FOREIGN: &str = "does not open with this keystore's vault key";
-pub const UNOPENED: &str = "does not open";
 
 /// One file against what is expected of its name: `Ok(changed)` to accept it, or why not.
 fn judge(

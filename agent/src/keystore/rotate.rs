@@ -254,18 +254,17 @@ impl Keystore {
                 .any(|n| *w == super::manifest::missing_warning(n))
         });
         warnings.append(&mut p.folded.warnings);
-        let mut dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
+        let dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 
         crate::disk::interleave("rotate: checked under the lock, before the stage");
         let stage = self.stage(&lock)?;
-        let (slot_records, records) =
-            match fill_stage(&stage, &new_vk, &wrapped, &p, vk, &mut dropped) {
-                Ok(r) => r,
-                Err(e) => {
-                    stage.discard();
-                    return Err(e);
-                }
-            };
+        let (slot_records, records) = match fill_stage(&stage, &new_vk, &wrapped, &p, vk) {
+            Ok(r) => r,
+            Err(e) => {
+                stage.discard();
+                return Err(e);
+            }
+        };
         let generation = next_generation(&p, 0)?;
         // Old files cannot open under the new vault key, so no removal needs remembering.
         let manifest = ManifestFile::new(
@@ -327,7 +326,6 @@ fn fill_stage(
     wrapped: &[(String, String, Vec<u8>)],
     p: &Prepared,
     vk: &VaultKey,
-    dropped: &mut Vec<Refusal>,
 ) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
     // The new vault key, signed by the one it replaces, after the lineage the check judged
     // (read once, under the lock): the lineage every later check of the record follows.
@@ -360,16 +358,17 @@ fn fill_stage(
             }
             open_file(vk, &f, &path)
         });
+        // A file the check accepted and that no longer reads (a `chmod 644`, one byte changed,
+        // after the check) stops the rotation, as it would have at the check: dropped, it would
+        // go with the old folder, its only copy (red-team round 18).
         let cred = match opened {
             Err(e @ KeystoreError::Swapped { .. }) => return Err(e),
             Ok(c) => c,
             Err(e) => {
-                dropped.push(Refusal {
-                    verdict: super::manifest::UNOPENED,
-                    name: name.clone(),
-                    reason: e.to_string(),
+                return Err(KeystoreError::CredentialsUnreadable {
+                    dir: p.live.join(CREDENTIALS),
+                    names: format!("{name} ({e})"),
                 });
-                continue;
             }
         };
         let created = record.map_or_else(now_secs, |r| r.created);

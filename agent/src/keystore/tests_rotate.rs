@@ -227,6 +227,52 @@ fn a_rotation_that_cannot_read_a_credential_is_refused_and_loses_nothing() {
     assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
 }
 
+/// Red-team round 18: a credential made unreadable after the rotation's check (a `chmod 644`
+/// or one changed byte, timed by the stage folder appearing) was dropped when re-sealed, and
+/// its file went with the old folder: the command succeeded, and the secret was gone. The
+/// rotation now stops as the check would have, and keeps the old folder.
+#[test]
+fn a_credential_made_unreadable_after_the_check_stops_the_rotation() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut f, b) = Fixture::populated();
+    let path = f.live().join("credentials/upbit-main.json");
+    let bytes = fs::read(&path).unwrap();
+    let manifest = fs::read(f.ks.dir().join("manifest.json")).unwrap();
+    let spoil: [Box<dyn Fn(&Path)>; 2] = [
+        Box::new(|p: &Path| fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap()),
+        Box::new(|p: &Path| {
+            let mut b = fs::read(p).unwrap();
+            let at = b.len() / 2;
+            b[at] ^= 1;
+            fs::write(p, b).unwrap();
+        }),
+    ];
+    for spoil in spoil {
+        let spoiled = path.clone();
+        let spoil: Box<dyn FnOnce()> = Box::new(move || spoil(&spoiled));
+        crate::disk::INTERLEAVE.with(|i| {
+            i.borrow_mut()
+                .push(("rotate: checked under the lock, before the stage", spoil));
+        });
+        let e = f.rotate(Some(&b.stub().id())).unwrap_err();
+        assert!(
+            matches!(e, KeystoreError::CredentialsUnreadable { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("upbit-main"), "{e}");
+        // Nothing changed: the file (as spoiled) and the manifest are where they were.
+        assert!(path.exists());
+        assert_eq!(
+            fs::read(f.ks.dir().join("manifest.json")).unwrap(),
+            manifest
+        );
+        fs::write(&path, &bytes).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+}
+
 /// A rotation forgets a recorded credential whose file is missing (keystore-format.md). Its
 /// warning said what a check says (put the file back from a backup, or rotate), advice that no
 /// longer holds once the rotation is done: a backup of the file is sealed to the old vault key.
