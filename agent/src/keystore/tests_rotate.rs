@@ -238,14 +238,14 @@ fn a_credential_made_unreadable_after_the_check_stops_the_rotation() {
     let path = f.live().join("credentials/upbit-main.json");
     let bytes = fs::read(&path).unwrap();
     let manifest = fs::read(f.ks.dir().join("manifest.json")).unwrap();
-    let spoil: [Box<dyn Fn(&Path)>; 2] = [
-        Box::new(|p: &Path| fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap()),
-        Box::new(|p: &Path| {
+    let spoil: [fn(&Path); 2] = [
+        |p| fs::set_permissions(p, fs::Permissions::from_mode(0o644)).unwrap(),
+        |p| {
             let mut b = fs::read(p).unwrap();
             let at = b.len() / 2;
             b[at] ^= 1;
             fs::write(p, b).unwrap();
-        }),
+        },
     ];
     for spoil in spoil {
         let spoiled = path.clone();
