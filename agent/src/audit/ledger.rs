@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::Witness;
+use crate::keystore::ledger::{MAX_GENERATION, Witness};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -156,6 +156,7 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
         let scan = scan(path);
         out.unreadable = scan.unreadable;
         out.latest_generation = scan.highest;
+        out.implausible = scan.implausible;
         out.all_changes = scan.read.then_some(scan.changes);
         out.changes_unreadable = scan.changes_unreadable;
     }
@@ -173,6 +174,9 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 created,
                 sha256: file,
             }),
+            AuditEvent::Keystore { generation, .. } if generation > MAX_GENERATION => {
+                out.implausible = out.implausible.max(Some(generation));
+            }
             AuditEvent::Keystore {
                 generation, vault, ..
             } => {
@@ -199,6 +203,7 @@ pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Ev
     Evidence {
         gap: Some(why.to_owned()),
         latest_generation: scan.highest,
+        implausible: scan.implausible,
         unreadable: scan.unreadable,
         recorded_vaults,
         vaults_broken,
@@ -392,8 +397,11 @@ fn vault_keys_anywhere(path: &Path) -> Vec<String> {
 /// What the `keystore` lines of a log say, read line by line without following the chain.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// The highest generation a readable `keystore` line records.
+    /// The highest generation a readable `keystore` line records, up to
+    /// [`MAX_GENERATION`].
     pub highest: Option<u64>,
+    /// The highest one above it (a line made by hand, left out).
+    pub implausible: Option<u64>,
     /// The first line that names a generation but cannot be read as a `keystore` record.
     pub unreadable: Option<String>,
     /// Whether the file could be opened at all.
@@ -463,6 +471,12 @@ pub fn scan(path: &Path) -> Scan {
             continue;
         }
         match serde_json::from_slice::<super::AuditLine>(line) {
+            Ok(super::AuditLine {
+                event: AuditEvent::Keystore { generation, .. },
+                ..
+            }) if generation > MAX_GENERATION => {
+                out.implausible = out.implausible.max(Some(generation));
+            }
             Ok(super::AuditLine {
                 event: AuditEvent::Keystore { generation, .. },
                 ..

@@ -206,9 +206,12 @@ pub enum KeystoreError {
     ManifestGone { path: PathBuf, recorded: u64 },
 
     #[error(
-        "the audit log records keystore generation {generation}, which no keystore reaches by \
-         counting (a line added by hand): no later generation can be written. Move the audit \
-         log aside (keep it) so a new one starts, then run the command again"
+        "the keystore is at generation {generation}, the most a manifest may name (no keystore \
+         reaches it by counting: a line added to the audit log by hand took it there), so no \
+         later manifest can be written and nothing was changed. Run `tapsign keystore rotate \
+         --rebuild-manifest`, which starts again from the generations the audit log records \
+         (leaving out lines above that limit), then check `tapsign token list` and `tapsign \
+         key list`"
     )]
     GenerationExhausted { generation: u64 },
 

@@ -78,6 +78,14 @@ pub enum LedgerEntry {
     Refused { name: String, reason: String },
 }
 
+/// The highest manifest generation a record may name. A keystore counts one per manifest it
+/// writes (an unlock, a key change), so no keystore comes near it; a line above it was written
+/// by hand, and is left out of every record read back (with a warning): taken as the floor of
+/// the next generation, one such line near `u64::MAX` let a rebuild write the last generation
+/// there is, after which no manifest could follow and every way out the commands gave led to
+/// an unchecked rebuild that sealed an old copy of a secret again (red-team round 18).
+pub const MAX_GENERATION: u64 = 1 << 48;
+
 /// What the ledger holds after an anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
@@ -115,6 +123,9 @@ pub struct Evidence {
     /// A line that is a credential change but cannot be read, where [`Evidence::all_changes`]
     /// was read.
     pub changes_unreadable: Option<String>,
+    /// The highest generation a `keystore` line names above [`MAX_GENERATION`]: a line made by
+    /// hand, left out of this record.
+    pub implausible: Option<u64>,
 }
 
 impl Evidence {
@@ -202,6 +213,9 @@ impl Witness {
     ) {
         if own {
             self.changes.clear();
+        }
+        if generation > MAX_GENERATION {
+            return;
         }
         let newest = self
             .manifest
@@ -319,6 +333,9 @@ impl Ledger for MemoryLedger {
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
+                LedgerEntry::Manifest { generation, .. } if *generation > MAX_GENERATION => {
+                    ev.implausible = ev.implausible.max(Some(*generation));
+                }
                 LedgerEntry::Manifest {
                     generation, vault, ..
                 } => {

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::files::{Overwrite, encode, list_json, write_atomic};
 use super::format::VaultFile;
 use super::layout::{WriteLock, sha256_hex, vault_tag};
-use super::ledger::{Anchor, Evidence, Ledger, LedgerEntry};
+use super::ledger::{Anchor, Evidence, Ledger, LedgerEntry, MAX_GENERATION};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
 use super::seal::VaultKey;
 use super::slot;
@@ -443,6 +443,7 @@ impl Keystore {
                 };
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
+                    implausible: whole.implausible,
                     recorded_vaults: whole.recorded_vaults,
                     vaults_broken: whole.vaults_broken,
                     witnessed: whole.witnessed,
@@ -462,6 +463,9 @@ impl Keystore {
         self.collect_garbage(&live.dir, lock)?;
         let mut folded = folded;
         folded.refused.extend(undecryptable);
+        if let Some(g) = evidence.implausible {
+            folded.warnings.push(implausible_warning(g));
+        }
         Ok(Prepared {
             live: live.dir,
             manifest: live.manifest,
@@ -576,6 +580,13 @@ impl Keystore {
 pub(crate) fn gap_warning(gap: &str) -> String {
     format!(
         "credential changes since the keystore was last checked could not be read back from the audit log ({gap}): a credential put back to its state at that check would go unnoticed, and so would an older copy of the whole keystore whose newer generation the log no longer names; if you removed a token or rotated the keystore since, check `tapsign token list` and remove again any token that is back"
+    )
+}
+
+/// What a check says of a `keystore` line naming a generation above [`MAX_GENERATION`].
+pub(crate) fn implausible_warning(generation: u64) -> String {
+    format!(
+        "the audit log holds a keystore line naming generation {generation}, more than any keystore reaches by counting: someone wrote it by hand, and it is left out of the record; find it with `tapsign audit | grep 'generation {generation}'` and keep a copy of the log"
     )
 }
 
@@ -722,18 +733,20 @@ fn rebuild_fold(
 
 /// The next generation: above the manifest's, above any the ledger recorded (a manifest put
 /// back must not make generations repeat), and above what this process saw. Generations never
-/// repeat, so there is no next one after the last: a log line claiming it (which no keystore
-/// reaches by counting) is refused rather than pinning every later manifest to one value.
+/// repeat, and none goes above [`MAX_GENERATION`] (the record leaves out a line naming one:
+/// only a hand can write it), so a manifest already there has no next one and is refused,
+/// rather than pinning every later manifest to one value.
 pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> Result<u64, KeystoreError> {
     let old = p.manifest.as_ref().map_or(0, |m| m.generation);
     let highest = old
         .max(p.evidence.highest_generation().unwrap_or(0))
         .max(not_below);
-    highest
-        .checked_add(1)
-        .ok_or(KeystoreError::GenerationExhausted {
+    match highest.checked_add(1) {
+        Some(next) if next <= MAX_GENERATION => Ok(next),
+        _ => Err(KeystoreError::GenerationExhausted {
             generation: highest,
-        })
+        }),
+    }
 }
 
 impl Keystore {
