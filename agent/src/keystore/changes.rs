@@ -163,14 +163,23 @@ impl Keystore {
             sha256: sha256_hex(&bytes),
         };
         if let Err(reason) = ledger.record(&LedgerEntry::Key(change)) {
-            // Off the record, the change does not stand: put the old file back.
-            match &old {
-                Some(before) => write_atomic(&path, before, Overwrite::Replace)?,
-                None => remove_private(&path)?,
-            }
-            return Err(KeystoreError::NotRecorded {
-                what: format!("credential {:?}", cred.name),
-                reason,
+            // Off the record, the change does not stand: put the old file back. An undo that
+            // fails too says so, not as a bare I/O error that reads as "nothing was written"
+            // (red-team round 18).
+            let undone = match &old {
+                Some(before) => write_atomic(&path, before, Overwrite::Replace),
+                None => remove_private(&path),
+            };
+            return Err(match undone {
+                Ok(()) => KeystoreError::NotRecorded {
+                    what: format!("credential {:?}", cred.name),
+                    reason,
+                },
+                Err(u) => KeystoreError::CredentialNotUndone {
+                    name: cred.name.clone(),
+                    reason,
+                    undo: u.to_string(),
+                },
             });
         }
         drop(lock);

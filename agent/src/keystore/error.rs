@@ -279,6 +279,19 @@ pub enum KeystoreError {
     )]
     NotUndone { reason: String, undo: String },
 
+    #[error(
+        "the audit log could not record the change to credential {name:?} ({reason}), and \
+         putting its previous file back failed too ({undo}): the new file is in place, off the \
+         record, and an old copy of it put back would go unnoticed. Mend the audit log and the \
+         disk, then run `tapsign key add {name} --replace` again with the secret you meant to \
+         store, which records it"
+    )]
+    CredentialNotUndone {
+        name: String,
+        reason: String,
+        undo: String,
+    },
+
     #[error("the keystore in {dir} changed while this command waited; run it again")]
     Changed { dir: PathBuf },
 
@@ -356,7 +369,7 @@ impl KeystoreError {
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
-            RebuildUnchecked { .. } | NotUndone { .. } => None,
+            RebuildUnchecked { .. } | NotUndone { .. } | CredentialNotUndone { .. } => None,
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,

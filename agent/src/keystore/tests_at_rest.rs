@@ -839,3 +839,38 @@ fn a_manifest_the_log_does_not_record_is_warned_about_until_a_check_records_one(
         Vec::<String>::new()
     );
 }
+
+/// Red-team round 18: `key add --replace` whose record failed, and whose undo failed too (a
+/// full disk; or the log's lock held and the folder made read-only), returned the undo's bare
+/// I/O error about a temp file, which reads as "nothing was stored", while the new file stood
+/// off the record. It says what happened and what to do.
+#[test]
+fn a_replace_whose_record_and_undo_fail_says_the_new_file_stands() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let old = fs::read(&path).unwrap();
+    f.ledger.fills = Some((0, "No space left on device (test)".into()));
+    // The new file's write goes through; the undo's fails.
+    super::files::FAIL_AFTER.with(|h| h.set(Some(1)));
+    let mut c = cred("upbit-main", Exchange::Upbit, None);
+    c.secret = SecretBytes::from_slice(b"NEW-SECRET");
+    let e = f.add(&c, true).unwrap_err();
+    super::files::FAIL_AFTER.with(|h| h.set(None));
+    f.ledger.fills = None;
+    assert!(
+        matches!(e, KeystoreError::CredentialNotUndone { .. }),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("the new file is in place") && msg.contains("--replace"),
+        "{msg}"
+    );
+    assert_ne!(fs::read(&path).unwrap(), old);
+    // With the undo through, the record's failure is all there is, and the old file is back.
+    f.ledger.fills = Some((0, "No space left on device (test)".into()));
+    let e = f.add(&c, true).unwrap_err();
+    f.ledger.fills = None;
+    assert!(matches!(e, KeystoreError::NotRecorded { .. }), "{e}");
+}

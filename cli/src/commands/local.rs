@@ -38,7 +38,8 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::CredentialsUnreadable { .. }
         | KeystoreError::RebuildPutBack { .. }
         | KeystoreError::RebuildUnchecked { .. }
-        | KeystoreError::NotUndone { .. } => exit_codes::DAMAGED,
+        | KeystoreError::NotUndone { .. }
+        | KeystoreError::CredentialNotUndone { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,
     };
     Failure::new(exit, e.to_string())
