@@ -196,7 +196,10 @@ impl Agent {
         self.removal.opened_at(o.reader.clone());
         say!("tapsign agent: session extended with {}", o.opened_by);
         let token = format!("{} (extend)", o.opened_by);
-        self.record_unlock(token, Vec::new(), bounds, client).await;
+        let queued = self
+            .audit
+            .queue(unlock_line(token, Vec::new(), bounds, client));
+        let _ = queued.written().await;
         self.publish(SessionEvent {
             event: EventKind::Extended,
             message: format!(
@@ -234,7 +237,13 @@ impl Agent {
         // its credentials are wiped, before anything is told of its end. Its end is told under
         // the session's lock: a signature that spent its budget and waits to announce that
         // has it announced here, before the new session's `unlocked`, not after it.
-        {
+        // The unlock's line takes its place in the log under the session's lock too, after
+        // the old session's `lock` line and before any line of a signature the new session
+        // makes; a line the log cannot take now is written before the next one it takes
+        // (`AuditSink`): the log never shows a session only by its signatures (red-team
+        // round 18).
+        let line = unlock_line(o.opened_by.clone(), names.clone(), bounds, client);
+        let queued = {
             let mut current = self.session();
             // `Agent::lock` counts under the session's lock: a lock not counted yet
             // waits for this one, and then ends the new session.
@@ -249,7 +258,8 @@ impl Agent {
             } else if self.budget_end.swap(false, Ordering::SeqCst) {
                 self.ended(&LockReason::BudgetSpent);
             }
-        }
+            self.audit.queue(line)
+        };
         self.changed.notify_one();
         say!(
             "tapsign agent: unlocked {} key(s) with {}",
@@ -269,31 +279,23 @@ impl Agent {
             signatures_left: Some(bounds.max_signatures),
         });
         self.notifier.session_opened(names.len(), bounds.ttl);
-        self.record_unlock(o.opened_by, names, bounds, client).await;
+        // Answered once the line is written, or could not be (then it is written before the
+        // next line the log takes, and a signature's line cannot come first).
+        let _ = queued.written().await;
         Ok(())
     }
+}
 
-    /// Put an unlock (or extend) on record when the log can take it: the session stands
-    /// either way. The writer logs the chain's head after this line.
-    async fn record_unlock(
-        &self,
-        token: String,
-        keys: Vec<String>,
-        bounds: Bounds,
-        client: &Client,
-    ) {
-        let _ = self
-            .audit
-            .record(AuditEvent::Unlock {
-                token,
-                keys,
-                ttl_secs: bounds.ttl.as_secs(),
-                idle_secs: bounds.idle.as_secs(),
-                max_signatures: bounds.max_signatures,
-                pid: client.pid,
-                exe: client.exe.clone(),
-            })
-            .await;
+/// An unlock's (or extend's) line. The writer logs the chain's head after it.
+fn unlock_line(token: String, keys: Vec<String>, bounds: Bounds, client: &Client) -> AuditEvent {
+    AuditEvent::Unlock {
+        token,
+        keys,
+        ttl_secs: bounds.ttl.as_secs(),
+        idle_secs: bounds.idle.as_secs(),
+        max_signatures: bounds.max_signatures,
+        pid: client.pid,
+        exe: client.exe.clone(),
     }
 }
 

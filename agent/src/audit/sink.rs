@@ -58,6 +58,19 @@ pub(super) type Ack = oneshot::Sender<Result<(), Unrecorded>>;
 /// Most events written in one batch (one `write(2)`).
 const MAX_BATCH: usize = 64;
 
+/// Most lock and unlock lines kept for the next write when theirs failed.
+const MAX_PENDING: usize = 256;
+
+/// A line [`AuditSink::queue`]d: its answer, once written.
+pub struct Queued(oneshot::Receiver<Result<(), Unrecorded>>);
+
+impl Queued {
+    /// Wait until the line is written (or could not be).
+    pub async fn written(self) -> Result<(), Unrecorded> {
+        self.0.await.unwrap_or(Err(Unrecorded::Stopped))
+    }
+}
+
 enum Job {
     Record {
         event: AuditEvent,
@@ -161,6 +174,7 @@ impl AuditSink {
             view: Arc::clone(&view),
             syncer: Arc::clone(&syncer),
             batches: 0,
+            pending: Vec::new(),
         };
         writer.open();
         let (every, v) = (config.sync_interval, Arc::clone(&view));
@@ -252,6 +266,16 @@ impl AuditSink {
             Some(r) => r,
             None => done.await.unwrap_or(Err(Unrecorded::Stopped)),
         }
+    }
+
+    /// Queue a decision's line now (its place in the log is taken here, before anything the
+    /// caller does next), and wait for it later with [`Queued::written`]: an unlock queues
+    /// its line while it holds the session's lock, so no signature of the new session is
+    /// logged before it.
+    pub fn queue(&self, event: AuditEvent) -> Queued {
+        let (ack, done) = oneshot::channel();
+        self.send(event, Some(ack), false);
+        Queued(done)
     }
 
     /// [`AuditSink::record`] from a blocking thread (never from an async worker).
@@ -398,6 +422,11 @@ struct Writer {
     syncer: Arc<Syncer>,
     /// Batches written so far: the syncer's measure of how far it got.
     batches: u64,
+    /// Lock and unlock lines whose write failed (the log's lock held elsewhere, a full disk):
+    /// written first, in order, with the next lines that go in. Dropped, a session could show
+    /// in the log only by its signatures, after the previous session's `lock` line
+    /// (red-team round 18).
+    pending: Vec<Record>,
 }
 
 /// One queued decision.
@@ -494,14 +523,28 @@ impl Writer {
         v.unwritable = Some(why.to_owned());
     }
 
-    fn write(&mut self, records: Vec<Record>) {
+    fn write(&mut self, mut records: Vec<Record>) {
+        if !self.pending.is_empty() {
+            let mut all = std::mem::take(&mut self.pending);
+            all.append(&mut records);
+            records = all;
+        }
         if records.is_empty() {
             return;
         }
         match self.write_lines(&records) {
             Err(e) => {
-                for ack in records.into_iter().filter_map(|r| r.ack) {
-                    let _ = ack.send(Err(e.clone()));
+                // A log found tampered with takes no more lines: nothing is kept for it.
+                let keep = !matches!(e, Unrecorded::Tampered(_));
+                for mut r in records {
+                    if let Some(ack) = r.ack.take() {
+                        let _ = ack.send(Err(e.clone()));
+                    }
+                    let session_line =
+                        matches!(r.event, AuditEvent::Lock { .. } | AuditEvent::Unlock { .. });
+                    if keep && session_line && self.pending.len() < MAX_PENDING {
+                        self.pending.push(r);
+                    }
                 }
             }
             Ok(()) => self.written(records),

@@ -335,3 +335,50 @@ async fn a_log_that_cannot_be_opened_withholds_until_it_can() {
     assert_eq!(sink.head().map(|h| h.seq), Some(1));
     sink.close().await;
 }
+
+/// Red-team round 18: with the log's lock held elsewhere for longer than an append waits, an
+/// unlock's line (and a lock's) was dropped, while the session's signatures, once the lock was
+/// free, were logged after the previous session's `lock` line: the log showed a session only
+/// by its signatures, and `audit verify` said intact. A lock or unlock line whose write failed
+/// is written first with the next lines the log takes; a signature whose line failed is still
+/// withheld, and not written later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_line_the_log_could_not_take_comes_before_the_next_line_it_takes() {
+    use rustix::fs::{FlockOperation, flock};
+    let disk = Arc::new(Disk::default());
+    let (_dir, path, sink) = sink(Flush::IncrementalAsync, &disk);
+    sink.record(sign()).await.unwrap();
+    let holder = File::open(&path).unwrap();
+    flock(&holder, FlockOperation::LockExclusive).unwrap();
+    sink.submit(lock());
+    let unlock = AuditEvent::Unlock {
+        token: "soft token".into(),
+        keys: vec!["k".into()],
+        ttl_secs: 60,
+        idle_secs: 60,
+        max_signatures: 5,
+        pid: 1,
+        exe: "/usr/bin/tapsign".into(),
+    };
+    assert!(sink.queue(unlock).written().await.is_err());
+    assert!(sink.record(sign()).await.is_err(), "withheld");
+    assert_eq!(lines(&path), 1);
+    flock(&holder, FlockOperation::Unlock).unwrap();
+    sink.record(sign()).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kinds: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            match v["event"]["type"].as_str().unwrap() {
+                "sign" => "sign",
+                "lock" => "lock",
+                "unlock" => "unlock",
+                _ => "other",
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["sign", "lock", "unlock", "sign"], "{text}");
+    sink.close().await;
+    super::verify(&path).unwrap();
+}
