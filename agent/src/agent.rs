@@ -467,11 +467,14 @@ impl Agent {
                 s.status(self.now()),
             )
         };
-        let mut warnings = self
+        // What the keystore's files say (one warning per file, as many as there are files),
+        // kept apart from the rest, which come first and are never cut (`fit_status`).
+        let mut files = self
             .warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let mut warnings = Vec::new();
         let mut tokens = Vec::new();
         match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
@@ -485,7 +488,7 @@ impl Agent {
                                 ));
                             }
                             if !slot.recorded {
-                                warnings.push(format!(
+                                files.push(format!(
                                     "keyslot {} is not the one the keystore's manifest records: it is never used; remove the file",
                                     slot.path.display()
                                 ));
@@ -496,7 +499,7 @@ impl Agent {
                                 description: slot.stub.describe(),
                             });
                         }
-                        Err(e) => warnings.push(e.to_string()),
+                        Err(e) => files.push(e.to_string()),
                     }
                 }
             }
@@ -522,7 +525,8 @@ impl Agent {
             warnings.push(crate::locksource::NO_SCREEN_LOCK.into());
         }
         warnings.dedup();
-        Status {
+        files.dedup();
+        let mut status = Status {
             state,
             agent: agent_version(),
             lock_reason,
@@ -542,7 +546,97 @@ impl Agent {
                 .collect(),
             audit_head,
             keystore: self.unlocker.verified(),
+        };
+        fit_status(&mut status, files);
+        status
+    }
+}
+
+/// Most programs `status` lists as having signed in the session (those that signed most).
+const CLIENTS_SHOWN: usize = 16;
+/// Most warnings about the keystore's files `status` lists (`key list`, `token list` show all).
+const FILE_WARNINGS_SHOWN: usize = 16;
+/// Most tokens `status` lists (`token list` shows all).
+const TOKENS_SHOWN: usize = 32;
+
+/// Bound what `status` (and the answer to `unlock`, which is a status) holds, whatever bots and
+/// files make of it, so that it always fits one frame. Red-team round 18: a bot signing from
+/// 60 programs with control characters in their paths, or 400 junk keyslot files, made it
+/// larger than a frame, and the agent answered `bad_request` instead: `status` failed for the
+/// whole session, hiding its warnings, and an `unlock` or `unlock --extend` that had opened or
+/// extended the session said it failed. Programs and file warnings are cut to the first ones
+/// (what is cut is said); should the whole still be too large (a session of thousands of
+/// keys), keys, then programs, then the rest are cut too, each said. The warnings that are not
+/// about files (a pending unlock's, a tampered log's) come first and stay.
+fn fit_status(status: &mut Status, mut files: Vec<String>) {
+    let mut said = Vec::new();
+    if let Some(s) = status.session.as_mut() {
+        s.clients
+            .sort_by(|a, b| b.signatures.cmp(&a.signatures).then(a.pid.cmp(&b.pid)));
+        for c in &mut s.clients {
+            // As shown anyway (`Shown`), and a fixed size whatever the path holds: an escaped
+            // control character is six bytes of JSON.
+            c.exe = c
+                .exe
+                .chars()
+                .map(|ch| {
+                    if crate::audit::hidden(ch) {
+                        '\u{fffd}'
+                    } else {
+                        ch
+                    }
+                })
+                .collect();
         }
+        if s.clients.len() > CLIENTS_SHOWN {
+            said.push(format!(
+                "{} more programs signed in this session than are listed here (`tapsign audit` has every signature)",
+                s.clients.len() - CLIENTS_SHOWN
+            ));
+            s.clients.truncate(CLIENTS_SHOWN);
+        }
+    }
+    if files.len() > FILE_WARNINGS_SHOWN {
+        let more = files.len() - FILE_WARNINGS_SHOWN;
+        files.truncate(FILE_WARNINGS_SHOWN);
+        files.push(format!(
+            "and {more} more warnings about the keystore's files (`tapsign key list` and `tapsign token list` show each)"
+        ));
+    }
+    if status.tokens.len() > TOKENS_SHOWN {
+        said.push(format!(
+            "{} more keyslots than are listed here (`tapsign token list` shows each)",
+            status.tokens.len() - TOKENS_SHOWN
+        ));
+        status.tokens.truncate(TOKENS_SHOWN);
+    }
+    status.warnings.extend(said);
+    status.warnings.extend(files);
+    // The last resort, halving what is left until it fits.
+    let budget = tapsign_proto::MAX_FRAME - 1024;
+    let size = |s: &Status| serde_json::to_vec(s).map_or(usize::MAX, |v| v.len());
+    let mut cut = false;
+    while size(status) > budget {
+        cut = true;
+        let keys = status.session.as_ref().map_or(0, |s| s.keys.len());
+        let clients = status.session.as_ref().map_or(0, |s| s.clients.len());
+        if let Some(s) = status.session.as_mut().filter(|_| keys > 1) {
+            s.keys.truncate(keys / 2);
+        } else if let Some(s) = status.session.as_mut().filter(|_| clients > 0) {
+            s.clients.clear();
+        } else if status.warnings.len() > 1 {
+            status.warnings.truncate(status.warnings.len() / 2);
+        } else if status.tokens.len() > 1 || status.key_policies.len() > 1 {
+            status.tokens.truncate(status.tokens.len() / 2);
+            status.key_policies.truncate(status.key_policies.len() / 2);
+        } else {
+            break;
+        }
+    }
+    if cut {
+        status.warnings.push(
+            "this status was cut to fit one answer (a session of many keys, or many warnings): `tapsign key list`, `tapsign token list` and `tapsign audit` show everything".into(),
+        );
     }
 }
 
@@ -598,4 +692,67 @@ fn always_live_sources() -> Vec<LockSource> {
             "SIGHUP locks, and so does SIGCONT after a stop; SIGTERM and SIGINT lock and stop the agent",
         ),
     ]
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::fit_status;
+    use tapsign_proto::{ClientInfo, KeyStatus, Response, SessionState, SessionStatus, Status};
+
+    /// Red-team round 18: a status whatever bots and files make of it (a session of 2,000
+    /// keys, 100 programs whose paths are control characters, 400 warnings about junk files)
+    /// fits one answer, with the warnings that are not about files first and whole, and what
+    /// was cut said.
+    #[test]
+    fn a_status_always_fits_one_answer() {
+        let pending = "an unlock asked by pid 7 (/tmp/bot) is under way".to_string();
+        let mut status = Status {
+            state: SessionState::Unlocked,
+            warnings: vec![pending.clone()],
+            session: Some(SessionStatus {
+                keys: (0..2000)
+                    .map(|i| KeyStatus {
+                        name: format!("key-with-a-long-name-{i:05}"),
+                        exchange: "binance".into(),
+                        signatures_left: Some(10),
+                        signatures_made: 0,
+                    })
+                    .collect(),
+                clients: (0..100)
+                    .map(|pid| ClientInfo {
+                        pid,
+                        exe: "\u{1}".repeat(256),
+                        signatures: u64::from(pid % 7),
+                    })
+                    .collect(),
+                opened_by: "soft token".into(),
+                ..SessionStatus::default()
+            }),
+            ..Status::default()
+        };
+        let files: Vec<String> = (0..400)
+            .map(|i| format!("keyslot /home/t/.tapsign/keystore/vault-x/keyslots/junk-{i:04}-{}.json is not the one the keystore's manifest records", "x".repeat(60)))
+            .collect();
+        fit_status(&mut status, files);
+        let answer = serde_json::to_vec(&Response::Unlocked(status.clone())).unwrap();
+        assert!(answer.len() <= tapsign_proto::MAX_FRAME, "{}", answer.len());
+        assert_eq!(status.warnings[0], pending);
+        let said = status.warnings.join("\n");
+        assert!(said.contains("more programs signed"), "{said}");
+        assert!(
+            said.contains("more warnings about the keystore's files"),
+            "{said}"
+        );
+        assert!(said.contains("cut to fit one answer"), "{said}");
+        let s = status.session.unwrap();
+        assert!(!s.keys.is_empty());
+        assert!(s.clients.len() <= 16);
+        // The programs that signed most come first; their paths shown, not escaped.
+        assert!(
+            s.clients
+                .windows(2)
+                .all(|w| w[0].signatures >= w[1].signatures)
+        );
+        assert!(s.clients.iter().all(|c| !c.exe.contains('\u{1}')));
+    }
 }

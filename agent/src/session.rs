@@ -12,6 +12,9 @@ use tapsign_proto::{ClientInfo, KeyStatus, SessionStatus};
 
 use crate::credential::Credential;
 
+/// Most programs a session counts signatures for ([`Session::use_key`]).
+const CLIENTS_KEPT: usize = 1024;
+
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockReason {
@@ -333,18 +336,23 @@ impl Session {
             u.made += 1;
             u.left -= 1;
             u.last_used = now;
-            let entry = u.clients.entry(client.pid).or_insert_with(|| {
-                // The program's path is the bot's to choose: `status` shows it cut as the
-                // audit log does, so it cannot push the session's own lines off the screen.
-                let mut exe = client.exe.clone();
-                crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
-                ClientInfo {
-                    pid: client.pid,
-                    exe,
-                    signatures: 0,
-                }
-            });
-            entry.signatures += 1;
+            // Counted for `status`, for at most `CLIENTS_KEPT` programs: a bot signing from a
+            // new process each time must not grow the session without end (the audit log has
+            // every signature's program).
+            if u.clients.len() < CLIENTS_KEPT || u.clients.contains_key(&client.pid) {
+                let entry = u.clients.entry(client.pid).or_insert_with(|| {
+                    // The program's path is the bot's to choose: `status` shows it cut as the
+                    // audit log does, so it cannot push the session's own lines off the screen.
+                    let mut exe = client.exe.clone();
+                    crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+                    ClientInfo {
+                        pid: client.pid,
+                        exe,
+                        signatures: 0,
+                    }
+                });
+                entry.signatures += 1;
+            }
             if u.left == 0 {
                 self.lock(LockReason::BudgetSpent);
             }

@@ -637,3 +637,28 @@ fn a_rebuild_stops_at_a_copy_put_back_even_with_the_log_damaged() {
     );
     assert!(out.stderr.contains("unchecked"), "{out:?}");
 }
+
+/// Red-team round 18: 400 junk keyslot files made every `status` answer, and the answer to
+/// `unlock` (a status), larger than one frame: the agent answered `bad_request`, `status`
+/// failed for as long as they were there, and an unlock that had opened the session said it
+/// failed. The answers are cut to fit, saying so.
+#[test]
+fn junk_keyslot_files_leave_unlock_and_status_answering() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    let slots = live(&w).join("keyslots");
+    for i in 0..400 {
+        let name = format!("soft-{i:08x}{}.json", "x".repeat(60));
+        std::fs::write(slots.join(name), "{}").unwrap();
+    }
+    w.run(&["unlock"], "").ok();
+    let v = status_json(&w);
+    assert_eq!(v["state"], "unlocked", "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("more warnings about the keystore's files"),
+        "{warnings}"
+    );
+    sign(&w, "b").ok();
+}
