@@ -254,6 +254,9 @@ impl Agent {
             let replaced = old.is_unlocked();
             drop(old);
             if replaced {
+                // Counted as a lock: a signature of the old session still on its way out (its
+                // line being written) is withheld, as a lock withholds it (red-team round 18).
+                self.locks.fetch_add(1, Ordering::SeqCst);
                 self.ended(&LockReason::Replaced);
             } else if self.budget_end.swap(false, Ordering::SeqCst) {
                 self.ended(&LockReason::BudgetSpent);
@@ -386,6 +389,31 @@ mod tests {
             .await
             .unwrap();
         assert!(agent.session().is_unlocked());
+    }
+
+    /// Red-team round 18 (suspected): an unlock that replaced a session did not count as a
+    /// lock, so a signature of the old session whose line was still being written was not
+    /// withheld (`Agent::sign` withholds on a change of the count), where a lock withholds it.
+    #[tokio::test]
+    async fn a_replacing_unlock_counts_as_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let who = client();
+        agent.opened(opened(), bounds(), &who, 0).await.unwrap();
+        let before = agent.locks.load(Ordering::SeqCst);
+        agent
+            .opened(opened(), bounds(), &who, before)
+            .await
+            .unwrap();
+        assert_ne!(agent.locks.load(Ordering::SeqCst), before, "replaced");
+        // Opening with no session to replace is no lock.
+        agent.lock(LockReason::Command);
+        let before = agent.locks.load(Ordering::SeqCst);
+        agent
+            .opened(opened(), bounds(), &who, before)
+            .await
+            .unwrap();
+        assert_eq!(agent.locks.load(Ordering::SeqCst), before);
     }
 
     /// An unlock replacing an open session told subscribers only `unlocked`: the old session
