@@ -202,7 +202,6 @@ mod tests {
         });
         said.recv_timeout(Duration::from_secs(60))
             .expect("saying lines waited on a stderr nobody reads");
-        assert!(q.dropped.load(Ordering::SeqCst) > 0);
         assert!(
             !q.flush(Duration::from_millis(10)),
             "nothing was written yet"
@@ -220,5 +219,8 @@ mod tests {
             "{text:.40}"
         );
         assert!(text.ends_with("after\n"));
+        // Not every line got through: the queue is bounded.
+        let through = text.lines().filter(|l| l.starts_with("line ")).count();
+        assert!(through < QUEUED_MAX * 3, "{through}");
     }
 }
