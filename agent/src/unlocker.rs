@@ -39,6 +39,8 @@ pub struct Unlocker {
     verified: Mutex<Option<KeystoreState>>,
     /// The one unlock (or extend) that may run at a time, if one runs.
     turn: Mutex<Option<Pending>>,
+    /// The turn's touch came: it is opening and answering, no longer asking for a touch.
+    touched: std::sync::atomic::AtomicBool,
 }
 
 /// An unlock or extend under way: who asked for it.
@@ -48,12 +50,29 @@ pub struct Pending {
     pub extend: bool,
 }
 
-/// The turn of the unlock that holds it; the next can start once it is dropped.
-pub struct Turn<'a>(&'a Mutex<Option<Pending>>);
+/// The turn of the unlock that holds it; the next can start once it is dropped. It is held
+/// until the unlock's answer is made, after the touch: let go before, a bot's unlock could ask
+/// for a touch while the trader's `tapsign unlock` still waits for its answer, and take the
+/// trader's next touch (red-team round 18).
+pub struct Turn<'a>(&'a Unlocker);
+
+impl Turn<'_> {
+    /// The touch came: from now on the unlock opens and answers, and `status` no longer says
+    /// it asks for a touch (nor warns the trader off touching the token).
+    pub fn touched(&self) {
+        self.0
+            .touched
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut holder = self.0.turn.lock().unwrap_or_else(|p| p.into_inner());
+        *holder = None;
+        self.0
+            .touched
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -65,6 +84,7 @@ impl Unlocker {
             soft_allowed,
             verified: Mutex::new(None),
             turn: Mutex::new(None),
+            touched: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -82,12 +102,16 @@ impl Unlocker {
             return Err(h.clone());
         }
         *holder = Some(asked);
-        Ok(Turn(&self.turn))
+        Ok(Turn(self))
     }
 
     /// The unlock (or extend) waiting for its touch now, if one is.
     pub fn pending(&self) -> Option<Pending> {
-        self.turn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let holder = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        if self.touched.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        holder.clone()
     }
 
     /// The keystore generation and vault key the last check verified (or wrote).
@@ -311,5 +335,25 @@ mod tests {
         assert_eq!(unlocker.turn(asked(9, false)).err(), Some(asked(8, true)));
         drop(extend);
         assert!(unlocker.turn(asked(9, false)).is_ok());
+    }
+
+    /// Red-team round 18 (suspected): the turn was let go before the unlock's answer was made,
+    /// so a bot's unlock could ask for a touch while the trader's `tapsign unlock` still waited
+    /// for its answer. The turn is held until then; once touched it is no longer shown as
+    /// asking for a touch, and it is let go (and untouched) when dropped.
+    #[test]
+    fn a_touched_turn_still_refuses_others_until_its_answer_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let first = unlocker.turn(asked(7, false)).unwrap();
+        assert_eq!(unlocker.pending(), Some(asked(7, false)));
+        first.touched();
+        assert_eq!(unlocker.pending(), None, "no longer asks for a touch");
+        assert_eq!(unlocker.turn(asked(8, false)).err(), Some(asked(7, false)));
+        drop(first);
+        let next = unlocker.turn(asked(8, false)).unwrap();
+        assert_eq!(unlocker.pending(), Some(asked(8, false)), "asks again");
+        drop(next);
     }
 }

@@ -26,7 +26,12 @@ impl Agent {
         gone: &AtomicBool,
     ) -> Response {
         match self.open_session(req, client, gone).await {
-            Ok(()) => Response::Unlocked(self.status_now().await),
+            // The turn is let go once the answer is made (`Turn`).
+            Ok(turn) => {
+                let status = self.status_now().await;
+                drop(turn);
+                Response::Unlocked(status)
+            }
             Err(e) => e.response(),
         }
     }
@@ -37,7 +42,7 @@ impl Agent {
         req: UnlockRequest,
         client: &Client,
         gone: &AtomicBool,
-    ) -> Result<(), AgentError> {
+    ) -> Result<crate::unlocker::Turn<'_>, AgentError> {
         if req.extend && !req.keys.is_empty() {
             // Told, not ignored: an extend keeps the session's keys.
             return Err(AgentError::Malformed(
@@ -59,7 +64,7 @@ impl Agent {
                 pid: p.client.pid,
                 exe: p.client.exe,
             });
-        let _turn = match turn {
+        let turn = match turn {
             Ok(turn) => turn,
             Err(e) => {
                 // On record: a bot asking while the trader's unlock waits (or the other way
@@ -106,19 +111,21 @@ impl Agent {
                 return Err(e);
             }
         };
+        turn.touched();
         // Checked again after the touch: what the watchdog saw meanwhile locked no session.
         if let Some(why) = self.guard.why() {
             return Err(AgentError::Unguarded(why));
         }
         if extend {
-            self.extended(opened, bounds, client).await
+            self.extended(opened, bounds, client).await?;
         } else {
             let opened = self.opened(opened, bounds, client, locks_before).await;
             if let Err(e) = &opened {
                 self.unlock_refused(e, client).await;
             }
-            opened
+            opened?;
         }
+        Ok(turn)
     }
 
     /// Put a refused unlock on record when the log can take it; the refusal stands either way.
