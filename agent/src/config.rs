@@ -583,6 +583,22 @@ mod tests {
         Config::parse(&config(&entry("/x/{m:a|b}", ""), &entry("/x/{m:c}", ""))).unwrap();
     }
 
+    #[test]
+    fn an_entry_whose_path_ends_in_a_file_extension_is_refused() {
+        // Red-team round 18, recheck: it loaded, matched no request (every request whose last
+        // segment holds a '.' is refused) and narrowed nothing it was written to narrow.
+        let err = Config::parse(
+            "[keys.k]\nallow = [{ method = \"POST\", path = \"/api/ua/v1/unified/order/place.json\", params = [\"tradeType\"] }]\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("file extension"), "{err}");
+        // A '.' elsewhere in the path, or in a placeholder's values, is not an extension.
+        Config::parse(
+            "[keys.k]\nallow = [{ method = \"GET\", path = \"/v1.2/x\", params = [\"a\"] }]\n",
+        )
+        .unwrap();
+    }
+
     /// A budget of zero per key was accepted: the unlock then said it opened a session, and
     /// every signature was refused as over budget (docs audit, 2026-12-05).
     #[test]

@@ -219,6 +219,17 @@ impl Endpoint {
                 ));
             }
         }
+        // No request with a '.' in its last segment is signed (a server matching paths with
+        // any extension may read it without): such an entry would match nothing, and narrow
+        // nothing it was written to narrow (red-team round 18, recheck).
+        if let Some(last) = segs.rsplit('/').next()
+            && placeholder(last).is_none()
+            && last.contains('.')
+        {
+            return Err(format!(
+                "the path's last segment {last:?} holds a '.' (a file extension): tapsign signs no request whose last segment does, so this entry would match nothing; write the path without it"
+            ));
+        }
         for p in &self.params {
             let ok = !p.is_empty()
                 && p.chars()
