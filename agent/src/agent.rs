@@ -476,16 +476,14 @@ impl Agent {
             .clone();
         let mut warnings = Vec::new();
         let mut tokens = Vec::new();
+        let mut insecure = Vec::new();
         match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
                 for slot in slots {
                     match slot {
                         Ok(slot) => {
                             if slot.stub.is_insecure() {
-                                warnings.push(format!(
-                                    "{} is enrolled: it gives no protection",
-                                    slot.stub.describe()
-                                ));
+                                insecure.push(slot.stub.describe());
                             }
                             if !slot.recorded {
                                 files.push(format!(
@@ -504,6 +502,15 @@ impl Agent {
                 }
             }
             Err(e) => warnings.push(e.to_string()),
+        }
+        // One warning however many keyslot files there are (the files are anyone's to write).
+        match insecure.as_slice() {
+            [] => {}
+            [one] => warnings.push(format!("{one} is enrolled: it gives no protection")),
+            [first, rest @ ..] => warnings.push(format!(
+                "{first} and {} more insecure tokens are enrolled: they give no protection",
+                rest.len()
+            )),
         }
         let audit_head = self.audit_head();
         warnings.extend(self.audit.warnings());
@@ -558,6 +565,8 @@ const CLIENTS_SHOWN: usize = 16;
 const FILE_WARNINGS_SHOWN: usize = 16;
 /// Most tokens `status` lists (`token list` shows all).
 const TOKENS_SHOWN: usize = 32;
+/// Longest warning `status` shows, in bytes.
+const WARNING_MAX: usize = 1024;
 
 /// Bound what `status` (and the answer to `unlock`, which is a status) holds, whatever bots and
 /// files make of it, so that it always fits one frame. Red-team round 18: a bot signing from
@@ -569,6 +578,14 @@ const TOKENS_SHOWN: usize = 32;
 /// keys), keys, then programs, then the rest are cut too, each said. The warnings that are not
 /// about files (a pending unlock's, a tampered log's) come first and stay.
 fn fit_status(status: &mut Status, mut files: Vec<String>) {
+    // Each warning of a bounded size: one can quote what a file holds (a field name a decoder
+    // found unknown), and a file is anyone's to write (red-team round 18, recheck: one keyslot
+    // with a 1 MB field name).
+    for w in status.warnings.iter_mut().chain(files.iter_mut()) {
+        crate::audit::cap(w, WARNING_MAX);
+    }
+    // The warnings that are not about files come first, and are never cut below.
+    let kept = status.warnings.len();
     let mut said = Vec::new();
     if let Some(s) = status.session.as_mut() {
         s.clients
@@ -624,8 +641,9 @@ fn fit_status(status: &mut Status, mut files: Vec<String>) {
             s.keys.truncate(keys / 2);
         } else if let Some(s) = status.session.as_mut().filter(|_| clients > 0) {
             s.clients.clear();
-        } else if status.warnings.len() > 1 {
-            status.warnings.truncate(status.warnings.len() / 2);
+        } else if status.warnings.len() > kept {
+            let len = status.warnings.len();
+            status.warnings.truncate(kept.max(len / 2).min(len - 1));
         } else if status.tokens.len() > 1 || status.key_policies.len() > 1 {
             status.tokens.truncate(status.tokens.len() / 2);
             status.key_policies.truncate(status.key_policies.len() / 2);
@@ -706,9 +724,10 @@ mod fit_tests {
     #[test]
     fn a_status_always_fits_one_answer() {
         let pending = "an unlock asked by pid 7 (/tmp/bot) is under way".to_string();
+        let tampered = "ALERT: the audit log was tampered with".to_string();
         let mut status = Status {
             state: SessionState::Unlocked,
-            warnings: vec![pending.clone()],
+            warnings: vec![pending.clone(), tampered.clone()],
             session: Some(SessionStatus {
                 keys: (0..2000)
                     .map(|i| KeyStatus {
@@ -730,13 +749,14 @@ mod fit_tests {
             }),
             ..Status::default()
         };
-        let files: Vec<String> = (0..400)
-            .map(|i| format!("keyslot /home/t/.tapsign/keystore/vault-x/keyslots/junk-{i:04}-{}.json is not the one the keystore's manifest records", "x".repeat(60)))
-            .collect();
+        // Recheck: one file's warning quoting a 1 MB field name.
+        let mut files = vec![format!("unknown field `{}`", "f".repeat(1 << 20))];
+        files.extend((0..400)
+            .map(|i| format!("keyslot /home/t/.tapsign/keystore/vault-x/keyslots/junk-{i:04}-{}.json is not the one the keystore's manifest records", "x".repeat(60))));
         fit_status(&mut status, files);
         let answer = serde_json::to_vec(&Response::Unlocked(status.clone())).unwrap();
         assert!(answer.len() <= tapsign_proto::MAX_FRAME, "{}", answer.len());
-        assert_eq!(status.warnings[0], pending);
+        assert_eq!(status.warnings[..2], [pending, tampered]);
         let said = status.warnings.join("\n");
         assert!(said.contains("more programs signed"), "{said}");
         assert!(

@@ -653,6 +653,16 @@ fn junk_keyslot_files_leave_unlock_and_status_answering() {
         std::fs::write(slots.join(name), "{}").unwrap();
     }
     w.run(&["unlock"], "").ok();
+    // Recheck: copies of the soft token's keyslot, each a warning that it is insecure, pushed
+    // the warnings that are not about files (here: no screen lock is watched) out of it.
+    let soft = std::fs::read_dir(&slots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).is_ok_and(|b| b != b"{}"))
+        .unwrap();
+    for i in 0..40 {
+        std::fs::copy(&soft, slots.join(format!("soft-copy{i:04}.json"))).unwrap();
+    }
     let v = status_json(&w);
     assert_eq!(v["state"], "unlocked", "{v}");
     let warnings = v["warnings"].to_string();
@@ -660,5 +670,6 @@ fn junk_keyslot_files_leave_unlock_and_status_answering() {
         warnings.contains("more warnings about the keystore's files"),
         "{warnings}"
     );
+    assert!(warnings.contains("no screen-lock source"), "{warnings}");
     sign(&w, "b").ok();
 }
