@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{MAX_GENERATION, Witness};
+use crate::keystore::ledger::{Witness, plausible};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -174,7 +174,9 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 created,
                 sha256: file,
             }),
-            AuditEvent::Keystore { generation, .. } if generation > MAX_GENERATION => {
+            AuditEvent::Keystore { generation, .. }
+                if !plausible(generation, out.latest_generation) =>
+            {
                 out.implausible = out.implausible.max(Some(generation));
             }
             AuditEvent::Keystore {
@@ -397,8 +399,8 @@ fn vault_keys_anywhere(path: &Path) -> Vec<String> {
 /// What the `keystore` lines of a log say, read line by line without following the chain.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// The highest generation a readable `keystore` line records, up to
-    /// [`MAX_GENERATION`].
+    /// The highest generation a readable `keystore` line records that is [`plausible`] after
+    /// those before it.
     pub highest: Option<u64>,
     /// The highest one above it (a line made by hand, left out).
     pub implausible: Option<u64>,
@@ -474,7 +476,7 @@ pub fn scan(path: &Path) -> Scan {
             Ok(super::AuditLine {
                 event: AuditEvent::Keystore { generation, .. },
                 ..
-            }) if generation > MAX_GENERATION => {
+            }) if !plausible(generation, out.highest) => {
                 out.implausible = out.implausible.max(Some(generation));
             }
             Ok(super::AuditLine {

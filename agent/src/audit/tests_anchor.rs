@@ -551,20 +551,22 @@ fn a_record_after_ready_goes_only_to_the_file_ready_found() {
     ledger.record(&manifest_entry(4)).unwrap();
 }
 
-/// Red-team round 18: a `keystore` line naming a generation no keystore reaches (written by
-/// hand, continuing the chain) is left out of the record read back, along the chain, in a
-/// scan of the whole file where the chain is broken, and without an anchor: it neither raises
-/// the floor of the next generation nor hides the real one below it.
+/// Red-team round 18: a `keystore` line naming a generation far above the one before it
+/// (written by hand, continuing the chain) is left out of the record read back, along the
+/// chain, in a scan of the whole file where the chain is broken, and without an anchor: it
+/// neither raises the floor of the next generation nor hides the real one below it.
 #[test]
-fn a_generation_above_the_limit_is_left_out_of_every_reading() {
-    use crate::keystore::ledger::MAX_GENERATION;
+fn a_generation_far_above_the_record_is_left_out_of_every_reading() {
+    use crate::keystore::ledger::GENERATION_STEP;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let mut ledger = AuditLedger::new(&path);
     ledger.head().unwrap();
     ledger.record(&manifest_entry(4)).unwrap();
     ledger.record(&manifest_entry(u64::MAX - 1)).unwrap();
-    ledger.record(&manifest_entry(MAX_GENERATION + 1)).unwrap();
+    ledger
+        .record(&manifest_entry(4 + GENERATION_STEP + 1))
+        .unwrap();
     let along = evidence(&path, &crate::keystore::Anchor::genesis());
     let unanchored = ledger::unanchored(&path, "no anchor");
     for ev in [&along, &unanchored] {

@@ -206,12 +206,11 @@ pub enum KeystoreError {
     ManifestGone { path: PathBuf, recorded: u64 },
 
     #[error(
-        "the keystore is at generation {generation}, the most a manifest may name (no keystore \
-         reaches it by counting: a line added to the audit log by hand took it there), so no \
-         later manifest can be written and nothing was changed. Run `tapsign keystore rotate \
-         --rebuild-manifest`, which starts again from the generations the audit log records \
-         (leaving out lines above that limit), then check `tapsign token list` and `tapsign \
-         key list`"
+        "the keystore is at generation {generation}, the last there is (no keystore reaches it \
+         by counting), so no later manifest can be written and nothing was changed. Run \
+         `tapsign keystore rotate --rebuild-manifest`, which starts again from the generations \
+         the audit log records (leaving out lines far above the one before them), then check \
+         `tapsign token list` and `tapsign key list`"
     )]
     GenerationExhausted { generation: u64 },
 

@@ -78,13 +78,22 @@ pub enum LedgerEntry {
     Refused { name: String, reason: String },
 }
 
-/// The highest manifest generation a record may name. A keystore counts one per manifest it
-/// writes (an unlock, a key change), so no keystore comes near it; a line above it was written
-/// by hand, and is left out of every record read back (with a warning): taken as the floor of
-/// the next generation, one such line near `u64::MAX` let a rebuild write the last generation
-/// there is, after which no manifest could follow and every way out the commands gave led to
-/// an unchecked rebuild that sealed an old copy of a secret again (red-team round 18).
-pub const MAX_GENERATION: u64 = 1 << 48;
+/// The most a manifest's generation may be above the highest one recorded before it. A
+/// keystore counts one per manifest it writes (an unlock, a key change), each recorded, so its
+/// generations go up one by one; a line further above was written by hand, and is left out of
+/// every record read back (with a warning). Taken as the floor of the next generation, one such
+/// line near `u64::MAX` let a rebuild write the last generation there is, after which no
+/// manifest could follow, and every way out the commands gave led to an unchecked rebuild that
+/// sealed an old copy of a secret again (red-team round 18); a fixed limit only moved the
+/// brick below itself (its recheck). Now each forged line can raise the floor by this much at
+/// most: reaching the end would take 2^32 of them.
+pub const GENERATION_STEP: u64 = 1 << 32;
+
+/// Whether a record of `generation` is believable after `highest`, the highest believed before
+/// it in the order the record is read ([`GENERATION_STEP`]).
+pub fn plausible(generation: u64, highest: Option<u64>) -> bool {
+    generation <= highest.unwrap_or(0).saturating_add(GENERATION_STEP)
+}
 
 /// What the ledger holds after an anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,7 +132,7 @@ pub struct Evidence {
     /// A line that is a credential change but cannot be read, where [`Evidence::all_changes`]
     /// was read.
     pub changes_unreadable: Option<String>,
-    /// The highest generation a `keystore` line names above [`MAX_GENERATION`]: a line made by
+    /// The highest generation a `keystore` line names that is not [`plausible`]: a line made by
     /// hand, left out of this record.
     pub implausible: Option<u64>,
 }
@@ -214,7 +223,7 @@ impl Witness {
         if own {
             self.changes.clear();
         }
-        if generation > MAX_GENERATION {
+        if !plausible(generation, self.manifest.as_ref().map(|m| m.generation)) {
             return;
         }
         let newest = self
@@ -333,7 +342,9 @@ impl Ledger for MemoryLedger {
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
-                LedgerEntry::Manifest { generation, .. } if *generation > MAX_GENERATION => {
+                LedgerEntry::Manifest { generation, .. }
+                    if !plausible(*generation, ev.latest_generation) =>
+                {
                     ev.implausible = ev.implausible.max(Some(*generation));
                 }
                 LedgerEntry::Manifest {

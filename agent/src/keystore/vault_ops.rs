@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::files::{Overwrite, encode, list_json, write_atomic};
 use super::format::VaultFile;
 use super::layout::{WriteLock, sha256_hex, vault_tag};
-use super::ledger::{Anchor, Evidence, Ledger, LedgerEntry, MAX_GENERATION};
+use super::ledger::{Anchor, Evidence, GENERATION_STEP, Ledger, LedgerEntry};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
 use super::seal::VaultKey;
 use super::slot;
@@ -583,10 +583,11 @@ pub(crate) fn gap_warning(gap: &str) -> String {
     )
 }
 
-/// What a check says of a `keystore` line naming a generation above [`MAX_GENERATION`].
+/// What a check says of a `keystore` line naming a generation far above those before it
+/// ([`GENERATION_STEP`]).
 pub(crate) fn implausible_warning(generation: u64) -> String {
     format!(
-        "the audit log holds a keystore line naming generation {generation}, more than any keystore reaches by counting: someone wrote it by hand, and it is left out of the record; find it with `tapsign audit | grep 'generation {generation}'` and keep a copy of the log"
+        "the audit log holds a keystore line naming generation {generation}, more than {GENERATION_STEP} above the generation recorded before it, which no keystore reaches by counting: someone wrote it by hand, and it is left out of the record; find it with `tapsign audit | grep 'generation {generation}'` and keep a copy of the log"
     )
 }
 
@@ -733,20 +734,19 @@ fn rebuild_fold(
 
 /// The next generation: above the manifest's, above any the ledger recorded (a manifest put
 /// back must not make generations repeat), and above what this process saw. Generations never
-/// repeat, and none goes above [`MAX_GENERATION`] (the record leaves out a line naming one:
-/// only a hand can write it), so a manifest already there has no next one and is refused,
-/// rather than pinning every later manifest to one value.
+/// repeat, so there is no next one after the last, which is refused rather than pinning every
+/// later manifest to one value; the record believes no line far above the one before it
+/// ([`GENERATION_STEP`]), so forged lines come near it only by the billions.
 pub(crate) fn next_generation(p: &Prepared, not_below: u64) -> Result<u64, KeystoreError> {
     let old = p.manifest.as_ref().map_or(0, |m| m.generation);
     let highest = old
         .max(p.evidence.highest_generation().unwrap_or(0))
         .max(not_below);
-    match highest.checked_add(1) {
-        Some(next) if next <= MAX_GENERATION => Ok(next),
-        _ => Err(KeystoreError::GenerationExhausted {
+    highest
+        .checked_add(1)
+        .ok_or(KeystoreError::GenerationExhausted {
             generation: highest,
-        }),
-    }
+        })
 }
 
 impl Keystore {
