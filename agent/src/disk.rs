@@ -226,10 +226,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], place: Place) -> Result<(), Write
         FAIL_FLUSH_AFTER.with(|f| f.set(None));
         SYNC_DIR_FAILS.with(|f| f.set(again));
         let e = io::Error::other("input/output error (test)");
-        return Err(fail("flush to disk the folder", dir)(e));
+        return Err(fail(FLUSH_AFTER_PLACE, dir)(e));
     }
-    sync_dir(dir).map_err(fail("flush to disk the folder", dir))
+    sync_dir(dir).map_err(fail(FLUSH_AFTER_PLACE, dir))
 }
+
+/// The step of [`write_atomic`] after the file is in place: a [`WriteError`] of this step means
+/// the new file was placed, and only its folder's flush failed.
+pub const FLUSH_AFTER_PLACE: &str = "flush to disk the folder";
 
 /// The [`WriteError`] of `step` on `path`, for `map_err`.
 fn fail(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WriteError {
