@@ -196,16 +196,21 @@ impl Agent {
     /// Renew the open session after the touch of `unlock --extend`.
     async fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
         // `after_touch` ended a session past its deadline, rather than let it be renewed.
-        if !self.session().extend(bounds, self.now()) {
-            // The session ended while the touch was pending.
-            return Err(AgentError::EndedDuringTouch);
-        }
+        // The extend's line takes its place under the session's lock, before any signature's
+        // made under the new bounds.
+        let token = format!("{} (extend)", o.opened_by);
+        let queued = {
+            let now = self.now();
+            let mut session = self.session();
+            if !session.extend(bounds, now) {
+                // The session ended while the touch was pending.
+                return Err(AgentError::EndedDuringTouch);
+            }
+            self.audit
+                .queue(unlock_line(token, Vec::new(), bounds, client))
+        };
         self.removal.opened_at(o.reader.clone());
         say!("tapsign agent: session extended with {}", o.opened_by);
-        let token = format!("{} (extend)", o.opened_by);
-        let queued = self
-            .audit
-            .queue(unlock_line(token, Vec::new(), bounds, client));
         let _ = queued.written().await;
         self.publish(SessionEvent {
             event: EventKind::Extended,
