@@ -38,9 +38,14 @@ pub struct Unlocker {
     /// The keystore manifest this agent last verified or wrote (at an unlock).
     verified: Mutex<Option<KeystoreState>>,
     /// The one unlock (or extend) that may run at a time, if one runs.
-    turn: Mutex<Option<Pending>>,
-    /// The turn's touch came: it is opening and answering, no longer asking for a touch.
-    touched: std::sync::atomic::AtomicBool,
+    turn: Mutex<Option<Held>>,
+}
+
+/// The turn's holder: who asked, and whether the touch came (it is then opening and
+/// answering, no longer asking for a touch).
+struct Held {
+    asked: Pending,
+    touched: bool,
 }
 
 /// An unlock or extend under way: who asked for it.
@@ -60,19 +65,15 @@ impl Turn<'_> {
     /// The touch came: from now on the unlock opens and answers, and `status` no longer says
     /// it asks for a touch (nor warns the trader off touching the token).
     pub fn touched(&self) {
-        self.0
-            .touched
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.0.holder().as_mut() {
+            h.touched = true;
+        }
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut holder = self.0.turn.lock().unwrap_or_else(|p| p.into_inner());
-        *holder = None;
-        self.0
-            .touched
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        *self.0.holder() = None;
     }
 }
 
@@ -84,7 +85,6 @@ impl Unlocker {
             soft_allowed,
             verified: Mutex::new(None),
             turn: Mutex::new(None),
-            touched: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -97,21 +97,27 @@ impl Unlocker {
     /// queued one would take the next touch, which its human was asked for by another (a bot's
     /// unlock sent just before the trader's would be opened by the trader's touch).
     pub fn turn(&self, asked: Pending) -> Result<Turn<'_>, Pending> {
-        let mut holder = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut holder = self.holder();
         if let Some(h) = holder.as_ref() {
-            return Err(h.clone());
+            return Err(h.asked.clone());
         }
-        *holder = Some(asked);
+        *holder = Some(Held {
+            asked,
+            touched: false,
+        });
         Ok(Turn(self))
+    }
+
+    fn holder(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        self.turn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The unlock (or extend) waiting for its touch now, if one is.
     pub fn pending(&self) -> Option<Pending> {
-        let holder = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-        if self.touched.load(std::sync::atomic::Ordering::SeqCst) {
-            return None;
-        }
-        holder.clone()
+        self.holder()
+            .as_ref()
+            .filter(|h| !h.touched)
+            .map(|h| h.asked.clone())
     }
 
     /// The keystore generation and vault key the last check verified (or wrote).
