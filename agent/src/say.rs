@@ -103,33 +103,29 @@ impl Queue {
                         );
                     }
                     write_now(&mut to, &text);
-                    mine.count_done(1);
+                    mine.count_done();
                 }
             })
             .ok()?;
         Some(q)
     }
 
-    /// Queue `text`; dropped, and counted, when the queue is full.
+    /// Queue `text`; dropped, and counted, when the queue is full (or its thread gone, which
+    /// it cannot be but for a panic: writing here instead could wait on stderr again).
     pub(crate) fn send(&self, text: String) {
         self.sent.fetch_add(1, Ordering::SeqCst);
-        match self.lines.try_send(text) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::SeqCst);
-                self.count_done(1);
-            }
-            // The thread is gone (it cannot be, but for a panic): write it here.
-            Err(TrySendError::Disconnected(text)) => {
-                write_now(&mut std::io::stderr().lock(), &text);
-                self.count_done(1);
-            }
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.lines.try_send(text)
+        {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            self.count_done();
         }
     }
 
-    fn count_done(&self, n: u64) {
+    /// One more line written or dropped.
+    fn count_done(&self) {
         let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-        *done += n;
+        *done += 1;
         self.written.notify_all();
     }
 
