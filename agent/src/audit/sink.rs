@@ -69,6 +69,11 @@ impl Queued {
     pub async fn written(self) -> Result<(), Unrecorded> {
         self.0.await.unwrap_or(Err(Unrecorded::Stopped))
     }
+
+    /// [`Queued::written`] from a blocking thread (never from an async worker).
+    fn written_blocking(self) -> Result<(), Unrecorded> {
+        self.0.blocking_recv().unwrap_or(Err(Unrecorded::Stopped))
+    }
 }
 
 enum Job {
@@ -280,9 +285,7 @@ impl AuditSink {
 
     /// [`AuditSink::record`] from a blocking thread (never from an async worker).
     pub fn record_blocking(&self, event: AuditEvent) -> Result<(), Unrecorded> {
-        let (ack, done) = oneshot::channel();
-        self.send(event, Some(ack), false);
-        done.blocking_recv().unwrap_or(Err(Unrecorded::Stopped))
+        self.queue(event).written_blocking()
     }
 
     /// Record a decision without waiting: locks, which happen whatever the disk does. The
