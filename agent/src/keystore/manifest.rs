@@ -203,15 +203,25 @@ pub(crate) struct Folded {
     /// The records of the next manifest.
     pub credentials: Vec<CredRecord>,
     pub removed: Vec<RemovedRecord>,
-    /// Recorded names whose file is missing (each also has its [`missing_warning`]).
+    /// Recorded names whose file is missing: their records stay. What to say of them depends
+    /// on what reads the files ([`Folded::take_warnings`] for a check; a rotation forgets them).
     pub missing: Vec<String>,
 }
 
-/// What a check says of a recorded credential whose file is missing: the record stays.
-pub(crate) fn missing_warning(name: &str) -> String {
-    format!(
-        "credential {name:?} is recorded in the keystore, but its file is missing: put it back from a backup, or run `tapsign keystore rotate` to forget it"
-    )
+impl Folded {
+    /// What a check (which keeps the record of a missing file) says: the warnings, each
+    /// missing file's first.
+    pub(crate) fn take_warnings(&mut self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .missing
+            .iter()
+            .map(|name| format!(
+                "credential {name:?} is recorded in the keystore, but its file is missing: put it back from a backup, or run `tapsign keystore rotate` to forget it"
+            ))
+            .collect();
+        out.append(&mut self.warnings);
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +342,6 @@ pub(crate) fn fold(
             && !seen
             && !damaged
         {
-            out.warnings.push(missing_warning(name));
             out.missing.push((*name).to_owned());
         }
         match e {

@@ -244,15 +244,10 @@ impl Keystore {
                 names: p.damaged.join(", "),
             });
         }
-        // A recorded credential whose file is missing is forgotten by the new vault: the check's
-        // advice (a backup, or a rotation) no longer holds once it is done, since a backup of
-        // the file is sealed to the old vault key and will not open.
+        // A recorded credential whose file is missing is forgotten by the new vault: not the
+        // check's advice (a backup, or a rotation), which no longer holds once it is done, since
+        // a backup of the file is sealed to the old vault key and will not open (said below).
         let missing = std::mem::take(&mut p.folded.missing);
-        p.folded.warnings.retain(|w| {
-            !missing
-                .iter()
-                .any(|n| *w == super::manifest::missing_warning(n))
-        });
         warnings.append(&mut p.folded.warnings);
         let dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
 

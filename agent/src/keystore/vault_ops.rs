@@ -187,7 +187,7 @@ impl Keystore {
     ) -> Result<Checked, KeystoreError> {
         let lock = self.lock()?;
         let mut p = self.prepare(vk, ledger, &lock)?;
-        let mut warnings = std::mem::take(&mut p.folded.warnings);
+        let mut warnings = p.folded.take_warnings();
         let old_gen = p.manifest.as_ref().map_or(0, |m| m.generation);
         if old_gen < not_below {
             return Err(KeystoreError::RolledBack {
@@ -995,12 +995,12 @@ fn judged(folded: &Folded) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn checked(manifest: &ManifestFile, folded: Folded) -> Checked {
+fn checked(manifest: &ManifestFile, mut folded: Folded) -> Checked {
     Checked {
         judged: judged(&folded),
+        warnings: folded.take_warnings(),
         accepted: folded.accepted,
         refused: folded.refused,
-        warnings: folded.warnings,
         generation: manifest.generation,
         vault_key: manifest.vault_key.clone(),
     }
