@@ -13,7 +13,7 @@ use super::layout::{Stage, sha256_hex, vault_tag};
 use super::ledger::Ledger;
 use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
 use super::seal::VaultKey;
-use super::vault_ops::{Prepared, keyslot_bytes, next_generation, now_secs};
+use super::vault_ops::{Prepared, Reading, keyslot_bytes, next_generation, now_secs};
 use super::{
     CREDENTIALS, KEYSLOTS, Keyslot, Keystore, KeystoreError, VAULT_FILE, credential_path,
     load_credential, open_file,
@@ -98,14 +98,18 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         unchecked: bool,
     ) -> Result<Rotated, KeystoreError> {
-        self.rotate_in(Some((touched, unchecked)), vk, None, present, ledger)
+        let reading = match unchecked {
+            false => Reading::Rebuild,
+            true => Reading::RebuildUnchecked,
+        };
+        self.rotate_in(Some((touched, reading)), vk, None, present, ledger)
     }
 
     /// `rebuild`: the token touched for a rebuild, the only one to receive the new key, and
-    /// whether the files may go unchecked where the ledger cannot be read.
+    /// how the files are read (unchecked or not where the ledger cannot be read).
     fn rotate_in(
         &self,
-        rebuild: Option<(&TokenStub, bool)>,
+        rebuild: Option<(&TokenStub, Reading)>,
         vk: &VaultKey,
         remove: Option<&str>,
         present: &mut Present<'_>,
@@ -186,14 +190,8 @@ impl Keystore {
         crate::disk::interleave("rotate: keyslots wrapped, before the lock");
         let lock = self.lock()?;
         let mut p = match rebuild {
-            Some((_, unchecked)) => {
-                let live = self.live_for_rebuild()?;
-                let reading = if unchecked {
-                    super::vault_ops::Reading::RebuildUnchecked
-                } else {
-                    super::vault_ops::Reading::Rebuild
-                };
-                self.prepare_in(live, reading, vk, ledger, &lock)?
+            Some((_, reading)) => {
+                self.prepare_in(self.live_for_rebuild()?, reading, vk, ledger, &lock)?
             }
             None => self.prepare(vk, ledger, &lock)?,
         };

@@ -166,10 +166,8 @@ impl Keystore {
                 return Err(e);
             }
         };
-        let mut unflushed = Vec::new();
-        self.commit(stage, &manifest, &self.dir, &lock, &mut unflushed)?;
         let mut checked = checked(&manifest, Folded::default());
-        checked.warnings.append(&mut unflushed);
+        self.commit(stage, &manifest, &self.dir, &lock, &mut checked.warnings)?;
         self.note_manifest(ledger, &manifest, "keystore created", &mut checked.warnings);
         Ok(checked)
     }
@@ -320,10 +318,10 @@ impl Keystore {
             p.folded.removed.clone(),
             ledger.head(),
         )?;
-        let mut unflushed = Vec::new();
+        let mut out = checked(&manifest, std::mem::take(&mut p.folded));
         match &p.manifest {
             Some(_) => {
-                unflushed.extend(self.write_manifest(&manifest, &lock)?);
+                out.warnings.extend(self.write_manifest(&manifest, &lock)?);
                 let refuse = Overwrite::Refuse {
                     what: "keyslot",
                     name: &id,
@@ -335,11 +333,9 @@ impl Keystore {
                 &manifest,
                 &[(id.clone(), bytes)],
                 &lock,
-                &mut unflushed,
+                &mut out.warnings,
             )?,
         }
-        let mut out = checked(&manifest, std::mem::take(&mut p.folded));
-        out.warnings.append(&mut unflushed);
         self.note_refusals(ledger, &out.refused, &mut out.warnings);
         self.note_manifest(
             ledger,
@@ -430,16 +426,17 @@ impl Keystore {
                 // The whole log: a keystore from before manifests has no `keystore` line in
                 // it, and a rebuilt manifest's generation must go above every one recorded.
                 let whole = ledger.since(&Anchor::genesis());
-                let credentials = live.dir.join(CREDENTIALS);
                 let folded = match reading {
                     Reading::Check => {
                         self.against_log(None, &whole)?;
                         first_fold(&observed)
                     }
-                    Reading::Rebuild => rebuild_fold(&observed, &whole, &credentials, false)?,
-                    Reading::RebuildUnchecked => {
-                        rebuild_fold(&observed, &whole, &credentials, true)?
-                    }
+                    Reading::Rebuild | Reading::RebuildUnchecked => rebuild_fold(
+                        &observed,
+                        &whole,
+                        &live.dir.join(CREDENTIALS),
+                        reading == Reading::RebuildUnchecked,
+                    )?,
                 };
                 let evidence = Evidence {
                     latest_generation: whole.latest_generation,
