@@ -1889,6 +1889,20 @@ fn an_entry_for_one_alternative_of_a_template_holds_the_others_back() {
         matches!(err, Refusal::Denied(Denial::Withheld { .. })),
         "{err:?}"
     );
+    // The entry spelled in another case, or with a placeholder held to one alternative,
+    // stands for the endpoint all the same.
+    for spelled in [
+        "/API/ua/v1/Unified/order/place",
+        "/api/ua/v1/{accountMode:unified}/order/place",
+    ] {
+        let mut other = narrowed.clone();
+        other.allow[0].path = spelled.into();
+        let err = check_with(Exchange::Kucoin, &other, &classic).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::OtherAlternative { .. })),
+            "{spelled}: {err:?}"
+        );
+    }
     // Without the entry, the profile's.
     check_with(Exchange::Kucoin, &KeyPolicy::default(), &classic).unwrap();
     // Gate's settle currencies alike: an entry for `usdt` holds `btc` back.

@@ -655,28 +655,21 @@ pub fn entry_under_other_alternative<'a>(
     if policy.allow.is_empty() || !endpoint.path.split('/').any(alternatives) {
         return None;
     }
-    let stands_for = |entry: &Endpoint| {
-        let (mut t, mut e) = (endpoint.path.split('/'), entry.path.split('/'));
-        loop {
-            match (t.next(), e.next()) {
-                (None, None) => return true,
-                (Some(t), Some(e)) => {
-                    let fits = match placeholder(e) {
-                        Some(_) => placeholder(t).is_some(),
-                        None => segment_matches_folded(t, e),
-                    };
-                    if !fits {
-                        return false;
-                    }
-                }
-                _ => return false,
-            }
-        }
+    // The entry's path, read as a request's against the template: its literal segments as the
+    // template takes them (without case), its placeholders where the template has one.
+    let fits = |t: &str, e: &str| match placeholder(e) {
+        Some(_) => placeholder(t).is_some(),
+        None => segment_matches_folded(t, e),
     };
-    policy
-        .allow
-        .iter()
-        .find(|e| e.method == endpoint.method && stands_for(e))
+    policy.allow.iter().find(|e| {
+        let segments: Vec<String> = e
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .map(str::to_owned)
+            .collect();
+        e.method == endpoint.method && template_fits(&endpoint.path, &segments, fits)
+    })
 }
 
 /// The profile endpoint that admits `parsed`, whatever config.toml adds or narrows: the one a
