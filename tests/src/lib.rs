@@ -331,6 +331,12 @@ impl World {
         std::fs::read_to_string(&self.agent_log).unwrap_or_default()
     }
 
+    /// The agent's log once it says `needle` (at most 10 s, then as it is): the agent writes
+    /// its lines from a thread of its own, after whatever said them has answered.
+    pub fn agent_said(&self, needle: &str) -> String {
+        await_file(&self.agent_log, needle)
+    }
+
     pub fn agent_pid(&self) -> u32 {
         self.agent.as_ref().expect("agent running").id()
     }
@@ -402,6 +408,18 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
             }
             other => return other,
         }
+    }
+}
+
+/// The text of `path` once it holds `needle` (at most 10 s, then as it is).
+pub fn await_file(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) || start.elapsed() > Duration::from_secs(10) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -257,7 +257,8 @@ fn a_swapped_audit_log_withholds_signatures() {
     let st = status_json(&w);
     assert!(st["warnings"].to_string().contains("replaced"), "{st}");
     assert!(st["audit_head"].is_null(), "{st}");
-    assert!(w.agent_log().contains("ALERT"), "{}", w.agent_log());
+    let said = w.agent_said("ALERT");
+    assert!(said.contains("ALERT"), "{said}");
     // It stays that way: the agent does not carry on in the swapped file.
     sign(&w, "k1").fails_with(1, "withheld");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), shorter);
@@ -284,7 +285,7 @@ fn status_shows_the_head_and_verify_checks_a_log_against_it() {
     w.run(&["audit", "verify", "--head", &head], "").ok();
     // The agent's own log records the head at unlock and lock (journald, under systemd).
     w.run(&["lock"], "").ok();
-    let agent = w.agent_log();
+    let agent = w.agent_said("(lock)");
     assert!(
         agent.contains("audit head ") && agent.contains("(unlock)"),
         "{agent}"

@@ -65,8 +65,9 @@ impl Small {
         });
     }
 
-    fn agent_said(&self) -> String {
-        std::fs::read_to_string(self.agent_log.path()).unwrap()
+    /// The agent's log once it says `needle` (`World::agent_said`).
+    fn agent_said(&self, needle: &str) -> String {
+        tapsign_tests::await_file(self.agent_log.path(), needle)
     }
 
     fn audit_log(&self) -> PathBuf {
@@ -112,11 +113,8 @@ fn a_full_disk_during_an_audit_append_withholds_the_signature_leaves_no_torn_lin
     d.w.run(&["audit", "verify"], "").ok();
     let st = d.w.run(&["status", "--json"], "");
     assert!(st.ok().contains("cannot be written"), "{st:?}");
-    assert!(
-        d.agent_said().contains("audit log cannot be written"),
-        "{}",
-        d.agent_said()
-    );
+    let said = d.agent_said("audit log cannot be written");
+    assert!(said.contains("audit log cannot be written"), "{said}");
     // Space again: the next signature goes through, and the chain is whole.
     d.disk.free();
     let v = signed(d.w.run(&sign_args("b"), "").ok());
@@ -127,7 +125,8 @@ fn a_full_disk_during_an_audit_append_withholds_the_signature_leaves_no_torn_lin
             .contains("cannot be written")
     );
     d.w.run(&["audit", "verify"], "").ok();
-    assert!(d.agent_said().contains("can be written again"));
+    let said = d.agent_said("can be written again");
+    assert!(said.contains("can be written again"), "{said}");
 }
 
 #[test]

@@ -98,11 +98,8 @@ fn a_signature_that_cannot_be_audited_is_withheld() {
     std::fs::remove_file(&log).unwrap();
     std::fs::create_dir(&log).unwrap();
     w.start_agent();
-    assert!(
-        w.agent_log().contains("audit log cannot be opened"),
-        "{}",
-        w.agent_log()
-    );
+    let said = w.agent_said("audit log cannot be opened");
+    assert!(said.contains("audit log cannot be opened"), "{said}");
     w.run(&["unlock"], "").ok();
     let out = w.run(
         &["sign", "b", "--method", "GET", "--path", "/api/v3/account"],

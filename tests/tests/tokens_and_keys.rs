@@ -1,7 +1,6 @@
 //! Touch behaviour through the agent, and removing keys and tokens.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::Duration;
 use tapsign_tests::World;
 
 fn touch(w: &World, script: &str) {
@@ -176,12 +175,7 @@ fn a_lock_while_the_touch_is_pending_opens_nothing() {
         .stderr(std::process::Stdio::piped());
     let pending = unlock.spawn().unwrap();
     // The touch is pending once the agent has asked for it.
-    let asked = std::time::Instant::now();
-    while !w.agent_log().contains("waiting for a touch")
-        && asked.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    w.agent_said("waiting for a touch");
     w.run(&["lock"], "").ok();
     let out = pending.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
