@@ -102,6 +102,30 @@ fn a_whole_keystore_put_back_from_a_copy_is_refused_by_a_fresh_agent_and_key_add
     sign(&w, "k1").fails_with(4, "locked");
     w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
         .fails_with(7, "older copy of the keystore was put back");
+    // The listings say so too, without the token: neither shows the copy as in use.
+    let keys = w.run(&["key", "list"], "");
+    assert!(keys.ok().contains("k1"), "{keys:?}");
+    assert!(
+        keys.stderr
+            .contains("the next unlock opens none of these: "),
+        "{keys:?}"
+    );
+    assert!(
+        keys.stderr.contains("older copy of the keystore"),
+        "{keys:?}"
+    );
+    let tokens = w.run(&["token", "list"], "");
+    assert!(tokens.ok().contains("soft"), "{tokens:?}");
+    assert!(
+        tokens
+            .stderr
+            .contains("the next unlock opens nothing with these tokens: "),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens.stderr.contains("older copy of the keystore"),
+        "{tokens:?}"
+    );
 }
 
 /// Red-team round 6: the check of the previous test read the log from the manifest's anchor

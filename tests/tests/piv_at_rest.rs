@@ -215,6 +215,19 @@ fn a_removed_yubikey_put_back_with_its_record_edited_opens_nothing_while_the_age
         std::fs::rename(&backup, &ks).unwrap();
         w.run(&["unlock"], PIN)
             .fails_with(7, "older copy of the keystore was put back");
+        // The copy lists the removed YubiKey again: `token list` says the next unlock opens
+        // nothing with it (it listed the old tokens as in use before).
+        let list = w.run(&["token", "list"], "");
+        assert!(list.ok().contains(&b_id), "{list:?}");
+        assert!(
+            list.stderr
+                .contains("the next unlock opens nothing with these tokens: "),
+            "{list:?}"
+        );
+        assert!(
+            list.stderr.contains("older copy of the keystore"),
+            "{list:?}"
+        );
         w.run(
             &["sign", "k1", "--method", "GET", "--path", "/api/v3/account"],
             "",

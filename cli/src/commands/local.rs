@@ -6,7 +6,7 @@ use tapsign_agent::audit;
 use tapsign_agent::audit::Shown;
 use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::credential::{Credential, Exchange, KeyType, check_name, validate};
-use tapsign_agent::keystore::{Keystore, KeystoreError};
+use tapsign_agent::keystore::{Keystore, KeystoreError, Preview};
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretBytes;
 use tapsign_agent::token::TokenError;
@@ -16,6 +16,24 @@ use crate::Failure;
 use crate::args::{AuditCommand, KeyCommand, PolicyCommand};
 use crate::exit::exit_codes;
 use crate::prompt::SecretReader;
+
+/// What the next unlock's check would say of the keystore as it is, run without the token
+/// (`Keystore::preview`): a listing must not show files put back as if they were in use.
+pub(super) fn preview(paths: &Paths, ks: &Keystore) -> Preview {
+    ks.preview(&mut AuditLedger::new(&paths.audit_log()))
+        .unwrap_or_default()
+}
+
+/// The preview's warnings about the whole keystore, on stderr: `what` says what the next
+/// unlock does with what was listed when it would open nothing.
+pub(super) fn warn_whole(preview: &Preview, what: &str) {
+    for w in &preview.warnings {
+        errln!("warning: {}", Shown(w));
+    }
+    if let Some(why) = &preview.whole {
+        errln!("warning: the next unlock {what}: {}", Shown(why));
+    }
+}
 
 pub(super) fn ks_failure(e: KeystoreError) -> Failure {
     let exit = match &e {
@@ -192,9 +210,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
         }
         KeyCommand::List => {
             // What the next unlock would refuse: a file put back must not look like a key.
-            let preview = ks
-                .preview(&mut AuditLedger::new(&paths.audit_log()))
-                .unwrap_or_default();
+            let preview = preview(paths, &ks);
             let verdict = |name: &str| preview.refused.iter().find(|r| r.name == name);
             let listed = print_listing(
                 ks.list_credentials().map_err(ks_failure)?,
@@ -207,15 +223,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             for r in &preview.refused {
                 errln!("refused at unlock: {}", Shown(&r.reason));
             }
-            for w in &preview.warnings {
-                errln!("warning: {}", Shown(w));
-            }
-            if let Some(why) = &preview.whole {
-                errln!(
-                    "warning: the next unlock opens none of these: {}",
-                    Shown(why)
-                );
-            }
+            warn_whole(&preview, "opens none of these");
             // The credentials are listed either way; a damaged vault.json fails the listing
             // too, since no key can be added or opened without it.
             ks.check_vault_file().map_err(|e| {

@@ -12,7 +12,7 @@ use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
 use yubikey::{PinPolicy, TouchPolicy};
 
-use super::local::{ks_failure, print_listing, token_failure};
+use super::local::{ks_failure, preview, print_listing, token_failure, warn_whole};
 use super::{harden, soft_allowed};
 use crate::Failure;
 use crate::args::{KeystoreCommand, TokenAddArgs, TokenCommand};
@@ -29,22 +29,33 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
         TokenCommand::Add(a) if a.soft => add_soft(paths, &ks),
         TokenCommand::Add(a) if a.fido2 => add_fido2(paths, &ks, &a),
         TokenCommand::Add(a) => add_piv(paths, &ks, &a),
-        TokenCommand::List => print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
-            let note = if s.recorded {
-                ""
-            } else {
-                "  (NOT in the keystore's manifest: never used; remove the file)"
-            };
-            format!(
-                "{:<24} {:<6} {:<34} {}{note}",
-                s.stub.id(),
-                s.stub.kind(),
-                s.stub.describe(),
-                s.stub.model()
-            )
-        }),
+        TokenCommand::List => {
+            // An older keystore put back (a removed token's keyslot with it) lists as it was:
+            // say that the next unlock opens none of it, as `key list` does.
+            let preview = preview(paths, &ks);
+            let listed = list_tokens(&ks);
+            warn_whole(&preview, "opens nothing with these tokens");
+            listed
+        }
         TokenCommand::Remove { id } => rotate(paths, &ks, Some(&id)),
     }
+}
+
+fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
+    print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
+        let note = if s.recorded {
+            ""
+        } else {
+            "  (NOT in the keystore's manifest: never used; remove the file)"
+        };
+        format!(
+            "{:<24} {:<6} {:<34} {}{note}",
+            s.stub.id(),
+            s.stub.kind(),
+            s.stub.describe(),
+            s.stub.model()
+        )
+    })
 }
 
 pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> {
