@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{Witness, plausible};
+use crate::keystore::ledger::{Witness, judge, plausible};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -174,20 +174,19 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 created,
                 sha256: file,
             }),
-            AuditEvent::Keystore { generation, .. }
-                if !plausible(generation, out.latest_generation) =>
-            {
-                out.implausible = out.implausible.max(Some(generation));
-            }
             AuditEvent::Keystore {
                 generation, vault, ..
-            } => {
-                out.latest_generation = out.latest_generation.max(Some(generation));
-                out.latest_vault = Some(vault).filter(|v| !v.is_empty());
-            }
+            } => out.after_anchor.push((generation, vault)),
             _ => {}
         }
     }
+    // Judged from what the scan of the whole file believed where the chain breaks, else from
+    // nothing, as a reading from the first line is: a reader that knows the manifest whose
+    // anchor this is judges it again from that manifest ([`Evidence::above`]).
+    let (latest, vault, implausible) = judge(&out.after_anchor, out.latest_generation);
+    out.latest_generation = out.latest_generation.max(latest);
+    out.implausible = out.implausible.max(implausible);
+    out.latest_vault = vault;
     out
 }
 

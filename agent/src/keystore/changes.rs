@@ -103,7 +103,7 @@ impl Keystore {
         // manifest also chooses: this catches a restored copy; a forgery, the agent's pin.
         let evidence = match &live.manifest {
             Some(m) => match &m.audit {
-                Some(a) => ledger.since(a),
+                Some(a) => ledger.since(a).above(m.generation),
                 None => ledger
                     .unanchored("the manifest was written while the audit log could not be read"),
             },

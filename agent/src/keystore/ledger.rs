@@ -95,6 +95,26 @@ pub fn plausible(generation: u64, highest: Option<u64>) -> bool {
     generation <= highest.unwrap_or(0).saturating_add(GENERATION_STEP)
 }
 
+/// Manifests' records, read in order, judged from `from` (the highest generation believed
+/// before the first of them): the highest generation believed, the last believed record's
+/// vault tag, and the highest generation left out as not [`plausible`].
+pub fn judge(
+    records: &[(u64, String)],
+    from: Option<u64>,
+) -> (Option<u64>, Option<String>, Option<u64>) {
+    let (mut highest, mut latest, mut vault, mut implausible) = (from, None, None, None);
+    for (g, tag) in records {
+        if plausible(*g, highest) {
+            highest = highest.max(Some(*g));
+            latest = latest.max(Some(*g));
+            vault = Some(tag.clone()).filter(|v| !v.is_empty());
+        } else {
+            implausible = implausible.max(Some(*g));
+        }
+    }
+    (latest, vault, implausible)
+}
+
 /// What the ledger holds after an anchor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
@@ -135,9 +155,27 @@ pub struct Evidence {
     /// The highest generation a `keystore` line names that is not [`plausible`]: a line made by
     /// hand, left out of this record.
     pub implausible: Option<u64>,
+    /// Each manifest's record read along the chain after the anchor, in order: its generation
+    /// and vault tag, as [`Evidence::above`] judges them again.
+    pub after_anchor: Vec<(u64, String)>,
 }
 
 impl Evidence {
+    /// The record after a manifest's anchor judged from that manifest's `generation`, the
+    /// highest known before the first line read: a reading that starts at the anchor knows
+    /// nothing of the lines before it, and judged from nothing, the manifest's own record and
+    /// every one after it were left out as written by hand once a rebuild had gone above a
+    /// believed forged line (red-team round 19), and a copy put back from then on opened. A
+    /// record that could not be followed from the anchor was judged by a scan of the whole
+    /// file, from its first line, and stays as it is.
+    pub fn above(mut self, generation: u64) -> Evidence {
+        if self.gap.is_none() {
+            (self.latest_generation, self.latest_vault, self.implausible) =
+                judge(&self.after_anchor, Some(generation));
+        }
+        self
+    }
+
     /// The highest manifest generation recorded, in the file or as a running agent saw it.
     pub fn highest_generation(&self) -> Option<u64> {
         let seen = self.witnessed.manifest.as_ref().map(|m| m.generation);
@@ -223,7 +261,10 @@ impl Witness {
         if own {
             self.changes.clear();
         }
-        if !plausible(generation, self.manifest.as_ref().map(|m| m.generation)) {
+        // Its own were written by a check from the manifest it verified, whatever the
+        // generation: judged from nothing (no manifest seen yet), a keystore above
+        // [`GENERATION_STEP`] had its own records left out (red-team round 19).
+        if !own && !plausible(generation, self.manifest.as_ref().map(|m| m.generation)) {
             return;
         }
         let newest = self
@@ -342,22 +383,15 @@ impl Ledger for MemoryLedger {
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
-                LedgerEntry::Manifest { generation, .. }
-                    if !plausible(*generation, ev.latest_generation) =>
-                {
-                    ev.implausible = ev.implausible.max(Some(*generation));
-                }
                 LedgerEntry::Manifest {
                     generation, vault, ..
-                } => {
-                    ev.latest_generation = ev.latest_generation.max(Some(*generation));
-                    ev.latest_vault = Some(vault.clone()).filter(|v| !v.is_empty());
-                }
+                } => ev.after_anchor.push((*generation, vault.clone())),
                 LedgerEntry::Refused { .. } => {}
             }
         }
         ev.witnessed = self.witness.clone().unwrap_or_default();
-        ev
+        // Judged from nothing, as the log's reading is (`audit::ledger::evidence_after`).
+        ev.above(0)
     }
 
     fn ready(&mut self) -> Result<(), String> {

@@ -30,7 +30,7 @@ impl Keystore {
         };
         let (observed, unreadable, _) = self.observe_credentials(&live.dir, None)?;
         let evidence = match &m.audit {
-            Some(anchor) => ledger.since(anchor),
+            Some(anchor) => ledger.since(anchor).above(m.generation),
             None => {
                 ledger.unanchored("the manifest was written while the audit log could not be read")
             }

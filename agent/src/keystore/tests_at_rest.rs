@@ -638,6 +638,51 @@ fn a_generation_far_above_the_record_is_left_out_of_it() {
     f.check().unwrap();
 }
 
+/// Red-team round 19: after the rebuild a believed forged line advises, the keystore stands
+/// above [`super::ledger::GENERATION_STEP`]. Each unlock reads the record from its manifest's
+/// anchor, and judged from nothing there, its own record was left out as written by hand: every
+/// unlock warned of a forgery that was the trader's own line, and a copy of the manifest put
+/// back opened. Judged from the manifest's own generation, they are believed.
+#[test]
+fn a_keystore_above_the_step_believes_its_own_record() {
+    use super::ledger::GENERATION_STEP;
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    f.ledger.entries.push(LedgerEntry::Manifest {
+        generation: GENERATION_STEP,
+        vault: "0000000000000000".into(),
+        vault_key: String::new(),
+        reason: "added by hand".into(),
+    });
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+    rebuild(&mut f).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.generation > GENERATION_STEP, "{}", c.generation);
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("by hand")),
+        "{:?}",
+        c.warnings
+    );
+    let path = f.ks.dir().join("manifest.json");
+    let old = fs::read(&path).unwrap();
+    let older = f.check().unwrap().generation;
+    let newest = f.check().unwrap().generation;
+    assert!(newest > older);
+    put_back(&path, &old);
+    let e = f.check().unwrap_err();
+    assert!(
+        matches!(e, KeystoreError::OlderThanLog { recorded, .. } if recorded == newest),
+        "{e}"
+    );
+    // The preview (`key list`) reads it as the unlock does.
+    let p = f.ks.preview(&mut f.ledger).unwrap();
+    assert!(
+        p.whole.as_deref().is_some_and(|w| w.contains("older copy")),
+        "{p:?}"
+    );
+}
+
 #[test]
 fn a_keystore_made_afresh_next_to_an_old_log_is_refused_until_the_log_is_moved_aside() {
     // The log names the old keystore's vault keys, and a new vault descends from none of them:

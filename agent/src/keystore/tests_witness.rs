@@ -224,3 +224,25 @@ fn a_removal_the_agent_saw_is_recorded_by_its_check_when_the_log_lost_it() {
     let c = f.check().unwrap();
     assert!(c.refused.iter().any(|r| r.name == "kb3"), "{c:?}");
 }
+
+/// Red-team round 19: a keystore rebuilt above [`super::ledger::GENERATION_STEP`] (after a
+/// believed forged line) had the running agent leave its own records out, judged from no
+/// manifest seen yet. Its own are believed; one it only took in, far above, is not.
+#[test]
+fn the_agent_believes_its_own_manifest_records_above_the_step() {
+    use super::ledger::GENERATION_STEP;
+    let mut w = Witness::default();
+    w.saw_manifest(5, GENERATION_STEP + 7, "v", "unlock", true);
+    assert_eq!(
+        w.manifest.as_ref().map(|m| m.generation),
+        Some(GENERATION_STEP + 7)
+    );
+    w.saw_manifest(6, 3 * GENERATION_STEP, "v", "added by hand", false);
+    assert_eq!(
+        w.manifest.as_ref().map(|m| m.generation),
+        Some(GENERATION_STEP + 7)
+    );
+    let mut fresh = Witness::default();
+    fresh.saw_manifest(5, GENERATION_STEP + 7, "v", "added by hand", false);
+    assert!(fresh.manifest.is_none());
+}

@@ -393,7 +393,7 @@ impl Keystore {
         let (folded, evidence) = match &live.manifest {
             Some(m) => {
                 let evidence = match &m.audit {
-                    Some(anchor) => ledger.since(anchor),
+                    Some(anchor) => ledger.since(anchor).above(m.generation),
                     None => ledger.unanchored(
                         "the manifest was written while the audit log could not be read",
                     ),
