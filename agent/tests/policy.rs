@@ -1672,6 +1672,36 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
             "",
             r#"{"acctLv":"3","lever":"10"}"#,
         ),
+        // Red-team round 19: the twin of set-riskOffset-amt, the switch that lets the order
+        // entries write options, and CrossEx's orders (margin by symbol) and account mode.
+        (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/set-riskOffset-type",
+            "",
+            r#"{"type":"1"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "POST",
+            "/api/v5/account/activate-option",
+            "",
+            "",
+        ),
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/crossex/orders",
+            "",
+            r#"{"symbol":"GATE_MARGIN_BTC_USDT","side":"BUY","type":"MARKET","quote_qty":"1000"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "PUT",
+            "/api/v4/crossex/accounts",
+            "",
+            r#"{"position_mode":"SINGLE","account_mode":"CROSS_EXCHANGE"}"#,
+        ),
     ];
     for (ex, method, path, query, body) in left_out {
         // As spelled, and with a file extension a server may drop.

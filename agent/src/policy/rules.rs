@@ -920,6 +920,22 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Okx,
         "POST",
+        "/api/v5/account/set-riskOffset-type",
+        "sets which risk offset portfolio margin applies (spot against derivatives), which \
+         lowers the margin asked and so lets the account carry more",
+    ),
+    // exchanges.md: on an account where options are activated, the profile's order entries
+    // write options too (red-team round 19: a bot asked for the line that activates them).
+    withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
+        "/api/v5/account/activate-option",
+        "activates options trading, after which the order entries write options too, whose \
+         loss is not bounded by what the order spends",
+    ),
+    withheld_endpoint_(
+        Exchange::Okx,
+        "POST",
         "/api/v5/account/set-trading-config",
         "sets the account's strategy type (`stgyType` 1: delta neutral), which changes the \
          margin asked across currencies",
@@ -954,6 +970,22 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         "POST",
         "/api/v4/crossex/positions/margin",
         MOVES_MARGIN,
+    ),
+    // CrossEx's margin leverage is a loan (the deny list); its orders' `symbol` picks a spot
+    // margin order (`GATE_MARGIN_BTC_USDT`), which borrows (red-team round 19).
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/crossex/orders",
+        "places CrossEx orders, whose `symbol` can name a margin order (`<venue>_MARGIN_<pair>`) \
+         that borrows what the balance lacks",
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "PUT",
+        "/api/v4/crossex/accounts",
+        "sets the CrossEx account's position and account mode, which changes how its collateral \
+         counts across venues",
     ),
     withheld_endpoint_(
         Exchange::Gate,
