@@ -58,6 +58,30 @@ fn exchanges_without_a_signed_login_say_how_they_log_in() {
     }
 }
 
+/// Red-team round 19: the `ws_login` kind for such an exchange was refused with advice to set
+/// `ws_login = true`, which signs no login there and, for Bitget, only makes the bait readings
+/// of its REST requests signable. The policy says what the signer says, with the switch off or
+/// on.
+#[test]
+fn a_login_for_an_exchange_without_one_gets_no_advice_to_switch_logins_on() {
+    use tapsign_agent::policy::{self, KeyPolicy};
+    for ex in [Kraken, Gate, Kucoin, Bitget, Upbit, Bithumb] {
+        for ws_login in [false, true] {
+            let p = KeyPolicy {
+                ws_login,
+                ..KeyPolicy::default()
+            };
+            let e = policy::check_request(ex, "k", &p, &ws("/")).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains("has no websocket login the agent signs")
+                    && !msg.contains("allow them with"),
+                "{ex}: {msg}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_login_request_with_a_body_or_query_is_refused() {
     let c = cred(Bybit, "k", "s", None);

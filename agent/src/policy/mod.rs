@@ -772,6 +772,12 @@ pub fn check_request<'p>(
     req: &SignRequest,
 ) -> Result<Checked<'p>, Refusal> {
     if req.kind == SignKind::WsLogin {
+        // Said before the switch: advice to turn on `ws_login` for an exchange whose login the
+        // agent never signs would only make the bait readings of its REST requests signable
+        // (Bitget's; red-team round 19).
+        if !crate::sign::signs_websocket_login(exchange) {
+            return Err(ParseError(crate::sign::no_websocket_login(exchange)).into());
+        }
         if !policy.ws_login {
             return Err(Denial::WebsocketLogin {
                 key: key.to_string(),

@@ -153,10 +153,7 @@ fn ws_login(
         Exchange::Okx => okx::ws_login(cred, stamp)?,
         Exchange::Coinbase => coinbase::ws_jwt(cred, stamp)?,
         other => {
-            return Err(SignError::BadRequest(format!(
-                "{other} has no websocket login the agent signs: {} (docs/exchanges.md)",
-                how_websocket_logs_in(other)
-            )));
+            return Err(SignError::BadRequest(no_websocket_login(other)));
         }
     };
     Ok(SignedRequest {
@@ -187,6 +184,23 @@ pub fn ws_login_signs(exchange: Exchange) -> (&'static str, &'static str) {
 
 /// How the private websocket of an exchange without a signed login message authenticates,
 /// for the refusal of a `ws_login` request (docs/exchanges.md says the same per exchange).
+/// Whether the agent signs `exchange`'s websocket login (a `ws_login` request).
+pub fn signs_websocket_login(exchange: Exchange) -> bool {
+    matches!(
+        exchange,
+        Exchange::Binance | Exchange::Bybit | Exchange::Okx | Exchange::Coinbase
+    )
+}
+
+/// Why a `ws_login` request for `exchange`, whose login the agent does not sign, is refused,
+/// and how its websocket logs in instead.
+pub fn no_websocket_login(exchange: Exchange) -> String {
+    format!(
+        "{exchange} has no websocket login the agent signs: {} (docs/exchanges.md)",
+        how_websocket_logs_in(exchange)
+    )
+}
+
 fn how_websocket_logs_in(exchange: Exchange) -> &'static str {
     match exchange {
         Exchange::Upbit | Exchange::Bithumb => {
