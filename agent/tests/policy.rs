@@ -2017,3 +2017,69 @@ fn a_listed_value_in_another_case_gets_no_line_and_escapes_no_narrowing() {
         "{err:?}"
     );
 }
+
+/// Red-team round 19: names were compared without case only. A withheld name spelled with
+/// `_`, `-` or an `is` in front (`quick_mgn_type`, `isLoanTrans`; Bitget's `loan_type`), and a
+/// profile's name so spelled (`td_mode` next to an entry holding `tdMode` to `cash`), were
+/// unknown names, handed back in a line; JSON binders that match them to the field exist. Now
+/// the first is withheld and the second a spelling of the profile's, neither with a line, and
+/// an entry that lists such a spelling signs nothing through it.
+#[test]
+fn a_name_spelled_with_separators_is_read_as_the_field_it_folds_to() {
+    let okx = |extra: &str| {
+        support::req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &format!(
+                r#"{{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"market","sz":"1",{extra}}}"#
+            ),
+        )
+    };
+    for extra in [
+        r#""quick_mgn_type":"auto_borrow""#,
+        r#""Quick-Mgn-Type":"auto_borrow""#,
+        r#""isLoanTrans":true"#,
+        r#""loan_trans":true"#,
+    ] {
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &okx(extra)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. })),
+            "{extra}: {err:?}"
+        );
+        assert!(!err.to_string().contains("allow = ["), "{err}");
+    }
+    let bitget = support::req(
+        "POST",
+        "/api/v3/trade/place-order",
+        "",
+        r#"{"category":"SPOT","symbol":"BTCUSDT","side":"buy","orderType":"market","qty":"1","loan_type":"autoLoan"}"#,
+    );
+    let err = check_with(Exchange::Bitget, &KeyPolicy::default(), &bitget).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Withheld { .. })),
+        "{err:?}"
+    );
+    for extra in [r#""td_mode":"cross""#, r#""_tdMode":"cross""#] {
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &okx(extra)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::CaseVariant { .. })),
+            "{extra}: {err:?}"
+        );
+        assert!(!err.to_string().contains("allow = ["), "{err}");
+    }
+    // The line once handed back, written by hand into an entry held to cash.
+    let mut cash = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+    cash.values.insert("tdMode".into(), vec!["cash".into()]);
+    cash.params.push("td_mode".into());
+    let policy = KeyPolicy {
+        allow: vec![cash],
+        ..KeyPolicy::default()
+    };
+    check_with(Exchange::Okx, &policy, &okx(r#""clOrdId":"a""#)).unwrap();
+    let err = check_with(Exchange::Okx, &policy, &okx(r#""td_mode":"cross""#)).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::CaseVariant { .. })),
+        "{err:?}"
+    );
+}

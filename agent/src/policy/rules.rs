@@ -1092,18 +1092,25 @@ pub(super) fn withheld_endpoint(
 
 /// The withheld entries for a parameter named `name` on `path` (the request's): its own
 /// name, or any segment of a list's or object's (`[].isLeverage`,
-/// `batchOrders[].sideEffectType`, `isLeverage[]`), without case.
+/// `batchOrders[].sideEffectType`, `isLeverage[]`), compared as a lenient server matches a
+/// name to a field (`profile::fold_name`: without case, `_` or `-`), and with an `is` in
+/// front, which such a server drops for a boolean field (`isLoanTrans` for `loanTrans`).
 fn withheld_for<'a>(
     exchange: Exchange,
     path: &'a str,
     name: &'a str,
 ) -> impl Iterator<Item = &'static Withheld> + 'a {
+    let segments: Vec<String> = name
+        .split(['.', '[', ']'])
+        .map(super::profile::fold_name)
+        .collect();
     WITHHELD.iter().filter(move |w| {
+        let withheld = super::profile::fold_name(w.name);
         w.exchange == exchange
             && w.path.is_none_or(|p| p.eq_ignore_ascii_case(path))
-            && name
-                .split(['.', '[', ']'])
-                .any(|seg| seg.eq_ignore_ascii_case(w.name))
+            && segments.iter().any(|seg| {
+                *seg == withheld || seg.strip_prefix("is").is_some_and(|s| s == withheld)
+            })
     })
 }
 
