@@ -2083,3 +2083,48 @@ fn a_name_spelled_with_separators_is_read_as_the_field_it_folds_to() {
         "{err:?}"
     );
 }
+
+/// Red-team round 19: a Kraken batch sent as a form, its orders' fields named by index
+/// (`orders[0][ordertype]`), escaped an entry holding `orders[].ordertype` to `limit`, and the
+/// refusal handed back a line taking `orders[0][ordertype]` and `orders[0][leverage]` with any
+/// value. An indexed name is refused with no line.
+#[test]
+fn a_list_member_named_by_its_index_gets_no_line() {
+    let mut batch = Endpoint {
+        method: "POST".into(),
+        path: "/0/private/AddOrderBatch".into(),
+        doc: None,
+        params: [
+            "pair",
+            "orders[].ordertype",
+            "orders[].type",
+            "orders[].volume",
+        ]
+        .map(String::from)
+        .to_vec(),
+        required: Vec::new(),
+        values: Default::default(),
+        body: None,
+    };
+    batch
+        .values
+        .insert("orders[].ordertype".into(), vec!["limit".into()]);
+    let policy = KeyPolicy {
+        allow: vec![batch],
+        ..KeyPolicy::default()
+    };
+    let form = support::req(
+        "POST",
+        "/0/private/AddOrderBatch",
+        "",
+        "pair=XBTUSD&orders[0][ordertype]=market&orders[0][type]=buy&orders[0][volume]=1&orders[0][leverage]=5",
+    );
+    let err = check_with(Exchange::Kraken, &policy, &form).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Indexed { .. }))
+            && msg.contains("orders[].ordertype")
+            && !msg.contains("allow = ["),
+        "{msg}"
+    );
+}

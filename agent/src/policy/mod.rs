@@ -212,6 +212,14 @@ pub enum Denial {
         base: String,
     },
     #[error(
+        "refused: the parameter {name} names one member of a list by its index ({listed} in          an entry's notation), which {exchange} may read as that member's field, while an          entry's rules (its values, whether a name is required) hold only for names as spelled;          tapsign suggests no line for it, which would take that member with any value: send the          list as {exchange} documents it (a JSON body), or write an entry by hand"
+    )]
+    Indexed {
+        exchange: Exchange,
+        name: String,
+        listed: String,
+    },
+    #[error(
         "refused: {method} {path} is {exchange}'s {spelled} in another case, which a server \
          routing paths without case would take for it, while the trading profile's rules for \
          it (and this key's) name only the path as spelled; send it as {spelled}"
@@ -523,6 +531,33 @@ fn wrapped_in<'n>(entry: &Endpoint, name: &'n str) -> Option<&'n str> {
         };
         entry.params.iter().any(|p| same(p, head)) && !entry.params.iter().any(members)
     })
+}
+
+/// `name` in an entry's list notation when it names a list's member by its index (`orders[]`
+/// for `orders[0]`, `orders[].ordertype` for a form's `orders[0][ordertype]`); `None` when it
+/// has no index.
+fn indexed(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len());
+    let (mut rest, mut any) = (name, false);
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str("[]");
+            any = true;
+        } else if inner.is_empty() {
+            out.push_str("[]");
+        } else {
+            out.push('.');
+            out.push_str(inner);
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    any.then_some(out)
 }
 
 /// What a refusal for an unlisted value adds: the line to paste, or, for a value no line
@@ -1045,6 +1080,17 @@ pub fn check_request<'p>(
                 key: key.to_string(),
                 endpoint: endpoint.to_string(),
                 what,
+            }
+            .into());
+        }
+        // A list's member named by its index (a form's `orders[0][ordertype]`): the entry's
+        // `orders[].ordertype` and its values do not reach that spelling, and a line taking it
+        // would take the member with any value (red-team round 19).
+        if let Some((n, listed)) = names.iter().find_map(|n| Some((n, indexed(n)?))) {
+            return Err(Denial::Indexed {
+                exchange,
+                name: (*n).to_owned(),
+                listed,
             }
             .into());
         }
