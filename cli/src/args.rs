@@ -102,6 +102,11 @@ pub enum KeystoreCommand {
         /// take the credential files unchecked. Use it only on files you trust.
         #[arg(long, requires = "rebuild_manifest")]
         unchecked: bool,
+        /// Leave out the credential files the check refuses (old copies or removed ones put
+        /// back, files that do not open), deleting them with the old vault folder; without
+        /// it, such files stop the rotation and nothing changes.
+        #[arg(long, conflicts_with = "rebuild_manifest")]
+        drop_refused: bool,
     },
 }
 
@@ -128,7 +133,15 @@ pub enum TokenCommand {
     /// vault key, re-seals every credential to it and gives it to the tokens that stay (after
     /// a touch on one of them), so the removed token, even with an old copy of its keyslot,
     /// opens nothing current. The last token cannot be removed.
-    Remove { id: String },
+    ///
+    /// Credential files the check refuses stop it, changing nothing, unless --drop-refused.
+    Remove {
+        id: String,
+        /// Leave out the credential files the check refuses (old copies or removed ones put
+        /// back, files that do not open), deleting them with the old vault folder.
+        #[arg(long)]
+        drop_refused: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -471,3 +471,43 @@ fn a_socket_moved_aside_does_not_hide_the_running_agent_from_keystore_commands()
     assert!(out.stderr.contains("cannot be reached"), "{out:?}");
     std::fs::rename(&aside, &w.sock).unwrap();
 }
+
+/// Red-team round 19: one line appended by hand, a `replace` of a credential with a later
+/// version that exists nowhere, makes the genuine, current file refused as an old copy; a
+/// rotation (`keystore rotate`, or the urgent `token remove`) then deleted its only copy with
+/// the old folder, sealed to a vault key no token opens any more, and said it succeeded. It
+/// stops now, changing nothing, and says what to do; `--drop-refused` goes on.
+#[test]
+fn a_rotation_stops_at_a_credential_a_forged_line_makes_refused() {
+    let w = three_keys_unlocked();
+    let file = cred_file(&w, "kb3");
+    let genuine = std::fs::read(&file).unwrap();
+    let created = serde_json::from_slice::<serde_json::Value>(&genuine).unwrap()["created"]
+        .as_u64()
+        .unwrap();
+    append_chained(
+        &w,
+        serde_json::json!({
+            "type": "key_change",
+            "action": "replace",
+            "name": "kb3",
+            "created": created + 60,
+            "file": "ab".repeat(32),
+            "pid": 4242,
+            "exe": "/usr/bin/tapsign",
+        }),
+    );
+    let list = w.run(&["key", "list"], "");
+    assert!(list.ok().contains("refused"), "{list:?}");
+    let out = w.run(&["keystore", "rotate"], "");
+    out.fails_with(7, "--drop-refused");
+    assert!(out.stderr.contains("kb3"), "{out:?}");
+    assert!(out.stderr.contains("Nothing was changed"), "{out:?}");
+    assert_eq!(std::fs::read(cred_file(&w, "kb3")).unwrap(), genuine);
+    let out = w.run(&["keystore", "rotate", "--drop-refused"], "");
+    assert!(
+        out.ok().contains("Re-sealed to it: 2 credential(s)"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("NOT carried over: kb3"), "{out:?}");
+}

@@ -253,6 +253,17 @@ pub enum KeystoreError {
     CredentialsUnreadable { dir: PathBuf, names: String },
 
     #[error(
+        "the check refuses these credential files in {dir}, and a rotation would delete them \
+         with the old vault folder (they are sealed to the vault key it replaces, so no backup \
+         of them opens after it): {refused}. Nothing was changed. If you put them back \
+         yourself, or they are junk, run the command again with --drop-refused. If you did \
+         not, the audit log may hold a line written by hand that makes a current file look \
+         old (`tapsign audit` shows the key_change lines): keep a copy of the keystore \
+         folder and of the log before you go on"
+    )]
+    RefusedNotDropped { dir: PathBuf, refused: String },
+
+    #[error(
         "the audit log's record says these credential files in {dir} are copies put back: \
          {files}. A rebuild would seal them again, so nothing was changed. Move each out of the \
          keystore folder (keep it if unsure) and run the rebuild again, then store the key \
@@ -365,6 +376,7 @@ impl KeystoreError {
             | ManifestGone { path, .. }
             | KeyslotNotRecorded { path, .. } => Some(path),
             Changed { dir } | Busy { dir } | CredentialsUnreadable { dir, .. } => Some(dir),
+            RefusedNotDropped { dir, .. } => Some(dir),
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,

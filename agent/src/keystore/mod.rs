@@ -113,7 +113,7 @@ pub use inspect::{FileKind, check_file};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 pub use manifest::Refusal;
 pub use preview::Preview;
-pub use rotate::{Rotated, present_tokens_needed};
+pub use rotate::{Dropping, Rotated, present_tokens_needed};
 pub use seal::VaultKey;
 pub use vault_ops::Checked;
 

@@ -38,6 +38,15 @@ pub struct Rotated {
     pub warnings: Vec<String>,
 }
 
+/// What a rotation does with credential files the check refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropping {
+    /// Stop, changing nothing ([`KeystoreError::RefusedNotDropped`]).
+    None,
+    /// Leave them out of the new vault (they go with the old folder).
+    Refused,
+}
+
 /// Among the keyslots a rotation keeps (all but `remove`), the tokens that must be present,
 /// and touched, to receive the new vault key: kinds without a public key to wrap to.
 pub fn present_tokens_needed(slots: &[Keyslot], remove: Option<&str>) -> Vec<TokenStub> {
@@ -55,16 +64,17 @@ pub type Present<'a> = dyn FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreE
 impl Keystore {
     /// Replace the vault key. `vk` is the current one (from a touch on a token that stays);
     /// `remove` leaves that token's keyslot out. Credentials that fail the rollback check,
-    /// or do not decrypt, are not carried over (they could never open again): `dropped` says
-    /// which and why.
+    /// or do not decrypt, stop it ([`KeystoreError::RefusedNotDropped`]) unless `drop`
+    /// says to leave them out (they could never open again): `dropped` says which and why.
     pub fn rotate(
         &self,
         vk: &VaultKey,
         remove: Option<&str>,
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
+        drop: Dropping,
     ) -> Result<Rotated, KeystoreError> {
-        self.rotate_in(None, vk, remove, present, ledger)
+        self.rotate_in(None, vk, remove, present, ledger, drop)
     }
 
     /// The keyslots a rebuild would touch: those of the folder [`Keystore::rebuild_manifest`]
@@ -102,7 +112,16 @@ impl Keystore {
             false => Reading::Rebuild,
             true => Reading::RebuildUnchecked,
         };
-        self.rotate_in(Some((touched, reading)), vk, None, present, ledger)
+        // A rebuild stops at a copy the record shows put back (`RebuildPutBack`); what is left
+        // to refuse are files that do not decrypt, which the rebuild has always left out.
+        self.rotate_in(
+            Some((touched, reading)),
+            vk,
+            None,
+            present,
+            ledger,
+            Dropping::Refused,
+        )
     }
 
     /// `rebuild`: the token touched for a rebuild, the only one to receive the new key, and
@@ -114,6 +133,7 @@ impl Keystore {
         remove: Option<&str>,
         present: &mut Present<'_>,
         ledger: &mut dyn Ledger,
+        dropping: Dropping,
     ) -> Result<Rotated, KeystoreError> {
         // A rotation off the record does not hold: a copy of the keystore from before it, put
         // back, opens with the token it removed, and nothing refuses it (red-team round 17: a
@@ -248,6 +268,20 @@ impl Keystore {
         let missing = std::mem::take(&mut p.folded.missing);
         warnings.append(&mut p.folded.warnings);
         let dropped: Vec<Refusal> = std::mem::take(&mut p.folded.refused);
+        // A refused file goes with the old folder, and a backup of it is sealed to the old
+        // vault key: one line appended by hand (a `key_change` naming a later version) made a
+        // genuine, current credential refused, and a rotation deleted its only copy while
+        // saying it succeeded (red-team round 19). The trader says to drop them.
+        if !dropped.is_empty() && dropping == Dropping::None {
+            return Err(KeystoreError::RefusedNotDropped {
+                dir: p.live.join(CREDENTIALS),
+                refused: dropped
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name, r.verdict))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
 
         crate::disk::interleave("rotate: checked under the lock, before the stage");
         let stage = self.stage(&lock)?;

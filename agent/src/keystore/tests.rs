@@ -76,8 +76,17 @@ impl Fixture {
         self.ks.check(&vk, &slot, 0, &mut self.ledger)
     }
 
-    /// Rotate with token A's touch, leaving out `remove`.
+    /// Rotate with token A's touch, leaving out `remove`; refused files stop it.
     pub fn rotate(&mut self, remove: Option<&str>) -> Result<Rotated, KeystoreError> {
+        self.rotate_dropping(remove, super::Dropping::None)
+    }
+
+    /// [`Fixture::rotate`], saying what to do with refused files.
+    pub fn rotate_dropping(
+        &mut self,
+        remove: Option<&str>,
+        dropping: super::Dropping,
+    ) -> Result<Rotated, KeystoreError> {
         let vk = self.unlock();
         let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
             panic!(
@@ -85,7 +94,8 @@ impl Fixture {
                 s.id()
             )
         };
-        self.ks.rotate(&vk, remove, &mut none, &mut self.ledger)
+        self.ks
+            .rotate(&vk, remove, &mut none, &mut self.ledger, dropping)
     }
 
     /// Plus two credentials (one with a passphrase) and a second token.

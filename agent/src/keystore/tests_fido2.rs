@@ -157,7 +157,9 @@ fn a_fido2_token_joins_and_receives_a_new_vault_key_with_a_touch() {
         ),
         [fido.stub.clone()]
     );
-    let r = f.ks.rotate(&vk, None, &mut present, &mut f.ledger).unwrap();
+    let r =
+        f.ks.rotate(&vk, None, &mut present, &mut f.ledger, Dropping::None)
+            .unwrap();
     assert_eq!(asked, [fido.stub.id()]);
     assert_eq!(r.keyslots.len(), 3);
     let new_vk =
@@ -175,7 +177,7 @@ fn a_fido2_token_joins_and_receives_a_new_vault_key_with_a_touch() {
         .into())
     };
     let live = f.live();
-    f.ks.rotate(&new_vk, None, &mut absent, &mut f.ledger)
+    f.ks.rotate(&new_vk, None, &mut absent, &mut f.ledger, Dropping::None)
         .err()
         .unwrap();
     assert_eq!(f.live(), live);

@@ -167,8 +167,13 @@ fn a_failed_undo_says_not_to_unlock() {
             unreachable!("soft keyslots wrap offline")
         };
         crate::disk::FAIL_AFTER.with(|h| h.set(Some(n)));
-        let r =
-            f.ks.rotate(&vk, Some(&b.stub().id()), &mut none, &mut f.ledger);
+        let r = f.ks.rotate(
+            &vk,
+            Some(&b.stub().id()),
+            &mut none,
+            &mut f.ledger,
+            Dropping::None,
+        );
         crate::disk::FAIL_AFTER.with(|h| h.set(None));
         if let Err(e @ KeystoreError::NotUndone { .. }) = r {
             said = Some(e.to_string());
@@ -357,7 +362,7 @@ fn a_rotation_keeps_every_token_and_credential_working() {
 }
 
 #[test]
-fn a_rotation_drops_credentials_that_fail_the_rollback_check() {
+fn a_rotation_drops_credentials_that_fail_the_rollback_check_only_when_told() {
     let (mut f, _) = Fixture::populated();
     f.check().unwrap();
     let path = f.live().join("credentials/upbit-main.json");
@@ -365,7 +370,18 @@ fn a_rotation_drops_credentials_that_fail_the_rollback_check() {
     f.add(&cred("upbit-main", Exchange::Upbit, None), true)
         .unwrap();
     fs::write(&path, &old).unwrap();
-    let r = f.rotate(None).unwrap();
+    // Red-team round 19: a refused file is deleted with the old folder, and a line written by
+    // hand can make a current one refused: the rotation stops, changing nothing, unless told
+    // to drop them.
+    let generation = f.ks.generation().unwrap();
+    let e = f.rotate(None).unwrap_err();
+    assert!(
+        matches!(&e, KeystoreError::RefusedNotDropped { refused, .. } if refused.contains("upbit-main")),
+        "{e}"
+    );
+    assert_eq!(f.ks.generation().unwrap(), generation);
+    assert_eq!(fs::read(&path).unwrap(), old);
+    let r = f.rotate_dropping(None, super::Dropping::Refused).unwrap();
     assert_eq!(r.carried, ["binance-alt"]);
     assert_eq!(r.dropped.len(), 1, "{r:?}");
     assert!(r.dropped[0].reason.contains("old copy"), "{r:?}");

@@ -54,6 +54,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
         | KeystoreError::CredentialsUnreadable { .. }
+        | KeystoreError::RefusedNotDropped { .. }
         | KeystoreError::RebuildPutBack { .. }
         | KeystoreError::RebuildUnchecked { .. }
         | KeystoreError::NotUndone { .. }

@@ -3,7 +3,9 @@
 //! on the files directly; the agent need not run.
 
 use tapsign_agent::audit::ledger::AuditLedger;
-use tapsign_agent::keystore::{Checked, Keyslot, Keystore, KeystoreError, Rotated, VaultKey};
+use tapsign_agent::keystore::{
+    Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey,
+};
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretString;
 use tapsign_agent::token::fido2::{self, UvMode, Where};
@@ -37,7 +39,9 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
             warn_whole(&preview, "opens nothing with these tokens");
             listed
         }
-        TokenCommand::Remove { id } => rotate(paths, &ks, Some(&id)),
+        TokenCommand::Remove { id, drop_refused } => {
+            rotate(paths, &ks, Some(&id), dropping(drop_refused))
+        }
     }
 }
 
@@ -62,11 +66,13 @@ pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> 
     match cmd {
         KeystoreCommand::Rotate {
             rebuild_manifest: false,
+            drop_refused,
             ..
-        } => rotate(paths, &keystore(paths), None),
+        } => rotate(paths, &keystore(paths), None, dropping(drop_refused)),
         KeystoreCommand::Rotate {
             rebuild_manifest: true,
             unchecked,
+            ..
         } => rebuild(paths, &keystore(paths), unchecked),
     }
 }
@@ -316,7 +322,19 @@ fn touch_one(
 
 /// `token remove` (with `remove`) and `keystore rotate`: a new vault key for every token that
 /// stays, after a touch on one of them.
-fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Failure> {
+fn dropping(drop_refused: bool) -> Dropping {
+    match drop_refused {
+        true => Dropping::Refused,
+        false => Dropping::None,
+    }
+}
+
+fn rotate(
+    paths: &Paths,
+    ks: &Keystore,
+    remove: Option<&str>,
+    dropping: Dropping,
+) -> Result<(), Failure> {
     harden();
     if let Some(id) = remove {
         let known = ks.keyslots().map_err(ks_failure)?;
@@ -348,7 +366,13 @@ fn rotate(paths: &Paths, ks: &Keystore, remove: Option<&str>) -> Result<(), Fail
     ready_to_record(&mut ledger, what)?;
     let vk = touch_enrolled(paths, ks, stay, None)?;
     let rotated = ks
-        .rotate(&vk, remove, &mut present_token(paths), &mut ledger)
+        .rotate(
+            &vk,
+            remove,
+            &mut present_token(paths),
+            &mut ledger,
+            dropping,
+        )
         .map_err(ks_failure)?;
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
