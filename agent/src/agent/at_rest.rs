@@ -49,7 +49,7 @@ impl Ledger for AgentLedger<'_> {
             Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
             None => crate::audit::ledger::evidence_after(path, anchor, last),
         };
-        out.witnessed = self.agent.audit.witnessed();
+        out.witness(self.agent.audit.witnessed());
         out
     }
 
@@ -60,7 +60,7 @@ impl Ledger for AgentLedger<'_> {
             Some(self.agent.audit.vaults_read()),
         );
         let mut out = crate::audit::ledger::unanchored_after(path, why, last);
-        out.witnessed = self.agent.audit.witnessed();
+        out.witness(self.agent.audit.witnessed());
         out
     }
 

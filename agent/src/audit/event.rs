@@ -97,6 +97,12 @@ pub enum AuditEvent {
         /// checked against; absent from lines written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         vault_key: Option<String>,
+        /// For a vault the log recorded no line for before (a rotation's new one): its
+        /// lineage's links from the last vault that was (`vault.json`'s `lineage`, each
+        /// signed by the vault key it replaced). Without them, such a line is left out of
+        /// the record of vaults (docs/keystore-format.md, "The lineage"); absent otherwise.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lineage: Vec<crate::keystore::Succession>,
         reason: String,
     },
     /// A credential file failed the keystore's rollback check and was refused.

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{Witness, judge, plausible};
+use crate::keystore::ledger::{Vaults, Witness, judge, plausible};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -147,10 +147,12 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
     // The whole file, whatever the anchor (which whoever writes the manifest chooses): the
     // vaults every manifest's record names, along the chain. Read from the top already, the
     // file is not read again: those lines are kept in `read`.
-    (out.recorded_vaults, out.vaults_broken) = match *anchor == Anchor::genesis() {
+    let (vaults, vaults_broken) = match *anchor == Anchor::genesis() {
         true => vaults_read(path, &read),
         false => recorded_vaults(path, last),
     };
+    (out.recorded_vaults, out.unlinked) = (vaults.believed, vaults.unlinked);
+    out.vaults_broken = vaults_broken;
     if out.gap.is_some() {
         // The chained lines are in the scan too (and counted again below).
         let scan = scan(path);
@@ -200,32 +202,34 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
 /// [`unanchored`], reading the record of the vaults as [`evidence_after`] does.
 pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Evidence {
     let scan = scan(path);
-    let (recorded_vaults, vaults_broken) = recorded_vaults(path, last);
+    let (vaults, vaults_broken) = recorded_vaults(path, last);
     Evidence {
         gap: Some(why.to_owned()),
         latest_generation: scan.highest,
         implausible: scan.implausible,
         unreadable: scan.unreadable,
-        recorded_vaults,
+        recorded_vaults: vaults.believed,
+        unlinked: vaults.unlinked,
         vaults_broken,
         ..Evidence::default()
     }
 }
 
 /// The vault public key each manifest's record names, from the log's first line to its last,
-/// in order, each once; or why that record cannot be trusted. Read along the chain from the
-/// first line (a crash's torn write the log went on from is read past). Where the chain
-/// breaks, what came before the break stands, and every line of the file that is a `keystore`
-/// event naming a `vault_key`, read as JSON whatever else in it does not parse (a field name
-/// escaped, a number made a string), still counts: such a line can only add a vault the
-/// keystore must descend from. What a break can hide is a line taken out or made into
-/// something else; so a break with no vault recorded before it (where the first record of
-/// the keystore may have been) is a record that cannot be trusted. A log that cannot be
-/// opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
+/// in order, each once, as far as the record believes it ([`Vaults`]); or why that record
+/// cannot be trusted. Read along the chain from the first line (a crash's torn write the log
+/// went on from is read past). Where the chain breaks, what came before the break stands, and
+/// every line of the file that is a `keystore` event naming a `vault_key`, read as JSON
+/// whatever else in it does not parse (a field name escaped, a number made a string), is then
+/// taken by the same rule: such a line can only add a vault the keystore must descend from,
+/// and only with links signed by one believed. What a break can hide is a line taken out or
+/// made into something else; so a break with no vault recorded before it (where the first
+/// record of the keystore may have been) is a record that cannot be trusted. A log that
+/// cannot be opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
 ///
 /// With `last`, a read whole that found vaults with the chain intact is remembered, and the
 /// next read takes up from where it ended ([`VaultsRead`]).
-fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vec<String>, Option<String>) {
+fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<String>) {
     if let Some(known) = last.and_then(|l| l.read_on(path)) {
         return known;
     }
@@ -235,18 +239,18 @@ fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vec<String>, Opti
             let (vaults, broken) = vaults_read(path, &read);
             if let Some(last) = last
                 && read.gap.is_none()
-                && !vaults.is_empty()
+                && !vaults.believed.is_empty()
             {
                 last.remember(path, read.end, &vaults);
             }
             (vaults, broken)
         }
-        Err(_) => (Vec::new(), None),
+        Err(_) => (Vaults::default(), None),
     }
 }
 
-/// The vaults the running agent last read recorded in its audit log, and where that read
-/// ended. The agent checks the keystore at every unlock, and a log of a year's signatures is
+/// The vaults the running agent last read recorded in its audit log (those believed, which
+/// the lines read on are judged after, and those left out), and where that read ended. The agent checks the keystore at every unlock, and a log of a year's signatures is
 /// not read whole each time: the next read starts where the last one ended, whose line is
 /// checked as a manifest's anchor is (still there, unchanged), and follows the chain from it.
 ///
@@ -276,7 +280,7 @@ struct LastRead {
     /// The file's device and inode when it was read.
     file: (u64, u64),
     end: Anchor,
-    vaults: Vec<String>,
+    vaults: Vaults,
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
@@ -290,7 +294,7 @@ impl VaultsRead {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remember(&self, path: &Path, end: Anchor, vaults: &[String]) {
+    fn remember(&self, path: &Path, end: Anchor, vaults: &Vaults) {
         let Some(file) = identity(path) else {
             return;
         };
@@ -298,13 +302,13 @@ impl VaultsRead {
             path: path.to_owned(),
             file,
             end,
-            vaults: vaults.to_vec(),
+            vaults: vaults.clone(),
         });
     }
 
     /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;
     /// `None` when it must be read whole.
-    fn read_on(&self, path: &Path) -> Option<(Vec<String>, Option<String>)> {
+    fn read_on(&self, path: &Path) -> Option<(Vaults, Option<String>)> {
         let (end, mut vaults) = {
             let last = self.last();
             let last = last.as_ref()?;
@@ -318,21 +322,11 @@ impl VaultsRead {
         if read.gap.is_some() && !read.broken {
             return None;
         }
-        for line in &read.lines {
-            if let AuditEvent::Keystore {
-                vault_key: Some(key),
-                ..
-            } = &line.event
-            {
-                crate::keystore::ledger::note_vault(&mut vaults, key);
-            }
-        }
+        take_vaults(&mut vaults, &read.lines);
         if read.broken {
-            // A break after vaults were recorded: those stand, and so does every line that
-            // names one anywhere in the file, as in a whole read ([`vaults_read`]).
-            for key in vault_keys_anywhere(path) {
-                crate::keystore::ledger::note_vault(&mut vaults, &key);
-            }
+            // A break after vaults were recorded: those stand, and every line that names one
+            // anywhere in the file is taken too, as in a whole read ([`vaults_read`]).
+            take_vaults_anywhere(&mut vaults, path);
             return Some((vaults, None));
         }
         self.remember(path, read.end, &vaults);
@@ -342,41 +336,46 @@ impl VaultsRead {
 
 /// [`recorded_vaults`] from the log at `path` read from its first line (`read`, which keeps at
 /// least its `keystore` lines).
-fn vaults_read(path: &Path, read: &super::Since) -> (Vec<String>, Option<String>) {
-    let mut vaults = Vec::new();
-    for line in &read.lines {
-        if let AuditEvent::Keystore {
-            vault_key: Some(key),
-            ..
-        } = &line.event
-        {
-            crate::keystore::ledger::note_vault(&mut vaults, key);
-        }
-    }
+fn vaults_read(path: &Path, read: &super::Since) -> (Vaults, Option<String>) {
+    let mut vaults = Vaults::default();
+    take_vaults(&mut vaults, &read.lines);
     let Some(why) = read.gap.clone().filter(|_| read.broken) else {
         return (vaults, None);
     };
-    let before_the_break = !vaults.is_empty();
-    for key in vault_keys_anywhere(path) {
-        crate::keystore::ledger::note_vault(&mut vaults, &key);
-    }
+    let before_the_break = !vaults.believed.is_empty();
+    take_vaults_anywhere(&mut vaults, path);
     match before_the_break {
         true => (vaults, None),
         false => (vaults, Some(why)),
     }
 }
 
-/// Every `vault_key` of a line that reads as a JSON object whose `event` is of type
-/// `keystore`, however the rest of it reads, in file order.
-fn vault_keys_anywhere(path: &Path) -> Vec<String> {
+/// Take the vault each `keystore` line among `lines` names into `vaults`.
+fn take_vaults(vaults: &mut Vaults, lines: &[super::AuditLine]) {
+    for line in lines {
+        if let AuditEvent::Keystore {
+            vault_key: Some(key),
+            lineage,
+            ..
+        } = &line.event
+        {
+            vaults.take(line.seq, key, lineage);
+        }
+    }
+}
+
+/// Take into `vaults` the `vault_key` of each line of the log at `path` that reads as a JSON
+/// object whose `event` is of type `keystore`, however the rest of it reads, in file order,
+/// with its `lineage` if that reads (none if not). Its `seq` names it, or else its number in
+/// the file.
+fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) {
     use std::io::BufRead;
-    let mut out = Vec::new();
     let Ok(file) = super::open_regular(path) else {
-        return out;
+        return;
     };
     let mut reader = std::io::BufReader::new(file);
     let mut buf = Vec::new();
-    loop {
+    for i in 1.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => break,
@@ -389,10 +388,11 @@ fn vault_keys_anywhere(path: &Path) -> Vec<String> {
         if event["type"] == "keystore"
             && let Some(key) = event["vault_key"].as_str()
         {
-            out.push(key.to_owned());
+            let links: Vec<_> =
+                serde_json::from_value(event["lineage"].clone()).unwrap_or_default();
+            vaults.take(line["seq"].as_u64().unwrap_or(i), key, &links);
         }
     }
-    out
 }
 
 /// What the `keystore` lines of a log say, read line by line without following the chain.
@@ -520,10 +520,11 @@ pub fn witness(w: &mut Witness, seen: &super::Witnessed) {
             generation,
             vault,
             vault_key,
+            lineage,
             reason,
         } => {
             w.saw_manifest(seq, *generation, vault, reason, seen.own);
-            w.saw_vault(vault_key.as_deref().unwrap_or_default());
+            w.saw_vault(seq, vault_key.as_deref().unwrap_or_default(), lineage);
         }
         _ => {}
     }
@@ -546,11 +547,13 @@ pub fn event(entry: &LedgerEntry) -> AuditEvent {
             generation,
             vault,
             vault_key,
+            links,
             reason,
         } => AuditEvent::Keystore {
             generation: *generation,
             vault: vault.clone(),
             vault_key: Some(vault_key.clone()).filter(|k| !k.is_empty()),
+            lineage: links.clone(),
             reason: reason.clone(),
         },
         LedgerEntry::Refused { name, reason } => AuditEvent::KeyRefused {

@@ -165,6 +165,7 @@ fn the_ledger_reads_back_the_key_changes_it_recorded() {
             generation: 9,
             vault: "0011223344556677".into(),
             vault_key: String::new(),
+            links: vec![],
             reason: "unlock".into(),
         })
         .unwrap();
@@ -282,6 +283,7 @@ fn reading_back_for_the_keystore_keeps_only_its_lines_but_checks_every_link() {
         generation: 4,
         vault: "00".into(),
         vault_key: None,
+        lineage: vec![],
         reason: "unlock".into(),
     })
     .unwrap();
@@ -305,11 +307,12 @@ fn the_record_of_vaults_is_read_along_the_chain_and_a_hidden_line_is_not_lost() 
     // made unreadable, still names its vault; one taken out, with no vault recorded before the
     // break, leaves a record that cannot be trusted.
     let (_dir, path, mut log) = fresh();
-    let key = format!("02{:064x}", 7);
+    let key = vault_key(1);
     log.append(&AuditEvent::Keystore {
         generation: 4,
         vault: "00".into(),
         vault_key: Some(key.clone()),
+        lineage: vec![],
         reason: "unlock".into(),
     })
     .unwrap();
@@ -346,16 +349,22 @@ fn the_record_of_vaults_is_read_along_the_chain_and_a_hidden_line_is_not_lost() 
     let ev = evidence(&path, &anchor);
     assert!(ev.recorded_vaults.is_empty());
     assert!(ev.vaults_broken.is_some(), "{ev:?}");
-    // A vault recorded before a break stands, and one named after it counts too: a line of
-    // garbage appended does not make the record untrustworthy.
-    let other = format!("03{:064x}", 9);
+    // A vault recorded before a break stands, and one named after it counts too, its line read
+    // as JSON however the rest of it reads, where a signed link leads to it from a vault
+    // believed: a line of garbage appended does not make the record untrustworthy. A vault
+    // named there with no link is left out, and named.
+    let (other, link) = crate::keystore::numbered_vault(2);
+    let link = serde_json::to_string(&[link]).unwrap();
+    let nobodys = format!("03{:064x}", 9);
     let garbage = format!(
-        "{text}x\n{{\"seq\":99,\"event\":{{\"type\":\"keystore\",\"vault_key\":\"{other}\"}}}}\n"
+        "{text}x\n{{\"seq\":99,\"event\":{{\"type\":\"keystore\",\"vault_key\":\"{nobodys}\"}}}}\n{{\"seq\":100,\"event\":{{\"type\":\"keystore\",\"vault_key\":\"{other}\",\"lineage\":{link}}}}}\n"
     );
     fs::write(&path, garbage).unwrap();
     let ev = evidence(&path, &anchor);
     assert_eq!(ev.recorded_vaults, [key, other]);
     assert!(ev.vaults_broken.is_none(), "{ev:?}");
+    let unlinked: Vec<_> = ev.unlinked.iter().map(|u| (u.seq, &u.vault_key)).collect();
+    assert_eq!(unlinked, [(99, &nobodys)]);
 }
 
 #[test]
@@ -459,17 +468,20 @@ fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
     assert!(read.broken, "{read:?}");
 }
 
-/// A vault public key, made up: `02` and `n` in hex.
+/// Vault public key `n` of a made-up keystore.
 fn vault_key(n: u64) -> String {
-    format!("02{n:064x}")
+    crate::keystore::numbered_vault(n as u8).0
 }
 
-/// The `keystore` line of a manifest of generation `n`, recording [`vault_key`] `n`.
+/// The `keystore` line of a manifest of generation `n`, recording [`vault_key`] `n`, with the
+/// link to it from vault `n - 1`, as a rotation's record carries it.
 fn vault_line(n: u64) -> AuditEvent {
+    let (key, link) = crate::keystore::numbered_vault(n as u8);
     AuditEvent::Keystore {
         generation: n,
         vault: "00".into(),
-        vault_key: Some(vault_key(n)),
+        vault_key: Some(key),
+        lineage: vec![link],
         reason: "unlock".into(),
     }
 }
@@ -479,6 +491,7 @@ fn manifest_entry(generation: u64) -> LedgerEntry {
         generation,
         vault: "0011223344556677".into(),
         vault_key: String::new(),
+        links: vec![],
         reason: "rotated".into(),
     }
 }

@@ -170,7 +170,10 @@ pub enum KeystoreError {
          could be read by whoever made it. Keep a copy of the keystore folder as found; then put \
          back manifest.json from a backup (the genuine vault-{recorded} folder may still be \
          beside the forged one; if not, it too). Only if you put this keystore back from an \
-         older backup yourself: move the audit log aside (keep it), then unlock"
+         older backup yourself: move the audit log aside (keep it), then unlock. If \
+         vault-{recorded} was never yours and the log records a vault before it, its record \
+         carries a link signed by an older vault key: someone holds a token you removed, and \
+         a copy of its old keyslot (docs/keystore-format.md, \"The lineage\")"
     )]
     VaultNotChained {
         vault: PathBuf,

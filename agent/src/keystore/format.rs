@@ -30,7 +30,7 @@ pub(crate) struct VaultFile {
 /// One rotation: vault key `from` made way for `to`, signed by `from`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Succession {
+pub struct Succession {
     /// The replaced vault public key, SEC1 compressed, lowercase hex.
     pub from: String,
     /// The vault public key that replaced it.

@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Succession;
+
 /// Where the record stood when a manifest was written: the last line's `seq` and hash, and the
 /// byte offset just past it, so reading back starts there instead of at the top of a long log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,11 +69,14 @@ pub enum LedgerEntry {
     /// A credential was added, replaced or removed.
     Key(KeyChange),
     /// An authenticated manifest was written (`vault` is the vault folder's tag, `vault_key`
-    /// the vault public key, compressed, hex).
+    /// the vault public key, compressed, hex). `links`: where the record believes no such
+    /// vault yet (a rotation's new one), the signed links that lead to it from one it does
+    /// ([`Vaults`]); empty otherwise.
     Manifest {
         generation: u64,
         vault: String,
         vault_key: String,
+        links: Vec<Succession>,
         reason: String,
     },
     /// A credential file failed the rollback check and was refused.
@@ -125,9 +130,12 @@ pub struct Evidence {
     /// The vault tag of the last manifest recorded, if any (`vault-<tag>` is its live folder).
     pub latest_vault: Option<String>,
     /// Every vault public key a manifest's record names, anywhere in the ledger (not only
-    /// after the anchor, which a forger of the manifest chooses), in order: the vault on disk
-    /// must be each of them or descend from it (`super::lineage`).
+    /// after the anchor, which a forger of the manifest chooses), in order, that the record
+    /// believes ([`Vaults`]): the vault on disk must be each of them or descend from it
+    /// (`super::lineage`).
     pub recorded_vaults: Vec<String>,
+    /// The records left out of that ([`Vaults::unlinked`]), and of what the running agent saw.
+    pub unlinked: Vec<Unlinked>,
     /// Why that record of the vaults cannot be trusted: the log's chain breaks before any
     /// vault is recorded (a `keystore` line taken out there would hide the keystore's first
     /// vault), so nothing is opened or sealed on it.
@@ -176,6 +184,15 @@ impl Evidence {
         self
     }
 
+    /// Every vault the record believes: the file's, then those a running agent saw.
+    pub fn believed_vaults(&self) -> Vec<String> {
+        let mut out = self.recorded_vaults.clone();
+        for v in &self.witnessed.vaults {
+            note_vault(&mut out, &v.key);
+        }
+        out
+    }
+
     /// The highest manifest generation recorded, in the file or as a running agent saw it.
     pub fn highest_generation(&self) -> Option<u64> {
         let seen = self.witnessed.manifest.as_ref().map(|m| m.generation);
@@ -209,8 +226,61 @@ pub struct Witness {
     /// Tokens whose removal was recorded and that were not enrolled again since, with the
     /// `seq` of the removal.
     pub removed_tokens: std::collections::BTreeMap<String, u64>,
-    /// Every vault public key a manifest's record named, in order.
-    pub vaults: Vec<String>,
+    /// Every vault public key a manifest's record named, in order, with the links the record
+    /// carried. In an [`Evidence`], only those believed ([`Evidence::witness`]).
+    pub vaults: Vec<SeenVault>,
+}
+
+/// A vault a manifest's record named, as a running agent saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenVault {
+    /// The line's `seq`.
+    pub seq: u64,
+    /// The vault public key (compressed, hex).
+    pub key: String,
+    pub links: Vec<Succession>,
+}
+
+/// A `keystore` line naming a vault that the record does not believe: no signed link leads to
+/// it from a vault recorded before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlinked {
+    /// The line's `seq` (its number in the log, for a line read out of the chain).
+    pub seq: u64,
+    /// The vault public key it names.
+    pub vault_key: String,
+}
+
+/// The vaults a record names, as far as it is believed, read in order: the first vault
+/// recorded, any recorded again, and any other only with links signed from a believed vault
+/// to it (`super::lineage::vouched`). The rest is left out and said: such a line was written by
+/// hand (or by a tapsign from before the links were recorded: the next manifest's record
+/// carries them, and the vault is believed from then on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vaults {
+    /// In the order first believed.
+    pub believed: Vec<String>,
+    /// The first line of each vault left out and not believed since, in order.
+    pub unlinked: Vec<Unlinked>,
+}
+
+impl Vaults {
+    /// The record at line `seq` of vault public key `key` (empty: a line that names none),
+    /// carrying `links`.
+    pub fn take(&mut self, seq: u64, key: &str, links: &[Succession]) {
+        if key.is_empty() {
+            return;
+        }
+        if super::lineage::vouched(&self.believed, key, links) {
+            note_vault(&mut self.believed, key);
+            self.unlinked.retain(|u| u.vault_key != key);
+        } else if !self.unlinked.iter().any(|u| u.vault_key == key) {
+            self.unlinked.push(Unlinked {
+                seq,
+                vault_key: key.to_owned(),
+            });
+        }
+    }
 }
 
 /// The `reason` of a manifest written by `token add`.
@@ -298,22 +368,45 @@ impl Witness {
         }
     }
 
-    /// A manifest's record named vault public key `key` (empty: a line that does not say).
-    /// Only added to: a line anyone appended can name a vault, and the vault on disk must then
-    /// descend from it as well, which refuses more, never less.
-    pub fn saw_vault(&mut self, key: &str) {
-        note_vault(&mut self.vaults, key);
+    /// A manifest's record at line `seq` named vault public key `key` (empty: a line that
+    /// does not say), carrying `links`. Kept as seen: whether it is believed depends on the
+    /// record read back with it ([`Evidence::witness`]).
+    pub fn saw_vault(&mut self, seq: u64, key: &str, links: &[Succession]) {
+        let seen = |v: &SeenVault| v.key == key && v.links == links;
+        if !key.is_empty() && !self.vaults.iter().any(seen) {
+            self.vaults.push(SeenVault {
+                seq,
+                key: key.to_owned(),
+                links: links.to_vec(),
+            });
+        }
     }
 }
 
 /// Add `key` to `vaults` unless it is empty or there already.
-pub fn note_vault(vaults: &mut Vec<String>, key: &str) {
+fn note_vault(vaults: &mut Vec<String>, key: &str) {
     if !key.is_empty() && !vaults.iter().any(|v| v == key) {
         vaults.push(key.to_owned());
     }
 }
 
 impl Evidence {
+    /// What a running agent saw recorded, `w`, with what the file holds: of the vaults it saw,
+    /// those the record read back believes and those it believes by the same rule after them
+    /// ([`Vaults`]); the rest is left out, as in the file, and said.
+    pub fn witness(&mut self, mut w: Witness) {
+        let mut vaults = Vaults {
+            believed: self.recorded_vaults.clone(),
+            unlinked: std::mem::take(&mut self.unlinked),
+        };
+        for v in &w.vaults {
+            vaults.take(v.seq, &v.key, &v.links);
+        }
+        w.vaults.retain(|v| vaults.believed.contains(&v.key));
+        self.unlinked = vaults.unlinked;
+        self.witnessed = w;
+    }
+
     /// No record at all, and why.
     pub fn unavailable(why: impl Into<String>) -> Self {
         Evidence {
@@ -372,14 +465,21 @@ impl Ledger for MemoryLedger {
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
         let Some(after) = self.entries.get(anchor.seq as usize..) else {
-            return Evidence::unavailable("the ledger is shorter than the anchor");
+            let mut ev = Evidence::unavailable("the ledger is shorter than the anchor");
+            ev.witness(self.witness.clone().unwrap_or_default());
+            return ev;
         };
         let mut ev = Evidence::default();
-        for e in &self.entries {
-            if let LedgerEntry::Manifest { vault_key, .. } = e {
-                note_vault(&mut ev.recorded_vaults, vault_key);
+        let mut vaults = Vaults::default();
+        for (i, e) in self.entries.iter().enumerate() {
+            if let LedgerEntry::Manifest {
+                vault_key, links, ..
+            } = e
+            {
+                vaults.take(i as u64 + 1, vault_key, links);
             }
         }
+        (ev.recorded_vaults, ev.unlinked) = (vaults.believed, vaults.unlinked);
         for e in after {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
@@ -389,7 +489,7 @@ impl Ledger for MemoryLedger {
                 LedgerEntry::Refused { .. } => {}
             }
         }
-        ev.witnessed = self.witness.clone().unwrap_or_default();
+        ev.witness(self.witness.clone().unwrap_or_default());
         // Judged from nothing, as the log's reading is (`audit::ledger::evidence_after`).
         ev.above(0)
     }
@@ -421,11 +521,12 @@ impl Ledger for MemoryLedger {
                     generation,
                     vault,
                     vault_key,
+                    links,
                     reason,
                 },
             ) => {
                 w.saw_manifest(seq, *generation, vault, reason, true);
-                w.saw_vault(vault_key);
+                w.saw_vault(seq, vault_key, links);
             }
             _ => {}
         }

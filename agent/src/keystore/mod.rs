@@ -109,8 +109,11 @@ use p256::PublicKey;
 pub use changes::Added;
 pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
+pub use format::Succession;
 pub use inspect::{FileKind, check_file};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
+#[cfg(test)]
+pub(crate) use lineage::numbered as numbered_vault;
 pub use manifest::Refusal;
 pub use preview::Preview;
 pub use rotate::{Dropping, Rotated, present_tokens_needed};

@@ -46,6 +46,7 @@ impl Keystore {
             (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
             _ => Vec::new(),
         };
+        warnings.extend(super::vault_ops::unlinked_warning(&evidence.unlinked));
         // Every manifest's own `keystore` line follows its anchor. None there: the command
         // that wrote it stopped before its line (killed, a power cut, a full disk).
         if whole.is_none()

@@ -9,6 +9,7 @@
 
 use super::changes::credential_bytes;
 use super::files::encode;
+use super::format::VaultFile;
 use super::layout::{Stage, sha256_hex, vault_tag};
 use super::ledger::Ledger;
 use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
@@ -284,8 +285,15 @@ impl Keystore {
         }
 
         crate::disk::interleave("rotate: checked under the lock, before the stage");
+        // The new vault key, signed by the one it replaces, after the lineage the check judged
+        // (read once, under the lock): the lineage every later check of the record follows.
+        let new_vault = super::lineage::succeeding(&p.vault, vk, &new_vk.public_key());
+        // Its record carries the link from the old vault: the log believes no vault it
+        // recorded without one (`ledger::Vaults`).
+        let links = super::lineage::links_for(&new_vault, &p.evidence.believed_vaults());
         let stage = self.stage(&lock)?;
-        let (slot_records, records) = match fill_stage(&stage, &new_vk, &wrapped, &p, vk) {
+        let filled = fill_stage(&stage, &new_vk, new_vault, &wrapped, &p, vk);
+        let (slot_records, records) = match filled {
             Ok(r) => r,
             Err(e) => {
                 stage.discard();
@@ -312,7 +320,7 @@ impl Keystore {
         // keystore from before it put back opens with the token it removed, and nothing
         // refuses it (red-team round 17).
         self.commit_recorded(stage, &manifest, &p.live, &lock, &mut warnings, || {
-            self.record_manifest(ledger, &manifest, &reason)
+            self.record_manifest(ledger, &manifest, links, &reason)
                 .map_err(|reason| KeystoreError::NotRecorded {
                     what: match remove {
                         Some(id) => format!("the keystore (removing token {id})"),
@@ -344,22 +352,18 @@ impl Keystore {
     }
 }
 
-/// Write the new live folder's files into `stage`: vault.json, the keyslots wrapped already,
-/// and each credential that passed the check, re-sealed to the new vault key (creation times
-/// kept). A credential that does not open goes to `dropped`.
+/// Write the new live folder's files into `stage`: `new_vault` (vault.json), the keyslots
+/// wrapped already, and each credential that passed the check, re-sealed to the new vault key
+/// (creation times kept). A credential that does not open goes to `dropped`.
 fn fill_stage(
     stage: &Stage,
     new_vk: &VaultKey,
+    new_vault: VaultFile,
     wrapped: &[(String, String, Vec<u8>)],
     p: &Prepared,
     vk: &VaultKey,
 ) -> Result<(Vec<SlotRecord>, Vec<CredRecord>), KeystoreError> {
-    // The new vault key, signed by the one it replaces, after the lineage the check judged
-    // (read once, under the lock): the lineage every later check of the record follows.
-    let vault_bytes = encode(
-        &stage.dir().join(VAULT_FILE),
-        super::lineage::succeeding(&p.vault, vk, &new_vk.public_key()),
-    )?;
+    let vault_bytes = encode(&stage.dir().join(VAULT_FILE), new_vault)?;
     stage.put(VAULT_FILE, &vault_bytes)?;
     let mut slot_records = Vec::new();
     for (id, rel, bytes) in wrapped {

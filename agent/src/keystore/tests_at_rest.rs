@@ -611,6 +611,7 @@ fn a_generation_far_above_the_record_is_left_out_of_it() {
             generation,
             vault: "0000000000000000".into(),
             vault_key: String::new(),
+            links: vec![],
             reason: "added by hand".into(),
         })
     };

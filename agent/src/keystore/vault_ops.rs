@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::files::{Overwrite, encode, list_json, write_atomic};
 use super::format::VaultFile;
 use super::layout::{WriteLock, sha256_hex, vault_tag};
-use super::ledger::{Anchor, Evidence, GENERATION_STEP, Ledger, LedgerEntry};
+use super::ledger::{Anchor, Evidence, GENERATION_STEP, Ledger, LedgerEntry, Unlinked};
 use super::manifest::{Folded, ManifestFile, Observed, Refusal, SlotRecord, fold};
 use super::seal::VaultKey;
 use super::slot;
@@ -168,7 +168,16 @@ impl Keystore {
         };
         let mut checked = checked(&manifest, Folded::default());
         self.commit(stage, &manifest, &self.dir, &lock, &mut checked.warnings)?;
-        self.note_manifest(ledger, &manifest, "keystore created", &mut checked.warnings);
+        // The first vault the log records, believed with no link (a log that records one
+        // already refuses a new keystore, above).
+        let first = Vec::new();
+        self.note_manifest(
+            ledger,
+            &manifest,
+            first,
+            "keystore created",
+            &mut checked.warnings,
+        );
         Ok(checked)
     }
 
@@ -249,7 +258,10 @@ impl Keystore {
             Ok(()) => {
                 out.generation = generation;
                 self.note_refusals(ledger, &out.refused, &mut out.warnings);
-                self.note_manifest(ledger, &manifest, "unlock", &mut out.warnings);
+                // A vault the record does not believe yet (a rotation whose own record was
+                // never written: the command stopped first) is recorded with its links.
+                let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
+                self.note_manifest(ledger, &manifest, links, "unlock", &mut out.warnings);
             }
             // The check itself is done: the session may open. The next unlock checks against
             // the previous manifest again.
@@ -337,9 +349,11 @@ impl Keystore {
             )?,
         }
         self.note_refusals(ledger, &out.refused, &mut out.warnings);
+        let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
         self.note_manifest(
             ledger,
             &manifest,
+            links,
             &super::ledger::token_added(&id),
             &mut out.warnings,
         );
@@ -442,6 +456,7 @@ impl Keystore {
                     latest_generation: whole.latest_generation,
                     implausible: whole.implausible,
                     recorded_vaults: whole.recorded_vaults,
+                    unlinked: whole.unlinked,
                     vaults_broken: whole.vaults_broken,
                     witnessed: whole.witnessed,
                     ..Evidence::default()
@@ -463,6 +478,7 @@ impl Keystore {
         if let Some(g) = evidence.implausible {
             folded.warnings.push(implausible_warning(g));
         }
+        folded.warnings.extend(unlinked_warning(&evidence.unlinked));
         Ok(Prepared {
             live: live.dir,
             manifest: live.manifest,
@@ -530,19 +546,22 @@ impl Keystore {
         &self,
         ledger: &mut dyn Ledger,
         manifest: &ManifestFile,
+        links: Vec<super::Succession>,
         reason: &str,
         warnings: &mut Vec<String>,
     ) {
-        if let Err(e) = self.record_manifest(ledger, manifest, reason) {
+        if let Err(e) = self.record_manifest(ledger, manifest, links, reason) {
             warnings.push(format!("the audit log could not record it ({e})"));
         }
     }
 
-    /// Record `manifest` in the ledger; `Err` says why it could not be.
+    /// Record `manifest` in the ledger, with `links` to its vault from one the record believes
+    /// where it believes none of it yet (`lineage::links_for`); `Err` says why it could not be.
     pub(crate) fn record_manifest(
         &self,
         ledger: &mut dyn Ledger,
         manifest: &ManifestFile,
+        links: Vec<super::Succession>,
         reason: &str,
     ) -> Result<(), String> {
         let vault = manifest
@@ -553,6 +572,7 @@ impl Keystore {
             generation: manifest.generation,
             vault,
             vault_key: manifest.vault_key.clone(),
+            links,
             reason: reason.into(),
         })
     }
@@ -586,6 +606,21 @@ pub(crate) fn implausible_warning(generation: u64) -> String {
     format!(
         "the audit log holds a keystore line naming generation {generation}, more than {GENERATION_STEP} above the generation recorded before it, which no keystore reaches by counting: someone wrote it by hand, and it is left out of the record; find it with `tapsign audit | grep 'generation {generation}'` and keep a copy of the log"
     )
+}
+
+/// What a check says of `keystore` lines naming a vault with no signed link to it from one the
+/// record believes ([`super::ledger::Vaults`]): left out, they refuse nothing.
+pub(crate) fn unlinked_warning(unlinked: &[Unlinked]) -> Option<String> {
+    let first = unlinked.first()?;
+    let more = match unlinked.len() - 1 {
+        0 => String::new(),
+        n => format!(" ({n} more such line(s) after it)"),
+    };
+    Some(format!(
+        "the audit log holds a keystore line naming vault-{}{more} with no signed link to it from a vault recorded before it, as a rotation's line carries: someone wrote it by hand, and it is left out of the record; find it with `grep '\"seq\":{},'` in the audit log and keep a copy of the log",
+        tag_of(&first.vault_key),
+        first.seq
+    ))
 }
 
 /// What a check says when no record names a vault key (a log started afresh, or written
@@ -766,9 +801,10 @@ impl Keystore {
     }
 
     /// Refuse a `vault.json` (`vault`, read from `path`) that is not, and does not descend
-    /// from, every vault the record names (the ledger's whole file, and what a running agent
-    /// saw recorded). The refusal names the latest such vault: the one to put back. The caller
-    /// uses this same parse of the file, never a second read.
+    /// from, every vault the record names and believes (the ledger's whole file, and what a
+    /// running agent saw recorded; a vault named with no signed link to it from one believed is
+    /// not: `super::ledger::Vaults`). The refusal names the latest such vault: the one to put
+    /// back. The caller uses this same parse of the file, never a second read.
     pub(crate) fn chained(
         &self,
         vault: &VaultFile,
@@ -789,7 +825,7 @@ impl Keystore {
                     .vaults
                     .iter()
                     .rev()
-                    .map(|k| (k, "the running agent, which saw it recorded")),
+                    .map(|v| (&v.key, "the running agent, which saw it recorded")),
             );
         let mut ancestry: Option<Vec<String>> = None;
         for (key, by) in recorded {
@@ -857,7 +893,7 @@ fn refuse_recorded_vault(whole: &Evidence) -> Result<(), KeystoreError> {
     let first = whole
         .recorded_vaults
         .first()
-        .or(whole.witnessed.vaults.first());
+        .or(whole.witnessed.vaults.first().map(|v| &v.key));
     match first {
         Some(key) => Err(KeystoreError::LogHasKeystore {
             recorded: tag_of(key),
