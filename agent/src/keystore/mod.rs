@@ -100,6 +100,8 @@ mod tests_rotate;
 #[cfg(test)]
 mod tests_tamper;
 #[cfg(test)]
+mod tests_vault_record;
+#[cfg(test)]
 mod tests_witness;
 
 use std::path::{Path, PathBuf};

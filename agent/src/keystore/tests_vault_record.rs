@@ -1,0 +1,238 @@
+//! Red-team round 19, finding D: one `keystore` line appended to the log (it continues the
+//! chain) naming a vault key nobody holds made every unlock and every rebuild refuse for good
+//! (`VaultNotChained`), and the only way out left (moving the log aside) threw the whole
+//! record away, so an old copy of a replaced secret opened again. A line naming a vault the
+//! record does not know must now carry the signed links to it from one it does; a line that
+//! does not is left out of the record, and said.
+
+use std::fs;
+
+use super::format::Succession;
+use super::layout::vault_tag;
+use super::ledger::{LedgerEntry, Witness};
+use super::manifest::ManifestFile;
+use super::seal::compressed;
+use super::tests::{Fixture, cred};
+use super::tests_at_rest::put_back;
+use super::*;
+
+/// A vault key nobody holds: its public key (hex) and tag.
+fn nobodys_vault() -> (VaultKey, String, String) {
+    let vk = VaultKey::generate().unwrap();
+    let key = vk.public_key();
+    (vk, hex::encode(compressed(&key)), vault_tag(&key))
+}
+
+/// The generation and vault tag of the last manifest recorded.
+fn last_recorded(f: &Fixture) -> (u64, String) {
+    f.ledger
+        .entries
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            LedgerEntry::Manifest {
+                generation, vault, ..
+            } => Some((*generation, vault.clone())),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// A line as someone who can write the log appends it (it continues the chain): the last
+/// record's generation and vault tag, naming vault key `key`, carrying `links`.
+fn forged_line(f: &Fixture, key: &str, links: Vec<Succession>) -> LedgerEntry {
+    let (generation, vault) = last_recorded(f);
+    LedgerEntry::Manifest {
+        generation,
+        vault,
+        vault_key: key.to_owned(),
+        links,
+        reason: "unlock".into(),
+    }
+}
+
+fn says_left_out(warnings: &[String], tag: &str) -> bool {
+    warnings.iter().any(|w| {
+        w.contains(&format!("vault-{tag}"))
+            && w.contains("no signed link to it from a vault recorded before it")
+            && w.contains("left out of the record")
+    })
+}
+
+/// Break the manifest's MAC: what `--rebuild-manifest` is for.
+fn damage_manifest(f: &Fixture) {
+    let path = f.ks.dir().join("manifest.json");
+    let mut m: ManifestFile = files::decode(&path, &fs::read(&path).unwrap()).unwrap();
+    m.mac = "00".repeat(32);
+    put_back(&path, &files::encode(&path, m).unwrap());
+}
+
+fn rebuild(f: &mut Fixture) -> Result<Rotated, KeystoreError> {
+    let vk = f.unlock();
+    let touched = f.token.stub().clone();
+    let mut offline = |_: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        unreachable!("soft keyslots wrap offline")
+    };
+    f.ks.rebuild_manifest(&vk, &touched, &mut offline, &mut f.ledger, false)
+}
+
+#[test]
+fn a_forged_vault_line_with_no_link_refuses_nothing_and_is_said() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let (_, key, tag) = nobodys_vault();
+    let line = forged_line(&f, &key, vec![]);
+    f.ledger.entries.push(line);
+    // `key list`, before any touch.
+    let p = f.ks.preview(&mut f.ledger).unwrap();
+    assert!(p.whole.is_none(), "{p:?}");
+    assert!(says_left_out(&p.warnings, &tag), "{p:?}");
+    // An unlock's check.
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 2, "{c:?}");
+    assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+    // `key add`.
+    let added = f
+        .add(&cred("new-key", Exchange::Binance, None), false)
+        .unwrap();
+    assert!(says_left_out(&added.warnings, &tag), "{added:?}");
+    // A rebuild (here of a damaged manifest), which every way out of a refusal ends in.
+    damage_manifest(&f);
+    let r = rebuild(&mut f).unwrap();
+    assert!(says_left_out(&r.warnings, &tag), "{r:?}");
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 3, "{c:?}");
+}
+
+#[test]
+fn a_forged_vault_line_above_the_record_is_rebuilt_past_not_a_brick() {
+    // Finding D as reported: the forged line also names the next generation. The unlock
+    // refuses as for any newer generation recorded, and the rebuild it advises now goes on.
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let (_, key, tag) = nobodys_vault();
+    let mut line = forged_line(&f, &key, vec![]);
+    if let LedgerEntry::Manifest {
+        generation, vault, ..
+    } = &mut line
+    {
+        (*generation, *vault) = (*generation + 1, tag.clone());
+    }
+    f.ledger.entries.push(line);
+    let e = f.check().unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+    assert!(e.to_string().contains("--rebuild-manifest"), "{e}");
+    let r = rebuild(&mut f).unwrap();
+    assert!(says_left_out(&r.warnings, &tag), "{r:?}");
+    let c = f.check().unwrap();
+    assert_eq!(c.accepted.len(), 2, "{c:?}");
+    assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+}
+
+#[test]
+fn a_forged_vault_line_whose_link_no_believed_vault_signed_is_left_out() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let current = f.check().unwrap().vault_key;
+    let (forged_vk, key, tag) = nobodys_vault();
+    let signed_by = |from: &VaultKey| {
+        let file = super::format::VaultFile::new(&from.public_key());
+        super::lineage::succeeding(&file, from, &forged_vk.public_key()).lineage
+    };
+    // Signed, but by a vault key the record never named.
+    let stranger = signed_by(&VaultKey::generate().unwrap());
+    // From the current vault, but the signature is not its own.
+    let mut bad = stranger.clone();
+    bad[0].from = current.clone();
+    // From the current vault and signed by it, but to another key than the line names.
+    let elsewhere = signed_by(&f.unlock());
+    let (_, other, other_tag) = nobodys_vault();
+    for (links, named, named_tag) in [
+        (stranger, &key, &tag),
+        (bad, &key, &tag),
+        (elsewhere, &other, &other_tag),
+    ] {
+        let line = forged_line(&f, named, links);
+        f.ledger.entries.push(line);
+        let c = f.check().unwrap();
+        assert!(says_left_out(&c.warnings, named_tag), "{c:?}");
+        f.ledger.entries.retain(
+            |e| !matches!(e, LedgerEntry::Manifest { vault_key, .. } if vault_key == named),
+        );
+    }
+}
+
+#[test]
+fn a_rotations_record_carries_its_link_and_the_vault_before_it_stays_refused() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let backup = f.tmp.path().join("backup");
+    super::tests_rotate::copy_tree(f.ks.dir(), &backup);
+    let old = f.check().unwrap().vault_key;
+    f.rotate(None).unwrap();
+    let new = f.check().unwrap().vault_key;
+    let links: Vec<_> = f
+        .ledger
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LedgerEntry::Manifest {
+                vault_key, links, ..
+            } => Some((vault_key.clone(), links.clone())),
+            _ => None,
+        })
+        .filter(|(_, links)| !links.is_empty())
+        .collect();
+    // The rotation's line alone carries one: the unlock after it names a vault recorded.
+    assert_eq!(links.len(), 1, "{links:?}");
+    let (key, link) = &links[0];
+    assert_eq!((key, &link[0].from, &link[0].to), (&new, &old, &new));
+    assert!(super::lineage::vouched(
+        std::slice::from_ref(&old),
+        &new,
+        link
+    ));
+    // The keystore from before the rotation, put back: even a rebuild, which takes the files
+    // as they are, is refused, since the new vault is believed and the old one does not
+    // descend from it.
+    fs::remove_dir_all(f.ks.dir()).unwrap();
+    super::tests_rotate::copy_tree(&backup, f.ks.dir());
+    let e = rebuild(&mut f).unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultNotChained { .. }), "{e}");
+}
+
+#[test]
+fn a_forged_vault_line_the_running_agent_saw_refuses_nothing() {
+    let (mut f, _b) = Fixture::populated();
+    f.ledger.witness = Some(Witness::default());
+    f.check().unwrap();
+    let (_, key, tag) = nobodys_vault();
+    // The agent takes the line in as it is appended; the file loses it afterwards (or keeps
+    // it: the same).
+    let line = forged_line(&f, &key, vec![]);
+    if let Some(w) = f.ledger.witness.as_mut() {
+        w.saw_vault(99, &key, &[]);
+    }
+    for in_the_file in [false, true] {
+        if in_the_file {
+            f.ledger.entries.push(line.clone());
+        }
+        let c = f.check().unwrap();
+        assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+        assert_eq!(c.accepted.len(), 2, "{c:?}");
+    }
+    // With the log started afresh, what the agent saw first (the genuine vault) is believed,
+    // and still not the line after it.
+    f.ledger.entries.clear();
+    let c = f.check().unwrap();
+    assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+    assert!(
+        f.ledger
+            .witness
+            .as_ref()
+            .unwrap()
+            .vaults
+            .iter()
+            .any(|v| v.key == key)
+    );
+}
