@@ -484,6 +484,29 @@ pub mod at_rest {
         live(w).join("credentials").join(format!("{name}.json"))
     }
 
+    /// Append `event` to the audit log as a line that continues the chain, as anyone who can
+    /// write the log can.
+    pub fn append_chained(w: &World, event: serde_json::Value) {
+        use sha2::Digest;
+        let path = w.home().join("audit.log");
+        let text = std::fs::read_to_string(&path).expect("the audit log");
+        let last = text.lines().last().expect("a line in the log");
+        let seq = serde_json::from_str::<serde_json::Value>(last).expect("a JSON line")["seq"]
+            .as_u64()
+            .expect("a seq");
+        let line = serde_json::json!({
+            "seq": seq + 1,
+            "time": "2026-01-01T00:00:00.000Z",
+            "prev": hex::encode(sha2::Sha256::digest(last.as_bytes())),
+            "event": event,
+        });
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("the audit log, for appending");
+        std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).expect("the line");
+    }
+
     /// Write a file back the way a backup restore would: private, like the original.
     pub fn put_back(path: &Path, bytes: &[u8]) {
         use std::io::Write;

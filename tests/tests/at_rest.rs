@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use tapsign_tests::World;
-use tapsign_tests::at_rest::{cred_file, live, put_back, sign};
+use tapsign_tests::at_rest::{append_chained, cred_file, live, put_back, sign};
 
 fn status_json(w: &World) -> serde_json::Value {
     serde_json::from_str(w.run(&["status", "--json"], "").ok()).unwrap()
@@ -709,4 +709,89 @@ fn junk_keyslot_files_leave_unlock_and_status_answering() {
         "{enrolled:?}"
     );
     sign(&w, "b").ok();
+}
+
+/// A `keystore` line as the red team forged it (round 19, D): continuing the chain, naming
+/// `generation`, the vault tag `vault`, and the curve's generator as the vault public key (a
+/// valid point, and no vault of this keystore's).
+fn forged_vault_line(w: &World, generation: u64, vault: &str) {
+    append_chained(
+        w,
+        serde_json::json!({
+            "type": "keystore",
+            "generation": generation,
+            "vault": vault,
+            "vault_key": NOBODYS_VAULT,
+            "reason": "unlock",
+        }),
+    );
+}
+
+const NOBODYS_VAULT: &str = "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
+
+/// The generation and vault tag of the log's last `keystore` line.
+fn last_keystore_line(w: &World) -> (u64, String) {
+    let text = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let last = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|l| l["event"]["type"] == "keystore")
+        .unwrap();
+    let event = &last["event"];
+    (
+        event["generation"].as_u64().unwrap(),
+        event["vault"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn says_left_out(out: &tapsign_tests::Run) -> bool {
+    use sha2::Digest;
+    let key = hex::decode(NOBODYS_VAULT).unwrap();
+    let tag = hex::encode(&sha2::Sha256::digest(key)[..8]);
+    out.stderr.contains(&format!(
+        "keystore line naming vault-{tag} with no signed link to it from a vault recorded before it"
+    )) && out.stderr.contains("left out of the record")
+}
+
+/// Red-team round 19, D: one chained `keystore` line naming a vault key nobody holds made
+/// every unlock, every `--rebuild-manifest` and every `--unchecked` one refuse for good
+/// (`VaultNotChained`), and the only way out named, moving the audit log aside, threw away the
+/// record that kept an old copy of a replaced secret from opening again. Such a line is left
+/// out of the record now, and said: the keystore opens, and the log stays.
+#[test]
+fn a_forged_line_naming_a_vault_nobody_holds_bricks_nothing() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "secret-before");
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "ak1\nsecret-after\n",
+    )
+    .ok();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    // Appended while the agent runs (which takes it in), naming only another vault key.
+    let (generation, vault) = last_keystore_line(&w);
+    forged_vault_line(&w, generation, &vault);
+    assert!(w.run(&["audit", "verify"], "").ok().contains("intact"));
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    assert!(says_left_out(&out), "{out:?}");
+    sign(&w, "k1").ok();
+    w.run(&["lock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    // As the red team wrote it: the next generation, and the forged vault's own tag. The
+    // unlock refuses it as any newer generation recorded, and the rebuild it advises goes on.
+    let (generation, _) = last_keystore_line(&w);
+    forged_vault_line(&w, generation + 1, "ffa1ed8dcb5d2a3c");
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "--rebuild-manifest");
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    out.ok();
+    assert!(says_left_out(&out), "{out:?}");
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    assert!(says_left_out(&out), "{out:?}");
+    sign(&w, "k1").ok();
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use tapsign_tests::World;
-use tapsign_tests::at_rest::{cred_file, put_back, sign};
+use tapsign_tests::at_rest::{append_chained, cred_file, put_back, sign};
 
 fn log_path(w: &World) -> PathBuf {
     w.home().join("audit.log")
@@ -213,28 +213,6 @@ fn a_torn_line_after_a_crash_does_not_stop_unlock() {
     let verify = w.run(&["audit", "verify"], "");
     let said = format!("{}{}", verify.stdout, verify.stderr);
     assert!(said.contains("not an audit line"), "{verify:?}");
-}
-
-/// Append `event` as a line that continues the chain, as anyone who can write the log can.
-fn append_chained(w: &World, event: serde_json::Value) {
-    use sha2::Digest;
-    let path = log_path(w);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let last = text.lines().last().unwrap();
-    let seq = serde_json::from_str::<serde_json::Value>(last).unwrap()["seq"]
-        .as_u64()
-        .unwrap();
-    let line = serde_json::json!({
-        "seq": seq + 1,
-        "time": "2026-01-01T00:00:00.000Z",
-        "prev": hex::encode(sha2::Sha256::digest(last.as_bytes())),
-        "event": event,
-    });
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
 }
 
 /// The vault tag the log's last `keystore` line names.
