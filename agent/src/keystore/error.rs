@@ -172,8 +172,9 @@ pub enum KeystoreError {
          beside the forged one; if not, it too). Only if you put this keystore back from an \
          older backup yourself: move the audit log aside (keep it), then unlock. If \
          vault-{recorded} was never yours and the log records a vault before it, its record \
-         carries a link signed by an older vault key: someone holds a token you removed, and \
-         a copy of its old keyslot (docs/keystore-format.md, \"The lineage\")"
+         carries a link signed by an older vault key: someone opened an older vault with one \
+         of its tokens (one you removed, say) and a copy of its keyslot \
+         (docs/keystore-format.md, \"The lineage\")"
     )]
     VaultNotChained {
         vault: PathBuf,
