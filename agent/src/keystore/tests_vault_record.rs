@@ -236,3 +236,52 @@ fn a_forged_vault_line_the_running_agent_saw_refuses_nothing() {
             .any(|v| v.key == key)
     );
 }
+
+/// The links a record carries, by the vault key it names.
+fn links_recorded(f: &Fixture) -> Vec<(String, usize)> {
+    f.ledger
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            LedgerEntry::Manifest {
+                vault_key, links, ..
+            } if !links.is_empty() => Some((vault_key.clone(), links.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rotation_recorded_without_links_is_recorded_again_with_them() {
+    // A log written before the links were recorded: the rotation's line names its vault with
+    // none. It is left out like a forged one, and the next unlock, finding its vault not
+    // counted, records it with its link; the warning ends there.
+    let (mut f, _b) = Fixture::populated();
+    f.rotate(None).unwrap();
+    for e in &mut f.ledger.entries {
+        if let LedgerEntry::Manifest { links, .. } = e {
+            links.clear();
+        }
+    }
+    let c = f.check().unwrap();
+    let tag = f.live().file_name().unwrap().to_str().unwrap()[6..].to_owned();
+    assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+    assert_eq!(links_recorded(&f), [(c.vault_key.clone(), 1)]);
+    let c = f.check().unwrap();
+    assert!(!c.warnings.iter().any(|w| w.contains("left out")), "{c:?}");
+}
+
+#[test]
+fn a_rotation_whose_line_was_never_written_is_linked_by_the_next_one() {
+    // A rotation stopped between its commit and its line (killed, a power cut), then the
+    // `keystore rotate` its docs advise: the new line carries both links, from the last vault
+    // recorded, so the record counts it, and no line of the trader's is called forged.
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    f.rotate(None).unwrap();
+    f.ledger.entries.pop();
+    f.rotate(None).unwrap();
+    let c = f.check().unwrap();
+    assert!(!c.warnings.iter().any(|w| w.contains("left out")), "{c:?}");
+    assert_eq!(links_recorded(&f), [(c.vault_key.clone(), 2)]);
+}
