@@ -653,6 +653,7 @@ fn a_keystore_above_the_step_believes_its_own_record() {
         generation: GENERATION_STEP,
         vault: "0000000000000000".into(),
         vault_key: String::new(),
+        links: Vec::new(),
         reason: "added by hand".into(),
     });
     let e = f.check().unwrap_err();
