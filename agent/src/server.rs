@@ -749,10 +749,7 @@ async fn reaper(agent: Arc<Agent>) {
             }
         }
         agent.publish_warnings();
-        let ended = agent.session().tick(agent.now());
-        if let Some(reason) = ended {
-            agent.ended(&reason);
-        }
+        agent.expire(agent.now());
     }
 }
 

@@ -268,10 +268,7 @@ pub(crate) fn spawn(
                 }
                 // A deadline, likewise: the reaper is a task on those workers, and came 5 s
                 // late behind one request that held a worker for 10 s.
-                let expired = agent.session().tick(agent.now());
-                if let Some(reason) = expired {
-                    agent.ended(&reason);
-                }
+                agent.expire(agent.now());
                 agent.beat.stamp();
                 let now = std::fs::symlink_metadata(&socket)
                     .map(|m| (m.dev(), m.ino()))

@@ -428,6 +428,41 @@ mod tests {
         assert_eq!(agent.locks.load(Ordering::SeqCst), before);
     }
 
+    /// Red-team round 19: a session ended by its lifetime (or idle time) did not count as a
+    /// lock, so a signature whose line was held up across the end (another process holding
+    /// the log's lock) left seconds after `status` said the session was over. Every end by a
+    /// deadline counts, wherever it is noticed.
+    #[tokio::test]
+    async fn a_session_ended_by_a_deadline_counts_as_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, boot) = Agent::with_test_clock(dir.path());
+        open_one(&agent).await;
+        let before = agent.locks.load(Ordering::SeqCst);
+        agent.catch_up(agent.now());
+        assert_eq!(agent.locks.load(Ordering::SeqCst), before, "still open");
+        boot.fetch_add(61, Ordering::SeqCst);
+        agent.catch_up(agent.now());
+        assert!(!agent.session().is_unlocked());
+        assert_ne!(
+            agent.locks.load(Ordering::SeqCst),
+            before,
+            "ended by its lifetime"
+        );
+        // Noticed by the reaper or the watchdog instead.
+        let before = agent.locks.load(Ordering::SeqCst);
+        agent
+            .opened(opened(), bounds(), &client(), before)
+            .await
+            .unwrap();
+        boot.fetch_add(61, Ordering::SeqCst);
+        agent.expire(agent.now());
+        assert_ne!(
+            agent.locks.load(Ordering::SeqCst),
+            before,
+            "ended by its idle time"
+        );
+    }
+
     /// An unlock replacing an open session told subscribers only `unlocked`: the old session
     /// ends with `locked` (reason `Replaced`, code `locked`) before the new one's `unlocked`.
     #[tokio::test]
