@@ -622,8 +622,13 @@ fn fit_status(status: &mut Status, mut files: Vec<String>) {
                 .collect();
         }
         if s.clients.len() > CLIENTS_SHOWN {
+            // All the session counts: past that, those that signed least were let go.
+            let at_least = match s.clients.len() >= crate::session::CLIENTS_KEPT {
+                true => "at least ",
+                false => "",
+            };
             said.push(format!(
-                "{} more programs signed in this session than are listed here (`tapsign audit` has every signature)",
+                "{at_least}{} more programs signed in this session than are listed here (`tapsign audit` has every signature)",
                 s.clients.len() - CLIENTS_SHOWN
             ));
             s.clients.truncate(CLIENTS_SHOWN);

@@ -13,7 +13,7 @@ use tapsign_proto::{ClientInfo, KeyStatus, SessionStatus};
 use crate::credential::Credential;
 
 /// Most programs a session counts signatures for ([`Session::use_key`]).
-const CLIENTS_KEPT: usize = 1024;
+pub(crate) const CLIENTS_KEPT: usize = 1024;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,21 +338,31 @@ impl Session {
             u.last_used = now;
             // Counted for `status`, for at most `CLIENTS_KEPT` programs: a bot signing from a
             // new process each time must not grow the session without end (the audit log has
-            // every signature's program).
-            if u.clients.len() < CLIENTS_KEPT || u.clients.contains_key(&client.pid) {
-                let entry = u.clients.entry(client.pid).or_insert_with(|| {
-                    // The program's path is the bot's to choose: `status` shows it cut as the
-                    // audit log does, so it cannot push the session's own lines off the screen.
-                    let mut exe = client.exe.clone();
-                    crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
-                    ClientInfo {
-                        pid: client.pid,
-                        exe,
-                        signatures: 0,
-                    }
-                });
-                entry.signatures += 1;
+            // every signature's program). A new one then takes the place of the one that
+            // signed least: counted only while there was room, a program that came after
+            // 1,024 one-off signers was never counted, whatever it signed (red-team round 19).
+            if u.clients.len() >= CLIENTS_KEPT
+                && !u.clients.contains_key(&client.pid)
+                && let Some(least) = u
+                    .clients
+                    .values()
+                    .min_by_key(|c| c.signatures)
+                    .map(|c| c.pid)
+            {
+                u.clients.remove(&least);
             }
+            let entry = u.clients.entry(client.pid).or_insert_with(|| {
+                // The program's path is the bot's to choose: `status` shows it cut as the audit
+                // log does, so it cannot push the session's own lines off the screen.
+                let mut exe = client.exe.clone();
+                crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+                ClientInfo {
+                    pid: client.pid,
+                    exe,
+                    signatures: 0,
+                }
+            });
+            entry.signatures += 1;
             if u.left == 0 {
                 self.lock(LockReason::BudgetSpent);
             }

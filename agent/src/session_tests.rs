@@ -256,3 +256,31 @@ fn the_session_remembers_the_bounds_it_was_opened_and_extended_with() {
     s.lock(LockReason::Command);
     assert_eq!(s.bounds(), None, "a locked agent has no bounds to renew");
 }
+
+/// Red-team round 19: programs were counted only while there was room for them, so after
+/// 1,024 one-off signers a program signing thousands of times was never counted, and `status`
+/// left it out. A new program takes the place of the one that signed least.
+#[test]
+fn a_program_that_signs_most_is_counted_however_many_came_before() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(100_000), secs(0), "soft".into());
+    let mut sign_as = |pid: u32| {
+        let who = Client {
+            pid,
+            exe: format!("/tmp/bot-{pid}"),
+        };
+        s.use_key("a", secs(1), &who, |c| Ok::<_, ()>(c.secret.expose().len()))
+            .map_err(|_| ())
+            .unwrap()
+            .unwrap();
+    };
+    for pid in 1..=crate::session::CLIENTS_KEPT as u32 + 10 {
+        sign_as(pid);
+    }
+    for _ in 0..50 {
+        sign_as(99_999);
+    }
+    let st = s.status(secs(1)).unwrap();
+    assert_eq!(st.clients.len(), crate::session::CLIENTS_KEPT);
+    let heavy = st.clients.iter().find(|c| c.pid == 99_999);
+    assert_eq!(heavy.map(|c| c.signatures), Some(50), "{heavy:?}");
+}
