@@ -535,10 +535,11 @@ impl Agent {
         }
         if let Some(p) = self.unlocker.pending() {
             warnings.push(format!(
-                "an {} asked by pid {} ({}) is under way (it asks for a touch on your token): unless you asked for it yourself, do not touch your token, and run `tapsign lock` (it then opens nothing, even if touched)",
+                "an {} asked by pid {} ({}) is under way (it asks for a touch on your token: {}): unless you asked for it yourself, do not touch your token, and run `tapsign lock` (it then opens nothing, even if touched)",
                 if p.extend { "extend" } else { "unlock" },
                 p.client.pid,
-                crate::audit::Shown(&p.client.exe)
+                crate::audit::Shown(&p.client.exe),
+                crate::audit::Shown(&p.asks)
             ));
         }
         if crate::harden::mlock_failed() {

@@ -69,11 +69,17 @@ pub enum AgentError {
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
     /// touch opens only what its own asker showed.
     #[error(
-        "another {} is waiting for a touch, asked by pid {pid} ({}): a touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out",
+        "another {} is waiting for a touch, asked by pid {pid} ({}): {}. A touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out",
         if *extend { "extend" } else { "unlock" },
-        crate::audit::Shown(exe)
+        crate::audit::Shown(exe),
+        crate::audit::Shown(asks)
     )]
-    UnlockPending { extend: bool, pid: u32, exe: String },
+    UnlockPending {
+        extend: bool,
+        pid: u32,
+        exe: String,
+        asks: String,
+    },
     /// `unlock` named a key the keystore does not hold (or holds damaged).
     #[error("no usable key named {0:?} in the keystore; `tapsign key list` shows the keys")]
     NoSuchKey(String),

@@ -119,6 +119,14 @@ const KEYS_SHOWN: usize = 8;
 /// grants before any name a client chose. `exe` is the client's program path.
 pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]) -> String {
     let program = shown(exe.rsplit('/').next().unwrap_or("?"), NAME_MAX);
+    format!(
+        "{}; asked by {program} (pid {pid})",
+        asks(extend, bounds, keys)
+    )
+}
+
+/// What an unlock (or an extend) asks for: the bounds, and the keys a new session opens.
+pub fn asks(extend: bool, bounds: &Bounds, keys: &[String]) -> String {
     let keys = match (extend, keys) {
         (true, _) => String::new(),
         (false, []) => ", every key".to_owned(),
@@ -135,7 +143,7 @@ pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]
         }
     };
     format!(
-        "{} a session for {}, {} signatures (idle {}){keys}; asked by {program} (pid {pid})",
+        "{} a session for {}, {} signatures (idle {}){keys}",
         if extend { "Extend" } else { "Open" },
         format_duration(bounds.ttl),
         bounds.max_signatures,

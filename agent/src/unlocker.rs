@@ -53,6 +53,8 @@ struct Held {
 pub struct Pending {
     pub client: Client,
     pub extend: bool,
+    /// What it asks for (`notify::asks`): the bounds, and the keys a new session opens.
+    pub asks: String,
 }
 
 /// The turn of the unlock that holds it; the next can start once it is dropped. It is held
@@ -323,6 +325,7 @@ mod tests {
                 exe: "/usr/bin/bot".into(),
             },
             extend,
+            asks: "Open a session".into(),
         }
     }
 

@@ -87,6 +87,14 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
             std::process::id()
         );
         assert!(trader.stderr.contains(&pid), "{trader:?}");
+        // And what it asks for (red-team round 19: a bot running `tapsign unlock` itself is
+        // named as the trader's own command would be).
+        assert!(
+            trader
+                .stderr
+                .contains("Open a session for 1d, 50000 signatures (idle 1h), every key"),
+            "{trader:?}"
+        );
         assert!(trader.stderr.contains("Do not touch"), "{trader:?}");
         assert!(
             trader

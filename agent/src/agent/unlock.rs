@@ -52,30 +52,11 @@ impl Agent {
         if let Some(why) = self.guard.why() {
             return Err(AgentError::Unguarded(why));
         }
-        let asked = Pending {
-            client: client.clone(),
-            extend: req.extend,
-        };
-        let turn = self
-            .unlocker
-            .turn(asked)
-            .map_err(|p| AgentError::UnlockPending {
-                extend: p.extend,
-                pid: p.client.pid,
-                exe: p.client.exe,
-            });
-        let turn = match turn {
-            Ok(turn) => turn,
-            Err(e) => {
-                // On record: a bot asking while the trader's unlock waits (or the other way
-                // round) shows in the log, with who asked.
-                self.unlock_refused(&e, client).await;
-                return Err(e);
-            }
-        };
         // An extend renews what the session was opened with; the request's values replace
         // only the bounds it names. (The configured defaults may be far wider than what the
-        // trader chose at unlock.)
+        // trader chose at unlock.) Worked out before the turn is taken, so that whoever is
+        // refused while this one waits hears what it asks for: a bot running `tapsign unlock`
+        // itself is named as `tapsign`, as the trader's own would be (red-team round 19).
         let opened_with = match (req.extend, self.session().bounds()) {
             (false, _) => None,
             (true, Some(b)) => Some(b),
@@ -90,6 +71,29 @@ impl Agent {
                 req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
             )
             .map_err(AgentError::Bounds)?;
+        let pending = Pending {
+            client: client.clone(),
+            extend: req.extend,
+            asks: crate::notify::asks(req.extend, &bounds, &req.keys),
+        };
+        let turn = self
+            .unlocker
+            .turn(pending)
+            .map_err(|p| AgentError::UnlockPending {
+                extend: p.extend,
+                pid: p.client.pid,
+                exe: p.client.exe,
+                asks: p.asks,
+            });
+        let turn = match turn {
+            Ok(turn) => turn,
+            Err(e) => {
+                // On record: a bot asking while the trader's unlock waits (or the other way
+                // round) shows in the log, with who asked.
+                self.unlock_refused(&e, client).await;
+                return Err(e);
+            }
+        };
         // Everything the touch grants, so the trader sees what a bot asked for: the bounds,
         // and the keys a new session opens.
         let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, &req.keys);
