@@ -75,6 +75,10 @@ pub struct Agent {
     /// Locks asked for, from any source, a session open or not: an unlock whose touch was
     /// pending when one came opens nothing (the trader locked the screen meanwhile).
     pub(crate) locks: std::sync::atomic::AtomicU64,
+    /// Sessions ended by their lifetime or idle time: a signature whose line is being written
+    /// then is withheld, as a lock withholds it; an unlock whose touch was pending is not
+    /// refused for it (the session it replaces ran out, nobody locked).
+    pub(crate) expiries: std::sync::atomic::AtomicU64,
     /// A signature spent the session's budget, and the end is not announced yet: that waits
     /// for the signature's line (so the log has it before the lock), unless an unlock replaces
     /// the session first, which then announces it (before its own `unlocked`).
@@ -116,6 +120,7 @@ impl Agent {
             signals: crate::watchdog::Signals::default(),
             guard: crate::watchdog::Guard::default(),
             locks: std::sync::atomic::AtomicU64::new(0),
+            expiries: std::sync::atomic::AtomicU64::new(0),
             budget_end: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -320,17 +325,19 @@ impl Agent {
         self.expire(now);
     }
 
-    /// End the session if its lifetime or idle time ran out by `now`, counted as a lock is
-    /// (under the session's lock): a signature whose line is still being written then is
-    /// withheld, as docs/protocol.md says of any end. Uncounted, one held up across the end
-    /// (the log's lock taken by another process) left seconds after `status` said the session
-    /// was over (red-team round 19). A budget's end is not one: its last signature spent it.
+    /// End the session if its lifetime or idle time ran out by `now`, counted (under the
+    /// session's lock, as a lock is) in `expiries`: a signature whose line is still being
+    /// written then is withheld, as docs/protocol.md says of any end. Uncounted, one held up
+    /// across the end (the log's lock taken by another process) left seconds after `status`
+    /// said the session was over (red-team round 19). A budget's end is not one: its last
+    /// signature spent it.
     pub(crate) fn expire(&self, now: Duration) {
         let expired = {
             let mut session = self.session();
             let expired = session.tick(now);
             if expired.is_some() {
-                self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                self.expiries
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             expired
         };
@@ -344,7 +351,13 @@ impl Agent {
         self.catch_up(now);
         // A lock counted from here on withholds the signature, even once it is checked and on
         // record (see below): only one already past that last look can leave after a lock.
-        let locks_before = self.locks.load(std::sync::atomic::Ordering::SeqCst);
+        let ends = || {
+            (
+                self.locks.load(std::sync::atomic::Ordering::SeqCst),
+                self.expiries.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        };
+        let ends_before = ends();
         let (signed, exchange, login, spent_now) = match self.sign_now(&req, client).await {
             Ok(s) => s,
             Err(e) => {
@@ -370,7 +383,7 @@ impl Agent {
         // A lock that came while the line was written (the screen locked, `tapsign lock`)
         // answers only once this line is written (it waits for the writer): the signature is
         // withheld, and the log says so after its `sign` line.
-        if self.locks.load(std::sync::atomic::Ordering::SeqCst) != locks_before {
+        if ends() != ends_before {
             let e = AgentError::LockedBeforeAnswer;
             if let Some(refusal) = line(&req).withheld(e.code(), &e.to_string()) {
                 self.audit.submit(refusal);

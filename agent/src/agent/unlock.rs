@@ -435,36 +435,39 @@ mod tests {
     /// Red-team round 19: a session ended by its lifetime (or idle time) did not count as a
     /// lock, so a signature whose line was held up across the end (another process holding
     /// the log's lock) left seconds after `status` said the session was over. Every end by a
-    /// deadline counts, wherever it is noticed.
+    /// deadline counts (in `expiries`, which withholds as `locks` does), wherever it is
+    /// noticed; it does not refuse an unlock whose touch was pending (nobody locked).
     #[tokio::test]
     async fn a_session_ended_by_a_deadline_counts_as_a_lock() {
         let dir = tempfile::tempdir().unwrap();
         let (agent, boot) = Agent::with_test_clock(dir.path());
         open_one(&agent).await;
-        let before = agent.locks.load(Ordering::SeqCst);
+        let before = agent.expiries.load(Ordering::SeqCst);
         agent.catch_up(agent.now());
-        assert_eq!(agent.locks.load(Ordering::SeqCst), before, "still open");
+        assert_eq!(agent.expiries.load(Ordering::SeqCst), before, "still open");
         boot.fetch_add(61, Ordering::SeqCst);
         agent.catch_up(agent.now());
         assert!(!agent.session().is_unlocked());
-        assert_ne!(
-            agent.locks.load(Ordering::SeqCst),
-            before,
-            "ended by its lifetime"
-        );
-        // Noticed by the reaper or the watchdog instead.
-        let before = agent.locks.load(Ordering::SeqCst);
-        agent
-            .opened(opened(), bounds(), &client(), before)
-            .await
-            .unwrap();
+        let after = agent.expiries.load(Ordering::SeqCst);
+        assert_ne!(after, before, "ended by its lifetime");
+        // Noticed by the reaper or the watchdog instead; an unlock whose touch was pending
+        // meanwhile still opens (nobody locked).
+        let locks = agent.locks.load(Ordering::SeqCst);
+        open_one(&agent).await;
         boot.fetch_add(61, Ordering::SeqCst);
-        agent.expire(agent.now());
+        let touched = agent
+            .after_touch(Ok(opened()), false, locks, &AtomicBool::new(false))
+            .unwrap();
         assert_ne!(
-            agent.locks.load(Ordering::SeqCst),
-            before,
+            agent.expiries.load(Ordering::SeqCst),
+            after,
             "ended by its idle time"
         );
+        agent
+            .opened(touched, bounds(), &client(), locks)
+            .await
+            .unwrap();
+        assert!(agent.session().is_unlocked());
     }
 
     /// An unlock replacing an open session told subscribers only `unlocked`: the old session
