@@ -556,7 +556,7 @@ impl Agent {
             ));
         }
         if crate::harden::mlock_failed() {
-            warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small): secrets may reach swap; raise the limit (ulimit -l, LimitMEMLOCK=)".into());
+            warnings.push("secret memory could not be locked (RLIMIT_MEMLOCK too small, or lowered by another process): an unlock opens nothing until the agent runs with room for it; restart it (its unit sets LimitMEMLOCK=, or raise ulimit -l)".into());
         }
         if !self.dbus_sources.screen_lock_live() {
             warnings.push(crate::locksource::NO_SCREEN_LOCK.into());

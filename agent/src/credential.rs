@@ -191,6 +191,15 @@ pub struct Credential {
     pub passphrase: Option<SecretString>,
 }
 
+impl Credential {
+    /// Whether every secret of it is in locked pages (never swapped out).
+    pub fn in_locked_memory(&self) -> bool {
+        self.api_key.is_locked()
+            && self.secret.is_locked()
+            && self.passphrase.as_ref().is_none_or(SecretString::is_locked)
+    }
+}
+
 /// Is `name` acceptable as a credential name? Names become file names and appear in logs.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

@@ -137,6 +137,11 @@ pub enum AgentError {
         "the agent is serving its maximum number of connections, the one kept for `tapsign status` and `tapsign lock` too; try again in a few seconds (`tapsign lock` signals the agent instead)"
     )]
     BusyAll,
+    /// The secrets an unlock opened could not be locked in memory.
+    #[error(
+        "the session's secrets could not be locked in memory (mlock refused; the agent's locked-memory limit is now {limit}): they could reach swap and stay there after the session ends, so nothing was opened. Another process of yours can lower a running agent's limit (prlimit); restart the agent, which its unit starts with LimitMEMLOCK=16M (or raise ulimit -l)"
+    )]
+    SecretsNotLocked { limit: String },
     /// The peer is another user, or cannot be identified.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -159,7 +164,9 @@ impl AgentError {
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
-            Worker | Unrecorded { .. } | Nonce(_) | Unguarded(_) => ErrorCode::Internal,
+            Worker | Unrecorded { .. } | Nonce(_) | Unguarded(_) | SecretsNotLocked { .. } => {
+                ErrorCode::Internal
+            }
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
             Busy | BusyAll | UnlockPending { .. } => ErrorCode::Busy,
             Forbidden(_) => ErrorCode::Forbidden,

@@ -55,6 +55,12 @@ mod locked {
     static LOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
     static MLOCK_FAILED: AtomicBool = AtomicBool::new(false);
 
+    #[cfg(test)]
+    thread_local! {
+        /// Tests: refuse this thread's `mlock`s, as a limit of 0 without CAP_IPC_LOCK does.
+        pub static FAIL_MLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     /// Bytes of secret memory currently locked.
     pub fn locked_bytes() -> usize {
         LOCKED_BYTES.load(Ordering::Relaxed)
@@ -104,6 +110,8 @@ mod locked {
             };
             // SAFETY: ptr..ptr+size is our own, page-aligned allocation.
             let locked = unsafe { rustix::mm::mlock(ptr.as_ptr().cast(), size) }.is_ok();
+            #[cfg(test)]
+            let locked = locked && !FAIL_MLOCK.with(std::cell::Cell::get);
             if locked {
                 LOCKED_BYTES.fetch_add(size, Ordering::Relaxed);
             } else if !MLOCK_FAILED.swap(true, Ordering::Relaxed) {
@@ -123,6 +131,12 @@ mod locked {
                 layout,
                 locked,
             }
+        }
+
+        /// Whether its pages are locked: one that is not may be swapped out, and a copy in
+        /// swap outlives the zeroing.
+        pub fn is_locked(&self) -> bool {
+            self.locked
         }
 
         pub fn as_slice(&self) -> &[u8] {
@@ -152,6 +166,8 @@ mod locked {
     }
 }
 
+#[cfg(test)]
+pub use locked::FAIL_MLOCK;
 pub use locked::{LockedBuf, locked_bytes, mlock_failed};
 
 #[cfg(test)]

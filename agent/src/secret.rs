@@ -21,6 +21,11 @@ impl SecretBytes {
     pub fn from_slice(bytes: &[u8]) -> Self {
         SecretBytes(LockedBuf::from_slice(bytes))
     }
+    /// Whether its pages are locked in memory ([`LockedBuf::is_locked`]).
+    pub fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+
     pub fn expose(&self) -> &[u8] {
         self.0.as_slice()
     }
@@ -46,6 +51,11 @@ impl SecretString {
     pub fn from_str_copy(s: &str) -> Self {
         SecretString(LockedBuf::from_slice(s.as_bytes()))
     }
+    /// Whether its pages are locked in memory ([`LockedBuf::is_locked`]).
+    pub fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+
     pub fn expose(&self) -> &str {
         // Built only from `str`s, so always UTF-8; the fallback is unreachable.
         std::str::from_utf8(self.0.as_slice()).unwrap_or_default()

@@ -245,6 +245,19 @@ impl Agent {
         client: &Client,
         locks_before: u64,
     ) -> Result<(), AgentError> {
+        // Secrets in pages that could not be locked may be swapped out, and a copy in swap
+        // outlives the session: nothing opens then. Any process of the user can lower a running
+        // agent's RLIMIT_MEMLOCK (prlimit), and the session opened anyway with a warning
+        // (red-team round 19). Dropped, the credentials opened are wiped.
+        if !o
+            .credentials
+            .iter()
+            .all(crate::credential::Credential::in_locked_memory)
+        {
+            return Err(AgentError::SecretsNotLocked {
+                limit: memlock_limit(),
+            });
+        }
         self.keystore_warnings(o.warnings);
         self.removal.opened_at(o.reader.clone());
         let names: Vec<String> = o.credentials.iter().map(|c| c.name.clone()).collect();
@@ -315,6 +328,15 @@ fn unlock_line(token: String, keys: Vec<String>, bounds: Bounds, client: &Client
         max_signatures: bounds.max_signatures,
         pid: client.pid,
         exe: client.exe.clone(),
+    }
+}
+
+/// The agent's RLIMIT_MEMLOCK now, as a message says it.
+fn memlock_limit() -> String {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock);
+    match limit.current {
+        Some(bytes) => format!("{bytes} bytes"),
+        None => "unlimited".into(),
     }
 }
 
@@ -468,6 +490,48 @@ mod tests {
             .await
             .unwrap();
         assert!(agent.session().is_unlocked());
+    }
+
+    /// Red-team round 19: any process of the user can lower a running agent's locked-memory
+    /// limit (`prlimit`), and the next session opened with its secrets in pages that can be
+    /// swapped out (and stay in swap after the lock), with only a warning. Nothing opens.
+    #[tokio::test]
+    async fn an_unlock_whose_secrets_are_not_locked_in_memory_opens_nothing() {
+        use crate::credential::{Credential, Exchange};
+        use crate::secret::{SecretBytes, SecretString};
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let cred = |name: &str| Credential {
+            name: name.into(),
+            exchange: Exchange::Binance,
+            api_key: SecretString::new("ak".into()),
+            secret: SecretBytes::from_slice(b"sk"),
+            passphrase: None,
+        };
+        let locked = cred("a");
+        crate::harden::FAIL_MLOCK.with(|f| f.set(true));
+        let swappable = cred("b");
+        crate::harden::FAIL_MLOCK.with(|f| f.set(false));
+        assert!(locked.in_locked_memory() && !swappable.in_locked_memory());
+        let touched = Opened {
+            credentials: vec![locked, swappable],
+            ..opened()
+        };
+        let e = agent
+            .opened(touched, bounds(), &client(), 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AgentError::SecretsNotLocked { .. }), "{e}");
+        assert!(e.to_string().contains("nothing was opened"), "{e}");
+        assert!(!agent.session().is_unlocked());
+        let touched = Opened {
+            credentials: vec![cred("a")],
+            ..opened()
+        };
+        if touched.credentials[0].in_locked_memory() {
+            agent.opened(touched, bounds(), &client(), 0).await.unwrap();
+            assert!(agent.session().is_unlocked());
+        }
     }
 
     /// An unlock replacing an open session told subscribers only `unlocked`: the old session
