@@ -181,6 +181,15 @@ impl AuditLog {
                     self.next_seq
                 )));
             }
+            // Only the agent writes the rest (`sign`, `lock`, `unlock`...): one appended by
+            // anyone else, chained, was taken in, and the record then held a lock or a signature
+            // that never happened, with `audit verify` intact (red-team round 19).
+            if whole && !written_by_commands(line) {
+                return Err(self.tampered(format!(
+                    "has a line {} of a kind only this agent writes, which it did not write",
+                    self.next_seq
+                )));
+            }
             if whole && keystore_record(line) {
                 // Checked to continue the chain: what it records is kept, so that an edit of
                 // the file later cannot change what this agent saw (`keystore::ledger::Witness`).
@@ -202,6 +211,25 @@ impl AuditLog {
         self.end = len;
         Ok(())
     }
+}
+
+/// The kinds of line tapsign's commands write to the log (the keystore's record); the agent
+/// writes every other kind itself.
+const COMMANDS_WRITE: [&str; 3] = ["key_change", "keystore", "key_refused"];
+
+/// Whether `line`'s event is of a kind tapsign's commands write ([`COMMANDS_WRITE`]).
+fn written_by_commands(line: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Kind {
+        event: Type,
+    }
+    #[derive(Deserialize)]
+    struct Type {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_slice::<Kind>(line)
+        .is_ok_and(|k| COMMANDS_WRITE.contains(&k.event.kind.as_str()))
 }
 
 /// The line may be a `key_change` or `keystore` record (other strings in a line are JSON

@@ -80,7 +80,11 @@ fn lines_another_tapsign_process_appends_join_the_chain() {
     let (_dir, path, mut agent) = fresh();
     // `tapsign key add` opens the same log, appends under the same lock, and goes.
     let mut cli = AuditLog::open(&path).unwrap();
-    cli.append(&lock("from the cli")).unwrap();
+    cli.append(&AuditEvent::KeyRefused {
+        name: "k".into(),
+        reason: "from the cli".into(),
+    })
+    .unwrap();
     drop(cli);
     agent.append(&lock("from the agent")).unwrap();
     assert_eq!(agent.checkpoint().seq, 5);
@@ -91,6 +95,20 @@ fn lines_another_tapsign_process_appends_join_the_chain() {
         }
         broken => panic!("{broken}"),
     }
+}
+
+/// Red-team round 19: a line of a kind only the agent writes (a `lock`, a `sign`), appended
+/// by another process and chained, was taken in, and the record held a lock or a signature
+/// that never happened with `audit verify` intact. Only the kinds tapsign's commands write
+/// are taken in.
+#[test]
+fn a_chained_line_of_a_kind_only_the_agent_writes_is_refused() {
+    let (_dir, path, mut agent) = fresh();
+    let mut other = AuditLog::open(&path).unwrap();
+    other.append(&lock("locked by `tapsign lock`")).unwrap();
+    drop(other);
+    let why = tampered(agent.append(&lock("from the agent")));
+    assert!(why.contains("of a kind only this agent writes"), "{why}");
 }
 
 #[test]

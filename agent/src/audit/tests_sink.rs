@@ -304,7 +304,12 @@ async fn refresh_takes_in_what_another_tapsign_process_appended() {
     let (_dir, path, sink) = sink(Flush::IncrementalAsync, &disk);
     sink.record(sign()).await.unwrap();
     let mut other = AuditLog::open(&path).unwrap();
-    other.append(&lock()).unwrap();
+    other
+        .append(&AuditEvent::KeyRefused {
+            name: "k".into(),
+            reason: "a command's line".into(),
+        })
+        .unwrap();
     assert_eq!(sink.head().map(|h| h.seq), Some(1));
     assert!(sink.refresh(Duration::from_secs(2)).await);
     assert_eq!(sink.head(), Some(other.checkpoint()));
