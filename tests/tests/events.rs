@@ -199,6 +199,28 @@ fn an_extend_that_names_keys_is_refused() {
     assert!(e.to_string().contains("keeps the session's keys"), "{e}");
 }
 
+/// Red-team round 19: a name given many times was opened as many times (holding the unlock's
+/// turn for seconds for 6,000 copies) and written as many times into the unlock's audit line.
+/// Each name counts once.
+#[test]
+fn an_unlock_naming_a_key_many_times_opens_it_once() {
+    let w = world();
+    let mut c = w.client();
+    let st = c
+        .unlock(tapsign_proto::UnlockRequest {
+            keys: vec!["b".into(); 500],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(st.session.unwrap().keys.len(), 1);
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let unlock = log
+        .lines()
+        .rfind(|l| l.contains("\"type\":\"unlock\""))
+        .unwrap();
+    assert!(unlock.contains("[\"b\"]"), "{unlock}");
+}
+
 /// An unlock during an open session replaced it with only a second `unlocked`: no `locked`
 /// for bots to close their websocket logins on, and no audit line ending the first session.
 /// The old session now ends as a lock ends it; an extend is no replacement.
