@@ -383,11 +383,17 @@ fn open_file(
     })
 }
 
+/// The most a keyslot file may hold: a token's description and a sealed vault key are a few
+/// hundred bytes.
+const MAX_KEYSLOT_BYTES: u64 = 64 * 1024;
+
 fn load_keyslot(path: PathBuf, stem: &str) -> Result<Keyslot, KeystoreError> {
-    let bytes = read_private(&path)?.ok_or_else(|| KeystoreError::NotFound {
-        what: "keyslot for token",
-        name: stem.into(),
-        path: path.clone(),
+    let bytes = files::read_private_within(&path, MAX_KEYSLOT_BYTES)?.ok_or_else(|| {
+        KeystoreError::NotFound {
+            what: "keyslot for token",
+            name: stem.into(),
+            path: path.clone(),
+        }
     })?;
     keyslot_from(path, stem, &bytes)
 }

@@ -244,3 +244,27 @@ fn a_keyslot_naming_a_key_under_another_id_is_damage() {
     );
     assert_eq!(e.path(), Some(to.as_path()));
 }
+
+/// Red-team round 19: a keyslot file is read by every `status` and unlock, and a sparse file
+/// of 8 MB (no disk used) was read whole, 1,500 of them 12 GB a `status`. A keyslot larger
+/// than any keyslot is refused unread.
+#[test]
+fn a_keyslot_far_larger_than_any_is_refused_unread() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = Fixture::new();
+    let junk = f.live().join("keyslots/junk.json");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&junk)
+        .unwrap();
+    file.set_len(100 * 1024).unwrap();
+    let slots = f.ks.keyslots().unwrap();
+    let e = slots
+        .iter()
+        .find_map(|s| s.as_ref().err())
+        .expect("the junk keyslot is an error");
+    assert!(e.to_string().contains("far larger"), "{e}");
+    assert_eq!(slots.iter().filter(|s| s.is_ok()).count(), 1);
+}
