@@ -1,7 +1,8 @@
 """The asyncio client: the same API as :class:`tapsign.Agent`, awaitable.
 
 An instance belongs to the event loop it first connects on. One request at a time goes over
-its connection (an ``asyncio.Lock``), so tasks may share it.
+its connection (an ``asyncio.Lock``), so tasks may share it. A forked child never uses its
+parent's connection; its first request, on the child's own event loop, opens one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import asyncio
 import os
 import select
 import socket
-from typing import Any, AsyncIterator, Dict, Optional, Sequence, Tuple
+import weakref
+from typing import Any, AsyncIterator, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from . import _wire, errors
 from ._wire import Event, SignedRequest, Status
@@ -18,7 +20,12 @@ from .client import DEFAULT_NAME, _closes
 
 __all__ = ["Agent"]
 
-_Conn = Tuple[asyncio.StreamReader, asyncio.StreamWriter]
+class _Conn(NamedTuple):
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    # The socket under the stream's transport, the very object it closes: a forked child
+    # closes it without the event loop (see Agent._forked).
+    sock: socket.socket
 
 
 class _Dropped(Exception):
@@ -37,7 +44,7 @@ async def _read_msg(reader: asyncio.StreamReader) -> Dict[str, Any]:
 
 
 async def _roundtrip(conn: _Conn, frame: bytes) -> Dict[str, Any]:
-    reader, writer = conn
+    reader, writer = conn.reader, conn.writer
     write_error: Optional[BaseException] = None
     try:
         writer.write(frame)
@@ -51,7 +58,7 @@ async def _roundtrip(conn: _Conn, frame: bytes) -> Dict[str, Any]:
 
 
 async def _close(conn: _Conn) -> None:
-    writer = conn[1]
+    writer = conn.writer
     writer.close()
     try:
         await writer.wait_closed()
@@ -107,8 +114,8 @@ async def _connect(where: _wire.SocketPath, name: str, timeout: Optional[float])
             agent = await asyncio.wait_for(_handshake(loop, sock, name), timeout)
         except asyncio.TimeoutError:
             raise errors.AgentTimeout(f"the agent did not answer hello within {timeout} s") from None
-        conn = await asyncio.open_unix_connection(sock=sock)
-        return conn, agent
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        return _Conn(reader, writer, sock), agent
     except BaseException:
         sock.close()
         raise
@@ -118,7 +125,7 @@ def _stale(conn: _Conn) -> bool:
     """Whether a kept connection may not carry the next request: the agent closed it (its idle
     timeout), or it holds bytes nobody asked for, which would be read as the next answer. Like
     the blocking client's check, it looks at what the stream has buffered and at the socket."""
-    reader, writer = conn
+    reader, writer = conn.reader, conn.writer
     if reader.at_eof() or writer.is_closing() or len(getattr(reader, "_buffer", b"")) > 0:
         return True
     sock = writer.get_extra_info("socket")
@@ -131,10 +138,22 @@ def _stale(conn: _Conn) -> bool:
     return bool(readable)
 
 
+# Every live Agent, for the fork hook below; weak, so an Agent is never kept alive by it.
+_LIVE: "weakref.WeakSet[Agent]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for agent in list(_LIVE):
+        agent._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Agent:
     """An asyncio connection to the tapsign agent; see :class:`tapsign.Agent` for what is
     retried after a dropped connection (``status``, ``lock``, ``sign``) and what never is
-    (``unlock``)."""
+    (``unlock``), and for what a forked child does."""
 
     def __init__(
         self,
@@ -148,7 +167,9 @@ class Agent:
         self._timeout = timeout
         self._lock: Optional[asyncio.Lock] = None
         self._conn: Optional[_Conn] = None
+        self._pid = 0  # the process that opened _conn
         self.agent: Optional[str] = None
+        _LIVE.add(self)
 
     @property
     def path(self) -> str:
@@ -175,11 +196,29 @@ class Agent:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _forked(self) -> None:
+        """In a forked child, before anything else runs: a task of the parent may have held the
+        lock, and the connection is the parent's."""
+        self._lock = None
+        self._forget()
+
+    def _forget(self) -> None:
+        """Give up a connection another process opened, without reading or writing on it and
+        without its event loop (the parent's, whose epoll the child shares): closing the socket
+        object closes this process's descriptor only, which leaves the parent's connection open
+        and the transport nothing to close later."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.sock.close()
+
     async def _ensure(self) -> _Conn:
+        if self._conn is not None and self._pid != os.getpid():
+            self._forget()  # _forked did this already, unless a fork ran no Python hooks
         if self._conn is not None and _stale(self._conn):
             await self._drop()  # closed by the agent while idle, or out of step
         if self._conn is None:
             self._conn, self.agent = await _connect(self._where, self._name, self._timeout)
+            self._pid = os.getpid()
         return self._conn
 
     async def _drop(self) -> None:
@@ -270,7 +309,7 @@ class Agent:
                 )
                 _wire.expect(answer, "subscribed")
                 while True:
-                    yield Event.from_wire(await asyncio.wait_for(_read_msg(conn[0]), timeout))
+                    yield Event.from_wire(await asyncio.wait_for(_read_msg(conn.reader), timeout))
             except asyncio.TimeoutError:
                 raise errors.AgentTimeout(f"no event within {timeout} s") from None
             except _Dropped as e:

@@ -1,4 +1,5 @@
-"""The blocking client: one connection, shared safely between threads."""
+"""The blocking client: one connection, shared safely between threads (not between processes:
+a forked child makes its own)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import select
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Dict, Iterator, Optional, Sequence
 
 from . import _wire, errors
@@ -120,6 +122,18 @@ def _is_stale(sock: socket.socket) -> bool:
     return bool(readable)
 
 
+# Every live Agent, for the fork hook below; weak, so an Agent is never kept alive by it.
+_LIVE: "weakref.WeakSet[Agent]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for agent in list(_LIVE):
+        agent._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Agent:
     """A connection to the tapsign agent.
 
@@ -131,6 +145,9 @@ class Agent:
     budget). ``unlock`` is never retried: it waits for a touch and may carry a PIN, and a
     repeat could spend a PIN attempt. ``unlock`` and ``events`` use their own connections, so
     neither blocks signing.
+
+    Fork-safe: a forked child never uses its parent's connection (both would read each other's
+    answers); its first request opens one of its own.
 
     ``timeout`` bounds each answer, from sending the request to its last byte (``None``: wait
     forever); ``unlock`` waits for a human and
@@ -149,7 +166,9 @@ class Agent:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
+        self._pid = 0  # the process that opened _sock
         self.agent: Optional[str] = None  # the agent's self-description, after hello
+        _LIVE.add(self)
 
     @property
     def path(self) -> str:
@@ -173,11 +192,27 @@ class Agent:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _forked(self) -> None:
+        """In a forked child, before anything else runs: a thread of the parent may have held
+        the lock, and no thread here will release it; and the connection is the parent's."""
+        self._lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Give up a connection another process opened, without reading or writing on it:
+        closing this process's descriptor leaves the connection open for its owner."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
     def _ensure(self) -> socket.socket:
+        if self._sock is not None and self._pid != os.getpid():
+            self._forget()  # _forked did this already, unless a fork ran no Python hooks
         if self._sock is not None and _is_stale(self._sock):
             self._drop()
         if self._sock is None:
             self._sock, self.agent = connect_socket(self._where, self._name, self._timeout)
+            self._pid = os.getpid()
         return self._sock
 
     def _drop(self) -> None:
