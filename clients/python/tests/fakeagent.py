@@ -230,3 +230,16 @@ def extra_frame_after_first_answer(conn: Conn, n: int) -> None:
     conn.send(signed(msg))
     conn.send(signed({**msg, "path": "/extra"}))
     serve_forever_after_hello(conn)
+
+
+def answers_another_request(conn: Conn, n: int) -> None:
+    """Connection 0 answers its first `sign` with another process's signed request (the same
+    path, the other side's order), as a connection shared across a fork does; then serves."""
+    if n > 0:
+        return serve_forever(conn, n)
+    conn.hello()
+    msg = conn.read()
+    if msg is None:
+        return
+    conn.send(signed({**msg, "query": msg["query"].replace("BUY", "SELL"), "body": msg["body"].replace("BUY", "SELL")}))
+    serve_forever_after_hello(conn)

@@ -151,3 +151,17 @@ def test_a_signed_answer_with_a_path_off_the_root_is_a_protocol_error(fake: Fake
 def test_a_signed_answer_without_a_string_query_is_a_protocol_error(fake: FakeAgent) -> None:
     with pytest.raises(tapsign.ProtocolError):
         asyncio.run(tapsign.aio.Agent(fake.path).sign("k", "GET", "/api/v3/order"))
+
+
+@using(fakeagent.answers_another_request)
+def test_an_answer_to_another_request_is_a_protocol_error_and_closes_the_connection(fake: FakeAgent) -> None:
+    order = "symbol=BTCUSDT&side=BUY&quantity=1"
+
+    async def go() -> str:
+        a = tapsign.aio.Agent(fake.path)
+        with pytest.raises(tapsign.ProtocolError):
+            await a.sign("k", "POST", "/api/v3/order", body=order)
+        return (await a.sign("k", "POST", "/api/v3/order", body=order)).body
+
+    assert asyncio.run(go()) == order
+    assert fake.connections == 2, "the next request went on a new connection"

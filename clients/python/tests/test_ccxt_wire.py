@@ -15,9 +15,6 @@ import tapsign
 from fakeagent import Conn, FakeAgent, using
 from tapsign.ccxt import _rules, attach
 
-# The query the fake agent signs, per path: what a bot's call made it (or, for Bybit, a query
-# that holds a literal percent-encoding, as a bot's own pre-encoded value does).
-SIGNED_QUERY = {"/v5/order/realtime": "orderLinkId=a%41b"}
 HEADERS = {
     "upbit": {"Authorization": "Bearer fake"},
     "bybit": {"X-BAPI-API-KEY": "k", "X-BAPI-TIMESTAMP": "1", "X-BAPI-RECV-WINDOW": "5000", "X-BAPI-SIGN": "s"},
@@ -25,7 +22,7 @@ HEADERS = {
 
 
 def signer(conn: Conn, n: int) -> None:
-    """hello, then sign every request: its query (or SIGNED_QUERY's) and the exchange's headers."""
+    """hello, then sign every request: its query and body as sent, and the exchange's headers."""
     if not conn.hello():
         return
     while True:
@@ -33,7 +30,20 @@ def signer(conn: Conn, n: int) -> None:
         if msg is None:
             return
         conn.send({"type": "signed", "method": msg["method"], "path": msg["path"],
-                   "query": SIGNED_QUERY.get(msg["path"], msg["query"]), "body": msg["body"],
+                   "query": msg["query"], "body": msg["body"],
+                   "headers": HEADERS[msg["key"]]})
+
+
+def signs_another_market(conn: Conn, n: int) -> None:
+    """hello, then answer every request with another request's signed answer (another market)."""
+    if not conn.hello():
+        return
+    while True:
+        msg = conn.read()
+        if msg is None:
+            return
+        conn.send({"type": "signed", "method": msg["method"], "path": msg["path"],
+                   "query": msg["query"].replace("KRW-BTC", "KRW-ETH"), "body": msg["body"],
                    "headers": HEADERS[msg["key"]]})
 
 
@@ -98,10 +108,20 @@ def test_upbit_array_query_goes_out_as_signed(fake: FakeAgent, http: RawHttp) ->
 def test_bybit_percent_encoding_goes_out_as_signed(fake: FakeAgent, http: RawHttp) -> None:
     ex = attached(ccxt.bybit, "bybit", fake, http, {"options": {"enableUnifiedAccount": True, "enableUnifiedMargin": False}})
     try:
-        ex.private_get_v5_order_realtime({"category": "linear"})
+        # ccxt puts Bybit's values in the query as they are: a bot's own pre-encoded value.
+        ex.private_get_v5_order_realtime({"orderLinkId": "a%41b"})
     except ccxt.BaseError:
         pass  # the answer is not Bybit's; the request line is what counts
     assert http.lines == [b"GET /v5/order/realtime?orderLinkId=a%41b HTTP/1.1"]
+
+
+@using(signs_another_market)
+def test_an_answer_to_another_request_is_never_sent(fake: FakeAgent, http: RawHttp) -> None:
+    ex = attached(ccxt.upbit, "upbit", fake, http)
+    with pytest.raises(ccxt.ExchangeError) as raised:
+        ex.private_get_orders_open({"market": "KRW-BTC"})
+    assert isinstance(raised.value, tapsign.ProtocolError)
+    assert http.lines == [], "nothing is sent"
 
 
 @using(signer)

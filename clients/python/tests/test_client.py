@@ -353,3 +353,33 @@ def test_bytes_nobody_asked_for_make_the_next_request_reconnect(fake: FakeAgent)
     time.sleep(0.2)
     assert a.sign("k", "GET", "/second").path == "/second"
     assert fake.connections == 2
+
+
+@using(fakeagent.answers_another_request)
+def test_an_answer_to_another_request_is_a_protocol_error_and_closes_the_connection(fake: FakeAgent) -> None:
+    a = tapsign.Agent(fake.path)
+    order = "symbol=BTCUSDT&side=BUY&quantity=1"
+    with pytest.raises(tapsign.ProtocolError) as raised:
+        a.sign("k", "POST", "/api/v3/order", body=order)
+    assert "side=SELL" in str(raised.value) and "not the answer to this request" in str(raised.value)
+    assert a.sign("k", "POST", "/api/v3/order", body=order).body == order
+    assert fake.connections == 2, "the next request went on a new connection"
+
+
+def test_the_agents_answers_are_its_requests_answers(fresh_world: World) -> None:
+    # What agent/src/sign/*.rs adds and where, as the answer check expects it (tests/test_wire.py
+    # has the shapes): Binance's recvWindow under a cap below 5000, and after a bot's own
+    # timestamp only the signature; Kraken's nonce first in a form body and a JSON one.
+    fresh_world.stop()
+    fresh_world.config("[signing]\nrecv_window_cap_ms = 3000\n")
+    fresh_world.add_key("kraken-main", "kraken", creds.KRAKEN)
+    fresh_world.start()
+    fresh_world.unlock()
+    a = tapsign.Agent(fresh_world.sock)
+    order = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1"
+    s = a.sign("binance-main", "POST", "/api/v3/order", body=order)
+    assert s.body.startswith(order + "&recvWindow=3000&timestamp=")
+    stamped = f"{order}&recvWindow=2000&timestamp={int(time.time() * 1000)}"
+    assert a.sign("binance-main", "POST", "/api/v3/order", body=stamped).body.startswith(stamped + "&signature=")
+    assert a.sign("kraken-main", "POST", "/0/private/CancelOrderBatch", body='{"orders":["O1"]}').body.startswith('{"nonce":"')
+    assert a.sign("kraken-main", "POST", "/0/private/CancelOrder", body="txid=O1").body.startswith("nonce=")

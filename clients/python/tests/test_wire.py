@@ -128,3 +128,86 @@ def test_signed_url_joins_without_a_question_mark_when_there_is_no_query() -> No
     assert s.url("https://api.upbit.com") == "https://api.upbit.com/v1/accounts"
     s = tapsign.SignedRequest("GET", "/v1/orders", "market=KRW-BTC&states[]=wait", "", {})
     assert s.url("https://api.upbit.com/") == "https://api.upbit.com/v1/orders?market=KRW-BTC&states[]=wait"
+
+
+# ---------------------------------------------------------------- which request an answer is for
+
+HEX = "ab49a552077a94d691d8775442963d0c6f390bdc72854cbb2aed02feff5a1c7b"
+ED = "Zm9v" * 21 + "%2B%2F%3D%3D"  # 86 base64 characters and `==`, percent-encoded
+ORDER = "symbol=BTCUSDT&side=BUY&quantity=1"
+
+
+def answer(method: str, path: str, query: str, body: str, headers: "dict | None" = None) -> tapsign.SignedRequest:
+    return tapsign.SignedRequest(method, path, query, body, {"X-Fake": "k"} if headers is None else headers)
+
+
+# (request: method, path, query, body; the answer's query and body), as agent/src/sign/*.rs
+# returns them.
+THE_AGENTS_ANSWERS = [
+    # Unchanged: every exchange but Binance and Kraken signs in headers.
+    (("GET", "/v5/order/realtime", "category=linear", ""), ("category=linear", "")),
+    (("POST", "/api/v5/trade/order", "", '{"instId":"BTC-USDT"}'), ("", '{"instId":"BTC-USDT"}')),
+    # Binance: appended to the body when there is one, else to the query.
+    (("GET", "/api/v3/openOrders", "symbol=BTCUSDT", ""),
+     (f"symbol=BTCUSDT&timestamp=1795600000000&signature={HEX}", "")),
+    (("GET", "/api/v3/account", "", ""), (f"timestamp=1&signature={HEX}", "")),
+    (("POST", "/api/v3/order", "", ORDER), ("", f"{ORDER}&timestamp=1&signature={ED}")),
+    (("POST", "/api/v3/order", "a=1", ORDER), ("a=1", f"{ORDER}&recvWindow=3000&timestamp=1&signature={HEX}")),
+    # ... recvWindow only when the bot sent none, timestamp exactly when it sent none.
+    (("POST", "/api/v3/order", "", ORDER + "&recvWindow=2000"), ("", f"{ORDER}&recvWindow=2000&timestamp=1&signature={HEX}")),
+    (("POST", "/api/v3/order", "", ORDER + "&%54imestamp=1"), ("", f"{ORDER}&%54imestamp=1&signature={HEX}")),
+    # Kraken: POST without a query, the nonce first in the body.
+    (("POST", "/0/private/Balance", "", ""), ("", "nonce=17")),
+    (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("", "nonce=17&txid=O1")),
+    (("POST", "/0/private/CancelOrderBatch", "", '{"orders":["O1"]}'), ("", '{"nonce":"17","orders":["O1"]}')),
+    (("POST", "/0/private/CancelOrderBatch", "", ' \n{ "orders":["O1"]} '), ("", '{"nonce":"17","orders":["O1"]} ')),
+    (("POST", "/0/private/Balance", "", "{ }"), ("", '{"nonce":"17"}')),
+]
+
+
+@pytest.mark.parametrize("sent, got", THE_AGENTS_ANSWERS, ids=[f"{s[1]} {s[2]!r} {s[3]!r}" for s, _ in THE_AGENTS_ANSWERS])
+def test_the_agents_answer_to_a_request_is_taken(sent: tuple, got: tuple) -> None:
+    _wire.check_answers(_wire.sign("k", *sent), answer(sent[0], sent[1], *got))
+
+
+def test_the_golden_answer_answers_the_golden_request() -> None:
+    sent = decode_frame(golden("request_sign_get_query"))
+    _wire.SignedRequest.from_wire(decode_frame(golden("response_signed_headers")), sent)
+
+
+# Answers to other requests: what a connection out of step (shared by forked processes) reads.
+ANOTHER_REQUESTS = [
+    (("POST", "/api/v3/order", "", ORDER), ("GET", "/api/v3/order", "", ORDER)),
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/openOrders", "", ORDER)),
+    (("GET", "/v5/order/realtime", "category=linear", ""), ("GET", "/v5/order/realtime", "category=spot", "")),
+    (("POST", "/api/v5/trade/order", "", '{"side":"buy"}'), ("POST", "/api/v5/trade/order", "", '{"side":"sell"}')),
+    # Binance: another order, signed; the bot's order with a parameter more; in the wrong part.
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/order", "", f"{ORDER[:-1]}2&timestamp=1&signature={HEX}")),
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/order", "", f"{ORDER}&price=1&timestamp=1&signature={HEX}")),
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/order", f"timestamp=1&signature={HEX}", ORDER)),
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/order", "", f"{ORDER}&timestamp=1&signature={HEX[:-1]}")),
+    # ... a timestamp the agent would not have added, or left out.
+    (("POST", "/api/v3/order", "", ORDER + "&timestamp=1"), ("POST", "/api/v3/order", "", f"{ORDER}&timestamp=1&timestamp=2&signature={HEX}")),
+    (("POST", "/api/v3/order", "", ORDER), ("POST", "/api/v3/order", "", f"{ORDER}&signature={HEX}")),
+    (("POST", "/api/v3/order", "", ORDER + "&recvWindow=1"), ("POST", "/api/v3/order", "", f"{ORDER}&recvWindow=1&recvWindow=2&timestamp=1&signature={HEX}")),
+    # Kraken: another body after the nonce, or a nonce that is not one.
+    (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("POST", "/0/private/CancelOrder", "", "nonce=17&txid=O2")),
+    (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("POST", "/0/private/CancelOrder", "", "nonce=x&txid=O1")),
+    (("POST", "/0/private/CancelOrderBatch", "", '{"orders":["O1"]}'), ("POST", "/0/private/CancelOrderBatch", "", '{"nonce":"17","orders":["O2"]}')),
+]
+
+
+@pytest.mark.parametrize("sent, got", ANOTHER_REQUESTS, ids=[f"{g[0]} {g[1]} {g[2]!r} {g[3]!r}" for _, g in ANOTHER_REQUESTS])
+def test_an_answer_to_another_request_is_a_protocol_error(sent: tuple, got: tuple) -> None:
+    with pytest.raises(tapsign.ProtocolError) as raised:
+        _wire.check_answers(_wire.sign("k", *sent), answer(*got))
+    assert "not the answer to this request" in str(raised.value)
+
+
+def test_a_ws_login_answer_has_no_query_and_no_headers() -> None:
+    sent = _wire.sign("k", "GET", "/v5/private", kind="ws_login")
+    _wire.check_answers(sent, answer("GET", "/v5/private", "", '{"op":"auth","args":[]}', {}))
+    for got in (answer("GET", "/v5/private", "a=1", "{}", {}), answer("GET", "/v5/private", "", "{}"),
+                answer("GET", "/realtime", "", "{}", {})):
+        with pytest.raises(tapsign.ProtocolError):
+            _wire.check_answers(sent, got)

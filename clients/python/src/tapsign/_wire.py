@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import unquote_to_bytes
 
 from . import errors
 
@@ -156,10 +158,11 @@ class SignedRequest:
         return base.rstrip("/") + self.path + ("?" + self.query if self.query else "")
 
     @classmethod
-    def from_wire(cls, msg: Dict[str, Any]) -> "SignedRequest":
+    def from_wire(cls, msg: Dict[str, Any], sent: Optional[Mapping[str, Any]] = None) -> "SignedRequest":
         """Checks the answer is what the bot may send as it is: every field a string (never
         ``None`` made into ``'None'``), and a path from the host's root (``@evil.example/x``
-        appended to a base URL would name another host)."""
+        appended to a base URL would name another host); with ``sent``, that it answers that
+        ``sign`` request (:func:`check_answers`)."""
         expect(msg, "signed")
         fields = []
         for name in ("method", "path", "query", "body"):
@@ -178,7 +181,98 @@ class SignedRequest:
             raise errors.ProtocolError(
                 f"the agent's signed answer has a path that does not start with '/': {fields[1][:80]!r}"
             )
-        return cls(*fields, dict(headers))
+        signed = cls(*fields, dict(headers))
+        if sent is not None:
+            check_answers(sent, signed)
+        return signed
+
+
+def check_answers(sent: Mapping[str, Any], signed: SignedRequest) -> None:
+    """Checks that ``signed`` is the answer to the ``sign`` request ``sent``: same method and
+    path, and the bot's query and body as docs/protocol.md and docs/exchanges.md say the agent
+    returns them. A connection whose answers belong to other requests (one shared by forked
+    processes, say) would otherwise hand the bot another order, signed, as its own.
+
+    The answer does not name the key, so the same request signed with another key of the same
+    exchange passes; only the connection being this process's own prevents that."""
+    if (signed.method, signed.path) != (sent["method"], sent["path"]):
+        raise _not_ours(f"{signed.method} {signed.path[:80]}", f"{sent['method']} {sent['path'][:80]}")
+    query, body = sent["query"], sent["body"]
+    if sent.get("kind", "rest") == "ws_login":
+        # The login message is the body; the agent adds no query and no headers.
+        if signed.query or signed.headers:
+            raise errors.ProtocolError(
+                "the agent's ws_login answer has a query or headers, which a login never has: "
+                "it is not the answer to this request"
+            )
+        return
+    got = (signed.query, signed.body)
+    if got == (query, body) or _binance_shape(query, body, got) or _kraken_shape(sent, got):
+        return
+    part = "query" if signed.query != query else "body"
+    raise _not_ours(f"{part} {getattr(signed, part)[:80]!r}", f"{part} {sent[part][:80]!r}")
+
+
+def _not_ours(got: str, sent: str) -> errors.ProtocolError:
+    return errors.ProtocolError(
+        f"the agent's signed answer ({got}) is not the answer to this request ({sent}): the "
+        "connection is out of step, and it is closed"
+    )
+
+
+# Binance (agent/src/sign/binance.rs): the agent appends `recvWindow` (only when the bot sent
+# none), `timestamp` (only when the bot sent none) and always `signature`, in that order, to
+# the body when there is one, else to the query. The signature is lowercase hex HMAC-SHA256,
+# or an Ed25519 signature in base64 with `+`, `/`, `=` percent-encoded.
+_BINANCE_ADDED = re.compile(
+    r"(recvWindow=[0-9]+&)?(timestamp=[0-9]+&)?"
+    r"signature=(?:[0-9a-f]{64}|(?:[A-Za-z0-9]|%2B|%2F){86}%3D%3D)"
+)
+
+
+def _binance_shape(query: str, body: str, got: "tuple[str, str]") -> bool:
+    mine, unchanged, added = (body, query, got[1]) if body else (query, body, got[0])
+    if (got[0] if body else got[1]) != unchanged:
+        return False
+    if mine:
+        if not added.startswith(mine + "&"):
+            return False
+        added = added[len(mine) + 1 :]
+    m = _BINANCE_ADDED.fullmatch(added)
+    if m is None:
+        return False
+    # Names as the agent finds them: percent-decoded once, compared without ASCII case.
+    names = {_name(piece) for part in (query, body) for piece in part.split("&") if piece}
+    if m.group(1) and "recvwindow" in names:
+        return False
+    return (m.group(2) is None) == ("timestamp" in names)
+
+
+def _name(pair: str) -> str:
+    name = unquote_to_bytes(pair.split("=", 1)[0]).decode("utf-8", "replace")
+    return name.lower() if name.isascii() else name
+
+
+# Kraken (agent/src/sign/kraken.rs): POST with no query; the agent's nonce goes first in the
+# body, `nonce=<n>&` before a form body, `"nonce":"<n>"` as the first member of a JSON object.
+_JSON_SPACE = " \t\n\r"
+_NONCE = re.compile(r"[0-9]+")
+
+
+def _kraken_shape(sent: Mapping[str, Any], got: "tuple[str, str]") -> bool:
+    if sent["method"] != "POST" or sent["query"] or got[0]:
+        return False
+    body, signed = sent["body"], got[1]
+    trimmed = body.lstrip(_JSON_SPACE)
+    if trimmed.startswith("{"):
+        # The agent signs only a body that is a JSON object, so its spaces are JSON's.
+        rest = trimmed[1:].lstrip(_JSON_SPACE)
+        head, tail = '{"nonce":"', '"' + ("" if rest.startswith("}") else ",") + rest
+    else:
+        head, tail = "nonce=", ("&" + body if body else "")
+    if not (signed.startswith(head) and signed.endswith(tail)):
+        return False
+    return _NONCE.fullmatch(signed[len(head) : len(signed) - len(tail)]) is not None
 
 
 @dataclass(frozen=True)

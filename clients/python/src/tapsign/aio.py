@@ -12,13 +12,16 @@ import os
 import select
 import socket
 import weakref
-from typing import Any, AsyncIterator, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from . import _wire, errors
 from ._wire import Event, SignedRequest, Status
 from .client import DEFAULT_NAME, _closes
 
 __all__ = ["Agent"]
+
+T = TypeVar("T")
+
 
 class _Conn(NamedTuple):
     reader: asyncio.StreamReader
@@ -226,13 +229,15 @@ class Agent:
         if conn is not None:
             await _close(conn)
 
-    async def _call(self, msg: Dict[str, Any], retry: bool) -> Dict[str, Any]:
+    async def _call(self, msg: Dict[str, Any], retry: bool, read: Callable[[Dict[str, Any]], T]) -> T:
+        """One round trip; ``read`` makes the answer into its result under the lock (see
+        :meth:`tapsign.Agent._call`)."""
         frame = _wire.encode(msg)
         async with self._guard():
             for attempt in range(2):
                 conn = await self._ensure()
                 try:
-                    return await asyncio.wait_for(_roundtrip(conn, frame), self._timeout)
+                    return read(await asyncio.wait_for(_roundtrip(conn, frame), self._timeout))
                 except asyncio.TimeoutError:
                     await self._drop()
                     raise errors.AgentTimeout(
@@ -259,10 +264,10 @@ class Agent:
         return self.agent or ""
 
     async def status(self) -> Status:
-        return Status.from_wire(await self._call({"type": "status"}, retry=True))
+        return await self._call({"type": "status"}, True, Status.from_wire)
 
     async def lock(self) -> None:
-        _wire.expect(await self._call({"type": "lock"}, retry=True), "locked")
+        await self._call({"type": "lock"}, True, lambda answer: _wire.expect(answer, "locked"))
 
     async def sign(
         self,
@@ -274,7 +279,7 @@ class Agent:
         kind: str = "rest",
     ) -> SignedRequest:
         msg = _wire.sign(key, method, path, query, body, kind)
-        return SignedRequest.from_wire(await self._call(msg, retry=True))
+        return await self._call(msg, True, lambda answer: SignedRequest.from_wire(answer, msg))
 
     async def unlock(
         self,

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, TypeVar
 
 from . import _wire, errors
 from ._wire import Event, SignedRequest, Status
@@ -17,6 +17,8 @@ from ._wire import Event, SignedRequest, Status
 __all__ = ["Agent", "connect_socket"]
 
 DEFAULT_NAME = "tapsign-python/0.1.0"
+
+T = TypeVar("T")
 
 
 def _recv_exact(sock: socket.socket, n: int, deadline: Optional[float]) -> bytes:
@@ -222,13 +224,15 @@ class Agent:
             finally:
                 self._sock = None
 
-    def _call(self, msg: Dict[str, Any], retry: bool) -> Dict[str, Any]:
+    def _call(self, msg: Dict[str, Any], retry: bool, read: Callable[[Dict[str, Any]], T]) -> T:
+        """One round trip; ``read`` makes the answer into its result, under the lock, so an
+        answer it finds out of step closes the connection before anyone sends on it again."""
         frame = _wire.encode(msg)
         with self._lock:
             for attempt in range(2):
                 sock = self._ensure()
                 try:
-                    return _roundtrip(sock, frame)
+                    return read(_roundtrip(sock, frame))
                 except socket.timeout:
                     self._drop()  # an answer may still come: this connection is out of step
                     raise errors.AgentTimeout(
@@ -258,11 +262,11 @@ class Agent:
         return self.agent or ""
 
     def status(self) -> Status:
-        return Status.from_wire(self._call({"type": "status"}, retry=True))
+        return self._call({"type": "status"}, True, Status.from_wire)
 
     def lock(self) -> None:
         """End the session now and wipe its secrets (a no-op when locked)."""
-        _wire.expect(self._call({"type": "lock"}, retry=True), "locked")
+        self._call({"type": "lock"}, True, lambda answer: _wire.expect(answer, "locked"))
 
     def sign(
         self,
@@ -273,9 +277,11 @@ class Agent:
         body: str = "",
         kind: str = "rest",
     ) -> SignedRequest:
-        """Have the agent sign what you are about to send; send its answer byte for byte."""
+        """Have the agent sign what you are about to send; send its answer byte for byte. An
+        answer that is not this request's (another method, path, query or body than the agent
+        returns for it) is a ``ProtocolError``."""
         msg = _wire.sign(key, method, path, query, body, kind)
-        return SignedRequest.from_wire(self._call(msg, retry=True))
+        return self._call(msg, True, lambda answer: SignedRequest.from_wire(answer, msg))
 
     def unlock(
         self,
