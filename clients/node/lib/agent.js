@@ -11,7 +11,10 @@
 // the idle-connection timeout), the next call opens a new one; a call whose reused connection
 // turns out to be closed before any answer is sent once more on a fresh one. A fresh
 // connection that fails is reported (AgentNotRunning, ConnectionLost), never retried in a loop.
+// An answer out of step (of the wrong type, or a `signed` for another request) is a
+// ProtocolError, and its connection is closed: what comes next on it is not ours either.
 
+const { checkAnswers } = require('./answer');
 const { open, expect } = require('./connection');
 const { socketPath } = require('./socket');
 const { ConnectionLost, ProtocolError } = require('./errors');
@@ -113,7 +116,7 @@ class Agent {
     const msg = { type: 'sign', key, method, path, query, body };
     // "rest" is the default and left out, as the Rust client does.
     if (kind !== 'rest') msg.kind = kind;
-    return new SignedRequest(checkSigned(await this._call(msg, 'signed')));
+    return new SignedRequest(await this._call(msg, 'signed', (reply) => checkAnswers(msg, checkSigned(reply))));
   }
 
   /**
@@ -158,17 +161,22 @@ class Agent {
     return this._conn;
   }
 
-  _call(msg, want) {
+  /** One round trip; `read` checks the answer in turn, so one out of step closes the connection first. */
+  _call(msg, want, read = (reply) => reply) {
     return this._serial(async () => {
       for (let attempt = 0; ; attempt++) {
         const reused = this._conn !== null && this._conn.usable;
         const conn = await this._connection();
         try {
-          return expect(await conn.request(msg, this.timeout), want);
+          return read(expect(await conn.request(msg, this.timeout), want));
         } catch (e) {
           // The agent closed a kept-open connection (restart, idle timeout) before answering:
           // nothing was answered, so send it once more on a new connection.
           if (e instanceof ConnectionLost && reused && attempt === 0) continue;
+          if (e instanceof ProtocolError) {
+            conn.close();
+            if (this._conn === conn) this._conn = null;
+          }
           throw e;
         }
       }

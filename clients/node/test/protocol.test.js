@@ -50,7 +50,11 @@ test('the Agent sends the golden request frames byte for byte', async () => {
         unlock: 'response_unlocked',
         subscribe: 'response_subscribed',
       };
-      peer.send(golden(answers[msg.type]));
+      // The golden answer is binance-spot's; another request gets its own back.
+      const { type, key, kind, ...request } = msg;
+      void kind;
+      const own = { type: 'signed', ...request, headers: { 'X-Fake': String(key) } };
+      peer.send(type === 'sign' && key !== 'binance-spot' ? own : golden(answers[type]));
     }
   });
   const agent = new Agent({ path: fake.path, client: 'mybot/1.2' });
@@ -302,7 +306,7 @@ test('concurrent calls on one Agent go one at a time and each gets its own answe
       most = Math.max(most, inFlight);
       await new Promise((r) => setTimeout(r, Math.random() * 5));
       inFlight--;
-      return { type: 'signed', method: msg.method, path: msg.path, query: `${msg.query}&sig=1`, body: '', headers: {} };
+      return { type: 'signed', method: msg.method, path: msg.path, query: msg.query, body: '', headers: { sig: msg.query } };
     }),
   );
   const agent = new Agent({ path: fake.path });
@@ -310,7 +314,7 @@ test('concurrent calls on one Agent go one at a time and each gets its own answe
     const results = await Promise.all(
       Array.from({ length: 40 }, (_, i) => agent.sign('k', 'GET', '/p', { query: `i=${i}` })),
     );
-    results.forEach((s, i) => assert.equal(s.query, `i=${i}&sig=1`));
+    results.forEach((s, i) => assert.equal(s.headers.sig, `i=${i}`));
     assert.equal(most, 1, 'the agent never saw a second request before answering the first');
     assert.equal(fake.peers.length, 1, 'one shared connection');
   } finally {
@@ -338,7 +342,7 @@ test('a waiting unlock does not hold up status and sign on the same Agent', asyn
   try {
     const unlocking = agent.unlock();
     assert.equal((await agent.status()).state, 'locked');
-    await agent.sign('binance-spot', 'GET', '/api/v3/openOrders');
+    await agent.sign('binance-spot', 'GET', '/api/v3/openOrders', { query: 'symbol=BTCUSDT' });
     release();
     assert.equal((await unlocking).state, 'unlocked');
   } finally {
@@ -471,6 +475,7 @@ test('ws_login is sent as kind "ws_login"; rest is left out of the frame', async
   const fake = await fakeAgent(
     serve((msg) => {
       sent.push(msg);
+      if (msg.kind !== 'ws_login') return { type: 'signed', method: msg.method, path: msg.path, query: '', body: '', headers: { k: '1' } };
       return { type: 'signed', method: 'GET', path: msg.path, query: '', body: '{"op":"auth"}', headers: {} };
     }),
   );
@@ -523,7 +528,7 @@ test('a signed answer that cannot be sent as it is is a ProtocolError', async ()
     const fake = await fakeAgent(serve(() => ({ ...good, ...change })));
     const agent = new Agent({ path: fake.path });
     try {
-      await assert.rejects(agent.sign('k', 'GET', '/api/v3/order'), tapsign.ProtocolError, JSON.stringify(change));
+      await assert.rejects(agent.sign('k', 'GET', '/api/v3/order', { query: 'a=1' }), tapsign.ProtocolError, JSON.stringify(change));
     } finally {
       agent.close();
       await fake.close();
@@ -532,7 +537,7 @@ test('a signed answer that cannot be sent as it is is a ProtocolError', async ()
   const fake = await fakeAgent(serve(() => good));
   const agent = new Agent({ path: fake.path });
   try {
-    const s = await agent.sign('k', 'GET', '/api/v3/order');
+    const s = await agent.sign('k', 'GET', '/api/v3/order', { query: 'a=1' });
     assert.deepEqual([s.method, s.path, s.query, s.body, s.headers], ['GET', '/api/v3/order', 'a=1', '', { 'X-Fake': 'k' }]);
   } finally {
     agent.close();
@@ -554,6 +559,29 @@ test('a frame nobody asked for makes the next call reconnect instead of reading 
     await new Promise((r) => setTimeout(r, 200)); // the unasked frame has arrived
     assert.equal((await agent.sign('k', 'GET', '/second')).path, '/second');
     assert.equal(fake.peers.length, 2);
+  } finally {
+    agent.close();
+    await fake.close();
+  }
+});
+
+test('an answer to another request is a ProtocolError, and the next call goes on a new connection', async () => {
+  // Another process's order, signed, as a connection shared with it would deliver.
+  let first = true;
+  const fake = await fakeAgent(serve((msg) => {
+    const body = first ? msg.body.replace('BUY', 'SELL') : msg.body;
+    first = false;
+    return { type: 'signed', method: msg.method, path: msg.path, query: msg.query, body, headers: { 'X-Fake': 'k' } };
+  }));
+  const agent = new Agent({ path: fake.path });
+  const order = 'symbol=BTCUSDT&side=BUY&quantity=1';
+  try {
+    await assert.rejects(
+      agent.sign('k', 'POST', '/api/v3/order', { body: order }),
+      (e) => e instanceof tapsign.ProtocolError && /side=SELL/.test(e.message) && /not the answer to this request/.test(e.message),
+    );
+    assert.equal((await agent.sign('k', 'POST', '/api/v3/order', { body: order })).body, order);
+    assert.equal(fake.peers.length, 2, 'the connection out of step was closed');
   } finally {
     agent.close();
     await fake.close();
