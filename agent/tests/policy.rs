@@ -2128,3 +2128,53 @@ fn a_list_member_named_by_its_index_gets_no_line() {
         "{msg}"
     );
 }
+
+/// Red-team round 19 (a documented residual, cheap to close): Binance does not sign the path,
+/// so a futures or spot order's parameters naming an options contract are an options order
+/// (`POST /eapi/v1/order`), a SELL writing an option. No spot or futures symbol has that
+/// shape; the profile's entries refuse it, with no line.
+#[test]
+fn a_binance_order_naming_an_options_contract_is_refused() {
+    let order = |path: &str, symbol: &str| {
+        support::req(
+            "POST",
+            path,
+            &format!(
+                "symbol={symbol}&side=SELL&type=LIMIT&quantity=100&price=5&timeInForce=GTC&timestamp=1"
+            ),
+            "",
+        )
+    };
+    for (path, symbol) in [
+        ("/fapi/v1/order", "BTC-260327-100000-C"),
+        ("/api/v3/order", "ETH-260327-3000-P"),
+        ("/fapi/v1/order", "btc-260327-100000.5-c"),
+    ] {
+        let err = check_with(Binance, &KeyPolicy::default(), &order(path, symbol)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+                && msg.contains("options contract")
+                && !msg.contains("allow = ["),
+            "{path} {symbol}: {msg}"
+        );
+    }
+    // A batch's member too.
+    let batch = support::req(
+        "POST",
+        "/fapi/v1/batchOrders",
+        r#"batchOrders=%5B%7B%22symbol%22%3A%22BTC-260327-100000-C%22%2C%22side%22%3A%22SELL%22%2C%22type%22%3A%22LIMIT%22%2C%22quantity%22%3A%221%22%2C%22price%22%3A%225%22%2C%22timeInForce%22%3A%22GTC%22%7D%5D&timestamp=1"#,
+        "",
+    );
+    let err = check_with(Binance, &KeyPolicy::default(), &batch).unwrap_err();
+    assert!(err.to_string().contains("options contract"), "{err}");
+    // Spot, USDⓈ-M and COIN-M delivery symbols are signed as before.
+    for (path, symbol) in [
+        ("/fapi/v1/order", "BTCUSDT"),
+        ("/api/v3/order", "BTCUSDT"),
+        ("/dapi/v1/order", "BTCUSD_260327"),
+    ] {
+        check_with(Binance, &KeyPolicy::default(), &order(path, symbol))
+            .unwrap_or_else(|e| panic!("{path} {symbol}: {e}"));
+    }
+}

@@ -533,6 +533,41 @@ fn wrapped_in<'n>(entry: &Endpoint, name: &'n str) -> Option<&'n str> {
     })
 }
 
+/// Whether the body is JSON (its values are read as sent, not percent-decoded).
+fn json_body_of(parsed: &Parsed) -> bool {
+    matches!(parsed.body, parse::Body::Json(..))
+}
+
+/// A `symbol` of `params` (or a list member's, `batchOrders[].symbol`; any case) naming one of
+/// Binance's options contracts, `BASE-YYMMDD-STRIKE-C|P` (`BTC-260327-100000-C`), with its
+/// value as read.
+fn binance_option_symbol(params: &[Param], json_body: bool) -> Option<(String, String)> {
+    params.iter().find_map(|p| {
+        let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
+        if profile::fold_name(leaf) != "symbol" {
+            return None;
+        }
+        let value = profile::read_value(p, json_body);
+        option_contract(value.trim()).then(|| (p.name.clone(), value.into_owned()))
+    })
+}
+
+/// Whether `symbol` has the shape of an options contract: a base, a six-digit expiry, a strike
+/// and `C` or `P`, joined by `-`.
+fn option_contract(symbol: &str) -> bool {
+    let parts: Vec<&str> = symbol.split('-').collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let strike = |s: &str| match s.split_once('.') {
+        Some((whole, frac)) => digits(whole) && digits(frac),
+        None => digits(s),
+    };
+    matches!(parts.as_slice(), [base, expiry, price, kind]
+        if !base.is_empty() && base.bytes().all(|b| b.is_ascii_alphanumeric())
+            && expiry.len() == 6 && digits(expiry)
+            && strike(price)
+            && matches!(*kind, "C" | "P" | "c" | "p"))
+}
+
 /// `name` in an entry's list notation when it names a list's member by its index (`orders[]`
 /// for `orders[0]`, `orders[].ordertype` for a form's `orders[0][ordertype]`); `None` when it
 /// has no index.
@@ -1009,6 +1044,24 @@ pub fn check_request<'p>(
         return Err(ParseError(format!(
             "{endpoint} got an empty JSON object (`{{}}`) as its body; send its parameters in the body, or no body"
         ))
+        .into());
+    }
+    // Binance does not sign the path: a profile order's parameters naming an options contract
+    // are an options order (`POST /eapi/v1/order`), a SELL writing an option. No spot or
+    // futures symbol has that shape, so only a crafted request carries one (red-team round 19:
+    // the residual was cheap to close). An entry written by hand is the trader's choice.
+    if exchange == Exchange::Binance
+        && source != profile::Source::Config
+        && let Some((name, value)) = binance_option_symbol(&params, json_body_of(&parsed))
+    {
+        return Err(Denial::Withheld {
+            exchange,
+            endpoint: endpoint.to_string(),
+            what: format!("{name}={value:?}"),
+            why: "names an options contract, and Binance does not sign the path: the signature \
+                  would be good for POST /eapi/v1/order too, an options order (a SELL writes an \
+                  option, whose loss the order's size does not bound)",
+        }
         .into());
     }
     let unknown = profile::unknown_params(exchange, endpoint, &params);
