@@ -2178,3 +2178,49 @@ fn a_binance_order_naming_an_options_contract_is_refused() {
             .unwrap_or_else(|e| panic!("{path} {symbol}: {e}"));
     }
 }
+
+/// The same for OKX's orders (red-team round 19): an `instId` shaped as an options contract is
+/// an options order on an account where options were activated; a read of one is left alone.
+#[test]
+fn an_okx_order_naming_an_options_contract_is_refused() {
+    let order = |inst: &str| {
+        support::req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &format!(
+                r#"{{"instId":"{inst}","tdMode":"cross","side":"sell","ordType":"limit","sz":"1","px":"5"}}"#
+            ),
+        )
+    };
+    let err = check_with(
+        Exchange::Okx,
+        &KeyPolicy::default(),
+        &order("BTC-USD-260327-100000-C"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+            && err.to_string().contains("options contract"),
+        "{err}"
+    );
+    let batch = support::req(
+        "POST",
+        "/api/v5/trade/batch-orders",
+        "",
+        r#"[{"instId":"ETH-USD-260327-3000-P","tdMode":"cross","side":"sell","ordType":"limit","sz":"1","px":"5"}]"#,
+    );
+    let err = check_with(Exchange::Okx, &KeyPolicy::default(), &batch).unwrap_err();
+    assert!(err.to_string().contains("options contract"), "{err}");
+    for inst in ["BTC-USDT", "BTC-USDT-SWAP", "BTC-USD-260327"] {
+        check_with(Exchange::Okx, &KeyPolicy::default(), &order(inst))
+            .unwrap_or_else(|e| panic!("{inst}: {e}"));
+    }
+    let read = support::req(
+        "GET",
+        "/api/v5/trade/order",
+        "instId=BTC-USD-260327-100000-C&ordId=1",
+        "",
+    );
+    check_with(Exchange::Okx, &KeyPolicy::default(), &read).unwrap();
+}

@@ -538,34 +538,46 @@ fn json_body_of(parsed: &Parsed) -> bool {
     matches!(parsed.body, parse::Body::Json(..))
 }
 
-/// A `symbol` of `params` (or a list member's, `batchOrders[].symbol`; any case) naming one of
-/// Binance's options contracts, `BASE-YYMMDD-STRIKE-C|P` (`BTC-260327-100000-C`), with its
-/// value as read.
-fn binance_option_symbol(params: &[Param], json_body: bool) -> Option<(String, String)> {
+/// A parameter of `params` named `name` as folded (`profile::fold_name`), or a list member's
+/// (`batchOrders[].symbol`, `[].instId`), naming an options contract of `parts` parts
+/// ([`option_contract`]), with its value as read.
+fn option_named(
+    params: &[Param],
+    json_body: bool,
+    name: &str,
+    parts: usize,
+) -> Option<(String, String)> {
     params.iter().find_map(|p| {
         let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
-        if profile::fold_name(leaf) != "symbol" {
+        if profile::fold_name(leaf) != name {
             return None;
         }
         let value = profile::read_value(p, json_body);
-        option_contract(value.trim()).then(|| (p.name.clone(), value.into_owned()))
+        option_contract(value.trim(), parts).then(|| (p.name.clone(), value.into_owned()))
     })
 }
 
-/// Whether `symbol` has the shape of an options contract: a base, a six-digit expiry, a strike
-/// and `C` or `P`, joined by `-`.
-fn option_contract(symbol: &str) -> bool {
-    let parts: Vec<&str> = symbol.split('-').collect();
+/// Whether `symbol` has the shape of an options contract: its names (a base on Binance,
+/// `BTC-260327-100000-C`; a base and a quote on OKX, `BTC-USD-260327-100000-C`), a six-digit
+/// expiry, a strike and `C` or `P`, `parts` parts in all, joined by `-`.
+fn option_contract(symbol: &str, parts: usize) -> bool {
+    let got: Vec<&str> = symbol.split('-').collect();
+    if got.len() != parts || parts < 4 {
+        return false;
+    }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let strike = |s: &str| match s.split_once('.') {
         Some((whole, frac)) => digits(whole) && digits(frac),
         None => digits(s),
     };
-    matches!(parts.as_slice(), [base, expiry, price, kind]
-        if !base.is_empty() && base.bytes().all(|b| b.is_ascii_alphanumeric())
-            && expiry.len() == 6 && digits(expiry)
-            && strike(price)
-            && matches!(*kind, "C" | "P" | "c" | "p"))
+    let (names, tail) = got.split_at(parts - 3);
+    names
+        .iter()
+        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && matches!(tail, [expiry, price, kind]
+            if expiry.len() == 6 && digits(expiry)
+                && strike(price)
+                && matches!(*kind, "C" | "P" | "c" | "p"))
 }
 
 /// `name` in an entry's list notation when it names a list's member by its index (`orders[]`
@@ -1050,17 +1062,35 @@ pub fn check_request<'p>(
     // are an options order (`POST /eapi/v1/order`), a SELL writing an option. No spot or
     // futures symbol has that shape, so only a crafted request carries one (red-team round 19:
     // the residual was cheap to close). An entry written by hand is the trader's choice.
-    if exchange == Exchange::Binance
-        && source != profile::Source::Config
-        && let Some((name, value)) = binance_option_symbol(&params, json_body_of(&parsed))
+    // OKX's order entries take any `instId`: on an account where options were activated an
+    // option's (`BTC-USD-260327-100000-C`) is an options order, a SELL writing one. A read
+    // (GET: OKX signs the method) of one is left alone.
+    let option = match exchange {
+        Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol", 4),
+        Exchange::Okx if parsed.method != "GET" => {
+            option_named(&params, json_body_of(&parsed), "instid", 5)
+        }
+        _ => None,
+    };
+    if source != profile::Source::Config
+        && let Some((name, value)) = option
     {
         return Err(Denial::Withheld {
             exchange,
             endpoint: endpoint.to_string(),
             what: format!("{name}={value:?}"),
-            why: "names an options contract, and Binance does not sign the path: the signature \
-                  would be good for POST /eapi/v1/order too, an options order (a SELL writes an \
-                  option, whose loss the order's size does not bound)",
+            why: match exchange {
+                Exchange::Binance => {
+                    "names an options contract, and Binance does not sign the path: the \
+                     signature would be good for POST /eapi/v1/order too, an options order (a \
+                     SELL writes an option, whose loss the order's size does not bound)"
+                }
+                _ => {
+                    "names an options contract: on an account where options are activated it \
+                     is an options order (a SELL writes an option, whose loss the order's size \
+                     does not bound)"
+                }
+            },
         }
         .into());
     }
