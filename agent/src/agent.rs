@@ -383,8 +383,12 @@ impl Agent {
         // A lock that came while the line was written (the screen locked, `tapsign lock`)
         // answers only once this line is written (it waits for the writer): the signature is
         // withheld, and the log says so after its `sign` line.
-        if ends() != ends_before {
-            let e = AgentError::LockedBeforeAnswer;
+        let ends_now = ends();
+        if ends_now != ends_before {
+            let e = match ends_now.0 == ends_before.0 {
+                true => AgentError::EndedBeforeAnswer,
+                false => AgentError::LockedBeforeAnswer,
+            };
             if let Some(refusal) = line(&req).withheld(e.code(), &e.to_string()) {
                 self.audit.submit(refusal);
             }

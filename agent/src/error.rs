@@ -66,6 +66,11 @@ pub enum AgentError {
         "a lock came before this signature left the agent (the screen locked, `tapsign lock`, suspend, the token pulled): it was withheld; run `tapsign unlock`"
     )]
     LockedBeforeAnswer,
+    /// The session's lifetime or idle time ran out while this signature's line was written.
+    #[error(
+        "the session ended (its lifetime or idle time ran out) before this signature left the agent: it was withheld; run `tapsign unlock`"
+    )]
+    EndedBeforeAnswer,
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
     /// touch opens only what its own asker showed.
     #[error(
@@ -161,6 +166,7 @@ impl AgentError {
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
             NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone
             | LockedBeforeAnswer => ErrorCode::Locked,
+            EndedBeforeAnswer => ErrorCode::Expired,
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,

@@ -186,7 +186,7 @@ impl AuditLog {
             // that never happened, with `audit verify` intact (red-team round 19).
             if whole && !written_by_commands(line) {
                 return Err(self.tampered(format!(
-                    "has a line {} of a kind only this agent writes, which it did not write",
+                    "has a line {} of a kind only an agent writes, which this agent did not write (a second `tapsign agent` using this home, on another socket, would; run one agent per home)",
                     self.next_seq
                 )));
             }

@@ -108,7 +108,7 @@ fn a_chained_line_of_a_kind_only_the_agent_writes_is_refused() {
     other.append(&lock("locked by `tapsign lock`")).unwrap();
     drop(other);
     let why = tampered(agent.append(&lock("from the agent")));
-    assert!(why.contains("of a kind only this agent writes"), "{why}");
+    assert!(why.contains("of a kind only an agent writes"), "{why}");
 }
 
 #[test]

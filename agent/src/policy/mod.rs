@@ -212,7 +212,11 @@ pub enum Denial {
         base: String,
     },
     #[error(
-        "refused: the parameter {name} names one member of a list by its index ({listed} in          an entry's notation), which {exchange} may read as that member's field, while an          entry's rules (its values, whether a name is required) hold only for names as spelled;          tapsign suggests no line for it, which would take that member with any value: send the          list as {exchange} documents it (a JSON body), or write an entry by hand"
+        "refused: the parameter {name} names one member of a list by its index ({listed} in \
+         an entry's notation), which {exchange} may read as that member's field, while an \
+         entry's rules (its values, whether a name is required) hold only for names as spelled; \
+         tapsign suggests no line for it, which would take that member with any value: send the \
+         list as {exchange} documents it (a JSON body), or write an entry by hand"
     )]
     Indexed {
         exchange: Exchange,
@@ -282,9 +286,9 @@ pub enum Denial {
         spelled: String,
     },
     #[error(
-        "refused: the parameter {name} is the profile's {spelled} in another case, which \
-         {exchange} may read as {spelled}, while the profile's rules for it compare names \
-         exactly; send it as {spelled}"
+        "refused: the parameter {name} is the profile's {spelled} spelled otherwise (in case, \
+         `_` or `-`), which {exchange} may read as {spelled}, while the profile's rules for it \
+         compare names exactly; send it as {spelled}"
     )]
     CaseVariant {
         exchange: Exchange,
