@@ -251,6 +251,11 @@ pub struct Unlinked {
     pub vault_key: String,
 }
 
+/// Most left-out vaults a reading of the record keeps ([`Vaults::unlinked`]): each line read
+/// looks through them, and a log flooded with forged lines, each naming a vault of its own,
+/// made that quadratic (100,000 lines: 20 s a `key list`; round 19's recheck).
+pub const UNLINKED_KEPT: usize = 256;
+
 /// The vaults a record names, as far as it is believed, read in order: the first vault
 /// recorded, any recorded again, and any other only with links signed from a believed vault
 /// to it (`super::lineage::vouched`). The rest is left out and said: such a line was written by
@@ -272,9 +277,16 @@ impl Vaults {
             return;
         }
         if super::lineage::vouched(&self.believed, key, links) {
-            note_vault(&mut self.believed, key);
-            self.unlinked.retain(|u| u.vault_key != key);
-        } else if !self.unlinked.iter().any(|u| u.vault_key == key) {
+            // The vaults the links pass through are vouched for by the same signatures: a
+            // rotation's line from before links were recorded names one of them, and stayed
+            // left out for good once a later line linked past it (round 19's recheck).
+            for via in links.iter().map(|l| l.to.as_str()).chain([key]) {
+                note_vault(&mut self.believed, via);
+                self.unlinked.retain(|u| u.vault_key != via);
+            }
+        } else if self.unlinked.len() < UNLINKED_KEPT
+            && !self.unlinked.iter().any(|u| u.vault_key == key)
+        {
             self.unlinked.push(Unlinked {
                 seq,
                 vault_key: key.to_owned(),

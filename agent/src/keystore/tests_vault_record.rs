@@ -285,3 +285,43 @@ fn a_rotation_whose_line_was_never_written_is_linked_by_the_next_one() {
     assert!(!c.warnings.iter().any(|w| w.contains("left out")), "{c:?}");
     assert_eq!(links_recorded(&f), [(c.vault_key.clone(), 2)]);
 }
+
+/// Round 19's recheck: after two rotations written before the links were recorded, the next
+/// unlock records the last vault with both links, but the middle rotation's own line stayed
+/// left out, called forged at every unlock. The vaults the links pass through are believed.
+#[test]
+fn two_rotations_recorded_without_links_are_believed_once_linked() {
+    let (mut f, _b) = Fixture::populated();
+    f.rotate(None).unwrap();
+    f.rotate(None).unwrap();
+    for e in &mut f.ledger.entries {
+        if let LedgerEntry::Manifest { links, .. } = e {
+            links.clear();
+        }
+    }
+    let c = f.check().unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("left out")), "{c:?}");
+    let c = f.check().unwrap();
+    assert!(!c.warnings.iter().any(|w| w.contains("left out")), "{c:?}");
+}
+
+/// Round 19's recheck: each line read looked through every vault left out before it, so a log
+/// flooded with forged lines, each naming a vault of its own, took quadratic time to read
+/// (100,000 lines: 20 s a `key list`). At most [`UNLINKED_KEPT`] are kept, and the warning
+/// says there are more.
+#[test]
+fn a_flood_of_forged_vault_lines_is_read_in_linear_time() {
+    use super::ledger::UNLINKED_KEPT;
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    for _ in 0..UNLINKED_KEPT + 40 {
+        let (_, key, _) = nobodys_vault();
+        let line = forged_line(&f, &key, Vec::new());
+        f.ledger.entries.push(line);
+    }
+    let c = f.check().unwrap();
+    let said = c.warnings.join("\n");
+    assert!(said.contains("or more such lines"), "{said}");
+    let ev = f.ledger.since(&super::Anchor::genesis());
+    assert_eq!(ev.unlinked.len(), UNLINKED_KEPT);
+}

@@ -614,6 +614,9 @@ pub(crate) fn unlinked_warning(unlinked: &[Unlinked]) -> Option<String> {
     let first = unlinked.first()?;
     let more = match unlinked.len() - 1 {
         0 => String::new(),
+        n if unlinked.len() >= super::ledger::UNLINKED_KEPT => {
+            format!(" ({n} or more such lines after it)")
+        }
         n => format!(" ({n} more such line(s) after it)"),
     };
     Some(format!(
