@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{Vaults, Witness, judge, plausible};
+use crate::keystore::ledger::{Vaults, Witness, judge, plausible, vouched_tag};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -177,8 +177,18 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 sha256: file,
             }),
             AuditEvent::Keystore {
-                generation, vault, ..
-            } => out.after_anchor.push((generation, vault)),
+                generation,
+                vault,
+                vault_key,
+                ..
+            } => out.after_anchor.push((
+                generation,
+                vouched_tag(
+                    &vault,
+                    vault_key.as_deref().unwrap_or(""),
+                    &out.recorded_vaults,
+                ),
+            )),
             _ => {}
         }
     }

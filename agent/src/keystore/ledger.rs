@@ -112,12 +112,30 @@ pub fn judge(
         if plausible(*g, highest) {
             highest = highest.max(Some(*g));
             latest = latest.max(Some(*g));
-            vault = Some(tag.clone()).filter(|v| !v.is_empty());
+            if !tag.is_empty() {
+                vault = Some(tag.clone());
+            }
         } else {
             implausible = implausible.max(Some(*g));
         }
     }
     (latest, vault, implausible)
+}
+
+/// The vault tag a manifest's record names, as far as it is vouched for: the tag of its
+/// `vault_key` (`vault-<tag>` is that key's folder), a vault the record believes ([`Vaults`]);
+/// empty otherwise, which names no vault. One chained line naming any tag, with no key or one
+/// left out, made every unlock and `key add` refuse as if `vault.json` had been replaced
+/// (round 19's recheck).
+pub fn vouched_tag(tag: &str, vault_key: &str, believed: &[String]) -> String {
+    let ours = !vault_key.is_empty()
+        && believed.iter().any(|b| b == vault_key)
+        && super::format::point(std::path::Path::new(""), "vault_key", vault_key)
+            .is_ok_and(|k| super::layout::vault_tag(&k) == tag);
+    match ours {
+        true => tag.to_owned(),
+        false => String::new(),
+    }
 }
 
 /// What the ledger holds after an anchor.
@@ -415,6 +433,17 @@ impl Evidence {
             vaults.take(v.seq, &v.key, &v.links);
         }
         w.vaults.retain(|v| vaults.believed.contains(&v.key));
+        // A manifest the agent only took in names a vault as its line said: one no believed
+        // vault is had the check say to put back a keystore that never existed.
+        if let Some(m) = &w.manifest
+            && !m.vault.is_empty()
+            && !vaults.believed.iter().any(|k| {
+                super::format::point(std::path::Path::new(""), "vault_key", k)
+                    .is_ok_and(|p| super::layout::vault_tag(&p) == m.vault)
+            })
+        {
+            w.manifest = None;
+        }
         self.unlinked = vaults.unlinked;
         self.witnessed = w;
     }
@@ -496,8 +525,14 @@ impl Ledger for MemoryLedger {
             match e {
                 LedgerEntry::Key(k) => ev.changes.push(k.clone()),
                 LedgerEntry::Manifest {
-                    generation, vault, ..
-                } => ev.after_anchor.push((*generation, vault.clone())),
+                    generation,
+                    vault,
+                    vault_key,
+                    ..
+                } => ev.after_anchor.push((
+                    *generation,
+                    vouched_tag(vault, vault_key, &ev.recorded_vaults),
+                )),
                 LedgerEntry::Refused { .. } => {}
             }
         }

@@ -325,3 +325,33 @@ fn a_flood_of_forged_vault_lines_is_read_in_linear_time() {
     let ev = f.ledger.since(&super::Anchor::genesis());
     assert_eq!(ev.unlinked.len(), UNLINKED_KEPT);
 }
+
+/// Round 19's recheck: the `vault` tag of a line was believed whatever its key: one chained
+/// line naming a tag of no vault (with no key, or a key left out) made every unlock and `key
+/// add` refuse as if `vault.json` had been replaced. A tag counts only as its believed key's.
+#[test]
+fn a_forged_vault_tag_refuses_nothing() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let (generation, _) = last_recorded(&f);
+    f.ledger.entries.push(LedgerEntry::Manifest {
+        generation,
+        vault: "0000000000000000".into(),
+        vault_key: String::new(),
+        links: Vec::new(),
+        reason: "unlock".into(),
+    });
+    f.check().unwrap();
+    let (_, key, tag) = nobodys_vault();
+    let (generation, _) = last_recorded(&f);
+    f.ledger.entries.push(LedgerEntry::Manifest {
+        generation,
+        vault: tag.clone(),
+        vault_key: key,
+        links: Vec::new(),
+        reason: "unlock".into(),
+    });
+    let c = f.check().unwrap();
+    assert!(says_left_out(&c.warnings, &tag), "{c:?}");
+    f.add(&cred("after", Exchange::Binance, None), false).unwrap();
+}
