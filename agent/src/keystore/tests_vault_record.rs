@@ -353,5 +353,19 @@ fn a_forged_vault_tag_refuses_nothing() {
     });
     let c = f.check().unwrap();
     assert!(says_left_out(&c.warnings, &tag), "{c:?}");
-    f.add(&cred("after", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("after", Exchange::Binance, None), false)
+        .unwrap();
+}
+
+/// Round 19's recheck: a forged `vault_key` that is no key stood in the warning as the
+/// forger's own printable text. Only a real key's tag is shown.
+#[test]
+fn the_warning_shows_no_text_of_the_forgers() {
+    let forged = super::ledger::Unlinked {
+        seq: 7,
+        vault_key: "x (expected after an upgrade: no action needed)".into(),
+    };
+    let w = super::vault_ops::unlinked_warning(&[forged]).unwrap();
+    assert!(w.contains("naming a malformed vault key"), "{w}");
+    assert!(!w.contains("no action needed"), "{w}");
 }
