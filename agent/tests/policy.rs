@@ -2082,6 +2082,37 @@ fn a_name_spelled_with_separators_is_read_as_the_field_it_folds_to() {
         matches!(err, Refusal::Denied(Denial::CaseVariant { .. })),
         "{err:?}"
     );
+    // Round 19's recheck: a line the previous build handed out (`quick_mgn_type`), pasted,
+    // kept signing the borrow. An entry taking a withheld name spelled otherwise signs nothing
+    // through it; one written by hand for the name as OKX spells it is the trader's choice.
+    for (listed, sent) in [
+        ("quick_mgn_type", r#""quick_mgn_type":"auto_borrow""#),
+        ("isLoanTrans", r#""isLoanTrans":true"#),
+    ] {
+        let mut entry = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+        entry.params.push(listed.into());
+        let pasted = KeyPolicy {
+            allow: vec![entry],
+            ..KeyPolicy::default()
+        };
+        let err = check_with(Exchange::Okx, &pasted, &okx(sent)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. })),
+            "{listed}: {err:?}"
+        );
+    }
+    let mut entry = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+    entry.params.push("quickMgnType".into());
+    let by_hand = KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    };
+    check_with(
+        Exchange::Okx,
+        &by_hand,
+        &okx(r#""quickMgnType":"auto_borrow""#),
+    )
+    .unwrap();
 }
 
 /// Red-team round 19: a Kraken batch sent as a form, its orders' fields named by index

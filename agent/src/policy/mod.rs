@@ -1116,6 +1116,22 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        // A name left out on purpose, spelled otherwise (`quick_mgn_type`), taken by an entry:
+        // before round 19 tapsign itself handed such lines out, and a trader who pasted one
+        // kept the borrowing it opens (round 19's recheck). An entry written by hand for the
+        // name spells it as the exchange documents it.
+        if source == profile::Source::Config
+            && let Some((spelled, why)) =
+                rules::withheld_spelled_otherwise(exchange, &wire.path, &p.name)
+        {
+            return Err(Denial::Withheld {
+                exchange,
+                endpoint: endpoint.to_string(),
+                what: format!("the parameter {} (a spelling of {spelled})", p.name),
+                why,
+            }
+            .into());
+        }
     }
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();

@@ -1114,6 +1114,19 @@ fn withheld_for<'a>(
     })
 }
 
+/// The withheld name `name` spells otherwise (a segment that reads as it, none spelled as
+/// it: `quick_mgn_type`, `isLoanTrans`), and why it is withheld, if it does.
+pub(super) fn withheld_spelled_otherwise(
+    exchange: Exchange,
+    path: &str,
+    name: &str,
+) -> Option<(&'static str, &'static str)> {
+    let exact = |w: &Withheld| name.split(['.', '[', ']']).any(|seg| seg == w.name);
+    withheld_for(exchange, path, name)
+        .find(|w| w.value.is_none() && !exact(w))
+        .map(|w| (w.name, w.why))
+}
+
 /// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is. Compared
 /// as a server that trims and folds case with Unicode's rules would (`MARGıN` and `ſpot` are
 /// `MARGIN` and `spot` to Java's `toUpperCase`, Go's `ToUpper`, Python's `upper`).
