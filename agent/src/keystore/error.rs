@@ -188,7 +188,9 @@ pub enum KeystoreError {
          taken out or made into something else there may have been that record, so the vault \
          cannot be checked and nothing is opened or sealed. See where with `tapsign audit \
          verify`, and keep a copy of the log. Only if you edited or repaired the log yourself: \
-         move it aside (keep it) and run this again"
+         move it aside (keep it) and run this again; the log's record of key changes goes with \
+         it, so keep a copy of the keystore folder too, and check the creation times `tapsign \
+         key list` shows after the next unlock against your last replacements"
     )]
     VaultRecordBroken { why: String },
 
