@@ -1698,6 +1698,13 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
         (
             Exchange::Gate,
             "PUT",
+            "/api/v4/crossex/orders/123",
+            "",
+            r#"{"qty":"2"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "PUT",
             "/api/v4/crossex/accounts",
             "",
             r#"{"position_mode":"SINGLE","account_mode":"CROSS_EXCHANGE"}"#,

@@ -983,6 +983,13 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Gate,
         "PUT",
+        "/api/v4/crossex/orders/{order_id}",
+        "amends CrossEx orders, which are held back (their `symbol` can name a margin order that \
+         borrows)",
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "PUT",
         "/api/v4/crossex/accounts",
         "sets the CrossEx account's position and account mode, which changes how its collateral \
          counts across venues",
