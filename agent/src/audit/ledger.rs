@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{Vaults, Witness, first_or_plausible, judge, vouched_tag};
+use crate::keystore::ledger::{Vaults, Witness, judge, plausible, vouched_tag};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -485,7 +485,7 @@ pub fn scan(path: &Path) -> Scan {
             Ok(super::AuditLine {
                 event: AuditEvent::Keystore { generation, .. },
                 ..
-            }) if !first_or_plausible(generation, out.highest) => {
+            }) if !plausible(generation, out.highest) => {
                 out.implausible = out.implausible.max(Some(generation));
             }
             Ok(super::AuditLine {

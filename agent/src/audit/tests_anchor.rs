@@ -610,29 +610,3 @@ fn a_generation_far_above_the_record_is_left_out_of_every_reading() {
         (Some(4), Some(u64::MAX - 1))
     );
 }
-
-/// Round 19's recheck: a log started afresh under a keystore above the step had its first
-/// record, the trader's own, judged from nothing and left out where it was read whole (a
-/// break's rebuild went back to generation 1). A log's first record is believed; one far above
-/// it after it still is not.
-#[test]
-fn a_log_s_first_record_is_believed_whatever_its_generation() {
-    use crate::keystore::ledger::GENERATION_STEP;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.log");
-    let mut ledger = AuditLedger::new(&path);
-    ledger.head().unwrap();
-    let first = GENERATION_STEP + 5;
-    ledger.record(&manifest_entry(first)).unwrap();
-    ledger.record(&manifest_entry(first + 1)).unwrap();
-    ledger
-        .record(&manifest_entry(first + 2 * GENERATION_STEP))
-        .unwrap();
-    let scan = ledger::scan(&path);
-    assert_eq!(
-        (scan.highest, scan.implausible),
-        (Some(first + 1), Some(first + 2 * GENERATION_STEP))
-    );
-    let along = evidence(&path, &crate::keystore::Anchor::genesis());
-    assert_eq!(along.latest_generation, Some(first + 1), "{along:?}");
-}

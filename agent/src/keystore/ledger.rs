@@ -109,7 +109,7 @@ pub fn judge(
 ) -> (Option<u64>, Option<String>, Option<u64>) {
     let (mut highest, mut latest, mut vault, mut implausible) = (from, None, None, None);
     for (g, tag) in records {
-        if first_or_plausible(*g, highest) {
+        if plausible(*g, highest) {
             highest = highest.max(Some(*g));
             latest = latest.max(Some(*g));
             if !tag.is_empty() {
@@ -136,15 +136,6 @@ pub fn vouched_tag(tag: &str, vault_key: &str, believed: &[String]) -> String {
         true => tag.to_owned(),
         false => String::new(),
     }
-}
-
-/// [`plausible`], but a log's first record (`highest` is `None`: nothing read before it to
-/// judge it by) is believed whatever its generation: a log started afresh under a keystore
-/// above [`GENERATION_STEP`] had the trader's own records left out where it was read whole
-/// (a break's rebuild), and the rebuild went back to generation 1 (round 19's recheck).
-/// Forging a first record takes rewriting the log's first lines, which breaks its chain.
-pub fn first_or_plausible(generation: u64, highest: Option<u64>) -> bool {
-    highest.is_none() || plausible(generation, highest)
 }
 
 /// What the ledger holds after an anchor.
