@@ -534,7 +534,12 @@ pub fn witness(w: &mut Witness, seen: &super::Witnessed) {
             reason,
         } => {
             w.saw_manifest(seq, *generation, vault, reason, seen.own);
-            w.saw_vault(seq, vault_key.as_deref().unwrap_or_default(), lineage);
+            w.saw_vault(
+                seq,
+                vault_key.as_deref().unwrap_or_default(),
+                lineage,
+                seen.own,
+            );
         }
         _ => {}
     }

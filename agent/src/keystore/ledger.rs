@@ -257,6 +257,9 @@ pub struct SeenVault {
     /// The vault public key (compressed, hex).
     pub key: String,
     pub links: Vec<Succession>,
+    /// Written by the agent itself, after a check that verified the vault: believed whatever
+    /// the file says now.
+    pub own: bool,
 }
 
 /// A `keystore` line naming a vault that the record does not believe: no signed link leads to
@@ -401,13 +404,14 @@ impl Witness {
     /// A manifest's record at line `seq` named vault public key `key` (empty: a line that
     /// does not say), carrying `links`. Kept as seen: whether it is believed depends on the
     /// record read back with it ([`Evidence::witness`]).
-    pub fn saw_vault(&mut self, seq: u64, key: &str, links: &[Succession]) {
-        let seen = |v: &SeenVault| v.key == key && v.links == links;
+    pub fn saw_vault(&mut self, seq: u64, key: &str, links: &[Succession], own: bool) {
+        let seen = |v: &SeenVault| v.key == key && v.links == links && v.own == own;
         if !key.is_empty() && !self.vaults.iter().any(seen) {
             self.vaults.push(SeenVault {
                 seq,
                 key: key.to_owned(),
                 links: links.to_vec(),
+                own,
             });
         }
     }
@@ -429,7 +433,15 @@ impl Evidence {
             believed: self.recorded_vaults.clone(),
             unlinked: std::mem::take(&mut self.unlinked),
         };
-        for v in &w.vaults {
+        // Its own records first, whatever the file says: a log replaced while it runs, whose
+        // first line names a vault someone made (wrapped to your tokens from their public
+        // keys), took their place, and the unlock the agent advised opened that vault (round
+        // 19's second recheck). The keystore must descend from both, which it cannot.
+        for v in w.vaults.iter().filter(|v| v.own) {
+            note_vault(&mut vaults.believed, &v.key);
+            vaults.unlinked.retain(|u| u.vault_key != v.key);
+        }
+        for v in w.vaults.iter().filter(|v| !v.own) {
             vaults.take(v.seq, &v.key, &v.links);
         }
         w.vaults.retain(|v| vaults.believed.contains(&v.key));
@@ -573,7 +585,7 @@ impl Ledger for MemoryLedger {
                 },
             ) => {
                 w.saw_manifest(seq, *generation, vault, reason, true);
-                w.saw_vault(seq, vault_key, links);
+                w.saw_vault(seq, vault_key, links, true);
             }
             _ => {}
         }

@@ -211,7 +211,7 @@ fn a_forged_vault_line_the_running_agent_saw_refuses_nothing() {
     // it: the same).
     let line = forged_line(&f, &key, vec![]);
     if let Some(w) = f.ledger.witness.as_mut() {
-        w.saw_vault(99, &key, &[]);
+        w.saw_vault(99, &key, &[], false);
     }
     for in_the_file in [false, true] {
         if in_the_file {
@@ -368,4 +368,23 @@ fn the_warning_shows_no_text_of_the_forgers() {
     let w = super::vault_ops::unlinked_warning(&[forged]).unwrap();
     assert!(w.contains("naming a malformed vault key"), "{w}");
     assert!(!w.contains("no action needed"), "{w}");
+}
+
+/// Round 19's second recheck: the vaults a running agent recorded itself were judged by the
+/// file's record like any line, so a log replaced while it ran, whose first line named a vault
+/// someone made, left the agent's own vault out, and the unlock it advised opened the other.
+/// Its own are believed whatever the file says.
+#[test]
+fn the_vaults_the_agent_recorded_itself_stand_against_a_replaced_log() {
+    let (_, ours, _) = nobodys_vault();
+    let (_, theirs, _) = nobodys_vault();
+    let mut ev = Evidence {
+        recorded_vaults: vec![theirs.clone()],
+        ..Evidence::default()
+    };
+    let mut w = Witness::default();
+    w.saw_vault(3, &ours, &[], true);
+    ev.witness(w);
+    assert!(ev.unlinked.is_empty(), "{ev:?}");
+    assert_eq!(ev.believed_vaults(), [theirs, ours]);
 }
