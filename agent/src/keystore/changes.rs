@@ -125,7 +125,7 @@ impl Keystore {
             });
         }
         if let Some(tag) = evidence.latest_vault.as_ref()
-            && *tag != vault_tag(&vault)
+            && !super::vault_ops::is_or_descends_from(&vault_file, &vault_path, tag)?
         {
             return Err(KeystoreError::VaultNotPinned {
                 vault: vault_path,

@@ -388,3 +388,37 @@ fn the_vaults_the_agent_recorded_itself_stand_against_a_replaced_log() {
     assert!(ev.unlinked.is_empty(), "{ev:?}");
     assert_eq!(ev.believed_vaults(), [theirs, ours]);
 }
+
+/// Round 19's second recheck: one chained line naming the trader's own vault from before a
+/// rotation (believed, with its key), at the current generation, pinned every unlock and `key
+/// add` to it; the vault on disk descends from it, so it is not a later one.
+#[test]
+fn a_line_naming_an_older_vault_of_the_keystore_pins_nothing() {
+    let (mut f, _b) = Fixture::populated();
+    f.check().unwrap();
+    let (old_tag, old_key) = f
+        .ledger
+        .entries
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            LedgerEntry::Manifest {
+                vault, vault_key, ..
+            } => Some((vault.clone(), vault_key.clone())),
+            _ => None,
+        })
+        .unwrap();
+    f.rotate(None).unwrap();
+    f.check().unwrap();
+    let (generation, _) = last_recorded(&f);
+    f.ledger.entries.push(LedgerEntry::Manifest {
+        generation,
+        vault: old_tag,
+        vault_key: old_key,
+        links: Vec::new(),
+        reason: "unlock".into(),
+    });
+    f.check().unwrap();
+    f.add(&cred("after", Exchange::Binance, None), false)
+        .unwrap();
+}

@@ -418,7 +418,7 @@ impl Keystore {
                 // A later manifest recorded for another vault: the one on disk is not the
                 // newest, whatever its generation says (a record's number edited down).
                 if let Some(tag) = evidence.latest_vault.as_ref()
-                    && *tag != vault_tag(&vk.public_key())
+                    && !is_or_descends_from(&vault, &vault_path, tag)?
                 {
                     return Err(KeystoreError::VaultNotPinned {
                         vault: vault_path,
@@ -910,6 +910,20 @@ fn refuse_recorded_vault(whole: &Evidence) -> Result<(), KeystoreError> {
     }
 }
 
+/// Whether the vault of `file` (at `path`) is the vault tagged `tag`, or descends from it by
+/// its lineage. A record naming a vault the one on disk descends from is not a later one: a
+/// vault never goes back to an ancestor, and one chained line naming the trader's own vault
+/// from before a rotation pinned every unlock and `key add` to it (round 19's second recheck).
+pub(crate) fn is_or_descends_from(
+    file: &VaultFile,
+    path: &Path,
+    tag: &str,
+) -> Result<bool, KeystoreError> {
+    Ok(super::lineage::ancestry(file, path)?
+        .iter()
+        .any(|k| tag_of(k) == tag))
+}
+
 /// The tag of a vault public key given in hex (`vault-<tag>` is its folder); the hex itself
 /// if it is not a key.
 fn tag_of(hex_key: &str) -> String {
@@ -982,9 +996,13 @@ fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option
             "line {} recorded generation {} for vault-{}, and the manifest of that generation names another vault",
             saw.seq, saw.generation, saw.vault
         );
+        // A chained line appended while the agent ran says this as well as a swapped keystore
+        // does; advice to put back a backup of that vault led to the rollback (round 19's
+        // second recheck). Restarted, the agent reads the record again, where a line naming a
+        // vault the keystore descends from (or none it believes) pins nothing.
         let fix = format!(
-            "The keystore's manifest and vault folder are not the ones the agent saw written: put back the keystore with vault-{} from a backup",
-            saw.vault
+            "Look at line {} with `tapsign audit`: if no tapsign command of yours ran then, it was written by hand; keep a copy of the log and restart the agent, which reads the record again. If it is yours, the keystore's manifest and vault folder are not the ones it wrote: keep a copy of the keystore folder before you change anything",
+            saw.seq
         );
         return Some((why, fix));
     }
