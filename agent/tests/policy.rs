@@ -2262,4 +2262,31 @@ fn an_okx_order_naming_an_options_contract_is_refused() {
         "",
     );
     check_with(Exchange::Okx, &KeyPolicy::default(), &read).unwrap();
+    // Cancels and closes take risk off: left alone.
+    let cancel = support::req(
+        "POST",
+        "/api/v5/trade/cancel-order",
+        "",
+        r#"{"instId":"BTC-USD-260327-100000-C","ordId":"1"}"#,
+    );
+    check_with(Exchange::Okx, &KeyPolicy::default(), &cancel).unwrap();
+    // Round 19's second recheck: an entry standing in for the order endpoint (a line once
+    // suggested for a field the profile lacks, pasted) holds too, unless it lists the
+    // contract in its values.
+    let mut pasted = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
+    pasted.params.push("newField".into());
+    let policy = KeyPolicy {
+        allow: vec![pasted.clone()],
+        ..KeyPolicy::default()
+    };
+    let err = check_with(Exchange::Okx, &policy, &order("BTC-USD-260327-100000-C")).unwrap_err();
+    assert!(err.to_string().contains("options contract"), "{err}");
+    pasted
+        .values
+        .insert("instId".into(), vec!["BTC-USD-260327-100000-C".into()]);
+    let chosen = KeyPolicy {
+        allow: vec![pasted],
+        ..KeyPolicy::default()
+    };
+    check_with(Exchange::Okx, &chosen, &order("BTC-USD-260327-100000-C")).unwrap();
 }

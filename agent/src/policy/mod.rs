@@ -1069,15 +1069,31 @@ pub fn check_request<'p>(
     // OKX's order entries take any `instId`: on an account where options were activated an
     // option's (`BTC-USD-260327-100000-C`) is an options order, a SELL writing one. A read
     // (GET: OKX signs the method) of one is left alone.
+    // Cancels and closes are left alone too: they only take risk off.
+    let places = !["cancel", "close-position"]
+        .iter()
+        .any(|w| wire.path.to_ascii_lowercase().contains(w));
     let option = match exchange {
         Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol", 4),
-        Exchange::Okx if parsed.method != "GET" => {
+        Exchange::Okx if parsed.method != "GET" && places => {
             option_named(&params, json_body_of(&parsed), "instid", 5)
         }
         _ => None,
     };
-    if source != profile::Source::Config
-        && let Some((name, value)) = option
+    // A key's entry that stands in for a profile endpoint (a line once suggested for a field
+    // the profile lacks, pasted) holds too, unless it lists the contract in its `values`
+    // (round 19's second recheck); an entry for an endpoint outside the profile is the
+    // trader's choice.
+    let chosen = |name: &str, value: &str| {
+        source == profile::Source::Config
+            && (profiled.is_none()
+                || endpoint
+                    .values
+                    .get(name)
+                    .is_some_and(|listed| listed.iter().any(|v| v == value)))
+    };
+    if let Some((name, value)) = option
+        && !chosen(&name, &value)
     {
         return Err(Denial::Withheld {
             exchange,
