@@ -552,8 +552,16 @@ fn option_named(
     parts: usize,
 ) -> Option<(String, String)> {
     params.iter().find_map(|p| {
+        // The name sent as a list or an object (`instId[]`) is refused as wrapped (below).
+        if p.name.ends_with(']') {
+            return None;
+        }
         let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
-        if profile::fold_name(leaf) != name {
+        // Folded only when it holds a separator: no allocation for an ordinary name, on a
+        // signature's path.
+        let named = leaf.eq_ignore_ascii_case(name)
+            || (leaf.contains(['_', '-']) && profile::fold_name(leaf) == name);
+        if !named {
             return None;
         }
         let value = profile::read_value(p, json_body);
@@ -1070,12 +1078,15 @@ pub fn check_request<'p>(
     // option's (`BTC-USD-260327-100000-C`) is an options order, a SELL writing one. A read
     // (GET: OKX signs the method) of one is left alone.
     // Cancels and closes are left alone too: they only take risk off.
-    let places = !["cancel", "close-position"]
-        .iter()
-        .any(|w| wire.path.to_ascii_lowercase().contains(w));
+    let places = || {
+        let path = wire.path.to_ascii_lowercase();
+        !["cancel", "close-position"]
+            .iter()
+            .any(|w| path.contains(w))
+    };
     let option = match exchange {
         Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol", 4),
-        Exchange::Okx if parsed.method != "GET" && places => {
+        Exchange::Okx if parsed.method != "GET" && places() => {
             option_named(&params, json_body_of(&parsed), "instid", 5)
         }
         _ => None,
