@@ -1107,18 +1107,30 @@ fn withheld_for<'a>(
     path: &'a str,
     name: &'a str,
 ) -> impl Iterator<Item = &'static Withheld> + 'a {
+    // The withheld names folded once, not for every name of every request: a request of a
+    // thousand unknown names asks this for each (docs/benchmarks.md).
+    static FOLDED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let folded = FOLDED.get_or_init(|| {
+        WITHHELD
+            .iter()
+            .map(|w| super::profile::fold_name(w.name))
+            .collect()
+    });
     let segments: Vec<String> = name
         .split(['.', '[', ']'])
         .map(super::profile::fold_name)
         .collect();
-    WITHHELD.iter().filter(move |w| {
-        let withheld = super::profile::fold_name(w.name);
-        w.exchange == exchange
-            && w.path.is_none_or(|p| p.eq_ignore_ascii_case(path))
-            && segments.iter().any(|seg| {
-                *seg == withheld || seg.strip_prefix("is").is_some_and(|s| s == withheld)
-            })
-    })
+    WITHHELD
+        .iter()
+        .zip(folded)
+        .filter_map(move |(w, withheld)| {
+            let found = w.exchange == exchange
+                && w.path.is_none_or(|p| p.eq_ignore_ascii_case(path))
+                && segments.iter().any(|seg| {
+                    seg == withheld || seg.strip_prefix("is").is_some_and(|s| s == withheld)
+                });
+            found.then_some(w)
+        })
 }
 
 /// The withheld name `name` spells otherwise (a segment that reads as it, none spelled as
