@@ -42,6 +42,13 @@ pub(crate) fn vault_folder(key: &PublicKey) -> String {
     format!("{VAULT_PREFIX}{}", vault_tag(key))
 }
 
+/// The tag of a vault public key given in hex (compressed); `None` when it is not a key.
+pub(crate) fn key_tag(hex_key: &str) -> Option<String> {
+    super::format::point(Path::new(""), "vault_key", hex_key)
+        .ok()
+        .map(|k| vault_tag(&k))
+}
+
 pub(crate) fn vault_tag(key: &PublicKey) -> String {
     hex::encode(&Sha256::digest(compressed(key))[..8])
 }

@@ -130,8 +130,7 @@ pub fn judge(
 pub fn vouched_tag(tag: &str, vault_key: &str, believed: &[String]) -> String {
     let ours = !vault_key.is_empty()
         && believed.iter().any(|b| b == vault_key)
-        && super::format::point(std::path::Path::new(""), "vault_key", vault_key)
-            .is_ok_and(|k| super::layout::vault_tag(&k) == tag);
+        && super::layout::key_tag(vault_key).as_deref() == Some(tag);
     match ours {
         true => tag.to_owned(),
         false => String::new(),
@@ -456,10 +455,10 @@ impl Evidence {
         // vault is had the check say to put back a keystore that never existed.
         if let Some(m) = &w.manifest
             && !m.vault.is_empty()
-            && !vaults.believed.iter().any(|k| {
-                super::format::point(std::path::Path::new(""), "vault_key", k)
-                    .is_ok_and(|p| super::layout::vault_tag(&p) == m.vault)
-            })
+            && !vaults
+                .believed
+                .iter()
+                .any(|k| super::layout::key_tag(k).as_deref() == Some(m.vault.as_str()))
         {
             w.manifest = None;
         }

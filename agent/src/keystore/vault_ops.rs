@@ -621,9 +621,9 @@ pub(crate) fn unlinked_warning(unlinked: &[Unlinked]) -> Option<String> {
     };
     // The key is the forger's text: only a real key's tag is shown (round 19's recheck: any
     // printable text stood inside the warning, "(expected after an upgrade: no action needed)").
-    let named = match super::format::point(Path::new(""), "vault_key", &first.vault_key) {
-        Ok(k) => format!("vault-{}", vault_tag(&k)),
-        Err(_) => "a malformed vault key".to_owned(),
+    let named = match super::layout::key_tag(&first.vault_key) {
+        Some(tag) => format!("vault-{tag}"),
+        None => "a malformed vault key".to_owned(),
     };
     Some(format!(
         "the audit log holds a keystore line naming {named}{more} with no signed link to it from a vault recorded before it, as a rotation's line carries: someone wrote it by hand, and it is left out of the record; find it with `grep '\"seq\":{},'` in the audit log and keep a copy of the log",
@@ -927,9 +927,7 @@ pub(crate) fn is_or_descends_from(
 /// The tag of a vault public key given in hex (`vault-<tag>` is its folder); the hex itself
 /// if it is not a key.
 fn tag_of(hex_key: &str) -> String {
-    super::format::point(Path::new(""), "vault_key", hex_key)
-        .map(|k| vault_tag(&k))
-        .unwrap_or_else(|_| hex_key.to_owned())
+    super::layout::key_tag(hex_key).unwrap_or_else(|| hex_key.to_owned())
 }
 
 /// What the running agent saw recorded ([`super::ledger::Witness`]) counts as evidence where
