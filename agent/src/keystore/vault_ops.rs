@@ -919,6 +919,11 @@ pub(crate) fn is_or_descends_from(
     path: &Path,
     tag: &str,
 ) -> Result<bool, KeystoreError> {
+    // The usual case, the record naming the vault on disk, needs no lineage read: each of its
+    // links is a signature to verify, on every unlock and `key add` (`chained` reads it too).
+    if tag_of(&file.public_key) == tag {
+        return Ok(true);
+    }
     Ok(super::lineage::ancestry(file, path)?
         .iter()
         .any(|k| tag_of(k) == tag))
