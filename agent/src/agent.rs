@@ -364,7 +364,7 @@ impl Agent {
                 // Recorded when the log can take it; the refusal stands either way.
                 let refusal =
                     AuditEvent::refusal(&req, e.code(), &e.to_string(), client.pid, &client.exe);
-                let _ = self.audit.record(refusal).await;
+                let _ = self.audit.record_refusal(refusal).await;
                 return e.response();
             }
         };

@@ -24,6 +24,7 @@ mod append;
 mod event;
 pub mod ledger;
 mod read;
+mod repeats;
 mod since;
 mod sink;
 mod sync;

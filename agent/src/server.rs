@@ -573,10 +573,11 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
         );
         let _ = agent
             .audit
-            .record(AuditEvent::PeerRefused {
+            .record_refusal(AuditEvent::PeerRefused {
                 uid,
                 pid: client.pid,
                 exe: client.exe.clone(),
+                repeated: 0,
             })
             .await;
         let whose = "this agent serves only the user who runs it";

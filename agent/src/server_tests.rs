@@ -250,3 +250,74 @@ async fn a_signature_whose_check_ends_past_the_lifetime_is_refused() {
     }
     assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
 }
+
+/// A bot retrying in a loop against a locked agent, or one the wall refuses, wrote a line per
+/// attempt (about a megabyte a second, until the disk was full). Each attempt is refused as
+/// before; the log has the first of each at once and a count after, every refusal accounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_retrying_a_refused_request_in_a_loop_does_not_write_a_line_each_time() {
+    use crate::config::Config;
+    use crate::paths::Paths;
+    use tapsign_proto::{ErrorCode, Request, Response, SignRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+    let agent = Agent::new(paths.clone(), Config::default(), false);
+    let bot = Client {
+        pid: 7,
+        exe: "bot".into(),
+    };
+    let order = || {
+        Request::Sign(SignRequest {
+            key: "k".into(),
+            method: "POST".into(),
+            path: "/api/v3/order".into(),
+            query: "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001".into(),
+            ..SignRequest::default()
+        })
+    };
+    let withdraw = || {
+        Request::Sign(SignRequest {
+            key: "k".into(),
+            method: "POST".into(),
+            path: "/sapi/v1/capital/withdraw/apply".into(),
+            query: "coin=BTC&address=x&amount=1".into(),
+            ..SignRequest::default()
+        })
+    };
+    let refused = |resp: Response, want: ErrorCode| match resp {
+        Response::Error { code, .. } => assert_eq!(code, want),
+        other => panic!("not refused: {other:?}"),
+    };
+    for _ in 0..300 {
+        refused(agent.handle(order(), &bot).await, ErrorCode::Locked);
+    }
+    let bounds = Bounds {
+        ttl: Duration::from_secs(1800),
+        idle: Duration::from_secs(1800),
+        max_signatures: 10,
+        per_key: None,
+    };
+    *agent.session() = Session::unlock(vec![cred()], bounds, agent.now(), "test".into());
+    for _ in 0..300 {
+        refused(
+            agent.handle(withdraw(), &bot).await,
+            ErrorCode::PolicyDenied,
+        );
+    }
+    agent.audit.close().await;
+    let (mut lines, mut refusals) = (0, 0);
+    for entry in crate::audit::read(&paths.audit_log()).unwrap() {
+        let crate::audit::Entry::Line(l) = entry else {
+            panic!("a damaged line")
+        };
+        if l.event.is_refusal() {
+            lines += 1;
+            refusals += 1 + l.event.repeated();
+        }
+    }
+    assert_eq!(refusals, 600, "every refusal is on record, counted");
+    // Two refusals, each written at once and its count at the end (more if the machine was
+    // so slow that a second went by during a loop).
+    assert!((4..=12).contains(&lines), "{lines} lines for 600 refusals");
+}

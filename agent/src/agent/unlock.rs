@@ -141,11 +141,12 @@ impl Agent {
     async fn unlock_refused(&self, e: &AgentError, client: &Client) {
         let _ = self
             .audit
-            .record(AuditEvent::UnlockRefused {
+            .record_refusal(AuditEvent::UnlockRefused {
                 code: e.code(),
                 reason: e.to_string(),
                 pid: client.pid,
                 exe: client.exe.clone(),
+                repeated: 0,
             })
             .await;
     }

@@ -26,7 +26,15 @@ pub enum AuditEvent {
     /// The agent is stopping (`"received SIGTERM"`, ...).
     AgentStop { reason: String },
     /// A connection from another user was turned away.
-    PeerRefused { uid: u32, pid: u32, exe: String },
+    PeerRefused {
+        uid: u32,
+        pid: u32,
+        exe: String,
+        /// How many refusals like this one came since its previous line and were counted,
+        /// not written (docs/audit.md, "Repeated refusals"); left out when none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        repeated: u64,
+    },
     /// A session opened, at the request of `pid`.
     Unlock {
         /// The token that was touched, as the keystore names it.
@@ -46,6 +54,9 @@ pub enum AuditEvent {
         reason: String,
         pid: u32,
         exe: String,
+        /// As for `PeerRefused`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        repeated: u64,
     },
     /// A session ended: the reason as `LockReason` displays it (`"session lifetime ran out"`,
     /// `"session idle timeout"`, `"agent received SIGTERM"`, what a lock source says, ...).
@@ -76,6 +87,9 @@ pub enum AuditEvent {
         reason: String,
         pid: u32,
         exe: String,
+        /// As for `PeerRefused`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        repeated: u64,
     },
     /// A credential was added, replaced or removed (`tapsign key add` / `key remove`, by
     /// `pid`). `created` and `file` (the SHA-256 of the file's bytes) identify the version
@@ -149,6 +163,7 @@ impl AuditEvent {
             reason: reason.to_owned(),
             pid,
             exe: exe.to_owned(),
+            repeated: 0,
         }
     }
 
@@ -177,6 +192,7 @@ impl AuditEvent {
             reason: reason.to_owned(),
             pid: *pid,
             exe: exe.clone(),
+            repeated: 0,
         })
     }
 
@@ -217,6 +233,45 @@ impl AuditEvent {
             _ => {}
         }
         e
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl AuditEvent {
+    /// Whether this is a refusal (of a connection, an unlock or a signature), the kind of line
+    /// a bot in a loop repeats: one like a refusal written less than a second before is
+    /// counted, not written (docs/audit.md, "Repeated refusals").
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            AuditEvent::PeerRefused { .. }
+                | AuditEvent::UnlockRefused { .. }
+                | AuditEvent::Refusal { .. }
+        )
+    }
+
+    /// How many refusals like this one its line stands for besides itself.
+    pub fn repeated(&self) -> u64 {
+        match self {
+            AuditEvent::PeerRefused { repeated, .. }
+            | AuditEvent::UnlockRefused { repeated, .. }
+            | AuditEvent::Refusal { repeated, .. } => *repeated,
+            _ => 0,
+        }
+    }
+
+    /// The event with `repeated` set to `n` (a refusal's; any other event is returned as is).
+    pub fn with_repeated(mut self, n: u64) -> Self {
+        if let AuditEvent::PeerRefused { repeated, .. }
+        | AuditEvent::UnlockRefused { repeated, .. }
+        | AuditEvent::Refusal { repeated, .. } = &mut self
+        {
+            *repeated = n;
+        }
+        self
     }
 }
 
@@ -324,6 +379,22 @@ impl fmt::Display for By<'_> {
     }
 }
 
+/// A refusal line's count of the refusals like it that were not written on their own:
+/// ` (and 523 more like it since its last line, not written one by one)`; nothing for none.
+struct Repeated(u64);
+
+impl fmt::Display for Repeated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(
+                f,
+                " (and {n} more like it since its last line, not written one by one)"
+            ),
+        }
+    }
+}
+
 /// What a sign line is about: `GET /v1/orders`, or `ws_login GET /realtime` (a login that
 /// signs a method and path) and `ws_login session.logon` (one that signs none).
 struct What<'a>(SignKind, &'a str, &'a str);
@@ -347,8 +418,9 @@ impl fmt::Display for AuditEvent {
                 write!(f, "agent start {} pid {pid}", Shown(version))
             }
             AuditEvent::AgentStop { reason } => write!(f, "agent stop ({})", Shown(reason)),
-            AuditEvent::PeerRefused { uid, pid, exe } => {
-                write!(f, "refused a connection from uid {uid}, {}", By(*pid, exe))
+            AuditEvent::PeerRefused { uid, pid, exe, .. } => {
+                write!(f, "refused a connection from uid {uid}, {}", By(*pid, exe))?;
+                Repeated(self.repeated()).fmt(f)
             }
             AuditEvent::Unlock {
                 token,
@@ -375,13 +447,15 @@ impl fmt::Display for AuditEvent {
                 reason,
                 pid,
                 exe,
+                ..
             } => {
                 write!(
                     f,
                     "unlock refused {code}: {}; asked by {}",
                     Shown(reason),
                     By(*pid, exe)
-                )
+                )?;
+                Repeated(self.repeated()).fmt(f)
             }
             AuditEvent::Lock { reason } => write!(f, "lock ({})", Shown(reason)),
             AuditEvent::Sign {
@@ -404,6 +478,7 @@ impl fmt::Display for AuditEvent {
                 reason,
                 pid,
                 exe,
+                ..
             } => {
                 let (k, w) = (Shown(key), What(*kind, method, path));
                 write!(
@@ -411,7 +486,8 @@ impl fmt::Display for AuditEvent {
                     "refuse {k} {w} {code}: {}; by {}",
                     Shown(reason),
                     By(*pid, exe)
-                )
+                )?;
+                Repeated(self.repeated()).fmt(f)
             }
             AuditEvent::KeyChange {
                 action,

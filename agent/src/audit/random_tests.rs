@@ -51,16 +51,22 @@ fn event() -> impl Strategy<Value = AuditEvent> {
                     exe: String::new(),
                 }
             }),
-        (text(), peer_s()).prop_map(|(reason, (pid, exe))| AuditEvent::UnlockRefused {
-            code: ErrorCode::WrongToken,
-            reason,
-            pid,
-            exe
+        (text(), peer_s(), any::<u64>()).prop_map(|(reason, (pid, exe), repeated)| {
+            AuditEvent::UnlockRefused {
+                code: ErrorCode::WrongToken,
+                reason,
+                pid,
+                exe,
+                repeated,
+            }
         }),
-        (any::<u32>(), peer_s()).prop_map(|(uid, (pid, exe))| AuditEvent::PeerRefused {
-            uid,
-            pid,
-            exe
+        (any::<u32>(), peer_s(), any::<u64>()).prop_map(|(uid, (pid, exe), repeated)| {
+            AuditEvent::PeerRefused {
+                uid,
+                pid,
+                exe,
+                repeated,
+            }
         }),
         (req_s(), peer_s()).prop_map(|(r, (pid, exe))| AuditEvent::sign(&r, BYBIT, pid, &exe)),
         (req_s(), peer_s(), text()).prop_map(|(r, (pid, exe), why)| AuditEvent::refusal(

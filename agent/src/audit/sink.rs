@@ -84,6 +84,9 @@ enum Job {
         /// Its signer was the only one waiting for a line when it sent it (see
         /// [`Writer::run`]).
         alone: bool,
+        /// A refusal, counted instead of written when one like it went in less than a second
+        /// before (`repeats`).
+        fold: bool,
     },
     /// Take in lines other tapsign processes appended (and catch tampering); answered once
     /// everything queued before it is written.
@@ -180,6 +183,7 @@ impl AuditSink {
             syncer: Arc::clone(&syncer),
             batches: 0,
             pending: Vec::new(),
+            repeats: Default::default(),
         };
         writer.open();
         let (every, v) = (config.sync_interval, Arc::clone(&view));
@@ -227,7 +231,7 @@ impl AuditSink {
         super::ledger::read_vaults(&self.path, &self.vaults_read);
     }
 
-    fn send(&self, event: AuditEvent, ack: Option<Ack>, alone: bool) {
+    fn send(&self, event: AuditEvent, ack: Option<Ack>, alone: bool, fold: bool) {
         let time = SystemTime::now();
         // A writer that is gone drops the ack: the waiter then hears `Stopped`.
         let _ = self.jobs.send(Job::Record {
@@ -235,12 +239,24 @@ impl AuditSink {
             time,
             ack,
             alone,
+            fold,
         });
     }
 
     /// Record a decision, and return once its line is written; a signature's line, in `sync`
     /// mode or while syncs fail, once it is synced.
     pub async fn record(&self, event: AuditEvent) -> Result<(), Unrecorded> {
+        self.record_as(event, false).await
+    }
+
+    /// [`AuditSink::record`] for a refusal a bot can repeat in a loop: one like a refusal
+    /// whose line went in less than a second before is counted, and its count written with
+    /// the next line of it (docs/audit.md, "Repeated refusals"). Returns at once when counted.
+    pub async fn record_refusal(&self, event: AuditEvent) -> Result<(), Unrecorded> {
+        self.record_as(event, true).await
+    }
+
+    async fn record_as(&self, event: AuditEvent, fold: bool) -> Result<(), Unrecorded> {
         use std::sync::atomic::Ordering;
         let (ack, mut done) = oneshot::channel();
         // Look for the answer for a moment, yielding to the worker's other tasks in between
@@ -250,7 +266,7 @@ impl AuditSink {
         let alone = self.waiting.fetch_add(1, Ordering::Relaxed) == 0;
         // Counted out however this ends, a dropped future included.
         let _counted = Waiting(&self.waiting);
-        self.send(event, Some(ack), alone);
+        self.send(event, Some(ack), alone, fold);
         let until = Instant::now() + if alone { self.look } else { Duration::ZERO };
         let mut answer = None;
         while Instant::now() < until {
@@ -279,7 +295,7 @@ impl AuditSink {
     /// logged before it.
     pub fn queue(&self, event: AuditEvent) -> Queued {
         let (ack, done) = oneshot::channel();
-        self.send(event, Some(ack), false);
+        self.send(event, Some(ack), false, false);
         Queued(done)
     }
 
@@ -291,7 +307,7 @@ impl AuditSink {
     /// Record a decision without waiting: locks, which happen whatever the disk does. The
     /// writer logs the head after a lock's line and has it synced at once.
     pub fn submit(&self, event: AuditEvent) {
-        self.send(event, None, false);
+        self.send(event, None, false, false);
     }
 
     /// Wait, at most `wait`, until everything queued so far is written and lines other tapsign
@@ -382,16 +398,29 @@ impl AuditSink {
 /// signers, so neither looks.
 const LOOK_FOR: Duration = Duration::from_micros(100);
 
-/// The next job: looked for during `look` (the writer's CPU only), then waited for.
-fn next_job(queue: &mpsc::Receiver<Job>, look: Duration) -> Result<Job, mpsc::RecvError> {
+/// The next job: looked for during `look` (the writer's CPU only), then waited for, until
+/// `due` if given (`None` then: the time came first).
+fn next_job(
+    queue: &mpsc::Receiver<Job>,
+    look: Duration,
+    due: Option<Instant>,
+) -> Result<Option<Job>, mpsc::RecvError> {
     let until = Instant::now() + look;
     loop {
         match queue.try_recv() {
-            Ok(job) => return Ok(job),
+            Ok(job) => return Ok(Some(job)),
             Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
             Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::hint::spin_loop(),
-            Err(mpsc::TryRecvError::Empty) => return queue.recv(),
+            Err(mpsc::TryRecvError::Empty) => break,
         }
+    }
+    let Some(due) = due else {
+        return queue.recv().map(Some);
+    };
+    match queue.recv_timeout(due.saturating_duration_since(Instant::now())) {
+        Ok(job) => Ok(Some(job)),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
     }
 }
 
@@ -405,6 +434,17 @@ fn next_job(queue: &mpsc::Receiver<Job>, look: Duration) -> Result<Job, mpsc::Re
 /// second with the writer looking after every batch, 27 to 31% without: docs/benchmarks.md).
 fn one_signer(jobs: &[Job]) -> bool {
     matches!(jobs, [Job::Record { alone: true, .. }])
+}
+
+/// The lines of counts of repeated refusals, which no one waits for.
+fn late_records(late: Vec<super::repeats::Late>) -> Vec<Record> {
+    late.into_iter()
+        .map(|(event, time)| Record {
+            event,
+            time,
+            ack: None,
+        })
+        .collect()
 }
 
 /// One record waiting for its answer, counted in [`AuditSink`]'s `waiting` while it lives.
@@ -430,6 +470,8 @@ struct Writer {
     /// in the log only by its signatures, after the previous session's `lock` line
     /// (red-team round 18).
     pending: Vec<Record>,
+    /// Refusals written in the last second, and those like them counted since.
+    repeats: super::repeats::Repeats,
 }
 
 /// One queued decision.
@@ -447,7 +489,14 @@ impl Writer {
             Flush::Sync => Duration::ZERO,
         };
         let mut looking = look;
-        while let Ok(first) = next_job(queue, looking) {
+        while let Ok(first) = next_job(queue, looking, self.repeats.next_due()) {
+            let Some(first) = first else {
+                // Counts of repeated refusals fell due, and nothing else came.
+                let due = self.repeats.due(Instant::now());
+                self.write(late_records(due));
+                looking = Duration::ZERO;
+                continue;
+            };
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -465,6 +514,11 @@ impl Writer {
                 break;
             }
         }
+        if closed.is_none() {
+            // Every sender is gone: the counts not yet written go in before the last sync.
+            let rest = self.repeats.drain();
+            self.write(late_records(rest));
+        }
         // Closed, or every sender is gone: one last sync before the thread ends.
         self.syncer.close();
         let _ = syncing.join();
@@ -476,9 +530,28 @@ impl Writer {
     /// Handle jobs in order; consecutive records are written together. Returns the ack of a
     /// `Close` (jobs after it are dropped: their waiters hear `Stopped`).
     fn handle(&mut self, jobs: Vec<Job>) -> Option<oneshot::Sender<()>> {
-        let mut records = Vec::new();
+        let now = Instant::now();
+        let mut records = late_records(self.repeats.due(now));
         for job in jobs {
             match job {
+                Job::Record {
+                    event,
+                    time,
+                    ack,
+                    fold: true,
+                    ..
+                } if event.is_refusal() => match self.repeats.take(&event, time, now) {
+                    // Counted: its refusal stands, and its count goes with a later line.
+                    None => {
+                        if let Some(ack) = ack {
+                            let _ = ack.send(Ok(()));
+                        }
+                    }
+                    Some((late, event)) => {
+                        records.extend(late_records(late));
+                        records.push(Record { event, time, ack });
+                    }
+                },
                 Job::Record {
                     event, time, ack, ..
                 } => records.push(Record { event, time, ack }),
@@ -488,6 +561,7 @@ impl Writer {
                     let _ = ack.send(self.view.lock().head.clone());
                 }
                 Job::Close(ack) => {
+                    records.extend(late_records(self.repeats.drain()));
                     self.write(records);
                     return Some(ack);
                 }
@@ -695,6 +769,7 @@ mod tests {
             time: SystemTime::now(),
             ack: None,
             alone,
+            fold: false,
         }
     }
 

@@ -30,12 +30,14 @@ fn every_event() -> Vec<AuditEvent> {
             uid: 1001,
             pid: 555,
             exe: "/usr/bin/nc".into(),
+            repeated: 0,
         },
         AuditEvent::UnlockRefused {
             code: ErrorCode::TouchTimeout,
             reason: "no touch".into(),
             pid: PID,
             exe: EXE.into(),
+            repeated: 3,
         },
         AuditEvent::Unlock {
             token: "YubiKey 12345678 slot 82".into(),
@@ -403,7 +405,7 @@ fn events_read_like_sentences() {
         [
             "agent start 0.1.0 pid 77",
             "refused a connection from uid 1001, pid 555 (/usr/bin/nc)",
-            "unlock refused touch_timeout: no touch; asked by pid 123 (/usr/bin/python3)",
+            "unlock refused touch_timeout: no touch; asked by pid 123 (/usr/bin/python3) (and 3 more like it since its last line, not written one by one)",
             "unlock by YubiKey 12345678 slot 82: keys upbit-main, binance-spot; ttl 3600s idle 600s budget 500; asked by pid 123 (/usr/bin/python3)",
             "sign upbit-main GET /v1/orders by pid 123 (/usr/bin/python3)",
             "refuse upbit-main GET /v1/withdraws/coin policy_denied: withdrawals are never signed; by pid 123 (/usr/bin/python3)",

@@ -387,3 +387,80 @@ async fn a_session_line_the_log_could_not_take_comes_before_the_next_line_it_tak
     sink.close().await;
     super::verify(&path).unwrap();
 }
+
+fn refused(path: &str) -> AuditEvent {
+    AuditEvent::Refusal {
+        key: "k".into(),
+        kind: Default::default(),
+        method: "POST".into(),
+        path: path.into(),
+        code: tapsign_proto::ErrorCode::Locked,
+        reason: "the agent is locked".into(),
+        pid: 1,
+        exe: "/bin/bot".into(),
+        repeated: 0,
+    }
+}
+
+/// The refusals the log's lines stand for: each line, and the count it carries.
+fn refusals_on_record(path: &std::path::Path) -> (usize, u64) {
+    let (mut lines, mut stood_for) = (0, 0);
+    for entry in read(path).unwrap() {
+        let Entry::Line(l) = entry else {
+            panic!("damaged")
+        };
+        if l.event.is_refusal() {
+            lines += 1;
+            stood_for += 1 + l.event.repeated();
+        }
+    }
+    (lines, stood_for)
+}
+
+/// A bot looping on a refused request gets every refusal answered, but not a line each:
+/// the first is written at once, those like it in the next second are counted, and the count
+/// goes in once the second is over. Every refusal is accounted for, and the chain holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_repeated_in_a_loop_is_counted_not_written_each_time() {
+    let disk = Arc::new(Disk::default());
+    let (_dir, path, sink) = sink(Flush::IncrementalAsync, &disk);
+    let start = Instant::now();
+    sink.record_refusal(refused("/api/v3/order")).await.unwrap();
+    assert_eq!(
+        lines(&path),
+        1,
+        "the first refusal is written before it is answered"
+    );
+    for _ in 0..200 {
+        sink.record_refusal(refused("/api/v3/order")).await.unwrap();
+    }
+    // Refusals that differ are written each, at once, and signatures are never counted.
+    sink.record_refusal(refused("/sapi/v1/capital/withdraw/apply"))
+        .await
+        .unwrap();
+    sink.record(sign()).await.unwrap();
+    sink.record(sign()).await.unwrap();
+    // (A machine so busy that the loop took a second has had a count fall due meanwhile.)
+    if start.elapsed() < Duration::from_millis(900) {
+        assert_eq!(
+            lines(&path),
+            4,
+            "only the loop's first refusal is written at once"
+        );
+    }
+    // The count falls due a second after the first line, with nothing else coming.
+    eventually("the count is written", || {
+        refusals_on_record(&path).1 == 202
+    });
+    // After its count's line, the next second counts again; closing writes what is counted.
+    for _ in 0..10 {
+        sink.record_refusal(refused("/api/v3/order")).await.unwrap();
+    }
+    sink.close().await;
+    let (written, stood_for) = refusals_on_record(&path);
+    assert_eq!(stood_for, 212, "every refusal is accounted for");
+    // One line a second at most for the loop, besides the first and the other refusal.
+    let seconds = start.elapsed().as_secs() as usize;
+    assert!(written <= 4 + seconds, "{written} lines in {seconds} s");
+    assert!(verify(&path).unwrap().is_ok());
+}
