@@ -82,6 +82,28 @@ fn a_login_for_an_exchange_without_one_gets_no_advice_to_switch_logins_on() {
     }
 }
 
+/// Red-team round 20: a Coinbase login was refused with the line `ws_login = true`, saying only
+/// that a logged-in socket keeps trading; its token names no method or path, and whether
+/// Coinbase's REST side refuses one is not documented. The refusal says so, and hands no line.
+#[test]
+fn a_coinbase_login_is_refused_with_what_its_token_reaches_and_no_line() {
+    use tapsign_agent::credential::Exchange::Coinbase;
+    use tapsign_agent::policy::{self, KeyPolicy};
+    let p = KeyPolicy::default();
+    let msg = policy::check_request(Coinbase, "cb", &p, &ws("/ws"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("without a `uri` claim"), "{msg}");
+    assert!(msg.contains("sends and withdrawals included"), "{msg}");
+    assert!(!msg.contains("ws_login = true"), "{msg}");
+    // The other exchanges' logins still say how to switch them on, after what it gives away.
+    let msg = policy::check_request(Bybit, "b", &p, &ws("/v5/private"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("keeps trading after the session ends"), "{msg}");
+    assert!(msg.contains("ws_login = true"), "{msg}");
+}
+
 #[test]
 fn a_login_request_with_a_body_or_query_is_refused() {
     let c = cred(Bybit, "k", "s", None);

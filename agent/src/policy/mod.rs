@@ -384,6 +384,19 @@ pub enum Denial {
          [keys.{key}] in config.toml"
     )]
     WebsocketLogin { key: String, what: &'static str },
+    /// A Coinbase websocket login: its token is bound to no endpoint, so the refusal hands no
+    /// line (red-team round 20: it handed `ws_login = true`, saying only that the socket keeps
+    /// trading).
+    #[error(
+        "refused: a coinbase websocket login is a JWT without a `uri` claim, bound to no method \
+         or path, and coinbase does not document refusing such a token on REST: if it does not, \
+         a bot holding one can call, for the token's two minutes, every endpoint this CDP key \
+         may use, sends and withdrawals included, past the agent's deny list and trading \
+         profile (docs/policy.md, \"Websocket logins\"). Websocket logins are off for {key:?}, \
+         and should stay off for a key that can move funds: stream with a separate CDP key \
+         that can only view"
+    )]
+    UnboundLogin { key: String },
     #[error(
         "refused: the signed bytes end in {suffix}, so signing this would also make {what}, \
          which keeps trading after the session ends; no REST request needs to end so (a \
@@ -873,6 +886,12 @@ pub fn check_request<'p>(
             return Err(ParseError(crate::sign::no_websocket_login(exchange)).into());
         }
         if !policy.ws_login {
+            if exchange == Exchange::Coinbase {
+                return Err(Denial::UnboundLogin {
+                    key: key.to_string(),
+                }
+                .into());
+            }
             return Err(Denial::WebsocketLogin {
                 key: key.to_string(),
                 what: "a websocket login",
