@@ -1493,6 +1493,52 @@ fn bitget_s_request_time_and_window_are_withheld() {
 /// `amount`, all that Binance's staking endpoints take, and Binance does not sign the path).
 /// A bot could send one to have the trader handed that line. Such endpoints are refused with
 /// why and no line; where the path is not signed, no endpoint outside the profile gets one.
+/// Red-team round 20: KuCoin's unified account v2 order (`/api/ua/v2/unified/order/place`,
+/// which KuCoin's own SDK calls) is not in the profile, and its refusal handed a line; filled
+/// in with the request's names, the entry signed `tradeType` MARGIN, an order that borrows. A
+/// request outside the profile that carries a name the profile withholds gets no line.
+#[test]
+fn a_request_outside_the_profile_carrying_a_withheld_name_gets_no_line() {
+    for (ex, path, body) in [
+        (
+            Exchange::Kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"MARGIN","symbol":"BTC-USDT","side":"buy","orderType":"MARKET","size":"1"}"#,
+        ),
+        (
+            Exchange::Kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"SPOT","symbol":"BTC-USDT","side":"buy","orderType":"MARKET","size":"1","autoBorrow":true}"#,
+        ),
+        (
+            Exchange::Okx,
+            "/api/v5/trade/new-thing",
+            r#"{"instId":"BTC-USDT","quickMgnType":"auto_borrow"}"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        let err = check_with(ex, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::NotInProfileWithheld { .. }))
+                && msg.contains("on purpose")
+                && !msg.contains("allow = ["),
+            "{ex} {path}: {msg}"
+        );
+    }
+    // Without such a name the line stays (the path is signed: it signs for that path only).
+    let r = support::req(
+        "POST",
+        "/api/ua/v2/unified/order/cancel",
+        "",
+        r#"{"symbol":"BTC-USDT","orderId":"1"}"#,
+    );
+    let msg = check_with(Exchange::Kucoin, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("allow = ["), "{msg}");
+}
+
 #[test]
 fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
     let left_out = [
@@ -1708,6 +1754,21 @@ fn an_endpoint_left_out_on_purpose_or_unsigned_gets_no_line() {
             "/api/v4/crossex/accounts",
             "",
             r#"{"position_mode":"SINGLE","account_mode":"CROSS_EXCHANGE"}"#,
+        ),
+        // Red-team round 20: Gate's options orders (a sell writes an option).
+        (
+            Exchange::Gate,
+            "POST",
+            "/api/v4/options/orders",
+            "",
+            r#"{"contract":"BTC_USDT-20261231-100000-C","size":-10,"price":"0"}"#,
+        ),
+        (
+            Exchange::Gate,
+            "PUT",
+            "/api/v4/options/orders/123",
+            "",
+            r#"{"size":-10}"#,
         ),
     ];
     for (ex, method, path, query, body) in left_out {

@@ -100,7 +100,10 @@ fn a_coinbase_login_is_refused_with_what_its_token_reaches_and_no_line() {
     let msg = policy::check_request(Bybit, "b", &p, &ws("/v5/private"))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("keeps trading after the session ends"), "{msg}");
+    assert!(
+        msg.contains("keeps trading after the session ends"),
+        "{msg}"
+    );
     assert!(msg.contains("ws_login = true"), "{msg}");
 }
 

@@ -165,6 +165,24 @@ pub enum Denial {
         /// The path's last segment holds a '.' (no line: it may be read without its extension).
         dotted: bool,
     },
+    /// An endpoint outside the profile, asked with a name the profile withholds where it
+    /// takes it: the line [`Denial::NotInProfile`] hands out, filled in with the request's
+    /// names, would take that name with any value (red-team round 20: KuCoin's unified
+    /// account v2 order, with `tradeType` MARGIN, got a line whose entry then signed it).
+    #[error(
+        "refused: {method} {path} is not in {exchange}'s trading profile, and the request \
+         carries {what}, which the profile leaves out on purpose where it takes it: it {why}. \
+         tapsign suggests no config.toml line for this request; a key that needs the endpoint \
+         needs an allow entry written by hand, holding that name to the values it may take \
+         with `values` (docs/policy.md, \"Borrowing\")"
+    )]
+    NotInProfileWithheld {
+        exchange: Exchange,
+        method: String,
+        path: String,
+        what: String,
+        why: &'static str,
+    },
     #[error(
         "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
          {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
@@ -1009,6 +1027,23 @@ pub fn check_request<'p>(
                 method: parsed.method.clone(),
                 path: wire.path.clone(),
                 why: w.why,
+            }
+            .into());
+        }
+        // A name the profile withholds: no line, which filled in would take it.
+        if let Some((name, (value, why))) = params
+            .iter()
+            .find_map(|p| rules::withheld_name(exchange, &wire.path, &p.name).map(|w| (&p.name, w)))
+        {
+            return Err(Denial::NotInProfileWithheld {
+                exchange,
+                method: parsed.method.clone(),
+                path: wire.path.clone(),
+                what: match value {
+                    None => format!("the parameter {name}"),
+                    Some(v) => format!("the parameter {name} (withheld for its value {v:?})"),
+                },
+                why,
             }
             .into());
         }

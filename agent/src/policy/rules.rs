@@ -865,6 +865,9 @@ const BINANCE_MARGIN: &str = "moves margin into or out of an isolated position; 
                               not sign the path, so an entry for it signs `amount` alone, all \
                               that its staking and wrap endpoints take";
 
+const WRITES_OPTIONS: &str = "places options orders: a sell writes an option, whose loss \
+     the order's size does not bound";
+
 static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Binance,
@@ -993,6 +996,21 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         "/api/v4/crossex/accounts",
         "sets the CrossEx account's position and account mode, which changes how its collateral \
          counts across venues",
+    ),
+    // Options, as Bybit's `category=option` and OKX's activate-option are held back: the
+    // profile places spot and futures orders only (red-team round 20: the refusal handed a
+    // line whose entry, filled in, signed a naked option sale, `"size": -10`).
+    withheld_endpoint_(
+        Exchange::Gate,
+        "POST",
+        "/api/v4/options/orders",
+        WRITES_OPTIONS,
+    ),
+    withheld_endpoint_(
+        Exchange::Gate,
+        "PUT",
+        "/api/v4/options/orders/{order_id}",
+        WRITES_OPTIONS,
     ),
     withheld_endpoint_(
         Exchange::Gate,
