@@ -2351,3 +2351,91 @@ fn an_okx_order_naming_an_options_contract_is_refused() {
     };
     check_with(Exchange::Okx, &chosen, &order("BTC-USD-260327-100000-C")).unwrap();
 }
+
+/// Red-team round 20: OKX's `instIdCode` (a numeric instrument code OKX reads before
+/// `instId`) was refused with a line taking it; pasted, the options check (which reads
+/// `instId`) let a code name an option. It is withheld: refused with why, no line, in a batch
+/// too.
+#[test]
+fn okx_instrument_codes_are_withheld_with_no_line() {
+    for (path, body) in [
+        (
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","instIdCode":123456,"tdMode":"cash","side":"sell","ordType":"limit","sz":"1","px":"0.1"}"#,
+        ),
+        (
+            "/api/v5/trade/batch-orders",
+            r#"[{"instId":"BTC-USDT","instIdCode":123456,"tdMode":"cash","side":"sell","ordType":"limit","sz":"1","px":"0.1"}]"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+                && msg.contains("instIdCode")
+                && !msg.contains("allow = ["),
+            "{path}: {msg}"
+        );
+    }
+}
+
+/// Red-team round 20: a number for a field whose listed values are words (`category` `"1"`,
+/// `tdMode` `"3"`) was refused with a line listing it; a server binding the field to an
+/// enumeration may read it as the name at that position (Bitget's `MARGIN`, Bybit's `option`).
+/// No line for such a value; a listed value in another case is refused as that spelling, not
+/// as what the name is withheld for.
+#[test]
+fn a_number_for_a_field_of_words_gets_no_line() {
+    for (ex, path, body) in [
+        (
+            Exchange::Bitget,
+            "/api/v3/trade/place-order",
+            r#"{"category":"1","symbol":"BTCUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","tdMode":"3","side":"buy","ordType":"market","sz":"1"}"#,
+        ),
+        (
+            Exchange::Bybit,
+            "/v5/order/create",
+            r#"{"category":3,"symbol":"BTCUSDT","side":"Sell","orderType":"Limit","qty":"1","price":"1"}"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        let err = check_with(ex, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::UnlistedValue(_)))
+                && msg.contains("a number where the values listed are words")
+                && !msg.contains("allow = ["),
+            "{ex} {path}: {msg}"
+        );
+    }
+    // A word the profile does not list still gets its line.
+    let r = support::req(
+        "POST",
+        "/api/v5/trade/order",
+        "",
+        r#"{"instId":"BTC-USDT","tdMode":"new_mode","side":"buy","ordType":"market","sz":"1"}"#,
+    );
+    let msg = check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("allow = ["), "{msg}");
+    // KuCoin's `tradeType` `Spot` is the listed `SPOT` in another case, not margin trading.
+    let r = support::req(
+        "POST",
+        "/api/ua/v1/unified/order/place",
+        "",
+        r#"{"tradeType":"Spot","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#,
+    );
+    let err = check_with(Exchange::Kucoin, &KeyPolicy::default(), &r).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::ValueCase { .. }))
+            && !err.to_string().contains("borrows"),
+        "{err}"
+    );
+}

@@ -428,10 +428,11 @@ pub enum Denial {
         "refused: a bybit request without parameters signs an empty payload, and Bybit takes \
          that signature for a POST with an empty body as well: POST /v5/account/repay (repays \
          every liability, selling other assets), /v5/user/delete-api, \
-         /v5/account/upgrade-to-uta; send a parameter the endpoint takes, or accept this with \
-         `parameterless = true` under [keys.{key}] in config.toml (ccxt reads GET \
+         /v5/account/upgrade-to-uta; send a parameter the endpoint takes (ccxt reads GET \
          /v5/asset/coin/query-info as it loads markets: create it with has = {{ \
-         fetchCurrencies: false }})"
+         fetchCurrencies: false }}). tapsign suggests no switch for the key {key:?} here, since \
+         a bot can send such a request at will: docs/exchanges.md (\"Requests without \
+         parameters\") says what accepting them gives away and how"
     )]
     Parameterless { key: String },
     #[error(
@@ -498,7 +499,7 @@ pub struct OffProfileValue {
     "refused: on {endpoint}, {name} may be {listed}, not {value:?}: {}; send one of those \
      values{}",
     values_reason(*.exchange),
-    value_advice(key, config)
+    value_advice(key, config, value)
 )]
 pub struct Unlisted {
     pub exchange: Exchange,
@@ -652,9 +653,15 @@ fn indexed(name: &str) -> Option<String> {
 
 /// What a refusal for an unlisted value adds: the line to paste, or, for a value no line
 /// should take (`config` empty: not plain ASCII, which a server folding case or trimming
-/// could read as another, `MARGıN` as `MARGIN`), why there is none.
-fn value_advice(key: &str, config: &str) -> String {
-    if config.is_empty() {
+/// could read as another, `MARGıN` as `MARGIN`; or a number for a name whose listed values are
+/// words, [`enum_position`]), why there is none.
+fn value_advice(key: &str, config: &str, value: &str) -> String {
+    if config.is_empty() && enum_position(value) {
+        " (tapsign suggests no line for a number where the values listed are words: a server \
+         that binds the field to a list of names may read a number as the name at that position, \
+         which can be one the profile leaves out)"
+            .to_owned()
+    } else if config.is_empty() {
         " (tapsign suggests no line for a value that is not plain printable ASCII: a server \
          that folds case or trims could read it as another)"
             .to_owned()
@@ -665,6 +672,16 @@ fn value_advice(key: &str, config: &str) -> String {
              under [keys.{key}]: allow = [{config}]"
         )
     }
+}
+
+/// A value made of digits alone (blanks around it too), which a server binding a field to an
+/// enumeration may read as the position of a name in it (Java's Jackson, by default, reads
+/// `"1"` or `1` as the second constant): for a field whose listed values are words, a line
+/// taking such a value could take a name left out on purpose, Bitget's `MARGIN` as
+/// `category` `"1"` (red-team round 20).
+fn enum_position(value: &str) -> bool {
+    let v = value.trim();
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
@@ -1335,15 +1352,6 @@ pub fn check_request<'p>(
         // beyond the listed ones, and a `FUTURES` the key's entry took out was refused as
         // margin trading (red-team round 18).
         let narrowed = source == profile::Source::Config && profiled.is_some_and(profile_takes);
-        if !narrowed && let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
-            return Err(Denial::Withheld {
-                exchange,
-                endpoint: endpoint.to_string(),
-                what: format!("{name}={:?}", read.as_ref()),
-                why,
-            }
-            .into());
-        }
         // A listed value in another case or with blanks: no line for that spelling, which a
         // folding server reads as the listed one, and which would get past checks that
         // compare values as listed (second recheck of round 16: `Linear` on Bybit's
@@ -1361,6 +1369,15 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        if !narrowed && let Some(why) = rules::withheld_reason(exchange, &wire.path, name, &read) {
+            return Err(Denial::Withheld {
+                exchange,
+                endpoint: endpoint.to_string(),
+                what: format!("{name}={:?}", read.as_ref()),
+                why,
+            }
+            .into());
+        }
         if narrowed {
             return Err(Denial::Narrowed {
                 exchange,
@@ -1371,6 +1388,9 @@ pub fn check_request<'p>(
             .into());
         }
         let plain = !read.is_empty() && read.bytes().all(|b| b.is_ascii_graphic());
+        // A number for a field of words: no line either (see `enum_position`).
+        let words = listing.values[name].iter().all(|v| !enum_position(v));
+        let plain = plain && !(words && enum_position(&read));
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();
         wider

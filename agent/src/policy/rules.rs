@@ -783,6 +783,16 @@ static WITHHELD: &[Withheld] = &[
         "trades event contracts (a share that pays 1 or 0 on an event's outcome, bought at 0.01 \
          to 0.99), which are neither spot nor the profile's derivatives",
     ),
+    // OKX's numeric instrument code, which it reads before `instId` where both come (its
+    // changelog, for the websocket order operations): the options check reads `instId`, and
+    // cannot tell an option from a code (red-team round 20: the refusal's line took it).
+    withheld(
+        Exchange::Okx,
+        "instIdCode",
+        None,
+        "names the instrument by a numeric code, read before instId, which tapsign cannot tell \
+         an options contract from",
+    ),
     withheld(Exchange::Gate, "auto_borrow", None, BORROWS),
     withheld(Exchange::Gate, "auto_repay", None, BORROWS),
     withheld(Exchange::Kucoin, "autoBorrow", None, BORROWS),
