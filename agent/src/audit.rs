@@ -62,6 +62,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[serde(deny_unknown_fields)]
 pub struct AuditLine {
     pub seq: u64,
+    /// As the agent writes it (`YYYY-MM-DDTHH:MM:SS.mmmZ`); any other text is not an audit
+    /// line's (red-team round 20: a `time` holding a newline printed as a second, forged line
+    /// in `tapsign audit`, with `audit verify` intact).
+    #[serde(deserialize_with = "time_as_written")]
     pub time: String,
     pub prev: String,
     pub event: AuditEvent,
@@ -69,8 +73,40 @@ pub struct AuditLine {
 
 impl std::fmt::Display for AuditLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.time, self.event)
+        write!(f, "{} {}", Shown(&self.time), self.event)
     }
+}
+
+/// Whether `time` has the form the agent writes, `YYYY-MM-DDTHH:MM:SS.mmmZ` (a year of four
+/// digits or more: a clock set far ahead writes more).
+pub fn time_well_formed(time: &str) -> bool {
+    let Some(year_end) = time.find('-') else {
+        return false;
+    };
+    let (year, rest) = time.split_at(year_end);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let shape = rest.as_bytes();
+    year.len() >= 4
+        && digits(year)
+        && shape.len() == 20
+        && shape
+            .iter()
+            .zip(b"-00-00T00:00:00.000Z")
+            .all(|(&c, &want)| match want {
+                b'0' => c.is_ascii_digit(),
+                _ => c == want,
+            })
+}
+
+fn time_as_written<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let time = String::deserialize(d)?;
+    if !time_well_formed(&time) {
+        return Err(serde::de::Error::custom(format!(
+            "time {:?} is not written as YYYY-MM-DDTHH:MM:SS.mmmZ",
+            Shown(&time).to_string()
+        )));
+    }
+    Ok(time)
 }
 
 /// Where the chain stood: the last line's `seq` and the hex SHA-256 of its bytes. Kept

@@ -8,8 +8,6 @@
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use serde::Deserialize;
-
 use super::{AuditError, AuditLog, hash_hex, io_err, read_at};
 use crate::keystore::Anchor;
 
@@ -23,13 +21,6 @@ const MAX_FOREIGN_BYTES: u64 = 1024 * 1024;
 pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 #[cfg(test)]
 pub(super) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// The two fields that make the chain; other fields are not this check's business.
-#[derive(Deserialize)]
-struct Link {
-    seq: u64,
-    prev: String,
-}
 
 impl AuditLog {
     /// Run `f` holding an exclusive `flock` on the file (other tapsign processes append under
@@ -169,13 +160,32 @@ impl AuditLog {
             self.torn = false;
         }
         while !rest.is_empty() {
-            let (line, tail, whole) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], &rest[i + 1..], true),
-                None => (rest, &[][..], false),
+            // Another tapsign process writes whole lines, each in one `write(2)` under the
+            // lock this check holds, and cuts off a write that landed in part: bytes without
+            // their newline are not its line. Taken as a torn line, as at open, they went into
+            // the chain unchecked, and the next line ended them: a chained `sign` line
+            // appended without its newline was adopted, `audit verify` intact (red-team round
+            // 20).
+            let Some(i) = rest.iter().position(|&b| b == b'\n') else {
+                return Err(self.tampered(format!(
+                    "ends in {} bytes after line {} that are not a whole line (no tapsign process \
+                     leaves those: something else appended them)",
+                    rest.len(),
+                    self.next_seq.saturating_sub(1)
+                )));
             };
-            let link: Option<Link> = serde_json::from_slice(line).ok();
-            let fits = link.is_some_and(|l| l.seq == self.next_seq && l.prev == self.prev);
-            if !fits && whole {
+            let (line, tail) = (&rest[..i], &rest[i + 1..]);
+            // Read as `audit verify` reads a line, every field checked: a line it would refuse
+            // (an unknown field, a `time` that is not one) taken in here made the next unlock
+            // refuse, where the agent says so at once (red-team round 20).
+            let parsed = serde_json::from_slice::<super::AuditLine>(line);
+            let Ok(parsed) = parsed else {
+                return Err(self.tampered(format!(
+                    "has a line {} that is not an audit line (it was written by something other than tapsign)",
+                    self.next_seq
+                )));
+            };
+            if parsed.seq != self.next_seq || parsed.prev != self.prev {
                 return Err(self.tampered(format!(
                     "has a line {} that does not continue the chain (it was written by something other than tapsign)",
                     self.next_seq
@@ -184,28 +194,27 @@ impl AuditLog {
             // Only the agent writes the rest (`sign`, `lock`, `unlock`...): one appended by
             // anyone else, chained, was taken in, and the record then held a lock or a signature
             // that never happened, with `audit verify` intact (red-team round 19).
-            if whole && !written_by_commands(line) {
+            if !written_by_commands(&parsed.event) {
                 return Err(self.tampered(format!(
                     "has a line {} of a kind only an agent writes, which this agent did not write (a second `tapsign agent` using this home, on another socket, would; run one agent per home)",
                     self.next_seq
                 )));
             }
-            if whole && keystore_record(line) {
+            if matches!(
+                parsed.event,
+                super::AuditEvent::KeyChange { .. } | super::AuditEvent::Keystore { .. }
+            ) {
                 // Checked to continue the chain: what it records is kept, so that an edit of
                 // the file later cannot change what this agent saw (`keystore::ledger::Witness`).
-                if let Ok(l) = serde_json::from_slice::<super::AuditLine>(line) {
-                    self.witnessed.push(super::Witnessed {
-                        seq: l.seq,
-                        event: l.event,
-                        own: false,
-                    });
-                }
+                self.witnessed.push(super::Witnessed {
+                    seq: parsed.seq,
+                    event: parsed.event,
+                    own: false,
+                });
             }
-            // A torn line from another writer's crash is taken as it is, like at open.
             self.prev = hash_hex(line);
             self.last = line.to_vec();
             self.next_seq = self.next_seq.saturating_add(1);
-            self.torn = !whole;
             rest = tail;
         }
         self.end = len;
@@ -213,28 +222,13 @@ impl AuditLog {
     }
 }
 
-/// The kinds of line tapsign's commands write to the log (the keystore's record); the agent
-/// writes every other kind itself.
-const COMMANDS_WRITE: [&str; 3] = ["key_change", "keystore", "key_refused"];
-
-/// Whether `line`'s event is of a kind tapsign's commands write ([`COMMANDS_WRITE`]).
-fn written_by_commands(line: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Kind {
-        event: Type,
-    }
-    #[derive(Deserialize)]
-    struct Type {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    serde_json::from_slice::<Kind>(line)
-        .is_ok_and(|k| COMMANDS_WRITE.contains(&k.event.kind.as_str()))
-}
-
-/// The line may be a `key_change` or `keystore` record (other strings in a line are JSON
-/// strings, whose quotes are escaped: these quoted words appear only as the event's type).
-fn keystore_record(line: &[u8]) -> bool {
-    let has = |word: &[u8]| line.windows(word.len()).any(|w| w == word);
-    has(b"\"key_change\"") || has(b"\"keystore\"")
+/// Whether `event` is of a kind tapsign's commands write to the log (the keystore's record:
+/// `key_change`, `keystore`, `key_refused`); the agent writes every other kind itself.
+fn written_by_commands(event: &super::AuditEvent) -> bool {
+    matches!(
+        event,
+        super::AuditEvent::KeyChange { .. }
+            | super::AuditEvent::Keystore { .. }
+            | super::AuditEvent::KeyRefused { .. }
+    )
 }

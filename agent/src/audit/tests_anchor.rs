@@ -116,10 +116,100 @@ fn a_line_appended_by_something_else_is_refused() {
     let (_dir, path, mut log) = fresh();
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
     let forged = format!(
-        r#"{{"seq":4,"time":"x","prev":"{GENESIS}","event":{{"type":"lock","reason":"x"}}}}"#
+        r#"{{"seq":4,"time":"2026-11-23T10:00:00.000Z","prev":"{GENESIS}","event":{{"type":"lock","reason":"x"}}}}"#
     );
     writeln!(f, "{forged}").unwrap();
     assert!(tampered(log.append(&lock("x"))).contains("does not continue the chain"));
+}
+
+/// The next line of the chain, as another process would append it: `event` (JSON) with the
+/// right `seq` and `prev`, and `time` as given.
+fn chained(path: &Path, time: &str, event: &str) -> String {
+    let text = fs::read_to_string(path).unwrap();
+    let last = text.lines().last().unwrap();
+    let seq = text.lines().count() + 1;
+    let prev = hash_hex(last.as_bytes());
+    format!(r#"{{"seq":{seq},"time":{time:?},"prev":"{prev}","event":{event}}}"#)
+}
+
+/// Red-team round 20: a chained `sign` line appended without its newline was taken as a torn
+/// write (no chain or kind check), ended by the agent's next line, and so put into the
+/// chain with `audit verify` intact. Bytes another process leaves without a newline are
+/// tampering, whatever they hold.
+#[test]
+fn a_line_appended_without_its_newline_is_refused() {
+    let sign = r#"{"type":"sign","key":"k1","method":"POST","path":"/sapi/v1/capital/withdraw/apply","pid":4242,"exe":"/usr/bin/tapsign"}"#;
+    let key_change = r#"{"type":"key_change","action":"add","name":"zz","created":1,"file":"00","pid":1,"exe":"/usr/bin/tapsign"}"#;
+    for i in 0..3 {
+        let (_dir, path, mut log) = fresh();
+        let forged = match i {
+            0 => chained(&path, "2026-11-23T10:00:00.000Z", sign),
+            // Even one of a kind commands write, and a part of a line.
+            1 => chained(&path, "2026-11-23T10:00:00.000Z", key_change),
+            _ => chained(&path, "2026-11-23T10:00:00.000Z", key_change)[..20].to_owned(),
+        };
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(forged.as_bytes()).unwrap();
+        let why = tampered(log.append(&lock("x")));
+        assert!(why.contains("that are not a whole line"), "{i}: {why}");
+    }
+}
+
+/// Red-team round 20: a chained line of a kind commands write, whose `time` held a newline
+/// (`tapsign audit` printed a forged line after it) or which had a field `audit verify`
+/// refuses, was taken in; the next unlock then refused. Another process's line is read as
+/// `audit verify` reads it.
+#[test]
+fn an_appended_line_audit_verify_would_refuse_is_refused() {
+    let key_change = r#"{"type":"key_change","action":"add","name":"zz","created":1,"file":"00","pid":1,"exe":"/usr/bin/tapsign"}"#;
+    let extra = r#"{"type":"key_change","action":"add","name":"zz","created":1,"file":"00","pid":1,"exe":"/usr/bin/tapsign","x":1}"#;
+    for (time, event) in [
+        (
+            "2026-12-05T22:14:00.000Z sign k1 POST /sapi/v1/capital/withdraw/apply by pid 77 (/usr/bin/python3)\n2026-12-05T22:14:00.001Z",
+            key_change,
+        ),
+        ("x", key_change),
+        ("2026-12-05T22:14:00.000Z", extra),
+    ] {
+        let (_dir, path, mut log) = fresh();
+        let line = chained(&path, time, event);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "{line}").unwrap();
+        let why = tampered(log.append(&lock("x")));
+        assert!(why.contains("is not an audit line"), "{time}: {why}");
+        assert!(!verify(&path).unwrap().is_ok(), "verify refuses it too");
+    }
+    // The same line, well formed, is taken in.
+    let (_dir, path, mut log) = fresh();
+    let line = chained(&path, "2026-12-05T22:14:00.000Z", key_change);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    writeln!(f, "{line}").unwrap();
+    log.append(&lock("x")).unwrap();
+    assert!(verify(&path).unwrap().is_ok());
+}
+
+#[test]
+fn a_time_is_well_formed_only_as_the_agent_writes_it() {
+    for ok in [
+        "2026-11-23T10:00:00.000Z",
+        "1970-01-01T00:00:00.000Z",
+        "584556019-08-17T07:12:55.807Z",
+    ] {
+        assert!(time_well_formed(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "x",
+        "2026-11-23T10:00:00Z",
+        "2026-11-23 10:00:00.000Z",
+        "2026-11-23T10:00:00.000Z\n",
+        "2026-11-23T10:00:00.000Z ",
+        "026-11-23T10:00:00.000Z",
+        "2026-11-2aT10:00:00.000Z",
+        "+2026-11-23T10:00:00.000Z",
+    ] {
+        assert!(!time_well_formed(bad), "{bad:?}");
+    }
 }
 
 #[test]
