@@ -172,6 +172,90 @@ fn removing_a_yubikey_revokes_it() {
     });
 }
 
+/// Red-team round 20: `token remove B` with B's keyslot file hidden (a dot name, which
+/// listings skip) said "no enrolled token", `token list` showed only A, nothing was revoked,
+/// and the file put back matched the manifest: B opened everything again. Now `token list`
+/// names B as recorded with its file missing, `token remove B` rotates without the file, and
+/// the file put back opens nothing current.
+#[test]
+fn a_yubikey_whose_keyslot_file_is_hidden_is_still_removed_and_revoked() {
+    harness::run(&[fw(15_200_007), fw(15_200_008)], |stack| {
+        let w = World::new();
+        for serial in ["15200007", "15200008"] {
+            let out = w.run(
+                &["token", "add", "--piv", "--serial", serial],
+                &format!("{PIN}{PIN}"),
+            );
+            assert!(out.ok().contains("Enrolled"), "{out:?}");
+        }
+        w.run(&["key", "add", "k1", "--exchange", "binance"], "ak1\nsk1\n")
+            .ok();
+        let list = w.run(&["token", "list"], "");
+        let b_id = list
+            .ok()
+            .lines()
+            .find(|l| l.contains("15200008"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        let ks = w.home().join("keystore");
+        let live = Keystore::new(ks.clone()).live_dir().unwrap();
+        let file = live.join("keyslots").join(format!("{b_id}.json"));
+        let hidden = live.join("keyslots").join(format!(".{b_id}.json.hide"));
+        std::fs::rename(&file, &hidden).unwrap();
+        let kept = std::fs::read(&hidden).unwrap();
+
+        let list = w.run(&["token", "list"], "");
+        let line = list.ok().lines().find(|l| l.starts_with(&b_id)).unwrap();
+        assert!(line.contains("its keyslot file is missing"), "{list:?}");
+        assert!(
+            line.contains(&format!("tapsign token remove {b_id}")),
+            "{list:?}"
+        );
+
+        let b_touches = stack.key(1).touch().touches();
+        let out = w.run(&["token", "remove", &b_id], PIN);
+        let text = out.ok();
+        assert!(
+            text.contains(&format!("Removed token {b_id}, and revoked it")),
+            "{out:?}"
+        );
+        assert!(text.contains("1 credential(s) (k1)"), "{out:?}");
+        assert!(out.stderr.contains("was missing"), "{out:?}");
+        assert_eq!(
+            stack.key(1).touch().touches(),
+            b_touches,
+            "B is not touched"
+        );
+
+        // The attacker puts B's file back (the old folder, with the hidden copy, is gone).
+        let current = Keystore::new(ks);
+        let back = current
+            .live_dir()
+            .unwrap()
+            .join("keyslots")
+            .join(format!("{b_id}.json"));
+        tapsign_tests::at_rest::put_back(&back, &kept);
+        let list = w.run(&["token", "list"], "");
+        let line = list.ok().lines().find(|l| l.starts_with(&b_id)).unwrap();
+        assert!(line.contains("NOT in the keystore's manifest"), "{list:?}");
+        let slot = current
+            .keyslots()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .find(|s| s.stub.id() == b_id)
+            .unwrap();
+        assert!(!slot.recorded);
+        let pin = SecretString::from_str_copy("123456");
+        let (_, mut b) = PivToken::locate(&[&slot.stub], Some(&pin)).unwrap();
+        let e = current.unwrap_vault(&slot, &mut b).err().unwrap();
+        assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
+    });
+}
+
 /// With the agent running: the keystore copied before `token remove` put back, and the
 /// removal's `keystore` line then edited in place (same length) to a lower generation and the
 /// old vault, so that the agent's checks of the log's end see nothing. The removed YubiKey's

@@ -416,11 +416,13 @@ fn repair_hint(path: &Path) -> String {
         Some("credentials") => format!(
             "restore it from a backup, or `tapsign key remove {stem}` and add the key again"
         ),
-        // `token remove` cannot name a keyslot it cannot read; a rotation leaves it behind.
-        Some("keyslots") => "restore it from a backup; or, with another enrolled token, run \
-                             `tapsign keystore rotate` (it leaves this keyslot behind) and enroll \
-                             that token again"
-            .into(),
+        // The manifest names the token whose keyslot this is: `token remove` revokes it
+        // without the file, and a rotation leaves the file behind.
+        Some("keyslots") => format!(
+            "restore it from a backup; or, with another enrolled token, run `tapsign token \
+             remove {stem}` (or `tapsign keystore rotate`, which leaves this keyslot behind) and \
+             enroll that token again"
+        ),
         _ => "restore it from a backup".into(),
     }
 }

@@ -153,15 +153,25 @@ impl Keystore {
             None => self.keyslots()?.into_iter().flatten().collect(),
         };
         let mut warnings = Vec::new();
-        if let Some(id) = remove
-            && !slots.iter().any(|s| s.stub.id() == id)
-        {
-            return Err(KeystoreError::NotFound {
-                what: "keyslot for token",
-                name: id.into(),
-                path: super::keyslot_path(&self.live_dir()?, id)?,
-            });
-        }
+        // A token the manifest records is removed even when its keyslot file is missing: the
+        // new vault key is wrapped only for the tokens that stay, so the removed one's file is
+        // not needed. Refused as unknown, a keyslot hidden for the moment (a dot name, which
+        // listings skip) came back afterwards, recorded, and opened everything again (red-team
+        // round 20). The manifest read here is not verified yet: under the lock, the verified
+        // one must record the id (`removed_off_disk`), and nothing is added either way.
+        let off_disk = match remove {
+            Some(id) if !slots.iter().any(|s| s.stub.id() == id) => {
+                if rebuild.is_some() || !self.recorded_keyslot_ids()?.iter().any(|r| r == id) {
+                    return Err(KeystoreError::NotFound {
+                        what: "keyslot for token",
+                        name: id.into(),
+                        path: super::keyslot_path(&self.live_dir()?, id)?,
+                    });
+                }
+                Some(id)
+            }
+            _ => None,
+        };
         let keep: Vec<&Keyslot> = slots
             .iter()
             .filter(|s| Some(s.stub.id().as_str()) != remove)
@@ -228,6 +238,9 @@ impl Keystore {
             return Err(KeystoreError::Changed {
                 dir: self.dir.clone(),
             });
+        }
+        if let Some(id) = off_disk {
+            removed_off_disk(&p, id, &self.live_dir()?, &mut warnings)?;
         }
         // The keyslots wrapped above were read, and judged recorded against a manifest not
         // yet verified, before the lock. Each must be the file found under the lock, and
@@ -413,6 +426,29 @@ fn fill_stage(
         });
     }
     Ok((slot_records, records))
+}
+
+/// `token remove ID` where no readable keyslot file has the id: the manifest verified under the
+/// lock must record the token, else there is nothing to remove. Its file is missing (moved
+/// aside, hidden under a dot name, deleted) or damaged: the rotation revokes the token all the
+/// same, and says so.
+fn removed_off_disk(
+    p: &Prepared,
+    id: &str,
+    live: &std::path::Path,
+    warnings: &mut Vec<String>,
+) -> Result<(), KeystoreError> {
+    if p.manifest.as_ref().is_none_or(|m| m.keyslot(id).is_none()) {
+        return Err(KeystoreError::NotFound {
+            what: "keyslot for token",
+            name: id.into(),
+            path: super::keyslot_path(live, id)?,
+        });
+    }
+    warnings.push(format!(
+        "the keyslot file of token {id} was missing or could not be read (moved aside or deleted?); the token is revoked all the same: a copy of that file put back opens nothing current"
+    ));
+    Ok(())
 }
 
 /// What a rotation's refusal calls it.

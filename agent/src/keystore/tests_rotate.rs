@@ -600,8 +600,8 @@ fn the_manifest_records_the_files_a_rotation_wrote() {
     assert!(m.removed.is_empty());
 }
 
-/// What a damaged keyslot's error advises must work: `token remove` cannot name a keyslot it
-/// cannot read, but a rotation with another token leaves the damaged one behind.
+/// What a damaged keyslot's error advises must work: a rotation with another token leaves the
+/// damaged one behind (so does `token remove`, which names it by the manifest's record).
 #[test]
 fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
     let (mut f, b) = Fixture::populated();
@@ -617,6 +617,11 @@ fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
             .find_map(Result::err)
             .unwrap();
     assert!(err.to_string().contains("tapsign keystore rotate"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("tapsign token remove {}", b.stub().id())),
+        "{err}"
+    );
     let r = f.rotate(None).unwrap();
     assert_eq!(r.keyslots.len(), 1, "{r:?}");
     assert!(f.ks.keyslots().unwrap().iter().all(Result::is_ok));
@@ -729,4 +734,76 @@ fn a_credential_swapped_after_the_rotations_check_is_not_resealed() {
     );
     fs::write(&path, &current).unwrap();
     assert_eq!(f.check().unwrap().refused, []);
+}
+
+/// Red-team round 20: `token remove B` with B's keyslot file hidden (moved under a dot name,
+/// which listings skip) said there was no such token and rotated nothing; the file put back
+/// matched the manifest, and B opened everything again. The manifest records B: the rotation
+/// revokes it without the file, and a copy of the file put back opens nothing current.
+#[test]
+fn a_token_whose_keyslot_file_is_hidden_is_still_removed_and_revoked() {
+    let (mut f, b) = Fixture::populated();
+    let id = b.stub().id();
+    let file = f.live().join(format!("keyslots/{id}.json"));
+    let hidden = f.tmp.path().join("hidden-keyslot.json");
+    fs::rename(&file, &hidden).unwrap();
+    assert!(
+        f.ks.keyslots()
+            .unwrap()
+            .iter()
+            .flatten()
+            .all(|s| s.stub.id() != id)
+    );
+
+    let r = f.rotate(Some(&id)).unwrap();
+    assert_eq!(r.removed.as_deref(), Some(id.as_str()));
+    assert_eq!(r.keyslots, [f.token.stub().id()]);
+    assert_eq!(r.carried, ["binance-alt", "upbit-main"]);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains(&format!("keyslot file of token {id} was missing"))),
+        "{r:?}"
+    );
+    // The file put back: not recorded, and it opens only the old vault key.
+    let back = f.live().join(format!("keyslots/{id}.json"));
+    fs::copy(&hidden, &back).unwrap();
+    let slot = f.ks.keyslots().unwrap().into_iter().flatten();
+    let slot: Vec<Keyslot> = slot.filter(|s| s.stub.id() == id).collect();
+    assert!(!slot[0].recorded);
+    let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap();
+    let e = unlock(&f.ks, &mut b).err().unwrap();
+    assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
+    let e = f.check().map(|c| c.accepted);
+    assert!(e.is_ok(), "A still opens: {e:?}");
+}
+
+/// The id a removal takes without its file must be one the manifest verified under the lock
+/// records: a forged manifest naming a token, the genuine one put back before the lock, makes
+/// the rotation refuse, not report a token removed that never was.
+#[test]
+fn a_token_recorded_only_by_a_forged_manifest_is_not_removed() {
+    let (mut f, _b) = Fixture::populated();
+    let manifest = f.ks.dir().join("manifest.json");
+    let genuine = fs::read(&manifest).unwrap();
+    let mut forged: super::manifest::ManifestFile =
+        super::files::decode(&manifest, &genuine).unwrap();
+    let ghost = "soft-0badc0de".to_owned();
+    forged.keyslots.push(super::manifest::SlotRecord {
+        id: ghost.clone(),
+        sha256: "00".repeat(32),
+    });
+    fs::write(&manifest, super::files::encode(&manifest, forged).unwrap()).unwrap();
+    let back = manifest.clone();
+    at("rotate: keyslots wrapped, before the lock", move || {
+        fs::write(&back, &genuine).unwrap()
+    });
+    let e = f.rotate(Some(&ghost)).err().unwrap();
+    assert!(
+        matches!(&e, KeystoreError::NotFound { name, .. } if *name == ghost),
+        "{e}"
+    );
+    // An id nobody records is refused before anything, as before.
+    let e = f.rotate(Some("soft-12345678")).err().unwrap();
+    assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
 }

@@ -1040,8 +1040,8 @@ fn warn_unrecorded_slots(m: &ManifestFile, found: &[SlotRecord], warnings: &mut 
     for r in &m.keyslots {
         if !found.iter().any(|s| s.id == r.id) {
             warnings.push(format!(
-                "keyslot {} is recorded in the manifest, but its file is missing or damaged",
-                r.id
+                "keyslot {id} is recorded in the manifest, but its file is missing or damaged (moved aside?): put it back from a backup, or, if that token is lost or not yours to keep, `tapsign token remove {id}` revokes it without the file",
+                id = r.id
             ));
         }
     }

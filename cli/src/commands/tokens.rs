@@ -2,6 +2,7 @@
 //! touch on an enrolled token (except the first enrolment, which makes the key). They work
 //! on the files directly; the agent need not run.
 
+use tapsign_agent::audit::Shown;
 use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::keystore::{
     Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey,
@@ -46,7 +47,19 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
 }
 
 fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
-    print_listing(ks.keyslots().map_err(ks_failure)?, "keyslots", |s| {
+    let slots = ks.keyslots().map_err(ks_failure)?;
+    // The ids with a file, readable or not: a damaged one is reported as damaged.
+    let on_disk: Vec<String> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Ok(s) => Some(s.stub.id()),
+            Err(e) => e
+                .path()
+                .and_then(|p| p.file_stem())
+                .map(|n| n.to_string_lossy().into_owned()),
+        })
+        .collect();
+    let listed = print_listing(slots, "keyslots", |s| {
         let note = if s.recorded {
             ""
         } else {
@@ -59,7 +72,21 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
             s.stub.describe(),
             s.stub.model()
         )
-    })
+    });
+    // A token the manifest records whose keyslot file is gone (moved aside, hidden under a dot
+    // name, deleted) is still enrolled: its file put back opens the keystore again. Listed,
+    // so that it does not read as "not enrolled" and go unrevoked (red-team round 20).
+    for id in ks.recorded_keyslot_ids().map_err(ks_failure)? {
+        if !on_disk.contains(&id) {
+            outln!(
+                "{}",
+                Shown(&format!(
+                    "{id:<24} (recorded in the keystore's manifest, but its keyslot file is missing: moved aside or deleted? Put it back from a backup, or revoke the token with `tapsign token remove {id}`)"
+                ))
+            );
+        }
+    }
+    listed
 }
 
 pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> {
@@ -337,8 +364,12 @@ fn rotate(
 ) -> Result<(), Failure> {
     harden();
     if let Some(id) = remove {
+        // A token the manifest records is removed even when its keyslot file is gone: a file
+        // hidden for the moment must not make the token look never enrolled (red-team round
+        // 20). The library holds the id to the manifest verified under its lock.
         let known = ks.keyslots().map_err(ks_failure)?;
-        if !known.iter().flatten().any(|s| s.stub.id() == id) {
+        let recorded = ks.recorded_keyslot_ids().map_err(ks_failure)?;
+        if !known.iter().flatten().any(|s| s.stub.id() == id) && !recorded.iter().any(|r| r == id) {
             return Err(Failure::error(format!(
                 "no enrolled token {id:?}: `tapsign token list` shows the ids"
             )));
