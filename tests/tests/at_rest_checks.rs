@@ -59,8 +59,8 @@ fn key_list_marks_what_the_next_unlock_refuses() {
     let out = w.run(&["key", "list"], "");
     let lines: Vec<&str> = out.ok().lines().collect();
     assert_eq!(
-        lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["kb", "binance"]
+        lines[0].split_whitespace().take(3).collect::<Vec<_>>(),
+        ["kb", "binance", "added"]
     );
     assert!(
         lines[1].starts_with("kb3") && lines[1].ends_with("refused: a removed credential put back"),
@@ -80,4 +80,70 @@ fn key_list_marks_what_the_next_unlock_refuses() {
     w.start_agent();
     let out = w.run(&["unlock"], "");
     assert!(out.ok().contains("Unlocked 1 key(s): kb."), "{out:?}");
+}
+
+/// Red-team round 20: `key remove k1` with k1's file hidden (a dot name, which listings skip)
+/// said `no credential named "k1"` and recorded nothing, `key list` said nothing of it, and the
+/// file put back opened at the next unlock. Now `key list` warns of a recorded credential whose
+/// file is missing, `key remove` records the removal without the file, and the file put back
+/// is refused.
+#[test]
+fn a_key_removed_while_its_file_was_hidden_stays_removed() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let file = cred_file(&w, "k1");
+    let hidden = file.with_file_name(".k1.json.hide");
+    std::fs::rename(&file, &hidden).unwrap();
+
+    let list = w.run(&["key", "list"], "");
+    assert!(!list.ok().contains("k1"), "{list:?}");
+    assert!(
+        list.stderr
+            .contains("credential \"k1\" is recorded in the keystore, but its file is missing"),
+        "{list:?}"
+    );
+    assert!(list.stderr.contains("tapsign key remove k1"), "{list:?}");
+    let out = w.run(&["key", "remove", "k1"], "");
+    assert!(out.ok().contains("Removed k1"), "{out:?}");
+    assert!(out.stderr.contains("the file of k1 was missing"), "{out:?}");
+    let audit = w.run(&["audit"], "");
+    assert!(audit.ok().contains("key remove k1"), "{audit:?}");
+
+    std::fs::rename(&hidden, &file).unwrap();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k2."), "{out:?}");
+    assert!(
+        out.stderr.contains("REFUSED") && out.stderr.contains("a deleted credential was put back"),
+        "{out:?}"
+    );
+}
+
+/// Red-team round 20: the advice for a log moved aside was to check "the creation times
+/// `tapsign key list` shows", and `key list` showed none. It shows when each key was added,
+/// as the audit log writes the time.
+#[test]
+fn key_list_shows_when_each_key_was_added() {
+    let w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    let audit = w.run(&["audit"], "");
+    let line = audit
+        .ok()
+        .lines()
+        .find(|l| l.contains("key add kb"))
+        .unwrap();
+    let added = line
+        .split("(added ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_owned();
+    let list = w.run(&["key", "list"], "");
+    assert_eq!(
+        list.ok().split_whitespace().collect::<Vec<_>>(),
+        ["kb", "binance", "added", added.as_str()]
+    );
 }

@@ -11,6 +11,7 @@ use super::files::{Overwrite, encode, read_private, remove_private, write_atomic
 use super::format::{CredentialFile, credential_aad};
 use super::layout::{Live, sha256_hex, vault_tag};
 use super::ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
+use super::manifest::{CredRecord, fold};
 use super::seal::{self, INFO_CREDENTIAL, compressed};
 use super::vault_ops::now_secs;
 use super::{
@@ -192,18 +193,27 @@ impl Keystore {
         })
     }
 
-    /// Delete a credential's file and record it.
+    /// Delete a credential's file and record it. A name the record holds as present (the
+    /// manifest, and the changes since it) whose file is missing has its removal recorded all
+    /// the same, naming the recorded version: else a file hidden for the moment (a dot name,
+    /// which listings skip) came back after the trader's `key remove` and opened at the next
+    /// unlock, nothing on record refusing it (red-team round 20).
     pub fn remove_credential(
         &self,
         name: &str,
         ledger: &mut dyn Ledger,
-    ) -> Result<(), KeystoreError> {
+    ) -> Result<Removed, KeystoreError> {
         let lock = self.lock()?;
         let live = self.live()?;
         let path = credential_path(&live.dir, name)?;
         self.existing_subdir(&live.dir, CREDENTIALS)?;
         let Some(bytes) = read_private(&path)? else {
-            return Err(not_found(name, path));
+            let Some(recorded) = recorded_present(&live, name, ledger) else {
+                return Err(not_found(name, path));
+            };
+            record_removal(ledger, name, recorded.created, recorded.sha256)?;
+            drop(lock);
+            return Ok(Removed { file_missing: true });
         };
         // A damaged file can be removed too; its creation time then comes from the manifest.
         let created = match load_credential(&path, name) {
@@ -218,23 +228,61 @@ impl Keystore {
         // cut) leaves the file with its removal on record, which the next unlock refuses and
         // `key remove` finishes; the other order left the file gone and nothing on record, so
         // the retry found nothing to remove and a copy put back opened unrefused.
-        let change = KeyChange {
-            action: KeyAction::Remove,
-            name: name.to_owned(),
-            created,
-            sha256: sha256_hex(&bytes),
-        };
-        if let Err(reason) = ledger.record(&LedgerEntry::Key(change)) {
-            return Err(KeystoreError::NotRecorded {
-                what: format!("credential {name:?}"),
-                reason,
-            });
-        }
+        record_removal(ledger, name, created, sha256_hex(&bytes))?;
         crate::disk::crash_point("key remove: recorded, before the file goes");
         remove_private(&path)?;
         drop(lock);
-        Ok(())
+        Ok(Removed {
+            file_missing: false,
+        })
     }
+}
+
+/// What `remove_credential` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    /// The file was not there (moved aside?): only the removal was recorded, which refuses a
+    /// copy put back.
+    pub file_missing: bool,
+}
+
+/// The `remove` line of credential `name`, version `created`, file `sha256`.
+fn record_removal(
+    ledger: &mut dyn Ledger,
+    name: &str,
+    created: u64,
+    sha256: String,
+) -> Result<(), KeystoreError> {
+    let change = KeyChange {
+        action: KeyAction::Remove,
+        name: name.to_owned(),
+        created,
+        sha256,
+    };
+    ledger
+        .record(&LedgerEntry::Key(change))
+        .map_err(|reason| KeystoreError::NotRecorded {
+            what: format!("credential {name:?}"),
+            reason,
+        })
+}
+
+/// The version of `name` the record holds as present, if it does: the manifest's record
+/// with the changes since its anchor folded on (`manifest::fold`, as the next unlock reads
+/// them). The manifest is not verified here (no vault key): a forged one could only have a
+/// removal recorded, which anyone who can write the log can append anyway, and the unlock
+/// folds a removal as the later of its version and the one expected, so naming an older one
+/// hides nothing.
+fn recorded_present(live: &Live, name: &str, ledger: &mut dyn Ledger) -> Option<CredRecord> {
+    let m = live.manifest.as_ref()?;
+    let evidence = match &m.audit {
+        Some(a) => ledger.since(a).above(m.generation),
+        None => ledger.unanchored("the manifest was written while the audit log could not be read"),
+    };
+    fold(m, &[], &[], &evidence)
+        .credentials
+        .into_iter()
+        .find(|c| c.name == name)
 }
 
 /// The `created` to seal a new version of `name` with: now, but always later than every version

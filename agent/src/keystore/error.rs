@@ -189,8 +189,9 @@ pub enum KeystoreError {
          cannot be checked and nothing is opened or sealed. See where with `tapsign audit \
          verify`, and keep a copy of the log. Only if you edited or repaired the log yourself: \
          move it aside (keep it) and run this again; the log's record of key changes goes with \
-         it, so keep a copy of the keystore folder too, and check the creation times `tapsign \
-         key list` shows after the next unlock against your last replacements"
+         it, so keep a copy of the keystore folder too, and after the next unlock check the time \
+         `tapsign key list` shows each key added against your last replacements (in the old \
+         log): an older one is a copy put back"
     )]
     VaultRecordBroken { why: String },
 

@@ -108,7 +108,7 @@ use std::path::{Path, PathBuf};
 
 use p256::PublicKey;
 
-pub use changes::Added;
+pub use changes::{Added, Removed};
 pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
 pub use format::Succession;

@@ -16,6 +16,9 @@ pub struct Preview {
     /// What the check would warn about without refusing (the record since the last check
     /// could not be read back).
     pub warnings: Vec<String>,
+    /// Credentials the record holds as present whose file is missing (moved aside?): a file
+    /// put back opens, unless `key remove` records the removal.
+    pub missing: Vec<String>,
 }
 
 impl Keystore {
@@ -58,10 +61,12 @@ impl Keystore {
         {
             warnings.push(unrecorded_warning(m.generation));
         }
+        let folded = fold(m, &observed, &unreadable, &evidence);
         Ok(Preview {
-            refused: fold(m, &observed, &unreadable, &evidence).refused,
+            refused: folded.refused,
             whole: whole.map(|e| e.to_string()),
             warnings,
+            missing: folded.missing,
         })
     }
 }

@@ -40,7 +40,7 @@ impl Fixture {
     }
 
     /// `key remove`.
-    pub fn remove(&mut self, name: &str) -> Result<(), KeystoreError> {
+    pub fn remove(&mut self, name: &str) -> Result<super::Removed, KeystoreError> {
         self.ks.remove_credential(name, &mut self.ledger)
     }
 

@@ -932,3 +932,38 @@ fn a_replace_whose_record_and_undo_fail_says_the_new_file_stands() {
     f.ledger.fills = None;
     assert!(matches!(e, KeystoreError::NotRecorded { .. }), "{e}");
 }
+
+/// Red-team round 20: `key remove k1` with k1's file hidden (moved under a dot name, which
+/// listings skip) said there was no such credential and recorded nothing; the file put back
+/// opened at the next unlock. The record holds k1 as present: its removal is recorded,
+/// naming the version recorded (here a replacement made since the last check), and the file
+/// put back is refused.
+#[test]
+fn a_credential_whose_file_is_hidden_is_removed_on_the_record() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let replaced = f.add(&rotated_secret("upbit-main"), true).unwrap();
+    let file = f.live().join("credentials/upbit-main.json");
+    let hidden = f.live().join("credentials/.upbit-main.json.hide");
+    fs::rename(&file, &hidden).unwrap();
+
+    let removed = f.remove("upbit-main").unwrap();
+    assert!(removed.file_missing);
+    let line = f.ledger.entries.iter().rev().find_map(|e| match e {
+        LedgerEntry::Key(k) if k.name == "upbit-main" => Some(k.clone()),
+        _ => None,
+    });
+    let line = line.unwrap();
+    assert_eq!(line.action, KeyAction::Remove);
+    assert_eq!(line.created, replaced.created, "the version recorded");
+    // Again: nothing is left on record as present.
+    let e = f.remove("upbit-main").err().unwrap();
+    assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
+
+    fs::rename(&hidden, &file).unwrap();
+    let checked = f.check().unwrap();
+    assert!(!checked.accepted.contains(&"upbit-main".to_owned()));
+    assert_eq!(checked.refused.len(), 1, "{:?}", checked.refused);
+    assert_eq!(checked.refused[0].verdict, super::manifest::REMOVED);
+    assert!(checked.accepted.contains(&"binance-alt".to_owned()));
+}

@@ -213,16 +213,40 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             // What the next unlock would refuse: a file put back must not look like a key.
             let preview = preview(paths, &ks);
             let verdict = |name: &str| preview.refused.iter().find(|r| r.name == name);
+            // Each key's creation time, as the audit log prints times: a copy put back shows an
+            // older one than its last replacement (the advice of `VaultRecordBroken`).
             let listed = print_listing(
                 ks.list_credentials().map_err(ks_failure)?,
                 "credentials",
-                |i| match verdict(&i.name) {
-                    Some(r) => format!("{:<24} {:<10} refused: {}", i.name, i.exchange, r.verdict),
-                    None => format!("{:<24} {}", i.name, i.exchange),
+                |i| {
+                    let added = audit::utc_secs(i.created);
+                    match verdict(&i.name) {
+                        Some(r) => format!(
+                            "{:<24} {:<10} added {added}  refused: {}",
+                            i.name,
+                            i.exchange.to_string(),
+                            r.verdict
+                        ),
+                        None => format!(
+                            "{:<24} {:<10} added {added}",
+                            i.name,
+                            i.exchange.to_string()
+                        ),
+                    }
                 },
             );
             for r in &preview.refused {
                 errln!("refused at unlock: {}", Shown(&r.reason));
+            }
+            // A file moved aside makes a key vanish from the listing, not from the record: put
+            // back, it opens again (red-team round 20).
+            for name in &preview.missing {
+                errln!(
+                    "warning: {}",
+                    Shown(&format!(
+                        "credential {name:?} is recorded in the keystore, but its file is missing (moved aside or deleted?): put it back from a backup, or, if you meant to remove it, `tapsign key remove {name}` records its removal, so a copy put back is refused at unlock"
+                    ))
+                );
             }
             warn_whole(&preview, "opens none of these");
             // The credentials are listed either way; a damaged vault.json fails the listing
@@ -238,9 +262,15 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
         }
         KeyCommand::Remove { name } => {
             let mut ledger = AuditLedger::new(&paths.audit_log());
-            ks.remove_credential(&name, &mut ledger)
+            let removed = ks
+                .remove_credential(&name, &mut ledger)
                 .map_err(ks_failure)?;
             super::agent_takes_in(paths, &mut ledger)?;
+            if removed.file_missing {
+                errln!(
+                    "warning: the file of {name} was missing (moved aside or deleted?): nothing was deleted, but its removal is recorded, so a copy put back is refused at unlock"
+                );
+            }
             outln!(
                 "Removed {name} (recorded in the audit log: a copy put back is refused at unlock). A running session keeps it until it ends; `tapsign lock` ends it now."
             );
