@@ -147,3 +147,37 @@ fn key_list_shows_when_each_key_was_added() {
         ["kb", "binance", "added", added.as_str()]
     );
 }
+
+/// Red-team round 20: with the keystore folder moved aside, every command said "no keystore:
+/// enroll a token first", though the audit log records one; enrolling then leads to the
+/// refusal whose way out throws the record away. They say the folder is gone and to put it
+/// back, and `token add` is not advised.
+#[test]
+fn a_keystore_folder_moved_aside_is_named_gone_not_never_made() {
+    let mut w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    let ks = w.home().join("keystore");
+    std::fs::rename(&ks, w.home().join(".ks-hidden")).unwrap();
+    w.start_agent();
+    for args in [
+        &["key", "list"][..],
+        &["key", "remove", "kb"],
+        &["token", "list"],
+        &["unlock"],
+    ] {
+        let out = w.run(args, "");
+        out.fails_with(7, "the audit log records one here (vault-");
+        assert!(
+            out.stderr.contains("its folder is gone"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!out.stderr.contains("token add"), "{args:?}: {out:?}");
+    }
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak\nsk\n");
+    out.fails_with(7, "its folder is gone");
+    // A keystore never made here is still told to enroll a token.
+    let fresh = World::new();
+    fresh
+        .run(&["key", "list"], "")
+        .fails_with(1, "enroll a token first with `tapsign token add`");
+}

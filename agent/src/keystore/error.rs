@@ -12,6 +12,18 @@ pub enum KeystoreError {
     NotInitialized { dir: PathBuf },
 
     #[error(
+        "no keystore in {dir}, but the audit log records one here (vault-{recorded}, generation \
+         {generation}): its folder is gone (moved or deleted?). Put the keystore folder back \
+         from a backup; do not enroll a token to start a new one (the log's record refuses a \
+         keystore that is not made from that one)"
+    )]
+    Gone {
+        dir: PathBuf,
+        recorded: String,
+        generation: u64,
+    },
+
+    #[error(
         "a keystore already exists in {dir}: enroll further tokens with `tapsign token add` \
          (it asks for a touch on an enrolled token)"
     )]
@@ -364,7 +376,9 @@ impl KeystoreError {
     pub fn path(&self) -> Option<&std::path::Path> {
         use KeystoreError::*;
         match self {
-            NotInitialized { dir: p } | AlreadyInitialized { dir: p } => Some(p),
+            NotInitialized { dir: p } | AlreadyInitialized { dir: p } | Gone { dir: p, .. } => {
+                Some(p)
+            }
             Damaged { path, .. } | UnsupportedVersion { path, .. } | Io { path, .. } => Some(path),
             Stray { path } => Some(path),
             InsecurePermissions { path, .. } | Exists { path, .. } | NotFound { path, .. } => {

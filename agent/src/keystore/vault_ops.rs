@@ -797,6 +797,25 @@ impl Keystore {
         refuse_recorded_vault(&ledger.since(&Anchor::genesis()))
     }
 
+    /// Why there is no keystore here, for a command that found none
+    /// ([`KeystoreError::NotInitialized`]): [`KeystoreError::Gone`] when the ledger records
+    /// one (its folder moved aside or deleted: the way out is a backup, not `token add`, whose
+    /// new keystore that record refuses). `None` while there is a keystore.
+    pub fn absent(&self, ledger: &mut dyn Ledger) -> Option<KeystoreError> {
+        if self.is_initialized().unwrap_or(true) {
+            return None;
+        }
+        let whole = ledger.since(&Anchor::genesis());
+        Some(match whole.recorded_vaults.last() {
+            Some(key) => KeystoreError::Gone {
+                dir: self.dir.clone(),
+                recorded: tag_of(key),
+                generation: whole.highest_generation().unwrap_or(0),
+            },
+            None => self.not_initialized(),
+        })
+    }
+
     /// `vault.json` in `live`, its key checked to be a point.
     pub(crate) fn vault_file_in(&self, live: &Path) -> Result<VaultFile, KeystoreError> {
         let path = live.join(VAULT_FILE);

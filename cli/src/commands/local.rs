@@ -52,6 +52,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::Contradicted { .. }
         | KeystoreError::Swapped { .. }
         | KeystoreError::ManifestGone { .. }
+        | KeystoreError::Gone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
         | KeystoreError::CredentialsUnreadable { .. }
         | KeystoreError::RefusedNotDropped { .. }

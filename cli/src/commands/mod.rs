@@ -18,7 +18,7 @@ use tapsign_proto::AuditHead;
 pub(crate) const CLIENT_NAME: &str = concat!("tapsign-cli/", env!("CARGO_PKG_VERSION"));
 
 use crate::Failure;
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, TokenCommand};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     // Generated from the command line's definition alone: no files, no environment needed.
@@ -28,7 +28,39 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         _ => {}
     }
     let paths = Paths::from_env().map_err(Failure::error)?;
-    match cli.command {
+    // The commands that need a keystore: failing without one, they say whether the audit log
+    // records one here (its folder moved aside or deleted).
+    let needs_keystore = match &cli.command {
+        Command::Token(TokenCommand::Add(_)) => false,
+        Command::Token(_)
+        | Command::Keystore(_)
+        | Command::Key(_)
+        | Command::Policy(_)
+        | Command::Unlock(_) => true,
+        _ => false,
+    };
+    match dispatch(paths.clone(), cli.command) {
+        Err(f) if needs_keystore && f.exit != crate::exit::exit_codes::USAGE => {
+            Err(keystore_gone(&paths).unwrap_or(f))
+        }
+        done => done,
+    }
+}
+
+/// A command that found no keystore says "enroll a token first"; when the audit log records a
+/// keystore here, its folder is gone (moved aside or deleted), and a new keystore would be
+/// refused by that record: the way out is a backup (red-team round 20). Read only once a
+/// command has failed, so a keystore that is there costs nothing more.
+fn keystore_gone(paths: &Paths) -> Option<Failure> {
+    let ks = tapsign_agent::keystore::Keystore::new(paths.keystore_dir());
+    match ks.absent(&mut AuditLedger::new(&paths.audit_log()))? {
+        e @ tapsign_agent::keystore::KeystoreError::Gone { .. } => Some(local::ks_failure(e)),
+        _ => None,
+    }
+}
+
+fn dispatch(paths: Paths, command: Command) -> Result<(), Failure> {
+    match command {
         Command::Agent => agent::run(paths),
         Command::Token(t) => tokens::token(&paths, t),
         Command::Keystore(k) => tokens::keystore_cmd(&paths, k),
