@@ -27,6 +27,16 @@ use crate::disk::{Place, write_atomic};
 /// minds a nonce ahead of the time.
 pub const RESERVE_MS: u64 = 60_000;
 
+/// How far ahead of the clock a mark found on file may be, in nonce units: a day. The agent
+/// leaves a mark at most two blocks ([`RESERVE_MS`]) past the clock, one more for each restart
+/// that signs before the clock has caught up, and as far ahead as the clock was when it wrote
+/// the mark: a day is 1,440 blocks, and covers a clock set back by hours (a correction, an
+/// RTC read as local time). A mark further ahead was not written by tapsign under this clock
+/// (red-team round 20: a planted `18446744073709551613` had the agent sign nonce 2^64-2, an
+/// order nothing could void, after which Kraken refuses the key to every client), so nothing
+/// is signed with it ([`NonceError::FarAhead`]).
+pub const MAX_LEAD_MS: u64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NonceError {
     #[error(
@@ -41,6 +51,16 @@ pub enum NonceError {
     Unsaved { why: String },
     #[error("this key's Kraken nonces are exhausted; create a new API key")]
     Exhausted,
+    #[error(
+        "{} holds a Kraken nonce far in the future ({mark}, {} ahead of this machine's clock: written by hand, or the clock is far behind?), so nothing is signed with this key. Check the clock first (`date`). If it is right and no request with such a nonce reached Kraken, delete the file: nonces then start from the current time. If one did, Kraken refuses every lower nonce for this key from now on: create a new API key",
+        path.display(),
+        crate::clock::format_duration(std::time::Duration::from_millis(*ahead_ms))
+    )]
+    FarAhead {
+        path: PathBuf,
+        mark: u64,
+        ahead_ms: u64,
+    },
     #[error("the Kraken nonce reservation did not finish; retry")]
     Interrupted,
 }
@@ -62,8 +82,9 @@ impl NonceStore {
 
     /// Open the store at `path`; a missing file means no nonce was handed out yet. Temp files
     /// a crash left behind in the middle of a reservation are removed: the mark on file is the
-    /// last one that was complete.
-    pub fn open(path: &Path) -> Result<NonceStore, NonceError> {
+    /// last one that was complete. A mark more than [`MAX_LEAD_MS`] ahead of `now_ms` is
+    /// refused: no nonce is handed out above it.
+    pub fn open(path: &Path, now_ms: u64) -> Result<NonceStore, NonceError> {
         remove_leftovers(path);
         let mark = match read_regular(path) {
             Ok(text) => text
@@ -78,6 +99,13 @@ impl NonceStore {
                 });
             }
         };
+        if mark > now_ms.saturating_add(MAX_LEAD_MS) {
+            return Err(NonceError::FarAhead {
+                path: path.to_owned(),
+                mark,
+                ahead_ms: mark - now_ms,
+            });
+        }
         Ok(NonceStore {
             path: path.to_owned(),
             mark,
@@ -189,11 +217,12 @@ impl KeyNonces {
 
     /// Write `mark` (opening the file first if need be) on a blocking thread, then let nonces
     /// up to it out.
-    async fn reserve(&self, mark: u64) -> Result<(), NonceError> {
+    async fn reserve(&self, mark: u64, now_ms: u64) -> Result<(), NonceError> {
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        let (found, saved) = tokio::task::spawn_blocking(move || persist(&store, &path, mark))
-            .await
-            .map_err(|_| NonceError::Interrupted)?;
+        let (found, saved) =
+            tokio::task::spawn_blocking(move || persist(&store, &path, mark, now_ms))
+                .await
+                .map_err(|_| NonceError::Interrupted)?;
         let mut h = self.handout();
         // What an earlier run may have handed out counts as used, even when the reservation
         // that read it failed: the next try must not start below it.
@@ -205,18 +234,19 @@ impl KeyNonces {
     }
 }
 
-/// Open the store if it is not open yet, and raise its mark to at least `mark` (past a mark
-/// found on file, by a whole block). Returns the mark found when it opened the store (even if
-/// the reservation then failed), and the mark now on disk.
+/// Open the store if it is not open yet (the clock then `now_ms`), and raise its mark to at
+/// least `mark` (past a mark found on file, by a whole block). Returns the mark found when it
+/// opened the store (even if the reservation then failed), and the mark now on disk.
 fn persist(
     store: &Mutex<Option<NonceStore>>,
     path: &Path,
     mark: u64,
+    now_ms: u64,
 ) -> (Option<u64>, Result<u64, NonceError>) {
     let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
     let found = match guard.as_ref() {
         Some(_) => None,
-        None => match NonceStore::open(path) {
+        None => match NonceStore::open(path, now_ms) {
             Ok(opened) => {
                 let found = opened.mark();
                 *guard = Some(opened);
@@ -264,7 +294,7 @@ impl KrakenNonces {
                     if let Some(mark) = refill {
                         let k = Arc::clone(&k);
                         tokio::spawn(async move {
-                            if let Err(e) = k.reserve(mark).await {
+                            if let Err(e) = k.reserve(mark, now_ms).await {
                                 say!("tapsign agent: warning: {e}");
                             }
                             k.handout().refilling = false;
@@ -278,7 +308,7 @@ impl KrakenNonces {
                     if k.fits(now_ms) {
                         continue;
                     }
-                    k.reserve(mark).await?;
+                    k.reserve(mark, now_ms).await?;
                 }
             }
         }

@@ -85,7 +85,7 @@ fn a_crash_at_any_step_of_a_reservation_leaves_the_old_mark_or_the_new_one() {
     for step in 0..3 {
         let dir = tempfile::tempdir().unwrap();
         let path = NonceStore::path_for(dir.path(), "k");
-        let mut store = NonceStore::open(&path).unwrap();
+        let mut store = NonceStore::open(&path, 0).unwrap();
         store.reserve(1000).unwrap();
         CRASH_AFTER.with(|c| c.set(Some(step)));
         let crashed =
@@ -100,7 +100,7 @@ fn a_crash_at_any_step_of_a_reservation_leaves_the_old_mark_or_the_new_one() {
             // The crash left its temp file; the next start clears it and goes on above 1000.
             assert_eq!(leftovers(dir.path()).len(), 1, "step {step}");
         }
-        let reopened = NonceStore::open(&path).unwrap();
+        let reopened = NonceStore::open(&path, 0).unwrap();
         assert_eq!(reopened.mark(), mark);
         assert!(leftovers(dir.path()).is_empty(), "step {step}");
     }
@@ -110,7 +110,7 @@ fn a_crash_at_any_step_of_a_reservation_leaves_the_old_mark_or_the_new_one() {
 fn a_full_disk_during_a_reservation_is_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = NonceStore::path_for(dir.path(), "k");
-    let mut store = NonceStore::open(&path).unwrap();
+    let mut store = NonceStore::open(&path, 0).unwrap();
     store.reserve(1000).unwrap();
     FAIL_AFTER.with(|f| f.set(Some(0)));
     let err = store.reserve(2000);
@@ -151,7 +151,7 @@ fn a_reservation_that_fails_after_reading_the_file_still_reports_the_mark_found(
     std::fs::write(&path, "5000000").unwrap();
     let store = Mutex::new(None);
     FAIL_AFTER.with(|f| f.set(Some(0)));
-    let (found, saved) = persist(&store, &path, 1000);
+    let (found, saved) = persist(&store, &path, 1000, 1000);
     FAIL_AFTER.with(|f| f.set(None));
     assert_eq!(found, Some(5_000_000));
     assert!(
@@ -160,7 +160,7 @@ fn a_reservation_that_fails_after_reading_the_file_still_reports_the_mark_found(
     );
     assert_eq!(mark_on_disk(&path), 5_000_000);
     // The caller raised its last nonce to the mark found; a retry asking for less leaves it.
-    let (found, saved) = persist(&store, &path, 1000);
+    let (found, saved) = persist(&store, &path, 1000, 1000);
     assert_eq!(found, None);
     assert_eq!(saved, Ok(5_000_000));
 }
@@ -179,9 +179,48 @@ fn a_fifo_in_place_of_a_store_is_refused_not_waited_on() {
         0,
     )
     .unwrap();
-    match NonceStore::open(&path) {
+    match NonceStore::open(&path, 0) {
         Err(NonceError::Unreadable { why, .. }) => assert!(why.contains("regular"), "{why}"),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a FIFO was taken as a nonce store"),
+    }
+}
+
+/// Red-team round 20: any decimal in the file was taken as the mark, and a planted
+/// `18446744073709551613` had the agent sign nonce 2^64-2, an order nothing could void (no
+/// later nonce is left to send), after which Kraken refuses the key to every client. A mark
+/// far ahead of the clock is refused, the file left as found; one within [`MAX_LEAD_MS`] (a
+/// clock set back, restarts in a row) is signed above, as before.
+#[tokio::test]
+async fn a_planted_nonce_mark_far_ahead_of_the_clock_signs_nothing() {
+    let now: u64 = 1_765_000_000_000;
+    for planted in [u64::MAX - 2, now + 10_000_000_000, now + MAX_LEAD_MS + 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = NonceStore::path_for(dir.path(), "kr");
+        std::fs::write(&path, planted.to_string()).unwrap();
+        let nonces = KrakenNonces::new(dir.path());
+        for _ in 0..2 {
+            match nonces.next("kr", now).await {
+                Err(e @ NonceError::FarAhead { .. }) => {
+                    let msg = e.to_string();
+                    for says in ["far in the future", "delete the file", "new API key"] {
+                        assert!(msg.contains(says), "{planted}: {msg}");
+                    }
+                    assert!(msg.contains(&path.display().to_string()), "{msg}");
+                }
+                other => panic!("{planted}: {other:?}"),
+            }
+        }
+        assert_eq!(mark_on_disk(&path), planted, "the file is left as found");
+        // Deleted, as the message says: nonces start from the clock.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(nonces.next("kr", now).await, Ok(now));
+    }
+    for ahead in [MAX_LEAD_MS, 6 * 3_600_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = NonceStore::path_for(dir.path(), "kr");
+        std::fs::write(&path, (now + ahead).to_string()).unwrap();
+        let nonces = KrakenNonces::new(dir.path());
+        assert_eq!(nonces.next("kr", now).await, Ok(now + ahead + 1));
     }
 }

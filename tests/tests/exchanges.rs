@@ -93,8 +93,8 @@ fn kraken_nonces_keep_growing_across_agent_restarts() {
     let second = kraken_nonce(&sign_kraken(&w));
     assert!(second > first);
 
-    // The store on disk is what the next agent starts from: push it far ahead of the clock,
-    // as if Kraken had seen a nonce from the future, and restart.
+    // The store on disk is what the next agent starts from: push it ahead of the clock (by
+    // less than a day: a clock set back, as if Kraken had seen nonces from then), and restart.
     assert_eq!(w.signal_agent("TERM"), Some(0));
     // It holds a high-water mark reserved ahead (tapsign_agent::nonces): at or above every
     // nonce handed out.
@@ -105,11 +105,57 @@ fn kraken_nonces_keep_growing_across_agent_restarts() {
         .parse()
         .unwrap();
     assert!(mark >= second, "mark {mark} below nonce {second}");
-    let ahead = second + 10_000_000_000;
+    let ahead = second + 6 * 3_600_000;
     std::fs::write(&store, ahead.to_string()).unwrap();
     w.start_agent();
     w.run(&["unlock"], "").ok();
     assert_eq!(kraken_nonce(&sign_kraken(&w)), ahead + 1);
+}
+
+/// Red-team round 20: a nonce file planted with a mark far in the future (2^64-3, or 10^10 ms
+/// ahead) had the agent sign with it, an order nothing could void and a key Kraken then
+/// refuses. Nothing is signed; deleting the file, as the refusal says, lets the key sign again.
+#[test]
+fn a_planted_kraken_nonce_far_in_the_future_signs_nothing() {
+    let mut w = World::new();
+    w.setup_key("kr", "kraken", "kraken-api-key", KRAKEN_SECRET);
+    let store = w.home().join("kraken-kr.nonce");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for planted in [u64::MAX - 2, now_ms + 10_000_000_000] {
+        std::fs::write(&store, planted.to_string()).unwrap();
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        let out = w.run(
+            &[
+                "sign",
+                "kr",
+                "--method",
+                "POST",
+                "--path",
+                "/0/private/Balance",
+                "--body",
+                "",
+            ],
+            "",
+        );
+        out.fails_with(1, "far in the future");
+        assert!(out.stderr.contains("delete the file"), "{out:?}");
+        assert!(!out.stdout.contains("API-Sign"), "{out:?}");
+        assert!(!out.stdout.contains("nonce="), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(&store).unwrap(),
+            planted.to_string()
+        );
+        assert_eq!(w.signal_agent("TERM"), Some(0));
+    }
+    std::fs::remove_file(&store).unwrap();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let nonce = kraken_nonce(&sign_kraken(&w));
+    assert!(nonce >= now_ms && nonce < now_ms + 3_600_000, "{nonce}");
 }
 
 fn ws_login(key: &str) -> tapsign_proto::SignRequest {
