@@ -11,7 +11,7 @@ use super::files::{Overwrite, encode, read_private, remove_private, write_atomic
 use super::format::{CredentialFile, credential_aad};
 use super::layout::{Live, sha256_hex, vault_tag};
 use super::ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
-use super::manifest::{CredRecord, fold};
+use super::manifest::{CredRecord, Folded, fold};
 use super::seal::{self, INFO_CREDENTIAL, compressed};
 use super::vault_ops::now_secs;
 use super::{
@@ -215,15 +215,14 @@ impl Keystore {
             drop(lock);
             return Ok(Removed { file_missing: true });
         };
-        // A damaged file can be removed too; its creation time then comes from the manifest.
+        // A damaged file can be removed too; its creation time then comes from the record.
+        // The line names the newest version the record knows of, not only the file's
+        // ([`newest_known`]).
         let created = match load_credential(&path, name) {
             Ok((file, _)) => file.created,
-            Err(_) => live
-                .manifest
-                .as_ref()
-                .and_then(|m| m.credentials.iter().find(|c| c.name == name))
-                .map_or(0, |c| c.created),
-        };
+            Err(_) => 0,
+        }
+        .max(newest_known(&live, name, ledger));
         // The line first, then the file: a removal stopped between the two (a kill, a power
         // cut) leaves the file with its removal on record, which the next unlock refuses and
         // `key remove` finishes; the other order left the file gone and nothing on record, so
@@ -274,15 +273,39 @@ fn record_removal(
 /// folds a removal as the later of its version and the one expected, so naming an older one
 /// hides nothing.
 fn recorded_present(live: &Live, name: &str, ledger: &mut dyn Ledger) -> Option<CredRecord> {
-    let m = live.manifest.as_ref()?;
+    folded_record(live.manifest.as_ref()?, ledger)
+        .credentials
+        .into_iter()
+        .find(|c| c.name == name)
+}
+
+/// The newest version of `name` the record knows of, present or removed (0: none), read as
+/// [`recorded_present`] reads it. A removal names at least that: over an older copy put in
+/// place of the file, the line named a version behind the replacement a running agent saw
+/// recorded, and the agent refused every unlock as if the log had been edited (red-team round
+/// 20). Both the check and the agent now fold a removal as of the later version anyway; the
+/// line says what the keystore knew.
+fn newest_known(live: &Live, name: &str, ledger: &mut dyn Ledger) -> u64 {
+    let Some(m) = live.manifest.as_ref() else {
+        return 0;
+    };
+    let folded = folded_record(m, ledger);
+    let present = folded.credentials.iter().filter(|c| c.name == name);
+    let removed = folded.removed.iter().filter(|r| r.name == name);
+    (present.map(|c| c.created))
+        .chain(removed.map(|r| r.created))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The manifest's records with the changes since its anchor folded on, as the next unlock
+/// reads them (no files observed).
+fn folded_record(m: &super::manifest::ManifestFile, ledger: &mut dyn Ledger) -> Folded {
     let evidence = match &m.audit {
         Some(a) => ledger.since(a).above(m.generation),
         None => ledger.unanchored("the manifest was written while the audit log could not be read"),
     };
     fold(m, &[], &[], &evidence)
-        .credentials
-        .into_iter()
-        .find(|c| c.name == name)
 }
 
 /// The `created` to seal a new version of `name` with: now, but always later than every version

@@ -63,6 +63,35 @@ pub struct KeyChange {
     pub sha256: String,
 }
 
+/// Where a name stands once `change` is recorded after `seen` (the last change of that name
+/// taken, if any), as the check folds it (`manifest::fold`): an `add` or `replace` moves it
+/// only to a later version (`None`: the line points back and is ignored); a removal always
+/// moves it, to removed as of the later of its version and the one seen, so a copy of either
+/// put back is refused. A removal naming an older version than the one seen is what the
+/// trader's own `key remove` writes over an older copy put in place of the file, and what a
+/// line anyone appends can say: the running agent took it for an edited log and refused every
+/// unlock, where the check it advised against (a restart) refused only that credential
+/// (red-team round 20).
+pub fn forward(seen: Option<&KeyChange>, change: KeyChange) -> Option<KeyChange> {
+    match (change.action, seen) {
+        (KeyAction::Remove, Some(seen)) => Some(KeyChange {
+            created: change.created.max(seen.created),
+            ..change
+        }),
+        (KeyAction::Remove, None) => Some(change),
+        (_, Some(seen)) if change.created <= seen.created => None,
+        _ => Some(change),
+    }
+}
+
+impl KeyChange {
+    /// How far a name stands after this change, in the order the check folds changes by
+    /// ([`forward`]): its version, and for the same version, removed after present.
+    pub fn rank(&self) -> (u64, bool) {
+        (self.created, self.action == KeyAction::Remove)
+    }
+}
+
 /// Something the keystore asks its ledger to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEntry {
@@ -333,21 +362,16 @@ pub fn token_removed(id: &str) -> String {
 }
 
 impl Witness {
-    /// A credential change recorded at line `seq`. It replaces the one remembered for its name
-    /// only if it moves the name forward: to a later version, or, for the same version, from
-    /// present to removed. tapsign's commands only ever write such lines (`key add` seals a
-    /// `created` later than every version it knows of; a removal records the version it
-    /// removed), but anyone who can write the log can append a line that continues the chain,
-    /// and one that points back (an `add` of an old version after its replacement or removal)
-    /// must not make the agent forget the change it saw: the check ignores such a line
-    /// (`manifest::fold`), and the change it would have hidden is still held to.
+    /// A credential change recorded at line `seq`, remembered for its name where it moves the
+    /// name forward ([`forward`]). tapsign's commands only ever write such lines, but anyone who
+    /// can write the log can append a line that continues the chain, and one that points back
+    /// (an `add` of an old version after its replacement or removal) must not make the agent
+    /// forget the change it saw: the check ignores such a line (`manifest::fold`), and the
+    /// change it would have hidden is still held to.
     pub fn saw_change(&mut self, seq: u64, change: KeyChange) {
-        let rank = |c: &KeyChange| (c.created, matches!(c.action, KeyAction::Remove));
-        match self.changes.get(&change.name) {
-            Some((_, seen)) if rank(&change) <= rank(seen) => {}
-            _ => {
-                self.changes.insert(change.name.clone(), (seq, change));
-            }
+        let seen = self.changes.get(&change.name).map(|(_, c)| c);
+        if let Some(next) = forward(seen, change) {
+            self.changes.insert(next.name.clone(), (seq, next));
         }
     }
 

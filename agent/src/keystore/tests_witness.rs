@@ -246,3 +246,132 @@ fn the_agent_believes_its_own_manifest_records_above_the_step() {
     fresh.saw_manifest(5, GENERATION_STEP + 7, "v", "added by hand", false);
     assert!(fresh.manifest.is_none());
 }
+
+/// The `created` sealed in a credential file.
+fn created_of(bytes: &[u8]) -> u64 {
+    let file: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    file["created"].as_u64().unwrap()
+}
+
+/// k1 and k2, a check, then k1 replaced (with the agent watching): k1's first file and its
+/// replacement, each with its path.
+fn k1_replaced_after_a_check(f: &mut Fixture) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let path = f.live().join("credentials/k1.json");
+    let first = fs::read(&path).unwrap();
+    f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
+    let second = fs::read(&path).unwrap();
+    assert!(created_of(&second) > created_of(&first));
+    (path, first, second)
+}
+
+/// A removal is always forward, as the check folds it: one naming an older version than the
+/// one seen leaves the name removed as of the later.
+#[test]
+fn a_removal_naming_an_older_version_than_the_agent_saw_moves_the_name_forward() {
+    let change = |action, created: u64, sha: &str| KeyChange {
+        action,
+        name: "k1".into(),
+        created,
+        sha256: sha.into(),
+    };
+    let mut w = Witness::default();
+    w.saw_change(4, change(KeyAction::Add, 10, "old"));
+    w.saw_change(5, change(KeyAction::Replace, 20, "new"));
+    w.saw_change(6, change(KeyAction::Remove, 10, "old"));
+    assert_eq!(
+        w.changes.get("k1"),
+        Some(&(6, change(KeyAction::Remove, 20, "old")))
+    );
+    // An `add` of the version removed still points back.
+    w.saw_change(7, change(KeyAction::Add, 20, "new"));
+    assert_eq!(w.changes.get("k1").map(|(seq, _)| *seq), Some(6));
+}
+
+/// Red-team round 20: with the agent running and remembering k1's replacement, the trader's
+/// own `key remove k1` over an older copy put in place of the file recorded a removal of that
+/// older version, and the running agent refused every unlock as if the log had been edited
+/// (advising a rebuild, and not to restart it). The same agent now opens the other keys, and
+/// refuses k1's file put back (either version) as a removed credential.
+#[test]
+fn a_removal_over_an_older_copy_refuses_only_that_credential_while_the_agent_runs() {
+    for put_back_after in [0, 1] {
+        let mut f = watched();
+        let (path, first, second) = k1_replaced_after_a_check(&mut f);
+        put_back(&path, &first);
+        f.remove("k1").unwrap();
+        put_back(&path, [&first, &second][put_back_after]);
+        let c = f.check().unwrap();
+        assert!(c.accepted.contains(&"k2".to_owned()), "{c:?}");
+        assert!(!c.accepted.contains(&"k1".to_owned()), "{c:?}");
+        let refusal = c.refused.iter().find(|r| r.name == "k1");
+        assert_eq!(refusal.map(|r| r.verdict), Some(manifest::REMOVED), "{c:?}");
+        // Recorded beyond a restart: an agent started afresh refuses it too.
+        f.ledger.witness = Some(Witness::default());
+        let c = f.check().unwrap();
+        assert!(c.refused.iter().any(|r| r.name == "k1"), "{c:?}");
+        assert!(c.accepted.contains(&"k2".to_owned()), "{c:?}");
+    }
+}
+
+/// The same with no command at all: a chained line anyone can append, removing an older
+/// version of k1 than the replacement the agent saw (and naming no real file).
+#[test]
+fn an_appended_removal_of_an_older_version_refuses_only_that_credential() {
+    let mut f = watched();
+    let (_, first, _) = k1_replaced_after_a_check(&mut f);
+    let line = LedgerEntry::Key(KeyChange {
+        action: KeyAction::Remove,
+        name: "k1".into(),
+        created: created_of(&first),
+        sha256: "0".repeat(64),
+    });
+    f.ledger.record(&line).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.accepted.contains(&"k2".to_owned()), "{c:?}");
+    let refusal = c.refused.iter().find(|r| r.name == "k1");
+    assert_eq!(refusal.map(|r| r.verdict), Some(manifest::REMOVED), "{c:?}");
+}
+
+/// `key remove` records the newest version the keystore knows of the name, not only the
+/// file's: over an older copy put in place of the file, the line names the replacement.
+#[test]
+fn key_remove_over_an_older_copy_records_the_newest_version_known() {
+    let mut f = Fixture::new();
+    let (path, first, second) = k1_replaced_after_a_check(&mut f);
+    put_back(&path, &first);
+    f.remove("k1").unwrap();
+    match f.ledger.entries.last() {
+        Some(LedgerEntry::Key(k)) => {
+            assert_eq!(k.action, KeyAction::Remove);
+            assert_eq!(k.created, created_of(&second), "{k:?}");
+            // The file it removed, as it was.
+            assert_eq!(k.sha256, super::layout::sha256_hex(&first));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The same for a chained line that takes k1 back to its first version: the agent ignores it,
+/// as the check does (with a warning), rather than taking the record for an edited one.
+#[test]
+fn an_appended_line_pointing_back_is_ignored_not_taken_for_an_edited_log() {
+    let mut f = watched();
+    let (_, first, _) = k1_replaced_after_a_check(&mut f);
+    let line = LedgerEntry::Key(KeyChange {
+        action: KeyAction::Add,
+        name: "k1".into(),
+        created: created_of(&first),
+        sha256: super::layout::sha256_hex(&first),
+    });
+    f.ledger.record(&line).unwrap();
+    let c = f.check().unwrap();
+    assert!(c.accepted.contains(&"k1".to_owned()), "{c:?}");
+    assert!(c.accepted.contains(&"k2".to_owned()), "{c:?}");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("added by hand")),
+        "{c:?}"
+    );
+}

@@ -985,9 +985,17 @@ fn held_to_witness(m: &ManifestFile, evidence: &mut Evidence) {
 fn contradiction(manifest: Option<&ManifestFile>, evidence: &Evidence) -> Option<(String, String)> {
     let seen = &evidence.witnessed;
     for (name, (seq, saw)) in &seen.changes {
-        let read = evidence.changes.iter().rev().find(|c| &c.name == name);
-        let agrees = match read {
-            Some(c) => c == saw,
+        // The file's lines for the name, folded as the agent folded those it saw: a line it
+        // saw and did not take (one that points back) is not an edit. A record that stands
+        // further on than what the agent saw holds lines from before it started, or one it
+        // never saw: that refuses more, never less, so it agrees.
+        let read = (evidence.changes.iter())
+            .filter(|c| &c.name == name)
+            .fold(None, |at: Option<super::KeyChange>, c| {
+                super::ledger::forward(at.as_ref(), c.clone()).or(at)
+            });
+        let agrees = match &read {
+            Some(c) => c == saw || c.rank() > saw.rank(),
             None => manifest.is_some_and(|m| accounts_for(m, saw)),
         };
         if !agrees {

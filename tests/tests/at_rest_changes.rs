@@ -1,0 +1,81 @@
+//! Credential changes made while the agent runs: what its memory of the audit log makes of a
+//! removal.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use tapsign_tests::World;
+use tapsign_tests::at_rest::{append_chained, cred_file, put_back, sign};
+
+/// k1 and k2 stored, the agent running and unlocked once (the manifest records k1's first
+/// version), then k1 replaced while it runs: k1's first file and its replacement.
+fn k1_replaced_while_the_agent_runs() -> (World, Vec<u8>, Vec<u8>) {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+    w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let first = std::fs::read(cred_file(&w, "k1")).unwrap();
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "APIKEY1\nSECRET_V2\n",
+    )
+    .ok();
+    let second = std::fs::read(cred_file(&w, "k1")).unwrap();
+    (w, first, second)
+}
+
+/// The unlock opened k2 and refused k1 as a removed credential put back, and called nothing
+/// an edit of the log.
+fn refuses_k1_only(w: &World, out: &tapsign_tests::Run) {
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Unlocked 1 key(s): k2."), "{out:?}");
+    assert!(
+        out.stderr.contains("credential \"k1\" was removed"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("edited"), "{out:?}");
+    assert!(!out.stderr.contains("rebuild-manifest"), "{out:?}");
+    sign(w, "k2").ok();
+    assert_ne!(sign(w, "k1").code, 0);
+}
+
+/// Red-team round 20: the trader's own `key remove k1`, run while an older copy of k1's file
+/// was in place, recorded a removal of that older version; the running agent, which had seen
+/// k1's replacement, took the log for edited and refused every unlock, advising a rebuild of
+/// the manifest and not to restart it. The same agent now refuses k1 (either version put
+/// back) and opens the rest.
+#[test]
+fn key_remove_over_an_older_copy_refuses_only_that_key_while_the_agent_runs() {
+    for put_back_after in [0, 1] {
+        let (w, first, second) = k1_replaced_while_the_agent_runs();
+        put_back(&cred_file(&w, "k1"), &first);
+        w.run(&["key", "remove", "k1"], "").ok();
+        put_back(&cred_file(&w, "k1"), [&first, &second][put_back_after]);
+        refuses_k1_only(&w, &w.run(&["unlock"], ""));
+    }
+}
+
+/// The same with no command at all: one chained line appended (`tapsign audit verify` calls
+/// the log intact), removing k1's first version and naming no real file.
+#[test]
+fn an_appended_removal_of_an_older_version_refuses_only_that_key_while_the_agent_runs() {
+    let (w, first, _) = k1_replaced_while_the_agent_runs();
+    let created = serde_json::from_slice::<serde_json::Value>(&first).unwrap()["created"]
+        .as_u64()
+        .unwrap();
+    append_chained(
+        &w,
+        serde_json::json!({
+            "type": "key_change",
+            "action": "remove",
+            "name": "k1",
+            "created": created,
+            "file": "0".repeat(64),
+            "pid": 1,
+            "exe": "/usr/bin/tapsign",
+        }),
+    );
+    w.run(&["audit", "verify"], "").ok();
+    w.run(&["status"], "").ok();
+    refuses_k1_only(&w, &w.run(&["unlock"], ""));
+}
