@@ -656,7 +656,7 @@ fn fit_status(status: &mut Status, mut files: Vec<String>) {
         let more = files.len() - FILE_WARNINGS_SHOWN;
         files.truncate(FILE_WARNINGS_SHOWN);
         files.push(format!(
-            "and {more} more warnings about the keystore's files (`tapsign key list` and `tapsign token list` show each)"
+            "and {more} more warnings about the keystore's files (`tapsign key list` and `tapsign token list` show each, `tapsign audit` each credential change)"
         ));
     }
     if status.tokens.len() > TOKENS_SHOWN {

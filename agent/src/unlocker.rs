@@ -213,6 +213,8 @@ impl Unlocker {
             }
             warnings.push(format!("REFUSED: {}", r.reason));
         }
+        // After the refusals, which matter more where the warnings shown are cut.
+        warnings.extend(std::mem::take(&mut checked.changes));
         crate::disk::interleave("unlock: checked, before opening");
         let mut credentials = Vec::new();
         for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {

@@ -1,5 +1,5 @@
 //! Credential changes made while the agent runs: what its memory of the audit log makes of a
-//! removal.
+//! removal, and what the next unlock tells the trader changed since the last one.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use tapsign_tests::World;
@@ -78,4 +78,44 @@ fn an_appended_removal_of_an_older_version_refuses_only_that_key_while_the_agent
     w.run(&["audit", "verify"], "").ok();
     w.run(&["status"], "").ok();
     refuses_k1_only(&w, &w.run(&["unlock"], ""));
+}
+
+/// Red-team round 20: `tapsign key add k1 --replace` run by anyone as the trader swapped in
+/// their own API key and secret, and `unlock`, `key list` and `status` showed nothing: orders
+/// went to their account. The next unlock names k1 as replaced, when and by what; the one
+/// after says nothing more.
+#[test]
+fn the_unlock_after_a_replacement_names_it() {
+    let (w, _, _) = k1_replaced_while_the_agent_runs();
+    let line = std::fs::read_to_string(w.home().join("audit.log"))
+        .unwrap()
+        .lines()
+        .rfind(|l| l.contains("\"key_change\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("k1"), "{out:?}");
+    let said = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("credential \"k1\" changed since the keystore's last check"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let time = line["time"].as_str().unwrap();
+    assert!(said.starts_with("warning: "), "{said}");
+    assert!(said.contains(&format!("replaced at {time}")), "{said}");
+    assert!(
+        said.contains(&format!("audit line {}", line["seq"])),
+        "{said}"
+    );
+    assert!(said.contains("--replace"), "{said}");
+    assert!(!out.stderr.contains("\"k2\" changed"), "{out:?}");
+    // Until the next unlock, `status` says it too.
+    let status = w.run(&["status"], "");
+    assert!(
+        status.ok().contains("\"k1\" changed") || status.stderr.contains("\"k1\" changed"),
+        "{status:?}"
+    );
+    let again = w.run(&["unlock"], "");
+    again.ok();
+    assert!(!again.stderr.contains("changed since"), "{again:?}");
 }

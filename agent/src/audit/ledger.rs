@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{Vaults, Witness, judge, plausible, vouched_tag};
+use crate::keystore::ledger::{ChangeLine, Vaults, Witness, judge, plausible, vouched_tag};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -169,13 +169,24 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 name,
                 created,
                 file,
-                ..
-            } => out.changes.push(crate::keystore::KeyChange {
-                action,
-                name,
-                created,
-                sha256: file,
-            }),
+                pid,
+                exe,
+            } => {
+                let change = crate::keystore::KeyChange {
+                    action,
+                    name,
+                    created,
+                    sha256: file,
+                };
+                out.changes.push(change.clone());
+                out.change_lines.push(ChangeLine {
+                    seq: line.seq,
+                    time: line.time,
+                    change,
+                    pid,
+                    exe,
+                });
+            }
             AuditEvent::Keystore {
                 generation,
                 vault,

@@ -375,3 +375,59 @@ fn an_appended_line_pointing_back_is_ignored_not_taken_for_an_edited_log() {
         "{c:?}"
     );
 }
+
+/// Red-team round 20: a credential replaced by anyone who runs as the trader (`key add
+/// --replace` needs no secret) opened at the next unlock with nothing said. The check names
+/// each credential changed since the last one, replaced ones first, a bounded number.
+#[test]
+fn the_check_names_the_credentials_changed_since_the_last_one() {
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    f.add(&cred("k3", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), true).unwrap();
+    f.remove("k1").unwrap();
+    let c = f.check().unwrap();
+    assert_eq!(c.changes.len(), 3, "{:?}", c.changes);
+    assert!(
+        c.changes[0].starts_with("credential \"k2\" changed"),
+        "{:?}",
+        c.changes
+    );
+    assert!(c.changes[0].contains("replaced at"), "{:?}", c.changes);
+    assert!(c.changes[0].contains("--replace"), "{:?}", c.changes);
+    assert!(c.changes[1].contains("\"k3\" changed") && c.changes[1].contains("added at"));
+    assert!(c.changes[2].contains("\"k1\" changed") && c.changes[2].contains("removed at"));
+    // Said once: the next check has nothing new to say.
+    assert!(f.check().unwrap().changes.is_empty());
+}
+
+#[test]
+fn a_flood_of_change_lines_is_noted_in_a_bounded_number_of_sentences() {
+    use super::ledger::{CHANGES_NOTED, ChangeLine, change_notes};
+    let line = |seq: u64, name: String, action| ChangeLine {
+        seq,
+        time: "2026-12-05T21:59:58.000Z".into(),
+        change: KeyChange {
+            action,
+            name,
+            created: seq,
+            sha256: "aa".into(),
+        },
+        pid: 7,
+        exe: String::new(),
+    };
+    let mut lines: Vec<ChangeLine> = (0..50_000)
+        .map(|i| line(i, format!("n{i}"), KeyAction::Add))
+        .collect();
+    lines.extend((0..10).map(|i| line(60_000 + i, "k1".into(), KeyAction::Replace)));
+    let start = std::time::Instant::now();
+    let notes = change_notes(&lines);
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(notes.len(), CHANGES_NOTED + 1, "{notes:?}");
+    assert!(notes[0].starts_with("credential \"k1\""), "{}", notes[0]);
+    assert!(notes[0].contains("7 changes before"), "{}", notes[0]);
+    assert!(notes[0].contains("by pid 7 (?)"), "{}", notes[0]);
+    assert!(notes[CHANGES_NOTED].contains("49993 more"), "{notes:?}");
+}
