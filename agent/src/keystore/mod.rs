@@ -79,6 +79,7 @@ mod layout;
 pub mod ledger;
 mod lineage;
 mod manifest;
+mod notes;
 mod preview;
 mod rotate;
 mod seal;

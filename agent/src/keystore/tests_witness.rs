@@ -405,7 +405,8 @@ fn the_check_names_the_credentials_changed_since_the_last_one() {
 
 #[test]
 fn a_flood_of_change_lines_is_noted_in_a_bounded_number_of_sentences() {
-    use super::ledger::{CHANGES_NOTED, ChangeLine, change_notes};
+    use super::ledger::ChangeLine;
+    use super::notes::{CHANGES_NOTED, change_notes};
     let line = |seq: u64, name: String, action| ChangeLine {
         seq,
         time: "2026-12-05T21:59:58.000Z".into(),

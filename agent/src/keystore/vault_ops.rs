@@ -31,7 +31,7 @@ pub struct Checked {
     pub refused: Vec<Refusal>,
     pub warnings: Vec<String>,
     /// The credential changes the audit log records since the last check, a sentence per
-    /// name ([`super::ledger::change_notes`]): an unlock shows them after its refusals.
+    /// name (`notes::change_notes`): an unlock shows them after its refusals.
     pub changes: Vec<String>,
     /// The generation of the manifest now on disk.
     pub generation: u64,
@@ -254,7 +254,7 @@ impl Keystore {
             accepted: std::mem::take(&mut p.folded.accepted),
             refused,
             warnings,
-            changes: super::ledger::change_notes(&p.evidence.change_lines),
+            changes: super::notes::change_notes(&p.evidence.change_lines),
             generation: old_gen,
             vault_key: manifest.vault_key.clone(),
         };
