@@ -510,6 +510,7 @@ impl Agent {
         let mut warnings = Vec::new();
         let mut tokens = Vec::new();
         let mut insecure = Vec::new();
+        let mut weak_touch = Vec::new();
         match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
                 for slot in slots {
@@ -517,6 +518,9 @@ impl Agent {
                         Ok(slot) => {
                             if slot.stub.is_insecure() {
                                 insecure.push(slot.stub.describe());
+                            }
+                            if slot.recorded {
+                                weak_touch.extend(slot.stub.touch_warning());
                             }
                             if !slot.recorded {
                                 files.push(format!(
@@ -542,6 +546,16 @@ impl Agent {
             [one] => warnings.push(format!("{one} is enrolled: it gives no protection")),
             [first, rest @ ..] => warnings.push(format!(
                 "{first} and {} more insecure tokens are enrolled: they give no protection",
+                rest.len()
+            )),
+        }
+        // A PIV key whose touch policy lets the card answer without a touch (red-team round
+        // 20): said at every status and unlock, one warning however many keyslots say so.
+        match weak_touch.as_slice() {
+            [] => {}
+            [one] => warnings.push(one.clone()),
+            [first, rest @ ..] => warnings.push(format!(
+                "{first} ({} more tokens have a touch policy weaker than always: `tapsign token list`)",
                 rest.len()
             )),
         }

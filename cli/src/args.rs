@@ -119,9 +119,9 @@ pub enum TokenCommand {
     /// this order: the PIN of an enrolled token when opening the keystore needs one, then
     /// the new token's.
     ///
-    /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always by
-    /// default) and asks for its PIN. With --custom-mgm-key the management key (hex) comes
-    /// next.
+    /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always: a
+    /// touch for every unlock) and asks for its PIN. With --custom-mgm-key the management key
+    /// (hex) comes next.
     ///
     /// --fido2 makes a credential with hmac-secret on a FIDO2 key (USB or NFC reader) and
     /// asks for two touches on it, and for its FIDO2 PIN when it has one and --uv is required
@@ -183,24 +183,42 @@ pub struct TokenAddArgs {
     /// When the card asks for the PIN: never, once (per card session), always.
     #[arg(long, default_value = "once", value_parser = ["never", "once", "always"], requires = "piv")]
     pub pin_policy: String,
-    /// When the card asks for a touch: always (every unlock), cached (15 s window).
-    #[arg(long, default_value = "always", value_parser = ["always", "cached"], requires = "piv")]
+    /// When the card asks for a touch: always (every unlock), the only policy tapsign
+    /// generates. Cached is not offered: for 15 s after each touch, any program running as
+    /// you could unlock without one.
+    #[arg(long, default_value = "always", value_parser = parse_touch_policy, requires = "piv")]
     pub touch_policy: String,
     /// Adopt the P-256 key already in the slot instead of generating one. The card must
-    /// prove it holds the key (one ECDH: touch it if its policy wants a touch), and a key
-    /// whose touch policy is never is refused unless --allow-no-touch.
+    /// prove it holds the key (one ECDH: touch it if its policy wants a touch). A key whose
+    /// touch policy is never is refused unless --allow-no-touch, one whose policy is cached
+    /// unless --allow-cached-touch.
     #[arg(long, requires = "piv")]
     pub use_existing: bool,
     /// With --use-existing: adopt a key whose touch policy is never. Then any program running
     /// as you can unlock while the card is plugged in, without anyone touching it.
     #[arg(long, requires = "use_existing")]
     pub allow_no_touch: bool,
+    /// With --use-existing: adopt a key whose touch policy is cached. Then, for 15 s after
+    /// each touch on the card, any program running as you can unlock every key for as long
+    /// as it asks, or take the keystore's key itself, without anyone touching it again.
+    #[arg(long, requires = "use_existing")]
+    pub allow_cached_touch: bool,
     /// Overwrite a key already in the slot (it is lost for good).
     #[arg(long, requires = "piv", conflicts_with = "use_existing")]
     pub force: bool,
     /// The card's management key is not the factory default: read it (hex) after the PIN.
     #[arg(long, requires = "piv")]
     pub custom_mgm_key: bool,
+}
+
+/// Only `always`. `cached` is refused with the reason, since older docs offered it (red-team
+/// round 20: it lets a program running as you ride your touch).
+fn parse_touch_policy(s: &str) -> Result<String, String> {
+    match s {
+        "always" => Ok(s.into()),
+        "cached" => Err("cached is not offered: for 15 s after each touch, any program running as you could unlock every key, or take the keystore's key, without a touch. tapsign generates keys with touch always (a key made elsewhere with cached can be adopted with --use-existing --allow-cached-touch)".into()),
+        _ => Err(format!("{s:?} is not a touch policy tapsign generates: use always")),
+    }
 }
 
 fn parse_slot(s: &str) -> Result<u8, String> {

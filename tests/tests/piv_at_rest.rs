@@ -63,6 +63,99 @@ fn use_existing_refuses_a_key_without_a_touch_unless_told() {
     });
 }
 
+/// Cached answers without a touch for 15 s after any touch, so a program running as the
+/// trader rides the trader's touch: adopting such a key takes its own flag and says what it
+/// gives away, and `token list`, `unlock` and `status` keep saying it (red-team round 20).
+#[test]
+fn use_existing_refuses_a_cached_touch_key_unless_told_and_every_status_says_it() {
+    harness::run(&[fw(15_200_009)], |stack| {
+        generate_r1(stack, 0, PinPolicy::Once, TouchPolicy::Cached);
+        let mut w = World::new();
+        for extra in [&[][..], &["--allow-no-touch"][..]] {
+            let mut args = vec!["token", "add", "--piv", "--use-existing"];
+            args.extend_from_slice(extra);
+            let out = w.run(&args, PIN);
+            out.fails_with(6, "touch policy cached: for 15 s after each touch");
+            assert!(out.stderr.contains("--allow-cached-touch"), "{out:?}");
+            assert!(
+                !w.home().join("keystore").join("manifest.json").exists(),
+                "nothing enrolled"
+            );
+        }
+        assert_eq!(
+            stack.key(0).touch().requests(),
+            0,
+            "refused before the ECDH"
+        );
+
+        let out = w.run(
+            &[
+                "token",
+                "add",
+                "--piv",
+                "--use-existing",
+                "--allow-cached-touch",
+            ],
+            PIN,
+        );
+        assert!(out.ok().contains("Enrolled YubiKey 15200009"), "{out:?}");
+        assert!(
+            out.stderr
+                .contains("WARNING: YubiKey 15200009 (PIV slot R1) has touch policy cached"),
+            "{out:?}"
+        );
+        let list = w.run(&["token", "list"], "");
+        list.ok();
+        assert!(
+            list.stderr.contains("take the keystore's key itself"),
+            "{list:?}"
+        );
+        w.run(&["key", "add", "k1", "--exchange", "binance"], "ak1\nsk1\n")
+            .ok();
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        });
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+        assert!(
+            out.stderr
+                .contains("warning: YubiKey 15200009 (PIV slot R1) has touch policy cached"),
+            "{out:?}"
+        );
+        let st = w.run(&["status"], "");
+        assert!(st.ok().contains("has touch policy cached"), "{st:?}");
+    });
+}
+
+/// `--touch-policy cached` is refused with the reason, and nothing is generated on the card:
+/// it used to make a key a program running as the trader could use without a touch for 15 s
+/// after each of the trader's (red-team round 20).
+#[test]
+fn enrolling_with_a_cached_touch_is_refused_and_the_key_generated_asks_every_time() {
+    harness::run(&[fw(15_200_010)], |stack| {
+        let w = World::new();
+        let out = w.run(&["token", "add", "--piv", "--touch-policy", "cached"], PIN);
+        out.fails_with(2, "cached is not offered");
+        let mut yk = YubiKey::open_by_serial(Serial(stack.key(0).serial())).unwrap();
+        let slot = SlotId::Retired(RetiredSlotId::R1);
+        assert!(
+            matches!(piv::metadata(&mut yk, slot), Err(yubikey::Error::NotFound)),
+            "nothing generated"
+        );
+        drop(yk);
+        let out = w.run(&["token", "add", "--piv", "--touch-policy", "always"], PIN);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(!out.stderr.contains("WARNING"), "{out:?}");
+        let mut yk = YubiKey::open_by_serial(Serial(stack.key(0).serial())).unwrap();
+        let meta = piv::metadata(&mut yk, slot).unwrap();
+        assert!(
+            matches!(meta.policy, Some((_, TouchPolicy::Always))),
+            "{:?}",
+            meta.policy
+        );
+    });
+}
+
 #[test]
 fn use_existing_proves_the_key_is_on_the_card_with_a_touch() {
     harness::run(&[fw(15_200_002)], |stack| {

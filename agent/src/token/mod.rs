@@ -39,7 +39,8 @@ pub enum TokenStub {
         public_key: String,
         /// PIN policy the key was generated with: never, once, always (or default).
         pin_policy: String,
-        /// Touch policy: always, cached, never (or default).
+        /// Touch policy: always (the only one `token add` generates); an adopted key keeps its
+        /// own: cached (with `--allow-cached-touch`), never or default (`--allow-no-touch`).
         touch_policy: String,
     },
     /// A FIDO2 credential with the hmac-secret extension, on any FIDO2 key (USB or NFC).
@@ -113,6 +114,31 @@ impl TokenStub {
             TokenStub::Soft { .. } => false,
             TokenStub::Piv { pin_policy, .. } => pin_policy != "never",
             TokenStub::Fido2 { uv, .. } => uv == "required",
+        }
+    }
+
+    /// What a PIV key's touch policy gives away, when it is weaker than always: `status`,
+    /// `unlock`, `token list` and `token add` say it. Cached lets the card answer without a
+    /// touch for 15 s after the last one (firmware-notes/touch-policies.md), so a program
+    /// running as you can ride the trader's touch: send its own unlock (every key, as long as
+    /// it likes) or do the ECDH with the card itself and take the vault key (red-team round 20).
+    pub fn touch_warning(&self) -> Option<String> {
+        let TokenStub::Piv { touch_policy, .. } = self else {
+            return None;
+        };
+        let which = self.describe();
+        let instead = format!(
+            "enroll a key with touch always in another slot (`tapsign token add --piv --slot R2`), then remove this one (`tapsign token remove {}`)",
+            self.id()
+        );
+        match touch_policy.as_str() {
+            "always" => None,
+            "cached" => Some(format!(
+                "{which} has touch policy cached: for 15 s after each touch on it, any program running as you can unlock every key for as long as it asks, or take the keystore's key itself, without a touch; {instead}"
+            )),
+            other => Some(format!(
+                "{which} has touch policy {other}: any program running as you can unlock the keystore while it is plugged in, without a touch; {instead}"
+            )),
         }
     }
 
@@ -324,6 +350,36 @@ mod tests {
         );
         assert!(s.needs_pin() && !fido("desk", "discouraged").needs_pin());
         assert!(s.ecdh_public_key().is_none() && !s.is_insecure());
+    }
+
+    fn piv(touch: &str) -> TokenStub {
+        TokenStub::Piv {
+            serial: 12345678,
+            slot: 0x82,
+            tag: "0a0b0c0d".into(),
+            public_key: "02".repeat(33),
+            pin_policy: "once".into(),
+            touch_policy: touch.into(),
+        }
+    }
+
+    #[test]
+    fn a_piv_key_whose_touch_is_cached_or_absent_is_warned_of() {
+        assert_eq!(piv("always").touch_warning(), None);
+        assert_eq!(fido("desk", "discouraged").touch_warning(), None);
+        let cached = piv("cached").touch_warning().unwrap();
+        assert!(
+            cached.starts_with("YubiKey 12345678 (PIV slot R1) has touch policy cached: for 15 s"),
+            "{cached}"
+        );
+        assert!(
+            cached.contains("`tapsign token remove piv-12345678-r1-0a0b0c0d`"),
+            "{cached}"
+        );
+        for weak in ["never", "default"] {
+            let w = piv(weak).touch_warning().unwrap();
+            assert!(w.contains("without a touch"), "{w}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The YubiKey PIV token: a P-256 key generated on the card in a retired slot, used for one
-//! on-card ECDH per unlock (touch policy Always by default).
+//! on-card ECDH per unlock (touch policy Always: the only one it generates).
 //!
 //! Every call opens the card, does its one job and drops it: the `yubikey` crate disconnects
 //! with a card reset, so the PIN-verified state never lingers for other local processes and
@@ -43,10 +43,11 @@ pub struct EnrollOptions {
     /// Retired slot number 1..=20 (R1 = 0x82).
     pub slot: u8,
     pub pin_policy: PinPolicy,
-    pub touch_policy: TouchPolicy,
     pub use_existing: bool,
     /// With `use_existing`: adopt a key whose touch policy is never (or unknown).
     pub allow_no_touch: bool,
+    /// With `use_existing`: adopt a key whose touch policy is cached.
+    pub allow_cached_touch: bool,
     pub force: bool,
     /// A custom management key (hex), when the card's is not the factory default.
     pub mgm_key: Option<SecretString>,
@@ -113,6 +114,14 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
                 touch_name(t)
             )));
         }
+        // Cached answers without a touch for 15 s after any touch: a program running as the
+        // trader rides the trader's own touch (firmware-notes/touch-policies.md).
+        if matches!(t, TouchPolicy::Cached) && !opts.allow_cached_touch {
+            return Err(TokenError::Other(format!(
+                "the key in slot R{} of YubiKey {serial} has touch policy cached: for 15 s after each touch on the card, any program running as you could send its own unlock (every key, for as long and as many signatures as it asks) or take the keystore's key itself, without anyone touching it again. Generate a key that asks for a touch every time instead (drop --use-existing; add --force to replace the key in that slot, or pick another --slot), or adopt this one anyway with --allow-cached-touch",
+                opts.slot
+            )));
+        }
         prove_key(&mut yk, slot, &public, serial)?;
         (public, p, t)
     } else {
@@ -123,17 +132,19 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
             )));
         }
         authenticate(&mut yk, opts.mgm_key.as_ref(), serial)?;
+        // Always, and nothing else: Cached would let a program running as the trader ride
+        // the trader's touch for 15 s (firmware-notes/touch-policies.md; red-team round 20).
         let spki = piv::generate(
             &mut yk,
             slot,
             AlgorithmId::EccP256,
             opts.pin_policy,
-            opts.touch_policy,
+            TouchPolicy::Always,
         )
         .map_err(|e| card_error(e, serial))?;
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
             .map_err(|_| TokenError::Other("the card returned a malformed public key; nothing was enrolled: try again, and check the card with `ykman piv info` if it repeats".into()))?;
-        (public, opts.pin_policy, opts.touch_policy)
+        (public, opts.pin_policy, TouchPolicy::Always)
     };
     drop(yk);
     Ok(stub(

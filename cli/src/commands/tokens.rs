@@ -13,7 +13,7 @@ use tapsign_agent::token::fido2::{self, UvMode, Where};
 use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
-use yubikey::{PinPolicy, TouchPolicy};
+use yubikey::PinPolicy;
 
 use super::local::{ks_failure, preview, print_listing, token_failure, warn_whole};
 use super::{harden, soft_allowed};
@@ -59,6 +59,14 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
                 .map(|n| n.to_string_lossy().into_owned()),
         })
         .collect();
+    // A recorded key whose touch policy is weaker than always, said after the list (the
+    // keyslot files that are not recorded are never used).
+    let weak: Vec<String> = slots
+        .iter()
+        .flatten()
+        .filter(|s| s.recorded)
+        .filter_map(|s| s.stub.touch_warning())
+        .collect();
     let listed = print_listing(slots, "keyslots", |s| {
         let note = if s.recorded {
             ""
@@ -85,6 +93,9 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
                 ))
             );
         }
+    }
+    for w in &weak {
+        errln!("warning: {}", Shown(w));
     }
     listed
 }
@@ -178,13 +189,9 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         serial: a.serial,
         slot: a.slot,
         pin_policy: policy(&a.pin_policy),
-        touch_policy: if a.touch_policy == "cached" {
-            TouchPolicy::Cached
-        } else {
-            TouchPolicy::Always
-        },
         use_existing: a.use_existing,
         allow_no_touch: a.allow_no_touch,
+        allow_cached_touch: a.allow_cached_touch,
         force: a.force,
         mgm_key,
     };
@@ -197,20 +204,15 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     .map_err(ks_failure)?;
     super::agent_takes_in(paths, &mut ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
-    if let TokenStub::Piv {
-        touch_policy,
-        pin_policy,
-        ..
-    } = &stub
+    // Only an adopted key can get here with a touch policy other than always, and only with
+    // its --allow-* flag; `status`, `unlock` and `token list` keep saying it.
+    if let Some(w) = stub.touch_warning() {
+        errln!("WARNING: {}", Shown(&w));
+    }
+    if let TokenStub::Piv { pin_policy, .. } = &stub
+        && pin_policy == "never"
     {
-        if matches!(touch_policy.as_str(), "never" | "default") {
-            errln!(
-                "WARNING: this key's touch policy is {touch_policy}: any program running as you can unlock the keystore while the YubiKey is plugged in, without a touch."
-            );
-        }
-        if pin_policy == "never" {
-            errln!("Note: this key's PIN policy is never: a touch alone unlocks.");
-        }
+        errln!("Note: this key's PIN policy is never: a touch alone unlocks.");
     }
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
