@@ -4,6 +4,7 @@
 //! `Locked` holds no secret at all; `Unlocked` owns the decrypted credentials. Locking consumes
 //! the `Unlocked` state, and dropping it drops the credentials, which zeroizes them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -140,7 +141,10 @@ pub struct Unlocked {
     left: u64,
     made: u64,
     opened_by: String,
-    clients: BTreeMap<u32, ClientInfo>,
+    /// Signatures per program, by pid and the program's path (cut as `status` shows it): a
+    /// program that gets a pid another had before is another entry, not more signatures under
+    /// the earlier one's name (red-team round 20).
+    clients: BTreeMap<(u32, String), u64>,
 }
 
 impl Default for Session {
@@ -336,33 +340,7 @@ impl Session {
             u.made += 1;
             u.left -= 1;
             u.last_used = now;
-            // Counted for `status`, for at most `CLIENTS_KEPT` programs: a bot signing from a
-            // new process each time must not grow the session without end (the audit log has
-            // every signature's program). A new one then takes the place of the one that
-            // signed least: counted only while there was room, a program that came after
-            // 1,024 one-off signers was never counted, whatever it signed (red-team round 19).
-            if u.clients.len() >= CLIENTS_KEPT
-                && !u.clients.contains_key(&client.pid)
-                && let Some(least) = u
-                    .clients
-                    .values()
-                    .min_by_key(|c| c.signatures)
-                    .map(|c| c.pid)
-            {
-                u.clients.remove(&least);
-            }
-            let entry = u.clients.entry(client.pid).or_insert_with(|| {
-                // The program's path is the bot's to choose: `status` shows it cut as the audit
-                // log does, so it cannot push the session's own lines off the screen.
-                let mut exe = client.exe.clone();
-                crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
-                ClientInfo {
-                    pid: client.pid,
-                    exe,
-                    signatures: 0,
-                }
-            });
-            entry.signatures += 1;
+            count_client(&mut u.clients, client);
             if u.left == 0 {
                 self.lock(LockReason::BudgetSpent);
             }
@@ -392,7 +370,15 @@ impl Session {
                     signatures_made: k.made,
                 })
                 .collect(),
-            clients: u.clients.values().cloned().collect(),
+            clients: u
+                .clients
+                .iter()
+                .map(|((pid, exe), signatures)| ClientInfo {
+                    pid: *pid,
+                    exe: exe.clone(),
+                    signatures: *signatures,
+                })
+                .collect(),
             opened_by: u.opened_by.clone(),
         })
     }
@@ -429,6 +415,46 @@ impl Unlocked {
             None
         }
     }
+}
+
+/// Count one signature for `client`'s program in `status`'s list (`clients`).
+///
+/// Kept for at most `CLIENTS_KEPT` programs: a bot signing from a new process each time must
+/// not grow the session without end (the audit log has every signature's program). A new one
+/// then takes the place of the one that signed least: counted only while there was room, a
+/// program that came after 1,024 one-off signers was never counted, whatever it signed
+/// (red-team round 19). A program is its pid and its path: keyed by pid alone, a program that
+/// got the pid of one that had exited signed under that one's name (red-team round 20).
+///
+/// This runs for every signature: a program already counted is found without allocating.
+fn count_client(clients: &mut BTreeMap<(u32, String), u64>, client: &Client) {
+    // The program's path is the bot's to choose: `status` shows it cut as the audit log does,
+    // so it cannot push the session's own lines off the screen. Cut here only when too long.
+    let exe: Cow<'_, str> = if client.exe.len() <= crate::audit::QUOTED_MAX {
+        Cow::Borrowed(&client.exe)
+    } else {
+        let mut cut = client.exe.clone();
+        crate::audit::cap(&mut cut, crate::audit::QUOTED_MAX);
+        Cow::Owned(cut)
+    };
+    // The entries of one pid are together, from (pid, ""): usually one.
+    let counted = clients
+        .range_mut((client.pid, String::new())..)
+        .take_while(|((pid, _), _)| *pid == client.pid)
+        .find(|((_, e), _)| *e == exe);
+    if let Some((_, signatures)) = counted {
+        *signatures += 1;
+        return;
+    }
+    if clients.len() >= CLIENTS_KEPT
+        && let Some(least) = clients
+            .iter()
+            .min_by_key(|(_, signatures)| **signatures)
+            .map(|(who, _)| who.clone())
+    {
+        clients.remove(&least);
+    }
+    clients.insert((client.pid, exe.into_owned()), 1);
 }
 
 #[cfg(test)]

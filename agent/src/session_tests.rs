@@ -284,3 +284,41 @@ fn a_program_that_signs_most_is_counted_however_many_came_before() {
     let heavy = st.clients.iter().find(|c| c.pid == 99_999);
     assert_eq!(heavy.map(|c| c.signatures), Some(50), "{heavy:?}");
 }
+
+/// Red-team round 20: signatures were counted per pid, under the path of the first program
+/// seen with it, so a program that got the pid of one that had exited (pid reuse) signed
+/// under the earlier one's name in `status`. A program is its pid and its path.
+#[test]
+fn a_program_with_a_reused_pid_is_counted_apart_from_the_one_before() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(100), secs(0), "soft".into());
+    let mut sign_as = |exe: &str, times: usize| {
+        let who = Client {
+            pid: 5411,
+            exe: exe.into(),
+        };
+        for _ in 0..times {
+            s.use_key("a", secs(1), &who, |c| Ok::<_, ()>(c.secret.expose().len()))
+                .map_err(|_| ())
+                .unwrap()
+                .unwrap();
+        }
+    };
+    sign_as("/usr/local/bin/goodbot", 2);
+    sign_as("/tmp/evil", 5);
+    sign_as("/usr/local/bin/goodbot", 1);
+    let mut shown: Vec<(u32, String, u64)> = s
+        .status(secs(1))
+        .unwrap()
+        .clients
+        .into_iter()
+        .map(|c| (c.pid, c.exe, c.signatures))
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            (5411, "/tmp/evil".to_owned(), 5),
+            (5411, "/usr/local/bin/goodbot".to_owned(), 3)
+        ]
+    );
+}
