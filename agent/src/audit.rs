@@ -43,6 +43,7 @@ mod tests_sink;
 pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
 pub use since::{Since, since, since_keeping};
+pub(crate) use sink::LOCK_HOLDER;
 pub use sink::{AuditSink, SyncFn, Unrecorded};
 pub use time::{civil_from_days, rfc3339_utc_ms, utc_secs};
 
@@ -237,6 +238,12 @@ impl AuditError {
     /// Someone else changed the log: the writer must not carry on as if nothing happened.
     pub fn is_tampering(&self) -> bool {
         matches!(self, AuditError::Tampered { .. })
+    }
+
+    /// The append gave up waiting for the log's lock (`tail::AuditLog::locked`), which
+    /// another process holds: not the disk's fault, and the message must say so.
+    pub fn is_lock_wait(&self) -> bool {
+        matches!(self, AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock)
     }
 }
 

@@ -257,6 +257,11 @@ fn withheld(why: &crate::audit::Unrecorded, log: &std::path::Path) -> String {
             "the audit log {} could not be synced to disk ({e}), so the signature was withheld; check the disk (dmesg) and retry",
             log.display()
         ),
+        Unrecorded::LockHeld(why) => format!(
+            "the audit log {} cannot be written ({why}), so the signature was withheld; {}, then retry",
+            log.display(),
+            crate::audit::LOCK_HOLDER
+        ),
         Unrecorded::Unwritable(_) | Unrecorded::Stopped => format!(
             "the audit log {} cannot be written (disk full? permissions?), so the signature was withheld; fix it and retry",
             log.display()

@@ -46,11 +46,17 @@ pub enum Unrecorded {
     Tampered(String),
     #[error("the audit log cannot be written ({0})")]
     Unwritable(String),
+    /// Another process held the log's lock for longer than an append waits.
+    #[error("the audit log cannot be written ({0})")]
+    LockHeld(String),
     #[error("the audit log could not be synced to disk ({0})")]
     Unsynced(String),
     #[error("the audit log's writer has stopped (the agent is shutting down)")]
     Stopped,
 }
+
+/// How to find the process that holds the log's lock, for the messages that say it does.
+pub(crate) const LOCK_HOLDER: &str = "`lslocks` shows which process holds it (or `fuser -v` on the log, which lists every process that has it open): end that process unless it is a tapsign command at work";
 
 /// Answers a caller waiting for its line.
 pub(super) type Ack = oneshot::Sender<Result<(), Unrecorded>>;
@@ -106,6 +112,9 @@ struct ViewState {
     head: Option<Anchor>,
     tampered: Option<String>,
     unwritable: Option<String>,
+    /// Why it cannot be written is that another process holds its lock (red-team round 20:
+    /// the warning sent the trader to the disk).
+    lock_held: bool,
     unsynced: Option<String>,
     /// Past trouble that still matters (a sync that failed once).
     notes: Vec<String>,
@@ -360,6 +369,12 @@ impl AuditSink {
         let mut out = Vec::new();
         if let Some(why) = &v.tampered {
             out.push(why.clone());
+        } else if let Some(why) = &v.unwritable
+            && v.lock_held
+        {
+            out.push(format!(
+                "the audit log {path} cannot be written ({why}): signatures are withheld until that lock is let go; {LOCK_HOLDER}"
+            ));
         } else if let Some(why) = &v.unwritable {
             out.push(format!(
                 "the audit log {path} cannot be written ({why}): signatures are withheld until it can (disk full? permissions?)"
@@ -583,14 +598,14 @@ impl Writer {
                 true
             }
             Err(e) => {
-                self.unwritable(&e.to_string(), "opened");
+                self.unwritable(&e.to_string(), "opened", false);
                 false
             }
         }
     }
 
     /// Say once, when it starts, that the log cannot be written; `status` shows it meanwhile.
-    fn unwritable(&self, why: &str, verb: &str) {
+    fn unwritable(&self, why: &str, verb: &str, lock_held: bool) {
         let mut v = self.view.lock();
         if v.unwritable.is_none() {
             say!(
@@ -598,6 +613,7 @@ impl Writer {
             );
         }
         v.unwritable = Some(why.to_owned());
+        v.lock_held = lock_held;
     }
 
     fn write(&mut self, mut records: Vec<Record>) {
@@ -652,15 +668,24 @@ impl Writer {
                 if v.unwritable.take().is_some() {
                     say!("tapsign agent: the audit log can be written again");
                 }
+                v.lock_held = false;
                 v.head = Some(anchor);
                 v.stalled = false;
                 Ok(())
             }
             Err(e) if e.is_tampering() => Err(Unrecorded::Tampered(self.tampered(&e))),
             Err(e) => {
-                let why = e.to_string();
-                self.unwritable(&why, "written");
-                Err(Unrecorded::Unwritable(why))
+                let lock_held = e.is_lock_wait();
+                let why = match &e {
+                    // The path is in every message that says this.
+                    super::AuditError::Io { source, .. } if lock_held => source.to_string(),
+                    e => e.to_string(),
+                };
+                self.unwritable(&why, "written", lock_held);
+                match lock_held {
+                    true => Err(Unrecorded::LockHeld(why)),
+                    false => Err(Unrecorded::Unwritable(why)),
+                }
             }
         }
     }

@@ -464,3 +464,36 @@ async fn a_refusal_repeated_in_a_loop_is_counted_not_written_each_time() {
     assert!(written <= 4 + seconds, "{written} lines in {seconds} s");
     assert!(verify(&path).unwrap().is_ok());
 }
+
+/// Red-team round 20: a signature withheld because another process held the log's lock past
+/// the append's wait said "disk full? permissions?", in the bot's refusal and in `status`,
+/// sending the trader to the disk. Both now say the lock is held and how to find who holds it;
+/// once it is let go, the warning goes and signing resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_elsewhere_is_named_not_the_disk() {
+    use rustix::fs::{FlockOperation, flock};
+    let disk = Arc::new(Disk::default());
+    let (_dir, path, sink) = sink(Flush::IncrementalAsync, &disk);
+    sink.record(sign()).await.unwrap();
+    let holder = File::open(&path).unwrap();
+    flock(&holder, FlockOperation::LockExclusive).unwrap();
+    let why = sink.record(sign()).await.unwrap_err();
+    let refusal = crate::error::AgentError::Unrecorded {
+        why,
+        log: path.clone(),
+    }
+    .to_string();
+    let status = sink.warnings().join("\n");
+    for said in [&refusal, &status] {
+        assert!(
+            said.contains("another process has held it locked"),
+            "{said}"
+        );
+        assert!(said.contains("`lslocks` shows which process"), "{said}");
+        assert!(!said.contains("disk full"), "{said}");
+    }
+    flock(&holder, FlockOperation::Unlock).unwrap();
+    sink.record(sign()).await.unwrap();
+    assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());
+    sink.close().await;
+}
