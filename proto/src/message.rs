@@ -35,9 +35,16 @@ pub enum Request {
 #[derive(Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UnlockRequest {
-    /// Credentials to open; empty means all.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<String>,
+    /// Credentials to open; `None` (the field left out) means every one. A list, when
+    /// present, names at least one: an empty list is refused ([`EMPTY_KEYS`]), and so is
+    /// `null`. Red-team round 20: `[]` meant every key, so a bot that worked out its list and
+    /// came up with none asked for the widest session instead of a narrow one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "named_keys"
+    )]
+    pub keys: Option<Vec<String>>,
     /// Absolute lifetime in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
@@ -54,6 +61,20 @@ pub struct UnlockRequest {
     /// idle time and budget and keeps its keys. Refused when no session is open.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extend: bool,
+}
+
+/// Why an `unlock` whose `keys` is an empty list is refused.
+pub const EMPTY_KEYS: &str =
+    "\"keys\" is an empty list: name at least one key, or leave \"keys\" out to open every key";
+
+/// `keys`, when present: a list of at least one name. (Absent, serde's `default` gives `None`
+/// without calling this; `null` is refused as "expected a sequence", not read as absent.)
+fn named_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let keys = Vec::<String>::deserialize(d)?;
+    if keys.is_empty() {
+        return Err(serde::de::Error::custom(EMPTY_KEYS));
+    }
+    Ok(Some(keys))
 }
 
 impl std::fmt::Debug for UnlockRequest {

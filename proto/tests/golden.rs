@@ -272,7 +272,7 @@ fn cases() -> Vec<(String, Msg)> {
         (
             "request_unlock_full".into(),
             Msg::Req(Request::Unlock(UnlockRequest {
-                keys: vec!["upbit-main".into(), "binance-spot".into()],
+                keys: Some(vec!["upbit-main".into(), "binance-spot".into()]),
                 ttl_secs: Some(3600),
                 idle_secs: Some(600),
                 max_signatures: Some(500),
@@ -500,6 +500,21 @@ fn negative_cases() -> Vec<(&'static str, &'static str, Vec<u8>, Refusal)> {
             framed(r#"{"type":"unlock","ttl_secs":60,"forever":true}"#),
             Refusal::Malformed,
         ),
+        // `keys` present names at least one key: `[]` once meant every key, so a bot whose
+        // list came up empty asked for the widest session (red-team round 20). `null` is not
+        // "left out" either.
+        (
+            "reject_unlock_empty_keys",
+            "request",
+            framed(r#"{"type":"unlock","keys":[],"ttl_secs":600}"#),
+            Refusal::Malformed,
+        ),
+        (
+            "reject_unlock_null_keys",
+            "request",
+            framed(r#"{"type":"unlock","keys":null}"#),
+            Refusal::Malformed,
+        ),
         // Field-less messages refuse extra fields too (serde alone would ignore them).
         (
             "reject_status_unknown_field",
@@ -706,4 +721,30 @@ fn python_example_in_the_docs_sends_the_golden_frames() {
     assert!(out.status.success(), "python exited with {}", out.status);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("X-MBX-APIKEY"), "{printed}");
+}
+
+/// Red-team round 20: `"keys":[]` opened every key, as if `keys` were left out, so a bot whose
+/// computed list came up empty asked for the widest session. Present, it names at least one
+/// key; left out, it is every key; and an empty list built in Rust is sent as one, for the
+/// agent to refuse, never dropped on the way.
+#[test]
+fn an_empty_keys_list_is_refused_not_read_as_every_key() {
+    use tapsign_proto::frame::decode_body;
+    let Err(ProtoError::Malformed(msg)) = decode_body::<Request>(br#"{"type":"unlock","keys":[]}"#)
+    else {
+        panic!("an empty keys list decoded");
+    };
+    assert!(msg.contains("name at least one key"), "{msg}");
+    assert_eq!(
+        decode_body::<Request>(br#"{"type":"unlock"}"#).unwrap(),
+        Request::Unlock(UnlockRequest::default())
+    );
+    let empty = Request::Unlock(UnlockRequest {
+        keys: Some(Vec::new()),
+        ..UnlockRequest::default()
+    });
+    assert_eq!(
+        serde_json::to_string(&empty).unwrap(),
+        r#"{"type":"unlock","keys":[]}"#
+    );
 }

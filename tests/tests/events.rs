@@ -190,7 +190,7 @@ fn an_extend_that_names_keys_is_refused() {
     let mut c = w.client();
     let e = c
         .unlock(tapsign_proto::UnlockRequest {
-            keys: vec!["b".into()],
+            keys: Some(vec!["b".into()]),
             extend: true,
             ..Default::default()
         })
@@ -208,7 +208,7 @@ fn an_unlock_naming_a_key_many_times_opens_it_once() {
     let mut c = w.client();
     let st = c
         .unlock(tapsign_proto::UnlockRequest {
-            keys: vec!["b".into(); 500],
+            keys: Some(vec!["b".into(); 500]),
             ..Default::default()
         })
         .unwrap();

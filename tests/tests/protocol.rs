@@ -358,3 +358,41 @@ fn every_request_gets_one_answer_that_fits_in_a_frame() {
     let signed = log.matches("\"type\":\"sign\"").count();
     assert_eq!(signed, 1, "{log}");
 }
+
+/// Red-team round 20: `"keys":[]` opened every key, exactly as a left-out `keys` does, so a bot
+/// whose computed list of keys came up empty was granted the widest session. It is refused,
+/// with what to do, and opens nothing; left out, `keys` still means every key.
+#[test]
+fn an_unlock_naming_an_empty_list_of_keys_is_refused_and_opens_nothing() {
+    let mut w = World::new();
+    w.setup_key("a", "binance", "ak", "sk");
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    let mut s = raw(&w);
+    hello(&mut s);
+    let body = br#"{"type":"unlock","keys":[],"ttl_secs":600}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    s.write_all(&frame).unwrap();
+    match answer(&mut s) {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(message.contains("name at least one key"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(w.status()["state"], "locked");
+    // Built in Rust, an empty list is sent as one and refused the same way.
+    let empty = tapsign_proto::UnlockRequest {
+        keys: Some(Vec::new()),
+        ..Default::default()
+    };
+    let refused = w.client().unlock(empty).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::BadRequest), "{refused}");
+    assert_eq!(w.status()["state"], "locked");
+    let opened = w
+        .client()
+        .unlock(tapsign_proto::UnlockRequest::default())
+        .unwrap();
+    assert_eq!(opened.session.unwrap().keys.len(), 2);
+}

@@ -363,7 +363,7 @@ fn a_key_name_no_key_could_have_never_reaches_the_touch_prompt() {
     let w = agent_in(&lab);
     let mut c = Client::connect(&w.sock, "bot").unwrap();
     let req = UnlockRequest {
-        keys: vec!["b</b> routine renewal, nothing new<b>".into()],
+        keys: Some(vec!["b</b> routine renewal, nothing new<b>".into()]),
         ..UnlockRequest::default()
     };
     match c.unlock(req) {
@@ -381,7 +381,7 @@ fn a_key_name_no_key_could_have_never_reaches_the_touch_prompt() {
     );
     // A real name is prompted for, by name.
     let req = UnlockRequest {
-        keys: vec!["b".into()],
+        keys: Some(vec!["b".into()]),
         ..UnlockRequest::default()
     };
     c.unlock(req).unwrap();

@@ -46,9 +46,16 @@ impl Agent {
         // Each name once: 6,000 copies of one name held the unlock's turn for seconds while
         // the same credential was opened again and again, and filled its audit line (red-team
         // round 19).
-        let mut seen = std::collections::HashSet::new();
-        req.keys.retain(|k| seen.insert(k.clone()));
-        if req.extend && !req.keys.is_empty() {
+        if let Some(keys) = req.keys.as_mut() {
+            let mut seen = std::collections::HashSet::new();
+            keys.retain(|k| seen.insert(k.clone()));
+        }
+        // The decoder refuses an empty list; one built in-process is refused the same way,
+        // never read as "every key" (red-team round 20). Past here an empty slice means all.
+        if req.keys.as_ref().is_some_and(Vec::is_empty) {
+            return Err(AgentError::Malformed(tapsign_proto::EMPTY_KEYS.into()));
+        }
+        if req.extend && req.keys.is_some() {
             // Told, not ignored: an extend keeps the session's keys.
             return Err(AgentError::Malformed(
                 "an extend keeps the session's keys: leave out \"keys\" (an unlock without \"extend\" opens a new session with the keys it names)".into(),
@@ -79,7 +86,7 @@ impl Agent {
         let pending = Pending {
             client: client.clone(),
             extend: req.extend,
-            asks: crate::notify::asks(req.extend, &bounds, &req.keys),
+            asks: crate::notify::asks(req.extend, &bounds, names(&req)),
         };
         let turn = self
             .unlocker
@@ -101,7 +108,7 @@ impl Agent {
         };
         // Everything the touch grants, so the trader sees what a bot asked for: the bounds,
         // and the keys a new session opens.
-        let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, &req.keys);
+        let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, names(&req));
         let extend = req.extend;
         // A lock while the touch is pending must win over it: counted from here.
         let locks_before = self.locks.load(Ordering::SeqCst);
@@ -196,7 +203,7 @@ impl Agent {
                 let mut ledger = agent.ledger();
                 agent
                     .unlocker
-                    .open(&req.keys, req.pin.as_ref(), &mut ledger, &touch_needed)
+                    .open(names(&req), req.pin.as_ref(), &mut ledger, &touch_needed)
             }
         })
         .await
@@ -325,6 +332,11 @@ impl Agent {
 }
 
 /// An unlock's (or extend's) line. The writer logs the chain's head after it.
+/// The keys an unlock names, empty for every key (as the unlocker and the prompts take them).
+fn names(req: &UnlockRequest) -> &[String] {
+    req.keys.as_deref().unwrap_or_default()
+}
+
 fn unlock_line(token: String, keys: Vec<String>, bounds: Bounds, client: &Client) -> AuditEvent {
     AuditEvent::Unlock {
         token,

@@ -77,7 +77,8 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         }
     };
     let req = UnlockRequest {
-        keys: a.names,
+        // No names: the field is left out, which asks for every key (an empty list is refused).
+        keys: (!a.names.is_empty()).then_some(a.names),
         ttl_secs: duration("ttl", &a.ttl)?,
         idle_secs: duration("idle", &a.idle)?,
         max_signatures: a.max_signatures,
@@ -147,7 +148,7 @@ fn what_the_touch_opens(req: &UnlockRequest) -> String {
         };
         return format!("extend the open session (same keys): {bounds}");
     }
-    let keys = match req.keys.as_slice() {
+    let keys = match req.keys.as_deref().unwrap_or_default() {
         [] => "every key".to_owned(),
         names => format!("key(s) {}", names.join(", ")),
     };

@@ -70,6 +70,7 @@ export interface AgentOptions {
 }
 
 export interface UnlockOptions {
+  /** The keys the session opens; left out, every key. An empty list is refused (`BadRequest`). */
   keys?: string[];
   ttl_secs?: number;
   idle_secs?: number;

@@ -62,6 +62,23 @@ test('locked, sign is refused with Locked and the agent message; unlock opens, l
   }
 });
 
+// Red-team round 20: `keys: []` reached the agent, which read it as every key: a bot whose
+// computed list came up empty got the widest session. The agent refuses it now.
+test('unlock({ keys: [] }) is refused with BadRequest and opens nothing', async () => {
+  const agent = new Agent({ path: world.sock });
+  try {
+    await agent.lock();
+    await assert.rejects(agent.unlock({ keys: [], ttl_secs: 600 }), (e) => {
+      assert.ok(e instanceof tapsign.BadRequest, e.name);
+      assert.match(e.message, /name at least one key/);
+      return true;
+    });
+    assert.equal((await agent.status()).state, 'locked');
+  } finally {
+    agent.close();
+  }
+});
+
 test('the refusals a bot meets arrive as their classes', async () => {
   const agent = new Agent({ path: world.sock });
   try {

@@ -36,6 +36,19 @@ def test_status_sign_lock_against_the_agent(fresh_world: World) -> None:
     asyncio.run(go())
 
 
+def test_unlock_with_an_empty_list_of_keys_is_refused_not_every_key(fresh_world: World) -> None:
+    """Red-team round 20: as the blocking client's: ``[]`` is sent, and refused."""
+
+    async def go() -> None:
+        async with tapsign.aio.Agent(fresh_world.sock) as a:
+            await a.lock()
+            with pytest.raises(tapsign.BadRequest, match="name at least one key"):
+                await a.unlock(keys=[], ttl_secs=600, timeout=30)
+            assert not (await a.status()).unlocked
+
+    asyncio.run(go())
+
+
 def test_concurrent_tasks_share_one_connection(agent: tapsign.Agent, world: World) -> None:
     async def go() -> List[str]:
         a = tapsign.aio.Agent(world.sock)

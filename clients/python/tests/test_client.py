@@ -67,6 +67,19 @@ def test_lock_ends_signing_and_unlock_opens_it_again(fresh_world: World) -> None
     assert spent.value.code in ("budget_exhausted", "locked")
 
 
+def test_unlock_with_an_empty_list_of_keys_is_refused_not_every_key(fresh_world: World) -> None:
+    """Red-team round 20: ``unlock(keys=[])`` dropped the empty list, so the agent opened every
+    key: a bot whose computed list came up empty got the widest session. The list is sent, and
+    the agent refuses it; left out, ``keys`` still means every key."""
+    a = tapsign.Agent(fresh_world.sock)
+    a.lock()
+    with pytest.raises(tapsign.BadRequest, match="name at least one key"):
+        a.unlock(keys=[], ttl_secs=600, timeout=30)
+    assert not a.status().unlocked
+    opened = a.unlock(timeout=30)
+    assert [k["name"] for k in opened.session["keys"]] == ["binance-main"]
+
+
 def test_events_follow_the_session(fresh_world: World) -> None:
     a = tapsign.Agent(fresh_world.sock)
     stream = a.events(timeout=20)

@@ -99,7 +99,10 @@ def unlock(
     extend: bool = False,
 ) -> Dict[str, Any]:
     msg: Dict[str, Any] = {"type": "unlock"}
-    if keys:
+    # Sent whenever given, an empty list too: the agent refuses that (bad_request), where
+    # leaving it out asks for every key. Dropping `[]` turned a bot's empty list of keys into
+    # the widest session (red-team round 20).
+    if keys is not None:
         msg["keys"] = list(keys)
     for name, value in (
         ("ttl_secs", ttl_secs),

@@ -295,8 +295,10 @@ class Agent:
         timeout: Optional[float] = None,
     ) -> Status:
         """Ask for a touch (and the PIN where the token wants one) and open a session, or with
-        ``extend=True`` renew the open one. Waits for a human: no timeout unless given. The PIN
-        is sent only to a socket served by your own user, and never logged."""
+        ``extend=True`` renew the open one. ``keys`` names the keys the session opens; left out
+        (``None``), every key; an empty list is refused (``BadRequest``). Waits for a human: no
+        timeout unless given. The PIN is sent only to a socket served by your own user, and
+        never logged."""
         frame = _wire.encode(_wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend))
         del pin
         sock, _ = connect_socket(self._where, self._name, self._timeout)
