@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 from typing import Iterator
 
 import pytest
@@ -51,3 +53,24 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeAgent]:
     agent = FakeAgent(request.param)
     yield agent
     agent.close()
+
+
+@pytest.fixture
+def high_fds() -> Iterator[None]:
+    """Descriptors up to 1100 taken, as in a bot with many sockets and files open, so the next
+    socket's descriptor is above 1023 (where ``select.select`` refuses it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1200
+    if hard != resource.RLIM_INFINITY and hard < want:
+        pytest.skip(f"the hard limit on open files ({hard}) is below {want}")
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    held: list = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

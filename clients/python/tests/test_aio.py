@@ -49,6 +49,21 @@ def test_unlock_with_an_empty_list_of_keys_is_refused_not_every_key(fresh_world:
     asyncio.run(go())
 
 
+@using(fakeagent.serve_forever)
+def test_one_connection_serves_every_call_when_its_descriptor_is_above_1023(fake: FakeAgent, high_fds: None) -> None:
+    """Red-team round 20: as the blocking client's, ``select`` refused a descriptor of 1024 or
+    more and every request opened a new connection."""
+
+    async def go() -> None:
+        async with tapsign.aio.Agent(fake.path) as a:
+            for i in range(5):
+                await a.sign("k", "GET", f"/p{i}")
+            assert a._conn is not None and a._conn.sock.fileno() >= 1024
+
+    asyncio.run(go())
+    assert fake.connections == 1
+
+
 def test_concurrent_tasks_share_one_connection(agent: tapsign.Agent, world: World) -> None:
     async def go() -> List[str]:
         a = tapsign.aio.Agent(world.sock)

@@ -275,6 +275,21 @@ def test_a_request_over_the_frame_limit_is_not_sent(fake: FakeAgent) -> None:
 
 
 @using(fakeagent.serve_forever)
+def test_one_connection_serves_every_call_when_its_descriptor_is_above_1023(fake: FakeAgent, high_fds: None) -> None:
+    """Red-team round 20: the stale-connection check used ``select``, which refuses a
+    descriptor of 1024 or more; taken as "stale", the client reconnected (connect, peer check,
+    hello) before every request of a bot with that many files open."""
+    a = tapsign.Agent(fake.path)
+    try:
+        for i in range(5):
+            a.sign("k", "GET", f"/p{i}")
+        assert a._sock is not None and a._sock.fileno() >= 1024
+    finally:
+        a.close()
+    assert fake.connections == 1
+
+
+@using(fakeagent.serve_forever)
 def test_threads_never_interleave_frames(fake: FakeAgent) -> None:
     a = tapsign.Agent(fake.path)
     errors: List[str] = []

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import socket
 import weakref
 from typing import Any, AsyncIterator, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from . import _wire, errors
 from ._wire import Event, SignedRequest, Status
-from .client import DEFAULT_NAME, _closes
+from .client import DEFAULT_NAME, _closes, _is_stale
 
 __all__ = ["Agent"]
 
@@ -134,11 +133,7 @@ def _stale(conn: _Conn) -> bool:
     sock = writer.get_extra_info("socket")
     if sock is None:
         return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+    return _is_stale(sock)
 
 
 # Every live Agent, for the fork hook below; weak, so an Agent is never kept alive by it.

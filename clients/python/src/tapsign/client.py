@@ -114,14 +114,18 @@ def _closes(e: errors.TapsignError) -> bool:
     return e.code in ("version_mismatch", "busy", "forbidden") or isinstance(e, errors.ProtocolError)
 
 
-def _is_stale(sock: socket.socket) -> bool:
+def _is_stale(sock: Any) -> bool:
     """Whether the agent closed this idle connection (it does after its idle timeout, without
-    a message): readable with nothing to read. Any unsolicited bytes make it unusable too."""
+    a message): readable with nothing to read. Any unsolicited bytes make it unusable too.
+    ``poll``, not ``select``: ``select`` refuses a descriptor of 1024 or more (ValueError), and
+    a bot with that many files and sockets open reconnected before every request (red-team
+    round 20). Any event at all (readable, hung up, error, a closed descriptor) is stale."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 # Every live Agent, for the fork hook below; weak, so an Agent is never kept alive by it.
