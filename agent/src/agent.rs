@@ -691,6 +691,8 @@ fn fit_status(status: &mut Status, mut files: Vec<String>) {
         let keys = status.session.as_ref().map_or(0, |s| s.keys.len());
         let clients = status.session.as_ref().map_or(0, |s| s.clients.len());
         if let Some(s) = status.session.as_mut().filter(|_| keys > 1) {
+            // The count before the first cut: how many the session holds.
+            s.keys_total.get_or_insert(keys as u64);
             s.keys.truncate(keys / 2);
         } else if let Some(s) = status.session.as_mut().filter(|_| clients > 0) {
             s.clients.clear();
@@ -819,6 +821,9 @@ mod fit_tests {
         assert!(said.contains("cut to fit one answer"), "{said}");
         let s = status.session.unwrap();
         assert!(!s.keys.is_empty());
+        // Red-team round 20: the count of the session's keys survives the cut.
+        assert!(s.keys.len() < 2000);
+        assert_eq!(s.keys_total, Some(2000));
         assert!(s.clients.len() <= 16);
         // The programs that signed most come first; their paths shown, not escaped.
         assert!(
@@ -827,5 +832,20 @@ mod fit_tests {
                 .all(|w| w[0].signatures >= w[1].signatures)
         );
         assert!(s.clients.iter().all(|c| !c.exe.contains('\u{1}')));
+    }
+
+    /// A status that needs no cut does not say `keys_total`: `keys` is every key.
+    #[test]
+    fn an_uncut_status_leaves_keys_total_out() {
+        let mut status = Status {
+            state: SessionState::Unlocked,
+            session: Some(SessionStatus {
+                keys: vec![KeyStatus::default(); 3],
+                ..SessionStatus::default()
+            }),
+            ..Status::default()
+        };
+        fit_status(&mut status, Vec::new());
+        assert_eq!(status.session.unwrap().keys_total, None);
     }
 }

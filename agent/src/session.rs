@@ -380,6 +380,8 @@ impl Session {
                 })
                 .collect(),
             opened_by: u.opened_by.clone(),
+            // Said by the agent's `fit_status`, should it cut `keys`.
+            keys_total: None,
         })
     }
 

@@ -311,8 +311,15 @@ pub struct SessionStatus {
     pub signatures_left: u64,
     /// Signatures made so far.
     pub signatures_made: u64,
-    /// The credentials the session holds, with their own budgets.
+    /// The credentials the session holds, with their own budgets: every one, or in a status
+    /// cut to fit one answer the first of them ([`keys_total`](Self::keys_total) says how
+    /// many there are).
     pub keys: Vec<KeyStatus>,
+    /// How many credentials the session holds, when `keys` lists only the first of them (a
+    /// status cut to fit one answer); absent when `keys` lists every one. Red-team round 20:
+    /// a count of the cut list said "Unlocked 600 key(s)" of a session of 1,200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_total: Option<u64>,
     /// Clients that signed in this session.
     #[serde(default)]
     pub clients: Vec<ClientInfo>,

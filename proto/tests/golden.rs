@@ -164,6 +164,7 @@ fn status_unlocked() -> Status {
                 signatures: 3,
             }],
             opened_by: YUBIKEY.into(),
+            keys_total: None,
         }),
         tokens: vec![token()],
         warnings: vec![],
@@ -373,6 +374,22 @@ fn cases() -> Vec<(String, Msg)> {
         (
             "response_unlocked".into(),
             Msg::Resp(Response::Unlocked(status_unlocked())),
+        ),
+        (
+            // A status cut to fit one answer (a session of many keys): `keys` lists the first
+            // ones and `keys_total` says how many the session holds. Absent when `keys` lists
+            // them all, as above.
+            "response_unlocked_keys_cut".into(),
+            Msg::Resp(Response::Unlocked({
+                let mut status = status_unlocked();
+                if let Some(s) = status.session.as_mut() {
+                    s.keys_total = Some(1200);
+                }
+                status.warnings = vec![
+                    "this status was cut to fit one answer (a session of many keys, or many warnings): `tapsign key list`, `tapsign token list` and `tapsign audit` show everything".into(),
+                ];
+                status
+            })),
         ),
         ("response_locked".into(), Msg::Resp(Response::Locked {})),
         (

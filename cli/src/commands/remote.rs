@@ -8,7 +8,9 @@ use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
-use tapsign_proto::{ErrorCode, Pin, ProtoError, SessionState, Status, UnlockRequest};
+use tapsign_proto::{
+    ErrorCode, Pin, ProtoError, SessionState, SessionStatus, Status, UnlockRequest,
+};
 
 use crate::prompt::SecretReader;
 
@@ -109,20 +111,32 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
             "the agent answered the unlock without an open session (a bug: please report it); `tapsign status` shows what it holds",
         ));
     };
-    let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
     let verb = if a.extend { "Extended" } else { "Unlocked" };
-    outln!(
-        "{verb} {} key(s): {}. Ends in {} (idle {}), or after {} signatures.",
-        names.len(),
-        names.join(", "),
-        format_duration(Duration::from_secs(s.expires_in_secs)),
-        format_duration(Duration::from_secs(s.idle_timeout_secs)),
-        s.signatures_left
-    );
+    outln!("{}", opened_text(verb, s));
     for w in &status.warnings {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
+}
+
+/// What `unlock` says it opened: the session's keys and bounds. The count is the session's: a
+/// status cut to fit one answer lists only the first keys of a large session, and counting
+/// the list said "Unlocked 600 key(s)" of a session of 1,200 (red-team round 20).
+fn opened_text(verb: &str, s: &SessionStatus) -> String {
+    let names: Vec<&str> = s.keys.iter().map(|k| k.name.as_str()).collect();
+    let keys = match s.keys_total {
+        Some(total) if total > names.len() as u64 => {
+            format!("{total} key(s), the first {} listed here", names.len())
+        }
+        _ => format!("{} key(s)", names.len()),
+    };
+    format!(
+        "{verb} {keys}: {}. Ends in {} (idle {}), or after {} signatures.",
+        names.join(", "),
+        format_duration(Duration::from_secs(s.expires_in_secs)),
+        format_duration(Duration::from_secs(s.idle_timeout_secs)),
+        s.signatures_left
+    )
 }
 
 /// What the touch an unlock asks for grants, so the trader knows what they approve: the keys,
@@ -422,6 +436,13 @@ fn status_text(s: &Status) -> String {
                     k.signatures_made
                 );
             }
+            if let Some(more) = sess
+                .keys_total
+                .and_then(|total| total.checked_sub(sess.keys.len() as u64))
+                .filter(|&more| more > 0)
+            {
+                shown!("  and {more} more keys (this status was cut to fit one answer)");
+            }
             for c in &sess.clients {
                 shown!(
                     "  client pid {:<8} {} ({} signatures)",
@@ -535,7 +556,7 @@ mod tests {
     /// clear the trader's screen and print a forged "Locked" line.
     #[test]
     fn status_shows_control_characters_escaped() {
-        use tapsign_proto::{ClientInfo, SessionStatus};
+        use tapsign_proto::ClientInfo;
         let forged = "/tmp/\u{1b}[2J\u{1b}[HLocked (locked by `tapsign lock`)\u{1b}[8m/bot";
         let s = Status {
             state: SessionState::Unlocked,
@@ -571,6 +592,43 @@ mod tests {
             code,
             message: message.into(),
         }
+    }
+
+    /// Red-team round 20: a status cut to fit one answer lists 600 of a session's 1,200 keys,
+    /// and `unlock` said "Unlocked 600 key(s)".
+    #[test]
+    fn unlock_counts_the_session_s_keys_not_those_a_cut_status_lists() {
+        use tapsign_proto::KeyStatus;
+        let key = |i: u32| KeyStatus {
+            name: format!("k{i}"),
+            exchange: "binance".into(),
+            ..Default::default()
+        };
+        let mut s = SessionStatus {
+            keys: (0..600).map(key).collect(),
+            keys_total: Some(1200),
+            signatures_left: 100,
+            ..Default::default()
+        };
+        let said = opened_text("Unlocked", &s);
+        assert!(
+            said.starts_with("Unlocked 1200 key(s), the first 600 listed here: k0, k1,"),
+            "{said}"
+        );
+        let status = Status {
+            state: SessionState::Unlocked,
+            session: Some(s.clone()),
+            ..Default::default()
+        };
+        let text = status_text(&status);
+        assert!(
+            text.contains("  and 600 more keys (this status was cut"),
+            "{text}"
+        );
+        // Uncut, the list is the count.
+        s.keys_total = None;
+        let said = opened_text("Unlocked", &s);
+        assert!(said.starts_with("Unlocked 600 key(s): k0, k1,"), "{said}");
     }
 
     #[test]

@@ -20,7 +20,11 @@ export interface SessionStatus {
   idle_expires_in_secs: number;
   signatures_left: number;
   signatures_made: number;
+  /** Every key of the session, or its first ones when `keys_total` is given. */
   keys: KeyStatus[];
+  /** How many keys the session holds, when the status was cut to fit one answer and `keys`
+   *  lists only the first of them; absent when `keys` lists them all. */
+  keys_total?: number;
   clients: ClientInfo[];
   opened_by: string;
 }
