@@ -38,6 +38,12 @@ def test_requests_are_the_agents_golden_frames_byte_for_byte(name: str, msg: dic
     assert _wire.encode(msg) == golden(name)
 
 
+def test_one_key_name_given_alone_is_refused_not_sent_as_its_letters() -> None:
+    with pytest.raises(TypeError, match=r"pass \[name\]"):
+        _wire.unlock("bn")
+    assert _wire.unlock(["bn"])["keys"] == ["bn"]
+
+
 def test_ws_login_kind_is_sent_and_rest_is_left_out() -> None:
     assert "kind" not in _wire.sign("k", "GET", "/")
     assert _wire.sign("k", "GET", "/ws", kind="ws_login")["kind"] == "ws_login"

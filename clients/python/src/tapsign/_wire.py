@@ -102,6 +102,9 @@ def unlock(
     # Sent whenever given, an empty list too: the agent refuses that (bad_request), where
     # leaving it out asks for every key. Dropping `[]` turned a bot's empty list of keys into
     # the widest session (red-team round 20).
+    if isinstance(keys, (str, bytes)):
+        # A name alone would be sent as its letters, a key each.
+        raise TypeError("keys is a list of key names: for one key, pass [name]")
     if keys is not None:
         msg["keys"] = list(keys)
     for name, value in (
