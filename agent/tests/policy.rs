@@ -1526,6 +1526,41 @@ fn a_request_outside_the_profile_carrying_a_withheld_name_gets_no_line() {
             "{ex} {path}: {msg}"
         );
     }
+    // A name withheld for one value only, sent with another word: the line holds it to that
+    // word (red-team round 20's recheck); sent with the withheld value, or not as one word, no
+    // line.
+    let r = support::req(
+        "POST",
+        "/api/v5/trade/new-thing",
+        "",
+        r#"{"instId":"BTC-USDT","tdMode":"cash"}"#,
+    );
+    let msg = check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(r#"params = ["..."], values = { tdMode = ["cash"] } }]"#),
+        "{msg}"
+    );
+    for td_mode in ["spot_isolated", "cash,spot_isolated", "1"] {
+        let body = format!(r#"{{"instId":"BTC-USDT","tdMode":"{td_mode}"}}"#);
+        let r = support::req("POST", "/api/v5/trade/new-thing", "", &body);
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &r).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::NotInProfileWithheld { .. }))
+                && !err.to_string().contains("allow = ["),
+            "{td_mode}: {err}"
+        );
+    }
+    // Where the path is not signed there is no line either way, but the refusal does not
+    // blame options for `category=linear`.
+    let r = support::req("GET", "/v5/asset/delivery-record", "category=linear", "");
+    let err = check_with(Exchange::Bybit, &KeyPolicy::default(), &r).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::NotInProfile { .. }))
+            && !err.to_string().contains("options"),
+        "{err}"
+    );
     // Without such a name the line stays (the path is signed: it signs for that path only).
     let r = support::req(
         "POST",
@@ -2403,6 +2438,22 @@ fn a_number_for_a_field_of_words_gets_no_line() {
             "/v5/order/create",
             r#"{"category":3,"symbol":"BTCUSDT","side":"Sell","orderType":"Limit","qty":"1","price":"1"}"#,
         ),
+        // Red-team round 20's recheck: what a number parser reads as one too.
+        (
+            Exchange::Bitget,
+            "/api/v3/trade/place-order",
+            r#"{"category":"+1","symbol":"BTCUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","tdMode":"1.0","side":"buy","ordType":"market","sz":"1"}"#,
+        ),
+        (
+            Exchange::Bybit,
+            "/v5/order/create",
+            r#"{"category":1e0,"symbol":"BTCUSDT","side":"Sell","orderType":"Limit","qty":"1","price":"1"}"#,
+        ),
     ] {
         let r = support::req("POST", path, "", body);
         let err = check_with(ex, &KeyPolicy::default(), &r).unwrap_err();
@@ -2411,6 +2462,27 @@ fn a_number_for_a_field_of_words_gets_no_line() {
             matches!(err, Refusal::Denied(Denial::UnlistedValue(_)))
                 && msg.contains("a number where the values listed are words")
                 && !msg.contains("allow = ["),
+            "{ex} {path}: {msg}"
+        );
+    }
+    // Nor for a list of words, which a server may split (red-team round 20's recheck).
+    for (ex, path, body) in [
+        (
+            Exchange::Bitget,
+            "/api/v3/trade/place-order",
+            r#"{"category":"MARGIN,SPOT","symbol":"BTCUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            Exchange::Okx,
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT","tdMode":"cash|spot_isolated","side":"buy","ordType":"market","sz":"1"}"#,
+        ),
+    ] {
+        let r = support::req("POST", path, "", body);
+        let err = check_with(ex, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("not a single word") && !msg.contains("allow = ["),
             "{ex} {path}: {msg}"
         );
     }

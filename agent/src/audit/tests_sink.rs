@@ -497,3 +497,22 @@ async fn a_lock_held_elsewhere_is_named_not_the_disk() {
     assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());
     sink.close().await;
 }
+
+/// Red-team round 20's recheck: a refusal counted as a repeat was made loggable twice, and
+/// the second cut wrote a marker for the first marker's bytes (`…[cut 18 bytes]` where 744
+/// were cut). A string is cut once, however often the event is made loggable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_s_long_strings_are_cut_once_with_the_bytes_really_cut() {
+    let disk = Arc::new(Disk::default());
+    let (_dir, path, sink) = sink(Flush::IncrementalAsync, &disk);
+    let mut long = refused("/api/v3/order");
+    if let AuditEvent::Refusal { key, .. } = &mut long {
+        *key = "k".repeat(1000);
+    }
+    sink.record_refusal(long.clone()).await.unwrap();
+    sink.record_refusal(long).await.unwrap();
+    sink.close().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let want = format!(r#""key":"{}…[cut 744 bytes]""#, "k".repeat(256));
+    assert_eq!(text.matches(&want).count(), 2, "{text}");
+}

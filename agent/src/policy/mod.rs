@@ -145,7 +145,7 @@ pub enum Denial {
         } else {
             format!(
                 "If this key needs it, widen its profile in config.toml under [keys.{key}]: \
-                 allow = [{{ method = \"{method}\", path = \"{path}\", params = [\"...\"] }}]{}",
+                 allow = [{{ method = \"{method}\", path = \"{path}\", params = [\"...\"]{pinned} }}]{}",
                 if *narrowed {
                     format!(", and add \"{method} {path}\" to its `only` list")
                 } else {
@@ -164,6 +164,9 @@ pub enum Denial {
         signs_path: bool,
         /// The path's last segment holds a '.' (no line: it may be read without its extension).
         dotted: bool,
+        /// The line's `values` for names withheld for another value (`, values = { category =
+        /// ["linear"] }`), or empty.
+        pinned: String,
     },
     /// An endpoint outside the profile, asked with a name the profile withholds where it
     /// takes it: the line [`Denial::NotInProfile`] hands out, filled in with the request's
@@ -174,7 +177,7 @@ pub enum Denial {
          carries {what}, which the profile leaves out on purpose where it takes it: it {why}. \
          tapsign suggests no config.toml line for this request; a key that needs the endpoint \
          needs an allow entry written by hand, holding that name to the values it may take \
-         with `values` (docs/policy.md, \"Borrowing\")"
+         with `values` (docs/policy.md, \"Changing a key's profile\")"
     )]
     NotInProfileWithheld {
         exchange: Exchange,
@@ -661,6 +664,11 @@ fn value_advice(key: &str, config: &str, value: &str) -> String {
          that binds the field to a list of names may read a number as the name at that position, \
          which can be one the profile leaves out)"
             .to_owned()
+    } else if config.is_empty() && value.bytes().all(|b| b.is_ascii_graphic()) {
+        " (tapsign suggests no line for a value that is not a single word where the values \
+         listed are words: a server may read it as a list of names, one the profile leaves out \
+         among them)"
+            .to_owned()
     } else if config.is_empty() {
         " (tapsign suggests no line for a value that is not plain printable ASCII: a server \
          that folds case or trims could read it as another)"
@@ -679,9 +687,38 @@ fn value_advice(key: &str, config: &str, value: &str) -> String {
 /// `"1"` or `1` as the second constant): for a field whose listed values are words, a line
 /// taking such a value could take a name left out on purpose, Bitget's `MARGIN` as
 /// `category` `"1"` (red-team round 20).
+///
+/// Read as a number parser would (red-team round 20's recheck: `"+1"`, `"1.0"`, `1e0`, which
+/// .NET's enum parsing reads as positions too): blanks around it, a sign, digits, a fraction,
+/// an exponent.
 fn enum_position(value: &str) -> bool {
     let v = value.trim();
-    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
+    let v = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let (mantissa, exponent) = match v.find(['e', 'E']) {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    let (int, fraction) = match mantissa.split_once('.') {
+        Some((int, fraction)) => (int, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(int)
+        && fraction.is_none_or(|f| f.is_empty() || digits(f))
+        && exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)))
+}
+
+/// A single word: letters, digits, `_` and `-`, and not a number. For a field whose listed
+/// values are words, a line lists only another word: `MARGIN,SPOT` or `SPOT|MARGIN` is a list
+/// to a server that splits one (.NET's enum parsing reads `MARGIN,SPOT` as MARGIN), whose
+/// withheld member the check, comparing the whole value, does not see (red-team round 20's
+/// recheck).
+fn word(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !enum_position(value)
 }
 
 /// Why an entry holds a parameter to the values it lists, as it applies to `exchange`.
@@ -1047,22 +1084,40 @@ pub fn check_request<'p>(
             }
             .into());
         }
-        // A name the profile withholds: no line, which filled in would take it.
-        if let Some((name, (value, why))) = params
-            .iter()
-            .find_map(|p| rules::withheld_name(exchange, &wire.path, &p.name).map(|w| (&p.name, w)))
-        {
-            return Err(Denial::NotInProfileWithheld {
-                exchange,
-                method: parsed.method.clone(),
-                path: wire.path.clone(),
-                what: match value {
-                    None => format!("the parameter {name}"),
-                    Some(v) => format!("the parameter {name} (withheld for its value {v:?})"),
-                },
-                why,
+        // A name the profile withholds: no line, which filled in would take it. A name
+        // withheld for one value only, sent with a single other word, is held in the line to
+        // that word (red-team round 20's recheck: every Bybit endpoint outside the profile
+        // asked with `category=linear` was refused as options, with no line).
+        let json_body = matches!(parsed.body, parse::Body::Json(..));
+        let mut pinned: Vec<(String, String)> = Vec::new();
+        for p in &params {
+            let Some((value, why)) = rules::withheld_name(exchange, &wire.path, &p.name) else {
+                continue;
+            };
+            let read = profile::read_value(p, json_body);
+            let pinnable = value.is_some()
+                && word(&read)
+                && rules::withheld_reason(exchange, &wire.path, &p.name, &read).is_none();
+            if !pinnable {
+                return Err(Denial::NotInProfileWithheld {
+                    exchange,
+                    method: parsed.method.clone(),
+                    path: wire.path.clone(),
+                    what: match value {
+                        None => format!("the parameter {}", p.name),
+                        Some(v) => format!(
+                            "the parameter {} (withheld for its value {v:?}), here {:?}",
+                            p.name,
+                            read.as_ref()
+                        ),
+                    },
+                    why,
+                }
+                .into());
             }
-            .into());
+            if !pinned.iter().any(|(n, _)| *n == p.name) {
+                pinned.push((p.name.clone(), read.into_owned()));
+            }
         }
         // No profile path holds a '.' in its last segment, and a server matching paths with any
         // extension may drop what follows it: a line for such a path could stand for another
@@ -1076,6 +1131,7 @@ pub fn check_request<'p>(
             narrowed: !policy.only.is_empty(),
             signs_path: converse::signs_path(exchange),
             dotted,
+            pinned: profile::values_clause(&pinned),
         }
         .into());
     };
@@ -1388,9 +1444,10 @@ pub fn check_request<'p>(
             .into());
         }
         let plain = !read.is_empty() && read.bytes().all(|b| b.is_ascii_graphic());
-        // A number for a field of words: no line either (see `enum_position`).
-        let words = listing.values[name].iter().all(|v| !enum_position(v));
-        let plain = plain && !(words && enum_position(&read));
+        // A number, or more than one word, for a field of words: no line either (see
+        // `enum_position` and `word`).
+        let words = listing.values[name].iter().all(|v| word(v));
+        let plain = plain && (!words || word(&read));
         let mut wider = endpoint.clone();
         wider.values = listing.values.clone();
         wider

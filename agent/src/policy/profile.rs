@@ -387,6 +387,18 @@ pub fn read_value(p: &Param, json_body: bool) -> Cow<'_, str> {
     }
 }
 
+/// `, values = { name = ["value"], ... }` for a suggested line, or empty for none.
+pub fn values_clause(values: &[(String, String)]) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = values
+        .iter()
+        .map(|(name, value)| format!("{} = [{value:?}]", toml_key(name)))
+        .collect();
+    format!(", values = {{ {} }}", each.join(", "))
+}
+
 /// A TOML key: bare when it can be (`tdMode`), quoted otherwise (`"[].tdMode"`).
 fn toml_key(name: &str) -> String {
     let bare = !name.is_empty()
