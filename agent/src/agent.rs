@@ -507,7 +507,12 @@ impl Agent {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut warnings = Vec::new();
+        // The credentials replaced or removed since the check before, first and never cut: the
+        // one fact here that sends orders to someone else's account, which sixteen lines
+        // anyone appended to the log pushed out of the warnings shown (red-team round 20,
+        // recheck). Kept for a day, whoever asked for the unlock that found them.
+        let (mut warnings, quiet) = self.unlocker.changes(boot_now());
+        warnings.extend(quiet);
         let mut tokens = Vec::new();
         let mut insecure = Vec::new();
         let mut weak_touch = Vec::new();

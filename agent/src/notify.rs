@@ -125,6 +125,26 @@ pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]
     )
 }
 
+/// `asked` ([`asked`]), then the credentials replaced or removed since the check before
+/// (`changed`, as `status` repeats them): the touch prompt is what the trader sees whoever
+/// asked for the unlock, and the check's own answer went to the asker, a bot's as well
+/// (red-team round 20, recheck).
+pub fn with_changes(asked: String, changed: &[String]) -> String {
+    if changed.is_empty() {
+        return asked;
+    }
+    let mut list: Vec<String> = (changed.iter().take(KEYS_SHOWN))
+        .map(|n| format!("\"{}\"", shown(n, NAME_MAX)))
+        .collect();
+    if changed.len() > KEYS_SHOWN {
+        list.push(format!("{} more", changed.len() - KEYS_SHOWN));
+    }
+    format!(
+        "{asked}. Before you touch: credential {} replaced or removed lately; if not by you, orders may go to someone else's account (`tapsign status` says when and by what)",
+        list.join(", ")
+    )
+}
+
 /// What an unlock (or an extend) asks for: the bounds, and the keys a new session opens.
 pub fn asks(extend: bool, bounds: &Bounds, keys: &[String]) -> String {
     let keys = match (extend, keys) {
@@ -192,6 +212,20 @@ mod tests {
             max_signatures: 50_000,
             per_key: None,
         }
+    }
+
+    /// Red-team round 20, recheck: the touch prompt is what the trader sees whoever asked for
+    /// the unlock; it names the credentials replaced or removed lately.
+    #[test]
+    fn the_touch_prompt_names_the_credentials_replaced_lately() {
+        let a = asked("/usr/bin/python3", 42, false, &bounds(), &[]);
+        assert_eq!(with_changes(a.clone(), &[]), a);
+        let with = with_changes(a.clone(), &["kupbit".into()]);
+        assert!(with.starts_with(&a), "{with}");
+        assert!(
+            with.contains("Before you touch: credential \"kupbit\" replaced or removed lately"),
+            "{with}"
+        );
     }
 
     #[test]

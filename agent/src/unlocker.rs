@@ -8,12 +8,13 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tapsign_proto::{KeystoreState, Pin};
 
 use crate::credential::Credential;
 use crate::error::AgentError;
-use crate::keystore::{Keyslot, Keystore, KeystoreError, Ledger, VaultKey};
+use crate::keystore::{ChangeNotes, Keyslot, Keystore, KeystoreError, Ledger, VaultKey};
 use crate::paths::Paths;
 use crate::secret::SecretString;
 use crate::session::Client;
@@ -39,7 +40,32 @@ pub struct Unlocker {
     verified: Mutex<Option<KeystoreState>>,
     /// The one unlock (or extend) that may run at a time, if one runs.
     turn: Mutex<Option<Held>>,
+    /// What the checks said of credentials changed since the check before, kept for `status`.
+    changes: Mutex<KeptChanges>,
 }
+
+/// The credential changes the checks noted ([`ChangeNotes`]), each with when it was noted (on
+/// the boot-time clock), kept for [`CHANGES_KEPT`]. An unlock's answer goes to whoever asked
+/// for it, a bot's as well, and `status` used to repeat them only until the next unlock: a
+/// bot (or whatever runs as the trader) that unlocked twice left the trader nothing to see
+/// (red-team round 20, recheck).
+#[derive(Debug, Default)]
+struct KeptChanges {
+    /// Each credential replaced or removed, by name: its latest sentence, and when it was first
+    /// noted (a name changed again keeps its place).
+    loud: Vec<(String, Duration, String)>,
+    /// The other sentences, the newest last, at most [`QUIET_KEPT`].
+    quiet: Vec<(Duration, String)>,
+}
+
+/// How long `status` (and every unlock's answer) repeats a credential change: a day, so the
+/// trader who did not ask for the unlock that found it still meets it. The agent cannot tell
+/// the trader's own `tapsign unlock` from a program's that runs it (both are the same
+/// binary, run as the same user), so nothing sooner is taken as read.
+pub const CHANGES_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Most of the quiet sentences (names stored, names stored and removed again) kept.
+const QUIET_KEPT: usize = 8;
 
 /// The turn's holder: who asked, and whether the touch came (it is then opening and
 /// answering, no longer asking for a touch).
@@ -87,7 +113,52 @@ impl Unlocker {
             soft_allowed,
             verified: Mutex::new(None),
             turn: Mutex::new(None),
+            changes: Mutex::new(KeptChanges::default()),
         }
+    }
+
+    /// Keep what a check said of credential changes (`at`, on the boot-time clock), for
+    /// [`Unlocker::changes`]. Kept as soon as the check ran: an unlock that then fails (a key
+    /// asked for by name refused, secret memory that cannot be locked) has moved the
+    /// keystore's record on all the same, and the next check has nothing to say of them.
+    pub fn keep_changes(&self, notes: ChangeNotes, at: Duration) {
+        for text in notes.all() {
+            say!("tapsign agent: warning: {text}");
+        }
+        let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, text) in notes.loud {
+            match kept.loud.iter_mut().find(|(n, ..)| *n == name) {
+                Some(k) => k.2 = text,
+                None => kept.loud.push((name, at, text)),
+            }
+        }
+        for text in notes.quiet {
+            kept.quiet.retain(|(_, t)| *t != text);
+            kept.quiet.push((at, text));
+        }
+        let extra = kept.quiet.len().saturating_sub(QUIET_KEPT);
+        kept.quiet.drain(..extra);
+    }
+
+    /// The credential changes noted less than [`CHANGES_KEPT`] before `now`: the replaced and
+    /// removed ones first (a sentence each, never cut), then the rest.
+    pub fn changes(&self, now: Duration) -> (Vec<String>, Vec<String>) {
+        let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
+        kept.loud.retain(|(_, at, _)| fresh(*at));
+        kept.quiet.retain(|(at, _)| fresh(*at));
+        (
+            kept.loud.iter().map(|(.., t)| t.clone()).collect(),
+            kept.quiet.iter().map(|(_, t)| t.clone()).collect(),
+        )
+    }
+
+    /// The names of the credentials replaced or removed that [`Unlocker::changes`] repeats:
+    /// what the touch prompt names, before the touch.
+    pub fn changed_names(&self, now: Duration) -> Vec<String> {
+        let _ = self.changes(now);
+        let kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        kept.loud.iter().map(|(n, ..)| n.clone()).collect()
     }
 
     pub fn keystore(&self) -> &Keystore {
@@ -213,8 +284,11 @@ impl Unlocker {
             }
             warnings.push(format!("REFUSED: {}", r.reason));
         }
-        // After the refusals, which matter more where the warnings shown are cut.
-        warnings.extend(std::mem::take(&mut checked.changes));
+        // Kept for `status`, which shows them first, whatever becomes of this unlock.
+        self.keep_changes(
+            std::mem::take(&mut checked.changes),
+            crate::clock::boot_now(),
+        );
         crate::disk::interleave("unlock: checked, before opening");
         let mut credentials = Vec::new();
         for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {
@@ -329,6 +403,37 @@ mod tests {
             extend,
             asks: "Open a session".into(),
         }
+    }
+
+    /// Red-team round 20, recheck: `status` repeated the credential changes a check found only
+    /// until the next unlock, so a bot that unlocked twice left the trader nothing. They stay
+    /// a day, through any number of checks with nothing new, replaced and removed ones first;
+    /// a name changed again keeps one sentence, its latest.
+    #[test]
+    fn credential_changes_stay_in_status_for_a_day_whatever_unlocks_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let t0 = Duration::from_secs(1000);
+        let notes = ChangeNotes {
+            loud: vec![("k1".into(), "k1 replaced".into())],
+            quiet: vec!["1 credential was stored".into()],
+        };
+        unlocker.keep_changes(notes, t0);
+        for i in 1..=3 {
+            unlocker.keep_changes(ChangeNotes::default(), t0 + Duration::from_secs(i * 60));
+        }
+        let again = ChangeNotes {
+            loud: vec![("k1".into(), "k1 replaced again".into())],
+            quiet: Vec::new(),
+        };
+        unlocker.keep_changes(again, t0 + Duration::from_secs(3600));
+        let (loud, quiet) = unlocker.changes(t0 + Duration::from_secs(3600));
+        assert_eq!(loud, ["k1 replaced again"]);
+        assert_eq!(quiet, ["1 credential was stored"]);
+        assert_eq!(unlocker.changed_names(t0 + CHANGES_KEPT / 2), ["k1"]);
+        let (loud, quiet) = unlocker.changes(t0 + CHANGES_KEPT);
+        assert!(loud.is_empty() && quiet.is_empty());
     }
 
     /// A queued unlock or extend took the next touch, whoever the touch was asked for: the

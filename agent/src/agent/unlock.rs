@@ -109,6 +109,8 @@ impl Agent {
         // Everything the touch grants, so the trader sees what a bot asked for: the bounds,
         // and the keys a new session opens.
         let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, names(&req));
+        let changed = self.unlocker.changed_names(crate::clock::boot_now());
+        let asked = crate::notify::with_changes(asked, &changed);
         let extend = req.extend;
         // A lock while the touch is pending must win over it: counted from here.
         let locks_before = self.locks.load(Ordering::SeqCst);

@@ -271,13 +271,13 @@ pub(crate) fn fold(
             // points back is not one it wrote: anyone who can write the log can append a line
             // that continues the chain, and such a line must not vouch for an old file.
             KeyAction::Add | KeyAction::Replace => {
-                let later = match expect.get(ch.name.as_str()) {
+                let expected = match expect.get(ch.name.as_str()) {
                     Some(Expect::Present { created, .. } | Expect::Removed { created }) => {
-                        ch.created > *created
+                        Some(*created)
                     }
-                    None => ch.created >= manifest.written,
+                    None => None,
                 };
-                if !later {
+                if !takes(expected, ch, manifest.written) {
                     backwards.push(ch);
                     continue;
                 }
@@ -300,9 +300,18 @@ pub(crate) fn fold(
     }
 
     let mut out = Folded::default();
-    for ch in backwards {
+    // One warning however many such lines there are: anyone who can write the log can append
+    // them, and one each pushed what matters (a credential replaced) out of the warnings shown
+    // (red-team round 20).
+    if let Some(ch) = backwards.first() {
+        let more = match backwards.len() - 1 {
+            0 => String::new(),
+            n => format!(
+                " ({n} more lines like it, for any credential, are ignored too: `tapsign audit` shows each `key` line)"
+            ),
+        };
         out.warnings.push(format!(
-            "the audit log has a line that takes credential {:?} back to a version that is not later than the one already recorded ({} {}): tapsign never writes such a line, so it was added by hand and is ignored",
+            "the audit log has a line that takes credential {:?} back to a version that is not later than the one already recorded ({} {}): tapsign never writes such a line, so it was added by hand and is ignored, and the credential is unchanged{more}",
             ch.name, ch.action, ch.sha256
         ));
     }
@@ -357,6 +366,20 @@ pub(crate) fn fold(
         }
     }
     out
+}
+
+/// Whether the check takes a credential change (`manifest::fold`), given the version its name
+/// is expected at (present or removed; `None`: never recorded) and when the manifest was
+/// written: a removal always, an `add` or `replace` only to a later version (for a name never
+/// recorded, one no older than the manifest). What the unlock tells the trader changed follows
+/// the same rule (`super::notes`): a line it ignores changes nothing, and a note built from one
+/// advised removing the trader's own, unchanged credential (red-team round 20).
+pub(super) fn takes(expected: Option<u64>, ch: &super::ledger::KeyChange, written: u64) -> bool {
+    match (ch.action, expected) {
+        (KeyAction::Remove, _) => true,
+        (_, Some(created)) => ch.created > created,
+        (_, None) => ch.created >= written,
+    }
 }
 
 /// [`Refusal::verdict`]s.

@@ -30,9 +30,9 @@ pub struct Checked {
     /// Credentials that did not, and why: say so loudly.
     pub refused: Vec<Refusal>,
     pub warnings: Vec<String>,
-    /// The credential changes the audit log records since the last check, a sentence per
-    /// name (`notes::change_notes`): an unlock shows them after its refusals.
-    pub changes: Vec<String>,
+    /// What the audit log records of the credential changes since the last check
+    /// (`notes::change_notes`): the agent keeps them in `status`, loud ones first.
+    pub changes: super::notes::ChangeNotes,
     /// The generation of the manifest now on disk.
     pub generation: u64,
     /// The vault public key the manifest pins (compressed, hex).
@@ -254,7 +254,7 @@ impl Keystore {
             accepted: std::mem::take(&mut p.folded.accepted),
             refused,
             warnings,
-            changes: super::notes::change_notes(&p.evidence.change_lines),
+            changes: super::notes::change_notes(p.manifest.as_ref(), &p.evidence.change_lines),
             generation: old_gen,
             vault_key: manifest.vault_key.clone(),
         };
@@ -1094,7 +1094,7 @@ fn checked(manifest: &ManifestFile, mut folded: Folded) -> Checked {
         warnings: folded.take_warnings(),
         accepted: folded.accepted,
         refused: folded.refused,
-        changes: Vec::new(),
+        changes: Default::default(),
         generation: manifest.generation,
         vault_key: manifest.vault_key.clone(),
     }
