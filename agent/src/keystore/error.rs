@@ -81,6 +81,9 @@ pub enum KeystoreError {
     )]
     LastKeyslot { token: String },
 
+    #[error("{}", keyslots_missing(tokens, dir))]
+    KeyslotMissing { tokens: Vec<String>, dir: PathBuf },
+
     #[error(
         "the vault key {from} does not match {vault}: vault.json was replaced, or the keyslot \
          comes from another keystore; restore vault.json from a backup"
@@ -405,11 +408,32 @@ impl KeystoreError {
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
+            KeyslotMissing { dir, .. } => Some(dir),
             LastKeyslot { .. } | UnsupportedToken { .. } | InvalidName(_) | Random(_) => None,
             Internal(_) => None,
             Token(_) => None,
         }
     }
+}
+
+/// A rotation refused for recorded tokens whose keyslot files are missing: which, and the two
+/// ways on (the file back, or the token revoked on its own by `token remove`).
+fn keyslots_missing(tokens: &[String], dir: &Path) -> String {
+    let (which, first) = match tokens {
+        [one] => (format!("the keyslot file of token {one} is"), one.as_str()),
+        more => (
+            format!("the keyslot files of tokens {} are", more.join(", ")),
+            more.first().map_or("ID", String::as_str),
+        ),
+    };
+    format!(
+        "{which} missing from {} (moved aside, hidden under a dot name, or deleted?), although \
+         the keystore's manifest records it: a new vault key would leave it out, and the token \
+         would open nothing again. Nothing was changed. Put the file back (from a backup, or \
+         from where it was moved: `ls -a` shows a dot name), or, if the token is gone, revoke it \
+         first with `tapsign token remove {first}` (it needs no file), then run this again",
+        dir.display()
+    )
 }
 
 /// What to do about a damaged file, by what the file is.

@@ -78,6 +78,23 @@ impl Keystore {
         self.rotate_in(None, vk, remove, present, ledger, drop)
     }
 
+    /// Before any touch, the tokens but `remove` the manifest records whose keyslot file is
+    /// missing: for a rotation, [`KeystoreError::KeyslotMissing`]; for a removal, which revokes
+    /// them too, their ids ([`left_out`]). The manifest is read unverified here; the rotation
+    /// decides again with the one verified under its lock.
+    pub fn keyslots_left_out(&self, remove: Option<&str>) -> Result<Vec<String>, KeystoreError> {
+        let live = self.live_dir()?;
+        let mut missing = Vec::new();
+        for id in self.recorded_keyslot_ids()? {
+            if Some(id.as_str()) != remove
+                && super::keyslot_path(&live, &id)?.symlink_metadata().is_err()
+            {
+                missing.push(id);
+            }
+        }
+        left_out(remove, missing, &live)
+    }
+
     /// The keyslots a rebuild would touch: those of the folder [`Keystore::rebuild_manifest`]
     /// works on, when `manifest.json` is damaged or does not verify.
     pub fn keyslots_for_rebuild(&self) -> Result<Vec<Keyslot>, KeystoreError> {
@@ -241,6 +258,9 @@ impl Keystore {
         }
         if let Some(id) = off_disk {
             removed_off_disk(&p, id, &self.live_dir()?, &mut warnings)?;
+        }
+        if rebuild.is_none() {
+            recorded_left_out(&p, remove, &mut warnings)?;
         }
         // The keyslots wrapped above were read, and judged recorded against a manifest not
         // yet verified, before the lock. Each must be the file found under the lock, and
@@ -449,6 +469,59 @@ fn removed_off_disk(
         "the keyslot file of token {id} was missing or could not be read (moved aside or deleted?); the token is revoked all the same: a copy of that file put back opens nothing current"
     ));
     Ok(())
+}
+
+/// The tokens the manifest verified under the lock records that would not receive the new
+/// vault key: neither the one removed nor among the readable keyslot files found. A rotation
+/// wrapped it only for the files it found, and its new manifest forgot the rest without a word:
+/// a backup token whose file was hidden for the moment (a dot name, which listings skip) opened
+/// nothing afterwards, and `token list` no longer named it (red-team round 20). A damaged file
+/// is left behind, as its error advises, and named.
+fn recorded_left_out(
+    p: &Prepared,
+    remove: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<(), KeystoreError> {
+    let Some(manifest) = &p.manifest else {
+        return Ok(());
+    };
+    let mut missing = Vec::new();
+    for r in &manifest.keyslots {
+        if Some(r.id.as_str()) == remove || p.keyslots.iter().any(|s| s.id == r.id) {
+            continue;
+        }
+        match super::keyslot_path(&p.live, &r.id)?.symlink_metadata() {
+            Ok(_) => warnings.push(format!(
+                "the keyslot file of token {} could not be read, so the token did not receive the new vault key: if you still hold it, enroll it again with `tapsign token add`",
+                r.id
+            )),
+            Err(_) => missing.push(r.id.clone()),
+        }
+    }
+    let removed = remove.unwrap_or("the token removed");
+    warnings.extend(left_out(remove, missing, &p.live)?.iter().map(|id| format!(
+        "token {id} is revoked too, with {removed}: the keystore's manifest records it, but its keyslot file is missing (moved aside, hidden under a dot name, or deleted?), so it did not receive the new vault key and opens nothing now, even with that file put back. If you still hold it, enroll it again with `tapsign token add`; if you did not move its file, another program did"
+    )));
+    Ok(())
+}
+
+/// Recorded tokens whose keyslot file is `missing` stop a rotation, changing nothing: it is
+/// the only moment their loss can be stopped, and the way on is the file put back or the token
+/// revoked first (`token remove` needs no file). A removal goes ahead and revokes them too,
+/// each named in a warning: it is how a lost token is cut off, and must not wait on files
+/// another program can hide, two of which would otherwise block each other's removal for good.
+fn left_out(
+    remove: Option<&str>,
+    missing: Vec<String>,
+    live: &std::path::Path,
+) -> Result<Vec<String>, KeystoreError> {
+    match remove {
+        None if !missing.is_empty() => Err(KeystoreError::KeyslotMissing {
+            tokens: missing,
+            dir: live.join(KEYSLOTS),
+        }),
+        _ => Ok(missing),
+    }
 }
 
 /// What a rotation's refusal calls it.

@@ -624,6 +624,13 @@ fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
     );
     let r = f.rotate(None).unwrap();
     assert_eq!(r.keyslots.len(), 1, "{r:?}");
+    assert!(
+        r.warnings.iter().any(|w| w.contains(&format!(
+            "keyslot file of token {} could not be read",
+            b.stub().id()
+        ))),
+        "{r:?}"
+    );
     assert!(f.ks.keyslots().unwrap().iter().all(Result::is_ok));
     let mut a = SoftToken::open_ungated(&f.token_dir("token-a")).unwrap();
     let vk = unlock(&f.ks, &mut a).unwrap();
@@ -806,4 +813,89 @@ fn a_token_recorded_only_by_a_forged_manifest_is_not_removed() {
     // An id nobody records is refused before anything, as before.
     let e = f.rotate(Some("soft-12345678")).err().unwrap();
     assert!(matches!(e, KeystoreError::NotFound { .. }), "{e}");
+}
+
+/// Red-team round 20: a rotation wrapped the new vault key only for the keyslot files it found.
+/// The backup token B, whose file was hidden for the moment (a dot name, which listings skip),
+/// was left out of the new manifest without a word: `token list` no longer named it, and the
+/// file put back opened nothing. The rotation is refused, naming B and the ways on, and
+/// nothing changes: B's file put back still opens the keystore.
+#[test]
+fn a_rotation_with_a_recorded_tokens_keyslot_file_hidden_is_refused() {
+    let (mut f, b) = Fixture::populated();
+    let id = b.stub().id();
+    let file = f.live().join(format!("keyslots/{id}.json"));
+    let hidden = f.live().join(format!("keyslots/.{id}.json.hide"));
+    fs::rename(&file, &hidden).unwrap();
+    let manifest = f.ks.dir().join("manifest.json");
+    let before = fs::read(&manifest).unwrap();
+    let live = f.live();
+
+    let e = f.ks.keyslots_left_out(None).err().unwrap();
+    assert!(matches!(e, KeystoreError::KeyslotMissing { .. }), "{e}");
+    let e = f.rotate(None).err().unwrap();
+    let msg = e.to_string();
+    assert!(
+        matches!(&e, KeystoreError::KeyslotMissing { tokens, .. } if *tokens == [id.clone()]),
+        "{msg}"
+    );
+    for says in [
+        format!("keyslot file of token {id} is missing"),
+        "Nothing was changed".into(),
+        "Put the file back".into(),
+        format!("`tapsign token remove {id}`"),
+    ] {
+        assert!(msg.contains(&says), "{says:?} in {msg}");
+    }
+    assert_eq!(fs::read(&manifest).unwrap(), before);
+    assert_eq!(f.live(), live);
+    assert_eq!(
+        leftovers(f.ks.dir()).len(),
+        1,
+        "{:?}",
+        leftovers(f.ks.dir())
+    );
+
+    fs::rename(&hidden, &file).unwrap();
+    let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap();
+    let vk = unlock(&f.ks, &mut b).unwrap();
+    f.ks.open_credential(&vk, "upbit-main").unwrap();
+    // With the file back, the rotation goes ahead and keeps B.
+    let r = f.rotate(None).unwrap();
+    assert_eq!(r.keyslots.len(), 2, "{r:?}");
+    unlock(&f.ks, &mut b).unwrap();
+}
+
+/// A removal is how a lost token is cut off: a third token's hidden keyslot file does not hold
+/// it up (two hidden files would block each other's removal for good), but that token is
+/// revoked too, and named in a warning, before the touch and after.
+#[test]
+fn a_removal_revokes_too_a_token_whose_keyslot_file_is_hidden_and_says_so() {
+    let (mut f, b) = Fixture::populated();
+    let c = soft(f.tmp.path(), "token-c");
+    let vk = f.unlock();
+    f.ks.add_keyslot(&vk, c.stub(), &mut f.ledger).unwrap();
+    let (b_id, c_id) = (b.stub().id(), c.stub().id());
+    let file = f.live().join(format!("keyslots/{b_id}.json"));
+    let hidden = f.tmp.path().join("hidden-keyslot.json");
+    fs::rename(&file, &hidden).unwrap();
+
+    assert_eq!(
+        f.ks.keyslots_left_out(Some(&c_id)).unwrap(),
+        std::slice::from_ref(&b_id)
+    );
+    let r = f.rotate(Some(&c_id)).unwrap();
+    assert_eq!(r.keyslots, [f.token.stub().id()]);
+    assert!(
+        r.warnings.iter().any(
+            |w| w.contains(&format!("token {b_id} is revoked too, with {c_id}"))
+                && w.contains("tapsign token add")
+        ),
+        "{r:?}"
+    );
+    let back = f.live().join(format!("keyslots/{b_id}.json"));
+    fs::copy(&hidden, &back).unwrap();
+    let mut b = SoftToken::open_ungated(&f.token_dir("token-b")).unwrap();
+    let e = unlock(&f.ks, &mut b).err().unwrap();
+    assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
 }

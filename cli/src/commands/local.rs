@@ -54,6 +54,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::Gone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
+        | KeystoreError::KeyslotMissing { .. }
         | KeystoreError::CredentialsUnreadable { .. }
         | KeystoreError::RefusedNotDropped { .. }
         | KeystoreError::RebuildPutBack { .. }

@@ -377,6 +377,13 @@ fn rotate(
             )));
         }
     }
+    // Said before the touch, so that the trader can stop there: a rotation that would leave
+    // out a recorded token whose file is missing is refused; a removal revokes it too.
+    for id in ks.keyslots_left_out(remove).map_err(ks_failure)? {
+        errln!(
+            "warning: this removal revokes token {id} too: the keystore's manifest records it, but its keyslot file is missing (moved aside, hidden under a dot name, or deleted?). To keep it, stop now (Ctrl-C) and put the file back"
+        );
+    }
     let mut stay = recorded(ks)?;
     stay.retain(|s| Some(s.stub.id().as_str()) != remove);
     match (stay.is_empty(), remove) {
