@@ -15,7 +15,9 @@ pub enum KeystoreError {
         "no keystore in {dir}, but the audit log records one here (vault-{recorded}, generation \
          {generation}): its folder is gone (moved or deleted?). Put the keystore folder back \
          from a backup; do not enroll a token to start a new one (the log's record refuses a \
-         keystore that is not made from that one)"
+         keystore that is not made from that one). With no backup, the keys it held are lost \
+         (make new ones at the exchanges): move the audit log aside (keep it: it is the old \
+         keystore's record) and start over with `tapsign token add`"
     )]
     Gone {
         dir: PathBuf,
