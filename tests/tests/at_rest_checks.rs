@@ -151,7 +151,8 @@ fn key_list_shows_when_each_key_was_added() {
 /// Red-team round 20: with the keystore folder moved aside, every command said "no keystore:
 /// enroll a token first", though the audit log records one; enrolling then leads to the
 /// refusal whose way out throws the record away. They say the folder is gone and to put it
-/// back, and `token add` is not advised.
+/// back, and `token add` is advised only with no backup, after the audit log is moved aside
+/// (the recheck of round 20 found no way on for a trader without a backup); that works.
 #[test]
 fn a_keystore_folder_moved_aside_is_named_gone_not_never_made() {
     let mut w = World::new();
@@ -171,13 +172,64 @@ fn a_keystore_folder_moved_aside_is_named_gone_not_never_made() {
             out.stderr.contains("its folder is gone"),
             "{args:?}: {out:?}"
         );
-        assert!(!out.stderr.contains("token add"), "{args:?}: {out:?}");
+        let back = out
+            .stderr
+            .find("Put the keystore folder back from a backup");
+        let over = out.stderr.find(
+            "With no backup, the keys it held are lost (make new ones at the exchanges): move the audit log aside (keep it",
+        );
+        assert!(back.is_some() && back < over, "{args:?}: {out:?}");
+        assert!(
+            over.and_then(|at| out.stderr[at..].find("tapsign token add"))
+                .is_some(),
+            "{args:?}: {out:?}"
+        );
     }
     let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak\nsk\n");
     out.fails_with(7, "its folder is gone");
+    // The way on with no backup works: the log moved aside, a new keystore starts.
+    let lost = World::new();
+    lost.setup_key("kb", "binance", "ak", "sk");
+    let home = lost.home();
+    std::fs::rename(home.join("keystore"), home.join(".ks-hidden")).unwrap();
+    lost.run(&["token", "list"], "")
+        .fails_with(7, "its folder is gone");
+    std::fs::rename(home.join("audit.log"), home.join("audit.log.old")).unwrap();
+    lost.run(&["token", "add", "--soft"], "").ok();
+    lost.setup_key("kb", "binance", "ak2", "sk2");
+    assert!(lost.run(&["key", "list"], "").ok().contains("kb"));
     // A keystore never made here is still told to enroll a token.
     let fresh = World::new();
     fresh
         .run(&["key", "list"], "")
         .fails_with(1, "enroll a token first with `tapsign token add`");
+}
+
+/// The recheck of round 20: `token list` advised revoking the only token, whose keyslot file
+/// was missing, with `token remove`, which then refuses (the last keyslot). For the last
+/// token it says to put the file back only.
+#[test]
+fn token_list_says_to_put_back_the_only_tokens_missing_keyslot() {
+    let w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    let dir = tapsign_tests::at_rest::live(&w).join("keyslots");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    std::fs::rename(&file, dir.join(format!(".{id}.json.hide"))).unwrap();
+
+    let list = w.run(&["token", "list"], "");
+    let line = list.stdout.lines().find(|l| l.contains(&id)).unwrap();
+    assert!(
+        line.contains("its keyslot file is missing")
+            && line.contains("Put it back from a backup: no other token opens the keystore"),
+        "{list:?}"
+    );
+    assert!(!line.contains("token remove"), "{list:?}");
+    w.run(&["token", "remove", &id], "")
+        .fails_with(1, "it is the only working keyslot");
 }

@@ -67,6 +67,9 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
         .filter(|s| s.recorded)
         .filter_map(|s| s.stub.touch_warning())
         .collect();
+    // Whether a token with a working keyslot is left: `token remove` revokes a token whose
+    // file is missing only while another opens the keystore.
+    let working = slots.iter().flatten().any(|s| s.recorded);
     let listed = print_listing(slots, "keyslots", |s| {
         let note = if s.recorded {
             ""
@@ -84,12 +87,20 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
     // A token the manifest records whose keyslot file is gone (moved aside, hidden under a dot
     // name, deleted) is still enrolled: its file put back opens the keystore again. Listed,
     // so that it does not read as "not enrolled" and go unrevoked (red-team round 20).
+    // With no other working token, `token remove` refuses (the last keyslot): only the file
+    // put back opens the keystore again (red-team round 20 recheck).
     for id in ks.recorded_keyslot_ids().map_err(ks_failure)? {
         if !on_disk.contains(&id) {
+            let way = match working {
+                true => format!(
+                    "Put it back from a backup, or revoke the token with `tapsign token remove {id}`"
+                ),
+                false => "Put it back from a backup: no other token opens the keystore".into(),
+            };
             outln!(
                 "{}",
                 Shown(&format!(
-                    "{id:<24} (recorded in the keystore's manifest, but its keyslot file is missing: moved aside or deleted? Put it back from a backup, or revoke the token with `tapsign token remove {id}`)"
+                    "{id:<24} (recorded in the keystore's manifest, but its keyslot file is missing: moved aside or deleted? {way})"
                 ))
             );
         }
