@@ -194,7 +194,11 @@ fn a_fifo_in_place_of_a_store_is_refused_not_waited_on() {
 #[tokio::test]
 async fn a_planted_nonce_mark_far_ahead_of_the_clock_signs_nothing() {
     let now: u64 = 1_765_000_000_000;
-    for planted in [u64::MAX - 2, now + 10_000_000_000, now + MAX_LEAD_MS + 1] {
+    for planted in [
+        u64::MAX - 2,
+        now + 10_000_000_000,
+        now + MAX_LEAD_MS + 2 * RESERVE_MS + 1,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let path = NonceStore::path_for(dir.path(), "kr");
         std::fs::write(&path, planted.to_string()).unwrap();
@@ -203,7 +207,12 @@ async fn a_planted_nonce_mark_far_ahead_of_the_clock_signs_nothing() {
             match nonces.next("kr", now).await {
                 Err(e @ NonceError::FarAhead { .. }) => {
                     let msg = e.to_string();
-                    for says in ["far in the future", "delete the file", "new API key"] {
+                    for says in [
+                        "far in the future",
+                        "signs again by itself in",
+                        "delete the file",
+                        "new API key",
+                    ] {
                         assert!(msg.contains(says), "{planted}: {msg}");
                     }
                     assert!(msg.contains(&path.display().to_string()), "{msg}");
@@ -222,5 +231,13 @@ async fn a_planted_nonce_mark_far_ahead_of_the_clock_signs_nothing() {
         std::fs::write(&path, (now + ahead).to_string()).unwrap();
         let nonces = KrakenNonces::new(dir.path());
         assert_eq!(nonces.next("kr", now).await, Ok(now + ahead + 1));
+        // Red-team round 20's recheck: the agent left its own mark a block past the bound,
+        // and restarted within the minute refused it as hand-written. Its own file opens.
+        drop(nonces);
+        let again = KrakenNonces::new(dir.path());
+        assert_eq!(
+            again.next("kr", now).await,
+            Ok(now + ahead + RESERVE_MS + 1)
+        );
     }
 }
