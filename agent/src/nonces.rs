@@ -55,7 +55,7 @@ pub enum NonceError {
         "{} holds a Kraken nonce far in the future ({mark}, {} ahead of this machine's clock), so nothing is signed with this key until the clock is within a day of it: it signs again by itself in {}. Check the clock first (`date`). If the mark was written by hand and no request with such a nonce reached Kraken, delete the file: nonces then start from the current time. If one did reach Kraken, it refuses every lower nonce for this key: wait, or create a new API key",
         path.display(),
         crate::clock::format_duration(std::time::Duration::from_millis(*ahead_ms)),
-        crate::clock::format_duration(std::time::Duration::from_millis(ahead_ms.saturating_sub(MAX_LEAD_MS)))
+        crate::clock::format_duration(std::time::Duration::from_millis(ahead_ms.saturating_sub(MAX_LEAD_MS + 2 * RESERVE_MS)))
     )]
     FarAhead {
         path: PathBuf,

@@ -132,6 +132,13 @@ impl Unlocker {
                 None => kept.loud.push((name, at, text)),
             }
         }
+        // Bounded however many checks note how many names: the oldest go first (the audit log
+        // keeps each line).
+        let extra = kept
+            .loud
+            .len()
+            .saturating_sub(crate::keystore::LOUD_NOTED * 4);
+        kept.loud.drain(..extra);
         for text in notes.quiet {
             kept.quiet.retain(|(_, t)| *t != text);
             kept.quiet.push((at, text));
@@ -147,10 +154,17 @@ impl Unlocker {
         let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
         kept.loud.retain(|(_, at, _)| fresh(*at));
         kept.quiet.retain(|(at, _)| fresh(*at));
-        (
-            kept.loud.iter().map(|(.., t)| t.clone()).collect(),
-            kept.quiet.iter().map(|(_, t)| t.clone()).collect(),
-        )
+        let mut loud: Vec<String> = kept.loud.iter().map(|(.., t)| t.clone()).collect();
+        // What one answer can carry (each sentence is bounded: `keystore::notes`).
+        let shown = crate::keystore::LOUD_NOTED + 1;
+        if loud.len() > shown {
+            let more = loud.len() - crate::keystore::LOUD_NOTED;
+            loud.truncate(crate::keystore::LOUD_NOTED);
+            loud.push(format!(
+                "and {more} more notes of credentials replaced or removed in the last day: `tapsign audit` shows each `key` line"
+            ));
+        }
+        (loud, kept.quiet.iter().map(|(_, t)| t.clone()).collect())
     }
 
     /// The names of the credentials replaced or removed that [`Unlocker::changes`] repeats:
@@ -158,7 +172,12 @@ impl Unlocker {
     pub fn changed_names(&self, now: Duration) -> Vec<String> {
         let _ = self.changes(now);
         let kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        kept.loud.iter().map(|(n, ..)| n.clone()).collect()
+        // The sentence counting the rest is named "".
+        kept.loud
+            .iter()
+            .filter(|(n, ..)| !n.is_empty())
+            .map(|(n, ..)| n.clone())
+            .collect()
     }
 
     pub fn keystore(&self) -> &Keystore {

@@ -316,7 +316,9 @@ fn already_cut(s: &str, max: usize) -> bool {
     else {
         return false;
     };
-    at <= max && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    // A count of bytes (a `u64` has at most 20 digits): a bot's string ending in a marker of
+    // 60,000 digits was kept whole as cut already (a review of round 20).
+    at <= max && (1..=20).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The path up to any `?` or `#`. The protocol says the query goes in its own field, but a bot
@@ -590,6 +592,10 @@ mod tests {
         let mut forged = format!("{}…[cut 1 bytes]", "x".repeat(300));
         cap(&mut forged, 256);
         assert!(forged.ends_with("bytes]") && forged.len() < 300, "{forged}");
+        // Nor is a marker of any length taken for one: a line stays within its bounds.
+        let mut long = format!("k…[cut {} bytes]", "9".repeat(60_000));
+        cap(&mut long, 256);
+        assert!(long.len() < 300, "{} bytes", long.len());
     }
 
     /// A websocket login was logged as a REST signature of the path the bot named. It says

@@ -429,11 +429,12 @@ fn keyslots_missing(tokens: &[String], dir: &Path) -> String {
         ),
     };
     format!(
-        "{which} missing from {} (moved aside, hidden under a dot name, or deleted?), although \
-         the keystore's manifest records it: a new vault key would leave it out, and the token \
-         would open nothing again. Nothing was changed. Put the file back (from a backup, or \
-         from where it was moved: `ls -a` shows a dot name), or, if the token is gone, revoke it \
-         first with `tapsign token remove {first}` (it needs no file), then run this again",
+        "{which} missing from {} or cannot be read (moved aside, hidden under a dot name, \
+         deleted, changed or made unreadable?), although the keystore's manifest records it: a \
+         new vault key would leave it out, and the token would open nothing again. Nothing was \
+         changed. Put the file back as it was (from a backup, or from where it was moved: `ls \
+         -a` shows a dot name), or, if the token is gone, revoke it first with `tapsign token \
+         remove {first}` (it needs no file), then run this again",
         dir.display()
     )
 }
@@ -461,8 +462,7 @@ fn repair_hint(path: &Path) -> String {
         // without the file, and a rotation leaves the file behind.
         Some("keyslots") => format!(
             "restore it from a backup; or, with another enrolled token, run `tapsign token \
-             remove {stem}` (or `tapsign keystore rotate`, which leaves this keyslot behind) and \
-             enroll that token again"
+             remove {stem}` and enroll that token again"
         ),
         _ => "restore it from a backup".into(),
     }

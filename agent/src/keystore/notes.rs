@@ -11,9 +11,10 @@ use super::manifest::{ManifestFile, takes};
 pub struct ChangeNotes {
     /// A sentence for each credential recorded at the last check that now holds another
     /// version (replaced, whatever the commands that did it), then for each one removed since:
-    /// what costs money if it was not the trader. Never cut, and shown before any other
-    /// warning: the names are those the last check recorded, so their number is the trader's
-    /// own, whatever anyone appends to the log.
+    /// what costs money if it was not the trader. Shown before any other warning, replaced
+    /// ones first; past [`LOUD_NOTED`], one more sentence (named `""`) counts the rest: names
+    /// need no touch to be stored, so anyone can have a check record many and then remove them
+    /// (a review of round 20: uncut, they pushed `status` past one answer for a day).
     /// Each with the credential's name.
     pub loud: Vec<(String, String)>,
     /// At most two sentences: the names stored since (a setup's first unlock lists them all,
@@ -103,6 +104,10 @@ pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> Ch
 
     let (mut replaced, mut removed, mut stored, mut gone) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for (name, (_, was, now, own)) in moved {
+        // Said as a line shows it: a line anyone appended may name a credential at any length.
+        let mut name = name.to_owned();
+        crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
+        let name = name.as_str();
         match (was, now) {
             (State::Present(..), State::Present(..)) if was == now => {}
             (State::Present(..), State::Present(..)) => replaced.push((name.to_owned(), format!(
@@ -113,7 +118,7 @@ pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> Ch
                 "credential {name:?} was removed since the keystore's last check {CHECKS}: {}; if that was not you, store it again with `tapsign key add {name} --exchange ...`",
                 done(&own)
             ))),
-            (_, State::Present(..)) => stored.push(name),
+            (_, State::Present(..)) => stored.push(name.to_owned()),
             _ => gone += 1,
         }
     }
@@ -122,6 +127,16 @@ pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> Ch
         quiet: Vec::new(),
     };
     notes.loud.append(&mut removed);
+    if notes.loud.len() > LOUD_NOTED {
+        let more = notes.loud.len() - LOUD_NOTED;
+        notes.loud.truncate(LOUD_NOTED);
+        notes.loud.push((
+            String::new(),
+            format!(
+                "and {more} more credentials were replaced or removed since the keystore's last check: `tapsign audit` shows each `key` line"
+            ),
+        ));
+    }
     if !stored.is_empty() {
         let listed: Vec<String> = stored
             .iter()
@@ -159,7 +174,15 @@ fn done(own: &[&ChangeLine]) -> String {
     let mut done: Vec<String> = own[own.len() - shown..]
         .iter()
         .map(|l| {
-            let exe = if l.exe.is_empty() { "?" } else { &l.exe };
+            // A program path as a line shows it, cut and escaped: a line anyone appended may
+            // hold one of any length (a review of round 20).
+            let mut exe = if l.exe.is_empty() {
+                "?".to_owned()
+            } else {
+                l.exe.clone()
+            };
+            crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+            let exe = crate::audit::Shown(&exe);
             let verb = match l.change.action {
                 KeyAction::Add => "added",
                 KeyAction::Replace => "replaced",
@@ -177,6 +200,78 @@ fn done(own: &[&ChangeLine]) -> String {
     done.join(", then ")
 }
 
+/// Most credentials replaced or removed named one by one; the rest are counted.
+pub const LOUD_NOTED: usize = 8;
+
 /// Most names the note of credentials stored lists: a log anyone can append to could
 /// otherwise fill the unlock's answer with them.
 pub const CHANGES_NOTED: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::ledger::KeyChange;
+
+    fn line(seq: u64, action: KeyAction, name: &str, exe: &str) -> ChangeLine {
+        ChangeLine {
+            seq,
+            time: "2026-12-05T22:00:00.000Z".into(),
+            change: KeyChange {
+                action,
+                name: name.into(),
+                created: 1_000 + seq,
+                sha256: format!("{seq:064x}"),
+            },
+            pid: 7,
+            exe: exe.into(),
+        }
+    }
+
+    /// A review of round 20: the notes of credentials replaced or removed were never cut, and
+    /// each quoted its lines' program paths whole, so names stored by anyone, recorded by a
+    /// check and then removed, with long paths, pushed `status` past one answer for a day.
+    /// Past [`LOUD_NOTED`] the rest are counted, and a path is cut and escaped.
+    #[test]
+    fn the_loud_notes_are_bounded_however_many_names_and_however_long_their_lines() {
+        let exe = format!("/tmp/{}\u{1b}[2J", "x".repeat(5_000));
+        let lines: Vec<ChangeLine> = (1..=40)
+            .map(|i| line(i, KeyAction::Add, &format!("junk{i}"), &exe))
+            .collect();
+        let stored = change_notes(None, &lines);
+        assert!(stored.loud.is_empty(), "{stored:?}");
+        // Recorded by a check, then removed: each a loud note.
+        let manifest = ManifestFile {
+            credentials: (1..=40)
+                .map(|i| super::super::manifest::CredRecord {
+                    name: format!("junk{i}"),
+                    created: 1_000 + i,
+                    sha256: format!("{i:064x}"),
+                })
+                .collect(),
+            format: String::new(),
+            version: 1,
+            generation: 1,
+            written: 0,
+            vault_key: String::new(),
+            keyslots: Vec::new(),
+            removed: Vec::new(),
+            audit: None,
+            mac: String::new(),
+            checksum: String::new(),
+        };
+        let removed: Vec<ChangeLine> = (1..=40)
+            .map(|i| line(100 + i, KeyAction::Remove, &format!("junk{i}"), &exe))
+            .collect();
+        let notes = change_notes(Some(&manifest), &removed);
+        assert_eq!(notes.loud.len(), LOUD_NOTED + 1, "{:?}", notes.loud);
+        let (last_name, last) = notes.loud.last().unwrap();
+        assert!(
+            last_name.is_empty() && last.contains("and 32 more"),
+            "{last}"
+        );
+        for (_, sentence) in &notes.loud {
+            assert!(sentence.len() < 1_000, "{} bytes", sentence.len());
+            assert!(!sentence.contains('\u{1b}'), "{sentence}");
+        }
+    }
+}

@@ -600,10 +600,12 @@ fn the_manifest_records_the_files_a_rotation_wrote() {
     assert!(m.removed.is_empty());
 }
 
-/// What a damaged keyslot's error advises must work: a rotation with another token leaves the
-/// damaged one behind (so does `token remove`, which names it by the manifest's record).
+/// What a damaged keyslot's error advises must work: `token remove` revokes it by the
+/// manifest's record. A rotation with another token refuses, changing nothing: a file made
+/// unreadable (a newline appended, its mode set to 000) left a backup token out with a warning
+/// only after the touch (a review of round 20).
 #[test]
-fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
+fn a_damaged_keyslot_stops_a_rotation_and_is_revoked_by_its_removal() {
     let (mut f, b) = Fixture::populated();
     let damaged = f
         .live()
@@ -616,22 +618,16 @@ fn a_rotation_with_another_token_leaves_a_damaged_keyslot_behind() {
             .into_iter()
             .find_map(Result::err)
             .unwrap();
-    assert!(err.to_string().contains("tapsign keystore rotate"), "{err}");
     assert!(
         err.to_string()
             .contains(&format!("tapsign token remove {}", b.stub().id())),
         "{err}"
     );
-    let r = f.rotate(None).unwrap();
+    let e = f.rotate(None).err().unwrap();
+    assert!(matches!(e, KeystoreError::KeyslotMissing { .. }), "{e}");
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    let r = f.rotate(Some(&b.stub().id())).unwrap();
     assert_eq!(r.keyslots.len(), 1, "{r:?}");
-    assert!(
-        r.warnings.iter().any(|w| w.contains(&format!(
-            "keyslot file of token {} could not be read",
-            b.stub().id()
-        ))),
-        "{r:?}"
-    );
-    assert!(f.ks.keyslots().unwrap().iter().all(Result::is_ok));
     let mut a = SoftToken::open_ungated(&f.token_dir("token-a")).unwrap();
     let vk = unlock(&f.ks, &mut a).unwrap();
     f.ks.open_credential(&vk, "upbit-main").unwrap();

@@ -392,7 +392,7 @@ fn rotate(
     // out a recorded token whose file is missing is refused; a removal revokes it too.
     for id in ks.keyslots_left_out(remove).map_err(ks_failure)? {
         errln!(
-            "warning: this removal revokes token {id} too: the keystore's manifest records it, but its keyslot file is missing (moved aside, hidden under a dot name, or deleted?). To keep it, stop now (Ctrl-C) and put the file back"
+            "warning: this removal revokes token {id} too: the keystore's manifest records it, but its keyslot file is missing or cannot be read (moved aside, hidden under a dot name, deleted or changed?). To keep it, stop now (Ctrl-C) and put the file back as it was"
         );
     }
     let mut stay = recorded(ks)?;
