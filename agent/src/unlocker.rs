@@ -150,10 +150,7 @@ impl Unlocker {
     /// The credential changes noted less than [`CHANGES_KEPT`] before `now`: the replaced and
     /// removed ones first (a sentence each, never cut), then the rest.
     pub fn changes(&self, now: Duration) -> (Vec<String>, Vec<String>) {
-        let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
-        kept.loud.retain(|(_, at, _)| fresh(*at));
-        kept.quiet.retain(|(at, _)| fresh(*at));
+        let kept = self.kept_changes(now);
         let mut loud: Vec<String> = kept.loud.iter().map(|(.., t)| t.clone()).collect();
         // What one answer can carry (each sentence is bounded: `keystore::notes`).
         let shown = crate::keystore::LOUD_NOTED + 1;
@@ -167,11 +164,19 @@ impl Unlocker {
         (loud, kept.quiet.iter().map(|(_, t)| t.clone()).collect())
     }
 
+    /// The kept changes, those older than [`CHANGES_KEPT`] at `now` let go.
+    fn kept_changes(&self, now: Duration) -> std::sync::MutexGuard<'_, KeptChanges> {
+        let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
+        kept.loud.retain(|(_, at, _)| fresh(*at));
+        kept.quiet.retain(|(at, _)| fresh(*at));
+        kept
+    }
+
     /// The names of the credentials replaced or removed that [`Unlocker::changes`] repeats:
     /// what the touch prompt names, before the touch.
     pub fn changed_names(&self, now: Duration) -> Vec<String> {
-        let _ = self.changes(now);
-        let kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = self.kept_changes(now);
         // The sentence counting the rest is named "".
         kept.loud
             .iter()
