@@ -170,7 +170,8 @@ impl AgentError {
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
-            Worker | Unrecorded { .. } | Nonce(_) | Unguarded(_) | SecretsNotLocked { .. } => {
+            Nonce(e) => nonce_code(e),
+            Worker | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
                 ErrorCode::Internal
             }
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
@@ -185,6 +186,18 @@ impl AgentError {
             code: self.code(),
             message: self.to_string(),
         }
+    }
+}
+
+/// A Kraken key whose nonce file is damaged, planted far ahead or used up cannot sign until the
+/// trader acts on it (the message names the file and what to do): that is a stored credential
+/// that cannot sign, `keystore`, which a bot passes on to the trader and does not retry. A disk
+/// that cannot be read or written, or a reservation cut short, is the agent's own trouble.
+fn nonce_code(e: &crate::nonces::NonceError) -> ErrorCode {
+    use crate::nonces::NonceError::*;
+    match e {
+        Damaged(_) | FarAhead { .. } | Exhausted => ErrorCode::Keystore,
+        Unreadable { .. } | Unsaved { .. } | Interrupted => ErrorCode::Internal,
     }
 }
 

@@ -141,7 +141,9 @@ fn a_planted_kraken_nonce_far_in_the_future_signs_nothing() {
             ],
             "",
         );
-        out.fails_with(1, "far in the future");
+        // `keystore` (exit 7): the stored credential cannot sign until the trader acts, which
+        // a bot passes on and does not retry (it was `internal`, exit 1, before).
+        out.fails_with(7, "far in the future");
         assert!(out.stderr.contains("delete the file"), "{out:?}");
         assert!(!out.stdout.contains("API-Sign"), "{out:?}");
         assert!(!out.stdout.contains("nonce="), "{out:?}");
