@@ -2387,6 +2387,115 @@ fn an_okx_order_naming_an_options_contract_is_refused() {
     check_with(Exchange::Okx, &chosen, &order("BTC-USD-260327-100000-C")).unwrap();
 }
 
+/// Red-team round 21: the options check read every name part as letters and digits, so
+/// OKX's USD-margined family (`SOL-USD_UM-260910-101-C`) hid its options, SELLs signed; and a
+/// control character around a contract (`\u0000`, `\u001f`: Java's `String.trim` takes them
+/// off, a C string ends at NUL) or a fullwidth letter passed it. Each is withheld, no line, in
+/// every order entry; the instruments a trader orders are signed as before.
+#[test]
+fn options_of_any_family_or_behind_a_control_character_are_withheld() {
+    let okx = |path: &str, body: String| support::req("POST", path, "", &body);
+    let order = |inst: &str| {
+        format!(
+            r#"{{"instId":"{inst}","tdMode":"cross","side":"sell","ordType":"limit","sz":"100","px":"0.1"}}"#
+        )
+    };
+    let withheld = |ex: Exchange, r: &tapsign_proto::SignRequest, what: &str| {
+        let err = check_with(ex, &KeyPolicy::default(), r)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: signed"));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. })) && !msg.contains("allow = ["),
+            "{what}: {msg}"
+        );
+        msg
+    };
+    for inst in [
+        "SOL-USD_UM-260910-101-C",
+        "BTC-USD_UM-261225-150000-P",
+        "SOL-USD_UM-260910-101.5-C",
+        "BTC-USD-260327-100000-\\uff23",
+        "BTC-USD-\\uff12\\uff160327-100000-C",
+    ] {
+        for path in ["/api/v5/trade/order", "/api/v5/trade/amend-order"] {
+            let msg = withheld(Exchange::Okx, &okx(path, order(inst)), inst);
+            assert!(msg.contains("options contract"), "{inst}: {msg}");
+        }
+        let batch = format!("[{}]", order(inst));
+        withheld(
+            Exchange::Okx,
+            &okx("/api/v5/trade/batch-orders", batch),
+            inst,
+        );
+        let algo = format!(
+            r#"{{"instId":"{inst}","tdMode":"cross","side":"sell","ordType":"trigger","sz":"100","triggerPx":"1","orderPx":"-1"}}"#
+        );
+        withheld(Exchange::Okx, &okx("/api/v5/trade/order-algo", algo), inst);
+    }
+    for inst in [
+        "BTC-USD-260327-100000-C\\u001f",
+        "\\u0000BTC-USD-260327-100000-C",
+        "BTC-USD-260327-100000-C\\u0000BTC-USDT",
+        "BTC-USD-260327-100000-C\\u007f",
+        "BTC-USDT\\u0001",
+    ] {
+        let msg = withheld(
+            Exchange::Okx,
+            &okx("/api/v5/trade/order", order(inst)),
+            inst,
+        );
+        assert!(msg.contains("control character"), "{inst}: {msg}");
+    }
+    let binance = |symbol: &str| {
+        support::req(
+            "POST",
+            "/fapi/v1/order",
+            &format!(
+                "symbol={symbol}&side=SELL&type=LIMIT&quantity=1&price=5&timeInForce=GTC&timestamp=1"
+            ),
+            "",
+        )
+    };
+    withheld(
+        Binance,
+        &binance("BTC_UM-260327-100000-C"),
+        "a Binance family with a _",
+    );
+    // Binance's values are held to printable ASCII and CJK letters before this check.
+    for symbol in [
+        "BTC-260327-100000-C%00",
+        "BTC-260327-100000-C%1F",
+        "BTC-260327-100000-%EF%BC%A3",
+    ] {
+        let err = check_with(Binance, &KeyPolicy::default(), &binance(symbol)).unwrap_err();
+        assert!(!err.to_string().contains("allow = ["), "{symbol}: {err}");
+    }
+    // What traders order is signed as before, also a symbol in another script.
+    for inst in [
+        "BTC-USDT",
+        "BTC-USDT-SWAP",
+        "BTC-USD-260327",
+        "BTC-USD_UM-SWAP",
+        "BTC-USD_UM-260808",
+    ] {
+        check_with(
+            Exchange::Okx,
+            &KeyPolicy::default(),
+            &okx("/api/v5/trade/order", order(inst)),
+        )
+        .unwrap_or_else(|e| panic!("{inst}: {e}"));
+    }
+    for symbol in [
+        "BTCUSDT",
+        "%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT",
+        "BTCUSDT_260327",
+    ] {
+        check_with(Binance, &KeyPolicy::default(), &binance(symbol))
+            .unwrap_or_else(|e| panic!("{symbol}: {e}"));
+    }
+}
+
 /// Red-team round 20: OKX's `instIdCode` (a numeric instrument code OKX reads before
 /// `instId`) was refused with a line taking it; pasted, the options check (which reads
 /// `instId`) let a code name an option. It is withheld: refused with why, no line, in a batch

@@ -577,15 +577,26 @@ fn json_body_of(parsed: &Parsed) -> bool {
     matches!(parsed.body, parse::Body::Json(..))
 }
 
+/// What makes a value of an order's instrument field (`symbol`, `instId`) withheld.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptionShape {
+    /// It has the shape of an options contract ([`option_contract`]), as a server may read it.
+    Contract,
+    /// It holds a control character: no instrument's name does, and a server may strip one
+    /// (Java's `String.trim` takes every character up to U+0020 off the ends) or end the name
+    /// at it (a C string ends at NUL), reading an options contract the shape check missed
+    /// (red-team round 21).
+    Control,
+}
+
 /// A parameter of `params` named `name` as folded (`profile::fold_name`), or a list member's
-/// (`batchOrders[].symbol`, `[].instId`), naming an options contract of `parts` parts
-/// ([`option_contract`]), with its value as read.
+/// (`batchOrders[].symbol`, `[].instId`), naming an options contract ([`option_contract`]) or
+/// holding a control character, with its value as read.
 fn option_named(
     params: &[Param],
     json_body: bool,
     name: &str,
-    parts: usize,
-) -> Option<(String, String)> {
+) -> Option<(String, String, OptionShape)> {
     params.iter().find_map(|p| {
         // The name sent as a list or an object (`instId[]`) is refused as wrapped (below).
         if p.name.ends_with(']') {
@@ -600,31 +611,56 @@ fn option_named(
             return None;
         }
         let value = profile::read_value(p, json_body);
-        option_contract(value.trim(), parts).then(|| (p.name.clone(), value.into_owned()))
+        let shape = if value.chars().any(char::is_control) {
+            Some(OptionShape::Control)
+        } else if value.is_ascii() {
+            option_contract(value.trim()).then_some(OptionShape::Contract)
+        } else {
+            // Read as a server that folds letters and digits might: fullwidth `Ｃ` and `２`,
+            // Java's `toUpperCase` of `ı`, other scripts' digits (round 21).
+            option_contract(&ascii_look(value.trim_matches(blank))).then_some(OptionShape::Contract)
+        };
+        shape.map(|s| (p.name.clone(), value.into_owned(), s))
     })
 }
 
-/// Whether `symbol` has the shape of an options contract: its names (a base on Binance,
-/// `BTC-260327-100000-C`; a base and a quote on OKX, `BTC-USD-260327-100000-C`), a six-digit
-/// expiry, a strike and `C` or `P`, `parts` parts in all, joined by `-`.
-fn option_contract(symbol: &str, parts: usize) -> bool {
-    let got: Vec<&str> = symbol.split('-').collect();
-    if got.len() != parts || parts < 4 {
+/// `text` with each fullwidth form (U+FF01 to U+FF5E) written as the ASCII character it
+/// stands for (NFKC's reading), each decimal digit of another script as an ASCII digit, and
+/// letters folded as [`fold_case`] folds them.
+fn ascii_look(text: &str) -> String {
+    let widened: String = text
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c if !c.is_ascii() && c.is_numeric() => '0',
+            c => c,
+        })
+        .collect();
+    fold_case(&widened).into_owned()
+}
+
+/// Whether `symbol` has the shape of an options contract: one or more names (a base on Binance,
+/// `BTC-260327-100000-C`; a base and a quote on OKX, `BTC-USD-260327-100000-C`; a family of
+/// any spelling, OKX's USD-margined `SOL-USD_UM-260910-101-C`), then a six-digit expiry, a
+/// strike and `C` or `P`, joined by `-`. Only the last three parts are read: a family whose
+/// name holds a `_` hid its options from a check of the names (red-team round 21).
+fn option_contract(symbol: &str) -> bool {
+    let mut parts = symbol.rsplit('-');
+    let (Some(kind), Some(price), Some(expiry), Some(name)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
-    }
+    };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let strike = |s: &str| match s.split_once('.') {
         Some((whole, frac)) => digits(whole) && digits(frac),
         None => digits(s),
     };
-    let (names, tail) = got.split_at(parts - 3);
-    names
-        .iter()
-        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric()))
-        && matches!(tail, [expiry, price, kind]
-            if expiry.len() == 6 && digits(expiry)
-                && strike(price)
-                && matches!(*kind, "C" | "P" | "c" | "p"))
+    !name.is_empty()
+        && expiry.len() == 6
+        && digits(expiry)
+        && strike(price)
+        && matches!(kind, "C" | "P" | "c" | "p")
 }
 
 /// `name` in an entry's list notation when it names a list's member by its index (`orders[]`
@@ -1212,9 +1248,9 @@ pub fn check_request<'p>(
             .any(|w| path.contains(w))
     };
     let option = match exchange {
-        Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol", 4),
+        Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol"),
         Exchange::Okx if parsed.method != "GET" && places() => {
-            option_named(&params, json_body_of(&parsed), "instid", 5)
+            option_named(&params, json_body_of(&parsed), "instid")
         }
         _ => None,
     };
@@ -1230,15 +1266,20 @@ pub fn check_request<'p>(
                     .get(name)
                     .is_some_and(|listed| listed.iter().any(|v| v == value)))
     };
-    if let Some((name, value)) = option
+    if let Some((name, value, shape)) = option
         && !chosen(&name, &value)
     {
         return Err(Denial::Withheld {
             exchange,
             endpoint: endpoint.to_string(),
             what: format!("{name}={value:?}"),
-            why: match exchange {
-                Exchange::Binance => {
+            why: match (shape, exchange) {
+                (OptionShape::Control, _) => {
+                    "holds a control character, which no instrument's name has: a server may \
+                     strip it or end the name at it, and read an options contract (a SELL \
+                     writes an option, whose loss the order's size does not bound)"
+                }
+                (_, Exchange::Binance) => {
                     "names an options contract, and Binance does not sign the path: the \
                      signature would be good for POST /eapi/v1/order too, an options order (a \
                      SELL writes an option, whose loss the order's size does not bound)"
