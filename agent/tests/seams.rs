@@ -53,7 +53,7 @@ fn denied(exchange: Exchange) -> Vec<(String, Wire)> {
         let method = if rule.method == "*" {
             "POST"
         } else {
-            rule.method
+            rule.method.split('|').next().unwrap()
         };
         let path = example_path(rule.glob);
         out.push((

@@ -87,12 +87,23 @@ impl fmt::Display for Category {
     }
 }
 
-/// A built-in deny rule: a method (`*` for any) and a lower-case path glob.
+/// A deny rule's method for every method the agent signs but GET ([`DenyRule::method`]).
+pub const WRITES: &str = "POST|PUT|PATCH|DELETE";
+
+/// A built-in deny rule: a method (`*` for any, or alternatives joined by `|`, [`WRITES`])
+/// and a lower-case path glob.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DenyRule {
     pub method: &'static str,
     pub glob: &'static str,
     pub category: Category,
+}
+
+impl DenyRule {
+    /// Whether the rule holds for `method` (upper case).
+    pub fn takes(&self, method: &str) -> bool {
+        self.method == "*" || self.method.split('|').any(|m| m == method)
+    }
 }
 
 impl fmt::Display for DenyRule {
@@ -174,10 +185,11 @@ pub enum Denial {
     /// account v2 order, with `tradeType` MARGIN, got a line whose entry then signed it).
     #[error(
         "refused: {method} {path} is not in {exchange}'s trading profile, and the request \
-         carries {what}, which the profile leaves out on purpose where it takes it: it {why}. \
-         tapsign suggests no config.toml line for this request; a key that needs the endpoint \
-         needs an allow entry written by hand, holding that name to the values it may take \
-         with `values` (docs/policy.md, \"Changing a key's profile\")"
+         carries {what}, which the profile leaves out on purpose where it takes it (for the \
+         values it does not list): it {why}.{twin} tapsign suggests no config.toml line for \
+         this request; a key that needs the endpoint needs an allow entry written by hand, \
+         holding that name to the values it may take with `values` (docs/policy.md, \
+         \"Changing a key's profile\")"
     )]
     NotInProfileWithheld {
         exchange: Exchange,
@@ -185,6 +197,10 @@ pub enum Denial {
         path: String,
         what: String,
         why: &'static str,
+        /// Where the profile takes the same request under another API version (KuCoin's
+        /// unified account's `/api/ua/v2/...`, which KuCoin's SDKs call, for the profile's
+        /// `/api/ua/v1/...`), as a sentence; empty when it does not.
+        twin: String,
     },
     #[error(
         "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
@@ -572,6 +588,30 @@ fn wrapped_in<'n>(entry: &Endpoint, name: &'n str) -> Option<&'n str> {
     })
 }
 
+/// The path of the same request under another API version (a segment `v1` to `v5` changed)
+/// that the key's profile takes as it is, if any: a refusal names it rather than leave the
+/// trader to write an entry for a version the profile does not know (red-team round 21:
+/// KuCoin's SDKs place unified-account orders under `/api/ua/v2`, the profile takes `v1`).
+fn other_version(exchange: Exchange, policy: &KeyPolicy, parsed: &Parsed) -> Option<String> {
+    let version = |s: &str| s.len() == 2 && s.starts_with('v') && s.as_bytes()[1].is_ascii_digit();
+    let at = parsed.segments.iter().position(|s| version(s))?;
+    (1..=5).map(|n| format!("v{n}")).find_map(|v| {
+        if v == parsed.segments[at] {
+            return None;
+        }
+        let mut twin = parsed.clone();
+        twin.segments[at] = v;
+        let admits = profile::find(exchange, policy, &twin).is_some()
+            && check_rules(
+                exchange,
+                &twin.method,
+                &format!("/{}", twin.segments.join("/")),
+            )
+            .is_ok();
+        admits.then(|| format!("/{}", twin.segments.join("/")))
+    })
+}
+
 /// Whether the body is JSON (its values are read as sent, not percent-decoded).
 fn json_body_of(parsed: &Parsed) -> bool {
     matches!(parsed.body, parse::Body::Json(..))
@@ -582,20 +622,24 @@ fn json_body_of(parsed: &Parsed) -> bool {
 enum OptionShape {
     /// It has the shape of an options contract ([`option_contract`]), as a server may read it.
     Contract,
-    /// It holds a control character: no instrument's name does, and a server may strip one
-    /// (Java's `String.trim` takes every character up to U+0020 off the ends) or end the name
-    /// at it (a C string ends at NUL), reading an options contract the shape check missed
-    /// (red-team round 21).
-    Control,
+    /// It holds a character no instrument's name has: a control character (a server may strip
+    /// one, as Java's `String.trim` takes every character up to U+0020 off the ends, or end
+    /// the name at it, as a C string ends at NUL), or, on OKX, whose instrument ids are ASCII
+    /// letters, digits, `-`, `_` and `.`, anything else (`Ⓒ`, `Ⅽ`, `𝐂`, `﹣`, a zero-width
+    /// space: a server that normalises text reads them as `C` and `-`). Either way it may read
+    /// an options contract the shape check missed (red-team round 21).
+    Unusual,
 }
 
 /// A parameter of `params` named `name` as folded (`profile::fold_name`), or a list member's
 /// (`batchOrders[].symbol`, `[].instId`), naming an options contract ([`option_contract`]) or
-/// holding a control character, with its value as read.
+/// holding a character no instrument's name has ([`OptionShape::Unusual`]; with `ascii_only`,
+/// anything but ASCII letters, digits, `-`, `_` and `.`), with its value as read.
 fn option_named(
     params: &[Param],
     json_body: bool,
     name: &str,
+    ascii_only: bool,
 ) -> Option<(String, String, OptionShape)> {
     params.iter().find_map(|p| {
         // The name sent as a list or an object (`instId[]`) is refused as wrapped (below).
@@ -611,8 +655,12 @@ fn option_named(
             return None;
         }
         let value = profile::read_value(p, json_body);
-        let shape = if value.chars().any(char::is_control) {
-            Some(OptionShape::Control)
+        let unusual = |c: char| {
+            c.is_control()
+                || (ascii_only && !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        };
+        let shape = if value.chars().any(unusual) {
+            Some(OptionShape::Unusual)
         } else if value.is_ascii() {
             option_contract(value.trim()).then_some(OptionShape::Contract)
         } else {
@@ -828,9 +876,7 @@ fn check_rules(exchange: Exchange, method: &str, path: &str) -> Result<(), Denia
     let method = method.to_ascii_uppercase();
     for reading in readings(path)? {
         let hit = ready_rules(exchange).iter().find(|r| {
-            (r.rule.method == "*" || r.rule.method == method)
-                && r.could_match(&reading)
-                && glob_match(&r.floating, &reading)
+            r.rule.takes(&method) && r.could_match(&reading) && glob_match(&r.floating, &reading)
         });
         if let Some(r) = hit {
             return Err(Denial::BuiltIn {
@@ -1136,6 +1182,14 @@ pub fn check_request<'p>(
                 && rules::withheld_reason(exchange, &wire.path, &p.name, &read).is_none();
             if !pinnable {
                 return Err(Denial::NotInProfileWithheld {
+                    twin: other_version(exchange, policy, &parsed)
+                        .map(|path| {
+                            format!(
+                                " The profile has this endpoint as {} {path}: send the request there.",
+                                parsed.method
+                            )
+                        })
+                        .unwrap_or_default(),
                     exchange,
                     method: parsed.method.clone(),
                     path: wire.path.clone(),
@@ -1248,9 +1302,10 @@ pub fn check_request<'p>(
             .any(|w| path.contains(w))
     };
     let option = match exchange {
-        Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol"),
+        // Binance lists symbols in CJK letters too (held to those and printable ASCII above).
+        Exchange::Binance => option_named(&params, json_body_of(&parsed), "symbol", false),
         Exchange::Okx if parsed.method != "GET" && places() => {
-            option_named(&params, json_body_of(&parsed), "instid")
+            option_named(&params, json_body_of(&parsed), "instid", true)
         }
         _ => None,
     };
@@ -1274,9 +1329,10 @@ pub fn check_request<'p>(
             endpoint: endpoint.to_string(),
             what: format!("{name}={value:?}"),
             why: match (shape, exchange) {
-                (OptionShape::Control, _) => {
-                    "holds a control character, which no instrument's name has: a server may \
-                     strip it or end the name at it, and read an options contract (a SELL \
+                (OptionShape::Unusual, _) => {
+                    "holds a character no instrument's name has (a control character, or on \
+                     OKX anything but ASCII letters, digits, -, _ and .): a server may strip \
+                     it, fold it or end the name at it, and read an options contract (a SELL \
                      writes an option, whose loss the order's size does not bound)"
                 }
                 (_, Exchange::Binance) => {

@@ -121,6 +121,18 @@ const fn on(method: &'static str, glob: &'static str, category: Category) -> Den
     }
 }
 
+/// A rule for every method but GET: where an endpoint's read is left alone, none of its
+/// writes may be signed. A rule pinned to the one write method the docs name left the others
+/// with a line to paste (Gate's unified mode as a POST, its borrowing leverage as a PUT: some
+/// of Gate's endpoints changed method between revisions; red-team round 21).
+const fn writes(glob: &'static str, category: Category) -> DenyRule {
+    DenyRule {
+        method: super::WRITES,
+        glob,
+        category,
+    }
+}
+
 /// Bithumb (docs/sources.md, "Deny lists"): v2 and legacy endpoints.
 static BITHUMB_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
@@ -185,7 +197,7 @@ static BYBIT_DENY: &[DenyRule] = &[
     // max leverage's twin, too), the collateral switches (a coin switched on backs borrowing
     // and may be sold to repay it; Coinbase's are denied alike), and the v3 form of the upgrade
     // to the unified account.
-    on("POST", "/v5/spot-margin-trade/**", Loan),
+    writes("/v5/spot-margin-trade/**", Loan),
     any("/v5/account/set-collateral-switch**", Loan),
     any("**upgrade-unified-account**", Transfer),
     any("/spot/v3/private/purchase**", Earn),
@@ -207,7 +219,7 @@ static BYBIT_DENY: &[DenyRule] = &[
     any("/v5/rfq/**", P2p),
     // Copy trading (the legacy v3 copy-trading account's orders and positions: its wallet
     // transfer is a transfer above), refused as OKX's, Bitget's and KuCoin's are.
-    on("POST", "/contract/v3/private/copytrading/**", Transfer),
+    writes("/contract/v3/private/copytrading/**", Transfer),
 ];
 
 /// OKX, checked against its 361 documented endpoints (docs/sources.md, "Deny lists").
@@ -222,14 +234,14 @@ static OKX_DENY: &[DenyRule] = &[
     // convert, borrowing and auto-earn.
     any("/api/v5/account/move-positions**", Positions),
     any("/api/v5/rfq/**", P2p),
-    on("POST", "/api/v5/copytrading/**", Transfer),
+    writes("/api/v5/copytrading/**", Transfer),
     any("/api/v5/finance/**", Earn),
     any("**/convert/**", Convert),
     any("/api/v5/trade/easy-convert**", Convert),
     any("/api/v5/trade/one-click-repay**", Loan),
-    on("POST", "/api/v5/account/*borrow*", Loan),
+    writes("/api/v5/account/*borrow*", Loan),
     any("/api/v5/account/fixed-loan/**", Loan),
-    on("POST", "/api/v5/account/set-auto-earn**", Earn),
+    writes("/api/v5/account/set-auto-earn**", Earn),
     any("/api/v5/fiat/**", Fiat),
     // Missed by the rules above (ccxt's okx endpoint table, docs/sources.md "Deny lists"): dust
     // conversion, auto-loan, trading bots (grid, DCA, recurring buy: creating one moves funds
@@ -237,7 +249,7 @@ static OKX_DENY: &[DenyRule] = &[
     any("**convert**", Convert),
     any("**loan**", Loan),
     any("**repay**", Loan),
-    on("POST", "/api/v5/tradingbot/**", Transfer),
+    writes("/api/v5/tradingbot/**", Transfer),
     any("/api/v5/asset/deposit**", Deposit),
     // Red-team round 8: the retired savings and lending endpoints, which SDKs still call
     // (`/api/v5/asset/purchase_redempt`, `/api/v5/asset/set-lending-rate`); their current
@@ -247,10 +259,10 @@ static OKX_DENY: &[DenyRule] = &[
     // Red-team round 11: the switch of account level into multi-currency or portfolio margin,
     // where a cash order may borrow (docs/policy.md, "Borrowing"). Its read, `GET
     // /api/v5/account/config`, is another path.
-    on("POST", "/api/v5/account/set-account-level**", Loan),
+    writes("/api/v5/account/set-account-level**", Loan),
     // Which assets back borrowing in those modes (Bybit's collateral switches and Coinbase's
     // are denied alike).
-    on("POST", "/api/v5/account/set-collateral-assets**", Loan),
+    writes("/api/v5/account/set-collateral-assets**", Loan),
 ];
 
 /// Coinbase (docs/sources.md, "Deny lists"): Advanced Trade v3 and the Coinbase App v2 endpoints
@@ -259,27 +271,25 @@ static COINBASE_DENY: &[DenyRule] = &[
     any("**withdraw**", Withdrawal),
     any("**transfer**", Transfer),
     any("/api/v3/brokerage/portfolios/move_funds**", Transfer),
-    on("POST", "/api/v3/brokerage/portfolios", SubAccount),
-    on("PUT", "/api/v3/brokerage/portfolios/*", SubAccount),
-    on("DELETE", "/api/v3/brokerage/portfolios/*", SubAccount),
+    writes("/api/v3/brokerage/portfolios", SubAccount),
+    writes("/api/v3/brokerage/portfolios/*", SubAccount),
     any("/api/v3/brokerage/intx/allocate**", Transfer),
     any("/api/v3/brokerage/intx/multi_asset_collateral**", Transfer),
     any("/api/v3/brokerage/cfm/sweeps**", Transfer),
     any("/v2/accounts/*/transactions**", Withdrawal),
     any("/v2/accounts/*/deposits**", Deposit),
     any("/v2/accounts/*/addresses**", Deposit),
-    on("POST", "/v2/accounts/*/buys**", Fiat),
-    on("POST", "/v2/accounts/*/sells**", Fiat),
-    on("PUT", "/v2/user**", ApiKeys),
-    on("DELETE", "/v2/accounts/**", SubAccount),
+    writes("/v2/accounts/*/buys**", Fiat),
+    writes("/v2/accounts/*/sells**", Fiat),
+    writes("/v2/user**", ApiKeys),
+    writes("/v2/accounts/**", SubAccount),
     any("**api_key**", ApiKeys),
     any("**apikey**", ApiKeys),
     any("/api/v3/brokerage/convert/**", Convert),
     // Missed by the rules above (ccxt's coinbase endpoint table, docs/sources.md "Deny lists"):
     // the key's own permissions, and creating or changing App (v2) accounts and wallets.
     any("**key_permissions**", ApiKeys),
-    on("POST", "/v2/accounts**", SubAccount),
-    on("PUT", "/v2/accounts**", SubAccount),
+    writes("/v2/accounts**", SubAccount),
 ];
 
 /// Kraken (docs/sources.md, "Deny lists"): method names under `/0/private/`.
@@ -330,6 +340,11 @@ static GATE_DENY: &[DenyRule] = &[
     any("/api/v4/loan/**", Loan),
     any("/api/v4/earn/**", Earn),
     any("/api/v4/alpha/orders**", Convert),
+    // Red-team round 21, newer than the endpoint list: LaunchPool staking and redemption,
+    // HODLer airdrops and candy drops (earn products: `launch/create-order` stakes a
+    // balance), and the "portfolio optimization" asset swap, which converts holdings.
+    any("/api/v4/launch/**", Earn),
+    any("/api/v4/asset-swap/**", Convert),
     on("GET", "/api/v4/wallet/deposit_address**", Deposit),
     // The history of UID pushes (transfers to another Gate user), and the main account's keys
     // with their permissions.
@@ -349,17 +364,13 @@ static GATE_DENY: &[DenyRule] = &[
     // currency's and all at once) and its collateral currencies, the borrowing leverage of an
     // isolated-margin market, CrossEx margin leverage, and the close-out order that buys to
     // repay cross-margin liabilities. Their GETs are reads and stay out of the rules.
-    on("PUT", "/api/v4/unified/unified_mode**", Loan),
-    on("POST", "/api/v4/unified/account_mode**", Loan),
-    on("POST", "/api/v4/unified/leverage/**", Loan),
-    on("POST", "/api/v4/unified/collateral_currencies**", Loan),
-    on(
-        "POST",
-        "/api/v4/margin/leverage/user_market_setting**",
-        Loan,
-    ),
-    on("POST", "/api/v4/crossex/margin_positions/leverage**", Loan),
-    on("POST", "/api/v4/spot/cross_liquidate_orders**", Loan),
+    writes("/api/v4/unified/unified_mode**", Loan),
+    writes("/api/v4/unified/account_mode**", Loan),
+    writes("/api/v4/unified/leverage/**", Loan),
+    writes("/api/v4/unified/collateral_currencies**", Loan),
+    writes("/api/v4/margin/leverage/user_market_setting**", Loan),
+    writes("/api/v4/crossex/margin_positions/leverage**", Loan),
+    writes("/api/v4/spot/cross_liquidate_orders**", Loan),
 ];
 
 /// KuCoin, checked against its 324 documented endpoints (docs/sources.md, "Deny lists").
@@ -373,7 +384,7 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("**apikey**", ApiKeys),
     any("/api/*/broker/nd/**", SubAccount),
     any("/api/*/user/**", SubAccount),
-    on("POST", "/api/*/deposit-address**", Deposit),
+    writes("/api/*/deposit-address**", Deposit),
     // Missed by the rule above (ccxt's kucoin endpoint table, docs/sources.md "Deny lists"): the
     // unified account's deposit addresses, `/api/ua/v1/{asset,account}/deposit/address`. (GET
     // `/api/v1/deposit-addresses` stays an ordinary read: tests/policy_exchanges.rs.)
@@ -394,8 +405,7 @@ static KUCOIN_DENY: &[DenyRule] = &[
     any("**borrow**", Loan),
     any("**repay**", Loan),
     any("**/convert/**", Convert),
-    on("POST", "**/copy-trade/**", Transfer),
-    on("DELETE", "**/copy-trade/**", Transfer),
+    writes("**/copy-trade/**", Transfer),
     // Red-team round 8: the v1 lending API (`/api/v1/margin/lend`, `toggle-auto-lend`), which
     // SDKs still call; the rule above named only v3's `/api/v3/lend/**`.
     any("**lend**", Earn),
@@ -403,12 +413,12 @@ static KUCOIN_DENY: &[DenyRule] = &[
     // wallet's balance into it (Bybit's `upgrade-to-uta` is denied for the same reason). The
     // GET of the same path, which ccxt reads before its first private request, stays signed.
     // Round 11: under any version (KuCoin's SDK sets it at `/api/ua/v2/account/mode`).
-    on("POST", "/api/ua/*/account/mode**", Transfer),
+    writes("/api/ua/*/account/mode**", Transfer),
     // Red-team round 11: the leverage that sets how much margin may borrow (Binance's max
     // leverage is denied for the same reason): the unified account's cross margin, and the
     // classic margin account's.
     any("**/modify-leverage-margin-cross**", Loan),
-    on("POST", "/api/v3/position/update-user-leverage**", Loan),
+    writes("/api/v3/position/update-user-leverage**", Loan),
 ];
 
 /// Bitget, checked against its 462 documented endpoints (docs/sources.md, "Deny lists").
@@ -437,9 +447,9 @@ static BITGET_DENY: &[DenyRule] = &[
     any("/api/v2/margin/*/account/borrow**", Loan),
     any("/api/margin/v1/**", Loan),
     any("/api/v3/account/repay**", Loan),
-    on("POST", "/api/*/copy/**", Transfer),
+    writes("/api/*/copy/**", Transfer),
     // Copy trading before v2 (`/api/mix/v1/trace/...`, `/api/spot/v1/trace/...`).
-    on("POST", "/api/*/v1/trace/**", Transfer),
+    writes("/api/*/v1/trace/**", Transfer),
     any("/api/v2/mix/account/union-convert**", Convert),
     // Missed by the rules above (ccxt's bitget endpoint table, docs/sources.md "Deny lists"):
     // v1 spot loans and their pledges (`/api/spot/v1/loan/...`: `/api/*/loan/**` matches one
@@ -454,13 +464,15 @@ static BITGET_DENY: &[DenyRule] = &[
     // one move every wallet's balance between the two (Bybit's `upgrade-to-uta` is denied for
     // the same reason). Their status reads (`GET .../upgrade-status`, `.../switch-status`) are
     // not fund-moving.
-    on("POST", "/api/v2/spot/account/upgrade**", Transfer),
-    on("POST", "/api/v3/account/switch**", Transfer),
+    writes("/api/v2/spot/account/upgrade**", Transfer),
+    // Exactly the switch: `switch**` also took `switch-deduct`, the BGB fee-deduction setting,
+    // refused as a transfer (red-team round 21).
+    writes("/api/v3/account/switch", Transfer),
     // Red-team round 11: the unified account's mode, whose margin modes borrow for trading
     // (OKX's account level is denied for the same reason).
-    on("POST", "/api/v3/account/adjust-account-mode**", Loan),
+    writes("/api/v3/account/adjust-account-mode**", Loan),
     // Which assets are collateral (Bybit's and OKX's switches are denied alike).
-    on("POST", "/api/v3/account/set-collateral-type**", Loan),
+    writes("/api/v3/account/set-collateral-type**", Loan),
 ];
 
 /// Parameters only fund-moving endpoints take (lower case, without `[...]` groups).
@@ -1025,6 +1037,14 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
     withheld_endpoint_(
         Exchange::Gate,
         "POST",
+        "/api/v4/unified/delta_neutral",
+        "switches the unified account's delta-neutral mode, which changes the margin asked \
+         across currencies",
+    ),
+    // The same switch as a PUT, Gate's method for its other mode switches (red-team round 21).
+    withheld_endpoint_(
+        Exchange::Gate,
+        "PUT",
         "/api/v4/unified/delta_neutral",
         "switches the unified account's delta-neutral mode, which changes the margin asked \
          across currencies",
