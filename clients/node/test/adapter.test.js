@@ -1,7 +1,8 @@
 'use strict';
 // The ccxt adapter's promises beyond the signatures themselves (those are the differential
 // tests): public requests untouched, no secret on the instance, tapsign's refusals as ccxt's
-// error classes with tapsign's message, nothing sent when the agent refuses, concurrency.
+// error classes with tapsign's message, nothing sent when the agent refuses, concurrency,
+// Binance's key-only calls sent as ccxt sends them.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -9,6 +10,7 @@ const assert = require('node:assert/strict');
 const tapsign = require('..');
 const { attach, PLACEHOLDERS } = require('../lib/ccxt');
 const { World } = require('./helpers/world');
+const { fakeAgent, golden } = require('./helpers/fake-agent');
 const h = require('./diff/harness');
 const verify = require('./diff/verify');
 
@@ -222,5 +224,121 @@ test('an apostrophe in a query is refused before the agent is asked: fetch would
       return true;
     });
     assert.equal(sent.length, 0, id);
+  }
+});
+
+// The calls ccxt's binance `sign` sends with the API key alone (its `path` is historicalTrades,
+// userDataStream, listenKey or userListenToken), one per API family that has them.
+const KEY_ONLY_CALLS = [
+  ['binanceusdm', 'fapiPrivatePostListenKey', {}],
+  ['binanceusdm', 'fapiPrivatePutListenKey', {}],
+  ['binanceusdm', 'fapiPrivateDeleteListenKey', {}],
+  ['binancecoinm', 'dapiPrivatePostListenKey', {}],
+  ['binance', 'eapiPrivatePostListenKey', {}],
+  ['binance', 'papiPostListenKey', {}],
+  ['binance', 'publicPostUserDataStream', {}],
+  ['binance', 'publicPutUserDataStream', { listenKey: 'lk1' }],
+  ['binance', 'publicDeleteUserDataStream', { listenKey: 'lk1' }],
+  ['binance', 'sapiPostUserDataStream', {}],
+  ['binance', 'sapiPutUserDataStream', { listenKey: 'lk1' }],
+  ['binance', 'sapiPostUserListenToken', {}],
+  ['binance', 'publicGetHistoricalTrades', { symbol: 'BTCUSDT', limit: 5 }],
+  ['binanceusdm', 'fapiPublicGetHistoricalTrades', { symbol: 'BTCUSDT' }],
+  ['binancecoinm', 'dapiPublicGetHistoricalTrades', { symbol: 'BTCUSD_PERP' }],
+];
+
+test('Binance key-only calls (listenKey, userDataStream, historicalTrades) go out as ccxt sends them, with the real API key', async () => {
+  // Red-team round 21: these were sent to the agent to sign and refused as outside the
+  // trading profile, with advice to write a config entry; Binance wants no signature there.
+  for (const [id, call, params] of KEY_ONLY_CALLS) {
+    const plain = new ccxt[id]({ enableRateLimit: false, apiKey: BINANCE.apiKey, secret: BINANCE.secret });
+    const plainSent = h.record(plain, () => ({ listenKey: 'lk1' }));
+    await plain[call]({ ...params });
+    const ex = new ccxt[id]({ enableRateLimit: false });
+    const sent = h.record(ex, () => ({ listenKey: 'lk1' }));
+    attach(ex, { key: 'binance-main', path: world.sock });
+    await ex[call]({ ...params });
+    // The account read that taught the adapter the API key was signed, never sent.
+    assert.deepEqual(sent, plainSent, call);
+    assert.equal(sent[0].headers['X-MBX-APIKEY'], BINANCE.apiKey, call);
+    assert.ok(!/timestamp|signature/.test(sent[0].url + (sent[0].body || '')), call);
+  }
+});
+
+test('paths ccxt signs that merely end like a key-only one go to the agent', async () => {
+  // ccxt signs /sapi/v1/equity/listenKey (Binance wants it signed) and the isolated-margin
+  // /sapi/v1/userDataStream/isolated: the agent's binance profile has neither, so both are
+  // refused, and nothing is sent.
+  for (const [call, params] of [
+    ['sapiPostEquityListenKey', {}],
+    ['sapiPostUserDataStreamIsolated', { symbol: 'BTCUSDT' }],
+  ]) {
+    const { ex, sent } = binance();
+    attach(ex, { key: 'binance-main', path: world.sock });
+    await assert.rejects(ex[call](params), (e) => {
+      assert.ok(e instanceof ccxt.PermissionDenied, `${call}: ${e.constructor.name} ${e.message}`);
+      assert.equal(e.code, 'policy_denied', call);
+      return true;
+    });
+    assert.equal(sent.length, 0, call);
+  }
+});
+
+test('the API key for key-only calls comes from a signed answer; the probe is signed once, never sent', async () => {
+  const frames = [];
+  const fake = await fakeAgent(async (peer) => {
+    await peer.greet();
+    for (;;) {
+      let msg;
+      try {
+        msg = await peer.next();
+      } catch {
+        return;
+      }
+      frames.push(msg);
+      const { type, key, kind, ...request } = msg;
+      void type;
+      void kind;
+      if (key === 'locked-key') peer.send(golden('response_error_locked'));
+      else if (key === 'okx-key') peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-SIGN': 's' } });
+      else peer.send({ type: 'signed', ...request, headers: { 'X-MBX-APIKEY': `AK-${key}` } });
+    }
+  });
+  const signs = () => frames.filter((f) => f.type === 'sign').map((f) => `${f.key} ${f.method} ${f.path}`);
+  try {
+    const ex = new ccxt.binanceusdm({ enableRateLimit: false });
+    const sent = h.record(ex, () => ({ listenKey: 'lk1', assets: [], positions: [] }));
+    attach(ex, { key: 'k1', path: fake.path });
+    await ex.fapiPrivatePostListenKey();
+    await ex.fapiPrivatePutListenKey();
+    assert.deepEqual(signs(), ['k1 GET /api/v3/account'], 'one probe, then the key is known');
+    assert.deepEqual(
+      sent.map((r) => [r.method, verify.parts(r.url).path, r.headers['X-MBX-APIKEY']]),
+      [
+        ['POST', '/fapi/v1/listenKey', 'AK-k1'],
+        ['PUT', '/fapi/v1/listenKey', 'AK-k1'],
+      ],
+    );
+    // Attached to another key: its API key is learnt again, here from a signed call.
+    attach(ex, { key: 'k2', path: fake.path });
+    await ex.fapiPrivateV2GetAccount();
+    await ex.fapiPrivateDeleteListenKey();
+    assert.deepEqual(signs().slice(1), ['k2 GET /fapi/v2/account']);
+    assert.equal(sent.at(-1).headers['X-MBX-APIKEY'], 'AK-k2');
+
+    // A probe the agent refuses is the call's error, and nothing is sent.
+    const before = sent.length;
+    attach(ex, { key: 'locked-key', path: fake.path });
+    await assert.rejects(ex.fapiPrivatePostListenKey(), (e) => e instanceof ccxt.AuthenticationError && e.code === 'locked');
+    // A key of another exchange has no Binance API key to give.
+    attach(ex, { key: 'okx-key', path: fake.path });
+    await assert.rejects(ex.fapiPrivatePostListenKey(), (e) => {
+      assert.ok(e instanceof ccxt.BadRequest, e.constructor.name);
+      assert.match(e.message, /"okx-key" in another exchange's scheme \(no X-MBX-APIKEY header\)/);
+      return true;
+    });
+    assert.equal(sent.length, before);
+  } finally {
+    await fake.close();
   }
 });

@@ -9,13 +9,15 @@
 // - `fetch()` (wrapped on the instance) asks the agent to sign a tagged request and sends the
 //   agent's method, path, query, body and headers byte for byte.
 // Public requests carry no auth and pass through both untouched. The agent's timestamp and
-// nonce replace ccxt's; the API key comes from the agent's headers.
+// nonce replace ccxt's; the API key comes from the agent's headers. The few Binance calls ccxt
+// sends with the API key alone (schemes.js, `keyOnly`) are not signed: they go out as ccxt
+// builds them, with the API key learnt from a signed answer.
 
 const { Agent } = require('../agent');
 const errors = require('../errors');
 
 const { TapsignError } = errors;
-const { SCHEMES, BY_CCXT_ID, splitUrl } = require('./schemes');
+const { SCHEMES, BY_CCXT_ID, splitUrl, base, findHeader, withoutHeaders } = require('./schemes');
 
 const STATE = Symbol('tapsign.ccxt');
 const PENDING = Symbol('tapsign.pending');
@@ -83,7 +85,9 @@ function attach(exchange, options = {}) {
 
   const already = exchange[STATE];
   const state = already || { sign: exchange.sign, fetch: exchange.fetch };
-  Object.assign(state, { key, agent, scheme, schemeName });
+  // `apiKey`: the key's API key as the agent's answers show it, for key-only calls; another
+  // key (or agent) has its own, learnt again.
+  Object.assign(state, { key, agent, scheme, schemeName, apiKey: undefined });
   if (already) return exchange;
   Object.defineProperty(exchange, STATE, { value: state, enumerable: false });
 
@@ -100,6 +104,7 @@ function attach(exchange, options = {}) {
     if (!isSigned(state.scheme, req)) return req;
     let pending;
     try {
+      if (isKeyOnly(state.scheme, path)) return tag(keyOnly(state.scheme, req));
       pending = state.scheme.unsign(req, this);
       if (pending.query.includes("'")) {
         // fetch (WHATWG URL) sends a query's apostrophe as %27: the exchange would check other
@@ -112,15 +117,7 @@ function attach(exchange, options = {}) {
     } catch (e) {
       throw toCcxtError(this, e);
     }
-    const query = pending.query ? `?${pending.query}` : '';
-    const out = {
-      url: pending.origin + pending.path + query,
-      method: pending.method,
-      body: pending.hadBody ? pending.body : undefined,
-      headers: { ...pending.headers },
-    };
-    Object.defineProperty(out.headers, PENDING, { value: pending, enumerable: false });
-    return out;
+    return tag(pending);
   };
 
   exchange.fetch = async function fetch(url, method = 'GET', headers = undefined, body = undefined) {
@@ -129,21 +126,105 @@ function attach(exchange, options = {}) {
       refusePlaceholders(this, url, headers, body);
       return state.fetch.call(this, url, method, headers, body);
     }
+    if (pending.keyOnly) {
+      let req;
+      try {
+        req = await keyOnlyRequest(this, state, pending);
+      } catch (e) {
+        throw toCcxtError(this, e);
+      }
+      return state.fetch.call(this, req.url, req.method, req.headers, req.body);
+    }
+    const { key, agent } = state;
     let signed;
     try {
-      signed = await state.agent.sign(state.key, pending.method, pending.path, {
+      signed = await agent.sign(key, pending.method, pending.path, {
         query: pending.query,
         body: pending.body,
       });
     } catch (e) {
       throw toCcxtError(this, e);
     }
+    learnApiKey(state, key, agent, signed.headers);
     let out = { ...pending.headers, ...signed.headers };
     if (state.scheme.finish) out = state.scheme.finish(out, signed, this);
     const signedBody = signed.body === '' && !pending.hadBody ? undefined : signed.body;
     return state.fetch.call(this, signed.url(pending.origin), signed.method, out, signedBody);
   };
   return exchange;
+}
+
+/** The request `sign()` hands ccxt: `pending` as ccxt would send it, tagged for `fetch()`. */
+function tag(pending) {
+  const query = pending.query ? `?${pending.query}` : '';
+  const out = {
+    url: pending.origin + pending.path + query,
+    method: pending.method,
+    body: pending.hadBody ? pending.body : undefined,
+    headers: { ...pending.headers },
+  };
+  Object.defineProperty(out.headers, PENDING, { value: pending, enumerable: false });
+  return out;
+}
+
+/** ccxt's `sign` sends `path` (its own, relative to the API family) with the API key alone. */
+function isKeyOnly(scheme, path) {
+  return Boolean(scheme.keyOnly) && scheme.keyOnly.paths.has(path);
+}
+
+/** A key-only request as ccxt built it, without its placeholder API key: nothing to sign. */
+function keyOnly(scheme, req) {
+  const r = base(req);
+  r.headers = withoutHeaders(r.headers, [scheme.keyOnly.header]);
+  r.keyOnly = true;
+  return r;
+}
+
+/**
+ * The key-only request to send: ccxt's, with the API key of the attached credential. The key
+ * comes from a signed answer; before the first one, from the scheme's probe, which the agent
+ * signs (one signature of the session's budget, one audit line) and which is never sent.
+ */
+async function keyOnlyRequest(exchange, state, pending) {
+  const { key, agent, scheme, schemeName } = state;
+  const { header, probe } = scheme.keyOnly;
+  let apiKey = state.apiKey;
+  if (apiKey === undefined) {
+    const [method, path] = probe;
+    apiKey = learnApiKey(state, key, agent, (await agent.sign(key, method, path)).headers);
+    if (apiKey === undefined) {
+      throw new errors.BadRequest(
+        `the agent signed with key "${key}" in another exchange's scheme (no ${header} header): ` +
+          `attach it to a ${schemeName} exchange`,
+      );
+    }
+  }
+  const req = {
+    url: pending.origin + pending.path + (pending.query ? `?${pending.query}` : ''),
+    method: pending.method,
+    headers: { ...pending.headers, [header]: apiKey },
+    body: pending.hadBody ? pending.body : undefined,
+  };
+  if (containsPlaceholder(req.url, req.body, ...Object.values(req.headers))) {
+    // ccxt put its credentials somewhere else than the API-key header: never send them.
+    throw new errors.Internal(
+      `tapsign could not take ccxt's own authentication out of ${req.method} ${pending.path} ` +
+        `(${exchange.id}); nothing was sent. Please report this with your ccxt version`,
+    );
+  }
+  return req;
+}
+
+/**
+ * The API key in a signed answer (schemes with key-only calls), kept for the key-only calls
+ * unless the instance was attached to another key (or agent) while the agent signed.
+ */
+function learnApiKey(state, key, agent, headers) {
+  const { keyOnly } = state.scheme;
+  const name = keyOnly ? findHeader(headers, keyOnly.header) : undefined;
+  if (name === undefined) return undefined;
+  if (state.key === key && state.agent === agent) state.apiKey = headers[name];
+  return headers[name];
 }
 
 /** ccxt signed this request: its auth headers are there, or a placeholder went into it. */

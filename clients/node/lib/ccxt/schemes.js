@@ -127,6 +127,20 @@ const SCHEMES = {
 
   binance: {
     auth: ['X-MBX-APIKEY'],
+    // ccxt's binance `sign` sends these (its `path`, under any of its API families: listenKey
+    // on /fapi, /dapi, /eapi, /papi; userDataStream on /api and /sapi; userListenToken;
+    // historicalTrades) with the API key alone, no timestamp and no signature. They are not
+    // the agent's to sign: Binance refuses the parameters the agent would add (-1104), and a
+    // config entry for one would make its signatures good on every endpoint taking the same
+    // parameters. So they go out as ccxt builds them, with the real API key, learnt from a
+    // signed answer (if none yet, from `probe`, an account read signed and never sent). ccxt
+    // signs the paths that merely end like these (`equity/listenKey`,
+    // `userDataStream/isolated`), and so they go to the agent.
+    keyOnly: {
+      paths: new Set(['historicalTrades', 'userDataStream', 'listenKey', 'userListenToken']),
+      header: 'X-MBX-APIKEY',
+      probe: ['GET', '/api/v3/account'],
+    },
     unsign(req) {
       // ccxt writes `timestamp=<its clock>&<params>&signature=<hmac>` into the query (GET,
       // DELETE) or the body; the agent appends its own `timestamp` and `signature`.
@@ -267,6 +281,7 @@ const BY_CCXT_ID = {
 
 module.exports = {
   SCHEMES,
+  base,
   BY_CCXT_ID,
   splitUrl,
   findHeader,
