@@ -13,9 +13,11 @@ import pytest
 
 import creds
 import diffkit
+import fakeagent
 import tapsign
 import tapsign.aio
 from agentworld import World
+from fakeagent import FakeAgent, using
 from markets import market
 from tapsign.ccxt import _rules, attach, ccxt_class
 from test_diff_binance import MARKETS, respond, verify
@@ -119,14 +121,86 @@ def test_a_key_of_another_exchange_is_refused_before_sending(agent: tapsign.Agen
     assert rec.sent == []
 
 
-def test_binance_key_only_endpoints_get_the_real_key_and_no_signature(agent: tapsign.Agent) -> None:
-    ex, rec = diffkit.instance(ccxt.binanceusdm, MARKETS, lambda m, u, b: {"listenKey": "lk"})
-    attach(ex, key="binance-main", agent=agent)
-    ex.fapiPrivatePostListenKey()
-    sent = rec.sent[0]
-    assert sent.path == "/fapi/v1/listenKey"
-    assert sent.header("X-MBX-APIKEY") == creds.BINANCE[0]
-    assert "signature" not in sent.url + (sent.body or "") and "timestamp" not in sent.url + (sent.body or "")
+# The calls ccxt's binance ``sign`` sends with the API key alone (its path is historicalTrades,
+# userDataStream, listenKey or userListenToken), one per API family that has them; the Node
+# adapter's test (clients/node/test/adapter.test.js) runs the same list.
+KEY_ONLY_CALLS = [
+    (ccxt.binanceusdm, "fapiPrivatePostListenKey", {}),
+    (ccxt.binanceusdm, "fapiPrivatePutListenKey", {}),
+    (ccxt.binanceusdm, "fapiPrivateDeleteListenKey", {}),
+    (ccxt.binancecoinm, "dapiPrivatePostListenKey", {}),
+    (ccxt.binance, "eapiPrivatePostListenKey", {}),
+    (ccxt.binance, "papiPostListenKey", {}),
+    (ccxt.binance, "publicPostUserDataStream", {}),
+    (ccxt.binance, "publicPutUserDataStream", {"listenKey": "lk1"}),
+    (ccxt.binance, "publicDeleteUserDataStream", {"listenKey": "lk1"}),
+    (ccxt.binance, "sapiPostUserDataStream", {}),
+    (ccxt.binance, "sapiPutUserDataStream", {"listenKey": "lk1"}),
+    (ccxt.binance, "sapiPostUserListenToken", {}),
+    (ccxt.binance, "publicGetHistoricalTrades", {"symbol": "BTCUSDT", "limit": 5}),
+    (ccxt.binanceusdm, "fapiPublicGetHistoricalTrades", {"symbol": "BTCUSDT"}),
+    (ccxt.binancecoinm, "dapiPublicGetHistoricalTrades", {"symbol": "BTCUSD_PERP"}),
+]
+
+
+def test_binance_key_only_endpoints_go_out_as_ccxt_sends_them_with_the_real_key(agent: tapsign.Agent) -> None:
+    for cls, call, params in KEY_ONLY_CALLS:
+        plain, rec_plain = diffkit.instance(cls, MARKETS, lambda m, u, b: {"listenKey": "lk1"},
+                                            {"apiKey": creds.BINANCE[0], "secret": creds.BINANCE[1]})
+        getattr(plain, call)(dict(params))
+        ex, rec = diffkit.instance(cls, MARKETS, lambda m, u, b: {"listenKey": "lk1"})
+        attach(ex, key="binance-main", agent=agent)
+        getattr(ex, call)(dict(params))
+        # The account read that taught the adapter the API key was signed, never sent.
+        assert [(s.method, s.url, s.headers, s.body) for s in rec.sent] == \
+               [(s.method, s.url, s.headers, s.body) for s in rec_plain.sent], call
+        sent = rec.sent[0]
+        assert sent.header("X-MBX-APIKEY") == creds.BINANCE[0], call
+        assert "signature" not in sent.url + (sent.body or "") and "timestamp" not in sent.url + (sent.body or ""), call
+
+
+def test_binance_paths_that_merely_end_like_a_key_only_one_go_to_the_agent(agent: tapsign.Agent) -> None:
+    # Red-team round 21: the adapter told key-only calls by how the URL ends, and so sent
+    # /sapi/v1/equity/listenKey, which ccxt signs and Binance wants signed, with the API key
+    # alone. ccxt decides by its own path; so does the adapter now. The agent's binance
+    # profile has neither of these: refused, and nothing is sent.
+    for call, params in [("sapiPostEquityListenKey", {}), ("sapiPostUserDataStreamIsolated", {"symbol": "BTCUSDT"})]:
+        ex, rec = binance(agent)
+        with pytest.raises(ccxt.PermissionDenied) as refused:
+            getattr(ex, call)(params)
+        assert isinstance(refused.value, tapsign.PolicyDenied), call
+        assert rec.sent == [], call
+
+
+def test_an_async_binance_key_only_call_goes_out_with_the_real_key(world: World) -> None:
+    async def go() -> None:
+        ex, rec = diffkit.instance(ccxt.async_support.binanceusdm, MARKETS, lambda m, u, b: {"listenKey": "lk1"})
+        attach(ex, key="binance-main", agent=tapsign.aio.Agent(world.sock))
+        try:
+            await ex.fapiPrivatePostListenKey()
+            await ex.fapiPrivatePutListenKey()
+        finally:
+            await ex.close()
+        assert [(s.method, s.path, s.header("X-MBX-APIKEY")) for s in rec.sent] == [
+            ("POST", "/fapi/v1/listenKey", creds.BINANCE[0]),
+            ("PUT", "/fapi/v1/listenKey", creds.BINANCE[0]),
+        ]
+
+    asyncio.run(go())
+
+
+@using(fakeagent.serve_forever)
+def test_a_key_only_call_with_another_exchanges_key_is_refused_not_sent(fake: FakeAgent) -> None:
+    # The fake signs with an `X-Fake` header, as a key of another exchange would answer: the
+    # account read that should teach the Binance API key teaches none.
+    ex, rec = diffkit.instance(ccxt.binanceusdm, MARKETS, lambda m, u, b: {"listenKey": "lk1"})
+    attach(ex, key="okx-main", agent=tapsign.Agent(fake.path))
+    with pytest.raises(ccxt.BadRequest) as refused:
+        ex.fapiPrivatePostListenKey()
+    assert isinstance(refused.value, tapsign.BadRequest)
+    assert "'okx-main' in another exchange's scheme (no X-MBX-APIKEY header)" in str(refused.value)
+    assert [(m["method"], m["path"]) for m in fake.requests("sign")] == [("GET", "/api/v3/account")]
+    assert rec.sent == []
 
 
 def test_nothing_leaves_with_a_placeholder(agent: tapsign.Agent) -> None:

@@ -27,7 +27,7 @@ import json
 import secrets
 import threading
 from base64 import b64encode
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 from urllib.parse import parse_qs
 
 from .. import aio, errors
@@ -40,6 +40,7 @@ from ._rules import RULES, UNSIGNED, Rule, Unsigned
 __all__ = ["attach", "ccxt_class"]
 
 _PENDING = "X-Tapsign-Pending"  # sign() -> fetch(): this request waits for the agent
+_KEY_ONLY = "X-Tapsign-Key-Only"  # sign() -> fetch(): ...with the API key alone (Binance)
 _SECRET_FIELDS = ("secret", "password", "privateKey", "token")
 
 
@@ -93,7 +94,9 @@ class _Adapter:
             except errors.TapsignError as e:
                 raise self.to_ccxt(e) from None
             headers = dict(unsigned.headers)
-            headers[_PENDING] = self.token
+            # As ccxt decides it: by its own path, not by how the URL ends.
+            key_only = self.rule.scheme == "binance" and path in _rules.BINANCE_KEY_ONLY
+            headers[_KEY_ONLY if key_only else _PENDING] = self.token
             url = unsigned.base + unsigned.path + ("?" + unsigned.query if unsigned.query else "")
             return {"url": url, "method": unsigned.method, "body": unsigned.body, "headers": headers}
 
@@ -101,17 +104,20 @@ class _Adapter:
 
     # ---------------------------------------------------------------- fetch(): sign and send
 
-    def pending(self, url: str, method: str, headers: Optional[Dict[str, str]], body: Any) -> Optional[Unsigned]:
-        if not headers or headers.get(_PENDING) is None:
+    def pending(
+        self, url: str, method: str, headers: Optional[Dict[str, str]], body: Any
+    ) -> Optional[Tuple[Unsigned, bool]]:
+        """The request sign() marked (and whether it is key-only), or None for a public one."""
+        if not headers:
             return None
-        if headers[_PENDING] != self.token:
+        mark = _KEY_ONLY if headers.get(_KEY_ONLY) is not None else _PENDING
+        if headers.get(mark) is None:
+            return None
+        if headers[mark] != self.token:
             raise errors.ProtocolError("a request marked for another attached instance")
-        rest = {k: v for k, v in headers.items() if k != _PENDING}
+        rest = {k: v for k, v in headers.items() if k != mark}
         base, path, query = _rules.split_url(url)
-        return Unsigned(method, base, path, query, body, rest)
-
-    def key_only(self, u: Unsigned) -> bool:
-        return self.rule.scheme == "binance" and u.path.endswith(_rules.BINANCE_KEY_ONLY)
+        return Unsigned(method, base, path, query, body, rest), mark == _KEY_ONLY
 
     def signed_request(self, u: Unsigned, signed: SignedRequest) -> Dict[str, Any]:
         """The request to send: the agent's strings as they are, ccxt's other headers."""
@@ -131,7 +137,11 @@ class _Adapter:
 
     def key_only_request(self, u: Unsigned) -> Dict[str, Any]:
         if self.api_key is None:
-            raise errors.Internal("no Binance API key learnt from the agent yet", "internal")
+            raise errors.BadRequest(
+                f"the agent signed with key {self.key!r} in another exchange's scheme (no "
+                f"{self.rule.expect_header} header): attach it to a {self.rule.scheme} exchange",
+                "bad_request",
+            )
         headers = dict(u.headers)
         headers["X-MBX-APIKEY"] = self.api_key
         url = u.base + u.path + ("?" + u.query if u.query else "")
@@ -169,11 +179,12 @@ def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any
     assert isinstance(agent, Agent)
 
     def fetch(url: str, method: str = "GET", headers: Optional[Dict[str, str]] = None, body: Any = None) -> Any:
-        u = ad.pending(url, method, headers, body)
-        if u is None:
+        marked = ad.pending(url, method, headers, body)
+        if marked is None:
             return original(url, method, headers, body)
+        u, key_only = marked
         try:
-            if ad.key_only(u):
+            if key_only:
                 if ad.api_key is None:
                     ad.remember_key(agent.sign(ad.key, *_BINANCE_KEY_PROBE).headers)
                 req = ad.key_only_request(u)
@@ -195,11 +206,12 @@ def _async_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., An
     assert isinstance(agent, aio.Agent)
 
     async def fetch(url: str, method: str = "GET", headers: Optional[Dict[str, str]] = None, body: Any = None) -> Any:
-        u = ad.pending(url, method, headers, body)
-        if u is None:
+        marked = ad.pending(url, method, headers, body)
+        if marked is None:
             return await original(url, method, headers, body)
+        u, key_only = marked
         try:
-            if ad.key_only(u):
+            if key_only:
                 if ad.api_key is None:
                     ad.remember_key((await agent.sign(ad.key, *_BINANCE_KEY_PROBE)).headers)
                 req = ad.key_only_request(u)

@@ -220,9 +220,12 @@ IDS: Dict[str, str] = {
     "bitget": "bitget",
 }
 
-# Binance endpoints that ccxt authenticates with the API key alone (no signature). Binance
-# refuses unread parameters on them (-1104), so they are not sent to the agent to sign: the
-# API key is taken from an earlier signed answer instead.
-BINANCE_KEY_ONLY = ("/userDataStream", "/listenKey", "/userListenToken", "/historicalTrades")
+# The Binance calls ccxt's ``sign`` sends with the API key alone, no signature: those whose
+# ccxt ``path`` (relative to its API family: listenKey on /fapi, /dapi, /eapi, /papi;
+# userDataStream on /api and /sapi) is one of these. Binance refuses unread parameters on them
+# (-1104), so they are not sent to the agent to sign: the API key is taken from an earlier
+# signed answer instead. ccxt signs the paths that merely end like these
+# (``equity/listenKey``, ``userDataStream/isolated``), and so they go to the agent.
+BINANCE_KEY_ONLY = frozenset({"historicalTrades", "userDataStream", "listenKey", "userListenToken"})
 
 PostFix = Callable[[Dict[str, str], Dict[str, object]], Dict[str, str]]
