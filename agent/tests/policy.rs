@@ -2639,6 +2639,41 @@ fn the_round_21_endpoint_sweep_is_refused_without_a_line_or_pointed_to_the_profi
     assert!(!msg.contains("/api/ua/v1"), "{msg}");
 }
 
+/// Red-team round 21: a bot asking the agent to sign Binance's key-only calls (a user data
+/// stream's listen key, historical trades) was told to write a config entry, which on Binance
+/// makes signatures good on every endpoint with the same parameters; it is told to send them
+/// with the API key alone, and gets no line. The equity account's listen key, which Binance
+/// wants signed, is an ordinary refusal.
+#[test]
+fn binance_key_only_calls_are_refused_with_how_to_send_them() {
+    for (method, path, query) in [
+        ("POST", "/fapi/v1/listenKey", ""),
+        ("PUT", "/dapi/v1/listenKey", ""),
+        ("DELETE", "/papi/v1/listenKey", ""),
+        ("POST", "/api/v3/userDataStream", ""),
+        ("POST", "/sapi/v1/userDataStream", ""),
+        ("GET", "/api/v3/historicalTrades", "symbol=BTCUSDT"),
+        ("POST", "/sapi/v1/userListenToken", ""),
+    ] {
+        let r = support::req(method, path, query, "");
+        let err = check_with(Binance, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::KeyOnly { .. }))
+                && msg.contains("X-MBX-APIKEY")
+                && !msg.contains("allow = [")
+                && !msg.contains("by hand"),
+            "{method} {path}: {msg}"
+        );
+    }
+    let equity = support::req("POST", "/sapi/v1/equity/listenKey", "", "");
+    let err = check_with(Binance, &KeyPolicy::default(), &equity).unwrap_err();
+    assert!(
+        !matches!(err, Refusal::Denied(Denial::KeyOnly { .. })),
+        "{err}"
+    );
+}
+
 /// Red-team round 20: OKX's `instIdCode` (a numeric instrument code OKX reads before
 /// `instId`) was refused with a line taking it; pasted, the options check (which reads
 /// `instId`) let a code name an option. It is withheld: refused with why, no line, in a batch

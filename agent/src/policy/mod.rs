@@ -136,6 +136,17 @@ pub enum Denial {
          `only` under [keys.{key}] by hand"
     )]
     NotInOnly { key: String, entry: String },
+    /// One of Binance's calls that take the API key alone, which Binance refuses signed: a bot
+    /// asking for one is told how to send it, not to write an entry for it (an entry on Binance
+    /// makes signatures good on every endpoint with the same parameters; red-team round 21).
+    #[error(
+        "refused: {method} {path} is one of Binance's calls that take the API key alone (no \
+         timestamp, no signature: Binance refuses them signed), so tapsign signs none of them \
+         and suggests no line. Send it without asking the agent, with the key in the \
+         X-MBX-APIKEY header (every answer the agent signs for this key carries it); the \
+         Python and Node ccxt adapters do so by themselves"
+    )]
+    KeyOnly { method: String, path: String },
     #[error(
         "refused: {method} {path} is not in {exchange}'s trading profile; tapsign signs only \
          the endpoints trading needs (agent/profiles/{exchange}.toml). {how}",
@@ -586,6 +597,17 @@ fn wrapped_in<'n>(entry: &Endpoint, name: &'n str) -> Option<&'n str> {
         };
         entry.params.iter().any(|p| same(p, head)) && !entry.params.iter().any(members)
     })
+}
+
+/// Whether `segments` name one of Binance's calls that take the API key alone (security type
+/// `USER_STREAM` or `MARKET_DATA`): a user data stream's listen key, the old user data stream,
+/// the listen token, the historical trades. The equity account's listen key is signed.
+fn binance_key_only(segments: &[String]) -> bool {
+    let last = segments.last().map(String::as_str);
+    matches!(
+        last,
+        Some("listenKey" | "userDataStream" | "userListenToken" | "historicalTrades")
+    ) && !segments.iter().any(|s| s == "equity")
 }
 
 /// The path of the same request under another API version (a segment `v1` to `v5` changed)
@@ -1149,6 +1171,13 @@ pub fn check_request<'p>(
     let Some((endpoint, source)) = profile::find(exchange, policy, &parsed) else {
         if let Some(denial) = path_case() {
             return Err(denial.into());
+        }
+        if exchange == Exchange::Binance && binance_key_only(&parsed.segments) {
+            return Err(Denial::KeyOnly {
+                method: parsed.method.clone(),
+                path: wire.path.clone(),
+            }
+            .into());
         }
         if let Some(entry) = profile::only_leaves_out(exchange, policy, &parsed) {
             return Err(Denial::NotInOnly {
