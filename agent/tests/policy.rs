@@ -2574,16 +2574,36 @@ fn the_round_21_endpoint_sweep_is_refused_without_a_line_or_pointed_to_the_profi
             "{method} {path}: {err}"
         );
     }
-    let (err, _) = refused(
-        Exchange::Gate,
-        "PUT",
-        "/api/v4/unified/delta_neutral",
-        r#"{"enable":true}"#,
-    );
-    assert!(
-        matches!(err, Refusal::Denied(Denial::WithheldEndpoint { .. })),
-        "{err}"
-    );
+    // Withheld endpoints under every write method but DELETE (the recheck: an options order
+    // amended with PATCH, the delta-neutral switch as a PUT, got a line).
+    for (method, path) in [
+        ("PUT", "/api/v4/unified/delta_neutral"),
+        ("PATCH", "/api/v4/unified/delta_neutral"),
+        ("PATCH", "/api/v4/options/orders/1"),
+        ("POST", "/api/v4/options/orders/1"),
+        ("PUT", "/api/v4/options/orders"),
+        ("PATCH", "/api/v4/crossex/orders/1"),
+        ("PATCH", "/api/v4/crossex/accounts"),
+    ] {
+        let (err, _) = refused(Exchange::Gate, method, path, r#"{"enable":true}"#);
+        assert!(
+            matches!(err, Refusal::Denied(Denial::WithheldEndpoint { .. })),
+            "{method} {path}: {err}"
+        );
+    }
+    // A deposit address is not made with a write either.
+    for method in ["POST", "PUT"] {
+        let (err, _) = refused(
+            Exchange::Gate,
+            method,
+            "/api/v4/wallet/deposit_address",
+            "{}",
+        );
+        assert!(
+            matches!(err, Refusal::Denied(Denial::BuiltIn { .. })),
+            "{method}: {err}"
+        );
+    }
     // Their reads stay out of the rules.
     let read = support::req("GET", "/api/v4/unified/unified_mode", "", "");
     assert!(!matches!(
@@ -2630,6 +2650,14 @@ fn the_round_21_endpoint_sweep_is_refused_without_a_line_or_pointed_to_the_profi
         "/api/ua/v1/unified/order/place",
         &margin,
     );
+    // A margin order is refused there too, so it is not pointed there.
+    let (_, msg) = refused(
+        Exchange::Kucoin,
+        "POST",
+        "/api/ua/v2/unified/order/place",
+        &margin,
+    );
+    assert!(!msg.contains("/api/ua/v1"), "{msg}");
     let (_, msg) = refused(
         Exchange::Kucoin,
         "POST",

@@ -611,26 +611,34 @@ fn binance_key_only(segments: &[String]) -> bool {
 }
 
 /// The path of the same request under another API version (a segment `v1` to `v5` changed)
-/// that the key's profile takes as it is, if any: a refusal names it rather than leave the
-/// trader to write an entry for a version the profile does not know (red-team round 21:
-/// KuCoin's SDKs place unified-account orders under `/api/ua/v2`, the profile takes `v1`).
-fn other_version(exchange: Exchange, policy: &KeyPolicy, parsed: &Parsed) -> Option<String> {
+/// that the key's policy signs as it is, every check passed, if any: a refusal names it rather
+/// than leave the trader to write an entry for a version the profile does not know (red-team
+/// round 21: KuCoin's SDKs place unified-account orders under `/api/ua/v2`, the profile takes
+/// `v1`). A request the other version would refuse too (a margin order) gets no such hint.
+fn other_version(
+    exchange: Exchange,
+    key: &str,
+    policy: &KeyPolicy,
+    req: &SignRequest,
+) -> Option<String> {
     let version = |s: &str| s.len() == 2 && s.starts_with('v') && s.as_bytes()[1].is_ascii_digit();
-    let at = parsed.segments.iter().position(|s| version(s))?;
+    let segments: Vec<&str> = req.path.split('/').collect();
+    let at = segments.iter().position(|s| version(s))?;
     (1..=5).map(|n| format!("v{n}")).find_map(|v| {
-        if v == parsed.segments[at] {
+        if v == segments[at] {
             return None;
         }
-        let mut twin = parsed.clone();
-        twin.segments[at] = v;
-        let admits = profile::find(exchange, policy, &twin).is_some()
-            && check_rules(
-                exchange,
-                &twin.method,
-                &format!("/{}", twin.segments.join("/")),
-            )
-            .is_ok();
-        admits.then(|| format!("/{}", twin.segments.join("/")))
+        let mut twin_segments = segments.clone();
+        twin_segments[at] = &v;
+        let twin = SignRequest {
+            path: twin_segments.join("/"),
+            ..req.clone()
+        };
+        // Checked only once the key's policy has an entry for the twin: its check then never
+        // comes back here.
+        let listed = parse::parse(exchange, &twin)
+            .is_ok_and(|parsed| profile::find(exchange, policy, &parsed).is_some());
+        (listed && check_request(exchange, key, policy, &twin).is_ok()).then_some(twin.path)
     })
 }
 
@@ -1211,10 +1219,12 @@ pub fn check_request<'p>(
                 && rules::withheld_reason(exchange, &wire.path, &p.name, &read).is_none();
             if !pinnable {
                 return Err(Denial::NotInProfileWithheld {
-                    twin: other_version(exchange, policy, &parsed)
+                    twin: other_version(exchange, key, policy, req)
                         .map(|path| {
                             format!(
-                                " The profile has this endpoint as {} {path}: send the request there.",
+                                " The profile signs this request as {} {path}, another \
+                                 version of the API: send it there if that is the endpoint \
+                                 you mean.",
                                 parsed.method
                             )
                         })

@@ -113,14 +113,6 @@ static BINANCE_DENY: &[DenyRule] = &[
     any("/sapi/*/margin/max-leverage**", Loan),
 ];
 
-const fn on(method: &'static str, glob: &'static str, category: Category) -> DenyRule {
-    DenyRule {
-        method,
-        glob,
-        category,
-    }
-}
-
 /// A rule for every method but GET: where an endpoint's read is left alone, none of its
 /// writes may be signed. A rule pinned to the one write method the docs name left the others
 /// with a line to paste (Gate's unified mode as a POST, its borrowing leverage as a PUT: some
@@ -345,7 +337,9 @@ static GATE_DENY: &[DenyRule] = &[
     // balance), and the "portfolio optimization" asset swap, which converts holdings.
     any("/api/v4/launch/**", Earn),
     any("/api/v4/asset-swap/**", Convert),
-    on("GET", "/api/v4/wallet/deposit_address**", Deposit),
+    // Every method: the read creates an address, and a write of the same path would only be
+    // another way to (red-team round 21's recheck).
+    any("/api/v4/wallet/deposit_address**", Deposit),
     // The history of UID pushes (transfers to another Gate user), and the main account's keys
     // with their permissions.
     any("/api/v4/wallet/push**", Transfer),
@@ -1041,14 +1035,6 @@ static WITHHELD_ENDPOINTS: &[WithheldEndpoint] = &[
         "switches the unified account's delta-neutral mode, which changes the margin asked \
          across currencies",
     ),
-    // The same switch as a PUT, Gate's method for its other mode switches (red-team round 21).
-    withheld_endpoint_(
-        Exchange::Gate,
-        "PUT",
-        "/api/v4/unified/delta_neutral",
-        "switches the unified account's delta-neutral mode, which changes the margin asked \
-         across currencies",
-    ),
     // The unified account's, under either account mode and API version (KuCoin's own SDK
     // calls the v2 path).
     withheld_endpoint_(
@@ -1135,10 +1121,20 @@ pub(super) fn withheld_endpoint(
     method: &str,
     segments: &[String],
 ) -> Option<&'static WithheldEndpoint> {
+    // A write is withheld under every write method but DELETE (a cancel takes risk off): an
+    // entry pinned to the method the docs name left the others a line, and some of Gate's
+    // endpoints changed method between revisions (red-team round 21's recheck: an options
+    // order amended with PATCH, the delta-neutral switch as a PUT).
+    let writes = |m: &str| {
+        ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(m))
+    };
+    let same_method = |w: &str| w.eq_ignore_ascii_case(method) || (writes(w) && writes(method));
     let named = |segments: &[String]| {
         WITHHELD_ENDPOINTS.iter().find(|w| {
             w.exchange == exchange
-                && w.method.eq_ignore_ascii_case(method)
+                && same_method(w.method)
                 && super::profile::template_matches_folded(w.path, segments)
         })
     };
