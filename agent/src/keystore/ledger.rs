@@ -285,12 +285,22 @@ pub struct Witness {
     pub changes: std::collections::BTreeMap<String, (u64, KeyChange)>,
     /// The last (highest) manifest recorded.
     pub manifest: Option<SeenManifest>,
-    /// Tokens whose removal was recorded and that were not enrolled again since, with the
-    /// `seq` of the removal.
-    pub removed_tokens: std::collections::BTreeMap<String, u64>,
+    /// Tokens whose removal was recorded and that were not enrolled again since: where, and
+    /// the vault the removal's line says it made.
+    pub removed_tokens: std::collections::BTreeMap<String, RemovedToken>,
     /// Every vault public key a manifest's record named, in order, with the links the record
     /// carried. In an [`Evidence`], only those believed ([`Evidence::witness`]).
     pub vaults: Vec<SeenVault>,
+}
+
+/// A token's removal, as a running agent saw it recorded (`rotated: token ID removed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedToken {
+    /// The line's `seq`.
+    pub seq: u64,
+    /// The vault tag the line names: a removal always makes a new vault key, which the
+    /// removed token never held (empty when the line names none).
+    pub vault: String,
 }
 
 /// A vault a manifest's record named, as a running agent saw it.
@@ -439,7 +449,13 @@ impl Witness {
                 .map(str::to_owned)
         };
         if let Some(token) = id("rotated: token ", " removed") {
-            self.removed_tokens.insert(token, seq);
+            self.removed_tokens.insert(
+                token,
+                RemovedToken {
+                    seq,
+                    vault: vault.to_owned(),
+                },
+            );
         } else if let Some(token) = id("token ", " added")
             && newest
         {

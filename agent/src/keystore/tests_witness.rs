@@ -102,16 +102,76 @@ fn a_rotation_edited_down_in_the_log_does_not_reopen_the_copy_before_it() {
     assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
 }
 
+/// The generation and vault tag of the last manifest recorded.
+fn last_manifest(f: &Fixture) -> (u64, String) {
+    f.ledger
+        .entries
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            LedgerEntry::Manifest {
+                generation, vault, ..
+            } => Some((*generation, vault.clone())),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Red-team round 21: one chained `keystore` line anyone can append, naming the current
+/// generation and vault with the reason `rotated: token T removed`, had the running agent
+/// refuse every unlock with T, call the log edited, and advise deleting T's keyslot, the
+/// trader's only way in; an agent started afresh opened as before. A removal makes a new
+/// vault key, so T opening the vault the line names shows no rotation wrote it: the unlock
+/// opens, and says so.
 #[test]
-fn a_token_the_agent_saw_removed_opens_nothing() {
+fn a_token_removal_line_naming_the_vault_it_opens_is_ignored_with_a_warning() {
     let mut f = watched();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    let id = f.token.stub().id();
+    let (generation, vault) = last_manifest(&f);
+    for (line_vault, seq) in [
+        (vault.clone(), 90),
+        (String::new(), 91),
+        ("0".repeat(16), 92),
+    ] {
+        if let Some(w) = f.ledger.witness.as_mut() {
+            w.saw_manifest(seq, generation, &line_vault, &token_removed(&id), false);
+        }
+        let c = f.check().unwrap();
+        assert!(c.accepted.contains(&"k1".to_owned()), "{c:?}");
+        let w = c.warnings.join("\n");
+        assert!(
+            w.contains(&format!("line {seq} of the audit log says")),
+            "{w}"
+        );
+        assert!(w.contains("it is ignored"), "{w}");
+        assert!(!w.contains("Delete"), "{w}");
+    }
+    // The keyslot is still there, and still opens.
+    f.check().unwrap();
+}
+
+/// A removal naming a vault the record believes, other than the one the token opens, holds:
+/// nothing opens, and the advice deletes nothing.
+#[test]
+fn a_token_the_agent_saw_removed_from_another_vault_opens_nothing() {
+    let (mut f, _b) = Fixture::populated();
+    f.ledger.witness = Some(Witness::default());
+    f.check().unwrap();
+    let (_, before) = last_manifest(&f);
+    f.rotate(None).unwrap();
+    let (generation, _) = last_manifest(&f);
     let id = f.token.stub().id();
     if let Some(w) = f.ledger.witness.as_mut() {
-        w.saw_manifest(99, 1, "", &token_removed(&id), true);
+        w.saw_manifest(99, generation - 1, &before, &token_removed(&id), false);
     }
     let e = f.check().unwrap_err();
     assert!(matches!(e, KeystoreError::Contradicted { .. }), "{e}");
-    assert!(e.to_string().contains("was removed"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("was removed"), "{msg}");
+    assert!(msg.contains("Delete nothing"), "{msg}");
+    assert!(!msg.contains("Delete /"), "{msg}");
 }
 
 #[test]

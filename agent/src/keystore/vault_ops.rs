@@ -206,17 +206,23 @@ impl Keystore {
                 seen: not_below,
             });
         }
-        if let Some(seq) = p.evidence.witnessed.removed_tokens.get(&used.stub.id()) {
-            return Err(KeystoreError::Contradicted {
-                why: format!(
-                    "line {seq} recorded that {} was removed, and it was not enrolled again since, yet its keyslot is back",
-                    used.stub.describe()
-                ),
-                fix: format!(
-                    "Delete {} (a copy put back), and unlock with a token that stays enrolled",
-                    used.path.display()
-                ),
-            });
+        if let Some(removal) = p.evidence.witnessed.removed_tokens.get(&used.stub.id()) {
+            match removal_stands(removal, &p) {
+                Some(made) => {
+                    return Err(KeystoreError::Contradicted {
+                        why: format!(
+                            "line {} recorded that {} was removed, which made vault-{made}, yet it opened vault-{}, which is not that vault",
+                            removal.seq,
+                            used.stub.describe(),
+                            tag_of(&p.vault.public_key)
+                        ),
+                        fix: format!(
+                            "Delete nothing: if you removed that token, put back the keystore folder from after the removal (vault-{made}, from a backup), or unlock with a token that stays enrolled"
+                        ),
+                    });
+                }
+                None => warnings.push(removal_ignored(removal, used, &p.vault.public_key)),
+            }
         }
         let slots = match &p.manifest {
             Some(m) => {
@@ -956,6 +962,36 @@ pub(crate) fn is_or_descends_from(
 /// if it is not a key.
 fn tag_of(hex_key: &str) -> String {
     super::layout::key_tag(hex_key).unwrap_or_else(|| hex_key.to_owned())
+}
+
+/// Whether a token's removal the running agent saw recorded holds against the vault that token
+/// just opened, `p.vault`: the vault the removal made (its tag), when the line names a vault
+/// the record believes other than that one. A removal makes a new vault key and wraps it only
+/// for the tokens that stay, so the removed token can never open the vault it made: a line
+/// naming the vault on disk, or none, or one the record does not believe, was not written by
+/// a rotation. Taken at its word, one such line appended to the log (same generation and
+/// vault as the last) had the running agent refuse every unlock, call the log edited, and
+/// advise deleting the keyslot of the trader's only token, when an agent started afresh opens
+/// as before (red-team round 21).
+fn removal_stands(removal: &super::ledger::RemovedToken, p: &Prepared) -> Option<String> {
+    let on_disk = tag_of(&p.vault.public_key);
+    let believed = p
+        .evidence
+        .believed_vaults()
+        .iter()
+        .any(|k| tag_of(k) == removal.vault);
+    (believed && !removal.vault.is_empty() && removal.vault != on_disk)
+        .then(|| removal.vault.clone())
+}
+
+/// The warning for a removal [`removal_stands`] found no rotation wrote.
+fn removal_ignored(removal: &super::ledger::RemovedToken, used: &Keyslot, vault: &str) -> String {
+    format!(
+        "line {} of the audit log says {} was removed, yet that token just opened vault-{}, the keystore's current vault: a removal makes a new vault key the removed token never holds, so no rotation wrote that line (someone who can write the log appended it); it is ignored, and nothing needs deleting. `tapsign audit` shows the line",
+        removal.seq,
+        used.stub.describe(),
+        tag_of(vault)
+    )
 }
 
 /// What the running agent saw recorded ([`super::ledger::Witness`]) counts as evidence where
