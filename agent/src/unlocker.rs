@@ -357,27 +357,18 @@ impl Unlocker {
         })
     }
 
-    /// The keyslots that can be read; damaged ones become warnings. None at all is an error.
+    /// The keyslots an unlock tries (`Keystore::keyslots_to_try`); damaged ones, and those the
+    /// unverified manifest does not record, become warnings. None at all is an error.
     fn usable_keyslots(&self, warnings: &mut Vec<String>) -> Result<Vec<Keyslot>, AgentError> {
-        let mut good = Vec::new();
-        for slot in self.keystore.keyslots()? {
-            match slot {
-                Ok(s) if s.recorded => good.push(s),
-                // Checked again once VK verifies the manifest; not worth a touch before that.
-                Ok(s) => warnings.push(format!(
-                    "keyslot {} is not the one the keystore's manifest records (put there by hand, or an old copy put back): it is not used",
-                    s.path.display()
-                )),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        if good.is_empty() && !warnings.is_empty() {
+        let tried = self.keystore.keyslots_to_try()?;
+        warnings.extend(tried.warnings);
+        if tried.slots.is_empty() && !warnings.is_empty() {
             return Err(AgentError::NoUsableKeyslot(warnings.join("; ")));
         }
-        if good.is_empty() {
+        if tried.slots.is_empty() {
             return Err(AgentError::NoTokenEnrolled);
         }
-        Ok(good)
+        Ok(tried.slots)
     }
 
     /// Find an enrolled token, ask it for its touch, and unwrap the vault key. Returns the
@@ -392,7 +383,18 @@ impl Unlocker {
         let (slot, mut token) = self.locate(slots, pin)?;
         let opened_by = slot.stub.describe();
         touch_needed(&opened_by);
-        let vk = self.keystore.unwrap_vault(slot, token.as_mut())?;
+        let vk = match self.keystore.unwrap_vault(slot, token.as_mut()) {
+            // A keyslot the manifest does not record, tried for want of one it does
+            // (`Keystore::keyslots_to_try`): holding another vault key, the keyslot is what is
+            // out of place (an old copy from before a rotation), not vault.json.
+            Err(KeystoreError::VaultMismatch { .. }) if !slot.recorded => {
+                return Err(AgentError::NoUsableKeyslot(format!(
+                    "keyslot {}, which manifest.json (read unverified) does not record, was tried since no keyslot it records can be read: it holds another vault key than vault.json (an old copy from before a rotation, or another keystore's keyslot)",
+                    slot.path.display()
+                )));
+            }
+            other => other?,
+        };
         Ok((vk, opened_by, token.reader(), slot))
     }
 

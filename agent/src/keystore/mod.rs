@@ -84,6 +84,7 @@ mod preview;
 mod rotate;
 mod seal;
 pub mod slot;
+mod tried;
 mod vault_ops;
 
 #[cfg(test)]
@@ -122,6 +123,7 @@ pub use notes::{ChangeNotes, LOUD_NOTED};
 pub use preview::Preview;
 pub use rotate::{Dropping, Rotated, present_tokens_needed};
 pub use seal::VaultKey;
+pub use tried::{Tried, unrecorded_keyslot};
 pub use vault_ops::Checked;
 
 use crate::credential::{Credential, Exchange, check_name};

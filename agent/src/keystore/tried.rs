@@ -1,0 +1,72 @@
+//! Which keyslots an unlock tries before its touch, and what is said of the others.
+//!
+//! Before the touch, `manifest.json` cannot be verified: its MAC needs the vault key. What it
+//! records is therefore a hint there, not a verdict. A keyslot it does not record is left
+//! untried while another one it records can be used (a file planted beside them must not put
+//! its label in the prompts or cost a PIN), but it is never called "never used; remove the
+//! file" on that word alone: one field edited in the manifest (its checksum recomputed, which
+//! needs no secret) made the only genuine keyslot read as unrecorded, and `token list`, the
+//! agent's `status` and the unlock's refusal advised deleting it or the whole keystore, which
+//! loses every credential (red-team round 21). With no recorded keyslot usable, every readable
+//! one is tried: the check after the touch verifies the manifest with the vault key the
+//! keyslot gave, and names the file that is wrong (`ManifestInvalid`, or the keyslot).
+
+use std::path::Path;
+
+use super::{Keyslot, Keystore, KeystoreError};
+
+/// The keyslots [`Keystore::keyslots_to_try`] hands out, and what to say of the rest.
+#[derive(Debug, Default)]
+pub struct Tried {
+    /// In the order the keystore lists them.
+    pub slots: Vec<Keyslot>,
+    /// Damaged keyslot files, and those the manifest (unverified) does not record.
+    pub warnings: Vec<String>,
+    /// No keyslot the manifest records could be used, so the others are tried.
+    pub unrecorded: bool,
+}
+
+impl Keystore {
+    /// The keyslots an unlock tries: those the manifest, read unverified, records; if it
+    /// records none that can be read, every one that can (module docs).
+    pub fn keyslots_to_try(&self) -> Result<Tried, KeystoreError> {
+        let mut out = Tried::default();
+        let mut others = Vec::new();
+        for slot in self.keyslots()? {
+            match slot {
+                Ok(s) if s.recorded => out.slots.push(s),
+                Ok(s) => others.push(s),
+                Err(e) => out.warnings.push(e.to_string()),
+            }
+        }
+        if out.slots.is_empty() && !others.is_empty() {
+            out.warnings.push(format!(
+                "manifest.json, as read before the touch (it is verified only with the vault key the touch opens), records none of the keyslot files that can be read ({}): each is tried, and the check after the touch says whether manifest.json or the keyslot is the file out of place. Delete neither meanwhile",
+                others
+                    .iter()
+                    .map(|s| s.stub.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            out.slots = others;
+            out.unrecorded = true;
+        } else {
+            out.warnings
+                .extend(others.iter().map(|s| unrecorded_keyslot(&s.path, false)));
+        }
+        Ok(out)
+    }
+}
+
+/// What to say of a keyslot file that `manifest.json`, read unverified, does not record;
+/// `tried`: no keyslot it records can be read, so an unlock tries this one too.
+pub fn unrecorded_keyslot(path: &Path, tried: bool) -> String {
+    let used = match tried {
+        true => "no keyslot it records can be read, so the next unlock tries this one",
+        false => "it is not used",
+    };
+    format!(
+        "keyslot {} is not one manifest.json records, as read without the vault key (it is not verified before an unlock): {used}. A keyslot put there by hand or an old copy put back reads this way, but so does a genuine one under an edited manifest.json, so do not delete it on this alone: the next unlock verifies manifest.json, and if it does not verify, `tapsign keystore rotate --rebuild-manifest` rebuilds it from the files",
+        path.display()
+    )
+}
