@@ -518,6 +518,8 @@ impl Agent {
         let mut weak_touch = Vec::new();
         match self.unlocker.keystore().keyslots() {
             Ok(slots) => {
+                // No recorded keyslot readable: the unlock tries the others (`keyslots_to_try`).
+                let tried = !slots.iter().flatten().any(|s| s.recorded);
                 for slot in slots {
                     match slot {
                         Ok(slot) => {
@@ -528,10 +530,7 @@ impl Agent {
                                 weak_touch.extend(slot.stub.touch_warning());
                             }
                             if !slot.recorded {
-                                files.push(format!(
-                                    "keyslot {} is not the one the keystore's manifest records: it is never used; remove the file",
-                                    slot.path.display()
-                                ));
+                                files.push(crate::keystore::unrecorded_keyslot(&slot.path, tried));
                             }
                             tokens.push(TokenInfo {
                                 id: slot.stub.id(),

@@ -507,6 +507,22 @@ pub mod at_rest {
         std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).expect("the line");
     }
 
+    /// Rewrite `manifest.json` through `edit` with its checksum recomputed (not a MAC: anyone
+    /// can), in the exact form tapsign writes; its MAC is left as it was.
+    pub fn forge_manifest(w: &World, edit: impl FnOnce(&mut serde_json::Value)) {
+        use sha2::Digest;
+        let path = w.home().join("keystore/manifest.json");
+        let text = std::fs::read(&path).expect("the manifest");
+        let mut m: serde_json::Value = serde_json::from_slice(&text).expect("a JSON manifest");
+        edit(&mut m);
+        m["checksum"] = "".into();
+        let body = serde_json::to_vec_pretty(&m).expect("the manifest, serialized");
+        m["checksum"] = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body))).into();
+        let mut out = serde_json::to_vec_pretty(&m).expect("the manifest, serialized");
+        out.push(b'\n');
+        put_back(&path, &out);
+    }
+
     /// Write a file back the way a backup restore would: private, like the original.
     pub fn put_back(path: &Path, bytes: &[u8]) {
         use std::io::Write;

@@ -247,9 +247,12 @@ pub enum KeystoreError {
     NoLaterVersion { name: String },
 
     #[error(
-        "{path} (for {token}) is not the keyslot the keystore's manifest records: it was put there \
-         by hand or is an old copy (a removed token's?); it is refused. Remove that file and \
-         unlock with another enrolled token"
+        "{path} (for {token}) is not the keyslot the keystore's manifest records (verified with \
+         the vault key): it was put there by hand or is an old copy, and it is refused. It opened \
+         this keystore's vault key all the same, so do not delete it while it may be your only \
+         way in: unlock with another enrolled token, and if none opens the keystore, run `tapsign \
+         keystore rotate --rebuild-manifest` with this one (it records the keyslot of the token \
+         you touch)"
     )]
     KeyslotNotRecorded { path: PathBuf, token: String },
 

@@ -35,6 +35,9 @@ pub(super) fn warn_whole(preview: &Preview, what: &str) {
     }
 }
 
+/// What `key list` says of its verdicts, which rest on a manifest no one has verified yet.
+const UNVERIFIED_VERDICTS: &str = "`key list` reads manifest.json without verifying it (that needs the vault key, which only an unlock opens): these verdicts hold if manifest.json is genuine. An edited manifest.json can make a genuine credential read as removed or as an old copy, so remove nothing on them alone: `tapsign unlock` verifies manifest.json first, and if it does not verify, `tapsign keystore rotate --rebuild-manifest` rebuilds it from the files";
+
 pub(super) fn ks_failure(e: KeystoreError) -> Failure {
     let exit = match &e {
         KeystoreError::Token(_) => exit_codes::TOKEN,
@@ -224,7 +227,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                     let added = audit::utc_secs(i.created);
                     match verdict(&i.name) {
                         Some(r) => format!(
-                            "{:<24} {:<10} added {added}  refused: {}",
+                            "{:<24} {:<10} added {added}  would be refused: {}",
                             i.name,
                             i.exchange.to_string(),
                             r.verdict
@@ -238,7 +241,14 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 },
             );
             for r in &preview.refused {
-                errln!("refused at unlock: {}", Shown(&r.reason));
+                errln!("would be refused at unlock: {}", Shown(&r.reason));
+            }
+            // The verdicts come from manifest.json as read without its MAC: one edited entry
+            // (checksum recomputed, which needs no secret) made a genuine credential read as "a
+            // removed credential put back", and `key remove` on that word deletes it (red-team
+            // round 21).
+            if !preview.refused.is_empty() {
+                errln!("warning: {UNVERIFIED_VERDICTS}");
             }
             // A file moved aside makes a key vanish from the listing, not from the record: put
             // back, it opens again (red-team round 20).

@@ -5,7 +5,7 @@
 use tapsign_agent::audit::Shown;
 use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::keystore::{
-    Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey,
+    Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey, unrecorded_keyslot,
 };
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretString;
@@ -70,11 +70,21 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
     // Whether a token with a working keyslot is left: `token remove` revokes a token whose
     // file is missing only while another opens the keystore.
     let working = slots.iter().flatten().any(|s| s.recorded);
+    // manifest.json is read here without its MAC (that needs the vault key): a keyslot it does
+    // not record is not used, but an edited manifest makes a genuine keyslot read the same,
+    // so the verdict is worded as unverified and never advises deleting the file (red-team
+    // round 21: "remove the file" of the trader's only keyslot lost every credential).
+    let unrecorded: Vec<String> = slots
+        .iter()
+        .flatten()
+        .filter(|s| !s.recorded)
+        .map(|s| unrecorded_keyslot(&s.path, !working))
+        .collect();
     let listed = print_listing(slots, "keyslots", |s| {
         let note = if s.recorded {
             ""
         } else {
-            "  (NOT in the keystore's manifest: never used; remove the file)"
+            "  (NOT in the keystore's manifest as read unverified: do not delete it on this alone, see below)"
         };
         format!(
             "{:<24} {:<6} {:<34} {}{note}",
@@ -100,12 +110,12 @@ fn list_tokens(ks: &Keystore) -> Result<(), Failure> {
             outln!(
                 "{}",
                 Shown(&format!(
-                    "{id:<24} (recorded in the keystore's manifest, but its keyslot file is missing: moved aside or deleted? {way})"
+                    "{id:<24} (recorded in the keystore's manifest, as read unverified, but its keyslot file is missing: moved aside or deleted? {way}. If you never enrolled this token, manifest.json was edited: the next unlock verifies it)"
                 ))
             );
         }
     }
-    for w in &weak {
+    for w in unrecorded.iter().chain(&weak) {
         errln!("warning: {}", Shown(w));
     }
     listed
@@ -404,7 +414,7 @@ fn rotate(
         (true, None) => {
             return Err(Failure::new(
                 exit_codes::DAMAGED,
-                "no keyslot can open the keystore (`tapsign token list` says what is wrong with each): restore them from a backup",
+                "no keyslot can open the keystore (`tapsign token list` says what is wrong with each): restore them from a backup. If keyslot files are there but manifest.json, read unverified, records none of them, delete none: it may be manifest.json that was edited, and `tapsign unlock` verifies it (if it does not verify, `tapsign keystore rotate --rebuild-manifest` rebuilds it from the files)",
             ));
         }
         (false, _) => {}

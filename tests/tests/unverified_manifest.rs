@@ -1,0 +1,160 @@
+//! What is said, before any touch, on the word of `manifest.json`, whose MAC needs the vault key
+//! (red-team round 21): an edited manifest must not get a genuine keyslot or credential
+//! deleted, and a keyslot it does not record must not reach the unlock's prompts.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use tapsign_tests::World;
+use tapsign_tests::at_rest::{forge_manifest, live};
+
+/// The only keyslot file's id.
+fn only_keyslot(w: &World) -> String {
+    let dir = live(w).join("keyslots");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    file.file_stem().unwrap().to_str().unwrap().to_owned()
+}
+
+/// One keyslot hash edited in `manifest.json` (checksum recomputed, MAC left wrong): `token
+/// list` said of the only genuine keyslot "never used; remove the file", and the unlock, which
+/// tried no keyslot, advised moving the keystore folder away; both lose every credential. Now
+/// the listing says the manifest is unverified, the unlock tries the keyslot and names the
+/// manifest as the forged file, and the rebuild it names opens the keys again.
+#[test]
+fn an_edited_manifest_does_not_get_the_only_keyslot_deleted() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    let id = only_keyslot(&w);
+    forge_manifest(&w, |m| m["keyslots"][0]["sha256"] = "0".repeat(64).into());
+
+    let list = w.run(&["token", "list"], "");
+    let line = list.ok().lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(line.contains("as read unverified"), "{list:?}");
+    assert!(!line.contains("remove the file"), "{list:?}");
+    assert!(
+        list.stderr.contains("do not delete it on this alone"),
+        "{list:?}"
+    );
+    assert!(
+        list.stderr.contains("the next unlock tries this one"),
+        "{list:?}"
+    );
+    assert!(list.stderr.contains("--rebuild-manifest"), "{list:?}");
+
+    w.start_agent();
+    let status = w.run(&["status"], "");
+    assert!(!status.stdout.contains("remove the file"), "{status:?}");
+    assert!(!status.stderr.contains("remove the file"), "{status:?}");
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "manifest.json does not verify");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    assert!(
+        !out.stderr.contains("move the keystore folder away"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("no keyslot can be used"), "{out:?}");
+
+    w.run(&["keystore", "rotate", "--rebuild-manifest"], "")
+        .ok();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    w.signs_with("k1", b"sk");
+}
+
+/// A credential moved from `credentials` to `removed` in an edited manifest: `key list` stated
+/// "refused: a removed credential put back" as fact, and `key remove` on that word deletes a
+/// genuine key. The verdict is now worded as what the unlock would do, with a warning that it
+/// rests on a manifest no one has verified.
+#[test]
+fn key_list_words_its_verdicts_as_resting_on_an_unverified_manifest() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    w.setup_key("k2", "binance", "ak2", "sk2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    forge_manifest(&w, |m| {
+        let creds = m["credentials"].as_array_mut().unwrap();
+        let at = creds.iter().position(|c| c["name"] == "k1").unwrap();
+        let k1 = creds.remove(at);
+        m["removed"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": k1["name"], "created": k1["created"]}));
+    });
+    let list = w.run(&["key", "list"], "");
+    let line = list.ok().lines().find(|l| l.starts_with("k1")).unwrap();
+    assert!(
+        line.ends_with("would be refused: a removed credential put back"),
+        "{list:?}"
+    );
+    assert!(
+        list.stderr
+            .contains("would be refused at unlock: credential \"k1\" was removed"),
+        "{list:?}"
+    );
+    assert!(
+        list.stderr
+            .contains("reads manifest.json without verifying it"),
+        "{list:?}"
+    );
+    assert!(
+        list.stderr.contains("remove nothing on them alone"),
+        "{list:?}"
+    );
+    w.run(&["unlock"], "")
+        .fails_with(7, "manifest.json does not verify");
+}
+
+/// A keyslot record added to the manifest for a token that never existed: `token list` stated
+/// it as recorded and advised revoking it, which leads to the rebuild.
+#[test]
+fn token_list_says_a_recorded_token_rests_on_an_unverified_manifest() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    let phantom = "piv-12345678-r1-1a2b3c4d";
+    forge_manifest(&w, |m| {
+        m["keyslots"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"id": phantom, "sha256": "0".repeat(64)}));
+    });
+    let list = w.run(&["token", "list"], "");
+    let line = list.ok().lines().find(|l| l.starts_with(phantom)).unwrap();
+    assert!(line.contains("as read unverified"), "{list:?}");
+    assert!(
+        line.contains("If you never enrolled this token, manifest.json was edited"),
+        "{list:?}"
+    );
+}
+
+/// A keyslot planted beside the trader's (here another keystore's soft token, which any file
+/// writer can copy in) was named in the unlock's touch prompt, and a FIDO2 one asked for a
+/// PIN: the prompt lists only the keyslots the agent tries.
+#[test]
+fn the_unlock_prompt_names_only_the_keyslots_the_manifest_records() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    let ours = only_keyslot(&w);
+    let other = World::new();
+    other.setup_key("k9", "binance", "ak9", "sk9");
+    let planted = only_keyslot(&other);
+    std::fs::copy(
+        live(&other).join(format!("keyslots/{planted}.json")),
+        live(&w).join(format!("keyslots/{planted}.json")),
+    )
+    .unwrap();
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    let prompt = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Touch "))
+        .unwrap();
+    let short = |id: &str| id.trim_start_matches("soft-").to_owned();
+    assert!(prompt.contains(&short(&ours)), "{out:?}");
+    assert!(!prompt.contains(&short(&planted)), "{out:?}");
+}
