@@ -565,6 +565,7 @@ impl Agent {
         }
         let audit_head = self.audit_head();
         warnings.extend(self.audit.warnings());
+        warnings.extend(self.nonces.warnings());
         if let Some(why) = self.guard.why() {
             warnings.push(format!("unlock is refused: {why}"));
         }

@@ -37,6 +37,16 @@ pub const RESERVE_MS: u64 = 60_000;
 /// is signed with it ([`NonceError::FarAhead`]).
 pub const MAX_LEAD_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// How far ahead of the clock a mark found on file may be before the agent warns: three
+/// blocks. The agent leaves a mark a block or two past the clock, and a block more for each
+/// restart that signs before the clock has caught up; further ahead, within [`MAX_LEAD_MS`],
+/// the clock was set back or someone else wrote the file. The agent signs above such a mark
+/// all the same (a day of lead is kept for a clock set back), but says so: the first nonce
+/// above a planted mark makes a signature every later nonce below the mark leaves valid, and
+/// the file deleted afterwards sends the nonces back to the clock, below it, for up to that
+/// day (red-team round 21: signed with silently).
+pub const LEAD_WARN_MS: u64 = 3 * RESERVE_MS;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NonceError {
     #[error(
@@ -76,7 +86,10 @@ impl NonceStore {
     /// Where the agent keeps the store of credential `key_name` under its state folder
     /// (`kraken-<name>.nonce`; names are checked by `credential::check_name`, so they are safe
     /// as file names). A store lost with its folder is harmless while the agent's clock is
-    /// right: nonces start from the clock in ms, above any Kraken has seen from tapsign.
+    /// right and every mark it held came from tapsign: nonces start from the clock in ms, above
+    /// any tapsign handed out. After a mark planted ahead of the clock (within the day, signed
+    /// above with a warning: [`LEAD_WARN_MS`]), losing the store sends the nonces back below a
+    /// signature made above it, which Kraken then takes until the clock passes the mark.
     pub fn path_for(state_dir: &Path, key_name: &str) -> PathBuf {
         state_dir.join(format!("kraken-{key_name}.nonce"))
     }
@@ -164,7 +177,12 @@ pub struct KrakenNonces {
 
 /// One key's nonces: what is handed out from memory, and the file behind it.
 struct KeyNonces {
+    /// The credential's name, for the warning.
+    name: String,
     path: PathBuf,
+    /// The warning about a mark found further than [`LEAD_WARN_MS`] ahead of the clock, kept
+    /// for `status` for as long as the agent runs.
+    ahead: Mutex<Option<String>>,
     /// Held for microseconds, never across a wait.
     handout: Mutex<Handout>,
     /// The file; locked only on blocking threads, one reservation at a time.
@@ -229,6 +247,13 @@ impl KeyNonces {
             tokio::task::spawn_blocking(move || persist(&store, &path, mark, now_ms))
                 .await
                 .map_err(|_| NonceError::Interrupted)?;
+        if let Some(found) = found
+            && found > now_ms.saturating_add(LEAD_WARN_MS)
+        {
+            let warning = ahead_warning(&self.name, &self.path, found - now_ms);
+            say!("tapsign agent: warning: {warning}");
+            *self.ahead.lock().unwrap_or_else(|p| p.into_inner()) = Some(warning);
+        }
         let mut h = self.handout();
         // What an earlier run may have handed out counts as used, even when the reservation
         // that read it failed: the next try must not start below it.
@@ -238,6 +263,16 @@ impl KeyNonces {
         h.reserved = h.reserved.max(saved?);
         Ok(())
     }
+}
+
+/// What the agent says of a mark it found `ahead_ms` ahead of its clock in `path`, the store of
+/// credential `key`, and signed above ([`LEAD_WARN_MS`]).
+fn ahead_warning(key: &str, path: &Path, ahead_ms: u64) -> String {
+    format!(
+        "the Kraken nonce file {} held a mark {} ahead of this machine's clock when the agent first signed with {key:?}: tapsign leaves a few minutes at most (a minute more for each restart in a row that signed), so unless the clock was set back (`date`), someone who can write your files wrote it, and may hold a request signed with the first nonce above it. Nonces for {key:?} go on above the mark: the next request sent to Kraken with this key voids every one signed before it, so send one now (a balance query will do), and keep the file: deleted, nonces go back to the clock, below such a signature, which then stays valid at Kraken until the clock passes the mark (up to a day). docs/exchanges.md, \"The nonce file\"",
+        path.display(),
+        crate::clock::format_duration(std::time::Duration::from_millis(ahead_ms)),
+    )
 }
 
 /// Open the store if it is not open yet (the clock then `now_ms`), and raise its mark to at
@@ -281,13 +316,24 @@ impl KrakenNonces {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let entry = keys.entry(name.to_owned()).or_insert_with(|| {
             Arc::new(KeyNonces {
+                name: name.to_owned(),
                 path: NonceStore::path_for(&self.state_dir, name),
+                ahead: Mutex::new(None),
                 handout: Mutex::new(Handout::default()),
                 store: Arc::new(Mutex::new(None)),
                 gate: tokio::sync::Mutex::new(()),
             })
         });
         Arc::clone(entry)
+    }
+
+    /// Warnings for `status`: each key whose store held a mark further ahead of the clock than
+    /// tapsign leaves ([`LEAD_WARN_MS`]) when the agent first used it.
+    pub fn warnings(&self) -> Vec<String> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.values()
+            .filter_map(|k| k.ahead.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
     }
 
     /// The next nonce for `key`: above every one handed out before, at least `now_ms`, and at

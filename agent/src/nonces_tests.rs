@@ -241,3 +241,50 @@ async fn a_planted_nonce_mark_far_ahead_of_the_clock_signs_nothing() {
         );
     }
 }
+
+/// Red-team round 21: a mark planted within the day (23 h ahead) was signed above without a
+/// word, and the file deleted afterwards sent the nonces back to the clock, below that
+/// signature, which then stayed valid at Kraken for the rest of the day. The agent still signs
+/// above such a mark (the day is kept for a clock set back), but `status` and its log say so,
+/// with what to do; a mark the agent itself leaves (a block or two ahead) says nothing.
+#[tokio::test]
+async fn a_nonce_mark_planted_within_the_day_is_signed_above_with_a_warning() {
+    let now: u64 = 1_765_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "kr");
+    let planted = now + 23 * 3_600_000;
+    std::fs::write(&path, planted.to_string()).unwrap();
+    let nonces = KrakenNonces::new(dir.path());
+    assert!(nonces.warnings().is_empty());
+    assert_eq!(nonces.next("kr", now).await, Ok(planted + 1));
+    let warnings = nonces.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for says in [
+        path.display().to_string(),
+        "ahead of this machine's clock".into(),
+        "\"kr\"".into(),
+        "voids every one signed before it".into(),
+        "keep the file".into(),
+    ] {
+        assert!(warnings[0].contains(&says), "{says}: {warnings:?}");
+    }
+    // Said once, not at every signature.
+    nonces.next("kr", now).await.unwrap();
+    assert_eq!(nonces.warnings().len(), 1);
+
+    // The agent's own marks: none, then what a restart finds after signing at the clock.
+    let dir = tempfile::tempdir().unwrap();
+    let nonces = KrakenNonces::new(dir.path());
+    nonces.next("kr", now).await.unwrap();
+    drop(nonces);
+    let again = KrakenNonces::new(dir.path());
+    again.next("kr", now).await.unwrap();
+    assert!(again.warnings().is_empty(), "{:?}", again.warnings());
+    // A lead within the bound tapsign leaves, as after restarts in a row.
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "kr");
+    std::fs::write(&path, (now + LEAD_WARN_MS).to_string()).unwrap();
+    let nonces = KrakenNonces::new(dir.path());
+    nonces.next("kr", now).await.unwrap();
+    assert!(nonces.warnings().is_empty(), "{:?}", nonces.warnings());
+}

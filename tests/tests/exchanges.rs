@@ -109,7 +109,21 @@ fn kraken_nonces_keep_growing_across_agent_restarts() {
     std::fs::write(&store, ahead.to_string()).unwrap();
     w.start_agent();
     w.run(&["unlock"], "").ok();
+    assert!(!w.run(&["status"], "").ok().contains("Kraken nonce file"));
     assert_eq!(kraken_nonce(&sign_kraken(&w)), ahead + 1);
+    // Signed above, but said (red-team round 21: a mark planted within the day was signed
+    // with silently): someone may hold that signature, and deleting the file would leave it
+    // valid.
+    let status = w.run(&["status"], "");
+    let said = status.ok();
+    assert!(
+        said.contains("warning: the Kraken nonce file")
+            && said.contains("ahead of this machine's clock")
+            && said.contains("keep the file"),
+        "{status:?}"
+    );
+    let log = w.agent_said("ahead of this machine's clock");
+    assert!(log.contains("ahead of this machine's clock"), "{log}");
 }
 
 /// Red-team round 20: a nonce file planted with a mark far in the future (2^64-3, or 10^10 ms
