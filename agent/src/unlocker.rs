@@ -385,13 +385,13 @@ impl Unlocker {
         touch_needed(&opened_by);
         let vk = match self.keystore.unwrap_vault(slot, token.as_mut()) {
             // A keyslot the manifest does not record, tried for want of one it does
-            // (`Keystore::keyslots_to_try`): holding another vault key, the keyslot is what is
-            // out of place (an old copy from before a rotation), not vault.json.
+            // (`Keystore::keyslots_to_try`): holding another vault key, it is an old copy, or
+            // vault.json was replaced with the manifest; which cannot be told.
             Err(KeystoreError::VaultMismatch { .. }) if !slot.recorded => {
-                return Err(AgentError::NoUsableKeyslot(format!(
-                    "keyslot {}, which manifest.json (read unverified) does not record, was tried since no keyslot it records can be read: it holds another vault key than vault.json (an old copy from before a rotation, or another keystore's keyslot)",
-                    slot.path.display()
-                )));
+                return Err(KeystoreError::UnrecordedKeyslotMismatch {
+                    path: slot.path.clone(),
+                }
+                .into());
             }
             other => other?,
         };

@@ -351,8 +351,8 @@ fn keystore_rotate_gives_a_new_vault_key_and_old_keyslots_open_nothing() {
     w.run(&["lock"], "").ok();
     // A copy of the old keyslot (it opens the old vault key, which opens nothing current) is
     // not the keyslot the manifest records. With no recorded one left, it is tried (the
-    // manifest cannot be verified before the touch: red-team round 21), and named as the old
-    // copy it is, not vault.json.
+    // manifest cannot be verified before the touch: red-team round 21), and named, with
+    // advice that deletes nothing.
     let slot = after
         .join("keyslots")
         .join(old_slot[0].file_name().unwrap());
@@ -360,10 +360,14 @@ fn keystore_rotate_gives_a_new_vault_key_and_old_keyslots_open_nothing() {
     let out = w.run(&["unlock"], "");
     out.fails_with(7, "manifest");
     assert!(
-        out.stderr.contains("an old copy from before a rotation"),
+        out.stderr.contains("an old copy (from before a rotation)"),
         "{out:?}"
     );
-    assert!(!out.stderr.contains("vault.json was replaced"), "{out:?}");
+    assert!(out.stderr.contains("Delete nothing"), "{out:?}");
+    assert!(
+        !out.stderr.contains("move the keystore folder away"),
+        "{out:?}"
+    );
     let audit = w.run(&["audit"], "").stdout;
     assert!(audit.contains("rotated"), "{audit}");
 }

@@ -92,6 +92,19 @@ pub enum KeystoreError {
     )]
     VaultMismatch { from: String, vault: PathBuf },
 
+    /// A keyslot the unverified manifest does not record, tried for want of one it does
+    /// (`Keystore::keyslots_to_try`), holds another vault key than `vault.json`: which of the
+    /// three files is out of place cannot be told, so nothing is to be deleted.
+    #[error(
+        "{path}, which manifest.json (read unverified) does not record, was tried since no \
+         keyslot it records can be read: it holds another vault key than vault.json. Either it \
+         is an old copy (from before a rotation) or another keystore's and the current keyslot \
+         is gone, or vault.json and manifest.json were replaced. Delete nothing: keep a copy of \
+         the keystore folder as it is, and put back the keyslot, vault.json and manifest.json \
+         from a backup"
+    )]
+    UnrecordedKeyslotMismatch { path: PathBuf },
+
     #[error(
         "{path} could not be opened with the key material from {token}: the token is not the \
          one this keyslot was made for, or the file was changed; try another enrolled token"
@@ -403,7 +416,8 @@ impl KeystoreError {
             | RecordUnreadable { path, .. }
             | RecordBroken { path, .. }
             | ManifestGone { path, .. }
-            | KeyslotNotRecorded { path, .. } => Some(path),
+            | KeyslotNotRecorded { path, .. }
+            | UnrecordedKeyslotMismatch { path } => Some(path),
             Changed { dir } | Busy { dir } | CredentialsUnreadable { dir, .. } => Some(dir),
             RefusedNotDropped { dir, .. } => Some(dir),
             RebuildPutBack { dir, .. } => Some(dir),

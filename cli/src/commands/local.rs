@@ -57,6 +57,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestGone { .. }
         | KeystoreError::Gone { .. }
         | KeystoreError::KeyslotNotRecorded { .. }
+        | KeystoreError::UnrecordedKeyslotMismatch { .. }
         | KeystoreError::KeyslotMissing { .. }
         | KeystoreError::CredentialsUnreadable { .. }
         | KeystoreError::RefusedNotDropped { .. }
