@@ -289,7 +289,10 @@ impl Agent {
                 version: PROTOCOL_VERSION,
                 agent: agent_version(),
             },
-            Request::Status {} => Response::Status(self.status_now().await),
+            Request::Status {} => match self.status_now().await {
+                Ok(status) => Response::Status(status),
+                Err(e) => e.response(),
+            },
             Request::Lock {} => {
                 self.lock(LockReason::Command);
                 // The answer waits (briefly, never for a sync) for the lock's line.
@@ -412,7 +415,10 @@ impl Agent {
         // request without a nonce, and a non-Kraken one ignores it.
         if exchange == Some(Exchange::Kraken) {
             let nonce = self.nonces.next(&req.key, stamp.unix_ms).await;
-            stamp.counter = Some(nonce.map_err(AgentError::Nonce)?);
+            stamp.counter = Some(nonce.map_err(|e| match e {
+                crate::nonces::NonceError::NoThread(why) => self.no_thread(why),
+                e => AgentError::Nonce(e),
+            })?);
         }
         let opts = self.config.signing;
         let key_policy = self.config.key_policy(&req.key);
@@ -475,14 +481,34 @@ impl Agent {
 
     /// What `status` reports, with the audit log's head caught up with the file; computed on
     /// a blocking thread (it reads the keystore's folder).
-    pub async fn status_now(self: &Arc<Self>) -> Status {
+    pub async fn status_now(self: &Arc<Self>) -> Result<Status, AgentError> {
         self.audit.refresh(AUDIT_WAIT).await;
         let agent = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || agent.status()).await {
-            Ok(status) => status,
+        match crate::worker::run("tapsign-status", move || agent.status()).await {
+            Ok(status) => Ok(status),
             // Only a panic gets here; answer from this thread rather than not at all.
-            Err(_) => self.status(),
+            Err(crate::worker::WorkerError::Died) => Ok(self.status()),
+            Err(e) => Err(self.worker_failed(&e)),
         }
+    }
+
+    /// The error to answer with when blocking work did not run (`crate::worker`). A thread the
+    /// kernel refused locks the session: neither `status` nor `unlock` can run any more (both
+    /// need one), and a session the trader can neither see nor renew must not go on signing.
+    pub(crate) fn worker_failed(&self, e: &crate::worker::WorkerError) -> AgentError {
+        match e {
+            crate::worker::WorkerError::Died => AgentError::Worker,
+            crate::worker::WorkerError::Refused(_) => self.no_thread(e.to_string()),
+        }
+    }
+
+    /// A thread refused (`why`, the kernel's words): lock, and the error that says what to do.
+    fn no_thread(&self, why: String) -> AgentError {
+        say!("tapsign agent: {why}; locking the session");
+        self.lock(LockReason::Other(format!(
+            "{why}: its process limit was lowered? restart the agent"
+        )));
+        AgentError::NoThread(why)
     }
 
     /// What `status` reports.

@@ -107,6 +107,10 @@ pub enum AgentError {
     /// The unlock's blocking worker died (a bug).
     #[error("the unlock worker failed; see the agent's log")]
     Worker,
+    /// The kernel refused the agent a thread for blocking work (`crate::worker`): the session
+    /// was locked, since the trader can no longer see it (`status`) nor renew it.
+    #[error("{}", no_thread(.0))]
+    NoThread(String),
 
     /// The signature's audit line could not be put on record (not written, not synced, or the
     /// log was tampered with): the signature is withheld.
@@ -171,7 +175,7 @@ impl AgentError {
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
             Nonce(e) => nonce_code(e),
-            Worker | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
+            Worker | NoThread(_) | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
                 ErrorCode::Internal
             }
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
@@ -189,6 +193,15 @@ impl AgentError {
     }
 }
 
+/// What a refused thread ([`AgentError::NoThread`]) says: the cause as the kernel gave it, the
+/// likely reason, and the one way out (the hard limit, once lowered, cannot be raised back by
+/// the user).
+fn no_thread(why: &str) -> String {
+    format!(
+        "{why}: its process limit (RLIMIT_NPROC) was probably lowered by a process of yours (prlimit --nproc; `grep processes /proc/<agent pid>/limits` shows it). The session was locked, as it could no longer be seen or renewed: restart the agent (`systemctl --user restart tapsign-agent`, or stop it with SIGTERM and start `tapsign agent`)"
+    )
+}
+
 /// A Kraken key whose nonce file is damaged, planted far ahead or used up cannot sign until the
 /// trader acts on it (the message names the file and what to do): that is a stored credential
 /// that cannot sign, `keystore`, which a bot passes on to the trader and does not retry. A disk
@@ -197,7 +210,7 @@ fn nonce_code(e: &crate::nonces::NonceError) -> ErrorCode {
     use crate::nonces::NonceError::*;
     match e {
         Damaged(_) | FarAhead { .. } | Exhausted => ErrorCode::Keystore,
-        Unreadable { .. } | Unsaved { .. } | Interrupted => ErrorCode::Internal,
+        Unreadable { .. } | Unsaved { .. } | Interrupted | NoThread(_) => ErrorCode::Internal,
     }
 }
 

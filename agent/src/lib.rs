@@ -21,6 +21,8 @@
 //! - [`error`]: [`error::AgentError`], everything a request can fail with, and its one
 //!   mapping to the wire's error codes.
 //! - [`systemd`]: socket activation and readiness notification, without libsystemd.
+//! - [`worker`]: blocking work (a touch, `status`) on a thread of its own, a refused thread an
+//!   error rather than a panic.
 //! - [`say`]: the agent's own log lines, to stderr, never waiting on a reader that stopped.
 //! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
 //!   fd 3, editing the environment at start) hold the only unsafe code.
@@ -51,3 +53,4 @@ pub mod systemd;
 pub mod token;
 mod unlocker;
 pub mod watchdog;
+pub mod worker;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::disk::{Place, write_atomic};
+use crate::worker::WorkerError;
 
 /// How far past the nonce that asked for it a block reaches, in nonce units (milliseconds
 /// while the clock leads). A restart may skip this far ahead of the clock; nothing at Kraken
@@ -74,6 +75,10 @@ pub enum NonceError {
     },
     #[error("the Kraken nonce reservation did not finish; retry")]
     Interrupted,
+    /// No thread for the reservation (`crate::worker`): the kernel's words. The agent locks
+    /// and says what to do (`AgentError::NoThread`).
+    #[error("{0}")]
+    NoThread(String),
 }
 
 /// One key's high-water mark on disk.
@@ -210,6 +215,15 @@ enum Take {
     Reserve(u64),
 }
 
+/// Marks a key's background refill over when dropped.
+struct Refilled<'a>(&'a KeyNonces);
+
+impl Drop for Refilled<'_> {
+    fn drop(&mut self) {
+        self.0.handout().refilling = false;
+    }
+}
+
 impl KeyNonces {
     fn handout(&self) -> MutexGuard<'_, Handout> {
         self.handout.lock().unwrap_or_else(|p| p.into_inner())
@@ -243,10 +257,13 @@ impl KeyNonces {
     /// up to it out.
     async fn reserve(&self, mark: u64, now_ms: u64) -> Result<(), NonceError> {
         let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        let (found, saved) =
-            tokio::task::spawn_blocking(move || persist(&store, &path, mark, now_ms))
-                .await
-                .map_err(|_| NonceError::Interrupted)?;
+        let reserved = crate::worker::run("tapsign-nonces", move || {
+            persist(&store, &path, mark, now_ms)
+        });
+        let (found, saved) = reserved.await.map_err(|e| match e {
+            WorkerError::Refused(_) => NonceError::NoThread(e.to_string()),
+            WorkerError::Died => NonceError::Interrupted,
+        })?;
         if let Some(found) = found
             && found > now_ms.saturating_add(LEAD_WARN_MS)
         {
@@ -346,10 +363,12 @@ impl KrakenNonces {
                     if let Some(mark) = refill {
                         let k = Arc::clone(&k);
                         tokio::spawn(async move {
+                            // Let go however the refill ends, a panic included: left set, it
+                            // kept every later refill in the foreground (red-team round 21).
+                            let _refilled = Refilled(&k);
                             if let Err(e) = k.reserve(mark, now_ms).await {
                                 say!("tapsign agent: warning: {e}");
                             }
-                            k.handout().refilling = false;
                         });
                     }
                     return Ok(nonce);

@@ -230,13 +230,16 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     // The record of the vaults every unlock's check holds the keystore to is read whole now,
     // while nobody waits: the first unlock then reads on from here, not a long log from its
-    // first line (audit::ledger::VaultsRead). On the blocking pool, whose thread `status` and
-    // unlocks use anyway (a thread of its own cost the idle agent 0.3 MiB), and only for a log
-    // long enough for the first unlock to notice (a few MB read in some tens of ms).
+    // first line (audit::ledger::VaultsRead). On a thread that ends once it has read (one
+    // kept for good cost the idle agent 0.3 MiB), and only for a log long enough for the first
+    // unlock to notice (a few MB read in some tens of ms). Without a thread, the first unlock
+    // reads it.
     let long_log = std::fs::metadata(agent.audit.path()).is_ok_and(|m| m.len() > 4 << 20);
     if long_log {
         let reading = Arc::clone(&agent);
-        tokio::task::spawn_blocking(move || reading.audit.read_vaults());
+        tokio::spawn(crate::worker::run("tapsign-vaults", move || {
+            reading.audit.read_vaults()
+        }));
     }
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -577,7 +577,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let status = agent.status_now().await;
+        let status = agent.status_now().await.unwrap();
         assert!(
             status
                 .warnings
@@ -594,6 +594,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Red-team round 21: a process of the user lowered the agent's RLIMIT_NPROC; tokio's
+    /// blocking pool then panicked in every `status` and `unlock` (the client read "the
+    /// connection was closed"), and the session went on signing. Now each answers `internal`
+    /// with the cause and the way out, and the session is locked.
+    #[tokio::test]
+    async fn status_and_unlock_without_a_thread_answer_why_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = unlocked(dir.path());
+        assert!(signs(&agent).await);
+        crate::worker::REFUSE.with(|r| r.set(true));
+        for req in [
+            Request::Status {},
+            Request::Unlock(tapsign_proto::UnlockRequest::default()),
+        ] {
+            match agent.handle(req, &bot()).await {
+                Response::Error { code, message } => {
+                    assert_eq!(code, ErrorCode::Internal);
+                    for said in ["cannot start a thread", "RLIMIT_NPROC", "restart the agent"] {
+                        assert!(message.contains(said), "{said}: {message}");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(!signs(&agent).await, "the session is locked");
+        crate::worker::REFUSE.with(|r| r.set(false));
+        let status = agent.status_now().await.unwrap();
+        let reason = status.lock_reason.unwrap_or_default();
+        assert!(reason.contains("cannot start a thread"), "{reason}");
     }
 
     #[tokio::test]

@@ -30,7 +30,10 @@ impl Agent {
             Ok(turn) => {
                 let status = self.status_now().await;
                 drop(turn);
-                Response::Unlocked(status)
+                match status {
+                    Ok(status) => Response::Unlocked(status),
+                    Err(e) => e.response(),
+                }
             }
             Err(e) => e.response(),
         }
@@ -194,7 +197,7 @@ impl Agent {
         asked: String,
     ) -> Result<Opened, AgentError> {
         let agent = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
+        let touched = crate::worker::run("tapsign-unlock", move || {
             let touch_needed = |token: &str| {
                 say!("tapsign agent: waiting for a touch on {token}");
                 agent.notifier.touch_needed(token, &asked)
@@ -208,8 +211,8 @@ impl Agent {
                     .open(names(&req), req.pin.as_ref(), &mut ledger, &touch_needed)
             }
         })
-        .await
-        .unwrap_or(Err(AgentError::Worker))
+        .await;
+        touched.unwrap_or_else(|e| Err(self.worker_failed(&e)))
     }
 
     /// Renew the open session after the touch of `unlock --extend`.
