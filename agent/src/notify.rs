@@ -116,13 +116,19 @@ const NAME_MAX: usize = 64;
 const KEYS_SHOWN: usize = 8;
 
 /// What an unlock asks for, bounds first, then who asks: the trader reads what the touch
-/// grants before any name a client chose. `exe` is the client's program path.
+/// grants before any name a client chose. `exe` is the client's program as the agent names it
+/// (`server::program`): a path, shown by its file name, or, for a client that hid its path,
+/// what it calls itself, marked as such.
 pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]) -> String {
-    let program = shown(exe.rsplit('/').next().unwrap_or("?"), NAME_MAX);
-    format!(
-        "{}; asked by {program} (pid {pid})",
-        asks(extend, bounds, keys)
-    )
+    let asks = asks(extend, bounds, keys);
+    match exe.strip_prefix('/') {
+        Some(path) => {
+            let program = shown(path.rsplit('/').next().unwrap_or("?"), NAME_MAX);
+            format!("{asks}; asked by {program} (pid {pid})")
+        }
+        // Already cut (`server::program`); bounded here too.
+        None => format!("{asks}; asked by pid {pid} ({})", shown(exe, 2 * NAME_MAX)),
+    }
 }
 
 /// `asked` ([`asked`]), then the credentials replaced or removed since the check before
@@ -226,6 +232,20 @@ mod tests {
             with.contains("Before you touch: credential \"kupbit\" replaced or removed lately"),
             "{with}"
         );
+    }
+
+    /// Red-team round 21: a client whose executable the agent may not read is named by its
+    /// pid and what it calls itself, as `server::program` marks it, never cut to a "file name".
+    #[test]
+    fn a_client_that_names_itself_is_shown_as_such() {
+        let exe = "not dumpable, calls itself \"tapsign unlock\"";
+        let a = asked(exe, 42, false, &bounds(), &[]);
+        assert!(
+            a.ends_with("; asked by pid 42 (not dumpable, calls itself \"tapsign unlock\")"),
+            "{a}"
+        );
+        let a = asked("/usr/bin/tapsign", 42, false, &bounds(), &[]);
+        assert!(a.ends_with("; asked by tapsign (pid 42)"), "{a}");
     }
 
     #[test]

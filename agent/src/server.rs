@@ -491,13 +491,65 @@ async fn answer(stream: &mut UnixStream, resp: &Response) -> Result<(), ProtoErr
     }
 }
 
+/// The connecting process: its uid, pid and program, read once, when the connection is
+/// accepted (the CLI's `unlock` is still dumpable then: cli/src/commands/remote.rs).
 fn client_of(stream: &UnixStream) -> Option<(u32, Client)> {
     let cred = stream.peer_cred().ok()?;
     let pid = cred.pid().map(|p| p as u32).unwrap_or(0);
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "?".into());
+    let proc = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
+    let exe = program(std::fs::read_link(format!("/proc/{pid}/exe")), || {
+        proc("cmdline")
+            .filter(|c| !c.is_empty())
+            .or_else(|| proc("comm"))
+    });
     Some((cred.uid(), Client { pid, exe }))
+}
+
+/// Longest a name a process gives itself is shown, in characters.
+const SELF_NAMED_MAX: usize = 64;
+
+/// What a client's program is called: the path of its executable (`/proc/PID/exe`), or, when
+/// the kernel refuses that (a process that made itself not dumpable, as `tapsign unlock`
+/// does, hides it from every other process of the user), what it calls itself (`named`: its
+/// command line, else its `comm`), marked as its own choice: `not dumpable, calls itself
+/// "python3 bot.py"`. Any process can choose that name, so it is never a path (which starts
+/// with `/`), and only the command's first two words are kept: its program and, say, the
+/// script or subcommand, not arguments that might hold what no log should (red-team round
+/// 21: every such client, the trader's own `tapsign unlock` included, was "?").
+pub(crate) fn program(
+    exe: std::io::Result<PathBuf>,
+    named: impl FnOnce() -> Option<Vec<u8>>,
+) -> String {
+    let refused = match exe {
+        Ok(path) => return path.display().to_string(),
+        Err(e) => [rustix::io::Errno::ACCESS, rustix::io::Errno::PERM]
+            .iter()
+            .any(|c| e.raw_os_error() == Some(c.raw_os_error())),
+    };
+    let words: Option<String> = named().map(|raw| {
+        let mut words = raw
+            .split(|b| *b == 0 || *b == b'\n')
+            .filter(|w| !w.is_empty())
+            .take(2)
+            .map(String::from_utf8_lossy);
+        let first = words.next().unwrap_or_default();
+        let first = first.rsplit('/').next().unwrap_or_default().to_owned();
+        std::iter::once(first)
+            .chain(words.map(|w| w.into_owned()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    match (refused, words) {
+        (true, Some(w)) if !w.is_empty() => {
+            let mut cut: String = w.chars().take(SELF_NAMED_MAX).collect();
+            if w.chars().count() > SELF_NAMED_MAX {
+                cut.push('…');
+            }
+            format!("not dumpable, calls itself {cut:?}")
+        }
+        (true, _) => "not dumpable, nameless".into(),
+        (false, _) => "?".into(),
+    }
 }
 
 /// Read one frame. Before `hello` the whole frame must arrive within the frame timeout of the

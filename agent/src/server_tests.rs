@@ -321,3 +321,46 @@ async fn a_bot_retrying_a_refused_request_in_a_loop_does_not_write_a_line_each_t
     // so slow that a second went by during a loop).
     assert!((4..=12).contains(&lines), "{lines} lines for 600 refusals");
 }
+
+/// Red-team round 21: a client that made itself not dumpable (every `tapsign unlock`, or a
+/// bot with one `prctl`) was named "?" to any agent not run as root. It is named by what it
+/// calls itself now, marked as its own choice, cut and quoted.
+#[test]
+fn a_client_whose_program_is_hidden_is_named_by_what_it_calls_itself() {
+    let denied = || Err(std::io::Error::from(rustix::io::Errno::ACCESS));
+    let named = |raw: &[u8]| {
+        let raw = raw.to_vec();
+        move || Some(raw)
+    };
+    assert_eq!(
+        program(Ok("/usr/bin/tapsign".into()), || None),
+        "/usr/bin/tapsign"
+    );
+    assert_eq!(
+        program(
+            denied(),
+            named(b"/usr/bin/tapsign\0unlock\0--ttl\0secret-ish\0")
+        ),
+        "not dumpable, calls itself \"tapsign unlock\""
+    );
+    // comm, when the command line is empty.
+    assert_eq!(
+        program(denied(), named(b"python3\n")),
+        "not dumpable, calls itself \"python3\""
+    );
+    // A name chosen to look like something else stays inside its quotes.
+    let forged = program(denied(), named(b"x\")\n/usr/bin/tapsign (\x1b[2J\0arg"));
+    assert!(
+        forged.starts_with("not dumpable, calls itself \""),
+        "{forged}"
+    );
+    assert!(!forged.contains('\u{1b}'), "{forged}");
+    assert!(forged.contains("\\\""), "{forged}");
+    let long = program(denied(), named("é".repeat(500).as_bytes()));
+    assert!(long.ends_with("…\""), "{long}");
+    assert!(long.chars().count() < 100, "{long}");
+    assert_eq!(program(denied(), || None), "not dumpable, nameless");
+    // Gone before it could be read: nothing to say.
+    let gone = Err(std::io::Error::from(rustix::io::Errno::NOENT));
+    assert_eq!(program(gone, named(b"bot")), "?");
+}

@@ -66,3 +66,48 @@ fn a_lowered_process_limit_is_named_and_locks_the_session() {
     );
     w.agent_said("locking the session");
 }
+
+/// Red-team round 21: an agent not run as root may not read the executable of a client that
+/// made itself not dumpable, and named it "?": every `tapsign unlock` (which hardens itself),
+/// and any bot that hides with one `prctl`. The CLI's unlock now connects before it hardens,
+/// so it is named by its path; a hidden client by what it calls itself, marked as such.
+#[test]
+fn the_traders_unlock_is_named_by_its_path_and_a_hidden_client_by_its_own_name() {
+    let Some(mut w) = as_nobody(&["kb"]) else {
+        return;
+    };
+    w.start_agent();
+    w.run(&["unlock", "--ttl", "10m"], "").ok();
+    let hidden = w.home().join("bin").join("tapsign-hidden-sign");
+    std::fs::copy(
+        tapsign_tests::tapsign_bin().with_file_name("tapsign-hidden-sign"),
+        &hidden,
+    )
+    .unwrap();
+    let out = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(&hidden)
+            .arg(&w.sock)
+            .arg("kb")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap()
+    };
+    assert!(out.status.success(), "{out:?}");
+    let audit = w.run(&["audit"], "").ok().to_owned();
+    let line = |what: &str| {
+        let found = audit.lines().rfind(|l| l.contains(what));
+        found
+            .unwrap_or_else(|| panic!("no {what} line: {audit}"))
+            .to_owned()
+    };
+    let unlock = line("unlock by");
+    assert!(unlock.ends_with("/bin/tapsign)"), "{unlock}");
+    let signed = line("sign kb");
+    assert!(
+        signed.contains("(not dumpable, calls itself \"tapsign-hidden-sign "),
+        "{signed}"
+    );
+    assert!(!audit.contains("(?)"), "{audit}");
+}

@@ -17,7 +17,8 @@ use crate::credential::Exchange;
 use crate::keystore::KeyAction;
 
 /// One decision of the agent. `pid` and `exe` name the client process as the kernel reported
-/// it (`SO_PEERCRED`, `/proc/<pid>/exe`; `exe` is `"?"` or empty when it could not be read).
+/// it (`SO_PEERCRED`, `/proc/<pid>/exe`; for a client that hid its executable, what it calls
+/// itself, marked as such: `server::program`; `"?"` or empty when nothing could be read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuditEvent {

@@ -60,6 +60,12 @@ fn enrolled(paths: &Paths) -> Vec<TokenStub> {
 }
 
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
+    // Connected first, while this process is still dumpable: the agent names its clients by
+    // their executable when it accepts them, which the kernel refuses it for a process that
+    // is not (for any agent not run as root), and every `tapsign unlock` was "?" in the log
+    // and the touch prompt, like any bot that hides itself (red-team round 21). Nothing
+    // secret is held yet; hardened before the PIN is read.
+    let mut client = connect(paths)?;
     super::harden();
     let tokens = enrolled(paths);
     // One PIN, for whichever enrolled token turns out to be present.
@@ -85,7 +91,6 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         pin,
         extend: a.extend,
     };
-    let mut client = connect(paths)?;
     let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
     let which = if names.is_empty() {
         "your token".to_owned()
