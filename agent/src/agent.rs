@@ -87,6 +87,8 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(paths: Paths, config: Config, soft_allowed: bool) -> Arc<Agent> {
+        // What an unlock whose secrets cannot be locked compares the limit with then.
+        crate::harden::note_memlock_at_start();
         let audit = AuditSink::open(&paths.audit_log(), config.audit);
         Agent::with_audit(paths, config, soft_allowed, audit)
     }

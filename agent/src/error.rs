@@ -146,11 +146,22 @@ pub enum AgentError {
         "the agent is serving its maximum number of connections, the one kept for `tapsign status` and `tapsign lock` too; try again in a few seconds (`tapsign lock` signals the agent instead)"
     )]
     BusyAll,
-    /// The secrets an unlock opened could not be locked in memory.
-    #[error(
-        "the session's secrets could not be locked in memory (mlock refused; the agent's locked-memory limit is now {limit}): they could reach swap and stay there after the session ends, so nothing was opened. Another process of yours can lower a running agent's limit (prlimit); restart the agent, which its unit starts with LimitMEMLOCK=16M (or raise ulimit -l)"
-    )]
-    SecretsNotLocked { limit: String },
+    /// The secrets an unlock opened could not be locked in memory. `limit` and `at_start` are
+    /// the agent's RLIMIT_MEMLOCK now and when it started (`None`: unlimited): prlimit is
+    /// blamed only when the limit was lowered.
+    #[error("{}", not_locked(*limit, *at_start))]
+    SecretsNotLocked {
+        limit: Option<u64>,
+        at_start: Option<u64>,
+    },
+    /// The keys an unlock asks for need more locked memory than the agent's limit leaves
+    /// (`keys` of them; `all`: every key the keystore holds): refused before the touch.
+    #[error("{}", too_many_to_lock(*keys, *all, short))]
+    TooManyToLock {
+        keys: usize,
+        all: bool,
+        short: crate::harden::Shortfall,
+    },
     /// The peer is another user, or cannot be identified.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -178,6 +189,10 @@ impl AgentError {
             Worker | NoThread(_) | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
                 ErrorCode::Internal
             }
+            // The keystore holds more than can be opened at once; naming fewer keys is the
+            // asker's to do.
+            TooManyToLock { all: true, .. } => ErrorCode::Keystore,
+            TooManyToLock { all: false, .. } => ErrorCode::BadRequest,
             VersionMismatch { .. } => ErrorCode::VersionMismatch,
             Busy | BusyAll | UnlockPending { .. } => ErrorCode::Busy,
             Forbidden(_) => ErrorCode::Forbidden,
@@ -191,6 +206,59 @@ impl AgentError {
             message: self.to_string(),
         }
     }
+}
+
+fn bytes(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".into(), |b| format!("{b} bytes"))
+}
+
+/// What [`AgentError::SecretsNotLocked`] says. Another process of the user can lower a running
+/// agent's limit (prlimit), which the agent cannot raise back; but the limit it started with
+/// may simply be too small for the keys opened (the usual 8 MiB `ulimit -l` holds about a
+/// thousand credentials), and blaming prlimit then sent the trader after an attack that did
+/// not happen (red-team round 21).
+fn not_locked(limit: Option<u64>, at_start: Option<u64>) -> String {
+    let lowered = match (limit, at_start) {
+        (Some(now), Some(start)) => now < start,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let why = match lowered {
+        true => format!(
+            "the agent's locked-memory limit is now {}, lowered since it started with {}: another process of yours can lower a running agent's limit (prlimit), and the agent cannot raise it back; restart the agent, which its unit starts with LimitMEMLOCK=16M (or raise ulimit -l)",
+            bytes(limit),
+            bytes(at_start)
+        ),
+        false => format!(
+            "the agent's locked-memory limit, {}, is too small for the keys opened: name fewer keys (`tapsign unlock NAME...`), remove credentials you did not store (`tapsign key list`; `tapsign audit` shows who stored each), or raise the limit (LimitMEMLOCK= in the unit, or ulimit -l) and restart the agent",
+            bytes(limit)
+        ),
+    };
+    format!(
+        "the session's secrets could not be locked in memory (mlock refused): they could reach swap and stay there after the session ends, so nothing was opened; {why}"
+    )
+}
+
+/// What [`AgentError::TooManyToLock`] says: the count, and the way on.
+fn too_many_to_lock(keys: usize, all: bool, short: &crate::harden::Shortfall) -> String {
+    let page = rustix::param::page_size() as u64;
+    let what = match all {
+        true => format!("opening every key (the keystore holds {keys} credentials)"),
+        false => format!("opening the {keys} keys named"),
+    };
+    let way = match all {
+        true => {
+            "Name the keys to open (`tapsign unlock NAME...`), or remove the credentials you did not store (`tapsign key list`; `tapsign audit` shows who stored each, `tapsign key remove NAME` removes one)"
+        }
+        false => "Name fewer keys",
+    };
+    format!(
+        "{what} needs at least {} locked pages ({} bytes), and the agent's locked-memory limit ({} bytes) leaves room for {}: nothing was asked of your token. {way}; or raise the limit (LimitMEMLOCK= in the unit, or ulimit -l) and restart the agent",
+        short.need / page,
+        short.need,
+        short.limit,
+        short.room / page
+    )
 }
 
 /// What a refused thread ([`AgentError::NoThread`]) says: the cause as the kernel gave it, the
@@ -381,5 +449,60 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Red-team round 21: the default 8 MiB limit, too small for 1,100 credentials, was
+    /// reported as "now 8388608 bytes" with advice to look for a prlimit and restart. prlimit
+    /// is named only when the limit is below the one the agent started with.
+    #[test]
+    fn secrets_not_locked_blames_prlimit_only_for_a_lowered_limit() {
+        let e = |limit, at_start| AgentError::SecretsNotLocked { limit, at_start }.to_string();
+        let same = e(Some(8 << 20), Some(8 << 20));
+        assert!(
+            !same.contains("prlimit") && !same.contains("lowered"),
+            "{same}"
+        );
+        assert!(same.contains("8388608 bytes, is too small"), "{same}");
+        assert!(same.contains("name fewer keys"), "{same}");
+        let lowered = e(Some(4096), Some(16 << 20));
+        assert!(lowered.contains("prlimit"), "{lowered}");
+        assert!(
+            lowered.contains("now 4096 bytes, lowered since it started with 16777216 bytes"),
+            "{lowered}"
+        );
+    }
+
+    #[test]
+    fn too_many_to_lock_names_the_count_and_the_way_on() {
+        let page = rustix::param::page_size() as u64;
+        let short = crate::harden::Shortfall {
+            need: 2204 * page,
+            room: 2048 * page,
+            limit: 2048 * page,
+        };
+        let all = AgentError::TooManyToLock {
+            keys: 1102,
+            all: true,
+            short,
+        };
+        assert_eq!(all.code(), ErrorCode::Keystore);
+        let text = all.to_string();
+        for said in [
+            "the keystore holds 1102 credentials",
+            "2204 locked pages",
+            "nothing was asked of your token",
+            "Name the keys to open",
+            "remove the credentials you did not store",
+        ] {
+            assert!(text.contains(said), "{said}: {text}");
+        }
+        assert!(!text.contains("prlimit"), "{text}");
+        let named = AgentError::TooManyToLock {
+            keys: 1102,
+            all: false,
+            short,
+        };
+        assert_eq!(named.code(), ErrorCode::BadRequest);
+        assert!(named.to_string().contains("Name fewer keys"), "{named}");
     }
 }

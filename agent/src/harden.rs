@@ -166,6 +166,80 @@ mod locked {
     }
 }
 
+/// The agent's RLIMIT_MEMLOCK (soft; `None`: unlimited) when it was first asked, which the
+/// agent does at start ([`note_memlock_at_start`]): a limit below it now was lowered under the
+/// running agent (`prlimit`), one equal to it was always that small.
+static MEMLOCK_AT_START: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// Note the locked-memory limit the agent starts with (later calls change nothing).
+pub fn note_memlock_at_start() {
+    MEMLOCK_AT_START.get_or_init(memlock_limit);
+}
+
+/// The limit noted at start ([`note_memlock_at_start`]), or the one now if none was.
+pub fn memlock_at_start() -> Option<u64> {
+    *MEMLOCK_AT_START.get_or_init(memlock_limit)
+}
+
+/// The process's RLIMIT_MEMLOCK now (soft; `None`: unlimited).
+pub fn memlock_limit() -> Option<u64> {
+    rustix::process::getrlimit(Resource::Memlock).current
+}
+
+/// Locked memory an unlock cannot have: what it needs at least, and what the limit leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shortfall {
+    /// Bytes the buffers need at least (a page each).
+    pub need: u64,
+    /// Bytes the limit leaves beside what is locked already (an open session's secrets).
+    pub room: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+/// Whether `buffers` more secret buffers ([`LockedBuf`], a page each at least) would go past
+/// the locked-memory limit: known before an unlock asks for a touch, which must not be spent
+/// on secrets that then cannot be locked (red-team round 21: 1,100 credentials stored by
+/// anyone made every all-keys unlock fail after the touch). `None` when they fit, when the
+/// limit is unlimited, or when the process may lock past it (CAP_IPC_LOCK, as root has).
+pub fn lockable_shortfall(buffers: usize) -> Option<Shortfall> {
+    shortfall(
+        buffers,
+        rustix::param::page_size(),
+        memlock_limit(),
+        locked_bytes(),
+        may_lock_past_the_limit(),
+    )
+}
+
+fn shortfall(
+    buffers: usize,
+    page: usize,
+    limit: Option<u64>,
+    locked: usize,
+    exempt: bool,
+) -> Option<Shortfall> {
+    let limit = limit.filter(|_| !exempt)?;
+    let need = (buffers as u64).saturating_mul(page as u64);
+    let room = limit.saturating_sub(locked as u64);
+    (need > room).then_some(Shortfall { need, room, limit })
+}
+
+/// Whether the process holds CAP_IPC_LOCK (bit 14 of `CapEff` in /proc/self/status), which
+/// lets `mlock` go past RLIMIT_MEMLOCK. Unreadable: assumed not, which at worst refuses an
+/// unlock that names the keys it could open instead.
+fn may_lock_past_the_limit() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
 #[cfg(test)]
 pub use locked::FAIL_MLOCK;
 pub use locked::{LockedBuf, locked_bytes, mlock_failed};
@@ -189,5 +263,22 @@ mod tests {
         drop(b);
         assert_eq!(locked_bytes(), before);
         assert!(LockedBuf::from_slice(b"").as_slice().is_empty());
+    }
+
+    #[test]
+    fn more_buffers_than_the_limit_leaves_room_for_fall_short() {
+        // 8 MiB (the usual `ulimit -l`), 4 KiB pages, nothing locked: 2,048 buffers fit.
+        let limit = Some(8 << 20);
+        assert_eq!(shortfall(2048, 4096, limit, 0, false), None);
+        let short = shortfall(2204, 4096, limit, 0, false).unwrap();
+        assert_eq!(
+            (short.need, short.room, short.limit),
+            (2204 * 4096, 8 << 20, 8 << 20)
+        );
+        // What an open session holds counts against the limit.
+        assert!(shortfall(2048, 4096, limit, 4096, false).is_some());
+        // Unlimited, or CAP_IPC_LOCK: never short.
+        assert_eq!(shortfall(1 << 30, 4096, None, 0, false), None);
+        assert_eq!(shortfall(1 << 30, 4096, limit, 0, true), None);
     }
 }

@@ -273,6 +273,15 @@ impl Unlocker {
         if wanted.is_empty() {
             return Err(AgentError::NoKeys("to open"));
         }
+        // Each credential's API key and secret take a locked page each at least: what cannot
+        // all be locked opens nothing, so it is refused before the touch.
+        if let Some(short) = crate::harden::lockable_shortfall(wanted.len() * 2) {
+            return Err(AgentError::TooManyToLock {
+                keys: wanted.len(),
+                all: names.is_empty(),
+                short,
+            });
+        }
 
         let (vk, opened_by, reader, slot) = self.unwrap_with_touch(&slots, pin, touch_needed)?;
         let credentials = self.check_and_open(&vk, slot, names, &wanted, ledger, &mut warnings);

@@ -111,3 +111,65 @@ fn the_traders_unlock_is_named_by_its_path_and_a_hidden_client_by_its_own_name()
     );
     assert!(!audit.contains("(?)"), "{audit}");
 }
+
+/// A page, as the agent locks secrets in whole pages (x86-64, aarch64 with 4 KiB pages).
+const PAGE: u64 = 4096;
+
+/// Red-team round 21: 1,100 credentials stored by anyone made the default (all-keys) unlock fail
+/// after the touch, with advice blaming a lowered RLIMIT_MEMLOCK that was never lowered, and
+/// the answer lacked the note of the credentials stored. Here the agent starts with room for
+/// two locked pages: every key (three) is refused before the touch, naming the count and the
+/// way on; the OKX key named alone fails after the check (its passphrase needs a third page),
+/// without blaming prlimit, and its answer carries what the check found.
+#[test]
+fn keys_that_cannot_all_be_locked_are_refused_before_the_touch_and_named() {
+    let Some(mut w) = as_nobody(&["k1", "k2"]) else {
+        return;
+    };
+    let okx = ["key", "add", "kx", "--exchange", "okx"];
+    w.run(&okx, "key\nsecret\npassphrase\n").ok();
+    w.start_agent_with(|cmd| {
+        use std::os::unix::process::CommandExt;
+        let limit = libc::rlimit {
+            rlim_cur: 2 * PAGE,
+            rlim_max: 2 * PAGE,
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: between fork and exec only setrlimit, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let every = w.run(&["unlock", "--ttl", "10m"], "");
+    every.fails_with(7, "opening every key (the keystore holds 3 credentials)");
+    for said in [
+        "nothing was asked of your token",
+        "Name the keys to open",
+        "remove the credentials you did not store",
+    ] {
+        assert!(every.stderr.contains(said), "{said}: {every:?}");
+    }
+    assert!(!every.stderr.contains("prlimit"), "{every:?}");
+    assert!(
+        !w.agent_log().contains("waiting for a touch"),
+        "{}",
+        w.agent_log()
+    );
+
+    let one = w.run(&["unlock", "--ttl", "10m", "kx"], "");
+    assert_ne!(one.code, 0, "{one:?}");
+    for said in [
+        "could not be locked in memory",
+        "is too small for the keys opened",
+        "The keystore's check found",
+        "3 credentials were stored since the keystore's last check",
+    ] {
+        assert!(one.stderr.contains(said), "{said}: {one:?}");
+    }
+    assert!(!one.stderr.contains("prlimit"), "{one:?}");
+}

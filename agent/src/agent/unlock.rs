@@ -25,6 +25,7 @@ impl Agent {
         client: &Client,
         gone: &AtomicBool,
     ) -> Response {
+        let before = self.change_notes();
         match self.open_session(req, client, gone).await {
             // The turn is let go once the answer is made (`Turn`).
             Ok(turn) => {
@@ -35,8 +36,15 @@ impl Agent {
                     Err(e) => e.response(),
                 }
             }
-            Err(e) => e.response(),
+            Err(e) => with_notes(e.response(), &before, &self.change_notes()),
         }
+    }
+
+    /// The credential-change notes `status` repeats now, replaced and removed ones first.
+    fn change_notes(&self) -> Vec<String> {
+        let (mut loud, quiet) = self.unlocker.changes(crate::clock::boot_now());
+        loud.extend(quiet);
+        loud
     }
 
     /// Open a session (or, with `extend`, renew the open one) after a touch.
@@ -273,7 +281,8 @@ impl Agent {
             .all(crate::credential::Credential::in_locked_memory)
         {
             return Err(AgentError::SecretsNotLocked {
-                limit: memlock_limit(),
+                limit: crate::harden::memlock_limit(),
+                at_start: crate::harden::memlock_at_start(),
             });
         }
         self.keystore_warnings(o.warnings);
@@ -337,6 +346,36 @@ impl Agent {
 }
 
 /// An unlock's (or extend's) line. The writer logs the chain's head after it.
+/// Most of a failed unlock's answer the change notes it found may take (each is bounded, and
+/// there are few): the answer must fit one frame.
+const NOTES_MAX: usize = 16 * 1024;
+
+/// A failed unlock's answer (`resp`), with the notes of credential changes its keystore check
+/// found (in `after`, not in `before`): the check moves the keystore's record on whether the
+/// unlock then opens or not, so the next check has nothing to say of them, and the answer of
+/// an unlock that failed after the check (secrets that could not be locked, a key asked for
+/// that was refused) said nothing of credentials someone else stored (red-team round 21).
+fn with_notes(resp: Response, before: &[String], after: &[String]) -> Response {
+    let found: Vec<&str> = after
+        .iter()
+        .filter(|n| !before.contains(n))
+        .map(String::as_str)
+        .collect();
+    match resp {
+        Response::Error { code, message } if !found.is_empty() => {
+            let mut notes = found.join(". ");
+            crate::audit::cap(&mut notes, NOTES_MAX);
+            Response::Error {
+                code,
+                message: format!(
+                    "{message}. The keystore's check found (`tapsign status` repeats it for a day): {notes}"
+                ),
+            }
+        }
+        resp => resp,
+    }
+}
+
 /// The keys an unlock names, empty for every key (as the unlocker and the prompts take them).
 fn names(req: &UnlockRequest) -> &[String] {
     req.keys.as_deref().unwrap_or_default()
@@ -351,15 +390,6 @@ fn unlock_line(token: String, keys: Vec<String>, bounds: Bounds, client: &Client
         max_signatures: bounds.max_signatures,
         pid: client.pid,
         exe: client.exe.clone(),
-    }
-}
-
-/// The agent's RLIMIT_MEMLOCK now, as a message says it.
-fn memlock_limit() -> String {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock);
-    match limit.current {
-        Some(bytes) => format!("{bytes} bytes"),
-        None => "unlimited".into(),
     }
 }
 
@@ -554,6 +584,44 @@ mod tests {
         if touched.credentials[0].in_locked_memory() {
             agent.opened(touched, bounds(), &client(), 0).await.unwrap();
             assert!(agent.session().is_unlocked());
+        }
+    }
+
+    /// Red-team round 21: an unlock that failed after its check moved the keystore's record on
+    /// without saying what the check found; its error carries the new notes now, only those.
+    #[test]
+    fn a_failed_unlock_carries_the_change_notes_its_check_found() {
+        let before = vec!["an old note".to_owned()];
+        let after = vec![
+            "an old note".to_owned(),
+            "2 credentials were stored".to_owned(),
+        ];
+        let failed = || {
+            AgentError::SecretsNotLocked {
+                limit: Some(8192),
+                at_start: Some(8192),
+            }
+            .response()
+        };
+        match with_notes(failed(), &before, &after) {
+            Response::Error { code, message } => {
+                assert_eq!(code, tapsign_proto::ErrorCode::Internal);
+                assert!(
+                    message.ends_with(
+                        "The keystore's check found (`tapsign status` repeats it for a day): 2 credentials were stored"
+                    ),
+                    "{message}"
+                );
+                assert!(!message.contains("an old note"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing new: the answer as it was.
+        match (with_notes(failed(), &after, &after), failed()) {
+            (Response::Error { message: a, .. }, Response::Error { message: b, .. }) => {
+                assert_eq!(a, b)
+            }
+            other => panic!("{other:?}"),
         }
     }
 
