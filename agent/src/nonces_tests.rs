@@ -288,3 +288,29 @@ async fn a_nonce_mark_planted_within_the_day_is_signed_above_with_a_warning() {
     nonces.next("kr", now).await.unwrap();
     assert!(nonces.warnings().is_empty(), "{:?}", nonces.warnings());
 }
+
+/// Red-team round 21: with the agent's process limit lowered, a reservation's thread was
+/// refused inside tokio's `spawn_blocking`, which panicked: a background refill then left
+/// `refilling` set for good, and a signature that needed a reservation died unanswered. Now a
+/// refused thread is an error (`NoThread`), and the refill is over either way.
+#[tokio::test]
+async fn a_refused_thread_is_an_error_and_leaves_no_refill_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let nonces = KrakenNonces::new(dir.path());
+    assert_eq!(nonces.next("k", 1).await, Ok(1));
+    crate::worker::REFUSE.with(|r| r.set(true));
+    // Past half the block: handed out, with a refill in the background, which fails.
+    let late = 2 + RESERVE_MS / 2;
+    assert_eq!(nonces.next("k", late).await, Ok(late));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!nonces.key("k").handout().refilling, "the refill is over");
+    // Past the block: the reservation is refused, and says so.
+    match nonces.next("k", 10 * RESERVE_MS).await {
+        Err(NonceError::NoThread(why)) => assert!(why.contains("cannot start a thread"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    crate::worker::REFUSE.with(|r| r.set(false));
+    assert_eq!(nonces.next("k", 10 * RESERVE_MS).await, Ok(10 * RESERVE_MS));
+}
