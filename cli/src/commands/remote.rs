@@ -64,7 +64,8 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     // their executable when it accepts them, which the kernel refuses it for a process that
     // is not (for any agent not run as root), and every `tapsign unlock` was "?" in the log
     // and the touch prompt, like any bot that hides itself (red-team round 21). Nothing
-    // secret is held yet; hardened before the PIN is read.
+    // secret is held yet; hardened before the PIN is read. A usage error is said first.
+    let (ttl_secs, idle_secs) = (duration("ttl", &a.ttl)?, duration("idle", &a.idle)?);
     let mut client = connect(paths)?;
     super::harden();
     let tokens = enrolled(paths);
@@ -85,8 +86,8 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     let req = UnlockRequest {
         // No names: the field is left out, which asks for every key (an empty list is refused).
         keys: (!a.names.is_empty()).then_some(a.names),
-        ttl_secs: duration("ttl", &a.ttl)?,
-        idle_secs: duration("idle", &a.idle)?,
+        ttl_secs,
+        idle_secs,
         max_signatures: a.max_signatures,
         pin,
         extend: a.extend,
