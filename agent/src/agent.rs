@@ -634,6 +634,12 @@ impl Agent {
                 .collect(),
             audit_head,
             keystore: self.unlocker.verified(),
+            changed_keys: self
+                .unlocker
+                .changed_names(boot_now())
+                .into_iter()
+                .take(tapsign_proto::CHANGED_KEYS_SHOWN)
+                .collect(),
         };
         fit_status(&mut status, files);
         status

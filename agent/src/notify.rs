@@ -136,8 +136,18 @@ pub fn asked(exe: &str, pid: u32, extend: bool, bounds: &Bounds, keys: &[String]
 /// asked for the unlock, and the check's own answer went to the asker, a bot's as well
 /// (red-team round 20, recheck).
 pub fn with_changes(asked: String, changed: &[String]) -> String {
+    match before_touch(changed) {
+        Some(warning) => format!("{asked}. {warning}"),
+        None => asked,
+    }
+}
+
+/// The warning before a touch of the credentials replaced or removed lately (`changed`), if
+/// any: in the desktop prompt ([`with_changes`]), and on the terminal of `tapsign unlock`,
+/// where a trader with no notification daemon (a server over SSH) saw none (red-team round 21).
+pub fn before_touch(changed: &[String]) -> Option<String> {
     if changed.is_empty() {
-        return asked;
+        return None;
     }
     let mut list: Vec<String> = (changed.iter().take(KEYS_SHOWN))
         .map(|n| format!("\"{}\"", shown(n, NAME_MAX)))
@@ -145,10 +155,10 @@ pub fn with_changes(asked: String, changed: &[String]) -> String {
     if changed.len() > KEYS_SHOWN {
         list.push(format!("{} more", changed.len() - KEYS_SHOWN));
     }
-    format!(
-        "{asked}. Before you touch: credential {} replaced or removed lately; if not by you, orders may go to someone else's account (`tapsign status` says when and by what)",
+    Some(format!(
+        "Before you touch: credential {} replaced or removed lately; if not by you, orders may go to someone else's account (`tapsign status` says when and by what)",
         list.join(", ")
-    )
+    ))
 }
 
 /// What an unlock (or an extend) asks for: the bounds, and the keys a new session opens.

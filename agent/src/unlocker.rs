@@ -51,12 +51,30 @@ pub struct Unlocker {
 /// (red-team round 20, recheck).
 #[derive(Debug, Default)]
 struct KeptChanges {
-    /// Each credential replaced or removed, by name: its latest sentence, and when it was first
-    /// noted (a name changed again keeps its place).
-    loud: Vec<(String, Duration, String)>,
+    /// Each credential replaced or removed, by name: its latest sentence, when it was first
+    /// noted (a name changed again keeps its place), and whether it now holds another version
+    /// (kept before any removal).
+    loud: Vec<Loud>,
     /// The other sentences, the newest last, at most [`QUIET_KEPT`].
     quiet: Vec<(Duration, String)>,
+    /// Loud notes let go within their day, past [`LOUD_KEPT`]: how many, and when the last
+    /// went (counted in `status` for a day after it).
+    let_go: (usize, Duration),
 }
+
+#[derive(Debug)]
+struct Loud {
+    name: String,
+    at: Duration,
+    text: String,
+    replaced: bool,
+}
+
+/// Most loud notes kept. Removals go first past it, then the oldest: names need no touch to be
+/// stored, replaced or removed, and a bound of 32 in the order noted let four checks' worth of
+/// junk names removed evict a replacement's note within its day (red-team round 21). Each
+/// sentence is bounded (`keystore::notes`), so this is some 256 KB at most.
+const LOUD_KEPT: usize = 256;
 
 /// How long `status` (and every unlock's answer) repeats a credential change: a day, so the
 /// trader who did not ask for the unlock that found it still meets it. The agent cannot tell
@@ -126,19 +144,30 @@ impl Unlocker {
             say!("tapsign agent: warning: {text}");
         }
         let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, text) in notes.loud {
-            match kept.loud.iter_mut().find(|(n, ..)| *n == name) {
-                Some(k) => k.2 = text,
-                None => kept.loud.push((name, at, text)),
+        for (i, (name, text)) in notes.loud.into_iter().enumerate() {
+            let replaced = i < notes.replaced;
+            match kept.loud.iter_mut().find(|k| k.name == name) {
+                Some(k) => {
+                    k.text = text;
+                    k.replaced |= replaced;
+                }
+                None => kept.loud.push(Loud {
+                    name,
+                    at,
+                    text,
+                    replaced,
+                }),
             }
         }
-        // Bounded however many checks note how many names: the oldest go first (the audit log
-        // keeps each line).
-        let extra = kept
-            .loud
-            .len()
-            .saturating_sub(crate::keystore::LOUD_NOTED * 4);
-        kept.loud.drain(..extra);
+        // Bounded however many checks note how many names: removals go first, then the oldest
+        // (the audit log keeps each line), and the count of those let go is said.
+        while kept.loud.len() > LOUD_KEPT {
+            let i = kept.loud.iter().position(|k| !k.replaced).unwrap_or(0);
+            kept.loud.remove(i);
+            kept.let_go = (kept.let_go.0 + 1, at);
+        }
+        // Replacements first, each kind in the order noted: what `status` names first.
+        kept.loud.sort_by_key(|k| !k.replaced);
         for text in notes.quiet {
             kept.quiet.retain(|(_, t)| *t != text);
             kept.quiet.push((at, text));
@@ -151,11 +180,12 @@ impl Unlocker {
     /// removed ones first (a sentence each, never cut), then the rest.
     pub fn changes(&self, now: Duration) -> (Vec<String>, Vec<String>) {
         let kept = self.kept_changes(now);
-        let mut loud: Vec<String> = kept.loud.iter().map(|(.., t)| t.clone()).collect();
+        let mut loud: Vec<String> = kept.loud.iter().map(|k| k.text.clone()).collect();
         // What one answer can carry (each sentence is bounded: `keystore::notes`).
         let shown = crate::keystore::LOUD_NOTED + 1;
-        if loud.len() > shown {
-            let more = loud.len() - crate::keystore::LOUD_NOTED;
+        let let_go = kept.let_go.0;
+        if loud.len() > shown || let_go > 0 {
+            let more = loud.len().saturating_sub(crate::keystore::LOUD_NOTED) + let_go;
             loud.truncate(crate::keystore::LOUD_NOTED);
             loud.push(format!(
                 "and {more} more notes of credentials replaced or removed in the last day: `tapsign audit` shows each `key` line"
@@ -168,8 +198,11 @@ impl Unlocker {
     fn kept_changes(&self, now: Duration) -> std::sync::MutexGuard<'_, KeptChanges> {
         let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
-        kept.loud.retain(|(_, at, _)| fresh(*at));
+        kept.loud.retain(|k| fresh(k.at));
         kept.quiet.retain(|(at, _)| fresh(*at));
+        if !fresh(kept.let_go.1) {
+            kept.let_go = (0, now);
+        }
         kept
     }
 
@@ -180,8 +213,8 @@ impl Unlocker {
         // The sentence counting the rest is named "".
         kept.loud
             .iter()
-            .filter(|(n, ..)| !n.is_empty())
-            .map(|(n, ..)| n.clone())
+            .filter(|k| !k.name.is_empty())
+            .map(|k| k.name.clone())
             .collect()
     }
 
@@ -452,6 +485,7 @@ mod tests {
         let t0 = Duration::from_secs(1000);
         let notes = ChangeNotes {
             loud: vec![("k1".into(), "k1 replaced".into())],
+            replaced: 1,
             quiet: vec!["1 credential was stored".into()],
         };
         unlocker.keep_changes(notes, t0);
@@ -460,6 +494,7 @@ mod tests {
         }
         let again = ChangeNotes {
             loud: vec![("k1".into(), "k1 replaced again".into())],
+            replaced: 1,
             quiet: Vec::new(),
         };
         unlocker.keep_changes(again, t0 + Duration::from_secs(3600));
@@ -469,6 +504,40 @@ mod tests {
         assert_eq!(unlocker.changed_names(t0 + CHANGES_KEPT / 2), ["k1"]);
         let (loud, quiet) = unlocker.changes(t0 + CHANGES_KEPT);
         assert!(loud.is_empty() && quiet.is_empty());
+    }
+
+    /// Red-team round 21: the day-long note of a replacement was evicted after four more
+    /// checks by junk names anyone stored and removed (each removal a loud note, eight named a
+    /// check). Removals go first, and a replacement is named first in `status` and the touch
+    /// prompt for its day, however many removals follow.
+    #[test]
+    fn junk_removals_do_not_evict_a_replacement_within_its_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let t0 = Duration::from_secs(1000);
+        let replaced = ChangeNotes {
+            loud: vec![("k1".into(), "k1 replaced".into())],
+            replaced: 1,
+            quiet: Vec::new(),
+        };
+        unlocker.keep_changes(replaced, t0);
+        for check in 1..=60u64 {
+            let removed = ChangeNotes {
+                loud: (0..8)
+                    .map(|i| (format!("j{check}x{i}"), format!("j{check}x{i} removed")))
+                    .collect(),
+                replaced: 0,
+                quiet: Vec::new(),
+            };
+            unlocker.keep_changes(removed, t0 + Duration::from_secs(check * 60));
+        }
+        let now = t0 + Duration::from_secs(3 * 3600);
+        let (loud, _) = unlocker.changes(now);
+        assert_eq!(loud[0], "k1 replaced", "{loud:?}");
+        assert!(loud.last().unwrap().starts_with("and "), "{loud:?}");
+        assert_eq!(unlocker.changed_names(now)[0], "k1");
+        assert!(unlocker.changes(t0 + CHANGES_KEPT).0[0] != "k1 replaced");
     }
 
     /// A queued unlock or extend took the next touch, whoever the touch was asked for: the

@@ -259,7 +259,15 @@ pub struct Status {
     /// The keystore manifest this agent last verified (at an unlock). Absent before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystore: Option<KeystoreState>,
+    /// The credentials replaced or removed in the last day, by name, as the agent's checks
+    /// noted them (`warnings` says when and by what, first): what `tapsign unlock` names before
+    /// the touch. At most [`CHANGED_KEYS_SHOWN`]; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_keys: Vec<String>,
 }
+
+/// Most names [`Status::changed_keys`] lists.
+pub const CHANGED_KEYS_SHOWN: usize = 32;
 
 /// A key's changes to its trading profile, as `status` shows them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]

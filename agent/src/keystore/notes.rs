@@ -17,6 +17,11 @@ pub struct ChangeNotes {
     /// (a review of round 20: uncut, they pushed `status` past one answer for a day).
     /// Each with the credential's name.
     pub loud: Vec<(String, String)>,
+    /// How many of [`ChangeNotes::loud`], from the first, are credentials that now hold
+    /// another version (the rest are removals, and the sentence counting the rest): what a
+    /// running agent keeps longest (red-team round 21: names stored and removed by anyone,
+    /// noted at four more checks, evicted a replacement's note within its day).
+    pub replaced: usize,
     /// At most two sentences: the names stored since (a setup's first unlock lists them all,
     /// and a warning each taught the trader to skim past them), and how many were stored and
     /// removed again (nothing of them is left).
@@ -65,7 +70,19 @@ impl State<'_> {
 /// trader's own credential; names stored and removed again, many of them, pushed a real
 /// replacement out of the notes shown (red-team round 20, recheck). Linear in the lines: a
 /// log anyone can append to may hold a great many.
-pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> ChangeNotes {
+///
+/// `files` are the credential files the operation accepted, by name, with their SHA-256: a
+/// file that is not the version the record and the lines leave its name at was written with
+/// no line (by hand, sealed in a copy of the keystore and copied in, or by a `key add` killed
+/// before its line), and is noted as loudly as a replacement, first: it had one mild warning,
+/// gone at the next unlock, and none at all where the log was started afresh (red-team round
+/// 21). A name stored more than once since the check is loud too: `key add` then `key add
+/// --replace` by another program read as the trader's own "stored".
+pub fn change_notes(
+    manifest: Option<&ManifestFile>,
+    lines: &[ChangeLine],
+    files: &BTreeMap<String, String>,
+) -> ChangeNotes {
     let mut before: BTreeMap<&str, State<'_>> = BTreeMap::new();
     let written = manifest.map_or(0, |m| m.written);
     if let Some(m) = manifest {
@@ -99,17 +116,53 @@ pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> Ch
         };
         entry.3.push(l);
     }
-    let mut moved: Vec<_> = moved.into_iter().filter(|(_, m)| !m.3.is_empty()).collect();
+    // Each accepted file against where its name stands: one that is not that version has no
+    // line of its own (whatever the log says, a gap or not).
+    // With no record to compare with (a keystore from before manifests, a rebuild), none.
+    let mut unrecorded: Vec<&str> = Vec::new();
+    for (name, sha256) in files.iter().filter(|_| manifest.is_some()) {
+        let now = match moved.get(name.as_str()) {
+            Some(m) => m.2,
+            None => before.get(name.as_str()).copied().unwrap_or(State::Absent),
+        };
+        if matches!(now, State::Present(_, s) if s == sha256) {
+            continue;
+        }
+        let was = before.get(name.as_str()).copied().unwrap_or(State::Absent);
+        let entry = moved
+            .entry(name)
+            .or_insert_with(|| (lines.len(), was, was, Vec::new()));
+        entry.2 = State::Present(u64::MAX, sha256);
+        unrecorded.push(name);
+    }
+    let mut moved: Vec<_> = moved
+        .into_iter()
+        .filter(|(name, m)| !m.3.is_empty() || unrecorded.contains(name))
+        .collect();
     moved.sort_by_key(|(_, (first, ..))| *first);
 
     let (mut replaced, mut removed, mut stored, mut gone) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let mut unwritten = Vec::new();
     for (name, (_, was, now, own)) in moved {
+        let no_line = unrecorded.contains(&name);
+        let versions = own
+            .iter()
+            .filter(|l| l.change.action != KeyAction::Remove)
+            .count();
         // Said as a line shows it: a line anyone appended may name a credential at any length.
         let mut name = name.to_owned();
         crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
         let name = name.as_str();
         match (was, now) {
             (State::Present(..), State::Present(..)) if was == now => {}
+            (_, State::Present(..)) if no_line => unwritten.push((name.to_owned(), format!(
+                "credential {name:?} holds a file that no line of the audit log records writing since the keystore's last check {CHECKS}{}: tapsign's `key add` records each file it stores, so this one was written by hand, sealed in a copy of the keystore and copied in, or left by a `key add` killed before its line. Unless you just stored it yourself, it holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
+                match (was, own.is_empty()) {
+                    (_, false) => format!(" (the lines since: {})", done(&own)),
+                    (State::Present(..), true) => " (it was recorded, and has changed)".to_owned(),
+                    (_, true) => " (a name it did not record)".to_owned(),
+                }
+            ))),
             (State::Present(..), State::Present(..)) => replaced.push((name.to_owned(), format!(
                 "credential {name:?} was replaced since the keystore's last check {CHECKS}: {}; if neither you nor a script of yours replaced it, it now holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command",
                 done(&own)
@@ -118,16 +171,23 @@ pub fn change_notes(manifest: Option<&ManifestFile>, lines: &[ChangeLine]) -> Ch
                 "credential {name:?} was removed since the keystore's last check {CHECKS}: {}; if that was not you, store it again with `tapsign key add {name} --exchange ...`",
                 done(&own)
             ))),
+            (_, State::Present(..)) if versions > 1 => replaced.push((name.to_owned(), format!(
+                "credential {name:?} was stored, then stored again over it, since the keystore's last check {CHECKS}: {}; if you stored it only once, the later version holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command",
+                done(&own)
+            ))),
             (_, State::Present(..)) => stored.push(name.to_owned()),
             _ => gone += 1,
         }
     }
+    unwritten.append(&mut replaced);
     let mut notes = ChangeNotes {
-        loud: replaced,
+        replaced: unwritten.len(),
+        loud: unwritten,
         quiet: Vec::new(),
     };
     notes.loud.append(&mut removed);
     if notes.loud.len() > LOUD_NOTED {
+        notes.replaced = notes.replaced.min(LOUD_NOTED);
         let more = notes.loud.len() - LOUD_NOTED;
         notes.loud.truncate(LOUD_NOTED);
         notes.loud.push((
@@ -237,7 +297,7 @@ mod tests {
         let lines: Vec<ChangeLine> = (1..=40)
             .map(|i| line(i, KeyAction::Add, &format!("junk{i}"), &exe))
             .collect();
-        let stored = change_notes(None, &lines);
+        let stored = change_notes(None, &lines, &BTreeMap::new());
         assert!(stored.loud.is_empty(), "{stored:?}");
         // Recorded by a check, then removed: each a loud note.
         let manifest = ManifestFile {
@@ -262,7 +322,7 @@ mod tests {
         let removed: Vec<ChangeLine> = (1..=40)
             .map(|i| line(100 + i, KeyAction::Remove, &format!("junk{i}"), &exe))
             .collect();
-        let notes = change_notes(Some(&manifest), &removed);
+        let notes = change_notes(Some(&manifest), &removed, &BTreeMap::new());
         assert_eq!(notes.loud.len(), LOUD_NOTED + 1, "{:?}", notes.loud);
         let (last_name, last) = notes.loud.last().unwrap();
         assert!(

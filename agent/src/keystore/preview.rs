@@ -19,6 +19,10 @@ pub struct Preview {
     /// Credentials the record holds as present whose file is missing (moved aside?): a file
     /// put back opens, unless `key remove` records the removal.
     pub missing: Vec<String>,
+    /// The credential changes since the last check the next check (or any command that writes
+    /// the next manifest) will tell of (`super::notes`), from the manifest as it is: said
+    /// before the touch of a command that moves the record on (red-team round 21).
+    pub changes: super::notes::ChangeNotes,
 }
 
 impl Keystore {
@@ -62,7 +66,13 @@ impl Keystore {
             warnings.push(unrecorded_warning(m.generation));
         }
         let folded = fold(m, &observed, &unreadable, &evidence);
+        let changes = super::notes::change_notes(
+            Some(m),
+            &evidence.change_lines,
+            &super::vault_ops::judged(&folded),
+        );
         Ok(Preview {
+            changes,
             refused: folded.refused,
             whole: whole.map(|e| e.to_string()),
             warnings,

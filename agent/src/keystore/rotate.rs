@@ -37,6 +37,11 @@ pub struct Rotated {
     /// Credentials not carried over (refused by the rollback check, or not decryptable).
     pub dropped: Vec<Refusal>,
     pub warnings: Vec<String>,
+    /// What the trader is told of the credential changes since the keystore's last check, as
+    /// an unlock's check tells them (`super::notes`): the new manifest folds them in, and the
+    /// next check has nothing left to say of them (red-team round 21: a `key add --replace`
+    /// made before a rotation, a `token remove` or a rebuild was never mentioned).
+    pub changes: super::notes::ChangeNotes,
 }
 
 /// What a rotation does with credential files the check refuses.
@@ -253,6 +258,10 @@ impl Keystore {
             }
             None => self.prepare(vk, ledger, &lock)?,
         };
+        let changes = match rebuild {
+            Some(_) => self.changes_since_manifest(vk, ledger, &p),
+            None => p.changes(),
+        };
         let mut planned: Vec<&str> = slots
             .iter()
             .map(|s| s.path.as_path())
@@ -391,7 +400,31 @@ impl Keystore {
                 .collect(),
             dropped,
             warnings,
+            changes,
         })
+    }
+
+    /// A rebuild's notes: the credential changes since the manifest on disk, where it still
+    /// verifies under `vk` (a rebuild the check forced, such as one line appended to the log
+    /// naming a later generation, red-team round 21), against the files as the rebuild takes
+    /// them. None where no manifest verifies: there is no record to compare with.
+    fn changes_since_manifest(
+        &self,
+        vk: &VaultKey,
+        ledger: &mut dyn Ledger,
+        p: &Prepared,
+    ) -> super::notes::ChangeNotes {
+        let Ok(Some(m)) = self.read_manifest() else {
+            return Default::default();
+        };
+        if m.verify(vk, &self.manifest_path()).is_err() {
+            return Default::default();
+        }
+        let lines = match &m.audit {
+            Some(anchor) => ledger.since(anchor).change_lines,
+            None => Vec::new(),
+        };
+        super::notes::change_notes(Some(&m), &lines, &super::vault_ops::judged(&p.folded))
     }
 }
 

@@ -146,7 +146,11 @@ fn a_removed_credential_put_back_is_refused_and_a_new_one_of_that_name_is_not() 
         &complete(vec![]),
     );
     assert_eq!(out.accepted, ["gone", "k1"]);
-    assert_eq!(out.warnings.len(), 1, "not recorded: {out:?}");
+    // Not recorded: the change notes say so, loudly (red-team round 21), not a warning.
+    assert!(out.warnings.is_empty(), "{out:?}");
+    let notes = super::notes::change_notes(Some(&m), &[], &super::vault_ops::judged(&out));
+    assert_eq!(notes.loud.len(), 1, "{notes:?}");
+    assert_eq!(notes.loud[0].0, "gone");
     assert!(out.removed.is_empty() && out.credentials.len() == 2);
     // A removal recorded after the manifest counts the same.
     let ev = complete(vec![change(KeyAction::Remove, "k1", T0, "h1")]);
@@ -176,21 +180,27 @@ fn a_name_the_manifest_never_saw_must_not_be_older_than_the_manifest() {
     assert!(out.warnings.is_empty(), "recorded: no warning: {out:?}");
 }
 
+/// A newer version no line records is accepted, and the change notes name it as replaced,
+/// first, whether the log's record since the check can be read or not: a mild warning of the
+/// fold's, and none at all with the log unreadable, let someone else's API key in unnoticed
+/// (red-team round 21).
 #[test]
-fn a_newer_unrecorded_version_is_accepted_with_a_warning() {
+fn a_newer_unrecorded_version_is_accepted_and_noted_as_replaced() {
     let m = manifest(&vk());
-    let out = fold(&m, &[obs("k1", T0 + 1, "h9")], &[], &complete(vec![]));
-    assert_eq!(out.accepted, ["k1"]);
-    assert!(out.warnings[0].contains("no record"), "{out:?}");
-    assert_eq!(out.credentials[0].sha256, "h9");
-    // With the log unreadable, the missing record is no news: the caller warns once.
-    let out = fold(
-        &m,
-        &[obs("k1", T0 + 1, "h9")],
-        &[],
-        &Evidence::unavailable("x"),
-    );
-    assert!(out.warnings.is_empty(), "{out:?}");
+    for ev in [complete(vec![]), Evidence::unavailable("x")] {
+        let out = fold(&m, &[obs("k1", T0 + 1, "h9")], &[], &ev);
+        assert_eq!(out.accepted, ["k1"]);
+        assert!(out.warnings.is_empty(), "{out:?}");
+        assert_eq!(out.credentials[0].sha256, "h9");
+        let notes =
+            super::notes::change_notes(Some(&m), &ev.change_lines, &super::vault_ops::judged(&out));
+        assert_eq!(notes.replaced, 1, "{notes:?}");
+        assert_eq!(notes.loud[0].0, "k1");
+        assert!(
+            notes.loud[0].1.contains("no line of the audit log"),
+            "{notes:?}"
+        );
+    }
 }
 
 #[test]

@@ -588,7 +588,7 @@ fn a_flood_of_change_lines_is_noted_in_a_bounded_number_of_sentences() {
         .collect();
     lines.extend((0..10).map(|i| line(60_000 + i, "k1".into(), KeyAction::Replace)));
     let start = std::time::Instant::now();
-    let notes = change_notes(Some(&m), &lines);
+    let notes = change_notes(Some(&m), &lines, &Default::default());
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
     let all = notes.all();
     assert_eq!(all.len(), 2, "{all:?}");
@@ -609,4 +609,104 @@ fn a_flood_of_change_lines_is_noted_in_a_bounded_number_of_sentences() {
         "{}",
         all[1]
     );
+}
+
+/// Red-team round 21: `token add`, `token remove`, `keystore rotate` and a rebuild wrote the
+/// next manifest, folding in a `key add --replace` made since the last check, and said nothing
+/// of it: the next check had nothing left to note, and orders went to the attacker's account.
+/// Each tells of it as the check would have, and the check after has nothing new to say.
+#[test]
+fn every_operation_that_writes_the_manifest_names_a_replacement_since_the_check() {
+    let named = |notes: &ChangeNotes| {
+        notes.replaced == 1
+            && notes
+                .loud
+                .first()
+                .is_some_and(|(n, t)| n == "k1" && t.starts_with("credential \"k1\" was replaced"))
+    };
+    // token add
+    let mut f = Fixture::new();
+    k1_replaced_after_a_check(&mut f);
+    let b = super::tests::soft(f.tmp.path(), "token-b");
+    let vk = f.unlock();
+    let added = f.ks.add_keyslot(&vk, b.stub(), &mut f.ledger).unwrap();
+    assert!(named(&added.changes), "{:?}", added.changes);
+    assert!(f.check().unwrap().changes.is_empty());
+    // token remove, and a rotation
+    let replaced_after_a_check = |f: &mut Fixture| {
+        f.check().unwrap();
+        f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
+    };
+    for remove in [Some(b.stub().id()), None] {
+        replaced_after_a_check(&mut f);
+        let rotated = f.rotate(remove.as_deref()).unwrap();
+        assert!(named(&rotated.changes), "{:?}", rotated.changes);
+        assert!(f.check().unwrap().changes.is_empty());
+    }
+    // a rebuild, where the manifest on disk still verifies
+    replaced_after_a_check(&mut f);
+    let vk = f.unlock();
+    let stub = f.token.stub().clone();
+    let mut none =
+        |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> { panic!("{} was asked", s.id()) };
+    let rebuilt =
+        f.ks.rebuild_manifest(&vk, &stub, &mut none, &mut f.ledger, false)
+            .unwrap();
+    assert!(named(&rebuilt.changes), "{:?}", rebuilt.changes);
+}
+
+/// Red-team round 21: a credential file replaced with no line in the log (sealed in a copy of
+/// the keystore and copied in, or `key add --replace` killed before its line) got one mild
+/// warning, "accepted as a newer version", gone at the next unlock; with the log's record
+/// unreadable, none at all. It is a replacement note, loud and first, saying no line records it.
+#[test]
+fn a_file_replaced_with_no_line_is_noted_as_replaced() {
+    for gap in [false, true] {
+        let mut f = Fixture::new();
+        k1_replaced_after_a_check(&mut f);
+        // The replacement's line never written.
+        let line = f
+            .ledger
+            .entries
+            .iter()
+            .rposition(|e| matches!(e, LedgerEntry::Key(_)))
+            .unwrap();
+        f.ledger.entries.remove(line);
+        if gap {
+            // The log started afresh: nothing after the anchor can be read back.
+            f.ledger.entries.clear();
+        }
+        let c = f.check().unwrap();
+        assert_eq!(c.changes.replaced, 1, "{:?}", c.changes);
+        let (name, text) = &c.changes.loud[0];
+        assert_eq!(name, "k1");
+        assert!(
+            text.contains("no line of the audit log records writing"),
+            "{text}"
+        );
+        assert!(text.contains("--replace"), "{text}");
+        let all = c.warnings.join("\n");
+        assert!(!all.contains("accepted as a newer version"), "{all}");
+    }
+}
+
+/// Red-team round 21: a name stored, then replaced by another program before its first check,
+/// read as "1 credential was stored", which the trader expected. Stored more than once since
+/// the check, it is loud.
+#[test]
+fn a_name_stored_then_replaced_before_its_first_check_is_loud() {
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    f.check().unwrap();
+    f.add(&cred("k3", Exchange::Binance, None), false).unwrap();
+    f.add(&cred("k3", Exchange::Binance, None), true).unwrap();
+    f.add(&cred("k4", Exchange::Binance, None), false).unwrap();
+    let c = f.check().unwrap();
+    assert_eq!(c.changes.replaced, 1, "{:?}", c.changes);
+    assert_eq!(c.changes.loud.len(), 1, "{:?}", c.changes);
+    let (name, text) = &c.changes.loud[0];
+    assert_eq!(name, "k3");
+    assert!(text.contains("stored, then stored again"), "{text}");
+    assert!(c.changes.quiet[0].contains("\"k4\""), "{:?}", c.changes);
+    assert!(!c.changes.quiet[0].contains("\"k3\""), "{:?}", c.changes);
 }

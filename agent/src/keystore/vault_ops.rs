@@ -55,6 +55,19 @@ pub(crate) struct Prepared {
     pub damaged: Vec<String>,
 }
 
+impl Prepared {
+    /// What the trader is told of the credential changes since the last check
+    /// (`notes::change_notes`): every operation that writes the next manifest says them, since
+    /// the check after it has nothing left to say of them.
+    pub(crate) fn changes(&self) -> super::notes::ChangeNotes {
+        super::notes::change_notes(
+            self.manifest.as_ref(),
+            &self.evidence.change_lines,
+            &judged(&self.folded),
+        )
+    }
+}
+
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -255,12 +268,13 @@ impl Keystore {
             None => self.migrate(&p.live, &manifest, &[], &lock, &mut warnings),
         };
         let refused = std::mem::take(&mut p.folded.refused);
+        let changes = p.changes();
         let mut out = Checked {
             judged: judged(&p.folded),
             accepted: std::mem::take(&mut p.folded.accepted),
             refused,
             warnings,
-            changes: super::notes::change_notes(p.manifest.as_ref(), &p.evidence.change_lines),
+            changes,
             generation: old_gen,
             vault_key: manifest.vault_key.clone(),
         };
@@ -340,7 +354,12 @@ impl Keystore {
             p.folded.removed.clone(),
             ledger.head(),
         )?;
+        // Said as a check says them: this manifest moves the record on, and the next check
+        // has nothing to say of what it folded in (red-team round 21: a `key add --replace`
+        // before a `token add` was never mentioned).
+        let changes = p.changes();
         let mut out = checked(&manifest, std::mem::take(&mut p.folded));
+        out.changes = changes;
         match &p.manifest {
             Some(_) => {
                 out.warnings.extend(self.write_manifest(&manifest, &lock)?);
@@ -1115,7 +1134,7 @@ fn warn_unrecorded_slots(m: &ManifestFile, found: &[SlotRecord], warnings: &mut 
 }
 
 /// The hash each accepted credential was judged by (its record in the next manifest).
-fn judged(folded: &Folded) -> BTreeMap<String, String> {
+pub(crate) fn judged(folded: &Folded) -> BTreeMap<String, String> {
     folded
         .credentials
         .iter()

@@ -92,6 +92,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         pin,
         extend: a.extend,
     };
+    warn_before_touch(paths, &mut client);
     let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
     let which = if names.is_empty() {
         "your token".to_owned()
@@ -121,6 +122,24 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
+}
+
+/// Before the touch, on the terminal: the credentials replaced or removed lately, as the agent
+/// keeps them from its checks (`status`), and those the check this unlock runs will find (the
+/// keystore as it is, read without the token). The desktop prompt named them, the terminal did
+/// not: a trader with no notification daemon (a server over SSH) touched with no word of them,
+/// after a bot's unlock had taken the check's answer (red-team round 21).
+fn warn_before_touch(paths: &Paths, client: &mut Client) {
+    let mut changed = client.status().map(|s| s.changed_keys).unwrap_or_default();
+    let ks = Keystore::new(paths.keystore_dir());
+    for (name, _) in super::local::preview(paths, &ks).changes.loud {
+        if !name.is_empty() && !changed.contains(&name) {
+            changed.push(name);
+        }
+    }
+    if let Some(warning) = tapsign_agent::notify::before_touch(&changed) {
+        errln!("WARNING: {}", tapsign_agent::audit::Shown(&warning));
+    }
 }
 
 /// What `unlock` says it opened: the session's keys and bounds. The count is the session's: a

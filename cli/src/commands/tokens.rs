@@ -5,7 +5,8 @@
 use tapsign_agent::audit::Shown;
 use tapsign_agent::audit::ledger::AuditLedger;
 use tapsign_agent::keystore::{
-    Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey, unrecorded_keyslot,
+    ChangeNotes, Checked, Dropping, Keyslot, Keystore, KeystoreError, Rotated, VaultKey,
+    unrecorded_keyslot,
 };
 use tapsign_agent::paths::Paths;
 use tapsign_agent::secret::SecretString;
@@ -188,9 +189,11 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     // token's (only when it wants one) for the touch that opens the keystore, then the new
     // card's. Each token gets its own PIN: a wrong one spends one of that token's tries.
     let mut reader = SecretReader::new();
+    let mut said = Vec::new();
     let vk = match initialized {
         true => {
             let slots = recorded(ks)?;
+            said = changes_before_touch(paths, ks);
             let pin = pin_for(&mut reader, &slots)?;
             Some(touch_enrolled(paths, ks, slots, pin.as_ref())?)
         }
@@ -238,6 +241,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
     }
+    say_changes(&checked.changes, &said);
     report(&checked);
     Ok(())
 }
@@ -265,8 +269,10 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     };
     // Every check that needs no touch comes before the touch that opens the keystore.
     let prepared = fido2::prepare(&opts, &stubs).map_err(token_failure)?;
+    let mut said = Vec::new();
     let vk = match initialized {
         true => {
+            said = changes_before_touch(paths, ks);
             let pin = pin_for(&mut reader, &slots)?;
             Some(touch_enrolled(paths, ks, slots.clone(), pin.as_ref())?)
         }
@@ -295,8 +301,40 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
     }
+    say_changes(&checked.changes, &said);
     report(&checked);
     Ok(())
+}
+
+/// The credential changes since the keystore's last check that the next check would tell of
+/// (`Keystore::preview`), said on stderr before the touch of a command whose new manifest
+/// folds them in: after it, no unlock tells of them (red-team round 21: a `key add --replace`
+/// made before a `token add`, `token remove`, rotation or rebuild was never mentioned). The
+/// trader can still stop before the touch. Returns the sentences said.
+fn changes_before_touch(paths: &Paths, ks: &Keystore) -> Vec<String> {
+    let said = say_changes(&preview(paths, ks).changes, &[]);
+    if !said.is_empty() {
+        errln!(
+            "This command records the keystore as it is now: no later unlock tells of these changes again. To look first (`tapsign audit`), stop here (Ctrl-C) before the touch."
+        );
+    }
+    said
+}
+
+/// Say the change notes on stderr, those replaced or removed as WARNING, but for the sentences
+/// in `said` (told before the touch already). Returns every sentence of `notes`.
+fn say_changes(notes: &ChangeNotes, said: &[String]) -> Vec<String> {
+    let all = notes.all();
+    for (i, text) in all.iter().enumerate() {
+        if said.contains(text) {
+            continue;
+        }
+        match i < notes.loud.len() {
+            true => errln!("WARNING: {}", Shown(text)),
+            false => errln!("warning: {}", Shown(text)),
+        }
+    }
+    all
 }
 
 /// The PIN for whichever of `slots` wants one, asked once, naming them.
@@ -425,6 +463,7 @@ fn rotate(
         None => "The rotation".into(),
     };
     ready_to_record(&mut ledger, what)?;
+    let said = changes_before_touch(paths, ks);
     let vk = touch_enrolled(paths, ks, stay, None)?;
     let rotated = ks
         .rotate(
@@ -437,6 +476,7 @@ fn rotate(
         .map_err(ks_failure)?;
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
+    say_changes(&rotated.changes, &said);
     print_rotated(&rotated)
 }
 
@@ -455,6 +495,7 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
     ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
+    let said = changes_before_touch(paths, ks);
     let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let rotated = ks
         .rebuild_manifest(
@@ -467,6 +508,7 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
         .map_err(ks_failure)?;
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
+    say_changes(&rotated.changes, &said);
     outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
