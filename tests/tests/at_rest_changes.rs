@@ -125,3 +125,38 @@ fn the_unlock_after_a_replacement_names_it() {
         "{status:?}"
     );
 }
+
+/// Red-team round 21: `tapsign keystore rotate` (as `token add`, `token remove` and a rebuild)
+/// wrote the next manifest, folding in a `key add --replace` made since the last check, and
+/// said nothing: the next unlock had nothing left to note. The rotation names it before its
+/// touch (the trader can stop there), loudly. And the touch prompt's "Before you touch"
+/// reached only the desktop notification: `tapsign unlock` says it on its terminal, before
+/// the touch, for a change the coming check finds and for one an earlier check found (a bot's
+/// unlock took that answer).
+#[test]
+fn a_rotation_and_the_unlock_terminal_name_a_replacement_before_the_touch() {
+    let (w, _, _) = k1_replaced_while_the_agent_runs();
+    let out = w.run(&["keystore", "rotate"], "");
+    out.ok();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let said = lines
+        .iter()
+        .position(|l| l.starts_with("WARNING: credential \"k1\" was replaced"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let touch = lines.iter().position(|l| l.starts_with("Touch ")).unwrap();
+    assert!(said < touch, "{out:?}");
+
+    let (w, _, _) = k1_replaced_while_the_agent_runs();
+    for _ in 0..2 {
+        // The first finds it; the second meets what the agent kept of it.
+        let out = w.run(&["unlock"], "");
+        out.ok();
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        let said = lines
+            .iter()
+            .position(|l| l.starts_with("WARNING: Before you touch: credential \"k1\""))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        let touch = lines.iter().position(|l| l.starts_with("Touch ")).unwrap();
+        assert!(said < touch, "{out:?}");
+    }
+}
