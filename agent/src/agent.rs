@@ -310,6 +310,10 @@ impl Agent {
             Request::Sign(s) => self.sign(s, client).await,
             // The server turns the connection into an event stream; this is its first answer.
             Request::Subscribe {} => Response::Subscribed {},
+            Request::Noted(n) => {
+                self.unlocker.keep_noted(&n, client, boot_now());
+                Response::Noted {}
+            }
         }
     }
 

@@ -673,8 +673,9 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
                 greeted = true;
                 agent.handle(req, &client).await
             }
-            // The kept-back slot serves one status or lock after hello, then hangs up.
-            Ok(req @ (Request::Status {} | Request::Lock {}))
+            // The kept-back slot serves one status, lock or `noted` after hello, then hangs up:
+            // a command that changed the keystore must be able to tell a busy agent.
+            Ok(req @ (Request::Status {} | Request::Lock {} | Request::Noted(_)))
                 if greeted && slot == Slot::Control =>
             {
                 let resp = agent.handle(req, &client).await;

@@ -176,6 +176,55 @@ impl Unlocker {
         kept.quiet.drain(..extra);
     }
 
+    /// Keep what a command that wrote the keystore's manifest (`token add`, `token remove`,
+    /// `keystore rotate`) found changed since the last check, told by `client` (`noted`): no
+    /// later check tells of it, since that manifest folded it in, and only the command's own
+    /// output did (red-team round 21). Names only, at most [`tapsign_proto::NOTED_MAX`] of
+    /// each: the sentences are this agent's, naming the program that told it (any program of
+    /// the trader's can send this, as it can append a `key` line the next check notes).
+    pub fn keep_noted(&self, req: &tapsign_proto::NotedRequest, client: &Client, at: Duration) {
+        let mut exe = client.exe.clone();
+        crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+        let by = format!(
+            "as {} (pid {}) told this agent after writing the keystore's manifest, which no unlock tells of again",
+            crate::audit::Shown(&exe),
+            client.pid
+        );
+        let named = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .take(tapsign_proto::NOTED_MAX)
+                .map(|n| {
+                    let mut n = n.clone();
+                    crate::audit::cap(&mut n, crate::audit::QUOTED_MAX);
+                    n
+                })
+                .collect()
+        };
+        let mut loud: Vec<(String, String)> = named(&req.replaced)
+            .into_iter()
+            .map(|name| {
+                let text = format!(
+                    "credential {name:?} was replaced since the keystore's last check, {by}; if neither you nor a script of yours replaced it, it now holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace` (`tapsign audit` shows each `key` line)"
+                );
+                (name, text)
+            })
+            .collect();
+        let replaced = loud.len();
+        loud.extend(named(&req.removed).into_iter().map(|name| {
+            let text = format!(
+                "credential {name:?} was removed since the keystore's last check, {by}; if that was not you, store it again with `tapsign key add {name} --exchange ...`"
+            );
+            (name, text)
+        }));
+        let notes = ChangeNotes {
+            loud,
+            replaced,
+            quiet: Vec::new(),
+        };
+        self.keep_changes(notes, at);
+    }
+
     /// The credential changes noted less than [`CHANGES_KEPT`] before `now`: the replaced and
     /// removed ones first (a sentence each, never cut), then the rest.
     pub fn changes(&self, now: Duration) -> (Vec<String>, Vec<String>) {

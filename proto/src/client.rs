@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::frame::{decode_body, read_frame, write_frame};
 use crate::{
-    PROTOCOL_VERSION, ProtoError, Request, Response, SessionEvent, SignRequest, SignedRequest,
-    Status, UnlockRequest,
+    NotedRequest, PROTOCOL_VERSION, ProtoError, Request, Response, SessionEvent, SignRequest,
+    SignedRequest, Status, UnlockRequest,
 };
 
 /// A connection to the agent.
@@ -115,6 +115,15 @@ impl Client {
     pub fn sign(&mut self, req: SignRequest) -> Result<SignedRequest, ProtoError> {
         match self.call(&Request::Sign(req))? {
             Response::Signed(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Tell the agent of the credentials a command that wrote the keystore's manifest found
+    /// replaced or removed since the last check ([`Request::Noted`]).
+    pub fn noted(&mut self, req: NotedRequest) -> Result<(), ProtoError> {
+        match self.call(&Request::Noted(req))? {
+            Response::Noted {} => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

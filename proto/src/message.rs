@@ -28,7 +28,29 @@ pub enum Request {
     /// Turn this connection into a stream of session events (`event` frames), so a bot can wind
     /// down before the session ends. Served while locked. Sign on another connection.
     Subscribe {},
+    /// Sent by `tapsign token add|remove` and `keystore rotate` after they wrote the keystore's
+    /// manifest: the credentials they found replaced or removed since the keystore's last
+    /// check, which no later unlock tells of. The agent keeps them in `status` for a day, as it
+    /// keeps what an unlock's check finds, and names them before the next touch. Served while
+    /// locked.
+    Noted(NotedRequest),
 }
+
+/// Parameters of `noted`: names only (the agent words the notes itself, naming the program
+/// that told it), at most [`NOTED_MAX`] of each.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotedRequest {
+    /// Credentials that now hold another version than the one the last check recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+    /// Credentials removed since that check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+}
+
+/// Most names of each list a `noted` request carries (the agent takes no more).
+pub const NOTED_MAX: usize = 8;
 
 /// Parameters of `unlock`. Every bound is optional; the agent's configured defaults fill the
 /// gaps and its configured maximums cap them.
@@ -171,6 +193,8 @@ pub enum Response {
     Signed(SignedRequest),
     /// The answer to `subscribe`; `event` frames follow.
     Subscribed {},
+    /// The answer to `noted`: the agent keeps them.
+    Noted {},
     /// Something happened to the session (only on a subscribed connection).
     Event(SessionEvent),
     Error {

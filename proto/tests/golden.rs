@@ -172,6 +172,7 @@ fn status_unlocked() -> Status {
         key_policies: vec![],
         audit_head: None,
         keystore: None,
+        changed_keys: vec![],
     }
 }
 
@@ -188,6 +189,14 @@ fn cases() -> Vec<(String, Msg)> {
         ("request_status".into(), Msg::Req(Request::Status {})),
         ("request_lock".into(), Msg::Req(Request::Lock {})),
         ("request_subscribe".into(), Msg::Req(Request::Subscribe {})),
+        (
+            "request_noted".into(),
+            Msg::Req(Request::Noted(NotedRequest {
+                replaced: vec!["binance-spot".into()],
+                removed: vec![],
+            })),
+        ),
+        ("response_noted".into(), Msg::Resp(Response::Noted {})),
         (
             "request_unlock_extend".into(),
             Msg::Req(Request::Unlock(UnlockRequest {
@@ -341,6 +350,7 @@ fn cases() -> Vec<(String, Msg)> {
                 }],
                 audit_head: None,
                 keystore: None,
+                changed_keys: vec![],
             })),
         ),
         (
@@ -365,6 +375,7 @@ fn cases() -> Vec<(String, Msg)> {
                     vault_key: "0394c7c26f4714aade566f2f78ff1c2997da4dc3dd8cd70fcfdfb5edb802660b0f"
                         .into(),
                 }),
+                changed_keys: vec![],
             })),
         ),
         (

@@ -129,7 +129,8 @@ fn the_unlock_after_a_replacement_names_it() {
 /// Red-team round 21: `tapsign keystore rotate` (as `token add`, `token remove` and a rebuild)
 /// wrote the next manifest, folding in a `key add --replace` made since the last check, and
 /// said nothing: the next unlock had nothing left to note. The rotation names it before its
-/// touch (the trader can stop there), loudly. And the touch prompt's "Before you touch"
+/// touch (the trader can stop there), loudly, and the running agent keeps it for `status` and
+/// the next touch prompt. And the touch prompt's "Before you touch"
 /// reached only the desktop notification: `tapsign unlock` says it on its terminal, before
 /// the touch, for a change the coming check finds and for one an earlier check found (a bot's
 /// unlock took that answer).
@@ -145,6 +146,21 @@ fn a_rotation_and_the_unlock_terminal_name_a_replacement_before_the_touch() {
         .unwrap_or_else(|| panic!("{out:?}"));
     let touch = lines.iter().position(|l| l.starts_with("Touch ")).unwrap();
     assert!(said < touch, "{out:?}");
+    // The running agent keeps it as it keeps an unlock's: in `status`, and named before the
+    // next touch, though the check has nothing left to say of it.
+    let status = w.run(&["status"], "");
+    assert!(
+        status.ok().contains("\"k1\" was replaced")
+            || status.stderr.contains("\"k1\" was replaced"),
+        "{status:?}"
+    );
+    let out = w.run(&["unlock"], "");
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("WARNING: Before you touch: credential \"k1\""),
+        "{out:?}"
+    );
 
     let (w, _, _) = k1_replaced_while_the_agent_runs();
     for _ in 0..2 {

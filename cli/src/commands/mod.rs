@@ -164,6 +164,43 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
     }
 }
 
+/// After a command wrote the keystore's manifest (`token add`, `token remove`, `keystore
+/// rotate`): the running agent keeps the credentials it found replaced or removed since the
+/// last check (`noted`), in `status` and before the next touch, as it keeps what an unlock's
+/// check finds: no later check tells of them (red-team round 21). No agent running: nothing
+/// to do; one that cannot be told is said, the change being made.
+pub(crate) fn agent_keeps(paths: &Paths, notes: &tapsign_agent::keystore::ChangeNotes) {
+    let named = |loud: &[(String, String)]| -> Vec<String> {
+        (loud.iter())
+            .filter(|(n, _)| !n.is_empty())
+            .map(|(n, _)| n.clone())
+            .take(tapsign_proto::NOTED_MAX)
+            .collect()
+    };
+    let (replaced, removed) = notes.loud.split_at(notes.replaced.min(notes.loud.len()));
+    let req = tapsign_proto::NotedRequest {
+        replaced: named(replaced),
+        removed: named(removed),
+    };
+    if req.replaced.is_empty() && req.removed.is_empty() {
+        return;
+    }
+    let wait = Some(std::time::Duration::from_secs(10));
+    let told = tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait)
+        .and_then(|mut c| c.noted(req));
+    match told {
+        Ok(()) => {}
+        Err(tapsign_proto::ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) => {}
+        Err(e) => errln!(
+            "warning: the running agent could not be told of the credential changes above ({e}): its `tapsign status` and touch prompt do not name them"
+        ),
+    }
+}
+
 /// The agent's head is the command's line, or a line after it on the chain the file holds
 /// from it: the file's head (`file`), or the line before the one whose `prev` is `next_prev`.
 /// A line replaced by several that the agent took in, then put back, is not.

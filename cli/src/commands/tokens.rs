@@ -242,6 +242,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         outln!("The keystore is at {}.", ks.dir().display());
     }
     say_changes(&checked.changes, &said);
+    super::agent_keeps(paths, &checked.changes);
     report(&checked);
     Ok(())
 }
@@ -302,6 +303,7 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         outln!("The keystore is at {}.", ks.dir().display());
     }
     say_changes(&checked.changes, &said);
+    super::agent_keeps(paths, &checked.changes);
     report(&checked);
     Ok(())
 }
@@ -477,6 +479,7 @@ fn rotate(
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
     say_changes(&rotated.changes, &said);
+    super::agent_keeps(paths, &rotated.changes);
     print_rotated(&rotated)
 }
 
@@ -509,6 +512,7 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     drop(vk);
     super::agent_takes_in(paths, &mut ledger)?;
     say_changes(&rotated.changes, &said);
+    super::agent_keeps(paths, &rotated.changes);
     outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
