@@ -49,9 +49,13 @@ where
         return Err(WorkerError::Refused(rustix::io::Errno::AGAIN.into()));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // Inside the runtime, as `spawn_blocking` ran it: the work may hand tasks to it (the touch
+    // prompt's desktop notification is sent by a task; without the runtime it was dropped).
+    let runtime = tokio::runtime::Handle::try_current().ok();
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
+            let _inside = runtime.as_ref().map(tokio::runtime::Handle::enter);
             // The waiter may have gone (its connection's task was dropped): nothing to tell.
             let _ = tx.send(work());
         })
@@ -69,6 +73,21 @@ mod tests {
         let there = run("test", std::thread::current).await.unwrap();
         assert_ne!(there.id(), here);
         assert_eq!(there.name(), Some("test"));
+    }
+
+    /// The work runs inside the runtime it was asked from, as `spawn_blocking`'s did: the
+    /// touch prompt is sent by a task it spawns, and outside the runtime it was dropped (the
+    /// whole suite caught it: no "touch your token" notification).
+    #[tokio::test]
+    async fn work_can_hand_tasks_to_the_runtime() {
+        let spawned = run("test", || {
+            tokio::runtime::Handle::try_current()
+                .map(|rt| rt.spawn(async { 7 }))
+                .ok()
+        })
+        .await
+        .unwrap();
+        assert_eq!(spawned.expect("no runtime in the worker").await.unwrap(), 7);
     }
 
     #[tokio::test]
