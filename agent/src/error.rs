@@ -239,21 +239,42 @@ fn not_locked(limit: Option<u64>, at_start: Option<u64>) -> String {
     )
 }
 
-/// What [`AgentError::TooManyToLock`] says: the count, and the way on.
+/// What [`AgentError::TooManyToLock`] says: the count, and the way on, by the cause the agent
+/// can tell: a limit lowered under it since it started (prlimit: the round-19 attack, which a
+/// restart undoes), the open session's pages (a new session is opened before the old one is
+/// wiped), or a limit too small for the keys (round 21's recheck: the first two were told to
+/// remove credentials or name fewer keys).
 fn too_many_to_lock(keys: usize, all: bool, short: &crate::harden::Shortfall) -> String {
     let page = rustix::param::page_size() as u64;
-    let what = match all {
-        true => format!("opening every key (the keystore holds {keys} credentials)"),
-        false => format!("opening the {keys} keys named"),
+    let what = match (all, keys) {
+        (true, 1) => "opening every key (the keystore holds 1 credential)".to_owned(),
+        (true, _) => format!("opening every key (the keystore holds {keys} credentials)"),
+        (false, 1) => "opening the key named".to_owned(),
+        (false, _) => format!("opening the {keys} keys named"),
     };
-    let way = match all {
-        true => {
-            "Name the keys to open (`tapsign unlock NAME...`), or remove the credentials you did not store (`tapsign key list`; `tapsign audit` shows who stored each, `tapsign key remove NAME` removes one)"
-        }
-        false => "Name fewer keys",
+    let way = if short.lowered() {
+        format!(
+            "The limit was lowered under the running agent, which started with {}: another process of yours can lower it (prlimit), and the agent cannot raise it back; restart the agent, which brings it back",
+            bytes(short.at_start)
+        )
+    } else if short.fits_without_session() {
+        format!(
+            "The open session holds {} of them, and a new session is opened before the old one is wiped: run `tapsign lock`, then unlock again; or raise the limit (LimitMEMLOCK= in the unit, or ulimit -l) and restart the agent",
+            short.held / page
+        )
+    } else {
+        let name = match all {
+            true => {
+                "Name the keys to open (`tapsign unlock NAME...`), or remove the credentials you did not store (`tapsign key list`; `tapsign audit` shows who stored each, `tapsign key remove NAME` removes one)"
+            }
+            false => "Name fewer keys",
+        };
+        format!(
+            "{name}; or raise the limit (LimitMEMLOCK= in the unit, or ulimit -l) and restart the agent"
+        )
     };
     format!(
-        "{what} needs at least {} locked pages ({} bytes), and the agent's locked-memory limit ({} bytes) leaves room for {}: nothing was asked of your token. {way}; or raise the limit (LimitMEMLOCK= in the unit, or ulimit -l) and restart the agent",
+        "{what} needs at least {} locked pages ({} bytes), and the agent's locked-memory limit ({} bytes) leaves room for {}: nothing was asked of your token. {way}",
         short.need / page,
         short.need,
         short.limit,
@@ -479,6 +500,8 @@ mod tests {
             need: 2204 * page,
             room: 2048 * page,
             limit: 2048 * page,
+            held: 0,
+            at_start: Some(2048 * page),
         };
         let all = AgentError::TooManyToLock {
             keys: 1102,
@@ -504,5 +527,56 @@ mod tests {
         };
         assert_eq!(named.code(), ErrorCode::BadRequest);
         assert!(named.to_string().contains("Name fewer keys"), "{named}");
+        // Round 21's recheck: a limit lowered under the agent (prlimit) is said as such, with
+        // the restart that undoes it, not as credentials to remove or keys to name.
+        let lowered = crate::harden::Shortfall {
+            need: 4 * page,
+            room: page,
+            limit: page,
+            held: 0,
+            at_start: Some(8 << 20),
+        };
+        for all in [true, false] {
+            let text = AgentError::TooManyToLock {
+                keys: 2,
+                all,
+                short: lowered,
+            }
+            .to_string();
+            assert!(
+                text.contains("prlimit") && text.contains("8388608 bytes"),
+                "{text}"
+            );
+            assert!(text.contains("restart the agent"), "{text}");
+            assert!(
+                !text.contains("remove") && !text.contains("Name fewer"),
+                "{text}"
+            );
+        }
+        // The open session's pages: lock first.
+        let held = crate::harden::Shortfall {
+            need: 4 * page,
+            room: 2 * page,
+            limit: 6 * page,
+            held: 4 * page,
+            at_start: Some(6 * page),
+        };
+        let text = AgentError::TooManyToLock {
+            keys: 2,
+            all: true,
+            short: held,
+        }
+        .to_string();
+        assert!(text.contains("`tapsign lock`, then unlock again"), "{text}");
+        assert!(!text.contains("did not store"), "{text}");
+        let one = AgentError::TooManyToLock {
+            keys: 1,
+            all: false,
+            short,
+        };
+        assert!(
+            one.to_string().starts_with("opening the key named needs"),
+            "{one}"
+        );
     }
 }

@@ -195,6 +195,24 @@ pub struct Shortfall {
     pub room: u64,
     /// The limit.
     pub limit: u64,
+    /// Bytes locked already (an open session's secrets, which a new session replaces only
+    /// once it is opened).
+    pub held: u64,
+    /// The limit when the agent started (`None`: unlimited): one lower now was lowered under
+    /// the running agent (prlimit), which a restart undoes.
+    pub at_start: Option<u64>,
+}
+
+impl Shortfall {
+    /// Whether the limit is lower than the one the agent started with.
+    pub fn lowered(&self) -> bool {
+        self.at_start.is_none_or(|start| self.limit < start)
+    }
+
+    /// Whether the buffers would fit but for what an open session holds.
+    pub fn fits_without_session(&self) -> bool {
+        self.held > 0 && self.need <= self.limit
+    }
 }
 
 /// Whether `buffers` more secret buffers ([`LockedBuf`], a page each at least) would go past
@@ -222,7 +240,13 @@ fn shortfall(
     let limit = limit.filter(|_| !exempt)?;
     let need = (buffers as u64).saturating_mul(page as u64);
     let room = limit.saturating_sub(locked as u64);
-    (need > room).then_some(Shortfall { need, room, limit })
+    (need > room).then_some(Shortfall {
+        need,
+        room,
+        limit,
+        held: locked as u64,
+        at_start: memlock_at_start(),
+    })
 }
 
 /// Whether the process holds CAP_IPC_LOCK (bit 14 of `CapEff` in /proc/self/status), which
