@@ -300,6 +300,11 @@ test('the API key for key-only calls comes from a signed answer; the probe is si
       void type;
       void kind;
       if (key === 'locked-key') peer.send(golden('response_error_locked'));
+      else if (key === 'spot-only' && request.path !== '/api/v3/account') {
+        peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path} is left out by this key's only list` });
+      } else if (key === 'nothing') {
+        peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path}` });
+      }
       else if (key === 'okx-key') peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-SIGN': 's' } });
       else peer.send({ type: 'signed', ...request, headers: { 'X-MBX-APIKEY': `AK-${key}` } });
     }
@@ -311,7 +316,9 @@ test('the API key for key-only calls comes from a signed answer; the probe is si
     attach(ex, { key: 'k1', path: fake.path });
     await ex.fapiPrivatePostListenKey();
     await ex.fapiPrivatePutListenKey();
-    assert.deepEqual(signs(), ['k1 GET /api/v3/account'], 'one probe, then the key is known');
+    // The call's own family's read first (round 21's recheck: a futures key's `only` list
+    // refused the spot read).
+    assert.deepEqual(signs(), ['k1 GET /fapi/v2/balance'], 'one probe, then the key is known');
     assert.deepEqual(
       sent.map((r) => [r.method, verify.parts(r.url).path, r.headers['X-MBX-APIKEY']]),
       [
@@ -326,8 +333,21 @@ test('the API key for key-only calls comes from a signed answer; the probe is si
     assert.deepEqual(signs().slice(1), ['k2 GET /fapi/v2/account']);
     assert.equal(sent.at(-1).headers['X-MBX-APIKEY'], 'AK-k2');
 
-    // A probe the agent refuses is the call's error, and nothing is sent.
+    // A read refused by the key's policy: the next family's is asked.
+    frames.length = 0;
+    attach(ex, { key: 'spot-only', path: fake.path });
+    await ex.fapiPrivatePostListenKey();
+    assert.deepEqual(signs(), ['spot-only GET /fapi/v2/balance', 'spot-only GET /dapi/v1/balance', 'spot-only GET /api/v3/account']);
+    assert.equal(sent.at(-1).headers['X-MBX-APIKEY'], 'AK-spot-only');
+    // Every read refused: the refusal says how the key is learnt and what to do; nothing sent.
     const before = sent.length;
+    attach(ex, { key: 'nothing', path: fake.path });
+    await assert.rejects(ex.fapiPrivatePostListenKey(), (e) => {
+      assert.ok(e instanceof ccxt.PermissionDenied, e.constructor.name);
+      assert.match(e.message, /make one signed call with this key first/);
+      return true;
+    });
+    // A probe the agent refuses otherwise is the call's error, and nothing is sent.
     attach(ex, { key: 'locked-key', path: fake.path });
     await assert.rejects(ex.fapiPrivatePostListenKey(), (e) => e instanceof ccxt.AuthenticationError && e.code === 'locked');
     // A key of another exchange has no Binance API key to give.

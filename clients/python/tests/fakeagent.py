@@ -243,3 +243,24 @@ def answers_another_request(conn: Conn, n: int) -> None:
         return
     conn.send(signed({**msg, "query": msg["query"].replace("BUY", "SELL"), "body": msg["body"].replace("BUY", "SELL")}))
     serve_forever_after_hello(conn)
+
+
+def binance_reads_refused_but_futures(conn: Conn, n: int) -> None:
+    """A key whose policy (`only`) holds Binance futures alone: the agent refuses every other
+    sign as policy_denied, as the real one does, and signs the futures reads with an
+    X-MBX-APIKEY header; for the key `binance-nothing`, it refuses every sign."""
+    if not conn.hello():
+        return
+    while True:
+        msg = conn.read()
+        if msg is None:
+            return
+        if msg["type"] != "sign":
+            conn.send({"type": "status", "state": "locked", "agent": "fake 0", "tokens": [], "lock_sources": []})
+        elif msg["path"].startswith("/fapi/") and msg["key"] != "binance-nothing":
+            answer = signed(msg)
+            answer["headers"] = {"X-MBX-APIKEY": "futures-api-key"}
+            conn.send(answer)
+        else:
+            conn.send({"type": "error", "code": "policy_denied",
+                       "message": f"refused: {msg['path']} is left out by this key's `only` list"})

@@ -199,7 +199,30 @@ def test_a_key_only_call_with_another_exchanges_key_is_refused_not_sent(fake: Fa
         ex.fapiPrivatePostListenKey()
     assert isinstance(refused.value, tapsign.BadRequest)
     assert "'okx-main' in another exchange's scheme (no X-MBX-APIKEY header)" in str(refused.value)
-    assert [(m["method"], m["path"]) for m in fake.requests("sign")] == [("GET", "/api/v3/account")]
+    assert [(m["method"], m["path"]) for m in fake.requests("sign")] == [("GET", "/fapi/v2/balance")]
+    assert rec.sent == []
+
+
+@using(fakeagent.binance_reads_refused_but_futures)
+def test_the_api_key_is_learnt_from_the_key_only_calls_own_family_first(fake: FakeAgent) -> None:
+    # Round 21's recheck: the adapter learnt the API key from a spot account read only, which
+    # a futures key's `only` list refuses: ccxt.pro's first private stream on binanceusdm
+    # failed on an endpoint the bot never asked for. The futures read is asked first.
+    ex, rec = diffkit.instance(ccxt.binanceusdm, MARKETS, lambda m, u, b: {"listenKey": "lk1"})
+    attach(ex, key="binance-futures", agent=tapsign.Agent(fake.path))
+    ex.fapiPrivatePostListenKey()
+    assert [(m["method"], m["path"]) for m in fake.requests("sign")] == [("GET", "/fapi/v2/balance")]
+    assert [(s.path, s.header("X-MBX-APIKEY")) for s in rec.sent] == [("/fapi/v1/listenKey", "futures-api-key")]
+    # A spot key-only call with a key that signs no read at all: every read is tried, then a
+    # refusal that says how the adapter learns the key and what to do; nothing is sent.
+    spot, rec = diffkit.instance(ccxt.binance, MARKETS, lambda m, u, b: {"listenKey": "lk1"})
+    attach(spot, key="binance-nothing", agent=tapsign.Agent(fake.path))
+    fake.received.clear()
+    with pytest.raises(ccxt.PermissionDenied) as refused:
+        spot.publicGetHistoricalTrades({"symbol": "BTCUSDT"})
+    assert [m["path"] for m in fake.requests("sign")] == ["/api/v3/account", "/fapi/v2/balance", "/dapi/v1/balance"]
+    assert isinstance(refused.value, tapsign.PolicyDenied)
+    assert "make one signed call with this key first" in str(refused.value)
     assert rec.sent == []
 
 

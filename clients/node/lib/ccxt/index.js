@@ -187,11 +187,36 @@ function keyOnly(scheme, req) {
  */
 async function keyOnlyRequest(exchange, state, pending) {
   const { key, agent, scheme, schemeName } = state;
-  const { header, probe } = scheme.keyOnly;
+  const { header, probes } = scheme.keyOnly;
   let apiKey = state.apiKey;
   if (apiKey === undefined) {
-    const [method, path] = probe;
-    apiKey = learnApiKey(state, key, agent, (await agent.sign(key, method, path)).headers);
+    // The call's own API family first, then the others: a key whose `only` list holds
+    // futures alone refused the spot read, and ccxt.pro's first private stream on
+    // binanceusdm failed on an endpoint the bot never asked for (round 21's recheck).
+    const ordered = [
+      ...probes.filter(([prefix]) => pending.path.startsWith(prefix)),
+      ...probes.filter(([prefix]) => !pending.path.startsWith(prefix)),
+    ];
+    const refusals = [];
+    let answer;
+    for (const [, method, path] of ordered) {
+      try {
+        answer = await agent.sign(key, method, path);
+        break;
+      } catch (e) {
+        if (!(e instanceof errors.PolicyDenied)) throw e;
+        refusals.push(e);
+      }
+    }
+    if (answer === undefined) {
+      throw new errors.PolicyDenied(
+        'a Binance key-only call is sent with the API key alone, which the adapter learns from a ' +
+          `signed answer; this key's policy refuses every read it signs to learn it (` +
+          `${probes.map(([, m, p]) => `${m} ${p}`).join(', ')}): make one signed call with this ` +
+          `key first, or allow one of those reads (${refusals.map((e) => e.message).join('; ')})`,
+      );
+    }
+    apiKey = learnApiKey(state, key, agent, answer.headers);
     if (apiKey === undefined) {
       throw new errors.BadRequest(
         `the agent signed with key "${key}" in another exchange's scheme (no ${header} header): ` +

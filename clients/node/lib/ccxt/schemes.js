@@ -133,13 +133,18 @@ const SCHEMES = {
     // the agent's to sign: Binance refuses the parameters the agent would add (-1104), and a
     // config entry for one would make its signatures good on every endpoint taking the same
     // parameters. So they go out as ccxt builds them, with the real API key, learnt from a
-    // signed answer (if none yet, from `probe`, an account read signed and never sent). ccxt
+    // signed answer (if none yet, from `probes`, balance reads signed and never sent, the
+    // call's own API family first: a futures key's `only` list refuses the spot read). ccxt
     // signs the paths that merely end like these (`equity/listenKey`,
     // `userDataStream/isolated`), and so they go to the agent.
     keyOnly: {
       paths: new Set(['historicalTrades', 'userDataStream', 'listenKey', 'userListenToken']),
       header: 'X-MBX-APIKEY',
-      probe: ['GET', '/api/v3/account'],
+      probes: [
+        ['/fapi/', 'GET', '/fapi/v2/balance'],
+        ['/dapi/', 'GET', '/dapi/v1/balance'],
+        ['/api/', 'GET', '/api/v3/account'],
+      ],
     },
     unsign(req) {
       // ccxt writes `timestamp=<its clock>&<params>&signature=<hmac>` into the query (GET,

@@ -27,7 +27,7 @@ import json
 import secrets
 import threading
 from base64 import b64encode
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs
 
 from .. import aio, errors
@@ -169,9 +169,34 @@ class _Adapter:
         return to_ccxt(e, str(self.exchange.id))
 
 
-# The signed call that teaches the adapter a Binance API key before a key-only call: a read
-# of the account, signed but never sent.
-_BINANCE_KEY_PROBE = ("GET", "/api/v3/account", "")
+# The signed calls that teach the adapter a Binance API key before a key-only call: reads of
+# the account's balance, signed but never sent, the call's own API family first (a key whose
+# ``only`` list holds futures alone refused the spot read, and ccxt.pro's first private
+# stream on binanceusdm failed on an endpoint the bot never asked for: round 21's recheck).
+_BINANCE_KEY_PROBES = {
+    "/fapi/": ("GET", "/fapi/v2/balance", ""),
+    "/dapi/": ("GET", "/dapi/v1/balance", ""),
+    "/api/": ("GET", "/api/v3/account", ""),
+}
+
+
+def _binance_probes(path: str) -> List[Tuple[str, str, str]]:
+    """The probes for a key-only call on ``path``: its family's first, then the others."""
+    first = [p for prefix, p in _BINANCE_KEY_PROBES.items() if path.startswith(prefix)]
+    return first + [p for p in _BINANCE_KEY_PROBES.values() if p not in first]
+
+
+def _probe_refused(refusals: List[errors.TapsignError]) -> errors.PolicyDenied:
+    said = "; ".join(str(e) for e in refusals)
+    return errors.PolicyDenied(
+        "a Binance key-only call is sent with the API key alone, which the adapter learns from "
+        "a signed answer; this key's policy refuses every read it signs to learn it ("
+        + ", ".join(f"{m} {p}" for m, p, _ in _BINANCE_KEY_PROBES.values())
+        + "): make one signed call with this key first, or allow one of those reads ("
+        + said
+        + ")",
+        "policy_denied",
+    )
 
 
 def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -185,8 +210,16 @@ def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any
         u, key_only = marked
         try:
             if key_only:
-                if ad.api_key is None:
-                    ad.remember_key(agent.sign(ad.key, *_BINANCE_KEY_PROBE).headers)
+                refusals: List[errors.TapsignError] = []
+                for probe in _binance_probes(u.path) if ad.api_key is None else []:
+                    try:
+                        ad.remember_key(agent.sign(ad.key, *probe).headers)
+                        break
+                    except errors.PolicyDenied as e:
+                        refusals.append(e)
+                else:
+                    if refusals:
+                        raise _probe_refused(refusals)
                 req = ad.key_only_request(u)
             else:
                 signed = agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
@@ -212,8 +245,16 @@ def _async_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., An
         u, key_only = marked
         try:
             if key_only:
-                if ad.api_key is None:
-                    ad.remember_key((await agent.sign(ad.key, *_BINANCE_KEY_PROBE)).headers)
+                refusals: List[errors.TapsignError] = []
+                for probe in _binance_probes(u.path) if ad.api_key is None else []:
+                    try:
+                        ad.remember_key((await agent.sign(ad.key, *probe)).headers)
+                        break
+                    except errors.PolicyDenied as e:
+                        refusals.append(e)
+                else:
+                    if refusals:
+                        raise _probe_refused(refusals)
                 req = ad.key_only_request(u)
             else:
                 signed = await agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
