@@ -301,6 +301,11 @@ pub struct RemovedToken {
     /// The vault tag the line names: a removal always makes a new vault key, which the
     /// removed token never held (empty when the line names none).
     pub vault: String,
+    /// The vault public key the line names (empty when it names none), and the signed links
+    /// it carries into that vault: a rotation's line carries them from the vault it replaced,
+    /// which is what ties a removal to the vault the token opened (`vault_ops::removal_stands`).
+    pub vault_key: String,
+    pub links: Vec<Succession>,
 }
 
 /// A vault a manifest's record named, as a running agent saw it.
@@ -454,6 +459,8 @@ impl Witness {
                 RemovedToken {
                     seq,
                     vault: vault.to_owned(),
+                    vault_key: String::new(),
+                    links: Vec::new(),
                 },
             );
         } else if let Some(token) = id("token ", " added")
@@ -467,6 +474,11 @@ impl Witness {
     /// does not say), carrying `links`. Kept as seen: whether it is believed depends on the
     /// record read back with it ([`Evidence::witness`]).
     pub fn saw_vault(&mut self, seq: u64, key: &str, links: &[Succession], own: bool) {
+        // The same line's removal (`saw_manifest` comes first) keeps what it links to.
+        for r in self.removed_tokens.values_mut().filter(|r| r.seq == seq) {
+            r.vault_key = key.to_owned();
+            r.links = links.to_vec();
+        }
         let seen = |v: &SeenVault| v.key == key && v.links == links && v.own == own;
         if !key.is_empty() && !self.vaults.iter().any(seen) {
             self.vaults.push(SeenVault {

@@ -123,6 +123,16 @@ pub(crate) fn vouched(believed: &[String], key: &str, links: &[Succession]) -> b
         && descent(links, key, Path::new("the audit log")).is_ok()
 }
 
+/// Whether `links` (the part of a lineage a `keystore` line carries) are signed links that
+/// lead from vault key `from` to vault key `to`, a later one: `to` descends from `from`. A
+/// line naming a vault already believed is believed with no links at all ([`vouched`]), so
+/// this, not belief, says which of two vaults is the newer.
+pub(crate) fn leads_from(links: &[Succession], from: &str, to: &str) -> bool {
+    from != to
+        && descent(links, to, Path::new("the audit log"))
+            .is_ok_and(|keys| keys.iter().any(|k| k == from))
+}
+
 /// The links a record of `vault` carries (its lineage from the last of it `believed` holds),
 /// so that the record is [`vouched`] for: none when its key is believed already, or when no
 /// vault is (it is the first).

@@ -985,28 +985,41 @@ fn tag_of(hex_key: &str) -> String {
 
 /// Whether a token's removal the running agent saw recorded holds against the vault that token
 /// just opened, `p.vault`: the vault the removal made (its tag), when the line names a vault
-/// the record believes other than that one. A removal makes a new vault key and wraps it only
-/// for the tokens that stay, so the removed token can never open the vault it made: a line
-/// naming the vault on disk, or none, or one the record does not believe, was not written by
-/// a rotation. Taken at its word, one such line appended to the log (same generation and
-/// vault as the last) had the running agent refuse every unlock, call the log edited, and
-/// advise deleting the keyslot of the trader's only token, when an agent started afresh opens
-/// as before (red-team round 21).
+/// the record believes that is *newer* than that one, by signed links the line itself carries
+/// from it. A removal makes a new vault key and wraps it only for the tokens that stay, with a
+/// link signed by the key it replaces, so the removed token can only ever open an older vault
+/// than the one the removal made. Any other line was not written by a rotation: taken at its
+/// word, one naming the vault on disk (red-team round 21), and then one naming the vault
+/// before the last rotation, believed and with no links (its recheck), had the running agent
+/// refuse every unlock, call the log edited, forbid the restart that opens as before, and
+/// advise putting back the pre-rotation vault from a backup.
 fn removal_stands(removal: &super::ledger::RemovedToken, p: &Prepared) -> Option<String> {
-    let on_disk = tag_of(&p.vault.public_key);
-    let believed = p
-        .evidence
-        .believed_vaults()
-        .iter()
-        .any(|k| tag_of(k) == removal.vault);
-    (believed && !removal.vault.is_empty() && removal.vault != on_disk)
-        .then(|| removal.vault.clone())
+    removal_made_after(removal, &p.vault.public_key, &p.evidence.believed_vaults())
+}
+
+/// [`removal_stands`] for a token that opened vault key `opened`, with `believed` the vaults
+/// the record believes.
+pub(crate) fn removal_made_after(
+    removal: &super::ledger::RemovedToken,
+    opened: &str,
+    believed: &[String],
+) -> Option<String> {
+    let named = &removal.vault_key;
+    let stands = !removal.vault.is_empty()
+        && tag_of(named) == removal.vault
+        && believed.iter().any(|k| k == named)
+        && super::lineage::leads_from(&removal.links, opened, named);
+    stands.then(|| removal.vault.clone())
 }
 
 /// The warning for a removal [`removal_stands`] found no rotation wrote.
 fn removal_ignored(removal: &super::ledger::RemovedToken, used: &Keyslot, vault: &str) -> String {
+    let named = match removal.vault.as_str() {
+        "" => "names no vault".to_owned(),
+        v => format!("names vault-{v}, which is not one made from it by a rotation"),
+    };
     format!(
-        "line {} of the audit log says {} was removed, yet that token just opened vault-{}, the keystore's current vault: a removal makes a new vault key the removed token never holds, so no rotation wrote that line (someone who can write the log appended it); it is ignored, and nothing needs deleting. `tapsign audit` shows the line",
+        "line {} of the audit log says {} was removed, yet that token just opened vault-{}, the keystore's current vault, and the line {named}: a removal makes a new vault key, signed for by the one it replaces and never held by the removed token, so no rotation wrote that line (someone who can write the log appended it); it is ignored, as an agent started afresh ignores it, and nothing needs deleting or putting back. `tapsign audit` shows the line",
         removal.seq,
         used.stub.describe(),
         tag_of(vault)
