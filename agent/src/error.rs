@@ -96,10 +96,17 @@ pub enum AgentError {
     NoTokenEnrolled,
     /// Every keyslot is damaged or not recorded in the manifest. Enrolling or rotating needs a
     /// touch on a token that can open the keystore, so the only way back is the keyslot file.
+    /// `content_reads`: one of them only is not in tapsign's exact form, its fields intact, so
+    /// the keys are not said to be lost (red-team round 21's recheck: "cannot be read again:
+    /// move the keystore folder away" was said of the only keyslot with its fields reordered).
     #[error(
-        "no keyslot can be used: {0}. No enrolled token can open the keystore, so neither `tapsign token add` nor `tapsign keystore rotate` can help: restore the keyslot from a backup (without one the stored keys cannot be read again: move the keystore folder away, enroll a token and add the keys again)"
+        "no keyslot can be used: {why}. No enrolled token can open the keystore, so neither `tapsign token add` nor `tapsign keystore rotate` can help: {}",
+        match content_reads {
+            true => "the keys are not lost: a keyslot above reads, only not byte for byte as tapsign writes it. Keep it and a copy of the keystore folder, and do not move the keystore away: restore the exact file from a backup, or write its fields back in tapsign's form (docs/keystore-format.md, \"Files\")",
+            false => "restore the keyslot from a backup (without one the stored keys cannot be read again: move the keystore folder away, enroll a token and add the keys again)",
+        }
     )]
-    NoUsableKeyslot(String),
+    NoUsableKeyslot { why: String, content_reads: bool },
     /// The keystore's check refused credentials an unlock needs (put back from an old copy,
     /// changed): the reasons, as the check gave them.
     #[error("{0}")]
@@ -184,7 +191,7 @@ impl AgentError {
             EndedBeforeAnswer => ErrorCode::Expired,
             NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
-            NoUsableKeyslot(_) | KeysRefused(_) => ErrorCode::Keystore,
+            NoUsableKeyslot { .. } | KeysRefused(_) => ErrorCode::Keystore,
             Nonce(e) => nonce_code(e),
             Worker | NoThread(_) | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
                 ErrorCode::Internal

@@ -454,7 +454,10 @@ impl Unlocker {
         let tried = self.keystore.keyslots_to_try()?;
         warnings.extend(tried.warnings);
         if tried.slots.is_empty() && !warnings.is_empty() {
-            return Err(AgentError::NoUsableKeyslot(warnings.join("; ")));
+            return Err(AgentError::NoUsableKeyslot {
+                why: warnings.join("; "),
+                content_reads: tried.content_reads,
+            });
         }
         if tried.slots.is_empty() {
             return Err(AgentError::NoTokenEnrolled);

@@ -158,3 +158,50 @@ fn the_unlock_prompt_names_only_the_keyslots_the_manifest_records() {
     assert!(prompt.contains(&short(&ours)), "{out:?}");
     assert!(!prompt.contains(&short(&planted)), "{out:?}");
 }
+
+/// Red-team round 21's recheck: the only keyslot with its fields reordered (content intact, its
+/// checksum recomputed) is damaged, as any file not byte for byte tapsign's; but the unlock
+/// said "the stored keys cannot be read again: move the keystore folder away", which loses
+/// them, when the same fields written back in tapsign's order open. It now says the keys are
+/// not lost, to keep the file, and how to get the exact file back.
+#[test]
+fn a_keyslot_with_its_fields_reordered_is_not_called_lost() {
+    use sha2::Digest;
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    let path = live(&w)
+        .join("keyslots")
+        .join(format!("{}.json", only_keyslot(&w)));
+    let genuine = std::fs::read(&path).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&genuine).unwrap();
+    let mut m = serde_json::Map::new();
+    m.insert("checksum".into(), "".into());
+    for (k, x) in v.as_object().unwrap() {
+        if k != "checksum" {
+            m.insert(k.clone(), x.clone());
+        }
+    }
+    let body = serde_json::to_vec_pretty(&m).unwrap();
+    m["checksum"] = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body))).into();
+    let mut out = serde_json::to_vec_pretty(&m).unwrap();
+    out.push(b'\n');
+    tapsign_tests::at_rest::put_back(&path, &out);
+
+    let list = w.run(&["token", "list"], "");
+    let all = format!("{}{}", list.stdout, list.stderr);
+    assert!(all.contains("likely intact: keep it"), "{list:?}");
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "no keyslot can be used");
+    assert!(out.stderr.contains("the keys are not lost"), "{out:?}");
+    assert!(!out.stderr.contains("cannot be read again"), "{out:?}");
+    assert!(
+        !out.stderr.contains("move the keystore folder away"),
+        "{out:?}"
+    );
+
+    // The same fields in tapsign's form: it opens, as the message says.
+    tapsign_tests::at_rest::put_back(&path, &genuine);
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+}

@@ -31,7 +31,7 @@ pub enum KeystoreError {
     )]
     AlreadyInitialized { dir: PathBuf },
 
-    #[error("{path} is damaged: {detail}; {}", repair_hint(path))]
+    #[error("{path} is damaged: {detail}; {}", repair_hint(path, detail))]
     Damaged { path: PathBuf, detail: String },
 
     #[error("{path} does not belong in the keystore folder; move it elsewhere")]
@@ -378,6 +378,12 @@ pub enum KeystoreError {
 }
 
 impl KeystoreError {
+    /// A damaged file whose fields all read (only its form is not tapsign's): what it holds
+    /// is likely intact, and must not be given up for lost.
+    pub fn content_reads(&self) -> bool {
+        matches!(self, KeystoreError::Damaged { detail, .. } if detail == super::files::NOT_EXACT_FORM)
+    }
+
     pub(crate) fn damaged(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
         KeystoreError::Damaged {
             path: path.into(),
@@ -457,7 +463,7 @@ fn keyslots_missing(tokens: &[String], dir: &Path) -> String {
 }
 
 /// What to do about a damaged file, by what the file is.
-fn repair_hint(path: &Path) -> String {
+fn repair_hint(path: &Path, detail: &str) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy())
@@ -477,6 +483,17 @@ fn repair_hint(path: &Path) -> String {
         ),
         // The manifest names the token whose keyslot this is: `token remove` revokes it
         // without the file, and a rotation leaves the file behind.
+        // Its fields read: the vault key it wraps is likely intact, and a file with the same
+        // fields in tapsign's form opens; deleting it or the keystore loses that (red-team
+        // round 21's recheck: "cannot be read again: move the keystore folder away" was said
+        // of the only keyslot with its fields reordered).
+        Some("keyslots") if detail == super::files::NOT_EXACT_FORM => format!(
+            "its fields read, so the vault key it wraps is likely intact: keep it, and a copy of \
+             the keystore folder. Restore the exact file from a backup, or write the same fields \
+             back in the form tapsign writes (docs/keystore-format.md, \"Files\": field order, \
+             two-space indentation, the checksum recomputed and last); or, with another enrolled \
+             token, run `tapsign token remove {stem}` and enroll that token again"
+        ),
         Some("keyslots") => format!(
             "restore it from a backup; or, with another enrolled token, run `tapsign token \
              remove {stem}` and enroll that token again"

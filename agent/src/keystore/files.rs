@@ -108,13 +108,16 @@ pub(crate) fn decode<T: Envelope + Clone>(path: &Path, bytes: &[u8]) -> Result<T
         ));
     }
     if encode(path, parsed.clone())? != bytes {
-        return Err(KeystoreError::damaged(
-            path,
-            "it is not in the exact form tapsign writes (extra bytes, spacing or field order)",
-        ));
+        return Err(KeystoreError::damaged(path, NOT_EXACT_FORM));
     }
     Ok(parsed)
 }
+
+/// The [`KeystoreError::Damaged`] detail of a file whose fields all read, with a checksum that
+/// matches, but that is not byte for byte what tapsign writes for them: what it holds is
+/// likely intact ([`KeystoreError::content_reads`]).
+pub(crate) const NOT_EXACT_FORM: &str =
+    "it is not in the exact form tapsign writes (extra bytes, spacing or field order)";
 
 fn checksum(body: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(body)))

@@ -24,6 +24,9 @@ pub struct Tried {
     pub warnings: Vec<String>,
     /// No keyslot the manifest records could be used, so the others are tried.
     pub unrecorded: bool,
+    /// A damaged keyslot file whose fields all read ([`KeystoreError::content_reads`]): with
+    /// no keyslot usable, the keys are not lost with it.
+    pub content_reads: bool,
 }
 
 impl Keystore {
@@ -36,7 +39,10 @@ impl Keystore {
             match slot {
                 Ok(s) if s.recorded => out.slots.push(s),
                 Ok(s) => others.push(s),
-                Err(e) => out.warnings.push(e.to_string()),
+                Err(e) => {
+                    out.content_reads |= e.content_reads();
+                    out.warnings.push(e.to_string());
+                }
             }
         }
         if out.slots.is_empty() && !others.is_empty() {
