@@ -334,7 +334,7 @@ impl Unlocker {
     ) -> Result<Opened, AgentError> {
         let ks = &self.keystore;
         let mut warnings = Vec::new();
-        let slots = self.usable_keyslots(&mut warnings)?;
+        let (slots, spare) = self.usable_keyslots(&mut warnings)?;
         // Settle which credentials to open before asking for a touch: a typo in a name must not
         // cost the trader a touch, and must say "unknown key", not "damaged keystore".
         let mut available = Vec::new();
@@ -365,7 +365,8 @@ impl Unlocker {
             });
         }
 
-        let (vk, opened_by, reader, slot) = self.unwrap_with_touch(&slots, pin, touch_needed)?;
+        let (vk, opened_by, reader, slot) =
+            self.unwrap_with_touch(&slots, &spare, pin, touch_needed)?;
         let credentials = self.check_and_open(&vk, slot, names, &wanted, ledger, &mut warnings);
         drop(vk);
         let credentials = credentials?;
@@ -437,8 +438,10 @@ impl Unlocker {
         touch_needed: &dyn Fn(&str),
     ) -> Result<Opened, AgentError> {
         let mut warnings = Vec::new();
-        let slots = self.usable_keyslots(&mut warnings)?;
-        let (vk, opened_by, reader, _) = self.unwrap_with_touch(&slots, pin, touch_needed)?;
+        // A session is renewed only with a keyslot the manifest records (or, recording none
+        // readable, any): never with a spare one, which opens a vault no check follows here.
+        let (slots, _) = self.usable_keyslots(&mut warnings)?;
+        let (vk, opened_by, reader, _) = self.unwrap_with_touch(&slots, &[], pin, touch_needed)?;
         drop(vk);
         Ok(Opened {
             credentials: Vec::new(),
@@ -448,9 +451,13 @@ impl Unlocker {
         })
     }
 
-    /// The keyslots an unlock tries (`Keystore::keyslots_to_try`); damaged ones, and those the
+    /// The keyslots an unlock tries (`Keystore::keyslots_to_try`), and those it tries when no
+    /// token of one of them is present (`Tried::spare`); damaged ones, and those the
     /// unverified manifest does not record, become warnings. None at all is an error.
-    fn usable_keyslots(&self, warnings: &mut Vec<String>) -> Result<Vec<Keyslot>, AgentError> {
+    fn usable_keyslots(
+        &self,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Vec<Keyslot>, Vec<Keyslot>), AgentError> {
         let tried = self.keystore.keyslots_to_try()?;
         warnings.extend(tried.warnings);
         if tried.slots.is_empty() && !warnings.is_empty() {
@@ -462,19 +469,35 @@ impl Unlocker {
         if tried.slots.is_empty() {
             return Err(AgentError::NoTokenEnrolled);
         }
-        Ok(tried.slots)
+        Ok((tried.slots, tried.spare))
     }
 
     /// Find an enrolled token, ask it for its touch, and unwrap the vault key. Returns the
     /// key, the token's description, the PC/SC reader it sat in (for the removal watch) and
     /// the keyslot.
+    /// `spare`: keyslots the unverified manifest does not record, tried when no token of one
+    /// of `slots` is present (or only another one is): the check after the touch then names
+    /// the file out of place, manifest.json or the keyslot (`Keystore::keyslots_to_try`).
     fn unwrap_with_touch<'a>(
         &self,
         slots: &'a [Keyslot],
+        spare: &'a [Keyslot],
         pin: Option<&Pin>,
         touch_needed: &dyn Fn(&str),
     ) -> Result<(VaultKey, String, Option<String>, &'a Keyslot), AgentError> {
-        let (slot, mut token) = self.locate(slots, pin)?;
+        let (slot, mut token) = match self.locate(slots, pin) {
+            Err(e @ (TokenError::Absent { .. } | TokenError::WrongToken { .. }))
+                if !spare.is_empty() =>
+            {
+                self.locate(spare, pin).map_err(|s| match s {
+                    TokenError::Absent { .. } | TokenError::WrongToken { .. } => {
+                        unrecorded_absent(e, slots)
+                    }
+                    other => other,
+                })?
+            }
+            other => other?,
+        };
         let opened_by = slot.stub.describe();
         touch_needed(&opened_by);
         let vk = match self.keystore.unwrap_vault(slot, token.as_mut()) {
@@ -507,6 +530,28 @@ impl Unlocker {
         };
         let (i, token) = token::locate(&stubs, &search)?;
         Ok((&slots[i], token))
+    }
+}
+
+/// No token of a recorded keyslot present, nor of a spare one: `e`, with what the recorded
+/// tokens' names rest on. A keyslot's label is text whoever wrote the file chose, and the
+/// manifest that records it is not verified before the touch: an edited one recording a
+/// planted keyslot had the unlock say "insert" a key labelled by the planter, with no word of
+/// the way out (the recheck of round 21).
+fn unrecorded_absent(e: TokenError, slots: &[Keyslot]) -> TokenError {
+    let named: Vec<String> = slots.iter().map(|s| s.stub.describe()).collect();
+    let hint = format!(
+        "{}: the token(s) manifest.json records as read unverified (names as their keyslot files give them; manifest.json is verified only after a touch), and no token of another keyslot file is present either. If no such token is yours, manifest.json was edited: with your own token inserted, `tapsign keystore rotate --rebuild-manifest` rebuilds it from the files",
+        named.join(" or ")
+    );
+    match e {
+        TokenError::WrongToken { found, .. } => TokenError::WrongToken {
+            found,
+            expected: hint,
+        },
+        _ => TokenError::Absent {
+            hint: format!("insert {hint}"),
+        },
     }
 }
 

@@ -123,6 +123,18 @@ impl SecretReader {
 
     /// Read one field: prompts without echo on a terminal, else takes the next line.
     pub fn field(&mut self, label: &str) -> Result<SecretString, Failure> {
+        match self.read_field(label, false)? {
+            Some(value) => Ok(value),
+            None => Err(Failure::error(format!("the {label} is empty"))),
+        }
+    }
+
+    /// [`SecretReader::field`], where an empty line (or none) is an answer: `None`.
+    pub fn optional_field(&mut self, label: &str) -> Result<Option<SecretString>, Failure> {
+        self.read_field(label, true)
+    }
+
+    fn read_field(&mut self, label: &str, optional: bool) -> Result<Option<SecretString>, Failure> {
         let mut line = Zeroizing::new(String::with_capacity(FIELD_BYTES + 1));
         let read = {
             let _echo = NoEcho::new(self.tty);
@@ -145,6 +157,9 @@ impl SecretReader {
             )));
         }
         let value = line.trim_end_matches(['\n', '\r']);
+        if optional && value.trim().is_empty() {
+            return Ok(None);
+        }
         if value.trim().is_empty() {
             let how = if self.tty {
                 "type it at the prompt"
@@ -153,7 +168,7 @@ impl SecretReader {
             };
             return Err(Failure::error(format!("the {label} is empty: {how}")));
         }
-        Ok(SecretString::from_str_copy(value))
+        Ok(Some(SecretString::from_str_copy(value)))
     }
 
     /// Read a credential's fields for `exchange` (API key, secret, then any passphrase), one

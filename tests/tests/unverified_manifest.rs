@@ -159,6 +159,51 @@ fn the_unlock_prompt_names_only_the_keyslots_the_manifest_records() {
     assert!(!prompt.contains(&short(&planted)), "{out:?}");
 }
 
+/// Red-team round 21's recheck: a manifest edited to record a keyslot someone planted instead
+/// of the genuine one (checksum recomputed) had every unlock try only the planted one: "insert"
+/// its token, named by the planter's label, and never the trader's, so the check that names
+/// the forged manifest never came. With no token of a recorded keyslot present, the unlock
+/// tries the other readable ones: the trader's opens and the check names manifest.json, whose
+/// rebuild opens the keys again; the prompt says the names it gives rest on the manifest
+/// read unverified.
+#[test]
+fn a_manifest_recording_a_planted_keyslot_instead_still_tries_the_genuine_one() {
+    use sha2::Digest;
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak", "sk");
+    let ours = only_keyslot(&w);
+    let other = World::new();
+    other.setup_key("k9", "binance", "ak9", "sk9");
+    let planted = only_keyslot(&other);
+    let bytes = std::fs::read(live(&other).join(format!("keyslots/{planted}.json"))).unwrap();
+    tapsign_tests::at_rest::put_back(&live(&w).join(format!("keyslots/{planted}.json")), &bytes);
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    forge_manifest(&w, |m| {
+        let slots = m["keyslots"].as_array_mut().unwrap();
+        slots[0]["id"] = planted.clone().into();
+        slots[0]["sha256"] = sha.into();
+    });
+
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "manifest.json does not verify");
+    assert!(out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    let prompt = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Touch "))
+        .unwrap();
+    assert!(prompt.contains("read unverified"), "{out:?}");
+    assert!(prompt.contains("your token"), "{out:?}");
+
+    w.run(&["keystore", "rotate", "--rebuild-manifest"], "")
+        .ok();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): k1."), "{out:?}");
+    w.signs_with("k1", b"sk");
+    assert!(std::fs::exists(live(&w).join(format!("keyslots/{ours}.json"))).unwrap());
+}
+
 /// Red-team round 21's recheck: the only keyslot with its fields reordered (content intact, its
 /// checksum recomputed) is damaged, as any file not byte for byte tapsign's; but the unlock
 /// said "the stored keys cannot be read again: move the keystore folder away", which loses

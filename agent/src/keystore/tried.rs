@@ -9,7 +9,11 @@
 //! agent's `status` and the unlock's refusal advised deleting it or the whole keystore, which
 //! loses every credential (red-team round 21). With no recorded keyslot usable, every readable
 //! one is tried: the check after the touch verifies the manifest with the vault key the
-//! keyslot gave, and names the file that is wrong (`ManifestInvalid`, or the keyslot).
+//! keyslot gave, and names the file that is wrong (`ManifestInvalid`, or the keyslot). So is
+//! every readable one when no token of a recorded keyslot is present ([`Tried::spare`]): a
+//! manifest edited to record a keyslot someone planted instead of the genuine one (its token
+//! nobody's, its label the planter's) had every unlock ask for that token and never try the
+//! trader's, so the check that names the forged manifest never came (the recheck of round 21).
 
 use std::path::Path;
 
@@ -24,6 +28,9 @@ pub struct Tried {
     pub warnings: Vec<String>,
     /// No keyslot the manifest records could be used, so the others are tried.
     pub unrecorded: bool,
+    /// The readable keyslots the manifest does not record, while it records some: tried only
+    /// when no token of a recorded one is present (module docs).
+    pub spare: Vec<Keyslot>,
     /// A damaged keyslot file whose fields all read ([`KeystoreError::content_reads`]): with
     /// no keyslot usable, the keys are not lost with it.
     pub content_reads: bool,
@@ -59,6 +66,7 @@ impl Keystore {
         } else {
             out.warnings
                 .extend(others.iter().map(|s| unrecorded_keyslot(&s.path, false)));
+            out.spare = others;
         }
         Ok(out)
     }
@@ -69,10 +77,10 @@ impl Keystore {
 pub fn unrecorded_keyslot(path: &Path, tried: bool) -> String {
     let used = match tried {
         true => "no keyslot it records can be read, so the next unlock tries this one",
-        false => "it is not used",
+        false => "an unlock tries it only when no token of a keyslot it records is present",
     };
     format!(
-        "keyslot {} is not one manifest.json records, as read without the vault key (it is not verified before an unlock): {used}. A keyslot put there by hand or an old copy put back reads this way, but so does a genuine one under an edited manifest.json, so do not delete it on this alone: the next unlock verifies manifest.json, and if it does not verify, `tapsign keystore rotate --rebuild-manifest` rebuilds it from the files",
+        "keyslot {} is not one manifest.json records, as read without the vault key (it is not verified before an unlock): {used}. A keyslot put there by hand or an old copy put back reads this way, but so does a genuine one under an edited manifest.json, so do not delete it on this alone. If this keyslot's token is yours and a token manifest.json records is not, manifest.json was edited: `tapsign keystore rotate --rebuild-manifest` (a touch on your token) rebuilds it from the files",
         path.display()
     )
 }

@@ -52,10 +52,17 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
 /// keyslot planted beside the trader's (sealing needs no secret) put its label, text of the
 /// attacker's choosing, in the touch prompt, and a FIDO2 one asked for a PIN nothing needed
 /// (red-team round 21).
-fn enrolled(paths: &Paths) -> Vec<TokenStub> {
+/// Also whether another readable keyslot is tried when none of those tokens is present
+/// (`Tried::spare`): then the names rest on a manifest that may be edited to record a keyslot
+/// someone planted, with a label of their choosing (red-team round 21's recheck), and the
+/// prompts say so and ask no PIN that cannot be skipped.
+fn enrolled(paths: &Paths) -> (Vec<TokenStub>, bool) {
     let ks = Keystore::new(paths.keystore_dir());
     ks.keyslots_to_try()
-        .map(|t| t.slots.into_iter().map(|s| s.stub).collect())
+        .map(|t| {
+            let spare = !t.spare.is_empty();
+            (t.slots.into_iter().map(|s| s.stub).collect(), spare)
+        })
         .unwrap_or_default()
 }
 
@@ -68,19 +75,28 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     let (ttl_secs, idle_secs) = (duration("ttl", &a.ttl)?, duration("idle", &a.idle)?);
     let mut client = connect(paths)?;
     super::harden();
-    let tokens = enrolled(paths);
+    let (tokens, spare) = enrolled(paths);
     // One PIN, for whichever enrolled token turns out to be present.
     let pin_wanted: Vec<String> = tokens
         .iter()
         .filter(|t| t.needs_pin())
         .map(TokenStub::describe)
         .collect();
-    let pin = match pin_wanted.is_empty() {
-        true => None,
-        false => {
+    let pin = match (pin_wanted.is_empty(), spare) {
+        (true, _) => None,
+        (false, false) => {
             let label = format!("PIN of {}", pin_wanted.join(" or "));
             let pin = SecretReader::new().field(&label)?;
             Some(Pin::new(pin.expose().to_owned()))
+        }
+        (false, true) => {
+            let label = format!(
+                "PIN of {} (as manifest.json, read unverified, names it: empty if that is no token of yours)",
+                pin_wanted.join(" or ")
+            );
+            SecretReader::new()
+                .optional_field(&label)?
+                .map(|pin| Pin::new(pin.expose().to_owned()))
         }
     };
     let req = UnlockRequest {
@@ -94,10 +110,13 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     };
     warn_before_touch(paths, &mut client);
     let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
-    let which = if names.is_empty() {
-        "your token".to_owned()
-    } else {
-        names.join(" or ")
+    let which = match (names.is_empty(), spare) {
+        (true, _) => "your token".to_owned(),
+        (false, false) => names.join(" or "),
+        (false, true) => format!(
+            "{} (as manifest.json, read unverified, names it), or if that is not present, your token",
+            names.join(" or ")
+        ),
     };
     errln!(
         "Touch {which} when it blinks, to {}...",
