@@ -141,8 +141,10 @@ pub fn change_notes(
         .collect();
     moved.sort_by_key(|(_, (first, ..))| *first);
 
-    let (mut replaced, mut removed, mut stored, mut gone) = (Vec::new(), Vec::new(), Vec::new(), 0);
-    let mut unwritten = Vec::new();
+    // Replacements of names the last check recorded, then of names new since it, then
+    // removals (all of recorded names): each list in the order first changed.
+    let (mut replaced, mut fresh, mut removed, mut stored, mut gone) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
     for (name, (_, was, now, own)) in moved {
         let no_line = unrecorded.contains(&name);
         let versions = own
@@ -153,9 +155,15 @@ pub fn change_notes(
         let mut name = name.to_owned();
         crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
         let name = name.as_str();
+        // A name the last check recorded is the trader's (present or removed then); one new
+        // since costs nothing to make, eight at a time (red-team round 21).
+        let into = match was {
+            State::Absent => &mut fresh,
+            _ => &mut replaced,
+        };
         match (was, now) {
             (State::Present(..), State::Present(..)) if was == now => {}
-            (_, State::Present(..)) if no_line => unwritten.push((name.to_owned(), format!(
+            (_, State::Present(..)) if no_line => into.push((name.to_owned(), format!(
                 "credential {name:?} holds a file that no line of the audit log records writing since the keystore's last check {CHECKS}{}: tapsign's `key add` records each file it stores, so this one was written by hand, sealed in a copy of the keystore and copied in, or left by a `key add` killed before its line. Unless you just stored it yourself, it holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
                 match (was, own.is_empty()) {
                     (_, false) => format!(" (the lines since: {})", done(&own)),
@@ -163,7 +171,13 @@ pub fn change_notes(
                     (_, true) => " (a name it did not record)".to_owned(),
                 }
             ))),
-            (State::Present(..), State::Present(..)) => replaced.push((name.to_owned(), format!(
+            // Replaced more than once: the trader who replaced it once themselves must not
+            // read the note as their own doing (red-team round 21).
+            (State::Present(..), State::Present(..)) if versions > 1 => into.push((name.to_owned(), format!(
+                "credential {name:?} was replaced {versions} times since the keystore's last check {CHECKS}: {}; if you replaced it fewer times than that (once, say), the last version holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command",
+                done(&own)
+            ))),
+            (State::Present(..), State::Present(..)) => into.push((name.to_owned(), format!(
                 "credential {name:?} was replaced since the keystore's last check {CHECKS}: {}; if neither you nor a script of yours replaced it, it now holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command",
                 done(&own)
             ))),
@@ -171,7 +185,7 @@ pub fn change_notes(
                 "credential {name:?} was removed since the keystore's last check {CHECKS}: {}; if that was not you, store it again with `tapsign key add {name} --exchange ...`",
                 done(&own)
             ))),
-            (_, State::Present(..)) if versions > 1 => replaced.push((name.to_owned(), format!(
+            (_, State::Present(..)) if versions > 1 => into.push((name.to_owned(), format!(
                 "credential {name:?} was stored, then stored again over it, since the keystore's last check {CHECKS}: {}; if you stored it only once, the later version holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command",
                 done(&own)
             ))),
@@ -179,17 +193,21 @@ pub fn change_notes(
             _ => gone += 1,
         }
     }
-    unwritten.append(&mut replaced);
+    // Past [`LOUD_NOTED`], what is named goes by what a substitution reaches: the recorded
+    // names replaced, then those removed, then new names; shown replacements first.
+    let total = replaced.len() + fresh.len() + removed.len();
+    replaced.truncate(LOUD_NOTED);
+    removed.truncate(LOUD_NOTED - replaced.len());
+    fresh.truncate(LOUD_NOTED - replaced.len() - removed.len());
+    replaced.append(&mut fresh);
     let mut notes = ChangeNotes {
-        replaced: unwritten.len(),
-        loud: unwritten,
+        replaced: replaced.len(),
+        loud: replaced,
         quiet: Vec::new(),
     };
     notes.loud.append(&mut removed);
-    if notes.loud.len() > LOUD_NOTED {
-        notes.replaced = notes.replaced.min(LOUD_NOTED);
-        let more = notes.loud.len() - LOUD_NOTED;
-        notes.loud.truncate(LOUD_NOTED);
+    if total > notes.loud.len() {
+        let more = total - notes.loud.len();
         notes.loud.push((
             String::new(),
             format!(
@@ -333,5 +351,70 @@ mod tests {
             assert!(sentence.len() < 1_000, "{} bytes", sentence.len());
             assert!(!sentence.contains('\u{1b}'), "{sentence}");
         }
+    }
+
+    fn recording(names: &[&str]) -> ManifestFile {
+        ManifestFile {
+            credentials: names
+                .iter()
+                .map(|n| super::super::manifest::CredRecord {
+                    name: (*n).into(),
+                    created: 1_000,
+                    sha256: "0".repeat(64),
+                })
+                .collect(),
+            format: String::new(),
+            version: 1,
+            generation: 1,
+            written: 0,
+            vault_key: String::new(),
+            keyslots: Vec::new(),
+            removed: Vec::new(),
+            audit: None,
+            mac: String::new(),
+            checksum: String::new(),
+        }
+    }
+
+    /// Red-team round 21: eight credential files for new names, written with no line, came
+    /// before the replacement of a recorded name and pushed it out of the notes (and so out
+    /// of `status` and the touch prompt). A recorded name's change is named first.
+    #[test]
+    fn a_recorded_name_replaced_comes_before_new_names_with_no_line() {
+        let manifest = recording(&["k1", "k2"]);
+        let lines = vec![line(5, KeyAction::Replace, "k1", "/x")];
+        let mut files: BTreeMap<String, String> = (1..=8)
+            .map(|i| (format!("aa-junk{i}"), format!("{i:064x}")))
+            .collect();
+        files.insert("k1".into(), format!("{:064x}", 5));
+        files.insert("k2".into(), "0".repeat(64));
+        let notes = change_notes(Some(&manifest), &lines, &files);
+        assert_eq!(notes.loud[0].0, "k1", "{:?}", notes.loud);
+        assert_eq!(notes.replaced, LOUD_NOTED, "{:?}", notes.loud);
+        let (last_name, last) = notes.loud.last().unwrap();
+        assert!(
+            last_name.is_empty() && last.contains("and 1 more"),
+            "{last}"
+        );
+    }
+
+    /// Red-team round 21: the trader's own `--replace`, then another program's, read as one
+    /// "replaced" whose "if neither you nor a script of yours replaced it" the trader
+    /// dismissed. It counts the versions.
+    #[test]
+    fn a_recorded_name_replaced_twice_says_how_many_times() {
+        let manifest = recording(&["k1"]);
+        let lines = vec![
+            line(5, KeyAction::Replace, "k1", "/usr/bin/tapsign"),
+            line(6, KeyAction::Replace, "k1", "/tmp/evil"),
+        ];
+        let notes = change_notes(Some(&manifest), &lines, &BTreeMap::new());
+        let (name, text) = &notes.loud[0];
+        assert_eq!(name, "k1");
+        assert!(
+            text.contains("replaced 2 times") && text.contains("fewer times than that"),
+            "{text}"
+        );
+        assert!(text.contains("/tmp/evil"), "{text}");
     }
 }
