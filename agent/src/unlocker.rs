@@ -60,6 +60,14 @@ struct KeptChanges {
     /// Loud notes let go within their day, past [`LOUD_KEPT`]: how many, and when the last
     /// went (counted in `status` for a day after it).
     let_go: (usize, Duration),
+    /// What commands that wrote the manifest told (`noted`), apart from what the checks found:
+    /// any program can send it, as often as it likes, and kept with the checks' notes its
+    /// names evicted the check's own "k1 was replaced" within its day, and one request reworded
+    /// it as "removed" (red-team round 21). At most [`NOTED_KEPT`], the oldest let go first.
+    noted: Vec<Loud>,
+    /// Those let go, and names the keystore never held that were left out: how many, and when
+    /// the last (counted in `status` for a day after it).
+    noted_let_go: (usize, Duration),
 }
 
 #[derive(Debug)]
@@ -75,6 +83,9 @@ struct Loud {
 /// junk names removed evict a replacement's note within its day (red-team round 21). Each
 /// sentence is bounded (`keystore::notes`), so this is some 256 KB at most.
 const LOUD_KEPT: usize = 256;
+
+/// Most notes told by `noted` kept ([`KeptChanges::noted`]).
+const NOTED_KEPT: usize = 32;
 
 /// How long `status` (and every unlock's answer) repeats a credential change: a day, so the
 /// trader who did not ask for the unlock that found it still meets it. The agent cannot tell
@@ -190,10 +201,19 @@ impl Unlocker {
             crate::audit::Shown(&exe),
             client.pid
         );
-        let named = |names: &[String]| -> Vec<String> {
+        // Only names the keystore holds or records: the command that sends this has just
+        // written the manifest, whose records name every credential it found changed.
+        let known = self.keystore.names_on_record();
+        let mut refused = 0;
+        let mut named = |names: &[String]| -> Vec<String> {
             names
                 .iter()
                 .take(tapsign_proto::NOTED_MAX)
+                .filter(|n| {
+                    let ok = known.as_ref().is_none_or(|k| k.contains(n.as_str()));
+                    refused += usize::from(!ok);
+                    ok
+                })
                 .map(|n| {
                     let mut n = n.clone();
                     crate::audit::cap(&mut n, crate::audit::QUOTED_MAX);
@@ -217,22 +237,47 @@ impl Unlocker {
             );
             (name, text)
         }));
-        let notes = ChangeNotes {
-            loud,
-            replaced,
-            quiet: Vec::new(),
-        };
-        self.keep_changes(notes, at);
+        let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        kept.noted_let_go.0 += refused;
+        if refused > 0 {
+            kept.noted_let_go.1 = at;
+        }
+        for (i, (name, text)) in loud.into_iter().enumerate() {
+            say!("tapsign agent: warning: {text}");
+            let replaced = i < replaced;
+            // Its own list: a name noted again keeps its place and takes the new text there,
+            // never in what a check found.
+            match kept.noted.iter_mut().find(|k| k.name == name) {
+                Some(k) => {
+                    k.text = text;
+                    k.replaced |= replaced;
+                }
+                None => kept.noted.push(Loud {
+                    name,
+                    at,
+                    text,
+                    replaced,
+                }),
+            }
+        }
+        let extra = kept.noted.len().saturating_sub(NOTED_KEPT);
+        if extra > 0 {
+            kept.noted.drain(..extra);
+            kept.noted_let_go = (kept.noted_let_go.0 + extra, at);
+        }
     }
 
     /// The credential changes noted less than [`CHANGES_KEPT`] before `now`: the replaced and
     /// removed ones first (a sentence each, never cut), then the rest.
     pub fn changes(&self, now: Duration) -> (Vec<String>, Vec<String>) {
         let kept = self.kept_changes(now);
-        let mut loud: Vec<String> = kept.loud.iter().map(|k| k.text.clone()).collect();
+        // The checks' own notes first: what `noted` told comes after, whatever its count.
+        let mut loud: Vec<String> = (kept.loud.iter().chain(&kept.noted))
+            .map(|k| k.text.clone())
+            .collect();
         // What one answer can carry (each sentence is bounded: `keystore::notes`).
         let shown = crate::keystore::LOUD_NOTED + 1;
-        let let_go = kept.let_go.0;
+        let let_go = kept.let_go.0 + kept.noted_let_go.0;
         if loud.len() > shown || let_go > 0 {
             let more = loud.len().saturating_sub(crate::keystore::LOUD_NOTED) + let_go;
             loud.truncate(crate::keystore::LOUD_NOTED);
@@ -248,9 +293,13 @@ impl Unlocker {
         let mut kept = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = |at: Duration| now.saturating_sub(at) < CHANGES_KEPT;
         kept.loud.retain(|k| fresh(k.at));
+        kept.noted.retain(|k| fresh(k.at));
         kept.quiet.retain(|(at, _)| fresh(*at));
         if !fresh(kept.let_go.1) {
             kept.let_go = (0, now);
+        }
+        if !fresh(kept.noted_let_go.1) {
+            kept.noted_let_go = (0, now);
         }
         kept
     }
@@ -259,12 +308,14 @@ impl Unlocker {
     /// what the touch prompt names, before the touch.
     pub fn changed_names(&self, now: Duration) -> Vec<String> {
         let kept = self.kept_changes(now);
-        // The sentence counting the rest is named "".
-        kept.loud
-            .iter()
-            .filter(|k| !k.name.is_empty())
-            .map(|k| k.name.clone())
-            .collect()
+        // The sentence counting the rest is named "". The checks' names first.
+        let mut names: Vec<String> = Vec::new();
+        for k in kept.loud.iter().chain(&kept.noted) {
+            if !k.name.is_empty() && !names.contains(&k.name) {
+                names.push(k.name.clone());
+            }
+        }
+        names
     }
 
     pub fn keystore(&self) -> &Keystore {
@@ -635,6 +686,73 @@ mod tests {
         assert!(loud.last().unwrap().starts_with("and "), "{loud:?}");
         assert_eq!(unlocker.changed_names(now)[0], "k1");
         assert!(unlocker.changes(t0 + CHANGES_KEPT).0[0] != "k1 replaced");
+    }
+
+    /// Red-team round 21: `noted` from any program (33 requests of 8 names, no touch)
+    /// evicted the check's own "k1 was replaced" within its day, and one `noted` naming k1
+    /// removed reworded it. Noted notes keep their own bounded list, after the checks'.
+    #[test]
+    fn noted_requests_neither_evict_nor_reword_a_checks_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let t0 = Duration::from_secs(1000);
+        let replaced = ChangeNotes {
+            loud: vec![("k1".into(), "k1 replaced".into())],
+            replaced: 1,
+            quiet: Vec::new(),
+        };
+        unlocker.keep_changes(replaced, t0);
+        let bot = asked(9, false).client;
+        for r in 1..=40u64 {
+            let junk = tapsign_proto::NotedRequest {
+                replaced: (0..8).map(|i| format!("old-bot-{r}-{i}")).collect(),
+                removed: Vec::new(),
+            };
+            unlocker.keep_noted(&junk, &bot, t0 + Duration::from_secs(r));
+        }
+        let k1 = tapsign_proto::NotedRequest {
+            replaced: Vec::new(),
+            removed: vec!["k1".into()],
+        };
+        unlocker.keep_noted(&k1, &bot, t0 + Duration::from_secs(60));
+        let now = t0 + Duration::from_secs(3600);
+        let (loud, _) = unlocker.changes(now);
+        assert_eq!(loud[0], "k1 replaced", "{loud:?}");
+        assert!(loud.last().unwrap().starts_with("and "), "{loud:?}");
+        assert_eq!(unlocker.changed_names(now)[0], "k1");
+        assert!(unlocker.changed_names(now).len() <= 1 + NOTED_KEPT);
+    }
+
+    /// Red-team round 21: `noted` names were taken whatever they were. With a keystore there,
+    /// only the names it holds or records are kept; the rest are counted.
+    #[test]
+    fn noted_names_the_keystore_never_held_are_counted_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let token =
+            crate::token::soft::SoftToken::create_ungated(&dir.path().join("soft")).unwrap();
+        let ks = Keystore::new(paths.keystore_dir());
+        let mut ledger = crate::keystore::ledger::MemoryLedger::default();
+        ks.create(token.stub(), &mut ledger).unwrap();
+        let cred = Credential {
+            name: "k1".into(),
+            exchange: crate::credential::Exchange::Binance,
+            api_key: SecretString::new("KEY".into()),
+            secret: crate::secret::SecretBytes::from_slice(b"SECRET"),
+            passphrase: None,
+        };
+        ks.add_credential(&cred, false, None, &mut ledger).unwrap();
+        let unlocker = Unlocker::new(&paths, false);
+        let req = tapsign_proto::NotedRequest {
+            replaced: vec!["k1".into(), "never-held".into()],
+            removed: Vec::new(),
+        };
+        let t0 = Duration::from_secs(1000);
+        unlocker.keep_noted(&req, &asked(9, false).client, t0);
+        assert_eq!(unlocker.changed_names(t0), ["k1"]);
+        let (loud, _) = unlocker.changes(t0);
+        assert!(loud.last().unwrap().starts_with("and 1 more"), "{loud:?}");
     }
 
     /// A queued unlock or extend took the next touch, whoever the touch was asked for: the

@@ -92,6 +92,24 @@ impl Keystore {
             .unwrap_or_default())
     }
 
+    /// The credential names the keystore holds or records, unverified: the files' names and
+    /// the manifest's records of present and removed credentials. What a `noted` request may
+    /// name (red-team round 21: any program could have the agent keep notes of names the
+    /// keystore never held, as many as it liked). `None` when the keystore cannot be read.
+    pub fn names_on_record(&self) -> Option<std::collections::BTreeSet<String>> {
+        let live = self.live().ok()?;
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(m) = &live.manifest {
+            names.extend(m.credentials.iter().map(|c| c.name.clone()));
+            names.extend(m.removed.iter().map(|r| r.name.clone()));
+        }
+        let dir = live.dir.join(super::CREDENTIALS);
+        if let Ok(entries) = super::files::list_json(&dir) {
+            names.extend(entries.into_iter().flatten().map(|(_, stem)| stem));
+        }
+        Some(names)
+    }
+
     /// Find the live folder. Errs with `NotInitialized` when there is no keystore.
     pub(crate) fn live(&self) -> Result<Live, KeystoreError> {
         if !private_dir_exists(&self.dir)? {
