@@ -176,3 +176,48 @@ fn a_rotation_and_the_unlock_terminal_name_a_replacement_before_the_touch() {
         assert!(said < touch, "{out:?}");
     }
 }
+
+/// Red-team round 21: after a `key add --replace`, `rm manifest.json` (or k1's record forged to
+/// the new file's hash) made the unlock fail with "no keystore, enroll a token" (or "does not
+/// verify"), and the rebuild that the advice led to compared only against a manifest that
+/// verifies: it said nothing, and the next unlock opened the other key in silence. Missing,
+/// the manifest is said to be missing; the rebuild judges the files against the audit log's
+/// last check and names k1 before its touch, and the running agent keeps it.
+#[test]
+fn a_rebuild_with_no_manifest_that_verifies_names_a_replacement_before_the_touch() {
+    for forged in [false, true] {
+        let (w, _, second) = k1_replaced_while_the_agent_runs();
+        let manifest = w.home().join("keystore/manifest.json");
+        if forged {
+            use sha2::Digest;
+            let hash = hex::encode(sha2::Sha256::digest(&second));
+            tapsign_tests::at_rest::forge_manifest(&w, |m| {
+                for c in m["credentials"].as_array_mut().unwrap() {
+                    if c["name"] == "k1" {
+                        c["sha256"] = hash.clone().into();
+                    }
+                }
+            });
+        } else {
+            std::fs::remove_file(&manifest).unwrap();
+            for args in [&["unlock"][..], &["key", "list"], &["token", "list"]] {
+                let out = w.run(args, "");
+                assert_ne!(out.code, 0, "{args:?}: {out:?}");
+                assert!(out.stderr.contains("is missing"), "{args:?}: {out:?}");
+                assert!(!out.stderr.contains("enroll a token first"), "{out:?}");
+            }
+        }
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        out.ok();
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        let said = lines
+            .iter()
+            .position(|l| l.starts_with("WARNING: credential \"k1\" was replaced"))
+            .unwrap_or_else(|| panic!("forged {forged}: {out:?}"));
+        let touch = lines.iter().position(|l| l.starts_with("Touch ")).unwrap();
+        assert!(said < touch, "{out:?}");
+        let status = w.run(&["status", "--json"], "");
+        let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+        assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
+    }
+}

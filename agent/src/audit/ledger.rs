@@ -192,14 +192,17 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 vault,
                 vault_key,
                 ..
-            } => out.after_anchor.push((
-                generation,
-                vouched_tag(
-                    &vault,
-                    vault_key.as_deref().unwrap_or(""),
-                    &out.recorded_vaults,
-                ),
-            )),
+            } => {
+                out.checks.push(line.seq);
+                out.after_anchor.push((
+                    generation,
+                    vouched_tag(
+                        &vault,
+                        vault_key.as_deref().unwrap_or(""),
+                        &out.recorded_vaults,
+                    ),
+                ))
+            }
             _ => {}
         }
     }

@@ -237,8 +237,9 @@ pub enum KeystoreError {
         "{path} is missing, but the audit log records that this keystore had one (generation \
          {recorded}): its files were put back from before tapsign kept a manifest, or the \
          manifest was deleted, so nothing is opened. Restore manifest.json and its vault-* \
-         folder from a backup, or, if you trust the files as they are, run \
-         `tapsign keystore rotate --rebuild-manifest`"
+         folder from a backup, or run `tapsign keystore rotate --rebuild-manifest`, which \
+         judges the files against the audit log's last check and names, before its touch, \
+         each credential changed since (stop there if one was not you)"
     )]
     ManifestGone { path: PathBuf, recorded: u64 },
 

@@ -218,7 +218,7 @@ impl Keystore {
     }
 
     /// Every `vault-*` and `.stage-*` folder.
-    fn vault_folders(&self) -> Result<Vec<PathBuf>, KeystoreError> {
+    pub(super) fn vault_folders(&self) -> Result<Vec<PathBuf>, KeystoreError> {
         let mut out = Vec::new();
         let entries = fs::read_dir(&self.dir)
             .map_err(|e| KeystoreError::io("list the folder", &self.dir, e))?;

@@ -228,6 +228,10 @@ pub struct Evidence {
     /// Each manifest's record read along the chain after the anchor, in order: its generation
     /// and vault tag, as [`Evidence::above`] judges them again.
     pub after_anchor: Vec<(u64, String)>,
+    /// The `seq` of each of those manifests' lines (each check's, rotation's or rebuild's):
+    /// where a rebuild with no manifest that verifies finds the last check to judge the
+    /// files against (`super::notes::since_logged_check`).
+    pub checks: Vec<u64>,
 }
 
 impl Evidence {
@@ -624,10 +628,13 @@ impl Ledger for MemoryLedger {
                     vault,
                     vault_key,
                     ..
-                } => ev.after_anchor.push((
-                    *generation,
-                    vouched_tag(vault, vault_key, &ev.recorded_vaults),
-                )),
+                } => {
+                    ev.checks.push(anchor.seq + i as u64 + 1);
+                    ev.after_anchor.push((
+                        *generation,
+                        vouched_tag(vault, vault_key, &ev.recorded_vaults),
+                    ))
+                }
                 LedgerEntry::Refused { .. } => {}
             }
         }

@@ -92,6 +92,24 @@ fn mac_key(vk: &VaultKey) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
 }
 
 impl ManifestFile {
+    /// An empty record, not a manifest: what the audit log says a check left
+    /// (`super::notes::since_logged_check`), for the notes to judge against.
+    pub(super) fn unsigned_record() -> ManifestFile {
+        ManifestFile {
+            format: String::new(),
+            version: 0,
+            generation: 0,
+            written: 0,
+            vault_key: String::new(),
+            keyslots: Vec::new(),
+            credentials: Vec::new(),
+            removed: Vec::new(),
+            audit: None,
+            mac: String::new(),
+            checksum: String::new(),
+        }
+    }
+
     /// A manifest for these records, MACed under `vk`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

@@ -242,6 +242,46 @@ pub fn change_notes(
     notes
 }
 
+/// What a rebuild tells of the credential changes where no manifest verifies (gone, or edited):
+/// the files as they are (`files`, name and SHA-256) against the record the audit log keeps
+/// (`ev`, read from its first line) as of its last `keystore` line, the last check, with the
+/// `key` lines since. A rebuild compared only against a manifest that verifies, so one `rm
+/// manifest.json` after a `key add --replace` made the advised rebuild say nothing, and the
+/// next unlock opened the other key in silence (red-team round 21). `None`: the log records
+/// no check to judge from (a log started afresh, or unreadable).
+pub fn since_logged_check(
+    ev: &super::ledger::Evidence,
+    files: &BTreeMap<String, String>,
+) -> Option<ChangeNotes> {
+    let last = *ev.checks.iter().max()?;
+    let mut at_check: BTreeMap<&str, super::ledger::KeyChange> = BTreeMap::new();
+    for l in ev.change_lines.iter().filter(|l| l.seq < last) {
+        let seen = at_check.get(l.change.name.as_str());
+        if let Some(next) = super::ledger::forward(seen, l.change.clone()) {
+            at_check.insert(&l.change.name, next);
+        }
+    }
+    let mut record = ManifestFile::unsigned_record();
+    for (name, c) in at_check {
+        match c.action {
+            KeyAction::Remove => record.removed.push(super::manifest::RemovedRecord {
+                name: name.to_owned(),
+                created: c.created,
+            }),
+            _ => record.credentials.push(super::manifest::CredRecord {
+                name: name.to_owned(),
+                created: c.created,
+                sha256: c.sha256,
+            }),
+        }
+    }
+    let since: Vec<ChangeLine> = (ev.change_lines.iter())
+        .filter(|l| l.seq > last)
+        .cloned()
+        .collect();
+    Some(change_notes(Some(&record), &since, files))
+}
+
 /// What the last check was, as the notes say it.
 const CHECKS: &str = "(an unlock, `token` or `keystore` command)";
 

@@ -81,6 +81,24 @@ impl Keystore {
     }
 }
 
+impl Keystore {
+    /// What a rebuild (`keystore rotate --rebuild-manifest`) will tell of credential changes
+    /// where no manifest verifies, said before its touch: the files against the audit log's
+    /// last check (`super::notes::since_logged_check`). A rebuild is when manifest.json is gone
+    /// or does not verify, so a preview from it said nothing, or read a forged record's word
+    /// (red-team round 21). Read with no vault key; the rebuild says it again after its touch.
+    pub fn rebuild_preview(
+        &self,
+        ledger: &mut dyn Ledger,
+    ) -> Result<super::notes::ChangeNotes, KeystoreError> {
+        let live = self.live_for_rebuild()?;
+        let (observed, _, _) = self.observe_credentials(&live.dir, None)?;
+        let files = (observed.into_iter()).map(|o| (o.name, o.sha256)).collect();
+        let ev = ledger.since(&super::ledger::Anchor::genesis());
+        Ok(super::notes::since_logged_check(&ev, &files).unwrap_or_default())
+    }
+}
+
 /// The keystore's manifest is not on record: what that leaves open, and how to close it.
 pub(crate) fn unrecorded_warning(generation: u64) -> String {
     format!(

@@ -11,7 +11,7 @@ use super::changes::credential_bytes;
 use super::files::encode;
 use super::format::VaultFile;
 use super::layout::{Stage, sha256_hex, vault_tag};
-use super::ledger::Ledger;
+use super::ledger::{Anchor, Ledger};
 use super::manifest::{CredRecord, ManifestFile, Refusal, SlotRecord};
 use super::seal::VaultKey;
 use super::vault_ops::{Prepared, Reading, keyslot_bytes, next_generation, now_secs};
@@ -414,17 +414,23 @@ impl Keystore {
         ledger: &mut dyn Ledger,
         p: &Prepared,
     ) -> super::notes::ChangeNotes {
+        let files = super::vault_ops::judged(&p.folded);
+        // No manifest that verifies (gone, edited): the audit log's last check is the record.
+        let from_log = |ledger: &mut dyn Ledger| {
+            super::notes::since_logged_check(&ledger.since(&Anchor::genesis()), &files)
+                .unwrap_or_default()
+        };
         let Ok(Some(m)) = self.read_manifest() else {
-            return Default::default();
+            return from_log(ledger);
         };
         if m.verify(vk, &self.manifest_path()).is_err() {
-            return Default::default();
+            return from_log(ledger);
         }
         let lines = match &m.audit {
             Some(anchor) => ledger.since(anchor).change_lines,
             None => Vec::new(),
         };
-        super::notes::change_notes(Some(&m), &lines, &super::vault_ops::judged(&p.folded))
+        super::notes::change_notes(Some(&m), &lines, &files)
     }
 }
 

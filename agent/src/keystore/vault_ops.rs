@@ -829,8 +829,19 @@ impl Keystore {
     /// Why there is no keystore here, for a command that found none
     /// ([`KeystoreError::NotInitialized`]): [`KeystoreError::Gone`] when the ledger records
     /// one (its folder moved aside or deleted: the way out is a backup, not `token add`, whose
-    /// new keystore that record refuses). `None` while there is a keystore.
+    /// new keystore that record refuses). [`KeystoreError::ManifestGone`] when only
+    /// manifest.json is gone, a vault folder left, and the ledger records a keystore: "no
+    /// keystore, enroll a token" led to `token add`, whose refusal led to a rebuild (red-team
+    /// round 21). `None` while there is a keystore.
     pub fn absent(&self, ledger: &mut dyn Ledger) -> Option<KeystoreError> {
+        let path = self.manifest_path();
+        if !path.exists()
+            && (self.vault_folders().unwrap_or_default().iter())
+                .any(|f| f.join(VAULT_FILE).exists())
+        {
+            let recorded = ledger.since(&Anchor::genesis()).highest_generation()?;
+            return Some(KeystoreError::ManifestGone { path, recorded });
+        }
         if self.is_initialized().unwrap_or(true) {
             return None;
         }

@@ -54,7 +54,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 fn keystore_gone(paths: &Paths) -> Option<Failure> {
     let ks = tapsign_agent::keystore::Keystore::new(paths.keystore_dir());
     match ks.absent(&mut AuditLedger::new(&paths.audit_log()))? {
-        e @ tapsign_agent::keystore::KeystoreError::Gone { .. } => Some(local::ks_failure(e)),
+        e @ (tapsign_agent::keystore::KeystoreError::Gone { .. }
+        | tapsign_agent::keystore::KeystoreError::ManifestGone { .. }) => {
+            Some(local::ks_failure(e))
+        }
         _ => None,
     }
 }

@@ -314,7 +314,12 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
 /// made before a `token add`, `token remove`, rotation or rebuild was never mentioned). The
 /// trader can still stop before the touch. Returns the sentences said.
 fn changes_before_touch(paths: &Paths, ks: &Keystore) -> Vec<String> {
-    let said = say_changes(&preview(paths, ks).changes, &[]);
+    before_touch(&preview(paths, ks).changes)
+}
+
+/// Say `notes` before the touch, with what the touch does to them. Returns the sentences said.
+fn before_touch(notes: &ChangeNotes) -> Vec<String> {
+    let said = say_changes(notes, &[]);
     if !said.is_empty() {
         errln!(
             "This command records the keystore as it is now: no later unlock tells of these changes again. To look first (`tapsign audit`), stop here (Ctrl-C) before the touch."
@@ -498,7 +503,9 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
     ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
-    let said = changes_before_touch(paths, ks);
+    // Judged against the audit log's last check, not the manifest a rebuild replaces (gone,
+    // or one that does not verify: red-team round 21).
+    let said = before_touch(&ks.rebuild_preview(&mut ledger).unwrap_or_default());
     let (vk, touched) = touch_one(paths, ks, slots, None)?;
     let rotated = ks
         .rebuild_manifest(
