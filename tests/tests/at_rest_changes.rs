@@ -221,3 +221,27 @@ fn a_rebuild_with_no_manifest_that_verifies_names_a_replacement_before_the_touch
         assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
     }
 }
+
+/// Red-team round 21: a replacement folded in by a `keystore rotate` (or `token add`/`token
+/// remove`) was told only on that command's output; cut off (the agent stopped with SIGSTOP
+/// made the command exit before it, or the command was killed), nothing told of it again. The
+/// next unlock reads it from the audit log: here with no agent to tell at the rotation, and
+/// one started afterwards.
+#[test]
+fn the_unlock_after_a_rotation_names_what_the_rotation_folded_in() {
+    let (mut w, _, _) = k1_replaced_while_the_agent_runs();
+    w.signal_agent("TERM");
+    w.run(&["keystore", "rotate"], "").ok();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let status = w.run(&["status", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+    assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
+    let out = w.run(&["unlock"], "");
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("WARNING: Before you touch: credential \"k1\""),
+        "{out:?}"
+    );
+}

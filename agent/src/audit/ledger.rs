@@ -191,9 +191,11 @@ pub fn evidence_after(path: &Path, anchor: &Anchor, last: Option<&VaultsRead>) -
                 generation,
                 vault,
                 vault_key,
+                reason,
                 ..
             } => {
-                out.checks.push(line.seq);
+                out.checks
+                    .push((line.seq, reason == crate::keystore::ledger::UNLOCK_REASON));
                 out.after_anchor.push((
                     generation,
                     vouched_tag(

@@ -105,6 +105,9 @@ pub struct ChangeLine {
     pub exe: String,
 }
 
+/// The reason of the `keystore` line an unlock's check writes.
+pub const UNLOCK_REASON: &str = "unlock";
+
 /// Something the keystore asks its ledger to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerEntry {
@@ -228,10 +231,11 @@ pub struct Evidence {
     /// Each manifest's record read along the chain after the anchor, in order: its generation
     /// and vault tag, as [`Evidence::above`] judges them again.
     pub after_anchor: Vec<(u64, String)>,
-    /// The `seq` of each of those manifests' lines (each check's, rotation's or rebuild's):
+    /// The `seq` of each of those manifests' lines (each check's, rotation's or rebuild's),
+    /// and whether an unlock's check wrote it (reason `unlock`):
     /// where a rebuild with no manifest that verifies finds the last check to judge the
     /// files against (`super::notes::since_logged_check`).
-    pub checks: Vec<u64>,
+    pub checks: Vec<(u64, bool)>,
 }
 
 impl Evidence {
@@ -627,9 +631,11 @@ impl Ledger for MemoryLedger {
                     generation,
                     vault,
                     vault_key,
+                    reason,
                     ..
                 } => {
-                    ev.checks.push(anchor.seq + i as u64 + 1);
+                    ev.checks
+                        .push((anchor.seq + i as u64 + 1, reason == UNLOCK_REASON));
                     ev.after_anchor.push((
                         *generation,
                         vouched_tag(vault, vault_key, &ev.recorded_vaults),

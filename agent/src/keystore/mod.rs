@@ -119,7 +119,7 @@ pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 #[cfg(test)]
 pub(crate) use lineage::numbered as numbered_vault;
 pub use manifest::Refusal;
-pub use notes::{ChangeNotes, LOUD_NOTED};
+pub use notes::{ChangeNotes, LOUD_NOTED, folded_by_commands};
 pub use preview::Preview;
 pub use rotate::{Dropping, Rotated, present_tokens_needed};
 pub use seal::VaultKey;

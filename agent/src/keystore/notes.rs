@@ -253,7 +253,7 @@ pub fn since_logged_check(
     ev: &super::ledger::Evidence,
     files: &BTreeMap<String, String>,
 ) -> Option<ChangeNotes> {
-    let last = *ev.checks.iter().max()?;
+    let last = ev.checks.iter().map(|c| c.0).max()?;
     let mut at_check: BTreeMap<&str, super::ledger::KeyChange> = BTreeMap::new();
     for l in ev.change_lines.iter().filter(|l| l.seq < last) {
         let seen = at_check.get(l.change.name.as_str());
@@ -280,6 +280,67 @@ pub fn since_logged_check(
         .cloned()
         .collect();
     Some(change_notes(Some(&record), &since, files))
+}
+
+/// The credentials replaced or removed before a `token` or `keystore` command (not an unlock)
+/// recorded the keystore, since the unlock before the last (`ev`, read from the log's first
+/// line): that command's manifest folded them in, and only its own output told of them, so a
+/// command killed, or one whose agent did not answer (stopped), left no word anywhere; the
+/// unlock after it (the last) names them, from the log (red-team round 21). Removals and
+/// replacements only: a name stored is the quiet note the command said.
+pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
+    let unlocks: Vec<u64> = (ev.checks.iter()).filter(|c| c.1).map(|c| c.0).collect();
+    let Some(&now) = unlocks.last() else {
+        return ChangeNotes::default();
+    };
+    let from = unlocks.iter().rev().nth(1).copied().unwrap_or(0);
+    // Each command's line between the two unlocks, and the line before it.
+    let mut folded: BTreeMap<&str, (&ChangeLine, u64)> = BTreeMap::new();
+    let mut before = from;
+    for &(seq, unlock) in ev.checks.iter().filter(|c| c.0 > from && c.0 < now) {
+        if !unlock {
+            for l in (ev.change_lines.iter()).filter(|l| l.seq > before && l.seq < seq) {
+                if l.change.action != KeyAction::Add {
+                    folded.insert(&l.change.name, (l, seq));
+                }
+            }
+        }
+        before = seq;
+    }
+    let mut notes = ChangeNotes::default();
+    let (mut replaced, mut removed) = (Vec::new(), Vec::new());
+    for (name, (l, seq)) in folded {
+        let mut name = name.to_owned();
+        crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
+        let what = done(&[l]);
+        let by = format!(
+            "then a `token` or `keystore` command recorded the keystore (audit line {seq}), which folded it in: only that command's own output told of it"
+        );
+        match l.change.action {
+            KeyAction::Remove => removed.push((name.clone(), format!(
+                "credential {name:?} was {what}; {by}. If that was not you, store it again with `tapsign key add {name} --exchange ...`"
+            ))),
+            _ => replaced.push((name.clone(), format!(
+                "credential {name:?} was {what}; {by}. If neither you nor a script of yours replaced it, it now holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what ran the command"
+            ))),
+        }
+    }
+    let total = replaced.len() + removed.len();
+    replaced.truncate(LOUD_NOTED);
+    removed.truncate(LOUD_NOTED - replaced.len());
+    notes.replaced = replaced.len();
+    notes.loud = replaced;
+    notes.loud.append(&mut removed);
+    if total > notes.loud.len() {
+        notes.loud.push((
+            String::new(),
+            format!(
+                "and {} more credentials were replaced or removed before a `token` or `keystore` command recorded the keystore: `tapsign audit` shows each `key` line",
+                total - notes.loud.len()
+            ),
+        ));
+    }
+    notes
 }
 
 /// What the last check was, as the notes say it.

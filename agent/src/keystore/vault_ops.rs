@@ -285,7 +285,13 @@ impl Keystore {
                 // A vault the record does not believe yet (a rotation whose own record was
                 // never written: the command stopped first) is recorded with its links.
                 let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
-                self.note_manifest(ledger, &manifest, links, "unlock", &mut out.warnings);
+                self.note_manifest(
+                    ledger,
+                    &manifest,
+                    links,
+                    super::ledger::UNLOCK_REASON,
+                    &mut out.warnings,
+                );
             }
             // The check itself is done: the session may open. The next unlock checks against
             // the previous manifest again.

@@ -226,6 +226,11 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         None => ks.create(&stub, &mut ledger),
     }
     .map_err(ks_failure)?;
+    // Said, and told the agent, before it is asked to take the log in: an agent that does not
+    // answer (stopped) ended the command there, and a replacement made during the touch was
+    // never said (red-team round 21).
+    say_changes(&checked.changes, &said);
+    super::agent_keeps(paths, &checked.changes);
     super::agent_takes_in(paths, &mut ledger)?;
     outln!("Enrolled {} as {}.", stub.describe(), stub.id());
     // Only an adopted key can get here with a touch policy other than always, and only with
@@ -241,8 +246,6 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
     }
-    say_changes(&checked.changes, &said);
-    super::agent_keeps(paths, &checked.changes);
     report(&checked);
     Ok(())
 }
@@ -292,6 +295,9 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         None => ks.create_with(&mut token, &mut ledger),
     }
     .map_err(ks_failure)?;
+    // Before the agent is asked: see add_piv.
+    say_changes(&checked.changes, &said);
+    super::agent_keeps(paths, &checked.changes);
     super::agent_takes_in(paths, &mut ledger)?;
     outln!(
         "Enrolled {} as {} ({}).",
@@ -302,8 +308,6 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
     }
-    say_changes(&checked.changes, &said);
-    super::agent_keeps(paths, &checked.changes);
     report(&checked);
     Ok(())
 }
@@ -482,9 +486,10 @@ fn rotate(
         )
         .map_err(ks_failure)?;
     drop(vk);
-    super::agent_takes_in(paths, &mut ledger)?;
+    // Before the agent is asked: see add_piv.
     say_changes(&rotated.changes, &said);
     super::agent_keeps(paths, &rotated.changes);
+    super::agent_takes_in(paths, &mut ledger)?;
     print_rotated(&rotated)
 }
 
@@ -517,9 +522,10 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
         )
         .map_err(ks_failure)?;
     drop(vk);
-    super::agent_takes_in(paths, &mut ledger)?;
+    // Before the agent is asked: see add_piv.
     say_changes(&rotated.changes, &said);
     super::agent_keeps(paths, &rotated.changes);
+    super::agent_takes_in(paths, &mut ledger)?;
     outln!(
         "Rebuilt the keystore's manifest from its files as they were (nothing was checked against the old one)."
     );
