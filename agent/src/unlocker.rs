@@ -42,6 +42,11 @@ pub struct Unlocker {
     turn: Mutex<Option<Held>>,
     /// What the checks said of credentials changed since the check before, kept for `status`.
     changes: Mutex<KeptChanges>,
+    /// The audit log's head after this agent's last unlock: where the next unlock starts
+    /// reading for what `token` and `keystore` commands folded in meanwhile. Read from the top
+    /// only at an agent's first unlock: every unlock reading the whole log took 700 ms on a
+    /// long one (docs/benchmarks.md).
+    last_unlock: Mutex<Option<crate::keystore::Anchor>>,
 }
 
 /// The credential changes the checks noted ([`ChangeNotes`]), each with when it was noted (on
@@ -143,6 +148,7 @@ impl Unlocker {
             verified: Mutex::new(None),
             turn: Mutex::new(None),
             changes: Mutex::new(KeptChanges::default()),
+            last_unlock: Mutex::new(None),
         }
     }
 
@@ -457,11 +463,17 @@ impl Unlocker {
             crate::clock::boot_now(),
         );
         // What a `token` or `keystore` command folded in since the unlock before: its own
-        // output alone told of it, and that output can be cut (red-team round 21).
-        let folded =
-            crate::keystore::folded_by_commands(&ledger.since(&crate::keystore::Anchor::genesis()));
+        // output alone told of it, and that output can be cut (red-team round 21). Read from
+        // where this agent's last unlock left the log (from the top at its first).
+        let from = (self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()))
+            .clone()
+            .unwrap_or_else(crate::keystore::Anchor::genesis);
+        let folded = crate::keystore::folded_by_commands(&ledger.since(&from));
         if !folded.is_empty() {
             self.keep_changes(folded, crate::clock::boot_now());
+        }
+        if let Some(head) = ledger.head() {
+            *self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()) = Some(head);
         }
         crate::disk::interleave("unlock: checked, before opening");
         let mut credentials = Vec::new();
