@@ -334,6 +334,10 @@ fn main() {
         },
         machine()
     );
+    // `TAPSIGN_BENCH_ONLY=long-log`: that table row alone (to look into one change's cost).
+    if std::env::var("TAPSIGN_BENCH_ONLY").as_deref() == Ok("long-log") {
+        return long_log();
+    }
     let scratch = tempfile::tempdir().unwrap();
     let async_agent = agent("incremental_async", 1);
     let idle = rss_kib(async_agent.agent_pid());
