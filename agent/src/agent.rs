@@ -310,9 +310,18 @@ impl Agent {
             Request::Sign(s) => self.sign(s, client).await,
             // The server turns the connection into an event stream; this is its first answer.
             Request::Subscribe {} => Response::Subscribed {},
+            // On a thread of its own: it reads the keystore's record (the names it may keep),
+            // which must not hold an async worker on a slow disk, and any program of the
+            // trader's may send it.
             Request::Noted(n) => {
-                self.unlocker.keep_noted(&n, client, boot_now());
-                Response::Noted {}
+                let (agent, client) = (Arc::clone(self), client.clone());
+                let kept = crate::worker::run("tapsign-noted", move || {
+                    agent.unlocker.keep_noted(&n, &client, boot_now())
+                });
+                match kept.await {
+                    Ok(()) => Response::Noted {},
+                    Err(e) => self.worker_failed(&e).response(),
+                }
             }
         }
     }
