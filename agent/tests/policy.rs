@@ -2504,6 +2504,86 @@ fn options_of_any_family_or_behind_a_control_character_are_withheld() {
     }
 }
 
+/// The options check read only the last three parts, in one spelling each: an 8-digit expiry
+/// (`20260327`), Bybit's day-month-year one (`27DEC24`), a strike with an exponent or a
+/// trailing point, the kind spelt out, a suffix after the kind (Bybit's `-USDT`) or parts cut
+/// by `_` or doubled `-` hid an options contract from it. None is an instrument today, but a
+/// server that parsed the name rather than looked it up would read each as one; all are
+/// withheld, and the instruments traders order are still signed.
+#[test]
+fn options_in_any_spelling_a_server_could_parse_are_withheld() {
+    let okx_order = |inst: &str| {
+        support::req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &format!(
+                r#"{{"instId":"{inst}","tdMode":"cross","side":"sell","ordType":"limit","sz":"1","px":"0.1"}}"#
+            ),
+        )
+    };
+    let binance = |symbol: &str| {
+        support::req(
+            "POST",
+            "/fapi/v1/order",
+            &format!(
+                "symbol={symbol}&side=SELL&type=LIMIT&quantity=1&price=5&timeInForce=GTC&timestamp=1"
+            ),
+            "",
+        )
+    };
+    let shapes = [
+        "BTC-USD-20260327-100000-C",
+        "BTC-USD-27DEC26-100000-C",
+        "BTC-USD-6JUN26-100000-P",
+        "BTC-USD-260327-1e5-C",
+        "BTC-USD-260327-1E+5-P",
+        "BTC-USD-260327-100000.-C",
+        "BTC-USD-260327-100000-CALL",
+        "BTC-USD-260327-100000-put",
+        "BTC-260327-100000-C-USDT",
+        "BTC_USDT-260327-100000-C",
+        "BTC-USD_260327_100000_C",
+        "BTC--260327--100000-C",
+    ];
+    for inst in shapes {
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &okx_order(inst))
+            .err()
+            .unwrap_or_else(|| panic!("okx {inst}: signed"));
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+                && err.to_string().contains("options contract")
+                && !err.to_string().contains("allow = ["),
+            "okx {inst}: {err}"
+        );
+        // Binance symbols hold no `+` (a server may read it as a space): refused before.
+        let err = check_with(Binance, &KeyPolicy::default(), &binance(inst))
+            .err()
+            .unwrap_or_else(|| panic!("binance {inst}: signed"));
+        assert!(
+            !err.to_string().contains("allow = ["),
+            "binance {inst}: {err}"
+        );
+    }
+    for inst in [
+        "BTC-USDT",
+        "BTC-USDT-SWAP",
+        "BTC-USD-260327",
+        "BTC-USD-20260327",
+        "BTC-USD_UM-SWAP",
+        "BTC-USD_UM-260808",
+        "C98-USDT",
+        "P-USDT",
+    ] {
+        check_with(Exchange::Okx, &KeyPolicy::default(), &okx_order(inst))
+            .unwrap_or_else(|e| panic!("okx {inst}: {e}"));
+    }
+    for symbol in ["BTCUSDT", "BTCUSDT_260327", "BTCUSD_PERP"] {
+        check_with(Binance, &KeyPolicy::default(), &binance(symbol))
+            .unwrap_or_else(|e| panic!("binance {symbol}: {e}"));
+    }
+}
+
 /// Red-team round 21, the endpoint sweep: Gate's LaunchPool staking and asset swap (newer than
 /// the endpoint list) got a line to paste; a deny rule pinned to one write method left the
 /// others a line; Bitget's fee-deduction switch was refused as a transfer by a glob meant for

@@ -719,26 +719,68 @@ fn ascii_look(text: &str) -> String {
 
 /// Whether `symbol` has the shape of an options contract: one or more names (a base on Binance,
 /// `BTC-260327-100000-C`; a base and a quote on OKX, `BTC-USD-260327-100000-C`; a family of
-/// any spelling, OKX's USD-margined `SOL-USD_UM-260910-101-C`), then a six-digit expiry, a
-/// strike and `C` or `P`, joined by `-`. Only the last three parts are read: a family whose
-/// name holds a `_` hid its options from a check of the names (red-team round 21).
+/// any spelling, OKX's USD-margined `SOL-USD_UM-260910-101-C`), then an expiry, a strike and
+/// the kind, joined by `-` (or `_`), whatever follows them (Bybit's USDT-settled options end
+/// in `-USDT`). Only those three parts are read: a family whose name holds a `_` hid its
+/// options from a check of the names (red-team round 21). Each is read as widely as a server
+/// that parsed the name rather than looked it up might: an expiry of six or eight digits or a
+/// day, a month's three letters and a year (`27DEC24`), a strike of digits with a fraction, a
+/// trailing point or an exponent (`101.5`, `100000.`, `1e5`), the kind `C`, `P`, `CALL` or
+/// `PUT` in any case. No spot, futures or swap instrument has three such parts in a row.
 fn option_contract(symbol: &str) -> bool {
-    let mut parts = symbol.rsplit('-');
-    let (Some(kind), Some(price), Some(expiry), Some(name)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
+    // The last four parts seen, empty ones skipped (a server splitting the name may drop
+    // them): a name, then what is read as the expiry, the strike and the kind.
+    let mut window = [""; 4];
+    let mut seen = 0usize;
+    for part in symbol.split(['-', '_']).filter(|p| !p.is_empty()) {
+        window = [window[1], window[2], window[3], part];
+        seen += 1;
+        if seen >= 4 && expiry_part(window[1]) && strike_part(window[2]) && option_kind(window[3]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// An options expiry as a server might read one: six or eight digits (`260327`, `20260327`),
+/// or a day, a month's three letters and a two-digit year (`27DEC24`, `6JUN25`).
+fn expiry_part(part: &str) -> bool {
+    let b = part.as_bytes();
+    if matches!(b.len(), 6 | 8) && b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let day = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let rest = &b[day..];
+    matches!(day, 1 | 2)
+        && rest.len() == 5
+        && rest[..3].iter().all(u8::is_ascii_alphabetic)
+        && rest[3..].iter().all(u8::is_ascii_digit)
+}
+
+/// An options strike as a server parsing a number might read one: digits, with a fraction
+/// (`101.5`), a trailing point (`100000.`) or an exponent (`1e5`, `1E+5`).
+fn strike_part(part: &str) -> bool {
+    let (mantissa, exponent) = match part.find(['e', 'E']) {
+        Some(at) => (&part[..at], Some(&part[at + 1..])),
+        None => (part, None),
     };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let strike = |s: &str| match s.split_once('.') {
-        Some((whole, frac)) => digits(whole) && digits(frac),
-        None => digits(s),
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, frac)) => !whole.is_empty() && digits(whole) && digits(frac),
+        None => !mantissa.is_empty() && digits(mantissa),
     };
-    !name.is_empty()
-        && expiry.len() == 6
-        && digits(expiry)
-        && strike(price)
-        && matches!(kind, "C" | "P" | "c" | "p")
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// An option's kind: `C` or `P`, or the word, in any case.
+fn option_kind(part: &str) -> bool {
+    ["C", "P", "CALL", "PUT"]
+        .iter()
+        .any(|k| part.eq_ignore_ascii_case(k))
 }
 
 /// `name` in an entry's list notation when it names a list's member by its index (`orders[]`
