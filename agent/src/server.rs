@@ -515,7 +515,9 @@ const SELF_NAMED_MAX: usize = 64;
 /// "python3 bot.py"`. Any process can choose that name, so it is never a path (which starts
 /// with `/`), and only the command's first two words are kept: its program and, say, the
 /// script or subcommand, not arguments that might hold what no log should (red-team round
-/// 21: every such client, the trader's own `tapsign unlock` included, was "?").
+/// 21: every such client, the trader's own `tapsign unlock` included, was "?"). A title set
+/// over the command line (`sshd: trader@pts/0`) is one word holding blanks: kept whole, not
+/// cut to what follows its last `/` (`"0"`).
 pub(crate) fn program(
     exe: std::io::Result<PathBuf>,
     named: impl FnOnce() -> Option<Vec<u8>>,
@@ -533,7 +535,13 @@ pub(crate) fn program(
             .take(2)
             .map(String::from_utf8_lossy);
         let first = words.next().unwrap_or_default();
-        let first = first.rsplit('/').next().unwrap_or_default().to_owned();
+        // A program as run (`/usr/bin/python3`) is named by its file; a title a process set
+        // over its command line (`sshd: trader@pts/0`) is kept whole, less any leading `/`.
+        let first = if first.contains(char::is_whitespace) {
+            first.trim_start_matches('/').to_owned()
+        } else {
+            first.rsplit('/').next().unwrap_or_default().to_owned()
+        };
         std::iter::once(first)
             .chain(words.map(|w| w.into_owned()))
             .collect::<Vec<_>>()

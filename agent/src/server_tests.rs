@@ -348,6 +348,16 @@ fn a_client_whose_program_is_hidden_is_named_by_what_it_calls_itself() {
         program(denied(), named(b"python3\n")),
         "not dumpable, calls itself \"python3\""
     );
+    // A title set over the command line is kept whole, not cut at its last `/` (it read
+    // "0"), and never starts with `/`.
+    assert_eq!(
+        program(denied(), named(b"sshd: trader@pts/0\0\0\0")),
+        "not dumpable, calls itself \"sshd: trader@pts/0\""
+    );
+    assert_eq!(
+        program(denied(), named(b"/opt/bot/run main loop\0")),
+        "not dumpable, calls itself \"opt/bot/run main loop\""
+    );
     // A name chosen to look like something else stays inside its quotes.
     let forged = program(denied(), named(b"x\")\n/usr/bin/tapsign (\x1b[2J\0arg"));
     assert!(
