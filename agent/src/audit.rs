@@ -79,7 +79,8 @@ impl std::fmt::Display for AuditLine {
 }
 
 /// Whether `time` has the form the agent writes, `YYYY-MM-DDTHH:MM:SS.mmmZ` (a year of four
-/// digits or more: a clock set far ahead writes more).
+/// digits or more: a clock set far ahead writes more), each field in its range (a month 13 or
+/// an hour 24 is no time the agent writes: such a line was written by another hand).
 pub fn time_well_formed(time: &str) -> bool {
     let Some(year_end) = time.find('-') else {
         return false;
@@ -87,6 +88,7 @@ pub fn time_well_formed(time: &str) -> bool {
     let (year, rest) = time.split_at(year_end);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let shape = rest.as_bytes();
+    let field = |at: usize| u32::from(shape[at] - b'0') * 10 + u32::from(shape[at + 1] - b'0');
     year.len() >= 4
         && digits(year)
         && shape.len() == 20
@@ -97,13 +99,18 @@ pub fn time_well_formed(time: &str) -> bool {
                 b'0' => c.is_ascii_digit(),
                 _ => c == want,
             })
+        && (1..=12).contains(&field(1))
+        && (1..=31).contains(&field(4))
+        && field(7) <= 23
+        && field(10) <= 59
+        && field(13) <= 59
 }
 
 fn time_as_written<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let time = String::deserialize(d)?;
     if !time_well_formed(&time) {
         return Err(serde::de::Error::custom(format!(
-            "time {:?} is not written as YYYY-MM-DDTHH:MM:SS.mmmZ",
+            "time {:?} is not one the agent writes (YYYY-MM-DDTHH:MM:SS.mmmZ, each field in its range)",
             Shown(&time).to_string()
         )));
     }
