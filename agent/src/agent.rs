@@ -519,10 +519,9 @@ impl Agent {
 
     /// A thread refused (`why`, the kernel's words): lock, and the error that says what to do.
     fn no_thread(&self, why: String) -> AgentError {
+        let why = format!("{why}: {}", crate::worker::thread_limit());
         say!("tapsign agent: {why}; locking the session");
-        self.lock(LockReason::Other(format!(
-            "{why}: its process limit was lowered? restart the agent"
-        )));
+        self.lock(LockReason::Other(format!("{why}; restart the agent")));
         AgentError::NoThread(why)
     }
 

@@ -289,12 +289,12 @@ fn too_many_to_lock(keys: usize, all: bool, short: &crate::harden::Shortfall) ->
     )
 }
 
-/// What a refused thread ([`AgentError::NoThread`]) says: the cause as the kernel gave it, the
-/// likely reason, and the one way out (the hard limit, once lowered, cannot be raised back by
-/// the user).
+/// What a refused thread ([`AgentError::NoThread`]) says: the cause as the kernel gave it with
+/// the limit that most likely refused it (`crate::worker::thread_limit`, read then), and the
+/// one way out (a hard limit, once lowered, cannot be raised back by the user).
 fn no_thread(why: &str) -> String {
     format!(
-        "{why}: its process limit (RLIMIT_NPROC) was probably lowered by a process of yours (prlimit --nproc; `grep processes /proc/<agent pid>/limits` shows it). The session was locked, as it could no longer be seen or renewed: restart the agent (`systemctl --user restart tapsign-agent`, or stop it with SIGTERM and start `tapsign agent`)"
+        "{why}. The session was locked, as it could no longer be seen or renewed: restart the agent (`systemctl --user restart tapsign-agent`, or stop it with SIGTERM and start `tapsign agent`)"
     )
 }
 
