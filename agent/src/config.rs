@@ -178,6 +178,8 @@ struct RawKey {
     ws_login: bool,
     #[serde(default)]
     parameterless: bool,
+    #[serde(default)]
+    margin: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -238,6 +240,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
     let mut policy = KeyPolicy {
         ws_login: key.ws_login,
         parameterless: key.parameterless,
+        margin: key.margin,
         ..KeyPolicy::default()
     };
     for (i, value) in key.allow.into_iter().enumerate() {
@@ -405,6 +408,7 @@ impl Config {
             only: Vec::new(),
             ws_login: false,
             parameterless: false,
+            margin: false,
         };
         self.keys.get(key).unwrap_or(&DEFAULT)
     }

@@ -74,6 +74,11 @@ fn the_request_seeds_are_the_trading_corpus() {
             let input = request_input(i, &e.method, &e.path, &e.query, &e.body);
             files.push((format!("{exchange}-{n:03}"), input));
         }
+        // Orders that borrow (signed only for a key with `margin = true`) are seeds too.
+        for (n, e) in support::corpus::load("margin", exchange).iter().enumerate() {
+            let input = request_input(i, &e.method, &e.path, &e.query, &e.body);
+            files.push((format!("{exchange}-margin-{n:03}"), input));
+        }
     }
     files.sort();
     assert!(files.len() > 100, "only {} trading requests", files.len());
@@ -82,7 +87,7 @@ fn the_request_seeds_are_the_trading_corpus() {
     }
     assert!(
         committed("request") == files,
-        "fuzz/seeds/request/ differs from the trading corpus: run with TAPSIGN_WRITE_FUZZ_SEEDS=1"
+        "fuzz/seeds/request/ differs from the trading and margin corpora: run with TAPSIGN_WRITE_FUZZ_SEEDS=1"
     );
 }
 

@@ -204,6 +204,14 @@ fn entry(method: &str, path: &str, params: &[&str]) -> Endpoint {
     }
 }
 
+/// A key whose config says `margin = true`: orders may borrow where the order asks to.
+fn margin_allowed() -> KeyPolicy {
+    KeyPolicy {
+        margin: true,
+        ..KeyPolicy::default()
+    }
+}
+
 fn check_with(
     exchange: Exchange,
     policy: &KeyPolicy,
@@ -868,10 +876,11 @@ fn a_refusal_never_suggests_putting_back_what_the_key_narrowed() {
         msg.contains("leverage") && msg.contains("[keys.k]") && !msg.contains("allow = ["),
         "{msg}"
     );
-    // The profile itself takes `leverage`; a name neither takes still gets its line.
+    // The profile itself takes `leverage` (for a key that may borrow); a name neither takes
+    // still gets its line.
     check_with(
         Exchange::Kraken,
-        &KeyPolicy::default(),
+        &margin_allowed(),
         &req(format!("{order}&leverage=2")),
     )
     .unwrap();
@@ -913,7 +922,8 @@ fn a_refusal_never_suggests_putting_back_what_the_key_narrowed() {
             "{mode}: {err:?}"
         );
         assert!(!err.to_string().contains("allow = ["), "{err}");
-        check_with(Exchange::Okx, &KeyPolicy::default(), &req(mode)).unwrap();
+        // The profile takes it for a key that may borrow (round 22: `margin = true`).
+        check_with(Exchange::Okx, &margin_allowed(), &req(mode)).unwrap();
     }
     // A value the profile does not take either is the ordinary refusal, with its line.
     let err = check_with(Exchange::Okx, &okx, &req("newmode")).unwrap_err();
@@ -2348,7 +2358,7 @@ fn an_okx_order_naming_an_options_contract_is_refused() {
     let err = check_with(Exchange::Okx, &KeyPolicy::default(), &batch).unwrap_err();
     assert!(err.to_string().contains("options contract"), "{err}");
     for inst in ["BTC-USDT", "BTC-USDT-SWAP", "BTC-USD-260327"] {
-        check_with(Exchange::Okx, &KeyPolicy::default(), &order(inst))
+        check_with(Exchange::Okx, &margin_allowed(), &order(inst))
             .unwrap_or_else(|e| panic!("{inst}: {e}"));
     }
     let read = support::req(
@@ -2489,7 +2499,7 @@ fn options_of_any_family_or_behind_a_control_character_are_withheld() {
     ] {
         check_with(
             Exchange::Okx,
-            &KeyPolicy::default(),
+            &margin_allowed(),
             &okx("/api/v5/trade/order", order(inst)),
         )
         .unwrap_or_else(|e| panic!("{inst}: {e}"));
@@ -2545,6 +2555,18 @@ fn options_in_any_spelling_a_server_could_parse_are_withheld() {
         "BTC_USDT-260327-100000-C",
         "BTC-USD_260327_100000_C",
         "BTC--260327--100000-C",
+        // What a server's number and date parsers read beyond any list (the round's recheck):
+        // a leading point, Java's float suffixes, a hex float, digit separators, a four-digit
+        // year, a trailing letter a lenient parser drops.
+        "BTC-USD-261225-.5-C",
+        "DOGE-USD-261225-.15-C",
+        "BTC-USD-261225-100000D-C",
+        "BTC-USD-261225-100000f-P",
+        "BTC-USD-261225-0x186A0p0-C",
+        "BTC-USD-261225-100_000-C",
+        "BTC-USD-26DEC2026-100000-C",
+        "BTC-USD-261225X-100000-C",
+        "BTC-USD-261225-100000X-C",
     ];
     for inst in shapes {
         let err = check_with(Exchange::Okx, &KeyPolicy::default(), &okx_order(inst))
@@ -2575,12 +2597,49 @@ fn options_in_any_spelling_a_server_could_parse_are_withheld() {
         "C98-USDT",
         "P-USDT",
     ] {
-        check_with(Exchange::Okx, &KeyPolicy::default(), &okx_order(inst))
+        check_with(Exchange::Okx, &margin_allowed(), &okx_order(inst))
             .unwrap_or_else(|e| panic!("okx {inst}: {e}"));
     }
     for symbol in ["BTCUSDT", "BTCUSDT_260327", "BTCUSD_PERP"] {
         check_with(Binance, &KeyPolicy::default(), &binance(symbol))
             .unwrap_or_else(|e| panic!("binance {symbol}: {e}"));
+    }
+    // On Binance a `-` is an option's alone: withheld however the rest is written.
+    for symbol in ["DOGE-261225-.15-C", "BTC-X", "BTC-260327"] {
+        let err = check_with(Binance, &KeyPolicy::default(), &binance(symbol))
+            .err()
+            .unwrap_or_else(|| panic!("binance {symbol}: signed"));
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+                && !err.to_string().contains("allow = ["),
+            "binance {symbol}: {err}"
+        );
+    }
+}
+
+/// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
+/// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
+/// reason for placing options and the docs said cancels took any category. It says why a
+/// cancel is refused too, with no line.
+#[test]
+fn a_bybit_options_cancel_is_refused_for_what_its_bytes_also_are() {
+    for (path, body) in [
+        (
+            "/v5/order/cancel",
+            r#"{"category":"option","symbol":"BTC-26DEC25-100000-C","orderId":"1"}"#,
+        ),
+        ("/v5/order/cancel-all", r#"{"category":"option"}"#),
+    ] {
+        let r = support::req("POST", path, "", body);
+        let err = check_with(Exchange::Bybit, &KeyPolicy::default(), &r)
+            .err()
+            .unwrap_or_else(|| panic!("{path}: signed"));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("options cancel's bytes are also an options amend's")
+                && !msg.contains("allow = ["),
+            "{path}: {msg}"
+        );
     }
 }
 

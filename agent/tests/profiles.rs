@@ -26,6 +26,40 @@ fn request(w: &Wire) -> SignRequest {
     }
 }
 
+/// Red-team round 22: the default profiles signed spot margin orders on OKX (`tdMode` `cross`
+/// or `isolated` on a spot pair) and Kraken (`leverage`), the only orders of any exchange
+/// that borrow through their own fields it signed. Each is refused by default, as a margin
+/// order with no line, and signed for a key whose config says `margin = true`.
+#[test]
+fn margin_orders_are_signed_only_for_a_key_that_may_borrow() {
+    use tapsign_agent::policy::{Denial, Refusal};
+    let may_borrow = KeyPolicy {
+        margin: true,
+        ..KeyPolicy::default()
+    };
+    let mut n = 0;
+    for &exchange in Exchange::ALL {
+        for e in corpus::load("margin", exchange) {
+            n += 1;
+            let r = request(&e.wire());
+            let id = format!("{exchange} {} {} {}", e.what, e.method, e.body);
+            let err = policy::check_request(exchange, "k", &KeyPolicy::default(), &r)
+                .err()
+                .unwrap_or_else(|| panic!("{id}: signed by default"));
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Refusal::Denied(Denial::Margin { .. }))
+                    && msg.contains("margin = true")
+                    && !msg.contains("allow = ["),
+                "{id}: {msg}"
+            );
+            policy::check_request(exchange, "k", &may_borrow, &r)
+                .unwrap_or_else(|e| panic!("{id}: with margin = true: {e}"));
+        }
+    }
+    assert!(n >= 6, "only {n} margin requests");
+}
+
 #[test]
 fn every_trading_request_passes_and_signs_what_was_sent() {
     let mut n = 0;

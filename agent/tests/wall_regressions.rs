@@ -1496,8 +1496,19 @@ fn okx_and_bitget_order_modes_are_the_listed_ones_in_the_cases_the_exchanges_wri
         &req("POST", "/api/v5/trade/order", "", &order("spot_isolated")),
     );
     assert!(e.contains("Withheld"), "{e}");
-    for td in ["cash", "cross", "isolated"] {
-        signs(&okx, &req("POST", "/api/v5/trade/order", "", &order(td)));
+    signs(
+        &okx,
+        &req("POST", "/api/v5/trade/order", "", &order("cash")),
+    );
+    // On a spot pair `cross` and `isolated` borrow: signed for a key that may (round 22).
+    let may_borrow = KeyPolicy {
+        margin: true,
+        ..KeyPolicy::default()
+    };
+    for td in ["cross", "isolated"] {
+        let r = req("POST", "/api/v5/trade/order", "", &order(td));
+        assert!(refused(&okx, &r).contains("Margin"), "{td}");
+        attempt(&okx, &may_borrow, &r).unwrap();
     }
     let bitget = passphrase_cred(Bitget);
     let body = r#"{"category":"usdt-futures","symbol":"BTCUSDT","qty":"1","side":"buy","orderType":"market"}"#;
@@ -2110,7 +2121,7 @@ fn okx_auto_borrow_leverage_is_withheld() {
     assert!(e.contains("Withheld"), "{e}");
     assert!(!e.contains("params ="), "no line that takes ccy: {e}");
     // An order's `ccy` (its margin currency) is the profile's still.
-    let order = r#"{"instId":"BTC-USDT","tdMode":"cross","ccy":"USDT","side":"buy","ordType":"limit","px":"1","sz":"1"}"#;
+    let order = r#"{"instId":"BTC-USDT-SWAP","tdMode":"cross","ccy":"USDT","side":"buy","ordType":"limit","px":"1","sz":"1"}"#;
     signs(&okx, &req("POST", "/api/v5/trade/order", "", order));
     // What ccxt sends: an instrument's leverage, which is also its margin mode.
     for body in [

@@ -225,6 +225,23 @@ pub enum Denial {
         path: String,
         why: &'static str,
     },
+    /// An order that borrows what the balance does not cover, where the exchange makes that
+    /// something the order itself asks for: OKX's `tdMode` `cross` or `isolated` on a spot pair,
+    /// Kraken's `leverage` (red-team round 22: the default signed both, the only spot margin
+    /// borrowing it signed on any exchange).
+    #[error(
+        "refused: {endpoint} with {what} is a margin order: what the balance does not cover, \
+         {exchange} lends, and the debt bears interest until it is repaid. tapsign signs orders \
+         that borrow only for a key whose config says so: `margin = true` under [keys.{key}] \
+         in config.toml (docs/policy.md, \"Borrowing\"), best on a key of its own. {instead}"
+    )]
+    Margin {
+        exchange: Exchange,
+        key: String,
+        endpoint: String,
+        what: String,
+        instead: &'static str,
+    },
     #[error(
         "refused: {endpoint} in {exchange}'s trading profile leaves {what} out on purpose: it \
          {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
@@ -642,6 +659,81 @@ fn other_version(
     })
 }
 
+/// OKX's order entries, where `tdMode` says whether an order trades on margin.
+const OKX_ORDER_PATHS: [&str; 3] = [
+    "/api/v5/trade/order",
+    "/api/v5/trade/batch-orders",
+    "/api/v5/trade/order-algo",
+];
+
+/// What makes `parsed` an order that borrows through its own fields, and what to send
+/// instead, if it is one: OKX's `tdMode` other than `cash` on a spot pair (an `instId` of two
+/// parts, `BTC-USDT`; swaps, futures and options have more, and must name a margin mode) in an
+/// order or a batch's member, and Kraken's `leverage` other than `none` anywhere (Kraken's
+/// spot margin; its order entries take it). Read from the body as sent, each batch member on
+/// its own: a spot pair in one member and a swap's `cross` in another is an ordinary hedge.
+fn margin_order(
+    exchange: Exchange,
+    parsed: &Parsed,
+    path: &str,
+    params: &[Param],
+) -> Option<(String, &'static str)> {
+    match exchange {
+        Exchange::Okx if parsed.method != "GET" => {
+            if !OKX_ORDER_PATHS.iter().any(|p| p.eq_ignore_ascii_case(path)) {
+                return None;
+            }
+            let parse::Body::Json(body, _) = &parsed.body else {
+                return None;
+            };
+            let members: &[json::Json] = match body {
+                json::Json::Array(items) => items,
+                one => std::slice::from_ref(one),
+            };
+            members.iter().find_map(|member| {
+                let json::Json::Object(fields) = member else {
+                    return None;
+                };
+                let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+                let shown = |v: &json::Json| match v {
+                    json::Json::String(t) => format!("{t:?}"),
+                    other => other.to_string(),
+                };
+                let mode = field("tdMode")?;
+                let cash = matches!(mode, json::Json::String(t) if t == "cash");
+                // An instrument not named, or not as text, is read as a spot pair's: the order
+                // cannot be shown to be a derivative's.
+                let inst = field("instId");
+                let spot = match inst {
+                    Some(json::Json::String(t)) => {
+                        t.split('-').filter(|part| !part.is_empty()).count() <= 2
+                    }
+                    _ => true,
+                };
+                (spot && !cash).then(|| {
+                    let inst = inst.map(shown).unwrap_or_else(|| "(none)".into());
+                    (
+                        format!("tdMode={} on the spot pair instId={inst}", shown(mode)),
+                        "A spot order that must not borrow is sent with tdMode \"cash\" (ccxt's \
+                         default for spot).",
+                    )
+                })
+            })
+        }
+        Exchange::Kraken => params.iter().find_map(|p| {
+            let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
+            let value = p.value.as_deref().unwrap_or("");
+            (profile::fold_name(leaf) == "leverage" && value != "none").then(|| {
+                (
+                    format!("{}={value:?}", p.name),
+                    "An order that must not borrow is sent without `leverage`.",
+                )
+            })
+        }),
+        _ => None,
+    }
+}
+
 /// Whether the body is JSON (its values are read as sent, not percent-decoded).
 fn json_body_of(parsed: &Parsed) -> bool {
     matches!(parsed.body, parse::Body::Json(..))
@@ -652,6 +744,9 @@ fn json_body_of(parsed: &Parsed) -> bool {
 enum OptionShape {
     /// It has the shape of an options contract ([`option_contract`]), as a server may read it.
     Contract,
+    /// It has more parts than any instrument but an option's (or, on OKX, an event
+    /// contract's): [`too_many_parts`].
+    Parts,
     /// It holds a character no instrument's name has: a control character (a server may strip
     /// one, as Java's `String.trim` takes every character up to U+0020 off the ends, or end
     /// the name at it, as a C string ends at NUL), or, on OKX, whose instrument ids are ASCII
@@ -692,7 +787,11 @@ fn option_named(
         let shape = if value.chars().any(unusual) {
             Some(OptionShape::Unusual)
         } else if value.is_ascii() {
-            option_contract(value.trim()).then_some(OptionShape::Contract)
+            if option_contract(value.trim()) {
+                Some(OptionShape::Contract)
+            } else {
+                too_many_parts(&value, ascii_only).then_some(OptionShape::Parts)
+            }
         } else {
             // Read as a server that folds letters and digits might: fullwidth `Ｃ` and `２`,
             // Java's `toUpperCase` of `ı`, other scripts' digits (round 21).
@@ -700,6 +799,21 @@ fn option_named(
         };
         shape.map(|s| (p.name.clone(), value.into_owned(), s))
     })
+}
+
+/// Whether an instrument field has more `-`-joined parts than any instrument but an option
+/// (red-team round 22: however widely [`option_contract`] reads a strike or an expiry, a
+/// server's number and date parsers read more, `.5`, `100000D`, `0x186A0p0`, `26DEC2026`). On
+/// OKX (`okx`) an option has five parts and every other instrument at most three
+/// (`BTC-USDT`, `BTC-USDT-SWAP`, `BTC-USD_UM-260808`); a Binance symbol holds a `-` only as an
+/// option's (`BTC-260327-100000-C`; spot and futures symbols are letters and digits, and a
+/// delivery contract's expiry follows a `_`).
+fn too_many_parts(value: &str, okx: bool) -> bool {
+    if okx {
+        value.split('-').filter(|part| !part.is_empty()).count() >= 4
+    } else {
+        value.contains('-')
+    }
 }
 
 /// `text` with each fullwidth form (U+FF01 to U+FF5E) written as the ASCII character it
@@ -1416,6 +1530,19 @@ pub fn check_request<'p>(
                      it, fold it or end the name at it, and read an options contract (a SELL \
                      writes an option, whose loss the order's size does not bound)"
                 }
+                (OptionShape::Parts, Exchange::Binance) => {
+                    "holds a -, which on Binance only an options contract's symbol does \
+                     (BTC-260327-100000-C), and Binance does not sign the path: a server \
+                     parsing it may read an options order (POST /eapi/v1/order; a SELL writes \
+                     an option, whose loss the order's size does not bound)"
+                }
+                (OptionShape::Parts, _) => {
+                    "has four or more parts, as on OKX only options and event contracts do \
+                     (other instruments have at most three, BTC-USDT-SWAP): a server parsing \
+                     it may read an options contract (a SELL writes an option, whose loss the \
+                     order's size does not bound), and an event contract is a bet the profile \
+                     leaves out"
+                }
                 (_, Exchange::Binance) => {
                     "names an options contract, and Binance does not sign the path: the \
                      signature would be good for POST /eapi/v1/order too, an options order (a \
@@ -1711,6 +1838,20 @@ pub fn check_request<'p>(
         && !matches!(parsed.body, parse::Body::Empty)
     {
         return Err(Denial::SplitPayload { exchange }.into());
+    }
+    // Last of all: an order the rest would sign that borrows through its own fields (each
+    // value's own refusal, a number for `tdMode` or a case twin, comes first).
+    if !policy.margin
+        && let Some((what, instead)) = margin_order(exchange, &parsed, &wire.path, &params)
+    {
+        return Err(Denial::Margin {
+            exchange,
+            key: key.to_string(),
+            endpoint: endpoint.to_string(),
+            what,
+            instead,
+        }
+        .into());
     }
     Ok(Checked {
         parsed,

@@ -442,6 +442,9 @@ pub struct KeyPolicy {
     /// Bybit requests without parameters may be signed (their empty payload is also an empty
     /// POST's: docs/policy.md, "Parameterless requests").
     pub parameterless: bool,
+    /// Orders may borrow where the order itself asks to: OKX's `tdMode` `cross` or `isolated`
+    /// on a spot pair, Kraken's `leverage` (docs/policy.md, "Borrowing").
+    pub margin: bool,
 }
 
 impl KeyPolicy {
@@ -467,6 +470,9 @@ impl KeyPolicy {
         }
         if self.parameterless {
             out.push("parameterless".into());
+        }
+        if self.margin {
+            out.push("margin".into());
         }
         out
     }

@@ -748,7 +748,9 @@ static WITHHELD: &[Withheld] = &[
         "category",
         Some("option"),
         "trades options, naked short calls included, whose premiums a unified account \
-         borrows when they push a coin below zero",
+         borrows when they push a coin below zero (and Bybit does not sign the path, so an \
+         options cancel's bytes are also an options amend's: cancel options orders on the \
+         website)",
     ),
     withheld(Exchange::Okx, "quickMgnType", None, BORROWS),
     // `POST /api/v5/account/position/margin-balance` (a position's margin, the trader's to

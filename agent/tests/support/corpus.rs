@@ -1,7 +1,8 @@
 //! The request corpora under agent/tests/corpus/ (format: the comment at the top of each
 //! file): `denied/<exchange>.toml`, fund-moving requests the agent must refuse, and
 //! `trading/<exchange>.toml`, a trading session as ccxt sends it, which the default profile
-//! must allow.
+//! must allow, and `margin/<exchange>.toml`, orders that borrow through their own fields,
+//! which it signs only for a key with `margin = true`.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use serde::Deserialize;
