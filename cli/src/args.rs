@@ -90,6 +90,11 @@ pub enum KeystoreCommand {
     /// Give the keystore a new vault key: every credential is re-sealed to it and every
     /// enrolled token receives it (after a touch on one of them). A copy of the keystore made
     /// before then opens nothing current, with any token.
+    ///
+    /// PINs are read with no echo, or one per line from stdin when it is not a terminal, in
+    /// this order: the PIN of the token touched to open the keystore, when it needs one; then
+    /// that of each FIDO2 key that asks for its PIN to receive the new vault key, as each
+    /// prompt names it (the touched key's again, when it is one).
     Rotate {
         /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
         /// credential that opens as it is now, but for a file the audit log's record of key
@@ -133,6 +138,9 @@ pub enum TokenCommand {
     /// vault key, re-seals every credential to it and gives it to the tokens that stay (after
     /// a touch on one of them), so the removed token, even with an old copy of its keyslot,
     /// opens nothing current. The last token cannot be removed.
+    ///
+    /// PINs are read as `keystore rotate` reads them: the touched token's, then that of each
+    /// FIDO2 key that asks for its PIN to receive the new vault key, one per line on stdin.
     ///
     /// Credential files the check refuses stop it, changing nothing, unless --drop-refused.
     Remove {

@@ -108,13 +108,28 @@ impl Drop for NoEcho {
 }
 
 /// Reads secret fields from stdin.
+///
+/// One per command, made once and handed to every step that reads: from a pipe, the first
+/// read takes in every line there is, and a second reader would find stdin at its end with
+/// the next fields in the first one's buffer (red-team round 22: the second PIN of a
+/// rotation, the one for the FIDO2 key that receives the new vault key, was never read).
 pub struct SecretReader {
     tty: bool,
     input: SecretInput,
 }
 
+/// Whether this process has made its reader of stdin ([`SecretReader::new`]).
+static MADE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl SecretReader {
+    /// The command's reader of stdin. Made twice, the second would lose what the first read
+    /// ahead: debug builds (the tests') stop there.
     pub fn new() -> Self {
+        let again = MADE.swap(true, std::sync::atomic::Ordering::Relaxed);
+        debug_assert!(
+            !again,
+            "a second reader of stdin: hand the command's one reader on instead"
+        );
         SecretReader {
             tty: isatty(rustix::stdio::stdin()),
             input: SecretInput::new(),

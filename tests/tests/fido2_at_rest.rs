@@ -105,3 +105,39 @@ fn removing_the_yubikey_keeps_the_fido2_key_and_revokes_the_yubikey() {
         },
     );
 }
+
+/// One FIDO2 key ("desk", `--uv required`: its PIN at every touch) and one credential.
+fn pinned(w: &World) {
+    enroll(
+        w,
+        &["--name", "desk", "--uv", "required"],
+        &format!("{PIN}\n"),
+    );
+    add_key(w);
+}
+
+#[test]
+fn a_rotation_takes_both_pins_of_a_pinned_fido2_key_from_stdin() {
+    harness::run(
+        &[fido(21_100_005, Some(PIN), &[PinProtocol::Two])],
+        |stack| {
+            let touch = stack.key(0).touch();
+            let mut w = World::new();
+            pinned(&w);
+            // The PIN to open the keystore, then the PIN of the key that receives the new
+            // vault key: one per line, in that order (red-team round 22: the second was never
+            // read, the first read took in both lines and a second reader found stdin empty).
+            let before = touch.touches();
+            let out = w.run(&["keystore", "rotate"], &format!("{PIN}\n{PIN}\n"));
+            assert!(out.ok().contains("new vault key"), "{out:?}");
+            assert_eq!(touch.touches(), before + 2, "{out:?}");
+            // One line only: the second PIN is named as missing, as a token's failure.
+            w.run(&["keystore", "rotate"], &format!("{PIN}\n"))
+                .fails_with(6, "PIN of FIDO2 key \"desk\" is empty");
+            agent(&mut w);
+            let out = w.run(&["unlock"], &format!("{PIN}\n"));
+            assert!(out.ok().contains("Unlocked"), "{out:?}");
+            sign_and_verify(&w);
+        },
+    );
+}

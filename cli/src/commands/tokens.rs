@@ -374,8 +374,8 @@ fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
         .collect())
 }
 
-/// Touch a present token among `slots` and unwrap the vault key. Asks for the PIN when
-/// `pin` is `None` and a PIV key's policy wants one.
+/// Touch a present token among `slots` and unwrap the vault key, with `pin` ([`pin_for`]:
+/// read by the caller from the command's one reader, before anything else it reads).
 fn touch_enrolled(
     paths: &Paths,
     ks: &Keystore,
@@ -397,14 +397,6 @@ fn touch_one(
             "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
         ));
     }
-    let asked;
-    let pin = match pin {
-        Some(p) => Some(p),
-        None => {
-            asked = pin_for(&mut SecretReader::new(), &slots)?;
-            asked.as_ref()
-        }
-    };
     let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
     let soft_dir = paths.soft_token_dir();
     let search = Search {
@@ -475,12 +467,16 @@ fn rotate(
     };
     ready_to_record(&mut ledger, what)?;
     let said = changes_before_touch(paths, ks);
-    let vk = touch_enrolled(paths, ks, stay, None)?;
+    // One reader for every PIN of the command: the touched token's, then each FIDO2 key's
+    // that must receive the new vault key (`present_token`).
+    let mut reader = SecretReader::new();
+    let pin = pin_for(&mut reader, &stay)?;
+    let vk = touch_enrolled(paths, ks, stay, pin.as_ref())?;
     let rotated = ks
         .rotate(
             &vk,
             remove,
-            &mut present_token(paths),
+            &mut present_token(paths, &mut reader),
             &mut ledger,
             dropping,
         )
@@ -511,12 +507,15 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     // Judged against the audit log's last check, not the manifest a rebuild replaces (gone,
     // or one that does not verify: red-team round 21).
     let said = before_touch(&ks.rebuild_preview(&mut ledger).unwrap_or_default());
-    let (vk, touched) = touch_one(paths, ks, slots, None)?;
+    // As `rotate`: the touched token's PIN, then the one it is asked again to receive the key.
+    let mut reader = SecretReader::new();
+    let pin = pin_for(&mut reader, &slots)?;
+    let (vk, touched) = touch_one(paths, ks, slots, pin.as_ref())?;
     let rotated = ks
         .rebuild_manifest(
             &vk,
             &touched,
-            &mut present_token(paths),
+            &mut present_token(paths, &mut reader),
             &mut ledger,
             unchecked,
         )
@@ -532,10 +531,14 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     print_rotated(&rotated)
 }
 
-/// Asks the human for a token that must receive the new vault key itself.
-fn present_token(
+/// Asks the human for a token that must receive the new vault key itself, and for its PIN
+/// from `reader`: the command's one reader, whose buffer may already hold the lines after the
+/// first PIN (a reader of its own found stdin drained, and the piped PINs of a rotation never
+/// reached their second one: red-team round 22).
+fn present_token<'a>(
     paths: &Paths,
-) -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + '_ {
+    reader: &'a mut SecretReader,
+) -> impl FnMut(&TokenStub) -> Result<Box<dyn Token>, KeystoreError> + 'a {
     let soft_dir = paths.soft_token_dir();
     move |stub: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
         errln!(
@@ -544,7 +547,7 @@ fn present_token(
         );
         let pin = match stub.needs_pin() {
             true => Some(
-                SecretReader::new()
+                reader
                     .field(&format!("PIN of {}", stub.describe()))
                     .map_err(|f| KeystoreError::Token(TokenError::Other(f.message)))?,
             ),
