@@ -141,3 +141,37 @@ fn a_rotation_takes_both_pins_of_a_pinned_fido2_key_from_stdin() {
         },
     );
 }
+
+#[test]
+fn a_rebuild_with_manifest_json_gone_takes_both_pins_from_stdin_and_never_advises_itself() {
+    harness::run(&[fido(21_100_006, Some(PIN), &[PinProtocol::Two])], |_| {
+        let mut w = World::new();
+        pinned(&w);
+        std::fs::remove_file(w.home().join("keystore/manifest.json")).unwrap();
+        // A failed rebuild says why it failed: not `ManifestGone`, whose advice is to run
+        // this very rebuild (red-team round 22: a loop, for anyone driving it over a pipe).
+        let out = w.run(
+            &["keystore", "rotate", "--rebuild-manifest"],
+            &format!("{PIN}\n"),
+        );
+        out.fails_with(6, "PIN of FIDO2 key \"desk\" is empty");
+        assert!(!out.stderr.contains("--rebuild-manifest"), "{out:?}");
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        assert!(!out.stderr.contains("--rebuild-manifest"), "{out:?}");
+        assert!(out.stderr.contains("PIN of FIDO2 key \"desk\""), "{out:?}");
+        // Both PINs piped, one per line: the rebuild goes through.
+        let out = w.run(
+            &["keystore", "rotate", "--rebuild-manifest"],
+            &format!("{PIN}\n{PIN}\n"),
+        );
+        assert!(
+            out.ok().contains("Rebuilt the keystore's manifest"),
+            "{out:?}"
+        );
+        assert!(w.home().join("keystore/manifest.json").exists());
+        agent(&mut w);
+        let out = w.run(&["unlock"], &format!("{PIN}\n"));
+        assert!(out.ok().contains("Unlocked"), "{out:?}");
+        sign_and_verify(&w);
+    });
+}

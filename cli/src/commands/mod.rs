@@ -18,7 +18,7 @@ use tapsign_proto::AuditHead;
 pub(crate) const CLIENT_NAME: &str = concat!("tapsign-cli/", env!("CARGO_PKG_VERSION"));
 
 use crate::Failure;
-use crate::args::{Cli, Command, TokenCommand};
+use crate::args::{Cli, Command, KeystoreCommand, TokenCommand};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     // Generated from the command line's definition alone: no files, no environment needed.
@@ -39,25 +39,44 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Unlock(_) => true,
         _ => false,
     };
+    // The rebuild is what `ManifestGone` advises: its own failure is the news, never that.
+    let rebuild = matches!(
+        &cli.command,
+        Command::Keystore(KeystoreCommand::Rotate {
+            rebuild_manifest: true,
+            ..
+        })
+    );
     match dispatch(paths.clone(), cli.command) {
-        Err(f) if needs_keystore && f.exit != crate::exit::exit_codes::USAGE => {
-            Err(keystore_gone(&paths).unwrap_or(f))
+        Err(f) if needs_keystore && said_by_the_keystore(&f) => {
+            Err(keystore_gone(&paths, rebuild).unwrap_or(f))
         }
         done => done,
     }
 }
 
+/// Whether a failure may be one of a keystore that is not there, to be told as
+/// [`keystore_gone`] tells it. Not a usage error, and not a token's: a PIN refused or not
+/// given, a token absent, is what the trader must hear, and is said the same with a
+/// keystore or without (red-team round 22: a rebuild whose second PIN was not read said
+/// `ManifestGone`, which advises that very rebuild).
+fn said_by_the_keystore(f: &Failure) -> bool {
+    use crate::exit::exit_codes::{TOKEN, USAGE};
+    f.exit != USAGE && f.exit != TOKEN
+}
+
 /// A command that found no keystore says "enroll a token first"; when the audit log records a
 /// keystore here, its folder is gone (moved aside or deleted), and a new keystore would be
 /// refused by that record: the way out is a backup (red-team round 20). Read only once a
-/// command has failed, so a keystore that is there costs nothing more.
-fn keystore_gone(paths: &Paths) -> Option<Failure> {
+/// command has failed, so a keystore that is there costs nothing more. `ManifestGone` is not
+/// said of a failed `--rebuild-manifest` (`rebuild`): it advises running the rebuild, and a
+/// loop is no way out; the rebuild's own failure says what stopped it.
+fn keystore_gone(paths: &Paths, rebuild: bool) -> Option<Failure> {
+    use tapsign_agent::keystore::KeystoreError;
     let ks = tapsign_agent::keystore::Keystore::new(paths.keystore_dir());
     match ks.absent(&mut AuditLedger::new(&paths.audit_log()))? {
-        e @ (tapsign_agent::keystore::KeystoreError::Gone { .. }
-        | tapsign_agent::keystore::KeystoreError::ManifestGone { .. }) => {
-            Some(local::ks_failure(e))
-        }
+        e @ KeystoreError::Gone { .. } => Some(local::ks_failure(e)),
+        e @ KeystoreError::ManifestGone { .. } if !rebuild => Some(local::ks_failure(e)),
         _ => None,
     }
 }
