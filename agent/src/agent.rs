@@ -582,7 +582,7 @@ impl Agent {
                     }
                 }
             }
-            Err(e) => warnings.push(e.to_string()),
+            Err(e) => warnings.push(self.keystore_unread(e)),
         }
         // One warning however many keyslot files there are (the files are anyone's to write).
         match insecure.as_slice() {

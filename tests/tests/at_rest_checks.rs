@@ -205,6 +205,42 @@ fn a_keystore_folder_moved_aside_is_named_gone_not_never_made() {
         .fails_with(1, "enroll a token first with `tapsign token add`");
 }
 
+/// Red-team round 22: with manifest.json deleted (or the keystore folder moved aside) while
+/// the agent runs, `unlock`, `token list` and `key list` named what is missing, but the
+/// running agent's `status` still said "no keystore: enroll a token first", the advice whose
+/// `token add` the audit log's record refuses. It says it as they do.
+#[test]
+fn the_running_agents_status_names_a_missing_manifest_not_a_keystore_never_made() {
+    let mut w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    w.start_agent();
+    let warnings = |w: &World| -> String {
+        let status = w.run(&["status", "--json"], "");
+        let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+        v["warnings"].to_string()
+    };
+    let manifest = w.home().join("keystore/manifest.json");
+    let kept = std::fs::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    let said = warnings(&w);
+    assert!(!said.contains("enroll a token first"), "{said}");
+    assert!(
+        said.contains("manifest.json is missing, but the audit log records"),
+        "{said}"
+    );
+    let text = w.run(&["status"], "");
+    let all = format!("{}{}", text.ok(), text.stderr);
+    assert!(!all.contains("enroll a token first"), "{text:?}");
+    assert!(all.contains("manifest.json is missing"), "{text:?}");
+    // The whole folder moved aside: named gone, as the commands name it.
+    put_back(&manifest, &kept);
+    let ks = w.home().join("keystore");
+    std::fs::rename(&ks, w.home().join(".ks-hidden")).unwrap();
+    let said = warnings(&w);
+    assert!(!said.contains("enroll a token first"), "{said}");
+    assert!(said.contains("its folder is gone"), "{said}");
+}
+
 /// The recheck of round 20: `token list` advised revoking the only token, whose keyslot file
 /// was missing, with `token remove`, which then refuses (the last keyslot). For the last
 /// token it says to put the file back only.
