@@ -2617,6 +2617,61 @@ fn options_in_any_spelling_a_server_could_parse_are_withheld() {
     }
 }
 
+/// Red-team round 22, the endpoint sweep: Gate's trading bots (newer than the endpoint list
+/// and ccxt's table) had no deny rule, and their refusal handed a line that, filled in,
+/// funded a bot (a margin grid borrows). Each is refused by the built-in rule, with no line.
+#[test]
+fn gate_trading_bots_are_denied_without_a_line() {
+    for (method, path, body) in [
+        (
+            "POST",
+            "/api/v4/bot/spot-grid/create",
+            r#"{"market":"BTC_USDT","create_params":{"money":"1000"}}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/margin-grid/create",
+            r#"{"market":"BTC_USDT","create_params":{"money":"1000","leverage":"3"}}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/infinite-grid/create",
+            r#"{"market":"BTC_USDT"}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/futures-grid/create",
+            r#"{"contract":"BTC_USDT"}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/spot-martingale/create",
+            r#"{"market":"BTC_USDT"}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/contract-martingale/create",
+            r#"{"contract":"BTC_USDT"}"#,
+        ),
+        (
+            "POST",
+            "/api/v4/bot/portfolio/stop",
+            r#"{"strategy_id":"1"}"#,
+        ),
+        ("GET", "/api/v4/bot/portfolio/running", ""),
+    ] {
+        let r = support::req(method, path, "", body);
+        let err = check_with(Exchange::Gate, &KeyPolicy::default(), &r)
+            .err()
+            .unwrap_or_else(|| panic!("{method} {path}: signed"));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("built-in rule") && !msg.contains("allow = ["),
+            "{method} {path}: {msg}"
+        );
+    }
+}
+
 /// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
 /// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
 /// reason for placing options and the docs said cancels took any category. It says why a

@@ -337,6 +337,12 @@ static GATE_DENY: &[DenyRule] = &[
     // balance), and the "portfolio optimization" asset swap, which converts holdings.
     any("/api/v4/launch/**", Earn),
     any("/api/v4/asset-swap/**", Convert),
+    // Red-team round 22, newer than the endpoint list and ccxt's table (gate's SDKs' BotApi):
+    // trading bots, spot, margin, infinite and futures grids and martingales, whose creation
+    // moves the investment into the bot (a margin grid borrows), and stopping a portfolio of
+    // them; Bybit's and OKX's bots are denied the same way. Every method: the reads only list
+    // the bots.
+    any("/api/v4/bot/**", Transfer),
     // Every method: the read creates an address, and a write of the same path would only be
     // another way to (red-team round 21's recheck).
     any("/api/v4/wallet/deposit_address**", Deposit),
