@@ -2672,6 +2672,27 @@ fn gate_trading_bots_are_denied_without_a_line() {
     }
 }
 
+/// Red-team round 22: the refusal of Coinbase's withheld `retail_portfolio_id` pointed to the
+/// docs on borrowing, and read as if it bound, where Coinbase's token does not cover the body.
+#[test]
+fn a_coinbase_withheld_field_is_refused_saying_the_body_is_not_signed() {
+    let r = support::req(
+        "POST",
+        "/api/v3/brokerage/orders",
+        "",
+        r#"{"client_order_id":"a","product_id":"BTC-USD","side":"SELL","order_configuration":{"market_market_ioc":{"base_size":"1"}},"retail_portfolio_id":"x"}"#,
+    );
+    let err = check_with(Exchange::Coinbase, &KeyPolicy::default(), &r).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Withheld { .. }))
+            && msg.contains("portfolio scope")
+            && !msg.contains("Borrowing")
+            && !msg.contains("allow = ["),
+        "{msg}"
+    );
+}
+
 /// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
 /// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
 /// reason for placing options and the docs said cancels took any category. It says why a

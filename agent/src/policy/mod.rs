@@ -245,7 +245,9 @@ pub enum Denial {
     #[error(
         "refused: {endpoint} in {exchange}'s trading profile leaves {what} out on purpose: it \
          {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
-         allow entry written by hand (docs/policy.md, \"Borrowing\"), best on a key of its own"
+         allow entry written by hand (docs/policy.md, \"Changing a key's profile in \
+         config.toml\"), best on a key of its own{}",
+        body_unsigned(*exchange)
     )]
     Withheld {
         exchange: Exchange,
@@ -519,6 +521,21 @@ pub enum Denial {
     Unreadable(&'static str),
     #[error("refused: the body cannot be checked: {0}; send it as the exchange documents it")]
     UnreadableBody(&'static str),
+}
+
+/// What a refusal of a body's field adds where the exchange does not sign the body: the
+/// refusal stops a bot that asks, not one holding a token the agent signed for another body
+/// (red-team round 22: Coinbase's `retail_portfolio_id` refusal read as if it bound).
+fn body_unsigned(exchange: Exchange) -> &'static str {
+    match exchange {
+        Exchange::Coinbase => {
+            ". Coinbase's token covers the method and the path, not the body: for its two \
+             minutes a token signed for another order on this path carries any body, this \
+             field too, so what keeps orders out of another portfolio is the CDP key's \
+             portfolio scope (docs/policy.md, \"What a signature can still be used for\")"
+        }
+        _ => "",
+    }
 }
 
 /// Where the path is not signed, a request an entry for another path admits that is a profile
