@@ -245,3 +245,121 @@ fn the_unlock_after_a_rotation_names_what_the_rotation_folded_in() {
         "{out:?}"
     );
 }
+
+/// The last `keystore` line of the audit log, as JSON (its event).
+fn last_keystore_event(w: &World) -> serde_json::Value {
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let line = log.lines().rfind(|l| l.contains("\"keystore\"")).unwrap();
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["event"].clone()
+}
+
+/// Red-team round 22: after a `key add --replace`, one `keystore` line appended to the log
+/// (copying the last check's generation, vault and key, reason `unlock`) was taken for a
+/// check, so the replacement stood before it: with `manifest.json` then removed, the advised
+/// rebuild said nothing before or after its touch, and neither did the next unlock. Only a
+/// line the vault key signed is a check: a copy of one (a replay) carries the records of the
+/// file k1 no longer is, and one with no signature is left out.
+#[test]
+fn a_keystore_line_appended_by_hand_is_not_a_check() {
+    for replayed in [false, true] {
+        let (w, _, _) = k1_replaced_while_the_agent_runs();
+        let mut event = last_keystore_event(&w);
+        if !replayed {
+            let e = event.as_object_mut().unwrap();
+            e.remove("signature");
+            e.remove("credentials");
+            e.remove("lineage");
+        }
+        append_chained(&w, event);
+        std::fs::remove_file(w.home().join("keystore/manifest.json")).unwrap();
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        out.ok();
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        let said = lines
+            .iter()
+            .position(|l| l.starts_with("WARNING: credential \"k1\""))
+            .unwrap_or_else(|| panic!("replayed {replayed}: {out:?}"));
+        let touch = lines.iter().position(|l| l.starts_with("Touch ")).unwrap();
+        assert!(said < touch, "{out:?}");
+        assert!(!out.stderr.contains("credential \"k2\""), "{out:?}");
+        w.run(&["unlock"], "").ok();
+        let status = w.run(&["status", "--json"], "");
+        let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+        assert_eq!(
+            v["changed_keys"][0], "k1",
+            "replayed {replayed}: {status:?}"
+        );
+    }
+}
+
+/// Red-team round 22: a rotation re-seals every credential, and its `keystore` line recorded
+/// none of the new files' hashes, so a rebuild after it (`manifest.json` removed, or edited)
+/// called every credential "a file that no line of the audit log records": a false alarm on
+/// the recovery path, and a real replacement read like the rest. The rotation's line records
+/// the files it sealed: the rebuild notes nothing, and a replacement since, alone.
+#[test]
+fn a_rebuild_after_a_rotation_names_only_what_changed_since() {
+    for replace in [false, true] {
+        let mut w = World::new();
+        w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+        w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        w.run(&["keystore", "rotate"], "").ok();
+        if replace {
+            // The agent pins the new vault key once it has verified it.
+            w.run(&["unlock"], "").ok();
+            w.run(&["lock"], "").ok();
+            w.run(
+                &["key", "add", "k1", "--exchange", "binance", "--replace"],
+                "APIKEY1\nSECRET_V2\n",
+            )
+            .ok();
+        }
+        std::fs::remove_file(w.home().join("keystore/manifest.json")).unwrap();
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        out.ok();
+        let said: Vec<&str> = (out.stderr.lines())
+            .filter(|l| l.starts_with("WARNING: credential"))
+            .collect();
+        match replace {
+            false => assert!(said.is_empty(), "{out:?}"),
+            true => {
+                assert_eq!(said.len(), 1, "{out:?}");
+                assert!(said[0].contains("\"k1\" was replaced"), "{out:?}");
+            }
+        }
+    }
+}
+
+/// Red-team round 22: a rotation killed between its manifest and its `keystore` line (the
+/// rename of `manifest.json` is an event any process can watch) folded in a `key add
+/// --replace` made during its touch, and nothing named it: the command was dead before its
+/// notes, and the next unlock compared with the manifest it left, which records the new file.
+/// The next unlock judges a manifest no signed line records against the last check that one
+/// does. Killed here by cutting the rotation's line from the log's end, which is what the
+/// kill leaves (the line is the last one the rotation writes).
+#[test]
+fn the_unlock_after_a_rotation_killed_before_its_line_names_what_it_folded_in() {
+    let (mut w, _, _) = k1_replaced_while_the_agent_runs();
+    // Stopped: a running agent would remember the line.
+    w.signal_agent("TERM");
+    w.run(&["keystore", "rotate"], "").ok();
+    let path = w.home().join("audit.log");
+    let log = std::fs::read_to_string(&path).unwrap();
+    let cut = log.trim_end().rfind('\n').unwrap() + 1;
+    assert!(log[cut..].contains("\"keystore\""), "{log}");
+    put_back(&path, &log.as_bytes()[..cut]);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("credential \"k1\" was replaced since the keystore's last check"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("credential \"k2\""), "{out:?}");
+    let status = w.run(&["status", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+    assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
+}

@@ -119,6 +119,15 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         lineage: Vec<crate::keystore::Succession>,
         reason: String,
+        /// The credential records the manifest holds (name, created, sha256), which the
+        /// change notes judge the files against (docs/keystore-format.md, "What a check
+        /// leaves in the log"); absent from lines written before they were recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<Vec<crate::keystore::CredRecord>>,
+        /// The line's signature by the vault key (ECDSA P-256, hex) over its generation,
+        /// vault key, reason and `credentials`: only such a line counts as a check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
     /// A credential file failed the keystore's rollback check and was refused.
     KeyRefused { name: String, reason: String },

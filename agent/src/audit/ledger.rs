@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{AuditEvent, AuditLog, since_keeping};
-use crate::keystore::ledger::{ChangeLine, Vaults, Witness, judge, plausible, vouched_tag};
+use crate::keystore::ledger::{
+    ChangeLine, CheckLine, Vaults, Witness, judge, plausible, vouched_tag,
+};
 use crate::keystore::{Anchor, Evidence, Ledger, LedgerEntry};
 
 /// The audit log at a path, opened on first use.
@@ -228,18 +230,24 @@ fn evidence_read(
                 vault,
                 vault_key,
                 reason,
+                credentials,
+                signature,
                 ..
             } => {
-                out.checks
-                    .push((line.seq, reason == crate::keystore::ledger::UNLOCK_REASON));
+                let vault_key = vault_key.unwrap_or_default();
                 out.after_anchor.push((
                     generation,
-                    vouched_tag(
-                        &vault,
-                        vault_key.as_deref().unwrap_or(""),
-                        &out.recorded_vaults,
-                    ),
-                ))
+                    vouched_tag(&vault, &vault_key, &out.recorded_vaults),
+                ));
+                out.checks.push(CheckLine {
+                    seq: line.seq,
+                    unlock: reason == crate::keystore::ledger::UNLOCK_REASON,
+                    generation,
+                    vault_key,
+                    reason,
+                    records: credentials,
+                    signature: signature.unwrap_or_default(),
+                });
             }
             _ => {}
         }
@@ -584,6 +592,7 @@ pub fn witness(w: &mut Witness, seen: &super::Witnessed) {
             vault_key,
             lineage,
             reason,
+            ..
         } => {
             w.saw_manifest(seq, *generation, vault, reason, seen.own);
             w.saw_vault(
@@ -616,12 +625,16 @@ pub fn event(entry: &LedgerEntry) -> AuditEvent {
             vault_key,
             links,
             reason,
+            records,
+            signature,
         } => AuditEvent::Keystore {
             generation: *generation,
             vault: vault.clone(),
             vault_key: Some(vault_key.clone()).filter(|k| !k.is_empty()),
             lineage: links.clone(),
             reason: reason.clone(),
+            credentials: Some(records.clone()).filter(|_| !signature.is_empty()),
+            signature: Some(signature.clone()).filter(|s| !s.is_empty()),
         },
         LedgerEntry::Refused { name, reason } => AuditEvent::KeyRefused {
             name: name.clone(),

@@ -599,6 +599,8 @@ fn the_scan_counts_every_keystore_record_and_names_a_damaged_one_but_not_a_torn_
             vault_key: (generation != 5).then(|| format!("02{generation:064x}")),
             lineage: vec![],
             reason: "test".into(),
+            credentials: None,
+            signature: None,
         })
         .unwrap();
         log.append(&AuditEvent::sign(

@@ -284,6 +284,8 @@ fn the_ledger_reads_back_the_key_changes_it_recorded() {
             vault_key: String::new(),
             links: vec![],
             reason: "unlock".into(),
+            records: vec![],
+            signature: String::new(),
         })
         .unwrap();
     let ev = evidence(&path, &anchor);
@@ -402,6 +404,8 @@ fn reading_back_for_the_keystore_keeps_only_its_lines_but_checks_every_link() {
         vault_key: None,
         lineage: vec![],
         reason: "unlock".into(),
+        credentials: None,
+        signature: None,
     })
     .unwrap();
     log.append(&lock("another")).unwrap();
@@ -431,6 +435,8 @@ fn the_record_of_vaults_is_read_along_the_chain_and_a_hidden_line_is_not_lost() 
         vault_key: Some(key.clone()),
         lineage: vec![],
         reason: "unlock".into(),
+        credentials: None,
+        signature: None,
     })
     .unwrap();
     log.append(&lock("after")).unwrap();
@@ -600,6 +606,8 @@ fn vault_line(n: u64) -> AuditEvent {
         vault_key: Some(key),
         lineage: vec![link],
         reason: "unlock".into(),
+        credentials: None,
+        signature: None,
     }
 }
 
@@ -610,6 +618,8 @@ fn manifest_entry(generation: u64) -> LedgerEntry {
         vault_key: String::new(),
         links: vec![],
         reason: "rotated".into(),
+        records: vec![],
+        signature: String::new(),
     }
 }
 

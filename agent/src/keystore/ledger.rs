@@ -123,6 +123,10 @@ pub enum LedgerEntry {
         vault_key: String,
         links: Vec<Succession>,
         reason: String,
+        /// The credential records the manifest holds, and the signature of the line by the
+        /// vault key (`super::attest`): what makes the line a check the notes judge against.
+        records: Vec<super::manifest::CredRecord>,
+        signature: String,
     },
     /// A credential file failed the rollback check and was refused.
     Refused { name: String, reason: String },
@@ -231,11 +235,30 @@ pub struct Evidence {
     /// Each manifest's record read along the chain after the anchor, in order: its generation
     /// and vault tag, as [`Evidence::above`] judges them again.
     pub after_anchor: Vec<(u64, String)>,
-    /// The `seq` of each of those manifests' lines (each check's, rotation's or rebuild's),
-    /// and whether an unlock's check wrote it (reason `unlock`):
+    /// Each of those manifests' lines (each check's, rotation's or rebuild's), in order:
     /// where a rebuild with no manifest that verifies finds the last check to judge the
-    /// files against (`super::notes::since_logged_check`).
-    pub checks: Vec<(u64, bool)>,
+    /// files against (`super::notes::since_logged_check`), and an unlock what commands folded
+    /// in since the one before (`super::notes::folded_by_commands`).
+    pub checks: Vec<CheckLine>,
+}
+
+/// A `keystore` line as the notes read it: a check, if the vault key signed it
+/// (`super::attest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckLine {
+    /// The line's `seq`.
+    pub seq: u64,
+    /// Whether an unlock's check wrote it (reason [`UNLOCK_REASON`]).
+    pub unlock: bool,
+    pub generation: u64,
+    /// The vault public key it names (empty where it names none).
+    pub vault_key: String,
+    pub reason: String,
+    /// The credential records it carries; `None` for a line with none (from before lines
+    /// carried them).
+    pub records: Option<Vec<super::manifest::CredRecord>>,
+    /// Its signature by the vault key, hex (empty where it has none).
+    pub signature: String,
 }
 
 impl Evidence {
@@ -632,10 +655,19 @@ impl Ledger for MemoryLedger {
                     vault,
                     vault_key,
                     reason,
+                    records,
+                    signature,
                     ..
                 } => {
-                    ev.checks
-                        .push((anchor.seq + i as u64 + 1, reason == UNLOCK_REASON));
+                    ev.checks.push(CheckLine {
+                        seq: anchor.seq + i as u64 + 1,
+                        unlock: reason == UNLOCK_REASON,
+                        generation: *generation,
+                        vault_key: vault_key.clone(),
+                        reason: reason.clone(),
+                        records: Some(records.clone()).filter(|_| !signature.is_empty()),
+                        signature: signature.clone(),
+                    });
                     ev.after_anchor.push((
                         *generation,
                         vouched_tag(vault, vault_key, &ev.recorded_vaults),
@@ -678,6 +710,7 @@ impl Ledger for MemoryLedger {
                     vault_key,
                     links,
                     reason,
+                    ..
                 },
             ) => {
                 w.saw_manifest(seq, *generation, vault, reason, true);

@@ -70,6 +70,7 @@
 //! tag or the manifest's MAC at unlock. Listings return one `Result` per file, so one damaged
 //! credential does not hide the others.
 
+mod attest;
 mod changes;
 mod error;
 mod files;
@@ -91,6 +92,8 @@ mod vault_ops;
 mod tests;
 #[cfg(test)]
 mod tests_at_rest;
+#[cfg(test)]
+mod tests_check_lines;
 #[cfg(test)]
 mod tests_fido2;
 #[cfg(test)]
@@ -118,7 +121,7 @@ pub use inspect::{FileKind, check_file};
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 #[cfg(test)]
 pub(crate) use lineage::numbered as numbered_vault;
-pub use manifest::Refusal;
+pub use manifest::{CredRecord, Refusal};
 pub use notes::{ChangeNotes, LOUD_NOTED, folded_by_commands};
 pub use preview::Preview;
 pub use rotate::{Dropping, Rotated, present_tokens_needed};

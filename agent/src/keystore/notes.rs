@@ -83,6 +83,19 @@ pub fn change_notes(
     lines: &[ChangeLine],
     files: &BTreeMap<String, String>,
 ) -> ChangeNotes {
+    change_notes_resealed(manifest, lines, files, &BTreeMap::new())
+}
+
+/// [`change_notes`], where `resealed` names the files a rotation the record leaves out sealed
+/// again (each name's `created`): such a file is the version of that `created`, whatever its
+/// hash (a rotation keeps `created`, and the check it ran refused a file with the `created` of
+/// the version it expected and another hash).
+fn change_notes_resealed(
+    manifest: Option<&ManifestFile>,
+    lines: &[ChangeLine],
+    files: &BTreeMap<String, String>,
+    resealed: &BTreeMap<String, u64>,
+) -> ChangeNotes {
     let mut before: BTreeMap<&str, State<'_>> = BTreeMap::new();
     let written = manifest.map_or(0, |m| m.written);
     if let Some(m) = manifest {
@@ -125,7 +138,8 @@ pub fn change_notes(
             Some(m) => m.2,
             None => before.get(name.as_str()).copied().unwrap_or(State::Absent),
         };
-        if matches!(now, State::Present(_, s) if s == sha256) {
+        let same = |c: u64, s: &str| s == sha256 || resealed.get(name.as_str()) == Some(&c);
+        if matches!(now, State::Present(c, s) if same(c, s)) {
             continue;
         }
         let was = before.get(name.as_str()).copied().unwrap_or(State::Absent);
@@ -244,16 +258,60 @@ pub fn change_notes(
 
 /// What a rebuild tells of the credential changes where no manifest verifies (gone, or edited):
 /// the files as they are (`files`, name and SHA-256) against the record the audit log keeps
-/// (`ev`, read from its first line) as of its last `keystore` line, the last check, with the
-/// `key` lines since. A rebuild compared only against a manifest that verifies, so one `rm
-/// manifest.json` after a `key add --replace` made the advised rebuild say nothing, and the
-/// next unlock opened the other key in silence (red-team round 21). `None`: the log records
-/// no check to judge from (a log started afresh, or unreadable).
+/// (`ev`, read from its first line) as of its last check, with the `key` lines since. A rebuild
+/// compared only against a manifest that verifies, so one `rm manifest.json` after a `key add
+/// --replace` made the advised rebuild say nothing, and the next unlock opened the other key in
+/// silence (red-team round 21). `None`: the log records no check to judge from (a log started
+/// afresh, or unreadable).
+///
+/// The last check is the last `keystore` line the vault key signed, and the record it left is
+/// the credential records it carries (`super::attest`): one line copied and appended after a
+/// `key add --replace` was taken for a check, and hid the replacement (red-team round 22); and
+/// a rotation's line records the files it sealed again, whose hashes no `key` line records, so
+/// a rebuild after one called every credential a file no line records. A log with no signed
+/// line (from before they were signed) is read as it was: its last `keystore` line, and the
+/// `key` lines before it.
 pub fn since_logged_check(
     ev: &super::ledger::Evidence,
     files: &BTreeMap<String, String>,
 ) -> Option<ChangeNotes> {
-    let last = ev.checks.iter().map(|c| c.0).max()?;
+    since_check_resealed(ev, files, &BTreeMap::new())
+}
+
+/// [`since_logged_check`], with files a rotation the log does not record sealed again
+/// (`resealed`, see [`change_notes_resealed`]).
+fn since_check_resealed(
+    ev: &super::ledger::Evidence,
+    files: &BTreeMap<String, String>,
+    resealed: &BTreeMap<String, u64>,
+) -> Option<ChangeNotes> {
+    let auth = super::attest::authenticated(&ev.checks, &ev.believed_vaults(), |a| !a.is_empty());
+    if !auth.signed {
+        return unsigned_since_check(ev, files);
+    }
+    let mut record = ManifestFile::unsigned_record();
+    // Past as many forged lines as are looked at, nothing is a check: every file is said.
+    let last = auth.lines.last().map_or(0, |c| c.seq);
+    if let Some(check) = auth.lines.last() {
+        record.credentials = check.records.clone().unwrap_or_default();
+    }
+    let since: Vec<ChangeLine> = (ev.change_lines.iter())
+        .filter(|l| l.seq > last)
+        .cloned()
+        .collect();
+    let mut notes = change_notes_resealed(Some(&record), &since, files, resealed);
+    notes
+        .quiet
+        .extend(super::attest::not_checks_note(&auth.not_checks));
+    Some(notes)
+}
+
+/// [`since_logged_check`] in a log with no signed `keystore` line.
+fn unsigned_since_check(
+    ev: &super::ledger::Evidence,
+    files: &BTreeMap<String, String>,
+) -> Option<ChangeNotes> {
+    let last = ev.checks.iter().map(|c| c.seq).max()?;
     let mut at_check: BTreeMap<&str, super::ledger::KeyChange> = BTreeMap::new();
     for l in ev.change_lines.iter().filter(|l| l.seq < last) {
         let seen = at_check.get(l.change.name.as_str());
@@ -282,14 +340,60 @@ pub fn since_logged_check(
     Some(change_notes(Some(&record), &since, files))
 }
 
+/// What a check that holds the vault key tells where the verified manifest `m` is one no
+/// signed line of the log records (`whole`, read from the first line): the command that
+/// wrote it stopped before its line (killed, a power cut), and folded in whatever `key` lines
+/// came before it, so the notes against `m` said nothing of them, and that command's own
+/// output was never shown (red-team round 22: a `key add --replace` during a rotation's touch,
+/// and the rotation killed as its manifest landed). The files are judged against the last
+/// signed check instead, as a rebuild judges them ([`since_logged_check`]); a file `m` records
+/// is the version `m` records it at (the rotation sealed it again). `None`: `m` is on record,
+/// or the log holds no signed line to judge from.
+pub(crate) fn unrecorded_manifest(
+    m: &ManifestFile,
+    whole: &super::ledger::Evidence,
+    files: &BTreeMap<String, String>,
+) -> Option<ChangeNotes> {
+    let auth =
+        super::attest::authenticated(&whole.checks, &whole.believed_vaults(), |a| !a.is_empty());
+    let last = auth.lines.last()?;
+    if last.generation >= m.generation {
+        return None;
+    }
+    let resealed: BTreeMap<String, u64> = (m.credentials.iter())
+        .filter(|c| files.get(&c.name) == Some(&c.sha256))
+        .map(|c| (c.name.clone(), c.created))
+        .collect();
+    let mut notes = since_check_resealed(whole, files, &resealed)?;
+    notes.quiet.push(format!(
+        "the keystore's manifest (generation {}) is one no check in the audit log records: the command that wrote it stopped before its line, so what it folded in was judged against the last check the log records (generation {}, audit line {})",
+        m.generation, last.generation, last.seq
+    ));
+    Some(notes)
+}
+
 /// The credentials replaced or removed before a `token` or `keystore` command (not an unlock)
 /// recorded the keystore, since the unlock before the last (`ev`, read from the log's first
 /// line): that command's manifest folded them in, and only its own output told of them, so a
 /// command killed, or one whose agent did not answer (stopped), left no word anywhere; the
 /// unlock after it (the last) names them, from the log (red-team round 21). Removals and
 /// replacements only: a name stored is the quiet note the command said.
+///
+/// Where the log holds signed lines, only those count (`super::attest`): one copied `unlock`
+/// line between a rebuild and the unlock before it made the rebuild's folding fall outside
+/// (red-team round 22).
 pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
-    let unlocks: Vec<u64> = (ev.checks.iter()).filter(|c| c.1).map(|c| c.0).collect();
+    let auth = super::attest::authenticated(&ev.checks, &ev.believed_vaults(), |a| {
+        a.iter().filter(|c| c.unlock).count() >= 2
+    });
+    let checks: Vec<&super::ledger::CheckLine> = match auth.signed {
+        true => auth.lines,
+        false => ev.checks.iter().collect(),
+    };
+    let unlocks: Vec<u64> = (checks.iter())
+        .filter(|c| c.unlock)
+        .map(|c| c.seq)
+        .collect();
     let Some(&now) = unlocks.last() else {
         return ChangeNotes::default();
     };
@@ -297,7 +401,8 @@ pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
     // Each command's line between the two unlocks, and the line before it.
     let mut folded: BTreeMap<&str, (&ChangeLine, u64)> = BTreeMap::new();
     let mut before = from;
-    for &(seq, unlock) in ev.checks.iter().filter(|c| c.0 > from && c.0 < now) {
+    for c in checks.iter().filter(|c| c.seq > from && c.seq < now) {
+        let (seq, unlock) = (c.seq, c.unlock);
         if !unlock {
             for l in (ev.change_lines.iter()).filter(|l| l.seq > before && l.seq < seq) {
                 if l.change.action != KeyAction::Add {

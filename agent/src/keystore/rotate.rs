@@ -260,7 +260,7 @@ impl Keystore {
         };
         let changes = match rebuild {
             Some(_) => self.changes_since_manifest(vk, ledger, &p),
-            None => p.changes(),
+            None => p.changes(ledger),
         };
         let mut planned: Vec<&str> = slots
             .iter()
@@ -372,7 +372,7 @@ impl Keystore {
         // keystore from before it put back opens with the token it removed, and nothing
         // refuses it (red-team round 17).
         self.commit_recorded(stage, &manifest, &p.live, &lock, &mut warnings, || {
-            self.record_manifest(ledger, &manifest, links, &reason)
+            self.record_manifest(ledger, (&new_vk, &manifest), links, &reason)
                 .map_err(|reason| KeystoreError::NotRecorded {
                     what: match remove {
                         Some(id) => format!("the keystore (removing token {id})"),

@@ -613,6 +613,8 @@ fn a_generation_far_above_the_record_is_left_out_of_it() {
             vault_key: String::new(),
             links: vec![],
             reason: "added by hand".into(),
+            records: vec![],
+            signature: String::new(),
         })
     };
     for forged in [u64::MAX, u64::MAX - 1, (1 << 48) - 1, GENERATION_STEP + 10] {
@@ -655,6 +657,8 @@ fn a_keystore_above_the_step_believes_its_own_record() {
         vault_key: String::new(),
         links: Vec::new(),
         reason: "added by hand".into(),
+        records: vec![],
+        signature: String::new(),
     });
     let e = f.check().unwrap_err();
     assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");

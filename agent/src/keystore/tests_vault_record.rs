@@ -48,6 +48,8 @@ fn forged_line(f: &Fixture, key: &str, links: Vec<Succession>) -> LedgerEntry {
         vault_key: key.to_owned(),
         links,
         reason: "unlock".into(),
+        records: vec![],
+        signature: String::new(),
     }
 }
 
@@ -340,6 +342,8 @@ fn a_forged_vault_tag_refuses_nothing() {
         vault_key: String::new(),
         links: Vec::new(),
         reason: "unlock".into(),
+        records: vec![],
+        signature: String::new(),
     });
     f.check().unwrap();
     let (_, key, tag) = nobodys_vault();
@@ -350,6 +354,8 @@ fn a_forged_vault_tag_refuses_nothing() {
         vault_key: key,
         links: Vec::new(),
         reason: "unlock".into(),
+        records: vec![],
+        signature: String::new(),
     });
     let c = f.check().unwrap();
     assert!(says_left_out(&c.warnings, &tag), "{c:?}");
@@ -417,6 +423,8 @@ fn a_line_naming_an_older_vault_of_the_keystore_pins_nothing() {
         vault_key: old_key,
         links: Vec::new(),
         reason: "unlock".into(),
+        records: vec![],
+        signature: String::new(),
     });
     f.check().unwrap();
     f.add(&cred("after", Exchange::Binance, None), false)

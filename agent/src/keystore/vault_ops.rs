@@ -59,12 +59,32 @@ impl Prepared {
     /// What the trader is told of the credential changes since the last check
     /// (`notes::change_notes`): every operation that writes the next manifest says them, since
     /// the check after it has nothing left to say of them.
-    pub(crate) fn changes(&self) -> super::notes::ChangeNotes {
-        super::notes::change_notes(
-            self.manifest.as_ref(),
-            &self.evidence.change_lines,
-            &judged(&self.folded),
-        )
+    ///
+    /// A manifest no signed line records (its command stopped before its line) is judged from
+    /// the last check the log records instead (`notes::unrecorded_manifest`), read from the
+    /// log's first line (`ledger`): only then, so an unlock reads no more than its anchor's tail.
+    pub(crate) fn changes(&self, ledger: &mut dyn Ledger) -> super::notes::ChangeNotes {
+        let files = judged(&self.folded);
+        if let Some(m) = &self.manifest
+            && !self.recorded_by_check(m)
+        {
+            let whole = ledger.since(&Anchor::genesis());
+            if let Some(notes) = super::notes::unrecorded_manifest(m, &whole, &files) {
+                return notes;
+            }
+        }
+        super::notes::change_notes(self.manifest.as_ref(), &self.evidence.change_lines, &files)
+    }
+
+    /// Whether a signed line after `m`'s anchor records `m` (its generation and vault key).
+    fn recorded_by_check(&self, m: &ManifestFile) -> bool {
+        let ev = &self.evidence;
+        let ours = |c: &&super::ledger::CheckLine| {
+            c.generation == m.generation && c.vault_key == m.vault_key
+        };
+        let believed = ev.believed_vaults();
+        let auth = super::attest::authenticated(&ev.checks, &believed, |a| a.iter().any(ours));
+        auth.lines.iter().any(ours)
     }
 }
 
@@ -189,7 +209,7 @@ impl Keystore {
         let first = Vec::new();
         self.note_manifest(
             ledger,
-            &manifest,
+            (&vk, &manifest),
             first,
             "keystore created",
             &mut checked.warnings,
@@ -268,7 +288,7 @@ impl Keystore {
             None => self.migrate(&p.live, &manifest, &[], &lock, &mut warnings),
         };
         let refused = std::mem::take(&mut p.folded.refused);
-        let changes = p.changes();
+        let changes = p.changes(ledger);
         let mut out = Checked {
             judged: judged(&p.folded),
             accepted: std::mem::take(&mut p.folded.accepted),
@@ -287,7 +307,7 @@ impl Keystore {
                 let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
                 self.note_manifest(
                     ledger,
-                    &manifest,
+                    (vk, &manifest),
                     links,
                     super::ledger::UNLOCK_REASON,
                     &mut out.warnings,
@@ -363,7 +383,7 @@ impl Keystore {
         // Said as a check says them: this manifest moves the record on, and the next check
         // has nothing to say of what it folded in (red-team round 21: a `key add --replace`
         // before a `token add` was never mentioned).
-        let changes = p.changes();
+        let changes = p.changes(ledger);
         let mut out = checked(&manifest, std::mem::take(&mut p.folded));
         out.changes = changes;
         match &p.manifest {
@@ -387,7 +407,7 @@ impl Keystore {
         let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
         self.note_manifest(
             ledger,
-            &manifest,
+            (vk, &manifest),
             links,
             &super::ledger::token_added(&id),
             &mut out.warnings,
@@ -580,22 +600,25 @@ impl Keystore {
     pub(crate) fn note_manifest(
         &self,
         ledger: &mut dyn Ledger,
-        manifest: &ManifestFile,
+        (vk, manifest): (&VaultKey, &ManifestFile),
         links: Vec<super::Succession>,
         reason: &str,
         warnings: &mut Vec<String>,
     ) {
-        if let Err(e) = self.record_manifest(ledger, manifest, links, reason) {
+        if let Err(e) = self.record_manifest(ledger, (vk, manifest), links, reason) {
             warnings.push(format!("the audit log could not record it ({e})"));
         }
     }
 
     /// Record `manifest` in the ledger, with `links` to its vault from one the record believes
-    /// where it believes none of it yet (`lineage::links_for`); `Err` says why it could not be.
+    /// where it believes none of it yet (`lineage::links_for`), and its credential records
+    /// signed by `vk`, its vault key (`super::attest`): what the notes take for a check, and
+    /// after a rotation the files' new hashes (red-team round 22: a rebuild after one called
+    /// every credential a file no line records). `Err` says why it could not be.
     pub(crate) fn record_manifest(
         &self,
         ledger: &mut dyn Ledger,
-        manifest: &ManifestFile,
+        (vk, manifest): (&VaultKey, &ManifestFile),
         links: Vec<super::Succession>,
         reason: &str,
     ) -> Result<(), String> {
@@ -603,12 +626,22 @@ impl Keystore {
             .vault_public_key(&self.manifest_path())
             .map(|k| vault_tag(&k))
             .unwrap_or_default();
+        let records = manifest.credentials.clone();
+        let signature = super::attest::sign(
+            vk,
+            manifest.generation,
+            &manifest.vault_key,
+            reason,
+            &records,
+        );
         ledger.record(&LedgerEntry::Manifest {
             generation: manifest.generation,
             vault,
             vault_key: manifest.vault_key.clone(),
             links,
             reason: reason.into(),
+            records,
+            signature,
         })
     }
 
