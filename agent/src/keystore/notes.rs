@@ -177,12 +177,18 @@ fn change_notes_resealed(
         };
         match (was, now) {
             (State::Present(..), State::Present(..)) if was == now => {}
+            // Its own lines since, and the file none of them: whoever ran them (the trader,
+            // a moment ago) must not read the note as their doing (red-team round 22: "Unless
+            // you just stored it yourself" told the trader who had to dismiss it).
+            (_, State::Present(..)) if no_line && !own.is_empty() => into.push((name.to_owned(), format!(
+                "credential {name:?} is not the file its last line in the audit log records ({}): something wrote over it afterwards without recording it (by hand, or sealed in a copy of the keystore and copied in). It holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
+                done(&own)
+            ))),
             (_, State::Present(..)) if no_line => into.push((name.to_owned(), format!(
                 "credential {name:?} holds a file that no line of the audit log records writing since the keystore's last check {CHECKS}{}: tapsign's `key add` records each file it stores, so this one was written by hand, sealed in a copy of the keystore and copied in, or left by a `key add` killed before its line. Unless you just stored it yourself, it holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
-                match (was, own.is_empty()) {
-                    (_, false) => format!(" (the lines since: {})", done(&own)),
-                    (State::Present(..), true) => " (it was recorded, and has changed)".to_owned(),
-                    (_, true) => " (a name it did not record)".to_owned(),
+                match was {
+                    State::Present(..) => " (it was recorded, and has changed)",
+                    _ => " (a name it did not record)",
                 }
             ))),
             // Replaced more than once: the trader who replaced it once themselves must not
@@ -601,6 +607,33 @@ mod tests {
         assert!(
             last_name.is_empty() && last.contains("and 1 more"),
             "{last}"
+        );
+    }
+
+    /// Red-team round 22: a file written over a credential the trader had just stored, with
+    /// no line, was worded "Unless you just stored it yourself": the trader who had stored it
+    /// dismissed it. The note says the file is not the one the trader's line records.
+    #[test]
+    fn a_file_over_a_name_just_stored_is_not_excused_as_the_traders_own() {
+        let manifest = recording(&["k1"]);
+        let lines = vec![line(8, KeyAction::Add, "k3", "/usr/bin/tapsign")];
+        let mut files = BTreeMap::new();
+        files.insert("k1".to_owned(), "0".repeat(64));
+        files.insert("k3".to_owned(), "b".repeat(64));
+        let notes = change_notes(Some(&manifest), &lines, &files);
+        let (name, text) = &notes.loud[0];
+        assert_eq!(name, "k3", "{notes:?}");
+        assert!(!text.contains("Unless you just stored it"), "{text}");
+        assert!(
+            text.contains("is not the file its last line in the audit log records")
+                && text.contains("audit line 8"),
+            "{text}"
+        );
+        // With no line for it at all (a `key add` killed before its line), it may be theirs.
+        let notes = change_notes(Some(&manifest), &[], &files);
+        assert!(
+            notes.loud[0].1.contains("Unless you just stored it"),
+            "{notes:?}"
         );
     }
 
