@@ -1023,6 +1023,36 @@ fn gate_queries_are_signed_unencoded_as_gate_verifies_them() {
     assert_eq!(signed.query, q);
 }
 
+/// Red-team round 22: Bitget verifies the query percent-decoded, as ccxt and Bitget's SDKs
+/// sign it (docs/exchanges.md, Bitget), and the agent signed a Bitget query's escapes as sent:
+/// `idLessThan=a%2Ab` was signed over other bytes than Bitget hashes, `idLessThan=a*b`, and
+/// refused by Bitget. Escapes are refused now, as for Gate, and the unencoded value is signed
+/// as Bitget hashes it.
+#[test]
+fn bitget_queries_are_signed_unencoded_as_bitget_verifies_them() {
+    let bitget = passphrase_cred(Bitget);
+    let path = "/api/v2/spot/trade/unfilled-orders";
+    for q in [
+        "idLessThan=a%2Ab&symbol=BTCUSDT",
+        "idLessThan=a%20b&symbol=BTCUSDT",
+        "idLessThan=%C3%BC&symbol=BTCUSDT",
+        "symbol=BTCUSDT%26orderId%3D1",
+    ] {
+        let e = refused(&bitget, &req("GET", path, q, ""));
+        assert!(e.contains("send the query unencoded"), "{q}: {e}");
+    }
+    let q = "idLessThan=a*b~!()&symbol=BTCUSDT";
+    let signed = signs(&bitget, &req("GET", path, q, ""));
+    assert_eq!(signed.query, q);
+    // ccxt's ACCESS-SIGN for {"idLessThan": "a*b~!()", "symbol": "BTCUSDT"} at that time
+    // (ccxt 4.5.90's `bitget.sign`, which sends `idLessThan=a%2Ab~%21%28%29`): the base64
+    // HMAC-SHA256 of `1700000000000GET{path}?{q}`, the decoded query.
+    assert_eq!(
+        signed.headers["ACCESS-SIGN"],
+        "kLeXPRzzAYTRoqPgsm+4l8LGHX7GBbZc3UjuV6Eq8r4="
+    );
+}
+
 #[test]
 fn binance_values_are_printable_ascii_and_a_semicolon_starts_a_whole_name() {
     // Red-team round 7, third wave: a server that normalises (NFKC, accents stripped, Java 8's

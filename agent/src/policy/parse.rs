@@ -46,8 +46,8 @@ pub struct Grammar {
     /// A parameter name may repeat (`states[]=a&states[]=b`).
     pub repeats: bool,
     /// Query values are sent unencoded: no `%` escapes (Upbit and Bithumb hash the query as
-    /// it reads unencoded, and Gate verifies it decoded, so an escape would be signed one way
-    /// and read another).
+    /// it reads unencoded, and Gate and Bitget verify it decoded, so an escape would be signed
+    /// one way and read another).
     pub plain_values: bool,
     /// The JSON body is signed as the `k=v&...` query it flattens to (Upbit and Bithumb hash
     /// it so): an empty list or object would flatten to nothing, a parameter the policy read
@@ -175,7 +175,14 @@ impl Grammar {
                 }),
                 ..json
             },
-            Exchange::Okx | Exchange::Coinbase | Exchange::Bitget => json,
+            // Bitget verifies the query percent-decoded, as Gate does (ccxt and Bitget's own
+            // SDKs sign it unencoded and send it encoded): an escape the agent signed as sent
+            // would be verified decoded, and refused (red-team round 22).
+            Exchange::Bitget => Grammar {
+                plain_values: true,
+                ..json
+            },
+            Exchange::Okx | Exchange::Coinbase => json,
         }
     }
 }
