@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable
+from urllib.parse import unquote
 
 import ccxt
 import pytest
@@ -98,3 +99,37 @@ def test_bitget_classic_account(call: str, agent: tapsign.Agent) -> None:
 @pytest.mark.parametrize("call", ["create_order", "fetch_positions"])
 def test_bitget_async(call: str, world: Any) -> None:
     diffkit.check(UNIFIED, CALLS[call], tapsign.aio.Agent(world.sock), use_async=True)
+
+
+def compare_decoded(a: Sent, b: Sent) -> None:
+    """ccxt sends the query percent-encoded and signs it decoded, as Bitget verifies it; the
+    adapter sends what the agent signs, the decoded query: the URL is ccxt's, decoded, and
+    every header, ACCESS-SIGN included, is ccxt's."""
+    assert (a.method, a.url, a.body) == (b.method, unquote(b.url), b.body)
+    assert a.url != b.url, "the value needs no encoding: pick one ccxt encodes"
+    diffkit.same_headers(a.headers, b.headers)
+
+
+def test_bitget_signs_a_query_value_ccxt_encodes_as_ccxt_does(agent: tapsign.Agent) -> None:
+    # Red-team round 22: signed as ccxt sends it (encoded), idLessThan=a%2Ab... got another
+    # ACCESS-SIGN than ccxt's, which signs the decoded bytes Bitget hashes.
+    spec = diffkit.Spec("bitget", "bitget-main", CREDS, MARKETS, responder(False), stamps, compare_decoded, verify)
+    sent = diffkit.check(
+        spec, lambda ex: ex.privateSpotGetV2SpotTradeUnfilledOrders({"symbol": "BTCUSDT", "idLessThan": "a*b~!()"}), agent
+    )
+    assert sent[-1].query == "idLessThan=a*b~!()&symbol=BTCUSDT"
+
+
+@pytest.mark.parametrize("value", ["a b", "ü"])
+def test_bitget_refuses_a_query_value_that_cannot_go_out_unencoded(value: str, agent: tapsign.Agent) -> None:
+    # As for Gate: requests and urllib3 (and http.client) encode a space or a non-ASCII letter
+    # again, so Bitget would verify other bytes than the agent signed. Refused before the agent
+    # is asked; nothing is sent.
+    from tapsign.ccxt import attach
+
+    ex, rec = diffkit.instance(ccxt.bitget, MARKETS, responder(False))
+    attach(ex, key="bitget-main", agent=agent)
+    with pytest.raises(ccxt.BadRequest) as refused:
+        ex.privateSpotGetV2SpotTradeUnfilledOrders({"symbol": "BTCUSDT", "idLessThan": value})
+    assert "Bitget signs the query unencoded" in str(refused.value)
+    assert rec.sent == []

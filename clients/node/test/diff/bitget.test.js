@@ -2,7 +2,9 @@
 // Bitget through ccxt and the agent, against ccxt with the real secret.
 //
 // Same scheme, same layout: with ccxt's clock at the agent's ACCESS-TIMESTAMP, every field is
-// equal byte for byte, ACCESS-SIGN included. ccxt sorts the query by name, as Bitget (and the
+// equal byte for byte, ACCESS-SIGN included. (ccxt sends the query percent-encoded and signs
+// it decoded, as Bitget verifies it; the adapter decodes it, and the agent signs and the bot
+// sends it unencoded: a value ccxt encodes is the one difference, in the URL only.) ccxt sorts the query by name, as Bitget (and the
 // agent) want. ccxt's first private call tries GET /api/v3/account/settings to learn whether
 // the account is unified (UTA); here it answers as a classic account, so the calls go to the
 // v2 API, which most accounts use.
@@ -10,6 +12,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 
+const tapsign = require('../..');
+const { attach } = require('../../lib/ccxt');
 const { World } = require('../helpers/world');
 const h = require('./harness');
 const verify = require('./verify');
@@ -112,3 +116,38 @@ test('bitget USDT-M futures create_order (mix place-order)', () =>
     assert.match(last(r).body, /"productType":"USDT-FUTURES"/);
     assert.equal(r.result.id, ORDER_ID);
   }));
+
+// Red-team round 22: ccxt sends a Bitget query percent-encoded and signs it decoded, as Bitget
+// verifies it; the adapter signed the encoded bytes, so a value ccxt encodes got another
+// ACCESS-SIGN than ccxt's. Now decoded, as for Gate: the same signature as ccxt's, over the
+// query the bot sends.
+test('bitget signs a query value ccxt percent-encodes (*, !, parentheses) as ccxt does, decoded', () =>
+  h
+    .differential(world, spec, (ex) =>
+      ex.privateSpotGetV2SpotTradeUnfilledOrders({ symbol: 'BTCUSDT', idLessThan: 'a*b~!()' }),
+    )
+    .then((r) => {
+      const [sent, ccxts] = [last(r), r.ccxt.at(-1)];
+      const path = 'https://api.bitget.com/api/v2/spot/trade/unfilled-orders';
+      assert.equal(ccxts.url, `${path}?idLessThan=a%2Ab~%21%28%29&symbol=BTCUSDT`);
+      assert.equal(sent.url, `${path}?idLessThan=a*b~!()&symbol=BTCUSDT`);
+      assert.deepEqual(sent.headers, ccxts.headers, 'ACCESS-SIGN and the rest, as ccxt signs');
+    }));
+
+// A value that cannot go out unencoded (a space, a non-ASCII letter: fetch encodes them again,
+// and Bitget would verify other bytes than the agent signed) is refused before the agent is
+// asked, as for Gate; nothing is sent.
+test('bitget refuses a query value with a space or a non-ASCII letter before the agent is asked', async () => {
+  const ccxt = h.loadCcxt();
+  for (const value of ['a b', 'ü']) {
+    const ex = h.build(spec, {});
+    const sent = h.record(ex, spec.respond);
+    attach(ex, { key: spec.key, path: '/nonexistent/agent.sock' });
+    await assert.rejects(ex.privateSpotGetV2SpotTradeUnfilledOrders({ symbol: 'BTCUSDT', idLessThan: value }), (e) => {
+      assert.ok(e instanceof ccxt.BadRequest && e.tapsign instanceof tapsign.BadRequest, `${value}: ${e.constructor.name} ${e.message}`);
+      assert.match(e.message, /Bitget signs the query unencoded/);
+      return true;
+    });
+    assert.equal(sent.length, 0, value);
+  }
+});
