@@ -206,6 +206,29 @@ test('attach checks its arguments and can be repeated to change the key', async 
   attach(new ccxt.kucoinfutures(), { key: 'kucoin-main', path: world.sock });
 });
 
+// Red-team round 22: the Python adapter matched ccxt classes by inheritance and sent Binance.US,
+// Bybit EU, Bybit Indonesia and Gate EU the agent's signed requests and API key; both adapters
+// go by the ccxt id exactly. `scheme` names the exchange outright, one of the ten only.
+test('ccxt classes for other companies\' hosts are refused; scheme must name one of the ten', async () => {
+  for (const id of ['binanceus', 'bybiteu', 'bybitid', 'gateeu']) {
+    const ex = new ccxt[id]();
+    assert.throws(() => attach(ex, { key: 'binance-main', path: world.sock }), (e) => {
+      assert.match(e.message, new RegExp(`does not sign for ccxt's "${id}"`));
+      assert.match(e.message, /options\.scheme/);
+      return true;
+    });
+    assert.notEqual(ex.apiKey, PLACEHOLDERS.apiKey, `${id}: not attached`);
+  }
+  for (const scheme of ['binanceus', 'toString', 'constructor', '__proto__']) {
+    assert.throws(() => attach(new ccxt.binance(), { key: 'k', scheme }), /is not one of tapsign's exchanges/);
+  }
+  const ex = new ccxt.binanceus({ enableRateLimit: false });
+  const sent = h.record(ex, () => ({ balances: [] }));
+  attach(ex, { key: 'binance-main', path: world.sock, scheme: 'binance' });
+  await ex.privateGetAccount();
+  assert.ok(sent.length > 0 && sent.every((r) => r.url.startsWith('https://api.binance.us/')), JSON.stringify(sent));
+});
+
 test('an apostrophe in a query is refused before the agent is asked: fetch would send it as %27', async () => {
   // Upbit and Bithumb hash the query unencoded, Bybit signs it as sent: in each a %27 on the
   // wire is not what the agent signed. Nothing is sent, the agent is not asked.

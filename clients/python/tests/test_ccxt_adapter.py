@@ -56,6 +56,42 @@ def test_attach_refuses_an_exchange_tapsign_does_not_sign_for(agent: tapsign.Age
     assert "htx" in str(refused.value) and "binance" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "cls",
+    [ccxt.binanceus, ccxt.bybiteu, ccxt.bybitid, ccxt.gateeu, ccxt.async_support.binanceus],
+    ids=["binanceus", "bybiteu", "bybitid", "gateeu", "async-binanceus"],
+)
+def test_a_ccxt_class_for_another_companys_host_is_refused_not_matched_by_inheritance(agent: tapsign.Agent, cls: Any) -> None:
+    # Red-team round 22: matched by its base class (binance, bybit, gate), the instance sent
+    # the agent's signed requests and the API key to Binance.US, Bybit EU, Gate EU.
+    ex = cls()
+    with pytest.raises(ValueError) as refused:
+        attach(ex, key="binance-main", agent=agent)
+    assert ex.id in str(refused.value) and "scheme=" in str(refused.value)
+    assert getattr(ex, "_tapsign", None) is None and not ex.apiKey
+
+
+def test_scheme_names_the_exchange_outright(agent: tapsign.Agent) -> None:
+    ex, rec = diffkit.instance(ccxt.binanceus, MARKETS, lambda m, u, b: {"balances": []})
+    attach(ex, key="binance-main", agent=agent, scheme="binance")
+    ex.fetch_balance()
+    assert rec.sent and all(s.host == "api.binance.us" for s in rec.sent)
+    with pytest.raises(ValueError) as refused:
+        attach(ccxt.binanceus(), key="binance-main", agent=agent, scheme="binanceus")
+    assert "binance, bitget" in str(refused.value)
+
+
+def test_the_ccxt_ids_are_the_node_adapters() -> None:
+    # Both adapters decide by this table; they must agree on every id.
+    import os
+    import re
+
+    node = os.path.join(os.environ.get("TAPSIGN_REPO", "../.."), "clients/node/lib/ccxt/schemes.js")
+    with open(node) as f:
+        table = f.read().split("const BY_CCXT_ID = {", 1)[1].split("};", 1)[0]
+    assert dict(re.findall(r"(\w+): '(\w+)'", table)) == _rules.IDS
+
+
 def test_attach_twice_is_refused(agent: tapsign.Agent) -> None:
     ex, _ = binance(agent)
     with pytest.raises(ValueError):

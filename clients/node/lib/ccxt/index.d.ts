@@ -10,7 +10,11 @@ export interface AttachOptions {
   path?: string;
   /** Names the bot in the agent's log, when no `agent` is given. */
   client?: string;
-  /** The scheme, for a ccxt class derived from one of the ten exchanges under another id. */
+  /**
+   * The scheme, for an instance whose ccxt id tapsign does not know (a class of your own for one
+   * of the ten exchanges). ccxt's classes for other companies' hosts (binanceus, bybiteu, bybitid,
+   * gateeu) are refused without it: see the README.
+   */
   scheme?: 'upbit' | 'bithumb' | 'binance' | 'bybit' | 'okx' | 'coinbase' | 'kraken' | 'gate' | 'kucoin' | 'bitget';
 }
 

@@ -71,12 +71,26 @@ function attach(exchange, options = {}) {
   if (typeof key !== 'string' || key === '') {
     throw new TypeError('attach: options.key must name the credential in the keystore (`tapsign key list`)');
   }
-  const schemeName = options.scheme || BY_CCXT_ID[exchange.id];
-  const scheme = SCHEMES[schemeName];
+  // By the ccxt id exactly, never by the class it derives from: ccxt builds other companies'
+  // exchanges on supported ones (binanceus on binance, bybiteu and bybitid on bybit, gateeu on
+  // gate), with their own hosts, accounts and endpoint lists the agent's policy was never
+  // checked against (the Python adapter decides the same way; red-team round 22).
+  const own = (table, name) => typeof name === 'string' && Object.prototype.hasOwnProperty.call(table, name);
+  if (options.scheme !== undefined && !own(SCHEMES, options.scheme)) {
+    throw new TypeError(
+      `attach: options.scheme ${JSON.stringify(options.scheme)} is not one of tapsign's exchanges: ` +
+        Object.keys(SCHEMES).join(', '),
+    );
+  }
+  const schemeName = options.scheme !== undefined ? options.scheme : own(BY_CCXT_ID, exchange.id) ? BY_CCXT_ID[exchange.id] : undefined;
+  const scheme = schemeName === undefined ? undefined : SCHEMES[schemeName];
   if (!scheme) {
     throw new TypeError(
-      `attach: tapsign does not sign for ccxt's "${exchange.id}"; it signs ${Object.keys(SCHEMES).join(', ')} ` +
-        '(pass options.scheme for a ccxt class derived from one of them)',
+      `attach: tapsign does not sign for ccxt's "${exchange.id}"; it signs ${Object.keys(BY_CCXT_ID).join(', ')}. ` +
+        "A ccxt class for another company's exchange built on one of them (binanceus, bybiteu, bybitid, " +
+        "gateeu) is not served: it sends your requests, signed and with the API key, to that company's " +
+        "host, and the agent's policy was made for the original's endpoints. Pass options.scheme only for " +
+        'a class of your own that talks to the original exchange, or knowingly for a key made at such a host',
     );
   }
   const agent =

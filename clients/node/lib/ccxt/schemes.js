@@ -266,8 +266,9 @@ function partnerSecret(partner, id) {
   return undefined;
 }
 
-// ccxt ids (and the ccxt classes derived from them) whose keys the agent signs as one of its
-// ten exchanges.
+// ccxt ids whose keys the agent signs as one of its ten exchanges: exactly these ids, not the
+// classes ccxt derives from them for other companies' hosts (binanceus, bybiteu, bybitid,
+// gateeu). The Python adapter's IDS is the same table.
 const BY_CCXT_ID = {
   upbit: 'upbit',
   bithumb: 'bithumb',

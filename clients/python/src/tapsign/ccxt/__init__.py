@@ -58,15 +58,31 @@ def _unsigned_ecdsa(*args: Any, **kwargs: Any) -> Dict[str, Any]:
     return {"r": UNSIGNED, "s": UNSIGNED, "v": 0}
 
 
-def _rule_for(exchange: Any) -> Rule:
-    names = [str(getattr(exchange, "id", ""))] + [c.__name__ for c in type(exchange).__mro__]
-    for name in names:
-        if name in _rules.IDS:
-            return RULES[_rules.IDS[name]]
+def _rule_for(exchange: Any, scheme: Optional[str]) -> Rule:
+    """The rule for ``exchange``, by its ccxt id exactly, as the Node adapter decides.
+
+    Not by the classes it derives from: ccxt builds other companies' exchanges on a supported
+    one (``binanceus`` on ``binance``, ``bybiteu`` and ``bybitid`` on ``bybit``, ``gateeu`` on
+    ``gate``), each with its own host, accounts and endpoint list, which the agent's policy was
+    never checked against; matched by inheritance, the trader's signed requests and API key
+    went to that host in silence (red-team round 22). ``scheme`` names the rule outright."""
+    if scheme is not None:
+        if scheme not in RULES:
+            raise ValueError(
+                f"scheme={scheme!r} is not one of tapsign's exchanges: {', '.join(sorted(RULES))}"
+            )
+        return RULES[scheme]
+    ccxt_id = str(getattr(exchange, "id", ""))
+    if ccxt_id in _rules.IDS:
+        return RULES[_rules.IDS[ccxt_id]]
     known = ", ".join(sorted(_rules.IDS))
     raise ValueError(
-        f"tapsign signs for these ccxt exchanges: {known}; "
-        f"{getattr(exchange, 'id', type(exchange).__name__)} is not one of them"
+        f"tapsign signs for these ccxt exchanges: {known}; {ccxt_id or type(exchange).__name__} "
+        "is not one of them. A ccxt class for another company's exchange built on one of them "
+        "(binanceus, bybiteu, bybitid, gateeu) is not served: it sends your requests, signed "
+        "and with the API key, to that company's host, and the agent's policy was made for the "
+        "original's endpoints. Pass scheme=... only for a class of your own that talks to the "
+        "original exchange, or knowingly for a key made at such a host"
     )
 
 
@@ -300,17 +316,21 @@ def _kucoin_futures(u: Unsigned) -> bool:
     return trade_type == "FUTURES"
 
 
-def attach(exchange: Any, key: str, agent: Union[Agent, aio.Agent, None] = None) -> Any:
+def attach(
+    exchange: Any, key: str, agent: Union[Agent, aio.Agent, None] = None, scheme: Optional[str] = None
+) -> Any:
     """Make ``exchange`` (a ccxt instance, sync or ``async_support``) sign its private requests
     with the agent's credential ``key``. Returns the same instance.
 
     The instance must hold no secret: its credentials become placeholders that sign nothing.
     ``agent`` defaults to a new :class:`tapsign.Agent` (or :class:`tapsign.aio.Agent` for an
-    async instance) found by the usual socket rules.
+    async instance) found by the usual socket rules. ``scheme`` (one of the agent's
+    exchanges: ``"binance"``, ...) is for an instance whose ccxt id is not one tapsign knows;
+    without it such an instance is refused (see ``_rule_for``).
     """
     if getattr(exchange, "_tapsign", None) is not None:
         raise ValueError(f"{exchange.id} is already attached to tapsign key {exchange._tapsign.key!r}")
-    rule = _rule_for(exchange)
+    rule = _rule_for(exchange, scheme)
     for name in _SECRET_FIELDS:
         if getattr(exchange, name, None):
             raise ValueError(

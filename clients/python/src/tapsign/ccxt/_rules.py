@@ -203,7 +203,8 @@ RULES: Dict[str, Rule] = {
     ),
 }
 
-# ccxt ids (and the classes they derive from) the adapter knows, by their agent scheme.
+# ccxt ids the adapter knows, by their agent scheme: exactly these ids, not the classes ccxt
+# derives from them for other companies' hosts (the Node adapter's BY_CCXT_ID is the same).
 IDS: Dict[str, str] = {
     "upbit": "upbit",
     "bithumb": "bithumb",
