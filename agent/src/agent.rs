@@ -211,8 +211,14 @@ impl Agent {
         say!("tapsign agent: locked: {reason}");
         // Not waited for: a lock happens whatever the disk does. The writer logs the head
         // after this line and has it synced at once.
+        let (pid, exe) = match reason {
+            LockReason::Request(c) => (Some(c.pid), Some(c.exe.clone())),
+            _ => (None, None),
+        };
         self.audit.submit(AuditEvent::Lock {
             reason: reason.to_string(),
+            pid,
+            exe,
         });
         self.publish(SessionEvent {
             event: EventKind::Locked,
@@ -296,7 +302,7 @@ impl Agent {
                 Err(e) => e.response(),
             },
             Request::Lock {} => {
-                self.lock(LockReason::Command);
+                self.lock(LockReason::request(client));
                 // The answer waits (briefly, never for a sync) for the lock's line.
                 self.audit.refresh(AUDIT_WAIT).await;
                 Response::Locked {}

@@ -139,7 +139,10 @@ async fn a_lock_while_a_signature_is_recorded_withholds_it() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(agent.lock(LockReason::Command));
+    assert!(agent.lock(LockReason::request(&crate::session::Client {
+        pid: 1,
+        exe: "bot".into()
+    })));
     {
         let (m, cv) = &*gate;
         m.lock().unwrap().0 = false;
@@ -190,7 +193,12 @@ fn a_lock_is_counted_only_once_it_holds_the_session() {
     let held = agent.session();
     let locker = std::thread::spawn({
         let agent = Arc::clone(&agent);
-        move || agent.lock(LockReason::Command)
+        move || {
+            agent.lock(LockReason::request(&crate::session::Client {
+                pid: 1,
+                exe: "bot".into(),
+            }))
+        }
     });
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
@@ -249,6 +257,62 @@ async fn a_signature_whose_check_ends_past_the_lifetime_is_refused() {
         other => panic!("signed past the lifetime: {other:?}"),
     }
     assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
+}
+
+/// Red-team round 22: a `lock` from any program was recorded and shown as "locked by
+/// `tapsign lock`", with no pid or program, where every other decision names its client. The
+/// status, the `locked` event and the audit line name the program that asked now, and the
+/// line carries its pid and program as fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_request_is_recorded_and_shown_with_the_program_that_sent_it() {
+    use crate::config::Config;
+    use crate::paths::Paths;
+    use tapsign_proto::{Request, Response};
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+    let agent = Agent::new(paths.clone(), Config::default(), false);
+    let bounds = Bounds {
+        ttl: Duration::from_secs(1800),
+        idle: Duration::from_secs(1800),
+        max_signatures: 10,
+        per_key: None,
+    };
+    *agent.session() = Session::unlock(vec![cred()], bounds, agent.now(), "test".into());
+    let mut events = agent.subscribe();
+    let bot = Client {
+        pid: 4242,
+        exe: "/usr/bin/python3".into(),
+    };
+    assert!(matches!(
+        agent.handle(Request::Lock {}, &bot).await,
+        Response::Locked {}
+    ));
+    let said = "locked by a `lock` request from pid 4242 (/usr/bin/python3)";
+    let shown = agent.session().lock_reason().map(|r| r.to_string());
+    assert_eq!(shown.as_deref(), Some(said));
+    assert_eq!(events.try_recv().unwrap().reason.as_deref(), Some(said));
+    agent.audit.close().await;
+    let lock = crate::audit::read(&paths.audit_log())
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e {
+            crate::audit::Entry::Line(l) => match l.event {
+                crate::audit::AuditEvent::Lock { .. } => Some(l.event),
+                _ => None,
+            },
+            _ => panic!("a damaged line"),
+        })
+        .expect("a lock line");
+    assert_eq!(
+        lock,
+        crate::audit::AuditEvent::Lock {
+            reason: said.into(),
+            pid: Some(4242),
+            exe: Some("/usr/bin/python3".into()),
+        }
+    );
+    assert_eq!(lock.to_string(), format!("lock ({said})"));
 }
 
 /// A bot retrying in a loop against a locked agent, or one the wall refuses, wrote a line per

@@ -19,8 +19,12 @@ pub(crate) const CLIENTS_KEPT: usize = 1024;
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockReason {
-    /// `tapsign lock`.
-    Command,
+    /// A `lock` request: `tapsign lock`, or any other program of the user's (the protocol lets
+    /// any of them lock), named by its pid and program as every other decision is. Shown as
+    /// "locked by `tapsign lock`" whoever sent it, a bot locking the session before each of
+    /// the trader's orders was put down to the trader (red-team round 22). Made with
+    /// [`LockReason::request`], which cuts the program's name as the audit log does.
+    Request(Client),
     /// The absolute lifetime ran out.
     Expired,
     /// Nothing signed for the idle timeout.
@@ -36,6 +40,22 @@ pub enum LockReason {
 }
 
 impl LockReason {
+    /// The end a `lock` request from `client` makes. The program's name is the client's to
+    /// choose: cut as `status` and the audit log cut it, so it cannot push the reason's own
+    /// words off the screen.
+    pub fn request(client: &Client) -> LockReason {
+        let mut exe = if client.exe.is_empty() {
+            "?".to_owned()
+        } else {
+            client.exe.clone()
+        };
+        crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
+        LockReason::Request(Client {
+            pid: client.pid,
+            exe,
+        })
+    }
+
     /// Whether a `sign` after this end says so (with its own code: `expired`,
     /// `budget_exhausted`) rather than just "locked".
     fn tells_a_sign(&self) -> bool {
@@ -49,7 +69,11 @@ impl LockReason {
 impl fmt::Display for LockReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockReason::Command => f.write_str("locked by `tapsign lock`"),
+            LockReason::Request(c) => write!(
+                f,
+                "locked by a `lock` request from pid {} ({})",
+                c.pid, c.exe
+            ),
             LockReason::Expired => f.write_str("session lifetime ran out"),
             LockReason::Idle => f.write_str("session idle timeout"),
             LockReason::BudgetSpent => f.write_str("session signature budget spent"),

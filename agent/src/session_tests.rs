@@ -121,10 +121,43 @@ fn unknown_key_is_refused() {
 #[test]
 fn lock_is_idempotent_and_keeps_first_reason() {
     let mut s = Session::unlock(vec![cred("a")], bounds(10), secs(0), "t".into());
-    assert!(s.lock(LockReason::Command));
+    assert!(s.lock(LockReason::request(&bot())));
     assert!(!s.lock(LockReason::Signal("SIGHUP")));
-    assert_eq!(s.lock_reason(), Some(&LockReason::Command));
+    assert_eq!(s.lock_reason(), Some(&LockReason::request(&bot())));
     assert_eq!(sign(&mut s, "a", 1), Err(ErrorCode::Locked));
+}
+
+/// Red-team round 22: a `lock` from any program was shown as "locked by `tapsign lock`",
+/// putting a bot's locks down to the trader. It names the program now, cut as the audit log
+/// cuts a program's name.
+#[test]
+fn a_lock_request_names_the_program_that_sent_it() {
+    let mut s = Session::unlock(vec![cred("a")], bounds(10), secs(0), "t".into());
+    assert!(s.lock(LockReason::request(&bot())));
+    let why = s.lock_reason().unwrap().to_string();
+    assert_eq!(
+        why,
+        format!(
+            "locked by a `lock` request from pid {} ({})",
+            bot().pid,
+            bot().exe
+        )
+    );
+    let padded = Client {
+        pid: 43,
+        exe: format!("/tmp/{}", "x".repeat(4000)),
+    };
+    let why = LockReason::request(&padded).to_string();
+    assert!(why.len() < 400 && why.ends_with("bytes])"), "{why}");
+    let nameless = Client {
+        pid: 44,
+        exe: String::new(),
+    };
+    assert!(
+        LockReason::request(&nameless)
+            .to_string()
+            .ends_with("pid 44 (?)")
+    );
 }
 
 #[test]
@@ -253,7 +286,7 @@ fn the_session_remembers_the_bounds_it_was_opened_and_extended_with() {
     assert!(s.extend(wider, secs(10)));
     assert_eq!(s.bounds(), Some(wider));
     assert_eq!(s.status(secs(10)).unwrap().idle_timeout_secs, 600);
-    s.lock(LockReason::Command);
+    s.lock(LockReason::request(&bot()));
     assert_eq!(s.bounds(), None, "a locked agent has no bounds to renew");
 }
 

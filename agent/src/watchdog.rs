@@ -564,7 +564,7 @@ mod tests {
     async fn unlock_is_refused_while_the_agent_cannot_guard_a_session() {
         let dir = tempfile::tempdir().unwrap();
         let agent = unlocked(dir.path());
-        agent.lock(LockReason::Command);
+        agent.lock(LockReason::request(&bot()));
         agent.guard.set("watch", "no watch (test)".into());
         let unlock = || Request::Unlock(tapsign_proto::UnlockRequest::default());
         match agent.handle(unlock(), &bot()).await {

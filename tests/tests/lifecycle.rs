@@ -89,6 +89,41 @@ fn sigterm_wipes_the_session_and_exits_cleanly() {
         .expect("the lock is audited");
 }
 
+/// Red-team round 22: a `lock` from any program was shown in `status` and the audit log as
+/// "locked by `tapsign lock`", with no pid or program, so a bot locking the session before
+/// each of the trader's orders was put down to the trader. Both name the program now, as
+/// every other decision line does.
+#[test]
+fn a_lock_request_from_a_program_is_shown_and_audited_with_its_pid_and_program() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    // This test is the program: any client of the user's may lock.
+    w.client().lock().unwrap();
+    let me = std::env::current_exe().unwrap();
+    let said = format!(
+        "locked by a `lock` request from pid {} ({})",
+        std::process::id(),
+        me.display()
+    );
+    let v = w.status();
+    assert_eq!(v["state"], "locked", "{v}");
+    assert_eq!(v["lock_reason"], said.as_str(), "{v}");
+    let text = w.run(&["status"], "");
+    assert!(text.ok().contains(&said), "{text:?}");
+    let audit = w.run(&["audit"], "");
+    assert!(audit.ok().contains(&format!("lock ({said})")), "{audit:?}");
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap_or_default();
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|l: &serde_json::Value| l["event"]["type"] == "lock")
+        .unwrap_or_else(|| panic!("no lock line in {log}"));
+    assert_eq!(line["event"]["pid"], std::process::id(), "{line}");
+    assert_eq!(line["event"]["exe"], me.display().to_string(), "{line}");
+}
+
 #[test]
 fn sighup_locks_but_keeps_serving() {
     let mut w = World::new();
@@ -278,7 +313,12 @@ fn an_agent_whose_stderr_is_full_keeps_unlocking_and_locking() {
     let status = w.run(&["status", "--json"], "");
     let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
     assert_eq!(v["state"], "locked", "{v}");
-    assert_eq!(v["lock_reason"], "locked by `tapsign lock`", "{v}");
+    let why = v["lock_reason"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("locked by a `lock` request from pid ")
+            && why.ends_with(&format!("({})", tapsign_tests::tapsign_bin().display())),
+        "{v}"
+    );
     drop(reader);
     assert_eq!(w.signal_agent("TERM"), Some(0), "the agent did not stop");
 }

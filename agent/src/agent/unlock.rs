@@ -463,7 +463,10 @@ mod tests {
         let touched = agent
             .after_touch(Ok(opened()), false, locks, &AtomicBool::new(false))
             .unwrap();
-        assert!(!agent.lock(LockReason::Command), "no session to end yet");
+        assert!(
+            !agent.lock(LockReason::request(&client())),
+            "no session to end yet"
+        );
         let e = agent
             .opened(touched, bounds(), &client(), locks)
             .await
@@ -498,7 +501,7 @@ mod tests {
             .unwrap();
         assert_ne!(agent.locks.load(Ordering::SeqCst), before, "replaced");
         // Opening with no session to replace is no lock.
-        agent.lock(LockReason::Command);
+        agent.lock(LockReason::request(&client()));
         let before = agent.locks.load(Ordering::SeqCst);
         agent
             .opened(opened(), bounds(), &who, before)

@@ -61,7 +61,15 @@ pub enum AuditEvent {
     },
     /// A session ended: the reason as `LockReason` displays it (`"session lifetime ran out"`,
     /// `"session idle timeout"`, `"agent received SIGTERM"`, what a lock source says, ...).
-    Lock { reason: String },
+    Lock {
+        reason: String,
+        /// For a `lock` request, the program that sent it (`reason` names it too); absent for
+        /// every other end, and from lines written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exe: Option<String>,
+    },
     /// A request was signed.
     Sign {
         key: String,
@@ -240,6 +248,10 @@ impl AuditEvent {
                 cap(reason, REASON_MAX);
             }
             AuditEvent::PeerRefused { exe, .. } | AuditEvent::Unlock { exe, .. } => cap_quoted(exe),
+            AuditEvent::Lock { reason, exe, .. } => {
+                exe.iter_mut().for_each(cap_quoted);
+                cap(reason, REASON_MAX);
+            }
             _ => {}
         }
         e
@@ -489,7 +501,7 @@ impl fmt::Display for AuditEvent {
                 )?;
                 Repeated(self.repeated()).fmt(f)
             }
-            AuditEvent::Lock { reason } => write!(f, "lock ({})", Shown(reason)),
+            AuditEvent::Lock { reason, .. } => write!(f, "lock ({})", Shown(reason)),
             AuditEvent::Sign {
                 key,
                 kind,

@@ -34,7 +34,12 @@ fn event() -> impl Strategy<Value = AuditEvent> {
     prop_oneof![
         (text(), any::<u32>()).prop_map(|(version, pid)| AuditEvent::AgentStart { version, pid }),
         text().prop_map(|reason| AuditEvent::AgentStop { reason }),
-        text().prop_map(|reason| AuditEvent::Lock { reason }),
+        (
+            text(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(text())
+        )
+            .prop_map(|(reason, pid, exe)| AuditEvent::Lock { reason, pid, exe }),
         (
             text(),
             proptest::collection::vec(text(), 0..3),

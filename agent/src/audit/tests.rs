@@ -58,6 +58,8 @@ fn every_event() -> Vec<AuditEvent> {
         ),
         AuditEvent::Lock {
             reason: "idle".into(),
+            pid: None,
+            exe: None,
         },
         AuditEvent::AgentStop {
             reason: "signal SIGTERM".into(),
@@ -106,6 +108,8 @@ fn chain_verifies_after_appends_and_across_reopen() {
     assert!(!log.damaged_tail());
     log.append(&AuditEvent::Lock {
         reason: "lock command".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     let head = log.checkpoint();
@@ -142,6 +146,8 @@ fn line_format_is_exactly_as_documented() {
     log.append_at(
         &AuditEvent::Lock {
             reason: "idle".into(),
+            pid: None,
+            exe: None,
         },
         t,
     )
@@ -324,6 +330,8 @@ fn truncated_final_line_is_reported_and_logging_goes_on() {
     assert!(log.damaged_tail());
     log.append(&AuditEvent::Lock {
         reason: "expired".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     assert!(!log.damaged_tail());
@@ -345,6 +353,8 @@ fn garbage_tail_is_counted_so_seq_stays_the_line_number() {
     let mut log = AuditLog::open(&path).unwrap();
     log.append(&AuditEvent::Lock {
         reason: "idle".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     let last: AuditLine = serde_json::from_str(&lines_of(&path)[3]).unwrap();
@@ -515,6 +525,8 @@ fn reopen_finds_a_last_line_longer_than_one_read_chunk() {
     assert_eq!(log.checkpoint(), head);
     log.append(&AuditEvent::Lock {
         reason: "idle".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     assert!(matches!(
@@ -535,6 +547,8 @@ fn a_forged_huge_seq_on_the_last_line_does_not_panic_the_agent() {
     let mut log = AuditLog::open(&path).unwrap();
     log.append(&AuditEvent::Lock {
         reason: "idle".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     assert_eq!(broken_at(&path).0, 1);
@@ -674,6 +688,8 @@ fn an_append_waits_a_bounded_time_for_a_lock_held_elsewhere() {
     let started = std::time::Instant::now();
     let e = log.append(&AuditEvent::Lock {
         reason: "test".into(),
+        pid: None,
+        exe: None,
     });
     let e = e.unwrap_err().to_string();
     assert!(e.contains("held it locked"), "{e}");
@@ -682,6 +698,8 @@ fn an_append_waits_a_bounded_time_for_a_lock_held_elsewhere() {
     flock(&holder, FlockOperation::Unlock).unwrap();
     log.append(&AuditEvent::Lock {
         reason: "test".into(),
+        pid: None,
+        exe: None,
     })
     .unwrap();
     assert_eq!(lines_of(&path).len(), 3);

@@ -12,6 +12,8 @@ use crate::keystore::{KeyAction, KeyChange, Ledger, LedgerEntry};
 fn lock(reason: &str) -> AuditEvent {
     AuditEvent::Lock {
         reason: reason.into(),
+        pid: None,
+        exe: None,
     }
 }
 
@@ -637,6 +639,8 @@ fn a_record_after_ready_takes_lines_others_appended_meanwhile() {
     let mut agent = AuditLog::open(&path).unwrap();
     let refused = AuditEvent::Lock {
         reason: "x".repeat(200),
+        pid: None,
+        exe: None,
     };
     let many: Vec<_> = (0..8_000)
         .map(|_| (&refused, std::time::SystemTime::now()))

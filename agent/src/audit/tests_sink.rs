@@ -32,6 +32,8 @@ fn sign() -> AuditEvent {
 fn lock() -> AuditEvent {
     AuditEvent::Lock {
         reason: "lock command".into(),
+        pid: None,
+        exe: None,
     }
 }
 
