@@ -212,7 +212,7 @@ impl Agent {
         // Not waited for: a lock happens whatever the disk does. The writer logs the head
         // after this line and has it synced at once.
         let (pid, exe) = match reason {
-            LockReason::Request(c) => (Some(c.pid), Some(c.exe.clone())),
+            LockReason::Request { client, .. } => (Some(client.pid), Some(client.exe.clone())),
             _ => (None, None),
         };
         self.audit.submit(AuditEvent::Lock {

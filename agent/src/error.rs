@@ -316,7 +316,7 @@ pub fn lock_code(reason: &LockReason) -> ErrorCode {
     match reason {
         LockReason::Expired | LockReason::Idle => ErrorCode::Expired,
         LockReason::BudgetSpent => ErrorCode::BudgetExhausted,
-        LockReason::Request(_)
+        LockReason::Request { .. }
         | LockReason::Signal(_)
         | LockReason::Replaced
         | LockReason::Other(_) => ErrorCode::Locked,

@@ -22,9 +22,10 @@ pub enum LockReason {
     /// A `lock` request: `tapsign lock`, or any other program of the user's (the protocol lets
     /// any of them lock), named by its pid and program as every other decision is. Shown as
     /// "locked by `tapsign lock`" whoever sent it, a bot locking the session before each of
-    /// the trader's orders was put down to the trader (red-team round 22). Made with
+    /// the trader's orders was put down to the trader (red-team round 22). `tapsign`: the
+    /// client runs the agent's own program, whose only `lock` is `tapsign lock`. Made with
     /// [`LockReason::request`], which cuts the program's name as the audit log does.
-    Request(Client),
+    Request { client: Client, tapsign: bool },
     /// The absolute lifetime ran out.
     Expired,
     /// Nothing signed for the idle timeout.
@@ -44,16 +45,25 @@ impl LockReason {
     /// choose: cut as `status` and the audit log cut it, so it cannot push the reason's own
     /// words off the screen.
     pub fn request(client: &Client) -> LockReason {
+        LockReason::request_by(client, own_program())
+    }
+
+    /// [`LockReason::request`], with the agent's own program given (`None`: unknown).
+    fn request_by(client: &Client, own: Option<&str>) -> LockReason {
+        let tapsign = own.is_some_and(|own| own == client.exe);
         let mut exe = if client.exe.is_empty() {
             "?".to_owned()
         } else {
             client.exe.clone()
         };
         crate::audit::cap(&mut exe, crate::audit::QUOTED_MAX);
-        LockReason::Request(Client {
-            pid: client.pid,
-            exe,
-        })
+        LockReason::Request {
+            client: Client {
+                pid: client.pid,
+                exe,
+            },
+            tapsign,
+        }
     }
 
     /// Whether a `sign` after this end says so (with its own code: `expired`,
@@ -69,11 +79,14 @@ impl LockReason {
 impl fmt::Display for LockReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockReason::Request(c) => write!(
-                f,
-                "locked by a `lock` request from pid {} ({})",
-                c.pid, c.exe
-            ),
+            LockReason::Request { client, tapsign } => {
+                let (pid, exe) = (client.pid, &client.exe);
+                if *tapsign {
+                    write!(f, "locked by `tapsign lock`, pid {pid} ({exe})")
+                } else {
+                    write!(f, "locked by a `lock` request from pid {pid} ({exe})")
+                }
+            }
             LockReason::Expired => f.write_str("session lifetime ran out"),
             LockReason::Idle => f.write_str("session idle timeout"),
             LockReason::BudgetSpent => f.write_str("session signature budget spent"),
@@ -82,6 +95,18 @@ impl fmt::Display for LockReason {
             LockReason::Other(s) => f.write_str(s),
         }
     }
+}
+
+/// The agent's own program as a client's is read (`/proc/PID/exe`): the `tapsign` the CLI
+/// runs too. Read once; `None` when it cannot be (then no client is taken for it).
+fn own_program() -> Option<&'static str> {
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string())
+    })
+    .as_deref()
 }
 
 /// The bounds of a session, already capped by the agent's configuration.

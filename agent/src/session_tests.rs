@@ -158,6 +158,18 @@ fn a_lock_request_names_the_program_that_sent_it() {
             .to_string()
             .ends_with("pid 44 (?)")
     );
+    // The agent's own program is `tapsign lock`, the documented name, still with its pid.
+    let cli = Client {
+        pid: 45,
+        exe: "/usr/bin/tapsign".into(),
+    };
+    let why = LockReason::request_by(&cli, Some("/usr/bin/tapsign")).to_string();
+    assert_eq!(why, "locked by `tapsign lock`, pid 45 (/usr/bin/tapsign)");
+    let why = LockReason::request_by(&cli, Some("/opt/tapsign/bin/tapsign")).to_string();
+    assert_eq!(
+        why,
+        "locked by a `lock` request from pid 45 (/usr/bin/tapsign)"
+    );
 }
 
 #[test]

@@ -315,7 +315,7 @@ fn an_agent_whose_stderr_is_full_keeps_unlocking_and_locking() {
     assert_eq!(v["state"], "locked", "{v}");
     let why = v["lock_reason"].as_str().unwrap_or_default();
     assert!(
-        why.starts_with("locked by a `lock` request from pid ")
+        why.starts_with("locked by `tapsign lock`, pid ")
             && why.ends_with(&format!("({})", tapsign_tests::tapsign_bin().display())),
         "{v}"
     );
