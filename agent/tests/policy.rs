@@ -2567,6 +2567,9 @@ fn options_in_any_spelling_a_server_could_parse_are_withheld() {
         "BTC-USD-26DEC2026-100000-C",
         "BTC-USD-261225X-100000-C",
         "BTC-USD-261225-100000X-C",
+        // The same strikes behind `_` (the recheck of the parts rule).
+        "BTC-USD-261225_.5_C",
+        "BTC-USD-261225_100000D_C",
     ];
     for inst in shapes {
         let err = check_with(Exchange::Okx, &KeyPolicy::default(), &okx_order(inst))
@@ -2605,7 +2608,12 @@ fn options_in_any_spelling_a_server_could_parse_are_withheld() {
             .unwrap_or_else(|e| panic!("binance {symbol}: {e}"));
     }
     // On Binance a `-` is an option's alone: withheld however the rest is written.
-    for symbol in ["DOGE-261225-.15-C", "BTC-X", "BTC-260327"] {
+    for symbol in [
+        "DOGE-261225-.15-C",
+        "BTC-X",
+        "BTC-260327",
+        "BTC_261225_.5_C",
+    ] {
         let err = check_with(Binance, &KeyPolicy::default(), &binance(symbol))
             .err()
             .unwrap_or_else(|| panic!("binance {symbol}: signed"));
@@ -2693,6 +2701,50 @@ fn a_coinbase_withheld_field_is_refused_saying_the_body_is_not_signed() {
     );
 }
 
+/// Red-team round 22's recheck: any third part made an OKX `instId` a derivative's to the
+/// spot-margin check, so `BTC-USDT-SPOT` with `cross` was signed (an OKX that dropped an
+/// unknown part would read a spot margin order). Only a swap's or a future's third part
+/// makes a derivative; the rest are read as spot pairs.
+#[test]
+fn only_a_swap_or_a_future_makes_an_okx_cross_order_a_derivatives() {
+    let order = |inst: &str| {
+        support::req(
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            &format!(
+                r#"{{"instId":"{inst}","tdMode":"cross","side":"buy","ordType":"market","sz":"1"}}"#
+            ),
+        )
+    };
+    for inst in [
+        "BTC-USDT",
+        "BTC-USDT-SPOT",
+        "BTC-USDT-0",
+        "BTC-USDT-swap",
+        "BTC-USDT-2603",
+    ] {
+        let err = check_with(Exchange::Okx, &KeyPolicy::default(), &order(inst))
+            .err()
+            .unwrap_or_else(|| panic!("{inst}: signed"));
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Margin { .. })),
+            "{inst}: {err}"
+        );
+        check_with(Exchange::Okx, &margin_allowed(), &order(inst))
+            .unwrap_or_else(|e| panic!("{inst} with margin = true: {e}"));
+    }
+    for inst in [
+        "BTC-USDT-SWAP",
+        "BTC-USD-260327",
+        "BTC-USD_UM-SWAP",
+        "BTC-USD_UM-260808",
+    ] {
+        check_with(Exchange::Okx, &KeyPolicy::default(), &order(inst))
+            .unwrap_or_else(|e| panic!("{inst}: {e}"));
+    }
+}
+
 /// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
 /// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
 /// reason for placing options and the docs said cancels took any category. It says why a
@@ -2712,8 +2764,7 @@ fn a_bybit_options_cancel_is_refused_for_what_its_bytes_also_are() {
             .unwrap_or_else(|| panic!("{path}: signed"));
         let msg = err.to_string();
         assert!(
-            msg.contains("options cancel's bytes are also an options amend's")
-                && !msg.contains("allow = ["),
+            msg.contains("a cancel in that category is refused too") && !msg.contains("allow = ["),
             "{path}: {msg}"
         );
     }

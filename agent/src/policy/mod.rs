@@ -233,7 +233,8 @@ pub enum Denial {
         "refused: {endpoint} with {what} is a margin order: what the balance does not cover, \
          {exchange} lends, and the debt bears interest until it is repaid. tapsign signs orders \
          that borrow only for a key whose config says so: `margin = true` under [keys.{key}] \
-         in config.toml (docs/policy.md, \"Borrowing\"), best on a key of its own. {instead}"
+         in config.toml (docs/policy.md, \"Borrowing\"), best on an exchange API key of its \
+         own (amends of an open margin order are signed for any key). {instead}"
     )]
     Margin {
         exchange: Exchange,
@@ -532,7 +533,7 @@ fn body_unsigned(exchange: Exchange) -> &'static str {
             ". Coinbase's token covers the method and the path, not the body: for its two \
              minutes a token signed for another order on this path carries any body, this \
              field too, so what keeps orders out of another portfolio is the CDP key's \
-             portfolio scope (docs/policy.md, \"What a signature can still be used for\")"
+             portfolio scope (docs/exchanges.md, Coinbase, \"Harvested signature\")"
         }
         _ => "",
     }
@@ -722,9 +723,7 @@ fn margin_order(
                 // cannot be shown to be a derivative's.
                 let inst = field("instId");
                 let spot = match inst {
-                    Some(json::Json::String(t)) => {
-                        t.split('-').filter(|part| !part.is_empty()).count() <= 2
-                    }
+                    Some(json::Json::String(t)) => !okx_derivative(t),
                     _ => true,
                 };
                 (spot && !cash).then(|| {
@@ -748,6 +747,21 @@ fn margin_order(
             })
         }),
         _ => None,
+    }
+}
+
+/// Whether an OKX `instId` names a derivative, whose `tdMode` is its margin mode: a swap
+/// (`BTC-USDT-SWAP`), a future (`BTC-USD-260327`), of any family (`BTC-USD_UM-SWAP`), or longer
+/// (options, withheld on their own). Anything else is read as a spot pair: a third part OKX
+/// might drop as unknown (`BTC-USDT-SPOT`, `BTC-USDT-0`) does not make a spot order a
+/// derivative's (red-team round 22's recheck).
+fn okx_derivative(inst: &str) -> bool {
+    let parts: Vec<&str> = inst.split('-').filter(|part| !part.is_empty()).collect();
+    match parts.as_slice() {
+        [_, _, third] => {
+            *third == "SWAP" || (third.len() == 6 && third.bytes().all(|b| b.is_ascii_digit()))
+        }
+        parts => parts.len() > 3,
     }
 }
 
@@ -889,15 +903,19 @@ fn expiry_part(part: &str) -> bool {
 }
 
 /// An options strike as a server parsing a number might read one: digits, with a fraction
-/// (`101.5`), a trailing point (`100000.`) or an exponent (`1e5`, `1E+5`).
+/// (`101.5`), a leading or trailing point (`.5`, `100000.`), an exponent (`1e5`, `1E+5`) or
+/// Java's float suffix (`100000D`, `5f`).
 fn strike_part(part: &str) -> bool {
+    let part = part.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(part);
     let (mantissa, exponent) = match part.find(['e', 'E']) {
         Some(at) => (&part[..at], Some(&part[at + 1..])),
         None => (part, None),
     };
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
-        Some((whole, frac)) => !whole.is_empty() && digits(whole) && digits(frac),
+        Some((whole, frac)) => {
+            !(whole.is_empty() && frac.is_empty()) && digits(whole) && digits(frac)
+        }
         None => !mantissa.is_empty() && digits(mantissa),
     };
     let exponent_ok = exponent.is_none_or(|e| {

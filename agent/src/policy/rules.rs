@@ -754,9 +754,10 @@ static WITHHELD: &[Withheld] = &[
         "category",
         Some("option"),
         "trades options, naked short calls included, whose premiums a unified account \
-         borrows when they push a coin below zero (and Bybit does not sign the path, so an \
-         options cancel's bytes are also an options amend's: cancel options orders on the \
-         website)",
+         borrows when they push a coin below zero (a cancel in that category is refused \
+         too: Bybit does not sign the path, so the profile signs nothing in the `option` \
+         category, and no signature of its can be sent to another options endpoint; cancel \
+         options orders on the website)",
     ),
     withheld(Exchange::Okx, "quickMgnType", None, BORROWS),
     // `POST /api/v5/account/position/margin-balance` (a position's margin, the trader's to
