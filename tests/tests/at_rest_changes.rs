@@ -246,6 +246,43 @@ fn the_unlock_after_a_rotation_names_what_the_rotation_folded_in() {
     );
 }
 
+/// Red-team round 22: a file no line records writing (sealed in a copy of the keystore and
+/// copied in; here the log is put back as it was before the `key add`), taken in by a
+/// `keystore rotate`, was told only on the rotation's own output and in the `noted` it sent,
+/// which any program may reword or crowd out after it. The next unlock reads it from the
+/// rotation's signed records: a version of k1 no line records.
+#[test]
+fn the_unlock_after_a_rotation_names_a_file_it_took_in_that_no_line_records() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+    w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.signal_agent("TERM");
+    let log = w.home().join("audit.log");
+    let before = std::fs::read(&log).unwrap();
+    w.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "EVILKEY\nEVILSECRET\n",
+    )
+    .ok();
+    std::fs::write(&log, &before).unwrap();
+    let rotated = w.run(&["keystore", "rotate"], "");
+    rotated.ok();
+    assert!(rotated.stderr.contains("credential \"k1\""), "{rotated:?}");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let status = w.run(&["status", "--json"], "");
+    let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+    assert_eq!(v["changed_keys"], serde_json::json!(["k1"]), "{status:?}");
+    let text = w.run(&["status"], "");
+    assert!(
+        text.ok()
+            .contains("no line of the audit log records writing"),
+        "{text:?}"
+    );
+}
+
 /// The last `keystore` line of the audit log, as JSON (its event).
 fn last_keystore_event(w: &World) -> serde_json::Value {
     let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();

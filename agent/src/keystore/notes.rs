@@ -406,7 +406,13 @@ pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
     let from = unlocks.iter().rev().nth(1).copied().unwrap_or(0);
     // Each command's line between the two unlocks, and the line before it.
     let mut folded: BTreeMap<&str, (&ChangeLine, u64)> = BTreeMap::new();
+    // Names a command's signed records hold in a version no line records writing (a file
+    // sealed in a copy of the keystore and copied in, which the command took in), with the
+    // command's line (red-team round 22: only the command's own output, and the `noted` it
+    // sent, which any program may send after it, told of it).
+    let mut unrecorded: BTreeMap<&str, u64> = BTreeMap::new();
     let mut before = from;
+    let mut earlier = checks.iter().rev().find(|c| c.seq <= from).copied();
     for c in checks.iter().filter(|c| c.seq > from && c.seq < now) {
         let (seq, unlock) = (c.seq, c.unlock);
         if !unlock {
@@ -415,12 +421,48 @@ pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
                     folded.insert(&l.change.name, (l, seq));
                 }
             }
+            if auth.signed
+                && let (Some(now_held), Some(was)) = (
+                    c.records.as_ref(),
+                    earlier.and_then(|e| e.records.as_ref().map(|r| (r, &e.vault_key))),
+                )
+            {
+                let (was_held, was_vault) = was;
+                // A rotation seals every file again (new hashes, the same `created`).
+                let resealed = *was_vault != c.vault_key;
+                let same = |a: &super::manifest::CredRecord, b: &super::manifest::CredRecord| {
+                    a.created == b.created && (resealed || a.sha256 == b.sha256)
+                };
+                for r in now_held {
+                    let kept = was_held.iter().any(|o| o.name == r.name && same(o, r));
+                    let written = (ev.change_lines.iter())
+                        .filter(|l| l.seq > before && l.seq < seq && l.change.name == r.name)
+                        .any(|l| {
+                            l.change.created == r.created
+                                && (resealed || l.change.sha256 == r.sha256)
+                        });
+                    if !kept && !written {
+                        unrecorded.entry(&r.name).or_insert(seq);
+                    }
+                }
+            }
         }
         before = seq;
+        earlier = Some(c);
     }
     let mut notes = ChangeNotes::default();
     let (mut replaced, mut removed) = (Vec::new(), Vec::new());
+    for (name, seq) in &unrecorded {
+        let mut name = (*name).to_owned();
+        crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
+        replaced.push((name.clone(), format!(
+            "credential {name:?} holds a file that no line of the audit log records writing, which a `token` or `keystore` command took into the keystore (audit line {seq}): tapsign's `key add` records each file it stores, so this one was written by hand, sealed in a copy of the keystore and copied in; it holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote it"
+        )));
+    }
     for (name, (l, seq)) in folded {
+        if unrecorded.contains_key(name) {
+            continue;
+        }
         let mut name = name.to_owned();
         crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
         let what = done(&[l]);
