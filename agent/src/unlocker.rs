@@ -251,12 +251,17 @@ impl Unlocker {
         for (i, (name, text)) in loud.into_iter().enumerate() {
             say!("tapsign agent: warning: {text}");
             let replaced = i < replaced;
-            // Its own list: a name noted again keeps its place and takes the new text there,
-            // never in what a check found.
+            // Its own list: a name noted again keeps its place and its first text, never in
+            // what a check found. Only a louder note takes its place (a replacement over a
+            // removal): any program may send `noted`, and one naming k1 removed turned the
+            // command's "k1 was replaced ... orders go to their account" into "store it
+            // again" (red-team round 22).
             match kept.noted.iter_mut().find(|k| k.name == name) {
                 Some(k) => {
-                    k.text = text;
-                    k.replaced |= replaced;
+                    if replaced && !k.replaced {
+                        k.text = text;
+                        k.replaced = true;
+                    }
                 }
                 None => kept.noted.push(Loud {
                     name,
@@ -741,6 +746,36 @@ mod tests {
         assert!(loud.last().unwrap().starts_with("and "), "{loud:?}");
         assert_eq!(unlocker.changed_names(now)[0], "k1");
         assert!(unlocker.changed_names(now).len() <= 1 + NOTED_KEPT);
+    }
+
+    /// Red-team round 22: a `noted` naming k1 removed reworded the `noted` that had named it
+    /// replaced (the only word of a file a rotation took in, once its output was gone). A
+    /// note told by `noted` keeps its first text, but for a louder one.
+    #[test]
+    fn a_noted_replacement_is_never_reworded_as_a_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), dir.path().join("agent.sock"));
+        let unlocker = Unlocker::new(&paths, false);
+        let t0 = Duration::from_secs(1000);
+        let command = asked(7, false).client;
+        let bot = asked(9, false).client;
+        let noted = |replaced: &[&str], removed: &[&str]| tapsign_proto::NotedRequest {
+            replaced: replaced.iter().map(|s| s.to_string()).collect(),
+            removed: removed.iter().map(|s| s.to_string()).collect(),
+        };
+        unlocker.keep_noted(&noted(&["k1"], &["k2"]), &command, t0);
+        unlocker.keep_noted(&noted(&[], &["k1"]), &bot, t0 + Duration::from_secs(1));
+        let (loud, _) = unlocker.changes(t0 + Duration::from_secs(2));
+        let k1 = loud.iter().find(|l| l.contains("\"k1\"")).unwrap();
+        assert!(
+            k1.contains("was replaced") && k1.contains("pid 7"),
+            "{loud:?}"
+        );
+        // Louder is taken: a removal said again as a replacement.
+        unlocker.keep_noted(&noted(&["k2"], &[]), &bot, t0 + Duration::from_secs(3));
+        let (loud, _) = unlocker.changes(t0 + Duration::from_secs(4));
+        let k2 = loud.iter().find(|l| l.contains("\"k2\"")).unwrap();
+        assert!(k2.contains("was replaced"), "{loud:?}");
     }
 
     /// Red-team round 21: `noted` names were taken whatever they were. With a keystore there,
