@@ -385,3 +385,66 @@ test('the API key for key-only calls comes from a signed answer; the probe is si
     await fake.close();
   }
 });
+
+test('an OKX spot stop-loss or take-profit goes to the agent with tdMode cash; one that asked for margin keeps its cross', async () => {
+  // Red-team round 22: ccxt writes its margin mode (`cross` unless defaultMarginMode says
+  // otherwise) into a spot `conditional`/`oco` algo order, the agent refuses `cross` on a spot
+  // pair as a margin order, and a bot's ordinary stop-loss was refused.
+  const signs = [];
+  const fake = await fakeAgent(async (peer) => {
+    await peer.greet();
+    for (;;) {
+      let msg;
+      try {
+        msg = await peer.next();
+      } catch {
+        return;
+      }
+      const { type, key, kind, ...request } = msg;
+      void key;
+      void kind;
+      if (type === 'sign') signs.push(request);
+      peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-KEY': 'k', 'OK-ACCESS-SIGN': 's' } });
+    }
+  });
+  try {
+    const ex = new ccxt.okx({ enableRateLimit: false });
+    ex.setMarkets([h.spot(ex, { id: 'BTC-USDT', base: 'BTC', quote: 'USDT', info: { instType: 'SPOT' } })]);
+    ex.uuid16 = () => h.FIXED.uuid16;
+    const answer = [{ algoId: '1', algoClOrdId: '', clOrdId: '', sCode: '0', sMsg: '', tag: '' }];
+    const sent = h.record(ex, () => ({ code: '0', msg: '', data: answer }));
+    const plain = new ccxt.okx({ enableRateLimit: false });
+    plain.setMarkets(Object.values(ex.markets));
+    plain.uuid16 = ex.uuid16;
+    const ccxtWrote = (args) => plain.json(plain.createOrderRequest(...args));
+    attach(ex, { key: 'okx-main', path: fake.path });
+
+    const orders = [
+      ['BTC/USDT', 'market', 'sell', 1, undefined, { stopLossPrice: 55000 }],
+      ['BTC/USDT', 'limit', 'sell', 1, 70000, { takeProfitPrice: 69000 }],
+      // ccxt sends an `oco` to the algo endpoint for type 'oco' only.
+      ['BTC/USDT', 'oco', 'sell', 1, undefined, { stopLossPrice: 55000, takeProfitPrice: 69000 }],
+    ];
+    for (const args of orders) {
+      const wrote = ccxtWrote(args);
+      assert.match(wrote, /"tdMode":"cross"/, 'ccxt writes cross for a spot conditional order');
+      await ex.createOrder(...args);
+      const asked = signs.at(-1);
+      assert.equal(asked.path, '/api/v5/trade/order-algo');
+      // The one value changed, every other byte as ccxt wrote it; sent as signed.
+      assert.equal(asked.body, wrote.replace('"tdMode":"cross"', '"tdMode":"cash"'));
+      assert.equal(sent.at(-1).body, asked.body);
+    }
+
+    // A bot that asked for margin: ccxt puts `ccy` in, and the body goes to the agent as it is
+    // (which refuses it unless the key's config says `margin = true`).
+    const margin = ['BTC/USDT', 'market', 'sell', 1, undefined, { stopLossPrice: 55000, marginMode: 'cross' }];
+    const wrote = ccxtWrote(margin);
+    await ex.createOrder(...margin);
+    assert.equal(signs.at(-1).body, wrote);
+    assert.match(wrote, /"tdMode":"cross"/);
+    assert.match(wrote, /"ccy":"BTC"/);
+  } finally {
+    await fake.close();
+  }
+});

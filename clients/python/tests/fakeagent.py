@@ -264,3 +264,21 @@ def binance_reads_refused_but_futures(conn: Conn, n: int) -> None:
         else:
             conn.send({"type": "error", "code": "policy_denied",
                        "message": f"refused: {msg['path']} is left out by this key's `only` list"})
+
+
+def okx_signs(conn: Conn, n: int) -> None:
+    """Signs every request as an OKX key's answer does (its OK-ACCESS headers), the request
+    back as it was asked: what the adapter asked to have signed is in ``received``."""
+    if not conn.hello():
+        return
+    while True:
+        msg = conn.read()
+        if msg is None:
+            return
+        if msg["type"] != "sign":
+            conn.send({"type": "status", "state": "locked", "agent": "fake 0", "tokens": [], "lock_sources": []})
+            continue
+        answer = signed(msg)
+        answer["headers"] = {"OK-ACCESS-KEY": "k", "OK-ACCESS-SIGN": "s", "OK-ACCESS-PASSPHRASE": "p",
+                             "OK-ACCESS-TIMESTAMP": "2020-12-08T09:08:57.715Z"}
+        conn.send(answer)

@@ -262,6 +262,65 @@ def test_the_api_key_is_learnt_from_the_key_only_calls_own_family_first(fake: Fa
     assert rec.sent == []
 
 
+# ccxt's OKX spot stop-loss and take-profit orders (the algo endpoint's `conditional` and
+# `oco`); the Node adapter's test (clients/node/test/adapter.test.js) runs the same list.
+OKX_SPOT_ALGO_ORDERS = [
+    ("BTC/USDT", "market", "sell", 1, None, {"stopLossPrice": 55000}),
+    ("BTC/USDT", "limit", "sell", 1, 70000, {"takeProfitPrice": 69000}),
+    # ccxt sends an `oco` to the algo endpoint for type "oco" only.
+    ("BTC/USDT", "oco", "sell", 1, None, {"stopLossPrice": 55000, "takeProfitPrice": 69000}),
+]
+
+
+def okx_spot(cls: Any = ccxt.okx) -> Any:
+    answer = {"code": "0", "msg": "", "data": [{"algoId": "1", "algoClOrdId": "", "clOrdId": "", "sCode": "0", "sMsg": "", "tag": ""}]}
+    return diffkit.instance(cls, [market("BTC/USDT", "BTC-USDT")], lambda m, u, b: answer)
+
+
+def ccxt_writes(args: Any) -> str:
+    """The body ccxt itself writes for ``create_order(*args)`` on OKX."""
+    plain, _ = okx_spot()
+    return str(plain.json(plain.create_order_request(*args)))
+
+
+@using(fakeagent.okx_signs)
+def test_an_okx_spot_stop_loss_goes_to_the_agent_with_tdmode_cash(fake: FakeAgent) -> None:
+    # Red-team round 22: ccxt writes its margin mode (`cross` unless defaultMarginMode says
+    # otherwise) into a spot `conditional`/`oco` algo order, the agent refuses `cross` on a
+    # spot pair as a margin order, and a bot's ordinary stop-loss was refused.
+    ex, rec = okx_spot()
+    attach(ex, key="okx-main", agent=tapsign.Agent(fake.path))
+    for args in OKX_SPOT_ALGO_ORDERS:
+        wrote = ccxt_writes(args)
+        assert '"tdMode":"cross"' in wrote, "ccxt writes cross for a spot conditional order"
+        ex.create_order(*args)
+        asked = fake.requests("sign")[-1]
+        assert asked["path"] == "/api/v5/trade/order-algo"
+        # The one value changed, every other byte as ccxt wrote it; sent as signed.
+        assert asked["body"] == wrote.replace('"tdMode":"cross"', '"tdMode":"cash"'), args
+        assert rec.sent[-1].body == asked["body"]
+
+    # A bot that asked for margin: ccxt puts `ccy` in, and the body goes to the agent as it
+    # is (which refuses it unless the key's config says `margin = true`).
+    margin = ("BTC/USDT", "market", "sell", 1, None, {"stopLossPrice": 55000, "marginMode": "cross"})
+    wrote = ccxt_writes(margin)
+    ex.create_order(*margin)
+    assert fake.requests("sign")[-1]["body"] == wrote
+    assert '"tdMode":"cross"' in wrote and '"ccy":"BTC"' in wrote
+
+
+def test_an_okx_spot_stop_loss_is_signed_by_the_default_policy_and_a_margin_one_refused(agent: tapsign.Agent) -> None:
+    # The real agent, with the default trading profile (no `margin = true`).
+    ex, rec = okx_spot()
+    attach(ex, key="okx-main", agent=agent)
+    ex.create_order(*OKX_SPOT_ALGO_ORDERS[0])
+    assert '"tdMode":"cash"' in (rec.sent[-1].body or "")
+    with pytest.raises(ccxt.PermissionDenied) as refused:
+        ex.create_order("BTC/USDT", "market", "sell", 1, None, {"stopLossPrice": 55000, "marginMode": "cross"})
+    assert "margin = true" in str(refused.value)
+    assert len(rec.sent) == 1
+
+
 def test_nothing_leaves_with_a_placeholder(agent: tapsign.Agent) -> None:
     ex, rec = binance(agent)
     adapter = ex._tapsign

@@ -171,6 +171,7 @@ const SCHEMES = {
     auth: ['OK-ACCESS-KEY', 'OK-ACCESS-PASSPHRASE', 'OK-ACCESS-TIMESTAMP', 'OK-ACCESS-SIGN'],
     unsign(req) {
       const r = base(req);
+      r.body = okxSpotAlgoCash(r.method, r.path, r.body);
       r.headers = withoutHeaders(r.headers, this.auth);
       return r;
     },
@@ -257,6 +258,54 @@ const SCHEMES = {
     },
   },
 };
+
+/**
+ * ccxt's OKX spot stop-loss or take-profit with the `tdMode` it meant: `cash`.
+ *
+ * ccxt 4.5 writes `tdMode` `cash` for a spot order, then overwrites it with its margin mode
+ * (`options.defaultMarginMode`, `cross` unless set) on `conditional` and `oco` algo orders
+ * (what `stopLossPrice` and `takeProfitPrice` place), citing an OKX error 51000 of old. On a
+ * spot pair `cross` is a margin order, which borrows what the balance does not cover, and the
+ * agent refuses it unless the key's config says `margin = true` (docs/policy.md, "Borrowing"):
+ * a bot's ordinary stop-loss was refused (red-team round 22). ccxt puts `ccy` in whenever
+ * margin was asked for (`marginMode` or `margin` in params), so a body without it is a spot
+ * order that asked for none: `cash` goes to the agent instead, that one value changed and
+ * every other byte as ccxt wrote it (the agent signs what is sent). A body that asked for
+ * margin, or any other, is left as it is. The Python adapter does the same.
+ */
+function okxSpotAlgoCash(method, path, body) {
+  if (method !== 'POST' || path !== '/api/v5/trade/order-algo') return body;
+  let order;
+  try {
+    order = JSON.parse(body);
+  } catch {
+    return body;
+  }
+  if (!order || typeof order !== 'object' || Array.isArray(order)) return body;
+  const { instId, tdMode, ordType } = order;
+  const spotPair = typeof instId === 'string' && /^[^-]+-[^-]+$/.test(instId);
+  if (
+    !spotPair ||
+    !['cross', 'isolated'].includes(tdMode) ||
+    !['conditional', 'oco'].includes(ordType) ||
+    Object.prototype.hasOwnProperty.call(order, 'ccy')
+  ) {
+    return body;
+  }
+  // One `tdMode`, written as ccxt writes it: the bytes to change are that value's alone.
+  const was = `"tdMode":${JSON.stringify(tdMode)}`;
+  const at = body.indexOf(was);
+  if (at < 0 || body.split('"tdMode"').length !== 2) return body;
+  const cash = body.slice(0, at) + '"tdMode":"cash"' + body.slice(at + was.length);
+  // Only ccxt's compact JSON is edited: the result must read as the same order with `cash`.
+  let edited;
+  try {
+    edited = JSON.parse(cash);
+  } catch {
+    return body;
+  }
+  return JSON.stringify(edited) === JSON.stringify({ ...order, tdMode: 'cash' }) ? cash : body;
+}
 
 function partnerSecret(partner, id) {
   if (!partner || typeof partner !== 'object') return undefined;

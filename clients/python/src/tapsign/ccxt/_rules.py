@@ -11,6 +11,7 @@ nonce and signs the remaining bytes, which are ccxt's, unchanged.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
@@ -117,6 +118,9 @@ class Rule:
     # form, so that is what the agent must sign and what is sent (Upbit: `states[]=wait`).
     raw_query: bool = False
     body_nonce: bool = False  # Kraken: ccxt's nonce leads the body
+    # OKX: ccxt's spot stop-loss and take-profit go to the agent with `tdMode` `cash`
+    # (okx_spot_algo_cash).
+    spot_algo_cash: bool = False
     placeholder_key: str = PLACEHOLDER_KEY
 
 
@@ -138,10 +142,56 @@ def strip(rule: Rule, req: Dict[str, object]) -> Unsigned:
             body = _KRAKEN_JSON_NONCE.sub("{", body, count=1)
         else:
             body = drop_params(body, _KRAKEN_FORM_NONCE)
+    if rule.spot_algo_cash and body is not None:
+        body = okx_spot_algo_cash(str(req["method"]), path, body)
     if rule.raw_query:
         query = unencoded_query(query, rule.scheme.capitalize())
     headers = drop_headers(req.get("headers"), rule.auth_headers)  # type: ignore[arg-type]
     return Unsigned(str(req["method"]), base, path, query, body, headers)
+
+
+def okx_spot_algo_cash(method: str, path: str, body: str) -> str:
+    """ccxt's OKX spot stop-loss or take-profit with the ``tdMode`` it meant: ``cash``.
+
+    ccxt 4.5 writes ``tdMode`` ``cash`` for a spot order, then overwrites it with its margin
+    mode (``options["defaultMarginMode"]``, ``cross`` unless set) on ``conditional`` and
+    ``oco`` algo orders (what ``stopLossPrice`` and ``takeProfitPrice`` place), citing an OKX
+    error 51000 of old. On a spot pair ``cross`` is a margin order, which borrows what the
+    balance does not cover, and the agent refuses it unless the key's config says
+    ``margin = true`` (docs/policy.md, "Borrowing"): a bot's ordinary stop-loss was refused
+    (red-team round 22). ccxt puts ``ccy`` in whenever margin was asked for (``marginMode`` or
+    ``margin`` in params), so a body without it is a spot order that asked for none: ``cash``
+    goes to the agent instead, that one value changed and every other byte as ccxt wrote it
+    (the agent signs what is sent). A body that asked for margin, or any other, is left as it
+    is. The Node adapter does the same."""
+    if method != "POST" or path != "/api/v5/trade/order-algo":
+        return body
+    try:
+        order = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(order, dict):
+        return body
+    inst, mode = order.get("instId"), order.get("tdMode")
+    spot_pair = isinstance(inst, str) and re.fullmatch(r"[^-]+-[^-]+", inst) is not None
+    if (
+        not spot_pair
+        or mode not in ("cross", "isolated")
+        or order.get("ordType") not in ("conditional", "oco")
+        or "ccy" in order
+    ):
+        return body
+    # One `tdMode`, written as ccxt writes it: the bytes to change are that value's alone.
+    was = '"tdMode":' + json.dumps(mode)
+    if body.count('"tdMode"') != 1 or was not in body:
+        return body
+    cash = body.replace(was, '"tdMode":"cash"', 1)
+    # Only ccxt's compact JSON is edited: the result must read as the same order with `cash`.
+    try:
+        edited = json.loads(cash)
+    except ValueError:
+        return body
+    return cash if edited == {**order, "tdMode": "cash"} else body
 
 
 RULES: Dict[str, Rule] = {
@@ -164,6 +214,7 @@ RULES: Dict[str, Rule] = {
         "okx",
         ("OK-ACCESS-KEY", "OK-ACCESS-PASSPHRASE", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-SIGN"),
         "OK-ACCESS-SIGN",
+        spot_algo_cash=True,
     ),
     "coinbase": Rule(
         "coinbase",
