@@ -60,6 +60,42 @@ fn margin_orders_are_signed_only_for_a_key_that_may_borrow() {
     assert!(n >= 6, "only {n} margin requests");
 }
 
+/// Red-team round 22 (recheck): ccxt 4.5 writes its margin mode (`cross` by default) into a
+/// spot stop-loss or take-profit (an algo order, `ordType` `conditional` or `oco`), and the
+/// refusal said ccxt sends `cash` for spot. The refusal now says what ccxt writes there, that
+/// tapsign's ccxt adapters send `cash` (which is signed), and the ccxt option for a bot
+/// without them; an order that asked for margin (ccxt's `ccy`) is refused as before.
+#[test]
+fn ccxts_spot_stop_loss_on_okx_is_refused_with_the_way_to_send_it_as_cash() {
+    let order = |mode: &str, ccy: &str| SignRequest {
+        key: "k".into(),
+        method: "POST".into(),
+        path: "/api/v5/trade/order-algo".into(),
+        query: String::new(),
+        body: format!(
+            r#"{{"instId":"BTC-USDT","side":"sell","ordType":"conditional","sz":"1",{ccy}"tdMode":"{mode}","slTriggerPx":"55000","slOrdPx":"-1","slTriggerPxType":"last","clOrdId":"6b9ad766b55dBCDE3c07bf4874df87bf","tag":"6b9ad766b55dBCDE"}}"#
+        ),
+        kind: SignKind::Rest,
+    };
+    let default = KeyPolicy::default();
+    let check = |r: &SignRequest| policy::check_request(Exchange::Okx, "k", &default, r);
+    // As ccxt writes it: refused, saying why and what sends it as cash.
+    let msg = check(&order("cross", "")).err().unwrap().to_string();
+    for said in [
+        "margin = true",
+        "ccxt writes its margin mode",
+        "tapsign's ccxt adapters send as \"cash\"",
+        "defaultMarginMode to \"cash\" on an instance that trades spot only",
+    ] {
+        assert!(msg.contains(said), "{said:?} not in: {msg}");
+    }
+    assert!(!msg.contains("ccxt's default for spot"), "{msg}");
+    // As the adapters send it: signed.
+    check(&order("cash", "")).unwrap();
+    // Margin asked for (`marginMode` puts `ccy` in; the adapters leave it): refused.
+    assert!(check(&order("cross", r#""ccy":"BTC","#)).is_err());
+}
+
 #[test]
 fn every_trading_request_passes_and_signs_what_was_sent() {
     let mut n = 0;

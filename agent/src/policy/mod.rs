@@ -730,8 +730,12 @@ fn margin_order(
                     let inst = inst.map(shown).unwrap_or_else(|| "(none)".into());
                     (
                         format!("tdMode={} on the spot pair instId={inst}", shown(mode)),
-                        "A spot order that must not borrow is sent with tdMode \"cash\" (ccxt's \
-                         default for spot).",
+                        "A spot order that must not borrow is sent with tdMode \"cash\", as ccxt \
+                         sends a plain one; for a spot stop-loss or take-profit (ordType \
+                         \"conditional\" or \"oco\") ccxt writes its margin mode, which \
+                         tapsign's ccxt adapters send as \"cash\", and a bot without them sets \
+                         ccxt's option defaultMarginMode to \"cash\" on an instance that trades \
+                         spot only.",
                     )
                 })
             })
