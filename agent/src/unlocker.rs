@@ -46,7 +46,9 @@ pub struct Unlocker {
     /// reading for what `token` and `keystore` commands folded in meanwhile. Read from the top
     /// only at an agent's first unlock: every unlock reading the whole log took 700 ms on a
     /// long one (docs/benchmarks.md).
-    last_unlock: Mutex<Option<crate::keystore::Anchor>>,
+    /// With the generation that unlock's check recorded: a signed line after the head at or
+    /// below it is a copy of an earlier one (red-team round 22, recheck).
+    last_unlock: Mutex<Option<(crate::keystore::Anchor, u64)>>,
 }
 
 /// The credential changes the checks noted ([`ChangeNotes`]), each with when it was noted (on
@@ -470,15 +472,18 @@ impl Unlocker {
         // What a `token` or `keystore` command folded in since the unlock before: its own
         // output alone told of it, and that output can be cut (red-team round 21). Read from
         // where this agent's last unlock left the log (from the top at its first).
-        let from = (self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()))
-            .clone()
-            .unwrap_or_else(crate::keystore::Anchor::genesis);
-        let folded = crate::keystore::folded_by_commands(&ledger.since(&from));
+        let last = (self.last_unlock.lock().unwrap_or_else(|p| p.into_inner())).clone();
+        let (from, above) = match last {
+            Some((from, generation)) => (from, Some(generation)),
+            None => (crate::keystore::Anchor::genesis(), None),
+        };
+        let folded = crate::keystore::folded_by_commands(&ledger.since(&from), above);
         if !folded.is_empty() {
             self.keep_changes(folded, crate::clock::boot_now());
         }
         if let Some(head) = ledger.head() {
-            *self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()) = Some(head);
+            *self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((head, checked.generation));
         }
         crate::disk::interleave("unlock: checked, before opening");
         let mut credentials = Vec::new();

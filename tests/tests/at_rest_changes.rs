@@ -400,3 +400,118 @@ fn the_unlock_after_a_rotation_killed_before_its_line_names_what_it_folded_in() 
     let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
     assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
 }
+
+/// The `keystore` lines of the audit log with a signature, as JSON events, oldest first.
+fn signed_keystore_events(w: &World, reason: &str) -> Vec<serde_json::Value> {
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    (log.lines())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .filter(|e| e["type"] == "keystore" && e["signature"].is_string() && e["reason"] == reason)
+        .collect()
+}
+
+/// Red-team round 22, recheck: a signed line verifies wherever it is put. The first unlock's
+/// line, appended again after a rotation, was taken for the keystore's last check, so the
+/// rebuild after `rm manifest.json` called every credential (re-sealed by the rotation) a file
+/// no line records, and a real replacement read word for word like the false alarms.
+/// Generations only rise: the copy is said as such, and the check before it is the last.
+#[test]
+fn a_signed_line_copied_from_before_a_rotation_is_not_a_check() {
+    for replace in [false, true] {
+        let mut w = World::new();
+        w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+        w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        let first = signed_keystore_events(&w, "unlock").remove(0);
+        w.run(&["keystore", "rotate"], "").ok();
+        w.run(&["unlock"], "").ok();
+        if replace {
+            w.run(&["lock"], "").ok();
+            w.run(
+                &["key", "add", "k1", "--exchange", "binance", "--replace"],
+                "APIKEY1\nSECRET_V2\n",
+            )
+            .ok();
+        }
+        append_chained(&w, first);
+        std::fs::remove_file(w.home().join("keystore/manifest.json")).unwrap();
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        out.ok();
+        let said: Vec<&str> = (out.stderr.lines())
+            .filter(|l| l.starts_with("WARNING: credential"))
+            .collect();
+        match replace {
+            false => assert!(said.is_empty(), "{out:?}"),
+            true => {
+                assert_eq!(said.len(), 1, "{out:?}");
+                assert!(said[0].contains("\"k1\" was replaced"), "{out:?}");
+            }
+        }
+        assert!(
+            out.stderr
+                .contains("repeats a keystore check the vault key signed"),
+            "{out:?}"
+        );
+    }
+}
+
+/// Red-team round 22, recheck: with the agent stopped, a `key add --replace` folded in by a
+/// rotation whose output went unseen, then the last signed `unlock` line appended again: it
+/// became the unlock before the last, and the next unlock's reading of what the rotation
+/// folded in found nothing between them. The copy is no unlock: the next unlock names k1 as
+/// folded in by the rotation, and the copy as such. So does an agent that ran throughout, which
+/// reads from its last unlock on, where the lines the copy repeats are not: there the copy,
+/// put between the replacement and the rotation, made k1 read as a file no line records.
+#[test]
+fn a_signed_unlock_line_appended_again_does_not_hide_what_a_command_folded_in() {
+    for stopped in [true, false] {
+        let mut w = World::new();
+        w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+        w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        w.run(&["lock"], "").ok();
+        let last = signed_keystore_events(&w, "unlock").pop().unwrap();
+        if stopped {
+            w.signal_agent("TERM");
+        }
+        w.run(
+            &["key", "add", "k1", "--exchange", "binance", "--replace"],
+            "EVILKEY\nEVILSECRET\n",
+        )
+        .ok();
+        if stopped {
+            w.run(&["keystore", "rotate"], "").ok();
+            append_chained(&w, last);
+        } else {
+            append_chained(&w, last);
+            w.run(&["keystore", "rotate"], "").ok();
+        }
+        if stopped {
+            w.start_agent();
+        }
+        let out = w.run(&["unlock"], "");
+        out.ok();
+        assert!(
+            out.stderr.contains("credential \"k1\" was replaced at"),
+            "stopped {stopped}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("which folded it in"),
+            "stopped {stopped}: {out:?}"
+        );
+        assert!(
+            out.stderr
+                .contains("repeats a keystore check the vault key signed"),
+            "stopped {stopped}: {out:?}"
+        );
+        assert!(
+            !out.stderr.contains("holds a file that no line"),
+            "stopped {stopped}: {out:?}"
+        );
+        let status = w.run(&["status", "--json"], "");
+        let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+        assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
+    }
+}

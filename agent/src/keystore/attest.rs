@@ -90,32 +90,98 @@ pub struct Authenticated<'a> {
     /// The `seq` of each line after the last authenticated one that is not (a line copied or
     /// written by hand, or by a tapsign from before lines were signed).
     pub not_checks: Vec<u64>,
+    /// Lines that verify but are copies of a check (`seq`, and the `seq` of the earlier line
+    /// that verifies with a generation as high), newest first: every manifest takes a
+    /// generation above each one before it (`vault_ops::next_generation`), so a signed line
+    /// whose generation is not above an earlier signed one's was not written there.
+    pub replayed: Vec<(u64, u64)>,
+    /// Where the reading stopped past [`FORGED_CHECKED`] lines that do not verify: the `seq`
+    /// of the oldest of them it looked at. Nothing before it was read.
+    pub flooded: Option<u64>,
 }
 
 /// Sort `checks` into authenticated lines and the rest ([`Authenticated`]), looking back from
 /// the newest line until `enough` says the authenticated ones found (newest first) suffice.
+///
+/// A signed line is valid wherever it is put, and one `unlock` line saved and appended again
+/// was taken for the keystore's last check, or for the unlock before the last, and hid what a
+/// command folded in (red-team round 22, recheck). Generations only rise, so a line that
+/// verifies is a check only where no earlier line that verifies names a generation as high;
+/// otherwise it is a copy ([`Authenticated::replayed`]), said as such.
 pub fn authenticated<'a>(
     checks: &'a [CheckLine],
     believed: &[String],
     enough: impl Fn(&[&CheckLine]) -> bool,
 ) -> Authenticated<'a> {
+    authenticated_above(checks, believed, None, enough)
+}
+
+/// [`authenticated`] for lines read from the middle of the log, after a check known to have
+/// recorded generation `floor` (a running agent's last unlock): a line at or below it is a
+/// copy ([`Authenticated::replayed`], with `0` for the line it repeats).
+pub fn authenticated_above<'a>(
+    checks: &'a [CheckLine],
+    believed: &[String],
+    floor: Option<u64>,
+    enough: impl Fn(&[&CheckLine]) -> bool,
+) -> Authenticated<'a> {
     let mut out = Authenticated::default();
     let mut forged = 0;
-    for line in checks.iter().rev() {
+    // Each line's verdict, worked out once: a copy is told by the earlier lines it repeats.
+    let mut verdicts: Vec<Option<bool>> = vec![None; checks.len()];
+    let mut verified = |i: usize, forged: &mut usize| -> bool {
+        *verdicts[i].get_or_insert_with(|| {
+            let ok = verifies(&checks[i], believed);
+            *forged += usize::from(!ok && !checks[i].signature.is_empty());
+            ok
+        })
+    };
+    // The highest generation a signed line names before each line (verified or not): where
+    // none is as high as a line's, no earlier line need be verified to know it is no copy.
+    let mut highest_before = Vec::with_capacity(checks.len());
+    let mut highest: Option<u64> = floor;
+    for c in checks {
+        highest_before.push(highest);
+        if !c.signature.is_empty() {
+            highest = highest.max(Some(c.generation));
+        }
+    }
+    for (i, line) in checks.iter().enumerate().rev() {
         if enough(&out.lines) {
             break;
         }
         let signed = !line.signature.is_empty();
         if signed && forged >= FORGED_CHECKED {
             out.signed = true;
+            out.flooded = Some(line.seq);
             break;
         }
-        if verifies(line, believed) {
-            out.lines.push(line);
+        if verified(i, &mut forged) {
             out.signed = true;
+            let mut copied = floor.filter(|g| *g >= line.generation).map(|_| 0);
+            if copied.is_none() && highest_before[i].is_some_and(|g| g >= line.generation) {
+                for j in (0..i).rev() {
+                    let earlier = &checks[j];
+                    if earlier.signature.is_empty() || earlier.generation < line.generation {
+                        continue;
+                    }
+                    if forged >= FORGED_CHECKED {
+                        out.flooded = Some(earlier.seq);
+                        break;
+                    }
+                    if verified(j, &mut forged) {
+                        copied = Some(earlier.seq);
+                        break;
+                    }
+                }
+            }
+            match copied {
+                Some(of) => out.replayed.push((line.seq, of)),
+                None if out.flooded.is_some() => break,
+                None => out.lines.push(line),
+            }
             continue;
         }
-        forged += usize::from(signed);
         if out.lines.is_empty() {
             out.not_checks.push(line.seq);
         }
@@ -123,6 +189,32 @@ pub fn authenticated<'a>(
     out.lines.reverse();
     out.not_checks.reverse();
     out
+}
+
+/// What the notes say, once, of signed lines that are copies of a check
+/// ([`Authenticated::replayed`]), or `None`.
+pub fn replayed_note(replayed: &[(u64, u64)]) -> Option<String> {
+    let (seq, of) = replayed.last()?;
+    let more = match replayed.len() - 1 {
+        0 => String::new(),
+        n => format!(" and {n} more after it"),
+    };
+    let of = match of {
+        0 => "this agent's last unlock recorded".to_owned(),
+        of => format!("audit line {of} records"),
+    };
+    Some(format!(
+        "audit line {seq}{more} repeats a keystore check the vault key signed, with a generation no higher than the one {of}: tapsign writes each manifest's line once, with a generation above every one before it, so the line was copied there from earlier in the log: it is not taken as a check; keep a copy of the log, and `tapsign audit` shows the line"
+    ))
+}
+
+/// What the notes say, loudly, where the reading stopped past [`FORGED_CHECKED`] lines that do
+/// not verify ([`Authenticated::flooded`]), or `None`: what they read ends there.
+pub fn flooded_note(flooded: Option<u64>, what: &str) -> Option<String> {
+    let seq = flooded?;
+    Some(format!(
+        "the audit log holds more than {FORGED_CHECKED} keystore lines whose signature does not verify, down to audit line {seq}: lines written by hand to bury the keystore's checks, and {what} could not be read past them. Keep a copy of the log and look for what wrote them (`tapsign audit` shows each line); check every credential you use (`tapsign key list`), and store again with `tapsign key add NAME --exchange ... --replace` any you did not store yourself"
+    ))
 }
 
 /// What the notes say, once, of `keystore` lines that are not checks: they are left out.
@@ -235,5 +327,32 @@ mod tests {
         let checks: Vec<CheckLine> = std::iter::once(genuine.clone()).chain(forged).collect();
         let auth = authenticated(&checks, &[key], |a| !a.is_empty());
         assert!(auth.signed && auth.lines.is_empty());
+    }
+
+    /// Red-team round 22, recheck: a signed line verifies wherever it is put, and one saved
+    /// and appended again was taken for the last check. Generations only rise: a line whose
+    /// generation is not above an earlier signed line's is a copy, not a check.
+    #[test]
+    fn a_signed_line_appended_again_is_a_copy_not_a_check() {
+        let (vk, key) = vault(7);
+        let first = signed(1, &vk, &key, k1('a'));
+        let mut next = first.clone();
+        (next.seq, next.generation) = (2, 3);
+        next.signature = sign(&vk, 3, &key, "unlock", next.records.as_ref().unwrap());
+        assert!(verifies(&next, std::slice::from_ref(&key)));
+        let copy = CheckLine {
+            seq: 3,
+            ..first.clone()
+        };
+        let checks = [first, next, copy];
+        let auth = authenticated(&checks, std::slice::from_ref(&key), |a| a.len() >= 2);
+        assert_eq!(auth.lines.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(auth.replayed, [(3, 2)]);
+        assert!(auth.not_checks.is_empty());
+        let note = replayed_note(&auth.replayed).unwrap();
+        assert!(
+            note.contains("audit line 3") && note.contains("audit line 2"),
+            "{note}"
+        );
     }
 }

@@ -306,9 +306,10 @@ fn since_check_resealed(
         .cloned()
         .collect();
     let mut notes = change_notes_resealed(Some(&record), &since, files, resealed);
-    notes
-        .quiet
-        .extend(super::attest::not_checks_note(&auth.not_checks));
+    let flooded = super::attest::flooded_note(auth.flooded, "the keystore's last check");
+    notes.loud.extend(flooded.map(|n| (String::new(), n)));
+    (notes.quiet).extend(super::attest::not_checks_note(&auth.not_checks));
+    (notes.quiet).extend(super::attest::replayed_note(&auth.replayed));
     Some(notes)
 }
 
@@ -388,10 +389,37 @@ pub(crate) fn unrecorded_manifest(
 /// Where the log holds signed lines, only those count (`super::attest`): one copied `unlock`
 /// line between a rebuild and the unlock before it made the rebuild's folding fall outside
 /// (red-team round 22).
-pub fn folded_by_commands(ev: &super::ledger::Evidence) -> ChangeNotes {
-    let auth = super::attest::authenticated(&ev.checks, &ev.believed_vaults(), |a| {
+///
+/// A signed line copied from earlier in the log is not an unlock either
+/// ([`super::attest::Authenticated::replayed`]); and past as many lines that do not verify
+/// as a reading looks at, what was read is said loudly to end there: 1025 forged lines left
+/// this reading with nothing to say, and nothing was said (red-team round 22, recheck).
+///
+/// `above`: the generation the check of this agent's last unlock recorded, where `ev` is read
+/// from the log's head after it (`None`: read from the first line). A signed line in `ev` at or
+/// below it is a copy: the lines before the reading are not there to tell it by.
+pub fn folded_by_commands(ev: &super::ledger::Evidence, above: Option<u64>) -> ChangeNotes {
+    let believed = ev.believed_vaults();
+    let auth = super::attest::authenticated_above(&ev.checks, &believed, above, |a| {
         a.iter().filter(|c| c.unlock).count() >= 2
     });
+    let flooded = super::attest::flooded_note(
+        auth.flooded,
+        "what a `token` or `keystore` command folded in before this unlock",
+    );
+    let replayed = super::attest::replayed_note(&auth.replayed);
+    let mut notes = folded_in(ev, auth);
+    if let Some(flooded) = flooded {
+        // Kept as long as a replacement is: it stands for any the lines buried.
+        notes.loud.insert(0, (String::new(), flooded));
+        notes.replaced += 1;
+    }
+    notes.quiet.extend(replayed);
+    notes
+}
+
+/// [`folded_by_commands`] from the lines `auth` takes for checks.
+fn folded_in(ev: &super::ledger::Evidence, auth: super::attest::Authenticated<'_>) -> ChangeNotes {
     let checks: Vec<&super::ledger::CheckLine> = match auth.signed {
         true => auth.lines,
         false => ev.checks.iter().collect(),
@@ -697,5 +725,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("/tmp/evil"), "{text}");
+    }
+
+    /// Red-team round 22, recheck: past [`super::super::attest::FORGED_CHECKED`] lines whose
+    /// signature does not verify, the unlock's reading of what a command folded in found no
+    /// unlock to start from and said nothing at all. It says, loudly, where it stopped.
+    #[test]
+    fn the_reading_of_what_commands_folded_in_says_where_a_flood_stopped_it() {
+        use super::super::attest::{FORGED_CHECKED, sign};
+        use super::super::ledger::{CheckLine, Evidence};
+        let vk = crate::keystore::seal::VaultKey::from_bytes(&[7; 32]).unwrap();
+        let key = hex::encode(crate::keystore::seal::compressed(&vk.public_key()));
+        let unlock = CheckLine {
+            seq: 1,
+            unlock: true,
+            generation: 2,
+            vault_key: key.clone(),
+            reason: "unlock".into(),
+            signature: sign(&vk, 2, &key, "unlock", &[]),
+            records: Some(Vec::new()),
+        };
+        let forged = (0..FORGED_CHECKED as u64 + 5).map(|i| CheckLine {
+            seq: 2 + i,
+            signature: "00".repeat(64),
+            ..unlock.clone()
+        });
+        let ev = Evidence {
+            checks: std::iter::once(unlock.clone()).chain(forged).collect(),
+            recorded_vaults: vec![key],
+            ..Evidence::default()
+        };
+        let notes = folded_by_commands(&ev, None);
+        let (name, text) = &notes.loud[0];
+        assert!(name.is_empty() && notes.replaced == 1, "{notes:?}");
+        assert!(
+            text.contains(&format!("more than {FORGED_CHECKED} keystore lines"))
+                && text.contains("could not be read past them")
+                && text.contains("down to audit line 6"),
+            "{text}"
+        );
     }
 }
