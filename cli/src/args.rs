@@ -98,13 +98,14 @@ pub enum KeystoreCommand {
     Rotate {
         /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
         /// credential that opens as it is now, but for a file the audit log's record of key
-        /// changes shows to be an old copy or a removed credential put back (the rebuild then
-        /// stops and names it). Only the token touched receives the new vault key: enroll the
-        /// others again.
+        /// changes shows to be an old copy, a removed credential put back, or not the version
+        /// recorded (the rebuild then stops and names it). Only the token touched receives the
+        /// new vault key: enroll the others again.
         #[arg(long)]
         rebuild_manifest: bool,
-        /// With --rebuild-manifest, where the audit log cannot be read at all (lost for good):
-        /// take the credential files unchecked. Use it only on files you trust.
+        /// With --rebuild-manifest, where the audit log cannot vouch for the files (lost for
+        /// good, or an older tapsign's, with no keystore line signed by the vault key): take
+        /// them unchecked. Use it only on files you trust.
         #[arg(long, requires = "rebuild_manifest")]
         unchecked: bool,
         /// Leave out the credential files the check refuses (old copies or removed ones put

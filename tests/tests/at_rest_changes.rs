@@ -410,6 +410,28 @@ fn signed_keystore_events(w: &World, reason: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Rewrite the audit log through `edit` on each line's event, the chain recomputed (a plain
+/// SHA-256 chain: anyone who can write the log can), with the agent stopped.
+fn rewrite_log(w: &World, edit: impl Fn(&mut serde_json::Value)) {
+    use sha2::Digest;
+    let path = w.home().join("audit.log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    let mut prev: Option<String> = None;
+    for l in text.lines() {
+        let mut line: serde_json::Value = serde_json::from_str(l).unwrap();
+        edit(&mut line["event"]);
+        if let Some(p) = &prev {
+            line["prev"] = hex::encode(sha2::Sha256::digest(p.as_bytes())).into();
+        }
+        let written = line.to_string();
+        out.push_str(&written);
+        out.push('\n');
+        prev = Some(written);
+    }
+    put_back(&path, out.as_bytes());
+}
+
 /// Red-team round 22, recheck: a signed line verifies wherever it is put. The first unlock's
 /// line, appended again after a rotation, was taken for the keystore's last check, so the
 /// rebuild after `rm manifest.json` called every credential (re-sealed by the rotation) a file
@@ -514,4 +536,46 @@ fn a_signed_unlock_line_appended_again_does_not_hide_what_a_command_folded_in() 
         let v: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
         assert_eq!(v["changed_keys"][0], "k1", "{status:?}");
     }
+}
+
+/// Red-team round 22, recheck: with the agent stopped, the signature and records taken out of
+/// every `keystore` line (the chain recomputed) made the log read as one from before lines
+/// were signed, and a copy of the last line with reason `unlock`, unsigned, was taken for a
+/// check after a `key add --replace`: the advised rebuild took the other API key in silence.
+/// A log this version writes carries signed lines, so a rebuild with none to go by is refused
+/// before its touch, naming the lines; with `--unchecked` it goes on, saying the log vouches
+/// for nothing.
+#[test]
+fn a_rebuild_refuses_a_log_with_its_signatures_taken_out() {
+    let (mut w, _, _) = k1_replaced_while_the_agent_runs();
+    w.signal_agent("TERM");
+    rewrite_log(&w, |e| {
+        if e["type"] == "keystore" {
+            let e = e.as_object_mut().unwrap();
+            e.remove("signature");
+            e.remove("credentials");
+        }
+    });
+    let mut copy = last_keystore_event(&w);
+    let e = copy.as_object_mut().unwrap();
+    e.remove("lineage");
+    e.insert("reason".into(), "unlock".into());
+    append_chained(&w, copy);
+    assert_eq!(w.run(&["audit", "verify"], "").code, 0);
+    std::fs::remove_file(w.home().join("keystore/manifest.json")).unwrap();
+    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    out.fails_with(7, "holds no keystore check signed by the vault key");
+    assert!(
+        out.stderr.contains("carry no signature that verifies"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("audit line "), "{out:?}");
+    assert!(out.stderr.contains("before this version"), "{out:?}");
+    assert!(!out.stderr.contains("Touch "), "{out:?}");
+    let out = w.run(
+        &["keystore", "rotate", "--rebuild-manifest", "--unchecked"],
+        "",
+    );
+    out.ok();
+    assert!(out.stderr.contains("vouches for none of them"), "{out:?}");
 }

@@ -322,6 +322,19 @@ pub enum KeystoreError {
     RebuildUnchecked { why: String },
 
     #[error(
+        "the audit log holds no keystore check signed by the vault key ({why}), so a rebuild \
+         cannot tell from it which credential files are the ones you stored; nothing was \
+         changed. A log written by this version of tapsign carries signed `keystore` lines from \
+         the keystore's first check on, so one without any was written before this version or \
+         had them taken out (rewritten while the agent was stopped). Restore manifest.json or \
+         the audit log from a backup; or, if this log is from an older tapsign and you trust the \
+         files, run `tapsign keystore rotate --rebuild-manifest --unchecked`, which takes them \
+         as they are: the log then vouches for nothing, and a file someone else sealed goes \
+         unnoticed"
+    )]
+    RebuildUnsigned { why: String },
+
+    #[error(
         "the audit log could not record this change ({reason}), and putting the previous \
          manifest back failed too ({undo}): the keystore may be at the new manifest, off the \
          record. Do not unlock with it yet: mend the audit log, check that `tapsign token list` \
@@ -430,7 +443,8 @@ impl KeystoreError {
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
-            RebuildUnchecked { .. } | NotUndone { .. } | CredentialNotUndone { .. } => None,
+            RebuildUnchecked { .. } | RebuildUnsigned { .. } | NotUndone { .. } => None,
+            CredentialNotUndone { .. } => None,
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,

@@ -416,6 +416,16 @@ fn judge(
             Ok(false)
         }
         Some(Expect::Present { created, .. }) if f.created > created => Ok(true),
+        // The recorded version's time and other contents: not an older version, another file
+        // (red-team round 22, recheck: both times were printed equal under "an older version").
+        Some(Expect::Present { created, .. }) if f.created == created => Err((
+            OLD_COPY,
+            format!(
+                "the file of credential {:?} is not the version recorded: it carries that version's time ({}) but other contents, so it was sealed elsewhere (in a copy of the keystore, say) and copied in, and it is refused; {redo}",
+                f.name,
+                when(f.created)
+            ),
+        )),
         Some(Expect::Present { created, .. }) => Err((
             OLD_COPY,
             format!(

@@ -87,14 +87,21 @@ impl Keystore {
     /// last check (`super::notes::since_logged_check`). A rebuild is when manifest.json is gone
     /// or does not verify, so a preview from it said nothing, or read a forged record's word
     /// (red-team round 21). Read with no vault key; the rebuild says it again after its touch.
+    ///
+    /// A log that holds no `keystore` line the vault key signed cannot vouch for the files
+    /// ([`KeystoreError::RebuildUnsigned`]): refused here, before the touch, unless `unchecked`.
     pub fn rebuild_preview(
         &self,
         ledger: &mut dyn Ledger,
+        unchecked: bool,
     ) -> Result<super::notes::ChangeNotes, KeystoreError> {
         let live = self.live_for_rebuild()?;
         let (observed, _, _) = self.observe_credentials(&live.dir, None)?;
         let files = (observed.into_iter()).map(|o| (o.name, o.sha256)).collect();
         let ev = ledger.since(&super::ledger::Anchor::genesis());
+        if let Some(e) = super::vault_ops::unsigned_rebuild(&ev).filter(|_| !unchecked) {
+            return Err(e);
+        }
         Ok(super::notes::since_logged_check(&ev, &files).unwrap_or_default())
     }
 }

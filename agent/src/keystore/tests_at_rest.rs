@@ -971,3 +971,38 @@ fn a_credential_whose_file_is_hidden_is_removed_on_the_record() {
     assert_eq!(checked.refused[0].verdict, super::manifest::REMOVED);
     assert!(checked.accepted.contains(&"binance-alt".to_owned()));
 }
+
+/// Red-team round 22, recheck: a file sealed with its name's recorded `created` and another
+/// API key (in a copy of the keystore, its clock set to that time) and copied over the current
+/// one. Every unlock refuses it, but the rebuild compared `created` alone and took it in, and
+/// the notes after the rebuild, which take `created` to name one version, said nothing. The
+/// rebuild refuses it too, naming it and nothing else.
+#[test]
+fn a_rebuild_refuses_a_file_with_the_recorded_time_and_other_contents() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let path = f.live().join("credentials/upbit-main.json");
+    let (file, _) = load_credential(&path, "upbit-main").unwrap();
+    let vk = f.unlock();
+    let other = rotated_secret("upbit-main");
+    let bytes =
+        super::changes::credential_bytes(&path, &vk.public_key(), &other, file.created).unwrap();
+    put_back(&path, &bytes);
+    // The check refuses it, and says it is not an older version.
+    let c = f.check().unwrap();
+    let refused = c.refused.iter().find(|r| r.name == "upbit-main").unwrap();
+    assert!(
+        refused.reason.contains("is not the version recorded") && !refused.reason.contains("older"),
+        "{refused:?}"
+    );
+    fs::remove_file(f.ks.dir().join("manifest.json")).unwrap();
+    let vk = touch_for_rebuild(&mut f);
+    let e = rebuild_with(&mut f, &vk).unwrap_err();
+    assert!(matches!(e, KeystoreError::RebuildPutBack { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("\"upbit-main\" is not the version recorded"),
+        "{text}"
+    );
+    assert!(!text.contains("binance-alt"), "{text}");
+}

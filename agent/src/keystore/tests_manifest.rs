@@ -74,10 +74,17 @@ fn an_older_version_than_the_recorded_one_is_refused() {
         assert!(out.accepted.is_empty(), "created {created}: {out:?}");
         assert_eq!(out.refused.len(), 1);
         let reason = &out.refused[0].reason;
+        // With the recorded version's own time it is another file, not an older one
+        // (red-team round 22, recheck: both times were printed equal under "older").
+        let said = match created == T0 {
+            true => "is not the version recorded",
+            false => "older version",
+        };
         assert!(
-            reason.contains("older version") && reason.contains("key add k1 --replace"),
+            reason.contains(said) && reason.contains("key add k1 --replace"),
             "{reason}"
         );
+        assert_eq!(reason.contains("older"), created < T0, "{reason}");
         // The record stays: the refusal repeats until the trader fixes it.
         assert_eq!(out.credentials, m.credentials);
     }

@@ -503,7 +503,7 @@ impl Keystore {
                     Reading::Rebuild | Reading::RebuildUnchecked => rebuild_fold(
                         &observed,
                         &whole,
-                        &live.dir.join(CREDENTIALS),
+                        (&live.dir.join(CREDENTIALS), &vk.public_key()),
                         reading == Reading::RebuildUnchecked,
                     )?,
                 };
@@ -757,7 +757,7 @@ pub(crate) enum Reading {
 fn rebuild_fold(
     observed: &[Observed],
     whole: &Evidence,
-    dir: &std::path::Path,
+    (dir, vault): (&std::path::Path, &p256::PublicKey),
     unchecked: bool,
 ) -> Result<Folded, KeystoreError> {
     use super::ledger::KeyAction;
@@ -794,6 +794,49 @@ fn rebuild_fold(
             return Ok(folded);
         }
     };
+    // The log vouches only by the checks the vault key signed: one without any reads as a log
+    // from before lines were signed, and stripping the signatures from every line (the chain
+    // is plain SHA-256, anyone re-chains it) made it one, whose reading let a replaced file
+    // through in silence (red-team round 22, recheck).
+    let auth =
+        super::attest::authenticated(&whole.checks, &whole.believed_vaults(), |a| !a.is_empty());
+    let check = auth.lines.last().copied();
+    if check.is_none() {
+        let why = unsigned_why(whole);
+        if !unchecked {
+            return Err(KeystoreError::RebuildUnsigned { why });
+        }
+        folded.warnings.push(format!(
+            "the audit log holds no keystore check signed by the vault key ({why}), and the files were taken as they are (--unchecked): the log vouches for none of them, so a file someone else sealed (another API key under a name you use) goes unnoticed; store again with `tapsign key add NAME --exchange ... --replace` any credential you are not sure of"
+        ));
+    }
+    // The hash of each name's last recorded version, where the record says it: the last
+    // signed check's records, or a `key` line after it. A file with that version's `created`
+    // and another hash was sealed elsewhere and copied in (the check refuses it as well, by
+    // `manifest::judge`); taken, it was the version of that `created` for every later reading
+    // (red-team round 22, recheck). Only for files of that check's vault: a file sealed to
+    // another has another hash whatever it holds (a keystore from before a rotation put back,
+    // which the lineage refuses).
+    let mut hashes: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+    let ours =
+        |c: &&super::ledger::CheckLine| c.vault_key == hex::encode(super::seal::compressed(vault));
+    if let (Some(check), None) = (check.filter(ours), &gap) {
+        for r in check.records.iter().flatten() {
+            hashes.insert(&r.name, (r.created, &r.sha256));
+        }
+        for l in whole.change_lines.iter().filter(|l| l.seq > check.seq) {
+            let ch = &l.change;
+            match ch.action {
+                KeyAction::Remove => {
+                    hashes.remove(ch.name.as_str());
+                }
+                _ if (hashes.get(ch.name.as_str())).is_some_and(|(c, _)| *c >= ch.created) => {}
+                _ => {
+                    hashes.insert(&ch.name, (ch.created, &ch.sha256));
+                }
+            }
+        }
+    }
     // Each name's last recorded state: present since `created`, or removed (a later version
     // may come back).
     let mut last: BTreeMap<&str, (bool, u64)> = BTreeMap::new();
@@ -819,6 +862,17 @@ fn rebuild_fold(
                 when(f.created),
                 when(*created)
             )),
+            Some((true, created))
+                if f.created == *created
+                    && (hashes.get(f.name.as_str()))
+                        .is_some_and(|(c, sha)| c == created && *sha != f.sha256) =>
+            {
+                old.push(format!(
+                    "{:?} is not the version recorded: it carries that version's time ({}) but other contents, so it was sealed elsewhere (in a copy of the keystore, say) and copied in",
+                    f.name,
+                    when(f.created)
+                ))
+            }
             Some((false, removed)) if f.created <= *removed => old.push(format!(
                 "{:?} was removed, and this file is from before the removal (added {})",
                 f.name,
@@ -838,6 +892,40 @@ fn rebuild_fold(
         });
     }
     Ok(folded)
+}
+
+/// What a rebuild says of a log that holds no `keystore` line the vault key signed: its
+/// `keystore` lines, by audit line, or that it has none.
+fn unsigned_why(whole: &Evidence) -> String {
+    let seqs: Vec<String> = (whole.checks.iter().take(5))
+        .map(|c| c.seq.to_string())
+        .collect();
+    let more = match whole.checks.len().saturating_sub(seqs.len()) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    match seqs.len() {
+        0 => "it holds no `keystore` line".into(),
+        _ => format!(
+            "its `keystore` lines, audit line {}{more}, carry no signature that verifies",
+            seqs.join(", ")
+        ),
+    }
+}
+
+/// Why a rebuild would be refused before its touch for a log that holds no `keystore` line the
+/// vault key signed ([`KeystoreError::RebuildUnsigned`]), where the log's chain can be followed
+/// (`whole`, read from its first line); the rebuild decides it again after its touch.
+pub(crate) fn unsigned_rebuild(whole: &Evidence) -> Option<KeystoreError> {
+    let foreign = whole.recorded_vaults.is_empty() && whole.witnessed.vaults.is_empty();
+    if whole.gap.is_some() || foreign {
+        return None;
+    }
+    let auth =
+        super::attest::authenticated(&whole.checks, &whole.believed_vaults(), |a| !a.is_empty());
+    (auth.lines.is_empty()).then(|| KeystoreError::RebuildUnsigned {
+        why: unsigned_why(whole),
+    })
 }
 
 /// The next generation: above the manifest's, above any the ledger recorded (a manifest put

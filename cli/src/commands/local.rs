@@ -63,6 +63,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::RefusedNotDropped { .. }
         | KeystoreError::RebuildPutBack { .. }
         | KeystoreError::RebuildUnchecked { .. }
+        | KeystoreError::RebuildUnsigned { .. }
         | KeystoreError::NotUndone { .. }
         | KeystoreError::CredentialNotUndone { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,

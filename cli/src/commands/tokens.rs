@@ -506,7 +506,12 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
     // Judged against the audit log's last check, not the manifest a rebuild replaces (gone,
     // or one that does not verify: red-team round 21).
-    let said = before_touch(&ks.rebuild_preview(&mut ledger).unwrap_or_default());
+    // A log that cannot vouch for the files stops it here, before the touch.
+    let preview = match ks.rebuild_preview(&mut ledger, unchecked) {
+        Err(e @ KeystoreError::RebuildUnsigned { .. }) => return Err(ks_failure(e)),
+        preview => preview.unwrap_or_default(),
+    };
+    let said = before_touch(&preview);
     // As `rotate`: the touched token's PIN, then the one it is asked again to receive the key.
     let mut reader = SecretReader::new();
     let pin = pin_for(&mut reader, &slots)?;
