@@ -569,7 +569,7 @@ fn a_rebuild_refuses_a_log_with_its_signatures_taken_out() {
         out.stderr.contains("carry no signature that verifies"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("audit line "), "{out:?}");
+    assert!(out.stderr.contains("audit lines 1, "), "{out:?}");
     assert!(out.stderr.contains("before this version"), "{out:?}");
     assert!(!out.stderr.contains("Touch "), "{out:?}");
     let out = w.run(

@@ -801,11 +801,8 @@ fn rebuild_fold(
     let auth =
         super::attest::authenticated(&whole.checks, &whole.believed_vaults(), |a| !a.is_empty());
     let check = auth.lines.last().copied();
-    if check.is_none() {
+    if check.is_none() && unchecked {
         let why = unsigned_why(whole);
-        if !unchecked {
-            return Err(KeystoreError::RebuildUnsigned { why });
-        }
         folded.warnings.push(format!(
             "the audit log holds no keystore check signed by the vault key ({why}), and the files were taken as they are (--unchecked): the log vouches for none of them, so a file someone else sealed (another API key under a name you use) goes unnoticed; store again with `tapsign key add NAME --exchange ... --replace` any credential you are not sure of"
         ));
@@ -891,6 +888,20 @@ fn rebuild_fold(
             files: old.join("; "),
         });
     }
+    // Stopped only now: what the unsigned record shows put back is named first (it can only
+    // refuse), then that it vouches for nothing more.
+    if check.is_none() && !unchecked {
+        return Err(match gap {
+            Some(gap) => KeystoreError::RebuildUnchecked {
+                why: format!(
+                    "{gap}; and no keystore line the vault key signed can be read along it"
+                ),
+            },
+            None => KeystoreError::RebuildUnsigned {
+                why: unsigned_why(whole),
+            },
+        });
+    }
     Ok(folded)
 }
 
@@ -904,10 +915,14 @@ fn unsigned_why(whole: &Evidence) -> String {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
-    match seqs.len() {
+    match whole.checks.len() {
         0 => "it holds no `keystore` line".into(),
+        1 => format!(
+            "its one `keystore` line, audit line {}, carries no signature that verifies",
+            seqs.join(", ")
+        ),
         _ => format!(
-            "its `keystore` lines, audit line {}{more}, carry no signature that verifies",
+            "its `keystore` lines, audit lines {}{more}, carry no signature that verifies",
             seqs.join(", ")
         ),
     }
