@@ -37,6 +37,10 @@ pub struct Checked {
     pub generation: u64,
     /// The vault public key the manifest pins (compressed, hex).
     pub vault_key: String,
+    /// The live folder the check read the credentials in, when it stays where they are (not
+    /// a migration): [`Keystore::open_checked`] opens them there without reading the
+    /// manifest again for each (an unlock of N credentials read it N times, N² in all).
+    pub live: Option<PathBuf>,
 }
 
 /// The keystore as an operation holding VK finds it, checked.
@@ -297,6 +301,7 @@ impl Keystore {
             changes,
             generation: old_gen,
             vault_key: manifest.vault_key.clone(),
+            live: p.manifest.is_some().then(|| p.live.clone()),
         };
         match written {
             Ok(()) => {
@@ -1318,5 +1323,6 @@ fn checked(manifest: &ManifestFile, mut folded: Folded) -> Checked {
         changes: Default::default(),
         generation: manifest.generation,
         vault_key: manifest.vault_key.clone(),
+        live: None,
     }
 }
