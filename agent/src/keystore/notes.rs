@@ -461,14 +461,25 @@ fn folded_in(ev: &super::ledger::Evidence, auth: super::attest::Authenticated<'_
                 let same = |a: &super::manifest::CredRecord, b: &super::manifest::CredRecord| {
                     a.created == b.created && (resealed || a.sha256 == b.sha256)
                 };
+                // By name, once: a scan per record made this N x N on an unlock of N
+                // credentials.
+                let was_by_name: BTreeMap<&str, &super::manifest::CredRecord> =
+                    was_held.iter().map(|o| (o.name.as_str(), o)).collect();
+                let mut lines_by_name: BTreeMap<&str, Vec<&super::ledger::KeyChange>> =
+                    BTreeMap::new();
+                for l in (ev.change_lines.iter()).filter(|l| l.seq > before && l.seq < seq) {
+                    lines_by_name
+                        .entry(&l.change.name)
+                        .or_default()
+                        .push(&l.change);
+                }
                 for r in now_held {
-                    let kept = was_held.iter().any(|o| o.name == r.name && same(o, r));
-                    let written = (ev.change_lines.iter())
-                        .filter(|l| l.seq > before && l.seq < seq && l.change.name == r.name)
-                        .any(|l| {
-                            l.change.created == r.created
-                                && (resealed || l.change.sha256 == r.sha256)
-                        });
+                    let kept = was_by_name.get(r.name.as_str()).is_some_and(|o| same(o, r));
+                    let written = lines_by_name.get(r.name.as_str()).is_some_and(|lines| {
+                        lines
+                            .iter()
+                            .any(|l| l.created == r.created && (resealed || l.sha256 == r.sha256))
+                    });
                     if !kept && !written {
                         unrecorded.entry(&r.name).or_insert(seq);
                     }
