@@ -15,6 +15,28 @@ fn a_second_agent_refuses_to_start_while_one_answers() {
     w.client().status().unwrap();
 }
 
+/// Red-team round 23: a second agent on another socket but the same home shared the audit log
+/// and the Kraken nonce files, and one of the two withheld every signature. It refuses to start,
+/// naming the agent that holds the home; once that one stops, it starts.
+#[test]
+fn a_second_agent_on_another_socket_refuses_a_home_one_serves() {
+    let mut w = World::new();
+    w.start_agent();
+    let other = w.sock.with_file_name("other.sock");
+    // Bounded: an agent that started would serve until stopped.
+    let mut cmd = w.cmd_under(&["timeout", "10"], &["agent"]);
+    cmd.env("TAPSIGN_SOCK", &other);
+    let second = w.run_cmd(cmd, "");
+    second.fails_with(1, "already running on this home");
+    second.fails_with(1, &format!("pid {}", w.agent_pid()));
+    assert!(!other.exists(), "the refused agent bound its socket");
+    w.client().status().unwrap();
+    // SIGKILL leaves no way to release it but the kernel's: the next agent starts.
+    w.signal_agent("KILL");
+    w.start_agent();
+    w.client().status().unwrap();
+}
+
 #[test]
 fn a_stale_socket_file_is_replaced() {
     let mut w = World::new();
