@@ -3092,3 +3092,46 @@ fn a_number_for_a_field_of_words_gets_no_line() {
         "{err}"
     );
 }
+
+/// Red-team round 23: ccxt sends a Bitget unified-account stop or trailing order as a plain
+/// order with `triggerPrice` or `trailingPercent` (it has no such order there), and the
+/// refusal offered the line that would sign it: where Bitget ignores a field it does not read,
+/// the stop-loss sell would be a limit sell that fills at once. Such a name gets no line; any
+/// other unknown name on the same endpoint still does (Bitget signs the path).
+#[test]
+fn a_name_asking_for_a_stop_gets_no_line_on_an_endpoint_that_places_none() {
+    let order = |extra: &str| {
+        support::req(
+            "POST",
+            "/api/v3/trade/place-order",
+            "",
+            &format!(
+                r#"{{"category":"SPOT","symbol":"BTCUSDT","qty":"0.01","side":"sell","price":"49000","orderType":"limit","timeInForce":"gtc",{extra}}}"#
+            ),
+        )
+    };
+    for extra in [
+        r#""triggerPrice":"49500""#,
+        r#""trailingPercent":"1","trailingTriggerPrice":"52000""#,
+        r#""StopLossPrice":"1""#,
+    ] {
+        let err = check_with(Exchange::Bitget, &KeyPolicy::default(), &order(extra)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::UnknownParameter { .. })),
+            "{extra}: {err:?}"
+        );
+        assert!(
+            msg.contains("suggests no") && !msg.contains("allow = ["),
+            "{extra}: {msg}"
+        );
+    }
+    let msg = check_with(
+        Exchange::Bitget,
+        &KeyPolicy::default(),
+        &order(r#""someNewField":"1""#),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("allow = ["), "{msg}");
+}

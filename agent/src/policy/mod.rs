@@ -370,7 +370,7 @@ pub enum Denial {
         } else {
             format!("{exchange}'s trading profile")
         },
-        widen_advice(*.exchange, key, config)
+        unknown_advice(*.exchange, key, names, config)
     )]
     UnknownParameter {
         exchange: Exchange,
@@ -609,6 +609,44 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
              entry under [keys.{key}] by hand, knowing that (docs/policy.md, \"Changing a \
              key's profile\")"
         )
+    }
+}
+
+/// The names ccxt turns into a trigger, stop or trailing order where the exchange has one, and
+/// leaves in the request as they are where its code for that exchange has none.
+const ORDER_KIND_SWITCHES: &[&str] = &[
+    "triggerPrice",
+    "stopPrice",
+    "stopLossPrice",
+    "takeProfitPrice",
+    "trailingPercent",
+    "trailingAmount",
+    "trailingTriggerPrice",
+    "trigger",
+    "stop",
+];
+
+/// [`widen_advice`], but no line for a name that asks for a trigger, stop or trailing order
+/// ([`ORDER_KIND_SWITCHES`]) on an entry that does not take it: such an entry places no such
+/// order, and an exchange that ignores a field it does not read would place the order at once,
+/// a stop-loss sell as a plain sell (red-team round 23: ccxt sends a Bitget unified-account
+/// stop as `triggerPrice` on `/api/v3/trade/place-order`, and the refusal offered the line).
+fn unknown_advice(exchange: Exchange, key: &str, names: &str, config: &str) -> String {
+    let switch = names.split(", ").find(|n| {
+        let head = n.split(['[', '.']).next().unwrap_or(n);
+        ORDER_KIND_SWITCHES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(head))
+    });
+    match switch {
+        Some(name) => format!(
+            "{name} asks for a trigger, stop or trailing order, which this endpoint does not \
+             place: were it signed, an exchange that ignores a field it does not read would \
+             place the order at once, a stop-loss as a plain order, so tapsign suggests no \
+             line. Send such orders to the exchange's endpoint for them (docs/exchanges.md); \
+             a ccxt call that sends this has no such order for this exchange"
+        ),
+        None => widen_advice(exchange, key, config),
     }
 }
 
