@@ -2745,6 +2745,92 @@ fn only_a_swap_or_a_future_makes_an_okx_cross_order_a_derivatives() {
     }
 }
 
+/// Red-team round 23: the spot-margin check read any six digits as a future's expiry
+/// (`BTC-USDT-999999`) and counted an `instId`'s parts with the empty ones dropped
+/// (`BTC-USDT--SWAP`, the swap to a server that drops them), so `cross` on those was signed.
+/// Only a real `YYMMDD` date is an expiry; an id with an empty part is refused outright, on
+/// an order, a batch's member and an algo order, whatever the key may borrow.
+#[test]
+fn an_okx_cross_order_is_a_derivatives_only_by_a_real_expiry_and_no_empty_part() {
+    let fields = |inst: &str| {
+        format!(r#""instId":"{inst}","tdMode":"cross","side":"buy","ordType":"market","sz":"1""#)
+    };
+    let orders = |inst: &str| {
+        [
+            ("/api/v5/trade/order", format!("{{{}}}", fields(inst))),
+            (
+                "/api/v5/trade/batch-orders",
+                format!(
+                    r#"[{{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"sell","ordType":"market","sz":"1"}},{{{}}}]"#,
+                    fields(inst)
+                ),
+            ),
+            (
+                "/api/v5/trade/order-algo",
+                format!(
+                    r#"{{{},"slTriggerPx":"55000","slOrdPx":"-1"}}"#,
+                    fields(inst).replace("market", "conditional")
+                ),
+            ),
+        ]
+        .map(|(path, body)| support::req("POST", path, "", &body))
+    };
+    for inst in [
+        "BTC-USDT-999999",
+        "BTC-USDT-000000",
+        "BTC-USDT-261301",
+        "BTC-USDT-260230",
+    ] {
+        for r in orders(inst) {
+            let err = check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+                .err()
+                .unwrap_or_else(|| panic!("{inst} {}: signed", r.path));
+            assert!(
+                matches!(err, Refusal::Denied(Denial::Margin { .. })),
+                "{inst} {}: {err}",
+                r.path
+            );
+            check_with(Exchange::Okx, &margin_allowed(), &r)
+                .unwrap_or_else(|e| panic!("{inst} {} with margin = true: {e}", r.path));
+        }
+    }
+    for inst in [
+        "BTC-USDT--SWAP",
+        "-BTC-USDT-SWAP",
+        "BTC--USDT-SWAP",
+        "BTC-USDT-SWAP-",
+        "BTC-USDT-",
+        "",
+    ] {
+        for r in orders(inst) {
+            for policy in [KeyPolicy::default(), margin_allowed()] {
+                let err = check_with(Exchange::Okx, &policy, &r)
+                    .err()
+                    .unwrap_or_else(|| panic!("{inst:?} {}: signed", r.path));
+                let msg = err.to_string();
+                assert!(
+                    matches!(err, Refusal::Malformed(_))
+                        && msg.contains("empty part")
+                        && !msg.contains("allow = ["),
+                    "{inst:?} {}: {msg}",
+                    r.path
+                );
+            }
+        }
+    }
+    for inst in [
+        "BTC-USDT-SWAP",
+        "BTC-USD-260327",
+        "BTC-USD_UM-260808",
+        "BTC-USD-280229",
+    ] {
+        for r in orders(inst) {
+            check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+                .unwrap_or_else(|e| panic!("{inst} {}: {e}", r.path));
+        }
+    }
+}
+
 /// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
 /// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
 /// reason for placing options and the docs said cancels took any category. It says why a

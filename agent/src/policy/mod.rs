@@ -796,15 +796,38 @@ fn margin_order(
 /// (`BTC-USDT-SWAP`), a future (`BTC-USD-260327`), of any family (`BTC-USD_UM-SWAP`), or longer
 /// (options, withheld on their own). Anything else is read as a spot pair: a third part OKX
 /// might drop as unknown (`BTC-USDT-SPOT`, `BTC-USDT-0`) does not make a spot order a
-/// derivative's (red-team round 22's recheck).
+/// derivative's (red-team round 22's recheck), nor six digits that are no date
+/// (`BTC-USDT-999999`), nor parts around an empty one (`BTC-USDT--SWAP`, which a server that
+/// drops empty parts reads as the swap, refused on its own as no instrument's spelling: red-team
+/// round 23).
 fn okx_derivative(inst: &str) -> bool {
-    let parts: Vec<&str> = inst.split('-').filter(|part| !part.is_empty()).collect();
+    let parts: Vec<&str> = inst.split('-').collect();
+    if parts.iter().any(|part| part.is_empty()) {
+        return false;
+    }
     match parts.as_slice() {
-        [_, _, third] => {
-            *third == "SWAP" || (third.len() == 6 && third.bytes().all(|b| b.is_ascii_digit()))
-        }
+        [_, _, third] => *third == "SWAP" || okx_expiry(third),
         parts => parts.len() > 3,
     }
+}
+
+/// Whether `part` is an OKX future's expiry: a real date written `YYMMDD` (month 01 to 12, a
+/// day the month has, 29 February in a leap year only).
+fn okx_expiry(part: &str) -> bool {
+    let b = part.as_bytes();
+    if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let two = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
+    let (year, month, day) = (two(0), two(2), two(4));
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    };
+    (1..=days).contains(&day)
 }
 
 /// Whether the body is JSON (its values are read as sent, not percent-decoded).
@@ -827,6 +850,11 @@ enum OptionShape {
     /// space: a server that normalises text reads them as `C` and `-`). Either way it may read
     /// an options contract the shape check missed (red-team round 21).
     Unusual,
+    /// On OKX, it has an empty part (a leading, trailing or doubled `-`), as no instrument's id
+    /// does: a server that drops empty parts reads another instrument than the one the checks
+    /// read (`BTC-USDT--SWAP` is the swap to it, a spot pair to the margin check; red-team
+    /// round 23). Refused outright, whatever an entry lists.
+    EmptyPart,
 }
 
 /// A parameter of `params` named `name` as folded (`profile::fold_name`), or a list member's
@@ -862,6 +890,8 @@ fn option_named(
         } else if value.is_ascii() {
             if option_contract(value.trim()) {
                 Some(OptionShape::Contract)
+            } else if ascii_only && value.split('-').any(str::is_empty) {
+                Some(OptionShape::EmptyPart)
             } else {
                 too_many_parts(&value, ascii_only).then_some(OptionShape::Parts)
             }
@@ -1593,6 +1623,15 @@ pub fn check_request<'p>(
                     .get(name)
                     .is_some_and(|listed| listed.iter().any(|v| v == value)))
     };
+    if let Some((name, value, OptionShape::EmptyPart)) = &option {
+        return Err(ParseError(format!(
+            "{endpoint} got {name}={value:?}, an instrument id with an empty part (a leading, \
+             trailing or doubled -), which no OKX instrument has: a server that drops empty \
+             parts would read another instrument than the one tapsign checked. Send the id as \
+             OKX lists it (BTC-USDT, BTC-USDT-SWAP)"
+        ))
+        .into());
+    }
     if let Some((name, value, shape)) = option
         && !chosen(&name, &value)
     {
