@@ -2680,6 +2680,42 @@ fn gate_trading_bots_are_denied_without_a_line() {
     }
 }
 
+/// Red-team round 23: a rule for everything under a folder (`/api/v4/bot/**`) did not hold for
+/// the folder itself, so `POST /api/v4/bot` was refused as outside the profile, with a line
+/// that would sign it. Every such rule now holds for its folder, under every method it names.
+#[test]
+fn a_deny_rule_for_a_folders_contents_holds_for_the_folder_too() {
+    let r = support::req("POST", "/api/v4/bot", "", r#"{"a":"1"}"#);
+    let err = check_with(Exchange::Gate, &KeyPolicy::default(), &r).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("built-in rule") && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    let mut folders = 0;
+    for &exchange in Exchange::ALL {
+        for rule in policy::deny_rules(exchange) {
+            let Some(folder) = rule.glob.strip_suffix("/**") else {
+                continue;
+            };
+            folders += 1;
+            let path = support::corpus::example_path(folder);
+            for method in ["GET", "POST", "PUT", "DELETE"] {
+                if rule.takes(method) {
+                    assert!(
+                        matches!(
+                            policy::check(exchange, method, &path),
+                            Err(Denial::BuiltIn { .. })
+                        ),
+                        "{exchange} {rule}: {method} {path} is not denied"
+                    );
+                }
+            }
+        }
+    }
+    assert!(folders > 50, "only {folders} folder rules");
+}
+
 /// Red-team round 22: the refusal of Coinbase's withheld `retail_portfolio_id` pointed to the
 /// docs on borrowing, and read as if it bound, where Coinbase's token does not cover the body.
 #[test]

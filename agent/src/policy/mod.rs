@@ -1169,7 +1169,10 @@ fn check_rules(exchange: Exchange, method: &str, path: &str) -> Result<(), Denia
     let method = method.to_ascii_uppercase();
     for reading in readings(path)? {
         let hit = ready_rules(exchange).iter().find(|r| {
-            r.rule.takes(&method) && r.could_match(&reading) && glob_match(&r.floating, &reading)
+            r.rule.takes(&method)
+                && r.could_match(&reading)
+                && (glob_match(&r.floating, &reading)
+                    || r.folder.as_ref().is_some_and(|f| glob_match(f, &reading)))
         });
         if let Some(r) = hit {
             return Err(Denial::BuiltIn {
@@ -1193,17 +1196,29 @@ struct Ready {
     /// '/', and `**` does that in one pass, where trying every tail would cost quadratic time
     /// on a hostile path.
     floating: String,
+    /// For a glob ending in `/**`, the folder itself, floating as well: a rule for everything
+    /// under `/api/v4/bot/` is one for `/api/v4/bot` too. Without it the bare prefix was not
+    /// denied, and its refusal (not in the profile) handed a config line for it (red-team
+    /// round 23).
+    folder: Option<String>,
 }
 
 impl Ready {
     fn new(rule: &'static DenyRule) -> Ready {
-        let mut literals: Vec<&'static str> =
-            rule.glob.split('*').filter(|l| !l.is_empty()).collect();
+        let folder = rule.glob.strip_suffix("/**");
+        // Read off the folder where there is one: every path either glob matches contains
+        // each of its runs.
+        let mut literals: Vec<&'static str> = folder
+            .unwrap_or(rule.glob)
+            .split('*')
+            .filter(|l| !l.is_empty())
+            .collect();
         literals.sort_by_key(|l| std::cmp::Reverse(l.len()));
         Ready {
             rule,
             literals,
             floating: format!("**{}", rule.glob),
+            folder: folder.map(|f| format!("**{f}")),
         }
     }
 
