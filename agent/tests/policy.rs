@@ -2867,6 +2867,107 @@ fn an_okx_cross_order_is_a_derivatives_only_by_a_real_expiry_and_no_empty_part()
     }
 }
 
+/// Red-team round 23: KuCoin's unified-account order place signed a SPOT order with
+/// `marginMode` and `leverage`, which KuCoin documents for futures orders only; its unified
+/// account trades margin through the same endpoint. Refused as a margin order on both account
+/// modes unless the key may borrow; a futures order's margin mode and a plain spot order are
+/// signed as before.
+#[test]
+fn a_kucoin_unified_spot_order_with_a_margin_mode_or_leverage_is_a_margin_order() {
+    let order = |mode: &str, query: &str, extra: &str| {
+        support::req(
+            "POST",
+            &format!("/api/ua/v1/{mode}/order/place"),
+            query,
+            &format!(
+                r#"{{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1","sizeUnit":"BASECCY"{extra}}}"#
+            ),
+        )
+    };
+    for (mode, query) in [
+        ("unified", ""),
+        ("classic", ""),
+        ("classic", "tradeType=SPOT"),
+    ] {
+        for extra in [
+            r#","marginMode":"ISOLATED","leverage":5"#,
+            r#","marginMode":"CROSS""#,
+            r#","leverage":"3""#,
+        ] {
+            let r = order(mode, query, extra);
+            let err = check_with(Exchange::Kucoin, &KeyPolicy::default(), &r)
+                .err()
+                .unwrap_or_else(|| panic!("{mode} ?{query} {extra}: signed"));
+            let msg = err.to_string();
+            assert!(
+                matches!(err, Refusal::Denied(Denial::Margin { .. }))
+                    && msg.contains("tradeType=\"SPOT\"")
+                    && !msg.contains("allow = ["),
+                "{mode} ?{query} {extra}: {msg}"
+            );
+            check_with(Exchange::Kucoin, &margin_allowed(), &r)
+                .unwrap_or_else(|e| panic!("{mode} ?{query} {extra} with margin = true: {e}"));
+        }
+        check_with(
+            Exchange::Kucoin,
+            &KeyPolicy::default(),
+            &order(mode, query, ""),
+        )
+        .unwrap_or_else(|e| panic!("{mode} ?{query} plain spot: {e}"));
+    }
+    for mode in ["unified", "classic"] {
+        let futures = support::req(
+            "POST",
+            &format!("/api/ua/v1/{mode}/order/place"),
+            "",
+            r#"{"tradeType":"FUTURES","symbol":"XBTUSDTM","side":"BUY","orderType":"MARKET","size":"1","sizeUnit":"UNIT","marginMode":"ISOLATED","leverage":1}"#,
+        );
+        check_with(Exchange::Kucoin, &KeyPolicy::default(), &futures)
+            .unwrap_or_else(|e| panic!("{mode} futures: {e}"));
+    }
+    // A batch twin a trader allowed by hand is read member by member, each under its own
+    // trade type or the batch's.
+    let batch = Endpoint {
+        method: "POST".into(),
+        path: "/api/ua/v1/unified/order/place-batch".into(),
+        doc: None,
+        params: [
+            "tradeType",
+            "orderList[].tradeType",
+            "orderList[].symbol",
+            "orderList[].marginMode",
+        ]
+        .map(String::from)
+        .to_vec(),
+        required: Vec::new(),
+        values: Default::default(),
+        body: None,
+    };
+    let allowed = KeyPolicy {
+        allow: vec![batch],
+        ..KeyPolicy::default()
+    };
+    let place = |body: &str| support::req("POST", "/api/ua/v1/unified/order/place-batch", "", body);
+    for body in [
+        r#"{"tradeType":"SPOT","orderList":[{"symbol":"BTC-USDT","marginMode":"CROSS"}]}"#,
+        r#"{"orderList":[{"tradeType":"FUTURES","symbol":"XBTUSDTM","marginMode":"CROSS"},{"tradeType":"SPOT","symbol":"BTC-USDT","marginMode":"CROSS"}]}"#,
+    ] {
+        let err = check_with(Exchange::Kucoin, &allowed, &place(body)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Denied(Denial::Margin { .. })),
+            "{body}: {err}"
+        );
+    }
+    check_with(
+        Exchange::Kucoin,
+        &allowed,
+        &place(
+            r#"{"tradeType":"FUTURES","orderList":[{"symbol":"XBTUSDTM","marginMode":"CROSS"}]}"#,
+        ),
+    )
+    .unwrap();
+}
+
 /// Red-team round 22: Bybit's cancels are held to the trading categories (an options cancel's
 /// bytes are also an options amend's: Bybit does not sign the path), but the refusal gave the
 /// reason for placing options and the docs said cancels took any category. It says why a

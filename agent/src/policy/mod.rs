@@ -228,7 +228,8 @@ pub enum Denial {
     /// An order that borrows what the balance does not cover, where the exchange makes that
     /// something the order itself asks for: OKX's `tdMode` `cross` or `isolated` on a spot pair,
     /// Kraken's `leverage` (red-team round 22: the default signed both, the only spot margin
-    /// borrowing it signed on any exchange).
+    /// borrowing it signed on any exchange), and KuCoin's unified-account spot order naming a
+    /// `marginMode` or a `leverage` (red-team round 23: may be one).
     #[error(
         "refused: {endpoint} with {what} is a margin order: what the balance does not cover, \
          {exchange} lends, and the debt bears interest until it is repaid. tapsign signs orders \
@@ -725,9 +726,11 @@ const OKX_ORDER_PATHS: [&str; 3] = [
 /// What makes `parsed` an order that borrows through its own fields, and what to send
 /// instead, if it is one: OKX's `tdMode` other than `cash` on a spot pair (an `instId` of two
 /// parts, `BTC-USDT`; swaps, futures and options have more, and must name a margin mode) in an
-/// order or a batch's member, and Kraken's `leverage` other than `none` anywhere (Kraken's
-/// spot margin; its order entries take it). Read from the body as sent, each batch member on
-/// its own: a spot pair in one member and a swap's `cross` in another is an ordinary hedge.
+/// order or a batch's member, Kraken's `leverage` other than `none` anywhere (Kraken's
+/// spot margin; its order entries take it), and a KuCoin unified-account spot order's
+/// `marginMode` or `leverage` ([`kucoin_spot_margin`]). Read from the body as sent, each batch
+/// member on its own: a spot pair in one member and a swap's `cross` in another is an ordinary
+/// hedge.
 fn margin_order(
     exchange: Exchange,
     parsed: &Parsed,
@@ -778,6 +781,19 @@ fn margin_order(
                 })
             })
         }
+        Exchange::Kucoin if kucoin_ua_place(&parsed.segments) => {
+            let parse::Body::Json(body, _) = &parsed.body else {
+                return None;
+            };
+            kucoin_spot_margin(body, None).map(|what| {
+                (
+                    what,
+                    "A spot order is sent without `marginMode` and `leverage`, as ccxt sends \
+                     one: KuCoin documents them for futures orders only, and a unified \
+                     account's margin order is tradeType MARGIN, which the profile leaves out.",
+                )
+            })
+        }
         Exchange::Kraken => params.iter().find_map(|p| {
             let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
             let value = p.value.as_deref().unwrap_or("");
@@ -788,6 +804,61 @@ fn margin_order(
                 )
             })
         }),
+        _ => None,
+    }
+}
+
+/// Whether `segments` are those of a KuCoin unified-account order place, one or a batch
+/// (`/api/ua/v1/{unified|classic}/order/place`, `place-batch`), under any version.
+fn kucoin_ua_place(segments: &[String]) -> bool {
+    let is = |s: &String, w: &str| s.eq_ignore_ascii_case(w);
+    match segments {
+        [api, ua, version, mode, order, place] => {
+            is(api, "api")
+                && is(ua, "ua")
+                && version.len() == 2
+                && version.starts_with(['v', 'V'])
+                && (is(mode, "unified") || is(mode, "classic"))
+                && is(order, "order")
+                && (is(place, "place") || is(place, "place-batch"))
+        }
+        _ => false,
+    }
+}
+
+/// In a KuCoin unified-account order (or any order of a batch, at any depth), a `marginMode` or
+/// `leverage` beside a trade type other than FUTURES (the order's own `tradeType`, else the
+/// nearest enclosing one's), as `name=value on tradeType=...`. KuCoin documents both for
+/// futures orders only, and its unified account trades margin through this endpoint by a
+/// field no page names beside SPOT: a spot order that names a margin mode or a leverage is
+/// read as one that may borrow (red-team round 23; ccxt sends neither on a spot order).
+fn kucoin_spot_margin(value: &json::Json, outer: Option<&json::Json>) -> Option<String> {
+    match value {
+        json::Json::Array(items) => items.iter().find_map(|v| kucoin_spot_margin(v, outer)),
+        json::Json::Object(fields) => {
+            let trade = fields
+                .iter()
+                .find(|(k, _)| k == "tradeType")
+                .map(|(_, v)| v)
+                .or(outer);
+            let futures = matches!(trade, Some(json::Json::String(t)) if t == "FUTURES");
+            let shown = |v: &json::Json| match v {
+                json::Json::String(t) => format!("{t:?}"),
+                other => other.to_string(),
+            };
+            let own = fields
+                .iter()
+                .find(|(k, _)| !futures && (k == "marginMode" || k == "leverage"))
+                .map(|(k, v)| {
+                    let trade = trade.map(shown).unwrap_or_else(|| "(none)".into());
+                    format!("{k}={} on tradeType={trade}", shown(v))
+                });
+            own.or_else(|| {
+                fields
+                    .iter()
+                    .find_map(|(_, v)| kucoin_spot_margin(v, trade))
+            })
+        }
         _ => None,
     }
 }
