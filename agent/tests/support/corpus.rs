@@ -215,6 +215,79 @@ pub const LENIENT: &[(&str, &str, &str)] = &[
          a P2P release of order X; the ids are alike, so no parameter rule tells them apart. It \
          needs a key that can use Bybit's P2P API: a trading key must not be one",
     ),
+    // Red-team round 23: Bybit's POSTs without parameters, which any signed POST body makes
+    // (an order's, a cancel's, `set-leverage`'s), and its cancels by an optional order id.
+    (
+        "bybit",
+        "POST /v5/account/repay",
+        "with neither coin nor amount it repays every liability, converting other assets: \
+         nothing leaves the account, and a key that does not borrow has no liability to repay",
+    ),
+    (
+        "bybit",
+        "POST /v5/account/quick-repayment",
+        "without coin it repays every liability, converting other assets (Bybit grants it with \
+         a contract-trading permission): nothing leaves the account, and a key that does not \
+         borrow has no liability to repay",
+    ),
+    (
+        "bybit",
+        "POST /v5/account/upgrade-to-uta",
+        "takes no parameters: it moves a classic account's wallets into the unified account \
+         for good (refused while orders are open); nothing leaves the account, but it cannot \
+         be undone, so docs/exchanges.md says to upgrade the account before a key goes to a bot",
+    ),
+    (
+        "bybit",
+        "POST /v5/user/delete-api",
+        "takes no parameters: the key deletes itself, so the bot loses it and nothing moves; \
+         Bybit lets a key change API keys only with a transfer or withdrawal permission, which \
+         a trading key must not hold",
+    ),
+    (
+        "bybit",
+        "POST /user/v3/private/delete-api",
+        "the v3 twin of /v5/user/delete-api, signed the same way: the key deletes itself, and \
+         only with a transfer or withdrawal permission",
+    ),
+    (
+        "bybit",
+        "POST /v5/user/delete-sub-api",
+        "its one parameter, apikey, is optional: sent with a sub-account's own key, that key \
+         deletes itself, and nothing moves; it needs the Account Transfer or Sub Member \
+         Transfer permission, which a trading key must not hold",
+    ),
+    (
+        "bybit",
+        "POST /v5/user/create-demo-member",
+        "takes no parameters: it creates a demo-trading sub-member, whose funds are play money; \
+         nothing moves and no key is made",
+    ),
+    (
+        "bybit",
+        "POST /v5/rfq/cancel-all-rfq",
+        "takes no parameters: it cancels the account's own open block-trade requests (RFQ, \
+         which the profile leaves out), and nothing moves",
+    ),
+    (
+        "bybit",
+        "POST /v5/rfq/cancel-all-quotes",
+        "takes no parameters: it cancels the account's own open block-trade quotes, and \
+         nothing moves",
+    ),
+    (
+        "bybit",
+        "POST /v5/event/cancel",
+        "a cancel or amend of order X carries orderId=X, the whole of a cancel of \
+         event-contract quote X (maker accounts only): it withdraws the account's own quote, \
+         and nothing moves",
+    ),
+    (
+        "bybit",
+        "POST /v5/spread/order/cancel",
+        "a cancel or amend of order X carries orderId=X, the whole of a cancel of spread order \
+         X: it cancels the account's own order, and nothing moves",
+    ),
     (
         "bybit",
         "GET /v5/asset/withdraw/withdrawable-amount",
