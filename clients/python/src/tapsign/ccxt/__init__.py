@@ -16,6 +16,11 @@ nonce headers or parameters) is taken out (``_rules``) and the rest, ccxt's own 
 the agent, which stamps its time and nonce, signs, and returns the request to send, API key
 included. That request is sent byte for byte. Public requests carry no marker and are sent
 untouched, without asking the agent.
+
+ccxt.pro's websockets: public streams go out as ccxt makes them. Its private logins are ccxt's
+own, made over the placeholders, and are refused before anything is sent (a frame, URL or
+handshake header carrying a marker or placeholder); the refusal says how the exchange's
+websocket logs in through the agent.
 """
 
 from __future__ import annotations
@@ -56,6 +61,44 @@ def _unsigned_text(*args: Any, **kwargs: Any) -> str:
 
 def _unsigned_ecdsa(*args: Any, **kwargs: Any) -> Dict[str, Any]:
     return {"r": UNSIGNED, "s": UNSIGNED, "v": 0}
+
+
+# How each exchange's private websocket logs in with tapsign, for the refusal of ccxt.pro's
+# own login (docs/exchanges.md, "Websocket logins").
+_WS_LOGIN = (
+    'Log the websocket in with a login the agent signs: agent.sign(key, "GET", <websocket '
+    'path>, kind="ws_login") returns the message to send, once the key has ws_login = true in '
+    'config.toml (docs/policy.md, "Websocket logins": a logged-in websocket keeps trading after '
+    "the session ends)"
+)
+_WS_HOW = {
+    "binance": _WS_LOGIN + "; on Binance that is session.logon, for Ed25519 keys only (ccxt's "
+    "signed userDataStream subscription is not offered), and the listenKey streams need no login",
+    "bybit": _WS_LOGIN,
+    "okx": _WS_LOGIN,
+    "coinbase": _WS_LOGIN + ' (its "jwt" goes into each subscribe)',
+    "upbit": "Its private websocket's handshake takes the Authorization header of a signed "
+    'parameterless REST call: have the agent sign one (agent.sign(key, "GET", "/v1/accounts")) '
+    "and connect with that header",
+    "bithumb": "Its private websocket's handshake takes the Authorization header of a signed "
+    'parameterless REST call: have the agent sign one (agent.sign(key, "GET", "/v1/accounts")) '
+    "and connect with that header",
+    "gate": "tapsign does not sign Gate's private websocket subscriptions yet (docs/exchanges.md)",
+    "bitget": "tapsign does not sign Bitget's websocket login yet (docs/exchanges.md)",
+    "kraken": "Kraken's websocket token comes from GetWebSocketsToken, which the adapter has the "
+    "agent sign when the key has ws_login = true (docs/policy.md)",
+    "kucoin": "KuCoin's websocket token comes from bullet-private, which the adapter has the agent sign",
+}
+
+
+def _as_text(message: Any) -> Any:
+    """A websocket frame as the text ccxt sends (a dict or list goes out as JSON)."""
+    if message is None or isinstance(message, (str, bytes)):
+        return message
+    try:
+        return json.dumps(message, default=str)
+    except (TypeError, ValueError, RecursionError):  # a frame ccxt could not send as JSON either
+        return repr(message)
 
 
 def _rule_for(exchange: Any, scheme: Optional[str]) -> Rule:
@@ -183,6 +226,53 @@ class _Adapter:
 
     def to_ccxt(self, e: errors.TapsignError) -> Exception:
         return to_ccxt(e, str(self.exchange.id))
+
+    # ---------------------------------------------------------------- ccxt.pro: websockets
+
+    def refuse_ws(self, *parts: Any) -> None:
+        """Raise, before anything is sent, if a websocket frame, URL or handshake header
+        carries a placeholder or marker: that is ccxt.pro's own login, made with the
+        instance's placeholder credentials, which the exchange could only refuse as a bad API
+        key, after the bot's IP had tried it (red-team round 23, P1)."""
+        if _rules.carries_marker(*(_as_text(p) for p in parts)):
+            raise self.to_ccxt(
+                errors.PolicyDenied(
+                    "ccxt.pro's own websocket login was not sent: it carries the placeholder "
+                    "credentials of an instance attached to tapsign, which signs its REST "
+                    "requests only. " + _WS_HOW.get(self.rule.scheme, _WS_LOGIN),
+                    "policy_denied",
+                )
+            )
+
+    def wrap_client(self, original: Callable[[str], Any]) -> Callable[[str], Any]:
+        """ccxt.pro's ``client(url)``: every websocket connection it makes, checked before it
+        dials (its URL and handshake headers, Upbit's bearer token say) and on every frame."""
+
+        def client(url: str) -> Any:
+            c = original(url)
+            self.refuse_ws(url, getattr(c, "url", None), getattr(c, "options", None))
+            if getattr(c, "_tapsign_checked", None) is not self:
+                send = c.send
+
+                async def checked_send(message: Any) -> Any:
+                    self.refuse_ws(message)
+                    return await send(message)
+
+                c.send = checked_send
+                c._tapsign_checked = self
+            return c
+
+        return client
+
+    def wrap_watch(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """ccxt.pro's ``watch`` and ``watch_multiple``: the frame is checked before the
+        connection is made, so a refused login opens no socket."""
+
+        def watch(url: str, hashes: Any, message: Any = None, *rest: Any, **kw: Any) -> Any:
+            self.refuse_ws(url, message)
+            return original(url, hashes, message, *rest, **kw)
+
+        return watch
 
 
 # The signed calls that teach the adapter a Binance API key before a key-only call: reads of
@@ -362,6 +452,12 @@ def attach(
         exchange.options["recvWindow"] = None
     exchange.sign = ad.wrap_sign(exchange.sign)
     exchange.fetch = (_async_fetch if is_async else _sync_fetch)(ad, exchange.fetch)
+    # ccxt.pro: its websocket logins are ccxt's own, over the placeholders; refused locally.
+    if callable(getattr(exchange, "client", None)) and callable(getattr(exchange, "watch", None)):
+        exchange.client = ad.wrap_client(exchange.client)
+        exchange.watch = ad.wrap_watch(exchange.watch)
+        if callable(getattr(exchange, "watch_multiple", None)):
+            exchange.watch_multiple = ad.wrap_watch(exchange.watch_multiple)
     exchange._tapsign = ad
     return exchange
 
