@@ -102,11 +102,12 @@ def bybit_private_url(ex: Any) -> str:
     return ex.urls["api"]["ws"]["private"]["spot"]["unified"]
 
 
-# Each call makes ccxt.pro's own login: OKX's `login` op, Bybit's `auth` op, Upbit's bearer
-# token in the websocket handshake.
+# Each call makes ccxt.pro's own login: OKX's `login` op, Bybit's `auth` op, Binance's spot
+# `userDataStream.subscribe.signature`, Upbit's bearer token in the websocket handshake.
 LOGINS = [
     ("okx", lambda ex: ex.authenticate(), "ws_login"),
     ("bybit", lambda ex: ex.authenticate(bybit_private_url(ex)), "ws_login"),
+    ("binance", lambda ex: ex.authenticate(), "session.logon"),
     ("upbit", lambda ex: ex.watch_orders(), "Authorization header"),
 ]
 

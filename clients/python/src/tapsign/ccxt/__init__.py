@@ -269,10 +269,25 @@ class _Adapter:
         connection is made, so a refused login opens no socket."""
 
         def watch(url: str, hashes: Any, message: Any = None, *rest: Any, **kw: Any) -> Any:
-            self.refuse_ws(url, message)
+            try:
+                self.refuse_ws(url, message)
+            except errors.TapsignError:
+                _quiet_futures(self.exchange, url)
+                raise
             return original(url, hashes, message, *rest, **kw)
 
         return watch
+
+
+def _quiet_futures(exchange: Any, url: str) -> None:
+    """ccxt.pro makes some futures ahead of a login (Binance's spot stream) and rejects them
+    with the login's error, with no one awaiting them: asyncio would then log "Future exception
+    was never retrieved" beside the refusal the bot already got. Those on ``url`` are marked
+    retrieved; a caller awaiting one still gets its error."""
+    client = (getattr(exchange, "clients", None) or {}).get(url)
+    for future in list(getattr(client, "futures", {}).values()):
+        if callable(getattr(future, "add_done_callback", None)):
+            future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 # The signed calls that teach the adapter a Binance API key before a key-only call: reads of
