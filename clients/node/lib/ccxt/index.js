@@ -12,6 +12,11 @@
 // nonce replace ccxt's; the API key comes from the agent's headers. The few Binance calls ccxt
 // sends with the API key alone (schemes.js, `keyOnly`) are not signed: they go out as ccxt
 // builds them, with the API key learnt from a signed answer.
+//
+// ccxt pro: public streams go out as ccxt makes them. Its private websocket logins are ccxt's
+// own, made over the placeholders (an HMAC over the placeholder secret, a JWT naming the
+// placeholder key), and are refused before anything is sent; the refusal says how the
+// exchange's websocket logs in through the agent.
 
 const { Agent } = require('../agent');
 const errors = require('../errors');
@@ -53,6 +58,34 @@ const CCXT_ERROR = [
   [errors.ConnectionLost, ['NetworkError']],
   [errors.AgentTimeout, ['RequestTimeout', 'NetworkError']],
 ];
+
+// How each exchange's private websocket logs in with tapsign, for the refusal of ccxt pro's
+// own login (docs/exchanges.md, "Websocket logins"). The Python adapter says the same.
+const WS_LOGIN =
+  "Log the websocket in with a login the agent signs: agent.sign(key, 'GET', <websocket path>, " +
+  "{ kind: 'ws_login' }) returns the message to send, once the key has ws_login = true in " +
+  'config.toml (docs/policy.md, "Websocket logins": a logged-in websocket keeps trading after the ' +
+  'session ends)';
+const BEARER =
+  "Its private websocket's handshake takes the Authorization header of a signed parameterless " +
+  "REST call: have the agent sign one (agent.sign(key, 'GET', '/v1/accounts')) and connect with " +
+  'that header';
+const WS_HOW = {
+  binance:
+    `${WS_LOGIN}; on Binance that is session.logon, for Ed25519 keys only (ccxt's signed ` +
+    'userDataStream subscription is not offered), and the listenKey streams need no login',
+  bybit: WS_LOGIN,
+  okx: WS_LOGIN,
+  coinbase: `${WS_LOGIN} (its "jwt" goes into each subscribe)`,
+  upbit: BEARER,
+  bithumb: BEARER,
+  gate: "tapsign does not sign Gate's private websocket subscriptions yet (docs/exchanges.md)",
+  bitget: "tapsign does not sign Bitget's websocket login yet (docs/exchanges.md)",
+  kraken:
+    "Kraken's websocket token comes from GetWebSocketsToken, which the adapter has the agent sign " +
+    'when the key has ws_login = true (docs/policy.md)',
+  kucoin: "KuCoin's websocket token comes from bullet-private, which the adapter has the agent sign",
+};
 
 /**
  * Make the agent sign `exchange`'s private requests with the credential `options.key`.
@@ -165,7 +198,104 @@ function attach(exchange, options = {}) {
     const signedBody = signed.body === '' && !pending.hadBody ? undefined : signed.body;
     return state.fetch.call(this, signed.url(pending.origin), signed.method, out, signedBody);
   };
+
+  // ccxt pro: every websocket it opens (its URL and handshake headers, Upbit's bearer token
+  // say) and every frame it sends are checked; `watch` checks the frame before connecting, so
+  // a refused login opens no socket (red-team round 23, P1).
+  if (typeof exchange.client === 'function' && typeof exchange.watch === 'function') {
+    const { client, watch, watchMultiple } = exchange;
+    exchange.client = function checkedClient(url) {
+      const c = client.call(this, url);
+      refuseWs(this, state, url, c.url, c.options && c.options.headers, c.cookies, c.protocols);
+      if (c[STATE] !== state) {
+        const send = c.send;
+        c.send = function checkedSend(message) {
+          try {
+            refuseWs(exchange, state, message);
+          } catch (e) {
+            // ccxt's watch sends some frames without waiting on the promise: handled here, so
+            // no unhandled rejection; a caller that awaits it still gets the refusal.
+            const refused = Promise.reject(e);
+            refused.catch(() => {});
+            return refused;
+          }
+          return send.call(this, message);
+        };
+        Object.defineProperty(c, STATE, { value: state, enumerable: false, configurable: true });
+      }
+      return c;
+    };
+    exchange.watch = function checkedWatch(url, hash, message, ...rest) {
+      refuseWatch(this, state, url, message);
+      return watch.call(this, url, hash, message, ...rest);
+    };
+    if (typeof watchMultiple === 'function') {
+      exchange.watchMultiple = function checkedWatchMultiple(url, hashes, message, ...rest) {
+        refuseWatch(this, state, url, message);
+        return watchMultiple.call(this, url, hashes, message, ...rest);
+      };
+    }
+  }
   return exchange;
+}
+
+/**
+ * `refuseWs` for a frame `watch` is about to send on `url`. ccxt pro makes some futures ahead of
+ * a login (Binance's spot stream) and rejects them with the login's error, with no one awaiting
+ * them: an unhandled rejection, which ends a Node process. Those on `url` get a handler first;
+ * a caller awaiting one still gets its error.
+ */
+function refuseWatch(exchange, state, url, message) {
+  try {
+    refuseWs(exchange, state, url, message);
+  } catch (e) {
+    const client = exchange.clients && exchange.clients[url];
+    for (const future of Object.values((client && client.futures) || {})) {
+      if (future && typeof future.catch === 'function') future.catch(() => {});
+    }
+    throw e;
+  }
+}
+
+/**
+ * Throws, before anything is sent, if a websocket frame, URL or handshake header carries a
+ * placeholder: that is ccxt pro's own login, over the instance's placeholder credentials, which
+ * the exchange could only refuse as a bad API key.
+ */
+function refuseWs(exchange, state, ...values) {
+  if (!values.some((v) => carriesPlaceholder(v, 0, new Set()))) return;
+  throw toCcxtError(
+    exchange,
+    new errors.PolicyDenied(
+      "ccxt pro's own websocket login was not sent: it carries the placeholder credentials of an " +
+        'instance attached to tapsign, which signs its REST requests only. ' +
+        (WS_HOW[state.schemeName] || WS_LOGIN),
+    ),
+  );
+}
+
+// A JWT: base64url header and payload (ccxt's Coinbase and Upbit tokens name the API key there).
+const JWT = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
+
+/** A placeholder anywhere in `v` (strings, arrays, plain objects), or in a JWT's claims. */
+function carriesPlaceholder(v, depth, seen) {
+  if (typeof v === 'string') {
+    if (containsPlaceholder(v)) return true;
+    for (const [jwt] of v.matchAll(JWT)) {
+      const [head, claims] = jwt.split('.');
+      if (containsPlaceholder(decode64url(head), decode64url(claims))) return true;
+    }
+    return false;
+  }
+  if (Buffer.isBuffer(v)) return carriesPlaceholder(v.toString('latin1'), depth, seen);
+  if (!v || typeof v !== 'object' || depth > 8 || seen.has(v)) return false;
+  seen.add(v);
+  const entries = Array.isArray(v) ? v : Object.entries(v).flat();
+  return entries.some((x) => carriesPlaceholder(x, depth + 1, seen));
+}
+
+function decode64url(s) {
+  return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
 }
 
 /** The request `sign()` hands ccxt: `pending` as ccxt would send it, tagged for `fetch()`. */
