@@ -214,8 +214,8 @@ fn how_websocket_logs_in(exchange: Exchange) -> &'static str {
              a websocket login)"
         }
         Exchange::Kucoin => {
-            "its private websocket takes a token from POST /api/v1/bullet-private, an ordinary \
-             signed REST call"
+            "its private websocket takes a token from POST /api/v1/bullet-private (a unified \
+             account's from POST /api/v2/bullet-private), an ordinary signed REST call"
         }
         Exchange::Gate => {
             "Gate signs each private channel subscription (channel, event and time) with the \

@@ -77,6 +77,11 @@ CALLS = {
     "fetch_balance": lambda ex: ex.fetch_balance(),
     "fetch_open_orders": lambda ex: ex.fetch_open_orders("BTC/USDT"),
     "fetch_my_trades": lambda ex: ex.fetch_my_trades("BTC/USDT"),
+    # ccxt pro's stream tokens: a classic account's (negotiate), a unified account's
+    # (authenticate_uta), whose `version` ccxt's sign() puts in the path: /api/v2/bullet-private
+    # (red-team round 23).
+    "stream_token": lambda ex: ex.privatePostBulletPrivate(),
+    "stream_token_unified": lambda ex: ex.privatePostBulletPrivate({"version": "v2"}),
 }
 
 
