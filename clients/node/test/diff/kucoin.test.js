@@ -83,6 +83,13 @@ const spec = {
         ],
       });
     }
+    if (/^\/api\/v[12]\/bullet-private$/.test(path)) {
+      // KuCoin's stream token answer (docs-new, websocket introduction).
+      return ok({
+        token: 'a-stream-token',
+        instanceServers: [{ endpoint: 'wss://ws-api-spot.kucoin.com/', encrypt: true, protocol: 'websocket', pingInterval: 18000, pingTimeout: 10000 }],
+      });
+    }
     throw new Error(`no canned answer for ${req.method} ${path}`);
   },
 };
@@ -147,3 +154,15 @@ test('kucoin fetch_my_trades (fills)', () =>
     assert.match(last(r).url, /^https:\/\/api\.kucoin\.com\/api\/v1\/fills\?symbol=BTC-USDT/);
     assert.equal(r.result.length, 1);
   }));
+
+// ccxt pro's stream tokens: a classic account's (negotiate), a unified account's
+// (authenticateUta), whose `version` ccxt's sign() puts in the path (red-team round 23).
+test('kucoin stream tokens (ccxt pro): /api/v1/bullet-private and a unified account’s /api/v2/bullet-private', async () => {
+  await run((ex) => ex.privatePostBulletPrivate(), (r) => {
+    assert.equal(last(r).url, 'https://api.kucoin.com/api/v1/bullet-private');
+  });
+  await run((ex) => ex.privatePostBulletPrivate({ version: 'v2' }), (r) => {
+    assert.equal(last(r).url, 'https://api.kucoin.com/api/v2/bullet-private');
+    assert.equal(last(r).method, 'POST');
+  });
+});
