@@ -2926,7 +2926,8 @@ fn a_kucoin_unified_spot_order_with_a_margin_mode_or_leverage_is_a_margin_order(
             .unwrap_or_else(|e| panic!("{mode} futures: {e}"));
     }
     // A batch twin a trader allowed by hand is read member by member, each under its own
-    // trade type or the batch's.
+    // trade type and the batch's: a member's FUTURES under a SPOT batch is read as SPOT, as a
+    // server reading only the batch's would (red-team round 23, recheck).
     let batch = Endpoint {
         method: "POST".into(),
         path: "/api/ua/v1/unified/order/place-batch".into(),
@@ -2951,6 +2952,7 @@ fn a_kucoin_unified_spot_order_with_a_margin_mode_or_leverage_is_a_margin_order(
     for body in [
         r#"{"tradeType":"SPOT","orderList":[{"symbol":"BTC-USDT","marginMode":"CROSS"}]}"#,
         r#"{"orderList":[{"tradeType":"FUTURES","symbol":"XBTUSDTM","marginMode":"CROSS"},{"tradeType":"SPOT","symbol":"BTC-USDT","marginMode":"CROSS"}]}"#,
+        r#"{"tradeType":"SPOT","orderList":[{"tradeType":"FUTURES","symbol":"BTC-USDT","marginMode":"CROSS"}]}"#,
     ] {
         let err = check_with(Exchange::Kucoin, &allowed, &place(body)).unwrap_err();
         assert!(
@@ -2963,6 +2965,14 @@ fn a_kucoin_unified_spot_order_with_a_margin_mode_or_leverage_is_a_margin_order(
         &allowed,
         &place(
             r#"{"tradeType":"FUTURES","orderList":[{"symbol":"XBTUSDTM","marginMode":"CROSS"}]}"#,
+        ),
+    )
+    .unwrap();
+    check_with(
+        Exchange::Kucoin,
+        &allowed,
+        &place(
+            r#"{"tradeType":"FUTURES","orderList":[{"tradeType":"FUTURES","symbol":"XBTUSDTM","marginMode":"CROSS"}]}"#,
         ),
     )
     .unwrap();
@@ -3357,4 +3367,40 @@ fn a_name_asking_for_a_stop_gets_no_line_on_an_endpoint_that_places_none() {
     .unwrap_err()
     .to_string();
     assert!(msg.contains("allow = ["), "{msg}");
+    // The recheck: the name's head alone was read, so a batch member's `[].triggerPrice`, a
+    // list member's `orderList[].stopPrice` and a form's `stopLoss[triggerPrice]` were offered
+    // the line; and other spellings of the same ask.
+    let batch = support::req(
+        "POST",
+        "/api/v3/trade/place-batch",
+        "",
+        r#"[{"category":"SPOT","symbol":"BTCUSDT","side":"sell","orderType":"limit","qty":"1","price":"1","triggerPrice":"1"}]"#,
+    );
+    let list = support::req(
+        "POST",
+        "/api/v1/hf/orders/multi",
+        "",
+        r#"{"orderList":[{"clientOid":"a","symbol":"BTC-USDT","side":"sell","type":"limit","price":"1","size":"1","stopPrice":"1"}]}"#,
+    );
+    let form = support::req(
+        "POST",
+        "/0/private/AddOrder",
+        "",
+        "ordertype=limit&type=sell&volume=1&pair=XBTUSD&price=1&stopLoss[triggerPrice]=1",
+    );
+    let snake = order(r#""trailing_percent":"1""#);
+    for (exchange, r) in [
+        (Exchange::Bitget, &batch),
+        (Exchange::Kucoin, &list),
+        (Exchange::Kraken, &form),
+        (Exchange::Bitget, &snake),
+    ] {
+        let err = check_with(exchange, &KeyPolicy::default(), r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("suggests no") && !msg.contains("allow = ["),
+            "{exchange:?} {}: {msg}",
+            r.path
+        );
+    }
 }

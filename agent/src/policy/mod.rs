@@ -613,31 +613,49 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
     }
 }
 
-/// The names ccxt turns into a trigger, stop or trailing order where the exchange has one, and
-/// leaves in the request as they are where its code for that exchange has none.
+/// The names that ask for a trigger, stop or trailing order: ccxt's unified ones, which it
+/// turns into the exchange's own where it has such an order and leaves in the request as they
+/// are where its code for that exchange has none, and the exchanges' own, compared folded
+/// (`profile::fold_name`: case, `_` and `-`).
 const ORDER_KIND_SWITCHES: &[&str] = &[
     "triggerPrice",
     "stopPrice",
     "stopLossPrice",
     "takeProfitPrice",
+    "stopLoss",
+    "takeProfit",
     "trailingPercent",
     "trailingAmount",
     "trailingTriggerPrice",
     "trigger",
     "stop",
+    "triggerPx",
+    "slTriggerPx",
+    "tpTriggerPx",
+    "stopPx",
+    "trailingDelta",
+    "activationPrice",
+    "callbackRate",
+    "callbackRatio",
 ];
 
 /// [`widen_advice`], but no line for a name that asks for a trigger, stop or trailing order
-/// ([`ORDER_KIND_SWITCHES`]) on an entry that does not take it: such an entry places no such
-/// order, and an exchange that ignores a field it does not read would place the order at once,
-/// a stop-loss sell as a plain sell (red-team round 23: ccxt sends a Bitget unified-account
-/// stop as `triggerPrice` on `/api/v3/trade/place-order`, and the refusal offered the line).
+/// ([`ORDER_KIND_SWITCHES`], as any part of the name: a batch member's `[].triggerPrice`, a
+/// form's `stopLoss[triggerPrice]`) on an entry that does not take it: such an entry places no
+/// such order, and an exchange that ignores a field it does not read would place the order at
+/// once, a stop-loss sell as a plain sell (red-team round 23: ccxt sends a Bitget
+/// unified-account stop as `triggerPrice` on `/api/v3/trade/place-order`, and its batch with
+/// the same field in each member, and the refusal offered the line).
 fn unknown_advice(exchange: Exchange, key: &str, names: &str, config: &str) -> String {
     let switch = names.split(", ").find(|n| {
-        let head = n.split(['[', '.']).next().unwrap_or(n);
-        ORDER_KIND_SWITCHES
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(head))
+        n.split(['[', ']', '.'])
+            .filter(|part| !part.is_empty())
+            .any(|part| {
+                let part = profile::fold_name(part);
+                ORDER_KIND_SWITCHES
+                    .iter()
+                    .any(|s| profile::fold_name(s) == part)
+            })
     });
     match switch {
         Some(name) => format!(
@@ -827,8 +845,8 @@ fn kucoin_ua_place(segments: &[String]) -> bool {
 }
 
 /// In a KuCoin unified-account order (or any order of a batch, at any depth), a `marginMode` or
-/// `leverage` beside a trade type other than FUTURES (the order's own `tradeType`, else the
-/// nearest enclosing one's), as `name=value on tradeType=...`. KuCoin documents both for
+/// `leverage` beside a trade type other than FUTURES (FUTURES only where the order's own
+/// `tradeType` and the enclosing ones all say so), as `name=value on tradeType=...`. KuCoin documents both for
 /// futures orders only, and its unified account trades margin through this endpoint by a
 /// field no page names beside SPOT: a spot order that names a margin mode or a leverage is
 /// read as one that may borrow (red-team round 23; ccxt sends neither on a spot order).
@@ -836,12 +854,19 @@ fn kucoin_spot_margin(value: &json::Json, outer: Option<&json::Json>) -> Option<
     match value {
         json::Json::Array(items) => items.iter().find_map(|v| kucoin_spot_margin(v, outer)),
         json::Json::Object(fields) => {
-            let trade = fields
+            let is_futures = |v: &json::Json| matches!(v, json::Json::String(t) if t == "FUTURES");
+            let own = fields
                 .iter()
                 .find(|(k, _)| k == "tradeType")
-                .map(|(_, v)| v)
-                .or(outer);
-            let futures = matches!(trade, Some(json::Json::String(t)) if t == "FUTURES");
+                .map(|(_, v)| v);
+            // A member's own FUTURES does not outrank a batch's other type: a server that
+            // reads only the batch's would read the member as that type (red-team round 23,
+            // recheck). Whichever of the two is not FUTURES is the one that counts.
+            let trade = match (own, outer) {
+                (Some(o), Some(p)) if is_futures(o) => Some(p),
+                (o, p) => o.or(p),
+            };
+            let futures = trade.is_some_and(is_futures);
             let shown = |v: &json::Json| match v {
                 json::Json::String(t) => format!("{t:?}"),
                 other => other.to_string(),
