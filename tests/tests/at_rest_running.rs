@@ -110,6 +110,34 @@ fn the_anchored_line_edited_with_the_agent_stopped_is_a_broken_record() {
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
 }
 
+/// Red-team round 23: one more digit in the anchored line's `seq` (the agent stopped) moves
+/// the offset the manifest records off the line's end, and the unlock read a log started
+/// afresh: it opened with a warning where the same edit keeping the line's length is refused,
+/// and said the manifest's command stopped before its line. The next line still chains from
+/// the recorded hash: a broken record, refused, and no command is said to have stopped.
+#[test]
+fn the_anchored_line_made_longer_with_the_agent_stopped_is_a_broken_record() {
+    let mut w = three_keys_unlocked();
+    let backup = std::fs::read(cred_file(&w, "kb3")).unwrap();
+    w.run(&["key", "remove", "kb3"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    let anchored = manifest["audit"]["seq"].as_u64().unwrap();
+    let text = std::fs::read_to_string(log_path(&w)).unwrap();
+    let from = format!("{{\"seq\":{anchored},");
+    let edited = text.replacen(&from, &format!("{{\"seq\":{anchored}0,"), 1);
+    assert_ne!(edited, text);
+    put_back(&log_path(&w), edited.as_bytes());
+    put_back(&cred_file(&w, "kb3"), &backup);
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "was edited");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+    assert!(!out.stderr.contains("stopped before its line"), "{out:?}");
+}
+
 /// A log moved aside and started afresh is a gap: unlock opens with a warning, and `key list`
 /// prints the same warning.
 #[test]

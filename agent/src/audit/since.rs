@@ -2,7 +2,7 @@
 //! changes recorded since its manifest was written, and only those (a log of a year's
 //! signatures is not read at every unlock).
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use super::{AuditError, AuditLine, GENESIS, hash_hex, io_err, last_line, read_at};
@@ -51,7 +51,23 @@ pub fn since_keeping(
             end: anchor.clone(),
         })
     };
+    let edited = |why: String| {
+        Ok(Since {
+            lines: Vec::new(),
+            gap: Some(format!(
+                "line {} of {}, where the keystore was last checked, {why}",
+                anchor.seq,
+                path.display()
+            )),
+            broken: true,
+            end: anchor.clone(),
+        })
+    };
     if anchor.offset > len {
+        // Lines made shorter can leave the file shorter than the offset too.
+        if let Some(why) = anchor_edited(path, b"", anchor)? {
+            return edited(why);
+        }
         return gone("the file is shorter now");
     }
     if anchor.offset == 0 {
@@ -67,17 +83,8 @@ pub fn since_keeping(
         };
         let line = last_line(&mut file, end).map_err(io_err(path))?;
         if hash_hex(&line) != anchor.hash {
-            if anchor_edited(&mut file, &line, anchor) {
-                return Ok(Since {
-                    lines: Vec::new(),
-                    gap: Some(format!(
-                        "line {} of {}, where the keystore was last checked, was edited: it is still in its place and the log goes on from it",
-                        anchor.seq,
-                        path.display()
-                    )),
-                    broken: true,
-                    end: anchor.clone(),
-                });
+            if let Some(why) = anchor_edited(path, &line, anchor)? {
+                return edited(why);
             }
             return gone("that line differs");
         }
@@ -161,28 +168,42 @@ pub fn since_keeping(
     Ok(out)
 }
 
-/// The anchor's line differs, but the log around it is the same log: the line still has the
-/// anchor's `seq`, or the line after it still chains from the anchor's recorded hash. A line
-/// edited in place, not a log started afresh (whose lines are other lines, from seq 1).
-fn anchor_edited(file: &mut std::fs::File, line: &[u8], anchor: &Anchor) -> bool {
+/// The anchor's line differs, but the log around it is the same log, edited: why, or `None`
+/// for a log started afresh (or replaced by one whose chain holds whole).
+///
+/// Edited: the line ending at the anchor's offset still has the anchor's `seq`, or a line of
+/// the file still chains from the anchor's recorded hash (the log goes on from the line as it
+/// was), or the file's chain breaks somewhere. A log started afresh is one whose lines chain
+/// from seq 1 with the genesis `prev` to its end; a break in it is this log edited. The line
+/// after the anchor was looked for only at the recorded offset, so an edit that changed the
+/// anchor line's length (one more digit in its `seq`) moved it off the offset, and the unlock
+/// read a log started afresh and opened with a warning where an edit of the same length was
+/// refused (red-team round 23). The file is read whole, only here: the anchor's line differs.
+fn anchor_edited(path: &Path, line: &[u8], anchor: &Anchor) -> Result<Option<String>, AuditError> {
     #[derive(serde::Deserialize)]
     struct Link {
         seq: u64,
         #[serde(default)]
         prev: String,
     }
-    let seq_kept = serde_json::from_slice::<Link>(line).is_ok_and(|l| l.seq == anchor.seq);
-    let mut next_chains = || -> Option<bool> {
-        file.seek(SeekFrom::Start(anchor.offset)).ok()?;
-        let mut next = Vec::new();
-        BufReader::new(file.take(64 * 1024))
-            .read_until(b'\n', &mut next)
-            .ok()?;
-        let next = next.strip_suffix(b"\n").unwrap_or(&next);
-        let l = serde_json::from_slice::<Link>(next).ok()?;
-        Some(l.seq == anchor.seq + 1 && l.prev == anchor.hash)
-    };
-    seq_kept || next_chains().unwrap_or(false)
+    const IN_PLACE: &str = "was edited: it is still in its place and the log goes on from it";
+    if serde_json::from_slice::<Link>(line).is_ok_and(|l| l.seq == anchor.seq) {
+        return Ok(Some(IN_PLACE.into()));
+    }
+    let mut lines = super::read::Lines::open(path)?;
+    while let Some(raw) = lines.next_raw()? {
+        let bytes = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let next = serde_json::from_slice::<Link>(bytes);
+        if next.is_ok_and(|l| l.seq == anchor.seq + 1 && l.prev == anchor.hash) {
+            return Ok(Some(IN_PLACE.into()));
+        }
+    }
+    let whole = since_keeping(path, &Anchor::genesis(), |_| false)?;
+    Ok(whole.gap.filter(|_| whole.broken).map(|why| {
+        format!(
+            "differs, and the log's chain breaks ({why}): the log was edited, not started afresh"
+        )
+    }))
 }
 
 /// The line names a manifest generation or a credential change: a record the keystore's

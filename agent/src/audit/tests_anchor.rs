@@ -252,12 +252,34 @@ fn reading_back_starts_at_the_anchor_and_stops_where_the_chain_breaks() {
     // Its seq edited too: the next line still chains from the recorded hash.
     fs::write(&path, text.replacen("\"seq\":3", "\"seq\":8", 1)).unwrap();
     assert!(since(&path, &anchor).unwrap().broken);
-    // A log started afresh, longer than the anchor's offset: a gap.
-    let fresh_log: String = text
-        .lines()
-        .map(|l| format!("{}\n", l.replace("line", "a new log's line")))
-        .collect();
-    fs::write(&path, fresh_log).unwrap();
+    // An edit that changes the line's length moves the recorded offset off the line's end:
+    // the next line still chains from the recorded hash, wherever it now starts (red-team
+    // round 23: one more digit in its seq read as a log started afresh).
+    for (from, to) in [("\"seq\":3", "\"seq\":13"), ("line 2", "line")] {
+        fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let got = since(&path, &anchor).unwrap();
+        assert!(got.broken, "{to}: {got:?}");
+        assert!(got.gap.unwrap().contains("was edited"), "{to}");
+    }
+    // Its length changed and the next line chained on from it: the chain breaks after that.
+    let edited = text.replacen("line 2", "line", 1);
+    let edited_line = edited.lines().nth(2).unwrap();
+    let next_prev = format!("\"prev\":\"{}\"", hash_hex(edited_line.as_bytes()));
+    let edited = edited.replacen(&format!("\"prev\":\"{}\"", anchor.hash), &next_prev, 1);
+    fs::write(&path, &edited).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(got.broken, "{got:?}");
+    let why = got.gap.unwrap();
+    assert!(why.contains("line 5 does not continue the chain"), "{why}");
+    assert!(why.contains("not started afresh"), "{why}");
+    // A log started afresh, longer than the anchor's offset, chained from seq 1: a gap.
+    fs::remove_file(&path).unwrap();
+    let mut new_log = AuditLog::open(&path).unwrap();
+    for i in 0..6 {
+        new_log
+            .append(&lock(&format!("a new log's line {i}")))
+            .unwrap();
+    }
     let got = since(&path, &anchor).unwrap();
     assert!(!got.broken, "{got:?}");
     assert!(got.gap.unwrap().contains("no longer holds line 3"));

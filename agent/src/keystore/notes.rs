@@ -372,8 +372,17 @@ pub(crate) fn unrecorded_manifest(
         .map(|c| (c.name.clone(), c.created))
         .collect();
     let mut notes = since_check_resealed(whole, files, &resealed)?;
+    // Read along the chain, the record ends where the chain breaks: the line recording `m`
+    // may be past it, and a command killed is then only one reading (red-team round 23: an
+    // edited line was told as a command that stopped).
+    let why = match whole.broken.as_ref().or(whole.gap.as_ref()) {
+        Some(gap) => format!(
+            "either the command that wrote it stopped before its line, or its line is past where the log's record stops ({gap}): `tapsign audit verify` shows which"
+        ),
+        None => "the command that wrote it stopped before its line".to_owned(),
+    };
     notes.quiet.push(format!(
-        "the keystore's manifest (generation {}) is one no check in the audit log records: the command that wrote it stopped before its line, so what it folded in was judged against the last check the log records (generation {}, audit line {})",
+        "the keystore's manifest (generation {}) is one no check in the audit log records: {why}, so what it folded in was judged against the last check the log records (generation {}, audit line {})",
         m.generation, last.generation, last.seq
     ));
     Some(notes)
@@ -774,6 +783,48 @@ mod tests {
                 && text.contains("could not be read past them")
                 && text.contains("down to audit line 6"),
             "{text}"
+        );
+    }
+    /// Red-team round 23: read from the first line, the record stops where the chain breaks,
+    /// and a manifest whose line is past the break was said to be one whose command "stopped
+    /// before its line". Where the reading stopped at a break, that is one reading of two.
+    #[test]
+    fn a_manifest_past_a_break_in_the_chain_is_not_said_to_be_from_a_command_killed() {
+        use super::super::attest::sign;
+        use super::super::ledger::{CheckLine, Evidence};
+        let vk = crate::keystore::seal::VaultKey::from_bytes(&[7; 32]).unwrap();
+        let key = hex::encode(crate::keystore::seal::compressed(&vk.public_key()));
+        let check = CheckLine {
+            seq: 1,
+            unlock: true,
+            generation: 1,
+            vault_key: key.clone(),
+            reason: "unlock".into(),
+            signature: sign(&vk, 1, &key, "unlock", &[]),
+            records: Some(Vec::new()),
+        };
+        let mut whole = Evidence {
+            checks: vec![check],
+            recorded_vaults: vec![key],
+            ..Evidence::default()
+        };
+        let mut m = recording(&[]);
+        m.generation = 2;
+        let note = |whole: &Evidence| {
+            let notes = unrecorded_manifest(&m, whole, &BTreeMap::new()).unwrap();
+            notes.quiet.last().unwrap().clone()
+        };
+        let killed = note(&whole);
+        assert!(
+            killed.contains("no check in the audit log records: the command that wrote it stopped before its line"),
+            "{killed}"
+        );
+        let why = "line 3 does not continue the chain".to_owned();
+        (whole.gap, whole.broken) = (Some(why.clone()), Some(why));
+        let broken = note(&whole);
+        assert!(
+            broken.contains("either the command that wrote it stopped before its line, or its line is past where the log's record stops (line 3 does not continue the chain)"),
+            "{broken}"
         );
     }
 }
