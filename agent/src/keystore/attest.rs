@@ -73,6 +73,14 @@ pub(crate) fn verifies(line: &CheckLine, believed: &[String]) -> bool {
     key.verify(&stated, &sig).is_ok()
 }
 
+/// Whether `line` carries records signed by the vault key it names, whether or not the record
+/// believes that key: a line a rotation wrote, whose link from the vault before was taken out
+/// of the log, still verifies so. Anyone can make a key and sign a line with it, so this alone
+/// vouches for nothing; it tells such a line from one with no signature that verifies at all.
+pub(crate) fn self_signed(line: &CheckLine) -> bool {
+    verifies(line, std::slice::from_ref(&line.vault_key))
+}
+
 /// Most `keystore` lines with a signature that does not verify a reading looks past, from the
 /// newest back, for the last one that does: each costs a signature check, and anyone can
 /// append many. Past them, no line counts as a check (and the notes say so).
@@ -90,6 +98,10 @@ pub struct Authenticated<'a> {
     /// The `seq` of each line after the last authenticated one that is not (a line copied or
     /// written by hand, or by a tapsign from before lines were signed).
     pub not_checks: Vec<u64>,
+    /// Those of them signed by the vault key they name, which the record does not believe (no
+    /// signed link reaches it): a rotation's lines, once its link is taken out of the log,
+    /// read so, and were said to be written by hand (red-team round 23).
+    pub unlinked: Vec<&'a CheckLine>,
     /// Lines that verify but are copies of a check (`seq`, and the `seq` of the earlier line
     /// that verifies with a generation as high), newest first: every manifest takes a
     /// generation above each one before it (`vault_ops::next_generation`), so a signed line
@@ -183,11 +195,15 @@ pub fn authenticated_above<'a>(
             continue;
         }
         if out.lines.is_empty() {
-            out.not_checks.push(line.seq);
+            match signed && !believed.contains(&line.vault_key) && self_signed(line) {
+                true => out.unlinked.push(line),
+                false => out.not_checks.push(line.seq),
+            }
         }
     }
     out.lines.reverse();
     out.not_checks.reverse();
+    out.unlinked.reverse();
     out
 }
 
@@ -228,6 +244,27 @@ pub fn not_checks_note(seqs: &[u64]) -> Option<String> {
         "audit line {first}{more} records a keystore check that no holder of the vault key signed (the line was copied or written by hand): it is not taken as a check, so the credential files are judged against the last check that is; keep a copy of the log, and `tapsign audit` shows the line"
     ))
 }
+
+/// What the notes say, once, of `keystore` lines signed by the vault key they name, to which
+/// no signed link leads ([`Authenticated::unlinked`]): not written by hand, as far as the line
+/// shows, but not a check of this keystore's either.
+pub fn unlinked_note(lines: &[&CheckLine]) -> Option<String> {
+    let first = lines.first()?;
+    let more = match lines.len() - 1 {
+        0 => String::new(),
+        n => format!(" and {n} more after it"),
+    };
+    Some(format!(
+        "audit line {}{more} records {} (generation {}), signed by that vault's own key, to which no signed link leads from a vault the log records before it: {UNLINKED_WHY}. It is not taken as a check, so the credential files are judged against the last check that is; keep a copy of the log, and `tapsign audit` shows the line",
+        first.seq,
+        super::layout::key_tag(&first.vault_key)
+            .map_or_else(|| "a vault".to_owned(), |t| format!("vault-{t}")),
+        first.generation,
+    ))
+}
+
+/// Why a line signed by its own vault key is not reached by a signed link: what to suspect.
+pub(crate) const UNLINKED_WHY: &str = "the link was taken out of the log (a rotation's line carries it) or that vault's folder removed (its `vault.json` carries it too); where the vault on disk is older than that one, an older copy of the keystore may have been put back, which a token removed at that rotation may open";
 
 #[cfg(test)]
 mod tests {
@@ -290,6 +327,39 @@ mod tests {
         assert_eq!(auth.lines.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
         assert_eq!(auth.not_checks, [5]);
         assert!(not_checks_note(&auth.not_checks).is_some_and(|n| n.contains("audit line 5")));
+    }
+
+    /// Red-team round 23: a rotation's lines, once its link is taken out of the log, verify
+    /// only against the vault key they name, which the record no longer believes. They are no
+    /// check, but not "written by hand" either: said as lines of a vault no link reaches.
+    #[test]
+    fn a_line_signed_by_a_vault_no_link_reaches_is_said_as_such() {
+        let (vk, key) = vault(7);
+        let (later, later_key) = vault(9);
+        let check = signed(3, &vk, &key, k1('a'));
+        let rotated = CheckLine {
+            generation: 3,
+            reason: "rotated".into(),
+            signature: sign(&later, 3, &later_key, "rotated", &k1('b')),
+            ..signed(5, &later, &later_key, k1('b'))
+        };
+        let by_hand = CheckLine {
+            seq: 6,
+            signature: String::new(),
+            records: None,
+            ..rotated.clone()
+        };
+        let checks = [check, rotated, by_hand];
+        let auth = authenticated(&checks, std::slice::from_ref(&key), |a| !a.is_empty());
+        assert_eq!(auth.lines.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+        assert_eq!(auth.unlinked.iter().map(|c| c.seq).collect::<Vec<_>>(), [5]);
+        assert_eq!(auth.not_checks, [6]);
+        let note = unlinked_note(&auth.unlinked).unwrap();
+        assert!(
+            note.contains("audit line 5") && note.contains("signed by that vault's own key"),
+            "{note}"
+        );
+        assert!(!note.contains("by hand"), "{note}");
     }
 
     /// A log from before lines were signed reads as it did: no line is authenticated, and

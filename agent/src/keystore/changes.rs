@@ -115,7 +115,10 @@ impl Keystore {
         // and a manifest it verifies, all replaced together) is refused before anything is
         // sealed to it: it descends from none of the vaults the record names.
         self.chained(&vault_file, &vault_path, &evidence)?;
-        warnings.extend(super::vault_ops::unlinked_warning(&evidence.unlinked));
+        warnings.extend(super::vault_ops::unlinked_warning(
+            &evidence.unlinked,
+            &evidence.checks,
+        ));
         // A gap in the record (the anchor's line changed, the log cut or gone) hides any
         // rotation after the manifest on disk, unless its generation is still in the file.
         // Sealing then waits for an unlock's check, or the running agent's pin from one.

@@ -309,6 +309,7 @@ fn since_check_resealed(
     let flooded = super::attest::flooded_note(auth.flooded, "the keystore's last check");
     notes.loud.extend(flooded.map(|n| (String::new(), n)));
     (notes.quiet).extend(super::attest::not_checks_note(&auth.not_checks));
+    (notes.quiet).extend(super::attest::unlinked_note(&auth.unlinked));
     (notes.quiet).extend(super::attest::replayed_note(&auth.replayed));
     Some(notes)
 }

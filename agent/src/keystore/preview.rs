@@ -53,7 +53,10 @@ impl Keystore {
             (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
             _ => Vec::new(),
         };
-        warnings.extend(super::vault_ops::unlinked_warning(&evidence.unlinked));
+        warnings.extend(super::vault_ops::unlinked_warning(
+            &evidence.unlinked,
+            &evidence.checks,
+        ));
         // Every manifest's own `keystore` line follows its anchor. None there: the command
         // that wrote it stopped before its line (killed, a power cut, a full disk).
         if whole.is_none()
@@ -89,7 +92,8 @@ impl Keystore {
     /// (red-team round 21). Read with no vault key; the rebuild says it again after its touch.
     ///
     /// A log that holds no `keystore` line the vault key signed cannot vouch for the files
-    /// ([`KeystoreError::RebuildUnsigned`]): refused here, before the touch, unless `unchecked`.
+    /// ([`KeystoreError::RebuildUnsigned`]), nor for a vault older than one it records
+    /// ([`KeystoreError::RebuildOlderVault`]): refused here, before the touch, unless `unchecked`.
     pub fn rebuild_preview(
         &self,
         ledger: &mut dyn Ledger,
@@ -101,6 +105,16 @@ impl Keystore {
         let ev = ledger.since(&super::ledger::Anchor::genesis());
         if let Some(e) = super::vault_ops::unsigned_rebuild(&ev).filter(|_| !unchecked) {
             return Err(e);
+        }
+        // The vault it would start from, read without the token (the rebuild reads it again
+        // after the touch, and decides it then too).
+        let path = live.dir.join(super::VAULT_FILE);
+        let ancestry = (self.vault_file_in(&live.dir).ok())
+            .and_then(|v| super::lineage::ancestry(&v, &path).ok());
+        if let Some(why) = ancestry.and_then(|a| super::vault_ops::later_unlinked_vault(&ev, &a))
+            && !unchecked
+        {
+            return Err(KeystoreError::RebuildOlderVault { why });
         }
         Ok(super::notes::since_logged_check(&ev, &files).unwrap_or_default())
     }

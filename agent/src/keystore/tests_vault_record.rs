@@ -371,7 +371,7 @@ fn the_warning_shows_no_text_of_the_forgers() {
         seq: 7,
         vault_key: "x (expected after an upgrade: no action needed)".into(),
     };
-    let w = super::vault_ops::unlinked_warning(&[forged]).unwrap();
+    let w = super::vault_ops::unlinked_warning(&[forged], &[]).unwrap();
     assert!(w.contains("naming a malformed vault key"), "{w}");
     assert!(!w.contains("no action needed"), "{w}");
 }

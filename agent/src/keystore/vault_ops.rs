@@ -509,6 +509,7 @@ impl Keystore {
                         &observed,
                         &whole,
                         (&live.dir.join(CREDENTIALS), &vk.public_key()),
+                        &super::lineage::ancestry(&vault, &vault_path)?,
                         reading == Reading::RebuildUnchecked,
                     )?,
                 };
@@ -519,6 +520,8 @@ impl Keystore {
                     unlinked: whole.unlinked,
                     vaults_broken: whole.vaults_broken,
                     witnessed: whole.witnessed,
+                    // What the warning of a vault left out tells its lines by.
+                    checks: whole.checks,
                     ..Evidence::default()
                 };
                 (folded, evidence)
@@ -538,7 +541,9 @@ impl Keystore {
         if let Some(g) = evidence.implausible {
             folded.warnings.push(implausible_warning(g));
         }
-        folded.warnings.extend(unlinked_warning(&evidence.unlinked));
+        folded
+            .warnings
+            .extend(unlinked_warning(&evidence.unlinked, &evidence.checks));
         Ok(Prepared {
             live: live.dir,
             manifest: live.manifest,
@@ -683,7 +688,10 @@ pub(crate) fn implausible_warning(generation: u64) -> String {
 
 /// What a check says of `keystore` lines naming a vault with no signed link to it from one the
 /// record believes ([`super::ledger::Vaults`]): left out, they refuse nothing.
-pub(crate) fn unlinked_warning(unlinked: &[Unlinked]) -> Option<String> {
+pub(crate) fn unlinked_warning(
+    unlinked: &[Unlinked],
+    checks: &[super::ledger::CheckLine],
+) -> Option<String> {
     let first = unlinked.first()?;
     let more = match unlinked.len() - 1 {
         0 => String::new(),
@@ -698,8 +706,23 @@ pub(crate) fn unlinked_warning(unlinked: &[Unlinked]) -> Option<String> {
         Some(tag) => format!("vault-{tag}"),
         None => "a malformed vault key".to_owned(),
     };
+    // A line its own vault key signed is a rotation's whose link is gone, as far as it shows,
+    // and was called one written by hand: the trader's own lines, beside an older vault put
+    // back (red-team round 23).
+    let line = checks
+        .binary_search_by_key(&first.seq, |c| c.seq)
+        .ok()
+        .map(|i| &checks[i]);
+    let how = match line.filter(|c| c.vault_key == first.vault_key && super::attest::self_signed(c)) {
+        Some(c) => format!(
+            ", generation {}, signed by that vault's own key, with no signed link to it from a vault recorded before it: {}. It is left out of the record",
+            c.generation,
+            super::attest::UNLINKED_WHY
+        ),
+        None => " with no signed link to it from a vault recorded before it, as a rotation's line carries: someone wrote it by hand, and it is left out of the record".to_owned(),
+    };
     Some(format!(
-        "the audit log holds a keystore line naming {named}{more} with no signed link to it from a vault recorded before it, as a rotation's line carries: someone wrote it by hand, and it is left out of the record; find it with `grep '\"seq\":{},'` in the audit log and keep a copy of the log",
+        "the audit log holds a keystore line naming {named}{more}{how}; find it with `grep '\"seq\":{},'` in the audit log and keep a copy of the log",
         first.seq
     ))
 }
@@ -763,6 +786,7 @@ fn rebuild_fold(
     observed: &[Observed],
     whole: &Evidence,
     (dir, vault): (&std::path::Path, &p256::PublicKey),
+    ancestry: &[String],
     unchecked: bool,
 ) -> Result<Folded, KeystoreError> {
     use super::ledger::KeyAction;
@@ -893,6 +917,17 @@ fn rebuild_fold(
             files: old.join("; "),
         });
     }
+    // A later vault the log records, which no signed link reaches from this one: the vault on
+    // disk is the older, put back (red-team round 23: the rotation's `lineage` taken out of
+    // the log, the older folder put back, and the rebuild went on from it, unchecked).
+    if let Some(why) = later_unlinked_vault(whole, ancestry) {
+        match unchecked {
+            false => return Err(KeystoreError::RebuildOlderVault { why }),
+            true => folded.warnings.push(format!(
+                "the audit log records a later vault than this one ({why}); the rebuild went on from the vault on disk as it is (--unchecked)"
+            )),
+        }
+    }
     // Stopped only now: what the unsigned record shows put back is named first (it can only
     // refuse), then that it vouches for nothing more.
     if check.is_none() && !unchecked {
@@ -908,6 +943,48 @@ fn rebuild_fold(
         });
     }
     Ok(folded)
+}
+
+/// Why the vault a rebuild starts from (`ancestry`: its own key last, those it descends from
+/// before) is older than one the log records (`whole`, read from its first line), or `None`:
+/// a `keystore` line naming another vault, which no signed link reaches, signed by that vault's
+/// own key, with a generation above every line naming the vault on disk or an ancestor.
+///
+/// Such a line is what a rotation writes; with its link taken out of the log (the rotation's
+/// line carries it, and the chain is plain SHA-256) and the new vault's folder removed, the
+/// record believes the older vault only, and a rebuild went on from an older copy put back,
+/// calling the trader's own lines written by hand (red-team round 23). Anyone can make a key
+/// and sign such a line, so it cannot vouch for a vault; it can only stop a rebuild, which
+/// `--unchecked` goes past. A vault the record does believe is the lineage's to refuse
+/// (`Keystore::chained`). Looks at most [`super::attest::FORGED_CHECKED`] signatures.
+pub(crate) fn later_unlinked_vault(whole: &Evidence, ancestry: &[String]) -> Option<String> {
+    let believed = whole.believed_vaults();
+    let ours = |c: &&super::ledger::CheckLine| ancestry.contains(&c.vault_key);
+    let floor = (whole.checks.iter().filter(ours))
+        .map(|c| c.generation)
+        .max();
+    let later = (whole.checks.iter())
+        .filter(|c| floor.is_none_or(|f| c.generation > f) && !c.signature.is_empty())
+        .filter(|c| !ours(c) && !believed.contains(&c.vault_key))
+        .take(super::attest::FORGED_CHECKED)
+        .find(|c| super::attest::self_signed(c))?;
+    let tag = |key: &str| {
+        super::layout::key_tag(key).map_or_else(|| "?".to_owned(), |t| format!("vault-{t}"))
+    };
+    let on_disk = ancestry.last().map_or_else(|| "?".to_owned(), |k| tag(k));
+    let above = match floor {
+        Some(f) => format!(
+            "above generation {f}, the last the log records for {on_disk} or a vault before it"
+        ),
+        None => format!("and the log records no generation of {on_disk}"),
+    };
+    Some(format!(
+        "audit line {} records {} at generation {}, signed by that vault's own key, {above}, and no signed link leads to it from {on_disk}: {}",
+        later.seq,
+        tag(&later.vault_key),
+        later.generation,
+        super::attest::UNLINKED_WHY
+    ))
 }
 
 /// What a rebuild says of a log that holds no `keystore` line the vault key signed: its
