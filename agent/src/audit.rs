@@ -45,6 +45,7 @@ pub use read::{Entry, Lines, read};
 pub use since::{Since, since, since_keeping};
 pub(crate) use sink::LOCK_HOLDER;
 pub use sink::{AuditSink, SyncFn, Unrecorded};
+pub use tail::MAX_FOREIGN_BYTES;
 pub use time::{civil_from_days, rfc3339_utc_ms, utc_secs};
 
 use std::fs::{self, File, OpenOptions};

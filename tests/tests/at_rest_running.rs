@@ -517,3 +517,29 @@ fn a_rotation_stops_at_a_credential_a_forged_line_makes_refused() {
     );
     assert!(out.stderr.contains("NOT carried over: kb3"), "{out:?}");
 }
+
+/// Red-team round 23: a command whose line, with what the agent had not yet taken in, passed
+/// the agent's bound on bytes other processes append: the change was made, the agent withheld
+/// signatures, and the command said the log lost its line, "cut or rewritten", where `audit
+/// verify` says intact. It says what the agent said.
+#[test]
+fn a_command_whose_line_the_agent_turns_away_says_why_not_that_the_log_was_cut() {
+    let w = three_keys_unlocked();
+    append_chained(
+        &w,
+        serde_json::json!({
+            "type": "key_refused",
+            "name": "kb",
+            "reason": "x".repeat(1_100_000),
+        }),
+    );
+    let out = w.run(&["key", "add", "k9", "--exchange", "binance"], "ak\nsk\n");
+    out.fails_with(7, "no longer takes the log in");
+    assert!(
+        out.stderr.contains("that this agent did not write"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("lost the line"), "{out:?}");
+    assert!(!out.stderr.contains("The log was cut"), "{out:?}");
+    assert_eq!(w.run(&["audit", "verify"], "").code, 0);
+}

@@ -12,8 +12,10 @@ use super::{AuditError, AuditLog, hash_hex, io_err, read_at};
 use crate::keystore::Anchor;
 
 /// More than this appended by someone else since our last line is not another tapsign
-/// process recording a change.
-const MAX_FOREIGN_BYTES: u64 = 1024 * 1024;
+/// process recording a change. Each command has a running agent take its line in before it
+/// returns, and its line records at most [`crate::keystore::MAX_CREDENTIALS`] credentials,
+/// a third of this at the longest names.
+pub const MAX_FOREIGN_BYTES: u64 = 1024 * 1024;
 
 /// How long an append waits for the log's lock ([`AuditLog::locked`]): far above any tapsign
 /// process's hold of it (a batch of lines, a command's record and its sync).

@@ -99,6 +99,43 @@ fn lines_another_tapsign_process_appends_join_the_chain() {
     }
 }
 
+/// Red-team round 23: a rotation's line records every credential, and one of 6,000 passed
+/// the bound on what a running agent takes in from other processes, which then withheld every
+/// signature. A keystore holds at most `MAX_CREDENTIALS`: the line of that many, each with the
+/// longest name a credential takes, is taken in with room to spare.
+#[test]
+fn the_line_of_the_most_credentials_a_keystore_holds_is_taken_in() {
+    use crate::keystore::{CredRecord, MAX_CREDENTIALS, Succession};
+    let (_dir, path, mut agent) = fresh();
+    let credentials = (0..MAX_CREDENTIALS)
+        .map(|i| CredRecord {
+            name: format!("{i:x>64}"),
+            created: 4_000_000_000,
+            sha256: "ab".repeat(32),
+        })
+        .collect();
+    let line = AuditEvent::Keystore {
+        generation: u64::MAX,
+        vault: "ab".repeat(8),
+        vault_key: Some("02".repeat(33)),
+        lineage: vec![Succession {
+            from: "02".repeat(33),
+            to: "03".repeat(33),
+            signature: "ab".repeat(64),
+        }],
+        reason: "rotated: token fido2-0123456789abcdef0123456789abcdef removed".into(),
+        credentials: Some(credentials),
+        signature: Some("ab".repeat(64)),
+    };
+    let mut cli = AuditLog::open(&path).unwrap();
+    let before = fs::metadata(&path).unwrap().len();
+    cli.append(&line).unwrap();
+    let written = fs::metadata(&path).unwrap().len() - before;
+    assert!(written * 2 < MAX_FOREIGN_BYTES, "{written} bytes");
+    agent.refresh().unwrap();
+    assert_eq!(agent.checkpoint().seq, 4);
+}
+
 /// Red-team round 19: a line of a kind only the agent writes (a `lock`, a `sign`), appended
 /// by another process and chained, was taken in, and the record held a lock or a signature
 /// that never happened with `audit verify` intact. Only the kinds tapsign's commands write

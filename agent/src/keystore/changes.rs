@@ -147,6 +147,9 @@ impl Keystore {
                 path,
             });
         }
+        if old.is_none() {
+            self.room_for_one_more(&live.dir.join(CREDENTIALS))?;
+        }
         let created = next_created(&live, &cred.name, old.as_deref(), &path, &evidence)?;
         let bytes = credential_bytes(&path, &vault, cred, created)?;
         let overwrite = match replace {
@@ -194,6 +197,25 @@ impl Keystore {
             vault: vault_tag(&vault),
             warnings,
         })
+    }
+
+    /// Refuse a new name where the keystore holds [`super::MAX_CREDENTIALS`] credential files
+    /// already (`dir`, its credentials folder).
+    fn room_for_one_more(&self, dir: &Path) -> Result<(), KeystoreError> {
+        let io = |e| KeystoreError::io("list", dir, e);
+        let mut held = 0;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name();
+            let name = name.to_string_lossy();
+            held += usize::from(name.ends_with(".json") && !name.starts_with('.'));
+        }
+        match held >= super::MAX_CREDENTIALS {
+            true => Err(KeystoreError::TooManyCredentials {
+                dir: dir.to_owned(),
+                max: super::MAX_CREDENTIALS,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Delete a credential's file and record it. A name the record holds as present (the

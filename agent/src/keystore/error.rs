@@ -63,6 +63,14 @@ pub enum KeystoreError {
         fix: String,
     },
 
+    #[error(
+        "the keystore holds {max} credentials already ({dir}), the most it takes: every check \
+         records each of them in one audit log line, and a longer one would make a running \
+         agent turn the log away. Remove one you no longer use first (`tapsign key remove \
+         NAME`), or replace one (`--replace`)"
+    )]
+    TooManyCredentials { dir: PathBuf, max: usize },
+
     #[error("{what} {name:?} already exists ({path}); remove it first, or replace it")]
     Exists {
         what: &'static str,
@@ -451,6 +459,7 @@ impl KeystoreError {
             | KeyslotNotRecorded { path, .. }
             | UnrecordedKeyslotMismatch { path } => Some(path),
             Changed { dir } | Busy { dir } | CredentialsUnreadable { dir, .. } => Some(dir),
+            TooManyCredentials { dir, .. } => Some(dir),
             RefusedNotDropped { dir, .. } => Some(dir),
             RebuildPutBack { dir, .. } => Some(dir),
             Swapped { path, .. } => Some(path),

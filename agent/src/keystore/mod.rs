@@ -140,6 +140,14 @@ const VAULT_FILE: &str = "vault.json";
 const KEYSLOTS: &str = "keyslots";
 const CREDENTIALS: &str = "credentials";
 
+/// Most credentials a keystore holds: `key add` refuses a new name past it. Every check's,
+/// rotation's and `token` command's line in the audit log records each credential (about 170
+/// bytes for a 64-character name), and a running agent takes in at most
+/// [`crate::audit::MAX_FOREIGN_BYTES`] that other processes appended since its last line: a
+/// rotation of 6,000 such credentials wrote a line past it, and the agent withheld every
+/// signature until restarted (red-team round 23). At this many, the line is a third of that.
+pub const MAX_CREDENTIALS: usize = 2_000;
+
 /// A keystore folder. Holds only its path: every call reads the disk afresh.
 #[derive(Debug, Clone)]
 pub struct Keystore {

@@ -192,6 +192,32 @@ fn round_trip_gives_back_the_same_fields() {
     assert!(c.passphrase.is_none());
 }
 
+/// Red-team round 23: every check's line records each credential, and a rotation of 6,000
+/// wrote a line a running agent would not take in. `key add` refuses a new name past
+/// [`MAX_CREDENTIALS`], saying what to do; replacing one still works.
+#[test]
+fn key_add_refuses_a_new_name_past_the_most_credentials_a_keystore_holds() {
+    let mut f = Fixture::new();
+    f.add(&cred("k1", Exchange::Binance, None), false).unwrap();
+    let dir = f.live().join("credentials");
+    let k1 = fs::read(dir.join("k1.json")).unwrap();
+    for i in 1..MAX_CREDENTIALS {
+        fs::write(dir.join(format!("filler{i}.json")), &k1).unwrap();
+    }
+    let err = f
+        .add(&cred("k2", Exchange::Binance, None), false)
+        .unwrap_err();
+    assert!(
+        matches!(err, KeystoreError::TooManyCredentials { max, .. } if max == MAX_CREDENTIALS),
+        "{err}"
+    );
+    assert!(err.to_string().contains("tapsign key remove"), "{err}");
+    assert!(!dir.join("k2.json").exists());
+    f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
+    fs::remove_file(dir.join("filler1.json")).unwrap();
+    f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
+}
+
 #[test]
 fn listing_shows_metadata_sorted() {
     let (f, _) = Fixture::populated();

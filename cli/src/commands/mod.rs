@@ -157,10 +157,7 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
         };
     let status = client.status().map_err(|e| unasked(&line, &e))?;
     let Some(head) = status.audit_head else {
-        return Err(lost(
-            &line,
-            "the running agent no longer takes the log in (`tapsign status` says why)",
-        ));
+        return Err(turned_away(&line, &status.warnings));
     };
     // The file as it is now, read from the command's line: the line still where it was
     // written, what follows chained on from it. The agent's head must be on that chain.
@@ -252,6 +249,27 @@ fn unasked(line: &Checkpoint, e: &dyn std::fmt::Display) -> Failure {
     )
 }
 
+/// The agent no longer takes the log in (it withholds signatures), and shows no head: what it
+/// says is why (`status` warnings). That is not the line lost: an agent turns the log away for
+/// what was appended too (more than it takes in from other processes, say), and a rotation of
+/// thousands of credentials, whose line passed that bound, was told "the log was cut or
+/// rewritten", which `audit verify` contradicted (red-team round 23).
+fn turned_away(line: &Checkpoint, warnings: &[String]) -> Failure {
+    let said = (warnings.iter())
+        .find(|w| w.contains("Signatures are withheld"))
+        .map_or_else(
+            || "`tapsign status` says why".to_owned(),
+            |w| format!("it says: {}", tapsign_agent::audit::Shown(w)),
+        );
+    Failure::new(
+        crate::exit::exit_codes::DAMAGED,
+        format!(
+            "the change was made and recorded (audit log line {}), but the running agent no longer takes the log in, and withholds signatures ({said}). Run `tapsign audit verify`: if the log is intact and holds line {}, nothing was lost and the agent turned the log away for what it says; otherwise the log was cut or rewritten: keep a copy of it. Either way, do as the agent's message says before restarting it",
+            line.seq, line.seq
+        ),
+    )
+}
+
 fn lost(line: &Checkpoint, why: &str) -> Failure {
     Failure::new(
         crate::exit::exit_codes::DAMAGED,
@@ -280,6 +298,32 @@ mod tests {
         );
         assert!(!text.contains("lost"), "{text}");
         assert!(lost(&line, "cut").message.contains("lost the line"));
+    }
+
+    /// Red-team round 23: an agent that turned the log away for the bytes appended since its
+    /// last line (a rotation's line of thousands of credentials) was said to have lost the
+    /// line, "the log was cut or rewritten". It says what the agent said.
+    #[test]
+    fn an_agent_that_turned_the_log_away_is_quoted_not_said_to_have_lost_the_line() {
+        let line = Checkpoint {
+            seq: 4994,
+            hash: "ab".into(),
+        };
+        let warnings = [
+            "soft token 1 is enrolled".to_owned(),
+            "audit log /h/audit.log grew by 1134631 bytes that this agent did not write. Signatures are withheld: ...".to_owned(),
+        ];
+        let text = turned_away(&line, &warnings).message;
+        assert!(
+            text.contains("it says: audit log /h/audit.log grew by 1134631 bytes")
+                && text.contains("recorded (audit log line 4994)")
+                && text.contains("tapsign audit verify"),
+            "{text}"
+        );
+        assert!(!text.contains("lost the line"), "{text}");
+        assert!(!text.contains("The log was cut or rewritten"), "{text}");
+        let text = turned_away(&line, &[]).message;
+        assert!(text.contains("`tapsign status` says why"), "{text}");
     }
 
     #[test]
