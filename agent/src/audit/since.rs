@@ -171,7 +171,8 @@ pub fn since_keeping(
 /// The anchor's line differs, but the log around it is the same log, edited: why, or `None`
 /// for a log started afresh (or replaced by one whose chain holds whole).
 ///
-/// Edited: the line ending at the anchor's offset still has the anchor's `seq`, or a line of
+/// Edited: the line ending at the anchor's offset still has the anchor's `seq`, or the
+/// anchor's line is elsewhere in the file, unchanged (lines before it edited), or a line of
 /// the file still chains from the anchor's recorded hash (the log goes on from the line as it
 /// was), or the file's chain breaks somewhere. A log started afresh is one whose lines chain
 /// from seq 1 with the genesis `prev` to its end; a break in it is this log edited. The line
@@ -191,12 +192,21 @@ fn anchor_edited(path: &Path, line: &[u8], anchor: &Anchor) -> Result<Option<Str
         return Ok(Some(IN_PLACE.into()));
     }
     let mut lines = super::read::Lines::open(path)?;
+    let mut chains_on = false;
     while let Some(raw) = lines.next_raw()? {
         let bytes = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        let next = serde_json::from_slice::<Link>(bytes);
-        if next.is_ok_and(|l| l.seq == anchor.seq + 1 && l.prev == anchor.hash) {
-            return Ok(Some(IN_PLACE.into()));
+        if hash_hex(bytes) == anchor.hash {
+            return Ok(Some(
+                "is still in the log, unchanged, but not where it was: lines before it were edited, inserted or taken out".into(),
+            ));
         }
+        let next = serde_json::from_slice::<Link>(bytes);
+        chains_on |= next.is_ok_and(|l| l.seq == anchor.seq + 1 && l.prev == anchor.hash);
+    }
+    if chains_on {
+        return Ok(Some(
+            "was edited (its length changed): the log goes on from it as it was recorded".into(),
+        ));
     }
     let whole = since_keeping(path, &Anchor::genesis(), |_| false)?;
     Ok(whole.gap.filter(|_| whole.broken).map(|why| {

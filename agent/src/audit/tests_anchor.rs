@@ -296,8 +296,17 @@ fn reading_back_starts_at_the_anchor_and_stops_where_the_chain_breaks() {
         fs::write(&path, text.replacen(from, to, 1)).unwrap();
         let got = since(&path, &anchor).unwrap();
         assert!(got.broken, "{to}: {got:?}");
-        assert!(got.gap.unwrap().contains("was edited"), "{to}");
+        assert!(
+            got.gap.unwrap().contains("was edited (its length changed)"),
+            "{to}"
+        );
     }
+    // A line before it made longer: the anchor's line is there, unchanged, moved. (By one
+    // byte, it reads as a torn anchor line the next writer ended, and is read on from.)
+    fs::write(&path, text.replacen("line 0", "line 000", 1)).unwrap();
+    let got = since(&path, &anchor).unwrap();
+    assert!(got.broken, "{got:?}");
+    assert!(got.gap.unwrap().contains("unchanged, but not where it was"));
     // Its length changed and the next line chained on from it: the chain breaks after that.
     let edited = text.replacen("line 2", "line", 1);
     let edited_line = edited.lines().nth(2).unwrap();
