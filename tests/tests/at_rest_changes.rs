@@ -582,67 +582,77 @@ fn a_rebuild_refuses_a_log_with_its_signatures_taken_out() {
 
 /// Red-team round 23: with the agent stopped, `lineage` taken out of every line (signatures
 /// kept, the chain recomputed), and the vault folder from before a rotation put back in place
-/// of the new one, with no manifest: the record then believed the older vault only, and the
-/// rebuild went on from it without `--unchecked`, calling the rotation's own signed lines
-/// written by hand. A line signed by the vault key it names, with a generation above the vault
-/// on disk, is a later vault no signed link reaches: the rebuild stops before its touch, and
-/// says what it is; `--unchecked` goes on.
+/// of the new one, with no manifest (or the whole keystore from before it, manifest and all):
+/// the record then believed the older vault only, and the rebuild went on from it without
+/// `--unchecked`, calling the rotation's own signed lines written by hand. A line signed by
+/// the vault key it names, with a generation above the vault on disk, is a later vault no
+/// signed link reaches: the rebuild stops before its touch, and says what it is;
+/// `--unchecked` goes on.
 #[test]
 fn a_rebuild_refuses_an_older_vault_put_back_beside_a_log_without_its_links() {
-    let mut w = World::new();
-    w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
-    w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
-    w.start_agent();
-    w.run(&["unlock"], "").ok();
-    let old = tapsign_tests::at_rest::live(&w);
-    let copy = w.home().join("old-vault");
-    let cp = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&old)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(cp.success());
-    w.run(&["keystore", "rotate"], "").ok();
-    w.run(&["unlock"], "").ok();
-    w.signal_agent("TERM");
-    rewrite_log(&w, |e| {
-        e.as_object_mut().unwrap().remove("lineage");
-    });
-    assert_eq!(w.run(&["audit", "verify"], "").code, 0);
-    let ks = w.home().join("keystore");
-    std::fs::remove_dir_all(tapsign_tests::at_rest::live(&w)).unwrap();
-    std::fs::remove_file(ks.join("manifest.json")).unwrap();
-    std::fs::rename(&copy, &old).unwrap();
-    let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
-    out.fails_with(7, "records a later vault than the one this rebuild");
-    assert!(
-        out.stderr.contains("signed by that vault's own key"),
-        "{out:?}"
-    );
-    assert!(
-        out.stderr
-            .contains("an older copy of the keystore may have been put back"),
-        "{out:?}"
-    );
-    assert!(!out.stderr.contains("Touch "), "{out:?}");
-    let out = w.run(
-        &["keystore", "rotate", "--rebuild-manifest", "--unchecked"],
-        "",
-    );
-    out.ok();
-    assert!(
-        out.stderr.contains("a later vault than this one"),
-        "{out:?}"
-    );
-    assert!(
-        out.stderr.contains("signed by that vault's own key"),
-        "{out:?}"
-    );
-    // The trader's own lines are not said to be written by hand.
-    assert!(
-        !out.stderr.contains("no holder of the vault key signed"),
-        "{out:?}"
-    );
-    assert!(!out.stderr.contains("wrote it by hand"), "{out:?}");
+    for whole_keystore in [false, true] {
+        let mut w = World::new();
+        w.setup_key("k1", "binance", "APIKEY1", "SECRET_V1");
+        w.setup_key("k2", "binance", "APIKEY2", "SECRET_K2");
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        let ks = w.home().join("keystore");
+        let (from, copy) = match whole_keystore {
+            true => (ks.clone(), w.home().join("old-keystore")),
+            false => (tapsign_tests::at_rest::live(&w), w.home().join("old-vault")),
+        };
+        let cp = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        w.run(&["keystore", "rotate"], "").ok();
+        w.run(&["unlock"], "").ok();
+        w.signal_agent("TERM");
+        rewrite_log(&w, |e| {
+            e.as_object_mut().unwrap().remove("lineage");
+        });
+        assert_eq!(w.run(&["audit", "verify"], "").code, 0);
+        match whole_keystore {
+            true => std::fs::remove_dir_all(&ks).unwrap(),
+            false => {
+                std::fs::remove_dir_all(tapsign_tests::at_rest::live(&w)).unwrap();
+                std::fs::remove_file(ks.join("manifest.json")).unwrap();
+            }
+        }
+        std::fs::rename(&copy, &from).unwrap();
+        let out = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+        out.fails_with(7, "records a later vault than the one this rebuild");
+        assert!(
+            out.stderr.contains("signed by that vault's own key"),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr
+                .contains("an older copy of the keystore may have been put back"),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("Touch "), "{out:?}");
+        let out = w.run(
+            &["keystore", "rotate", "--rebuild-manifest", "--unchecked"],
+            "",
+        );
+        out.ok();
+        assert!(
+            out.stderr.contains("a later vault than this one"),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr.contains("signed by that vault's own key"),
+            "{out:?}"
+        );
+        // The trader's own lines are not said to be written by hand.
+        assert!(
+            !out.stderr.contains("no holder of the vault key signed"),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("wrote it by hand"), "{out:?}");
+    }
 }
