@@ -126,15 +126,19 @@ function attach(exchange, options = {}) {
         'a class of your own that talks to the original exchange, or knowingly for a key made at such a host',
     );
   }
+  // An Agent made here is this instance's alone, and closed with it (`close` below); one the
+  // caller passed in may serve other instances, and is the caller's to close.
+  const ownAgent = !options.agent;
   const agent =
     options.agent ||
     new Agent({ path: options.path, client: options.client || `tapsign-ccxt/${exchange.id}` });
 
   const already = exchange[STATE];
-  const state = already || { sign: exchange.sign, fetch: exchange.fetch };
+  const state = already || { sign: exchange.sign, fetch: exchange.fetch, close: exchange.close };
+  if (already && already.ownAgent && already.agent !== agent) release(already.agent);
   // `apiKey`: the key's API key as the agent's answers show it, for key-only calls; another
   // key (or agent) has its own, learnt again.
-  Object.assign(state, { key, agent, scheme, schemeName, apiKey: undefined });
+  Object.assign(state, { key, agent, ownAgent, scheme, schemeName, apiKey: undefined });
   if (already) return exchange;
   Object.defineProperty(exchange, STATE, { value: state, enumerable: false });
 
@@ -199,6 +203,21 @@ function attach(exchange, options = {}) {
     return state.fetch.call(this, signed.url(pending.origin), signed.method, out, signedBody);
   };
 
+  // ccxt's `close()` ends what the instance holds; the agent connection an Agent made here
+  // holds is part of that. Left open, it lived until the agent's 10-minute idle timeout, and
+  // a process that made and closed attached instances one after another took every one of
+  // the agent's connections: every bot on the agent was then answered `busy` (red-team round
+  // 23, F3). A later call on the instance connects again, as ccxt reopens its own.
+  if (typeof state.close === 'function') {
+    exchange.close = async function close(...args) {
+      try {
+        return await state.close.apply(this, args);
+      } finally {
+        if (state.ownAgent) release(state.agent);
+      }
+    };
+  }
+
   // ccxt pro: every websocket it opens (its URL and handshake headers, Upbit's bearer token
   // say) and every frame it sends are checked; `watch` checks the frame before connecting, so
   // a refused login opens no socket (red-team round 23, P1).
@@ -237,6 +256,14 @@ function attach(exchange, options = {}) {
     }
   }
   return exchange;
+}
+
+/**
+ * Close `agent`'s connection once the round trips already asked of it are answered (a sign
+ * in flight when ccxt's `close()` runs still gets its answer).
+ */
+function release(agent) {
+  agent._serial(() => agent.close());
 }
 
 /**
