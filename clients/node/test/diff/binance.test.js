@@ -46,6 +46,12 @@ const spec = {
   markets: (ex) => [
     h.spot(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT', info: { orderTypes: ['LIMIT', 'MARKET', 'LIMIT_MAKER'] } }),
     h.linearSwap(ex, { id: 'BTCUSDT', base: 'BTC', quote: 'USDT', info: { orderTypes: ['LIMIT', 'MARKET'] } }),
+    {
+      ...h.linearSwap(ex, { id: 'BTCUSD_PERP', base: 'BTC', quote: 'USD', settle: 'BTC', amountTick: 1, contractSize: 100 }),
+      linear: false,
+      inverse: true,
+      info: { orderTypes: ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET'] },
+    },
   ],
   respond(req) {
     const { path } = verify.parts(req.url);
@@ -57,6 +63,9 @@ const spec = {
     if (path === '/fapi/v1/order') return order({ orderId: 4021, side: 'SELL', avgPrice: '0.0', reduceOnly: false });
     if (path === '/fapi/v1/batchOrders') return [order({ orderId: 4022 }), order({ orderId: 4023, side: 'SELL' })];
     if (path === '/fapi/v1/marginType') return { code: 200, msg: 'success' };
+    if (path === '/dapi/v1/algoOrder') {
+      return { algoId: 91, clientAlgoId: 'x-xcKtGhcu0123456789abcdefghijkl', algoType: 'CONDITIONAL', orderType: 'STOP_MARKET', symbol: 'BTCUSD_PERP', side: 'SELL', algoStatus: 'NEW', triggerPrice: '45000', quantity: '1' };
+    }
     throw new Error(`no canned answer for ${req.method} ${path}`);
   },
 };
@@ -172,3 +181,37 @@ test('binance USDⓈ-M futures set_margin_mode isolated', () =>
   run((ex) => ex.setMarginMode('isolated', 'BTC/USDT:USDT'), (r) => {
     assert.match(r.agent[0].body || r.agent[0].url, /marginType=ISOLATED/);
   }));
+
+// ccxt sends a COIN-M stop-loss, take-profit or trigger order to /dapi/v1/algoOrder, with the
+// USDⓈ-M algo-order schema, whose client id is `clientAlgoId`. ccxt 4.5.84, the newest on npm
+// and the one this suite pins, names it `newClientOrderId` there (it switches to clientAlgoId
+// for linear swaps only), a name that endpoint does not take: the profile refuses it before
+// anything is sent. ccxt 4.5.85 fixed that ("the fapi/dapi algo order endpoints take
+// clientAlgoId instead of newClientOrderId"), and the Python suite signs the same order with
+// ccxt 4.5.90. Under a ccxt that sends clientAlgoId this test asks for the order signed and
+// equal to ccxt's (red-team round 23, F1).
+const COINM_STOP = (ex) => ex.createOrder('BTC/USD:BTC', 'market', 'sell', 1, undefined, { stopLossPrice: 45000 });
+
+test('binance COIN-M stop-loss (dapi algoOrder): signed where ccxt sends clientAlgoId, refused unsent where it does not', async () => {
+  const ccxt = h.loadCcxt();
+  const plain = h.build(spec, credentials);
+  const wrote = plain.createOrderRequest('BTC/USD:BTC', 'market', 'sell', 1, undefined, { stopLossPrice: 45000 });
+  if (wrote.clientAlgoId !== undefined) {
+    await run(COINM_STOP, (r) => {
+      assert.match(r.agent[0].url, /^https:\/\/dapi\.binance\.com\/dapi\/v1\/algoOrder$/);
+      assert.match(r.agent[0].body, /&clientAlgoId=/);
+    });
+    return;
+  }
+  assert.ok(wrote.newClientOrderId !== undefined, `ccxt ${ccxt.version} names the client id neither way`);
+  const ex = h.build(spec, {});
+  const { attach } = require('../../lib/ccxt');
+  attach(ex, { key: spec.key, path: world.sock });
+  const sent = h.record(ex, spec.respond);
+  await assert.rejects(COINM_STOP(ex), (e) => {
+    assert.ok(e instanceof ccxt.PermissionDenied, `${e.constructor.name}: ${e.message}`);
+    assert.match(e.message, /POST \/dapi\/v1\/algoOrder .*takes no parameter named newClientOrderId/);
+    return true;
+  });
+  assert.equal(sent.length, 0, 'nothing was sent');
+});
