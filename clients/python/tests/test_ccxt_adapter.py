@@ -390,3 +390,81 @@ def test_async_instance_end_to_end(fresh_world: World) -> None:
             await ex.close()
 
     asyncio.run(go())
+
+
+# Red-team round 23, F3: the agent serves 63 signing connections (64, one kept for status and
+# lock). An instance attached without an agent gets one of its own; ccxt's close() closes its
+# connection, so instances made and closed one after another never hold more than one. Each
+# instance is kept alive here, so no garbage collection closes anything.
+INSTANCES = 70
+
+
+def test_close_releases_the_connection_of_the_agent_attach_made(fresh_world: World, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TAPSIGN_SOCK", fresh_world.sock)
+    kept, failures = [], []
+    for i in range(INSTANCES):
+        ex, _ = diffkit.instance(ccxt.binance, MARKETS, respond)
+        attach(ex, key="binance-main")
+        kept.append(ex)
+        try:
+            ex.fetch_balance()
+        except ccxt.BaseError as e:
+            failures.append(f"instance {i}: {type(e).__name__}: {e}")
+        ex.close()
+    assert failures == []
+
+
+def test_async_close_releases_the_connection_of_the_agent_attach_made(fresh_world: World, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TAPSIGN_SOCK", fresh_world.sock)
+
+    async def go() -> None:
+        kept, failures = [], []
+        for i in range(INSTANCES):
+            ex, _ = diffkit.instance(ccxt.async_support.binance, MARKETS, respond)
+            attach(ex, key="binance-main")
+            kept.append(ex)
+            try:
+                await ex.fetch_balance()
+            except ccxt.BaseError as e:
+                failures.append(f"instance {i}: {type(e).__name__}: {e}")
+            await ex.close()
+        assert failures == []
+
+    asyncio.run(go())
+
+
+def _binance_signs(conn: fakeagent.Conn, n: int) -> None:
+    if not conn.hello():
+        return
+    while (msg := conn.read()) is not None:
+        answer = fakeagent.signed(msg)
+        answer["headers"] = {"X-MBX-APIKEY": "k"}
+        conn.send(answer)
+
+
+@using(_binance_signs)
+def test_close_leaves_an_agent_passed_in_open(fake: FakeAgent) -> None:
+    shared = tapsign.Agent(fake.path)
+    try:
+        for _ in range(3):
+            ex, _ = diffkit.instance(ccxt.binance, MARKETS, respond)
+            attach(ex, key="binance-main", agent=shared)
+            ex.fetch_balance()
+            ex.close()
+        # One connection for every instance, still open: the next request goes on it.
+        shared.sign("binance-main", "GET", "/api/v3/account")
+        assert fake.connections == 1
+    finally:
+        shared.close()
+
+
+@using(_binance_signs)
+def test_a_call_after_close_connects_again(fake: FakeAgent, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TAPSIGN_SOCK", fake.path)
+    ex, rec = diffkit.instance(ccxt.binance, MARKETS, respond)
+    attach(ex, key="binance-main")
+    ex.fetch_balance()
+    ex.close()
+    ex.fetch_balance()
+    ex.close()
+    assert fake.connections == 2 and len(rec.sent) == 2

@@ -444,6 +444,9 @@ def attach(
                 f"{rule.scheme} stores it) and attach again"
             )
     is_async = asyncio.iscoroutinefunction(exchange.fetch)
+    # An Agent made here is this instance's alone, and closed by its close(); one passed in
+    # may serve other instances, and is the caller's to close.
+    own_agent = agent is None
     if agent is None:
         agent = aio.Agent() if is_async else Agent()
     if is_async != isinstance(agent, aio.Agent):
@@ -467,6 +470,8 @@ def attach(
         exchange.options["recvWindow"] = None
     exchange.sign = ad.wrap_sign(exchange.sign)
     exchange.fetch = (_async_fetch if is_async else _sync_fetch)(ad, exchange.fetch)
+    if own_agent and callable(getattr(exchange, "close", None)):
+        exchange.close = (_async_close if is_async else _sync_close)(agent, exchange.close)
     # ccxt.pro: its websocket logins are ccxt's own, over the placeholders; refused locally.
     if callable(getattr(exchange, "client", None)) and callable(getattr(exchange, "watch", None)):
         exchange.client = ad.wrap_client(exchange.client)
@@ -475,6 +480,33 @@ def attach(
             exchange.watch_multiple = ad.wrap_watch(exchange.watch_multiple)
     exchange._tapsign = ad
     return exchange
+
+
+# ccxt's close() ends what the instance holds; the agent connection of the Agent attach made
+# for it is part of that. Left open, it lived as long as the instance (the sync Agent) or until
+# the agent's 10-minute idle timeout, and a process that made and closed attached instances one
+# after another could hold all the agent's connections: every bot on the agent was then
+# answered `busy` (red-team round 23, F3). A later call on the instance connects again.
+
+
+def _sync_close(agent: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    def close(*args: Any, **kw: Any) -> Any:
+        try:
+            return original(*args, **kw)
+        finally:
+            agent.close()
+
+    return close
+
+
+def _async_close(agent: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    async def close(*args: Any, **kw: Any) -> Any:
+        try:
+            return await original(*args, **kw)
+        finally:
+            await agent.close()
+
+    return close
 
 
 def _placeholder(rule: Rule, field: str) -> str:
