@@ -1016,7 +1016,7 @@ fn gate_queries_are_signed_unencoded_as_gate_verifies_them() {
         "currency_pair=BTC_USDT%26side%3Dbuy&status=open",
     ] {
         let e = refused(&gate, &req("GET", "/api/v4/spot/orders", q, ""));
-        assert!(e.contains("send the query unencoded"), "{q}: {e}");
+        assert!(e.contains("is signed and sent unencoded"), "{q}: {e}");
     }
     let q = "currency_pair=BTC_USDT&status=open";
     let signed = signs(&gate, &req("GET", "/api/v4/spot/orders", q, ""));
@@ -1039,8 +1039,20 @@ fn bitget_queries_are_signed_unencoded_as_bitget_verifies_them() {
         "symbol=BTCUSDT%26orderId%3D1",
     ] {
         let e = refused(&bitget, &req("GET", path, q, ""));
-        assert!(e.contains("send the query unencoded"), "{q}: {e}");
+        assert!(e.contains("is signed and sent unencoded"), "{q}: {e}");
     }
+    // An apostrophe: fetch and browsers send it as %27, so the adapters refuse it before
+    // asking, and the agent refuses it too, with a message that no longer lists it among the
+    // characters a value may hold (red-team round 23).
+    let e = refused(
+        &bitget,
+        &req("GET", path, "idLessThan=a'b&symbol=BTCUSDT", ""),
+    );
+    assert!(
+        e.contains("other than letters, digits and -._~,:!*()@$/:"),
+        "{e}"
+    );
+    assert!(e.contains("an apostrophe goes out as %27"), "{e}");
     let q = "idLessThan=a*b~!()&symbol=BTCUSDT";
     let signed = signs(&bitget, &req("GET", path, q, ""));
     assert_eq!(signed.query, q);

@@ -151,3 +151,35 @@ test('bitget refuses a query value with a space or a non-ASCII letter before the
     assert.equal(sent.length, 0, value);
   }
 });
+
+// An apostrophe: fetch sends it as %27, so the adapter refuses it before asking, and the agent,
+// asked with the same unencoded query, refuses it too; its message lists the characters a value
+// may hold without the apostrophe (red-team round 23: it listed it, and said to send unencoded
+// a query that was).
+test('bitget: the adapter and the agent both refuse an apostrophe in a query value, and say so alike', async () => {
+  const ccxt = h.loadCcxt();
+  const ex = h.build(spec, {});
+  const sent = h.record(ex, spec.respond);
+  attach(ex, { key: spec.key, path: '/nonexistent/agent.sock' });
+  await assert.rejects(ex.privateSpotGetV2SpotTradeUnfilledOrders({ symbol: 'BTCUSDT', idLessThan: "a'b" }), (e) => {
+    assert.ok(e instanceof ccxt.BadRequest, `${e.constructor.name} ${e.message}`);
+    assert.match(e.message, /Bitget signs the query unencoded/);
+    return true;
+  });
+  assert.equal(sent.length, 0);
+
+  const agent = new tapsign.Agent({ path: world.sock });
+  try {
+    await assert.rejects(
+      agent.sign(spec.key, 'GET', '/api/v2/spot/trade/unfilled-orders', { query: "idLessThan=a'b&symbol=BTCUSDT" }),
+      (e) => {
+        assert.ok(e instanceof tapsign.BadRequest, `${e.constructor.name} ${e.message}`);
+        assert.ok(e.message.includes('other than letters, digits and -._~,:!*()@$/:'), e.message);
+        assert.ok(!e.message.includes('send the query unencoded'), e.message);
+        return true;
+      },
+    );
+  } finally {
+    agent.close();
+  }
+});
