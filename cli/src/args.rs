@@ -104,9 +104,8 @@ pub enum KeystoreCommand {
         #[arg(long)]
         rebuild_manifest: bool,
         /// With --rebuild-manifest, where the audit log cannot vouch for the files (lost for
-        /// good, or an older tapsign's, with no keystore line signed by the vault key; or it
-        /// records a later vault than the one on disk, an older copy put back): take them
-        /// unchecked. Use it only on files you trust.
+        /// good, or an older tapsign's, with no keystore line signed by the vault key): take
+        /// them unchecked. Use it only on files you trust.
         #[arg(long, requires = "rebuild_manifest")]
         unchecked: bool,
         /// Leave out the credential files the check refuses (old copies or removed ones put

@@ -343,18 +343,6 @@ pub enum KeystoreError {
     RebuildUnsigned { why: String },
 
     #[error(
-        "the audit log records a later vault than the one this rebuild would start from ({why}), \
-         so the vault on disk may be an older copy of the keystore put back, and a rebuild from \
-         it would take that copy's files as yours; nothing was changed. Keep a copy of the \
-         keystore folder and the log as found; put back the newer vault folder and \
-         manifest.json from a backup, and run `tapsign token list` after the next unlock to see \
-         that only the tokens you keep are there. Only if you put this older keystore back \
-         yourself and trust its files, run `tapsign keystore rotate --rebuild-manifest \
-         --unchecked`"
-    )]
-    RebuildOlderVault { why: String },
-
-    #[error(
         "the audit log could not record this change ({reason}), and putting the previous \
          manifest back failed too ({undo}): the keystore may be at the new manifest, off the \
          record. Do not unlock with it yet: mend the audit log, check that `tapsign token list` \
@@ -465,7 +453,6 @@ impl KeystoreError {
             Swapped { path, .. } => Some(path),
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             RebuildUnchecked { .. } | RebuildUnsigned { .. } | NotUndone { .. } => None,
-            RebuildOlderVault { .. } => None,
             CredentialNotUndone { .. } => None,
             CannotRecord { .. } => None,
             NoLaterVersion { .. } => None,

@@ -92,8 +92,9 @@ impl Keystore {
     /// (red-team round 21). Read with no vault key; the rebuild says it again after its touch.
     ///
     /// A log that holds no `keystore` line the vault key signed cannot vouch for the files
-    /// ([`KeystoreError::RebuildUnsigned`]), nor for a vault older than one it records
-    /// ([`KeystoreError::RebuildOlderVault`]): refused here, before the touch, unless `unchecked`.
+    /// ([`KeystoreError::RebuildUnsigned`]): refused here, before the touch, unless `unchecked`.
+    /// A later vault it records that no signed link reaches is said here, before the touch
+    /// (`vault_ops::older_vault_warning`).
     pub fn rebuild_preview(
         &self,
         ledger: &mut dyn Ledger,
@@ -111,12 +112,12 @@ impl Keystore {
         let path = live.dir.join(super::VAULT_FILE);
         let ancestry = (self.vault_file_in(&live.dir).ok())
             .and_then(|v| super::lineage::ancestry(&v, &path).ok());
-        if let Some(why) = ancestry.and_then(|a| super::vault_ops::later_unlinked_vault(&ev, &a))
-            && !unchecked
-        {
-            return Err(KeystoreError::RebuildOlderVault { why });
+        let mut notes = super::notes::since_logged_check(&ev, &files).unwrap_or_default();
+        if let Some(why) = ancestry.and_then(|a| super::vault_ops::later_unlinked_vault(&ev, &a)) {
+            let warning = super::vault_ops::older_vault_warning(&why);
+            notes.loud.push((String::new(), warning));
         }
-        Ok(super::notes::since_logged_check(&ev, &files).unwrap_or_default())
+        Ok(notes)
     }
 }
 

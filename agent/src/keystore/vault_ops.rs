@@ -920,13 +920,13 @@ fn rebuild_fold(
     // A later vault the log records, which no signed link reaches from this one: the vault on
     // disk is the older, put back (red-team round 23: the rotation's `lineage` taken out of
     // the log, the older folder put back, and the rebuild went on from it, unchecked).
+    // A warning, not a refusal: anyone can make a key and sign such a line, and one appended
+    // to the log (no file touched) made the unlock refuse and the rebuild refuse too, with no
+    // way out but `--unchecked`, which the refusal said to use only for a copy put back on
+    // purpose (round 23's recheck). The rebuild gives its new vault key to the touched token
+    // only, and holds the files to the records all the same.
     if let Some(why) = later_unlinked_vault(whole, ancestry) {
-        match unchecked {
-            false => return Err(KeystoreError::RebuildOlderVault { why }),
-            true => folded.warnings.push(format!(
-                "the audit log records a later vault than this one ({why}); the rebuild went on from the vault on disk as it is (--unchecked)"
-            )),
-        }
+        folded.warnings.push(older_vault_warning(&why));
     }
     // Stopped only now: what the unsigned record shows put back is named first (it can only
     // refuse), then that it vouches for nothing more.
@@ -954,8 +954,8 @@ fn rebuild_fold(
 /// line carries it, and the chain is plain SHA-256) and the new vault's folder removed, the
 /// record believes the older vault only, and a rebuild went on from an older copy put back,
 /// calling the trader's own lines written by hand (red-team round 23). Anyone can make a key
-/// and sign such a line, so it cannot vouch for a vault; it can only stop a rebuild, which
-/// `--unchecked` goes past. A vault the record does believe is the lineage's to refuse
+/// and sign such a line, so it cannot vouch for a vault; the rebuild says it, before its touch
+/// and after ([`older_vault_warning`]), and goes on. A vault the record does believe is the lineage's to refuse
 /// (`Keystore::chained`). Looks at most [`super::attest::FORGED_CHECKED`] signatures.
 pub(crate) fn later_unlinked_vault(whole: &Evidence, ancestry: &[String]) -> Option<String> {
     let believed = whole.believed_vaults();
@@ -985,6 +985,21 @@ pub(crate) fn later_unlinked_vault(whole: &Evidence, ancestry: &[String]) -> Opt
         later.generation,
         super::attest::UNLINKED_WHY
     ))
+}
+
+/// What a rebuild says, before its touch and after, of a later vault the log records that no
+/// signed link reaches ([`later_unlinked_vault`]'s `why`).
+pub(crate) fn older_vault_warning(why: &str) -> String {
+    format!(
+        "the audit log records a later vault than the one on disk ({why}). Either an older copy \
+         of the keystore was put back with the links to the later vault taken out of the log, \
+         or someone appended that line (anyone can sign one with a key of their own). The \
+         rebuild goes on from the vault on disk: only the token you touch receives its new \
+         vault key, so a token removed since gets nothing, and each credential is still held \
+         to the log's records. If you did not expect this, stop before the touch (Ctrl-C), keep \
+         a copy of the keystore folder and the log as found, and look at `tapsign audit`; after \
+         the rebuild, check with `tapsign key list` that each credential is the one you stored"
+    )
 }
 
 /// What a rebuild says of a log that holds no `keystore` line the vault key signed: its

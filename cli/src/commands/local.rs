@@ -64,7 +64,6 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::RebuildPutBack { .. }
         | KeystoreError::RebuildUnchecked { .. }
         | KeystoreError::RebuildUnsigned { .. }
-        | KeystoreError::RebuildOlderVault { .. }
         | KeystoreError::NotUndone { .. }
         | KeystoreError::CredentialNotUndone { .. } => exit_codes::DAMAGED,
         _ => exit_codes::ERROR,

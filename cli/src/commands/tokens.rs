@@ -508,11 +508,7 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     // or one that does not verify: red-team round 21).
     // A log that cannot vouch for the files stops it here, before the touch.
     let preview = match ks.rebuild_preview(&mut ledger, unchecked) {
-        Err(
-            e @ (KeystoreError::RebuildUnsigned { .. } | KeystoreError::RebuildOlderVault { .. }),
-        ) => {
-            return Err(ks_failure(e));
-        }
+        Err(e @ KeystoreError::RebuildUnsigned { .. }) => return Err(ks_failure(e)),
         preview => preview.unwrap_or_default(),
     };
     let said = before_touch(&preview);
