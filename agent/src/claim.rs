@@ -1,120 +1,119 @@
-//! One agent per home. The audit log's chain and the Kraken nonce files each assume one agent
-//! writes them: a second agent on another socket but the same folders made every signature of
-//! one of the two withheld ("a line of a kind only an agent writes, which this agent did not
-//! write"), and only the first one's `status` said why (red-team round 23). So an agent holds
-//! an exclusive `flock` on `agent.lock` in the state folder (where the log and the nonce files
-//! are) for as long as it runs, and a second one refuses to start.
+//! One agent per home. The audit log's chain, the Kraken nonce files and the keystore's
+//! manifest each assume one agent: a second agent on another socket but the same folders made
+//! every signature of one of the two withheld ("a line of a kind only an agent writes, which
+//! this agent did not write"), and only the first one's `status` said why (red-team round 23).
+//! So an agent holds an exclusive `flock` on the folders themselves, the state folder (the
+//! log, the nonce files) and the data folder (the keystore), for as long as it runs, and a
+//! second agent with either folder in common refuses to start.
 //!
-//! The kernel drops the lock when the process ends, however it ends (SIGKILL included), so a
-//! crashed agent never blocks the next; the file is opened close-on-exec, so no child of the
-//! agent keeps it. What the file holds (the pid and socket of the agent holding it) only
-//! words the refusal: any process of the user can write it, and nothing is decided by it.
+//! A lock on the folder, not on a file in it: a file can be deleted and made anew while the
+//! agent runs, and a second agent then locked the new one (the recheck); a folder holding the
+//! log cannot be, and a folder reached by another path (a link, a bind mount, another
+//! `XDG_*` setting) is the same folder to the kernel. The kernel drops the lock when the
+//! process ends, however it ends (SIGKILL included), so a crashed agent never blocks the next;
+//! the folder is opened close-on-exec, so no child of the agent keeps it. Who holds it is
+//! read from `/proc/locks`, which no other process can word.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-/// The file's name in the state folder.
-pub const FILE: &str = "agent.lock";
 
 /// Held while the agent runs; dropping it (or the process ending) lets the next agent start.
 pub struct HomeClaim {
-    _file: File,
+    _folders: Vec<File>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     #[error(
-        "another tapsign agent is already running on this home ({}{}); stop it first (`tapsign lock` does not stop it: send it SIGTERM), or give this agent a TAPSIGN_HOME of its own: two agents on one audit log and one set of nonce files would refuse each other's signatures",
-        .dir.display(),
-        .holder.as_deref().map(|h| format!(": {h}")).unwrap_or_default()
+        "another tapsign agent is already running on this home: {holder} holds {}; stop it first (`tapsign lock` does not stop it: send it SIGTERM), or give this agent a TAPSIGN_HOME of its own: two agents on one audit log, one set of nonce files or one keystore would refuse each other's signatures",
+        .dir.display()
     )]
-    Held {
-        dir: PathBuf,
-        holder: Option<String>,
-    },
-    #[error("cannot take {}: {source}", .path.display())]
+    Held { dir: PathBuf, holder: String },
+    #[error("cannot lock the folder {}: {source}", .path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not a file of this user's (a link, or someone else's): remove it and start again", .0.display())]
-    NotOurs(PathBuf),
     #[error(transparent)]
     Folder(#[from] crate::disk::DirError),
 }
 
-/// Claim the home whose state folder is `state_dir` for this agent, naming its `socket` in
-/// the file for a second agent's refusal.
-pub fn claim(state_dir: &Path, socket: &Path) -> Result<HomeClaim, ClaimError> {
+/// Claim the folders `dirs` (the state and data folders: one, under `TAPSIGN_HOME`) for this
+/// agent. A missing folder is created private first; an existing one is judged by the audit
+/// log's and the keystore's own checks, as before.
+pub fn claim(dirs: &[&Path]) -> Result<HomeClaim, ClaimError> {
     use rustix::fs::{FlockOperation, flock};
-    // Created private when missing; an existing folder is judged by the audit log's and the
-    // keystore's own checks, as before (the file here holds no secret, and must be ours).
-    if !state_dir.exists() {
-        crate::disk::ensure_private_dir(state_dir)?;
-    }
-    let path = state_dir.join(FILE);
-    let io = |source| ClaimError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .map_err(|e| match e.raw_os_error() {
-            // O_NOFOLLOW on a link.
-            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
-                ClaimError::NotOurs(path.clone())
-            }
-            _ => io(e),
-        })?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() || meta.uid() != rustix::process::getuid().as_raw() {
-        return Err(ClaimError::NotOurs(path));
-    }
-    loop {
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => break,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(ClaimError::Held {
-                    dir: state_dir.to_owned(),
-                    holder: holder(&mut file),
-                });
-            }
-            Err(e) => return Err(io(e.into())),
+    let mut held: Vec<(u64, u64)> = Vec::new();
+    let mut folders = Vec::new();
+    for &dir in dirs {
+        if !dir.exists() {
+            crate::disk::ensure_private_dir(dir)?;
         }
+        let io = |source| ClaimError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        // std opens close-on-exec; a folder opens read-only.
+        let folder = File::open(dir).map_err(io)?;
+        let meta = folder.metadata().map_err(io)?;
+        // The same folder twice (one home): a second lock from this process would be refused.
+        if held.contains(&(meta.dev(), meta.ino())) {
+            continue;
+        }
+        loop {
+            match flock(&folder, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+                    let holder = match lock_holder(&locks, meta.dev(), meta.ino()) {
+                        Some(pid) => format!("pid {pid}{}", program(pid)),
+                        None => "another process".to_owned(),
+                    };
+                    return Err(ClaimError::Held {
+                        dir: dir.to_owned(),
+                        holder,
+                    });
+                }
+                Err(e) => return Err(io(e.into())),
+            }
+        }
+        held.push((meta.dev(), meta.ino()));
+        folders.push(folder);
     }
-    // Only words for a refusal: a failure to write them costs nothing but those words.
-    let words = format!("pid {}, socket {}\n", std::process::id(), socket.display());
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(words.as_bytes()));
-    Ok(HomeClaim { _file: file })
+    Ok(HomeClaim { _folders: folders })
 }
 
-/// What the holder wrote, cut to one line of printable text: any process could have written it.
-fn holder(file: &mut File) -> Option<String> {
-    let mut bytes = Vec::new();
-    file.rewind().ok()?;
-    file.take(256).read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let line: String = text
-        .lines()
-        .next()?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    (!line.trim().is_empty()).then_some(line)
+/// ` (PROGRAM)`, the file name of `pid`'s executable, when it can be read.
+fn program(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| {
+            let n: String = n.chars().filter(|c| !c.is_control()).take(64).collect();
+            format!(" ({n})")
+        })
+        .unwrap_or_default()
+}
+
+/// The pid holding an exclusive `flock` on (`dev`, `ino`), from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF`; the device in hex `major:minor`).
+pub fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // A blocked waiter's line starts with "->" and shifts the fields; only holders count.
+        let [_, "FLOCK", _, "WRITE", pid, id, ..] = f.as_slice() else {
+            return None;
+        };
+        let mut parts = id.split(':');
+        let ma = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let mi = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let i: u64 = parts.next()?.parse().ok()?;
+        ((ma, mi, i) == (major, minor, ino)).then(|| pid.parse().ok())?
+    })
 }
 
 #[cfg(test)]
@@ -122,56 +121,77 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// A state folder the claim creates (0700) inside a temporary one.
+    /// State and data folders created (0700) inside a temporary one.
     struct Home(tempfile::TempDir);
     impl Home {
-        fn path(&self) -> PathBuf {
-            self.0.path().join("state")
+        fn dir(&self, name: &str) -> PathBuf {
+            self.0.path().join(name)
         }
     }
     fn home() -> Home {
         Home(tempfile::tempdir().unwrap())
     }
 
-    #[test]
-    fn a_second_claim_on_a_home_is_refused_and_names_the_first() {
-        let h = home();
-        let first = claim(&h.path(), Path::new("/run/user/1/tapsign/agent.sock")).unwrap();
-        let err = match claim(&h.path(), Path::new("/elsewhere.sock")) {
+    fn refused(dirs: &[&Path]) -> ClaimError {
+        match claim(dirs) {
             Err(e) => e,
             Ok(_) => panic!("a second claim was granted"),
-        };
-        let said = err.to_string();
-        assert!(matches!(err, ClaimError::Held { .. }), "{said}");
-        assert!(
-            said.contains("already running")
-                && said.contains(&format!("pid {}", std::process::id()))
-                && said.contains("/run/user/1/tapsign/agent.sock"),
-            "{said}"
-        );
+        }
+    }
+
+    #[test]
+    fn a_second_claim_on_a_folder_is_refused_and_names_the_holder() {
+        let h = home();
+        let (state, data) = (h.dir("state"), h.dir("data"));
+        let first = claim(&[&state, &data]).unwrap();
+        // Either folder in common is enough.
+        for dirs in [[&state, &h.dir("other")], [&h.dir("other2"), &data]] {
+            let err = refused(&dirs.map(PathBuf::as_path));
+            let said = err.to_string();
+            assert!(matches!(err, ClaimError::Held { .. }), "{said}");
+            assert!(
+                said.contains("already running")
+                    && said.contains(&format!("pid {}", std::process::id())),
+                "{said}"
+            );
+        }
         drop(first);
-        claim(&h.path(), Path::new("/elsewhere.sock")).unwrap();
+        claim(&[&state, &data]).unwrap();
     }
 
     #[test]
-    fn what_the_file_holds_only_words_the_refusal() {
+    fn one_folder_named_twice_is_claimed_once() {
         let h = home();
-        let _first = claim(&h.path(), Path::new("/s")).unwrap();
-        // Another process of the user rewrites it: control bytes and length are cut.
-        std::fs::write(h.path().join(FILE), "x\u{1b}[2Jy".repeat(200)).unwrap();
-        let said = claim(&h.path(), Path::new("/t")).err().unwrap().to_string();
-        assert!(!said.contains('\u{1b}'), "{said}");
-        assert!(said.len() < 600, "{said}");
+        let dir = h.dir("home");
+        let _held = claim(&[&dir, &dir]).unwrap();
+        assert!(matches!(refused(&[&dir]), ClaimError::Held { .. }));
+    }
+
+    /// The recheck: a lock file deleted while the agent ran let a second agent lock a new one.
+    /// A folder reached by a link is the same folder.
+    #[test]
+    fn the_folder_itself_is_held_whatever_path_reaches_it() {
+        let h = home();
+        let dir = h.dir("home");
+        let _held = claim(&[&dir]).unwrap();
+        let link = h.dir("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(matches!(refused(&[&link]), ClaimError::Held { .. }));
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "a file was left"
+        );
     }
 
     #[test]
-    fn a_link_in_its_place_is_refused() {
-        let h = home();
-        crate::disk::ensure_private_dir(&h.path()).unwrap();
-        let target = h.path().join("elsewhere");
-        std::fs::write(&target, "").unwrap();
-        std::os::unix::fs::symlink(&target, h.path().join(FILE)).unwrap();
-        let err = claim(&h.path(), Path::new("/s")).err().unwrap();
-        assert!(matches!(err, ClaimError::NotOurs(_)), "{err}");
+    fn the_holder_is_read_from_proc_locks() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 4242 00:1b:5678 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 99 00:1b:5678 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 7 00:1b:9 0 EOF\n";
+        let dev = rustix::fs::makedev(0, 0x1b);
+        assert_eq!(lock_holder(locks, dev, 5678), Some(4242));
+        assert_eq!(lock_holder(locks, dev, 9), None);
+        assert_eq!(lock_holder(locks, dev, 1), None);
     }
 }

@@ -16,7 +16,7 @@
 //! - [`locksource`]: screen lock and suspend on D-Bus (logind, screensavers).
 //! - [`notify`]: desktop notifications when a session opens or ends.
 //! - [`clock`]: the boot-time clock (suspended time counts).
-//! - [`claim`]: one agent per home, held by a `flock` for as long as the agent runs.
+//! - [`claim`]: one agent per home, a `flock` on its folders for as long as the agent runs.
 //! - [`config`], [`paths`]: where things live and the session defaults; [`disk`]: the one
 //!   check of who else can reach a file or folder, and the one atomic write.
 //! - [`error`]: [`error::AgentError`], everything a request can fail with, and its one

@@ -17,19 +17,42 @@ fn a_second_agent_refuses_to_start_while_one_answers() {
 
 /// Red-team round 23: a second agent on another socket but the same home shared the audit log
 /// and the Kraken nonce files, and one of the two withheld every signature. It refuses to start,
-/// naming the agent that holds the home; once that one stops, it starts.
+/// naming the agent that holds the home; once that one stops, it starts. Its recheck: a lock
+/// file deleted while the agent ran let the second one in, and a second agent with its own
+/// state folder (`XDG_STATE_HOME`) but the same keystore was not refused: the folders
+/// themselves are held, the state one and the data one.
 #[test]
 fn a_second_agent_on_another_socket_refuses_a_home_one_serves() {
     let mut w = World::new();
     w.start_agent();
     let other = w.sock.with_file_name("other.sock");
-    // Bounded: an agent that started would serve until stopped.
-    let mut cmd = w.cmd_under(&["timeout", "10"], &["agent"]);
-    cmd.env("TAPSIGN_SOCK", &other);
-    let second = w.run_cmd(cmd, "");
-    second.fails_with(1, "already running on this home");
-    second.fails_with(1, &format!("pid {}", w.agent_pid()));
+    let second = |env: &[(&str, &std::path::Path)]| {
+        // Bounded: an agent that started would serve until stopped.
+        let mut cmd = w.cmd_under(&["timeout", "10"], &["agent"]);
+        cmd.env("TAPSIGN_SOCK", &other);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        w.run_cmd(cmd, "")
+    };
+    let out = second(&[]);
+    out.fails_with(1, "already running on this home");
+    out.fails_with(1, &format!("pid {}", w.agent_pid()));
     assert!(!other.exists(), "the refused agent bound its socket");
+    // No file in the home to delete.
+    assert!(!w.home().join("agent.lock").exists());
+    // The keystore shared, the log not: XDG folders, the data one reaching the home by a link.
+    let split = w.home().join("split");
+    std::fs::create_dir_all(split.join("data")).unwrap();
+    std::os::unix::fs::symlink(w.home(), split.join("data").join("tapsign")).unwrap();
+    let out = second(&[
+        ("TAPSIGN_HOME", std::path::Path::new("")),
+        ("HOME", &split),
+        ("XDG_DATA_HOME", &split.join("data")),
+        ("XDG_STATE_HOME", &split.join("state")),
+        ("XDG_CONFIG_HOME", &split.join("config")),
+    ]);
+    out.fails_with(1, "already running on this home");
     w.client().status().unwrap();
     // SIGKILL leaves no way to release it but the kernel's: the next agent starts.
     w.signal_agent("KILL");

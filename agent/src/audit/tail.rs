@@ -198,7 +198,7 @@ impl AuditLog {
             // that never happened, with `audit verify` intact (red-team round 19).
             if !written_by_commands(&parsed.event) {
                 return Err(self.tampered(format!(
-                    "has a line {} of a kind only an agent writes, which this agent did not write (another program wrote it: a second agent on this home is refused at its start, `agent.lock`)",
+                    "has a line {} of a kind only an agent writes, which this agent did not write (another program wrote it: a second agent on this home is refused at its start)",
                     self.next_seq
                 )));
             }

@@ -18,8 +18,9 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
     }
     let config = Config::load(&paths.config_file())
         .map_err(|e| Failure::error(format!("bad configuration: {e}; fix config.toml (docs/defaults.md lists every setting) and start again")))?;
-    // Before the socket: a second agent on this home, on whichever socket, stops here.
-    let _claim = tapsign_agent::claim::claim(&paths.state_dir, &paths.socket)
+    // Before the socket: a second agent on this home's log, nonces or keystore, on whichever
+    // socket, stops here.
+    let _claim = tapsign_agent::claim::claim(&[&paths.state_dir, &paths.data_dir])
         .map_err(|e| Failure::error(e.to_string()))?;
     let soft = super::soft_allowed();
     if soft {

@@ -369,26 +369,8 @@ fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
     f.by_ref().take(32).read_to_string(&mut text).ok()?;
     let said: u32 = text.trim().parse().ok()?;
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let holder = lock_holder(&locks, meta.dev(), meta.ino())?;
+    let holder = tapsign_agent::claim::lock_holder(&locks, meta.dev(), meta.ino())?;
     (holder == said).then_some(said)
-}
-
-/// The pid holding an exclusive `flock` on (`dev`, `ino`), from `/proc/locks`
-/// (`1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF`; the device in hex `major:minor`).
-fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    locks.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // A blocked waiter's line starts with "->" and shifts the fields; only holders count.
-        let [_, "FLOCK", _, "WRITE", pid, id, ..] = f.as_slice() else {
-            return None;
-        };
-        let mut parts = id.split(':');
-        let ma = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let mi = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let i: u64 = parts.next()?.parse().ok()?;
-        ((ma, mi, i) == (major, minor, ino)).then(|| pid.parse().ok())?
-    })
 }
 
 /// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
@@ -544,21 +526,6 @@ fn status_text(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_lock_holder_is_read_from_proc_locks() {
-        let locks = "1: FLOCK  ADVISORY  WRITE 307 fe:00:10010667 0 EOF\n\
-                     1: -> FLOCK  ADVISORY  WRITE 999 fe:00:10010667 0 EOF\n\
-                     2: POSIX  ADVISORY  WRITE 400 fe:00:77 0 EOF\n";
-        let dev = rustix::fs::makedev(0xfe, 0);
-        assert_eq!(lock_holder(locks, dev, 10010667), Some(307));
-        assert_eq!(
-            lock_holder(locks, dev, 77),
-            None,
-            "a POSIX lock is not the agent's"
-        );
-        assert_eq!(lock_holder(locks, dev, 5), None);
-    }
 
     /// Red-team round 7, second wave: the pid in the file is the user's to write, and a FIFO
     /// there hung `tapsign lock`. Only the lock's holder counts, and only a regular file.
