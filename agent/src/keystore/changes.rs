@@ -212,6 +212,7 @@ impl Keystore {
         match held >= super::MAX_CREDENTIALS {
             true => Err(KeystoreError::TooManyCredentials {
                 dir: dir.to_owned(),
+                held,
                 max: super::MAX_CREDENTIALS,
             }),
             false => Ok(()),

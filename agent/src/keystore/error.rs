@@ -64,12 +64,22 @@ pub enum KeystoreError {
     },
 
     #[error(
-        "the keystore holds {max} credentials already ({dir}), the most it takes: every check \
-         records each of them in one audit log line, and a longer one would make a running \
-         agent turn the log away. Remove one you no longer use first (`tapsign key remove \
-         NAME`), or replace one (`--replace`)"
+        "the keystore holds {held} credential files ({dir}), and takes at most {max}: every \
+         check records each of them in one audit log line, and a longer one would make a \
+         running agent turn the log away. Remove one you no longer use first (`tapsign key \
+         remove NAME`), or replace one (`--replace`){}",
+        if held > max {
+            "; more than the most were not stored by `tapsign key add`: look at `tapsign key \
+             list` and `tapsign audit` for ones you did not store"
+        } else {
+            ""
+        }
     )]
-    TooManyCredentials { dir: PathBuf, max: usize },
+    TooManyCredentials {
+        dir: PathBuf,
+        held: usize,
+        max: usize,
+    },
 
     #[error("{what} {name:?} already exists ({path}); remove it first, or replace it")]
     Exists {

@@ -213,6 +213,18 @@ fn key_add_refuses_a_new_name_past_the_most_credentials_a_keystore_holds() {
     );
     assert!(err.to_string().contains("tapsign key remove"), "{err}");
     assert!(!dir.join("k2.json").exists());
+    // Its recheck: files written past the most (not by `key add`) were counted as the most.
+    fs::write(dir.join("extra.json"), &k1).unwrap();
+    let said = f
+        .add(&cred("k2", Exchange::Binance, None), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains(&format!("holds {} credential files", MAX_CREDENTIALS + 1))
+            && said.contains("not stored by `tapsign key add`"),
+        "{said}"
+    );
+    fs::remove_file(dir.join("extra.json")).unwrap();
     f.add(&cred("k1", Exchange::Binance, None), true).unwrap();
     fs::remove_file(dir.join("filler1.json")).unwrap();
     f.add(&cred("k2", Exchange::Binance, None), false).unwrap();
