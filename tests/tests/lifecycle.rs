@@ -60,6 +60,37 @@ fn a_second_agent_on_another_socket_refuses_a_home_one_serves() {
     w.client().status().unwrap();
 }
 
+/// Red-team round 23: `tapsign lock` in a shell whose TAPSIGN_SOCK is not the agent's said
+/// "cannot reach the agent ... start it", while the agent serving the same home kept its
+/// session open: a lock hook locked nothing. It finds that agent by the home it holds and
+/// sends it SIGHUP; other commands name it instead of advising a second agent.
+#[test]
+fn a_lock_with_another_socket_locks_the_agent_serving_this_home() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let elsewhere = w.sock.with_file_name("elsewhere.sock");
+    let run = |args: &[&str]| {
+        let mut cmd = w.cmd(args);
+        cmd.env("TAPSIGN_SOCK", &elsewhere);
+        w.run_cmd(cmd, "")
+    };
+    let pid = w.agent_pid();
+    let out = run(&["status"]);
+    out.fails_with(3, &format!("a tapsign agent (pid {pid}) runs on this home"));
+    assert!(!out.stderr.contains("start it with"), "{out:?}");
+    let out = run(&["lock"]);
+    assert!(
+        out.ok()
+            .contains(&format!("the agent serving this home (pid {pid})")),
+        "{out:?}"
+    );
+    w.wait_for_status("the session locked", Duration::from_secs(10), |s| {
+        s["state"] == "locked"
+    });
+}
+
 #[test]
 fn a_stale_socket_file_is_replaced() {
     let mut w = World::new();

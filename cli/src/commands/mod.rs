@@ -140,7 +140,7 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                return match remote::unreachable_agent(&paths.socket) {
+                return match remote::unreachable_agent(paths) {
                     Some(pid) => Err(unasked(
                         &line,
                         &format!(

@@ -27,13 +27,24 @@ fn connect(paths: &Paths) -> Result<Client, Failure> {
 fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
     match e {
         e @ ProtoError::Agent { .. } => e.into(),
-        e => Failure::new(
-            exit_codes::NO_AGENT,
-            format!(
-                "cannot reach the agent at {} ({e}); start it with `tapsign agent` (or set TAPSIGN_SOCK)",
-                paths.socket.display()
+        e => match home_agent(paths) {
+            // Not "start it": a second agent would be refused, and the one that runs keeps
+            // its session open (red-team round 23).
+            Some(pid) => Failure::new(
+                exit_codes::NO_AGENT,
+                format!(
+                    "cannot reach an agent at {} ({e}), but a tapsign agent (pid {pid}) runs on this home, listening on another socket: set TAPSIGN_SOCK to the socket it listens on (its log's first lines say it), or restart it",
+                    paths.socket.display()
+                ),
             ),
-        ),
+            None => Failure::new(
+                exit_codes::NO_AGENT,
+                format!(
+                    "cannot reach the agent at {} ({e}); start it with `tapsign agent` (or set TAPSIGN_SOCK)",
+                    paths.socket.display()
+                ),
+            ),
+        },
     }
 }
 
@@ -265,7 +276,25 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
         }
         Err(e) => match signal_instead(&e) {
             Some(why) => why,
-            None => return Err(not_connected(paths, e)),
+            // No agent on this socket, but one on this home, on another (a lock hook with
+            // another TAPSIGN_SOCK than the agent's): it is locked all the same (red-team
+            // round 23).
+            None => match home_agent(paths) {
+                Some(pid) => {
+                    hup(pid).map_err(|err| {
+                        Failure::error(format!(
+                            "no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, and signalling it failed: {err}",
+                            paths.socket.display()
+                        ))
+                    })?;
+                    outln!(
+                        "Locked: no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, listening on another socket; it was sent SIGHUP, which wipes its session. Set TAPSIGN_SOCK to its socket for the other commands.",
+                        paths.socket.display()
+                    );
+                    return Ok(());
+                }
+                None => return Err(not_connected(paths, e)),
+            },
         },
     };
     let pid = signal_lock(paths)
@@ -328,19 +357,44 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
                 pid_file.display()
             )
         })?;
-    let pid = rustix::process::Pid::from_raw(agent as i32).ok_or("pid 0")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
-        .map_err(|e| format!("sending SIGHUP to the agent (pid {agent}): {e}"))?;
+    hup(agent)?;
     Ok(agent)
 }
 
-/// An agent that runs for `socket` (it holds the pid file beside it locked) although the
-/// socket cannot be reached: moved aside, removed or replaced. A command that would take "no
-/// answer" for "no agent" asks this first: someone who can write the user's files could
-/// otherwise hide the running agent from it for a moment.
-pub(crate) fn unreachable_agent(socket: &std::path::Path) -> Option<u32> {
+/// Send SIGHUP (a lock) to the agent `pid`.
+fn hup(agent: u32) -> Result<(), String> {
+    let pid = rustix::process::Pid::from_raw(agent as i32).ok_or("pid 0")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .map_err(|e| format!("sending SIGHUP to the agent (pid {agent}): {e}"))
+}
+
+/// The tapsign agent of ours that holds this home's state or data folder
+/// (`tapsign_agent::claim`), whatever socket it listens on: read from the kernel's lock table,
+/// which no other process can word, and checked to be a `tapsign agent` of this user's.
+pub(crate) fn home_agent(paths: &Paths) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
     let me = rustix::process::getuid().as_raw();
-    live_agent_pid(&tapsign_proto::path::pid_file(socket)).filter(|&pid| is_agent(pid, me))
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    [&paths.state_dir, &paths.data_dir]
+        .into_iter()
+        .find_map(|dir| {
+            let meta = std::fs::metadata(dir).ok()?;
+            tapsign_agent::claim::lock_holder(&locks, meta.dev(), meta.ino())
+                .filter(|&pid| is_agent(pid, me))
+        })
+}
+
+/// An agent that runs for this socket (it holds the pid file beside it locked), or for this
+/// home on another socket ([`home_agent`]), although the socket cannot be reached: moved
+/// aside, removed or replaced. A command that would take "no answer" for "no agent" asks this
+/// first: someone who can write the user's files could otherwise hide the running agent from
+/// it for a moment.
+pub(crate) fn unreachable_agent(paths: &Paths) -> Option<u32> {
+    let me = rustix::process::getuid().as_raw();
+    live_agent_pid(&tapsign_proto::path::pid_file(&paths.socket))
+        .filter(|&pid| is_agent(pid, me))
+        // Or one serving this home on another socket: it pins the vault key all the same.
+        .or_else(|| home_agent(paths))
 }
 
 /// The pid of the agent holding its pid file locked: the process the kernel names as holding
