@@ -687,7 +687,7 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
                 if greeted && slot == Slot::Control =>
             {
                 let resp = agent.handle(req, &client).await;
-                let _ = answer(stream, &resp).await;
+                let _ = tokio::time::timeout(limits.frame_timeout, answer(stream, &resp)).await;
                 return;
             }
             Ok(_) if greeted && slot == Slot::Control => {
@@ -714,8 +714,15 @@ async fn connection(agent: Arc<Agent>, stream: &mut UnixStream, slot: Slot) {
             }
             Ok(req) => agent.handle(req, &client).await,
         };
-        if answer(stream, &resp).await.is_err() {
-            return;
+        // A client that sends and never reads would hold its slot for ever in a write that
+        // waits: the answer gets as long as the connection may idle (red-team round 23).
+        let within = match may_idle {
+            true => limits.idle_connection_timeout,
+            false => limits.frame_timeout,
+        };
+        match tokio::time::timeout(within, answer(stream, &resp)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }

@@ -398,3 +398,28 @@ fn an_unlock_naming_an_empty_list_of_keys_is_refused_and_opens_nothing() {
         .unwrap();
     assert_eq!(opened.session.unwrap().keys.len(), 2);
 }
+
+/// Red-team round 23: a client that pipelines requests and never reads the answers held its
+/// slot for ever, past the idle timeout, in the agent's write of an answer. An answer gets as
+/// long as the connection may idle; then the connection is closed and its slot let go.
+#[test]
+fn a_client_that_never_reads_its_answers_lets_its_slot_go() {
+    let mut w = World::new();
+    w.config("[server]\nmax_connections = 2\nidle_connection_timeout = \"2s\"\n");
+    w.start_agent();
+    let mut staller = greeted_when_free(&w, "no slot for the staller");
+    let frame = encode(&Request::Status {}).unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..100_000 {
+            if staller.write_all(&frame).is_err() {
+                return;
+            }
+        }
+        // Kept open, never read.
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    // Give the staller time to fill both socket buffers and the agent's write to wait.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut c = hold_ordinary_slot(&w);
+    c.status().unwrap();
+}
