@@ -18,6 +18,9 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// How long a claim waits for a holder to let go before refusing.
+const DYING_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Held while the agent runs; dropping it (or the process ending) lets the next agent start.
 pub struct HomeClaim {
     _folders: Vec<File>,
@@ -62,10 +65,17 @@ pub fn claim(dirs: &[&Path]) -> Result<HomeClaim, ClaimError> {
         if held.contains(&(meta.dev(), meta.ino())) {
             continue;
         }
+        // An agent killed a moment ago holds its folders until the kernel has ended it (a
+        // restart right after SIGKILL was refused for a few milliseconds, naming the dying
+        // pid: round 23's second agent pass): a short wait before refusing.
+        let deadline = std::time::Instant::now() + DYING_WAIT;
         loop {
             match flock(&folder, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => break,
                 Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
                 Err(rustix::io::Errno::WOULDBLOCK) => {
                     let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
                     let holder = match lock_holder(&locks, meta.dev(), meta.ino()) {
