@@ -192,6 +192,35 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// Whether `other` is the same credential: name, exchange, API key, secret and
+    /// passphrase. What an extend holds the session's keys to against the keystore's (a
+    /// replaced credential is another one, whatever its name). Compared in full, not
+    /// stopping at the first byte that differs, though only the agent sees either.
+    pub fn same_as(&self, other: &Credential) -> bool {
+        fn same(a: &[u8], b: &[u8]) -> bool {
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+        }
+        fn phrase(c: &Credential) -> Option<&[u8]> {
+            c.passphrase.as_ref().map(|p| p.expose().as_bytes())
+        }
+        let phrases = match (phrase(self), phrase(other)) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        // Each compared, whatever the others gave.
+        let parts = [
+            self.name == other.name,
+            self.exchange == other.exchange,
+            same(
+                self.api_key.expose().as_bytes(),
+                other.api_key.expose().as_bytes(),
+            ),
+            same(self.secret.expose(), other.secret.expose()),
+            phrases,
+        ];
+        parts.iter().all(|p| *p)
+    }
+
     /// Whether every secret of it is in locked pages (never swapped out).
     pub fn in_locked_memory(&self) -> bool {
         self.api_key.is_locked()

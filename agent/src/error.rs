@@ -47,6 +47,12 @@ pub enum AgentError {
     /// The session ended while `unlock --extend` waited for the touch.
     #[error("the session ended before the touch; run `tapsign unlock`")]
     EndedDuringTouch,
+    /// Every key of the open session was removed from the keystore or replaced in it since
+    /// the session opened it: an extend renews none of them (red-team round 23).
+    #[error(
+        "nothing was extended: {0}. No key of the open session is left to renew: run `tapsign unlock` to open a session with the keys the keystore holds now (the open session keeps its keys until it ends; `tapsign lock` ends it now)"
+    )]
+    ExtendKeepsNothing(String),
     /// A lock (`tapsign lock`, the screen locked, suspend, the token pulled) came while an
     /// unlock waited for its touch.
     #[error(
@@ -189,7 +195,7 @@ impl AgentError {
             NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone
             | LockedBeforeAnswer => ErrorCode::Locked,
             EndedBeforeAnswer => ErrorCode::Expired,
-            NoSuchKey(_) | NoKeys(_) => ErrorCode::UnknownKey,
+            NoSuchKey(_) | NoKeys(_) | ExtendKeepsNothing(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot { .. } | KeysRefused(_) => ErrorCode::Keystore,
             Nonce(e) => nonce_code(e),

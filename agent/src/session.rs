@@ -162,6 +162,20 @@ struct OpenKey {
     left: Option<u64>,
 }
 
+/// What [`Session::extend`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extend {
+    /// Renewed, without the keys dropped (each with why).
+    Renewed { dropped: Vec<(String, String)> },
+    /// No session was open.
+    NotOpen,
+    /// A deadline had passed: the session ended now, for this reason (for the caller to
+    /// announce, as [`Session::tick`]'s).
+    Ended(LockReason),
+    /// Every key would have been dropped (each with why): nothing changed.
+    NoneKept { dropped: Vec<(String, String)> },
+}
+
 /// A heads-up before the session ends, given once per session (and again after an extend).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
@@ -307,12 +321,39 @@ impl Session {
         }
     }
 
-    /// Renew an open session after a touch: new lifetime, idle and budget from `now`, same
-    /// keys. Per-key budgets restart too. Returns false when no session is open.
-    pub fn extend(&mut self, bounds: Bounds, now: Duration) -> bool {
+    /// Renew an open session after a touch: new lifetime, idle and budget from `now`. Per-key
+    /// budgets restart too. A key `gone` gives a reason for is dropped from the session first
+    /// (its credential wiped): one the keystore no longer holds as the session opened it. An
+    /// extend kept a credential `tapsign key remove` took out, and renewed it for a day at each
+    /// extend, where the removal's own words say the session keeps it "until it ends"
+    /// (red-team round 23). Nothing changes when every key would be dropped.
+    ///
+    /// The deadlines are looked at here too: a session past its lifetime or idle time is
+    /// ended, never renewed, whatever its caller looked at before (red-team round 23, A6).
+    pub fn extend(
+        &mut self,
+        bounds: Bounds,
+        now: Duration,
+        gone: &dyn Fn(&Credential) -> Option<String>,
+    ) -> Extend {
+        if let Some(reason) = self.tick(now) {
+            return Extend::Ended(reason);
+        }
         let Session::Unlocked(u) = self else {
-            return false;
+            return Extend::NotOpen;
         };
+        let dropped: Vec<(String, String)> = u
+            .keys
+            .values()
+            .filter_map(|k| gone(&k.cred).map(|why| (k.cred.name.clone(), why)))
+            .collect();
+        if dropped.len() == u.keys.len() {
+            return Extend::NoneKept { dropped };
+        }
+        for (name, _) in &dropped {
+            // Dropped, the credential is wiped.
+            u.keys.remove(name);
+        }
         u.expires_at = now.saturating_add(bounds.ttl);
         u.last_used = now;
         u.opened_at = now;
@@ -323,7 +364,15 @@ impl Session {
         for k in u.keys.values_mut() {
             k.left = bounds.per_key;
         }
-        true
+        Extend::Renewed { dropped }
+    }
+
+    /// The names of the open session's keys (none when locked).
+    pub fn key_names(&self) -> Vec<String> {
+        match self {
+            Session::Unlocked(u) => u.keys.keys().cloned().collect(),
+            Session::Locked(_) => Vec::new(),
+        }
     }
 
     /// Warnings that have become due; each is given once.

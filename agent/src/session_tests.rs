@@ -269,14 +269,76 @@ fn extend_renews_deadlines_and_budget_and_keeps_keys() {
     let mut s = Session::unlock(vec![cred("a"), cred("b")], b, secs(0), "t".into());
     sign(&mut s, "a", 10).unwrap();
     assert_eq!(sign(&mut s, "a", 11), Err(ErrorCode::BudgetExhausted));
-    assert!(s.extend(b, secs(90)));
-    assert_eq!(s.next_deadline(), Some(secs(140)));
-    assert_eq!(sign(&mut s, "a", 95), Ok(()), "per-key budget renewed");
-    assert_eq!(s.status(secs(95)).unwrap().signatures_left, 1);
-    assert!(
-        !Session::default().extend(b, secs(0)),
+    assert_eq!(
+        s.extend(b, secs(40), &kept),
+        Extend::Renewed { dropped: vec![] }
+    );
+    assert_eq!(s.next_deadline(), Some(secs(90)), "idle, from the extend");
+    assert_eq!(sign(&mut s, "a", 45), Ok(()), "per-key budget renewed");
+    assert_eq!(s.status(secs(45)).unwrap().signatures_left, 1);
+    assert_eq!(
+        Session::default().extend(b, secs(0), &kept),
+        Extend::NotOpen,
         "nothing to extend while locked"
     );
+}
+
+/// An extend that keeps every key (what the keystore still holds as the session opened it).
+fn kept(_: &Credential) -> Option<String> {
+    None
+}
+
+/// Red-team round 23 (A2): an extend kept a credential `tapsign key remove` had taken out (or
+/// `key add --replace` had replaced), and renewed it for up to a day at each extend. The keys
+/// its caller says are gone are dropped, with why; when none would be left, nothing changes.
+#[test]
+fn an_extend_drops_the_keys_the_keystore_no_longer_holds() {
+    let b = bounds(100);
+    let mut s = Session::unlock(vec![cred("a"), cred("b")], b, secs(0), "t".into());
+    let b_gone = |c: &Credential| (c.name == "b").then(|| "removed".to_owned());
+    assert_eq!(
+        s.extend(b, secs(10), &b_gone),
+        Extend::Renewed {
+            dropped: vec![("b".into(), "removed".into())]
+        }
+    );
+    assert_eq!(s.key_names(), ["a"]);
+    assert_eq!(sign(&mut s, "b", 11), Err(ErrorCode::UnknownKey));
+    assert_eq!(sign(&mut s, "a", 12), Ok(()));
+    // Every key gone: refused, and the session as it was (its deadlines too).
+    let all_gone = |_: &Credential| Some("replaced".to_owned());
+    let deadline = s.next_deadline();
+    assert_eq!(
+        s.extend(b, secs(20), &all_gone),
+        Extend::NoneKept {
+            dropped: vec![("a".into(), "replaced".into())]
+        }
+    );
+    assert_eq!(s.key_names(), ["a"]);
+    assert_eq!(s.next_deadline(), deadline);
+}
+
+/// Red-team round 23 (A6): `Session::extend` renewed any open session, so a deadline that
+/// passed after its caller's last look was renewed, not ended. It looks itself now.
+#[test]
+fn an_extend_past_a_deadline_ends_the_session_instead() {
+    let b = bounds(100);
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(
+        s.extend(b, secs(3600), &kept),
+        Extend::Ended(LockReason::Expired)
+    );
+    assert!(!s.is_unlocked());
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(
+        s.extend(b, secs(600), &kept),
+        Extend::Ended(LockReason::Idle)
+    );
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert!(matches!(
+        s.extend(b, secs(599), &kept),
+        Extend::Renewed { .. }
+    ));
 }
 
 /// `unlock --extend` without bounds renews these: what the session was opened with, then
@@ -295,7 +357,10 @@ fn the_session_remembers_the_bounds_it_was_opened_and_extended_with() {
         ttl: secs(7200),
         ..opened
     };
-    assert!(s.extend(wider, secs(10)));
+    assert!(matches!(
+        s.extend(wider, secs(10), &kept),
+        Extend::Renewed { .. }
+    ));
     assert_eq!(s.bounds(), Some(wider));
     assert_eq!(s.status(secs(10)).unwrap().idle_timeout_secs, 600);
     s.lock(LockReason::request(&bot()));

@@ -455,6 +455,45 @@ impl Unlocker {
         warnings: &mut Vec<String>,
     ) -> Result<Vec<Credential>, AgentError> {
         let ks = &self.keystore;
+        let checked = self.check(vk, slot, names, ledger, warnings)?;
+        crate::disk::interleave("unlock: checked, before opening");
+        let mut credentials = Vec::new();
+        for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {
+            match ks.open_checked(vk, name, &checked) {
+                Ok(c) => credentials.push(c),
+                // A file swapped since the check is tampering: nothing opens.
+                Err(e @ KeystoreError::Swapped { .. }) => return Err(e.into()),
+                // A key asked for by name must open; with "all", a damaged one is a warning.
+                Err(e) if !names.is_empty() => return Err(e.into()),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        if credentials.is_empty() && !checked.refused.is_empty() {
+            let why: Vec<&str> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
+            return Err(AgentError::KeysRefused(format!(
+                "no key could be opened. REFUSED: {}",
+                why.join("; REFUSED: ")
+            )));
+        }
+        if credentials.is_empty() {
+            return Err(AgentError::NoKeys("could be opened"));
+        }
+        Ok(credentials)
+    }
+
+    /// The keystore's check with the vault key `slot` gave (every file against the manifest
+    /// and the audit log's record: nothing goes backwards), its notes kept for `status`. A
+    /// credential the check refused is an error when `names` (what an unlock asked for; empty:
+    /// all) names it, else a warning.
+    fn check(
+        &self,
+        vk: &VaultKey,
+        slot: &Keyslot,
+        names: &[String],
+        ledger: &mut dyn Ledger,
+        warnings: &mut Vec<String>,
+    ) -> Result<crate::keystore::Checked, AgentError> {
+        let ks = &self.keystore;
         let mut checked = ks.check(vk, slot, self.seen(), ledger)?;
         self.set_verified(checked.generation, checked.vault_key.clone());
         warnings.extend(std::mem::take(&mut checked.warnings));
@@ -485,46 +524,41 @@ impl Unlocker {
             *self.last_unlock.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((head, checked.generation));
         }
-        crate::disk::interleave("unlock: checked, before opening");
-        let mut credentials = Vec::new();
-        for name in wanted.iter().filter(|n| checked.accepted.contains(n)) {
-            match ks.open_checked(vk, name, &checked) {
-                Ok(c) => credentials.push(c),
-                // A file swapped since the check is tampering: nothing opens.
-                Err(e @ KeystoreError::Swapped { .. }) => return Err(e.into()),
-                // A key asked for by name must open; with "all", a damaged one is a warning.
-                Err(e) if !names.is_empty() => return Err(e.into()),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        if credentials.is_empty() && !checked.refused.is_empty() {
-            let why: Vec<&str> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
-            return Err(AgentError::KeysRefused(format!(
-                "no key could be opened. REFUSED: {}",
-                why.join("; REFUSED: ")
-            )));
-        }
-        if credentials.is_empty() {
-            return Err(AgentError::NoKeys("could be opened"));
-        }
-        Ok(credentials)
+        Ok(checked)
     }
 
-    /// A touch on an enrolled token, proved by unwrapping the vault key (then dropped at
-    /// once): what `unlock --extend` asks before renewing a session.
+    /// A touch on an enrolled token, proved by unwrapping the vault key: what `unlock --extend`
+    /// asks before renewing a session. With the vault key, the keystore is checked as an
+    /// unlock checks it, and the credentials `names` (the session's keys) it holds now are
+    /// opened, for the extend to hold the session's to: a key the keystore no longer holds,
+    /// or holds as another credential, is dropped from the session, not renewed (red-team
+    /// round 23). Checked, not merely read: a file put back in place of one `tapsign key
+    /// remove` took out is refused by the check, where a read of the folder would take it.
+    /// The vault key is dropped at once.
     pub fn touch(
         &self,
+        names: &[String],
         pin: Option<&Pin>,
+        ledger: &mut dyn Ledger,
         touch_needed: &dyn Fn(&str),
     ) -> Result<Opened, AgentError> {
         let mut warnings = Vec::new();
         // A session is renewed only with a keyslot the manifest records (or, recording none
         // readable, any): never with a spare one, which opens a vault no check follows here.
         let (slots, _) = self.usable_keyslots(&mut warnings)?;
-        let (vk, opened_by, reader, _) = self.unwrap_with_touch(&slots, &[], pin, touch_needed)?;
+        let (vk, opened_by, reader, slot) =
+            self.unwrap_with_touch(&slots, &[], pin, touch_needed)?;
+        let credentials = self
+            .check(&vk, slot, &[], ledger, &mut warnings)
+            .map(|checked| {
+                let held = names.iter().filter(|n| checked.accepted.contains(n));
+                // One that cannot be opened now is not the session's either: dropped.
+                held.filter_map(|n| self.keystore.open_checked(&vk, n, &checked).ok())
+                    .collect()
+            });
         drop(vk);
         Ok(Opened {
-            credentials: Vec::new(),
+            credentials: credentials?,
             opened_by,
             reader,
             warnings,

@@ -112,6 +112,84 @@ fn a_touch_extends_an_open_session() {
     assert_eq!(st["session"]["signatures_left"], 50);
 }
 
+/// Red-team round 23 (A2): an extend kept a credential `tapsign key remove` had taken out
+/// since the session opened, and renewed it for up to a day at each extend ("Extended 2
+/// key(s): b, c" right after "Removed c"), under a prompt saying "same keys". It drops it, says
+/// so in its answer and its audit line, and the prompt names the keys it keeps.
+#[test]
+fn an_extend_drops_a_key_removed_since_the_session_opened() {
+    let w = world();
+    w.run(
+        &["key", "add", "c", "--exchange", "binance"],
+        "ak-c\nsk-c\n",
+    )
+    .ok();
+    let sign_c = || {
+        w.run(
+            &["sign", "c", "--method", "GET", "--path", "/api/v3/account"],
+            "",
+        )
+    };
+    w.run(&["unlock", "--ttl", "2m"], "").ok();
+    sign_c().ok();
+    w.run(&["key", "remove", "c"], "").ok();
+    let out = w.run(&["unlock", "--extend", "--ttl", "1h"], "");
+    assert!(out.ok().starts_with("Extended 1 key(s): b."), "{out:?}");
+    assert!(
+        out.stderr.contains("keeping key(s) b, c less any removed"),
+        "the prompt names the keys: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("key \"c\" was dropped from the session: removed from the keystore"),
+        "{out:?}"
+    );
+    sign_c().fails_with(5, "no key named \"c\" in the open session");
+    sign(&w);
+    let log = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let extend = log.lines().rfind(|l| l.contains("(extend")).unwrap();
+    assert!(
+        extend.contains("(extend; dropped c: removed from the keystore"),
+        "{extend}"
+    );
+    assert!(extend.contains(r#""keys":["b"]"#), "{extend}");
+}
+
+/// Red-team round 23 (A2): after `key add --replace`, an extend kept signing with the old API
+/// key and secret (the same signature before and after), and renewed them. It drops the key;
+/// and when no key is left, it extends nothing and says to unlock.
+#[test]
+fn an_extend_drops_a_key_replaced_since_the_session_opened() {
+    let w = world();
+    w.run(&["unlock", "--ttl", "2m"], "").ok();
+    w.run(
+        &["key", "add", "b", "--exchange", "binance", "--replace"],
+        "ak-new\nsk-new\n",
+    )
+    .ok();
+    let before = w.status()["session"]["expires_in_secs"].as_u64().unwrap();
+    let out = w.run(&["unlock", "--extend", "--ttl", "1h"], "");
+    out.fails_with(
+        5,
+        "key \"b\" was dropped from the session: replaced in the keystore",
+    );
+    assert!(out.stderr.contains("run `tapsign unlock`"), "{out:?}");
+    let st = w.status();
+    assert!(
+        st["session"]["expires_in_secs"].as_u64().unwrap() <= before,
+        "nothing renewed: {st}"
+    );
+    // A replacement with the same API key and secret is the same credential: kept.
+    w.run(&["unlock", "--ttl", "2m"], "").ok();
+    w.run(
+        &["key", "add", "b", "--exchange", "binance", "--replace"],
+        "ak-new\nsk-new\n",
+    )
+    .ok();
+    let out = w.run(&["unlock", "--extend", "--ttl", "1h"], "");
+    assert!(out.ok().starts_with("Extended 1 key(s): b."), "{out:?}");
+}
+
 #[test]
 fn extend_without_a_session_is_refused() {
     let w = world();

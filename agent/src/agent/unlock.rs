@@ -12,8 +12,9 @@ use tapsign_proto::{EventKind, Response, SessionEvent, UnlockRequest};
 use super::Agent;
 use crate::audit::AuditEvent;
 use crate::clock::format_duration;
+use crate::credential::Credential;
 use crate::error::AgentError;
-use crate::session::{Bounds, Client, LockReason, Session};
+use crate::session::{Bounds, Client, Extend, LockReason, Session};
 use crate::unlocker::{Opened, Pending};
 
 impl Agent {
@@ -28,11 +29,16 @@ impl Agent {
         let before = self.change_notes();
         match self.open_session(req, client, gone).await {
             // The turn is let go once the answer is made (`Turn`).
-            Ok(turn) => {
+            Ok((turn, dropped)) => {
                 let status = self.status_now().await;
                 drop(turn);
                 match status {
-                    Ok(status) => Response::Unlocked(status),
+                    // What an extend dropped comes first: its answer is where the trader
+                    // who asked for it reads it.
+                    Ok(mut status) => {
+                        status.warnings.splice(0..0, dropped);
+                        Response::Unlocked(status)
+                    }
                     Err(e) => e.response(),
                 }
             }
@@ -47,13 +53,14 @@ impl Agent {
         loud
     }
 
-    /// Open a session (or, with `extend`, renew the open one) after a touch.
+    /// Open a session (or, with `extend`, renew the open one) after a touch. With the turn,
+    /// what an extend dropped from the session, a sentence each (none for an unlock).
     async fn open_session(
         self: &Arc<Self>,
         mut req: UnlockRequest,
         client: &Client,
         gone: &AtomicBool,
-    ) -> Result<crate::unlocker::Turn<'_>, AgentError> {
+    ) -> Result<(crate::unlocker::Turn<'_>, Vec<String>), AgentError> {
         // Each name once: 6,000 copies of one name held the unlock's turn for seconds while
         // the same credential was opened again and again, and filled its audit line (red-team
         // round 19).
@@ -80,10 +87,13 @@ impl Agent {
         // trader chose at unlock.) Worked out before the turn is taken, so that whoever is
         // refused while this one waits hears what it asks for: a bot running `tapsign unlock`
         // itself is named as `tapsign`, as the trader's own would be (red-team round 19).
-        let opened_with = match (req.extend, self.session().bounds()) {
-            (false, _) => None,
-            (true, Some(b)) => Some(b),
-            (true, None) => return Err(AgentError::NothingToExtend),
+        let (opened_with, keeps) = {
+            let session = self.session();
+            match (req.extend, session.bounds()) {
+                (false, _) => (None, Vec::new()),
+                (true, Some(b)) => (Some(b), session.key_names()),
+                (true, None) => return Err(AgentError::NothingToExtend),
+            }
         };
         let secs = |s: Option<u64>| s.map(Duration::from_secs);
         let bounds = self
@@ -94,10 +104,14 @@ impl Agent {
                 req.max_signatures.or(opened_with.map(|b| b.max_signatures)),
             )
             .map_err(AgentError::Bounds)?;
+        // An extend names the keys it keeps (those the keystore still holds as the session
+        // opened them): "same keys" hid that it renewed one `tapsign key remove` took out
+        // (red-team round 23).
+        let keys = if req.extend { &keeps[..] } else { names(&req) };
         let pending = Pending {
             client: client.clone(),
             extend: req.extend,
-            asks: crate::notify::asks(req.extend, &bounds, names(&req)),
+            asks: crate::notify::asks(req.extend, &bounds, keys),
         };
         let turn = self
             .unlocker
@@ -119,13 +133,13 @@ impl Agent {
         };
         // Everything the touch grants, so the trader sees what a bot asked for: the bounds,
         // and the keys a new session opens.
-        let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, names(&req));
+        let asked = crate::notify::asked(&client.exe, client.pid, req.extend, &bounds, keys);
         let changed = self.unlocker.changed_names(crate::clock::boot_now());
         let asked = crate::notify::with_changes(asked, &changed);
         let extend = req.extend;
         // A lock while the touch is pending must win over it: counted from here.
         let locks_before = self.locks.load(Ordering::SeqCst);
-        let touched = self.touch(req, asked).await;
+        let touched = self.touch(req, keeps, asked).await;
         let opened = match self.after_touch(touched, extend, locks_before, gone) {
             Ok(o) => o,
             Err(e) => {
@@ -145,8 +159,9 @@ impl Agent {
         if let Some(why) = self.guard.why() {
             return Err(AgentError::Unguarded(why));
         }
+        let mut dropped = Vec::new();
         if extend {
-            self.extended(opened, bounds, client).await?;
+            dropped = self.extended(opened, bounds, client).await?;
         } else {
             let opened = self.opened(opened, bounds, client, locks_before).await;
             if let Err(e) = &opened {
@@ -154,7 +169,7 @@ impl Agent {
             }
             opened?;
         }
-        Ok(turn)
+        Ok((turn, dropped))
     }
 
     /// Put a refused unlock on record when the log can take it; the refusal stands either way.
@@ -199,9 +214,11 @@ impl Agent {
 
     /// The unlocker's touch (and, unless extending, the opening of the keys), on a blocking
     /// thread: it waits for a human.
+    /// An extend is given the session's keys (`keeps`): it opens those the keystore holds now.
     async fn touch(
         self: &Arc<Self>,
         req: UnlockRequest,
+        keeps: Vec<String>,
         asked: String,
     ) -> Result<Opened, AgentError> {
         let agent = Arc::clone(self);
@@ -210,10 +227,10 @@ impl Agent {
                 say!("tapsign agent: waiting for a touch on {token}");
                 agent.notifier.touch_needed(token, &asked)
             };
+            let mut ledger = agent.ledger();
             if req.extend {
-                agent.unlocker.touch(req.pin.as_ref(), &touch_needed)
+                (agent.unlocker).touch(&keeps, req.pin.as_ref(), &mut ledger, &touch_needed)
             } else {
-                let mut ledger = agent.ledger();
                 agent
                     .unlocker
                     .open(names(&req), req.pin.as_ref(), &mut ledger, &touch_needed)
@@ -223,24 +240,63 @@ impl Agent {
         touched.unwrap_or_else(|e| Err(self.worker_failed(&e)))
     }
 
-    /// Renew the open session after the touch of `unlock --extend`.
-    async fn extended(&self, o: Opened, bounds: Bounds, client: &Client) -> Result<(), AgentError> {
-        // `after_touch` ended a session past its deadline, rather than let it be renewed.
+    /// Renew the open session after the touch of `unlock --extend`, without the keys the
+    /// keystore no longer holds as the session opened them (`o.credentials` holds the
+    /// session's keys as the keystore holds them now). Returns a sentence for each key
+    /// dropped, for the answer.
+    async fn extended(
+        &self,
+        o: Opened,
+        bounds: Bounds,
+        client: &Client,
+    ) -> Result<Vec<String>, AgentError> {
+        let now_held = o.credentials;
+        let gone = |c: &Credential| match now_held.iter().find(|h| h.name == c.name) {
+            None => Some("removed from the keystore or refused by its check".to_owned()),
+            Some(h) if !h.same_as(c) => Some("replaced in the keystore".to_owned()),
+            Some(_) => None,
+        };
         // The extend's line takes its place under the session's lock, before any signature's
         // made under the new bounds.
-        let token = format!("{} (extend)", o.opened_by);
-        let queued = {
+        let (queued, dropped) = {
             let now = self.now();
             let mut session = self.session();
-            if !session.extend(bounds, now) {
+            let dropped = match session.extend(bounds, now, &gone) {
+                Extend::Renewed { dropped } => dropped,
                 // The session ended while the touch was pending.
-                return Err(AgentError::EndedDuringTouch);
+                Extend::NotOpen => return Err(AgentError::EndedDuringTouch),
+                // A deadline passed since `after_touch` looked: ended, as `expire` ends it.
+                Extend::Ended(reason) => {
+                    self.expiries.fetch_add(1, Ordering::SeqCst);
+                    drop(session);
+                    self.ended(&reason);
+                    return Err(AgentError::EndedDuringTouch);
+                }
+                Extend::NoneKept { dropped } => {
+                    return Err(AgentError::ExtendKeepsNothing(said(&dropped).join("; ")));
+                }
+            };
+            let mut token = format!("{} (extend)", o.opened_by);
+            if !dropped.is_empty() {
+                let why: Vec<String> = dropped
+                    .iter()
+                    .map(|(n, why)| format!("{n}: {why}"))
+                    .collect();
+                let mut why = why.join("; ");
+                crate::audit::cap(&mut why, crate::audit::QUOTED_MAX);
+                token = format!("{} (extend; dropped {why})", o.opened_by);
             }
-            self.audit
-                .queue(unlock_line(token, Vec::new(), bounds, client))
+            let line = unlock_line(token, session.key_names(), bounds, client);
+            (self.audit.queue(line), dropped)
         };
+        drop(now_held);
+        self.keystore_warnings(o.warnings);
         self.removal.opened_at(o.reader.clone());
         say!("tapsign agent: session extended with {}", o.opened_by);
+        let said = said(&dropped);
+        for s in &said {
+            say!("tapsign agent: extend: {s}");
+        }
         let _ = queued.written().await;
         self.publish(SessionEvent {
             event: EventKind::Extended,
@@ -254,7 +310,7 @@ impl Agent {
             signatures_left: Some(bounds.max_signatures),
         });
         self.changed.notify_one();
-        Ok(())
+        Ok(said)
     }
 
     /// Install the session an unlock opened. A session it replaces ends as a lock ends it
@@ -374,6 +430,18 @@ fn with_notes(resp: Response, before: &[String], after: &[String]) -> Response {
         }
         resp => resp,
     }
+}
+
+/// What an extend says of the keys it dropped (`Extend`), a sentence each.
+fn said(dropped: &[(String, String)]) -> Vec<String> {
+    dropped
+        .iter()
+        .map(|(name, why)| {
+            format!(
+                "key {name:?} was dropped from the session: {why} since the session opened it (`tapsign unlock` opens what the keystore holds now)"
+            )
+        })
+        .collect()
 }
 
 /// The keys an unlock names, empty for every key (as the unlocker and the prompts take them).

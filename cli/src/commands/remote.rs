@@ -119,7 +119,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         pin,
         extend: a.extend,
     };
-    warn_before_touch(paths, &mut client);
+    let session_keys = warn_before_touch(paths, &mut client);
     let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
     let which = match (names.is_empty(), spare) {
         (true, _) => "your token".to_owned(),
@@ -131,7 +131,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     };
     errln!(
         "Touch {which} when it blinks, to {}...",
-        what_the_touch_opens(&req)
+        what_the_touch_opens(&req, &session_keys)
     );
     let status = client.unlock(req).map_err(|e| match e.code() {
         // Another unlock holds the touch: the prompt above must not be followed.
@@ -159,8 +159,15 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
 /// keystore as it is, read without the token). The desktop prompt named them, the terminal did
 /// not: a trader with no notification daemon (a server over SSH) touched with no word of them,
 /// after a bot's unlock had taken the check's answer (red-team round 21).
-fn warn_before_touch(paths: &Paths, client: &mut Client) {
-    let mut changed = client.status().map(|s| s.changed_keys).unwrap_or_default();
+///
+/// Returns the open session's keys, which an extend names.
+fn warn_before_touch(paths: &Paths, client: &mut Client) -> Vec<String> {
+    let status = client.status().ok();
+    let session_keys = (status.as_ref())
+        .and_then(|s| s.session.as_ref())
+        .map(|s| s.keys.iter().map(|k| k.name.clone()).collect())
+        .unwrap_or_default();
+    let mut changed = status.map(|s| s.changed_keys).unwrap_or_default();
     let ks = Keystore::new(paths.keystore_dir());
     // The lines since the last check only: the whole record read at every unlock cost 400 ms
     // on a 94 MB log.
@@ -174,6 +181,7 @@ fn warn_before_touch(paths: &Paths, client: &mut Client) {
     if let Some(warning) = tapsign_agent::notify::before_touch(&changed) {
         errln!("WARNING: {}", tapsign_agent::audit::Shown(&warning));
     }
+    session_keys
 }
 
 /// What `unlock` says it opened: the session's keys and bounds. The count is the session's: a
@@ -200,9 +208,11 @@ fn opened_text(verb: &str, s: &SessionStatus) -> String {
 /// and the bounds the request names; the others are the agent's defaults, from config.toml as
 /// the agent read it when it started (this command cannot know them: the file may have
 /// changed since, and a bot can change it), and the answer after the touch says what opened.
-/// An extend renews the open session's keys, with the bounds it was opened with unless the
-/// request names others.
-fn what_the_touch_opens(req: &UnlockRequest) -> String {
+/// An extend renews the open session's keys (`session_keys`, as `status` gave them), with the
+/// bounds it was opened with unless the request names others, less the keys the keystore no
+/// longer holds as the session opened them: "same keys" hid that it renewed a credential
+/// `tapsign key remove` took out (red-team round 23).
+fn what_the_touch_opens(req: &UnlockRequest, session_keys: &[String]) -> String {
     let show = |secs: u64| format_duration(Duration::from_secs(secs));
     let named: Vec<String> = [
         req.ttl_secs.map(|s| format!("lifetime {}", show(s))),
@@ -217,7 +227,13 @@ fn what_the_touch_opens(req: &UnlockRequest) -> String {
             true => "the bounds it was opened with".to_owned(),
             false => format!("{}, the rest as it was opened with", named.join(", ")),
         };
-        return format!("extend the open session (same keys): {bounds}");
+        let keys = match session_keys {
+            [] => "its keys".to_owned(),
+            names => format!("key(s) {}", names.join(", ")),
+        };
+        return format!(
+            "extend the open session, keeping {keys} less any removed from the keystore or replaced in it since the session opened them: {bounds}"
+        );
     }
     let keys = match req.keys.as_deref().unwrap_or_default() {
         [] => "every key".to_owned(),
