@@ -32,10 +32,19 @@ pub struct Removal {
 }
 
 impl Removal {
-    /// The token that opened (or renewed) the session sits at `location` (`None`: not on
-    /// PC/SC or HID, nothing to watch).
+    /// The token that opened the session sits at `location` (`None`: not on PC/SC or HID,
+    /// nothing to watch). An extend touched on another enrolled token leaves it the one
+    /// watched, as docs/defaults.md says ("pulling the token that opened the session always
+    /// locks"): moved to the extend's, pulling the one that opened no longer locked while the
+    /// other stayed plugged in (red-team round 23, A7).
     pub fn opened_at(&self, location: Option<String>) {
         *lock(&self.location) = location;
+    }
+
+    /// The location watched while a session is open.
+    #[cfg(test)]
+    pub fn location(&self) -> Option<String> {
+        lock(&self.location).clone()
     }
 
     /// The location to watch: only while a session is open.

@@ -347,7 +347,7 @@ impl Session {
             .values()
             .filter_map(|k| gone(&k.cred).map(|why| (k.cred.name.clone(), why)))
             .collect();
-        if dropped.len() == u.keys.len() {
+        if !dropped.is_empty() && dropped.len() == u.keys.len() {
             return Extend::NoneKept { dropped };
         }
         for (name, _) in &dropped {

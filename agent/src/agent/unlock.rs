@@ -291,7 +291,8 @@ impl Agent {
         };
         drop(now_held);
         self.keystore_warnings(o.warnings);
-        self.removal.opened_at(o.reader.clone());
+        // The token that opened the session stays the one watched (`Removal::opened_at`),
+        // whichever enrolled token this touch came from.
         say!("tapsign agent: session extended with {}", o.opened_by);
         let said = said(&dropped);
         for s in &said {
@@ -517,6 +518,29 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, AgentError::EndedDuringTouch), "{e}");
         assert_eq!(agent.session().lock_reason(), Some(&LockReason::Expired));
+    }
+
+    /// Red-team round 23 (A7): an extend touched on another enrolled token moved the removal
+    /// watch to that token's reader, so pulling the token that opened the session no longer
+    /// locked while the other stayed plugged in. The opening token stays watched.
+    #[tokio::test]
+    async fn an_extend_on_another_token_keeps_watching_the_one_that_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, _boot) = Agent::with_test_clock(dir.path());
+        let at = |reader: &str| Opened {
+            reader: Some(reader.into()),
+            ..opened()
+        };
+        agent
+            .opened(at("reader A"), bounds(), &client(), 0)
+            .await
+            .unwrap();
+        let locks = agent.locks.load(Ordering::SeqCst);
+        let touched = agent
+            .after_touch(Ok(at("reader B")), true, locks, &AtomicBool::new(false))
+            .unwrap();
+        agent.extended(touched, bounds(), &client()).await.unwrap();
+        assert_eq!(agent.removal.location().as_deref(), Some("reader A"));
     }
 
     /// A lock that came after the touch was checked for one, but before the session was
