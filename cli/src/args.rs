@@ -287,7 +287,9 @@ pub struct UnlockArgs {
     #[arg(long, value_name = "N")]
     pub max_signatures: Option<u64>,
     /// Renew the open session with a touch: its lifetime, idle time and budget start again,
-    /// as it was opened with unless --ttl, --idle or --max-signatures say otherwise; same keys.
+    /// as it was opened with unless --ttl, --idle or --max-signatures say otherwise. It keeps
+    /// the session's keys, less those removed from the keystore or replaced in it since the
+    /// session opened them, which it drops (and says so).
     #[arg(long, conflicts_with = "names")]
     pub extend: bool,
 }
