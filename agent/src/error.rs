@@ -78,18 +78,15 @@ pub enum AgentError {
     )]
     EndedBeforeAnswer,
     /// Another unlock (or extend) waits for its touch: this one is refused, not queued, so a
-    /// touch opens only what its own asker showed.
-    #[error(
-        "another {} is waiting for a touch, asked by pid {pid} ({}): {}. A touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out",
-        if *extend { "extend" } else { "unlock" },
-        crate::audit::Shown(exe),
-        crate::audit::Shown(asks)
-    )]
+    /// touch opens only what its own asker showed. `doomed`: a lock came after it asked, so
+    /// it can open nothing; it holds the turn only until its touch times out.
+    #[error("{}", pending_text(*extend, *pid, exe, asks, *doomed))]
     UnlockPending {
         extend: bool,
         pid: u32,
         exe: String,
         asks: String,
+        doomed: bool,
     },
     /// `unlock` named a key the keystore does not hold (or holds damaged).
     #[error("no usable key named {0:?} in the keystore; `tapsign key list` shows the keys")]
@@ -219,6 +216,22 @@ impl AgentError {
             message: self.to_string(),
         }
     }
+}
+
+/// What [`AgentError::UnlockPending`] says. A pending one a lock came after opens nothing: told
+/// to "run `tapsign lock`", which they had just done, and that "a touch now would open that
+/// one", the trader was sent after what was already over (red-team round 23, A3).
+fn pending_text(extend: bool, pid: u32, exe: &str, asks: &str, doomed: bool) -> String {
+    let kind = if extend { "extend" } else { "unlock" };
+    let (exe, asks) = (crate::audit::Shown(exe), crate::audit::Shown(asks));
+    if doomed {
+        return format!(
+            "another {kind}, asked by pid {pid} ({exe}), still waits for a touch on your token ({asks}), but a lock came after it asked: it opens nothing now, even if touched. It holds the turn until the token gives up waiting for its touch (15 to 30 s on a YubiKey or FIDO2 key) or its asker hangs up; retry then. Until then, do not touch your token for this request, which was refused"
+        );
+    }
+    format!(
+        "another {kind} is waiting for a touch, asked by pid {pid} ({exe}): {asks}. A touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out"
+    )
 }
 
 fn bytes(limit: Option<u64>) -> String {

@@ -117,6 +117,9 @@ pub struct Pending {
     pub extend: bool,
     /// What it asks for (`notify::asks`): the bounds, and the keys a new session opens.
     pub asks: String,
+    /// The agent's count of locks when it asked: a lock counted since dooms it (its touch
+    /// opens nothing), which a request it refuses is told.
+    pub locks: u64,
 }
 
 /// The turn of the unlock that holds it; the next can start once it is dropped. It is held
@@ -681,6 +684,7 @@ mod tests {
             },
             extend,
             asks: "Open a session".into(),
+            locks: 0,
         }
     }
 

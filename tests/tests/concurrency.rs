@@ -124,6 +124,47 @@ fn an_unlock_while_another_waits_for_its_touch_is_refused_naming_the_holder() {
     );
 }
 
+/// Red-team round 23 (A3): after `tapsign lock`, an extend still waiting for its touch made
+/// the trader's next unlock `busy`, with advice to "run `tapsign lock`" (just done) and that
+/// "a touch now would open that one" (it opens nothing). The refusal and `status` say a lock
+/// came after it, that it opens nothing, and how long it holds the turn.
+#[test]
+fn an_unlock_after_a_lock_is_told_the_pending_extend_opens_nothing() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock", "--ttl", "1h"], "").ok();
+    std::fs::write(w.home().join("soft-token/touch"), "delay 1500").unwrap();
+    std::thread::scope(|scope| {
+        let bot = scope.spawn(|| {
+            w.client().unlock(UnlockRequest {
+                extend: true,
+                ..Default::default()
+            })
+        });
+        await_log(&w, "waiting for a touch");
+        w.run(&["lock"], "").ok();
+        let trader = w.run(&["unlock", "--ttl", "1h"], "");
+        trader.fails_with(1, "[busy]");
+        assert!(
+            trader
+                .stderr
+                .contains("but a lock came after it asked: it opens nothing now, even if touched"),
+            "{trader:?}"
+        );
+        assert!(trader.stderr.contains("retry then"), "{trader:?}");
+        assert!(!trader.stderr.contains("run `tapsign lock`"), "{trader:?}");
+        assert!(!trader.stderr.contains("would open that one"), "{trader:?}");
+        let st = w.status();
+        let warnings = st["warnings"].to_string();
+        assert!(warnings.contains("it opens nothing now"), "{warnings}");
+        assert!(!warnings.contains("run `tapsign lock`"), "{warnings}");
+        let e = bot.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("ended before the touch"), "{e}");
+    });
+    w.run(&["unlock", "--ttl", "1h"], "").ok();
+}
+
 /// Waits until the agent's log says `needle`, at most 10 s.
 fn await_log(w: &World, needle: &str) {
     let said = w.agent_said(needle);

@@ -108,10 +108,15 @@ impl Agent {
         // opened them): "same keys" hid that it renewed one `tapsign key remove` took out
         // (red-team round 23).
         let keys = if req.extend { &keeps[..] } else { names(&req) };
+        // A lock while the touch is pending must win over it: counted from here, before the
+        // turn is taken, so that whoever is refused meanwhile is told when a lock has doomed
+        // it.
+        let locks_before = self.locks.load(Ordering::SeqCst);
         let pending = Pending {
             client: client.clone(),
             extend: req.extend,
             asks: crate::notify::asks(req.extend, &bounds, keys),
+            locks: locks_before,
         };
         let turn = self
             .unlocker
@@ -119,6 +124,7 @@ impl Agent {
             .map_err(|p| AgentError::UnlockPending {
                 extend: p.extend,
                 pid: p.client.pid,
+                doomed: self.locks.load(Ordering::SeqCst) != p.locks,
                 exe: p.client.exe,
                 asks: p.asks,
             });
@@ -137,8 +143,6 @@ impl Agent {
         let changed = self.unlocker.changed_names(crate::clock::boot_now());
         let asked = crate::notify::with_changes(asked, &changed);
         let extend = req.extend;
-        // A lock while the touch is pending must win over it: counted from here.
-        let locks_before = self.locks.load(Ordering::SeqCst);
         let touched = self.touch(req, keeps, asked).await;
         let opened = match self.after_touch(touched, extend, locks_before, gone) {
             Ok(o) => o,
