@@ -615,28 +615,28 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
 
 /// The names that ask for a trigger, stop or trailing order: ccxt's unified ones, which it
 /// turns into the exchange's own where it has such an order and leaves in the request as they
-/// are where its code for that exchange has none, and the exchanges' own, compared folded
-/// (`profile::fold_name`: case, `_` and `-`).
+/// are where its code for that exchange has none, and the exchanges' own. Written folded
+/// (`profile::fold_name`: lower case, no `_` or `-`), as a name is compared.
 const ORDER_KIND_SWITCHES: &[&str] = &[
-    "triggerPrice",
-    "stopPrice",
-    "stopLossPrice",
-    "takeProfitPrice",
-    "stopLoss",
-    "takeProfit",
-    "trailingPercent",
-    "trailingAmount",
-    "trailingTriggerPrice",
+    "triggerprice",         // ccxt's triggerPrice
+    "stopprice",            // stopPrice
+    "stoplossprice",        // stopLossPrice
+    "takeprofitprice",      // takeProfitPrice
+    "stoploss",             // stopLoss
+    "takeprofit",           // takeProfit
+    "trailingpercent",      // trailingPercent
+    "trailingamount",       // trailingAmount
+    "trailingtriggerprice", // trailingTriggerPrice
     "trigger",
     "stop",
-    "triggerPx",
-    "slTriggerPx",
-    "tpTriggerPx",
-    "stopPx",
-    "trailingDelta",
-    "activationPrice",
-    "callbackRate",
-    "callbackRatio",
+    "triggerpx",     // OKX's triggerPx
+    "sltriggerpx",   // slTriggerPx
+    "tptriggerpx",   // tpTriggerPx
+    "stoppx",        // stopPx
+    "trailingdelta", // Binance's trailingDelta
+    "activationprice",
+    "callbackrate",
+    "callbackratio",
 ];
 
 /// [`widen_advice`], but no line for a name that asks for a trigger, stop or trailing order
@@ -650,12 +650,7 @@ fn unknown_advice(exchange: Exchange, key: &str, names: &str, config: &str) -> S
     let switch = names.split(", ").find(|n| {
         n.split(['[', ']', '.'])
             .filter(|part| !part.is_empty())
-            .any(|part| {
-                let part = profile::fold_name(part);
-                ORDER_KIND_SWITCHES
-                    .iter()
-                    .any(|s| profile::fold_name(s) == part)
-            })
+            .any(|part| ORDER_KIND_SWITCHES.contains(&profile::fold_name(part).as_str()))
     });
     match switch {
         Some(name) => format!(
@@ -2906,6 +2901,17 @@ mod tests {
                 refused,
                 "{payload}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod switch_tests {
+    /// A name is folded before it is looked up: an entry written otherwise would never match.
+    #[test]
+    fn the_trigger_names_are_written_folded() {
+        for name in super::ORDER_KIND_SWITCHES {
+            assert_eq!(super::profile::fold_name(name), *name);
         }
     }
 }
