@@ -615,27 +615,25 @@ impl Agent {
         if let Some(why) = self.guard.why() {
             warnings.push(format!("unlock is refused: {why}"));
         }
-        let pending = self.unlocker.pending();
         // One a lock came after opens nothing: "run `tapsign lock`" was said of it all the same,
         // to the trader who just had (red-team round 23, A3).
-        if let Some(p) = pending
-            .as_ref()
-            .filter(|p| p.locks != self.locks.load(std::sync::atomic::Ordering::SeqCst))
-        {
+        if let Some(p) = self.unlocker.pending() {
+            let stale = p.locks != self.locks.load(std::sync::atomic::Ordering::SeqCst);
+            let now = match stale {
+                true => format!(
+                    "still waits for a touch on your token ({}), but a lock came after it asked: it opens nothing now, even if touched; until the token gives up waiting (15 to 30 s on a YubiKey or FIDO2 key), another unlock is refused `busy`",
+                    crate::audit::Shown(&p.asks)
+                ),
+                false => format!(
+                    "is under way (it asks for a touch on your token: {}): unless you asked for it yourself, do not touch your token, and run `tapsign lock` (it then opens nothing, even if touched)",
+                    crate::audit::Shown(&p.asks)
+                ),
+            };
             warnings.push(format!(
-                "an {} asked by pid {} ({}) still waits for a touch on your token ({}), but a lock came after it asked: it opens nothing now, even if touched; until the token gives up waiting (15 to 30 s on a YubiKey or FIDO2 key), another unlock is refused `busy`",
+                "an {} asked by pid {} ({}) {now}",
                 if p.extend { "extend" } else { "unlock" },
                 p.client.pid,
                 crate::audit::Shown(&p.client.exe),
-                crate::audit::Shown(&p.asks)
-            ));
-        } else if let Some(p) = pending {
-            warnings.push(format!(
-                "an {} asked by pid {} ({}) is under way (it asks for a touch on your token: {}): unless you asked for it yourself, do not touch your token, and run `tapsign lock` (it then opens nothing, even if touched)",
-                if p.extend { "extend" } else { "unlock" },
-                p.client.pid,
-                crate::audit::Shown(&p.client.exe),
-                crate::audit::Shown(&p.asks)
             ));
         }
         if crate::harden::mlock_failed() {
