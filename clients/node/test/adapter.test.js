@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const tapsign = require('..');
 const { attach, PLACEHOLDERS } = require('../lib/ccxt');
 const { World } = require('./helpers/world');
-const { fakeAgent, golden } = require('./helpers/fake-agent');
+const { fakeAgent, serve, golden } = require('./helpers/fake-agent');
 const h = require('./diff/harness');
 const verify = require('./diff/verify');
 
@@ -309,29 +309,20 @@ test('paths ccxt signs that merely end like a key-only one go to the agent', asy
 
 test('the API key for key-only calls comes from a signed answer; the probe is signed once, never sent', async () => {
   const frames = [];
-  const fake = await fakeAgent(async (peer) => {
-    await peer.greet();
-    for (;;) {
-      let msg;
-      try {
-        msg = await peer.next();
-      } catch {
-        return;
-      }
-      frames.push(msg);
-      const { type, key, kind, ...request } = msg;
-      void type;
-      void kind;
-      if (key === 'locked-key') peer.send(golden('response_error_locked'));
-      else if (key === 'spot-only' && request.path !== '/api/v3/account') {
-        peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path} is left out by this key's only list` });
-      } else if (key === 'nothing') {
-        peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path}` });
-      }
-      else if (key === 'okx-key') peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-SIGN': 's' } });
-      else peer.send({ type: 'signed', ...request, headers: { 'X-MBX-APIKEY': `AK-${key}` } });
+  const fake = await fakeAgent(serve((msg, peer) => {
+    frames.push(msg);
+    const { type, key, kind, ...request } = msg;
+    void type;
+    void kind;
+    if (key === 'locked-key') peer.send(golden('response_error_locked'));
+    else if (key === 'spot-only' && request.path !== '/api/v3/account') {
+      peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path} is left out by this key's only list` });
+    } else if (key === 'nothing') {
+      peer.send({ type: 'error', code: 'policy_denied', message: `refused: ${request.path}` });
     }
-  });
+    else if (key === 'okx-key') peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-SIGN': 's' } });
+    else peer.send({ type: 'signed', ...request, headers: { 'X-MBX-APIKEY': `AK-${key}` } });
+  }));
   const signs = () => frames.filter((f) => f.type === 'sign').map((f) => `${f.key} ${f.method} ${f.path}`);
   try {
     const ex = new ccxt.binanceusdm({ enableRateLimit: false });
@@ -391,22 +382,13 @@ test('an OKX spot stop-loss or take-profit goes to the agent with tdMode cash; o
   // otherwise) into a spot `conditional`/`oco` algo order, the agent refuses `cross` on a spot
   // pair as a margin order, and a bot's ordinary stop-loss was refused.
   const signs = [];
-  const fake = await fakeAgent(async (peer) => {
-    await peer.greet();
-    for (;;) {
-      let msg;
-      try {
-        msg = await peer.next();
-      } catch {
-        return;
-      }
-      const { type, key, kind, ...request } = msg;
-      void key;
-      void kind;
-      if (type === 'sign') signs.push(request);
-      peer.send({ type: 'signed', ...request, headers: { 'OK-ACCESS-KEY': 'k', 'OK-ACCESS-SIGN': 's' } });
-    }
-  });
+  const fake = await fakeAgent(serve((msg) => {
+    const { type, key, kind, ...request } = msg;
+    void key;
+    void kind;
+    if (type === 'sign') signs.push(request);
+    return { type: 'signed', ...request, headers: { 'OK-ACCESS-KEY': 'k', 'OK-ACCESS-SIGN': 's' } };
+  }));
   try {
     const ex = new ccxt.okx({ enableRateLimit: false });
     ex.setMarkets([h.spot(ex, { id: 'BTC-USDT', base: 'BTC', quote: 'USDT', info: { instType: 'SPOT' } })]);

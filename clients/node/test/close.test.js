@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const tapsign = require('..');
 const { attach } = require('../lib/ccxt');
 const { World } = require('./helpers/world');
-const { fakeAgent, golden } = require('./helpers/fake-agent');
+const { fakeAgent, serve, golden } = require('./helpers/fake-agent');
 const h = require('./diff/harness');
 
 const ccxt = h.loadCcxt();
@@ -72,20 +72,13 @@ async function countingAgent() {
     peer.sock.once('close', () => {
       open -= 1;
     });
-    await peer.greet();
-    for (;;) {
-      let msg;
-      try {
-        msg = await peer.next();
-      } catch {
-        return;
-      }
+    await serve((msg) => {
       const { type, key, kind, ...request } = msg;
       void type;
       void key;
       void kind;
-      peer.send({ type: 'signed', ...request, headers: { 'X-BAPI-API-KEY': 'k', 'X-BAPI-SIGN': 's' } });
-    }
+      return { type: 'signed', ...request, headers: { 'X-BAPI-API-KEY': 'k', 'X-BAPI-SIGN': 's' } };
+    })(peer);
   });
   return { fake, counts, open: () => open };
 }

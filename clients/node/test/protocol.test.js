@@ -8,26 +8,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const tapsign = require('..');
-const { fakeAgent, golden } = require('./helpers/fake-agent');
+const { fakeAgent, serve, golden } = require('./helpers/fake-agent');
 
 const { Agent } = tapsign;
-
-/** Greet, then answer each request with `answer(msg, peer)` until the client hangs up. */
-function serve(answer) {
-  return async (peer) => {
-    await peer.greet();
-    for (;;) {
-      let msg;
-      try {
-        msg = await peer.next();
-      } catch {
-        return;
-      }
-      const reply = await answer(msg, peer);
-      if (reply !== undefined) peer.send(reply);
-    }
-  };
-}
 
 test('the Agent sends the golden request frames byte for byte', async () => {
   const seen = [];

@@ -111,4 +111,24 @@ async function fakeAgent(script) {
   };
 }
 
-module.exports = { fakeAgent, golden, frame, GOLDEN };
+/**
+ * A script for `fakeAgent`: greet, then answer each request with `answer(msg, peer)` (nothing
+ * when it returns undefined) until the client hangs up.
+ */
+function serve(answer) {
+  return async (peer) => {
+    await peer.greet();
+    for (;;) {
+      let msg;
+      try {
+        msg = await peer.next();
+      } catch {
+        return;
+      }
+      const reply = await answer(msg, peer);
+      if (reply !== undefined) peer.send(reply);
+    }
+  };
+}
+
+module.exports = { fakeAgent, serve, golden, frame, GOLDEN };
