@@ -84,13 +84,15 @@ def serve_forever(conn: Conn, n: int) -> None:
     serve_forever_after_hello(conn)
 
 
-def serve_forever_after_hello(conn: Conn) -> None:
+def serve_forever_after_hello(conn: Conn, sign: Callable[[Dict[str, Any]], Dict[str, Any]] = signed) -> None:
+    """Answer each request until the client hangs up: a sign with ``sign(msg)``, a lock as
+    locked, anything else as a locked agent's status."""
     while True:
         msg = conn.read()
         if msg is None:
             return
         if msg["type"] == "sign":
-            conn.send(signed(msg))
+            conn.send(sign(msg))
         elif msg["type"] == "lock":
             conn.send({"type": "locked"})
         else:
@@ -249,36 +251,21 @@ def binance_reads_refused_but_futures(conn: Conn, n: int) -> None:
     """A key whose policy (`only`) holds Binance futures alone: the agent refuses every other
     sign as policy_denied, as the real one does, and signs the futures reads with an
     X-MBX-APIKEY header; for the key `binance-nothing`, it refuses every sign."""
-    if not conn.hello():
-        return
-    while True:
-        msg = conn.read()
-        if msg is None:
-            return
-        if msg["type"] != "sign":
-            conn.send({"type": "status", "state": "locked", "agent": "fake 0", "tokens": [], "lock_sources": []})
-        elif msg["path"].startswith("/fapi/") and msg["key"] != "binance-nothing":
-            answer = signed(msg)
-            answer["headers"] = {"X-MBX-APIKEY": "futures-api-key"}
-            conn.send(answer)
-        else:
-            conn.send({"type": "error", "code": "policy_denied",
-                       "message": f"refused: {msg['path']} is left out by this key's `only` list"})
+
+    def sign(msg: Dict[str, Any]) -> Dict[str, Any]:
+        if msg["path"].startswith("/fapi/") and msg["key"] != "binance-nothing":
+            return {**signed(msg), "headers": {"X-MBX-APIKEY": "futures-api-key"}}
+        return {"type": "error", "code": "policy_denied",
+                "message": f"refused: {msg['path']} is left out by this key's `only` list"}
+
+    if conn.hello():
+        serve_forever_after_hello(conn, sign)
 
 
 def okx_signs(conn: Conn, n: int) -> None:
     """Signs every request as an OKX key's answer does (its OK-ACCESS headers), the request
     back as it was asked: what the adapter asked to have signed is in ``received``."""
-    if not conn.hello():
-        return
-    while True:
-        msg = conn.read()
-        if msg is None:
-            return
-        if msg["type"] != "sign":
-            conn.send({"type": "status", "state": "locked", "agent": "fake 0", "tokens": [], "lock_sources": []})
-            continue
-        answer = signed(msg)
-        answer["headers"] = {"OK-ACCESS-KEY": "k", "OK-ACCESS-SIGN": "s", "OK-ACCESS-PASSPHRASE": "p",
-                             "OK-ACCESS-TIMESTAMP": "2020-12-08T09:08:57.715Z"}
-        conn.send(answer)
+    headers = {"OK-ACCESS-KEY": "k", "OK-ACCESS-SIGN": "s", "OK-ACCESS-PASSPHRASE": "p",
+               "OK-ACCESS-TIMESTAMP": "2020-12-08T09:08:57.715Z"}
+    if conn.hello():
+        serve_forever_after_hello(conn, lambda msg: {**signed(msg), "headers": headers})
