@@ -255,7 +255,11 @@ impl Agent {
         client: &Client,
     ) -> Result<Vec<String>, AgentError> {
         let now_held = o.credentials;
-        let gone = |c: &Credential| match now_held.iter().find(|h| h.name == c.name) {
+        // By name, not a scan per key: the closure runs under the session's lock, for each of
+        // up to thousands of keys.
+        let by_name: std::collections::HashMap<&str, &Credential> =
+            now_held.iter().map(|h| (h.name.as_str(), h)).collect();
+        let gone = |c: &Credential| match by_name.get(c.name.as_str()) {
             None => Some("removed from the keystore or refused by its check".to_owned()),
             Some(h) if !h.same_as(c) => Some("replaced in the keystore".to_owned()),
             Some(_) => None,
@@ -293,6 +297,7 @@ impl Agent {
             let line = unlock_line(token, session.key_names(), bounds, client);
             (self.audit.queue(line), dropped)
         };
+        drop(by_name);
         drop(now_held);
         self.keystore_warnings(o.warnings);
         // The token that opened the session stays the one watched (`Removal::opened_at`),
