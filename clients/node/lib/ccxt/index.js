@@ -149,6 +149,7 @@ function attach(exchange, options = {}) {
     // A recvWindow passed in params, or set in options after attach, is still sent.
     delete exchange.options.recvWindow;
   }
+  if (scheme.signedMarketReads) skipSignedMarketReads(exchange);
 
   exchange.sign = function sign(path, api = 'public', method = 'GET', params = {}, headers = undefined, body = undefined) {
     const req = state.sign.call(this, path, api, method, params, headers, body);
@@ -256,6 +257,48 @@ function attach(exchange, options = {}) {
     }
   }
   return exchange;
+}
+
+// The credential fields that hold a secret (apiKey alone is no secret: it is overwritten).
+const SECRET_FIELDS = ['secret', 'password', 'privateKey', 'token'];
+
+/**
+ * Throws if `exchange` holds a secret: with tapsign the agent keeps it, and a secret left in
+ * the bot's configuration is the one thing tapsign is there to take out of it. It was
+ * overwritten in silence here while the Python adapter refused it, so a Node bot moved to
+ * tapsign kept its secret in its `.env` and was never told (red-team round 24, K3). The
+ * placeholders of an instance attached before are no secret.
+ */
+function refuseSecrets(exchange, key, schemeName) {
+  for (const field of SECRET_FIELDS) {
+    const value = exchange[field];
+    if (!value || value === PLACEHOLDERS[field]) continue;
+    throw new TypeError(
+      `attach: this ${exchange.id} instance holds a ${field}: with tapsign the agent keeps it. ` +
+        `Remove it from the bot's configuration (tapsign key add ${key} --exchange ${schemeName} ` +
+        'stores it) and attach again',
+    );
+  }
+}
+
+/**
+ * Keep `loadMarkets` from making ccxt's signed account reads: the currency list (Binance's
+ * `GET /sapi/v1/capital/config/getall`, OKX's `GET /api/v5/asset/currencies`, Bybit's
+ * `GET /v5/asset/coin/query-info`) and Binance's margin pair lists (`GET /sapi/v1/margin/allPairs`,
+ * `/sapi/v1/margin/isolated/allPairs`). ccxt makes them only for an instance that holds
+ * credentials, and the placeholders count: every attached instance's first `loadMarkets` spent
+ * signatures of the session's budget, and while the agent was locked a bot could not even read
+ * a ticker (red-team round 24, K1). Without them ccxt loads the markets as for an instance with
+ * no key: currencies made from the markets, and a Binance spot market's `marginModes` all false.
+ * What they add is for moving funds (deposit and withdrawal networks, their fees), which the
+ * agent never signs, and those informative margin flags; no trading call reads them.
+ * `fetchCurrencies()` called by the bot is still signed; `exchange.has.fetchCurrencies = true`
+ * (and on Binance `exchange.options.fetchMargins = true`) after `attach` brings them back into
+ * `loadMarkets`. The Python adapter does the same.
+ */
+function skipSignedMarketReads(exchange) {
+  if (exchange.has && exchange.has.fetchCurrencies === true) exchange.has.fetchCurrencies = false;
+  if (exchange.options && exchange.options.fetchMargins === true) exchange.options.fetchMargins = false;
 }
 
 /**

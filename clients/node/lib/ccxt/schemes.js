@@ -102,6 +102,8 @@ function base(req) {
 // `unsign(req, exchange)` returns what the agent signs plus the headers ccxt set that stay;
 // `finish(headers, signed, exchange)` adjusts the final headers, where ccxt adds something
 // derived from the signature's own inputs.
+// `signedMarketReads`: ccxt's loadMarkets makes signed account reads whenever the instance
+// holds credentials (the placeholders count); attach turns them off (skipSignedMarketReads).
 const SCHEMES = {
   upbit: {
     auth: ['Authorization'],
@@ -127,6 +129,8 @@ const SCHEMES = {
 
   binance: {
     auth: ['X-MBX-APIKEY'],
+    // GET /sapi/v1/capital/config/getall, /sapi/v1/margin/allPairs, .../isolated/allPairs
+    signedMarketReads: true,
     // ccxt's binance `sign` sends these (its `path`, under any of its API families: listenKey
     // on /fapi, /dapi, /eapi, /papi; userDataStream on /api and /sapi; userListenToken;
     // historicalTrades) with the API key alone, no timestamp and no signature. They are not
@@ -160,6 +164,7 @@ const SCHEMES = {
 
   bybit: {
     auth: ['X-BAPI-API-KEY', 'X-BAPI-TIMESTAMP', 'X-BAPI-RECV-WINDOW', 'X-BAPI-SIGN', 'X-BAPI-SIGN-TYPE'],
+    signedMarketReads: true, // GET /v5/asset/coin/query-info
     unsign(req) {
       const r = base(req);
       r.headers = withoutHeaders(r.headers, this.auth);
@@ -169,6 +174,7 @@ const SCHEMES = {
 
   okx: {
     auth: ['OK-ACCESS-KEY', 'OK-ACCESS-PASSPHRASE', 'OK-ACCESS-TIMESTAMP', 'OK-ACCESS-SIGN'],
+    signedMarketReads: true, // GET /api/v5/asset/currencies
     unsign(req) {
       const r = base(req);
       r.body = okxSpotAlgoCash(r.method, r.path, r.body);

@@ -468,6 +468,8 @@ def attach(
         # refused; without it Binance's own default (5 s) applies. A recvWindow the bot sets
         # per call or in options is kept, and checked by the agent.
         exchange.options["recvWindow"] = None
+    if rule.signed_market_reads and isinstance(getattr(exchange, "has", None), dict):
+        _skip_signed_market_reads(exchange)
     exchange.sign = ad.wrap_sign(exchange.sign)
     exchange.fetch = (_async_fetch if is_async else _sync_fetch)(ad, exchange.fetch)
     if own_agent and callable(getattr(exchange, "close", None)):
@@ -507,6 +509,29 @@ def _async_close(agent: Any, original: Callable[..., Any]) -> Callable[..., Any]
             await agent.close()
 
     return close
+
+
+def _skip_signed_market_reads(exchange: Any) -> None:
+    """Keep ``load_markets`` from making ccxt's signed account reads: the currency list
+    (Binance's ``GET /sapi/v1/capital/config/getall``, OKX's ``GET /api/v5/asset/currencies``,
+    Bybit's ``GET /v5/asset/coin/query-info``) and Binance's margin pair lists
+    (``GET /sapi/v1/margin/allPairs``, ``/sapi/v1/margin/isolated/allPairs``).
+
+    ccxt makes them only for an instance that holds credentials, and the placeholders count:
+    every attached instance's first ``load_markets`` spent signatures of the session's budget,
+    and while the agent was locked a bot could not even read a ticker (red-team round 24, K1).
+    Without them ccxt loads the markets as for an instance with no key: currencies made from
+    the markets, and a Binance spot market's ``marginModes`` all false. What they add is for
+    moving funds (deposit and withdrawal networks, their fees), which the agent never signs,
+    and those informative margin flags; no trading call reads them. ``fetch_currencies()``
+    called by the bot is still signed; ``exchange.has["fetchCurrencies"] = True`` (and on
+    Binance ``exchange.options["fetchMargins"] = True``) after ``attach`` brings them back into
+    ``load_markets``. The Node adapter does the same."""
+    if exchange.has.get("fetchCurrencies") is True:
+        exchange.has["fetchCurrencies"] = False
+    options = getattr(exchange, "options", None)
+    if isinstance(options, dict) and options.get("fetchMargins") is True:
+        options["fetchMargins"] = False
 
 
 def _placeholder(rule: Rule, field: str) -> str:

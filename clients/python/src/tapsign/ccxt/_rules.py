@@ -121,6 +121,9 @@ class Rule:
     # OKX: ccxt's spot stop-loss and take-profit go to the agent with `tdMode` `cash`
     # (okx_spot_algo_cash).
     spot_algo_cash: bool = False
+    # ccxt's load_markets makes signed account reads here whenever the instance holds
+    # credentials (the placeholders count): attach turns them off (_skip_signed_market_reads).
+    signed_market_reads: bool = False
     placeholder_key: str = PLACEHOLDER_KEY
 
 
@@ -203,18 +206,25 @@ RULES: Dict[str, Rule] = {
         raw_query=True,
     ),
     "binance": Rule(
-        "binance", ("X-MBX-APIKEY",), "X-MBX-APIKEY", params=("timestamp", "signature")
+        "binance",
+        ("X-MBX-APIKEY",),
+        "X-MBX-APIKEY",
+        params=("timestamp", "signature"),
+        # GET /sapi/v1/capital/config/getall, /sapi/v1/margin/allPairs, .../isolated/allPairs
+        signed_market_reads=True,
     ),
     "bybit": Rule(
         "bybit",
         ("X-BAPI-API-KEY", "X-BAPI-TIMESTAMP", "X-BAPI-RECV-WINDOW", "X-BAPI-SIGN", "X-BAPI-SIGN-TYPE"),
         "X-BAPI-SIGN",
+        signed_market_reads=True,  # GET /v5/asset/coin/query-info
     ),
     "okx": Rule(
         "okx",
         ("OK-ACCESS-KEY", "OK-ACCESS-PASSPHRASE", "OK-ACCESS-TIMESTAMP", "OK-ACCESS-SIGN"),
         "OK-ACCESS-SIGN",
         spot_algo_cash=True,
+        signed_market_reads=True,  # GET /api/v5/asset/currencies
     ),
     "coinbase": Rule(
         "coinbase",
