@@ -54,16 +54,44 @@ test('public requests go out untouched, without asking the agent', async () => {
 });
 
 test('the attached instance holds placeholders, never the real credentials', async () => {
-  const ex = new ccxt.okx({ apiKey: 'real-key', secret: 'real-secret', password: 'real-passphrase' });
+  const ex = new ccxt.okx({ apiKey: 'real-key' });
   attach(ex, { key: 'okx-main', path: world.sock });
   assert.equal(ex.apiKey, PLACEHOLDERS.apiKey);
   assert.equal(ex.secret, PLACEHOLDERS.secret);
   assert.equal(ex.password, PLACEHOLDERS.password);
   const everything = JSON.stringify(Object.entries(ex).filter(([, v]) => typeof v !== 'function'));
-  for (const real of ['real-key', 'real-secret', 'real-passphrase']) assert.ok(!everything.includes(real), real);
+  assert.ok(!everything.includes('real-key'));
+  // Attached again (another key), its own placeholders are no secret.
+  attach(ex, { key: 'okx-other', path: world.sock });
   // And the placeholders sign nothing: they are no one's key, and every private request is
   // re-signed by the agent (differential tests).
   assert.notEqual(PLACEHOLDERS.secret, BINANCE.secret);
+});
+
+test('attach refuses an instance that holds a secret, as the Python adapter does', () => {
+  // Red-team round 24, K3: overwritten in silence, the secret stayed in the bot's configuration.
+  const cases = [
+    ['binance', { apiKey: BINANCE.apiKey, secret: BINANCE.secret }, 'secret'],
+    ['okx', { password: 'passphrase' }, 'password'],
+    ['coinbase', { privateKey: 'pem' }, 'privateKey'],
+  ];
+  for (const [id, credentials, field] of cases) {
+    const ex = new ccxt[id](credentials);
+    assert.throws(
+      () => attach(ex, { key: `${id}-main`, path: world.sock }),
+      (e) =>
+        e instanceof TypeError &&
+        e.message.includes(`holds a ${field}`) &&
+        e.message.includes(`tapsign key add ${id}-main --exchange ${id}`) &&
+        !e.message.includes(BINANCE.secret),
+    );
+    assert.equal(ex[field], credentials[field], 'nothing changed on a refused instance');
+    assert.equal(typeof ex.sign, 'function');
+  }
+  // A secret set on an attached instance is refused when it is attached again.
+  const ex = attach(new ccxt.binance(), { key: 'binance-main', path: world.sock });
+  ex.secret = BINANCE.secret;
+  assert.throws(() => attach(ex, { key: 'binance-main', path: world.sock }), /holds a secret/);
 });
 
 test('the API key on the wire is the agent’s, not the placeholder', async () => {

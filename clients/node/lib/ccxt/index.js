@@ -126,6 +126,7 @@ function attach(exchange, options = {}) {
         'a class of your own that talks to the original exchange, or knowingly for a key made at such a host',
     );
   }
+  refuseSecrets(exchange, key, schemeName);
   // An Agent made here is this instance's alone, and closed with it (`close` below); one the
   // caller passed in may serve other instances, and is the caller's to close.
   const ownAgent = !options.agent;
