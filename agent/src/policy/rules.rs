@@ -294,6 +294,10 @@ static KRAKEN_DENY: &[DenyRule] = &[
     any("/0/private/earn/deallocate**", Transfer),
     any("/0/private/stake**", Earn),
     any("/0/private/unstake**", Earn),
+    // Red-team round 24: the retired staking reads (`Staking/Assets`, `Staking/Pending`,
+    // `Staking/Transactions`), which `stake**` does not reach; docs/exchanges.md says the
+    // reads of a denied family are refused too.
+    any("/0/private/staking/**", Earn),
     any("/0/private/earn/**", Earn),
     any("/0/private/deposit**", Deposit),
     // Missed by the rules above (ccxt's kraken endpoint table, docs/sources.md "Deny lists"):
@@ -349,6 +353,11 @@ static GATE_DENY: &[DenyRule] = &[
     // The history of UID pushes (transfers to another Gate user), and the main account's keys
     // with their permissions.
     any("/api/v4/wallet/push**", Transfer),
+    // Red-team round 24: ccxt's UID push (`privateWithdrawalsPostPush`) builds `/api/v4/push`,
+    // its `sign()` dropping the `withdrawals` group of the documented
+    // `/api/v4/withdrawals/push`; Gate documents no such path, but the body is a transfer to
+    // another Gate user's, and a refusal handed a line for it.
+    any("/api/v4/push**", Transfer),
     any("**/main_keys**", ApiKeys),
     // Missed by the rules above (ccxt's gate endpoint table, docs/sources.md "Deny lists"):
     // margin loans (`/margin/loans`, `/margin/merged_loans`), repayments (`/margin/cross/
