@@ -2326,3 +2326,52 @@ fn bybit_copy_trading_writes_get_no_suggested_line() {
         );
     }
 }
+
+/// Red-team round 24: a parameter withheld for one value, sent as a list holding a harmless
+/// one, was refused with the withheld value's reason (options, lead trading, borrowing). It
+/// gets the wrapped name's refusal other parameters get: send it as a plain value.
+#[test]
+fn a_list_of_a_name_withheld_for_a_value_is_told_to_send_it_plain() {
+    for (c, path, body) in [
+        (
+            cred(Bybit, "key", "secret", None),
+            "/v5/order/create",
+            r#"{"category":["linear"],"symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1"}"#,
+        ),
+        (
+            passphrase_cred(Okx),
+            "/api/v5/trade/order",
+            r#"{"instId":"BTC-USDT-SWAP","tdMode":["cash"],"side":"buy","ordType":"market","sz":"1"}"#,
+        ),
+        (
+            passphrase_cred(Okx),
+            "/api/v5/trade/batch-orders",
+            r#"[{"instId":"BTC-USDT-SWAP","tdMode":["cash"],"side":"buy","ordType":"market","sz":"1"}]"#,
+        ),
+        (
+            passphrase_cred(Bitget),
+            "/api/v3/trade/place-order",
+            r#"{"category":["SPOT"],"symbol":"BTCUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            passphrase_cred(Kucoin),
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":["SPOT"],"symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#,
+        ),
+    ] {
+        let e = refused(&c, &req("POST", path, "", body));
+        assert!(e.starts_with("Denied(Wrapped"), "{path} {body}: {e}");
+        let msg = policy::check_request(
+            c.exchange,
+            "k",
+            &KeyPolicy::default(),
+            &req("POST", path, "", body),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("as a plain value"), "{msg}");
+        for word in ["options", "lead trading", "borrows", "allow = ["] {
+            assert!(!msg.contains(word), "{word:?} in {msg}");
+        }
+    }
+}

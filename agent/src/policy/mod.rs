@@ -1817,10 +1817,16 @@ pub fn check_request<'p>(
     if !unknown.is_empty() {
         let mut names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         names.dedup();
-        if let Some((name, (value, why))) = names
-            .iter()
-            .find_map(|n| rules::withheld_name(exchange, &wire.path, n).map(|w| (n, w)))
-        {
+        // A name the entry takes, sent as a list or an object, is refused as wrapped (below),
+        // not for a value the entry's own `values` keep out: the bot that sent
+        // `"category":["linear"]` is told to send it plain, not that it traded options
+        // (red-team round 24).
+        if let Some((name, (value, why))) = names.iter().find_map(|n| {
+            if wrapped_in(endpoint, n).is_some() {
+                return None;
+            }
+            rules::withheld_name(exchange, &wire.path, n).map(|w| (n, w))
+        }) {
             let what = match value {
                 None => format!("the parameter {name}"),
                 Some(v) => format!(
