@@ -505,18 +505,21 @@ fn an_allow_entry_keeps_the_profile_rules_however_it_spells_the_path() {
             );
         }
     }
-    // Listing tradeType's values is the way to choose others.
-    let chosen = with(
+    // Listing tradeType's values is the way to choose others, and a margin trade type is
+    // then signed for a key that may borrow (red-team round 24: a margin order on every entry).
+    let mut chosen = with(
         "/api/ua/v1/{mode}/order/place",
         &names,
         r#", values = { tradeType = ["MARGIN"] }"#,
     );
-    check_with(
-        Exchange::Kucoin,
-        &chosen,
-        &support::req("POST", "/api/ua/v1/unified/order/place", "", order),
-    )
-    .unwrap();
+    let margin = support::req("POST", "/api/ua/v1/unified/order/place", "", order);
+    let got = check_with(Exchange::Kucoin, &chosen, &margin);
+    assert!(
+        matches!(got, Err(Refusal::Denied(Denial::Margin { .. }))),
+        "{got:?}"
+    );
+    chosen.margin = true;
+    check_with(Exchange::Kucoin, &chosen, &margin).unwrap();
 }
 
 /// A fund-moving name with any `[...]` group is still that name: a server that reads
@@ -2216,16 +2219,20 @@ fn a_name_spelled_with_separators_is_read_as_the_field_it_folds_to() {
     }
     let mut entry = builtin_entry(Exchange::Okx, "POST", "/api/v5/trade/order");
     entry.params.push("quickMgnType".into());
-    let by_hand = KeyPolicy {
+    let mut by_hand = KeyPolicy {
         allow: vec![entry],
         ..KeyPolicy::default()
     };
-    check_with(
-        Exchange::Okx,
-        &by_hand,
-        &okx(r#""quickMgnType":"auto_borrow""#),
-    )
-    .unwrap();
+    // For a key that may borrow: a borrow switch is a margin order's on every entry (red-team
+    // round 24).
+    let borrow = okx(r#""quickMgnType":"auto_borrow""#);
+    let err = check_with(Exchange::Okx, &by_hand, &borrow).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::Margin { .. })),
+        "{err:?}"
+    );
+    by_hand.margin = true;
+    check_with(Exchange::Okx, &by_hand, &borrow).unwrap();
 }
 
 /// Red-team round 19: a Kraken batch sent as a form, its orders' fields named by index

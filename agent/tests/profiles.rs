@@ -415,12 +415,14 @@ const PROFILE_ONLY: &[(&str, &str, &str)] = &[
     (
         "gate",
         "POST /api/v4/spot/orders",
-        "an order with auto_borrow: margin trading, which a trader may allow on purpose",
+        "an order with auto_borrow: margin trading, which a trader may allow on purpose (on a key \
+         with `margin = true`)",
     ),
     (
         "gate",
         "POST /api/v4/spot/batch_orders",
-        "orders with auto_borrow: margin trading, which a trader may allow on purpose",
+        "orders with auto_borrow: margin trading, which a trader may allow on purpose (on a key \
+         with `margin = true`)",
     ),
     (
         "gate",
@@ -457,8 +459,11 @@ fn where_the_path_is_signed_no_allow_entry_reaches_a_denied_request() {
                 values: Default::default(),
                 body: parsed.body_is_array().then(|| "array".to_string()),
             };
+            // A key that may borrow, the widest a config makes one: the deny list holds all
+            // the same.
             let policy = KeyPolicy {
                 allow: vec![allow],
+                margin: true,
                 ..KeyPolicy::default()
             };
             let what = format!("{} {}", wire.method, wire.path);

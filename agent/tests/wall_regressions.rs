@@ -799,9 +799,13 @@ fn binance_reads_the_liquidation_type_without_case_and_a_cut_name_only_with_its_
     // Binance matches parameter names without case (ccxt's `orderidlist` is `orderIdList`), so
     // `TYPE=MARGIN` is `type=MARGIN`: the whole of `POST /sapi/v1/margin/manual-liquidation`.
     let binance = cred(Binance, "key", "secret", None);
-    let margin = config_allow(&[
-        r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "TYPE", "quantity", "sideEffectType"] }"#,
-    ]);
+    // A key that may borrow (its side effects are margin orders': red-team round 24).
+    let margin = KeyPolicy {
+        margin: true,
+        ..config_allow(&[
+            r#"{ method = "POST", path = "/sapi/v1/margin/order", params = ["symbol", "side", "type", "TYPE", "quantity", "sideEffectType"] }"#,
+        ])
+    };
     for q in [
         "symbol=BTCUSDT&side=BUY&TYPE=MARGIN&quantity=1",
         "symbol=BTCUSDT&side=BUY&TYPE=isolated&quantity=1",
@@ -2373,5 +2377,139 @@ fn a_list_of_a_name_withheld_for_a_value_is_told_to_send_it_plain() {
         for word in ["options", "lead trading", "borrows", "allow = ["] {
             assert!(!msg.contains(word), "{word:?} in {msg}");
         }
+    }
+}
+
+/// Red-team round 24: a refusal for a margin order endpoint outside the profile (KuCoin's
+/// unified-account v2 `order/place` and `amend`, v1 `place-batch`, KuCoin's and Bitget's margin
+/// orders) handed the generic line when the bait left the borrow switch out; filled in with
+/// the names the exchange documents, it signed `tradeType=MARGIN`, `autoBorrow=true` and
+/// `loanType=autoLoan` for a key without `margin = true`, while the same entry refused
+/// KuCoin's other spelling of a margin order (`SPOT` with `marginMode`). A borrow switch is
+/// now a margin order's on every entry: refused as one unless the key may borrow.
+#[test]
+fn borrow_switches_under_an_allow_entry_are_margin_orders() {
+    let kucoin = passphrase_cred(Kucoin);
+    let bitget = passphrase_cred(Bitget);
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let entries = [
+        r#"{ method = "POST", path = "/api/ua/v2/unified/order/place", params = ["tradeType", "symbol", "side", "orderType", "size", "sizeUnit", "price", "clientOid", "timeInForce", "postOnly", "reduceOnly", "stp", "cancelAfter"] }"#,
+        r#"{ method = "POST", path = "/api/ua/v1/unified/order/place-batch", params = ["tradeType", "orderList[].tradeType", "orderList[].clientOid", "orderList[].symbol", "orderList[].side", "orderList[].orderType", "orderList[].size", "orderList[].price"] }"#,
+        r#"{ method = "POST", path = "/api/v3/hf/margin/order", params = ["clientOid", "side", "symbol", "type", "price", "size", "isIsolated", "autoBorrow", "autoRepay"] }"#,
+        r#"{ method = "POST", path = "/api/v1/margin/order", params = ["clientOid", "side", "symbol", "type", "size", "marginModel", "autoBorrow"] }"#,
+        r#"{ method = "POST", path = "/api/v2/margin/crossed/place-order", params = ["symbol", "side", "orderType", "price", "baseSize", "quoteSize", "loanType", "force", "clientOid", "stpMode"], required = ["symbol", "side", "orderType", "loanType"] }"#,
+        r#"{ method = "POST", path = "/api/v4/spot/pov_orders", params = ["currency_pair", "side", "amount", "account", "auto_borrow"] }"#,
+    ];
+    let mut allowed = config_allow(&entries);
+    let borrowing = [
+        (
+            &kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"MARGIN","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1000","sizeUnit":"QUOTECCY"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"margin_isolated_trade","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/ua/v1/unified/order/place-batch",
+            r#"{"tradeType":"MARGIN","orderList":[{"symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"100000"}]}"#,
+        ),
+        (
+            &kucoin,
+            "/api/ua/v1/unified/order/place-batch",
+            r#"{"orderList":[{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"1"},{"tradeType":"CROSS","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","size":"1","price":"1"}]}"#,
+        ),
+        (
+            &kucoin,
+            "/api/v3/hf/margin/order",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","autoBorrow":true}"#,
+        ),
+        (
+            &kucoin,
+            "/api/v3/hf/margin/order",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","autoRepay":"true"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/v1/margin/order",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","autoBorrow":null}"#,
+        ),
+        (
+            &bitget,
+            "/api/v2/margin/crossed/place-order",
+            r#"{"symbol":"BTCUSDT","side":"buy","orderType":"market","quoteSize":"1000","loanType":"autoLoan"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v2/margin/crossed/place-order",
+            r#"{"symbol":"BTCUSDT","side":"buy","orderType":"market","quoteSize":"1000","loanType":"AUTOLOANANDREPAY"}"#,
+        ),
+        (
+            &gate,
+            "/api/v4/spot/pov_orders",
+            r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1000","account":"unified","auto_borrow":true}"#,
+        ),
+    ];
+    for (c, path, body) in borrowing {
+        let r = req("POST", path, "", body);
+        let e = attempt(c, &allowed, &r).unwrap_err();
+        let msg = policy::check_request(c.exchange, "k", &allowed, &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("Denied(Margin")
+                && msg.contains("margin = true")
+                && !msg.contains("allow = ["),
+            "{path} {body}: {msg}"
+        );
+    }
+    // What does not borrow is signed under the same entries.
+    for (c, path, body) in [
+        (
+            &kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"10","sizeUnit":"QUOTECCY"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/v3/hf/margin/order",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","autoBorrow":false}"#,
+        ),
+        (
+            &bitget,
+            "/api/v2/margin/crossed/place-order",
+            r#"{"symbol":"BTCUSDT","side":"buy","orderType":"market","quoteSize":"1000","loanType":"normal"}"#,
+        ),
+    ] {
+        attempt(c, &allowed, &req("POST", path, "", body))
+            .unwrap_or_else(|e| panic!("{path} {body}: {e}"));
+    }
+    // A key whose config says it may borrow signs them all.
+    allowed.margin = true;
+    for (c, path, body) in borrowing {
+        attempt(c, &allowed, &req("POST", path, "", body))
+            .unwrap_or_else(|e| panic!("{path} {body} with margin = true: {e}"));
+    }
+    // A cancel or a read that names a margin trade type only takes risk off or looks: signed
+    // by the profile as before.
+    for (method, path, query, body) in [
+        ("GET", "/api/v1/orders", "tradeType=MARGIN_TRADE", ""),
+        ("DELETE", "/api/v1/orders", "tradeType=MARGIN_TRADE", ""),
+        (
+            "POST",
+            "/api/ua/v1/unified/order/cancel",
+            "",
+            r#"{"tradeType":"MARGIN","symbol":"BTC-USDT","orderId":"1"}"#,
+        ),
+    ] {
+        attempt(
+            &kucoin,
+            &KeyPolicy::default(),
+            &req(method, path, query, body),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     }
 }

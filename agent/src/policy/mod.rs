@@ -228,8 +228,10 @@ pub enum Denial {
     /// An order that borrows what the balance does not cover, where the exchange makes that
     /// something the order itself asks for: OKX's `tdMode` `cross` or `isolated` on a spot pair,
     /// Kraken's `leverage` (red-team round 22: the default signed both, the only spot margin
-    /// borrowing it signed on any exchange), and KuCoin's unified-account spot order naming a
-    /// `marginMode` or a `leverage` (red-team round 23: may be one).
+    /// borrowing it signed on any exchange), KuCoin's unified-account spot order naming a
+    /// `marginMode` or a `leverage` (red-team round 23: may be one), and any request an entry admits, an `allow`
+    /// entry included, that turns a borrow switch on (`rules::BorrowSwitch`, red-team round
+    /// 24: `tradeType=MARGIN`, `autoBorrow`, `loanType=autoLoan` under a pasted line).
     #[error(
         "refused: {endpoint} with {what} is a margin order: what the balance does not cover, \
          {exchange} lends, and the debt bears interest until it is repaid. tapsign signs orders \
@@ -729,32 +731,52 @@ fn other_version(
     })
 }
 
-/// OKX's order entries, where `tdMode` says whether an order trades on margin.
-const OKX_ORDER_PATHS: [&str; 3] = [
-    "/api/v5/trade/order",
-    "/api/v5/trade/batch-orders",
-    "/api/v5/trade/order-algo",
-];
+/// Whether a request to `path` by `method` may place or change an order, for the margin
+/// checks: not a read, and where the path is signed, not a cancel or a close (which only take
+/// risk off: a cancel of a margin order names its trade type). Where it is not (Binance,
+/// Bybit), the bytes could be any endpoint's, so every request counts.
+fn may_place(exchange: Exchange, method: &str, path: &str) -> bool {
+    if !converse::signs_path(exchange) {
+        return true;
+    }
+    let path = path.to_ascii_lowercase();
+    !matches!(method, "GET" | "DELETE")
+        && !["cancel", "close-position"]
+            .iter()
+            .any(|w| path.contains(w))
+}
 
 /// What makes `parsed` an order that borrows through its own fields, and what to send
-/// instead, if it is one: OKX's `tdMode` other than `cash` on a spot pair (an `instId` of two
-/// parts, `BTC-USDT`; swaps, futures and options have more, and must name a margin mode) in an
-/// order or a batch's member, Kraken's `leverage` other than `none` anywhere (Kraken's
-/// spot margin; its order entries take it), and a KuCoin unified-account spot order's
-/// `marginMode` or `leverage` ([`kucoin_spot_margin`]). Read from the body as sent, each batch
-/// member on its own: a spot pair in one member and a swap's `cross` in another is an ordinary
-/// hedge.
+/// instead, if it is one: a borrow switch turned on ([`rules::borrow_switch_on`]: KuCoin's
+/// margin trade types and `autoBorrow`, Bitget's `loanType`, Gate's `auto_borrow`, ...) in
+/// any request that may place an order, whatever entry admits it; OKX's `tdMode` other than
+/// `cash` on a spot pair (an `instId` of two parts, `BTC-USDT`; swaps, futures and options have
+/// more, and must name a margin mode) in an order or a batch's member, Kraken's `leverage`
+/// other than `none` anywhere (Kraken's spot margin; its order entries take it), and a KuCoin
+/// unified-account spot order's `marginMode` or `leverage` ([`kucoin_spot_margin`]).
+/// Read from the body as sent, each batch member on its own: a spot pair in one member and a
+/// swap's `cross` in another is an ordinary hedge.
 fn margin_order(
     exchange: Exchange,
     parsed: &Parsed,
     path: &str,
     params: &[Param],
 ) -> Option<(String, &'static str)> {
+    let places = may_place(exchange, &parsed.method, path);
+    let json_body = json_body_of(parsed);
+    let switched = params.iter().filter(|_| places).find_map(|p| {
+        let read = p.value.as_ref().map(|_| profile::read_value(p, json_body));
+        let switch = rules::borrow_switch_on(exchange, &p.name, read.as_deref())?;
+        let shown = read.map_or_else(|| "(none)".to_string(), |v| format!("{v:?}"));
+        Some((format!("{}={shown}", p.name), switch.instead))
+    });
+    if switched.is_some() {
+        return switched;
+    }
     match exchange {
-        Exchange::Okx if parsed.method != "GET" => {
-            if !OKX_ORDER_PATHS.iter().any(|p| p.eq_ignore_ascii_case(path)) {
-                return None;
-            }
+        // Any order an entry admits, not only the profile's three: a trader's entry for another
+        // order endpoint takes `tdMode` as OKX reads it there (red-team round 24).
+        Exchange::Okx if places => {
             let parse::Body::Json(body, _) = &parsed.body else {
                 return None;
             };

@@ -864,6 +864,135 @@ static WITHHELD: &[Withheld] = &[
     ),
 ];
 
+/// A field by which an order asks the exchange to borrow what the balance lacks (or to trade on,
+/// or repay, a margin account's debt), with the values of it that ask for nothing of the kind.
+/// A request carrying one with any other value is a margin order whatever entry admits it,
+/// an `allow` entry included, and is signed only for a key whose config says `margin = true`
+/// (red-team round 24: a refusal's line for a KuCoin or Bitget margin order endpoint, filled
+/// in from the exchange's docs, took `tradeType=MARGIN`, `autoBorrow` and `loanType=autoLoan`
+/// without it, while the same entry refused KuCoin's other spelling of a margin order).
+/// The profiles never take these values (`WITHHELD`); this holds the entries a trader writes.
+pub(super) struct BorrowSwitch {
+    pub exchange: Exchange,
+    /// Compared as [`WITHHELD`]'s names are: any segment of a list's or object's name, without
+    /// case, `_` or `-`, and with an `is` in front.
+    pub name: &'static str,
+    /// The values (upper case, compared as a server that trims and folds case would read the
+    /// request's) that do not borrow; every other value, a missing one included, does. Empty
+    /// when only the values in `borrows` do.
+    pub plain: &'static [&'static str],
+    /// The values that do, for a name whose other values are ordinary (Bitget's `category`).
+    pub borrows: &'static [&'static str],
+    /// What to send instead, for the refusal.
+    pub instead: &'static str,
+}
+
+const fn borrow_switch(
+    exchange: Exchange,
+    name: &'static str,
+    plain: &'static [&'static str],
+    instead: &'static str,
+) -> BorrowSwitch {
+    BorrowSwitch {
+        exchange,
+        name,
+        plain,
+        borrows: &[],
+        instead,
+    }
+}
+
+const KUCOIN_BORROW: &str = "An order that must not borrow leaves `autoBorrow` and `autoRepay` out \
+                             (or sends them false), and is placed as a spot (tradeType TRADE or \
+                             SPOT) or futures order, not a margin one.";
+const BITGET_LOAN: &str = "A margin order that must not borrow is sent with loanType \"normal\"; \
+                           a spot order goes to the spot endpoints, not the margin ones.";
+
+static BORROW_SWITCHES: &[BorrowSwitch] = &[
+    // `MARGIN_BUY`, `AUTO_REPAY`, `AUTO_BORROW_REPAY` (margin and portfolio-margin orders).
+    borrow_switch(
+        Exchange::Binance,
+        "sideEffectType",
+        &["NO_SIDE_EFFECT"],
+        "An order that must not borrow leaves `sideEffectType` out (or sends NO_SIDE_EFFECT).",
+    ),
+    borrow_switch(
+        Exchange::Bybit,
+        "isLeverage",
+        &["0"],
+        "A spot order that must not borrow leaves `isLeverage` out (or sends 0).",
+    ),
+    // `auto_borrow`, `auto_repay` (OKX's retired margin order switch, still read).
+    borrow_switch(
+        Exchange::Okx,
+        "quickMgnType",
+        &["MANUAL"],
+        "An order that must not borrow leaves `quickMgnType` out.",
+    ),
+    borrow_switch(
+        Exchange::Gate,
+        "auto_borrow",
+        &["FALSE"],
+        "An order that must not borrow leaves `auto_borrow` and `auto_repay` out (or sends them \
+         false).",
+    ),
+    borrow_switch(
+        Exchange::Gate,
+        "auto_repay",
+        &["FALSE"],
+        "An order that must not borrow leaves `auto_borrow` and `auto_repay` out (or sends them \
+         false).",
+    ),
+    borrow_switch(Exchange::Kucoin, "autoBorrow", &["FALSE"], KUCOIN_BORROW),
+    borrow_switch(Exchange::Kucoin, "autoRepay", &["FALSE"], KUCOIN_BORROW),
+    // Classic MARGIN_TRADE and MARGIN_ISOLATED_TRADE; the unified account's MARGIN, and CROSS
+    // and ISOLATED in its classic mode (ccxt's `handle_trade_type`): every trade type but spot
+    // and futures is a margin one.
+    borrow_switch(
+        Exchange::Kucoin,
+        "tradeType",
+        &["TRADE", "SPOT", "FUTURES"],
+        KUCOIN_BORROW,
+    ),
+    // `autoLoan`, `autoRepay`, `autoLoanAndRepay` on the v2 margin orders (Bitget requires one
+    // on each).
+    borrow_switch(Exchange::Bitget, "loanType", &["NORMAL"], BITGET_LOAN),
+    BorrowSwitch {
+        exchange: Exchange::Bitget,
+        name: "category",
+        plain: &[],
+        borrows: &["MARGIN"],
+        instead: "An order that must not borrow names a spot or futures category, not MARGIN.",
+    },
+];
+
+/// The borrow switch a parameter named `name` with `value` (as the check reads it) turns on,
+/// if it does: see [`BorrowSwitch`].
+pub(super) fn borrow_switch_on(
+    exchange: Exchange,
+    name: &str,
+    value: Option<&str>,
+) -> Option<&'static BorrowSwitch> {
+    let segments: Vec<String> = name
+        .split(['.', '[', ']'])
+        .map(super::profile::fold_name)
+        .collect();
+    let folded = value.map(|v| v.trim().to_uppercase());
+    BORROW_SWITCHES.iter().find(|b| {
+        let switch = super::profile::fold_name(b.name);
+        let named = b.exchange == exchange
+            && segments
+                .iter()
+                .any(|seg| *seg == switch || seg.strip_prefix("is") == Some(switch.as_str()));
+        named
+            && match &folded {
+                Some(v) if b.plain.is_empty() => b.borrows.iter().any(|w| w == v),
+                Some(v) => !b.plain.iter().any(|p| p == v),
+                None => !b.plain.is_empty(),
+            }
+    })
+}
+
 /// An endpoint a trading profile leaves out on purpose because it moves value into or out of a
 /// position, or lets the account carry more than it holds, or signs what the profile's rules
 /// cannot reach: its refusal says why and suggests no config.toml line (a bot could otherwise
