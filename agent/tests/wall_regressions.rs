@@ -2513,3 +2513,60 @@ fn borrow_switches_under_an_allow_entry_are_margin_orders() {
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     }
 }
+
+/// Red-team round 24 (hardening): KuCoin signed a unified-account SPOT order with
+/// `reduceOnly` and `positionSide`, fields it documents for futures only, and a classic spot
+/// order on the path spot and futures share (`/api/v1/orders`) with the futures order's
+/// `marginMode` and `leverage`. Both are read as margin orders; futures orders keep them.
+#[test]
+fn kucoin_spot_orders_with_futures_only_fields_are_margin_orders() {
+    let kucoin = passphrase_cred(Kucoin);
+    let may_borrow = KeyPolicy {
+        margin: true,
+        ..KeyPolicy::default()
+    };
+    for (path, body) in [
+        (
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1","reduceOnly":true}"#,
+        ),
+        (
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1","positionSide":"SHORT"}"#,
+        ),
+        (
+            "/api/v1/orders",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","tradeType":"TRADE","marginMode":"CROSS","leverage":"5"}"#,
+        ),
+        (
+            "/api/v1/orders",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","leverage":"5"}"#,
+        ),
+        (
+            "/api/v1/orders/test",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","tradeType":"TRADE","marginMode":"ISOLATED"}"#,
+        ),
+    ] {
+        let r = req("POST", path, "", body);
+        let e = refused(&kucoin, &r);
+        assert!(e.starts_with("Denied(Margin"), "{path} {body}: {e}");
+        attempt(&kucoin, &may_borrow, &r)
+            .unwrap_or_else(|e| panic!("{path} {body} with margin = true: {e}"));
+    }
+    for (path, body) in [
+        (
+            "/api/ua/v1/unified/order/place",
+            r#"{"tradeType":"FUTURES","symbol":"XBTUSDTM","side":"BUY","orderType":"MARKET","size":"1","sizeUnit":"UNIT","reduceOnly":true,"positionSide":"SHORT"}"#,
+        ),
+        (
+            "/api/v1/orders",
+            r#"{"clientOid":"a","side":"buy","symbol":"XBTUSDTM","type":"market","size":"1","marginMode":"CROSS","leverage":"5","reduceOnly":true,"positionSide":"LONG"}"#,
+        ),
+        (
+            "/api/v1/orders",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","tradeType":"TRADE"}"#,
+        ),
+    ] {
+        signs(&kucoin, &req("POST", path, "", body));
+    }
+}

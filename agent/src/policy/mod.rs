@@ -228,8 +228,8 @@ pub enum Denial {
     /// An order that borrows what the balance does not cover, where the exchange makes that
     /// something the order itself asks for: OKX's `tdMode` `cross` or `isolated` on a spot pair,
     /// Kraken's `leverage` (red-team round 22: the default signed both, the only spot margin
-    /// borrowing it signed on any exchange), KuCoin's unified-account spot order naming a
-    /// `marginMode` or a `leverage` (red-team round 23: may be one), and any request an entry admits, an `allow`
+    /// borrowing it signed on any exchange), KuCoin's spot orders naming a futures-only field
+    /// (red-team rounds 23 and 24: may be one), and any request an entry admits, an `allow`
     /// entry included, that turns a borrow switch on (`rules::BorrowSwitch`, red-team round
     /// 24: `tradeType=MARGIN`, `autoBorrow`, `loanType=autoLoan` under a pasted line).
     #[error(
@@ -753,7 +753,7 @@ fn may_place(exchange: Exchange, method: &str, path: &str) -> bool {
 /// `cash` on a spot pair (an `instId` of two parts, `BTC-USDT`; swaps, futures and options have
 /// more, and must name a margin mode) in an order or a batch's member, Kraken's `leverage`
 /// other than `none` anywhere (Kraken's spot margin; its order entries take it), and a KuCoin
-/// unified-account spot order's `marginMode` or `leverage` ([`kucoin_spot_margin`]).
+/// spot order's futures-only fields ([`kucoin_spot_margin`], [`kucoin_classic_spot_margin`]).
 /// Read from the body as sent, each batch member on its own: a spot pair in one member and a
 /// swap's `cross` in another is an ordinary hedge.
 fn margin_order(
@@ -823,12 +823,22 @@ fn margin_order(
             kucoin_spot_margin(body, None).map(|what| {
                 (
                     what,
-                    "A spot order is sent without `marginMode` and `leverage`, as ccxt sends \
-                     one: KuCoin documents them for futures orders only, and a unified \
-                     account's margin order is tradeType MARGIN, which the profile leaves out.",
+                    "A spot order is sent without `marginMode`, `leverage`, `reduceOnly` and \
+                     `positionSide`, as ccxt sends one: KuCoin documents them for futures \
+                     orders only, and a unified account's margin order is tradeType MARGIN, \
+                     which the profile leaves out.",
                 )
             })
         }
+        Exchange::Kucoin if places => kucoin_classic_spot_margin(parsed).map(|what| {
+            (
+                what,
+                "A spot order is sent without `marginMode`, `leverage`, `reduceOnly` and \
+                 `positionSide`, as ccxt sends one: on this path KuCoin documents them for \
+                 futures orders only (api-futures.kucoin.com), whose symbols hold no `-` and \
+                 which name no `tradeType`.",
+            )
+        }),
         Exchange::Kraken => params.iter().find_map(|p| {
             let leaf = p.name.rsplit(['.', ']', '[']).find(|s| !s.is_empty())?;
             let value = p.value.as_deref().unwrap_or("");
@@ -861,12 +871,58 @@ fn kucoin_ua_place(segments: &[String]) -> bool {
     }
 }
 
-/// In a KuCoin unified-account order (or any order of a batch, at any depth), a `marginMode` or
-/// `leverage` beside a trade type other than FUTURES (FUTURES only where the order's own
-/// `tradeType` and the enclosing ones all say so), as `name=value on tradeType=...`. KuCoin documents both for
-/// futures orders only, and its unified account trades margin through this endpoint by a
-/// field no page names beside SPOT: a spot order that names a margin mode or a leverage is
-/// read as one that may borrow (red-team round 23; ccxt sends neither on a spot order).
+/// The fields KuCoin documents for futures orders only (ccxt's UA order: `reduceOnly` "only for
+/// FUTURES", `positionSide`, `marginMode` and `leverage` "only for classic-FUTURES"), which
+/// ccxt never sends on a spot order. Beside a spot order they are read as a margin order's
+/// (red-team round 23 for the first two, round 24 for the others: a `reduceOnly` spot order
+/// has no position to reduce but a margin one's, and KuCoin does not say what its unified
+/// account does with these on SPOT).
+const KUCOIN_FUTURES_ONLY: [&str; 4] = ["marginMode", "leverage", "reduceOnly", "positionSide"];
+
+/// The classic order paths spot and futures share (`api.kucoin.com` and
+/// `api-futures.kucoin.com`; KuCoin does not sign the host).
+const KUCOIN_SHARED_ORDER_PATHS: [&str; 2] = ["/api/v1/orders", "/api/v1/orders/test"];
+
+/// On a classic order path spot and futures share, a spot order (one naming a `tradeType`,
+/// which futures orders never do, or a `symbol` holding a `-`, as spot pairs do and futures
+/// contracts such as `XBTUSDTM` do not) carrying a futures-only field ([`KUCOIN_FUTURES_ONLY`]),
+/// as `name=value on a spot order (...)`. KuCoin's classic spot order documents none of them,
+/// so nothing is known to borrow through them; refused for parity with the unified account's
+/// (red-team round 24).
+fn kucoin_classic_spot_margin(parsed: &Parsed) -> Option<String> {
+    let path = format!("/{}", parsed.segments.join("/"));
+    if !KUCOIN_SHARED_ORDER_PATHS
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(&path))
+    {
+        return None;
+    }
+    let parse::Body::Json(json::Json::Object(fields), _) = &parsed.body else {
+        return None;
+    };
+    let shown = |v: &json::Json| match v {
+        json::Json::String(t) => format!("{t:?}"),
+        other => other.to_string(),
+    };
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let spot = match (field("tradeType"), field("symbol")) {
+        (Some(t), _) => format!("tradeType={}", shown(t)),
+        (None, Some(json::Json::String(s))) if s.contains('-') => format!("symbol={s:?}"),
+        _ => return None,
+    };
+    fields
+        .iter()
+        .find(|(k, _)| KUCOIN_FUTURES_ONLY.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={} on a spot order ({spot})", shown(v)))
+}
+
+/// In a KuCoin unified-account order (or any order of a batch, at any depth), a futures-only
+/// field ([`KUCOIN_FUTURES_ONLY`]) beside a trade type other than FUTURES (FUTURES only where
+/// the order's own `tradeType` and the enclosing ones all say so), as
+/// `name=value on tradeType=...`. KuCoin documents them for futures orders only, and its
+/// unified account trades margin through this endpoint by a field no page names beside SPOT:
+/// a spot order that names one is read as one that may borrow (red-team round 23; ccxt sends
+/// none on a spot order).
 fn kucoin_spot_margin(value: &json::Json, outer: Option<&json::Json>) -> Option<String> {
     match value {
         json::Json::Array(items) => items.iter().find_map(|v| kucoin_spot_margin(v, outer)),
@@ -890,7 +946,7 @@ fn kucoin_spot_margin(value: &json::Json, outer: Option<&json::Json>) -> Option<
             };
             let own = fields
                 .iter()
-                .find(|(k, _)| !futures && (k == "marginMode" || k == "leverage"))
+                .find(|(k, _)| !futures && KUCOIN_FUTURES_ONLY.contains(&k.as_str()))
                 .map(|(k, v)| {
                     let trade = trade.map(shown).unwrap_or_else(|| "(none)".into());
                     format!("{k}={} on tradeType={trade}", shown(v))
