@@ -285,6 +285,49 @@ fn a_key_policy_widens_the_profile_only_by_what_it_names() {
     );
 }
 
+/// Red-team round 24: docs' example config added an `allow` entry its own `only` left out,
+/// and the refusal said it was left out "on purpose", naming `only` alone. It names both lists
+/// now, and the way to sign it; an `only` that names it signs it.
+#[test]
+fn an_allow_entry_left_out_by_only_is_refused_naming_both_lists() {
+    let margin = support::req(
+        "POST",
+        "/sapi/v1/margin/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1",
+        "",
+    );
+    let mut policy = KeyPolicy {
+        allow: vec![entry(
+            "POST",
+            "/sapi/v1/margin/order",
+            &["symbol", "side", "type", "quantity"],
+        )],
+        only: vec![("POST".into(), "/api/v3/order".into())],
+        ..KeyPolicy::default()
+    };
+    let err = check_with(Binance, &policy, &margin).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::AllowedNotInOnly { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is in this key's `allow` list in config.toml but not in its `only` list")
+            && msg.contains("add \"POST /sapi/v1/margin/order\" to `only` under [keys.k]"),
+        "{msg}"
+    );
+    // A profile endpoint `only` leaves out is said as before.
+    let account = support::req("GET", "/api/v3/account", "", "");
+    assert!(matches!(
+        check_with(Binance, &policy, &account),
+        Err(Refusal::Denied(Denial::NotInOnly { .. }))
+    ));
+    policy
+        .only
+        .push(("POST".into(), "/sapi/v1/margin/order".into()));
+    check_with(Binance, &policy, &margin).unwrap();
+}
+
 /// A key policy with the one `allow` entry a refusal printed (`{ method = …, … }`).
 fn allowing(config_line: &str) -> KeyPolicy {
     let parsed: toml::Value = toml::from_str(&format!("e = {config_line}")).unwrap();

@@ -370,7 +370,8 @@ fn the_golden_signature_is_the_agents() {
     assert_eq!(tapsign_proto::Response::Signed(signed), want);
 }
 
-/// config.toml snippets load as the agent loads them, and docs/defaults.md's (marked
+/// config.toml snippets load as the agent loads them, each entry in force, and
+/// docs/defaults.md's (marked
 /// `doctest: defaults`) is exactly the built-in defaults.
 #[test]
 fn config_snippets_load_and_the_documented_defaults_are_the_defaults() {
@@ -388,6 +389,20 @@ fn config_snippets_load_and_the_documented_defaults_are_the_defaults() {
         std::fs::write(&path, &b.body).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", b.at()));
         loaded += 1;
+        // Each entry a snippet shows is in force: an `allow` entry its key's `only` leaves out
+        // signs nothing, and the example of policy.md and defaults.md showed one (red-team
+        // round 24).
+        for (key, p) in &config.keys {
+            for e in p.allow.iter().filter(|_| !p.only.is_empty()) {
+                assert!(
+                    p.only
+                        .iter()
+                        .any(|(m, path)| *m == e.method && *path == e.path),
+                    "{}: [keys.{key}]'s allow entry {e} is left out by its only list",
+                    b.at()
+                );
+            }
+        }
         if b.marker.as_deref() == Some("doctest: defaults") {
             defaults += 1;
             assert_eq!(config, Config::default(), "{}: not the defaults", b.at());

@@ -136,6 +136,13 @@ pub enum Denial {
          `only` under [keys.{key}] by hand"
     )]
     NotInOnly { key: String, entry: String },
+    /// An endpoint the key's `allow` adds that its `only` does not name.
+    #[error(
+        "refused: {entry} is in this key's `allow` list in config.toml but not in its `only` \
+         list, which signs nothing it does not name: to sign it, add \"{entry}\" to `only` \
+         under [keys.{key}]"
+    )]
+    AllowedNotInOnly { key: String, entry: String },
     /// One of Binance's calls that take the API key alone, which Binance refuses signed: a bot
     /// asking for one is told how to send it, not to write an entry for it (an entry on Binance
     /// makes signatures good on every endpoint with the same parameters; red-team round 21).
@@ -1634,10 +1641,13 @@ pub fn check_request<'p>(
             }
             .into());
         }
-        if let Some(entry) = profile::only_leaves_out(exchange, policy, &parsed) {
-            return Err(Denial::NotInOnly {
-                key: key.to_string(),
-                entry: entry.to_string(),
+        if let Some((entry, source)) = profile::only_leaves_out(exchange, policy, &parsed) {
+            let (key, entry) = (key.to_string(), entry.to_string());
+            return Err(match source {
+                // The key's own `allow` added it: the two lists disagree, and "on purpose"
+                // named the other list as the cause (red-team round 24).
+                profile::Source::Config => Denial::AllowedNotInOnly { key, entry },
+                _ => Denial::NotInOnly { key, entry },
             }
             .into());
         }

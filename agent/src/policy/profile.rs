@@ -550,9 +550,9 @@ pub fn only_leaves_out<'a>(
     exchange: Exchange,
     policy: &'a KeyPolicy,
     parsed: &Parsed,
-) -> Option<&'a Endpoint> {
+) -> Option<(&'a Endpoint, Source)> {
     let (entry, source) = find_unnarrowed(exchange, policy, parsed)?;
-    (source != Source::WsLogin && left_out_by_only(policy, entry)).then_some(entry)
+    (source != Source::WsLogin && left_out_by_only(policy, entry)).then_some((entry, source))
 }
 
 /// The REST call that is `exchange`'s websocket login, when it has one: Kraken's
