@@ -217,7 +217,14 @@ impl fmt::Display for Explanation {
                 writeln!(f, "          {r}")?;
             }
         }
-        if let Some(list) = &self.also_valid_for {
+        // Only of a signature that is made: of a refusal, "this signature is also valid for"
+        // spoke of none, over an empty list (red-team round 24).
+        if let Some(list) = self
+            .also_valid_for
+            .as_ref()
+            .filter(|_| self.verdict.is_ok())
+        {
+            let and = if list.is_empty() { "" } else { "and " };
             let mut s = String::new();
             writeln!(
                 s,
@@ -232,14 +239,14 @@ impl fmt::Display for Explanation {
             if params == 0 {
                 writeln!(
                     s,
-                    "          and every other parameterless {} endpoint, inside the profile or \
-                     not (no way of signing avoids that)",
+                    "          {and}every other parameterless {} endpoint, inside the profile \
+                     or not (no way of signing avoids that)",
                     self.exchange
                 )?;
             } else {
                 writeln!(
                     s,
-                    "          and any {} endpoint outside the profile that takes these same \
+                    "          {and}any {} endpoint outside the profile that takes these same \
                      parameters",
                     self.exchange
                 )?;
@@ -323,6 +330,45 @@ mod tests {
         ));
         assert!(refused.contains("verdict:  refused"), "{refused}");
         assert!(!refused.contains("with any query or body"), "{refused}");
+    }
+
+    /// Red-team round 24: a refused Binance withdrawal was explained with "this signature is
+    /// also valid for" over an empty list; no signature is made for a refusal.
+    #[test]
+    fn a_refusal_is_explained_without_a_harvest_list() {
+        let run = |path: &str, query: &str| {
+            let req = SignRequest {
+                key: "k".into(),
+                method: "POST".into(),
+                path: path.into(),
+                query: query.into(),
+                ..SignRequest::default()
+            };
+            let policy = KeyPolicy::default();
+            explain(
+                Exchange::Binance,
+                "k",
+                &policy,
+                &SignOptions::default(),
+                &req,
+            )
+            .to_string()
+        };
+        let refused = run(
+            "/sapi/v1/capital/withdraw/apply",
+            "coin=BTC&address=1BoatSLRHtKNngkdXEeobR76b53LETtpyT&amount=1",
+        );
+        assert!(refused.contains("verdict:  refused"), "{refused}");
+        assert!(!refused.contains("harvest:"), "{refused}");
+        let allowed = run(
+            "/api/v3/order",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001",
+        );
+        assert!(allowed.contains("harvest:"), "{allowed}");
+        assert!(
+            allowed.contains("          and any binance endpoint"),
+            "{allowed}"
+        );
     }
 
     /// An OKX order read whose query ends in the login's verify path signs what the websocket
