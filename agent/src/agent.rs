@@ -609,6 +609,7 @@ impl Agent {
                 rest.len()
             )),
         }
+        warnings.extend(self.unmatched_key_policies());
         let audit_head = self.audit_head();
         warnings.extend(self.audit.warnings());
         warnings.extend(self.nonces.warnings());
@@ -783,6 +784,16 @@ fn fit_status(status: &mut Status, mut files: Vec<String>) {
 }
 
 impl Agent {
+    /// config.toml's `[keys.NAME]` tables that name no credential the keystore holds now, as
+    /// a warning ([`Config::unmatched_keys`]); read at each call, as keys come and go.
+    pub fn unmatched_key_policies(&self) -> Option<String> {
+        if self.config.keys.is_empty() {
+            return None;
+        }
+        let held = self.unlocker.keystore().names_held()?;
+        self.config.unmatched_keys(&held)
+    }
+
     fn lock_sources(&self) -> Vec<LockSource> {
         let mut sources = always_live_sources();
         let session_open = self.session().is_unlocked();

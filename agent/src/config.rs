@@ -48,6 +48,9 @@ pub enum Flush {
     Sync,
 }
 
+/// Most keys without a table [`Config::unmatched_keys`] names; past that, they are counted.
+const UNTABLED_SHOWN: usize = 8;
+
 /// The bounds of `audit.sync_interval`: whole seconds (config durations have no finer unit);
 /// past a minute the kernel's own writeback would have written the lines anyway, without the
 /// agent knowing whether it worked.
@@ -354,14 +357,27 @@ impl Config {
         if s.ttl.is_zero() || s.idle.is_zero() || s.max_signatures == 0 {
             return Err("session ttl, idle and max_signatures must be above zero".into());
         }
+        // Each with both values and the way out (red-team round 24: the names alone).
+        let show = crate::clock::format_duration;
         if s.ttl > s.max_ttl {
-            return Err("session.ttl is above session.max_ttl".into());
+            return Err(format!(
+                "session.ttl = {} is above session.max_ttl = {}: lower ttl, or raise max_ttl with it",
+                show(s.ttl),
+                show(s.max_ttl)
+            ));
         }
         if s.idle > s.max_idle {
-            return Err("session.idle is above session.max_idle".into());
+            return Err(format!(
+                "session.idle = {} is above session.max_idle = {}: lower idle, or raise max_idle with it",
+                show(s.idle),
+                show(s.max_idle)
+            ));
         }
         if s.max_signatures > s.max_signatures_cap {
-            return Err("session.max_signatures is above session.max_signatures_cap".into());
+            return Err(format!(
+                "session.max_signatures = {} is above session.max_signatures_cap = {}: lower max_signatures, or raise max_signatures_cap with it",
+                s.max_signatures, s.max_signatures_cap
+            ));
         }
         if s.per_key_max_signatures == Some(0) {
             return Err(
@@ -398,6 +414,52 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The warning for `[keys.NAME]` tables that name no credential of `held` (the keystore's
+    /// names), if any. Not an error: a table may be written before its key is added. But a
+    /// mistyped name leaves the key it meant on its exchange's whole profile while `status`
+    /// shows the table, and nothing said so (red-team round 24); this is said in the agent's
+    /// log at start, in `status` and in every unlock's answer, and by `policy explain`.
+    pub fn unmatched_keys(&self, held: &std::collections::BTreeSet<String>) -> Option<String> {
+        let stray: Vec<String> = (self.keys.keys())
+            .filter(|k| !held.contains(*k))
+            .map(|k| format!("{k:?}"))
+            .collect();
+        if stray.is_empty() {
+            return None;
+        }
+        let untabled: Vec<&str> = (held.iter())
+            .filter(|k| !self.keys.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        let defaults = match untabled.as_slice() {
+            [] => String::new(),
+            few if few.len() <= UNTABLED_SHOWN => {
+                format!(
+                    "; the keys with no table, which sign with their exchange's whole trading profile: {}",
+                    few.join(", ")
+                )
+            }
+            many => format!(
+                "; {} keys have no table, and sign with their exchange's whole trading profile (`tapsign key list` names them)",
+                many.len()
+            ),
+        };
+        let (tables, names) = match stray.len() {
+            1 => (
+                "a [keys] table that applies",
+                "no stored credential is named",
+            ),
+            _ => (
+                "[keys] tables that apply",
+                "no stored credential has the names",
+            ),
+        };
+        Some(format!(
+            "config.toml has {tables} to no key: {names} {} (a typo? or a key not added yet){defaults}",
+            stray.join(", ")
+        ))
     }
 
     /// A key's policy (the default, its exchange's profile as it is, when config.toml does
@@ -519,6 +581,47 @@ mod tests {
         let c =
             Config::parse("[lock]\nscreen = false\n[notifications]\nenabled = false\n").unwrap();
         assert!(!c.lock.screen && c.lock.suspend && !c.notifications.enabled);
+    }
+
+    /// Red-team round 24: these named the two settings but neither value nor the way out.
+    #[test]
+    fn a_default_above_its_cap_names_both_values_and_the_fix() {
+        let err = Config::parse("[session]\nttl = \"25h\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "session.ttl = 1d1h is above session.max_ttl = 1d: lower ttl, or raise max_ttl with it"
+        );
+        let err = Config::parse("[session]\nidle = \"9h\"\n").unwrap_err();
+        assert!(
+            err.contains("session.idle = 9h is above session.max_idle = 8h"),
+            "{err}"
+        );
+        let err = Config::parse("[session]\nmax_signatures = 2000000\n").unwrap_err();
+        assert!(
+            err.contains("= 2000000 is above session.max_signatures_cap = 1000000"),
+            "{err}"
+        );
+    }
+
+    /// Red-team round 24: a table for a mistyped name applied to no key, silently.
+    #[test]
+    fn a_table_naming_no_stored_key_is_a_warning_naming_the_keys_left_on_their_profile() {
+        let c = Config::parse("[keys.binance-mian]\nonly = [\"GET /api/v3/account\"]\n").unwrap();
+        let held = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        let w = c.unmatched_keys(&held(&["binance-main", "okx"])).unwrap();
+        assert!(
+            w.contains("no stored credential is named \"binance-mian\""),
+            "{w}"
+        );
+        assert!(
+            w.ends_with("whole trading profile: binance-main, okx"),
+            "{w}"
+        );
+        assert!(c.unmatched_keys(&held(&["binance-mian"])).is_none());
+        assert!(Config::default().unmatched_keys(&held(&[])).is_none());
+        let many: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let w = c.unmatched_keys(&many.into_iter().collect()).unwrap();
+        assert!(w.contains("20 keys have no table"), "{w}");
     }
 
     #[test]

@@ -259,6 +259,9 @@ pub async fn serve(
         .await;
     let from = if inherited { " (from systemd)" } else { "" };
     say!("tapsign agent: listening on {}{from}", socket.display());
+    if let Some(w) = agent.unmatched_key_policies() {
+        say!("tapsign agent: warning: {w}");
+    }
     // The listener is accepting from here on: a client that connects after READY=1 is served.
     notifier.ready(&format!("listening on {}", socket.display()));
     let stop = loop {

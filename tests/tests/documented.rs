@@ -258,3 +258,45 @@ fn the_cli_refuses_an_agent_of_another_user_with_exit_3() {
     let out = w.run(&["status"], "");
     out.fails_with(3, "is served by uid 65534, not by you");
 }
+
+/// Red-team round 24: a `[keys.NAME]` table whose name no stored credential has (a typo of
+/// `b`) was taken silently: `b` kept its whole trading profile, `status` showed the table's
+/// `only` as if in force, and nothing warned. docs/defaults.md promises a typo never silently
+/// leaves a default in force: the agent's log at start, `status`, every unlock's answer and
+/// `policy explain` say so. A warning, not an error: a table may come before its `key add`.
+#[test]
+fn a_keys_table_naming_no_stored_credential_is_warned_of() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[keys.bb]\nonly = [\"GET /api/v3/account\"]\n[keys.b]\nws_login = true\n");
+    w.start_agent();
+    let said = "config.toml has a [keys] table that applies to no key: no stored credential is named \"bb\" (a typo? or a key not added yet)";
+    assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
+    let warned = |st: &serde_json::Value| {
+        st["warnings"]
+            .as_array()
+            .is_some_and(|ws| ws.iter().any(|x| x.as_str().unwrap().contains(said)))
+    };
+    assert!(warned(&w.status()), "{:#}", w.status());
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().starts_with("Unlocked"), "{out:?}");
+    assert!(out.stderr.contains(&format!("warning: {said}")), "{out:?}");
+    let out = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "GET",
+            "--path",
+            "/api/v3/account",
+        ],
+        "",
+    );
+    assert!(out.stderr.contains(said), "{out:?}");
+    // Every key with a table of its own, no warning.
+    w.config("[keys.b]\nws_login = true\n");
+    w.signal_agent("TERM");
+    w.start_agent();
+    assert!(!warned(&w.status()), "{:#}", w.status());
+}

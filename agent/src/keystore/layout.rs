@@ -42,8 +42,9 @@ pub(crate) fn vault_folder(key: &PublicKey) -> String {
     format!("{VAULT_PREFIX}{}", vault_tag(key))
 }
 
-/// The tag of a vault public key given in hex (compressed); `None` when it is not a key.
-pub(crate) fn key_tag(hex_key: &str) -> Option<String> {
+/// The tag of a vault public key given in hex (compressed); `None` when it is not a key. The
+/// short form the audit log, the vault's folder and `key add` name a vault by.
+pub fn key_tag(hex_key: &str) -> Option<String> {
     super::format::point(Path::new(""), "vault_key", hex_key)
         .ok()
         .map(|k| vault_tag(&k))
@@ -102,6 +103,23 @@ impl Keystore {
         if let Some(m) = &live.manifest {
             names.extend(m.credentials.iter().map(|c| c.name.clone()));
             names.extend(m.removed.iter().map(|r| r.name.clone()));
+        }
+        let dir = live.dir.join(super::CREDENTIALS);
+        if let Ok(entries) = super::files::list_json(&dir) {
+            names.extend(entries.into_iter().flatten().map(|(_, stem)| stem));
+        }
+        Some(names)
+    }
+
+    /// The credential names the keystore holds now, unverified: the manifest's records of
+    /// present credentials and the files' names (removed ones left out). What config.toml's
+    /// `[keys.NAME]` tables are held against (red-team round 24: a table for a mistyped name
+    /// applied to no key, and nothing said so). `None` when the keystore cannot be read.
+    pub fn names_held(&self) -> Option<std::collections::BTreeSet<String>> {
+        let live = self.live().ok()?;
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(m) = &live.manifest {
+            names.extend(m.credentials.iter().map(|c| c.name.clone()));
         }
         let dir = live.dir.join(super::CREDENTIALS);
         if let Ok(entries) = super::files::list_json(&dir) {

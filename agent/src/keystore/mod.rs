@@ -118,6 +118,7 @@ pub use error::KeystoreError;
 pub use files::FORMAT_VERSION;
 pub use format::Succession;
 pub use inspect::{FileKind, check_file};
+pub use layout::key_tag;
 pub use ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 #[cfg(test)]
 pub(crate) use lineage::numbered as numbered_vault;

@@ -395,6 +395,14 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
             ),
         )
     })?;
+    // A table meant for this key under another name leaves it on its whole profile: said
+    // here too, where a trader checks what the key may sign (red-team round 24).
+    if let Some(w) = ks
+        .names_held()
+        .and_then(|held| config.unmatched_keys(&held))
+    {
+        errln!("warning: {w}");
+    }
     let req = a.request.into_request(a.name.clone());
     let report = tapsign_agent::policy::explain::explain(
         info.exchange,
