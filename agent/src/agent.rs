@@ -254,11 +254,11 @@ impl Agent {
                 } => SessionEvent {
                     event: EventKind::ExpiringSoon,
                     message: format!(
-                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch for {} (idle {}, {} signatures)",
+                        "the session ends in {}; `tapsign unlock --extend` renews it with a touch for {} (idle {}, {})",
                         format_duration(Duration::from_secs(in_secs)),
                         format_duration(renew.ttl),
                         format_duration(renew.idle),
-                        renew.max_signatures
+                        crate::session::signatures(renew.max_signatures)
                     ),
                     reason: None,
                     code: None,
@@ -270,7 +270,7 @@ impl Agent {
                     expires_in_secs,
                 } => SessionEvent {
                     event: EventKind::BudgetLow,
-                    message: format!("{left} signatures left in this session"),
+                    message: format!("{} left in this session", crate::session::signatures(left)),
                     reason: None,
                     code: None,
                     expires_in_secs: Some(expires_in_secs),
@@ -283,7 +283,10 @@ impl Agent {
                     "The session ends in {}",
                     format_duration(Duration::from_secs(event.expires_in_secs.unwrap_or(0)))
                 ),
-                _ => format!("{} signatures left", event.signatures_left.unwrap_or(0)),
+                _ => format!(
+                    "{} left",
+                    crate::session::signatures(event.signatures_left.unwrap_or(0))
+                ),
             };
             self.notifier.running_out(&short);
             self.publish(event);
@@ -370,6 +373,18 @@ impl Agent {
         }
     }
 
+    /// A `locked` refusal says what to do first when there is no keystore to unlock.
+    fn locked_for_want_of_a_keystore(&self, e: AgentError) -> AgentError {
+        match e {
+            AgentError::Session(crate::session::Refusal::Locked)
+                if matches!(self.unlocker.keystore().is_initialized(), Ok(false)) =>
+            {
+                AgentError::LockedNoKeystore
+            }
+            e => e,
+        }
+    }
+
     async fn sign(&self, req: SignRequest, client: &Client) -> Response {
         let now = self.now();
         self.catch_up(now);
@@ -385,6 +400,7 @@ impl Agent {
         let (signed, exchange, login, spent_now) = match self.sign_now(&req, client).await {
             Ok(s) => s,
             Err(e) => {
+                let e = self.locked_for_want_of_a_keystore(e);
                 // Recorded when the log can take it; the refusal stands either way.
                 let refusal =
                     AuditEvent::refusal(&req, e.code(), &e.to_string(), client.pid, &client.exe);

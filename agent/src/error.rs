@@ -38,6 +38,12 @@ pub enum AgentError {
     /// `unlock` asked for more (or less) than the configuration allows.
     #[error("{0}")]
     Bounds(String),
+    /// `sign` to an agent with no keystore: "run `tapsign unlock`" sent the trader to an
+    /// unlock that could only fail (red-team round 24).
+    #[error(
+        "the agent is locked, and there is no keystore to unlock yet: enroll a token with `tapsign token add`, store a key with `tapsign key add`, then run `tapsign unlock`"
+    )]
+    LockedNoKeystore,
     /// `unlock --extend` with no session open.
     #[error("no session is open to extend: run `tapsign unlock`")]
     NothingToExtend,
@@ -189,8 +195,8 @@ impl AgentError {
             Token(e) => token_code(e),
             Keystore(e) => keystore_code(e),
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
-            NothingToExtend | EndedDuringTouch | LockedDuringTouch | AskerGone
-            | LockedBeforeAnswer => ErrorCode::Locked,
+            NothingToExtend | LockedNoKeystore | EndedDuringTouch | LockedDuringTouch
+            | AskerGone | LockedBeforeAnswer => ErrorCode::Locked,
             EndedBeforeAnswer => ErrorCode::Expired,
             NoSuchKey(_) | NoKeys(_) | ExtendKeepsNothing(_) => ErrorCode::UnknownKey,
             NoTokenEnrolled => ErrorCode::TokenAbsent,
@@ -365,7 +371,8 @@ fn token_code(e: &TokenError) -> ErrorCode {
         TokenError::Absent { .. }
         | TokenError::Unavailable { .. }
         | TokenError::InUse { .. }
-        | TokenError::SoftRefused => ErrorCode::TokenAbsent,
+        | TokenError::SoftRefused
+        | TokenError::SoftRefusedByAgent => ErrorCode::TokenAbsent,
         TokenError::WrongToken { .. } => ErrorCode::WrongToken,
         // No code of its own on the wire: a refused touch is a touch that did not come.
         TokenError::TouchTimeout { .. } | TokenError::TouchDenied { .. } => ErrorCode::TouchTimeout,

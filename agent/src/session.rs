@@ -126,6 +126,15 @@ pub struct Client {
     pub exe: String,
 }
 
+/// `n` signatures, said as a count: "1 signature", "2 signatures" ("1 signatures" was in
+/// `status` and the `budget_low` event: red-team round 24).
+pub fn signatures(n: u64) -> String {
+    match n {
+        1 => "1 signature".into(),
+        n => format!("{n} signatures"),
+    }
+}
+
 /// Why a `sign` cannot use the session (its wire code: `crate::error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

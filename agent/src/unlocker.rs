@@ -645,7 +645,11 @@ impl Unlocker {
             soft_allowed: self.soft_allowed,
             pin: pin.as_ref(),
         };
-        let (i, token) = token::locate(&stubs, &search)?;
+        let (i, token) = token::locate(&stubs, &search).map_err(|e| match e {
+            // The agent's environment decided, not the client's.
+            TokenError::SoftRefused => TokenError::SoftRefusedByAgent,
+            e => e,
+        })?;
         Ok((&slots[i], token))
     }
 }

@@ -300,3 +300,25 @@ fn a_keys_table_naming_no_stored_credential_is_warned_of() {
     w.start_agent();
     assert!(!warned(&w.status()), "{:#}", w.status());
 }
+
+/// Red-team round 24: an agent started without TAPSIGN_INSECURE_SOFT_TOKEN=1 refused the soft
+/// token telling `tapsign unlock` to "set TAPSIGN_INSECURE_SOFT_TOKEN=1", which its shell had
+/// already: only the agent's environment counts, so the advice is to restart the agent.
+#[test]
+fn an_agent_without_the_soft_token_variable_says_to_restart_it_with_it() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent_with(|c| {
+        c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+    });
+    let out = w.run(&["unlock"], "");
+    out.fails_with(
+        6,
+        "the agent was started without TAPSIGN_INSECURE_SOFT_TOKEN=1",
+    );
+    assert!(
+        out.stderr
+            .contains("start it again with TAPSIGN_INSECURE_SOFT_TOKEN=1 in its own environment"),
+        "{out:?}"
+    );
+}

@@ -213,6 +213,13 @@ pub enum TokenError {
         "the soft token is for tests only and gives no protection; set TAPSIGN_INSECURE_SOFT_TOKEN=1 to use it anyway"
     )]
     SoftRefused,
+    /// The agent's own environment lacks the variable: only a restart of the agent changes
+    /// that. "set TAPSIGN_INSECURE_SOFT_TOKEN=1" went to `tapsign unlock`, whose shell had it
+    /// already, and following it changed nothing (red-team round 24).
+    #[error(
+        "the agent was started without TAPSIGN_INSECURE_SOFT_TOKEN=1, so it does not use the soft token (tests and demos only: it gives no protection); to use it anyway, stop `tapsign agent` and start it again with TAPSIGN_INSECURE_SOFT_TOKEN=1 in its own environment (the variable in the shell of `tapsign unlock` changes nothing)"
+    )]
+    SoftRefusedByAgent,
     #[error("token error: {0}")]
     Other(String),
 }
