@@ -322,3 +322,44 @@ fn an_agent_without_the_soft_token_variable_says_to_restart_it_with_it() {
         "{out:?}"
     );
 }
+
+/// Red-team round 24: `unlock` printed "Touch ... when it blinks" (and read the PIN of a
+/// token that wants one) before the agent refused a request no touch could serve: a name the
+/// keystore does not hold, an extend with no session, no keystore at all. They are refused
+/// before any prompt now, as the agent refuses them.
+#[test]
+fn unlock_refuses_what_no_touch_can_serve_before_its_prompts() {
+    let w = world();
+    let out = w.run(&["unlock", "nosuch"], "");
+    out.fails_with(
+        5,
+        "no usable key named \"nosuch\" in the keystore; `tapsign key list` shows the keys [unknown_key]",
+    );
+    assert!(!out.stderr.contains("Touch"), "{out:?}");
+    let out = w.run(&["unlock", "--extend"], "");
+    out.fails_with(
+        4,
+        "no session is open to extend: run `tapsign unlock` [locked]",
+    );
+    assert!(!out.stderr.contains("Touch"), "{out:?}");
+    // A fresh home: an agent, no keystore.
+    let mut fresh = World::new();
+    fresh.start_agent();
+    let out = fresh.run(&["unlock"], "");
+    out.fails_with(
+        7,
+        "enroll a token first with `tapsign token add` [keystore]",
+    );
+    assert!(!out.stderr.contains("Touch"), "{out:?}");
+    // Nor does `sign` send the trader to that unlock (red-team round 24, C5).
+    fresh
+        .run(&["sign", "x", "--method", "GET", "--path", "/"], "")
+        .fails_with(
+            4,
+            "there is no keystore to unlock yet: enroll a token with `tapsign token add`",
+        );
+    // What can open still prompts and opens.
+    let out = w.run(&["unlock", "b"], "");
+    assert!(out.stderr.contains("Touch"), "{out:?}");
+    assert!(out.ok().starts_with("Unlocked 1 key(s): b."), "{out:?}");
+}

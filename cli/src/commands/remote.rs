@@ -86,6 +86,7 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     let (ttl_secs, idle_secs) = (duration("ttl", &a.ttl)?, duration("idle", &a.idle)?);
     let mut client = connect(paths)?;
     super::harden();
+    refuse_before_prompts(paths, &a, &mut client)?;
     let (tokens, spare) = enrolled(paths);
     // One PIN, for whichever enrolled token turns out to be present.
     let pin_wanted: Vec<String> = tokens
@@ -152,6 +153,56 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         errln!("warning: {}", tapsign_agent::audit::Shown(w));
     }
     Ok(())
+}
+
+/// Refuse, before the PIN is read and the touch prompt printed, an unlock the agent would
+/// refuse before any touch: an extend with no session open, no keystore, a name the keystore
+/// does not hold. The agent settles these before the touch, but the prompt came first: "Touch
+/// ... when it blinks" for a key that never blinked, after a PIN typed for nothing (red-team
+/// round 24). Said as the agent says it, with its code and exit status. Only for the agent of
+/// this keystore (its tokens are the keystore's keyslots): another home's agent (a
+/// `TAPSIGN_SOCK` of elsewhere) is left to judge its own.
+fn refuse_before_prompts(
+    paths: &Paths,
+    a: &UnlockArgs,
+    client: &mut Client,
+) -> Result<(), Failure> {
+    use tapsign_agent::error::AgentError;
+    use tapsign_agent::keystore::KeystoreError;
+    let refused = |e: AgentError| {
+        Failure::from(ProtoError::Agent {
+            code: e.code(),
+            message: e.to_string(),
+        })
+    };
+    // No answer: the unlock's own request says what is wrong.
+    let Ok(status) = client.status() else {
+        return Ok(());
+    };
+    if a.extend && status.state != SessionState::Unlocked {
+        return Err(refused(AgentError::NothingToExtend));
+    }
+    let ks = Keystore::new(paths.keystore_dir());
+    let ours: std::collections::BTreeSet<String> = match ks.keyslots() {
+        Ok(slots) => slots.into_iter().flatten().map(|s| s.stub.id()).collect(),
+        Err(e @ KeystoreError::NotInitialized { .. }) if status.tokens.is_empty() => {
+            return Err(refused(e.into()));
+        }
+        Err(_) => return Ok(()),
+    };
+    let theirs: std::collections::BTreeSet<String> =
+        status.tokens.iter().map(|t| t.id.clone()).collect();
+    if a.names.is_empty() || theirs.is_empty() || theirs != ours {
+        return Ok(());
+    }
+    let Ok(listed) = ks.list_credentials() else {
+        return Ok(());
+    };
+    let held: Vec<String> = listed.into_iter().flatten().map(|c| c.name).collect();
+    match a.names.iter().find(|n| !held.contains(n)) {
+        Some(missing) => Err(refused(AgentError::NoSuchKey(missing.clone()))),
+        None => Ok(()),
+    }
 }
 
 /// Before the touch, on the terminal: the credentials replaced or removed lately, as the agent
