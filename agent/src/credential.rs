@@ -146,8 +146,10 @@ fn read_line(
     }
     match read {
         Ok(0) => Err(format!(
-            "the input ended before the {name} was complete; give each field on its own line \
-             (a PEM key with all its lines, through -----END ...-----)"
+            // How to give the fields is the reader's to say (on a terminal or from stdin): said
+            // here too, it came twice (red-team round 24).
+            "the input ended before the {name} was complete; a PEM key needs all its lines, \
+             through -----END ...-----"
         )),
         Ok(_) => Ok(()),
         Err(e) => Err(format!("could not read the {name}: {e}")),

@@ -145,6 +145,7 @@ pub enum TokenCommand {
     ///
     /// Credential files the check refuses stop it, changing nothing, unless --drop-refused.
     Remove {
+        /// The token's id, as `tapsign token list` shows it.
         id: String,
         /// Leave out the credential files the check refuses (old copies or removed ones put
         /// back, files that do not open), deleting them with the old vault folder.
@@ -266,7 +267,10 @@ pub enum KeyCommand {
     /// List the stored credentials (names and exchanges only).
     List,
     /// Delete a stored credential.
-    Remove { name: String },
+    Remove {
+        /// The credential's name, as `tapsign key list` shows it.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

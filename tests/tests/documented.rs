@@ -363,3 +363,58 @@ fn unlock_refuses_what_no_touch_can_serve_before_its_prompts() {
     assert!(out.stderr.contains("Touch"), "{out:?}");
     assert!(out.ok().starts_with("Unlocked 1 key(s): b."), "{out:?}");
 }
+
+/// Red-team round 24: `audit` and `audit verify` on a new home said a bare "No such file or
+/// directory (os error 2)" with exit 7 (damaged). Nothing is wrong there: exit 1, saying when
+/// the log starts. With a keystore, a missing log is damage, and said as such.
+#[test]
+fn audit_before_anything_is_recorded_says_the_log_starts_later() {
+    let w = World::new();
+    for args in [&["audit"][..], &["audit", "verify"][..]] {
+        let out = w.run(args, "");
+        out.fails_with(1, "no audit log yet at ");
+        assert!(out.stderr.contains("`tapsign token add`"), "{out:?}");
+        assert!(!out.stderr.contains("os error"), "{out:?}");
+    }
+    w.setup_key("b", "binance", "ak", "sk");
+    std::fs::remove_file(w.home().join("audit.log")).unwrap();
+    w.run(&["audit", "verify"], "")
+        .fails_with(7, "is missing, though a keystore exists at ");
+}
+
+/// Red-team round 24: `tapsign events` ended with "the connection was closed" when the agent
+/// stopped, without saying the agent had.
+#[test]
+fn events_says_the_agent_stopped_when_its_stream_ends() {
+    use std::process::Stdio;
+    let mut w = world();
+    let mut cmd = w.cmd(&["events"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = tapsign_tests::spawn(&mut cmd).unwrap();
+    // Subscribed once it prints an event: unlocks until one comes.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read to the end: a reader gone would end `events` quietly at its next event.
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(&mut stdout).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = loop {
+        w.run(&["unlock"], "").ok();
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            break line;
+        }
+    };
+    assert!(first.contains("\"event\""), "{first}");
+    w.signal_agent("TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the agent closed the event stream: it stopped"),
+        "{stderr}"
+    );
+}

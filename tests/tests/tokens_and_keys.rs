@@ -115,11 +115,17 @@ fn key_add_refuses_an_existing_name_unless_replace() {
         "x\ny\n",
     )
     .ok();
-    w.run(
+    let short = w.run(
         &["key", "add", "c", "--exchange", "binance"],
         "only-one-line\n",
-    )
-    .fails_with(1, "input ended before the secret key");
+    );
+    short.fails_with(1, "input ended before the secret key");
+    // The way out once (red-team round 24: "give each field on its own line (...) (give one
+    // field per line on stdin)").
+    assert!(
+        !short.stderr.contains("its own line") && short.stderr.contains("one field per line"),
+        "{short:?}"
+    );
     let empty = w.run(&["key", "add", "c", "--exchange", "binance"], "ak\n\n");
     assert_ne!(empty.code, 0, "an empty secret is refused: {empty:?}");
     assert_eq!(w.key_names(), ["a"], "nothing stored for c");

@@ -274,8 +274,9 @@ fn status_and_policy_explain_show_what_widens_a_key() {
     w.start_agent();
     let st = w.run(&["status"], "");
     assert!(
-        st.ok()
-            .contains("policy b: beyond its trading profile: allow POST /sapi/v1/margin/order"),
+        st.ok().contains(
+            "policy b: differs from its trading profile: allow POST /sapi/v1/margin/order"
+        ),
         "{st:?}"
     );
     let ex = explain(

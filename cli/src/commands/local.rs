@@ -186,7 +186,10 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 secret.expose().as_bytes(),
                 passphrase.as_ref().map(|p| p.expose()),
             )
-            .map_err(|e| Failure::new(exit_codes::USAGE, format!("{e}; nothing was stored")))?;
+            // Exit 1, as the reader's other input errors: 2 says the command line is wrong, and
+            // a script that pipes secrets in read it as a bug in its own arguments (red-team
+            // round 24).
+            .map_err(|e| Failure::error(format!("{e}; nothing was stored")))?;
             let cred = Credential {
                 name: name.clone(),
                 exchange,
@@ -211,7 +214,7 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             };
             let verb = if added.replaced { "Replaced" } else { "Stored" };
             outln!(
-                "{verb} {name} ({exchange}, {kind}), sealed to the keystore's vault key {} and recorded in the audit log. `tapsign unlock` opens it.",
+                "{verb} {name} ({exchange}, {kind}), sealed to the keystore's vault {} and recorded in the audit log. `tapsign unlock` opens it.",
                 added.vault
             );
             Ok(())
@@ -297,8 +300,7 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
     let path = paths.audit_log();
     match action {
         None => {
-            let lines =
-                audit::read(&path).map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            let lines = audit::read(&path).map_err(|e| audit_failure(paths, e))?;
             for line in lines {
                 outln!("{line}");
             }
@@ -314,7 +316,7 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
                 }
                 None => audit::verify(&path),
             }
-            .map_err(|e| Failure::new(exit_codes::DAMAGED, e.to_string()))?;
+            .map_err(|e| audit_failure(paths, e))?;
             outln!("{report}");
             if report.is_ok() {
                 Ok(())
@@ -325,6 +327,29 @@ pub fn audit(paths: &Paths, action: Option<AuditCommand>) -> Result<(), Failure>
                 ))
             }
         }
+    }
+}
+
+/// An audit log that cannot be read. One that does not exist yet, on a home with no keystore
+/// either, is a new home's, not damage: said as `key list` says "no keystore" (exit 1). With
+/// a keystore, a missing log is damage (exit 7), and said so: a bare "No such file or
+/// directory" gave neither (red-team round 24).
+fn audit_failure(paths: &Paths, e: audit::AuditError) -> Failure {
+    let missing = matches!(&e, audit::AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    match (missing, keystore(paths).is_initialized()) {
+        (true, Ok(false)) => Failure::error(format!(
+            "no audit log yet at {}: nothing has been recorded on this home; the log starts with `tapsign token add` (or the first `tapsign agent`)",
+            paths.audit_log().display()
+        )),
+        (true, _) => Failure::new(
+            exit_codes::DAMAGED,
+            format!(
+                "the audit log {} is missing, though a keystore exists at {}: it was moved or deleted; put it back from a backup (a new log cannot vouch for what the keystore went through)",
+                paths.audit_log().display(),
+                paths.keystore_dir().display()
+            ),
+        ),
+        _ => Failure::new(exit_codes::DAMAGED, e.to_string()),
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tapsign_agent::clock::{format_duration, parse_duration};
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
+use tapsign_agent::session::signatures;
 use tapsign_agent::token::TokenStub;
 use tapsign_proto::client::Client;
 use tapsign_proto::{
@@ -247,11 +248,11 @@ fn opened_text(verb: &str, s: &SessionStatus) -> String {
         _ => format!("{} key(s)", names.len()),
     };
     format!(
-        "{verb} {keys}: {}. Ends in {} (idle {}), or after {} signatures.",
+        "{verb} {keys}: {}. Ends in {} (idle {}), or after {}.",
         names.join(", "),
         format_duration(Duration::from_secs(s.expires_in_secs)),
         format_duration(Duration::from_secs(s.idle_timeout_secs)),
-        s.signatures_left
+        signatures(s.signatures_left)
     )
 }
 
@@ -268,7 +269,7 @@ fn what_the_touch_opens(req: &UnlockRequest, session_keys: &[String]) -> String 
     let named: Vec<String> = [
         req.ttl_secs.map(|s| format!("lifetime {}", show(s))),
         req.idle_secs.map(|s| format!("idle {}", show(s))),
-        req.max_signatures.map(|n| format!("{n} signatures")),
+        req.max_signatures.map(signatures),
     ]
     .into_iter()
     .flatten()
@@ -309,7 +310,15 @@ pub fn sign(paths: &Paths, a: SignArgs) -> Result<(), Failure> {
 pub fn events(paths: &Paths) -> Result<(), Failure> {
     let mut sub = connect(paths)?.subscribe()?;
     loop {
-        let event = sub.next_event()?;
+        // The agent closes the stream only when it stops (red-team round 24: "the connection
+        // was closed" did not say so).
+        let event = sub.next_event().map_err(|e| match e {
+            ProtoError::Closed => Failure::error(format!(
+                "the agent closed the event stream: it stopped (its log says why); events resume with a new `tapsign events` once it runs again, at {}",
+                paths.socket.display()
+            )),
+            e => e.into(),
+        })?;
         let json = serde_json::to_string(&event).map_err(|e| Failure::error(e.to_string()))?;
         jsonln!(json);
     }
@@ -594,10 +603,10 @@ fn status_text(s: &Status) -> String {
             }
             for c in &sess.clients {
                 shown!(
-                    "  client pid {:<8} {} ({} signatures)",
+                    "  client pid {:<8} {} ({})",
                     c.pid,
                     c.exe,
-                    c.signatures
+                    signatures(c.signatures)
                 );
             }
         }
@@ -615,14 +624,18 @@ fn status_text(s: &Status) -> String {
     }
     for k in &s.key_policies {
         shown!(
-            "policy {}: beyond its trading profile: {}",
+            "policy {}: differs from its trading profile: {}",
             k.key,
             k.rules.join("; ")
         );
     }
     if let Some(k) = &s.keystore {
+        // The vault by its tag first, as `key add`, the audit log and the vault's folder name
+        // it; then its key. The key alone could not be matched with any of those (red-team
+        // round 24).
+        let tag = tapsign_agent::keystore::key_tag(&k.vault_key).unwrap_or_else(|| "?".into());
         shown!(
-            "keystore: manifest generation {}, vault key {}",
+            "keystore: manifest generation {}, vault {tag} (key {})",
             k.generation,
             k.vault_key
         );
