@@ -459,3 +459,69 @@ fn the_python_send_in_exchanges_md_sends_the_bytes_unchanged() {
         "{stdout}"
     );
 }
+
+/// docs/audit.md's "printed as" column is what `tapsign audit` prints, for the lines a session
+/// writes: numbers, hashes and program paths aside, the same words. The `agent_start` line
+/// had lost a word of it (red-team round 24, A1).
+#[test]
+fn the_audit_lines_printed_are_as_audit_md_shows_them() {
+    // Runs of digits are N, of 16 hex digits or more H, a parenthesised path (P).
+    fn shape(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(c) = rest.chars().next() {
+            if let Some(path) = rest.strip_prefix("(/") {
+                let end = path.find(')').map_or(path.len(), |i| i + 1);
+                out.push_str("(P)");
+                rest = &path[end..];
+                continue;
+            }
+            let hex = rest.chars().take_while(char::is_ascii_hexdigit).count();
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            let (word, n) = match (hex >= 16, digits) {
+                (true, _) => ("H", hex),
+                (false, 0) => ("", c.len_utf8()),
+                (false, d) => ("N", d),
+            };
+            out.push_str(if word.is_empty() { &rest[..n] } else { word });
+            rest = &rest[n..];
+        }
+        out
+    }
+    let doc = std::fs::read_to_string(repo().join("docs/audit.md")).unwrap();
+    let mut w = World::new();
+    w.setup_key("upbit-main", "upbit", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(
+        &[
+            "sign",
+            "upbit-main",
+            "--method",
+            "GET",
+            "--path",
+            "/v1/accounts",
+        ],
+        "",
+    )
+    .ok();
+    w.signal_agent("TERM");
+    let printed: Vec<String> = (w.run(&["audit"], "").ok().lines())
+        .map(|l| shape(l.split_once(' ').map_or(l, |(_, rest)| rest)))
+        .collect();
+    let mut checked = Vec::new();
+    for ty in ["agent_start", "agent_stop", "keystore", "sign"] {
+        let row = (doc.lines())
+            .find(|l| l.starts_with(&format!("| `{ty}` |")))
+            .unwrap_or_else(|| panic!("audit.md has no row for {ty}"));
+        let shown = row.rsplit(" | ").next().unwrap();
+        let example = shown.split('`').nth(1).unwrap();
+        assert!(
+            printed.contains(&shape(example)),
+            "audit.md prints {ty} as `{example}`, but `tapsign audit` printed:\n{}",
+            printed.join("\n")
+        );
+        checked.push(ty);
+    }
+    assert_eq!(checked.len(), 4);
+}
