@@ -626,6 +626,7 @@ impl Agent {
             )),
         }
         warnings.extend(self.unmatched_key_policies());
+        warnings.extend(self.idle_key_switches());
         let audit_head = self.audit_head();
         warnings.extend(self.audit.warnings());
         warnings.extend(self.nonces.warnings());
@@ -808,6 +809,14 @@ impl Agent {
         }
         let held = self.unlocker.keystore().names_held()?;
         self.config.unmatched_keys(&held)
+    }
+
+    /// config.toml's per-key switches that do nothing for their key's exchange, as warnings
+    /// ([`Config::idle_switches`]).
+    pub fn idle_key_switches(&self) -> Vec<String> {
+        let ks = self.unlocker.keystore();
+        self.config
+            .idle_switches(|name| ks.credential_exchange(name))
     }
 
     fn lock_sources(&self) -> Vec<LockSource> {

@@ -462,6 +462,28 @@ impl Config {
         ))
     }
 
+    /// A warning for each `[keys.NAME]` table setting a switch that does nothing for that
+    /// key's exchange (`exchange_of` reads it from the keystore; a key it cannot read is
+    /// skipped).
+    pub fn idle_switches(
+        &self,
+        exchange_of: impl Fn(&str) -> Option<crate::credential::Exchange>,
+    ) -> Vec<String> {
+        (self.keys.iter())
+            .filter(|(_, p)| p.parameterless || p.margin)
+            .filter_map(|(name, p)| {
+                let exchange = exchange_of(name)?;
+                let idle = p.idle_switches(exchange);
+                (!idle.is_empty()).then(|| {
+                    format!(
+                        "config.toml's [keys.{name}] sets {}, which changes nothing for a {exchange} key: remove it (or check the table names the key you meant)",
+                        idle.join(" and ")
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// A key's policy (the default, its exchange's profile as it is, when config.toml does
     /// not name the key).
     pub fn key_policy(&self, key: &str) -> &KeyPolicy {

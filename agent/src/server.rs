@@ -259,7 +259,7 @@ pub async fn serve(
         .await;
     let from = if inherited { " (from systemd)" } else { "" };
     say!("tapsign agent: listening on {}{from}", socket.display());
-    if let Some(w) = agent.unmatched_key_policies() {
+    for w in (agent.unmatched_key_policies().into_iter()).chain(agent.idle_key_switches()) {
         say!("tapsign agent: warning: {w}");
     }
     // The listener is accepting from here on: a client that connects after READY=1 is served.

@@ -418,3 +418,43 @@ fn events_says_the_agent_stopped_when_its_stream_ends() {
         "{stderr}"
     );
 }
+
+/// Red-team round 24 (D3): `parameterless = true` on a Binance key (a Bybit switch) and
+/// `margin = true` on one (OKX, Kraken and KuCoin orders) were taken silently, and `status`
+/// listed them as changes to its profile. Said where the unknown table is said.
+#[test]
+fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.config("[keys.b]\nparameterless = true\nmargin = true\n");
+    w.start_agent();
+    let said = "config.toml's [keys.b] sets parameterless = true (Bybit keys only) and margin = true (OKX, Kraken and KuCoin keys only), which changes nothing for a binance key";
+    assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
+    let st = w.status();
+    assert!(
+        st["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap().contains(said)),
+        "{st:#}"
+    );
+    let out = w.run(
+        &[
+            "policy",
+            "explain",
+            "b",
+            "--method",
+            "GET",
+            "--path",
+            "/api/v3/account",
+        ],
+        "",
+    );
+    assert!(
+        out.stderr.contains(
+            "sets parameterless = true (Bybit keys only), which changes nothing for a binance key"
+        ),
+        "{out:?}"
+    );
+}

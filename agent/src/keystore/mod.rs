@@ -308,6 +308,15 @@ impl Keystore {
             .collect())
     }
 
+    /// The exchange credential `name`'s file says, unverified (no vault key is needed to read
+    /// it); `None` when there is no such file or it cannot be read. For warnings only.
+    pub fn credential_exchange(&self, name: &str) -> Option<Exchange> {
+        let path = credential_path(&self.live_dir().ok()?, name).ok()?;
+        load_credential(&path, name)
+            .ok()
+            .map(|(file, _)| file.exchange)
+    }
+
     /// Decrypt one credential with VK, whatever file is there: only its AEAD tag is checked,
     /// so an older copy sealed to the same vault key opens too. Tests and inspection only; an
     /// unlock opens what its check judged, with [`Keystore::open_checked`].

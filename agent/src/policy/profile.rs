@@ -478,6 +478,28 @@ impl KeyPolicy {
     }
 }
 
+impl KeyPolicy {
+    /// The switches this policy sets that change nothing for a key of `exchange`, each with
+    /// where it applies: `parameterless` is Bybit's, `margin` reads OKX's, Kraken's and
+    /// KuCoin's orders. Accepted (the key may be replaced by one of another exchange), but
+    /// `status` listed them as changes to the profile (red-team round 24, D3).
+    pub fn idle_switches(&self, exchange: Exchange) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.parameterless && exchange != Exchange::Bybit {
+            out.push("parameterless = true (Bybit keys only)");
+        }
+        if self.margin
+            && !matches!(
+                exchange,
+                Exchange::Okx | Exchange::Kraken | Exchange::Kucoin
+            )
+        {
+            out.push("margin = true (OKX, Kraken and KuCoin keys only)");
+        }
+        out
+    }
+}
+
 /// Which entry admits a request: the profile's or a config rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

@@ -428,6 +428,13 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
     {
         errln!("warning: {w}");
     }
+    for w in config.key_policy(&a.name).idle_switches(info.exchange) {
+        errln!(
+            "warning: config.toml's [keys.{}] sets {w}, which changes nothing for a {} key",
+            a.name,
+            info.exchange
+        );
+    }
     let req = a.request.into_request(a.name.clone());
     let report = tapsign_agent::policy::explain::explain(
         info.exchange,
