@@ -419,16 +419,16 @@ fn events_says_the_agent_stopped_when_its_stream_ends() {
     );
 }
 
-/// Red-team round 24 (D3): `parameterless = true` on a Binance key (a Bybit switch) and
-/// `margin = true` on one (OKX, Kraken and KuCoin orders) were taken silently, and `status`
+/// Red-team round 24 (D3): `parameterless = true` on a Bithumb key (a Bybit switch) and
+/// `margin = true` on one (no Bithumb order borrows by a field) were taken silently, and `status`
 /// listed them as changes to its profile. Said where the unknown table is said.
 #[test]
 fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
     let mut w = World::new();
-    w.setup_key("b", "binance", "ak", "sk");
+    w.setup_key("b", "bithumb", "ak", "sk");
     w.config("[keys.b]\nparameterless = true\nmargin = true\n");
     w.start_agent();
-    let said = "config.toml's [keys.b] sets parameterless = true (Bybit keys only) and margin = true (OKX, Kraken and KuCoin keys only), which changes nothing for a binance key";
+    let said = "config.toml's [keys.b] sets parameterless = true (Bybit keys only) and margin = true (no Upbit, Bithumb or Coinbase order borrows by a field), which changes nothing for a bithumb key";
     assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
     let st = w.status();
     assert!(
@@ -447,13 +447,13 @@ fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
             "--method",
             "GET",
             "--path",
-            "/api/v3/account",
+            "/v1/accounts",
         ],
         "",
     );
     assert!(
         out.stderr.contains(
-            "sets parameterless = true (Bybit keys only), which changes nothing for a binance key"
+            "sets parameterless = true (Bybit keys only), which changes nothing for a bithumb key"
         ),
         "{out:?}"
     );

@@ -480,21 +480,23 @@ impl KeyPolicy {
 
 impl KeyPolicy {
     /// The switches this policy sets that change nothing for a key of `exchange`, each with
-    /// where it applies: `parameterless` is Bybit's, `margin` reads OKX's, Kraken's and
-    /// KuCoin's orders. Accepted (the key may be replaced by one of another exchange), but
-    /// `status` listed them as changes to the profile (red-team round 24, D3).
+    /// where it applies: `parameterless` is Bybit's; `margin` reads the orders of every
+    /// exchange with a borrow switch or a margin mode (docs/policy.md, "Borrow switches hold
+    /// on every entry"), all but Upbit, Bithumb and Coinbase. Accepted (the key may be
+    /// replaced by one of another exchange), but `status` listed them as changes to the
+    /// profile (red-team round 24, D3).
     pub fn idle_switches(&self, exchange: Exchange) -> Vec<&'static str> {
         let mut out = Vec::new();
         if self.parameterless && exchange != Exchange::Bybit {
             out.push("parameterless = true (Bybit keys only)");
         }
         if self.margin
-            && !matches!(
+            && matches!(
                 exchange,
-                Exchange::Okx | Exchange::Kraken | Exchange::Kucoin
+                Exchange::Upbit | Exchange::Bithumb | Exchange::Coinbase
             )
         {
-            out.push("margin = true (OKX, Kraken and KuCoin keys only)");
+            out.push("margin = true (no Upbit, Bithumb or Coinbase order borrows by a field)");
         }
         out
     }
