@@ -323,14 +323,14 @@ fn no_thread(why: &str) -> String {
     )
 }
 
-/// A Kraken key whose nonce file is damaged, planted far ahead or used up cannot sign until the
+/// A Kraken key whose nonce file is damaged (or not a file), planted far ahead or used up cannot sign until the
 /// trader acts on it (the message names the file and what to do): that is a stored credential
 /// that cannot sign, `keystore`, which a bot passes on to the trader and does not retry. A disk
 /// that cannot be read or written, or a reservation cut short, is the agent's own trouble.
 fn nonce_code(e: &crate::nonces::NonceError) -> ErrorCode {
     use crate::nonces::NonceError::*;
     match e {
-        Damaged(_) | FarAhead { .. } | Exhausted => ErrorCode::Keystore,
+        Damaged(_) | NotAFile(_) | FarAhead { .. } | Exhausted => ErrorCode::Keystore,
         Unreadable { .. } | Unsaved { .. } | Interrupted | NoThread(_) => ErrorCode::Internal,
     }
 }

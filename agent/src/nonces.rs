@@ -56,6 +56,13 @@ pub enum NonceError {
     Damaged(PathBuf),
     #[error("cannot read the Kraken nonce file {path}: {why}")]
     Unreadable { path: PathBuf, why: String },
+    /// A folder, a FIFO, a device (or a link to one) in the store's place: the trader's to
+    /// move away, as a damaged mark is, not the agent's trouble (red-team round 24: it was
+    /// "not a regular file [internal]", with no way out).
+    #[error(
+        "{0} is not a regular file (a folder, a pipe or a device is in its place), so it holds no Kraken nonce and nothing is signed with this key: move it away (`mv`), and nonces then start from the current time"
+    )]
+    NotAFile(PathBuf),
     #[error(
         "cannot reserve Kraken nonces ({why}); the request was not signed: free some disk space or fix the state folder's permissions, then retry"
     )]
@@ -106,11 +113,15 @@ impl NonceStore {
     pub fn open(path: &Path, now_ms: u64) -> Result<NonceStore, NonceError> {
         remove_leftovers(path);
         let mark = match read_regular(path) {
-            Ok(text) => text
+            Ok(Some(text)) => text
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| NonceError::Damaged(path.to_owned()))?,
+            Ok(None) => return Err(NonceError::Damaged(path.to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(NonceError::NotAFile(path.to_owned()));
+            }
             Err(e) => {
                 return Err(NonceError::Unreadable {
                     path: path.to_owned(),
@@ -390,11 +401,22 @@ impl KrakenNonces {
 #[path = "nonces_tests.rs"]
 mod tests;
 
+/// The most a store's file holds: a mark is at most 20 digits, and a newline.
+const STORE_MAX: u64 = 64;
+
 /// The text of the store at `path` (disk::open_regular: a FIFO in its place would otherwise
-/// hold the signing thread, and the agent's exit, until something wrote to it).
-fn read_regular(path: &Path) -> std::io::Result<String> {
+/// hold the signing thread, and the agent's exit, until something wrote to it; not a regular
+/// file is `InvalidInput`), or `None` when it holds more than [`STORE_MAX`] bytes or is not
+/// UTF-8: damaged. At most that much is read: a sparse file of gigabytes was read whole at
+/// every signing attempt, 2 GiB each and 20 s (red-team round 24).
+fn read_regular(path: &Path) -> std::io::Result<Option<String>> {
     use std::io::Read;
-    let mut text = String::new();
-    crate::disk::open_regular(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    crate::disk::open_regular(path)?
+        .take(STORE_MAX + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > STORE_MAX {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(bytes).ok())
 }

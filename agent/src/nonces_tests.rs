@@ -180,10 +180,61 @@ fn a_fifo_in_place_of_a_store_is_refused_not_waited_on() {
     )
     .unwrap();
     match NonceStore::open(&path, 0) {
-        Err(NonceError::Unreadable { why, .. }) => assert!(why.contains("regular"), "{why}"),
+        Err(e @ NonceError::NotAFile(_)) => assert!(e.to_string().contains("move it away"), "{e}"),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a FIFO was taken as a nonce store"),
     }
+}
+
+/// Red-team round 24: a folder or a device (through a link) in the store's place was "not a
+/// regular file [internal]", with no way out; it is the trader's to move away, as a damaged
+/// mark is, and the message says so.
+#[test]
+fn a_folder_or_a_device_in_place_of_a_store_says_to_move_it_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "kr");
+    std::fs::create_dir(&path).unwrap();
+    let folder = NonceStore::open(&path, 0).err().unwrap();
+    std::fs::remove_dir(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let device = NonceStore::open(&path, 0).err().unwrap();
+    for e in [folder, device] {
+        assert!(matches!(e, NonceError::NotAFile(_)), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("not a regular file") && text.contains("move it away"),
+            "{text}"
+        );
+        assert_eq!(
+            crate::error::AgentError::Nonce(e).code(),
+            tapsign_proto::ErrorCode::Keystore
+        );
+    }
+}
+
+/// Red-team round 24: the store was read whole, and a sparse file of gigabytes in its place
+/// had every Kraken signing attempt allocate that much (2 GiB: 20 s each, and the OOM killer
+/// for a larger one). At most a few bytes are read: it is damaged.
+#[test]
+fn a_huge_sparse_store_is_damaged_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = NonceStore::path_for(dir.path(), "kr");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    let start = std::time::Instant::now();
+    match NonceStore::open(&path, 0) {
+        Err(NonceError::Damaged(p)) => assert_eq!(p, path),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a sparse file was taken as a nonce store"),
+    }
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    // A mark padded past the bound is damage too, though it would parse.
+    std::fs::write(&path, format!("{}5", "0".repeat(64))).unwrap();
+    assert!(matches!(
+        NonceStore::open(&path, 0),
+        Err(NonceError::Damaged(_))
+    ));
 }
 
 /// Red-team round 20: any decimal in the file was taken as the mark, and a planted
