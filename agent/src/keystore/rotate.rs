@@ -185,6 +185,8 @@ impl Keystore {
             None => self.keyslots()?.into_iter().flatten().collect(),
         };
         let mut warnings = Vec::new();
+        // The tokens a rebuild leaves without the new vault key: said once the log is read.
+        let mut left_behind: Vec<TokenStub> = Vec::new();
         // A token the manifest records is removed even when its keyslot file is missing: the
         // new vault key is wrapped only for the tokens that stay, so the removed one's file is
         // not needed. Refused as unknown, a keyslot hidden for the moment (a dot name, which
@@ -217,10 +219,7 @@ impl Keystore {
                 if let Some((touched, _)) = rebuild
                     && s.stub != *touched
                 {
-                    warnings.push(format!(
-                        "{} did not receive the new vault key: with no manifest to vouch for its keyslot, a rebuild cannot tell it from one put there by someone else (sealing to a token needs only its public key); if it is yours, enroll it again with `tapsign token add`",
-                        s.stub.describe()
-                    ));
+                    left_behind.push(s.stub.clone());
                     return false;
                 }
                 s.recorded
@@ -262,6 +261,9 @@ impl Keystore {
             Some(_) => self.changes_since_manifest(vk, ledger, &p),
             None => p.changes(ledger),
         };
+        for stub in &left_behind {
+            warnings.push(left_behind_warning(stub, &p.evidence.checks));
+        }
         let mut planned: Vec<&str> = slots
             .iter()
             .map(|s| s.path.as_path())
@@ -581,4 +583,33 @@ fn what_rotates(remove: Option<&str>, rebuild: bool) -> String {
 
 fn stem(path: &std::path::Path) -> Option<&str> {
     path.file_stem().and_then(|s| s.to_str())
+}
+
+/// What a rebuild says of a token it gave no new vault key: with no manifest to vouch for its
+/// keyslot, it cannot be told from one put there by someone else, and is to be enrolled again
+/// if it is the trader's. Unless the log's last word on it, in any `keystore` line read along
+/// its chain (`checks`), signed or linked or not, is its removal: an older vault put back after
+/// `token remove`, beside a log whose `lineage` was taken out, had the rebuild tell the trader
+/// to enroll again, by name, the very token they had revoked (red-team round 24).
+fn left_behind_warning(stub: &TokenStub, checks: &[super::ledger::CheckLine]) -> String {
+    let id = stub.id();
+    let (removed, added) = (
+        super::ledger::token_removed(&id),
+        super::ledger::token_added(&id),
+    );
+    let last = checks
+        .iter()
+        .rev()
+        .find(|c| c.reason == removed || c.reason == added);
+    match last {
+        Some(c) if c.reason == removed => format!(
+            "{} did not receive the new vault key, and audit line {} records that it was removed from this keystore (`{removed}`): this vault is from before that removal, put back. Do not enroll it again unless you still hold it and mean to; if you removed it as lost or stolen, leave it out, and replace at the exchanges the API keys this older copy holds",
+            stub.describe(),
+            c.seq
+        ),
+        _ => format!(
+            "{} did not receive the new vault key: with no manifest to vouch for its keyslot, a rebuild cannot tell it from one put there by someone else (sealing to a token needs only its public key); if it is yours, enroll it again with `tapsign token add`",
+            stub.describe()
+        ),
+    }
 }

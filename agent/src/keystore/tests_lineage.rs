@@ -286,6 +286,56 @@ fn a_rebuild_keeps_to_the_recorded_vaults_and_says_how_to_restore_an_own_backup(
     assert_eq!(c.accepted.len(), 2, "{c:?}");
 }
 
+/// Red-team round 24: after `token remove`, the vault from before it put back (its folder
+/// only) beside a log whose `lineage` was taken out, the rebuild told the trader to enroll
+/// again, by name, the token they had removed. The log's line recording the removal, though no
+/// signed link vouches for it, is named instead, and re-enrolling is not advised.
+#[test]
+fn a_rebuild_of_an_older_vault_does_not_advise_enrolling_a_removed_token_again() {
+    let (mut f, b) = Fixture::populated();
+    f.check().unwrap();
+    let before = f.tmp.path().join("before");
+    copy_dir(f.ks.dir(), &before);
+    // The vault key the touched token opens in that copy (no manifest is put back to unlock).
+    let vk = f.unlock();
+    let id = b.stub().id();
+    f.rotate(Some(&id)).unwrap();
+    for e in &mut f.ledger.entries {
+        if let super::ledger::LedgerEntry::Manifest { links, .. } = e {
+            links.clear();
+        }
+    }
+    fs::remove_dir_all(f.ks.dir()).unwrap();
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(f.ks.dir())
+        .unwrap();
+    for e in fs::read_dir(&before).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("vault-") {
+            copy_dir(&e.path(), &f.ks.dir().join(e.file_name()));
+        }
+    }
+    let touched = f.token.stub().clone();
+    let r =
+        f.ks.rebuild_manifest(&vk, &touched, &mut offline(), &mut f.ledger, false)
+            .unwrap();
+    assert_eq!(r.keyslots, [touched.id()]);
+    let line = r
+        .warnings
+        .iter()
+        .find(|w| w.contains(&b.stub().describe()))
+        .unwrap();
+    assert!(
+        line.contains("records that it was removed") && line.contains("Do not enroll it again"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("enroll it again with `tapsign token add`"),
+        "{line}"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::DirBuilder::new().mode(0o700).create(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
