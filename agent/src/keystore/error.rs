@@ -176,6 +176,26 @@ pub enum KeystoreError {
     },
 
     #[error(
+        "{path} (generation {found}) does not follow the audit log's last check of this \
+         keystore (audit line {seq}, generation {generation}): {why}. That check is signed by \
+         this keystore's vault key, so the log is the keystore's own record, and the manifest was \
+         not written after it: it comes from another copy of the keystore sharing this vault (a \
+         backup restored and used, or a second TAPSIGN_HOME) and was copied in, with whatever \
+         credential files came with it, so nothing is opened. Keep a copy of the keystore \
+         folder as found. Then put back manifest.json and the credential files from after that \
+         check (a backup), or run `tapsign keystore rotate --rebuild-manifest`, which holds the \
+         files to the log's record and names each old copy to move out of the keystore first; \
+         store again with `tapsign key add NAME --exchange ... --replace` any key it names"
+    )]
+    NotFollowing {
+        path: PathBuf,
+        found: u64,
+        seq: u64,
+        generation: u64,
+        why: String,
+    },
+
+    #[error(
         "the audit log cannot vouch that {path} is the newest copy of the keystore ({why}), \
          and no running agent has checked it since: nothing is sealed to its vault key until an \
          unlock has (an old copy put back would bring back tokens removed since). Run `tapsign \
@@ -450,6 +470,7 @@ impl KeystoreError {
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }
+            | NotFollowing { path, .. }
             | Unvouched { path, .. }
             | RecordUnreadable { path, .. }
             | RecordBroken { path, .. }

@@ -74,6 +74,7 @@ mod attest;
 mod changes;
 mod error;
 mod files;
+mod follows;
 mod format;
 mod inspect;
 mod layout;

@@ -357,10 +357,24 @@ fn unsigned_since_check(
 /// signed check instead, as a rebuild judges them ([`since_logged_check`]); a file `m` records
 /// is the version `m` records it at (the rotation sealed it again). `None`: `m` is on record,
 /// or the log holds no signed line to judge from.
+#[cfg(test)]
 pub(crate) fn unrecorded_manifest(
     m: &ManifestFile,
     whole: &super::ledger::Evidence,
     files: &BTreeMap<String, String>,
+) -> Option<ChangeNotes> {
+    unrecorded_manifest_in(m, whole, files, false)
+}
+
+/// [`unrecorded_manifest`], where `elsewhere` says the log does not hold `m`'s anchor either
+/// (it chains whole: `super::follows`): `m` was written beside another copy of the log, and no
+/// command of this one stopped before its line (red-team round 24: a copy's manifest, copied
+/// in, was said to be one whose command was killed).
+pub(crate) fn unrecorded_manifest_in(
+    m: &ManifestFile,
+    whole: &super::ledger::Evidence,
+    files: &BTreeMap<String, String>,
+    elsewhere: bool,
 ) -> Option<ChangeNotes> {
     let auth =
         super::attest::authenticated(&whole.checks, &whole.believed_vaults(), |a| !a.is_empty());
@@ -377,6 +391,7 @@ pub(crate) fn unrecorded_manifest(
     // may be past it, and a command killed is then only one reading (red-team round 23: an
     // edited line was told as a command that stopped).
     let why = match whole.broken.as_ref().or(whole.gap.as_ref()) {
+        _ if elsewhere => "its anchor is not in this log either, so it was written beside another copy of the log (this one put back from an older copy, or a copy of the keystore's), not by a command here that was stopped".to_owned(),
         Some(gap) => format!(
             "either the command that wrote it stopped before its line, or its line is past where the log's record stops ({gap}): `tapsign audit verify` shows which"
         ),

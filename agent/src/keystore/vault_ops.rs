@@ -57,6 +57,9 @@ pub(crate) struct Prepared {
     /// Credential files that exist but cannot be read (a mode others may use, a damaged byte):
     /// names, as their file stems.
     pub damaged: Vec<String>,
+    /// Where the audit log does not hold the manifest's anchor: the last signed check the
+    /// manifest was held to instead (`super::follows`).
+    pub followed: Option<super::follows::Followed>,
 }
 
 impl Prepared {
@@ -69,11 +72,17 @@ impl Prepared {
     /// log's first line (`ledger`): only then, so an unlock reads no more than its anchor's tail.
     pub(crate) fn changes(&self, ledger: &mut dyn Ledger) -> super::notes::ChangeNotes {
         let files = judged(&self.folded);
+        // The manifest is the log's last signed check's own, its line found where its anchor
+        // was not: the lines since it are in `evidence`, as from an anchor.
+        let recorded = self.followed.is_some_and(|f| f.recorded);
         if let Some(m) = &self.manifest
+            && !recorded
             && !self.recorded_by_check(m)
         {
             let whole = ledger.since(&Anchor::genesis());
-            if let Some(notes) = super::notes::unrecorded_manifest(m, &whole, &files) {
+            let elsewhere = self.followed.is_some();
+            if let Some(notes) = super::notes::unrecorded_manifest_in(m, &whole, &files, elsewhere)
+            {
                 return notes;
             }
         }
@@ -464,6 +473,7 @@ impl Keystore {
         // damaged one: a manifest must never vouch for a file that cannot be this keystore's.
         unreadable.extend(undecryptable.iter().map(|r| r.name.clone()));
         let keyslots = self.observe_keyslots(&live.dir)?;
+        let mut followed = None;
         let (folded, evidence) = match &live.manifest {
             Some(m) => {
                 let evidence = match &m.audit {
@@ -473,6 +483,9 @@ impl Keystore {
                     ),
                 };
                 let mut evidence = evidence;
+                let (gap_warning, found) =
+                    self.follow_last_check(m, (&vault, &vault_path), &mut evidence, ledger)?;
+                followed = found;
                 held_to_witness(m, &mut evidence);
                 self.against_log(Some(m), &evidence)?;
                 // A later manifest recorded for another vault: the one on disk is not the
@@ -488,9 +501,7 @@ impl Keystore {
                     });
                 }
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
-                if let Some(gap) = &evidence.gap {
-                    folded.warnings.push(gap_warning(gap));
-                }
+                folded.warnings.extend(gap_warning);
                 if evidence.recorded_vaults.is_empty() && evidence.witnessed.vaults.is_empty() {
                     folded.warnings.push(unrecorded_vault_warning(&m.vault_key));
                 }
@@ -552,6 +563,7 @@ impl Keystore {
             evidence,
             vault,
             damaged,
+            followed,
         })
     }
 

@@ -49,6 +49,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }
+        | KeystoreError::NotFollowing { .. }
         | KeystoreError::Unvouched { .. }
         | KeystoreError::RecordUnreadable { .. }
         | KeystoreError::RecordBroken { .. }
