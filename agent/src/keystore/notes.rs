@@ -129,6 +129,13 @@ fn change_notes_resealed(
         };
         entry.3.push(l);
     }
+    // Where the lines leave each name present, before the files are judged: its `created`.
+    let moved_to: BTreeMap<&str, u64> = (moved.iter())
+        .filter_map(|(name, m)| match m.2 {
+            State::Present(c, _) if !m.3.is_empty() => Some((*name, c)),
+            _ => None,
+        })
+        .collect();
     // Each accepted file against where its name stands: one that is not that version has no
     // line of its own (whatever the log says, a gap or not).
     // With no record to compare with (a keystore from before manifests, a rebuild), none.
@@ -155,6 +162,19 @@ fn change_notes_resealed(
         .collect();
     moved.sort_by_key(|(_, (first, ..))| *first);
 
+    // An accepted file's `created`, where a record it matches tells it (the manifest's, or a
+    // rotation's re-sealing), below the `created` its name's last line leaves it at: the file
+    // and that version's.
+    let older = |name: &str| -> Option<(u64, u64)> {
+        let sha256 = files.get(name)?;
+        let file = match (resealed.get(name), before.get(name)) {
+            (Some(c), _) => *c,
+            (None, Some(State::Present(c, s))) if s == sha256 => *c,
+            _ => return None,
+        };
+        let lines = moved_to.get(name)?;
+        (file < *lines).then_some((file, *lines))
+    };
     // Replacements of names the last check recorded, then of names new since it, then
     // removals (all of recorded names): each list in the order first changed.
     let (mut replaced, mut fresh, mut removed, mut stored, mut gone) =
@@ -180,6 +200,19 @@ fn change_notes_resealed(
             // Its own lines since, and the file none of them: whoever ran them (the trader,
             // a moment ago) must not read the note as their doing (red-team round 22: "Unless
             // you just stored it yourself" told the trader who had to dismiss it).
+            // The file is a version older than the one its name's last line records, as far
+            // as its `created` is known (the record it matches): a copy put back, the
+            // trader's own from before that change, not a key someone else chose (red-team
+            // round 24: a rotated credential put back was called one).
+            (_, State::Present(..)) if no_line && !own.is_empty() && older(name).is_some() => {
+                let (file, recorded) = older(name).unwrap_or_default();
+                into.push((name.to_owned(), format!(
+                    "credential {name:?} holds an older version than its last line in the audit log records ({}): this file was added {}, that version {}, so an old copy of it was put back in its place, with no line: it holds the API key and secret you replaced, so if you replaced them because they leaked, orders signed with it are signed with the leaked secret; store the current one again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
+                    done(&own),
+                    crate::audit::utc_secs(file),
+                    crate::audit::utc_secs(recorded)
+                )));
+            }
             (_, State::Present(..)) if no_line && !own.is_empty() => into.push((name.to_owned(), format!(
                 "credential {name:?} is not the file its last line in the audit log records ({}): something wrote over it afterwards without recording it (by hand, or sealed in a copy of the keystore and copied in). It holds an API key and secret someone else chose, and orders signed with it go to their account: store yours again with `tapsign key add {name} --exchange ... --replace`, and look for what wrote the file",
                 done(&own)
@@ -801,6 +834,28 @@ mod tests {
             "{text}"
         );
     }
+    /// Red-team round 24: the trader's own credential, from before a `key add --replace`, put
+    /// back where the check took it (its record says the version it is), was called "an API
+    /// key and secret someone else chose". It is an older version than the line records, and
+    /// the note says so; a file of no known version is still told as one written by hand.
+    #[test]
+    fn an_own_older_version_put_back_is_told_as_an_old_copy() {
+        let m = recording(&["k1"]);
+        let replaced = line(7, KeyAction::Replace, "k1", "/usr/bin/tapsign");
+        let old = BTreeMap::from([("k1".to_owned(), "0".repeat(64))]);
+        let notes = change_notes(Some(&m), std::slice::from_ref(&replaced), &old);
+        let text = &notes.loud[0].1;
+        assert!(
+            text.contains("holds an older version than its last line in the audit log records")
+                && text.contains("an old copy of it was put back")
+                && !text.contains("someone else chose"),
+            "{text}"
+        );
+        let unknown = BTreeMap::from([("k1".to_owned(), "9".repeat(64))]);
+        let notes = change_notes(Some(&m), &[replaced], &unknown);
+        assert!(notes.loud[0].1.contains("someone else chose"), "{notes:?}");
+    }
+
     /// Red-team round 23: read from the first line, the record stops where the chain breaks,
     /// and a manifest whose line is past the break was said to be one whose command "stopped
     /// before its line". Where the reading stopped at a break, that is one reading of two.
