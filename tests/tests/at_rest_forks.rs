@@ -87,6 +87,14 @@ fn a_copys_manifest_does_not_bring_back_a_replaced_credential() {
     assert_eq!(h.signal_agent("TERM"), Some(0));
     used_twice(&mut f);
     swap_in(&h, &f, &old);
+    // `key list` says it before any touch, as the unlock will.
+    let list = h.run(&["key", "list"], "");
+    assert!(
+        list.stderr
+            .contains("does not follow the audit log's last check")
+            && !list.stderr.contains("started afresh"),
+        "{list:?}"
+    );
     h.start_agent();
     let out = h.run(&["unlock"], "");
     refused(&out);
@@ -110,7 +118,11 @@ fn a_copys_manifest_does_not_bring_back_a_removed_credential() {
     h.start_agent();
     let out = h.run(&["unlock"], "");
     refused(&out);
-    assert!(out.stderr.contains("records removed"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("(before that check, which does not list it) records removed"),
+        "{out:?}"
+    );
 }
 
 /// The agent kept running: it saw the replacement and wrote the next manifest itself, and the

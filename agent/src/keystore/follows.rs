@@ -96,16 +96,17 @@ fn floor<'a>(
     since: &'a [ChangeLine],
 ) -> BTreeMap<&'a str, (KeyChange, bool, u64)> {
     let records = check.records.as_deref().unwrap_or_default();
-    let mut before: BTreeMap<&str, KeyChange> = BTreeMap::new();
+    let mut before: BTreeMap<&str, (KeyChange, u64)> = BTreeMap::new();
     for l in whole.change_lines.iter().filter(|l| l.seq < check.seq) {
-        if let Some(next) = forward(before.get(l.change.name.as_str()), l.change.clone()) {
-            before.insert(&l.change.name, next);
+        let seen = before.get(l.change.name.as_str()).map(|(c, _)| c);
+        if let Some(next) = forward(seen, l.change.clone()) {
+            before.insert(&l.change.name, (next, l.seq));
         }
     }
     let mut out: BTreeMap<&str, (KeyChange, bool, u64)> = BTreeMap::new();
-    for (name, ch) in before {
+    for (name, (ch, seq)) in before {
         if ch.action == KeyAction::Remove && !records.iter().any(|r| r.name == name) {
-            out.insert(name, (ch, false, check.seq));
+            out.insert(name, (ch, false, seq));
         }
     }
     for r in records {
@@ -142,6 +143,9 @@ fn goes_back(
         let removed = m.removed.iter().find(|r| r.name == name);
         let by = match seq == check.seq {
             true => "that check".to_owned(),
+            false if seq < check.seq => {
+                format!("audit line {seq} (before that check, which does not list it)")
+            }
             false => format!("audit line {seq}"),
         };
         let ok = match (present, removed) {
@@ -264,5 +268,175 @@ impl super::Keystore {
                 why,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::manifest::CredRecord;
+    use crate::keystore::seal::{VaultKey, compressed};
+
+    fn key(byte: u8) -> (VaultKey, String) {
+        let vk = VaultKey::from_bytes(&[byte; 32]).unwrap();
+        let hex = hex::encode(compressed(&vk.public_key()));
+        (vk, hex)
+    }
+
+    fn rec(name: &str, created: u64, sha: char) -> CredRecord {
+        CredRecord {
+            name: name.into(),
+            created,
+            sha256: sha.to_string().repeat(64),
+        }
+    }
+
+    fn check(
+        seq: u64,
+        generation: u64,
+        (vk, key): &(VaultKey, String),
+        records: Vec<CredRecord>,
+    ) -> CheckLine {
+        CheckLine {
+            seq,
+            unlock: true,
+            generation,
+            vault_key: key.clone(),
+            reason: "unlock".into(),
+            signature: crate::keystore::attest::sign(vk, generation, key, "unlock", &records),
+            records: Some(records),
+        }
+    }
+
+    fn change(seq: u64, action: KeyAction, name: &str, created: u64, sha: char) -> ChangeLine {
+        ChangeLine {
+            seq,
+            time: String::new(),
+            change: KeyChange {
+                action,
+                name: name.into(),
+                created,
+                sha256: sha.to_string().repeat(64),
+            },
+            pid: 0,
+            exe: String::new(),
+        }
+    }
+
+    fn manifest(generation: u64, key: &str, credentials: Vec<CredRecord>) -> ManifestFile {
+        let mut m = ManifestFile::unsigned_record();
+        (m.generation, m.vault_key, m.credentials) = (generation, key.into(), credentials);
+        m.audit = Some(crate::keystore::Anchor::genesis());
+        m
+    }
+
+    fn goes_back(f: Follows) -> String {
+        match f {
+            Follows::GoesBack { why, .. } => why,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Red-team round 24: the corners of holding a manifest whose anchor the log does not hold
+    /// to the log's last signed check.
+    #[test]
+    fn a_manifest_follows_the_last_signed_check_and_the_key_lines_after_it() {
+        let v = key(3);
+        let ancestry = [v.1.clone()];
+        let whole = Evidence {
+            checks: vec![check(
+                4,
+                7,
+                &v,
+                vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')],
+            )],
+            change_lines: vec![
+                change(2, KeyAction::Add, "k3", 50, 'd'),
+                change(3, KeyAction::Remove, "k3", 50, 'd'),
+            ],
+            ..Evidence::default()
+        };
+        let later = |creds| follows(&manifest(8, &v.1, creds), &whole, &ancestry);
+        // At or after every record: it follows.
+        let f = later(vec![rec("k1", 300, 'e'), rec("k2", 100, 'c')]);
+        assert!(matches!(f, Follows::After { seq: 4, .. }), "{f:?}");
+        // An older version of a recorded name, or another file at its version, or the name
+        // left out: another copy's.
+        let why = goes_back(later(vec![rec("k1", 100, 'a'), rec("k2", 100, 'c')]));
+        assert!(why.contains("records a later version"), "{why}");
+        let why = goes_back(later(vec![rec("k1", 200, 'x'), rec("k2", 100, 'c')]));
+        assert!(why.contains("in another file"), "{why}");
+        let why = goes_back(later(vec![rec("k2", 100, 'c')]));
+        assert!(why.contains("does not record credential \"k1\""), "{why}");
+        // A name removed before the check, which it does not list, held present at that
+        // version; left out is fine (a rotation forgets removals).
+        let with = |extra| {
+            let mut creds = vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')];
+            creds.extend(extra);
+            later(creds)
+        };
+        let why = goes_back(with(Some(rec("k3", 50, 'd'))));
+        assert!(why.contains("audit line 3 (before that check"), "{why}");
+        assert!(matches!(with(None), Follows::After { .. }));
+        assert!(matches!(
+            with(Some(rec("k3", 60, 'f'))),
+            Follows::After { .. }
+        ));
+        // The check's own manifest: the key lines after it are read back from there.
+        let mut after = whole.clone();
+        after
+            .change_lines
+            .push(change(5, KeyAction::Replace, "k1", 300, 'e'));
+        let own = manifest(7, &v.1, vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')]);
+        match follows(&own, &after, &ancestry) {
+            Follows::Recorded { seq: 4, since } => assert_eq!(since[0].seq, 5),
+            other => panic!("{other:?}"),
+        }
+        // A later manifest must follow those lines too; a line anyone appended can only make
+        // it refuse more.
+        let f = follows(
+            &manifest(8, &v.1, own.credentials.clone()),
+            &after,
+            &ancestry,
+        );
+        assert!(goes_back(f).contains("audit line 5 records a later version"));
+        // The same generation with other contents: another copy's.
+        let f = follows(
+            &manifest(7, &v.1, vec![rec("k2", 100, 'c')]),
+            &whole,
+            &ancestry,
+        );
+        assert!(goes_back(f).contains("same generation"));
+    }
+
+    #[test]
+    fn only_a_check_signed_by_the_vault_or_an_ancestor_counts_and_versions_compare_across_a_rotation()
+     {
+        let (old, new) = (key(3), key(4));
+        let whole = Evidence {
+            checks: vec![check(4, 7, &old, vec![rec("k1", 200, 'b')])],
+            ..Evidence::default()
+        };
+        // Re-sealed by a rotation: the same `created`, another hash, a later vault.
+        let m = manifest(8, &new.1, vec![rec("k1", 200, 'z')]);
+        let f = follows(&m, &whole, &[old.1.clone(), new.1.clone()]);
+        assert!(matches!(f, Follows::After { .. }), "{f:?}");
+        let m = manifest(8, &new.1, vec![rec("k1", 100, 'z')]);
+        assert!(matches!(
+            follows(&m, &whole, &[old.1.clone(), new.1.clone()]),
+            Follows::GoesBack { .. }
+        ));
+        // A check of a vault the one on disk does not descend from, or an unsigned line, or a
+        // forged signature, holds nothing.
+        assert!(matches!(
+            follows(&m, &whole, std::slice::from_ref(&new.1)),
+            Follows::NoCheck
+        ));
+        let mut forged = whole.clone();
+        forged.checks[0].signature = "00".repeat(64);
+        assert!(matches!(
+            follows(&m, &forged, &[old.1.clone(), new.1.clone()]),
+            Follows::NoCheck
+        ));
     }
 }

@@ -36,22 +36,32 @@ impl Keystore {
             return Ok(Preview::default());
         };
         let (observed, unreadable, _) = self.observe_credentials(&live.dir, None)?;
-        let evidence = match &m.audit {
+        let mut evidence = match &m.audit {
             Some(anchor) => ledger.since(anchor).above(m.generation),
             None => {
                 ledger.unanchored("the manifest was written while the audit log could not be read")
             }
         };
-        let whole = self
-            .against_log(Some(m), &evidence)
-            .and_then(|()| {
-                let path = live.dir.join(super::VAULT_FILE);
-                self.chained(&self.vault_file_in(&live.dir)?, &path, &evidence)
-            })
-            .err();
-        let mut warnings = match (&whole, &evidence.gap) {
-            (None, Some(gap)) => vec![super::vault_ops::gap_warning(gap)],
-            _ => Vec::new(),
+        // Where the log does not hold the anchor, the manifest held to its last signed check
+        // as the unlock holds it (`super::follows`): another copy's manifest copied in was
+        // listed with a warning that blamed the log (red-team round 24).
+        let path = live.dir.join(super::VAULT_FILE);
+        let vault = self.vault_file_in(&live.dir);
+        let followed = (vault.as_ref().ok())
+            .map(|v| self.follow_last_check(m, (v, &path), &mut evidence, ledger));
+        let (gap_warning, not_following) = match followed {
+            Some(Ok((warning, _))) => (warning, None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let whole = not_following.or_else(|| {
+            self.against_log(Some(m), &evidence)
+                .and_then(|()| self.chained(&vault?, &path, &evidence))
+                .err()
+        });
+        let mut warnings: Vec<String> = match &whole {
+            None => gap_warning.into_iter().collect(),
+            Some(_) => Vec::new(),
         };
         warnings.extend(super::vault_ops::unlinked_warning(
             &evidence.unlinked,
