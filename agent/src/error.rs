@@ -369,6 +369,7 @@ fn sign_code(e: &SignError) -> ErrorCode {
 fn token_code(e: &TokenError) -> ErrorCode {
     match e {
         TokenError::Absent { .. }
+        | TokenError::Removed { .. }
         | TokenError::Unavailable { .. }
         | TokenError::InUse { .. }
         | TokenError::SoftRefused

@@ -326,3 +326,46 @@ fn a_keystore_with_a_piv_and_a_fido2_key_opens_with_either() {
         },
     );
 }
+
+/// Red-team round 24: a YubiKey 5 NFC is one PC/SC card with both applets. With its PIV applet
+/// enrolled, `token add --fido2` of its FIDO2 applet touched the PIV side to open the
+/// keystore, whose handle drops with a card reset, and the FIDO2 handle prepared before it
+/// read that reset as the key "removed during the operation" (with "no enrolled token is
+/// present" about the key being enrolled). A reset card is reconnected to.
+#[test]
+fn the_fido2_applet_of_the_piv_card_that_opens_the_keystore_enrolls() {
+    let key = tapsign_vyk::Config {
+        serial: 21_000_015,
+        version: [5, 7, 1],
+        ..tapsign_vyk::Config::with_fido2(tapsign_vyk::Fido2Config {
+            aaguid: AAGUID,
+            pin: None,
+            pin_protocols: vec![PinProtocol::Two],
+            ..tapsign_vyk::Fido2Config::default()
+        })
+    };
+    harness::run(&[key], |stack| {
+        let touch = stack.key(0).touch();
+        let mut w = World::new();
+        let out = w.run(
+            &["token", "add", "--piv", "--serial", "21000015"],
+            "123456\n",
+        );
+        assert!(out.ok().contains("Enrolled YubiKey 21000015"), "{out:?}");
+        add_key(&w);
+        let reader = stack.reader_name(0);
+        let out = enroll(&w, &["--reader", &reader, "--name", "same"], "123456\n");
+        assert!(out.contains("FIDO2 key \"same\""), "{out}");
+        assert_eq!(
+            touch.touches(),
+            1 + 2,
+            "the PIV side opens, the FIDO2 side enrolls"
+        );
+        let list = w.run(&["token", "list"], "");
+        assert_eq!(list.ok().lines().count(), 2, "{list:?}");
+        agent(&mut w);
+        let out = w.run(&["unlock"], "123456\n");
+        assert!(out.ok().contains("Unlocked"), "{out:?}");
+        sign_and_verify(&w);
+    });
+}

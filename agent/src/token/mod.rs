@@ -175,6 +175,11 @@ impl TokenStub {
 pub enum TokenError {
     #[error("no enrolled token is present: {hint}")]
     Absent { hint: String },
+    /// A token left during the operation (the one being used or enrolled, named): not "no
+    /// enrolled token is present", which read wrong of the key being enrolled (red-team round
+    /// 24).
+    #[error("{token} was removed during the operation: insert it and try again")]
+    Removed { token: String },
     #[error("the token present ({found}) is not enrolled in this keystore; insert {expected}")]
     WrongToken { found: String, expected: String },
     #[error(

@@ -176,12 +176,16 @@ fn raw_error(e: Raw) -> Fido2Error {
     }
 }
 
-/// A PC/SC failure: a card that left is [`Fido2Error::Removed`]; pcscd down says so.
+/// A PC/SC failure: a card that left is [`Fido2Error::Removed`]; pcscd down says so. A card
+/// another program reset is still there: [`PcscAuthenticator::run`] reconnects to it once
+/// before an operation, and one reset during an operation is said as such, not as a removal.
 pub fn pcsc_error(e: pcsc::Error) -> Fido2Error {
     use pcsc::Error as P;
     match e {
+        P::ResetCard => Fido2Error::Transport(
+            "another program reset the card during the operation: try again (if it keeps happening, stop the other smart-card program, e.g. `gpgconf --kill scdaemon`)".into(),
+        ),
         P::RemovedCard
-        | P::ResetCard
         | P::NoSmartcard
         | P::UnknownReader
         | P::ReaderUnavailable
@@ -217,6 +221,16 @@ impl PcscAuthenticator {
             let card = self.card.as_mut().ok_or(Fido2Error::Removed)?;
             let tx = match card.transaction2() {
                 Ok(tx) => tx,
+                // Another handle reset the card since this one last spoke to it (the PIV
+                // side of the same YubiKey drops its handle with a reset): the card is there,
+                // only this handle must be told. Red-team round 24: `token add --fido2` of
+                // the card whose PIV applet had just opened the keystore failed as "removed".
+                Err((card, pcsc::Error::ResetCard)) if !reconnected => {
+                    card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
+                        .map_err(pcsc_error)?;
+                    reconnected = true;
+                    continue;
+                }
                 Err((card, e)) => {
                     return Err(match pcsc_error(e) {
                         Fido2Error::Transport(_) if card_gone(card) => Fido2Error::Removed,
@@ -343,4 +357,21 @@ fn open(ctx: &Context, reader: &CString) -> Option<PcscAuthenticator> {
         info,
         used_pin: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Red-team round 24: a card another handle reset was reported "removed during the
+    /// operation" while it sat in the reader.
+    #[test]
+    fn a_reset_card_is_not_a_removed_card() {
+        assert_eq!(pcsc_error(pcsc::Error::RemovedCard), Fido2Error::Removed);
+        let reset = pcsc_error(pcsc::Error::ResetCard);
+        assert!(
+            matches!(&reset, Fido2Error::Transport(m) if m.contains("reset the card")),
+            "{reset:?}"
+        );
+    }
 }

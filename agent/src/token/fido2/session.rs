@@ -405,9 +405,7 @@ pub(super) fn token_error(e: Fido2Error, label: &str) -> TokenError {
             "{token} refused the request: {}; if this persists, check it with its vendor's tool",
             super::error::status_name(code)
         )),
-        Fido2Error::Removed => TokenError::Absent {
-            hint: format!("{token} was removed during the operation: insert it and try again"),
-        },
+        Fido2Error::Removed => TokenError::Removed { token },
         Fido2Error::Unavailable(hint) => TokenError::Unavailable { hint },
         Fido2Error::InUse => TokenError::InUse { token },
         Fido2Error::Transport(m) => TokenError::Other(format!("{token}: {m}")),
