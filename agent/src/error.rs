@@ -374,7 +374,7 @@ fn token_code(e: &TokenError) -> ErrorCode {
         | TokenError::InUse { .. }
         | TokenError::SoftRefused
         | TokenError::SoftRefusedByAgent => ErrorCode::TokenAbsent,
-        TokenError::WrongToken { .. } => ErrorCode::WrongToken,
+        TokenError::WrongToken { .. } | TokenError::KeyLost { .. } => ErrorCode::WrongToken,
         // No code of its own on the wire: a refused touch is a touch that did not come.
         TokenError::TouchTimeout { .. } | TokenError::TouchDenied { .. } => ErrorCode::TouchTimeout,
         TokenError::PinInvalid { .. }

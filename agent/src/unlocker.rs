@@ -603,16 +603,16 @@ impl Unlocker {
         touch_needed: &dyn Fn(&str),
     ) -> Result<(VaultKey, String, Option<String>, &'a Keyslot), AgentError> {
         let (slot, mut token) = match self.locate(slots, pin) {
-            Err(e @ (TokenError::Absent { .. } | TokenError::WrongToken { .. }))
-                if !spare.is_empty() =>
-            {
-                self.locate(spare, pin).map_err(|s| match s {
-                    TokenError::Absent { .. } | TokenError::WrongToken { .. } => {
-                        unrecorded_absent(e, slots)
-                    }
-                    other => other,
-                })?
-            }
+            Err(
+                e @ (TokenError::Absent { .. }
+                | TokenError::WrongToken { .. }
+                | TokenError::KeyLost { .. }),
+            ) if !spare.is_empty() => self.locate(spare, pin).map_err(|s| match s {
+                TokenError::Absent { .. }
+                | TokenError::WrongToken { .. }
+                | TokenError::KeyLost { .. } => unrecorded_absent(e, slots),
+                other => other,
+            })?,
             other => other?,
         };
         let opened_by = slot.stub.describe();
@@ -668,6 +668,11 @@ fn unrecorded_absent(e: TokenError, slots: &[Keyslot]) -> TokenError {
     match e {
         TokenError::WrongToken { found, .. } => TokenError::WrongToken {
             found,
+            expected: hint,
+        },
+        // Its advice names the recorded tokens, whose names rest on that manifest.
+        TokenError::KeyLost { .. } => TokenError::WrongToken {
+            found: "a token without the key its keyslot names".into(),
             expected: hint,
         },
         _ => TokenError::Absent {

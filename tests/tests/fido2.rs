@@ -369,3 +369,52 @@ fn the_fido2_applet_of_the_piv_card_that_opens_the_keystore_enrolls() {
         sign_and_verify(&w);
     });
 }
+
+/// Red-team round 24: an enrolled FIDO2 key that was reset holds no credential any more, and
+/// was refused with "insert <that key>"; with it staying, every `keystore rotate` and `token
+/// remove` of another token stopped on the same words. It is refused with what may have
+/// happened and the `token remove` that takes its keyslot out.
+#[test]
+fn a_reset_fido2_key_names_the_token_remove_that_frees_the_keystore() {
+    let key = || fido(21_000_017, None, &[PinProtocol::Two]);
+    harness::run(&[piv_key(21_000_016), key()], |stack| {
+        let mut w = World::new();
+        w.run(
+            &["token", "add", "--piv", "--serial", "21000016"],
+            "123456\n",
+        )
+        .ok();
+        add_key(&w);
+        enroll(&w, &["--name", "reset-me"], "123456\n");
+        let list = w.run(&["token", "list"], "");
+        let fido_id = list
+            .ok()
+            .lines()
+            .find(|l| l.contains(" fido2 "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        // The reset: a factory-fresh key (a new master key, no credential) in its reader.
+        stack.pull(1).unwrap();
+        let port = tapsign_vyk::harness::VPCD_PORT + 1;
+        let _reset =
+            tapsign_vyk::VirtualYubiKey::spawn(key(), ([127, 0, 0, 1], port).into()).unwrap();
+        stack
+            .wait_card(1, tapsign_vyk::CardState::Present, Duration::from_secs(10))
+            .unwrap();
+        let remove = format!("`tapsign token remove {fido_id}`");
+        let out = w.run(&["keystore", "rotate"], "123456\n");
+        out.fails_with(6, "holds no credential of this keystore");
+        assert!(out.stderr.contains("it was reset"), "{out:?}");
+        assert!(out.stderr.contains(&remove), "{out:?}");
+        agent(&mut w);
+        stack.pull(0).unwrap();
+        let out = w.run(&["unlock"], "123456\n");
+        out.fails_with(6, "wrong_token");
+        assert!(out.stderr.contains(&remove), "{out:?}");
+        // The way out it names works: removed with a touch on the YubiKey.
+        stack.insert(0).unwrap();
+        let out = w.run(&["token", "remove", &fido_id], "123456\n");
+        assert!(out.ok().contains("Removed token"), "{out:?}");
+    });
+}

@@ -367,3 +367,32 @@ fn pulling_the_yubikey_locks_and_another_card_unlocks_nothing() {
         },
     );
 }
+
+/// Red-team round 24: a slot whose key was regenerated (here by a `token add --piv --force` of
+/// another keystore) was refused with "insert YubiKey N", the card in the reader, and no way
+/// out. It says what happened and how to take the dead keyslot out, and still asks the card
+/// for no touch.
+#[test]
+fn a_regenerated_slot_is_said_with_the_way_out() {
+    harness::run(&[fw([5, 7, 1], 15_100_012)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        agent(&mut w);
+        let list = w.run(&["token", "list"], "");
+        let id = list.ok().split_whitespace().next().unwrap().to_owned();
+        World::new()
+            .run(&["token", "add", "--piv", "--force"], PIN)
+            .ok();
+        let out = w.run(&["unlock"], PIN);
+        out.fails_with(6, "wrong_token");
+        assert!(out.stderr.contains("regenerated or overwritten"), "{out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("run `tapsign token remove {id}`")),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("insert YubiKey"), "{out:?}");
+        assert_eq!(stack.key(0).touch().requests(), 0, "no touch asked for");
+    });
+}

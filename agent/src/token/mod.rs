@@ -182,6 +182,15 @@ pub enum TokenError {
     Removed { token: String },
     #[error("the token present ({found}) is not enrolled in this keystore; insert {expected}")]
     WrongToken { found: String, expected: String },
+    /// An enrolled token is there, but not with the key its keyslot was sealed to (a PIV slot
+    /// regenerated or emptied, a FIDO2 key reset): that keyslot opens nothing any more, and
+    /// "insert <the token in the reader>" left the trader stuck (red-team round 24). `what`
+    /// says what was found; `remove` the `tapsign token remove` command(s) that take the dead
+    /// keyslot out.
+    #[error(
+        "{what}: that enrolled token can no longer open this keystore: open the keystore with another enrolled token, run {remove}, then enroll the key again with `tapsign token add`. If no other token is enrolled, nothing can open the keystore any more: move the keystore folder and the audit log aside (keep them), start over with `tapsign token add`, and add your API keys again"
+    )]
+    KeyLost { what: String, remove: String },
     #[error(
         "no touch within {secs} s (or the touch was refused); run the command again and touch the token when it blinks"
     )]

@@ -387,19 +387,28 @@ impl PivToken {
                 });
                 let now = public.map(|p| hex::encode(p.to_sec1_point(true).as_bytes()));
                 if now.as_deref() != self.stub.ecdh_public_key().map(hex::encode).as_deref() {
-                    return Err(TokenError::WrongToken {
-                        found: format!("YubiKey {} with another key in that slot", self.serial),
-                        expected: self.stub.describe(),
-                    });
+                    return Err(self.key_lost("holds another key in that slot than the one enrolled (regenerated or overwritten since)"));
                 }
                 Ok(())
             }
-            Err(yubikey::Error::NotFound) => Err(TokenError::WrongToken {
-                found: format!("YubiKey {} with that slot empty", self.serial),
-                expected: self.stub.describe(),
-            }),
+            Err(yubikey::Error::NotFound) => Err(self.key_lost("has that slot empty (its key deleted, or the card's PIV applet reset, since it was enrolled)")),
             Err(yubikey::Error::NotSupported) => Ok(()),
             Err(e) => Err(card_error(e, self.serial)),
+        }
+    }
+
+    /// The card with the enrolled serial is there, but its slot no longer holds the enrolled
+    /// key: `slot` says how. A second card with the same serial cannot be told apart (the
+    /// card is opened by serial, the first one found), so that is said too.
+    fn key_lost(&self, slot: &str) -> TokenError {
+        let id = self.stub.id();
+        TokenError::KeyLost {
+            what: format!(
+                "{} {slot}, so it is not the token enrolled as {id} (if another card with serial {} is plugged in, tapsign may have asked that one: unplug it and try again)",
+                self.stub.describe(),
+                self.serial
+            ),
+            remove: format!("`tapsign token remove {id}`"),
         }
     }
 

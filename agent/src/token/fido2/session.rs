@@ -134,10 +134,7 @@ impl Fido2Token {
             }
             return Err(TokenError::Absent { hint });
         }
-        Err(TokenError::WrongToken {
-            found: seen.join(", "),
-            expected,
-        })
+        Err(no_credential(&seen, stubs))
     }
 
     fn ready(
@@ -152,6 +149,30 @@ impl Fido2Token {
             UvMode::Discouraged => None,
         };
         Ok(Fido2Token::new(stub.clone(), device, protocol, pin))
+    }
+}
+
+/// The FIDO2 keys `seen` hold none of `stubs`' credentials, asked without a touch: another
+/// key, or an enrolled one reset (a reset deletes every credential on it, tapsign's too),
+/// which cannot be told apart. "Insert <the key in the reader>" alone left the trader of a
+/// reset key stuck, and every `token remove` and rotation with it (red-team round 24).
+fn no_credential(seen: &[String], stubs: &[&TokenStub]) -> TokenError {
+    let expected = stubs
+        .iter()
+        .map(|s| s.describe())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let remove = stubs
+        .iter()
+        .map(|s| format!("`tapsign token remove {}` ({})", s.id(), s.describe()))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    TokenError::KeyLost {
+        what: format!(
+            "the FIDO2 key present ({}) holds no credential of this keystore. If it is not {expected}, insert that one instead. If it is, it was reset since it was enrolled (a reset deletes every credential on it, tapsign's too)",
+            seen.join(", ")
+        ),
+        remove,
     }
 }
 
