@@ -395,7 +395,7 @@ impl Unlocker {
     pub fn open(
         &self,
         names: &[String],
-        pin: Option<&Pin>,
+        chosen: Chosen<'_>,
         ledger: &mut dyn Ledger,
         touch_needed: &dyn Fn(&str),
     ) -> Result<Opened, AgentError> {
@@ -433,7 +433,7 @@ impl Unlocker {
         }
 
         let (vk, opened_by, reader, slot) =
-            self.unwrap_with_touch(&slots, &spare, pin, touch_needed)?;
+            self.unwrap_with_touch(&slots, &spare, chosen, touch_needed)?;
         let credentials = self.check_and_open(&vk, slot, names, &wanted, ledger, &mut warnings);
         drop(vk);
         let credentials = credentials?;
@@ -541,7 +541,7 @@ impl Unlocker {
     pub fn touch(
         &self,
         names: &[String],
-        pin: Option<&Pin>,
+        chosen: Chosen<'_>,
         ledger: &mut dyn Ledger,
         touch_needed: &dyn Fn(&str),
     ) -> Result<Opened, AgentError> {
@@ -550,7 +550,7 @@ impl Unlocker {
         // readable, any): never with a spare one, which opens a vault no check follows here.
         let (slots, _) = self.usable_keyslots(&mut warnings)?;
         let (vk, opened_by, reader, slot) =
-            self.unwrap_with_touch(&slots, &[], pin, touch_needed)?;
+            self.unwrap_with_touch(&slots, &[], chosen, touch_needed)?;
         let credentials = self
             .check(&vk, slot, &[], ledger, &mut warnings)
             .map(|checked| {
@@ -599,9 +599,14 @@ impl Unlocker {
         &self,
         slots: &'a [Keyslot],
         spare: &'a [Keyslot],
-        pin: Option<&Pin>,
+        chosen: Chosen<'_>,
         touch_needed: &dyn Fn(&str),
     ) -> Result<(VaultKey, String, Option<String>, &'a Keyslot), AgentError> {
+        let (slots, spare) = match chosen.token {
+            Some(id) => (only(slots, spare, id)?, &[][..]),
+            None => (slots, spare),
+        };
+        let pin = chosen.pin;
         let (slot, mut token) = match self.locate(slots, pin) {
             Err(
                 e @ (TokenError::Absent { .. }
@@ -616,6 +621,10 @@ impl Unlocker {
             other => other?,
         };
         let opened_by = slot.stub.describe();
+        // No prompt to touch a token that will refuse for want of its PIN.
+        if slot.stub.needs_pin() && pin.is_none() {
+            return Err(TokenError::PinNeeded { token: opened_by }.into());
+        }
         touch_needed(&opened_by);
         let vk = match self.keystore.unwrap_vault(slot, token.as_mut()) {
             // A keyslot the manifest does not record, tried for want of one it does
@@ -652,6 +661,35 @@ impl Unlocker {
         })?;
         Ok((&slots[i], token))
     }
+}
+
+/// What an unlock says of the token: the enrolled one to use, by id (any present one, in the
+/// order PIV, FIDO2, soft, when left out), and the PIN, which goes to that token alone.
+#[derive(Clone, Copy, Default)]
+pub struct Chosen<'a> {
+    pub token: Option<&'a str>,
+    pub pin: Option<&'a Pin>,
+}
+
+/// The one keyslot of `slots` (or else `spare`) whose token is `id`: an unlock that names
+/// its token tries no other, so the PIN it carries reaches no other (red-team round 24).
+fn only<'a>(
+    slots: &'a [Keyslot],
+    spare: &'a [Keyslot],
+    id: &str,
+) -> Result<&'a [Keyslot], AgentError> {
+    let all = [slots, spare];
+    all.into_iter()
+        .find_map(|list| {
+            list.iter()
+                .position(|s| s.stub.id() == id)
+                .map(|i| std::slice::from_ref(&list[i]))
+        })
+        .ok_or_else(|| {
+            AgentError::Malformed(format!(
+                "no enrolled token {id:?}: `tapsign token list` shows the ids"
+            ))
+        })
 }
 
 /// No token of a recorded keyslot present, nor of a spare one: `e`, with what the recorded

@@ -46,6 +46,11 @@ pub enum Command {
     /// open session is replaced (it ends as a lock ends it: bots get `locked`; keys not named
     /// drop out); --extend renews it instead. Refused (busy) while another unlock waits for its
     /// touch: do not touch for it then.
+    ///
+    /// The token is found first (a YubiKey, then a FIDO2 key, then the soft token; or the one
+    /// --token names), without a PIN or a touch; then, if it takes a PIN, its PIN is read
+    /// (no echo, or the first line of stdin), with a prompt naming it. The PIN goes to that
+    /// token alone.
     Unlock(UnlockArgs),
     /// Sign a request and print the request to send, as one JSON object.
     Sign(SignArgs),
@@ -92,9 +97,10 @@ pub enum KeystoreCommand {
     /// before then opens nothing current, with any token.
     ///
     /// PINs are read with no echo, or one per line from stdin when it is not a terminal, in
-    /// this order: the PIN of the token touched to open the keystore, when it needs one; then
-    /// that of each FIDO2 key that asks for its PIN to receive the new vault key, as each
-    /// prompt names it (the touched key's again, when it is one).
+    /// this order: the PIN of the token touched to open the keystore, when it needs one (the
+    /// prompt names that one token, --token's or the first present: the PIN goes to it
+    /// alone); then that of each FIDO2 key that asks for its PIN to receive the new vault
+    /// key, as each prompt names it (the touched key's again, when it is one).
     Rotate {
         /// manifest.json is lost, damaged or does not verify: rotate anyway, carrying every
         /// credential that opens as it is now, but for a file the audit log's record of key
@@ -113,6 +119,11 @@ pub enum KeystoreCommand {
         /// it, such files stop the rotation and nothing changes.
         #[arg(long, conflicts_with = "rebuild_manifest")]
         drop_refused: bool,
+        /// The enrolled token to open the keystore with, by the id `tapsign token list`
+        /// shows. Default: the first one present, a YubiKey (PIV), then a FIDO2 key, then the
+        /// soft token. Only that token is asked for its PIN and touch.
+        #[arg(long, value_name = "ID")]
+        token: Option<String>,
     },
 }
 
@@ -122,8 +133,9 @@ pub enum TokenCommand {
     /// for a touch on one already enrolled.
     ///
     /// PINs are read with no echo, or one per line from stdin when it is not a terminal, in
-    /// this order: the PIN of an enrolled token when opening the keystore needs one, then
-    /// the new token's.
+    /// this order: the PIN of the enrolled token that opens the keystore, when it needs one
+    /// (the prompt names that one token, --token's or the first present: the PIN goes to it
+    /// alone), then the new token's.
     ///
     /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always: a
     /// touch for every unlock) and asks for its PIN. With --custom-mgm-key the management key
@@ -151,6 +163,11 @@ pub enum TokenCommand {
         /// back, files that do not open), deleting them with the old vault folder.
         #[arg(long)]
         drop_refused: bool,
+        /// The enrolled token to open the keystore with, by the id `tapsign token list`
+        /// shows. Default: the first one present, a YubiKey (PIV), then a FIDO2 key, then the
+        /// soft token. Only that token is asked for its PIN and touch.
+        #[arg(long, value_name = "ID")]
+        token: Option<String>,
     },
 }
 
@@ -219,6 +236,11 @@ pub struct TokenAddArgs {
     /// The card's management key is not the factory default: read it (hex) after the PIN.
     #[arg(long, requires = "piv")]
     pub custom_mgm_key: bool,
+    /// The enrolled token to open the keystore with, by the id `tapsign token list`
+    /// shows. Default: the first one present, a YubiKey (PIV), then a FIDO2 key, then the
+    /// soft token. Only that token is asked for its PIN and touch.
+    #[arg(long, value_name = "ID")]
+    pub token: Option<String>,
 }
 
 /// Only `always`. `cached` is refused with the reason, since older docs offered it (red-team
@@ -296,6 +318,12 @@ pub struct UnlockArgs {
     /// session opened them, which it drops (and says so).
     #[arg(long, conflicts_with = "names")]
     pub extend: bool,
+    /// The enrolled token to unlock with, by the id `tapsign token list` shows. Default: the
+    /// first one present, a YubiKey (PIV), then a FIDO2 key, then the soft token. The PIN
+    /// prompt names that one token, and the PIN goes to it alone: with a YubiKey and a FIDO2
+    /// key both plugged in, --token picks the FIDO2 key.
+    #[arg(long, value_name = "ID")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,12 @@ pub struct UnlockRequest {
     /// Session-wide signature budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_signatures: Option<u64>,
+    /// The enrolled token to open the keystore with, by id (`tapsign token list`, `status`'s
+    /// `tokens`): only it is tried, and the `pin` goes to it alone. Left out: the first
+    /// token present, PIV then FIDO2 then soft. Red-team round 24: one PIN for "FIDO2 key X
+    /// or YubiKey N" went to the YubiKey, and the FIDO2 key could not be chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// The token's PIN, where its policy wants one. Never logged, never echoed back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Pin>,
@@ -106,6 +112,7 @@ impl std::fmt::Debug for UnlockRequest {
             .field("ttl_secs", &self.ttl_secs)
             .field("idle_secs", &self.idle_secs)
             .field("max_signatures", &self.max_signatures)
+            .field("token", &self.token)
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
             .field("extend", &self.extend)
             .finish()

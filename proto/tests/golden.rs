@@ -288,7 +288,16 @@ fn cases() -> Vec<(String, Msg)> {
                 max_signatures: Some(500),
                 // A made-up PIN: the field is on the wire, so its shape is pinned here.
                 pin: Some(Pin::new("123456".into())),
-                extend: false,
+                ..Default::default()
+            })),
+        ),
+        (
+            // The token to use, named: the PIN goes to it alone (red-team round 24).
+            "request_unlock_token".into(),
+            Msg::Req(Request::Unlock(UnlockRequest {
+                token: Some("fido2-c47a10dc".into()),
+                pin: Some(Pin::new("4321".into())),
+                ..Default::default()
             })),
         ),
         (

@@ -409,7 +409,7 @@ fn a_reset_fido2_key_names_the_token_remove_that_frees_the_keystore() {
         assert!(out.stderr.contains(&remove), "{out:?}");
         agent(&mut w);
         stack.pull(0).unwrap();
-        let out = w.run(&["unlock"], "123456\n");
+        let out = w.run(&["unlock"], "");
         out.fails_with(6, "wrong_token");
         assert!(out.stderr.contains(&remove), "{out:?}");
         // The way out it names works: removed with a touch on the YubiKey.

@@ -423,3 +423,30 @@ fn a_client_that_never_reads_its_answers_lets_its_slot_go() {
     let mut c = hold_ordinary_slot(&w);
     c.status().unwrap();
 }
+
+/// Red-team round 24: an unlock may name the enrolled token to use (`token`), so that its PIN
+/// reaches that token alone; an id no enrolled token has opens nothing.
+#[test]
+fn an_unlock_names_its_token_by_id() {
+    let mut w = World::new();
+    w.setup_key("a", "binance", "ak", "sk");
+    w.start_agent();
+    let id = w.status()["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let stranger = tapsign_proto::UnlockRequest {
+        token: Some("piv-1-r1-00000000".into()),
+        ..Default::default()
+    };
+    let refused = w.client().unlock(stranger).unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::BadRequest), "{refused}");
+    assert!(
+        refused.to_string().contains("no enrolled token"),
+        "{refused}"
+    );
+    assert_eq!(w.status()["state"], "locked");
+    let named = tapsign_proto::UnlockRequest {
+        token: Some(id),
+        ..Default::default()
+    };
+    let opened = w.client().unlock(named).unwrap();
+    assert_eq!(opened.session.unwrap().keys.len(), 1);
+}

@@ -15,6 +15,7 @@ use crate::clock::format_duration;
 use crate::credential::Credential;
 use crate::error::AgentError;
 use crate::session::{Bounds, Client, Extend, LockReason, Session};
+use crate::unlocker::Chosen;
 use crate::unlocker::{Opened, Pending};
 
 impl Agent {
@@ -232,12 +233,14 @@ impl Agent {
                 agent.notifier.touch_needed(token, &asked)
             };
             let mut ledger = agent.ledger();
+            let chosen = Chosen {
+                token: req.token.as_deref(),
+                pin: req.pin.as_ref(),
+            };
             if req.extend {
-                (agent.unlocker).touch(&keeps, req.pin.as_ref(), &mut ledger, &touch_needed)
+                (agent.unlocker).touch(&keeps, chosen, &mut ledger, &touch_needed)
             } else {
-                agent
-                    .unlocker
-                    .open(names(&req), req.pin.as_ref(), &mut ledger, &touch_needed)
+                (agent.unlocker).open(names(&req), chosen, &mut ledger, &touch_needed)
             }
         })
         .await;

@@ -329,6 +329,22 @@ pub fn locate(
     }
 }
 
+/// Which of `stubs` has its token present, found as [`locate`] finds it but with no PIN and
+/// no touch: the one token a PIN prompt names, so that the PIN goes to that token alone
+/// (red-team round 24: one prompt named every enrolled token that takes a PIN, and the PIN
+/// typed for a FIDO2 key went to the YubiKey found first, spending one of its tries). The
+/// order is [`locate`]'s: a PIV token, then a FIDO2 key, then the soft token. A FIDO2 key
+/// that answers only with its PIN (alwaysUv) is named when it is the one key present that
+/// might hold the credential: the PIN then confirms it, still before any touch.
+pub fn which(stubs: &[&TokenStub], search: &Search<'_>) -> Result<usize, TokenError> {
+    let without_pin = Search {
+        soft_dir: search.soft_dir,
+        soft_allowed: search.soft_allowed,
+        pin: None,
+    };
+    locate(stubs, &without_pin).map(|(i, _)| i)
+}
+
 /// Keep the more telling of the errors met while locating: a present-but-wrong token or a PIN
 /// problem says more than "absent", so the first such error wins; "absent" stays only if
 /// every kind was absent.

@@ -7,7 +7,7 @@ use tapsign_agent::clock::{format_duration, parse_duration};
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::session::signatures;
-use tapsign_agent::token::TokenStub;
+use tapsign_agent::token::{Search, TokenStub};
 use tapsign_proto::client::Client;
 use tapsign_proto::{
     ErrorCode, Pin, ProtoError, SessionState, SessionStatus, Status, UnlockRequest,
@@ -64,18 +64,77 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
 /// keyslot planted beside the trader's (sealing needs no secret) put its label, text of the
 /// attacker's choosing, in the touch prompt, and a FIDO2 one asked for a PIN nothing needed
 /// (red-team round 21).
-/// Also whether another readable keyslot is tried when none of those tokens is present
+/// Also the other readable keyslots' tokens, tried when none of those tokens is present
 /// (`Tried::spare`): then the names rest on a manifest that may be edited to record a keyslot
 /// someone planted, with a label of their choosing (red-team round 21's recheck), and the
 /// prompts say so and ask no PIN that cannot be skipped.
-fn enrolled(paths: &Paths) -> (Vec<TokenStub>, bool) {
+fn enrolled(paths: &Paths) -> (Vec<TokenStub>, Vec<TokenStub>) {
     let ks = Keystore::new(paths.keystore_dir());
     ks.keyslots_to_try()
         .map(|t| {
-            let spare = !t.spare.is_empty();
-            (t.slots.into_iter().map(|s| s.stub).collect(), spare)
+            let stubs = |v: Vec<tapsign_agent::keystore::Keyslot>| {
+                v.into_iter().map(|s| s.stub).collect::<Vec<_>>()
+            };
+            (stubs(t.slots), stubs(t.spare))
         })
         .unwrap_or_default()
+}
+
+/// The token the unlock is to use, and whether it is one of the spare keyslots': `--token`'s,
+/// or, when a token present may take a PIN, the one the agent would find first (PIV, FIDO2,
+/// soft), found here without a PIN or a touch so that the PIN prompt names that token alone
+/// and the PIN goes to it alone (red-team round 24: one prompt for "FIDO2 key X or YubiKey N"
+/// sent the FIDO2 PIN to the YubiKey, spending one of its tries). None: no token present
+/// takes a PIN, or none was found (the agent then says what is wrong).
+fn chosen<'a>(
+    paths: &Paths,
+    tokens: &'a [TokenStub],
+    spare: &'a [TokenStub],
+    wanted: Option<&str>,
+) -> Result<Option<(&'a TokenStub, bool)>, Failure> {
+    if let Some(id) = wanted {
+        let find = |list: &'a [TokenStub]| list.iter().find(|t| t.id() == id);
+        return match (find(tokens), find(spare)) {
+            (Some(t), _) => Ok(Some((t, false))),
+            (None, Some(t)) => Ok(Some((t, true))),
+            (None, None) => Err(Failure::new(
+                exit_codes::USAGE,
+                format!(
+                    "--token {id}: no enrolled token has that id: `tapsign token list` shows the ids"
+                ),
+            )),
+        };
+    }
+    if !tokens.iter().chain(spare).any(TokenStub::needs_pin) {
+        return Ok(None);
+    }
+    let soft_dir = paths.soft_token_dir();
+    let search = Search {
+        soft_dir: &soft_dir,
+        soft_allowed: super::soft_allowed(),
+        pin: None,
+    };
+    for (list, is_spare) in [(tokens, false), (spare, true)] {
+        let stubs: Vec<&TokenStub> = list.iter().collect();
+        if stubs.is_empty() {
+            continue;
+        }
+        if let Ok(i) = tapsign_agent::token::which(&stubs, &search) {
+            return Ok(Some((stubs[i], is_spare)));
+        }
+    }
+    Ok(None)
+}
+
+/// A spare keyslot's token, as the prompts name it: a FIDO2 keyslot's label is text whoever
+/// wrote the file chose (its credential id is no secret, so a planted file can name the
+/// trader's own key), and is not shown; a YubiKey found present is named by what the card
+/// itself answered for.
+fn spare_name(t: &TokenStub) -> String {
+    match t {
+        TokenStub::Fido2 { .. } => "the FIDO2 key present".into(),
+        other => other.describe(),
+    }
 }
 
 pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
@@ -89,44 +148,44 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     super::harden();
     refuse_before_prompts(paths, &a, &mut client)?;
     let (tokens, spare) = enrolled(paths);
-    // One PIN, for whichever enrolled token turns out to be present.
-    let pin_wanted: Vec<String> = tokens
-        .iter()
-        .filter(|t| t.needs_pin())
-        .map(TokenStub::describe)
-        .collect();
-    let pin = match (pin_wanted.is_empty(), spare) {
-        (true, _) => None,
-        (false, false) => {
-            let label = format!("PIN of {}", pin_wanted.join(" or "));
-            let pin = SecretReader::new().field(&label)?;
+    let chosen = chosen(paths, &tokens, &spare, a.token.as_deref())?;
+    // The PIN of the one token chosen, if it takes one; a spare keyslot's may be left empty.
+    let pin = match chosen {
+        Some((t, false)) if t.needs_pin() => {
+            let pin = SecretReader::new().field(&format!("PIN of {}", t.describe()))?;
             Some(Pin::new(pin.expose().to_owned()))
         }
-        (false, true) => {
+        Some((t, true)) if t.needs_pin() => {
             let label = format!(
-                "PIN of {} (as manifest.json, read unverified, names it: empty if that is no token of yours)",
-                pin_wanted.join(" or ")
+                "PIN of {} (its keyslot file is not one manifest.json, read unverified, records: empty if that is no token of yours)",
+                spare_name(t)
             );
             SecretReader::new()
                 .optional_field(&label)?
                 .map(|pin| Pin::new(pin.expose().to_owned()))
         }
+        _ => None,
     };
+    // A spare keyslot's token whose PIN was left empty is not asked for: the agent chooses.
+    let token = chosen.filter(|(t, is_spare)| !is_spare || !t.needs_pin() || pin.is_some());
     let req = UnlockRequest {
         // No names: the field is left out, which asks for every key (an empty list is refused).
         keys: (!a.names.is_empty()).then_some(a.names),
         ttl_secs,
         idle_secs,
         max_signatures: a.max_signatures,
+        token: token.map(|(t, _)| t.id()),
         pin,
         extend: a.extend,
     };
     let session_keys = warn_before_touch(paths, &mut client);
     let names: Vec<String> = tokens.iter().map(TokenStub::describe).collect();
-    let which = match (names.is_empty(), spare) {
-        (true, _) => "your token".to_owned(),
-        (false, false) => names.join(" or "),
-        (false, true) => format!(
+    let which = match (token, names.is_empty(), spare.is_empty()) {
+        (Some((t, false)), _, _) => t.describe(),
+        (Some((t, true)), _, _) => spare_name(t),
+        (None, true, _) => "your token".to_owned(),
+        (None, false, true) => names.join(" or "),
+        (None, false, false) => format!(
             "{} (as manifest.json, read unverified, names it), or if that is not present, your token",
             names.join(" or ")
         ),

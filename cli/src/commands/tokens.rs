@@ -9,7 +9,6 @@ use tapsign_agent::keystore::{
     unrecorded_keyslot,
 };
 use tapsign_agent::paths::Paths;
-use tapsign_agent::secret::SecretString;
 use tapsign_agent::token::fido2::{self, UvMode, Where};
 use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
@@ -41,9 +40,17 @@ pub fn token(paths: &Paths, cmd: TokenCommand) -> Result<(), Failure> {
             warn_whole(&preview, "opens nothing with these tokens");
             listed
         }
-        TokenCommand::Remove { id, drop_refused } => {
-            rotate(paths, &ks, Some(&id), dropping(drop_refused))
-        }
+        TokenCommand::Remove {
+            id,
+            drop_refused,
+            token,
+        } => rotate(
+            paths,
+            &ks,
+            Some(&id),
+            dropping(drop_refused),
+            token.as_deref(),
+        ),
     }
 }
 
@@ -127,13 +134,21 @@ pub fn keystore_cmd(paths: &Paths, cmd: KeystoreCommand) -> Result<(), Failure> 
         KeystoreCommand::Rotate {
             rebuild_manifest: false,
             drop_refused,
+            token,
             ..
-        } => rotate(paths, &keystore(paths), None, dropping(drop_refused)),
+        } => rotate(
+            paths,
+            &keystore(paths),
+            None,
+            dropping(drop_refused),
+            token.as_deref(),
+        ),
         KeystoreCommand::Rotate {
             rebuild_manifest: true,
             unchecked,
+            token,
             ..
-        } => rebuild(paths, &keystore(paths), unchecked),
+        } => rebuild(paths, &keystore(paths), unchecked, token.as_deref()),
     }
 }
 
@@ -194,8 +209,13 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         true => {
             let slots = recorded(ks)?;
             said = changes_before_touch(paths, ks);
-            let pin = pin_for(&mut reader, &slots)?;
-            Some(touch_enrolled(paths, ks, slots, pin.as_ref())?)
+            Some(touch_enrolled(
+                paths,
+                ks,
+                slots,
+                &mut reader,
+                a.token.as_deref(),
+            )?)
         }
         false => None,
     };
@@ -277,8 +297,14 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     let vk = match initialized {
         true => {
             said = changes_before_touch(paths, ks);
-            let pin = pin_for(&mut reader, &slots)?;
-            Some(touch_enrolled(paths, ks, slots.clone(), pin.as_ref())?)
+            let token = a.token.as_deref();
+            Some(touch_enrolled(
+                paths,
+                ks,
+                slots.clone(),
+                &mut reader,
+                token,
+            )?)
         }
         false => None,
     };
@@ -348,21 +374,6 @@ fn say_changes(notes: &ChangeNotes, said: &[String]) -> Vec<String> {
     all
 }
 
-/// The PIN for whichever of `slots` wants one, asked once, naming them.
-fn pin_for(reader: &mut SecretReader, slots: &[Keyslot]) -> Result<Option<SecretString>, Failure> {
-    let needing: Vec<String> = slots
-        .iter()
-        .filter(|s| s.stub.needs_pin())
-        .map(|s| s.stub.describe())
-        .collect();
-    match needing.is_empty() {
-        true => Ok(None),
-        false => reader
-            .field(&format!("PIN of {}", needing.join(" or ")))
-            .map(Some),
-    }
-}
-
 /// The keyslots the manifest records (readable ones).
 fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
     Ok(ks
@@ -374,15 +385,18 @@ fn recorded(ks: &Keystore) -> Result<Vec<Keyslot>, Failure> {
         .collect())
 }
 
-/// Touch a present token among `slots` and unwrap the vault key, with `pin` ([`pin_for`]:
-/// read by the caller from the command's one reader, before anything else it reads).
+/// Touch a present token among `slots` (the one `chosen` names, when given: `--token`) and
+/// unwrap the vault key. The PIN, when that token takes one, is read from `reader` (the
+/// command's one reader: it comes first of what the command reads) once the token is known,
+/// and goes to it alone.
 fn touch_enrolled(
     paths: &Paths,
     ks: &Keystore,
     slots: Vec<Keyslot>,
-    pin: Option<&SecretString>,
+    reader: &mut SecretReader,
+    chosen: Option<&str>,
 ) -> Result<VaultKey, Failure> {
-    touch_one(paths, ks, slots, pin).map(|(vk, _)| vk)
+    touch_one(paths, ks, slots, reader, chosen).map(|(vk, _)| vk)
 }
 
 /// [`touch_enrolled`], also saying which token was touched.
@@ -390,25 +404,62 @@ fn touch_one(
     paths: &Paths,
     ks: &Keystore,
     slots: Vec<Keyslot>,
-    pin: Option<&SecretString>,
+    reader: &mut SecretReader,
+    chosen: Option<&str>,
 ) -> Result<(VaultKey, TokenStub), Failure> {
     if slots.is_empty() {
         return Err(Failure::error(
             "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
         ));
     }
+    let slots = match chosen {
+        Some(id) => only_token(slots, id)?,
+        None => slots,
+    };
     let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
     let soft_dir = paths.soft_token_dir();
-    let search = Search {
+    let mut search = Search {
         soft_dir: &soft_dir,
         soft_allowed: soft_allowed(),
-        pin,
+        pin: None,
     };
-    let (i, mut token) = tapsign_agent::token::locate(&stubs, &search).map_err(token_failure)?;
+    // The token first, then its PIN: one prompt naming every token that takes a PIN sent the
+    // PIN typed for a FIDO2 key to the YubiKey found first, spending one of its tries, and
+    // asked a PIN line even when the token present took none (red-team round 24).
+    let found = match stubs.iter().any(|s| s.needs_pin()) {
+        true => Some(tapsign_agent::token::which(&stubs, &search).map_err(token_failure)?),
+        false => None,
+    };
+    let pin = match found {
+        Some(i) if stubs[i].needs_pin() => {
+            Some(reader.field(&format!("PIN of {}", stubs[i].describe()))?)
+        }
+        _ => None,
+    };
+    search.pin = pin.as_ref();
+    let (i, mut token) = match found {
+        Some(i) => tapsign_agent::token::locate(&[stubs[i]], &search).map(|(_, t)| (i, t)),
+        None => tapsign_agent::token::locate(&stubs, &search),
+    }
+    .map_err(token_failure)?;
     errln!("Touch {} to open the keystore...", stubs[i].describe());
     ks.unwrap_vault(&slots[i], token.as_mut())
         .map(|vk| (vk, slots[i].stub.clone()))
         .map_err(ks_failure)
+}
+
+/// The keyslot of the token `--token` names, among those that can open the keystore.
+fn only_token(slots: Vec<Keyslot>, id: &str) -> Result<Vec<Keyslot>, Failure> {
+    let one: Vec<Keyslot> = slots.into_iter().filter(|s| s.stub.id() == id).collect();
+    match one.is_empty() {
+        true => Err(Failure::new(
+            exit_codes::USAGE,
+            format!(
+                "--token {id}: no enrolled token with that id can open the keystore here: `tapsign token list` shows the ids"
+            ),
+        )),
+        false => Ok(one),
+    }
 }
 
 /// `token remove` (with `remove`) and `keystore rotate`: a new vault key for every token that
@@ -425,8 +476,15 @@ fn rotate(
     ks: &Keystore,
     remove: Option<&str>,
     dropping: Dropping,
+    chosen: Option<&str>,
 ) -> Result<(), Failure> {
     harden();
+    if chosen.is_some() && chosen == remove {
+        return Err(Failure::new(
+            exit_codes::USAGE,
+            "--token names the token being removed: open the keystore with one that stays",
+        ));
+    }
     if let Some(id) = remove {
         // A token the manifest records is removed even when its keyslot file is gone: a file
         // hidden for the moment must not make the token look never enrolled (red-team round
@@ -470,8 +528,7 @@ fn rotate(
     // One reader for every PIN of the command: the touched token's, then each FIDO2 key's
     // that must receive the new vault key (`present_token`).
     let mut reader = SecretReader::new();
-    let pin = pin_for(&mut reader, &stay)?;
-    let vk = touch_enrolled(paths, ks, stay, pin.as_ref())?;
+    let vk = touch_enrolled(paths, ks, stay, &mut reader, chosen)?;
     let rotated = ks
         .rotate(
             &vk,
@@ -499,7 +556,12 @@ fn ready_to_record(ledger: &mut AuditLedger, what: String) -> Result<(), Failure
 }
 
 /// `keystore rotate --rebuild-manifest`.
-fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure> {
+fn rebuild(
+    paths: &Paths,
+    ks: &Keystore,
+    unchecked: bool,
+    chosen: Option<&str>,
+) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
@@ -514,8 +576,7 @@ fn rebuild(paths: &Paths, ks: &Keystore, unchecked: bool) -> Result<(), Failure>
     let said = before_touch(&preview);
     // As `rotate`: the touched token's PIN, then the one it is asked again to receive the key.
     let mut reader = SecretReader::new();
-    let pin = pin_for(&mut reader, &slots)?;
-    let (vk, touched) = touch_one(paths, ks, slots, pin.as_ref())?;
+    let (vk, touched) = touch_one(paths, ks, slots, &mut reader, chosen)?;
     let rotated = ks
         .rebuild_manifest(
             &vk,

@@ -108,8 +108,10 @@ impl Fido2Token {
             )));
         }
         if let Some((mut dev, i, p)) = fallback.into_iter().next() {
-            if p == Probe::NeedsPin {
-                // The only key present that might be it: the PIN tells, still without a touch.
+            // The only key present that might be it: the PIN tells, still without a touch.
+            // Without one, it is the key a PIN prompt is to name ([`crate::token::which`]);
+            // its `agree` asks for the PIN before any touch.
+            if p == Probe::NeedsPin && pin.is_some() {
                 match confirm_with_pin(dev.as_mut(), &creds[i], pin)? {
                     Probe::Holds => {}
                     _ => {

@@ -228,10 +228,17 @@ fn always_uv_needs_the_pin_to_probe_and_rules_out_touch_only_keyslots() {
         "probed with the PIN, still no touch"
     );
     token.agree(&SALT).unwrap();
-    let err = Fido2Token::locate_among(found(&[&key]), &[&stub], None)
-        .err()
-        .unwrap();
+    // Without the PIN it is the one key that might hold the credential: named (a PIN prompt
+    // asks for its PIN), and its agree wants the PIN before any touch.
+    let asked = key.state().touch_requests;
+    let (_, mut unsure) = Fido2Token::locate_among(found(&[&key]), &[&stub], None).unwrap();
+    let err = unsure.agree(&SALT).err().unwrap();
     assert!(matches!(err, TokenError::PinNeeded { .. }), "{err}");
+    assert_eq!(
+        key.state().touch_requests,
+        asked,
+        "no touch without the PIN"
+    );
     let (loose, loose_stub) = enrolled("r", "loose", Some("1234"), UvMode::Discouraged);
     loose.state().info.options.push(("alwaysUv".into(), true));
     let err = Fido2Token::locate_among(found(&[&loose]), &[&loose_stub], None)
