@@ -21,7 +21,7 @@ const { ConnectionLost, ProtocolError } = require('./errors');
 const { VERSION } = require('./version');
 
 const DEFAULT_TIMEOUT_MS = 30_000;
-const UNLOCK_FIELDS = ['keys', 'ttl_secs', 'idle_secs', 'max_signatures', 'pin', 'extend'];
+const UNLOCK_FIELDS = ['keys', 'ttl_secs', 'idle_secs', 'max_signatures', 'token', 'pin', 'extend'];
 
 /** What the agent returned for a `sign`: the request to send, exactly as given. */
 class SignedRequest {
@@ -74,7 +74,8 @@ class Agent {
   /**
    * Open a session (or renew it with `extend: true`). Waits for a touch: no timeout unless
    * `options.timeout` says so. Runs on its own connection.
-   * Options are the wire's: keys, ttl_secs, idle_secs, max_signatures, pin, extend.
+   * Options are the wire's: keys, ttl_secs, idle_secs, max_signatures, token, pin, extend.
+   * `token` names the enrolled token to use, by id: the PIN goes to it alone.
    */
   async unlock(options = {}) {
     checkOptions(options, [...UNLOCK_FIELDS, 'timeout'], 'unlock');

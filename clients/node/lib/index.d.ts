@@ -79,6 +79,8 @@ export interface UnlockOptions {
   ttl_secs?: number;
   idle_secs?: number;
   max_signatures?: number;
+  /** The enrolled token to use, by id (`status().tokens`): the PIN goes to it alone. */
+  token?: string;
   pin?: string;
   extend?: boolean;
   /** Milliseconds to wait for the touch; default: no limit. */

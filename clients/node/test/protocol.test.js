@@ -57,6 +57,7 @@ test('the Agent sends the golden request frames byte for byte', async () => {
       max_signatures: 500,
       pin: '123456',
     });
+    await agent.unlock({ token: 'fido2-c47a10dc', pin: '4321' });
     const events = agent.events();
     const first = events.next();
     // The subscription is up once its `subscribe` arrived; then end it.
@@ -73,7 +74,7 @@ test('the Agent sends the golden request frames byte for byte', async () => {
     status: ['request_status'],
     lock: ['request_lock'],
     sign: ['request_sign_get_query', 'request_sign_post_body'],
-    unlock: ['request_unlock_defaults', 'request_unlock_extend', 'request_unlock_full'],
+    unlock: ['request_unlock_defaults', 'request_unlock_extend', 'request_unlock_full', 'request_unlock_token'],
     subscribe: ['request_subscribe'],
   };
   for (const [type, names] of Object.entries(want)) {
@@ -85,8 +86,8 @@ test('the Agent sends the golden request frames byte for byte', async () => {
       );
     }
   }
-  // Every connection (shared, three unlocks, events) opened with the golden hello.
-  assert.equal(seen.filter(([t]) => t === 'hello').length, 5);
+  // Every connection (shared, four unlocks, events) opened with the golden hello.
+  assert.equal(seen.filter(([t]) => t === 'hello').length, 6);
 });
 
 test('every golden error frame becomes its class, carrying the agent message', async () => {

@@ -32,6 +32,7 @@ def golden(name: str) -> bytes:
         ("request_unlock_defaults", _wire.unlock()),
         ("request_unlock_extend", _wire.unlock(ttl_secs=3600, extend=True)),
         ("request_unlock_full", _wire.unlock(["upbit-main", "binance-spot"], 3600, 600, 500, "123456")),
+        ("request_unlock_token", _wire.unlock(token="fido2-c47a10dc", pin="4321")),
     ],
 )
 def test_requests_are_the_agents_golden_frames_byte_for_byte(name: str, msg: dict) -> None:

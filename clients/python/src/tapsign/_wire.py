@@ -97,6 +97,7 @@ def unlock(
     max_signatures: Optional[int] = None,
     pin: Optional[str] = None,
     extend: bool = False,
+    token: Optional[str] = None,
 ) -> Dict[str, Any]:
     msg: Dict[str, Any] = {"type": "unlock"}
     # Sent whenever given, an empty list too: the agent refuses that (bad_request), where
@@ -114,6 +115,9 @@ def unlock(
     ):
         if value is not None:
             msg[name] = int(value)
+    # The token to use, by id: the PIN goes to it alone (red-team round 24).
+    if token is not None:
+        msg["token"] = str(token)
     if pin is not None:
         msg["pin"] = pin
     if extend:

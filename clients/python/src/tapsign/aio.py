@@ -286,8 +286,11 @@ class Agent:
         pin: Optional[str] = None,
         extend: bool = False,
         timeout: Optional[float] = None,
+        token: Optional[str] = None,
     ) -> Status:
-        frame = _wire.encode(_wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend))
+        frame = _wire.encode(
+            _wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend, token)
+        )
         del pin
         conn, _ = await _connect(self._where, self._name, self._timeout)
         try:

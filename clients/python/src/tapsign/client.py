@@ -297,13 +297,17 @@ class Agent:
         pin: Optional[str] = None,
         extend: bool = False,
         timeout: Optional[float] = None,
+        token: Optional[str] = None,
     ) -> Status:
         """Ask for a touch (and the PIN where the token wants one) and open a session, or with
         ``extend=True`` renew the open one. ``keys`` names the keys the session opens; left out
         (``None``), every key; an empty list is refused (``BadRequest``). Waits for a human: no
         timeout unless given. The PIN is sent only to a socket served by your own user, and
-        never logged."""
-        frame = _wire.encode(_wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend))
+        never logged. ``token`` names the enrolled token to use, by id (``status().tokens``):
+        the PIN goes to it alone; left out, the agent uses the first token present."""
+        frame = _wire.encode(
+            _wire.unlock(keys, ttl_secs, idle_secs, max_signatures, pin, extend, token)
+        )
         del pin
         sock, _ = connect_socket(self._where, self._name, self._timeout)
         try:
