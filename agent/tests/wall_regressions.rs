@@ -2452,6 +2452,18 @@ fn borrow_switches_under_an_allow_entry_are_margin_orders() {
             "/api/v4/spot/pov_orders",
             r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1000","account":"unified","auto_borrow":true}"#,
         ),
+        // A value that is a plain one only in full Unicode case (`ſ` is `S` there) is not
+        // taken as plain: the check compares those in ASCII case only.
+        (
+            &kucoin,
+            "/api/ua/v2/unified/order/place",
+            r#"{"tradeType":"\u017fPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","size":"1"}"#,
+        ),
+        (
+            &kucoin,
+            "/api/v3/hf/margin/order",
+            r#"{"clientOid":"a","side":"buy","symbol":"BTC-USDT","type":"market","size":"1","autoBorrow":"fal\u017fe"}"#,
+        ),
     ];
     for (c, path, body) in borrowing {
         let r = req("POST", path, "", body);

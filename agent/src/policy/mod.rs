@@ -772,9 +772,9 @@ fn margin_order(
     let places = may_place(exchange, &parsed.method, path);
     let json_body = json_body_of(parsed);
     let switched = params.iter().filter(|_| places).find_map(|p| {
-        let read = p.value.as_ref().map(|_| profile::read_value(p, json_body));
-        let switch = rules::borrow_switch_on(exchange, &p.name, read.as_deref())?;
-        let shown = read.map_or_else(|| "(none)".to_string(), |v| format!("{v:?}"));
+        let read = || p.value.as_ref().map(|_| profile::read_value(p, json_body));
+        let switch = rules::borrow_switch_on(exchange, &p.name, read)?;
+        let shown = read().map_or_else(|| "(none)".to_string(), |v| format!("{v:?}"));
         Some((format!("{}={shown}", p.name), switch.instead))
     });
     if switched.is_some() {

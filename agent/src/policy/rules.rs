@@ -966,31 +966,43 @@ static BORROW_SWITCHES: &[BorrowSwitch] = &[
     },
 ];
 
-/// The borrow switch a parameter named `name` with `value` (as the check reads it) turns on,
-/// if it does: see [`BorrowSwitch`].
-pub(super) fn borrow_switch_on(
+/// The borrow switch a parameter named `name` turns on with the value `value` gives (as the
+/// check reads it; asked only of a name that is a switch), if it does: see [`BorrowSwitch`].
+/// Asked of every parameter of every request that may place an order, so it allocates
+/// nothing on its way: names compare folded on the fly, and the values that do not borrow
+/// without ASCII case only (a value in another script's letters is not one of them, and
+/// counts as on).
+pub(super) fn borrow_switch_on<V: AsRef<str>>(
     exchange: Exchange,
     name: &str,
-    value: Option<&str>,
+    value: impl FnOnce() -> Option<V>,
 ) -> Option<&'static BorrowSwitch> {
-    let segments: Vec<String> = name
-        .split(['.', '[', ']'])
-        .map(super::profile::fold_name)
-        .collect();
-    let folded = value.map(|v| v.trim().to_uppercase());
-    BORROW_SWITCHES.iter().find(|b| {
-        let switch = super::profile::fold_name(b.name);
-        let named = b.exchange == exchange
-            && segments
-                .iter()
-                .any(|seg| *seg == switch || seg.strip_prefix("is") == Some(switch.as_str()));
-        named
-            && match &folded {
-                Some(v) if b.plain.is_empty() => b.borrows.iter().any(|w| w == v),
-                Some(v) => !b.plain.iter().any(|p| p == v),
-                None => !b.plain.is_empty(),
-            }
-    })
+    let mut switches = BORROW_SWITCHES.iter().filter(|b| b.exchange == exchange);
+    let named = |b: &&BorrowSwitch| {
+        name.split(['.', '[', ']']).any(|seg| {
+            fold(seg).eq(fold(b.name))
+                || (fold(seg).take(2).eq("is".chars()) && fold(seg).skip(2).eq(fold(b.name)))
+        })
+    };
+    let b = switches.find(named)?;
+    let on = match value() {
+        // The values that do borrow are compared as widely as a server might: in full Unicode
+        // upper case (`ı` and `ſ` are `I` and `S` there).
+        Some(v) if b.plain.is_empty() => {
+            let v = v.as_ref().trim().to_uppercase();
+            b.borrows.iter().any(|w| *w == v)
+        }
+        Some(v) => !(b.plain.iter()).any(|p| p.eq_ignore_ascii_case(v.as_ref().trim())),
+        None => !b.plain.is_empty(),
+    };
+    on.then_some(b)
+}
+
+/// `name` as [`super::profile::fold_name`] folds it (no `_` or `-`, ASCII lower case), lazily.
+fn fold(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .map(|c| c.to_ascii_lowercase())
 }
 
 /// An endpoint a trading profile leaves out on purpose because it moves value into or out of a
