@@ -186,10 +186,10 @@ pub fn asks(extend: bool, bounds: &Bounds, keys: &[String]) -> String {
         (false, _) => format!(", keys {}", list()),
     };
     format!(
-        "{} a session for {}, {} signatures (idle {}){keys}",
+        "{} a session for {}, {} (idle {}){keys}",
         if extend { "Extend" } else { "Open" },
         format_duration(bounds.ttl),
-        bounds.max_signatures,
+        crate::session::signatures(bounds.max_signatures),
         format_duration(bounds.idle),
     )
 }

@@ -350,7 +350,7 @@ fn a_budget_running_out_is_notified() {
         .iter()
         .find(|n| n.summary.contains("ending soon"))
         .unwrap();
-    assert!(n.body.contains("1 signatures left"), "{n:?}");
+    assert!(n.body.contains("1 signature left"), "{n:?}");
 }
 
 /// The touch prompt names the keys a bot asked for, so a "name" that is not a stored key's
