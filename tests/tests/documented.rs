@@ -272,12 +272,7 @@ fn a_keys_table_naming_no_stored_credential_is_warned_of() {
     w.start_agent();
     let said = "config.toml has a [keys] table that applies to no key: no stored credential is named \"bb\" (a typo? or a key not added yet)";
     assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
-    let warned = |st: &serde_json::Value| {
-        st["warnings"]
-            .as_array()
-            .is_some_and(|ws| ws.iter().any(|x| x.as_str().unwrap().contains(said)))
-    };
-    assert!(warned(&w.status()), "{:#}", w.status());
+    assert!(warns(&w.status(), said), "{:#}", w.status());
     let out = w.run(&["unlock"], "");
     assert!(out.ok().starts_with("Unlocked"), "{out:?}");
     assert!(out.stderr.contains(&format!("warning: {said}")), "{out:?}");
@@ -298,7 +293,15 @@ fn a_keys_table_naming_no_stored_credential_is_warned_of() {
     w.config("[keys.b]\nws_login = true\n");
     w.signal_agent("TERM");
     w.start_agent();
-    assert!(!warned(&w.status()), "{:#}", w.status());
+    assert!(!warns(&w.status(), said), "{:#}", w.status());
+}
+
+/// Whether `status` (its JSON) has a warning that holds `said`.
+fn warns(status: &serde_json::Value, said: &str) -> bool {
+    (status["warnings"].as_array()).is_some_and(|ws| {
+        ws.iter()
+            .any(|x| x.as_str().is_some_and(|x| x.contains(said)))
+    })
 }
 
 /// Red-team round 24: an agent started without TAPSIGN_INSECURE_SOFT_TOKEN=1 refused the soft
@@ -431,14 +434,7 @@ fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
     let said = "config.toml's [keys.b] sets parameterless = true (Bybit keys only) and margin = true (no Upbit, Bithumb or Coinbase order borrows by a field), which changes nothing for a bithumb key";
     assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
     let st = w.status();
-    assert!(
-        st["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x.as_str().unwrap().contains(said)),
-        "{st:#}"
-    );
+    assert!(warns(&st, said), "{st:#}");
     let out = w.run(
         &[
             "policy",
