@@ -2582,3 +2582,78 @@ fn kucoin_spot_orders_with_futures_only_fields_are_margin_orders() {
         signs(&kucoin, &req("POST", path, "", body));
     }
 }
+
+/// Red-team round 24, recheck (R1): OKX reads `instIdCode` before `instId`, and the margin
+/// check read the instrument from `instId` alone: under a trader's entries that take
+/// `instIdCode`, a swap's `instId` beside a spot pair's code was signed `cross`, a spot margin
+/// order that borrows. An order naming a code with a `tdMode` other than `cash` is read as a
+/// spot pair's, in a batch's member and an algo order too.
+#[test]
+fn an_okx_instrument_code_beside_a_margin_mode_is_a_margin_order() {
+    let okx = passphrase_cred(Okx);
+    let mut allowed = config_allow(&[
+        r#"{ method = "POST", path = "/api/v5/trade/order", params = ["instId", "tdMode", "ccy", "clOrdId", "tag", "side", "posSide", "ordType", "sz", "px", "reduceOnly", "tgtCcy", "banAmend", "quickMgnType", "stpMode", "instIdCode"] }"#,
+        r#"{ method = "POST", path = "/api/v5/trade/batch-orders", body = "array", params = ["[].instId", "[].instIdCode", "[].tdMode", "[].side", "[].ordType", "[].sz", "[].px", "[].ccy"] }"#,
+        r#"{ method = "POST", path = "/api/v5/trade/order-algo", params = ["instId", "instIdCode", "tdMode", "side", "ordType", "sz", "slTriggerPx", "slOrdPx", "ccy"] }"#,
+    ]);
+    let by_code = [
+        (
+            "/api/v5/trade/order",
+            r#"{"side":"buy","ordType":"market","sz":"1","instId":"BTC-USDT-SWAP","instIdCode":"10459","tdMode":"cross"}"#,
+        ),
+        (
+            "/api/v5/trade/batch-orders",
+            r#"[{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"buy","ordType":"limit","sz":"1","px":"1"},{"instId":"BTC-USDT-SWAP","instIdCode":10459,"tdMode":"isolated","side":"buy","ordType":"limit","sz":"1","px":"1"}]"#,
+        ),
+        (
+            "/api/v5/trade/order-algo",
+            r#"{"instId":"BTC-USDT-SWAP","instIdCode":"10459","tdMode":"cross","side":"buy","ordType":"conditional","sz":"1","slTriggerPx":"1","slOrdPx":"-1"}"#,
+        ),
+    ];
+    for (path, body) in by_code {
+        let r = req("POST", path, "", body);
+        let e = attempt(&okx, &allowed, &r).unwrap_err();
+        let msg = policy::check_request(Okx, "k", &allowed, &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("Denied(Margin")
+                && msg.contains("instIdCode")
+                && msg.contains("margin = true")
+                && !msg.contains("allow = ["),
+            "{path} {body}: {msg}"
+        );
+    }
+    // A swap's `cross` without a code, and a code with `cash`, are signed as before.
+    for (path, body) in [
+        (
+            "/api/v5/trade/order",
+            r#"{"side":"buy","ordType":"market","sz":"1","instId":"BTC-USDT-SWAP","tdMode":"cross"}"#,
+        ),
+        (
+            "/api/v5/trade/order",
+            r#"{"side":"buy","ordType":"market","sz":"1","instId":"BTC-USDT","instIdCode":"10459","tdMode":"cash"}"#,
+        ),
+    ] {
+        attempt(&okx, &allowed, &req("POST", path, "", body))
+            .unwrap_or_else(|e| panic!("{path} {body}: {e}"));
+    }
+    // The default profile withholds the name, and its reason names the borrowing too.
+    let msg = policy::check_request(
+        Okx,
+        "k",
+        &KeyPolicy::default(),
+        &req("POST", by_code[0].0, "", by_code[0].1),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("instIdCode") && msg.contains("spot pair") && msg.contains("margin = true"),
+        "{msg}"
+    );
+    allowed.margin = true;
+    for (path, body) in by_code {
+        attempt(&okx, &allowed, &req("POST", path, "", body))
+            .unwrap_or_else(|e| panic!("{path} {body} with margin = true: {e}"));
+    }
+}

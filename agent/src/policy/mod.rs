@@ -758,9 +758,10 @@ fn may_place(exchange: Exchange, method: &str, path: &str) -> bool {
 /// margin trade types and `autoBorrow`, Bitget's `loanType`, Gate's `auto_borrow`, ...) in
 /// any request that may place an order, whatever entry admits it; OKX's `tdMode` other than
 /// `cash` on a spot pair (an `instId` of two parts, `BTC-USDT`; swaps, futures and options have
-/// more, and must name a margin mode) in an order or a batch's member, Kraken's `leverage`
-/// other than `none` anywhere (Kraken's spot margin; its order entries take it), and a KuCoin
-/// spot order's futures-only fields ([`kucoin_spot_margin`], [`kucoin_classic_spot_margin`]).
+/// more, and must name a margin mode) or on an instrument named by `instIdCode` (which OKX
+/// reads before `instId`, and tapsign cannot read) in an order or a batch's member, Kraken's
+/// `leverage` other than `none` anywhere (Kraken's spot margin; its order entries take it), and
+/// a KuCoin spot order's futures-only fields ([`kucoin_spot_margin`], [`kucoin_classic_spot_margin`]).
 /// Read from the body as sent, each batch member on its own: a spot pair in one member and a
 /// swap's `cross` in another is an ordinary hedge.
 fn margin_order(
@@ -801,7 +802,27 @@ fn margin_order(
                     other => other.to_string(),
                 };
                 let mode = field("tdMode")?;
-                let cash = matches!(mode, json::Json::String(t) if t == "cash");
+                if matches!(mode, json::Json::String(t) if t == "cash") {
+                    return None;
+                }
+                // OKX reads `instIdCode` before `instId`: the instrument it trades is the
+                // code's, which tapsign cannot read, so the order cannot be shown to be a
+                // derivative's whatever `instId` says (red-team round 24, recheck: a swap's
+                // `instId` beside a spot pair's code was signed `cross`). Any spelling a
+                // lenient server binds to it counts.
+                if let Some((name, code)) = fields.iter().find(|(k, _)| okx_instrument_code(k)) {
+                    return Some((
+                        format!(
+                            "tdMode={} on the instrument {name}={}, which tapsign cannot tell \
+                             a spot pair from",
+                            shown(mode),
+                            shown(code)
+                        ),
+                        "An order is sent with its instrument in instId alone (OKX reads \
+                         instIdCode first); a spot order that must not borrow is sent with \
+                         tdMode \"cash\".",
+                    ));
+                }
                 // An instrument not named, or not as text, is read as a spot pair's: the order
                 // cannot be shown to be a derivative's.
                 let inst = field("instId");
@@ -809,7 +830,7 @@ fn margin_order(
                     Some(json::Json::String(t)) => !okx_derivative(t),
                     _ => true,
                 };
-                (spot && !cash).then(|| {
+                spot.then(|| {
                     let inst = inst.map(shown).unwrap_or_else(|| "(none)".into());
                     (
                         format!("tdMode={} on the spot pair instId={inst}", shown(mode)),
@@ -858,6 +879,13 @@ fn margin_order(
         }),
         _ => None,
     }
+}
+
+/// Whether an OKX order's field `key` is `instIdCode`, as a lenient server matches a name to a
+/// field (`profile::fold_name`, and with an `is` in front, as the withheld names are read).
+fn okx_instrument_code(key: &str) -> bool {
+    let folded = profile::fold_name(key);
+    folded == "instidcode" || folded.strip_prefix("is") == Some("instidcode")
 }
 
 /// Whether `segments` are those of a KuCoin unified-account order place, one or a batch

@@ -809,13 +809,18 @@ static WITHHELD: &[Withheld] = &[
     ),
     // OKX's numeric instrument code, which it reads before `instId` where both come (its
     // changelog, for the websocket order operations): the options check reads `instId`, and
-    // cannot tell an option from a code (red-team round 20: the refusal's line took it).
+    // cannot tell an option from a code (red-team round 20: the refusal's line took it). Nor
+    // can the margin check tell a spot pair from one: an order naming a code with a `tdMode`
+    // other than `cash` is read as a spot pair's, which borrows (round 24, recheck), so a
+    // swap's `cross` order naming one needs `margin = true` too.
     withheld(
         Exchange::Okx,
         "instIdCode",
         None,
         "names the instrument by a numeric code, read before instId, which tapsign cannot tell \
-         an options contract from",
+         an options contract from, nor a spot pair, whose tdMode cross or isolated borrows (an \
+         order naming a code with a tdMode other than cash is signed only for a key with \
+         margin = true)",
     ),
     withheld(Exchange::Gate, "auto_borrow", None, BORROWS),
     withheld(Exchange::Gate, "auto_repay", None, BORROWS),
