@@ -2657,3 +2657,32 @@ fn an_okx_instrument_code_beside_a_margin_mode_is_a_margin_order() {
             .unwrap_or_else(|e| panic!("{path} {body} with margin = true: {e}"));
     }
 }
+
+/// Red-team round 24, recheck (R2): the borrow switches were skipped for a path holding
+/// `cancel` or `close-position` as sent, so a placeholder's value turned them off: Gate's
+/// amend entry `/api/v4/spot/orders/{order_id}` signed `auto_borrow: true` sent to
+/// `/api/v4/spot/orders/cancel`. A cancel or a close is told by the entry's literal segments.
+#[test]
+fn a_placeholder_valued_cancel_does_not_turn_the_borrow_switches_off() {
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let mut allowed = config_allow(&[
+        r#"{ method = "PATCH", path = "/api/v4/spot/orders/{order_id}", params = ["currency_pair", "account", "amount", "price", "amend_text", "auto_borrow"] }"#,
+    ]);
+    let body = r#"{"currency_pair":"BTC_USDT","amount":"2","auto_borrow":true}"#;
+    for path in [
+        "/api/v4/spot/orders/cancel",
+        "/api/v4/spot/orders/close-position",
+        "/api/v4/spot/orders/123",
+    ] {
+        let r = req("PATCH", path, "", body);
+        let e = attempt(&gate, &allowed, &r).unwrap_err();
+        assert!(e.starts_with("Denied(Margin"), "{path}: {e}");
+    }
+    allowed.margin = true;
+    attempt(
+        &gate,
+        &allowed,
+        &req("PATCH", "/api/v4/spot/orders/cancel", "", body),
+    )
+    .unwrap_or_else(|e| panic!("with margin = true: {e}"));
+}
