@@ -2686,3 +2686,41 @@ fn a_placeholder_valued_cancel_does_not_turn_the_borrow_switches_off() {
     )
     .unwrap_or_else(|e| panic!("with margin = true: {e}"));
 }
+
+/// Red-team round 24, recheck (R3): the classic spot test on `/api/v1/orders` read only an
+/// ASCII `-` in `symbol`, so a spot pair spelled with a look-alike (`BTC－USDT`, U+FF0D, which
+/// NFKC folds to `-`) or with none was read as a futures contract and signed with `leverage`.
+/// Only a symbol spelled as a contract's (ASCII capitals and digits) is read as futures.
+#[test]
+fn a_kucoin_symbol_not_spelled_as_a_contract_is_a_spot_order() {
+    let kucoin = passphrase_cred(Kucoin);
+    let may_borrow = KeyPolicy {
+        margin: true,
+        ..KeyPolicy::default()
+    };
+    for symbol in [
+        r#""symbol":"BTC－USDT","#,
+        r#""symbol":"BTC\uff0dUSDT","#,
+        r#""symbol":"BTC\ufe63USDT","#,
+        r#""symbol":"BTC−USDT","#,
+        r#""symbol":"BTC\u00adUSDT","#,
+        r#""symbol":"BTC_USDT","#,
+        r#""symbol":"xbtusdtm","#,
+        "",
+    ] {
+        let body = format!(
+            r#"{{"clientOid":"a","side":"buy",{symbol}"type":"market","size":"1","leverage":"5"}}"#
+        );
+        let r = req("POST", "/api/v1/orders", "", &body);
+        let e = refused(&kucoin, &r);
+        assert!(e.starts_with("Denied(Margin"), "{body}: {e}");
+        attempt(&kucoin, &may_borrow, &r)
+            .unwrap_or_else(|e| panic!("{body} with margin = true: {e}"));
+    }
+    for symbol in ["XBTUSDTM", "XBTUSDM", "XBTMZ25", "1000PEPEUSDTM"] {
+        let body = format!(
+            r#"{{"clientOid":"a","side":"buy","symbol":"{symbol}","type":"market","size":"1","leverage":"5","marginMode":"CROSS"}}"#
+        );
+        signs(&kucoin, &req("POST", "/api/v1/orders", "", &body));
+    }
+}

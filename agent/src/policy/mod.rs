@@ -877,8 +877,8 @@ fn margin_order(
                 what,
                 "A spot order is sent without `marginMode`, `leverage`, `reduceOnly` and \
                  `positionSide`, as ccxt sends one: on this path KuCoin documents them for \
-                 futures orders only (api-futures.kucoin.com), whose symbols hold no `-` and \
-                 which name no `tradeType`.",
+                 futures orders only (api-futures.kucoin.com), whose symbols are ASCII \
+                 capitals and digits (`XBTUSDTM`) and which name no `tradeType`.",
             )
         }),
         Exchange::Kraken => params.iter().find_map(|p| {
@@ -932,12 +932,14 @@ const KUCOIN_FUTURES_ONLY: [&str; 4] = ["marginMode", "leverage", "reduceOnly", 
 /// `api-futures.kucoin.com`; KuCoin does not sign the host).
 const KUCOIN_SHARED_ORDER_PATHS: [&str; 2] = ["/api/v1/orders", "/api/v1/orders/test"];
 
-/// On a classic order path spot and futures share, a spot order (one naming a `tradeType`,
-/// which futures orders never do, or a `symbol` holding a `-`, as spot pairs do and futures
-/// contracts such as `XBTUSDTM` do not) carrying a futures-only field ([`KUCOIN_FUTURES_ONLY`]),
-/// as `name=value on a spot order (...)`. KuCoin's classic spot order documents none of them,
-/// so nothing is known to borrow through them; refused for parity with the unified account's
-/// (red-team round 24).
+/// On a classic order path spot and futures share, a spot order carrying a futures-only field
+/// ([`KUCOIN_FUTURES_ONLY`]), as `name=value on a spot order (...)`. An order is a futures
+/// order only when it names no `tradeType` (which futures orders never do) and its `symbol` is
+/// spelled as a futures contract's ([`kucoin_futures_symbol`]); any other is read as a spot
+/// order's: a symbol with a look-alike of `-` (`BTC－USDT`), which a server folding Unicode
+/// reads as the pair, was read as a contract (red-team round 24, recheck). KuCoin's classic
+/// spot order documents none of the fields, so nothing is known to borrow through them;
+/// refused for parity with the unified account's (red-team round 24).
 fn kucoin_classic_spot_margin(parsed: &Parsed) -> Option<String> {
     let path = format!("/{}", parsed.segments.join("/"));
     if !KUCOIN_SHARED_ORDER_PATHS
@@ -956,13 +958,23 @@ fn kucoin_classic_spot_margin(parsed: &Parsed) -> Option<String> {
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     let spot = match (field("tradeType"), field("symbol")) {
         (Some(t), _) => format!("tradeType={}", shown(t)),
-        (None, Some(json::Json::String(s))) if s.contains('-') => format!("symbol={s:?}"),
-        _ => return None,
+        (None, Some(json::Json::String(s))) if kucoin_futures_symbol(s) => return None,
+        (None, Some(s)) => format!("symbol={}", shown(s)),
+        (None, None) => "no symbol".into(),
     };
     fields
         .iter()
         .find(|(k, _)| KUCOIN_FUTURES_ONLY.contains(&k.as_str()))
         .map(|(k, v)| format!("{k}={} on a spot order ({spot})", shown(v)))
+}
+
+/// Whether `symbol` is spelled as a KuCoin futures contract's: ASCII capitals and digits only
+/// (`XBTUSDTM`, `XBTUSDM`, `XBTMZ25`), where a spot pair has a `-` (`BTC-USDT`).
+fn kucoin_futures_symbol(symbol: &str) -> bool {
+    !symbol.is_empty()
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// In a KuCoin unified-account order (or any order of a batch, at any depth), a futures-only
