@@ -184,6 +184,24 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// The refusal of a spare keyslot's token `id` (one manifest.json, read unverified, does not
+    /// record) named by an unlock while `present`, a recorded keyslot's token, is there; or
+    /// (`None`) named by an extend, which renews a session only with a recorded keyslot.
+    /// `tapsign unlock` says it before its prompts, the agent before the touch.
+    pub fn spare_named(id: &str, present: Option<&str>) -> AgentError {
+        let what = format!(
+            "{id} is the token of a keyslot file manifest.json (read unverified) does not record"
+        );
+        AgentError::Malformed(match present {
+            Some(present) => format!(
+                "{what}: an unlock tries it only when no token of a keyslot the manifest records is present, and {present} is: unlock with that one (leave the token out), or unplug it to try {id}"
+            ),
+            None => format!(
+                "{what}: a session is extended only with the token of a keyslot the manifest records (`tapsign token list` marks the others)"
+            ),
+        })
+    }
+
     /// The wire code: the one place an error becomes a code.
     pub fn code(&self) -> ErrorCode {
         use AgentError::*;
@@ -369,6 +387,7 @@ fn sign_code(e: &SignError) -> ErrorCode {
 fn token_code(e: &TokenError) -> ErrorCode {
     match e {
         TokenError::Absent { .. }
+        | TokenError::NamedAbsent { .. }
         | TokenError::Removed { .. }
         | TokenError::Unavailable { .. }
         | TokenError::InUse { .. }

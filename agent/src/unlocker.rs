@@ -433,7 +433,7 @@ impl Unlocker {
         }
 
         let (vk, opened_by, reader, slot) =
-            self.unwrap_with_touch(&slots, &spare, chosen, touch_needed)?;
+            self.unwrap_with_touch(&slots, &spare, chosen, touch_needed, &mut warnings)?;
         let credentials = self.check_and_open(&vk, slot, names, &wanted, ledger, &mut warnings);
         drop(vk);
         let credentials = credentials?;
@@ -548,9 +548,14 @@ impl Unlocker {
         let mut warnings = Vec::new();
         // A session is renewed only with a keyslot the manifest records (or, recording none
         // readable, any): never with a spare one, which opens a vault no check follows here.
-        let (slots, _) = self.usable_keyslots(&mut warnings)?;
+        let (slots, spare) = self.usable_keyslots(&mut warnings)?;
+        if let Some(id) = chosen.token
+            && let Ok(Named::Spare(_)) = named(&slots, &spare, id)
+        {
+            return Err(AgentError::spare_named(id, None));
+        }
         let (vk, opened_by, reader, slot) =
-            self.unwrap_with_touch(&slots, &[], chosen, touch_needed)?;
+            self.unwrap_with_touch(&slots, &[], chosen, touch_needed, &mut warnings)?;
         let credentials = self
             .check(&vk, slot, &[], ledger, &mut warnings)
             .map(|checked| {
@@ -591,7 +596,7 @@ impl Unlocker {
 
     /// Find an enrolled token, ask it for its touch, and unwrap the vault key. Returns the
     /// key, the token's description, the PC/SC reader it sat in (for the removal watch) and
-    /// the keyslot.
+    /// the keyslot. An enrolled token found dead while another opens is added to `warnings`.
     /// `spare`: keyslots the unverified manifest does not record, tried when no token of one
     /// of `slots` is present (or only another one is): the check after the touch then names
     /// the file out of place, manifest.json or the keyslot (`Keystore::keyslots_to_try`).
@@ -601,24 +606,12 @@ impl Unlocker {
         spare: &'a [Keyslot],
         chosen: Chosen<'_>,
         touch_needed: &dyn Fn(&str),
+        warnings: &mut Vec<String>,
     ) -> Result<(VaultKey, String, Option<String>, &'a Keyslot), AgentError> {
-        let (slots, spare) = match chosen.token {
-            Some(id) => (only(slots, spare, id)?, &[][..]),
-            None => (slots, spare),
-        };
         let pin = chosen.pin;
-        let (slot, mut token) = match self.locate(slots, pin) {
-            Err(
-                e @ (TokenError::Absent { .. }
-                | TokenError::WrongToken { .. }
-                | TokenError::KeyLost { .. }),
-            ) if !spare.is_empty() => self.locate(spare, pin).map_err(|s| match s {
-                TokenError::Absent { .. }
-                | TokenError::WrongToken { .. }
-                | TokenError::KeyLost { .. } => unrecorded_absent(e, slots),
-                other => other,
-            })?,
-            other => other?,
+        let (slot, mut token) = match chosen.token {
+            Some(id) => self.locate_named(slots, spare, id, pin)?,
+            None => self.locate_any(slots, spare, pin, warnings)?,
         };
         let opened_by = slot.stub.describe();
         // No prompt to touch a token that will refuse for want of its PIN.
@@ -641,12 +634,78 @@ impl Unlocker {
         Ok((vk, opened_by, token.reader(), slot))
     }
 
-    /// Find a present token that answers for one of `slots`, without asking for a touch.
+    /// The token of a recorded keyslot present (else of a spare one), for an unlock that named
+    /// none. An enrolled token found dead while another answers becomes a warning.
+    fn locate_any<'a>(
+        &self,
+        slots: &'a [Keyslot],
+        spare: &'a [Keyslot],
+        pin: Option<&Pin>,
+        warnings: &mut Vec<String>,
+    ) -> Result<(&'a Keyslot, Box<dyn Token>), AgentError> {
+        Ok(match self.locate(slots, pin) {
+            Ok((slot, found)) => {
+                warnings.extend(token::dead(&found.passed).map(ToString::to_string));
+                (slot, found.token)
+            }
+            Err(
+                e @ (TokenError::Absent { .. }
+                | TokenError::WrongToken { .. }
+                | TokenError::KeyLost { .. }),
+            ) if !spare.is_empty() => self
+                .locate(spare, pin)
+                .map(|(slot, found)| (slot, found.token))
+                .map_err(|s| match s {
+                    TokenError::Absent { .. }
+                    | TokenError::WrongToken { .. }
+                    | TokenError::KeyLost { .. } => unrecorded_absent(e, slots),
+                    other => other,
+                })?,
+            Err(e) => return Err(e.into()),
+        })
+    }
+
+    /// The token an unlock named by `id`, and no other, so that the PIN it carries reaches no
+    /// other (red-team round 24). Not present while another enrolled token is: said as such
+    /// ([`token::named_error`]). A spare keyslot's token is tried only when no token of a
+    /// recorded keyslot is present, as for an unlock that names none: named, it was tried
+    /// beside the recorded token, spending the trader's touch on a file nothing vouches for
+    /// (red-team round 24, recheck).
+    fn locate_named<'a>(
+        &self,
+        slots: &'a [Keyslot],
+        spare: &'a [Keyslot],
+        id: &str,
+        pin: Option<&Pin>,
+    ) -> Result<(&'a Keyslot, Box<dyn Token>), AgentError> {
+        let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+        let search = Search {
+            soft_dir: &self.soft_dir,
+            soft_allowed: self.soft_allowed,
+            pin: None,
+        };
+        match named(slots, spare, id)? {
+            Named::Recorded(i) => match self.locate(&slots[i..=i], pin) {
+                Ok((slot, found)) => Ok((slot, found.token)),
+                Err(e) => Err(by_agent(token::named_error(e, &stubs, i, &search)).into()),
+            },
+            Named::Spare(i) => {
+                if let Ok((j, _)) = token::which(&stubs, &search) {
+                    return Err(AgentError::spare_named(id, Some(&stubs[j].describe())));
+                }
+                let (slot, found) = self.locate(&spare[i..=i], pin)?;
+                Ok((slot, found.token))
+            }
+        }
+    }
+
+    /// Find a present token that answers for one of `slots`, without asking for a touch, with
+    /// what the kinds passed over said ([`token::locate_noting`]).
     fn locate<'a>(
         &self,
         slots: &'a [Keyslot],
         pin: Option<&Pin>,
-    ) -> Result<(&'a Keyslot, Box<dyn Token>), TokenError> {
+    ) -> Result<(&'a Keyslot, token::Found), TokenError> {
         let pin = pin.map(|p| SecretString::from_str_copy(p.expose()));
         let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
         let search = Search {
@@ -654,12 +713,16 @@ impl Unlocker {
             soft_allowed: self.soft_allowed,
             pin: pin.as_ref(),
         };
-        let (i, token) = token::locate(&stubs, &search).map_err(|e| match e {
-            // The agent's environment decided, not the client's.
-            TokenError::SoftRefused => TokenError::SoftRefusedByAgent,
-            e => e,
-        })?;
-        Ok((&slots[i], token))
+        let found = token::locate_noting(&stubs, &search).map_err(by_agent)?;
+        Ok((&slots[found.index], found))
+    }
+}
+
+/// The soft token refused by this agent's environment, not the client's.
+fn by_agent(e: TokenError) -> TokenError {
+    match e {
+        TokenError::SoftRefused => TokenError::SoftRefusedByAgent,
+        e => e,
     }
 }
 
@@ -671,25 +734,24 @@ pub struct Chosen<'a> {
     pub pin: Option<&'a Pin>,
 }
 
-/// The one keyslot of `slots` (or else `spare`) whose token is `id`: an unlock that names
-/// its token tries no other, so the PIN it carries reaches no other (red-team round 24).
-fn only<'a>(
-    slots: &'a [Keyslot],
-    spare: &'a [Keyslot],
-    id: &str,
-) -> Result<&'a [Keyslot], AgentError> {
-    let all = [slots, spare];
-    all.into_iter()
-        .find_map(|list| {
-            list.iter()
-                .position(|s| s.stub.id() == id)
-                .map(|i| std::slice::from_ref(&list[i]))
-        })
-        .ok_or_else(|| {
-            AgentError::Malformed(format!(
-                "no enrolled token {id:?}: `tapsign token list` shows the ids"
-            ))
-        })
+/// Where the keyslot of the token an unlock names is: among those the manifest records, or
+/// the spare ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Recorded(usize),
+    Spare(usize),
+}
+
+/// The keyslot of `slots` (or else `spare`) whose token is `id`.
+pub fn named(slots: &[Keyslot], spare: &[Keyslot], id: &str) -> Result<Named, AgentError> {
+    let at = |list: &[Keyslot]| list.iter().position(|s| s.stub.id() == id);
+    match (at(slots), at(spare)) {
+        (Some(i), _) => Ok(Named::Recorded(i)),
+        (None, Some(i)) => Ok(Named::Spare(i)),
+        (None, None) => Err(AgentError::Malformed(format!(
+            "no enrolled token {id:?}: `tapsign token list` shows the ids"
+        ))),
+    }
 }
 
 /// No token of a recorded keyslot present, nor of a spare one: `e`, with what the recorded

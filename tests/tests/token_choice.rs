@@ -12,7 +12,8 @@
 mod fido2_support;
 
 use fido2_support::*;
-use tapsign_tests::World;
+use tapsign_proto::ErrorCode;
+use tapsign_tests::{World, at_rest};
 use tapsign_vyk::{PinProtocol, harness};
 
 const PIV_PIN: &str = "123456\n";
@@ -117,4 +118,207 @@ fn a_token_that_takes_no_pin_is_asked_no_pin_line() {
                 .fails_with(2, "--token names the token being removed");
         },
     );
+}
+
+/// The id `token list` gives the token whose line holds `needle` (a serial, a label).
+fn id_with(w: &World, needle: &str) -> String {
+    let list = w.run(&["token", "list"], "");
+    list.ok()
+        .lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token {needle} in {list:?}"))
+        .to_owned()
+}
+
+/// A bot's unlock naming `token`, with `pin`.
+fn bot_unlock(w: &World, token: &str, pin: Option<&str>) -> tapsign_proto::ProtoError {
+    let req = tapsign_proto::UnlockRequest {
+        token: Some(token.into()),
+        pin: pin.map(|p| tapsign_proto::Pin::new(p.into())),
+        ..Default::default()
+    };
+    w.client().unlock(req).unwrap_err()
+}
+
+/// Red-team round 24, recheck: `--token` (or a bot's `token`) naming an enrolled YubiKey that
+/// is not plugged in, with the other enrolled one in, said "the token present (YubiKey N) is
+/// not enrolled in this keystore" with `wrong_token`, after reading the PIN and printing the
+/// touch prompt; and a keyslot the manifest does not record, named, was tried beside the
+/// recorded token present, spending the touch, though every text says it is tried only when
+/// none is present. Now: not present (`token_absent`, before any prompt, no PIN spent on the
+/// other), and the spare keyslot refused before the touch, for an extend too.
+#[test]
+fn a_named_token_not_present_is_said_so_and_a_spare_keyslot_waits_its_turn() {
+    harness::run(&[piv_key(24_000_011), piv_key(24_000_012)], |stack| {
+        let mut w = World::new();
+        let out = w.run(&["token", "add", "--piv", "--serial", "24000011"], PIV_PIN);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        add_key(&w);
+        let out = w.run(
+            &["token", "add", "--piv", "--serial", "24000012"],
+            "123456\n123456\n",
+        );
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        let (first, second) = (id_with(&w, "24000011"), id_with(&w, "24000012"));
+        agent(&mut w);
+
+        stack.pull(0).unwrap();
+        // No PIN line: the refusal comes before the prompt.
+        let out = w.run(&["unlock", "--token", &first], "");
+        out.fails_with(6, "token_absent");
+        for said in ["YubiKey 24000011 (PIV slot R1)", "is not present", &second] {
+            assert!(out.stderr.contains(said), "{said}: {out:?}");
+        }
+        for never in ["not enrolled", "token remove", "Touch", "PIN"] {
+            assert!(!out.stderr.contains(never), "{never}: {out:?}");
+        }
+        // The same from a bot, or after a pull between the CLI's look and the agent's.
+        let refused = bot_unlock(&w, &first, Some("123456"));
+        assert_eq!(refused.code(), Some(ErrorCode::TokenAbsent), "{refused}");
+        let text = refused.to_string();
+        assert!(text.contains("is not present") && !text.contains("not enrolled"));
+        // The PIN went to no other token: the present one still has its three tries.
+        w.run(&["unlock", "--token", &second], "654321\n")
+            .fails_with(6, "YubiKey 24000012 refused the PIN (2 tries left");
+        w.run(&["unlock", "--token", &second], PIV_PIN).ok();
+
+        // A keyslot for slot R2 of the card present, made in another home and copied in: a
+        // spare keyslot, which the manifest does not record.
+        let other = World::new();
+        other
+            .run(
+                &[
+                    "token", "add", "--piv", "--serial", "24000012", "--slot", "R2",
+                ],
+                PIV_PIN,
+            )
+            .ok();
+        let spare = id_with(&other, "24000012");
+        let file = format!("{spare}.json");
+        std::fs::copy(
+            at_rest::live(&other).join("keyslots").join(&file),
+            at_rest::live(&w).join("keyslots").join(&file),
+        )
+        .unwrap();
+        let touches = stack.key(1).touch().requests();
+        let out = w.run(&["unlock", "--extend", "--token", &spare], "");
+        out.fails_with(5, "a session is extended only with the token of a keyslot");
+        assert!(!out.stderr.contains("no enrolled token"), "{out:?}");
+        assert!(!out.stderr.contains("Touch"), "{out:?}");
+        let out = w.run(&["unlock", "--token", &spare], "");
+        out.fails_with(5, "only when no token of a keyslot the manifest records");
+        assert!(
+            out.stderr.contains("YubiKey 24000012 (PIV slot R1) is"),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("Touch"), "{out:?}");
+        let refused = bot_unlock(&w, &spare, Some("123456"));
+        assert_eq!(refused.code(), Some(ErrorCode::BadRequest), "{refused}");
+        assert!(refused.to_string().contains("only when no token"));
+        assert_eq!(
+            stack.key(1).touch().requests(),
+            touches,
+            "no touch asked for"
+        );
+        assert!(!w.agent_log().contains("PIV slot R2"), "{}", w.agent_log());
+    });
+}
+
+/// Red-team round 24, recheck: with FIDO2 key "one" in a drawer and "two" in the port,
+/// `unlock --token <one>` said the key present "holds no credential of this keystore ... run
+/// `tapsign token remove <one>`", advice to revoke a good backup key.
+#[test]
+fn a_named_fido2_key_not_present_is_not_called_reset() {
+    harness::run(
+        &[
+            fido(24_000_013, None, &[PinProtocol::Two]),
+            fido(24_000_014, Some(PIN), &[PinProtocol::Two]),
+        ],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--reader", "Virtual PCD 00 00", "--name", "one"], "");
+            add_key(&w);
+            enroll(&w, &["--name", "two"], &format!("{PIN}\n"));
+            let one = id_with(&w, "\"one\"");
+            agent(&mut w);
+            stack.pull(0).unwrap();
+            let out = w.run(&["unlock", "--token", &one], "");
+            out.fails_with(6, "token_absent");
+            assert!(
+                out.stderr.contains("FIDO2 key \"one\", the token"),
+                "{out:?}"
+            );
+            assert!(out.stderr.contains("FIDO2 key \"two\" is"), "{out:?}");
+            for never in ["reset", "token remove", "holds no credential", "Touch"] {
+                assert!(!out.stderr.contains(never), "{never}: {out:?}");
+            }
+            let refused = bot_unlock(&w, &one, None);
+            assert_eq!(refused.code(), Some(ErrorCode::TokenAbsent), "{refused}");
+            assert!(!refused.to_string().contains("token remove"), "{refused}");
+        },
+    );
+}
+
+/// Red-team round 24, recheck: an enrolled YubiKey whose slot was regenerated was passed over
+/// in silence when the FIDO2 key opened the keystore, so the trader kept a backup that opens
+/// nothing. The unlock says it, from the CLI and in a bot's answer.
+#[test]
+fn a_dead_token_passed_over_is_warned_of() {
+    harness::run(
+        &[
+            piv_key(24_000_015),
+            fido(24_000_016, None, &[PinProtocol::Two]),
+        ],
+        |_stack| {
+            let mut w = World::new();
+            w.run(&["token", "add", "--piv", "--serial", "24000015"], PIV_PIN)
+                .ok();
+            add_key(&w);
+            enroll(&w, &["--name", "plain"], PIV_PIN);
+            let piv = id_of(&w, "piv");
+            agent(&mut w);
+            World::new()
+                .run(
+                    &["token", "add", "--piv", "--serial", "24000015", "--force"],
+                    PIV_PIN,
+                )
+                .ok();
+            let remove = format!("run `tapsign token remove {piv}`");
+            let out = w.run(&["unlock"], "");
+            assert!(out.ok().contains("Unlocked"), "{out:?}");
+            assert_eq!(opened_by(&w), "FIDO2 key \"plain\"");
+            assert!(out.stderr.contains("regenerated or overwritten"), "{out:?}");
+            assert!(out.stderr.contains(&remove), "{out:?}");
+            w.run(&["lock"], "").ok();
+            let opened = w.client().unlock(Default::default()).unwrap();
+            assert!(
+                opened.warnings.iter().any(|x| x.contains(&remove)),
+                "{:?}",
+                opened.warnings
+            );
+        },
+    );
+}
+
+/// Red-team round 24, recheck: with the soft token variable in the shell of `tapsign unlock`
+/// but not the agent's, and the YubiKey out, the unlock picked the soft token and the agent's
+/// "started without TAPSIGN_INSECURE_SOFT_TOKEN" was all it said: "insert YubiKey N" was lost.
+#[test]
+fn the_soft_token_refused_by_the_agent_still_names_the_missing_yubikey() {
+    harness::run(&[piv_key(24_000_017)], |stack| {
+        let mut w = World::new();
+        w.run(&["token", "add", "--soft"], "").ok();
+        add_key(&w);
+        w.run(&["token", "add", "--piv", "--serial", "24000017"], PIV_PIN)
+            .ok();
+        agent(&mut w);
+        stack.pull(0).unwrap();
+        let out = w.run(&["unlock"], "");
+        out.fails_with(6, "TAPSIGN_INSECURE_SOFT_TOKEN");
+        assert!(
+            out.stderr.contains("insert YubiKey 24000017 (PIV slot R1)"),
+            "{out:?}"
+        );
+    });
 }

@@ -182,6 +182,18 @@ pub enum TokenError {
     Removed { token: String },
     #[error("the token present ({found}) is not enrolled in this keystore; insert {expected}")]
     WrongToken { found: String, expected: String },
+    /// The token an unlock named (`--token`, the unlock frame's `token`) is not present while
+    /// another enrolled one is: "the token present (YubiKey 3333) is not enrolled", or a FIDO2
+    /// key's "reset: run `tapsign token remove`" of the key left in a drawer, had the trader
+    /// told to revoke a good backup token (red-team round 24, recheck).
+    #[error(
+        "{token}, the token named for this command, is not present; {present} is, enrolled in this keystore as {id}: insert {token} and try again, or use {id} instead (`--token {id}`)"
+    )]
+    NamedAbsent {
+        token: String,
+        present: String,
+        id: String,
+    },
     /// An enrolled token is there, but not with the key its keyslot was sealed to (a PIV slot
     /// regenerated or emptied, a FIDO2 key reset): that keyslot opens nothing any more, and
     /// "insert <the token in the reader>" left the trader stuck (red-team round 24). `what`
@@ -269,6 +281,22 @@ pub fn locate(
     stubs: &[&TokenStub],
     search: &Search<'_>,
 ) -> Result<(usize, Box<dyn Token>), TokenError> {
+    locate_noting(stubs, search).map(|f| (f.index, f.token))
+}
+
+/// A token [`locate_noting`] found: the index of its stub, the token, and what the kinds tried
+/// before it said.
+pub struct Found {
+    pub index: usize,
+    pub token: Box<dyn Token>,
+    pub passed: Vec<TokenError>,
+}
+
+/// [`locate`], with what the kinds tried before the one found said: an enrolled token found
+/// dead there ([`TokenError::KeyLost`]: its slot emptied, the key reset) was passed over in
+/// silence whenever a later kind answered, and the trader kept a backup token that no longer
+/// opens the keystore without knowing it (red-team round 24, recheck).
+pub fn locate_noting(stubs: &[&TokenStub], search: &Search<'_>) -> Result<Found, TokenError> {
     let expected = || {
         stubs
             .iter()
@@ -284,44 +312,47 @@ pub fn locate(
             .filter(|(_, s)| s.kind() == kind)
             .collect()
     };
-    let mut first_err: Option<TokenError> = None;
+    // Every error met, in order: the passed-over kinds' if a later one answers.
+    let mut met: Vec<TokenError> = Vec::new();
+    let found = |index: usize, token: Box<dyn Token>, passed| Found {
+        index,
+        token,
+        passed,
+    };
     let piv = of_kind("piv");
     if !piv.is_empty() {
         let only: Vec<&TokenStub> = piv.iter().map(|(_, s)| *s).collect();
         match piv::PivToken::locate(&only, search.pin) {
-            Ok((i, t)) => return Ok((piv[i].0, Box::new(t))),
-            Err(e) => keep(&mut first_err, e),
+            Ok((i, t)) => return Ok(found(piv[i].0, Box::new(t), met)),
+            Err(e) => met.push(e),
         }
     }
     let fido = of_kind("fido2");
     if !fido.is_empty() {
         let only: Vec<&TokenStub> = fido.iter().map(|(_, s)| *s).collect();
         match fido2::Fido2Token::locate(&only, search.pin) {
-            Ok((i, t)) => return Ok((fido[i].0, Box::new(t))),
-            Err(e) => keep(&mut first_err, e),
+            Ok((i, t)) => return Ok(found(fido[i].0, Box::new(t), met)),
+            Err(e) => met.push(e),
         }
     }
     let soft = of_kind("soft");
     if !soft.is_empty() {
         if !search.soft_allowed {
-            return Err(first_err.unwrap_or(TokenError::SoftRefused));
+            return Err(kept(met).unwrap_or(TokenError::SoftRefused));
         }
         match soft::SoftToken::open(search.soft_dir) {
             Ok(t) => match soft.iter().find(|(_, s)| **s == *t.stub()) {
-                Some(&(i, _)) => return Ok((i, Box::new(t))),
-                None => keep(
-                    &mut first_err,
-                    TokenError::WrongToken {
-                        found: t.stub().describe(),
-                        expected: expected(),
-                    },
-                ),
+                Some(&(i, _)) => return Ok(found(i, Box::new(t), met)),
+                None => met.push(TokenError::WrongToken {
+                    found: t.stub().describe(),
+                    expected: expected(),
+                }),
             },
             Err(TokenError::Absent { .. }) => {}
-            Err(e) => keep(&mut first_err, e),
+            Err(e) => met.push(e),
         }
     }
-    match first_err {
+    match kept(met) {
         Some(TokenError::Absent { .. }) | None => Err(TokenError::Absent {
             hint: format!("insert {}", expected()),
         }),
@@ -336,13 +367,92 @@ pub fn locate(
 /// order is [`locate`]'s: a PIV token, then a FIDO2 key, then the soft token. A FIDO2 key
 /// that answers only with its PIN (alwaysUv) is named when it is the one key present that
 /// might hold the credential: the PIN then confirms it, still before any touch.
-pub fn which(stubs: &[&TokenStub], search: &Search<'_>) -> Result<usize, TokenError> {
-    let without_pin = Search {
-        soft_dir: search.soft_dir,
-        soft_allowed: search.soft_allowed,
-        pin: None,
-    };
-    locate(stubs, &without_pin).map(|(i, _)| i)
+///
+/// Also returns what the kinds passed over said ([`locate_noting`]): [`dead`] picks the
+/// enrolled tokens found dead among them, to be said before the prompt.
+pub fn which(
+    stubs: &[&TokenStub],
+    search: &Search<'_>,
+) -> Result<(usize, Vec<TokenError>), TokenError> {
+    locate_noting(stubs, &search.without_pin()).map(|f| (f.index, f.passed))
+}
+
+/// The enrolled tokens found dead among errors [`locate_noting`] passed over: each says what
+/// happened and names the `tapsign token remove` that takes its keyslot out.
+pub fn dead(passed: &[TokenError]) -> impl Iterator<Item = &TokenError> {
+    passed
+        .iter()
+        .filter(|e| matches!(e, TokenError::KeyLost { .. }))
+}
+
+/// Whether `stubs[named]`'s token is there, found alone as [`which`] finds it (no PIN, no
+/// touch), or why not: [`named_error`] of what locating it alone said.
+pub fn which_named(
+    stubs: &[&TokenStub],
+    named: usize,
+    search: &Search<'_>,
+) -> Result<(), TokenError> {
+    let search = search.without_pin();
+    match locate(&[stubs[named]], &search) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(named_error(e, stubs, named, &search)),
+    }
+}
+
+/// What to say when `stubs[named]`, the token an unlock named, was not found alone (`e`):
+/// if another of `stubs` (the enrolled tokens) is present instead, that the named one is not
+/// present ([`TokenError::NamedAbsent`]), never that the present one "is not enrolled", nor a
+/// reset key's `token remove` of the absent one (red-team round 24, recheck). Looked for with
+/// no PIN and no touch. A YubiKey found with its slot changed is said as such: its serial
+/// matched. A FIDO2 key that holds no credential of the named one's ([`TokenError::KeyLost`])
+/// is another enrolled key when it holds one of theirs, else the named key reset, or a
+/// stranger: those two cannot be told apart, and the error stays.
+pub fn named_error(
+    e: TokenError,
+    stubs: &[&TokenStub],
+    named: usize,
+    search: &Search<'_>,
+) -> TokenError {
+    let wanted = stubs[named];
+    let fido2_lost = matches!(e, TokenError::KeyLost { .. }) && wanted.kind() == "fido2";
+    if !(matches!(e, TokenError::Absent { .. } | TokenError::WrongToken { .. }) || fido2_lost) {
+        return e;
+    }
+    let others: Vec<&TokenStub> = (stubs.iter().enumerate())
+        .filter(|&(i, s)| i != named && (!fido2_lost || s.kind() == "fido2"))
+        .map(|(_, s)| *s)
+        .collect();
+    if others.is_empty() {
+        return e;
+    }
+    match locate_noting(&others, &search.without_pin()) {
+        Ok(f) => TokenError::NamedAbsent {
+            token: wanted.describe(),
+            present: others[f.index].describe(),
+            id: others[f.index].id(),
+        },
+        Err(_) => e,
+    }
+}
+
+impl Search<'_> {
+    /// The same places, with no PIN: to find a token without spending anything.
+    pub fn without_pin(&self) -> Search<'_> {
+        Search {
+            soft_dir: self.soft_dir,
+            soft_allowed: self.soft_allowed,
+            pin: None,
+        }
+    }
+}
+
+/// The most telling of the errors met while locating ([`keep`]), in the order met.
+fn kept(met: Vec<TokenError>) -> Option<TokenError> {
+    let mut first = None;
+    for e in met {
+        keep(&mut first, e);
+    }
+    first
 }
 
 /// Keep the more telling of the errors met while locating: a present-but-wrong token or a PIN

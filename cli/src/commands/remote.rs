@@ -4,10 +4,11 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use tapsign_agent::clock::{format_duration, parse_duration};
+use tapsign_agent::error::AgentError;
 use tapsign_agent::keystore::Keystore;
 use tapsign_agent::paths::Paths;
 use tapsign_agent::session::signatures;
-use tapsign_agent::token::{Search, TokenStub};
+use tapsign_agent::token::{self, Search, TokenError, TokenStub};
 use tapsign_proto::client::Client;
 use tapsign_proto::{
     ErrorCode, Pin, ProtoError, SessionState, SessionStatus, Status, UnlockRequest,
@@ -80,50 +81,114 @@ fn enrolled(paths: &Paths) -> (Vec<TokenStub>, Vec<TokenStub>) {
         .unwrap_or_default()
 }
 
+/// The token the unlock is to use, and whether it is one of the spare keyslots', with what
+/// the probe passed over on the way to it.
+#[derive(Default)]
+struct Choice<'a> {
+    token: Option<(&'a TokenStub, bool)>,
+    /// What the kinds tried before the one found said (`token::locate_noting`): an enrolled
+    /// token found dead, or a YubiKey not present when the soft token is chosen instead.
+    passed: Vec<TokenError>,
+}
+
 /// The token the unlock is to use, and whether it is one of the spare keyslots': `--token`'s,
 /// or, when a token present may take a PIN, the one the agent would find first (PIV, FIDO2,
 /// soft), found here without a PIN or a touch so that the PIN prompt names that token alone
 /// and the PIN goes to it alone (red-team round 24: one prompt for "FIDO2 key X or YubiKey N"
 /// sent the FIDO2 PIN to the YubiKey, spending one of its tries). None: no token present
 /// takes a PIN, or none was found (the agent then says what is wrong).
+///
+/// `--token`'s is looked for too, and refused before the prompts where the agent would refuse
+/// it before its touch: not present (said with the enrolled token that is, if one is), a
+/// spare keyslot's while a recorded one's token is present, or for an extend (its recheck:
+/// the PIN was read and `Touch ... when it blinks` printed first).
 fn chosen<'a>(
     paths: &Paths,
     tokens: &'a [TokenStub],
     spare: &'a [TokenStub],
-    wanted: Option<&str>,
-) -> Result<Option<(&'a TokenStub, bool)>, Failure> {
-    if let Some(id) = wanted {
-        let find = |list: &'a [TokenStub]| list.iter().find(|t| t.id() == id);
-        return match (find(tokens), find(spare)) {
-            (Some(t), _) => Ok(Some((t, false))),
-            (None, Some(t)) => Ok(Some((t, true))),
-            (None, None) => Err(Failure::new(
-                exit_codes::USAGE,
-                format!(
-                    "--token {id}: no enrolled token has that id: `tapsign token list` shows the ids"
-                ),
-            )),
-        };
-    }
-    if !tokens.iter().chain(spare).any(TokenStub::needs_pin) {
-        return Ok(None);
-    }
+    a: &UnlockArgs,
+) -> Result<Choice<'a>, Failure> {
     let soft_dir = paths.soft_token_dir();
     let search = Search {
         soft_dir: &soft_dir,
         soft_allowed: super::soft_allowed(),
         pin: None,
     };
+    if let Some(id) = a.token.as_deref() {
+        return named(tokens, spare, id, a.extend, &search);
+    }
+    if !tokens.iter().chain(spare).any(TokenStub::needs_pin) {
+        return Ok(Choice::default());
+    }
+    let mut passed = Vec::new();
     for (list, is_spare) in [(tokens, false), (spare, true)] {
         let stubs: Vec<&TokenStub> = list.iter().collect();
         if stubs.is_empty() {
             continue;
         }
-        if let Ok(i) = tapsign_agent::token::which(&stubs, &search) {
-            return Ok(Some((stubs[i], is_spare)));
+        match token::which(&stubs, &search) {
+            Ok((i, more)) => {
+                passed.extend(more);
+                return Ok(Choice {
+                    token: Some((stubs[i], is_spare)),
+                    passed,
+                });
+            }
+            Err(e) => passed.push(e),
         }
     }
-    Ok(None)
+    Ok(Choice::default())
+}
+
+/// [`chosen`] for `--token ID`.
+fn named<'a>(
+    tokens: &'a [TokenStub],
+    spare: &'a [TokenStub],
+    id: &str,
+    extend: bool,
+    search: &Search<'_>,
+) -> Result<Choice<'a>, Failure> {
+    let recorded: Vec<&TokenStub> = tokens.iter().collect();
+    let at = |list: &[TokenStub]| list.iter().position(|t| t.id() == id);
+    let one = |t: &'a TokenStub, is_spare: bool| Choice {
+        token: Some((t, is_spare)),
+        passed: Vec::new(),
+    };
+    match (at(tokens), at(spare)) {
+        (Some(i), _) => match token::which_named(&recorded, i, search) {
+            Err(
+                e @ (TokenError::Absent { .. }
+                | TokenError::NamedAbsent { .. }
+                | TokenError::WrongToken { .. }
+                | TokenError::KeyLost { .. }),
+            ) => Err(refused(e.into())),
+            // The rest (the soft token refused by this shell's environment, where the agent's
+            // decides; pcscd; a card held elsewhere) the agent says as it meets them.
+            Err(_) | Ok(()) => Ok(one(&tokens[i], false)),
+        },
+        (None, Some(_)) if extend => Err(refused(AgentError::spare_named(id, None))),
+        (None, Some(i)) => match token::which(&recorded, search) {
+            Ok((j, _)) => Err(refused(AgentError::spare_named(
+                id,
+                Some(&recorded[j].describe()),
+            ))),
+            Err(_) => Ok(one(&spare[i], true)),
+        },
+        (None, None) => Err(Failure::new(
+            exit_codes::USAGE,
+            format!(
+                "--token {id}: no enrolled token has that id: `tapsign token list` shows the ids"
+            ),
+        )),
+    }
+}
+
+/// An agent's refusal, said by this command as the agent says it: its code and exit status.
+fn refused(e: tapsign_agent::error::AgentError) -> Failure {
+    Failure::from(ProtoError::Agent {
+        code: e.code(),
+        message: e.to_string(),
+    })
 }
 
 /// A spare keyslot's token, as the prompts name it: a FIDO2 keyslot's label is text whoever
@@ -148,7 +213,18 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
     super::harden();
     refuse_before_prompts(paths, &a, &mut client)?;
     let (tokens, spare) = enrolled(paths);
-    let chosen = chosen(paths, &tokens, &spare, a.token.as_deref())?;
+    let Choice {
+        token: chosen,
+        passed,
+    } = chosen(paths, &tokens, &spare, &a)?;
+    // An enrolled token found dead on the way to the one chosen: it opens nothing any more,
+    // and the trader is told before using another (red-team round 24, recheck).
+    for dead in token::dead(&passed) {
+        errln!(
+            "warning: {}",
+            tapsign_agent::audit::Shown(&dead.to_string())
+        );
+    }
     // The PIN of the one token chosen, if it takes one; a spare keyslot's may be left empty.
     let pin = match chosen {
         Some((t, false)) if t.needs_pin() => {
@@ -194,13 +270,27 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
         "Touch {which} when it blinks, to {}...",
         what_the_touch_opens(&req, &session_keys)
     );
-    let status = client.unlock(req).map_err(|e| match e.code() {
+    let soft = token.is_some_and(|(t, _)| t.is_insecure());
+    let status = client.unlock(req).map_err(|e| match e {
         // Another unlock holds the touch: the prompt above must not be followed.
-        Some(ErrorCode::Busy) => {
+        e if e.code() == Some(ErrorCode::Busy) => {
             errln!("Do not touch {which} for this command: it was refused.");
             Failure::from(e)
         }
-        _ => Failure::from(e),
+        // The soft token, chosen because this shell allows it, refused by an agent started
+        // without the variable: what the tokens before it said is what the trader needs ("insert
+        // YubiKey N" was lost behind "restart the agent": red-team round 24, recheck).
+        ProtoError::Agent { code, message } if soft && !passed.is_empty() => {
+            let before: Vec<String> = passed.iter().map(ToString::to_string).collect();
+            Failure::from(ProtoError::Agent {
+                code,
+                message: format!(
+                    "{message}; the other enrolled tokens: {}",
+                    before.join("; ")
+                ),
+            })
+        }
+        e => Failure::from(e),
     })?;
     let Some(s) = &status.session else {
         return Err(Failure::error(
@@ -229,12 +319,6 @@ fn refuse_before_prompts(
 ) -> Result<(), Failure> {
     use tapsign_agent::error::AgentError;
     use tapsign_agent::keystore::KeystoreError;
-    let refused = |e: AgentError| {
-        Failure::from(ProtoError::Agent {
-            code: e.code(),
-            message: e.to_string(),
-        })
-    };
     // No answer: the unlock's own request says what is wrong.
     let Ok(status) = client.status() else {
         return Ok(());

@@ -412,10 +412,7 @@ fn touch_one(
             "no enrolled token can open the keystore: `tapsign token list` shows what is wrong",
         ));
     }
-    let slots = match chosen {
-        Some(id) => only_token(slots, id)?,
-        None => slots,
-    };
+    let named = chosen.map(|id| only_token(&slots, id)).transpose()?;
     let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
     let soft_dir = paths.soft_token_dir();
     let mut search = Search {
@@ -425,10 +422,22 @@ fn touch_one(
     };
     // The token first, then its PIN: one prompt naming every token that takes a PIN sent the
     // PIN typed for a FIDO2 key to the YubiKey found first, spending one of its tries, and
-    // asked a PIN line even when the token present took none (red-team round 24).
-    let found = match stubs.iter().any(|s| s.needs_pin()) {
-        true => Some(tapsign_agent::token::which(&stubs, &search).map_err(token_failure)?),
-        false => None,
+    // asked a PIN line even when the token present took none (red-team round 24). A named
+    // token that is not there is said as such, with the other token present (its recheck).
+    let found = match (named, stubs.iter().any(|s| s.needs_pin())) {
+        (Some(i), _) => {
+            tapsign_agent::token::which_named(&stubs, i, &search).map_err(token_failure)?;
+            Some(i)
+        }
+        (None, true) => {
+            let (i, passed) =
+                tapsign_agent::token::which(&stubs, &search).map_err(token_failure)?;
+            for dead in tapsign_agent::token::dead(&passed) {
+                errln!("warning: {dead}");
+            }
+            Some(i)
+        }
+        (None, false) => None,
     };
     let pin = match found {
         Some(i) if stubs[i].needs_pin() => {
@@ -448,17 +457,17 @@ fn touch_one(
         .map_err(ks_failure)
 }
 
-/// The keyslot of the token `--token` names, among those that can open the keystore.
-fn only_token(slots: Vec<Keyslot>, id: &str) -> Result<Vec<Keyslot>, Failure> {
-    let one: Vec<Keyslot> = slots.into_iter().filter(|s| s.stub.id() == id).collect();
-    match one.is_empty() {
-        true => Err(Failure::new(
+/// The index of the keyslot of the token `--token` names, among those that can open the
+/// keystore.
+fn only_token(slots: &[Keyslot], id: &str) -> Result<usize, Failure> {
+    match slots.iter().position(|s| s.stub.id() == id) {
+        None => Err(Failure::new(
             exit_codes::USAGE,
             format!(
                 "--token {id}: no enrolled token with that id can open the keystore here: `tapsign token list` shows the ids"
             ),
         )),
-        false => Ok(one),
+        Some(i) => Ok(i),
     }
 }
 
