@@ -321,7 +321,9 @@ pub struct UnlockArgs {
     /// The enrolled token to unlock with, by the id `tapsign token list` shows. Default: the
     /// first one present, a YubiKey (PIV), then a FIDO2 key, then the soft token. The PIN
     /// prompt names that one token, and the PIN goes to it alone (with a YubiKey and a FIDO2
-    /// key both plugged in, the YubiKey is used unless --token names the FIDO2 key).
+    /// key both plugged in, the YubiKey is used unless --token names the FIDO2 key). A
+    /// keyslot the manifest does not record is used only while no recorded one's token is
+    /// present.
     #[arg(long, value_name = "ID")]
     pub token: Option<String>,
 }
