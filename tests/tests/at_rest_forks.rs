@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use tapsign_tests::World;
-use tapsign_tests::at_rest::{cred_file, put_back};
+use tapsign_tests::at_rest::{append_chained, cred_file, put_back};
 
 /// A home with k1 and k2 (Binance), unlocked once, the agent stopped.
 fn home() -> World {
@@ -58,7 +58,7 @@ fn swap_in(h: &World, f: &World, old_k1: &[u8]) {
 }
 
 fn refused(out: &tapsign_tests::Run) {
-    out.fails_with(7, "does not follow the audit log's last check");
+    out.fails_with(7, "does not follow the audit log's check");
     assert!(
         out.stderr.contains("another copy of the keystore")
             && out.stderr.contains("--rebuild-manifest"),
@@ -91,7 +91,7 @@ fn a_copys_manifest_does_not_bring_back_a_replaced_credential() {
     let list = h.run(&["key", "list"], "");
     assert!(
         list.stderr
-            .contains("does not follow the audit log's last check")
+            .contains("does not follow the audit log's check")
             && !list.stderr.contains("started afresh"),
         "{list:?}"
     );
@@ -171,4 +171,200 @@ fn a_copys_manifest_that_goes_back_on_nothing_opens_with_a_warning_that_says_so(
         "{out:?}"
     );
     h.signs_with("k1", b"SK1");
+}
+
+/// The copy's last `keystore` line (signed by the vault key the two share), as its log has it.
+fn last_check_of(f: &World) -> serde_json::Value {
+    let text = std::fs::read_to_string(f.home().join("audit.log")).unwrap();
+    let line = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|l| l["event"]["type"] == "keystore")
+        .unwrap();
+    line["event"].clone()
+}
+
+/// Red-team round 24, recheck: the copy's own signed check, appended to the original's log with
+/// the chain continued, was taken for the log's last check, and the copy's manifest was its
+/// own: the replaced key opened and signed, `audit verify` said intact. Every signed check
+/// counts, and one that goes back on an earlier one is another copy's.
+#[test]
+fn a_copys_check_line_appended_does_not_vouch_for_its_manifest() {
+    let mut h = home();
+    let mut f = fork(&h);
+    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
+    h.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "AK1NEW\nSK1NEW\n",
+    )
+    .ok();
+    h.start_agent();
+    h.run(&["unlock"], "").ok();
+    assert_eq!(h.signal_agent("TERM"), Some(0));
+    used_twice(&mut f);
+    swap_in(&h, &f, &old);
+    append_chained(&h, last_check_of(&f));
+    h.run(&["audit", "verify"], "").ok();
+    let list = h.run(&["key", "list"], "");
+    assert!(
+        list.stderr.contains("two checks of this keystore"),
+        "{list:?}"
+    );
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    out.fails_with(
+        7,
+        "two checks of this keystore, both signed by its vault key",
+    );
+    assert!(
+        out.stderr.contains("credential \"k1\"")
+            && out.stderr.contains("another copy of the keystore")
+            && out.stderr.contains("--rebuild-manifest"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+    let sign = tapsign_tests::at_rest::sign(&h, "k1");
+    assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
+}
+
+/// Make the home's audit log a folder (it cannot be opened) while `during` runs, then put it back.
+fn log_unopenable(w: &mut World, during: impl FnOnce(&mut World)) {
+    let log = w.home().join("audit.log");
+    let aside = w.home().join("audit.log.aside");
+    std::fs::rename(&log, &aside).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    during(w);
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+}
+
+/// An unlock (with the agent started for it) and the agent stopped.
+fn unlock_once(w: &mut World) -> tapsign_tests::Run {
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    out
+}
+
+/// Red-team round 24, recheck: a manifest with no anchor (the copy's, written while its log
+/// could not be opened) was held to the check alone, so a `key add --replace` after the check
+/// in the original was skipped, and the old file opened. The `key` line refuses it, as from an
+/// anchor; the rest opens.
+#[test]
+fn an_anchorless_copys_manifest_does_not_skip_a_later_replacement() {
+    let h = home();
+    let mut f = fork(&h);
+    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
+    h.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "AK1NEW\nSK1NEW\n",
+    )
+    .ok();
+    log_unopenable(&mut f, |f| {
+        unlock_once(f);
+        unlock_once(f);
+    });
+    let manifest = std::fs::read_to_string(f.home().join("keystore/manifest.json")).unwrap();
+    assert!(manifest.contains("\"audit\": null"), "{manifest}");
+    swap_in(&h, &f, &old);
+    let mut h = h;
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked"), "{out:?}");
+    assert!(
+        out.stderr.contains("REFUSED") && out.stderr.contains("k1"),
+        "{out:?}"
+    );
+    h.signs_with("k2", b"SK2");
+    let sign = tapsign_tests::at_rest::sign(&h, "k1");
+    assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
+}
+
+/// The honest case of a manifest with no anchor: `key remove`, an unlock while the log cannot
+/// be opened (the file gone, its record kept), then one with the log back. The removal's line,
+/// folded in, leaves the name removed and refuses nothing; the warning says what happened.
+#[test]
+fn an_honest_anchorless_manifest_after_a_removal_opens_without_the_removed_key() {
+    let mut h = home();
+    h.run(&["key", "remove", "k1"], "").ok();
+    log_unopenable(&mut h, |h| {
+        unlock_once(h);
+    });
+    let out = unlock_once(&mut h);
+    assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
+    assert!(!out.stderr.contains("REFUSED"), "{out:?}");
+    assert!(out.stderr.contains("could not be opened"), "{out:?}");
+    assert!(
+        !out.stderr.contains("written beside another copy"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("after them beside another copy"),
+        "{out:?}"
+    );
+    h.start_agent();
+    h.run(&["unlock"], "").ok();
+    h.signs_with("k2", b"SK2");
+    assert_eq!(h.key_names(), ["k2"]);
+}
+
+/// Red-team round 24, recheck: right after the log was moved aside (the documented way to
+/// start afresh), its old first line (signed) and one forged `key` line refused the whole
+/// keystore and blamed "another copy". An unsigned line refuses the credential it names only,
+/// as it does from an anchor.
+#[test]
+fn a_forged_key_line_in_a_log_started_afresh_refuses_that_credential_only() {
+    let h = home();
+    let log = h.home().join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::rename(&log, h.home().join("audit.log.old")).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("\"type\":\"keystore\""), "{first}");
+    put_back(&log, format!("{first}\n").as_bytes());
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 100_000;
+    append_chained(
+        &h,
+        serde_json::json!({"type": "key_change", "action": "replace", "name": "k1",
+            "created": later, "file": "ab".repeat(32), "pid": 1, "exe": "/bin/x"}),
+    );
+    let mut h = h;
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
+    assert!(
+        out.stderr.contains("REFUSED") && out.stderr.contains("k1"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("another copy of the keystore"),
+        "{out:?}"
+    );
+    h.signs_with("k2", b"SK2");
+}
+
+/// Red-team round 24, recheck: `key remove`, the log moved aside, an unlock, and the old log put
+/// back: the manifest, anchored in the newer log, holds the removed name (its file gone), and
+/// nothing opened, said as "another copy ... copied in". It never saw the removal's line: that
+/// line leaves the name removed, and the rest opens.
+#[test]
+fn a_log_moved_aside_and_put_back_after_a_removal_opens_without_the_removed_key() {
+    let mut h = home();
+    h.run(&["key", "remove", "k1"], "").ok();
+    let log = h.home().join("audit.log");
+    let aside = h.home().join("audit.log.old");
+    std::fs::rename(&log, &aside).unwrap();
+    unlock_once(&mut h);
+    std::fs::rename(&log, h.home().join("audit.log.new")).unwrap();
+    std::fs::rename(&aside, &log).unwrap();
+    let out = unlock_once(&mut h);
+    assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
+    assert!(!out.stderr.contains("copied in"), "{out:?}");
+    assert!(
+        out.stderr.contains("this log put back from an older copy"),
+        "{out:?}"
+    );
 }

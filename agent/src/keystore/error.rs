@@ -176,22 +176,45 @@ pub enum KeystoreError {
     },
 
     #[error(
-        "{path} (generation {found}) does not follow the audit log's last check of this \
-         keystore (audit line {seq}, generation {generation}): {why}. That check is signed by \
-         this keystore's vault key, so the log is the keystore's own record, and the manifest was \
-         not written after it: it comes from another copy of the keystore sharing this vault (a \
-         backup restored and used, or a second TAPSIGN_HOME) and was copied in, with whatever \
-         credential files came with it, so nothing is opened. Keep a copy of the keystore \
-         folder as found. Then put back manifest.json and the credential files from after that \
-         check (a backup), or run `tapsign keystore rotate --rebuild-manifest`, which holds the \
-         files to the log's record and names each old copy to move out of the keystore first; \
-         store again with `tapsign key add NAME --exchange ... --replace` any key it names"
+        "{path} (generation {found}) does not follow the audit log's check of this keystore at \
+         audit line {seq} (generation {generation}): {why}. That check is signed by this \
+         keystore's vault key, so the log is the keystore's own record, and the manifest was not \
+         written after it: it comes from another copy of the keystore sharing this vault (a \
+         backup restored and used, or a second TAPSIGN_HOME) or is an older one put back, and \
+         was copied in, with whatever credential files came with it, so nothing is opened. Keep \
+         a copy of the keystore folder as found. If this audit log was put back in place of a \
+         newer one, put the newer one back (the manifest's anchor may be there). Otherwise put \
+         back manifest.json and the credential files from after that check (a backup), or run \
+         `tapsign keystore rotate --rebuild-manifest`, which holds the files to the log's \
+         record and names each old copy to move out of the keystore first; store again with \
+         `tapsign key add NAME --exchange ... --replace` any key it names"
     )]
     NotFollowing {
         path: PathBuf,
         found: u64,
         seq: u64,
         generation: u64,
+        why: String,
+    },
+
+    #[error(
+        "the audit log holds two checks of this keystore, both signed by its vault key, and the \
+         later goes back on the earlier: audit line {seq} (generation {generation}) {why}. Each \
+         check is written after the one before it in the same log and folds in every change, \
+         so audit line {seq} was written in another copy of the keystore sharing this vault (a \
+         backup restored and used, or a second TAPSIGN_HOME) and appended to this log, and \
+         {path} may be that copy's too: nothing is opened. Keep a copy of the audit log and \
+         the keystore folder as found, and look for what appended the line (`tapsign audit` \
+         shows it, and audit line {earlier}). Then run `tapsign keystore rotate \
+         --rebuild-manifest`, which holds the files to the log's record and names each old copy \
+         to move out of the keystore first; store again with `tapsign key add NAME --exchange \
+         ... --replace` any key it names"
+    )]
+    ChecksDisagree {
+        path: PathBuf,
+        seq: u64,
+        generation: u64,
+        earlier: u64,
         why: String,
     },
 
@@ -471,6 +494,7 @@ impl KeystoreError {
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }
             | NotFollowing { path, .. }
+            | ChecksDisagree { path, .. }
             | Unvouched { path, .. }
             | RecordUnreadable { path, .. }
             | RecordBroken { path, .. }

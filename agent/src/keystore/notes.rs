@@ -424,6 +424,9 @@ pub(crate) fn unrecorded_manifest_in(
     // may be past it, and a command killed is then only one reading (red-team round 23: an
     // edited line was told as a command that stopped).
     let why = match whole.broken.as_ref().or(whole.gap.as_ref()) {
+        // No anchor: the log could not be opened when it was written (red-team round 24,
+        // recheck: an honest one was said to be written beside another copy of the log).
+        _ if elsewhere && m.audit.is_none() => "it has no anchor either: it was written while this log could not be opened (or beside another copy of the log), not by a command here that was stopped".to_owned(),
         _ if elsewhere => "its anchor is not in this log either, so it was written beside another copy of the log (this one put back from an older copy, or a copy of the keystore's), not by a command here that was stopped".to_owned(),
         Some(gap) => format!(
             "either the command that wrote it stopped before its line, or its line is past where the log's record stops ({gap}): `tapsign audit verify` shows which"

@@ -50,6 +50,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::RolledBack { .. }
         | KeystoreError::OlderThanLog { .. }
         | KeystoreError::NotFollowing { .. }
+        | KeystoreError::ChecksDisagree { .. }
         | KeystoreError::Unvouched { .. }
         | KeystoreError::RecordUnreadable { .. }
         | KeystoreError::RecordBroken { .. }
