@@ -368,3 +368,33 @@ fn a_log_moved_aside_and_put_back_after_a_removal_opens_without_the_removed_key(
         "{out:?}"
     );
 }
+
+/// Red-team round 24, recheck: a log put back from an older backup beside a current keystore
+/// (k2 replaced since, and unlocked): the trader's own k2, which the verified manifest records,
+/// was told as a file no line records, "written by hand". It is said as stored beside another
+/// log.
+#[test]
+fn a_key_stored_beside_a_newer_log_is_said_so_after_an_older_log_is_put_back() {
+    let mut h = home();
+    let log = h.home().join("audit.log");
+    let backup = std::fs::read(&log).unwrap();
+    h.run(
+        &["key", "add", "k2", "--exchange", "binance", "--replace"],
+        "AK2NEW\nSK2NEW\n",
+    )
+    .ok();
+    unlock_once(&mut h);
+    std::fs::remove_file(&log).unwrap();
+    put_back(&log, &backup);
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("credential \"k2\" holds a later version than this audit log records")
+            && out.stderr.contains("stored beside another audit log"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("written by hand"), "{out:?}");
+    h.signs_with("k2", b"SK2NEW");
+}

@@ -83,18 +83,24 @@ pub fn change_notes(
     lines: &[ChangeLine],
     files: &BTreeMap<String, String>,
 ) -> ChangeNotes {
-    change_notes_resealed(manifest, lines, files, &BTreeMap::new())
+    change_notes_resealed(manifest, lines, files, (&BTreeMap::new(), false))
 }
 
 /// [`change_notes`], where `resealed` names the files a rotation the record leaves out sealed
 /// again (each name's `created`): such a file is the version of that `created`, whatever its
 /// hash (a rotation keeps `created`, and the check it ran refused a file with the `created` of
 /// the version it expected and another hash).
+///
+/// `elsewhere`: `resealed` is the record of a manifest anchored in another log, which goes
+/// back on nothing this one records (`super::follows`): a later version it records was stored
+/// beside that log, and is said so, not as a file no command wrote (red-team round 24,
+/// recheck: after a log restored from an older backup, the trader's own current key was told
+/// as one "someone else chose").
 fn change_notes_resealed(
     manifest: Option<&ManifestFile>,
     lines: &[ChangeLine],
     files: &BTreeMap<String, String>,
-    resealed: &BTreeMap<String, u64>,
+    (resealed, elsewhere): (&BTreeMap<String, u64>, bool),
 ) -> ChangeNotes {
     let mut before: BTreeMap<&str, State<'_>> = BTreeMap::new();
     let written = manifest.map_or(0, |m| m.written);
@@ -175,6 +181,12 @@ fn change_notes_resealed(
         let lines = moved_to.get(name)?;
         (file < *lines).then_some((file, *lines))
     };
+    let stored_elsewhere = |name: &str, was: State<'_>| {
+        elsewhere
+            && resealed
+                .get(name)
+                .is_some_and(|c| was.created().is_none_or(|w| *c > w))
+    };
     // Replacements of names the last check recorded, then of names new since it, then
     // removals (all of recorded names): each list in the order first changed.
     let (mut replaced, mut fresh, mut removed, mut stored, mut gone) =
@@ -211,6 +223,14 @@ fn change_notes_resealed(
                     done(&own),
                     crate::audit::utc_secs(file),
                     crate::audit::utc_secs(recorded)
+                )));
+            }
+            // A later version the manifest records, anchored in another log: stored beside
+            // that log, as far as the check knows.
+            (_, State::Present(..)) if no_line && stored_elsewhere(name, was) => {
+                into.push((name.to_owned(), format!(
+                    "credential {name:?} holds a later version than this audit log records (this file was added {}), which the keystore's manifest, signed by the vault key, records: it was stored beside another audit log, the one the manifest was anchored in (a newer log this one replaced, or a copy of the keystore's). If you did not store it there, it holds an API key and secret someone else chose: store yours again with `tapsign key add {name} --exchange ... --replace`",
+                    crate::audit::utc_secs(resealed.get(name).copied().unwrap_or_default())
                 )));
             }
             (_, State::Present(..)) if no_line && !own.is_empty() => into.push((name.to_owned(), format!(
@@ -314,7 +334,7 @@ pub fn since_logged_check(
     ev: &super::ledger::Evidence,
     files: &BTreeMap<String, String>,
 ) -> Option<ChangeNotes> {
-    since_check_resealed(ev, files, &BTreeMap::new())
+    since_check_resealed(ev, files, (&BTreeMap::new(), false))
 }
 
 /// [`since_logged_check`], with files a rotation the log does not record sealed again
@@ -322,7 +342,7 @@ pub fn since_logged_check(
 fn since_check_resealed(
     ev: &super::ledger::Evidence,
     files: &BTreeMap<String, String>,
-    resealed: &BTreeMap<String, u64>,
+    resealed: (&BTreeMap<String, u64>, bool),
 ) -> Option<ChangeNotes> {
     let auth = super::attest::authenticated(&ev.checks, &ev.believed_vaults(), |a| !a.is_empty());
     if !auth.signed {
@@ -419,7 +439,7 @@ pub(crate) fn unrecorded_manifest_in(
         .filter(|c| files.get(&c.name) == Some(&c.sha256))
         .map(|c| (c.name.clone(), c.created))
         .collect();
-    let mut notes = since_check_resealed(whole, files, &resealed)?;
+    let mut notes = since_check_resealed(whole, files, (&resealed, elsewhere))?;
     // Read along the chain, the record ends where the chain breaks: the line recording `m`
     // may be past it, and a command killed is then only one reading (red-team round 23: an
     // edited line was told as a command that stopped).
