@@ -398,3 +398,36 @@ fn a_key_stored_beside_a_newer_log_is_said_so_after_an_older_log_is_put_back() {
     assert!(!out.stderr.contains("written by hand"), "{out:?}");
     h.signs_with("k2", b"SK2NEW");
 }
+
+/// Red-team round 24, recheck: `lineage` taken out of every line of a rotated home's log and
+/// the chain recomputed (the documented rewrite): the manifest is the last check's own, found
+/// where its anchor is not, and the rotation's own line, signed by its vault key, was said to
+/// be written by hand: the warning looked it up among the lines after the anchor only.
+#[test]
+fn a_rotations_line_is_not_said_written_by_hand_after_a_lineage_strip() {
+    use sha2::Digest;
+    let mut h = home();
+    h.run(&["keystore", "rotate"], "").ok();
+    unlock_once(&mut h);
+    let path = h.home().join("audit.log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = String::new();
+    let mut prev = "0".repeat(64);
+    for l in text.lines() {
+        let mut line: serde_json::Value = serde_json::from_str(l).unwrap();
+        line["event"].as_object_mut().unwrap().remove("lineage");
+        line["prev"] = prev.into();
+        let written = line.to_string();
+        prev = hex::encode(sha2::Sha256::digest(written.as_bytes()));
+        out.push_str(&written);
+        out.push('\n');
+    }
+    put_back(&path, out.as_bytes());
+    let out = unlock_once(&mut h);
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    assert!(
+        out.stderr.contains("signed by that vault's own key"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("wrote it by hand"), "{out:?}");
+}
