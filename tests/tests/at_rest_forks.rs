@@ -225,6 +225,9 @@ fn a_copys_check_line_appended_does_not_vouch_for_its_manifest() {
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
     let sign = tapsign_tests::at_rest::sign(&h, "k1");
     assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
+    // The way out it names: the rebuild holds the files to the log, and names the old copy.
+    let rebuild = h.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    rebuild.fails_with(7, "k1");
 }
 
 /// Make the home's audit log a folder (it cannot be opened) while `during` runs, then put it back.
@@ -267,6 +270,8 @@ fn an_anchorless_copys_manifest_does_not_skip_a_later_replacement() {
     let manifest = std::fs::read_to_string(f.home().join("keystore/manifest.json")).unwrap();
     assert!(manifest.contains("\"audit\": null"), "{manifest}");
     swap_in(&h, &f, &old);
+    let list = h.run(&["key", "list"], "");
+    assert!(list.stderr.contains("`key` line"), "{list:?}");
     let mut h = h;
     h.start_agent();
     let out = h.run(&["unlock"], "");

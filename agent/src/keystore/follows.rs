@@ -429,7 +429,7 @@ impl super::Keystore {
                 let held = match behind.is_empty() {
                     true => String::new(),
                     false => format!(
-                        "; it goes back on {} `key` line(s) of this log (audit line {} first), which refuse the credentials they name",
+                        "; it does not reflect {} `key` line(s) of this log (audit line {} first), read back as from an anchor: a credential file older than they record is refused",
                         behind.len(),
                         behind[0].seq
                     ),

@@ -229,7 +229,7 @@ fn change_notes_resealed(
             // that log, as far as the check knows.
             (_, State::Present(..)) if no_line && stored_elsewhere(name, was) => {
                 into.push((name.to_owned(), format!(
-                    "credential {name:?} holds a later version than this audit log records (this file was added {}), which the keystore's manifest, signed by the vault key, records: it was stored beside another audit log, the one the manifest was anchored in (a newer log this one replaced, or a copy of the keystore's). If you did not store it there, it holds an API key and secret someone else chose: store yours again with `tapsign key add {name} --exchange ... --replace`",
+                    "credential {name:?} holds a later version than this audit log records (this file was added {}), which the keystore's manifest, signed by the vault key, records: it was stored beside another audit log, the one the manifest was anchored in (a log this one took the place of, or a copy of the keystore's). If you did not store it there, it holds an API key and secret someone else chose: store yours again with `tapsign key add {name} --exchange ... --replace`",
                     crate::audit::utc_secs(resealed.get(name).copied().unwrap_or_default())
                 )));
             }
