@@ -283,6 +283,12 @@ fn an_anchorless_copys_manifest_does_not_skip_a_later_replacement() {
     h.signs_with("k2", b"SK2");
     let sign = tapsign_tests::at_rest::sign(&h, "k1");
     assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
+    // Not the first unlock only: the manifest it wrote records the later version.
+    h.run(&["lock"], "").ok();
+    let again = h.run(&["unlock"], "");
+    assert!(again.stderr.contains("REFUSED"), "{again:?}");
+    let sign = tapsign_tests::at_rest::sign(&h, "k1");
+    assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
 }
 
 /// The honest case of a manifest with no anchor: `key remove`, an unlock while the log cannot

@@ -649,6 +649,16 @@ mod tests {
             follows(&m, &whole, std::slice::from_ref(&new.1)),
             Follows::NoCheck
         ));
+        // A rotation's own check, of the same version re-sealed, does not go back on the one
+        // before it.
+        let mut rotated = whole.clone();
+        rotated
+            .checks
+            .push(check(6, 8, &new, vec![rec("k1", 200, 'z')]));
+        let m = manifest(9, &new.1, vec![rec("k1", 200, 'z')]);
+        let f = follows(&m, &rotated, &[old.1.clone(), new.1.clone()]);
+        assert!(matches!(f, Follows::After { .. }), "{f:?}");
+        let m = manifest(8, &new.1, vec![rec("k1", 100, 'z')]);
         let mut forged = whole.clone();
         forged.checks[0].signature = "00".repeat(64);
         assert!(matches!(
