@@ -98,6 +98,8 @@ mod tests_check_lines;
 #[cfg(test)]
 mod tests_fido2;
 #[cfg(test)]
+mod tests_follows;
+#[cfg(test)]
 mod tests_lineage;
 #[cfg(test)]
 mod tests_manifest;
