@@ -61,8 +61,9 @@ pub(crate) enum Follows {
 }
 
 /// Where a name stands by the signed checks: its `created`, its file's hash (`None`: removed),
-/// the vault of the check that vouches for it, that check's line, and the line that set it (the
-/// check, or a `key` line removing it that the check bears out by not listing the name).
+/// the vault of the check that vouches for it, that check's line, and the line that set it: the
+/// check itself, or, for a removal, the earlier check that recorded the name, which this one
+/// leaves out.
 #[derive(Debug, Clone, Copy)]
 struct Stand<'a> {
     created: u64,
@@ -80,14 +81,23 @@ impl Stand<'_> {
 }
 
 /// The log's record, read once along it: where each name stands by the signed checks, and by
-/// every `key` line folded forward ([`forward`]) with the line that set it.
-#[derive(Default)]
+/// every `key` line folded forward ([`forward`]) with the line that set it. `ancestry` orders
+/// the vaults, each descending from those before it.
 struct Record<'a> {
     signed: BTreeMap<&'a str, Stand<'a>>,
     keys: BTreeMap<&'a str, (KeyChange, &'a ChangeLine)>,
+    ancestry: &'a [String],
 }
 
 impl<'a> Record<'a> {
+    fn new(ancestry: &'a [String]) -> Self {
+        Self {
+            signed: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            ancestry,
+        }
+    }
+
     fn key_line(&mut self, l: &'a ChangeLine) {
         let seen = self.keys.get(l.change.name.as_str()).map(|(c, _)| c);
         if let Some(next) = forward(seen, l.change.clone()) {
@@ -95,13 +105,25 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Raise the signed record by `check`: its records, and the removals before it of names it
-    /// does not list (the record of a removal goes with a rotation's `removed`, so a manifest
-    /// need not name it, but must not hold it present at that version). Only ever raised: a
-    /// line appended can add refusals, never take one away.
+    /// Raise the signed record by `check`: its records, and the names it leaves out
+    /// ([`left_out`]), removed at the version the earlier check recorded. Only the signed
+    /// lines set it: a `key` line, which anyone can write, refuses the credential it names and
+    /// nothing more, so a forged removal before a check that lists nothing (the vault's first)
+    /// made the trader's own next check "go back" on it, and nothing opened (red-team round 24,
+    /// second recheck). Only ever raised: a line appended can add refusals, never take one
+    /// away.
     fn raise(&mut self, check: &'a CheckLine) {
-        let records = check.records.as_deref().unwrap_or_default();
-        for r in records {
+        for (name, was) in left_out(&self.signed, check, self.ancestry) {
+            let gone = Stand {
+                sha256: None,
+                vault: &check.vault_key,
+                check: check.seq,
+                line: was.check,
+                ..was
+            };
+            self.signed.insert(name, gone);
+        }
+        for r in check.records.as_deref().unwrap_or_default() {
             let new = Stand {
                 created: r.created,
                 sha256: Some(&r.sha256),
@@ -110,24 +132,6 @@ impl<'a> Record<'a> {
                 line: check.seq,
             };
             self.stand(&r.name, new);
-        }
-        let removed: Vec<(&'a str, Stand<'a>)> = (self.keys.iter())
-            .filter(|(name, (ch, _))| {
-                ch.action == KeyAction::Remove && !records.iter().any(|r| r.name == **name)
-            })
-            .map(|(name, (ch, line))| {
-                let stand = Stand {
-                    created: ch.created,
-                    sha256: None,
-                    vault: &check.vault_key,
-                    check: check.seq,
-                    line: line.seq,
-                };
-                (*name, stand)
-            })
-            .collect();
-        for (name, stand) in removed {
-            self.stand(name, stand);
         }
     }
 
@@ -143,6 +147,54 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The names `signed` holds present that `check` leaves out, where `check` is of the vault of
+/// the check that recorded them or one descending from it (by `ancestry`, oldest first). Each
+/// check folds in every change since the one before it, and keeps the record of a file that is
+/// missing or refused, so a name it leaves out was removed (or forgotten by a rotation): the
+/// signed lines alone prove it. Held by the `key remove` line alone, the removal was undone by
+/// dropping that one unsigned line from the log (red-team round 24, second recheck). A line
+/// with no records (from before lines carried them) leaves out nothing.
+fn left_out<'a>(
+    signed: &BTreeMap<&'a str, Stand<'a>>,
+    check: &CheckLine,
+    ancestry: &[String],
+) -> Vec<(&'a str, Stand<'a>)> {
+    let Some(records) = check.records.as_deref() else {
+        return Vec::new();
+    };
+    let at = |v: &str| ancestry.iter().position(|k| k == v);
+    let Some(mine) = at(&check.vault_key) else {
+        return Vec::new();
+    };
+    (signed.iter())
+        .filter(|(name, s)| {
+            s.sha256.is_some()
+                && s.check < check.seq
+                && at(s.vault).is_some_and(|v| v <= mine)
+                && !records.iter().any(|r| r.name == **name)
+        })
+        .map(|(name, s)| (*name, *s))
+        .collect()
+}
+
+/// The names that one of `checks` (signed, in the log's order) records and a later one of the
+/// same vault or a descendant (by `ancestry`) leaves out ([`left_out`]), each with the
+/// `created` of the version removed; a later version recorded since brings the name back.
+/// For the rebuild, which otherwise knew a removal by its unsigned `key remove` line alone.
+pub(crate) fn signed_removals<'a>(
+    checks: &[&'a CheckLine],
+    ancestry: &'a [String],
+) -> BTreeMap<&'a str, u64> {
+    let mut record = Record::new(ancestry);
+    for check in checks {
+        record.raise(check);
+    }
+    (record.signed.iter())
+        .filter(|(_, s)| s.sha256.is_none())
+        .map(|(name, s)| (*name, s.created))
+        .collect()
+}
+
 /// Why `check`'s records go back on the signed record before it, and the line they go back on.
 fn check_goes_back(check: &CheckLine, signed: &BTreeMap<&str, Stand<'_>>) -> Option<(u64, String)> {
     let when = crate::audit::utc_secs;
@@ -154,7 +206,7 @@ fn check_goes_back(check: &CheckLine, signed: &BTreeMap<&str, Stand<'_>>) -> Opt
         crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
         let why = match s.sha256 {
             None if r.created <= s.created => format!(
-                "records credential {name:?} as added {}, which audit line {} records removed before audit line {}, signed too, left it out",
+                "records credential {name:?} as added {}, which audit line {} recorded and audit line {}, signed too and later, left out (removed)",
                 when(r.created),
                 s.line,
                 s.check
@@ -193,7 +245,7 @@ pub(crate) fn follows(m: &ManifestFile, whole: &Evidence, ancestry: &[String]) -
     let Some(last) = auth.lines.last().copied() else {
         return Follows::NoCheck;
     };
-    let mut record = Record::default();
+    let mut record = Record::new(ancestry);
     let mut lines = whole.change_lines.iter().peekable();
     for check in &auth.lines {
         while let Some(l) = lines.next_if(|l| l.seq < check.seq) {
@@ -312,19 +364,14 @@ fn goes_back(
         if ok {
             continue;
         }
-        let by = match s.line == s.check {
-            true => "that check".to_owned(),
-            false => format!(
-                "audit line {} (before that check, which does not list it)",
-                s.line
-            ),
-        };
+        let by = "that check";
         let mut name = (*name).to_owned();
         crate::audit::cap(&mut name, crate::audit::QUOTED_MAX);
         let why = match (present, s.sha256) {
             (Some(c), None) => format!(
-                "it holds credential {name:?} as added {}, which {by} records removed",
-                when(c.created)
+                "it holds credential {name:?} as added {}, which audit line {}, signed too, recorded and that later check leaves out: it was removed",
+                when(c.created),
+                s.line
             ),
             (Some(c), _) if c.created == s.created => format!(
                 "it holds credential {name:?} in another file than the version {by} records (both added {})",

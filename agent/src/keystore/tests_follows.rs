@@ -98,15 +98,21 @@ fn a_manifest_follows_the_last_signed_check_and_the_key_lines_after_it() {
     assert!(why.contains("in another file"), "{why}");
     let why = goes_back(later(vec![rec("k2", 100, 'c')]));
     assert!(why.contains("does not record credential \"k1\""), "{why}");
-    // A name removed before the check, which it does not list, held present at that
-    // version; left out is fine (a rotation forgets removals).
+    // A name a `key` line removed before the check, which it does not list, held present at
+    // that version: that line refuses the credential it names, not the keystore (no signed
+    // line records the name; red-team round 24, second recheck). Left out is fine (a
+    // rotation forgets removals).
     let with = |extra| {
         let mut creds = vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')];
         creds.extend(extra);
         later(creds)
     };
-    let why = goes_back(with(Some(rec("k3", 50, 'd'))));
-    assert!(why.contains("audit line 3 (before that check"), "{why}");
+    match with(Some(rec("k3", 50, 'd'))) {
+        Follows::After { behind, .. } => {
+            assert_eq!(behind.iter().map(|l| l.seq).collect::<Vec<_>>(), [3]);
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(with(None), Follows::After { .. }));
     assert!(matches!(
         with(Some(rec("k3", 60, 'f'))),
@@ -231,8 +237,18 @@ fn a_signed_check_that_goes_back_on_an_earlier_one_is_another_copys() {
         ..Evidence::default()
     };
     match follows(&copy, &whole3, &ancestry) {
-        Follows::Forked { seq: 9, why, .. } => {
-            assert!(why.contains("audit line 7 records removed"), "{why}");
+        Follows::Forked {
+            seq: 9,
+            earlier: 8,
+            why,
+            ..
+        } => {
+            assert!(
+                why.contains(
+                    "audit line 6 recorded and audit line 8, signed too and later, left out"
+                ),
+                "{why}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -261,8 +277,74 @@ fn a_manifest_is_held_to_every_signed_check() {
     };
     let m = manifest(9, &v.1, vec![rec("k1", 100, 'a'), rec("k2", 100, 'c')]);
     match follows(&m, &whole, std::slice::from_ref(&v.1)) {
-        Follows::GoesBack { seq: 4, why, .. } => {
-            assert!(why.contains("that check records a later version"), "{why}");
+        Follows::GoesBack { seq: 6, why, .. } => {
+            assert!(
+                why.contains("which audit line 4, signed too, recorded"),
+                "{why}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Red-team round 24, second recheck: a name one signed check records and a later one of the
+/// same vault (or one descending from it) leaves out was removed, whether or not a `key
+/// remove` line says so: dropped from the log, that one unsigned line was all that stood for
+/// the removal, and a copy's manifest holding the old file opened it. A later version is
+/// fine; a check of an older vault leaving it out proves nothing.
+#[test]
+fn a_name_a_later_signed_check_leaves_out_was_removed() {
+    let (old, new) = (key(3), key(4));
+    let both = [old.1.clone(), new.1.clone()];
+    let checks = |second: &(VaultKey, String)| Evidence {
+        checks: vec![
+            check(4, 7, &old, vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')]),
+            check(6, 8, second, vec![rec("k2", 100, 'c')]),
+        ],
+        ..Evidence::default()
+    };
+    let copy = |key: &str, k1| manifest(9, key, vec![k1, rec("k2", 100, 'c')]);
+    for (second, m) in [
+        (&old, copy(&old.1, rec("k1", 200, 'b'))),
+        (&new, copy(&new.1, rec("k1", 200, 'z'))),
+    ] {
+        let why = goes_back(follows(&m, &checks(second), &both));
+        assert!(
+            why.contains("credential \"k1\"") && why.contains("that later check leaves out"),
+            "{why}"
+        );
+    }
+    let later = copy(&old.1, rec("k1", 300, 'e'));
+    assert!(matches!(
+        follows(&later, &checks(&old), &both),
+        Follows::After { .. }
+    ));
+    // The older vault's check after the newer one's: not a removal by this keystore.
+    let mut back = checks(&old);
+    back.checks = vec![
+        check(4, 7, &new, vec![rec("k1", 200, 'z'), rec("k2", 100, 'c')]),
+        check(6, 8, &old, vec![rec("k2", 100, 'c')]),
+    ];
+    let m = copy(&new.1, rec("k1", 200, 'z'));
+    assert!(matches!(follows(&m, &back, &both), Follows::After { .. }));
+}
+
+/// Red-team round 24, second recheck: a forged `key remove` line before the vault's first
+/// check (which lists nothing), then the trader's own checks replayed into a log started
+/// afresh: the next check "went back" on the removal, and nothing opened (`ChecksDisagree`).
+/// An unsigned line refuses the credential it names alone, wherever it sits.
+#[test]
+fn a_key_line_before_a_check_does_not_make_a_later_check_go_back() {
+    let v = key(3);
+    let own = vec![rec("k1", 200, 'b'), rec("k2", 100, 'c')];
+    let whole = Evidence {
+        checks: vec![check(2, 1, &v, Vec::new()), check(3, 2, &v, own.clone())],
+        change_lines: vec![change(1, KeyAction::Remove, "k1", 200, 'b')],
+        ..Evidence::default()
+    };
+    match follows(&manifest(2, &v.1, own), &whole, std::slice::from_ref(&v.1)) {
+        Follows::Recorded { seq: 3, lines } => {
+            assert_eq!(lines.iter().map(|l| l.seq).collect::<Vec<_>>(), [1]);
         }
         other => panic!("{other:?}"),
     }
