@@ -890,6 +890,20 @@ fn rebuild_fold(
             }
         }
     }
+    // A name a signed check records and a later one leaves out was removed, whatever the
+    // `key` lines say: that one unsigned line dropped from the log, the rebuild took the
+    // removed file back (red-team round 24, second recheck). Every signed line, not the last
+    // alone: one signature check each, on a rebuild only.
+    let every = super::attest::authenticated(&whole.checks, ancestry, |_| false);
+    for (name, created) in super::follows::signed_removals(&every.lines, ancestry) {
+        match last.get(name) {
+            Some((true, c)) if *c > created => {}
+            Some((false, c)) if *c >= created => {}
+            _ => {
+                last.insert(name, (false, created));
+            }
+        }
+    }
     let when = crate::audit::utc_secs;
     let mut old = Vec::new();
     for f in observed {
