@@ -120,7 +120,7 @@ fn a_copys_manifest_does_not_bring_back_a_removed_credential() {
     refused(&out);
     assert!(
         out.stderr
-            .contains("(before that check, which does not list it) records removed"),
+            .contains("that later check leaves out: it was removed"),
         "{out:?}"
     );
 }
@@ -441,4 +441,126 @@ fn a_rotations_line_is_not_said_written_by_hand_after_a_lineage_strip() {
         "{out:?}"
     );
     assert!(!out.stderr.contains("wrote it by hand"), "{out:?}");
+}
+
+/// The home's audit log rewritten as `events` (each line's `event`), numbered from 1 and
+/// chained from the start, as anyone who can write the log can: `audit verify` says intact.
+fn rewrite_log(w: &World, events: Vec<serde_json::Value>) {
+    use sha2::Digest;
+    let mut out = String::new();
+    let mut prev = "0".repeat(64);
+    for (i, event) in events.into_iter().enumerate() {
+        let line = serde_json::json!({
+            "seq": i + 1,
+            "time": "2026-01-01T00:00:00.000Z",
+            "prev": prev,
+            "event": event,
+        });
+        let written = line.to_string();
+        prev = hex::encode(sha2::Sha256::digest(written.as_bytes()));
+        out.push_str(&written);
+        out.push('\n');
+    }
+    put_back(&w.home().join("audit.log"), out.as_bytes());
+}
+
+/// The events of the home's audit log, in order.
+fn events_of(w: &World) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .collect()
+}
+
+/// The log without its `key remove` line(s): what a rewrite with the agent stopped leaves.
+fn drop_removals(w: &World) {
+    let events: Vec<_> = (events_of(w).into_iter())
+        .filter(|e| !(e["type"] == "key_change" && e["action"] == "remove"))
+        .collect();
+    rewrite_log(w, events);
+}
+
+/// Red-team round 24, second recheck: in a log started afresh, one forged `key remove k1` line
+/// before the trader's own first check (which lists nothing) and last check, replayed: the
+/// removal was taken as borne out by the first check, the last one "went back" on it, and
+/// nothing opened (`ChecksDisagree`), said as the trader's own check "written in another copy".
+/// The unsigned line refuses k1 alone.
+#[test]
+fn a_forged_removal_before_the_first_check_refuses_that_credential_only() {
+    let mut h = home();
+    let events = events_of(&h);
+    let first = events.first().unwrap().clone();
+    assert_eq!(first["type"], "keystore", "{first}");
+    let last = last_check_of(&h);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.home().join("keystore/manifest.json")).unwrap())
+            .unwrap();
+    let k1 = (manifest["credentials"].as_array().unwrap().iter())
+        .find(|c| c["name"] == "k1")
+        .unwrap()
+        .clone();
+    std::fs::rename(h.home().join("audit.log"), h.home().join("audit.log.old")).unwrap();
+    let forged = serde_json::json!({"type": "key_change", "action": "remove", "name": "k1",
+        "created": k1["created"], "file": k1["sha256"], "pid": 1, "exe": "/bin/x"});
+    rewrite_log(&h, vec![forged, first, last]);
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    assert!(!out.stderr.contains("two checks"), "{out:?}");
+    assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
+    assert!(
+        out.stderr.contains("REFUSED") && out.stderr.contains("k1"),
+        "{out:?}"
+    );
+    h.signs_with("k2", b"SK2");
+}
+
+/// Red-team round 24, second recheck: a removal stood on its unsigned `key remove` line alone.
+/// That line dropped and the log rechained (the agent stopped), the copy's manifest and the old
+/// file copied in: the removed key opened and signed, though the check before the removal
+/// records k1 and the unlock's check after it leaves it out, both signed and in place.
+#[test]
+fn a_copys_manifest_does_not_bring_back_a_removal_whose_key_line_was_dropped() {
+    let mut h = home();
+    let mut f = fork(&h);
+    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
+    h.run(&["key", "remove", "k1"], "").ok();
+    unlock_once(&mut h);
+    used_twice(&mut f);
+    swap_in(&h, &f, &old);
+    drop_removals(&h);
+    let verify = h.run(&["audit", "verify"], "");
+    assert!(verify.stdout.contains("intact"), "{verify:?}");
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    refused(&out);
+    assert!(
+        out.stderr.contains("credential \"k1\"")
+            && out.stderr.contains("that later check leaves out"),
+        "{out:?}"
+    );
+    let sign = tapsign_tests::at_rest::sign(&h, "k1");
+    assert!(!sign.stdout.contains("AK1\""), "{sign:?}");
+}
+
+/// Red-team round 24, second recheck, the same on the rebuild's path, with no copy: `key remove
+/// k1` and an unlock, then the old file put back, the manifest deleted and the `key remove`
+/// line dropped. The rebuild the unlock advises took k1 back, calling it a file no line
+/// records. The signed checks record k1 and then leave it out: it was removed.
+#[test]
+fn the_rebuild_does_not_take_back_a_removal_whose_key_line_was_dropped() {
+    let mut h = home();
+    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
+    h.run(&["key", "remove", "k1"], "").ok();
+    unlock_once(&mut h);
+    put_back(&cred_file(&h, "k1"), &old);
+    std::fs::remove_file(h.home().join("keystore/manifest.json")).unwrap();
+    drop_removals(&h);
+    let rebuild = h.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    rebuild.fails_with(7, "\"k1\" was removed");
+    // Moved out, the rebuild goes on, and k1 stays gone.
+    std::fs::remove_file(cred_file(&h, "k1")).unwrap();
+    h.run(&["keystore", "rotate", "--rebuild-manifest"], "")
+        .ok();
+    let out = unlock_once(&mut h);
+    assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
 }
