@@ -57,6 +57,17 @@ fn swap_in(h: &World, f: &World, old_k1: &[u8]) {
     put_back(&cred_file(h, "k1"), old_k1);
 }
 
+/// Replace k1 in `h` (its secret leaked, say) with `key add --replace`; its file from before.
+fn replace_k1(h: &World) -> Vec<u8> {
+    let old = std::fs::read(cred_file(h, "k1")).unwrap();
+    h.run(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "AK1NEW\nSK1NEW\n",
+    )
+    .ok();
+    old
+}
+
 fn refused(out: &tapsign_tests::Run) {
     out.fails_with(7, "does not follow the audit log's check");
     assert!(
@@ -75,12 +86,7 @@ fn refused(out: &tapsign_tests::Run) {
 fn a_copys_manifest_does_not_bring_back_a_replaced_credential() {
     let mut h = home();
     let mut f = fork(&h);
-    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
-    h.run(
-        &["key", "add", "k1", "--exchange", "binance", "--replace"],
-        "AK1NEW\nSK1NEW\n",
-    )
-    .ok();
+    let old = replace_k1(&h);
     h.start_agent();
     h.run(&["unlock"], "").ok();
     h.signs_with("k1", b"SK1NEW");
@@ -131,13 +137,8 @@ fn a_copys_manifest_does_not_bring_back_a_removed_credential() {
 fn a_copys_manifest_does_not_bring_back_a_replaced_credential_under_a_running_agent() {
     let mut h = home();
     let mut f = fork(&h);
-    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
     h.start_agent();
-    h.run(
-        &["key", "add", "k1", "--exchange", "binance", "--replace"],
-        "AK1NEW\nSK1NEW\n",
-    )
-    .ok();
+    let old = replace_k1(&h);
     h.run(&["unlock"], "").ok();
     h.signs_with("k1", b"SK1NEW");
     h.run(&["lock"], "").ok();
@@ -192,12 +193,7 @@ fn last_check_of(f: &World) -> serde_json::Value {
 fn a_copys_check_line_appended_does_not_vouch_for_its_manifest() {
     let mut h = home();
     let mut f = fork(&h);
-    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
-    h.run(
-        &["key", "add", "k1", "--exchange", "binance", "--replace"],
-        "AK1NEW\nSK1NEW\n",
-    )
-    .ok();
+    let old = replace_k1(&h);
     h.start_agent();
     h.run(&["unlock"], "").ok();
     assert_eq!(h.signal_agent("TERM"), Some(0));
@@ -257,12 +253,7 @@ fn unlock_once(w: &mut World) -> tapsign_tests::Run {
 fn an_anchorless_copys_manifest_does_not_skip_a_later_replacement() {
     let h = home();
     let mut f = fork(&h);
-    let old = std::fs::read(cred_file(&h, "k1")).unwrap();
-    h.run(
-        &["key", "add", "k1", "--exchange", "binance", "--replace"],
-        "AK1NEW\nSK1NEW\n",
-    )
-    .ok();
+    let old = replace_k1(&h);
     log_unopenable(&mut f, |f| {
         unlock_once(f);
         unlock_once(f);
