@@ -50,6 +50,22 @@ export interface Status {
   tokens: TokenInfo[];
   warnings?: string[];
   lock_sources: LockSource[];
+  /** Keys whose config.toml policy widens or narrows their exchange's trading profile. */
+  key_policies?: KeyPolicy[];
+  /** Where the audit log's hash chain ends: keep copies elsewhere and check the log later with
+   *  `tapsign audit verify --head SEQ:HASH`. Absent while the log cannot be read or was found
+   *  tampered with (`warnings` says how). */
+  audit_head?: { seq: number; hash: string };
+  /** The keystore manifest the agent last verified, at an unlock. */
+  keystore?: { generation: number; vault_key: string };
+  /** Credentials replaced or removed in the last day, by name; `warnings` says when and how. */
+  changed_keys?: string[];
+}
+
+export interface KeyPolicy {
+  key: string;
+  /** `allow POST /x (a, b)`, `only GET /y`, `ws_login`. */
+  rules: string[];
 }
 
 /** A session event from `events()`. */

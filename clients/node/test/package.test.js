@@ -13,6 +13,19 @@ const path = require('node:path');
 
 const PKG = path.resolve(__dirname, '..');
 
+function statusLiterals() {
+  const golden = path.resolve(PKG, '..', '..', 'proto', 'tests', 'golden');
+  return fs
+    .readdirSync(golden)
+    .filter((f) => /^response_(status_.*|unlocked.*)\.frame$/.test(f))
+    .map((f, i) => {
+      const { type, ...status } = JSON.parse(fs.readFileSync(path.join(golden, f)).subarray(4).toString());
+      assert.ok(type === 'status' || type === 'unlocked', f);
+      return `const golden${i}: Status = ${JSON.stringify(status)}; void golden${i};`;
+    })
+    .join('\n    ');
+}
+
 function npm(args, cwd) {
   return execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -86,6 +99,9 @@ test('the packed tarball installs offline and loads from CommonJS, ESM and TypeS
       void url; void left; void err; void b;
     }
     void main;
+    // Every status answer the agent's golden frames hold is a Status: an object literal with
+    // a field the interface lacks fails the compile, so the types cannot fall behind.
+    ${statusLiterals()}
   `;
   fs.writeFileSync(path.join(app, 'esm.mts'), use);
   fs.writeFileSync(path.join(app, 'cjs.cts'), use);

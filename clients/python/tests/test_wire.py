@@ -104,6 +104,12 @@ def test_answers_decode_from_golden_frames() -> None:
     unlocked = tapsign.Status.from_wire(decode_frame(golden("response_status_unlocked")))
     assert unlocked.unlocked and unlocked.session["signatures_left"] >= 0
     tapsign.Status.from_wire(decode_frame(golden("response_unlocked")), "unlocked")
+    anchored = tapsign.Status.from_wire(decode_frame(golden("response_status_anchored")))
+    assert anchored.audit_head == {"seq": 412, "hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
+    assert anchored.keystore["generation"] == 7 and anchored.changed_keys == []
+    assert locked.audit_head is None and locked.keystore is None
+    changed = tapsign.Status.from_wire({"type": "status", "state": "locked", "agent": "tapsign 0.1.0", "changed_keys": ["k1"]})
+    assert changed.changed_keys == ["k1"]
     signed = tapsign.SignedRequest.from_wire(decode_frame(golden("response_signed_headers")))
     assert signed.headers and signed.url("https://h/") == "https://h" + signed.path + ("?" + signed.query if signed.query else "")
     event = tapsign.Event.from_wire(decode_frame(golden("response_event_locked")))
@@ -112,6 +118,16 @@ def test_answers_decode_from_golden_frames() -> None:
     assert expiring.expires_in_secs == 300 and expiring.signatures_left == 120
     assert decode_frame(golden("response_locked")) == {"type": "locked"}
     assert decode_frame(golden("response_subscribed")) == {"type": "subscribed"}
+
+
+@pytest.mark.parametrize("name", ["response_status_locked", "response_status_unlocked", "response_status_anchored", "response_unlocked"])
+def test_every_status_field_the_agent_sends_is_an_attribute(name: str) -> None:
+    # A field the agent's Status gains (docs/protocol.md) must not be reachable only by `raw`.
+    msg = decode_frame(golden(name))
+    status = tapsign.Status.from_wire(msg, msg["type"])
+    for key, value in msg.items():
+        if key != "type":
+            assert getattr(status, key) == value, key
 
 
 def test_a_frame_over_64_kib_is_refused_before_it_is_read() -> None:

@@ -299,6 +299,14 @@ class Status:
     # Keys whose config.toml policy differs from their exchange's trading profile.
     key_policies: List[Dict[str, Any]]
     raw: Dict[str, Any] = field(repr=False)
+    # Where the audit log's hash chain ends, ``{"seq": 412, "hash": "..."}``: keep copies
+    # elsewhere, check later with `tapsign audit verify --head SEQ:HASH` (docs/audit.md).
+    # None while the agent cannot read the log or found it tampered with.
+    audit_head: Optional[Dict[str, Any]] = None
+    # The keystore manifest the agent last verified, ``{"generation": 7, "vault_key": "..."}``.
+    keystore: Optional[Dict[str, Any]] = None
+    # Credentials replaced or removed in the last day, by name; ``warnings`` says when and how.
+    changed_keys: List[str] = field(default_factory=list)
 
     @property
     def unlocked(self) -> bool:
@@ -317,6 +325,9 @@ class Status:
             lock_sources=list(msg.get("lock_sources") or []),
             key_policies=list(msg.get("key_policies") or []),
             raw=msg,
+            audit_head=msg.get("audit_head"),
+            keystore=msg.get("keystore"),
+            changed_keys=[str(name) for name in msg.get("changed_keys") or []],
         )
 
 
