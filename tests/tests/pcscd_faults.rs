@@ -105,3 +105,53 @@ fn a_card_held_by_another_program_is_token_absent_and_says_so() {
         assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
     });
 }
+
+/// Finding which YubiKey an unlock is for (the CLI's probe before the PIN prompt: its serial,
+/// its slot's public key) needs no PIN, and lets go of the card without resetting it: another
+/// program with the card open (a PIV middleware, gpg's scdaemon) carries on with its next
+/// command. The probe's handles were dropped, and a dropped handle resets the card, so that
+/// program's next command failed with "card reset" and it had to reconnect (red-team round 24
+/// left it). Its PIN state is another matter: the probe's SELECT of the PIV applet clears it,
+/// as any program's does on a real YubiKey.
+#[test]
+fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_program() {
+    let key = Config {
+        version: [5, 7, 1],
+        serial: 15_100_062,
+        ..Config::default()
+    };
+    harness::run(&[key], |stack| {
+        let mut w = World::new();
+        w.run(&["token", "add", "--piv"], PIN).ok();
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        });
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+        let reader = std::ffi::CString::new(stack.reader_name(0)).unwrap();
+        let other = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .unwrap();
+        let apdu = |cmd: &[u8]| -> Result<Vec<u8>, pcsc::Error> {
+            let mut buf = [0u8; 258];
+            other.transmit(cmd, &mut buf).map(<[u8]>::to_vec)
+        };
+        let select = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+        assert!(apdu(&select).unwrap().ends_with(&[0x90, 0x00]));
+        let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+        verify.extend_from_slice(b"123456\xff\xff");
+        assert_eq!(apdu(&verify).unwrap(), [0x90, 0x00]);
+
+        // The CLI finds the token (no PIN, no touch), then finds no PIN on stdin: it stops
+        // before the agent touches the card.
+        let out = w.run(&["unlock"], "");
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(!out.stderr.contains("Touch"), "{out:?}");
+
+        // The other program's handle still works: no "card reset", no reconnect. Its PIN
+        // state went with the probe's SELECT; verifying again needs nothing more.
+        assert!(apdu(&select).unwrap().ends_with(&[0x90, 0x00]));
+        assert_eq!(apdu(&verify).unwrap(), [0x90, 0x00]);
+        let probe = [0x00, 0x20, 0x00, 0x80];
+        assert_eq!(apdu(&probe).unwrap(), [0x90, 0x00]);
+    });
+}

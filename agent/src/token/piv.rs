@@ -293,7 +293,10 @@ fn scan() -> Result<(Vec<u32>, Vec<String>), TokenError> {
     let (mut serials, mut held) = (Vec::new(), Vec::new());
     for reader in ctx.iter().map_err(|e| card_error(e, 0))? {
         match reader.open() {
-            Ok(yk) => serials.push(yk.serial().0),
+            Ok(yk) => {
+                serials.push(yk.serial().0);
+                leave(yk);
+            }
             Err(yubikey::Error::PcscError {
                 inner: Some(P::SharingViolation),
             }) => held.push(reader.name().to_string()),
@@ -302,6 +305,16 @@ fn scan() -> Result<(Vec<u32>, Vec<String>), TokenError> {
         }
     }
     Ok((serials, held))
+}
+
+/// Let go of a card that was only read (serial, metadata: no PIN, no key operation) without
+/// resetting it. Dropping a handle resets the card, which ends every other program's session
+/// on it: one that had verified the PIN (a PIV middleware, a script) would find itself logged
+/// out by an unlock's look for its token (red-team round 24). A handle that verified a PIN is
+/// still dropped, so the PIN does not outlive the operation.
+fn leave(yk: YubiKey) {
+    // On failure the handle comes back and is dropped: a reset, as before.
+    let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
 }
 
 /// Not found, but a card is held by another program: say so rather than "insert it".
@@ -380,7 +393,9 @@ impl PivToken {
     fn check_key(&self) -> Result<(), TokenError> {
         let mut yk =
             YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
-        match piv::metadata(&mut yk, self.slot) {
+        let meta = piv::metadata(&mut yk, self.slot);
+        leave(yk);
+        match meta {
             Ok(meta) => {
                 let public = meta.public.and_then(|spki| {
                     PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).ok()
