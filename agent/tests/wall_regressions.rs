@@ -2399,6 +2399,7 @@ fn borrow_switches_under_an_allow_entry_are_margin_orders() {
         r#"{ method = "POST", path = "/api/v1/margin/order", params = ["clientOid", "side", "symbol", "type", "size", "marginModel", "autoBorrow"] }"#,
         r#"{ method = "POST", path = "/api/v2/margin/crossed/place-order", params = ["symbol", "side", "orderType", "price", "baseSize", "quoteSize", "loanType", "force", "clientOid", "stpMode"], required = ["symbol", "side", "orderType", "loanType"] }"#,
         r#"{ method = "POST", path = "/api/v4/spot/pov_orders", params = ["currency_pair", "side", "amount", "account", "auto_borrow"] }"#,
+        r#"{ method = "POST", path = "/api/v3/trade/place-reality-order", params = ["category", "symbol", "side", "orderType", "qty", "price", "clientOid"] }"#,
     ];
     let mut allowed = config_allow(&entries);
     let borrowing = [
@@ -2451,6 +2452,39 @@ fn borrow_switches_under_an_allow_entry_are_margin_orders() {
             &gate,
             "/api/v4/spot/pov_orders",
             r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1000","account":"unified","auto_borrow":true}"#,
+        ),
+        // Red-team round 25: Bitget's `category` in spellings a server's case folding may
+        // read as `MARGIN` (Java's `equalsIgnoreCase` takes `İ` for `I`): full Unicode upper
+        // case left `MARGİN` as it was, and the order was signed.
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            "{\"category\":\"MARG\u{130}N\",\"symbol\":\"AAPLUSDT\",\"side\":\"buy\",\"orderType\":\"market\",\"qty\":\"1000\"}",
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            r#"{"category":"MARG\u0130N","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1000"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            "{\"category\":\"marg\u{130}n\",\"symbol\":\"AAPLUSDT\",\"side\":\"buy\",\"orderType\":\"market\",\"qty\":\"1\"}",
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            "{\"category\":\"MARG\u{131}N\",\"symbol\":\"AAPLUSDT\",\"side\":\"buy\",\"orderType\":\"market\",\"qty\":\"1\"}",
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            "{\"category\":\"\u{ff2d}\u{ff21}\u{ff32}\u{ff27}\u{ff29}\u{ff2e}\",\"symbol\":\"AAPLUSDT\",\"side\":\"buy\",\"orderType\":\"market\",\"qty\":\"1\"}",
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            r#"{"category":"Margin","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1"}"#,
         ),
         // A value that is a plain one only in full Unicode case (`ſ` is `S` there) is not
         // taken as plain: the check compares those in ASCII case only.

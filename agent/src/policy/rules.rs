@@ -991,11 +991,14 @@ pub(super) fn borrow_switch_on<V: AsRef<str>>(
     };
     let b = switches.find(named)?;
     let on = match value() {
-        // The values that do borrow are compared as widely as a server might: in full Unicode
-        // upper case (`ı` and `ſ` are `I` and `S` there).
+        // The values that do borrow are compared as widely as a server might, and no value
+        // outside ASCII is taken as one that does not: Java's `equalsIgnoreCase` takes
+        // `MARGİN` (U+0130, whose lower case is `i`) for `MARGIN`, which full Unicode upper
+        // case leaves as it is (red-team round 25), and `ı`, `ſ` and the fullwidth letters
+        // have readings of their own. No plain order names its category outside ASCII.
         Some(v) if b.plain.is_empty() => {
-            let v = v.as_ref().trim().to_uppercase();
-            b.borrows.iter().any(|w| *w == v)
+            let v = v.as_ref().trim();
+            !v.is_ascii() || b.borrows.iter().any(|w| w.eq_ignore_ascii_case(v))
         }
         Some(v) => !(b.plain.iter()).any(|p| p.eq_ignore_ascii_case(v.as_ref().trim())),
         None => !b.plain.is_empty(),
