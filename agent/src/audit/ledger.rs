@@ -275,6 +275,7 @@ pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Ev
     let (vaults, vaults_broken) = recorded_vaults(path, last);
     Evidence {
         gap: Some(why.to_owned()),
+        unread: !scan.read,
         latest_generation: scan.highest,
         implausible: scan.implausible,
         unreadable: scan.unreadable,
@@ -475,7 +476,7 @@ pub struct Scan {
     pub implausible: Option<u64>,
     /// The first line that names a generation but cannot be read as a `keystore` record.
     pub unreadable: Option<String>,
-    /// Whether the file could be opened at all.
+    /// Whether the file could be opened and read to its end.
     pub read: bool,
     /// Every readable `key_change` line's change, chained or not, oldest first.
     pub changes: Vec<crate::keystore::KeyChange>,
@@ -499,8 +500,13 @@ pub fn scan(path: &Path) -> Scan {
     for i in 0.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => {}
+            // Read in part: what follows may record a newer generation, or a change.
+            Err(_) => {
+                out.read = false;
+                break;
+            }
         }
         let Some(line) = buf.strip_suffix(b"\n") else {
             break;

@@ -346,6 +346,15 @@ pub enum KeystoreError {
     CannotRecord { what: String, reason: String },
 
     #[error(
+        "{what} checks the keystore against the audit log first, and the log cannot be read now \
+         ({reason}): written on a check that could not read the record, the change could carry \
+         back a credential or token the record says was replaced or removed. Nothing was \
+         changed; make the log readable again (its permissions, `chmod 600`; the disk) and run \
+         the command again"
+    )]
+    LogUnread { what: String, reason: String },
+
+    #[error(
         "credential file(s) in {dir} cannot be read: {names}. A rotation re-seals every \
          credential to the new vault key and removes the old folder, so it would lose these; \
          `tapsign key list` says what is wrong with each. Fix each file (`chmod 600` it, or \
@@ -509,7 +518,7 @@ impl KeystoreError {
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             RebuildUnchecked { .. } | RebuildUnsigned { .. } | NotUndone { .. } => None,
             CredentialNotUndone { .. } => None,
-            CannotRecord { .. } => None,
+            CannotRecord { .. } | LogUnread { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
             KeyslotMissing { dir, .. } => Some(dir),

@@ -435,6 +435,7 @@ impl super::Keystore {
             }
         };
         let whole = ledger.since(&super::Anchor::genesis());
+        evidence.unread |= whole.unread;
         // The lines the record leaves out (`vault_ops::unlinked_warning` tells each by its own
         // line) may stand before where the anchor was, outside `evidence.checks`: a rotation's
         // own line, signed by its vault key, was said written by hand after its `lineage` was

@@ -212,6 +212,15 @@ pub struct Evidence {
     /// Why the record could not be read back whole (the anchor line is gone, the chain breaks
     /// after it, the log cannot be read). Changes since the last check then go unchecked.
     pub gap: Option<String>,
+    /// The ledger could not be read at all (opening or reading it failed), though it may
+    /// still take records: the running agent appends through the descriptor it holds, which
+    /// a log made unreadable (`chmod 000`) for one unlock does not close. A manifest written
+    /// on such a check is not anchored and its check is not recorded ([`Evidence::anchor`]),
+    /// so that the next check holds it to the whole record (`super::follows`) rather than
+    /// finding it anchored: anchored at its own check line, a manifest put back for that one
+    /// unlock stood from then on, the record of the change it went back on still in the log
+    /// (red-team round 25).
+    pub unread: bool,
     /// A record of a manifest the ledger holds but cannot read (a damaged `keystore` line): it
     /// may name a newer generation than any readable one, so nothing is opened on its word.
     pub unreadable: Option<String>,
@@ -569,7 +578,17 @@ impl Evidence {
     pub fn unavailable(why: impl Into<String>) -> Self {
         Evidence {
             gap: Some(why.into()),
+            unread: true,
             ..Evidence::default()
+        }
+    }
+
+    /// Where a manifest written on this record is anchored: the ledger's head, unless the
+    /// record could not be read ([`Evidence::unread`]), when it is anchored nowhere.
+    pub fn anchor(&self, ledger: &mut dyn Ledger) -> Option<Anchor> {
+        match self.unread {
+            true => None,
+            false => ledger.head(),
         }
     }
 }
@@ -583,7 +602,10 @@ pub trait Ledger {
     /// What can be known with no anchor to read from (a manifest written while the record could
     /// not be read): a gap saying `why`, and the highest generation recorded anywhere.
     fn unanchored(&mut self, why: &str) -> Evidence {
-        Evidence::unavailable(why)
+        Evidence {
+            gap: Some(why.to_owned()),
+            ..Evidence::default()
+        }
     }
     /// Record `entry`; `Err` says why it could not be written.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String>;
@@ -608,6 +630,9 @@ pub(crate) struct MemoryLedger {
     /// Play a running agent: keep what is recorded in memory as well, and hand it out with
     /// what is read back (tests then edit `entries` as one would edit the log).
     pub witness: Option<Witness>,
+    /// Make every read fail with this reason while records still go in (a log made
+    /// unreadable under an agent that holds it open for appending).
+    pub unreadable: Option<String>,
 }
 
 #[cfg(test)]
@@ -622,6 +647,9 @@ impl Ledger for MemoryLedger {
     }
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
+        if let Some(why) = &self.unreadable {
+            return Evidence::unavailable(why.clone());
+        }
         let Some(after) = self.entries.get(anchor.seq as usize..) else {
             let mut ev = Evidence::unavailable("the ledger is shorter than the anchor");
             ev.witness(self.witness.clone().unwrap_or_default());

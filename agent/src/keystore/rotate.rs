@@ -257,6 +257,7 @@ impl Keystore {
             }
             None => self.prepare(vk, ledger, &lock)?,
         };
+        super::vault_ops::refuse_unread(&p.evidence, what_rotates(remove, rebuild.is_some()))?;
         let changes = match rebuild {
             Some(_) => self.changes_since_manifest(vk, ledger, &p),
             None => p.changes(ledger),

@@ -1029,3 +1029,59 @@ fn a_rebuild_refuses_a_file_with_the_recorded_time_and_other_contents() {
     );
     assert!(!text.contains("binance-alt"), "{text}");
 }
+
+/// Red-team round 25: with the log unreadable for one unlock while it still took records (the
+/// running agent appends through the descriptor it holds), the check's manifest was anchored
+/// at its own check line, so every later check found it anchored and never held it to the
+/// record it had not read. It is anchored nowhere now and its check is not recorded; the next
+/// check, the log readable, holds it to every signed check.
+#[test]
+fn a_check_that_could_not_read_the_record_anchors_nothing_and_records_nothing() {
+    let (mut f, _) = Fixture::populated();
+    f.check().unwrap();
+    let recorded = f.ledger.entries.len();
+    f.ledger.unreadable = Some("Permission denied".into());
+    let c = f.check().unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.contains("anchored nowhere")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(f.ledger.entries.len(), recorded);
+    let text = fs::read_to_string(f.ks.dir().join("manifest.json")).unwrap();
+    assert!(text.contains("\"audit\": null"), "{text}");
+    // Readable again: the next check follows the record and anchors again.
+    f.ledger.unreadable = None;
+    let c = f.check().unwrap();
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(f.ledger.entries.len(), recorded + 1);
+    let text = fs::read_to_string(f.ks.dir().join("manifest.json")).unwrap();
+    assert!(!text.contains("\"audit\": null"), "{text}");
+}
+
+/// A token added, a rotation or a rebuild on a check that could not read the record is refused
+/// before anything is written: its record would vouch for files never held to the record.
+#[test]
+fn changes_on_a_check_that_could_not_read_the_record_are_refused() {
+    let (mut f, b) = Fixture::populated();
+    f.check().unwrap();
+    let manifest = fs::read(f.ks.dir().join("manifest.json")).unwrap();
+    let recorded = f.ledger.entries.len();
+    f.ledger.unreadable = Some("Permission denied".into());
+    let e = f.rotate(Some(&b.stub().id())).unwrap_err();
+    assert!(matches!(e, KeystoreError::LogUnread { .. }), "{e}");
+    assert!(e.to_string().contains("Permission denied"), "{e}");
+    let e = f.rotate(None).unwrap_err();
+    assert!(matches!(e, KeystoreError::LogUnread { .. }), "{e}");
+    let c = super::tests::soft(f.tmp.path(), "token-c");
+    let vk = f.unlock();
+    let e = f.ks.add_keyslot(&vk, c.stub(), &mut f.ledger).unwrap_err();
+    assert!(matches!(e, KeystoreError::LogUnread { .. }), "{e}");
+    assert_eq!(
+        fs::read(f.ks.dir().join("manifest.json")).unwrap(),
+        manifest
+    );
+    assert_eq!(f.ledger.entries.len(), recorded);
+    f.ledger.unreadable = None;
+    f.rotate(Some(&b.stub().id())).unwrap();
+}

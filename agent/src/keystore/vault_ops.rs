@@ -292,7 +292,7 @@ impl Keystore {
             slots,
             p.folded.credentials.clone(),
             p.folded.removed.clone(),
-            ledger.head(),
+            p.evidence.anchor(ledger),
         )?;
         let written = match &p.manifest {
             Some(_) => self
@@ -319,13 +319,16 @@ impl Keystore {
                 // A vault the record does not believe yet (a rotation whose own record was
                 // never written: the command stopped first) is recorded with its links.
                 let links = super::lineage::links_for(&p.vault, &p.evidence.believed_vaults());
-                self.note_manifest(
-                    ledger,
-                    (vk, &manifest),
-                    links,
-                    super::ledger::UNLOCK_REASON,
-                    &mut out.warnings,
-                );
+                match p.evidence.unread {
+                    true => out.warnings.push(unread_warning()),
+                    false => self.note_manifest(
+                        ledger,
+                        (vk, &manifest),
+                        links,
+                        super::ledger::UNLOCK_REASON,
+                        &mut out.warnings,
+                    ),
+                }
             }
             // The check itself is done: the session may open. The next unlock checks against
             // the previous manifest again.
@@ -373,6 +376,7 @@ impl Keystore {
         let bytes = keyslot_bytes(Path::new(&format!("{KEYSLOTS}/{id}.json")), vk, stub, token)?;
         let lock = self.lock()?;
         let mut p = self.prepare(vk, ledger, &lock)?;
+        refuse_unread(&p.evidence, format!("enrolling {}", stub.describe()))?;
         exists(&p.live)?;
         let path = keyslot_path(&p.live, &id)?;
         let mut slots = match &p.manifest {
@@ -392,7 +396,7 @@ impl Keystore {
             slots,
             p.folded.credentials.clone(),
             p.folded.removed.clone(),
-            ledger.head(),
+            p.evidence.anchor(ledger),
         )?;
         // Said as a check says them: this manifest moves the record on, and the next check
         // has nothing to say of what it folded in (red-team round 21: a `key add --replace`
@@ -681,6 +685,31 @@ impl Keystore {
             note(ledger, entry, warnings);
         }
     }
+}
+
+/// A command that changes the keystore on its check (`token add`, a rotation, a rebuild) is
+/// refused when that check could not read the audit log ([`Evidence::unread`]), before it
+/// writes anything: whatever it wrote would rest on files the record was never held to, and
+/// its own record would vouch for them (red-team round 25: a log made unreadable for one
+/// command while it could still be appended to).
+pub(crate) fn refuse_unread(evidence: &Evidence, what: String) -> Result<(), KeystoreError> {
+    match (evidence.unread, &evidence.gap) {
+        (true, Some(reason)) => Err(KeystoreError::LogUnread {
+            what,
+            reason: reason.clone(),
+        }),
+        (true, None) => Err(KeystoreError::LogUnread {
+            what,
+            reason: "it could not be read to its end".into(),
+        }),
+        (false, _) => Ok(()),
+    }
+}
+
+/// What an unlock says when its check could not read the audit log: the manifest it wrote is
+/// anchored nowhere and its check not recorded, so the next unlock holds it to the record.
+fn unread_warning() -> String {
+    "the keystore's check could not read the audit log, so the manifest it wrote is anchored nowhere and the check is not recorded in the log: the next unlock, with the log readable, holds that manifest to every check the log records, and refuses it if it goes back on one".to_owned()
 }
 
 /// What an unlock (and `key list`) says when the record since the last check cannot be read.

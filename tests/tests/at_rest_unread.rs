@@ -1,0 +1,124 @@
+//! At rest, with the audit log made unreadable for one command (`chmod 000`, `chmod 200`) while
+//! it can still be appended to: the running agent appends through the descriptor it holds, and
+//! a write-only log opens for appending. A check that could not read the record must not write
+//! a record that vouches for what it could not check (red-team round 25).
+//!
+//! The agent and the CLI run as the user nobody: root reads a file whatever its mode. Needs
+//! root to hand the world over; skips otherwise, and fails in CI (`TAPSIGN_VYK_REQUIRE=1`).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::os::unix::fs::PermissionsExt;
+
+use tapsign_tests::at_rest::{cred_file, put_back, sign};
+use tapsign_tests::{World, skip};
+
+const NOBODY: u32 = 65534;
+
+/// A world run as nobody with k1 and k2 (Binance), unlocked once, the agent stopped; `None`
+/// (after a skip) when this process cannot switch users.
+fn home() -> Option<World> {
+    if !skip::needs_root("running the agent and the CLI as the user nobody") {
+        return None;
+    }
+    let mut w = World::new();
+    w.become_user(NOBODY);
+    w.setup_key("k1", "binance", "AK1", "SK1");
+    w.setup_key("k2", "binance", "AK2", "SK2");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    Some(w)
+}
+
+fn log_mode(w: &World, mode: u32) {
+    let log = w.home().join("audit.log");
+    std::fs::set_permissions(log, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn manifest(w: &World) -> Vec<u8> {
+    std::fs::read(w.home().join("keystore/manifest.json")).unwrap()
+}
+
+/// The trader replaces (or removes) k1, whose secret leaked, and unlocks: that check, signed,
+/// records the change. Malware that kept the manifest and k1's file from before puts both back
+/// while an agent runs, and makes the log unreadable for the next unlock only. That unlock
+/// could not read the record, and opens what it finds (the documented residual of a log that
+/// cannot be read: docs/threat-model.md). But its manifest was anchored at its own check line,
+/// written through the agent's open descriptor, so every later unlock, with the log readable
+/// and intact, found it anchored and opened the old k1 again.
+fn rolled_back_for_one_unlock(change: &[&str], stdin: &str) {
+    let Some(mut w) = home() else {
+        return;
+    };
+    let (old_manifest, old_k1) = (manifest(&w), std::fs::read(cred_file(&w, "k1")).unwrap());
+    w.run(change, stdin).ok();
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+
+    w.start_agent();
+    put_back(&w.home().join("keystore/manifest.json"), &old_manifest);
+    put_back(&cred_file(&w, "k1"), &old_k1);
+    // Malware runs as the trader: the files it puts back are the trader's.
+    std::os::unix::fs::chown(cred_file(&w, "k1"), Some(NOBODY), Some(NOBODY)).unwrap();
+    log_mode(&w, 0o000);
+    let out = w.run(&["unlock"], "");
+    log_mode(&w, 0o600);
+    assert!(out.stderr.contains("could not be read back"), "{out:?}");
+    assert!(out.stderr.contains("anchored nowhere"), "{out:?}");
+    let written = String::from_utf8(manifest(&w)).unwrap();
+    assert!(written.contains("\"audit\": null"), "{written}");
+    w.run(&["lock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+
+    // From the next unlock on, the log readable: the manifest is held to the trader's check,
+    // which it goes back on, and nothing opens.
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "does not follow the audit log's check");
+    assert!(!sign(&w, "k1").stdout.contains("\"AK1\""));
+    // The way out it names holds the files to the log, and names the old copy of k1.
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    let rebuild = w.run(&["keystore", "rotate", "--rebuild-manifest"], "");
+    rebuild.fails_with(7, "k1");
+}
+
+#[test]
+fn a_log_unreadable_for_one_unlock_does_not_bring_back_a_replaced_credential() {
+    rolled_back_for_one_unlock(
+        &["key", "add", "k1", "--exchange", "binance", "--replace"],
+        "AK1NEW\nSK1NEW\n",
+    );
+}
+
+#[test]
+fn a_log_unreadable_for_one_unlock_does_not_bring_back_a_removed_credential() {
+    rolled_back_for_one_unlock(&["key", "remove", "k1"], "");
+}
+
+/// The honest case: the log unreadable for one unlock (a mistaken `chmod`), nothing put back.
+/// That unlock opens with its warnings; the next, with the log readable, opens everything and
+/// anchors the manifest again, so the one after (a new agent's) says nothing more of it.
+#[test]
+fn an_honest_unlock_with_the_log_unreadable_is_taken_back_in_by_the_next() {
+    let Some(mut w) = home() else {
+        return;
+    };
+    w.start_agent();
+    log_mode(&w, 0o000);
+    let out = w.run(&["unlock"], "");
+    log_mode(&w, 0o600);
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    w.run(&["lock"], "").ok();
+    let out = w.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    assert!(!out.stderr.contains("REFUSED"), "{out:?}");
+    w.signs_with("k1", b"SK1");
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    assert!(!out.stderr.contains("anchor"), "{out:?}");
+    let written = String::from_utf8(manifest(&w)).unwrap();
+    assert!(!written.contains("\"audit\": null"), "{written}");
+}
