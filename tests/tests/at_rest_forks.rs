@@ -555,3 +555,38 @@ fn the_rebuild_does_not_take_back_a_removal_whose_key_line_was_dropped() {
     let out = unlock_once(&mut h);
     assert!(out.stdout.contains("Unlocked 1 key"), "{out:?}");
 }
+
+/// Red-team round 25: a copy's own signed check appended to an honest keystore's log (whose
+/// anchor the log still holds) refuses the keystore by its generation, as an older copy put
+/// back, which nothing was. The refusal stays; it now names the line and says that another
+/// copy sharing the vault may have written it.
+#[test]
+fn a_copys_check_appended_to_an_honest_log_is_named_in_the_refusal() {
+    let h = home();
+    let mut f = fork(&h);
+    used_twice(&mut f);
+    let text = std::fs::read_to_string(f.home().join("audit.log")).unwrap();
+    let last_check: serde_json::Value = text
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["event"]["type"] == "keystore")
+        .unwrap();
+    append_chained(&h, last_check["event"].clone());
+    let seq = std::fs::read_to_string(h.home().join("audit.log"))
+        .unwrap()
+        .lines()
+        .count();
+    let mut h = h;
+    h.start_agent();
+    let out = h.run(&["unlock"], "");
+    out.fails_with(7, "older copy of the keystore was put back");
+    assert!(
+        out.stderr.contains(&format!(
+            "(audit line {seq}, a check signed by this keystore's vault key"
+        )) && out
+            .stderr
+            .contains("another copy of the keystore sharing this vault"),
+        "{out:?}"
+    );
+}

@@ -163,16 +163,19 @@ pub enum KeystoreError {
     },
 
     #[error(
-        "{path} is generation {found}, but the audit log records generation {recorded}: an older \
-         copy of the keystore was put back (it may hold a token removed since, or credentials \
-         replaced since), so nothing is opened. If you restored a backup yourself and trust its \
-         files, run `tapsign keystore rotate --rebuild-manifest`, then check `tapsign token list` \
-         and remove again any token you had removed"
+        "{path} is generation {found}, but the audit log records generation {recorded}{by}: an \
+         older copy of the keystore was put back (it may hold a token removed since, or \
+         credentials replaced since), so nothing is opened. If you restored a backup yourself \
+         and trust its files, run `tapsign keystore rotate --rebuild-manifest`, then check \
+         `tapsign token list` and remove again any token you had removed"
     )]
     OlderThanLog {
         path: PathBuf,
         found: u64,
         recorded: u64,
+        /// Where a check signed by the vault key records that generation, and what else
+        /// that line may be; empty where no such line does.
+        by: String,
     },
 
     #[error(

@@ -1238,11 +1238,29 @@ impl Keystore {
                     path,
                     found: m.generation,
                     recorded,
+                    by: signed_check_at(m, evidence, recorded),
                 })
             }
             (None, Some(recorded)) => Err(KeystoreError::ManifestGone { path, recorded }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Where `recorded`, a generation above the manifest's, is a check line of the manifest's own
+/// vault key (signed: `super::attest`), said with the one other way it gets there: written in
+/// another copy of the keystore sharing the vault and appended to this log (red-team round 25:
+/// only "an older copy was put back" was said, though nothing had been). Empty otherwise.
+fn signed_check_at(m: &ManifestFile, evidence: &Evidence, recorded: u64) -> String {
+    let line = evidence.checks.iter().rev().find(|c| {
+        c.generation == recorded && c.vault_key == m.vault_key && super::attest::self_signed(c)
+    });
+    match line {
+        Some(c) => format!(
+            " (audit line {}, a check signed by this keystore's vault key: this keystore wrote it after this manifest, or another copy of the keystore sharing this vault did, a backup restored and used or a second TAPSIGN_HOME, and the line was appended here)",
+            c.seq
+        ),
+        None => String::new(),
     }
 }
 
