@@ -1359,14 +1359,15 @@ pub(super) fn withheld_spelled_otherwise(
 
 /// Why `value` of `name` is left out of `exchange`'s profile on purpose, if it is. Compared
 /// as a server that trims and folds case with Unicode's rules would (`MARGıN` and `ſpot` are
-/// `MARGIN` and `spot` to Java's `toUpperCase`, Go's `ToUpper`, Python's `upper`).
+/// `MARGIN` and `spot` to Java's `toUpperCase`, Go's `ToUpper`, Python's `upper`; `MARGİN`
+/// is `MARGIN` to Java's `equalsIgnoreCase`: [`super::fold_case`]).
 pub(super) fn withheld_reason(
     exchange: Exchange,
     path: &str,
     name: &str,
     value: &str,
 ) -> Option<&'static str> {
-    let folded = value.trim().to_uppercase();
+    let folded = super::fold_case(value.trim()).to_uppercase();
     withheld_for(exchange, path, name)
         .find(|w| w.value.is_none_or(|v| v.to_uppercase() == folded))
         .map(|w| w.why)
@@ -1395,6 +1396,35 @@ pub(super) fn withheld_name(
 
 #[cfg(test)]
 mod tests {
+    use super::Exchange;
+
+    /// A withheld value is found in every spelling a case-folding server reads as it:
+    /// Unicode upper case (`ı`, `ſ`) and Java's `equalsIgnoreCase` (`İ`, whose lower case is
+    /// `i`; red-team round 25), trimmed.
+    #[test]
+    fn withheld_values_are_found_as_a_folding_server_reads_them() {
+        let path = "/api/v3/trade/place-order";
+        for value in [
+            "MARGIN",
+            "margin",
+            " Margin ",
+            "MARG\u{131}N",
+            "MARG\u{130}N",
+            "marg\u{130}n",
+        ] {
+            assert!(
+                super::withheld_reason(Exchange::Bitget, path, "category", value).is_some(),
+                "{value:?}"
+            );
+        }
+        for value in ["SPOT", "MARGINS", "MAR GIN"] {
+            assert!(
+                super::withheld_reason(Exchange::Bitget, path, "category", value).is_none(),
+                "{value:?}"
+            );
+        }
+    }
+
     /// A value withheld on one path only is withheld where the signature names that path: on
     /// an exchange that does not sign it, an entry for another path would sign the same bytes.
     #[test]
