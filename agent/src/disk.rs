@@ -311,6 +311,14 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
 /// [`open_regular`]).
 pub fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
+    #[cfg(test)]
+    if FAIL_OPENS.with(|f| {
+        let due = f.get();
+        f.set(due >> 1);
+        due & 1 == 1
+    }) {
+        return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+    }
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -383,6 +391,13 @@ pub(crate) fn interleave(_point: &str) {}
 
 #[cfg(test)]
 type Act = Box<dyn FnOnce()>;
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook for [`open_nonblocking`]: bit `n` set fails the `n`th open from now (bit 0
+    /// the next) with "permission denied", as a file made unreadable between two reads would.
+    pub(crate) static FAIL_OPENS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
 #[cfg(test)]
 thread_local! {

@@ -173,7 +173,17 @@ fn evidence_read(
     };
     let read = match since_keeping(path, anchor, keystore_line) {
         Ok(s) => s,
-        Err(e) => return Evidence::unavailable(e.to_string()),
+        Err(e) => {
+            let mut out = Evidence::unavailable(e.to_string());
+            // The record of the vaults as far as it can be had: read again, or what this
+            // agent read of the same file before (red-team round 25, recheck).
+            if with_vaults {
+                let (vaults, broken, _) = recorded_vaults(path, last);
+                (out.recorded_vaults, out.unlinked) = (vaults.believed, vaults.unlinked);
+                out.vaults_broken = broken;
+            }
+            return out;
+        }
     };
     let mut out = Evidence {
         broken: read.gap.clone().filter(|_| read.broken),
@@ -184,16 +194,21 @@ fn evidence_read(
     // vaults every manifest's record names, along the chain. Read from the top already, the
     // file is not read again: those lines are kept in `read`.
     if with_vaults {
-        let (vaults, vaults_broken) = match *anchor == Anchor::genesis() {
+        let (vaults, vaults_broken, vaults_unread) = match *anchor == Anchor::genesis() {
             true => vaults_read(path, &read),
             false => recorded_vaults(path, last),
         };
         (out.recorded_vaults, out.unlinked) = (vaults.believed, vaults.unlinked);
         out.vaults_broken = vaults_broken;
+        // Every read of the check counts: one that failed alone (the log made unreadable
+        // between two opens) left the record of the vaults empty, said as a log started
+        // afresh, and the check anchored what it opened (red-team round 25, recheck).
+        out.unread |= vaults_unread;
     }
     if out.gap.is_some() {
         // The chained lines are in the scan too (and counted again below).
         let scan = scan(path);
+        out.unread |= !scan.read;
         out.unreadable = scan.unreadable;
         out.latest_generation = scan.highest;
         out.implausible = scan.implausible;
@@ -272,10 +287,10 @@ pub fn unanchored(path: &Path, why: &str) -> Evidence {
 /// [`unanchored`], reading the record of the vaults as [`evidence_after`] does.
 pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Evidence {
     let scan = scan(path);
-    let (vaults, vaults_broken) = recorded_vaults(path, last);
+    let (vaults, vaults_broken, vaults_unread) = recorded_vaults(path, last);
     Evidence {
         gap: Some(why.to_owned()),
-        unread: !scan.read,
+        unread: !scan.read || vaults_unread,
         latest_generation: scan.highest,
         implausible: scan.implausible,
         unreadable: scan.unreadable,
@@ -296,27 +311,36 @@ pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Ev
 /// and only with links signed by one believed. What a break can hide is a line taken out or
 /// made into something else; so a break with no vault recorded before it (where the first
 /// record of the keystore may have been) is a record that cannot be trusted. A log that
-/// cannot be opened names none (a log moved aside: docs/keystore-format.md, "The lineage").
+/// cannot be opened names none (a log moved aside: docs/keystore-format.md, "The lineage"),
+/// and says so: the third value is whether a read failed ([`Evidence::unread`]).
 ///
 /// With `last`, a read whole that found vaults with the chain intact is remembered, and the
 /// next read takes up from where it ended ([`VaultsRead`]).
-fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<String>) {
+fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<String>, bool) {
     if let Some(known) = last.and_then(|l| l.read_on(path)) {
         return known;
     }
     let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
     match since_keeping(path, &Anchor::genesis(), keystore) {
         Ok(read) => {
-            let (vaults, broken) = vaults_read(path, &read);
+            let (vaults, broken, unread) = vaults_read(path, &read);
             if let Some(last) = last
                 && read.gap.is_none()
+                && !unread
                 && !vaults.believed.is_empty()
             {
                 last.remember(path, read.end, &vaults);
             }
-            (vaults, broken)
+            (vaults, broken, unread)
         }
-        Err(_) => (Vaults::default(), None),
+        // What this agent read of the same file before still stands: the vaults a log
+        // recorded are not unrecorded by its becoming unreadable (red-team round 25, recheck:
+        // a keystore of another vault, wrapped to the trader's token, opened and signed for
+        // the one unlock whose read of the record failed, as under a log started afresh).
+        Err(_) => {
+            let known = last.and_then(|l| l.remembered(path)).unwrap_or_default();
+            (known, None, true)
+        }
     }
 }
 
@@ -377,9 +401,17 @@ impl VaultsRead {
         });
     }
 
+    /// The vaults the last read of the log at `path` found, where the file there is still
+    /// the one it read (same device and inode).
+    fn remembered(&self, path: &Path) -> Option<Vaults> {
+        let last = self.last();
+        let last = last.as_ref()?;
+        (last.path == path && Some(last.file) == identity(path)).then(|| last.vaults.clone())
+    }
+
     /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;
     /// `None` when it must be read whole.
-    fn read_on(&self, path: &Path) -> Option<(Vaults, Option<String>)> {
+    fn read_on(&self, path: &Path) -> Option<(Vaults, Option<String>, bool)> {
         let (end, mut vaults) = {
             let last = self.last();
             let last = last.as_ref()?;
@@ -397,27 +429,27 @@ impl VaultsRead {
         if read.broken {
             // A break after vaults were recorded: those stand, and every line that names one
             // anywhere in the file is taken too, as in a whole read ([`vaults_read`]).
-            take_vaults_anywhere(&mut vaults, path);
-            return Some((vaults, None));
+            let unread = !take_vaults_anywhere(&mut vaults, path);
+            return Some((vaults, None, unread));
         }
         self.remember(path, read.end, &vaults);
-        Some((vaults, None))
+        Some((vaults, None, false))
     }
 }
 
 /// [`recorded_vaults`] from the log at `path` read from its first line (`read`, which keeps at
 /// least its `keystore` lines).
-fn vaults_read(path: &Path, read: &super::Since) -> (Vaults, Option<String>) {
+fn vaults_read(path: &Path, read: &super::Since) -> (Vaults, Option<String>, bool) {
     let mut vaults = Vaults::default();
     take_vaults(&mut vaults, &read.lines);
     let Some(why) = read.gap.clone().filter(|_| read.broken) else {
-        return (vaults, None);
+        return (vaults, None, false);
     };
     let before_the_break = !vaults.believed.is_empty();
-    take_vaults_anywhere(&mut vaults, path);
+    let unread = !take_vaults_anywhere(&mut vaults, path);
     match before_the_break {
-        true => (vaults, None),
-        false => (vaults, Some(why)),
+        true => (vaults, None, unread),
+        false => (vaults, Some(why), unread),
     }
 }
 
@@ -438,19 +470,20 @@ fn take_vaults(vaults: &mut Vaults, lines: &[super::AuditLine]) {
 /// Take into `vaults` the `vault_key` of each line of the log at `path` that reads as a JSON
 /// object whose `event` is of type `keystore`, however the rest of it reads, in file order,
 /// with its `lineage` if that reads (none if not). Its `seq` names it, or else its number in
-/// the file.
-fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) {
+/// the file. False where the file could not be opened or read to its end.
+fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) -> bool {
     use std::io::BufRead;
     let Ok(file) = super::open_regular(path) else {
-        return;
+        return false;
     };
     let mut reader = std::io::BufReader::new(file);
     let mut buf = Vec::new();
     for i in 1.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => {}
+            Err(_) => return false,
         }
         let Ok(line) = serde_json::from_slice::<serde_json::Value>(&buf) else {
             continue;
@@ -464,6 +497,7 @@ fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) {
             vaults.take(line["seq"].as_u64().unwrap_or(i), key, &links);
         }
     }
+    true
 }
 
 /// What the `keystore` lines of a log say, read line by line without following the chain.

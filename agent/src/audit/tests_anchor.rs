@@ -611,6 +611,78 @@ fn the_agent_reads_the_record_of_vaults_on_from_where_it_last_read_it() {
     assert_eq!(read(&anchor), (vec![key(1)], true));
 }
 
+/// Red-team round 25, recheck: a check opens the log several times (the lines since the
+/// anchor, the record of the vaults, a scan of the whole file). With the log made unreadable
+/// for one of those opens only, the record of the vaults came back empty with nothing said,
+/// as from a log started afresh, and the check anchored a keystore of another vault. Each
+/// failed open now marks the reading `unread`, and the vaults the agent read of the same file
+/// before still stand.
+#[test]
+fn any_failed_read_of_a_check_marks_it_unread_and_keeps_the_vaults_read_before() {
+    let (_dir, path, mut log) = fresh();
+    log.append(&vault_line(1)).unwrap();
+    log.append(&lock("after")).unwrap();
+    let anchor = log.anchor();
+    log.append(&lock("later")).unwrap();
+    drop(log);
+    let whole = ledger::evidence(&path, &crate::keystore::Anchor::genesis());
+    assert!(!whole.unread && whole.recorded_vaults == [vault_key(1)]);
+    // A manifest with an anchor, one without, and one whose anchor is gone (a gap: the scan).
+    let gone = crate::keystore::Anchor {
+        seq: 99,
+        hash: "0".repeat(64),
+        offset: 1 << 20,
+    };
+    type Reading<'a> = Box<dyn Fn(&ledger::VaultsRead) -> crate::keystore::Evidence + 'a>;
+    let readings: [(&str, Reading); 3] = [
+        (
+            "anchored",
+            Box::new(|l| ledger::evidence_after(&path, &anchor, Some(l))),
+        ),
+        (
+            "gone",
+            Box::new(|l| ledger::evidence_after(&path, &gone, Some(l))),
+        ),
+        (
+            "unanchored",
+            Box::new(|l| ledger::unanchored_after(&path, "none", Some(l))),
+        ),
+    ];
+    // What a reading found, as far as a check uses it.
+    let found = |ev: &crate::keystore::Evidence| {
+        (
+            ev.recorded_vaults.clone(),
+            ev.latest_generation,
+            ev.gap.clone(),
+            ev.checks.len(),
+            ev.unreadable.clone(),
+        )
+    };
+    for (what, read) in &readings {
+        let last = ledger::VaultsRead::default();
+        ledger::read_vaults(&path, &last);
+        let clean = read(&last);
+        assert!(!clean.unread, "{what}");
+        let mut failed = 0;
+        for n in 0..16 {
+            crate::disk::FAIL_OPENS.with(|f| f.set(1 << n));
+            let ev = read(&last);
+            let reached = crate::disk::FAIL_OPENS.with(|f| f.replace(0)) == 0;
+            if !reached {
+                break;
+            }
+            failed += 1;
+            // Said, or made up for by reading again: never less than the clean reading, unsaid.
+            assert!(
+                ev.unread || found(&ev) == found(&clean),
+                "{what}: open {n} failed unsaid: {ev:?}"
+            );
+            assert_eq!(ev.recorded_vaults, [vault_key(1)], "{what}: open {n}");
+        }
+        assert!(failed >= 1, "{what}");
+    }
+}
+
 #[test]
 fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
     // What a read on holds the keystore to is what it read: a log of someone else's making
