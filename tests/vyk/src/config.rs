@@ -1,5 +1,7 @@
 //! What kind of key to be: which applets it has and how they behave.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::fido2::Fido2Config;
@@ -18,6 +20,77 @@ pub struct Config {
     pub piv: bool,
     /// The FIDO2 applet (CTAP 2.1 over ISO 7816), if the key has one.
     pub fido2: Option<Fido2Config>,
+    /// Commands the card (or its reader) answers wrongly: none by default. Shared between
+    /// clones, so a test can arm a fault on a card already running (an enrolled key whose next
+    /// answer comes back cut) through `stack.key(i).config().faults`.
+    pub faults: Faults,
+}
+
+/// A wrong answer a real card or reader can give, in place of the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The answer's data cut to its first half, its status word kept: a transfer that lost
+    /// its tail (a worn contact, a USB hiccup), or an applet of another make whose answer to
+    /// a YubiKey-only command (GET VERSION `FD`) is shorter than a YubiKey's.
+    Cut,
+    /// `90 00` with no data: an applet that takes a command it does not implement for a
+    /// success.
+    NoData,
+    /// 40 bytes of `A5` then `90 00`: noise where the answer should be.
+    Junk,
+}
+
+/// The commands answered with a [`Fault`], by instruction byte (`FD` GET VERSION, `F8` GET
+/// SERIAL, `F7` GET METADATA, `47` GENERATE ...). Each answer to such a command is replaced
+/// (the last piece of a chained answer, as the host receives it) until the fault is cleared.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Arc<Mutex<BTreeMap<u8, Fault>>>);
+
+impl Faults {
+    /// A card that answers `ins` with `fault` from the start.
+    pub fn with(ins: u8, fault: Fault) -> Faults {
+        let faults = Faults::default();
+        faults.set(ins, Some(fault));
+        faults
+    }
+
+    /// Answer `ins` with `fault` from now on (`None`: answer it right again).
+    pub fn set(&self, ins: u8, fault: Option<Fault>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match fault {
+            Some(f) => map.insert(ins, f),
+            None => map.remove(&ins),
+        };
+    }
+
+    /// `answer` (data and status word) to the command APDU `apdu`, as the fault armed for
+    /// its instruction makes it.
+    pub fn apply(&self, apdu: &[u8], answer: Vec<u8>) -> Vec<u8> {
+        let Some(&ins) = apdu.get(1) else {
+            return answer;
+        };
+        let fault = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ins)
+            .copied();
+        match fault {
+            None => answer,
+            Some(Fault::Cut) => {
+                let (data, sw) = answer.split_at(answer.len().saturating_sub(2));
+                let mut cut = data[..data.len() / 2].to_vec();
+                cut.extend_from_slice(sw);
+                cut
+            }
+            Some(Fault::NoData) => vec![0x90, 0x00],
+            Some(Fault::Junk) => {
+                let mut junk = vec![0xA5; 40];
+                junk.extend_from_slice(&[0x90, 0x00]);
+                junk
+            }
+        }
+    }
 }
 
 impl Default for Config {
@@ -28,6 +101,7 @@ impl Default for Config {
             touch_cache: Duration::from_secs(15),
             piv: true,
             fido2: None,
+            faults: Faults::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::apdu::Chainer;
 use crate::card::Applets;
-use crate::config::Config;
+use crate::config::{Config, Faults};
 use crate::touch::{Touch, TouchMode};
 use crate::vpcd::{CardOs, Link};
 
@@ -66,11 +66,12 @@ impl VirtualYubiKey {
             changed: Condvar::new(),
         });
         let applets = Applets::new(&config);
+        let faults = config.faults.clone();
         let thread = std::thread::Builder::new()
             .name(format!("vyk-{}", config.serial))
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || card_thread(&shared, applets)
+                move || card_thread(&shared, applets, &faults)
             })?;
         Ok(VirtualYubiKey {
             config,
@@ -137,6 +138,7 @@ struct Card<'a> {
     applets: &'a mut Applets,
     chainer: &'a mut Chainer,
     touch: &'a Touch,
+    faults: &'a Faults,
 }
 
 impl CardOs for Card<'_> {
@@ -162,11 +164,12 @@ impl CardOs for Card<'_> {
 
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         let (applets, touch) = (&mut *self.applets, self.touch);
-        self.chainer.handle(apdu, |cmd| applets.process(cmd, touch))
+        let answer = self.chainer.handle(apdu, |cmd| applets.process(cmd, touch));
+        self.faults.apply(apdu, answer)
     }
 }
 
-fn card_thread(shared: &Shared, mut applets: Applets) {
+fn card_thread(shared: &Shared, mut applets: Applets, faults: &Faults) {
     let mut chainer = Chainer::default();
     loop {
         let Some(stream) = connect(shared) else {
@@ -177,6 +180,7 @@ fn card_thread(shared: &Shared, mut applets: Applets) {
             applets: &mut applets,
             chainer: &mut chainer,
             touch: &shared.touch,
+            faults,
         };
         // An I/O error means vpcd or a pull cut the connection: both are a removal.
         let _ = Link::new(stream).and_then(|mut link| link.serve(&mut card));

@@ -94,7 +94,7 @@ pub mod tlv;
 pub mod touch;
 pub mod vpcd;
 
-pub use config::Config;
+pub use config::{Config, Fault, Faults};
 pub use device::VirtualYubiKey;
 pub use fido2::{Fido2Config, PinProtocol};
 pub use harness::{CardState, Stack};
