@@ -390,6 +390,7 @@ fn token_code(e: &TokenError) -> ErrorCode {
         | TokenError::NamedAbsent { .. }
         | TokenError::Removed { .. }
         | TokenError::Unavailable { .. }
+        | TokenError::Unreadable { .. }
         | TokenError::InUse { .. }
         | TokenError::SoftRefused
         | TokenError::SoftRefusedByAgent => ErrorCode::TokenAbsent,

@@ -18,7 +18,13 @@ pub enum WorkerError {
     /// The kernel refused a thread: the agent's process limit (RLIMIT_NPROC) is reached, or
     /// the machine is out of threads.
     Refused(std::io::Error),
-    /// The thread ended without an answer (the work panicked: a bug).
+    /// The thread ended without an answer (the work panicked: a bug). Unlike a refused
+    /// thread, this locks nothing: the work never holds the session (an unlock's worker returns
+    /// what it opened, and a panic drops and wipes it), the session's bounds are kept by the
+    /// agent itself, and the next `status` or `unlock` gets a thread of its own, so the open
+    /// session stays as any refused unlock leaves it. Locking would let whatever makes the
+    /// work panic end the trader's session at will. Card answers that panicked the `yubikey`
+    /// crate are errors before they get here (`token::readers`; red-team round 25).
     Died,
 }
 

@@ -10,6 +10,7 @@
 
 pub mod fido2;
 pub mod piv;
+mod readers;
 pub mod soft;
 
 use serde::{Deserialize, Serialize};
@@ -199,10 +200,17 @@ pub enum TokenError {
     /// "insert <the token in the reader>" left the trader stuck (red-team round 24). `what`
     /// says what was found; `remove` the `tapsign token remove` command(s) that take the dead
     /// keyslot out.
+    ///
+    /// `other` is empty, or says which other enrolled token is present and how to use it
+    /// (`--token`), when the refused command named this one (red-team round 25).
     #[error(
-        "{what}: that enrolled token can no longer open this keystore: open the keystore with another enrolled token, run {remove}, then enroll the key again with `tapsign token add`. If no other token is enrolled, nothing can open the keystore any more: move the keystore folder and the audit log aside (keep them), start over with `tapsign token add`, and add your API keys again"
+        "{what}: that enrolled token can no longer open this keystore: open the keystore with another enrolled token{other}, run {remove}, then enroll the key again with `tapsign token add`. If no other token is enrolled, nothing can open the keystore any more: move the keystore folder and the audit log aside (keep them), start over with `tapsign token add`, and add your API keys again"
     )]
-    KeyLost { what: String, remove: String },
+    KeyLost {
+        what: String,
+        remove: String,
+        other: String,
+    },
     #[error(
         "no touch within {secs} s (or the touch was refused); run the command again and touch the token when it blinks"
     )]
@@ -229,6 +237,14 @@ pub enum TokenError {
         "the PIN given for {token} cannot be its PIN (a FIDO2 PIN is 4 to 63 bytes), so it was not sent: a wrong PIN costs one of the key's tries"
     )]
     PinImpossible { token: String },
+    /// A card answered the PIV applet's SELECT but not GET VERSION or GET SERIAL as a YubiKey
+    /// does: it may be the YubiKey `wanted` (a bad contact, a fault), or another make's PIV
+    /// card; "not present: insert it" was said of a card sitting in the reader (red-team
+    /// round 25).
+    #[error(
+        "the card in PC/SC reader {reader} answered as a PIV card, but its serial or firmware version came back unreadable, so it is not known to be {wanted}: if it is, take it out and insert it again, and check it with `ykman piv info` if that does not help; if it is another card, insert {wanted}"
+    )]
+    Unreadable { reader: String, wanted: String },
     #[error("no token can be reached: {hint}")]
     Unavailable { hint: String },
     #[error(
@@ -322,9 +338,16 @@ pub fn locate_noting(stubs: &[&TokenStub], search: &Search<'_>) -> Result<Found,
     let piv = of_kind("piv");
     if !piv.is_empty() {
         let only: Vec<&TokenStub> = piv.iter().map(|(_, s)| *s).collect();
-        match piv::PivToken::locate(&only, search.pin) {
-            Ok((i, t)) => return Ok(found(piv[i].0, Box::new(t), met)),
-            Err(e) => met.push(e),
+        let mut dead = Vec::new();
+        match piv::PivToken::locate_noting(&only, search.pin, &mut dead) {
+            Ok((i, t)) => {
+                met.extend(dead);
+                return Ok(found(piv[i].0, Box::new(t), met));
+            }
+            Err(e) => {
+                met.push(e);
+                met.extend(dead);
+            }
         }
     }
     let fido = of_kind("fido2");
@@ -406,7 +429,9 @@ pub fn which_named(
 /// no PIN and no touch. A YubiKey found with its slot changed is said as such: its serial
 /// matched. A FIDO2 key that holds no credential of the named one's ([`TokenError::KeyLost`])
 /// is another enrolled key when it holds one of theirs, else the named key reset, or a
-/// stranger: those two cannot be told apart, and the error stays.
+/// stranger: those two cannot be told apart, and the error stays. A token found dead
+/// ([`TokenError::KeyLost`]) while another enrolled token is present names that one and its
+/// `--token`.
 pub fn named_error(
     e: TokenError,
     stubs: &[&TokenStub],
@@ -414,24 +439,43 @@ pub fn named_error(
     search: &Search<'_>,
 ) -> TokenError {
     let wanted = stubs[named];
-    let fido2_lost = matches!(e, TokenError::KeyLost { .. }) && wanted.kind() == "fido2";
-    if !(matches!(e, TokenError::Absent { .. } | TokenError::WrongToken { .. }) || fido2_lost) {
+    let lost = matches!(e, TokenError::KeyLost { .. });
+    let fido2_lost = lost && wanted.kind() == "fido2";
+    if !(matches!(e, TokenError::Absent { .. } | TokenError::WrongToken { .. }) || lost) {
         return e;
     }
-    let others: Vec<&TokenStub> = (stubs.iter().enumerate())
-        .filter(|&(i, s)| i != named && (!fido2_lost || s.kind() == "fido2"))
-        .map(|(_, s)| *s)
-        .collect();
-    if others.is_empty() {
-        return e;
-    }
-    match locate_noting(&others, &search.without_pin()) {
-        Ok(f) => TokenError::NamedAbsent {
+    // Another of `stubs` present (only a FIDO2 key's, with `fido2_only`).
+    let present = |fido2_only: bool| -> Option<&TokenStub> {
+        let others: Vec<&TokenStub> = (stubs.iter().enumerate())
+            .filter(|&(i, s)| i != named && (!fido2_only || s.kind() == "fido2"))
+            .map(|(_, s)| *s)
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let found = locate_noting(&others, &search.without_pin()).ok()?;
+        Some(others[found.index])
+    };
+    if (!lost || fido2_lost)
+        && let Some(other) = present(fido2_lost)
+    {
+        return TokenError::NamedAbsent {
             token: wanted.describe(),
-            present: others[f.index].describe(),
-            id: others[f.index].id(),
+            present: other.describe(),
+            id: other.id(),
+        };
+    }
+    match e {
+        // The named token is dead and another is there: say how to use that one, which
+        // "open the keystore with another enrolled token" left to guess (red-team round 25).
+        TokenError::KeyLost { what, remove, .. } => TokenError::KeyLost {
+            what,
+            remove,
+            other: present(false)
+                .map(|t| format!(" ({} is present: add `--token {}`)", t.describe(), t.id()))
+                .unwrap_or_default(),
         },
-        Err(_) => e,
+        e => e,
     }
 }
 

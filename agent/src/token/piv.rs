@@ -11,10 +11,11 @@ use p256::PublicKey;
 use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
-use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotId};
-use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
+use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotAlgorithmId, SlotId};
+use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
+use super::readers::{call, leave, malformed, open_serial, scan, unpanicked};
 use super::{Token, TokenError, TokenStub};
 use crate::secret::SecretString;
 
@@ -79,7 +80,7 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
     if let Some(pin) = pin {
         verify_pin(&mut yk, pin)?;
     }
-    let existing = match piv::metadata(&mut yk, slot) {
+    let existing = match call(serial, "its slot metadata", || piv::metadata(&mut yk, slot))? {
         Ok(m) => Some(m),
         Err(yubikey::Error::NotFound) => None,
         Err(yubikey::Error::NotSupported) => {
@@ -134,16 +135,31 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         authenticate(&mut yk, opts.mgm_key.as_ref(), serial)?;
         // Always, and nothing else: Cached would let a program running as the trader ride
         // the trader's touch for 15 s (firmware-notes/touch-policies.md; red-team round 20).
-        let spki = piv::generate(
-            &mut yk,
-            slot,
-            AlgorithmId::EccP256,
-            opts.pin_policy,
-            TouchPolicy::Always,
-        )
-        .map_err(|e| card_error(e, serial))?;
+        let unrecorded = |what: &str| unrecorded_key(serial, opts.slot, what);
+        let generated = unpanicked(|| {
+            piv::generate(
+                &mut yk,
+                slot,
+                AlgorithmId::EccP256,
+                opts.pin_policy,
+                TouchPolicy::Always,
+            )
+        });
+        let spki = generated
+            .ok_or_else(|| unrecorded("with data too short to read"))?
+            .map_err(|e| match e {
+                // Refused (a status word other than success), or PC/SC: said as such.
+                yubikey::Error::AuthenticationError
+                | yubikey::Error::KeyError
+                | yubikey::Error::AlgorithmError
+                | yubikey::Error::NotSupported
+                | yubikey::Error::GenericError
+                | yubikey::Error::PcscError { .. } => card_error(e, serial),
+                // The card said it made the key, and its answer could not be read.
+                e => unrecorded(&format!("with something tapsign cannot read ({e})")),
+            })?;
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-            .map_err(|_| TokenError::Other("the card returned a malformed public key; nothing was enrolled: try again, and check the card with `ykman piv info` if it repeats".into()))?;
+            .map_err(|_| unrecorded("with a public key that is not a P-256 point"))?;
         (public, opts.pin_policy, TouchPolicy::Always)
     };
     drop(yk);
@@ -153,6 +169,16 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         &public,
         pin_policy,
         touch_policy,
+    ))
+}
+
+/// The card answered GENERATE (`how`) with a success whose key could not be read: it made
+/// the key, which tapsign did not record. The retry then met "slot R1 already holds a key ...
+/// the old key is lost for good", of a key from a second before that nothing uses; a GENERATE
+/// answered with no data at all panicked (red-team round 25).
+fn unrecorded_key(serial: u32, slot: u8, how: &str) -> TokenError {
+    TokenError::Other(format!(
+        "YubiKey {serial} answered the key generation {how}, so nothing was enrolled; the card may have made a new key in slot R{slot} all the same, which tapsign did not record and nothing uses: run the same `tapsign token add` again with --force to replace it (if it repeats, check the card with `ykman piv info`)"
     ))
 }
 
@@ -172,7 +198,10 @@ fn prove_key(
     say!(
         "tapsign: checking that YubiKey {serial} holds the key (one ECDH): touch it now if it blinks"
     );
-    let got = piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot).map_err(|e| {
+    let got = call(serial, "the test ECDH", || {
+        piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot)
+    })?
+    .map_err(|e| {
         match e {
             // The PIN is verified (or not needed), so 6982 here is the touch timing out.
             yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
@@ -225,7 +254,7 @@ fn authenticate(
         // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
         None => MgmKey::get_default(yk).map_err(|e| card_error(e, serial))?,
     };
-    yk.authenticate(&key).map_err(|e| match e {
+    call(serial, "the management-key authentication", || yk.authenticate(&key))?.map_err(|e| match e {
         yubikey::Error::AuthenticationError if custom.is_none() => TokenError::Other(format!(
             "YubiKey {serial}'s management key is not the factory default; run again with --custom-mgm-key and enter it"
         )),
@@ -236,25 +265,24 @@ fn authenticate(
 
 /// Open the YubiKey with `serial`, or the only one present.
 fn open(serial: Option<u32>) -> Result<YubiKey, TokenError> {
-    let (present, held) = scan()?;
+    let found = scan()?;
+    let present = &found.present;
     match serial {
-        Some(s) if present.contains(&s) => {
-            YubiKey::open_by_serial(Serial(s)).map_err(|e| card_error(e, s))
-        }
-        Some(s) => Err(held_or(
-            &held,
+        Some(s) if present.contains(&s) => open_serial(s),
+        Some(s) => Err(found.missing(
+            &format!("YubiKey {s}"),
             TokenError::Absent {
-                hint: format!("insert YubiKey {s}{}", found_note(&present)),
+                hint: format!("insert YubiKey {s}{}", found_note(present)),
             },
         )),
         None => match present.as_slice() {
-            [] => Err(held_or(
-                &held,
+            [] => Err(found.missing(
+                "the YubiKey to use",
                 TokenError::Absent {
                     hint: "insert a YubiKey (none found on the PC/SC readers)".into(),
                 },
             )),
-            [s] => YubiKey::open_by_serial(Serial(*s)).map_err(|e| card_error(e, *s)),
+            [s] => open_serial(*s),
             many => Err(TokenError::Other(format!(
                 "{} YubiKeys are present ({}); say which with --serial",
                 many.len(),
@@ -282,49 +310,7 @@ fn found_note(present: &[u32]) -> String {
 
 /// Serials of the YubiKeys on the PC/SC readers; other cards are skipped.
 pub fn present_serials() -> Result<Vec<u32>, TokenError> {
-    scan().map(|(serials, _)| serials)
-}
-
-/// The YubiKeys on the PC/SC readers, and the readers whose card another program holds
-/// exclusively (it may be the YubiKey asked for: no one can tell until it is freed).
-fn scan() -> Result<(Vec<u32>, Vec<String>), TokenError> {
-    use pcsc::Error as P;
-    let mut ctx = yubikey::reader::Context::open().map_err(|e| card_error(e, 0))?;
-    let (mut serials, mut held) = (Vec::new(), Vec::new());
-    for reader in ctx.iter().map_err(|e| card_error(e, 0))? {
-        match reader.open() {
-            Ok(yk) => {
-                serials.push(yk.serial().0);
-                leave(yk);
-            }
-            Err(yubikey::Error::PcscError {
-                inner: Some(P::SharingViolation),
-            }) => held.push(reader.name().to_string()),
-            // A foreign card is simply not ours.
-            Err(_) => {}
-        }
-    }
-    Ok((serials, held))
-}
-
-/// Let go of a card that was only read (serial, metadata: no PIN, no key operation) without
-/// resetting it. Dropping a handle resets the card, which ends every other program's session
-/// on it: one that had verified the PIN (a PIV middleware, a script) would find itself logged
-/// out by an unlock's look for its token (red-team round 24). A handle that verified a PIN is
-/// still dropped, so the PIN does not outlive the operation.
-fn leave(yk: YubiKey) {
-    // On failure the handle comes back and is dropped: a reset, as before.
-    let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
-}
-
-/// Not found, but a card is held by another program: say so rather than "insert it".
-fn held_or(held: &[String], otherwise: TokenError) -> TokenError {
-    match held {
-        [] => otherwise,
-        readers => TokenError::InUse {
-            token: format!("the card in PC/SC reader {}", readers.join(", ")),
-        },
-    }
+    scan().map(|found| found.present)
 }
 
 /// A present, enrolled YubiKey, ready for its one ECDH.
@@ -343,73 +329,127 @@ impl PivToken {
         stubs: &[&TokenStub],
         pin: Option<&SecretString>,
     ) -> Result<(usize, PivToken), TokenError> {
-        let (present, held) = scan()?;
-        let found = stubs.iter().enumerate().find_map(|(i, s)| match s {
-            TokenStub::Piv { serial, .. } if present.contains(serial) => Some(i),
-            _ => None,
-        });
-        let expected = stubs
-            .iter()
-            .map(|s| s.describe())
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let Some(i) = found else {
-            return Err(match present.as_slice() {
-                [] => held_or(
-                    &held,
-                    TokenError::Absent {
-                        hint: format!("insert {expected}"),
-                    },
-                ),
+        PivToken::locate_noting(stubs, pin, &mut Vec::new())
+    }
+
+    /// [`PivToken::locate`], trying every enrolled YubiKey present in `stubs`' order: one
+    /// found dead ([`TokenError::KeyLost`]: its slot regenerated or emptied) goes to `passed`,
+    /// to be warned of, and the next is tried. The first one found dead ended the look, and a
+    /// backup YubiKey plugged in beside it was never used, which the docs promise (red-team
+    /// round 25). No PIN is sent here: the one given goes to the token returned alone, and a
+    /// caller that must reach one token only (`--token`) passes its stub alone.
+    pub fn locate_noting(
+        stubs: &[&TokenStub],
+        pin: Option<&SecretString>,
+        passed: &mut Vec<TokenError>,
+    ) -> Result<(usize, PivToken), TokenError> {
+        let found = scan()?;
+        let here: Vec<usize> = (stubs.iter().enumerate())
+            .filter(|(_, s)| {
+                matches!(s, TokenStub::Piv { serial, .. } if found.present.contains(serial))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if here.is_empty() {
+            let expected = stubs
+                .iter()
+                .map(|s| s.describe())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let otherwise = match found.present.as_slice() {
+                [] => TokenError::Absent {
+                    hint: format!("insert {expected}"),
+                },
                 p => TokenError::WrongToken {
                     found: p
                         .iter()
                         .map(|s| format!("YubiKey {s}"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    expected,
+                    expected: expected.clone(),
                 },
-            });
-        };
-        let TokenStub::Piv { serial, slot, .. } = stubs[i] else {
+            };
+            return Err(found.missing(&expected, otherwise));
+        }
+        let (mut dead, mut failed) = (Vec::new(), None);
+        for i in here {
+            let token = PivToken::new(stubs[i], pin)?;
+            match token.check_key() {
+                Ok(()) => {
+                    passed.extend(dead);
+                    return Ok((i, token));
+                }
+                Err(e @ TokenError::KeyLost { .. }) => dead.push(e),
+                // A card that failed to answer (try again) says more than a dead one.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        let mut dead = dead.into_iter();
+        let first = failed.or_else(|| dead.next());
+        passed.extend(dead);
+        Err(first.unwrap_or_else(|| TokenError::Other("internal: no YubiKey was tried".into())))
+    }
+
+    /// The token for `stub`, not yet checked against its card.
+    fn new(stub: &TokenStub, pin: Option<&SecretString>) -> Result<PivToken, TokenError> {
+        let TokenStub::Piv { serial, slot, .. } = stub else {
             return Err(TokenError::Other("internal: not a PIV stub".into()));
         };
         let slot = SlotId::try_from(*slot)
             .map_err(|_| TokenError::Other(format!("a keyslot names an invalid PIV slot {slot:#x}: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the key again")))?;
-        let pin = pin.map(|p| SecretString::from_str_copy(p.expose()));
-        let token = PivToken {
-            stub: stubs[i].clone(),
+        Ok(PivToken {
+            stub: stub.clone(),
             serial: *serial,
             slot,
-            pin,
+            pin: pin.map(|p| SecretString::from_str_copy(p.expose())),
             reader: None,
-        };
-        token.check_key()?;
-        Ok((i, token))
+        })
     }
 
     /// The slot must still hold the enrolled key (a regenerated slot would fail only after the
     /// touch otherwise). Metadata needs neither PIN nor touch; old firmware cannot tell.
+    ///
+    /// Only a P-256 key that is not the enrolled one, or another kind of key, is "another
+    /// key": a metadata answer with no public key or one that does not parse is the card's
+    /// (or its reader's) fault, and said so. It was taken for a regenerated slot, with advice
+    /// to `token remove` a good token (red-team round 25).
     fn check_key(&self) -> Result<(), TokenError> {
-        let mut yk =
-            YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
-        let meta = piv::metadata(&mut yk, self.slot);
+        let mut yk = open_serial(self.serial)?;
+        let meta = call(self.serial, "its slot metadata", || {
+            piv::metadata(&mut yk, self.slot)
+        });
         leave(yk);
-        match meta {
-            Ok(meta) => {
-                let public = meta.public.and_then(|spki| {
-                    PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).ok()
-                });
-                let now = public.map(|p| hex::encode(p.to_sec1_point(true).as_bytes()));
-                if now.as_deref() != self.stub.ecdh_public_key().map(hex::encode).as_deref() {
-                    return Err(self.key_lost("holds another key in that slot than the one enrolled (regenerated or overwritten since)"));
-                }
-                Ok(())
-            }
+        match meta? {
+            Ok(meta) => match meta.algorithm {
+                SlotAlgorithmId::Asymmetric(AlgorithmId::EccP256) => self.same_key(
+                    meta.public.as_ref().map(|spki| spki.subject_public_key.raw_bytes()),
+                ),
+                SlotAlgorithmId::Asymmetric(_) => Err(self.key_lost("holds another kind of key in that slot than the P-256 key enrolled (regenerated or overwritten since)")),
+                // No algorithm read (a retired slot holds only asymmetric keys).
+                _ => Err(malformed(self.serial, "its slot metadata (no key algorithm)")),
+            },
             Err(yubikey::Error::NotFound) => Err(self.key_lost("has that slot empty (its key deleted, or the card's PIV applet reset, since it was enrolled)")),
             Err(yubikey::Error::NotSupported) => Ok(()),
             Err(e) => Err(card_error(e, self.serial)),
         }
+    }
+
+    /// Whether the P-256 key the slot metadata reports (`public`, SEC1) is the enrolled one.
+    fn same_key(&self, public: Option<&[u8]>) -> Result<(), TokenError> {
+        let public = public.and_then(|p| PublicKey::from_sec1_bytes(p).ok());
+        let Some(public) = public else {
+            return Err(malformed(
+                self.serial,
+                "its slot metadata (no P-256 public key)",
+            ));
+        };
+        let now = hex::encode(public.to_sec1_point(true).as_bytes());
+        if Some(now) != self.stub.ecdh_public_key().map(hex::encode) {
+            return Err(self.key_lost("holds another key in that slot than the one enrolled (regenerated or overwritten since)"));
+        }
+        Ok(())
     }
 
     /// The card with the enrolled serial is there, but its slot no longer holds the enrolled
@@ -424,6 +464,7 @@ impl PivToken {
                 self.serial
             ),
             remove: format!("`tapsign token remove {id}`"),
+            other: String::new(),
         }
     }
 
@@ -447,8 +488,7 @@ impl Token for PivToken {
             TokenError::Other("the keyslot's ephemeral key is not a P-256 point: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the token again".into())
         })?;
         let point = peer.to_sec1_point(false);
-        let mut yk =
-            YubiKey::open_by_serial(Serial(self.serial)).map_err(|e| card_error(e, self.serial))?;
+        let mut yk = open_serial(self.serial)?;
         self.reader = Some(yk.name().to_owned());
         if self.needs_pin() {
             let pin = self.pin.as_ref().ok_or_else(|| TokenError::PinNeeded {
@@ -456,11 +496,8 @@ impl Token for PivToken {
             })?;
             // Any local client can start an unlock: never let one spend the last PIN try and
             // block the card. (Reading the counter re-selects the applet, before the verify.)
-            if yk
-                .get_pin_retries()
-                .map_err(|e| card_error(e, self.serial))?
-                == 1
-            {
+            let retries = call(self.serial, "the PIN retry count", || yk.get_pin_retries())?;
+            if retries.map_err(|e| card_error(e, self.serial))? == 1 {
                 return Err(TokenError::PinLastTry {
                     token: format!("YubiKey {}", self.serial),
                     fix: "verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again".into(),
@@ -469,12 +506,14 @@ impl Token for PivToken {
             verify_pin(&mut yk, pin)?;
         }
         say!("tapsign: touch YubiKey {} now", self.serial);
-        let shared = piv::decrypt_data(&mut yk, point.as_bytes(), AlgorithmId::EccP256, self.slot)
-            .map_err(|e| match e {
-                // The PIN is verified (or not needed), so 6982 here is the touch timing out.
-                yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
-                e => card_error(e, self.serial),
-            })?;
+        let shared = call(self.serial, "the ECDH", || {
+            piv::decrypt_data(&mut yk, point.as_bytes(), AlgorithmId::EccP256, self.slot)
+        })?
+        .map_err(|e| match e {
+            // The PIN is verified (or not needed), so 6982 here is the touch timing out.
+            yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
+            e => card_error(e, self.serial),
+        })?;
         let mut out = Zeroizing::new([0u8; 32]);
         if shared.len() != 32 {
             return Err(TokenError::Other(
@@ -490,7 +529,10 @@ impl Token for PivToken {
 
 fn verify_pin(yk: &mut YubiKey, pin: &SecretString) -> Result<(), TokenError> {
     let serial = yk.serial().0;
-    yk.verify_pin(pin.expose().as_bytes()).map_err(|e| match e {
+    call(serial, "the PIN check", || {
+        yk.verify_pin(pin.expose().as_bytes())
+    })?
+    .map_err(|e| match e {
         yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
             TokenError::PinBlocked {
                 token: format!("YubiKey {serial}"),

@@ -175,6 +175,7 @@ fn no_credential(seen: &[String], stubs: &[&TokenStub]) -> TokenError {
             seen.join(", ")
         ),
         remove,
+        other: String::new(),
     }
 }
 
