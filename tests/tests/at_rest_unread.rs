@@ -113,6 +113,15 @@ fn an_honest_unlock_with_the_log_unreadable_is_taken_back_in_by_the_next() {
     let out = w.run(&["unlock"], "");
     assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
     assert!(!out.stderr.contains("REFUSED"), "{out:?}");
+    // Said as what it is: a manifest with no anchor, not one anchored in another log.
+    assert!(
+        out.stderr.contains("(generation 3) has no anchor"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("anchored in another audit log"),
+        "{out:?}"
+    );
     w.signs_with("k1", b"SK1");
     assert_eq!(w.signal_agent("TERM"), Some(0));
     w.start_agent();

@@ -483,16 +483,20 @@ impl super::Keystore {
                     ),
                 };
                 read_back(behind, evidence);
-                let whence = match &m.audit {
-                    Some(_) => {
-                        "beside another copy of the log (this log put back from an older copy, or a copy of the keystore's)"
-                    }
-                    None => {
-                        "while this log could not be opened (or beside another copy of the log)"
-                    }
+                // A manifest with no anchor was anchored nowhere, not "in another log"
+                // (red-team round 25, recheck: both were said at once).
+                let (was, whence) = match &m.audit {
+                    Some(_) => (
+                        format!("was anchored in another audit log than this one ({anchor})"),
+                        "beside another copy of the log (this log put back from an older copy, or a copy of the keystore's)",
+                    ),
+                    None => (
+                        "has no anchor".to_owned(),
+                        "while this log could not be opened or read (or beside another copy of the log)",
+                    ),
                 };
                 let warning = format!(
-                    "the keystore's manifest (generation {}) was anchored in another audit log than this one ({anchor}): this log holds the keystore's checks up to audit line {seq} (generation {generation}), and the manifest goes back on none of them, so it was written after them {whence}{held}; credential changes made since the manifest and not recorded here could not be read back, so a credential put back to its state then would go unnoticed",
+                    "the keystore's manifest (generation {}) {was}: this log holds the keystore's checks up to audit line {seq} (generation {generation}), and the manifest goes back on none of them, so it was written after them {whence}{held}; credential changes made since the manifest and not recorded here could not be read back, so a credential put back to its state then would go unnoticed",
                     m.generation
                 );
                 Ok((
