@@ -2758,3 +2758,97 @@ fn a_kucoin_symbol_not_spelled_as_a_contract_is_a_spot_order() {
         signs(&kucoin, &req("POST", "/api/v1/orders", "", &body));
     }
 }
+
+/// Red-team round 25: a Gate futures order carrying ccxt's `stopLoss.triggerPrice` was told
+/// "send it as stop_loss.trigger_price", a name only the spot order entries take, which the
+/// futures entry refuses too. The other spelling is refused as before wherever it is sent;
+/// only the advice follows the endpoint asked for.
+#[test]
+fn a_name_spelled_as_another_endpoints_is_not_told_to_take_that_spelling() {
+    let gate = cred(Exchange::Gate, "key", "secret", None);
+    let explain = |policy: &KeyPolicy, r: &SignRequest| {
+        policy::check_request(Exchange::Gate, "k", policy, r)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("signed {r:?}"))
+    };
+    let futures = |extra: &str| {
+        req(
+            "POST",
+            "/api/v4/futures/usdt/orders",
+            "",
+            &format!(r#"{{"contract":"BTC_USDT","size":1,"price":"50000",{extra}}}"#),
+        )
+    };
+    let spot = |extra: &str| {
+        req(
+            "POST",
+            "/api/v4/spot/orders",
+            "",
+            &format!(
+                r#"{{"currency_pair":"BTC_USDT","side":"buy","amount":"1","price":"50000",{extra}}}"#
+            ),
+        )
+    };
+    let said = explain(
+        &KeyPolicy::default(),
+        &futures(r#""stopLoss":{"triggerPrice":45000}"#),
+    );
+    let profile_spelling = explain(
+        &KeyPolicy::default(),
+        &futures(r#""stop_loss":{"trigger_price":"45000"}"#),
+    );
+    assert!(!said.contains("send it as"), "{said}");
+    assert!(
+        said.contains("asks for a trigger, stop or trailing order")
+            && said.contains("suggests no line")
+            && profile_spelling.contains("asks for a trigger, stop or trailing order"),
+        "{said}\n{profile_spelling}"
+    );
+    // Where the endpoint takes the profile's spelling, the advice stands.
+    let said = explain(
+        &KeyPolicy::default(),
+        &spot(r#""stopLoss":{"triggerPrice":"45000"}"#),
+    );
+    assert!(
+        said.contains("send it as stop_loss.trigger_price"),
+        "{said}"
+    );
+    signs(&gate, &spot(r#""stop_loss":{"trigger_price":"45000"}"#));
+    // A look-alike of another endpoint's name that is no trigger gets no line either: an
+    // entry taking it signs nothing.
+    let said = explain(&KeyPolicy::default(), &futures(r#""Account":"spot""#));
+    assert!(
+        !said.contains("send it as")
+            && !said.contains("allow = [")
+            && said.contains("leave it out"),
+        "{said}"
+    );
+    // Still refused under an entry that takes the other spelling: told to leave it out.
+    let pasted = config_allow(&[
+        r#"{ method = "POST", path = "/api/v4/futures/{settle}/orders", params = ["contract", "size", "price", "Account", "stopLoss.triggerPrice"] }"#,
+    ]);
+    for extra in [
+        r#""Account":"spot""#,
+        r#""stopLoss":{"triggerPrice":45000}"#,
+    ] {
+        let e = attempt(&gate, &pasted, &futures(extra)).unwrap_err();
+        assert!(e.contains("CaseVariant"), "{extra}: {e}");
+        let said = explain(&pasted, &futures(extra));
+        assert!(
+            !said.contains("send it as") && said.contains("leave it out"),
+            "{extra}: {said}"
+        );
+    }
+    attempt(
+        &gate,
+        &pasted,
+        &req(
+            "POST",
+            "/api/v4/futures/usdt/orders",
+            "",
+            r#"{"contract":"BTC_USDT","size":1,"price":"50000"}"#,
+        ),
+    )
+    .unwrap();
+}

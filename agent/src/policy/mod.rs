@@ -366,12 +366,24 @@ pub enum Denial {
     #[error(
         "refused: the parameter {name} is the profile's {spelled} spelled otherwise (in case, \
          `_` or `-`), which {exchange} may read as {spelled}, while the profile's rules for it \
-         compare names exactly; send it as {spelled}"
+         compare names exactly; {}",
+        if *here {
+            format!("send it as {spelled}")
+        } else {
+            format!(
+                "{endpoint} does not take {spelled} either (only other endpoints do), and an \
+                 entry that takes this spelling signs nothing: leave it out, and out of this \
+                 key's entry in config.toml"
+            )
+        }
     )]
     CaseVariant {
         exchange: Exchange,
+        endpoint: String,
         name: String,
         spelled: &'static str,
+        /// The endpoint asked for takes `spelled` (the advice to send it so holds).
+        here: bool,
     },
     #[error(
         "refused: {endpoint} in {} takes no parameter named {names}; {}",
@@ -380,7 +392,7 @@ pub enum Denial {
         } else {
             format!("{exchange}'s trading profile")
         },
-        unknown_advice(*.exchange, key, names, config)
+        unknown_advice(*.exchange, key, names, config, look_alike.as_deref())
     )]
     UnknownParameter {
         exchange: Exchange,
@@ -388,6 +400,10 @@ pub enum Denial {
         endpoint: String,
         names: String,
         config: String,
+        /// One of `names` that is another spelling of a name only other endpoints of the
+        /// profile take, with that spelling: a line taking it would sign nothing. (Boxed: the
+        /// refusal travels in every error's `Result`.)
+        look_alike: Option<Box<(String, &'static str)>>,
         /// The entry is the key's own, from config.toml, not the profile's.
         from_config: bool,
     },
@@ -655,7 +671,13 @@ const ORDER_KIND_SWITCHES: &[&str] = &[
 /// once, a stop-loss sell as a plain sell (red-team round 23: ccxt sends a Bitget
 /// unified-account stop as `triggerPrice` on `/api/v3/trade/place-order`, and its batch with
 /// the same field in each member, and the refusal offered the line).
-fn unknown_advice(exchange: Exchange, key: &str, names: &str, config: &str) -> String {
+fn unknown_advice(
+    exchange: Exchange,
+    key: &str,
+    names: &str,
+    config: &str,
+    look_alike: Option<&(String, &'static str)>,
+) -> String {
     let switch = names.split(", ").find(|n| {
         n.split(['[', ']', '.'])
             .filter(|part| !part.is_empty())
@@ -669,7 +691,16 @@ fn unknown_advice(exchange: Exchange, key: &str, names: &str, config: &str) -> S
              line. Send such orders to the exchange's endpoint for them (docs/exchanges.md); \
              a ccxt call that sends this has no such order for this exchange"
         ),
-        None => widen_advice(exchange, key, config),
+        // An entry taking the name would be refused as [`Denial::CaseVariant`]: no line.
+        None => match look_alike {
+            Some((name, spelled)) => format!(
+                "{name} is the profile's {spelled} spelled otherwise (in case, `_` or `-`), a \
+                 name only other endpoints take, which {exchange} may read as {spelled}, while \
+                 the profile's rules for it compare names exactly: an entry that takes it \
+                 signs nothing, so tapsign suggests no line; leave it out"
+            ),
+            None => widen_advice(exchange, key, config),
+        },
     }
 }
 
@@ -1925,14 +1956,26 @@ pub fn check_request<'p>(
     } else {
         unknown.clone()
     };
+    // Refused however the request came: told to send the profile's spelling where this
+    // endpoint takes it; where only other endpoints do, a name the entry does not take gets
+    // the refusal of an unknown name below (always a refusal, with no line), and one a config
+    // entry takes is refused here, told to leave it out (red-team round 25).
+    let mut look_alike = None;
     for p in looked {
         if let Some(spelled) = profile::case_variant(exchange, &p.name) {
-            return Err(Denial::CaseVariant {
-                exchange,
-                name: p.name.clone(),
-                spelled,
+            let here = profile::takes_here(exchange, endpoint, &parsed, spelled);
+            let refused_below = unknown.iter().any(|u| u.name == p.name);
+            if here || !refused_below {
+                return Err(Denial::CaseVariant {
+                    exchange,
+                    endpoint: endpoint.to_string(),
+                    name: p.name.clone(),
+                    spelled,
+                    here,
+                }
+                .into());
             }
-            .into());
+            look_alike.get_or_insert((p.name.clone(), spelled));
         }
         // A name left out on purpose, spelled otherwise (`quick_mgn_type`), taken by an entry:
         // before round 19 tapsign itself handed such lines out, and a trader who pasted one
@@ -2036,6 +2079,7 @@ pub fn check_request<'p>(
             endpoint: endpoint.to_string(),
             names: names.join(", "),
             config: wider.config_line(),
+            look_alike: look_alike.map(Box::new),
             from_config: source == profile::Source::Config,
         }
         .into());

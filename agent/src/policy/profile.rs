@@ -890,6 +890,19 @@ pub fn case_variant(exchange: Exchange, name: &str) -> Option<&'static str> {
     profile_names(exchange).case_variant(name)
 }
 
+/// Whether `name` is a parameter of `entry`, which admits `parsed`, or of a profile endpoint
+/// that admits it too: a refusal tells the bot to send a [`case_variant`]'s profile spelling
+/// only where the endpoint asked for takes that spelling (red-team round 25: a Gate futures
+/// order's `stopLoss.triggerPrice` was told to become `stop_loss.trigger_price`, which only the
+/// spot entries take, and the futures entry refused that too).
+pub fn takes_here(exchange: Exchange, entry: &Endpoint, parsed: &Parsed, name: &str) -> bool {
+    entry.takes(name)
+        || builtin(exchange)
+            .endpoints
+            .iter()
+            .any(|e| e.matches(&parsed.method, &parsed.segments) && e.takes(name))
+}
+
 /// The parameter names of an exchange's built-in profile, indexed once: [`case_variant`] is
 /// asked about every name a request carries that its entry does not take, up to
 /// [`super::MAX_PARAMS`] of them, and reading every endpoint's every name for each cost a
