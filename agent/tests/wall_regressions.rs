@@ -2852,3 +2852,42 @@ fn a_name_spelled_as_another_endpoints_is_not_told_to_take_that_spelling() {
     )
     .unwrap();
 }
+
+/// Red-team round 25: every Bybit request without parameters was told to "send a parameter the
+/// endpoint takes", with an aside on ccxt's coin list, also where the endpoint takes none
+/// (ccxt's `fetchMarginMode` reads `GET /v5/account/info`): the advice follows the entry.
+#[test]
+fn bybit_parameterless_refusal_says_what_the_endpoint_takes() {
+    let said = |path: &str| {
+        policy::check_request(Bybit, "k", &KeyPolicy::default(), &req("GET", path, "", ""))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("signed {path}"))
+    };
+    let info = said("/v5/account/info");
+    assert!(
+        info.contains("GET /v5/account/info takes no parameter")
+            && info.contains("`parameterless`")
+            && !info.contains("send a parameter")
+            && !info.contains("fetchCurrencies"),
+        "{info}"
+    );
+    // Still no line to paste (round 20): the docs section is named, not the switch's line.
+    assert!(
+        !info.contains("parameterless = true") && info.contains("Requests without parameters"),
+        "{info}"
+    );
+    let coins = said("/v5/asset/coin/query-info");
+    assert!(
+        coins.contains("takes no parameter") && coins.contains("fetchCurrencies: false"),
+        "{coins}"
+    );
+    let fees = said("/v5/account/fee-rate");
+    assert!(fees.contains("send category, which"), "{fees}");
+    let log = said("/v5/account/transaction-log");
+    assert!(
+        log.contains("send a parameter GET /v5/account/transaction-log takes")
+            && !log.contains("fetchCurrencies"),
+        "{log}"
+    );
+}

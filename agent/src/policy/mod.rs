@@ -504,13 +504,16 @@ pub enum Denial {
         "refused: a bybit request without parameters signs an empty payload, and Bybit takes \
          that signature for a POST with an empty body as well: POST /v5/account/repay (repays \
          every liability, selling other assets), /v5/user/delete-api, \
-         /v5/account/upgrade-to-uta; send a parameter the endpoint takes (ccxt reads GET \
-         /v5/asset/coin/query-info as it loads markets: create it with has = {{ \
-         fetchCurrencies: false }}). tapsign suggests no switch for the key {key:?} here, since \
-         a bot can send such a request at will: docs/exchanges.md (\"Requests without \
-         parameters\") says what accepting them gives away and how"
+         /v5/account/upgrade-to-uta; {advice}. tapsign suggests no switch for the key {key:?} \
+         here, since a bot can send such a request at will: docs/exchanges.md (\"Requests \
+         without parameters\") says what accepting them gives away and how"
     )]
-    Parameterless { key: String },
+    Parameterless {
+        key: String,
+        /// What to send instead, from what the entry that admits the request takes
+        /// ([`parameterless_advice`]).
+        advice: String,
+    },
     #[error(
         "refused by built-in rule \"{exchange}: parameter {name}\" ({category}): {exchange} does \
          not sign the path, so a request carrying {name} is refused on every path; do this on \
@@ -636,6 +639,39 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
              key's profile\")"
         )
     }
+}
+
+/// What a Bybit request without parameters can do instead (red-team round 25: every one was
+/// told to send a parameter the endpoint takes, with an aside on ccxt's coin list, also where
+/// the endpoint takes none, such as ccxt's `fetchMarginMode`'s `GET /v5/account/info`).
+fn parameterless_advice(endpoint: Option<&Endpoint>) -> String {
+    let Some(e) = endpoint else {
+        return "send a parameter the endpoint takes".to_owned();
+    };
+    if e.params.is_empty() {
+        let aside = if e.path == "/v5/asset/coin/query-info" {
+            " (ccxt reads it as it loads markets: create the instance with has = { \
+             fetchCurrencies: false }, as the clients' adapters do)"
+        } else {
+            ""
+        };
+        return format!(
+            "{e} takes no parameter{aside}, so it is signed only for a key whose config accepts \
+             requests without parameters (`parameterless`)"
+        );
+    }
+    if !e.required.is_empty() {
+        return format!("send {}, which {e} requires", e.required.join(", "));
+    }
+    format!(
+        "send a parameter {e} takes, a filter such as {}",
+        e.params
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The names that ask for a trigger, stop or trailing order: ccxt's unified ones, which it
@@ -1680,6 +1716,7 @@ pub fn check_request<'p>(
     {
         return Err(Denial::Parameterless {
             key: key.to_string(),
+            advice: parameterless_advice(profile::find(exchange, policy, &parsed).map(|(e, _)| e)),
         }
         .into());
     }

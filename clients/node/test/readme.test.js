@@ -80,3 +80,25 @@ test('"The client" runs as written: signs, sends, and closes its agent', async (
   assert.equal(sent.init.method, 'GET');
   assert.ok(sent.init.headers['X-MBX-APIKEY']);
 });
+
+// Red-team round 25: Bybit's refusal of a request without parameters met a trader on
+// fetchTradingFees() and fetchMarginMode() with no word of it in the README. The bybit row
+// names them, how to call each, and the docs section; the calls exist on ccxt's class.
+test('the bybit row names the calls that send no parameter', () => {
+  const row = README.split('\n').find((line) => line.startsWith('| bybit |'));
+  assert.ok(row, 'the bybit row of the per-exchange table');
+  for (const said of [
+    "fetchTradingFees({ category: 'linear' })",
+    "fetchLedger('USDT')",
+    'fetchMarginMode(symbol)',
+    'GET /v5/account/info',
+    'parameterless = true',
+    '"Requests without parameters"',
+  ]) {
+    assert.ok(row.includes(said), said);
+  }
+  const { bybit } = require('ccxt');
+  for (const call of ['fetchTradingFees', 'fetchTradingFee', 'fetchLedger', 'fetchMarginMode']) {
+    assert.equal(typeof bybit.prototype[call], 'function', call);
+  }
+});
