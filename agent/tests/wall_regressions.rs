@@ -2891,3 +2891,49 @@ fn bybit_parameterless_refusal_says_what_the_endpoint_takes() {
         "{log}"
     );
 }
+
+/// Red-team round 25: a Kraken body carrying `nonce` was refused as an unknown name with a
+/// line adding `nonce` to the entry, and with that line pasted signing refused the body ("the
+/// body already has a nonce"): the nonce is the agent's, refused as such, with no line.
+#[test]
+fn a_kraken_nonce_from_the_bot_gets_no_line() {
+    let order = "ordertype=market&type=buy&volume=1&pair=XBTUSD";
+    let pasted = config_allow(&[
+        r#"{ method = "POST", path = "/0/private/AddOrder", params = ["ordertype", "type", "volume", "pair", "nonce"] }"#,
+    ]);
+    for (path, body) in [
+        (
+            "/0/private/AddOrder",
+            format!("nonce=99999999999999&{order}"),
+        ),
+        ("/0/private/AddOrder", format!("{order}&NONCE=1")),
+        (
+            "/0/private/AddOrder",
+            r#"{"nonce":"1","ordertype":"market","type":"buy","volume":"1","pair":"XBTUSD"}"#
+                .to_owned(),
+        ),
+        ("/0/private/Balance", "nonce=1".to_owned()),
+        ("/0/private/NotAnEndpoint", format!("nonce=1&{order}")),
+    ] {
+        for policy in [&KeyPolicy::default(), &pasted] {
+            let said = policy::check_request(Kraken, "k", policy, &req("POST", path, "", &body))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| panic!("signed {path} {body}"));
+            assert!(
+                said.contains("kraken's nonce is the agent's") && !said.contains("allow = ["),
+                "{path} {body}: {said}"
+            );
+        }
+    }
+    // Without it the order passes (the signer adds the nonce: sign_kraken.rs).
+    for policy in [&KeyPolicy::default(), &pasted] {
+        policy::check_request(
+            Kraken,
+            "k",
+            policy,
+            &req("POST", "/0/private/AddOrder", "", order),
+        )
+        .unwrap();
+    }
+}

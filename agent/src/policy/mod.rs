@@ -445,6 +445,15 @@ pub enum Denial {
         name: String,
         how: &'static str,
     },
+    /// Kraken's nonce in the bot's request: the signer adds its own and refuses a body that
+    /// has one, so a line taking the name would sign nothing (red-team round 25: the refusal
+    /// of an unknown name offered one).
+    #[error(
+        "refused: the request carries the parameter {name}, and kraken's nonce is the agent's: \
+         it adds a strictly increasing one, first in the body, and never signs one a bot sends; \
+         leave it out"
+    )]
+    OwnNonce { name: String },
     #[error(
         "refused by built-in rule \"{exchange}: no cut may make {rule}\" ({category}): \
          {exchange} does not sign the path, and {how} makes the parameter {name}, which (alone, \
@@ -1733,6 +1742,16 @@ pub fn check_request<'p>(
     // A fund-moving parameter is named as one, before the profile says it is unknown.
     check_fund_params(exchange, &params)?;
     check_fund_values(exchange, &payload)?;
+    // Kraken's nonce is the agent's: the signer refuses a body that has one, so the refusal
+    // of an unknown name must not hand a line taking it (red-team round 25).
+    if exchange == Exchange::Kraken
+        && let Some(p) = params.iter().find(|p| p.name.eq_ignore_ascii_case("nonce"))
+    {
+        return Err(Denial::OwnNonce {
+            name: p.name.clone(),
+        }
+        .into());
+    }
     // A profile path in another case: refused with no line, so that no entry is ever written
     // for it (one would take the endpoint without the profile's rules: red-team round 16).
     let case_of = |spelled: &Endpoint| Denial::PathCase {
