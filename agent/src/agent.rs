@@ -475,6 +475,13 @@ impl Agent {
         self.catch_up(now);
         let mut session = self.session();
         let signed = session.use_key(&req.key, now, client, |cred| {
+            // A login this key cannot make is said as such, before the policy's refusal
+            // advises the `ws_login` switch for it.
+            if req.kind == tapsign_proto::SignKind::WsLogin
+                && let Some(e) = sign::login_refused(cred)
+            {
+                return Err(e.into());
+            }
             let checked = match verdict.take() {
                 Some((ex, checked)) if ex == cred.exchange => checked?,
                 _ => policy::check_request(cred.exchange, &req.key, key_policy, req)?,

@@ -1118,32 +1118,32 @@ fn a_narrowing_holds_for_every_spelling_a_server_could_read_as_it() {
     );
 }
 
-/// Red-team round 16: the refusal of a real websocket login (a Binance websocket API payload,
-/// Kraken's token) says what `ws_login = true` gives away before it says how to set it: a
-/// logged-in socket trades past the key's `only` and `values` and what the profile leaves out.
+/// Red-team round 16: the refusal of a real websocket login (Kraken's token) says what
+/// `ws_login = true` gives away before it says how to set it: a logged-in socket trades past
+/// the key's `only` and `values` and what the profile leaves out. A Binance REST payload
+/// carrying `apiKey` no longer gets the switch (red-team round 25): with it on, the profile
+/// refused the name anyway, since no REST endpoint takes it.
 #[test]
 fn a_websocket_login_refusal_says_what_switching_logins_on_gives_away() {
-    for (exchange, r) in [
-        (
-            Binance,
-            support::req("GET", "/api/v3/account", "apiKey=x&timestamp=1", ""),
-        ),
-        (
-            Exchange::Kraken,
-            support::req("POST", "/0/private/GetWebSocketsToken", "", ""),
-        ),
-    ] {
-        let err = check_with(exchange, &KeyPolicy::default(), &r).unwrap_err();
-        assert!(
-            matches!(err, Refusal::Denied(Denial::WebsocketLogin { .. })),
-            "{exchange}: {err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains("`only` and `values`") && msg.contains("ws_login = true"),
-            "{msg}"
-        );
-    }
+    let binance = support::req("GET", "/api/v3/account", "apiKey=x&timestamp=1", "");
+    let err = check_with(Binance, &KeyPolicy::default(), &binance).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::ApiKeyPayload { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("apiKey") && !msg.contains("ws_login"), "{msg}");
+    let kraken = support::req("POST", "/0/private/GetWebSocketsToken", "", "");
+    let err = check_with(Exchange::Kraken, &KeyPolicy::default(), &kraken).unwrap_err();
+    assert!(
+        matches!(err, Refusal::Denied(Denial::WebsocketLogin { .. })),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`only` and `values`") && msg.contains("ws_login = true"),
+        "{msg}"
+    );
 }
 
 /// Red-team round 16: a profile path in another case (`/0/private/addOrder`) was "not in the

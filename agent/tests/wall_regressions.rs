@@ -225,7 +225,7 @@ fn class4_binance_rest_payload_equal_to_session_logon_is_refused_with_ws_login_o
     ]);
     assert_eq!(format!("{}&timestamp=1700000000000", bot.query), logon);
     let e = refused(&c, &bot);
-    assert!(e.contains("WebsocketLogin"), "{e}");
+    assert!(e.contains("ApiKeyPayload"), "{e}");
     // Split across query and body, or spelled in another case, it is the same payload.
     let e = refused(
         &c,
@@ -237,7 +237,7 @@ fn class4_binance_rest_payload_equal_to_session_logon_is_refused_with_ws_login_o
         ),
     );
     assert!(
-        e.contains("Malformed") || e.contains("WebsocketLogin"),
+        e.contains("Malformed") || e.contains("ApiKeyPayload"),
         "{e}"
     );
 }

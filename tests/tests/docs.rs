@@ -525,3 +525,30 @@ fn the_audit_lines_printed_are_as_audit_md_shows_them() {
     }
     assert_eq!(checked.len(), 4);
 }
+
+/// Red-team round 25: the threat model's list of how long each websocket login lives left out
+/// Kraken's token (15 minutes from issue) and Bitget's login made of a REST signature. Every
+/// exchange whose login the agent signs, or whose REST signature it takes for one, is named.
+#[test]
+fn the_threat_model_says_how_long_every_websocket_login_lives() {
+    use tapsign_agent::credential::Exchange;
+    let text = std::fs::read_to_string(repo().join("docs/threat-model.md")).unwrap();
+    let start = text.find("- Websocket logins are the same").unwrap();
+    let end = text[start + 1..]
+        .find("\n- ")
+        .map_or(text.len(), |i| start + 1 + i);
+    let bullet = text[start..end].to_lowercase();
+    // The REST signatures the wall reads as logins (policy.md, "Websocket logins").
+    let by_rest = [
+        Exchange::Binance,
+        Exchange::Bitget,
+        Exchange::Okx,
+        Exchange::Kraken,
+    ];
+    for &ex in Exchange::ALL {
+        if tapsign_agent::sign::signs_websocket_login(ex) || by_rest.contains(&ex) {
+            let name = ex.to_string().to_lowercase();
+            assert!(bullet.contains(&name), "{name} is not in: {bullet}");
+        }
+    }
+}

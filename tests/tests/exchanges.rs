@@ -217,6 +217,47 @@ fn a_websocket_login_is_its_own_request_kind() {
     assert_eq!(login["args"][0], "bybit-api-key");
 }
 
+/// Red-team round 25: a Binance HMAC key's websocket login, and a REST payload carrying
+/// `apiKey`, were refused with advice to turn `ws_login = true` on; with it on, the login was
+/// refused as HMAC and the payload by the profile (no REST endpoint takes `apiKey`). Neither
+/// refusal advises the switch now, whose only effect would be a wider config.
+#[test]
+fn a_binance_hmac_key_is_never_told_to_turn_websocket_logins_on() {
+    for config in ["", "[keys.bn]\nws_login = true\n"] {
+        let mut w = World::new();
+        w.setup_key("bn", "binance", "binance-api-key", "binance-secret");
+        w.config(config);
+        w.start_agent();
+        w.run(&["unlock"], "").ok();
+        let mut login = ws_login("bn");
+        login.path = "/ws-api/v3".into();
+        let err = w.client().sign(login).unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(tapsign_proto::ErrorCode::BadRequest),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Ed25519"), "{err}");
+        assert!(!err.to_string().contains("allow them with"), "{err}");
+        let rest = tapsign_proto::SignRequest {
+            key: "bn".into(),
+            method: "GET".into(),
+            path: "/api/v3/account".into(),
+            query: "apiKey=binance-api-key".into(),
+            ..Default::default()
+        };
+        let err = w.client().sign(rest).unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(tapsign_proto::ErrorCode::PolicyDenied),
+            "{err}"
+        );
+        let said = err.to_string();
+        assert!(!said.contains("ws_login = true"), "{config:?}: {said}");
+        assert!(said.contains("apiKey"), "{said}");
+    }
+}
+
 /// The audit log wrote a websocket login as `sign by GET /v5/private`: an ordinary REST
 /// signature of whatever path the bot named (a withdrawal's, say), though no login signs a
 /// path of the bot's. It says it is a websocket login, and what the login signs.

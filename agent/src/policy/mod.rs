@@ -500,6 +500,15 @@ pub enum Denial {
          that can only view"
     )]
     UnboundLogin { key: String },
+    /// A Binance REST payload carrying `apiKey` (red-team round 25: the refusal advised
+    /// `ws_login = true`, after which the profile refused the name anyway, since no REST
+    /// endpoint takes it).
+    #[error(
+        "refused: signing this would also make {what}, which keeps trading after the session \
+         ends; no binance REST endpoint takes `apiKey` (the agent sends the API key in the \
+         X-MBX-APIKEY header): send the request without it"
+    )]
+    ApiKeyPayload { what: &'static str },
     #[error(
         "refused: the signed bytes end in {suffix}, so signing this would also make {what}, \
          which keeps trading after the session ends; no REST request needs to end so (a \
@@ -1709,6 +1718,9 @@ pub fn check_request<'p>(
         // 16: a bot could send one to have the trader switch logins on).
         if let Some(suffix) = converse::login_suffix(exchange) {
             return Err(Denial::LoginBait { what, suffix }.into());
+        }
+        if exchange == Exchange::Binance {
+            return Err(Denial::ApiKeyPayload { what }.into());
         }
         return Err(Denial::WebsocketLogin {
             key: key.to_string(),

@@ -68,6 +68,27 @@ pub fn percent_encode_b64(b64: &str) -> String {
         .replace('=', "%3D")
 }
 
+fn not_ed25519() -> SignError {
+    SignError::BadRequest(
+        "Binance session.logon works only with Ed25519 keys, whether or not the key has \
+         `ws_login = true`; this key is an HMAC key: create an Ed25519 API key and store it \
+         with `tapsign key add` if a bot must log a websocket in"
+            .into(),
+    )
+}
+
+/// Why `cred` can make no `session.logon`, if it cannot (an HMAC key): asked before the key's
+/// `ws_login` switch, so that such a key is never told to turn on a login it cannot make
+/// (red-team round 25: the refusal advised `ws_login = true`, after which the same request was
+/// refused as HMAC).
+pub(crate) fn logon_refused(cred: &Credential) -> Option<SignError> {
+    match KeyKind::of(cred) {
+        Ok(KeyKind::Ed25519(_)) => None,
+        Ok(KeyKind::Hmac) => Some(not_ed25519()),
+        Err(e) => Some(e),
+    }
+}
+
 /// The websocket API `session.logon` message: `{"method":"session.logon","params":{apiKey,
 /// signature, timestamp}}`. Binance supports logon only for Ed25519 keys; the signed payload is
 /// the params but `signature`, sorted by name and not percent-encoded
@@ -79,11 +100,7 @@ pub fn percent_encode_b64(b64: &str) -> String {
 pub fn ws_logon(cred: &Credential, stamp: &Stamp, opts: &SignOptions) -> Result<String, SignError> {
     check_key(cred)?;
     let KeyKind::Ed25519(key) = KeyKind::of(cred)? else {
-        return Err(SignError::BadRequest(
-            "Binance session.logon works only with Ed25519 keys; sign each websocket request \
-             instead, or create an Ed25519 API key and store it with `tapsign key add`"
-                .into(),
-        ));
+        return Err(not_ed25519());
     };
     let api_key = cred.api_key.expose();
     let ts = stamp.unix_ms.to_string();

@@ -192,6 +192,16 @@ pub fn signs_websocket_login(exchange: Exchange) -> bool {
     )
 }
 
+/// Why `cred` can make no websocket login the agent signs for its exchange, if that depends on
+/// the key itself (Binance's `session.logon` takes Ed25519 keys only): said before the key's
+/// `ws_login` switch is looked at.
+pub fn login_refused(cred: &Credential) -> Option<SignError> {
+    match cred.exchange {
+        Exchange::Binance => binance::logon_refused(cred),
+        _ => None,
+    }
+}
+
 /// Why a `ws_login` request for `exchange`, whose login the agent does not sign, is refused,
 /// and how its websocket logs in instead.
 pub fn no_websocket_login(exchange: Exchange) -> String {
