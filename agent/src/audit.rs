@@ -237,9 +237,46 @@ fn not_a_file(path: &Path) -> AuditError {
 }
 
 /// Open the log at `path` for reading (disk::open_regular: a FIFO in its place would wedge
-/// `key add`, `audit` and a rotation).
+/// `key add`, `audit` and a rotation). Inside [`held_to`], the file opened must be the one
+/// named there.
 pub(crate) fn open_regular(path: &Path) -> Result<fs::File, AuditError> {
-    crate::disk::open_regular(path).map_err(io_err(path))
+    use std::os::unix::fs::MetadataExt;
+    let file = crate::disk::open_regular(path).map_err(io_err(path))?;
+    if let Some(want) = HELD_TO.with(std::cell::Cell::get) {
+        let meta = file.metadata().map_err(io_err(path))?;
+        if (meta.dev(), meta.ino()) != want {
+            return Err(AuditError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(
+                    "is not the file the agent writes (another file was put at its path while it was read)",
+                ),
+            });
+        }
+    }
+    Ok(file)
+}
+
+thread_local! {
+    /// The file every read of the log on this thread must be ([`held_to`]).
+    static HELD_TO: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The file reads on this thread are held to, inside [`held_to`].
+pub(crate) fn held_file() -> Option<(u64, u64)> {
+    HELD_TO.with(std::cell::Cell::get)
+}
+
+/// Run `f`, whose reads of the log (by its path) must each open `file` (device, inode), the one
+/// the agent's writer holds: a read that opens another file fails, as an unreadable log's
+/// does, and the keystore's check then anchors and records nothing (red-team round 25, second
+/// recheck: another file renamed over the log for the one read of the record of the vaults
+/// named the attacker's vault, and a keystore of it opened, was anchored and recorded). `None`
+/// holds reads to nothing.
+pub(crate) fn held_to<T>(file: Option<(u64, u64)>, f: impl FnOnce() -> T) -> T {
+    let was = HELD_TO.with(|h| h.replace(file));
+    let out = f();
+    HELD_TO.with(|h| h.set(was));
+    out
 }
 
 impl AuditError {

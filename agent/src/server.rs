@@ -230,17 +230,15 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper(Arc::clone(&agent)));
     // The record of the vaults every unlock's check holds the keystore to is read whole now,
     // while nobody waits: the first unlock then reads on from here, not a long log from its
-    // first line (audit::ledger::VaultsRead). On a thread that ends once it has read (one
-    // kept for good cost the idle agent 0.3 MiB), and only for a log long enough for the first
-    // unlock to notice (a few MB read in some tens of ms). Without a thread, the first unlock
-    // reads it.
-    let long_log = std::fs::metadata(agent.audit.path()).is_ok_and(|m| m.len() > 4 << 20);
-    if long_log {
-        let reading = Arc::clone(&agent);
-        tokio::spawn(crate::worker::run("tapsign-vaults", move || {
-            reading.audit.read_vaults()
-        }));
-    }
+    // first line (audit::ledger::VaultsRead), and holds the keystore to what was read even if
+    // its own read of the log fails (red-team round 25, second recheck: only a log over 4 MB
+    // was read at start, so the first unlock with the log unreadable knew no vault). On a
+    // thread that ends once it has read (one kept for good cost the idle agent 0.3 MiB).
+    let reading = Arc::clone(&agent);
+    tokio::spawn(crate::worker::run("tapsign-vaults", move || {
+        let file = reading.audit.file();
+        crate::audit::held_to(file, || reading.audit.read_vaults())
+    }));
     let lock_sources = crate::locksource::spawn(&agent);
     let stop_watchers = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let removal = crate::removal::spawn(Arc::clone(&agent), Arc::clone(&stop_watchers))?;

@@ -109,6 +109,8 @@ fn an_honest_unlock_with_the_log_unreadable_is_taken_back_in_by_the_next() {
     let out = w.run(&["unlock"], "");
     log_mode(&w, 0o600);
     assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    // A log that could not be read, not one started afresh (red-team round 25, recheck).
+    assert!(!out.stderr.contains("started afresh"), "{out:?}");
     w.run(&["lock"], "").ok();
     let out = w.run(&["unlock"], "");
     assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");

@@ -45,7 +45,10 @@ impl Agent {
         let mut out = match self.audit.tampered() {
             // Not to be followed, but still read for the highest generation it records.
             Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
-            None => crate::audit::ledger::evidence_after(path, anchor, last),
+            // Every read the file the writer holds.
+            None => crate::audit::held_to(self.audit.file(), || {
+                crate::audit::ledger::evidence_after(path, anchor, last)
+            }),
         };
         out.witness(self.audit.witnessed());
         out
@@ -77,7 +80,10 @@ impl Ledger for AgentLedger<'_> {
             self.agent.audit.path(),
             Some(self.agent.audit.vaults_read()),
         );
-        let mut out = crate::audit::ledger::unanchored_after(path, why, last);
+        let file = self.agent.audit.file();
+        let mut out = crate::audit::held_to(file, || {
+            crate::audit::ledger::unanchored_after(path, why, last)
+        });
         out.witness(self.agent.audit.witnessed());
         out
     }

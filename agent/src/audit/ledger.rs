@@ -390,7 +390,7 @@ impl VaultsRead {
     }
 
     fn remember(&self, path: &Path, end: Anchor, vaults: &Vaults) {
-        let Some(file) = identity(path) else {
+        let Some(file) = super::held_file().or_else(|| identity(path)) else {
             return;
         };
         *self.last() = Some(LastRead {
@@ -401,12 +401,14 @@ impl VaultsRead {
         });
     }
 
-    /// The vaults the last read of the log at `path` found, where the file there is still
-    /// the one it read (same device and inode).
+    /// The vaults the last read of the log at `path` found, where the file the reads are held
+    /// to ([`super::held_to`]), else the file there now, is the one it read (same device and
+    /// inode).
     fn remembered(&self, path: &Path) -> Option<Vaults> {
+        let file = super::held_file().or_else(|| identity(path));
         let last = self.last();
         let last = last.as_ref()?;
-        (last.path == path && Some(last.file) == identity(path)).then(|| last.vaults.clone())
+        (last.path == path && Some(last.file) == file).then(|| last.vaults.clone())
     }
 
     /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;

@@ -123,6 +123,8 @@ struct ViewState {
     /// The keystore's records this agent wrote or took in: kept when the log is found
     /// tampered with, since they are what it saw before that.
     witness: Witness,
+    /// The file the writer holds open (device, inode), while it is trusted.
+    file: Option<(u64, u64)>,
 }
 
 impl View {
@@ -339,6 +341,12 @@ impl AuditSink {
         let (ack, done) = oneshot::channel();
         self.jobs.send(Job::Refresh(ack)).ok()?;
         done.blocking_recv().ok().flatten()
+    }
+
+    /// The file the writer holds open (device, inode), while it is trusted: what the keystore's
+    /// check reads must be that file ([`super::held_to`]).
+    pub fn file(&self) -> Option<(u64, u64)> {
+        self.view.lock().file
     }
 
     /// Where the chain stands, as of the last write or refresh; none while the log is not open
@@ -593,7 +601,11 @@ impl Writer {
                     Ok(f) => self.syncer.set_file(f),
                     Err(e) => say!("tapsign agent: warning: {e}"),
                 }
-                self.view.lock().head = Some(log.anchor());
+                {
+                    let mut v = self.view.lock();
+                    v.head = Some(log.anchor());
+                    v.file = Some(log.identity());
+                }
                 self.log = Some(log);
                 true
             }
@@ -717,6 +729,7 @@ impl Writer {
         let mut v = self.view.lock();
         v.tampered = Some(msg.clone());
         v.head = None;
+        v.file = None;
         msg
     }
 

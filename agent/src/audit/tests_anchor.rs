@@ -683,6 +683,51 @@ fn any_failed_read_of_a_check_marks_it_unread_and_keeps_the_vaults_read_before()
     }
 }
 
+/// Red-team round 25, second recheck: another file renamed over the log for the one read of
+/// the record of the vaults (and back) had the check hold the keystore to the attacker's
+/// vault. Held to the file the writer holds, a read that opens another file fails, the reading
+/// is unread, and the vaults read of the writer's file before stand.
+#[test]
+fn reads_held_to_the_writers_file_refuse_another_file_at_its_path() {
+    let (dir, path, mut log) = fresh();
+    log.append(&vault_line(1)).unwrap();
+    log.append(&lock("after")).unwrap();
+    let (anchor, file) = (log.anchor(), log.identity());
+    drop(log);
+    let last = ledger::VaultsRead::default();
+    super::held_to(Some(file), || ledger::read_vaults(&path, &last));
+    let held = super::held_to(Some(file), || {
+        ledger::evidence_after(&path, &anchor, Some(&last))
+    });
+    assert!(
+        !held.unread && held.recorded_vaults == [vault_key(1)],
+        "{held:?}"
+    );
+
+    // The attacker's log, naming its vault, put at the path.
+    let theirs = dir.path().join("theirs.log");
+    let mut other = AuditLog::open(&theirs).unwrap();
+    other.append(&vault_line(9)).unwrap();
+    drop(other);
+    let ours = dir.path().join("ours.log");
+    fs::rename(&path, &ours).unwrap();
+    fs::rename(&theirs, &path).unwrap();
+    for anchor in [anchor.clone(), crate::keystore::Anchor::genesis()] {
+        let ev = super::held_to(Some(file), || {
+            ledger::evidence_after(&path, &anchor, Some(&last))
+        });
+        assert!(ev.unread, "{ev:?}");
+        assert_eq!(ev.recorded_vaults, [vault_key(1)], "{ev:?}");
+        let ev = super::held_to(Some(file), || {
+            ledger::unanchored_after(&path, "none", Some(&last))
+        });
+        assert!(ev.unread && ev.recorded_vaults == [vault_key(1)], "{ev:?}");
+    }
+    // Held to nothing (a command's reading), the file at the path is read.
+    let free = ledger::evidence_after(&path, &crate::keystore::Anchor::genesis(), None);
+    assert_eq!(free.recorded_vaults, [vault_key(9)]);
+}
+
 #[test]
 fn a_read_on_does_not_see_lines_put_back_before_where_it_last_read() {
     // What a read on holds the keystore to is what it read: a log of someone else's making

@@ -507,7 +507,12 @@ impl Keystore {
                 let mut folded = fold(m, &observed, &unreadable, &evidence);
                 folded.warnings.extend(gap_warning);
                 if evidence.recorded_vaults.is_empty() && evidence.witnessed.vaults.is_empty() {
-                    folded.warnings.push(unrecorded_vault_warning(&m.vault_key));
+                    folded.warnings.push(match evidence.unread {
+                        // Not a log with no vault recorded: one this check could not read
+                        // (red-team round 25, second recheck: said as "a log started afresh?").
+                        true => unread_vault_warning(&m.vault_key),
+                        false => unrecorded_vault_warning(&m.vault_key),
+                    });
                 }
                 (folded, evidence)
             }
@@ -775,6 +780,13 @@ pub(crate) fn unlinked_warning(
 pub(crate) fn unrecorded_vault_warning(vault_key: &str) -> String {
     format!(
         "the audit log records no vault key of this keystore (a log started afresh?), so nothing tells its vault from one someone else made and wrapped to your tokens: check that its key, {vault_key}, is the one `tapsign status` showed before the log was started afresh; from now on the log holds the keystore to it"
+    )
+}
+
+/// What a check says of the vault when it could not read the audit log's record of them.
+fn unread_vault_warning(vault_key: &str) -> String {
+    format!(
+        "the audit log could not be read for the record of this keystore's vaults, so nothing tells its vault from one someone else made and wrapped to your tokens: check that its key, {vault_key}, is the one `tapsign status` showed before; the next unlock with the log readable holds it to the record"
     )
 }
 
