@@ -2486,6 +2486,22 @@ fn borrow_switches_under_an_allow_entry_are_margin_orders() {
             "/api/v3/trade/place-reality-order",
             r#"{"category":"Margin","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1"}"#,
         ),
+        // Its recheck: a control character at an end, which Java's `String.trim` strips.
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            r#"{"category":"MARGIN\u0000","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            r#"{"category":"\u001cMARGIN","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
+        (
+            &bitget,
+            "/api/v3/trade/place-reality-order",
+            r#"{"category":"margin\u0001","symbol":"AAPLUSDT","side":"buy","orderType":"market","qty":"1"}"#,
+        ),
         // A value that is a plain one only in full Unicode case (`ſ` is `S` there) is not
         // taken as plain: the check compares those in ASCII case only.
         (
@@ -2914,6 +2930,11 @@ fn a_kraken_nonce_from_the_bot_gets_no_line() {
         ),
         ("/0/private/Balance", "nonce=1".to_owned()),
         ("/0/private/NotAnEndpoint", format!("nonce=1&{order}")),
+        // Its recheck: spellings a server may fold into `nonce`.
+        ("/0/private/AddOrder", format!("{order}&nonce%5B%5D=1")),
+        ("/0/private/NotAnEndpoint", format!("nonce[]=1&{order}")),
+        ("/0/private/NotAnEndpoint", format!("non_ce=1&{order}")),
+        ("/0/private/NotAnEndpoint", format!("Nonce[0]=1&{order}")),
     ] {
         for policy in [&KeyPolicy::default(), &pasted] {
             let said = policy::check_request(Kraken, "k", policy, &req("POST", path, "", &body))

@@ -1756,8 +1756,14 @@ pub fn check_request<'p>(
     check_fund_values(exchange, &payload)?;
     // Kraken's nonce is the agent's: the signer refuses a body that has one, so the refusal
     // of an unknown name must not hand a line taking it (red-team round 25).
+    // Any spelling a server may fold into `nonce` (`Nonce`, `nonce[]`, `non_ce`, `nonce.x`):
+    // a line taking one would sign a nonce the bot chose (red-team round 25, recheck).
+    let is_nonce = |name: &str| {
+        let base = name.split(['[', '.']).next().unwrap_or(name);
+        profile::fold_name(base) == "nonce" || fold_case(base).eq_ignore_ascii_case("nonce")
+    };
     if exchange == Exchange::Kraken
-        && let Some(p) = params.iter().find(|p| p.name.eq_ignore_ascii_case("nonce"))
+        && let Some(p) = params.iter().find(|p| is_nonce(&p.name))
     {
         return Err(Denial::OwnNonce {
             name: p.name.clone(),

@@ -996,9 +996,13 @@ pub(super) fn borrow_switch_on<V: AsRef<str>>(
         // `MARGİN` (U+0130, whose lower case is `i`) for `MARGIN`, which full Unicode upper
         // case leaves as it is (red-team round 25), and `ı`, `ſ` and the fullwidth letters
         // have readings of their own. No plain order names its category outside ASCII.
+        // Trimmed as Rust and as Java's `String.trim` (every character up to U+0020) would:
+        // a control character left at an end is no plain order's either (`MARGIN\0`: red-team
+        // round 25, recheck), so any value that is not printable ASCII counts as on.
         Some(v) if b.plain.is_empty() => {
-            let v = v.as_ref().trim();
-            !v.is_ascii() || b.borrows.iter().any(|w| w.eq_ignore_ascii_case(v))
+            let v = v.as_ref().trim().trim_matches(|c: char| c <= ' ');
+            !v.bytes().all(|c| c.is_ascii_graphic())
+                || b.borrows.iter().any(|w| w.eq_ignore_ascii_case(v))
         }
         Some(v) => !(b.plain.iter()).any(|p| p.eq_ignore_ascii_case(v.as_ref().trim())),
         None => !b.plain.is_empty(),
@@ -1367,7 +1371,7 @@ pub(super) fn withheld_reason(
     name: &str,
     value: &str,
 ) -> Option<&'static str> {
-    let folded = super::fold_case(value.trim()).to_uppercase();
+    let folded = super::fold_case(value.trim().trim_matches(|c: char| c <= ' ')).to_uppercase();
     withheld_for(exchange, path, name)
         .find(|w| w.value.is_none_or(|v| v.to_uppercase() == folded))
         .map(|w| w.why)
@@ -1411,6 +1415,8 @@ mod tests {
             "MARG\u{131}N",
             "MARG\u{130}N",
             "marg\u{130}n",
+            "MARGIN\0",
+            "\u{1c}MARGIN",
         ] {
             assert!(
                 super::withheld_reason(Exchange::Bitget, path, "category", value).is_some(),
