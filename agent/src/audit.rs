@@ -241,10 +241,19 @@ fn not_a_file(path: &Path) -> AuditError {
 /// named there.
 pub(crate) fn open_regular(path: &Path) -> Result<fs::File, AuditError> {
     use std::os::unix::fs::MetadataExt;
+    let held = HELD_TO.with(std::cell::Cell::get);
+    if held == Hold::Nothing {
+        return Err(AuditError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(
+                "is not open for the agent's writing (it could not be opened), so the agent's check reads none of what is at its path",
+            ),
+        });
+    }
     let file = crate::disk::open_regular(path).map_err(io_err(path))?;
-    if let Some(want) = HELD_TO.with(std::cell::Cell::get) {
+    if let Hold::File(dev, ino) = held {
         let meta = file.metadata().map_err(io_err(path))?;
-        if (meta.dev(), meta.ino()) != want {
+        if (meta.dev(), meta.ino()) != (dev, ino) {
             return Err(AuditError::Io {
                 path: path.to_owned(),
                 source: std::io::Error::other(
@@ -256,24 +265,40 @@ pub(crate) fn open_regular(path: &Path) -> Result<fs::File, AuditError> {
     Ok(file)
 }
 
+/// What reads of the log on a thread are held to ([`held_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Whatever file is at the path (a command's reading).
+    Free,
+    /// The file the agent's writer holds (device, inode).
+    File(u64, u64),
+    /// None: the agent's writer holds no file, so no read is its log.
+    Nothing,
+}
+
 thread_local! {
-    /// The file every read of the log on this thread must be ([`held_to`]).
-    static HELD_TO: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+    /// What every read of the log on this thread is held to ([`held_to`]).
+    static HELD_TO: std::cell::Cell<Hold> = const { std::cell::Cell::new(Hold::Free) };
 }
 
 /// The file reads on this thread are held to, inside [`held_to`].
 pub(crate) fn held_file() -> Option<(u64, u64)> {
-    HELD_TO.with(std::cell::Cell::get)
+    match HELD_TO.with(std::cell::Cell::get) {
+        Hold::File(dev, ino) => Some((dev, ino)),
+        Hold::Free | Hold::Nothing => None,
+    }
 }
 
-/// Run `f`, whose reads of the log (by its path) must each open `file` (device, inode), the one
+/// Run `f`, whose reads of the log (by its path) must each open the file `hold` names, the one
 /// the agent's writer holds: a read that opens another file fails, as an unreadable log's
 /// does, and the keystore's check then anchors and records nothing (red-team round 25, second
 /// recheck: another file renamed over the log for the one read of the record of the vaults
-/// named the attacker's vault, and a keystore of it opened, was anchored and recorded). `None`
-/// holds reads to nothing.
-pub(crate) fn held_to<T>(file: Option<(u64, u64)>, f: impl FnOnce() -> T) -> T {
-    let was = HELD_TO.with(|h| h.replace(file));
+/// named the attacker's vault, and a keystore of it opened, was anchored and recorded). Where
+/// the writer holds no file ([`Hold::Nothing`]: the log could not be opened when the agent
+/// started), every read fails: the third recheck put the attacker's log, readable and not
+/// writable, at the path, and the check read it as the record.
+pub(crate) fn held_to<T>(hold: Hold, f: impl FnOnce() -> T) -> T {
+    let was = HELD_TO.with(|h| h.replace(hold));
     let out = f();
     HELD_TO.with(|h| h.set(was));
     out

@@ -236,7 +236,7 @@ pub async fn serve(
     // thread that ends once it has read (one kept for good cost the idle agent 0.3 MiB).
     let reading = Arc::clone(&agent);
     tokio::spawn(crate::worker::run("tapsign-vaults", move || {
-        let file = reading.audit.file();
+        let file = reading.audit.hold();
         crate::audit::held_to(file, || reading.audit.read_vaults())
     }));
     let lock_sources = crate::locksource::spawn(&agent);

@@ -46,7 +46,7 @@ impl Agent {
             // Not to be followed, but still read for the highest generation it records.
             Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
             // Every read the file the writer holds.
-            None => crate::audit::held_to(self.audit.file(), || {
+            None => crate::audit::held_to(self.audit.hold(), || {
                 crate::audit::ledger::evidence_after(path, anchor, last)
             }),
         };
@@ -80,7 +80,7 @@ impl Ledger for AgentLedger<'_> {
             self.agent.audit.path(),
             Some(self.agent.audit.vaults_read()),
         );
-        let file = self.agent.audit.file();
+        let file = self.agent.audit.hold();
         let mut out = crate::audit::held_to(file, || {
             crate::audit::ledger::unanchored_after(path, why, last)
         });

@@ -317,6 +317,7 @@ pub fn unanchored_after(path: &Path, why: &str, last: Option<&VaultsRead>) -> Ev
 /// With `last`, a read whole that found vaults with the chain intact is remembered, and the
 /// next read takes up from where it ended ([`VaultsRead`]).
 fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<String>, bool) {
+    let _reading = last.map(|l| l.1.lock().unwrap_or_else(|p| p.into_inner()));
     if let Some(known) = last.and_then(|l| l.read_on(path)) {
         return known;
     }
@@ -362,7 +363,14 @@ fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<St
 /// logs meet, which `tapsign audit verify` shows. A log whose line there is gone or changed
 /// (replaced, cut, started afresh) is read whole again.
 #[derive(Default)]
-pub struct VaultsRead(std::sync::Mutex<Option<LastRead>>);
+pub struct VaultsRead(
+    std::sync::Mutex<Option<LastRead>>,
+    /// Held for the whole of each read ([`recorded_vaults`]): a check that comes while the
+    /// agent's start-up read is under way waits for it and reads on from it, rather than
+    /// reading alone with nothing remembered (red-team round 25, third recheck: the first
+    /// unlock on a long log, with the log made unreadable, knew no vault).
+    std::sync::Mutex<()>,
+);
 
 /// Read the record of the vaults in the log at `path` into `last` ahead of the check that
 /// will want it: the agent does at start, while nobody waits, so its first unlock reads on.
@@ -682,5 +690,68 @@ pub fn event(entry: &LedgerEntry) -> AuditEvent {
             name: name.clone(),
             reason: reason.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Red-team round 25, third recheck: a check that came while the agent's start-up read of
+    /// the record of the vaults was under way read alone, with nothing remembered; with the log
+    /// unreadable for it, it knew no vault. It waits for that read and takes what it found.
+    #[test]
+    fn a_read_while_another_is_under_way_waits_for_it_and_takes_what_it_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = crate::audit::AuditLog::open(&path).unwrap();
+        let key = format!("02{}", "11".repeat(32));
+        log.append(&AuditEvent::Keystore {
+            generation: 1,
+            vault: String::new(),
+            vault_key: Some(key.clone()),
+            lineage: Vec::new(),
+            reason: "keystore created".into(),
+            credentials: None,
+            signature: None,
+        })
+        .unwrap();
+        drop(log);
+        let last = VaultsRead::default();
+        let (started, finish) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            // The start-up read, held at its start while the check comes.
+            s.spawn(|| {
+                let _reading = last.1.lock().unwrap();
+                started.wait();
+                finish.wait();
+                drop(_reading);
+            });
+            started.wait();
+            let check = s.spawn(|| {
+                // Whatever it reads itself fails: only the other read can give it the vaults.
+                crate::disk::FAIL_OPENS.with(|f| f.set(u64::MAX));
+                let out = recorded_vaults(&path, Some(&last));
+                crate::disk::FAIL_OPENS.with(|f| f.set(0));
+                out
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let waited = !check.is_finished();
+            // The read under way finds the vaults and remembers them as it ends.
+            let (vaults, _, unread) = {
+                let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
+                let read = since_keeping(&path, &Anchor::genesis(), keystore).unwrap();
+                let (vaults, broken, unread) = vaults_read(&path, &read);
+                assert!(broken.is_none() && !unread);
+                last.remember(&path, read.end, &vaults);
+                (vaults, broken, unread)
+            };
+            assert!(!unread && vaults.believed == [key.clone()]);
+            finish.wait();
+            assert!(waited, "the check did not wait for the read under way");
+            let (got, _, unread) = check.join().unwrap();
+            assert!(unread, "its own read failed");
+            assert_eq!(got.believed, std::slice::from_ref(&key));
+        });
     }
 }

@@ -343,10 +343,13 @@ impl AuditSink {
         done.blocking_recv().ok().flatten()
     }
 
-    /// The file the writer holds open (device, inode), while it is trusted: what the keystore's
-    /// check reads must be that file ([`super::held_to`]).
-    pub fn file(&self) -> Option<(u64, u64)> {
-        self.view.lock().file
+    /// What the keystore's check reads are held to ([`super::held_to`]): the file the writer
+    /// holds open (device, inode) while it is trusted, or nothing while it holds none.
+    pub(crate) fn hold(&self) -> super::Hold {
+        match self.view.lock().file {
+            Some((dev, ino)) => super::Hold::File(dev, ino),
+            None => super::Hold::Nothing,
+        }
     }
 
     /// Where the chain stands, as of the last write or refresh; none while the log is not open

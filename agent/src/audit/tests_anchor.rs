@@ -695,8 +695,10 @@ fn reads_held_to_the_writers_file_refuse_another_file_at_its_path() {
     let (anchor, file) = (log.anchor(), log.identity());
     drop(log);
     let last = ledger::VaultsRead::default();
-    super::held_to(Some(file), || ledger::read_vaults(&path, &last));
-    let held = super::held_to(Some(file), || {
+    super::held_to(super::Hold::File(file.0, file.1), || {
+        ledger::read_vaults(&path, &last)
+    });
+    let held = super::held_to(super::Hold::File(file.0, file.1), || {
         ledger::evidence_after(&path, &anchor, Some(&last))
     });
     assert!(
@@ -713,17 +715,25 @@ fn reads_held_to_the_writers_file_refuse_another_file_at_its_path() {
     fs::rename(&path, &ours).unwrap();
     fs::rename(&theirs, &path).unwrap();
     for anchor in [anchor.clone(), crate::keystore::Anchor::genesis()] {
-        let ev = super::held_to(Some(file), || {
+        let ev = super::held_to(super::Hold::File(file.0, file.1), || {
             ledger::evidence_after(&path, &anchor, Some(&last))
         });
         assert!(ev.unread, "{ev:?}");
         assert_eq!(ev.recorded_vaults, [vault_key(1)], "{ev:?}");
-        let ev = super::held_to(Some(file), || {
+        let ev = super::held_to(super::Hold::File(file.0, file.1), || {
             ledger::unanchored_after(&path, "none", Some(&last))
         });
         assert!(ev.unread && ev.recorded_vaults == [vault_key(1)], "{ev:?}");
     }
-    // Held to nothing (a command's reading), the file at the path is read.
+    // Red-team round 25, third recheck: an agent whose writer holds no file (the log could not
+    // be opened at its start) reads none of what is at the path, readable or not.
+    for anchor in [anchor.clone(), crate::keystore::Anchor::genesis()] {
+        let ev = super::held_to(super::Hold::Nothing, || {
+            ledger::evidence_after(&path, &anchor, None)
+        });
+        assert!(ev.unread && ev.recorded_vaults.is_empty(), "{ev:?}");
+    }
+    // Free (a command's reading), the file at the path is read.
     let free = ledger::evidence_after(&path, &crate::keystore::Anchor::genesis(), None);
     assert_eq!(free.recorded_vaults, [vault_key(9)]);
 }
