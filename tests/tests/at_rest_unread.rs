@@ -133,3 +133,31 @@ fn an_honest_unlock_with_the_log_unreadable_is_taken_back_in_by_the_next() {
     let written = String::from_utf8(manifest(&w)).unwrap();
     assert!(!written.contains("\"audit\": null"), "{written}");
 }
+
+/// Red-team round 25, third recheck: with an agent running that had not unlocked since it
+/// started (so it pinned no vault), another log put at the path for `key add` alone, with a
+/// keystore of another vault, had the trader's new secret sealed to that vault; the agent's
+/// alarm came after. `key add` asks the agent first, whose answer then holds no audit head
+/// (it found another file at its log's path), and stores nothing.
+#[test]
+fn key_add_stores_nothing_while_the_running_agent_finds_another_log_at_the_path() {
+    let Some(mut w) = home() else {
+        return;
+    };
+    w.start_agent();
+    let log = w.home().join("audit.log");
+    let real = w.home().join("audit.log.real");
+    std::fs::rename(&log, &real).unwrap();
+    std::fs::copy(&real, &log).unwrap();
+    std::os::unix::fs::chown(&log, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = w.run(
+        &["key", "add", "k9", "--exchange", "binance"],
+        "AKTRADER9\nSKTRADER9\n",
+    );
+    out.fails_with(7, "nothing was stored");
+    assert!(
+        out.stderr.contains("does not hold the audit log"),
+        "{out:?}"
+    );
+    assert!(!cred_file(&w, "k9").exists());
+}

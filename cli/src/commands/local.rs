@@ -366,6 +366,24 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
         tapsign_proto::client::Client::connect_within(&paths.socket, super::CLIENT_NAME, wait)
             .and_then(|mut client| client.status());
     match status {
+        // The status just refreshed the agent's view of the log: one that no longer holds it
+        // (another file at its path, found now) is a log `key add` must not read its record
+        // from. Refused before sealing: the third recheck of red-team round 25 put the
+        // attacker's log at the path for `key add` alone, with the attacker's keystore, and the
+        // new secret was sealed to the attacker's vault; the agent's alarm came after.
+        Ok(status) if status.audit_head.is_none() => Err(Failure::new(
+            exit_codes::DAMAGED,
+            format!(
+                "the running agent does not hold the audit log {} now{}, so the record `key add` checks the vault against cannot be trusted; nothing was stored. `tapsign status` says what is wrong; fix the log, restart the agent, unlock once, then add the key",
+                paths.audit_log().display(),
+                status
+                    .warnings
+                    .iter()
+                    .find(|w| w.contains("audit log"))
+                    .map(|w| format!(": {}", Shown(w)))
+                    .unwrap_or_default()
+            ),
+        )),
         Ok(status) => Ok(status.keystore.map(|k| k.vault_key)),
         Err(tapsign_proto::ProtoError::Io(e))
             if matches!(
