@@ -25,16 +25,6 @@ const GET_SERIAL: u8 = 0xF8;
 const GET_METADATA: u8 = 0xF7;
 const GENERATE: u8 = 0x47;
 
-fn id_with(w: &World, needle: &str) -> String {
-    let list = w.run(&["token", "list"], "");
-    list.ok()
-        .lines()
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no token {needle} in {list:?}"))
-        .to_owned()
-}
-
 fn opened_by(w: &World) -> String {
     w.status()["session"]["opened_by"]
         .as_str()
@@ -127,10 +117,7 @@ fn a_card_answering_get_version_short_is_named_not_a_panic() {
 #[test]
 fn a_generate_answer_without_the_key_says_a_key_may_be_left_in_the_slot() {
     harness::run(&[piv_key(25_100_011), piv_key(25_100_012)], |stack| {
-        let w = World::new();
-        w.run(&["token", "add", "--piv", "--serial", "25100011"], PIV_PIN)
-            .ok();
-        add_key(&w);
+        let w = with_yubikey(25_100_011);
         let enrol = |slot: &str, force: bool| {
             let mut args = vec![
                 "token", "add", "--piv", "--serial", "25100012", "--slot", slot,
@@ -163,10 +150,7 @@ fn a_generate_answer_without_the_key_says_a_key_may_be_left_in_the_slot() {
 #[test]
 fn a_cut_slot_metadata_answer_is_not_a_regenerated_slot() {
     harness::run(&[piv_key(25_100_021)], |stack| {
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv", "--serial", "25100021"], PIV_PIN)
-            .ok();
-        add_key(&w);
+        let mut w = with_yubikey(25_100_021);
         agent(&mut w);
         stack
             .key(0)
@@ -202,10 +186,7 @@ fn a_dead_yubikey_beside_a_good_one_is_passed_over_with_a_warning() {
             let mut yk = yubikey::YubiKey::open_by_serial(yubikey::Serial(25_100_032)).unwrap();
             yk.change_pin(b"123456", b"111111").unwrap();
         }
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv", "--serial", "25100031"], PIV_PIN)
-            .ok();
-        add_key(&w);
+        let mut w = with_yubikey(25_100_031);
         w.run(
             &["token", "add", "--piv", "--serial", "25100032"],
             "123456\n111111\n",
@@ -274,10 +255,7 @@ fn a_card_answering_junk_to_get_serial_is_not_said_absent() {
             fido(25_100_042, None, &[PinProtocol::Two]),
         ],
         |stack| {
-            let mut w = World::new();
-            w.run(&["token", "add", "--piv", "--serial", "25100041"], PIV_PIN)
-                .ok();
-            add_key(&w);
+            let mut w = with_yubikey(25_100_041);
             enroll(&w, &["--name", "f"], PIV_PIN);
             let a = id_with(&w, "25100041");
             agent(&mut w);

@@ -44,10 +44,7 @@ fn a_pin_goes_only_to_the_token_it_was_asked_for() {
             fido(24_000_002, Some(PIN), &[PinProtocol::Two]),
         ],
         |stack| {
-            let mut w = World::new();
-            let out = w.run(&["token", "add", "--piv", "--serial", "24000001"], PIV_PIN);
-            assert!(out.ok().contains("Enrolled"), "{out:?}");
-            add_key(&w);
+            let mut w = with_yubikey(24_000_001);
             // The YubiKey opens the keystore (its PIN), then the new key's PIN.
             enroll(&w, &["--name", "green"], &format!("123456\n{PIN}\n"));
             let (piv, fido) = (id_of(&w, "piv"), id_of(&w, "fido2"));
@@ -98,10 +95,7 @@ fn a_token_that_takes_no_pin_is_asked_no_pin_line() {
             fido(24_000_004, None, &[PinProtocol::Two]),
         ],
         |stack| {
-            let mut w = World::new();
-            w.run(&["token", "add", "--piv", "--serial", "24000003"], PIV_PIN)
-                .ok();
-            add_key(&w);
+            let mut w = with_yubikey(24_000_003);
             enroll(&w, &["--name", "plain"], PIV_PIN);
             let piv = id_of(&w, "piv");
             agent(&mut w);
@@ -118,17 +112,6 @@ fn a_token_that_takes_no_pin_is_asked_no_pin_line() {
                 .fails_with(2, "--token names the token being removed");
         },
     );
-}
-
-/// The id `token list` gives the token whose line holds `needle` (a serial, a label).
-fn id_with(w: &World, needle: &str) -> String {
-    let list = w.run(&["token", "list"], "");
-    list.ok()
-        .lines()
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no token {needle} in {list:?}"))
-        .to_owned()
 }
 
 /// A bot's unlock naming `token`, with `pin`.
@@ -151,10 +134,7 @@ fn bot_unlock(w: &World, token: &str, pin: Option<&str>) -> tapsign_proto::Proto
 #[test]
 fn a_named_token_not_present_is_said_so_and_a_spare_keyslot_waits_its_turn() {
     harness::run(&[piv_key(24_000_011), piv_key(24_000_012)], |stack| {
-        let mut w = World::new();
-        let out = w.run(&["token", "add", "--piv", "--serial", "24000011"], PIV_PIN);
-        assert!(out.ok().contains("Enrolled"), "{out:?}");
-        add_key(&w);
+        let mut w = with_yubikey(24_000_011);
         let out = w.run(
             &["token", "add", "--piv", "--serial", "24000012"],
             "123456\n123456\n",
@@ -271,10 +251,7 @@ fn a_dead_token_passed_over_is_warned_of() {
             fido(24_000_016, None, &[PinProtocol::Two]),
         ],
         |_stack| {
-            let mut w = World::new();
-            w.run(&["token", "add", "--piv", "--serial", "24000015"], PIV_PIN)
-                .ok();
-            add_key(&w);
+            let mut w = with_yubikey(24_000_015);
             enroll(&w, &["--name", "plain"], PIV_PIN);
             let piv = id_of(&w, "piv");
             agent(&mut w);

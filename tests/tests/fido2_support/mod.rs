@@ -43,6 +43,29 @@ pub fn enroll(w: &World, extra: &[&str], stdin: &str) -> String {
     out.stdout
 }
 
+/// A world with the YubiKey `serial` enrolled (its PIN 123456) and a Binance key stored.
+pub fn with_yubikey(serial: u32) -> World {
+    let w = World::new();
+    let out = w.run(
+        &["token", "add", "--piv", "--serial", &serial.to_string()],
+        "123456\n",
+    );
+    assert!(out.ok().contains("Enrolled"), "{out:?}");
+    add_key(&w);
+    w
+}
+
+/// The id `token list` gives the token whose line holds `needle` (a serial, a label).
+pub fn id_with(w: &World, needle: &str) -> String {
+    let list = w.run(&["token", "list"], "");
+    list.ok()
+        .lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token {needle} in {list:?}"))
+        .to_owned()
+}
+
 pub fn add_key(w: &World) {
     w.run(
         &["key", "add", "b", "--exchange", "binance"],
