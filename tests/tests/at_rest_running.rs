@@ -521,7 +521,9 @@ fn a_rotation_stops_at_a_credential_a_forged_line_makes_refused() {
 /// Red-team round 23: a command whose line, with what the agent had not yet taken in, passed
 /// the agent's bound on bytes other processes append: the change was made, the agent withheld
 /// signatures, and the command said the log lost its line, "cut or rewritten", where `audit
-/// verify` says intact. It says what the agent said.
+/// verify` says intact. It says what the agent said. Since round 25's third recheck `key add`
+/// asks the agent before it seals, and stops there (nothing stored); `key remove` still makes
+/// its change first.
 #[test]
 fn a_command_whose_line_the_agent_turns_away_says_why_not_that_the_log_was_cut() {
     let w = three_keys_unlocked();
@@ -534,6 +536,12 @@ fn a_command_whose_line_the_agent_turns_away_says_why_not_that_the_log_was_cut()
         }),
     );
     let out = w.run(&["key", "add", "k9", "--exchange", "binance"], "ak\nsk\n");
+    out.fails_with(7, "nothing was stored");
+    assert!(
+        out.stderr.contains("that this agent did not write"),
+        "{out:?}"
+    );
+    let out = w.run(&["key", "remove", "kb3"], "");
     out.fails_with(7, "no longer takes the log in");
     assert!(
         out.stderr.contains("that this agent did not write"),

@@ -20,6 +20,7 @@ test.before(async () => {
   world = new World();
   world.addKey('binance-main', 'binance', BINANCE);
   world.addKey('bybit-ws', 'bybit', ['XXXXXXXXXX', 'test-secret']);
+  world.addKey('bybit-rest', 'bybit', ['YYYYYYYYYY', 'test-secret']);
   // A short idle-connection timeout to see the reconnect; Bybit websocket logins allowed for
   // one key; room for a few connections.
   world.config('[server]\nidle_connection_timeout = "1s"\n\n[keys.bybit-ws]\nws_login = true\n');
@@ -111,7 +112,9 @@ test('a websocket login comes back as the body to send', async () => {
     assert.equal(msg.args[0], 'XXXXXXXXXX');
     assert.deepEqual(s.headers, {});
     // Not allowed for a key without ws_login = true.
-    await assert.rejects(agent.sign('binance-main', 'GET', '/ws-api/v3', { kind: 'ws_login' }), tapsign.PolicyDenied);
+    await assert.rejects(agent.sign('bybit-rest', 'GET', '/v5/private', { kind: 'ws_login' }), tapsign.PolicyDenied);
+    // A Binance HMAC key cannot log in at all: said as such, whatever its config.
+    await assert.rejects(agent.sign('binance-main', 'GET', '/ws-api/v3', { kind: 'ws_login' }), tapsign.BadRequest);
   } finally {
     await agent.lock();
     agent.close();
