@@ -298,10 +298,16 @@ pub(crate) fn held_file() -> Option<(u64, u64)> {
 /// started), every read fails: the third recheck put the attacker's log, readable and not
 /// writable, at the path, and the check read it as the record.
 pub(crate) fn held_to<T>(hold: Hold, f: impl FnOnce() -> T) -> T {
-    let was = HELD_TO.with(|h| h.replace(hold));
-    let out = f();
-    HELD_TO.with(|h| h.set(was));
-    out
+    /// Puts back what the thread was held to, `f` returning or unwinding: a worker thread
+    /// reused after a panic must not keep holding its reads to a file it no longer checks.
+    struct Restore(Hold);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HELD_TO.with(|h| h.set(self.0));
+        }
+    }
+    let _restore = Restore(HELD_TO.with(|h| h.replace(hold)));
+    f()
 }
 
 impl AuditError {

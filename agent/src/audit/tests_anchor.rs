@@ -918,3 +918,12 @@ fn a_generation_far_above_the_record_is_left_out_of_every_reading() {
         (Some(4), Some(u64::MAX - 1))
     );
 }
+
+/// A read held to a file by [`super::held_to`] that panics leaves its thread held to nothing
+/// afterwards: a worker thread reused after a panic must not hold a later read to a stale file.
+#[test]
+fn a_panic_inside_held_to_puts_the_thread_back() {
+    let held = std::panic::catch_unwind(|| super::held_to(super::Hold::Nothing, || panic!("read")));
+    assert!(held.is_err());
+    assert_eq!(super::HELD_TO.with(std::cell::Cell::get), super::Hold::Free);
+}
