@@ -1760,7 +1760,7 @@ pub fn check_request<'p>(
     // a line taking one would sign a nonce the bot chose (red-team round 25, recheck).
     let is_nonce = |name: &str| {
         let base = name.split(['[', '.']).next().unwrap_or(name);
-        profile::fold_name(base) == "nonce" || fold_case(base).eq_ignore_ascii_case("nonce")
+        profile::fold_name(&fold_case(base)) == "nonce"
     };
     if exchange == Exchange::Kraken
         && let Some(p) = params.iter().find(|p| is_nonce(&p.name))

@@ -991,16 +991,15 @@ pub(super) fn borrow_switch_on<V: AsRef<str>>(
     };
     let b = switches.find(named)?;
     let on = match value() {
-        // The values that do borrow are compared as widely as a server might, and no value
-        // outside ASCII is taken as one that does not: Java's `equalsIgnoreCase` takes
-        // `MARGİN` (U+0130, whose lower case is `i`) for `MARGIN`, which full Unicode upper
-        // case leaves as it is (red-team round 25), and `ı`, `ſ` and the fullwidth letters
-        // have readings of their own. No plain order names its category outside ASCII.
-        // Trimmed as Rust and as Java's `String.trim` (every character up to U+0020) would:
-        // a control character left at an end is no plain order's either (`MARGIN\0`: red-team
-        // round 25, recheck), so any value that is not printable ASCII counts as on.
+        // A switch named by the values that borrow (Bitget's `category`): trimmed as Java's
+        // `String.trim` trims (every character up to U+0020), the value must be printable ASCII
+        // and none of them, in ASCII case, to be off. Anything else a server's case folding or
+        // trimming may read as one counts as on: `MARGİN` (U+0130) is `MARGIN` to Java's
+        // `equalsIgnoreCase`, which full Unicode upper case kept apart, and `MARGIN\0` is
+        // `MARGIN` to Java's `trim` (red-team round 25 and its recheck); `ı`, `ſ`, fullwidth
+        // letters and Unicode blanks are outside ASCII. No plain order names its category so.
         Some(v) if b.plain.is_empty() => {
-            let v = v.as_ref().trim().trim_matches(|c: char| c <= ' ');
+            let v = v.as_ref().trim_matches(|c: char| c <= ' ');
             !v.bytes().all(|c| c.is_ascii_graphic())
                 || b.borrows.iter().any(|w| w.eq_ignore_ascii_case(v))
         }
