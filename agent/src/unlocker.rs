@@ -366,7 +366,8 @@ impl Unlocker {
             .map(|h| h.asked.clone())
     }
 
-    /// The keystore generation and vault key the last check verified (or wrote).
+    /// The keystore generation and vault key the last check verified (or wrote), said to
+    /// vouch for nothing (`log_unread`) when that check could not read the audit log.
     pub fn verified(&self) -> Option<KeystoreState> {
         self.verified
             .lock()
@@ -379,12 +380,21 @@ impl Unlocker {
         self.verified().map_or(0, |v| v.generation)
     }
 
-    fn set_verified(&self, generation: u64, vault_key: String) {
+    /// Keep what a check verified. One that could not read the audit log keeps its generation
+    /// (nothing older is accepted after it) but pins nothing for `key add`, and replaces any
+    /// pin an earlier check left: it opened for one session what passed the manifest alone
+    /// (a copy from before a token's removal, put back, among it), and its pin vouched alone
+    /// for a later `key add` with the log moved aside, which sealed the new secret to a vault
+    /// the removed token opens (red-team round 26).
+    fn set_verified(&self, checked: &crate::keystore::Checked) {
         let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if v.as_ref().is_none_or(|v| v.generation <= generation) {
+        if v.as_ref()
+            .is_none_or(|v| v.generation <= checked.generation)
+        {
             *v = Some(KeystoreState {
-                generation,
-                vault_key,
+                generation: checked.generation,
+                vault_key: checked.vault_key.clone(),
+                log_unread: checked.log_unread,
             });
         }
     }
@@ -498,7 +508,7 @@ impl Unlocker {
     ) -> Result<crate::keystore::Checked, AgentError> {
         let ks = &self.keystore;
         let mut checked = ks.check(vk, slot, self.seen(), ledger)?;
-        self.set_verified(checked.generation, checked.vault_key.clone());
+        self.set_verified(&checked);
         warnings.extend(std::mem::take(&mut checked.warnings));
         for r in &checked.refused {
             if names.contains(&r.name) {

@@ -326,6 +326,14 @@ pub struct KeystoreState {
     pub generation: u64,
     /// The vault public key the manifest pins, SEC1 compressed, hex.
     pub vault_key: String,
+    /// The check that verified it could not read the audit log (made unreadable, or the
+    /// agent's writer holds no file): nothing vouched that this was the keystore's newest
+    /// copy, so it pins nothing for `tapsign key add` until an unlock reads the log. Red-team
+    /// round 26: such a check opened a pre-removal keystore put back (the documented
+    /// one-session residual), and its pin then vouched alone for a later `key add` with the
+    /// log moved aside, which sealed the new secret to a vault the removed token opens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_unread: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

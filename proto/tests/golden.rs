@@ -383,6 +383,7 @@ fn cases() -> Vec<(String, Msg)> {
                     generation: 7,
                     vault_key: "0394c7c26f4714aade566f2f78ff1c2997da4dc3dd8cd70fcfdfb5edb802660b0f"
                         .into(),
+                    log_unread: false,
                 }),
                 changed_keys: vec![],
             })),

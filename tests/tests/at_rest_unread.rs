@@ -161,3 +161,91 @@ fn key_add_stores_nothing_while_the_running_agent_finds_another_log_at_the_path(
     );
     assert!(!cred_file(&w, "k9").exists());
 }
+
+/// Copy `from` to `to` as `cp -a` does (owner and modes kept): a copy of the keystore folder.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Every credential file named `name` under the keystore folder, in any vault's folder.
+fn cred_files_named(w: &World, name: &str) -> Vec<std::path::PathBuf> {
+    let ks = w.home().join("keystore");
+    std::fs::read_dir(&ks)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .join("credentials")
+                .join(format!("{name}.json"))
+        })
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Red-team round 26 (G1): the trader rotates the keystore (the vault key may have leaked), and
+/// unlocks once. Malware kept a copy of the keystore from before, restarts the agent while the
+/// log cannot be opened, and puts the copy back: the trader's unlock opens it for one session
+/// (the documented residual of a log that cannot be read, with its warnings). That check left
+/// the running agent's pin on the old vault, and a later `key add`, with the log moved aside
+/// for it, was vouched for by that pin alone: the trader's new secret was sealed to the
+/// pre-rotation vault. A check that could not read the log pins nothing: `key add` refuses
+/// (`Unvouched`) and stores nothing anywhere.
+#[test]
+fn key_add_is_not_vouched_for_by_an_unlock_that_could_not_read_the_log() {
+    let Some(mut w) = home() else {
+        return;
+    };
+    let ks = w.home().join("keystore");
+    let stash = w.home().join("stash");
+    copy_tree(&ks, &stash);
+    w.start_agent();
+    let rotated = w.run(&["keystore", "rotate"], "");
+    assert!(rotated.ok().contains("new vault key"), "{rotated:?}");
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+
+    // The agent starts while the log cannot be opened; the pre-rotation copy is put back.
+    log_mode(&w, 0o000);
+    w.start_agent();
+    std::fs::remove_dir_all(&ks).unwrap();
+    copy_tree(&stash, &ks);
+    let out = w.run(&["unlock"], "");
+    assert!(out.stdout.contains("Unlocked 2 key"), "{out:?}");
+    assert!(out.stderr.contains("anchored nowhere"), "{out:?}");
+    let status = w.run(&["status", "--json"], "");
+    let status: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
+    assert_eq!(status["keystore"]["log_unread"], true, "{status}");
+
+    // The log moved aside for the trader's next `key add`.
+    log_mode(&w, 0o600);
+    let log = w.home().join("audit.log");
+    let hidden = w.home().join("audit.log.hidden");
+    std::fs::rename(&log, &hidden).unwrap();
+    let out = w.run(
+        &["key", "add", "k3", "--exchange", "binance"],
+        "AKTRADER3\nSKTRADER3\n",
+    );
+    out.fails_with(7, "with the log readable");
+    assert!(cred_files_named(&w, "k3").is_empty(), "{out:?}");
+
+    // The log put back: nothing is stored either, and an agent reading it (the one running
+    // holds the file it made meanwhile) refuses the copy.
+    std::fs::rename(&hidden, &log).unwrap();
+    let out = w.run(
+        &["key", "add", "k3", "--exchange", "binance"],
+        "AKTRADER3\nSKTRADER3\n",
+    );
+    out.fails_with(7, "nothing was stored");
+    assert!(cred_files_named(&w, "k3").is_empty(), "{out:?}");
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    w.start_agent();
+    w.run(&["unlock"], "")
+        .fails_with(7, "older copy of the keystore was put back");
+}

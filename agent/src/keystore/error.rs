@@ -223,9 +223,10 @@ pub enum KeystoreError {
 
     #[error(
         "the audit log cannot vouch that {path} is the newest copy of the keystore ({why}), \
-         and no running agent has checked it since: nothing is sealed to its vault key until an \
-         unlock has (an old copy put back would bring back tokens removed since). Run `tapsign \
-         unlock`, read its warnings, then add the key again"
+         and no running agent has checked it since with the log readable: nothing is sealed to \
+         its vault key until an unlock has (an old copy put back would bring back tokens removed \
+         since). With the audit log at its path and readable, run `tapsign unlock`, read its \
+         warnings, then add the key again"
     )]
     Unvouched { path: PathBuf, why: String },
 

@@ -1050,9 +1050,12 @@ fn a_check_that_could_not_read_the_record_anchors_nothing_and_records_nothing() 
     assert_eq!(f.ledger.entries.len(), recorded);
     let text = fs::read_to_string(f.ks.dir().join("manifest.json")).unwrap();
     assert!(text.contains("\"audit\": null"), "{text}");
+    // Nor does it pin the vault for a running agent (red-team round 26).
+    assert!(c.log_unread);
     // Readable again: the next check follows the record and anchors again.
     f.ledger.unreadable = None;
     let c = f.check().unwrap();
+    assert!(!c.log_unread);
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     assert_eq!(f.ledger.entries.len(), recorded + 1);
     let text = fs::read_to_string(f.ks.dir().join("manifest.json")).unwrap();

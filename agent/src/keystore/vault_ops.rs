@@ -41,6 +41,10 @@ pub struct Checked {
     /// a migration): [`Keystore::open_checked`] opens them there without reading the
     /// manifest again for each (an unlock of N credentials read it N times, N² in all).
     pub live: Option<PathBuf>,
+    /// The check could not read the audit log ([`Evidence::unread`]: made unreadable, or a
+    /// running agent's writer holds no file), so nothing vouched that this was the keystore's
+    /// newest copy: the running agent's pin from it vouches for no later `key add`.
+    pub log_unread: bool,
 }
 
 /// The keystore as an operation holding VK finds it, checked.
@@ -311,6 +315,7 @@ impl Keystore {
             generation: old_gen,
             vault_key: manifest.vault_key.clone(),
             live: p.manifest.is_some().then(|| p.live.clone()),
+            log_unread: p.evidence.unread,
         };
         match written {
             Ok(()) => {
@@ -404,6 +409,7 @@ impl Keystore {
         let changes = p.changes(ledger);
         let mut out = checked(&manifest, std::mem::take(&mut p.folded));
         out.changes = changes;
+        out.log_unread = p.evidence.unread;
         match &p.manifest {
             Some(_) => {
                 out.warnings.extend(self.write_manifest(&manifest, &lock)?);
@@ -1501,5 +1507,6 @@ fn checked(manifest: &ManifestFile, mut folded: Folded) -> Checked {
         generation: manifest.generation,
         vault_key: manifest.vault_key.clone(),
         live: None,
+        log_unread: false,
     }
 }

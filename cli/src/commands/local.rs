@@ -384,7 +384,15 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
                     .unwrap_or_default()
             ),
         )),
-        Ok(status) => Ok(status.keystore.map(|k| k.vault_key)),
+        // A pin from a check that could not read the audit log vouches for nothing: that check
+        // opens, for one session, a copy put back from before a token's removal, and its pin
+        // let `key add` seal to it with the log moved aside for the command (red-team round
+        // 26). `key add` then holds the vault to the log alone, as with no agent running,
+        // and refuses (`Unvouched`) where it cannot read it.
+        Ok(status) => Ok(status
+            .keystore
+            .filter(|k| !k.log_unread)
+            .map(|k| k.vault_key)),
         Err(tapsign_proto::ProtoError::Io(e))
             if matches!(
                 e.kind(),

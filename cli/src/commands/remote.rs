@@ -778,9 +778,14 @@ fn status_text(s: &Status) -> String {
         // round 24).
         let tag = tapsign_agent::keystore::key_tag(&k.vault_key).unwrap_or_else(|| "?".into());
         shown!(
-            "keystore: manifest generation {}, vault {tag} (key {})",
+            "keystore: manifest generation {}, vault {tag} (key {}){}",
             k.generation,
-            k.vault_key
+            k.vault_key,
+            match k.log_unread {
+                true =>
+                    ", checked while the audit log could not be read: it vouches for nothing until an unlock with the log readable",
+                false => "",
+            }
         );
     }
     match &s.audit_head {
