@@ -8,8 +8,9 @@
 use std::path::Path;
 
 use super::files::{Overwrite, encode, read_private, remove_private, write_atomic};
+use super::format::VaultFile;
 use super::format::{CredentialFile, credential_aad};
-use super::layout::{Live, sha256_hex, vault_tag};
+use super::layout::{Live, key_tag, sha256_hex, vault_tag};
 use super::ledger::{Anchor, Evidence, KeyAction, KeyChange, Ledger, LedgerEntry};
 use super::manifest::{CredRecord, Folded, fold};
 use super::seal::{self, INFO_CREDENTIAL, compressed};
@@ -30,6 +31,34 @@ pub struct Added {
     /// The vault key it was sealed to, as a short tag (`vault-<tag>` is the live folder).
     pub vault: String,
     pub warnings: Vec<String>,
+}
+
+/// `vault.json` (`file`, at `path`, vault `now`) is not `pin`, the vault the running agent verified at its
+/// last unlock. A vault that descends from the pin by its signed lineage was made by a rotation
+/// since (only a holder of the pinned key signs its successor): the agent has yet to check it,
+/// and an unlock does. Any other was replaced. A lineage that cannot be read is taken as no
+/// descent: the refusal stands either way, only its advice differs.
+fn not_pinned_by_agent(
+    file: &VaultFile,
+    path: std::path::PathBuf,
+    now: String,
+    pin: &str,
+) -> KeystoreError {
+    match key_tag(pin) {
+        Some(pinned)
+            if super::vault_ops::is_or_descends_from(file, &path, &pinned).unwrap_or(false) =>
+        {
+            KeystoreError::VaultNotYetChecked {
+                vault: path,
+                now,
+                pinned,
+            }
+        }
+        _ => KeystoreError::VaultNotPinned {
+            vault: path,
+            pinned_by: "the running agent, which verified it at its last unlock".into(),
+        },
+    }
 }
 
 /// A credential file sealed to `vault`, as written to `path`.
@@ -91,11 +120,13 @@ impl Keystore {
                 "this keystore has no manifest yet (it was made by an older tapsign), so the vault key could not be checked; the next unlock writes one".into(),
             ),
         }
-        if pinned.is_some_and(|p| p != vault_hex) {
-            return Err(KeystoreError::VaultNotPinned {
-                vault: vault_path,
-                pinned_by: "the running agent, which verified it at its last unlock (if you rotated the keystore since, run `tapsign unlock` once so the agent verifies the new key, then try again)".into(),
-            });
+        if let Some(pin) = pinned.filter(|p| *p != vault_hex) {
+            return Err(not_pinned_by_agent(
+                &vault_file,
+                vault_path,
+                vault_tag(&vault),
+                pin,
+            ));
         }
         // The audit log's record of the manifests since the one on disk: a keystore put back
         // to an older state (its manifest, vault.json and keyslots restored together) is

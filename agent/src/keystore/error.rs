@@ -151,6 +151,24 @@ pub enum KeystoreError {
     )]
     VaultNotPinned { vault: PathBuf, pinned_by: String },
 
+    /// `vault.json` is not the running agent's pin, but descends from it by a link the pinned
+    /// vault key signed: a rotation since the agent's last unlock (`token remove`, `keystore
+    /// rotate`), which only a holder of that key could make. The advice of `VaultNotPinned`
+    /// ("restore vault.json from a backup") would put back the vault the removed token opens
+    /// (red-team round 26).
+    #[error(
+        "refusing to seal to the vault key in {vault} yet: it is vault-{now}, which replaced \
+         vault-{pinned}, the one the running agent verified at its last unlock (a `tapsign token \
+         remove` or `tapsign keystore rotate` since), and the agent has not checked it. Run \
+         `tapsign unlock` once, so that it checks the new vault against the audit log, then add \
+         the key again. Nothing was stored"
+    )]
+    VaultNotYetChecked {
+        vault: PathBuf,
+        now: String,
+        pinned: String,
+    },
+
     #[error(
         "{path} is generation {found}, but this agent already saw generation {seen}: an older \
          copy of the keystore was put back, so nothing is opened. If you restored a backup \
@@ -502,6 +520,7 @@ impl KeystoreError {
             KeyslotLocked { path, .. } | CredentialLocked { path } => Some(path),
             VaultMismatch { vault, .. }
             | VaultNotPinned { vault, .. }
+            | VaultNotYetChecked { vault, .. }
             | VaultNotChained { vault, .. } => Some(vault),
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }

@@ -895,3 +895,26 @@ fn a_removal_revokes_too_a_token_whose_keyslot_file_is_hidden_and_says_so() {
     let e = unlock(&f.ks, &mut b).err().unwrap();
     assert!(matches!(e, KeystoreError::VaultMismatch { .. }), "{e}");
 }
+
+/// Red-team round 26 (G2): right after an honest `token remove` with the agent running, before
+/// any unlock, `key add --replace` was refused (rightly: the agent has not checked the new
+/// vault) with advice to restore vault.json from a backup, which holds the vault the removed
+/// token opens. A vault that descends from the agent's pin is a rotation since: unlock once.
+#[test]
+fn key_add_after_a_removal_the_agent_has_not_checked_says_to_unlock_not_to_restore() {
+    let (mut f, b) = Fixture::populated();
+    let pinned = f.check().unwrap().vault_key;
+    f.rotate(Some(&b.stub().id())).unwrap();
+    let c = cred("upbit-main", Exchange::Upbit, None);
+    let e =
+        f.ks.add_credential(&c, true, Some(&pinned), &mut f.ledger)
+            .unwrap_err();
+    assert!(matches!(e, KeystoreError::VaultNotYetChecked { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("Run `tapsign unlock` once"), "{text}");
+    assert!(!text.contains("backup"), "{text}");
+    // Once the agent's unlock has checked the new vault, its pin is that vault.
+    let pinned = f.check().unwrap().vault_key;
+    f.ks.add_credential(&c, true, Some(&pinned), &mut f.ledger)
+        .unwrap();
+}

@@ -44,6 +44,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         KeystoreError::Damaged { .. }
         | KeystoreError::VaultMismatch { .. }
         | KeystoreError::VaultNotPinned { .. }
+        | KeystoreError::VaultNotYetChecked { .. }
         | KeystoreError::VaultNotChained { .. }
         | KeystoreError::VaultRecordBroken { .. }
         | KeystoreError::ManifestInvalid { .. }
