@@ -415,9 +415,12 @@ fn after_a_rotation_key_add_waits_for_the_agent_to_verify_the_new_vault_key() {
     w.run(&["unlock"], "").ok();
     w.run(&["lock"], "").ok();
     w.run(&["keystore", "rotate"], "").ok();
-    // The agent still pins the key it verified: from its point of view this could be a swap.
+    // The agent still pins the key it verified, and has not checked the new one. The vault
+    // descends from the pinned one, so the advice is to unlock once, not to restore vault.json
+    // from a backup (which holds the vault before the rotation: red-team round 26, G2).
     let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
-    out.fails_with(7, "run `tapsign unlock` once");
+    out.fails_with(7, "Run `tapsign unlock` once");
+    assert!(!out.stderr.contains("backup"), "{out:?}");
     w.run(&["unlock"], "").ok();
     w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
         .ok();

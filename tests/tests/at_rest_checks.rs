@@ -269,24 +269,3 @@ fn token_list_says_to_put_back_the_only_tokens_missing_keyslot() {
     w.run(&["token", "remove", &id], "")
         .fails_with(1, "it is the only working keyslot");
 }
-
-/// Red-team round 26 (G2): with the agent running, the trader rotates the keystore (as `token
-/// remove` does), then replaces a key before any unlock. Refused, rightly (the agent has not
-/// checked the new vault), but the advice was to restore vault.json from a backup: a backup
-/// holds the vault before the rotation, which a removed token opens. It says to unlock once,
-/// and after that unlock the replacement goes through.
-#[test]
-fn key_add_right_after_a_rotation_says_to_unlock_once() {
-    let mut w = World::new();
-    w.setup_key("kb", "binance", "ak", "sk");
-    w.start_agent();
-    w.run(&["unlock"], "").ok();
-    w.run(&["lock"], "").ok();
-    w.run(&["keystore", "rotate"], "").ok();
-    let replace = ["key", "add", "kb", "--exchange", "binance", "--replace"];
-    let out = w.run(&replace, "ak2\nsk2\n");
-    out.fails_with(7, "Run `tapsign unlock` once");
-    assert!(!out.stderr.contains("backup"), "{out:?}");
-    w.run(&["unlock"], "").ok();
-    assert!(w.run(&replace, "ak2\nsk2\n").ok().contains("Replaced kb"));
-}
