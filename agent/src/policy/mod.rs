@@ -11,7 +11,7 @@
 //!    ([`converse::websocket_login`]) counts as one, and needs the key's `ws_login = true`.
 //! 4. **The trading profile** ([`profile`]): the endpoint must be in the exchange's profile (or
 //!    in the key's `allow` entries in config.toml), and every parameter name must be one that
-//!    endpoint takes.
+//!    endpoint takes; no value may be an object or a list sent as JSON text (`nested.rs`).
 //! 5. **The converse check** ([`converse`]): every other request the exchange could read out of
 //!    the signed bytes (another split of Binance's `query ‖ body`, a Bybit body read as a
 //!    query, a shorter path on OKX, KuCoin and Bitget) must not carry a fund-moving parameter
@@ -112,6 +112,9 @@ impl fmt::Display for DenyRule {
     }
 }
 
+mod nested;
+#[cfg(test)]
+mod nested_text_tests;
 mod rules;
 
 pub use rules::deny_rules;
@@ -301,6 +304,36 @@ pub enum Denial {
         name: String,
         listed: String,
     },
+    /// A name whose members the entry takes (`put` for `put.type`, `[]` for `[].side`), sent
+    /// as one value: a string there may be JSON text a lenient binder reads as the object
+    /// (red-team round 26).
+    #[error(
+        "refused: {what} is sent as one value, where {exchange} documents an object or a list \
+         and {endpoint} takes its members ({member}): a server that reads a string there as the \
+         JSON it spells, as lenient binders do, would find fields none of the entry's rules \
+         read (a borrow switch among them), so tapsign signs no single value there, whatever an \
+         entry lists, and suggests no line; send it as the JSON object or list {exchange} \
+         documents, which tapsign checks member by member",
+        what = nested::shown(name)
+    )]
+    Flattened {
+        exchange: Exchange,
+        endpoint: String,
+        name: String,
+        member: String,
+    },
+    /// A value holding `{` or `[`: JSON text a lenient binder may read as an object or a list
+    /// (red-team round 26).
+    #[error(
+        "refused: {what} holds {value:?}, with a '{{' or '[': a server that reads a string as the \
+         object or list it spells, as lenient JSON binders do, would find fields none of \
+         tapsign's rules read (a borrow switch among them), so tapsign signs no such value, \
+         whatever an entry lists, and suggests no line; send an object or a list as JSON, not \
+         inside a string, and other values without '{{' or '['",
+        what = nested::shown(name),
+        value = parse::clip(value)
+    )]
+    JsonText { name: String, value: String },
     #[error(
         "refused: {method} {path} is {exchange}'s {spelled} in another case, which a server \
          routing paths without case would take for it, while the trading profile's rules for \
@@ -1770,6 +1803,16 @@ pub fn check_request<'p>(
         }
         .into());
     }
+    // An object or a list inside a string: one value to every rule, which read names, and
+    // the object it spells to a lenient binder (red-team round 26). Refused on every entry,
+    // the key's own too, and before any refusal that could print a line taking it.
+    if let Some((p, read)) = nested::json_text(exchange, &params, json_body_of(&parsed)) {
+        return Err(Denial::JsonText {
+            name: p.name.clone(),
+            value: read.into_owned(),
+        }
+        .into());
+    }
     // A profile path in another case: refused with no line, so that no entry is ever written
     // for it (one would take the endpoint without the profile's rules: red-team round 16).
     let case_of = |spelled: &Endpoint| Denial::PathCase {
@@ -2020,6 +2063,25 @@ pub fn check_request<'p>(
             },
         }
         .into());
+    }
+    // A name whose members the entry (or the profile's) takes, sent as one value (`put` for
+    // `put.type`): refused whatever the entry lists. The refusal of an unknown name handed a
+    // line taking it, which pasted signed `"put":"{…auto_borrow…}"` as a plain string; an
+    // entry that lists both is refused here too (red-team round 26).
+    for p in &params {
+        if let Some(member) = [Some(endpoint), profiled]
+            .into_iter()
+            .flatten()
+            .find_map(|e| nested::member_of(exchange, e, &p.name))
+        {
+            return Err(Denial::Flattened {
+                exchange,
+                endpoint: endpoint.to_string(),
+                name: p.name.clone(),
+                member: member.to_owned(),
+            }
+            .into());
+        }
     }
     let unknown = profile::unknown_params(exchange, endpoint, &params);
     // A name the profile spells otherwise, but in case: where the entry is the profile's,

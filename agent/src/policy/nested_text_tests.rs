@@ -1,0 +1,223 @@
+//! A nested object or a batch's member sent as JSON text inside a string (red-team round 26):
+//! `"put":"{…auto_borrow:true…}"` on Gate's price orders, a string member of Gate's spot batch,
+//! `"orderList":"[…autoBorrow:true…]"` on KuCoin's HF batch. A server whose JSON binder reads
+//! a string as the object or list it spells places a borrowing order, while the agent's rules
+//! (the borrow switches, `values`, the margin checks) read names and never looked inside the
+//! string. The refusal used to hand a line taking the head name (`put`, `"[]"`, `orderList`)
+//! as a plain parameter, which, pasted, signed the string.
+
+use tapsign_proto::{SignKind, SignRequest};
+
+use super::{Denial, Endpoint, KeyPolicy, Refusal, check_request};
+use crate::credential::Exchange::{self, Binance, Gate, Kucoin};
+
+fn post(path: &str, body: &str) -> SignRequest {
+    SignRequest {
+        key: "k".into(),
+        method: "POST".into(),
+        path: path.into(),
+        query: String::new(),
+        body: body.into(),
+        kind: SignKind::Rest,
+    }
+}
+
+const PRICE_ORDERS: &str = "/api/v4/spot/price_orders";
+const SPOT_BATCH: &str = "/api/v4/spot/batch_orders";
+const HF_MULTI: &str = "/api/v1/hf/orders/multi";
+
+/// The three reproductions: exchange, path, the head name the old refusal's line added, and
+/// the body with the borrowing order as a string.
+fn reproductions() -> [(Exchange, &'static str, &'static str, &'static str); 3] {
+    [
+        (
+            Gate,
+            PRICE_ORDERS,
+            "put",
+            r#"{"market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":3600},"put":"{\"type\":\"market\",\"side\":\"buy\",\"amount\":\"1000\",\"account\":\"margin\",\"auto_borrow\":true}"}"#,
+        ),
+        (
+            Gate,
+            SPOT_BATCH,
+            "[]",
+            r#"[{"currency_pair":"BTC_USDT","side":"buy","amount":"1","text":"t-a"},"{\"currency_pair\":\"BTC_USDT\",\"side\":\"buy\",\"amount\":\"1000\",\"account\":\"margin\",\"auto_borrow\":true}"]"#,
+        ),
+        (
+            Kucoin,
+            HF_MULTI,
+            "orderList",
+            r#"{"orderList":"[{\"clientOid\":\"a\",\"symbol\":\"BTC-USDT\",\"side\":\"buy\",\"type\":\"market\",\"size\":\"1\",\"autoBorrow\":true}]"}"#,
+        ),
+    ]
+}
+
+/// The line the refusal used to print, pasted: the profile's entry with the head name added.
+fn pasted(exchange: Exchange, path: &str, head: &str) -> KeyPolicy {
+    let mut entry: Endpoint = super::profile::builtin(exchange)
+        .endpoints
+        .iter()
+        .find(|e| e.method == "POST" && e.path == path)
+        .cloned()
+        .unwrap_or_else(|| panic!("{exchange} profile has POST {path}"));
+    entry.params.push(head.to_owned());
+    KeyPolicy {
+        allow: vec![entry],
+        ..KeyPolicy::default()
+    }
+}
+
+fn refusal(exchange: Exchange, policy: &KeyPolicy, r: &SignRequest) -> Refusal {
+    match check_request(exchange, "k", policy, r) {
+        Ok(c) => panic!("signed {}: {:?}", r.body, c.wire),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_nested_object_sent_as_json_text_is_refused_with_no_line() {
+    for (exchange, path, head, body) in reproductions() {
+        let e = refusal(exchange, &KeyPolicy::default(), &post(path, body)).to_string();
+        assert!(!e.contains("allow = ["), "{head}: {e}");
+        assert!(e.contains(head), "{head}: {e}");
+    }
+}
+
+#[test]
+fn the_line_once_offered_for_json_text_signs_nothing() {
+    for (exchange, path, head, body) in reproductions() {
+        let policy = pasted(exchange, path, head);
+        let e = refusal(exchange, &policy, &post(path, body)).to_string();
+        assert!(!e.contains("allow = ["), "{head}: {e}");
+    }
+}
+
+/// The head name sent as any single value, not JSON text: no line either, and none signed
+/// through a pasted one (a server may still bind it, and nothing the entry holds reads it).
+#[test]
+fn a_head_name_sent_as_one_value_gets_no_line_and_no_entry_signs_it() {
+    let cases = [
+        (
+            Gate,
+            PRICE_ORDERS,
+            "put",
+            r#"{"market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":3600},"put":"x"}"#,
+        ),
+        (
+            Gate,
+            SPOT_BATCH,
+            "[]",
+            r#"[{"currency_pair":"BTC_USDT","side":"buy","amount":"1","text":"t-a"},"x"]"#,
+        ),
+        (Kucoin, HF_MULTI, "orderList", r#"{"orderList":"x"}"#),
+        (Kucoin, HF_MULTI, "orderList", r#"{"orderList":{}}"#),
+    ];
+    for (exchange, path, head, body) in cases {
+        let r = post(path, body);
+        let e = refusal(exchange, &KeyPolicy::default(), &r);
+        assert!(
+            matches!(e, Refusal::Denied(Denial::Flattened { .. })),
+            "{head}: {e}"
+        );
+        let e = refusal(exchange, &pasted(exchange, path, head), &r);
+        assert!(
+            matches!(e, Refusal::Denied(Denial::Flattened { .. })),
+            "{head}: {e}"
+        );
+    }
+}
+
+/// JSON text in a string is refused where no entry has members for its name too: an entry
+/// written by hand for an endpoint outside the profile, taking `put` as a plain name.
+#[test]
+fn json_text_in_any_string_is_refused_whatever_the_entry_takes() {
+    let own = KeyPolicy {
+        allow: vec![Endpoint {
+            method: "POST".into(),
+            path: "/api/v4/spot/own_orders".into(),
+            doc: None,
+            params: vec!["market".into(), "put".into(), "note".into()],
+            required: vec![],
+            values: Default::default(),
+            body: None,
+        }],
+        ..KeyPolicy::default()
+    };
+    for put in [
+        r#""{\"auto_borrow\":true}""#,
+        r#"" [{\"auto_borrow\":true}]""#,
+        r#""\t{auto_borrow:true}""#,
+        r#""/**/{\"auto_borrow\":true}""#,
+        r#""\ufeff{\"auto_borrow\":true}""#,
+    ] {
+        let body = format!(r#"{{"market":"BTC_USDT","put":{put}}}"#);
+        let e = refusal(Gate, &own, &post("/api/v4/spot/own_orders", &body));
+        assert!(
+            matches!(e, Refusal::Denied(Denial::JsonText { .. })),
+            "{put}: {e}"
+        );
+        assert!(!e.to_string().contains("allow = ["), "{e}");
+    }
+    // A plain value still signs there.
+    let plain = post(
+        "/api/v4/spot/own_orders",
+        r#"{"market":"BTC_USDT","put":"x"}"#,
+    );
+    check_request(Gate, "k", &own, &plain).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The object-encoded twin is still a margin order under the pasted line (the control case).
+#[test]
+fn the_object_twin_is_still_a_margin_order_under_the_pasted_line() {
+    let body = r#"{"market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":3600},"put":{"type":"market","side":"buy","amount":"1000","account":"margin","auto_borrow":true}}"#;
+    let e = refusal(
+        Gate,
+        &pasted(Gate, PRICE_ORDERS, "put"),
+        &post(PRICE_ORDERS, body),
+    );
+    assert!(e.to_string().contains("auto_borrow"), "{e}");
+}
+
+/// Where the exchange reads JSON text on purpose, it still signs: Binance's `batchOrders`
+/// (which the agent reads as the exchange does, order by order) and the id lists of its futures
+/// batch cancel. An order in the batch holding JSON text, or an id list holding an object, is
+/// refused.
+#[test]
+fn binance_lists_read_as_json_on_purpose_still_sign() {
+    let none = KeyPolicy::default();
+    let form = |method: &str, query: &str, body: &str| SignRequest {
+        method: method.into(),
+        query: query.into(),
+        ..post("/fapi/v1/batchOrders", body)
+    };
+    let raw = r#"batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"MARKET","quantity":"1"}]"#;
+    let encoded = "batchOrders=%5B%7B%22symbol%22%3A%22BTCUSDT%22%2C%22side%22%3A%22BUY%22%2C%22type%22%3A%22MARKET%22%2C%22quantity%22%3A%221%22%7D%5D";
+    for (method, query, body) in [
+        ("POST", "", raw),
+        ("POST", encoded, ""),
+        ("DELETE", "symbol=BTCUSDT&orderIdList=%5B1%2C2%5D", ""),
+        (
+            "DELETE",
+            "symbol=BTCUSDT&origClientOrderIdList=%5B%22a%22%2C%22b%22%5D",
+            "",
+        ),
+        ("DELETE", "symbol=BTCUSDT&orderidlist=%5B1%2C2%5D", ""),
+    ] {
+        let r = form(method, query, body);
+        check_request(Binance, "k", &none, &r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+    }
+    for (method, query, body) in [
+        (
+            "POST",
+            "",
+            r#"batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"MARKET","quantity":"1","newClientOrderId":"{a:1}"}]"#,
+        ),
+        (
+            "DELETE",
+            "symbol=BTCUSDT&orderIdList=%5B%7B%22sideEffectType%22%3A%22MARGIN_BUY%22%7D%5D",
+            "",
+        ),
+    ] {
+        let e = refusal(Binance, &none, &form(method, query, body));
+        assert!(matches!(e, Refusal::Denied(Denial::JsonText { .. })), "{e}");
+    }
+}
