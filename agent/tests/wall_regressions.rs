@@ -2958,3 +2958,38 @@ fn a_kraken_nonce_from_the_bot_gets_no_line() {
         .unwrap();
     }
 }
+
+/// Red-team round 26: the margin check read OKX's `tdMode` on the body's top object or its
+/// top list's members only, narrower than docs/policy.md's "on any order endpoint an entry
+/// admits": an entry for an endpoint that nests its orders (an RFQ's legs each carry their own
+/// `instId` and `tdMode`) signed a spot pair's `cross` leg. Every object of the body counts.
+#[test]
+fn an_okx_order_nested_in_the_body_is_read_for_its_margin_mode() {
+    let okx = passphrase_cred(Okx);
+    let allowed = config_allow(&[
+        r#"{ method = "POST", path = "/api/v5/trade/legs-order", params = ["clOrdId", "legs[].instId", "legs[].tdMode", "legs[].side", "legs[].sz"] }"#,
+    ]);
+    let leg = |inst: &str, td: &str| {
+        format!(r#"{{"instId":"{inst}","tdMode":"{td}","side":"buy","sz":"1"}}"#)
+    };
+    let body = |legs: &[String]| format!(r#"{{"clOrdId":"a","legs":[{}]}}"#, legs.join(","));
+    let spot = body(&[leg("BTC-USDT-SWAP", "cross"), leg("BTC-USDT", "cross")]);
+    let r = req("POST", "/api/v5/trade/legs-order", "", &spot);
+    let e = attempt(&okx, &allowed, &r).unwrap_err();
+    assert!(e.starts_with("Denied(Margin"), "{e}");
+    let msg = policy::check_request(Okx, "k", &allowed, &r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(r#"on the spot pair instId="BTC-USDT""#),
+        "{msg}"
+    );
+    // A swap's leg, and a spot pair's `cash` leg, are signed.
+    let plain = body(&[leg("BTC-USDT-SWAP", "cross"), leg("BTC-USDT", "cash")]);
+    attempt(
+        &okx,
+        &allowed,
+        &req("POST", "/api/v5/trade/legs-order", "", &plain),
+    )
+    .unwrap_or_else(|e| panic!("{plain}: {e}"));
+}

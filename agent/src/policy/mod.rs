@@ -915,19 +915,15 @@ fn margin_order(
     }
     match exchange {
         // Any order an entry admits, not only the profile's three: a trader's entry for another
-        // order endpoint takes `tdMode` as OKX reads it there (red-team round 24).
+        // order endpoint takes `tdMode` as OKX reads it there (red-team round 24). And every
+        // object of the body, at any depth, in document order: an endpoint that nests its
+        // orders (an RFQ's legs each carry an `instId` and a `tdMode`) was read at its top
+        // only, narrower than docs/policy.md says (red-team round 26).
         Exchange::Okx if places => {
             let parse::Body::Json(body, _) = &parsed.body else {
                 return None;
             };
-            let members: &[json::Json] = match body {
-                json::Json::Array(items) => items,
-                one => std::slice::from_ref(one),
-            };
-            members.iter().find_map(|member| {
-                let json::Json::Object(fields) = member else {
-                    return None;
-                };
+            json_objects(body).into_iter().find_map(|fields| {
                 let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
                 let shown = |v: &json::Json| match v {
                     json::Json::String(t) => format!("{t:?}"),
@@ -1011,6 +1007,25 @@ fn margin_order(
         }),
         _ => None,
     }
+}
+
+/// Every object of `body`, itself included, outer ones first and each level in document order
+/// (a batch's orders in the order sent). Read without recursion: the body is at most 8 levels
+/// deep, but a walk by stack needs no such bound.
+fn json_objects(body: &json::Json) -> Vec<&[(String, json::Json)]> {
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([body]);
+    while let Some(v) = queue.pop_front() {
+        match v {
+            json::Json::Object(fields) => {
+                out.push(fields.as_slice());
+                queue.extend(fields.iter().map(|(_, child)| child));
+            }
+            json::Json::Array(items) => queue.extend(items),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Whether an OKX order's field `key` is `instIdCode`, as a lenient server matches a name to a
