@@ -44,7 +44,7 @@ pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
 pub use since::{Since, since, since_keeping};
 pub(crate) use sink::LOCK_HOLDER;
-pub use sink::{AuditSink, SyncFn, Unrecorded};
+pub use sink::{AuditSink, NotHeld, SyncFn, Unrecorded, not_held_reason};
 pub use tail::MAX_FOREIGN_BYTES;
 pub use time::{civil_from_days, rfc3339_utc_ms, utc_secs};
 

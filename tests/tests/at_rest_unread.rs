@@ -249,3 +249,53 @@ fn key_add_is_not_vouched_for_by_an_unlock_that_could_not_read_the_log() {
     w.run(&["unlock"], "")
         .fails_with(7, "older copy of the keystore was put back");
 }
+
+/// Red-team round 26, F1: `key add`'s refusal quoted the first warning naming the audit log,
+/// and the agent keeps notes of earlier checks for a day, listed first: it gave a note about
+/// another manifest (the "has no anchor" one an unlock with the log unreadable leaves) as its
+/// reason. It also said to restart the agent before the unlock, the opposite of `status`,
+/// whose order keeps what the running agent saw. It quotes the warning that is the reason,
+/// and gives `status`'s order.
+#[test]
+fn key_add_names_the_replaced_log_not_a_kept_note_and_unlocks_before_the_restart() {
+    let Some(mut w) = home() else {
+        return;
+    };
+    w.start_agent();
+    log_mode(&w, 0o000);
+    w.run(&["unlock"], "").ok();
+    log_mode(&w, 0o600);
+    w.run(&["lock"], "").ok();
+    let out = w.run(&["unlock"], "");
+    assert!(out.stderr.contains("has no anchor"), "{out:?}");
+    let log = w.home().join("audit.log");
+    let real = w.home().join("audit.log.real");
+    std::fs::rename(&log, &real).unwrap();
+    std::fs::copy(&real, &log).unwrap();
+    std::os::unix::fs::chown(&log, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = w.run(
+        &["key", "add", "k9", "--exchange", "binance"],
+        "AKTRADER9\nSKTRADER9\n",
+    );
+    out.fails_with(7, "nothing was stored");
+    assert!(
+        out.stderr.contains("was replaced by another file"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("has no anchor"), "{out:?}");
+    let steps = out
+        .stderr
+        .split("To add the key:")
+        .nth(1)
+        .expect("the steps");
+    let at = |s: &str| steps.find(s).unwrap_or_else(|| panic!("{s:?} in {steps}"));
+    assert!(
+        at("audit verify --head") < at("`tapsign unlock` once"),
+        "{steps}"
+    );
+    assert!(
+        at("`tapsign unlock` once") < at("restart the agent"),
+        "{steps}"
+    );
+    assert!(!cred_file(&w, "k9").exists());
+}

@@ -827,3 +827,32 @@ mod tests {
         assert!(!one_signer(&[]));
     }
 }
+
+/// Why an agent does not hold the audit log at `path` (its `status` has no `audit_head`), as
+/// one of `status`'s `warnings` says it: the warning [`AuditSink::warnings`] gives for that,
+/// found by its own wording, with what was found. Not any warning that names the audit log:
+/// the agent's kept notes of earlier checks name it too, and come first (red-team round 26:
+/// `key add` quoted a day-old note about another manifest as its reason).
+pub fn not_held_reason<'w>(path: &Path, warnings: &'w [String]) -> Option<(&'w str, NotHeld)> {
+    let tampered = format!("audit log {} ", path.display());
+    let unwritable = format!("the audit log {} cannot be written (", path.display());
+    warnings.iter().find_map(|w| {
+        if w.starts_with(&tampered) {
+            Some((w.as_str(), NotHeld::Tampered))
+        } else if w.starts_with(&unwritable) {
+            Some((w.as_str(), NotHeld::Unwritable))
+        } else {
+            None
+        }
+    })
+}
+
+/// What [`not_held_reason`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHeld {
+    /// Cut, changed, replaced or moved: the agent writes no more to it, and signs nothing.
+    Tampered,
+    /// Not open (permissions, a full disk, a lock held): the agent opens it again at its next
+    /// line.
+    Unwritable,
+}

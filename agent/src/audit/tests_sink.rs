@@ -18,6 +18,9 @@ fn config(flush: Flush) -> AuditConfig {
     }
 }
 
+/// A note the agent keeps for a day, which names the audit log without being about it now.
+const KEPT_NOTE: &str = "the keystore's manifest (generation 3) is one no check in the audit log records: it has no anchor either";
+
 fn sign() -> AuditEvent {
     AuditEvent::Sign {
         key: "k".into(),
@@ -288,6 +291,13 @@ async fn a_log_replaced_under_the_sink_withholds_everything_after() {
     );
     assert_eq!(sink.head(), None);
     assert!(sink.warnings().iter().any(|w| w.contains("replaced")));
+    // Found by its wording behind a kept note that names the audit log too (red-team round
+    // 26: `key add` quoted that note as why the agent no longer holds the log).
+    let mut warnings = vec![KEPT_NOTE.to_string()];
+    warnings.extend(sink.warnings());
+    let (why, kind) = super::not_held_reason(&path, &warnings).expect("the reason");
+    assert!(why.contains("was replaced by another file"), "{why}");
+    assert_eq!(kind, super::NotHeld::Tampered);
     assert!(matches!(
         sink.record(sign()).await,
         Err(Unrecorded::Tampered(_))
@@ -336,6 +346,11 @@ async fn a_log_that_cannot_be_opened_withholds_until_it_can() {
             .iter()
             .any(|w| w.contains("cannot be written"))
     );
+    let mut warnings = vec![KEPT_NOTE.to_string()];
+    warnings.extend(sink.warnings());
+    let (why, kind) = super::not_held_reason(&path, &warnings).expect("the reason");
+    assert!(why.contains("cannot be written"), "{why}");
+    assert_eq!(kind, super::NotHeld::Unwritable);
     std::fs::remove_dir(&path).unwrap();
     assert_eq!(sink.record(sign()).await, Ok(()));
     assert!(sink.warnings().is_empty(), "{:?}", sink.warnings());

@@ -374,16 +374,7 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
         // new secret was sealed to the attacker's vault; the agent's alarm came after.
         Ok(status) if status.audit_head.is_none() => Err(Failure::new(
             exit_codes::DAMAGED,
-            format!(
-                "the running agent does not hold the audit log {} now{}, so the record `key add` checks the vault against cannot be trusted; nothing was stored. `tapsign status` says what is wrong; fix the log, restart the agent, unlock once, then add the key",
-                paths.audit_log().display(),
-                status
-                    .warnings
-                    .iter()
-                    .find(|w| w.contains("audit log"))
-                    .map(|w| format!(": {}", Shown(w)))
-                    .unwrap_or_default()
-            ),
+            not_held(&paths.audit_log(), &status.warnings),
         )),
         // A pin from a check that could not read the audit log vouches for nothing: that check
         // opens, for one session, a copy put back from before a token's removal, and its pin
@@ -420,6 +411,34 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
             ),
         )),
     }
+}
+
+/// `key add`'s refusal when the running agent does not hold the audit log: the warning of
+/// `status` that says why (not any that names the audit log: the agent's kept notes of earlier
+/// checks do too, and come first), and the steps in the order `status` gives them. A log cut
+/// or replaced is checked, and `tapsign unlock` run once, before the agent is restarted: that
+/// unlock's check records in the manifest what the running agent saw, which a restart forgets
+/// (red-team round 26: the refusal quoted a day-old note and said to restart first).
+fn not_held(log: &std::path::Path, warnings: &[String]) -> String {
+    let reason = audit::not_held_reason(log, warnings);
+    let steps = match reason.map(|(_, kind)| kind) {
+        Some(audit::NotHeld::Tampered) => {
+            "do as that warning says, in its order: check the log (`tapsign audit verify --head` the head it names), run `tapsign unlock` once, then restart the agent, unlock again, and add the key"
+        }
+        Some(audit::NotHeld::Unwritable) => {
+            "make the log writable again, run `tapsign unlock` (the agent opens the log again when it next writes to it), then add the key"
+        }
+        None => {
+            "`tapsign status` says what is wrong; do what it says, in its order (for a log cut or replaced: check it, run `tapsign unlock` once, then restart the agent and unlock again), then add the key"
+        }
+    };
+    format!(
+        "the running agent does not hold the audit log {} now{}, so the record `key add` checks the vault against cannot be trusted; nothing was stored. To add the key: {steps}",
+        log.display(),
+        reason
+            .map(|(why, _)| format!(": {}", Shown(why)))
+            .unwrap_or_default()
+    )
 }
 
 pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
