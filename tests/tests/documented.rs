@@ -328,8 +328,9 @@ fn an_agent_without_the_soft_token_variable_says_to_restart_it_with_it() {
 
 /// Red-team round 24: `unlock` printed "Touch ... when it blinks" (and read the PIN of a
 /// token that wants one) before the agent refused a request no touch could serve: a name the
-/// keystore does not hold, an extend with no session, no keystore at all. They are refused
-/// before any prompt now, as the agent refuses them.
+/// keystore does not hold, an extend with no session, no keystore at all, and (round 26) a
+/// keystore that holds no credential yet. They are refused before any prompt now, as the
+/// agent refuses them.
 #[test]
 fn unlock_refuses_what_no_touch_can_serve_before_its_prompts() {
     let w = world();
@@ -361,6 +362,15 @@ fn unlock_refuses_what_no_touch_can_serve_before_its_prompts() {
             4,
             "there is no keystore to unlock yet: enroll a token with `tapsign token add`",
         );
+    // A token enrolled, no credential yet: nothing to open, said before the prompt too
+    // (red-team round 26, F4: "Touch ... when it blinks", then "no key to open").
+    fresh.run(&["token", "add", "--soft"], "").ok();
+    let out = fresh.run(&["unlock"], "");
+    out.fails_with(
+        5,
+        "no key to open: add one with `tapsign key add NAME --exchange EXCHANGE` [unknown_key]",
+    );
+    assert!(!out.stderr.contains("Touch"), "{out:?}");
     // What can open still prompts and opens.
     let out = w.run(&["unlock", "b"], "");
     assert!(out.stderr.contains("Touch"), "{out:?}");

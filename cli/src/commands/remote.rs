@@ -306,8 +306,8 @@ pub fn unlock(paths: &Paths, a: UnlockArgs) -> Result<(), Failure> {
 }
 
 /// Refuse, before the PIN is read and the touch prompt printed, an unlock the agent would
-/// refuse before any touch: an extend with no session open, no keystore, a name the keystore
-/// does not hold. The agent settles these before the touch, but the prompt came first: "Touch
+/// refuse before any touch: an extend with no session open, no keystore, a keystore with no
+/// credential, a name the keystore does not hold. The agent settles these before the touch, but the prompt came first: "Touch
 /// ... when it blinks" for a key that never blinked, after a PIN typed for nothing (red-team
 /// round 24). Said as the agent says it, with its code and exit status. Only for the agent of
 /// this keystore (its tokens are the keystore's keyslots): another home's agent (a
@@ -336,13 +336,20 @@ fn refuse_before_prompts(
     };
     let theirs: std::collections::BTreeSet<String> =
         status.tokens.iter().map(|t| t.id.clone()).collect();
-    if a.names.is_empty() || theirs.is_empty() || theirs != ours {
+    if theirs.is_empty() || theirs != ours {
         return Ok(());
     }
     let Ok(listed) = ks.list_credentials() else {
         return Ok(());
     };
+    // A file that cannot be read opens nothing either: the agent counts only those it reads.
     let held: Vec<String> = listed.into_iter().flatten().map(|c| c.name).collect();
+    // No credential at all: the first unlock after `token add` printed "Touch ..." and read
+    // the PIN, then said there was no key (red-team round 26). An extend is left to the
+    // agent, which judges it against the open session.
+    if a.names.is_empty() && held.is_empty() && !a.extend {
+        return Err(refused(AgentError::NoKeys("to open")));
+    }
     match a.names.iter().find(|n| !held.contains(n)) {
         Some(missing) => Err(refused(AgentError::NoSuchKey(missing.clone()))),
         None => Ok(()),
