@@ -220,6 +220,13 @@ impl AgentError {
             NoTokenEnrolled => ErrorCode::TokenAbsent,
             NoUsableKeyslot { .. } | KeysRefused(_) => ErrorCode::Keystore,
             Nonce(e) => nonce_code(e),
+            // A log cut or replaced is no bug of the agent's: the trader must check it, and
+            // every signature is withheld until then. `internal` sent bots to file a report
+            // (red-team round 26, F6).
+            Unrecorded {
+                why: crate::audit::Unrecorded::Tampered(_),
+                ..
+            } => ErrorCode::Keystore,
             Worker | NoThread(_) | Unrecorded { .. } | Unguarded(_) | SecretsNotLocked { .. } => {
                 ErrorCode::Internal
             }
@@ -445,6 +452,21 @@ mod tests {
 
     fn code(e: impl Into<AgentError>) -> ErrorCode {
         e.into().code()
+    }
+
+    /// Red-team round 26, F6: a signature withheld because the log was cut or replaced was
+    /// `internal`, which docs/protocol.md has a bot report as a bug; it is the trader's to
+    /// check, as `keystore` says. A log that cannot be written stays `internal`.
+    #[test]
+    fn a_signature_withheld_for_a_tampered_log_is_the_trader_s_not_a_bug() {
+        use crate::audit::Unrecorded as Why;
+        let e = |why| AgentError::Unrecorded {
+            why,
+            log: "/h/audit.log".into(),
+        };
+        let cut = "audit log /h/audit.log is 9 bytes long, but 10 bytes were already written";
+        assert_eq!(code(e(Why::Tampered(cut.into()))), ErrorCode::Keystore);
+        assert_eq!(code(e(Why::Unwritable("full".into()))), ErrorCode::Internal);
     }
 
     #[test]

@@ -115,7 +115,9 @@ class VersionMismatch(TapsignError):
 
 
 class KeystoreError(TapsignError):
-    """The keystore could not be read or a file in it is damaged (`tapsign status` says which)."""
+    """The keystore could not be read or a file in it is damaged (`tapsign status` says which),
+    or the audit log was cut or replaced under the agent: every signature is withheld until the
+    trader checks it."""
 
     code = "keystore"
 
