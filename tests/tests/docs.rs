@@ -417,7 +417,10 @@ fn config_snippets_load_and_the_documented_defaults_are_the_defaults() {
 
 /// docs/exchanges.md's Python `send()` must send the query as the agent returned it: Upbit
 /// hashes `states[]`, not `states%5B%5D` (an HTTP library that re-encodes it breaks the
-/// signature). It runs against a local server that records the request line.
+/// signature). It runs against a local server that records the request line, with what the
+/// Python client's `Agent().sign` returns from a running agent, as the example's comment has
+/// the trader call it: the example indexed a dict, and the client returns a `SignedRequest`
+/// (red-team round 26, F8; the test used to hand it dicts of its own).
 #[test]
 fn the_python_send_in_exchanges_md_sends_the_bytes_unchanged() {
     let doc = std::fs::read_to_string(repo().join("docs/exchanges.md")).unwrap();
@@ -437,10 +440,16 @@ fn the_python_send_in_exchanges_md_sends_the_bytes_unchanged() {
         eprintln!("SKIPPED: python3 is not installed: docs/exchanges.md's send() was not run");
         return;
     }
+    let mut w = World::new();
+    w.setup_key("upbit-main", "upbit", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
     let harness = include_str!("docs_support/send_check.py");
     let out = std::process::Command::new("python3")
         .arg("-c")
         .arg(format!("{}\n{harness}", block.body))
+        .env("PYTHONPATH", repo().join("clients/python/src"))
+        .env("TAPSIGN_SOCK", w.home().join("run").join("agent.sock"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -455,7 +464,9 @@ fn the_python_send_in_exchanges_md_sends_the_bytes_unchanged() {
     );
     assert!(stdout.contains("POST /v1/orders HTTP/1.1"), "{stdout}");
     assert!(
-        stdout.contains(r#"body {"market":"KRW-BTC","side":"bid"}"#),
+        stdout.contains(
+            r#"body {"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000"}"#
+        ),
         "{stdout}"
     );
 }
