@@ -2278,6 +2278,146 @@ fn a_name_spelled_with_separators_is_read_as_the_field_it_folds_to() {
     check_with(Exchange::Okx, &by_hand, &borrow).unwrap();
 }
 
+/// Red-team round 26, F3: a borrow switch on an endpoint the profile takes needs an allow
+/// entry written by hand and `margin = true` (round 24: no entry alone signs one), but the
+/// first refusal named only the entry, and a key with `margin = true` alone got that refusal
+/// again, word for word. Each names what is missing now; a value that does not borrow asks for
+/// no `margin = true`.
+#[test]
+fn a_borrow_switch_refusal_names_every_part_the_key_lacks() {
+    let cases = [
+        (
+            Binance,
+            support::req(
+                "POST",
+                "/api/v3/order",
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=MARGIN_BUY",
+                "",
+            ),
+        ),
+        (
+            Binance,
+            support::req(
+                "POST",
+                "/sapi/v1/margin/order",
+                "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=MARGIN_BUY",
+                "",
+            ),
+        ),
+        (
+            Exchange::Bybit,
+            support::req(
+                "POST",
+                "/v5/order/create",
+                "",
+                r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1","isLeverage":1}"#,
+            ),
+        ),
+        (
+            Exchange::Gate,
+            support::req(
+                "POST",
+                "/api/v4/spot/orders",
+                "",
+                r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1","price":"1","account":"spot","auto_borrow":true}"#,
+            ),
+        ),
+        (
+            Exchange::Kucoin,
+            support::req(
+                "POST",
+                "/api/v1/hf/orders",
+                "",
+                r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","autoBorrow":true}"#,
+            ),
+        ),
+        (
+            Exchange::Bitget,
+            support::req(
+                "POST",
+                "/api/v2/spot/trade/place-order",
+                "",
+                r#"{"symbol":"BTCUSDT","side":"buy","orderType":"market","force":"gtc","size":"1","loanType":"autoLoan"}"#,
+            ),
+        ),
+    ];
+    for (exchange, r) in cases {
+        let err = check_with(exchange, &KeyPolicy::default(), &r).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Refusal::Denied(Denial::Withheld { .. } | Denial::NotInProfileWithheld { .. })
+            ),
+            "{exchange} {}: {msg}",
+            r.path
+        );
+        assert!(
+            msg.contains("written by hand") && msg.contains("and `margin = true` under [keys.k]"),
+            "{exchange} {}: {msg}",
+            r.path
+        );
+        let msg = check_with(exchange, &margin_allowed(), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("written by hand")
+                && msg.contains("this key has `margin = true` already: the entry is what it lacks")
+                && !msg.contains("and `margin = true` under"),
+            "{exchange} {} with margin = true: {msg}",
+            r.path
+        );
+    }
+    let plain = support::req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&sideEffectType=NO_SIDE_EFFECT",
+        "",
+    );
+    let msg = check_with(Binance, &KeyPolicy::default(), &plain)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("written by hand") && !msg.contains("margin = true"),
+        "{msg}"
+    );
+}
+
+/// Red-team round 26, F5: a withheld name spelled otherwise (`isLoanTrans`, OKX's
+/// `loanTrans`) was refused first without saying so; the entry written for the name as the
+/// refusal gave it signs nothing through it, and only that second refusal said "a spelling
+/// of loanTrans". The first says it now.
+#[test]
+fn the_first_refusal_of_a_withheld_name_spelled_otherwise_names_the_exchange_s_spelling() {
+    let r = support::req(
+        "POST",
+        "/api/v5/trade/order",
+        "",
+        r#"{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"buy","ordType":"market","sz":"1","isLoanTrans":true}"#,
+    );
+    let msg = check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("the parameter isLoanTrans (a spelling of loanTrans"),
+        "{msg}"
+    );
+    // The name as the exchange spells it is said as it is.
+    let r = support::req(
+        "POST",
+        "/api/v5/trade/order",
+        "",
+        r#"{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"buy","ordType":"market","sz":"1","loanTrans":true}"#,
+    );
+    let msg = check_with(Exchange::Okx, &KeyPolicy::default(), &r)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("the parameter loanTrans ") && !msg.contains("a spelling of"),
+        "{msg}"
+    );
+}
+
 /// Red-team round 19: a Kraken batch sent as a form, its orders' fields named by index
 /// (`orders[0][ordertype]`), escaped an entry holding `orders[].ordertype` to `limit`, and the
 /// refusal handed back a line taking `orders[0][ordertype]` and `orders[0][leverage]` with any

@@ -205,23 +205,25 @@ pub enum Denial {
     /// names, would take that name with any value (red-team round 20: KuCoin's unified
     /// account v2 order, with `tradeType` MARGIN, got a line whose entry then signed it).
     #[error(
-        "refused: {method} {path} is not in {exchange}'s trading profile, and the request \
+        "refused: {endpoint} is not in {exchange}'s trading profile, and the request \
          carries {what}, which the profile leaves out on purpose where it takes it (for the \
          values it does not list): it {why}.{twin} tapsign suggests no config.toml line for \
          this request; a key that needs the endpoint needs an allow entry written by hand, \
          holding that name to the values it may take with `values` (docs/policy.md, \
-         \"Changing a key's profile\")"
+         \"Changing a key's profile\"){borrow}"
     )]
     NotInProfileWithheld {
         exchange: Exchange,
-        method: String,
-        path: String,
+        /// `METHOD /path`, as sent (one string: the error's size stays under clippy's bound).
+        endpoint: String,
         what: String,
         why: &'static str,
         /// Where the profile takes the same request under another API version (KuCoin's
         /// unified account's `/api/ua/v2/...`, which KuCoin's SDKs call, for the profile's
         /// `/api/ua/v1/...`), as a sentence; empty when it does not.
         twin: String,
+        /// What the key needs besides the entry, for a borrow switch ([`borrow_too`]).
+        borrow: String,
     },
     #[error(
         "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
@@ -260,7 +262,7 @@ pub enum Denial {
         "refused: {endpoint} in {exchange}'s trading profile leaves {what} out on purpose: it \
          {why}. tapsign suggests no config.toml line for it; a key that must do this needs an \
          allow entry written by hand (docs/policy.md, \"Changing a key's profile in \
-         config.toml\"), best on a key of its own{}",
+         config.toml\"){borrow}, best on a key of its own{}",
         body_unsigned(*exchange)
     )]
     Withheld {
@@ -268,6 +270,8 @@ pub enum Denial {
         endpoint: String,
         what: String,
         why: &'static str,
+        /// What the key needs besides the entry, for a borrow switch ([`borrow_too`]).
+        borrow: String,
     },
     #[error(
         "refused: this key's entry for {endpoint} in config.toml leaves out {what}, which \
@@ -896,6 +900,30 @@ fn cancels_or_closes(template: &str) -> bool {
 /// a KuCoin spot order's futures-only fields ([`kucoin_spot_margin`], [`kucoin_classic_spot_margin`]).
 /// Read from the body as sent, each batch member on its own: a spot pair in one member and a
 /// swap's `cross` in another is an ordinary hedge.
+/// What a key needs besides an allow entry written by hand, for a name sent with a value that
+/// turns on one of the exchange's borrow switches (`rules::BorrowSwitch`): `margin = true` as
+/// well, since no entry alone signs one (red-team round 24). Said in the first refusal: it
+/// named only the entry, and a key with `margin = true` alone got that refusal again, word for
+/// word (red-team round 26, F3). Empty for any other name.
+fn borrow_too(
+    exchange: Exchange,
+    key: &str,
+    margin: bool,
+    name: &str,
+    value: Option<&str>,
+) -> String {
+    if rules::borrow_switch_on(exchange, name, || value).is_none() {
+        return String::new();
+    }
+    match margin {
+        false => format!(
+            " and `margin = true` under [keys.{key}] (neither signs it alone: docs/policy.md, \
+             \"Borrowing\")"
+        ),
+        true => " (this key has `margin = true` already: the entry is what it lacks)".into(),
+    }
+}
+
 fn margin_order(
     exchange: Exchange,
     parsed: &Parsed,
@@ -1884,7 +1912,7 @@ pub fn check_request<'p>(
         let json_body = matches!(parsed.body, parse::Body::Json(..));
         let mut pinned: Vec<(String, String)> = Vec::new();
         for p in &params {
-            let Some((value, why)) = rules::withheld_name(exchange, &wire.path, &p.name) else {
+            let Some((value, why, _)) = rules::withheld_name(exchange, &wire.path, &p.name) else {
                 continue;
             };
             let read = profile::read_value(p, json_body);
@@ -1904,8 +1932,7 @@ pub fn check_request<'p>(
                         })
                         .unwrap_or_default(),
                     exchange,
-                    method: parsed.method.clone(),
-                    path: wire.path.clone(),
+                    endpoint: format!("{} {}", parsed.method, wire.path),
                     what: match value {
                         None => format!("the parameter {}", p.name),
                         Some(v) => format!(
@@ -1915,6 +1942,7 @@ pub fn check_request<'p>(
                         ),
                     },
                     why,
+                    borrow: borrow_too(exchange, key, policy.margin, &p.name, Some(&read)),
                 }
                 .into());
             }
@@ -2076,6 +2104,7 @@ pub fn check_request<'p>(
                      does not bound)"
                 }
             },
+            borrow: String::new(),
         }
         .into());
     }
@@ -2141,6 +2170,16 @@ pub fn check_request<'p>(
                 endpoint: endpoint.to_string(),
                 what: format!("the parameter {} (a spelling of {spelled})", p.name),
                 why,
+                borrow: borrow_too(
+                    exchange,
+                    key,
+                    policy.margin,
+                    &p.name,
+                    p.value
+                        .as_ref()
+                        .map(|_| profile::read_value(p, json_body_of(&parsed)))
+                        .as_deref(),
+                ),
             }
             .into());
         }
@@ -2152,23 +2191,36 @@ pub fn check_request<'p>(
         // not for a value the entry's own `values` keep out: the bot that sent
         // `"category":["linear"]` is told to send it plain, not that it traded options
         // (red-team round 24).
-        if let Some((name, (value, why))) = names.iter().find_map(|n| {
+        if let Some((name, (value, why, spelled))) = names.iter().find_map(|n| {
             if wrapped_in(endpoint, n).is_some() {
                 return None;
             }
             rules::withheld_name(exchange, &wire.path, n).map(|w| (n, w))
         }) {
-            let what = match value {
-                None => format!("the parameter {name}"),
-                Some(v) => format!(
-                    "the parameter {name} (for its value {v:?}, which a line taking the name would take too)"
+            // Another spelling of the withheld name is said as one in the first refusal: an
+            // entry written for the name as the refusal gave it (`isLoanTrans`) signs nothing
+            // through it, and was refused again, only then "a spelling of loanTrans" (red-team
+            // round 26, F5).
+            let name_is = match (*name).split(['.', '[', ']']).any(|seg| seg == spelled) {
+                true => (*name).to_owned(),
+                false => format!(
+                    "{name} (a spelling of {spelled}, the name an entry written for it must use)"
                 ),
             };
+            let what = match value {
+                None => format!("the parameter {name_is}"),
+                Some(v) => format!(
+                    "the parameter {name_is} (for its value {v:?}, which a line taking the name would take too)"
+                ),
+            };
+            let sent = unknown.iter().find(|p| p.name == *name);
+            let read = sent.map(|p| profile::read_value(p, json_body_of(&parsed)));
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),
                 what,
                 why,
+                borrow: borrow_too(exchange, key, policy.margin, name, read.as_deref()),
             }
             .into());
         }
@@ -2296,6 +2348,7 @@ pub fn check_request<'p>(
                 endpoint: endpoint.to_string(),
                 what: format!("{name}={:?}", read.as_ref()),
                 why,
+                borrow: borrow_too(exchange, key, policy.margin, name, Some(&read)),
             }
             .into());
         }
@@ -2358,6 +2411,7 @@ pub fn check_request<'p>(
                         endpoint: profile_endpoint.to_string(),
                         what: format!("{name}={:?}", read.as_ref()),
                         why,
+                        borrow: borrow_too(exchange, key, policy.margin, name, Some(&read)),
                     }
                     .into());
                 }

@@ -1382,19 +1382,20 @@ pub(super) fn withheld_reason(
 /// Withheld for every value first; else one value, which comes back with its reason (a line
 /// for the name would take it too, whatever value the request sent: round 18 found the reason
 /// of OKX's `tdMode=spot_isolated` given for `attachAlgoOrds[].tdMode` as if it named the
-/// request).
+/// request). With the name as the profile spells it, for a request that spells it otherwise
+/// (`isLoanTrans` for OKX's `loanTrans`), which an entry written by hand must use.
 pub(super) fn withheld_name(
     exchange: Exchange,
     path: &str,
     name: &str,
-) -> Option<(Option<&'static str>, &'static str)> {
+) -> Option<(Option<&'static str>, &'static str, &'static str)> {
     let mut found = withheld_for(exchange, path, name);
     let first = found.next()?;
     let whole = std::iter::once(first)
         .chain(found)
         .find(|w| w.value.is_none())
         .unwrap_or(first);
-    Some((whole.value, whole.why))
+    Some((whole.value, whole.why, whole.name))
 }
 
 #[cfg(test)]
