@@ -434,17 +434,33 @@ fn events_says_the_agent_stopped_when_its_stream_ends() {
 
 /// Red-team round 24 (D3): `parameterless = true` on a Bithumb key (a Bybit switch) and
 /// `margin = true` on one (no Bithumb order borrows by a field) were taken silently, and `status`
-/// listed them as changes to its profile. Said where the unknown table is said.
+/// listed them as changes to its profile. Said where the unknown table is said. Round 26
+/// (F9): `status` and `policy explain` still listed them as changes, and a table no key is
+/// named for as one key's, beside the warnings that said they change nothing.
 #[test]
 fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
     let mut w = World::new();
     w.setup_key("b", "bithumb", "ak", "sk");
-    w.config("[keys.b]\nparameterless = true\nmargin = true\n");
+    w.setup_key("k", "kraken", "ak", "c2s=");
+    w.config(
+        "[keys.b]\nparameterless = true\nmargin = true\n[keys.k]\nparameterless = true\nmargin = true\n[keys.b-mian]\nonly = [\"GET /v1/accounts\"]\n",
+    );
     w.start_agent();
     let said = "config.toml's [keys.b] sets parameterless = true (Bybit keys only) and margin = true (no Upbit, Bithumb or Coinbase order borrows by a field), which changes nothing for a bithumb key";
     assert!(w.agent_said(said).contains(said), "{}", w.agent_log());
     let st = w.status();
     assert!(warns(&st, said), "{st:#}");
+    assert!(
+        warns(&st, "no stored credential is named \"b-mian\""),
+        "{st:#}"
+    );
+    // Listed as changes: only what changes something, for keys that exist.
+    let policies = &st["key_policies"];
+    assert_eq!(
+        policies,
+        &serde_json::json!([{"key": "k", "rules": ["margin"]}]),
+        "{st:#}"
+    );
     let out = w.run(
         &[
             "policy",
@@ -463,4 +479,5 @@ fn a_switch_that_does_nothing_for_the_keys_exchange_is_warned_of() {
         ),
         "{out:?}"
     );
+    assert!(!out.stdout.contains("changes its profile"), "{out:?}");
 }

@@ -68,7 +68,7 @@ pub fn explain(
         key: key.to_string(),
         parsed,
         verdict,
-        key_rules: policy.describe(),
+        key_rules: policy.describe_for(exchange),
         also_valid_for,
         scheme,
         login,

@@ -486,19 +486,37 @@ impl KeyPolicy {
     /// replaced by one of another exchange), but `status` listed them as changes to the
     /// profile (red-team round 24, D3).
     pub fn idle_switches(&self, exchange: Exchange) -> Vec<&'static str> {
+        let (parameterless, margin) = self.idle(exchange);
         let mut out = Vec::new();
-        if self.parameterless && exchange != Exchange::Bybit {
+        if parameterless {
             out.push("parameterless = true (Bybit keys only)");
         }
-        if self.margin
-            && matches!(
-                exchange,
-                Exchange::Upbit | Exchange::Bithumb | Exchange::Coinbase
-            )
-        {
+        if margin {
             out.push("margin = true (no Upbit, Bithumb or Coinbase order borrows by a field)");
         }
         out
+    }
+
+    /// [`KeyPolicy::describe`] for a key of `exchange`: without the switches that change
+    /// nothing for it. `status` and `policy explain` listed them as changes to the profile,
+    /// next to the warning that they change nothing (red-team round 26, F9).
+    pub fn describe_for(&self, exchange: Exchange) -> Vec<String> {
+        let (parameterless, margin) = self.idle(exchange);
+        let mut out = self.describe();
+        out.retain(|r| !(parameterless && r == "parameterless" || margin && r == "margin"));
+        out
+    }
+
+    /// Whether `parameterless` and `margin` are set and change nothing for `exchange`.
+    fn idle(&self, exchange: Exchange) -> (bool, bool) {
+        let no_borrow_field = matches!(
+            exchange,
+            Exchange::Upbit | Exchange::Bithumb | Exchange::Coinbase
+        );
+        (
+            self.parameterless && exchange != Exchange::Bybit,
+            self.margin && no_borrow_field,
+        )
     }
 }
 
