@@ -100,6 +100,22 @@ const NOTED_KEPT: usize = 32;
 /// binary, run as the same user), so nothing sooner is taken as read.
 pub const CHANGES_KEPT: Duration = Duration::from_secs(24 * 3600);
 
+/// A quiet note as `status` repeats it, `age` after the check that noted it: said in the
+/// present tense ("the keystore's manifest (generation 3) ... has no anchor"), it read as the
+/// state of things for a day, beside a `status` that showed generation 5, anchored again
+/// (red-team round 26, F2). Past a minute it says when it was noted; the unlock that found it
+/// (whose answer carries `status`'s warnings) shows it as it is.
+fn noted_ago(text: &str, age: Duration) -> String {
+    let minutes = age.as_secs() / 60;
+    let ago = match (minutes / 60, minutes % 60) {
+        (0, 0) => return text.to_owned(),
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    };
+    format!("{text} (noted by a check {ago} ago, which later checks may have put right)")
+}
+
 /// Most of the quiet sentences (names stored, names stored and removed again) kept.
 const QUIET_KEPT: usize = 8;
 
@@ -301,7 +317,10 @@ impl Unlocker {
                 "and {more} more notes of credentials replaced or removed in the last day: `tapsign audit` shows each `key` line"
             ));
         }
-        (loud, kept.quiet.iter().map(|(_, t)| t.clone()).collect())
+        let quiet = (kept.quiet.iter())
+            .map(|(at, t)| noted_ago(t, now.saturating_sub(*at)))
+            .collect();
+        (loud, quiet)
     }
 
     /// The kept changes, those older than [`CHANGES_KEPT`] at `now` let go.
@@ -834,6 +853,14 @@ mod tests {
         unlocker.keep_changes(again, t0 + Duration::from_secs(3600));
         let (loud, quiet) = unlocker.changes(t0 + Duration::from_secs(3600));
         assert_eq!(loud, ["k1 replaced again"]);
+        // Repeated an hour on, it says when (red-team round 26, F2).
+        assert_eq!(
+            quiet,
+            [
+                "1 credential was stored (noted by a check 1 h ago, which later checks may have put right)"
+            ]
+        );
+        let (_, quiet) = unlocker.changes(t0 + Duration::from_secs(30));
         assert_eq!(quiet, ["1 credential was stored"]);
         assert_eq!(unlocker.changed_names(t0 + CHANGES_KEPT / 2), ["k1"]);
         let (loud, quiet) = unlocker.changes(t0 + CHANGES_KEPT);
