@@ -529,6 +529,7 @@ mod tests {
         let denied = crate::policy::Refusal::Denied(Denial::WebsocketLogin {
             key: "k".into(),
             what: "a websocket login",
+            asked: true,
         });
         assert_eq!(code(denied), ErrorCode::PolicyDenied);
     }

@@ -1144,6 +1144,17 @@ fn a_websocket_login_refusal_says_what_switching_logins_on_gives_away() {
         msg.contains("`only` and `values`") && msg.contains("ws_login = true"),
         "{msg}"
     );
+    assert!(msg.contains("would also make"), "{msg}");
+    // A login asked for as one makes the login, not "also" one (red-team round 26, F7).
+    let mut login = support::req("GET", "/realtime", "", "");
+    login.kind = tapsign_proto::SignKind::WsLogin;
+    let msg = check_with(Exchange::Bybit, &KeyPolicy::default(), &login)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("refused: signing this would make a websocket login,"),
+        "{msg}"
+    );
 }
 
 /// Red-team round 16: a profile path in another case (`/0/private/addOrder`) was "not in the

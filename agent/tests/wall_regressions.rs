@@ -249,6 +249,17 @@ fn class4_bitget_rest_get_of_the_login_path_counts_as_a_websocket_login() {
         &req("GET", "/user/verify", "", ""),
     );
     assert!(e.contains("LoginBait"), "{e}");
+    // The path is to blame, not a value, which there is none of (red-team round 26, F7).
+    for (ex, path) in [(Bitget, "/user/verify"), (Okx, "/users/self/verify")] {
+        let said = policy::check_request(ex, "k", &KeyPolicy::default(), &req("GET", path, "", ""))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            said.contains("the path is the login's own") && !said.contains("value"),
+            "{ex}: {said}"
+        );
+    }
 }
 
 /// Red-team round 10: Bitget's and OKX's logins sign `timestamp + "GET" + verify path`, with

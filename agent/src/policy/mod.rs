@@ -516,14 +516,21 @@ pub enum Denial {
     )]
     SplitPayload { exchange: Exchange },
     #[error(
-        "refused: signing this would also make {what}, and a logged-in websocket keeps trading \
+        "refused: signing this would {}make {what}, and a logged-in websocket keeps trading \
          after the session ends, as broadly as the exchange lets the API key: this key's \
          `only` and `values`, and what the trading profile leaves out (borrowing among it), do \
          not hold there (docs/policy.md, \"Websocket logins\"). Websocket logins are off for \
          {key:?}; if its bots must log in, allow them with `ws_login = true` under \
-         [keys.{key}] in config.toml"
+         [keys.{key}] in config.toml",
+        if *asked { "" } else { "also " }
     )]
-    WebsocketLogin { key: String, what: &'static str },
+    WebsocketLogin {
+        key: String,
+        what: &'static str,
+        /// The request is the login itself (`"kind":"ws_login"`), not REST bytes that are one
+        /// too: it makes the login, not "also" (red-team round 26, F7).
+        asked: bool,
+    },
     /// A Coinbase websocket login: its token is bound to no endpoint, so the refusal hands no
     /// line (red-team round 20: it handed `ws_login = true`, saying only that the socket keeps
     /// trading).
@@ -548,12 +555,19 @@ pub enum Denial {
     ApiKeyPayload { what: &'static str },
     #[error(
         "refused: the signed bytes end in {suffix}, so signing this would also make {what}, \
-         which keeps trading after the session ends; no REST request needs to end so (a \
-         value ending in {suffix}): send it without that value"
+         which keeps trading after the session ends; no REST request needs to end so ({}",
+        if *by_path {
+            "the path is the login's own, and no REST endpoint is there): send no request to it"
+        } else {
+            "a value ending in it): send it without that value"
+        }
     )]
     LoginBait {
         what: &'static str,
         suffix: &'static str,
+        /// The path alone ends so (`GET /user/verify` with nothing after it): no value is
+        /// to blame (red-team round 26, F7: the refusal told a value to go).
+        by_path: bool,
     },
     #[error(
         "refused: a bybit request without parameters signs an empty payload, and Bybit takes \
@@ -1748,6 +1762,7 @@ pub fn check_request<'p>(
             return Err(Denial::WebsocketLogin {
                 key: key.to_string(),
                 what: "a websocket login",
+                asked: true,
             }
             .into());
         }
@@ -1793,7 +1808,13 @@ pub fn check_request<'p>(
         // bot needs those, so the refusal does not invite `ws_login = true` (red-team round
         // 16: a bot could send one to have the trader switch logins on).
         if let Some(suffix) = converse::login_suffix(exchange) {
-            return Err(Denial::LoginBait { what, suffix }.into());
+            let by_path = wire.query.is_empty() && wire.body.is_empty();
+            return Err(Denial::LoginBait {
+                what,
+                suffix,
+                by_path,
+            }
+            .into());
         }
         if exchange == Exchange::Binance {
             return Err(Denial::ApiKeyPayload { what }.into());
@@ -1801,6 +1822,7 @@ pub fn check_request<'p>(
         return Err(Denial::WebsocketLogin {
             key: key.to_string(),
             what,
+            asked: false,
         }
         .into());
     }
