@@ -393,7 +393,13 @@ fn keystore_rotate_is_refused_when_the_audit_log_cannot_take_its_record() {
     std::fs::rename(&log, &kept).unwrap();
     std::fs::create_dir(&log).unwrap();
     let out = w.run(&["keystore", "rotate"], "");
-    out.fails_with(1, "The rotation must be recorded in the audit log");
+    // Said after "tapsign: " in lower case, as every message is, and as what failed: the log
+    // is opened to be read and appended to (red-team round 26, F7: "The ...", "cannot be
+    // written" of a log that could be written but not read).
+    out.fails_with(
+        1,
+        "tapsign: the rotation must be recorded in the audit log, which cannot be opened for reading and appending now",
+    );
     assert!(out.stderr.contains("Nothing was changed"), "{out:?}");
     assert!(
         !out.stderr.contains("touch"),

@@ -360,7 +360,8 @@ pub enum KeystoreError {
     NotRecorded { what: String, reason: String },
 
     #[error(
-        "{what} must be recorded in the audit log, which cannot be written now ({reason}): \
+        "{what} must be recorded in the audit log, which cannot be opened for reading and \
+         appending now ({reason}): \
          without that record, a copy of the keystore from before it could be put back unnoticed \
          (and a removed token would open it). Nothing was changed; fix the audit log (its \
          permissions, the disk) and run the command again"

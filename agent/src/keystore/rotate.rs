@@ -576,9 +576,9 @@ fn left_out(
 /// What a rotation's refusal calls it.
 fn what_rotates(remove: Option<&str>, rebuild: bool) -> String {
     match (remove, rebuild) {
-        (Some(id), _) => format!("The removal of token {id}"),
-        (None, true) => "The rebuilt manifest".into(),
-        (None, false) => "The rotation".into(),
+        (Some(id), _) => format!("the removal of token {id}"),
+        (None, true) => "the rebuilt manifest".into(),
+        (None, false) => "the rotation".into(),
     }
 }
 

@@ -529,8 +529,8 @@ fn rotate(
     }
     let mut ledger = AuditLedger::new(&paths.audit_log());
     let what = match remove {
-        Some(id) => format!("The removal of token {id}"),
-        None => "The rotation".into(),
+        Some(id) => format!("the removal of token {id}"),
+        None => "the rotation".into(),
     };
     ready_to_record(&mut ledger, what)?;
     let said = changes_before_touch(paths, ks);
@@ -574,7 +574,7 @@ fn rebuild(
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
     let mut ledger = AuditLedger::new(&paths.audit_log());
-    ready_to_record(&mut ledger, "The rebuilt manifest".into())?;
+    ready_to_record(&mut ledger, "the rebuilt manifest".into())?;
     // Judged against the audit log's last check, not the manifest a rebuild replaces (gone,
     // or one that does not verify: red-team round 21).
     // A log that cannot vouch for the files stops it here, before the touch.
