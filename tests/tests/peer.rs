@@ -78,6 +78,38 @@ fn a_client_running_as_nobody_is_refused() {
     .ok();
 }
 
+/// Red-team round 26, F7: another user's agent, behind a socket folder this user may not
+/// enter, was "cannot reach the agent ... start it with `tapsign agent`": an agent runs there,
+/// and one started would fail on its socket. It says whose it is.
+#[test]
+fn another_user_s_socket_is_named_as_theirs_not_as_no_agent() {
+    if !skip::needs_root("switching to the user nobody") {
+        return;
+    }
+    let mut w = World::new();
+    w.start_agent();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = home.path().join("tapsign");
+    std::fs::copy(tapsign_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&bin)
+        .arg("status")
+        .env_clear()
+        .env("TAPSIGN_SOCK", &w.sock)
+        .env("TAPSIGN_HOME", home.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("belongs to another user (uid 0)") && !stderr.contains("start it with"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_client_refuses_an_agent_run_by_another_user() {
     if !skip::needs_root("running the agent as nobody") {

@@ -29,6 +29,22 @@ fn connect(paths: &Paths) -> Result<Client, Failure> {
 fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
     match e {
         e @ ProtoError::Agent { .. } => e.into(),
+        // Not "start it": an agent runs there, another user's, and a second one would fail on
+        // its socket (red-team round 26, F7).
+        ProtoError::Io(e)
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                && foreign_owner(&paths.socket).is_some() =>
+        {
+            let (path, uid) = foreign_owner(&paths.socket).unwrap_or_default();
+            Failure::new(
+                exit_codes::NO_AGENT,
+                format!(
+                    "cannot reach the agent at {} ({e}): {} belongs to another user (uid {uid}), and an agent serves only its own user: point TAPSIGN_SOCK at your own agent's socket (start one with `tapsign agent`), or have that user forward theirs to you (docs/remote-bots.md)",
+                    paths.socket.display(),
+                    path.display()
+                ),
+            )
+        }
         e => match home_agent(paths) {
             // Not "start it": a second agent would be refused, and the one that runs keeps
             // its session open (red-team round 23).
@@ -48,6 +64,20 @@ fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
             ),
         },
     }
+}
+
+/// The socket, or the first folder on its way this user may look at, when another user owns
+/// it: where `connect` was refused (EACCES), the agent there is that user's.
+fn foreign_owner(sock: &std::path::Path) -> Option<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::getuid().as_raw();
+    (sock.ancestors())
+        .find_map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (p.to_path_buf(), m.uid()))
+        })
+        .filter(|(_, uid)| *uid != me)
 }
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
