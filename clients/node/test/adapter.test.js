@@ -190,6 +190,8 @@ test('bybit without account-type options: the agent refuses ccxt’s /v5/user/qu
   await assert.rejects(ex.createOrder('BTC/USDT', 'limit', 'buy', 0.01, 50000), (e) => {
     assert.ok(e instanceof ccxt.PermissionDenied, e.constructor.name);
     assert.match(e.message, /bybit: \* \/v5\/user\/\*\*.*\/v5\/user\/query-api/);
+    // What ccxt asked it for, and the options that spare it (red-team round 26, F7).
+    assert.match(e.message, /ccxt asks this itself.*enableUnifiedAccount: true/);
     return true;
   });
   assert.ok(!sent.some((r) => r.url.includes('/v5/user/')), 'the refused request was not sent');

@@ -101,4 +101,7 @@ def test_ccxt_account_probe_is_refused(agent: tapsign.Agent) -> None:
         ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.01, 50000)
     assert isinstance(refused.value, tapsign.PolicyDenied)
     assert "/v5/user/query-api" in str(refused.value)
+    # What ccxt asked it for, and the options that spare it (red-team round 26, F7).
+    assert "ccxt asks this itself" in str(refused.value)
+    assert "'enableUnifiedAccount': True" in str(refused.value)
     assert rec.sent == [], "nothing is sent once the agent refuses"

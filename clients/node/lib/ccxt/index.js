@@ -196,7 +196,7 @@ function attach(exchange, options = {}) {
         body: pending.body,
       });
     } catch (e) {
-      throw toCcxtError(this, e);
+      throw toCcxtError(this, explained(state.schemeName, pending.path, e));
     }
     learnApiKey(state, key, agent, signed.headers);
     let out = { ...pending.headers, ...signed.headers };
@@ -511,6 +511,23 @@ function ccxtErrorClasses(exchange) {
 }
 
 /** A tapsign error as the ccxt error that fits, with tapsign's message; others unchanged. */
+// ccxt's own lookups the agent refuses, which no bot author wrote: what ccxt asks them for
+// and how to spare it. The refusal alone said "do this on the exchange's website" (red-team
+// round 26, F7).
+const CCXT_LOOKUPS = Object.freeze({
+  'bybit /v5/user/query-api':
+    'ccxt asks this itself, to learn the account type: create the instance with options ' +
+    '{ enableUnifiedAccount: true, enableUnifiedMargin: false } (a unified trading account; ' +
+    'the README\'s "Exchange notes")',
+});
+
+function explained(schemeName, path, e) {
+  const which = `${schemeName} ${path}`;
+  if (!Object.prototype.hasOwnProperty.call(CCXT_LOOKUPS, which) || !(e instanceof errors.PolicyDenied)) return e;
+  const hint = CCXT_LOOKUPS[which];
+  return new errors.PolicyDenied(`${e.message}. ${hint}`, e.code);
+}
+
 function toCcxtError(exchange, e) {
   if (!(e instanceof TapsignError)) return e;
   const classes = ccxtErrorClasses(exchange);

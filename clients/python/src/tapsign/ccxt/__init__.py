@@ -320,6 +320,26 @@ def _probe_refused(refusals: List[errors.TapsignError]) -> errors.PolicyDenied:
     )
 
 
+# ccxt's own lookups the agent refuses, which no bot author wrote: what ccxt asks them for
+# and how to spare it. The refusal alone said "do this on the exchange's website" (red-team
+# round 26, F7).
+_CCXT_LOOKUPS = {
+    ("bybit", "/v5/user/query-api"): (
+        "ccxt asks this itself, to learn the account type: create the instance with "
+        "options {'enableUnifiedAccount': True, 'enableUnifiedMargin': False} (a unified "
+        'trading account; the README\'s "Exchange notes")'
+    ),
+}
+
+
+def _explained(ad: _Adapter, u: Unsigned, e: errors.TapsignError) -> errors.TapsignError:
+    """``e``, with what ccxt asked for and how to spare it, for a lookup of ccxt's own."""
+    hint = _CCXT_LOOKUPS.get((ad.rule.scheme, u.path))
+    if hint is None or not isinstance(e, errors.PolicyDenied):
+        return e
+    return errors.PolicyDenied(f"{e.message}. {hint}", e.code)
+
+
 def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any]:
     agent = ad.agent
     assert isinstance(agent, Agent)
@@ -346,7 +366,7 @@ def _sync_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., Any
                 signed = agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
                 req = ad.signed_request(u, signed)
         except errors.TapsignError as e:
-            raise ad.to_ccxt(e) from None
+            raise ad.to_ccxt(_explained(ad, u, e)) from None
         # requests and urllib3 would re-encode the URL (`states[]` to `states%5B%5D`, `%41` to
         # `A`): the exchange must get the bytes the agent signed.
         with _exact.sending(ad.exchange, req["url"]):
@@ -381,7 +401,7 @@ def _async_fetch(ad: _Adapter, original: Callable[..., Any]) -> Callable[..., An
                 signed = await agent.sign(ad.key, u.method, u.path, u.query, u.body or "")
                 req = ad.signed_request(u, signed)
         except errors.TapsignError as e:
-            raise ad.to_ccxt(e) from None
+            raise ad.to_ccxt(_explained(ad, u, e)) from None
         return await original(req["url"], req["method"], req["headers"], req["body"])
 
     return fetch
