@@ -93,14 +93,19 @@ fn another_user_s_socket_is_named_as_theirs_not_as_no_agent() {
     let bin = home.path().join("tapsign");
     std::fs::copy(tapsign_bin(), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new(&bin)
-        .arg("status")
+    let mut cmd = Command::new(&bin);
+    cmd.arg("status")
         .env_clear()
         .env("TAPSIGN_SOCK", &w.sock)
         .env("TAPSIGN_HOME", home.path())
         .uid(NOBODY)
         .gid(NOBODY)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // The copied binary may be "busy" a moment (tapsign_tests::spawn).
+    let out = tapsign_tests::spawn(&mut cmd)
+        .unwrap()
+        .wait_with_output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
