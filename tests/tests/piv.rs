@@ -396,3 +396,76 @@ fn a_regenerated_slot_is_said_with_the_way_out() {
         assert_eq!(stack.key(0).touch().requests(), 0, "no touch asked for");
     });
 }
+
+/// An ECDH with the P-256 generator as the peer point: a card that answers it `90 00` did a
+/// private-key operation of the slot for whoever sent it. The keystore's own point (public,
+/// in the keyslot file) would give the vault key's material the same way.
+const ECDH_R1_WITH_G: &str = "0087118247 7C45 8200 8541 04\
+    6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296\
+    4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5 00";
+
+/// Another program that sends ECDHs on the card in a loop on its own shared PC/SC handle, no
+/// SELECT, no PIN, until `stop`: how many it sent, and how many the card served (`90 00`).
+fn spin_ecdh(reader: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (u32, u32) {
+    use std::sync::atomic::Ordering;
+    let apdu = hex::decode(ECDH_R1_WITH_G.replace(' ', "")).unwrap();
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new(reader).unwrap();
+    let mut card = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
+        .unwrap();
+    let (mut sent, mut served) = (0, 0);
+    let mut buf = [0u8; 258];
+    while !stop.load(Ordering::SeqCst) {
+        sent += 1;
+        match card.transmit(&apdu, &mut buf) {
+            Ok([.., 0x90, 0x00]) => served += 1,
+            Ok(_) => {}
+            Err(pcsc::Error::ResetCard) => {
+                let _ = card.reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::T1,
+                    pcsc::Disposition::LeaveCard,
+                );
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    (sent, served)
+}
+
+/// The card's PIN-verified state is the card's, not a PC/SC handle's: the agent verified the
+/// PIN and did the ECDH in separate transactions, and another program's ECDH sent in between
+/// (no PIN of its own) was served, giving it the keystore's key. Now the whole PIN use is one
+/// transaction ending with a reset. The agent pauses between the PIN check and the ECDH here
+/// (a debug-build test hook), so the gap is wide open if it exists (red-team round 26, F4).
+#[test]
+fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    harness::run(&[fw([5, 4, 3], 15_100_030)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+            c.env("TAPSIGN_TEST_PIV_PAUSE_MS", "1500");
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinner = {
+            let (reader, stop) = (stack.reader_name(0), stop.clone());
+            std::thread::spawn(move || spin_ecdh(reader, stop))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s): b."), "{out:?}");
+        stop.store(true, Ordering::SeqCst);
+        let (sent, served) = spinner.join().unwrap();
+        assert!(sent > 2, "the other program kept trying ({sent} sent)");
+        assert_eq!(
+            served, 0,
+            "the card served {served} of {sent} ECDHs with the agent's PIN"
+        );
+        w.signs_with("b", SECRET.as_bytes());
+    });
+}

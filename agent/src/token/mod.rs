@@ -9,6 +9,7 @@
 //!   hmac-secret output; wrapping needs the token too (one more touch).
 
 pub mod fido2;
+mod held;
 pub mod piv;
 mod readers;
 pub mod soft;

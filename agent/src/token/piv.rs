@@ -1,9 +1,10 @@
 //! The YubiKey PIV token: a P-256 key generated on the card in a retired slot, used for one
 //! on-card ECDH per unlock (touch policy Always: the only one it generates).
 //!
-//! Every call opens the card, does its one job and drops it: the `yubikey` crate disconnects
-//! with a card reset, so the PIN-verified state never lingers for other local processes and
-//! other PC/SC clients can use the card right after an unlock.
+//! Every call opens the card, does its one job and lets go of it. A PIN is only ever verified
+//! inside one PC/SC transaction that ends with a card reset ([`super::held`]), so no other
+//! local program's command is served with it, during the operation or after; other PC/SC
+//! clients can use the card right after an unlock.
 //!
 //! Firmware behaviour this relies on is written up in `firmware-notes/`.
 
@@ -15,6 +16,7 @@ use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotAlgorithmId, SlotId};
 use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
+use super::held::{HeldCard, holding, pause_for_tests};
 use super::readers::{call, leave, malformed, open_serial, scan, unpanicked};
 use super::{Token, TokenError, TokenStub};
 use crate::secret::SecretString;
@@ -75,11 +77,11 @@ pub fn check_present(serial: Option<u32>) -> Result<(), TokenError> {
 pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenStub, TokenError> {
     let mut yk = open(opts.serial)?;
     let serial = yk.serial().0;
+    let reader = yk.name().to_owned();
     let rslot = retired_slot(opts.slot)?;
     let slot = SlotId::Retired(rslot);
-    if let Some(pin) = pin {
-        verify_pin(&mut yk, pin)?;
-    }
+    // The PIN is used only inside [`holding`], where no other program's command can be
+    // served with it: the metadata, the management key and GENERATE need none.
     let existing = match call(serial, "its slot metadata", || piv::metadata(&mut yk, slot))? {
         Ok(m) => Some(m),
         Err(yubikey::Error::NotFound) => None,
@@ -123,7 +125,13 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
                 opts.slot
             )));
         }
-        prove_key(&mut yk, slot, &public, serial)?;
+        leave(yk);
+        holding(serial, &reader, |card| {
+            if let Some(pin) = pin {
+                card.verify_pin(pin)?;
+            }
+            prove_key(card, u8::from(rslot), &public, serial)
+        })?;
         (public, p, t)
     } else {
         if existing.is_some() && !opts.force {
@@ -131,6 +139,12 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
                 "slot R{} of YubiKey {serial} already holds a key; pick another --slot, adopt it with --use-existing, or replace it with --force (the old key is lost for good)",
                 opts.slot
             )));
+        }
+        // A wrong PIN fails here, before a key is made, as the unlocks will ask for it.
+        if let Some(pin) = pin {
+            leave(yk);
+            holding(serial, &reader, |card| card.verify_pin(pin))?;
+            yk = open_serial(serial)?;
         }
         authenticate(&mut yk, opts.mgm_key.as_ref(), serial)?;
         // Always, and nothing else: Cached would let a program running as the trader ride
@@ -160,9 +174,9 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
             })?;
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
             .map_err(|_| unrecorded("with a public key that is not a P-256 point"))?;
+        drop(yk);
         (public, opts.pin_policy, TouchPolicy::Always)
     };
-    drop(yk);
     Ok(stub(
         serial,
         u8::from(rslot),
@@ -184,10 +198,10 @@ fn unrecorded_key(serial: u32, slot: u8, how: &str) -> TokenError {
 
 /// One test ECDH with the slot: the card must compute what the public key it reported
 /// implies, or it does not hold that key. Needs the PIN verified where the key's policy wants
-/// it (done by the caller), and a touch where it wants one.
+/// it (done by the caller, in the same held card), and a touch where it wants one.
 fn prove_key(
-    yk: &mut YubiKey,
-    slot: SlotId,
+    card: &mut HeldCard<'_>,
+    slot: u8,
     public: &PublicKey,
     serial: u32,
 ) -> Result<(), TokenError> {
@@ -198,16 +212,7 @@ fn prove_key(
     say!(
         "tapsign: checking that YubiKey {serial} holds the key (one ECDH): touch it now if it blinks"
     );
-    let got = call(serial, "the test ECDH", || {
-        piv::decrypt_data(yk, point.as_bytes(), AlgorithmId::EccP256, slot)
-    })?
-    .map_err(|e| {
-        match e {
-            // The PIN is verified (or not needed), so 6982 here is the touch timing out.
-            yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
-            e => card_error(e, serial),
-        }
-    })?;
+    let got = card.ecdh(slot, point.as_bytes())?;
     if got.as_slice() != expected.as_slice() {
         return Err(TokenError::Other(format!(
             "YubiKey {serial} answered the test ECDH with something the slot's public key does not imply: it does not hold that key (or misbehaves); nothing was enrolled"
@@ -488,64 +493,36 @@ impl Token for PivToken {
             TokenError::Other("the keyslot's ephemeral key is not a P-256 point: the keyslot file is damaged; remove it with `tapsign token remove` and enroll the token again".into())
         })?;
         let point = peer.to_sec1_point(false);
-        let mut yk = open_serial(self.serial)?;
-        self.reader = Some(yk.name().to_owned());
-        if self.needs_pin() {
-            let pin = self.pin.as_ref().ok_or_else(|| TokenError::PinNeeded {
+        let yk = open_serial(self.serial)?;
+        let reader = yk.name().to_owned();
+        leave(yk);
+        self.reader = Some(reader.clone());
+        let pin = match self.needs_pin() {
+            true => Some(self.pin.as_ref().ok_or_else(|| TokenError::PinNeeded {
                 token: format!("YubiKey {}", self.serial),
-            })?;
-            // Any local client can start an unlock: never let one spend the last PIN try and
-            // block the card. (Reading the counter re-selects the applet, before the verify.)
-            let retries = call(self.serial, "the PIN retry count", || yk.get_pin_retries())?;
-            if retries.map_err(|e| card_error(e, self.serial))? == 1 {
-                return Err(TokenError::PinLastTry {
-                    token: format!("YubiKey {}", self.serial),
-                    fix: "verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again".into(),
-                });
+            })?),
+            false => None,
+        };
+        let (serial, slot) = (self.serial, u8::from(self.slot));
+        // One transaction from the PIN check to the reset: no other program's command is
+        // served with the PIN verified here (red-team round 26, F4).
+        holding(serial, &reader, |card| {
+            if let Some(pin) = pin {
+                // Any local client can start an unlock: never let one spend the last PIN try
+                // and block the card.
+                if card.pin_tries()? == 1 {
+                    return Err(TokenError::PinLastTry {
+                        token: format!("YubiKey {serial}"),
+                        fix: "verify the PIN once with `yubico-piv-tool -a verify-pin` to reset the count, then unlock again".into(),
+                    });
+                }
+                card.verify_pin(pin)?;
             }
-            verify_pin(&mut yk, pin)?;
-        }
-        say!("tapsign: touch YubiKey {} now", self.serial);
-        let shared = call(self.serial, "the ECDH", || {
-            piv::decrypt_data(&mut yk, point.as_bytes(), AlgorithmId::EccP256, self.slot)
-        })?
-        .map_err(|e| match e {
-            // The PIN is verified (or not needed), so 6982 here is the touch timing out.
-            yubikey::Error::AuthenticationError => TokenError::TouchTimeout { secs: 15 },
-            e => card_error(e, self.serial),
-        })?;
-        let mut out = Zeroizing::new([0u8; 32]);
-        if shared.len() != 32 {
-            return Err(TokenError::Other(
-                "the card returned a malformed shared secret".into(),
-            ));
-        }
-        out.copy_from_slice(&shared);
-        // Dropping the card resets it: the verified PIN does not outlive this call.
-        drop(yk);
-        Ok(out)
+            pause_for_tests();
+            say!("tapsign: touch YubiKey {serial} now");
+            card.ecdh(slot, point.as_bytes())
+        })
     }
-}
-
-fn verify_pin(yk: &mut YubiKey, pin: &SecretString) -> Result<(), TokenError> {
-    let serial = yk.serial().0;
-    call(serial, "the PIN check", || {
-        yk.verify_pin(pin.expose().as_bytes())
-    })?
-    .map_err(|e| match e {
-        yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
-            TokenError::PinBlocked {
-                token: format!("YubiKey {serial}"),
-                fix: "unblock it with the PUK (`ykman piv access unblock-pin`), then try again"
-                    .into(),
-            }
-        }
-        yubikey::Error::WrongPin { tries } => TokenError::PinInvalid {
-            token: format!("YubiKey {serial}"),
-            tries_left: u32::from(tries),
-        },
-        e => card_error(e, serial),
-    })
 }
 
 /// A card or PC/SC failure, with a hint at the fix. Never carries the PIN or key material.

@@ -1,0 +1,241 @@
+//! A YubiKey held for one PIN use: one PC/SC transaction from the PIV applet's SELECT, through
+//! the PIN check and the ECDH, to the card reset that ends it.
+//!
+//! A card's PIN-verified state belongs to the card, not to a PC/SC handle. The `yubikey` crate
+//! makes each command its own transaction on a shared connection, so between the end of its
+//! VERIFY and the reset on drop, any other program's command reached the card and was served
+//! with the PIN tapsign had verified: a program running as the trader, with no PIN, did its own
+//! ECDH on the keystore's slot during an ordinary unlock and took the vault key (red-team round
+//! 26). Here no other client's command reaches the card until the transaction ends, and it ends
+//! with a reset (SCardEndTransaction with SCARD_RESET_CARD: the reset happens before the lock is
+//! released), so the verified PIN never reaches another program. Other clients wait meanwhile
+//! (pcsc-lite retries a command held off by a transaction); none is locked out for longer than
+//! the touch. See firmware-notes/session-state.md.
+//!
+//! The crate's transaction type is crate-private, so the few commands a PIN use needs (SELECT,
+//! GET SERIAL, VERIFY, the ECDH) are sent here as the crate would send them.
+
+use std::cell::Cell;
+use std::ffi::CString;
+
+use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode, Transaction};
+use zeroize::Zeroizing;
+
+use super::TokenError;
+use super::piv::{card_error, present_serials};
+use super::readers::malformed;
+use crate::secret::SecretString;
+
+const SELECT_PIV: [u8; 10] = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+const GET_SERIAL: [u8; 5] = [0x00, 0xF8, 0x00, 0x00, 0x00];
+/// VERIFY with no data: the card answers `63 Cx`, x the PIN tries left, and spends none.
+const PIN_TRIES: [u8; 5] = [0x00, 0x20, 0x00, 0x80, 0x00];
+
+/// YubiKey `serial` in reader `reader`, inside the transaction that holds it.
+pub(super) struct HeldCard<'c> {
+    tx: Transaction<'c>,
+    serial: u32,
+    /// An answer could not be read (see [`HeldCard::unreadable`]).
+    unread: Cell<bool>,
+}
+
+/// Run `f` with YubiKey `serial` (in PC/SC reader `reader`) held: nothing another program sends
+/// reaches the card until `f` is done and the card has been reset. The card in the reader
+/// must still be that YubiKey (its serial is read inside the transaction).
+pub(super) fn holding<T>(
+    serial: u32,
+    reader: &str,
+    f: impl FnOnce(&mut HeldCard<'_>) -> Result<T, TokenError>,
+) -> Result<T, TokenError> {
+    let pcsc = |e: pcsc::Error| card_error(yubikey::Error::PcscError { inner: Some(e) }, serial);
+    let ctx = Context::establish(Scope::User).map_err(pcsc)?;
+    let name = CString::new(reader)
+        .map_err(|_| TokenError::Other(format!("PC/SC reader name {reader:?} has a NUL byte")))?;
+    let mut card: Card = ctx
+        .connect(&name, ShareMode::Shared, Protocols::T1)
+        .map_err(pcsc)?;
+    let (result, unread, ended) = {
+        let tx = card.transaction().map_err(pcsc)?;
+        let mut held = HeldCard {
+            tx,
+            serial,
+            unread: Cell::new(false),
+        };
+        let result = held.open().and_then(|()| f(&mut held));
+        // The reset comes inside the transaction: a PIN verified above never reaches another
+        // client.
+        let HeldCard { tx, unread, .. } = held;
+        (result, unread.get(), tx.end(Disposition::ResetCard).is_ok())
+    };
+    match ended {
+        true => drop(card.disconnect(Disposition::LeaveCard)),
+        // Dropping the card resets it, as the crate's drop does.
+        false => drop(card),
+    }
+    // A card pulled during a command leaves no answer to read: the trader needs to hear
+    // "removed", as the crate's path said. Asked only now: looking for the card opens it,
+    // which would wait for the transaction held above.
+    if unread && !present_serials().is_ok_and(|p| p.contains(&serial)) {
+        return Err(TokenError::Absent {
+            hint: format!(
+                "YubiKey {serial} was removed during the operation: insert it and try again"
+            ),
+        });
+    }
+    result
+}
+
+impl HeldCard<'_> {
+    /// SELECT the PIV applet and check the card is still YubiKey `serial`.
+    fn open(&mut self) -> Result<(), TokenError> {
+        let (_, sw) = self.send(&SELECT_PIV, "the PIV applet's SELECT")?;
+        if sw != 0x9000 {
+            return Err(self.refused("the PIV applet's SELECT", sw));
+        }
+        let (data, sw) = self.send(&GET_SERIAL, "its serial")?;
+        if sw != 0x9000 {
+            return Err(self.refused("its serial", sw));
+        }
+        let read =
+            <[u8; 4]>::try_from(data.as_slice()).map_err(|_| self.unreadable("its serial"))?;
+        if u32::from_be_bytes(read) != self.serial {
+            return Err(TokenError::Removed {
+                token: format!("YubiKey {}", self.serial),
+            });
+        }
+        Ok(())
+    }
+
+    /// The PIN tries left, read without spending one.
+    pub(super) fn pin_tries(&mut self) -> Result<u8, TokenError> {
+        match self.send(&PIN_TRIES, "the PIN retry count")? {
+            (_, sw) if sw & 0xFFF0 == 0x63C0 => Ok((sw & 0x0F) as u8),
+            (_, 0x6983) => Ok(0),
+            (_, sw) => Err(self.refused("the PIN retry count", sw)),
+        }
+    }
+
+    /// VERIFY the PIN (padded with FF to 8 bytes, as the card wants it).
+    pub(super) fn verify_pin(&mut self, pin: &SecretString) -> Result<(), TokenError> {
+        let token = format!("YubiKey {}", self.serial);
+        let pin = pin.expose().as_bytes();
+        if pin.len() > 8 {
+            return Err(TokenError::Other(format!(
+                "a YubiKey PIN has at most 8 characters: check the PIN of {token}"
+            )));
+        }
+        let mut apdu = Zeroizing::new(vec![0x00, 0x20, 0x00, 0x80, 0x08]);
+        apdu.extend_from_slice(pin);
+        apdu.resize(13, 0xFF);
+        match self.send(&apdu, "the PIN check")? {
+            (_, 0x9000) => Ok(()),
+            (_, 0x6983 | 0x63C0) => Err(TokenError::PinBlocked {
+                token,
+                fix: "unblock it with the PUK (`ykman piv access unblock-pin`), then try again"
+                    .into(),
+            }),
+            (_, sw) if sw & 0xFFF0 == 0x63C0 => Err(TokenError::PinInvalid {
+                token,
+                tries_left: u32::from(sw & 0x0F),
+            }),
+            (_, sw) => Err(self.refused("the PIN check", sw)),
+        }
+    }
+
+    /// The ECDH of the P-256 key in `slot` with `point` (SEC1 uncompressed, 65 bytes): the
+    /// shared X coordinate. `6982` is the touch not given in time: the caller has verified the
+    /// PIN (or the key needs none).
+    pub(super) fn ecdh(
+        &mut self,
+        slot: u8,
+        point: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, TokenError> {
+        let what = "the ECDH";
+        let point_len = u8::try_from(point.len()).ok().filter(|n| *n == 65);
+        let Some(n) = point_len else {
+            return Err(TokenError::Other(
+                "internal: the ECDH point is not 65 bytes".into(),
+            ));
+        };
+        // GENERAL AUTHENTICATE: 7C { 82 (empty: the answer), 85 (the peer point) }.
+        let mut apdu = vec![
+            0x00,
+            0x87,
+            0x11,
+            slot,
+            n + 6,
+            0x7C,
+            n + 4,
+            0x82,
+            0x00,
+            0x85,
+            n,
+        ];
+        apdu.extend_from_slice(point);
+        apdu.push(0x00);
+        let (data, sw) = self.send(&apdu, what)?;
+        match sw {
+            0x9000 => {}
+            0x6982 => return Err(TokenError::TouchTimeout { secs: 15 }),
+            sw => return Err(self.refused(what, sw)),
+        }
+        let shared = match data.as_slice() {
+            [0x7C, 0x22, 0x82, 0x20, rest @ ..] if rest.len() == 32 => rest,
+            _ => return Err(self.unreadable(what)),
+        };
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(shared);
+        Ok(out)
+    }
+
+    /// Send `apdu`; the answer's data (with every `61xx` piece fetched) and status word. The
+    /// buffers are wiped on drop: an ECDH answer is the keystore's key material.
+    fn send(&mut self, apdu: &[u8], what: &str) -> Result<(Zeroizing<Vec<u8>>, u16), TokenError> {
+        let mut data = Zeroizing::new(Vec::new());
+        let mut buf = Zeroizing::new([0u8; 258]);
+        let mut next = apdu.to_vec();
+        // A card sends a long answer in pieces; four pieces is more than any answer here.
+        for _ in 0..4 {
+            let got = self.tx.transmit(&next, &mut buf[..]).map_err(|e| {
+                card_error(yubikey::Error::PcscError { inner: Some(e) }, self.serial)
+            })?;
+            let Some((body, sw)) = got.split_last_chunk::<2>() else {
+                return Err(self.unreadable(what));
+            };
+            data.extend_from_slice(body);
+            match *sw {
+                [0x61, _] => next = vec![0x00, 0xC0, 0x00, 0x00, 0x00],
+                sw => return Ok((data, u16::from_be_bytes(sw))),
+            }
+        }
+        Err(self.unreadable(what))
+    }
+
+    /// The answer to `what` could not be read: the card garbled it, or was pulled during it
+    /// (the reader then gives back nothing). Which one is asked once the card is let go of.
+    fn unreadable(&self, what: &str) -> TokenError {
+        self.unread.set(true);
+        malformed(self.serial, what)
+    }
+
+    /// The card answered `what` with status word `sw`, not a success.
+    fn refused(&self, what: &str, sw: u16) -> TokenError {
+        TokenError::Other(format!(
+            "YubiKey {} refused {what} (status {sw:04X}): try again; if it repeats, check the card with `ykman piv info`",
+            self.serial
+        ))
+    }
+}
+
+/// Tests only, in debug builds: `TAPSIGN_TEST_PIV_PAUSE_MS` makes a PIN use wait that long (at
+/// most 10 s) between the PIN check and the ECDH, so a test can send another program's
+/// command in what was the gap between the two. Release builds do not read it.
+pub(super) fn pause_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("TAPSIGN_TEST_PIV_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+    }
+}
