@@ -218,7 +218,9 @@ pub struct TokenAddArgs {
     /// Adopt the P-256 key already in the slot instead of generating one. The card must
     /// prove it holds the key (one ECDH: touch it if its policy wants a touch). A key whose
     /// touch policy is never is refused unless --allow-no-touch, one whose policy is cached
-    /// unless --allow-cached-touch.
+    /// unless --allow-cached-touch, and one the card says was imported (not generated on it)
+    /// unless --allow-imported. Adopt only a key you generated on this card yourself: a
+    /// program running as you can put a key in an empty slot.
     #[arg(long, requires = "piv")]
     pub use_existing: bool,
     /// With --use-existing: adopt a key whose touch policy is never. Then any program running
@@ -230,6 +232,13 @@ pub struct TokenAddArgs {
     /// as it asks, or take the keystore's key itself, without anyone touching it again.
     #[arg(long, requires = "use_existing")]
     pub allow_cached_touch: bool,
+    /// With --use-existing: adopt a key the card says was imported, or does not say was
+    /// generated on it. Dangerous: whoever imported the key holds its private key and can
+    /// open the keystore without the card or a touch, and any program running as you can
+    /// import one with the factory management key. Only for a key you imported yourself
+    /// and whose private key you keep safe.
+    #[arg(long, requires = "use_existing")]
+    pub allow_imported: bool,
     /// Overwrite a key already in the slot (it is lost for good).
     #[arg(long, requires = "piv", conflicts_with = "use_existing")]
     pub force: bool,

@@ -63,6 +63,70 @@ fn use_existing_refuses_a_key_without_a_touch_unless_told() {
     });
 }
 
+/// Put a P-256 key whose private half the test knows in slot R1 of key `i`, with touch
+/// always, as a program running as the trader can with the factory management key (no PIN,
+/// no touch).
+fn import_r1(stack: &Stack, i: usize) {
+    let mut yk = YubiKey::open_by_serial(Serial(stack.key(i).serial())).unwrap();
+    let mgm = MgmKey::get_default(&yk).unwrap();
+    yk.authenticate(&mgm).unwrap();
+    let slot = SlotId::Retired(RetiredSlotId::R1);
+    let scalar = [0x11u8; 32];
+    piv::import_ecc_key(
+        &mut yk,
+        slot,
+        AlgorithmId::EccP256,
+        &scalar,
+        TouchPolicy::Always,
+        PinPolicy::Once,
+    )
+    .unwrap();
+}
+
+/// An imported key's private half is known to whoever imported it: adopted, the keystore
+/// opened offline with no card and no touch. The card's metadata says where the key came
+/// from, and adopting an imported one takes --allow-imported; the occupied-slot refusal no
+/// longer offers adopting as the harmless way out (red-team round 26, F1).
+#[test]
+fn use_existing_refuses_an_imported_key_unless_told() {
+    harness::run(&[fw(15_200_012)], |stack| {
+        import_r1(stack, 0);
+        let w = World::new();
+        let out = w.run(&["token", "add", "--piv"], PIN);
+        out.fails_with(6, "--force");
+        assert!(
+            out.stderr
+                .contains("--use-existing only if you generated it on this card yourself"),
+            "{out:?}"
+        );
+        let out = w.run(&["token", "add", "--piv", "--use-existing"], PIN);
+        out.fails_with(6, "was imported, not generated on the card");
+        assert!(out.stderr.contains("holds its private key"), "{out:?}");
+        assert!(out.stderr.contains("--allow-imported"), "{out:?}");
+        assert!(
+            !out.stderr.contains("touch it now"),
+            "no touch asked: {out:?}"
+        );
+        assert!(
+            !w.home().join("keystore").join("manifest.json").exists(),
+            "nothing enrolled"
+        );
+        assert_eq!(stack.key(0).touch().requests(), 0);
+
+        let out = w.run(
+            &[
+                "token",
+                "add",
+                "--piv",
+                "--use-existing",
+                "--allow-imported",
+            ],
+            PIN,
+        );
+        assert!(out.ok().contains("Enrolled YubiKey 15200012"), "{out:?}");
+    });
+}
+
 /// Cached answers without a touch for 15 s after any touch, so a program running as the
 /// trader rides the trader's touch: adopting such a key takes its own flag and says what it
 /// gives away, and `token list`, `unlock` and `status` keep saying it (red-team round 20).

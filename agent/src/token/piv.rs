@@ -51,6 +51,9 @@ pub struct EnrollOptions {
     pub allow_no_touch: bool,
     /// With `use_existing`: adopt a key whose touch policy is cached.
     pub allow_cached_touch: bool,
+    /// With `use_existing`: adopt a key the card says was imported (or does not say was
+    /// generated on it). Whoever imported it holds its private key.
+    pub allow_imported: bool,
     pub force: bool,
     /// A custom management key (hex), when the card's is not the factory default.
     pub mgm_key: Option<SecretString>,
@@ -106,6 +109,21 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(|_| {
             TokenError::Other(format!("slot R{} does not hold a P-256 key: tapsign needs one (generate it without --use-existing)", opts.slot))
         })?;
+        // An imported key's private half existed outside the card, and whoever put it there
+        // still has it: the keystore would open offline, with no card and no touch. The
+        // factory management key is all an import needs (no PIN, no touch), so a program
+        // running as the trader can plant one in an empty or wiped slot (red-team round 26).
+        // A card that does not say (no origin in the metadata) is treated the same.
+        if meta.origin != Some(piv::Origin::Generated) && !opts.allow_imported {
+            let how = match meta.origin {
+                Some(piv::Origin::Imported) => "was imported, not generated on the card",
+                _ => "is not reported as generated on the card (its metadata gives no origin)",
+            };
+            return Err(TokenError::Other(format!(
+                "the key in slot R{} of YubiKey {serial} {how}: whoever imported it holds its private key and could open the keystore without the card or a touch, and any program running as you can import a key with the factory management key. Generate a key on the card instead (drop --use-existing; add --force to replace the key in that slot, or pick another --slot), or, only if you imported this key yourself and keep its private key safe, adopt it with --allow-imported",
+                opts.slot
+            )));
+        }
         let (p, t) = meta
             .policy
             .unwrap_or((PinPolicy::Default, TouchPolicy::Default));
@@ -136,7 +154,7 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
     } else {
         if existing.is_some() && !opts.force {
             return Err(TokenError::Other(format!(
-                "slot R{} of YubiKey {serial} already holds a key; pick another --slot, adopt it with --use-existing, or replace it with --force (the old key is lost for good)",
+                "slot R{} of YubiKey {serial} already holds a key; pick another --slot, or replace it with --force (the old key is lost for good). Adopt it with --use-existing only if you generated it on this card yourself: a key you did not make may be one a program running as you put there, and whoever imported a key holds its private key",
                 opts.slot
             )));
         }

@@ -236,6 +236,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         use_existing: a.use_existing,
         allow_no_touch: a.allow_no_touch,
         allow_cached_touch: a.allow_cached_touch,
+        allow_imported: a.allow_imported,
         force: a.force,
         mgm_key,
     };
