@@ -207,7 +207,9 @@ pub struct TokenAddArgs {
     /// The retired PIV slot to use, R1 to R20.
     #[arg(long, default_value = "R1", value_parser = parse_slot, requires = "piv")]
     pub slot: u8,
-    /// When the card asks for the PIN: never, once (per card session), always.
+    /// When the card asks for the PIN: never, once (per card session), always. With never,
+    /// any program running as you can take the keystore's key with your touch (the card
+    /// answers a touch for whichever program's command is waiting).
     #[arg(long, default_value = "once", value_parser = ["never", "once", "always"], requires = "piv")]
     pub pin_policy: String,
     /// When the card asks for a touch: always (every unlock), the only policy tapsign

@@ -469,3 +469,40 @@ fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
         w.signs_with("b", SECRET.as_bytes());
     });
 }
+
+/// With PIN policy never the card serves any program's ECDH on the slot, given a touch: the
+/// touch is the card's, not tapsign's. What the warning of `token add --piv --pin-policy
+/// never` says, and the threat model with it (red-team round 26, F2).
+#[test]
+fn with_pin_policy_never_any_program_gets_the_ecdh_with_a_touch() {
+    harness::run(&[fw([5, 4, 3], 15_100_031)], |stack| {
+        let w = World::new();
+        let out = w.run(&["token", "add", "--piv", "--pin-policy", "never"], PIN);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(
+            out.stderr
+                .contains("WARNING: this key's PIN policy is never: any program running as you"),
+            "{out:?}"
+        );
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+        let name = std::ffi::CString::new(stack.reader_name(0)).unwrap();
+        let card = ctx
+            .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
+            .unwrap();
+        let mut buf = [0u8; 258];
+        let select = hex::decode("00A4040005A000000308").unwrap();
+        assert!(
+            card.transmit(&select, &mut buf)
+                .unwrap()
+                .ends_with(&[0x90, 0x00])
+        );
+        let ecdh = hex::decode(ECDH_R1_WITH_G.replace(' ', "")).unwrap();
+        let answer = card.transmit(&ecdh, &mut buf).unwrap();
+        assert!(answer.ends_with(&[0x90, 0x00]), "{answer:02X?}");
+        assert_eq!(
+            stack.key(0).touch().touches(),
+            1,
+            "the other program's touch"
+        );
+    });
+}

@@ -262,7 +262,13 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     if let TokenStub::Piv { pin_policy, .. } = &stub
         && pin_policy == "never"
     {
-        errln!("Note: this key's PIN policy is never: a touch alone unlocks.");
+        // The card serves a touch to whichever program's command is waiting on it, not to
+        // tapsign's: with no PIN to stop it, any program running as the trader takes the
+        // keystore's key with the trader's next touch, and leaves no trace (red-team round 26).
+        errln!(
+            "WARNING: this key's PIN policy is never: any program running as you can take the keystore's key (and with it every API secret, for good) with your touch: the card answers a touch for whichever program's command is waiting on it, not only tapsign's. A blink you did not expect, or a second blink during one unlock, means stop. To have the PIN asked, enroll a key with the default PIN policy in another slot (`tapsign token add --piv --slot R2`), then remove this one (`tapsign token remove {}`).",
+            stub.id()
+        );
     }
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
