@@ -167,6 +167,30 @@ fn metadata_shows_policies_and_public_key() {
     });
 }
 
+/// IMPORT (`FE`) makes a key whose metadata says imported (tag `03` = 2), as a real YubiKey's
+/// does: what `token add --piv --use-existing` reads to refuse a key whose private half was
+/// outside the card (red-team round 26).
+#[test]
+fn metadata_says_an_imported_key_was_imported() {
+    harness::run(&[fw571()], |stack| {
+        let mut yk = open(stack, 0);
+        let mgm = MgmKey::get_default(&yk).unwrap();
+        yk.authenticate(&mgm).unwrap();
+        piv::import_ecc_key(
+            &mut yk,
+            SLOT,
+            AlgorithmId::EccP256,
+            &[0x11; 32],
+            TouchPolicy::Always,
+            PinPolicy::Once,
+        )
+        .unwrap();
+        let meta = piv::metadata(&mut yk, SLOT).unwrap();
+        assert_eq!(meta.origin, Some(piv::Origin::Imported));
+        assert_eq!(meta.policy, Some((PinPolicy::Once, TouchPolicy::Always)));
+    });
+}
+
 #[test]
 fn ecdh_matches_host_and_costs_one_touch_each() {
     harness::run(&[fw543()], |stack| {
