@@ -563,3 +563,45 @@ fn the_threat_model_says_how_long_every_websocket_login_lives() {
         }
     }
 }
+
+/// Red-team round 26: the threat model read as if local malware got nothing from a YubiKey
+/// with touch always, and "Delete things" did not name the token. It says that the card gives
+/// the touch to whichever command waits (and with PIN policy never, to any program), that a
+/// program running as you can destroy the key, and to keep a second token and change the
+/// management key; the delete bullet names the token.
+#[test]
+fn the_threat_model_says_what_a_program_talking_to_the_yubikey_can_do() {
+    let text = std::fs::read_to_string(repo().join("docs/threat-model.md")).unwrap();
+    let start = text
+        .find("- **Malware running as you that talks to the YubiKey.**")
+        .unwrap();
+    let end = text[start + 1..]
+        .find("\n- **")
+        .map_or(text.len(), |i| start + 1 + i);
+    let bullet = text[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for said in [
+        "The touch goes to whichever command is waiting",
+        "With PIN policy never, any program running as you",
+        "It can destroy the key",
+        "reset the PIV applet",
+        "Keep a second token enrolled and unplugged",
+        "ykman piv access change-management-key --generate",
+        "refuses an imported key",
+    ] {
+        assert!(bullet.contains(said), "{said:?} is not in: {bullet}");
+    }
+    let start = text.find("- **Delete things.**").unwrap();
+    let end = text[start + 1..].find("\n- **").unwrap() + start + 1;
+    let delete = text[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        delete.contains("wipe or replace the YubiKey's PIV key")
+            && delete.contains("Keep a second token enrolled and unplugged"),
+        "{delete}"
+    );
+}
