@@ -6,11 +6,12 @@
 //! VERIFY and the reset on drop, any other program's command reached the card and was served
 //! with the PIN tapsign had verified: a program running as the trader, with no PIN, did its own
 //! ECDH on the keystore's slot during an ordinary unlock and took the vault key (red-team round
-//! 26). Here no other client's command reaches the card until the transaction ends, and it ends
-//! with a reset (SCardEndTransaction with SCARD_RESET_CARD: the reset happens before the lock is
-//! released), so the verified PIN never reaches another program. Other clients wait meanwhile
-//! (pcsc-lite retries a command held off by a transaction); none is locked out for longer than
-//! the touch. See firmware-notes/session-state.md.
+//! 26). Here no other client's command reaches the card until the transaction ends (pcscd
+//! refuses it, and its client library retries it after the transaction), and it ends with a
+//! reset: pcsc-lite's SCardEndTransaction with SCARD_RESET_CARD resets the card before it
+//! releases the lock, where SCardDisconnect, which the crate's drop calls, releases it first. So
+//! the verified PIN never reaches another program; other clients wait for the touch at most.
+//! See firmware-notes/session-state.md.
 //!
 //! The crate's transaction type is crate-private, so the few commands a PIN use needs (SELECT,
 //! GET SERIAL, VERIFY, the ECDH) are sent here as the crate would send them.
