@@ -393,7 +393,7 @@ fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
         {
             // No socket to reach, but an agent running: its socket was moved aside, which
             // would skip the pin of the vault key it checked.
-            match super::remote::unreachable_agent(paths) {
+            match super::lock::unreachable_agent(paths) {
                 Some(pid) => Err(Failure::new(
                     exit_codes::DAMAGED,
                     format!(

@@ -1,10 +1,11 @@
 //! One module per command group: `agent` runs the daemon, `local` works on the keystore and
-//! audit log directly (no agent needed), `remote` talks to the running agent, `generate`
-//! prints shell completions and the manual page.
+//! audit log directly (no agent needed), `remote` talks to the running agent, `lock` locks it
+//! (by SIGHUP when it cannot ask), `generate` prints shell completions and the manual page.
 
 mod agent;
 mod generate;
 mod local;
+mod lock;
 mod remote;
 mod tokens;
 
@@ -92,7 +93,7 @@ fn dispatch(paths: Paths, command: Command) -> Result<(), Failure> {
         Command::Unlock(u) => remote::unlock(&paths, u),
         Command::Sign(s) => remote::sign(&paths, s),
         Command::Status { json } => remote::status(&paths, json),
-        Command::Lock => remote::lock(&paths),
+        Command::Lock => lock::lock(&paths),
         Command::Events => remote::events(&paths),
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
@@ -140,7 +141,7 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                return match remote::unreachable_agent(paths) {
+                return match lock::unreachable_agent(paths) {
                     Some(pid) => Err(unasked(
                         &line,
                         &format!(

@@ -1,6 +1,5 @@
 //! Commands that talk to the running agent.
 
-use std::io::ErrorKind;
 use std::time::Duration;
 
 use tapsign_agent::clock::{format_duration, parse_duration};
@@ -21,12 +20,14 @@ use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
 use crate::exit::exit_codes;
 
+use super::lock::{home_agent, timed_out};
+
 fn connect(paths: &Paths) -> Result<Client, Failure> {
     Client::connect(&paths.socket, CLIENT_NAME).map_err(|e| not_connected(paths, e))
 }
 
 /// A failed connection: the agent's own answer (another user, busy, other version), or none.
-fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
+pub(super) fn not_connected(paths: &Paths, e: ProtoError) -> Failure {
     match e {
         e @ ProtoError::Agent { .. } => e.into(),
         // Not "start it": an agent runs there, another user's, and a second one would fail on
@@ -504,201 +505,6 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
     }
 }
 
-/// How long `lock` waits for the agent to answer before it signals it instead: screen-lock
-/// hooks run the locker after it (`tapsign lock; swaylock`).
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-pub fn lock(paths: &Paths) -> Result<(), Failure> {
-    // Each read and write waits at most LOCK_WAIT, and so does the whole exchange: something
-    // that answers a byte at a time must not hold the locker back either. The thread is left
-    // behind if it does not finish; the command ends without it.
-    let socket = paths.socket.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let attempt = Client::connect_within(&socket, CLIENT_NAME, Some(LOCK_WAIT))
-            .and_then(|mut c| c.lock());
-        let _ = tx.send(attempt);
-    });
-    let attempt = rx.recv_timeout(LOCK_WAIT).unwrap_or_else(|_| {
-        Err(ProtoError::Io(std::io::Error::new(
-            ErrorKind::TimedOut,
-            "no answer in time",
-        )))
-    });
-    let why = match attempt {
-        Ok(()) => {
-            outln!("Locked: the session is over and its secrets are wiped.");
-            return Ok(());
-        }
-        Err(e) => match signal_instead(&e) {
-            Some(why) => why,
-            // No agent on this socket, but one on this home, on another (a lock hook with
-            // another TAPSIGN_SOCK than the agent's): it is locked all the same (red-team
-            // round 23).
-            None => match home_agent(paths) {
-                Some(pid) => {
-                    hup(pid).map_err(|err| {
-                        Failure::error(format!(
-                            "no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, and signalling it failed: {err}",
-                            paths.socket.display()
-                        ))
-                    })?;
-                    outln!(
-                        "Locked: no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, listening on another socket; it was sent SIGHUP, which wipes its session. Set TAPSIGN_SOCK to its socket for the other commands.",
-                        paths.socket.display()
-                    );
-                    return Ok(());
-                }
-                None => return Err(not_connected(paths, e)),
-            },
-        },
-    };
-    let pid = signal_lock(paths)
-        .map_err(|e| Failure::error(format!("the agent {why}, and signalling it failed: {e}")))?;
-    outln!(
-        "Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again, before it serves anything)."
-    );
-    Ok(())
-}
-
-/// Why `lock` signals the agent instead of asking, if it must. Locking must not depend on a
-/// free connection slot (a runaway bot can hold them all) nor on an agent that answers (a
-/// stopped or wedged one): SIGHUP locks too, sent to the agent `signal_lock` finds, and a
-/// stopped agent takes it when it runs again. Busy is told by the code: a message may say
-/// anything.
-fn signal_instead(e: &ProtoError) -> Option<String> {
-    match e {
-        e if e.code() == Some(ErrorCode::Busy) => Some("was busy".into()),
-        e if timed_out(e) => Some(format!("did not answer within {} s", LOCK_WAIT.as_secs())),
-        _ => None,
-    }
-}
-
-/// The agent did not answer (or take the connection) within the time the command gave it.
-fn timed_out(e: &ProtoError) -> bool {
-    matches!(e, ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
-}
-
-/// Send SIGHUP to the agent serving the socket; its pid. The process found must be a
-/// `tapsign agent` of ours: the one that listens on the socket (an agent that bound it
-/// itself), or the one whose pid file, next to the socket, it holds locked (an agent systemd
-/// passed the socket to, which systemd listens on). A signal to anything else would lock
-/// nothing, or stop a process that has nothing to do with tapsign.
-fn signal_lock(paths: &Paths) -> Result<u32, String> {
-    let me = rustix::process::getuid();
-    // The listener, if it takes a connection (a full backlog does not: then the pid file).
-    let listener =
-        match tapsign_proto::client::connect_waiting(&paths.socket, Duration::from_millis(200)) {
-            Ok(stream) => {
-                let cred =
-                    rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
-                if cred.uid != me {
-                    return Err("the socket is not served by your user".into());
-                }
-                Some(cred.pid.as_raw_nonzero().get().unsigned_abs())
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
-            Err(e) => return Err(e.to_string()),
-        };
-    let pid_file = tapsign_proto::path::pid_file(&paths.socket);
-    // The listener first: the pid file is read only when it is not an agent (socket
-    // activation: systemd listens).
-    let agent = listener
-        .filter(|&pid| is_agent(pid, me.as_raw()))
-        .or_else(|| live_agent_pid(&pid_file).filter(|&pid| is_agent(pid, me.as_raw())))
-        .ok_or_else(|| {
-            format!(
-                "no tapsign agent to send SIGHUP to: the socket's listener ({}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
-                listener.map_or("which takes no connection".into(), |p| format!("pid {p}")),
-                pid_file.display()
-            )
-        })?;
-    hup(agent)?;
-    Ok(agent)
-}
-
-/// Send SIGHUP (a lock) to the agent `pid`.
-fn hup(agent: u32) -> Result<(), String> {
-    let pid = rustix::process::Pid::from_raw(agent as i32).ok_or("pid 0")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
-        .map_err(|e| format!("sending SIGHUP to the agent (pid {agent}): {e}"))
-}
-
-/// The tapsign agent of ours that holds this home's state or data folder
-/// (`tapsign_agent::claim`), whatever socket it listens on: read from the kernel's lock table,
-/// which no other process can word, and checked to be a `tapsign agent` of this user's.
-pub(crate) fn home_agent(paths: &Paths) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let me = rustix::process::getuid().as_raw();
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    [&paths.state_dir, &paths.data_dir]
-        .into_iter()
-        .find_map(|dir| {
-            let meta = std::fs::metadata(dir).ok()?;
-            tapsign_agent::claim::lock_holder(&locks, meta.dev(), meta.ino())
-                .filter(|&pid| is_agent(pid, me))
-        })
-}
-
-/// An agent that runs for this socket (it holds the pid file beside it locked), or for this
-/// home on another socket ([`home_agent`]), although the socket cannot be reached: moved
-/// aside, removed or replaced. A command that would take "no answer" for "no agent" asks this
-/// first: someone who can write the user's files could otherwise hide the running agent from
-/// it for a moment.
-pub(crate) fn unreachable_agent(paths: &Paths) -> Option<u32> {
-    let me = rustix::process::getuid().as_raw();
-    live_agent_pid(&tapsign_proto::path::pid_file(&paths.socket))
-        .filter(|&pid| is_agent(pid, me))
-        // Or one serving this home on another socket: it pins the vault key all the same.
-        .or_else(|| home_agent(paths))
-}
-
-/// The pid of the agent holding its pid file locked: the process the kernel names as holding
-/// the file's lock (`/proc/locks`), which must be the pid the file says. The file itself is
-/// the user's, so a bot can write any pid into it; the lock's holder it cannot fake. A file
-/// left by an agent that died is not locked. Opened without blocking or following a symlink,
-/// and only a regular file (a FIFO there would hang `tapsign lock`).
-fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
-        .open(pid_file)
-        .ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.file_type().is_file() {
-        return None;
-    }
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
-        // Nobody holds it (stale), or it cannot be told.
-        _ => return None,
-    }
-    let mut text = String::new();
-    f.by_ref().take(32).read_to_string(&mut text).ok()?;
-    let said: u32 = text.trim().parse().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let holder = tapsign_agent::claim::lock_holder(&locks, meta.dev(), meta.ino())?;
-    (holder == said).then_some(said)
-}
-
-/// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
-/// user may read, even of an agent that made itself not dumpable: `status` (its uid),
-/// `comm` (its name) and `cmdline` (its subcommand).
-fn is_agent(pid: u32, uid: u32) -> bool {
-    let proc = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
-    let real_uid = proc("status").and_then(|s| {
-        let s = String::from_utf8_lossy(&s).into_owned();
-        let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
-        line.split_whitespace().nth(1)?.parse::<u32>().ok()
-    });
-    let named = proc("comm").is_some_and(|c| c.trim_ascii_end() == b"tapsign");
-    let agent =
-        proc("cmdline").is_some_and(|c| c.split(|b| *b == 0).skip(1).any(|a| a == b"agent"));
-    real_uid == Some(uid) && named && agent
-}
-
 /// How long `status` waits for each read and write: an agent stopped (SIGSTOP, by anyone
 /// running as you) or wedged must not hang the command that is asked what it is doing.
 const STATUS_WAIT: Duration = Duration::from_secs(5);
@@ -846,44 +652,6 @@ fn status_text(s: &Status) -> String {
 mod tests {
     use super::*;
 
-    /// Red-team round 7, second wave: the pid in the file is the user's to write, and a FIFO
-    /// there hung `tapsign lock`. Only the lock's holder counts, and only a regular file.
-    #[test]
-    fn a_pid_file_is_believed_only_for_its_locks_holder_and_a_fifo_is_not_waited_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("agent.sock.pid");
-        let me = std::process::id();
-        std::fs::write(&path, format!("{me}\n")).unwrap();
-        // Not locked: a file left by an agent that died.
-        assert_eq!(live_agent_pid(&path), None);
-        // Locked by this process (another descriptor, so a shared probe sees it held).
-        let held = std::fs::File::open(&path).unwrap();
-        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
-        assert_eq!(live_agent_pid(&path), Some(me));
-        // The holder is this process; a file that names another pid is not believed.
-        std::fs::write(&path, "1\n").unwrap();
-        assert_eq!(live_agent_pid(&path), None);
-        drop(held);
-        // A FIFO: refused at once, not waited on for a writer.
-        let fifo = dir.path().join("fifo.pid");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(live_agent_pid(&fifo));
-        });
-        let got = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("reading a FIFO pid file hung");
-        assert_eq!(got, None);
-    }
-
     /// Red-team round 7: a bot run from a folder named with an escape sequence had `status`
     /// clear the trader's screen and print a forged "Locked" line.
     #[test]
@@ -916,14 +684,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\\u{1b}[2J"), "{text}");
-    }
-    use tapsign_proto::ProtoError;
-
-    fn answered(code: ErrorCode, message: &str) -> ProtoError {
-        ProtoError::Agent {
-            code,
-            message: message.into(),
-        }
     }
 
     /// Red-team round 20: a status cut to fit one answer lists 600 of a session's 1,200 keys,
@@ -961,20 +721,5 @@ mod tests {
         s.keys_total = None;
         let said = opened_text("Unlocked", &s);
         assert!(said.starts_with("Unlocked 600 key(s): k0, k1,"), "{said}");
-    }
-
-    #[test]
-    fn the_fallback_of_lock_is_chosen_by_the_code_not_the_message() {
-        let busy = answered(ErrorCode::Busy, "the agent is serving its maximum");
-        assert!(signal_instead(&busy).is_some());
-        let said = answered(ErrorCode::Internal, "it said [busy] somewhere");
-        assert!(signal_instead(&said).is_none());
-        let late = ProtoError::Io(std::io::ErrorKind::WouldBlock.into());
-        assert_eq!(
-            signal_instead(&late).as_deref(),
-            Some("did not answer within 2 s")
-        );
-        let gone = ProtoError::Io(std::io::ErrorKind::ConnectionRefused.into());
-        assert!(signal_instead(&gone).is_none());
     }
 }
