@@ -246,7 +246,8 @@ fn lock_without_an_agent_exits_3() {
 }
 
 /// docs/cli.md listed `forbidden` under exit code 1; `tapsign` refuses an agent of another
-/// user before it says anything, and exits 3.
+/// user before it says anything, and exits 3 (its socket folder is that user's: not asked at
+/// all since red-team round 26).
 #[test]
 fn the_cli_refuses_an_agent_of_another_user_with_exit_3() {
     if !is_root() {
@@ -256,7 +257,8 @@ fn the_cli_refuses_an_agent_of_another_user_with_exit_3() {
     let mut w = World::new();
     w.start_agent_as(65534);
     let out = w.run(&["status"], "");
-    out.fails_with(3, "is served by uid 65534, not by you");
+    out.fails_with(3, "belongs to uid 65534, not to you");
+    out.fails_with(3, "point TAPSIGN_SOCK at your own agent's socket");
 }
 
 /// Red-team round 24: a `[keys.NAME]` table whose name no stored credential has (a typo of

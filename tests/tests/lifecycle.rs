@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use tapsign_tests::World;
+use tapsign_tests::{World, skip};
 
 #[test]
 fn a_second_agent_refuses_to_start_while_one_answers() {
@@ -89,6 +89,124 @@ fn a_lock_with_another_socket_locks_the_agent_serving_this_home() {
     w.wait_for_status("the session locked", Duration::from_secs(10), |s| {
         s["state"] == "locked"
     });
+}
+
+/// A listener at `path` that never accepts, as a bot plants one: a backlog of 0, its slot
+/// taken by a connection of its own, so that a connect there waits. Kept while the returned
+/// pair lives.
+fn never_accepting(
+    path: &std::path::Path,
+) -> (
+    std::os::unix::net::UnixListener,
+    Vec<std::os::unix::net::UnixStream>,
+) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    let mut held = Vec::new();
+    while let Ok(s) = tapsign_proto::client::connect_waiting(path, Duration::from_millis(100)) {
+        held.push(s);
+        assert!(held.len() < 64, "a backlog of 0 took 64 connections");
+    }
+    (listener, held)
+}
+
+/// Red-team round 26: a listener that never accepts, where a lock hook looks for the agent
+/// (its TAPSIGN_SOCK is not the agent's). `tapsign lock` waited 2 s, found no agent behind the
+/// listener to signal, and exited 1 with the agent serving this home still unlocked; `status`
+/// said "`tapsign lock` still locks it". The home's agent is locked all the same, and
+/// `status` says so of it.
+#[test]
+fn a_lock_past_a_listener_that_never_accepts_locks_the_agent_serving_this_home() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    let planted = w.sock.with_file_name("planted.sock");
+    let _plant = never_accepting(&planted);
+    let run = |args: &[&str]| {
+        let mut cmd = w.cmd(args);
+        cmd.env("TAPSIGN_SOCK", &planted);
+        w.run_cmd(cmd, "")
+    };
+    let pid = w.agent_pid();
+    let out = run(&["status"]);
+    out.fails_with(1, "is no agent of yours");
+    out.fails_with(
+        1,
+        &format!("the tapsign agent serving this home (pid {pid})"),
+    );
+    out.fails_with(1, "`tapsign lock` locks it all the same");
+    let out = run(&["lock"]);
+    let said = out.ok();
+    assert!(
+        said.contains(&format!("the agent serving this home (pid {pid})")),
+        "{out:?}"
+    );
+    w.wait_for_status("the session locked", Duration::from_secs(10), |s| {
+        s["state"] == "locked" && s["lock_reason"].as_str().unwrap_or("").contains("SIGHUP")
+    });
+}
+
+/// Red-team round 26: a bot running as another user planted the default socket folder (no
+/// `XDG_RUNTIME_DIR` of root's making), with a listener there that never accepts. The agent
+/// refuses that folder, and the trader starts it on another socket; the screen-lock hook,
+/// without TAPSIGN_SOCK, waited 2 s on the plant and locked nothing. Another user's socket or
+/// folder is no agent of ours: nothing there is waited on, and the agent serving this home is
+/// locked by SIGHUP.
+#[test]
+fn a_lock_hook_past_a_socket_another_user_planted_locks_the_agent_serving_this_home() {
+    if !skip::needs_root("planting a socket of another user's") {
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    // The default path under a runtime folder anyone could write to, squatted by nobody.
+    let runtime = w.home().join("runtime");
+    let folder = runtime.join("tapsign");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let planted = folder.join("agent.sock");
+    let _plant = never_accepting(&planted);
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for p in [&folder, &planted] {
+        std::os::unix::fs::lchown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let run = |w: &World, args: &[&str]| {
+        let mut cmd = w.cmd(args);
+        cmd.env_remove("TAPSIGN_SOCK")
+            .env("XDG_RUNTIME_DIR", &runtime);
+        w.run_cmd(cmd, "")
+    };
+    let pid = w.agent_pid();
+    let out = run(&w, &["status"]);
+    out.fails_with(3, "belongs to uid 65534");
+    out.fails_with(
+        3,
+        &format!("the tapsign agent serving this home (pid {pid})"),
+    );
+    out.fails_with(3, "`tapsign lock` locks it all the same");
+    let started = std::time::Instant::now();
+    let out = run(&w, &["lock"]);
+    let said = out.ok();
+    // A hang guard only: it is not waited on at all, which the message shows.
+    assert!(started.elapsed() < Duration::from_secs(30), "{out:?}");
+    assert!(said.contains("belongs to uid 65534"), "{out:?}");
+    assert!(!said.contains("did not answer"), "{out:?}");
+    assert!(
+        said.contains(&format!("the agent serving this home (pid {pid})")),
+        "{out:?}"
+    );
+    w.wait_for_status("the session locked", Duration::from_secs(10), |s| {
+        s["state"] == "locked" && s["lock_reason"].as_str().unwrap_or("").contains("SIGHUP")
+    });
+    // No agent on this home: said as such (exit 3), not "start it" where it cannot start.
+    w.signal_agent("TERM");
+    let out = run(&w, &["lock"]);
+    out.fails_with(3, "belongs to uid 65534");
+    out.fails_with(3, "a path in a folder of your own");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! home's folders, wherever it listens.
 
 use std::io::ErrorKind;
+use std::path::Path;
 use std::time::Duration;
 
 use tapsign_agent::paths::Paths;
@@ -12,12 +13,25 @@ use tapsign_proto::{ErrorCode, ProtoError};
 use super::CLIENT_NAME;
 use super::remote::not_connected;
 use crate::Failure;
+use crate::exit::exit_codes;
 
 /// How long `lock` waits for the agent to answer before it signals it instead: screen-lock
 /// hooks run the locker after it (`tapsign lock; swaylock`).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub fn lock(paths: &Paths) -> Result<(), Failure> {
+    // A socket of another user's, or one in a folder of another user's, is no agent of ours:
+    // nothing there is asked or waited for, and the agent serving this home is locked. A bot
+    // of another user planted one at the default path that listened but never accepted (the
+    // agent then refused that folder, and the trader started it on another socket): a lock
+    // hook waited 2 s on it, found no agent to signal behind it, and locked nothing
+    // (red-team round 26).
+    if let Some(whose) = foreign_socket(&paths.socket) {
+        return match hup_home_agent(paths, &format!("{whose}: no agent of yours listens there"))? {
+            true => Ok(()),
+            false => Err(foreign(paths, &whose)),
+        };
+    }
     // Each read and write waits at most LOCK_WAIT, and so does the whole exchange: something
     // that answers a byte at a time must not hold the locker back either. The thread is left
     // behind if it does not finish; the command ends without it.
@@ -34,40 +48,135 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
             "no answer in time",
         )))
     });
-    let why = match attempt {
+    let e = match attempt {
         Ok(()) => {
             outln!("Locked: the session is over and its secrets are wiped.");
             return Ok(());
         }
-        Err(e) => match signal_instead(&e) {
-            Some(why) => why,
-            // No agent on this socket, but one on this home, on another (a lock hook with
-            // another TAPSIGN_SOCK than the agent's): it is locked all the same (red-team
-            // round 23).
-            None => match home_agent(paths) {
-                Some(pid) => {
-                    hup(pid).map_err(|err| {
-                        Failure::error(format!(
-                            "no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, and signalling it failed: {err}",
-                            paths.socket.display()
-                        ))
-                    })?;
-                    outln!(
-                        "Locked: no agent answers at {} ({e}), but the agent serving this home (pid {pid}) runs, listening on another socket; it was sent SIGHUP, which wipes its session. Set TAPSIGN_SOCK to its socket for the other commands.",
-                        paths.socket.display()
-                    );
-                    return Ok(());
-                }
-                None => return Err(not_connected(paths, e)),
-            },
-        },
+        Err(e) => e,
     };
-    let pid = signal_lock(paths)
-        .map_err(|e| Failure::error(format!("the agent {why}, and signalling it failed: {e}")))?;
+    let Some(why) = signal_instead(&e) else {
+        // No agent on this socket, but one on this home, on another (a lock hook with another
+        // TAPSIGN_SOCK than the agent's): it is locked all the same (red-team round 23).
+        let said = format!("no agent answers at {} ({e})", paths.socket.display());
+        return match hup_home_agent(paths, &said)? {
+            true => Ok(()),
+            false => Err(not_connected(paths, e)),
+        };
+    };
+    match signal_lock(paths) {
+        Ok(pid) => {
+            outln!(
+                "Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again, before it serves anything)."
+            );
+            Ok(())
+        }
+        // No agent of ours behind the socket (a listener that is not one, a pid file no agent
+        // of ours holds): the one serving this home is locked all the same (red-team round 26).
+        Err(err) => {
+            let said = format!(
+                "what listens at {} {why}, and is no agent of yours",
+                paths.socket.display()
+            );
+            match hup_home_agent(paths, &said)? {
+                true => Ok(()),
+                false => Err(Failure::error(format!(
+                    "the agent {why}, and signalling it failed: {err}"
+                ))),
+            }
+        }
+    }
+}
+
+/// Send SIGHUP to the agent serving this home ([`home_agent`]), wherever it listens, when the
+/// socket gave no answer from an agent of ours (`said`, the first half of what is printed);
+/// false when no such agent runs.
+fn hup_home_agent(paths: &Paths, said: &str) -> Result<bool, Failure> {
+    let Some(pid) = home_agent(paths) else {
+        return Ok(false);
+    };
+    hup(pid).map_err(|err| {
+        Failure::error(format!(
+            "{said}, but the agent serving this home (pid {pid}) runs, and signalling it failed: {err}"
+        ))
+    })?;
     outln!(
-        "Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again, before it serves anything)."
+        "Locked: {said}, but the agent serving this home (pid {pid}) runs; it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again). Set TAPSIGN_SOCK to the socket it listens on (its log's first lines say it) for the other commands."
     );
-    Ok(())
+    Ok(true)
+}
+
+/// Whose the socket is, when it or its folder is another user's: no agent of ours listens
+/// there, since the agent binds its socket itself, in a folder that must be its own and
+/// private, and refuses to serve otherwise (a socket systemd passes it, likewise). Read
+/// without following a link, as the agent reads its folder.
+pub(super) fn foreign_socket(socket: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::getuid().as_raw();
+    let folder = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    [(folder, "socket folder"), (socket, "socket")]
+        .into_iter()
+        .find_map(|(path, what)| {
+            let owner = std::fs::symlink_metadata(path).ok()?.uid();
+            (owner != me).then(|| {
+                format!(
+                    "the {what} {} belongs to uid {owner}, not to you (uid {me})",
+                    path.display()
+                )
+            })
+        })
+}
+
+/// What `lock` and `status` say of a socket [`foreign_socket`] finds another user's, when no
+/// agent of ours runs on this home (exit 3, as no agent). "Start it" alone would not do: the
+/// agent refuses that folder too.
+fn foreign(paths: &Paths, whose: &str) -> Failure {
+    Failure::new(
+        exit_codes::NO_AGENT,
+        format!(
+            "{whose}: no agent of yours listens at {}, and none runs on this home; point TAPSIGN_SOCK at your own agent's socket (or at one forwarded to you: docs/remote-bots.md), or start yours with TAPSIGN_SOCK set to a path in a folder of your own (`TAPSIGN_SOCK=... tapsign agent`), and set it for the commands and the lock hook too",
+            paths.socket.display()
+        ),
+    )
+}
+
+/// What `status` says of a socket of another user's ([`foreign_socket`]): the agent of this
+/// home, if one runs elsewhere, and that `tapsign lock` locks it.
+pub(super) fn foreign_status(paths: &Paths, whose: &str) -> Failure {
+    match home_agent(paths) {
+        Some(pid) => Failure::new(
+            exit_codes::NO_AGENT,
+            format!(
+                "{whose}: no agent of yours listens there, but the tapsign agent serving this home (pid {pid}) runs on another socket: set TAPSIGN_SOCK to the socket it listens on (its log's first lines say it); `tapsign lock` locks it all the same (by SIGHUP)"
+            ),
+        ),
+        None => foreign(paths, whose),
+    }
+}
+
+/// What `status` says when the socket did not answer within `wait`: `tapsign lock` signals the
+/// agent found behind it, or else the one serving this home; with neither, there is nothing
+/// to signal, and it says so rather than promise a lock (red-team round 26: "`tapsign lock`
+/// still locks it" of a listener that was no agent).
+pub(super) fn unanswered(paths: &Paths, wait: Duration) -> Failure {
+    let socket = paths.socket.display();
+    let secs = wait.as_secs();
+    if let Ok(pid) = socket_agent(paths) {
+        return Failure::error(format!(
+            "the agent at {socket} (pid {pid}) did not answer within {secs} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)"
+        ));
+    }
+    match home_agent(paths) {
+        Some(pid) => Failure::error(format!(
+            "what listens at {socket} did not answer within {secs} s, and is no agent of yours; the tapsign agent serving this home (pid {pid}) runs: set TAPSIGN_SOCK to the socket it listens on (its log's first lines say it); `tapsign lock` locks it all the same (by SIGHUP)"
+        )),
+        None => Failure::error(format!(
+            "what listens at {socket} did not answer within {secs} s, and no tapsign agent of yours is behind it or runs on this home, so `tapsign lock` has nothing to signal: stop what listens there, then start the agent (`tapsign agent`)"
+        )),
+    }
 }
 
 /// Why `lock` signals the agent instead of asking, if it must. Locking must not depend on a
@@ -94,6 +203,14 @@ pub(super) fn timed_out(e: &ProtoError) -> bool {
 /// passed the socket to, which systemd listens on). A signal to anything else would lock
 /// nothing, or stop a process that has nothing to do with tapsign.
 fn signal_lock(paths: &Paths) -> Result<u32, String> {
+    let agent = socket_agent(paths)?;
+    hup(agent)?;
+    Ok(agent)
+}
+
+/// The agent [`signal_lock`] signals: a `tapsign agent` of ours listening on the socket, or
+/// holding the pid file next to it.
+fn socket_agent(paths: &Paths) -> Result<u32, String> {
     let me = rustix::process::getuid();
     // The listener, if it takes a connection (a full backlog does not: then the pid file).
     let listener =
@@ -112,7 +229,7 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
     let pid_file = tapsign_proto::path::pid_file(&paths.socket);
     // The listener first: the pid file is read only when it is not an agent (socket
     // activation: systemd listens).
-    let agent = listener
+    listener
         .filter(|&pid| is_agent(pid, me.as_raw()))
         .or_else(|| live_agent_pid(&pid_file).filter(|&pid| is_agent(pid, me.as_raw())))
         .ok_or_else(|| {
@@ -121,9 +238,7 @@ fn signal_lock(paths: &Paths) -> Result<u32, String> {
                 listener.map_or("which takes no connection".into(), |p| format!("pid {p}")),
                 pid_file.display()
             )
-        })?;
-    hup(agent)?;
-    Ok(agent)
+        })
 }
 
 /// Send SIGHUP (a lock) to the agent `pid`.

@@ -20,7 +20,7 @@ use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
 use crate::exit::exit_codes;
 
-use super::lock::{home_agent, timed_out};
+use super::lock::{foreign_socket, foreign_status, home_agent, timed_out, unanswered};
 
 fn connect(paths: &Paths) -> Result<Client, Failure> {
     Client::connect(&paths.socket, CLIENT_NAME).map_err(|e| not_connected(paths, e))
@@ -510,13 +510,12 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
 const STATUS_WAIT: Duration = Duration::from_secs(5);
 
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
-    let late = || {
-        Failure::error(format!(
-            "the agent at {} did not answer within {} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)",
-            paths.socket.display(),
-            STATUS_WAIT.as_secs()
-        ))
-    };
+    // Another user's socket, or one in a folder of another user's, is not asked (nor waited
+    // on: red-team round 26).
+    if let Some(whose) = foreign_socket(&paths.socket) {
+        return Err(foreign_status(paths, &whose));
+    }
+    let late = || unanswered(paths, STATUS_WAIT);
     let mut client = Client::connect_within(&paths.socket, CLIENT_NAME, Some(STATUS_WAIT))
         .map_err(|e| match timed_out(&e) {
             true => late(),
