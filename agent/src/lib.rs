@@ -24,6 +24,8 @@
 //! - [`systemd`]: socket activation and readiness notification, without libsystemd.
 //! - [`worker`]: blocking work (a touch, `status`) on a thread of its own, a refused thread an
 //!   error rather than a panic.
+//! - [`watchdog`]: threads that notice what no signal reports (a stopped agent, a swapped
+//!   socket: [`sockwatch`] watches its path).
 //! - [`say`]: the agent's own log lines, to stderr, never waiting on a reader that stopped.
 //! - [`harden`]: no core dumps, not dumpable, locked memory. It and [`systemd`] (taking over
 //!   fd 3, editing the environment at start) hold the only unsafe code.
@@ -51,6 +53,7 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod sign;
+mod sockwatch;
 pub mod systemd;
 pub mod token;
 mod unlocker;

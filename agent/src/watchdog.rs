@@ -15,7 +15,7 @@
 //!   deleted, moved from or to) and locks at once: a swap put back before any check could see
 //!   it still makes an event; so does a change to any folder above it on the path, and to the
 //!   pid file next to it (which `tapsign lock` reads when every slot is taken), which the
-//!   agent then writes anew. The watchdog also checks every beat that the path names the
+//!   agent then writes anew ([`crate::sockwatch`], which also says what lost events do). The watchdog also checks every beat that the path names the
 //!   socket the agent serves (device and inode) and that the pid file is its own. While it
 //!   cannot guard a session so (no inotify watch, a pid file it cannot write, a socket path
 //!   that is not its socket) unlock is refused ([`Guard`]).
@@ -75,7 +75,13 @@ impl Beat {
 pub struct Guard {
     problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// The pid file's name had an event since the beat last looked: read what it says.
-    pid_event: std::sync::atomic::AtomicBool,
+    pub(crate) pid_event: std::sync::atomic::AtomicBool,
+    /// Tests: the watch's readers wait while this is set, so that events pile up unread.
+    #[cfg(test)]
+    pub(crate) hold_watch: std::sync::atomic::AtomicBool,
+    /// Tests: how many times the watch lost events and looked into them.
+    #[cfg(test)]
+    pub(crate) lost: AtomicU64,
 }
 
 impl Guard {
@@ -109,7 +115,7 @@ pub fn stalled_reason(gap: Duration) -> LockReason {
 }
 
 /// Why a swapped socket locks.
-fn swapped_reason(socket: &Path) -> LockReason {
+pub(crate) fn swapped_reason(socket: &Path) -> LockReason {
     LockReason::Other(format!(
         "the agent's socket {} was moved or replaced",
         socket.display()
@@ -231,7 +237,7 @@ pub(crate) fn spawn(
         .as_ref()
         .and_then(|p| p.path().file_name().map(|n| n.as_encoded_bytes().to_vec()));
     if (id.is_some() || pid_name.is_some())
-        && let Err(e) = watch_folder(weak.clone(), socket.clone(), id.is_some(), pid_name)
+        && let Err(e) = crate::sockwatch::watch(weak.clone(), socket.clone(), id, pid_name)
     {
         // Fail closed: a 100 ms check alone can be dodged by swaps timed to it.
         agent.guard.set(
@@ -352,136 +358,11 @@ fn keep_pid_file(agent: &Agent, slot: &PidFileSlot) {
     }
 }
 
-fn pid_file_reason(path: &Path) -> LockReason {
+pub(crate) fn pid_file_reason(path: &Path) -> LockReason {
     LockReason::Other(format!(
         "the agent's pid file {} was moved, replaced or rewritten",
         path.display()
     ))
-}
-
-/// Lock `agent` on any inotify event for the socket's name in its folder (when `socket_too`),
-/// for the pid file's name, or for the folder itself (moved, deleted), or a lost event (queue
-/// overflow). The thread blocks on inotify.
-fn watch_folder(
-    weak: Weak<Agent>,
-    socket: PathBuf,
-    socket_too: bool,
-    pid_name: Option<Vec<u8>>,
-) -> std::io::Result<()> {
-    use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
-    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
-        return Err(std::io::Error::other("the socket path has no folder"));
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let name = name.as_encoded_bytes().to_vec();
-    let fd = inotify::init(CreateFlags::CLOEXEC)?;
-    // A write into the pid file counts too: the lock on it is advisory.
-    let what = WatchFlags::CREATE
-        | WatchFlags::DELETE
-        | WatchFlags::MOVED_FROM
-        | WatchFlags::MOVED_TO
-        | WatchFlags::MODIFY
-        | WatchFlags::CLOSE_WRITE
-        | WatchFlags::DELETE_SELF
-        | WatchFlags::MOVE_SELF;
-    let own = inotify::add_watch(&fd, dir, what)?;
-    // Every folder above it too, for the name of the next one down: exchanging a folder higher
-    // up (`renameat2(RENAME_EXCHANGE)`) makes no event in the socket's own folder, and a bot
-    // can rename any folder whose parent it can write. A parent it cannot write needs no
-    // watch; one it can write but not watch fails closed.
-    let dir_abs = std::fs::canonicalize(dir)?;
-    let mut above: Vec<(i32, Vec<u8>)> = Vec::new();
-    let mut here = dir_abs.as_path();
-    while let (Some(parent), Some(child)) = (here.parent(), here.file_name()) {
-        let moves = WatchFlags::CREATE
-            | WatchFlags::DELETE
-            | WatchFlags::MOVED_FROM
-            | WatchFlags::MOVED_TO
-            | WatchFlags::ONLYDIR;
-        match inotify::add_watch(&fd, parent, moves) {
-            Ok(wd) => above.push((wd, child.as_encoded_bytes().to_vec())),
-            Err(e) => {
-                let writable = rustix::fs::access(parent, rustix::fs::Access::WRITE_OK).is_ok();
-                if writable {
-                    return Err(std::io::Error::other(format!(
-                        "cannot watch {} ({e}), which a program of yours could change",
-                        parent.display()
-                    )));
-                }
-            }
-        }
-        here = parent;
-    }
-    std::thread::Builder::new()
-        .name("tapsign-sockwatch".into())
-        .spawn(move || {
-            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-            let mut reader = inotify::Reader::new(&fd, &mut buf);
-            loop {
-                // Which name changed: the socket (or the folder, or lost events) or the pid file.
-                let hit = match reader.next() {
-                    Ok(ev) => {
-                        let lost = ev
-                            .events()
-                            .intersects(ReadFlags::QUEUE_OVERFLOW | ReadFlags::IGNORED);
-                        let named = |n: &[u8]| ev.file_name().is_some_and(|f| f.to_bytes() == n);
-                        let written = ev
-                            .events()
-                            .intersects(ReadFlags::MODIFY | ReadFlags::CLOSE_WRITE);
-                        if lost {
-                            Some(false)
-                        } else if ev.wd() != own {
-                            // A watch above: the folder on the socket's path it names changed.
-                            above
-                                .iter()
-                                .any(|(wd, child)| *wd == ev.wd() && named(child))
-                                .then_some(false)
-                        } else if ev
-                            .events()
-                            .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF)
-                        {
-                            Some(false)
-                        } else if pid_name.as_deref().is_some_and(named) {
-                            Some(true)
-                        } else if socket_too && named(&name) && !written {
-                            Some(false)
-                        } else {
-                            None
-                        }
-                    }
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => {
-                        say!(
-                            "tapsign agent: warning: watching {} stopped ({e}): the session is locked, and unlock is refused until the agent restarts",
-                            socket.display(),
-                        );
-                        if let Some(agent) = weak.upgrade() {
-                            agent.guard.set(
-                                "watch",
-                                format!("the agent's watch on its socket folder stopped ({e}): restart the agent"),
-                            );
-                            agent.lock(swapped_reason(&socket));
-                        }
-                        return;
-                    }
-                };
-                let Some(pid) = hit else {
-                    continue;
-                };
-                let Some(agent) = weak.upgrade() else { return };
-                if pid {
-                    agent.guard.pid_event.store(true, Ordering::SeqCst);
-                    agent.lock(pid_file_reason(&tapsign_proto::path::pid_file(&socket)));
-                    continue;
-                }
-                agent.lock(swapped_reason(&socket));
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]
