@@ -93,26 +93,36 @@ fn another_user_s_socket_is_named_as_theirs_not_as_no_agent() {
     let bin = home.path().join("tapsign");
     std::fs::copy(tapsign_bin(), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = Command::new(&bin);
-    cmd.arg("status")
-        .env_clear()
-        .env("TAPSIGN_SOCK", &w.sock)
-        .env("TAPSIGN_HOME", home.path())
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    // The copied binary may be "busy" a moment (tapsign_tests::spawn).
-    let out = tapsign_tests::spawn(&mut cmd)
-        .unwrap()
-        .wait_with_output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("belongs to another user (uid 0)") && !stderr.contains("start it with"),
-        "{stderr}"
-    );
+    // `status` and `lock` look at the folder before connecting (red-team round 26, P1);
+    // `sign` meets the refused connection. Each names the other user.
+    for (args, named) in [
+        (&["status"][..], "belongs to uid 0, not to you"),
+        (
+            &["sign", "b", "--method", "GET", "--path", "/api/v3/account"][..],
+            "belongs to another user (uid 0)",
+        ),
+    ] {
+        let mut cmd = Command::new(&bin);
+        cmd.args(args)
+            .env_clear()
+            .env("TAPSIGN_SOCK", &w.sock)
+            .env("TAPSIGN_HOME", home.path())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // The copied binary may be "busy" a moment (tapsign_tests::spawn).
+        let out = tapsign_tests::spawn(&mut cmd)
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named) && !stderr.contains("start it with"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
