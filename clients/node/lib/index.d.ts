@@ -56,8 +56,10 @@ export interface Status {
    *  `tapsign audit verify --head SEQ:HASH`. Absent while the log cannot be read or was found
    *  tampered with (`warnings` says how). */
   audit_head?: { seq: number; hash: string };
-  /** The keystore manifest the agent last verified, at an unlock. */
-  keystore?: { generation: number; vault_key: string };
+  /** The keystore manifest the agent last verified, at an unlock. `log_unread` (present only
+   *  when true): that unlock could not read the audit log, so the agent vouches for nothing
+   *  about this keystore until an unlock with the log readable (docs/keystore-format.md). */
+  keystore?: { generation: number; vault_key: string; log_unread?: boolean };
   /** Credentials replaced or removed in the last day, by name; `warnings` says when and how. */
   changed_keys?: string[];
 }

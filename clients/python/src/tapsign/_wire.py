@@ -303,7 +303,9 @@ class Status:
     # elsewhere, check later with `tapsign audit verify --head SEQ:HASH` (docs/audit.md).
     # None while the agent cannot read the log or found it tampered with.
     audit_head: Optional[Dict[str, Any]] = None
-    # The keystore manifest the agent last verified, ``{"generation": 7, "vault_key": "..."}``.
+    # The keystore manifest the agent last verified, ``{"generation": 7, "vault_key": "..."}``,
+    # with ``"log_unread": true`` when that unlock could not read the audit log: the agent then
+    # vouches for nothing about this keystore until an unlock with the log readable.
     keystore: Optional[Dict[str, Any]] = None
     # Credentials replaced or removed in the last day, by name; ``warnings`` says when and how.
     changed_keys: List[str] = field(default_factory=list)
