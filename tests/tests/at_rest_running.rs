@@ -463,7 +463,8 @@ fn key_add_stops_before_sealing_when_the_agent_does_not_answer() {
 /// Red-team round 10: with the agent's socket moved aside, `key add` took "no answer" for "no
 /// agent" and skipped the running agent's pin of the vault key, so a vault.json and manifest
 /// replaced together had the new secret sealed to another key. The agent still holds its pid
-/// file locked: `key add` stores nothing, and `key remove` says it could not ask the agent.
+/// file locked: `key add` stores nothing, and `key remove` removes nothing (since round 26 it
+/// asks the agent first too).
 #[test]
 fn a_socket_moved_aside_does_not_hide_the_running_agent_from_keystore_commands() {
     let w = three_keys_unlocked();
@@ -473,8 +474,9 @@ fn a_socket_moved_aside_does_not_hide_the_running_agent_from_keystore_commands()
     out.fails_with(7, "cannot be reached");
     assert!(!cred_file(&w, "k9").exists());
     let out = w.run(&["key", "remove", "kb4"], "");
-    out.fails_with(7, "could not be asked");
+    out.fails_with(7, "nothing was removed");
     assert!(out.stderr.contains("cannot be reached"), "{out:?}");
+    assert!(cred_file(&w, "kb4").exists());
     std::fs::rename(&aside, &w.sock).unwrap();
 }
 
@@ -522,8 +524,8 @@ fn a_rotation_stops_at_a_credential_a_forged_line_makes_refused() {
 /// the agent's bound on bytes other processes append: the change was made, the agent withheld
 /// signatures, and the command said the log lost its line, "cut or rewritten", where `audit
 /// verify` says intact. It says what the agent said. Since round 25's third recheck `key add`
-/// asks the agent before it seals, and stops there (nothing stored); `key remove` still makes
-/// its change first.
+/// asks the agent before it seals, and stops there (nothing stored); since round 26 `key
+/// remove` does too (nothing removed).
 #[test]
 fn a_command_whose_line_the_agent_turns_away_says_why_not_that_the_log_was_cut() {
     let w = three_keys_unlocked();
@@ -542,12 +544,49 @@ fn a_command_whose_line_the_agent_turns_away_says_why_not_that_the_log_was_cut()
         "{out:?}"
     );
     let out = w.run(&["key", "remove", "kb3"], "");
-    out.fails_with(7, "no longer takes the log in");
+    out.fails_with(7, "nothing was removed");
     assert!(
         out.stderr.contains("that this agent did not write"),
         "{out:?}"
     );
     assert!(!out.stderr.contains("lost the line"), "{out:?}");
     assert!(!out.stderr.contains("The log was cut"), "{out:?}");
+    assert!(cred_file(&w, "kb3").exists());
     assert_eq!(w.run(&["audit", "verify"], "").code, 0);
+}
+
+/// Red-team round 26, part 2 (F3): with an agent running, a copy of the log from before put
+/// at the path for the command alone. `keystore rotate`, its rebuild and `key remove` made
+/// their change first and said after that the agent no longer takes the log in; over a
+/// keystore put back from before a token's removal, the rotation handed the removed token the
+/// new vault key. They ask the agent first, as `key add` does, and change nothing.
+#[test]
+fn the_keystore_commands_change_nothing_on_a_log_that_is_not_the_running_agents() {
+    let w = three_keys_unlocked();
+    w.run(&["lock"], "").ok();
+    let old_log = w.home().join("audit.log.before");
+    std::fs::copy(log_path(&w), &old_log).unwrap();
+    w.run(&["key", "remove", "kb4"], "").ok();
+    std::fs::rename(log_path(&w), w.home().join("audit.log.real")).unwrap();
+    std::fs::rename(&old_log, log_path(&w)).unwrap();
+    let manifest = w.home().join("keystore/manifest.json");
+    let before = std::fs::read(&manifest).unwrap();
+    for (cmd, said) in [
+        (&["keystore", "rotate"][..], "the keystore was not changed"),
+        (
+            &["keystore", "rotate", "--rebuild-manifest"][..],
+            "the keystore was not changed",
+        ),
+        (&["key", "remove", "kb3"][..], "nothing was removed"),
+    ] {
+        let out = w.run(cmd, "");
+        out.fails_with(7, said);
+        assert!(
+            out.stderr.contains("does not hold the audit log"),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("change was made"), "{out:?}");
+    }
+    assert_eq!(std::fs::read(&manifest).unwrap(), before);
+    assert!(cred_file(&w, "kb3").exists());
 }

@@ -188,22 +188,19 @@ fn cred_files_named(w: &World, name: &str) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// Red-team round 26 (G1): the trader rotates the keystore (the vault key may have leaked), and
-/// unlocks once. Malware kept a copy of the keystore from before, restarts the agent while the
-/// log cannot be opened, and puts the copy back: the trader's unlock opens it for one session
-/// (the documented residual of a log that cannot be read, with its warnings). That check left
-/// the running agent's pin on the old vault, and a later `key add`, with the log moved aside
-/// for it, was vouched for by that pin alone: the trader's new secret was sealed to the
-/// pre-rotation vault. A check that could not read the log pins nothing: `key add` refuses
-/// (`Unvouched`) and stores nothing anywhere.
-#[test]
-fn key_add_is_not_vouched_for_by_an_unlock_that_could_not_read_the_log() {
-    let Some(mut w) = home() else {
-        return;
-    };
+/// Red-team round 26 (G1)'s steps up to the trader's unlock: the trader rotates the keystore
+/// (the vault key may have leaked), and unlocks once. Malware kept a copy of the keystore, and
+/// of the log, from before; it restarts the agent while the log cannot be opened, and puts the
+/// keystore's copy back: the trader's unlock opens it for one session (the documented residual
+/// of a log that cannot be read, with its warnings). Returns the world, its agent running, and
+/// the copy of the log from before the rotation; the log is readable again.
+fn opened_by_an_unread_unlock() -> Option<(World, std::path::PathBuf)> {
+    let mut w = home()?;
     let ks = w.home().join("keystore");
     let stash = w.home().join("stash");
     copy_tree(&ks, &stash);
+    let old_log = w.home().join("audit.log.before");
+    copy_tree(&w.home().join("audit.log"), &old_log);
     w.start_agent();
     let rotated = w.run(&["keystore", "rotate"], "");
     assert!(rotated.ok().contains("new vault key"), "{rotated:?}");
@@ -222,9 +219,21 @@ fn key_add_is_not_vouched_for_by_an_unlock_that_could_not_read_the_log() {
     let status = w.run(&["status", "--json"], "");
     let status: serde_json::Value = serde_json::from_str(status.ok()).unwrap();
     assert_eq!(status["keystore"]["log_unread"], true, "{status}");
-
-    // The log moved aside for the trader's next `key add`.
     log_mode(&w, 0o600);
+    Some((w, old_log))
+}
+
+/// Red-team round 26 (G1): after [`opened_by_an_unread_unlock`], that check left the running
+/// agent's pin on the old vault, and a later `key add`, with the log moved aside for it, was
+/// vouched for by that pin alone: the trader's new secret was sealed to the pre-rotation
+/// vault. A check that could not read the log pins nothing, and `key add` asks the agent
+/// first: it refuses and stores nothing anywhere.
+#[test]
+fn key_add_is_not_vouched_for_by_an_unlock_that_could_not_read_the_log() {
+    let Some((mut w, _)) = opened_by_an_unread_unlock() else {
+        return;
+    };
+    // The log moved aside for the trader's next `key add`.
     let log = w.home().join("audit.log");
     let hidden = w.home().join("audit.log.hidden");
     std::fs::rename(&log, &hidden).unwrap();
@@ -285,7 +294,7 @@ fn key_add_names_the_replaced_log_not_a_kept_note_and_unlocks_before_the_restart
     assert!(!out.stderr.contains("has no anchor"), "{out:?}");
     let steps = out
         .stderr
-        .split("To add the key:")
+        .split("nothing was stored. Then:")
         .nth(1)
         .expect("the steps");
     let at = |s: &str| steps.find(s).unwrap_or_else(|| panic!("{s:?} in {steps}"));
@@ -298,4 +307,45 @@ fn key_add_names_the_replaced_log_not_a_kept_note_and_unlocks_before_the_restart
         "{steps}"
     );
     assert!(!cred_file(&w, "k9").exists());
+}
+
+/// Red-team round 26, part 2 (F2): the same steps, with the copy of the log from before the
+/// rotation put at the path (a new file) for the trader's `key add`, in place of the log
+/// moved aside, and the keystore's copy put back again as it was (its manifest anchored in
+/// that log; the unread unlock had written one anchored nowhere). That log agrees with the
+/// keystore (its newest generation is the old manifest's, its record of the vaults ends at
+/// the old vault), so `key add`, holding the vault to the log alone once the agent's pin no
+/// longer counted, sealed the new secret to the pre-rotation vault. With an agent running,
+/// the agent's last check must have read the log, and the log `key add` reads must be the one
+/// the agent holds: it stores nothing. So do the keystore's other commands, before they
+/// change anything (F3).
+#[test]
+fn with_an_agent_running_no_command_takes_the_log_from_before_for_the_real_one() {
+    let Some((w, old_log)) = opened_by_an_unread_unlock() else {
+        return;
+    };
+    let log = w.home().join("audit.log");
+    let hidden = w.home().join("audit.log.hidden");
+    std::fs::rename(&log, &hidden).unwrap();
+    copy_tree(&old_log, &log);
+    let ks = w.home().join("keystore");
+    std::fs::remove_dir_all(&ks).unwrap();
+    copy_tree(&w.home().join("stash"), &ks);
+    let before = manifest(&w);
+    let out = w.run(
+        &["key", "add", "k3", "--exchange", "binance"],
+        "AKTRADER3\nSKTRADER3\n",
+    );
+    out.fails_with(7, "nothing was stored");
+    assert!(cred_files_named(&w, "k3").is_empty(), "{out:?}");
+    for (cmd, said) in [
+        (&["keystore", "rotate"][..], "the keystore was not changed"),
+        (&["key", "remove", "k2"][..], "nothing was removed"),
+    ] {
+        let out = w.run(cmd, "");
+        out.fails_with(7, said);
+        assert!(!out.stdout.contains("new vault key"), "{out:?}");
+    }
+    assert_eq!(manifest(&w), before);
+    assert_eq!(cred_files_named(&w, "k2").len(), 1);
 }

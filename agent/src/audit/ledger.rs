@@ -28,6 +28,8 @@ pub struct AuditLedger {
     /// Reads the lines since an anchor only, not the record of the vaults
     /// ([`AuditLedger::changes_only`]).
     changes_only: bool,
+    /// The file every read must open ([`AuditLedger::held_to`]).
+    held: Option<(u64, u64)>,
 }
 
 impl AuditLedger {
@@ -38,6 +40,25 @@ impl AuditLedger {
             ready_file: None,
             written: None,
             changes_only: false,
+            held: None,
+        }
+    }
+
+    /// Hold every read and the record to the file `file` (device, inode): the log a running
+    /// agent holds, which [`super::holds`] found at the path with the agent's head in it. Another
+    /// file put at the path meanwhile is then read as an unreadable log, and written to not at
+    /// all (red-team round 26).
+    pub fn held_to(mut self, file: (u64, u64)) -> AuditLedger {
+        self.held = Some(file);
+        self.ready_file = Some(file);
+        self
+    }
+
+    /// Run a read of the log, held to [`AuditLedger::held_to`]'s file if one was given.
+    fn reading<T>(&self, read: impl FnOnce(&Path) -> T) -> T {
+        match self.held {
+            Some((dev, ino)) => super::held_to(super::Hold::File(dev, ino), || read(&self.path)),
+            None => read(&self.path),
         }
     }
 
@@ -90,13 +111,13 @@ impl Ledger for AuditLedger {
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
         match self.changes_only {
-            true => changes_since(&self.path, anchor),
-            false => evidence(&self.path, anchor),
+            true => self.reading(|path| changes_since(path, anchor)),
+            false => self.reading(|path| evidence(path, anchor)),
         }
     }
 
     fn unanchored(&mut self, why: &str) -> Evidence {
-        unanchored(&self.path, why)
+        self.reading(|path| unanchored(path, why))
     }
 
     /// Whether the log opens for appending now, and is the file the first such check found

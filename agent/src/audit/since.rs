@@ -243,3 +243,130 @@ fn torn_fits(bytes: &[u8], seq: u64, prev: &str) -> bool {
     let tail = format!("\",\"prev\":\"{prev}\",\"event\":");
     prefix_of(&rest[end..], tail.as_bytes())
 }
+
+/// Whether the log at `path` is the one whose chain passed through `head`, a running agent's:
+/// its line `head.seq` is there with the hash `head.hash`, and every line after it continues
+/// the chain to the file's end. Gives the file (device, inode) that does, or why not. A line's
+/// hash covers every line before it through its `prev`, so only the log the agent wrote holds
+/// that line: a copy taken before it was written, another home's log or a log started afresh
+/// does not, whatever else in it agrees with the keystore (red-team round 26: the copy of the
+/// log from before a token's removal, put at the path for `key add` alone, vouched for the
+/// keystore from before it). The line is looked for from the end of the file, where the head
+/// of an agent just asked is: a long log is not read whole.
+pub fn holds(path: &Path, head: &super::Checkpoint) -> Result<(u64, u64), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut file = super::open_regular(path).map_err(|e| format!("it cannot be read ({e})"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("it cannot be read ({e})"))?;
+    let identity = (meta.dev(), meta.ino());
+    let anchor = match head.seq {
+        0 if head.hash == GENESIS => Anchor::genesis(),
+        0 => return Err("the agent's record of it is malformed".into()),
+        _ => find_line(&mut file, meta.len(), head)
+            .map_err(|e| format!("it cannot be read ({e})"))??,
+    };
+    // The lines after it, from the same file.
+    let read = super::held_to(super::Hold::File(identity.0, identity.1), || {
+        since_keeping(path, &anchor, |_| false)
+    })
+    .map_err(|e| format!("it cannot be read ({e})"))?;
+    match read.gap {
+        Some(why) => Err(format!(
+            "the lines after line {} do not continue the chain from it ({why})",
+            head.seq
+        )),
+        None => Ok(identity),
+    }
+}
+
+/// The anchor just past line `head.seq` of the file, read back from its end (`len`): that
+/// line must have `head.hash`. A last line with no newline (a torn write) is not it.
+fn find_line(
+    file: &mut std::fs::File,
+    len: u64,
+    head: &super::Checkpoint,
+) -> std::io::Result<Result<Anchor, String>> {
+    #[derive(serde::Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
+    let mut back = Backwards {
+        file,
+        from: len,
+        buf: Vec::new(),
+    };
+    let mut newest: Option<u64> = None;
+    let mut newline = back.newline_before(len)?;
+    while let Some(nl) = newline {
+        let start = back.newline_before(nl)?.map_or(0, |p| p + 1);
+        let line = back.bytes(start, nl);
+        if let Ok(l) = serde_json::from_slice::<SeqOnly>(line) {
+            let newest = *newest.get_or_insert(l.seq);
+            if l.seq == head.seq {
+                return Ok(match hash_hex(line) == head.hash {
+                    true => Ok(Anchor {
+                        seq: l.seq,
+                        hash: head.hash.clone(),
+                        offset: nl + 1,
+                    }),
+                    false => Err(format!(
+                        "its line {} is not the one the agent wrote there (another log, or the log rewritten)",
+                        head.seq
+                    )),
+                });
+            }
+            if l.seq < head.seq {
+                return Ok(Err(format!(
+                    "it ends at line {newest}, before line {} where the agent's record of it ends (an older copy of the log put back, or the log cut)",
+                    head.seq
+                )));
+            }
+        }
+        newline = start.checked_sub(1);
+    }
+    Ok(Err(match newest {
+        Some(n) => format!(
+            "it holds no line {} as the agent wrote it (its lines run to {n}: another log, or the log rewritten)",
+            head.seq
+        ),
+        None => format!(
+            "it holds no line, where the agent's record of it runs to line {} (a log started afresh?)",
+            head.seq
+        ),
+    }))
+}
+
+/// A file read back from its end, a chunk at a time: `buf` holds its bytes from `from` on,
+/// up to where the reading has come back to.
+struct Backwards<'a> {
+    file: &'a mut std::fs::File,
+    from: u64,
+    buf: Vec<u8>,
+}
+
+impl Backwards<'_> {
+    /// Where the last newline before `before` is, reading further back as needed; what lies
+    /// past `before` is let go.
+    fn newline_before(&mut self, before: u64) -> std::io::Result<Option<u64>> {
+        const CHUNK: u64 = 64 * 1024;
+        self.buf.truncate((before - self.from) as usize);
+        loop {
+            if let Some(i) = self.buf.iter().rposition(|&b| b == b'\n') {
+                return Ok(Some(self.from + i as u64));
+            }
+            if self.from == 0 {
+                return Ok(None);
+            }
+            let more = self.from.saturating_sub(CHUNK);
+            let mut chunk = read_at(self.file, more, (self.from - more) as usize)?;
+            chunk.append(&mut self.buf);
+            (self.from, self.buf) = (more, chunk);
+        }
+    }
+
+    /// The bytes from `start` to `end`, both read already.
+    fn bytes(&self, start: u64, end: u64) -> &[u8] {
+        &self.buf[(start - self.from) as usize..(end - self.from) as usize]
+    }
+}

@@ -704,3 +704,75 @@ fn an_append_waits_a_bounded_time_for_a_lock_held_elsewhere() {
     .unwrap();
     assert_eq!(lines_of(&path).len(), 3);
 }
+
+/// Red-team round 26, part 2 (F2): a command asked by a running agent for its head holds the
+/// keystore only to a log at the path whose chain passes through that head. The log the agent
+/// wrote does, with lines appended after it and a torn write at the end; a copy taken before
+/// the head, another log, and the log with a line after the head changed do not.
+#[test]
+fn only_the_log_the_agent_wrote_holds_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut log = AuditLog::open(&path).unwrap();
+    let events = every_event();
+    let ev = |i: usize| &events[i % events.len()];
+    for i in 0..4 {
+        log.append(ev(i)).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    log.append(ev(4)).unwrap();
+    let a = log.anchor();
+    let head = Checkpoint {
+        seq: a.seq,
+        hash: a.hash.clone(),
+    };
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(holds(&path, &head), Ok((meta.dev(), meta.ino())));
+    // Lines appended by others, and a torn last write: still the agent's log.
+    for i in 5..8 {
+        log.append(ev(i)).unwrap();
+    }
+    drop(log);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"seq\":9,\"ti")
+        .unwrap();
+    assert!(holds(&path, &head).is_ok(), "{:?}", holds(&path, &head));
+    let genesis = Checkpoint {
+        seq: 0,
+        hash: GENESIS.into(),
+    };
+    assert!(holds(&path, &genesis).is_ok());
+    let whole = std::fs::read(&path).unwrap();
+
+    // The copy from before the head was written.
+    let copy = dir.path().join("copy.log");
+    std::fs::write(&copy, &before).unwrap();
+    let why = holds(&copy, &head).unwrap_err();
+    assert!(why.contains("ends at line 4, before line 5"), "{why}");
+
+    // Another log, as long: its line 5 is not the agent's.
+    let other = dir.path().join("other.log");
+    let mut o = AuditLog::open(&other).unwrap();
+    for i in 1..9 {
+        o.append(ev(i)).unwrap();
+    }
+    drop(o);
+    let why = holds(&other, &head).unwrap_err();
+    assert!(why.contains("its line 5 is not the one"), "{why}");
+
+    // A line after the head edited: the chain does not go on from it.
+    let text = String::from_utf8(whole).unwrap();
+    let edited = text.replacen("\"seq\":7,", "\"seq\":7 ,", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let why = holds(&path, &head).unwrap_err();
+    assert!(why.contains("do not continue the chain"), "{why}");
+
+    // No file there.
+    std::fs::remove_file(&path).unwrap();
+    assert!(holds(&path, &head).unwrap_err().contains("cannot be read"));
+}

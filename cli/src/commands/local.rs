@@ -201,8 +201,9 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
                 passphrase,
             };
             drop(secret);
-            let pinned = agent_vault_key(paths)?;
-            let mut ledger = AuditLedger::new(&paths.audit_log());
+            // The running agent is asked first: the vault key it checked, and the log it holds.
+            let (pinned, mut ledger) =
+                super::agent_vouches(paths, "nothing was stored", "add the key")?;
             let added = ks
                 .add_credential(&cred, replace, pinned.as_deref(), &mut ledger)
                 .map_err(ks_failure)?;
@@ -281,7 +282,8 @@ pub fn key(paths: &Paths, cmd: KeyCommand) -> Result<(), Failure> {
             listed
         }
         KeyCommand::Remove { name } => {
-            let mut ledger = AuditLedger::new(&paths.audit_log());
+            let (_, mut ledger) =
+                super::agent_vouches(paths, "nothing was removed", "remove the key again")?;
             let removed = ks
                 .remove_credential(&name, &mut ledger)
                 .map_err(ks_failure)?;
@@ -354,91 +356,6 @@ fn audit_failure(paths: &Paths, e: audit::AuditError) -> Failure {
         ),
         _ => Failure::new(exit_codes::DAMAGED, e.to_string()),
     }
-}
-
-/// The vault key the running agent verified at its last unlock, if an agent runs and has
-/// unlocked since it started. `key add` refuses to seal to any other. No agent (no socket, or
-/// nobody behind it): none. An agent that takes the connection but turns the command away or
-/// does not answer within 10 s (stopped): `key add` stops before sealing anything, rather
-/// than wait for good or seal without the check the agent would have made.
-fn agent_vault_key(paths: &Paths) -> Result<Option<String>, Failure> {
-    let wait = Some(std::time::Duration::from_secs(10));
-    let status =
-        tapsign_proto::client::Client::connect_within(&paths.socket, super::CLIENT_NAME, wait)
-            .and_then(|mut client| client.status());
-    match status {
-        // The status just refreshed the agent's view of the log: one that no longer holds it
-        // (another file at its path, found now) is a log `key add` must not read its record
-        // from. Refused before sealing: the third recheck of red-team round 25 put the
-        // attacker's log at the path for `key add` alone, with the attacker's keystore, and the
-        // new secret was sealed to the attacker's vault; the agent's alarm came after.
-        Ok(status) if status.audit_head.is_none() => Err(Failure::new(
-            exit_codes::DAMAGED,
-            not_held(&paths.audit_log(), &status.warnings),
-        )),
-        // A pin from a check that could not read the audit log vouches for nothing: that check
-        // opens, for one session, a copy put back from before a token's removal, and its pin
-        // let `key add` seal to it with the log moved aside for the command (red-team round
-        // 26). `key add` then holds the vault to the log alone, as with no agent running,
-        // and refuses (`Unvouched`) where it cannot read it.
-        Ok(status) => Ok(status
-            .keystore
-            .filter(|k| !k.log_unread)
-            .map(|k| k.vault_key)),
-        Err(tapsign_proto::ProtoError::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            // No socket to reach, but an agent running: its socket was moved aside, which
-            // would skip the pin of the vault key it checked.
-            match super::lock::unreachable_agent(paths) {
-                Some(pid) => Err(Failure::new(
-                    exit_codes::DAMAGED,
-                    format!(
-                        "the agent (pid {pid}) is running, but its socket {} cannot be reached (moved, removed or replaced: {e}), so it cannot check the vault key `key add` seals to; nothing was stored. Restart the agent (`systemctl --user restart tapsign-agent`), then add the key",
-                        paths.socket.display()
-                    ),
-                )),
-                None => Ok(None),
-            }
-        }
-        Err(e) => Err(Failure::new(
-            exit_codes::ERROR,
-            format!(
-                "the running agent did not answer `key add`'s check of the vault key ({e}); nothing was stored. Try again once `tapsign status` answers"
-            ),
-        )),
-    }
-}
-
-/// `key add`'s refusal when the running agent does not hold the audit log: the warning of
-/// `status` that says why (not any that names the audit log: the agent's kept notes of earlier
-/// checks do too, and come first), and the steps in the order `status` gives them. A log cut
-/// or replaced is checked, and `tapsign unlock` run once, before the agent is restarted: that
-/// unlock's check records in the manifest what the running agent saw, which a restart forgets
-/// (red-team round 26: the refusal quoted a day-old note and said to restart first).
-fn not_held(log: &std::path::Path, warnings: &[String]) -> String {
-    let reason = audit::not_held_reason(log, warnings);
-    let steps = match reason.map(|(_, kind)| kind) {
-        Some(audit::NotHeld::Tampered) => {
-            "do as that warning says, in its order: check the log (`tapsign audit verify --head` the head it names), run `tapsign unlock` once, then restart the agent, unlock again, and add the key"
-        }
-        Some(audit::NotHeld::Unwritable) => {
-            "make the log writable again, run `tapsign unlock` (the agent opens the log again when it next writes to it), then add the key"
-        }
-        None => {
-            "`tapsign status` says what is wrong; do what it says, in its order (for a log cut or replaced: check it, run `tapsign unlock` once, then restart the agent and unlock again), then add the key"
-        }
-    };
-    format!(
-        "the running agent does not hold the audit log {} now{}, so the record `key add` checks the vault against cannot be trusted; nothing was stored. To add the key: {steps}",
-        log.display(),
-        reason
-            .map(|(why, _)| format!(": {}", Shown(why)))
-            .unwrap_or_default()
-    )
 }
 
 pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {

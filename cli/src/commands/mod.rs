@@ -114,6 +114,156 @@ pub(crate) fn harden() {
     }
 }
 
+/// What a running agent, asked before a command changes the keystore, vouches for.
+pub(crate) struct Vouched {
+    /// The vault key its last unlock verified with the audit log readable (none before an
+    /// unlock): `key add` seals to no other.
+    pub pinned: Option<String>,
+    /// The audit log at the path, which holds the agent's head: the command's ledger reads
+    /// and writes that file only ([`AuditLedger::held_to`]).
+    pub ledger: AuditLedger,
+}
+
+/// Ask the running agent before a command changes the keystore (`key add`, `key remove`,
+/// `token remove`, `keystore rotate` and its rebuild), and refuse, with `unchanged` said
+/// (what was not done) and `again` (what to run once fixed), where what it holds says the
+/// command would read the wrong log, or a keystore it never checked against the log:
+/// - its writer holds no log, or another file than the one at the path (moved aside, replaced,
+///   deleted, cut);
+/// - the log at the path does not hold the agent's head, the line its writer last wrote or
+///   took in (seq and hash), with the chain going on from it to the file's end: a copy of the
+///   log taken before that line, another home's log, a log started afresh. Red-team round 26:
+///   the copy from before a token's removal, put at the path for `key add` alone, agreed with
+///   the keystore from before the removal, and the trader's new secret was sealed to a vault
+///   the removed token opens;
+/// - its last unlock verified the keystore without reading the log (`log_unread`): that check
+///   opens for one session a keystore put back from before a removal or a rotation, and
+///   an agent that started with the log unopenable takes whatever file is later at the path as
+///   its log, so its head vouches for nothing either (round 26, the same steps).
+///
+/// No agent running: `None`, and the command holds the keystore to the log alone.
+pub(crate) fn ask_agent_first(
+    paths: &Paths,
+    unchanged: &str,
+    again: &str,
+) -> Result<Option<Vouched>, Failure> {
+    use crate::exit::exit_codes::{DAMAGED, ERROR};
+    let log = paths.audit_log();
+    let wait = Some(std::time::Duration::from_secs(10));
+    let status = tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait)
+        .and_then(|mut client| client.status());
+    let status = match status {
+        Ok(status) => status,
+        Err(tapsign_proto::ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            // No socket to reach, but an agent running: its socket was moved aside, which
+            // would skip what the agent holds.
+            return match lock::unreachable_agent(paths) {
+                Some(pid) => Err(Failure::new(
+                    DAMAGED,
+                    format!(
+                        "the agent (pid {pid}) is running, but its socket {} cannot be reached (moved, removed or replaced: {e}), so it cannot be asked which audit log and keystore it checked; {unchanged}. Restart the agent (`systemctl --user restart tapsign-agent`), then {again}",
+                        paths.socket.display()
+                    ),
+                )),
+                None => Ok(None),
+            };
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                ERROR,
+                format!(
+                    "the running agent did not answer when asked which audit log and keystore it checked ({e}); {unchanged}. Try again once `tapsign status` answers"
+                ),
+            ));
+        }
+    };
+    // The status just refreshed the agent's view of the log: one that no longer holds it
+    // (another file at its path, found now) is a log the command must not read its record
+    // from (red-team round 25, third recheck).
+    let Some(head) = status.audit_head else {
+        return Err(Failure::new(
+            DAMAGED,
+            not_held(&log, &status.warnings, unchanged, again),
+        ));
+    };
+    if status.keystore.as_ref().is_some_and(|k| k.log_unread) {
+        return Err(Failure::new(
+            DAMAGED,
+            format!(
+                "the running agent's last unlock checked the keystore without reading the audit log {} (it could not be read then), so nothing vouches that the keystore it opened is the newest copy, nor that the log at the path now is the one it wrote; {unchanged}. Unlock once with the log readable at its path (`tapsign unlock`: its check then reads the log; if `tapsign status` says the agent does not hold the log, restart the agent first), then {again}",
+                log.display()
+            ),
+        ));
+    }
+    let head = Checkpoint {
+        seq: head.seq,
+        hash: head.hash,
+    };
+    let file = tapsign_agent::audit::holds(&log, &head).map_err(|why| {
+        Failure::new(
+            DAMAGED,
+            format!(
+                "the audit log at {} is not the log the running agent holds, whose record ends at line {}: {why}; {unchanged}. Someone may have put another file there (an older copy of the log, or another keystore's): `tapsign audit verify` and `ls -li` on it tell. Put the agent's log back at its path; if you replaced the log yourself, restart the agent and unlock once, then {again}",
+                log.display(),
+                head.seq
+            ),
+        )
+    })?;
+    Ok(Some(Vouched {
+        pinned: (status.keystore)
+            .filter(|k| !k.log_unread)
+            .map(|k| k.vault_key),
+        ledger: AuditLedger::new(&log).held_to(file),
+    }))
+}
+
+/// The refusal when the running agent does not hold the audit log: the warning of `status`
+/// that says why (not any that names the audit log: the agent's kept notes of earlier checks
+/// do too, and come first), and the steps in the order `status` gives them. A log cut or
+/// replaced is checked, and `tapsign unlock` run once, before the agent is restarted: that
+/// unlock's check records in the manifest what the running agent saw, which a restart forgets
+/// (red-team round 26: the refusal quoted a day-old note and said to restart first).
+fn not_held(log: &std::path::Path, warnings: &[String], unchanged: &str, again: &str) -> String {
+    use tapsign_agent::audit;
+    let reason = audit::not_held_reason(log, warnings);
+    let steps = match reason.map(|(_, kind)| kind) {
+        Some(audit::NotHeld::Tampered) => {
+            "do as that warning says, in its order: check the log (`tapsign audit verify --head` the head it names), run `tapsign unlock` once, then restart the agent, unlock again"
+        }
+        Some(audit::NotHeld::Unwritable) => {
+            "make the log writable again, run `tapsign unlock` (the agent opens the log again when it next writes to it)"
+        }
+        None => {
+            "`tapsign status` says what is wrong; do what it says, in its order (for a log cut or replaced: check it, run `tapsign unlock` once, then restart the agent and unlock again)"
+        }
+    };
+    format!(
+        "the running agent does not hold the audit log {} now{}, so the record the command checks the keystore against cannot be trusted; {unchanged}. Then: {steps}, and {again}",
+        log.display(),
+        reason
+            .map(|(why, _)| format!(": {}", audit::Shown(why)))
+            .unwrap_or_default()
+    )
+}
+
+/// [`ask_agent_first`]'s answer as a command uses it: the vault key the agent pinned, and the
+/// ledger to record in (held to the agent's log; with no agent running, the log at the path).
+pub(crate) fn agent_vouches(
+    paths: &Paths,
+    unchanged: &str,
+    again: &str,
+) -> Result<(Option<String>, AuditLedger), Failure> {
+    Ok(match ask_agent_first(paths, unchanged, again)? {
+        Some(v) => (v.pinned, v.ledger),
+        None => (None, AuditLedger::new(&paths.audit_log())),
+    })
+}
+
 /// After a command recorded a change of the keystore in the audit log: a running agent learns
 /// of lines other commands append only when it next writes or refreshes, and a line cut off
 /// before that would leave no trace in its memory. So the command has the agent take the log

@@ -195,6 +195,7 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     // is generated only once the vault key is in hand. Before that touch, the checks that
     // need none: pcscd runs and the YubiKey to enroll is there. Without one, that a keystore
     // can be made here at all, before a key is generated on the card.
+    let mut ledger = joining(paths, initialized)?;
     if initialized {
         piv::check_present(a.serial).map_err(token_failure)?;
     } else {
@@ -241,7 +242,6 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         mgm_key,
     };
     let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
-    let mut ledger = AuditLedger::new(&paths.audit_log());
     let checked = match vk {
         Some(vk) => ks.add_keyslot(&vk, &stub, &mut ledger),
         None => ks.create(&stub, &mut ledger),
@@ -281,6 +281,7 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     harden();
     let mut reader = SecretReader::new();
     let initialized = ks.is_initialized().map_err(ks_failure)?;
+    let mut ledger = joining(paths, initialized)?;
     let slots = match initialized {
         true => recorded(ks)?,
         false => {
@@ -322,7 +323,6 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         "Touch {} again, to seal the keystore's key to it...",
         stub.describe()
     );
-    let mut ledger = AuditLedger::new(&paths.audit_log());
     let checked = match vk {
         Some(vk) => ks.add_keyslot_with(&vk, &mut token, &mut ledger),
         None => ks.create_with(&mut token, &mut ledger),
@@ -343,6 +343,16 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     }
     report(&checked);
     Ok(())
+}
+
+/// The ledger a `token add` records in: for a token joining a keystore, the running agent is
+/// asked first, as for a rotation (`rotate`), before any card or key is touched.
+fn joining(paths: &Paths, initialized: bool) -> Result<AuditLedger, Failure> {
+    match initialized {
+        true => super::agent_vouches(paths, "no token was enrolled", "add the token again")
+            .map(|(_, ledger)| ledger),
+        false => Ok(AuditLedger::new(&paths.audit_log())),
+    }
 }
 
 /// The credential changes since the keystore's last check that the next check would tell of
@@ -534,7 +544,14 @@ fn rotate(
         }
         (false, _) => {}
     }
-    let mut ledger = AuditLedger::new(&paths.audit_log());
+    // Asked before the PIN and the touch, and before anything changes: a log at the path
+    // that is not the running agent's lets the rotation go ahead on a keystore put back, and
+    // gave a removed token the new vault key (red-team round 26).
+    let (_, mut ledger) = super::agent_vouches(
+        paths,
+        "the keystore was not changed",
+        "run the command again",
+    )?;
     let what = match remove {
         Some(id) => format!("the removal of token {id}"),
         None => "the rotation".into(),
@@ -580,7 +597,12 @@ fn rebuild(
 ) -> Result<(), Failure> {
     harden();
     let slots = ks.keyslots_for_rebuild().map_err(ks_failure)?;
-    let mut ledger = AuditLedger::new(&paths.audit_log());
+    // As `rotate`: the running agent is asked first.
+    let (_, mut ledger) = super::agent_vouches(
+        paths,
+        "the keystore was not changed",
+        "run the command again",
+    )?;
     ready_to_record(&mut ledger, "the rebuilt manifest".into())?;
     // Judged against the audit log's last check, not the manifest a rebuild replaces (gone,
     // or one that does not verify: red-team round 21).
