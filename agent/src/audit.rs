@@ -310,6 +310,47 @@ pub(crate) fn held_to<T>(hold: Hold, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+thread_local! {
+    /// Where every read of the log on this thread must get to before the file's end, and
+    /// whether one did not ([`held_to_head`]).
+    static REACH: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// A read of the log on this thread came to the file's end after `end` bytes: short of the
+/// agent's head if that is before where [`held_to_head`] says the head ends.
+pub(crate) fn reached(end: u64) {
+    REACH.with(|r| {
+        let (head, _) = r.get();
+        if end < head {
+            r.set((head, true));
+        }
+    });
+}
+
+/// [`held_to`], each read of the log by `f` also required to find the file at least
+/// `head_end` bytes long where it comes to its end: the end of the line the agent's writer
+/// last wrote or took in, which is in the file it holds for good (its writer checks the
+/// file's length and tail against it at every write and refresh). Returns what `f` returned,
+/// and whether a read came to the end of the file before that. A read that did was of the
+/// file cut in place, for the moment of the read: the writer, refreshed after, finds the file
+/// whole again (red-team round 26, part 2: the log cut to its pre-rotation prefix and written
+/// back, over and over, during a fresh agent's first unlock, and one check read the prefix as
+/// the whole record and opened the keystore from before the rotation, unwarned).
+pub(crate) fn held_to_head<T>(hold: Hold, head_end: u64, f: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts back what the thread was held to, as [`held_to`] does.
+    struct Restore((u64, bool));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            REACH.with(|r| r.set(self.0));
+        }
+    }
+    let restore = Restore(REACH.with(|r| r.replace((head_end, false))));
+    let out = held_to(hold, f);
+    let short = REACH.with(|r| r.get().1);
+    drop(restore);
+    (out, short)
+}
+
 impl AuditError {
     /// Someone else changed the log: the writer must not carry on as if nothing happened.
     pub fn is_tampering(&self) -> bool {

@@ -41,9 +41,11 @@ fn manifest(w: &World) -> Vec<u8> {
 
 /// The trader replaces (or removes) k1, whose secret leaked, and unlocks: that check, signed,
 /// records the change. Malware that kept the manifest and k1's file from before puts both back
-/// while an agent runs, and makes the log unreadable for the next unlock only. That unlock
-/// could not read the record, and opens what it finds (the documented residual of a log that
-/// cannot be read: docs/threat-model.md). But its manifest was anchored at its own check line,
+/// while an agent runs, and makes the log unreadable for the next unlock only. An agent that
+/// read the log at its start refuses it (its generation is older than the log's). One started
+/// while the log could not be read could not read the record, and opens what it finds (the
+/// documented residual of a log that cannot be read: docs/threat-model.md). But its manifest
+/// was anchored at its own check line,
 /// written through the agent's open descriptor, so every later unlock, with the log readable
 /// and intact, found it anchored and opened the old k1 again.
 fn rolled_back_for_one_unlock(change: &[&str], stdin: &str) {
@@ -62,6 +64,13 @@ fn rolled_back_for_one_unlock(change: &[&str], stdin: &str) {
     // Malware runs as the trader: the files it puts back are the trader's.
     std::os::unix::fs::chown(cred_file(&w, "k1"), Some(NOBODY), Some(NOBODY)).unwrap();
     log_mode(&w, 0o000);
+    // An agent that read the log at its start knows the trader's check's generation, and
+    // takes nothing older, whatever that unlock reads (red-team round 26, part 2).
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "this agent already saw generation");
+    assert_eq!(w.signal_agent("TERM"), Some(0));
+    // One that started with the log unreadable knows nothing of it: that unlock opens.
+    w.start_agent();
     let out = w.run(&["unlock"], "");
     log_mode(&w, 0o600);
     assert!(out.stderr.contains("could not be read back"), "{out:?}");

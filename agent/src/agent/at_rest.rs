@@ -39,16 +39,22 @@ impl Agent {
     }
 
     /// What the audit log records after `anchor`, as this agent last took it in, with what it
-    /// saw recorded.
-    fn evidence(&self, anchor: &Anchor) -> Evidence {
+    /// saw recorded. With `head`, where the writer's file stood just before: a read that
+    /// found the file shorter makes the evidence unread ([`crate::audit::held_to_head`]).
+    fn evidence(&self, anchor: &Anchor, head: Option<&Anchor>) -> Evidence {
         let (path, last) = (self.audit.path(), Some(self.audit.vaults_read()));
         let mut out = match self.audit.tampered() {
             // Not to be followed, but still read for the highest generation it records.
             Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
-            // Every read the file the writer holds.
-            None => crate::audit::held_to(self.audit.hold(), || {
-                crate::audit::ledger::evidence_after(path, anchor, last)
-            }),
+            // Every read the file the writer holds, through the writer's head.
+            None => {
+                let reach = head.map_or(0, |h| h.offset);
+                let (mut out, short) = crate::audit::held_to_head(self.audit.hold(), reach, || {
+                    crate::audit::ledger::evidence_after(path, anchor, last)
+                });
+                out.unread |= short;
+                out
+            }
         };
         out.witness(self.audit.witnessed());
         out
@@ -69,23 +75,34 @@ impl Ledger for AgentLedger<'_> {
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
         // Take in what other tapsign commands appended first (checked to continue the chain),
-        // so that what this agent saw is as new as the file.
-        let _ = self.agent.audit.anchor_blocking();
-        self.agent.evidence(anchor)
+        // so that what this agent saw is as new as the file, and every read must get there.
+        let head = self.agent.audit.anchor_blocking();
+        crate::disk::interleave("check: the log's head taken, before the reads");
+        self.agent.evidence(anchor, head.as_ref())
     }
 
     fn unanchored(&mut self, why: &str) -> Evidence {
-        let _ = self.agent.audit.anchor_blocking();
+        let head = self.agent.audit.anchor_blocking();
         let (path, last) = (
             self.agent.audit.path(),
             Some(self.agent.audit.vaults_read()),
         );
         let file = self.agent.audit.hold();
-        let mut out = crate::audit::held_to(file, || {
+        let reach = head.map_or(0, |h| h.offset);
+        let (mut out, short) = crate::audit::held_to_head(file, reach, || {
             crate::audit::ledger::unanchored_after(path, why, last)
         });
+        out.unread |= short;
         out.witness(self.agent.audit.witnessed());
         out
+    }
+
+    /// The highest generation the agent's reads of the log found recorded, its start-up read
+    /// among them: a check does not take a keystore older than that, whatever its own reads
+    /// find (red-team round 26, part 2).
+    fn floor(&mut self) -> u64 {
+        let (path, reads) = (self.agent.audit.path(), self.agent.audit.vaults_read());
+        crate::audit::held_to(self.agent.audit.hold(), || reads.highest(path)).unwrap_or(0)
     }
 
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
@@ -110,10 +127,92 @@ impl Ledger for LogAsRead<'_> {
     }
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
-        self.agent.evidence(anchor)
+        self.agent.evidence(anchor, None)
     }
 
     fn record(&mut self, _: &LedgerEntry) -> Result<(), String> {
         Err("status records nothing in the audit log".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use crate::audit::{AuditEvent, AuditLog};
+    use crate::keystore::{Anchor, Ledger};
+
+    /// The `keystore` line of generation `n`, recording vault `n` with its link from `n - 1`.
+    fn vault_line(n: u8) -> AuditEvent {
+        let (key, link) = crate::keystore::numbered_vault(n);
+        AuditEvent::Keystore {
+            generation: n.into(),
+            vault: "00".into(),
+            vault_key: Some(key),
+            lineage: vec![link],
+            reason: "unlock".into(),
+            credentials: None,
+            signature: None,
+        }
+    }
+
+    /// Red-team round 26, part 2 (F1): a freshly started agent's log, recording a rotation
+    /// (vault 1, then vault 2), cut in place to its prefix from before the rotation, or to
+    /// nothing, after the check took the writer's head and before its reads, and written back
+    /// after them. The check read the prefix as the whole record: the vaults the agent read at
+    /// its start were dropped, nothing newer than the pre-rotation manifest was found, and that
+    /// keystore opened and signed. Now the reading is unread, the vaults read at the start
+    /// stand, and so does the generation (the floor of the check).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_whose_reads_find_the_log_cut_in_place_is_unread() {
+        for cut_to_nothing in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let paths = crate::paths::Paths::under(dir.path(), dir.path().join("agent.sock"));
+            let path = paths.audit_log();
+            let mut log = AuditLog::open(&path).unwrap();
+            log.append(&vault_line(1)).unwrap();
+            let old_anchor = log.anchor();
+            let before = std::fs::read(&path).unwrap();
+            log.append(&vault_line(2)).unwrap();
+            drop(log);
+            let whole = std::fs::read(&path).unwrap();
+            let agent = super::Agent::new(paths, crate::config::Config::default(), false);
+            let checked = tokio::task::spawn_blocking(move || {
+                let file = agent.audit.hold();
+                crate::audit::held_to(file, || agent.audit.read_vaults());
+                let put = move |bytes: &[u8]| {
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(0).unwrap();
+                    f.write_all_at(bytes, 0).unwrap();
+                };
+                let cut = match cut_to_nothing {
+                    true => Vec::new(),
+                    false => before,
+                };
+                let put_cut = put.clone();
+                crate::disk::INTERLEAVE.with(|i| {
+                    i.borrow_mut().push((
+                        "check: the log's head taken, before the reads",
+                        Box::new(move || put_cut(&cut)),
+                    ))
+                });
+                let mut ledger = agent.ledger();
+                let ev = ledger.since(&old_anchor);
+                put(&whole);
+                let floor = ledger.floor();
+                (ev, floor, agent.ledger().since(&Anchor::genesis()))
+            })
+            .await
+            .unwrap();
+            let (ev, floor, after) = checked;
+            let vaults = [1, 2].map(|n| crate::keystore::numbered_vault(n).0);
+            assert!(ev.unread, "cut to nothing: {cut_to_nothing}: {ev:?}");
+            assert_eq!(ev.recorded_vaults, vaults, "{ev:?}");
+            assert_eq!(floor, 2);
+            // Written back: read on, whole.
+            assert!(!after.unread, "{after:?}");
+            assert_eq!(after.recorded_vaults, vaults);
+            assert_eq!(after.latest_generation, Some(2));
+        }
     }
 }

@@ -212,12 +212,14 @@ fn evidence_read(
         ..Evidence::default()
     };
     // The whole file, whatever the anchor (which whoever writes the manifest chooses): the
-    // vaults every manifest's record names, along the chain. Read from the top already, the
-    // file is not read again: those lines are kept in `read`.
+    // vaults every manifest's record names, along the chain. Read from the top already, a
+    // command's reading does not read the file again: those lines are kept in `read`. The
+    // running agent's reads on from what it read before, which stands against the file cut
+    // in place meanwhile (red-team round 26, part 2).
     if with_vaults {
-        let (vaults, vaults_broken, vaults_unread) = match *anchor == Anchor::genesis() {
-            true => vaults_read(path, &read),
-            false => recorded_vaults(path, last),
+        let (vaults, vaults_broken, vaults_unread) = match (*anchor == Anchor::genesis(), last) {
+            (true, None) => vaults_read(path, &read),
+            _ => recorded_vaults(path, last),
         };
         (out.recorded_vaults, out.unlinked) = (vaults.believed, vaults.unlinked);
         out.vaults_broken = vaults_broken;
@@ -351,7 +353,7 @@ fn recorded_vaults(path: &Path, last: Option<&VaultsRead>) -> (Vaults, Option<St
                 && !unread
                 && !vaults.believed.is_empty()
             {
-                last.remember(path, read.end, &vaults);
+                last.remember(path, read.end, &vaults, highest(&read.lines, None));
             }
             (vaults, broken, unread)
         }
@@ -405,6 +407,21 @@ struct LastRead {
     file: (u64, u64),
     end: Anchor,
     vaults: Vaults,
+    /// The highest manifest generation those reads found recorded ([`judge`]d along the
+    /// chain): the keystore checked is not to be older ([`VaultsRead::highest`]).
+    highest: Option<u64>,
+}
+
+/// The highest manifest generation the `keystore` lines among `lines` record, judged along
+/// the chain from `from` as a check judges them.
+fn highest(lines: &[super::AuditLine], from: Option<u64>) -> Option<u64> {
+    let records: Vec<(u64, String)> = (lines.iter())
+        .filter_map(|l| match &l.event {
+            AuditEvent::Keystore { generation, .. } => Some((*generation, String::new())),
+            _ => None,
+        })
+        .collect();
+    judge(&records, from).0.max(from)
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
@@ -418,7 +435,7 @@ impl VaultsRead {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn remember(&self, path: &Path, end: Anchor, vaults: &Vaults) {
+    fn remember(&self, path: &Path, end: Anchor, vaults: &Vaults, highest: Option<u64>) {
         let Some(file) = super::held_file().or_else(|| identity(path)) else {
             return;
         };
@@ -427,6 +444,7 @@ impl VaultsRead {
             file,
             end,
             vaults: vaults.clone(),
+            highest,
         });
     }
 
@@ -440,21 +458,42 @@ impl VaultsRead {
         (last.path == path && Some(last.file) == file).then(|| last.vaults.clone())
     }
 
+    /// The highest manifest generation the reads of the log at `path` found recorded, for the
+    /// same file as [`VaultsRead::remembered`]: the agent's start-up read knows it before any
+    /// unlock, and a check whose own reads of the log were cut short must not take a keystore
+    /// older than it (red-team round 26, part 2: a fresh agent knew no generation until its
+    /// first unlock, whose reads the log cut in place and restored made open a pre-rotation
+    /// keystore).
+    pub fn highest(&self, path: &Path) -> Option<u64> {
+        let file = super::held_file().or_else(|| identity(path));
+        let last = self.last();
+        let last = last.as_ref()?;
+        (last.path == path && Some(last.file) == file)
+            .then_some(last.highest)
+            .flatten()
+    }
+
     /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;
     /// `None` when it must be read whole.
     fn read_on(&self, path: &Path) -> Option<(Vaults, Option<String>, bool)> {
-        let (end, mut vaults) = {
+        let (end, mut vaults, was) = {
             let last = self.last();
             let last = last.as_ref()?;
             if last.path != path || Some(last.file) != identity(path) {
                 return None;
             }
-            (last.end.clone(), last.vaults.clone())
+            (last.end.clone(), last.vaults.clone(), last.highest)
         };
         let keystore = |e: &AuditEvent| matches!(e, AuditEvent::Keystore { .. });
         let read = since_keeping(path, &end, keystore).ok()?;
         if read.gap.is_some() && !read.broken {
-            return None;
+            // The same file (device and inode) no longer holds the line the last read ended
+            // at: cut or rewritten in place, for good or for the moment of this read. The
+            // vaults it recorded stand, and this read is said unread; read whole, the cut file
+            // dropped them (red-team round 26, part 2: the log cut to its pre-rotation prefix
+            // during a fresh agent's first unlock, and written back, had the check open the
+            // keystore from before the rotation).
+            return Some((vaults, None, true));
         }
         take_vaults(&mut vaults, &read.lines);
         if read.broken {
@@ -463,7 +502,7 @@ impl VaultsRead {
             let unread = !take_vaults_anywhere(&mut vaults, path);
             return Some((vaults, None, unread));
         }
-        self.remember(path, read.end, &vaults);
+        self.remember(path, read.end, &vaults, highest(&read.lines, was));
         Some((vaults, None, false))
     }
 }
@@ -508,12 +547,15 @@ fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) -> bool {
         return false;
     };
     let mut reader = std::io::BufReader::new(file);
-    let mut buf = Vec::new();
+    let (mut buf, mut read) = (Vec::new(), 0);
     for i in 1.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+            Ok(0) => {
+                super::reached(read);
+                break;
+            }
+            Ok(n) => read += n as u64,
             Err(_) => return false,
         }
         let Ok(line) = serde_json::from_slice::<serde_json::Value>(&buf) else {
@@ -561,12 +603,15 @@ pub fn scan(path: &Path) -> Scan {
     };
     out.read = true;
     let mut reader = std::io::BufReader::new(file);
-    let mut buf = Vec::new();
+    let (mut buf, mut read) = (Vec::new(), 0);
     for i in 0.. {
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+            Ok(0) => {
+                super::reached(read);
+                break;
+            }
+            Ok(n) => read += n as u64,
             // Read in part: what follows may record a newer generation, or a change.
             Err(_) => {
                 out.read = false;
@@ -574,6 +619,7 @@ pub fn scan(path: &Path) -> Scan {
             }
         }
         let Some(line) = buf.strip_suffix(b"\n") else {
+            super::reached(read);
             break;
         };
         // Most lines are signatures: only one naming a generation, or a key change, is parsed
@@ -764,7 +810,7 @@ mod tests {
                 let read = since_keeping(&path, &Anchor::genesis(), keystore).unwrap();
                 let (vaults, broken, unread) = vaults_read(&path, &read);
                 assert!(broken.is_none() && !unread);
-                last.remember(&path, read.end, &vaults);
+                last.remember(&path, read.end, &vaults, None);
                 (vaults, broken, unread)
             };
             assert!(!unread && vaults.believed == [key.clone()]);

@@ -64,6 +64,7 @@ pub fn since_keeping(
         })
     };
     if anchor.offset > len {
+        super::reached(len);
         // Lines made shorter can leave the file shorter than the offset too.
         if let Some(why) = anchor_edited(path, b"", anchor)? {
             return edited(why);
@@ -109,11 +110,13 @@ pub fn since_keeping(
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf).map_err(io_err(path))?;
         if n == 0 {
+            super::reached(offset);
             break;
         }
         offset += n as u64;
         let Some(bytes) = buf.strip_suffix(b"\n") else {
             // A torn last line: nothing after it to check.
+            super::reached(offset);
             break;
         };
         if bytes.is_empty() && seq == anchor.seq {

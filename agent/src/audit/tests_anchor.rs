@@ -602,13 +602,80 @@ fn the_agent_reads_the_record_of_vaults_on_from_where_it_last_read_it() {
     let (vaults, _) = read(&anchor);
     assert!(vaults.is_empty(), "{vaults:?}");
 
-    // Read whole again and remembered; then cut in place before where that read ended: read
-    // whole again.
+    // Read whole again and remembered; then cut in place (the same file) before where that
+    // read ended: the vaults read stand, and the reading is unread (red-team round 26, part
+    // 2: read whole, the cut file dropped them, and a keystore of the vault before them
+    // opened). Written back, the file is read on.
     fs::write(&path, &text).unwrap();
     assert_eq!(read(&anchor), (vec![key(1), key(2)], true));
     let cut: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
-    fs::write(&path, cut).unwrap();
-    assert_eq!(read(&anchor), (vec![key(1)], true));
+    for cut in [cut.as_str(), ""] {
+        fs::write(&path, cut).unwrap();
+        let ev = ledger::evidence_after(&path, &anchor, Some(&last));
+        assert!(ev.unread, "{ev:?}");
+        assert_eq!(ev.recorded_vaults, [key(1), key(2)]);
+    }
+    fs::write(&path, &text).unwrap();
+    let ev = ledger::evidence_after(&path, &anchor, Some(&last));
+    assert!(
+        !ev.unread && ev.recorded_vaults == [key(1), key(2)],
+        "{ev:?}"
+    );
+}
+
+/// Red-team round 26, part 2 (F1): the log cut in place (the same file) to its prefix from
+/// before a rotation, for the moment of a fresh agent's first check, and written back before
+/// the check's record. Read from the old manifest's anchor, the prefix holds a whole chain
+/// with no newer generation, and the record of the vaults, read whole again, held no newer
+/// vault: the pre-rotation keystore opened and signed. Each read of the check must find the
+/// file reaching the writer's head, or the check is unread; the vaults and the highest
+/// generation the agent read at its start stand.
+#[test]
+fn a_check_that_finds_the_log_cut_short_of_the_writers_head_is_unread() {
+    use std::os::unix::fs::FileExt;
+    let (_dir, path, mut log) = fresh();
+    log.append(&vault_line(1)).unwrap();
+    log.append(&lock("after")).unwrap();
+    let old_anchor = log.anchor();
+    let before = fs::read(&path).unwrap();
+    log.append(&vault_line(2)).unwrap();
+    log.append(&lock("after")).unwrap();
+    let (head, file) = (log.anchor(), log.identity());
+    drop(log);
+    let whole = fs::read(&path).unwrap();
+    let hold = super::Hold::File(file.0, file.1);
+    // The agent's start-up read.
+    let last = ledger::VaultsRead::default();
+    super::held_to(hold, || ledger::read_vaults(&path, &last));
+    let highest = || super::held_to(hold, || last.highest(&path));
+    assert_eq!(highest(), Some(2));
+    let put = |bytes: &[u8]| {
+        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all_at(bytes, 0).unwrap();
+    };
+    let genesis = crate::keystore::Anchor::genesis();
+    for cut in [&before[..], b""] {
+        put(cut);
+        for anchor in [&old_anchor, &genesis] {
+            let (ev, short) = super::held_to_head(hold, head.offset, || {
+                ledger::evidence_after(&path, anchor, Some(&last))
+            });
+            assert!(short, "{anchor:?}: {ev:?}");
+            assert_eq!(ev.recorded_vaults, [vault_key(1), vault_key(2)], "{ev:?}");
+            let (ev, short) = super::held_to_head(hold, head.offset, || {
+                ledger::unanchored_after(&path, "none", Some(&last))
+            });
+            assert!(short && ev.recorded_vaults.len() == 2, "{ev:?}");
+        }
+        assert_eq!(highest(), Some(2));
+    }
+    put(&whole);
+    let (ev, short) = super::held_to_head(hold, head.offset, || {
+        ledger::evidence_after(&path, &old_anchor, Some(&last))
+    });
+    assert!(!short && !ev.unread, "{ev:?}");
+    assert_eq!(ev.latest_generation, Some(2));
 }
 
 /// Red-team round 25, recheck: a check opens the log several times (the lines since the

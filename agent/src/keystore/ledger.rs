@@ -607,6 +607,11 @@ pub trait Ledger {
             ..Evidence::default()
         }
     }
+    /// The lowest generation a keystore checked against this ledger may have, whatever is
+    /// read back now: what a running agent read in its log before (0: nothing known).
+    fn floor(&mut self) -> u64 {
+        0
+    }
     /// Record `entry`; `Err` says why it could not be written.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String>;
     /// Whether records can be written now, asked before a change that must not stand without
@@ -633,10 +638,16 @@ pub(crate) struct MemoryLedger {
     /// Make every read fail with this reason while records still go in (a log made
     /// unreadable under an agent that holds it open for appending).
     pub unreadable: Option<String>,
+    /// What [`Ledger::floor`] says: the generation a running agent read in its log before.
+    pub floor: u64,
 }
 
 #[cfg(test)]
 impl Ledger for MemoryLedger {
+    fn floor(&mut self) -> u64 {
+        self.floor
+    }
+
     fn head(&mut self) -> Option<Anchor> {
         let n = self.entries.len() as u64;
         Some(Anchor {

@@ -239,6 +239,12 @@ fn a_manifest_put_back_is_refused_by_the_agent_that_saw_a_newer_one() {
         .retain(|e| !matches!(e, LedgerEntry::Manifest { generation, .. } if *generation == seen));
     let e = f.ks.check(&vk, &slot, seen, &mut cut).unwrap_err();
     assert!(matches!(e, KeystoreError::RolledBack { .. }), "{e}");
+    // Nor does a fresh agent that read the newer one in its log at its start, before any
+    // unlock (red-team round 26, part 2: the log cut in place during its first check).
+    cut.floor = seen;
+    let e = f.ks.check(&vk, &slot, 0, &mut cut).unwrap_err();
+    assert!(matches!(e, KeystoreError::RolledBack { .. }), "{e}");
+    cut.floor = 0;
     // A fresh agent has no memory: the record in the log refuses it too.
     let e = f.check().unwrap_err();
     assert!(

@@ -246,6 +246,7 @@ impl Keystore {
         ledger: &mut dyn Ledger,
     ) -> Result<Checked, KeystoreError> {
         let lock = self.lock()?;
+        let not_below = not_below.max(ledger.floor());
         let mut p = self.prepare(vk, ledger, &lock)?;
         let mut warnings = p.folded.take_warnings();
         let old_gen = p.manifest.as_ref().map_or(0, |m| m.generation);
