@@ -833,3 +833,36 @@ fn a_forged_line_naming_a_vault_nobody_holds_bricks_nothing() {
     assert!(says_left_out(&out), "{out:?}");
     sign(&w, "k1").ok();
 }
+
+/// Red-team round 26, part 2 (F4): two homes, the second's audit log replaced by a hard link
+/// to the first's (the same with a copy). Its unlock and `key add` blamed its keystore: "an
+/// older copy of the keystore was put back", with a rebuild as the way out, or the first
+/// home's vault named as the genuine one to restore. They say the log looks like another
+/// keystore's, and what to check; nothing is opened or stored.
+#[test]
+fn another_homes_log_at_the_path_is_said_to_be_anothers_not_the_keystore_put_back() {
+    let mut one = World::new();
+    one.setup_key("k1", "binance", "ak1", "sk1");
+    one.start_agent();
+    one.run(&["unlock"], "").ok();
+    one.run(&["lock"], "").ok();
+    let mut two = World::new();
+    two.setup_key("k2", "binance", "ak2", "sk2");
+    let log = two.home().join("audit.log");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::hard_link(one.home().join("audit.log"), &log).unwrap();
+    let out = two.run(&["key", "add", "k3", "--exchange", "binance"], "ak3\nsk3\n");
+    out.fails_with(7, "looks like another keystore's log");
+    assert!(out.stderr.contains("ls -li"), "{out:?}");
+    assert!(!out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    assert!(!cred_file(&two, "k3").exists());
+    two.start_agent();
+    let out = two.run(&["unlock"], "");
+    out.fails_with(7, "looks like another keystore's log");
+    assert!(
+        !out.stderr.contains("older copy of the keystore"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("--rebuild-manifest"), "{out:?}");
+    assert!(!out.stdout.contains("Unlocked"), "{out:?}");
+}

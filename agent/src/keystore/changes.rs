@@ -141,6 +141,7 @@ impl Keystore {
             },
             None => ledger.since(&Anchor::genesis()),
         };
+        self.not_anothers_log(&vault_file, &vault_path, live.manifest.as_ref(), &evidence)?;
         self.against_log(live.manifest.as_ref(), &evidence)?;
         // A vault of someone else's making (vault.json, keyslots wrapped to the trader's tokens
         // and a manifest it verifies, all replaced together) is refused before anything is

@@ -297,6 +297,26 @@ pub enum KeystoreError {
     },
 
     #[error(
+        "the audit log records vault-{recorded} (generation {generation}) and never this \
+         keystore's vault (vault.json in {vault} is vault-{found}) nor one it was made from: it \
+         holds no record of this keystore at all, so the log looks like another keystore's \
+         log (another home's, copied or hard-linked to this home's path), not the one this \
+         keystore was written with. Nothing is opened or sealed. Check the log at its path: \
+         `ls -li` shows its link count (above 1: a hard link, shared with another file), and \
+         `TAPSIGN_HOME=... tapsign status` of another home names the vault it records; put this \
+         home's own log back. If the log is this home's, then it is the keystore folder that was \
+         replaced by another: keep a copy of it as found, and restore the keystore from a backup \
+         whose vault is vault-{recorded} (that folder may still be beside the other; only if you restored this keystore yourself from a \
+         backup older than the log: move the log aside, keep it, then unlock)"
+    )]
+    LogOfAnotherKeystore {
+        vault: PathBuf,
+        found: String,
+        recorded: String,
+        generation: u64,
+    },
+
+    #[error(
         "the audit log's chain breaks ({why}) before any record of the keystore's vault: a line \
          taken out or made into something else there may have been that record, so the vault \
          cannot be checked and nothing is opened or sealed. See where with `tapsign audit \
@@ -522,7 +542,8 @@ impl KeystoreError {
             VaultMismatch { vault, .. }
             | VaultNotPinned { vault, .. }
             | VaultNotYetChecked { vault, .. }
-            | VaultNotChained { vault, .. } => Some(vault),
+            | VaultNotChained { vault, .. }
+            | LogOfAnotherKeystore { vault, .. } => Some(vault),
             ManifestInvalid { path, .. }
             | RolledBack { path, .. }
             | OlderThanLog { path, .. }

@@ -47,6 +47,8 @@ impl Keystore {
         // listed with a warning that blamed the log (red-team round 24).
         let path = live.dir.join(super::VAULT_FILE);
         let vault = self.vault_file_in(&live.dir);
+        let anothers = (vault.as_ref().ok())
+            .and_then(|v| self.not_anothers_log(v, &path, Some(m), &evidence).err());
         let followed = (vault.as_ref().ok())
             .map(|v| self.follow_last_check(m, (v, &path), &mut evidence, ledger));
         let (gap_warning, not_following) = match followed {
@@ -54,7 +56,7 @@ impl Keystore {
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),
         };
-        let whole = not_following.or_else(|| {
+        let whole = anothers.or(not_following).or_else(|| {
             self.against_log(Some(m), &evidence)
                 .and_then(|()| self.chained(&vault?, &path, &evidence))
                 .err()

@@ -494,6 +494,7 @@ impl Keystore {
                     ),
                 };
                 let mut evidence = evidence;
+                self.not_anothers_log(&vault, &vault_path, Some(m), &evidence)?;
                 let (gap_warning, found) =
                     self.follow_last_check(m, (&vault, &vault_path), &mut evidence, ledger)?;
                 followed = found;
@@ -1223,6 +1224,45 @@ impl Keystore {
             }
         }
         Ok(())
+    }
+
+    /// Refuse a keystore held to another keystore's log, saying so: the log names vaults, none
+    /// of them is this `vault.json`'s (`vault`, read from `path`) or one it was made from, and
+    /// the manifest (`manifest`) is not anchored in it (its anchor's line is not there, it has
+    /// none, or it anchors nothing, written on an empty log): the log holds no record of this
+    /// keystore at all. A manifest anchored in this log says the log is its own: a vault not
+    /// chained to its record is then the keystore's fault (`chained`). Judged first, so that the refusal does not blame the keystore
+    /// for a log that is not its own: with another home's log at the path, copied or
+    /// hard-linked, the unlock said "an older copy of the keystore was put back" and advised a
+    /// rebuild, or named the other home's vault as the genuine one to restore (red-team round
+    /// 26, part 2, F4). A vault of someone else's making next to this home's log is refused
+    /// here too, and the message says what to check to tell the two apart.
+    pub(crate) fn not_anothers_log(
+        &self,
+        vault: &VaultFile,
+        path: &Path,
+        manifest: Option<&ManifestFile>,
+        evidence: &Evidence,
+    ) -> Result<(), KeystoreError> {
+        let believed = evidence.believed_vaults();
+        let Some(latest) = believed.last() else {
+            return Ok(());
+        };
+        let anchored = (manifest.and_then(|m| m.audit.as_ref()))
+            .is_some_and(|a| *a != Anchor::genesis() && evidence.gap.is_none());
+        if anchored || evidence.broken.is_some() || evidence.vaults_broken.is_some() {
+            return Ok(());
+        }
+        let ancestry = super::lineage::ancestry(vault, path)?;
+        if believed.iter().any(|b| ancestry.contains(b)) {
+            return Ok(());
+        }
+        Err(KeystoreError::LogOfAnotherKeystore {
+            vault: path.to_owned(),
+            found: tag_of(ancestry.last().map_or("", String::as_str)),
+            recorded: tag_of(latest),
+            generation: evidence.highest_generation().unwrap_or(0),
+        })
     }
 
     /// The manifest on disk (`None`: none, a keystore from before manifests) against the audit

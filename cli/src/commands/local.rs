@@ -46,6 +46,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::VaultNotPinned { .. }
         | KeystoreError::VaultNotYetChecked { .. }
         | KeystoreError::VaultNotChained { .. }
+        | KeystoreError::LogOfAnotherKeystore { .. }
         | KeystoreError::VaultRecordBroken { .. }
         | KeystoreError::ManifestInvalid { .. }
         | KeystoreError::RolledBack { .. }
