@@ -5,7 +5,9 @@
 //! login1(5), "Inhibitor locks"): logind then waits for the agent to lock and let go of it
 //! before the machine sleeps, instead of the agent locking whenever it next runs, which can be
 //! after the wake (and, for hibernate, after the session's memory was written to disk). The
-//! lock is let go right after the session is locked and taken again on `PrepareForSleep(false)`.
+//! lock is let go right after the session is locked and asked for again on
+//! `PrepareForSleep(false)`, and again while logind refuses it or does not answer ([`sleep`]).
+//! `PrepareForSleep(true)` locks whether the inhibitor is held or not.
 //!
 //! The task follows logind itself as well as the session:
 //! - while `org.freedesktop.login1` has no owner (logind not started yet, or restarting),
@@ -14,54 +16,92 @@
 //! - which session to follow is looked up as [`session`] describes; when none is found yet
 //!   (a user unit started before the desktop), or the graphical session changes, the task
 //!   looks again on every `SessionNew`, `SessionRemoved` and change of the user's `Display`.
+//!
+//! The loop that hears `PrepareForSleep` and `Lock` never waits for a method's answer
+//! (red-team round 26, L1 to L3). zbus reads a connection's socket in one task and stops
+//! reading while any subscription's queue (64 messages) is full; the system bus lets any peer
+//! send a signal to any connection. So while the loop waited for `Inhibit` or a session
+//! lookup, a burst of signals from another local user (or a slow logind) left the answer
+//! unread for 10 s, and with it every lock signal. Now:
+//! - method calls (`Inhibit`, the lookups, reading `LockedHint`) run as tasks, on a connection
+//!   of their own that subscribes to nothing: zbus drops a message no subscription matches,
+//!   so no peer can fill a queue there, and no answer waits behind a signal;
+//! - the signal subscriptions are matched on logind's unique name, not on
+//!   `org.freedesktop.login1`: zbus checks a unique sender before it queues a message, so
+//!   another peer's signals are dropped on arrival instead of filling the queues;
+//! - the loop polls every stream while the tasks run, and takes their results as they come.
 
 mod api;
 mod session;
+mod sleep;
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use zbus::Connection;
+use tokio::task::JoinSet;
+use zbus::message::Type;
+use zbus::names::OwnedUniqueName;
+use zbus::{Connection, MatchRule, MessageStream};
 
 use super::{LOGIND_SESSION, LOGIND_SLEEP, SETUP_TIMEOUT, not_live};
 use crate::agent::Agent;
 use crate::config::LockConfig;
 use crate::session::LockReason;
 use api::{LOGIN1, ManagerProxy, PrepareForSleepStream, SessionNewStream, SessionRemovedStream};
-use session::{Followed, UserWatch};
+use session::{Followed, Logind, Looked, UserWatch};
+use sleep::Inhibitor;
 
 const LOST: &str = "lost the system bus connection; restart the agent to listen again";
-const SLEEP_INHIBITED: &str = "logind PrepareForSleep: suspend and hibernate lock; the machine sleeps only once the session is locked (a logind delay inhibitor lock)";
-const SLEEP_LATE: &str = "logind PrepareForSleep: suspend and hibernate lock, maybe only after the wake: logind refused a delay inhibitor lock: ";
 const ABSENT: &str =
     "logind (org.freedesktop.login1) is not on the system bus; listening for it to start";
+/// The bus daemon's own name: only it sends as `org.freedesktop.DBus` (it writes every other
+/// sender's unique name into the messages it routes).
+const BUS: &str = "org.freedesktop.DBus";
 
 /// Follow logind until the system bus connection ends.
 pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
     let setup = async {
-        let conn = Connection::system().await.map_err(|e| {
-            format!(
-                "no system bus ({e}); logind cannot tell the agent about screen lock or suspend"
-            )
-        })?;
-        let owner = Owner::watch(&conn).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((conn, owner))
+        let connect = || async {
+            Connection::system().await.map_err(|e| {
+                format!(
+                    "no system bus ({e}); logind cannot tell the agent about screen lock or suspend"
+                )
+            })
+        };
+        let signals = connect().await?;
+        let calls = connect().await?;
+        let owner = Owner::watch(&signals).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((signals, calls, owner))
     };
-    let (conn, mut owner) = match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
+    let (signals, calls, mut owner) = match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
         Ok(Ok(s)) => s,
         Ok(Err(why)) => return all_down(&agent, cfg, why),
         Err(_) => return all_down(&agent, cfg, timed_out()),
     };
     loop {
-        if !owner.present {
+        let Some(name) = owner.name.clone() else {
             all_down(&agent, cfg, ABSENT.into());
-            while !owner.present {
+            while owner.name.is_none() {
                 if owner.changed().await.is_none() {
                     return all_down(&agent, cfg, LOST.into());
                 }
             }
-        }
-        let started = tokio::time::timeout(SETUP_TIMEOUT, Watch::start(&agent, cfg, &conn)).await;
+            continue;
+        };
+        // The owner stream is read while subscribing: it is the one queue another peer can
+        // fill (its sender is checked after queueing), and a full one would hold up the bus's
+        // answers to AddMatch on this connection.
+        let start = tokio::time::timeout(
+            SETUP_TIMEOUT,
+            Watch::start(&agent, cfg, &signals, &calls, name),
+        );
+        let started = tokio::select! {
+            started = start => started,
+            change = owner.changed() => match change {
+                Some(()) => continue,
+                None => return all_down(&agent, cfg, LOST.into()),
+            },
+        };
         let ended = match started {
             Ok(Ok(mut watch)) => watch.run(&agent, &mut owner).await,
             Ok(Err(why)) => stuck(&agent, cfg, why, &mut owner).await,
@@ -97,28 +137,52 @@ fn all_down(agent: &Agent, cfg: LockConfig, why: String) {
     super::all_not_live(agent, &names, why);
 }
 
-/// Whether `org.freedesktop.login1` has an owner, kept current by NameOwnerChanged.
+/// Who owns `org.freedesktop.login1`, kept current by NameOwnerChanged.
 struct Owner {
-    changes: zbus::fdo::NameOwnerChangedStream,
-    present: bool,
+    changes: MessageStream,
+    /// logind's unique name, while it is on the bus.
+    name: Option<OwnedUniqueName>,
 }
 
 impl Owner {
     /// Subscribe first, then ask: an owner that appears in between is not missed.
     async fn watch(conn: &Connection) -> zbus::Result<Owner> {
+        let rule = MatchRule::builder()
+            .msg_type(Type::Signal)
+            .sender(BUS)
+            .path("/org/freedesktop/DBus")
+            .interface(BUS)
+            .member("NameOwnerChanged")
+            .add_arg(LOGIN1)
+            .build()?;
+        let changes = MessageStream::for_match_rule(rule, conn, None).await?;
         let dbus = zbus::fdo::DBusProxy::new(conn).await?;
-        let changes = dbus
-            .receive_name_owner_changed_with_args(&[(0, LOGIN1)])
-            .await?;
-        let present = dbus.name_has_owner(LOGIN1.try_into()?).await?;
-        Ok(Owner { changes, present })
+        let name = match dbus.get_name_owner(LOGIN1.try_into()?).await {
+            Ok(n) => Some(n),
+            Err(zbus::fdo::Error::NameHasNoOwner(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Owner { changes, name })
     }
 
-    /// Wait for the next change of owner; `None` when the bus connection is gone.
+    /// Wait for the next change of owner; `None` when the bus connection is gone. A copy
+    /// another peer sent straight to the agent (any peer may send any signal) carries that
+    /// peer's unique name as sender, and is skipped.
     async fn changed(&mut self) -> Option<()> {
-        let change = self.changes.next().await?;
-        self.present = change.args().is_ok_and(|a| a.new_owner().is_some());
-        Some(())
+        loop {
+            let Ok(msg) = self.changes.next().await? else {
+                continue;
+            };
+            if msg.header().sender().map(|s| s.as_str()) != Some(BUS) {
+                continue;
+            }
+            let Some(change) = zbus::fdo::NameOwnerChanged::from_message(msg) else {
+                continue;
+            };
+            let Ok(args) = change.args() else { continue };
+            self.name = args.new_owner().as_ref().map(|n| n.to_owned().into());
+            return Some(());
+        }
     }
 }
 
@@ -129,13 +193,19 @@ enum Ended {
     BusLost,
 }
 
+/// What a task sends back to the loop.
+enum Done {
+    Inhibit(sleep::Answer),
+    Looked(Box<(Option<UserWatch>, Looked)>),
+    /// `LockedHint`, read after a PropertiesChanged that only invalidated it.
+    Hint(bool),
+}
+
 /// The subscriptions to one running logind; each is `None` when off or not set up.
 struct Watch {
-    conn: Connection,
-    manager: ManagerProxy<'static>,
+    logind: Logind,
     sleep: Option<PrepareForSleepStream>,
-    /// The delay inhibitor lock on sleep, while held (dropping it closes the fd: released).
-    inhibitor: Option<zbus::OwnedFd>,
+    inhibitor: Inhibitor,
     session_new: Option<SessionNewStream>,
     session_removed: Option<SessionRemovedStream>,
     user: Option<UserWatch>,
@@ -143,38 +213,60 @@ struct Watch {
     /// Why no session is followed, as last reported: a new login of someone else (each
     /// brings a SessionNew) does not log the same line again.
     waiting: Option<String>,
+    /// Method calls under way; dropped (aborted) with the watch.
+    tasks: JoinSet<Done>,
+    /// The lookup under way; `again`: another was asked for meanwhile.
+    lookup: Option<tokio::task::Id>,
+    again: bool,
 }
 
 impl Watch {
-    async fn start(agent: &Agent, cfg: LockConfig, conn: &Connection) -> Result<Watch, String> {
-        let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
+    /// Subscribe to the signals of logind at unique name `name` (on `signals`); calls go on
+    /// `calls`. No method of logind's is called here: the calls run as tasks in [`Watch::run`].
+    async fn start(
+        agent: &Agent,
+        cfg: LockConfig,
+        signals: &Connection,
+        calls: &Connection,
+        name: OwnedUniqueName,
+    ) -> Result<Watch, String> {
+        let manager = ManagerProxy::new(calls).await.map_err(|e| e.to_string())?;
+        let manager_signals = ManagerProxy::builder(signals)
+            .destination(name.clone())
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
         let mut w = Watch {
-            conn: conn.clone(),
-            manager,
+            logind: Logind {
+                signals: signals.clone(),
+                name,
+                manager,
+            },
             sleep: None,
-            inhibitor: None,
+            inhibitor: Inhibitor::default(),
             session_new: None,
             session_removed: None,
             user: None,
             followed: None,
             waiting: None,
+            tasks: JoinSet::new(),
+            lookup: None,
+            again: false,
         };
         if cfg.suspend {
-            // Subscribed before the inhibitor is taken: a suspend that starts in between is
-            // heard, not waited on for InhibitDelayMaxSec.
-            match w.manager.receive_prepare_for_sleep().await {
-                Ok(s) => {
-                    w.sleep = Some(s);
-                    w.take_inhibitor(agent).await;
-                }
+            // Subscribed before the inhibitor is asked for: a suspend that starts in between
+            // is heard, not waited on for InhibitDelayMaxSec.
+            match manager_signals.receive_prepare_for_sleep().await {
+                Ok(s) => w.sleep = Some(s),
                 Err(e) => not_live(agent, LOGIND_SLEEP, format!("cannot subscribe: {e}")),
             }
         }
         if cfg.screen {
             // Subscribed before the lookup, so a session that starts meanwhile is not missed.
             let subscribe = async {
-                let new = w.manager.receive_session_new().await?;
-                let removed = w.manager.receive_session_removed().await?;
+                let new = manager_signals.receive_session_new().await?;
+                let removed = manager_signals.receive_session_removed().await?;
                 Ok::<_, zbus::Error>((new, removed))
             };
             match subscribe.await {
@@ -182,24 +274,27 @@ impl Watch {
                     w.session_new = Some(new);
                     w.session_removed = Some(removed);
                 }
-                Err(e) => {
-                    not_live(agent, LOGIND_SESSION, format!("cannot subscribe: {e}"));
-                    return Ok(w);
-                }
+                Err(e) => not_live(agent, LOGIND_SESSION, format!("cannot subscribe: {e}")),
             }
-            w.user = session::watch_user(conn, &w.manager).await.ok();
-            w.look_again(agent).await;
         }
         Ok(w)
     }
 
     /// Lock on every signal that says the trader is gone, and keep following the session.
+    /// Nothing in the loop awaits anything but the streams and the tasks' results.
     async fn run(&mut self, agent: &Agent, owner: &mut Owner) -> Ended {
+        if self.sleep.is_some() {
+            self.ask_inhibitor(agent);
+        }
+        if self.session_new.is_some() {
+            self.look_again();
+        }
         loop {
             let (lock, hint) = match &mut self.followed {
                 Some(f) => (Some(&mut f.lock), Some(&mut f.hint)),
                 None => (None, None),
             };
+            let retry = self.inhibitor.retry;
             tokio::select! {
                 change = owner.changed() => return match change {
                     Some(()) => Ended::LogindGone,
@@ -210,9 +305,12 @@ impl Watch {
                         Ok(true) => {
                             lock_now(agent, "suspend (logind PrepareForSleep)");
                             // Locked: let the machine sleep.
-                            self.inhibitor = None;
+                            self.inhibitor.going_to_sleep();
                         }
-                        Ok(false) => self.take_inhibitor(agent).await,
+                        Ok(false) => {
+                            self.inhibitor.woke();
+                            self.ask_inhibitor(agent);
+                        }
                         Err(_) => {}
                     },
                     None => return Ended::BusLost,
@@ -222,16 +320,15 @@ impl Watch {
                     None => return Ended::BusLost,
                 },
                 ev = next(hint) => match ev {
-                    Some(changed) => {
-                        let proxy = self.followed.as_ref().map(|f| &f.proxy);
-                        if session::locked_hint_set(&changed, proxy).await {
-                            lock_now(agent, "screen locked (logind LockedHint)")
-                        }
-                    }
+                    Some(changed) => match session::locked_hint(&changed) {
+                        Some(true) => lock_now(agent, "screen locked (logind LockedHint)"),
+                        Some(false) => {}
+                        None => self.read_hint(),
+                    },
                     None => return Ended::BusLost,
                 },
                 ev = next(self.session_new.as_mut()) => match ev {
-                    Some(_) => self.bounded_look_again(agent).await,
+                    Some(_) => self.look_again(),
                     None => return Ended::BusLost,
                 },
                 ev = next(self.session_removed.as_mut()) => match ev {
@@ -242,72 +339,120 @@ impl Watch {
                         if gone {
                             self.followed = None;
                         }
-                        self.bounded_look_again(agent).await
+                        self.look_again()
                     }
                     None => return Ended::BusLost,
                 },
                 ev = next(self.user.as_mut().map(|u| &mut u.changes)) => match ev {
                     Some(changed) => if session::names_property(&changed, api::USER_IFACE, "Display") {
-                        self.bounded_look_again(agent).await
+                        self.look_again()
                     },
                     None => return Ended::BusLost,
+                },
+                () = wait_until(retry) => self.ask_inhibitor(agent),
+                Some(done) = self.tasks.join_next() => match done {
+                    Ok(done) => self.done(agent, done),
+                    // A task panicked: nothing of it to take in, but a lookup is owed.
+                    Err(e) => if self.lookup == Some(e.id()) {
+                        self.lookup = None;
+                        self.again = true;
+                        self.settle_lookup();
+                    },
                 },
             }
         }
     }
 
-    /// Take the delay inhibitor lock on sleep (bounded: a wedged logind must not hold the
-    /// other signals), and say in `status` whether the lock comes before the sleep. Without
-    /// the inhibitor the source still locks on `PrepareForSleep(true)`, only maybe late.
-    async fn take_inhibitor(&mut self, agent: &Agent) {
-        let why = "lock the trading keys' signing session before the machine sleeps";
-        let call = self.manager.inhibit("sleep", "tapsign", why, "delay");
-        let detail = match tokio::time::timeout(SETUP_TIMEOUT, call).await {
-            Ok(Ok(fd)) => {
-                self.inhibitor = Some(fd);
-                SLEEP_INHIBITED.to_owned()
+    /// A task's result.
+    fn done(&mut self, agent: &Agent, done: Done) {
+        match done {
+            Done::Inhibit(answer) => {
+                if let Some(detail) = self.inhibitor.answered(answer) {
+                    agent.dbus_sources.set(LOGIND_SLEEP, true, detail);
+                }
             }
-            Ok(Err(e)) => format!("{SLEEP_LATE}{e}"),
-            Err(_) => format!("{SLEEP_LATE}{}", timed_out()),
-        };
-        agent.dbus_sources.set(LOGIND_SLEEP, true, detail);
-    }
-
-    /// [`Watch::look_again`], bounded: a wedged logind must not stop the suspend and lock
-    /// signals from being heard for long.
-    async fn bounded_look_again(&mut self, agent: &Agent) {
-        if tokio::time::timeout(SETUP_TIMEOUT, self.look_again(agent))
-            .await
-            .is_err()
-        {
-            not_live(agent, LOGIND_SESSION, timed_out());
+            Done::Looked(found) => {
+                let (user, looked) = *found;
+                if self.user.is_none() {
+                    self.user = user;
+                }
+                self.looked(agent, looked);
+                self.settle_lookup();
+            }
+            Done::Hint(set) => {
+                if set {
+                    lock_now(agent, "screen locked (logind LockedHint)")
+                }
+            }
         }
     }
 
-    /// Find the session to follow, unless the one followed cannot change; switch to it.
-    async fn look_again(&mut self, agent: &Agent) {
+    /// Ask for the delay inhibitor lock, in a task. The source stays live: without the lock,
+    /// `PrepareForSleep(true)` still locks, maybe only after the wake.
+    fn ask_inhibitor(&mut self, agent: &Agent) {
+        let (call, detail) = self.inhibitor.ask(&self.logind.manager);
+        agent.dbus_sources.set(LOGIND_SLEEP, true, detail);
+        self.tasks.spawn(async move { Done::Inhibit(call.await) });
+    }
+
+    /// Read `LockedHint`, in a task.
+    fn read_hint(&mut self) {
+        if let Some(f) = &self.followed {
+            let proxy = f.proxy.clone();
+            self.tasks.spawn(async move {
+                let read = tokio::time::timeout(SETUP_TIMEOUT, proxy.locked_hint());
+                Done::Hint(matches!(read.await, Ok(Ok(true))))
+            });
+        }
+    }
+
+    /// Find the session to follow, in a task, unless the one followed cannot change; one
+    /// lookup at a time, and one more after it when asked for meanwhile.
+    fn look_again(&mut self) {
         if self.followed.as_ref().is_some_and(|f| !f.how.can_change()) {
             return;
         }
-        if self.user.is_none() {
-            // A user logind did not know at start (no session yet) may exist now.
-            self.user = session::watch_user(&self.conn, &self.manager).await.ok();
+        if self.lookup.is_some() {
+            self.again = true;
+            return;
         }
-        match session::find(&self.manager, self.user.as_ref()).await {
-            Ok((path, _)) if self.followed.as_ref().is_some_and(|f| f.path == path) => {}
-            Ok((path, how)) => match session::follow(&self.conn, path, how).await {
-                Ok(f) => {
-                    agent
-                        .dbus_sources
-                        .set(LOGIND_SESSION, true, f.detail.clone());
-                    self.followed = Some(f);
-                }
-                Err(why) => {
-                    self.followed = None;
-                    not_live(agent, LOGIND_SESSION, why);
-                }
-            },
-            Err(tried) => {
+        self.again = false;
+        let user = self.user.as_ref().map(|u| u.proxy.clone());
+        let current = self.followed.as_ref().map(|f| f.path.clone());
+        let look = session::look(self.logind.clone(), user, current, SETUP_TIMEOUT);
+        let task = self
+            .tasks
+            .spawn(async move { Done::Looked(Box::new(look.await)) });
+        self.lookup = Some(task.id());
+    }
+
+    /// A lookup ended: run the one asked for meanwhile.
+    fn settle_lookup(&mut self) {
+        if self.lookup.is_none() && self.again {
+            self.look_again();
+        }
+    }
+
+    /// Switch to what a lookup found.
+    fn looked(&mut self, agent: &Agent, looked: Looked) {
+        self.lookup = None;
+        let followed_path = self.followed.as_ref().map(|f| f.path.clone());
+        match looked {
+            Looked::Same(path) if followed_path.as_ref() == Some(&path) => {}
+            // The session followed when it began was let go meanwhile (SessionRemoved).
+            Looked::Same(_) => self.again = true,
+            Looked::New(f) => {
+                agent
+                    .dbus_sources
+                    .set(LOGIND_SESSION, true, f.detail.clone());
+                self.followed = Some(*f);
+                self.waiting = None;
+            }
+            Looked::Unfollowable(why) => {
+                self.followed = None;
+                not_live(agent, LOGIND_SESSION, why);
+            }
+            Looked::NotFound(tried) => {
                 self.followed = None;
                 let why = format!(
                     "no logind session found for the agent yet ({tried}); listening for one to start. Run the agent inside your desktop session, or see docs/screen-lock.md"
@@ -317,7 +462,27 @@ impl Watch {
                     self.waiting = Some(why);
                 }
             }
+            Looked::NoAnswer => self.no_answer(agent),
         }
+    }
+
+    /// logind did not answer a lookup in time. A session still followed still locks (its
+    /// subscriptions stand), so the source stays live; the lookup is asked again.
+    fn no_answer(&mut self, agent: &Agent) {
+        let late = format!(
+            "logind did not answer within {} s when asked which session to follow (logind is busy or stuck); asking again",
+            SETUP_TIMEOUT.as_secs()
+        );
+        match &self.followed {
+            Some(f) => {
+                say!(
+                    "tapsign agent: warning: {late}; still following {}",
+                    f.detail
+                );
+            }
+            None => not_live(agent, LOGIND_SESSION, late),
+        }
+        self.again = true;
     }
 }
 
@@ -329,6 +494,14 @@ fn lock_now(agent: &Agent, reason: &str) {
 async fn next<S: futures_util::Stream + Unpin>(s: Option<&mut S>) -> Option<S::Item> {
     match s {
         Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Wait until `at`; never when `None`.
+async fn wait_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

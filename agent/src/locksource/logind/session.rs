@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use zbus::names::OwnedUniqueName;
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath};
 
@@ -43,12 +44,44 @@ impl How {
     }
 }
 
+/// One running logind, as the agent reaches it: signals on one connection, matched on
+/// logind's unique name, method calls on another that subscribes to nothing (the module
+/// above says why).
+#[derive(Clone)]
+pub(super) struct Logind {
+    pub(super) signals: Connection,
+    pub(super) name: OwnedUniqueName,
+    /// The manager, for method calls.
+    pub(super) manager: ManagerProxy<'static>,
+}
+
+impl Logind {
+    fn calls(&self) -> &Connection {
+        self.manager.inner().connection()
+    }
+
+    /// A properties proxy whose PropertiesChanged stream takes only logind's own signals.
+    async fn properties(
+        &self,
+        path: OwnedObjectPath,
+    ) -> Result<zbus::fdo::PropertiesProxy<'static>, String> {
+        zbus::fdo::PropertiesProxy::builder(&self.signals)
+            .destination(self.name.clone())
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A session being followed, with its subscriptions in place.
 pub(super) struct Followed {
     pub(super) path: OwnedObjectPath,
     pub(super) how: How,
     pub(super) lock: LockStream,
     pub(super) hint: zbus::fdo::PropertiesChangedStream,
+    /// The session, for reading `LockedHint` (on the connection for calls).
     pub(super) proxy: SessionProxy<'static>,
     /// What `status` says about it.
     pub(super) detail: String,
@@ -62,26 +95,20 @@ pub(super) struct UserWatch {
 
 /// Subscribe to changes of the user's object, then return it (subscribed first, so a
 /// `Display` change right after the lookup is not missed).
-pub(super) async fn watch_user(
-    conn: &Connection,
-    manager: &ManagerProxy<'_>,
-) -> Result<UserWatch, String> {
+pub(super) async fn watch_user(logind: &Logind) -> Result<UserWatch, String> {
     let uid = rustix::process::getuid().as_raw();
-    let path = manager
+    let path = logind
+        .manager
         .get_user(uid)
         .await
         .map_err(|e| format!("GetUser({uid}): {e}"))?;
-    let props = zbus::fdo::PropertiesProxy::builder(conn)
-        .destination(LOGIN1)
-        .path(path.clone())
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
-    let changes = props
+    let changes = logind
+        .properties(path.clone())
+        .await?
         .receive_properties_changed()
         .await
         .map_err(|e| format!("cannot subscribe to the user's Display: {e}"))?;
-    let proxy = UserProxy::builder(conn)
+    let proxy = UserProxy::builder(logind.calls())
         .path(path)
         .cache_properties(CacheProperties::No)
         .build()
@@ -90,10 +117,54 @@ pub(super) async fn watch_user(
     Ok(UserWatch { proxy, changes })
 }
 
+/// What a lookup found.
+pub(super) enum Looked {
+    /// The session to follow is the one followed when the lookup began.
+    Same(OwnedObjectPath),
+    /// Another session, subscribed to.
+    New(Box<Followed>),
+    /// A session was found, but subscribing to it failed: why.
+    Unfollowable(String),
+    /// No session: what was tried.
+    NotFound(String),
+    /// logind did not answer in time.
+    NoAnswer,
+}
+
+/// Find the session to follow and subscribe to it unless it is `current`; with `user`
+/// `None`, first subscribe to the user's object (a user logind did not know at start may
+/// exist now). Bounded by `limit`: a busy logind makes it [`Looked::NoAnswer`].
+pub(super) async fn look(
+    logind: Logind,
+    user: Option<UserProxy<'static>>,
+    current: Option<OwnedObjectPath>,
+    limit: std::time::Duration,
+) -> (Option<UserWatch>, Looked) {
+    let work = async {
+        let watched = match user {
+            Some(_) => None,
+            None => watch_user(&logind).await.ok(),
+        };
+        let proxy = user.as_ref().or(watched.as_ref().map(|w| &w.proxy));
+        let looked = match find(&logind.manager, proxy).await {
+            Ok((path, _)) if current.as_ref() == Some(&path) => Looked::Same(path),
+            Ok((path, how)) => match follow(&logind, path, how).await {
+                Ok(f) => Looked::New(Box::new(f)),
+                Err(why) => Looked::Unfollowable(why),
+            },
+            Err(tried) => Looked::NotFound(tried),
+        };
+        (watched, looked)
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or((None, Looked::NoAnswer))
+}
+
 /// The session to follow, or what was tried.
-pub(super) async fn find(
+async fn find(
     manager: &ManagerProxy<'_>,
-    user: Option<&UserWatch>,
+    user: Option<&UserProxy<'static>>,
 ) -> Result<(OwnedObjectPath, How), String> {
     let mut tried = Vec::new();
     match manager.get_session_by_pid(std::process::id()).await {
@@ -110,7 +181,7 @@ pub(super) async fn find(
     }
     match user {
         None => tried.push("the user's graphical session: logind does not know the user".into()),
-        Some(u) => match u.proxy.display().await {
+        Some(u) => match u.display().await {
             Ok((id, path)) if !id.is_empty() && path.as_str() != "/" => {
                 return Ok((path, How::Display));
             }
@@ -122,33 +193,33 @@ pub(super) async fn find(
 }
 
 /// Subscribe to the session's `Lock` signal and `LockedHint` changes.
-pub(super) async fn follow(
-    conn: &Connection,
-    path: OwnedObjectPath,
-    how: How,
-) -> Result<Followed, String> {
-    let proxy = SessionProxy::builder(conn)
+async fn follow(logind: &Logind, path: OwnedObjectPath, how: How) -> Result<Followed, String> {
+    let signals = SessionProxy::builder(&logind.signals)
+        .destination(logind.name.clone())
         .path(path.clone())
         .cache_properties(CacheProperties::No)
         .build()
         .await
         .map_err(|e| e.to_string())?;
-    let lock = proxy
+    let lock = signals
         .receive_lock()
         .await
         .map_err(|e| format!("cannot subscribe to Session.Lock: {e}"))?;
     // Our own PropertiesChanged subscription: it is in place when this returns, so a
     // LockedHint change right after `status` shows the source live is not missed.
-    let props = zbus::fdo::PropertiesProxy::builder(conn)
-        .destination(LOGIN1)
-        .path(path.clone())
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
-    let hint = props
+    let hint = logind
+        .properties(path.clone())
+        .await?
         .receive_properties_changed()
         .await
         .map_err(|e| format!("cannot subscribe to LockedHint changes: {e}"))?;
+    let proxy = SessionProxy::builder(logind.calls())
+        .destination(LOGIN1)
+        .path(path.clone())
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
     let id = proxy.id().await.unwrap_or_else(|_| "?".into());
     let detail = format!(
         "logind session {id} ({}, {}): Session.Lock and LockedHint",
@@ -178,27 +249,21 @@ pub(super) fn names_property(
     })
 }
 
-/// Whether a PropertiesChanged says LockedHint is now true. A change that only invalidates
-/// the property is answered by reading it.
-pub(super) async fn locked_hint_set(
-    changed: &zbus::fdo::PropertiesChanged,
-    session: Option<&SessionProxy<'static>>,
-) -> bool {
-    let invalidated = {
-        let Ok(args) = changed.args() else {
-            return false;
-        };
-        if args.interface_name().as_str() != SESSION_IFACE {
-            return false;
-        }
-        let values: &HashMap<&str, zbus::Variant<'_>> = args.changed_properties();
-        if let Some(v) = values.get("LockedHint") {
-            return matches!(v.downcast_ref::<bool>(), Ok(true));
-        }
-        args.invalidated_properties().contains(&"LockedHint")
+/// What a PropertiesChanged says of LockedHint: `Some(true)` set, `Some(false)` not set or
+/// not named, `None` invalidated only (the value must be read).
+pub(super) fn locked_hint(changed: &zbus::fdo::PropertiesChanged) -> Option<bool> {
+    let Ok(args) = changed.args() else {
+        return Some(false);
     };
-    match (invalidated, session) {
-        (true, Some(s)) => s.locked_hint().await.unwrap_or(false),
-        _ => false,
+    if args.interface_name().as_str() != SESSION_IFACE {
+        return Some(false);
     }
+    let values: &HashMap<&str, zbus::Variant<'_>> = args.changed_properties();
+    if let Some(v) = values.get("LockedHint") {
+        return Some(matches!(v.downcast_ref::<bool>(), Ok(true)));
+    }
+    if args.invalidated_properties().contains(&"LockedHint") {
+        return None;
+    }
+    Some(false)
 }
