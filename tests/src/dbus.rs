@@ -469,6 +469,56 @@ impl Lab {
         });
     }
 
+    /// logind answers `method` `late` from now on ([`FakeLogind::stall`]).
+    pub fn stall(&self, method: &'static str, late: std::time::Duration) {
+        self.logind().stall(method, late);
+    }
+
+    /// Another peer on the system bus sends `count` `Session.Lock` signals for session `id`
+    /// straight to each connection process `pid` has on the bus, as any local user may: the
+    /// system bus's default policy lets anyone send a signal to anyone (`<allow
+    /// send_type="signal"/>`), and it delivers a message addressed to a connection whatever
+    /// that connection subscribed to. The peer finds the connections as anyone can
+    /// (ListNames, GetConnectionUnixProcessID). Returns how many connections it sent to.
+    pub fn flood_signals(&self, pid: u32, id: &str, count: usize) -> usize {
+        self.rt.block_on(async {
+            let conn = zbus::connection::Builder::address(self.system.address.as_str())
+                .build()
+                .await
+                .unwrap();
+            let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+            let mut targets = Vec::new();
+            for name in dbus.list_names().await.unwrap() {
+                if !name.starts_with(':') {
+                    continue;
+                }
+                if dbus
+                    .get_connection_unix_process_id(name.clone().into())
+                    .await
+                    .ok()
+                    == Some(pid)
+                {
+                    targets.push(name.to_string());
+                }
+            }
+            let path = crate::logind::session_path(id);
+            for _ in 0..count {
+                for dest in &targets {
+                    conn.emit_signal(
+                        Some(dest.as_str()),
+                        path.as_str(),
+                        "org.freedesktop.login1.Session",
+                        "Lock",
+                        &(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            targets.len()
+        })
+    }
+
     /// The pids the agent asked the fake logind about with GetSessionByPID.
     pub fn pids_asked(&self) -> Vec<u32> {
         self.logind

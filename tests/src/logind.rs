@@ -21,6 +21,10 @@
 //! - `User` at `/org/freedesktop/login1/user/_<uid>`: `UID`, `Name`, `State`, `Sessions`, and
 //!   `Display`, the user's graphical session, announced with PropertiesChanged when it changes.
 //!
+//! - A busy logind: [`FakeLogind::stall`] makes it answer a method late, as a logind busy
+//!   with other clients or stuck on a slow disk does (logind runs one event loop: a slow answer
+//!   is a late answer, never a lost one). Not part of the API: a knob for tests.
+//!
 //! A process belongs to a session when the session's leader is the process or one of its
 //! ancestors: real logind asks the process's cgroup (`session-N.scope`), which every process
 //! the leader starts inherits. Object paths escape ids as sd-bus does (`bus_label_escape`: a
@@ -103,6 +107,8 @@ struct State {
     /// The `what` of the operation running (logind's `action_what`): set from
     /// `PrepareForSleep(true)` to the wake.
     action_what: Vec<&'static str>,
+    /// Method name -> how late logind answers it ([`FakeLogind::stall`]).
+    stalls: BTreeMap<&'static str, std::time::Duration>,
 }
 
 /// `inhibit_what_from_string`: a colon-separated list of known operations.
@@ -188,6 +194,16 @@ struct Manager {
     state: Arc<Mutex<State>>,
 }
 
+impl Manager {
+    /// Answer `method` as late as the test asked ([`FakeLogind::stall`]).
+    async fn busy(&self, method: &str) {
+        let late = self.state.lock().unwrap().stalls.get(method).copied();
+        if let Some(late) = late {
+            tokio::time::sleep(late).await;
+        }
+    }
+}
+
 /// The real uid of `pid`, from /proc (the first field of its `Uid:` line).
 fn uid_of(pid: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -231,6 +247,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<OwnedObjectPath, LoginError> {
+        self.busy("GetSessionByPID").await;
         let pid = if pid == 0 {
             caller_pid(conn, &header).await?
         } else {
@@ -288,6 +305,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, LoginError> {
+        self.busy("Inhibit").await;
         let invalid = |m: String| LoginError::ZBus(zbus::fdo::Error::InvalidArgs(m).into());
         let whats: Vec<&str> = what.split(':').collect();
         if what.is_empty() || whats.iter().any(|w| !WHATS.contains(w)) {
@@ -665,6 +683,12 @@ impl FakeLogind {
             .filter(|i| !i.released.load(std::sync::atomic::Ordering::SeqCst))
             .map(|i| i.spec.clone())
             .collect()
+    }
+
+    /// From now on answer `method` (`GetSessionByPID` or `Inhibit`) `late`; zero answers at
+    /// once again. A call under way keeps the delay it started with.
+    pub fn stall(&self, method: &'static str, late: std::time::Duration) {
+        self.state.lock().unwrap().stalls.insert(method, late);
     }
 
     /// The pids GetSessionByPID was asked about (pid 0 resolved to the caller's).

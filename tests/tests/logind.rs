@@ -7,10 +7,10 @@
 //! logind does (tests/src/dbus.rs, tests/src/logind.rs).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tapsign_tests::dbus::{Lab, Logins, Trigger, current_uid, this_process};
+use tapsign_tests::dbus::{Lab, Logins, SESSION_ID, Trigger, current_uid, this_process};
 use tapsign_tests::logind::SessionSpec;
 use tapsign_tests::{World, is_root, lock_source};
 
@@ -275,4 +275,181 @@ fn a_suspend_waits_for_the_agent_to_lock_and_the_next_one_does_too() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Someone else's login: a SessionNew the agent that follows the graphical session looks
+/// again on.
+fn someone_elses_login() -> SessionSpec {
+    SessionSpec {
+        id: "40".into(),
+        uid: 4242,
+        leader: None,
+        kind: "tty",
+    }
+}
+
+/// Wait until logind holds exactly one inhibitor lock; how long that took.
+fn wait_inhibitor(lab: &Lab, within: Duration) -> Duration {
+    let started = Instant::now();
+    while lab.inhibitors().len() != 1 {
+        assert!(
+            started.elapsed() < within,
+            "no inhibitor lock within {within:?}: {:?}",
+            lab.inhibitors()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// A suspend now waits for the agent's lock: the session is locked before the machine sleeps.
+fn suspend_waits_for_the_lock(lab: &Lab, w: &World, when: &str) {
+    w.run(&["unlock"], "").ok();
+    let slept = lab.suspend();
+    assert_eq!(slept.delay_locks.len(), 1, "{when}: {slept:?}");
+    assert!(slept.released_in_time, "{when}: {slept:?}");
+    let st = w.status();
+    assert_eq!(st["state"], "locked", "{when}: {st}");
+}
+
+#[test]
+fn a_burst_of_signals_after_a_wake_does_not_keep_the_agent_from_taking_the_inhibitor_again() {
+    // Red-team round 26, L1: the agent waited for Inhibit's answer inside the loop that reads
+    // the signals. Another user, watching for the broadcast PrepareForSleep(false), sent a
+    // burst of signals straight to the agent's connection; the queue of a subscription
+    // filled, zbus stopped reading the socket, the answer stayed unread, and after 10 s the
+    // agent gave up: the next suspend did not wait for the lock. Here logind answers Inhibit
+    // 2 s late after the wake, and the burst comes meanwhile.
+    let lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    let w = agent_in(&lab, |_| {});
+    wait_live(&w, "logind-session", &["session 7 "]);
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["sleeps only once the session is locked"],
+    );
+    lab.stall("Inhibit", Duration::from_secs(2));
+    suspend_waits_for_the_lock(&lab, &w, "the first suspend");
+    let woke = Instant::now();
+    let targets = lab.flood_signals(w.agent_pid(), SESSION_ID, 1000);
+    assert!(targets >= 1, "the agent is on the bus");
+    lab.stall("Inhibit", Duration::ZERO);
+    wait_inhibitor(&lab, Duration::from_secs(6));
+    assert!(
+        woke.elapsed() < Duration::from_secs(6),
+        "taken again {:?} after the wake",
+        woke.elapsed()
+    );
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["sleeps only once the session is locked"],
+    );
+    suspend_waits_for_the_lock(&lab, &w, "the suspend after the burst");
+}
+
+#[test]
+fn a_burst_of_signals_during_a_session_lookup_does_not_delay_a_screen_lock() {
+    // Red-team round 26, L2: an agent that follows the graphical session (the user unit)
+    // looked again on every SessionNew, waiting inside the loop; a burst sent on someone
+    // else's login left GetSessionByPID's answer unread and the Lock unheard for 10 s, and
+    // logind-session then read `live: false` although it still locked.
+    let mut lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    let w = agent_in(&lab, |_| {});
+    wait_live(&w, "logind-session", &["session 7 ", "graphical session"]);
+    w.run(&["unlock"], "").ok();
+    lab.stall("GetSessionByPID", Duration::from_secs(3));
+    lab.add_session(someone_elses_login());
+    lab.flood_signals(w.agent_pid(), SESSION_ID, 1000);
+    let fired = Instant::now();
+    lab.lock_session(SESSION_ID);
+    let st = wait_for(&w, "locked by Session.Lock", |st| st["state"] == "locked");
+    assert!(
+        fired.elapsed() < Duration::from_secs(2),
+        "locked {:?} after Session.Lock",
+        fired.elapsed()
+    );
+    let why = st["lock_reason"].as_str().unwrap_or_default();
+    assert!(why.contains("Session.Lock"), "{why}");
+    let s = lock_source(&st, "logind-session");
+    assert_eq!(s["live"], true, "{s}");
+}
+
+#[test]
+fn a_lookup_logind_answers_late_neither_holds_up_the_suspend_lock_nor_kills_the_source() {
+    // Red-team round 26, L3 and L4: with no one flooding, a SessionNew and a GetSessionByPID
+    // answered late (a busy logind) held the loop: PrepareForSleep was heard after logind's
+    // InhibitDelayMaxSec (5 s), so the machine slept with the session open. After the 10 s
+    // bound, logind-session read `live: false` while its subscriptions still locked.
+    let mut lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    let w = agent_in(&lab, |_| {});
+    wait_live(&w, "logind-session", &["session 7 ", "graphical session"]);
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["sleeps only once the session is locked"],
+    );
+    lab.stall("GetSessionByPID", Duration::from_secs(11));
+    let asked = Instant::now();
+    lab.add_session(someone_elses_login());
+    suspend_waits_for_the_lock(&lab, &w, "a suspend during the lookup");
+    // Past the agent's 10 s bound on the lookup: the session followed still locks, and
+    // status says so.
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(asked.elapsed()));
+    let st = w.status();
+    let s = lock_source(&st, "logind-session");
+    assert_eq!(s["live"], true, "{s}");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("session 7 "),
+        "{s}"
+    );
+    lab.stall("GetSessionByPID", Duration::ZERO);
+    unlock_then_locked_by(&w, || lab.lock_session(SESSION_ID), "Session.Lock");
+}
+
+#[test]
+fn a_suspend_locks_without_the_inhibitor_and_status_says_logind_did_not_answer() {
+    // Fail safe: logind does not answer Inhibit (busy or stuck). The suspend does not wait
+    // for the agent then, but the agent still locks on PrepareForSleep(true). Red-team round
+    // 26, L4: status said "logind refused a delay inhibitor lock" for an answer never read;
+    // it says logind did not answer, and the agent asks again.
+    let lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    lab.stall("Inhibit", Duration::from_secs(30));
+    let w = agent_in(&lab, |_| {});
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["asking logind for a delay inhibitor lock"],
+    );
+    w.run(&["unlock"], "").ok();
+    let slept = lab.suspend();
+    assert!(slept.delay_locks.is_empty(), "{slept:?}");
+    let st = wait_for(&w, "locked by the suspend", |st| st["state"] == "locked");
+    assert!(
+        st["lock_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("suspend"),
+        "{st}"
+    );
+    let st = w.wait_for_status("Inhibit given up on", Duration::from_secs(20), |st| {
+        let s = lock_source(st, "logind-sleep");
+        s["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not answer")
+    });
+    let s = lock_source(&st, "logind-sleep");
+    assert_eq!(s["live"], true, "{s}");
+    let detail = s["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("refused") && detail.contains("asking again"),
+        "{detail}"
+    );
+    lab.stall("Inhibit", Duration::ZERO);
+    wait_inhibitor(&lab, Duration::from_secs(5));
+    suspend_waits_for_the_lock(&lab, &w, "once logind answers again");
 }
