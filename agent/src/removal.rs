@@ -9,10 +9,18 @@
 //! - a USB HID device (`hid:<node>#<identity>`), by polling sysfs: the device is gone when its
 //!   hidraw node no longer leads to the same USB device (a re-plugged key gets a new identity,
 //!   even under the same node name). HID has no change events to wait on.
+//!
+//! pcsc-lite's client waits for pcscd's answers with no timeout of its own: with pcscd stopped
+//! (SIGSTOP) or hung, `SCardGetStatusChange` never returns, and the watcher with it, so a
+//! token pulled meanwhile was not seen while `status` still said "watching" (red-team round
+//! 26, T1). The watcher stamps each PC/SC call it makes, and a guard thread that makes none
+//! locks an open session once a call has waited [`PCSCD_ANSWER`]: a token that cannot be seen
+//! cannot be known to be there, as when pcscd is gone. `status` then says the source is not
+//! live, and why, until pcscd answers again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pcsc::{Context, ReaderState, Scope, State};
 use tapsign_proto::LockSource;
@@ -22,6 +30,15 @@ use crate::session::LockReason;
 
 const POLL: Duration = Duration::from_millis(500);
 
+/// How long a PC/SC call may wait for pcscd before the session locks. A call returns after
+/// [`POLL`] when nothing changes, and a card busy with another program's long command (a
+/// touch) does not hold it up (pcscd answers a client's "stop waiting" from that client's
+/// own thread), so only a pcscd that does not run takes this long.
+pub const PCSCD_ANSWER: Duration = Duration::from_secs(3);
+
+/// How often the guard looks at the watcher's PC/SC call.
+const GUARD_TICK: Duration = Duration::from_millis(100);
+
 /// Where the session's token sits, and what the watcher is doing.
 #[derive(Debug, Default)]
 pub struct Removal {
@@ -29,6 +46,8 @@ pub struct Removal {
     location: Mutex<Option<String>>,
     /// What the watcher is doing, for `status`.
     state: Mutex<WatchState>,
+    /// When the watcher's PC/SC call under way began; `None` while it makes none.
+    call_began: Mutex<Option<Instant>>,
 }
 
 impl Removal {
@@ -73,7 +92,36 @@ impl Removal {
     pub fn lock_source(&self, session_open: bool) -> LockSource {
         let state = lock(&self.state).clone();
         let session = session_open.then(|| lock(&self.location).clone());
-        lock_source(&state, session.as_ref().map(|at| at.as_deref()))
+        let source = lock_source(&state, session.as_ref().map(|at| at.as_deref()));
+        match self.unanswered() {
+            Some(waited) if state != WatchState::Stopped => pcscd_silent(waited),
+            _ => source,
+        }
+    }
+
+    /// Make the PC/SC call `call`, stamped so the guard sees one that does not come back.
+    fn pcsc<T>(&self, call: impl FnOnce() -> T) -> T {
+        *lock(&self.call_began) = Some(Instant::now());
+        let out = call();
+        *lock(&self.call_began) = None;
+        out
+    }
+
+    /// How long the PC/SC call under way has waited, once that is over [`PCSCD_ANSWER`].
+    fn unanswered(&self) -> Option<Duration> {
+        let began = (*lock(&self.call_began))?;
+        Some(began.elapsed()).filter(|waited| *waited >= PCSCD_ANSWER)
+    }
+
+    /// pcscd does not answer the watcher: end the open session (whatever its token: the
+    /// watcher, stuck in the call, follows no other location either).
+    fn cannot_watch(&self, agent: &Agent, location: &str, waited: Duration) {
+        *lock(&self.location) = None;
+        agent.lock(LockReason::Other(format!(
+            "token removal cannot be seen: pcscd has not answered for {} s (watching {})",
+            waited.as_secs(),
+            describe(location)
+        )));
     }
 }
 
@@ -136,14 +184,44 @@ pub fn lock_source(state: &WatchState, session: Option<Option<&str>>) -> LockSou
     }
 }
 
-/// Start the watcher; it runs until `stop` is set.
+/// `token removal` while the watcher's PC/SC call has waited `waited` for pcscd.
+fn pcscd_silent(waited: Duration) -> LockSource {
+    LockSource {
+        name: "token removal".into(),
+        live: false,
+        detail: Some(format!(
+            "pcscd has not answered for {} s: a token pulled now is not seen, so the agent locks any session open meanwhile; restart pcscd (sudo systemctl restart pcscd)",
+            waited.as_secs()
+        )),
+    }
+}
+
+/// Start the watcher and its guard; they run until `stop` is set. (The watcher's handle is
+/// returned; the guard never blocks, and ends within [`GUARD_TICK`].)
 pub fn spawn(
     agent: Arc<Agent>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (guarded, guard_stop) = (Arc::clone(&agent), Arc::clone(&stop));
+    std::thread::Builder::new()
+        .name("tapsign-removal-guard".into())
+        .spawn(move || guard(&guarded, &guard_stop))?;
     std::thread::Builder::new()
         .name("tapsign-removal".into())
         .spawn(move || watch(&agent, &stop))
+}
+
+/// Lock an open session whose token the watcher cannot see because pcscd does not answer.
+fn guard(agent: &Agent, stop: &AtomicBool) {
+    let removal = &agent.removal;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(GUARD_TICK);
+        if let Some(waited) = removal.unanswered()
+            && let Some(location) = removal.watched(agent)
+        {
+            removal.cannot_watch(agent, &location, waited);
+        }
+    }
 }
 
 fn watch(agent: &Agent, stop: &AtomicBool) {
@@ -163,7 +241,7 @@ fn watch(agent: &Agent, stop: &AtomicBool) {
             continue;
         }
         if ctx.is_none() {
-            match Context::establish(Scope::User) {
+            match removal.pcsc(|| Context::establish(Scope::User)) {
                 Ok(c) => ctx = Some(c),
                 Err(e) => {
                     // pcscd is gone: the token can no longer be seen, so it cannot be known
@@ -191,7 +269,10 @@ fn follow(ctx: &Context, reader: &str, agent: &Agent, stop: &AtomicBool) -> Resu
         if stop.load(Ordering::Relaxed) || agent.removal.watched(agent).as_deref() != Some(reader) {
             return Ok(());
         }
-        match ctx.get_status_change(POLL, &mut states) {
+        match agent
+            .removal
+            .pcsc(|| ctx.get_status_change(POLL, &mut states))
+        {
             Ok(()) => {
                 let s = states[0].event_state();
                 if s.intersects(State::EMPTY | State::UNKNOWN | State::UNAVAILABLE | State::IGNORE)
@@ -281,6 +362,29 @@ mod tests {
             "no watcher, nothing locks"
         );
         assert!(!live(&WatchState::Stopped, Some(Some(reader))));
+    }
+
+    /// Red-team round 26, T1: with pcscd stopped, the watcher's call never came back and
+    /// `status` said "watching" while a pulled token was not seen.
+    #[test]
+    fn a_pcsc_call_pcscd_does_not_answer_makes_the_source_not_live() {
+        let removal = Removal::default();
+        removal.set_state(WatchState::Following("Virtual PCD 00 00".into()));
+        assert!(removal.lock_source(true).live);
+        *lock(&removal.call_began) = Some(Instant::now());
+        assert!(removal.unanswered().is_none(), "a call just begun");
+        assert!(removal.lock_source(true).live);
+        *lock(&removal.call_began) = Instant::now().checked_sub(PCSCD_ANSWER);
+        assert!(removal.unanswered().is_some());
+        let src = removal.lock_source(true);
+        assert!(!src.live);
+        assert!(
+            src.detail
+                .unwrap()
+                .contains("pcscd has not answered for 3 s")
+        );
+        removal.pcsc(|| ());
+        assert!(removal.lock_source(true).live, "pcscd answers again");
     }
 
     #[test]
