@@ -155,3 +155,79 @@ fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_progra
         assert_eq!(apdu(&probe).unwrap(), [0x90, 0x00]);
     });
 }
+
+/// Red-team round 26, T1: pcscd stopped (SIGSTOP) or hung. pcsc-lite's client waits for its
+/// answers with no timeout, so the removal watcher's SCardGetStatusChange never came back: a
+/// token pulled meanwhile was not seen, the session stayed open for as long as pcscd was
+/// stopped, and `status` said "watching". The session now locks once a PC/SC call has waited
+/// 3 s, and `status` says pcscd does not answer.
+#[test]
+fn a_stopped_pcscd_locks_the_session_and_status_says_removal_is_not_watched() {
+    let key = Config {
+        version: [5, 7, 1],
+        serial: 15_100_063,
+        ..Config::default()
+    };
+    harness::run(&[key], |stack| {
+        let mut w = World::new();
+        w.run(&["token", "add", "--piv"], PIN).ok();
+        w.run(
+            &["key", "add", "b", "--exchange", "binance"],
+            &format!("ak\n{SECRET}\n"),
+        )
+        .ok();
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        });
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+        let removal = |st: &serde_json::Value| tapsign_tests::lock_source(st, "token removal");
+        w.wait_for_status("the reader watched", Duration::from_secs(5), |st| {
+            removal(st)["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("watching PC/SC reader")
+        });
+
+        let paused = stack.pause_pcscd().unwrap();
+        let stopped = Instant::now();
+        stack.key(0).pull();
+        let st = w.wait_for_status("locked", Duration::from_secs(10), |st| {
+            st["state"] == "locked"
+        });
+        let after = stopped.elapsed();
+        assert!(
+            after < Duration::from_millis(4500),
+            "locked {after:?} after pcscd stopped"
+        );
+        let why = st["lock_reason"].as_str().unwrap_or_default();
+        assert!(why.contains("pcscd has not answered"), "{why}");
+        let src = removal(&st);
+        assert_eq!(src["live"], false, "{src}");
+        assert!(
+            src["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("pcscd has not answered"),
+            "{src}"
+        );
+
+        drop(paused);
+        stack.insert(0).unwrap();
+        let st = w.wait_for_status("pcscd answering again", Duration::from_secs(10), |st| {
+            removal(st)["live"] == true
+        });
+        assert_eq!(st["state"], "locked", "{st}");
+        // pcscd, resumed, may still be settling the reader's state: an unlock works within
+        // a few tries.
+        let mut out = w.run(&["unlock"], PIN);
+        for _ in 0..5 {
+            if out.code == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            out = w.run(&["unlock"], PIN);
+        }
+        assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+    });
+}

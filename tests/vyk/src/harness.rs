@@ -267,6 +267,27 @@ impl Stack {
         Ok(())
     }
 
+    /// Stop this stack's pcscd with SIGSTOP (`kill -STOP`, or a pcscd hung in a driver): its
+    /// socket stays, its clients' calls wait for answers that do not come. Resumed by the
+    /// guard's drop (SIGCONT), so the stack can be taken down.
+    pub fn pause_pcscd(&self) -> Result<PausedPcscd<'_>, String> {
+        self.signal_pcscd("-STOP")?;
+        Ok(PausedPcscd(self))
+    }
+
+    fn signal_pcscd(&self, signal: &str) -> Result<(), String> {
+        let pid = self.pcscd().id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill {signal} {pid} failed"))
+        }
+    }
+
     /// Start pcscd again after [`Stack::stop_pcscd`] or [`Stack::kill_pcscd`], and wait until
     /// every key is back in its reader (the keys reconnect by themselves).
     pub fn start_pcscd(&self) -> Result<(), String> {
@@ -359,5 +380,14 @@ impl Drop for Stack {
         let mut pcscd = self.pcscd();
         let _ = pcscd.kill();
         let _ = pcscd.wait();
+    }
+}
+
+/// A pcscd stopped with SIGSTOP ([`Stack::pause_pcscd`]); dropping it sends SIGCONT.
+pub struct PausedPcscd<'a>(&'a Stack);
+
+impl Drop for PausedPcscd<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.signal_pcscd("-CONT");
     }
 }
