@@ -88,9 +88,9 @@ pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
             }
             continue;
         };
-        // The owner stream is read while subscribing: it is the one queue another peer can
-        // fill (its sender is checked after queueing), and a full one would hold up the bus's
-        // answers to AddMatch on this connection.
+        // The owner stream is read while subscribing too: a logind that leaves meanwhile
+        // is followed at once, and the queue never fills with the answers to AddMatch
+        // behind it.
         let start = tokio::time::timeout(
             SETUP_TIMEOUT,
             Watch::start(&agent, cfg, &signals, &calls, name),
@@ -167,7 +167,9 @@ impl Owner {
 
     /// Wait for the next change of owner; `None` when the bus connection is gone. A copy
     /// another peer sent straight to the agent (any peer may send any signal) carries that
-    /// peer's unique name as sender, and is skipped.
+    /// peer's unique name as sender: zbus's match already drops it (`org.freedesktop.DBus`
+    /// is the bus's unique name), and it is checked again here, since taking a forger for
+    /// logind would mute logind.
     async fn changed(&mut self) -> Option<()> {
         loop {
             let Ok(msg) = self.changes.next().await? else {
