@@ -482,25 +482,7 @@ impl Lab {
     /// (ListNames, GetConnectionUnixProcessID). Returns how many connections it sent to.
     pub fn flood_signals(&self, pid: u32, id: &str, count: usize) -> usize {
         self.rt.block_on(async {
-            let conn = zbus::connection::Builder::address(self.system.address.as_str())
-                .build()
-                .await
-                .unwrap();
-            let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
-            let mut targets = Vec::new();
-            for name in dbus.list_names().await.unwrap() {
-                if !name.starts_with(':') {
-                    continue;
-                }
-                if dbus
-                    .get_connection_unix_process_id(name.clone().into())
-                    .await
-                    .ok()
-                    == Some(pid)
-                {
-                    targets.push(name.to_string());
-                }
-            }
+            let (conn, targets) = self.intruder(pid).await;
             let path = crate::logind::session_path(id);
             for _ in 0..count {
                 for dest in &targets {
@@ -517,6 +499,62 @@ impl Lab {
             }
             targets.len()
         })
+    }
+
+    /// Another peer on the system bus tries to pass for logind, with signals sent straight
+    /// to each connection process `pid` has on the bus: a NameOwnerChanged saying it now owns
+    /// `org.freedesktop.login1`, then, from itself, `PrepareForSleep(true)` and `Session.Lock`
+    /// for session `id`.
+    pub fn forge_logind_takeover(&self, pid: u32, id: &str) {
+        self.rt.block_on(async {
+            let (conn, targets) = self.intruder(pid).await;
+            let me = conn.unique_name().unwrap().to_string();
+            let logind = self.logind().unique_name();
+            let session = crate::logind::session_path(id);
+            for dest in &targets {
+                let dest = Some(dest.as_str());
+                conn.emit_signal(
+                    dest,
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "NameOwnerChanged",
+                    &("org.freedesktop.login1", logind.as_str(), me.as_str()),
+                )
+                .await
+                .unwrap();
+                let manager = crate::logind::MANAGER_PATH;
+                let iface = "org.freedesktop.login1.Manager";
+                conn.emit_signal(dest, manager, iface, "PrepareForSleep", &(true,))
+                    .await
+                    .unwrap();
+                let iface = "org.freedesktop.login1.Session";
+                conn.emit_signal(dest, session.as_str(), iface, "Lock", &())
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    /// A connection of another peer's to the system bus, and the unique names of the
+    /// connections process `pid` has on it, found as anyone can (ListNames,
+    /// GetConnectionUnixProcessID).
+    async fn intruder(&self, pid: u32) -> (Connection, Vec<String>) {
+        let conn = zbus::connection::Builder::address(self.system.address.as_str())
+            .build()
+            .await
+            .unwrap();
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let mut targets = Vec::new();
+        for name in dbus.list_names().await.unwrap() {
+            if !name.starts_with(':') {
+                continue;
+            }
+            let owner = dbus.get_connection_unix_process_id(name.clone().into());
+            if owner.await.ok() == Some(pid) {
+                targets.push(name.to_string());
+            }
+        }
+        (conn, targets)
     }
 
     /// The pids the agent asked the fake logind about with GetSessionByPID.

@@ -696,6 +696,14 @@ impl FakeLogind {
         self.state.lock().unwrap().pids_asked.clone()
     }
 
+    /// The fake's unique name on the bus.
+    pub fn unique_name(&self) -> String {
+        self.conn
+            .unique_name()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
     /// Leave the bus, as logind does when it stops or restarts.
     pub async fn stop(self) {
         let _ = self.conn.release_name("org.freedesktop.login1").await;

@@ -453,3 +453,39 @@ fn a_suspend_locks_without_the_inhibitor_and_status_says_logind_did_not_answer()
     wait_inhibitor(&lab, Duration::from_secs(5));
     suspend_waits_for_the_lock(&lab, &w, "once logind answers again");
 }
+
+#[test]
+fn another_peer_cannot_pass_for_logind_with_a_forged_name_owner_change() {
+    // The agent matches logind's signals on logind's unique name, and learns that name from
+    // NameOwnerChanged: a forged one, sent straight to the agent (any peer may), must not make
+    // it follow the forger, which could then lock or not at will and would mute the real
+    // logind. It is taken only from the bus itself: zbus's match on the sender
+    // `org.freedesktop.DBus` (the bus's own unique name) drops the forgery, and the agent
+    // checks the sender again. Red-team round 26 saw a forgery fail before the change, and
+    // asked for this test to keep it so.
+    let mut lab = Lab::start_with(Logins::one_session(agent_uid(), None));
+    let w = agent_in(&lab, |_| {});
+    wait_live(&w, "logind-session", &["session 7 "]);
+    wait_live(
+        &w,
+        "logind-sleep",
+        &["sleeps only once the session is locked"],
+    );
+    w.run(&["unlock"], "").ok();
+    lab.forge_logind_takeover(w.agent_pid(), SESSION_ID);
+    std::thread::sleep(Duration::from_millis(500));
+    let st = w.status();
+    assert_eq!(st["state"], "unlocked", "{st}");
+    for name in ["logind-session", "logind-sleep"] {
+        let s = lock_source(&st, name);
+        assert_eq!(s["live"], true, "{s}");
+    }
+    suspend_waits_for_the_lock(&lab, &w, "the real logind's suspend");
+    unlock_then_locked_by(&w, || lab.lock_session(SESSION_ID), "Session.Lock");
+    // And a real restart of logind is still followed.
+    lab.stop_logind();
+    wait_not_live(&w, "logind-sleep", "not on the system bus");
+    lab.start_logind();
+    wait_live(&w, "logind-session", &["session 7 "]);
+    unlock_then_locked_by(&w, || lab.lock_session(SESSION_ID), "Session.Lock");
+}
