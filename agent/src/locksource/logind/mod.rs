@@ -232,7 +232,12 @@ impl Watch {
         calls: &Connection,
         name: OwnedUniqueName,
     ) -> Result<Watch, String> {
-        let manager = ManagerProxy::new(calls).await.map_err(|e| e.to_string())?;
+        // No property cache: a cache would subscribe to PropertiesChanged on this connection.
+        let manager = ManagerProxy::builder(calls)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
         let manager_signals = ManagerProxy::builder(signals)
             .destination(name.clone())
             .cache_properties(zbus::proxy::CacheProperties::No)
