@@ -32,6 +32,7 @@
 //! - the loop polls every stream while the tasks run, and takes their results as they come.
 
 mod api;
+mod owner;
 mod session;
 mod sleep;
 
@@ -39,25 +40,21 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
-use zbus::message::Type;
+use zbus::Connection;
 use zbus::names::OwnedUniqueName;
-use zbus::{Connection, MatchRule, MessageStream};
 
 use super::{LOGIND_SESSION, LOGIND_SLEEP, SETUP_TIMEOUT, not_live};
 use crate::agent::Agent;
 use crate::config::LockConfig;
 use crate::session::LockReason;
-use api::{LOGIN1, ManagerProxy, PrepareForSleepStream, SessionNewStream, SessionRemovedStream};
+use api::{ManagerProxy, PrepareForSleepStream, SessionNewStream, SessionRemovedStream};
+use owner::Owner;
 use session::{Followed, Logind, Looked, UserWatch};
 use sleep::Inhibitor;
 
 const LOST: &str = "lost the system bus connection; restart the agent to listen again";
 const ABSENT: &str =
     "logind (org.freedesktop.login1) is not on the system bus; listening for it to start";
-/// The bus daemon's own name: only it sends as `org.freedesktop.DBus` (it writes every other
-/// sender's unique name into the messages it routes).
-const BUS: &str = "org.freedesktop.DBus";
-
 /// Follow logind until the system bus connection ends.
 pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
     let setup = async {
@@ -135,57 +132,6 @@ fn all_down(agent: &Agent, cfg: LockConfig, why: String) {
         .filter_map(|(on, name)| on.then_some(name))
         .collect();
     super::all_not_live(agent, &names, why);
-}
-
-/// Who owns `org.freedesktop.login1`, kept current by NameOwnerChanged.
-struct Owner {
-    changes: MessageStream,
-    /// logind's unique name, while it is on the bus.
-    name: Option<OwnedUniqueName>,
-}
-
-impl Owner {
-    /// Subscribe first, then ask: an owner that appears in between is not missed.
-    async fn watch(conn: &Connection) -> zbus::Result<Owner> {
-        let rule = MatchRule::builder()
-            .msg_type(Type::Signal)
-            .sender(BUS)
-            .path("/org/freedesktop/DBus")
-            .interface(BUS)
-            .member("NameOwnerChanged")
-            .add_arg(LOGIN1)
-            .build()?;
-        let changes = MessageStream::for_match_rule(rule, conn, None).await?;
-        let dbus = zbus::fdo::DBusProxy::new(conn).await?;
-        let name = match dbus.get_name_owner(LOGIN1.try_into()?).await {
-            Ok(n) => Some(n),
-            Err(zbus::fdo::Error::NameHasNoOwner(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Owner { changes, name })
-    }
-
-    /// Wait for the next change of owner; `None` when the bus connection is gone. A copy
-    /// another peer sent straight to the agent (any peer may send any signal) carries that
-    /// peer's unique name as sender: zbus's match already drops it (`org.freedesktop.DBus`
-    /// is the bus's unique name), and it is checked again here, since taking a forger for
-    /// logind would mute logind.
-    async fn changed(&mut self) -> Option<()> {
-        loop {
-            let Ok(msg) = self.changes.next().await? else {
-                continue;
-            };
-            if msg.header().sender().map(|s| s.as_str()) != Some(BUS) {
-                continue;
-            }
-            let Some(change) = zbus::fdo::NameOwnerChanged::from_message(msg) else {
-                continue;
-            };
-            let Ok(args) = change.args() else { continue };
-            self.name = args.new_owner().as_ref().map(|n| n.to_owned().into());
-            return Some(());
-        }
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
