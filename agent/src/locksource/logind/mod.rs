@@ -55,6 +55,7 @@ use sleep::Inhibitor;
 const LOST: &str = "lost the system bus connection; restart the agent to listen again";
 const ABSENT: &str =
     "logind (org.freedesktop.login1) is not on the system bus; listening for it to start";
+
 /// Follow logind until the system bus connection ends.
 pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
     let setup = async {
@@ -85,9 +86,8 @@ pub(super) async fn run(agent: Arc<Agent>, cfg: LockConfig) {
             }
             continue;
         };
-        // The owner stream is read while subscribing too: a logind that leaves meanwhile
-        // is followed at once, and the queue never fills with the answers to AddMatch
-        // behind it.
+        // The owner stream is read while subscribing too, so a logind that leaves meanwhile
+        // is followed at once.
         let start = tokio::time::timeout(
             SETUP_TIMEOUT,
             Watch::start(&agent, cfg, &signals, &calls, name),
