@@ -31,9 +31,10 @@ use crate::session::LockReason;
 const POLL: Duration = Duration::from_millis(500);
 
 /// How long a PC/SC call may wait for pcscd before the session locks. A call returns after
-/// [`POLL`] when nothing changes, and a card busy with another program's long command (a
-/// touch) does not hold it up (pcscd answers a client's "stop waiting" from that client's
-/// own thread), so only a pcscd that does not run takes this long.
+/// [`POLL`] when nothing changes; a card busy with another program's long command (a touch)
+/// should not hold it up, since pcscd answers a client's "stop waiting" from that client's
+/// own thread, not the reader's (read in pcsc-lite, not tried on a real YubiKey). So only a
+/// pcscd that does not run should take this long.
 pub const PCSCD_ANSWER: Duration = Duration::from_secs(3);
 
 /// How often the guard looks at the watcher's PC/SC call.
