@@ -3004,3 +3004,82 @@ fn an_okx_order_nested_in_the_body_is_read_for_its_margin_mode() {
     )
     .unwrap_or_else(|e| panic!("{plain}: {e}"));
 }
+
+/// Red-team round 26's recheck: the margin check read OKX's `tdMode`, `instId` and
+/// `instIdCode` at any depth but by their exact names, and the look-alike check matched whole
+/// names of the profile's only. A leg's `TdMode` or `td_mode` (`cross` on a spot pair) signed
+/// under the entry the refusal's own line led to (`values = { "legs[].TdMode" = ["cross"] }`),
+/// with no `margin = true`; so did `order.TdMode`. Such a spelling, at any depth, is refused
+/// whatever entry lists it, and no refusal offers a line for it.
+#[test]
+fn an_okx_order_field_spelled_otherwise_is_refused_at_any_depth_with_no_line() {
+    let okx = passphrase_cred(Okx);
+    let no_line = |policy: &KeyPolicy, r: &SignRequest, respelled: &str| {
+        let msg = policy::check_request(Okx, "k", policy, r)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !msg.contains("allow = [") && msg.contains(&format!("must send it as {respelled}")),
+            "{msg}"
+        );
+    };
+    for td in ["TdMode", "td_mode", "isTdMode"] {
+        let path = "/api/v5/trade/legs-order";
+        let body = format!(r#"{{"legs":[{{"instId":"BTC-USDT","{td}":"cross","sz":"1","side":"buy"}}]}}"#);
+        let r = req("POST", path, "", &body);
+        // The entry the line led to, and the one written without `values`.
+        for values in [format!(r#", values = {{ "legs[].{td}" = ["cross"] }}"#), String::new()] {
+            let allowed = config_allow(&[&format!(
+                r#"{{ method = "POST", path = "{path}", params = ["legs[].instId", "legs[].{td}", "legs[].sz", "legs[].side"]{values} }}"#
+            )]);
+            let e = attempt(&okx, &allowed, &r).unwrap_err();
+            assert!(e.starts_with("Denied(OrderFieldSpelling"), "{td}: {e}");
+        }
+        no_line(&KeyPolicy::default(), &r, "legs[].tdMode");
+        // The same order in an object.
+        let body = format!(
+            r#"{{"order":{{"instId":"BTC-USDT","{td}":"isolated","sz":"1","side":"buy"}}}}"#
+        );
+        let r = req("POST", "/api/v5/trade/one-order", "", &body);
+        let allowed = config_allow(&[&format!(
+            r#"{{ method = "POST", path = "/api/v5/trade/one-order", params = ["order.instId", "order.{td}", "order.sz", "order.side"] }}"#
+        )]);
+        let e = attempt(&okx, &allowed, &r).unwrap_err();
+        assert!(e.starts_with("Denied(OrderFieldSpelling"), "{td}: {e}");
+        no_line(&KeyPolicy::default(), &r, "order.tdMode");
+    }
+    // The instrument, which tells a swap's `cross` from a spot pair's, spelled otherwise: a
+    // swap's `inst_id` beside a spot pair's `instId` in another leg.
+    let body = r#"{"legs":[{"inst_id":"BTC-USDT-SWAP","tdMode":"cross","sz":"1","side":"buy"}]}"#;
+    let r = req("POST", "/api/v5/trade/legs-order", "", body);
+    let allowed = config_allow(&[
+        r#"{ method = "POST", path = "/api/v5/trade/legs-order", params = ["legs[].inst_id", "legs[].tdMode", "legs[].sz", "legs[].side"] }"#,
+    ]);
+    let e = attempt(&okx, &allowed, &r).unwrap_err();
+    assert!(e.starts_with("Denied(OrderFieldSpelling"), "{e}");
+    no_line(&KeyPolicy::default(), &r, "legs[].instId");
+    // At the top, on the profile's own order endpoint, too (a line was offered there on an
+    // endpoint outside the profile: `values = { TdMode = ["cross"] }`).
+    let top = r#"{"instId":"BTC-USDT","TdMode":"cross","side":"buy","ordType":"market","sz":"1"}"#;
+    no_line(
+        &KeyPolicy::default(),
+        &req("POST", "/api/v5/trade/order", "", top),
+        "tdMode",
+    );
+    no_line(
+        &KeyPolicy::default(),
+        &req("POST", "/api/v5/trade/flat-order", "", top),
+        "tdMode",
+    );
+    // As spelled, a swap's leg still signs.
+    let swap = r#"{"legs":[{"instId":"BTC-USDT-SWAP","tdMode":"cross","sz":"1","side":"buy"}]}"#;
+    let allowed = config_allow(&[
+        r#"{ method = "POST", path = "/api/v5/trade/legs-order", params = ["legs[].instId", "legs[].tdMode", "legs[].sz", "legs[].side"] }"#,
+    ]);
+    attempt(
+        &okx,
+        &allowed,
+        &req("POST", "/api/v5/trade/legs-order", "", swap),
+    )
+    .unwrap();
+}

@@ -422,6 +422,22 @@ pub enum Denial {
         /// The endpoint asked for takes `spelled` (the advice to send it so holds).
         here: bool,
     },
+    /// A name that spells one of the fields OKX's margin check reads (`tdMode`, `instId`,
+    /// `instIdCode`) otherwise, at any depth (`legs[].TdMode`): the check reads them by their
+    /// exact names (red-team round 26's recheck).
+    #[error(
+        "refused: the parameter {name} spells {field} otherwise (in case, `_` or `-`, or with \
+         `is` in front), which {exchange} may read as {field}, while tapsign reads an order's \
+         {field} by its exact name, in every object of the body, to tell a margin order from a \
+         spot one: no entry takes this spelling, and tapsign suggests no line. The bot must \
+         send it as {respelled}"
+    )]
+    OrderFieldSpelling {
+        exchange: Exchange,
+        name: String,
+        field: &'static str,
+        respelled: String,
+    },
     #[error(
         "refused: {endpoint} in {} takes no parameter named {names}; {}",
         if *from_config {
@@ -966,6 +982,8 @@ fn margin_order(
                 return None;
             };
             json_objects(body).into_iter().find_map(|fields| {
+                // By exact name: a field spelled otherwise at any depth (`legs[].TdMode`) was
+                // refused before any entry was read (`okx_order_fields`).
                 let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
                 let shown = |v: &json::Json| match v {
                     json::Json::String(t) => format!("{t:?}"),
@@ -1048,6 +1066,30 @@ fn margin_order(
             })
         }),
         _ => None,
+    }
+}
+
+/// On OKX, the first parameter that spells a field the margin check reads otherwise
+/// ([`rules::okx_order_field_spelled_otherwise`]), refused whatever entry admits the request
+/// and with no line: before a line is made for an endpoint outside the profile (whose `values`
+/// would hold `legs[].TdMode` to the value sent) or for a name an entry does not take, and
+/// before an entry's own names are read (one that lists the spelling signs nothing through it).
+/// So [`margin_order`] meets these fields only as spelled.
+fn okx_order_fields(exchange: Exchange, params: &[Param]) -> Result<(), Denial> {
+    if exchange != Exchange::Okx {
+        return Ok(());
+    }
+    match params
+        .iter()
+        .find_map(|p| Some((p, rules::okx_order_field_spelled_otherwise(&p.name)?)))
+    {
+        Some((p, (field, respelled))) => Err(Denial::OrderFieldSpelling {
+            exchange,
+            name: p.name.clone(),
+            field,
+            respelled,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -1927,6 +1969,7 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        okx_order_fields(exchange, &params)?;
         // A name the profile withholds: no line, which filled in would take it. A name
         // withheld for one value only, sent with a single other word, is held in the line to
         // that word (red-team round 20's recheck: every Bybit endpoint outside the profile
@@ -2130,6 +2173,7 @@ pub fn check_request<'p>(
         }
         .into());
     }
+    okx_order_fields(exchange, &params)?;
     // A name whose members the entry (or the profile's) takes, sent as one value (`put` for
     // `put.type`): refused whatever the entry lists. The refusal of an unknown name handed a
     // line taking it, which pasted signed `"put":"{…auto_borrow…}"` as a plain string; an

@@ -983,12 +983,7 @@ pub(super) fn borrow_switch_on<V: AsRef<str>>(
     value: impl FnOnce() -> Option<V>,
 ) -> Option<&'static BorrowSwitch> {
     let mut switches = BORROW_SWITCHES.iter().filter(|b| b.exchange == exchange);
-    let named = |b: &&BorrowSwitch| {
-        name.split(['.', '[', ']']).any(|seg| {
-            fold(seg).eq(fold(b.name))
-                || (fold(seg).take(2).eq("is".chars()) && fold(seg).skip(2).eq(fold(b.name)))
-        })
-    };
+    let named = |b: &&BorrowSwitch| name.split(['.', '[', ']']).any(|seg| reads_as(seg, b.name));
     let b = switches.find(named)?;
     let on = match value() {
         // A switch named by the values that borrow (Bitget's `category`): trimmed as Java's
@@ -1014,6 +1009,41 @@ fn fold(name: &str) -> impl Iterator<Item = char> + '_ {
     name.chars()
         .filter(|c| !matches!(c, '_' | '-'))
         .map(|c| c.to_ascii_lowercase())
+}
+
+/// Whether `segment`, one part of a list's or object's name, is `name` as a lenient server
+/// matches a name to a field: folded ([`fold`]), and with an `is` in front, which such a
+/// server drops for a boolean field. How the borrow switches and OKX's order fields are read.
+fn reads_as(segment: &str, name: &str) -> bool {
+    fold(segment).eq(fold(name))
+        || (fold(segment).take(2).eq("is".chars()) && fold(segment).skip(2).eq(fold(name)))
+}
+
+/// The fields the margin check reads in every object of an OKX order's body, at any depth, by
+/// their exact names: the margin mode, and the instrument whose kind tells whether a mode other
+/// than `cash` borrows.
+const OKX_ORDER_FIELDS: [&str; 3] = ["tdMode", "instId", "instIdCode"];
+
+/// For a parameter named `name`, a segment an OKX server may read as one of the fields the
+/// margin check reads ([`OKX_ORDER_FIELDS`], as [`reads_as`] matches them) that is not spelled
+/// as that field: the field, and `name` with the segment spelled as the field. The check reads
+/// them by their exact names, at the top and one level in alike, and a spelling it missed
+/// (`legs[].TdMode`) signed a spot pair's `cross` leg under the entry its own refusal's line
+/// led to (red-team round 26's recheck).
+pub(super) fn okx_order_field_spelled_otherwise(name: &str) -> Option<(&'static str, String)> {
+    let mut start = 0;
+    for segment in name.split(['.', '[', ']']) {
+        let end = start + segment.len();
+        let field = OKX_ORDER_FIELDS
+            .iter()
+            .find(|field| segment != **field && reads_as(segment, field));
+        if let Some(field) = field {
+            return Some((field, format!("{}{field}{}", &name[..start], &name[end..])));
+        }
+        // The separators are one byte each.
+        start = end + 1;
+    }
+    None
 }
 
 /// An endpoint a trading profile leaves out on purpose because it moves value into or out of a
