@@ -3607,3 +3607,285 @@ fn a_name_asking_for_a_stop_gets_no_line_on_an_endpoint_that_places_none() {
         );
     }
 }
+
+/// Red-team round 26's recheck, R2: a borrow switch's refusal, followed, came back word for
+/// word. A key with the entry and `margin = true` was told "the entry is what it lacks" where
+/// what it lacked was the value in the entry's `values` (KuCoin's `tradeType=MARGIN_TRADE`,
+/// Bitget's `category=MARGIN`), or where the bot spelled the name otherwise (`is_leverage`,
+/// `isLoanTrans`), which no entry takes. For every switch, from no entry and from the entry
+/// written as the request spells it with `margin = true`, each refusal is followed as written
+/// (the entry it names written into the key's config, the value into its `values`, `margin =
+/// true` set, the name the bot must send sent), and the request signs within a few rounds,
+/// each round changing something.
+#[test]
+fn following_a_withheld_refusal_s_advice_leads_to_a_signature() {
+    use Exchange::{Binance, Bitget, Bybit, Gate, Kucoin, Okx};
+    // (exchange, method, path, query, body, entry's params: `@` is the switch's name as the
+    // entry spells it, whose leaf `@` stands for in the request; the name sent; the
+    // exchange's spelling.)
+    type Case = (
+        Exchange,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+    );
+    const BYBIT: &str = r#"{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1","@":1}"#;
+    const BYBIT_NAMES: &[&str] = &["category", "symbol", "side", "orderType", "qty", "@"];
+    const BINANCE: &str = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&@=MARGIN_BUY";
+    const BINANCE_NAMES: &[&str] = &["symbol", "side", "type", "quantity", "@"];
+    const KUCOIN_HF: &str =
+        r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","@":true}"#;
+    const KUCOIN_HF_NAMES: &[&str] = &["clientOid", "symbol", "side", "type", "size", "@"];
+    let cases: &[Case] = &[
+        (
+            Bybit,
+            "POST",
+            "/v5/order/create",
+            "",
+            BYBIT,
+            BYBIT_NAMES,
+            "isLeverage",
+            "isLeverage",
+        ),
+        (
+            Bybit,
+            "POST",
+            "/v5/order/create",
+            "",
+            BYBIT,
+            BYBIT_NAMES,
+            "is_leverage",
+            "isLeverage",
+        ),
+        (
+            Binance,
+            "POST",
+            "/api/v3/order",
+            BINANCE,
+            "",
+            BINANCE_NAMES,
+            "sideEffectType",
+            "sideEffectType",
+        ),
+        (
+            Binance,
+            "POST",
+            "/sapi/v1/margin/order",
+            BINANCE,
+            "",
+            BINANCE_NAMES,
+            "sideEffectType",
+            "sideEffectType",
+        ),
+        (
+            Okx,
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            r#"{"instId":"BTC-USDT","tdMode":"cross","side":"buy","ordType":"market","sz":"1","ccy":"USDT","@":"auto_borrow"}"#,
+            &["instId", "tdMode", "side", "ordType", "sz", "ccy", "@"],
+            "quickMgnType",
+            "quickMgnType",
+        ),
+        (
+            Okx,
+            "POST",
+            "/api/v5/trade/order",
+            "",
+            r#"{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"buy","ordType":"market","sz":"1","@":true}"#,
+            &["instId", "tdMode", "side", "ordType", "sz", "@"],
+            "isLoanTrans",
+            "loanTrans",
+        ),
+        (
+            Gate,
+            "POST",
+            "/api/v4/spot/orders",
+            "",
+            r#"{"currency_pair":"BTC_USDT","type":"market","account":"margin","side":"buy","amount":"1","@":true,"time_in_force":"ioc"}"#,
+            &[
+                "currency_pair",
+                "type",
+                "account",
+                "side",
+                "amount",
+                "@",
+                "time_in_force",
+            ],
+            "auto_borrow",
+            "auto_borrow",
+        ),
+        (
+            Gate,
+            "POST",
+            "/api/v4/spot/price_orders",
+            "",
+            r#"{"market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":3600},"put":{"type":"market","side":"buy","amount":"1","account":"margin","@":true}}"#,
+            &[
+                "market",
+                "trigger.price",
+                "trigger.rule",
+                "trigger.expiration",
+                "put.type",
+                "put.side",
+                "put.amount",
+                "put.account",
+                "put.@",
+            ],
+            "auto_borrow",
+            "auto_borrow",
+        ),
+        (
+            Kucoin,
+            "POST",
+            "/api/v1/hf/orders",
+            "",
+            KUCOIN_HF,
+            KUCOIN_HF_NAMES,
+            "autoBorrow",
+            "autoBorrow",
+        ),
+        (
+            Kucoin,
+            "POST",
+            "/api/v3/hf/margin/order",
+            "",
+            r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","isIsolated":false,"@":true}"#,
+            &[
+                "clientOid",
+                "symbol",
+                "side",
+                "type",
+                "size",
+                "isIsolated",
+                "@",
+            ],
+            "autoBorrow",
+            "autoBorrow",
+        ),
+        (
+            Kucoin,
+            "POST",
+            "/api/v1/orders",
+            "",
+            r#"{"clientOid":"x3","side":"buy","symbol":"BTC-USDT","type":"market","funds":"1","@":"MARGIN_TRADE"}"#,
+            &["clientOid", "side", "symbol", "type", "funds", "@"],
+            "tradeType",
+            "tradeType",
+        ),
+        (
+            Bitget,
+            "POST",
+            "/api/v3/trade/place-order",
+            "",
+            r#"{"@":"MARGIN","symbol":"BTCUSDT","qty":"5","side":"sell","orderType":"market"}"#,
+            &["@", "symbol", "qty", "side", "orderType"],
+            "category",
+            "category",
+        ),
+        (
+            Bitget,
+            "POST",
+            "/api/v2/margin/crossed/place-order",
+            "",
+            r#"{"symbol":"BTCUSDT","side":"buy","orderType":"market","@":"autoLoan","quoteSize":"10","force":"gtc"}"#,
+            &["symbol", "side", "orderType", "@", "quoteSize", "force"],
+            "loanType",
+            "loanType",
+        ),
+    ];
+    let between = |msg: &str, from: &str, to: char| -> Option<String> {
+        let at = msg.find(from)? + from.len();
+        Some(msg[at..].split(to).next()?.to_owned())
+    };
+    for &(exchange, method, path, query, body, names, sent, spelled) in cases {
+        // From no entry, and from the entry written with the request's names (the exchange's
+        // spelling of the switch) and `margin = true`, as the report's key had.
+        for start in [None, Some(spelled)] {
+            let mut sending = sent.to_owned();
+            let mut entry: Option<String> = start.map(str::to_owned);
+            let mut values: std::collections::BTreeMap<String, String> = Default::default();
+            let mut margin = start.is_some();
+            let mut told_to_send = false;
+            let mut seen = Vec::new();
+            let signed = (0..6).any(|_| {
+                let r = support::req(
+                    method,
+                    path,
+                    &query.replace('@', &sending),
+                    &body.replace('@', &sending),
+                );
+                let mut policy = match &entry {
+                    None => KeyPolicy::default(),
+                    Some(switch) => {
+                        let params: Vec<String> = names
+                            .iter()
+                            .map(|n| format!("{:?}", n.replace('@', switch)))
+                            .collect();
+                        let values: Vec<String> = values
+                            .iter()
+                            .map(|(n, v)| format!("{n:?} = [{v:?}]"))
+                            .collect();
+                        allowing(&format!(
+                            r#"{{ method = "{method}", path = "{path}", params = [{}], values = {{ {} }} }}"#,
+                            params.join(", "),
+                            values.join(", ")
+                        ))
+                    }
+                };
+                policy.margin = margin;
+                let Err(e) = check_with(exchange, &policy, &r) else {
+                    return true;
+                };
+                let msg = e.to_string();
+                // Nor does a refusal say what the key has already is what it lacks.
+                let margin_twice = msg.contains("`margin = true` under [keys.k]")
+                    && msg.contains("has `margin = true` already");
+                let entry_twice = entry.is_some() && msg.contains("the entry is what it lacks");
+                assert!(!margin_twice && !entry_twice, "{exchange} {path} {sent}: {msg}");
+                let before = (sending.clone(), entry.clone(), values.clone(), margin);
+                if let Some(respelled) = between(&msg, "the bot must send it as ", ')') {
+                    told_to_send = true;
+                    // The bot sends the name so; an entry is written for it so.
+                    let leaf = respelled.rsplit('.').next().unwrap().to_owned();
+                    if let Some(switch) = entry.as_mut() {
+                        switch.clone_from(&leaf);
+                    }
+                    sending = leaf;
+                }
+                if msg.contains("written by hand") && entry.is_none() {
+                    entry = Some(spelled.to_owned());
+                }
+                if let (Some(name), Some(value)) = (
+                    between(&msg, " that holds ", ' '),
+                    between(&msg, "with `values`, \"", '"'),
+                ) {
+                    values.insert(name, value);
+                }
+                if msg.contains("`margin = true` under [keys.k]") {
+                    margin = true;
+                }
+                assert!(
+                    before != (sending.clone(), entry.clone(), values.clone(), margin),
+                    "{exchange} {path} {sent}: the advice, followed, changes nothing: {msg}\n\
+                     after: {seen:#?}"
+                );
+                seen.push(msg);
+                false
+            });
+            assert!(
+                signed,
+                "{exchange} {path} {sent} from {start:?}: not signed: {seen:#?}"
+            );
+            assert_eq!(
+                told_to_send,
+                sent != spelled,
+                "{exchange} {path} {sent} from {start:?}: {seen:#?}"
+            );
+        }
+    }
+}

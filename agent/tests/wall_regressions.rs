@@ -3025,10 +3025,14 @@ fn an_okx_order_field_spelled_otherwise_is_refused_at_any_depth_with_no_line() {
     };
     for td in ["TdMode", "td_mode", "isTdMode"] {
         let path = "/api/v5/trade/legs-order";
-        let body = format!(r#"{{"legs":[{{"instId":"BTC-USDT","{td}":"cross","sz":"1","side":"buy"}}]}}"#);
+        let body =
+            format!(r#"{{"legs":[{{"instId":"BTC-USDT","{td}":"cross","sz":"1","side":"buy"}}]}}"#);
         let r = req("POST", path, "", &body);
         // The entry the line led to, and the one written without `values`.
-        for values in [format!(r#", values = {{ "legs[].{td}" = ["cross"] }}"#), String::new()] {
+        for values in [
+            format!(r#", values = {{ "legs[].{td}" = ["cross"] }}"#),
+            String::new(),
+        ] {
             let allowed = config_allow(&[&format!(
                 r#"{{ method = "POST", path = "{path}", params = ["legs[].instId", "legs[].{td}", "legs[].sz", "legs[].side"]{values} }}"#
             )]);

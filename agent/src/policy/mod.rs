@@ -222,7 +222,7 @@ pub enum Denial {
         /// unified account's `/api/ua/v2/...`, which KuCoin's SDKs call, for the profile's
         /// `/api/ua/v1/...`), as a sentence; empty when it does not.
         twin: String,
-        /// What the key needs besides the entry, for a borrow switch ([`borrow_too`]).
+        /// What the key needs besides the entry, for a borrow switch ([`needs`]).
         borrow: String,
     },
     #[error(
@@ -270,7 +270,7 @@ pub enum Denial {
         endpoint: String,
         what: String,
         why: &'static str,
-        /// What the key needs besides the entry, for a borrow switch ([`borrow_too`]).
+        /// What the key needs besides the entry, for a borrow switch ([`needs`]).
         borrow: String,
     },
     #[error(
@@ -919,6 +919,141 @@ fn cancels_or_closes(template: &str) -> bool {
         })
 }
 
+/// What a withheld name's refusal finds the key lacking besides what its sentence names (an
+/// allow entry written by hand): see [`needs`].
+#[derive(Debug, Clone, Copy)]
+enum Lacks<'a> {
+    /// No entry of the key's takes the name: the entry.
+    Entry,
+    /// The entry that admitted the request takes the name, held to values (its own, or the
+    /// profile's, which an entry without `values` keeps) that leave this one out; `config`: the
+    /// entry is the key's own.
+    Value { config: bool },
+    /// The name is spelled otherwise: no entry takes that spelling, and the bot must send
+    /// `respelled`, which the entry that admitted the request takes already where `entry`.
+    Spelling { respelled: &'a str, entry: bool },
+}
+
+/// What a key needs besides an allow entry written by hand to sign `name` sent with `value`
+/// (the refusal's words after the entry's), by what it lacks: the value in the entry's
+/// `values`, or the name as spelled; and `margin = true` where the name turns on one of the
+/// exchange's borrow switches (`rules::BorrowSwitch`), since no entry alone signs one
+/// (red-team round 24). Each refusal's advice, followed, leads to a signature or to what the
+/// bot must send: the first named only the entry, and a key with `margin = true` alone got it
+/// again word for word (red-team round 26, F3); then "the entry is what it lacks" came back to
+/// keys that had the entry, where the value was missing from its `values` (KuCoin's
+/// `tradeType=MARGIN_TRADE`, Bitget's `category=MARGIN`) or the bot spelled the name otherwise
+/// (`is_leverage`, which no entry takes; red-team round 26's recheck, R2).
+fn needs(
+    exchange: Exchange,
+    key: &str,
+    margin: bool,
+    name: &str,
+    value: Option<&str>,
+    lacks: Lacks,
+) -> String {
+    let switch = rules::borrow_switch_on(exchange, name, || value).is_some();
+    let margin_too = || {
+        format!(
+            " and `margin = true` under [keys.{key}] (neither signs it alone: docs/policy.md, \
+             \"Borrowing\")"
+        )
+    };
+    match lacks {
+        Lacks::Entry => match (switch, margin) {
+            (false, _) => String::new(),
+            (true, false) => margin_too(),
+            (true, true) => {
+                " (this key has `margin = true` already: the entry is what it lacks)".into()
+            }
+        },
+        Lacks::Value { config } => {
+            let value = value.unwrap_or_default();
+            let mut out = format!(
+                " that holds {name} to the values it may take with `values`, {value:?} among them"
+            );
+            match (switch, margin) {
+                (true, true) => {
+                    out += &format!(
+                        " (this key has `margin = true` already{}: {value:?} in the entry's \
+                         `values` is what it lacks)",
+                        if config {
+                            format!(", and an entry that takes {name}")
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
+                (switch, _) => {
+                    if config {
+                        out += &format!(
+                            " (this key's entry takes {name}, but its `values`, or the \
+                             profile's where it lists none, leave {value:?} out)"
+                        );
+                    }
+                    if switch {
+                        out += &margin_too();
+                    }
+                }
+            }
+            out
+        }
+        Lacks::Spelling { respelled, entry } => {
+            let mut out = match entry {
+                false => format!(" that takes {respelled}"),
+                true => String::new(),
+            };
+            if switch && !margin {
+                out += &margin_too();
+            }
+            match (entry, switch) {
+                (false, true) if margin => out += " (this key has `margin = true` already)",
+                (false, _) => {}
+                (true, true) if !margin => {
+                    out += &format!(" (this key's entry takes {respelled} already)")
+                }
+                (true, _) => {
+                    out += &format!(
+                        " (this key's entry takes {respelled}{} already: only the name's \
+                         spelling keeps it from signing)",
+                        if switch {
+                            ", and it has `margin = true`"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            }
+            out
+        }
+    }
+}
+
+/// `name` as a refusal says it: with the withheld name it spells otherwise, and that the bot
+/// must send that name, no entry taking this spelling (`is_leverage (a spelling of
+/// isLeverage: …)`). Said from the first refusal: an entry written for the name as the refusal
+/// gave it (`isLoanTrans`) signs nothing through it (red-team round 26, F5), nor does one for
+/// the exchange's spelling while the bot sends another (round 26's recheck, R2).
+fn spelling_of(name: &str, spelled: &str) -> String {
+    match must_send(name, spelled) {
+        None => name.to_owned(),
+        Some(respelled) => format!(
+            "{name} (a spelling of {spelled}: no entry takes this spelling, so the bot must send \
+             it as {respelled})"
+        ),
+    }
+}
+
+/// The name the bot must send for `name`, a spelling of the withheld `spelled` (`isLeverage`
+/// for `is_leverage`, `put.auto_borrow` for `put.Auto_Borrow`), or `None` where `name` spells
+/// it as it is.
+fn must_send(name: &str, spelled: &str) -> Option<String> {
+    if name.split(['.', '[', ']']).any(|seg| seg == spelled) {
+        return None;
+    }
+    Some(rules::respelled(name, spelled).unwrap_or_else(|| spelled.to_owned()))
+}
+
 /// What makes `parsed` an order that borrows through its own fields, and what to send
 /// instead, if it is one: a borrow switch turned on ([`rules::borrow_switch_on`]: KuCoin's
 /// margin trade types and `autoBorrow`, Bitget's `loanType`, Gate's `auto_borrow`, ...) in
@@ -930,30 +1065,6 @@ fn cancels_or_closes(template: &str) -> bool {
 /// a KuCoin spot order's futures-only fields ([`kucoin_spot_margin`], [`kucoin_classic_spot_margin`]).
 /// Read from the body as sent, each batch member on its own: a spot pair in one member and a
 /// swap's `cross` in another is an ordinary hedge.
-/// What a key needs besides an allow entry written by hand, for a name sent with a value that
-/// turns on one of the exchange's borrow switches (`rules::BorrowSwitch`): `margin = true` as
-/// well, since no entry alone signs one (red-team round 24). Said in the first refusal: it
-/// named only the entry, and a key with `margin = true` alone got that refusal again, word for
-/// word (red-team round 26, F3). Empty for any other name.
-fn borrow_too(
-    exchange: Exchange,
-    key: &str,
-    margin: bool,
-    name: &str,
-    value: Option<&str>,
-) -> String {
-    if rules::borrow_switch_on(exchange, name, || value).is_none() {
-        return String::new();
-    }
-    match margin {
-        false => format!(
-            " and `margin = true` under [keys.{key}] (neither signs it alone: docs/policy.md, \
-             \"Borrowing\")"
-        ),
-        true => " (this key has `margin = true` already: the entry is what it lacks)".into(),
-    }
-}
-
 fn margin_order(
     exchange: Exchange,
     parsed: &Parsed,
@@ -1977,7 +2088,8 @@ pub fn check_request<'p>(
         let json_body = matches!(parsed.body, parse::Body::Json(..));
         let mut pinned: Vec<(String, String)> = Vec::new();
         for p in &params {
-            let Some((value, why, _)) = rules::withheld_name(exchange, &wire.path, &p.name) else {
+            let Some((value, why, spelled)) = rules::withheld_name(exchange, &wire.path, &p.name)
+            else {
                 continue;
             };
             let read = profile::read_value(p, json_body);
@@ -1999,15 +2111,28 @@ pub fn check_request<'p>(
                     exchange,
                     endpoint: format!("{} {}", parsed.method, wire.path),
                     what: match value {
-                        None => format!("the parameter {}", p.name),
+                        None => format!("the parameter {}", spelling_of(&p.name, spelled)),
                         Some(v) => format!(
                             "the parameter {} (withheld for its value {v:?}), here {:?}",
-                            p.name,
+                            spelling_of(&p.name, spelled),
                             read.as_ref()
                         ),
                     },
                     why,
-                    borrow: borrow_too(exchange, key, policy.margin, &p.name, Some(&read)),
+                    borrow: needs(
+                        exchange,
+                        key,
+                        policy.margin,
+                        &p.name,
+                        Some(&read),
+                        match must_send(&p.name, spelled) {
+                            Some(ref respelled) => Lacks::Spelling {
+                                respelled,
+                                entry: false,
+                            },
+                            None => Lacks::Entry,
+                        },
+                    ),
                 }
                 .into());
             }
@@ -2231,12 +2356,13 @@ pub fn check_request<'p>(
             && let Some((spelled, why)) =
                 rules::withheld_spelled_otherwise(exchange, &wire.path, &p.name)
         {
+            let respelled = must_send(&p.name, spelled).unwrap_or_else(|| spelled.to_owned());
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),
-                what: format!("the parameter {} (a spelling of {spelled})", p.name),
+                what: format!("the parameter {}", spelling_of(&p.name, spelled)),
                 why,
-                borrow: borrow_too(
+                borrow: needs(
                     exchange,
                     key,
                     policy.margin,
@@ -2245,6 +2371,10 @@ pub fn check_request<'p>(
                         .as_ref()
                         .map(|_| profile::read_value(p, json_body_of(&parsed)))
                         .as_deref(),
+                    Lacks::Spelling {
+                        entry: endpoint.takes(&respelled),
+                        respelled: &respelled,
+                    },
                 ),
             }
             .into());
@@ -2267,12 +2397,7 @@ pub fn check_request<'p>(
             // entry written for the name as the refusal gave it (`isLoanTrans`) signs nothing
             // through it, and was refused again, only then "a spelling of loanTrans" (red-team
             // round 26, F5).
-            let name_is = match (*name).split(['.', '[', ']']).any(|seg| seg == spelled) {
-                true => (*name).to_owned(),
-                false => format!(
-                    "{name} (a spelling of {spelled}, the name an entry written for it must use)"
-                ),
-            };
+            let name_is = spelling_of(name, spelled);
             let what = match value {
                 None => format!("the parameter {name_is}"),
                 Some(v) => format!(
@@ -2281,12 +2406,20 @@ pub fn check_request<'p>(
             };
             let sent = unknown.iter().find(|p| p.name == *name);
             let read = sent.map(|p| profile::read_value(p, json_body_of(&parsed)));
+            let respelled = must_send(name, spelled);
+            let lacks = match &respelled {
+                Some(respelled) => Lacks::Spelling {
+                    respelled,
+                    entry: endpoint.takes(respelled),
+                },
+                None => Lacks::Entry,
+            };
             return Err(Denial::Withheld {
                 exchange,
                 endpoint: endpoint.to_string(),
                 what,
                 why,
-                borrow: borrow_too(exchange, key, policy.margin, name, read.as_deref()),
+                borrow: needs(exchange, key, policy.margin, name, read.as_deref(), lacks),
             }
             .into());
         }
@@ -2414,7 +2547,16 @@ pub fn check_request<'p>(
                 endpoint: endpoint.to_string(),
                 what: format!("{name}={:?}", read.as_ref()),
                 why,
-                borrow: borrow_too(exchange, key, policy.margin, name, Some(&read)),
+                borrow: needs(
+                    exchange,
+                    key,
+                    policy.margin,
+                    name,
+                    Some(&read),
+                    Lacks::Value {
+                        config: source == profile::Source::Config,
+                    },
+                ),
             }
             .into());
         }
@@ -2477,7 +2619,14 @@ pub fn check_request<'p>(
                         endpoint: profile_endpoint.to_string(),
                         what: format!("{name}={:?}", read.as_ref()),
                         why,
-                        borrow: borrow_too(exchange, key, policy.margin, name, Some(&read)),
+                        borrow: needs(
+                            exchange,
+                            key,
+                            policy.margin,
+                            name,
+                            Some(&read),
+                            Lacks::Value { config: false },
+                        ),
                     }
                     .into());
                 }

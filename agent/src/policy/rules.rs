@@ -1031,14 +1031,20 @@ const OKX_ORDER_FIELDS: [&str; 3] = ["tdMode", "instId", "instIdCode"];
 /// (`legs[].TdMode`) signed a spot pair's `cross` leg under the entry its own refusal's line
 /// led to (red-team round 26's recheck).
 pub(super) fn okx_order_field_spelled_otherwise(name: &str) -> Option<(&'static str, String)> {
+    OKX_ORDER_FIELDS
+        .iter()
+        .find_map(|field| Some((*field, respelled(name, field)?)))
+}
+
+/// `name` with its first segment that reads as `field` ([`reads_as`]) but is not spelled so
+/// spelled as `field` (`legs[].tdMode` for `legs[].TdMode`, `isLeverage` for `is_leverage`), if
+/// it has one: the name the bot must send.
+pub(super) fn respelled(name: &str, field: &str) -> Option<String> {
     let mut start = 0;
     for segment in name.split(['.', '[', ']']) {
         let end = start + segment.len();
-        let field = OKX_ORDER_FIELDS
-            .iter()
-            .find(|field| segment != **field && reads_as(segment, field));
-        if let Some(field) = field {
-            return Some((field, format!("{}{field}{}", &name[..start], &name[end..])));
+        if segment != field && reads_as(segment, field) {
+            return Some(format!("{}{field}{}", &name[..start], &name[end..]));
         }
         // The separators are one byte each.
         start = end + 1;
