@@ -327,13 +327,19 @@ pub enum Denial {
         member: String,
     },
     /// A value holding `{` or `[`: JSON text a lenient binder may read as an object or a list
-    /// (red-team round 26).
+    /// (red-team round 26). Said plainly that every such value is refused, a free-text client
+    /// id included, and what the bot sends instead: Kraken's `cl_ord_id`, Coinbase's
+    /// `client_order_id`, Upbit's `identifier` and KuCoin's `remark` are free text at the
+    /// exchange, and a bot's `grid[1]` read as a mistake of its own (red-team round 26's
+    /// recheck, R3).
     #[error(
-        "refused: {what} holds {value:?}, with a '{{' or '[': a server that reads a string as the \
-         object or list it spells, as lenient JSON binders do, would find fields none of \
-         tapsign's rules read (a borrow switch among them), so tapsign signs no such value, \
-         whatever an entry lists, and suggests no line; send an object or a list as JSON, not \
-         inside a string, and other values without '{{' or '['",
+        "refused: {what} holds {value:?}: tapsign refuses every value that holds a '{{' or a \
+         '[', anywhere in it, a client order id or another free-text field included, whatever \
+         an entry lists, and suggests no line (a server that reads a string as the object or \
+         list it spells, as lenient JSON binders do, would find fields none of tapsign's rules \
+         read, a borrow switch among them). Send an object or a list as JSON, not inside a \
+         string; the bot should give an id or a text without '{{' and '[' (grid-1, not \
+         grid[1]; ccxt's own client ids never hold them)",
         what = nested::shown(name),
         value = parse::clip(value)
     )]

@@ -48,9 +48,11 @@ pub(super) fn member_of<'e>(
 
 /// The first parameter whose value, as the exchange reads it (percent-decoded in a query or a
 /// form), holds `{` or `[`, with that value. Anywhere in the value, not only first: a lenient
-/// reader skips blanks, a byte-order mark or a comment (`/**/{…}`) before an object, and no
-/// value the profiles take holds either (order ids, client ids, symbols and the exchanges'
-/// `text` and `remark` fields are words). Binance's `batchOrders` is read order by order, each
+/// reader skips blanks, a byte-order mark or a comment (`/**/{…}`) before an object. No value
+/// the profiles need holds either (symbols, order ids and enums are words, and ccxt's client
+/// ids never hold them); fields that are free text at the exchange (Kraken's `cl_ord_id`,
+/// Coinbase's `client_order_id`, Upbit's `identifier`, KuCoin's `remark`) are refused too, and
+/// the refusal tells the bot to use an id without them (red-team round 26's recheck). Binance's `batchOrders` is read order by order, each
 /// member a parameter of its own checked here too; its id lists may hold a list of ids, not an
 /// object.
 pub(super) fn json_text(

@@ -9,7 +9,7 @@
 use tapsign_proto::{SignKind, SignRequest};
 
 use super::{Denial, Endpoint, KeyPolicy, Refusal, check_request};
-use crate::credential::Exchange::{self, Binance, Gate, Kucoin};
+use crate::credential::Exchange::{self, Binance, Coinbase, Gate, Kraken, Kucoin, Upbit};
 
 fn post(path: &str, body: &str) -> SignRequest {
     SignRequest {
@@ -219,5 +219,75 @@ fn binance_lists_read_as_json_on_purpose_still_sign() {
     ] {
         let e = refusal(Binance, &none, &form(method, query, body));
         assert!(matches!(e, Refusal::Denied(Denial::JsonText { .. })), "{e}");
+    }
+}
+
+/// Red-team round 26's recheck, R3: free-text client ids holding `[` or `{`, which their
+/// exchanges take (Kraken's `cl_ord_id`, "free text"; Coinbase's `client_order_id`; Upbit's
+/// `identifier`; KuCoin's `remark`), are refused as JSON text, and the refusal said so in terms
+/// of objects and lists only. It says that every such value is refused, an id included, and
+/// that the bot should use one without them; the same request with such an id signs.
+#[test]
+fn a_free_text_id_holding_a_bracket_is_refused_and_told_to_use_an_id_without_one() {
+    let none = KeyPolicy::default();
+    let kraken = |id: &str| SignRequest {
+        body: format!("ordertype=market&type=buy&volume=1&pair=XBTUSD&cl_ord_id={id}"),
+        ..post("/0/private/AddOrder", "")
+    };
+    let cases: [(Exchange, &dyn Fn(&str) -> SignRequest, &str); 4] = [
+        (Kraken, &kraken, "grid%5B1%5D"),
+        (
+            Coinbase,
+            &|id: &str| {
+                post(
+                    "/api/v3/brokerage/orders",
+                    &format!(
+                        r#"{{"client_order_id":"{id}","product_id":"BTC-USD","side":"BUY","order_configuration":{{"market_market_ioc":{{"quote_size":"10"}}}}}}"#
+                    ),
+                )
+            },
+            "{8f1a}",
+        ),
+        (
+            Upbit,
+            &|id: &str| {
+                post(
+                    "/v1/orders",
+                    &format!(
+                        r#"{{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000","identifier":"{id}"}}"#
+                    ),
+                )
+            },
+            "{bot}-1",
+        ),
+        (
+            Kucoin,
+            &|id: &str| {
+                post(
+                    "/api/v1/hf/orders",
+                    &format!(
+                        r#"{{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","remark":"{id}"}}"#
+                    ),
+                )
+            },
+            "grid[1]",
+        ),
+    ];
+    for (exchange, request, id) in cases {
+        let e = refusal(exchange, &none, &request(id));
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Refusal::Denied(Denial::JsonText { .. })),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("refuses every value that holds a '{' or a '['")
+                && msg.contains("a client order id or another free-text field included")
+                && msg.contains("the bot should give an id or a text without '{' and '['")
+                && !msg.contains("allow = ["),
+            "{exchange}: {msg}"
+        );
+        check_request(exchange, "k", &none, &request("grid-1"))
+            .unwrap_or_else(|e| panic!("{exchange}: {e}"));
     }
 }
