@@ -326,6 +326,23 @@ pub enum Denial {
         name: String,
         member: String,
     },
+    /// A name spelled with a list where the entry has an object, or the reverse, at some level
+    /// (`put[].type` for `put.type`): a lenient binder may read it as the entry's name
+    /// (red-team round 26's recheck, R4).
+    #[error(
+        "refused: the parameter {name} has a list where {endpoint} takes an object, or an object \
+         where it takes a list ({member}): a server that reads a one-element list as its \
+         element, or a value as a one-element list, as lenient JSON binders do, would read it \
+         as {member}, which the entry's rules read only as spelled, so tapsign signs no such \
+         shape, whatever an entry lists, and suggests no line; send it in the shape {exchange} \
+         documents ({member})"
+    )]
+    Reshaped {
+        exchange: Exchange,
+        endpoint: String,
+        name: String,
+        member: String,
+    },
     /// A value holding `{` or `[`: JSON text a lenient binder may read as an object or a list
     /// (red-team round 26). Said plainly that every such value is refused, a free-text client
     /// id included, and what the bot sends instead: Kraken's `cl_ord_id`, Coinbase's
@@ -2316,6 +2333,22 @@ pub fn check_request<'p>(
             .find_map(|e| nested::member_of(exchange, e, &p.name))
         {
             return Err(Denial::Flattened {
+                exchange,
+                endpoint: endpoint.to_string(),
+                name: p.name.clone(),
+                member: member.to_owned(),
+            }
+            .into());
+        }
+        // The same with a list where the entry has an object or the reverse, one level in or
+        // more (`"put":[{…}]`, `"orderList":{…}`, a batch of batches): the refusal of the
+        // unknown name handed a line taking it (red-team round 26's recheck, R4).
+        if let Some(member) = [Some(endpoint), profiled]
+            .into_iter()
+            .flatten()
+            .find_map(|e| nested::reshaped_in(e, &p.name))
+        {
+            return Err(Denial::Reshaped {
                 exchange,
                 endpoint: endpoint.to_string(),
                 name: p.name.clone(),

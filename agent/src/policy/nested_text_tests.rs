@@ -291,3 +291,83 @@ fn a_free_text_id_holding_a_bracket_is_refused_and_told_to_use_an_id_without_one
             .unwrap_or_else(|e| panic!("{exchange}: {e}"));
     }
 }
+
+/// Red-team round 26's recheck, R4: a head switched between a list and an object one level in
+/// (`"put":[{…}]` where Gate's price order takes `put.type`, `"orderList":{…}` where KuCoin's
+/// batch takes `orderList[].side`, a Gate batch of batches `[[{…}]]`, `"put":["x"]`) got a line
+/// taking the names so spelled, which a lenient binder reads as the entry's while its `values`
+/// and `required` read them only as spelled. Refused with no line, and under the line once
+/// offered too; the shape the exchange documents still signs.
+#[test]
+fn a_head_switched_between_list_and_object_gets_no_line() {
+    let trigger = r#""market":"BTC_USDT","trigger":{"price":"1","rule":">=","expiration":3600}"#;
+    let put = r#"{"type":"market","side":"buy","amount":"1","account":"normal"}"#;
+    let order = r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1"}"#;
+    let gate = r#"{"currency_pair":"BTC_USDT","side":"buy","amount":"1","text":"t-a"}"#;
+    let cases = [
+        (
+            Gate,
+            PRICE_ORDERS,
+            format!(r#"{{{trigger},"put":[{put}]}}"#),
+            format!(r#"{{{trigger},"put":{put}}}"#),
+            &["put[].type", "put[].side", "put[].amount", "put[].account"][..],
+        ),
+        (
+            Gate,
+            PRICE_ORDERS,
+            format!(r#"{{{trigger},"put":["x"]}}"#),
+            format!(r#"{{{trigger},"put":{put}}}"#),
+            &["put[]"][..],
+        ),
+        (
+            Kucoin,
+            HF_MULTI,
+            format!(r#"{{"orderList":{order}}}"#),
+            format!(r#"{{"orderList":[{order}]}}"#),
+            &[
+                "orderList.clientOid",
+                "orderList.symbol",
+                "orderList.side",
+                "orderList.type",
+                "orderList.size",
+            ][..],
+        ),
+        (
+            Gate,
+            SPOT_BATCH,
+            format!("[[{gate}]]"),
+            format!("[{gate}]"),
+            &[
+                "[][].currency_pair",
+                "[][].side",
+                "[][].amount",
+                "[][].text",
+            ][..],
+        ),
+    ];
+    for (exchange, path, reshaped, documented, names) in cases {
+        let e = refusal(exchange, &KeyPolicy::default(), &post(path, &reshaped));
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Refusal::Denied(Denial::Reshaped { .. })) && !msg.contains("allow = ["),
+            "{reshaped}: {msg}"
+        );
+        // The line once offered: the profile's entry with the names so spelled.
+        let mut policy = pasted(exchange, path, names[0]);
+        policy.allow[0]
+            .params
+            .extend(names[1..].iter().map(|n| (*n).to_owned()));
+        let e = refusal(exchange, &policy, &post(path, &reshaped));
+        assert!(
+            matches!(e, Refusal::Denied(Denial::Reshaped { .. })),
+            "{reshaped} under {names:?}: {e}"
+        );
+        check_request(
+            exchange,
+            "k",
+            &KeyPolicy::default(),
+            &post(path, &documented),
+        )
+        .unwrap_or_else(|e| panic!("{documented}: {e}"));
+    }
+}
