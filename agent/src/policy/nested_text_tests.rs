@@ -230,50 +230,35 @@ fn binance_lists_read_as_json_on_purpose_still_sign() {
 #[test]
 fn a_free_text_id_holding_a_bracket_is_refused_and_told_to_use_an_id_without_one() {
     let none = KeyPolicy::default();
-    let kraken = |id: &str| SignRequest {
-        body: format!("ordertype=market&type=buy&volume=1&pair=XBTUSD&cl_ord_id={id}"),
-        ..post("/0/private/AddOrder", "")
-    };
-    let cases: [(Exchange, &dyn Fn(&str) -> SignRequest, &str); 4] = [
-        (Kraken, &kraken, "grid%5B1%5D"),
+    // Exchange, path, the body with the id at `@`, and the id.
+    let cases = [
+        (
+            Kraken,
+            "/0/private/AddOrder",
+            "ordertype=market&type=buy&volume=1&pair=XBTUSD&cl_ord_id=@",
+            "grid%5B1%5D",
+        ),
         (
             Coinbase,
-            &|id: &str| {
-                post(
-                    "/api/v3/brokerage/orders",
-                    &format!(
-                        r#"{{"client_order_id":"{id}","product_id":"BTC-USD","side":"BUY","order_configuration":{{"market_market_ioc":{{"quote_size":"10"}}}}}}"#
-                    ),
-                )
-            },
+            "/api/v3/brokerage/orders",
+            r#"{"client_order_id":"@","product_id":"BTC-USD","side":"BUY","order_configuration":{"market_market_ioc":{"quote_size":"10"}}}"#,
             "{8f1a}",
         ),
         (
             Upbit,
-            &|id: &str| {
-                post(
-                    "/v1/orders",
-                    &format!(
-                        r#"{{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000","identifier":"{id}"}}"#
-                    ),
-                )
-            },
+            "/v1/orders",
+            r#"{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000","identifier":"@"}"#,
             "{bot}-1",
         ),
         (
             Kucoin,
-            &|id: &str| {
-                post(
-                    "/api/v1/hf/orders",
-                    &format!(
-                        r#"{{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","remark":"{id}"}}"#
-                    ),
-                )
-            },
+            "/api/v1/hf/orders",
+            r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","remark":"@"}"#,
             "grid[1]",
         ),
     ];
-    for (exchange, request, id) in cases {
+    for (exchange, path, body, id) in cases {
+        let request = |id: &str| post(path, &body.replace('@', id));
         let e = refusal(exchange, &none, &request(id));
         let msg = e.to_string();
         assert!(
