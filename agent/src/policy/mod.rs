@@ -222,7 +222,8 @@ pub enum Denial {
         /// unified account's `/api/ua/v2/...`, which KuCoin's SDKs call, for the profile's
         /// `/api/ua/v1/...`), as a sentence; empty when it does not.
         twin: String,
-        /// What the key needs besides the entry, for a borrow switch ([`needs`]).
+        /// What the key needs besides the entry: a value in its `values`, the name as spelled,
+        /// `margin = true` for a borrow switch ([`needs`]).
         borrow: String,
     },
     #[error(
@@ -270,7 +271,8 @@ pub enum Denial {
         endpoint: String,
         what: String,
         why: &'static str,
-        /// What the key needs besides the entry, for a borrow switch ([`needs`]).
+        /// What the key needs besides the entry: a value in its `values`, the name as spelled,
+        /// `margin = true` for a borrow switch ([`needs`]).
         borrow: String,
     },
     #[error(
