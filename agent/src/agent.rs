@@ -524,8 +524,12 @@ impl Agent {
     }
 
     /// What `status` reports, with the audit log's head caught up with the file; computed on
-    /// a blocking thread (it reads the keystore's folder).
+    /// a blocking thread (it reads the keystore's folder). A lock the agent owes (a SIGHUP the
+    /// accept loop has not got to, a stall) is taken first, as before a signature: `tapsign
+    /// lock` said its SIGHUP wiped the session, and a `status` right after it answered
+    /// "unlocked" under load (red-team round 26).
     pub async fn status_now(self: &Arc<Self>) -> Result<Status, AgentError> {
+        self.catch_up(self.now());
         self.audit.refresh(AUDIT_WAIT).await;
         let agent = Arc::clone(self);
         match crate::worker::run("tapsign-status", move || agent.status()).await {

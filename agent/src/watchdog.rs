@@ -369,7 +369,7 @@ pub(crate) fn pid_file_reason(path: &Path) -> LockReason {
 mod tests {
     use std::sync::Arc;
 
-    use tapsign_proto::{ErrorCode, Request, Response, SignRequest};
+    use tapsign_proto::{ErrorCode, Request, Response, SessionState, SignRequest};
 
     use super::*;
     use crate::config::Config;
@@ -543,6 +543,24 @@ mod tests {
         COUNTS.hup(); // as the signal handler does
         assert_eq!(refusal(&agent).await, ErrorCode::Locked);
         // Acted on once: the accept loop, getting to it late, does not lock again.
+        assert!(agent.signals.take().is_none());
+    }
+
+    /// Red-team round 26: `status` right after `tapsign lock` sent SIGHUP answered
+    /// "unlocked" while the accept loop had not got to the signal. The count is checked, with
+    /// no accept loop here to act on it first.
+    #[tokio::test]
+    async fn status_after_a_signal_the_accept_loop_has_not_read_says_locked() {
+        static COUNTS: Counts = Counts::new();
+        let dir = tempfile::tempdir().unwrap();
+        let agent = unlocked(dir.path()).with_signal_counts(&COUNTS);
+        COUNTS.hup(); // as the signal handler does
+        let status = match agent.handle(Request::Status {}, &bot()).await {
+            Response::Status(s) => s,
+            other => panic!("no status: {other:?}"),
+        };
+        assert_eq!(status.state, SessionState::Locked);
+        assert_eq!(status.lock_reason.as_deref(), Some("agent received SIGHUP"));
         assert!(agent.signals.take().is_none());
     }
 
