@@ -78,9 +78,10 @@ pub fn claim(dirs: &[&Path]) -> Result<HomeClaim, ClaimError> {
                 }
                 Err(rustix::io::Errno::WOULDBLOCK) => {
                     let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-                    let holder = match lock_holder(&locks, meta.dev(), meta.ino()) {
-                        Some(pid) => format!("pid {pid}{}", program(pid)),
-                        None => "another process".to_owned(),
+                    let holders = LockedFile::of(&folder).map_err(io)?.holders(&locks);
+                    let holder = match holders.as_slice() {
+                        [pid] => format!("pid {pid}{}", program(*pid)),
+                        _ => "another process".to_owned(),
                     };
                     return Err(ClaimError::Held {
                         dir: dir.to_owned(),
@@ -108,22 +109,79 @@ fn program(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// The pid holding an exclusive `flock` on (`dev`, `ino`), from `/proc/locks`
-/// (`1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF`; the device in hex `major:minor`).
-pub fn lock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    locks.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // A blocked waiter's line starts with "->" and shifts the fields; only holders count.
-        let [_, "FLOCK", _, "WRITE", pid, id, ..] = f.as_slice() else {
-            return None;
-        };
-        let mut parts = id.split(':');
-        let ma = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let mi = u32::from_str_radix(parts.next()?, 16).ok()?;
-        let i: u64 = parts.next()?.parse().ok()?;
-        ((ma, mi, i) == (major, minor, ino)).then(|| pid.parse().ok())?
-    })
+/// A file as `/proc/locks` names it: a device number and the inode. The device printed there
+/// is the file system's own (its superblock's), the one `/proc/self/mountinfo` gives for the
+/// mount, which is not always `stat`'s: on btrfs `stat` gives a subvolume's device instead,
+/// so a match on `stat`'s never found the agent serving a home there (red-team round 26,
+/// recheck: `tapsign lock` locked nothing on Fedora's and openSUSE's default file system).
+/// `stat`'s is used only when the mount cannot be read: the device of a btrfs subvolume is
+/// an anonymous one of its own, never another file system's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedFile {
+    device: (u32, u32),
+    ino: u64,
+}
+
+impl LockedFile {
+    /// The file open as `file`: its mount read from this process's own `fdinfo` for it
+    /// (`mnt_id`), that mount's device from `mountinfo`.
+    pub fn of(file: &File) -> std::io::Result<LockedFile> {
+        use std::os::fd::AsRawFd;
+        let meta = file.metadata()?;
+        let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+        let fdinfo = read(format!("/proc/self/fdinfo/{}", file.as_raw_fd()));
+        let mountinfo = read("/proc/self/mountinfo".into());
+        Ok(LockedFile::from_parts(
+            meta.dev(),
+            meta.ino(),
+            &fdinfo,
+            &mountinfo,
+        ))
+    }
+
+    /// The file of `stat`'s `dev` and `ino`, open on the mount `fdinfo` names (`mnt_id:`),
+    /// whose device `mountinfo` says (the third field, `major:minor` in decimal).
+    pub fn from_parts(dev: u64, ino: u64, fdinfo: &str, mountinfo: &str) -> LockedFile {
+        let mnt_id = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mounted = mnt_id.and_then(|id| {
+            mountinfo.lines().find_map(|line| {
+                let mut f = line.split(' ');
+                (f.next()?.parse::<u64>().ok()? == id).then_some(())?;
+                let (ma, mi) = f.nth(1)?.split_once(':')?;
+                Some((ma.parse().ok()?, mi.parse().ok()?))
+            })
+        });
+        let device = mounted.unwrap_or((rustix::fs::major(dev), rustix::fs::minor(dev)));
+        LockedFile { device, ino }
+    }
+
+    /// The pids holding an exclusive `flock` on the file, from `/proc/locks`
+    /// (`1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF`; the device in hex `major:minor`).
+    /// More than one only where the file system numbers inodes per subvolume (btrfs) and
+    /// another subvolume's file of the same number is held too: the caller checks each.
+    pub fn holders(&self, locks: &str) -> Vec<u32> {
+        locks
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // A blocked waiter's line starts with "->" and shifts the fields; only holders
+                // count.
+                let [_, "FLOCK", _, "WRITE", pid, id, ..] = f.as_slice() else {
+                    return None;
+                };
+                let mut parts = id.split(':');
+                let ma = u32::from_str_radix(parts.next()?, 16).ok()?;
+                let mi = u32::from_str_radix(parts.next()?, 16).ok()?;
+                let i: u64 = parts.next()?.parse().ok()?;
+                ((ma, mi, i) == (self.device.0, self.device.1, self.ino))
+                    .then(|| pid.parse().ok())
+                    .flatten()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -199,9 +257,50 @@ mod tests {
         let locks = "1: FLOCK  ADVISORY  WRITE 4242 00:1b:5678 0 EOF\n\
                      1: -> FLOCK  ADVISORY  WRITE 99 00:1b:5678 0 EOF\n\
                      2: POSIX  ADVISORY  WRITE 7 00:1b:9 0 EOF\n";
-        let dev = rustix::fs::makedev(0, 0x1b);
-        assert_eq!(lock_holder(locks, dev, 5678), Some(4242));
-        assert_eq!(lock_holder(locks, dev, 9), None);
-        assert_eq!(lock_holder(locks, dev, 1), None);
+        let file = |ino| LockedFile::from_parts(rustix::fs::makedev(0, 0x1b), ino, "", "");
+        assert_eq!(file(5678).holders(locks), [4242]);
+        assert!(file(9).holders(locks).is_empty());
+        assert!(file(1).holders(locks).is_empty());
+    }
+
+    /// Red-team round 26, recheck: on btrfs `stat` gives the subvolume's device (0:42 here),
+    /// `/proc/locks` and `mountinfo` the file system's (0:41, printed 00:29), and the agent
+    /// serving a home there was never found. The shapes are a loop-mounted btrfs's.
+    #[test]
+    fn a_holder_on_btrfs_is_found_by_the_mount_s_device_not_stat_s() {
+        let locks = "3: FLOCK  ADVISORY  WRITE 24254 00:29:271 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 24254 00:29:257 0 EOF\n";
+        let mountinfo = "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                         45 27 0:41 / /tmp/rt/btrmnt rw,relatime shared:24 - btrfs /dev/loop0 rw,space_cache=v2,subvolid=5,subvol=/\n";
+        let fdinfo = "pos:\t0\nflags:\t02100000\nmnt_id:\t45\nino:\t257\n";
+        let stat_dev = rustix::fs::makedev(0, 42);
+        let home = LockedFile::from_parts(stat_dev, 257, fdinfo, mountinfo);
+        assert_eq!(home.holders(locks), [24254]);
+        // Matched on stat's device, as before, it is not found.
+        assert!(
+            LockedFile::from_parts(stat_dev, 257, fdinfo, "")
+                .holders(locks)
+                .is_empty()
+        );
+        // Where stat's device is the file system's (ext4, tmpfs), either way finds it.
+        let ext4 = "1: FLOCK  ADVISORY  WRITE 77 fe:00:257 0 EOF\n";
+        let fdinfo = fdinfo.replace("mnt_id:\t45", "mnt_id:\t27");
+        let on_root = LockedFile::from_parts(rustix::fs::makedev(254, 0), 257, &fdinfo, mountinfo);
+        assert_eq!(on_root.holders(ext4), [77]);
+        let unread = LockedFile::from_parts(rustix::fs::makedev(254, 0), 257, "", "");
+        assert_eq!(unread.holders(ext4), [77]);
+    }
+
+    /// The real thing, on whatever file system the temporary folder is: a folder held by
+    /// this process is named by the kernel's table.
+    #[test]
+    fn a_folder_held_here_is_found_in_the_kernel_s_table() {
+        let h = home();
+        let dir = h.dir("home");
+        let _held = claim(&[&dir]).unwrap();
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let folder = File::open(&dir).unwrap();
+        let found = LockedFile::of(&folder).unwrap().holders(&locks);
+        assert!(found.contains(&std::process::id()), "{found:?}");
     }
 }

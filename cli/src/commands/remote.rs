@@ -20,7 +20,7 @@ use crate::Failure;
 use crate::args::{SignArgs, UnlockArgs};
 use crate::exit::exit_codes;
 
-use super::lock::{foreign_socket, foreign_status, home_agent, timed_out, unanswered};
+use super::lock::{foreign_socket, foreign_status, home_agent, timed_out, unanswered, within};
 
 fn connect(paths: &Paths) -> Result<Client, Failure> {
     Client::connect(&paths.socket, CLIENT_NAME).map_err(|e| not_connected(paths, e))
@@ -505,8 +505,10 @@ pub fn events(paths: &Paths) -> Result<(), Failure> {
     }
 }
 
-/// How long `status` waits for each read and write: an agent stopped (SIGSTOP, by anyone
-/// running as you) or wedged must not hang the command that is asked what it is doing.
+/// How long `status` waits for the whole answer: an agent stopped (SIGSTOP, by anyone running
+/// as you) or wedged must not hang the command that is asked what it is doing, nor must a
+/// listener that answers a byte at a time (each read was bounded, the answer not: a minute,
+/// red-team round 26).
 const STATUS_WAIT: Duration = Duration::from_secs(5);
 
 pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
@@ -516,15 +518,21 @@ pub fn status(paths: &Paths, json: bool) -> Result<(), Failure> {
         return Err(foreign_status(paths, &whose));
     }
     let late = || unanswered(paths, STATUS_WAIT);
-    let mut client = Client::connect_within(&paths.socket, CLIENT_NAME, Some(STATUS_WAIT))
-        .map_err(|e| match timed_out(&e) {
-            true => late(),
-            false => not_connected(paths, e),
-        })?;
-    let status = client.status().map_err(|e| match timed_out(&e) {
-        true => late(),
-        false => e.into(),
-    })?;
+    let socket = paths.socket.clone();
+    // Whether the connection was made, with what failed: a failure to connect says how to
+    // start the agent.
+    let answer = within(STATUS_WAIT, move || {
+        let mut client = Client::connect_within(&socket, CLIENT_NAME, Some(STATUS_WAIT))
+            .map_err(|e| (false, e))?;
+        client.status().map_err(|e| (true, e))
+    });
+    let status = match answer {
+        None => return Err(late()),
+        Some(Ok(status)) => status,
+        Some(Err((_, e))) if timed_out(&e) => return Err(late()),
+        Some(Err((false, e))) => return Err(not_connected(paths, e)),
+        Some(Err((true, e))) => return Err(e.into()),
+    };
     if json {
         let text =
             serde_json::to_string_pretty(&status).map_err(|e| Failure::error(e.to_string()))?;
