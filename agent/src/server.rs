@@ -43,6 +43,10 @@ pub enum ServerError {
         "cannot listen on {0}: something other than a socket is there, and the agent replaces only a stale socket; check TAPSIGN_SOCK, or move that file away"
     )]
     NotASocket(PathBuf),
+    #[error(
+        "the folder {path} above the socket folder {problem}: whoever can move the socket folder can end your session at will (the agent locks when its socket is moved); set XDG_RUNTIME_DIR to a folder of your own, mode 0700 (or unset it), or point TAPSIGN_SOCK at a path in a folder of your own"
+    )]
+    UnsafeAbove { path: PathBuf, problem: String },
     #[error("cannot create the socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -100,10 +104,50 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Bind the agent's socket: the folder is made 0700 (and must be ours and private), a live
-/// agent on the path is left alone, a stale socket file is replaced.
+/// The folder above the socket folder (`$XDG_RUNTIME_DIR`, for the default socket) must be
+/// ours or root's, and not writable by others unless sticky (`/tmp`): its owner, or anyone
+/// who can write it, can move the socket folder away and back, which locks the session. An
+/// `XDG_RUNTIME_DIR` of another user's (a login snippet's `/tmp/$UID-runtime-dir` made first
+/// by that user) was served silently, and its owner ended the session at will (red-team
+/// round 26, recheck). One that does not exist yet is made by [`bind`], ours and 0700.
+pub fn check_above(socket: &Path) -> Result<(), ServerError> {
+    let above = parent_of(parent_of(socket));
+    match not_ours(above) {
+        None => Ok(()),
+        Some(problem) => Err(ServerError::UnsafeAbove {
+            path: above.to_owned(),
+            problem,
+        }),
+    }
+}
+
+/// What is wrong with `folder` as one whose every entry must stay as we left it: its owner,
+/// when another user (not root), or that others can write it without the sticky bit. `None`
+/// when it is fine, or cannot be read (what needs it then fails on its own).
+pub fn not_ours(folder: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(folder).ok()?;
+    let me = rustix::process::getuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != me && meta.uid() != 0 {
+        Some(format!(
+            "belongs to uid {}, not to you (uid {me})",
+            meta.uid()
+        ))
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        Some(format!(
+            "has mode {mode:04o}: others can write to it, and it is not sticky"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Bind the agent's socket: the folder is made 0700 (and must be ours and private, in a folder
+/// [`check_above`] accepts), a live agent on the path is left alone, a stale socket file is
+/// replaced.
 pub async fn bind(path: &Path) -> Result<Listener, ServerError> {
     let dir = parent_of(path);
+    check_above(path)?;
     crate::disk::ensure_private_dir(dir).map_err(folder_error)?;
     // Only a socket is ever replaced: whatever else sits at the path (a mistyped
     // TAPSIGN_SOCK naming a file of the user's) is theirs, and is left alone.
@@ -159,6 +203,7 @@ pub fn inherit(
         ));
     };
     check_folder(parent_of(&path))?;
+    check_above(&path)?;
     let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
     let me = rustix::process::getuid().as_raw();
     if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {

@@ -216,3 +216,42 @@ fn a_lock_hook_finds_the_agent_serving_a_home_on_btrfs() {
     // Stopped before the disk goes.
     w.signal_agent("TERM");
 }
+
+/// Red-team round 26, recheck: an `XDG_RUNTIME_DIR` of another user's (a login snippet's
+/// `/tmp/$UID-runtime-dir`, made first by that user) was served silently, and its owner locked
+/// the session at will by moving the socket folder and back. The agent refuses it, and one
+/// that others can write without the sticky bit, saying what to do.
+#[test]
+fn a_runtime_folder_another_user_owns_or_others_can_write_is_refused() {
+    let w = World::new();
+    let runtime = w.home().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let agent = |w: &World| {
+        let mut cmd = w.cmd_under(&["timeout", "10"], &["agent"]);
+        cmd.env_remove("TAPSIGN_SOCK")
+            .env("XDG_RUNTIME_DIR", &runtime);
+        w.run_cmd(cmd, "")
+    };
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = agent(&w);
+    out.fails_with(
+        1,
+        "has mode 0777: others can write to it, and it is not sticky",
+    );
+    out.fails_with(1, "set XDG_RUNTIME_DIR to a folder of your own");
+    assert!(!runtime.join("tapsign").exists(), "{out:?}");
+    // With the socket elsewhere the agent serves, and warns: the session bus is there.
+    let mut w = w;
+    w.start_agent_with(|cmd| {
+        cmd.env("XDG_RUNTIME_DIR", &runtime)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    });
+    w.agent_said("could be another user's program");
+    w.signal_agent("TERM");
+    if !skip::needs_root("a folder of another user's") {
+        return;
+    }
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::lchown(&runtime, Some(65534), Some(65534)).unwrap();
+    agent(&w).fails_with(1, "belongs to uid 65534, not to you");
+}

@@ -28,6 +28,18 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
             "tapsign agent: WARNING: TAPSIGN_INSECURE_SOFT_TOKEN=1: the test-only soft token is accepted; it gives NO protection"
         );
     }
+    // The session bus defaults to $XDG_RUNTIME_DIR/bus: in a runtime folder of another user's
+    // (the socket is then elsewhere, or the agent would refuse it), that user could serve it
+    // and tell the agent the screen never locks (red-team round 26, recheck).
+    if let Some(rt) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty())
+        && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+        && let Some(problem) = server::not_ours(std::path::Path::new(&rt))
+    {
+        errln!(
+            "tapsign agent: warning: XDG_RUNTIME_DIR {} {problem}: the session bus there (screen-lock signals, notifications) could be another user's program; set XDG_RUNTIME_DIR to a folder of your own, mode 0700",
+            std::path::Path::new(&rt).display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
