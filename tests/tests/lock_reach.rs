@@ -51,7 +51,7 @@ fn a_lock_answered_by_another_home_s_agent_locks_this_home_s_agent_too() {
     );
     assert!(
         said.contains(&format!(
-            "(pid {other_pid}) locked its session, but it is not the one"
+            "(pid {other_pid}) locked its session; it serves another home"
         )),
         "{out:?}"
     );
@@ -107,6 +107,60 @@ fn status_gives_up_on_an_answer_that_comes_a_byte_at_a_time() {
     out.fails_with(1, "did not answer within 5 s");
     // 5 s and the start of a process; the drip would go on for 40 s.
     assert!(took < Duration::from_secs(15), "status took {took:?}");
+}
+
+/// A listener at `path`, of this test's user, that answers as an agent would: `hello`, then
+/// `locked` to anything. It is no agent: a same-user program standing in for one.
+fn answering_locked(path: &Path) {
+    use tapsign_proto::frame::{read_frame, write_frame};
+    use tapsign_proto::{PROTOCOL_VERSION, Request, Response};
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                while let Ok(body) = read_frame(&mut conn) {
+                    let hello = serde_json::from_slice::<Request>(&body)
+                        .is_ok_and(|r| matches!(r, Request::Hello { .. }));
+                    let answer = match hello {
+                        true => Response::Hello {
+                            version: PROTOCOL_VERSION,
+                            agent: "tapsign 0.0".into(),
+                        },
+                        false => Response::Locked {},
+                    };
+                    if write_frame(&mut conn, &answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The same, when what answers `locked` is no agent at all: the agent serving this home,
+/// which did not answer, is locked all the same.
+#[test]
+fn a_lock_answered_by_something_that_is_no_agent_locks_this_home_s_agent_too() {
+    let mut w = World::new();
+    unlocked(&mut w);
+    let planted = w.sock.with_file_name("planted.sock");
+    answering_locked(&planted);
+    let out = run_at(&w, &planted, &["lock"]);
+    let said = out.ok();
+    assert!(
+        said.contains("said it locked, and is no agent serving this home"),
+        "{out:?}"
+    );
+    assert!(
+        said.contains(&format!(
+            "the agent serving this home (pid {})",
+            w.agent_pid()
+        )),
+        "{out:?}"
+    );
+    locked_by_sighup(&w);
 }
 
 /// A loop-mounted btrfs on a folder, unmounted when dropped (lazily: whatever still holds a

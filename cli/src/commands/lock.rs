@@ -119,11 +119,15 @@ fn locked_elsewhere_too(paths: &Paths) -> Result<(), Failure> {
         outln!("Locked: the session is over and its secrets are wiped.");
         return Ok(());
     }
-    let by = answered.map_or(String::new(), |pid| format!(" (pid {pid})"));
-    let said = format!(
-        "the agent at {}{by} locked its session, but it is not the one serving this home",
-        paths.socket.display()
-    );
+    let socket = paths.socket.display();
+    let said = match answered {
+        Some(pid) => {
+            format!("the agent at {socket} (pid {pid}) locked its session; it serves another home")
+        }
+        None => {
+            format!("what answered at {socket} said it locked, and is no agent serving this home")
+        }
+    };
     hup_home_agent(paths, &said).map(|_| ())
 }
 
