@@ -314,34 +314,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::config::Config;
-    use crate::credential::{Credential, Exchange};
-    use crate::paths::Paths;
-    use crate::secret::{SecretBytes, SecretString};
-    use crate::session::{Bounds, Session};
-
-    fn unlocked(dir: &Path) -> Arc<Agent> {
-        let agent = Agent::new(
-            Paths::under(dir, dir.join("agent.sock")),
-            Config::default(),
-            false,
-        );
-        let cred = Credential {
-            name: "k".into(),
-            exchange: Exchange::Binance,
-            api_key: SecretString::new("ak".into()),
-            secret: SecretBytes::from_slice(b"sk"),
-            passphrase: None,
-        };
-        let bounds = Bounds {
-            ttl: Duration::from_secs(1800),
-            idle: Duration::from_secs(600),
-            max_signatures: 10,
-            per_key: None,
-        };
-        *agent.session() = Session::unlock(vec![cred], bounds, agent.now(), "test".into());
-        agent
-    }
+    use crate::watchdog::tests::unlocked;
 
     /// A folder at `path` with `mode` (a sticky one anyone may write to, as `/tmp` is: 0o1777).
     fn folder(path: &Path, mode: u32) -> PathBuf {

@@ -366,7 +366,7 @@ pub(crate) fn pid_file_reason(path: &Path) -> LockReason {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use tapsign_proto::{ErrorCode, Request, Response, SessionState, SignRequest};
@@ -378,7 +378,9 @@ mod tests {
     use crate::secret::{SecretBytes, SecretString};
     use crate::session::{Bounds, Client, Session};
 
-    fn unlocked(dir: &std::path::Path) -> Arc<Agent> {
+    /// An agent under `dir` with a session of one Binance key open for 30 minutes (the socket
+    /// watch's tests share it).
+    pub(crate) fn unlocked(dir: &std::path::Path) -> Arc<Agent> {
         let agent = Agent::new(
             Paths::under(dir, dir.join("agent.sock")),
             Config::default(),
