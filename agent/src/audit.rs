@@ -42,7 +42,7 @@ mod tests_sink;
 
 pub use event::{AuditEvent, QUOTED_MAX, Shown, cap, hidden, loggable_path};
 pub use read::{Entry, Lines, read};
-pub use since::{Since, holds, since, since_keeping};
+pub use since::{HeldLog, Since, holds, since, since_keeping};
 pub(crate) use sink::LOCK_HOLDER;
 pub use sink::{AuditSink, NotHeld, SyncFn, Unrecorded, not_held_reason};
 pub use tail::MAX_FOREIGN_BYTES;

@@ -28,8 +28,12 @@ pub struct AuditLedger {
     /// Reads the lines since an anchor only, not the record of the vaults
     /// ([`AuditLedger::changes_only`]).
     changes_only: bool,
-    /// The file every read must open ([`AuditLedger::held_to`]).
-    held: Option<(u64, u64)>,
+    /// The file every read must open, and the running agent's head every read must reach
+    /// ([`AuditLedger::held_to`]).
+    held: Option<super::HeldLog>,
+    /// Why a read of this ledger came to the end of the file before the agent's head: the log
+    /// was cut in place while the command read it, and nothing may be recorded on such reads.
+    cut: Option<String>,
 }
 
 impl AuditLedger {
@@ -41,25 +45,54 @@ impl AuditLedger {
             written: None,
             changes_only: false,
             held: None,
+            cut: None,
         }
     }
 
-    /// Hold every read and the record to the file `file` (device, inode): the log a running
-    /// agent holds, which [`super::holds`] found at the path with the agent's head in it. Another
-    /// file put at the path meanwhile is then read as an unreadable log, and written to not at
-    /// all (red-team round 26).
-    pub fn held_to(mut self, file: (u64, u64)) -> AuditLedger {
-        self.held = Some(file);
-        self.ready_file = Some(file);
+    /// Hold every read and the record to the log a running agent holds, which
+    /// [`super::holds`] found at the path with the agent's head in it: every read must open
+    /// that file (another file put at the path meanwhile is read as an unreadable log, and
+    /// written to not at all), and must find it reaching the agent's head, as the agent's own
+    /// check's reads must ([`super::held_to_head`]). A read that comes to the file's end before
+    /// the head found the log cut in place, and its evidence is unread and marked
+    /// [`Evidence::cut`], which the keystore's commands refuse (red-team round 26: the log cut
+    /// to its length from before a token's removal right after the command checked it, and
+    /// written back 6 ms later; `key add` read the prefix, in which the keystore put back from
+    /// before the removal was the newest, and sealed the trader's new secret to the vault the
+    /// removed token opens).
+    pub fn held_to(mut self, held: super::HeldLog) -> AuditLedger {
+        self.ready_file = Some(held.file);
+        self.held = Some(held);
         self
     }
 
-    /// Run a read of the log, held to [`AuditLedger::held_to`]'s file if one was given.
-    fn reading<T>(&self, read: impl FnOnce(&Path) -> T) -> T {
-        match self.held {
-            Some((dev, ino)) => super::held_to(super::Hold::File(dev, ino), || read(&self.path)),
-            None => read(&self.path),
+    /// Run a read of the log, held to [`AuditLedger::held_to`]'s file and head if given.
+    fn reading(&mut self, read: impl FnOnce(&Path) -> Evidence) -> Evidence {
+        let Some(held) = &self.held else {
+            return read(&self.path);
+        };
+        crate::disk::interleave("check: the log's head taken, before the reads");
+        let (hold, end) = (
+            super::Hold::File(held.file.0, held.file.1),
+            held.head.offset,
+        );
+        let (mut out, short) = super::held_to_head(hold, end, || read(&self.path));
+        if short {
+            let why = self.cut_short();
+            out.unread = true;
+            out.cut = Some(why.clone());
+            self.cut = Some(why);
         }
+        out
+    }
+
+    /// Why a read is short of the agent's head.
+    fn cut_short(&self) -> String {
+        let seq = self.held.as_ref().map_or(0, |h| h.head.seq);
+        format!(
+            "{} ended before line {seq}, the running agent's last line, while this command read it: the log only grows, so it was cut in place (and may have been written back since)",
+            self.path.display()
+        )
     }
 
     /// A ledger whose reads since an anchor leave out the record of the vaults: for a
@@ -106,7 +139,17 @@ impl Ledger for AuditLedger {
     fn head(&mut self) -> Option<Anchor> {
         let log = self.log().ok()?;
         log.refresh().ok()?;
-        Some(log.anchor())
+        let anchor = log.anchor();
+        // Short of the running agent's head: the log cut in place, read as not read.
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|h| anchor.offset < h.head.offset)
+        {
+            self.cut = Some(self.cut_short());
+            return None;
+        }
+        Some(anchor)
     }
 
     fn since(&mut self, anchor: &Anchor) -> Evidence {
@@ -126,6 +169,9 @@ impl Ledger for AuditLedger {
     /// in that time than a descriptor opened now would take in as others' lines (red-team
     /// round 17, recheck); a record that fails later is undone by its caller.
     fn ready(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.cut {
+            return Err(why.clone());
+        }
         let log = AuditLog::open(&self.path).map_err(|e| e.to_string())?;
         let found = log.identity();
         match self.ready_file {
@@ -142,6 +188,11 @@ impl Ledger for AuditLedger {
     /// log naming a change the keystore no longer has (red-team round 17, recheck). The
     /// failed sync is said.
     fn record(&mut self, entry: &LedgerEntry) -> Result<(), String> {
+        // A read of this command's found the log cut: whatever it decided rests on an older
+        // record than the agent's, so nothing it did is recorded as checked.
+        if let Some(why) = &self.cut {
+            return Err(why.clone());
+        }
         let event = event(entry);
         let log = self.log()?;
         log.write_lines(&[(&event, std::time::SystemTime::now())])

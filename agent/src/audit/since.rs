@@ -249,14 +249,15 @@ fn torn_fits(bytes: &[u8], seq: u64, prev: &str) -> bool {
 
 /// Whether the log at `path` is the one whose chain passed through `head`, a running agent's:
 /// its line `head.seq` is there with the hash `head.hash`, and every line after it continues
-/// the chain to the file's end. Gives the file (device, inode) that does, or why not. A line's
+/// the chain to the file's end. Gives the file (device, inode) that does, with where that line
+/// ends in it ([`HeldLog`]), or why not. A line's
 /// hash covers every line before it through its `prev`, so only the log the agent wrote holds
 /// that line: a copy taken before it was written, another home's log or a log started afresh
 /// does not, whatever else in it agrees with the keystore (red-team round 26: the copy of the
 /// log from before a token's removal, put at the path for `key add` alone, vouched for the
 /// keystore from before it). The line is looked for from the end of the file, where the head
 /// of an agent just asked is: a long log is not read whole.
-pub fn holds(path: &Path, head: &super::Checkpoint) -> Result<(u64, u64), String> {
+pub fn holds(path: &Path, head: &super::Checkpoint) -> Result<HeldLog, String> {
     use std::os::unix::fs::MetadataExt;
     let mut file = super::open_regular(path).map_err(|e| format!("it cannot be read ({e})"))?;
     let meta = file
@@ -279,8 +280,23 @@ pub fn holds(path: &Path, head: &super::Checkpoint) -> Result<(u64, u64), String
             "the lines after line {} do not continue the chain from it ({why})",
             head.seq
         )),
-        None => Ok(identity),
+        None => Ok(HeldLog {
+            file: identity,
+            head: anchor,
+        }),
     }
+}
+
+/// The log a running agent holds, as [`holds`] found it at the path: the file (device, inode)
+/// and where the agent's head line ends in it. A command's reads are held to both
+/// ([`super::ledger::AuditLedger::held_to`]): the file only grows, so a read that comes to its
+/// end before the head read a copy cut in place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldLog {
+    /// Device and inode.
+    pub file: (u64, u64),
+    /// Just past the agent's head line (seq, hash, end offset).
+    pub head: Anchor,
 }
 
 /// The anchor just past line `head.seq` of the file, read back from its end (`len`): that

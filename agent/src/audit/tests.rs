@@ -728,7 +728,10 @@ fn only_the_log_the_agent_wrote_holds_its_head() {
     };
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(&path).unwrap();
-    assert_eq!(holds(&path, &head), Ok((meta.dev(), meta.ino())));
+    let held = holds(&path, &head).unwrap();
+    assert_eq!(held.file, (meta.dev(), meta.ino()));
+    // Where the head line ends: a command's reads must get there.
+    assert_eq!(held.head, a);
     // Lines appended by others, and a torn last write: still the agent's log.
     for i in 5..8 {
         log.append(ev(i)).unwrap();

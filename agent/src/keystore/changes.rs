@@ -141,6 +141,15 @@ impl Keystore {
             },
             None => ledger.since(&Anchor::genesis()),
         };
+        // Read short of the running agent's head (the log cut in place meanwhile): the record
+        // read is older than the agent's, and nothing is sealed on it, pin or not (red-team
+        // round 26).
+        if let Some(why) = &evidence.cut {
+            return Err(KeystoreError::LogCut {
+                what: "adding a key".into(),
+                why: why.clone(),
+            });
+        }
         self.not_anothers_log(&vault_file, &vault_path, live.manifest.as_ref(), &evidence)?;
         self.against_log(live.manifest.as_ref(), &evidence)?;
         // A vault of someone else's making (vault.json, keyslots wrapped to the trader's tokens

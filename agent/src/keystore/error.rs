@@ -398,6 +398,17 @@ pub enum KeystoreError {
     LogUnread { what: String, reason: String },
 
     #[error(
+        "{what} checks the keystore against the audit log first, and the log changed while it \
+         read it: {why}. A log cut short like this shows a command an older record, in which a \
+         keystore put back from before a token's removal or a rotation looks like the newest. \
+         Nothing was changed. Something running as you rewrites the log: run `tapsign audit \
+         verify` and `tapsign status`, look for the program (`ls -li` the log, check what runs \
+         at your login), run `tapsign unlock` once (the agent's check reads the whole log and \
+         refuses a keystore older than it), then run the command again"
+    )]
+    LogCut { what: String, why: String },
+
+    #[error(
         "credential file(s) in {dir} cannot be read: {names}. A rotation re-seals every \
          credential to the new vault key and removes the old folder, so it would lose these; \
          `tapsign key list` says what is wrong with each. Fix each file (`chmod 600` it, or \
@@ -563,7 +574,7 @@ impl KeystoreError {
             NotRecorded { .. } | GenerationExhausted { .. } | Contradicted { .. } => None,
             RebuildUnchecked { .. } | RebuildUnsigned { .. } | NotUndone { .. } => None,
             CredentialNotUndone { .. } => None,
-            CannotRecord { .. } | LogUnread { .. } => None,
+            CannotRecord { .. } | LogUnread { .. } | LogCut { .. } => None,
             NoLaterVersion { .. } => None,
             LogHasKeystore { .. } | VaultRecordBroken { .. } => None,
             KeyslotMissing { dir, .. } => Some(dir),

@@ -221,6 +221,11 @@ pub struct Evidence {
     /// unlock stood from then on, the record of the change it went back on still in the log
     /// (red-team round 25).
     pub unread: bool,
+    /// Why a read came to the end of the ledger before the running agent's head, which a
+    /// command's reads are held to (`AuditLedger::held_to`): the log cut in place while the
+    /// command read it. [`Evidence::unread`] is set too; the commands refuse such evidence
+    /// before they change anything ([`super::KeystoreError::LogCut`]).
+    pub cut: Option<String>,
     /// A record of a manifest the ledger holds but cannot read (a damaged `keystore` line): it
     /// may name a newer generation than any readable one, so nothing is opened on its word.
     pub unreadable: Option<String>,

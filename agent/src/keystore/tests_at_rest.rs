@@ -1094,3 +1094,107 @@ fn changes_on_a_check_that_could_not_read_the_record_are_refused() {
     f.ledger.unreadable = None;
     f.rotate(Some(&b.stub().id())).unwrap();
 }
+
+/// Red-team round 26, recheck (R1, R1b): with an agent running, a command asks it first and
+/// checks that the log at the path holds the agent's head, then reads the log itself. The log
+/// cut in place right after that check, to its length from before a token's removal, and
+/// written back after the command's reads, showed `key add` a record in which the keystore put
+/// back from before the removal was the newest: the new secret was sealed to the vault the
+/// removed token opens, and `keystore rotate` gave that token the new vault key. Every read of
+/// a ledger held to the agent's head must now reach it, or the command refuses before it
+/// changes anything. The cut is made where the agent's own check is tested for it, between
+/// taking the head and the reads.
+#[test]
+fn commands_held_to_the_agents_head_refuse_the_log_cut_in_place_while_they_read() {
+    use crate::audit::ledger::AuditLedger;
+    use crate::audit::{AuditLog, Checkpoint, holds};
+    use std::os::unix::fs::FileExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ks = Keystore::new(tmp.path().join("home/keystore"));
+    let log = tmp.path().join("home/audit.log");
+    let mut a = super::tests::soft(tmp.path(), "token-a");
+    let b = super::tests::soft(tmp.path(), "token-b");
+    ks.create(a.stub(), &mut AuditLedger::new(&log)).unwrap();
+    let vk = unlock(&ks, &mut a).unwrap();
+    ks.add_keyslot(&vk, b.stub(), &mut AuditLedger::new(&log))
+        .unwrap();
+    let k1 = cred("k1", Exchange::Upbit, None);
+    ks.add_credential(&k1, false, None, &mut AuditLedger::new(&log))
+        .unwrap();
+    // Malware keeps a copy of the keystore and the log's length; the trader removes B.
+    let stash = tmp.path().join("stash");
+    super::tests_rotate::copy_tree(ks.dir(), &stash);
+    let before = fs::read(&log).unwrap();
+    let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+        panic!("no token needs to be present, but {} was asked", s.id())
+    };
+    ks.rotate(
+        &vk,
+        Some(&b.stub().id()),
+        &mut none,
+        &mut AuditLedger::new(&log),
+        Dropping::None,
+    )
+    .unwrap();
+    let whole = fs::read(&log).unwrap();
+    // The copy from before the removal put back, as the running agent's head stands.
+    fs::remove_dir_all(ks.dir()).unwrap();
+    super::tests_rotate::copy_tree(&stash, ks.dir());
+    let head = AuditLog::open(&log).unwrap().anchor();
+    let head = Checkpoint {
+        seq: head.seq,
+        hash: head.hash,
+    };
+    let put = |path: &std::path::Path, bytes: &[u8]| {
+        let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all_at(bytes, 0).unwrap();
+    };
+    // Each command: asked first (the log holds the head), then the log is cut in place where
+    // its reads begin, and written back once it returns.
+    let run = |op: &mut dyn FnMut(&mut AuditLedger) -> Result<(), KeystoreError>| {
+        let mut ledger = AuditLedger::new(&log).held_to(holds(&log, &head).unwrap());
+        let (path, cut) = (log.clone(), before.clone());
+        crate::disk::INTERLEAVE.with(|i| {
+            i.borrow_mut().push((
+                "check: the log's head taken, before the reads",
+                Box::new(move || put(&path, &cut)),
+            ))
+        });
+        let out = op(&mut ledger);
+        crate::disk::INTERLEAVE.with(|i| i.borrow_mut().clear());
+        put(&log, &whole);
+        out
+    };
+    let k3 = cred("k3", Exchange::Binance, None);
+    let live = ks.live_dir().unwrap();
+    let e = run(&mut |l| ks.add_credential(&k3, false, None, l).map(|_| ())).unwrap_err();
+    assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
+    assert!(e.to_string().contains("changed while it read it"), "{e}");
+    assert!(!live.join("credentials/k3.json").exists());
+    // The rotation: B is given nothing, the keystore is as it was put back.
+    let manifest = fs::read(ks.dir().join("manifest.json")).unwrap();
+    let e = run(&mut |l| {
+        let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+            panic!("no token needs to be present, but {} was asked", s.id())
+        };
+        ks.rotate(&vk, None, &mut none, l, Dropping::None)
+            .map(|_| ())
+    })
+    .unwrap_err();
+    assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
+    assert_eq!(fs::read(ks.dir().join("manifest.json")).unwrap(), manifest);
+    assert_eq!(ks.live_dir().unwrap(), live);
+    // `key remove` records first: nothing recorded, nothing removed.
+    let e = run(&mut |l| ks.remove_credential("k1", l).map(|_| ())).unwrap_err();
+    assert!(e.to_string().contains("cut in place"), "{e}");
+    assert!(live.join("credentials/k1.json").exists());
+    assert_eq!(fs::read(&log).unwrap(), whole);
+    // Read whole, the log refuses the copy put back, as it did before the cut.
+    let mut ledger = AuditLedger::new(&log).held_to(holds(&log, &head).unwrap());
+    let e = ks
+        .add_credential(&k3, false, None, &mut ledger)
+        .unwrap_err();
+    assert!(matches!(e, KeystoreError::OlderThanLog { .. }), "{e}");
+}

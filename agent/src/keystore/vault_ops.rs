@@ -706,6 +706,12 @@ impl Keystore {
 /// its own record would vouch for them (red-team round 25: a log made unreadable for one
 /// command while it could still be appended to).
 pub(crate) fn refuse_unread(evidence: &Evidence, what: String) -> Result<(), KeystoreError> {
+    if let Some(why) = &evidence.cut {
+        return Err(KeystoreError::LogCut {
+            what,
+            why: why.clone(),
+        });
+    }
     match (evidence.unread, &evidence.gap) {
         (true, Some(reason)) => Err(KeystoreError::LogUnread {
             what,

@@ -54,6 +54,7 @@ pub(super) fn ks_failure(e: KeystoreError) -> Failure {
         | KeystoreError::NotFollowing { .. }
         | KeystoreError::ChecksDisagree { .. }
         | KeystoreError::Unvouched { .. }
+        | KeystoreError::LogCut { .. }
         | KeystoreError::RecordUnreadable { .. }
         | KeystoreError::RecordBroken { .. }
         | KeystoreError::Contradicted { .. }

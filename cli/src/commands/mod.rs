@@ -120,7 +120,8 @@ pub(crate) struct Vouched {
     /// unlock): `key add` seals to no other.
     pub pinned: Option<String>,
     /// The audit log at the path, which holds the agent's head: the command's ledger reads
-    /// and writes that file only ([`AuditLedger::held_to`]).
+    /// and writes that file only, and each of its reads must reach that head, else the
+    /// command refuses ([`AuditLedger::held_to`]).
     pub ledger: AuditLedger,
 }
 
@@ -140,6 +141,11 @@ pub(crate) struct Vouched {
 ///   opens for one session a keystore put back from before a removal or a rotation, and
 ///   an agent that started with the log unopenable takes whatever file is later at the path as
 ///   its log, so its head vouches for nothing either (round 26, the same steps).
+///
+/// This check is made once; the ledger it gives holds every later read of the command to the
+/// same file and head, so a log cut in place right after it (and written back a few
+/// milliseconds later) makes the command refuse before it changes anything, not read the
+/// prefix as the whole record (round 26, recheck).
 ///
 /// No agent running: `None`, and the command holds the keystore to the log alone.
 pub(crate) fn ask_agent_first(
@@ -204,7 +210,7 @@ pub(crate) fn ask_agent_first(
         seq: head.seq,
         hash: head.hash,
     };
-    let file = tapsign_agent::audit::holds(&log, &head).map_err(|why| {
+    let held = tapsign_agent::audit::holds(&log, &head).map_err(|why| {
         Failure::new(
             DAMAGED,
             format!(
@@ -218,7 +224,7 @@ pub(crate) fn ask_agent_first(
         pinned: (status.keystore)
             .filter(|k| !k.log_unread)
             .map(|k| k.vault_key),
-        ledger: AuditLedger::new(&log).held_to(file),
+        ledger: AuditLedger::new(&log).held_to(held),
     }))
 }
 
