@@ -35,6 +35,19 @@ pub enum AgentError {
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
 
+    /// The keystore's check found the keystore older than what the agent read or saw of its
+    /// log, while the agent no longer holds the log at the path (another file is there): the
+    /// generation it compared with is the old log's. After an honest restore of the whole home
+    /// with the agent running, the refusal advised a rebuild, which is refused while the agent
+    /// does not hold the log; a restart alone was the way out (red-team round 26, recheck, R3).
+    #[error(
+        "{why}. But the running agent no longer holds the audit log at {log} (another file was put there since it started), and what it compared the keystore with is the log it held before. If you restored this home (the keystore and its audit log together) from a backup yourself, restart the agent first (`systemctl --user restart tapsign-agent`), then unlock: it then reads the restored log, and no rebuild is needed (one is refused while the agent does not hold the log). If you did not, someone replaced the log: do what `tapsign status` says"
+    )]
+    OlderThanHeldLog {
+        why: KeystoreError,
+        log: std::path::PathBuf,
+    },
+
     /// `unlock` asked for more (or less) than the configuration allows.
     #[error("{0}")]
     Bounds(String),
@@ -211,7 +224,7 @@ impl AgentError {
             Policy(crate::policy::Refusal::Denied(_)) => ErrorCode::PolicyDenied,
             Sign(e) => sign_code(e),
             Token(e) => token_code(e),
-            Keystore(e) => keystore_code(e),
+            Keystore(e) | OlderThanHeldLog { why: e, .. } => keystore_code(e),
             Bounds(_) | Malformed(_) | HelloFirst => ErrorCode::BadRequest,
             NothingToExtend | LockedNoKeystore | EndedDuringTouch | LockedDuringTouch
             | AskerGone | LockedBeforeAnswer => ErrorCode::Locked,

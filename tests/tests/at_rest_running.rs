@@ -590,3 +590,53 @@ fn the_keystore_commands_change_nothing_on_a_log_that_is_not_the_running_agents(
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
     assert!(cred_file(&w, "kb3").exists());
 }
+
+/// Red-team round 26, recheck (R3): the trader restores the whole home (keystore and audit log
+/// together) from a backup, the agent still running. The unlock's refusal quoted the agent's
+/// memory of the log it held before ("the audit log records generation 3") and advised
+/// `--rebuild-manifest`, which is refused while the agent does not hold the log: a restart
+/// alone was the way out, and the refusal must say so first.
+#[test]
+fn a_home_restored_whole_under_a_running_agent_is_told_to_restart_it_not_to_rebuild() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let backup = w.home().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    let cp = |from: &std::path::Path, to: &std::path::Path| {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let (ks, log) = (w.home().join("keystore"), log_path(&w));
+    cp(&ks, &backup);
+    cp(&log, &backup);
+    w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n")
+        .ok();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    // The restore: both back from the backup, the agent running on.
+    std::fs::remove_dir_all(&ks).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    cp(&backup.join("keystore"), w.home());
+    cp(&backup.join("audit.log"), w.home());
+    let out = w.run(&["unlock"], "");
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("no longer holds the audit log"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("restart the agent first"), "{out:?}");
+    // As it says: the restart reads the restored log, and the backup opens.
+    w.signal_agent("TERM");
+    w.start_agent();
+    let out = w.run(&["unlock"], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("k1"), "{out:?}");
+}

@@ -14,6 +14,7 @@ use crate::audit::AuditEvent;
 use crate::clock::format_duration;
 use crate::credential::Credential;
 use crate::error::AgentError;
+use crate::keystore::KeystoreError;
 use crate::session::{Bounds, Client, Extend, LockReason, Session};
 use crate::unlocker::Chosen;
 use crate::unlocker::{Opened, Pending};
@@ -244,7 +245,25 @@ impl Agent {
             }
         })
         .await;
-        touched.unwrap_or_else(|e| Err(self.worker_failed(&e)))
+        touched
+            .unwrap_or_else(|e| Err(self.worker_failed(&e)))
+            .map_err(|e| self.older_than_held_log(e))
+    }
+
+    /// A check that found the keystore older than the log, said with what the agent holds:
+    /// where its writer no longer holds the file at the path (replaced), the generation it
+    /// compared with is the old file's, and a restore of the whole home needs a restart, not
+    /// the rebuild the check advises ([`AgentError::OlderThanHeldLog`]).
+    fn older_than_held_log(&self, e: AgentError) -> AgentError {
+        match e {
+            AgentError::Keystore(
+                why @ (KeystoreError::OlderThanLog { .. } | KeystoreError::RolledBack { .. }),
+            ) if self.audit.tampered().is_some() => AgentError::OlderThanHeldLog {
+                why,
+                log: self.audit.path().to_owned(),
+            },
+            e => e,
+        }
     }
 
     /// Renew the open session after the touch of `unlock --extend`, without the keys the
