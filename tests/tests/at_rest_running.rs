@@ -640,3 +640,37 @@ fn a_home_restored_whole_under_a_running_agent_is_told_to_restart_it_not_to_rebu
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("k1"), "{out:?}");
 }
+
+/// Red-team round 26, recheck (R4): with the keystore folder moved away and an empty file put
+/// at the log's path, `token add` made a new keystore and only then said the running agent no
+/// longer took the log in; the trader was steered to start over instead of putting back the
+/// keystore the agent had verified. It asks the agent first, as every other keystore command.
+#[test]
+fn token_add_asks_the_running_agent_before_it_makes_a_new_keystore() {
+    let mut w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let (ks, log) = (w.home().join("keystore"), log_path(&w));
+    let ks_aside = w.home().join(".ks.hidden");
+    std::fs::rename(&ks, &ks_aside).unwrap();
+    // The agent's log at its path: the keystore it verified is to be put back.
+    let out = w.run(&["token", "add", "--soft"], "");
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(out.stderr.contains("verified a keystore at"), "{out:?}");
+    assert!(out.stderr.contains("no keystore was made"), "{out:?}");
+    assert!(!ks.exists(), "{out:?}");
+    // And an empty file put at the log's path: the agent does not hold it.
+    std::fs::rename(&log, w.home().join(".log.hidden")).unwrap();
+    put_back(&log, b"");
+    let out = w.run(&["token", "add", "--soft"], "");
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(out.stderr.contains("no keystore was made"), "{out:?}");
+    assert!(
+        out.stderr.contains("does not hold the audit log"),
+        "{out:?}"
+    );
+    assert!(!ks.exists(), "{out:?}");
+    assert!(std::fs::read(&log).unwrap().is_empty());
+}

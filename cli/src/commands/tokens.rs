@@ -164,6 +164,8 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
             "the keystore already exists; the soft token can only create a new one (tests)",
         ));
     }
+    // Asked before the soft token is made, as a card's key is made only after.
+    let mut ledger = creating(paths)?;
     // A soft token without a keystore was made by a `token add --soft` that stopped before
     // the keystore (killed, or the disk filled up): enroll that one.
     let dir = paths.soft_token_dir();
@@ -173,7 +175,6 @@ fn add_soft(paths: &Paths, ks: &Keystore) -> Result<(), Failure> {
         Err(e) => return Err(token_failure(e)),
     };
     let stub = token.stub().clone();
-    let mut ledger = AuditLedger::new(&paths.audit_log());
     creatable(paths, ks, &mut ledger)?;
     let checked = ks.create(&stub, &mut ledger).map_err(ks_failure)?;
     super::agent_takes_in(paths, &mut ledger)?;
@@ -345,14 +346,38 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
     Ok(())
 }
 
-/// The ledger a `token add` records in: for a token joining a keystore, the running agent is
-/// asked first, as for a rotation (`rotate`), before any card or key is touched.
+/// The ledger a `token add` records in: the running agent is asked first, as for a rotation
+/// (`rotate`), before any card or key is touched; for a new keystore too ([`creating`]).
 fn joining(paths: &Paths, initialized: bool) -> Result<AuditLedger, Failure> {
     match initialized {
         true => super::agent_vouches(paths, "no token was enrolled", "add the token again")
             .map(|(_, ledger)| ledger),
-        false => Ok(AuditLedger::new(&paths.audit_log())),
+        false => creating(paths),
     }
+}
+
+/// The ledger of a `token add` that makes a new keystore, with the running agent asked first.
+/// It refuses where the agent does not hold the log at the path ([`super::ask_agent_first`]),
+/// and where the agent verified a keystore here since it started, now gone from the path: the
+/// trader should put that keystore back, not start over. Red-team round 26, recheck (R4): with
+/// the keystore folder moved away and an empty file at the log's path, `token add` made a new
+/// keystore and only then said the agent no longer took the log in, while `status` told the
+/// trader to enroll a token.
+fn creating(paths: &Paths) -> Result<AuditLedger, Failure> {
+    let unchanged = "no keystore was made";
+    let Some(vouched) = super::ask_agent_first(paths, unchanged, "add the token again")? else {
+        return Ok(AuditLedger::new(&paths.audit_log()));
+    };
+    if vouched.pinned.is_some() {
+        return Err(Failure::new(
+            exit_codes::DAMAGED,
+            format!(
+                "the running agent verified a keystore at {} since it started (`tapsign status` shows its generation and vault), and no keystore is there now; {unchanged}. Put that keystore back (moved aside, it may still be beside it; else from a backup), then run `tapsign unlock`. If you are starting over on purpose, stop the agent first (`systemctl --user stop tapsign-agent`), move the audit log aside, then add the token again",
+                paths.keystore_dir().display()
+            ),
+        ));
+    }
+    Ok(vouched.ledger)
 }
 
 /// The credential changes since the keystore's last check that the next check would tell of
