@@ -866,3 +866,35 @@ fn another_homes_log_at_the_path_is_said_to_be_anothers_not_the_keystore_put_bac
     assert!(!out.stderr.contains("--rebuild-manifest"), "{out:?}");
     assert!(!out.stdout.contains("Unlocked"), "{out:?}");
 }
+
+/// Red-team round 26, recheck (R2): a `keystore` line appended by hand, chained, with a
+/// generation far above the manifest's made every refusal say an older copy of the keystore
+/// was put back. Its generation still counts (a line can only make the check refuse more), but
+/// the refusal names the line as one no vault key signed.
+#[test]
+fn a_generation_from_a_line_no_vault_key_signed_is_said_to_be_so() {
+    let w = World::new();
+    w.setup_key("k1", "binance", "ak1", "sk1");
+    let text = std::fs::read_to_string(w.home().join("audit.log")).unwrap();
+    let mut event = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .rfind(|e| e["generation"].is_u64())
+        .unwrap();
+    let generation = event["generation"].as_u64().unwrap() + 1000;
+    event["generation"] = generation.into();
+    event["reason"] = "unlock".into();
+    append_chained(&w, event);
+    let out = w.run(&["key", "add", "k2", "--exchange", "binance"], "ak2\nsk2\n");
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("records generation {generation} (audit line")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("no vault key the log vouches for signed"),
+        "{out:?}"
+    );
+}

@@ -1315,17 +1315,34 @@ impl Keystore {
 /// Where `recorded`, a generation above the manifest's, is a check line of the manifest's own
 /// vault key (signed: `super::attest`), said with the one other way it gets there: written in
 /// another copy of the keystore sharing the vault and appended to this log (red-team round 25:
-/// only "an older copy was put back" was said, though nothing had been). Empty otherwise.
+/// only "an older copy was put back" was said, though nothing had been).
+///
+/// Where the newest line that records `recorded` is signed by no vault key the record believes,
+/// that is said instead: such a line is made by hand (or by a tapsign from before these lines
+/// were signed), and every unlock refused as "an older copy was put back" for it (red-team
+/// round 26, recheck, R2). Its generation still counts: a `keystore` line taken as less for
+/// lacking a signature would let the lines of an older tapsign's log, or one whose signature
+/// was damaged, hide a rotation from the rollback check, while a line appended by hand can only
+/// make the check refuse more, and the rebuild goes on above it. Empty otherwise.
 fn signed_check_at(m: &ManifestFile, evidence: &Evidence, recorded: u64) -> String {
+    let newest = evidence
+        .checks
+        .iter()
+        .rev()
+        .find(|c| c.generation == recorded);
     let line = evidence.checks.iter().rev().find(|c| {
         c.generation == recorded && c.vault_key == m.vault_key && super::attest::self_signed(c)
     });
-    match line {
-        Some(c) => format!(
+    match (line, newest) {
+        (Some(c), _) => format!(
             " (audit line {}, a check signed by this keystore's vault key: this keystore wrote it after this manifest, or another copy of the keystore sharing this vault did, a backup restored and used or a second TAPSIGN_HOME, and the line was appended here)",
             c.seq
         ),
-        None => String::new(),
+        (None, Some(c)) if !super::attest::verifies(c, &evidence.recorded_vaults) => format!(
+            " (audit line {}, a `keystore` line that no vault key the log vouches for signed: appended by hand, or written by a tapsign from before these lines were signed. Its generation counts all the same, as a line can only make the check refuse more. If you put nothing back and your tapsign signs these lines, something running as you appended it: `tapsign audit` shows the line, and the rebuild below goes on above it)",
+            c.seq
+        ),
+        _ => String::new(),
     }
 }
 
