@@ -411,9 +411,10 @@ fn token_code(e: &TokenError) -> ErrorCode {
         | TokenError::Removed { .. }
         | TokenError::Unavailable { .. }
         | TokenError::Unreadable { .. }
-        | TokenError::InUse { .. }
         | TokenError::SoftRefused
         | TokenError::SoftRefusedByAgent => ErrorCode::TokenAbsent,
+        // Present, and another program has it: close that program and try again.
+        TokenError::InUse { .. } => ErrorCode::Busy,
         TokenError::WrongToken { .. } | TokenError::KeyLost { .. } => ErrorCode::WrongToken,
         // No code of its own on the wire: a refused touch is a touch that did not come.
         TokenError::TouchTimeout { .. } | TokenError::TouchDenied { .. } => ErrorCode::TouchTimeout,
@@ -498,15 +499,15 @@ mod tests {
     }
 
     #[test]
-    fn a_card_held_by_another_program_is_a_token_problem_not_internal() {
+    fn a_card_held_by_another_program_is_busy_not_absent() {
         let e = TokenError::InUse {
             token: "YubiKey 123".into(),
         };
-        assert_eq!(code(e), ErrorCode::TokenAbsent);
+        assert_eq!(code(e), ErrorCode::Busy);
         let wrapped = KeystoreError::Token(TokenError::InUse {
             token: "YubiKey 123".into(),
         });
-        assert_eq!(code(wrapped), ErrorCode::TokenAbsent);
+        assert_eq!(code(wrapped), ErrorCode::Busy);
     }
 
     #[test]

@@ -406,17 +406,35 @@ const ECDH_R1_WITH_G: &str = "0087118247 7C45 8200 8541 04\
 
 /// Another program that sends ECDHs on the card in a loop on its own shared PC/SC handle, no
 /// SELECT, no PIN, until `stop`: how many it sent, and how many the card served (`90 00`).
-fn spin_ecdh(reader: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (u32, u32) {
+/// `brief`: it connects for each ECDH and lets go of the card after it (a program that only
+/// looks at the card now and then), rather than keeping it open.
+fn spin_ecdh(
+    reader: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    brief: bool,
+) -> (u32, u32) {
     use std::sync::atomic::Ordering;
     let apdu = hex::decode(ECDH_R1_WITH_G.replace(' ', "")).unwrap();
     let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
     let name = std::ffi::CString::new(reader).unwrap();
-    let mut card = ctx
-        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
-        .unwrap();
+    let connect = || ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1);
+    let mut card = connect().unwrap();
     let (mut sent, mut served) = (0, 0);
     let mut buf = [0u8; 258];
     while !stop.load(Ordering::SeqCst) {
+        if brief {
+            let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+            std::thread::sleep(Duration::from_millis(20));
+            card = loop {
+                match connect() {
+                    Ok(c) => break c,
+                    Err(_) if !stop.load(Ordering::SeqCst) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(_) => return (sent, served),
+                }
+            };
+        }
         sent += 1;
         match card.transmit(&apdu, &mut buf) {
             Ok([.., 0x90, 0x00]) => served += 1,
@@ -436,11 +454,14 @@ fn spin_ecdh(reader: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>
 
 /// The card's PIN-verified state is the card's, not a PC/SC handle's: the agent verified the
 /// PIN and did the ECDH in separate transactions, and another program's ECDH sent in between
-/// (no PIN of its own) was served, giving it the keystore's key. Now the whole PIN use is one
-/// transaction ending with a reset. The agent pauses between the PIN check and the ECDH here
-/// (a debug-build test hook), so the gap is wide open if it exists (red-team round 26, F4).
+/// (no PIN of its own) was served, giving it the keystore's key (red-team round 26, F4). One
+/// transaction was not enough: pcscd checks another handle's transaction before that handle's
+/// command waits for the reader, so a command sent just before the transaction began ran inside
+/// it, after the VERIFY (red-team round 26, recheck). So a PIN is used only on a card connected
+/// to exclusively: while another program keeps the card open, the unlock is refused, within a
+/// few seconds, and no PIN is sent (a wrong one here: the card still has all its tries).
 #[test]
-fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
+fn a_pin_is_not_used_while_another_program_has_the_card_open() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     harness::run(&[fw([5, 4, 3], 15_100_030)], |stack| {
@@ -454,13 +475,59 @@ fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
         let stop = Arc::new(AtomicBool::new(false));
         let spinner = {
             let (reader, stop) = (stack.reader_name(0), stop.clone());
-            std::thread::spawn(move || spin_ecdh(reader, stop))
+            std::thread::spawn(move || spin_ecdh(reader, stop, false))
         };
         std::thread::sleep(Duration::from_millis(200));
-        let out = w.run(&["unlock"], PIN);
-        assert!(out.ok().contains("Unlocked 1 key(s): b."), "{out:?}");
+        let started = std::time::Instant::now();
+        let out = w.run(&["unlock"], "999999\n");
+        let took = started.elapsed();
         stop.store(true, Ordering::SeqCst);
         let (sent, served) = spinner.join().unwrap();
+        out.fails_with(1, "YubiKey 15100030 is held by another program");
+        assert!(out.stderr.contains("[busy]"), "{out:?}");
+        assert!(out.stderr.contains("gpgconf --kill scdaemon"), "{out:?}");
+        assert!(took < Duration::from_secs(10), "refused after {took:?}");
+        assert!(sent > 2, "the other program kept trying ({sent} sent)");
+        assert_eq!(served, 0, "the card served {served} of {sent} ECDHs");
+        assert_eq!(pin_tries(&stack.reader_name(0)), 3, "the PIN was sent");
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s): b."), "{out:?}");
+        w.signs_with("b", SECRET.as_bytes());
+    });
+}
+
+/// Another program that opens the card for one ECDH at a time, over and over (no SELECT, no
+/// PIN), is waited out for the moment the unlock needs the card alone, and none of its ECDHs
+/// is served with the PIN the unlock verified, though the agent pauses between the PIN check
+/// and the ECDH (a debug-build test hook).
+#[test]
+fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    harness::run(&[fw([5, 4, 3], 15_100_032)], |stack| {
+        let mut w = World::new();
+        enroll(&w, &[], PIN);
+        add_key(&w);
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+            c.env("TAPSIGN_TEST_PIV_PAUSE_MS", "1500");
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..3)
+            .map(|_| {
+                let (reader, stop) = (stack.reader_name(0), stop.clone());
+                std::thread::spawn(move || spin_ecdh(reader, stop, true))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let out = w.run(&["unlock"], PIN);
+        stop.store(true, Ordering::SeqCst);
+        let (mut sent, mut served) = (0, 0);
+        for s in spinners {
+            let (a, b) = s.join().unwrap();
+            (sent, served) = (sent + a, served + b);
+        }
+        assert!(out.ok().contains("Unlocked 1 key(s): b."), "{out:?}");
         assert!(sent > 2, "the other program kept trying ({sent} sent)");
         assert_eq!(
             served, 0,
@@ -468,6 +535,25 @@ fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
         );
         w.signs_with("b", SECRET.as_bytes());
     });
+}
+
+/// The PIN tries left on the card in `reader`, read without spending one.
+fn pin_tries(reader: &str) -> u8 {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new(reader).unwrap();
+    let card = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1)
+        .unwrap();
+    let mut buf = [0u8; 258];
+    let select = hex::decode("00A4040005A000000308").unwrap();
+    card.transmit(&select, &mut buf).unwrap();
+    let answer = card
+        .transmit(&[0x00, 0x20, 0x00, 0x80, 0x00], &mut buf)
+        .unwrap();
+    match answer {
+        [0x63, sw] if sw & 0xF0 == 0xC0 => sw & 0x0F,
+        other => panic!("PIN tries: {other:02X?}"),
+    }
 }
 
 /// With PIN policy never the card serves any program's ECDH on the slot, given a touch: the

@@ -1,23 +1,37 @@
-//! A YubiKey held for one PIN use: one PC/SC transaction from the PIV applet's SELECT, through
-//! the PIN check and the ECDH, to the card reset that ends it.
+//! A YubiKey held for one PIN use: connected to alone (`SCARD_SHARE_EXCLUSIVE`), in one PC/SC
+//! transaction from the PIV applet's SELECT, through the PIN check and the ECDH, to the card
+//! reset that ends it.
 //!
 //! A card's PIN-verified state belongs to the card, not to a PC/SC handle. The `yubikey` crate
 //! makes each command its own transaction on a shared connection, so between the end of its
 //! VERIFY and the reset on drop, any other program's command reached the card and was served
 //! with the PIN tapsign had verified: a program running as the trader, with no PIN, did its own
 //! ECDH on the keystore's slot during an ordinary unlock and took the vault key (red-team round
-//! 26). Here no other client's command reaches the card until the transaction ends (pcscd
-//! refuses it, and its client library retries it after the transaction), and it ends with a
-//! reset: pcsc-lite's SCardEndTransaction with SCARD_RESET_CARD resets the card before it
-//! releases the lock, where SCardDisconnect, which the crate's drop calls, releases it first. So
-//! the verified PIN never reaches another program; other clients wait for the touch at most.
-//! See firmware-notes/session-state.md.
+//! 26). A transaction on a shared connection was not enough either: pcscd checks another
+//! handle's transaction (`RFCheckSharing`) before its command waits for the reader, so a
+//! command that passed that check just before the transaction began ran inside it, after the
+//! VERIFY (red-team round 26, recheck). So the card is connected to exclusively, which pcscd
+//! grants only while no other handle is connected to it (pcsc-lite `winscard.c`,
+//! `SCardConnect`: `SCARD_E_SHARING_VIOLATION` unless `contexts` is
+//! `PCSCLITE_SHARING_NO_CONTEXT`; and it refuses every other connect while the exclusive handle
+//! lives). With no other handle, no other program's command is queued or can be sent until
+//! the exclusive handle is gone, and `SCardDisconnect` resets the card before it clears the
+//! exclusive mark (`contexts = PCSCLITE_SHARING_NO_CONTEXT` comes after `IFDPowerICC`), which
+//! is also what pcscd does for a client that dies holding it. The transaction and the reset
+//! at its end are kept: the reset comes before the lock is released either way.
+//!
+//! The cost: while another program has the card open (gpg's scdaemon, a YubiKey manager, a
+//! browser), tapsign cannot use it for a PIN, and says so ([`TokenError::InUse`]) rather than
+//! waiting: other programs' brief probes are waited out for [`ALONE_WAIT`]. See
+//! firmware-notes/session-state.md.
 //!
 //! The crate's transaction type is crate-private, so the few commands a PIN use needs (SELECT,
 //! GET SERIAL, VERIFY, the ECDH) are sent here as the crate would send them.
 
 use std::cell::Cell;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode, Transaction};
 use zeroize::Zeroizing;
@@ -40,21 +54,27 @@ pub(super) struct HeldCard<'c> {
     unread: Cell<bool>,
 }
 
-/// Run `f` with YubiKey `serial` (in PC/SC reader `reader`) held: nothing another program sends
-/// reaches the card until `f` is done and the card has been reset. The card in the reader
-/// must still be that YubiKey (its serial is read inside the transaction).
+/// How long [`holding`] keeps asking for the card to itself while another program has it
+/// open: long enough to wait out another program's look at the card (a scan, a status query,
+/// a few commands), short enough that a program keeping it open is said at once. pcscd also
+/// makes a connect wait, with no bound, while another handle holds a transaction
+/// (`SCardConnect`'s "Waiting for release of lock"): that wait counts against this bound too.
+pub(super) const ALONE_WAIT: Duration = Duration::from_secs(3);
+
+/// Run `f` with YubiKey `serial` (in PC/SC reader `reader`) held: connected to alone, inside
+/// one transaction, so nothing another program sends reaches the card until `f` is done and
+/// the card has been reset. The card in the reader must still be that YubiKey (its serial is
+/// read inside the transaction). Refused with [`TokenError::InUse`], before anything is sent,
+/// when another program keeps the card open for longer than [`ALONE_WAIT`].
 pub(super) fn holding<T>(
     serial: u32,
     reader: &str,
     f: impl FnOnce(&mut HeldCard<'_>) -> Result<T, TokenError>,
 ) -> Result<T, TokenError> {
     let pcsc = |e: pcsc::Error| card_error(yubikey::Error::PcscError { inner: Some(e) }, serial);
-    let ctx = Context::establish(Scope::User).map_err(pcsc)?;
     let name = CString::new(reader)
         .map_err(|_| TokenError::Other(format!("PC/SC reader name {reader:?} has a NUL byte")))?;
-    let mut card: Card = ctx
-        .connect(&name, ShareMode::Shared, Protocols::T1)
-        .map_err(pcsc)?;
+    let mut card = connect_alone(&name, serial)?;
     let (result, unread, ended) = {
         let tx = card.transaction().map_err(pcsc)?;
         let mut held = HeldCard {
@@ -66,12 +86,25 @@ pub(super) fn holding<T>(
         // The reset comes inside the transaction: a PIN verified above never reaches another
         // client.
         let HeldCard { tx, unread, .. } = held;
-        (result, unread.get(), tx.end(Disposition::ResetCard).is_ok())
+        let ended = match tx.end(Disposition::ResetCard) {
+            Ok(()) => true,
+            // pcscd releases the lock even when the reset failed; the handle is still the
+            // only one on the card, so the disconnect below resets it before anyone else can
+            // connect.
+            Err((tx, _)) => {
+                drop(tx);
+                false
+            }
+        };
+        (result, unread.get(), ended)
     };
-    match ended {
-        true => drop(card.disconnect(Disposition::LeaveCard)),
-        // Dropping the card resets it, as the crate's drop does.
-        false => drop(card),
+    let disposition = match ended {
+        true => Disposition::LeaveCard,
+        false => Disposition::ResetCard,
+    };
+    // On failure the handle comes back and is dropped, which resets the card too.
+    if let Err((card, _)) = card.disconnect(disposition) {
+        drop(card);
     }
     // A card pulled during a command leaves no answer to read: the trader needs to hear
     // "removed", as the crate's path said. Asked only now: looking for the card opens it,
@@ -84,6 +117,48 @@ pub(super) fn holding<T>(
         });
     }
     result
+}
+
+/// Connect to `reader` exclusively, retrying while another program has the card open, for
+/// [`ALONE_WAIT`] at most. The connect runs on a thread of its own: pcscd makes it wait, with
+/// no bound, for another handle's transaction to end (a program holding one made an unlock
+/// wait silently for as long as it liked, red-team round 26, recheck). A connect that
+/// succeeds after the bound is let go of, unused.
+fn connect_alone(reader: &CStr, serial: u32) -> Result<Card, TokenError> {
+    let pcsc = |e: pcsc::Error| card_error(yubikey::Error::PcscError { inner: Some(e) }, serial);
+    let in_use = || TokenError::InUse {
+        token: format!("YubiKey {serial}"),
+    };
+    let (send, got) = mpsc::channel();
+    let name = reader.to_owned();
+    let until = Instant::now() + ALONE_WAIT;
+    std::thread::spawn(move || {
+        let connected = Context::establish(Scope::User).and_then(|ctx| {
+            loop {
+                match ctx.connect(&name, ShareMode::Exclusive, Protocols::T1) {
+                    Err(pcsc::Error::SharingViolation) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    other => break other,
+                }
+            }
+        });
+        if let Err(mpsc::SendError(Ok(card))) = send.send(connected) {
+            // Too late: the caller has said the card is in use. Nothing was sent to it.
+            let _ = card.disconnect(Disposition::LeaveCard);
+        }
+    });
+    let wait = until.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
+    match got.recv_timeout(wait) {
+        Ok(Ok(card)) => Ok(card),
+        Ok(Err(pcsc::Error::SharingViolation)) | Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(in_use())
+        }
+        Ok(Err(e)) => Err(pcsc(e)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(TokenError::Other(
+            "internal: the PC/SC connect thread ended without an answer".into(),
+        )),
+    }
 }
 
 impl HeldCard<'_> {

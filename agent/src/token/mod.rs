@@ -248,8 +248,12 @@ pub enum TokenError {
     Unreadable { reader: String, wanted: String },
     #[error("no token can be reached: {hint}")]
     Unavailable { hint: String },
+    /// Another program has the card open. A PIN is used only on a card no other program has
+    /// open (no other program's command can then be served with it), so a shared hold refuses
+    /// it too; the message said "held exclusively" and the code `token_absent` ("insert the
+    /// key") of a key sitting in the reader (red-team round 26, recheck).
     #[error(
-        "{token} is held exclusively by another program (gpg's scdaemon? `gpgconf --kill scdaemon`): free it and try again"
+        "{token} is held by another program, and tapsign uses the card only while no other program has it open (a command of another program could otherwise be served with the PIN it checks): close that program and try again (gpg's scdaemon: `gpgconf --kill scdaemon`; a YubiKey manager such as ykman or Yubico Authenticator; a browser or PIV middleware using the card)"
     )]
     InUse { token: String },
     #[error(
