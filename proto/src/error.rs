@@ -20,8 +20,7 @@ pub enum ErrorCode {
     UnknownKey,
     /// The request is malformed (bad frame, bad JSON, missing field, bad value).
     BadRequest,
-    /// No enrolled token can be reached: none is present, pcscd is down, or another program
-    /// holds the card.
+    /// No enrolled token can be reached: none is present, or pcscd is down.
     TokenAbsent,
     /// A token is present but it is not one enrolled in this keystore.
     WrongToken,
@@ -34,8 +33,8 @@ pub enum ErrorCode {
     /// The keystore could not be read, a file in it is damaged, or a stored credential cannot
     /// sign.
     Keystore,
-    /// The agent is busy (connection limit reached, or another command holds the keystore);
-    /// try again.
+    /// The agent is busy (connection limit reached, or another command holds the keystore),
+    /// or another program has the token open (close it); try again.
     Busy,
     /// The peer is not allowed to talk to this agent (another user).
     Forbidden,

@@ -2,9 +2,12 @@
 //! on-card ECDH per unlock (touch policy Always: the only one it generates).
 //!
 //! Every call opens the card, does its one job and lets go of it. A PIN is only ever verified
-//! inside one PC/SC transaction that ends with a card reset ([`super::held`]), so no other
-//! local program's command is served with it, during the operation or after; other PC/SC
-//! clients can use the card right after an unlock.
+//! on a card connected to exclusively, inside one PC/SC transaction that ends with a card reset
+//! ([`super::held`]), so no other local program's command is served with it, during the
+//! operation or after; while another program keeps the card open, a PIN use is refused
+//! ([`TokenError::InUse`]); other PC/SC clients can use the card right after an unlock. The
+//! management-key authentication and GENERATE of `token add` still go through the crate on a
+//! shared connection (see firmware-notes/session-state.md).
 //!
 //! Firmware behaviour this relies on is written up in `firmware-notes/`.
 
@@ -522,8 +525,8 @@ impl Token for PivToken {
             false => None,
         };
         let (serial, slot) = (self.serial, u8::from(self.slot));
-        // One transaction from the PIN check to the reset: no other program's command is
-        // served with the PIN verified here (red-team round 26, F4).
+        // The card alone, one transaction from the PIN check to the reset: no other program's
+        // command is served with the PIN verified here (red-team round 26, F4 and recheck).
         holding(serial, &reader, |card| {
             if let Some(pin) = pin {
                 // Any local client can start an unlock: never let one spend the last PIN try
