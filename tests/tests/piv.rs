@@ -592,3 +592,122 @@ fn with_pin_policy_never_any_program_gets_the_ecdh_with_a_touch() {
         );
     });
 }
+
+/// Another program's GENERATE in R20 (no management key of its own), sent over and over on its
+/// own shared handle, or connecting for each one, until `stop`: how many it sent, and how many
+/// the card served (`90 00`: a key made with the management key tapsign authenticated with).
+fn spin_generate(
+    reader: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    brief: bool,
+) -> (u32, u32) {
+    use std::sync::atomic::Ordering;
+    let apdu = hex::decode("004700950bac09800111aa0101ab010100").unwrap();
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new(reader).unwrap();
+    let connect = || ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::T1);
+    let (mut sent, mut served) = (0, 0);
+    let mut buf = [0u8; 258];
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(card) = connect() else {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        loop {
+            sent += 1;
+            match card.transmit(&apdu, &mut buf) {
+                Ok([.., 0x90, 0x00] | [.., 0x61, _]) => served += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+            if brief || stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        if brief {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    (sent, served)
+}
+
+/// `token add --piv --custom-mgm-key` authenticated with the management key in one transaction
+/// and generated in another, on a shared connection: another program's GENERATE (or IMPORT, or
+/// SET MANAGEMENT KEY) sent in between was served as authenticated, with no key of its own
+/// (red-team round 26, recheck, finding 2). Now the authentication and GENERATE run on the card
+/// held alone: with another program keeping the card open the enrollment is refused (`busy`),
+/// and with one that opens it now and then, none of its GENERATEs is served.
+#[test]
+fn the_management_key_session_is_held_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const KEY: &str = "112233445566778811223344556677881122334455667788";
+    harness::run_with_tools(
+        &["yubico-piv-tool"],
+        &[fw([5, 4, 3], 15_100_033)],
+        |stack| {
+            let reader = stack.reader_name(0);
+            let set = std::process::Command::new("yubico-piv-tool")
+                .args(["-r", &reader, "-a", "set-mgm-key", "-n", KEY])
+                .output()
+                .unwrap();
+            assert!(set.status.success(), "{set:?}");
+            let w = World::new();
+            let out = w.run(&["token", "add", "--piv"], PIN);
+            out.fails_with(6, "management key is not the factory default");
+            let wrong = format!("{PIN}{}\n", "00".repeat(24));
+            let out = w.run(&["token", "add", "--piv", "--custom-mgm-key"], &wrong);
+            out.fails_with(6, "refused that management key");
+
+            let stop = Arc::new(AtomicBool::new(false));
+            let kept = {
+                let (reader, stop) = (reader.clone(), stop.clone());
+                std::thread::spawn(move || spin_generate(reader, stop, false))
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            // PIN policy never: no PIN check, so the card is held for the management key alone.
+            let out = w.run(
+                &[
+                    "token",
+                    "add",
+                    "--piv",
+                    "--pin-policy",
+                    "never",
+                    "--custom-mgm-key",
+                ],
+                &format!("{PIN}{KEY}\n"),
+            );
+            stop.store(true, Ordering::SeqCst);
+            let (sent, served) = kept.join().unwrap();
+            out.fails_with(1, "is held by another program");
+            assert!(sent > 2, "the other program kept trying ({sent} sent)");
+            assert_eq!(served, 0, "the card served {served} of {sent} GENERATEs");
+
+            let stop = Arc::new(AtomicBool::new(false));
+            let brief: Vec<_> = (0..3)
+                .map(|_| {
+                    let (reader, stop) = (reader.clone(), stop.clone());
+                    std::thread::spawn(move || spin_generate(reader, stop, true))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(200));
+            let right = format!("{PIN}{KEY}\n");
+            let out = w.run(&["token", "add", "--piv", "--custom-mgm-key"], &right);
+            stop.store(true, Ordering::SeqCst);
+            let (mut sent, mut served) = (0, 0);
+            for s in brief {
+                let (a, b) = s.join().unwrap();
+                (sent, served) = (sent + a, served + b);
+            }
+            assert!(out.ok().contains("Enrolled"), "{out:?}");
+            assert!(sent > 2, "the other program kept trying ({sent} sent)");
+            assert_eq!(served, 0, "the card served {served} of {sent} GENERATEs");
+            add_key(&w);
+            let mut w = w;
+            agent(&mut w);
+            let out = w.run(&["unlock"], PIN);
+            assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+        },
+    );
+}

@@ -34,6 +34,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode, Transaction};
+use yubikey::{MgmAlgorithmId, MgmKey, PinPolicy};
 use zeroize::Zeroizing;
 
 use super::TokenError;
@@ -218,6 +219,80 @@ impl HeldCard<'_> {
         }
     }
 
+    /// Authenticate with the PIV management key `key` (mutual: the card proves it holds the
+    /// key too), as the crate's `YubiKey::authenticate` does. `Ok(false)`: the card refused
+    /// the key (or did not prove it holds it). The authenticated state is the card's, like the
+    /// verified PIN, so it is only ever reached here, on the card held alone and reset after.
+    pub(super) fn authenticate(&mut self, key: &MgmKey) -> Result<bool, TokenError> {
+        let what = "the management-key authentication";
+        let alg = u8::from(key.algorithm_id());
+        let block = match key.algorithm_id() {
+            MgmAlgorithmId::ThreeDes => 8,
+            _ => 16,
+        };
+        let head = [0x00, 0x87, alg, 0x9B];
+        let mut ask = head.to_vec();
+        ask.extend_from_slice(&[0x04, 0x7C, 0x02, 0x80, 0x00]);
+        let (data, sw) = self.send(&ask, what)?;
+        if sw != 0x9000 {
+            return Ok(false);
+        }
+        // 7C len 80 n witness: the card's challenge, encrypted with the key.
+        let witness = match data.as_slice() {
+            [0x7C, _, 0x80, n, rest @ ..] if usize::from(*n) == block && rest.len() == block => {
+                rest
+            }
+            _ => return Err(self.unreadable(what)),
+        };
+        let mut answer = Zeroizing::new(witness.to_vec());
+        mgm_block(key, &mut answer, false)?;
+        let mut challenge = Zeroizing::new(vec![0u8; block]);
+        getrandom::fill(&mut challenge)
+            .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
+        let n = block as u8;
+        let mut reply = Zeroizing::new(head.to_vec());
+        reply.extend_from_slice(&[6 + 2 * n, 0x7C, 4 + 2 * n, 0x80, n]);
+        reply.extend_from_slice(&answer);
+        reply.extend_from_slice(&[0x81, n]);
+        reply.extend_from_slice(&challenge);
+        let (data, sw) = self.send(&reply, what)?;
+        if sw != 0x9000 {
+            return Ok(false);
+        }
+        let proof = match data.as_slice() {
+            [0x7C, _, 0x82, n, rest @ ..] if usize::from(*n) == block && rest.len() == block => {
+                rest
+            }
+            _ => return Err(self.unreadable(what)),
+        };
+        let mut expected = Zeroizing::new(challenge.to_vec());
+        mgm_block(key, &mut expected, true)?;
+        Ok(expected.as_slice() == proof)
+    }
+
+    /// GENERATE a P-256 key in `slot` with PIN policy `pin` and touch policy Always (the card
+    /// must be authenticated with the management key): the card's answer (`7F49 ...`), or the
+    /// status word it refused with.
+    pub(super) fn generate_p256(
+        &mut self,
+        slot: u8,
+        pin: PinPolicy,
+    ) -> Result<Result<Zeroizing<Vec<u8>>, u16>, TokenError> {
+        let mut template = vec![0xAC, 0x03, 0x80, 0x01, 0x11];
+        if pin != PinPolicy::Default {
+            template.extend_from_slice(&[0xAA, 0x01, u8::from(pin)]);
+        }
+        template.extend_from_slice(&[0xAB, 0x01, 0x02]);
+        template[1] = (template.len() - 2) as u8;
+        let mut apdu = vec![0x00, 0x47, 0x00, slot, template.len() as u8];
+        apdu.extend_from_slice(&template);
+        apdu.push(0x00);
+        match self.send(&apdu, "the key generation")? {
+            (data, 0x9000) => Ok(Ok(data)),
+            (_, sw) => Ok(Err(sw)),
+        }
+    }
+
     /// The ECDH of the P-256 key in `slot` with `point` (SEC1 uncompressed, 65 bytes): the
     /// shared X coordinate. `6982` is the touch not given in time: the caller has verified the
     /// PIN (or the key needs none).
@@ -301,6 +376,34 @@ impl HeldCard<'_> {
             self.serial
         ))
     }
+}
+
+/// One block of `key`'s cipher over `block`, in place: encrypt, or decrypt.
+fn mgm_block(key: &MgmKey, block: &mut [u8], encrypt: bool) -> Result<(), TokenError> {
+    use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+    fn run<C: KeyInit + BlockCipherEncrypt + BlockCipherDecrypt>(
+        key: &[u8],
+        block: &mut [u8],
+        encrypt: bool,
+    ) -> Option<()> {
+        let cipher = C::new_from_slice(key).ok()?;
+        let block = block.try_into().ok()?;
+        match encrypt {
+            true => cipher.encrypt_block(block),
+            false => cipher.decrypt_block(block),
+        }
+        Some(())
+    }
+    let bytes = key.as_ref();
+    let done = match key.algorithm_id() {
+        MgmAlgorithmId::ThreeDes => run::<des::TdesEde3>(bytes, block, encrypt),
+        MgmAlgorithmId::Aes128 => run::<aes::Aes128>(bytes, block, encrypt),
+        MgmAlgorithmId::Aes192 => run::<aes::Aes192>(bytes, block, encrypt),
+        MgmAlgorithmId::Aes256 => run::<aes::Aes256>(bytes, block, encrypt),
+    };
+    done.ok_or_else(|| {
+        TokenError::Other("internal: the management key does not fit its cipher".into())
+    })
 }
 
 /// Tests only, in debug builds: `TAPSIGN_TEST_PIV_PAUSE_MS` makes a PIN use wait that long (at

@@ -6,8 +6,7 @@
 //! ([`super::held`]), so no other local program's command is served with it, during the
 //! operation or after; while another program keeps the card open, a PIN use is refused
 //! ([`TokenError::InUse`]); other PC/SC clients can use the card right after an unlock. The
-//! management-key authentication and GENERATE of `token add` still go through the crate on a
-//! shared connection (see firmware-notes/session-state.md).
+//! management-key authentication and GENERATE of `token add` run in the same hold.
 //!
 //! Firmware behaviour this relies on is written up in `firmware-notes/`.
 
@@ -20,7 +19,7 @@ use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
 use super::held::{HeldCard, holding, pause_for_tests};
-use super::readers::{call, leave, malformed, open_serial, scan, unpanicked};
+use super::readers::{call, leave, malformed, open_serial, scan};
 use super::{Token, TokenError, TokenStub};
 use crate::secret::SecretString;
 
@@ -161,41 +160,41 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
                 opts.slot
             )));
         }
-        // A wrong PIN fails here, before a key is made, as the unlocks will ask for it.
-        if let Some(pin) = pin {
-            leave(yk);
-            holding(serial, &reader, |card| card.verify_pin(pin))?;
-            yk = open_serial(serial)?;
-        }
-        authenticate(&mut yk, opts.mgm_key.as_ref(), serial)?;
-        // Always, and nothing else: Cached would let a program running as the trader ride
-        // the trader's touch for 15 s (firmware-notes/touch-policies.md; red-team round 20).
+        // The management-key authentication and GENERATE run on the card held alone, as the
+        // PIN does: the authenticated state is the card's, and on a shared connection
+        // another program's GENERATE, IMPORT or SET MANAGEMENT KEY sent between the crate's
+        // separate transactions was served as authenticated (red-team round 26, recheck,
+        // finding 2). The key's form is checked first, before anything is sent.
+        let key = mgm_key(&yk, opts.mgm_key.as_ref(), serial)?;
+        leave(yk);
+        let custom = opts.mgm_key.is_some();
+        let generated = holding(serial, &reader, |card| {
+            // A wrong PIN fails here, before a key is made, as the unlocks will ask for it.
+            if let Some(pin) = pin {
+                card.verify_pin(pin)?;
+            }
+            if !card.authenticate(&key)? {
+                return Err(mgm_refused(custom, serial));
+            }
+            // Always, and nothing else: Cached would let a program running as the trader ride
+            // the trader's touch for 15 s (firmware-notes/touch-policies.md; red-team round 20).
+            card.generate_p256(u8::from(rslot), opts.pin_policy)
+        })?;
         let unrecorded = |what: &str| unrecorded_key(serial, opts.slot, what);
-        let generated = unpanicked(|| {
-            piv::generate(
-                &mut yk,
-                slot,
-                AlgorithmId::EccP256,
-                opts.pin_policy,
-                TouchPolicy::Always,
-            )
-        });
-        let spki = generated
-            .ok_or_else(|| unrecorded("with data too short to read"))?
-            .map_err(|e| match e {
-                // Refused (a status word other than success), or PC/SC: said as such.
-                yubikey::Error::AuthenticationError
-                | yubikey::Error::KeyError
-                | yubikey::Error::AlgorithmError
-                | yubikey::Error::NotSupported
-                | yubikey::Error::GenericError
-                | yubikey::Error::PcscError { .. } => card_error(e, serial),
-                // The card said it made the key, and its answer could not be read.
-                e => unrecorded(&format!("with something tapsign cannot read ({e})")),
-            })?;
-        let public = PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+        let data = generated.map_err(|sw| {
+            TokenError::Other(format!(
+                "YubiKey {serial} refused the key generation in slot R{} (status {sw:04X}): try again; if it repeats, check the card with `ykman piv info`",
+                opts.slot
+            ))
+        })?;
+        // 7F49 len { 86 41 <the point> }.
+        let point = match data.as_slice() {
+            [0x7F, 0x49, 0x43, 0x86, 0x41, point @ ..] if point.len() == 65 => point,
+            [] => return Err(unrecorded("with data too short to read")),
+            _ => return Err(unrecorded("with something tapsign cannot read")),
+        };
+        let public = PublicKey::from_sec1_bytes(point)
             .map_err(|_| unrecorded("with a public key that is not a P-256 point"))?;
-        drop(yk);
         (public, opts.pin_policy, TouchPolicy::Always)
     };
     Ok(stub(
@@ -261,12 +260,10 @@ fn stub(
     }
 }
 
-fn authenticate(
-    yk: &mut YubiKey,
-    custom: Option<&SecretString>,
-    serial: u32,
-) -> Result<(), TokenError> {
-    let key = match custom {
+/// The management key to authenticate with: the one given (hex), or the factory default for
+/// the card's firmware. Checked for form only; the card checks it inside [`holding`].
+fn mgm_key(yk: &YubiKey, custom: Option<&SecretString>, serial: u32) -> Result<MgmKey, TokenError> {
+    match custom {
         Some(hexkey) => {
             let bytes = Zeroizing::new(hex::decode(hexkey.expose().trim()).map_err(|_| {
                 TokenError::Other(
@@ -275,18 +272,23 @@ fn authenticate(
             })?);
             MgmKey::from_bytes(&*bytes, None).map_err(|_| {
                 TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into())
-            })?
+            })
         }
         // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
-        None => MgmKey::get_default(yk).map_err(|e| card_error(e, serial))?,
-    };
-    call(serial, "the management-key authentication", || yk.authenticate(&key))?.map_err(|e| match e {
-        yubikey::Error::AuthenticationError if custom.is_none() => TokenError::Other(format!(
+        None => MgmKey::get_default(yk).map_err(|e| card_error(e, serial)),
+    }
+}
+
+/// The card refused the management key (`custom`: the one given, else the factory default).
+fn mgm_refused(custom: bool, serial: u32) -> TokenError {
+    match custom {
+        false => TokenError::Other(format!(
             "YubiKey {serial}'s management key is not the factory default; run again with --custom-mgm-key and enter it"
         )),
-        yubikey::Error::AuthenticationError => TokenError::Other(format!("YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)")),
-        e => card_error(e, serial),
-    })
+        true => TokenError::Other(format!(
+            "YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)"
+        )),
+    }
 }
 
 /// Open the YubiKey with `serial`, or the only one present.

@@ -40,6 +40,7 @@ const UNVERIFIED_VERDICTS: &str = "`key list` reads manifest.json without verify
 
 pub(super) fn ks_failure(e: KeystoreError) -> Failure {
     let exit = match &e {
+        KeystoreError::Token(TokenError::InUse { .. }) => exit_codes::ERROR,
         KeystoreError::Token(_) => exit_codes::TOKEN,
         KeystoreError::Damaged { .. }
         | KeystoreError::VaultMismatch { .. }
@@ -126,7 +127,13 @@ fn refuse_soft_keyslots(ks: &Keystore) -> Result<(), Failure> {
 }
 
 pub(super) fn token_failure(e: TokenError) -> Failure {
-    Failure::new(exit_codes::TOKEN, e.to_string())
+    // A card another program has open is `busy` (close that program, try again), as the
+    // agent answers it: not a token problem for the trader to fix on the token.
+    let exit = match e {
+        TokenError::InUse { .. } => exit_codes::ERROR,
+        _ => exit_codes::TOKEN,
+    };
+    Failure::new(exit, e.to_string())
 }
 
 fn keystore(paths: &Paths) -> Keystore {
