@@ -108,6 +108,64 @@ fn a_card_held_by_another_program_is_busy_and_says_so() {
     });
 }
 
+/// Another program holds a PC/SC transaction on the card and keeps it: the unlock is refused
+/// within seconds, with `busy`, what to do, and "Do not touch" after the touch prompt. pcscd makes a
+/// connect wait for the transaction to end, and libpcsclite a transaction's begin, with no
+/// bound: the unlock waited silently after "Touch ... when it blinks" for as long as the other
+/// program held it (red-team round 26, recheck, finding 3).
+#[test]
+fn a_card_another_program_holds_a_transaction_on_is_busy_not_a_silent_wait() {
+    use std::sync::mpsc;
+    let key = Config {
+        version: [5, 7, 1],
+        serial: 15_100_062,
+        ..Config::default()
+    };
+    harness::run(&[key], |stack| {
+        let mut w = World::new();
+        w.run(&["token", "add", "--piv"], PIN).ok();
+        w.run(
+            &["key", "add", "b", "--exchange", "binance"],
+            &format!("ak\n{SECRET}\n"),
+        )
+        .ok();
+        w.start_agent_with(|c| {
+            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        });
+        let (held, release) = (mpsc::channel(), mpsc::channel::<()>());
+        let holder = {
+            let reader = stack.reader_name(0);
+            let (held, release) = (held.0, release.1);
+            std::thread::spawn(move || {
+                let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+                let name = std::ffi::CString::new(reader).unwrap();
+                let mut card = ctx
+                    .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+                    .unwrap();
+                let tx = card.transaction().unwrap();
+                held.send(()).unwrap();
+                let _ = release.recv_timeout(Duration::from_secs(60));
+                drop(tx);
+            })
+        };
+        held.1.recv().unwrap();
+        let started = std::time::Instant::now();
+        let out = w.run(&["unlock"], PIN);
+        let took = started.elapsed();
+        let _ = release.0.send(());
+        holder.join().unwrap();
+        out.fails_with(1, "held by another program");
+        assert!(out.stderr.contains("[busy]"), "{out:?}");
+        assert!(
+            !out.stderr.contains("Touch") || out.stderr.contains("Do not touch"),
+            "{out:?}"
+        );
+        assert!(took < Duration::from_secs(15), "refused after {took:?}");
+        let out = w.run(&["unlock"], PIN);
+        assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+    });
+}
+
 /// Finding which YubiKey an unlock is for (the CLI's probe before the PIN prompt: its serial,
 /// its slot's public key) needs no PIN, and lets go of the card without resetting it: another
 /// program with the card open (a PIV middleware, gpg's scdaemon) carries on with its next

@@ -115,27 +115,67 @@ fn each_card(
 ) -> Result<Option<YubiKey>, TokenError> {
     use pcsc::Error as P;
     let mut ctx = yubikey::reader::Context::open().map_err(|e| card_error(e, 0))?;
-    for reader in ctx.iter().map_err(|e| card_error(e, 0))? {
-        let name = reader.name().to_string();
-        match unpanicked(|| reader.open()) {
-            Some(Ok(yk)) => {
+    let names: Vec<String> = (ctx.iter().map_err(|e| card_error(e, 0))?)
+        .map(|r| r.name().to_string())
+        .collect();
+    for name in names {
+        match open_bounded(&name) {
+            // Another program held a transaction on it past the bound: it has the card.
+            Opened::TimedOut => found.held.push(name),
+            Opened::Done(Some(Ok(yk))) => {
                 found.present.push(yk.serial().0);
                 if let Some(kept) = take(yk) {
                     return Ok(Some(kept));
                 }
             }
-            Some(Err(yubikey::Error::PcscError {
+            Opened::Done(Some(Err(yubikey::Error::PcscError {
                 inner: Some(P::SharingViolation),
-            })) => found.held.push(name),
+            }))) => found.held.push(name),
             // No card, or one with no PIV applet: not ours.
-            Some(Err(yubikey::Error::PcscError { .. } | yubikey::Error::AppletNotFound { .. })) => {
-            }
+            Opened::Done(Some(Err(
+                yubikey::Error::PcscError { .. }
+                | yubikey::Error::AppletNotFound { .. }
+                | yubikey::Error::NotFound,
+            ))) => {}
             // The PIV applet answered, but not with a version and serial a YubiKey gives
             // (a panic: too short for the crate to read).
-            Some(Err(_)) | None => found.unreadable.push(name),
+            Opened::Done(Some(Err(_)) | None) => found.unreadable.push(name),
         }
     }
     Ok(None)
+}
+
+/// What [`open_bounded`] got.
+enum Opened {
+    /// The crate's open: `None` if it panicked.
+    Done(Option<Result<YubiKey, yubikey::Error>>),
+    /// No answer within [`super::held::ALONE_WAIT`].
+    TimedOut,
+}
+
+/// The crate's open of the card in reader `name`, on a thread of its own, waited for
+/// [`super::held::ALONE_WAIT`] at most. pcscd makes a connect wait, and libpcsclite makes a
+/// transaction's begin wait, with no bound, while another program holds a transaction on the
+/// card: a program holding one made an unlock wait silently after its "Touch ... when it
+/// blinks" for as long as it liked (red-team round 26, recheck). A card opened after the bound
+/// is let go of, unused.
+fn open_bounded(name: &str) -> Opened {
+    let (send, got) = std::sync::mpsc::channel();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let opened = unpanicked(|| {
+            let mut ctx = yubikey::reader::Context::open()?;
+            let found = ctx.iter()?.find(|r| r.name() == name.as_str());
+            found.map_or(Err(yubikey::Error::NotFound), |r| r.open())
+        });
+        if let Err(std::sync::mpsc::SendError(Some(Ok(yk)))) = send.send(opened) {
+            leave(yk);
+        }
+    });
+    match got.recv_timeout(super::held::ALONE_WAIT) {
+        Ok(opened) => Opened::Done(opened),
+        Err(_) => Opened::TimedOut,
+    }
 }
 
 /// Open YubiKey `serial`, wherever it sits; the other cards are let go of without a reset.
