@@ -317,6 +317,13 @@ pub(super) fn home_agent(paths: &Paths) -> Option<u32> {
 /// signals them all rather than risk the wrong one.
 fn home_agents(paths: &Paths) -> Vec<u32> {
     let me = rustix::process::getuid().as_raw();
+    // The pids /proc names are those of the pid namespace its mount was made in: in another
+    // one (a container or sandbox that did not mount its own /proc) they are not this
+    // process's to compare or signal, and an agent that answered `lock` was taken for another
+    // home's, then "signalled" at a pid that is no process here.
+    if !proc_is_ours() {
+        return Vec::new();
+    }
     let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
@@ -340,6 +347,15 @@ fn home_agents(paths: &Paths) -> Vec<u32> {
         }
     }
     agents
+}
+
+/// Whether /proc speaks of this process's pid namespace: `/proc/self` names this process by
+/// the pid it has here.
+fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<u32>().ok())
+        == Some(std::process::id())
 }
 
 /// An agent that runs for this socket (it holds the pid file beside it locked), or for this
