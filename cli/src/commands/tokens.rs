@@ -301,10 +301,15 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         uv: a.uv.as_deref().and_then(UvMode::parse),
     };
     // Every check that needs no touch comes before the touch that opens the keystore.
-    let prepared = fido2::prepare(&opts, &stubs).map_err(token_failure)?;
+    let mut prepared = Some(fido2::prepare(&opts, &stubs).map_err(token_failure)?);
     let mut said = Vec::new();
     let vk = match initialized {
         true => {
+            // The FIDO2 key is let go for that touch and found again after it: the PIV card
+            // that opens the keystore may be the same card (its FIDO2 applet), and a PIN is
+            // used only on a card no other handle has open, this command's own included
+            // (held.rs).
+            prepared = None;
             said = changes_before_touch(paths, ks);
             let token = a.token.as_deref();
             Some(touch_enrolled(
@@ -316,6 +321,10 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
             )?)
         }
         false => None,
+    };
+    let prepared = match prepared {
+        Some(p) => p,
+        None => fido2::prepare(&opts, &stubs).map_err(token_failure)?,
     };
     let mut ask = |label: &str| reader.field(label).map_err(|f| f.message);
     let mut token = prepared.enroll(&mut ask).map_err(token_failure)?;
