@@ -510,7 +510,6 @@ function ccxtErrorClasses(exchange) {
   return found;
 }
 
-/** A tapsign error as the ccxt error that fits, with tapsign's message; others unchanged. */
 // ccxt's own lookups the agent refuses, which no bot author wrote: what ccxt asks them for
 // and how to spare it. The refusal alone said "do this on the exchange's website" (red-team
 // round 26, F7).
@@ -521,6 +520,7 @@ const CCXT_LOOKUPS = Object.freeze({
     'the README\'s "Exchange notes")',
 });
 
+/** `e`, with what ccxt asked for and how to spare it, for a lookup of ccxt's own. */
 function explained(schemeName, path, e) {
   const which = `${schemeName} ${path}`;
   if (!Object.prototype.hasOwnProperty.call(CCXT_LOOKUPS, which) || !(e instanceof errors.PolicyDenied)) return e;
@@ -528,6 +528,7 @@ function explained(schemeName, path, e) {
   return new errors.PolicyDenied(`${e.message}. ${hint}`, e.code);
 }
 
+/** A tapsign error as the ccxt error that fits, with tapsign's message; others unchanged. */
 function toCcxtError(exchange, e) {
   if (!(e instanceof TapsignError)) return e;
   const classes = ccxtErrorClasses(exchange);
