@@ -36,7 +36,7 @@ mod random_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_anchor;
+pub(crate) mod tests_anchor;
 #[cfg(test)]
 mod tests_sink;
 

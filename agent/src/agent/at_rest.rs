@@ -46,17 +46,22 @@ impl Agent {
         let mut out = match self.audit.tampered() {
             // Not to be followed, but still read for the highest generation it records.
             Some(why) => crate::audit::ledger::unanchored_after(path, &why, last),
-            // Every read the file the writer holds, through the writer's head.
-            None => {
-                let reach = head.map_or(0, |h| h.offset);
-                let (mut out, short) = crate::audit::held_to_head(self.audit.hold(), reach, || {
-                    crate::audit::ledger::evidence_after(path, anchor, last)
-                });
-                out.unread |= short;
-                out
-            }
+            None => self.read_held(head, || {
+                crate::audit::ledger::evidence_after(path, anchor, last)
+            }),
         };
         out.witness(self.audit.witnessed());
+        out
+    }
+
+    /// `read` of the log, each of its reads held to the file the writer holds and, with
+    /// `head` (where the writer's file stood just before), required to reach it: a read that
+    /// found the file shorter makes the evidence unread ([`crate::audit::held_to_head`]). The
+    /// one rule for the agent's check, whatever it reads.
+    fn read_held(&self, head: Option<&Anchor>, read: impl FnOnce() -> Evidence) -> Evidence {
+        let reach = head.map_or(0, |h| h.offset);
+        let (mut out, short) = crate::audit::held_to_head(self.audit.hold(), reach, read);
+        out.unread |= short;
         out
     }
 }
@@ -87,12 +92,9 @@ impl Ledger for AgentLedger<'_> {
             self.agent.audit.path(),
             Some(self.agent.audit.vaults_read()),
         );
-        let file = self.agent.audit.hold();
-        let reach = head.map_or(0, |h| h.offset);
-        let (mut out, short) = crate::audit::held_to_head(file, reach, || {
+        let mut out = self.agent.read_held(head.as_ref(), || {
             crate::audit::ledger::unanchored_after(path, why, last)
         });
-        out.unread |= short;
         out.witness(self.agent.audit.witnessed());
         out
     }
@@ -139,22 +141,9 @@ impl Ledger for LogAsRead<'_> {
 mod tests {
     use std::os::unix::fs::FileExt;
 
-    use crate::audit::{AuditEvent, AuditLog};
+    use crate::audit::AuditLog;
+    use crate::audit::tests_anchor::vault_line;
     use crate::keystore::{Anchor, Ledger};
-
-    /// The `keystore` line of generation `n`, recording vault `n` with its link from `n - 1`.
-    fn vault_line(n: u8) -> AuditEvent {
-        let (key, link) = crate::keystore::numbered_vault(n);
-        AuditEvent::Keystore {
-            generation: n.into(),
-            vault: "00".into(),
-            vault_key: Some(key),
-            lineage: vec![link],
-            reason: "unlock".into(),
-            credentials: None,
-            signature: None,
-        }
-    }
 
     /// Red-team round 26, part 2 (F1): a freshly started agent's log, recording a rotation
     /// (vault 1, then vault 2), cut in place to its prefix from before the rotation, or to

@@ -861,8 +861,9 @@ fn vault_key(n: u64) -> String {
 }
 
 /// The `keystore` line of a manifest of generation `n`, recording [`vault_key`] `n`, with the
-/// link to it from vault `n - 1`, as a rotation's record carries it.
-fn vault_line(n: u64) -> AuditEvent {
+/// link to it from vault `n - 1`, as a rotation's record carries it. The agent's tests of its
+/// check write these lines too.
+pub(crate) fn vault_line(n: u64) -> AuditEvent {
     let (key, link) = crate::keystore::numbered_vault(n as u8);
     AuditEvent::Keystore {
         generation: n,
