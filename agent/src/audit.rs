@@ -310,43 +310,78 @@ pub(crate) fn held_to<T>(hold: Hold, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Where every read of the log on this thread must get to ([`held_to_head`]): the writer's
+/// head (its line's end and hash), and whether a read did not.
+#[derive(Clone)]
+struct Reach {
+    head: crate::keystore::Anchor,
+    short: bool,
+}
+
 thread_local! {
-    /// Where every read of the log on this thread must get to before the file's end, and
-    /// whether one did not ([`held_to_head`]).
-    static REACH: std::cell::Cell<(u64, bool)> = const { std::cell::Cell::new((0, false)) };
+    /// What every read of the log on this thread must get to, inside [`held_to_head`].
+    static REACH: std::cell::RefCell<Option<Reach>> = const { std::cell::RefCell::new(None) };
 }
 
 /// A read of the log on this thread came to the file's end after `end` bytes: short of the
 /// agent's head if that is before where [`held_to_head`] says the head ends.
 pub(crate) fn reached(end: u64) {
     REACH.with(|r| {
-        let (head, _) = r.get();
-        if end < head {
-            r.set((head, true));
+        if let Some(r) = r.borrow_mut().as_mut()
+            && end < r.head.offset
+        {
+            r.short = true;
         }
     });
 }
 
-/// [`held_to`], each read of the log by `f` also required to find the file at least
-/// `head_end` bytes long where it comes to its end: the end of the line the agent's writer
+/// A read of the log on this thread read `line` (without its newline) from `start` to `end`
+/// bytes into the file. Where the agent's head ends within it or at its end
+/// ([`held_to_head`]), it must be the head's line, ending there: a file as long as the log
+/// but with other lines where the head was (the log cut in place to an older prefix, and
+/// lines chained on from that until it is as long again: the chain is not keyed) is short of
+/// the head, however long (review of round 26).
+pub(crate) fn passed(start: u64, end: u64, line: &[u8]) {
+    REACH.with(|r| {
+        if let Some(r) = r.borrow_mut().as_mut()
+            && start < r.head.offset
+            && r.head.offset <= end
+            && (end != r.head.offset || hash_hex(line) != r.head.hash)
+        {
+            r.short = true;
+        }
+    });
+}
+
+/// [`held_to`], each read of the log by `f` also required to reach `head` (none: nothing is
+/// required): to find the file at least as long as where it ends ([`reached`]), and the
+/// line that ends there to be the head's ([`passed`]). The head is the line the agent's writer
 /// last wrote or took in, which is in the file it holds for good (its writer checks the
 /// file's length and tail against it at every write and refresh). Returns what `f` returned,
-/// and whether a read came to the end of the file before that. A read that did was of the
-/// file cut in place, for the moment of the read: the writer, refreshed after, finds the file
-/// whole again (red-team round 26, part 2: the log cut to its pre-rotation prefix and written
-/// back, over and over, during a fresh agent's first unlock, and one check read the prefix as
-/// the whole record and opened the keystore from before the rotation, unwarned).
-pub(crate) fn held_to_head<T>(hold: Hold, head_end: u64, f: impl FnOnce() -> T) -> (T, bool) {
+/// and whether a read fell short of the head. A read that did was of the file cut in place,
+/// for the moment of the read: the writer, refreshed after, finds the file whole again
+/// (red-team round 26, part 2: the log cut to its pre-rotation prefix and written back, over
+/// and over, during a fresh agent's first unlock, and one check read the prefix as the whole
+/// record and opened the keystore from before the rotation, unwarned).
+pub(crate) fn held_to_head<T>(
+    hold: Hold,
+    head: Option<&crate::keystore::Anchor>,
+    f: impl FnOnce() -> T,
+) -> (T, bool) {
     /// Puts back what the thread was held to, as [`held_to`] does.
-    struct Restore((u64, bool));
+    struct Restore(Option<Reach>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            REACH.with(|r| r.set(self.0));
+            REACH.with(|r| *r.borrow_mut() = self.0.take());
         }
     }
-    let restore = Restore(REACH.with(|r| r.replace((head_end, false))));
+    let reach = head.map(|head| Reach {
+        head: head.clone(),
+        short: false,
+    });
+    let restore = Restore(REACH.with(|r| r.replace(reach)));
     let out = held_to(hold, f);
-    let short = REACH.with(|r| r.get().1);
+    let short = REACH.with(|r| r.borrow().as_ref().is_some_and(|r| r.short));
     drop(restore);
     (out, short)
 }

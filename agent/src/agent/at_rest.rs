@@ -59,8 +59,7 @@ impl Agent {
     /// found the file shorter makes the evidence unread ([`crate::audit::held_to_head`]). The
     /// one rule for the agent's check, whatever it reads.
     fn read_held(&self, head: Option<&Anchor>, read: impl FnOnce() -> Evidence) -> Evidence {
-        let reach = head.map_or(0, |h| h.offset);
-        let (mut out, short) = crate::audit::held_to_head(self.audit.hold(), reach, read);
+        let (mut out, short) = crate::audit::held_to_head(self.audit.hold(), head, read);
         out.unread |= short;
         out
     }

@@ -72,11 +72,8 @@ impl AuditLedger {
             return read(&self.path);
         };
         crate::disk::interleave("check: the log's head taken, before the reads");
-        let (hold, end) = (
-            super::Hold::File(held.file.0, held.file.1),
-            held.head.offset,
-        );
-        let (mut out, short) = super::held_to_head(hold, end, || read(&self.path));
+        let hold = super::Hold::File(held.file.0, held.file.1);
+        let (mut out, short) = super::held_to_head(hold, Some(&held.head), || read(&self.path));
         if short {
             let why = self.cut_short();
             out.unread = true;
@@ -606,7 +603,11 @@ fn take_vaults_anywhere(vaults: &mut Vaults, path: &Path) -> bool {
                 super::reached(read);
                 break;
             }
-            Ok(n) => read += n as u64,
+            Ok(n) => {
+                let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                super::passed(read, read + n as u64, line);
+                read += n as u64;
+            }
             Err(_) => return false,
         }
         let Ok(line) = serde_json::from_slice::<serde_json::Value>(&buf) else {
@@ -673,6 +674,7 @@ pub fn scan(path: &Path) -> Scan {
             super::reached(read);
             break;
         };
+        super::passed(read - buf.len() as u64, read, line);
         // Most lines are signatures: only one naming a generation, or a key change, is parsed
         // (tapsign writes both keys unescaped; inside a string value a quote is escaped, so no
         // bot's text holds them).

@@ -119,6 +119,7 @@ pub fn since_keeping(
             super::reached(offset);
             break;
         };
+        super::passed(offset - n as u64, offset, bytes);
         if bytes.is_empty() && seq == anchor.seq {
             // The anchor's line was torn, and the next writer ended it.
             continue;

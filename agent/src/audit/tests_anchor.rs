@@ -658,12 +658,12 @@ fn a_check_that_finds_the_log_cut_short_of_the_writers_head_is_unread() {
     for cut in [&before[..], b""] {
         put(cut);
         for anchor in [&old_anchor, &genesis] {
-            let (ev, short) = super::held_to_head(hold, head.offset, || {
+            let (ev, short) = super::held_to_head(hold, Some(&head), || {
                 ledger::evidence_after(&path, anchor, Some(&last))
             });
             assert!(short, "{anchor:?}: {ev:?}");
             assert_eq!(ev.recorded_vaults, [vault_key(1), vault_key(2)], "{ev:?}");
-            let (ev, short) = super::held_to_head(hold, head.offset, || {
+            let (ev, short) = super::held_to_head(hold, Some(&head), || {
                 ledger::unanchored_after(&path, "none", Some(&last))
             });
             assert!(short && ev.recorded_vaults.len() == 2, "{ev:?}");
@@ -671,7 +671,7 @@ fn a_check_that_finds_the_log_cut_short_of_the_writers_head_is_unread() {
         assert_eq!(highest(), Some(2));
     }
     put(&whole);
-    let (ev, short) = super::held_to_head(hold, head.offset, || {
+    let (ev, short) = super::held_to_head(hold, Some(&head), || {
         ledger::evidence_after(&path, &old_anchor, Some(&last))
     });
     assert!(!short && !ev.unread, "{ev:?}");

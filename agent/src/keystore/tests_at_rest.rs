@@ -1146,51 +1146,71 @@ fn commands_held_to_the_agents_head_refuse_the_log_cut_in_place_while_they_read(
         seq: head.seq,
         hash: head.hash,
     };
-    let put = |path: &std::path::Path, bytes: &[u8]| {
-        let f = fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.set_len(0).unwrap();
-        f.write_all_at(bytes, 0).unwrap();
+    // The prefix, and the prefix with lines chained on from it (anyone can append those: the
+    // chain is not keyed) until it is as long as the whole log: reaching the head's length is
+    // not reaching the head.
+    let padded = {
+        let copy = tmp.path().join("padded.log");
+        fs::write(&copy, &before).unwrap();
+        let mut forged = AuditLog::open(&copy).unwrap();
+        while fs::metadata(&copy).unwrap().len() < whole.len() as u64 {
+            let filler = crate::audit::AuditEvent::Lock {
+                reason: "idle".into(),
+                pid: None,
+                exe: None,
+            };
+            forged.append(&filler).unwrap();
+        }
+        fs::read(&copy).unwrap()
     };
-    // Each command: asked first (the log holds the head), then the log is cut in place where
-    // its reads begin, and written back once it returns.
-    let run = |op: &mut dyn FnMut(&mut AuditLedger) -> Result<(), KeystoreError>| {
-        let mut ledger = AuditLedger::new(&log).held_to(holds(&log, &head).unwrap());
-        let (path, cut) = (log.clone(), before.clone());
-        crate::disk::INTERLEAVE.with(|i| {
-            i.borrow_mut().push((
-                "check: the log's head taken, before the reads",
-                Box::new(move || put(&path, &cut)),
-            ))
-        });
-        let out = op(&mut ledger);
-        crate::disk::INTERLEAVE.with(|i| i.borrow_mut().clear());
-        put(&log, &whole);
-        out
-    };
-    let k3 = cred("k3", Exchange::Binance, None);
-    let live = ks.live_dir().unwrap();
-    let e = run(&mut |l| ks.add_credential(&k3, false, None, l).map(|_| ())).unwrap_err();
-    assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
-    assert!(e.to_string().contains("changed while it read it"), "{e}");
-    assert!(!live.join("credentials/k3.json").exists());
-    // The rotation: B is given nothing, the keystore is as it was put back.
-    let manifest = fs::read(ks.dir().join("manifest.json")).unwrap();
-    let e = run(&mut |l| {
-        let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
-            panic!("no token needs to be present, but {} was asked", s.id())
+    for cut in [before.clone(), padded] {
+        let put = |path: &std::path::Path, bytes: &[u8]| {
+            let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.set_len(0).unwrap();
+            f.write_all_at(bytes, 0).unwrap();
         };
-        ks.rotate(&vk, None, &mut none, l, Dropping::None)
-            .map(|_| ())
-    })
-    .unwrap_err();
-    assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
-    assert_eq!(fs::read(ks.dir().join("manifest.json")).unwrap(), manifest);
-    assert_eq!(ks.live_dir().unwrap(), live);
-    // `key remove` records first: nothing recorded, nothing removed.
-    let e = run(&mut |l| ks.remove_credential("k1", l).map(|_| ())).unwrap_err();
-    assert!(e.to_string().contains("cut in place"), "{e}");
-    assert!(live.join("credentials/k1.json").exists());
-    assert_eq!(fs::read(&log).unwrap(), whole);
+        // Each command: asked first (the log holds the head), then the log is cut in place where
+        // its reads begin, and written back once it returns.
+        let run = |op: &mut dyn FnMut(&mut AuditLedger) -> Result<(), KeystoreError>| {
+            let mut ledger = AuditLedger::new(&log).held_to(holds(&log, &head).unwrap());
+            let (path, cut) = (log.clone(), cut.clone());
+            crate::disk::INTERLEAVE.with(|i| {
+                i.borrow_mut().push((
+                    "check: the log's head taken, before the reads",
+                    Box::new(move || put(&path, &cut)),
+                ))
+            });
+            let out = op(&mut ledger);
+            crate::disk::INTERLEAVE.with(|i| i.borrow_mut().clear());
+            put(&log, &whole);
+            out
+        };
+        let k3 = cred("k3", Exchange::Binance, None);
+        let live = ks.live_dir().unwrap();
+        let e = run(&mut |l| ks.add_credential(&k3, false, None, l).map(|_| ())).unwrap_err();
+        assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
+        assert!(e.to_string().contains("changed while it read it"), "{e}");
+        assert!(!live.join("credentials/k3.json").exists());
+        // The rotation: B is given nothing, the keystore is as it was put back.
+        let manifest = fs::read(ks.dir().join("manifest.json")).unwrap();
+        let e = run(&mut |l| {
+            let mut none = |s: &TokenStub| -> Result<Box<dyn Token>, KeystoreError> {
+                panic!("no token needs to be present, but {} was asked", s.id())
+            };
+            ks.rotate(&vk, None, &mut none, l, Dropping::None)
+                .map(|_| ())
+        })
+        .unwrap_err();
+        assert!(matches!(e, KeystoreError::LogCut { .. }), "{e}");
+        assert_eq!(fs::read(ks.dir().join("manifest.json")).unwrap(), manifest);
+        assert_eq!(ks.live_dir().unwrap(), live);
+        // `key remove` records first: nothing recorded, nothing removed.
+        let e = run(&mut |l| ks.remove_credential("k1", l).map(|_| ())).unwrap_err();
+        assert!(e.to_string().contains("cut in place"), "{e}");
+        assert!(live.join("credentials/k1.json").exists());
+        assert_eq!(fs::read(&log).unwrap(), whole);
+    }
+    let k3 = cred("k3", Exchange::Binance, None);
     // Read whole, the log refuses the copy put back, as it did before the cut.
     let mut ledger = AuditLedger::new(&log).held_to(holds(&log, &head).unwrap());
     let e = ks
