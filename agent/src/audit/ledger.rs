@@ -500,10 +500,16 @@ impl VaultsRead {
     /// to ([`super::held_to`]), else the file there now, is the one it read (same device and
     /// inode).
     fn remembered(&self, path: &Path) -> Option<Vaults> {
+        self.of_file(path, |last| last.vaults.clone())
+    }
+
+    /// `pick` of the last read of the log at `path`, where that read was of the file the reads
+    /// are held to ([`super::held_to`]), else of the file there now (same device and inode).
+    fn of_file<T>(&self, path: &Path, pick: impl FnOnce(&LastRead) -> T) -> Option<T> {
         let file = super::held_file().or_else(|| identity(path));
         let last = self.last();
         let last = last.as_ref()?;
-        (last.path == path && Some(last.file) == file).then(|| last.vaults.clone())
+        (last.path == path && Some(last.file) == file).then(|| pick(last))
     }
 
     /// The highest manifest generation the reads of the log at `path` found recorded, for the
@@ -513,12 +519,7 @@ impl VaultsRead {
     /// first unlock, whose reads the log cut in place and restored made open a pre-rotation
     /// keystore).
     pub fn highest(&self, path: &Path) -> Option<u64> {
-        let file = super::held_file().or_else(|| identity(path));
-        let last = self.last();
-        let last = last.as_ref()?;
-        (last.path == path && Some(last.file) == file)
-            .then_some(last.highest)
-            .flatten()
+        self.of_file(path, |last| last.highest).flatten()
     }
 
     /// [`recorded_vaults`] read on from where the last read of the log at `path` ended;
