@@ -114,6 +114,39 @@ pub(crate) fn harden() {
     }
 }
 
+/// Why the running agent could not be asked ([`reach_agent`]).
+enum Unreached {
+    /// An agent of this home runs (its pid), but its socket cannot be reached: moved, removed
+    /// or replaced.
+    Socket(u32, std::io::Error),
+    /// Something took the connection but turned the command away (busy, another version),
+    /// dropped it or did not answer in time: an agent that may hold the log all the same.
+    Unanswered(tapsign_proto::ProtoError),
+}
+
+/// A connection to the running agent, for a command that changes the keystore or has just
+/// changed it ([`ask_agent_first`], [`agent_takes_in`]). Bounded: an agent that takes the
+/// connection and never answers (stopped) must not keep the command waiting for good.
+/// `None`: no agent listens (no socket, or nobody behind it) and none of this home's runs.
+fn reach_agent(paths: &Paths) -> Result<Option<tapsign_proto::client::Client>, Unreached> {
+    let wait = Some(std::time::Duration::from_secs(10));
+    match tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait) {
+        Ok(client) => Ok(Some(client)),
+        Err(tapsign_proto::ProtoError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            match lock::unreachable_agent(paths) {
+                Some(pid) => Err(Unreached::Socket(pid, e)),
+                None => Ok(None),
+            }
+        }
+        Err(e) => Err(Unreached::Unanswered(e)),
+    }
+}
+
 /// What a running agent, asked before a command changes the keystore, vouches for.
 pub(crate) struct Vouched {
     /// The vault key its last unlock verified with the audit log readable (none before an
@@ -155,31 +188,25 @@ pub(crate) fn ask_agent_first(
 ) -> Result<Option<Vouched>, Failure> {
     use crate::exit::exit_codes::{DAMAGED, ERROR};
     let log = paths.audit_log();
-    let wait = Some(std::time::Duration::from_secs(10));
-    let status = tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait)
-        .and_then(|mut client| client.status());
+    let status = reach_agent(paths).and_then(|client| {
+        client
+            .map(|mut c| c.status().map_err(Unreached::Unanswered))
+            .transpose()
+    });
     let status = match status {
-        Ok(status) => status,
-        Err(tapsign_proto::ProtoError::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            // No socket to reach, but an agent running: its socket was moved aside, which
-            // would skip what the agent holds.
-            return match lock::unreachable_agent(paths) {
-                Some(pid) => Err(Failure::new(
-                    DAMAGED,
-                    format!(
-                        "the agent (pid {pid}) is running, but its socket {} cannot be reached (moved, removed or replaced: {e}), so it cannot be asked which audit log and keystore it checked; {unchanged}. Restart the agent (`systemctl --user restart tapsign-agent`), then {again}",
-                        paths.socket.display()
-                    ),
-                )),
-                None => Ok(None),
-            };
+        Ok(Some(status)) => status,
+        Ok(None) => return Ok(None),
+        // An agent running whose socket was moved aside: skipping it would skip what it holds.
+        Err(Unreached::Socket(pid, e)) => {
+            return Err(Failure::new(
+                DAMAGED,
+                format!(
+                    "the agent (pid {pid}) is running, but its socket {} cannot be reached (moved, removed or replaced: {e}), so it cannot be asked which audit log and keystore it checked; {unchanged}. Restart the agent (`systemctl --user restart tapsign-agent`), then {again}",
+                    paths.socket.display()
+                ),
+            ));
         }
-        Err(e) => {
+        Err(Unreached::Unanswered(e)) => {
             return Err(Failure::new(
                 ERROR,
                 format!(
@@ -283,35 +310,21 @@ pub(crate) fn agent_takes_in(paths: &Paths, ledger: &mut AuditLedger) -> Result<
         seq: written.seq,
         hash: written.hash.clone(),
     };
-    // Bounded: an agent that takes the connection and never answers (stopped) must not keep
-    // the command waiting for good after its change was made.
-    let wait = Some(std::time::Duration::from_secs(10));
-    let mut client =
-        match tapsign_proto::client::Client::connect_within(&paths.socket, CLIENT_NAME, wait) {
-            Ok(c) => c,
-            // No agent listening (no socket, or nobody behind it): nobody holds the log in memory,
-            // unless an agent runs whose socket was moved aside.
-            Err(tapsign_proto::ProtoError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return match lock::unreachable_agent(paths) {
-                    Some(pid) => Err(unasked(
-                        &line,
-                        &format!(
-                            "the agent, pid {pid}, runs, but its socket {} cannot be reached: {e}",
-                            paths.socket.display()
-                        ),
-                    )),
-                    None => Ok(()),
-                };
-            }
-            // An agent that answers but turns the command away (busy, another version), drops the
-            // connection or does not answer in time may hold the log open all the same.
-            Err(e) => return Err(unasked(&line, &e)),
-        };
+    let mut client = match reach_agent(paths) {
+        Ok(Some(c)) => c,
+        // No agent: nobody holds the log in memory.
+        Ok(None) => return Ok(()),
+        Err(Unreached::Socket(pid, e)) => {
+            return Err(unasked(
+                &line,
+                &format!(
+                    "the agent, pid {pid}, runs, but its socket {} cannot be reached: {e}",
+                    paths.socket.display()
+                ),
+            ));
+        }
+        Err(Unreached::Unanswered(e)) => return Err(unasked(&line, &e)),
+    };
     let status = client.status().map_err(|e| unasked(&line, &e))?;
     let Some(head) = status.audit_head else {
         return Err(turned_away(&line, &status.warnings));
