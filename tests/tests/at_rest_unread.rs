@@ -154,6 +154,17 @@ fn key_add_stores_nothing_while_the_running_agent_finds_another_log_at_the_path(
         return;
     };
     w.start_agent();
+    let out = key_add_with_the_log_replaced(&w);
+    assert!(
+        out.stderr.contains("does not hold the audit log"),
+        "{out:?}"
+    );
+    assert!(!cred_file(&w, "k9").exists());
+}
+
+/// `key add k9` with the running agent's log renamed aside and a copy of it put at the path
+/// (the agent then finds another file there): it fails and says nothing was stored.
+fn key_add_with_the_log_replaced(w: &World) -> tapsign_tests::Run {
     let log = w.home().join("audit.log");
     let real = w.home().join("audit.log.real");
     std::fs::rename(&log, &real).unwrap();
@@ -164,11 +175,7 @@ fn key_add_stores_nothing_while_the_running_agent_finds_another_log_at_the_path(
         "AKTRADER9\nSKTRADER9\n",
     );
     out.fails_with(7, "nothing was stored");
-    assert!(
-        out.stderr.contains("does not hold the audit log"),
-        "{out:?}"
-    );
-    assert!(!cred_file(&w, "k9").exists());
+    out
 }
 
 /// Copy `from` to `to` as `cp -a` does (owner and modes kept): a copy of the keystore folder.
@@ -286,16 +293,7 @@ fn key_add_names_the_replaced_log_not_a_kept_note_and_unlocks_before_the_restart
     w.run(&["lock"], "").ok();
     let out = w.run(&["unlock"], "");
     assert!(out.stderr.contains("has no anchor"), "{out:?}");
-    let log = w.home().join("audit.log");
-    let real = w.home().join("audit.log.real");
-    std::fs::rename(&log, &real).unwrap();
-    std::fs::copy(&real, &log).unwrap();
-    std::os::unix::fs::chown(&log, Some(NOBODY), Some(NOBODY)).unwrap();
-    let out = w.run(
-        &["key", "add", "k9", "--exchange", "binance"],
-        "AKTRADER9\nSKTRADER9\n",
-    );
-    out.fails_with(7, "nothing was stored");
+    let out = key_add_with_the_log_replaced(&w);
     assert!(
         out.stderr.contains("was replaced by another file"),
         "{out:?}"
