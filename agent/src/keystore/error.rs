@@ -306,8 +306,7 @@ pub enum KeystoreError {
          `TAPSIGN_HOME=... tapsign status` of another home names the vault it records; put this \
          home's own log back. If the log is this home's, then it is the keystore folder that was \
          replaced by another: keep a copy of it as found, and restore the keystore from a backup \
-         whose vault is vault-{recorded} (that folder may still be beside the other; only if you restored this keystore yourself from a \
-         backup older than the log: move the log aside, keep it, then unlock)"
+         whose vault is vault-{recorded} (that folder may still be beside the other)"
     )]
     LogOfAnotherKeystore {
         vault: PathBuf,
