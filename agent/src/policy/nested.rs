@@ -103,23 +103,44 @@ fn flat(name: &str) -> impl Iterator<Item = char> + '_ {
 /// the profiles need holds either (symbols, order ids and enums are words, and ccxt's client
 /// ids never hold them); fields that are free text at the exchange (Kraken's `cl_ord_id`,
 /// Coinbase's `client_order_id`, Upbit's `identifier`, KuCoin's `remark`) are refused too, and
-/// the refusal tells the bot to use an id without them (red-team round 26's recheck). Binance's `batchOrders` is read order by order, each
-/// member a parameter of its own checked here too; its id lists may hold a list of ids, not an
-/// object.
+/// the refusal tells the bot to use an id without them (red-team round 26's recheck).
+/// Binance's `batchOrders` is read order by order, each member a parameter of its own checked
+/// here too; its id lists may hold a list of ids, not an object. Asked of every value of every
+/// request: a value is decoded only to be shown ([`reads_with`]).
 pub(super) fn json_text(
     exchange: Exchange,
     params: &[Param],
     json_body: bool,
 ) -> Option<(&Param, Cow<'_, str>)> {
     params.iter().find_map(|p| {
-        let read = profile::read_value(p, json_body);
-        if !read.contains(['{', '[']) {
+        let object = reads_with(p, json_body, b'{');
+        if !object && !reads_with(p, json_body, b'[') {
             return None;
         }
         let by_design = exchange == Exchange::Binance
             && (p.name.eq_ignore_ascii_case(JSON_LIST)
-                || ID_LISTS.iter().any(|n| p.name.eq_ignore_ascii_case(n)) && !read.contains('{'));
-        (!by_design).then_some((p, read))
+                || ID_LISTS.iter().any(|n| p.name.eq_ignore_ascii_case(n)) && !object);
+        (!by_design).then(|| (p, profile::read_value(p, json_body)))
+    })
+}
+
+/// Whether `p`'s value as [`profile::read_value`] reads it holds the ASCII character `c`,
+/// found without decoding it (no copy of each value holding a `%`): once percent-decoded, a
+/// value holds `c` where it did or where an escape spells it (`%7B`, `%7b`). An escape's `%`
+/// is never read inside another escape (`%` is no hex digit), and a byte below 0x80 is kept as
+/// it is by the lossy UTF-8 reading that follows the decoding.
+fn reads_with(p: &Param, json_body: bool, c: u8) -> bool {
+    let raw = p.value.as_deref().unwrap_or("").as_bytes();
+    if raw.contains(&c) {
+        return true;
+    }
+    if json_body && p.in_body {
+        return false;
+    }
+    let hex = |b: u8| (b as char).to_digit(16);
+    raw.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!((hex(w[1]), hex(w[2])), (Some(hi), Some(lo)) if hi * 16 + lo == u32::from(c))
     })
 }
 

@@ -356,3 +356,67 @@ fn a_head_switched_between_list_and_object_gets_no_line() {
         .unwrap_or_else(|e| panic!("{documented}: {e}"));
     }
 }
+
+/// The scan reads a value's `{` and `[` without decoding it, as it would read them decoded
+/// (`profile::read_value`): escapes in either case, a `%` that starts no escape, an escape
+/// spelling a `%`, bytes that are no UTF-8; and a JSON body's values as they are.
+#[test]
+fn json_text_reads_a_value_as_it_would_decoded() {
+    use super::parse::Param;
+    let values = [
+        "",
+        "plain",
+        "{",
+        "[",
+        "a%7Bb",
+        "a%7bb",
+        "%5B",
+        "%5b1%5D",
+        "%%7B",
+        "%%5b",
+        "%7",
+        "%5",
+        "%",
+        "a%",
+        "%25%37B",
+        "%257B",
+        "%255B",
+        "%7%7B",
+        "%C1%BB",
+        "%F0%7B",
+        "%ff%5b",
+        "%E2%82%AC",
+        "%7B%",
+        "x%7G",
+        "%zz[",
+    ];
+    for value in values {
+        for (in_body, json_body) in [(false, false), (true, false), (false, true), (true, true)] {
+            let p = Param {
+                name: "note".into(),
+                value: Some(value.into()),
+                in_body,
+            };
+            let read = super::profile::read_value(&p, json_body);
+            let found = super::nested::json_text(Gate, std::slice::from_ref(&p), json_body);
+            assert_eq!(
+                found.is_some(),
+                read.contains(['{', '[']),
+                "{value:?} (in body {in_body}, JSON body {json_body})"
+            );
+            if let Some((_, shown)) = found {
+                assert_eq!(shown, read, "{value:?}");
+            }
+            // A Binance id list may hold a list, not an object, however the `{` is spelled.
+            let list = Param {
+                name: "orderIdList".into(),
+                ..p.clone()
+            };
+            assert_eq!(
+                super::nested::json_text(Binance, std::slice::from_ref(&list), json_body).is_some(),
+                read.contains('{'),
+                "orderIdList={value:?} (in body {in_body}, JSON body {json_body})"
+            );
+        }
+    }
+}
