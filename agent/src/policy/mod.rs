@@ -1117,7 +1117,7 @@ fn margin_order(
             let parse::Body::Json(body, _) = &parsed.body else {
                 return None;
             };
-            json_objects(body).into_iter().find_map(|fields| {
+            json_objects(body).find_map(|fields| {
                 // By exact name: a field spelled otherwise at any depth (`legs[].TdMode`) was
                 // refused before any entry was read (`okx_order_fields`).
                 let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
@@ -1230,22 +1230,24 @@ fn okx_order_fields(exchange: Exchange, params: &[Param]) -> Result<(), Denial> 
 }
 
 /// Every object of `body`, itself included, outer ones first and each level in document order
-/// (a batch's orders in the order sent). Read without recursion: the body is at most 8 levels
-/// deep, but a walk by stack needs no such bound.
-fn json_objects(body: &json::Json) -> Vec<&[(String, json::Json)]> {
-    let mut out = Vec::new();
+/// (a batch's orders in the order sent), lazily: asked of every OKX order, and read only up to
+/// the first that borrows. Read without recursion: the body is at most 8 levels deep, but a
+/// walk by queue needs no such bound.
+fn json_objects(body: &json::Json) -> impl Iterator<Item = &[(String, json::Json)]> {
     let mut queue = std::collections::VecDeque::from([body]);
-    while let Some(v) = queue.pop_front() {
-        match v {
-            json::Json::Object(fields) => {
-                out.push(fields.as_slice());
-                queue.extend(fields.iter().map(|(_, child)| child));
+    std::iter::from_fn(move || {
+        while let Some(v) = queue.pop_front() {
+            match v {
+                json::Json::Object(fields) => {
+                    queue.extend(fields.iter().map(|(_, child)| child));
+                    return Some(fields.as_slice());
+                }
+                json::Json::Array(items) => queue.extend(items),
+                _ => {}
             }
-            json::Json::Array(items) => queue.extend(items),
-            _ => {}
         }
-    }
-    out
+        None
+    })
 }
 
 /// Whether an OKX order's field `key` is `instIdCode`, as a lenient server matches a name to a
