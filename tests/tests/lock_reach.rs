@@ -68,6 +68,38 @@ fn a_lock_answered_by_another_home_s_agent_locks_this_home_s_agent_too() {
     );
 }
 
+/// The same when the other home's agent does not answer (stopped, or every slot taken): `lock`
+/// signalled it, said "Locked", and the home's own agent kept its session.
+#[test]
+fn a_lock_that_signals_another_home_s_agent_locks_this_home_s_agent_too() {
+    let mut mine = World::new();
+    unlocked(&mut mine);
+    let mut other = World::new();
+    unlocked(&mut other);
+    let signal = |sig: &str| {
+        let pid = other.agent_pid().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let out = run_at(&mine, &other.sock, &["lock"]);
+    signal("-CONT");
+    let said = out.ok();
+    assert!(
+        said.contains(&format!(
+            "the agent serving this home (pid {})",
+            mine.agent_pid()
+        )),
+        "{out:?}"
+    );
+    locked_by_sighup(&mine);
+}
+
 /// A listener at `path`, of this test's user, that answers every connection one byte every
 /// 300 ms: the header of a 4 KiB frame, then spaces. Each read gets a byte well within any
 /// timeout; the answer never ends. It stops after 40 s.

@@ -83,6 +83,16 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
         };
     };
     match signal_lock(paths) {
+        // The agent signalled may serve another home (a second account's agent on the hook's
+        // socket, stopped or with every slot taken): the agent serving this one is signalled
+        // too, as when such an agent answers (red-team round 26, recheck, R1).
+        Ok(pid) if home_agents_other_than(paths, pid) => {
+            let said = format!(
+                "the agent at {} (pid {pid}) {why}, so it was sent SIGHUP; it serves another home",
+                paths.socket.display()
+            );
+            hup_home_agent(paths, &said).map(|_| ())
+        }
         Ok(pid) => {
             outln!(
                 "Locked: the agent (pid {pid}) {why}, so it was sent SIGHUP, which wipes its session (a stopped agent's as soon as it runs again, before it serves anything)."
@@ -129,6 +139,13 @@ fn locked_elsewhere_too(paths: &Paths) -> Result<(), Failure> {
         }
     };
     hup_home_agent(paths, &said).map(|_| ())
+}
+
+/// Whether an agent serves this home ([`home_agents`]) and `pid` is not it: then `pid`, the
+/// socket's, serves another home, and locking it leaves this one's session open.
+fn home_agents_other_than(paths: &Paths, pid: u32) -> bool {
+    let home = home_agents(paths);
+    !home.is_empty() && !home.contains(&pid)
 }
 
 /// Send SIGHUP to the agent serving this home ([`home_agents`]), wherever it listens, when the
