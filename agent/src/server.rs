@@ -112,7 +112,7 @@ fn parent_of(path: &Path) -> &Path {
 /// round 26, recheck). One that does not exist yet is made by [`bind`], ours and 0700.
 pub fn check_above(socket: &Path) -> Result<(), ServerError> {
     let above = parent_of(parent_of(socket));
-    match not_ours(above) {
+    match not_ours(above, true) {
         None => Ok(()),
         Some(problem) => Err(ServerError::UnsafeAbove {
             path: above.to_owned(),
@@ -121,24 +121,16 @@ pub fn check_above(socket: &Path) -> Result<(), ServerError> {
     }
 }
 
-/// What is wrong with `folder` as one whose every entry must stay as we left it: its owner,
-/// when another user (not root), or that others can write it without the sticky bit. `None`
-/// when it is fine, or cannot be read (what needs it then fails on its own).
-pub fn not_ours(folder: &Path) -> Option<String> {
+/// What is wrong with `folder` as one whose every entry must stay as we left it: the one check
+/// ([`crate::disk::exposure`], [`Need::Unwritable`]: ours or root's, writable by no one else),
+/// except that with `sticky` a folder others may write passes if it is sticky (`/tmp`): they
+/// can add names there, not move ours. `None` when it is fine, or cannot be read (what needs
+/// it then fails on its own).
+pub fn not_ours(folder: &Path, sticky: bool) -> Option<String> {
     let meta = std::fs::symlink_metadata(folder).ok()?;
-    let me = rustix::process::getuid().as_raw();
-    let mode = meta.mode() & 0o7777;
-    if meta.uid() != me && meta.uid() != 0 {
-        Some(format!(
-            "belongs to uid {}, not to you (uid {me})",
-            meta.uid()
-        ))
-    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        Some(format!(
-            "has mode {mode:04o}: others can write to it, and it is not sticky"
-        ))
-    } else {
-        None
+    match crate::disk::exposure(&meta, Kind::Folder, Need::Unwritable)? {
+        Exposure::Writable { mode } if sticky && mode & 0o1000 != 0 => None,
+        problem => Some(problem.to_string()),
     }
 }
 

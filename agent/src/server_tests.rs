@@ -438,3 +438,26 @@ fn a_client_whose_program_is_hidden_is_named_by_what_it_calls_itself() {
     let gone = Err(std::io::Error::from(rustix::io::Errno::NOENT));
     assert_eq!(program(gone, named(b"bot")), "?");
 }
+
+/// The folder above the socket's may be a sticky one others write (`/tmp`: they cannot move
+/// our folder there); a runtime folder holding the session bus's name may not (anyone can
+/// make that name there first). Both go through the one check of `disk`.
+#[test]
+fn a_sticky_shared_folder_is_ours_enough_only_where_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let set =
+        |mode| std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    set(0o1777);
+    assert_eq!(not_ours(dir.path(), true), None);
+    let said = not_ours(dir.path(), false).unwrap();
+    assert!(said.contains("mode 1777"), "{said}");
+    set(0o777);
+    assert!(not_ours(dir.path(), true).is_some());
+    set(0o755);
+    assert_eq!(not_ours(dir.path(), false), None);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+    let said = not_ours(&link, true).unwrap();
+    assert!(said.contains("symbolic link"), "{said}");
+}

@@ -30,10 +30,11 @@ pub fn run(paths: Paths) -> Result<(), Failure> {
     }
     // The session bus defaults to $XDG_RUNTIME_DIR/bus: in a runtime folder of another user's
     // (the socket is then elsewhere, or the agent would refuse it), that user could serve it
-    // and tell the agent the screen never locks (red-team round 26, recheck).
+    // and tell the agent the screen never locks (red-team round 26, recheck). A sticky folder
+    // others may write (`/tmp`) is no better here: anyone can make the `bus` name there first.
     if let Some(rt) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty())
         && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
-        && let Some(problem) = server::not_ours(std::path::Path::new(&rt))
+        && let Some(problem) = server::not_ours(std::path::Path::new(&rt), false)
     {
         errln!(
             "tapsign agent: warning: XDG_RUNTIME_DIR {} {problem}: the session bus there (screen-lock signals, notifications) could be another user's program; set XDG_RUNTIME_DIR to a folder of your own, mode 0700",
