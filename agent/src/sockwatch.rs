@@ -323,10 +323,15 @@ mod tests {
         path.to_path_buf()
     }
 
-    /// A socket bound at `path`, and its (device, inode).
-    fn bound(path: &Path) -> (std::os::unix::net::UnixListener, (u64, u64)) {
-        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-        (listener, id_of(path).unwrap())
+    /// An unlocked agent under `dir` watching a socket bound at `socket`, its readers held
+    /// (events pile up unread until the test lets them go); the socket's listener.
+    fn watching(dir: &Path, socket: &Path) -> (Arc<Agent>, std::os::unix::net::UnixListener) {
+        let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+        let id = id_of(socket).unwrap();
+        let agent = unlocked(dir);
+        agent.guard.hold_watch.store(true, Ordering::SeqCst);
+        watch(Arc::downgrade(&agent), socket.to_path_buf(), Some(id), None).unwrap();
+        (agent, listener)
     }
 
     /// More events in `dir` than an inotify instance queues (renames of a name of its own,
@@ -366,6 +371,12 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The session was locked as a swap of the socket.
+    fn locked_as_swapped(agent: &Agent) {
+        let why = reason(agent);
+        assert!(why.contains("was moved or replaced"), "{why}");
+    }
+
     /// Red-team round 26: a flood of renames in `/tmp`, above the socket, overflowed the
     /// watch's queue, and the lost events locked the session as "the agent's socket ... was
     /// moved or replaced": another user could end the trader's session at will. A shared
@@ -377,10 +388,7 @@ mod tests {
         let shared = folder(&dir.path().join("shared"), 0o1777);
         let run = folder(&shared.join("run"), 0o700);
         let socket = run.join("agent.sock");
-        let (_listener, id) = bound(&socket);
-        let agent = unlocked(dir.path());
-        agent.guard.hold_watch.store(true, Ordering::SeqCst);
-        watch(Arc::downgrade(&agent), socket.clone(), Some(id), None).unwrap();
+        let (agent, _listener) = watching(dir.path(), &socket);
         if flood(&shared).is_none() {
             return;
         }
@@ -393,11 +401,7 @@ mod tests {
         std::fs::rename(&socket, run.join("aside.sock")).unwrap();
         std::fs::rename(run.join("aside.sock"), &socket).unwrap();
         wait_until("the swap locked", || !agent.session().is_unlocked());
-        assert!(
-            reason(&agent).contains("was moved or replaced"),
-            "{}",
-            reason(&agent)
-        );
+        locked_as_swapped(&agent);
     }
 
     /// The lost events a flood hides are not taken on trust: a folder on the socket's path
@@ -410,10 +414,7 @@ mod tests {
         let mid = folder(&shared.join("mid"), 0o700);
         let run = folder(&mid.join("run"), 0o700);
         let socket = run.join("agent.sock");
-        let (_listener, id) = bound(&socket);
-        let agent = unlocked(dir.path());
-        agent.guard.hold_watch.store(true, Ordering::SeqCst);
-        watch(Arc::downgrade(&agent), socket.clone(), Some(id), None).unwrap();
+        let (agent, _listener) = watching(dir.path(), &socket);
         if flood(&shared).is_none() {
             return;
         }
@@ -422,11 +423,7 @@ mod tests {
         agent.guard.hold_watch.store(false, Ordering::SeqCst);
         wait_until("the move locked", || !agent.session().is_unlocked());
         assert!(agent.guard.lost.load(Ordering::SeqCst) > 0);
-        assert!(
-            reason(&agent).contains("was moved or replaced"),
-            "{}",
-            reason(&agent)
-        );
+        locked_as_swapped(&agent);
     }
 
     /// Lost events in the socket's own folder, where only programs of the user's make them,
@@ -437,10 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = folder(&dir.path().join("run"), 0o700);
         let socket = run.join("agent.sock");
-        let (_listener, id) = bound(&socket);
-        let agent = unlocked(dir.path());
-        agent.guard.hold_watch.store(true, Ordering::SeqCst);
-        watch(Arc::downgrade(&agent), socket.clone(), Some(id), None).unwrap();
+        let (agent, _listener) = watching(dir.path(), &socket);
         if flood(&run).is_none() {
             return;
         }
