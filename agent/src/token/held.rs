@@ -44,6 +44,10 @@ use crate::secret::SecretString;
 
 const SELECT_PIV: [u8; 10] = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
 const GET_SERIAL: [u8; 5] = [0x00, 0xF8, 0x00, 0x00, 0x00];
+/// A card sends a long answer in pieces (`61xx`); four is more than any answer here.
+const PIECES: usize = 4;
+/// GET RESPONSE: the next piece of a long answer (`61xx`).
+const GET_RESPONSE: [u8; 5] = [0x00, 0xC0, 0x00, 0x00, 0x00];
 /// VERIFY with no data: the card answers `63 Cx`, x the PIN tries left, and spends none.
 const PIN_TRIES: [u8; 5] = [0x00, 0x20, 0x00, 0x80, 0x00];
 
@@ -201,7 +205,10 @@ impl HeldCard<'_> {
                 "a YubiKey PIN has at most 8 characters: check the PIN of {token}"
             )));
         }
-        let mut apdu = Zeroizing::new(vec![0x00, 0x20, 0x00, 0x80, 0x08]);
+        // Its whole size up front: a Vec that grows copies the PIN into a new buffer and frees
+        // the old one unwiped.
+        let mut apdu = Zeroizing::new(Vec::with_capacity(13));
+        apdu.extend_from_slice(&[0x00, 0x20, 0x00, 0x80, 0x08]);
         apdu.extend_from_slice(pin);
         apdu.resize(13, 0xFF);
         match self.send(&apdu, "the PIN check")? {
@@ -250,7 +257,9 @@ impl HeldCard<'_> {
         getrandom::fill(&mut challenge)
             .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
         let n = block as u8;
-        let mut reply = Zeroizing::new(head.to_vec());
+        // Sized up front, as the PIN's VERIFY: growing would leave the answer in a freed buffer.
+        let mut reply = Zeroizing::new(Vec::with_capacity(head.len() + 7 + 2 * block));
+        reply.extend_from_slice(&head);
         reply.extend_from_slice(&[6 + 2 * n, 0x7C, 4 + 2 * n, 0x80, n]);
         reply.extend_from_slice(&answer);
         reply.extend_from_slice(&[0x81, n]);
@@ -342,12 +351,14 @@ impl HeldCard<'_> {
     /// Send `apdu`; the answer's data (with every `61xx` piece fetched) and status word. The
     /// buffers are wiped on drop: an ECDH answer is the keystore's key material.
     fn send(&mut self, apdu: &[u8], what: &str) -> Result<(Zeroizing<Vec<u8>>, u16), TokenError> {
-        let mut data = Zeroizing::new(Vec::new());
+        // Room for every piece up front: growing would leave the earlier ones in a freed buffer.
+        let mut data = Zeroizing::new(Vec::with_capacity(PIECES * 256));
         let mut buf = Zeroizing::new([0u8; 258]);
-        let mut next = apdu.to_vec();
-        // A card sends a long answer in pieces; four pieces is more than any answer here.
-        for _ in 0..4 {
-            let got = self.tx.transmit(&next, &mut buf[..]).map_err(|e| {
+        // Borrowed, not copied: the APDU may carry the PIN or the management-key answer,
+        // which only its caller's wiped buffer holds.
+        let mut next = apdu;
+        for _ in 0..PIECES {
+            let got = self.tx.transmit(next, &mut buf[..]).map_err(|e| {
                 card_error(yubikey::Error::PcscError { inner: Some(e) }, self.serial)
             })?;
             let Some((body, sw)) = got.split_last_chunk::<2>() else {
@@ -355,7 +366,7 @@ impl HeldCard<'_> {
             };
             data.extend_from_slice(body);
             match *sw {
-                [0x61, _] => next = vec![0x00, 0xC0, 0x00, 0x00, 0x00],
+                [0x61, _] => next = &GET_RESPONSE,
                 sw => return Ok((data, u16::from_be_bytes(sw))),
             }
         }
