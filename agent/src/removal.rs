@@ -37,7 +37,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// pcscd that does not run should take this long.
 pub const PCSCD_ANSWER: Duration = Duration::from_secs(3);
 
-/// How often the guard looks at the watcher's PC/SC call.
+/// The guard's shortest sleep: how late past [`PCSCD_ANSWER`] it may lock.
 const GUARD_TICK: Duration = Duration::from_millis(100);
 
 /// Where the session's token sits, and what the watcher is doing.
@@ -112,6 +112,16 @@ impl Removal {
     fn unanswered(&self) -> Option<Duration> {
         let began = (*lock(&self.call_began))?;
         Some(began.elapsed()).filter(|waited| *waited >= PCSCD_ANSWER)
+    }
+
+    /// How long the guard may sleep before it looks again: until the call under way will have
+    /// waited [`PCSCD_ANSWER`], and [`POLL`] at most, so a call begun meanwhile is seen in
+    /// time. It looked every [`GUARD_TICK`], ten wakeups a second for the agent's whole life,
+    /// though only a call reaching the bound can make it act.
+    fn guard_sleep(&self) -> Duration {
+        let due = (*lock(&self.call_began))
+            .map(|began| (began + PCSCD_ANSWER).saturating_duration_since(Instant::now()));
+        due.unwrap_or(POLL).clamp(GUARD_TICK, POLL)
     }
 
     /// pcscd does not answer the watcher: end the open session (whatever its token: the
@@ -198,7 +208,7 @@ fn pcscd_silent(waited: Duration) -> LockSource {
 }
 
 /// Start the watcher and its guard; they run until `stop` is set. (The watcher's handle is
-/// returned; the guard never blocks, and ends within [`GUARD_TICK`].)
+/// returned; the guard never blocks, and ends within [`POLL`].)
 pub fn spawn(
     agent: Arc<Agent>,
     stop: Arc<AtomicBool>,
@@ -216,7 +226,7 @@ pub fn spawn(
 fn guard(agent: &Agent, stop: &AtomicBool) {
     let removal = &agent.removal;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(GUARD_TICK);
+        std::thread::sleep(removal.guard_sleep());
         if let Some(waited) = removal.unanswered()
             && let Some(location) = removal.watched(agent)
         {
@@ -386,6 +396,21 @@ mod tests {
         );
         removal.pcsc(|| ());
         assert!(removal.lock_source(true).live, "pcscd answers again");
+    }
+
+    /// The guard sleeps until a call could reach the bound, half a second at most, rather
+    /// than waking ten times a second; it still locks within [`GUARD_TICK`] of the bound.
+    #[test]
+    fn the_guard_sleeps_until_a_call_could_reach_the_bound() {
+        let removal = Removal::default();
+        assert_eq!(removal.guard_sleep(), POLL, "no call under way");
+        *lock(&removal.call_began) = Some(Instant::now());
+        assert_eq!(removal.guard_sleep(), POLL, "a call just begun");
+        *lock(&removal.call_began) = Instant::now().checked_sub(PCSCD_ANSWER - GUARD_TICK * 3);
+        let sleep = removal.guard_sleep();
+        assert!(sleep <= GUARD_TICK * 3 && sleep > GUARD_TICK, "{sleep:?}");
+        *lock(&removal.call_began) = Instant::now().checked_sub(PCSCD_ANSWER * 2);
+        assert_eq!(removal.guard_sleep(), GUARD_TICK, "a call past the bound");
     }
 
     #[test]
