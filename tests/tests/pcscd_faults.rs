@@ -12,25 +12,36 @@ use tapsign_vyk::{Config, TouchMode, harness};
 const PIN: &str = "123456\n";
 const SECRET: &str = "pcscd-fault-secret";
 
+/// A virtual YubiKey on firmware 5.7.1 with `serial`.
+fn yubikey(serial: u32) -> Config {
+    Config {
+        version: [5, 7, 1],
+        serial,
+        ..Config::default()
+    }
+}
+
+/// A home with the YubiKey enrolled and one key stored, and its agent started without the
+/// soft token: only the YubiKey opens it.
+fn enrolled_with_agent() -> World {
+    let mut w = World::new();
+    let enrolled = w.run(&["token", "add", "--piv"], PIN);
+    assert!(enrolled.ok().contains("Enrolled"), "{enrolled:?}");
+    w.run(
+        &["key", "add", "b", "--exchange", "binance"],
+        &format!("ak\n{SECRET}\n"),
+    )
+    .ok();
+    w.start_agent_with(|c| {
+        c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+    });
+    w
+}
+
 #[test]
 fn pcscd_killed_mid_unlock_fails_the_unlock_at_once_and_a_restarted_pcscd_unlocks() {
-    let key = Config {
-        version: [5, 7, 1],
-        serial: 15_100_060,
-        ..Config::default()
-    };
-    harness::run(&[key], |stack| {
-        let mut w = World::new();
-        let enrolled = w.run(&["token", "add", "--piv"], PIN);
-        assert!(enrolled.ok().contains("Enrolled"), "{enrolled:?}");
-        w.run(
-            &["key", "add", "b", "--exchange", "binance"],
-            &format!("ak\n{SECRET}\n"),
-        )
-        .ok();
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-        });
+    harness::run(&[yubikey(15_100_060)], |stack| {
+        let w = enrolled_with_agent();
         let touch = stack.key(0).touch();
         touch.set_mode(TouchMode::Hold {
             timeout: Duration::from_secs(30),
@@ -77,22 +88,8 @@ fn pcscd_killed_mid_unlock_fails_the_unlock_at_once_and_a_restarted_pcscd_unlock
 /// card is free again.
 #[test]
 fn a_card_held_by_another_program_is_busy_and_says_so() {
-    let key = Config {
-        version: [5, 7, 1],
-        serial: 15_100_061,
-        ..Config::default()
-    };
-    harness::run(&[key], |stack| {
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv"], PIN).ok();
-        w.run(
-            &["key", "add", "b", "--exchange", "binance"],
-            &format!("ak\n{SECRET}\n"),
-        )
-        .ok();
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-        });
+    harness::run(&[yubikey(15_100_061)], |stack| {
+        let w = enrolled_with_agent();
         let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
         let reader = std::ffi::CString::new(stack.reader_name(0)).unwrap();
         let held = ctx
@@ -116,22 +113,8 @@ fn a_card_held_by_another_program_is_busy_and_says_so() {
 #[test]
 fn a_card_another_program_holds_a_transaction_on_is_busy_not_a_silent_wait() {
     use std::sync::mpsc;
-    let key = Config {
-        version: [5, 7, 1],
-        serial: 15_100_062,
-        ..Config::default()
-    };
-    harness::run(&[key], |stack| {
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv"], PIN).ok();
-        w.run(
-            &["key", "add", "b", "--exchange", "binance"],
-            &format!("ak\n{SECRET}\n"),
-        )
-        .ok();
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-        });
+    harness::run(&[yubikey(15_100_062)], |stack| {
+        let w = enrolled_with_agent();
         let (held, release) = (mpsc::channel(), mpsc::channel::<()>());
         let holder = {
             let reader = stack.reader_name(0);
@@ -175,12 +158,7 @@ fn a_card_another_program_holds_a_transaction_on_is_busy_not_a_silent_wait() {
 /// as any program's does on a real YubiKey.
 #[test]
 fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_program() {
-    let key = Config {
-        version: [5, 7, 1],
-        serial: 15_100_062,
-        ..Config::default()
-    };
-    harness::run(&[key], |stack| {
+    harness::run(&[yubikey(15_100_062)], |stack| {
         let mut w = World::new();
         w.run(&["token", "add", "--piv"], PIN).ok();
         w.start_agent_with(|c| {
@@ -223,22 +201,8 @@ fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_progra
 /// 3 s, and `status` says pcscd does not answer.
 #[test]
 fn a_stopped_pcscd_locks_the_session_and_status_says_removal_is_not_watched() {
-    let key = Config {
-        version: [5, 7, 1],
-        serial: 15_100_063,
-        ..Config::default()
-    };
-    harness::run(&[key], |stack| {
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv"], PIN).ok();
-        w.run(
-            &["key", "add", "b", "--exchange", "binance"],
-            &format!("ak\n{SECRET}\n"),
-        )
-        .ok();
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-        });
+    harness::run(&[yubikey(15_100_063)], |stack| {
+        let w = enrolled_with_agent();
         let out = w.run(&["unlock"], PIN);
         assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
         let removal = |st: &serde_json::Value| tapsign_tests::lock_source(st, "token removal");
