@@ -27,6 +27,16 @@ fn agent(w: &mut World) {
     });
 }
 
+/// [`agent`], pausing 1.5 s between the PIN check and the ECDH of each unlock
+/// (`TAPSIGN_TEST_PIV_PAUSE_MS`, read by debug builds only): where another program's command
+/// would land if the card were not held alone.
+fn agent_pausing(w: &mut World) {
+    w.start_agent_with(|c| {
+        c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+        c.env("TAPSIGN_TEST_PIV_PAUSE_MS", "1500");
+    });
+}
+
 fn enroll(w: &World, extra: &[&str], stdin: &str) {
     let mut args = vec!["token", "add", "--piv"];
     args.extend_from_slice(extra);
@@ -468,10 +478,7 @@ fn a_pin_is_not_used_while_another_program_has_the_card_open() {
         let mut w = World::new();
         enroll(&w, &[], PIN);
         add_key(&w);
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-            c.env("TAPSIGN_TEST_PIV_PAUSE_MS", "1500");
-        });
+        agent_pausing(&mut w);
         let stop = Arc::new(AtomicBool::new(false));
         let spinner = {
             let (reader, stop) = (stack.reader_name(0), stop.clone());
@@ -508,10 +515,7 @@ fn another_program_is_never_served_with_the_pin_an_unlock_verified() {
         let mut w = World::new();
         enroll(&w, &[], PIN);
         add_key(&w);
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-            c.env("TAPSIGN_TEST_PIV_PAUSE_MS", "1500");
-        });
+        agent_pausing(&mut w);
         let stop = Arc::new(AtomicBool::new(false));
         let spinners: Vec<_> = (0..3)
             .map(|_| {
@@ -666,7 +670,8 @@ fn the_management_key_session_is_held_alone() {
                 std::thread::spawn(move || spin_generate(reader, stop, false))
             };
             std::thread::sleep(Duration::from_millis(200));
-            // PIN policy never: no PIN check, so the card is held for the management key alone.
+            // token add checks the PIN whatever the policy, in the same hold as the management
+            // key: the hold is refused before either is sent.
             let out = w.run(
                 &[
                     "token",
