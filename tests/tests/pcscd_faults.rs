@@ -159,11 +159,9 @@ fn a_card_another_program_holds_a_transaction_on_is_busy_not_a_silent_wait() {
 #[test]
 fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_program() {
     harness::run(&[yubikey(15_100_062)], |stack| {
-        let mut w = World::new();
-        w.run(&["token", "add", "--piv"], PIN).ok();
-        w.start_agent_with(|c| {
-            c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
-        });
+        // A key stored: with none, unlock stops at "no key to open" before it looks for the
+        // token, and this test could not fail.
+        let w = enrolled_with_agent();
         let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
         let reader = std::ffi::CString::new(stack.reader_name(0)).unwrap();
         let other = ctx
@@ -183,6 +181,10 @@ fn the_probe_that_finds_the_yubikey_does_not_reset_the_card_under_another_progra
         // before the agent touches the card.
         let out = w.run(&["unlock"], "");
         assert_ne!(out.code, 0, "{out:?}");
+        assert!(
+            out.stderr.contains("PIN"),
+            "the token was not looked for: {out:?}"
+        );
         assert!(!out.stderr.contains("Touch"), "{out:?}");
 
         // The other program's handle still works: no "card reset", no reconnect. Its PIN
