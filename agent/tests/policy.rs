@@ -3384,6 +3384,10 @@ fn binance_key_only_calls_are_refused_with_how_to_send_them() {
         ("POST", "/sapi/v1/userDataStream", ""),
         ("GET", "/api/v3/historicalTrades", "symbol=BTCUSDT"),
         ("POST", "/sapi/v1/userListenToken", ""),
+        // Red-team round 27: the margin account's risk-data stream, spelt with a hyphen.
+        ("POST", "/sapi/v1/margin/listen-key", ""),
+        ("PUT", "/sapi/v1/margin/listen-key", ""),
+        ("DELETE", "/sapi/v1/margin/listen-key", ""),
     ] {
         let r = support::req(method, path, query, "");
         let err = check_with(Binance, &KeyPolicy::default(), &r).unwrap_err();

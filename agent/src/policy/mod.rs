@@ -879,7 +879,9 @@ fn binance_key_only(segments: &[String]) -> bool {
     let last = segments.last().map(String::as_str);
     matches!(
         last,
-        Some("listenKey" | "userDataStream" | "userListenToken" | "historicalTrades")
+        Some(
+            "listenKey" | "listen-key" | "userDataStream" | "userListenToken" | "historicalTrades"
+        )
     ) && !segments.iter().any(|s| s == "equity")
 }
 
