@@ -38,6 +38,11 @@ pub enum Fault {
     NoData,
     /// 40 bytes of `A5` then `90 00`: noise where the answer should be.
     Junk,
+    /// The command is not run and is answered with status word `sw`, once `pass` more
+    /// commands with the same instruction have been served: a card that refuses a write
+    /// partway through a sequence (a YubiKey answers PUT DATA with `6A84` when its object
+    /// store is full, and any command with `6581` on a memory failure).
+    Refuse { sw: u16, pass: u8 },
 }
 
 /// The commands answered with a [`Fault`], by instruction byte (`FD` GET VERSION, `F8` GET
@@ -63,6 +68,21 @@ impl Faults {
         };
     }
 
+    /// The status word to answer the command APDU `apdu` with, without running it, when a
+    /// [`Fault::Refuse`] armed for its instruction has let its `pass` commands through.
+    pub fn refusal(&self, apdu: &[u8]) -> Option<u16> {
+        let &ins = apdu.get(1)?;
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&ins)? {
+            Fault::Refuse { pass, .. } if *pass > 0 => {
+                *pass -= 1;
+                None
+            }
+            Fault::Refuse { sw, .. } => Some(*sw),
+            _ => None,
+        }
+    }
+
     /// `answer` (data and status word) to the command APDU `apdu`, as the fault armed for
     /// its instruction makes it.
     pub fn apply(&self, apdu: &[u8], answer: Vec<u8>) -> Vec<u8> {
@@ -76,7 +96,8 @@ impl Faults {
             .get(&ins)
             .copied();
         match fault {
-            None => answer,
+            // Handled before the command runs (`refusal`).
+            None | Some(Fault::Refuse { .. }) => answer,
             Some(Fault::Cut) => {
                 let (data, sw) = answer.split_at(answer.len().saturating_sub(2));
                 let mut cut = data[..data.len() / 2].to_vec();

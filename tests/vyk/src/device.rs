@@ -163,6 +163,9 @@ impl CardOs for Card<'_> {
     }
 
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if let Some(sw) = self.faults.refusal(apdu) {
+            return sw.to_be_bytes().to_vec();
+        }
         let (applets, touch) = (&mut *self.applets, self.touch);
         let answer = self.chainer.handle(apdu, |cmd| applets.process(cmd, touch));
         self.faults.apply(apdu, answer)

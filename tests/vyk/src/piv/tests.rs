@@ -189,3 +189,31 @@ fn printed_object_needs_the_pin() {
     piv.process(&apdu(VERIFY_DEFAULT_PIN), &touch);
     assert_eq!(piv.process(&get, &touch).sw, Sw::NOT_FOUND);
 }
+
+/// What `tapsign token add --piv` relies on when it replaces a 3DES factory key with an
+/// AES-192 one (firmware-notes/default-management-key.md): from 5.4.2 SET MANAGEMENT KEY takes
+/// algorithm `0A`, the metadata then reports `0A` and no longer the default, the card
+/// authenticates in AES (16-byte witness) and refuses a 3DES request with `6A80`; before
+/// 5.4.2 an AES key is refused and the 3DES one stays.
+#[test]
+fn an_aes_192_management_key_replaces_a_3des_one_from_5_4_2() {
+    // The factory bytes, as AES-192: the host-side helper decrypts with them in the card's
+    // current algorithm.
+    const SET_AES192: &str = "00 FF FF FF 1B 0A 9B 18 \
+        01 02 03 04 05 06 07 08 01 02 03 04 05 06 07 08 01 02 03 04 05 06 07 08";
+    let (mut piv, touch) = card([5, 4, 3]);
+    authenticate(&mut piv, &touch);
+    assert_eq!(piv.process(&apdu(SET_AES192), &touch).sw, Sw::OK);
+    let r = piv.process(&apdu("00 F7 00 9B 00"), &touch);
+    assert_eq!(r.data[..3], [1, 1, 0x0A]);
+    let tdes = piv.process(&apdu("00 87 03 9B 04 7C 02 80 00"), &touch);
+    assert_eq!(tdes.sw, Sw::WRONG_DATA);
+    let aes = piv.process(&apdu("00 87 0A 9B 04 7C 02 80 00"), &touch);
+    assert_eq!((aes.sw, aes.data.len()), (Sw::OK, 4 + 16));
+    authenticate(&mut piv, &touch);
+
+    let (mut old, touch) = card([5, 4, 1]);
+    authenticate(&mut old, &touch);
+    assert_eq!(old.process(&apdu(SET_AES192), &touch).sw, Sw::WRONG_DATA);
+    assert_eq!(old.mgm.alg, MgmAlg::Tdes);
+}
