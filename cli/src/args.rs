@@ -138,8 +138,9 @@ pub enum TokenCommand {
     /// alone), then the new token's.
     ///
     /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always: a
-    /// touch for every unlock) and asks for its PIN. With --custom-mgm-key the management key
-    /// (hex) comes next.
+    /// touch for every unlock) and asks for its PIN. A card with the factory management key
+    /// gets a random one, stored on the card behind the PIN (unless --keep-default-mgm-key);
+    /// with --custom-mgm-key the management key (hex) is read after the PIN.
     ///
     /// --fido2 makes a credential with hmac-secret on a FIDO2 key (USB or NFC reader) and
     /// asks for two touches on it, and for its FIDO2 PIN when it has one and --uv is required
@@ -244,9 +245,18 @@ pub struct TokenAddArgs {
     /// Overwrite a key already in the slot (it is lost for good).
     #[arg(long, requires = "piv", conflicts_with = "use_existing")]
     pub force: bool,
-    /// The card's management key is not the factory default: read it (hex) after the PIN.
-    #[arg(long, requires = "piv")]
+    /// The card's management key is not the factory default, nor stored behind the PIN
+    /// (as tapsign and `ykman piv access change-management-key --protect` store it): read it
+    /// (hex) after the PIN. It is used as it is, never changed.
+    #[arg(long, requires = "piv", conflicts_with = "keep_default_mgm_key")]
     pub custom_mgm_key: bool,
+    /// Leave the factory management key in place. By default a card that still has it gets
+    /// a random one, stored on the card behind the PIN (where ykman finds it too). Kept, it
+    /// lets any program running as you, with no PIN and no touch, generate or import a key
+    /// over the enrolled one (the keystore then never opens with this card) or change the
+    /// management key and lock you out of enrolling the card again.
+    #[arg(long, requires = "piv")]
+    pub keep_default_mgm_key: bool,
     /// The enrolled token to open the keystore with, by the id `tapsign token list`
     /// shows. Default: the first one present, a YubiKey (PIV), then a FIDO2 key, then the
     /// soft token. Only that token is asked for its PIN and touch.

@@ -22,11 +22,17 @@ fn fw(serial: u32) -> Config {
     }
 }
 
-/// Put a P-256 key with these policies in slot R1 of key `i`, as another tool would.
+/// Put a P-256 key with these policies in slot R1 of key `i`, as another tool would: with
+/// the factory management key, or once `token add` has replaced it, with the one it stored
+/// behind the PIN (as ykman finds it).
 fn generate_r1(stack: &Stack, i: usize, pin: PinPolicy, touch: TouchPolicy) {
     let mut yk = YubiKey::open_by_serial(Serial(stack.key(i).serial())).unwrap();
     let mgm = MgmKey::get_default(&yk).unwrap();
-    yk.authenticate(&mgm).unwrap();
+    if yk.authenticate(&mgm).is_err() {
+        yk.verify_pin(b"123456").unwrap();
+        let stored = MgmKey::get_protected(&mut yk).unwrap();
+        yk.authenticate(&stored).unwrap();
+    }
     let slot = SlotId::Retired(RetiredSlotId::R1);
     piv::generate(&mut yk, slot, AlgorithmId::EccP256, pin, touch).unwrap();
 }

@@ -26,7 +26,8 @@
 //! firmware-notes/session-state.md.
 //!
 //! The crate's transaction type is crate-private, so the few commands a PIN use needs (SELECT,
-//! GET SERIAL, VERIFY, the ECDH) are sent here as the crate would send them.
+//! GET SERIAL, VERIFY, the ECDH) are sent here as the crate would send them; the management
+//! key's (its metadata, the data objects that store it, SET MANAGEMENT KEY) in [`super::mgm`].
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
@@ -350,7 +351,11 @@ impl HeldCard<'_> {
 
     /// Send `apdu`; the answer's data (with every `61xx` piece fetched) and status word. The
     /// buffers are wiped on drop: an ECDH answer is the keystore's key material.
-    fn send(&mut self, apdu: &[u8], what: &str) -> Result<(Zeroizing<Vec<u8>>, u16), TokenError> {
+    pub(super) fn send(
+        &mut self,
+        apdu: &[u8],
+        what: &str,
+    ) -> Result<(Zeroizing<Vec<u8>>, u16), TokenError> {
         // Room for every piece up front: growing would leave the earlier ones in a freed buffer.
         let mut data = Zeroizing::new(Vec::with_capacity(PIECES * 256));
         let mut buf = Zeroizing::new([0u8; 258]);
@@ -375,13 +380,13 @@ impl HeldCard<'_> {
 
     /// The answer to `what` could not be read: the card garbled it, or was pulled during it
     /// (the reader then gives back nothing). Which one is asked once the card is let go of.
-    fn unreadable(&self, what: &str) -> TokenError {
+    pub(super) fn unreadable(&self, what: &str) -> TokenError {
         self.unread.set(true);
         malformed(self.serial, what)
     }
 
     /// The card answered `what` with status word `sw`, not a success.
-    fn refused(&self, what: &str, sw: u16) -> TokenError {
+    pub(super) fn refused(&self, what: &str, sw: u16) -> TokenError {
         TokenError::Other(format!(
             "YubiKey {} refused {what} (status {sw:04X}): try again; if it repeats, check the card with `ykman piv info`",
             self.serial

@@ -10,6 +10,7 @@
 
 pub mod fido2;
 mod held;
+pub mod mgm;
 pub mod piv;
 mod readers;
 pub mod soft;

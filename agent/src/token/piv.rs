@@ -6,7 +6,8 @@
 //! ([`super::held`]), so no other local program's command is served with it, during the
 //! operation or after; while another program keeps the card open, a PIN use is refused
 //! ([`TokenError::InUse`]); other PC/SC clients can use the card right after an unlock. The
-//! management-key authentication and GENERATE of `token add` run in the same hold.
+//! management-key authentication (and the change of a factory management key, [`super::mgm`])
+//! and GENERATE of `token add` run in the same hold.
 //!
 //! Firmware behaviour this relies on is written up in `firmware-notes/`.
 
@@ -15,10 +16,11 @@ use p256::elliptic_curve::Generate;
 use p256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
 use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotAlgorithmId, SlotId};
-use yubikey::{MgmKey, PinPolicy, TouchPolicy, YubiKey};
+use yubikey::{PinPolicy, TouchPolicy, YubiKey};
 use zeroize::Zeroizing;
 
 use super::held::{HeldCard, holding, pause_for_tests};
+use super::mgm::{self, MgmOutcome, Plan};
 use super::readers::{call, leave, malformed, open_serial, scan};
 use super::{Token, TokenError, TokenStub};
 use crate::secret::SecretString;
@@ -59,6 +61,9 @@ pub struct EnrollOptions {
     pub force: bool,
     /// A custom management key (hex), when the card's is not the factory default.
     pub mgm_key: Option<SecretString>,
+    /// Leave a factory-default management key in place instead of replacing it with a
+    /// random one stored behind the PIN ([`super::mgm`]).
+    pub keep_default_mgm_key: bool,
 }
 
 /// Retired slot `n` (1..=20) as the card numbers it (0x82..=0x95).
@@ -79,7 +84,10 @@ pub fn check_present(serial: Option<u32>) -> Result<(), TokenError> {
     open(serial).map(drop)
 }
 
-pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenStub, TokenError> {
+pub fn enroll(
+    opts: &EnrollOptions,
+    pin: Option<&SecretString>,
+) -> Result<(TokenStub, MgmOutcome), TokenError> {
     let mut yk = open(opts.serial)?;
     let serial = yk.serial().0;
     let reader = yk.name().to_owned();
@@ -98,7 +106,14 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         }
         Err(e) => return Err(card_error(e, serial)),
     };
-    let (public, pin_policy, touch_policy) = if opts.use_existing {
+    // The key's form is checked here, before anything is sent.
+    let plan = Plan::new(
+        &yk,
+        opts.mgm_key.as_ref(),
+        opts.keep_default_mgm_key,
+        serial,
+    )?;
+    let (public, pin_policy, touch_policy, outcome) = if opts.use_existing {
         let Some(meta) = existing else {
             return Err(TokenError::Other(format!(
                 "slot R{} of YubiKey {serial} is empty: drop --use-existing to generate a key there",
@@ -146,13 +161,19 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
             )));
         }
         leave(yk);
-        holding(serial, &reader, |card| {
+        let outcome = holding(serial, &reader, |card| {
             if let Some(pin) = pin {
                 card.verify_pin(pin)?;
             }
-            prove_key(card, u8::from(rslot), &public, serial)
+            prove_key(card, u8::from(rslot), &public, serial)?;
+            // Adopting needs no management key; a factory one is replaced all the same, as
+            // it lets any program running as the trader overwrite the key adopted here.
+            match (&plan, pin) {
+                (Plan::Managed { .. }, Some(_)) => mgm::authenticate(card, &plan, serial, false),
+                _ => Ok(MgmOutcome::Untouched),
+            }
         })?;
-        (public, p, t)
+        (public, p, t, outcome)
     } else {
         if existing.is_some() && !opts.force {
             return Err(TokenError::Other(format!(
@@ -164,21 +185,21 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         // PIN does: the authenticated state is the card's, and on a shared connection
         // another program's GENERATE, IMPORT or SET MANAGEMENT KEY sent between the crate's
         // separate transactions was served as authenticated (red-team round 26, recheck,
-        // finding 2). The key's form is checked first, before anything is sent.
-        let key = mgm_key(&yk, opts.mgm_key.as_ref(), serial)?;
+        // finding 2).
         leave(yk);
-        let custom = opts.mgm_key.is_some();
-        let generated = holding(serial, &reader, |card| {
+        let (outcome, generated) = holding(serial, &reader, |card| {
             // A wrong PIN fails here, before a key is made, as the unlocks will ask for it.
+            // The management key stored behind it is read with it.
             if let Some(pin) = pin {
                 card.verify_pin(pin)?;
             }
-            if !card.authenticate(&key)? {
-                return Err(mgm_refused(custom, serial));
-            }
+            let outcome = mgm::authenticate(card, &plan, serial, true)?;
             // Always, and nothing else: Cached would let a program running as the trader ride
             // the trader's touch for 15 s (firmware-notes/touch-policies.md; red-team round 20).
-            card.generate_p256(u8::from(rslot), opts.pin_policy)
+            Ok((
+                outcome,
+                card.generate_p256(u8::from(rslot), opts.pin_policy)?,
+            ))
         })?;
         let unrecorded = |what: &str| unrecorded_key(serial, opts.slot, what);
         let data = generated.map_err(|sw| {
@@ -195,15 +216,10 @@ pub fn enroll(opts: &EnrollOptions, pin: Option<&SecretString>) -> Result<TokenS
         };
         let public = PublicKey::from_sec1_bytes(point)
             .map_err(|_| unrecorded("with a public key that is not a P-256 point"))?;
-        (public, opts.pin_policy, TouchPolicy::Always)
+        (public, opts.pin_policy, TouchPolicy::Always, outcome)
     };
-    Ok(stub(
-        serial,
-        u8::from(rslot),
-        &public,
-        pin_policy,
-        touch_policy,
-    ))
+    let stub = stub(serial, u8::from(rslot), &public, pin_policy, touch_policy);
+    Ok((stub, outcome))
 }
 
 /// The card answered GENERATE (`how`) with a success whose key could not be read: it made
@@ -257,37 +273,6 @@ fn stub(
         public_key: hex::encode(compressed),
         pin_policy: policy_name(pin).into(),
         touch_policy: touch_name(touch).into(),
-    }
-}
-
-/// The management key to authenticate with: the one given (hex), or the factory default for
-/// the card's firmware. Checked for form only; the card checks it inside [`holding`].
-fn mgm_key(yk: &YubiKey, custom: Option<&SecretString>, serial: u32) -> Result<MgmKey, TokenError> {
-    match custom {
-        Some(hexkey) => {
-            let bytes = Zeroizing::new(hex::decode(hexkey.expose().trim()).map_err(|_| {
-                TokenError::Other(
-                    "the management key must be hex (48 digits for 3DES or AES-192)".into(),
-                )
-            })?);
-            MgmKey::from_bytes(&*bytes, None).map_err(|_| {
-                TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into())
-            })
-        }
-        // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
-        None => MgmKey::get_default(yk).map_err(|e| card_error(e, serial)),
-    }
-}
-
-/// The card refused the management key (`custom`: the one given, else the factory default).
-fn mgm_refused(custom: bool, serial: u32) -> TokenError {
-    match custom {
-        false => TokenError::Other(format!(
-            "YubiKey {serial}'s management key is not the factory default; run again with --custom-mgm-key and enter it"
-        )),
-        true => TokenError::Other(format!(
-            "YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)"
-        )),
     }
 }
 

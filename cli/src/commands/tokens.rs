@@ -10,6 +10,7 @@ use tapsign_agent::keystore::{
 };
 use tapsign_agent::paths::Paths;
 use tapsign_agent::token::fido2::{self, UvMode, Where};
+use tapsign_agent::token::mgm::MgmOutcome;
 use tapsign_agent::token::piv::{self, EnrollOptions};
 use tapsign_agent::token::soft::SoftToken;
 use tapsign_agent::token::{Search, Token, TokenError, TokenStub};
@@ -241,8 +242,12 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
         allow_imported: a.allow_imported,
         force: a.force,
         mgm_key,
+        keep_default_mgm_key: a.keep_default_mgm_key,
     };
-    let stub = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
+    let (stub, mgm) = piv::enroll(&opts, Some(&pin)).map_err(token_failure)?;
+    // Said before the keystore is written: the card's management key changed whatever
+    // happens next, and the trader should know where it is.
+    say_mgm(&stub, mgm);
     let checked = match vk {
         Some(vk) => ks.add_keyslot(&vk, &stub, &mut ledger),
         None => ks.create(&stub, &mut ledger),
@@ -276,6 +281,23 @@ fn add_piv(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure
     }
     report(&checked);
     Ok(())
+}
+
+/// What `token add --piv` did to the card's management key, when the trader needs to know.
+fn say_mgm(stub: &TokenStub, mgm: MgmOutcome) {
+    let card = stub.describe();
+    match mgm {
+        MgmOutcome::Replaced { aes } => errln!(
+            "{card} had the factory management key: it now has a random {} one, stored on the card behind its PIN (ykman and tapsign find it with the PIN), so no program can replace or wipe the enrolled key without the PIN.",
+            if aes { "AES-192" } else { "3DES" }
+        ),
+        // The factory key lets any program running as the trader replace the enrolled key
+        // with no PIN and no touch (red-team round 27).
+        MgmOutcome::KeptDefault => errln!(
+            "WARNING: {card} keeps its factory management key (--keep-default-mgm-key): any program running as you can generate or import a key over the enrolled one, with no PIN and no touch, and this card then never opens the keystore again. To close this, run `ykman piv access change-management-key --generate --protect` (tapsign finds that key with the PIN), and keep a second token enrolled."
+        ),
+        MgmOutcome::Stored | MgmOutcome::Custom | MgmOutcome::Untouched => {}
+    }
 }
 
 fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failure> {

@@ -1,0 +1,411 @@
+//! The PIV management key of a YubiKey being enrolled: the one `token add --piv`
+//! authenticates with, and the random one it puts in place of the factory default.
+//!
+//! The factory key is public (`010203...`): with it, any program running as the trader can
+//! generate or import a key over the enrolled slot (the keystore's keyslot then opens nothing),
+//! or change the management key and lock the trader out of enrolling the card again, with no
+//! PIN and no touch (red-team round 27). So when `token add --piv` finds the factory key, it
+//! sets a random one and keeps it on the card behind the PIN, as yubikey-agent does at setup
+//! and `ykman piv access change-management-key --generate --protect` does, in ykman's format,
+//! so ykman and the `yubikey` crate (`MgmKey::get_protected`) find it with the PIN:
+//! - PRINTED (`5FC109`), which the card gives out only after the PIN: `88 { 89 <key> }`;
+//! - ADMIN DATA (`5FFF00`), readable by anyone: `80 { 81 <flags> }`, flag `02` meaning "the
+//!   management key is stored behind the PIN".
+//!
+//! The order is chosen so that a failure at any step leaves a card that opens with a key
+//! tapsign and ykman can find: the key is stored (PRINTED, then the flag) before the card is
+//! told to use it, and finding the key tries the stored one first and the factory one after
+//! it. A SET MANAGEMENT KEY the card refuses puts both objects back. Every step runs on the
+//! card held alone ([`super::held`]), after the PIN check. See
+//! firmware-notes/default-management-key.md.
+
+use yubikey::{MgmAlgorithmId, MgmKey, YubiKey};
+use zeroize::Zeroizing;
+
+use super::TokenError;
+use super::held::HeldCard;
+use super::piv::card_error;
+use crate::secret::SecretString;
+
+/// Printed information: the card reads it out only after the PIN; ykman keeps its
+/// PIN-protected management key there.
+const PRINTED: [u8; 3] = [0x5F, 0xC1, 0x09];
+/// ykman's "pivman" admin data: flags anyone can read.
+const ADMIN_DATA: [u8; 3] = [0x5F, 0xFF, 0x00];
+const TAG_PROTECTED: u8 = 0x88;
+const TAG_PROTECTED_KEY: u8 = 0x89;
+const TAG_ADMIN: u8 = 0x80;
+const TAG_ADMIN_FLAGS: u8 = 0x81;
+/// The salt of a PIN-derived management key (deprecated): gone once the key is a stored one.
+const TAG_ADMIN_SALT: u8 = 0x82;
+/// ADMIN DATA flag: the management key is stored in PRINTED, behind the PIN.
+const FLAG_KEY_STORED: u8 = 0x02;
+const SW_OK: u16 = 0x9000;
+const SW_NOT_FOUND: u16 = 0x6A82;
+/// What PUT DATA can carry in one short APDU, its `5C 03 <id> 53 L` head included.
+const PUT_MAX: usize = 255;
+
+/// How `token add --piv` gets its management key.
+pub(super) enum Plan {
+    /// The one the trader typed in (`--custom-mgm-key`), used as it is.
+    Custom(MgmKey),
+    /// The one stored behind the PIN, else the factory one (`default`, the card's by
+    /// firmware), which is replaced unless `keep_default`. `aes`: the firmware takes AES
+    /// management keys (5.4.2 and later).
+    Managed {
+        default: MgmKey,
+        aes: bool,
+        keep_default: bool,
+    },
+}
+
+impl Plan {
+    /// The plan for YubiKey `yk`: the custom key (hex) if one is given, checked for form
+    /// only (the card checks it inside the hold).
+    pub(super) fn new(
+        yk: &YubiKey,
+        custom: Option<&SecretString>,
+        keep_default: bool,
+        serial: u32,
+    ) -> Result<Plan, TokenError> {
+        if let Some(hexkey) = custom {
+            let bytes = Zeroizing::new(hex::decode(hexkey.expose().trim()).map_err(|_| {
+                TokenError::Other(
+                    "the management key must be hex (48 digits for 3DES or AES-192)".into(),
+                )
+            })?);
+            return MgmKey::from_bytes(&*bytes, None).map(Plan::Custom).map_err(|_| {
+                TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into())
+            });
+        }
+        let v = yk.version();
+        Ok(Plan::Managed {
+            // 3DES before firmware 5.7, AES-192 from 5.7 on: the crate picks by version.
+            default: MgmKey::get_default(yk).map_err(|e| card_error(e, serial))?,
+            aes: (v.major, v.minor, v.patch) >= (5, 4, 2),
+            keep_default,
+        })
+    }
+}
+
+/// What became of the card's management key, for `token add` to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MgmOutcome {
+    /// It was the factory key; a random one (AES-192, or 3DES on firmware before 5.4.2) took
+    /// its place, stored on the card behind the PIN.
+    Replaced { aes: bool },
+    /// The one stored behind the PIN (by an earlier `token add`, or `ykman ... --protect`).
+    Stored,
+    /// The factory key, left in place (`--keep-default-mgm-key`).
+    KeptDefault,
+    /// The one typed in (`--custom-mgm-key`).
+    Custom,
+    /// Not needed (adopting a key) and not the factory one: left as it is.
+    Untouched,
+}
+
+/// Authenticate the held card with its management key, as `plan` says, replacing the factory
+/// key first when it finds that one (and may). The PIN must be verified already: the stored
+/// key is read with it. `need`: the caller goes on to GENERATE; adopting a key needs no
+/// management key, and then a card whose key tapsign cannot find is left alone.
+pub(super) fn authenticate(
+    card: &mut HeldCard<'_>,
+    plan: &Plan,
+    serial: u32,
+    need: bool,
+) -> Result<MgmOutcome, TokenError> {
+    let (default, aes, keep_default) = match plan {
+        Plan::Custom(key) => {
+            return match card.authenticate(key)? {
+                true => Ok(MgmOutcome::Custom),
+                false => Err(TokenError::Other(format!(
+                    "YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)"
+                ))),
+            };
+        }
+        Plan::Managed {
+            default,
+            aes,
+            keep_default,
+        } => (default, *aes, *keep_default),
+    };
+    let current = current_algorithm(card)?;
+    let admin = read_object(card, ADMIN_DATA, "its admin data (5FFF00)")?;
+    let flags = admin.as_deref().map(Vec::as_slice).map_or(0, admin_flags);
+    // Some(found): the card says its key is stored behind the PIN, and the key stored there
+    // (found or not) did not authenticate.
+    let mut stale = None;
+    if flags & FLAG_KEY_STORED != 0 {
+        match stored_key(card, current.unwrap_or(MgmAlgorithmId::ThreeDes))? {
+            Some(key) if card.authenticate(&key)? => return Ok(MgmOutcome::Stored),
+            found => stale = Some(found.is_some()),
+        }
+    }
+    // A stored key that does not authenticate is one a step of an earlier `token add` failed
+    // after storing (the card kept the factory key), or another tool left behind.
+    if !card.authenticate(default)? {
+        return match (stale, need) {
+            (_, false) => Ok(MgmOutcome::Untouched),
+            (Some(found), true) => Err(stale_key(serial, found)),
+            (None, true) => Err(TokenError::Other(format!(
+                "YubiKey {serial}'s management key is not the factory default, and the card does not say it is stored behind its PIN (`ykman piv access change-management-key --protect` and tapsign store it so); run again with --custom-mgm-key and enter it"
+            ))),
+        };
+    }
+    if keep_default {
+        return Ok(MgmOutcome::KeptDefault);
+    }
+    // AES where the card takes it: its key is AES already (5.7 and later), or its firmware
+    // can set one (5.4.2 and later); 3DES otherwise.
+    let aes = aes || current.is_some_and(|a| a != MgmAlgorithmId::ThreeDes);
+    let alg = match aes {
+        true => MgmAlgorithmId::Aes192,
+        false => MgmAlgorithmId::ThreeDes,
+    };
+    replace(card, alg, admin.as_deref().map(Vec::as_slice), serial)?;
+    Ok(MgmOutcome::Replaced { aes })
+}
+
+/// The stored key did not authenticate, nor did the factory one.
+fn stale_key(serial: u32, found: bool) -> TokenError {
+    let what = match found {
+        true => "the key stored there does not authenticate",
+        false => "no key is stored there",
+    };
+    TokenError::Other(format!(
+        "YubiKey {serial} says its management key is stored behind its PIN, but {what}, and the factory key does not authenticate either: another tool changed the management key without storing the new one. Run again with --custom-mgm-key and enter the key the card has"
+    ))
+}
+
+/// The algorithm of the card's management key, from its metadata (firmware 5.3 and later):
+/// `None` when the card does not say. Only a hint: the authentication is the judge.
+fn current_algorithm(card: &mut HeldCard<'_>) -> Result<Option<MgmAlgorithmId>, TokenError> {
+    let (data, sw) = card.send(
+        &[0x00, 0xF7, 0x00, 0x9B, 0x00],
+        "its management key's metadata",
+    )?;
+    if sw != SW_OK {
+        return Ok(None);
+    }
+    let mut rest = data.as_slice();
+    while let Some((tag, value, next)) = take(rest) {
+        if let (0x01, [alg]) = (tag, value) {
+            return Ok(MgmAlgorithmId::try_from(*alg).ok());
+        }
+        rest = next;
+    }
+    Ok(None)
+}
+
+/// The value of data object `id` (inside its `53` wrapper), `None` when the card has none.
+fn read_object(
+    card: &mut HeldCard<'_>,
+    id: [u8; 3],
+    what: &str,
+) -> Result<Option<Zeroizing<Vec<u8>>>, TokenError> {
+    let apdu = [
+        0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, id[0], id[1], id[2], 0x00,
+    ];
+    match card.send(&apdu, what)? {
+        (data, SW_OK) => match take(&data) {
+            Some((0x53, value, [])) => Ok(Some(Zeroizing::new(value.to_vec()))),
+            _ => Err(card.unreadable(what)),
+        },
+        (_, SW_NOT_FOUND) => Ok(None),
+        (_, sw) => Err(card.refused(what, sw)),
+    }
+}
+
+/// Write data object `id` (`value` inside its `53` wrapper; empty deletes it): the card's
+/// status word.
+fn put_object(card: &mut HeldCard<'_>, id: [u8; 3], value: &[u8]) -> Result<u16, TokenError> {
+    let body = tlv(0x53, value);
+    if body.len() + 5 > PUT_MAX {
+        return Err(TokenError::Other(
+            "internal: a data object too long for one command".into(),
+        ));
+    }
+    let mut apdu = Zeroizing::new(Vec::with_capacity(10 + body.len()));
+    apdu.extend_from_slice(&[0x00, 0xDB, 0x3F, 0xFF, (body.len() + 5) as u8]);
+    apdu.extend_from_slice(&[0x5C, 0x03, id[0], id[1], id[2]]);
+    apdu.extend_from_slice(&body);
+    Ok(card.send(&apdu, "writing a data object")?.1)
+}
+
+/// The key in PRINTED (`88 { 89 <key> }`), as `alg`; `None` when there is none (or it does
+/// not fit `alg`).
+fn stored_key(card: &mut HeldCard<'_>, alg: MgmAlgorithmId) -> Result<Option<MgmKey>, TokenError> {
+    let Some(printed) = read_object(card, PRINTED, "its PIN-protected data (5FC109)")? else {
+        return Ok(None);
+    };
+    let key = match take(&printed) {
+        Some((TAG_PROTECTED, items, _)) => find(items, TAG_PROTECTED_KEY),
+        _ => None,
+    };
+    Ok(key.and_then(|k| MgmKey::from_bytes(k, Some(alg)).ok()))
+}
+
+/// Store a random `alg` key behind the PIN, then set it: the card is authenticated with the
+/// factory key. `admin`: the ADMIN DATA the card had, if any.
+fn replace(
+    card: &mut HeldCard<'_>,
+    alg: MgmAlgorithmId,
+    admin: Option<&[u8]>,
+    serial: u32,
+) -> Result<(), TokenError> {
+    // 24 bytes for both: AES-192 and 3DES.
+    let mut bytes = Zeroizing::new([0u8; 24]);
+    getrandom::fill(&mut *bytes)
+        .map_err(|e| TokenError::Other(format!("random number generator failed: {e}")))?;
+    // Borrowed, not copied: a copy of the array would be left unwiped.
+    let key = MgmKey::from_bytes(bytes.as_slice(), Some(alg))
+        .map_err(|_| TokenError::Other("internal: a management key of the wrong size".into()))?;
+    let printed = read_object(card, PRINTED, "its PIN-protected data (5FC109)")?;
+    let still = "its management key is still the factory default";
+    let retry = "Try again; to enroll with the factory key left in place (any program running as you can then replace the enrolled key), add --keep-default-mgm-key";
+    let sw = put_object(
+        card,
+        PRINTED,
+        &protected(printed.as_deref().map(Vec::as_slice), &*bytes),
+    )?;
+    if sw != SW_OK {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} refused to store a new management key behind its PIN (status {sw:04X}); nothing changed: {still}. {retry}"
+        )));
+    }
+    let flags = admin.map_or(0, admin_flags) | FLAG_KEY_STORED;
+    let sw = put_object(card, ADMIN_DATA, &admin_data(admin, flags))?;
+    if sw != SW_OK {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} refused to mark its management key as stored behind its PIN (status {sw:04X}): {still} (the new key it keeps behind the PIN is not in use, and the next `tapsign token add --piv` replaces it). {retry}"
+        )));
+    }
+    let sw = set_key(card, &key)?;
+    if sw != SW_OK {
+        // Put back what said the key is stored: else ykman would read a key the card does not
+        // have (tapsign tries the factory one next). PRINTED is put back too, but a key left
+        // there unflagged is harmless.
+        let admin_back = put_object(card, ADMIN_DATA, admin.unwrap_or_default());
+        let old = printed.as_deref().map(Vec::as_slice).unwrap_or_default();
+        let _ = put_object(card, PRINTED, old);
+        return Err(TokenError::Other(match matches!(admin_back, Ok(SW_OK)) {
+            true => format!(
+                "YubiKey {serial} refused the new management key (status {sw:04X}): {still}. {retry}"
+            ),
+            false => format!(
+                "YubiKey {serial} refused the new management key (status {sw:04X}): {still}, but the card could not be told so (its admin data still says the key is stored behind the PIN, so ykman asks for the PIN and then fails). Run `tapsign token add --piv` again: it falls back to the factory key and stores a new one"
+            ),
+        }));
+    }
+    // The card proves it took the key, as every later `token add` will ask it to.
+    if !card.authenticate(&key)? {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} took a new management key but does not authenticate with it; the key is stored on the card behind the PIN (`ykman piv info` says so). Try again; if it repeats, check the card with `ykman piv info`"
+        )));
+    }
+    Ok(())
+}
+
+/// SET MANAGEMENT KEY (`alg 9B len key`, no touch required): the card's status word.
+fn set_key(card: &mut HeldCard<'_>, key: &MgmKey) -> Result<u16, TokenError> {
+    let bytes = key.as_ref();
+    let mut apdu = Zeroizing::new(Vec::with_capacity(8 + bytes.len()));
+    apdu.extend_from_slice(&[0x00, 0xFF, 0xFF, 0xFF, (bytes.len() + 3) as u8]);
+    apdu.extend_from_slice(&[u8::from(key.algorithm_id()), 0x9B, bytes.len() as u8]);
+    apdu.extend_from_slice(bytes);
+    Ok(card.send(&apdu, "setting the management key")?.1)
+}
+
+/// PRINTED holding `key` (`88 { ... 89 <key> }`): what else the old one held is kept when it
+/// fits one command, as the `yubikey` crate keeps it; else dropped, as ykman drops it.
+fn protected(old: Option<&[u8]>, key: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut items = Zeroizing::new(Vec::new());
+    if let Some((TAG_PROTECTED, inner, _)) = old.and_then(take) {
+        let mut rest = inner;
+        while let Some((tag, value, next)) = take(rest) {
+            if tag != TAG_PROTECTED_KEY {
+                items.extend_from_slice(&tlv(tag, value));
+            }
+            rest = next;
+        }
+    }
+    // 5C 03 id, 53 L, 88 L, 89 L key: 5 + 3 + 3 + 2 + 24 bytes around the kept items.
+    if items.len() + 40 > PUT_MAX {
+        items.clear();
+    }
+    items.extend_from_slice(&tlv(TAG_PROTECTED_KEY, key));
+    tlv(TAG_PROTECTED, &items)
+}
+
+/// ADMIN DATA with `flags`, keeping what else the old one held but a PIN-derived key's salt.
+fn admin_data(old: Option<&[u8]>, flags: u8) -> Zeroizing<Vec<u8>> {
+    let mut items = Zeroizing::new(tlv(TAG_ADMIN_FLAGS, &[flags]).to_vec());
+    if let Some((TAG_ADMIN, inner, _)) = old.and_then(take) {
+        let mut rest = inner;
+        while let Some((tag, value, next)) = take(rest) {
+            if tag != TAG_ADMIN_FLAGS && tag != TAG_ADMIN_SALT {
+                items.extend_from_slice(&tlv(tag, value));
+            }
+            rest = next;
+        }
+    }
+    if items.len() + 12 > PUT_MAX {
+        items.truncate(3);
+    }
+    tlv(TAG_ADMIN, &items)
+}
+
+/// The flags byte of ADMIN DATA (`80 { 81 <flags> }`), 0 when it has none.
+fn admin_flags(admin: &[u8]) -> u8 {
+    match take(admin) {
+        Some((TAG_ADMIN, items, _)) => match find(items, TAG_ADMIN_FLAGS) {
+            Some([flags]) => *flags,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// The value of the first `tag` among the TLVs `items`.
+fn find(mut items: &[u8], tag: u8) -> Option<&[u8]> {
+    while let Some((t, value, rest)) = take(items) {
+        if t == tag {
+            return Some(value);
+        }
+        items = rest;
+    }
+    None
+}
+
+/// One BER-TLV with a one-byte tag off the front of `data`: tag, value, what follows.
+fn take(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7F => (usize::from(first), rest),
+        0x81 => (usize::from(*rest.first()?), &rest[1..]),
+        0x82 => (
+            usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])),
+            rest.get(2..)?,
+        ),
+        _ => return None,
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// `tag`, its length (BER), `value`; in a wiped buffer, as it may hold the key.
+fn tlv(tag: u8, value: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(value.len() + 4));
+    out.push(tag);
+    match value.len() {
+        n @ 0..=0x7F => out.push(n as u8),
+        n @ 0x80..=0xFF => out.extend_from_slice(&[0x81, n as u8]),
+        n => out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+#[cfg(test)]
+#[path = "mgm_tests.rs"]
+mod tests;

@@ -1,0 +1,315 @@
+//! The YubiKey's management key through `token add --piv` (red-team round 27): the factory
+//! key, left in place, let any program running as the trader generate or import a key over
+//! the enrolled slot (the keystore then never opened with that card) or change the management
+//! key, with no PIN and no touch. `token add` now replaces it with a random key stored on the
+//! card behind the PIN, in ykman's format. The real CLI, a private pcscd and the virtual
+//! YubiKey (tests/vyk); see tests/tests/piv.rs for what the harness needs.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use tapsign_tests::World;
+use tapsign_vyk::{Config, Fault, Stack, harness};
+use yubikey::piv::{self, AlgorithmId, RetiredSlotId, SlotId};
+use yubikey::{MgmAlgorithmId, MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
+
+const PIN: &str = "123456\n";
+const PUT_DATA: u8 = 0xDB;
+const SET_MGM_KEY: u8 = 0xFF;
+const ADMIN_DATA: u32 = 0x005F_FF00;
+const PRINTED: u32 = 0x005F_C109;
+
+fn fw(version: [u8; 3], serial: u32) -> Config {
+    Config {
+        version,
+        serial,
+        ..Config::default()
+    }
+}
+
+fn open(stack: &Stack) -> YubiKey {
+    YubiKey::open_by_serial(Serial(stack.key(0).serial())).unwrap()
+}
+
+/// Whether the factory management key still authenticates.
+fn default_works(stack: &Stack) -> bool {
+    let mut yk = open(stack);
+    let default = MgmKey::get_default(&yk).unwrap();
+    yk.authenticate(&default).is_ok()
+}
+
+/// The key stored behind the PIN, read as ykman and the `yubikey` crate read it, if it
+/// authenticates.
+fn stored_key(stack: &Stack) -> Option<Vec<u8>> {
+    let mut yk = open(stack);
+    yk.verify_pin(b"123456").unwrap();
+    let key = MgmKey::get_protected(&mut yk).ok()?;
+    yk.authenticate(&key).ok()?;
+    Some(key.as_ref().to_vec())
+}
+
+/// ADMIN DATA's flags byte (`80 { 81 <flags> }`), `None` when the card has no such object.
+fn admin_flags(stack: &Stack) -> Option<u8> {
+    let mut yk = open(stack);
+    let data = yk.fetch_object(ADMIN_DATA).ok()?;
+    match data.as_slice() {
+        [0x80, _, 0x81, 0x01, flags, ..] => Some(*flags),
+        other => panic!("admin data not ykman's: {other:02X?}"),
+    }
+}
+
+/// `token add --piv` with `extra`: the card's PIN, after the PIN of the same card for the
+/// touch that opens the keystore once there is one.
+fn add(w: &World, extra: &[&str]) -> tapsign_tests::Run {
+    let mut args = vec!["token", "add", "--piv"];
+    args.extend_from_slice(extra);
+    match w.home().join("keystore").join("manifest.json").exists() {
+        true => w.run(&args, &format!("{PIN}{PIN}")),
+        false => w.run(&args, PIN),
+    }
+}
+
+/// After `token add`, the factory key opens nothing: a program with it cannot put a key of its
+/// own in the enrolled slot. The random key is stored behind the PIN (flag 02 in ADMIN DATA,
+/// `88 { 89 key }` in PRINTED), authenticates, and a second enrollment on the card reuses it.
+fn replaces_and_reuses(stack: &Stack, alg: MgmAlgorithmId, said: &str) {
+    assert!(default_works(stack), "a factory-fresh card");
+    let mut w = World::new();
+    let out = add(&w, &[]);
+    assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("had the factory management key: it now has a random {said} one, stored on the card behind its PIN")),
+        "{out:?}"
+    );
+    assert!(!default_works(stack), "the factory key is gone");
+    let mut yk = open(stack);
+    let default = MgmKey::get_default(&yk).unwrap();
+    assert!(yk.authenticate(&default).is_err());
+    let slot = SlotId::Retired(RetiredSlotId::R1);
+    let overwrite = piv::generate(
+        &mut yk,
+        slot,
+        AlgorithmId::EccP256,
+        PinPolicy::Never,
+        TouchPolicy::Never,
+    );
+    assert!(overwrite.is_err(), "the enrolled slot was overwritten");
+    drop(yk);
+
+    let stored = stored_key(stack).expect("the stored key authenticates");
+    assert_eq!(stored.len(), 24);
+    assert_eq!(admin_flags(stack), Some(0x02));
+    let mut yk = open(stack);
+    let meta = piv::metadata(
+        &mut yk,
+        SlotId::Management(piv::ManagementSlotId::Management),
+    );
+    assert_eq!(
+        meta.unwrap().algorithm,
+        piv::SlotAlgorithmId::Management(alg)
+    );
+    drop(yk);
+
+    // A second slot on the same card: the stored key, read with the PIN, and left as it is.
+    let out = add(&w, &["--slot", "R2"]);
+    assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
+    assert!(!out.stderr.contains("factory management key"), "{out:?}");
+    assert_eq!(stored_key(stack), Some(stored));
+    w.run(
+        &["key", "add", "b", "--exchange", "binance"],
+        "ak\nsk-0123456789\n",
+    )
+    .ok();
+    w.start_agent_with(|c| {
+        c.env_remove("TAPSIGN_INSECURE_SOFT_TOKEN");
+    });
+    assert!(w.run(&["unlock"], PIN).ok().contains("Unlocked 1 key(s)"));
+}
+
+#[test]
+fn token_add_replaces_a_3des_factory_key_with_a_stored_aes_192_one() {
+    harness::run(&[fw([5, 4, 3], 27_100_001)], |stack| {
+        replaces_and_reuses(stack, MgmAlgorithmId::Aes192, "AES-192");
+    });
+}
+
+#[test]
+fn token_add_replaces_an_aes_factory_key_with_a_stored_aes_192_one() {
+    harness::run(&[fw([5, 7, 1], 27_100_002)], |stack| {
+        replaces_and_reuses(stack, MgmAlgorithmId::Aes192, "AES-192");
+    });
+}
+
+/// Firmware before 5.4.2 takes no AES management key: a 3DES one.
+#[test]
+fn token_add_replaces_the_factory_key_with_3des_where_aes_is_not_taken() {
+    harness::run(&[fw([5, 3, 1], 27_100_003)], |stack| {
+        replaces_and_reuses(stack, MgmAlgorithmId::ThreeDes, "3DES");
+    });
+}
+
+#[test]
+fn keep_default_mgm_key_keeps_it_and_says_what_it_costs() {
+    harness::run(&[fw([5, 7, 1], 27_100_004)], |stack| {
+        let w = World::new();
+        let out = add(&w, &["--keep-default-mgm-key"]);
+        assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
+        assert!(
+            out.stderr.contains(
+                "WARNING: YubiKey 27100004 (PIV slot R1) keeps its factory management key"
+            ),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains("no PIN and no touch"), "{out:?}");
+        assert!(default_works(stack));
+        assert_eq!(admin_flags(stack), None, "nothing stored");
+        let out = w.run(
+            &[
+                "token",
+                "add",
+                "--piv",
+                "--keep-default-mgm-key",
+                "--custom-mgm-key",
+            ],
+            PIN,
+        );
+        assert_eq!(out.code, 2, "the two flags conflict: {out:?}");
+        // Without the flag, the next enrollment replaces it.
+        let out = add(&w, &["--slot", "R2"]);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(!default_works(stack));
+        assert!(stored_key(stack).is_some());
+    });
+}
+
+/// A step that fails partway (the card refuses a write) stops the enrollment with what
+/// happened, and leaves a card that opens with the factory key, whose objects do not claim a
+/// stored key it does not have; the next `token add` then finishes the change.
+#[test]
+fn a_refused_step_leaves_a_usable_card_and_the_next_enrollment_finishes() {
+    harness::run(&[fw([5, 4, 3], 27_100_005)], |stack| {
+        let faults = &stack.key(0).config().faults;
+        let w = World::new();
+        // (instruction, commands let through, what is said, the admin flags left)
+        let steps = [
+            (SET_MGM_KEY, 0, "refused the new management key", None),
+            (PUT_DATA, 0, "refused to store a new management key", None),
+            (PUT_DATA, 1, "refused to mark its management key", None),
+        ];
+        for (ins, pass, said, flags) in steps {
+            faults.set(ins, Some(Fault::Refuse { sw: 0x6A84, pass }));
+            let out = add(&w, &[]);
+            faults.set(ins, None);
+            out.fails_with(6, said);
+            assert!(
+                out.stderr
+                    .contains("its management key is still the factory default"),
+                "{out:?}"
+            );
+            assert!(!out.stderr.contains("Enrolled"), "{out:?}");
+            assert!(
+                default_works(stack),
+                "{said}: the factory key still opens it"
+            );
+            assert_eq!(admin_flags(stack), flags, "{said}");
+            assert!(
+                !w.home().join("keystore").join("manifest.json").exists(),
+                "nothing enrolled"
+            );
+            if ins == SET_MGM_KEY {
+                // PRINTED put back as it was: absent.
+                let mut yk = open(stack);
+                yk.verify_pin(b"123456").unwrap();
+                assert!(yk.fetch_object(PRINTED).is_err(), "PRINTED put back");
+            }
+        }
+
+        let out = add(&w, &[]);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(!default_works(stack));
+        assert!(stored_key(stack).is_some());
+    });
+}
+
+/// A card whose ADMIN DATA says the key is stored, with a stored key that does not
+/// authenticate (a step of an earlier enrollment failed after storing it, or another tool
+/// left it): tapsign tries the factory key next and, when it works, stores a new one; when
+/// neither works, it says so and how to go on.
+#[test]
+fn a_stored_key_that_does_not_authenticate_is_said() {
+    harness::run(&[fw([5, 7, 1], 27_100_006)], |stack| {
+        let w = World::new();
+        // PUT DATA of the flag served, SET MANAGEMENT KEY refused and the objects not put
+        // back: the card keeps the factory key under a stored one.
+        let faults = &stack.key(0).config().faults;
+        faults.set(
+            PUT_DATA,
+            Some(Fault::Refuse {
+                sw: 0x6A84,
+                pass: 2,
+            }),
+        );
+        faults.set(
+            SET_MGM_KEY,
+            Some(Fault::Refuse {
+                sw: 0x6A80,
+                pass: 0,
+            }),
+        );
+        let out = add(&w, &[]);
+        faults.set(PUT_DATA, None);
+        faults.set(SET_MGM_KEY, None);
+        out.fails_with(6, "could not be told so");
+        assert!(
+            out.stderr.contains("Run `tapsign token add --piv` again"),
+            "{out:?}"
+        );
+        assert_eq!(admin_flags(stack), Some(0x02));
+        assert!(default_works(stack));
+        let out = add(&w, &[]);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(stored_key(stack).is_some());
+
+        // Another tool sets a key of its own and leaves the stored one in place.
+        let mut yk = open(stack);
+        yk.verify_pin(b"123456").unwrap();
+        let stored = MgmKey::get_protected(&mut yk).unwrap();
+        yk.authenticate(&stored).unwrap();
+        let other = MgmKey::from_bytes([0x42u8; 24], Some(MgmAlgorithmId::Aes192)).unwrap();
+        other.set_manual(&mut yk, false).unwrap();
+        // set_manual clears the flag and the stored key: put them back as a careless tool
+        // would have left them.
+        let mut admin = [0x80, 0x03, 0x81, 0x01, 0x02];
+        yk.save_object(ADMIN_DATA, &mut admin).unwrap();
+        drop(yk);
+        let out = add(&w, &["--slot", "R2"]);
+        out.fails_with(6, "says its management key is stored behind its PIN, but");
+        assert!(out.stderr.contains("--custom-mgm-key"), "{out:?}");
+    });
+}
+
+/// ykman reads the stored key as its own `--protect` stores it: `piv info` says so, and it
+/// generates a key with the PIN alone.
+#[test]
+fn ykman_finds_the_stored_key_with_the_pin() {
+    harness::run_with_tools(&["ykman"], &[fw([5, 4, 3], 27_100_007)], |stack| {
+        let w = World::new();
+        assert!(add(&w, &[]).ok().contains("Enrolled"));
+        let reader = stack.reader_name(0);
+        let ykman = |args: &[&str]| {
+            let mut cmd = std::process::Command::new("ykman");
+            cmd.args(["--reader", &reader]).args(args);
+            cmd.output().unwrap()
+        };
+        let info = ykman(&["piv", "info"]);
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            text.contains("Management key is stored on the YubiKey, protected by PIN"),
+            "{info:?}"
+        );
+        assert!(!text.contains("default Management key"), "{info:?}");
+        let generated = ykman(&[
+            "piv", "keys", "generate", "--pin", "123456", "-a", "ECCP256", "86", "-",
+        ]);
+        assert!(generated.status.success(), "{generated:?}");
+    });
+}
