@@ -11,6 +11,7 @@ use tapsign_proto::client::Client;
 use tapsign_proto::{ErrorCode, ProtoError};
 
 use super::CLIENT_NAME;
+use super::held::Held;
 use super::remote::not_connected;
 use crate::Failure;
 use crate::exit::exit_codes;
@@ -123,9 +124,9 @@ pub fn lock(paths: &Paths) -> Result<(), Failure> {
 fn locked_elsewhere_too(paths: &Paths) -> Result<(), Failure> {
     // Who answered: the socket's agent, found as for a signal (the listener, or the pid
     // file's holder when systemd listens); unknown, it is taken for another.
-    let answered = socket_agent(paths, PROBE_WAIT).ok();
+    let answered = socket_agent(paths, PROBE_WAIT).ok().map(|agent| agent.pid);
     let home = home_agents(paths);
-    if home.is_empty() || answered.is_some_and(|pid| home.contains(&pid)) {
+    if home.is_empty() || answered.is_some_and(|pid| home.iter().any(|a| a.pid == pid)) {
         outln!("Locked: the session is over and its secrets are wiped.");
         return Ok(());
     }
@@ -145,7 +146,7 @@ fn locked_elsewhere_too(paths: &Paths) -> Result<(), Failure> {
 /// socket's, serves another home, and locking it leaves this one's session open.
 fn home_agents_other_than(paths: &Paths, pid: u32) -> bool {
     let home = home_agents(paths);
-    !home.is_empty() && !home.contains(&pid)
+    !home.is_empty() && !home.iter().any(|a| a.pid == pid)
 }
 
 /// Send SIGHUP to the agent serving this home ([`home_agents`]), wherever it listens, when the
@@ -157,8 +158,8 @@ fn hup_home_agent(paths: &Paths, said: &str) -> Result<bool, Failure> {
         return Ok(false);
     }
     let pids = pids(&agents);
-    for &pid in &agents {
-        hup(pid).map_err(|err| {
+    for agent in &agents {
+        agent.hup().map_err(|err| {
             Failure::error(format!(
                 "{said}, but the agent serving this home ({pids}) runs, and signalling it failed: {err}"
             ))
@@ -171,8 +172,8 @@ fn hup_home_agent(paths: &Paths, said: &str) -> Result<bool, Failure> {
 }
 
 /// `pid 7`, or `pids 7, 9`.
-fn pids(agents: &[u32]) -> String {
-    let list: Vec<String> = agents.iter().map(u32::to_string).collect();
+fn pids(agents: &[Held]) -> String {
+    let list: Vec<String> = agents.iter().map(|a| a.pid.to_string()).collect();
     match list.len() {
         1 => format!("pid {}", list[0]),
         _ => format!("pids {}", list.join(", ")),
@@ -237,7 +238,7 @@ pub(super) fn foreign_status(paths: &Paths, whose: &str) -> Failure {
 pub(super) fn unanswered(paths: &Paths, wait: Duration) -> Failure {
     let socket = paths.socket.display();
     let secs = wait.as_secs();
-    if let Ok(pid) = socket_agent(paths, PROBE_WAIT) {
+    if let Ok(Held { pid, .. }) = socket_agent(paths, PROBE_WAIT) {
         return Failure::error(format!(
             "the agent at {socket} (pid {pid}) did not answer within {secs} s (stopped? wedged?); `tapsign lock` still locks it (by SIGHUP)"
         ));
@@ -280,13 +281,15 @@ pub(super) fn timed_out(e: &ProtoError) -> bool {
 /// nothing, or stop a process that has nothing to do with tapsign.
 fn signal_lock(paths: &Paths) -> Result<u32, String> {
     let agent = socket_agent(paths, PROBE_WAIT)?;
-    hup(agent)?;
-    Ok(agent)
+    agent.hup()?;
+    Ok(agent.pid)
 }
 
 /// The agent [`signal_lock`] signals: a `tapsign agent` of ours listening on the socket (which
-/// takes a connection within `probe`), or holding the pid file next to it.
-fn socket_agent(paths: &Paths, probe: Duration) -> Result<u32, String> {
+/// takes a connection within `probe`), or holding the pid file next to it. Held from before
+/// it is checked ([`Held`]); the listener's pid is the one the kernel recorded when it
+/// listened, which the process checked must still have.
+fn socket_agent(paths: &Paths, probe: Duration) -> Result<Held, String> {
     let me = rustix::process::getuid();
     // The listener, if it takes a connection (a full backlog does not: then the pid file).
     let listener = match tapsign_proto::client::connect_waiting(&paths.socket, probe) {
@@ -303,9 +306,17 @@ fn socket_agent(paths: &Paths, probe: Duration) -> Result<u32, String> {
     let pid_file = tapsign_proto::path::pid_file(&paths.socket);
     // The listener first: the pid file is read only when it is not an agent (socket
     // activation: systemd listens).
+    let me = me.as_raw();
     listener
-        .filter(|&pid| is_agent(pid, me.as_raw()))
-        .or_else(|| live_agent_pid(&pid_file).filter(|&pid| is_agent(pid, me.as_raw())))
+        .and_then(|pid| Held::checked(pid, |pid| is_agent(pid, me)))
+        .or_else(|| {
+            // The pid file's holder, asked again once held: the pid read first may have
+            // changed hands since.
+            let pid = live_agent_pid(&pid_file)?;
+            Held::checked(pid, |pid| {
+                live_agent_pid(&pid_file) == Some(pid) && is_agent(pid, me)
+            })
+        })
         .ok_or_else(|| {
             format!(
                 "no tapsign agent to send SIGHUP to: the socket's listener ({}) is not one, and no running agent holds {}; stop the bots holding its connections and run `tapsign lock` again, or stop the agent (`systemctl --user stop tapsign-agent`), which wipes the session",
@@ -315,24 +326,19 @@ fn socket_agent(paths: &Paths, probe: Duration) -> Result<u32, String> {
         })
 }
 
-/// Send SIGHUP (a lock) to the agent `pid`.
-fn hup(agent: u32) -> Result<(), String> {
-    let pid = rustix::process::Pid::from_raw(agent as i32).ok_or("pid 0")?;
-    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
-        .map_err(|e| format!("sending SIGHUP to the agent (pid {agent}): {e}"))
-}
-
 /// The tapsign agent of ours that holds this home's state or data folder
 /// (`tapsign_agent::claim`), whatever socket it listens on: read from the kernel's lock table,
 /// which no other process can word, and checked to be a `tapsign agent` of this user's.
 pub(super) fn home_agent(paths: &Paths) -> Option<u32> {
-    home_agents(paths).first().copied()
+    home_agents(paths).first().map(|agent| agent.pid)
 }
 
 /// [`home_agent`], every one found: more than one only where two agents' folders share an
 /// inode number on one file system, which btrfs allows across subvolumes. `tapsign lock`
-/// signals them all rather than risk the wrong one.
-fn home_agents(paths: &Paths) -> Vec<u32> {
+/// signals them all rather than risk the wrong one. Each is held from before it is checked
+/// ([`Held`]), and the lock table is read again then: the pid read first may have changed
+/// hands since.
+fn home_agents(paths: &Paths) -> Vec<Held> {
     let me = rustix::process::getuid().as_raw();
     // The pids /proc names are those of the pid namespace its mount was made in: in another
     // one (a container or sandbox that did not mount its own /proc) they are not this
@@ -344,7 +350,7 @@ fn home_agents(paths: &Paths) -> Vec<u32> {
     let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
         return Vec::new();
     };
-    let mut agents: Vec<u32> = Vec::new();
+    let mut agents: Vec<Held> = Vec::new();
     for dir in [&paths.state_dir, &paths.data_dir] {
         // Opened to read the mount it is on (claim::LockedFile); a folder of ours is readable.
         let Some(held) = std::fs::File::open(dir)
@@ -353,10 +359,15 @@ fn home_agents(paths: &Paths) -> Vec<u32> {
         else {
             continue;
         };
+        let holds = |pid: u32| {
+            std::fs::read_to_string("/proc/locks")
+                .is_ok_and(|now| held.holders(&now).contains(&pid))
+        };
         for pid in held.holders(&locks) {
-            if !agents.contains(&pid) && is_agent(pid, me) {
-                agents.push(pid);
+            if agents.iter().any(|a| a.pid == pid) {
+                continue;
             }
+            agents.extend(Held::checked(pid, |pid| holds(pid) && is_agent(pid, me)));
         }
         // The state folder's holder is the agent; the data folder is asked only without one.
         if !agents.is_empty() {
@@ -421,7 +432,7 @@ fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
 /// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
 /// user may read, even of an agent that made itself not dumpable: `status` (its uid),
 /// `comm` (its name) and `cmdline` (its subcommand).
-fn is_agent(pid: u32, uid: u32) -> bool {
+pub(super) fn is_agent(pid: u32, uid: u32) -> bool {
     let proc = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
     let real_uid = proc("status").and_then(|s| {
         let s = String::from_utf8_lossy(&s).into_owned();

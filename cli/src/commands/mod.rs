@@ -1,9 +1,11 @@
 //! One module per command group: `agent` runs the daemon, `local` works on the keystore and
 //! audit log directly (no agent needed), `remote` talks to the running agent, `lock` locks it
-//! (by SIGHUP when it cannot ask), `generate` prints shell completions and the manual page.
+//! (by SIGHUP when it cannot ask; `held` holds the agent it signals by a pidfd), `generate`
+//! prints shell completions and the manual page.
 
 mod agent;
 mod generate;
+mod held;
 mod local;
 mod lock;
 mod remote;
