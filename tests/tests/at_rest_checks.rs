@@ -241,6 +241,45 @@ fn the_running_agents_status_names_a_missing_manifest_not_a_keystore_never_made(
     assert!(said.contains("its folder is gone"), "{said}");
 }
 
+/// Red-team round 27: with the keystore folder moved away from under an agent that had
+/// verified it, `status` printed its `keystore` line (generation, vault) and beside it "no
+/// keystore: its folder is gone ... start over with `tapsign token add`", or, with the audit
+/// log emptied too, "enroll a token first": a keystore that is and is not. It says the one
+/// true thing: the keystore the agent verified is no longer at its path; put it back.
+#[test]
+fn status_says_the_keystore_the_agent_verified_was_moved_not_to_enroll_a_token() {
+    let mut w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    w.start_agent();
+    w.run(&["unlock"], "").ok();
+    w.run(&["lock"], "").ok();
+    let ks = w.home().join("keystore");
+    std::fs::rename(&ks, w.home().join(".ks-hidden")).unwrap();
+    let moved = |w: &World| {
+        let status = w.run(&["status"], "");
+        let all = format!("{}{}", status.ok(), status.stderr);
+        assert!(all.contains("keystore: manifest generation"), "{all}");
+        assert!(
+            all.contains("the keystore this agent verified (vault "),
+            "{all}"
+        );
+        assert!(
+            all.contains(&format!("is no longer in {}", ks.display())),
+            "{all}"
+        );
+        assert!(all.contains("Put it back"), "{all}");
+        for not in ["enroll a token first", "its folder is gone", "start over"] {
+            assert!(!all.contains(not), "{not}: {all}");
+        }
+    };
+    moved(&w);
+    // The audit log emptied too: it records no keystore, and the agent still verified one.
+    let log = w.home().join("audit.log");
+    std::fs::rename(&log, w.home().join(".log-hidden")).unwrap();
+    put_back(&log, b"");
+    moved(&w);
+}
+
 /// The recheck of round 20: `token list` advised revoking the only token, whose keyslot file
 /// was missing, with `token remove`, which then refuses (the last keyslot). For the last
 /// token it says to put the file back only.

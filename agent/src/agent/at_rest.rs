@@ -27,7 +27,10 @@ impl Agent {
     /// not there, where the audit log records one, is named gone (its folder) or its
     /// manifest.json missing, never "enroll a token first": `token add` is refused by that
     /// record (red-team round 22: `status` still said it with manifest.json deleted, after
-    /// `unlock`, `token list` and `key list` no longer did).
+    /// `unlock`, `token list` and `key list` no longer did). One this agent verified since it
+    /// started (status's `keystore` line) is named so: its folder was moved or deleted under
+    /// the running agent, and "enroll a token first" (the log emptied too) or "start over with
+    /// `tapsign token add`", printed beside that line, contradicted it (red-team round 27).
     pub(super) fn keystore_unread(&self, e: KeystoreError) -> String {
         let why = match e {
             KeystoreError::NotInitialized { .. } => (self.unlocker.keystore())
@@ -35,7 +38,21 @@ impl Agent {
                 .unwrap_or(e),
             e => e,
         };
-        why.to_string()
+        match (&why, self.unlocker.verified()) {
+            (
+                KeystoreError::NotInitialized { dir } | KeystoreError::Gone { dir, .. },
+                Some(verified),
+            ) => {
+                let vault =
+                    crate::keystore::key_tag(&verified.vault_key).unwrap_or_else(|| "?".into());
+                format!(
+                    "the keystore this agent verified (vault {vault}, generation {}) is no longer in {}: its folder was moved or deleted while the agent runs. Put it back (moved aside, it may still be beside it; else from a backup); until then no unlock opens it, and a session open now lasts until it ends or is locked. If you are starting over on purpose, stop the agent first (`systemctl --user stop tapsign-agent`), move the audit log aside, then add the token again",
+                    verified.generation,
+                    dir.display()
+                )
+            }
+            _ => why.to_string(),
+        }
     }
 
     /// What the audit log records after `anchor`, as this agent last took it in, with what it
