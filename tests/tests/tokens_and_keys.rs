@@ -180,8 +180,13 @@ fn a_lock_while_the_touch_is_pending_opens_nothing() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let pending = unlock.spawn().unwrap();
-    // The touch is pending once the agent has asked for it.
-    w.agent_said("waiting for a touch");
+    // The touch is pending once the agent has asked for it: the lock must come while it is,
+    // or the test shows nothing (agent_said returns the log as it is after 10 s without it).
+    let said = w.agent_said("waiting for a touch");
+    assert!(
+        said.contains("tapsign agent: waiting for a touch on soft token "),
+        "{said}"
+    );
     w.run(&["lock"], "").ok();
     let out = pending.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -64,7 +64,16 @@ fn a_lowered_process_limit_is_named_and_locks_the_session() {
         unlock.stderr.contains("cannot start a thread"),
         "{unlock:?}"
     );
-    w.agent_said("locking the session");
+    // The agent's log says why it locked (agent_said returns the log as it is after 10 s
+    // without the words, so they are looked for again).
+    let said = w.agent_said("locking the session");
+    let line = said
+        .lines()
+        .find(|l| l.contains("; locking the session"))
+        .unwrap_or_else(|| panic!("the agent did not say it locks: {said}"));
+    for why in ["cannot start a thread", "RLIMIT_NPROC"] {
+        assert!(line.contains(why), "{why}: {said}");
+    }
 }
 
 /// Red-team round 21: an agent not run as root may not read the executable of a client that
