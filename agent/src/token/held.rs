@@ -125,23 +125,48 @@ pub(super) fn holding<T>(
     result
 }
 
+/// Connect to `reader` exclusively, as [`connect_exclusive`] does, with its refusals said of
+/// YubiKey `serial`.
+fn connect_alone(reader: &CStr, serial: u32) -> Result<Card, TokenError> {
+    match connect_exclusive(reader, Protocols::T1) {
+        Ok(card) => Ok(card),
+        Err(NotAlone::Held) => Err(TokenError::InUse {
+            token: format!("YubiKey {serial}"),
+        }),
+        Err(NotAlone::Pcsc(e)) => Err(card_error(
+            yubikey::Error::PcscError { inner: Some(e) },
+            serial,
+        )),
+        Err(NotAlone::Lost) => Err(TokenError::Other(
+            "internal: the PC/SC connect thread ended without an answer".into(),
+        )),
+    }
+}
+
+/// Why [`connect_exclusive`] has no card.
+pub(super) enum NotAlone {
+    /// Another program kept the card open (or held a transaction on it) past [`ALONE_WAIT`].
+    Held,
+    /// PC/SC refused the connect otherwise (no card, pcscd gone, ...).
+    Pcsc(pcsc::Error),
+    /// The connect's thread ended without an answer.
+    Lost,
+}
+
 /// Connect to `reader` exclusively, retrying while another program has the card open, for
 /// [`ALONE_WAIT`] at most. The connect runs on a thread of its own: pcscd makes it wait, with
 /// no bound, for another handle's transaction to end (a program holding one made an unlock
 /// wait silently for as long as it liked, red-team round 26, recheck). A connect that
-/// succeeds after the bound is let go of, unused.
-fn connect_alone(reader: &CStr, serial: u32) -> Result<Card, TokenError> {
-    let pcsc = |e: pcsc::Error| card_error(yubikey::Error::PcscError { inner: Some(e) }, serial);
-    let in_use = || TokenError::InUse {
-        token: format!("YubiKey {serial}"),
-    };
+/// succeeds after the bound is let go of, unused. The PIV hold and the FIDO2 path both take
+/// the card so (fido2/pcsc.rs).
+pub(super) fn connect_exclusive(reader: &CStr, protocols: Protocols) -> Result<Card, NotAlone> {
     let (send, got) = mpsc::channel();
     let name = reader.to_owned();
     let until = Instant::now() + ALONE_WAIT;
     std::thread::spawn(move || {
         let connected = Context::establish(Scope::User).and_then(|ctx| {
             loop {
-                match ctx.connect(&name, ShareMode::Exclusive, Protocols::T1) {
+                match ctx.connect(&name, ShareMode::Exclusive, protocols) {
                     Err(pcsc::Error::SharingViolation) if Instant::now() < until => {
                         std::thread::sleep(Duration::from_millis(50));
                     }
@@ -158,12 +183,10 @@ fn connect_alone(reader: &CStr, serial: u32) -> Result<Card, TokenError> {
     match got.recv_timeout(wait) {
         Ok(Ok(card)) => Ok(card),
         Ok(Err(pcsc::Error::SharingViolation)) | Err(mpsc::RecvTimeoutError::Timeout) => {
-            Err(in_use())
+            Err(NotAlone::Held)
         }
-        Ok(Err(e)) => Err(pcsc(e)),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(TokenError::Other(
-            "internal: the PC/SC connect thread ended without an answer".into(),
-        )),
+        Ok(Err(e)) => Err(NotAlone::Pcsc(e)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(NotAlone::Lost),
     }
 }
 
