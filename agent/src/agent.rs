@@ -650,7 +650,7 @@ impl Agent {
             let stale = p.locks != self.locks.load(std::sync::atomic::Ordering::SeqCst);
             let now = match stale {
                 true => format!(
-                    "still waits for a touch on your token ({}), but a lock came after it asked: it opens nothing now, even if touched; until the token gives up waiting (15 to 30 s on a YubiKey or FIDO2 key), another unlock is refused `busy`",
+                    "still waits for a touch on your token ({}), but a lock came after it asked: it opens nothing now, even if touched; until the token gives up waiting (15 to 30 s on a YubiKey or FIDO2 key; about 3 s while another program has the card open), another unlock is refused `busy`",
                     crate::audit::Shown(&p.asks)
                 ),
                 false => format!(

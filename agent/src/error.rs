@@ -264,17 +264,20 @@ impl AgentError {
 
 /// What [`AgentError::UnlockPending`] says. A pending one a lock came after opens nothing: told
 /// to "run `tapsign lock`", which they had just done, and that "a touch now would open that
-/// one", the trader was sent after what was already over (red-team round 23, A3).
+/// one", the trader was sent after what was already over (red-team round 23, A3). One waiting
+/// for a card another program has open holds the turn for about 3 s (`token/held.rs`'s
+/// bound), not the 15 to 30 s of a touch: said so since the FIDO2 path has that bound too
+/// (red-team round 27).
 fn pending_text(extend: bool, pid: u32, exe: &str, asks: &str, doomed: bool) -> String {
     let kind = if extend { "extend" } else { "unlock" };
     let (exe, asks) = (crate::audit::Shown(exe), crate::audit::Shown(asks));
     if doomed {
         return format!(
-            "another {kind}, asked by pid {pid} ({exe}), still waits for a touch on your token ({asks}), but a lock came after it asked: it opens nothing now, even if touched. It holds the turn until the token gives up waiting for its touch (15 to 30 s on a YubiKey or FIDO2 key) or its asker hangs up; retry then. Until then, do not touch your token for this request, which was refused"
+            "another {kind}, asked by pid {pid} ({exe}), still waits for a touch on your token ({asks}), but a lock came after it asked: it opens nothing now, even if touched. It holds the turn until the token gives up waiting for its touch (15 to 30 s on a YubiKey or FIDO2 key; about 3 s, with no touch asked, while another program has the card open) or its asker hangs up; retry then. Until then, do not touch your token for this request, which was refused"
         );
     }
     format!(
-        "another {kind} is waiting for a touch, asked by pid {pid} ({exe}): {asks}. A touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out"
+        "another {kind} is waiting for a touch, asked by pid {pid} ({exe}): {asks}. A touch now would open that one, so this one is refused. Unless you asked for it yourself, do not touch your token: run `tapsign lock` (the pending one then opens nothing, even if touched), and unlock again once its touch has timed out (or it is refused `busy`, within about 3 s, while another program has the card open)"
     )
 }
 

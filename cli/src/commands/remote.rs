@@ -165,6 +165,10 @@ fn chosen<'a>(
                     passed,
                 });
             }
+            // A card another program holds, with no enrolled token found elsewhere: the agent
+            // meets it too, so it is said before the prompts (red-team round 27: the PIN was
+            // read and `Touch ...` printed, and the agent then waited on the same card).
+            Err(e @ TokenError::InUse { .. }) => return Err(refused(e.into())),
             Err(e) => passed.push(e),
         }
     }

@@ -101,6 +101,16 @@ pub enum Where {
 pub struct Found {
     pub devices: Vec<Box<dyn Authenticator>>,
     pub notes: Vec<String>,
+    /// Cards that may be FIDO2 keys but could not be asked: "none found" would be wrong.
+    pub unreached: Vec<Unreached>,
+}
+
+/// A card that could not be asked whether it is a FIDO2 key: another program holds it
+/// ([`Fido2Error::InUse`]), or pcscd went away while tapsign waited for it
+/// ([`Fido2Error::Unavailable`]).
+pub struct Unreached {
+    pub location: Location,
+    pub why: Fido2Error,
 }
 
 /// Every FIDO2 authenticator present at `place`, without asking for any touch.
@@ -108,6 +118,7 @@ pub fn search(place: &Where) -> Found {
     let mut found = Found {
         devices: Vec::new(),
         notes: Vec::new(),
+        unreached: Vec::new(),
     };
     if !matches!(place, Where::Reader(_)) {
         let path = match place {
@@ -125,7 +136,10 @@ pub fn search(place: &Where) -> Found {
             _ => None,
         };
         match super::pcsc::devices(reader) {
-            Ok(devices) => found.devices.extend(devices),
+            Ok((devices, unreached)) => {
+                found.devices.extend(devices);
+                found.unreached.extend(unreached);
+            }
             Err(note) => found.notes.push(note),
         }
     }

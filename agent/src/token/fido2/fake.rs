@@ -111,6 +111,7 @@ pub fn found(keys: &[&FakeKey]) -> Found {
     Found {
         devices: keys.iter().map(|k| k.plug()).collect(),
         notes: Vec::new(),
+        unreached: Vec::new(),
     }
 }
 

@@ -353,6 +353,9 @@ fn pick_device(
             "{}; insert the key to enroll (`tapsign token list` shows the enrolled tokens)",
             taken.join("; ")
         ))),
+        (0, true) if !found.unreached.is_empty() => {
+            Err(session::unreached_error(&found.unreached[0]))
+        }
         (0, true) => Err(TokenError::Absent {
             hint: format!("insert a FIDO2 key (none found on USB or the PC/SC readers){notes}"),
         }),

@@ -9,10 +9,25 @@
 //! - Requests longer than 255 bytes go as a command chain (CLA | 10 on all but the last block);
 //!   long answers come in parts: 61 xx, fetched with GET RESPONSE (00 C0 00 00 xx).
 //!
-//! Each operation runs in one PC/SC transaction with the applet freshly selected, so another
-//! program cannot select something else between the PIN exchange and the request it unlocks.
+//! The search connects to each reader's card shared, to read getInfo: a card that is not a
+//! FIDO2 key, or that another program keeps open, is not taken from anyone. From the first
+//! operation on a FIDO2 key found (the silent probe, the PIN retries, the assertion), tapsign
+//! holds the card alone, as the PIV path does (`token/held.rs`): connected to exclusively
+//! (within 3 s, else `busy`), until it is let go of, with a reset when a PIN was used. With the
+//! card shared, another program's command could come between getKeyAgreement and
+//! getPinUvAuthToken (a wrong-PIN request that regenerates the key agreement key made the
+//! right PIN fail as wrong, and the trader blame their typing), or spend a PIN try between the
+//! retries read and the PIN's use; nothing it could read, since CTAP encrypts the PIN, the PIN
+//! token and the hmac-secret output to the ECDH secret (red-team round 27). Each operation
+//! also runs in one transaction with the applet freshly selected.
+//!
+//! pcscd makes a connect, and libpcsclite a transaction's begin, wait with no bound while
+//! another program holds a transaction: every wait for the card here is bounded by
+//! [`ALONE_WAIT`] (red-team round 27: an unlock waited silently for as long as another program
+//! held one).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
+use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -21,10 +36,11 @@ use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 use super::client::{self, Channel};
 use super::ctap::Info;
 use super::device::{
-    Asserted, AssertionRequest, Authenticator, Location, Registered, Registration,
+    Asserted, AssertionRequest, Authenticator, Location, Registered, Registration, Unreached,
 };
 use super::error::Fido2Error;
 use super::pin_protocol::Protocol;
+use crate::token::held::{ALONE_WAIT, NotAlone, connect_exclusive};
 
 /// The FIDO applet's AID (CTAP 2.1 §11.3.3).
 pub const FIDO_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x06, 0x47, 0x2F, 0x00, 0x01];
@@ -203,19 +219,51 @@ pub fn pcsc_error(e: pcsc::Error) -> Fido2Error {
 /// A FIDO2 authenticator on a PC/SC reader.
 pub struct PcscAuthenticator {
     card: Option<Card>,
+    /// The reader's name, to connect to it again alone ([`PcscAuthenticator::hold_alone`]).
+    reader: CString,
     location: Location,
     info: Info,
+    /// The card is connected to exclusively: no other program's command reaches it.
+    alone: bool,
     /// A PIN was used: reset the card when done, so no PIN token outlives the operation.
     used_pin: bool,
 }
 
 impl PcscAuthenticator {
-    /// Run `f` on the card in one transaction, the FIDO applet selected. A card reset by
-    /// another program since the last operation is reconnected to, once.
+    /// Hold the card alone, from the first operation until it is let go of (see the module's
+    /// doc). The search's shared handle is let go and the card connected to again
+    /// exclusively by `held.rs`'s [`connect_exclusive`], whose wait is bounded on a thread of
+    /// its own: a reconnect of this handle, which stays with its caller, could not be. The
+    /// card is asked nothing in between; a card swapped into the reader in that instant is
+    /// asked only with the FIDO applet selected again, and refuses a credential it lacks.
+    fn hold_alone(&mut self) -> Result<(), Fido2Error> {
+        if self.alone {
+            return Ok(());
+        }
+        if let Some(card) = self.card.take()
+            && let Err((card, _)) = card.disconnect(Disposition::LeaveCard)
+        {
+            drop(card);
+        }
+        let card = connect_exclusive(&self.reader, Protocols::ANY).map_err(|e| match e {
+            NotAlone::Held => Fido2Error::InUse,
+            NotAlone::Pcsc(e) => pcsc_error(e),
+            NotAlone::Lost => {
+                Fido2Error::Transport("the PC/SC connect thread ended without an answer".into())
+            }
+        })?;
+        self.card = Some(card);
+        self.alone = true;
+        Ok(())
+    }
+
+    /// Run `f` on the card, held alone, in one transaction, the FIDO applet selected. A card
+    /// reset by another program since the last operation is reconnected to, once.
     fn run<R>(
         &mut self,
         mut f: impl FnMut(&mut dyn Channel, &Info) -> Result<R, Fido2Error>,
     ) -> Result<R, Fido2Error> {
+        self.hold_alone()?;
         let mut reconnected = false;
         loop {
             let card = self.card.as_mut().ok_or(Fido2Error::Removed)?;
@@ -226,7 +274,7 @@ impl PcscAuthenticator {
                 // only this handle must be told. Red-team round 24: `token add --fido2` of
                 // the card whose PIV applet had just opened the keystore failed as "removed".
                 Err((card, pcsc::Error::ResetCard)) if !reconnected => {
-                    card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
+                    card.reconnect(ShareMode::Exclusive, Protocols::ANY, Disposition::LeaveCard)
                         .map_err(pcsc_error)?;
                     reconnected = true;
                     continue;
@@ -243,7 +291,7 @@ impl PcscAuthenticator {
                 Ok(()) => return f(&mut ch, &self.info),
                 Err(Raw::Pcsc(pcsc::Error::ResetCard)) if !reconnected => {
                     drop(tx);
-                    card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard)
+                    card.reconnect(ShareMode::Exclusive, Protocols::ANY, Disposition::LeaveCard)
                         .map_err(pcsc_error)?;
                     reconnected = true;
                 }
@@ -291,9 +339,13 @@ impl Drop for PcscAuthenticator {
     }
 }
 
-/// The FIDO2 authenticators on the PC/SC readers (only `only`, if given). Err: why PC/SC
-/// could not be searched at all.
-pub fn devices(only: Option<&str>) -> Result<Vec<Box<dyn super::device::Authenticator>>, String> {
+/// What [`devices`] found: the FIDO2 authenticators, and the cards that could not be asked.
+pub type Searched = (Vec<Box<dyn Authenticator>>, Vec<Unreached>);
+
+/// The FIDO2 authenticators on the PC/SC readers (only `only`, if given), and the cards that
+/// could not be asked (another program holds them, pcscd went away). Err: why PC/SC could not
+/// be searched at all.
+pub fn devices(only: Option<&str>) -> Result<Searched, String> {
     let ctx = Context::establish(Scope::User).map_err(|e| match pcsc_error(e) {
         Fido2Error::Unavailable(hint) => format!("NFC readers were not searched: {hint}"),
         other => format!("NFC readers were not searched: {other}"),
@@ -320,43 +372,97 @@ pub fn devices(only: Option<&str>) -> Result<Vec<Box<dyn super::device::Authenti
         ));
     }
     let mut out: Vec<Box<dyn Authenticator>> = Vec::new();
+    let mut unreached = Vec::new();
     for reader in readers {
         if only.is_some_and(|n| reader.to_bytes() != n.as_bytes()) {
             continue;
         }
-        if let Some(device) = open(&ctx, &reader) {
-            out.push(Box::new(device));
+        match open(&reader) {
+            Ok(Some(device)) => out.push(Box::new(device)),
+            Ok(None) => {}
+            Err(why) => unreached.push(Unreached {
+                location: Location::Pcsc {
+                    reader: reader.to_string_lossy().into_owned(),
+                },
+                why,
+            }),
         }
     }
-    Ok(out)
+    Ok((out, unreached))
 }
 
-/// The reader's card, if it is a CTAP2 authenticator. Anything else is not ours and is left
-/// as it was.
-fn open(ctx: &Context, reader: &CString) -> Option<PcscAuthenticator> {
-    let mut card = ctx
-        .connect(reader, ShareMode::Shared, Protocols::ANY)
-        .ok()?;
-    let info = card.transaction().ok().and_then(|tx| {
-        let mut ch = Apdus { card: &tx };
-        match ch.select() {
-            Ok(()) => client::info(&mut ch).ok(),
-            Err(_) => None,
+/// The reader's card, if it is a CTAP2 authenticator: `Ok(None)` for no card, or one that is
+/// not ours (left as it was). A PC/SC failure that leaves the question open is the error:
+/// another program holds the card ([`Fido2Error::InUse`]), pcscd went away
+/// ([`Fido2Error::Unavailable`]). Every one was taken for "not a FIDO2 key here", and the
+/// trader told to insert the key sitting in the reader (red-team round 27).
+///
+/// Asked on a thread of its own, for [`ALONE_WAIT`] at most: pcscd makes the connect, and
+/// libpcsclite the transaction's begin, wait with no bound while another program holds a
+/// transaction; past the bound the card is another program's ([`Fido2Error::InUse`]), and a
+/// connect that comes later is let go of.
+fn open(reader: &CStr) -> Result<Option<PcscAuthenticator>, Fido2Error> {
+    let (send, got) = mpsc::channel();
+    let name = reader.to_owned();
+    std::thread::spawn(move || {
+        if let Err(mpsc::SendError(Ok(Some((card, _))))) = send.send(connect_and_ask(&name)) {
+            // Too late: the caller has said the card is in use.
+            let _ = card.disconnect(Disposition::LeaveCard);
         }
     });
-    let Some(info) = info else {
-        // Not a CTAP2 authenticator: disconnect without the reset a plain drop would do.
-        let _ = card.disconnect(Disposition::LeaveCard);
-        return None;
+    let (card, info) = match got.recv_timeout(ALONE_WAIT) {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return Ok(None),
+        Ok(Err(e)) => return Err(e),
+        Err(mpsc::RecvTimeoutError::Timeout) => return Err(Fido2Error::InUse),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(Fido2Error::Transport(
+                "the PC/SC connect thread ended without an answer".into(),
+            ));
+        }
     };
-    Some(PcscAuthenticator {
+    Ok(Some(PcscAuthenticator {
         card: Some(card),
+        reader: reader.to_owned(),
         location: Location::Pcsc {
             reader: reader.to_string_lossy().into_owned(),
         },
         info,
+        alone: false,
         used_pin: false,
-    })
+    }))
+}
+
+/// [`open`]'s work: connect to the card shared, and ask for getInfo in a transaction.
+fn connect_and_ask(reader: &CStr) -> Result<Option<(Card, Info)>, Fido2Error> {
+    // What leaves the question open is said; anything else means this is no key of ours.
+    let unsure = |e: Fido2Error| match e {
+        Fido2Error::InUse | Fido2Error::Unavailable(_) => Err(e),
+        _ => Ok(None),
+    };
+    let ctx = Context::establish(Scope::User).map_err(pcsc_error)?;
+    let mut card = match ctx.connect(reader, ShareMode::Shared, Protocols::ANY) {
+        Ok(card) => card,
+        Err(e) => return unsure(pcsc_error(e)),
+    };
+    let info = match card.transaction() {
+        Ok(tx) => {
+            let mut ch = Apdus { card: &tx };
+            match ch.select() {
+                Ok(()) => client::info(&mut ch),
+                Err(e) => Err(raw_error(e)),
+            }
+        }
+        Err(e) => Err(pcsc_error(e)),
+    };
+    match info {
+        Ok(info) => Ok(Some((card, info))),
+        Err(e) => {
+            // Not a CTAP2 authenticator: disconnect without the reset a plain drop would do.
+            let _ = card.disconnect(Disposition::LeaveCard);
+            unsure(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use super::device::{self, AssertionRequest, Authenticator, Location, Where};
+use super::device::{self, AssertionRequest, Authenticator, Location, Unreached, Where};
 use super::error::{Fido2Error, status};
 use super::pin_protocol::Protocol;
 use super::{Credential, UvMode};
@@ -129,6 +129,11 @@ impl Fido2Token {
         if let Some(e) = first_err {
             return Err(e);
         }
+        // A card that could not be asked may be the key: "insert it" was said of a key in
+        // the reader another program held, or while pcscd was gone (red-team round 27).
+        if let Some(u) = found.unreached.first() {
+            return Err(unreached_error(u));
+        }
         if seen.is_empty() {
             let mut hint = format!("insert {expected}");
             for note in found.notes {
@@ -151,6 +156,16 @@ impl Fido2Token {
             UvMode::Discouraged => None,
         };
         Ok(Fido2Token::new(stub.clone(), device, protocol, pin))
+    }
+}
+
+/// Why a card that may be the FIDO2 key asked for could not be asked ([`Unreached`]).
+pub(super) fn unreached_error(u: &Unreached) -> TokenError {
+    let card = format!("the card in {}", u.location.describe());
+    match &u.why {
+        Fido2Error::InUse => TokenError::InUse { token: card },
+        Fido2Error::Unavailable(hint) => TokenError::Unavailable { hint: hint.clone() },
+        e => TokenError::Other(format!("{card} could not be asked: {e}")),
     }
 }
 
