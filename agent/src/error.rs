@@ -215,6 +215,23 @@ impl AgentError {
         })
     }
 
+    /// Why an unlock has no keyslot to try, before any touch (`Keystore::keyslots_to_try`
+    /// gave `tried`); `None` when it has one. The agent refuses with it, and `tapsign unlock`
+    /// before its prompts: it printed `Touch ...` for an unlock no touch could serve (red-team
+    /// round 27).
+    pub fn nothing_to_try(tried: &crate::keystore::Tried) -> Option<AgentError> {
+        if !tried.slots.is_empty() {
+            return None;
+        }
+        Some(match tried.warnings.is_empty() {
+            true => AgentError::NoTokenEnrolled,
+            false => AgentError::NoUsableKeyslot {
+                why: tried.warnings.join("; "),
+                content_reads: tried.content_reads,
+            },
+        })
+    }
+
     /// The wire code: the one place an error becomes a code.
     pub fn code(&self) -> ErrorCode {
         use AgentError::*;

@@ -610,16 +610,10 @@ impl Unlocker {
         warnings: &mut Vec<String>,
     ) -> Result<(Vec<Keyslot>, Vec<Keyslot>), AgentError> {
         let tried = self.keystore.keyslots_to_try()?;
+        if let Some(e) = AgentError::nothing_to_try(&tried) {
+            return Err(e);
+        }
         warnings.extend(tried.warnings);
-        if tried.slots.is_empty() && !warnings.is_empty() {
-            return Err(AgentError::NoUsableKeyslot {
-                why: warnings.join("; "),
-                content_reads: tried.content_reads,
-            });
-        }
-        if tried.slots.is_empty() {
-            return Err(AgentError::NoTokenEnrolled);
-        }
         Ok((tried.slots, tried.spare))
     }
 

@@ -308,3 +308,49 @@ fn token_list_says_to_put_back_the_only_tokens_missing_keyslot() {
     w.run(&["token", "remove", &id], "")
         .fails_with(1, "it is the only working keyslot");
 }
+
+/// Red-team round 27, F4: with the only keyslot file moved aside (the manifest still records
+/// it), `unlock` printed `Touch ...`, then "no usable token is enrolled: run `tapsign token
+/// add` first", which cannot open the keystore. It says what `token list` says, before any
+/// prompt, and the agent says it to a bot's unlock; the file put back, the unlock works.
+#[test]
+fn unlock_with_the_only_keyslot_file_missing_says_to_put_it_back_before_any_prompt() {
+    let mut w = World::new();
+    w.setup_key("kb", "binance", "ak", "sk");
+    w.start_agent();
+    let dir = tapsign_tests::at_rest::live(&w).join("keyslots");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let aside = w.home().join("keyslot.aside");
+    std::fs::rename(&file, &aside).unwrap();
+
+    let out = w.run(&["unlock"], "");
+    out.fails_with(7, "[keystore]");
+    assert!(
+        !out.stderr.contains("Touch"),
+        "refused before any prompt: {out:?}"
+    );
+    assert!(!out.stderr.contains("token add` first"), "{out:?}");
+    for said in [
+        id.as_str(),
+        "keyslot file is missing",
+        "put it back from a backup",
+    ] {
+        assert!(out.stderr.contains(said), "{said}: {out:?}");
+    }
+    let req = tapsign_proto::UnlockRequest::default();
+    let e = w.client().unlock(req).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        e.contains("keyslot file is missing") && e.contains(&id),
+        "{e}"
+    );
+
+    std::fs::rename(&aside, &file).unwrap();
+    let out = w.run(&["unlock"], "");
+    assert!(out.ok().contains("Unlocked 1 key(s): kb."), "{out:?}");
+}

@@ -42,15 +42,35 @@ impl Keystore {
     pub fn keyslots_to_try(&self) -> Result<Tried, KeystoreError> {
         let mut out = Tried::default();
         let mut others = Vec::new();
+        let mut on_disk = Vec::new();
         for slot in self.keyslots()? {
             match slot {
-                Ok(s) if s.recorded => out.slots.push(s),
-                Ok(s) => others.push(s),
+                Ok(s) => {
+                    on_disk.push(s.stub.id());
+                    match s.recorded {
+                        true => out.slots.push(s),
+                        false => others.push(s),
+                    }
+                }
                 Err(e) => {
+                    let stem = e.path().and_then(|p| p.file_stem());
+                    on_disk.extend(stem.map(|n| n.to_string_lossy().into_owned()));
                     out.content_reads |= e.content_reads();
                     out.warnings.push(e.to_string());
                 }
             }
+        }
+        // Nothing to try at all: a keyslot the manifest records whose file is gone is why, as
+        // `token list` says. "No usable token is enrolled: run `tapsign token add`" was said
+        // after a touch prompt, of a keystore whose only keyslot file was moved aside, and
+        // `token add` cannot open it (red-team round 27).
+        if out.slots.is_empty() && others.is_empty() {
+            let missing = self.recorded_keyslot_ids()?.into_iter();
+            out.warnings.extend(missing.filter(|id| !on_disk.contains(id)).map(|id| {
+                format!(
+                    "the keystore's manifest, as read unverified, records token {id}, but its keyslot file is missing (moved aside or deleted?): put it back from a backup (if you never enrolled this token, manifest.json was edited)"
+                )
+            }));
         }
         if out.slots.is_empty() && !others.is_empty() {
             out.warnings.push(format!(

@@ -362,6 +362,13 @@ fn refuse_before_prompts(
         return Err(refused(AgentError::NothingToExtend));
     }
     let ks = Keystore::new(paths.keystore_dir());
+    // No keyslot to try (its only file moved aside, say): the agent refuses before its touch,
+    // so this command does before its prompts (red-team round 27).
+    if let Ok(tried) = ks.keyslots_to_try()
+        && let Some(e) = AgentError::nothing_to_try(&tried)
+    {
+        return Err(refused(e));
+    }
     let ours: std::collections::BTreeSet<String> = match ks.keyslots() {
         Ok(slots) => slots.into_iter().flatten().map(|s| s.stub.id()).collect(),
         Err(e @ KeystoreError::NotInitialized { .. }) if status.tokens.is_empty() => {
