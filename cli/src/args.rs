@@ -195,8 +195,11 @@ pub struct TokenAddArgs {
     /// A name for the FIDO2 key, used in prompts (default: its USB product name).
     #[arg(long, value_name = "LABEL", requires = "fido2")]
     pub name: Option<String>,
-    /// Ask for the FIDO2 PIN at every unlock (required), or the touch alone (discouraged).
-    /// Default: required when the key has a PIN, else discouraged.
+    /// Ask for the FIDO2 PIN at every unlock (required), or no PIN (discouraged). tapsign
+    /// always asks for a touch, but many keys answer without one when another program asks:
+    /// with discouraged, any program running as you opens the keystore with no touch and no
+    /// PIN while the key is plugged in (threat-model.md). Default: required when the key has
+    /// a PIN, else discouraged.
     #[arg(long, value_parser = ["required", "discouraged"], requires = "fido2")]
     pub uv: Option<String>,
     /// The software token: NO SECURITY, for tests only. Needs TAPSIGN_INSECURE_SOFT_TOKEN=1.

@@ -234,6 +234,29 @@ fn sign_help_names_every_method() {
     assert!(help.contains("GET, POST, PUT, DELETE, PATCH"), "{help}");
 }
 
+/// Red-team round 27, F3: `token add --help` and docs/cli.md called `--uv discouraged` "the
+/// touch alone", while FIDO2 keys answer hmac-secret without a touch to any program that asks
+/// so: with no PIN, any program running as the trader opens the keystore while the key is
+/// plugged in.
+#[test]
+fn uv_discouraged_is_not_called_the_touch_alone() {
+    let help = w_help(&["token", "add", "--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!help.contains("touch alone"), "{help}");
+    assert!(
+        help.contains("with no touch and no PIN while the key is plugged in"),
+        "{help}"
+    );
+    let cli =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md")).unwrap();
+    assert!(!cli.contains("touch alone"));
+    assert!(
+        cli.contains("opens the keystore with no touch and no PIN while the key is plugged in")
+    );
+}
+
 fn w_help(args: &[&str]) -> String {
     World::new().run(args, "").ok().to_owned()
 }

@@ -418,3 +418,30 @@ fn a_reset_fido2_key_names_the_token_remove_that_frees_the_keystore() {
         assert!(out.ok().contains("Removed token"), "{out:?}");
     });
 }
+
+/// Red-team round 27, F3: a FIDO2 key enrolled without a PIN into a keystore a touch-always
+/// YubiKey protects was said "Enrolled ... (uv discouraged)" and nothing more, while any
+/// program running as the trader now opens the keystore, with no touch and no PIN, whenever
+/// the key is plugged in: any keyslot opens the whole vault. It is warned of.
+#[test]
+fn a_fido2_key_without_a_pin_beside_a_touch_always_yubikey_is_warned_of() {
+    harness::run(
+        &[
+            piv_key(21_270_010),
+            fido(21_270_011, None, &[PinProtocol::Two]),
+        ],
+        |_| {
+            let w = with_yubikey(21_270_010);
+            let out = w.run(&["token", "add", "--fido2", "--name", "weak"], "123456\n");
+            assert!(out.ok().contains("Enrolled FIDO2 key"), "{out:?}");
+            for said in [
+                "WARNING: FIDO2 key \"weak\" was enrolled without a PIN",
+                "with no touch and no PIN",
+                "only as strong as its weakest keyslot",
+                "YubiKey 21270010",
+            ] {
+                assert!(out.stderr.contains(said), "{said}: {out:?}");
+            }
+        },
+    );
+}

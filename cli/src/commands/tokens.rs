@@ -370,6 +370,10 @@ fn add_fido2(paths: &Paths, ks: &Keystore, a: &TokenAddArgs) -> Result<(), Failu
         stub.id(),
         stub.model()
     );
+    // As add_piv's weaker choices: the enrollment is where the trader chose it.
+    if let Some(w) = fido2::weaker_warning(&stub, &stubs) {
+        errln!("WARNING: {}", Shown(&w));
+    }
     if !initialized {
         outln!("The keystore is at {}.", ks.dir().display());
     }

@@ -215,3 +215,53 @@ fn a_key_that_hides_the_credential_without_uv_is_refused_at_enrollment() {
         .unwrap();
     assert!(err.to_string().contains("could not recognise it"), "{err}");
 }
+
+fn stub(label: &str, uv: &str) -> TokenStub {
+    TokenStub::Fido2 {
+        label: label.into(),
+        aaguid: "00000000-0000-0000-0000-000000000000".into(),
+        rp_id: RP_ID.into(),
+        credential_id: "c0ffee".into(),
+        salt: "00".repeat(32),
+        uv: uv.into(),
+    }
+}
+
+fn yubikey(pin: &str, touch: &str) -> TokenStub {
+    TokenStub::Piv {
+        serial: 12345678,
+        slot: 0x82,
+        tag: "0a0b0c0d".into(),
+        public_key: "02".repeat(33),
+        pin_policy: pin.into(),
+        touch_policy: touch.into(),
+    }
+}
+
+/// Red-team round 27, F3: a FIDO2 keyslot weaker than the keystore's others was enrolled
+/// without a word. No PIN is said always, and beside a stronger keyslot that the keystore is
+/// only as strong as its weakest; the PIN without the touch, beside a touch-always YubiKey.
+#[test]
+fn a_weaker_fido2_keyslot_is_warned_of_as_the_keystores_weakest() {
+    let (weak, pinned) = (stub("weak", "discouraged"), stub("pinned", "required"));
+    let (always, never) = (yubikey("never", "always"), yubikey("never", "never"));
+    let alone = weaker_warning(&weak, &[]).unwrap();
+    assert!(alone.contains("with no touch and no PIN"), "{alone}");
+    assert!(!alone.contains("weakest"), "{alone}");
+    let pin_no_touch = yubikey("once", "never");
+    for others in [vec![&always], vec![&pinned], vec![&pin_no_touch]] {
+        let w = weaker_warning(&weak, &others).unwrap();
+        assert!(w.contains("only as strong as its weakest keyslot"), "{w}");
+    }
+    // Beside keyslots no stronger than it, nothing is lost but what its own words say.
+    let w = weaker_warning(&weak, &[&never, &stub("other", "discouraged")]).unwrap();
+    assert!(!w.contains("weakest"), "{w}");
+    let w = weaker_warning(&pinned, &[&always]).unwrap();
+    assert!(
+        w.contains("that has its FIDO2 PIN") && w.contains("weakest"),
+        "{w}"
+    );
+    assert_eq!(weaker_warning(&pinned, &[]), None);
+    assert_eq!(weaker_warning(&pinned, &[&never, &weak]), None);
+    assert_eq!(weaker_warning(&always, &[&weak]), None);
+}

@@ -50,7 +50,9 @@ pub const RP_ID: &str = "tapsign:";
 pub enum UvMode {
     /// The PIN at every unlock, as well as the touch.
     Required,
-    /// The touch alone.
+    /// No PIN. tapsign asks for the touch, but the key does not insist on it: many keys
+    /// answer hmac-secret without one to any program that asks with `up` false
+    /// (firmware-notes/fido2-user-presence.md).
     Discouraged,
 }
 
@@ -307,6 +309,61 @@ impl Prepared {
             None
         };
         Ok(Fido2Token::new(stub, self.dev, protocol, pin))
+    }
+}
+
+/// What the trader is told when enrolling FIDO2 key `new` into a keystore whose other keyslots
+/// are `enrolled`: any keyslot opens the whole vault, so the keystore holds against a program
+/// running as the trader only as well as its weakest keyslot, and a FIDO2 key's touch is asked
+/// for, not enforced (many keys answer hmac-secret with `up` false:
+/// firmware-notes/fido2-user-presence.md). `--uv discouraged` is said always: "the touch
+/// alone" was what the help called it (red-team round 27). `--uv required` is said beside a
+/// YubiKey keyslot with touch policy always, whose touch it gives away (the PIN still holds).
+pub fn weaker_warning(new: &TokenStub, enrolled: &[&TokenStub]) -> Option<String> {
+    let TokenStub::Fido2 { uv, .. } = new else {
+        return None;
+    };
+    let which = new.describe();
+    let touch_always: Vec<String> = enrolled
+        .iter()
+        .filter(|s| matches!(s, TokenStub::Piv { .. }) && s.touch_warning().is_none())
+        .map(|s| s.describe())
+        .collect();
+    // Keyslots a program running as the trader cannot open without the trader: a PIN, or a
+    // touch the token enforces.
+    let stronger: Vec<String> = enrolled
+        .iter()
+        .filter(|s| !s.is_insecure())
+        .filter(|s| {
+            s.needs_pin() || matches!(s, TokenStub::Piv { .. }) && s.touch_warning().is_none()
+        })
+        .map(|s| s.describe())
+        .collect();
+    let weakest = |others: &[String], gone: &str| {
+        format!(
+            " Any enrolled token opens the whole keystore, so it is now only as strong as its weakest keyslot: the {gone} of {} no longer keeps such a program out.",
+            others.join(" and ")
+        )
+    };
+    match UvMode::parse(uv)? {
+        UvMode::Discouraged => {
+            let mut w = format!(
+                "{which} was enrolled without a PIN (--uv discouraged), and FIDO2 keys answer hmac-secret without a touch when asked so (tapsign always asks for the touch; another program need not): while it is plugged in, any program running as you can open the keystore, and take every API secret in it, with no touch and no PIN."
+            );
+            if !stronger.is_empty() {
+                w.push_str(&weakest(&stronger, "touch (or PIN)"));
+            }
+            w.push_str(&format!(
+                " To have the PIN asked, set one on the key and enroll it again with --uv required, then remove this keyslot (`tapsign token remove {}`); otherwise unplug the key when you are not unlocking.",
+                new.id()
+            ));
+            Some(w)
+        }
+        UvMode::Required if !touch_always.is_empty() => Some(format!(
+            "FIDO2 keys answer hmac-secret without a touch when asked so (tapsign always asks for the touch; another program need not): while {which} is plugged in, any program running as you that has its FIDO2 PIN (typed on this desktop at each unlock) can open the keystore with no touch.{} Unplug the key when you are not unlocking.",
+            weakest(&touch_always, "touch")
+        )),
+        UvMode::Required => None,
     }
 }
 
