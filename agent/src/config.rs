@@ -240,6 +240,8 @@ fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
 }
 
 fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
+    // Quoted where TOML needs it: `keys."okx.spot"`, not the table `spot` in `okx`.
+    let table = crate::policy::profile::key_table(name);
     let mut policy = KeyPolicy {
         ws_login: key.ws_login,
         parameterless: key.parameterless,
@@ -247,7 +249,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
         ..KeyPolicy::default()
     };
     for (i, value) in key.allow.into_iter().enumerate() {
-        let at = format!("keys.{name}.allow[{i}]");
+        let at = format!("{table}.allow[{i}]");
         if let toml::Value::String(old) = &value {
             return Err(format!(
                 "{at} = {old:?}: allow entries now widen the key's built-in trading profile and \
@@ -269,7 +271,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             .find(|(_, e)| same_endpoint(e, &entry))
         {
             return Err(format!(
-                "{at} ({} {}): keys.{name}.allow[{j}] ({} {}) already takes its requests, and \
+                "{at} ({} {}): {table}.allow[{j}] ({} {}) already takes its requests, and \
                  only the first entry that takes a request is used; merge the two into one",
                 entry.method, entry.path, first.method, first.path
             ));
@@ -277,7 +279,7 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
         policy.allow.push(entry);
     }
     for (i, text) in key.only.iter().enumerate() {
-        let at = format!("keys.{name}.only[{i}]");
+        let at = format!("{table}.only[{i}]");
         let Some((method, path)) = text.split_once(' ') else {
             return Err(format!(
                 "{at} = {text:?}: write \"METHOD /path\", e.g. \"POST /api/v3/order\""
@@ -476,7 +478,8 @@ impl Config {
                 let idle = p.idle_switches(exchange);
                 (!idle.is_empty()).then(|| {
                     format!(
-                        "config.toml's [keys.{name}] sets {}, which changes nothing for a {exchange} key: remove it (or check the table names the key you meant)",
+                        "config.toml's [{}] sets {}, which changes nothing for a {exchange} key: remove it (or check the table names the key you meant)",
+                        crate::policy::profile::key_table(name),
                         idle.join(" and ")
                     )
                 })

@@ -8,7 +8,7 @@ use tapsign_proto::SignRequest;
 
 use super::converse::signs_path;
 use super::parse::{self, Body, Parsed};
-use super::profile::{self, Endpoint, KeyPolicy, Source};
+use super::profile::{self, Endpoint, KeyPolicy, Source, key_table};
 use super::{Refusal, check_request};
 use crate::audit::Shown;
 use crate::credential::{Credential, Exchange};
@@ -165,9 +165,9 @@ impl fmt::Display for Explanation {
             Ok(Some((e, source))) => {
                 let from = match source {
                     Source::Profile => format!("the {} trading profile", self.exchange),
-                    Source::Config => format!("config.toml [keys.{}] allow", self.key),
+                    Source::Config => format!("config.toml [{}] allow", key_table(&self.key)),
                     Source::WsLogin => {
-                        format!("config.toml [keys.{}] ws_login = true", self.key)
+                        format!("config.toml [{}] ws_login = true", key_table(&self.key))
                     }
                 };
                 writeln!(f, "verdict:  allowed by {from}: {e}")?;
@@ -181,8 +181,8 @@ impl fmt::Display for Explanation {
                     writeln!(
                         f,
                         "          (to narrow or widen it for this key: put it in config.toml \
-                         under [keys.{}] allow = [...] and edit it)",
-                        self.key
+                         under [{}] allow = [...] and edit it)",
+                        key_table(&self.key)
                     )?;
                 }
             }
@@ -198,9 +198,10 @@ impl fmt::Display for Explanation {
             writeln!(
                 f,
                 "login:    these signed bytes are also {}'s websocket login: signed only because \
-                 [keys.{}] ws_login = true, and the audit log records the signature as a \
+                 [{}] ws_login = true, and the audit log records the signature as a \
                  ws_login",
-                self.exchange, self.key
+                self.exchange,
+                key_table(&self.key)
             )?;
         }
         if let Some(e) = &self.scheme {

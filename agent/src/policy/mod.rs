@@ -136,14 +136,14 @@ pub enum Denial {
     #[error(
         "refused: {entry} is left out by this key's `only` list in config.toml, on purpose: \
          tapsign suggests no line that would put it back; if this key needs it after all, edit \
-         `only` under [keys.{key}] by hand"
+         `only` under [{table}] by hand", table = profile::key_table(key)
     )]
     NotInOnly { key: String, entry: String },
     /// An endpoint the key's `allow` adds that its `only` does not name.
     #[error(
         "refused: {entry} is in this key's `allow` list in config.toml but not in its `only` \
          list, which signs nothing it does not name: to sign it, add \"{entry}\" to `only` \
-         under [keys.{key}]"
+         under [{table}]", table = profile::key_table(key)
     )]
     AllowedNotInOnly { key: String, entry: String },
     /// One of Binance's calls that take the API key alone, which Binance refuses signed: a bot
@@ -171,18 +171,20 @@ pub enum Denial {
                 "{exchange} does not sign the path, so an entry for it would make its \
                  signatures good on every {exchange} endpoint that takes the same parameters, \
                  which tapsign cannot check: it suggests no line. If this key needs it, write \
-                 its entry under [keys.{key}] in config.toml by hand, with the parameters it must \
-                 carry as `required` (docs/policy.md, \"Changing a key's profile\")"
+                 its entry under [{table}] in config.toml by hand, with the parameters it must \
+                 carry as `required` (docs/policy.md, \"Changing a key's profile\")",
+                table = profile::key_table(key)
             )
         } else {
             format!(
-                "If this key needs it, widen its profile in config.toml under [keys.{key}]: \
+                "If this key needs it, widen its profile in config.toml under [{table}]: \
                  allow = [{{ method = \"{method}\", path = \"{path}\", params = [\"...\"]{pinned} }}]{}",
                 if *narrowed {
                     format!(", and add \"{method} {path}\" to its `only` list")
                 } else {
                     String::new()
-                }
+                },
+                table = profile::key_table(key)
             )
         }
     )]
@@ -248,9 +250,9 @@ pub enum Denial {
     #[error(
         "refused: {endpoint} with {what} is a margin order: what the balance does not cover, \
          {exchange} lends, and the debt bears interest until it is repaid. tapsign signs orders \
-         that borrow only for a key whose config says so: `margin = true` under [keys.{key}] \
+         that borrow only for a key whose config says so: `margin = true` under [{table}] \
          in config.toml (docs/policy.md, \"Borrowing\"), best on an exchange API key of its \
-         own (amends of an open margin order are signed for any key). {instead}"
+         own (amends of an open margin order are signed for any key). {instead}", table = profile::key_table(key)
     )]
     Margin {
         exchange: Exchange,
@@ -280,7 +282,7 @@ pub enum Denial {
          {exchange}'s trading profile takes there: the entry narrows the profile on purpose \
          (docs/policy.md, \"Borrowing\"), so tapsign suggests no line that would put it back; \
          send the request without it, or, if this key needs it after all, edit that entry \
-         under [keys.{key}] by hand"
+         under [{table}] by hand", table = profile::key_table(key)
     )]
     Narrowed {
         exchange: Exchange,
@@ -390,8 +392,8 @@ pub enum Denial {
         "refused: {request} is {exchange}'s {endpoint}, which this key's entry for {entry} \
          in config.toml stands for under another spelling of the path: the entry's rules hold \
          only for its own spelling, and the profile's, which it replaces, are not used for \
-         another; if this key needs this path too, add an entry for it under [keys.{key}] by \
-         hand (with the same narrowing, if that is what the entry is for)"
+         another; if this key needs this path too, add an entry for it under [{table}] by \
+         hand (with the same narrowing, if that is what the entry is for)", table = profile::key_table(key)
     )]
     OtherAlternative {
         exchange: Exchange,
@@ -403,9 +405,9 @@ pub enum Denial {
     },
     #[error(
         "refused: {exchange} does not sign the path, and these parameters are also the request \
-         of {entry}, whose entry in config.toml under [keys.{key}] leaves out {what}: the \
+         of {entry}, whose entry in config.toml under [{table}] leaves out {what}: the \
          signature would be good there too, so the narrowing holds for these bytes whatever \
-         path the bot names; send what that entry takes"
+         path the bot names; send what that entry takes", table = profile::key_table(key)
     )]
     NarrowedElsewhere {
         exchange: Exchange,
@@ -562,8 +564,8 @@ pub enum Denial {
          `only` and `values`, and what the trading profile leaves out (borrowing among it), do \
          not hold there (docs/policy.md, \"Websocket logins\"). Websocket logins are off for \
          {key:?}; if its bots must log in, allow them with `ws_login = true` under \
-         [keys.{key}] in config.toml",
-        if *asked { "" } else { "also " }
+         [{table}] in config.toml",
+        if *asked { "" } else { "also " }, table = profile::key_table(key)
     )]
     WebsocketLogin {
         key: String,
@@ -735,9 +737,10 @@ fn missing_reason(exchange: Exchange) -> String {
 /// signature good for any endpoint of the exchange that takes the same parameters, a loan, a
 /// transfer or an Earn subscription among them.
 fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
+    let table = profile::key_table(key);
     if converse::signs_path(exchange) {
         format!(
-            "if this key needs it, widen its profile in config.toml under [keys.{key}]: allow = \
+            "if this key needs it, widen its profile in config.toml under [{table}]: allow = \
              [{config}]"
         )
     } else {
@@ -745,7 +748,7 @@ fn widen_advice(exchange: Exchange, key: &str, config: &str) -> String {
             "{exchange} does not sign the path, so a parameter added to an entry makes its \
              signatures good for every {exchange} endpoint that takes the same parameters, \
              which tapsign cannot check: it suggests no line. If this key needs it, write the \
-             entry under [keys.{key}] by hand, knowing that (docs/policy.md, \"Changing a \
+             entry under [{table}] by hand, knowing that (docs/policy.md, \"Changing a \
              key's profile\")"
         )
     }
@@ -981,8 +984,9 @@ fn needs(
 ) -> String {
     let switch = rules::borrow_switch_on(exchange, name, || value).is_some();
     let margin_too = || {
+        let table = profile::key_table(key);
         format!(
-            " and `margin = true` under [keys.{key}] (neither signs it alone: docs/policy.md, \
+            " and `margin = true` under [{table}] (neither signs it alone: docs/policy.md, \
              \"Borrowing\")"
         )
     };
@@ -1641,7 +1645,8 @@ fn value_advice(key: &str, config: &str, value: &str) -> String {
         format!(
             ", or, if this key needs this one (a value the exchange added since, or one the \
              profile leaves out on purpose and you want), widen its profile in config.toml \
-             under [keys.{key}]: allow = [{config}]"
+             under [{table}]: allow = [{config}]",
+            table = profile::key_table(key)
         )
     }
 }

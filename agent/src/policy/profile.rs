@@ -399,17 +399,38 @@ pub fn values_clause(values: &[(String, String)]) -> String {
     format!(", values = {{ {} }}", each.join(", "))
 }
 
-/// A TOML key: bare when it can be (`tdMode`), quoted otherwise (`"[].tdMode"`).
+/// A TOML key: bare when it can be (`tdMode`), quoted otherwise (`"[].tdMode"`, `"okx.spot"`),
+/// as a TOML basic string: `"` and `\` escaped, control characters as `\uXXXX`.
 fn toml_key(name: &str) -> String {
     let bare = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if bare {
-        name.to_owned()
-    } else {
-        format!("{name:?}")
+        return name.to_owned();
     }
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// A key's table in config.toml as a dotted key (`keys.okx-main`, `keys."okx.spot"`), for
+/// messages that tell the trader where to write: a name TOML cannot write bare is quoted, or
+/// the pasted `[keys.okx.spot]` would be the table `spot` inside a table `okx`, and config.toml
+/// would no longer load (red-team round 27, F2; `key add` takes names with a '.').
+pub fn key_table(name: &str) -> String {
+    format!("keys.{}", toml_key(name))
 }
 
 /// Whether `p` carries a value a server cannot read as "not sent": not empty or blank (also

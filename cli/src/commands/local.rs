@@ -404,8 +404,8 @@ pub fn policy(paths: &Paths, cmd: PolicyCommand) -> Result<(), Failure> {
     }
     for w in config.key_policy(&a.name).idle_switches(info.exchange) {
         errln!(
-            "warning: config.toml's [keys.{}] sets {w}, which changes nothing for a {} key",
-            a.name,
+            "warning: config.toml's [{}] sets {w}, which changes nothing for a {} key",
+            tapsign_agent::policy::profile::key_table(&a.name),
             info.exchange
         );
     }
