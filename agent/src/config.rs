@@ -262,6 +262,19 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             format!("{at}: {e}; write {{ method = \"POST\", path = \"/x/y\", params = [\"a\"] }}")
         })?;
         entry.check().map_err(|e| format!("{at}: {e}"))?;
+        // Red-team round 27, F1: `/api/v5/account/{setting}`, written for a few settings,
+        // reached OKX's option activation; such an entry is now refused as it is read, not
+        // left to surprise the trader at the request.
+        if let Some(withheld) = crate::policy::withheld_through_placeholder(&entry) {
+            return Err(format!(
+                "{at} ({} {}) takes {withheld}; an entry signs such an endpoint only where its \
+                 path names it word for word, never through a placeholder. Hold the \
+                 placeholder to the segments you mean ({{name:a|b}}) or write an entry for \
+                 each endpoint; if this key must send that one, give it an entry of its own \
+                 (docs/policy.md, \"Changing a key's profile\")",
+                entry.method, entry.path
+            ));
+        }
         // The first entry that matches a request is the one used: a second for the same
         // endpoint (a suggested line pasted, then a narrowed copy after it) would never count.
         if let Some((j, first)) = policy

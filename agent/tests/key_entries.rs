@@ -8,7 +8,7 @@ mod support;
 use support::req;
 use tapsign_agent::config::Config;
 use tapsign_agent::credential::Exchange::{self, Okx};
-use tapsign_agent::policy::{self, KeyPolicy};
+use tapsign_agent::policy::{self, Endpoint, KeyPolicy};
 use tapsign_proto::SignRequest;
 
 /// The refusal of `r` for the key `key` with `policy`, as the bot and the trader read it.
@@ -85,4 +85,129 @@ fn advice_for_a_dotted_key_name_is_a_table_that_applies_to_that_key() {
     let err = Config::parse("[keys.\"okx.spot\"]\nallow = [{ method = \"FLY\", path = \"/x\" }]\n")
         .unwrap_err();
     assert!(err.contains(r#"keys."okx.spot".allow[0]"#), "{err}");
+}
+
+/// `template` with each placeholder filled in as a request would: a settle currency, a
+/// contract, an id, an API version, an account mode.
+fn filled(template: &str) -> String {
+    template
+        .split('/')
+        .map(|seg| match seg.strip_prefix('{') {
+            None => seg,
+            Some(name) => match name.trim_end_matches('}') {
+                "settle" => "usdt",
+                "contract" => "BTC_USDT",
+                "version" => "v1",
+                "accountMode" => "unified",
+                _ => "123",
+            },
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A request by `method` to `path` carrying `params` (`a=1&zz=2`), where the exchange reads
+/// it: Binance's query, Kraken's form, the others' JSON body.
+fn carrying(exchange: Exchange, method: &str, path: &str, params: &str) -> SignRequest {
+    match exchange {
+        Exchange::Binance => req(method, path, params, ""),
+        Exchange::Kraken => req(method, path, "", params),
+        _ => {
+            let members: Vec<String> = params
+                .split('&')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    format!("\"{k}\":\"{v}\"")
+                })
+                .collect();
+            req(method, path, "", &format!("{{{}}}", members.join(",")))
+        }
+    }
+}
+
+fn entry(method: &str, path: &str, values: &[(&str, &str)]) -> Endpoint {
+    Endpoint {
+        method: method.into(),
+        path: path.into(),
+        doc: None,
+        params: vec!["a".into()],
+        required: Vec::new(),
+        values: values
+            .iter()
+            .map(|(n, v)| (n.to_string(), vec![v.to_string()]))
+            .collect(),
+        body: None,
+    }
+}
+
+/// Red-team round 27, F1: a key's entry with a placeholder where a withheld endpoint's path has
+/// a word (`/api/v5/account/{setting}` for `activate-option`) signed it, and the refusal of a
+/// name the entry lacked offered the line adding it. For every withheld endpoint and every
+/// literal segment of its path in turn taken by `{x}`: config.toml refuses the entry, naming
+/// the endpoint; a policy holding it anyway signs nothing there, and hands no line. An entry
+/// naming the path word for word signs it, and its refusals hand no line either.
+#[test]
+fn no_placeholder_entry_reaches_a_withheld_endpoint_and_no_refusal_there_hands_a_line() {
+    let mut rows = 0;
+    for (exchange, method, template) in policy::withheld_endpoints() {
+        rows += 1;
+        let path = filled(template);
+        let bare = carrying(exchange, method, &path, "a=1");
+        let wider = carrying(exchange, method, &path, "a=1&zz=2");
+        let no_line = |policy: &KeyPolicy, r: &SignRequest, what: &str| {
+            let e = refusal(exchange, "k", policy, r);
+            assert!(
+                e.contains("on purpose") && !e.contains("allow = ["),
+                "{exchange} {method} {template} under {what}, {r:?}: {e}"
+            );
+        };
+        let segments: Vec<&str> = template.split('/').collect();
+        for (i, seg) in segments.iter().enumerate() {
+            if seg.is_empty() || seg.starts_with('{') {
+                continue;
+            }
+            let mut own = segments.clone();
+            own[i] = "{x}";
+            let own = own.join("/");
+            let err = Config::parse(&format!(
+                "[keys.k]\nallow = [{{ method = \"{method}\", path = \"{own}\", params = [\"a\"] }}]\n"
+            ))
+            .unwrap_err();
+            // It names the endpoint, or another it takes too (Binance's two positionMargin).
+            assert!(
+                err.contains(&format!("takes {exchange}'s "))
+                    && err.contains("on purpose")
+                    && err.contains("word for word"),
+                "{own}: {err}"
+            );
+            let held = KeyPolicy {
+                allow: vec![entry(method, &own, &[])],
+                ..KeyPolicy::default()
+            };
+            no_line(&held, &bare, &own);
+            no_line(&held, &wider, &own);
+        }
+        // Named word for word (placeholders where the endpoint's own are), it is the trader's.
+        let named = KeyPolicy {
+            allow: vec![entry(method, template, &[])],
+            ..KeyPolicy::default()
+        };
+        Config::parse(&format!(
+            "[keys.k]\nallow = [{{ method = \"{method}\", path = \"{template}\", params = [\"a\"] }}]\n"
+        ))
+        .unwrap_or_else(|e| panic!("{template}: {e}"));
+        if let Err(e) = policy::check_request(exchange, "k", &named, &bare) {
+            panic!("{exchange} {method} {template}: {e}");
+        }
+        no_line(&named, &wider, template);
+        let narrowed = KeyPolicy {
+            allow: vec![entry(method, template, &[("a", "2")])],
+            ..KeyPolicy::default()
+        };
+        no_line(&narrowed, &bare, template);
+    }
+    assert!(
+        rows > 30,
+        "{rows} withheld endpoints: the list was not read"
+    );
 }

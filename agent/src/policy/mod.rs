@@ -118,6 +118,23 @@ mod nested_text_tests;
 mod rules;
 
 pub use rules::deny_rules;
+
+/// The endpoints every profile leaves out on purpose, as `(exchange, method, path template)`:
+/// what a key's entries may reach only by naming them word for word.
+pub fn withheld_endpoints() -> impl Iterator<Item = (Exchange, &'static str, &'static str)> {
+    rules::withheld_endpoints()
+}
+
+/// Why config.toml refuses `entry`, a key's allow entry, if it takes an endpoint left out on
+/// purpose (any exchange's) through a placeholder: the endpoint, and what it does (red-team
+/// round 27, F1).
+pub fn withheld_through_placeholder(entry: &Endpoint) -> Option<String> {
+    let w = rules::withheld_through_placeholder(entry)?;
+    Some(format!(
+        "{}'s {} {}, which the trading profile leaves out on purpose: it {}",
+        w.exchange, w.method, w.path, w.why
+    ))
+}
 use rules::fund_params;
 
 /// Why the policy refused a request. Shown to the bot and written to the audit log.
@@ -238,6 +255,45 @@ pub enum Denial {
         exchange: Exchange,
         method: String,
         path: String,
+        why: &'static str,
+    },
+    /// An endpoint left out on purpose that a key's entry takes through a placeholder, where
+    /// the endpoint's path has a literal segment: the entry was written for other endpoints
+    /// (red-team round 27, F1). config.toml refuses such an entry when it is read; this holds
+    /// for a policy made otherwise too.
+    #[error(
+        "refused: {method} {path} is left out of {exchange}'s trading profile on purpose: it \
+         {why}. The entry {entry} takes it only through a placeholder, and an entry signs such \
+         an endpoint only where its path names it word for word; tapsign suggests no \
+         config.toml line for it; a key that must do this needs an allow entry of its own for \
+         it, written by hand (docs/policy.md, \"Changing a key's profile\"), best on a key of \
+         its own"
+    )]
+    WithheldUnderPlaceholder {
+        exchange: Exchange,
+        method: String,
+        path: String,
+        entry: String,
+        why: &'static str,
+    },
+    /// A request on an endpoint left out on purpose, which the key's own entry names word for
+    /// word, refused by that entry (a name it does not take, a value it does not list): said
+    /// with no line, which the bot could otherwise send such a request to have the trader
+    /// handed (red-team round 27, F1).
+    #[error(
+        "refused: {endpoint} is left out of {exchange}'s trading profile on purpose: it {why}. \
+         This key's entry for it in config.toml {what}, and tapsign suggests no line that \
+         would widen an entry for such an endpoint; if this key must send this, edit that \
+         entry under [{table}] by hand",
+        table = profile::key_table(key)
+    )]
+    WithheldEntry {
+        exchange: Exchange,
+        key: String,
+        /// `METHOD /path`, as sent.
+        endpoint: String,
+        /// What the entry does not take: `takes no parameter named a, b`.
+        what: String,
         why: &'static str,
     },
     /// An order that borrows what the balance does not cover, where the exchange makes that
@@ -2221,6 +2277,32 @@ pub fn check_request<'p>(
     {
         return Err(denial.into());
     }
+    // An endpoint left out on purpose is signed only under an entry naming its path word for
+    // word, never through a placeholder (red-team round 27, F1).
+    if endpoint.path.contains('{')
+        && let Some(w) = rules::withheld_endpoint(exchange, &parsed.method, &parsed.segments)
+        && !rules::names_literally(w, &endpoint.path)
+    {
+        return Err(Denial::WithheldUnderPlaceholder {
+            exchange,
+            method: parsed.method.clone(),
+            path: wire.path.clone(),
+            entry: endpoint.to_string(),
+            why: w.why,
+        }
+        .into());
+    }
+    // On such an endpoint, the refusals below that hand a line widening the entry hand none.
+    let withheld_entry = |what: String| -> Option<Denial> {
+        let w = rules::withheld_endpoint(exchange, &parsed.method, &parsed.segments)?;
+        Some(Denial::WithheldEntry {
+            exchange,
+            key: key.to_string(),
+            endpoint: format!("{} {}", parsed.method, wire.path),
+            what,
+            why: w.why,
+        })
+    };
     // Also when a template takes the path as spelled: `{orderId}` reads `CancelAll` as an id.
     if endpoint.path.contains('{') {
         if let Some(spelled) = profile::literal_behind_placeholder(exchange, &parsed, endpoint) {
@@ -2516,6 +2598,11 @@ pub fn check_request<'p>(
             }
             .into());
         }
+        if let Some(denial) =
+            withheld_entry(format!("takes no parameter named {}", names.join(", ")))
+        {
+            return Err(denial.into());
+        }
         let mut wider = endpoint.clone();
         // A set, not a scan of the list: a request may carry a thousand unknown names.
         let mut listed: std::collections::HashSet<&str> =
@@ -2618,6 +2705,13 @@ pub fn check_request<'p>(
                 what: format!("{name}={:?}", read.as_ref()),
             }
             .into());
+        }
+        if let Some(denial) = withheld_entry(format!(
+            "holds {name} to {}, not {:?}",
+            listing.values[name].join(" | "),
+            read.as_ref()
+        )) {
+            return Err(denial.into());
         }
         let plain = !read.is_empty() && read.bytes().all(|b| b.is_ascii_graphic());
         // A number, or more than one word, for a field of words: no line either (see
