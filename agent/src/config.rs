@@ -212,11 +212,14 @@ struct RawServer {
     idle_connection_timeout: Option<String>,
 }
 
-/// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
 /// Whether two entries can take the same request: the same method, and paths alike segment by
 /// segment, without ASCII case as entries read them: two placeholders unless each lists values
-/// and none is in both (`{settle:usdt|btc}` and `{settle:BTC}`; `{id}` and `{orderId}`), and a
-/// literal and a placeholder listing it (`usdt` and `{settle:usdt|btc}`).
+/// and none is in both (`{settle:usdt|btc}` and `{settle:BTC}`; `{id}` and `{orderId}`), a
+/// literal and a placeholder listing it (`usdt` and `{settle:usdt|btc}`), and a literal and a
+/// placeholder listing none (`set-greeks` and `{setting}`), but where a profile keeps the two
+/// entries apart ([`crate::policy::profile::entries_kept_apart`]: `{orderId}` and KuCoin's
+/// `cancelAll`). The first such entry took the request, so a narrowing written after a broader
+/// entry was dead (red-team round 27, F3).
 fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
     let values = |seg: &str| -> Option<Option<Vec<String>>> {
         let (_, listed) = crate::policy::profile::placeholder(seg)?;
@@ -226,19 +229,21 @@ fn same_endpoint(a: &Endpoint, b: &Endpoint) -> bool {
         (None, None) => x.eq_ignore_ascii_case(y),
         (Some(Some(xs)), Some(Some(ys))) => xs.iter().any(|v| ys.contains(v)),
         (Some(_), Some(_)) => true,
-        // A literal one of a placeholder's listed values (`usdt` and `{settle:usdt|btc}`);
-        // a placeholder listing none (`{orderId}`) stands apart from a literal sibling.
+        // A literal one of a placeholder's listed values (`usdt` and `{settle:usdt|btc}`), or
+        // any literal for a placeholder listing none.
         (None, Some(Some(vs))) => vs.contains(&x.to_ascii_lowercase()),
         (Some(Some(vs)), None) => vs.contains(&y.to_ascii_lowercase()),
-        _ => false,
+        (None, Some(None)) | (Some(None), None) => true,
     };
     let (sa, sb): (Vec<&str>, Vec<&str>) =
         (a.path.split('/').collect(), b.path.split('/').collect());
     a.method.eq_ignore_ascii_case(&b.method)
         && sa.len() == sb.len()
         && sa.iter().zip(&sb).all(|(x, y)| alike(x, y))
+        && !crate::policy::profile::entries_kept_apart(a, b)
 }
 
+/// `[keys.NAME]` into a [`KeyPolicy`], with errors that say how to write each entry.
 fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
     // Quoted where TOML needs it: `keys."okx.spot"`, not the table `spot` in `okx`.
     let table = crate::policy::profile::key_table(name);
@@ -284,8 +289,10 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             .find(|(_, e)| same_endpoint(e, &entry))
         {
             return Err(format!(
-                "{at} ({} {}): {table}.allow[{j}] ({} {}) already takes its requests, and \
-                 only the first entry that takes a request is used; merge the two into one",
+                "{at} ({} {}): {table}.allow[{j}] ({} {}) already takes its requests, or some \
+                 of them, and only the first entry that takes a request is used, so this one \
+                 would not count there; merge the two into one, or hold a placeholder to the \
+                 segments it is for ({{name:a|b}})",
                 entry.method, entry.path, first.method, first.path
             ));
         }
@@ -724,8 +731,48 @@ mod tests {
             assert!(err.contains("merge"), "{a} {b}: {err}");
         }
         // Other endpoints, and placeholders held to other values, are other entries.
-        Config::parse(&config(&entry("/x/{id}", ""), &entry("/x/cancelAll", ""))).unwrap();
         Config::parse(&config(&entry("/x/{m:a|b}", ""), &entry("/x/{m:c}", ""))).unwrap();
+        Config::parse(&config(&entry("/x/{id}", ""), &entry("/y/cancelAll", ""))).unwrap();
+    }
+
+    /// Red-team round 27, F3: a placeholder entry and a literal entry that take the same
+    /// request both loaded, and the first took it, so a narrowing appended after a broader
+    /// entry was dead while `status` listed it. They are refused, in either order, as are
+    /// placeholders in different places that meet on one path; but for a pair a profile keeps
+    /// apart: `{orderId}` beside KuCoin's literal `cancelAll`, each of which takes its own.
+    #[test]
+    fn a_placeholder_entry_and_a_literal_one_for_the_same_request_are_refused() {
+        let entry = |method: &str, path: &str| {
+            format!("{{ method = \"{method}\", path = \"{path}\", params = [\"a\"] }}")
+        };
+        let config = |a: &str, b: &str| format!("[keys.k]\nallow = [{a}, {b}]\n");
+        for (a, b) in [
+            ("/f/{x}/o", "/f/a/o"),
+            ("/api/v5/{section}/set-greeks", "/api/v5/account/set-greeks"),
+            ("/f/{x}/o", "/f/{y:a|b}/o"),
+            ("/f/{x}/o", "/f/A/o"),
+            ("/f/{x}/b", "/f/a/{y}"),
+            ("/x/{id}", "/x/cancelAll"),
+        ] {
+            for (first, second) in [(a, b), (b, a)] {
+                let err = Config::parse(&config(&entry("POST", first), &entry("POST", second)))
+                    .unwrap_err();
+                assert!(
+                    err.contains("keys.k.allow[1]")
+                        && err.contains("allow[0]")
+                        && err.contains("merge"),
+                    "{first} {second}: {err}"
+                );
+            }
+        }
+        // KuCoin's cancel by id and cancel-all: a profile endpoint each.
+        let by_id = entry("DELETE", "/api/v1/hf/orders/{id}");
+        let all = entry("DELETE", "/api/v1/hf/orders/cancelAll");
+        for (first, second) in [(&by_id, &all), (&all, &by_id)] {
+            Config::parse(&config(first, second)).unwrap();
+        }
+        // Another method is another endpoint.
+        Config::parse(&config(&entry("GET", "/f/{x}/o"), &entry("POST", "/f/a/o"))).unwrap();
     }
 
     #[test]

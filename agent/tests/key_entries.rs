@@ -211,3 +211,50 @@ fn no_placeholder_entry_reaches_a_withheld_endpoint_and_no_refusal_there_hands_a
         "{rows} withheld endpoints: the list was not read"
     );
 }
+
+/// Red-team round 27, F3: with a placeholder entry before a literal one that takes the same
+/// request, the first signed what the second narrowed (`greeksType=BS` where the literal entry
+/// listed `PA` only); swapped, the same request was refused. Such a pair is refused when
+/// config.toml is read, in either order, naming both. A pair a profile keeps apart (KuCoin's
+/// cancel by id and `cancelAll`) loads, and each entry takes its own requests, in either
+/// order.
+#[test]
+fn overlapping_entries_are_refused_and_entries_kept_apart_each_apply() {
+    let broad = r#"{ method = "POST", path = "/api/v5/{section}/set-greeks", params = ["greeksType", "feeType", "settleCcy"] }"#;
+    let narrow = r#"{ method = "POST", path = "/api/v5/account/set-greeks", params = ["greeksType"], values = { greeksType = ["PA"] } }"#;
+    for (first, second) in [(broad, narrow), (narrow, broad)] {
+        let err = Config::parse(&format!(
+            "[keys.okx-main]\nallow = [\n  {first},\n  {second},\n]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("keys.okx-main.allow[1]")
+                && err.contains("keys.okx-main.allow[0]")
+                && err.contains("/api/v5/{section}/set-greeks")
+                && err.contains("/api/v5/account/set-greeks"),
+            "{err}"
+        );
+    }
+    let by_id = r#"{ method = "DELETE", path = "/api/v1/hf/orders/{orderId}", params = ["symbol"], values = { symbol = ["BTC-USDT"] } }"#;
+    let all = r#"{ method = "DELETE", path = "/api/v1/hf/orders/cancelAll", params = [] }"#;
+    for (first, second) in [(by_id, all), (all, by_id)] {
+        let config = Config::parse(&format!("[keys.kc]\nallow = [{first}, {second}]\n")).unwrap();
+        let policy = config.key_policy("kc");
+        let kucoin = Exchange::Kucoin;
+        let rule = |r: &SignRequest| {
+            let checked = policy::check_request(kucoin, "kc", policy, r)
+                .unwrap_or_else(|e| panic!("{r:?}: {e}"));
+            checked.rule.unwrap().0.path.clone()
+        };
+        let cancel_all = req("DELETE", "/api/v1/hf/orders/cancelAll", "", "");
+        assert_eq!(rule(&cancel_all), "/api/v1/hf/orders/cancelAll");
+        let one = req("DELETE", "/api/v1/hf/orders/123", "symbol=BTC-USDT", "");
+        assert_eq!(rule(&one), "/api/v1/hf/orders/{orderId}");
+        let other = req("DELETE", "/api/v1/hf/orders/123", "symbol=ETH-USDT", "");
+        let e = refusal(kucoin, "kc", policy, &other);
+        assert!(
+            e.contains("{orderId} in config.toml leaves out symbol"),
+            "{e}"
+        );
+    }
+}

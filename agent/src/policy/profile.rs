@@ -562,6 +562,44 @@ pub fn find<'a>(
     (found.1 == Source::WsLogin || !left_out_by_only(policy, found.0)).then_some(found)
 }
 
+/// Whether two of a key's entries that can take the same request (`a` and `b`, same method)
+/// are kept apart by a trading profile all the same, so that each applies to requests of its
+/// own and none is dead: they take one path only (wherever one has a placeholder, the other
+/// has a literal), that path is some profile's endpoint (any exchange's: a key's table does
+/// not say its exchange), and only one of them stands in for that endpoint ([`find`]: a
+/// placeholder entry stands in only for the endpoint of its own template). This is KuCoin's
+/// `{orderId}` beside its literal sibling `cancelAll`: an entry for each narrows each
+/// (red-team round 16). Any other pair would leave the request to whichever comes first in
+/// config.toml, and a narrowing appended after a broader entry dead (red-team round 27, F3).
+pub fn entries_kept_apart(a: &Endpoint, b: &Endpoint) -> bool {
+    let (sa, sb): (Vec<&str>, Vec<&str>) =
+        (a.path.split('/').collect(), b.path.split('/').collect());
+    if sa.len() != sb.len() {
+        return false;
+    }
+    // The one path both take, if they take one only.
+    let mut meet = Vec::with_capacity(sa.len());
+    for (x, y) in sa.iter().zip(&sb) {
+        match (placeholder(x), placeholder(y)) {
+            (None, _) => meet.push(x.to_string()),
+            (Some(_), None) => meet.push(y.to_string()),
+            (Some(_), Some(_)) => return false,
+        }
+    }
+    let segments: Vec<String> = meet.into_iter().skip(1).collect();
+    let stands_in = |entry: &Endpoint, profiled: &Endpoint| {
+        !entry.path.contains('{')
+            || profiled.method == entry.method && placeholders_align(&profiled.path, &entry.path)
+    };
+    Exchange::ALL.iter().any(|&ex| {
+        builtin(ex)
+            .endpoints
+            .iter()
+            .find(|e| e.matches_folded(&a.method, &segments))
+            .is_some_and(|profiled| stands_in(a, profiled) != stands_in(b, profiled))
+    })
+}
+
 /// [`find`] without the key's `only` list.
 fn find_unnarrowed<'a>(
     exchange: Exchange,
