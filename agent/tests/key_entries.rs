@@ -258,3 +258,77 @@ fn overlapping_entries_are_refused_and_entries_kept_apart_each_apply() {
         );
     }
 }
+
+/// Red-team round 27, F4: Binance does not sign the path, and an entry written by hand whose
+/// names include `type`, `asset` and `amount` signed the corpus's universal transfers byte for
+/// byte (`type=MAIN_UMFUTURE&asset=USDT&amount=100`). The transfer's `type` values are refused
+/// on every path, whatever an entry takes, in any case; the refusal of such a value on a
+/// profile order offers no line listing it.
+#[test]
+fn binance_universal_transfer_types_are_refused_whatever_an_entry_takes() {
+    let binance = Exchange::Binance;
+    let mut transfers = 0;
+    for denied in support::corpus::load("denied", binance) {
+        if !denied.path.ends_with("/asset/transfer")
+            || !denied.query.contains("type=") && !denied.body.contains("type=")
+        {
+            continue;
+        }
+        transfers += 1;
+        let sent = if denied.query.is_empty() {
+            &denied.body
+        } else {
+            &denied.query
+        };
+        let names: Vec<String> = sent
+            .split('&')
+            .map(|kv| kv.split('=').next().unwrap().to_string())
+            .collect();
+        let policy = KeyPolicy {
+            allow: vec![Endpoint {
+                method: denied.method.clone(),
+                path: "/sapi/v1/foo/bar".into(),
+                doc: None,
+                params: names,
+                required: Vec::new(),
+                values: Default::default(),
+                body: None,
+            }],
+            ..KeyPolicy::default()
+        };
+        // The value in lower case: Binance reads enum values without case.
+        let (at, value) = sent.split_once("type=").unwrap();
+        let lower = format!("{at}type={}", value.to_lowercase());
+        for sent in [sent.as_str(), lower.as_str()] {
+            let r = if denied.query.is_empty() {
+                req(&denied.method, "/sapi/v1/foo/bar", "", sent)
+            } else {
+                req(&denied.method, "/sapi/v1/foo/bar", sent, "")
+            };
+            let e = match policy::check_request(binance, "k", &policy, &r) {
+                Ok(_) => panic!("signed {r:?}: the universal transfer {}", denied.what),
+                Err(e) => format!("{e:?}"),
+            };
+            assert!(
+                e.contains("FundValue") && e.contains("/sapi/v1/asset/transfer"),
+                "{sent}: {e}"
+            );
+        }
+    }
+    assert!(
+        transfers >= 6,
+        "{transfers} transfers: the corpus was not read"
+    );
+    // On a profile order: refused as a transfer, with no line taking the value.
+    let order = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=MAIN_UMFUTURE&quantity=1&timestamp=1700000000000",
+        "",
+    );
+    let e = refusal(binance, "k", &KeyPolicy::default(), &order);
+    assert!(
+        e.contains("POST /sapi/v1/asset/transfer") && !e.contains("allow = ["),
+        "{e}"
+    );
+}

@@ -2866,65 +2866,94 @@ fn check_fund_params(exchange: Exchange, params: &[Param]) -> Result<(), Denial>
 /// spared name ([`rules::FundValue::spared`]) is left signed when its cut reading needs the
 /// case changed (`marginType=ISOLATED`; `margintype=ISOLATED` is refused).
 fn check_fund_values(exchange: Exchange, payload: &str) -> Result<(), Denial> {
-    let values = rules::fund_values(exchange);
-    if values.is_empty() {
+    let mut rows = rules::fund_values(exchange);
+    if rows.is_empty() {
         return Ok(());
     }
     let signed = crate::sign::form::decoded_cow(payload);
+    // The rows of one name (adjacent in the list) are read in one pass over the bytes: a
+    // second pass for Binance's transfer types doubled the reading of every request.
+    while let Some(first) = rows.first() {
+        let same = rows.iter().take_while(|r| r.name == first.name).count();
+        let (group, rest) = rows.split_at(same);
+        rows = rest;
+        check_fund_name(exchange, &signed, group)?;
+    }
+    Ok(())
+}
+
+/// [`check_fund_values`] for the rows of one name.
+fn check_fund_name(
+    exchange: Exchange,
+    signed: &str,
+    group: &[rules::FundValue],
+) -> Result<(), Denial> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
     let bytes = signed.as_bytes();
-    for v in values {
-        let name = v.name.as_bytes();
-        // No value is read further than the longest picking one, past its blanks: a payload
-        // can hold thousands of `=` before its next `&` (`type%3Dtype%3D...`), and reading each
-        // one's value to its end cost time quadratic in the request (seconds for 64 KiB).
-        let longest = v.values.iter().map(|w| w.len()).max().unwrap_or(0);
-        for (eq, _) in signed.match_indices('=') {
-            // The name, read without case: Binance matches names without case (ccxt's
-            // `orderidlist` is its `orderIdList`), as [`fund_param`] reads them.
-            let Some(start) = eq.checked_sub(name.len()) else {
-                continue;
+    let name = first.name.as_bytes();
+    // No value is read further than the longest picking one, past its blanks: a payload can
+    // hold thousands of `=` before its next `&` (`type%3Dtype%3D...`), and reading each one's
+    // value to its end cost time quadratic in the request (seconds for 64 KiB). Nor further
+    // than it can still be one: most values leave every picking one at their first letter.
+    let longest = (group.iter().flat_map(|v| v.values))
+        .map(|w| w.len())
+        .max()
+        .unwrap_or(0);
+    let starts = |long: &str, short: &str| {
+        long.get(..short.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(short))
+    };
+    let alive = |head: &str| {
+        (group.iter().flat_map(|v| v.values)).any(|w| starts(w, head) || starts(head, w))
+    };
+    for (eq, _) in signed.match_indices('=') {
+        // The name, read without case: Binance matches names without case (ccxt's
+        // `orderidlist` is its `orderIdList`), as [`fund_param`] reads them.
+        let Some(start) = eq.checked_sub(name.len()) else {
+            continue;
+        };
+        if !bytes[start..eq].eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let after = &signed[eq + 1..];
+        // A whole name starts the bytes or follows `&`, or `;` for a parser that splits on it.
+        let refused = if start == 0 || matches!(bytes[start - 1], b'&' | b';') {
+            // A whole name. Any cut of the bytes can end its value (the query ends where the
+            // body begins, with no `&`), so a value that starts with one of these is one.
+            let (head, _) = value_head(after, longest, false, &alive);
+            group
+                .iter()
+                .find(|v| v.values.iter().any(|w| starts(&head, w)))
+        } else {
+            // The name's start is a cut (the body begins inside another name:
+            // `sideEffect|Type=MARGIN`), so the value runs to the next `&` (or `;`, where a
+            // parser splits on it), which no cut can move: only the whole value counts.
+            let (head, more) = value_head(after, longest, true, &alive);
+            let whole = head.trim_end_matches(blank);
+            // The parameter's own name (from the `&` before it) is a spared one.
+            let named = |n: &str| {
+                signed[..eq].ends_with(n) && (eq == n.len() || bytes[eq - n.len() - 1] == b'&')
             };
-            if !bytes[start..eq].eq_ignore_ascii_case(name) {
-                continue;
-            }
-            let after = &signed[eq + 1..];
-            // A whole name starts the bytes or follows `&`, or `;` for a parser that splits on it.
-            let refused = if start == 0 || matches!(bytes[start - 1], b'&' | b';') {
-                // A whole name. Any cut of the bytes can end its value (the query ends where
-                // the body begins, with no `&`), so a value that starts with one of these is
-                // one.
-                let (head, _) = value_head(after, longest, false);
-                v.values.iter().any(|w| {
-                    head.get(..w.len())
-                        .is_some_and(|h| h.eq_ignore_ascii_case(w))
-                })
-            } else {
-                // The name's start is a cut (the body begins inside another name:
-                // `sideEffect|Type=MARGIN`), so the value runs to the next `&` (or `;`, where
-                // a parser splits on it), which no cut can move: only the whole value counts.
-                let (head, more) = value_head(after, longest, true);
-                let whole = head.trim_end_matches(blank);
-                // The parameter's own name (from the `&` before it) is a spared one.
-                let named = |n: &str| {
-                    signed[..eq].ends_with(n) && (eq == n.len() || bytes[eq - n.len() - 1] == b'&')
-                };
+            group.iter().find(|v| {
                 let spared = v.spared.iter().any(|(name, values)| {
                     named(name)
                         && &signed[start..eq] != v.name
                         && values.iter().any(|w| whole.eq_ignore_ascii_case(w))
                 });
                 !more && !spared && v.values.iter().any(|w| whole.eq_ignore_ascii_case(w))
-            };
-            if refused {
-                let value = after.split('&').next().unwrap_or_default();
-                return Err(Denial::FundValue {
-                    exchange,
-                    name: v.name,
-                    value: value.to_owned(),
-                    endpoint: v.endpoint,
-                    category: v.category,
-                });
-            }
+            })
+        };
+        if let Some(v) = refused {
+            let value = after.split('&').next().unwrap_or_default();
+            return Err(Denial::FundValue {
+                exchange,
+                name: v.name,
+                value: value.to_owned(),
+                endpoint: v.endpoint,
+                category: v.category,
+            });
         }
     }
     Ok(())
@@ -2941,8 +2970,15 @@ fn blank(c: char) -> bool {
 /// is longer than `longest` bytes; and whether anything but blanks follows that in the value.
 /// The value ends at the next `&` (and, with `semicolon`, at a `;`). Nothing past what decides
 /// that is read, so the work for all the `=` of a payload stays linear in its length: a run
-/// of blanks is read again only by the few `=` within `longest` characters before it.
-fn value_head(after: &str, longest: usize, semicolon: bool) -> (String, bool) {
+/// of blanks is read again only by the few `=` within `longest` characters before it. Reading
+/// stops too, saying more follows, once the head is no picking value's start and starts with
+/// none (`alive` says whether it still may): then no value it begins is one.
+fn value_head(
+    after: &str,
+    longest: usize,
+    semicolon: bool,
+    alive: &dyn Fn(&str) -> bool,
+) -> (String, bool) {
     let ends = |c: char| c == '&' || (semicolon && c == ';');
     let mut head = String::new();
     let mut rest = after.chars();
@@ -2957,6 +2993,9 @@ fn value_head(after: &str, longest: usize, semicolon: bool) -> (String, bool) {
             if !(head.is_empty() && blank(f)) {
                 head.push(f);
             }
+        }
+        if !alive(&head) {
+            return (head, true);
         }
     }
     let more = rest.take_while(|&c| !ends(c)).any(|c| {

@@ -609,13 +609,80 @@ pub(super) struct FundValue {
 /// is refused with it: its bytes are a liquidation's. `marginType=ISOLATED` (the futures
 /// setting bots make at start) reads as `Type=ISOLATED` after a cut; it is spared, and
 /// documented.
-static BINANCE_VALUES: &[FundValue] = &[FundValue {
-    name: "type",
-    values: &["MARGIN", "ISOLATED"],
-    spared: &[("marginType", &["ISOLATED"])],
-    endpoint: "POST /sapi/v1/margin/manual-liquidation",
-    category: Liquidation,
-}];
+///
+/// `POST /sapi/v1/asset/transfer`, the universal transfer, takes `type`, `asset` and `amount`
+/// (and an isolated pair's `fromSymbol`, `toSymbol`): its `type` names the two wallets,
+/// `MAIN_UMFUTURE`, and no trading endpoint takes such a value. An entry written by hand whose
+/// names include those three signed the transfer's bytes whole (red-team round 27, F4). Listed
+/// first: `MARGIN_MAIN` is a transfer, not the liquidation its `MARGIN` starts.
+static BINANCE_VALUES: &[FundValue] = &[
+    FundValue {
+        name: "type",
+        values: BINANCE_TRANSFER_TYPES,
+        spared: &[],
+        endpoint: "POST /sapi/v1/asset/transfer",
+        category: Transfer,
+    },
+    FundValue {
+        name: "type",
+        values: &["MARGIN", "ISOLATED"],
+        spared: &[("marginType", &["ISOLATED"])],
+        endpoint: "POST /sapi/v1/margin/manual-liquidation",
+        category: Liquidation,
+    },
+];
+
+/// The universal transfer's `type` values, `FROM_TO` by wallet: the ones Binance documents
+/// (developers.binance.com, "User Universal Transfer"), and the C2C, mining and pay wallets'
+/// it documented before, which a server may still read.
+const BINANCE_TRANSFER_TYPES: &[&str] = &[
+    "MAIN_UMFUTURE",
+    "MAIN_CMFUTURE",
+    "MAIN_MARGIN",
+    "MAIN_FUNDING",
+    "MAIN_OPTION",
+    "MAIN_PORTFOLIO_MARGIN",
+    "MAIN_C2C",
+    "MAIN_MINING",
+    "MAIN_PAY",
+    "UMFUTURE_MAIN",
+    "UMFUTURE_MARGIN",
+    "UMFUTURE_FUNDING",
+    "UMFUTURE_OPTION",
+    "UMFUTURE_C2C",
+    "CMFUTURE_MAIN",
+    "CMFUTURE_MARGIN",
+    "CMFUTURE_FUNDING",
+    "MARGIN_MAIN",
+    "MARGIN_UMFUTURE",
+    "MARGIN_CMFUTURE",
+    "MARGIN_FUNDING",
+    "MARGIN_OPTION",
+    "MARGIN_ISOLATEDMARGIN",
+    "MARGIN_C2C",
+    "MARGIN_MINING",
+    "ISOLATEDMARGIN_MARGIN",
+    "ISOLATEDMARGIN_ISOLATEDMARGIN",
+    "FUNDING_MAIN",
+    "FUNDING_UMFUTURE",
+    "FUNDING_CMFUTURE",
+    "FUNDING_MARGIN",
+    "FUNDING_OPTION",
+    "OPTION_MAIN",
+    "OPTION_UMFUTURE",
+    "OPTION_MARGIN",
+    "OPTION_FUNDING",
+    "PORTFOLIO_MARGIN_MAIN",
+    "C2C_MAIN",
+    "C2C_UMFUTURE",
+    "C2C_MARGIN",
+    "C2C_MINING",
+    "MINING_MAIN",
+    "MINING_UMFUTURE",
+    "MINING_C2C",
+    "MINING_MARGIN",
+    "PAY_MAIN",
+];
 
 /// A name a cut of the signed bytes must not make: alone, it is a fund-moving request's whole
 /// parameter list. Names the request itself carries are the profile's business; these are
