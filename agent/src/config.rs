@@ -775,6 +775,28 @@ mod tests {
         Config::parse(&config(&entry("GET", "/f/{x}/o"), &entry("POST", "/f/a/o"))).unwrap();
     }
 
+    /// Red-team round 27: `params` took `*` and `a.*` (any one key under `a`), undocumented,
+    /// and `values` or `required` naming one were accepted and held nothing, or refused every
+    /// request. A wildcard is refused when config.toml is read.
+    #[test]
+    fn a_wildcard_in_params_is_refused() {
+        for (params, more) in [
+            ("\"*\"", ""),
+            ("\"a.*\"", ""),
+            ("\"a\", \"a.*\"", ", values = { \"a.*\" = [\"x\"] }"),
+            ("\"a.*\"", ", required = [\"a.*\"]"),
+        ] {
+            let err = Config::parse(&format!(
+                "[keys.k]\nallow = [{{ method = \"POST\", path = \"/x\", params = [{params}]{more} }}]\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("keys.k.allow[0]") && err.contains("no wildcard"),
+                "{params}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn an_entry_whose_path_ends_in_a_file_extension_is_refused() {
         // Red-team round 18, recheck: it loaded, matched no request (every request whose last

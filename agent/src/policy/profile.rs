@@ -231,9 +231,20 @@ impl Endpoint {
             ));
         }
         for p in &self.params {
+            // No wildcard (`*`, `a.*`): `values` and `required` name parameters exactly, so one
+            // naming a wildcard held nothing to its values, or refused every request, and an
+            // entry taking any key under a name is not what a trader reading it would expect
+            // (red-team round 27). No profile uses one.
+            if p.contains('*') {
+                return Err(format!(
+                    "the parameter {p:?} holds a '*': tapsign takes no wildcard in params, since \
+                     `values` and `required` could not hold for the names it stands for; list \
+                     each name the endpoint takes (a.b, a.c)"
+                ));
+            }
             let ok = !p.is_empty()
                 && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-[].*".contains(c));
+                    .all(|c| c.is_ascii_alphanumeric() || "_-[].".contains(c));
             if !ok {
                 return Err(format!("the parameter {p:?} is not a plain name"));
             }
@@ -289,7 +300,8 @@ impl Endpoint {
         template_fits(&self.path, segments, fit)
     }
 
-    /// Does the entry take a parameter of this name? `a.*` admits any one key under `a`.
+    /// Does the entry take a parameter of this name? `a.*` admits any one key under `a` (no
+    /// entry read from a file has one: [`Endpoint::check`] refuses wildcards).
     pub fn takes(&self, name: &str) -> bool {
         self.params.iter().any(|p| {
             p == name
@@ -1191,6 +1203,12 @@ mod tests {
         assert!(!e.matches("POST", &segs("/api/v3/brokerage/orders/historical/abc")));
         assert!(!e.matches("GET", &segs("/api/v3/brokerage/orders/historical")));
         assert!(e.takes("a") && e.takes("cfg.x") && !e.takes("cfg.x.y") && !e.takes("cfg"));
+        // No entry read from a file holds a wildcard (red-team round 27).
+        assert!(e.check().unwrap_err().contains("no wildcard"));
+        let e = Endpoint {
+            params: vec!["a".into()],
+            ..e
+        };
         let listed = Endpoint {
             path: "/api/v4/futures/{settle:usdt|btc}/orders".into(),
             ..e.clone()
