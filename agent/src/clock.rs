@@ -98,6 +98,74 @@ pub fn rfc3339_utc_ms(t: SystemTime) -> String {
     utc_ms(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
+/// `secs` (seconds since the Unix epoch) as `YYYY-MM-DDTHH:MM:SSZ`, without a fraction: the
+/// form of Kraken's own `deadline` example (`2021-04-01T00:18:45Z`).
+pub fn utc_whole_secs(secs: u64) -> String {
+    let ms = utc_secs(secs);
+    // `utc_ms` always ends in `.mmmZ`.
+    format!("{}Z", &ms[..ms.len() - 5])
+}
+
+/// Read an RFC 3339 time in UTC, strictly: `YYYY-MM-DDTHH:MM:SS` with an optional fraction of
+/// 1 to 9 digits, then `Z`, upper case, as nanoseconds since the Unix epoch. `None` for any
+/// other form: a numeric offset (`+00:00`), a lower-case `t` or `z`, a space for the `T`, a
+/// leap second, a date that does not exist, or a time before 1970. A bot's time the agent
+/// keeps must mean one instant to the agent and to the exchange, so nothing is guessed.
+pub fn parse_utc(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u64> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let mut nanos = 0u64;
+    let mut i = 19;
+    if at(i, b'.') {
+        let len = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&len) {
+            return None;
+        }
+        nanos = num(i + 1, len)? * 10u64.pow(9 - len as u32);
+        i += 1 + len;
+    }
+    if !(at(i, b'Z') && b.len() == i + 1) {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_len = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if y < 1970 || d == 0 || d > month_len || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo as u32, d as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(u128::from(secs) * 1_000_000_000 + u128::from(nanos))
+}
+
+/// A proleptic Gregorian (year, month, day) to days since 1970-01-01: the inverse of
+/// [`civil_from_days`] (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // [0, 399]
+    let mp = i64::from((m + 9) % 12); // March = 0
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 ///
 /// Howard Hinnant's `civil_from_days`: shift the year to start on March 1st so the leap day is
@@ -176,6 +244,63 @@ mod tests {
                     y += 1;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for z in (0..160_000i64).step_by(7) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z, "day {z}");
+        }
+    }
+
+    #[test]
+    fn whole_seconds_are_written_without_a_fraction() {
+        assert_eq!(utc_whole_secs(1_617_236_325), "2021-04-01T00:18:45Z");
+        assert_eq!(utc_whole_secs(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn strict_utc_times_parse_and_nothing_else_does() {
+        let s = |secs: u128| secs * 1_000_000_000;
+        assert_eq!(parse_utc("2021-04-01T00:18:45Z"), Some(s(1_617_236_325)));
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_utc("2021-04-01T00:18:45.5Z"),
+            Some(s(1_617_236_325) + 500_000_000)
+        );
+        assert_eq!(
+            parse_utc("2021-04-01T00:18:45.000000001Z"),
+            Some(s(1_617_236_325) + 1)
+        );
+        assert_eq!(parse_utc("2024-02-29T23:59:59Z"), Some(s(1_709_251_199)));
+        for t in 0..200u64 {
+            let secs = 1_600_000_000 + t * 7_919_993;
+            assert_eq!(parse_utc(&utc_whole_secs(secs)), Some(s(secs.into())));
+        }
+        for bad in [
+            "",
+            "2021-04-01T00:18:45",
+            "2021-04-01T00:18:45z",
+            "2021-04-01t00:18:45Z",
+            "2021-04-01 00:18:45Z",
+            "2021-04-01T00:18:45+00:00",
+            "2021-04-01T00:18:45.Z",
+            "2021-04-01T00:18:45.1234567890Z",
+            "2021-04-01T00:18:45ZZ",
+            "2021-04-01T00:18:60Z",
+            "2021-04-01T24:00:00Z",
+            "2021-02-29T00:00:00Z",
+            "2021-13-01T00:00:00Z",
+            "2021-04-00T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "+2021-04-01T00:18:45Z",
+            "2021-4-01T00:18:45Z",
+            "２021-04-01T00:18:45Z",
+            "1617236325",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad:?}");
         }
     }
 

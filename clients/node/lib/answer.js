@@ -80,24 +80,43 @@ function paramName(pair) {
 
 // Kraken (agent/src/sign/kraken.rs): POST with no query; the agent's nonce goes first in the
 // body, `nonce=<n>&` before a form body, `"nonce":"<n>"` as the first member of a JSON object.
-// It signs only a JSON body that parses, so the spaces it trims there are JSON's.
+// It signs only a JSON body that parses, so the spaces it trims there are JSON's. On a method
+// that places or changes an order, the agent's `deadline` follows the nonce (`&deadline=<time>`,
+// its colons as %3A, or `,"deadline":"<time>"`), exactly when the bot's body has none.
 const JSON_SPACE = /^[ \t\n\r]*/;
+const time = (colon) => `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}${colon}[0-9]{2}${colon}[0-9]{2}Z`;
+const KRAKEN_FORM_STAMPS = new RegExp(`^[0-9]+(&deadline=${time('%3A')})?$`);
+const KRAKEN_JSON_STAMPS = new RegExp(`^[0-9]+(","deadline":"${time(':')})?$`);
+const KRAKEN_ORDERS = new Set(['/0/private/AddOrder', '/0/private/AmendOrder', '/0/private/EditOrder']);
 
 function krakenShape(sent, [query, signed]) {
   if (sent.method !== 'POST' || sent.query !== '' || query !== '') return false;
   const trimmed = sent.body.replace(JSON_SPACE, '');
   let head;
   let tail;
+  let stamps;
+  let names;
   if (trimmed.startsWith('{')) {
     const rest = trimmed.slice(1).replace(JSON_SPACE, '');
     head = '{"nonce":"';
     tail = `"${rest.startsWith('}') ? '' : ','}${rest}`;
+    stamps = KRAKEN_JSON_STAMPS;
+    try {
+      names = new Set(Object.keys(JSON.parse(sent.body)).map((k) => k.toLowerCase()));
+    } catch {
+      names = new Set();
+    }
   } else {
     head = 'nonce=';
     tail = sent.body === '' ? '' : `&${sent.body}`;
+    stamps = KRAKEN_FORM_STAMPS;
+    names = new Set(sent.body.split('&').filter((p) => p !== '').map(paramName));
   }
-  if (!signed.startsWith(head) || !signed.endsWith(tail)) return false;
-  return /^[0-9]+$/.test(signed.slice(head.length, signed.length - tail.length));
+  if (!signed.startsWith(head) || !signed.endsWith(tail) || signed.length < head.length + tail.length) return false;
+  const m = stamps.exec(signed.slice(head.length, signed.length - tail.length));
+  if (m === null) return false;
+  const stamped = KRAKEN_ORDERS.has(sent.path) && !names.has('deadline');
+  return (m[1] !== undefined) === stamped;
 }
 
 module.exports = { checkAnswers };

@@ -12,6 +12,8 @@ const { ProtocolError } = require('../lib/errors');
 const HEX = 'ab49a552077a94d691d8775442963d0c6f390bdc72854cbb2aed02feff5a1c7b';
 const ED = `${'Zm9v'.repeat(21)}%2B%2F%3D%3D`; // 86 base64 characters and `==`, percent-encoded
 const ORDER = 'symbol=BTCUSDT&side=BUY&quantity=1';
+const DEADLINE = '2026-12-06T18:10:30Z';
+const DEADLINE_FORM = DEADLINE.replaceAll(':', '%3A');
 
 const sign = ([method, path, query, body], kind) => ({ type: 'sign', key: 'k', method, path, query, body, ...(kind ? { kind } : {}) });
 const reply = ([method, path, query, body], headers = { 'X-Fake': 'k' }) => ({ method, path, query, body, headers });
@@ -34,6 +36,13 @@ const THE_AGENTS_ANSWERS = [
   [['POST', '/0/private/CancelOrderBatch', '', '{"orders":["O1"]}'], ['', '{"nonce":"17","orders":["O1"]}']],
   [['POST', '/0/private/CancelOrderBatch', '', ' \n{ "orders":["O1"]} '], ['', '{"nonce":"17","orders":["O1"]} ']],
   [['POST', '/0/private/Balance', '', '{ }'], ['', '{"nonce":"17"}']],
+  // ... and on an order method, the agent's deadline after it, unless the bot sent its own.
+  [['POST', '/0/private/AddOrder', '', 'pair=XBTUSD'], ['', `nonce=17&deadline=${DEADLINE_FORM}&pair=XBTUSD`]],
+  [['POST', '/0/private/EditOrder', '', ''], ['', `nonce=17&deadline=${DEADLINE_FORM}`]],
+  [['POST', '/0/private/AmendOrder', '', '{"txid":"O1"}'], ['', `{"nonce":"17","deadline":"${DEADLINE}","txid":"O1"}`]],
+  [['POST', '/0/private/AmendOrder', '', '{}'], ['', `{"nonce":"17","deadline":"${DEADLINE}"}`]],
+  [['POST', '/0/private/AddOrder', '', `pair=XBTUSD&deadline=${DEADLINE}`], ['', `nonce=17&pair=XBTUSD&deadline=${DEADLINE}`]],
+  [['POST', '/0/private/AmendOrder', '', `{"deadline":"${DEADLINE}"}`], ['', `{"nonce":"17","deadline":"${DEADLINE}"}`]],
 ];
 
 test("the agent's answer to a request is taken", () => {
@@ -60,6 +69,13 @@ const ANOTHER_REQUESTS = [
   [['POST', '/0/private/CancelOrder', '', 'txid=O1'], ['POST', '/0/private/CancelOrder', '', 'nonce=17&txid=O2']],
   [['POST', '/0/private/CancelOrder', '', 'txid=O1'], ['POST', '/0/private/CancelOrder', '', 'nonce=x&txid=O1']],
   [['POST', '/0/private/CancelOrderBatch', '', '{"orders":["O1"]}'], ['POST', '/0/private/CancelOrderBatch', '', '{"nonce":"17","orders":["O2"]}']],
+  // ... an order without the deadline the agent stamps, one where the bot sent its own, or one
+  // on a method that takes none.
+  [['POST', '/0/private/AddOrder', '', 'pair=XBTUSD'], ['POST', '/0/private/AddOrder', '', 'nonce=17&pair=XBTUSD']],
+  [['POST', '/0/private/AmendOrder', '', '{"txid":"O1"}'], ['POST', '/0/private/AmendOrder', '', '{"nonce":"17","txid":"O1"}']],
+  [['POST', '/0/private/AddOrder', '', `deadline=${DEADLINE}`], ['POST', '/0/private/AddOrder', '', `nonce=17&deadline=${DEADLINE_FORM}&deadline=${DEADLINE}`]],
+  [['POST', '/0/private/CancelOrder', '', 'txid=O1'], ['POST', '/0/private/CancelOrder', '', `nonce=17&deadline=${DEADLINE_FORM}&txid=O1`]],
+  [['POST', '/0/private/AddOrder', '', 'pair=XBTUSD'], ['POST', '/0/private/AddOrder', '', `nonce=17&deadline=${DEADLINE}&pair=XBTUSD`]],
 ];
 
 test('an answer to another request is a ProtocolError', () => {

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
+import re
 import struct
 import threading
 import time
@@ -411,3 +413,11 @@ def test_the_agents_answers_are_its_requests_answers(fresh_world: World) -> None
     assert a.sign("binance-main", "POST", "/api/v3/order", body=stamped).body.startswith(stamped + "&signature=")
     assert a.sign("kraken-main", "POST", "/0/private/CancelOrderBatch", body='{"orders":["O1"]}').body.startswith('{"nonce":"')
     assert a.sign("kraken-main", "POST", "/0/private/CancelOrder", body="txid=O1").body.startswith("nonce=")
+    # ... and its deadline after the nonce on an order, at most 30 s ahead (red-team round 27).
+    placed = a.sign("kraken-main", "POST", "/0/private/AddOrder", body="ordertype=market&type=buy&volume=1&pair=XBTUSD").body
+    m = re.fullmatch(r"nonce=[0-9]+&deadline=([0-9T%A-]+Z)&ordertype=market&type=buy&volume=1&pair=XBTUSD", placed)
+    assert m, placed
+    ahead = calendar.timegm(time.strptime(m[1].replace("%3A", ":"), "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+    assert 0 < ahead <= 30, ahead
+    amended = a.sign("kraken-main", "POST", "/0/private/AmendOrder", body='{"txid":"O1","order_qty":"1"}').body
+    assert re.fullmatch(r'\{"nonce":"[0-9]+","deadline":"[0-9T:-]+Z","txid":"O1","order_qty":"1"\}', amended), amended

@@ -158,6 +158,8 @@ def test_signed_url_joins_without_a_question_mark_when_there_is_no_query() -> No
 HEX = "ab49a552077a94d691d8775442963d0c6f390bdc72854cbb2aed02feff5a1c7b"
 ED = "Zm9v" * 21 + "%2B%2F%3D%3D"  # 86 base64 characters and `==`, percent-encoded
 ORDER = "symbol=BTCUSDT&side=BUY&quantity=1"
+DEADLINE = "2026-12-06T18:10:30Z"
+DEADLINE_FORM = DEADLINE.replace(":", "%3A")
 
 
 def answer(method: str, path: str, query: str, body: str, headers: "dict | None" = None) -> tapsign.SignedRequest:
@@ -185,6 +187,13 @@ THE_AGENTS_ANSWERS = [
     (("POST", "/0/private/CancelOrderBatch", "", '{"orders":["O1"]}'), ("", '{"nonce":"17","orders":["O1"]}')),
     (("POST", "/0/private/CancelOrderBatch", "", ' \n{ "orders":["O1"]} '), ("", '{"nonce":"17","orders":["O1"]} ')),
     (("POST", "/0/private/Balance", "", "{ }"), ("", '{"nonce":"17"}')),
+    # ... and on an order method, the agent's deadline after it, unless the bot sent its own.
+    (("POST", "/0/private/AddOrder", "", "pair=XBTUSD"), ("", f"nonce=17&deadline={DEADLINE_FORM}&pair=XBTUSD")),
+    (("POST", "/0/private/EditOrder", "", ""), ("", f"nonce=17&deadline={DEADLINE_FORM}")),
+    (("POST", "/0/private/AmendOrder", "", '{"txid":"O1"}'), ("", f'{{"nonce":"17","deadline":"{DEADLINE}","txid":"O1"}}')),
+    (("POST", "/0/private/AmendOrder", "", "{}"), ("", f'{{"nonce":"17","deadline":"{DEADLINE}"}}')),
+    (("POST", "/0/private/AddOrder", "", f"pair=XBTUSD&deadline={DEADLINE}"), ("", f"nonce=17&pair=XBTUSD&deadline={DEADLINE}")),
+    (("POST", "/0/private/AmendOrder", "", f'{{"deadline":"{DEADLINE}"}}'), ("", f'{{"nonce":"17","deadline":"{DEADLINE}"}}')),
 ]
 
 
@@ -217,6 +226,13 @@ ANOTHER_REQUESTS = [
     (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("POST", "/0/private/CancelOrder", "", "nonce=17&txid=O2")),
     (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("POST", "/0/private/CancelOrder", "", "nonce=x&txid=O1")),
     (("POST", "/0/private/CancelOrderBatch", "", '{"orders":["O1"]}'), ("POST", "/0/private/CancelOrderBatch", "", '{"nonce":"17","orders":["O2"]}')),
+    # ... an order without the deadline the agent stamps, one where the bot sent its own, or
+    # one on a method that takes none.
+    (("POST", "/0/private/AddOrder", "", "pair=XBTUSD"), ("POST", "/0/private/AddOrder", "", "nonce=17&pair=XBTUSD")),
+    (("POST", "/0/private/AmendOrder", "", '{"txid":"O1"}'), ("POST", "/0/private/AmendOrder", "", '{"nonce":"17","txid":"O1"}')),
+    (("POST", "/0/private/AddOrder", "", f"deadline={DEADLINE}"), ("POST", "/0/private/AddOrder", "", f"nonce=17&deadline={DEADLINE_FORM}&deadline={DEADLINE}")),
+    (("POST", "/0/private/CancelOrder", "", "txid=O1"), ("POST", "/0/private/CancelOrder", "", f"nonce=17&deadline={DEADLINE_FORM}&txid=O1")),
+    (("POST", "/0/private/AddOrder", "", "pair=XBTUSD"), ("POST", "/0/private/AddOrder", "", "nonce=17&deadline=2026-12-06T18:10:30Z&pair=XBTUSD")),
 ]
 
 

@@ -3,7 +3,8 @@
 //
 // Same scheme, same layout: both put `nonce` first in the form body. With ccxt's nonce at the
 // agent's (a strictly increasing counter, at least its clock in ms), every field is equal
-// byte for byte, API-Sign included.
+// byte for byte, API-Sign included, but on an order ccxt sends without a `deadline`: the agent
+// stamps its own after the nonce (agent/src/sign/kraken.rs), and signs the body with it.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -110,12 +111,35 @@ async function run(op, check) {
   if (check) check(r);
 }
 
-test('kraken create_order (AddOrder, limit buy)', () =>
-  run((ex) => ex.createOrder('BTC/USD', 'limit', 'buy', 1.25, 37500), (r) => {
-    assert.equal(r.agent[0].url, 'https://api.kraken.com/0/private/AddOrder');
-    assert.match(r.agent[0].body, /^nonce=\d+&pair=XXBTZUSD&type=buy&ordertype=limit&volume=1\.25&price=37500$/);
-    assert.equal(r.result.id, TXID);
-  }));
+// The agent's deadline after its nonce: at most 30 s past its clock, in whole seconds.
+const STAMPED = /^(nonce=\d+)&deadline=(\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\dZ)(&.*)?$/;
+
+/** Every field equal but the agent's deadline and the API-Sign over it (verified apart). */
+function assertSameButTheDeadline(agentReq, ccxtReq, what) {
+  const m = STAMPED.exec(agentReq.body);
+  assert.ok(m, `${what}: the agent's deadline follows its nonce: ${agentReq.body}`);
+  const ahead = Date.parse(decodeURIComponent(m[2])) - Date.now();
+  assert.ok(ahead > 0 && ahead <= 30_000, `${what}: the deadline is ${ahead} ms ahead`);
+  assert.equal(agentReq.url, ccxtReq.url, `${what}: url`);
+  assert.equal(`${m[1]}${m[3] ?? ''}`, ccxtReq.body, `${what}: body but the deadline`);
+  assert.deepEqual(h.headersWithout(agentReq.headers, ['API-Sign']), h.headersWithout(ccxtReq.headers, ['API-Sign']));
+}
+
+test('kraken create_order (AddOrder, limit buy): the agent stamps a deadline', async () => {
+  const r = await h.differential(world, spec, (ex) => ex.createOrder('BTC/USD', 'limit', 'buy', 1.25, 37500));
+  assert.equal(r.agent.length, 1);
+  assertSameButTheDeadline(r.agent[0], r.ccxt[0], 'request 0');
+  assert.equal(r.agent[0].url, 'https://api.kraken.com/0/private/AddOrder');
+  assert.match(r.agent[0].body, /^nonce=\d+&deadline=[^&]+&pair=XXBTZUSD&type=buy&ordertype=limit&volume=1\.25&price=37500$/);
+  assert.equal(r.result.id, TXID);
+});
+
+test("kraken create_order with the bot's own deadline: byte for byte", () => {
+  const deadline = new Date(Math.floor(Date.now() / 1000) * 1000 + 20_000).toISOString().replace('.000Z', 'Z');
+  return run((ex) => ex.createOrder('BTC/USD', 'limit', 'buy', 1.25, 37500, { deadline }), (r) => {
+    assert.match(r.agent[0].body, new RegExp(`^nonce=\\d+&.*&deadline=${encodeURIComponent(deadline)}$`));
+  });
+});
 
 test('kraken cancel_order', () =>
   run((ex) => ex.cancelOrder(TXID, 'BTC/USD'), (r) => {

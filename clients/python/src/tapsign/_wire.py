@@ -265,8 +265,14 @@ def _name(pair: str) -> str:
 
 # Kraken (agent/src/sign/kraken.rs): POST with no query; the agent's nonce goes first in the
 # body, `nonce=<n>&` before a form body, `"nonce":"<n>"` as the first member of a JSON object.
+# On a method that places or changes an order, the agent's `deadline` follows the nonce
+# (`&deadline=<time>`, its colons as %3A, or `,"deadline":"<time>"`), exactly when the bot's
+# body has none.
 _JSON_SPACE = " \t\n\r"
-_NONCE = re.compile(r"[0-9]+")
+_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}%(c)s[0-9]{2}%(c)s[0-9]{2}Z"
+_KRAKEN_FORM_STAMPS = re.compile(r"[0-9]+(&deadline=" + _TIME % {"c": "%3A"} + ")?")
+_KRAKEN_JSON_STAMPS = re.compile(r'[0-9]+(","deadline":"' + _TIME % {"c": ":"} + ")?")
+_KRAKEN_ORDERS = frozenset({"/0/private/AddOrder", "/0/private/AmendOrder", "/0/private/EditOrder"})
 
 
 def _kraken_shape(sent: Mapping[str, Any], got: "tuple[str, str]") -> bool:
@@ -278,11 +284,22 @@ def _kraken_shape(sent: Mapping[str, Any], got: "tuple[str, str]") -> bool:
         # The agent signs only a body that is a JSON object, so its spaces are JSON's.
         rest = trimmed[1:].lstrip(_JSON_SPACE)
         head, tail = '{"nonce":"', '"' + ("" if rest.startswith("}") else ",") + rest
+        stamps = _KRAKEN_JSON_STAMPS
+        try:
+            names = {str(k).lower() for k in json.loads(body)}
+        except (ValueError, TypeError):
+            names = set()
     else:
         head, tail = "nonce=", ("&" + body if body else "")
-    if not (signed.startswith(head) and signed.endswith(tail)):
+        stamps = _KRAKEN_FORM_STAMPS
+        names = {_name(piece) for piece in body.split("&") if piece}
+    if not (signed.startswith(head) and signed.endswith(tail)) or len(signed) < len(head) + len(tail):
         return False
-    return _NONCE.fullmatch(signed[len(head) : len(signed) - len(tail)]) is not None
+    m = stamps.fullmatch(signed[len(head) : len(signed) - len(tail)])
+    if m is None:
+        return False
+    stamped = sent["path"] in _KRAKEN_ORDERS and "deadline" not in names
+    return (m.group(1) is not None) == stamped
 
 
 @dataclass(frozen=True)
