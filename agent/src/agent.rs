@@ -474,6 +474,12 @@ impl Agent {
         let now = self.now();
         self.catch_up(now);
         let mut session = self.session();
+        // Counted from the stamp's clock, read before the checks above: the end falls a little
+        // early, never late.
+        stamp.session_ends_ms = session.left_if_used(now).map(|left| {
+            let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            stamp.unix_ms.saturating_add(left_ms)
+        });
         let signed = session.use_key(&req.key, now, client, |cred| {
             // A login this key cannot make is said as such, before the policy's refusal
             // advises the `ws_login` switch for it.

@@ -309,6 +309,20 @@ impl Session {
         }
     }
 
+    /// How long the open session lasts if a signature is made at `now`: to its lifetime's end
+    /// or, when nearer, to its idle end, which that signature moves to `now` + the idle time.
+    /// `None` when locked. A signature that lives on its own (a Coinbase token) is held to it.
+    pub fn left_if_used(&self, now: Duration) -> Option<Duration> {
+        match self {
+            Session::Unlocked(u) => Some(
+                u.expires_at
+                    .min(now.saturating_add(u.bounds.idle))
+                    .saturating_sub(now),
+            ),
+            Session::Locked(_) => None,
+        }
+    }
+
     /// The next moment something is due: a deadline, or the expiry warning.
     pub fn next_wakeup(&self) -> Option<Duration> {
         let Session::Unlocked(u) = self else {

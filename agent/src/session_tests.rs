@@ -99,6 +99,26 @@ fn idle_timeout_counts_from_last_signature() {
     assert_eq!(s.lock_reason(), Some(&LockReason::Idle));
 }
 
+/// What a signature made now may outlive the session by is nothing: its lifetime's end, or its
+/// idle end counted from that signature when nearer (a Coinbase token is held to it).
+#[test]
+fn left_if_used_is_the_nearer_of_the_lifetime_and_a_fresh_idle_end() {
+    let b = Bounds {
+        ttl: secs(100),
+        idle: secs(30),
+        max_signatures: 100,
+        per_key: None,
+    };
+    let mut s = Session::unlock(vec![cred("a")], b, secs(0), "t".into());
+    assert_eq!(s.left_if_used(secs(10)), Some(secs(30)));
+    for now in [20, 45, 70] {
+        assert_eq!(sign(&mut s, "a", now), Ok(()));
+    }
+    assert_eq!(s.left_if_used(secs(80)), Some(secs(20)));
+    assert_eq!(sign(&mut s, "a", 100), Err(ErrorCode::Expired));
+    assert_eq!(s.left_if_used(secs(100)), None);
+}
+
 #[test]
 fn per_key_budget_leaves_other_keys_usable() {
     let b = Bounds {

@@ -133,8 +133,15 @@ fn coinbase_eddsa_derived_jwt_from_every_key_spelling() {
         CB_ED_PEM,
         "k0BUni0p0vZG1BdpVjS6ogBJ7kxm630AJ2dN+tuputA=",
     ] {
-        let jwt =
-            coinbase::jwt(CB_NAME, secret.as_bytes(), CB_NONCE, 1_700_000_000, uri).expect("signs");
+        let jwt = coinbase::jwt(
+            CB_NAME,
+            secret.as_bytes(),
+            CB_NONCE,
+            1_700_000_000,
+            1_700_000_120,
+            uri,
+        )
+        .expect("signs");
         assert_eq!(jwt, CB_JWT);
     }
 }
@@ -192,6 +199,65 @@ fn coinbase_ws_token_has_no_uri() {
     let claims = claims_of(v["jwt"].as_str().expect("jwt"));
     assert!(claims.get("uri").is_none());
     assert_eq!(claims["exp"], 1_700_000_120u64);
+}
+
+/// A Coinbase token at `unix_ms` in a session ending at `ends_ms`: its claims, or the refusal.
+fn coinbase_in_session(
+    r: &tapsign_proto::SignRequest,
+    unix_ms: u64,
+    ends_ms: u64,
+) -> Result<serde_json::Value, SignError> {
+    let mut stamp = at(unix_ms);
+    stamp.session_ends_ms = Some(ends_ms);
+    let s = sign::sign(
+        &cred(Coinbase, CB_NAME, CB_ED_B64, None),
+        r,
+        &stamp,
+        &SignOptions::default(),
+    )?;
+    let jwt = match s.headers.get("Authorization") {
+        Some(auth) => auth.strip_prefix("Bearer ").expect("bearer").to_string(),
+        None => {
+            let v: serde_json::Value = serde_json::from_str(&s.body).expect("json");
+            v["jwt"].as_str().expect("jwt").to_string()
+        }
+    };
+    Ok(claims_of(&jwt))
+}
+
+/// `exp` was `nbf` + 120 whatever the session, so a token handed out 10 s before the session's
+/// end stayed good for 110 s after it (red-team round 27): it now ends with the session, REST
+/// and websocket tokens alike, and keeps Coinbase's 120 s when the session outlasts them.
+#[test]
+fn a_coinbase_token_ends_no_later_than_the_session() {
+    let rest = req(
+        "POST",
+        "/api/v3/brokerage/orders",
+        "",
+        r#"{"product_id":"BTC-USD"}"#,
+    );
+    let ws = support::ws("/");
+    for r in [&rest, &ws] {
+        let at = 1_700_000_000_400;
+        let c = coinbase_in_session(r, at, at + 10_000).expect("signs");
+        assert_eq!(
+            (c["nbf"].as_u64(), c["exp"].as_u64()),
+            (Some(1_700_000_000), Some(1_700_000_010))
+        );
+        // The end is rounded down: the token never outlives the session.
+        let c = coinbase_in_session(r, at, at + 10_599).expect("signs");
+        assert_eq!(c["exp"], 1_700_000_010u64);
+        let c = coinbase_in_session(r, at, at + 3_600_000).expect("signs");
+        assert_eq!(c["exp"], 1_700_000_120u64);
+        let c = coinbase_in_session(r, at, at + 120_600).expect("signs");
+        assert_eq!(c["exp"], 1_700_000_120u64);
+        // A session ending within the second leaves no token worth handing out.
+        let got = coinbase_in_session(r, at, at + 500);
+        assert!(
+            matches!(&got, Err(SignError::BadRequest(m)) if m.contains("unlock --extend")),
+            "{got:?}"
+        );
+    }
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn at(unix_ms: u64) -> Stamp {
         unix_ms,
         nonce: [7; 16],
         counter: None,
+        session_ends_ms: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn stamp() -> Stamp {
         unix_ms: TS,
         nonce,
         counter: None,
+        session_ends_ms: None,
     }
 }
 
@@ -53,7 +54,7 @@ fn derived_jwt_for_a_query_and_for_the_same_post_body() {
 proptest! {
     #[test]
     fn token_is_hs256_over_the_documented_claims(query in support::params(), unix_ms in 0u64..4_000_000_000_000, nonce in any::<[u8; 16]>()) {
-        let st = Stamp { unix_ms, nonce, counter: None };
+        let st = Stamp { unix_ms, nonce, counter: None, session_ends_ms: None };
         let s = sign::sign(&cred(Bithumb, KEY, SECRET, None), &req("GET", "/v1/orders", &query, ""), &st, &SignOptions::default()).expect("signs");
         let uuid = tapsign_agent::sign::upbit::uuid_v4(&nonce);
         let hash = if query.is_empty() { String::new() } else {

@@ -22,6 +22,7 @@ fn sign_with(nonce: Option<u64>, path: &str, body: &str) -> Result<SignedRequest
         unix_ms: NONCE,
         nonce: [0; 16],
         counter: nonce,
+        session_ends_ms: None,
     };
     sign::sign(
         &cred(Kraken, "kraken-key", SECRET, None),
@@ -247,6 +248,7 @@ fn a_secret_that_is_not_base64_is_a_credential_error() {
         unix_ms: 1,
         nonce: [0; 16],
         counter: Some(1),
+        session_ends_ms: None,
     };
     let got = sign::sign(
         &cred(Kraken, "k", "not base64!", None),

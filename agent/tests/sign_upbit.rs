@@ -41,6 +41,7 @@ fn vector_stamp() -> Stamp {
         unix_ms: 1_700_000_000_000,
         nonce,
         counter: None,
+        session_ends_ms: None,
     }
 }
 
@@ -155,6 +156,7 @@ fn each_request_gets_its_own_nonce() {
             unix_ms: 1,
             nonce: [1; 16],
             counter: None,
+            session_ends_ms: None,
         },
         &SignOptions::default(),
     );
@@ -165,6 +167,7 @@ fn each_request_gets_its_own_nonce() {
             unix_ms: 1,
             nonce: [2; 16],
             counter: None,
+            session_ends_ms: None,
         },
         &SignOptions::default(),
     );
@@ -263,7 +266,7 @@ proptest! {
             (joined.clone(), String::new())
         };
         let r = req(method, &path, &query, &body);
-        let stamp = Stamp { unix_ms: 0, nonce , counter: None};
+        let stamp = Stamp { unix_ms: 0, nonce , counter: None, session_ends_ms: None };
         let signed = sign::sign(&cred(), &r, &stamp, &SignOptions::default()).expect("signs");
         prop_assert_eq!((&signed.query, &signed.body, &signed.path), (&query, &body, &path));
 

@@ -32,6 +32,7 @@ fn stamp() -> Stamp {
         unix_ms: 1_700_000_000_000,
         nonce: [1; 16],
         counter: None,
+        session_ends_ms: None,
     }
 }
 

@@ -94,6 +94,7 @@ fuzz_target!(|data: &[u8]| {
         unix_ms: 1_700_000_000_000,
         nonce: [7; 16],
         counter: Some(1_700_000_000_000),
+        session_ends_ms: None,
     };
     let cred = keys::test_credential(exchange);
     let Ok(signed) = sign::sign(&cred, &checked.wire, &stamp, &SignOptions::default()) else {

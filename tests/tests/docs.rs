@@ -363,6 +363,7 @@ fn the_golden_signature_is_the_agents() {
         unix_ms: 1_795_600_000_000,
         nonce: [0; 16],
         counter: None,
+        session_ends_ms: None,
     };
     let signed = sign(&cred, &req, &stamp, &SignOptions::default()).unwrap();
     let want: tapsign_proto::Response =

@@ -40,6 +40,51 @@ fn a_multi_line_pem_key_is_read_from_stdin_and_signs() {
     assert_eq!(auth.matches('.').count(), 2, "a JWT: {auth}");
 }
 
+/// The claims of the JWT in a signed answer's `Authorization` header.
+fn jwt_claims(v: &serde_json::Value) -> serde_json::Value {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let auth = v["headers"]["Authorization"].as_str().unwrap();
+    let claims = auth.split('.').nth(1).unwrap();
+    serde_json::from_slice(&Base64UrlUnpadded::decode_vec(claims).unwrap()).unwrap()
+}
+
+/// A Coinbase token lived 120 s whatever the session: under `unlock --ttl 10s` it stayed good
+/// for 110 s after the session had ended, for any number of orders on its endpoint (red-team
+/// round 27). It now ends with the session.
+#[test]
+fn a_coinbase_token_ends_no_later_than_the_session() {
+    let mut w = World::new();
+    w.setup_key("b", "binance", "ak", "sk");
+    w.run(
+        &["key", "add", "cb", "--exchange", "coinbase"],
+        &format!("organizations/o/apiKeys/k\n{CB_PEM}"),
+    )
+    .ok();
+    w.start_agent();
+    let sign = |w: &World| {
+        let args = [
+            "sign",
+            "cb",
+            "--method",
+            "POST",
+            "--path",
+            "/api/v3/brokerage/orders",
+            "--body",
+            r#"{"client_order_id":"c1","product_id":"BTC-USD","side":"BUY","order_configuration":{"market_market_ioc":{"quote_size":"10"}}}"#,
+        ];
+        jwt_claims(&signed(w.run(&args, "").ok()))
+    };
+    w.run(&["unlock", "--ttl", "10s"], "").ok();
+    let claims = sign(&w);
+    let life = claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap();
+    assert!((1..=10).contains(&life), "exp - nbf = {life}: {claims}");
+    // A session longer than Coinbase's 2 minutes leaves the token its 120 s.
+    w.run(&["unlock", "--ttl", "1h"], "").ok();
+    let claims = sign(&w);
+    let life = claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap();
+    assert_eq!(life, 120, "{claims}");
+}
+
 #[test]
 fn a_malformed_key_is_refused_at_key_add_and_nothing_is_stored() {
     let w = World::new();

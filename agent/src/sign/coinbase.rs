@@ -4,7 +4,10 @@
 //! (docs/exchanges.md, "Coinbase"), compact JSON in that order, as coinbase-advanced-py writes
 //! them. `kid` and `sub` are the key name; `nonce` is 64 hex characters from the stamp (the SDK
 //! uses `secrets.token_hex()`); `nbf` is the agent's clock in seconds and `exp` = `nbf` + 120
-//! (Coinbase: "Your JWT expires after 2 minutes"). `uri` is `"METHOD host/path"`, with the
+//! (Coinbase: "Your JWT expires after 2 minutes", its maximum: its CDP SDK takes a shorter
+//! `expires_in`), or the session's end when that is sooner: a token handed out near the end of
+//! a session ran on for up to 120 s past it, any number of orders on its endpoint (red-team
+//! round 27). `uri` is `"METHOD host/path"`, with the
 //! host fixed to `api.coinbase.com` (Advanced Trade `/api/v3/...` and App `/v2/...` both live
 //! there); the query and body are **not** covered, so the policy matters more here.
 //!
@@ -24,7 +27,7 @@ use crate::credential::{Credential, Exchange};
 
 /// The host in the `uri` claim.
 pub const HOST: &str = "api.coinbase.com";
-/// How long a token is valid, in seconds (Coinbase's 2 minutes).
+/// The longest a token is valid, in seconds (Coinbase's 2 minutes, its maximum).
 pub const LIFETIME_SECS: u64 = 120;
 
 #[derive(Serialize)]
@@ -86,17 +89,37 @@ fn jwt_for(cred: &Credential, stamp: &Stamp, uri: Option<&str>) -> Result<String
         cred.secret.expose(),
         &nonce,
         nbf,
+        expiry(nbf, stamp.session_ends_ms)?,
         uri,
     )
 }
 
+/// A token's `exp`: [`LIFETIME_SECS`] after `nbf`, or the session's end (whole seconds, rounded
+/// down) when that is sooner. A session ending within the second leaves no time for a token.
+fn expiry(nbf: u64, session_ends_ms: Option<u64>) -> Result<u64, SignError> {
+    let exp = match session_ends_ms {
+        Some(ms) => (nbf + LIFETIME_SECS).min(ms / 1000),
+        None => nbf + LIFETIME_SECS,
+    };
+    if exp <= nbf {
+        return Err(SignError::BadRequest(
+            "the session ends within the second, too soon for a Coinbase token, which lives \
+             no longer than the session: renew the session (`tapsign unlock --extend`) and ask \
+             again"
+                .into(),
+        ));
+    }
+    Ok(exp)
+}
+
 /// The token for key `name` with private key `secret` (PEM or base64 Ed25519), valid from
-/// `nbf` for [`LIFETIME_SECS`]; `uri` is left out for websocket tokens.
+/// `nbf` until `exp` (seconds); `uri` is left out for websocket tokens.
 pub fn jwt(
     name: &str,
     secret: &[u8],
     nonce: &str,
     nbf: u64,
+    exp: u64,
     uri: Option<&str>,
 ) -> Result<String, SignError> {
     let kind = key_type(Exchange::Coinbase, secret).map_err(SignError::BadCredential)?;
@@ -114,7 +137,7 @@ pub fn jwt(
         sub: name,
         iss: "cdp",
         nbf,
-        exp: nbf + LIFETIME_SECS,
+        exp,
         uri,
     };
     // Structs of strings and numbers always serialize.

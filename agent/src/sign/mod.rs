@@ -40,6 +40,11 @@ pub struct Stamp {
     /// grow (Kraken). The agent takes it from [`crate::nonces::KrakenNonces`] for Kraken keys;
     /// `None` elsewhere. A Kraken request without one is refused, never signed with a guess.
     pub counter: Option<u64>,
+    /// When the open session ends, in milliseconds since the Unix epoch: its lifetime's end or,
+    /// when nearer, its idle end counted from this signature. A scheme whose signature carries
+    /// an expiry of the agent's choosing (Coinbase's `exp`) ends it no later. `None` where no
+    /// session bounds the signature (`policy explain`, tests).
+    pub session_ends_ms: Option<u64>,
 }
 
 impl Stamp {
@@ -55,6 +60,7 @@ impl Stamp {
             unix_ms,
             nonce,
             counter: None,
+            session_ends_ms: None,
         })
     }
 }

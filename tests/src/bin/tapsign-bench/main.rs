@@ -136,6 +136,7 @@ fn pure_signing() -> f64 {
             unix_ms: 1_700_000_000_000 + u64::from(i),
             nonce: [7; 16],
             counter: None,
+            session_ends_ms: None,
         };
         std::hint::black_box(sign::sign(&cred, &req, &stamp, &opts).unwrap());
     }
