@@ -3091,3 +3091,40 @@ fn an_okx_order_field_spelled_otherwise_is_refused_at_any_depth_with_no_line() {
     )
     .unwrap();
 }
+
+/// Upbit hashes a JSON body as the `k=v&...` query it flattens to, the same string a query's
+/// `k=v&...` is. The query's values were held to unencoded characters, a body's were not:
+/// `"identifier":"x%26currency%3DBTC..."` was signed, and a server that decodes the whole
+/// string before it splits reads a withdrawal's fields there (red-team round 27). A body value
+/// now takes the query's rule, with the query's kind of refusal; plain ids still sign.
+#[test]
+fn upbit_body_values_are_held_to_the_query_values_characters() {
+    let c = cred(Exchange::Upbit, "ak", "sk", None);
+    let order = |identifier: &str| {
+        format!(
+            r#"{{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"5000","identifier":"{identifier}"}}"#
+        )
+    };
+    for identifier in [
+        "x%26currency%3DBTC%26net_type%3DBTC%26amount%3D1%26address%3Dbc1qxyz",
+        "x%26a%3D1",
+        "x+net_type",
+        "x#y?z",
+        "a b",
+        "it's",
+        "x%",
+    ] {
+        let e = refused(&c, &req("POST", "/v1/orders", "", &order(identifier)));
+        assert!(
+            e.contains("identifier") && e.contains("hashes the body as the query"),
+            "{identifier}: {e}"
+        );
+        // The same value in a query is refused the same way.
+        let query = format!("uuid=x&identifier={}", identifier.replace(' ', "%20"));
+        let e = refused(&c, &req("GET", "/v1/order", &query, ""));
+        assert!(e.contains("query value"), "{identifier}: {e}");
+    }
+    for identifier in ["bot-20260101-0001", "grid_1.buy:2", "a~b,c!(d)@e$f/g*h"] {
+        signs(&c, &req("POST", "/v1/orders", "", &order(identifier)));
+    }
+}

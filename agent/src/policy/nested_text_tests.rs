@@ -245,12 +245,6 @@ fn a_free_text_id_holding_a_bracket_is_refused_and_told_to_use_an_id_without_one
             "{8f1a}",
         ),
         (
-            Upbit,
-            "/v1/orders",
-            r#"{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000","identifier":"@"}"#,
-            "{bot}-1",
-        ),
-        (
             Kucoin,
             "/api/v1/hf/orders",
             r#"{"clientOid":"a","symbol":"BTC-USDT","side":"buy","type":"market","size":"1","remark":"@"}"#,
@@ -275,6 +269,26 @@ fn a_free_text_id_holding_a_bracket_is_refused_and_told_to_use_an_id_without_one
         check_request(exchange, "k", &none, &request("grid-1"))
             .unwrap_or_else(|e| panic!("{exchange}: {e}"));
     }
+    // Upbit's `identifier` is held closer still since round 27: to an Upbit query value's
+    // characters, which leave out `{` and `[` too. Its refusal is that rule's, which names
+    // the characters an id may hold and gives one.
+    let order = |id: &str| {
+        post(
+            "/v1/orders",
+            &format!(
+                r#"{{"market":"KRW-BTC","side":"bid","ord_type":"price","price":"10000","identifier":"{id}"}}"#
+            ),
+        )
+    };
+    let msg = refusal(Upbit, &none, &order("{bot}-1")).to_string();
+    assert!(
+        msg.contains("hashes the body as the query")
+            && msg.contains("a free-text id such as identifier too")
+            && msg.contains("bot-20260101-0001")
+            && !msg.contains("allow = ["),
+        "{msg}"
+    );
+    check_request(Upbit, "k", &none, &order("grid-1")).unwrap();
 }
 
 /// Red-team round 26's recheck, R4: a head switched between a list and an object one level in

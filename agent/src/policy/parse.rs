@@ -844,6 +844,9 @@ fn parse_body(text: &str, g: &Grammar) -> Result<Body, ParseError> {
             if g.flat_hash {
                 check_no_empty(&v, true)?;
             }
+            if g.flat_hash && g.plain_values {
+                check_flat_values(&v, "")?;
+            }
             if g.json_no_separator {
                 check_no_form_separator(&v)?;
             }
@@ -870,6 +873,32 @@ fn check_no_form_separator(v: &Json) -> Result<(), ParseError> {
             .iter()
             .try_for_each(|(_, child)| check_no_form_separator(child)),
         Json::Array(items) => items.iter().try_for_each(check_no_form_separator),
+        _ => Ok(()),
+    }
+}
+
+/// Where the body is hashed as the `k=v&...` query it flattens to (Upbit, Bithumb), its string
+/// values land, unencoded, in the very string a query's would: held to the query's characters
+/// ([`value_ok`], plain). A body value was not, so `"identifier":"x%26currency%3DBTC"` was
+/// signed into a hashed string that a server decoding before it splits reads as more
+/// parameters, the reading the query rule exists to exclude, and `+`, `#`, `?` and spaces went
+/// in as well (red-team round 27). `name` is the member that holds `v`.
+fn check_flat_values(v: &Json, name: &str) -> Result<(), ParseError> {
+    match v {
+        Json::String(s) if !value_ok(s, true) => fail(format!(
+            "the body value of {name:?} holds a character other than letters, digits and \
+             -._~,:!*()@$/: this exchange hashes the body as the query it flattens to, signed \
+             unencoded, so a '%' escape would be signed one way and read another, '+', '#', \
+             '?', a space or an apostrophe would not mean what they say, and some servers \
+             split parameters on a ';', as in a query; send the value without them (a \
+             free-text id such as identifier too: bot-20260101-0001)"
+        )),
+        Json::Object(members) => members
+            .iter()
+            .try_for_each(|(key, child)| check_flat_values(child, key)),
+        Json::Array(items) => items
+            .iter()
+            .try_for_each(|child| check_flat_values(child, name)),
         _ => Ok(()),
     }
 }
@@ -1279,6 +1308,41 @@ mod tests {
         parse(
             Exchange::Okx,
             &req("POST", "/api/v5/trade/order", "", r#"{"e":[]}"#),
+        )
+        .unwrap();
+    }
+
+    /// A flat-hashed body's values, nested in lists too (hashed as `key[]=v`), take the query
+    /// values' characters (red-team round 27); a body signed as sent does not.
+    #[test]
+    fn a_flat_hashed_body_value_takes_the_query_values_characters() {
+        for ex in [Exchange::Upbit, Exchange::Bithumb] {
+            for body in [
+                r#"{"identifier":"x%26a%3D1"}"#,
+                r#"{"identifier":"a b"}"#,
+                r#"{"uuids":["a","b+c"]}"#,
+                r#"{"market":"KRW-BTC","identifier":"x#y?z"}"#,
+            ] {
+                let err = parse(ex, &req("POST", "/v1/orders", "", body)).unwrap_err();
+                assert!(
+                    err.0.contains("hashes the body as the query"),
+                    "{ex} {body}: {err:?}"
+                );
+            }
+            let err = parse(
+                ex,
+                &req("POST", "/v1/orders", "", r#"{"uuids":["a","b+c"]}"#),
+            );
+            assert!(err.unwrap_err().0.contains(r#""uuids""#));
+            parse(
+                ex,
+                &req("POST", "/v1/orders", "", r#"{"uuids":["a-1","b_2"],"n":5}"#),
+            )
+            .unwrap();
+        }
+        parse(
+            Exchange::Okx,
+            &req("POST", "/api/v5/trade/order", "", r#"{"clOrdId":"a b+c"}"#),
         )
         .unwrap();
     }
