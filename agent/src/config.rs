@@ -280,6 +280,25 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
                 entry.method, entry.path
             ));
         }
+        // Red-team round 27, R1: a placeholder listing a profile endpoint's literal
+        // (`{x:order|amend-order}`) never took that endpoint's requests, the profile's own
+        // entry did, so its narrowing was dead while `status` listed it.
+        if let Some((exchange, profiled)) = crate::policy::profile::answered_by_profile(&entry) {
+            return Err(format!(
+                "{at} ({} {}): its placeholder lists a segment of {exchange}'s profile endpoint \
+                 {} {}, whose requests the profile's own entry takes: a placeholder entry \
+                 stands in only for a profile endpoint with a placeholder in the same places, so \
+                 this entry would not count there. Write one entry per path, with the path word \
+                 for word ({} {}), which does replace the profile's entry, and leave that \
+                 segment out of the placeholder (docs/policy.md, \"Changing a key's profile\")",
+                entry.method,
+                entry.path,
+                profiled.method,
+                profiled.path,
+                profiled.method,
+                profiled.path
+            ));
+        }
         // The first entry that matches a request is the one used: a second for the same
         // endpoint (a suggested line pasted, then a narrowed copy after it) would never count.
         if let Some((j, first)) = policy
@@ -773,6 +792,50 @@ mod tests {
         }
         // Another method is another endpoint.
         Config::parse(&config(&entry("GET", "/f/{x}/o"), &entry("POST", "/f/a/o"))).unwrap();
+    }
+
+    /// Red-team round 27, R1: a placeholder entry that lists a profile endpoint's literal
+    /// segment loaded, but the profile's own entry took that endpoint's requests, so a swap
+    /// order in `cross` signed under `values = { tdMode = ["cash"] }`. Such an entry is refused,
+    /// pointing at the literal entry that does replace the profile's; a placeholder listing
+    /// nothing, and one listing only segments the profile has no literal entry for, load.
+    #[test]
+    fn a_placeholder_listing_a_profile_endpoint_literal_is_refused() {
+        let config = |entry: &str| format!("[keys.k]\nallow = [{entry}]\n");
+        for (entry, names) in [
+            (
+                "{ method = \"POST\", path = \"/api/v5/trade/{x:order|amend-order}\", \
+                 params = [\"instId\", \"tdMode\", \"side\", \"ordType\", \"sz\"], \
+                 values = { tdMode = [\"cash\"] } }",
+                "POST /api/v5/trade/amend-order",
+            ),
+            (
+                "{ method = \"POST\", path = \"/api/v5/trade/{x:ORDER}\", params = [\"instId\"] }",
+                "POST /api/v5/trade/order",
+            ),
+            (
+                "{ method = \"DELETE\", path = \"/api/v1/hf/orders/{x:cancelAll|foo}\", \
+                 params = [\"symbol\"], values = { symbol = [\"BTC-USDT\"] } }",
+                "DELETE /api/v1/hf/orders/cancelAll",
+            ),
+        ] {
+            let err = Config::parse(&config(entry)).unwrap_err();
+            assert!(
+                err.contains("keys.k.allow[0]")
+                    && err.contains(names)
+                    && err.contains("word for word")
+                    && err.contains("does replace the profile's entry"),
+                "{entry}: {err}"
+            );
+        }
+        for entry in [
+            "{ method = \"POST\", path = \"/api/v5/trade/order\", params = [\"instId\"] }",
+            "{ method = \"DELETE\", path = \"/api/v1/hf/orders/{orderId}\", params = [\"symbol\"] }",
+            "{ method = \"DELETE\", path = \"/api/v1/hf/orders/{orderId:foo|bar}\", params = [\"symbol\"] }",
+            "{ method = \"POST\", path = \"/api/v4/futures/{settle:usdt}/orders\", params = [\"contract\"] }",
+        ] {
+            Config::parse(&config(entry)).unwrap();
+        }
     }
 
     /// Red-team round 27: `params` took `*` and `a.*` (any one key under `a`), undocumented,

@@ -612,6 +612,73 @@ pub fn entries_kept_apart(a: &Endpoint, b: &Endpoint) -> bool {
     })
 }
 
+/// A profile endpoint (of any exchange: a key's table does not say its exchange) that would
+/// answer, in place of `entry`, for a path that `entry`'s placeholder names by listing it:
+/// `/api/v5/trade/{x:order|amend-order}` takes `/api/v5/trade/order`, but a placeholder entry
+/// stands in only for a profile endpoint with placeholders in the same places ([`find`]), so
+/// OKX's own `order` entry signed there and the entry's `values` never counted, while `status`
+/// listed them (red-team round 27, R1). A placeholder that lists nothing keeps the documented
+/// rule (`{orderId}` beside KuCoin's `cancelAll`): it names no literal sibling.
+pub fn answered_by_profile(entry: &Endpoint) -> Option<(Exchange, &'static Endpoint)> {
+    let ours: Vec<&str> = entry.path.trim_start_matches('/').split('/').collect();
+    Exchange::ALL.iter().find_map(|&ex| {
+        builtin(ex).endpoints.iter().find_map(|p| {
+            if p.method != entry.method {
+                return None;
+            }
+            let theirs: Vec<&str> = p.path.trim_start_matches('/').split('/').collect();
+            if theirs.len() != ours.len() {
+                return None;
+            }
+            // Some literal of the profile's that one of the entry's placeholders lists.
+            let named = ours.iter().zip(&theirs).any(|(o, t)| {
+                placeholder(t).is_none()
+                    && placeholder(o).is_some_and(|(_, listed)| {
+                        listed.is_some_and(|vs| vs.split('|').any(|v| v.eq_ignore_ascii_case(t)))
+                    })
+            });
+            if !named {
+                return None;
+            }
+            // The path the two share there: the profile's literals, the entry's where the
+            // profile has a placeholder, a value both list where both have one.
+            let segments: Option<Vec<String>> = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(o, t)| match (placeholder(o), placeholder(t)) {
+                    (_, None) => Some(t.to_string()),
+                    (None, Some(_)) => Some(o.to_string()),
+                    (Some((_, mine)), Some((_, listed))) => {
+                        let any = |vs: Option<&str>| -> Vec<String> {
+                            vs.map_or_else(Vec::new, |vs| {
+                                vs.split('|').map(str::to_owned).collect()
+                            })
+                        };
+                        match (any(mine), any(listed)) {
+                            (m, l) if m.is_empty() && l.is_empty() => Some("0".to_owned()),
+                            (m, l) if l.is_empty() => m.into_iter().next(),
+                            (m, l) if m.is_empty() => l.into_iter().next(),
+                            (m, l) => l
+                                .into_iter()
+                                .find(|v| m.iter().any(|w| w.eq_ignore_ascii_case(v))),
+                        }
+                    }
+                })
+                .collect();
+            let segments = segments?;
+            if !entry.matches_as_entry(&entry.method, &segments) {
+                return None;
+            }
+            // The endpoint the profile answers with for that path, as [`find`] looks it up.
+            let answers = builtin(ex)
+                .endpoints
+                .iter()
+                .find(|e| e.matches(&entry.method, &segments))?;
+            (!placeholders_align(&answers.path, &entry.path)).then_some((ex, answers))
+        })
+    })
+}
+
 /// [`find`] without the key's `only` list.
 fn find_unnarrowed<'a>(
     exchange: Exchange,
