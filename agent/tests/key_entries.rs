@@ -332,3 +332,93 @@ fn binance_universal_transfer_types_are_refused_whatever_an_entry_takes() {
         "{e}"
     );
 }
+
+/// Red-team round 27, R2: F4's own entry (`type`, `asset`, `amount`, at a path Binance does
+/// not sign) still signed a cross-margin loan (`type=BORROW`, `isIsolated` too when listed),
+/// its repayment, and the legacy spot-futures and spot-margin transfers (`type=1`), byte for
+/// byte the denied corpus's; and names only a transfer takes (`transFrom`, `transTo`,
+/// `transferType`, `futuresType`) were signed where `transferSide` was refused. Every such
+/// denied-corpus request, through an entry listing exactly its names, is refused as a fund
+/// value or a fund parameter; an order carrying `type=BORROW` is refused with no line.
+#[test]
+fn binance_loans_numeric_transfer_types_and_transfer_names_are_refused_whatever_an_entry_takes() {
+    let binance = Exchange::Binance;
+    let marks = |sent: &str| {
+        sent.split('&').any(|kv| {
+            let (name, value) = kv.split_once('=').unwrap_or((kv, ""));
+            ["transFrom", "transTo", "transferType", "futuresType"].contains(&name)
+                || name == "type"
+                    && (["BORROW", "REPAY"].contains(&value)
+                        || value.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    let through_entry = |method: &str, query: &str, body: &str| {
+        let sent = if query.is_empty() { body } else { query };
+        let names: Vec<String> = sent
+            .split('&')
+            .map(|kv| kv.split('=').next().unwrap().to_string())
+            .collect();
+        let policy = KeyPolicy {
+            allow: vec![Endpoint {
+                method: method.to_string(),
+                path: "/sapi/v1/foo/bar".into(),
+                doc: None,
+                params: names,
+                required: Vec::new(),
+                values: Default::default(),
+                body: None,
+            }],
+            ..KeyPolicy::default()
+        };
+        let r = req(method, "/sapi/v1/foo/bar", query, body);
+        match policy::check_request(binance, "k", &policy, &r) {
+            Ok(_) => panic!("signed {r:?}"),
+            Err(e) => format!("{e:?}"),
+        }
+    };
+    let mut marked = 0;
+    for denied in support::corpus::load("denied", binance) {
+        let sent = if denied.query.is_empty() {
+            &denied.body
+        } else {
+            &denied.query
+        };
+        if !marks(sent) {
+            continue;
+        }
+        marked += 1;
+        let e = through_entry(&denied.method, &denied.query, &denied.body);
+        assert!(
+            e.contains("FundValue") || e.contains("FundParameter"),
+            "{} {sent}: {e}",
+            denied.what
+        );
+    }
+    assert!(marked >= 9, "{marked} requests: the corpus was not read");
+    // The finding's own requests, in any case, and the loan without isIsolated.
+    for body in [
+        "type=BORROW&asset=USDT&amount=1000",
+        "type=repay&asset=USDT&amount=1000",
+        "asset=USDT&isIsolated=TRUE&symbol=BTCUSDT&amount=1000&type=Borrow",
+        "asset=USDT&amount=500&type=1",
+        "asset=USDT&amount=500&type=4",
+        "asset=USDT&amount=500&type=12",
+    ] {
+        let e = through_entry("POST", "", body);
+        assert!(e.contains("FundValue"), "{body}: {e}");
+    }
+    let e = through_entry("POST", "", "type=BORROW&asset=USDT&amount=1000");
+    assert!(e.contains("/sapi/v1/margin/borrow-repay"), "{e}");
+    // On a profile order: refused as a loan, with no line listing the value.
+    let order = req(
+        "POST",
+        "/api/v3/order",
+        "symbol=BTCUSDT&side=BUY&type=BORROW&quantity=1&timestamp=1700000000000",
+        "",
+    );
+    let e = refusal(binance, "k", &KeyPolicy::default(), &order);
+    assert!(
+        e.contains("borrow-repay") && !e.contains("allow = ["),
+        "{e}"
+    );
+}

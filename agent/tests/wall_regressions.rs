@@ -706,13 +706,24 @@ fn a_config_entry_cannot_shed_the_profile_rules_where_the_path_is_not_signed() {
         &req("POST", "/sapi/v1/margin/order", "", order),
     )
     .unwrap();
-    let history = "symbol=BTCUSDT&type=1";
+    // The history read signs without its optional `type` filter; with a number for it, its
+    // bytes are the legacy spot-futures transfer's `type` (red-team round 27, R2).
+    let history = "symbol=BTCUSDT&startTime=1700000000000";
     attempt(
         &binance,
         &ops,
         &req("GET", "/fapi/v1/positionMargin/history", history, ""),
     )
     .unwrap();
+    let filtered = "symbol=BTCUSDT&type=1";
+    assert!(
+        attempt(
+            &binance,
+            &ops,
+            &req("GET", "/fapi/v1/positionMargin/history", filtered, ""),
+        )
+        .is_err()
+    );
     // `marginType=ISOLATED` is another name (a futures setting), not `type`.
     let setting = "symbol=BTCUSD_PERP&marginType=ISOLATED";
     signs(&binance, &req("POST", "/dapi/v1/marginType", setting, ""));

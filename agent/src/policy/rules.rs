@@ -558,6 +558,13 @@ static BINANCE_PARAMS: &[(&str, Category)] = &[
     ("fromaccounttype", Transfer),
     ("toaccounttype", Transfer),
     ("transferside", Transfer),
+    // Names only a transfer takes, whatever its value (red-team round 27, R2): isolated
+    // margin's `transFrom`/`transTo` (`SPOT`, `ISOLATED_MARGIN`), Portfolio Margin's
+    // `transferType` (`EARN_TO_FUTURE`), the broker futures transfer's `futuresType`.
+    ("transfrom", Transfer),
+    ("transto", Transfer),
+    ("transfertype", Transfer),
+    ("futurestype", Transfer),
     ("subaccountstring", SubAccount),
     ("fromuseremail", SubAccount),
     ("touseremail", SubAccount),
@@ -615,12 +622,37 @@ pub(super) struct FundValue {
 /// `MAIN_UMFUTURE`, and no trading endpoint takes such a value. An entry written by hand whose
 /// names include those three signed the transfer's bytes whole (red-team round 27, F4). Listed
 /// first: `MARGIN_MAIN` is a transfer, not the liquidation its `MARGIN` starts.
+///
+/// `type=BORROW` (or `REPAY`) with `asset` and `amount` is all of
+/// `POST /sapi/v1/margin/borrow-repay`, a cross-margin loan, but for `isIsolated`, which
+/// defaults to false; and a `type` that is a number is the legacy spot-futures transfer
+/// (`POST /sapi/v1/futures/transfer`, `1` to `4`) and spot-margin transfer
+/// (`POST /sapi/v1/margin/transfer`, `1`, `2`), byte for byte beside `asset` and `amount`
+/// (red-team round 27, R2). No trading endpoint takes either: the order types are words, and
+/// the one number a profile takes under a name ending in `Type`, `strategyType`, is at least
+/// 1000000, compared whole where the name is cut, so never a single digit. A whole `type`
+/// that starts with a digit is refused; the reads this costs, written by hand
+/// (`GET /fapi/v1/positionMargin/history` filtered by `type`), say so in docs/policy.md.
 static BINANCE_VALUES: &[FundValue] = &[
     FundValue {
         name: "type",
         values: BINANCE_TRANSFER_TYPES,
         spared: &[],
         endpoint: "POST /sapi/v1/asset/transfer",
+        category: Transfer,
+    },
+    FundValue {
+        name: "type",
+        values: &["BORROW", "REPAY"],
+        spared: &[],
+        endpoint: "POST /sapi/v1/margin/borrow-repay",
+        category: Loan,
+    },
+    FundValue {
+        name: "type",
+        values: &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        spared: &[],
+        endpoint: "POST /sapi/v1/futures/transfer",
         category: Transfer,
     },
     FundValue {
