@@ -200,6 +200,19 @@ fn no_placeholder_entry_reaches_a_withheld_endpoint_and_no_refusal_there_hands_a
             panic!("{exchange} {method} {template}: {e}");
         }
         no_line(&named, &wider, template);
+        // Red-team round 27, R3: left out by the key's `only`, it got the line adding it back.
+        let left_out = KeyPolicy {
+            allow: vec![entry(method, template, &[])],
+            only: vec![("GET".into(), "/nothing/else".into())],
+            ..KeyPolicy::default()
+        };
+        for r in [&bare, &wider] {
+            let e = refusal(exchange, "k", &left_out, r);
+            assert!(
+                e.contains("on purpose") && !e.contains("to `only`") && !e.contains("allow = ["),
+                "{exchange} {method} {template} left out by only, {r:?}: {e}"
+            );
+        }
         let narrowed = KeyPolicy {
             allow: vec![entry(method, template, &[("a", "2")])],
             ..KeyPolicy::default()

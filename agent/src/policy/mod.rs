@@ -163,6 +163,22 @@ pub enum Denial {
          under [{table}]", table = profile::key_table(key)
     )]
     AllowedNotInOnly { key: String, entry: String },
+    /// [`Denial::AllowedNotInOnly`] on an endpoint left out on purpose: said with no line,
+    /// which a bot could otherwise send such a request to have the trader handed (red-team
+    /// round 27, R3).
+    #[error(
+        "refused: {entry} is left out of {exchange}'s trading profile on purpose: it {why}. \
+         This key's `allow` list in config.toml has an entry for it, but its `only` list, \
+         which signs nothing it does not name, leaves it out, and tapsign suggests no line \
+         that would put such an endpoint back; if this key must send it, edit `only` under \
+         [{table}] by hand", table = profile::key_table(key)
+    )]
+    WithheldNotInOnly {
+        exchange: Exchange,
+        key: String,
+        entry: String,
+        why: &'static str,
+    },
     /// One of Binance's calls that take the API key alone, which Binance refuses signed: a bot
     /// asking for one is told how to send it, not to write an entry for it (an entry on Binance
     /// makes signatures good on every endpoint with the same parameters; red-team round 21).
@@ -2153,7 +2169,16 @@ pub fn check_request<'p>(
         }
         if let Some((entry, source)) = profile::only_leaves_out(exchange, policy, &parsed) {
             let (key, entry) = (key.to_string(), entry.to_string());
+            let withheld = rules::withheld_endpoint(exchange, &parsed.method, &parsed.segments);
             return Err(match source {
+                // No line on an endpoint left out on purpose, whatever matched (red-team
+                // round 27, R3).
+                profile::Source::Config if let Some(w) = withheld => Denial::WithheldNotInOnly {
+                    exchange,
+                    key,
+                    entry,
+                    why: w.why,
+                },
                 // The key's own `allow` added it: the two lists disagree, and "on purpose"
                 // named the other list as the cause (red-team round 24).
                 profile::Source::Config => Denial::AllowedNotInOnly { key, entry },
