@@ -56,6 +56,25 @@ fn admin_flags(stack: &Stack) -> Option<u8> {
     }
 }
 
+/// What a program running as the trader can do with the factory key and no PIN: set
+/// `key` (AES-192) as the management key when given, store `printed` in PRINTED as ykman
+/// stores a key (`88 { 89 <printed> }`), and set ADMIN DATA's flags to `flags`.
+fn plant(stack: &Stack, key: Option<&[u8; 24]>, printed: &[u8; 24], flags: u8) {
+    let mut yk = open(stack);
+    let default = MgmKey::get_default(&yk).unwrap();
+    yk.authenticate(&default).unwrap();
+    if let Some(key) = key {
+        let key = MgmKey::from_bytes(key, Some(MgmAlgorithmId::Aes192)).unwrap();
+        key.set_manual(&mut yk, false).unwrap();
+        yk.authenticate(&key).unwrap();
+    }
+    let mut data = vec![0x88, 0x1A, 0x89, 0x18];
+    data.extend_from_slice(printed);
+    yk.save_object(PRINTED, &mut data).unwrap();
+    let mut admin = [0x80, 0x03, 0x81, 0x01, flags];
+    yk.save_object(ADMIN_DATA, &mut admin).unwrap();
+}
+
 /// `token add --piv` with `extra`: the card's PIN, after the PIN of the same card for the
 /// touch that opens the keystore once there is one.
 fn add(w: &World, extra: &[&str]) -> tapsign_tests::Run {
@@ -181,21 +200,21 @@ fn keep_default_mgm_key_keeps_it_and_says_what_it_costs() {
     });
 }
 
-/// A step that fails partway (the card refuses a write) stops the enrollment with what
-/// happened, and leaves a card that opens with the factory key, whose objects do not claim a
-/// stored key it does not have; the next `token add` then finishes the change.
+/// A step that fails before the card takes the new key (the card refuses a write) stops the
+/// enrollment with what happened, and leaves a card that opens with the factory key, whose
+/// objects do not claim a stored key it does not have; the next `token add` then finishes the
+/// change.
 #[test]
 fn a_refused_step_leaves_a_usable_card_and_the_next_enrollment_finishes() {
     harness::run(&[fw([5, 4, 3], 27_100_005)], |stack| {
         let faults = &stack.key(0).config().faults;
         let w = World::new();
-        // (instruction, commands let through, what is said, the admin flags left)
+        // (instruction, commands let through, what is said)
         let steps = [
-            (SET_MGM_KEY, 0, "refused the new management key", None),
-            (PUT_DATA, 0, "refused to store a new management key", None),
-            (PUT_DATA, 1, "refused to mark its management key", None),
+            (SET_MGM_KEY, 0, "refused the new management key"),
+            (PUT_DATA, 0, "refused to store a new management key"),
         ];
-        for (ins, pass, said, flags) in steps {
+        for (ins, pass, said) in steps {
             faults.set(ins, Some(Fault::Refuse { sw: 0x6A84, pass }));
             let out = add(&w, &[]);
             faults.set(ins, None);
@@ -210,7 +229,7 @@ fn a_refused_step_leaves_a_usable_card_and_the_next_enrollment_finishes() {
                 default_works(stack),
                 "{said}: the factory key still opens it"
             );
-            assert_eq!(admin_flags(stack), flags, "{said}");
+            assert_eq!(admin_flags(stack), None, "{said}");
             assert!(
                 !w.home().join("keystore").join("manifest.json").exists(),
                 "nothing enrolled"
@@ -223,50 +242,49 @@ fn a_refused_step_leaves_a_usable_card_and_the_next_enrollment_finishes() {
             }
         }
 
-        let out = add(&w, &[]);
-        assert!(out.ok().contains("Enrolled"), "{out:?}");
-        assert!(!default_works(stack));
-        assert!(stored_key(stack).is_some());
-    });
-}
-
-/// A card whose ADMIN DATA says the key is stored, with a stored key that does not
-/// authenticate (a step of an earlier enrollment failed after storing it, or another tool
-/// left it): tapsign tries the factory key next and, when it works, stores a new one; when
-/// neither works, it says so and how to go on.
-#[test]
-fn a_stored_key_that_does_not_authenticate_is_said() {
-    harness::run(&[fw([5, 7, 1], 27_100_006)], |stack| {
-        let w = World::new();
-        // PUT DATA of the flag served, SET MANAGEMENT KEY refused and the objects not put
-        // back: the card keeps the factory key under a stored one.
-        let faults = &stack.key(0).config().faults;
+        // The flag is written last: refused, the card has the new key, stored behind the PIN
+        // but not flagged, and the next run finds it there.
         faults.set(
             PUT_DATA,
             Some(Fault::Refuse {
                 sw: 0x6A84,
-                pass: 2,
-            }),
-        );
-        faults.set(
-            SET_MGM_KEY,
-            Some(Fault::Refuse {
-                sw: 0x6A80,
-                pass: 0,
+                pass: 1,
             }),
         );
         let out = add(&w, &[]);
         faults.set(PUT_DATA, None);
-        faults.set(SET_MGM_KEY, None);
-        out.fails_with(6, "could not be told so");
+        out.fails_with(6, "refused to mark it so");
         assert!(
             out.stderr.contains("Run `tapsign token add --piv` again"),
             "{out:?}"
         );
-        assert_eq!(admin_flags(stack), Some(0x02));
-        assert!(default_works(stack));
+        assert!(!default_works(stack));
+        assert_eq!(admin_flags(stack), None);
+        let unflagged = stored_key(stack).expect("the key in use is in PRINTED");
+
         let out = add(&w, &[]);
         assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(!default_works(stack));
+        assert_eq!(stored_key(stack).unwrap(), unflagged);
+        assert_eq!(admin_flags(stack), Some(0x02));
+    });
+}
+
+/// A card whose ADMIN DATA says the key is stored, with a stored key that does not
+/// authenticate (an earlier tapsign cut off between its writes, or another tool, left it):
+/// tapsign tries the factory key next and, when it works, stores a new one; when neither
+/// works, it says so and how to go on.
+#[test]
+fn a_stored_key_that_does_not_authenticate_is_said() {
+    harness::run(&[fw([5, 7, 1], 27_100_006)], |stack| {
+        let w = World::new();
+        plant(stack, None, &[0x11; 24], 0x02);
+        let out = add(&w, &[]);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(
+            out.stderr.contains("had the factory management key"),
+            "{out:?}"
+        );
         assert!(stored_key(stack).is_some());
 
         // Another tool sets a key of its own and leaves the stored one in place.
@@ -284,6 +302,85 @@ fn a_stored_key_that_does_not_authenticate_is_said() {
         let out = add(&w, &["--slot", "R2"]);
         out.fails_with(6, "says its management key is stored behind its PIN, but");
         assert!(out.stderr.contains("--custom-mgm-key"), "{out:?}");
+    });
+}
+
+/// What `ykman piv keys generate` says with the right PIN (a blank line to its management
+/// key prompt: the factory key), on slot 9D.
+fn ykman_generate(stack: &Stack) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ykman")
+        .args(["--reader", &stack.reader_name(0)])
+        .args([
+            "piv", "keys", "generate", "--pin", "123456", "-a", "ECCP256", "9d", "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Wherever a replacement stops (a card pulled, a kill, a refused write: here refusals from
+/// that step on), the card never says a key is stored while it uses another, so ykman never
+/// answers the right PIN with "PIN verification failed", and the next `token add` finishes.
+/// A flag left so by an earlier tapsign (or another tool) is cleared even under
+/// --keep-default-mgm-key (red-team round 27).
+#[test]
+fn no_interrupted_replacement_makes_ykman_blame_the_pin() {
+    harness::run_with_tools(&["ykman"], &[fw([5, 4, 3], 27_100_009)], |stack| {
+        const BLAME: &str = "PIN verification failed";
+        let faults = &stack.key(0).config().faults;
+        let w = World::new();
+        // The old order's state: the flag over a card still on the factory key.
+        plant(stack, None, &[0x11; 24], 0x02);
+        assert!(ykman_generate(stack).contains(BLAME), "the premise");
+        let out = add(&w, &["--keep-default-mgm-key"]);
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert_eq!(admin_flags(stack), Some(0x00));
+        assert!(!ykman_generate(stack).contains(BLAME));
+
+        // (SET refused too, PUT DATA let through before the rest are refused, what is said,
+        // what the next run says): on the factory key, PRINTED written, SET refused, PRINTED
+        // not put back.
+        let steps = [(
+            true,
+            1,
+            "refused the new management key",
+            "had the factory management key",
+        )];
+        for ((set, pass, said, next), slot) in steps.into_iter().zip(["R2"]) {
+            faults.set(PUT_DATA, Some(Fault::Refuse { sw: 0x6A84, pass }));
+            if set {
+                faults.set(
+                    SET_MGM_KEY,
+                    Some(Fault::Refuse {
+                        sw: 0x6A84,
+                        pass: 0,
+                    }),
+                );
+            }
+            let out = add(&w, &["--slot", slot]);
+            faults.set(PUT_DATA, None);
+            faults.set(SET_MGM_KEY, None);
+            out.fails_with(6, said);
+            let ykman = ykman_generate(stack);
+            assert!(!ykman.contains(BLAME), "{said}: {ykman}");
+            let out = add(&w, &["--slot", slot]);
+            assert!(out.ok().contains("Enrolled"), "{slot}: {out:?}");
+            assert!(out.stderr.contains(next), "{slot}: {out:?}");
+            assert_eq!(admin_flags(stack), Some(0x02), "{slot}");
+            assert!(stored_key(stack).is_some(), "{slot}");
+            let ykman = ykman_generate(stack);
+            assert!(!ykman.contains("Error"), "{slot}: {ykman}");
+        }
     });
 }
 

@@ -13,10 +13,12 @@
 //!   management key is stored behind the PIN".
 //!
 //! The order is chosen so that a failure at any step leaves a card that opens with a key
-//! tapsign and ykman can find: the key is stored (PRINTED, then the flag) before the card is
-//! told to use it, and finding the key tries the stored one first and the factory one after
-//! it. A SET MANAGEMENT KEY the card refuses puts both objects back. Every step runs on the
-//! card held alone ([`super::held`]), after the PIN check. See
+//! tapsign finds, and never one flagged as stored while the card uses another (ykman would
+//! then answer the right PIN with "PIN verification failed"): the flag off, the key stored in
+//! PRINTED, SET, the flag on ([`replace`]); finding the key tries the one in PRINTED first,
+//! flag or not, and the factory one after it. A SET MANAGEMENT KEY the card refuses puts both
+//! objects back. Every step runs on the card held alone ([`super::held`]), after the PIN
+//! check. See
 //! firmware-notes/default-management-key.md.
 
 use yubikey::{MgmAlgorithmId, MgmKey, YubiKey};
@@ -132,17 +134,32 @@ pub(super) fn authenticate(
     let current = current_algorithm(card)?;
     let admin = read_object(card, ADMIN_DATA, "its admin data (5FFF00)")?;
     let flags = admin.as_deref().map(Vec::as_slice).map_or(0, admin_flags);
-    // Some(found): the card says its key is stored behind the PIN, and the key stored there
-    // (found or not) did not authenticate.
-    let mut stale = None;
-    if flags & FLAG_KEY_STORED != 0 {
-        match stored_key(card, current.unwrap_or(MgmAlgorithmId::ThreeDes))? {
-            Some(key) if card.authenticate(&key)? => return Ok(MgmOutcome::Stored),
-            found => stale = Some(found.is_some()),
+    // PRINTED is read whether or not the flag says a key is stored: a replacement cut off
+    // after SET and before the flag leaves the key in use there, unflagged.
+    let printed = read_object(card, PRINTED, "its PIN-protected data (5FC109)")?;
+    let printed = printed.as_deref().map(Vec::as_slice);
+    let alg_now = current.unwrap_or(MgmAlgorithmId::ThreeDes);
+    let stored = printed.map(|p| stored_keys(p, alg_now)).unwrap_or_default();
+    for key in &stored {
+        if card.authenticate(key)? {
+            // A replacement cut off after SET leaves the key unflagged: the flag finishes it,
+            // so ykman finds it with the PIN. Best effort: a refusal leaves it to the next run.
+            if flags & FLAG_KEY_STORED == 0 {
+                let admin = admin.as_deref().map(Vec::as_slice);
+                let _ = put_object(
+                    card,
+                    ADMIN_DATA,
+                    &admin_data(admin, flags | FLAG_KEY_STORED),
+                );
+            }
+            return Ok(MgmOutcome::Stored);
         }
     }
-    // A stored key that does not authenticate is one a step of an earlier `token add` failed
-    // after storing (the card kept the factory key), or another tool left behind.
+    // Some(found): the card says its key is stored behind the PIN, and no key stored there
+    // (found or not) authenticated.
+    let stale = (flags & FLAG_KEY_STORED != 0).then_some(!stored.is_empty());
+    // A stored key that does not authenticate is one another tool (or an earlier tapsign,
+    // whose order left such a flag when cut off) left behind.
     if !card.authenticate(default)? {
         return match (stale, need) {
             (_, false) => Ok(MgmOutcome::Untouched),
@@ -153,16 +170,28 @@ pub(super) fn authenticate(
         };
     }
     if keep_default {
+        if stale.is_some() {
+            // A flag saying a key is stored over a card on the factory key makes ykman read
+            // that key, fail, and say "PIN verification failed" to the right PIN. Best
+            // effort: a refusal leaves it for the next run.
+            let admin = admin.as_deref().map(Vec::as_slice);
+            let _ = put_object(
+                card,
+                ADMIN_DATA,
+                &admin_data(admin, flags & !FLAG_KEY_STORED),
+            );
+        }
         return Ok(MgmOutcome::KeptDefault);
     }
     // AES where the card takes it: its key is AES already (5.7 and later), or its firmware
     // can set one (5.4.2 and later); 3DES otherwise.
     let aes = aes || current.is_some_and(|a| a != MgmAlgorithmId::ThreeDes);
-    let alg = match aes {
-        true => MgmAlgorithmId::Aes192,
-        false => MgmAlgorithmId::ThreeDes,
-    };
-    replace(card, alg, admin.as_deref().map(Vec::as_slice), serial)?;
+    replace(
+        card,
+        aes,
+        (admin.as_deref().map(Vec::as_slice), printed),
+        serial,
+    )?;
     Ok(MgmOutcome::Replaced { aes })
 }
 
@@ -232,27 +261,37 @@ fn put_object(card: &mut HeldCard<'_>, id: [u8; 3], value: &[u8]) -> Result<u16,
     Ok(card.send(&apdu, "writing a data object")?.1)
 }
 
-/// The key in PRINTED (`88 { 89 <key> }`), as `alg`; `None` when there is none (or it does
-/// not fit `alg`).
-fn stored_key(card: &mut HeldCard<'_>, alg: MgmAlgorithmId) -> Result<Option<MgmKey>, TokenError> {
-    let Some(printed) = read_object(card, PRINTED, "its PIN-protected data (5FC109)")? else {
-        return Ok(None);
+/// The key in PRINTED's value (`88 { 89 <key> }`) if it fits `alg`.
+fn stored_keys(printed: &[u8], alg: MgmAlgorithmId) -> Vec<MgmKey> {
+    let Some((TAG_PROTECTED, items, _)) = take(printed) else {
+        return Vec::new();
     };
-    let key = match take(&printed) {
-        Some((TAG_PROTECTED, items, _)) => find(items, TAG_PROTECTED_KEY),
-        _ => None,
-    };
-    Ok(key.and_then(|k| MgmKey::from_bytes(k, Some(alg)).ok()))
+    [TAG_PROTECTED_KEY]
+        .into_iter()
+        .filter_map(|tag| find(items, tag))
+        .filter_map(|k| MgmKey::from_bytes(k, Some(alg)).ok())
+        .collect()
 }
 
-/// Store a random `alg` key behind the PIN, then set it: the card is authenticated with the
-/// factory key. `admin`: the ADMIN DATA the card had, if any.
+/// Store a random key behind the PIN and set it: the card is authenticated with the factory
+/// key. `aes`: AES-192, else 3DES.
+/// `old`: the ADMIN DATA and PRINTED the card had, if any.
+///
+/// The order leaves, wherever it stops, a card whose key the next run finds (in PRINTED, or
+/// the factory one), and never a flag saying a key is stored while the card uses another:
+/// ykman, finding the flag, reads the stored key, fails, and says "PIN verification failed"
+/// to the right PIN (red-team round 27). So: the flag off (when set), PRINTED with the new
+/// key, SET, the flag on.
 fn replace(
     card: &mut HeldCard<'_>,
-    alg: MgmAlgorithmId,
-    admin: Option<&[u8]>,
+    aes: bool,
+    (admin, printed): (Option<&[u8]>, Option<&[u8]>),
     serial: u32,
 ) -> Result<(), TokenError> {
+    let alg = match aes {
+        true => MgmAlgorithmId::Aes192,
+        false => MgmAlgorithmId::ThreeDes,
+    };
     // 24 bytes for both: AES-192 and 3DES.
     let mut bytes = Zeroizing::new([0u8; 24]);
     getrandom::fill(&mut *bytes)
@@ -260,47 +299,58 @@ fn replace(
     // Borrowed, not copied: a copy of the array would be left unwiped.
     let key = MgmKey::from_bytes(bytes.as_slice(), Some(alg))
         .map_err(|_| TokenError::Other("internal: a management key of the wrong size".into()))?;
-    let printed = read_object(card, PRINTED, "its PIN-protected data (5FC109)")?;
     let still = "its management key is still the factory default";
     let retry = "Try again; to enroll with the factory key left in place (any program running as you can then replace the enrolled key), add --keep-default-mgm-key";
-    let sw = put_object(
-        card,
-        PRINTED,
-        &protected(printed.as_deref().map(Vec::as_slice), &*bytes),
-    )?;
+    let flags = admin.map_or(0, admin_flags);
+    let flagged = flags & FLAG_KEY_STORED != 0;
+    if flagged {
+        let sw = put_object(
+            card,
+            ADMIN_DATA,
+            &admin_data(admin, flags & !FLAG_KEY_STORED),
+        )?;
+        if sw != SW_OK {
+            return Err(TokenError::Other(format!(
+                "YubiKey {serial} refused to change its admin data (status {sw:04X}); nothing changed: {still}. {retry}"
+            )));
+        }
+    }
+    let sw = put_object(card, PRINTED, &protected(printed, &*bytes))?;
     if sw != SW_OK {
+        if flagged {
+            let _ = put_object(card, ADMIN_DATA, admin.unwrap_or_default());
+        }
         return Err(TokenError::Other(format!(
             "YubiKey {serial} refused to store a new management key behind its PIN (status {sw:04X}); nothing changed: {still}. {retry}"
         )));
     }
-    let flags = admin.map_or(0, admin_flags) | FLAG_KEY_STORED;
-    let sw = put_object(card, ADMIN_DATA, &admin_data(admin, flags))?;
-    if sw != SW_OK {
-        return Err(TokenError::Other(format!(
-            "YubiKey {serial} refused to mark its management key as stored behind its PIN (status {sw:04X}): {still} (the new key it keeps behind the PIN is not in use, and the next `tapsign token add --piv` replaces it). {retry}"
-        )));
-    }
     let sw = set_key(card, &key)?;
     if sw != SW_OK {
-        // Put back what said the key is stored: else ykman would read a key the card does not
-        // have (tapsign tries the factory one next). PRINTED is put back too, but a key left
-        // there unflagged is harmless.
-        let admin_back = put_object(card, ADMIN_DATA, admin.unwrap_or_default());
-        let old = printed.as_deref().map(Vec::as_slice).unwrap_or_default();
-        let _ = put_object(card, PRINTED, old);
-        return Err(TokenError::Other(match matches!(admin_back, Ok(SW_OK)) {
-            true => format!(
-                "YubiKey {serial} refused the new management key (status {sw:04X}): {still}. {retry}"
-            ),
-            false => format!(
-                "YubiKey {serial} refused the new management key (status {sw:04X}): {still}, but the card could not be told so (its admin data still says the key is stored behind the PIN, so ykman asks for the PIN and then fails). Run `tapsign token add --piv` again: it falls back to the factory key and stores a new one"
-            ),
-        }));
+        // Put back what the card had: the key in use stays where ykman looks for it. Were
+        // PRINTED left with the new key, the next run would still find the old one beside
+        // it, or the factory one.
+        let _ = put_object(card, PRINTED, printed.unwrap_or_default());
+        if flagged {
+            let _ = put_object(card, ADMIN_DATA, admin.unwrap_or_default());
+        }
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} refused the new management key (status {sw:04X}): {still}. {retry}"
+        )));
     }
     // The card proves it took the key, as every later `token add` will ask it to.
     if !card.authenticate(&key)? {
         return Err(TokenError::Other(format!(
-            "YubiKey {serial} took a new management key but does not authenticate with it; the key is stored on the card behind the PIN (`ykman piv info` says so). Try again; if it repeats, check the card with `ykman piv info`"
+            "YubiKey {serial} took a new management key but does not authenticate with it; the key is stored on the card behind the PIN. Try again; if it repeats, check the card with `ykman piv info`"
+        )));
+    }
+    let sw = put_object(
+        card,
+        ADMIN_DATA,
+        &admin_data(admin, flags | FLAG_KEY_STORED),
+    )?;
+    if sw != SW_OK {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial} took a new management key, stored behind its PIN, but refused to mark it so (status {sw:04X}): ykman asks for the management key until then. Run `tapsign token add --piv` again: it finds the key with the PIN and finishes"
         )));
     }
     Ok(())
