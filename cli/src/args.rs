@@ -140,7 +140,8 @@ pub enum TokenCommand {
     /// --piv generates a P-256 key in a retired slot of a YubiKey (touch policy always: a
     /// touch for every unlock) and asks for its PIN. A card with the factory management key
     /// gets a random one, stored on the card behind the PIN (unless --keep-default-mgm-key);
-    /// with --custom-mgm-key the management key (hex) is read after the PIN.
+    /// a key found stored there is replaced by a new random one the same way (storing one
+    /// takes no PIN); with --custom-mgm-key the management key (hex) is read after the PIN.
     ///
     /// --fido2 makes a credential with hmac-secret on a FIDO2 key (USB or NFC reader) and
     /// asks for two touches on it, and for its FIDO2 PIN when it has one and --uv is required

@@ -56,6 +56,13 @@ fn admin_flags(stack: &Stack) -> Option<u8> {
     }
 }
 
+/// Whether `key` (of algorithm `alg`) authenticates.
+fn authenticates(stack: &Stack, key: &[u8], alg: MgmAlgorithmId) -> bool {
+    let mut yk = open(stack);
+    let key = MgmKey::from_bytes(key, Some(alg)).unwrap();
+    yk.authenticate(&key).is_ok()
+}
+
 /// What a program running as the trader can do with the factory key and no PIN: set
 /// `key` (AES-192) as the management key when given, store `printed` in PRINTED as ykman
 /// stores a key (`88 { 89 <printed> }`), and set ADMIN DATA's flags to `flags`.
@@ -75,6 +82,13 @@ fn plant(stack: &Stack, key: Option<&[u8; 24]>, printed: &[u8; 24], flags: u8) {
     yk.save_object(ADMIN_DATA, &mut admin).unwrap();
 }
 
+/// PRINTED as the card gives it out after the PIN.
+fn printed(stack: &Stack) -> Vec<u8> {
+    let mut yk = open(stack);
+    yk.verify_pin(b"123456").unwrap();
+    yk.fetch_object(PRINTED).unwrap().to_vec()
+}
+
 /// `token add --piv` with `extra`: the card's PIN, after the PIN of the same card for the
 /// touch that opens the keystore once there is one.
 fn add(w: &World, extra: &[&str]) -> tapsign_tests::Run {
@@ -88,7 +102,8 @@ fn add(w: &World, extra: &[&str]) -> tapsign_tests::Run {
 
 /// After `token add`, the factory key opens nothing: a program with it cannot put a key of its
 /// own in the enrolled slot. The random key is stored behind the PIN (flag 02 in ADMIN DATA,
-/// `88 { 89 key }` in PRINTED), authenticates, and a second enrollment on the card reuses it.
+/// `88 { 89 key }` in PRINTED), authenticates, and a second enrollment on the card reads it
+/// and replaces it.
 fn replaces_and_reuses(stack: &Stack, alg: MgmAlgorithmId, said: &str) {
     assert!(default_works(stack), "a factory-fresh card");
     let mut w = World::new();
@@ -128,11 +143,21 @@ fn replaces_and_reuses(stack: &Stack, alg: MgmAlgorithmId, said: &str) {
     );
     drop(yk);
 
-    // A second slot on the same card: the stored key, read with the PIN, and left as it is.
+    // A second slot on the same card: the stored key, read with the PIN, is not kept but
+    // replaced (whoever stored it needed no PIN to), and the old one opens nothing.
     let out = add(&w, &["--slot", "R2"]);
     assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
     assert!(!out.stderr.contains("factory management key"), "{out:?}");
-    assert_eq!(stored_key(stack), Some(stored));
+    assert!(
+        out.stderr.contains(&format!(
+            "management key, stored behind its PIN, is replaced with a new random {said} one"
+        )),
+        "{out:?}"
+    );
+    let rotated = stored_key(stack).expect("the new stored key authenticates");
+    assert_ne!(rotated, stored);
+    assert!(!authenticates(stack, &stored, alg));
+    assert_eq!(admin_flags(stack), Some(0x02));
     w.run(
         &["key", "add", "b", "--exchange", "binance"],
         "ak\nsk-0123456789\n",
@@ -264,8 +289,12 @@ fn a_refused_step_leaves_a_usable_card_and_the_next_enrollment_finishes() {
 
         let out = add(&w, &[]);
         assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(
+            out.stderr.contains("is replaced with a new random"),
+            "{out:?}"
+        );
         assert!(!default_works(stack));
-        assert_eq!(stored_key(stack).unwrap(), unflagged);
+        assert_ne!(stored_key(stack).unwrap(), unflagged);
         assert_eq!(admin_flags(stack), Some(0x02));
     });
 }
@@ -302,6 +331,46 @@ fn a_stored_key_that_does_not_authenticate_is_said() {
         let out = add(&w, &["--slot", "R2"]);
         out.fails_with(6, "says its management key is stored behind its PIN, but");
         assert!(out.stderr.contains("--custom-mgm-key"), "{out:?}");
+    });
+}
+
+/// A program running as the trader, with the factory key and no PIN, stores a key of its own
+/// behind the PIN before the card's first enrollment, as ykman's `--protect` would (writing
+/// PRINTED and the flag takes the management key, not the PIN). `token add` reads it with the
+/// PIN and replaces it: the program's key no longer authenticates, so it cannot generate over
+/// the enrolled slot (red-team round 27).
+#[test]
+fn a_key_another_program_stored_before_enrollment_is_replaced() {
+    harness::run(&[fw([5, 4, 3], 27_100_008)], |stack| {
+        const MALWARE: [u8; 24] = [0x5A; 24];
+        plant(stack, Some(&MALWARE), &MALWARE, 0x02);
+        let w = World::new();
+        let out = add(&w, &[]);
+        assert!(out.ok().contains("Enrolled YubiKey"), "{out:?}");
+        assert!(
+            out.stderr.contains("YubiKey 27100008 (PIV slot R1)'s management key, stored behind its PIN, is replaced with a new random AES-192 one"),
+            "{out:?}"
+        );
+        assert!(!authenticates(stack, &MALWARE, MgmAlgorithmId::Aes192));
+        let mut yk = open(stack);
+        let malware = MgmKey::from_bytes(MALWARE, Some(MgmAlgorithmId::Aes192)).unwrap();
+        assert!(yk.authenticate(&malware).is_err());
+        let overwrite = piv::generate(
+            &mut yk,
+            SlotId::Retired(RetiredSlotId::R1),
+            AlgorithmId::EccP256,
+            PinPolicy::Never,
+            TouchPolicy::Never,
+        );
+        assert!(overwrite.is_err(), "the enrolled slot was overwritten");
+        drop(yk);
+        let stored = stored_key(stack).expect("the new stored key authenticates");
+        assert_ne!(stored, MALWARE);
+        assert_eq!(admin_flags(stack), Some(0x02));
+        // ykman's form, with nothing of the old key left beside it.
+        let mut want = vec![0x88, 0x1A, 0x89, 0x18];
+        want.extend_from_slice(&stored);
+        assert_eq!(printed(stack), want);
     });
 }
 
@@ -348,15 +417,32 @@ fn no_interrupted_replacement_makes_ykman_blame_the_pin() {
         assert!(!ykman_generate(stack).contains(BLAME));
 
         // (SET refused too, PUT DATA let through before the rest are refused, what is said,
-        // what the next run says): on the factory key, PRINTED written, SET refused, PRINTED
-        // not put back.
-        let steps = [(
-            true,
-            1,
-            "refused the new management key",
-            "had the factory management key",
-        )];
-        for ((set, pass, said, next), slot) in steps.into_iter().zip(["R2"]) {
+        // what the next run says):
+        // - on the factory key: PRINTED written, SET refused, PRINTED not put back;
+        // - on a stored flagged key: the flag cleared, PRINTED (new and old key) written,
+        //   SET refused, nothing put back;
+        // - on a stored flagged key: all but the flag written after SET.
+        let steps = [
+            (
+                true,
+                1,
+                "refused the new management key",
+                "had the factory management key",
+            ),
+            (
+                true,
+                2,
+                "refused the new management key",
+                "is replaced with a new random",
+            ),
+            (
+                false,
+                3,
+                "refused to mark it so",
+                "is replaced with a new random",
+            ),
+        ];
+        for ((set, pass, said, next), slot) in steps.into_iter().zip(["R2", "R3", "R4"]) {
             faults.set(PUT_DATA, Some(Fault::Refuse { sw: 0x6A84, pass }));
             if set {
                 faults.set(

@@ -15,10 +15,12 @@
 //! The order is chosen so that a failure at any step leaves a card that opens with a key
 //! tapsign finds, and never one flagged as stored while the card uses another (ykman would
 //! then answer the right PIN with "PIN verification failed"): the flag off, the key stored in
-//! PRINTED, SET, the flag on ([`replace`]); finding the key tries the one in PRINTED first,
-//! flag or not, and the factory one after it. A SET MANAGEMENT KEY the card refuses puts both
-//! objects back. Every step runs on the card held alone ([`super::held`]), after the PIN
-//! check. See
+//! PRINTED (beside the stored key it replaces, if any), SET, the flag on ([`replace`]);
+//! finding the key tries the ones in PRINTED first, flag or not, and the factory one after
+//! it. A SET MANAGEMENT KEY the card refuses puts both objects back. A key found stored is
+//! replaced all the same: storing one takes the management key, not the PIN, so a program
+//! that had the factory key may have stored its own. Every step runs on the card held alone
+//! ([`super::held`]), after the PIN check. See
 //! firmware-notes/default-management-key.md.
 
 use yubikey::{MgmAlgorithmId, MgmKey, YubiKey};
@@ -36,6 +38,10 @@ const PRINTED: [u8; 3] = [0x5F, 0xC1, 0x09];
 const ADMIN_DATA: [u8; 3] = [0x5F, 0xFF, 0x00];
 const TAG_PROTECTED: u8 = 0x88;
 const TAG_PROTECTED_KEY: u8 = 0x89;
+/// tapsign's own, in PRINTED beside ykman's key while a stored key is being replaced: the key
+/// still in use, for a run cut off before SET to find. ykman and the `yubikey` crate read
+/// only `89`.
+const TAG_PREVIOUS_KEY: u8 = 0x8A;
 const TAG_ADMIN: u8 = 0x80;
 const TAG_ADMIN_FLAGS: u8 = 0x81;
 /// The salt of a PIN-derived management key (deprecated): gone once the key is a stored one.
@@ -96,8 +102,10 @@ pub enum MgmOutcome {
     /// It was the factory key; a random one (AES-192, or 3DES on firmware before 5.4.2) took
     /// its place, stored on the card behind the PIN.
     Replaced { aes: bool },
-    /// The one stored behind the PIN (by an earlier `token add`, or `ykman ... --protect`).
-    Stored,
+    /// One stored behind the PIN (by an earlier `token add`, `ykman ... --protect`, or any
+    /// program that had the management key: storing needs no PIN), replaced by a random one
+    /// stored the same way.
+    Rotated { aes: bool },
     /// The factory key, left in place (`--keep-default-mgm-key`).
     KeptDefault,
     /// The one typed in (`--custom-mgm-key`).
@@ -142,17 +150,20 @@ pub(super) fn authenticate(
     let stored = printed.map(|p| stored_keys(p, alg_now)).unwrap_or_default();
     for key in &stored {
         if card.authenticate(key)? {
-            // A replacement cut off after SET leaves the key unflagged: the flag finishes it,
-            // so ykman finds it with the PIN. Best effort: a refusal leaves it to the next run.
-            if flags & FLAG_KEY_STORED == 0 {
-                let admin = admin.as_deref().map(Vec::as_slice);
-                let _ = put_object(
-                    card,
-                    ADMIN_DATA,
-                    &admin_data(admin, flags | FLAG_KEY_STORED),
-                );
-            }
-            return Ok(MgmOutcome::Stored);
+            // Writing PRINTED and the flag needs the management key, not the PIN: a program
+            // running as the trader that met the factory key before this card's first
+            // enrollment could have stored a key of its own there, and would keep it. So a
+            // stored key is never kept: a new one takes its place (red-team round 27).
+            let aes = aes || alg_now != MgmAlgorithmId::ThreeDes;
+            let old = Zeroizing::new(key.as_ref().to_vec());
+            replace(
+                card,
+                aes,
+                (admin.as_deref().map(Vec::as_slice), printed),
+                Some(&old),
+                serial,
+            )?;
+            return Ok(MgmOutcome::Rotated { aes });
         }
     }
     // Some(found): the card says its key is stored behind the PIN, and no key stored there
@@ -190,6 +201,7 @@ pub(super) fn authenticate(
         card,
         aes,
         (admin.as_deref().map(Vec::as_slice), printed),
+        None,
         serial,
     )?;
     Ok(MgmOutcome::Replaced { aes })
@@ -261,31 +273,34 @@ fn put_object(card: &mut HeldCard<'_>, id: [u8; 3], value: &[u8]) -> Result<u16,
     Ok(card.send(&apdu, "writing a data object")?.1)
 }
 
-/// The key in PRINTED's value (`88 { 89 <key> }`) if it fits `alg`.
+/// The keys in PRINTED's value (`88 { 89 <key>, 8A <previous> }`) that fit `alg`: ykman's
+/// and the one a replacement cut off before SET still has in use, in that order.
 fn stored_keys(printed: &[u8], alg: MgmAlgorithmId) -> Vec<MgmKey> {
     let Some((TAG_PROTECTED, items, _)) = take(printed) else {
         return Vec::new();
     };
-    [TAG_PROTECTED_KEY]
+    [TAG_PROTECTED_KEY, TAG_PREVIOUS_KEY]
         .into_iter()
         .filter_map(|tag| find(items, tag))
         .filter_map(|k| MgmKey::from_bytes(k, Some(alg)).ok())
         .collect()
 }
 
-/// Store a random key behind the PIN and set it: the card is authenticated with the factory
-/// key. `aes`: AES-192, else 3DES.
+/// Store a random key behind the PIN and set it: the card is authenticated with the key in
+/// use, `previous` when it is a stored one (else the factory key). `aes`: AES-192, else 3DES.
 /// `old`: the ADMIN DATA and PRINTED the card had, if any.
 ///
 /// The order leaves, wherever it stops, a card whose key the next run finds (in PRINTED, or
 /// the factory one), and never a flag saying a key is stored while the card uses another:
 /// ykman, finding the flag, reads the stored key, fails, and says "PIN verification failed"
 /// to the right PIN (red-team round 27). So: the flag off (when set), PRINTED with the new
-/// key, SET, the flag on.
+/// key (and `previous` beside it, for the next run to find should this one stop before
+/// SET), SET, PRINTED without `previous`, the flag on.
 fn replace(
     card: &mut HeldCard<'_>,
     aes: bool,
     (admin, printed): (Option<&[u8]>, Option<&[u8]>),
+    previous: Option<&[u8]>,
     serial: u32,
 ) -> Result<(), TokenError> {
     let alg = match aes {
@@ -299,8 +314,16 @@ fn replace(
     // Borrowed, not copied: a copy of the array would be left unwiped.
     let key = MgmKey::from_bytes(bytes.as_slice(), Some(alg))
         .map_err(|_| TokenError::Other("internal: a management key of the wrong size".into()))?;
-    let still = "its management key is still the factory default";
-    let retry = "Try again; to enroll with the factory key left in place (any program running as you can then replace the enrolled key), add --keep-default-mgm-key";
+    let still = match previous {
+        Some(_) => "its management key is still the one it had (stored behind its PIN)",
+        None => "its management key is still the factory default",
+    };
+    let retry = match previous {
+        Some(_) => "Try again",
+        None => {
+            "Try again; to enroll with the factory key left in place (any program running as you can then replace the enrolled key), add --keep-default-mgm-key"
+        }
+    };
     let flags = admin.map_or(0, admin_flags);
     let flagged = flags & FLAG_KEY_STORED != 0;
     if flagged {
@@ -315,7 +338,7 @@ fn replace(
             )));
         }
     }
-    let sw = put_object(card, PRINTED, &protected(printed, &*bytes))?;
+    let sw = put_object(card, PRINTED, &protected(printed, &*bytes, previous))?;
     if sw != SW_OK {
         if flagged {
             let _ = put_object(card, ADMIN_DATA, admin.unwrap_or_default());
@@ -343,6 +366,10 @@ fn replace(
             "YubiKey {serial} took a new management key but does not authenticate with it; the key is stored on the card behind the PIN. Try again; if it repeats, check the card with `ykman piv info`"
         )));
     }
+    if previous.is_some() {
+        // Best effort: a key left beside the new one is no longer in use.
+        let _ = put_object(card, PRINTED, &protected(printed, &*bytes, None));
+    }
     let sw = put_object(
         card,
         ADMIN_DATA,
@@ -366,24 +393,29 @@ fn set_key(card: &mut HeldCard<'_>, key: &MgmKey) -> Result<u16, TokenError> {
     Ok(card.send(&apdu, "setting the management key")?.1)
 }
 
-/// PRINTED holding `key` (`88 { ... 89 <key> }`): what else the old one held is kept when it
-/// fits one command, as the `yubikey` crate keeps it; else dropped, as ykman drops it.
-fn protected(old: Option<&[u8]>, key: &[u8]) -> Zeroizing<Vec<u8>> {
+/// PRINTED holding `key` (`88 { ... 89 <key> }`), and `previous` (`8A`) when given: what else
+/// the old one held is kept when it fits one command, as the `yubikey` crate keeps it; else
+/// dropped, as ykman drops it.
+fn protected(old: Option<&[u8]>, key: &[u8], previous: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
     let mut items = Zeroizing::new(Vec::new());
     if let Some((TAG_PROTECTED, inner, _)) = old.and_then(take) {
         let mut rest = inner;
         while let Some((tag, value, next)) = take(rest) {
-            if tag != TAG_PROTECTED_KEY {
+            if tag != TAG_PROTECTED_KEY && tag != TAG_PREVIOUS_KEY {
                 items.extend_from_slice(&tlv(tag, value));
             }
             rest = next;
         }
     }
-    // 5C 03 id, 53 L, 88 L, 89 L key: 5 + 3 + 3 + 2 + 24 bytes around the kept items.
-    if items.len() + 40 > PUT_MAX {
+    // 5C 03 id, 53 L, 88 L, 89 L key, 8A L previous: 5 + 3 + 3 + 2 + 24 + 2 + 32 bytes
+    // around the kept items.
+    if items.len() + 80 > PUT_MAX {
         items.clear();
     }
     items.extend_from_slice(&tlv(TAG_PROTECTED_KEY, key));
+    if let Some(previous) = previous {
+        items.extend_from_slice(&tlv(TAG_PREVIOUS_KEY, previous));
+    }
     tlv(TAG_PROTECTED, &items)
 }
 

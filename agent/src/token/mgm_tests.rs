@@ -7,16 +7,19 @@ fn the_protected_object_is_ykmans() {
     // What ykman's PivmanProtectedData writes: 88 { 89 <key> }.
     let mut want = vec![0x88, 26, 0x89, 24];
     want.extend_from_slice(&KEY);
-    assert_eq!(protected(None, &KEY).as_slice(), want.as_slice());
+    assert_eq!(protected(None, &KEY, None).as_slice(), want.as_slice());
     // An old key is replaced, another item kept.
     let old = [0x88, 0x07, 0x81, 0x01, 0x01, 0x89, 0x02, 0xAA, 0xBB];
-    let got = protected(Some(&old), &KEY);
+    let got = protected(Some(&old), &KEY, None);
     let (tag, items, rest) = take(&got).unwrap();
     assert_eq!((tag, rest), (0x88, &[][..]));
     assert_eq!(find(items, 0x81), Some(&[0x01][..]));
     assert_eq!(find(items, 0x89), Some(&KEY[..]));
     // Something that is not ykman's object is not kept.
-    assert_eq!(protected(Some(&[0x01, 0x02, 0x03, 0x04]), &KEY).len(), 28);
+    assert_eq!(
+        protected(Some(&[0x01, 0x02, 0x03, 0x04]), &KEY, None).len(),
+        28
+    );
 }
 
 #[test]
@@ -52,4 +55,22 @@ fn tlv_lengths_round_trip_and_bad_ones_are_refused() {
     );
     assert_eq!(take(&[0x53]), None);
     assert_eq!(admin_flags(&[0x80, 0x02, 0x81, 0x05]), 0, "cut: no flags");
+}
+
+/// While a stored key is replaced, PRINTED holds the new key where ykman reads it and the one
+/// still in use beside it (`8A`), which the next run finds should this one stop before SET;
+/// once the card uses the new key, the old one is dropped.
+#[test]
+fn a_replaced_stored_key_is_kept_beside_the_new_one_until_set() {
+    const OLD: [u8; 24] = [0x11; 24];
+    let during = protected(None, &KEY, Some(&OLD));
+    let found: Vec<Vec<u8>> = stored_keys(&during, MgmAlgorithmId::Aes192)
+        .iter()
+        .map(|k| k.as_ref().to_vec())
+        .collect();
+    assert_eq!(found, [KEY.to_vec(), OLD.to_vec()]);
+    let after = protected(Some(&during), &KEY, None);
+    let (_, items, _) = take(&after).unwrap();
+    assert_eq!(find(items, 0x8A), None);
+    assert_eq!(find(items, 0x89), Some(&KEY[..]));
 }

@@ -291,12 +291,18 @@ fn say_mgm(stub: &TokenStub, mgm: MgmOutcome) {
             "{card} had the factory management key: it now has a random {} one, stored on the card behind its PIN (ykman and tapsign find it with the PIN), so no program can replace or wipe the enrolled key without the PIN.",
             if aes { "AES-192" } else { "3DES" }
         ),
+        // Storing a key behind the PIN needs the management key only: a program that had the
+        // factory one may have stored its own there before this enrollment (red-team round 27).
+        MgmOutcome::Rotated { aes } => errln!(
+            "{card}'s management key, stored behind its PIN, is replaced with a new random {} one: storing a key there takes no PIN, so whoever stored the old one (an earlier `tapsign token add`, ykman, or another program) can no longer use it.",
+            if aes { "AES-192" } else { "3DES" }
+        ),
         // The factory key lets any program running as the trader replace the enrolled key
         // with no PIN and no touch (red-team round 27).
         MgmOutcome::KeptDefault => errln!(
             "WARNING: {card} keeps its factory management key (--keep-default-mgm-key): any program running as you can generate or import a key over the enrolled one, with no PIN and no touch, and this card then never opens the keystore again. To close this, run `ykman piv access change-management-key --generate --protect` (tapsign finds that key with the PIN), and keep a second token enrolled."
         ),
-        MgmOutcome::Stored | MgmOutcome::Custom | MgmOutcome::Untouched => {}
+        MgmOutcome::Custom | MgmOutcome::Untouched => {}
     }
 }
 
