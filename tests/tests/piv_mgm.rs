@@ -114,6 +114,13 @@ fn replaces_and_reuses(stack: &Stack, alg: MgmAlgorithmId, said: &str) {
             .contains(&format!("had the factory management key: it now has a random {said} one, stored on the card behind its PIN")),
         "{out:?}"
     );
+    // Without the PIN, a program can still spend the PIN and PUK tries and reset the applet,
+    // which wipes the slot: the line must not promise otherwise (red-team round 27).
+    assert!(!out.stderr.contains("replace or wipe"), "{out:?}");
+    assert!(
+        out.stderr.contains("One can still wipe the card, by spending its PIN and PUK tries and resetting it: keep a second token enrolled."),
+        "{out:?}"
+    );
     assert!(!default_works(stack), "the factory key is gone");
     let mut yk = open(stack);
     let default = MgmKey::get_default(&yk).unwrap();

@@ -288,7 +288,7 @@ fn say_mgm(stub: &TokenStub, mgm: MgmOutcome) {
     let card = stub.describe();
     match mgm {
         MgmOutcome::Replaced { aes } => errln!(
-            "{card} had the factory management key: it now has a random {} one, stored on the card behind its PIN (ykman and tapsign find it with the PIN), so no program can replace or wipe the enrolled key without the PIN.",
+            "{card} had the factory management key: it now has a random {} one, stored on the card behind its PIN (ykman and tapsign find it with the PIN), so no program can replace the enrolled key without the PIN. One can still wipe the card, by spending its PIN and PUK tries and resetting it: keep a second token enrolled.",
             if aes { "AES-192" } else { "3DES" }
         ),
         // Storing a key behind the PIN needs the management key only: a program that had the
