@@ -798,9 +798,15 @@ fn unrecorded_absent(e: TokenError, slots: &[Keyslot]) -> TokenError {
             found: "a token without the key its keyslot names".into(),
             expected: hint,
         },
-        _ => TokenError::Absent {
-            hint: format!("insert {hint}"),
-        },
+        // With why a transport was not searched (pcscd not running), which the hint rebuilt
+        // here dropped (red-team round 27, recheck F3).
+        _ => {
+            let stubs: Vec<&TokenStub> = slots.iter().map(|s| &s.stub).collect();
+            let notes = token::absent_notes(&e, &stubs);
+            TokenError::Absent {
+                hint: format!("insert {hint}{notes}"),
+            }
+        }
     }
 }
 

@@ -221,3 +221,38 @@ fn a_fido2_pin_goes_only_to_a_card_no_other_program_has_open() {
         },
     );
 }
+
+/// Red-team round 27, recheck F3: with pcscd not running, `tapsign unlock` printed `Touch
+/// FIDO2 key ...` and then "insert FIDO2 key" of a key that was in the reader: the locate
+/// over every enrolled token rebuilt the absent error and dropped the FIDO2 search's note
+/// that the PC/SC readers were not searched. The CLI says it before any prompt, and the agent
+/// says it to a bot.
+#[test]
+fn an_unlock_with_pcscd_not_running_says_so_not_only_insert() {
+    harness::run(
+        &[fido(21_270_006, Some(PIN), &[PinProtocol::Two])],
+        |stack| {
+            let mut w = World::new();
+            enroll(&w, &["--name", "NFC key"], &format!("{PIN}\n"));
+            add_key(&w);
+            agent(&mut w);
+            stack.stop_pcscd().unwrap();
+            let out = w.run(&["unlock"], &format!("{PIN}\n"));
+            out.fails_with(6, "[token_absent]");
+            assert!(out.stderr.contains("pcscd"), "{out:?}");
+            assert!(
+                out.stderr.contains("NFC readers were not searched"),
+                "{out:?}"
+            );
+            assert!(
+                !out.stderr.contains("Touch"),
+                "said before any prompt: {out:?}"
+            );
+            let e = bot_unlock(&w, Some(PIN)).unwrap_err();
+            assert!(e.contains("pcscd") && e.contains("insert FIDO2 key"), "{e}");
+            stack.start_pcscd().unwrap();
+            let out = w.run(&["unlock"], &format!("{PIN}\n"));
+            assert!(out.ok().contains("Unlocked 1 key(s)"), "{out:?}");
+        },
+    );
+}

@@ -356,12 +356,17 @@ pub fn locate_noting(stubs: &[&TokenStub], search: &Search<'_>) -> Result<Found,
             }
         }
     }
+    // What a kind's "absent" added to its "insert ...": a transport it could not search.
+    let mut notes = String::new();
     let fido = of_kind("fido2");
     if !fido.is_empty() {
         let only: Vec<&TokenStub> = fido.iter().map(|(_, s)| *s).collect();
         match fido2::Fido2Token::locate(&only, search.pin) {
             Ok((i, t)) => return Ok(found(fido[i].0, Box::new(t), met)),
-            Err(e) => met.push(e),
+            Err(e) => {
+                notes.push_str(absent_notes(&e, &only));
+                met.push(e);
+            }
         }
     }
     let soft = of_kind("soft");
@@ -382,11 +387,28 @@ pub fn locate_noting(stubs: &[&TokenStub], search: &Search<'_>) -> Result<Found,
         }
     }
     match kept(met) {
+        // The one "insert" names every enrolled token, and keeps why a transport was not
+        // searched: "pcscd is not running" was dropped, and an unlock told the trader to
+        // insert a key that was in the reader (red-team round 27, recheck F3).
         Some(TokenError::Absent { .. }) | None => Err(TokenError::Absent {
-            hint: format!("insert {}", expected()),
+            hint: format!("insert {}{notes}", expected()),
         }),
         Some(e) => Err(e),
     }
+}
+
+/// What absent error `e`, got looking for `stubs`, says beyond "insert <stubs>": the notes of
+/// a transport that could not be searched (" (NFC readers were not searched: the PC/SC daemon
+/// (pcscd) is not running ...)"), empty when none.
+pub fn absent_notes<'e>(e: &'e TokenError, stubs: &[&TokenStub]) -> &'e str {
+    let TokenError::Absent { hint } = e else {
+        return "";
+    };
+    let named: Vec<String> = stubs.iter().map(|s| s.describe()).collect();
+    hint.strip_prefix("insert ")
+        .and_then(|h| h.strip_prefix(named.join(" or ").as_str()))
+        .filter(|notes| notes.starts_with(" ("))
+        .unwrap_or_default()
 }
 
 /// Which of `stubs` has its token present, found as [`locate`] finds it but with no PIN and
@@ -595,5 +617,25 @@ mod tests {
         keep(&mut first, wrong());
         keep(&mut first, absent());
         assert!(matches!(first, Some(TokenError::WrongToken { .. })));
+    }
+
+    /// The note of a transport not searched survives the "insert" naming every enrolled token
+    /// (red-team round 27, recheck F3).
+    #[test]
+    fn absent_notes_are_what_follows_the_insert_of_the_tokens_looked_for() {
+        let (a, b) = (fido("desk", "required"), fido("nfc", "required"));
+        let hint =
+            "insert FIDO2 key \"desk\" or FIDO2 key \"nfc\" (NFC readers were not searched: x)";
+        let e = TokenError::Absent { hint: hint.into() };
+        assert_eq!(
+            absent_notes(&e, &[&a, &b]),
+            " (NFC readers were not searched: x)"
+        );
+        assert_eq!(absent_notes(&e, &[&a]), "");
+        let plain = TokenError::Absent {
+            hint: "insert FIDO2 key \"desk\"".into(),
+        };
+        assert_eq!(absent_notes(&plain, &[&a]), "");
+        assert_eq!(absent_notes(&TokenError::SoftRefused, &[&a]), "");
     }
 }

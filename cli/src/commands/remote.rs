@@ -152,6 +152,10 @@ fn chosen<'a>(
         return Ok(Choice::default());
     }
     let mut passed = Vec::new();
+    // No token found, and a transport not searched (pcscd not running): said before the
+    // prompts, as the agent says it, not after a `Touch ...` line (red-team round 27, recheck
+    // F3).
+    let mut unsearched = None;
     for (list, is_spare) in [(tokens, false), (spare, true)] {
         let stubs: Vec<&TokenStub> = list.iter().collect();
         if stubs.is_empty() {
@@ -169,8 +173,14 @@ fn chosen<'a>(
             // meets it too, so it is said before the prompts (red-team round 27: the PIN was
             // read and `Touch ...` printed, and the agent then waited on the same card).
             Err(e @ TokenError::InUse { .. }) => return Err(refused(e.into())),
+            Err(e @ TokenError::Absent { .. }) if !token::absent_notes(&e, &stubs).is_empty() => {
+                unsearched.get_or_insert(e);
+            }
             Err(e) => passed.push(e),
         }
+    }
+    if let Some(e) = unsearched {
+        return Err(refused(e.into()));
     }
     Ok(Choice::default())
 }
