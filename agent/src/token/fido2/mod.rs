@@ -411,7 +411,7 @@ fn pick_device(
             taken.join("; ")
         ))),
         (0, true) if !found.unreached.is_empty() => {
-            Err(session::unreached_error(&found.unreached[0]))
+            Err(session::unreached_error(&found.unreached[0], "a FIDO2 key"))
         }
         (0, true) => Err(TokenError::Absent {
             hint: format!("insert a FIDO2 key (none found on USB or the PC/SC readers){notes}"),

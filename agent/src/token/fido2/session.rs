@@ -132,7 +132,7 @@ impl Fido2Token {
         // A card that could not be asked may be the key: "insert it" was said of a key in
         // the reader another program held, or while pcscd was gone (red-team round 27).
         if let Some(u) = found.unreached.first() {
-            return Err(unreached_error(u));
+            return Err(unreached_error(u, &expected));
         }
         if seen.is_empty() {
             let mut hint = format!("insert {expected}");
@@ -159,11 +159,20 @@ impl Fido2Token {
     }
 }
 
-/// Why a card that may be the FIDO2 key asked for could not be asked ([`Unreached`]).
-pub(super) fn unreached_error(u: &Unreached) -> TokenError {
+/// Why a card that may be the FIDO2 key asked for (`expected`) could not be asked
+/// ([`Unreached`]), no such key being found elsewhere. A held card may be no FIDO2 key at all
+/// (gpg's scdaemon holds the OpenPGP card or YubiKey it uses, by default): so both are said,
+/// insert the key, or close the program if it is that card; "close that program" alone had
+/// the trader kill scdaemon for a key not plugged in (red-team round 27, recheck F5). Still
+/// `busy`: a key that another program holds only for a moment opens on the next try.
+pub(super) fn unreached_error(u: &Unreached, expected: &str) -> TokenError {
     let card = format!("the card in {}", u.location.describe());
     match &u.why {
-        Fido2Error::InUse => TokenError::InUse { token: card },
+        Fido2Error::InUse => TokenError::InUse {
+            token: format!(
+                "no FIDO2 key was found: insert {expected}; or, if it is {card}, that card"
+            ),
+        },
         Fido2Error::Unavailable(hint) => TokenError::Unavailable { hint: hint.clone() },
         e => TokenError::Other(format!("{card} could not be asked: {e}")),
     }
