@@ -479,6 +479,23 @@ pub mod at_rest {
         found.remove(0)
     }
 
+    /// The only keyslot file of the live keystore, and its id (the file's stem).
+    pub fn only_keyslot(w: &World) -> (PathBuf, String) {
+        let dir = live(w).join("keyslots");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("the keyslots folder")
+            .map(|e| e.expect("a keyslot entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let file = files.remove(0);
+        let id = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("a keyslot file's id")
+            .to_owned();
+        (file, id)
+    }
+
     /// A credential's file in the live keystore.
     pub fn cred_file(w: &World, name: &str) -> PathBuf {
         live(w).join("credentials").join(format!("{name}.json"))

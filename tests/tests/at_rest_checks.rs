@@ -287,14 +287,8 @@ fn status_says_the_keystore_the_agent_verified_was_moved_not_to_enroll_a_token()
 fn token_list_says_to_put_back_the_only_tokens_missing_keyslot() {
     let w = World::new();
     w.setup_key("kb", "binance", "ak", "sk");
-    let dir = tapsign_tests::at_rest::live(&w).join("keyslots");
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let (file, id) = tapsign_tests::at_rest::only_keyslot(&w);
+    let dir = file.parent().unwrap().to_owned();
     std::fs::rename(&file, dir.join(format!(".{id}.json.hide"))).unwrap();
 
     let list = w.run(&["token", "list"], "");
@@ -318,14 +312,7 @@ fn unlock_with_the_only_keyslot_file_missing_says_to_put_it_back_before_any_prom
     let mut w = World::new();
     w.setup_key("kb", "binance", "ak", "sk");
     w.start_agent();
-    let dir = tapsign_tests::at_rest::live(&w).join("keyslots");
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let (file, id) = tapsign_tests::at_rest::only_keyslot(&w);
     let aside = w.home().join("keyslot.aside");
     std::fs::rename(&file, &aside).unwrap();
 

@@ -8,14 +8,7 @@ use tapsign_tests::at_rest::{forge_manifest, live};
 
 /// The only keyslot file's id.
 fn only_keyslot(w: &World) -> String {
-    let dir = live(w).join("keyslots");
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    file.file_stem().unwrap().to_str().unwrap().to_owned()
+    tapsign_tests::at_rest::only_keyslot(w).1
 }
 
 /// One keyslot hash edited in `manifest.json` (checksum recomputed, MAC left wrong): `token
