@@ -120,6 +120,9 @@ mod tests {
     #[test]
     fn a_held_process_is_signalled() {
         let mut child = hup_default().args(["sleep", "600"]).spawn().unwrap();
+        // Until env has exec'd sleep, SIGHUP may still be ignored as inherited: wait for it.
+        let comm = format!("/proc/{}/comm", child.id());
+        wait_for(|| std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep"));
         let held = Held::checked(child.id(), |_| true).expect("held");
         held.hup().unwrap();
         let status = child.wait().unwrap();
@@ -133,7 +136,8 @@ mod tests {
     /// A command line that runs its program with SIGHUP's default action (GNU `env`): an
     /// ignored SIGHUP is inherited across exec, and a test run under `nohup` (a CI runner's
     /// shell, say) would then see no process end by SIGHUP, signalled or not: the first test
-    /// failed so, and the second passed whatever was signalled.
+    /// failed so, and the second passed whatever was signalled. env resets it before it execs
+    /// the program, so a test signals only once the program runs.
     fn hup_default() -> Command {
         let mut cmd = Command::new("env");
         cmd.arg("--default-signal=HUP");
