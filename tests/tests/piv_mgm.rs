@@ -338,6 +338,24 @@ fn a_stored_key_that_does_not_authenticate_is_said() {
         let out = add(&w, &["--slot", "R2"]);
         out.fails_with(6, "says its management key is stored behind its PIN, but");
         assert!(out.stderr.contains("--custom-mgm-key"), "{out:?}");
+
+        // Doing as told works with the card's AES-192 key: 48 hex digits were taken as 3DES
+        // alone, so the key was refused as wrong. A key of the wrong length for the card's
+        // algorithm is said so.
+        let custom = |key: &str| {
+            w.run(
+                &["token", "add", "--piv", "--slot", "R2", "--custom-mgm-key"],
+                &format!("{PIN}{PIN}{key}\n"),
+            )
+        };
+        let out = custom(&"42".repeat(16));
+        out.fails_with(
+            6,
+            "management key is AES-192, 48 hex digits, and that one has 32",
+        );
+        let out = custom(&"42".repeat(24));
+        assert!(out.ok().contains("Enrolled"), "{out:?}");
+        assert!(authenticates(stack, &[0x42; 24], MgmAlgorithmId::Aes192));
     });
 }
 

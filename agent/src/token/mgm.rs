@@ -55,8 +55,9 @@ const PUT_MAX: usize = 255;
 
 /// How `token add --piv` gets its management key.
 pub(super) enum Plan {
-    /// The one the trader typed in (`--custom-mgm-key`), used as it is.
-    Custom(MgmKey),
+    /// The one the trader typed in (`--custom-mgm-key`), used as it is: its bytes, of a
+    /// length some algorithm takes; which one is the card's to say ([`custom_key`]).
+    Custom(Zeroizing<Vec<u8>>),
     /// The one stored behind the PIN, else the factory one (`default`, the card's by
     /// firmware), which is replaced unless `keep_default`. `aes`: the firmware takes AES
     /// management keys (5.4.2 and later).
@@ -82,9 +83,10 @@ impl Plan {
                     "the management key must be hex (48 digits for 3DES or AES-192)".into(),
                 )
             })?);
-            return MgmKey::from_bytes(&*bytes, None).map(Plan::Custom).map_err(|_| {
-                TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into())
-            });
+            if algorithms_of(bytes.len()).is_empty() {
+                return Err(TokenError::Other("the management key has the wrong length: give 48 hex digits (3DES or AES-192), 32 (AES-128) or 64 (AES-256)".into()));
+            }
+            return Ok(Plan::Custom(bytes));
         }
         let v = yk.version();
         Ok(Plan::Managed {
@@ -125,8 +127,9 @@ pub(super) fn authenticate(
     need: bool,
 ) -> Result<MgmOutcome, TokenError> {
     let (default, aes, keep_default) = match plan {
-        Plan::Custom(key) => {
-            return match card.authenticate(key)? {
+        Plan::Custom(bytes) => {
+            let key = custom_key(card, bytes, serial)?;
+            return match card.authenticate(&key)? {
                 true => Ok(MgmOutcome::Custom),
                 false => Err(TokenError::Other(format!(
                     "YubiKey {serial} refused that management key: check it and run again (`ykman piv info` shows its algorithm)"
@@ -205,6 +208,42 @@ pub(super) fn authenticate(
         serial,
     )?;
     Ok(MgmOutcome::Replaced { aes })
+}
+
+/// The algorithms whose keys are `len` bytes long.
+fn algorithms_of(len: usize) -> &'static [MgmAlgorithmId] {
+    match len {
+        16 => &[MgmAlgorithmId::Aes128],
+        24 => &[MgmAlgorithmId::ThreeDes, MgmAlgorithmId::Aes192],
+        32 => &[MgmAlgorithmId::Aes256],
+        _ => &[],
+    }
+}
+
+/// The typed-in key `bytes` as a key of the card's algorithm, from its metadata; a card that
+/// does not say (before firmware 5.3) has a 3DES key. 24 bytes are 3DES or AES-192 alike,
+/// and the crate, asked to pick by length, took only 3DES: an AES-192 key (firmware 5.7's
+/// default algorithm, the one ykman sets there, the one tapsign stores) was refused as
+/// wrong, and 32 or 64 hex digits as the wrong length.
+fn custom_key(card: &mut HeldCard<'_>, bytes: &[u8], serial: u32) -> Result<MgmKey, TokenError> {
+    let alg = current_algorithm(card)?.unwrap_or(MgmAlgorithmId::ThreeDes);
+    let (name, digits) = match alg {
+        MgmAlgorithmId::ThreeDes => ("3DES", 48),
+        MgmAlgorithmId::Aes128 => ("AES-128", 32),
+        MgmAlgorithmId::Aes192 => ("AES-192", 48),
+        MgmAlgorithmId::Aes256 => ("AES-256", 64),
+    };
+    if !algorithms_of(bytes.len()).contains(&alg) {
+        return Err(TokenError::Other(format!(
+            "YubiKey {serial}'s management key is {name}, {digits} hex digits, and that one has {}: check it and run again",
+            2 * bytes.len()
+        )));
+    }
+    MgmKey::from_bytes(bytes, Some(alg)).map_err(|_| {
+        TokenError::Other(format!(
+            "that management key is not a usable {name} key: check it and run again"
+        ))
+    })
 }
 
 /// The stored key did not authenticate, nor did the factory one.
