@@ -436,7 +436,9 @@ fn set_key(card: &mut HeldCard<'_>, key: &MgmKey) -> Result<u16, TokenError> {
 /// the old one held is kept when it fits one command, as the `yubikey` crate keeps it; else
 /// dropped, as ykman drops it.
 fn protected(old: Option<&[u8]>, key: &[u8], previous: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
-    let mut items = Zeroizing::new(Vec::new());
+    // Room for the keys up front, as they go in last: a Vec that grows once the new key is in
+    // it (adding `previous`) copies that key into a new buffer and frees the old one unwiped.
+    let mut items = Zeroizing::new(Vec::with_capacity(PUT_MAX));
     if let Some((TAG_PROTECTED, inner, _)) = old.and_then(take) {
         let mut rest = inner;
         while let Some((tag, value, next)) = take(rest) {
