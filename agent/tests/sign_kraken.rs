@@ -158,6 +158,22 @@ fn kraken_order_requests_carry_a_deadline_the_agent_stamps() {
             "nonce=1616492376594&deadline=2021-03-23T09%3A40%3A06Z"
         );
     }
+    // AddOrderBatch, which the profile leaves out and a key's entry naming it signs, places
+    // up to 15 orders: held back without a deadline, they stayed good at Kraken as long as
+    // a lone AddOrder's did before.
+    let s = sign_with(
+        Some(NONCE),
+        "/0/private/AddOrderBatch",
+        r#"{"pair":"XBTUSD","orders":[{"ordertype":"market","type":"buy","volume":"1"}]}"#,
+    )
+    .expect("signs");
+    assert!(
+        s.body.starts_with(
+            r#"{"nonce":"1616492376594","deadline":"2021-03-23T09:40:06Z","pair":"XBTUSD""#
+        ),
+        "{}",
+        s.body
+    );
     // Cancels and reads move nothing, and Kraken's reference gives them no deadline.
     for path in ["/0/private/CancelOrder", "/0/private/Balance"] {
         let s = sign_with(Some(NONCE), path, "txid=O1").expect("signs");

@@ -32,9 +32,11 @@ use crate::credential::Credential;
 /// The methods that place or change an order, each of which takes `deadline` (Kraken's REST
 /// reference: "RFC3339 timestamp (e.g. 2021-04-01T00:18:45Z) after which the matching engine
 /// should reject the new order request", at least now + 2 s and at most now + 60 s). These are
-/// the profile's order methods; cancels and reads move nothing and carry no deadline.
-pub const ORDER_METHODS: [&str; 3] = [
+/// the profile's order methods and AddOrderBatch, which the profile leaves out but a key's
+/// entry naming it word for word signs; cancels and reads move nothing and carry no deadline.
+pub const ORDER_METHODS: [&str; 4] = [
     "/0/private/AddOrder",
+    "/0/private/AddOrderBatch",
     "/0/private/AmendOrder",
     "/0/private/EditOrder",
 ];

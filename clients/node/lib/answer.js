@@ -87,7 +87,7 @@ const JSON_SPACE = /^[ \t\n\r]*/;
 const time = (colon) => `[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}${colon}[0-9]{2}${colon}[0-9]{2}Z`;
 const KRAKEN_FORM_STAMPS = new RegExp(`^[0-9]+(&deadline=${time('%3A')})?$`);
 const KRAKEN_JSON_STAMPS = new RegExp(`^[0-9]+(","deadline":"${time(':')})?$`);
-const KRAKEN_ORDERS = new Set(['/0/private/AddOrder', '/0/private/AmendOrder', '/0/private/EditOrder']);
+const KRAKEN_ORDERS = new Set(['/0/private/AddOrder', '/0/private/AddOrderBatch', '/0/private/AmendOrder', '/0/private/EditOrder']);
 
 function krakenShape(sent, [query, signed]) {
   if (sent.method !== 'POST' || sent.query !== '' || query !== '') return false;

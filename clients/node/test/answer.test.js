@@ -41,6 +41,7 @@ const THE_AGENTS_ANSWERS = [
   [['POST', '/0/private/EditOrder', '', ''], ['', `nonce=17&deadline=${DEADLINE_FORM}`]],
   [['POST', '/0/private/AmendOrder', '', '{"txid":"O1"}'], ['', `{"nonce":"17","deadline":"${DEADLINE}","txid":"O1"}`]],
   [['POST', '/0/private/AmendOrder', '', '{}'], ['', `{"nonce":"17","deadline":"${DEADLINE}"}`]],
+  [['POST', '/0/private/AddOrderBatch', '', '{"orders":[]}'], ['', `{"nonce":"17","deadline":"${DEADLINE}","orders":[]}`]],
   [['POST', '/0/private/AddOrder', '', `pair=XBTUSD&deadline=${DEADLINE}`], ['', `nonce=17&pair=XBTUSD&deadline=${DEADLINE}`]],
   [['POST', '/0/private/AmendOrder', '', `{"deadline":"${DEADLINE}"}`], ['', `{"nonce":"17","deadline":"${DEADLINE}"}`]],
 ];

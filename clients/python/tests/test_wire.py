@@ -192,6 +192,7 @@ THE_AGENTS_ANSWERS = [
     (("POST", "/0/private/EditOrder", "", ""), ("", f"nonce=17&deadline={DEADLINE_FORM}")),
     (("POST", "/0/private/AmendOrder", "", '{"txid":"O1"}'), ("", f'{{"nonce":"17","deadline":"{DEADLINE}","txid":"O1"}}')),
     (("POST", "/0/private/AmendOrder", "", "{}"), ("", f'{{"nonce":"17","deadline":"{DEADLINE}"}}')),
+    (("POST", "/0/private/AddOrderBatch", "", '{"orders":[]}'), ("", f'{{"nonce":"17","deadline":"{DEADLINE}","orders":[]}}')),
     (("POST", "/0/private/AddOrder", "", f"pair=XBTUSD&deadline={DEADLINE}"), ("", f"nonce=17&pair=XBTUSD&deadline={DEADLINE}")),
     (("POST", "/0/private/AmendOrder", "", f'{{"deadline":"{DEADLINE}"}}'), ("", f'{{"nonce":"17","deadline":"{DEADLINE}"}}')),
 ]

@@ -272,7 +272,7 @@ _JSON_SPACE = " \t\n\r"
 _TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}%(c)s[0-9]{2}%(c)s[0-9]{2}Z"
 _KRAKEN_FORM_STAMPS = re.compile(r"[0-9]+(&deadline=" + _TIME % {"c": "%3A"} + ")?")
 _KRAKEN_JSON_STAMPS = re.compile(r'[0-9]+(","deadline":"' + _TIME % {"c": ":"} + ")?")
-_KRAKEN_ORDERS = frozenset({"/0/private/AddOrder", "/0/private/AmendOrder", "/0/private/EditOrder"})
+_KRAKEN_ORDERS = frozenset({"/0/private/AddOrder", "/0/private/AddOrderBatch", "/0/private/AmendOrder", "/0/private/EditOrder"})
 
 
 def _kraken_shape(sent: Mapping[str, Any], got: "tuple[str, str]") -> bool:
