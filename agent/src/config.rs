@@ -274,9 +274,10 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
             return Err(format!(
                 "{at} ({} {}) takes {withheld}; an entry signs such an endpoint only where its \
                  path names it word for word, never through a placeholder. Hold the \
-                 placeholder to the segments you mean ({{name:a|b}}) or write an entry for \
-                 each endpoint; if this key must send that one, give it an entry of its own \
-                 (docs/policy.md, \"Changing a key's profile\")",
+                 placeholder to the segments you mean ({{name:a|b}}, none that a trading \
+                 profile's endpoint has in that place: write those word for word) or write an \
+                 entry for each endpoint; if this key must send that one, give it an entry of \
+                 its own (docs/policy.md, \"Changing a key's profile\")",
                 entry.method, entry.path
             ));
         }
@@ -311,7 +312,8 @@ fn key_policy(name: &str, key: RawKey) -> Result<KeyPolicy, String> {
                 "{at} ({} {}): {table}.allow[{j}] ({} {}) already takes its requests, or some \
                  of them, and only the first entry that takes a request is used, so this one \
                  would not count there; merge the two into one, or hold a placeholder to the \
-                 segments it is for ({{name:a|b}})",
+                 segments it is for ({{name:a|b}}, none that a trading profile's endpoint has \
+                 in that place: write those word for word)",
                 entry.method, entry.path, first.method, first.path
             ));
         }
@@ -836,6 +838,35 @@ mod tests {
         ] {
             Config::parse(&config(entry)).unwrap();
         }
+    }
+
+    /// The advice of the F1 and F3 refusals, followed: a placeholder held to segments loads,
+    /// but not one listing a segment a profile endpoint has there (R1 refuses it), so both say
+    /// to write those word for word, which loads beside the held placeholder.
+    #[test]
+    fn holding_a_placeholder_as_advised_names_the_segments_that_need_an_entry_of_their_own() {
+        let config = |entries: &[&str]| {
+            let each: Vec<String> = entries
+                .iter()
+                .map(|p| format!("{{ method = \"POST\", path = \"{p}\", params = [\"a\"] }}"))
+                .collect();
+            Config::parse(&format!("[keys.k]\nallow = [{}]\n", each.join(", ")))
+        };
+        let advised = "none that a trading profile's endpoint has in that place: write those \
+                       word for word";
+        // F1: the entry takes a withheld endpoint.
+        let err = config(&["/api/v5/account/{setting}"]).unwrap_err();
+        assert!(err.contains("{name:a|b}") && err.contains(advised), "{err}");
+        // F3: two entries take one request.
+        let err = config(&["/api/v5/{s}/set-greeks", "/api/v5/account/set-greeks"]).unwrap_err();
+        assert!(err.contains("{name:a|b}") && err.contains(advised), "{err}");
+        // Held to a segment the OKX profile has an endpoint for: refused; word for word, loads.
+        config(&["/api/v5/account/{setting:set-leverage|set-greeks}"]).unwrap_err();
+        config(&[
+            "/api/v5/account/{setting:set-greeks|set-fee-type}",
+            "/api/v5/account/set-leverage",
+        ])
+        .unwrap();
     }
 
     /// Red-team round 27: `params` took `*` and `a.*` (any one key under `a`), undocumented,
