@@ -225,6 +225,23 @@ fn no_placeholder_entry_reaches_a_withheld_endpoint_and_no_refusal_there_hands_a
     );
 }
 
+/// No profile endpoint takes an endpoint left out on purpose through a placeholder, which is
+/// why the signing check of F1 looks at a key's own entries only: each, written as a key's
+/// entry, loads (and would not, were it such an entry).
+#[test]
+fn no_profile_endpoint_takes_a_withheld_endpoint_through_a_placeholder() {
+    for &exchange in Exchange::ALL.iter() {
+        for e in &policy::profile::builtin(exchange).endpoints {
+            let line = format!(
+                "{{ method = \"{}\", path = \"{}\", params = [\"a\"] }}",
+                e.method, e.path
+            );
+            Config::parse(&format!("[keys.k]\nallow = [{line}]\n"))
+                .unwrap_or_else(|err| panic!("{exchange} {line}: {err}"));
+        }
+    }
+}
+
 /// Red-team round 27, F3: with a placeholder entry before a literal one that takes the same
 /// request, the first signed what the second narrowed (`greeksType=BS` where the literal entry
 /// listed `PA` only); swapped, the same request was refused. Such a pair is refused when

@@ -2303,8 +2303,10 @@ pub fn check_request<'p>(
         return Err(denial.into());
     }
     // An endpoint left out on purpose is signed only under an entry naming its path word for
-    // word, never through a placeholder (red-team round 27, F1).
-    if endpoint.path.contains('{')
+    // word, never through a placeholder (red-team round 27, F1). A key's entry only: no profile
+    // endpoint takes one (key_entries.rs checks each), and this runs on every signature.
+    if source == profile::Source::Config
+        && endpoint.path.contains('{')
         && let Some(w) = rules::withheld_endpoint(exchange, &parsed.method, &parsed.segments)
         && !rules::names_literally(w, &endpoint.path)
     {
