@@ -347,9 +347,6 @@ fn home_agents(paths: &Paths) -> Vec<Held> {
     if !proc_is_ours() {
         return Vec::new();
     }
-    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
-        return Vec::new();
-    };
     let mut agents: Vec<Held> = Vec::new();
     for dir in [&paths.state_dir, &paths.data_dir] {
         // Opened to read the mount it is on (claim::LockedFile); a folder of ours is readable.
@@ -359,11 +356,13 @@ fn home_agents(paths: &Paths) -> Vec<Held> {
         else {
             continue;
         };
-        let holds = |pid: u32| {
-            std::fs::read_to_string("/proc/locks")
-                .is_ok_and(|now| held.holders(&now).contains(&pid))
-        };
-        for pid in held.holders(&locks) {
+        let holds = |pid: u32| lock_table_says(|now| held.holders(now).contains(&pid));
+        let mut found = Vec::new();
+        lock_table_says(|now| {
+            found = held.holders(now);
+            !found.is_empty()
+        });
+        for pid in found {
             if agents.iter().any(|a| a.pid == pid) {
                 continue;
             }
@@ -375,6 +374,16 @@ fn home_agents(paths: &Paths) -> Vec<Held> {
         }
     }
     agents
+}
+
+/// Whether `says` holds of /proc/locks, read up to three times until it does: the kernel
+/// writes the table out a page at a time, and locks other programs take and drop meanwhile can
+/// make one read skip a line, the agent's among them (a lock hook then found no agent to
+/// signal, in a rehearsal of the test suite, whose tests take and drop locks all the time). A
+/// line read is one the kernel had after the read began, so a retry names no process the
+/// table had stopped naming before it.
+fn lock_table_says(mut says: impl FnMut(&str) -> bool) -> bool {
+    (0..3).any(|_| std::fs::read_to_string("/proc/locks").is_ok_and(|table| says(&table)))
 }
 
 /// Whether /proc speaks of this process's pid namespace: `/proc/self` names this process by
