@@ -95,13 +95,27 @@ fn the_traders_unlock_is_named_by_its_path_and_a_hidden_client_by_its_own_name()
     .unwrap();
     let out = {
         use std::os::unix::process::CommandExt;
-        std::process::Command::new(&hidden)
-            .arg(&w.sock)
-            .arg("kb")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .unwrap()
+        // A copy just written can be "busy" for a moment: a test thread that forks meanwhile
+        // holds the copy's write descriptor until its child execs (ETXTBSY).
+        let run = || {
+            std::process::Command::new(&hidden)
+                .arg(&w.sock)
+                .arg("kb")
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .output()
+        };
+        let mut out = run();
+        for _ in 0..50 {
+            match &out {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out = run();
+                }
+                _ => break,
+            }
+        }
+        out.unwrap()
     };
     assert!(out.status.success(), "{out:?}");
     let audit = w.run(&["audit"], "").ok().to_owned();
