@@ -433,9 +433,8 @@ fn live_agent_pid(pid_file: &std::path::Path) -> Option<u32> {
     let mut text = String::new();
     f.by_ref().take(32).read_to_string(&mut text).ok()?;
     let said: u32 = text.trim().parse().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let held = tapsign_agent::claim::LockedFile::of(&f).ok()?;
-    held.holders(&locks).contains(&said).then_some(said)
+    lock_table_says(|locks| held.holders(locks).contains(&said)).then_some(said)
 }
 
 /// Whether `pid` is a `tapsign agent` running as `uid`. Read from files any process of the
